@@ -1,0 +1,3 @@
+from xtracker_server.cli import main
+
+main()

@@ -1,0 +1,37 @@
+"""``create_app(settings)``: the Starlette application. Its lifespan opens the store (migrating
+the file) and starts the group-commit writer; on shutdown it drains and closes them."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from starlette.applications import Starlette
+
+from xtracker_server import admin, ingress
+from xtracker_server.auth import Authenticator
+from xtracker_server.config import Settings
+from xtracker_server.errors import EXCEPTION_HANDLERS
+from xtracker_server.state import AppState
+from xtracker_server.store.runtime import Store
+
+
+def create_app(settings: Settings) -> Starlette:
+    store = Store(settings.db, sync=settings.sync)
+    state = AppState(settings=settings, store=store, auth=Authenticator(store, settings))
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await store.open()
+        try:
+            yield
+        finally:
+            await store.close()
+
+    app = Starlette(
+        routes=[*ingress.routes, *admin.routes],
+        exception_handlers=EXCEPTION_HANDLERS,
+        lifespan=lifespan,
+    )
+    app.state.xt = state
+    return app

@@ -1,0 +1,70 @@
+"""Settings: every ``XTRACKER_*`` variable of ARCHITECTURE.md §5, each also a flag of
+``xtracker serve``. The CLI resolves flags and environment; the app only sees ``Settings``."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from dataclasses import dataclass, replace
+from typing import Literal
+
+SyncMode = Literal["OFF", "NORMAL", "FULL", "EXTRA"]
+SYNC_MODES: tuple[str, ...] = ("OFF", "NORMAL", "FULL", "EXTRA")
+
+#: Bodies above this are refused with 413 before they are parsed.
+MAX_BODY_BYTES = 64 * 1024
+
+
+@dataclass(frozen=True)
+class Settings:
+    db: str = "./xtracker.db"
+    host: str = "127.0.0.1"
+    port: int = 8000
+    public_url: str | None = None
+    admin_token: str | None = None
+    sync: SyncMode = "FULL"
+    worker: bool = True
+    retry_base_s: float = 30.0
+    retry_cap_s: float = 3600.0
+    retry_max_age_s: float = 86400.0
+    allow_private_destinations: bool = False
+    fb_graph_url: str = "https://graph.facebook.com"
+    fb_api_version: str = "v21.0"
+    trusted_proxies: tuple[str, ...] = ()
+    #: Requests per second allowed per credential (burst: twice that); 0 turns the limit off.
+    rate_limit: float = 1000.0
+    #: How long a looked-up credential is trusted before the database is asked again: a key
+    #: created or rotated by the CLI in another process is seen within this many seconds.
+    credential_cache_s: float = 2.0
+
+    def __post_init__(self) -> None:
+        if self.sync not in SYNC_MODES:
+            raise ValueError(f"XTRACKER_SYNC must be one of {', '.join(SYNC_MODES)}")
+        for proxy in self.trusted_proxies:
+            ipaddress.ip_network(proxy, strict=False)  # raises a clear ValueError if bad
+        if self.rate_limit < 0:
+            raise ValueError("XTRACKER_RATE_LIMIT must be zero (off) or positive")
+
+    @property
+    def base_url(self) -> str:
+        return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
+
+    def with_(self, **changes: object) -> Settings:
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+
+def parse_bool(raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in ("1", "on", "true", "yes"):
+        return True
+    if value in ("0", "off", "false", "no", ""):
+        return False
+    raise ValueError(f"expected on/off, got {raw!r}")
+
+
+def parse_proxies(raw: str | None) -> tuple[str, ...]:
+    return tuple(p.strip() for p in (raw or "").split(",") if p.strip())
+
+
+def default_db() -> str:
+    return os.environ.get("XTRACKER_DB", "./xtracker.db")

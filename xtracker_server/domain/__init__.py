@@ -1,0 +1,1 @@
+"""Pure logic, no I/O: everything here is a function of its arguments."""

@@ -1,0 +1,21 @@
+"""Tolerant query-string parsing for postbacks.
+
+Networks fill URLs in odd ways: empty macros (``&value=&``), and a second ``?`` appended to a
+URL that already had one (``...&event=reg?sub=1``). Both must parse as the user meant.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qsl
+
+
+def parse_query(raw: str) -> dict[str, str]:
+    """Name -> first non-empty value. Empty parameters count as absent; every ``?`` after the
+    first separates parameters like ``&``."""
+    raw = raw.lstrip("?").replace("?", "&")
+    params: dict[str, str] = {}
+    for name, value in parse_qsl(raw, keep_blank_values=False, errors="replace"):
+        value = value.strip()
+        if value and name not in params:
+            params[name] = value
+    return params

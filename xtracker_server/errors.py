@@ -1,0 +1,109 @@
+"""Every error a client can get: ``{"ok": false, "error": "<code>", "detail": "..."}``.
+
+400 malformed          the body is not JSON, or not a JSON object
+401 unauthorized       no credential, a wrong one, or one of the wrong kind
+404 not_found          no such endpoint or object
+405 method_not_allowed
+409 uid_already_bound  /bind: the uid belongs to another Telegram user (the first bind stays)
+413 too_large          the body is over 64 KiB
+422 invalid_field      a field is missing, has the wrong type or an impossible value
+429 rate_limited       too many requests with this credential; see Retry-After
+503 unavailable        the database could not commit; nothing was stored, retry
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from pydantic import ValidationError
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from xtracker_server.store.writer import StoreUnavailable
+
+log = logging.getLogger("xtracker")
+
+
+class ApiError(Exception):
+    def __init__(
+        self,
+        status: int,
+        error: str,
+        detail: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        **extra: Any,
+    ) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.error = error
+        self.detail = detail
+        self.headers = headers
+        self.extra = extra
+
+
+def invalid(exc: ValidationError, *, renames: dict[str, str] | None = None) -> ApiError:
+    """422 naming the first bad field and why (all of them in ``fields``)."""
+    problems: list[dict[str, str]] = []
+    for err in exc.errors(include_url=False):
+        field = ".".join(str(p) for p in err["loc"]) or "body"
+        field = (renames or {}).get(field, field)
+        message = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            message = "is not a known field"
+        elif err["type"] == "missing":
+            message = "is required"
+        problems.append({"field": field, "problem": message})
+    first = problems[0]
+    detail = "; ".join(f"{p['field']}: {p['problem']}" for p in problems)
+    return ApiError(422, "invalid_field", detail, field=first["field"], fields=problems)
+
+
+def error_response(exc: ApiError) -> JSONResponse:
+    body = {"ok": False, "error": exc.error, "detail": exc.detail, **exc.extra}
+    return JSONResponse(body, status_code=exc.status, headers=exc.headers)
+
+
+async def on_api_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ApiError)
+    return error_response(exc)
+
+
+_HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 400: "malformed"}
+
+
+async def on_http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    code = _HTTP_CODES.get(exc.status_code, "error")
+    detail = {
+        404: f"no endpoint {request.url.path}; see docs/api.md",
+        405: f"{request.method} is not allowed on {request.url.path}",
+    }.get(exc.status_code, str(exc.detail))
+    return error_response(ApiError(exc.status_code, code, detail, headers=exc.headers))
+
+
+async def on_store_unavailable(request: Request, exc: Exception) -> Response:
+    return error_response(
+        ApiError(
+            503,
+            "unavailable",
+            "storage is unavailable; nothing was stored, retry later",
+            headers={"Retry-After": "5"},
+        )
+    )
+
+
+async def on_unexpected(request: Request, exc: Exception) -> Response:
+    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    return error_response(ApiError(500, "internal", "internal error; nothing was acknowledged"))
+
+
+EXCEPTION_HANDLERS = {
+    ApiError: on_api_error,
+    HTTPException: on_http_error,
+    StoreUnavailable: on_store_unavailable,
+    Exception: on_unexpected,
+}

@@ -1,0 +1,66 @@
+"""Reading requests: bounded bodies, strict JSON, tolerant query strings."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+from starlette.requests import Request
+
+from xtracker_server.config import MAX_BODY_BYTES
+from xtracker_server.domain.query import parse_query
+from xtracker_server.errors import ApiError, invalid
+
+M = TypeVar("M", bound=BaseModel)
+
+_TOO_LARGE = ApiError(413, "too_large", f"the body is over {MAX_BODY_BYTES // 1024} KiB")
+
+
+async def read_body(request: Request) -> bytes:
+    """The body, refused with 413 as soon as it passes the limit (declared or streamed)."""
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        if not declared.isdigit():
+            raise ApiError(400, "malformed", "Content-Length is not a number")
+        if int(declared) > MAX_BODY_BYTES:
+            raise _TOO_LARGE
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            raise _TOO_LARGE
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def read_json_object(request: Request) -> dict[str, Any]:
+    """The body as a JSON object. Numbers with a fraction become ``Decimal``, so an amount sent
+    as a JSON number (``25.10``) is kept exactly."""
+    body = await read_body(request)
+    if not body.strip():
+        raise ApiError(400, "malformed", "the body is empty: send a JSON object")
+    try:
+        data = json.loads(body, parse_float=Decimal, parse_constant=_no_constant)
+    except (ValueError, RecursionError) as exc:
+        raise ApiError(400, "malformed", f"the body is not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise ApiError(400, "malformed", "the body must be a JSON object")
+    return data
+
+
+def _no_constant(name: str) -> None:
+    raise ValueError(f"{name} is not allowed")
+
+
+def query_params(request: Request) -> dict[str, str]:
+    return parse_query(request.scope["query_string"].decode("latin-1"))
+
+
+def validate(model: type[M], data: dict[str, Any], *, renames: dict[str, str] | None = None) -> M:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise invalid(exc, renames=renames) from None

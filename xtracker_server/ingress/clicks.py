@@ -1,0 +1,46 @@
+"""``POST /clicks`` (bearer, JSON): a click that did not come through our landing page."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+from xtracker_client import ClickIn
+from xtracker_server.auth import now_ms
+from xtracker_server.domain.clicks import ClickDraft, fbc_from_fbclid, fields_from_query, new_uid
+from xtracker_server.errors import ApiError
+from xtracker_server.ingress._http import read_json_object, validate
+from xtracker_server.state import app_state
+from xtracker_server.store.clicks import insert_click
+from xtracker_server.store.links import link_by_slug
+
+
+async def post_clicks(request: Request) -> JSONResponse:
+    state = app_state(request)
+    space_id = await state.auth.bearer_space(request)
+    req = validate(ClickIn, await read_json_object(request))
+    link_id = None
+    if req.link_slug is not None:
+        link = await state.store.read(link_by_slug, space_id, req.link_slug)
+        if link is None or not link.enabled:
+            why = "no such link in this space" if link is None else "the link is disabled"
+            raise ApiError(422, "invalid_field", f"link_slug: {why}", field="link_slug")
+        link_id = link.id
+    fbclid, fields = fields_from_query(req.raw_query)
+    fbclid = req.fbclid or fbclid
+    if req.campaign_name:
+        fields["campaign_name"] = req.campaign_name
+    created = now_ms()
+    draft = ClickDraft(
+        space_id=space_id,
+        uid=new_uid(),
+        created_ms=created,
+        source="api",
+        link_id=link_id,
+        fbclid=fbclid,
+        fbc=fbc_from_fbclid(fbclid, created) if fbclid else None,
+        raw_query=req.raw_query,
+        fields=fields,
+    )
+    uid = await state.store.write(insert_click, draft)
+    return JSONResponse({"ok": True, "uid": uid})

@@ -1,0 +1,83 @@
+"""``POST /events`` (bearer, JSON) and ``GET /e`` (ingest token, query string: postbacks)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+from xtracker_client import CanonicalEvent, EventIn
+from xtracker_server.auth import now_ms
+from xtracker_server.domain.credentials import CredentialKind
+from xtracker_server.domain.dedup import dedup_key
+from xtracker_server.ingress._http import query_params, read_json_object, validate
+from xtracker_server.state import app_state
+from xtracker_server.store.inbox import InboxDraft, insert_event
+
+#: GET /e names that differ from the JSON body's.
+_QUERY_RENAMES = {"t": "occurred_at_ms"}
+_QUERY_FIELDS = ("event", "uid", "value", "currency", "eid", "t", "tg_id")
+
+
+async def post_events(request: Request) -> JSONResponse:
+    state = app_state(request)
+    space_id = await state.auth.bearer_space(request)
+    event = validate(EventIn, await read_json_object(request))
+    return JSONResponse(await record_event(request, space_id, event, source="api"))
+
+
+async def get_e(request: Request) -> JSONResponse:
+    state = app_state(request)
+    params = query_params(request)
+    space_id = await state.auth.space(
+        params.get("token"), CredentialKind.INGEST, "add ?token=<space ingest token>"
+    )
+    # Networks append parameters of their own: only ours are read, the rest is ignored.
+    data = {_QUERY_RENAMES.get(k, k): params[k] for k in _QUERY_FIELDS if k in params}
+    event = validate(EventIn, data, renames={"occurred_at_ms": "t"})
+    return JSONResponse(await record_event(request, space_id, event, source="postback"))
+
+
+async def record_event(
+    request: Request, space_id: int, event: EventIn, *, source: str
+) -> dict[str, Any]:
+    """Write the event to the inbox (deduplicated) and answer only after the commit."""
+    received = now_ms()
+    occurred = event.occurred_at_ms if event.occurred_at_ms is not None else received
+    warnings: list[str] = []
+    value = currency = None
+    if event.event is CanonicalEvent.DEPOSIT:
+        if event.value is None:
+            warnings.append("deposit without value: recorded, but it adds no revenue")
+        else:
+            value, currency = str(event.value), event.currency
+    elif event.value is not None or "currency" in event.model_fields_set:
+        warnings.append(
+            f"value and currency are kept only on deposit; not stored for {event.event.value}"
+        )
+    draft = InboxDraft(
+        space_id=space_id,
+        dedup_key=dedup_key(
+            space_id, event.uid, event.tg_id, event.event.value, event.eid, occurred
+        ),
+        event=event.event.value,
+        uid=event.uid,
+        tg_id=event.tg_id,
+        eid=event.eid,
+        value=value,
+        currency=currency,
+        occurred_at_ms=occurred,
+        received_ms=received,
+        source=source,
+    )
+    outcome = await app_state(request).store.write(insert_event, draft)
+    answer: dict[str, Any] = {
+        "ok": True,
+        "status": "duplicate" if outcome.duplicate else "queued",
+        "inbox_id": str(outcome.inbox_id),
+        "attributed": outcome.uid is not None,
+    }
+    if warnings and not outcome.duplicate:
+        answer["warnings"] = warnings
+    return answer

@@ -1,0 +1,23 @@
+"""What the request handlers share: settings, the store and the authenticator."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from starlette.requests import Request
+
+from xtracker_server.auth import Authenticator
+from xtracker_server.config import Settings
+from xtracker_server.store.runtime import Store
+
+
+@dataclass
+class AppState:
+    settings: Settings
+    store: Store
+    auth: Authenticator
+
+
+def app_state(request: Request) -> AppState:
+    state: AppState = request.app.state.xt
+    return state

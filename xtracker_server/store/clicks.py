@@ -1,0 +1,37 @@
+"""Clicks: each mints the uid that follows the user into Telegram."""
+
+from __future__ import annotations
+
+import dataclasses
+import sqlite3
+
+from xtracker_server.domain.clicks import CAMPAIGN_FIELDS, UTM_FIELDS, ClickDraft, new_uid
+
+_COLUMNS = (
+    "space_id", "uid", "link_id", "source", "created_ms", "ip", "user_agent", "referrer",
+    "fbclid", "fbc", "fbp", "country", "raw_query", *CAMPAIGN_FIELDS, *UTM_FIELDS,
+)  # fmt: skip
+_INSERT = (
+    f"INSERT INTO clicks ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})"
+    " ON CONFLICT (space_id, uid) DO NOTHING"
+)
+
+
+def insert_click(conn: sqlite3.Connection, draft: ClickDraft) -> str:
+    """Store the click and return its uid (a fresh one in the astronomically unlikely case
+    that the drafted uid is taken)."""
+    for _ in range(5):
+        row = {**dataclasses.asdict(draft), **draft.fields}
+        if conn.execute(_INSERT, [row.get(c) for c in _COLUMNS]).rowcount == 1:
+            return draft.uid
+        draft = dataclasses.replace(draft, uid=new_uid())
+    raise RuntimeError("could not mint a unique uid")
+
+
+def click_exists(conn: sqlite3.Connection, space_id: int, uid: str) -> bool:
+    return (
+        conn.execute(
+            "SELECT 1 FROM clicks WHERE space_id = ? AND uid = ?", (space_id, uid)
+        ).fetchone()
+        is not None
+    )

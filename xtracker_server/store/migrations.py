@@ -1,0 +1,131 @@
+"""Numbered schema migrations, applied in order at start-up; ``PRAGMA user_version`` holds the
+number of the last one applied. Never edit a released migration: add the next one."""
+
+from __future__ import annotations
+
+import sqlite3
+
+MIGRATIONS: tuple[str, ...] = (
+    # 1: spaces, credentials, links, clicks, the inbox and binds.
+    """
+    CREATE TABLE spaces (
+        id          INTEGER PRIMARY KEY,
+        name        TEXT NOT NULL,
+        created_ms  INTEGER NOT NULL
+    );
+
+    -- Secrets are stored only as SHA-256. space_id is NULL for the operator's admin token.
+    CREATE TABLE credentials (
+        id          INTEGER PRIMARY KEY,
+        space_id    INTEGER REFERENCES spaces(id),
+        kind        TEXT NOT NULL CHECK (kind IN ('bearer', 'ingest', 'admin')),
+        hash        BLOB NOT NULL UNIQUE,
+        hint        TEXT NOT NULL,
+        created_ms  INTEGER NOT NULL,
+        expires_ms  INTEGER
+    );
+    CREATE INDEX credentials_space ON credentials(space_id, kind);
+
+    CREATE TABLE links (
+        id          INTEGER PRIMARY KEY,
+        space_id    INTEGER NOT NULL REFERENCES spaces(id),
+        slug        TEXT NOT NULL UNIQUE,
+        kind        TEXT NOT NULL,
+        target      TEXT NOT NULL,
+        enabled     INTEGER NOT NULL DEFAULT 1,
+        created_ms  INTEGER NOT NULL
+    );
+    CREATE INDEX links_space ON links(space_id);
+
+    CREATE TABLE clicks (
+        id            INTEGER PRIMARY KEY,
+        space_id      INTEGER NOT NULL REFERENCES spaces(id),
+        uid           TEXT NOT NULL,
+        link_id       INTEGER REFERENCES links(id),
+        source        TEXT NOT NULL,
+        created_ms    INTEGER NOT NULL,
+        ip            TEXT,
+        user_agent    TEXT,
+        referrer      TEXT,
+        fbclid        TEXT,
+        fbc           TEXT,
+        fbp           TEXT,
+        country       TEXT,
+        campaign_id   TEXT,
+        campaign_name TEXT,
+        adset_id      TEXT,
+        adset_name    TEXT,
+        ad_id         TEXT,
+        ad_name       TEXT,
+        placement     TEXT,
+        utm_source    TEXT,
+        utm_medium    TEXT,
+        utm_campaign  TEXT,
+        utm_content   TEXT,
+        utm_term      TEXT,
+        raw_query     TEXT,
+        UNIQUE (space_id, uid)
+    );
+    CREATE INDEX clicks_space_time ON clicks(space_id, created_ms);
+
+    -- The durable, deduplicated inbox. uid is NULL while an event is unattributed.
+    CREATE TABLE inbox (
+        id              INTEGER PRIMARY KEY,
+        space_id        INTEGER NOT NULL REFERENCES spaces(id),
+        dedup_key       BLOB NOT NULL UNIQUE,
+        event           TEXT NOT NULL,
+        uid             TEXT,
+        tg_id           INTEGER,
+        eid             TEXT,
+        value           TEXT,
+        currency        TEXT,
+        occurred_at_ms  INTEGER NOT NULL,
+        received_ms     INTEGER NOT NULL,
+        source          TEXT NOT NULL,
+        attributed_by   TEXT
+    );
+    CREATE INDEX inbox_space_uid ON inbox(space_id, uid);
+    CREATE INDEX inbox_space_time ON inbox(space_id, occurred_at_ms);
+    CREATE INDEX inbox_unattributed ON inbox(space_id, tg_id) WHERE uid IS NULL;
+
+    -- uid -> Telegram user. The first binding of a uid wins (compare-and-set).
+    CREATE TABLE binds (
+        space_id    INTEGER NOT NULL REFERENCES spaces(id),
+        uid         TEXT NOT NULL,
+        tg_id       INTEGER NOT NULL,
+        created_ms  INTEGER NOT NULL,
+        PRIMARY KEY (space_id, uid)
+    );
+    CREATE INDEX binds_tg ON binds(space_id, tg_id, created_ms);
+    """,
+)
+
+
+def migrate(conn: sqlite3.Connection) -> int:
+    """Apply the migrations this file has not seen yet; returns the schema version."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        if version > len(MIGRATIONS):
+            raise RuntimeError(
+                f"the database is at schema {version}, newer than this xtracker "
+                f"({len(MIGRATIONS)}): upgrade xtracker"
+            )
+        for number in range(version + 1, len(MIGRATIONS) + 1):
+            for statement in _statements(MIGRATIONS[number - 1]):
+                conn.execute(statement)
+            conn.execute(f"PRAGMA user_version={number}")
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    return len(MIGRATIONS)
+
+
+def _statements(script: str) -> list[str]:
+    # executescript() would commit on its own; splitting keeps each migration in one transaction.
+    return [s.strip() for s in script.split(";") if s.strip() and not _only_comments(s)]
+
+
+def _only_comments(chunk: str) -> bool:
+    return all(not line.strip() or line.strip().startswith("--") for line in chunk.splitlines())

@@ -1,0 +1,64 @@
+"""The store as the server uses it: one group-commit writer and a few reader threads."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+from xtracker_server.store.db import connect, open_db
+from xtracker_server.store.writer import GroupCommitWriter
+
+T = TypeVar("T")
+
+
+class Store:
+    def __init__(self, path: str, *, sync: str = "FULL", readers: int = 4) -> None:
+        self.path = path
+        self.writer = GroupCommitWriter(path, sync=sync)
+        self._readers = ThreadPoolExecutor(max_workers=readers, thread_name_prefix="xtracker-read")
+        self._local = threading.local()
+        self._conns: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+
+    async def open(self) -> None:
+        open_db(self.path).close()  # create and migrate before anyone reads
+        await self.writer.start()
+
+    async def close(self) -> None:
+        await self.writer.stop()
+        self._readers.shutdown(wait=True)
+        with self._lock:
+            for conn in self._conns:
+                conn.close()
+            self._conns.clear()
+
+    async def write(self, op: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+        """Run ``op(conn, *args, **kwargs)`` in the next group commit."""
+        return await self.writer.write(_bind(op, args, kwargs))
+
+    async def read(self, op: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+        """Run ``op(conn, *args, **kwargs)`` on a reader connection (sees committed data)."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._readers, self._read, _bind(op, args, kwargs))
+
+    def _read(self, op: Callable[[sqlite3.Connection], T]) -> T:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = connect(self.path, readonly=True)
+            self._local.conn = conn
+            with self._lock:
+                self._conns.append(conn)
+        return op(conn)
+
+
+def _bind(
+    op: Callable[..., T], args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> Callable[[sqlite3.Connection], T]:
+    def bound(conn: sqlite3.Connection) -> T:
+        return op(conn, *args, **kwargs)
+
+    return bound

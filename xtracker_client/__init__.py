@@ -10,6 +10,7 @@ from xtracker_client._events import (
     ClickIn,
     EventIn,
     check_occurred_at_ms,
+    decimal_text,
     parse_value,
 )
 
@@ -23,5 +24,6 @@ __all__ = [
     "EventIn",
     "__version__",
     "check_occurred_at_ms",
+    "decimal_text",
     "parse_value",
 ]

@@ -75,7 +75,12 @@ def parse_value(raw: object) -> Decimal:
     if isinstance(exponent, int) and -exponent > MAX_VALUE_DECIMALS:
         raise ValueError(f"has more than {MAX_VALUE_DECIMALS} decimal places")
     # Fixed-point form keeps the given scale: "25.00" stays "25.00", "1E+3" becomes "1000".
-    return Decimal(format(value, "f"))
+    return Decimal(decimal_text(value))
+
+
+def decimal_text(value: Decimal) -> str:
+    """An amount as plain fixed-point text, never exponent notation: ``1E-8`` -> ``0.00000001``."""
+    return format(value, "f")
 
 
 def check_occurred_at_ms(ms: int, *, now_ms: int | None = None) -> int:

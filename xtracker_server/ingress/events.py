@@ -7,7 +7,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from xtracker_client import CanonicalEvent, EventIn
+from xtracker_client import CanonicalEvent, EventIn, decimal_text
 from xtracker_server.auth import now_ms
 from xtracker_server.domain.credentials import CredentialKind
 from xtracker_server.domain.dedup import dedup_key
@@ -51,7 +51,7 @@ async def record_event(
         if event.value is None:
             warnings.append("deposit without value: recorded, but it adds no revenue")
         else:
-            value, currency = str(event.value), event.currency
+            value, currency = decimal_text(event.value), event.currency
     elif event.value is not None or "currency" in event.model_fields_set:
         warnings.append(
             f"value and currency are kept only on deposit; not stored for {event.event.value}"

@@ -1,0 +1,166 @@
+"""The store on real SQLite files: migrations, the group-commit writer, credentials."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from xtracker_server.domain.credentials import CredentialKind, hash_secret
+from xtracker_server.store import spaces
+from xtracker_server.store.db import connect, open_db, transaction
+from xtracker_server.store.migrations import MIGRATIONS, migrate
+from xtracker_server.store.writer import GroupCommitWriter, StoreUnavailable
+
+
+def test_migrations_set_user_version_and_are_idempotent(tmp_path: Path) -> None:
+    conn = open_db(str(tmp_path / "a.db"))
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
+    assert migrate(conn) == len(MIGRATIONS)
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+
+
+def test_a_database_from_a_newer_xtracker_is_refused(tmp_path: Path) -> None:
+    path = str(tmp_path / "a.db")
+    open_db(path).execute(f"PRAGMA user_version={len(MIGRATIONS) + 1}")
+    with pytest.raises(RuntimeError, match="upgrade xtracker"):
+        open_db(path)
+
+
+def test_concurrent_writes_are_group_committed(tmp_path: Path) -> None:
+    path = str(tmp_path / "w.db")
+    open_db(path).close()
+
+    def insert(conn: sqlite3.Connection, n: int) -> int:
+        cur = conn.execute("INSERT INTO spaces (name, created_ms) VALUES (?, 0)", (f"s{n}",))
+        return int(cur.lastrowid or 0)
+
+    async def run() -> tuple[list[int], int]:
+        writer = GroupCommitWriter(path)
+        await writer.start()
+        ids = await asyncio.gather(*(writer.write(lambda c, n=n: insert(c, n)) for n in range(500)))
+        batches = writer.batches
+        await writer.stop()
+        return list(ids), batches
+
+    ids, batches = asyncio.run(run())
+    assert len(set(ids)) == 500
+    assert batches < 100  # 500 concurrent writes, far fewer transactions
+    conn = connect(path)
+    assert conn.execute("SELECT count(*) FROM spaces").fetchone()[0] == 500
+
+
+def test_a_failing_operation_is_rolled_back_alone(tmp_path: Path) -> None:
+    path = str(tmp_path / "w.db")
+    open_db(path).close()
+
+    def good(conn: sqlite3.Connection) -> str:
+        conn.execute("INSERT INTO spaces (name, created_ms) VALUES ('good', 0)")
+        return "ok"
+
+    def bad(conn: sqlite3.Connection) -> str:
+        conn.execute("INSERT INTO spaces (name, created_ms) VALUES ('half-done', 0)")
+        raise ValueError("refused")
+
+    async def run() -> list[object]:
+        writer = GroupCommitWriter(path)
+        await writer.start()
+        results = await asyncio.gather(
+            writer.write(good), writer.write(bad), writer.write(good), return_exceptions=True
+        )
+        await writer.stop()
+        return list(results)
+
+    results = asyncio.run(run())
+    assert results[0] == "ok" and results[2] == "ok"
+    assert isinstance(results[1], ValueError)
+    names = [r[0] for r in connect(path).execute("SELECT name FROM spaces ORDER BY id")]
+    assert names == ["good", "good"]
+
+
+def test_the_result_is_committed_before_the_caller_hears_of_it(tmp_path: Path) -> None:
+    path = str(tmp_path / "w.db")
+    open_db(path).close()
+    other = connect(path, readonly=True)
+
+    async def run() -> int:
+        writer = GroupCommitWriter(path)
+        await writer.start()
+        await writer.write(
+            lambda c: c.execute("INSERT INTO spaces (name, created_ms) VALUES ('x', 0)")
+        )
+        seen = other.execute("SELECT count(*) FROM spaces").fetchone()[0]  # another connection
+        await writer.stop()
+        return int(seen)
+
+    assert asyncio.run(run()) == 1
+
+
+def test_a_failed_commit_acknowledges_nobody(tmp_path: Path) -> None:
+    path = str(tmp_path / "w.db")
+    open_db(path).close()
+    blocker = connect(path)
+
+    async def run() -> BaseException | None:
+        writer = GroupCommitWriter(path)
+        await writer.start()
+        assert writer._conn is not None
+        writer._conn.execute("PRAGMA busy_timeout=50")
+        blocker.execute("BEGIN EXCLUSIVE")  # another process holds the write lock
+        try:
+            await writer.write(
+                lambda c: c.execute("INSERT INTO spaces (name, created_ms) VALUES ('x', 0)")
+            )
+        except StoreUnavailable as exc:
+            return exc
+        finally:
+            blocker.execute("ROLLBACK")
+            await writer.stop()
+        return None
+
+    assert isinstance(asyncio.run(run()), StoreUnavailable)
+    assert connect(path).execute("SELECT count(*) FROM spaces").fetchone()[0] == 0
+
+
+def test_writes_after_stop_are_refused(tmp_path: Path) -> None:
+    path = str(tmp_path / "w.db")
+
+    async def run() -> None:
+        writer = GroupCommitWriter(path)
+        await writer.start()
+        await writer.stop()
+        with pytest.raises(StoreUnavailable):
+            await writer.write(lambda c: None)
+
+    asyncio.run(run())
+
+
+def test_rotation_keeps_the_previous_secret_for_24_hours(tmp_path: Path) -> None:
+    conn = open_db(str(tmp_path / "c.db"))
+    with transaction(conn):
+        created = spaces.create_space(conn, "s", 1_000)
+    with transaction(conn):
+        rotation = spaces.rotate_credential(conn, created.space.id, CredentialKind.BEARER, 2_000)
+    assert rotation is not None
+    assert rotation.previous_valid_until_ms == 2_000 + 24 * 3600_000
+    old, new = hash_secret(created.bearer), hash_secret(rotation.secret)
+    assert spaces.find_credential(conn, old, 2_000 + 24 * 3600_000 - 1) is not None
+    assert spaces.find_credential(conn, old, 2_000 + 24 * 3600_000) is None
+    assert spaces.find_credential(conn, new, 10**15) is not None
+    # The ingest token was not touched.
+    assert spaces.find_credential(conn, hash_secret(created.ingest_token), 10**15) is not None
+
+
+def test_rotating_twice_does_not_extend_the_oldest_secret(tmp_path: Path) -> None:
+    conn = open_db(str(tmp_path / "c.db"))
+    with transaction(conn):
+        created = spaces.create_space(conn, "s", 0)
+    with transaction(conn):
+        spaces.rotate_credential(conn, created.space.id, CredentialKind.INGEST, 1_000)
+    with transaction(conn):
+        spaces.rotate_credential(conn, created.space.id, CredentialKind.INGEST, 5_000_000)
+    first_deadline = 1_000 + 24 * 3600_000
+    assert spaces.find_credential(conn, hash_secret(created.ingest_token), first_deadline) is None

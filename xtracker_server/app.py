@@ -11,14 +11,23 @@ from starlette.applications import Starlette
 from xtracker_server import admin, ingress
 from xtracker_server.auth import Authenticator
 from xtracker_server.config import Settings
+from xtracker_server.domain.visitors import parse_networks
 from xtracker_server.errors import EXCEPTION_HANDLERS
+from xtracker_server.landing.cache import LinkCache
+from xtracker_server.landing.routes import routes as landing_routes
 from xtracker_server.state import AppState
 from xtracker_server.store.runtime import Store
 
 
 def create_app(settings: Settings) -> Starlette:
     store = Store(settings.db, sync=settings.sync)
-    state = AppState(settings=settings, store=store, auth=Authenticator(store, settings))
+    state = AppState(
+        settings=settings,
+        store=store,
+        auth=Authenticator(store, settings),
+        links=LinkCache(store, ttl_s=settings.credential_cache_s),
+        trusted_proxies=parse_networks(settings.trusted_proxies),
+    )
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -29,7 +38,7 @@ def create_app(settings: Settings) -> Starlette:
             await store.close()
 
     app = Starlette(
-        routes=[*ingress.routes, *admin.routes],
+        routes=[*ingress.routes, *landing_routes, *admin.all_routes],
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=lifespan,
     )

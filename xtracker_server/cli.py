@@ -7,21 +7,31 @@ directly, also while a server runs on it: the server sees a new or rotated key w
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import sys
 import time
 from collections.abc import Callable
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
 from xtracker_server.config import SYNC_MODES, Settings, parse_proxies
 from xtracker_server.domain.credentials import CredentialKind
-from xtracker_server.store import spaces
+from xtracker_server.domain.links import LinkSpec, check_slug
+from xtracker_server.store import links, spaces
 from xtracker_server.store.db import open_db, transaction
-from xtracker_server.views import new_space_json, rotation_json, space_json
+from xtracker_server.store.links import Link
+from xtracker_server.views import (
+    link_created_json,
+    link_json,
+    new_space_json,
+    rotation_json,
+    space_json,
+)
 
 T = TypeVar("T")
 
@@ -34,7 +44,11 @@ app = typer.Typer(
 space_app = typer.Typer(help="Spaces (tenants).", no_args_is_help=True)
 key_app = typer.Typer(help="Space credentials.", no_args_is_help=True)
 admin_app = typer.Typer(help="The operator's admin token.", no_args_is_help=True)
+link_app = typer.Typer(
+    help="Links: landing pages and redirects that mint clicks.", no_args_is_help=True
+)
 app.add_typer(space_app, name="space")
+app.add_typer(link_app, name="link")
 app.add_typer(key_app, name="key")
 app.add_typer(admin_app, name="admin")
 
@@ -110,6 +124,19 @@ def serve(
             envvar="XTRACKER_RATE_LIMIT", help="Requests/s per credential (burst 2x); 0 = off."
         ),
     ] = 1000.0,
+    country_header: Annotated[
+        str | None,
+        typer.Option(
+            envvar="XTRACKER_COUNTRY_HEADER",
+            help="Header with the visitor's country (CF-IPCountry).",
+        ),
+    ] = None,
+    click_window_s: Annotated[
+        float,
+        typer.Option(
+            envvar="XTRACKER_CLICK_WINDOW_S", help="A repeat visit within this keeps its uid."
+        ),
+    ] = 86400.0,
     log_level: Annotated[str, typer.Option(envvar="XTRACKER_LOG_LEVEL")] = "info",
 ) -> None:
     """Run the server (ingress API and admin API) on an embedded SQLite file."""
@@ -134,6 +161,8 @@ def serve(
             fb_api_version=fb_api_version,
             trusted_proxies=parse_proxies(trusted_proxies),
             rate_limit=rate_limit,
+            country_header=country_header or None,
+            click_window_s=click_window_s,
         )
     except ValueError as exc:
         err.print(f"[red]error:[/red] {exc}")
@@ -231,6 +260,188 @@ def admin_reset_token(db: DbOption = "./xtracker.db", json_: JsonOption = False)
     else:
         out.print("New admin token (shown once):")
         out.print(token, markup=False, highlight=False)
+
+
+PublicUrlOption = Annotated[
+    str | None,
+    typer.Option(
+        envvar="XTRACKER_PUBLIC_URL", help="Base of the printed URLs (default http://HOST:PORT)."
+    ),
+]
+SpaceOption = Annotated[int, typer.Option("--space", help="The space id.")]
+SlugOption = Annotated[str, typer.Option("--slug", help="The link's slug (its URL path).")]
+
+
+def _base_url(public_url: str | None) -> str:
+    if public_url:
+        return public_url.rstrip("/")
+    host = os.environ.get("XTRACKER_HOST") or "127.0.0.1"
+    return f"http://{host}:{os.environ.get('XTRACKER_PORT') or 8000}"
+
+
+def _fail(message: str, code: int = 2) -> NoReturn:
+    err.print(f"[red]error:[/red] {message}", highlight=False)
+    raise typer.Exit(code)
+
+
+def _link_changes(**options: Any) -> dict[str, Any]:
+    """The link fields given on the command line (None means: not given)."""
+    return {k: v for k, v in options.items() if v is not None}
+
+
+def _invalid_link(exc: ValidationError) -> NoReturn:
+    problems = "; ".join(
+        f"{'.'.join(str(p) for p in e['loc']) or 'link'}: {e['msg'].removeprefix('Value error, ')}"
+        for e in exc.errors(include_url=False)
+    )
+    _fail(problems)
+
+
+@link_app.command("create")
+def link_create(
+    space: SpaceOption,
+    slug: SlugOption,
+    kind: Annotated[str, typer.Option(help="bot, miniapp, channel or web.")],
+    target: Annotated[
+        str, typer.Option(help="Bot username, bot/app, invite link, or URL with {uid}.")
+    ],
+    app_name: Annotated[str | None, typer.Option("--app", help="Mini App short name.")] = None,
+    prefix: Annotated[str, typer.Option(help="Start payload prefix: <prefix>_<uid>.")] = "fb",
+    title: Annotated[str, typer.Option(help="Landing page title.")] = "",
+    text: Annotated[str, typer.Option(help="Landing page text.")] = "",
+    button: Annotated[str, typer.Option(help="Landing button label.")] = "Open",
+    image_url: Annotated[str | None, typer.Option(help="https:// image on the landing.")] = None,
+    auto_redirect: Annotated[
+        bool, typer.Option("--auto-redirect/--no-auto-redirect", help="Redirect after a delay.")
+    ] = False,
+    delay_ms: Annotated[int, typer.Option(help="Auto-redirect delay in milliseconds.")] = 0,
+    public_url: PublicUrlOption = None,
+    db: DbOption = "./xtracker.db",
+    json_: JsonOption = False,
+) -> None:
+    """Create a link; prints its landing and redirect URLs."""
+    try:
+        slug = check_slug(slug)
+        spec = LinkSpec.model_validate(
+            {"kind": kind, "target": target, "app": app_name, "prefix": prefix, "title": title,
+             "text": text, "button": button, "image_url": image_url,
+             "auto_redirect": auto_redirect, "redirect_delay_ms": delay_ms}
+        )  # fmt: skip
+    except ValidationError as exc:
+        _invalid_link(exc)
+    except ValueError as exc:
+        _fail(f"--slug {exc}")
+
+    def create(conn: sqlite3.Connection) -> Link | None:
+        if spaces.get_space(conn, space) is None:
+            return None
+        return links.create_link(conn, space, slug, spec, _now_ms())
+
+    try:
+        link = _write(db, create)
+    except links.SlugTaken as exc:
+        _fail(str(exc), 1)
+    if link is None:
+        _fail(f"no space {space} (see `xtracker space list`)", 1)
+    data = link_created_json(link, _base_url(public_url))
+    if json_:
+        _print_json(data)
+        return
+    out.print(f"Link [bold]{slug}[/bold] ({link.kind.value}) created.")
+    out.print(f"  landing page:  {data['landing_url']}", markup=False, highlight=False)
+    out.print(f"  redirect:      {data['redirect_url']}", markup=False, highlight=False)
+
+
+@link_app.command("list")
+def link_list(
+    space: SpaceOption,
+    public_url: PublicUrlOption = None,
+    db: DbOption = "./xtracker.db",
+    json_: JsonOption = False,
+) -> None:
+    """List a space's links."""
+    found = _write(db, lambda c: links.list_links(c, space))
+    base = _base_url(public_url)
+    if json_:
+        _print_json([link_json(link, base) for link in found])
+        return
+    table = Table("slug", "kind", "target", "enabled", "landing URL")
+    for link in found:
+        target = link.spec.target + (f"/{link.spec.app}" if link.spec.app else "")
+        table.add_row(link.slug, link.kind.value, target, "yes" if link.enabled else "no",
+                      f"{base}/l/{link.slug}")  # fmt: skip
+    out.print(table)
+
+
+@link_app.command("update")
+def link_update(
+    space: SpaceOption,
+    slug: SlugOption,
+    kind: Annotated[str | None, typer.Option()] = None,
+    target: Annotated[str | None, typer.Option()] = None,
+    app_name: Annotated[str | None, typer.Option("--app")] = None,
+    prefix: Annotated[str | None, typer.Option()] = None,
+    title: Annotated[str | None, typer.Option()] = None,
+    text: Annotated[str | None, typer.Option()] = None,
+    button: Annotated[str | None, typer.Option()] = None,
+    image_url: Annotated[str | None, typer.Option()] = None,
+    auto_redirect: Annotated[
+        bool | None, typer.Option("--auto-redirect/--no-auto-redirect")
+    ] = None,
+    delay_ms: Annotated[int | None, typer.Option()] = None,
+    enabled: Annotated[bool | None, typer.Option("--enable/--disable")] = None,
+    public_url: PublicUrlOption = None,
+    db: DbOption = "./xtracker.db",
+    json_: JsonOption = False,
+) -> None:
+    """Change a link; only the options given change. A running server sees it within seconds."""
+    changes = _link_changes(
+        kind=kind, target=target, app=app_name, prefix=prefix, title=title, text=text,
+        button=button, image_url=image_url, auto_redirect=auto_redirect,
+        redirect_delay_ms=delay_ms, enabled=enabled,
+    )  # fmt: skip
+    _update_link(space, slug, changes, public_url, db, json_)
+
+
+@link_app.command("disable")
+def link_disable(
+    space: SpaceOption,
+    slug: SlugOption,
+    public_url: PublicUrlOption = None,
+    db: DbOption = "./xtracker.db",
+    json_: JsonOption = False,
+) -> None:
+    """Turn a link off: its landing and redirect answer 404 and mint nothing."""
+    _update_link(space, slug, {"enabled": False}, public_url, db, json_)
+
+
+@link_app.command("enable")
+def link_enable(
+    space: SpaceOption,
+    slug: SlugOption,
+    public_url: PublicUrlOption = None,
+    db: DbOption = "./xtracker.db",
+    json_: JsonOption = False,
+) -> None:
+    """Turn a disabled link back on."""
+    _update_link(space, slug, {"enabled": True}, public_url, db, json_)
+
+
+def _update_link(
+    space: int, slug: str, changes: dict[str, Any], public_url: str | None, db: str, json_: bool
+) -> None:
+    try:
+        link = _write(db, lambda c: links.update_link(c, space, slug, changes, _now_ms()))
+    except ValidationError as exc:
+        _invalid_link(exc)
+    if link is None:
+        _fail(f"no link {slug!r} in space {space} (see `xtracker link list --space {space}`)", 1)
+    data = link_json(link, _base_url(public_url))
+    if json_:
+        _print_json(data)
+    else:
+        state = "enabled" if link.enabled else "disabled"
+        out.print(f"Link [bold]{slug}[/bold] updated ({state}).")
 
 
 def main() -> None:

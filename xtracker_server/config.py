@@ -36,12 +36,18 @@ class Settings:
     #: How long a looked-up credential is trusted before the database is asked again: a key
     #: created or rotated by the CLI in another process is seen within this many seconds.
     credential_cache_s: float = 2.0
+    #: The request header a CDN puts the visitor's country in (e.g. CF-IPCountry); none if unset.
+    country_header: str | None = None
+    #: A repeat visit by the same browser within this window keeps its uid (not a new click).
+    click_window_s: float = 86400.0
 
     def __post_init__(self) -> None:
         if self.sync not in SYNC_MODES:
             raise ValueError(f"XTRACKER_SYNC must be one of {', '.join(SYNC_MODES)}")
         for proxy in self.trusted_proxies:
             ipaddress.ip_network(proxy, strict=False)  # raises a clear ValueError if bad
+        if self.click_window_s <= 0:
+            raise ValueError("XTRACKER_CLICK_WINDOW_S must be positive")
         if self.rate_limit < 0:
             raise ValueError("XTRACKER_RATE_LIMIT must be zero (off) or positive")
 

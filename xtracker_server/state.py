@@ -8,6 +8,8 @@ from starlette.requests import Request
 
 from xtracker_server.auth import Authenticator
 from xtracker_server.config import Settings
+from xtracker_server.domain.visitors import Network
+from xtracker_server.landing.cache import LinkCache
 from xtracker_server.store.runtime import Store
 
 
@@ -16,6 +18,8 @@ class AppState:
     settings: Settings
     store: Store
     auth: Authenticator
+    links: LinkCache
+    trusted_proxies: tuple[Network, ...]
 
 
 def app_state(request: Request) -> AppState:

@@ -56,14 +56,10 @@ def test_space_b_can_neither_write_into_nor_read_space_a(
 
 def test_a_link_of_space_a_cannot_be_clicked_through_space_b(server: Server) -> None:
     a, b = server.new_space("links-a"), server.new_space("links-b")
-    conn = sqlite3.connect(server.db)
-    with conn:
-        conn.execute(
-            "INSERT INTO links (space_id, slug, kind, target, created_ms)"
-            " VALUES (?, 'promo-a', 'bot', 'a_bot', 0)",
-            (a.id,),
-        )
-    conn.close()
+    server.cli(
+        "link", "create", "--space", str(a.id), "--slug", "promo-a", "--kind", "bot",
+        "--target", "a_offer_bot",
+    )  # fmt: skip
     with server.client() as http:
         assert (
             http.post("/clicks", json={"link_slug": "promo-a"}, headers=a.auth).status_code == 200

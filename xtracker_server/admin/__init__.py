@@ -1,5 +1,7 @@
 """The operator's JSON API, guarded by the admin token."""
 
-from xtracker_server.admin.routes import routes
+from xtracker_server.admin import links, routes
 
-__all__ = ["routes"]
+__all__ = ["all_routes"]
+
+all_routes = [*routes.routes, *links.routes]

@@ -25,6 +25,11 @@ UTM_FIELDS: tuple[str, ...] = (
     "utm_term",
 )
 _FIELD_MAX = 256
+_TEXT_MAX = 1024
+_QUERY_MAX = 4096
+
+
+UID_LENGTH = 16
 
 
 def new_uid() -> str:
@@ -56,6 +61,44 @@ class ClickDraft:
     country: str | None = None
     raw_query: str | None = None
     fields: dict[str, str] = field(default_factory=dict)  # CAMPAIGN_FIELDS and UTM_FIELDS
+
+
+def click_draft(
+    *,
+    space_id: int,
+    source: str,
+    now_ms: int,
+    raw_query: str | None,
+    link_id: int | None = None,
+    fbclid: str | None = None,
+    campaign_name: str | None = None,
+    ip: str | None = None,
+    user_agent: str | None = None,
+    referrer: str | None = None,
+    fbp: str | None = None,
+    country: str | None = None,
+) -> ClickDraft:
+    """A new click with a fresh uid. Fields given explicitly win over those in the query."""
+    query_fbclid, fields = fields_from_query(raw_query)
+    fbclid = fbclid or query_fbclid
+    if campaign_name:
+        fields["campaign_name"] = campaign_name
+    return ClickDraft(
+        space_id=space_id,
+        uid=new_uid(),
+        created_ms=now_ms,
+        source=source,
+        link_id=link_id,
+        ip=ip,
+        user_agent=user_agent[:_TEXT_MAX] if user_agent else None,
+        referrer=referrer[:_TEXT_MAX] if referrer else None,
+        fbclid=fbclid,
+        fbc=fbc_from_fbclid(fbclid, now_ms) if fbclid else None,
+        fbp=fbp,
+        country=country,
+        raw_query=raw_query[:_QUERY_MAX] if raw_query else None,
+        fields=fields,
+    )
 
 
 def fields_from_query(raw_query: str | None) -> tuple[str | None, dict[str, str]]:

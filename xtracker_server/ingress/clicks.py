@@ -7,7 +7,7 @@ from starlette.responses import JSONResponse
 
 from xtracker_client import ClickIn
 from xtracker_server.auth import now_ms
-from xtracker_server.domain.clicks import ClickDraft, fbc_from_fbclid, fields_from_query, new_uid
+from xtracker_server.domain.clicks import click_draft
 from xtracker_server.errors import ApiError
 from xtracker_server.ingress._http import read_json_object, validate
 from xtracker_server.state import app_state
@@ -26,21 +26,14 @@ async def post_clicks(request: Request) -> JSONResponse:
             why = "no such link in this space" if link is None else "the link is disabled"
             raise ApiError(422, "invalid_field", f"link_slug: {why}", field="link_slug")
         link_id = link.id
-    fbclid, fields = fields_from_query(req.raw_query)
-    fbclid = req.fbclid or fbclid
-    if req.campaign_name:
-        fields["campaign_name"] = req.campaign_name
-    created = now_ms()
-    draft = ClickDraft(
+    draft = click_draft(
         space_id=space_id,
-        uid=new_uid(),
-        created_ms=created,
         source="api",
-        link_id=link_id,
-        fbclid=fbclid,
-        fbc=fbc_from_fbclid(fbclid, created) if fbclid else None,
+        now_ms=now_ms(),
         raw_query=req.raw_query,
-        fields=fields,
+        link_id=link_id,
+        fbclid=req.fbclid,
+        campaign_name=req.campaign_name,
     )
     uid = await state.store.write(insert_click, draft)
     return JSONResponse({"ok": True, "uid": uid})

@@ -28,6 +28,17 @@ def insert_click(conn: sqlite3.Connection, draft: ClickDraft) -> str:
     raise RuntimeError("could not mint a unique uid")
 
 
+def recent_click_of_link(
+    conn: sqlite3.Connection, space_id: int, link_id: int, uid: str, since_ms: int
+) -> bool:
+    """Whether ``uid`` is a click on this link made since ``since_ms`` (a repeat visit)."""
+    row = conn.execute(
+        "SELECT 1 FROM clicks WHERE space_id = ? AND uid = ? AND link_id = ? AND created_ms >= ?",
+        (space_id, uid, link_id, since_ms),
+    ).fetchone()
+    return row is not None
+
+
 def click_exists(conn: sqlite3.Connection, space_id: int, uid: str) -> bool:
     return (
         conn.execute(

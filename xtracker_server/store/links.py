@@ -1,9 +1,22 @@
-"""Links: a space's trackable entry points (the landing pages come with their own issue)."""
+"""Links: a space's trackable entry points."""
 
 from __future__ import annotations
 
 import sqlite3
 from dataclasses import dataclass
+from typing import Any
+
+from xtracker_server.domain.links import LinkKind, LinkSpec
+
+_COLUMNS = (
+    "id, space_id, slug, kind, target, app, prefix, title, text, button, image_url,"
+    " auto_redirect, redirect_delay_ms, enabled, created_ms, updated_ms"
+)
+_SPEC_FIELDS = tuple(LinkSpec.model_fields)
+
+
+class SlugTaken(ValueError):
+    pass
 
 
 @dataclass(frozen=True)
@@ -11,28 +24,87 @@ class Link:
     id: int
     space_id: int
     slug: str
-    kind: str
-    target: str
-    enabled: bool
+    spec: LinkSpec
     created_ms: int
+    updated_ms: int
+
+    @property
+    def kind(self) -> LinkKind:
+        return self.spec.kind
+
+    @property
+    def enabled(self) -> bool:
+        return self.spec.enabled
+
+
+def _link(row: sqlite3.Row) -> Link:
+    data: dict[str, Any] = {f: row[f] for f in _SPEC_FIELDS}
+    data.update(
+        kind=LinkKind(row["kind"]),
+        auto_redirect=bool(row["auto_redirect"]),
+        enabled=bool(row["enabled"]),
+    )
+    spec = LinkSpec.model_construct(**data)  # validated when it was written
+    return Link(row["id"], row["space_id"], row["slug"], spec, row["created_ms"], row["updated_ms"])
 
 
 def create_link(
-    conn: sqlite3.Connection, space_id: int, slug: str, kind: str, target: str, now_ms: int
+    conn: sqlite3.Connection, space_id: int, slug: str, spec: LinkSpec, now_ms: int
 ) -> Link:
+    values = _spec_values(spec)
     cur = conn.execute(
-        "INSERT INTO links (space_id, slug, kind, target, created_ms) VALUES (?, ?, ?, ?, ?)",
-        (space_id, slug, kind, target, now_ms),
+        f"INSERT INTO links (space_id, slug, created_ms, updated_ms, {', '.join(values)})"
+        f" VALUES (?, ?, ?, ?, {', '.join('?' * len(values))})"
+        " ON CONFLICT (slug) DO NOTHING",
+        (space_id, slug, now_ms, now_ms, *values.values()),
     )
-    return Link(int(cur.lastrowid or 0), space_id, slug, kind, target, True, now_ms)
+    if cur.rowcount == 0:
+        raise SlugTaken(f"the slug {slug!r} is taken; slugs are unique on this server")
+    return Link(int(cur.lastrowid or 0), space_id, slug, spec, now_ms, now_ms)
+
+
+def update_link(
+    conn: sqlite3.Connection, space_id: int, slug: str, changes: dict[str, Any], now_ms: int
+) -> Link | None:
+    """Apply ``changes`` (validated together with the rest of the link); None if the space
+    has no such link. Raises pydantic's ValidationError if the result is not a valid link."""
+    current = link_by_slug(conn, space_id, slug)
+    if current is None:
+        return None
+    spec = LinkSpec.model_validate({**current.spec.model_dump(), **changes})
+    values = _spec_values(spec)
+    conn.execute(
+        f"UPDATE links SET {', '.join(f'{k} = ?' for k in values)}, updated_ms = ?"
+        " WHERE space_id = ? AND slug = ?",
+        (*values.values(), now_ms, space_id, slug),
+    )
+    return Link(current.id, space_id, slug, spec, current.created_ms, now_ms)
 
 
 def link_by_slug(conn: sqlite3.Connection, space_id: int, slug: str) -> Link | None:
     row = conn.execute(
-        "SELECT id, space_id, slug, kind, target, enabled, created_ms FROM links"
-        " WHERE space_id = ? AND slug = ?",
-        (space_id, slug),
+        f"SELECT {_COLUMNS} FROM links WHERE space_id = ? AND slug = ?", (space_id, slug)
     ).fetchone()
-    if row is None:
-        return None
-    return Link(**{**dict(row), "enabled": bool(row["enabled"])})
+    return _link(row) if row else None
+
+
+def list_links(conn: sqlite3.Connection, space_id: int) -> list[Link]:
+    rows = conn.execute(
+        f"SELECT {_COLUMNS} FROM links WHERE space_id = ? ORDER BY id", (space_id,)
+    ).fetchall()
+    return [_link(r) for r in rows]
+
+
+def resolve_slug(conn: sqlite3.Connection, slug: str) -> Link | None:
+    """The link behind a public landing URL. The one lookup without a space: the slug is how a
+    visitor's request finds its space (slugs are unique server-wide)."""
+    row = conn.execute(f"SELECT {_COLUMNS} FROM links WHERE slug = ?", (slug,)).fetchone()
+    return _link(row) if row else None
+
+
+def _spec_values(spec: LinkSpec) -> dict[str, Any]:
+    data = spec.model_dump()
+    data["kind"] = spec.kind.value
+    data["auto_redirect"] = int(spec.auto_redirect)
+    data["enabled"] = int(spec.enabled)
+    return data

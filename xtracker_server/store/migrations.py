@@ -26,14 +26,24 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX credentials_space ON credentials(space_id, kind);
 
+    -- A link's slug is unique server-wide: it is the path of its landing page.
     CREATE TABLE links (
-        id          INTEGER PRIMARY KEY,
-        space_id    INTEGER NOT NULL REFERENCES spaces(id),
-        slug        TEXT NOT NULL UNIQUE,
-        kind        TEXT NOT NULL,
-        target      TEXT NOT NULL,
-        enabled     INTEGER NOT NULL DEFAULT 1,
-        created_ms  INTEGER NOT NULL
+        id                 INTEGER PRIMARY KEY,
+        space_id           INTEGER NOT NULL REFERENCES spaces(id),
+        slug               TEXT NOT NULL UNIQUE,
+        kind               TEXT NOT NULL CHECK (kind IN ('bot', 'miniapp', 'channel', 'web')),
+        target             TEXT NOT NULL,
+        app                TEXT,
+        prefix             TEXT NOT NULL DEFAULT 'fb',
+        title              TEXT NOT NULL DEFAULT '',
+        text               TEXT NOT NULL DEFAULT '',
+        button             TEXT NOT NULL DEFAULT 'Open',
+        image_url          TEXT,
+        auto_redirect      INTEGER NOT NULL DEFAULT 0,
+        redirect_delay_ms  INTEGER NOT NULL DEFAULT 0,
+        enabled            INTEGER NOT NULL DEFAULT 1,
+        created_ms         INTEGER NOT NULL,
+        updated_ms         INTEGER NOT NULL
     );
     CREATE INDEX links_space ON links(space_id);
 
@@ -67,6 +77,7 @@ MIGRATIONS: tuple[str, ...] = (
         UNIQUE (space_id, uid)
     );
     CREATE INDEX clicks_space_time ON clicks(space_id, created_ms);
+    CREATE INDEX clicks_link_time ON clicks(link_id, created_ms);
 
     -- The durable, deduplicated inbox. uid is NULL while an event is unattributed.
     CREATE TABLE inbox (

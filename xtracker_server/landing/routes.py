@@ -1,0 +1,168 @@
+"""``GET /l/<slug>`` renders the landing and records a click; ``GET /r/<slug>`` records the
+same click and redirects at once. Crawlers, HEAD requests and repeat visits mint nothing."""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.routing import Route
+
+from xtracker_server.auth import now_ms
+from xtracker_server.domain.clicks import click_draft
+from xtracker_server.domain.visitors import (
+    client_ip,
+    country_code,
+    is_crawler,
+    new_fbp,
+    valid_fbp,
+)
+from xtracker_server.state import AppState, app_state
+from xtracker_server.store.clicks import insert_click, recent_click_of_link
+from xtracker_server.store.links import Link
+
+_templates = Environment(
+    loader=FileSystemLoader(Path(__file__).parent / "templates"),
+    autoescape=select_autoescape(default=True),
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+_LANDING = _templates.get_template("landing.html")
+_NOT_FOUND = _templates.get_template("not_found.html").render()
+
+FBP_COOKIE = "_fbp"
+FBP_MAX_AGE_S = 90 * 86400
+_NO_STORE = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
+
+
+def visit_cookie(link: Link) -> str:
+    """The per-link cookie that remembers this browser's uid for the repeat window."""
+    return f"xt_v{link.id}"
+
+
+async def landing(request: Request) -> Response:
+    state = app_state(request)
+    link = await _enabled_link(request)
+    if link is None:
+        return _not_found()
+    if request.method == "HEAD" or is_crawler(request.headers.get("user-agent")):
+        # Previews and ad review see the page, with no uid minted and no click counted.
+        return _page(link, f"{state.settings.base_url}/r/{link.slug}", refresh=False)
+    uid, fresh_fbp = await _click(request, state, link, source="landing")
+    response = _page(link, link.spec.destination(uid), refresh=link.spec.auto_redirect)
+    _remember(response, state, link, uid, fresh_fbp)
+    return response
+
+
+async def redirect(request: Request) -> Response:
+    state = app_state(request)
+    link = await _enabled_link(request)
+    if link is None:
+        return _not_found()
+    if request.method == "HEAD" or is_crawler(request.headers.get("user-agent")):
+        return RedirectResponse(f"{state.settings.base_url}/l/{link.slug}", 302, headers=_NO_STORE)
+    uid, fresh_fbp = await _click(request, state, link, source="redirect")
+    response = RedirectResponse(link.spec.destination(uid), 302, headers=_NO_STORE)
+    _remember(response, state, link, uid, fresh_fbp)
+    return response
+
+
+async def _enabled_link(request: Request) -> Link | None:
+    slug = request.path_params["slug"]
+    link = await app_state(request).links.get(slug)
+    return link if link is not None and link.enabled else None
+
+
+async def _click(
+    request: Request, state: AppState, link: Link, *, source: str
+) -> tuple[str, str | None]:
+    """This browser's uid for the link: the one it got within the repeat window, or a new
+    click (committed before we answer). Also the ``_fbp`` to set, if the browser had none."""
+    now = now_ms()
+    window_ms = int(state.settings.click_window_s * 1000)
+    prior = request.cookies.get(visit_cookie(link))
+    if prior and len(prior) <= 64:
+        known = await state.store.read(
+            recent_click_of_link, link.space_id, link.id, prior, now - window_ms
+        )
+        if known:
+            return prior, None
+    fbp = valid_fbp(request.cookies.get(FBP_COOKIE))
+    fresh_fbp = None if fbp else new_fbp(now)
+    settings = state.settings
+    draft = click_draft(
+        space_id=link.space_id,
+        source=source,
+        now_ms=now,
+        raw_query=request.scope["query_string"].decode("utf-8", "replace") or None,
+        link_id=link.id,
+        ip=client_ip(
+            request.client.host if request.client else None,
+            request.headers.get("x-forwarded-for"),
+            state.trusted_proxies,
+        ),
+        user_agent=request.headers.get("user-agent"),
+        referrer=request.headers.get("referer"),
+        fbp=fbp or fresh_fbp,
+        country=country_code(request.headers.get(settings.country_header))
+        if settings.country_header
+        else None,
+    )
+    return await state.store.write(insert_click, draft), fresh_fbp
+
+
+def _remember(
+    response: Response, state: AppState, link: Link, uid: str, fresh_fbp: str | None
+) -> None:
+    secure = state.settings.base_url.startswith("https://")
+    response.set_cookie(
+        visit_cookie(link),
+        uid,
+        max_age=int(state.settings.click_window_s),
+        path="/",
+        secure=secure,
+        httponly=True,
+        samesite="lax",
+    )
+    if fresh_fbp:
+        response.set_cookie(
+            FBP_COOKIE, fresh_fbp, max_age=FBP_MAX_AGE_S, path="/", secure=secure, samesite="lax"
+        )
+
+
+def _page(link: Link, url: str, *, refresh: bool) -> HTMLResponse:
+    spec = link.spec
+    nonce = secrets.token_urlsafe(12)
+    html = _LANDING.render(
+        lang="en",
+        title=spec.title,
+        text=spec.text,
+        button=spec.button or "Open",
+        image_url=spec.image_url,
+        url=url,
+        refresh=refresh,
+        delay_ms=spec.redirect_delay_ms,
+        delay_s=spec.redirect_delay_ms // 1000,
+        nonce=nonce,
+    )
+    csp = (
+        "default-src 'none'; img-src https: data:; style-src 'unsafe-inline';"
+        f" script-src 'nonce-{nonce}'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+    )
+    return HTMLResponse(
+        html,
+        headers={**_NO_STORE, "Content-Security-Policy": csp},
+    )
+
+
+def _not_found() -> HTMLResponse:
+    return HTMLResponse(_NOT_FOUND, status_code=404, headers=_NO_STORE)
+
+
+routes = [
+    Route("/l/{slug}", landing, methods=["GET", "HEAD"]),
+    Route("/r/{slug}", redirect, methods=["GET", "HEAD"]),
+]

@@ -12,6 +12,7 @@ import sqlite3
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
@@ -65,8 +66,20 @@ def _now_ms() -> int:
     return int(time.time() * 1000)
 
 
-def _write(db: str, op: Callable[[sqlite3.Connection], T]) -> T:
-    conn = open_db(db)
+def _fail(message: str, code: int = 2) -> NoReturn:
+    err.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def _write(db: str, op: Callable[[sqlite3.Connection], T], *, create: bool = False) -> T:
+    """Run ``op`` in one transaction on the file. Only commands that start a database
+    (``serve``, ``space create``) may create the file: a mistyped --db must not look empty."""
+    if not create and db != ":memory:" and not Path(db).expanduser().exists():
+        _fail(f"no database at {db}: pass --db (or XTRACKER_DB), or start with `xtracker serve`", 1)
+    try:
+        conn = open_db(db)
+    except (RuntimeError, sqlite3.DatabaseError) as exc:
+        _fail(f"cannot open {db}: {exc}", 1)
     try:
         with transaction(conn):
             return op(conn)
@@ -172,6 +185,7 @@ def serve(
         generated = _write(
             db,
             lambda c: None if spaces.has_admin_token(c) else spaces.reset_admin_token(c, _now_ms()),
+            create=True,
         )
         if generated is not None:
             out.print("Admin token (shown once; keep it, it guards the admin API):")
@@ -196,7 +210,7 @@ def space_create(name: str, db: DbOption = "./xtracker.db", json_: JsonOption = 
     if not 0 < len(name) <= 100:
         err.print("[red]error:[/red] the name must be 1 to 100 characters")
         raise typer.Exit(2)
-    created = _write(db, lambda c: spaces.create_space(c, name, _now_ms()))
+    created = _write(db, lambda c: spaces.create_space(c, name, _now_ms()), create=True)
     data = new_space_json(created)
     if json_:
         _print_json(data)
@@ -277,11 +291,6 @@ def _base_url(public_url: str | None) -> str:
         return public_url.rstrip("/")
     host = os.environ.get("XTRACKER_HOST") or "127.0.0.1"
     return f"http://{host}:{os.environ.get('XTRACKER_PORT') or 8000}"
-
-
-def _fail(message: str, code: int = 2) -> NoReturn:
-    err.print(f"[red]error:[/red] {message}", highlight=False)
-    raise typer.Exit(code)
 
 
 def _link_changes(**options: Any) -> dict[str, Any]:

@@ -62,6 +62,17 @@ def invalid(exc: ValidationError, *, renames: dict[str, str] | None = None) -> A
     return ApiError(422, "invalid_field", detail, field=first["field"], fields=problems)
 
 
+def field_error(field: str, problem: str) -> ApiError:
+    """422 for one field, in the same shape as a validation failure."""
+    return ApiError(
+        422,
+        "invalid_field",
+        f"{field}: {problem}",
+        field=field,
+        fields=[{"field": field, "problem": problem}],
+    )
+
+
 def error_response(exc: ApiError) -> JSONResponse:
     body = {"ok": False, "error": exc.error, "detail": exc.detail, **exc.extra}
     return JSONResponse(body, status_code=exc.status, headers=exc.headers)

@@ -64,6 +64,7 @@ def test_click_for_an_unknown_link_slug_is_422(space: SpaceKeys, http: httpx.Cli
     r = http.post("/clicks", json={"link_slug": "no-such-link"}, headers=space.auth)
     assert r.status_code == 422
     assert r.json()["field"] == "link_slug"
+    assert r.json()["fields"] == [{"field": "link_slug", "problem": "no such link in this space"}]
 
 
 def test_bind_is_matched_only_for_a_click_of_this_space(

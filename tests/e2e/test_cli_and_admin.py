@@ -98,9 +98,28 @@ def test_expired_rotated_key_is_refused(server: Server) -> None:
 
 
 def test_key_rotate_for_an_unknown_space_fails_clearly(tmp_path: Path) -> None:
+    run_cli(tmp_path / "x.db", "space", "create", "only")
     proc = run_cli(tmp_path / "x.db", "key", "rotate", "--space", "99", check=False)
     assert proc.returncode == 1
     assert "no space 99" in proc.stderr
+
+
+def test_a_mistyped_db_path_is_an_error_not_an_empty_database(tmp_path: Path) -> None:
+    proc = run_cli(tmp_path / "typo.db", "space", "list", check=False)
+    assert proc.returncode == 1
+    assert "no database at" in proc.stderr
+    assert not (tmp_path / "typo.db").exists()
+
+
+def test_a_database_from_a_newer_version_is_a_clean_error(tmp_path: Path) -> None:
+    db = tmp_path / "x.db"
+    run_cli(db, "space", "create", "one")
+    conn = sqlite3.connect(db)
+    conn.execute("PRAGMA user_version = 999")
+    conn.close()
+    proc = run_cli(db, "space", "list", check=False)
+    assert proc.returncode == 1
+    assert "upgrade xtracker" in proc.stderr and "Traceback" not in proc.stderr
 
 
 def test_admin_api_creates_spaces_and_rotates_keys(server: Server) -> None:
@@ -120,6 +139,9 @@ def test_admin_api_creates_spaces_and_rotates_keys(server: Server) -> None:
         assert http.get("/e", params=params).status_code == 200
 
         assert http.post("/admin/spaces/9999/rotate", json={}, headers=ADMIN).status_code == 404
+        # No body: the default kind (bearer) is rotated.
+        r = http.post(f"/admin/spaces/{created['id']}/rotate", headers=ADMIN)
+        assert r.status_code == 200 and r.json()["bearer"].startswith("xt_sk_")
         r = http.post("/admin/spaces", json={"name": ""}, headers=ADMIN)
         assert r.status_code == 422 and r.json()["field"] == "name"
         r = http.post(f"/admin/spaces/{created['id']}/rotate", json={"kind": "root"}, headers=ADMIN)

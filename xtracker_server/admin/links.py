@@ -11,7 +11,7 @@ from starlette.routing import Route
 
 from xtracker_server.auth import now_ms
 from xtracker_server.domain.links import LinkSpec, check_slug
-from xtracker_server.errors import ApiError, invalid
+from xtracker_server.errors import ApiError, field_error, invalid
 from xtracker_server.ingress._http import read_json_object, validate
 from xtracker_server.state import app_state
 from xtracker_server.store import links, spaces
@@ -50,8 +50,7 @@ async def update_link(request: Request) -> JSONResponse:
     changes: dict[str, Any] = await read_json_object(request)
     unknown = set(changes) - set(LinkSpec.model_fields)
     if unknown:
-        field = sorted(unknown)[0]
-        raise ApiError(422, "invalid_field", f"{field}: is not a field of a link", field=field)
+        raise field_error(sorted(unknown)[0], "is not a field of a link")
     try:
         link = await state.store.write(links.update_link, space_id, slug, changes, now_ms())
     except ValidationError as exc:
@@ -64,11 +63,11 @@ async def update_link(request: Request) -> JSONResponse:
 
 def _slug(raw: object) -> str:
     if not isinstance(raw, str):
-        raise ApiError(422, "invalid_field", "slug: is required", field="slug")
+        raise field_error("slug", "is required")
     try:
         return check_slug(raw)
     except ValueError as exc:
-        raise ApiError(422, "invalid_field", f"slug: {exc}", field="slug") from None
+        raise field_error("slug", str(exc)) from None
 
 
 async def _existing_space(request: Request) -> int:

@@ -52,7 +52,7 @@ async def rotate_key(request: Request) -> JSONResponse:
     state = app_state(request)
     await state.auth.admin(request)
     space_id = _space_id(request)
-    req = validate(Rotate, await read_json_object(request))
+    req = validate(Rotate, await read_json_object(request, empty_ok=True))
 
     rotation = await state.store.write(
         spaces.rotate_credential, space_id, CredentialKind(req.kind), now_ms()

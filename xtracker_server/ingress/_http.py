@@ -36,10 +36,12 @@ async def read_body(request: Request) -> bytes:
     return b"".join(chunks)
 
 
-async def read_json_object(request: Request) -> dict[str, Any]:
+async def read_json_object(request: Request, *, empty_ok: bool = False) -> dict[str, Any]:
     """The body as a JSON object. Numbers with a fraction become ``Decimal``, so an amount sent
-    as a JSON number (``25.10``) is kept exactly."""
+    as a JSON number (``25.10``) is kept exactly. With ``empty_ok``, no body means ``{}``."""
     body = await read_body(request)
+    if empty_ok and not body.strip():
+        return {}
     if not body.strip():
         raise ApiError(400, "malformed", "the body is empty: send a JSON object")
     try:

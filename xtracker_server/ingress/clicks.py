@@ -8,7 +8,7 @@ from starlette.responses import JSONResponse
 from xtracker_client import ClickIn
 from xtracker_server.auth import now_ms
 from xtracker_server.domain.clicks import click_draft
-from xtracker_server.errors import ApiError
+from xtracker_server.errors import field_error
 from xtracker_server.ingress._http import read_json_object, validate
 from xtracker_server.state import app_state
 from xtracker_server.store.clicks import insert_click
@@ -24,7 +24,7 @@ async def post_clicks(request: Request) -> JSONResponse:
         link = await state.store.read(link_by_slug, space_id, req.link_slug)
         if link is None or not link.enabled:
             why = "no such link in this space" if link is None else "the link is disabled"
-            raise ApiError(422, "invalid_field", f"link_slug: {why}", field="link_slug")
+            raise field_error("link_slug", why)
         link_id = link.id
     draft = click_draft(
         space_id=space_id,

@@ -200,6 +200,9 @@ def serve(
         # Access logs would write ?token= secrets of postback URLs to disk; they stay off.
         access_log=False,
         server_header=False,
+        # Client addresses are resolved by us, against XTRACKER_TRUSTED_PROXIES only; uvicorn's
+        # own handling would believe X-Forwarded-For from any loopback peer.
+        proxy_headers=False,
     )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+from http.cookiejar import DefaultCookiePolicy
 
 import httpx
 
@@ -67,3 +68,44 @@ def test_every_acknowledged_event_survives_sigkill(start_server: ServerFactory) 
             headers=space.auth,
         )
     assert r.json()["status"] == "duplicate" and r.json()["inbox_id"] == inbox_id
+
+
+def test_every_uid_handed_out_survives_sigkill(start_server: ServerFactory) -> None:
+    """Clicks are committed before the redirect that hands their uid out."""
+    server = start_server("--rate-limit", "0")
+    space = server.new_space("clicks")
+    server.cli("link", "create", "--space", str(space.id), "--slug", "hot", "--kind", "bot",
+               "--target", "offer_bot")  # fmt: skip
+    handed_out: list[str] = []
+    phone = {"User-Agent": "Mozilla/5.0 (Linux; Android 13) Chrome/120 Mobile Safari/537.36"}
+
+    async def visitor(http: httpx.AsyncClient, killed: asyncio.Event) -> None:
+        for _ in range(5_000):  # bounded, whatever happens
+            try:
+                # A new browser each time: no cookies, so each visit is a new click.
+                r = await http.get("/r/hot", headers=phone)
+            except httpx.TransportError:
+                return
+            if r.status_code == 302:
+                handed_out.append(r.headers["location"].split("start=fb_", 1)[1])
+                if len(handed_out) >= KILL_AFTER_ACKS and not killed.is_set():
+                    killed.set()
+                    server.kill()
+
+    async def load() -> None:
+        killed = asyncio.Event()
+        limits = httpx.Limits(max_connections=WORKERS)
+        async with httpx.AsyncClient(base_url=server.url, limits=limits, timeout=10) as http:
+            http.cookies.jar.set_policy(DefaultCookiePolicy(allowed_domains=[]))
+            await asyncio.gather(*(visitor(http, killed) for _ in range(WORKERS)))
+
+    asyncio.run(load())
+    assert len(handed_out) >= KILL_AFTER_ACKS
+    assert len(set(handed_out)) == len(handed_out)
+    server.start()
+    conn = sqlite3.connect(server.db)
+    stored = {uid for (uid,) in conn.execute("SELECT uid FROM clicks WHERE space_id = ?",
+                                             (space.id,))}  # fmt: skip
+    conn.close()
+    missing = [uid for uid in handed_out if uid not in stored]
+    assert not missing, f"{len(missing)} uids handed out but not stored, e.g. {missing[:5]}"

@@ -372,7 +372,13 @@ def link_list(
     json_: JsonOption = False,
 ) -> None:
     """List a space's links."""
-    found = _write(db, lambda c: links.list_links(c, space))
+
+    def space_links(conn: sqlite3.Connection) -> list[Link] | None:
+        return None if spaces.get_space(conn, space) is None else links.list_links(conn, space)
+
+    found = _write(db, space_links)
+    if found is None:
+        _fail(f"no space {space} (see `xtracker space list`)", 1)
     base = _base_url(public_url)
     if json_:
         _print_json([link_json(link, base) for link in found])

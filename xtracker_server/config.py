@@ -46,8 +46,8 @@ class Settings:
             raise ValueError(f"XTRACKER_SYNC must be one of {', '.join(SYNC_MODES)}")
         for proxy in self.trusted_proxies:
             ipaddress.ip_network(proxy, strict=False)  # raises a clear ValueError if bad
-        if self.click_window_s <= 0:
-            raise ValueError("XTRACKER_CLICK_WINDOW_S must be positive")
+        if self.click_window_s < 1:
+            raise ValueError("XTRACKER_CLICK_WINDOW_S must be at least 1 (second)")
         if self.rate_limit < 0:
             raise ValueError("XTRACKER_RATE_LIMIT must be zero (off) or positive")
 

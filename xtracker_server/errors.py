@@ -5,6 +5,7 @@
 404 not_found          no such endpoint or object
 405 method_not_allowed
 409 uid_already_bound  /bind: the uid belongs to another Telegram user (the first bind stays)
+409 slug_taken         admin: another link already has this slug (slugs are server-wide)
 413 too_large          the body is over 64 KiB
 422 invalid_field      a field is missing, has the wrong type or an impossible value
 429 rate_limited       too many requests with this credential; see Retry-After

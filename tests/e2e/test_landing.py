@@ -165,6 +165,14 @@ def test_a_click_captures_the_ad_the_visitor_and_the_browser_ids(
     assert click["raw_query"] == query
 
 
+def test_an_absurd_fbclid_is_capped(server: Server, bot_link: str) -> None:
+    with browser(server) as phone:
+        r = phone.get(f"/r/{bot_link}", params={"fbclid": "A" * 20_000})
+    click = clicks(server, "uid = ?", r.headers["location"].split("start=fb_", 1)[1])[0]
+    assert click["fbclid"] == "A" * 512
+    assert click["fbc"] == f"fb.1.{click['created_ms']}.{'A' * 512}"
+
+
 def test_a_browser_without_fbp_gets_one_set_and_recorded(server: Server, bot_link: str) -> None:
     with browser(server) as phone:
         r = phone.get(f"/r/{bot_link}")
@@ -224,7 +232,8 @@ def test_auto_redirect_page_refreshes_to_the_target(server: Server, space: Space
         page = phone.get("/l/auto").text
     match = DEEPLINK.search(page)
     assert match
-    assert f'<meta http-equiv="refresh" content="1;url={match.group(1)}">' in page
+    # The no-script fallback rounds up, so it never fires before the 1.5 s the user asked for.
+    assert f'<meta http-equiv="refresh" content="2;url={match.group(1)}">' in page
     assert "setTimeout" in page and ",1500)" in page
 
 
@@ -257,9 +266,24 @@ def test_link_admin_api(server: Server, space: SpaceKeys) -> None:
         taken = api.post(base, json={"slug": "api-link", "kind": "bot", "target": "offer_bot"},
                          headers=admin)  # fmt: skip
         assert taken.status_code == 409 and taken.json()["error"] == "slug_taken"
-        bad = api.post(base, json={"slug": "x", "kind": "web", "target": "https://a.example/"},
-                       headers=admin)  # fmt: skip
+        bad = api.post(
+            base, json={"slug": "x", "kind": "web", "target": "https://a.example/"}, headers=admin
+        )
         assert bad.status_code == 422 and bad.json()["field"] == "target"
+        bad = api.post(
+            base, json={"slug": "x", "kind": "telegram", "target": "offer_bot"}, headers=admin
+        )
+        assert [f["field"] for f in bad.json()["fields"]] == ["kind"]
+        bad = api.post(base, json={"slug": 5, "kind": "bot", "target": "offer_bot"}, headers=admin)
+        assert bad.json()["detail"] == "slug: must be a string"
+        r = api.post(
+            base,
+            json={"slug": "mini", "kind": "miniapp", "target": "shop_bot/store"},
+            headers=admin,
+        )
+        assert r.status_code == 201
+        r = api.patch(f"{base}/mini", json={"target": "other_bot/cart"}, headers=admin)
+        assert (r.json()["link"]["target"], r.json()["link"]["app"]) == ("other_bot", "cart")  # fmt: skip
         listed = api.get(base, headers=admin).json()["links"]
         assert "api-link" in [link["slug"] for link in listed]
         r = api.patch(f"{base}/api-link", json={"enabled": False, "title": "Off"}, headers=admin)
@@ -284,3 +308,5 @@ def test_cli_link_create_json_uses_the_public_url(server: Server, space: SpaceKe
     failed = server.cli("link", "create", "--space", str(space.id), "--slug", "pub", "--kind",
                         "bot", "--target", "offer_bot", check=False)  # fmt: skip
     assert failed.returncode == 1 and "taken" in failed.stderr
+    missing = server.cli("link", "list", "--space", "9999", check=False)
+    assert missing.returncode == 1 and "no space 9999" in missing.stderr

@@ -62,8 +62,10 @@ async def update_link(request: Request) -> JSONResponse:
 
 
 def _slug(raw: object) -> str:
-    if not isinstance(raw, str):
+    if raw is None:
         raise field_error("slug", "is required")
+    if not isinstance(raw, str):
+        raise field_error("slug", "must be a string")
     try:
         return check_slug(raw)
     except ValueError as exc:

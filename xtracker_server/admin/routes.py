@@ -65,7 +65,7 @@ async def rotate_key(request: Request) -> JSONResponse:
 def _space_id(request: Request) -> int:
     raw = request.path_params["space_id"]
     if not raw.isdigit():
-        raise ApiError(404, "not_found", f"no space {raw!r}")
+        raise ApiError(404, "not_found", f"no space {raw}")
     return int(raw)
 
 

@@ -26,6 +26,7 @@ UTM_FIELDS: tuple[str, ...] = (
 )
 _FIELD_MAX = 256
 _TEXT_MAX = 1024
+_FBCLID_MAX = 512
 _QUERY_MAX = 4096
 
 
@@ -92,8 +93,8 @@ def click_draft(
         ip=ip,
         user_agent=user_agent[:_TEXT_MAX] if user_agent else None,
         referrer=referrer[:_TEXT_MAX] if referrer else None,
-        fbclid=fbclid,
-        fbc=fbc_from_fbclid(fbclid, now_ms) if fbclid else None,
+        fbclid=fbclid[:_FBCLID_MAX] if fbclid else None,
+        fbc=fbc_from_fbclid(fbclid[:_FBCLID_MAX], now_ms) if fbclid else None,
         fbp=fbp,
         country=country,
         raw_query=raw_query[:_QUERY_MAX] if raw_query else None,

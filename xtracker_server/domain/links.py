@@ -88,6 +88,8 @@ class LinkSpec(BaseModel):
     @classmethod
     def _target(cls, raw: str, info: ValidationInfo) -> str:
         kind, target = info.data.get("kind"), raw.strip()
+        if kind is None:  # the kind itself was invalid: that is the error to report
+            return target
         if kind is LinkKind.BOT:
             return _bot_username(target)
         if kind is LinkKind.MINIAPP:

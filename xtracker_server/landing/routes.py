@@ -27,8 +27,6 @@ from xtracker_server.store.links import Link
 _templates = Environment(
     loader=FileSystemLoader(Path(__file__).parent / "templates"),
     autoescape=select_autoescape(default=True),
-    trim_blocks=True,
-    lstrip_blocks=True,
 )
 _LANDING = _templates.get_template("landing.html")
 _NOT_FOUND = _templates.get_template("not_found.html").render()
@@ -145,7 +143,9 @@ def _page(link: Link, url: str, *, refresh: bool) -> HTMLResponse:
         url=url,
         refresh=refresh,
         delay_ms=spec.redirect_delay_ms,
-        delay_s=spec.redirect_delay_ms // 1000,
+        # The meta refresh is the no-JavaScript fallback; it counts whole seconds, so it is
+        # rounded up to never fire before the script does.
+        delay_s=-(-spec.redirect_delay_ms // 1000),
         nonce=nonce,
     )
     csp = (

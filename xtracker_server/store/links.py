@@ -71,7 +71,10 @@ def update_link(
     current = link_by_slug(conn, space_id, slug)
     if current is None:
         return None
-    spec = LinkSpec.model_validate({**current.spec.model_dump(), **changes})
+    merged = {**current.spec.model_dump(), **changes}
+    if "/" in str(changes.get("target", "")) and "app" not in changes:
+        merged["app"] = None  # a new "bot/app" target brings its own app
+    spec = LinkSpec.model_validate(merged)
     values = _spec_values(spec)
     conn.execute(
         f"UPDATE links SET {', '.join(f'{k} = ?' for k in values)}, updated_ms = ?"

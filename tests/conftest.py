@@ -172,3 +172,20 @@ def space(server: Server) -> SpaceKeys:
 def http(server: Server) -> Iterator[httpx.Client]:
     with server.client() as client:
         yield client
+
+
+@pytest.fixture
+def sink() -> Iterator[Any]:
+    from tests.sink import Sink
+
+    s = Sink()
+    yield s
+    s.close()
+
+
+FAST_RETRY = (
+    "--allow-private-destinations",
+    "--retry-base-s", "0.2",
+    "--retry-cap-s", "1",
+    "--rate-limit", "0",
+)  # fmt: skip

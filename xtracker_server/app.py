@@ -11,6 +11,7 @@ from starlette.applications import Starlette
 from xtracker_server import admin, ingress
 from xtracker_server.auth import Authenticator
 from xtracker_server.config import Settings
+from xtracker_server.delivery.worker import Worker
 from xtracker_server.domain.visitors import parse_networks
 from xtracker_server.errors import EXCEPTION_HANDLERS
 from xtracker_server.landing.cache import LinkCache
@@ -32,9 +33,14 @@ def create_app(settings: Settings) -> Starlette:
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await store.open()
+        if settings.worker:
+            state.worker = Worker(store, settings)
+            await state.worker.start()
         try:
             yield
         finally:
+            if state.worker is not None:
+                await state.worker.stop()
             await store.close()
 
     app = Starlette(

@@ -6,8 +6,10 @@ directly, also while a server runs on it: the server sees a new or rotated key w
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
+import signal
 import sqlite3
 import sys
 import time
@@ -21,15 +23,27 @@ from rich.console import Console
 from rich.table import Table
 
 from xtracker_server.config import SYNC_MODES, Settings, parse_proxies
+from xtracker_server.delivery.probe import probe
+from xtracker_server.delivery.sender import address_problem
 from xtracker_server.domain.credentials import CredentialKind
+from xtracker_server.domain.destinations import (
+    DestinationInput,
+    parse_event_map,
+    prepare_destination,
+    url_host_problem,
+)
 from xtracker_server.domain.links import LinkSpec, check_slug
-from xtracker_server.store import links, spaces
+from xtracker_server.store import destinations as dest_store
+from xtracker_server.store import links, outbox, spaces
 from xtracker_server.store.db import open_db, transaction
 from xtracker_server.store.links import Link
 from xtracker_server.views import (
+    delivery_json,
+    destination_json,
     link_created_json,
     link_json,
     new_space_json,
+    probe_json,
     rotation_json,
     space_json,
 )
@@ -48,6 +62,14 @@ admin_app = typer.Typer(help="The operator's admin token.", no_args_is_help=True
 link_app = typer.Typer(
     help="Links: landing pages and redirects that mint clicks.", no_args_is_help=True
 )
+dest_app = typer.Typer(help="Destinations: where events are delivered.", no_args_is_help=True)
+eventmap_app = typer.Typer(help="Which events a destination gets, and by what name.",
+                           no_args_is_help=True)  # fmt: skip
+outbox_app = typer.Typer(help="Deliveries: what was sent where, and what failed.",
+                         no_args_is_help=True)  # fmt: skip
+app.add_typer(dest_app, name="destination")
+app.add_typer(eventmap_app, name="eventmap")
+app.add_typer(outbox_app, name="outbox")
 app.add_typer(space_app, name="space")
 app.add_typer(link_app, name="link")
 app.add_typer(key_app, name="key")
@@ -89,6 +111,41 @@ def _write(db: str, op: Callable[[sqlite3.Connection], T], *, create: bool = Fal
 
 def _print_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, ensure_ascii=False) + "\n")
+
+
+@app.command()
+def worker(
+    db: DbOption = "./xtracker.db",
+    poll_s: Annotated[float, typer.Option(help="Seconds between looks for due deliveries.")] = 1.0,
+) -> None:
+    """Run the delivery worker alone (settings from the XTRACKER_* environment). Several
+    workers, and servers started with --no-worker, can share one database."""
+    from xtracker_server.delivery.worker import Worker
+    from xtracker_server.store.runtime import Store
+
+    if not Path(db).expanduser().exists():
+        _fail(f"no database at {db}: pass --db (or XTRACKER_DB)", 1)
+    try:
+        settings = Settings.from_env().with_(db=db, worker_poll_s=poll_s)
+    except ValueError as exc:
+        _fail(str(exc))
+
+    async def run() -> None:
+        store = Store(settings.db, sync=settings.sync)
+        await store.open()
+        worker = Worker(store, settings)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await worker.start()
+        out.print(f"xtracker worker {worker.owner} running (db: {db})")
+        sys.stdout.flush()
+        await stop.wait()
+        await worker.stop()
+        await store.close()
+
+    asyncio.run(run())
 
 
 @app.command()
@@ -150,6 +207,12 @@ def serve(
             envvar="XTRACKER_CLICK_WINDOW_S", help="A repeat visit within this keeps its uid."
         ),
     ] = 86400.0,
+    delivery_timeout_s: Annotated[
+        float, typer.Option(envvar="XTRACKER_DELIVERY_TIMEOUT_S", help="Per delivery request.")
+    ] = 10.0,
+    worker_poll_s: Annotated[
+        float, typer.Option(envvar="XTRACKER_WORKER_POLL_S", help="Outbox poll interval.")
+    ] = 1.0,
     log_level: Annotated[str, typer.Option(envvar="XTRACKER_LOG_LEVEL")] = "info",
 ) -> None:
     """Run the server (ingress API and admin API) on an embedded SQLite file."""
@@ -176,6 +239,8 @@ def serve(
             rate_limit=rate_limit,
             country_header=country_header or None,
             click_window_s=click_window_s,
+            delivery_timeout_s=delivery_timeout_s,
+            worker_poll_s=worker_poll_s,
         )
     except ValueError as exc:
         err.print(f"[red]error:[/red] {exc}")
@@ -460,6 +525,278 @@ def _update_link(
     else:
         state = "enabled" if link.enabled else "disabled"
         out.print(f"Link [bold]{slug}[/bold] updated ({state}).")
+
+
+@dest_app.command("add")
+def destination_add(
+    space: SpaceOption,
+    kind: Annotated[str, typer.Option(help="fb_capi, webhook or s2s_postback.")],
+    name: Annotated[str, typer.Option(help="A name to recognise it by.")] = "",
+    url: Annotated[str | None, typer.Option(help="webhook: the endpoint.")] = None,
+    method: Annotated[
+        str | None, typer.Option(help="webhook: POST (default) or PUT; s2s: GET or POST.")
+    ] = None,
+    header: Annotated[
+        list[str] | None, typer.Option(help="webhook: extra header 'Name: value' (repeatable).")
+    ] = None,
+    url_template: Annotated[
+        str | None, typer.Option(help="s2s_postback: URL with macros such as {uid} {value}.")
+    ] = None,
+    expected_status: Annotated[
+        int | None, typer.Option(help="s2s_postback: success status.")
+    ] = None,
+    pixel_id: Annotated[str | None, typer.Option(help="fb_capi: the pixel (dataset) id.")] = None,
+    access_token: Annotated[
+        str | None,
+        typer.Option(envvar="XTRACKER_FB_ACCESS_TOKEN", help="fb_capi: the CAPI access token."),
+    ] = None,
+    test_event_code: Annotated[
+        str | None, typer.Option(help="fb_capi: Events Manager test code.")
+    ] = None,
+    action_source: Annotated[str | None, typer.Option(help="fb_capi: default website.")] = None,
+    proxy: Annotated[
+        str | None, typer.Option(help="Outbound proxy URL for this destination.")
+    ] = None,
+    allow_private: Annotated[
+        bool,
+        typer.Option(
+            "--allow-private-destinations/--no-allow-private-destinations",
+            envvar="XTRACKER_ALLOW_PRIVATE_DESTINATIONS",
+        ),
+    ] = False,
+    db: DbOption = "./xtracker.db",
+    json_: JsonOption = False,
+) -> None:
+    """Add a destination. It receives the events that arrive from now on."""
+    headers = None
+    if header:
+        headers = {}
+        for item in header:
+            key, sep, value = item.partition(":")
+            if not sep:
+                _fail(f"--header {item!r}: write 'Name: value'")
+            headers[key.strip()] = value.strip()
+    raw = {"kind": kind, "name": name, "url": url, "method": method.upper() if method else None,
+           "headers": headers, "url_template": url_template, "expected_status": expected_status,
+           "pixel_id": pixel_id, "access_token": access_token, "test_event_code": test_event_code,
+           "action_source": action_source, "proxy": proxy}  # fmt: skip
+    try:
+        inp = DestinationInput.model_validate({k: v for k, v in raw.items() if v is not None})
+        prepared = prepare_destination(inp)
+    except ValidationError as exc:
+        _invalid_link(exc)
+    except ValueError as exc:
+        _fail(str(exc))
+    target = inp.target_url()
+    if target and not allow_private:
+        problem = url_host_problem(target) or asyncio.run(address_problem(target))
+        if problem:
+            _fail(problem)
+    created = _write(db, lambda c: dest_store.create_destination(c, space, prepared, _now_ms()))
+    if created is None:
+        _fail(f"no space {space} (see `xtracker space list`)", 1)
+    data = {"id": created.id, "kind": created.kind.value, "secret": prepared.shown_secret}
+    if json_:
+        _print_json(data)
+        return
+    out.print(f"Destination {created.id} ({created.kind.value}, {created.name}) added.")
+    if prepared.shown_secret:
+        out.print("Signing secret (shown once; verify webhook-signature with it):")
+        out.print(prepared.shown_secret, markup=False, highlight=False)
+
+
+@dest_app.command("list")
+def destination_list(
+    space: SpaceOption, db: DbOption = "./xtracker.db", json_: JsonOption = False
+) -> None:
+    """List a space's destinations (secrets are never shown)."""
+    found = _space_read(db, space, dest_store.list_destinations)
+    if json_:
+        _print_json([destination_json(d) for d in found])
+        return
+    table = Table("id", "kind", "name", "enabled", "health", "events")
+    for d in found:
+        events = ", ".join(f"{k}→{v}" for k, v in d.event_map.items() if v)
+        health = "ok" if d.health_reason is None else f"[red]{d.health_reason}[/red]"
+        table.add_row(str(d.id), d.kind.value, d.name, "yes" if d.enabled else "no", health, events)
+    out.print(table)
+
+
+DestinationOption = Annotated[int, typer.Option("--id", "--destination", help="Destination id.")]
+
+
+@dest_app.command("disable")
+def destination_disable(
+    space: SpaceOption,
+    destination: DestinationOption,
+    db: DbOption = "./xtracker.db",
+    json_: JsonOption = False,
+) -> None:
+    """Stop sending to a destination (its pending deliveries wait until it is enabled)."""
+    _update_destination(db, space, destination, json_, enabled=False)
+
+
+@dest_app.command("enable")
+def destination_enable(
+    space: SpaceOption,
+    destination: DestinationOption,
+    db: DbOption = "./xtracker.db",
+    json_: JsonOption = False,
+) -> None:
+    """Send to a destination again (also clears an unhealthy flag)."""
+    _update_destination(db, space, destination, json_, enabled=True, health_reason=None)
+
+
+@dest_app.command("set-token")
+def destination_set_token(
+    space: SpaceOption,
+    destination: DestinationOption,
+    access_token: Annotated[str, typer.Option(envvar="XTRACKER_FB_ACCESS_TOKEN")],
+    db: DbOption = "./xtracker.db",
+    json_: JsonOption = False,
+) -> None:
+    """Replace a fb_capi destination's access token (and clear its unhealthy flag)."""
+    current = _space_read(db, space, lambda c, s: dest_store.get_destination(c, s, destination))
+    if current is None or current.kind.value != "fb_capi":
+        _fail(f"no fb_capi destination {destination} in space {space}", 1)
+    _update_destination(db, space, destination, json_, secret=access_token.strip(),
+                        health_reason=None)  # fmt: skip
+
+
+@dest_app.command("test")
+def destination_test(
+    space: SpaceOption,
+    destination: DestinationOption,
+    allow_private: Annotated[
+        bool,
+        typer.Option(
+            "--allow-private-destinations/--no-allow-private-destinations",
+            envvar="XTRACKER_ALLOW_PRIVATE_DESTINATIONS",
+        ),
+    ] = False,
+    public_url: PublicUrlOption = None,
+    db: DbOption = "./xtracker.db",
+    json_: JsonOption = False,
+) -> None:
+    """Send one test event to the destination now and show its answer."""
+    dest = _space_read(db, space, lambda c, s: dest_store.get_destination(c, s, destination))
+    if dest is None:
+        _fail(f"no destination {destination} in space {space}", 1)
+    settings = Settings.from_env().with_(
+        allow_private_destinations=allow_private, public_url=_base_url(public_url)
+    )
+    data = probe_json(asyncio.run(probe(dest, settings)))
+    if json_:
+        _print_json(data)
+    else:
+        colour = "green" if data["ok"] else "red"
+        out.print(f"[{colour}]{data['outcome']}[/{colour}] {data['reason']} "
+                  f"({data['latency_ms']} ms)", highlight=False)  # fmt: skip
+        if data["response"]:
+            out.print(data["response"], markup=False, highlight=False)
+    if not data["ok"]:
+        raise typer.Exit(1)
+
+
+@eventmap_app.command("set")
+def eventmap_set(
+    destination: Annotated[int, typer.Option("--destination", help="Destination id.")],
+    assignments: Annotated[
+        list[str], typer.Argument(help="EVENT=NAME, or EVENT= to stop sending it.")
+    ],
+    db: DbOption = "./xtracker.db",
+    json_: JsonOption = False,
+) -> None:
+    """Rename events for a destination, or stop sending some: deposit=Purchase subscribed="""
+    space = _space_read_any(db, lambda c: dest_store.space_of_destination(c, destination))
+    if space is None:
+        _fail(f"no destination {destination}", 1)
+    current = _space_read(db, space, lambda c, s: dest_store.get_destination(c, s, destination))
+    assert current is not None
+    try:
+        event_map = parse_event_map(assignments, current.event_map)
+    except ValueError as exc:
+        _fail(str(exc))
+    _update_destination(db, space, destination, json_, event_map=event_map)
+
+
+@outbox_app.command("list")
+def outbox_list(
+    space: SpaceOption,
+    status: Annotated[
+        str | None, typer.Option(help="pending, retrying, sent, failed_permanently")
+    ] = None,
+    destination: Annotated[int | None, typer.Option("--destination")] = None,
+    limit: Annotated[int, typer.Option()] = 100,
+    db: DbOption = "./xtracker.db",
+    json_: JsonOption = False,
+) -> None:
+    """Deliveries of a space, newest first."""
+    if status is not None and status not in outbox.STATUSES:
+        _fail(f"--status must be one of {', '.join(outbox.STATUSES)}")
+    rows = _space_read(db, space, lambda c, s: outbox.list_deliveries(
+        c, s, status=status, destination_id=destination, limit=limit))  # fmt: skip
+    if json_:
+        _print_json([delivery_json(r) for r in rows])
+        return
+    table = Table("id", "dest", "event", "status", "tries", "last", "event_id")
+    for r in rows:
+        last = r.last_error or (str(r.last_status) if r.last_status else "")
+        table.add_row(str(r.id), str(r.destination_id), r.event_name, r.status, str(r.attempts),
+                      last[:60], r.event_id)  # fmt: skip
+    out.print(table)
+
+
+@outbox_app.command("replay")
+def outbox_replay(
+    space: SpaceOption,
+    destination: Annotated[int | None, typer.Option("--destination")] = None,
+    status: Annotated[str, typer.Option()] = "failed_permanently",
+    db: DbOption = "./xtracker.db",
+    json_: JsonOption = False,
+) -> None:
+    """Send deliveries again (same event_id, so receivers can deduplicate). A running worker
+    picks them up at its next poll."""
+    if status not in outbox.STATUSES:
+        _fail(f"--status must be one of {', '.join(outbox.STATUSES)}")
+    count = _space_read(
+        db,
+        space,
+        lambda c, s: outbox.replay(
+            c, s, status=status, destination_id=destination, now_ms=_now_ms()
+        ),
+    )
+    if json_:
+        _print_json({"replayed": count})
+    else:
+        out.print(f"{count} deliveries queued again.")
+
+
+def _space_read(db: str, space: int, op: Callable[[sqlite3.Connection, int], T]) -> T:
+    def read(conn: sqlite3.Connection) -> T:
+        if spaces.get_space(conn, space) is None:
+            _fail(f"no space {space} (see `xtracker space list`)", 1)
+        return op(conn, space)
+
+    return _write(db, read)
+
+
+def _space_read_any(db: str, op: Callable[[sqlite3.Connection], T]) -> T:
+    return _write(db, op)
+
+
+def _update_destination(db: str, space: int, destination: int, json_: bool, **changes: Any) -> None:
+    updated = _space_read(
+        db,
+        space,
+        lambda c, s: dest_store.update_destination(c, s, destination, _now_ms(), **changes),
+    )
+    if updated is None:
+        _fail(f"no destination {destination} in space {space}", 1)
+    if json_:
+        _print_json(destination_json(updated))
+    else:
+        out.print(f"Destination {destination} updated.")
 
 
 def main() -> None:

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import ipaddress
 import os
-from dataclasses import dataclass, replace
+from collections.abc import Mapping
+from dataclasses import dataclass, fields, replace
 from typing import Literal
 
 SyncMode = Literal["OFF", "NORMAL", "FULL", "EXTRA"]
@@ -36,6 +37,10 @@ class Settings:
     #: How long a looked-up credential is trusted before the database is asked again: a key
     #: created or rotated by the CLI in another process is seen within this many seconds.
     credential_cache_s: float = 2.0
+    #: How long one delivery request may take before it counts as a timeout (retried).
+    delivery_timeout_s: float = 10.0
+    #: How often a worker looks for due deliveries when nothing woke it.
+    worker_poll_s: float = 1.0
     #: The request header a CDN puts the visitor's country in (e.g. CF-IPCountry); none if unset.
     country_header: str | None = None
     #: A repeat visit by the same browser within this window keeps its uid (not a new click).
@@ -50,6 +55,30 @@ class Settings:
             raise ValueError("XTRACKER_CLICK_WINDOW_S must be at least 1 (second)")
         if self.rate_limit < 0:
             raise ValueError("XTRACKER_RATE_LIMIT must be zero (off) or positive")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Settings from ``XTRACKER_<FIELD>`` variables (what ``xtracker worker`` uses)."""
+        env = os.environ if environ is None else environ
+        values: dict[str, object] = {}
+        for f in fields(cls):
+            raw = env.get(f"XTRACKER_{f.name.upper()}")
+            if raw is None or raw == "":
+                continue
+            default = f.default
+            if isinstance(default, bool):
+                values[f.name] = parse_bool(raw)
+            elif isinstance(default, float):
+                values[f.name] = float(raw)
+            elif isinstance(default, int):
+                values[f.name] = int(raw)
+            elif f.name == "trusted_proxies":
+                values[f.name] = parse_proxies(raw)
+            elif f.name == "sync":
+                values[f.name] = raw.upper()
+            else:
+                values[f.name] = raw
+        return cls(**values)  # type: ignore[arg-type]
 
     @property
     def base_url(self) -> str:

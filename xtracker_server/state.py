@@ -8,6 +8,7 @@ from starlette.requests import Request
 
 from xtracker_server.auth import Authenticator
 from xtracker_server.config import Settings
+from xtracker_server.delivery.worker import Worker
 from xtracker_server.domain.visitors import Network
 from xtracker_server.landing.cache import LinkCache
 from xtracker_server.store.runtime import Store
@@ -20,6 +21,11 @@ class AppState:
     auth: Authenticator
     links: LinkCache
     trusted_proxies: tuple[Network, ...]
+    worker: Worker | None = None  # the delivery worker, when it runs in this process
+
+    def wake_worker(self) -> None:
+        if self.worker is not None:
+            self.worker.wake()
 
 
 def app_state(request: Request) -> AppState:

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from xtracker_server.delivery.probe import ProbeResult
+from xtracker_server.store.destinations import Destination
 from xtracker_server.store.links import Link
+from xtracker_server.store.outbox import DeliveryRow
 from xtracker_server.store.spaces import NewSpace, Rotation, Space
 
 
@@ -47,4 +50,52 @@ def link_json(link: Link, base_url: str) -> dict[str, Any]:
         **link_urls(link.slug, base_url),
         "created_ms": link.created_ms,
         "updated_ms": link.updated_ms,
+    }
+
+
+def destination_json(d: Destination) -> dict[str, Any]:
+    """Never includes the secret or the access token."""
+    return {
+        "id": d.id,
+        "space_id": d.space_id,
+        "kind": d.kind.value,
+        "name": d.name,
+        "enabled": d.enabled,
+        "healthy": d.health_reason is None,
+        "health_reason": d.health_reason,
+        "config": d.config,
+        "event_map": d.event_map,
+        "proxy": d.proxy,
+        "has_secret": d.secret is not None,
+        "created_ms": d.created_ms,
+        "updated_ms": d.updated_ms,
+    }
+
+
+def delivery_json(row: DeliveryRow) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "destination_id": row.destination_id,
+        "inbox_id": str(row.inbox_id),
+        "event_id": row.event_id,
+        "event": row.event_name,
+        "status": row.status,
+        "attempts": row.attempts,
+        "next_attempt_ms": row.next_attempt_ms,
+        "created_ms": row.created_ms,
+        "sent_ms": row.sent_ms,
+        "last_status": row.last_status,
+        "last_error": row.last_error,
+    }
+
+
+def probe_json(result: ProbeResult) -> dict[str, Any]:
+    return {
+        "ok": result.verdict.outcome.value == "sent",
+        "outcome": result.verdict.outcome.value,
+        "reason": result.verdict.reason,
+        "status_code": result.answer.status,
+        "latency_ms": result.answer.latency_ms,
+        "response": result.answer.excerpt,
+        "event_id": result.event_id,
     }

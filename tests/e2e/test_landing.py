@@ -283,7 +283,7 @@ def test_link_admin_api(server: Server, space: SpaceKeys) -> None:
         )
         assert r.status_code == 201
         r = api.patch(f"{base}/mini", json={"target": "other_bot/cart"}, headers=admin)
-        assert (r.json()["link"]["target"], r.json()["link"]["app"]) == ("other_bot", "cart")  # fmt: skip
+        assert (r.json()["link"]["target"], r.json()["link"]["app"]) == ("other_bot", "cart")
         listed = api.get(base, headers=admin).json()["links"]
         assert "api-link" in [link["slug"] for link in listed]
         r = api.patch(f"{base}/api-link", json={"enabled": False, "title": "Off"}, headers=admin)

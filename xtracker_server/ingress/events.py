@@ -71,7 +71,10 @@ async def record_event(
         received_ms=received,
         source=source,
     )
-    outcome = await app_state(request).store.write(insert_event, draft)
+    state = app_state(request)
+    outcome = await state.store.write(insert_event, draft)
+    if outcome.deliveries:
+        state.wake_worker()
     answer: dict[str, Any] = {
         "ok": True,
         "status": "duplicate" if outcome.duplicate else "queued",

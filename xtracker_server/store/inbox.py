@@ -6,6 +6,7 @@ import sqlite3
 from dataclasses import dataclass
 
 from xtracker_server.store.binds import uid_for_tg_id
+from xtracker_server.store.outbox import fan_out
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,7 @@ class InboxOutcome:
     inbox_id: int
     duplicate: bool
     uid: str | None  # after attribution; None while unattributed
+    deliveries: int = 0  # outbox rows created for it
 
 
 def insert_event(conn: sqlite3.Connection, draft: InboxDraft) -> InboxOutcome:
@@ -63,7 +65,13 @@ def insert_event(conn: sqlite3.Connection, draft: InboxDraft) -> InboxOutcome:
             attributed_by,
         ),
     )
-    return InboxOutcome(inbox_id=int(cur.lastrowid or 0), duplicate=False, uid=uid)
+    inbox_id = int(cur.lastrowid or 0)
+    # The fan-out shares the inbox write's transaction: an event is never stored without the
+    # deliveries it owes, nor the other way round.
+    deliveries = fan_out(
+        conn, draft.space_id, inbox_id, draft.dedup_key, draft.event, draft.received_ms
+    )
+    return InboxOutcome(inbox_id=inbox_id, duplicate=False, uid=uid, deliveries=deliveries)
 
 
 def attribute_pending(conn: sqlite3.Connection, space_id: int, tg_id: int, uid: str) -> int:

@@ -109,6 +109,62 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX binds_tg ON binds(space_id, tg_id, created_ms);
     """,
+    # 2: destinations, the outbox (one delivery per event and destination) and its attempts.
+    """
+    CREATE TABLE destinations (
+        id             INTEGER PRIMARY KEY,
+        space_id       INTEGER NOT NULL REFERENCES spaces(id),
+        kind           TEXT NOT NULL CHECK (kind IN ('fb_capi', 'webhook', 's2s_postback')),
+        name           TEXT NOT NULL,
+        enabled        INTEGER NOT NULL DEFAULT 1,
+        config         TEXT NOT NULL,
+        secret         TEXT,
+        event_map      TEXT NOT NULL,
+        proxy          TEXT,
+        health_reason  TEXT,
+        created_ms     INTEGER NOT NULL,
+        updated_ms     INTEGER NOT NULL
+    );
+    CREATE INDEX destinations_space ON destinations(space_id, enabled);
+
+    CREATE TABLE deliveries (
+        id               INTEGER PRIMARY KEY,
+        space_id         INTEGER NOT NULL REFERENCES spaces(id),
+        destination_id   INTEGER NOT NULL REFERENCES destinations(id),
+        inbox_id         INTEGER NOT NULL REFERENCES inbox(id),
+        event_id         TEXT NOT NULL,
+        event_name       TEXT NOT NULL,
+        status           TEXT NOT NULL
+                         CHECK (status IN ('pending', 'retrying', 'sent', 'failed_permanently')),
+        attempts         INTEGER NOT NULL DEFAULT 0,
+        next_attempt_ms  INTEGER NOT NULL,
+        lease_owner      TEXT,
+        lease_until_ms   INTEGER,
+        created_ms       INTEGER NOT NULL,
+        age_from_ms      INTEGER NOT NULL,  -- the retry window starts here (reset by a replay)
+        updated_ms       INTEGER NOT NULL,
+        sent_ms          INTEGER,
+        last_status      INTEGER,
+        last_error       TEXT,
+        UNIQUE (destination_id, inbox_id)
+    );
+    CREATE INDEX deliveries_due ON deliveries(destination_id, next_attempt_ms)
+        WHERE status IN ('pending', 'retrying');
+    CREATE INDEX deliveries_space_status ON deliveries(space_id, status, id);
+
+    CREATE TABLE delivery_attempts (
+        id            INTEGER PRIMARY KEY,
+        delivery_id   INTEGER NOT NULL REFERENCES deliveries(id),
+        space_id      INTEGER NOT NULL,
+        at_ms         INTEGER NOT NULL,
+        status_code   INTEGER,
+        latency_ms    INTEGER NOT NULL,
+        outcome       TEXT NOT NULL,
+        error         TEXT,
+        excerpt       TEXT
+    );
+    CREATE INDEX delivery_attempts_delivery ON delivery_attempts(delivery_id);
+    """,
 )
 
 

@@ -1,0 +1,365 @@
+"""Destinations and the outbox end to end: a real server, real local HTTP sinks, retry
+timings shortened through the settings."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from typing import Any
+
+import httpx
+import pytest
+from standardwebhooks import Webhook
+
+from tests.conftest import ADMIN_TOKEN, FAST_RETRY, Server, ServerFactory, SpaceKeys
+from tests.sink import Reply, Sink
+
+ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+
+
+def deliveries(server: Server, where: str = "1", *args: object) -> list[dict[str, Any]]:
+    conn = sqlite3.connect(server.db)
+    conn.row_factory = sqlite3.Row
+    try:
+        return [dict(r) for r in conn.execute(f"SELECT * FROM deliveries WHERE {where}", args)]
+    finally:
+        conn.close()
+
+
+def attempts(server: Server, delivery_id: int) -> list[dict[str, Any]]:
+    conn = sqlite3.connect(server.db)
+    conn.row_factory = sqlite3.Row
+    try:
+        rows = conn.execute(
+            "SELECT * FROM delivery_attempts WHERE delivery_id = ? ORDER BY id", (delivery_id,)
+        )
+        return [dict(r) for r in rows]
+    finally:
+        conn.close()
+
+
+def settled(server: Server, count: int, status: str, timeout: float = 20.0) -> list[dict[str, Any]]:
+    """Poll the outbox until ``count`` rows have ``status`` (the worker runs in another process;
+    there is no event to wait on across it)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        rows = deliveries(server, "status = ?", status)
+        if len(rows) >= count or time.monotonic() > deadline:
+            return rows
+        time.sleep(0.05)
+
+
+def add_webhook(server: Server, space: SpaceKeys, url: str, *extra: str) -> dict[str, Any]:
+    data: dict[str, Any] = server.cli_json(
+        "destination", "add", "--space", str(space.id), "--kind", "webhook", "--url", url,
+        "--allow-private-destinations", *extra,
+    )  # fmt: skip
+    return data
+
+
+def deposit(http: httpx.Client, space: SpaceKeys, uid: str, eid: str, value: str = "25.00") -> str:
+    r = http.post("/events", json={"uid": uid, "event": "deposit", "value": value, "eid": eid},
+                  headers=space.auth)  # fmt: skip
+    assert r.status_code == 200, r.text
+    inbox_id: str = r.json()["inbox_id"]
+    return inbox_id
+
+
+@pytest.fixture
+def fast(start_server: ServerFactory) -> Server:
+    return start_server(*FAST_RETRY)
+
+
+def test_503_twice_then_200_arrives_three_times_with_one_webhook_id_and_a_valid_signature(
+    fast: Server, sink: Sink
+) -> None:
+    space = fast.new_space()
+    added = add_webhook(fast, space, f"{sink.url}/hook")
+    assert set(added) == {"id", "kind", "secret"} and added["secret"].startswith("whsec_")
+    sink.script = [Reply(503), Reply(503)]
+    with fast.client() as http:
+        http.post("/clicks", json={"raw_query": "fbclid=F1&campaign_name=Spring"},
+                  headers=space.auth)  # fmt: skip
+        deposit(http, space, "abc", "tx-1")
+
+    got = sink.wait_for(3)
+    assert len(got) == 3
+    assert len({r.headers["webhook-id"] for r in got}) == 1
+    row = settled(fast, 1, "sent")[0]
+    assert row["attempts"] == 3 and row["event_id"] == got[0].headers["webhook-id"]
+    tries = attempts(fast, row["id"])
+    assert [a["status_code"] for a in tries] == [503, 503, 200]
+    assert all(a["latency_ms"] >= 0 for a in tries)
+
+    last = got[-1]
+    Webhook(added["secret"]).verify(last.body, last.headers)  # raises if the signature is bad
+    body = last.json()
+    assert body["event"] == "deposit" and body["canonical"] == "deposit"
+    assert body["event_id"] == row["event_id"]
+    assert body["data"] == {"value": "25.00", "currency": "USD"}
+    assert body["click"]["uid"] == "abc"
+    assert set(body["click"]) >= {"uid", "tg_id", "fbclid", "campaign_id", "campaign_name",
+                                  "adset_id", "adset_name", "ad_id", "ad_name", "placement",
+                                  "country", "link"}  # fmt: skip
+    assert isinstance(body["occurred_at_ms"], int)
+
+
+def test_a_400_is_tried_once_fails_permanently_and_replay_sends_it_again(
+    fast: Server, sink: Sink
+) -> None:
+    space = fast.new_space()
+    add_webhook(fast, space, f"{sink.url}/hook")
+    sink.script = [Reply(400, b'{"error": "bad payload"}')]
+    with fast.client() as http:
+        deposit(http, space, "u1", "tx-400")
+    sink.wait_for(1)
+    row = settled(fast, 1, "failed_permanently")[0]
+    assert row["attempts"] == 1 and "400" in row["last_error"]
+    assert attempts(fast, row["id"])[0]["excerpt"] == '{"error": "bad payload"}'
+    assert len(sink.received) == 1
+
+    listed = fast.cli_json("outbox", "list", "--space", str(space.id), "--status",
+                           "failed_permanently")  # fmt: skip
+    assert [d["id"] for d in listed] == [row["id"]]
+    assert fast.cli_json("outbox", "replay", "--space", str(space.id)) == {"replayed": 1}
+    got = sink.wait_for(2)
+    assert got[1].headers["webhook-id"] == got[0].headers["webhook-id"]
+    assert settled(fast, 1, "sent")[0]["id"] == row["id"]
+
+
+def test_a_sink_down_for_a_while_then_back_gets_every_event(
+    start_server: ServerFactory, tmp_path: Any
+) -> None:
+    server = start_server(*FAST_RETRY)
+    space = server.new_space()
+    down = Sink()
+    port = down.port
+    down.close()  # nothing listens there now: connection refused
+    add_webhook(server, space, f"http://127.0.0.1:{port}/hook")
+    with server.client() as http:
+        for i in range(30):
+            deposit(http, space, f"u{i}", f"tx-{i}", value=f"{i + 1}.00")
+    # Wait until every delivery has failed at least once and is waiting to retry.
+    assert len(settled(server, 30, "retrying")) == 30
+    back = Sink.__new__(Sink)
+    _rebind(back, port)
+    try:
+        got = back.wait_for(30)
+        assert len(settled(server, 30, "sent")) == 30
+        values = sorted(float(r.json()["data"]["value"]) for r in got)
+        assert values[:30] == [float(i + 1) for i in range(30)]
+        assert len({r.headers["webhook-id"] for r in got}) == 30
+    finally:
+        back.close()
+
+
+def _rebind(sink: Sink, port: int) -> None:
+    """Start a sink on a given port (the destination's URL stays the same)."""
+    from http.server import ThreadingHTTPServer
+
+    fresh = Sink()
+    handler = fresh.server.RequestHandlerClass
+    fresh.server.shutdown()
+    fresh.server.server_close()
+    sink.__dict__.update(fresh.__dict__)
+    sink.server = ThreadingHTTPServer(("127.0.0.1", port), handler)
+    sink.server.daemon_threads = True
+    sink.port = port
+    import threading
+
+    sink.thread = threading.Thread(target=sink.server.serve_forever, daemon=True)
+    sink.thread.start()
+
+
+def test_s2s_postback_example_byte_for_byte(fast: Server, sink: Sink) -> None:
+    space = fast.new_space()
+    template = (
+        f"{sink.url}/postback?clickid={{uid}}&goal={{canonical}}&sum={{value}}&cur={{currency}}"
+    )
+    fast.cli_json("destination", "add", "--space", str(space.id), "--kind", "s2s_postback",
+                  "--url-template", template, "--allow-private-destinations")  # fmt: skip
+    with fast.client() as http:
+        deposit(http, space, "abc123", "tx-s2s")
+        http.post("/events", json={"uid": "a b&c", "event": "contact", "eid": "c1"},
+                  headers=space.auth)  # fmt: skip
+    got = sink.wait_for(2)
+    targets = sorted(r.target for r in got)
+    assert targets == [
+        # Macros are URL-encoded; missing values are empty.
+        "/postback?clickid=a%20b%26c&goal=contact&sum=&cur=",
+        "/postback?clickid=abc123&goal=deposit&sum=25.00&cur=USD",
+    ]
+
+
+def test_s2s_expected_status_is_an_exact_match(fast: Server, sink: Sink) -> None:
+    space = fast.new_space()
+    fast.cli_json("destination", "add", "--space", str(space.id), "--kind", "s2s_postback",
+                  "--url-template", f"{sink.url}/pb?c={{uid}}", "--expected-status", "202",
+                  "--allow-private-destinations")  # fmt: skip
+    sink.default = Reply(200)
+    with fast.client() as http:
+        deposit(http, space, "u", "tx")
+    row = settled(fast, 1, "failed_permanently")[0]
+    assert "expected 202" in row["last_error"]
+
+
+def test_private_destinations_are_refused_without_the_setting(server: Server) -> None:
+    space = server.new_space("private")
+    for url in ("http://127.0.0.1:9/hook", "http://10.1.2.3/hook", "http://localhost/x",
+                "http://[::1]/x", "http://169.254.169.254/latest"):  # fmt: skip
+        proc = server.cli("destination", "add", "--space", str(space.id), "--kind", "webhook",
+                          "--url", url, "--json", check=False)  # fmt: skip
+        assert proc.returncode != 0 and "address" in proc.stderr, (url, proc.stderr)
+    with server.client() as http:
+        r = http.post(
+            f"/admin/spaces/{space.id}/destinations",
+            json={"kind": "webhook", "url": "http://192.168.1.5/x"},
+            headers=ADMIN,
+        )
+    assert r.status_code == 422 and r.json()["field"] == "url"
+    assert "private" in r.json()["detail"]
+
+
+def test_private_address_is_refused_again_at_send_time(
+    start_server: ServerFactory, sink: Sink
+) -> None:
+    """A destination added while allowed, sent by a server that does not allow it."""
+    server = start_server("--retry-base-s", "0.2", "--retry-cap-s", "1")
+    space = server.new_space()
+    add_webhook(server, space, f"{sink.url}/hook")  # the CLI was allowed, the server is not
+    with server.client() as http:
+        deposit(http, space, "u", "tx")
+    row = settled(server, 1, "failed_permanently")[0]
+    assert "loopback" in row["last_error"]
+    assert sink.received == []
+
+
+def test_event_maps_rename_and_silence_events(fast: Server, sink: Sink) -> None:
+    space = fast.new_space()
+    dest = add_webhook(fast, space, f"{sink.url}/hook")
+    changed = fast.cli_json("eventmap", "set", "--destination", str(dest["id"]),
+                            "deposit=ftd", "contact=")  # fmt: skip
+    assert changed["event_map"] == {"contact": "", "subscribed": "subscribed",
+                                    "registration": "registration", "deposit": "ftd"}  # fmt: skip
+    with fast.client() as http:
+        http.post("/events", json={"uid": "u", "event": "contact"}, headers=space.auth)
+        deposit(http, space, "u", "tx")
+    got = sink.wait_for(1)
+    assert [r.json()["event"] for r in got] == ["ftd"]
+    assert len(deliveries(fast)) == 1  # no row at all for the silenced contact
+
+
+def test_a_destination_added_later_gets_only_later_events(fast: Server, sink: Sink) -> None:
+    space = fast.new_space()
+    with fast.client() as http:
+        deposit(http, space, "u", "before")
+        add_webhook(fast, space, f"{sink.url}/hook")
+        deposit(http, space, "u", "after")
+    got = sink.wait_for(1)
+    assert settled(fast, 1, "sent")
+    assert len(deliveries(fast)) == 1 and len(got) == 1
+
+
+def test_a_duplicate_event_fans_out_nothing(fast: Server, sink: Sink) -> None:
+    space = fast.new_space()
+    add_webhook(fast, space, f"{sink.url}/hook")
+    with fast.client() as http:
+        deposit(http, space, "u", "once")
+        deposit(http, space, "u", "once")
+    assert len(settled(fast, 1, "sent")) == 1
+    assert len(deliveries(fast)) == 1
+
+
+def test_a_failing_destination_does_not_slow_the_others(fast: Server) -> None:
+    slow, quick = Sink(), Sink()
+    try:
+        slow.default = Reply(200, delay_s=2.0)
+        space = fast.new_space()
+        add_webhook(fast, space, f"{slow.url}/slow")
+        add_webhook(fast, space, f"{quick.url}/quick")
+        started = time.monotonic()
+        with fast.client() as http:
+            for i in range(20):
+                deposit(http, space, "u", f"t{i}")
+        quick.wait_for(20)
+        elapsed = time.monotonic() - started
+        # 20 events to the slow sink take at least 2 s each, 8 at a time: >= 6 s. The quick
+        # one must not wait behind them.
+        assert elapsed < 4.0, elapsed
+        assert len(slow.received) < 20
+    finally:
+        slow.close()
+        quick.close()
+
+
+def test_retry_after_is_honoured(fast: Server, sink: Sink) -> None:
+    space = fast.new_space()
+    add_webhook(fast, space, f"{sink.url}/hook")
+    sink.script = [Reply(429, headers={"Retry-After": "2"})]
+    with fast.client() as http:
+        deposit(http, space, "u", "tx")
+    got = sink.wait_for(2, timeout=30)
+    assert got[1].at - got[0].at >= 1.9  # base is 0.2 s: only Retry-After explains the wait
+
+
+def test_gives_up_after_the_max_age(start_server: ServerFactory, sink: Sink) -> None:
+    server = start_server(*FAST_RETRY, "--retry-max-age-s", "1")
+    space = server.new_space()
+    add_webhook(server, space, f"{sink.url}/hook")
+    sink.default = Reply(503)
+    with server.client() as http:
+        deposit(http, space, "u", "tx")
+    row = settled(server, 1, "failed_permanently")[0]
+    assert row["last_error"].startswith("gave up after") and "503" in row["last_error"]
+    assert row["attempts"] >= 2
+
+
+def test_destination_admin_api_never_shows_secrets(server: Server) -> None:
+    space = server.new_space("admin-dest")
+    with server.client() as http:
+        r = http.post(f"/admin/spaces/{space.id}/destinations",
+                      json={"kind": "fb_capi", "pixel_id": "1234567890",
+                            "access_token": "EAAB-secret-token"}, headers=ADMIN)  # fmt: skip
+        assert r.status_code == 201 and r.json()["secret"] is None
+        listed = http.get(f"/admin/spaces/{space.id}/destinations", headers=ADMIN)
+        assert "EAAB-secret-token" not in listed.text
+        assert listed.json()["destinations"][0]["event_map"]["deposit"] == "Purchase"
+        bad = http.post(f"/admin/spaces/{space.id}/destinations",
+                        json={"kind": "fb_capi", "pixel_id": "12"}, headers=ADMIN)  # fmt: skip
+        assert bad.status_code == 422 and bad.json()["field"] == "pixel_id"
+        bad = http.post(f"/admin/spaces/{space.id}/destinations",
+                        json={"kind": "webhook", "url": "https://x.example", "pixel_id": "1"},
+                        headers=ADMIN)  # fmt: skip
+        assert bad.status_code == 422 and bad.json()["field"] == "pixel_id"
+        bad = http.post(f"/admin/spaces/{space.id}/destinations",
+                        json={"kind": "s2s_postback", "url_template": "https://x.example/?a={nope}"},
+                        headers=ADMIN)  # fmt: skip
+        assert bad.status_code == 422 and "nope" in bad.json()["detail"]
+    listed_cli = server.cli("destination", "list", "--space", str(space.id), "--json").stdout
+    assert "EAAB-secret-token" not in listed_cli
+    assert "EAAB-secret-token" not in server.log_text()
+    assert json.loads(listed_cli)[0]["has_secret"] is True
+
+
+def test_destination_test_sends_now(fast: Server, sink: Sink) -> None:
+    space = fast.new_space()
+    dest = add_webhook(fast, space, f"{sink.url}/hook")
+    result = json.loads(fast.cli("destination", "test", "--space", str(space.id), "--id",
+                                 str(dest["id"]), "--allow-private-destinations",
+                                 "--json").stdout)  # fmt: skip
+    assert result["ok"] is True and result["status_code"] == 200
+    assert sink.received[0].headers["webhook-id"] == result["event_id"]
+    sink.default = Reply(500)
+    proc = fast.cli("destination", "test", "--space", str(space.id), "--id", str(dest["id"]),
+                    "--allow-private-destinations", "--json", check=False)  # fmt: skip
+    assert proc.returncode == 1 and json.loads(proc.stdout)["status_code"] == 500
+
+
+def test_a_disabled_destination_gets_nothing_new(fast: Server, sink: Sink) -> None:
+    space = fast.new_space()
+    dest = add_webhook(fast, space, f"{sink.url}/hook")
+    fast.cli("destination", "disable", "--space", str(space.id), "--id", str(dest["id"]))
+    with fast.client() as http:
+        deposit(http, space, "u", "tx")
+    assert deliveries(fast) == []

@@ -1,0 +1,99 @@
+"""One adapter per destination kind: which requests carry a set of deliveries, and what a
+destination's answer means. The requests themselves are built by the pure domain code."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from xtracker_server.config import Settings
+from xtracker_server.delivery.sender import Answer
+from xtracker_server.domain import capi
+from xtracker_server.domain.destinations import DestinationKind
+from xtracker_server.domain.outbound import DeliveryContext, OutboundRequest, Outcome, Verdict
+from xtracker_server.domain.retry import classify_http
+from xtracker_server.domain.s2s import s2s_request
+from xtracker_server.domain.webhook import webhook_request
+from xtracker_server.store.destinations import Destination
+
+#: Deliveries in flight per destination, and how many one request may carry.
+INFLIGHT = {DestinationKind.FB_CAPI: 2 * capi.MAX_BATCH}
+DEFAULT_INFLIGHT = 8
+BATCH = {DestinationKind.FB_CAPI: capi.MAX_BATCH}
+
+
+def inflight_limit(kind: DestinationKind) -> int:
+    return INFLIGHT.get(kind, DEFAULT_INFLIGHT)
+
+
+def batch_size(kind: DestinationKind) -> int:
+    return BATCH.get(kind, 1)
+
+
+@dataclass(frozen=True)
+class Adapter:
+    destination: Destination
+    settings: Settings
+
+    def request(self, items: list[DeliveryContext]) -> OutboundRequest:
+        """The one request that carries ``items`` (one item, except for CAPI batches)."""
+        dest, cfg = self.destination, self.destination.config
+        if dest.kind is DestinationKind.FB_CAPI:
+            source = cfg.get("action_source", "website")
+            return capi.capi_request(
+                [capi.capi_event(ctx, action_source=source) for ctx in items],
+                graph_url=self.settings.fb_graph_url.rstrip("/"),
+                api_version=self.settings.fb_api_version,
+                pixel_id=cfg["pixel_id"],
+                access_token=dest.secret or "",
+                test_event_code=cfg.get("test_event_code"),
+            )
+        (ctx,) = items
+        if dest.kind is DestinationKind.WEBHOOK:
+            return webhook_request(
+                ctx,
+                url=cfg["url"],
+                method=cfg.get("method", "POST"),
+                secret=dest.secret or "",
+                extra_headers=cfg.get("headers", {}),
+                now_s=int(time.time()),
+            )
+        return s2s_request(cfg["url_template"], cfg.get("method", "GET"), ctx)
+
+    def classify(self, answer: Answer) -> Verdict:
+        kind = self.destination.kind
+        if kind is DestinationKind.FB_CAPI and not answer.refused:
+            return capi.classify_capi(
+                answer.status, answer.body, answer.error, answer.retry_after_s
+            )
+        expected = (
+            self.destination.config.get("expected_status", 200)
+            if kind is DestinationKind.S2S_POSTBACK
+            else None
+        )
+        verdict = classify_http(
+            answer.status, expected=expected, error=answer.error, retry_after_s=answer.retry_after_s
+        )
+        if answer.refused:  # a forbidden address or a bad URL is not going to get better
+            return Verdict(Outcome.FAIL, answer.error or "refused")
+        return verdict
+
+    def refusal(self, ctx: DeliveryContext, now_ms: int) -> str | None:
+        """Why this event cannot be sent to this destination at all (it fails permanently
+        without a request), or None. Checked per event, so one bad event never sinks a batch."""
+        if self.destination.kind is not DestinationKind.FB_CAPI:
+            return None
+        if capi.too_old(ctx, now_ms):
+            return capi.TOO_OLD_REASON
+        source = self.destination.config.get("action_source", "website")
+        missing = capi.missing_for_website(ctx) if source == "website" else []
+        if missing:
+            return (
+                f"a website event needs {' and '.join(missing)}: this event has no landing"
+                " click (use action_source chat or system_generated for such events)"
+            )
+        try:
+            capi.capi_event(ctx, action_source=source)
+        except ValueError as exc:
+            return f"not a valid Conversions API event: {exc}"
+        return None

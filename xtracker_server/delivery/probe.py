@@ -1,0 +1,62 @@
+"""``destination test``: send one synthetic event to a destination now, outside the outbox."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from dataclasses import dataclass
+
+from xtracker_server.config import Settings
+from xtracker_server.delivery.adapters import Adapter
+from xtracker_server.delivery.sender import Answer, Sender
+from xtracker_server.domain.outbound import ClickInfo, DeliveryContext, Verdict
+from xtracker_server.store.destinations import Destination
+
+
+@dataclass(frozen=True)
+class ProbeResult:
+    verdict: Verdict
+    answer: Answer
+    event_id: str
+
+
+def probe_context(destination: Destination, base_url: str) -> DeliveryContext:
+    """A recognisable test deposit (or the first event the map sends)."""
+    event = next(
+        (e for e in ("deposit", "registration", "subscribed", "contact")
+         if destination.event_map.get(e)),
+        "deposit",
+    )  # fmt: skip
+    now = int(time.time() * 1000)
+    return DeliveryContext(
+        event_id=f"xt_test_{secrets.token_hex(8)}",
+        event_name=destination.event_map.get(event) or event,
+        canonical=event,
+        occurred_at_ms=now,
+        uid="xtracker-test",
+        tg_id=None,
+        eid="xtracker-test",
+        value="1.00" if event == "deposit" else None,
+        currency="USD" if event == "deposit" else None,
+        click=ClickInfo(
+            uid="xtracker-test",
+            link="xtracker-test",
+            landing_url=f"{base_url}/l/xtracker-test",
+            created_ms=now,
+            ip="203.0.113.10",
+            user_agent="xtracker destination test",
+        ),
+    )
+
+
+async def probe(destination: Destination, settings: Settings) -> ProbeResult:
+    sender = Sender(
+        timeout_s=settings.delivery_timeout_s, allow_private=settings.allow_private_destinations
+    )
+    try:
+        adapter = Adapter(destination, settings)
+        ctx = probe_context(destination, settings.base_url)
+        answer = await sender.send(adapter.request([ctx]), proxy=destination.proxy)
+        return ProbeResult(adapter.classify(answer), answer, ctx.event_id)
+    finally:
+        await sender.close()

@@ -1,0 +1,226 @@
+"""The outbox worker: claims due deliveries under a lease, sends them, settles each row.
+
+- Runs inside ``xtracker serve`` (woken by every fan-out) or alone as ``xtracker worker``
+  (polling); several workers may share one database: leases keep them apart.
+- Concurrency is bounded per destination, so a slow or failing destination only ever holds
+  its own slots: the others keep flowing.
+- Every attempt is recorded. A row is settled only while this worker still holds its lease.
+- A restart resumes everything unfinished: rows whose lease ran out are due again, and their
+  event_id never changes, so a receiver sees a redelivery, never a new event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import secrets
+import socket
+import sqlite3
+import time
+from collections import defaultdict
+from dataclasses import dataclass
+
+from xtracker_server.config import Settings
+from xtracker_server.delivery.adapters import Adapter, batch_size, inflight_limit
+from xtracker_server.delivery.sender import Answer, Sender
+from xtracker_server.domain.outbound import DeliveryContext, Outcome, Verdict
+from xtracker_server.domain.retry import RetryPolicy
+from xtracker_server.store import destinations as dest_store
+from xtracker_server.store import outbox
+from xtracker_server.store.runtime import Store
+
+log = logging.getLogger("xtracker.delivery")
+
+#: A paused destination (expired token, 410) is looked at again after this long.
+HOLD_S = 60.0
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+@dataclass(frozen=True)
+class Settlement:
+    claimed: outbox.Claimed
+    verdict: Verdict
+    answer: Answer | None
+
+
+class Worker:
+    def __init__(self, store: Store, settings: Settings, *, poll_s: float | None = None) -> None:
+        self.store = store
+        self.settings = settings
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+        self.policy = RetryPolicy(
+            settings.retry_base_s, settings.retry_cap_s, settings.retry_max_age_s
+        )
+        self.poll_s = settings.worker_poll_s if poll_s is None else poll_s
+        self.lease_ms = int((settings.delivery_timeout_s * 3 + 30) * 1000)
+        self.sender = Sender(
+            timeout_s=settings.delivery_timeout_s,
+            allow_private=settings.allow_private_destinations,
+        )
+        self._wake = asyncio.Event()
+        self._inflight: dict[int, int] = defaultdict(int)
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._main: asyncio.Task[None] | None = None
+        self._stopping = False
+
+    def wake(self) -> None:
+        """New deliveries were committed: look now rather than at the next poll."""
+        self._wake.set()
+
+    async def start(self) -> None:
+        self._main = asyncio.create_task(self._run(), name="xtracker-worker")
+
+    async def stop(self, timeout_s: float = 10.0) -> None:
+        """Stop claiming; give what is in flight ``timeout_s`` to finish. Whatever does not
+        finish keeps its lease until it runs out and is then sent again (same event_id)."""
+        self._stopping = True
+        self.wake()
+        if self._main is not None:
+            await self._main
+        if self._tasks:
+            await asyncio.wait(self._tasks, timeout=timeout_s)
+            for task in self._tasks:
+                task.cancel()
+        await self.sender.close()
+
+    async def _run(self) -> None:
+        while not self._stopping:
+            self._wake.clear()  # a wake during the round below is kept for the wait after it
+            try:
+                claimed = await self._claim_round()
+            except Exception:  # the database was busy or gone: try again at the next round
+                log.exception("claiming deliveries failed")
+                claimed = False
+            if claimed:
+                continue
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.poll_s)
+
+    async def _claim_round(self) -> bool:
+        now = _now_ms()
+        due = await self.store.read(outbox.due_destinations, now)
+        claimed_any = False
+        for destination_id, kind in due:
+            free = inflight_limit(kind) - self._inflight[destination_id]
+            if free <= 0 or self._stopping:
+                continue
+            rows = await self.store.write(
+                outbox.claim, destination_id, self.owner, now, self.lease_ms, free
+            )
+            if not rows:
+                continue
+            claimed_any = True
+            self._inflight[destination_id] += len(rows)
+            task = asyncio.create_task(self._deliver(destination_id, rows))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        return claimed_any
+
+    async def _deliver(self, destination_id: int, rows: list[outbox.Claimed]) -> None:
+        try:
+            space_id = rows[0].space_id
+            dest = await self.store.read(dest_store.get_destination, space_id, destination_id)
+            contexts = await self.store.read(
+                outbox.contexts, space_id, rows, self.settings.base_url
+            )
+            if dest is None:
+                return
+            adapter = Adapter(dest, self.settings)
+            items = [(c, contexts[c.id]) for c in rows if c.id in contexts]
+            size = batch_size(dest.kind)
+            batches = [items[i : i + size] for i in range(0, len(items), size)]
+            await asyncio.gather(*(self._send(adapter, batch) for batch in batches))
+        except Exception:
+            log.exception("delivering to destination %s failed", destination_id)
+        finally:
+            self._inflight[destination_id] -= len(rows)
+            self.wake()
+
+    async def _send(
+        self, adapter: Adapter, batch: list[tuple[outbox.Claimed, DeliveryContext]]
+    ) -> None:
+        now = _now_ms()
+        settled: list[Settlement] = []
+        ready = []
+        for claimed, ctx in batch:
+            refusal = adapter.refusal(ctx, now)
+            if refusal:
+                settled.append(Settlement(claimed, Verdict(Outcome.FAIL, refusal), None))
+            else:
+                ready.append((claimed, ctx))
+        if ready:
+            answer = await self.sender.send(
+                adapter.request([ctx for _, ctx in ready]), proxy=adapter.destination.proxy
+            )
+            verdict = adapter.classify(answer)
+            if verdict.outcome is Outcome.FAIL and len(ready) > 1:
+                # One bad event rejects a whole CAPI batch: split it so the good ones still go.
+                half = len(ready) // 2
+                await asyncio.gather(
+                    self._send(adapter, ready[:half]), self._send(adapter, ready[half:])
+                )
+            else:
+                settled += [Settlement(claimed, verdict, answer) for claimed, _ in ready]
+        if settled:
+            await self.store.write(self._settle, adapter.destination, settled, _now_ms())
+
+    def _settle(
+        self,
+        conn: sqlite3.Connection,
+        destination: dest_store.Destination,
+        settled: list[Settlement],
+        now: int,
+    ) -> None:
+        for s in settled:
+            claimed, verdict, answer = s.claimed, s.verdict, s.answer
+            status, next_ms, refund = "sent", None, False
+            error = None if verdict.outcome is Outcome.SENT else verdict.reason
+            if verdict.outcome is Outcome.RETRY:
+                next_ms = now + int(
+                    self.policy.delay_s(claimed.attempts, retry_after_s=verdict.retry_after_s)
+                    * 1000
+                )
+                status = "retrying"
+                if self.policy.gives_up(claimed.age_from_ms, next_ms):
+                    status = "failed_permanently"
+                    error = f"gave up after {claimed.attempts} attempts; last: {verdict.reason}"
+            elif verdict.outcome is Outcome.FAIL:
+                status = "failed_permanently"
+            elif verdict.outcome is Outcome.HOLD:
+                # The destination is broken, not the event: keep it, do not count the attempt.
+                status = "retrying" if claimed.attempts > 1 else "pending"
+                next_ms, refund = now + int(HOLD_S * 1000), True
+            outbox.finish(
+                conn,
+                claimed.space_id,
+                claimed.id,
+                self.owner,
+                status=status,
+                now_ms=now,
+                next_attempt_ms=next_ms,
+                last_status=answer.status if answer else None,
+                last_error=error,
+                refund_attempt=refund,
+            )
+            outbox.record_attempt(
+                conn,
+                outbox.AttemptRecord(
+                    delivery_id=claimed.id,
+                    space_id=claimed.space_id,
+                    at_ms=now,
+                    status_code=answer.status if answer else None,
+                    latency_ms=answer.latency_ms if answer else 0,
+                    outcome=verdict.outcome.value,
+                    error=error,
+                    excerpt=answer.excerpt if answer else None,
+                ),
+            )
+        unhealthy = next((s.verdict.unhealthy for s in settled if s.verdict.unhealthy), None)
+        if unhealthy:
+            log.warning("destination %s flagged unhealthy: %s", destination.id, unhealthy)
+            dest_store.flag_unhealthy(conn, destination.space_id, destination.id, unhealthy)

@@ -1,0 +1,294 @@
+"""Destinations: where events go, what each kind needs, and which events it gets (event maps)."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import ipaddress
+import re
+import secrets
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from xtracker_client import CANONICAL_EVENTS
+from xtracker_server.domain.capi import ACTION_SOURCES
+
+
+class DestinationKind(str, Enum):
+    FB_CAPI = "fb_capi"
+    WEBHOOK = "webhook"
+    S2S_POSTBACK = "s2s_postback"
+
+
+#: canonical event -> the destination's name for it; "" means: not sent there.
+DEFAULT_EVENT_MAPS: dict[DestinationKind, dict[str, str]] = {
+    DestinationKind.FB_CAPI: {
+        "contact": "Contact",
+        "subscribed": "Lead",
+        "registration": "CompleteRegistration",
+        "deposit": "Purchase",
+    },
+    DestinationKind.WEBHOOK: {e: e for e in CANONICAL_EVENTS},
+    DestinationKind.S2S_POSTBACK: {e: e for e in CANONICAL_EVENTS},
+}
+
+
+class FbCapiConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    pixel_id: str = Field(pattern=r"^\d{5,20}$")
+    test_event_code: str | None = Field(default=None, max_length=64)
+    action_source: str = "website"
+
+    @field_validator("action_source")
+    @classmethod
+    def _source(cls, raw: str) -> str:
+        if raw not in ACTION_SOURCES:
+            raise ValueError(f"must be one of {', '.join(sorted(ACTION_SOURCES))}")
+        return raw
+
+
+class WebhookConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    url: str = Field(max_length=2048)
+    method: Literal["POST", "PUT"] = "POST"
+    headers: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, raw: str) -> str:
+        return check_url_shape(raw)
+
+    @field_validator("headers")
+    @classmethod
+    def _headers(cls, raw: dict[str, str]) -> dict[str, str]:
+        reserved = {"content-type", "content-length", "host"} | {
+            h for h in (k.lower() for k in raw) if h.startswith("webhook-")
+        }
+        for name in raw:
+            if name.lower() in reserved:
+                raise ValueError(f"header {name!r} is set by xtracker")
+            if not name.isascii() or not name.replace("-", "").isalnum():
+                raise ValueError(f"header name {name!r} is not valid")
+        return raw
+
+
+class S2sPostbackConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    url_template: str = Field(max_length=4096)
+    method: Literal["GET", "POST"] = "GET"
+    expected_status: int = Field(default=200, ge=200, le=299)
+
+    @field_validator("url_template")
+    @classmethod
+    def _template(cls, raw: str) -> str:
+        from xtracker_server.domain.s2s import unknown_macros
+
+        check_url_shape(raw.replace("{", "").replace("}", ""))
+        unknown = unknown_macros(raw)
+        if unknown:
+            raise ValueError(f"unknown macro(s) {', '.join(sorted(unknown))}; see docs")
+        return raw.strip()
+
+
+CONFIG_MODELS: dict[DestinationKind, type[BaseModel]] = {
+    DestinationKind.FB_CAPI: FbCapiConfig,
+    DestinationKind.WEBHOOK: WebhookConfig,
+    DestinationKind.S2S_POSTBACK: S2sPostbackConfig,
+}
+
+
+def check_url_shape(raw: str) -> str:
+    url = raw.strip()
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("must be an http(s) URL with a host")
+    return url
+
+
+def parse_event_map(assignments: list[str], base: dict[str, str]) -> dict[str, str]:
+    """``["deposit=Purchase", "subscribed="]`` applied to ``base``; an empty name turns an
+    event off for the destination."""
+    result = dict(base)
+    for item in assignments:
+        event, sep, name = item.partition("=")
+        event = event.strip().lower()
+        if not sep or event not in CANONICAL_EVENTS:
+            raise ValueError(
+                f"{item!r}: write EVENT=NAME (or EVENT= to stop sending it), EVENT one of "
+                f"{', '.join(CANONICAL_EVENTS)}"
+            )
+        name = name.strip()
+        if len(name) > 64:
+            raise ValueError(f"{item!r}: the name is longer than 64 characters")
+        result[event] = name
+    return result
+
+
+def check_event_map(raw: dict[str, str]) -> dict[str, str]:
+    unknown = set(raw) - set(CANONICAL_EVENTS)
+    if unknown:
+        raise ValueError(f"unknown event(s) {', '.join(sorted(unknown))}")
+    return {e: str(raw.get(e, "")).strip()[:64] for e in CANONICAL_EVENTS}
+
+
+def delivery_event_id(dedup_key: bytes, destination_id: int) -> str:
+    """Stable for one event and one destination, across retries, restarts and replays; unique
+    across spaces and servers because the dedup key includes the space."""
+    digest = hashlib.sha256(dedup_key + b"|" + str(destination_id).encode()).hexdigest()
+    return f"xt_{digest[:32]}"
+
+
+def new_webhook_secret() -> str:
+    """A Standard Webhooks signing secret: ``whsec_`` and 32 random bytes in base64."""
+    return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
+
+
+def forbidden_address(address: str) -> str | None:
+    """Why an IP address may not receive deliveries (loopback, private, link-local, multicast,
+    reserved, unspecified), or None if it is a public address."""
+    try:
+        ip = ipaddress.ip_address(address.split("%", 1)[0])
+    except ValueError:
+        return f"{address!r} is not an IP address"
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    for label, flag in (
+        ("loopback", ip.is_loopback),
+        ("private", ip.is_private),
+        ("link-local", ip.is_link_local),
+        ("multicast", ip.is_multicast),
+        ("reserved", ip.is_reserved),
+        ("unspecified", ip.is_unspecified),
+    ):
+        if flag:
+            return f"{ip} is a {label} address"
+    return None
+
+
+class DestinationInput(BaseModel):
+    """A destination as the operator describes it (admin API body or CLI flags)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: DestinationKind
+    name: str = Field(default="", max_length=100)
+    enabled: bool = True
+    proxy: str | None = Field(default=None, max_length=2048)
+    event_map: dict[str, str] | None = None
+    # fb_capi
+    pixel_id: str | None = None
+    access_token: str | None = Field(default=None, max_length=1024)
+    test_event_code: str | None = None
+    action_source: str | None = None
+    # webhook
+    url: str | None = None
+    method: str | None = None
+    headers: dict[str, str] | None = None
+    # s2s_postback
+    url_template: str | None = None
+    expected_status: int | None = None
+
+    @field_validator("proxy")
+    @classmethod
+    def _proxy(cls, raw: str | None) -> str | None:
+        if raw is None or not raw.strip():
+            return None
+        parts = urlsplit(raw.strip())
+        if parts.scheme not in ("http", "https", "socks5") or not parts.hostname:
+            raise ValueError("must be a proxy URL such as http://user:pass@proxy:3128")
+        return raw.strip()
+
+    @field_validator("event_map")
+    @classmethod
+    def _map(cls, raw: dict[str, str] | None) -> dict[str, str] | None:
+        if raw is None:
+            return None
+        unknown = set(raw) - set(CANONICAL_EVENTS)
+        if unknown:
+            raise ValueError(f"unknown event(s) {', '.join(sorted(unknown))}")
+        return raw
+
+    def config(self) -> BaseModel:
+        """The kind's settings, validated (raises pydantic's ValidationError naming the field)."""
+        fields = KIND_FIELDS[self.kind]
+        given = self.model_dump(exclude_none=True)
+        stray = [f for f in given if f in _ALL_KIND_FIELDS and f not in fields]
+        if stray or (self.kind is not DestinationKind.FB_CAPI and self.access_token):
+            name = stray[0] if stray else "access_token"
+            raise ValueError(f"{name}: is not a setting of a {self.kind.value} destination")
+        return CONFIG_MODELS[self.kind].model_validate({f: given[f] for f in fields if f in given})
+
+    def full_event_map(self) -> dict[str, str]:
+        return {**DEFAULT_EVENT_MAPS[self.kind], **(self.event_map or {})}
+
+    def target_url(self) -> str | None:
+        """The URL whose host must be a public address (for the safety check)."""
+        if self.kind is DestinationKind.WEBHOOK:
+            return self.url
+        if self.kind is DestinationKind.S2S_POSTBACK and self.url_template:
+            return _MACRO_BRACES.sub("x", self.url_template)
+        return None
+
+
+KIND_FIELDS: dict[DestinationKind, tuple[str, ...]] = {
+    DestinationKind.FB_CAPI: ("pixel_id", "test_event_code", "action_source"),
+    DestinationKind.WEBHOOK: ("url", "method", "headers"),
+    DestinationKind.S2S_POSTBACK: ("url_template", "method", "expected_status"),
+}
+_ALL_KIND_FIELDS = {f for fields in KIND_FIELDS.values() for f in fields}
+_MACRO_BRACES = re.compile(r"\{[A-Za-z0-9_]+\}")
+
+
+def url_host_problem(url: str) -> str | None:
+    """A quick check without DNS: an IP-literal host that is not public, or localhost."""
+    host = urlsplit(url).hostname or ""
+    if host == "localhost" or host.endswith(".localhost"):
+        return f"{host} is a loopback address"
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return None
+    return forbidden_address(host)
+
+
+@dataclass(frozen=True)
+class PreparedDestination:
+    kind: DestinationKind
+    name: str
+    enabled: bool
+    config: dict[str, Any]
+    secret: str | None  # stored: the webhook signing secret or the CAPI token
+    shown_secret: str | None  # printed once: the generated webhook secret
+    event_map: dict[str, str]
+    proxy: str | None
+
+
+def prepare_destination(inp: DestinationInput) -> PreparedDestination:
+    """Validate a new destination and mint what it needs. Raises ValueError (or pydantic's
+    ValidationError, which is one) naming the field."""
+    config = inp.config().model_dump()
+    secret = shown = None
+    if inp.kind is DestinationKind.FB_CAPI:
+        if not inp.access_token or not inp.access_token.strip():
+            raise ValueError("access_token: a fb_capi destination needs the pixel's access token")
+        secret = inp.access_token.strip()
+        default_name = f"pixel {config['pixel_id']}"
+    elif inp.kind is DestinationKind.WEBHOOK:
+        secret = shown = new_webhook_secret()
+        default_name = f"webhook {urlsplit(config['url']).hostname}"
+    else:
+        default_name = f"postback {urlsplit(config['url_template']).hostname}"
+    return PreparedDestination(
+        kind=inp.kind,
+        name=inp.name.strip() or default_name,
+        enabled=inp.enabled,
+        config=config,
+        secret=secret,
+        shown_secret=shown,
+        event_map=inp.full_event_map(),
+        proxy=inp.proxy,
+    )

@@ -1,0 +1,270 @@
+"""The outbox: one delivery per event and destination, claimed by workers under a lease.
+
+SQLite has no ``SKIP LOCKED``: a worker claims with one ``UPDATE … WHERE id IN (SELECT … LIMIT n)
+RETURNING``, taking a lease; it may finish a row only while it still holds that lease, so a
+worker whose lease ran out cannot overwrite the row another worker took over.
+
+The claim is the one query that reads across spaces: the worker serves every space. Each
+claimed row carries its ``space_id``, and everything after the claim is scoped by it.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import dataclass
+
+from xtracker_server.domain.destinations import DestinationKind, delivery_event_id
+from xtracker_server.domain.outbound import ClickInfo, DeliveryContext
+
+STATUSES = ("pending", "retrying", "sent", "failed_permanently")
+_DUE = "status IN ('pending', 'retrying')"
+
+
+@dataclass(frozen=True)
+class Claimed:
+    id: int
+    space_id: int
+    destination_id: int
+    inbox_id: int
+    event_id: str
+    event_name: str
+    attempts: int  # including the one just claimed
+    age_from_ms: int
+
+
+def fan_out(
+    conn: sqlite3.Connection,
+    space_id: int,
+    inbox_id: int,
+    dedup_key: bytes,
+    canonical: str,
+    now_ms: int,
+) -> int:
+    """In the inbox write's transaction: a delivery for each enabled destination of the space
+    whose event map names this event. Returns how many."""
+    rows = conn.execute(
+        "SELECT id, event_map FROM destinations WHERE space_id = ? AND enabled = 1", (space_id,)
+    ).fetchall()
+    created = 0
+    for row in rows:
+        name = json.loads(row["event_map"]).get(canonical, "")
+        if not name:
+            continue
+        conn.execute(
+            "INSERT INTO deliveries (space_id, destination_id, inbox_id, event_id, event_name,"
+            " status, next_attempt_ms, created_ms, age_from_ms, updated_ms)"
+            " VALUES (?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?)"
+            " ON CONFLICT (destination_id, inbox_id) DO NOTHING",
+            (space_id, row["id"], inbox_id, delivery_event_id(dedup_key, row["id"]), name,
+             now_ms, now_ms, now_ms, now_ms),
+        )  # fmt: skip
+        created += 1
+    return created
+
+
+def due_destinations(conn: sqlite3.Connection, now_ms: int) -> list[tuple[int, DestinationKind]]:
+    """Destinations that have deliveries due, and are enabled and healthy (across spaces)."""
+    rows = conn.execute(
+        f"SELECT DISTINCT d.destination_id, t.kind FROM deliveries d"
+        f" JOIN destinations t ON t.id = d.destination_id"
+        f" WHERE d.{_DUE} AND d.next_attempt_ms <= ?"
+        f" AND (d.lease_until_ms IS NULL OR d.lease_until_ms <= ?)"
+        f" AND t.enabled = 1 AND t.health_reason IS NULL",
+        (now_ms, now_ms),
+    ).fetchall()
+    return [(int(r[0]), DestinationKind(r[1])) for r in rows]
+
+
+def claim(
+    conn: sqlite3.Connection,
+    destination_id: int,
+    owner: str,
+    now_ms: int,
+    lease_ms: int,
+    limit: int,
+) -> list[Claimed]:
+    """Lease up to ``limit`` due deliveries of one destination, oldest due first."""
+    rows = conn.execute(
+        f"UPDATE deliveries SET lease_owner = ?, lease_until_ms = ?, attempts = attempts + 1"
+        f" WHERE id IN (SELECT id FROM deliveries WHERE destination_id = ? AND {_DUE}"
+        f"   AND next_attempt_ms <= ? AND (lease_until_ms IS NULL OR lease_until_ms <= ?)"
+        f"   ORDER BY next_attempt_ms, id LIMIT ?)"
+        f" RETURNING id, space_id, destination_id, inbox_id, event_id, event_name, attempts,"
+        f" age_from_ms",
+        (owner, now_ms + lease_ms, destination_id, now_ms, now_ms, limit),
+    ).fetchall()
+    return sorted((Claimed(**dict(r)) for r in rows), key=lambda c: c.id)
+
+
+def contexts(
+    conn: sqlite3.Connection, space_id: int, claimed: list[Claimed], base_url: str
+) -> dict[int, DeliveryContext]:
+    """What each claimed delivery sends, read now: an event attributed by a bind after the
+    fan-out goes out with its click."""
+    out: dict[int, DeliveryContext] = {}
+    for c in claimed:
+        row = conn.execute(
+            "SELECT i.event, i.uid, i.tg_id, i.eid, i.value, i.currency, i.occurred_at_ms,"
+            " k.created_ms AS click_ms, k.ip, k.user_agent, k.fbclid, k.fbc, k.fbp, k.country,"
+            " k.campaign_id, k.campaign_name, k.adset_id, k.adset_name, k.ad_id, k.ad_name,"
+            " k.placement, l.slug"
+            " FROM inbox i"
+            " LEFT JOIN clicks k ON k.space_id = i.space_id AND k.uid = i.uid"
+            " LEFT JOIN links l ON l.id = k.link_id AND l.space_id = i.space_id"
+            " WHERE i.space_id = ? AND i.id = ?",
+            (space_id, c.inbox_id),
+        ).fetchone()
+        if row is None:
+            continue
+        click = ClickInfo(
+            uid=row["uid"],
+            link=row["slug"],
+            landing_url=f"{base_url}/l/{row['slug']}" if row["slug"] else None,
+            created_ms=row["click_ms"],
+            ip=row["ip"],
+            user_agent=row["user_agent"],
+            fbclid=row["fbclid"],
+            fbc=row["fbc"],
+            fbp=row["fbp"],
+            country=row["country"],
+            campaign_id=row["campaign_id"],
+            campaign_name=row["campaign_name"],
+            adset_id=row["adset_id"],
+            adset_name=row["adset_name"],
+            ad_id=row["ad_id"],
+            ad_name=row["ad_name"],
+            placement=row["placement"],
+        )
+        out[c.id] = DeliveryContext(
+            event_id=c.event_id,
+            event_name=c.event_name,
+            canonical=row["event"],
+            occurred_at_ms=row["occurred_at_ms"],
+            uid=row["uid"],
+            tg_id=row["tg_id"],
+            eid=row["eid"],
+            value=row["value"],
+            currency=row["currency"],
+            click=click,
+        )
+    return out
+
+
+@dataclass(frozen=True)
+class AttemptRecord:
+    delivery_id: int
+    space_id: int
+    at_ms: int
+    status_code: int | None
+    latency_ms: int
+    outcome: str
+    error: str | None
+    excerpt: str | None
+
+
+def record_attempt(conn: sqlite3.Connection, attempt: AttemptRecord) -> None:
+    conn.execute(
+        "INSERT INTO delivery_attempts (delivery_id, space_id, at_ms, status_code, latency_ms,"
+        " outcome, error, excerpt) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        (attempt.delivery_id, attempt.space_id, attempt.at_ms, attempt.status_code,
+         attempt.latency_ms, attempt.outcome, attempt.error, attempt.excerpt),
+    )  # fmt: skip
+
+
+def finish(
+    conn: sqlite3.Connection,
+    space_id: int,
+    delivery_id: int,
+    owner: str,
+    *,
+    status: str,
+    now_ms: int,
+    next_attempt_ms: int | None = None,
+    last_status: int | None = None,
+    last_error: str | None = None,
+    refund_attempt: bool = False,
+) -> bool:
+    """Settle a claimed delivery, only if ``owner`` still holds its lease. False otherwise
+    (another worker took it over; it will settle the row)."""
+    assert status in STATUSES
+    cur = conn.execute(
+        "UPDATE deliveries SET status = ?, next_attempt_ms = COALESCE(?, next_attempt_ms),"
+        " sent_ms = CASE WHEN ? = 'sent' THEN ? ELSE sent_ms END,"
+        " last_status = ?, last_error = ?, updated_ms = ?, lease_owner = NULL,"
+        " lease_until_ms = NULL, attempts = attempts - ?"
+        " WHERE space_id = ? AND id = ? AND lease_owner = ? AND lease_until_ms > ?",
+        (status, next_attempt_ms, status, now_ms, last_status, last_error, now_ms,
+         int(refund_attempt), space_id, delivery_id, owner, now_ms),
+    )  # fmt: skip
+    return cur.rowcount == 1
+
+
+@dataclass(frozen=True)
+class DeliveryRow:
+    id: int
+    destination_id: int
+    inbox_id: int
+    event_id: str
+    event_name: str
+    status: str
+    attempts: int
+    next_attempt_ms: int
+    created_ms: int
+    sent_ms: int | None
+    last_status: int | None
+    last_error: str | None
+
+
+def list_deliveries(
+    conn: sqlite3.Connection,
+    space_id: int,
+    *,
+    status: str | None = None,
+    destination_id: int | None = None,
+    limit: int = 100,
+) -> list[DeliveryRow]:
+    where, args = ["space_id = ?"], [space_id]
+    if status is not None:
+        where.append("status = ?")
+        args.append(status)  # type: ignore[arg-type]
+    if destination_id is not None:
+        where.append("destination_id = ?")
+        args.append(destination_id)
+    rows = conn.execute(
+        "SELECT id, destination_id, inbox_id, event_id, event_name, status, attempts,"
+        " next_attempt_ms, created_ms, sent_ms, last_status, last_error FROM deliveries"
+        f" WHERE {' AND '.join(where)} ORDER BY id DESC LIMIT ?",
+        (*args, limit),
+    ).fetchall()
+    return [DeliveryRow(**dict(r)) for r in rows]
+
+
+def replay(
+    conn: sqlite3.Connection,
+    space_id: int,
+    *,
+    status: str = "failed_permanently",
+    destination_id: int | None = None,
+    now_ms: int,
+) -> int:
+    """Send deliveries again (same event_id, so receivers can deduplicate): due now, with a
+    fresh retry window."""
+    where, args = ["space_id = ?", "status = ?"], [space_id, status]
+    if destination_id is not None:
+        where.append("destination_id = ?")
+        args.append(destination_id)
+    cur = conn.execute(
+        "UPDATE deliveries SET status = 'pending', next_attempt_ms = ?, age_from_ms = ?,"
+        " updated_ms = ?, lease_owner = NULL, lease_until_ms = NULL"
+        f" WHERE {' AND '.join(where)}",
+        (now_ms, now_ms, now_ms, *args),
+    )
+    return cur.rowcount
+
+
+def status_counts(conn: sqlite3.Connection, space_id: int) -> dict[str, int]:
+    rows = conn.execute(
+        "SELECT status, count(*) FROM deliveries WHERE space_id = ? GROUP BY status", (space_id,)
+    ).fetchall()
+    return {r[0]: int(r[1]) for r in rows}

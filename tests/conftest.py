@@ -185,7 +185,10 @@ def sink() -> Iterator[Any]:
 
 FAST_RETRY = (
     "--allow-private-destinations",
-    "--retry-base-s", "0.2",
-    "--retry-cap-s", "1",
-    "--rate-limit", "0",
-)  # fmt: skip
+    "--retry-base-s",
+    "0.2",
+    "--retry-cap-s",
+    "1",
+    "--rate-limit",
+    "0",
+)

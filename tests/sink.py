@@ -22,6 +22,7 @@ class Received:
     headers: dict[str, str]
     body: bytes
     at: float
+    responder_status: int = 0  # what the sink answered
 
     def json(self) -> Any:
         return json.loads(self.body)
@@ -51,10 +52,17 @@ class Sink:
                 length = int(self.headers.get("content-length") or 0)
                 body = self.rfile.read(length) if length else b""
                 parts = urlsplit(self.path)
-                req = Received(self.command, self.path, parts.path, dict(parse_qsl(parts.query)),
-                               {k.lower(): v for k, v in self.headers.items()}, body,
-                               time.monotonic())  # fmt: skip
+                req = Received(
+                    self.command,
+                    self.path,
+                    parts.path,
+                    dict(parse_qsl(parts.query)),
+                    {k.lower(): v for k, v in self.headers.items()},
+                    body,
+                    time.monotonic(),
+                )
                 reply = sink._reply_for(req)
+                req.responder_status = reply.status
                 if reply.delay_s:
                     time.sleep(reply.delay_s)
                 self.send_response(reply.status)

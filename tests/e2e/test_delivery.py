@@ -52,15 +52,26 @@ def settled(server: Server, count: int, status: str, timeout: float = 20.0) -> l
 
 def add_webhook(server: Server, space: SpaceKeys, url: str, *extra: str) -> dict[str, Any]:
     data: dict[str, Any] = server.cli_json(
-        "destination", "add", "--space", str(space.id), "--kind", "webhook", "--url", url,
-        "--allow-private-destinations", *extra,
-    )  # fmt: skip
+        "destination",
+        "add",
+        "--space",
+        str(space.id),
+        "--kind",
+        "webhook",
+        "--url",
+        url,
+        "--allow-private-destinations",
+        *extra,
+    )
     return data
 
 
 def deposit(http: httpx.Client, space: SpaceKeys, uid: str, eid: str, value: str = "25.00") -> str:
-    r = http.post("/events", json={"uid": uid, "event": "deposit", "value": value, "eid": eid},
-                  headers=space.auth)  # fmt: skip
+    r = http.post(
+        "/events",
+        json={"uid": uid, "event": "deposit", "value": value, "eid": eid},
+        headers=space.auth,
+    )
     assert r.status_code == 200, r.text
     inbox_id: str = r.json()["inbox_id"]
     return inbox_id
@@ -79,8 +90,9 @@ def test_503_twice_then_200_arrives_three_times_with_one_webhook_id_and_a_valid_
     assert set(added) == {"id", "kind", "secret"} and added["secret"].startswith("whsec_")
     sink.script = [Reply(503), Reply(503)]
     with fast.client() as http:
-        http.post("/clicks", json={"raw_query": "fbclid=F1&campaign_name=Spring"},
-                  headers=space.auth)  # fmt: skip
+        http.post(
+            "/clicks", json={"raw_query": "fbclid=F1&campaign_name=Spring"}, headers=space.auth
+        )
         deposit(http, space, "abc", "tx-1")
 
     got = sink.wait_for(3)
@@ -99,9 +111,20 @@ def test_503_twice_then_200_arrives_three_times_with_one_webhook_id_and_a_valid_
     assert body["event_id"] == row["event_id"]
     assert body["data"] == {"value": "25.00", "currency": "USD"}
     assert body["click"]["uid"] == "abc"
-    assert set(body["click"]) >= {"uid", "tg_id", "fbclid", "campaign_id", "campaign_name",
-                                  "adset_id", "adset_name", "ad_id", "ad_name", "placement",
-                                  "country", "link"}  # fmt: skip
+    assert set(body["click"]) >= {
+        "uid",
+        "tg_id",
+        "fbclid",
+        "campaign_id",
+        "campaign_name",
+        "adset_id",
+        "adset_name",
+        "ad_id",
+        "ad_name",
+        "placement",
+        "country",
+        "link",
+    }
     assert isinstance(body["occurred_at_ms"], int)
 
 
@@ -119,8 +142,9 @@ def test_a_400_is_tried_once_fails_permanently_and_replay_sends_it_again(
     assert attempts(fast, row["id"])[0]["excerpt"] == '{"error": "bad payload"}'
     assert len(sink.received) == 1
 
-    listed = fast.cli_json("outbox", "list", "--space", str(space.id), "--status",
-                           "failed_permanently")  # fmt: skip
+    listed = fast.cli_json(
+        "outbox", "list", "--space", str(space.id), "--status", "failed_permanently"
+    )
     assert [d["id"] for d in listed] == [row["id"]]
     assert fast.cli_json("outbox", "replay", "--space", str(space.id)) == {"replayed": 1}
     got = sink.wait_for(2)
@@ -177,12 +201,22 @@ def test_s2s_postback_example_byte_for_byte(fast: Server, sink: Sink) -> None:
     template = (
         f"{sink.url}/postback?clickid={{uid}}&goal={{canonical}}&sum={{value}}&cur={{currency}}"
     )
-    fast.cli_json("destination", "add", "--space", str(space.id), "--kind", "s2s_postback",
-                  "--url-template", template, "--allow-private-destinations")  # fmt: skip
+    fast.cli_json(
+        "destination",
+        "add",
+        "--space",
+        str(space.id),
+        "--kind",
+        "s2s_postback",
+        "--url-template",
+        template,
+        "--allow-private-destinations",
+    )
     with fast.client() as http:
         deposit(http, space, "abc123", "tx-s2s")
-        http.post("/events", json={"uid": "a b&c", "event": "contact", "eid": "c1"},
-                  headers=space.auth)  # fmt: skip
+        http.post(
+            "/events", json={"uid": "a b&c", "event": "contact", "eid": "c1"}, headers=space.auth
+        )
     got = sink.wait_for(2)
     targets = sorted(r.target for r in got)
     assert targets == [
@@ -194,9 +228,19 @@ def test_s2s_postback_example_byte_for_byte(fast: Server, sink: Sink) -> None:
 
 def test_s2s_expected_status_is_an_exact_match(fast: Server, sink: Sink) -> None:
     space = fast.new_space()
-    fast.cli_json("destination", "add", "--space", str(space.id), "--kind", "s2s_postback",
-                  "--url-template", f"{sink.url}/pb?c={{uid}}", "--expected-status", "202",
-                  "--allow-private-destinations")  # fmt: skip
+    fast.cli_json(
+        "destination",
+        "add",
+        "--space",
+        str(space.id),
+        "--kind",
+        "s2s_postback",
+        "--url-template",
+        f"{sink.url}/pb?c={{uid}}",
+        "--expected-status",
+        "202",
+        "--allow-private-destinations",
+    )
     sink.default = Reply(200)
     with fast.client() as http:
         deposit(http, space, "u", "tx")
@@ -206,10 +250,25 @@ def test_s2s_expected_status_is_an_exact_match(fast: Server, sink: Sink) -> None
 
 def test_private_destinations_are_refused_without_the_setting(server: Server) -> None:
     space = server.new_space("private")
-    for url in ("http://127.0.0.1:9/hook", "http://10.1.2.3/hook", "http://localhost/x",
-                "http://[::1]/x", "http://169.254.169.254/latest"):  # fmt: skip
-        proc = server.cli("destination", "add", "--space", str(space.id), "--kind", "webhook",
-                          "--url", url, "--json", check=False)  # fmt: skip
+    for url in (
+        "http://127.0.0.1:9/hook",
+        "http://10.1.2.3/hook",
+        "http://localhost/x",
+        "http://[::1]/x",
+        "http://169.254.169.254/latest",
+    ):
+        proc = server.cli(
+            "destination",
+            "add",
+            "--space",
+            str(space.id),
+            "--kind",
+            "webhook",
+            "--url",
+            url,
+            "--json",
+            check=False,
+        )
         assert proc.returncode != 0 and "address" in proc.stderr, (url, proc.stderr)
     with server.client() as http:
         r = http.post(
@@ -238,10 +297,15 @@ def test_private_address_is_refused_again_at_send_time(
 def test_event_maps_rename_and_silence_events(fast: Server, sink: Sink) -> None:
     space = fast.new_space()
     dest = add_webhook(fast, space, f"{sink.url}/hook")
-    changed = fast.cli_json("eventmap", "set", "--destination", str(dest["id"]),
-                            "deposit=ftd", "contact=")  # fmt: skip
-    assert changed["event_map"] == {"contact": "", "subscribed": "subscribed",
-                                    "registration": "registration", "deposit": "ftd"}  # fmt: skip
+    changed = fast.cli_json(
+        "eventmap", "set", "--destination", str(dest["id"]), "deposit=ftd", "contact="
+    )
+    assert changed["event_map"] == {
+        "contact": "",
+        "subscribed": "subscribed",
+        "registration": "registration",
+        "deposit": "ftd",
+    }
     with fast.client() as http:
         http.post("/events", json={"uid": "u", "event": "contact"}, headers=space.auth)
         deposit(http, space, "u", "tx")
@@ -318,23 +382,32 @@ def test_gives_up_after_the_max_age(start_server: ServerFactory, sink: Sink) -> 
 def test_destination_admin_api_never_shows_secrets(server: Server) -> None:
     space = server.new_space("admin-dest")
     with server.client() as http:
-        r = http.post(f"/admin/spaces/{space.id}/destinations",
-                      json={"kind": "fb_capi", "pixel_id": "1234567890",
-                            "access_token": "EAAB-secret-token"}, headers=ADMIN)  # fmt: skip
+        r = http.post(
+            f"/admin/spaces/{space.id}/destinations",
+            json={"kind": "fb_capi", "pixel_id": "1234567890", "access_token": "EAAB-secret-token"},
+            headers=ADMIN,
+        )
         assert r.status_code == 201 and r.json()["secret"] is None
         listed = http.get(f"/admin/spaces/{space.id}/destinations", headers=ADMIN)
         assert "EAAB-secret-token" not in listed.text
         assert listed.json()["destinations"][0]["event_map"]["deposit"] == "Purchase"
-        bad = http.post(f"/admin/spaces/{space.id}/destinations",
-                        json={"kind": "fb_capi", "pixel_id": "12"}, headers=ADMIN)  # fmt: skip
+        bad = http.post(
+            f"/admin/spaces/{space.id}/destinations",
+            json={"kind": "fb_capi", "pixel_id": "12"},
+            headers=ADMIN,
+        )
         assert bad.status_code == 422 and bad.json()["field"] == "pixel_id"
-        bad = http.post(f"/admin/spaces/{space.id}/destinations",
-                        json={"kind": "webhook", "url": "https://x.example", "pixel_id": "1"},
-                        headers=ADMIN)  # fmt: skip
+        bad = http.post(
+            f"/admin/spaces/{space.id}/destinations",
+            json={"kind": "webhook", "url": "https://x.example", "pixel_id": "1"},
+            headers=ADMIN,
+        )
         assert bad.status_code == 422 and bad.json()["field"] == "pixel_id"
-        bad = http.post(f"/admin/spaces/{space.id}/destinations",
-                        json={"kind": "s2s_postback", "url_template": "https://x.example/?a={nope}"},
-                        headers=ADMIN)  # fmt: skip
+        bad = http.post(
+            f"/admin/spaces/{space.id}/destinations",
+            json={"kind": "s2s_postback", "url_template": "https://x.example/?a={nope}"},
+            headers=ADMIN,
+        )
         assert bad.status_code == 422 and "nope" in bad.json()["detail"]
     listed_cli = server.cli("destination", "list", "--space", str(space.id), "--json").stdout
     assert "EAAB-secret-token" not in listed_cli
@@ -345,14 +418,32 @@ def test_destination_admin_api_never_shows_secrets(server: Server) -> None:
 def test_destination_test_sends_now(fast: Server, sink: Sink) -> None:
     space = fast.new_space()
     dest = add_webhook(fast, space, f"{sink.url}/hook")
-    result = json.loads(fast.cli("destination", "test", "--space", str(space.id), "--id",
-                                 str(dest["id"]), "--allow-private-destinations",
-                                 "--json").stdout)  # fmt: skip
+    result = json.loads(
+        fast.cli(
+            "destination",
+            "test",
+            "--space",
+            str(space.id),
+            "--id",
+            str(dest["id"]),
+            "--allow-private-destinations",
+            "--json",
+        ).stdout
+    )
     assert result["ok"] is True and result["status_code"] == 200
     assert sink.received[0].headers["webhook-id"] == result["event_id"]
     sink.default = Reply(500)
-    proc = fast.cli("destination", "test", "--space", str(space.id), "--id", str(dest["id"]),
-                    "--allow-private-destinations", "--json", check=False)  # fmt: skip
+    proc = fast.cli(
+        "destination",
+        "test",
+        "--space",
+        str(space.id),
+        "--id",
+        str(dest["id"]),
+        "--allow-private-destinations",
+        "--json",
+        check=False,
+    )
     assert proc.returncode == 1 and json.loads(proc.stdout)["status_code"] == 500
 
 

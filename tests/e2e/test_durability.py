@@ -74,8 +74,18 @@ def test_every_uid_handed_out_survives_sigkill(start_server: ServerFactory) -> N
     """Clicks are committed before the redirect that hands their uid out."""
     server = start_server("--rate-limit", "0")
     space = server.new_space("clicks")
-    server.cli("link", "create", "--space", str(space.id), "--slug", "hot", "--kind", "bot",
-               "--target", "offer_bot")  # fmt: skip
+    server.cli(
+        "link",
+        "create",
+        "--space",
+        str(space.id),
+        "--slug",
+        "hot",
+        "--kind",
+        "bot",
+        "--target",
+        "offer_bot",
+    )
     handed_out: list[str] = []
     phone = {"User-Agent": "Mozilla/5.0 (Linux; Android 13) Chrome/120 Mobile Safari/537.36"}
 
@@ -104,8 +114,9 @@ def test_every_uid_handed_out_survives_sigkill(start_server: ServerFactory) -> N
     assert len(set(handed_out)) == len(handed_out)
     server.start()
     conn = sqlite3.connect(server.db)
-    stored = {uid for (uid,) in conn.execute("SELECT uid FROM clicks WHERE space_id = ?",
-                                             (space.id,))}  # fmt: skip
+    stored = {
+        uid for (uid,) in conn.execute("SELECT uid FROM clicks WHERE space_id = ?", (space.id,))
+    }
     conn.close()
     missing = [uid for uid in handed_out if uid not in stored]
     assert not missing, f"{len(missing)} uids handed out but not stored, e.g. {missing[:5]}"

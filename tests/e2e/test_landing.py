@@ -40,8 +40,19 @@ def make_link(server: Server, space: SpaceKeys, slug: str, *args: str) -> None:
 
 @pytest.fixture(scope="module")
 def bot_link(server: Server, space: SpaceKeys) -> str:
-    make_link(server, space, "promo", "--kind", "bot", "--target", "offer_bot",
-              "--title", "Win <b>big</b>", "--text", "Line 1\nLine 2")  # fmt: skip
+    make_link(
+        server,
+        space,
+        "promo",
+        "--kind",
+        "bot",
+        "--target",
+        "offer_bot",
+        "--title",
+        "Win <b>big</b>",
+        "--text",
+        "Line 1\nLine 2",
+    )
     return "promo"
 
 
@@ -99,9 +110,13 @@ def test_a_forged_visit_cookie_gets_a_new_click(
 
 @pytest.mark.parametrize(
     "agent",
-    ["facebookexternalhit/1.1 (+http://www.facebook.com/externalhit_uatext.php)",
-     "TelegramBot (like TwitterBot)", "WhatsApp/2.23.20.0", ""],
-)  # fmt: skip
+    [
+        "facebookexternalhit/1.1 (+http://www.facebook.com/externalhit_uatext.php)",
+        "TelegramBot (like TwitterBot)",
+        "WhatsApp/2.23.20.0",
+        "",
+    ],
+)
 def test_crawlers_mint_nothing(server: Server, bot_link: str, agent: str) -> None:
     before = len(clicks(server))
     with browser(server, **{"User-Agent": agent}) as bot:
@@ -123,9 +138,21 @@ def test_head_requests_mint_nothing(server: Server, bot_link: str, phone: httpx.
 
 
 def test_the_title_is_shown_as_text_never_as_markup(server: Server, space: SpaceKeys) -> None:
-    make_link(server, space, "xss", "--kind", "bot", "--target", "offer_bot",
-              "--title", "<script>alert(1)</script>", "--button", '"><img src=x onerror=alert(1)>',
-              "--image-url", 'https://img.example/a.png"onload="alert(1)')  # fmt: skip
+    make_link(
+        server,
+        space,
+        "xss",
+        "--kind",
+        "bot",
+        "--target",
+        "offer_bot",
+        "--title",
+        "<script>alert(1)</script>",
+        "--button",
+        '"><img src=x onerror=alert(1)>',
+        "--image-url",
+        'https://img.example/a.png"onload="alert(1)',
+    )
     with browser(server) as phone:
         page = phone.get("/l/xss")
     assert "<script>alert(1)</script>" not in page.text
@@ -155,9 +182,15 @@ def test_a_click_captures_the_ad_the_visitor_and_the_browser_ids(
     assert (click["campaign_id"], click["campaign_name"]) == ("120", "Spring Sale")
     assert (click["adset_id"], click["adset_name"]) == ("121", "RU 25-34")
     assert (click["ad_id"], click["ad_name"], click["placement"]) == (
-        "122", "Video A", "Instagram_Stories")  # fmt: skip
+        "122",
+        "Video A",
+        "Instagram_Stories",
+    )
     assert (click["utm_source"], click["utm_medium"], click["utm_campaign"]) == (
-        "facebook", "paid", "spring")  # fmt: skip
+        "facebook",
+        "paid",
+        "spring",
+    )
     assert (click["utm_content"], click["utm_term"]) == ("v1", "t")
     assert click["ip"] == "127.0.0.1"
     assert click["user_agent"] == PHONE
@@ -211,11 +244,29 @@ def _eventually_status(client: httpx.Client, path: str, status: int) -> httpx.Re
 def test_web_channel_and_miniapp_links_lead_to_their_targets(
     server: Server, space: SpaceKeys, phone: httpx.Client
 ) -> None:
-    make_link(server, space, "offer", "--kind", "web",
-              "--target", "https://offer.example/go?aff=7&click_id={uid}")  # fmt: skip
+    make_link(
+        server,
+        space,
+        "offer",
+        "--kind",
+        "web",
+        "--target",
+        "https://offer.example/go?aff=7&click_id={uid}",
+    )
     make_link(server, space, "chan", "--kind", "channel", "--target", "https://t.me/+AbCdEf12")
-    make_link(server, space, "shop", "--kind", "miniapp", "--target", "shop_bot", "--app", "store",
-              "--prefix", "ig")  # fmt: skip
+    make_link(
+        server,
+        space,
+        "shop",
+        "--kind",
+        "miniapp",
+        "--target",
+        "shop_bot",
+        "--app",
+        "store",
+        "--prefix",
+        "ig",
+    )
     web = phone.get("/r/offer").headers["location"]
     assert web.startswith("https://offer.example/go?aff=7&click_id=")
     uid = web.rsplit("=", 1)[1]
@@ -226,8 +277,18 @@ def test_web_channel_and_miniapp_links_lead_to_their_targets(
 
 
 def test_auto_redirect_page_refreshes_to_the_target(server: Server, space: SpaceKeys) -> None:
-    make_link(server, space, "auto", "--kind", "bot", "--target", "offer_bot",
-              "--auto-redirect", "--delay-ms", "1500")  # fmt: skip
+    make_link(
+        server,
+        space,
+        "auto",
+        "--kind",
+        "bot",
+        "--target",
+        "offer_bot",
+        "--auto-redirect",
+        "--delay-ms",
+        "1500",
+    )
     with browser(server) as phone:
         page = phone.get("/l/auto").text
     match = DEEPLINK.search(page)
@@ -257,14 +318,20 @@ def test_link_admin_api(server: Server, space: SpaceKeys) -> None:
     admin = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
     base = f"/admin/spaces/{space.id}/links"
     with server.client() as api:
-        r = api.post(base, json={"slug": "api-link", "kind": "bot", "target": "offer_bot"},
-                     headers=admin)  # fmt: skip
+        r = api.post(
+            base, json={"slug": "api-link", "kind": "bot", "target": "offer_bot"}, headers=admin
+        )
         assert r.status_code == 201
-        assert r.json() == {"ok": True, "slug": "api-link", "kind": "bot",
-                            "landing_url": f"{server.url}/l/api-link",
-                            "redirect_url": f"{server.url}/r/api-link"}  # fmt: skip
-        taken = api.post(base, json={"slug": "api-link", "kind": "bot", "target": "offer_bot"},
-                         headers=admin)  # fmt: skip
+        assert r.json() == {
+            "ok": True,
+            "slug": "api-link",
+            "kind": "bot",
+            "landing_url": f"{server.url}/l/api-link",
+            "redirect_url": f"{server.url}/r/api-link",
+        }
+        taken = api.post(
+            base, json={"slug": "api-link", "kind": "bot", "target": "offer_bot"}, headers=admin
+        )
         assert taken.status_code == 409 and taken.json()["error"] == "slug_taken"
         bad = api.post(
             base, json={"slug": "x", "kind": "web", "target": "https://a.example/"}, headers=admin
@@ -297,16 +364,41 @@ def test_link_admin_api(server: Server, space: SpaceKeys) -> None:
 
 
 def test_cli_link_create_json_uses_the_public_url(server: Server, space: SpaceKeys) -> None:
-    out = server.cli_json("link", "create", "--space", str(space.id), "--slug", "pub",
-                          "--kind", "bot", "--target", "offer_bot",
-                          "--public-url", "https://go.example.com/")  # fmt: skip
-    assert out == {"slug": "pub", "kind": "bot",
-                   "landing_url": "https://go.example.com/l/pub",
-                   "redirect_url": "https://go.example.com/r/pub"}  # fmt: skip
+    out = server.cli_json(
+        "link",
+        "create",
+        "--space",
+        str(space.id),
+        "--slug",
+        "pub",
+        "--kind",
+        "bot",
+        "--target",
+        "offer_bot",
+        "--public-url",
+        "https://go.example.com/",
+    )
+    assert out == {
+        "slug": "pub",
+        "kind": "bot",
+        "landing_url": "https://go.example.com/l/pub",
+        "redirect_url": "https://go.example.com/r/pub",
+    }
     listed = server.cli_json("link", "list", "--space", str(space.id))
     assert "pub" in [link["slug"] for link in listed]
-    failed = server.cli("link", "create", "--space", str(space.id), "--slug", "pub", "--kind",
-                        "bot", "--target", "offer_bot", check=False)  # fmt: skip
+    failed = server.cli(
+        "link",
+        "create",
+        "--space",
+        str(space.id),
+        "--slug",
+        "pub",
+        "--kind",
+        "bot",
+        "--target",
+        "offer_bot",
+        check=False,
+    )
     assert failed.returncode == 1 and "taken" in failed.stderr
     missing = server.cli("link", "list", "--space", "9999", check=False)
     assert missing.returncode == 1 and "no space 9999" in missing.stderr

@@ -57,9 +57,17 @@ def test_space_b_can_neither_write_into_nor_read_space_a(
 def test_a_link_of_space_a_cannot_be_clicked_through_space_b(server: Server) -> None:
     a, b = server.new_space("links-a"), server.new_space("links-b")
     server.cli(
-        "link", "create", "--space", str(a.id), "--slug", "promo-a", "--kind", "bot",
-        "--target", "a_offer_bot",
-    )  # fmt: skip
+        "link",
+        "create",
+        "--space",
+        str(a.id),
+        "--slug",
+        "promo-a",
+        "--kind",
+        "bot",
+        "--target",
+        "a_offer_bot",
+    )
     with server.client() as http:
         assert (
             http.post("/clicks", json={"link_slug": "promo-a"}, headers=a.auth).status_code == 200

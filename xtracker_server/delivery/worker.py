@@ -57,7 +57,9 @@ class Worker:
             settings.retry_base_s, settings.retry_cap_s, settings.retry_max_age_s
         )
         self.poll_s = settings.worker_poll_s if poll_s is None else poll_s
-        self.lease_ms = int((settings.delivery_timeout_s * 3 + 30) * 1000)
+        # Longer than one send can take (a request times out after delivery_timeout_s); a worker
+        # that loses its lease anyway only causes a redelivery with the same event_id.
+        self.lease_ms = int((settings.delivery_timeout_s * 4 + 5) * 1000)
         self.sender = Sender(
             timeout_s=settings.delivery_timeout_s,
             allow_private=settings.allow_private_destinations,

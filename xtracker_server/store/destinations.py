@@ -111,6 +111,13 @@ def update_destination(
             " WHERE space_id = ? AND id = ?",
             (*values.values(), now_ms, space_id, destination_id),
         )
+    if "health_reason" in changes and changes["health_reason"] is None:
+        # Fixed (a new token, or enabled again): what was held for it is due now.
+        conn.execute(
+            "UPDATE deliveries SET next_attempt_ms = ? WHERE space_id = ? AND destination_id = ?"
+            " AND status IN ('pending', 'retrying') AND next_attempt_ms > ?",
+            (now_ms, space_id, destination_id, now_ms),
+        )
     return get_destination(conn, space_id, destination_id)
 
 

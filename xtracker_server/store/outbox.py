@@ -101,17 +101,19 @@ def contexts(
     conn: sqlite3.Connection, space_id: int, claimed: list[Claimed], base_url: str
 ) -> dict[int, DeliveryContext]:
     """What each claimed delivery sends, read now: an event attributed by a bind after the
-    fan-out goes out with its click."""
+    fan-out goes out with its click, and an event sent by uid carries the Telegram user its
+    uid was bound to."""
     out: dict[int, DeliveryContext] = {}
     for c in claimed:
         row = conn.execute(
-            "SELECT i.event, i.uid, i.tg_id, i.eid, i.value, i.currency, i.occurred_at_ms,"
+            "SELECT i.event, i.uid, COALESCE(i.tg_id, b.tg_id) AS tg_id, i.eid, i.value, i.currency, i.occurred_at_ms,"
             " k.created_ms AS click_ms, k.ip, k.user_agent, k.fbclid, k.fbc, k.fbp, k.country,"
             " k.campaign_id, k.campaign_name, k.adset_id, k.adset_name, k.ad_id, k.ad_name,"
             " k.placement, l.slug"
             " FROM inbox i"
             " LEFT JOIN clicks k ON k.space_id = i.space_id AND k.uid = i.uid"
             " LEFT JOIN links l ON l.id = k.link_id AND l.space_id = i.space_id"
+            " LEFT JOIN binds b ON b.space_id = i.space_id AND b.uid = i.uid"
             " WHERE i.space_id = ? AND i.id = ?",
             (space_id, c.inbox_id),
         ).fetchone()

@@ -106,7 +106,8 @@ def contexts(
     out: dict[int, DeliveryContext] = {}
     for c in claimed:
         row = conn.execute(
-            "SELECT i.event, i.uid, COALESCE(i.tg_id, b.tg_id) AS tg_id, i.eid, i.value, i.currency, i.occurred_at_ms,"
+            "SELECT i.event, i.uid, COALESCE(i.tg_id, b.tg_id) AS tg_id, i.eid, i.value,"
+            " i.currency, i.occurred_at_ms,"
             " k.created_ms AS click_ms, k.ip, k.user_agent, k.fbclid, k.fbc, k.fbp, k.country,"
             " k.campaign_id, k.campaign_name, k.adset_id, k.adset_name, k.ad_id, k.ad_name,"
             " k.placement, l.slug"

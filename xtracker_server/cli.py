@@ -23,7 +23,7 @@ from rich.console import Console
 from rich.table import Table
 
 from xtracker_server.config import SYNC_MODES, Settings, parse_proxies
-from xtracker_server.delivery.probe import probe
+from xtracker_server.delivery.probe import ProbeRefused, probe
 from xtracker_server.delivery.sender import address_problem
 from xtracker_server.domain.credentials import CredentialKind
 from xtracker_server.domain.destinations import (
@@ -116,7 +116,10 @@ def _print_json(data: Any) -> None:
 @app.command()
 def worker(
     db: DbOption = "./xtracker.db",
-    poll_s: Annotated[float, typer.Option(help="Seconds between looks for due deliveries.")] = 1.0,
+    poll_s: Annotated[
+        float,
+        typer.Option(envvar="XTRACKER_WORKER_POLL_S", help="Seconds between looks for due work."),
+    ] = 1.0,
 ) -> None:
     """Run the delivery worker alone (settings from the XTRACKER_* environment). Several
     workers, and servers started with --no-worker, can share one database."""
@@ -674,6 +677,12 @@ def destination_test(
             envvar="XTRACKER_ALLOW_PRIVATE_DESTINATIONS",
         ),
     ] = False,
+    test_event_code: Annotated[
+        str | None, typer.Option(help="fb_capi: send the test under this Events Manager code.")
+    ] = None,
+    live: Annotated[
+        bool, typer.Option("--live", help="fb_capi without a test code: count it for real.")
+    ] = False,
     public_url: PublicUrlOption = None,
     db: DbOption = "./xtracker.db",
     json_: JsonOption = False,
@@ -685,7 +694,11 @@ def destination_test(
     settings = Settings.from_env().with_(
         allow_private_destinations=allow_private, public_url=_base_url(public_url)
     )
-    data = probe_json(asyncio.run(probe(dest, settings)))
+    try:
+        result = asyncio.run(probe(dest, settings, test_event_code=test_event_code, live=live))
+    except ProbeRefused as exc:
+        _fail(str(exc))
+    data = probe_json(result)
     if json_:
         _print_json(data)
     else:

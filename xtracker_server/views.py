@@ -4,6 +4,7 @@ them: keep them stable)."""
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from xtracker_server.delivery.probe import ProbeResult
 from xtracker_server.store.destinations import Destination
@@ -63,9 +64,9 @@ def destination_json(d: Destination) -> dict[str, Any]:
         "enabled": d.enabled,
         "healthy": d.health_reason is None,
         "health_reason": d.health_reason,
-        "config": d.config,
+        "config": _masked_config(d.config),
         "event_map": d.event_map,
-        "proxy": d.proxy,
+        "proxy": _masked_url(d.proxy),
         "has_secret": d.secret is not None,
         "created_ms": d.created_ms,
         "updated_ms": d.updated_ms,
@@ -99,3 +100,21 @@ def probe_json(result: ProbeResult) -> dict[str, Any]:
         "response": result.answer.excerpt,
         "event_id": result.event_id,
     }
+
+
+def _masked_url(url: str | None) -> str | None:
+    """A proxy URL without its password."""
+    if url is None:
+        return None
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = f"{parts.username}:…@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def _masked_config(config: dict[str, Any]) -> dict[str, Any]:
+    """Extra webhook headers often carry credentials: their values are not shown."""
+    if "headers" not in config:
+        return config
+    return {**config, "headers": {name: "…" for name in config["headers"]}}

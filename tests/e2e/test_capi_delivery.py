@@ -12,11 +12,12 @@ from typing import Any
 
 import httpx
 
-from tests.conftest import FAST_RETRY, Server, ServerFactory, SpaceKeys
+from tests.conftest import ADMIN_TOKEN, FAST_RETRY, Server, ServerFactory, SpaceKeys
 from tests.e2e.test_delivery import deliveries, settled
 from tests.fb_oracle import sdk_event, sdk_hash
 from tests.sink import Received, Reply, Sink
 
+ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 PIXEL = "1234567890123"
 TOKEN = "EAAB-test-token-not-real"
 PHONE = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 Mobile"
@@ -262,3 +263,33 @@ def test_an_event_without_a_landing_click_fails_with_a_clear_reason(
     row = settled(server, 1, "failed_permanently")[0]
     assert re.search(r"event_source_url and client_user_agent", row["last_error"])
     assert sink.received == []
+
+
+def test_a_pixel_test_needs_a_test_event_code_unless_live(
+    start_server: ServerFactory, sink: Sink
+) -> None:
+    sink.default = GRAPH_OK
+    server = capi_server(start_server, sink)
+    space = server.new_space()
+    dest = str(add_capi(server, space))
+    base = (
+        "destination",
+        "test",
+        "--space",
+        str(space.id),
+        "--id",
+        dest,
+        "--allow-private-destinations",
+        "--json",
+    )
+    refused = server.cli(*base, check=False)
+    assert refused.returncode == 2 and "real purchase" in refused.stderr
+    assert sink.received == []
+    with server.client() as http:  # the server's own settings point at the fake Graph API
+        url = f"/admin/spaces/{space.id}/destinations/{dest}/test"
+        r = http.post(url, json={}, headers=ADMIN)
+        assert r.status_code == 422 and r.json()["field"] == "test_event_code"
+        ok = http.post(url, json={"test_event_code": "TEST42"}, headers=ADMIN).json()
+    assert ok["ok"] is True
+    assert sink.received[0].json()["test_event_code"] == "TEST42"
+    assert sink.received[0].json()["data"][0]["event_name"] == "Purchase"

@@ -454,3 +454,26 @@ def test_a_disabled_destination_gets_nothing_new(fast: Server, sink: Sink) -> No
     with fast.client() as http:
         deposit(http, space, "u", "tx")
     assert deliveries(fast) == []
+
+
+def test_proxy_passwords_and_header_values_are_not_shown(server: Server) -> None:
+    space = server.new_space("masked")
+    with server.client() as http:
+        r = http.post(
+            f"/admin/spaces/{space.id}/destinations",
+            json={
+                "kind": "webhook",
+                "url": "https://hooks.example.com/x",
+                "headers": {"X-Api-Key": "k-123-secret"},
+                "proxy": "http://user:pw-secret@proxy.example.com:3128",
+            },
+            headers=ADMIN,
+        )
+        assert r.status_code == 201, r.text
+        listed = http.get(f"/admin/spaces/{space.id}/destinations", headers=ADMIN).json()
+    (dest,) = listed["destinations"]
+    assert dest["proxy"] == "http://user:…@proxy.example.com:3128"
+    assert dest["config"]["headers"] == {"X-Api-Key": "…"}
+    cli = server.cli("destination", "list", "--space", str(space.id), "--json").stdout
+    for secret in ("k-123-secret", "pw-secret"):
+        assert secret not in json.dumps(listed) and secret not in cli

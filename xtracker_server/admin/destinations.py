@@ -12,7 +12,7 @@ from starlette.routing import Route
 
 from xtracker_client import CANONICAL_EVENTS
 from xtracker_server.auth import now_ms
-from xtracker_server.delivery.probe import probe
+from xtracker_server.delivery.probe import ProbeRefused, probe
 from xtracker_server.delivery.sender import address_problem
 from xtracker_server.domain.destinations import (
     DestinationInput,
@@ -105,7 +105,16 @@ async def test_destination(request: Request) -> JSONResponse:
     dest = await state.store.read(store.get_destination, space_id, destination_id)
     if dest is None:
         raise ApiError(404, "not_found", f"no destination {destination_id} in space {space_id}")
-    result = await probe(dest, state.settings)
+    body = await read_json_object(request, empty_ok=True)
+    code, live = body.get("test_event_code"), body.get("live", False)
+    if code is not None and not isinstance(code, str):
+        raise field_error("test_event_code", "must be a string")
+    if not isinstance(live, bool):
+        raise field_error("live", "must be true or false")
+    try:
+        result = await probe(dest, state.settings, test_event_code=code, live=live)
+    except ProbeRefused as exc:
+        raise field_error("test_event_code", str(exc)) from None
     return JSONResponse(probe_json(result))
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import secrets
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from xtracker_server.config import Settings
 from xtracker_server.delivery.adapters import Adapter
@@ -49,7 +49,31 @@ def probe_context(destination: Destination, base_url: str) -> DeliveryContext:
     )
 
 
-async def probe(destination: Destination, settings: Settings) -> ProbeResult:
+class ProbeRefused(ValueError):
+    pass
+
+
+async def probe(
+    destination: Destination,
+    settings: Settings,
+    *,
+    test_event_code: str | None = None,
+    live: bool = False,
+) -> ProbeResult:
+    """Send the test event. A pixel's test goes with a test event code (the destination's, or
+    ``test_event_code``), so Events Manager shows it apart; without one the test would count
+    as a real 1.00 USD Purchase, which is refused unless ``live``."""
+    if destination.kind.value == "fb_capi":
+        code = test_event_code or destination.config.get("test_event_code")
+        if not code and not live:
+            raise ProbeRefused(
+                "this pixel has no test_event_code, so the test would count as a real purchase;"
+                " pass a test event code from Events Manager, or send it live on purpose"
+            )
+        if code:
+            destination = replace(
+                destination, config={**destination.config, "test_event_code": code}
+            )
     sender = Sender(
         timeout_s=settings.delivery_timeout_s, allow_private=settings.allow_private_destinations
     )

@@ -33,7 +33,7 @@ class Answer:
 
 async def address_problem(url: str) -> str | None:
     """Why ``url`` may not be called: its host resolves to a loopback, private, link-local or
-    multicast address (checked after DNS, at send time), or it cannot be resolved at all."""
+    multicast address (checked after DNS, at send time)."""
     parts = urlsplit(url)
     host = parts.hostname
     if not host:
@@ -42,8 +42,9 @@ async def address_problem(url: str) -> str | None:
         infos = await asyncio.get_running_loop().getaddrinfo(
             host, parts.port or (443 if parts.scheme == "https" else 80), type=socket.SOCK_STREAM
         )
-    except (socket.gaierror, UnicodeError) as exc:
-        return f"cannot resolve {host}: {exc}"
+    except (OSError, UnicodeError):
+        # Not resolvable now (a DNS outage passes): the send itself fails and is retried.
+        return None
     for info in infos:
         reason = forbidden_address(str(info[4][0]))
         if reason:
@@ -98,6 +99,8 @@ class Sender:
         except httpx.TimeoutException:
             return Answer(None, b"", _ms_since(started), error="timed out")
         except httpx.HTTPError as exc:
+            return Answer(None, b"", _ms_since(started), error=f"{type(exc).__name__}: {exc}"[:300])
+        except Exception as exc:  # never leave a row unsettled: retried, then given up
             return Answer(None, b"", _ms_since(started), error=f"{type(exc).__name__}: {exc}"[:300])
 
     async def close(self) -> None:

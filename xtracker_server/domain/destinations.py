@@ -198,7 +198,7 @@ class DestinationInput(BaseModel):
         if raw is None or not raw.strip():
             return None
         parts = urlsplit(raw.strip())
-        if parts.scheme not in ("http", "https", "socks5") or not parts.hostname:
+        if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError("must be a proxy URL such as http://user:pass@proxy:3128")
         return raw.strip()
 

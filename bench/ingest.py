@@ -1,0 +1,596 @@
+"""Sustained ``POST /events`` throughput of the real XTRACKER server, as a ratio to a bare baseline.
+
+What it measures
+    Requests per second that ``xtracker serve`` acknowledges on ``POST /events`` under
+    concurrency (wrk, 64 connections by default), every request a distinct deposit that is
+    authenticated, validated, deduplicated and committed to SQLite (WAL, ``synchronous=FULL`` by
+    default) before the answer. In the same run, the same load goes to ``bench/bare_app.py``: a
+    bare Starlette route on the same uvicorn options that parses the same JSON and stores nothing.
+
+Why a ratio
+    Absolute requests/s depend on the machine (CPU, disk fsync latency, what else runs). The
+    baseline is the ceiling for *any* Python ASGI handler on this machine at this moment, so
+    ``ours / baseline`` is the part we control: what our own code and the durable write cost.
+    The two sides run alternately (baseline, ours, baseline, ours, ...) so that drift of the
+    machine hits both; the median per side is compared (best is printed too).
+
+Integrity
+    A run with non-2xx answers or socket errors is reported loudly (and the exit status is 1).
+    At the end the inbox rows in the database are counted: every 2xx answer must have its row
+    (rows < acknowledged means acknowledged events were lost). A few more rows than
+    acknowledged is normal: requests still in flight when wrk stopped were committed but not
+    counted by wrk (at most one per connection per run).
+
+Everything listens on and talks to 127.0.0.1 only.
+
+    python bench/ingest.py [--duration 10] [--connections 64] [--rounds 3] [--sync FULL] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import secrets
+import shutil
+import signal
+import socket
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+HOST = "127.0.0.1"
+BENCH_DIR = Path(__file__).resolve().parent
+LUA_SCRIPT = BENCH_DIR / "post_events.lua"
+BARE_APP = BENCH_DIR / "bare_app.py"
+TARGET_RATIO = 0.4
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+# --------------------------------------------------------------------------- tools
+
+
+def ensure_wrk() -> str:
+    """The path of wrk; installed with apt-get when missing and we are root."""
+    path = shutil.which("wrk")
+    if path:
+        return path
+    if hasattr(os, "geteuid") and os.geteuid() == 0 and shutil.which("apt-get"):
+        log("wrk not found: installing it with apt-get ...")
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        subprocess.run(["apt-get", "update"], check=True, env=env, stdout=subprocess.DEVNULL)
+        subprocess.run(
+            ["apt-get", "install", "-y", "wrk"], check=True, env=env, stdout=subprocess.DEVNULL
+        )
+        path = shutil.which("wrk")
+        if path:
+            return path
+    sys.exit(
+        "error: the load generator `wrk` is not installed.\n"
+        "Install it (Debian/Ubuntu: `sudo apt-get install wrk`; macOS: `brew install wrk`) "
+        "and run again, or run this script as root to let it install wrk itself."
+    )
+
+
+def xtracker_command() -> list[str]:
+    """How to run the ``xtracker`` CLI of the Python running this script."""
+    beside = Path(sys.executable).parent / "xtracker"
+    if beside.exists():
+        return [str(beside)]
+    found = shutil.which("xtracker")
+    return [found] if found else [sys.executable, "-m", "xtracker_server"]
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((HOST, 0))
+        return int(s.getsockname()[1])
+
+
+def filesystem_of(path: Path) -> str:
+    """The file system type under ``path`` (fsync on tmpfs is free: worth knowing)."""
+    try:
+        out = subprocess.run(
+            ["df", "--output=fstype", str(path)], capture_output=True, text=True, check=True
+        ).stdout.split()
+        return out[-1] if len(out) > 1 else "?"
+    except (OSError, subprocess.CalledProcessError):
+        return "?"
+
+
+# --------------------------------------------------------------------------- servers
+
+
+@dataclass
+class Server:
+    name: str
+    url: str
+    proc: subprocess.Popen[bytes]
+    log_path: Path
+
+    def log_tail(self, lines: int = 20) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+
+def _stop(proc: subprocess.Popen[bytes], timeout: float = 15.0) -> None:
+    """SIGINT (uvicorn's graceful shutdown: the writer drains), then SIGTERM, then SIGKILL."""
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGKILL):
+        if proc.poll() is not None:
+            return
+        try:
+            proc.send_signal(sig)
+            proc.wait(timeout=timeout if sig is signal.SIGINT else 5.0)
+        except subprocess.TimeoutExpired:
+            continue
+        except ProcessLookupError:
+            return
+
+
+@contextmanager
+def running_server(
+    name: str,
+    argv: list[str],
+    port: int,
+    env: dict[str, str],
+    workdir: Path,
+    ready: Callable[[str], bool],
+) -> Iterator[Server]:
+    """Start ``argv`` in its own session (so a Ctrl-C reaches only us and we shut it down in
+    order), wait until ``ready(url)``, and stop it whatever happens."""
+    log_path = workdir / f"{name}.log"
+    with log_path.open("wb") as log_file:
+        proc = subprocess.Popen(
+            argv,
+            env=env,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    server = Server(name, f"http://{HOST}:{port}", proc, log_path)
+    try:
+        deadline = time.monotonic() + 30
+        while not ready(server.url):
+            if proc.poll() is not None:
+                raise RuntimeError(f"{name} exited with {proc.returncode}:\n{server.log_tail()}")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{name} did not become ready in 30 s:\n{server.log_tail()}")
+            time.sleep(0.1)
+        yield server
+    finally:
+        _stop(proc)
+
+
+def _http(
+    url: str, *, body: dict[str, Any] | None = None, headers: dict[str, str] | None = None
+) -> tuple[int, bytes]:
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(
+        url, data=data, headers={"Content-Type": "application/json", **(headers or {})}
+    )
+    try:
+        with urllib.request.urlopen(req, timeout=2) as resp:
+            return resp.status, resp.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+    except (urllib.error.URLError, ConnectionError, TimeoutError):
+        return 0, b""
+
+
+def healthz_ok(url: str) -> bool:
+    return _http(f"{url}/healthz")[0] == 200
+
+
+def bare_ok(url: str) -> bool:
+    return _http(f"{url}/events", body={"event": "contact"})[0] == 200
+
+
+def create_space(db: Path) -> dict[str, str]:
+    out = subprocess.run(
+        [*xtracker_command(), "space", "create", "bench", "--json", "--db", str(db)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if out.returncode != 0:
+        raise RuntimeError(f"`xtracker space create` failed:\n{out.stdout}{out.stderr}")
+    space: dict[str, str] = json.loads(out.stdout)
+    return space
+
+
+# --------------------------------------------------------------------------- load
+
+
+@dataclass
+class WrkRun:
+    side: str  # "baseline" or "xtracker"
+    warmup: bool
+    requests_per_s: float
+    requests: int  # completed responses (any status)
+    non2xx: int
+    socket_errors: dict[str, int]
+    p50_ms: float
+    p99_ms: float
+    max_ms: float
+
+    @property
+    def ok_responses(self) -> int:
+        return self.requests - self.non2xx
+
+    @property
+    def clean(self) -> bool:
+        return self.non2xx == 0 and not any(self.socket_errors.values())
+
+
+_MARK = re.compile(r"^XTRACKER_BENCH (\{.*\})$", re.MULTILINE)
+_RPS = re.compile(r"^Requests/sec:\s+([\d.]+)", re.MULTILINE)
+_NON2XX = re.compile(r"Non-2xx or 3xx responses:\s+(\d+)")
+
+
+def run_wrk(
+    wrk: str,
+    server: Server,
+    *,
+    side: str,
+    warmup: bool,
+    duration: float,
+    connections: int,
+    threads: int,
+    bearer: str,
+    run_tag: str,
+) -> WrkRun:
+    argv = [
+        wrk,
+        f"-t{threads}",
+        f"-c{connections}",
+        f"-d{max(1, round(duration))}s",
+        "--timeout",
+        "5s",
+        "-s",
+        str(LUA_SCRIPT),
+        server.url,
+        "--",
+        bearer,
+        run_tag,
+    ]
+    out = subprocess.run(argv, capture_output=True, text=True, check=False)
+    if out.returncode != 0 or not _RPS.search(out.stdout):
+        raise RuntimeError(f"wrk failed ({out.returncode}):\n{out.stdout}{out.stderr}")
+    mark = _MARK.search(out.stdout)
+    if mark is None:
+        raise RuntimeError(f"wrk printed no XTRACKER_BENCH line:\n{out.stdout}{out.stderr}")
+    stats = json.loads(mark.group(1))
+    rps = float(_RPS.search(out.stdout).group(1))  # type: ignore[union-attr]
+    non2xx_text = _NON2XX.search(out.stdout)
+    non2xx = int(stats["non2xx"])
+    if non2xx_text is not None:  # the same counter, printed by wrk itself
+        non2xx = max(non2xx, int(non2xx_text.group(1)))
+    return WrkRun(
+        side=side,
+        warmup=warmup,
+        requests_per_s=rps,
+        requests=int(stats["requests"]),
+        non2xx=non2xx,
+        socket_errors={k: int(stats[k]) for k in ("connect", "read", "write", "timeout")},
+        p50_ms=stats["p50_us"] / 1000,
+        p99_ms=stats["p99_us"] / 1000,
+        max_ms=stats["max_us"] / 1000,
+    )
+
+
+def describe(run: WrkRun) -> str:
+    text = (
+        f"{run.side:<8} {'warm-up' if run.warmup else 'measured':<8} "
+        f"{run.requests_per_s:>9,.0f} req/s  {run.requests:>7} responses  "
+        f"p50 {run.p50_ms:6.1f} ms  p99 {run.p99_ms:6.1f} ms"
+    )
+    if not run.clean:
+        errors = ", ".join(f"{k} {v}" for k, v in run.socket_errors.items() if v)
+        text += f"  !!! ERRORS: non-2xx {run.non2xx}" + (f", socket {errors}" if errors else "")
+    return text
+
+
+# --------------------------------------------------------------------------- report
+
+
+@dataclass
+class Report:
+    sync: str
+    journal_mode: str
+    filesystem: str
+    duration_s: float
+    connections: int
+    threads: int
+    rounds: int
+    baseline_rps: float  # median of the measured runs
+    xtracker_rps: float
+    ratio: float
+    baseline_best_rps: float
+    xtracker_best_rps: float
+    ratio_best: float
+    target_ratio: float
+    meets_target: bool
+    xtracker_acknowledged: int  # 2xx answers wrk saw from our server, warm-up included
+    inbox_rows: int
+    rows_lost: int  # acknowledged but not in the inbox: must be 0
+    clean: bool  # no non-2xx, no socket errors, no lost rows
+    problems: list[str] = field(default_factory=list)
+    runs: list[dict[str, Any]] = field(default_factory=list)
+
+
+def print_summary(report: Report, out: TextIO) -> None:
+    line = "=" * 72
+    print(line, file=out)
+    print(
+        f"POST /events, wrk {report.threads} thread(s), {report.connections} connections, "
+        f"{report.duration_s:g} s x {report.rounds} round(s) per side",
+        file=out,
+    )
+    print(
+        f"SQLite synchronous={report.sync}, journal_mode={report.journal_mode}, "
+        f"file system {report.filesystem}",
+        file=out,
+    )
+    print(line, file=out)
+    print(
+        f"baseline (bare Starlette) : {report.baseline_rps:>9,.0f} req/s  (median; best "
+        f"{report.baseline_best_rps:,.0f})",
+        file=out,
+    )
+    print(
+        f"xtracker                  : {report.xtracker_rps:>9,.0f} req/s  (median; best "
+        f"{report.xtracker_best_rps:,.0f})",
+        file=out,
+    )
+    verdict = "meets" if report.meets_target else "BELOW"
+    print(
+        f"ratio xtracker/baseline   : {report.ratio:>9.2f}  ({verdict} target "
+        f">= {report.target_ratio:g}; best/best {report.ratio_best:.2f})",
+        file=out,
+    )
+    print(
+        f"inbox rows / acknowledged : {report.inbox_rows} / {report.xtracker_acknowledged} "
+        f"({report.inbox_rows - report.xtracker_acknowledged:+d}: in flight when wrk stopped)",
+        file=out,
+    )
+    if report.problems:
+        print(line, file=out)
+        print("!!! THE MEASUREMENT IS NOT CLEAN:", file=out)
+        for problem in report.problems:
+            print(f"!!!   {problem}", file=out)
+    print(line, file=out)
+
+
+# --------------------------------------------------------------------------- main
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        description="POST /events throughput of xtracker serve vs a bare Starlette baseline."
+    )
+    p.add_argument("--duration", type=float, default=10.0, help="seconds per measured run")
+    p.add_argument("--warmup", type=float, default=2.0, help="seconds of warm-up per side")
+    p.add_argument("--connections", type=int, default=64, help="concurrent connections")
+    p.add_argument("--threads", type=int, default=1, help="wrk threads (leave cores to servers)")
+    p.add_argument("--rounds", type=int, default=3, help="measured runs per side, alternated")
+    p.add_argument(
+        "--sync",
+        default="FULL",
+        choices=["OFF", "NORMAL", "FULL", "EXTRA"],
+        type=str.upper,
+        help="SQLite synchronous mode of our server",
+    )
+    p.add_argument(
+        "--tmpdir",
+        type=Path,
+        default=None,
+        help="where the database goes (default: the system temp dir)",
+    )
+    p.add_argument("--keep", action="store_true", help="keep the temp dir (db and logs)")
+    p.add_argument(
+        "--fail-below",
+        type=float,
+        default=None,
+        metavar="RATIO",
+        help="exit with status 2 when the ratio is below RATIO",
+    )
+    p.add_argument("--json", action="store_true", help="print the report as JSON on stdout")
+    args = p.parse_args(argv)
+    if args.connections < args.threads or args.rounds < 1 or args.duration < 1:
+        p.error("need --connections >= --threads, --rounds >= 1 and --duration >= 1")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    wrk = ensure_wrk()
+    with ExitStack() as cleanup:
+        tmp = Path(tempfile.mkdtemp(prefix="xtracker-bench-", dir=args.tmpdir))
+        if args.keep:
+            log(f"keeping {tmp}")
+        else:
+            cleanup.callback(shutil.rmtree, tmp, ignore_errors=True)
+        db = tmp / "x.db"
+        space = create_space(db)
+        bearer = space["bearer"]
+        env = {k: v for k, v in os.environ.items() if not k.startswith("XTRACKER_")}
+        env["XTRACKER_ADMIN_TOKEN"] = "bench-" + secrets.token_urlsafe(24)
+
+        runs: list[WrkRun] = []
+        acknowledged = 0  # 2xx answers of our server, all runs and the sanity request
+        with ExitStack() as servers:  # leaving it stops both servers, also on errors/Ctrl-C
+            ours_port, bare_port = free_port(), free_port()
+            log(
+                f"starting xtracker serve (sync={args.sync}) on {HOST}:{ours_port} and the "
+                f"baseline on {HOST}:{bare_port} ..."
+            )
+            ours = servers.enter_context(
+                running_server(
+                    "xtracker",
+                    [
+                        *xtracker_command(),
+                        "serve",
+                        "--db",
+                        str(db),
+                        "--host",
+                        HOST,
+                        "--port",
+                        str(ours_port),
+                        "--rate-limit",
+                        "0",
+                        "--sync",
+                        args.sync,
+                    ],
+                    ours_port,
+                    env,
+                    tmp,
+                    healthz_ok,
+                )
+            )
+            bare = servers.enter_context(
+                running_server(
+                    "baseline",
+                    [sys.executable, str(BARE_APP), "--port", str(bare_port)],
+                    bare_port,
+                    env,
+                    tmp,
+                    bare_ok,
+                )
+            )
+
+            # One request by hand first: the credential works and the answer is as expected.
+            status, body = _http(
+                f"{ours.url}/events",
+                headers={"Authorization": f"Bearer {bearer}"},
+                body={
+                    "uid": "u0",
+                    "event": "deposit",
+                    "value": "25.00",
+                    "currency": "USD",
+                    "eid": "bench-sanity",
+                },
+            )
+            if status != 200 or json.loads(body).get("status") != "queued":
+                raise RuntimeError(f"sanity POST /events answered {status}: {body!r}")
+            acknowledged += 1
+
+            sides = {"baseline": bare, "xtracker": ours}
+            plan = [(side, True) for side in sides] if args.warmup >= 1 else []
+            plan += [(side, False) for _ in range(args.rounds) for side in sides]
+            for n, (side, warmup) in enumerate(plan):
+                run = run_wrk(
+                    wrk,
+                    sides[side],
+                    side=side,
+                    warmup=warmup,
+                    duration=args.warmup if warmup else args.duration,
+                    connections=args.connections,
+                    threads=args.threads,
+                    bearer=bearer,
+                    run_tag=str(n),
+                )
+                log(describe(run))
+                runs.append(run)
+                if side == "xtracker":
+                    acknowledged += run.ok_responses
+                for server in sides.values():
+                    if server.proc.poll() is not None:
+                        raise RuntimeError(f"{server.name} died:\n{server.log_tail()}")
+        # Our server was stopped gracefully (SIGINT: the writer drains); count what it stored.
+        conn = sqlite3.connect(db)
+        try:
+            inbox_rows = int(conn.execute("SELECT count(*) FROM inbox").fetchone()[0])
+            journal_mode = str(conn.execute("PRAGMA journal_mode").fetchone()[0])
+        finally:
+            conn.close()
+        filesystem = filesystem_of(tmp)
+
+    measured = {
+        side: [r.requests_per_s for r in runs if r.side == side and not r.warmup]
+        for side in ("baseline", "xtracker")
+    }
+    base_med, ours_med = (statistics.median(measured[s]) for s in ("baseline", "xtracker"))
+    base_best, ours_best = (max(measured[s]) for s in ("baseline", "xtracker"))
+    problems = [
+        f"{r.side} {'warm-up' if r.warmup else 'run'}: {r.non2xx} non-2xx responses, "
+        f"socket errors {r.socket_errors}"
+        for r in runs
+        if not r.clean
+    ]
+    rows_lost = max(0, acknowledged - inbox_rows)
+    if rows_lost:
+        problems.append(f"{rows_lost} acknowledged events are NOT in the inbox (data loss)")
+    in_flight_bound = args.connections * sum(1 for r in runs if r.side == "xtracker")
+    if inbox_rows - acknowledged > in_flight_bound:
+        problems.append(
+            f"{inbox_rows - acknowledged} more inbox rows than acknowledged "
+            f"(more than the {in_flight_bound} that could have been in flight)"
+        )
+    ratio = ours_med / base_med if base_med else 0.0
+    report = Report(
+        sync=args.sync,
+        journal_mode=journal_mode,
+        filesystem=filesystem,
+        duration_s=args.duration,
+        connections=args.connections,
+        threads=args.threads,
+        rounds=args.rounds,
+        baseline_rps=base_med,
+        xtracker_rps=ours_med,
+        ratio=ratio,
+        baseline_best_rps=base_best,
+        xtracker_best_rps=ours_best,
+        ratio_best=ours_best / base_best if base_best else 0.0,
+        target_ratio=TARGET_RATIO,
+        meets_target=ratio >= TARGET_RATIO,
+        xtracker_acknowledged=acknowledged,
+        inbox_rows=inbox_rows,
+        rows_lost=rows_lost,
+        clean=not problems,
+        problems=problems,
+        runs=[{**asdict(r), "ok_responses": r.ok_responses} for r in runs],
+    )
+    if args.json:
+        print(json.dumps(asdict(report), indent=2))
+    else:
+        print_summary(report, sys.stdout)
+    if problems:
+        return 1
+    if args.fail_below is not None and ratio < args.fail_below:
+        return 2
+    return 0
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt  # run the same cleanup as Ctrl-C
+
+
+if __name__ == "__main__":
+    signal.signal(signal.SIGTERM, _terminate)
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:  # started with `&` by a shell
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        log("interrupted: servers stopped")
+        sys.exit(130)
+    except RuntimeError as exc:
+        log(f"error: {exc}")
+        sys.exit(1)

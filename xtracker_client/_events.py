@@ -75,7 +75,7 @@ def parse_value(raw: object) -> Decimal:
     if isinstance(exponent, int) and -exponent > MAX_VALUE_DECIMALS:
         raise ValueError(f"has more than {MAX_VALUE_DECIMALS} decimal places")
     # Fixed-point form keeps the given scale: "25.00" stays "25.00", "1E+3" becomes "1000".
-    return Decimal(decimal_text(value))
+    return Decimal(decimal_text(value)) if "e" in text or "E" in text else value
 
 
 def decimal_text(value: Decimal) -> str:

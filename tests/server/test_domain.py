@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 
 from xtracker_server.domain.clicks import fbc_from_fbclid, fields_from_query, new_uid
 from xtracker_server.domain.credentials import CredentialKind, hash_secret, mask, new_secret
@@ -17,7 +16,7 @@ def test_dedup_key_uses_eid_when_given_else_the_timestamp() -> None:
     assert dedup_key(1, "abc", None, "deposit", None, 111) != dedup_key(
         1, "abc", None, "deposit", None, 222
     )
-    expected = hashlib.sha256(json.dumps([1, "abc", "deposit", "tx-1"]).encode()).digest()
+    expected = hashlib.sha256(b"1|3:abc|deposit|4:tx-1").digest()
     assert with_eid == expected
 
 

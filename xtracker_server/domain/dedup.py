@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 
 
 def dedup_key(
@@ -22,6 +21,6 @@ def dedup_key(
     """
     who = uid if uid is not None else (f"tg:{tg_id}" if tg_id is not None else "")
     discriminator = eid if eid is not None else str(occurred_at_ms)
-    # JSON encoding keeps the parts apart: a "|" inside a uid or eid cannot forge another key.
-    parts = json.dumps([space_id, who, event, discriminator], ensure_ascii=False)
+    # Free-form parts carry their length, so a "|" inside a uid or eid cannot forge another key.
+    parts = f"{space_id}|{len(who)}:{who}|{event}|{len(discriminator)}:{discriminator}"
     return hashlib.sha256(parts.encode("utf-8", "surrogatepass")).digest()

@@ -8,6 +8,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 from starlette.requests import Request
+from starlette.responses import JSONResponse
 
 from xtracker_server.config import MAX_BODY_BYTES
 from xtracker_server.domain.query import parse_query
@@ -26,6 +27,7 @@ async def read_body(request: Request) -> bytes:
             raise ApiError(400, "malformed", "Content-Length is not a number")
         if int(declared) > MAX_BODY_BYTES:
             raise _TOO_LARGE
+        return await request.body()  # the server holds the client to its declared length
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():
@@ -45,7 +47,9 @@ async def read_json_object(request: Request, *, empty_ok: bool = False) -> dict[
     if not body.strip():
         raise ApiError(400, "malformed", "the body is empty: send a JSON object")
     try:
-        data = json.loads(body, parse_float=Decimal, parse_constant=_no_constant)
+        data = _DECODER.decode(body.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise ApiError(400, "malformed", "the body is not UTF-8 text") from None
     except (ValueError, RecursionError) as exc:
         raise ApiError(400, "malformed", f"the body is not valid JSON: {exc}") from None
     if not isinstance(data, dict):
@@ -55,6 +59,18 @@ async def read_json_object(request: Request, *, empty_ok: bool = False) -> dict[
 
 def _no_constant(name: str) -> None:
     raise ValueError(f"{name} is not allowed")
+
+
+# Built once: json.loads() with options builds a new decoder on every call.
+_DECODER = json.JSONDecoder(parse_float=Decimal, parse_constant=_no_constant)
+_ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+
+
+class JSON(JSONResponse):
+    """Starlette's JSONResponse with a shared encoder (same bytes, less work per answer)."""
+
+    def render(self, content: Any) -> bytes:
+        return _ENCODER.encode(content).encode("utf-8")
 
 
 def query_params(request: Request) -> dict[str, str]:

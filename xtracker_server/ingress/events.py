@@ -11,8 +11,8 @@ from xtracker_client import CanonicalEvent, EventIn, decimal_text
 from xtracker_server.auth import now_ms
 from xtracker_server.domain.credentials import CredentialKind
 from xtracker_server.domain.dedup import dedup_key
-from xtracker_server.ingress._http import query_params, read_json_object, validate
-from xtracker_server.state import app_state
+from xtracker_server.ingress._http import JSON, query_params, read_json_object, validate
+from xtracker_server.state import AppState, app_state
 from xtracker_server.store.inbox import InboxDraft, insert_event
 
 #: GET /e names that differ from the JSON body's.
@@ -24,7 +24,7 @@ async def post_events(request: Request) -> JSONResponse:
     state = app_state(request)
     space_id = await state.auth.bearer_space(request)
     event = validate(EventIn, await read_json_object(request))
-    return JSONResponse(await record_event(request, space_id, event, source="api"))
+    return JSON(await record_event(state, space_id, event, source="api"))
 
 
 async def get_e(request: Request) -> JSONResponse:
@@ -36,11 +36,11 @@ async def get_e(request: Request) -> JSONResponse:
     # Networks append parameters of their own: only ours are read, the rest is ignored.
     data = {_QUERY_RENAMES.get(k, k): params[k] for k in _QUERY_FIELDS if k in params}
     event = validate(EventIn, data, renames={"occurred_at_ms": "t"})
-    return JSONResponse(await record_event(request, space_id, event, source="postback"))
+    return JSON(await record_event(state, space_id, event, source="postback"))
 
 
 async def record_event(
-    request: Request, space_id: int, event: EventIn, *, source: str
+    state: AppState, space_id: int, event: EventIn, *, source: str
 ) -> dict[str, Any]:
     """Write the event to the inbox (deduplicated) and answer only after the commit."""
     received = now_ms()
@@ -71,7 +71,6 @@ async def record_event(
         received_ms=received,
         source=source,
     )
-    state = app_state(request)
     outcome = await state.store.write(insert_event, draft)
     if outcome.deliveries:
         state.wake_worker()

@@ -82,6 +82,29 @@ def landing_click(server: Server, space: SpaceKeys, fbclid: str) -> tuple[str, d
     return uid, click
 
 
+def wait_unhealthy(server: Server, space: SpaceKeys, timeout: float = 10.0) -> dict[str, Any]:
+    """The destination as listed once the worker (another process) has flagged it."""
+    deadline = time.monotonic() + timeout
+    while True:
+        listed: dict[str, Any] = server.cli_json("destination", "list", "--space", str(space.id))[0]
+        if not listed["healthy"] or time.monotonic() > deadline:
+            return listed
+        time.sleep(0.05)
+
+
+def set_token(server: Server, space: SpaceKeys, dest: int, token: str) -> None:
+    server.cli(
+        "destination",
+        "set-token",
+        "--space",
+        str(space.id),
+        "--id",
+        str(dest),
+        "--access-token",
+        token,
+    )
+
+
 def events_of(request: Received) -> list[dict[str, Any]]:
     data: list[dict[str, Any]] = request.json()["data"]
     return data
@@ -151,12 +174,7 @@ def test_token_190_flags_the_destination_and_holds_events_until_a_new_token(
                 headers=space.auth,
             )
     sink.wait_for(1)
-    deadline = time.monotonic() + 10
-    while True:  # the worker runs in another process: poll its visible result
-        listed = server.cli_json("destination", "list", "--space", str(space.id))[0]
-        if not listed["healthy"] or time.monotonic() > deadline:
-            break
-        time.sleep(0.05)
+    listed = wait_unhealthy(server, space)
     assert listed["healthy"] is False and "190" in listed["health_reason"]
     assert "token" in listed["health_reason"]
     rows = deliveries(server)
@@ -165,16 +183,7 @@ def test_token_190_flags_the_destination_and_holds_events_until_a_new_token(
     seen = len(sink.received)
 
     sink.default = GRAPH_OK
-    server.cli(
-        "destination",
-        "set-token",
-        "--space",
-        str(space.id),
-        "--id",
-        str(dest),
-        "--access-token",
-        "EAAB-new-token",
-    )
+    set_token(server, space, dest, "EAAB-new-token")
     assert len(settled(server, 5, "sent")) == 5
     batches = sink.received[seen:]
     assert sum(len(events_of(b)) for b in batches) >= 5
@@ -219,21 +228,9 @@ def test_one_bad_event_does_not_sink_its_batch(start_server: ServerFactory, sink
                 headers=space.auth,
             )
     sink.wait_for(1)
-    deadline = time.monotonic() + 10
-    while server.cli_json("destination", "list", "--space", str(space.id))[0]["healthy"]:
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
+    assert not wait_unhealthy(server, space)["healthy"]
     sink.responder = graph
-    server.cli(
-        "destination",
-        "set-token",
-        "--space",
-        str(space.id),
-        "--id",
-        str(dest),
-        "--access-token",
-        "EAAB-new",
-    )
+    set_token(server, space, dest, "EAAB-new")
     sent = settled(server, 5, "sent")
     failed = settled(server, 1, "failed_permanently")
     assert len(sent) == 5 and len(failed) == 1

@@ -16,16 +16,33 @@ def test_public_surface_is_pinned() -> None:
     assert sorted(xtracker_client.__all__) == sorted(
         [
             "CANONICAL_EVENTS",
+            "APIError",
+            "AsyncXTracker",
+            "Backoff",
             "BindIn",
             "CanonicalEvent",
             "ClickIn",
+            "ConfigurationError",
+            "DeadLetter",
+            "DeliveryError",
             "EventIn",
+            "InvalidEventError",
+            "Receipt",
+            "SpoolFullError",
+            "Stats",
+            "TransportError",
+            "XTracker",
+            "XTrackerError",
             "__version__",
             "check_occurred_at_ms",
             "decimal_text",
+            "deeplink",
+            "parse_start_payload",
             "parse_value",
         ]
     )
+    for name in xtracker_client.__all__:
+        assert hasattr(xtracker_client, name)
 
 
 def test_the_four_canonical_events_in_funnel_order() -> None:

@@ -1,0 +1,315 @@
+"""``AsyncXTracker``: the asyncio client. Same guarantees as ``XTracker``; the spool is touched
+only from a helper thread, so no call ever blocks the event loop, and the sender is a task."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import os
+from concurrent.futures import ThreadPoolExecutor
+from decimal import Decimal
+from types import TracebackType
+from typing import Any, TypeVar
+
+import httpx
+
+from xtracker_client._core import (
+    Core,
+    DropHook,
+    ErrorHook,
+    Judgement,
+    Receipt,
+    Stats,
+    Verdict,
+    click_body,
+    judge,
+)
+from xtracker_client._events import CanonicalEvent
+from xtracker_client._exceptions import APIError, TransportError
+from xtracker_client._retry import Backoff
+from xtracker_client._spool import DropPolicy, Kind
+
+T = TypeVar("T")
+
+
+class AsyncXTracker:
+    """The asyncio twin of ``XTracker`` (aiogram, FastAPI, …)::
+
+        async with AsyncXTracker("https://track.example.com", "xt_sk_…") as tracker:
+            await tracker.contact(uid, tg_id=user.id)
+
+    Each call returns once the event is committed to the spool (a thread does the disk work);
+    a background task sends it. Create it inside the running loop.
+    """
+
+    def __init__(
+        self,
+        url: str | None = None,
+        bearer: str | None = None,
+        *,
+        spool: str | os.PathLike[str] | None = None,
+        in_memory: bool = False,
+        max_rows: int = 100_000,
+        max_bytes: int = 64 * 1024 * 1024,
+        drop_policy: DropPolicy = "drop_oldest",
+        fsync: bool = False,
+        timeout: float = 10.0,
+        backoff: Backoff | None = None,
+        on_error: ErrorHook | None = None,
+        on_drop: DropHook | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self._core = Core(
+            url,
+            bearer,
+            spool=spool,
+            in_memory=in_memory,
+            max_rows=max_rows,
+            max_bytes=max_bytes,
+            drop_policy=drop_policy,
+            fsync=fsync,
+            timeout=timeout,
+            backoff=backoff or Backoff(),
+            on_error=on_error,
+            on_drop=on_drop,
+        )
+        self._io = ThreadPoolExecutor(max_workers=1, thread_name_prefix="xtracker-spool")
+        self._http = httpx.AsyncClient(
+            base_url=self._core.url,
+            headers=self._core.headers,
+            timeout=timeout,
+            transport=transport,
+        )
+        self._wake = asyncio.Event()
+        self._progress = asyncio.Event()
+        self._stopping = False
+        self._closed = False
+        self._task: asyncio.Task[None] | None = None
+
+    async def _spool(self, fn: Any, *args: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self._io, fn, *args)
+
+    def _ensure_sender(self) -> None:
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(self._run(), name="xtracker-sender")
+
+    # --- the four events, track and bind --------------------------------------------------
+
+    async def contact(
+        self,
+        uid: str | None = None,
+        *,
+        tg_id: int | None = None,
+        occurred_at_ms: int | None = None,
+        eid: str | None = None,
+    ) -> Receipt:
+        return await self.track(
+            CanonicalEvent.CONTACT, uid, tg_id=tg_id, occurred_at_ms=occurred_at_ms, eid=eid
+        )
+
+    async def subscribed(
+        self,
+        uid: str | None = None,
+        *,
+        tg_id: int | None = None,
+        occurred_at_ms: int | None = None,
+        eid: str | None = None,
+    ) -> Receipt:
+        return await self.track(
+            CanonicalEvent.SUBSCRIBED, uid, tg_id=tg_id, occurred_at_ms=occurred_at_ms, eid=eid
+        )
+
+    async def registration(
+        self,
+        uid: str | None = None,
+        *,
+        eid: str | None = None,
+        tg_id: int | None = None,
+        occurred_at_ms: int | None = None,
+    ) -> Receipt:
+        return await self.track(
+            CanonicalEvent.REGISTRATION, uid, eid=eid, tg_id=tg_id, occurred_at_ms=occurred_at_ms
+        )
+
+    async def deposit(
+        self,
+        uid: str | None = None,
+        value: str | int | float | Decimal | None = None,
+        currency: str = "USD",
+        *,
+        eid: str | None = None,
+        tg_id: int | None = None,
+        occurred_at_ms: int | None = None,
+    ) -> Receipt:
+        return await self.track(
+            CanonicalEvent.DEPOSIT,
+            uid,
+            value=value,
+            currency=currency,
+            eid=eid,
+            tg_id=tg_id,
+            occurred_at_ms=occurred_at_ms,
+        )
+
+    async def track(
+        self,
+        event: str | CanonicalEvent,
+        uid: str | None = None,
+        *,
+        value: str | int | float | Decimal | None = None,
+        currency: str | None = None,
+        eid: str | None = None,
+        tg_id: int | None = None,
+        occurred_at_ms: int | None = None,
+    ) -> Receipt:
+        self._check_open()
+        body = self._core.event_body(
+            event,
+            uid,
+            value=value,
+            currency=currency,
+            eid=eid,
+            tg_id=tg_id,
+            occurred_at_ms=occurred_at_ms,
+        )
+        return await self._buffer("event", body)
+
+    async def bind(self, uid: str, tg_id: int) -> Receipt:
+        self._check_open()
+        return await self._buffer("bind", self._core.bind_body(uid, tg_id))
+
+    async def _buffer(self, kind: Kind, body: dict[str, Any]) -> Receipt:
+        receipt: Receipt = await self._spool(self._core.store, kind, body)
+        self._ensure_sender()
+        self._wake.set()
+        return receipt
+
+    async def new_click(
+        self,
+        *,
+        link_slug: str | None = None,
+        fbclid: str | None = None,
+        campaign_name: str | None = None,
+        raw_query: str | None = None,
+        attempts: int = 3,
+    ) -> str:
+        self._check_open()
+        body = click_body(link_slug, fbclid, campaign_name, raw_query)
+        judgement = Judgement(Verdict.RETRY, "not sent")
+        for attempt in range(1, attempts + 1):
+            try:
+                response: httpx.Response | None = await self._http.post("/clicks", json=body)
+                error: Exception | None = None
+            except httpx.HTTPError as exc:
+                response, error = None, exc
+            judgement = judge(response, error)
+            if judgement.verdict is Verdict.ACK and response is not None:
+                uid: str = response.json()["uid"]
+                return uid
+            if judgement.verdict is Verdict.DEAD or attempt == attempts:
+                break
+            await asyncio.sleep(self._core.backoff.delay_s(attempt, judgement.retry_after_s))
+        if judgement.status is None:
+            raise TransportError(judgement.detail)
+        raise APIError(judgement.status, judgement.code, judgement.detail)
+
+    # --- lifecycle -------------------------------------------------------------------------
+
+    async def flush(self, timeout: float = 10.0) -> bool:
+        """Send everything buffered so far, now. True when it all reached the server."""
+        spool = self._core.spool
+        last: int = await self._spool(spool.last_id)
+        await self._spool(spool.make_due, last)
+        self._ensure_sender()
+        self._wake.set()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while await self._spool(spool.pending_up_to, last) > 0:
+            left = deadline - loop.time()
+            if left <= 0:
+                return False
+            self._progress.clear()
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._progress.wait(), min(left, 0.05))
+        return True
+
+    async def close(self, timeout: float = 10.0) -> bool:
+        """A bounded flush, then stop the sender; what is not sent stays in the spool."""
+        if self._closed:
+            return True
+        flushed = await self.flush(timeout) if timeout > 0 else False
+        self._closed = True
+        self._stopping = True
+        self._wake.set()
+        if self._task is not None:
+            try:
+                await asyncio.wait_for(self._task, self._core.timeout + 1)
+            except asyncio.TimeoutError:
+                self._task.cancel()
+        await self._http.aclose()
+        await self._spool(self._core.spool.close)
+        self._io.shutdown(wait=True)
+        return flushed
+
+    async def stats(self) -> Stats:
+        result: Stats = await self._spool(self._core.stats)
+        return result
+
+    async def dead_letters(self, limit: int = 100) -> list[Any]:
+        result: list[Any] = await self._spool(self._core.spool.dead_letters, limit)
+        return result
+
+    async def __aenter__(self) -> AsyncXTracker:
+        self._ensure_sender()  # send what an earlier run left in the spool
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise RuntimeError("this AsyncXTracker is closed")
+
+    # --- the sender task -------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        core = self._core
+        while not self._stopping:
+            self._wake.clear()  # a wake from now on is kept for the wait below
+            try:
+                items = await self._spool(
+                    functools.partial(
+                        core.spool.claim, core.owner, limit=32, lease_ms=core.lease_ms
+                    )
+                )
+            except Exception as exc:
+                core.counters.last_error = f"spool: {exc}"
+                await asyncio.sleep(0.5)
+                continue
+            if not items:
+                wait: float = await self._spool(core.idle_wait_s)
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), wait)
+                continue
+            for n, item in enumerate(items):
+                if self._stopping:
+                    await self._spool(core.spool.release, [i.id for i in items[n:]], core.owner, 0)
+                    break
+                try:
+                    response: httpx.Response | None = await self._http.post(
+                        core.path_of(item), json=item.body
+                    )
+                    error: Exception | None = None
+                except httpx.HTTPError as exc:
+                    response, error = None, exc
+                judgement = judge(response, error)
+                await self._spool(core.settle, item, judgement, items[n + 1 :])
+                self._progress.set()
+                if judgement.verdict is Verdict.RETRY:
+                    break

@@ -1,0 +1,345 @@
+"""``XTracker``: the synchronous client. Calls return once the event is committed to the spool;
+a background thread sends the spool, oldest first, until the server has each item."""
+
+from __future__ import annotations
+
+import atexit
+import os
+import threading
+import weakref
+from decimal import Decimal
+from types import TracebackType
+from typing import Any
+
+import httpx
+
+from xtracker_client._core import (
+    Core,
+    DropHook,
+    ErrorHook,
+    Judgement,
+    Receipt,
+    Stats,
+    Verdict,
+    click_body,
+    judge,
+    monotonic,
+)
+from xtracker_client._events import CanonicalEvent
+from xtracker_client._exceptions import APIError, TransportError
+from xtracker_client._retry import Backoff
+from xtracker_client._spool import DropPolicy
+
+_CLIENTS: weakref.WeakSet[XTracker] = weakref.WeakSet()
+
+
+class XTracker:
+    """Report conversions from a bot.
+
+        tracker = XTracker("https://track.example.com", "xt_sk_…")
+        tracker.contact(uid, tg_id=message.from_user.id)
+        tracker.deposit(uid, "25.00", "USD", eid="tx-1")
+
+    Events go to a SQLite spool first (``spool=`` path, or one per server and key in the user's
+    cache directory; ``in_memory=True`` for tests and serverless), so nothing is lost to a
+    network outage, a server restart or the bot's own crash: what is not sent yet is sent by
+    the next process that opens the same spool.
+    """
+
+    def __init__(
+        self,
+        url: str | None = None,
+        bearer: str | None = None,
+        *,
+        spool: str | os.PathLike[str] | None = None,
+        in_memory: bool = False,
+        max_rows: int = 100_000,
+        max_bytes: int = 64 * 1024 * 1024,
+        drop_policy: DropPolicy = "drop_oldest",
+        fsync: bool = False,
+        timeout: float = 10.0,
+        backoff: Backoff | None = None,
+        on_error: ErrorHook | None = None,
+        on_drop: DropHook | None = None,
+        exit_flush_timeout: float = 2.0,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self._core = Core(
+            url,
+            bearer,
+            spool=spool,
+            in_memory=in_memory,
+            max_rows=max_rows,
+            max_bytes=max_bytes,
+            drop_policy=drop_policy,
+            fsync=fsync,
+            timeout=timeout,
+            backoff=backoff or Backoff(),
+            on_error=on_error,
+            on_drop=on_drop,
+        )
+        self._transport = transport
+        self._exit_flush_timeout = exit_flush_timeout
+        self._closed = False
+        self._start()
+        _CLIENTS.add(self)
+
+    def _start(self) -> None:
+        self._http = httpx.Client(
+            base_url=self._core.url,
+            headers=self._core.headers,
+            timeout=self._core.timeout,
+            transport=self._transport,
+        )
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._progress = threading.Condition()
+        self._thread = threading.Thread(target=self._run, name="xtracker-sender", daemon=True)
+        self._thread.start()
+
+    def _after_fork(self) -> None:
+        """In a forked child (gunicorn preload, Celery prefork): a fresh connection to the
+        spool, a fresh HTTP pool and a sender thread of its own. Rows the parent had leased
+        stay the parent's; nothing is sent twice."""
+        self._core.spool.after_fork()
+        self._core.new_owner()
+        if not self._closed:
+            self._start()
+
+    # --- the four events, track and bind --------------------------------------------------
+
+    def contact(
+        self,
+        uid: str | None = None,
+        *,
+        tg_id: int | None = None,
+        occurred_at_ms: int | None = None,
+        eid: str | None = None,
+    ) -> Receipt:
+        """The user reached the bot (usually on ``/start fb_<uid>``)."""
+        return self.track(
+            CanonicalEvent.CONTACT, uid, tg_id=tg_id, occurred_at_ms=occurred_at_ms, eid=eid
+        )
+
+    def subscribed(
+        self,
+        uid: str | None = None,
+        *,
+        tg_id: int | None = None,
+        occurred_at_ms: int | None = None,
+        eid: str | None = None,
+    ) -> Receipt:
+        """The user subscribed (joined the channel, accepted the offer's first step)."""
+        return self.track(
+            CanonicalEvent.SUBSCRIBED, uid, tg_id=tg_id, occurred_at_ms=occurred_at_ms, eid=eid
+        )
+
+    def registration(
+        self,
+        uid: str | None = None,
+        *,
+        eid: str | None = None,
+        tg_id: int | None = None,
+        occurred_at_ms: int | None = None,
+    ) -> Receipt:
+        """The user registered with the offer (use the partner's id as ``eid``)."""
+        return self.track(
+            CanonicalEvent.REGISTRATION, uid, eid=eid, tg_id=tg_id, occurred_at_ms=occurred_at_ms
+        )
+
+    def deposit(
+        self,
+        uid: str | None = None,
+        value: str | int | float | Decimal | None = None,
+        currency: str = "USD",
+        *,
+        eid: str | None = None,
+        tg_id: int | None = None,
+        occurred_at_ms: int | None = None,
+    ) -> Receipt:
+        """A deposit: ``value`` as a decimal string ("25.00") or a number; the transaction id
+        as ``eid`` makes every resend a duplicate, never a second deposit."""
+        return self.track(
+            CanonicalEvent.DEPOSIT,
+            uid,
+            value=value,
+            currency=currency,
+            eid=eid,
+            tg_id=tg_id,
+            occurred_at_ms=occurred_at_ms,
+        )
+
+    def track(
+        self,
+        event: str | CanonicalEvent,
+        uid: str | None = None,
+        *,
+        value: str | int | float | Decimal | None = None,
+        currency: str | None = None,
+        eid: str | None = None,
+        tg_id: int | None = None,
+        occurred_at_ms: int | None = None,
+    ) -> Receipt:
+        """Any of the four events by name. Raises ``InvalidEventError`` at once for a bad
+        event; never raises for transport trouble."""
+        self._check_open()
+        body = self._core.event_body(
+            event,
+            uid,
+            value=value,
+            currency=currency,
+            eid=eid,
+            tg_id=tg_id,
+            occurred_at_ms=occurred_at_ms,
+        )
+        return self._buffer("event", body)
+
+    def bind(self, uid: str, tg_id: int) -> Receipt:
+        """The Telegram user ``tg_id`` came through the click ``uid`` (buffered like an event,
+        and sent before the events that follow it)."""
+        self._check_open()
+        return self._buffer("bind", self._core.bind_body(uid, tg_id))
+
+    def _buffer(self, kind: Any, body: dict[str, Any]) -> Receipt:
+        receipt = self._core.store(kind, body)
+        self._wake.set()
+        return receipt
+
+    def new_click(
+        self,
+        *,
+        link_slug: str | None = None,
+        fbclid: str | None = None,
+        campaign_name: str | None = None,
+        raw_query: str | None = None,
+        attempts: int = 3,
+    ) -> str:
+        """Mint a uid for a click that did not come through a landing page. Needs the answer,
+        so it is sent at once (with retries) and raises ``APIError`` if it cannot be had."""
+        self._check_open()
+        body = click_body(link_slug, fbclid, campaign_name, raw_query)
+        judgement = Judgement(Verdict.RETRY, "not sent")
+        for attempt in range(1, attempts + 1):
+            try:
+                response: httpx.Response | None = self._http.post("/clicks", json=body)
+                error: Exception | None = None
+            except httpx.HTTPError as exc:
+                response, error = None, exc
+            judgement = judge(response, error)
+            if judgement.verdict is Verdict.ACK and response is not None:
+                uid: str = response.json()["uid"]
+                return uid
+            if judgement.verdict is Verdict.DEAD or attempt == attempts:
+                break
+            self._stop.wait(self._core.backoff.delay_s(attempt, judgement.retry_after_s))
+        if judgement.status is None:
+            raise TransportError(judgement.detail)
+        raise APIError(judgement.status, judgement.code, judgement.detail)
+
+    # --- lifecycle -------------------------------------------------------------------------
+
+    def flush(self, timeout: float = 10.0) -> bool:
+        """Send everything buffered so far, now (backoffs are cut short). True when it all
+        reached the server within ``timeout``; False otherwise (it stays in the spool)."""
+        self._check_fork()
+        last = self._core.spool.last_id()
+        self._core.spool.make_due(last)
+        self._wake.set()
+        deadline = monotonic() + timeout
+        with self._progress:
+            while self._core.spool.pending_up_to(last) > 0:
+                left = deadline - monotonic()
+                if left <= 0 or not self._thread.is_alive():
+                    return False
+                self._progress.wait(min(left, 0.05))
+        return True
+
+    def close(self, timeout: float = 10.0) -> bool:
+        """A bounded flush, then stop the sender. What is not sent stays in the spool for the
+        next start. Returns what ``flush`` returned."""
+        if self._closed:
+            return True
+        flushed = self.flush(timeout) if timeout > 0 else False
+        self._closed = True
+        self._stop.set()
+        self._wake.set()
+        self._thread.join(timeout=self._core.timeout + 1)
+        self._http.close()
+        self._core.spool.close()
+        _CLIENTS.discard(self)
+        return flushed
+
+    def stats(self) -> Stats:
+        self._check_fork()
+        return self._core.stats()
+
+    def dead_letters(self, limit: int = 100) -> list[Any]:
+        """Items the server refused for good, with its reason (newest first)."""
+        return self._core.spool.dead_letters(limit)
+
+    def __enter__(self) -> XTracker:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise RuntimeError("this XTracker is closed")
+        self._check_fork()
+
+    def _check_fork(self) -> None:
+        if os.getpid() != self._core.pid:  # a fork without os.register_at_fork (rare)
+            self._after_fork()
+
+    # --- the sender thread -----------------------------------------------------------------
+
+    def _run(self) -> None:
+        core = self._core
+        while not self._stop.is_set():
+            try:
+                items = core.spool.claim(core.owner, limit=32, lease_ms=core.lease_ms)
+            except Exception as exc:  # a locked or vanished spool: try again shortly
+                core.counters.last_error = f"spool: {exc}"
+                self._stop.wait(0.5)
+                continue
+            if not items:
+                self._wake.wait(core.idle_wait_s())
+                self._wake.clear()
+                continue
+            for n, item in enumerate(items):
+                if self._stop.is_set():
+                    core.spool.release([i.id for i in items[n:]], core.owner, 0)
+                    break
+                try:
+                    response: httpx.Response | None = self._http.post(
+                        core.path_of(item), json=item.body
+                    )
+                    error: Exception | None = None
+                except httpx.HTTPError as exc:
+                    response, error = None, exc
+                judgement = judge(response, error)
+                core.settle(item, judgement, items[n + 1 :])
+                with self._progress:
+                    self._progress.notify_all()
+                if judgement.verdict is Verdict.RETRY:
+                    break
+
+
+def _after_fork_in_child() -> None:
+    for client in list(_CLIENTS):
+        client._after_fork()
+
+
+def _flush_at_exit() -> None:
+    for client in list(_CLIENTS):
+        client.close(client._exit_flush_timeout)
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+atexit.register(_flush_at_exit)

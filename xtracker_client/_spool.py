@@ -1,0 +1,322 @@
+"""The durable local buffer: every event is written here before the call that reports it
+returns, and stays until the server has acknowledged it.
+
+A SQLite file (WAL) by default, or ``:memory:`` for tests and serverless. Several processes may
+share one file, and a process may fork: a sender claims rows under a lease (owner + expiry), so
+two senders never send the same row at the same time, and a row whose sender died is taken over
+when its lease runs out. A row leaves the spool only when the server answered (acknowledged, or
+refused it for good: then it moves to the dead-letter table with the server's reason).
+
+The spool is bounded in rows and bytes. When full, the drop policy decides: ``drop_oldest``
+(the default: the newest conversions are the ones ad platforms still accept) or
+``drop_newest`` (refuse the new event). Every drop is counted and reported.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+DropPolicy = Literal["drop_oldest", "drop_newest"]
+Kind = Literal["event", "bind"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS outbox (
+    id               INTEGER PRIMARY KEY AUTOINCREMENT,
+    kind             TEXT NOT NULL,
+    body             TEXT NOT NULL,
+    size             INTEGER NOT NULL,
+    created_ms       INTEGER NOT NULL,
+    attempts         INTEGER NOT NULL DEFAULT 0,
+    next_attempt_ms  INTEGER NOT NULL DEFAULT 0,
+    lease_owner      TEXT,
+    lease_until_ms   INTEGER NOT NULL DEFAULT 0,
+    last_error       TEXT
+);
+CREATE INDEX IF NOT EXISTS outbox_due ON outbox(next_attempt_ms, id);
+CREATE TABLE IF NOT EXISTS dead (
+    id          INTEGER PRIMARY KEY,
+    kind        TEXT NOT NULL,
+    body        TEXT NOT NULL,
+    reason      TEXT NOT NULL,
+    status      INTEGER,
+    created_ms  INTEGER NOT NULL,
+    dead_ms     INTEGER NOT NULL
+);
+"""
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+@dataclass(frozen=True)
+class SpooledItem:
+    id: int
+    kind: Kind
+    body: dict[str, Any]
+    attempts: int  # including the current one
+    created_ms: int
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    id: int
+    kind: Kind
+    body: dict[str, Any]
+    reason: str
+    status: int | None
+    created_ms: int
+    dead_ms: int
+
+
+class SpoolFull(Exception):
+    """The spool is full and its policy is ``drop_newest``: this event was not stored."""
+
+
+class Spool:
+    """Thread-safe. One connection per process (re-opened after a fork)."""
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str] = ":memory:",
+        *,
+        max_rows: int = 100_000,
+        max_bytes: int = 64 * 1024 * 1024,
+        drop_policy: DropPolicy = "drop_oldest",
+        fsync: bool = False,
+    ) -> None:
+        if drop_policy not in ("drop_oldest", "drop_newest"):
+            raise ValueError("drop_policy must be 'drop_oldest' or 'drop_newest'")
+        if max_rows < 1 or max_bytes < 1024:
+            raise ValueError("max_rows must be at least 1 and max_bytes at least 1024")
+        self.path = str(path)
+        self.max_rows = max_rows
+        self.max_bytes = max_bytes
+        self.drop_policy = drop_policy
+        self._fsync = fsync
+        self._lock = threading.Lock()
+        self._pid = os.getpid()
+        self._conn = self._open()
+        self._rows, self._bytes = self._exact_size()
+        self._puts_since_sync = 0
+
+    @property
+    def in_memory(self) -> bool:
+        return self.path == ":memory:"
+
+    def _open(self) -> sqlite3.Connection:
+        if not self.in_memory:
+            Path(self.path).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(
+            self.path if self.in_memory else str(Path(self.path).expanduser()),
+            isolation_level=None,
+            check_same_thread=False,
+            timeout=30,
+        )
+        conn.execute("PRAGMA busy_timeout=30000")
+        if not self.in_memory:
+            conn.execute("PRAGMA journal_mode=WAL")
+            # NORMAL in WAL mode: a commit survives a crash of the process (what a bot dies of);
+            # FULL also survives power loss, at an fsync per event.
+            conn.execute(f"PRAGMA synchronous={'FULL' if self._fsync else 'NORMAL'}")
+        conn.executescript(_SCHEMA)
+        return conn
+
+    def after_fork(self) -> None:
+        """In a forked child: never use the parent's connection (SQLite forbids it)."""
+        self._lock = threading.Lock()
+        self._pid = os.getpid()
+        # A file is shared with the parent through leases. In memory, the child starts its own
+        # empty buffer, and the parent keeps (and sends) what it had.
+        self._conn = self._open()
+        self._rows, self._bytes = self._exact_size()
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            if os.getpid() != self._pid:
+                raise RuntimeError("spool used across fork without after_fork()")
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._conn
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
+
+    def _exact_size(self) -> tuple[int, int]:
+        row = self._conn.execute("SELECT count(*), coalesce(sum(size), 0) FROM outbox").fetchone()
+        return int(row[0]), int(row[1])
+
+    # --- writing ---------------------------------------------------------------------------
+
+    def put(self, kind: Kind, body: dict[str, Any]) -> tuple[int, list[dict[str, Any]]]:
+        """Store one item (committed before this returns). Returns its id and the bodies of
+        any older items dropped to make room. Raises ``SpoolFull`` under ``drop_newest``."""
+        text = json.dumps(body, separators=(",", ":"), ensure_ascii=False)
+        size = len(text)
+        dropped: list[dict[str, Any]] = []
+        with self._tx() as conn:
+            self._puts_since_sync += 1
+            if self._puts_since_sync >= 1000 or (not self.in_memory and self._near_full(size)):
+                # Other processes may share the file: trust the database, not our estimate.
+                self._rows, self._bytes = self._exact_size()
+                self._puts_since_sync = 0
+            if self._near_full(size):
+                if self.drop_policy == "drop_newest":
+                    raise SpoolFull(f"the spool holds {self._rows} items ({self._bytes} bytes)")
+                dropped = self._drop_oldest(conn, size)
+            cur = conn.execute(
+                "INSERT INTO outbox (kind, body, size, created_ms) VALUES (?, ?, ?, ?)",
+                (kind, text, size, now_ms()),
+            )
+            self._rows += 1
+            self._bytes += size
+        return int(cur.lastrowid or 0), dropped
+
+    def _near_full(self, size: int) -> bool:
+        return self._rows + 1 > self.max_rows or self._bytes + size > self.max_bytes
+
+    def _drop_oldest(self, conn: sqlite3.Connection, size: int) -> list[dict[str, Any]]:
+        dropped: list[dict[str, Any]] = []
+        while self._rows > 0 and self._near_full(size):
+            excess = max(1, self._rows + 1 - self.max_rows)
+            rows = conn.execute(
+                "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox ORDER BY id LIMIT ?)"
+                " RETURNING body, size",
+                (excess,),
+            ).fetchall()
+            if not rows:
+                break
+            for body, row_size in rows:
+                dropped.append(json.loads(body))
+                self._rows -= 1
+                self._bytes -= int(row_size)
+        return dropped
+
+    # --- the sender's side -----------------------------------------------------------------
+
+    def claim(
+        self, owner: str, *, limit: int, lease_ms: int, everything: bool = False
+    ) -> list[SpooledItem]:
+        """Lease up to ``limit`` due items, oldest first (``everything``: due or not, as a
+        flush asks)."""
+        now = now_ms()
+        due = now if not everything else 2**62
+        with self._tx() as conn:
+            rows = conn.execute(
+                "UPDATE outbox SET lease_owner = ?, lease_until_ms = ?, attempts = attempts + 1"
+                " WHERE id IN (SELECT id FROM outbox WHERE next_attempt_ms <= ?"
+                " AND lease_until_ms <= ? ORDER BY id LIMIT ?)"
+                " RETURNING id, kind, body, attempts, created_ms",
+                (owner, now + lease_ms, due, now, limit),
+            ).fetchall()
+        items = [SpooledItem(r[0], r[1], json.loads(r[2]), r[3], r[4]) for r in rows]
+        return sorted(items, key=lambda item: item.id)
+
+    def ack(self, item_id: int, owner: str) -> None:
+        """The server has it: gone from the spool."""
+        with self._tx() as conn:
+            row = conn.execute(
+                "DELETE FROM outbox WHERE id = ? AND lease_owner = ? RETURNING size",
+                (item_id, owner),
+            ).fetchone()
+            if row:
+                self._rows -= 1
+                self._bytes -= int(row[0])
+
+    def retry_later(self, item_id: int, owner: str, at_ms: int, error: str) -> None:
+        with self._tx() as conn:
+            conn.execute(
+                "UPDATE outbox SET next_attempt_ms = ?, lease_owner = NULL, lease_until_ms = 0,"
+                " last_error = ? WHERE id = ? AND lease_owner = ?",
+                (at_ms, error[:500], item_id, owner),
+            )
+
+    def release(self, item_ids: list[int], owner: str, at_ms: int) -> None:
+        """Give back leased items untried (their attempt is not counted), due at ``at_ms``."""
+        if not item_ids:
+            return
+        with self._tx() as conn:
+            conn.executemany(
+                "UPDATE outbox SET next_attempt_ms = ?, lease_owner = NULL, lease_until_ms = 0,"
+                " attempts = max(attempts - 1, 0) WHERE id = ? AND lease_owner = ?",
+                [(at_ms, item_id, owner) for item_id in item_ids],
+            )
+
+    def kill(self, item_id: int, owner: str, reason: str, status: int | None) -> None:
+        """The server refused it for good: move it to the dead-letter table."""
+        with self._tx() as conn:
+            row = conn.execute(
+                "DELETE FROM outbox WHERE id = ? AND lease_owner = ?"
+                " RETURNING kind, body, size, created_ms",
+                (item_id, owner),
+            ).fetchone()
+            if row is None:
+                return
+            conn.execute(
+                "INSERT INTO dead (id, kind, body, reason, status, created_ms, dead_ms)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (item_id, row[0], row[1], reason[:1000], status, row[3], now_ms()),
+            )
+            self._rows -= 1
+            self._bytes -= int(row[2])
+
+    def make_due(self, up_to_id: int) -> None:
+        """A flush: what waits for a backoff is tried now."""
+        with self._tx() as conn:
+            conn.execute(
+                "UPDATE outbox SET next_attempt_ms = 0 WHERE id <= ? AND next_attempt_ms > 0",
+                (up_to_id,),
+            )
+
+    # --- looking ---------------------------------------------------------------------------
+
+    def last_id(self) -> int:
+        with self._lock:
+            row = self._conn.execute("SELECT coalesce(max(id), 0) FROM outbox").fetchone()
+        return int(row[0])
+
+    def pending_up_to(self, up_to_id: int) -> int:
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT count(*) FROM outbox WHERE id <= ?", (up_to_id,)
+            ).fetchone()
+        return int(row[0])
+
+    def next_due_ms(self) -> int | None:
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT min(max(next_attempt_ms, lease_until_ms)) FROM outbox"
+            ).fetchone()
+        return None if row[0] is None else int(row[0])
+
+    def size(self) -> tuple[int, int, int | None]:
+        """Items, bytes, and the creation time of the oldest item."""
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT count(*), coalesce(sum(size), 0), min(created_ms) FROM outbox"
+            ).fetchone()
+        return int(row[0]), int(row[1]), row[2]
+
+    def dead_letters(self, limit: int = 100) -> list[DeadLetter]:
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT id, kind, body, reason, status, created_ms, dead_ms FROM dead"
+                " ORDER BY id DESC LIMIT ?",
+                (limit,),
+            ).fetchall()
+        return [DeadLetter(r[0], r[1], json.loads(r[2]), r[3], r[4], r[5], r[6]) for r in rows]
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()

@@ -81,7 +81,8 @@ class AsyncXTracker:
             timeout=timeout,
             transport=transport,
         )
-        self._wake = asyncio.Event()
+        self._wake = asyncio.Event()  # new items, a flush, a stop
+        self._kick = asyncio.Event()  # a flush or a stop: end a backoff pause now
         self._progress = asyncio.Event()
         self._stopping = False
         self._closed = False
@@ -223,6 +224,7 @@ class AsyncXTracker:
         await self._spool(spool.make_due, last)
         self._ensure_sender()
         self._wake.set()
+        self._kick.set()
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while await self._spool(spool.pending_up_to, last) > 0:
@@ -242,6 +244,7 @@ class AsyncXTracker:
         self._closed = True
         self._stopping = True
         self._wake.set()
+        self._kick.set()
         if self._task is not None:
             try:
                 await asyncio.wait_for(self._task, self._core.timeout + 1)
@@ -308,8 +311,10 @@ class AsyncXTracker:
                     error: Exception | None = None
                 except httpx.HTTPError as exc:
                     response, error = None, exc
-                judgement = judge(response, error)
-                await self._spool(core.settle, item, judgement, items[n + 1 :])
+                pause = await self._spool(core.settle, item, judge(response, error), items[n + 1 :])
                 self._progress.set()
-                if judgement.verdict is Verdict.RETRY:
+                if pause:  # the server is away: back off as a whole (a flush cuts it short)
+                    self._kick.clear()
+                    with contextlib.suppress(asyncio.TimeoutError):
+                        await asyncio.wait_for(self._kick.wait(), pause)
                     break

@@ -91,7 +91,8 @@ class XTracker:
             timeout=self._core.timeout,
             transport=self._transport,
         )
-        self._wake = threading.Event()
+        self._wake = threading.Event()  # new items, a flush, a stop
+        self._kick = threading.Event()  # a flush or a stop: end a backoff pause now
         self._stop = threading.Event()
         self._progress = threading.Condition()
         self._thread = threading.Thread(target=self._run, name="xtracker-sender", daemon=True)
@@ -245,6 +246,7 @@ class XTracker:
         last = self._core.spool.last_id()
         self._core.spool.make_due(last)
         self._wake.set()
+        self._kick.set()
         deadline = monotonic() + timeout
         with self._progress:
             while self._core.spool.pending_up_to(last) > 0:
@@ -263,6 +265,7 @@ class XTracker:
         self._closed = True
         self._stop.set()
         self._wake.set()
+        self._kick.set()
         self._thread.join(timeout=self._core.timeout + 1)
         self._http.close()
         self._core.spool.close()
@@ -323,11 +326,12 @@ class XTracker:
                     error: Exception | None = None
                 except httpx.HTTPError as exc:
                     response, error = None, exc
-                judgement = judge(response, error)
-                core.settle(item, judgement, items[n + 1 :])
+                pause = core.settle(item, judge(response, error), items[n + 1 :])
                 with self._progress:
                     self._progress.notify_all()
-                if judgement.verdict is Verdict.RETRY:
+                if pause:  # the server is away: back off as a whole (a flush cuts it short)
+                    self._kick.clear()
+                    self._kick.wait(pause)
                     break
 
 

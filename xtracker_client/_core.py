@@ -239,11 +239,11 @@ class Core:
 
     def settle(
         self, item: SpooledItem, judgement: Judgement, rest: list[SpooledItem] | None = None
-    ) -> None:
+    ) -> float:
         """Record the answer in the spool, the counters and the hooks. After a transient
         failure the ``rest`` of the batch waits for the same retry, untried, so items keep
         their order (a bind before the events that follow it) and a down server is not
-        hammered."""
+        hammered. Returns how long the sender should pause (a transient failure pauses it)."""
         if judgement.verdict is Verdict.ACK:
             self.spool.ack(item.id, self.owner)
             with self.stats_lock:
@@ -256,6 +256,7 @@ class Core:
             with self.stats_lock:
                 self.counters.retried += 1
                 self.counters.last_error = judgement.detail
+            return delay
         else:
             self.spool.kill(
                 item.id, self.owner, f"{judgement.code}: {judgement.detail}", judgement.status
@@ -270,6 +271,7 @@ class Core:
                     item.kind, item.body, judgement.status, judgement.code, judgement.detail
                 )
             )
+        return 0.0
 
     def count_drop(self, reason: str) -> None:
         with self.stats_lock:

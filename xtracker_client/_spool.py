@@ -108,6 +108,7 @@ class Spool:
         self._conn = self._open()
         self._rows, self._bytes = self._exact_size()
         self._puts_since_sync = 0
+        self._synced_at = time.monotonic()
 
     @property
     def in_memory(self) -> bool:
@@ -167,10 +168,13 @@ class Spool:
         dropped: list[dict[str, Any]] = []
         with self._tx() as conn:
             self._puts_since_sync += 1
-            if self._puts_since_sync >= 1000 or (not self.in_memory and self._near_full(size)):
-                # Other processes may share the file: trust the database, not our estimate.
+            stale = time.monotonic() - self._synced_at > 1.0
+            if self._puts_since_sync >= 1000 or (stale and self._near_full(size)):
+                # Other processes may share the file: now and then, and before dropping
+                # anything, trust the database rather than our running estimate.
                 self._rows, self._bytes = self._exact_size()
                 self._puts_since_sync = 0
+                self._synced_at = time.monotonic()
             if self._near_full(size):
                 if self.drop_policy == "drop_newest":
                     raise SpoolFull(f"the spool holds {self._rows} items ({self._bytes} bytes)")
@@ -294,10 +298,10 @@ class Spool:
         return int(row[0])
 
     def next_due_ms(self) -> int | None:
+        """When the next item is due (an index lookup; leases held by other processes are
+        not looked at: the sender polls for those)."""
         with self._lock:
-            row = self._conn.execute(
-                "SELECT min(max(next_attempt_ms, lease_until_ms)) FROM outbox"
-            ).fetchone()
+            row = self._conn.execute("SELECT min(next_attempt_ms) FROM outbox").fetchone()
         return None if row[0] is None else int(row[0])
 
     def size(self) -> tuple[int, int, int | None]:

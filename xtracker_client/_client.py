@@ -203,7 +203,8 @@ class XTracker:
 
     def _buffer(self, kind: Any, body: dict[str, Any]) -> Receipt:
         receipt = self._core.store(kind, body)
-        self._wake.set()
+        if not self._wake.is_set():
+            self._wake.set()
         return receipt
 
     def new_click(

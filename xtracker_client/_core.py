@@ -177,14 +177,18 @@ class Core:
         """Validated with the wire model, with ``occurred_at_ms`` pinned now."""
         raw: dict[str, Any] = {
             "event": event.value if isinstance(event, CanonicalEvent) else event,
-            "uid": uid,
-            "value": value,
-            "eid": eid,
-            "tg_id": tg_id,
             "occurred_at_ms": occurred_at_ms if occurred_at_ms is not None else now_ms(),
         }
-        if currency is not None:
-            raw["currency"] = currency
+        # Absent fields are left out, so their validators do not run for nothing.
+        for name, given in (
+            ("uid", uid),
+            ("value", value),
+            ("eid", eid),
+            ("tg_id", tg_id),
+            ("currency", currency),
+        ):
+            if given is not None:
+                raw[name] = given
         try:
             parsed = EventIn.model_validate(raw)
         except ValidationError as exc:

@@ -30,7 +30,7 @@ Kind = Literal["event", "bind"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS outbox (
-    id               INTEGER PRIMARY KEY AUTOINCREMENT,
+    id               INTEGER PRIMARY KEY,
     kind             TEXT NOT NULL,
     body             TEXT NOT NULL,
     size             INTEGER NOT NULL,
@@ -44,6 +44,7 @@ CREATE TABLE IF NOT EXISTS outbox (
 CREATE INDEX IF NOT EXISTS outbox_due ON outbox(next_attempt_ms, id);
 CREATE TABLE IF NOT EXISTS dead (
     id          INTEGER PRIMARY KEY,
+    outbox_id   INTEGER NOT NULL,
     kind        TEXT NOT NULL,
     body        TEXT NOT NULL,
     reason      TEXT NOT NULL,
@@ -52,6 +53,9 @@ CREATE TABLE IF NOT EXISTS dead (
     dead_ms     INTEGER NOT NULL
 );
 """
+
+
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
 
 
 def now_ms() -> int:
@@ -163,9 +167,22 @@ class Spool:
     def put(self, kind: Kind, body: dict[str, Any]) -> tuple[int, list[dict[str, Any]]]:
         """Store one item (committed before this returns). Returns its id and the bodies of
         any older items dropped to make room. Raises ``SpoolFull`` under ``drop_newest``."""
-        text = json.dumps(body, separators=(",", ":"), ensure_ascii=False)
+        text = _ENCODER.encode(body)
         size = len(text)
         dropped: list[dict[str, Any]] = []
+        with self._lock:
+            if os.getpid() != self._pid:
+                raise RuntimeError("spool used across fork without after_fork()")
+            if not self._puts_since_sync + 1 >= 1000 and not self._near_full(size):
+                # The common case: one INSERT is its own transaction (autocommit).
+                cur = self._conn.execute(
+                    "INSERT INTO outbox (kind, body, size, created_ms) VALUES (?, ?, ?, ?)",
+                    (kind, text, size, now_ms()),
+                )
+                self._puts_since_sync += 1
+                self._rows += 1
+                self._bytes += size
+                return int(cur.lastrowid or 0), dropped
         with self._tx() as conn:
             self._puts_since_sync += 1
             stale = time.monotonic() - self._synced_at > 1.0
@@ -268,7 +285,7 @@ class Spool:
             if row is None:
                 return
             conn.execute(
-                "INSERT INTO dead (id, kind, body, reason, status, created_ms, dead_ms)"
+                "INSERT INTO dead (outbox_id, kind, body, reason, status, created_ms, dead_ms)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (item_id, row[0], row[1], reason[:1000], status, row[3], now_ms()),
             )

@@ -279,3 +279,39 @@ def test_the_async_client_sends_retries_and_dead_letters(server: respx.MockRoute
     assert events.call_count == 3
     assert stats.sent == 1 and stats.retried == 1 and stats.dead == 1
     assert dead[0].body["event"] == "contact"
+
+
+def test_the_async_client_keeps_the_loop_free_while_the_disk_is_slow(
+    server: respx.MockRouter,
+) -> None:
+    server.post("/events").mock(return_value=OK)
+    stalls: list[float] = []
+
+    async def run() -> None:
+        xt = AsyncXTracker(URL, "xt_sk_test", in_memory=True, backoff=FAST)
+        real_put = xt._core.spool.put
+
+        def slow_put(*args: Any) -> Any:
+            time.sleep(0.3)  # a disk that takes 300 ms to commit
+            return real_put(*args)
+
+        xt._core.spool.put = slow_put  # type: ignore[method-assign]
+        loop = asyncio.get_running_loop()
+        done = asyncio.Event()
+
+        async def heartbeat() -> None:
+            while not done.is_set():
+                before = loop.time()
+                await asyncio.sleep(0.005)
+                stalls.append(loop.time() - before - 0.005)
+
+        beat = asyncio.create_task(heartbeat())
+        await xt.contact("u1")
+        done.set()
+        await beat
+        assert await xt.flush(5)
+        await xt.close()
+
+    asyncio.run(run())
+    assert len(stalls) >= 20  # the loop kept beating during the 300 ms commit
+    assert max(stalls) < 0.1

@@ -283,9 +283,14 @@ class AsyncXTracker:
 
     async def _run(self) -> None:
         core = self._core
+        loop = asyncio.get_running_loop()
+        next_reclaim = 0.0
         while not self._stopping:
             self._wake.clear()  # a wake from now on is kept for the wait below
             try:
+                if loop.time() >= next_reclaim:  # items a dead process had leased
+                    await self._spool(core.spool.reclaim_orphans)
+                    next_reclaim = loop.time() + 5.0
                 items = await self._spool(
                     functools.partial(
                         core.spool.claim, core.owner, limit=32, lease_ms=core.lease_ms

@@ -305,8 +305,12 @@ class XTracker:
 
     def _run(self) -> None:
         core = self._core
+        next_reclaim = 0.0
         while not self._stop.is_set():
             try:
+                if monotonic() >= next_reclaim:  # items a dead process had leased
+                    core.spool.reclaim_orphans()
+                    next_reclaim = monotonic() + 5.0
                 items = core.spool.claim(core.owner, limit=32, lease_ms=core.lease_ms)
             except Exception as exc:  # a locked or vanished spool: try again shortly
                 core.counters.last_error = f"spool: {exc}"

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import sqlite3
 import threading
 import time
@@ -226,6 +227,29 @@ class Spool:
 
     # --- the sender's side -----------------------------------------------------------------
 
+    def reclaim_orphans(self) -> int:
+        """Free the leases of senders that died on this machine (a killed bot), so their items
+        go out now rather than when the lease runs out. Owners are ``host:pid:nonce``."""
+        host = socket.gethostname()
+        with self._lock:
+            owners = [
+                r[0]
+                for r in self._conn.execute(
+                    "SELECT DISTINCT lease_owner FROM outbox WHERE lease_owner IS NOT NULL"
+                    " AND lease_until_ms > ?",
+                    (now_ms(),),
+                )
+            ]
+        dead = [o for o in owners if _dead_local_owner(o, host)]
+        if not dead:
+            return 0
+        with self._tx() as conn:
+            cur = conn.executemany(
+                "UPDATE outbox SET lease_owner = NULL, lease_until_ms = 0 WHERE lease_owner = ?",
+                [(o,) for o in dead],
+            )
+        return cur.rowcount
+
     def claim(
         self, owner: str, *, limit: int, lease_ms: int, everything: bool = False
     ) -> list[SpooledItem]:
@@ -341,3 +365,20 @@ class Spool:
     def close(self) -> None:
         with self._lock:
             self._conn.close()
+
+
+def _dead_local_owner(owner: str, host: str) -> bool:
+    """Whether a lease owner ``host:pid:nonce`` is a process of this machine that is gone."""
+    parts = owner.rsplit(":", 2)
+    if len(parts) != 3 or parts[0] != host or not parts[1].isdigit():
+        return False
+    pid = int(parts[1])
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # alive, someone else's
+        return False
+    return False

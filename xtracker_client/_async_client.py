@@ -28,7 +28,7 @@ from xtracker_client._core import (
 from xtracker_client._events import CanonicalEvent
 from xtracker_client._exceptions import APIError, TransportError
 from xtracker_client._retry import Backoff
-from xtracker_client._spool import DropPolicy, Kind
+from xtracker_client._spool import DeadLetter, DropPolicy, Kind
 
 T = TypeVar("T")
 
@@ -86,7 +86,15 @@ class AsyncXTracker:
         self._progress = asyncio.Event()
         self._stopping = False
         self._closed = False
+        self._flushed = True
+        self._transport = transport
         self._task: asyncio.Task[None] | None = None
+        try:  # created inside the running loop: send what an earlier run left, right away
+            asyncio.get_running_loop()
+        except RuntimeError:
+            pass
+        else:
+            self._ensure_sender()
 
     async def _spool(self, fn: Any, *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self._io, fn, *args)
@@ -239,15 +247,15 @@ class AsyncXTracker:
     async def close(self, timeout: float = 10.0) -> bool:
         """A bounded flush, then stop the sender; what is not sent stays in the spool."""
         if self._closed:
-            return True
-        flushed = await self.flush(timeout) if timeout > 0 else False
+            return self._flushed
+        self._flushed = flushed = await self.flush(timeout) if timeout > 0 else False
         self._closed = True
         self._stopping = True
         self._wake.set()
         self._kick.set()
         if self._task is not None:
-            try:
-                await asyncio.wait_for(self._task, self._core.timeout + 1)
+            try:  # an item in flight past the timeout stays leased for the next start
+                await asyncio.wait_for(self._task, max(0.1, timeout))
             except asyncio.TimeoutError:
                 self._task.cancel()
         await self._http.aclose()
@@ -259,9 +267,16 @@ class AsyncXTracker:
         result: Stats = await self._spool(self._core.stats)
         return result
 
-    async def dead_letters(self, limit: int = 100) -> list[Any]:
-        result: list[Any] = await self._spool(self._core.spool.dead_letters, limit)
+    async def dead_letters(self, limit: int = 100) -> list[DeadLetter]:
+        result: list[DeadLetter] = await self._spool(self._core.spool.dead_letters, limit)
         return result
+
+    async def requeue_dead(self) -> int:
+        """Send the dead letters again; returns how many."""
+        count: int = await self._spool(self._core.spool.requeue_dead)
+        self._ensure_sender()
+        self._wake.set()
+        return count
 
     async def __aenter__(self) -> AsyncXTracker:
         self._ensure_sender()  # send what an earlier run left in the spool
@@ -278,48 +293,70 @@ class AsyncXTracker:
     def _check_open(self) -> None:
         if self._closed:
             raise RuntimeError("this AsyncXTracker is closed")
+        if os.getpid() != self._core.pid:
+            self._after_fork()
+
+    def _after_fork(self) -> None:
+        """Used in a forked child: its own spool connection, helper thread, HTTP pool and
+        sender task; the parent's leased items stay the parent's."""
+        self._core.spool.after_fork()
+        self._core.new_owner()
+        self._io = ThreadPoolExecutor(max_workers=1, thread_name_prefix="xtracker-spool")
+        self._http = httpx.AsyncClient(
+            base_url=self._core.url,
+            headers=self._core.headers,
+            timeout=self._core.timeout,
+            transport=self._transport,
+        )
+        self._wake, self._kick, self._progress = asyncio.Event(), asyncio.Event(), asyncio.Event()
+        self._task = None
 
     # --- the sender task -------------------------------------------------------------------
 
     async def _run(self) -> None:
-        core = self._core
+        """Never dies: any spool or transport trouble is recorded and tried again shortly."""
         loop = asyncio.get_running_loop()
         next_reclaim = 0.0
         while not self._stopping:
             self._wake.clear()  # a wake from now on is kept for the wait below
             try:
                 if loop.time() >= next_reclaim:  # items a dead process had leased
-                    await self._spool(core.spool.reclaim_orphans)
+                    await self._spool(self._core.spool.reclaim_orphans)
                     next_reclaim = loop.time() + 5.0
-                items = await self._spool(
-                    functools.partial(
-                        core.spool.claim, core.owner, limit=32, lease_ms=core.lease_ms
-                    )
-                )
-            except Exception as exc:
-                core.counters.last_error = f"spool: {exc}"
+                await self._round()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # a locked, full or vanished spool
+                self._core.note_error(f"spool: {exc}")
                 await asyncio.sleep(0.5)
-                continue
-            if not items:
-                wait: float = await self._spool(core.idle_wait_s)
+                with contextlib.suppress(Exception):  # what this round held is due again
+                    await self._spool(self._core.spool.release_owner, self._core.owner)
+
+    async def _round(self) -> None:
+        core = self._core
+        items = await self._spool(
+            functools.partial(core.spool.claim, core.owner, limit=32, lease_ms=core.lease_ms)
+        )
+        if not items:
+            wait: float = await self._spool(core.idle_wait_s)
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), wait)
+            return
+        for n, item in enumerate(items):
+            if self._stopping:
+                await self._spool(core.spool.release, [i.id for i in items[n:]], core.owner, 0)
+                return
+            try:
+                response: httpx.Response | None = await self._http.post(
+                    core.path_of(item), json=item.body
+                )
+                error: Exception | None = None
+            except httpx.HTTPError as exc:
+                response, error = None, exc
+            pause = await self._spool(core.settle, item, judge(response, error), items[n + 1 :])
+            self._progress.set()
+            if pause:  # the server is away: back off as a whole (a flush cuts it short)
+                self._kick.clear()
                 with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), wait)
-                continue
-            for n, item in enumerate(items):
-                if self._stopping:
-                    await self._spool(core.spool.release, [i.id for i in items[n:]], core.owner, 0)
-                    break
-                try:
-                    response: httpx.Response | None = await self._http.post(
-                        core.path_of(item), json=item.body
-                    )
-                    error: Exception | None = None
-                except httpx.HTTPError as exc:
-                    response, error = None, exc
-                pause = await self._spool(core.settle, item, judge(response, error), items[n + 1 :])
-                self._progress.set()
-                if pause:  # the server is away: back off as a whole (a flush cuts it short)
-                    self._kick.clear()
-                    with contextlib.suppress(asyncio.TimeoutError):
-                        await asyncio.wait_for(self._kick.wait(), pause)
-                    break
+                    await asyncio.wait_for(self._kick.wait(), pause)
+                return

@@ -4,6 +4,7 @@ a background thread sends the spool, oldest first, until the server has each ite
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
 import threading
 import weakref
@@ -28,7 +29,7 @@ from xtracker_client._core import (
 from xtracker_client._events import CanonicalEvent
 from xtracker_client._exceptions import APIError, TransportError
 from xtracker_client._retry import Backoff
-from xtracker_client._spool import DropPolicy
+from xtracker_client._spool import DeadLetter, DropPolicy
 
 _CLIENTS: weakref.WeakSet[XTracker] = weakref.WeakSet()
 
@@ -81,6 +82,7 @@ class XTracker:
         self._transport = transport
         self._exit_flush_timeout = exit_flush_timeout
         self._closed = False
+        self._flushed = True
         self._start()
         _CLIENTS.add(self)
 
@@ -261,25 +263,35 @@ class XTracker:
         """A bounded flush, then stop the sender. What is not sent stays in the spool for the
         next start. Returns what ``flush`` returned."""
         if self._closed:
-            return True
-        flushed = self.flush(timeout) if timeout > 0 else False
+            return self._flushed
+        self._flushed = self.flush(timeout) if timeout > 0 else False
         self._closed = True
         self._stop.set()
         self._wake.set()
         self._kick.set()
-        self._thread.join(timeout=self._core.timeout + 1)
-        self._http.close()
-        self._core.spool.close()
+        # A request still in flight is not waited for past the timeout: its item stays leased
+        # in the spool, and the next start takes it over (the lease of a dead process is freed).
+        self._thread.join(timeout=max(0.1, timeout))
+        if not self._thread.is_alive():
+            self._http.close()
+            self._core.spool.close()
         _CLIENTS.discard(self)
-        return flushed
+        return self._flushed
 
     def stats(self) -> Stats:
         self._check_fork()
         return self._core.stats()
 
-    def dead_letters(self, limit: int = 100) -> list[Any]:
+    def dead_letters(self, limit: int = 100) -> list[DeadLetter]:
         """Items the server refused for good, with its reason (newest first)."""
         return self._core.spool.dead_letters(limit)
+
+    def requeue_dead(self) -> int:
+        """Send the dead letters again (after fixing what the server refused); returns how
+        many. They keep their pinned time, so one the server already has is a duplicate."""
+        count = self._core.spool.requeue_dead()
+        self._wake.set()
+        return count
 
     def __enter__(self) -> XTracker:
         return self
@@ -304,40 +316,45 @@ class XTracker:
     # --- the sender thread -----------------------------------------------------------------
 
     def _run(self) -> None:
-        core = self._core
+        """Never dies: any spool or transport trouble is recorded and tried again shortly."""
         next_reclaim = 0.0
         while not self._stop.is_set():
             try:
                 if monotonic() >= next_reclaim:  # items a dead process had leased
-                    core.spool.reclaim_orphans()
+                    self._core.spool.reclaim_orphans()
                     next_reclaim = monotonic() + 5.0
-                items = core.spool.claim(core.owner, limit=32, lease_ms=core.lease_ms)
-            except Exception as exc:  # a locked or vanished spool: try again shortly
-                core.counters.last_error = f"spool: {exc}"
+                self._round()
+            except Exception as exc:  # a locked, full or vanished spool
+                self._core.note_error(f"spool: {exc}")
                 self._stop.wait(0.5)
-                continue
-            if not items:
-                self._wake.wait(core.idle_wait_s())
-                self._wake.clear()
-                continue
-            for n, item in enumerate(items):
-                if self._stop.is_set():
-                    core.spool.release([i.id for i in items[n:]], core.owner, 0)
-                    break
-                try:
-                    response: httpx.Response | None = self._http.post(
-                        core.path_of(item), json=item.body
-                    )
-                    error: Exception | None = None
-                except httpx.HTTPError as exc:
-                    response, error = None, exc
-                pause = core.settle(item, judge(response, error), items[n + 1 :])
-                with self._progress:
-                    self._progress.notify_all()
-                if pause:  # the server is away: back off as a whole (a flush cuts it short)
-                    self._kick.clear()
-                    self._kick.wait(pause)
-                    break
+                with contextlib.suppress(Exception):  # what this round held is due again
+                    self._core.spool.release_owner(self._core.owner)
+
+    def _round(self) -> None:
+        core = self._core
+        items = core.spool.claim(core.owner, limit=32, lease_ms=core.lease_ms)
+        if not items:
+            self._wake.wait(core.idle_wait_s())
+            self._wake.clear()
+            return
+        for n, item in enumerate(items):
+            if self._stop.is_set():
+                core.spool.release([i.id for i in items[n:]], core.owner, 0)
+                return
+            try:
+                response: httpx.Response | None = self._http.post(
+                    core.path_of(item), json=item.body
+                )
+                error: Exception | None = None
+            except httpx.HTTPError as exc:
+                response, error = None, exc
+            pause = core.settle(item, judge(response, error), items[n + 1 :])
+            with self._progress:
+                self._progress.notify_all()
+            if pause:  # the server is away: back off as a whole (a flush cuts it short)
+                self._kick.clear()
+                self._kick.wait(pause)
+                return
 
 
 def _after_fork_in_child() -> None:

@@ -85,13 +85,24 @@ class Judgement:
 
 
 def judge(response: httpx.Response | None, error: Exception | None) -> Judgement:
-    """Connection errors, timeouts, 408, 429 and 5xx are retried; any other 4xx is final."""
+    """Connection errors, timeouts, 408, 425, 429 and 5xx are retried, and so are 401/403 (a
+    key problem, not the event's); any other 4xx is final."""
     if response is None:
         return Judgement(Verdict.RETRY, f"{type(error).__name__}: {error}"[:300])
     status = response.status_code
     if 200 <= status < 300:
         return Judgement(Verdict.ACK, status=status)
     code, detail = error_of(response)
+    if status in (401, 403):
+        # A wrong or expired key is fixed by the operator, not by the event: keep the events
+        # (retried with backoff) rather than dead-letter everything the bot reports.
+        return Judgement(
+            Verdict.RETRY,
+            f"HTTP {status} {code}: {detail} (check the bearer)",
+            status,
+            code,
+            retry_after_s(response),
+        )
     if status in RETRYABLE:
         return Judgement(
             Verdict.RETRY,
@@ -147,6 +158,7 @@ class Core:
         )
         self.stats_lock = threading.Lock()
         self.counters = Stats()
+        self._last_pinned = 0
         self.new_owner()
 
     def new_owner(self) -> None:
@@ -177,7 +189,7 @@ class Core:
         """Validated with the wire model, with ``occurred_at_ms`` pinned now."""
         raw: dict[str, Any] = {
             "event": event.value if isinstance(event, CanonicalEvent) else event,
-            "occurred_at_ms": occurred_at_ms if occurred_at_ms is not None else now_ms(),
+            "occurred_at_ms": occurred_at_ms if occurred_at_ms is not None else self.pin_time(),
         }
         # Absent fields are left out, so their validators do not run for nothing.
         for name, given in (
@@ -206,6 +218,15 @@ class Core:
             body["value"] = decimal_text(parsed.value)
             body["currency"] = parsed.currency
         return body
+
+    def pin_time(self) -> int:
+        """Now, in ms, but never the same as the last pinned time of this process: two events
+        without ``eid`` in one millisecond would otherwise share a dedup key on the server
+        and count once."""
+        with self.stats_lock:
+            pinned = max(now_ms(), self._last_pinned + 1)
+            self._last_pinned = pinned
+        return pinned
 
     def bind_body(self, uid: str, tg_id: int) -> dict[str, Any]:
         try:
@@ -276,6 +297,10 @@ class Core:
                 )
             )
         return 0.0
+
+    def note_error(self, message: str) -> None:
+        with self.stats_lock:
+            self.counters.last_error = message
 
     def count_drop(self, reason: str) -> None:
         with self.stats_lock:

@@ -298,6 +298,14 @@ class Spool:
                 [(at_ms, item_id, owner) for item_id in item_ids],
             )
 
+    def release_owner(self, owner: str) -> None:
+        """Give back everything ``owner`` holds (its round was cut short by an error)."""
+        with self._tx() as conn:
+            conn.execute(
+                "UPDATE outbox SET lease_owner = NULL, lease_until_ms = 0 WHERE lease_owner = ?",
+                (owner,),
+            )
+
     def kill(self, item_id: int, owner: str, reason: str, status: int | None) -> None:
         """The server refused it for good: move it to the dead-letter table."""
         with self._tx() as conn:
@@ -313,8 +321,25 @@ class Spool:
                 " VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (item_id, row[0], row[1], reason[:1000], status, row[3], now_ms()),
             )
+            # Bounded like the outbox: the oldest dead letters go first.
+            conn.execute(
+                "DELETE FROM dead WHERE id <= (SELECT max(id) FROM dead) - ?", (self.max_rows,)
+            )
             self._rows -= 1
             self._bytes -= int(row[2])
+
+    def requeue_dead(self) -> int:
+        """Move every dead letter back into the outbox, due now."""
+        with self._tx() as conn:
+            rows = conn.execute("DELETE FROM dead RETURNING kind, body, created_ms").fetchall()
+            for kind, body, created in rows:
+                conn.execute(
+                    "INSERT INTO outbox (kind, body, size, created_ms) VALUES (?, ?, ?, ?)",
+                    (kind, body, len(body), created),
+                )
+            self._rows += len(rows)
+            self._bytes += sum(len(r[1]) for r in rows)
+        return len(rows)
 
     def make_due(self, up_to_id: int) -> None:
         """A flush: what waits for a backoff is tried now."""

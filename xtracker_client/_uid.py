@@ -22,9 +22,9 @@ def parse_start_payload(text: str | None, *, prefixes: tuple[str, ...] | None = 
     if not text:
         return None
     text = text.strip()
-    if text.startswith("/start"):
-        _, _, text = text.partition(" ")
-        text = text.strip()
+    command, _, rest = text.partition(" ")
+    if command == "/start" or command.startswith("/start@"):
+        text = rest.strip()
     if not START_PAYLOAD.fullmatch(text):
         return None
     prefix, sep, uid = text.partition("_")

@@ -315,3 +315,71 @@ def test_the_async_client_keeps_the_loop_free_while_the_disk_is_slow(
     asyncio.run(run())
     assert len(stalls) >= 20  # the loop kept beating during the 300 ms commit
     assert max(stalls) < 0.1
+
+
+def test_the_sender_survives_a_spool_error(server: respx.MockRouter) -> None:
+    import sqlite3
+
+    server.post("/events").mock(return_value=OK)
+    with tracker() as xt:
+        real_ack = xt._core.spool.ack
+        calls = {"n": 0}
+
+        def flaky_ack(*args: Any) -> None:
+            calls["n"] += 1
+            if calls["n"] == 1:
+                raise sqlite3.OperationalError("database is locked")
+            real_ack(*args)
+
+        xt._core.spool.ack = flaky_ack  # type: ignore[method-assign]
+        xt.contact("a")
+        xt.contact("b")
+        assert xt.flush(10)  # the item whose ack failed is sent again when its lease ends
+        assert xt._thread.is_alive()
+        assert "database is locked" in (xt.stats().last_error or "")
+
+
+@pytest.mark.parametrize("status", [401, 403])
+def test_a_key_problem_keeps_the_events_instead_of_dead_lettering_them(
+    server: respx.MockRouter, status: int
+) -> None:
+    events = server.post("/events").mock(
+        side_effect=[
+            httpx.Response(status, json={"error": "unauthorized", "detail": "bad key"}),
+            OK,
+        ]
+    )
+    with tracker() as xt:
+        xt.contact("a")
+        assert xt.flush(5)
+        assert xt.stats().dead == 0 and xt.stats().sent == 1
+    assert events.call_count == 2
+
+
+def test_dead_letters_can_be_sent_again(server: respx.MockRouter) -> None:
+    events = server.post("/events").mock(
+        side_effect=[httpx.Response(422, json={"error": "invalid_field", "detail": "x"}), OK]
+    )
+    with tracker() as xt:
+        xt.contact("a")
+        assert xt.flush(5) and len(xt.dead_letters()) == 1
+        assert xt.requeue_dead() == 1
+        assert xt.flush(5)
+        assert xt.dead_letters() == [] and xt.stats().sent == 1
+    first, second = bodies(events)
+    assert first == second
+
+
+def test_events_without_eid_never_share_a_pinned_time(server: respx.MockRouter) -> None:
+    server.post("/events").mock(return_value=OK)
+    with tracker() as xt:
+        times = [xt.deposit("same", "10.00").occurred_at_ms for _ in range(50)]
+    assert len(set(times)) == 50  # else the server would count them as one deposit
+
+
+def test_close_reports_the_same_result_twice(server: respx.MockRouter) -> None:
+    server.post("/events").mock(side_effect=httpx.ConnectError("down"))
+    xt = tracker()
+    xt.contact("a")
+    assert xt.close(0.2) is False
+    assert xt.close() is False

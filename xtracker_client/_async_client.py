@@ -227,6 +227,7 @@ class AsyncXTracker:
 
     async def flush(self, timeout: float = 10.0) -> bool:
         """Send everything buffered so far, now. True when it all reached the server."""
+        self._check_fork()
         spool = self._core.spool
         last: int = await self._spool(spool.last_id)
         await self._spool(spool.make_due, last)
@@ -248,6 +249,7 @@ class AsyncXTracker:
         """A bounded flush, then stop the sender; what is not sent stays in the spool."""
         if self._closed:
             return self._flushed
+        deadline = asyncio.get_running_loop().time() + timeout
         self._flushed = flushed = await self.flush(timeout) if timeout > 0 else False
         self._closed = True
         self._stopping = True
@@ -255,7 +257,8 @@ class AsyncXTracker:
         self._kick.set()
         if self._task is not None:
             try:  # an item in flight past the timeout stays leased for the next start
-                await asyncio.wait_for(self._task, max(0.1, timeout))
+                left = deadline - asyncio.get_running_loop().time()
+                await asyncio.wait_for(self._task, max(0.1, left))
             except asyncio.TimeoutError:
                 self._task.cancel()
         await self._http.aclose()
@@ -264,21 +267,25 @@ class AsyncXTracker:
         return flushed
 
     async def stats(self) -> Stats:
+        self._check_fork()
         result: Stats = await self._spool(self._core.stats)
         return result
 
     async def dead_letters(self, limit: int = 100) -> list[DeadLetter]:
+        self._check_fork()
         result: list[DeadLetter] = await self._spool(self._core.spool.dead_letters, limit)
         return result
 
     async def requeue_dead(self) -> int:
         """Send the dead letters again; returns how many."""
+        self._check_fork()
         count: int = await self._spool(self._core.spool.requeue_dead)
         self._ensure_sender()
         self._wake.set()
         return count
 
     async def __aenter__(self) -> AsyncXTracker:
+        self._check_fork()
         self._ensure_sender()  # send what an earlier run left in the spool
         return self
 
@@ -293,6 +300,9 @@ class AsyncXTracker:
     def _check_open(self) -> None:
         if self._closed:
             raise RuntimeError("this AsyncXTracker is closed")
+        self._check_fork()
+
+    def _check_fork(self) -> None:
         if os.getpid() != self._core.pid:
             self._after_fork()
 

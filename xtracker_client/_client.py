@@ -264,6 +264,7 @@ class XTracker:
         next start. Returns what ``flush`` returned."""
         if self._closed:
             return self._flushed
+        deadline = monotonic() + timeout
         self._flushed = self.flush(timeout) if timeout > 0 else False
         self._closed = True
         self._stop.set()
@@ -271,7 +272,7 @@ class XTracker:
         self._kick.set()
         # A request still in flight is not waited for past the timeout: its item stays leased
         # in the spool, and the next start takes it over (the lease of a dead process is freed).
-        self._thread.join(timeout=max(0.1, timeout))
+        self._thread.join(timeout=max(0.1, deadline - monotonic()))
         if not self._thread.is_alive():
             self._http.close()
             self._core.spool.close()

@@ -114,6 +114,10 @@ def judge(response: httpx.Response | None, error: Exception | None) -> Judgement
     return Judgement(Verdict.DEAD, detail or f"HTTP {status}", status, code)
 
 
+_pin_lock = threading.Lock()
+_last_pinned = 0
+
+
 def default_spool_path(url: str, bearer: str) -> Path:
     """One spool per server and credential, in the user's cache directory."""
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
@@ -158,7 +162,6 @@ class Core:
         )
         self.stats_lock = threading.Lock()
         self.counters = Stats()
-        self._last_pinned = 0
         self.new_owner()
 
     def new_owner(self) -> None:
@@ -219,14 +222,15 @@ class Core:
             body["currency"] = parsed.currency
         return body
 
-    def pin_time(self) -> int:
-        """Now, in ms, but never the same as the last pinned time of this process: two events
-        without ``eid`` in one millisecond would otherwise share a dedup key on the server
-        and count once."""
-        with self.stats_lock:
-            pinned = max(now_ms(), self._last_pinned + 1)
-            self._last_pinned = pinned
-        return pinned
+    @staticmethod
+    def pin_time() -> int:
+        """Now, in ms, but never the same as the last pinned time of this process (whatever
+        client pinned it): two events without ``eid`` in one millisecond would otherwise share
+        a dedup key on the server and count once."""
+        global _last_pinned
+        with _pin_lock:
+            _last_pinned = max(now_ms(), _last_pinned + 1)
+            return _last_pinned
 
     def bind_body(self, uid: str, tg_id: int) -> dict[str, Any]:
         try:

@@ -10,6 +10,10 @@
 The wire models here are the single definition of a valid event; the server validates with them.
 """
 
+# httpx encodes host names with the "idna" codec, imported on first use. Imported here, so a
+# fork can never catch the sender thread half way through that import.
+import encodings.idna  # noqa: F401
+
 from xtracker_client._async_client import AsyncXTracker
 from xtracker_client._client import XTracker
 from xtracker_client._core import DeliveryError, Receipt, Stats

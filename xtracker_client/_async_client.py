@@ -309,8 +309,7 @@ class AsyncXTracker:
     def _after_fork(self) -> None:
         """Used in a forked child: its own spool connection, helper thread, HTTP pool and
         sender task; the parent's leased items stay the parent's."""
-        self._core.spool.after_fork()
-        self._core.new_owner()
+        self._core.after_fork()
         self._io = ThreadPoolExecutor(max_workers=1, thread_name_prefix="xtracker-spool")
         self._http = httpx.AsyncClient(
             base_url=self._core.url,

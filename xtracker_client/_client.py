@@ -104,8 +104,7 @@ class XTracker:
         """In a forked child (gunicorn preload, Celery prefork): a fresh connection to the
         spool, a fresh HTTP pool and a sender thread of its own. Rows the parent had leased
         stay the parent's; nothing is sent twice."""
-        self._core.spool.after_fork()
-        self._core.new_owner()
+        self._core.after_fork()
         if not self._closed:
             self._start()
 
@@ -358,6 +357,20 @@ class XTracker:
                 return
 
 
+def _before_fork() -> None:
+    # Let no fork happen in the middle of the sender's spool transaction or counter update:
+    # the child would inherit the half-done state.
+    for client in list(_CLIENTS):
+        client._core.spool.lock.acquire()
+        client._core.stats_lock.acquire()
+
+
+def _after_fork_in_parent() -> None:
+    for client in list(_CLIENTS):
+        client._core.stats_lock.release()
+        client._core.spool.lock.release()
+
+
 def _after_fork_in_child() -> None:
     for client in list(_CLIENTS):
         client._after_fork()
@@ -368,5 +381,7 @@ def _flush_at_exit() -> None:
         client.close(client._exit_flush_timeout)
 
 
-os.register_at_fork(after_in_child=_after_fork_in_child)
+os.register_at_fork(
+    before=_before_fork, after_in_parent=_after_fork_in_parent, after_in_child=_after_fork_in_child
+)
 atexit.register(_flush_at_exit)

@@ -118,6 +118,14 @@ _pin_lock = threading.Lock()
 _last_pinned = 0
 
 
+def _new_pin_lock() -> None:
+    global _pin_lock
+    _pin_lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_new_pin_lock)
+
+
 def default_spool_path(url: str, bearer: str) -> Path:
     """One spool per server and credential, in the user's cache directory."""
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
@@ -162,6 +170,13 @@ class Core:
         )
         self.stats_lock = threading.Lock()
         self.counters = Stats()
+        self.new_owner()
+
+    def after_fork(self) -> None:
+        """In a forked child: locks that another thread of the parent may have held at the fork
+        are replaced, and the child gets its own spool connection and owner name."""
+        self.stats_lock = threading.Lock()
+        self.spool.after_fork()
         self.new_owner()
 
     def new_owner(self) -> None:

@@ -110,10 +110,15 @@ class Spool:
         self._fsync = fsync
         self._lock = threading.Lock()
         self._pid = os.getpid()
+        self._inherited: list[sqlite3.Connection] = []
         self._conn = self._open()
         self._rows, self._bytes = self._exact_size()
         self._puts_since_sync = 0
         self._synced_at = time.monotonic()
+
+    @property
+    def lock(self) -> threading.Lock:
+        return self._lock
 
     @property
     def in_memory(self) -> bool:
@@ -141,6 +146,9 @@ class Spool:
         """In a forked child: never use the parent's connection (SQLite forbids it)."""
         self._lock = threading.Lock()
         self._pid = os.getpid()
+        # The parent's connection is never touched, not even closed, in the child: closing it
+        # here could disturb the parent's locks on the file. It is kept alive, unused.
+        self._inherited.append(self._conn)
         # A file is shared with the parent through leases. In memory, the child starts its own
         # empty buffer, and the parent keeps (and sends) what it had.
         self._conn = self._open()

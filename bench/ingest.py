@@ -30,281 +30,42 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import re
-import secrets
 import shutil
-import signal
-import socket
 import sqlite3
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
-import urllib.error
-import urllib.request
-from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-HOST = "127.0.0.1"
-BENCH_DIR = Path(__file__).resolve().parent
+from _harness import (
+    BARE_APP,
+    BENCH_DIR,
+    HOST,
+    WrkRun,
+    bench_env,
+    create_space,
+    describe,
+    ensure_wrk,
+    filesystem_of,
+    free_port,
+    healthz_ok,
+    http_request,
+    log,
+    run_script,
+    run_wrk,
+    running_server,
+    xtracker_serve_argv,
+)
+
 LUA_SCRIPT = BENCH_DIR / "post_events.lua"
-BARE_APP = BENCH_DIR / "bare_app.py"
 TARGET_RATIO = 0.4
 
 
-def log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
-
-
-# --------------------------------------------------------------------------- tools
-
-
-def ensure_wrk() -> str:
-    """The path of wrk; installed with apt-get when missing and we are root."""
-    path = shutil.which("wrk")
-    if path:
-        return path
-    if hasattr(os, "geteuid") and os.geteuid() == 0 and shutil.which("apt-get"):
-        log("wrk not found: installing it with apt-get ...")
-        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-        subprocess.run(["apt-get", "update"], check=True, env=env, stdout=subprocess.DEVNULL)
-        subprocess.run(
-            ["apt-get", "install", "-y", "wrk"], check=True, env=env, stdout=subprocess.DEVNULL
-        )
-        path = shutil.which("wrk")
-        if path:
-            return path
-    sys.exit(
-        "error: the load generator `wrk` is not installed.\n"
-        "Install it (Debian/Ubuntu: `sudo apt-get install wrk`; macOS: `brew install wrk`) "
-        "and run again, or run this script as root to let it install wrk itself."
-    )
-
-
-def xtracker_command() -> list[str]:
-    """How to run the ``xtracker`` CLI of the Python running this script."""
-    beside = Path(sys.executable).parent / "xtracker"
-    if beside.exists():
-        return [str(beside)]
-    found = shutil.which("xtracker")
-    return [found] if found else [sys.executable, "-m", "xtracker_server"]
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((HOST, 0))
-        return int(s.getsockname()[1])
-
-
-def filesystem_of(path: Path) -> str:
-    """The file system type under ``path`` (fsync on tmpfs is free: worth knowing)."""
-    try:
-        out = subprocess.run(
-            ["df", "--output=fstype", str(path)], capture_output=True, text=True, check=True
-        ).stdout.split()
-        return out[-1] if len(out) > 1 else "?"
-    except (OSError, subprocess.CalledProcessError):
-        return "?"
-
-
-# --------------------------------------------------------------------------- servers
-
-
-@dataclass
-class Server:
-    name: str
-    url: str
-    proc: subprocess.Popen[bytes]
-    log_path: Path
-
-    def log_tail(self, lines: int = 20) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return ""
-
-
-def _stop(proc: subprocess.Popen[bytes], timeout: float = 15.0) -> None:
-    """SIGINT (uvicorn's graceful shutdown: the writer drains), then SIGTERM, then SIGKILL."""
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGKILL):
-        if proc.poll() is not None:
-            return
-        try:
-            proc.send_signal(sig)
-            proc.wait(timeout=timeout if sig is signal.SIGINT else 5.0)
-        except subprocess.TimeoutExpired:
-            continue
-        except ProcessLookupError:
-            return
-
-
-@contextmanager
-def running_server(
-    name: str,
-    argv: list[str],
-    port: int,
-    env: dict[str, str],
-    workdir: Path,
-    ready: Callable[[str], bool],
-) -> Iterator[Server]:
-    """Start ``argv`` in its own session (so a Ctrl-C reaches only us and we shut it down in
-    order), wait until ``ready(url)``, and stop it whatever happens."""
-    log_path = workdir / f"{name}.log"
-    with log_path.open("wb") as log_file:
-        proc = subprocess.Popen(
-            argv,
-            env=env,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-    server = Server(name, f"http://{HOST}:{port}", proc, log_path)
-    try:
-        deadline = time.monotonic() + 30
-        while not ready(server.url):
-            if proc.poll() is not None:
-                raise RuntimeError(f"{name} exited with {proc.returncode}:\n{server.log_tail()}")
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"{name} did not become ready in 30 s:\n{server.log_tail()}")
-            time.sleep(0.1)
-        yield server
-    finally:
-        _stop(proc)
-
-
-def _http(
-    url: str, *, body: dict[str, Any] | None = None, headers: dict[str, str] | None = None
-) -> tuple[int, bytes]:
-    data = None if body is None else json.dumps(body).encode()
-    req = urllib.request.Request(
-        url, data=data, headers={"Content-Type": "application/json", **(headers or {})}
-    )
-    try:
-        with urllib.request.urlopen(req, timeout=2) as resp:
-            return resp.status, resp.read()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read()
-    except (urllib.error.URLError, ConnectionError, TimeoutError):
-        return 0, b""
-
-
-def healthz_ok(url: str) -> bool:
-    return _http(f"{url}/healthz")[0] == 200
-
-
 def bare_ok(url: str) -> bool:
-    return _http(f"{url}/events", body={"event": "contact"})[0] == 200
-
-
-def create_space(db: Path) -> dict[str, str]:
-    out = subprocess.run(
-        [*xtracker_command(), "space", "create", "bench", "--json", "--db", str(db)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if out.returncode != 0:
-        raise RuntimeError(f"`xtracker space create` failed:\n{out.stdout}{out.stderr}")
-    space: dict[str, str] = json.loads(out.stdout)
-    return space
-
-
-# --------------------------------------------------------------------------- load
-
-
-@dataclass
-class WrkRun:
-    side: str  # "baseline" or "xtracker"
-    warmup: bool
-    requests_per_s: float
-    requests: int  # completed responses (any status)
-    non2xx: int
-    socket_errors: dict[str, int]
-    p50_ms: float
-    p99_ms: float
-    max_ms: float
-
-    @property
-    def ok_responses(self) -> int:
-        return self.requests - self.non2xx
-
-    @property
-    def clean(self) -> bool:
-        return self.non2xx == 0 and not any(self.socket_errors.values())
-
-
-_MARK = re.compile(r"^XTRACKER_BENCH (\{.*\})$", re.MULTILINE)
-_RPS = re.compile(r"^Requests/sec:\s+([\d.]+)", re.MULTILINE)
-_NON2XX = re.compile(r"Non-2xx or 3xx responses:\s+(\d+)")
-
-
-def run_wrk(
-    wrk: str,
-    server: Server,
-    *,
-    side: str,
-    warmup: bool,
-    duration: float,
-    connections: int,
-    threads: int,
-    bearer: str,
-    run_tag: str,
-) -> WrkRun:
-    argv = [
-        wrk,
-        f"-t{threads}",
-        f"-c{connections}",
-        f"-d{max(1, round(duration))}s",
-        "--timeout",
-        "5s",
-        "-s",
-        str(LUA_SCRIPT),
-        server.url,
-        "--",
-        bearer,
-        run_tag,
-    ]
-    out = subprocess.run(argv, capture_output=True, text=True, check=False)
-    if out.returncode != 0 or not _RPS.search(out.stdout):
-        raise RuntimeError(f"wrk failed ({out.returncode}):\n{out.stdout}{out.stderr}")
-    mark = _MARK.search(out.stdout)
-    if mark is None:
-        raise RuntimeError(f"wrk printed no XTRACKER_BENCH line:\n{out.stdout}{out.stderr}")
-    stats = json.loads(mark.group(1))
-    rps = float(_RPS.search(out.stdout).group(1))  # type: ignore[union-attr]
-    non2xx_text = _NON2XX.search(out.stdout)
-    non2xx = int(stats["non2xx"])
-    if non2xx_text is not None:  # the same counter, printed by wrk itself
-        non2xx = max(non2xx, int(non2xx_text.group(1)))
-    return WrkRun(
-        side=side,
-        warmup=warmup,
-        requests_per_s=rps,
-        requests=int(stats["requests"]),
-        non2xx=non2xx,
-        socket_errors={k: int(stats[k]) for k in ("connect", "read", "write", "timeout")},
-        p50_ms=stats["p50_us"] / 1000,
-        p99_ms=stats["p99_us"] / 1000,
-        max_ms=stats["max_us"] / 1000,
-    )
-
-
-def describe(run: WrkRun) -> str:
-    text = (
-        f"{run.side:<8} {'warm-up' if run.warmup else 'measured':<8} "
-        f"{run.requests_per_s:>9,.0f} req/s  {run.requests:>7} responses  "
-        f"p50 {run.p50_ms:6.1f} ms  p99 {run.p99_ms:6.1f} ms"
-    )
-    if not run.clean:
-        errors = ", ".join(f"{k} {v}" for k, v in run.socket_errors.items() if v)
-        text += f"  !!! ERRORS: non-2xx {run.non2xx}" + (f", socket {errors}" if errors else "")
-    return text
+    return http_request(f"{url}/events", body={"event": "contact"})[0] == 200
 
 
 # --------------------------------------------------------------------------- report
@@ -430,8 +191,7 @@ def main(argv: list[str] | None = None) -> int:
         db = tmp / "x.db"
         space = create_space(db)
         bearer = space["bearer"]
-        env = {k: v for k, v in os.environ.items() if not k.startswith("XTRACKER_")}
-        env["XTRACKER_ADMIN_TOKEN"] = "bench-" + secrets.token_urlsafe(24)
+        env = bench_env()
 
         runs: list[WrkRun] = []
         acknowledged = 0  # 2xx answers of our server, all runs and the sanity request
@@ -444,20 +204,7 @@ def main(argv: list[str] | None = None) -> int:
             ours = servers.enter_context(
                 running_server(
                     "xtracker",
-                    [
-                        *xtracker_command(),
-                        "serve",
-                        "--db",
-                        str(db),
-                        "--host",
-                        HOST,
-                        "--port",
-                        str(ours_port),
-                        "--rate-limit",
-                        "0",
-                        "--sync",
-                        args.sync,
-                    ],
+                    xtracker_serve_argv(db, ours_port, "--sync", args.sync),
                     ours_port,
                     env,
                     tmp,
@@ -476,7 +223,7 @@ def main(argv: list[str] | None = None) -> int:
             )
 
             # One request by hand first: the credential works and the answer is as expected.
-            status, body = _http(
+            status, _, body = http_request(
                 f"{ours.url}/events",
                 headers={"Authorization": f"Bearer {bearer}"},
                 body={
@@ -497,14 +244,14 @@ def main(argv: list[str] | None = None) -> int:
             for n, (side, warmup) in enumerate(plan):
                 run = run_wrk(
                     wrk,
-                    sides[side],
+                    sides[side].url,
+                    script=LUA_SCRIPT,
+                    script_args=[bearer, str(n)],
                     side=side,
                     warmup=warmup,
                     duration=args.warmup if warmup else args.duration,
                     connections=args.connections,
                     threads=args.threads,
-                    bearer=bearer,
-                    run_tag=str(n),
                 )
                 log(describe(run))
                 runs.append(run)
@@ -578,19 +325,5 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _terminate(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt  # run the same cleanup as Ctrl-C
-
-
 if __name__ == "__main__":
-    signal.signal(signal.SIGTERM, _terminate)
-    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:  # started with `&` by a shell
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-    try:
-        sys.exit(main())
-    except KeyboardInterrupt:
-        log("interrupted: servers stopped")
-        sys.exit(130)
-    except RuntimeError as exc:
-        log(f"error: {exc}")
-        sys.exit(1)
+    run_script(main)

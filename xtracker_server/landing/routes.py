@@ -116,19 +116,20 @@ def _remember(
     response: Response, state: AppState, link: Link, uid: str, fresh_fbp: str | None
 ) -> None:
     secure = state.settings.base_url.startswith("https://")
-    response.set_cookie(
-        visit_cookie(link),
-        uid,
-        max_age=int(state.settings.click_window_s),
-        path="/",
-        secure=secure,
-        httponly=True,
-        samesite="lax",
+    window = int(state.settings.click_window_s)
+    # Both values are URL-safe tokens: the header is written directly (http.cookies is slow).
+    response.headers.append(
+        "set-cookie", _cookie(visit_cookie(link), uid, window, secure=secure, httponly=True)
     )
     if fresh_fbp:
-        response.set_cookie(
-            FBP_COOKIE, fresh_fbp, max_age=FBP_MAX_AGE_S, path="/", secure=secure, samesite="lax"
+        response.headers.append(
+            "set-cookie", _cookie(FBP_COOKIE, fresh_fbp, FBP_MAX_AGE_S, secure=secure)
         )
+
+
+def _cookie(name: str, value: str, max_age: int, *, secure: bool, httponly: bool = False) -> str:
+    flags = ("; Secure" if secure else "") + ("; HttpOnly" if httponly else "")
+    return f"{name}={value}; Max-Age={max_age}; Path=/; SameSite=Lax{flags}"
 
 
 def _page(link: Link, url: str, *, refresh: bool) -> HTMLResponse:

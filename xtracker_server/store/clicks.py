@@ -11,6 +11,7 @@ _COLUMNS = (
     "space_id", "uid", "link_id", "source", "created_ms", "ip", "user_agent", "referrer",
     "fbclid", "fbc", "fbp", "country", "raw_query", *CAMPAIGN_FIELDS, *UTM_FIELDS,
 )  # fmt: skip
+_FIELD_COLUMNS = frozenset((*CAMPAIGN_FIELDS, *UTM_FIELDS))
 _INSERT = (
     f"INSERT INTO clicks ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})"
     " ON CONFLICT (space_id, uid) DO NOTHING"
@@ -21,8 +22,9 @@ def insert_click(conn: sqlite3.Connection, draft: ClickDraft) -> str:
     """Store the click and return its uid (a fresh one in the astronomically unlikely case
     that the drafted uid is taken)."""
     for _ in range(5):
-        row = {**dataclasses.asdict(draft), **draft.fields}
-        if conn.execute(_INSERT, [row.get(c) for c in _COLUMNS]).rowcount == 1:
+        fields = draft.fields
+        params = [fields.get(c) if c in _FIELD_COLUMNS else getattr(draft, c) for c in _COLUMNS]
+        if conn.execute(_INSERT, params).rowcount == 1:
             return draft.uid
         draft = dataclasses.replace(draft, uid=new_uid())
     raise RuntimeError("could not mint a unique uid")

@@ -65,12 +65,12 @@ def fan_out(
 
 def due_destinations(conn: sqlite3.Connection, now_ms: int) -> list[tuple[int, DestinationKind]]:
     """Destinations that have deliveries due, and are enabled and healthy (across spaces)."""
+    # One index probe per destination (deliveries_due), not a scan of every due row.
     rows = conn.execute(
-        f"SELECT DISTINCT d.destination_id, t.kind FROM deliveries d"
-        f" JOIN destinations t ON t.id = d.destination_id"
-        f" WHERE d.{_DUE} AND d.next_attempt_ms <= ?"
-        f" AND (d.lease_until_ms IS NULL OR d.lease_until_ms <= ?)"
-        f" AND t.enabled = 1 AND t.health_reason IS NULL",
+        f"SELECT t.id, t.kind FROM destinations t WHERE t.enabled = 1"
+        f" AND t.health_reason IS NULL AND EXISTS (SELECT 1 FROM deliveries d"
+        f" WHERE d.destination_id = t.id AND d.{_DUE} AND d.next_attempt_ms <= ?"
+        f" AND (d.lease_until_ms IS NULL OR d.lease_until_ms <= ?))",
         (now_ms, now_ms),
     ).fetchall()
     return [(int(r[0]), DestinationKind(r[1])) for r in rows]

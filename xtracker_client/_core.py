@@ -32,7 +32,7 @@ ErrorHook = Callable[["DeliveryError"], None]
 DropHook = Callable[[dict[str, Any], str], None]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Receipt:
     """Proof that an event is safely buffered (committed to the spool); the background sender
     takes it from there. ``occurred_at_ms`` is pinned, so a resend can only ever be a
@@ -170,6 +170,7 @@ class Core:
         )
         self.stats_lock = threading.Lock()
         self.counters = Stats()
+        self.failures_in_row = 0
         self.new_owner()
 
     def after_fork(self) -> None:
@@ -292,8 +293,14 @@ class Core:
             self.spool.ack(item.id, self.owner)
             with self.stats_lock:
                 self.counters.sent += 1
+                self.failures_in_row = 0
         elif judgement.verdict is Verdict.RETRY:
-            delay = self.backoff.delay_s(item.attempts, judgement.retry_after_s)
+            # Backoff grows with the failures in a row, not only this item's attempts: when the
+            # oldest items are dropped (a long outage) the next one starts at attempt 1.
+            with self.stats_lock:
+                self.failures_in_row += 1
+                attempt = max(item.attempts, self.failures_in_row)
+            delay = self.backoff.delay_s(attempt, judgement.retry_after_s)
             at = now_ms() + int(delay * 1000)
             self.spool.retry_later(item.id, self.owner, at, judgement.detail)
             self.spool.release([r.id for r in rest or []], self.owner, at)

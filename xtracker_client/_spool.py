@@ -42,7 +42,6 @@ CREATE TABLE IF NOT EXISTS outbox (
     lease_until_ms   INTEGER NOT NULL DEFAULT 0,
     last_error       TEXT
 );
-CREATE INDEX IF NOT EXISTS outbox_due ON outbox(next_attempt_ms, id);
 CREATE TABLE IF NOT EXISTS dead (
     id          INTEGER PRIMARY KEY,
     outbox_id   INTEGER NOT NULL,
@@ -140,6 +139,10 @@ class Spool:
             # FULL also survives power loss, at an fsync per event.
             conn.execute(f"PRAGMA synchronous={'FULL' if self._fsync else 'NORMAL'}")
         conn.executescript(_SCHEMA)
+        if not self.in_memory:
+            # For a file that may hold a long outage's worth; in memory the table is small
+            # enough to scan, and each insert is cheaper without it.
+            conn.execute("CREATE INDEX IF NOT EXISTS outbox_due ON outbox(next_attempt_ms, id)")
         return conn
 
     def after_fork(self) -> None:

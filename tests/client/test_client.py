@@ -383,3 +383,15 @@ def test_close_reports_the_same_result_twice(server: respx.MockRouter) -> None:
     xt.contact("a")
     assert xt.close(0.2) is False
     assert xt.close() is False
+
+
+def test_backoff_grows_with_failures_in_a_row_even_when_items_are_dropped(
+    server: respx.MockRouter,
+) -> None:
+    server.post("/events").mock(side_effect=httpx.ConnectError("down"))
+    xt = tracker(max_rows=1, backoff=Backoff(base_s=0.001, cap_s=0.01))
+    for i in range(6):
+        xt.contact(f"u{i}")  # each drops the previous one: every item is on its first attempt
+        assert not xt.flush(0.05)
+    assert xt._core.failures_in_row >= 6
+    xt.close(0)

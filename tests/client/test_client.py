@@ -389,7 +389,9 @@ def test_backoff_grows_with_failures_in_a_row_even_when_items_are_dropped(
     server: respx.MockRouter,
 ) -> None:
     server.post("/events").mock(side_effect=httpx.ConnectError("down"))
-    xt = tracker(max_rows=1, backoff=Backoff(base_s=0.001, cap_s=0.01))
+    xt = XTracker(
+        URL, "xt_sk_test", in_memory=True, max_rows=1, backoff=Backoff(base_s=0.001, cap_s=0.01)
+    )
     for i in range(6):
         xt.contact(f"u{i}")  # each drops the previous one: every item is on its first attempt
         assert not xt.flush(0.05)

@@ -51,6 +51,7 @@ Everything talks to 127.0.0.1 only.
 
 from __future__ import annotations
 
+import abc
 import argparse
 import gc
 import importlib.util
@@ -97,22 +98,22 @@ Call = Callable[[str, str], object]
 # --------------------------------------------------------------------------- contenders
 
 
-class Contender:
+class Contender(abc.ABC):
     """One client under test: ``call(uid, eid)`` reports one event."""
 
     name = ""
 
-    def start_round(self) -> Call:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def start_round(self) -> Call: ...
 
+    @abc.abstractmethod
     def end_round(self, calls: int) -> list[str]:
         """After a timed round: problems seen (an event dropped), and make ready for the next."""
-        raise NotImplementedError
 
-    def between_chunks(self) -> None:
+    def between_chunks(self) -> None:  # noqa: B027 (optional hook; nothing by default)
         """Untimed, every ``--chunk`` calls: what the client's own consumer would have done."""
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 (optional hook; nothing by default)
         pass
 
 

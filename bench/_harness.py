@@ -23,7 +23,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -176,6 +176,45 @@ def running_server(
         yield server
     finally:
         stop_process(proc)
+
+
+def start_pair(
+    stack: ExitStack,
+    *,
+    db: Path,
+    sync: str,
+    env: dict[str, str],
+    workdir: Path,
+    bare_ok: Callable[[str], bool],
+) -> tuple[Server, Server]:
+    """``xtracker serve`` on ``db`` and the bare baseline app, each on a free port, stopped when
+    ``stack`` closes (also on errors and Ctrl-C). Returns (ours, bare)."""
+    ours_port, bare_port = free_port(), free_port()
+    log(
+        f"starting xtracker serve (sync={sync}) on {HOST}:{ours_port} and the "
+        f"baseline on {HOST}:{bare_port} ..."
+    )
+    ours = stack.enter_context(
+        running_server(
+            "xtracker",
+            xtracker_serve_argv(db, ours_port, "--sync", sync),
+            ours_port,
+            env,
+            workdir,
+            healthz_ok,
+        )
+    )
+    bare = stack.enter_context(
+        running_server(
+            "baseline",
+            [sys.executable, str(BARE_APP), "--port", str(bare_port)],
+            bare_port,
+            env,
+            workdir,
+            bare_ok,
+        )
+    )
+    return ours, bare
 
 
 def xtracker_serve_argv(db: Path, port: int, *extra: str) -> list[str]:

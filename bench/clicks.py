@@ -51,9 +51,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from _harness import (
-    BARE_APP,
     BENCH_DIR,
-    HOST,
     Server,
     WrkRun,
     bench_env,
@@ -61,15 +59,12 @@ from _harness import (
     describe,
     ensure_wrk,
     filesystem_of,
-    free_port,
-    healthz_ok,
     http_request,
     log,
     run_script,
     run_wrk,
-    running_server,
+    start_pair,
     xtracker_cli,
-    xtracker_serve_argv,
 )
 
 LUA_SCRIPT = BENCH_DIR / "get_clicks.lua"
@@ -300,30 +295,8 @@ def main(argv: list[str] | None = None) -> int:
         runs: list[tuple[str, WrkRun]] = []
         acknowledged = dict.fromkeys(paths, 0)  # 302/200 answers of our server, per path
         with ExitStack() as servers:  # leaving it stops both servers, also on errors/Ctrl-C
-            ours_port, bare_port = free_port(), free_port()
-            log(
-                f"starting xtracker serve (sync={args.sync}) on {HOST}:{ours_port} and the "
-                f"baseline on {HOST}:{bare_port} ..."
-            )
-            ours = servers.enter_context(
-                running_server(
-                    "xtracker",
-                    xtracker_serve_argv(db, ours_port, "--sync", args.sync),
-                    ours_port,
-                    env,
-                    tmp,
-                    healthz_ok,
-                )
-            )
-            bare = servers.enter_context(
-                running_server(
-                    "baseline",
-                    [sys.executable, str(BARE_APP), "--port", str(bare_port)],
-                    bare_port,
-                    env,
-                    tmp,
-                    bare_ok,
-                )
+            ours, bare = start_pair(
+                servers, db=db, sync=args.sync, env=env, workdir=tmp, bare_ok=bare_ok
             )
             sides: dict[str, Server] = {"baseline": bare, "xtracker": ours}
             for path in paths:

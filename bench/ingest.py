@@ -41,23 +41,18 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from _harness import (
-    BARE_APP,
     BENCH_DIR,
-    HOST,
     WrkRun,
     bench_env,
     create_space,
     describe,
     ensure_wrk,
     filesystem_of,
-    free_port,
-    healthz_ok,
     http_request,
     log,
     run_script,
     run_wrk,
-    running_server,
-    xtracker_serve_argv,
+    start_pair,
 )
 
 LUA_SCRIPT = BENCH_DIR / "post_events.lua"
@@ -196,30 +191,8 @@ def main(argv: list[str] | None = None) -> int:
         runs: list[WrkRun] = []
         acknowledged = 0  # 2xx answers of our server, all runs and the sanity request
         with ExitStack() as servers:  # leaving it stops both servers, also on errors/Ctrl-C
-            ours_port, bare_port = free_port(), free_port()
-            log(
-                f"starting xtracker serve (sync={args.sync}) on {HOST}:{ours_port} and the "
-                f"baseline on {HOST}:{bare_port} ..."
-            )
-            ours = servers.enter_context(
-                running_server(
-                    "xtracker",
-                    xtracker_serve_argv(db, ours_port, "--sync", args.sync),
-                    ours_port,
-                    env,
-                    tmp,
-                    healthz_ok,
-                )
-            )
-            bare = servers.enter_context(
-                running_server(
-                    "baseline",
-                    [sys.executable, str(BARE_APP), "--port", str(bare_port)],
-                    bare_port,
-                    env,
-                    tmp,
-                    bare_ok,
-                )
+            ours, bare = start_pair(
+                servers, db=db, sync=args.sync, env=env, workdir=tmp, bare_ok=bare_ok
             )
 
             # One request by hand first: the credential works and the answer is as expected.

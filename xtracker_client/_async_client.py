@@ -26,7 +26,6 @@ from xtracker_client._core import (
     judge,
 )
 from xtracker_client._events import CanonicalEvent
-from xtracker_client._exceptions import APIError, TransportError
 from xtracker_client._retry import Backoff
 from xtracker_client._spool import DeadLetter, DropPolicy, Kind
 
@@ -219,9 +218,7 @@ class AsyncXTracker:
             if judgement.verdict is Verdict.DEAD or attempt == attempts:
                 break
             await asyncio.sleep(self._core.backoff.delay_s(attempt, judgement.retry_after_s))
-        if judgement.status is None:
-            raise TransportError(judgement.detail)
-        raise APIError(judgement.status, judgement.code, judgement.detail)
+        raise judgement.as_error()
 
     # --- lifecycle -------------------------------------------------------------------------
 

@@ -22,7 +22,13 @@ import httpx
 from pydantic import ValidationError
 
 from xtracker_client._events import BindIn, CanonicalEvent, EventIn, decimal_text
-from xtracker_client._exceptions import ConfigurationError, InvalidEventError, SpoolFullError
+from xtracker_client._exceptions import (
+    APIError,
+    ConfigurationError,
+    InvalidEventError,
+    SpoolFullError,
+    TransportError,
+)
 from xtracker_client._retry import RETRYABLE, Backoff, error_of, retry_after_s
 from xtracker_client._spool import DropPolicy, Kind, Spool, SpooledItem, SpoolFull, now_ms
 
@@ -82,6 +88,12 @@ class Judgement:
     status: int | None = None
     code: str = ""
     retry_after_s: float | None = None
+
+    def as_error(self) -> APIError:
+        """What a call that needed the answer raises when it could not have it."""
+        if self.status is None:
+            return TransportError(self.detail)
+        return APIError(self.status, self.code, self.detail)
 
 
 def judge(response: httpx.Response | None, error: Exception | None) -> Judgement:
@@ -302,8 +314,11 @@ class Core:
                 attempt = max(item.attempts, self.failures_in_row)
             delay = self.backoff.delay_s(attempt, judgement.retry_after_s)
             at = now_ms() + int(delay * 1000)
-            self.spool.retry_later(item.id, self.owner, at, judgement.detail)
-            self.spool.release([r.id for r in rest or []], self.owner, at)
+            not_before = (
+                now_ms() + int(judgement.retry_after_s * 1000) if judgement.retry_after_s else 0
+            )
+            self.spool.retry_later(item.id, self.owner, at, judgement.detail, not_before)
+            self.spool.release([r.id for r in rest or []], self.owner, at, not_before)
             with self.stats_lock:
                 self.counters.retried += 1
                 self.counters.last_error = judgement.detail

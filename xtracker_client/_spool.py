@@ -38,6 +38,7 @@ CREATE TABLE IF NOT EXISTS outbox (
     created_ms       INTEGER NOT NULL,
     attempts         INTEGER NOT NULL DEFAULT 0,
     next_attempt_ms  INTEGER NOT NULL DEFAULT 0,
+    not_before_ms    INTEGER NOT NULL DEFAULT 0,  -- the server's Retry-After: a flush waits for it
     lease_owner      TEXT,
     lease_until_ms   INTEGER NOT NULL DEFAULT 0,
     last_error       TEXT
@@ -290,23 +291,28 @@ class Spool:
                 self._rows -= 1
                 self._bytes -= int(row[0])
 
-    def retry_later(self, item_id: int, owner: str, at_ms: int, error: str) -> None:
+    def retry_later(
+        self, item_id: int, owner: str, at_ms: int, error: str, not_before_ms: int = 0
+    ) -> None:
+        """Due again at ``at_ms``; a flush may bring that forward, but never before
+        ``not_before_ms`` (what the server asked for with Retry-After)."""
         with self._tx() as conn:
             conn.execute(
-                "UPDATE outbox SET next_attempt_ms = ?, lease_owner = NULL, lease_until_ms = 0,"
-                " last_error = ? WHERE id = ? AND lease_owner = ?",
-                (at_ms, error[:500], item_id, owner),
+                "UPDATE outbox SET next_attempt_ms = ?, not_before_ms = ?, lease_owner = NULL,"
+                " lease_until_ms = 0, last_error = ? WHERE id = ? AND lease_owner = ?",
+                (at_ms, not_before_ms, error[:500], item_id, owner),
             )
 
-    def release(self, item_ids: list[int], owner: str, at_ms: int) -> None:
+    def release(self, item_ids: list[int], owner: str, at_ms: int, not_before_ms: int = 0) -> None:
         """Give back leased items untried (their attempt is not counted), due at ``at_ms``."""
         if not item_ids:
             return
         with self._tx() as conn:
             conn.executemany(
-                "UPDATE outbox SET next_attempt_ms = ?, lease_owner = NULL, lease_until_ms = 0,"
-                " attempts = max(attempts - 1, 0) WHERE id = ? AND lease_owner = ?",
-                [(at_ms, item_id, owner) for item_id in item_ids],
+                "UPDATE outbox SET next_attempt_ms = ?, not_before_ms = ?, lease_owner = NULL,"
+                " lease_until_ms = 0, attempts = max(attempts - 1, 0)"
+                " WHERE id = ? AND lease_owner = ?",
+                [(at_ms, not_before_ms, item_id, owner) for item_id in item_ids],
             )
 
     def release_owner(self, owner: str) -> None:
@@ -353,10 +359,12 @@ class Spool:
         return len(rows)
 
     def make_due(self, up_to_id: int) -> None:
-        """A flush: what waits for a backoff is tried now."""
+        """A flush: what waits for our own backoff is tried now; what the server asked to
+        wait for (Retry-After) still waits."""
         with self._tx() as conn:
             conn.execute(
-                "UPDATE outbox SET next_attempt_ms = 0 WHERE id <= ? AND next_attempt_ms > 0",
+                "UPDATE outbox SET next_attempt_ms = not_before_ms"
+                " WHERE id <= ? AND next_attempt_ms > not_before_ms",
                 (up_to_id,),
             )
 

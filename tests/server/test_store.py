@@ -81,6 +81,45 @@ def test_a_failing_operation_is_rolled_back_alone(tmp_path: Path) -> None:
     assert names == ["good", "good"]
 
 
+def test_grouped_writes_share_one_call_and_a_failing_one_is_isolated(tmp_path: Path) -> None:
+    path = str(tmp_path / "w.db")
+    open_db(path).close()
+    calls: list[list[str]] = []
+
+    def add(conn: sqlite3.Connection, names: list[str]) -> list[int]:
+        calls.append(list(names))
+        ids = []
+        for name in names:
+            cur = conn.execute("INSERT INTO spaces (name, created_ms) VALUES (?, 0)", (name,))
+            if name == "bad":
+                raise ValueError("refused")
+            ids.append(int(cur.lastrowid or 0))
+        return ids
+
+    async def run(names: list[str]) -> list[object]:
+        writer = GroupCommitWriter(path)
+        await writer.start()
+        # Queued together: the writer finds them waiting side by side.
+        results = await asyncio.gather(
+            *(writer.write_grouped(add, n) for n in names), return_exceptions=True
+        )
+        await writer.stop()
+        return list(results)
+
+    ids = asyncio.run(run(["a", "b", "c"]))
+    assert calls == [["a", "b", "c"]]  # one call for the three
+    assert len(set(ids)) == 3 and all(isinstance(i, int) for i in ids)
+
+    calls.clear()
+    results = asyncio.run(run(["d", "bad", "e"]))
+    # The shared call raised: the batch ran again, each alone in its savepoint.
+    assert calls == [["d", "bad", "e"], ["d"], ["bad"], ["e"]]
+    assert isinstance(results[1], ValueError)
+    assert all(isinstance(r, int) for r in (results[0], results[2]))
+    names = [r[0] for r in connect(path).execute("SELECT name FROM spaces ORDER BY id")]
+    assert names == ["a", "b", "c", "d", "e"]  # nothing of the failed one, nothing twice
+
+
 def test_the_result_is_committed_before_the_caller_hears_of_it(tmp_path: Path) -> None:
     path = str(tmp_path / "w.db")
     open_db(path).close()
@@ -164,3 +203,29 @@ def test_rotating_twice_does_not_extend_the_oldest_secret(tmp_path: Path) -> Non
         spaces.rotate_credential(conn, created.space.id, CredentialKind.INGEST, 5_000_000)
     first_deadline = 1_000 + 24 * 3600_000
     assert spaces.find_credential(conn, hash_secret(created.ingest_token), first_deadline) is None
+
+
+def test_insert_events_dedups_within_one_group_and_against_the_inbox(tmp_path: Path) -> None:
+    from xtracker_server.domain.dedup import dedup_key
+    from xtracker_server.store.inbox import InboxDraft, insert_events
+
+    conn = open_db(str(tmp_path / "i.db"))
+    with transaction(conn):
+        space = spaces.create_space(conn, "s", 0).space.id
+
+    def draft(eid: str) -> InboxDraft:
+        return InboxDraft(
+            space_id=space, dedup_key=dedup_key(space, "u1", None, "deposit", eid, 5),
+            event="deposit", uid="u1", tg_id=None, eid=eid, value="25.00", currency="USD",
+            occurred_at_ms=5, received_ms=5, source="api",
+        )  # fmt: skip
+
+    with transaction(conn):
+        first = insert_events(conn, [draft("a"), draft("b"), draft("a")])
+    with transaction(conn):
+        again = insert_events(conn, [draft("b"), draft("c")])
+    assert [o.duplicate for o in first] == [False, False, True]
+    assert first[2].inbox_id == first[0].inbox_id
+    assert again[0].duplicate and again[0].inbox_id == first[1].inbox_id
+    assert not again[1].duplicate
+    assert conn.execute("SELECT count(*) FROM inbox").fetchone()[0] == 3

@@ -13,7 +13,7 @@ from xtracker_server.domain.credentials import CredentialKind
 from xtracker_server.domain.dedup import dedup_key
 from xtracker_server.ingress._http import JSON, query_params, read_json_object, validate
 from xtracker_server.state import AppState, app_state
-from xtracker_server.store.inbox import InboxDraft, insert_event
+from xtracker_server.store.inbox import InboxDraft, insert_events
 
 #: GET /e names that differ from the JSON body's.
 _QUERY_RENAMES = {"t": "occurred_at_ms"}
@@ -71,7 +71,7 @@ async def record_event(
         received_ms=received,
         source=source,
     )
-    outcome = await state.store.write(insert_event, draft)
+    outcome = await state.store.write_grouped(insert_events, draft)
     if outcome.deliveries:
         state.wake_worker()
     answer: dict[str, Any] = {

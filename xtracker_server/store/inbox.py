@@ -6,7 +6,7 @@ import sqlite3
 from dataclasses import dataclass
 
 from xtracker_server.store.binds import uid_for_tg_id
-from xtracker_server.store.outbox import fan_out
+from xtracker_server.store.outbox import Route, event_routes, fan_out
 
 
 @dataclass(frozen=True)
@@ -37,41 +37,48 @@ def insert_event(conn: sqlite3.Connection, draft: InboxDraft) -> InboxOutcome:
 
     An event with a ``tg_id`` and no ``uid`` is attributed to the uid bound to that user.
     """
-    existing = conn.execute(
-        "SELECT id, uid FROM inbox WHERE dedup_key = ?", (draft.dedup_key,)
-    ).fetchone()
-    if existing is not None:
-        return InboxOutcome(inbox_id=existing["id"], duplicate=True, uid=existing["uid"])
-    uid, attributed_by = draft.uid, "request" if draft.uid is not None else None
-    if uid is None and draft.tg_id is not None:
-        uid = uid_for_tg_id(conn, draft.space_id, draft.tg_id)
-        attributed_by = "bind" if uid is not None else None
-    cur = conn.execute(
-        "INSERT INTO inbox (space_id, dedup_key, event, uid, tg_id, eid, value, currency,"
-        " occurred_at_ms, received_ms, source, attributed_by)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (
-            draft.space_id,
-            draft.dedup_key,
-            draft.event,
-            uid,
-            draft.tg_id,
-            draft.eid,
-            draft.value,
-            draft.currency,
-            draft.occurred_at_ms,
-            draft.received_ms,
-            draft.source,
-            attributed_by,
-        ),
-    )
-    inbox_id = int(cur.lastrowid or 0)
-    # The fan-out shares the inbox write's transaction: an event is never stored without the
-    # deliveries it owes, nor the other way round.
-    deliveries = fan_out(
-        conn, draft.space_id, inbox_id, draft.dedup_key, draft.event, draft.received_ms
-    )
-    return InboxOutcome(inbox_id=inbox_id, duplicate=False, uid=uid, deliveries=deliveries)
+    (outcome,) = insert_events(conn, [draft])
+    return outcome
+
+
+def insert_events(conn: sqlite3.Connection, drafts: list[InboxDraft]) -> list[InboxOutcome]:
+    """``insert_event`` for several drafts in order (the writer groups concurrent requests):
+    one statement per new event, and the space's destinations read once for all of them."""
+    destinations: dict[int, list[Route]] = {}
+    outcomes = []
+    for draft in drafts:
+        uid, attributed_by = draft.uid, "request" if draft.uid is not None else None
+        if uid is None and draft.tg_id is not None:
+            uid = uid_for_tg_id(conn, draft.space_id, draft.tg_id)
+            attributed_by = "bind" if uid is not None else None
+        row = conn.execute(
+            "INSERT INTO inbox (space_id, dedup_key, event, uid, tg_id, eid, value, currency,"
+            " occurred_at_ms, received_ms, source, attributed_by)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT (dedup_key) DO NOTHING RETURNING id",
+            (draft.space_id, draft.dedup_key, draft.event, uid, draft.tg_id, draft.eid,
+             draft.value, draft.currency, draft.occurred_at_ms, draft.received_ms, draft.source,
+             attributed_by),
+        ).fetchone()  # fmt: skip
+        if row is None:  # a repeat (also of an earlier draft in this same group)
+            existing = conn.execute(
+                "SELECT id, uid FROM inbox WHERE dedup_key = ?", (draft.dedup_key,)
+            ).fetchone()
+            outcomes.append(InboxOutcome(existing["id"], duplicate=True, uid=existing["uid"]))
+            continue
+        routes = destinations.get(draft.space_id)
+        if routes is None:
+            routes = destinations[draft.space_id] = event_routes(conn, draft.space_id)
+        # The fan-out shares the inbox write's transaction: an event is never stored without
+        # the deliveries it owes, nor the other way round.
+        deliveries = (
+            fan_out(conn, routes, draft.space_id, row[0], draft.dedup_key, draft.event,
+                    draft.received_ms)
+            if routes
+            else 0
+        )  # fmt: skip
+        outcomes.append(InboxOutcome(row[0], duplicate=False, uid=uid, deliveries=deliveries))
+    return outcomes
 
 
 def attribute_pending(conn: sqlite3.Connection, space_id: int, tg_id: int, uid: str) -> int:

@@ -33,22 +33,36 @@ class Claimed:
     age_from_ms: int
 
 
+@dataclass(frozen=True, slots=True)
+class Route:
+    """An enabled destination of a space and its event map (canonical -> name; "" = not sent)."""
+
+    destination_id: int
+    event_map: dict[str, str]
+
+
+def event_routes(conn: sqlite3.Connection, space_id: int) -> list[Route]:
+    """The space's enabled destinations, read in the writer's transaction."""
+    rows = conn.execute(
+        "SELECT id, event_map FROM destinations WHERE space_id = ? AND enabled = 1", (space_id,)
+    ).fetchall()
+    return [Route(int(r["id"]), json.loads(r["event_map"])) for r in rows]
+
+
 def fan_out(
     conn: sqlite3.Connection,
+    routes: list[Route],
     space_id: int,
     inbox_id: int,
     dedup_key: bytes,
     canonical: str,
     now_ms: int,
 ) -> int:
-    """In the inbox write's transaction: a delivery for each enabled destination of the space
-    whose event map names this event. Returns how many."""
-    rows = conn.execute(
-        "SELECT id, event_map FROM destinations WHERE space_id = ? AND enabled = 1", (space_id,)
-    ).fetchall()
+    """In the inbox write's transaction: a delivery for each of the space's ``routes``
+    (``event_routes``) whose event map names this event. Returns how many."""
     created = 0
-    for row in rows:
-        name = json.loads(row["event_map"]).get(canonical, "")
+    for route in routes:
+        name = route.event_map.get(canonical, "")
         if not name:
             continue
         conn.execute(
@@ -56,7 +70,8 @@ def fan_out(
             " status, next_attempt_ms, created_ms, age_from_ms, updated_ms)"
             " VALUES (?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?)"
             " ON CONFLICT (destination_id, inbox_id) DO NOTHING",
-            (space_id, row["id"], inbox_id, delivery_event_id(dedup_key, row["id"]), name,
+            (space_id, route.destination_id, inbox_id,
+             delivery_event_id(dedup_key, route.destination_id), name,
              now_ms, now_ms, now_ms, now_ms),
         )  # fmt: skip
         created += 1

@@ -10,9 +10,10 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from xtracker_server.store.db import connect, open_db
-from xtracker_server.store.writer import GroupCommitWriter
+from xtracker_server.store.writer import GroupCommitWriter, GroupOperation
 
 T = TypeVar("T")
+A = TypeVar("A")
 
 
 class Store:
@@ -39,6 +40,11 @@ class Store:
     async def write(self, op: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
         """Run ``op(conn, *args, **kwargs)`` in the next group commit."""
         return await self.writer.write(_bind(op, args, kwargs))
+
+    async def write_grouped(self, group: GroupOperation[A, T], arg: A) -> T:
+        """``group(conn, [arg, ...])`` in the next group commit, sharing the call with the
+        waiting calls next to it (GroupCommitWriter.write_grouped)."""
+        return await self.writer.write_grouped(group, arg)
 
     async def read(self, op: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
         """Run ``op(conn, *args, **kwargs)`` on a reader connection (sees committed data)."""

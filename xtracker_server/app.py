@@ -1,5 +1,6 @@
-"""``create_app(settings)``: the Starlette application. Its lifespan opens the store (migrating
-the file) and starts the group-commit writer; on shutdown it drains and closes them."""
+"""``create_app(settings)``: the ASGI application. Its lifespan opens the store (migrating the
+file) and starts the group-commit writer; on shutdown it drains and closes them. The hottest
+endpoints are answered by a thin front (``hot.HotPaths``) before Starlette's router."""
 
 from __future__ import annotations
 
@@ -14,13 +15,16 @@ from xtracker_server.config import Settings
 from xtracker_server.delivery.worker import Worker
 from xtracker_server.domain.visitors import parse_networks
 from xtracker_server.errors import EXCEPTION_HANDLERS
+from xtracker_server.hot import HotPaths
+from xtracker_server.ingress.events import post_events
 from xtracker_server.landing.cache import LinkCache
+from xtracker_server.landing.routes import landing, redirect
 from xtracker_server.landing.routes import routes as landing_routes
 from xtracker_server.state import AppState
 from xtracker_server.store.runtime import Store
 
 
-def create_app(settings: Settings) -> Starlette:
+def create_app(settings: Settings) -> HotPaths:
     store = Store(settings.db, sync=settings.sync)
     state = AppState(
         settings=settings,
@@ -49,4 +53,6 @@ def create_app(settings: Settings) -> Starlette:
         lifespan=lifespan,
     )
     app.state.xt = state
-    return app
+    hot_landing = {(m, p): ("slug", h) for m in ("GET", "HEAD")
+                   for p, h in (("/l/", landing), ("/r/", redirect))}  # fmt: skip
+    return HotPaths(app, exact={("POST", "/events"): post_events}, prefixed=hot_landing)

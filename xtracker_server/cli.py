@@ -20,6 +20,7 @@ from typing import Annotated, Any, NoReturn, TypeVar
 import typer
 from pydantic import ValidationError
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from xtracker_server.config import SYNC_MODES, Settings, parse_proxies
@@ -1005,27 +1006,30 @@ def postback_log(
     if json_:
         _print_json([postback_log_json(r) for r in rows])
         return
-    table = Table("time (UTC)", "outcome", "event", "uid", "value", "eid", "from", "request")
     for r in rows:
-        at = time.strftime("%m-%d %H:%M:%S", time.gmtime(r.at_ms / 1000))
+        at = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(r.at_ms / 1000))
         colour = {"queued": "green", "duplicate": "cyan", "ignored": "yellow"}.get(r.outcome, "red")
-        event = r.event or ""
-        if r.status and r.status.lower() != event:
-            event = (
-                f"{r.status} -> {event or 'ignored'}"
-                if event or r.outcome == "ignored"
-                else r.status
-            )
-        uid = r.uid or ""
-        if r.uid and r.attributed is False:
-            uid += " (unattributed)"
-        value = f"{r.value} {r.currency}" if r.value else ""
-        request = f"{r.method} ?{r.query}" + (f" body: {r.body}" if r.body else "")
+        parts = []
+        if r.event or r.status:
+            said = f" ({r.status})" if r.status and r.status.lower() != r.event else ""
+            parts.append(f"{r.event or 'not counted'}{said}")
+        if r.uid:
+            parts.append(f"uid {r.uid}" + (" (unattributed)" if r.attributed is False else ""))
+        if r.value:
+            parts.append(f"{r.value} {r.currency}")
+        if r.eid:
+            parts.append(f"eid {r.eid}")
+        if r.inbox_id is not None:
+            parts.append(f"inbox {r.inbox_id}")
+        parts.append(f"from {r.ip or '?'}")
+        line = f"{at}  [{colour}]{r.outcome:<9}[/{colour}]  " + escape("  ".join(parts))
+        out.print(line, soft_wrap=True, highlight=False)
         if r.error:
-            request = f"{r.error}: {r.detail}\n{request}"
-        table.add_row(at, f"[{colour}]{r.outcome}[/{colour}]", event, uid, value, r.eid or "",
-                      r.ip or "", request[:300])  # fmt: skip
-    out.print(table, markup=True, highlight=False)
+            out.print(f"    {r.error}: {r.detail}", markup=False, soft_wrap=True, highlight=False)
+        request = f"    {r.method} ?{r.query}" + (f"  body: {r.body}" if r.body else "")
+        out.print(request, markup=False, soft_wrap=True, highlight=False)
+    if not rows:
+        out.print(f"No postbacks in space {space} (within the log's retention).")
 
 
 @postback_app.command("url")

@@ -399,3 +399,15 @@ def test_log_rows_older_than_the_retention_are_pruned(start_server: ServerFactor
         http.get("/e", params={"token": space.ingest_token, "uid": "u", "event": "ping"})
         assert len(postback_log(http, space.id)) == 1
         assert eventually(lambda: postback_log(http, space.id) == [], timeout=15)
+
+
+def test_the_log_records_the_caller_address_through_trusted_proxies_only(
+    start_server: ServerFactory,
+) -> None:
+    server = start_server("--trusted-proxies", "127.0.0.1")
+    space = server.new_space("proxied")
+    q = {"token": space.ingest_token, "uid": "u", "event": "ping"}
+    with server.client() as http:
+        http.get("/e", params=q, headers={"X-Forwarded-For": "203.0.113.9"})
+        http.get("/e", params=q, headers={"X-Forwarded-For": "not-an-address"})
+        assert [r["ip"] for r in postback_log(http, space.id)] == ["127.0.0.1", "203.0.113.9"]

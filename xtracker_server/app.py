@@ -16,11 +16,13 @@ from xtracker_server.delivery.worker import Worker
 from xtracker_server.domain.visitors import parse_networks
 from xtracker_server.errors import EXCEPTION_HANDLERS
 from xtracker_server.hot import HotPaths
+from xtracker_server.housekeeping import Housekeeper
 from xtracker_server.ingress.events import post_events
 from xtracker_server.landing.cache import LinkCache
 from xtracker_server.landing.routes import landing, redirect
 from xtracker_server.landing.routes import routes as landing_routes
 from xtracker_server.state import AppState
+from xtracker_server.store.alias_cache import AliasCache
 from xtracker_server.store.runtime import Store
 
 
@@ -32,17 +34,21 @@ def create_app(settings: Settings) -> HotPaths:
         auth=Authenticator(store, settings),
         links=LinkCache(store, ttl_s=settings.credential_cache_s),
         trusted_proxies=parse_networks(settings.trusted_proxies),
+        postback_aliases=AliasCache(store, ttl_s=settings.credential_cache_s),
     )
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await store.open()
+        housekeeper = Housekeeper(store, settings)
+        await housekeeper.start()
         if settings.worker:
             state.worker = Worker(store, settings)
             await state.worker.start()
         try:
             yield
         finally:
+            await housekeeper.stop()
             if state.worker is not None:
                 await state.worker.stop()
             await store.close()

@@ -20,6 +20,7 @@ from typing import Annotated, Any, NoReturn, TypeVar
 import typer
 from pydantic import ValidationError
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from xtracker_server.config import SYNC_MODES, Settings, parse_proxies
@@ -33,8 +34,24 @@ from xtracker_server.domain.destinations import (
     url_host_problem,
 )
 from xtracker_server.domain.links import LinkSpec, check_slug
+from xtracker_server.domain.postback_urls import (
+    EVENT_CHOICES,
+    NETWORKS,
+    TOKEN_PLACEHOLDER,
+    postback_urls,
+)
+from xtracker_server.domain.postbacks import (
+    FIELDS,
+    Aliases,
+    check_param_alias,
+    check_param_name,
+    check_status_alias,
+    check_status_name,
+    effective_aliases,
+)
 from xtracker_server.store import destinations as dest_store
 from xtracker_server.store import links, outbox, spaces
+from xtracker_server.store import postbacks as pb_store
 from xtracker_server.store.db import open_db, transaction
 from xtracker_server.store.links import Link
 from xtracker_server.views import (
@@ -43,6 +60,9 @@ from xtracker_server.views import (
     link_created_json,
     link_json,
     new_space_json,
+    postback_aliases_json,
+    postback_log_json,
+    postback_urls_json,
     probe_json,
     rotation_json,
     space_json,
@@ -67,6 +87,15 @@ eventmap_app = typer.Typer(help="Which events a destination gets, and by what na
                            no_args_is_help=True)  # fmt: skip
 outbox_app = typer.Typer(help="Deliveries: what was sent where, and what failed.",
                          no_args_is_help=True)  # fmt: skip
+postback_app = typer.Typer(help="Partner postbacks: URLs to paste, aliases and the log.",
+                           no_args_is_help=True)  # fmt: skip
+alias_app = typer.Typer(help="Status aliases: a network's status -> an event, or ignore.",
+                        no_args_is_help=True)  # fmt: skip
+param_app = typer.Typer(help="Parameter aliases: a network's parameter name -> our field.",
+                        no_args_is_help=True)  # fmt: skip
+postback_app.add_typer(alias_app, name="alias")
+postback_app.add_typer(param_app, name="param")
+app.add_typer(postback_app, name="postback")
 app.add_typer(dest_app, name="destination")
 app.add_typer(eventmap_app, name="eventmap")
 app.add_typer(outbox_app, name="outbox")
@@ -216,6 +245,10 @@ def serve(
     worker_poll_s: Annotated[
         float, typer.Option(envvar="XTRACKER_WORKER_POLL_S", help="Outbox poll interval.")
     ] = 1.0,
+    postback_log_days: Annotated[
+        float,
+        typer.Option(envvar="XTRACKER_POSTBACK_LOG_DAYS", help="Days the postback log keeps."),
+    ] = 30.0,
     log_level: Annotated[str, typer.Option(envvar="XTRACKER_LOG_LEVEL")] = "info",
 ) -> None:
     """Run the server (ingress API and admin API) on an embedded SQLite file."""
@@ -244,6 +277,7 @@ def serve(
             click_window_s=click_window_s,
             delivery_timeout_s=delivery_timeout_s,
             worker_poll_s=worker_poll_s,
+            postback_log_days=postback_log_days,
         )
     except ValueError as exc:
         err.print(f"[red]error:[/red] {exc}")
@@ -810,6 +844,270 @@ def _update_destination(db: str, space: int, destination: int, json_: bool, **ch
         _print_json(destination_json(updated))
     else:
         out.print(f"Destination {destination} updated.")
+
+
+def _change_alias(db: str, space: int, kind: str, alias: str, target: str | None) -> Aliases:
+    """Apply one alias change (target None removes it); the aliases in effect after it."""
+
+    def change(conn: sqlite3.Connection, space_id: int) -> Aliases:
+        current = effective_aliases(pb_store.alias_rows(conn, space_id))
+        table = current.statuses if kind == "status" else current.params
+        if target is None and alias not in table:
+            command = "alias" if kind == "status" else "param"
+            _fail(
+                f"{alias!r} is not an alias of space {space_id} (see `xtracker postback"
+                f" {command} list --space {space_id}`)",
+                1,
+            )
+        pb_store.set_alias(conn, space_id, kind, alias, target, _now_ms())
+        return effective_aliases(pb_store.alias_rows(conn, space_id))
+
+    return _space_read(db, space, change)
+
+
+def _alias_entry(aliases: Aliases, key: str, name: str) -> dict[str, Any]:
+    found = [e for e in postback_aliases_json(aliases)[key]
+             if e.get("alias", e.get("name")) == name]  # fmt: skip
+    return found[0] if found else {}
+
+
+@alias_app.command("set")
+def postback_alias_set(
+    space: SpaceOption,
+    alias: Annotated[str, typer.Argument(help="The network's status, e.g. ftd (any case).")],
+    event: Annotated[
+        str, typer.Argument(help="contact, subscribed, registration, deposit or ignore.")
+    ],
+    db: DbOption = "./xtracker.db",
+    json_: JsonOption = False,
+) -> None:
+    """Count a network's status as an event, or answer it 'ignored'. A running server sees
+    the change within seconds."""
+    try:
+        name, target = check_status_alias(alias, event)
+    except ValueError as exc:
+        _fail(f"{alias}: {exc}")
+    aliases = _change_alias(db, space, "status", name, target)
+    if json_:
+        _print_json(_alias_entry(aliases, "statuses", name))
+    else:
+        out.print(f"Status {name!r} -> {target} in space {space}.", markup=False, highlight=False)
+
+
+@alias_app.command("unset")
+def postback_alias_unset(
+    space: SpaceOption,
+    alias: Annotated[str, typer.Argument(help="The status alias to remove (defaults too).")],
+    db: DbOption = "./xtracker.db",
+    json_: JsonOption = False,
+) -> None:
+    """Remove a status alias: the status becomes unknown (refused with 422). `alias set`
+    brings a default back."""
+    try:
+        name = check_status_name(alias)
+    except ValueError as exc:
+        _fail(f"{alias}: {exc}")
+    aliases = _change_alias(db, space, "status", name, None)
+    if json_:
+        _print_json(_alias_entry(aliases, "statuses", name) or {"alias": name, "maps_to": None})
+    else:
+        out.print(f"Status {name!r} removed from space {space}.", markup=False, highlight=False)
+
+
+@alias_app.command("list")
+def postback_alias_list(
+    space: SpaceOption, db: DbOption = "./xtracker.db", json_: JsonOption = False
+) -> None:
+    """The status aliases in effect (defaults and the space's own)."""
+    aliases = _space_read(db, space, lambda c, s: effective_aliases(pb_store.alias_rows(c, s)))
+    entries = postback_aliases_json(aliases)["statuses"]
+    if json_:
+        _print_json(entries)
+        return
+    table = Table("status", "counts as", "origin")
+    for e in entries:
+        table.add_row(e["alias"], e["maps_to"] or "(unknown: 422)", e["origin"])
+    out.print(table)
+
+
+@param_app.command("set")
+def postback_param_set(
+    space: SpaceOption,
+    name: Annotated[str, typer.Argument(help="The network's parameter name, e.g. cid.")],
+    field: Annotated[str, typer.Argument(help=f"One of ours: {', '.join(FIELDS)}.")],
+    db: DbOption = "./xtracker.db",
+    json_: JsonOption = False,
+) -> None:
+    """Read a network's parameter as one of ours (when ours is absent)."""
+    try:
+        param, target = check_param_alias(name, field)
+    except ValueError as exc:
+        _fail(f"{name}: {exc}")
+    aliases = _change_alias(db, space, "param", param, target)
+    if json_:
+        _print_json(_alias_entry(aliases, "params", param))
+    else:
+        out.print(f"Parameter {param!r} -> {target} in space {space}.", markup=False,
+                  highlight=False)  # fmt: skip
+
+
+@param_app.command("unset")
+def postback_param_unset(
+    space: SpaceOption,
+    name: Annotated[str, typer.Argument(help="The parameter alias to remove (defaults too).")],
+    db: DbOption = "./xtracker.db",
+    json_: JsonOption = False,
+) -> None:
+    """Stop reading a parameter name (for instance a default that a network uses for
+    something else)."""
+    try:
+        param = check_param_name(name)
+    except ValueError as exc:
+        _fail(f"{name}: {exc}")
+    aliases = _change_alias(db, space, "param", param, None)
+    if json_:
+        _print_json(_alias_entry(aliases, "params", param) or {"name": param, "field": None})
+    else:
+        out.print(f"Parameter {param!r} removed from space {space}.", markup=False,
+                  highlight=False)  # fmt: skip
+
+
+@param_app.command("list")
+def postback_param_list(
+    space: SpaceOption, db: DbOption = "./xtracker.db", json_: JsonOption = False
+) -> None:
+    """The parameter aliases in effect (defaults and the space's own)."""
+    aliases = _space_read(db, space, lambda c, s: effective_aliases(pb_store.alias_rows(c, s)))
+    entries = postback_aliases_json(aliases)["params"]
+    if json_:
+        _print_json(entries)
+        return
+    table = Table("parameter", "read as", "origin")
+    for e in entries:
+        table.add_row(e["name"], e["field"] or "(not read)", e["origin"])
+    out.print(table)
+
+
+@postback_app.command("log")
+def postback_log(
+    space: SpaceOption,
+    outcome: Annotated[
+        str | None, typer.Option(help="queued, duplicate, ignored or rejected.")
+    ] = None,
+    limit: Annotated[int, typer.Option(min=1, max=10_000)] = 50,
+    db: DbOption = "./xtracker.db",
+    json_: JsonOption = False,
+) -> None:
+    """The postbacks the space received, newest first (tokens masked)."""
+    if outcome is not None and outcome not in pb_store.OUTCOMES:
+        _fail(f"--outcome must be one of {', '.join(pb_store.OUTCOMES)}")
+    rows = _space_read(db, space, lambda c, s: pb_store.list_log(c, s, outcome=outcome,
+                                                                  limit=limit))  # fmt: skip
+    if json_:
+        _print_json([postback_log_json(r) for r in rows])
+        return
+    for r in rows:
+        at = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(r.at_ms / 1000))
+        colour = {"queued": "green", "duplicate": "cyan", "ignored": "yellow"}.get(r.outcome, "red")
+        parts = []
+        if r.event or r.status:
+            said = f" ({r.status})" if r.status and r.status.lower() != r.event else ""
+            parts.append(f"{r.event or 'not counted'}{said}")
+        if r.uid:
+            parts.append(f"uid {r.uid}" + (" (unattributed)" if r.attributed is False else ""))
+        if r.value:
+            parts.append(f"{r.value} {r.currency}")
+        if r.eid:
+            parts.append(f"eid {r.eid}")
+        if r.inbox_id is not None:
+            parts.append(f"inbox {r.inbox_id}")
+        parts.append(f"from {r.ip or '?'}")
+        line = f"{at}  [{colour}]{r.outcome:<9}[/{colour}]  " + escape("  ".join(parts))
+        out.print(line, soft_wrap=True, highlight=False)
+        if r.error:
+            out.print(f"    {r.error}: {r.detail}", markup=False, soft_wrap=True, highlight=False)
+        request = f"    {r.method} ?{r.query}" + (f"  body: {r.body}" if r.body else "")
+        out.print(request, markup=False, soft_wrap=True, highlight=False)
+    if not rows:
+        out.print(f"No postbacks in space {space} (within the log's retention).")
+
+
+@postback_app.command("url")
+def postback_url(
+    space: SpaceOption,
+    network: Annotated[str, typer.Option(help=f"One of {', '.join(NETWORKS)}.")],
+    event: Annotated[str, typer.Option(help="registration, deposit or all.")] = "all",
+    token: Annotated[
+        str | None,
+        typer.Option(
+            envvar="XTRACKER_INGEST_TOKEN",
+            help="The space's ingest token to put in the URLs (checked against its hash).",
+            show_default=False,
+        ),
+    ] = None,
+    rotate: Annotated[
+        bool,
+        typer.Option(
+            "--rotate",
+            help="Issue a new ingest token for the URLs (the old one keeps working 24 hours).",
+        ),
+    ] = False,
+    public_url: PublicUrlOption = None,
+    db: DbOption = "./xtracker.db",
+    json_: JsonOption = False,
+) -> None:
+    """Print the postback URL(s) to paste into a partner network's cabinet, and the offer-link
+    parameter that carries the click uid. Tokens are stored only hashed: pass --token (or
+    XTRACKER_INGEST_TOKEN), or --rotate for a new one; otherwise the URLs show <INGEST_TOKEN>."""
+    if network not in NETWORKS:
+        _fail(f"--network must be one of {', '.join(NETWORKS)}")
+    if event not in EVENT_CHOICES:
+        _fail(f"--event must be one of {', '.join(EVENT_CHOICES)}")
+    if token and rotate:
+        _fail("give --token or --rotate, not both")
+    source = "placeholder"
+    if rotate:
+        rotation = _space_read(db, space, lambda c, s: spaces.rotate_credential(
+            c, s, CredentialKind.INGEST, _now_ms()))  # fmt: skip
+        assert rotation is not None
+        token, source = rotation.secret, "rotated"
+    elif token:
+        token = token.strip()
+        given = token
+        if not _space_read(
+            db, space, lambda c, s: pb_store.is_ingest_token_of(c, s, given, _now_ms())
+        ):
+            _fail(
+                f"that is not a live ingest token of space {space}; omit --token to get a"
+                " placeholder, or --rotate for a new token",
+                1,
+            )
+        source = "given"
+    else:
+        _space_read(db, space, lambda c, s: None)  # the space must exist
+    urls = postback_urls(network, _base_url(public_url), token or TOKEN_PLACEHOLDER, event)
+    data = postback_urls_json(space, urls, source)
+    if json_:
+        _print_json(data)
+        return
+    plain = {"markup": False, "highlight": False, "soft_wrap": True}
+    out.print(f"Postback URLs for {network}, space {space}:", **plain)  # type: ignore[arg-type]
+    for u in urls.urls:
+        out.print(f"\n{u.field}:", **plain)  # type: ignore[arg-type]
+        out.print(u.url, **plain)  # type: ignore[arg-type]
+    out.print(f"\nOffer link: add {urls.offer_param} to the target of your web link"
+              " (xtracker link create --kind web --target '…'). ", **plain)  # type: ignore[arg-type]  # fmt: skip
+    for note in urls.notes:
+        out.print(f"- {note}", **plain)  # type: ignore[arg-type]
+    if source == "placeholder":
+        out.print(f"\nReplace {TOKEN_PLACEHOLDER} with the space's ingest token (shown when the"
+                  " space was created), or run again with --token xt_it_… (checked) or --rotate"
+                  " (a new token; the old one keeps working 24 hours).", **plain)  # type: ignore[arg-type]  # fmt: skip
+    elif source == "rotated":
+        out.print("\nThe token in these URLs is new (shown only here); the previous one keeps"
+                  " working for 24 hours: update every URL that uses it.", **plain)  # type: ignore[arg-type]  # fmt: skip
+    out.print("\nCheck what arrives with: xtracker postback log --space "
+              f"{space}", **plain)  # type: ignore[arg-type]  # fmt: skip
 
 
 def main() -> None:

@@ -45,6 +45,8 @@ class Settings:
     country_header: str | None = None
     #: A repeat visit by the same browser within this window keeps its uid (not a new click).
     click_window_s: float = 86400.0
+    #: How long the postback log keeps a row (days); older rows are pruned in batches.
+    postback_log_days: float = 30.0
 
     def __post_init__(self) -> None:
         if self.sync not in SYNC_MODES:
@@ -53,6 +55,8 @@ class Settings:
             ipaddress.ip_network(proxy, strict=False)  # raises a clear ValueError if bad
         if self.click_window_s < 1:
             raise ValueError("XTRACKER_CLICK_WINDOW_S must be at least 1 (second)")
+        if self.postback_log_days <= 0:
+            raise ValueError("XTRACKER_POSTBACK_LOG_DAYS must be positive (days)")
         if self.rate_limit < 0:
             raise ValueError("XTRACKER_RATE_LIMIT must be zero (off) or positive")
 

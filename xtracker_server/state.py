@@ -11,6 +11,7 @@ from xtracker_server.config import Settings
 from xtracker_server.delivery.worker import Worker
 from xtracker_server.domain.visitors import Network
 from xtracker_server.landing.cache import LinkCache
+from xtracker_server.store.alias_cache import AliasCache
 from xtracker_server.store.runtime import Store
 
 
@@ -21,6 +22,7 @@ class AppState:
     auth: Authenticator
     links: LinkCache
     trusted_proxies: tuple[Network, ...]
+    postback_aliases: AliasCache
     worker: Worker | None = None  # the delivery worker, when it runs in this process
 
     def wake_worker(self) -> None:

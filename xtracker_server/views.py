@@ -7,9 +7,12 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from xtracker_server.delivery.probe import ProbeResult
+from xtracker_server.domain.postback_urls import NetworkUrls
+from xtracker_server.domain.postbacks import Aliases
 from xtracker_server.store.destinations import Destination
 from xtracker_server.store.links import Link
 from xtracker_server.store.outbox import DeliveryRow
+from xtracker_server.store.postbacks import LoggedEntry
 from xtracker_server.store.spaces import NewSpace, Rotation, Space
 
 
@@ -99,6 +102,62 @@ def probe_json(result: ProbeResult) -> dict[str, Any]:
         "latency_ms": result.answer.latency_ms,
         "response": result.answer.excerpt,
         "event_id": result.event_id,
+    }
+
+
+def postback_log_json(e: LoggedEntry) -> dict[str, Any]:
+    """One received postback. ``query`` and ``body`` have the token masked (``xt_it_…abcd``);
+    ``attributed`` says whether the uid belongs to a click of the space (None: not known)."""
+    return {
+        "id": e.id,
+        "at_ms": e.at_ms,
+        "ip": e.ip,
+        "method": e.method,
+        "query": e.query,
+        "body": e.body,
+        "outcome": e.outcome,
+        "status": e.status,
+        "event": e.event,
+        "uid": e.uid,
+        "attributed": e.attributed,
+        "value": e.value,
+        "currency": e.currency,
+        "eid": e.eid,
+        "inbox_id": None if e.inbox_id is None else str(e.inbox_id),
+        "error": e.error,
+        "detail": e.detail,
+    }
+
+
+def postback_aliases_json(aliases: Aliases) -> dict[str, Any]:
+    """Every alias in effect, with its origin (default, custom); removed defaults are listed
+    with ``origin`` "removed" and no target."""
+    statuses: dict[str, str | None] = dict(aliases.statuses)
+    params: dict[str, str | None] = dict(aliases.params)
+    for (kind, alias), origin in aliases.origins.items():
+        if origin == "removed":
+            (statuses if kind == "status" else params).setdefault(alias, None)
+    return {
+        "statuses": [
+            {"alias": k, "maps_to": statuses[k], "origin": aliases.origins[("status", k)]}
+            for k in sorted(statuses)
+        ],
+        "params": [
+            {"name": k, "field": params[k], "origin": aliases.origins[("param", k)]}
+            for k in sorted(params)
+        ],
+    }
+
+
+def postback_urls_json(space_id: int, urls: NetworkUrls, token: str) -> dict[str, Any]:
+    """``token`` says where the token in the URLs came from: given, rotated or placeholder."""
+    return {
+        "space_id": space_id,
+        "network": urls.network,
+        "token": token,
+        "offer_param": urls.offer_param,
+        "urls": [{"event": u.event, "field": u.field, "url": u.url} for u in urls.urls],
+        "notes": list(urls.notes),
     }
 
 

@@ -142,9 +142,10 @@ def test_get_e_reads_t_as_occurred_at_and_tolerates_network_quirks(
     uid = unique()
     at = int(time.time() * 1000) - 5_000
     # Empty parameters are absent (value= and eid=), and a stray second "?" separates params.
+    # (bonus= is no alias of value; sumdep= would be: see test_postbacks.py.)
     raw = (
         f"/e?token={space.ingest_token}&event=deposit&uid={uid}&value=&eid="
-        f"&t={at}?sumdep=7&currency=usd"
+        f"&t={at}?bonus=7&currency=usd"
     )
     r = http.get(raw)
     assert r.status_code == 200, r.text

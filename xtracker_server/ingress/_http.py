@@ -44,6 +44,11 @@ async def read_json_object(request: Request, *, empty_ok: bool = False) -> dict[
     body = await read_body(request)
     if empty_ok and not body.strip():
         return {}
+    return parse_json_object(body)
+
+
+def parse_json_object(body: bytes) -> dict[str, Any]:
+    """``body`` as a JSON object (see ``read_json_object``), or 400."""
     if not body.strip():
         raise ApiError(400, "malformed", "the body is empty: send a JSON object")
     try:

@@ -1,4 +1,5 @@
-"""``POST /events`` (bearer, JSON) and ``GET /e`` (ingest token, query string: postbacks)."""
+"""``POST /events`` (bearer, JSON), and recording an event in the inbox (shared with the
+postback endpoint ``/e``, in ``postbacks.py``)."""
 
 from __future__ import annotations
 
@@ -9,15 +10,10 @@ from starlette.responses import JSONResponse
 
 from xtracker_client import CanonicalEvent, EventIn, decimal_text
 from xtracker_server.auth import now_ms
-from xtracker_server.domain.credentials import CredentialKind
 from xtracker_server.domain.dedup import dedup_key
-from xtracker_server.ingress._http import JSON, query_params, read_json_object, validate
+from xtracker_server.ingress._http import JSON, read_json_object, validate
 from xtracker_server.state import AppState, app_state
-from xtracker_server.store.inbox import InboxDraft, insert_events
-
-#: GET /e names that differ from the JSON body's.
-_QUERY_RENAMES = {"t": "occurred_at_ms"}
-_QUERY_FIELDS = ("event", "uid", "value", "currency", "eid", "t", "tg_id")
+from xtracker_server.store.inbox import InboxDraft, InboxOutcome, insert_events
 
 
 async def post_events(request: Request) -> JSONResponse:
@@ -27,22 +23,17 @@ async def post_events(request: Request) -> JSONResponse:
     return JSON(await record_event(state, space_id, event, source="api"))
 
 
-async def get_e(request: Request) -> JSONResponse:
-    state = app_state(request)
-    params = query_params(request)
-    space_id = await state.auth.space(
-        params.get("token"), CredentialKind.INGEST, "add ?token=<space ingest token>"
-    )
-    # Networks append parameters of their own: only ours are read, the rest is ignored.
-    data = {_QUERY_RENAMES.get(k, k): params[k] for k in _QUERY_FIELDS if k in params}
-    event = validate(EventIn, data, renames={"occurred_at_ms": "t"})
-    return JSON(await record_event(state, space_id, event, source="postback"))
-
-
 async def record_event(
     state: AppState, space_id: int, event: EventIn, *, source: str
 ) -> dict[str, Any]:
     """Write the event to the inbox (deduplicated) and answer only after the commit."""
+    draft, warnings = event_draft(space_id, event, source=source)
+    outcome = await state.store.write_grouped(insert_events, draft)
+    return event_answer(state, outcome, warnings)
+
+
+def event_draft(space_id: int, event: EventIn, *, source: str) -> tuple[InboxDraft, list[str]]:
+    """The inbox row for an event, and warnings about what of it has no effect."""
     received = now_ms()
     occurred = event.occurred_at_ms if event.occurred_at_ms is not None else received
     warnings: list[str] = []
@@ -71,7 +62,10 @@ async def record_event(
         received_ms=received,
         source=source,
     )
-    outcome = await state.store.write_grouped(insert_events, draft)
+    return draft, warnings
+
+
+def event_answer(state: AppState, outcome: InboxOutcome, warnings: list[str]) -> dict[str, Any]:
     if outcome.deliveries:
         state.wake_worker()
     answer: dict[str, Any] = {

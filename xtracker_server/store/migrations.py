@@ -165,6 +165,44 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX delivery_attempts_delivery ON delivery_attempts(delivery_id);
     """,
+    # 3: postbacks: per-space status and parameter aliases, and the postback log.
+    """
+    -- A space's changes to the default aliases (domain/postbacks.py). target NULL removes a
+    -- default. A status maps to a canonical event or 'ignore', a param to one of our fields.
+    CREATE TABLE postback_aliases (
+        space_id    INTEGER NOT NULL REFERENCES spaces(id),
+        kind        TEXT NOT NULL CHECK (kind IN ('status', 'param')),
+        alias       TEXT NOT NULL,
+        target      TEXT,
+        updated_ms  INTEGER NOT NULL,
+        PRIMARY KEY (space_id, kind, alias)
+    );
+
+    -- Every authenticated call of /e, kept XTRACKER_POSTBACK_LOG_DAYS. The token is masked.
+    CREATE TABLE postback_log (
+        id          INTEGER PRIMARY KEY,
+        space_id    INTEGER NOT NULL REFERENCES spaces(id),
+        at_ms       INTEGER NOT NULL,
+        ip          TEXT,
+        method      TEXT NOT NULL,
+        query       TEXT NOT NULL,
+        body        TEXT,
+        outcome     TEXT NOT NULL
+                    CHECK (outcome IN ('queued', 'duplicate', 'ignored', 'rejected')),
+        status      TEXT,
+        event       TEXT,
+        uid         TEXT,
+        value       TEXT,
+        currency    TEXT,
+        eid         TEXT,
+        inbox_id    INTEGER,
+        attributed  INTEGER,
+        error       TEXT,
+        detail      TEXT
+    );
+    CREATE INDEX postback_log_space ON postback_log(space_id, id);
+    CREATE INDEX postback_log_time ON postback_log(at_ms);
+    """,
 )
 
 

@@ -1,0 +1,59 @@
+"""Chores the server does on its own: today, pruning the postback log.
+
+Rows older than ``XTRACKER_POSTBACK_LOG_DAYS`` are deleted at start-up and then periodically,
+in batches (one writer operation each), so neither a request nor the writer ever waits long."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+
+from xtracker_server.config import Settings
+from xtracker_server.store.postbacks import prune_log
+from xtracker_server.store.runtime import Store
+
+log = logging.getLogger("xtracker.housekeeping")
+
+PRUNE_BATCH = 1000
+
+
+class Housekeeper:
+    def __init__(self, store: Store, settings: Settings) -> None:
+        self.store = store
+        self.keep_ms = int(settings.postback_log_days * 86400 * 1000)
+        # Often enough that a row outlives its retention by at most a quarter of it (an hour
+        # at most), rarely enough to cost nothing.
+        self.interval_s = min(3600.0, max(1.0, self.keep_ms / 4000))
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="xtracker-housekeeping")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def prune_postback_log(self) -> int:
+        """Delete every log row past its retention, a batch at a time; returns how many."""
+        before = int(time.time() * 1000) - self.keep_ms
+        total = 0
+        while True:
+            deleted = await self.store.write(prune_log, before, PRUNE_BATCH)
+            total += deleted
+            if deleted < PRUNE_BATCH:
+                return total
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                pruned = await self.prune_postback_log()
+                if pruned:
+                    log.info("pruned %d postback log rows", pruned)
+            except Exception:  # the database was busy or gone: try again next time
+                log.exception("pruning the postback log failed")
+            await asyncio.sleep(self.interval_s)

@@ -1,0 +1,153 @@
+"""Postbacks: a space's alias changes, and the postback log (every authenticated call of /e)."""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass, replace
+
+from xtracker_server.domain.credentials import CredentialKind, hash_secret
+from xtracker_server.domain.postbacks import (
+    DEFAULT_PARAM_ALIASES,
+    DEFAULT_STATUS_ALIASES,
+    AliasRow,
+)
+from xtracker_server.store.clicks import click_exists
+from xtracker_server.store.inbox import InboxDraft, InboxOutcome, insert_event
+from xtracker_server.store.spaces import find_credential
+
+OUTCOMES: tuple[str, ...] = ("queued", "duplicate", "ignored", "rejected")
+
+
+def alias_rows(conn: sqlite3.Connection, space_id: int) -> list[AliasRow]:
+    """The space's changes to the default aliases."""
+    rows = conn.execute(
+        "SELECT kind, alias, target FROM postback_aliases WHERE space_id = ? ORDER BY kind, alias",
+        (space_id,),
+    ).fetchall()
+    return [AliasRow(kind=r["kind"], alias=r["alias"], target=r["target"]) for r in rows]
+
+
+def set_alias(
+    conn: sqlite3.Connection, space_id: int, kind: str, alias: str, target: str | None, now_ms: int
+) -> None:
+    """Map ``alias`` (checked and normalised by the domain) to ``target``; None removes it.
+    Only differences from the defaults are stored: a removed default is remembered as removed,
+    and setting a default back to its default value forgets the change."""
+    defaults = DEFAULT_STATUS_ALIASES if kind == "status" else DEFAULT_PARAM_ALIASES
+    if (target is None and alias not in defaults) or defaults.get(alias) == target:
+        conn.execute(
+            "DELETE FROM postback_aliases WHERE space_id = ? AND kind = ? AND alias = ?",
+            (space_id, kind, alias),
+        )
+        return
+    conn.execute(
+        "INSERT INTO postback_aliases (space_id, kind, alias, target, updated_ms)"
+        " VALUES (?, ?, ?, ?, ?) ON CONFLICT (space_id, kind, alias)"
+        " DO UPDATE SET target = excluded.target, updated_ms = excluded.updated_ms",
+        (space_id, kind, alias, target, now_ms),
+    )
+
+
+def is_ingest_token_of(conn: sqlite3.Connection, space_id: int, token: str, now_ms: int) -> bool:
+    """Whether ``token`` is a live ingest token of the space (checked against its hash)."""
+    cred = find_credential(conn, hash_secret(token.strip()), now_ms)
+    return cred is not None and cred.kind is CredentialKind.INGEST and cred.space_id == space_id
+
+
+@dataclass(frozen=True)
+class LogEntry:
+    """One row of the postback log. ``query`` and ``body`` are already masked."""
+
+    space_id: int
+    at_ms: int
+    ip: str | None
+    method: str
+    query: str
+    body: str | None
+    outcome: str = "rejected"
+    status: str | None = None
+    event: str | None = None
+    uid: str | None = None
+    value: str | None = None
+    currency: str | None = None
+    eid: str | None = None
+    inbox_id: int | None = None
+    attributed: bool | None = None
+    error: str | None = None
+    detail: str | None = None
+
+
+@dataclass(frozen=True)
+class LoggedEntry(LogEntry):
+    id: int = 0
+
+
+def log_postback(conn: sqlite3.Connection, entry: LogEntry) -> int:
+    """Write one log row. A uid is looked up among the space's clicks: ``attributed`` says
+    whether the postback belongs to a click we know."""
+    if entry.attributed is None and entry.uid is not None and entry.outcome != "rejected":
+        entry = replace(entry, attributed=click_exists(conn, entry.space_id, entry.uid))
+    cur = conn.execute(
+        "INSERT INTO postback_log (space_id, at_ms, ip, method, query, body, outcome, status,"
+        " event, uid, value, currency, eid, inbox_id, attributed, error, detail)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            entry.space_id, entry.at_ms, entry.ip, entry.method, entry.query, entry.body,
+            entry.outcome, entry.status, entry.event, entry.uid, entry.value, entry.currency,
+            entry.eid, entry.inbox_id,
+            None if entry.attributed is None else int(entry.attributed),
+            entry.error, entry.detail,
+        ),
+    )  # fmt: skip
+    return int(cur.lastrowid or 0)
+
+
+def record_postback(
+    conn: sqlite3.Connection, draft: InboxDraft, entry: LogEntry
+) -> tuple[InboxOutcome, bool]:
+    """Insert the event and its log row in one operation (one commit for both). Returns the
+    inbox outcome and whether the event belongs to a known click."""
+    outcome = insert_event(conn, draft)
+    attributed = outcome.uid is not None and click_exists(conn, draft.space_id, outcome.uid)
+    log_postback(
+        conn,
+        replace(
+            entry,
+            outcome="duplicate" if outcome.duplicate else "queued",
+            uid=outcome.uid,
+            inbox_id=outcome.inbox_id,
+            attributed=attributed,
+        ),
+    )
+    return outcome, attributed
+
+
+def list_log(
+    conn: sqlite3.Connection, space_id: int, *, outcome: str | None = None, limit: int = 100
+) -> list[LoggedEntry]:
+    """The space's most recent postbacks, newest first."""
+    sql = "SELECT * FROM postback_log WHERE space_id = ?"
+    args: list[object] = [space_id]
+    if outcome is not None:
+        sql += " AND outcome = ?"
+        args.append(outcome)
+    sql += " ORDER BY id DESC LIMIT ?"
+    args.append(limit)
+    out = []
+    for r in conn.execute(sql, args).fetchall():
+        row = dict(r)
+        if row["attributed"] is not None:
+            row["attributed"] = bool(row["attributed"])
+        out.append(LoggedEntry(**row))
+    return out
+
+
+def prune_log(conn: sqlite3.Connection, before_ms: int, limit: int = 1000) -> int:
+    """Delete up to ``limit`` log rows older than ``before_ms`` (any space); returns how many.
+    Called in batches so the writer is never held for long."""
+    cur = conn.execute(
+        "DELETE FROM postback_log WHERE id IN"
+        " (SELECT id FROM postback_log WHERE at_ms < ? LIMIT ?)",
+        (before_ms, limit),
+    )
+    return cur.rowcount

@@ -150,6 +150,8 @@ def test_the_title_is_shown_as_text_never_as_markup(server: Server, space: Space
         "<script>alert(1)</script>",
         "--button",
         '"><img src=x onerror=alert(1)>',
+        "--text",
+        "<xt-url/> <xt-nonce/>",  # the page's own slots, as a user's text: shown, not filled
         "--image-url",
         'https://img.example/a.png"onload="alert(1)',
     )
@@ -158,6 +160,8 @@ def test_the_title_is_shown_as_text_never_as_markup(server: Server, space: Space
     assert "<script>alert(1)</script>" not in page.text
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page.text
     assert "<img src=x" not in page.text and 'onload="alert' not in page.text
+    assert "&lt;xt-url/&gt; &lt;xt-nonce/&gt;" in page.text
+    assert "<xt-" not in page.text  # every slot of the page itself was filled
     assert "default-src 'none'" in page.headers["content-security-policy"]
     assert page.headers["cache-control"] == "no-store"
 

@@ -229,3 +229,48 @@ def test_insert_events_dedups_within_one_group_and_against_the_inbox(tmp_path: P
     assert again[0].duplicate and again[0].inbox_id == first[1].inbox_id
     assert not again[1].duplicate
     assert conn.execute("SELECT count(*) FROM inbox").fetchone()[0] == 3
+
+
+def test_insert_many_splits_at_the_parameter_cap_and_reports_consecutive_rowids(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from xtracker_server.store import db
+
+    conn = open_db(str(tmp_path / "m.db"))
+    monkeypatch.setattr(db, "MAX_PARAMS", 6)  # 3 rows of 2 per statement
+    with transaction(conn):
+        done = db.insert_many(
+            conn, "INSERT INTO spaces (name, created_ms)", [(f"s{i}", i) for i in range(7)]
+        )
+    assert [(d.first, d.count, d.changes) for d in done] == [(0, 3, 3), (3, 3, 3), (6, 1, 1)]
+    rows = conn.execute("SELECT id, name FROM spaces ORDER BY id").fetchall()
+    for d in done:  # the rowids a statement gave, derived from its last one
+        ids = range(d.last_rowid - d.count + 1, d.last_rowid + 1)
+        assert [r["name"] for r in rows if r["id"] in ids] == [
+            f"s{i}" for i in range(d.first, d.first + d.count)
+        ]
+
+
+def test_a_taken_uid_in_a_group_of_clicks_is_minted_again(tmp_path: Path) -> None:
+    from xtracker_server.domain.clicks import click_draft
+    from xtracker_server.store.clicks import insert_clicks
+
+    path = str(tmp_path / "c.db")
+    conn = open_db(path)
+    with transaction(conn):
+        space = spaces.create_space(conn, "s", 0).space.id
+    drafts = [click_draft(space_id=space, source="api", now_ms=1, raw_query=None) for _ in range(3)]
+    with transaction(conn):
+        insert_clicks(conn, [drafts[1]])  # the second draft's uid is taken already
+
+    async def run() -> list[str]:
+        writer = GroupCommitWriter(path)
+        await writer.start()
+        uids = await asyncio.gather(*(writer.write_grouped(insert_clicks, d) for d in drafts))
+        await writer.stop()
+        return list(uids)
+
+    uids = asyncio.run(run())
+    assert uids[0] == drafts[0].uid and uids[2] == drafts[2].uid
+    assert uids[1] != drafts[1].uid  # minted again, not lost and not merged
+    assert conn.execute("SELECT count(*) FROM clicks").fetchone()[0] == 4

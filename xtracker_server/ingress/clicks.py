@@ -11,7 +11,7 @@ from xtracker_server.domain.clicks import click_draft
 from xtracker_server.errors import field_error
 from xtracker_server.ingress._http import read_json_object, validate
 from xtracker_server.state import app_state
-from xtracker_server.store.clicks import insert_click
+from xtracker_server.store.clicks import insert_clicks
 from xtracker_server.store.links import link_by_slug
 
 
@@ -35,5 +35,5 @@ async def post_clicks(request: Request) -> JSONResponse:
         fbclid=req.fbclid,
         campaign_name=req.campaign_name,
     )
-    uid = await state.store.write(insert_click, draft)
+    uid = await state.store.write_grouped(insert_clicks, draft)
     return JSONResponse({"ok": True, "uid": uid})

@@ -23,7 +23,7 @@ from xtracker_server.domain.visitors import (
     valid_fbp,
 )
 from xtracker_server.state import AppState, app_state
-from xtracker_server.store.clicks import insert_click, recent_click_of_link
+from xtracker_server.store.clicks import insert_clicks, recent_click_of_link
 from xtracker_server.store.links import Link
 
 _templates = Environment(
@@ -111,7 +111,7 @@ async def _click(
         if settings.country_header
         else None,
     )
-    return await state.store.write(insert_click, draft), fresh_fbp
+    return await state.store.write_grouped(insert_clicks, draft), fresh_fbp
 
 
 def _remember(

@@ -6,28 +6,45 @@ import dataclasses
 import sqlite3
 
 from xtracker_server.domain.clicks import CAMPAIGN_FIELDS, UTM_FIELDS, ClickDraft, new_uid
+from xtracker_server.store.db import insert_many
 
 _COLUMNS = (
     "space_id", "uid", "link_id", "source", "created_ms", "ip", "user_agent", "referrer",
     "fbclid", "fbc", "fbp", "country", "raw_query", *CAMPAIGN_FIELDS, *UTM_FIELDS,
 )  # fmt: skip
 _FIELD_COLUMNS = frozenset((*CAMPAIGN_FIELDS, *UTM_FIELDS))
-_INSERT = (
-    f"INSERT INTO clicks ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})"
-    " ON CONFLICT (space_id, uid) DO NOTHING"
-)
+_INSERT = f"INSERT INTO clicks ({', '.join(_COLUMNS)})"
+_TAIL = "ON CONFLICT (space_id, uid) DO NOTHING"
+
+
+class UidTaken(Exception):
+    """A drafted uid of a group exists already: the writer runs the group's clicks again one
+    by one, and ``insert_click`` mints another."""
 
 
 def insert_click(conn: sqlite3.Connection, draft: ClickDraft) -> str:
     """Store the click and return its uid (a fresh one in the astronomically unlikely case
     that the drafted uid is taken)."""
     for _ in range(5):
-        fields = draft.fields
-        params = [fields.get(c) if c in _FIELD_COLUMNS else getattr(draft, c) for c in _COLUMNS]
-        if conn.execute(_INSERT, params).rowcount == 1:
+        if insert_many(conn, _INSERT, [_row(draft)], tail=_TAIL)[0].changes == 1:
             return draft.uid
         draft = dataclasses.replace(draft, uid=new_uid())
     raise RuntimeError("could not mint a unique uid")
+
+
+def insert_clicks(conn: sqlite3.Connection, drafts: list[ClickDraft]) -> list[str]:
+    """``insert_click`` for a group of concurrent clicks: one statement for all of them."""
+    if len(drafts) == 1:
+        return [insert_click(conn, drafts[0])]
+    inserted = insert_many(conn, _INSERT, [_row(d) for d in drafts], tail=_TAIL)
+    if sum(done.changes for done in inserted) != len(drafts):
+        raise UidTaken("a drafted uid is taken")
+    return [d.uid for d in drafts]
+
+
+def _row(draft: ClickDraft) -> list[object]:
+    fields = draft.fields
+    return [fields.get(c) if c in _FIELD_COLUMNS else getattr(draft, c) for c in _COLUMNS]
 
 
 def recent_click_of_link(

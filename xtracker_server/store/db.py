@@ -4,9 +4,11 @@ the server can share the file, and migrations."""
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from xtracker_server.store.migrations import migrate
 
@@ -48,3 +50,39 @@ def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
         conn.execute("ROLLBACK")
         raise
     conn.execute("COMMIT")
+
+
+#: SQLite's cap on ``?`` parameters in one statement: 32766 since 3.32, 999 before.
+MAX_PARAMS = 32766 if sqlite3.sqlite_version_info >= (3, 32, 0) else 999
+
+
+@dataclass(frozen=True, slots=True)
+class Inserted:
+    first: int  # the index in ``rows`` of this statement's first row
+    count: int  # rows in the statement
+    changes: int  # rows it inserted (fewer when an ON CONFLICT clause skipped some)
+    last_rowid: int
+
+
+def insert_many(
+    conn: sqlite3.Connection, head: str, rows: Sequence[Sequence[Any]], *, tail: str = ""
+) -> list[Inserted]:
+    """``head VALUES (…), (…), … tail`` for all ``rows``, in as few statements as the parameter
+    cap allows. One statement for a whole group is one step of the SQLite engine, instead of
+    one per row (each of which the writer thread pays for by giving up and re-taking the GIL).
+
+    Rows inserted by one statement into a rowid table get consecutive rowids, the last being
+    ``last_rowid``: SQLite gives each new row the largest rowid plus one.
+    """
+    if not rows:
+        return []
+    width = len(rows[0])
+    per_statement = max(1, MAX_PARAMS // width)
+    one = "(" + ", ".join("?" * width) + ")"
+    done = []
+    for start in range(0, len(rows), per_statement):
+        chunk = rows[start : start + per_statement]
+        params = [value for row in chunk for value in row]
+        cur = conn.execute(f"{head} VALUES {', '.join([one] * len(chunk))} {tail}", params)
+        done.append(Inserted(start, len(chunk), cur.rowcount, int(cur.lastrowid or 0)))
+    return done

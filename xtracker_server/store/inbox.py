@@ -6,7 +6,8 @@ import sqlite3
 from dataclasses import dataclass
 
 from xtracker_server.store.binds import uid_for_tg_id
-from xtracker_server.store.outbox import Route, event_routes, fan_out
+from xtracker_server.store.db import MAX_PARAMS, insert_many
+from xtracker_server.store.outbox import Route, deliveries_for, event_routes, insert_deliveries
 
 
 @dataclass(frozen=True)
@@ -41,44 +42,89 @@ def insert_event(conn: sqlite3.Connection, draft: InboxDraft) -> InboxOutcome:
     return outcome
 
 
+_INSERT = (
+    "INSERT INTO inbox (space_id, dedup_key, event, uid, tg_id, eid, value, currency,"
+    " occurred_at_ms, received_ms, source, attributed_by)"
+)
+
+
 def insert_events(conn: sqlite3.Connection, drafts: list[InboxDraft]) -> list[InboxOutcome]:
-    """``insert_event`` for several drafts in order (the writer groups concurrent requests):
-    one statement per new event, and the space's destinations read once for all of them."""
-    destinations: dict[int, list[Route]] = {}
-    outcomes = []
-    for draft in drafts:
+    """``insert_event`` for several drafts, in order (the writer groups concurrent requests).
+
+    A handful of statements for the whole group, whatever its size: one lookup of the keys
+    already in the inbox, one multi-row insert of the new events (a key twice in the group is
+    inserted once), one read of each space's destinations, one insert of the deliveries.
+    """
+    known = _known_keys(conn, [d.dedup_key for d in drafts])
+    first_of: dict[bytes, int] = {}  # dedup key -> the index of its first new draft
+    new: list[int] = []
+    rows: list[tuple[object, ...]] = []
+    uids: list[str | None] = []
+    for i, draft in enumerate(drafts):
         uid, attributed_by = draft.uid, "request" if draft.uid is not None else None
         if uid is None and draft.tg_id is not None:
             uid = uid_for_tg_id(conn, draft.space_id, draft.tg_id)
             attributed_by = "bind" if uid is not None else None
-        row = conn.execute(
-            "INSERT INTO inbox (space_id, dedup_key, event, uid, tg_id, eid, value, currency,"
-            " occurred_at_ms, received_ms, source, attributed_by)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-            " ON CONFLICT (dedup_key) DO NOTHING RETURNING id",
+        uids.append(uid)
+        if draft.dedup_key in known or draft.dedup_key in first_of:
+            continue
+        first_of[draft.dedup_key] = i
+        new.append(i)
+        rows.append(
             (draft.space_id, draft.dedup_key, draft.event, uid, draft.tg_id, draft.eid,
              draft.value, draft.currency, draft.occurred_at_ms, draft.received_ms, draft.source,
-             attributed_by),
-        ).fetchone()  # fmt: skip
-        if row is None:  # a repeat (also of an earlier draft in this same group)
-            existing = conn.execute(
-                "SELECT id, uid FROM inbox WHERE dedup_key = ?", (draft.dedup_key,)
-            ).fetchone()
-            outcomes.append(InboxOutcome(existing["id"], duplicate=True, uid=existing["uid"]))
-            continue
-        routes = destinations.get(draft.space_id)
-        if routes is None:
-            routes = destinations[draft.space_id] = event_routes(conn, draft.space_id)
-        # The fan-out shares the inbox write's transaction: an event is never stored without
-        # the deliveries it owes, nor the other way round.
-        deliveries = (
-            fan_out(conn, routes, draft.space_id, row[0], draft.dedup_key, draft.event,
-                    draft.received_ms)
-            if routes
-            else 0
+             attributed_by)
         )  # fmt: skip
-        outcomes.append(InboxOutcome(row[0], duplicate=False, uid=uid, deliveries=deliveries))
+    ids: dict[int, int] = {}  # draft index -> its new inbox id
+    for done in insert_many(conn, _INSERT, rows):
+        for k in range(done.count):
+            ids[new[done.first + k]] = done.last_rowid - done.count + 1 + k
+    deliveries = _fan_out(conn, [(i, drafts[i], ids[i]) for i in new])
+    outcomes = []
+    for i, draft in enumerate(drafts):
+        if i in ids:
+            outcomes.append(
+                InboxOutcome(ids[i], duplicate=False, uid=uids[i], deliveries=deliveries[i])
+            )
+        elif draft.dedup_key in known:
+            inbox_id, uid = known[draft.dedup_key]
+            outcomes.append(InboxOutcome(inbox_id, duplicate=True, uid=uid))
+        else:  # a repeat of an earlier draft of this group
+            first = first_of[draft.dedup_key]
+            outcomes.append(InboxOutcome(ids[first], duplicate=True, uid=uids[first]))
     return outcomes
+
+
+def _known_keys(conn: sqlite3.Connection, keys: list[bytes]) -> dict[bytes, tuple[int, str | None]]:
+    known: dict[bytes, tuple[int, str | None]] = {}
+    for start in range(0, len(keys), MAX_PARAMS):
+        chunk = keys[start : start + MAX_PARAMS]
+        marks = ", ".join("?" * len(chunk))
+        query = f"SELECT dedup_key, id, uid FROM inbox WHERE dedup_key IN ({marks})"
+        for row in conn.execute(query, chunk):
+            known[row[0]] = (row[1], row[2])
+    return known
+
+
+def _fan_out(conn: sqlite3.Connection, new: list[tuple[int, InboxDraft, int]]) -> dict[int, int]:
+    """The deliveries the new events (draft index, draft, inbox id) owe, in the inbox write's
+    transaction: an event is never stored without them, nor the other way round. Returns draft
+    index -> deliveries created."""
+    routes: dict[int, list[Route]] = {}
+    owed: list[tuple[object, ...]] = []
+    counts: dict[int, int] = {}
+    for i, draft, inbox_id in new:
+        space_routes = routes.get(draft.space_id)
+        if space_routes is None:
+            space_routes = routes[draft.space_id] = event_routes(conn, draft.space_id)
+        rows = deliveries_for(
+            space_routes, draft.space_id, inbox_id, draft.dedup_key, draft.event,
+            draft.received_ms,
+        )  # fmt: skip
+        counts[i] = len(rows)
+        owed += rows
+    insert_deliveries(conn, owed)
+    return counts
 
 
 def attribute_pending(conn: sqlite3.Connection, space_id: int, tg_id: int, uid: str) -> int:

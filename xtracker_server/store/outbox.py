@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from xtracker_server.domain.destinations import DestinationKind, delivery_event_id
 from xtracker_server.domain.outbound import ClickInfo, DeliveryContext
+from xtracker_server.store.db import insert_many
 
 STATUSES = ("pending", "retrying", "sent", "failed_permanently")
 _DUE = "status IN ('pending', 'retrying')"
@@ -49,33 +50,37 @@ def event_routes(conn: sqlite3.Connection, space_id: int) -> list[Route]:
     return [Route(int(r["id"]), json.loads(r["event_map"])) for r in rows]
 
 
-def fan_out(
-    conn: sqlite3.Connection,
+def deliveries_for(
     routes: list[Route],
     space_id: int,
     inbox_id: int,
     dedup_key: bytes,
     canonical: str,
     now_ms: int,
-) -> int:
-    """In the inbox write's transaction: a delivery for each of the space's ``routes``
-    (``event_routes``) whose event map names this event. Returns how many."""
-    created = 0
+) -> list[tuple[object, ...]]:
+    """The delivery rows (for ``insert_deliveries``) a new event owes: one for each of the
+    space's ``routes`` (``event_routes``) whose event map names the event."""
+    rows: list[tuple[object, ...]] = []
     for route in routes:
         name = route.event_map.get(canonical, "")
-        if not name:
-            continue
-        conn.execute(
-            "INSERT INTO deliveries (space_id, destination_id, inbox_id, event_id, event_name,"
-            " status, next_attempt_ms, created_ms, age_from_ms, updated_ms)"
-            " VALUES (?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?)"
-            " ON CONFLICT (destination_id, inbox_id) DO NOTHING",
-            (space_id, route.destination_id, inbox_id,
-             delivery_event_id(dedup_key, route.destination_id), name,
-             now_ms, now_ms, now_ms, now_ms),
-        )  # fmt: skip
-        created += 1
-    return created
+        if name:
+            rows.append(
+                (space_id, route.destination_id, inbox_id,
+                 delivery_event_id(dedup_key, route.destination_id), name,
+                 now_ms, now_ms, now_ms, now_ms)
+            )  # fmt: skip
+    return rows
+
+
+def insert_deliveries(conn: sqlite3.Connection, rows: list[tuple[object, ...]]) -> None:
+    """In the inbox write's transaction (fan-out): the rows of ``deliveries_for``."""
+    insert_many(
+        conn,
+        "INSERT INTO deliveries (space_id, destination_id, inbox_id, event_id, event_name,"
+        " next_attempt_ms, created_ms, age_from_ms, updated_ms, status)",
+        [(*row, "pending") for row in rows],
+        tail="ON CONFLICT (destination_id, inbox_id) DO NOTHING",
+    )
 
 
 def due_destinations(conn: sqlite3.Connection, now_ms: int) -> list[tuple[int, DestinationKind]]:

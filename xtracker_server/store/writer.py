@@ -23,9 +23,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import queue
 import sqlite3
+import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -66,41 +67,47 @@ class GroupCommitWriter:
         self._path = path
         self._sync = sync
         self._batch_limit = batch_limit
-        self._queue: asyncio.Queue[_Pending | None] = asyncio.Queue()
-        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="xtracker-writer")
+        # The writer's own thread takes operations straight from this queue: the next batch
+        # starts as soon as the last commit is done, never waiting for its turn on the event
+        # loop (where it would queue behind every request being parsed).
+        self._queue: queue.SimpleQueue[_Pending | None] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._conn: sqlite3.Connection | None = None
-        self._task: asyncio.Task[None] | None = None
+        self._accepting = False
         self.batches = 0  # counters, for tests and /healthz
         self.operations = 0
 
     async def start(self) -> None:
-        loop = asyncio.get_running_loop()
-        self._conn = await loop.run_in_executor(
-            self._thread, lambda: open_db(self._path, sync=self._sync)
+        loop = self._loop = asyncio.get_running_loop()
+        opened: asyncio.Future[None] = loop.create_future()
+        self._thread = threading.Thread(
+            target=self._main, args=(opened,), name="xtracker-writer", daemon=True
         )
-        self._task = asyncio.create_task(self._run(), name="xtracker-writer")
+        self._thread.start()
+        await opened
+        self._accepting = True
 
     async def stop(self) -> None:
         """Finish every queued operation, then close."""
-        if self._task is not None:
-            self._queue.put_nowait(None)
-            await self._task
-            self._task = None
-        if self._conn is not None:
-            conn, self._conn = self._conn, None
-            await asyncio.get_running_loop().run_in_executor(self._thread, conn.close)
-        self._thread.shutdown(wait=True)
+        thread, self._thread = self._thread, None
+        if thread is None:
+            return
+        self._accepting = False
+        self._queue.put(None)
+        await asyncio.to_thread(thread.join)
+        await asyncio.sleep(0)  # the last batch's answers were scheduled before the join ended
 
     @property
     def running(self) -> bool:
-        return self._task is not None and not self._task.done()
+        return self._accepting and self._thread is not None and self._thread.is_alive()
 
     async def write(self, op: Operation[T]) -> T:
         """Run ``op`` in the next batch; returns its result once the batch is committed."""
         if not self.running:
             raise StoreUnavailable("the writer is not running")
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        self._queue.put_nowait(_Pending(op, future))
+        self._queue.put(_Pending(op, future))
         return await future
 
     async def write_grouped(self, group: GroupOperation[A, T], arg: A) -> T:
@@ -109,41 +116,52 @@ class GroupCommitWriter:
         if not self.running:
             raise StoreUnavailable("the writer is not running")
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        self._queue.put_nowait(_Pending(None, future, group, arg))
+        self._queue.put(_Pending(None, future, group, arg))
         return await future
 
-    async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
-        stopping = False
-        while not stopping:
-            first = await self._queue.get()
+    def _main(self, opened: asyncio.Future[None]) -> None:
+        """The writer thread: open the database, then commit batches until told to stop."""
+        loop = self._loop
+        assert loop is not None
+        try:
+            conn = self._conn = open_db(self._path, sync=self._sync)
+        except BaseException as exc:
+            loop.call_soon_threadsafe(_fail, opened, exc)
+            return
+        loop.call_soon_threadsafe(_succeed, opened, None)
+        try:
+            self._serve(loop)
+        finally:
+            self._conn = None
+            conn.close()
+
+    def _serve(self, loop: asyncio.AbstractEventLoop) -> None:
+        while True:
+            first = self._queue.get()
             if first is None:
-                break
-            batch = [first]
-            while len(batch) < self._batch_limit and not self._queue.empty():
-                item = self._queue.get_nowait()
+                return
+            batch, stopping = [first], False
+            while len(batch) < self._batch_limit:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
                 if item is None:
                     stopping = True
                     break
                 batch.append(item)
+            error: BaseException | None = None
             try:
-                await loop.run_in_executor(self._thread, self._commit, batch)
+                self._commit(batch)
             except BaseException as exc:  # the commit failed: nobody in the batch is acknowledged
                 log.error("commit of %d operations failed: %s", len(batch), exc)
                 error = StoreUnavailable(f"the database could not commit: {exc}")
-                for item in batch:
-                    if not item.future.done():
-                        item.future.set_exception(error)
-                continue
-            self.batches += 1
-            self.operations += len(batch)
-            for item in batch:
-                if item.future.done():  # the caller went away (cancelled)
-                    continue
-                if item.error is not None:
-                    item.future.set_exception(item.error)
-                else:
-                    item.future.set_result(item.result)
+            else:
+                self.batches += 1
+                self.operations += len(batch)
+            loop.call_soon_threadsafe(_answer, batch, error)  # one wake-up of the loop per batch
+            if stopping:
+                return
 
     def _commit(self, batch: list[_Pending]) -> None:
         conn = self._conn
@@ -194,3 +212,26 @@ class GroupCommitWriter:
                 conn.execute("ROLLBACK TO op")
                 item.error = exc
             conn.execute("RELEASE op")
+
+
+def _answer(batch: list[_Pending], error: BaseException | None) -> None:
+    """On the event loop: tell every caller of a batch how it went (after its commit)."""
+    for item in batch:
+        if item.future.done():  # the caller went away (cancelled)
+            continue
+        if error is not None:
+            item.future.set_exception(error)
+        elif item.error is not None:
+            item.future.set_exception(item.error)
+        else:
+            item.future.set_result(item.result)
+
+
+def _succeed(future: asyncio.Future[None], result: None) -> None:
+    if not future.done():
+        future.set_result(result)
+
+
+def _fail(future: asyncio.Future[None], exc: BaseException) -> None:
+    if not future.done():
+        future.set_exception(exc)

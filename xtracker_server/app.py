@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from starlette.applications import Starlette
 
 from xtracker_server import admin, ingress
+from xtracker_server.admin.stream import LiveStreams
 from xtracker_server.auth import Authenticator
 from xtracker_server.config import Settings
 from xtracker_server.delivery.worker import Worker
@@ -30,15 +31,19 @@ def create_app(settings: Settings) -> Starlette:
         trusted_proxies=parse_networks(settings.trusted_proxies),
     )
 
+    streams = LiveStreams(poll_s=settings.stream_poll_s)
+
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await store.open()
+        streams.start()
         if settings.worker:
             state.worker = Worker(store, settings)
             await state.worker.start()
         try:
             yield
         finally:
+            streams.stop()
             if state.worker is not None:
                 await state.worker.stop()
             await store.close()
@@ -49,4 +54,5 @@ def create_app(settings: Settings) -> Starlette:
         lifespan=lifespan,
     )
     app.state.xt = state
+    app.state.streams = streams
     return app

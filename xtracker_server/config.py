@@ -45,6 +45,8 @@ class Settings:
     country_header: str | None = None
     #: A repeat visit by the same browser within this window keeps its uid (not a new click).
     click_window_s: float = 86400.0
+    #: How often a live stream (GET /admin/spaces/{id}/stream) looks for new rows.
+    stream_poll_s: float = 0.2
 
     def __post_init__(self) -> None:
         if self.sync not in SYNC_MODES:
@@ -53,6 +55,8 @@ class Settings:
             ipaddress.ip_network(proxy, strict=False)  # raises a clear ValueError if bad
         if self.click_window_s < 1:
             raise ValueError("XTRACKER_CLICK_WINDOW_S must be at least 1 (second)")
+        if not 0.01 <= self.stream_poll_s <= 60:
+            raise ValueError("XTRACKER_STREAM_POLL_S must be between 0.01 and 60 (seconds)")
         if self.rate_limit < 0:
             raise ValueError("XTRACKER_RATE_LIMIT must be zero (off) or positive")
 

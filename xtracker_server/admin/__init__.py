@@ -1,7 +1,7 @@
 """The operator's JSON API, guarded by the admin token."""
 
-from xtracker_server.admin import destinations, links, routes
+from xtracker_server.admin import destinations, links, reports, routes
 
 __all__ = ["all_routes"]
 
-all_routes = [*routes.routes, *links.routes, *destinations.routes]
+all_routes = [*routes.routes, *links.routes, *destinations.routes, *reports.routes]

@@ -16,7 +16,7 @@ from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
-from rich.table import Table
+from rich.table import Column, Table
 
 from xtracker_server import reports
 from xtracker_server.domain.reports import METRICS, ReportError
@@ -185,8 +185,8 @@ def links(
         _print_json(data)
         return
     cur = data["currency"]
-    table = Table("link", "clicks", "contact", "subscribed", "registration", "deposit",
-                  "deposits", "click→deposit", f"revenue {cur}", f"per click {cur}",
+    table = Table(Column("link", no_wrap=True), "clicks", "contact", "subscr.", "reg.",
+                  "dep.", "deposits", "click→dep", f"revenue {cur}", "per click",
                   title=f"Links of space {space}, by {data['sort']}\n{_period(data)}")  # fmt: skip
     for r in data["links"]:
         table.add_row(

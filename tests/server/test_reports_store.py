@@ -141,7 +141,7 @@ WINDOWS = [
 ]
 
 
-def _expected(w: World, win: Window, link: int | None | str = "all") -> dict[str, object]:
+def _expected(w: World, win: Window, link: int | str | None = "all") -> dict[str, object]:
     def mine(uid: str | None) -> bool:
         return uid is not None and (link == "all" or w.link_of.get(uid) == link)
 

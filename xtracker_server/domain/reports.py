@@ -338,7 +338,7 @@ def sort_links(rows: list[LinkRow], column: str, *, desc: bool, currency: str) -
 
     def key(row: LinkRow) -> object:
         if column == "link":
-            return row.link or ""
+            return row.link
         if column == "clicks":
             return row.clicks
         if column in CANONICAL_EVENTS:

@@ -203,17 +203,16 @@ MIGRATIONS: tuple[str, ...] = (
 
     CREATE TRIGGER report_steps_insert AFTER INSERT ON inbox WHEN NEW.uid IS NOT NULL
     BEGIN
+        -- NEW.id is the largest inbox id: among equal times, the earlier rows come before it
         INSERT INTO report_steps VALUES (
             NEW.space_id,
             COALESCE((SELECT link_id FROM clicks
                       WHERE space_id = NEW.space_id AND uid = NEW.uid), 0),
             NEW.event, NEW.occurred_at_ms, NEW.id, NEW.uid,
-            (SELECT at_ms FROM report_steps
+            (SELECT max(at_ms) FROM report_steps
              WHERE space_id = NEW.space_id AND uid = NEW.uid AND event = NEW.event
-               AND (at_ms, inbox_id) < (NEW.occurred_at_ms, NEW.id)
-             ORDER BY at_ms DESC, inbox_id DESC LIMIT 1),
-            NEW.currency,
-            CAST(substr(NEW.value, 1, instr(NEW.value || '.', '.') - 1) AS INTEGER),
+               AND at_ms <= NEW.occurred_at_ms),
+            NEW.currency, CAST(substr(NEW.value, 1, instr(NEW.value || '.', '.') - 1) AS INTEGER),
             CAST(substr(substr(NEW.value, instr(NEW.value || '.', '.') + 1) || '00000000', 1, 8)
                  AS INTEGER),
             max(length(NEW.value) - instr(NEW.value || '.', '.'), 0));
@@ -222,7 +221,7 @@ MIGRATIONS: tuple[str, ...] = (
         WHERE (space_id, link_id, event, at_ms, inbox_id) = (
             SELECT space_id, link_id, event, at_ms, inbox_id FROM report_steps
             WHERE space_id = NEW.space_id AND uid = NEW.uid AND event = NEW.event
-              AND (at_ms, inbox_id) > (NEW.occurred_at_ms, NEW.id)
+              AND at_ms > NEW.occurred_at_ms
             ORDER BY at_ms, inbox_id LIMIT 1);
     END;
 

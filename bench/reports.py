@@ -45,7 +45,7 @@ from xtracker_server.store import links, spaces
 from xtracker_server.store.db import connect, open_db, transaction
 
 #: Bump when the seed's shape changes: cached files of older versions are not reused.
-SEED_VERSION = 3
+SEED_VERSION = 4
 #: The seeded data ends here (fixed, so a cached file gives the same answers).
 END_MS = 1_748_736_000_000  # 2025-06-01T00:00:00Z
 DAY_MS = 86_400_000

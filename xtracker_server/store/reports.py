@@ -7,8 +7,8 @@ the uid's previous event of the same step (``prev_ms``). So:
 - distinct uids with a step in ``[from, to)`` = rows in the window with ``prev_ms`` NULL or
   before ``from`` (each uid's first event of the step inside the window);
 - first deposits = deposit rows in the window with ``prev_ms`` NULL (the uid's first ever);
-- a uid belongs to one link (its click's), so per-link numbers add up to the space's, and the
-  space's are computed as the sum of the per-link rows (one pass in key order, no sort).
+- a uid belongs to one link (its click's), so per-link numbers add up to the space's; the
+  per-link table is one pass in key order (no sort), the funnel one count per step.
 
 Money is summed exactly in SQL: an amount is fixed-point text with at most
 ``MAX_VALUE_DECIMALS`` (8) decimals, so the triggers store it as two exact integers, its integer
@@ -163,17 +163,24 @@ def funnel_counts(
     conn: sqlite3.Connection, space_id: int, window: Window, *, link_id: int | None = None
 ) -> FunnelCounts:
     """The numbers of one window, for the space or for one link's uids."""
-    per_link = _per_link(conn, space_id, window, link_id)
+    of_link, link_args = (
+        (_ALL_LINKS, (space_id,)) if link_id is None else ("link_id = ?", (link_id,))
+    )
+    f, t = window.from_ms, window.to_ms
     uids: dict[str, int] = {"click": _clicks(conn, space_id, window, link_id)}
-    for steps in per_link.uids.values():
-        for event, n in steps.items():
-            uids[event] = uids.get(event, 0) + n
-    total = _Deposits()
-    for d in per_link.deposits.values():
-        total.rows += d.rows
-        total.firsts += d.firsts
-        for currency, amount in d.revenue.items():
-            total.revenue[currency] = total.revenue.get(currency, Decimal(0)) + amount
+    for event in CANONICAL_EVENTS:  # one plain count each: no GROUP BY, no sort
+        uids[event] = conn.execute(
+            f"SELECT count(*) FROM report_steps WHERE space_id = ? AND {of_link} AND event = ?"
+            f" AND at_ms >= ? AND at_ms < ? AND (prev_ms IS NULL OR prev_ms < ?)",
+            (space_id, *link_args, event, f, t, f),
+        ).fetchone()[0]
+    total = _deposits(
+        conn,
+        "1",
+        f"report_steps WHERE space_id = ? AND {of_link} AND event = 'deposit'"
+        f" AND at_ms >= ? AND at_ms < ?",
+        (space_id, *link_args, f, t),
+    ).get(1, _Deposits())
     unattributed = {
         r[0]: int(r[1])
         for r in conn.execute(

@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 from starlette.applications import Starlette
 
 from xtracker_server import admin, ingress
+from xtracker_server.admin.stream import LiveStreams
 from xtracker_server.auth import Authenticator
 from xtracker_server.config import Settings
 from xtracker_server.delivery.worker import Worker
@@ -37,11 +38,14 @@ def create_app(settings: Settings) -> HotPaths:
         postback_aliases=AliasCache(store, ttl_s=settings.credential_cache_s),
     )
 
+    streams = LiveStreams(poll_s=settings.stream_poll_s)
+
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await store.open()
         housekeeper = Housekeeper(store, settings)
         await housekeeper.start()
+        streams.start()
         if settings.worker:
             state.worker = Worker(store, settings)
             await state.worker.start()
@@ -49,6 +53,7 @@ def create_app(settings: Settings) -> HotPaths:
             yield
         finally:
             await housekeeper.stop()
+            streams.stop()
             if state.worker is not None:
                 await state.worker.stop()
             await store.close()
@@ -61,4 +66,5 @@ def create_app(settings: Settings) -> HotPaths:
     app.state.xt = state
     hot_landing = {(m, p): ("slug", h) for m in ("GET", "HEAD")
                    for p, h in (("/l/", landing), ("/r/", redirect))}  # fmt: skip
+    app.state.streams = streams
     return HotPaths(app, exact={("POST", "/events"): post_events}, prefixed=hot_landing)

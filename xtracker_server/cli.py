@@ -23,6 +23,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from xtracker_server.cli_report import report_app, tail
 from xtracker_server.config import SYNC_MODES, Settings, parse_proxies
 from xtracker_server.delivery.probe import ProbeRefused, probe
 from xtracker_server.delivery.sender import address_problem
@@ -103,6 +104,8 @@ app.add_typer(space_app, name="space")
 app.add_typer(link_app, name="link")
 app.add_typer(key_app, name="key")
 app.add_typer(admin_app, name="admin")
+app.add_typer(report_app, name="report")
+app.command("tail")(tail)
 
 out = Console()
 err = Console(stderr=True)
@@ -249,6 +252,9 @@ def serve(
         float,
         typer.Option(envvar="XTRACKER_POSTBACK_LOG_DAYS", help="Days the postback log keeps."),
     ] = 30.0,
+    stream_poll_s: Annotated[
+        float, typer.Option(envvar="XTRACKER_STREAM_POLL_S", help="Live stream poll interval.")
+    ] = 0.2,
     log_level: Annotated[str, typer.Option(envvar="XTRACKER_LOG_LEVEL")] = "info",
 ) -> None:
     """Run the server (ingress API and admin API) on an embedded SQLite file."""
@@ -278,6 +284,7 @@ def serve(
             delivery_timeout_s=delivery_timeout_s,
             worker_poll_s=worker_poll_s,
             postback_log_days=postback_log_days,
+            stream_poll_s=stream_poll_s,
         )
     except ValueError as exc:
         err.print(f"[red]error:[/red] {exc}")

@@ -47,6 +47,8 @@ class Settings:
     click_window_s: float = 86400.0
     #: How long the postback log keeps a row (days); older rows are pruned in batches.
     postback_log_days: float = 30.0
+    #: How often a live stream (GET /admin/spaces/{id}/stream) looks for new rows.
+    stream_poll_s: float = 0.2
 
     def __post_init__(self) -> None:
         if self.sync not in SYNC_MODES:
@@ -57,6 +59,8 @@ class Settings:
             raise ValueError("XTRACKER_CLICK_WINDOW_S must be at least 1 (second)")
         if self.postback_log_days <= 0:
             raise ValueError("XTRACKER_POSTBACK_LOG_DAYS must be positive (days)")
+        if not 0.01 <= self.stream_poll_s <= 60:
+            raise ValueError("XTRACKER_STREAM_POLL_S must be between 0.01 and 60 (seconds)")
         if self.rate_limit < 0:
             raise ValueError("XTRACKER_RATE_LIMIT must be zero (off) or positive")
 

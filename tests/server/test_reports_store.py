@@ -1,0 +1,268 @@
+"""The report queries against a brute-force oracle: random events written through the store
+functions (out of order, ties on the same millisecond, repeats, late clicks, late attribution
+by a bind), the right answers computed here in plain Python from what was written."""
+
+from __future__ import annotations
+
+import random
+import sqlite3
+from collections.abc import Iterator
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from xtracker_server.domain.clicks import ClickDraft
+from xtracker_server.domain.links import LinkKind, LinkSpec
+from xtracker_server.domain.reports import Window
+from xtracker_server.store import links, spaces
+from xtracker_server.store import reports as store
+from xtracker_server.store.binds import bind
+from xtracker_server.store.clicks import insert_click
+from xtracker_server.store.db import open_db, transaction
+from xtracker_server.store.inbox import InboxDraft, insert_event
+
+H = 3_600_000
+T0 = 1_750_000_000_000
+STEPS = ("contact", "subscribed", "registration", "deposit")
+
+
+@dataclass
+class Ev:
+    uid: str | None
+    tg_id: int | None
+    event: str
+    at: int
+    value: str | None = None
+    currency: str | None = None
+
+
+@dataclass
+class World:
+    conn: sqlite3.Connection
+    space: int
+    other: int
+    link_of: dict[str, int | None]  # uid -> link id (None: click without link; absent: none)
+    clicks: list[tuple[str, int | None, int]]  # uid, link, created
+    events: list[Ev]
+    link_ids: list[int]
+
+
+def _click(conn: sqlite3.Connection, space: int, uid: str, link: int | None, at: int) -> None:
+    insert_click(conn, ClickDraft(space_id=space, uid=uid, created_ms=at, source="api",
+                                  link_id=link))  # fmt: skip
+
+
+def _event(conn: sqlite3.Connection, space: int, n: int, ev: Ev) -> None:
+    insert_event(
+        conn,
+        InboxDraft(space_id=space, dedup_key=f"{space}:{n}".encode(), event=ev.event,
+                   uid=ev.uid, tg_id=ev.tg_id, eid=str(n), value=ev.value,
+                   currency=ev.currency, occurred_at_ms=ev.at, received_ms=ev.at, source="api"),
+    )  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    rng = random.Random(7)
+    conn = open_db(str(tmp_path_factory.mktemp("reports") / "x.db"))
+    with transaction(conn):
+        space = spaces.create_space(conn, "a", T0).space.id
+        other = spaces.create_space(conn, "b", T0).space.id
+        link_ids = [
+            links.create_link(conn, space, f"l{i}", LinkSpec(kind=LinkKind.BOT, target="b_bot"),
+                              T0).id
+            for i in range(3)
+        ]  # fmt: skip
+        noise = links.create_link(
+            conn, other, "noise", LinkSpec(kind=LinkKind.BOT, target="noise_bot"), T0
+        )
+    world = World(conn, space, other, {}, [], [], link_ids)
+    late_clicks: list[tuple[str, int | None, int]] = []
+    with transaction(conn):
+        n = 0
+        for u in range(120):
+            uid = f"u{u:03d}"
+            link = rng.choice([*link_ids, None])
+            created = T0 + rng.randrange(0, 72 * H)
+            if u % 17 == 0:
+                late_clicks.append((uid, link, created))  # stored after its events
+            elif u % 23 != 0:  # some uids never get a click ("no link")
+                _click(conn, space, uid, link, created)
+                world.clicks.append((uid, link, created))
+                world.link_of[uid] = link
+            for _ in range(rng.randrange(0, 7)):
+                step = rng.choice(STEPS)
+                at = T0 + rng.randrange(-24 * H, 96 * H)
+                if rng.random() < 0.15:
+                    at = T0 + 30 * H  # ties on one millisecond, and exactly on window edges
+                ev = Ev(uid, None, step, at)
+                if step == "deposit" and rng.random() < 0.9:
+                    ev.value = rng.choice(["10", "25.50", "0.00000001", "999999999999.99", "3.3"])
+                    ev.currency = rng.choice(["USD", "USD", "EUR"])
+                n += 1
+                _event(conn, space, n, ev)
+                world.events.append(ev)
+            # the other space: same uids and times, never counted in ours
+            _click(conn, other, uid, noise.id, created)
+            n += 1
+            _event(conn, other, n, Ev(uid, None, "contact", T0 + 30 * H))
+        # unattributed events: some get their uid later from a bind, some never
+        for k in range(30):
+            tg = 5000 + k % 10
+            ev = Ev(None, tg, rng.choice(STEPS), T0 + rng.randrange(0, 72 * H))
+            if ev.event == "deposit":
+                ev.value, ev.currency = "1.25", "USD"
+            n += 1
+            _event(conn, space, n, ev)
+            world.events.append(ev)
+    with transaction(conn):
+        for uid, link, created in late_clicks:
+            _click(conn, space, uid, link, created)
+            world.clicks.append((uid, link, created))
+            world.link_of[uid] = link
+        for k in range(5):  # tg 5000..5004 bind to clicked uids
+            uid = world.clicks[k][0]
+            bind(conn, space, uid, 5000 + k, T0)
+            for ev in world.events:
+                if ev.uid is None and ev.tg_id == 5000 + k:
+                    ev.uid = uid
+    yield world
+    conn.close()
+
+
+WINDOWS = [
+    Window(T0, T0 + 72 * H),
+    Window(T0 + 30 * H, T0 + 31 * H),  # starts exactly on the tie millisecond
+    Window(T0 + 29 * H, T0 + 30 * H),  # ends exactly on it (excluded)
+    Window(T0 - 24 * H, T0 + 96 * H),
+    Window(T0 + 7 * H + 123, T0 + 50 * H + 7),
+]
+
+
+def _expected(w: World, win: Window, link: int | str | None = "all") -> dict[str, object]:
+    def mine(uid: str | None) -> bool:
+        return uid is not None and (link == "all" or w.link_of.get(uid) == link)
+
+    inside = [e for e in w.events if win.from_ms <= e.at < win.to_ms and mine(e.uid)]
+    uids = {s: len({e.uid for e in inside if e.event == s}) for s in STEPS}
+    if link == "all":
+        uids["click"] = sum(1 for _, _, c in w.clicks if win.from_ms <= c < win.to_ms)
+    else:
+        uids["click"] = sum(
+            1 for _, lk, c in w.clicks if lk == link and win.from_ms <= c < win.to_ms
+        )
+    deposits = [e for e in inside if e.event == "deposit"]
+    first: set[str | None] = set()
+    for e in deposits:
+        earliest = min(x.at for x in w.events if x.uid == e.uid and x.event == "deposit")
+        if earliest >= win.from_ms:
+            first.add(e.uid)
+    revenue: dict[str, Decimal] = {}
+    for e in deposits:
+        if e.value is not None and e.currency is not None:
+            revenue[e.currency] = revenue.get(e.currency, Decimal(0)) + Decimal(e.value)
+    loose = [e for e in w.events if e.uid is None and win.from_ms <= e.at < win.to_ms]
+    return {
+        "uids": uids,
+        "deposits": len(deposits),
+        "first": len(first),
+        "revenue": revenue,
+        "unattributed": {s: n for s in STEPS if (n := sum(e.event == s for e in loose))},
+    }
+
+
+@pytest.mark.parametrize("win", WINDOWS, ids=lambda w: f"{w.from_ms - T0}+{w.length_ms}")
+def test_funnel_counts_match_a_brute_force_count(world: World, win: Window) -> None:
+    got = store.funnel_counts(world.conn, world.space, win)
+    want = _expected(world, win)
+    assert {s: got.uids.get(s, 0) for s in ("click", *STEPS)} == want["uids"]
+    assert got.deposits == want["deposits"]
+    assert got.first_deposits == want["first"]
+    assert got.revenue == want["revenue"]
+    assert {str(k): v for k, v in got.revenue.items()} == want["revenue"]
+    assert got.unattributed == want["unattributed"]
+
+
+@pytest.mark.parametrize("win", WINDOWS[:3], ids=lambda w: f"{w.from_ms - T0}+{w.length_ms}")
+def test_per_link_rows_match_a_brute_force_count(world: World, win: Window) -> None:
+    rows = {r.link: r for r in store.link_rows(world.conn, world.space, win)}
+    assert set(rows) == {"l0", "l1", "l2", None}
+    for slug, link_id in zip(("l0", "l1", "l2"), world.link_ids, strict=True):
+        want = _expected(world, win, link_id)
+        row = rows[slug]
+        assert row.clicks == want["uids"]["click"]  # type: ignore[index]
+        assert {s: row.uids.get(s, 0) for s in STEPS} == {
+            s: want["uids"][s]
+            for s in STEPS  # type: ignore[index]
+        }
+        assert row.deposits == want["deposits"]
+        assert row.revenue == want["revenue"]
+    # the "no link" row: uids clicked without a link, and uids with no click at all
+    total = _expected(world, win)
+    per_step = {s: sum(r.uids.get(s, 0) for r in rows.values()) for s in STEPS}
+    assert per_step == {s: total["uids"][s] for s in STEPS}  # type: ignore[index]
+
+
+def test_link_funnel_counts_only_that_links_uids(world: World) -> None:
+    win = WINDOWS[3]
+    for link_id in world.link_ids:
+        got = store.funnel_counts(world.conn, world.space, win, link_id=link_id)
+        want = _expected(world, win, link_id)
+        assert {s: got.uids.get(s, 0) for s in ("click", *STEPS)} == want["uids"]
+        assert (got.deposits, got.first_deposits) == (want["deposits"], want["first"])
+
+
+def test_series_counts_each_bucket_like_a_window(world: World) -> None:
+    starts = [T0 + i * 6 * H for i in range(12)]
+    to = T0 + 72 * H
+    for step in ("click", *STEPS):
+        got = store.series_counts(world.conn, world.space, step, starts, to)
+        ends = [*starts[1:], to]
+        want = [
+            _expected(world, Window(a, b))["uids"][step] for a, b in zip(starts, ends, strict=True)
+        ]  # type: ignore[index]
+        assert got == want, step
+    revenue = store.series_revenue(world.conn, world.space, "USD", starts, to)
+    ends = [*starts[1:], to]
+    assert revenue == [
+        _expected(world, Window(a, b))["revenue"].get("USD", Decimal(0))  # type: ignore[attr-defined]
+        for a, b in zip(starts, ends, strict=True)
+    ]
+
+
+def test_the_python_money_path_gives_the_same_totals(world: World) -> None:
+    where = "report_steps WHERE space_id = ? AND event = 'deposit'"
+    fast = store._deposits(world.conn, "link_id", where, (world.space,))
+    slow = store._deposits_in_python(world.conn, "link_id", where, (world.space,))
+    assert {k: (v.rows, v.firsts, v.revenue) for k, v in fast.items()} == {
+        k: (v.rows, v.firsts, v.revenue) for k, v in slow.items()
+    }
+
+
+def test_revenue_keeps_the_given_decimals(tmp_path: Path) -> None:
+    conn = open_db(str(tmp_path / "m.db"))
+    with transaction(conn):
+        space = spaces.create_space(conn, "m", T0).space.id
+        _click(conn, space, "u1", None, T0)
+        for n, value in enumerate(["25.00", "25.00", "0.10"]):
+            _event(conn, space, n, Ev("u1", None, "deposit", T0 + n, value, "USD"))
+    got = store.funnel_counts(conn, space, Window(T0, T0 + H))
+    assert {k: str(v) for k, v in got.revenue.items()} == {"USD": "50.10"}
+    assert (got.deposits, got.depositors, got.first_deposits) == (3, 1, 1)
+    conn.close()
+
+
+def test_the_tail_returns_only_the_spaces_rows_in_order(world: World) -> None:
+    batch = store.tail(world.conn, world.space, store.Cursor(), limit=50)
+    ids = [i.data["id"] for i in batch.items if i.kind == "click"]
+    assert len(ids) == 50 and ids == sorted(ids)
+    theirs = world.conn.execute("SELECT id FROM clicks WHERE space_id = ?", (world.other,))
+    assert not {r[0] for r in theirs} & set(ids)
+    # resuming from any item's cursor gives what came after it, and nothing before
+    keys = [(i.kind, i.data["id"]) for i in batch.items]
+    again = store.tail(world.conn, world.space, batch.items[10].cursor, limit=50)
+    resumed = {(i.kind, i.data["id"]) for i in again.items}
+    assert set(keys[11:]) <= resumed
+    assert not set(keys[:11]) & resumed

@@ -1,0 +1,139 @@
+"""``/admin/spaces/{space_id}/reports/…`` and ``…/stream``: the numbers of a space, and its
+live stream (docs/reports.md).
+
+Read with the admin token, or with the space's own bearer secret (a bot owner may read their
+space's reports; another space's secret gets 403 and nothing else).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from xtracker_server import reports
+from xtracker_server.admin.stream import EventStreamResponse, LiveStreams
+from xtracker_server.auth import bearer_of
+from xtracker_server.domain.credentials import CredentialKind
+from xtracker_server.domain.reports import ReportError
+from xtracker_server.errors import ApiError, field_error
+from xtracker_server.state import AppState, app_state
+from xtracker_server.store import reports as store
+from xtracker_server.store import spaces
+
+_HOW = "send Authorization: Bearer <admin token or the space's bearer secret>"
+
+
+async def authorize(request: Request) -> tuple[AppState, int]:
+    """The space of the path, if the caller may read it: 401 without a valid credential, 403
+    with another space's, 404 for no such space."""
+    state = app_state(request)
+    secret = bearer_of(request)
+    if not secret:
+        raise ApiError(401, "unauthorized", f"missing credential: {_HOW}")
+    raw = request.path_params["space_id"]
+    try:
+        await state.auth.admin(request)
+        is_admin = True
+    except ApiError:
+        is_admin = False
+    if not is_admin:
+        owner = await state.auth.space(secret, CredentialKind.BEARER, _HOW)
+        if str(owner) != raw:
+            raise ApiError(
+                403, "forbidden", f"this bearer secret is not space {raw}'s: use that space's"
+                " bearer secret or the admin token"
+            )  # fmt: skip
+    space = await state.store.read(spaces.get_space, int(raw)) if raw.isdigit() else None
+    if space is None:
+        raise ApiError(404, "not_found", f"no space {raw}")
+    return state, space.id
+
+
+def _window(request: Request) -> dict[str, Any]:
+    q = request.query_params
+    days = q.get("days") or None
+    if days is not None and not days.isdigit():
+        raise field_error("days", "must be a positive whole number")
+    return {
+        "days": int(days) if days is not None else None,
+        "from_": q.get("from") or None,
+        "to": q.get("to") or None,
+        "tz": q.get("tz") or None,
+    }
+
+
+def _flag(request: Request, name: str, default: bool) -> bool:
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return default
+    if raw.lower() in ("1", "true", "yes", "on"):
+        return True
+    if raw.lower() in ("0", "false", "no", "off"):
+        return False
+    raise field_error(name, "must be true or false")
+
+
+async def _answer(state: AppState, op: Any, space_id: int, **params: Any) -> JSONResponse:
+    try:
+        data = await state.store.read(op, space_id, **params)
+    except ReportError as exc:
+        raise field_error(exc.field, exc.problem) from None
+    return JSONResponse({"ok": True, **data})
+
+
+async def funnel(request: Request) -> JSONResponse:
+    state, space_id = await authorize(request)
+    link = request.query_params.get("link") or None
+    return await _answer(state, reports.funnel_report, space_id, link=link, **_window(request))
+
+
+async def links(request: Request) -> JSONResponse:
+    state, space_id = await authorize(request)
+    q = request.query_params
+    return await _answer(
+        state, reports.links_report, space_id, sort=q.get("sort") or "clicks",
+        desc=_flag(request, "desc", True), currency=q.get("currency") or None,
+        **_window(request),
+    )  # fmt: skip
+
+
+async def series(request: Request) -> JSONResponse:
+    state, space_id = await authorize(request)
+    q = request.query_params
+    metric = q.get("metric")
+    if not metric:
+        raise field_error("metric", "is required (click, contact, … or revenue)")
+    return await _answer(
+        state, reports.series_report, space_id, metric=metric, bucket=q.get("bucket") or "day",
+        currency=q.get("currency") or None, link=q.get("link") or None, **_window(request),
+    )  # fmt: skip
+
+
+async def deliveries(request: Request) -> JSONResponse:
+    state, space_id = await authorize(request)
+    return await _answer(state, reports.deliveries_report, space_id)
+
+
+async def stream(request: Request) -> Response:
+    """Server-Sent Events: ``event: click|event|delivery``, ``data: {json}``, ``id: cursor``."""
+    state, space_id = await authorize(request)
+    since = request.query_params.get("since") or request.headers.get("last-event-id")
+    cursor = store.Cursor.parse(since) if since else None
+    if since and cursor is None:
+        raise field_error("since", "must be an id the stream sent (three numbers: 12-345-6)")
+    if cursor is None:
+        cursor = await state.store.read(store.tail_start)
+    streams: LiveStreams = request.app.state.streams
+    return EventStreamResponse(streams.follow(state.store, space_id, cursor))
+
+
+routes = [
+    Route("/admin/spaces/{space_id}/reports/funnel", funnel, methods=["GET"]),
+    Route("/admin/spaces/{space_id}/reports/links", links, methods=["GET"]),
+    Route("/admin/spaces/{space_id}/reports/series", series, methods=["GET"]),
+    Route("/admin/spaces/{space_id}/reports/deliveries", deliveries, methods=["GET"]),
+    Route("/admin/spaces/{space_id}/stream", stream, methods=["GET"]),
+]

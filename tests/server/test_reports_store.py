@@ -266,3 +266,38 @@ def test_the_tail_returns_only_the_spaces_rows_in_order(world: World) -> None:
     resumed = {(i.kind, i.data["id"]) for i in again.items}
     assert set(keys[11:]) <= resumed
     assert not set(keys[:11]) & resumed
+
+
+def test_a_group_insert_keeps_the_rollup_exactly_as_one_by_one(tmp_path: Path) -> None:
+    """The writer inserts concurrent events with one multi-row INSERT: the rollup's triggers
+    fire per row, so it must come out the same as inserting them one at a time."""
+    from xtracker_server.store.inbox import insert_events
+
+    rng = random.Random(11)
+    evs = [
+        Ev(f"u{rng.randrange(8)}", None, rng.choice(STEPS), T0 + rng.randrange(0, 5) * H,
+           *(("2.50", "USD") if rng.random() < 0.5 else (None, None)))
+        for _ in range(200)
+    ]  # fmt: skip
+    tables = []
+    for name, grouped in (("one.db", False), ("group.db", True)):
+        conn = open_db(str(tmp_path / name))
+        with transaction(conn):
+            space = spaces.create_space(conn, "a", T0).space.id
+            drafts = [
+                InboxDraft(space_id=space, dedup_key=f"{n}".encode(), event=ev.event, uid=ev.uid,
+                           tg_id=None, eid=str(n), value=ev.value, currency=ev.currency,
+                           occurred_at_ms=ev.at, received_ms=ev.at, source="api")
+                for n, ev in enumerate(evs)
+            ]  # fmt: skip
+            if grouped:
+                insert_events(conn, drafts)
+            else:
+                for draft in drafts:
+                    insert_event(conn, draft)
+        tables.append(
+            [tuple(r) for r in conn.execute("SELECT * FROM report_steps ORDER BY inbox_id")]
+        )
+        conn.close()
+    assert len(tables[0]) == 200
+    assert tables[0] == tables[1]

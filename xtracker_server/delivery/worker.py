@@ -65,8 +65,7 @@ class Worker:
             allow_private=settings.allow_private_destinations,
         )
         self._wake = asyncio.Event()
-        self._inflight: dict[int, int] = defaultdict(int)  # claimed rows not yet sent
-        self._sending: dict[int, asyncio.Semaphore] = {}
+        self._inflight: dict[int, int] = defaultdict(int)
         self._tasks: set[asyncio.Task[None]] = set()
         self._main: asyncio.Task[None] | None = None
         self._stopping = False
@@ -109,11 +108,8 @@ class Worker:
         due = await self.store.read(outbox.due_destinations, now)
         claimed_any = False
         for destination_id, kind in due:
-            # Rows are claimed ahead, up to four times the destination's concurrency, a whole
-            # chunk at a time, so that a freed slot finds its next row already claimed and read.
-            limit = inflight_limit(kind)
-            free = 4 * limit - self._inflight[destination_id]
-            if free < limit or self._stopping:
+            free = inflight_limit(kind) - self._inflight[destination_id]
+            if free <= 0 or self._stopping:
                 continue
             rows = await self.store.write(
                 outbox.claim, destination_id, self.owner, now, self.lease_ms, free
@@ -128,22 +124,6 @@ class Worker:
         return claimed_any
 
     async def _deliver(self, destination_id: int, rows: list[outbox.Claimed]) -> None:
-        held = len(rows)  # of these rows, how many still count in self._inflight
-
-        async def exchange_and_settle(
-            adapter: Adapter, batch: list[tuple[outbox.Claimed, DeliveryContext]]
-        ) -> None:
-            nonlocal held
-            async with self._slots(destination_id, adapter):
-                settled = await self._exchange(adapter, batch)
-            # The HTTP exchange is over: the rows make room for the next claim while their
-            # outcome is written (they keep their lease until then: nobody claims them twice).
-            held -= len(batch)
-            self._inflight[destination_id] -= len(batch)
-            self.wake()
-            if settled:
-                await self.store.write(self._settle, adapter.destination, settled, _now_ms())
-
         try:
             space_id = rows[0].space_id
             dest = await self.store.read(dest_store.get_destination, space_id, destination_id)
@@ -156,26 +136,16 @@ class Worker:
             items = [(c, contexts[c.id]) for c in rows if c.id in contexts]
             size = batch_size(dest.kind)
             batches = [items[i : i + size] for i in range(0, len(items), size)]
-            await asyncio.gather(*(exchange_and_settle(adapter, batch) for batch in batches))
+            await asyncio.gather(*(self._send(adapter, batch) for batch in batches))
         except Exception:
             log.exception("delivering to destination %s failed", destination_id)
         finally:
-            self._inflight[destination_id] -= held
+            self._inflight[destination_id] -= len(rows)
             self.wake()
 
-    def _slots(self, destination_id: int, adapter: Adapter) -> asyncio.Semaphore:
-        """The destination's concurrency: requests in flight at once (``inflight_limit``)."""
-        slots = self._sending.get(destination_id)
-        if slots is None:
-            slots = self._sending[destination_id] = asyncio.Semaphore(
-                inflight_limit(adapter.destination.kind)
-            )
-        return slots
-
-    async def _exchange(
+    async def _send(
         self, adapter: Adapter, batch: list[tuple[outbox.Claimed, DeliveryContext]]
-    ) -> list[Settlement]:
-        """Send a batch and judge the answer (no database work): one settlement per row."""
+    ) -> None:
         now = _now_ms()
         settled: list[Settlement] = []
         ready = []
@@ -193,13 +163,13 @@ class Worker:
             if verdict.outcome is Outcome.FAIL and len(ready) > 1:
                 # One bad event rejects a whole CAPI batch: split it so the good ones still go.
                 half = len(ready) // 2
-                for part in await asyncio.gather(
-                    self._exchange(adapter, ready[:half]), self._exchange(adapter, ready[half:])
-                ):
-                    settled += part
+                await asyncio.gather(
+                    self._send(adapter, ready[:half]), self._send(adapter, ready[half:])
+                )
             else:
                 settled += [Settlement(claimed, verdict, answer) for claimed, _ in ready]
-        return settled
+        if settled:
+            await self.store.write(self._settle, adapter.destination, settled, _now_ms())
 
     def _settle(
         self,

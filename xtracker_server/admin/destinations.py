@@ -11,6 +11,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from xtracker_client import CANONICAL_EVENTS
+from xtracker_server.admin._spaces import admin_space
 from xtracker_server.auth import now_ms
 from xtracker_server.delivery.probe import ProbeRefused, probe
 from xtracker_server.delivery.sender import address_problem
@@ -22,20 +23,20 @@ from xtracker_server.domain.destinations import (
 )
 from xtracker_server.errors import ApiError, field_error, invalid
 from xtracker_server.ingress._http import read_json_object, validate
-from xtracker_server.state import AppState, app_state
+from xtracker_server.state import AppState
 from xtracker_server.store import destinations as store
-from xtracker_server.store import outbox, spaces
+from xtracker_server.store import outbox
 from xtracker_server.views import delivery_json, destination_json, probe_json
 
 
 async def list_destinations(request: Request) -> JSONResponse:
-    state, space_id = await _space(request)
+    state, space_id = await admin_space(request)
     found = await state.store.read(store.list_destinations, space_id)
     return JSONResponse({"ok": True, "destinations": [destination_json(d) for d in found]})
 
 
 async def create_destination(request: Request) -> JSONResponse:
-    state, space_id = await _space(request)
+    state, space_id = await admin_space(request)
     inp = validate(DestinationInput, await read_json_object(request))
     try:
         prepared = prepare_destination(inp)
@@ -55,7 +56,7 @@ async def create_destination(request: Request) -> JSONResponse:
 async def update_destination(request: Request) -> JSONResponse:
     """Change name, enabled, proxy, event_map (merged), or the access token (which also clears
     an unhealthy flag: the usual fix for an expired token)."""
-    state, space_id = await _space(request)
+    state, space_id = await admin_space(request)
     destination_id = _int_param(request, "destination_id")
     body = await read_json_object(request)
     allowed = {"name", "enabled", "proxy", "event_map", "access_token"}
@@ -100,7 +101,7 @@ async def update_destination(request: Request) -> JSONResponse:
 
 
 async def test_destination(request: Request) -> JSONResponse:
-    state, space_id = await _space(request)
+    state, space_id = await admin_space(request)
     destination_id = _int_param(request, "destination_id")
     dest = await state.store.read(store.get_destination, space_id, destination_id)
     if dest is None:
@@ -119,7 +120,7 @@ async def test_destination(request: Request) -> JSONResponse:
 
 
 async def list_outbox(request: Request) -> JSONResponse:
-    state, space_id = await _space(request)
+    state, space_id = await admin_space(request)
     status = request.query_params.get("status") or None
     if status is not None and status not in outbox.STATUSES:
         raise field_error("status", f"must be one of {', '.join(outbox.STATUSES)}")
@@ -136,7 +137,7 @@ async def list_outbox(request: Request) -> JSONResponse:
 
 
 async def replay_outbox(request: Request) -> JSONResponse:
-    state, space_id = await _space(request)
+    state, space_id = await admin_space(request)
     body = await read_json_object(request, empty_ok=True)
     status = body.get("status", "failed_permanently")
     if status not in outbox.STATUSES:
@@ -170,16 +171,6 @@ def _merged_map(current: dict[str, str], raw: object) -> dict[str, str]:
         return check_event_map({**current, **raw})
     except ValueError as exc:
         raise field_error("event_map", str(exc)) from None
-
-
-async def _space(request: Request) -> tuple[AppState, int]:
-    state = app_state(request)
-    await state.auth.admin(request)
-    raw = request.path_params["space_id"]
-    space = await state.store.read(spaces.get_space, int(raw)) if raw.isdigit() else None
-    if space is None:
-        raise ApiError(404, "not_found", f"no space {raw}")
-    return state, space.id
 
 
 def _int_param(request: Request, name: str) -> int:

@@ -9,19 +9,20 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from xtracker_server.admin._spaces import existing_space
 from xtracker_server.auth import now_ms
 from xtracker_server.domain.links import LinkSpec, check_slug
 from xtracker_server.errors import ApiError, field_error, invalid
 from xtracker_server.ingress._http import read_json_object, validate
 from xtracker_server.state import app_state
-from xtracker_server.store import links, spaces
+from xtracker_server.store import links
 from xtracker_server.views import link_created_json, link_json
 
 
 async def list_links(request: Request) -> JSONResponse:
     state = app_state(request)
     await state.auth.admin(request)
-    space_id = await _existing_space(request)
+    space_id = await existing_space(app_state(request), request)
     found = await state.store.read(links.list_links, space_id)
     base = state.settings.base_url
     return JSONResponse({"ok": True, "links": [link_json(link, base) for link in found]})
@@ -30,7 +31,7 @@ async def list_links(request: Request) -> JSONResponse:
 async def create_link(request: Request) -> JSONResponse:
     state = app_state(request)
     await state.auth.admin(request)
-    space_id = await _existing_space(request)
+    space_id = await existing_space(app_state(request), request)
     body = await read_json_object(request)
     slug = _slug(body.pop("slug", None))
     spec = validate(LinkSpec, body)
@@ -45,7 +46,7 @@ async def create_link(request: Request) -> JSONResponse:
 async def update_link(request: Request) -> JSONResponse:
     state = app_state(request)
     await state.auth.admin(request)
-    space_id = await _existing_space(request)
+    space_id = await existing_space(app_state(request), request)
     slug = request.path_params["slug"]
     changes: dict[str, Any] = await read_json_object(request)
     unknown = set(changes) - set(LinkSpec.model_fields)
@@ -70,16 +71,6 @@ def _slug(raw: object) -> str:
         return check_slug(raw)
     except ValueError as exc:
         raise field_error("slug", str(exc)) from None
-
-
-async def _existing_space(request: Request) -> int:
-    raw = request.path_params["space_id"]
-    space = (
-        await app_state(request).store.read(spaces.get_space, int(raw)) if raw.isdigit() else None
-    )
-    if space is None:
-        raise ApiError(404, "not_found", f"no space {raw}")
-    return space.id
 
 
 routes = [

@@ -9,6 +9,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from xtracker_server.admin._spaces import admin_space
 from xtracker_server.auth import now_ms
 from xtracker_server.domain.credentials import CredentialKind
 from xtracker_server.domain.postback_urls import (
@@ -25,16 +26,16 @@ from xtracker_server.domain.postbacks import (
     check_status_name,
     effective_aliases,
 )
-from xtracker_server.errors import ApiError, field_error
+from xtracker_server.errors import field_error
 from xtracker_server.ingress._http import read_json_object
-from xtracker_server.state import AppState, app_state
+from xtracker_server.state import AppState
 from xtracker_server.store import postbacks as store
 from xtracker_server.store import spaces
 from xtracker_server.views import postback_aliases_json, postback_log_json, postback_urls_json
 
 
 async def list_postbacks(request: Request) -> JSONResponse:
-    state, space_id = await _space(request)
+    state, space_id = await admin_space(request)
     outcome = request.query_params.get("outcome") or None
     if outcome is not None and outcome not in store.OUTCOMES:
         raise field_error("outcome", f"must be one of {', '.join(store.OUTCOMES)}")
@@ -48,7 +49,7 @@ async def list_postbacks(request: Request) -> JSONResponse:
 
 
 async def get_aliases(request: Request) -> JSONResponse:
-    state, space_id = await _space(request)
+    state, space_id = await admin_space(request)
     aliases = await _aliases(state, space_id)
     return JSONResponse({"ok": True, **postback_aliases_json(aliases)})
 
@@ -56,7 +57,7 @@ async def get_aliases(request: Request) -> JSONResponse:
 async def change_aliases(request: Request) -> JSONResponse:
     """Body ``{"statuses": {ALIAS: EVENT | "ignore" | null}, "params": {NAME: FIELD | null}}``;
     merged into the current aliases, null removes one."""
-    state, space_id = await _space(request)
+    state, space_id = await admin_space(request)
     body = await read_json_object(request)
     unknown = sorted(set(body) - {"statuses", "params"})
     if unknown:
@@ -104,7 +105,7 @@ async def make_urls(request: Request) -> JSONResponse:
     """Body ``{"network", "event" (default all), "token" or "rotate": true}``. A given token is
     checked against the space's; ``rotate`` issues a new ingest token (the old one keeps
     working 24 hours) and prints it in the URLs; neither gives a placeholder."""
-    state, space_id = await _space(request)
+    state, space_id = await admin_space(request)
     body = await read_json_object(request)
     unknown = sorted(set(body) - {"network", "event", "token", "rotate"})
     if unknown:
@@ -138,16 +139,6 @@ async def make_urls(request: Request) -> JSONResponse:
 
 async def _aliases(state: AppState, space_id: int) -> Aliases:
     return effective_aliases(await state.store.read(store.alias_rows, space_id))
-
-
-async def _space(request: Request) -> tuple[AppState, int]:
-    state = app_state(request)
-    await state.auth.admin(request)
-    raw = request.path_params["space_id"]
-    space = await state.store.read(spaces.get_space, int(raw)) if raw.isdigit() else None
-    if space is None:
-        raise ApiError(404, "not_found", f"no space {raw}")
-    return state, space.id
 
 
 routes = [

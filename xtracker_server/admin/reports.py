@@ -14,6 +14,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from xtracker_server import reports
+from xtracker_server.admin._spaces import existing_space
 from xtracker_server.admin.stream import EventStreamResponse, LiveStreams
 from xtracker_server.auth import bearer_of
 from xtracker_server.domain.credentials import CredentialKind
@@ -21,7 +22,6 @@ from xtracker_server.domain.reports import ReportError
 from xtracker_server.errors import ApiError, field_error
 from xtracker_server.state import AppState, app_state
 from xtracker_server.store import reports as store
-from xtracker_server.store import spaces
 
 _HOW = "send Authorization: Bearer <admin token or the space's bearer secret>"
 
@@ -46,10 +46,7 @@ async def authorize(request: Request) -> tuple[AppState, int]:
                 403, "forbidden", f"this bearer secret is not space {raw}'s: use that space's"
                 " bearer secret or the admin token"
             )  # fmt: skip
-    space = await state.store.read(spaces.get_space, int(raw)) if raw.isdigit() else None
-    if space is None:
-        raise ApiError(404, "not_found", f"no space {raw}")
-    return state, space.id
+    return state, await existing_space(state, request)
 
 
 def _window(request: Request) -> dict[str, Any]:

@@ -22,7 +22,8 @@ from xtracker_server import reports
 from xtracker_server.domain.reports import METRICS, ReportError
 from xtracker_server.store import reports as store
 from xtracker_server.store import spaces
-from xtracker_server.store.db import open_db
+from xtracker_server.store.db import attach_reports, open_db
+from xtracker_server.store.rollup import catch_up, with_rollup
 
 T = TypeVar("T")
 
@@ -59,12 +60,16 @@ def _fail(message: str, code: int = 2) -> NoReturn:
     raise typer.Exit(code)
 
 
-def _read(db: str, space: int, op: Callable[[sqlite3.Connection], T]) -> T:
+def _read(db: str, space: int, op: Callable[[sqlite3.Connection], T], *, rollup: bool = True) -> T:
     """Run ``op`` on one snapshot of the file (a read transaction)."""
     if db != ":memory:" and not Path(db).expanduser().exists():
         _fail(f"no database at {db}: pass --db (or XTRACKER_DB)", 1)
     try:
         conn = open_db(db)
+        if rollup:  # bring the report rollup up to date first (also while a server runs)
+            catch_up(with_rollup(conn, db))
+        else:
+            attach_reports(conn, db)
     except (RuntimeError, sqlite3.DatabaseError) as exc:
         _fail(f"cannot open {db}: {exc}", 1)
     try:
@@ -235,7 +240,7 @@ def deliveries(
 ) -> None:
     """Delivery health per destination: counts by status, last success, last error, and the
     median latency of the last 24 hours."""
-    data = _read(db, space, lambda c: reports.deliveries_report(c, space))
+    data = _read(db, space, lambda c: reports.deliveries_report(c, space), rollup=False)
     if json_:
         _print_json(data)
         return
@@ -284,9 +289,9 @@ def tail(
     if since and cursor is None:
         _fail("--since: must be an id printed by tail --json (three numbers: 12-345-6)")
     if cursor is None:
-        cursor = _read(db, space, store.tail_start)
+        cursor = _read(db, space, store.tail_start, rollup=False)
     else:
-        _read(db, space, lambda c: None)
+        _read(db, space, lambda c: None, rollup=False)
     conn = open_db(db)
     try:
         while True:

@@ -1,7 +1,10 @@
-"""Chores the server does on its own: today, pruning the postback log.
+"""Chores the server does on its own: pruning the postback log, and keeping the report rollup
+up to date.
 
-Rows older than ``XTRACKER_POSTBACK_LOG_DAYS`` are deleted at start-up and then periodically,
-in batches (one writer operation each), so neither a request nor the writer ever waits long."""
+Postback log rows older than ``XTRACKER_POSTBACK_LOG_DAYS`` are deleted at start-up and then
+periodically, in batches (one writer operation each), so neither a request nor the writer ever
+waits long. The report rollup (store/rollup.py) catches up with the inbox every
+``ROLLUP_EVERY_S``, on its own thread and file, so that a report rarely has much left to do."""
 
 from __future__ import annotations
 
@@ -17,6 +20,7 @@ from xtracker_server.store.runtime import Store
 log = logging.getLogger("xtracker.housekeeping")
 
 PRUNE_BATCH = 1000
+ROLLUP_EVERY_S = 1.0
 
 
 class Housekeeper:
@@ -26,17 +30,20 @@ class Housekeeper:
         # Often enough that a row outlives its retention by at most a quarter of it (an hour
         # at most), rarely enough to cost nothing.
         self.interval_s = min(3600.0, max(1.0, self.keep_ms / 4000))
-        self._task: asyncio.Task[None] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="xtracker-housekeeping")
+        self._tasks = [
+            asyncio.create_task(self._run(), name="xtracker-housekeeping"),
+            asyncio.create_task(self._roll_up(), name="xtracker-rollup"),
+        ]
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
+        for task in self._tasks:
+            task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+                await task
+        self._tasks = []
 
     async def prune_postback_log(self) -> int:
         """Delete every log row past its retention, a batch at a time; returns how many."""
@@ -57,3 +64,11 @@ class Housekeeper:
             except Exception:  # the database was busy or gone: try again next time
                 log.exception("pruning the postback log failed")
             await asyncio.sleep(self.interval_s)
+
+    async def _roll_up(self) -> None:
+        while True:
+            try:
+                await self.store.catch_up_reports()
+            except Exception:  # busy or gone: the next round (or the next report) catches up
+                log.exception("rolling up the reports failed")
+            await asyncio.sleep(ROLLUP_EVERY_S)

@@ -22,6 +22,7 @@ from xtracker_server.store.binds import bind
 from xtracker_server.store.clicks import insert_click
 from xtracker_server.store.db import open_db, transaction
 from xtracker_server.store.inbox import InboxDraft, insert_event
+from xtracker_server.store.rollup import catch_up, with_rollup
 
 H = 3_600_000
 T0 = 1_750_000_000_000
@@ -66,7 +67,8 @@ def _event(conn: sqlite3.Connection, space: int, n: int, ev: Ev) -> None:
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     rng = random.Random(7)
-    conn = open_db(str(tmp_path_factory.mktemp("reports") / "x.db"))
+    path = str(tmp_path_factory.mktemp("reports") / "x.db")
+    conn = with_rollup(open_db(path), path)
     with transaction(conn):
         space = spaces.create_space(conn, "a", T0).space.id
         other = spaces.create_space(conn, "b", T0).space.id
@@ -117,6 +119,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
             n += 1
             _event(conn, space, n, ev)
             world.events.append(ev)
+    catch_up(conn)  # what follows reaches the rollup through the backlog
     with transaction(conn):
         for uid, link, created in late_clicks:
             _click(conn, space, uid, link, created)
@@ -128,6 +131,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
             for ev in world.events:
                 if ev.uid is None and ev.tg_id == 5000 + k:
                     ev.uid = uid
+    catch_up(conn)
     yield world
     conn.close()
 
@@ -242,12 +246,14 @@ def test_the_python_money_path_gives_the_same_totals(world: World) -> None:
 
 
 def test_revenue_keeps_the_given_decimals(tmp_path: Path) -> None:
-    conn = open_db(str(tmp_path / "m.db"))
+    path = str(tmp_path / "m.db")
+    conn = with_rollup(open_db(path), path)
     with transaction(conn):
         space = spaces.create_space(conn, "m", T0).space.id
         _click(conn, space, "u1", None, T0)
         for n, value in enumerate(["25.00", "25.00", "0.10"]):
             _event(conn, space, n, Ev("u1", None, "deposit", T0 + n, value, "USD"))
+    catch_up(conn)
     got = store.funnel_counts(conn, space, Window(T0, T0 + H))
     assert {k: str(v) for k, v in got.revenue.items()} == {"USD": "50.10"}
     assert (got.deposits, got.depositors, got.first_deposits) == (3, 1, 1)
@@ -269,8 +275,8 @@ def test_the_tail_returns_only_the_spaces_rows_in_order(world: World) -> None:
 
 
 def test_a_group_insert_keeps_the_rollup_exactly_as_one_by_one(tmp_path: Path) -> None:
-    """The writer inserts concurrent events with one multi-row INSERT: the rollup's triggers
-    fire per row, so it must come out the same as inserting them one at a time."""
+    """The writer inserts concurrent events with one multi-row INSERT: the rollup must come out
+    the same as after inserting them one at a time."""
     from xtracker_server.store.inbox import insert_events
 
     rng = random.Random(11)
@@ -281,7 +287,8 @@ def test_a_group_insert_keeps_the_rollup_exactly_as_one_by_one(tmp_path: Path) -
     ]  # fmt: skip
     tables = []
     for name, grouped in (("one.db", False), ("group.db", True)):
-        conn = open_db(str(tmp_path / name))
+        path = str(tmp_path / name)
+        conn = with_rollup(open_db(path), path)
         with transaction(conn):
             space = spaces.create_space(conn, "a", T0).space.id
             drafts = [
@@ -295,9 +302,56 @@ def test_a_group_insert_keeps_the_rollup_exactly_as_one_by_one(tmp_path: Path) -
             else:
                 for draft in drafts:
                     insert_event(conn, draft)
+        catch_up(conn)
         tables.append(
             [tuple(r) for r in conn.execute("SELECT * FROM report_steps ORDER BY inbox_id")]
         )
         conn.close()
     assert len(tables[0]) == 200
     assert tables[0] == tables[1]
+
+
+def test_the_rollup_is_off_the_write_path_and_rebuilt_when_its_file_is_gone(
+    tmp_path: Path,
+) -> None:
+    import asyncio
+    import os
+
+    from xtracker_server.store.db import reports_path
+    from xtracker_server.store.rollup import open_rollup
+    from xtracker_server.store.writer import GroupCommitWriter
+
+    path = str(tmp_path / "x.db")
+    conn = with_rollup(open_db(path), path)
+    with transaction(conn):
+        space = spaces.create_space(conn, "a", T0).space.id
+        _click(conn, space, "u1", None, T0)
+    rollup = open_rollup(path)
+    rollup.execute("BEGIN")
+    rollup.execute("UPDATE reports.rollup_state SET one = 1")  # holds the rollup's write lock
+
+    async def ingest() -> None:  # the server's writer does not wait for it
+        writer = GroupCommitWriter(path)
+        await writer.start()
+        for n in range(3):
+            ev = Ev("u1", None, "deposit", T0 + n, "5.00", "USD")
+            await writer.write(lambda c, n=n, ev=ev: _event(c, space, n, ev))
+        await writer.stop()
+
+    asyncio.run(asyncio.wait_for(ingest(), timeout=5))
+    rollup.execute("ROLLBACK")
+    assert conn.execute("SELECT count(*) FROM report_steps").fetchone()[0] == 0
+    assert catch_up(conn) == 3
+    before = store.funnel_counts(conn, space, Window(T0, T0 + H))
+    assert (before.deposits, str(before.revenue["USD"])) == (3, "15.00")
+
+    conn.close()
+    rollup.close()
+    for suffix in ("", "-wal", "-shm"):
+        if os.path.exists(reports_path(path) + suffix):
+            os.remove(reports_path(path) + suffix)
+    rebuilt = with_rollup(open_db(path), path)
+    assert catch_up(rebuilt) == 3
+    after = store.funnel_counts(rebuilt, space, Window(T0, T0 + H))
+    assert (after.deposits, after.revenue) == (before.deposits, before.revenue)
+    rebuilt.close()

@@ -73,7 +73,11 @@ def _flag(request: Request, name: str, default: bool) -> bool:
     raise field_error(name, "must be true or false")
 
 
-async def _answer(state: AppState, op: Any, space_id: int, **params: Any) -> JSONResponse:
+async def _answer(
+    state: AppState, op: Any, space_id: int, *, rollup: bool = True, **params: Any
+) -> JSONResponse:
+    if rollup:  # count everything committed before this request
+        await state.store.catch_up_reports()
     try:
         data = await state.store.read(op, space_id, **params)
     except ReportError as exc:
@@ -111,7 +115,7 @@ async def series(request: Request) -> JSONResponse:
 
 async def deliveries(request: Request) -> JSONResponse:
     state, space_id = await authorize(request)
-    return await _answer(state, reports.deliveries_report, space_id)
+    return await _answer(state, reports.deliveries_report, space_id, rollup=False)
 
 
 async def stream(request: Request) -> Response:

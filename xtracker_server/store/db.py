@@ -15,6 +15,23 @@ from xtracker_server.store.migrations import migrate
 BUSY_TIMEOUT_MS = 10_000
 
 
+def reports_path(path: str) -> str:
+    """The file of the report rollup that goes with the database ``path`` (``x.db`` ->
+    ``x.reports.db``): derived data, rebuilt from the inbox whenever it is missing."""
+    if path == ":memory:":
+        return ":memory:"
+    p = Path(path).expanduser()
+    return str(p.with_name(p.stem + ".reports" + (p.suffix or ".db")))
+
+
+def attach_reports(conn: sqlite3.Connection, path: str) -> sqlite3.Connection:
+    """Attach the report rollup's file (``reports_path``) as ``reports``. Only connections that
+    read or build reports do: ``BEGIN IMMEDIATE`` locks every attached file, and the writer's
+    transactions must never hold up the rollup's (nor the other way round)."""
+    conn.execute("ATTACH DATABASE ? AS reports", (reports_path(path),))
+    return conn
+
+
 def connect(path: str, *, sync: str = "FULL", readonly: bool = False) -> sqlite3.Connection:
     """A connection in autocommit mode: transactions are opened explicitly with ``BEGIN``."""
     if path != ":memory:":

@@ -203,97 +203,32 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX postback_log_space ON postback_log(space_id, id);
     CREATE INDEX postback_log_time ON postback_log(at_ms);
     """,
-    # 4: reports (docs/reports.md). Counting distinct uids over a window with an index alone
-    # takes a sort of every event in it (over 300 ms for a week of a 1M-event space), so a
-    # narrow copy of each attributed event is kept by triggers, in the order reports read
-    # (space, link, step, time), with the time of the uid's previous event of the same step:
-    # "distinct uids with the step in [from, to)" is then "rows in [from, to) whose previous
-    # is before from", a plain range count. Kept in the inbox write's transaction, so a report
-    # never disagrees with the inbox. Events are never deleted, so no delete trigger.
+    # 4: reports (docs/reports.md). The report rollup lives in a file of its own
+    # (store/rollup.py), built from the inbox past a watermark off the write path; this file
+    # keeps only what the rollup must learn of later: events that a bind attributes after the
+    # rollup passed them, and clicks stored after events of their uid (both rare).
     """
-    CREATE TABLE report_steps (
-        space_id  INTEGER NOT NULL,
-        link_id   INTEGER NOT NULL,  -- the link of the uid's click; 0: no click on a link
-        event     TEXT NOT NULL,
-        at_ms     INTEGER NOT NULL,  -- the event's occurred_at_ms
-        inbox_id  INTEGER NOT NULL,
-        uid       TEXT NOT NULL,
-        prev_ms   INTEGER,           -- the uid's previous event of this step; NULL: the first
-        -- a deposit's amount, exactly: integer part, fraction as 8 digits, decimals given
-        currency  TEXT,
-        units     INTEGER,
-        fraction  INTEGER,
-        scale     INTEGER,
-        PRIMARY KEY (space_id, link_id, event, at_ms, inbox_id)
-    ) WITHOUT ROWID;
-    CREATE INDEX report_steps_uid ON report_steps(space_id, uid, event, at_ms, inbox_id);
+    CREATE TABLE report_backlog (
+        id        INTEGER PRIMARY KEY,
+        kind      TEXT NOT NULL CHECK (kind IN ('attributed', 'click')),
+        inbox_id  INTEGER,            -- attributed: the event that got its uid
+        space_id  INTEGER,            -- click: its space, uid and link
+        uid       TEXT,
+        link_id   INTEGER
+    );
 
-    INSERT INTO report_steps
-        SELECT i.space_id, COALESCE(c.link_id, 0), i.event, i.occurred_at_ms, i.id, i.uid,
-               lag(i.occurred_at_ms) OVER (PARTITION BY i.space_id, i.uid, i.event
-                                           ORDER BY i.occurred_at_ms, i.id),
-               i.currency, CAST(substr(i.value, 1, instr(i.value || '.', '.') - 1) AS INTEGER),
-               CAST(substr(substr(i.value, instr(i.value || '.', '.') + 1) || '00000000', 1, 8)
-                    AS INTEGER),
-               max(length(i.value) - instr(i.value || '.', '.'), 0)
-        FROM inbox i LEFT JOIN clicks c ON c.space_id = i.space_id AND c.uid = i.uid
-        WHERE i.uid IS NOT NULL;
-
-    CREATE TRIGGER report_steps_insert AFTER INSERT ON inbox WHEN NEW.uid IS NOT NULL
-    BEGIN
-        -- NEW.id is the largest inbox id: among equal times, the earlier rows come before it
-        INSERT INTO report_steps VALUES (
-            NEW.space_id,
-            COALESCE((SELECT link_id FROM clicks
-                      WHERE space_id = NEW.space_id AND uid = NEW.uid), 0),
-            NEW.event, NEW.occurred_at_ms, NEW.id, NEW.uid,
-            (SELECT max(at_ms) FROM report_steps
-             WHERE space_id = NEW.space_id AND uid = NEW.uid AND event = NEW.event
-               AND at_ms <= NEW.occurred_at_ms),
-            NEW.currency, CAST(substr(NEW.value, 1, instr(NEW.value || '.', '.') - 1) AS INTEGER),
-            CAST(substr(substr(NEW.value, instr(NEW.value || '.', '.') + 1) || '00000000', 1, 8)
-                 AS INTEGER),
-            max(length(NEW.value) - instr(NEW.value || '.', '.'), 0));
-        -- an event that arrives late (an earlier occurred_at_ms) is the next one's previous
-        UPDATE report_steps SET prev_ms = NEW.occurred_at_ms
-        WHERE (space_id, link_id, event, at_ms, inbox_id) = (
-            SELECT space_id, link_id, event, at_ms, inbox_id FROM report_steps
-            WHERE space_id = NEW.space_id AND uid = NEW.uid AND event = NEW.event
-              AND at_ms > NEW.occurred_at_ms
-            ORDER BY at_ms, inbox_id LIMIT 1);
-    END;
-
-    -- late attribution: a bind gives waiting events their uid
-    CREATE TRIGGER report_steps_attribute AFTER UPDATE OF uid ON inbox
+    CREATE TRIGGER report_backlog_attributed AFTER UPDATE OF uid ON inbox
     WHEN OLD.uid IS NULL AND NEW.uid IS NOT NULL
     BEGIN
-        INSERT INTO report_steps VALUES (
-            NEW.space_id,
-            COALESCE((SELECT link_id FROM clicks
-                      WHERE space_id = NEW.space_id AND uid = NEW.uid), 0),
-            NEW.event, NEW.occurred_at_ms, NEW.id, NEW.uid,
-            (SELECT at_ms FROM report_steps
-             WHERE space_id = NEW.space_id AND uid = NEW.uid AND event = NEW.event
-               AND (at_ms, inbox_id) < (NEW.occurred_at_ms, NEW.id)
-             ORDER BY at_ms DESC, inbox_id DESC LIMIT 1),
-            NEW.currency,
-            CAST(substr(NEW.value, 1, instr(NEW.value || '.', '.') - 1) AS INTEGER),
-            CAST(substr(substr(NEW.value, instr(NEW.value || '.', '.') + 1) || '00000000', 1, 8)
-                 AS INTEGER),
-            max(length(NEW.value) - instr(NEW.value || '.', '.'), 0));
-        UPDATE report_steps SET prev_ms = NEW.occurred_at_ms
-        WHERE (space_id, link_id, event, at_ms, inbox_id) = (
-            SELECT space_id, link_id, event, at_ms, inbox_id FROM report_steps
-            WHERE space_id = NEW.space_id AND uid = NEW.uid AND event = NEW.event
-              AND (at_ms, inbox_id) > (NEW.occurred_at_ms, NEW.id)
-            ORDER BY at_ms, inbox_id LIMIT 1);
+        INSERT INTO report_backlog (kind, inbox_id) VALUES ('attributed', NEW.id);
     END;
 
-    -- a click stored after events of its uid (rare): they move to its link
-    CREATE TRIGGER report_steps_click AFTER INSERT ON clicks WHEN NEW.link_id IS NOT NULL
+    CREATE TRIGGER report_backlog_click AFTER INSERT ON clicks
+    WHEN NEW.link_id IS NOT NULL
+         AND EXISTS (SELECT 1 FROM inbox WHERE space_id = NEW.space_id AND uid = NEW.uid)
     BEGIN
-        UPDATE report_steps SET link_id = NEW.link_id
-        WHERE space_id = NEW.space_id AND uid = NEW.uid AND link_id <> NEW.link_id;
+        INSERT INTO report_backlog (kind, space_id, uid, link_id)
+        VALUES ('click', NEW.space_id, NEW.uid, NEW.link_id);
     END;
 
     -- unattributed events of a window (a partial index: attributed events do not pay for it)

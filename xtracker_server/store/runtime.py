@@ -9,7 +9,8 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
-from xtracker_server.store.db import connect, open_db
+from xtracker_server.store.db import attach_reports, connect, open_db
+from xtracker_server.store.rollup import catch_up, open_rollup
 from xtracker_server.store.writer import GroupCommitWriter, GroupOperation
 
 T = TypeVar("T")
@@ -24,13 +25,32 @@ class Store:
         self._local = threading.local()
         self._conns: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
+        # The report rollup (store/rollup.py) is built on a thread and connection of its own.
+        self._rollup = ThreadPoolExecutor(max_workers=1, thread_name_prefix="xtracker-rollup")
+        self._rollup_conn: sqlite3.Connection | None = None
 
     async def open(self) -> None:
         open_db(self.path).close()  # create and migrate before anyone reads
+        self._rollup_conn = open_rollup(self.path)  # and the rollup's file
         await self.writer.start()
+
+    async def catch_up_reports(self) -> int:
+        """Bring the report rollup up to everything committed so far (see store/rollup.py)."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._rollup, self._catch_up)
+
+    def _catch_up(self) -> int:
+        conn = self._rollup_conn
+        if conn is None:
+            raise RuntimeError("the store is closed")
+        return catch_up(conn)
 
     async def close(self) -> None:
         await self.writer.stop()
+        self._rollup.shutdown(wait=True)
+        if self._rollup_conn is not None:
+            self._rollup_conn.close()
+            self._rollup_conn = None
         self._readers.shutdown(wait=True)
         with self._lock:
             for conn in self._conns:
@@ -54,7 +74,7 @@ class Store:
     def _read(self, op: Callable[[sqlite3.Connection], T]) -> T:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
-            conn = connect(self.path, readonly=True)
+            conn = attach_reports(connect(self.path, readonly=True), self.path)
             self._local.conn = conn
             with self._lock:
                 self._conns.append(conn)

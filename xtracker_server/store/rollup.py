@@ -1,0 +1,200 @@
+"""The report rollup: ``report_steps``, built from the inbox off the write path.
+
+The reports count distinct uids per step in a window; with an index alone that takes a sort of
+every event of the window. So each attributed event gets a narrow row in ``report_steps``, in
+the order the reports read (space, link, step, time), carrying the time of the uid's previous
+event of the same step (``prev_ms``): "distinct uids with the step in ``[from, to)``" is then
+"rows in the window whose ``prev_ms`` is NULL or before ``from``", a range count (see
+``store/reports.py``).
+
+The rollup lives in a file of its own (``db.reports_path``: ``x.reports.db`` next to ``x.db``),
+attached as ``reports``. It is derived data: its own lock, ``synchronous=NORMAL``, rebuilt
+from the inbox when missing. Nothing of it runs in the writer's transactions, so ingest does
+not pay for reports. ``catch_up`` brings it up to date: it feeds the inbox rows past its
+watermark, then what ``report_backlog`` (main file, migration 4) recorded since: events a bind
+attributed after the watermark passed them, and clicks stored after events of their uid. The
+server runs it in the background and before every report, so a report counts every event
+committed before it was asked for.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+
+from xtracker_server.store.db import attach_reports, connect
+
+SCHEMA = (
+    """CREATE TABLE IF NOT EXISTS reports.report_steps (
+        space_id  INTEGER NOT NULL,
+        link_id   INTEGER NOT NULL,  -- the link of the uid's click; 0: no click on a link
+        event     TEXT NOT NULL,
+        at_ms     INTEGER NOT NULL,  -- the event's occurred_at_ms
+        inbox_id  INTEGER NOT NULL,
+        uid       TEXT NOT NULL,
+        prev_ms   INTEGER,           -- the uid's previous event of this step; NULL: the first
+        -- a deposit's amount, exactly: integer part, fraction as 8 digits, decimals given
+        currency  TEXT,
+        units     INTEGER,
+        fraction  INTEGER,
+        scale     INTEGER,
+        PRIMARY KEY (space_id, link_id, event, at_ms, inbox_id)
+    ) WITHOUT ROWID""",
+    """CREATE INDEX IF NOT EXISTS reports.report_steps_uid
+        ON report_steps(space_id, uid, event, at_ms, inbox_id)""",
+    # How far the rollup has read the inbox and the backlog.
+    """CREATE TABLE IF NOT EXISTS reports.rollup_state (
+        one         INTEGER PRIMARY KEY CHECK (one = 1),
+        inbox_id    INTEGER NOT NULL,
+        backlog_id  INTEGER NOT NULL
+    )""",
+    "INSERT OR IGNORE INTO reports.rollup_state VALUES (1, 0, 0)",
+    # The events being rolled up; emptied by every catch-up.
+    """CREATE TABLE IF NOT EXISTS reports.feed (
+        inbox_id  INTEGER PRIMARY KEY,
+        space_id  INTEGER NOT NULL,
+        uid       TEXT NOT NULL,
+        event     TEXT NOT NULL,
+        at_ms     INTEGER NOT NULL,
+        value     TEXT,
+        currency  TEXT
+    )""",
+)
+
+# One row of the rollup per fed event, in any order (ties on a millisecond are ordered by inbox
+# id), and the uid's next event of the step gets it as its previous when it came later. Fed
+# twice (a backlog entry for an event already rolled up), it changes nothing. A TEMP trigger:
+# it reads the main file's clicks and writes the attached file's rollup.
+_TRIGGER = """
+CREATE TEMP TRIGGER IF NOT EXISTS report_feed AFTER INSERT ON reports.feed
+BEGIN
+    INSERT OR IGNORE INTO report_steps VALUES (
+        NEW.space_id,
+        COALESCE((SELECT link_id FROM main.clicks
+                  WHERE space_id = NEW.space_id AND uid = NEW.uid), 0),
+        NEW.event, NEW.at_ms, NEW.inbox_id, NEW.uid,
+        (SELECT at_ms FROM reports.report_steps
+         WHERE space_id = NEW.space_id AND uid = NEW.uid AND event = NEW.event
+           AND (at_ms, inbox_id) < (NEW.at_ms, NEW.inbox_id)
+         ORDER BY at_ms DESC, inbox_id DESC LIMIT 1),
+        NEW.currency,
+        CAST(substr(NEW.value, 1, instr(NEW.value || '.', '.') - 1) AS INTEGER),
+        CAST(substr(substr(NEW.value, instr(NEW.value || '.', '.') + 1) || '00000000', 1, 8)
+             AS INTEGER),
+        max(length(NEW.value) - instr(NEW.value || '.', '.'), 0));
+    UPDATE report_steps SET prev_ms = NEW.at_ms
+    WHERE (space_id, link_id, event, at_ms, inbox_id) = (
+        SELECT space_id, link_id, event, at_ms, inbox_id FROM reports.report_steps
+        WHERE space_id = NEW.space_id AND uid = NEW.uid AND event = NEW.event
+          AND (at_ms, inbox_id) > (NEW.at_ms, NEW.inbox_id)
+        ORDER BY at_ms, inbox_id LIMIT 1);
+END
+"""
+
+_FEED = (
+    "INSERT OR IGNORE INTO reports.feed"
+    " SELECT id, space_id, uid, event, occurred_at_ms, value, currency FROM main.inbox"
+)
+
+#: Inbox rows read by one catch-up transaction (a few hundred milliseconds of work at most).
+CHUNK = 20_000
+
+
+def open_rollup(path: str) -> sqlite3.Connection:
+    """A connection to the database ``path`` that builds (and reads) its rollup."""
+    return with_rollup(connect(path), path)
+
+
+def with_rollup(conn: sqlite3.Connection, path: str) -> sqlite3.Connection:
+    """Attach the rollup of the database ``path`` to ``conn`` (a writable connection to that
+    database), creating its tables if need be, and give ``conn`` the trigger that builds it."""
+    attach_reports(conn, path)
+    conn.execute("PRAGMA reports.journal_mode=WAL")
+    conn.execute("PRAGMA reports.synchronous=NORMAL")
+    conn.execute("BEGIN")
+    try:
+        for statement in SCHEMA:
+            conn.execute(statement)
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute(_TRIGGER)
+    return conn
+
+
+def catch_up(conn: sqlite3.Connection, *, chunk: int = CHUNK) -> int:
+    """Roll up everything committed to the inbox so far; returns how many events were fed.
+
+    Each round is one transaction that writes only the attached rollup file (``BEGIN`` is
+    deferred: the main file is only read, from one snapshot), so it never waits for the
+    server's writer nor holds it up."""
+    fed, busy = 0, 0
+    while True:
+        conn.execute("BEGIN")
+        try:
+            done, round_fed = _round(conn, chunk)
+            conn.execute("COMMIT")
+        except sqlite3.OperationalError as exc:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            # Another process (the CLI next to a server) is catching up at the same moment:
+            # its round is the same work, so wait for it and go on.
+            busy += 1
+            if busy > 50 or not _is_busy(exc):
+                raise
+            time.sleep(min(0.5, 0.01 * busy))
+            continue
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        fed += round_fed
+        if done:
+            return fed
+
+
+def _is_busy(exc: sqlite3.OperationalError) -> bool:
+    text = str(exc).lower()
+    return "locked" in text or "busy" in text
+
+
+def _round(conn: sqlite3.Connection, chunk: int) -> tuple[bool, int]:
+    seen, backlog_seen = conn.execute(
+        "SELECT inbox_id, backlog_id FROM reports.rollup_state"
+    ).fetchone()
+    top = conn.execute(
+        "SELECT max(id) FROM (SELECT id FROM main.inbox WHERE id > ? ORDER BY id LIMIT ?)",
+        (seen, chunk),
+    ).fetchone()[0]
+    backlog_top = conn.execute("SELECT max(id) FROM main.report_backlog").fetchone()[0] or 0
+    if top is None and backlog_top <= backlog_seen:
+        return True, 0
+    fed = 0
+    if top is not None:
+        fed += conn.execute(
+            f"{_FEED} WHERE id > ? AND id <= ? AND uid IS NOT NULL", (seen, top)
+        ).rowcount
+        seen = top
+    if backlog_top > backlog_seen:
+        # Events a bind attributed after the watermark passed them (a later one comes through
+        # the inbox above), then clicks that arrived after events of their uid.
+        fed += conn.execute(
+            f"{_FEED} WHERE id IN (SELECT inbox_id FROM main.report_backlog"
+            " WHERE id > ? AND id <= ? AND kind = 'attributed') AND id <= ? AND uid IS NOT NULL",
+            (backlog_seen, backlog_top, seen),
+        ).rowcount
+        conn.execute(
+            "UPDATE reports.report_steps SET link_id = b.link_id FROM ("
+            " SELECT space_id, uid, link_id FROM main.report_backlog"
+            " WHERE id > ? AND id <= ? AND kind = 'click') AS b"
+            " WHERE report_steps.space_id = b.space_id AND report_steps.uid = b.uid"
+            " AND report_steps.link_id <> b.link_id",
+            (backlog_seen, backlog_top),
+        )
+        backlog_seen = backlog_top
+    conn.execute("DELETE FROM reports.feed")
+    conn.execute(
+        "UPDATE reports.rollup_state SET inbox_id = ?, backlog_id = ?", (seen, backlog_seen)
+    )
+    return top is None, fed

@@ -1,7 +1,8 @@
 """The queries behind the reports (docs/reports.md). Read-only; every one is scoped by space.
 
-The funnel, the per-link table and the series read ``report_steps`` (migration 3): one row per
-attributed event, kept by triggers, keyed (space, link, step, time) and carrying the time of
+The funnel, the per-link table and the series read ``report_steps`` (the rollup of
+``store/rollup.py``, in the attached ``reports`` file; callers bring it up to date first): one
+row per attributed event, keyed (space, link, step, time) and carrying the time of
 the uid's previous event of the same step (``prev_ms``). So:
 
 - distinct uids with a step in ``[from, to)`` = rows in the window with ``prev_ms`` NULL or
@@ -11,7 +12,7 @@ the uid's previous event of the same step (``prev_ms``). So:
   per-link table is one pass in key order (no sort), the funnel one count per step.
 
 Money is summed exactly in SQL: an amount is fixed-point text with at most
-``MAX_VALUE_DECIMALS`` (8) decimals, so the triggers store it as two exact integers, its integer
+``MAX_VALUE_DECIMALS`` (8) decimals, so the rollup stores it as two exact integers, its integer
 part (``units``) and its fraction as 8 digits (``fraction``), plus how many decimals it was
 given (``scale``); their sums are exact too, and ``domain.reports.sum_from_parts`` puts the
 total back together as a ``Decimal``. SQLite raises on integer overflow rather than rounding
@@ -42,7 +43,7 @@ NO_LINK = 0
 
 
 _MONEY = "sum(units), sum(fraction), max(scale)"
-#: The same split of a ``value`` column, as the triggers of migration 3 compute it.
+#: The same split of a ``value`` column, as the rollup (store/rollup.py) computes it.
 _AMOUNT = (
     "CAST(substr(value, 1, instr(value || '.', '.') - 1) AS INTEGER) AS units,"
     " CAST(substr(substr(value, instr(value || '.', '.') + 1) || '00000000', 1, 8) AS INTEGER)"

@@ -33,6 +33,7 @@ from typing import Any
 from xtracker_client import CANONICAL_EVENTS
 from xtracker_client._events import MAX_VALUE_DECIMALS
 from xtracker_server.domain.reports import FunnelCounts, LinkRow, Window, sum_from_parts
+from xtracker_server.store.rollup import amount_parts
 
 _EVENTS_IN = "(" + ", ".join(f"'{e}'" for e in CANONICAL_EVENTS) + ")"
 _D = MAX_VALUE_DECIMALS
@@ -43,11 +44,10 @@ NO_LINK = 0
 
 
 _MONEY = "sum(units), sum(fraction), max(scale)"
-#: The same split of a ``value`` column, as the rollup (store/rollup.py) computes it.
-_AMOUNT = (
-    "CAST(substr(value, 1, instr(value || '.', '.') - 1) AS INTEGER) AS units,"
-    " CAST(substr(substr(value, instr(value || '.', '.') + 1) || '00000000', 1, 8) AS INTEGER)"
-    " AS fraction, max(length(value) - instr(value || '.', '.'), 0) AS scale"
+#: The same split of a ``value`` column as the rollup's.
+_AMOUNT = ", ".join(
+    f"{sql} AS {name}"
+    for sql, name in zip(amount_parts("value"), ("units", "fraction", "scale"), strict=True)
 )
 
 

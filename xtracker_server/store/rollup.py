@@ -22,6 +22,7 @@ from __future__ import annotations
 import sqlite3
 import time
 
+from xtracker_client._events import MAX_VALUE_DECIMALS
 from xtracker_server.store.db import attach_reports, connect
 
 SCHEMA = (
@@ -61,11 +62,25 @@ SCHEMA = (
     )""",
 )
 
+
+def amount_parts(value: str) -> tuple[str, str, str]:
+    """SQL for the exact parts of the amount in the column ``value`` (fixed-point text with at
+    most ``MAX_VALUE_DECIMALS`` decimals): its integer part, its fraction as that many digits,
+    and how many decimals it was given. Sums of these are exact (``sum_from_parts``)."""
+    dot = f"instr({value} || '.', '.')"
+    digits = MAX_VALUE_DECIMALS
+    return (
+        f"CAST(substr({value}, 1, {dot} - 1) AS INTEGER)",
+        f"CAST(substr(substr({value}, {dot} + 1) || '{'0' * digits}', 1, {digits}) AS INTEGER)",
+        f"max(length({value}) - {dot}, 0)",
+    )
+
+
 # One row of the rollup per fed event, in any order (ties on a millisecond are ordered by inbox
 # id), and the uid's next event of the step gets it as its previous when it came later. Fed
 # twice (a backlog entry for an event already rolled up), it changes nothing. A TEMP trigger:
 # it reads the main file's clicks and writes the attached file's rollup.
-_TRIGGER = """
+_TRIGGER = f"""
 CREATE TEMP TRIGGER IF NOT EXISTS report_feed AFTER INSERT ON reports.feed
 BEGIN
     INSERT OR IGNORE INTO report_steps VALUES (
@@ -77,11 +92,7 @@ BEGIN
          WHERE space_id = NEW.space_id AND uid = NEW.uid AND event = NEW.event
            AND (at_ms, inbox_id) < (NEW.at_ms, NEW.inbox_id)
          ORDER BY at_ms DESC, inbox_id DESC LIMIT 1),
-        NEW.currency,
-        CAST(substr(NEW.value, 1, instr(NEW.value || '.', '.') - 1) AS INTEGER),
-        CAST(substr(substr(NEW.value, instr(NEW.value || '.', '.') + 1) || '00000000', 1, 8)
-             AS INTEGER),
-        max(length(NEW.value) - instr(NEW.value || '.', '.'), 0));
+        NEW.currency, {", ".join(amount_parts("NEW.value"))});
     UPDATE report_steps SET prev_ms = NEW.at_ms
     WHERE (space_id, link_id, event, at_ms, inbox_id) = (
         SELECT space_id, link_id, event, at_ms, inbox_id FROM reports.report_steps

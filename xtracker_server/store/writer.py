@@ -104,20 +104,23 @@ class GroupCommitWriter:
 
     async def write(self, op: Operation[T]) -> T:
         """Run ``op`` in the next batch; returns its result once the batch is committed."""
-        if not self.running:
-            raise StoreUnavailable("the writer is not running")
-        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        self._queue.put(_Pending(op, future))
-        return await future
+        result: T = await self._submit(op, None, None)
+        return result
 
     async def write_grouped(self, group: GroupOperation[A, T], arg: A) -> T:
         """Like ``write``, for ``group(conn, [arg])``; waiting calls of the same ``group`` that
         are next to each other in the queue run as one call (see the module's docstring)."""
+        result: T = await self._submit(None, group, arg)
+        return result
+
+    def _submit(
+        self, op: Operation[Any] | None, group: GroupOperation[Any, Any] | None, arg: Any
+    ) -> asyncio.Future[Any]:
         if not self.running:
             raise StoreUnavailable("the writer is not running")
-        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        self._queue.put(_Pending(None, future, group, arg))
-        return await future
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._queue.put(_Pending(op, future, group, arg))
+        return future
 
     def _main(self, opened: asyncio.Future[None]) -> None:
         """The writer thread: open the database, then commit batches until told to stop."""

@@ -31,7 +31,6 @@ class Store:
 
     async def open(self) -> None:
         open_db(self.path).close()  # create and migrate before anyone reads
-        self._rollup_conn = open_rollup(self.path)  # and the rollup's file
         await self.writer.start()
 
     async def catch_up_reports(self) -> int:
@@ -40,10 +39,11 @@ class Store:
         return await loop.run_in_executor(self._rollup, self._catch_up)
 
     def _catch_up(self) -> int:
-        conn = self._rollup_conn
-        if conn is None:
-            raise RuntimeError("the store is closed")
-        return catch_up(conn)
+        # On the rollup's thread; its connection is opened by the first catch-up, so a process
+        # that never reports (``xtracker worker``) never builds a rollup.
+        if self._rollup_conn is None:
+            self._rollup_conn = open_rollup(self.path)
+        return catch_up(self._rollup_conn)
 
     async def close(self) -> None:
         await self.writer.stop()

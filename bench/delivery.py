@@ -15,15 +15,19 @@ What it measures
     (a body and headers the sink captured from our worker, each with its own ``webhook-id``)
     with one plain ``httpx.AsyncClient``, in the same asyncio event loop type as the worker,
     with the worker's concurrency per destination (``DEFAULT_INFLIGHT``, 8 requests in flight),
-    recording nothing: requests/s.
+    recording nothing: requests/s. A round of *plain aiohttp* does the same with one
+    ``aiohttp.ClientSession``.
 
 Why a ratio
-    Absolute rates depend on the machine. The baseline is the ceiling for a Python (httpx)
-    sender on this machine at this moment, with the same concurrency, sink and bodies, so
-    ``ours / baseline`` is the part we control: what the outbox bookkeeping (leases, context
-    reads, signing, the durable settle) costs. Rounds alternate (ours, baseline, ours, ...;
-    ours first because the baseline replays a body our worker sent) so that drift of the
-    machine hits both; medians are compared (best is printed too). Target (issue 4): >= 0.5.
+    Absolute rates depend on the machine. The baseline (issue 4's) is plain httpx, a common
+    Python sender, on this machine at this moment, with the same concurrency, sink and bodies.
+    Our worker sends with aiohttp (xtracker_server/delivery/sender.py), which by itself posts
+    several times faster than httpx, so a second reference is printed: *plain aiohttp*, the
+    worker's own client recording nothing. ``ours / plain aiohttp`` is then what the outbox
+    bookkeeping (leases, context reads, signing, the durable settle) leaves of the client's
+    rate. Rounds alternate (ours, httpx, aiohttp, ours, ...; ours first because the baselines
+    replay a body our worker sent) so that drift of the machine hits all; medians are compared
+    (best is printed too). Target (issue 4): ours / plain httpx >= 0.5.
 
 Integrity
     For ours: every row ends ``sent`` (none ``failed_permanently`` or left over), and the sink
@@ -50,11 +54,13 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
+import aiohttp
 import httpx
 from _harness import (
     BENCH_DIR,
@@ -208,7 +214,7 @@ def build_template(tmp: Path, events: int, sync: str, env: dict[str, str]) -> tu
 
 @dataclass
 class Round:
-    side: str  # "xtracker" or "baseline"
+    side: str  # "xtracker", "baseline" (plain httpx) or "plain aiohttp"
     deliveries: int
     seconds: float
     per_s: float
@@ -310,35 +316,62 @@ def run_ours(
 
 
 async def _post_all(
-    url: str, headers: dict[str, str], body: bytes, id_prefix: str, count: int
+    client_name: str, url: str, headers: dict[str, str], body: bytes, id_prefix: str, count: int
 ) -> tuple[float, int]:
-    """``count`` POSTs, ``DEFAULT_INFLIGHT`` at a time, on one fresh client; (seconds, non-200)."""
+    """``count`` POSTs, ``DEFAULT_INFLIGHT`` at a time, on one fresh client of ``client_name``
+    (httpx or aiohttp); (seconds, answers that were not 200)."""
     started = time.perf_counter()
     bad = 0
     next_index = 0
-    async with httpx.AsyncClient(timeout=10, follow_redirects=False) as client:
 
-        async def post_some() -> None:
-            nonlocal next_index, bad
-            while next_index < count:
-                i = next_index
-                next_index += 1
-                response = await client.post(
-                    url, content=body, headers={**headers, "webhook-id": f"{id_prefix}{i:08d}"}
-                )
-                if response.status_code != 200:
-                    bad += 1
+    async def post_some(post: Callable[[dict[str, str]], Awaitable[int]]) -> None:
+        nonlocal next_index, bad
+        while next_index < count:
+            i = next_index
+            next_index += 1
+            if await post({**headers, "webhook-id": f"{id_prefix}{i:08d}"}) != 200:
+                bad += 1
 
-        await asyncio.gather(*(post_some() for _ in range(DEFAULT_INFLIGHT)))
+    if client_name not in ("httpx", "aiohttp"):
+        raise ValueError(f"unknown client {client_name!r}")
+    if client_name == "httpx":
+        async with httpx.AsyncClient(timeout=10, follow_redirects=False) as client:
+
+            async def post_httpx(h: dict[str, str]) -> int:
+                return (await client.post(url, content=body, headers=h)).status_code
+
+            await asyncio.gather(*(post_some(post_httpx) for _ in range(DEFAULT_INFLIGHT)))
+    else:
+        timeout = aiohttp.ClientTimeout(total=10)
+        async with aiohttp.ClientSession(timeout=timeout) as session:
+
+            async def post_aiohttp(h: dict[str, str]) -> int:
+                async with session.post(url, data=body, headers=h) as response:
+                    await response.read()
+                    return response.status
+
+            await asyncio.gather(*(post_some(post_aiohttp) for _ in range(DEFAULT_INFLIGHT)))
     return time.perf_counter() - started, bad
 
 
 def run_baseline(
-    sink: Server, sample_headers: dict[str, str], body: bytes, id_prefix: str, events: int
+    side: str,
+    sink: Server,
+    sample_headers: dict[str, str],
+    body: bytes,
+    id_prefix: str,
+    events: int,
 ) -> Round:
     sink_reset(sink)
     seconds, bad = asyncio.run(
-        _post_all(f"{sink.url}{BASE_PATH}", sample_headers, body, id_prefix, events)
+        _post_all(
+            "aiohttp" if side == "plain aiohttp" else "httpx",
+            f"{sink.url}{BASE_PATH}",
+            sample_headers,
+            body,
+            id_prefix,
+            events,
+        )
     )
     paths, connections = sink_stats(sink)
     base = paths.get(BASE_PATH, {})
@@ -349,7 +382,7 @@ def run_baseline(
     if requests != events or distinct != events:
         problems.append(f"the sink counted {requests} requests, {distinct} distinct ids")
     return Round(
-        side="baseline",
+        side=side,
         deliveries=events - bad,
         seconds=seconds,
         per_s=(events - bad) / seconds,
@@ -379,7 +412,7 @@ def replayable(hook: dict[str, Any]) -> tuple[dict[str, str], bytes, str]:
 
 def describe(r: Round) -> str:
     text = (
-        f"{r.side:<8} {r.per_s:>8,.0f} deliveries/s  {r.deliveries:>6} in {r.seconds:6.2f} s"
+        f"{r.side:<13} {r.per_s:>8,.0f} deliveries/s  {r.deliveries:>6} in {r.seconds:6.2f} s"
         f"  sink {r.sink_requests} requests, {r.sink_distinct_ids} ids,"
         f" {r.sink_connections} connections"
     )
@@ -407,6 +440,8 @@ class Report:
     baseline_best_per_s: float
     xtracker_best_per_s: float
     ratio_best: float
+    aiohttp_per_s: float  # median of plain aiohttp: the worker's own client, recording nothing
+    ratio_to_aiohttp: float  # what the bookkeeping leaves of the client's own rate
     target_ratio: float
     meets_target: bool
     clean: bool
@@ -438,6 +473,11 @@ def print_summary(report: Report, out: TextIO) -> None:
     print(
         f"ratio xtracker/baseline   : {report.ratio:>8.2f}  ({verdict} target "
         f">= {report.target_ratio:g}; best/best {report.ratio_best:.2f})",
+        file=out,
+    )
+    print(
+        f"plain aiohttp (our client): {report.aiohttp_per_s:>8,.0f} requests/s  (median; "
+        f"xtracker/plain aiohttp {report.ratio_to_aiohttp:.2f}: the cost of the bookkeeping)",
         file=out,
     )
     if report.problems:
@@ -513,14 +553,16 @@ def main(argv: list[str] | None = None) -> int:
             rounds.append(ours)
             if replay is None:
                 replay = replayable(sink_stats(sink)[0].get(HOOK_PATH, {}))
-            base = run_baseline(sink, *replay, args.events)
-            log(describe(base))
-            rounds.append(base)
+            for side in ("baseline", "plain aiohttp"):
+                base = run_baseline(side, sink, *replay, args.events)
+                log(describe(base))
+                rounds.append(base)
         filesystem = filesystem_of(tmp)
     assert replay is not None
 
-    per_side = {s: [r.per_s for r in rounds if r.side == s] for s in ("baseline", "xtracker")}
-    base_med, ours_med = (statistics.median(per_side[s]) for s in ("baseline", "xtracker"))
+    sides = ("baseline", "xtracker", "plain aiohttp")
+    per_side = {s: [r.per_s for r in rounds if r.side == s] for s in sides}
+    base_med, ours_med, aiohttp_med = (statistics.median(per_side[s]) for s in sides)
     base_best, ours_best = (max(per_side[s]) for s in ("baseline", "xtracker"))
     problems = [f"{r.side} round: {p}" for r in rounds for p in r.problems]
     ratio = ours_med / base_med if base_med else 0.0
@@ -537,6 +579,8 @@ def main(argv: list[str] | None = None) -> int:
         baseline_best_per_s=base_best,
         xtracker_best_per_s=ours_best,
         ratio_best=ours_best / base_best if base_best else 0.0,
+        aiohttp_per_s=aiohttp_med,
+        ratio_to_aiohttp=ours_med / aiohttp_med if aiohttp_med else 0.0,
         target_ratio=TARGET_RATIO,
         meets_target=ratio >= TARGET_RATIO,
         clean=not problems,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import threading
 import time
 from typing import Any
 
@@ -13,7 +14,7 @@ import pytest
 from standardwebhooks import Webhook
 
 from tests.conftest import ADMIN_TOKEN, FAST_RETRY, Server, ServerFactory, SpaceKeys
-from tests.sink import Reply, Sink
+from tests.sink import Received, Reply, Sink
 
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 
@@ -355,6 +356,35 @@ def test_a_failing_destination_does_not_slow_the_others(fast: Server) -> None:
     finally:
         slow.close()
         quick.close()
+
+
+def test_at_most_eight_requests_at_once_go_to_one_webhook(fast: Server, sink: Sink) -> None:
+    # The worker claims ahead (up to 4 x 8 rows), but only 8 requests are ever on the wire to
+    # one destination; every event still arrives once, and every row ends sent.
+    lock = threading.Lock()
+    now = [0]
+    peak = [0]
+
+    def slow(req: Received) -> Reply:
+        with lock:
+            now[0] += 1
+            peak[0] = max(peak[0], now[0])
+        time.sleep(0.15)
+        with lock:
+            now[0] -= 1
+        return Reply()
+
+    sink.responder = slow
+    space = fast.new_space()
+    add_webhook(fast, space, f"{sink.url}/hook")
+    with fast.client() as http:
+        for i in range(40):
+            deposit(http, space, f"u{i}", f"t{i}")
+    got = sink.wait_for(40)
+    assert len(got) == 40
+    assert len({r.headers["webhook-id"] for r in got}) == 40
+    assert 2 <= peak[0] <= 8, peak[0]
+    assert len(settled(fast, 40, "sent")) == 40
 
 
 def test_retry_after_is_honoured(fast: Server, sink: Sink) -> None:

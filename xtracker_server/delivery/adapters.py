@@ -20,6 +20,11 @@ from xtracker_server.store.destinations import Destination
 INFLIGHT = {DestinationKind.FB_CAPI: 2 * capi.MAX_BATCH}
 DEFAULT_INFLIGHT = 8
 BATCH = {DestinationKind.FB_CAPI: capi.MAX_BATCH}
+#: Deliveries a worker holds per destination (leased, not yet settled), as a multiple of those
+#: in flight: the next ones are claimed and read while the current ones are being sent, and
+#: outcomes are written while the next ones go out. CAPI batches are already large.
+HOLD_AHEAD = {DestinationKind.FB_CAPI: 1}
+DEFAULT_HOLD_AHEAD = 4
 
 
 def inflight_limit(kind: DestinationKind) -> int:
@@ -28,6 +33,16 @@ def inflight_limit(kind: DestinationKind) -> int:
 
 def batch_size(kind: DestinationKind) -> int:
     return BATCH.get(kind, 1)
+
+
+def requests_in_flight(kind: DestinationKind) -> int:
+    """Requests at once to one destination."""
+    return max(1, inflight_limit(kind) // batch_size(kind))
+
+
+def hold_limit(kind: DestinationKind) -> int:
+    """Deliveries one worker may hold (claimed, not yet settled) for one destination."""
+    return inflight_limit(kind) * HOLD_AHEAD.get(kind, DEFAULT_HOLD_AHEAD)
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,9 @@
   (polling); several workers may share one database: leases keep them apart.
 - Concurrency is bounded per destination, so a slow or failing destination only ever holds
   its own slots: the others keep flowing.
+- It works ahead: while some deliveries of a destination are being sent, the next ones are
+  already claimed and read, and the outcomes of those answered are being written. A slot is
+  taken only for the request itself.
 - Every attempt is recorded. A row is settled only while this worker still holds its lease.
 - A restart resumes everything unfinished: rows whose lease ran out are due again, and their
   event_id never changes, so a receiver sees a redelivery, never a new event.
@@ -23,7 +26,12 @@ from collections import defaultdict
 from dataclasses import dataclass
 
 from xtracker_server.config import Settings
-from xtracker_server.delivery.adapters import Adapter, batch_size, inflight_limit
+from xtracker_server.delivery.adapters import (
+    Adapter,
+    batch_size,
+    hold_limit,
+    requests_in_flight,
+)
 from xtracker_server.delivery.sender import Answer, Sender
 from xtracker_server.domain.outbound import DeliveryContext, Outcome, Verdict
 from xtracker_server.domain.retry import RetryPolicy
@@ -65,7 +73,8 @@ class Worker:
             allow_private=settings.allow_private_destinations,
         )
         self._wake = asyncio.Event()
-        self._inflight: dict[int, int] = defaultdict(int)
+        self._held: dict[int, int] = defaultdict(int)  # per destination: claimed, not settled
+        self._slots: dict[int, asyncio.Semaphore] = {}  # per destination: requests at once
         self._tasks: set[asyncio.Task[None]] = set()
         self._main: asyncio.Task[None] | None = None
         self._stopping = False
@@ -108,7 +117,7 @@ class Worker:
         due = await self.store.read(outbox.due_destinations, now)
         claimed_any = False
         for destination_id, kind in due:
-            free = inflight_limit(kind) - self._inflight[destination_id]
+            free = hold_limit(kind) - self._held[destination_id]
             if free <= 0 or self._stopping:
                 continue
             rows = await self.store.write(
@@ -117,7 +126,9 @@ class Worker:
             if not rows:
                 continue
             claimed_any = True
-            self._inflight[destination_id] += len(rows)
+            self._held[destination_id] += len(rows)
+            if destination_id not in self._slots:
+                self._slots[destination_id] = asyncio.Semaphore(requests_in_flight(kind))
             task = asyncio.create_task(self._deliver(destination_id, rows))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
@@ -140,7 +151,7 @@ class Worker:
         except Exception:
             log.exception("delivering to destination %s failed", destination_id)
         finally:
-            self._inflight[destination_id] -= len(rows)
+            self._held[destination_id] -= len(rows)
             self.wake()
 
     async def _send(
@@ -156,9 +167,10 @@ class Worker:
             else:
                 ready.append((claimed, ctx))
         if ready:
-            answer = await self.sender.send(
-                adapter.request([ctx for _, ctx in ready]), proxy=adapter.destination.proxy
-            )
+            async with self._slots[adapter.destination.id]:
+                answer = await self.sender.send(
+                    adapter.request([ctx for _, ctx in ready]), proxy=adapter.destination.proxy
+                )
             verdict = adapter.classify(answer)
             if verdict.outcome is Outcome.FAIL and len(ready) > 1:
                 # One bad event rejects a whole CAPI batch: split it so the good ones still go.

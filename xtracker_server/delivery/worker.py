@@ -181,60 +181,65 @@ class Worker:
             else:
                 settled += [Settlement(claimed, verdict, answer) for claimed, _ in ready]
         if settled:
-            await self.store.write(self._settle, adapter.destination, settled, _now_ms())
+            await self.store.write(
+                settle, self.owner, self.policy, adapter.destination, settled, _now_ms()
+            )
 
-    def _settle(
-        self,
-        conn: sqlite3.Connection,
-        destination: dest_store.Destination,
-        settled: list[Settlement],
-        now: int,
-    ) -> None:
-        for s in settled:
-            claimed, verdict, answer = s.claimed, s.verdict, s.answer
-            status, next_ms, refund = "sent", None, False
-            error = None if verdict.outcome is Outcome.SENT else verdict.reason
-            if verdict.outcome is Outcome.RETRY:
-                next_ms = now + int(
-                    self.policy.delay_s(claimed.attempts, retry_after_s=verdict.retry_after_s)
-                    * 1000
-                )
-                status = "retrying"
-                if self.policy.gives_up(claimed.age_from_ms, next_ms):
-                    status = "failed_permanently"
-                    error = f"gave up after {claimed.attempts} attempts; last: {verdict.reason}"
-            elif verdict.outcome is Outcome.FAIL:
+
+def settle(
+    conn: sqlite3.Connection,
+    owner: str,
+    policy: RetryPolicy,
+    destination: dest_store.Destination,
+    settled: list[Settlement],
+    now: int,
+) -> None:
+    """Write the outcome of each delivery in ``settled`` (only while ``owner`` holds its
+    lease) and its attempt; flag the destination if an answer said it is broken."""
+    for s in settled:
+        claimed, verdict, answer = s.claimed, s.verdict, s.answer
+        status, next_ms, refund = "sent", None, False
+        error = None if verdict.outcome is Outcome.SENT else verdict.reason
+        if verdict.outcome is Outcome.RETRY:
+            next_ms = now + int(
+                policy.delay_s(claimed.attempts, retry_after_s=verdict.retry_after_s) * 1000
+            )
+            status = "retrying"
+            if policy.gives_up(claimed.age_from_ms, next_ms):
                 status = "failed_permanently"
-            elif verdict.outcome is Outcome.HOLD:
-                # The destination is broken, not the event: keep it, do not count the attempt.
-                status = "retrying" if claimed.attempts > 1 else "pending"
-                next_ms, refund = now + int(HOLD_S * 1000), True
-            outbox.finish(
-                conn,
-                claimed.space_id,
-                claimed.id,
-                self.owner,
-                status=status,
-                now_ms=now,
-                next_attempt_ms=next_ms,
-                last_status=answer.status if answer else None,
-                last_error=error,
-                refund_attempt=refund,
-            )
-            outbox.record_attempt(
-                conn,
-                outbox.AttemptRecord(
-                    delivery_id=claimed.id,
-                    space_id=claimed.space_id,
-                    at_ms=now,
-                    status_code=answer.status if answer else None,
-                    latency_ms=answer.latency_ms if answer else 0,
-                    outcome=verdict.outcome.value,
-                    error=error,
-                    excerpt=answer.excerpt if answer else None,
-                ),
-            )
-        unhealthy = next((s.verdict.unhealthy for s in settled if s.verdict.unhealthy), None)
-        if unhealthy:
-            log.warning("destination %s flagged unhealthy: %s", destination.id, unhealthy)
-            dest_store.flag_unhealthy(conn, destination.space_id, destination.id, unhealthy)
+                error = f"gave up after {claimed.attempts} attempts; last: {verdict.reason}"
+        elif verdict.outcome is Outcome.FAIL:
+            status = "failed_permanently"
+        elif verdict.outcome is Outcome.HOLD:
+            # The destination is broken, not the event: keep it, do not count the attempt.
+            status = "retrying" if claimed.attempts > 1 else "pending"
+            next_ms, refund = now + int(HOLD_S * 1000), True
+        outbox.finish(
+            conn,
+            claimed.space_id,
+            claimed.id,
+            owner,
+            status=status,
+            now_ms=now,
+            next_attempt_ms=next_ms,
+            last_status=answer.status if answer else None,
+            last_error=error,
+            refund_attempt=refund,
+        )
+        outbox.record_attempt(
+            conn,
+            outbox.AttemptRecord(
+                delivery_id=claimed.id,
+                space_id=claimed.space_id,
+                at_ms=now,
+                status_code=answer.status if answer else None,
+                latency_ms=answer.latency_ms if answer else 0,
+                outcome=verdict.outcome.value,
+                error=error,
+                excerpt=answer.excerpt if answer else None,
+            ),
+        )
+    unhealthy = next((s.verdict.unhealthy for s in settled if s.verdict.unhealthy), None)
+    if unhealthy:
+        log.warning("destination %s flagged unhealthy: %s", destination.id, unhealthy)
+        dest_store.flag_unhealthy(conn, destination.space_id, destination.id, unhealthy)

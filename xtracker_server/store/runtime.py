@@ -12,15 +12,22 @@ from typing import Any, TypeVar
 from xtracker_server.store.db import attach_reports, connect, open_db
 from xtracker_server.store.rollup import catch_up, open_rollup
 from xtracker_server.store.writer import GroupCommitWriter, GroupOperation
+from xtracker_server.store.writer_process import ProcessWriter
 
 T = TypeVar("T")
 A = TypeVar("A")
 
 
 class Store:
-    def __init__(self, path: str, *, sync: str = "FULL", readers: int = 4) -> None:
+    def __init__(
+        self, path: str, *, sync: str = "FULL", readers: int = 4, writer_process: bool = True
+    ) -> None:
         self.path = path
-        self.writer = GroupCommitWriter(path, sync=sync)
+        # Writes go to a process of its own (store/writer_process.py: the SQLite work then never
+        # waits for the GIL), or, with ``writer_process=False``, to a thread of this one.
+        self.writer: ProcessWriter | GroupCommitWriter = (
+            ProcessWriter(path, sync=sync) if writer_process else GroupCommitWriter(path, sync=sync)
+        )
         self._readers = ThreadPoolExecutor(max_workers=readers, thread_name_prefix="xtracker-read")
         self._local = threading.local()
         self._conns: list[sqlite3.Connection] = []
@@ -58,8 +65,9 @@ class Store:
             self._conns.clear()
 
     async def write(self, op: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
-        """Run ``op(conn, *args, **kwargs)`` in the next group commit."""
-        return await self.writer.write(_bind(op, args, kwargs))
+        """Run ``op(conn, *args, **kwargs)`` in the next group commit. ``op`` is a named
+        function and its arguments are picklable: they may travel to the writer process."""
+        return await self.writer.write(op, *args, **kwargs)
 
     async def write_grouped(self, group: GroupOperation[A, T], arg: A) -> T:
         """``group(conn, [arg, ...])`` in the next group commit, sharing the call with the

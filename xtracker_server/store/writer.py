@@ -36,7 +36,6 @@ log = logging.getLogger("xtracker.store")
 
 T = TypeVar("T")
 A = TypeVar("A")
-Operation = Callable[[sqlite3.Connection], T]
 #: ``fn(conn, [arg, ...]) -> [result, ...]``, one result per argument, in order.
 GroupOperation = Callable[[sqlite3.Connection, list[A]], list[T]]
 
@@ -46,20 +45,79 @@ class StoreUnavailable(RuntimeError):
 
 
 @dataclass(slots=True)
-class _Pending:
-    op: Operation[Any] | None  # None: a grouped call of ``group`` with ``arg``
-    future: asyncio.Future[Any]
+class Job:
+    """One write: ``fn(conn, *args, **kwargs)``, or (``fn`` None) a grouped call of ``group``
+    with ``arg``. After its batch ran: ``result``, or the ``error`` it raised."""
+
+    fn: Callable[..., Any] | None
+    args: tuple[Any, ...] = ()
+    kwargs: dict[str, Any] | None = None
     group: GroupOperation[Any, Any] | None = None
     arg: Any = None
     result: Any = None
     error: BaseException | None = None
 
     def run_alone(self, conn: sqlite3.Connection) -> None:
-        if self.op is not None:
-            self.result = self.op(conn)
+        if self.fn is not None:
+            self.result = self.fn(conn, *self.args, **(self.kwargs or {}))
         else:
             assert self.group is not None
             (self.result,) = self.group(conn, [self.arg])
+
+
+def commit_batch(conn: sqlite3.Connection, batch: list[Job]) -> None:
+    """Run every job of ``batch`` in one transaction and commit it (see the module's docstring):
+    optimistically first, then, if a job raised, again with a savepoint around each job, whose
+    error is kept in it. Raises only if the transaction itself fails: nothing was committed."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        try:
+            _run_optimistically(conn, batch)
+        except Exception:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            conn.execute("BEGIN IMMEDIATE")
+            _run_with_savepoints(conn, batch)
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+
+
+def _run_optimistically(conn: sqlite3.Connection, batch: list[Job]) -> None:
+    """Every job, no savepoints; raises the first error (the caller starts over)."""
+    i, n = 0, len(batch)
+    while i < n:
+        job = batch[i]
+        if job.fn is not None:
+            job.result = job.fn(conn, *job.args, **(job.kwargs or {}))
+            i += 1
+            continue
+        group = job.group
+        j = i + 1
+        while j < n and batch[j].group is group:
+            j += 1
+        assert group is not None
+        results = group(conn, [p.arg for p in batch[i:j]])
+        for done, result in zip(batch[i:j], results, strict=True):
+            done.result = result
+        i = j
+
+
+def _run_with_savepoints(conn: sqlite3.Connection, batch: list[Job]) -> None:
+    for job in batch:
+        job.result = job.error = None
+        conn.execute("SAVEPOINT op")
+        try:
+            job.run_alone(conn)
+        except Exception as exc:
+            conn.execute("ROLLBACK TO op")
+            job.error = exc
+        conn.execute("RELEASE op")
+
+
+_Queued = tuple[Job, "asyncio.Future[Any]"]
 
 
 class GroupCommitWriter:
@@ -70,7 +128,7 @@ class GroupCommitWriter:
         # The writer's own thread takes operations straight from this queue: the next batch
         # starts as soon as the last commit is done, never waiting for its turn on the event
         # loop (where it would queue behind every request being parsed).
-        self._queue: queue.SimpleQueue[_Pending | None] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[_Queued | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._conn: sqlite3.Connection | None = None
@@ -102,24 +160,23 @@ class GroupCommitWriter:
     def running(self) -> bool:
         return self._accepting and self._thread is not None and self._thread.is_alive()
 
-    async def write(self, op: Operation[T]) -> T:
-        """Run ``op`` in the next batch; returns its result once the batch is committed."""
-        result: T = await self._submit(op, None, None)
+    async def write(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+        """Run ``fn(conn, *args, **kwargs)`` in the next batch; returns its result once the
+        batch is committed."""
+        result: T = await self._submit(Job(fn, args, kwargs))
         return result
 
     async def write_grouped(self, group: GroupOperation[A, T], arg: A) -> T:
         """Like ``write``, for ``group(conn, [arg])``; waiting calls of the same ``group`` that
         are next to each other in the queue run as one call (see the module's docstring)."""
-        result: T = await self._submit(None, group, arg)
+        result: T = await self._submit(Job(None, group=group, arg=arg))
         return result
 
-    def _submit(
-        self, op: Operation[Any] | None, group: GroupOperation[Any, Any] | None, arg: Any
-    ) -> asyncio.Future[Any]:
+    def _submit(self, job: Job) -> asyncio.Future[Any]:
         if not self.running:
             raise StoreUnavailable("the writer is not running")
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._queue.put(_Pending(op, future, group, arg))
+        self._queue.put((job, future))
         return future
 
     def _main(self, opened: asyncio.Future[None]) -> None:
@@ -154,8 +211,10 @@ class GroupCommitWriter:
                     break
                 batch.append(item)
             error: BaseException | None = None
+            conn = self._conn
+            assert conn is not None
             try:
-                self._commit(batch)
+                commit_batch(conn, [job for job, _ in batch])
             except BaseException as exc:  # the commit failed: nobody in the batch is acknowledged
                 log.error("commit of %d operations failed: %s", len(batch), exc)
                 error = StoreUnavailable(f"the database could not commit: {exc}")
@@ -166,68 +225,18 @@ class GroupCommitWriter:
             if stopping:
                 return
 
-    def _commit(self, batch: list[_Pending]) -> None:
-        conn = self._conn
-        assert conn is not None
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            try:
-                self._run_optimistically(conn, batch)
-            except Exception:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                conn.execute("BEGIN IMMEDIATE")
-                self._run_with_savepoints(conn, batch)
-            conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
 
-    @staticmethod
-    def _run_optimistically(conn: sqlite3.Connection, batch: list[_Pending]) -> None:
-        """Every operation, no savepoints; raises the first error (the caller starts over)."""
-        i, n = 0, len(batch)
-        while i < n:
-            item = batch[i]
-            if item.op is not None:
-                item.result = item.op(conn)
-                i += 1
-                continue
-            group = item.group
-            j = i + 1
-            while j < n and batch[j].group is group:
-                j += 1
-            assert group is not None
-            results = group(conn, [p.arg for p in batch[i:j]])
-            for pending, result in zip(batch[i:j], results, strict=True):
-                pending.result = result
-            i = j
-
-    @staticmethod
-    def _run_with_savepoints(conn: sqlite3.Connection, batch: list[_Pending]) -> None:
-        for item in batch:
-            item.result = item.error = None
-            conn.execute("SAVEPOINT op")
-            try:
-                item.run_alone(conn)
-            except Exception as exc:
-                conn.execute("ROLLBACK TO op")
-                item.error = exc
-            conn.execute("RELEASE op")
-
-
-def _answer(batch: list[_Pending], error: BaseException | None) -> None:
+def _answer(batch: list[_Queued], error: BaseException | None) -> None:
     """On the event loop: tell every caller of a batch how it went (after its commit)."""
-    for item in batch:
-        if item.future.done():  # the caller went away (cancelled)
+    for job, future in batch:
+        if future.done():  # the caller went away (cancelled)
             continue
         if error is not None:
-            item.future.set_exception(error)
-        elif item.error is not None:
-            item.future.set_exception(item.error)
+            future.set_exception(error)
+        elif job.error is not None:
+            future.set_exception(job.error)
         else:
-            item.future.set_result(item.result)
+            future.set_result(job.result)
 
 
 def _succeed(future: asyncio.Future[None], result: None) -> None:

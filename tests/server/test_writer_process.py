@@ -1,0 +1,255 @@
+"""The writer process (store/writer_process.py) on real SQLite files: batches, errors that stay
+with their operation, a commit that fails, a writer that dies, and a server that dies."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sqlite3
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import Server, ServerFactory
+from tests.server import writer_ops as ops
+from xtracker_server.store.db import open_db
+from xtracker_server.store.writer import StoreUnavailable
+from xtracker_server.store.writer_process import ProcessWriter
+
+
+def rows(path: Path, sql: str) -> list[tuple[object, ...]]:
+    conn = sqlite3.connect(path)
+    try:
+        return conn.execute(sql).fetchall()
+    finally:
+        conn.close()
+
+
+def new_db(tmp_path: Path) -> Path:
+    path = tmp_path / "w.db"
+    open_db(str(path)).close()
+    return path
+
+
+def test_concurrent_writes_are_committed_in_few_batches(tmp_path: Path) -> None:
+    path = new_db(tmp_path)
+
+    async def run() -> tuple[list[int], int]:
+        writer = ProcessWriter(str(path))
+        await writer.start()
+        await writer.write(ops.make_table)
+        results = await asyncio.gather(*(writer.write(ops.insert, n) for n in range(1, 301)))
+        batches = writer.batches
+        await writer.stop()
+        return results, batches
+
+    results, batches = asyncio.run(run())
+    assert results == [n * 10 for n in range(1, 301)]
+    assert batches < 100  # 300 writes submitted together go in far fewer batches
+    assert rows(path, "SELECT count(*), min(n), max(n) FROM t") == [(300, 1, 300)]
+
+
+def test_an_operation_that_raises_fails_alone(tmp_path: Path) -> None:
+    path = new_db(tmp_path)
+
+    async def run() -> list[object]:
+        writer = ProcessWriter(str(path))
+        await writer.start()
+        await writer.write(ops.make_table)
+        out = await asyncio.gather(
+            writer.write(ops.insert, 1),
+            writer.write(ops.insert_then_fail, 2),
+            writer.write(ops.insert, 3),
+            return_exceptions=True,
+        )
+        await writer.stop()
+        return list(out)
+
+    first, failed, third = asyncio.run(run())
+    assert (first, third) == (10, 30)
+    assert isinstance(failed, ValueError) and str(failed) == "refused 2"
+    assert rows(path, "SELECT n FROM t ORDER BY n") == [(1,), (3,)]
+
+
+def test_grouped_calls_share_one_call_and_a_bad_one_fails_alone(tmp_path: Path) -> None:
+    path = new_db(tmp_path)
+    names = [f"name{i}" for i in range(40)]
+
+    async def run() -> tuple[list[object], list[object]]:
+        writer = ProcessWriter(str(path))
+        await writer.start()
+        await writer.write(ops.make_table)
+        good = await asyncio.gather(*(writer.write_grouped(ops.add_names, n) for n in names))
+        mixed = await asyncio.gather(
+            *(writer.write_grouped(ops.add_names, n) for n in ("a", "bad", "b")),
+            return_exceptions=True,
+        )
+        await writer.stop()
+        return list(good), list(mixed)
+
+    good, mixed = asyncio.run(run())
+    assert good == [n.upper() for n in names]
+    assert mixed[0] == "A" and mixed[2] == "B" and isinstance(mixed[1], ValueError)
+    stored = {str(r[0]) for r in rows(path, "SELECT name FROM t")}
+    assert stored == {*names, "a", "b"}
+    # The 40 went as one call (plus the calls of the mixed group, run again one by one).
+    assert (40,) in rows(path, "SELECT size FROM group_calls")
+
+
+def test_what_cannot_travel_fails_for_its_caller_only(tmp_path: Path) -> None:
+    path = new_db(tmp_path)
+
+    async def run() -> tuple[BaseException | None, object, int]:
+        writer = ProcessWriter(str(path))
+        await writer.start()
+        await writer.write(ops.make_table)
+        refused = None
+        try:
+            await writer.write(lambda conn: 1)  # a lambda cannot be pickled
+        except Exception as exc:
+            refused = exc
+        back = await asyncio.gather(
+            writer.write(ops.raise_awkward), writer.write(ops.insert, 7), return_exceptions=True
+        )
+        await writer.stop()
+        return refused, back[0], back[1]  # type: ignore[return-value]
+
+    refused, awkward, inserted = asyncio.run(run())
+    assert refused is not None and "lambda" in str(refused)
+    assert isinstance(awkward, RuntimeError) and "could not be sent back" in str(awkward)
+    assert "Awkward" in str(awkward)
+    assert inserted == 70
+    assert rows(path, "SELECT n FROM t") == [(7,)]
+
+
+def test_a_failed_commit_acknowledges_nobody_in_its_batch(tmp_path: Path) -> None:
+    path = new_db(tmp_path)
+
+    async def run() -> tuple[list[object], int]:
+        writer = ProcessWriter(str(path))
+        await writer.start()
+        await writer.write(ops.make_table)
+        out = await asyncio.gather(
+            writer.write(ops.insert, 1),
+            writer.write(ops.break_the_commit),
+            writer.write(ops.insert, 2),
+            return_exceptions=True,
+        )
+        after = await writer.write(ops.insert, 3)  # the writer carries on
+        await writer.stop()
+        return list(out), after
+
+    out, after = asyncio.run(run())
+    assert all(isinstance(o, StoreUnavailable) for o in out), out
+    assert "could not commit" in str(out[0])
+    assert after == 30
+    assert rows(path, "SELECT n FROM t") == [(3,)]
+
+
+def test_a_dead_writer_process_fails_its_callers_and_says_so(tmp_path: Path) -> None:
+    path = new_db(tmp_path)
+
+    async def run() -> tuple[BaseException | None, BaseException | None, bool]:
+        writer = ProcessWriter(str(path))
+        await writer.start()
+        assert writer.running
+        waiting = asyncio.ensure_future(writer.write(ops.slow, 5.0))
+        await asyncio.sleep(0.3)  # the slow batch is in the writer
+        assert writer._proc is not None
+        os.kill(writer._proc.pid, signal.SIGKILL)
+        in_flight = None
+        try:
+            await asyncio.wait_for(waiting, 5)
+        except StoreUnavailable as exc:
+            in_flight = exc
+        later = None
+        try:
+            await writer.write(ops.make_table)
+        except StoreUnavailable as exc:
+            later = exc
+        running = writer.running
+        await writer.stop()
+        return in_flight, later, running
+
+    in_flight, later, running = asyncio.run(run())
+    assert in_flight is not None and "exited" in str(in_flight)
+    assert later is not None and not running
+
+
+def test_stop_finishes_what_was_submitted(tmp_path: Path) -> None:
+    path = new_db(tmp_path)
+
+    async def run() -> list[int]:
+        writer = ProcessWriter(str(path))
+        await writer.start()
+        await writer.write(ops.make_table)
+        futures = [asyncio.ensure_future(writer.write(ops.insert, n)) for n in range(1, 51)]
+        await asyncio.sleep(0)  # submitted, not answered
+        await writer.stop()
+        return [f.result() for f in futures]
+
+    assert asyncio.run(run()) == [n * 10 for n in range(1, 51)]
+    assert rows(path, "SELECT count(*) FROM t") == [(50,)]
+
+
+def test_a_database_it_cannot_open_fails_the_start(tmp_path: Path) -> None:
+    async def run() -> None:
+        await ProcessWriter(str(tmp_path)).start()  # a directory, not a database file
+
+    with pytest.raises(RuntimeError, match=r"unable to open|is a directory"):
+        asyncio.run(run())
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(entry))
+    return found
+
+
+def test_the_server_reports_a_dead_writer_and_a_killed_server_leaves_none(server: Server) -> None:
+    assert server.proc is not None
+    (writer_pid,) = _children(server.proc.pid)
+    space = server.new_space()
+    with server.client() as http:
+        assert http.get("/healthz").json()["writer"] == "running"
+        os.kill(writer_pid, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while http.get("/healthz").status_code != 503 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        health = http.get("/healthz")
+        assert health.status_code == 503 and health.json()["writer"] == "stopped"
+        r = http.post("/events", json={"uid": "u", "event": "contact"}, headers=space.auth)
+        assert r.status_code == 503, r.text
+        assert r.json()["error"]
+
+
+def test_a_killed_server_leaves_no_writer_process(start_server: ServerFactory) -> None:
+    srv = start_server()
+    assert srv.proc is not None
+    (writer_pid,) = _children(srv.proc.pid)
+    with srv.client() as http:
+        assert http.get("/healthz").status_code == 200
+    srv.proc.kill()
+    srv.proc.wait()
+    deadline = time.monotonic() + 10
+    while _alive(writer_pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _alive(writer_pid)
+
+
+def _alive(pid: int) -> bool:
+    """Running (an exited process waiting to be reaped by init is not)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"

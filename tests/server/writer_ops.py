@@ -1,0 +1,56 @@
+"""Operations for tests/server/test_writer_process.py: named functions, so that they can travel
+to the writer process (which imports this module by name)."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+
+
+def make_table(conn: sqlite3.Connection) -> None:
+    conn.execute("CREATE TABLE IF NOT EXISTS t (n INTEGER PRIMARY KEY, name TEXT UNIQUE)")
+    conn.execute("CREATE TABLE IF NOT EXISTS group_calls (size INTEGER)")
+
+
+def insert(conn: sqlite3.Connection, n: int) -> int:
+    conn.execute("INSERT INTO t (n, name) VALUES (?, ?)", (n, f"n{n}"))
+    return n * 10
+
+
+def insert_then_fail(conn: sqlite3.Connection, n: int) -> None:
+    conn.execute("INSERT INTO t (n, name) VALUES (?, ?)", (n, f"n{n}"))
+    raise ValueError(f"refused {n}")
+
+
+def add_names(conn: sqlite3.Connection, names: list[str]) -> list[str]:
+    conn.execute("INSERT INTO group_calls (size) VALUES (?)", (len(names),))
+    for name in names:
+        if name == "bad":
+            raise ValueError("bad name")
+        conn.execute("INSERT INTO t (name) VALUES (?)", (name,))
+    return [name.upper() for name in names]
+
+
+class Awkward(Exception):
+    """Pickles, but cannot be unpickled (its __init__ wants two arguments)."""
+
+    def __init__(self, a: str, b: str) -> None:
+        super().__init__(f"{a}/{b}")
+
+
+def raise_awkward(conn: sqlite3.Connection) -> None:
+    raise Awkward("x", "y")
+
+
+def break_the_commit(conn: sqlite3.Connection) -> None:
+    """Succeeds, but makes the COMMIT of its batch fail (a deferred foreign key violation)."""
+    conn.execute("CREATE TABLE IF NOT EXISTS parent (id INTEGER PRIMARY KEY)")
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS child (id INTEGER PRIMARY KEY,"
+        " parent_id INTEGER REFERENCES parent(id) DEFERRABLE INITIALLY DEFERRED)"
+    )
+    conn.execute("INSERT INTO child (parent_id) VALUES (12345)")
+
+
+def slow(conn: sqlite3.Connection, seconds: float) -> None:
+    time.sleep(seconds)

@@ -101,7 +101,7 @@ def test_grouped_calls_share_one_call_and_a_bad_one_fails_alone(tmp_path: Path) 
 def test_what_cannot_travel_fails_for_its_caller_only(tmp_path: Path) -> None:
     path = new_db(tmp_path)
 
-    async def run() -> tuple[BaseException | None, object, int]:
+    async def run() -> tuple[BaseException | None, list[object]]:
         writer = ProcessWriter(str(path))
         await writer.start()
         await writer.write(ops.make_table)
@@ -111,17 +111,22 @@ def test_what_cannot_travel_fails_for_its_caller_only(tmp_path: Path) -> None:
         except Exception as exc:
             refused = exc
         back = await asyncio.gather(
-            writer.write(ops.raise_awkward), writer.write(ops.insert, 7), return_exceptions=True
+            writer.write(ops.raise_awkward),
+            writer.write(ops.insert, 7),
+            writer.write(ops.insert_returning_a_generator, 8),
+            return_exceptions=True,
         )
         await writer.stop()
-        return refused, back[0], back[1]  # type: ignore[return-value]
+        return refused, list(back)
 
-    refused, awkward, inserted = asyncio.run(run())
+    refused, (awkward, inserted, generator) = asyncio.run(run())
     assert refused is not None and "lambda" in str(refused)
     assert isinstance(awkward, RuntimeError) and "could not be sent back" in str(awkward)
     assert "Awkward" in str(awkward)
     assert inserted == 70
-    assert rows(path, "SELECT n FROM t") == [(7,)]
+    # Committed, but the caller is told its result could not come back.
+    assert isinstance(generator, RuntimeError) and "could not be sent back" in str(generator)
+    assert rows(path, "SELECT n FROM t ORDER BY n") == [(7,), (8,)]
 
 
 def test_a_failed_commit_acknowledges_nobody_in_its_batch(tmp_path: Path) -> None:

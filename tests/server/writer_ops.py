@@ -54,3 +54,9 @@ def break_the_commit(conn: sqlite3.Connection) -> None:
 
 def slow(conn: sqlite3.Connection, seconds: float) -> None:
     time.sleep(seconds)
+
+
+def insert_returning_a_generator(conn: sqlite3.Connection, n: int) -> object:
+    """Commits a row, but its result cannot be pickled back."""
+    insert(conn, n)
+    return (i for i in range(n))

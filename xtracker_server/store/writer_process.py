@@ -13,8 +13,8 @@ baseline).
 
 The protocol, over two pipes:
 
-- the server sends one batch at a time: a list of pickled jobs (each pickled when it is
-  submitted, so an operation that cannot be sent fails for its caller alone, at once);
+- the server sends one batch at a time: its list of jobs, pickled at once (if that fails, the
+  jobs that cannot be pickled are left out and their callers alone get the error);
 - the writer answers ``("batch", [(ok, result or exception), ...])`` in the same order once the
   batch is committed, or ``("fail", reason)`` if the commit failed (nobody is acknowledged);
 - while a batch is being written, new jobs wait in the server and go together as the next one.
@@ -46,7 +46,8 @@ log = logging.getLogger("xtracker.store")
 
 T = TypeVar("T")
 A = TypeVar("A")
-_Waiting = tuple[bytes, "asyncio.Future[Any]"]
+_STOP = b"stop"  # not a pickle: a batch always is one
+_Waiting = tuple[Job, "asyncio.Future[Any]"]
 
 
 class ProcessWriter:
@@ -103,12 +104,13 @@ class ProcessWriter:
             await self._idle.wait()
         if self._to is not None:
             with contextlib.suppress(OSError):
-                self._to.send(None)
+                self._to.send_bytes(_STOP)
         await self._shut()
 
     @property
     def running(self) -> bool:
-        return self._accepting and self._proc is not None and self._proc.poll() is None
+        # A writer that exits closes its pipe, which ``_on_answer`` sees at once (``_died``).
+        return self._accepting
 
     async def write(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
         """Run ``fn(conn, *args, **kwargs)`` in the next batch; returns its result once the
@@ -124,10 +126,9 @@ class ProcessWriter:
     def _submit(self, job: Job) -> asyncio.Future[Any]:
         if not self.running:
             raise StoreUnavailable("the writer is not running")
-        blob = pickle.dumps(job, pickle.HIGHEST_PROTOCOL)  # raises here if it can't be sent
         assert self._loop is not None
         future: asyncio.Future[Any] = self._loop.create_future()
-        self._waiting.append((blob, future))
+        self._waiting.append((job, future))
         if not self._sent and not self._flush_soon:
             # Everything submitted in this turn of the loop goes in the same batch.
             self._flush_soon = True
@@ -140,9 +141,17 @@ class ProcessWriter:
             return
         batch = self._waiting[: self._batch_limit]
         del self._waiting[: self._batch_limit]
+        try:
+            # One pickle for the batch (much cheaper per job than one each).
+            data = pickle.dumps([job for job, _ in batch], pickle.HIGHEST_PROTOCOL)
+        except Exception:
+            batch = _sendable(batch)
+            if not batch:
+                return
+            data = pickle.dumps([job for job, _ in batch], pickle.HIGHEST_PROTOCOL)
         self._sent = [future for _, future in batch]
         try:
-            self._to.send([blob for blob, _ in batch])
+            self._to.send_bytes(data)
         except OSError as exc:
             self._died(f"the writer process is gone ({exc})")
 
@@ -203,6 +212,19 @@ class ProcessWriter:
             await asyncio.to_thread(proc.wait)
 
 
+def _sendable(batch: list[_Waiting]) -> list[_Waiting]:
+    """The jobs of ``batch`` that can be pickled; the callers of the others get the error."""
+    kept = []
+    for job, future in batch:
+        try:
+            pickle.dumps(job, pickle.HIGHEST_PROTOCOL)
+        except Exception as exc:
+            _settle(future, exc=TypeError(f"this operation cannot go to the writer process: {exc}"))
+        else:
+            kept.append((job, future))
+    return kept
+
+
 def _settle(
     future: asyncio.Future[Any] | None, value: Any = None, *, exc: BaseException | None = None
 ) -> None:
@@ -217,20 +239,10 @@ def _settle(
 # --------------------------------------------------------------------------- the writer process
 
 
-def _load(blob: bytes) -> Job | BaseException:
-    try:
-        job = pickle.loads(blob)
-    except Exception as exc:
-        return RuntimeError(f"the writer could not read an operation: {exc!r}")
-    return job if isinstance(job, Job) else RuntimeError("not an operation")
-
-
-def _outcome(item: Job | BaseException) -> tuple[bool, Any]:
-    if isinstance(item, BaseException):
-        return _portable((False, item))
-    if item.error is not None:  # rare; an exception class may not survive the trip: checked
-        return _portable((False, item.error))
-    return True, item.result
+def _outcome(job: Job) -> tuple[bool, Any]:
+    if job.error is not None:  # rare; an exception class may not survive the trip: checked
+        return _portable((False, job.error))
+    return True, job.result
 
 
 def _portable(outcome: tuple[bool, Any]) -> tuple[bool, Any]:
@@ -254,22 +266,29 @@ def serve(inbox: Connection, outbox: Connection, path: str, sync: str) -> int:
     try:
         while True:
             try:
-                blobs = inbox.recv()
+                data = inbox.recv_bytes()
             except EOFError:  # the server is gone
                 return 0
-            if blobs is None:
+            if data == _STOP:
                 return 0
-            items = [_load(blob) for blob in blobs]
+            answer: tuple[str, str | list[tuple[bool, Any]]]
             try:
-                commit_batch(conn, [i for i in items if isinstance(i, Job)])
-            except Exception as exc:
-                answer: tuple[str, Any] = ("fail", f"the database could not commit: {exc}")
+                jobs: list[Job] = pickle.loads(data)
+            except Exception as exc:  # e.g. an operation's module that does not import here
+                answer = ("fail", f"the writer could not read the batch: {exc!r}")
             else:
-                answer = ("batch", [_outcome(i) for i in items])
+                try:
+                    commit_batch(conn, jobs)
+                except Exception as exc:
+                    answer = ("fail", f"the database could not commit: {exc}")
+                else:
+                    answer = ("batch", [_outcome(job) for job in jobs])
             try:
                 outbox.send(answer)
             except (pickle.PicklingError, TypeError, AttributeError):
-                outbox.send(("batch", [_portable(o) for o in answer[1]]))
+                outcomes = answer[1]
+                assert isinstance(outcomes, list)  # a result that would not pickle
+                outbox.send(("batch", [_portable(o) for o in outcomes]))
             except OSError:  # the server is gone; what was committed stays committed
                 return 0
     finally:

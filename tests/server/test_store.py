@@ -274,3 +274,51 @@ def test_a_taken_uid_in_a_group_of_clicks_is_minted_again(tmp_path: Path) -> Non
     assert uids[0] == drafts[0].uid and uids[2] == drafts[2].uid
     assert uids[1] != drafts[1].uid  # minted again, not lost and not merged
     assert conn.execute("SELECT count(*) FROM clicks").fetchone()[0] == 4
+
+
+def test_contexts_of_many_claimed_deliveries_are_read_in_chunks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from xtracker_server.domain.clicks import click_draft
+    from xtracker_server.domain.dedup import dedup_key
+    from xtracker_server.domain.destinations import (
+        DestinationInput,
+        DestinationKind,
+        prepare_destination,
+    )
+    from xtracker_server.store import destinations, outbox
+    from xtracker_server.store.clicks import insert_clicks
+    from xtracker_server.store.inbox import InboxDraft, insert_events
+
+    conn = open_db(str(tmp_path / "o.db"))
+    with transaction(conn):
+        space = spaces.create_space(conn, "s", 0).space.id
+        other = spaces.create_space(conn, "other", 0).space.id
+        hook = DestinationInput(kind=DestinationKind.WEBHOOK, url="https://h.example/x")
+        dest = destinations.create_destination(conn, space, prepare_destination(hook), 0)
+        assert dest is not None
+        (clicked,) = insert_clicks(
+            conn, [click_draft(space_id=space, source="api", now_ms=1, raw_query="fbclid=F1")]
+        )
+    uids = [clicked, *(f"u{i}" for i in range(9))]
+
+    def contact(uid: str) -> InboxDraft:
+        return InboxDraft(
+            space_id=space, dedup_key=dedup_key(space, uid, None, "contact", None, 5),
+            event="contact", uid=uid, tg_id=None, eid=None, value=None, currency=None,
+            occurred_at_ms=5, received_ms=5, source="api",
+        )  # fmt: skip
+
+    with transaction(conn):
+        insert_events(conn, [contact(uid) for uid in uids])
+        claimed = outbox.claim(conn, dest.id, "me", 10, 60_000, 100)
+    assert len(claimed) == 10
+    monkeypatch.setattr(outbox, "MAX_PARAMS", 4)  # 3 inbox ids per query: 4 queries
+    got = outbox.contexts(conn, space, claimed, "https://x.example")
+    assert sorted(ctx.uid for ctx in got.values()) == sorted(uids)
+    assert {c.id for c in claimed} == set(got)
+    assert got[claimed[0].id].event_id == claimed[0].event_id
+    by_uid = {ctx.uid: ctx for ctx in got.values()}
+    assert by_uid[clicked].click is not None and by_uid[clicked].click.fbclid == "F1"
+    assert all(by_uid[u].click is None or by_uid[u].click.fbclid is None for u in uids[1:])
+    assert outbox.contexts(conn, other, claimed, "https://x.example") == {}  # another space's

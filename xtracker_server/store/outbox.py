@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from xtracker_server.domain.destinations import DestinationKind, delivery_event_id
 from xtracker_server.domain.outbound import ClickInfo, DeliveryContext
-from xtracker_server.store.db import insert_many
+from xtracker_server.store.db import MAX_PARAMS, insert_many
 
 STATUSES = ("pending", "retrying", "sent", "failed_permanently")
 _DUE = "status IN ('pending', 'retrying')"
@@ -123,10 +123,13 @@ def contexts(
     """What each claimed delivery sends, read now: an event attributed by a bind after the
     fan-out goes out with its click, and an event sent by uid carries the Telegram user its
     uid was bound to."""
-    out: dict[int, DeliveryContext] = {}
-    for c in claimed:
-        row = conn.execute(
-            "SELECT i.event, i.uid, COALESCE(i.tg_id, b.tg_id) AS tg_id, i.eid, i.value,"
+    rows: dict[int, sqlite3.Row] = {}
+    ids = sorted({c.inbox_id for c in claimed})
+    per_query = MAX_PARAMS - 1
+    for start in range(0, len(ids), per_query):  # one query per chunk, not one per delivery
+        chunk = ids[start : start + per_query]
+        for row in conn.execute(
+            "SELECT i.id, i.event, i.uid, COALESCE(i.tg_id, b.tg_id) AS tg_id, i.eid, i.value,"
             " i.currency, i.occurred_at_ms,"
             " k.created_ms AS click_ms, k.ip, k.user_agent, k.fbclid, k.fbc, k.fbp, k.country,"
             " k.campaign_id, k.campaign_name, k.adset_id, k.adset_name, k.ad_id, k.ad_name,"
@@ -135,9 +138,13 @@ def contexts(
             " LEFT JOIN clicks k ON k.space_id = i.space_id AND k.uid = i.uid"
             " LEFT JOIN links l ON l.id = k.link_id AND l.space_id = i.space_id"
             " LEFT JOIN binds b ON b.space_id = i.space_id AND b.uid = i.uid"
-            " WHERE i.space_id = ? AND i.id = ?",
-            (space_id, c.inbox_id),
-        ).fetchone()
+            f" WHERE i.space_id = ? AND i.id IN ({', '.join('?' * len(chunk))})",
+            (space_id, *chunk),
+        ):
+            rows[row["id"]] = row
+    out: dict[int, DeliveryContext] = {}
+    for c in claimed:
+        row = rows.get(c.inbox_id)
         if row is None:
             continue
         click = ClickInfo(

@@ -6,11 +6,12 @@ from __future__ import annotations
 import functools
 import secrets
 from pathlib import Path
+from urllib.parse import quote
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup, escape
-from starlette.requests import Request
-from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.requests import Request, cookie_parser
+from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
 from xtracker_server.auth import now_ms
@@ -36,6 +37,37 @@ _NOT_FOUND = _templates.get_template("not_found.html").render()
 FBP_COOKIE = "_fbp"
 FBP_MAX_AGE_S = 90 * 86400
 _NO_STORE = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
+_NO_STORE_RAW = [(k.lower().encode(), v.encode()) for k, v in _NO_STORE.items()]
+_HTML = (b"content-type", b"text/html; charset=utf-8")
+RawHeaders = list[tuple[bytes, bytes]]
+
+
+class _Answer(Response):
+    """A response with its headers given ready-made: Starlette's building of them (a mapping
+    encoded on every response, then a cookie appended at a time) cost a click about a third of
+    what the rest of its handler does."""
+
+    def __init__(self, status: int, body: bytes, headers: RawHeaders) -> None:
+        self.status_code = status
+        self.body = body
+        self.background = None
+        self.raw_headers = [*headers, (b"content-length", str(len(body)).encode())]
+
+
+def _see(url: str, extra: RawHeaders) -> Response:
+    """302 to ``url`` (quoted as Starlette's RedirectResponse does), not to be cached."""
+    location = quote(url, safe=":/%#?=@[]!$&'()*+,;").encode("latin-1")
+    return _Answer(302, b"", [(b"location", location), *_NO_STORE_RAW, *extra])
+
+
+def _visitor_headers(request: Request) -> dict[bytes, bytes]:
+    """The request's headers by (lower-case) name, looked up once: a click reads five."""
+    return dict(request.scope["headers"])
+
+
+def _text(headers: dict[bytes, bytes], name: bytes) -> str | None:
+    raw = headers.get(name)
+    return None if raw is None else raw.decode("latin-1")
 
 
 def visit_cookie(link: Link) -> str:
@@ -48,13 +80,17 @@ async def landing(request: Request) -> Response:
     link = await _enabled_link(request)
     if link is None:
         return _not_found()
-    if request.method == "HEAD" or is_crawler(request.headers.get("user-agent")):
+    headers = _visitor_headers(request)
+    if request.method == "HEAD" or is_crawler(_text(headers, b"user-agent")):
         # Previews and ad review see the page, with no uid minted and no click counted.
-        return _page(link, f"{state.settings.base_url}/r/{link.slug}", refresh=False)
-    uid, fresh_fbp = await _click(request, state, link, source="landing")
-    response = _page(link, link.spec.destination(uid), refresh=link.spec.auto_redirect)
-    _remember(response, state, link, uid, fresh_fbp)
-    return response
+        return _page(link, f"{state.settings.base_url}/r/{link.slug}", refresh=False, extra=[])
+    uid, fresh_fbp = await _click(request, headers, state, link, source="landing")
+    return _page(
+        link,
+        link.spec.destination(uid),
+        refresh=link.spec.auto_redirect,
+        extra=_remember(state, link, uid, fresh_fbp),
+    )
 
 
 async def redirect(request: Request) -> Response:
@@ -62,12 +98,11 @@ async def redirect(request: Request) -> Response:
     link = await _enabled_link(request)
     if link is None:
         return _not_found()
-    if request.method == "HEAD" or is_crawler(request.headers.get("user-agent")):
-        return RedirectResponse(f"{state.settings.base_url}/l/{link.slug}", 302, headers=_NO_STORE)
-    uid, fresh_fbp = await _click(request, state, link, source="redirect")
-    response = RedirectResponse(link.spec.destination(uid), 302, headers=_NO_STORE)
-    _remember(response, state, link, uid, fresh_fbp)
-    return response
+    headers = _visitor_headers(request)
+    if request.method == "HEAD" or is_crawler(_text(headers, b"user-agent")):
+        return _see(f"{state.settings.base_url}/l/{link.slug}", [])
+    uid, fresh_fbp = await _click(request, headers, state, link, source="redirect")
+    return _see(link.spec.destination(uid), _remember(state, link, uid, fresh_fbp))
 
 
 async def _enabled_link(request: Request) -> Link | None:
@@ -77,20 +112,22 @@ async def _enabled_link(request: Request) -> Link | None:
 
 
 async def _click(
-    request: Request, state: AppState, link: Link, *, source: str
+    request: Request, headers: dict[bytes, bytes], state: AppState, link: Link, *, source: str
 ) -> tuple[str, str | None]:
     """This browser's uid for the link: the one it got within the repeat window, or a new
     click (committed before we answer). Also the ``_fbp`` to set, if the browser had none."""
     now = now_ms()
     window_ms = int(state.settings.click_window_s * 1000)
-    prior = request.cookies.get(visit_cookie(link))
+    raw_cookies = _text(headers, b"cookie")
+    cookies = cookie_parser(raw_cookies) if raw_cookies else {}
+    prior = cookies.get(visit_cookie(link))
     if prior and len(prior) <= 64:
         known = await state.store.read(
             recent_click_of_link, link.space_id, link.id, prior, now - window_ms
         )
         if known:
             return prior, None
-    fbp = valid_fbp(request.cookies.get(FBP_COOKIE))
+    fbp = valid_fbp(cookies.get(FBP_COOKIE))
     fresh_fbp = None if fbp else new_fbp(now)
     settings = state.settings
     draft = click_draft(
@@ -101,32 +138,28 @@ async def _click(
         link_id=link.id,
         ip=client_ip(
             request.client.host if request.client else None,
-            request.headers.get("x-forwarded-for"),
+            _text(headers, b"x-forwarded-for"),
             state.trusted_proxies,
         ),
-        user_agent=request.headers.get("user-agent"),
-        referrer=request.headers.get("referer"),
+        user_agent=_text(headers, b"user-agent"),
+        referrer=_text(headers, b"referer"),
         fbp=fbp or fresh_fbp,
-        country=country_code(request.headers.get(settings.country_header))
+        country=country_code(_text(headers, settings.country_header.lower().encode("latin-1")))
         if settings.country_header
         else None,
     )
     return await state.store.write_grouped(insert_clicks, draft), fresh_fbp
 
 
-def _remember(
-    response: Response, state: AppState, link: Link, uid: str, fresh_fbp: str | None
-) -> None:
+def _remember(state: AppState, link: Link, uid: str, fresh_fbp: str | None) -> RawHeaders:
+    """The cookies that remember this visit: the link's uid, and a new ``_fbp`` if any."""
     secure = state.settings.base_url.startswith("https://")
     window = int(state.settings.click_window_s)
     # Both values are URL-safe tokens: the header is written directly (http.cookies is slow).
-    response.headers.append(
-        "set-cookie", _cookie(visit_cookie(link), uid, window, secure=secure, httponly=True)
-    )
+    cookies = [_cookie(visit_cookie(link), uid, window, secure=secure, httponly=True)]
     if fresh_fbp:
-        response.headers.append(
-            "set-cookie", _cookie(FBP_COOKIE, fresh_fbp, FBP_MAX_AGE_S, secure=secure)
-        )
+        cookies.append(_cookie(FBP_COOKIE, fresh_fbp, FBP_MAX_AGE_S, secure=secure))
+    return [(b"set-cookie", c.encode("latin-1")) for c in cookies]
 
 
 def _cookie(name: str, value: str, max_age: int, *, secure: bool, httponly: bool = False) -> str:
@@ -162,7 +195,7 @@ def _design(
     )
 
 
-def _page(link: Link, url: str, *, refresh: bool) -> HTMLResponse:
+def _page(link: Link, url: str, *, refresh: bool, extra: RawHeaders) -> Response:
     spec = link.spec
     design = _design(
         spec.title, spec.text, spec.button or "Open", spec.image_url, refresh,
@@ -174,9 +207,10 @@ def _page(link: Link, url: str, *, refresh: bool) -> HTMLResponse:
         "default-src 'none'; img-src https: data:; style-src 'unsafe-inline';"
         f" script-src 'nonce-{nonce}'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
     )
-    return HTMLResponse(
-        html,
-        headers={**_NO_STORE, "Content-Security-Policy": csp},
+    return _Answer(
+        200,
+        html.encode(),
+        [_HTML, *_NO_STORE_RAW, (b"content-security-policy", csp.encode()), *extra],
     )
 
 

@@ -13,11 +13,13 @@ baseline).
 
 The protocol, over two pipes:
 
-- the server sends one batch at a time: its list of jobs, pickled at once (if that fails, the
-  jobs that cannot be pickled are left out and their callers alone get the error);
-- the writer answers ``("batch", [(ok, result or exception), ...])`` in the same order once the
-  batch is committed, or ``("fail", reason)`` if the commit failed (nobody is acknowledged);
-- while a batch is being written, new jobs wait in the server and go together as the next one.
+- the server sends a batch as its list of jobs, pickled at once (if that fails, the jobs that
+  cannot be pickled are left out and their callers alone get the error), with at most two
+  batches unanswered; new jobs wait in the server meanwhile and go together as the next one;
+- the writer commits the batches one after the other and answers each with
+  ``("batch", [(ok, result or exception), ...])`` in the order of its jobs, or with
+  ``("fail", reason)`` if its commit failed (nobody in it is acknowledged);
+- the server's ends of both pipes are non-blocking transports of its event loop.
 
 Operations are therefore named functions (``module.function``, picklable by reference) with
 picklable arguments and results. If the writer process dies, every waiting caller gets
@@ -29,13 +31,14 @@ killed.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import pickle
 import signal
+import struct
 import subprocess
 import sys
+from collections import deque
 from collections.abc import Callable
 from multiprocessing.connection import Connection
 from typing import Any, TypeVar
@@ -47,6 +50,10 @@ log = logging.getLogger("xtracker.store")
 T = TypeVar("T")
 A = TypeVar("A")
 _STOP = b"stop"  # not a pickle: a batch always is one
+#: Batches sent and not yet answered. With two, the writer finds the next batch waiting in its
+#: pipe the moment it has committed one, instead of idling until this process's loop has read
+#: the answer and sent more.
+_IN_FLIGHT = 2
 _Waiting = tuple[Job, "asyncio.Future[Any]"]
 
 
@@ -56,15 +63,16 @@ class ProcessWriter:
         self._sync = sync
         self._batch_limit = batch_limit
         self._proc: subprocess.Popen[bytes] | None = None
-        self._to: Connection | None = None
-        self._from: Connection | None = None
+        self._to: asyncio.WriteTransport | None = None
+        self._from: asyncio.ReadTransport | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._ready: asyncio.Future[None] | None = None
         self._waiting: list[_Waiting] = []  # submitted, not sent yet
-        self._sent: list[asyncio.Future[Any]] = []  # the batch being written
+        self._sent: deque[list[asyncio.Future[Any]]] = deque()  # batches sent, oldest first
         self._flush_soon = False
         self._idle = asyncio.Event()
         self._accepting = False
+        self._closing = False
         self.batches = 0  # counters, for tests and /healthz
         self.operations = 0
 
@@ -83,13 +91,19 @@ class ProcessWriter:
         finally:
             os.close(child_in)
             os.close(child_out)
-        self._to = Connection(to_child, readable=False)
-        self._from = Connection(from_child, writable=False)
+        # Both ends are non-blocking transports of the loop: the server never waits on a pipe.
         self._ready = loop.create_future()
-        loop.add_reader(from_child, self._on_answer)
+        self._to, _ = await loop.connect_write_pipe(
+            asyncio.Protocol, os.fdopen(to_child, "wb", buffering=0)
+        )
+        self._from, _ = await loop.connect_read_pipe(
+            lambda: _Answers(self._on_answer, self._died),
+            os.fdopen(from_child, "rb", buffering=0),
+        )
         try:
             await self._ready
         except BaseException:
+            self._closing = True
             await self._shut()
             raise
         self._accepting = True
@@ -102,14 +116,14 @@ class ProcessWriter:
         while self._waiting or self._sent:
             self._idle.clear()
             await self._idle.wait()
-        if self._to is not None:
-            with contextlib.suppress(OSError):
-                self._to.send_bytes(_STOP)
+        self._closing = True
+        if self._to is not None and not self._to.is_closing():
+            self._to.write(_frame(_STOP))
         await self._shut()
 
     @property
     def running(self) -> bool:
-        # A writer that exits closes its pipe, which ``_on_answer`` sees at once (``_died``).
+        # A writer that exits closes its pipe, which ``_Answers`` sees at once (``_died``).
         return self._accepting
 
     async def write(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
@@ -129,7 +143,7 @@ class ProcessWriter:
         assert self._loop is not None
         future: asyncio.Future[Any] = self._loop.create_future()
         self._waiting.append((job, future))
-        if not self._sent and not self._flush_soon:
+        if len(self._sent) < _IN_FLIGHT and not self._flush_soon:
             # Everything submitted in this turn of the loop goes in the same batch.
             self._flush_soon = True
             self._loop.call_soon(self._flush)
@@ -137,38 +151,32 @@ class ProcessWriter:
 
     def _flush(self) -> None:
         self._flush_soon = False
-        if self._sent or not self._waiting or self._to is None:
-            return
-        batch = self._waiting[: self._batch_limit]
-        del self._waiting[: self._batch_limit]
-        try:
-            # One pickle for the batch (much cheaper per job than one each).
-            data = pickle.dumps([job for job, _ in batch], pickle.HIGHEST_PROTOCOL)
-        except Exception:
-            batch = _sendable(batch)
-            if not batch:
-                return
-            data = pickle.dumps([job for job, _ in batch], pickle.HIGHEST_PROTOCOL)
-        self._sent = [future for _, future in batch]
-        try:
-            self._to.send_bytes(data)
-        except OSError as exc:
-            self._died(f"the writer process is gone ({exc})")
+        while len(self._sent) < _IN_FLIGHT and self._waiting and self._to is not None:
+            batch = self._waiting[: self._batch_limit]
+            del self._waiting[: self._batch_limit]
+            try:
+                # One pickle for the batch (much cheaper per job than one each).
+                data = pickle.dumps([job for job, _ in batch], pickle.HIGHEST_PROTOCOL)
+            except Exception:
+                batch = _sendable(batch)
+                if not batch:
+                    continue
+                data = pickle.dumps([job for job, _ in batch], pickle.HIGHEST_PROTOCOL)
+            self._sent.append([future for _, future in batch])
+            self._to.write(_frame(data))
 
-    def _on_answer(self) -> None:
-        assert self._from is not None
+    def _on_answer(self, message: bytes) -> None:
         try:
-            kind, payload = self._from.recv()
-        except (EOFError, OSError):
-            self._died("the writer process exited")
-            return
+            kind, payload = pickle.loads(message)
+        except Exception as exc:  # a result this process cannot unpickle
+            kind, payload = "fail", f"the writer's answer could not be read: {exc!r}"
         if kind == "ready":
             _settle(self._ready, None)
             return
         if kind == "error":  # it could not open the database
             _settle(self._ready, exc=RuntimeError(payload))
             return
-        sent, self._sent = self._sent, []
+        sent = self._sent.popleft()
         if kind == "batch":
             self.batches += 1
             self.operations += len(sent)
@@ -181,35 +189,63 @@ class ProcessWriter:
             log.error("commit of %d operations failed: %s", len(sent), payload)
             for future in sent:
                 _settle(future, exc=StoreUnavailable(payload))
-        if self._waiting:
-            self._flush()
-        else:
+        self._flush()
+        if not self._waiting and not self._sent:
             self._idle.set()
 
-    def _died(self, reason: str) -> None:
+    def _died(self) -> None:
+        if self._closing:  # the pipe was closed by stop()
+            return
         self._accepting = False
-        if self._loop is not None and self._from is not None:
-            self._loop.remove_reader(self._from.fileno())
         code = self._proc.poll() if self._proc is not None else None
-        error = StoreUnavailable(f"{reason} (exit code {code})")
+        reason = f"the writer process exited (exit code {code})"
+        error = StoreUnavailable(reason)
         _settle(self._ready, exc=error)
-        for future in [*self._sent, *(f for _, f in self._waiting)]:
+        for future in [*(f for batch in self._sent for f in batch), *(f for _, f in self._waiting)]:
             _settle(future, exc=error)
-        self._sent, self._waiting = [], []
+        self._sent.clear()
+        self._waiting = []
         self._idle.set()
-        log.error("%s (exit code %s)", reason, code)
+        log.error("%s", reason)
 
     async def _shut(self) -> None:
-        if self._loop is not None and self._from is not None:
-            with contextlib.suppress(ValueError, OSError):
-                self._loop.remove_reader(self._from.fileno())
-        for conn in (self._to, self._from):
-            if conn is not None:
-                conn.close()
+        for transport in (self._to, self._from):
+            if transport is not None:
+                transport.close()
         self._to = self._from = None
         proc, self._proc = self._proc, None
         if proc is not None:
             await asyncio.to_thread(proc.wait)
+
+
+class _Answers(asyncio.Protocol):
+    """Reads the writer's answers off its pipe: frames as ``multiprocessing.connection`` writes
+    them (a 4-byte big-endian length, or -1 and an 8-byte one, then the bytes)."""
+
+    def __init__(self, on_message: Callable[[bytes], None], on_lost: Callable[[], None]) -> None:
+        self._buffer = bytearray()
+        self._on_message = on_message
+        self._on_lost = on_lost
+
+    def data_received(self, data: bytes) -> None:
+        buffer = self._buffer
+        buffer += data
+        while len(buffer) >= 4:
+            (size,) = struct.unpack_from("!i", buffer)
+            head = 4
+            if size == -1:
+                if len(buffer) < 12:
+                    return
+                (size,) = struct.unpack_from("!Q", buffer, 4)
+                head = 12
+            if len(buffer) < head + size:
+                return
+            message = bytes(buffer[head : head + size])
+            del buffer[: head + size]
+            self._on_message(message)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._on_lost()
 
 
 def _sendable(batch: list[_Waiting]) -> list[_Waiting]:
@@ -234,6 +270,14 @@ def _settle(
         future.set_exception(exc)
     else:
         future.set_result(value)
+
+
+def _frame(data: bytes) -> bytes:
+    """``data`` framed as ``multiprocessing.connection.Connection.recv_bytes`` reads it."""
+    size = len(data)
+    if size > 0x7FFFFFFF:
+        return struct.pack("!iQ", -1, size) + data
+    return struct.pack("!i", size) + data
 
 
 # --------------------------------------------------------------------------- the writer process

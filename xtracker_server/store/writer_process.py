@@ -23,7 +23,8 @@ The protocol, over two pipes:
 
 Operations are therefore named functions (``module.function``, picklable by reference) with
 picklable arguments and results. If the writer process dies, every waiting caller gets
-``StoreUnavailable`` and ``/healthz`` says so. It ignores SIGINT and SIGTERM (they are the
+``StoreUnavailable``, and writes are refused (``/healthz`` says so) until the new writer process
+started in its place runs (``RESPAWN_DELAY_S``). It ignores SIGINT and SIGTERM (they are the
 server's to handle) and exits when the server closes the pipe, including when the server is
 killed.
 """
@@ -54,6 +55,10 @@ _STOP = b"stop"  # not a pickle: a batch always is one
 #: pipe the moment it has committed one, instead of idling until this process's loop has read
 #: the answer and sent more.
 _IN_FLIGHT = 2
+#: A writer process that died is replaced after this long, then after twice as long while
+#: starting it fails, up to the maximum.
+RESPAWN_DELAY_S = 0.5
+RESPAWN_MAX_DELAY_S = 10.0
 _Waiting = tuple[Job, "asyncio.Future[Any]"]
 
 
@@ -73,11 +78,24 @@ class ProcessWriter:
         self._idle = asyncio.Event()
         self._accepting = False
         self._closing = False
+        self._respawning: asyncio.Task[None] | None = None
         self.batches = 0  # counters, for tests and /healthz
         self.operations = 0
+        self.restarts = 0
 
     async def start(self) -> None:
-        loop = self._loop = asyncio.get_running_loop()
+        self._loop = asyncio.get_running_loop()
+        try:
+            await self._spawn()
+        except BaseException:
+            self._closing = True
+            await self._shut()
+            raise
+        self._accepting = True
+
+    async def _spawn(self) -> None:
+        """Start the writer process and wait until it has opened the database."""
+        loop = asyncio.get_running_loop()
         child_in, to_child = os.pipe()  # (read end, write end)
         from_child, child_out = os.pipe()
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
@@ -100,23 +118,40 @@ class ProcessWriter:
             lambda: _Answers(self._on_answer, self._died),
             os.fdopen(from_child, "rb", buffering=0),
         )
+        await self._ready
+
+    async def _respawn(self) -> None:
+        """After the writer process died: start another, at once and then with a growing
+        pause while that fails. Writes are refused (503) until it runs."""
+        delay = RESPAWN_DELAY_S
         try:
-            await self._ready
-        except BaseException:
-            self._closing = True
-            await self._shut()
-            raise
-        self._accepting = True
+            while not self._closing:
+                await asyncio.sleep(delay)
+                await self._shut()
+                try:
+                    await self._spawn()
+                except Exception as exc:
+                    log.error("the writer process could not be started again: %s", exc)
+                    delay = min(delay * 2, RESPAWN_MAX_DELAY_S)
+                    continue
+                self.restarts += 1
+                self._accepting = True
+                log.warning("a new writer process runs (restart %d)", self.restarts)
+                return
+        finally:
+            self._respawning = None
 
     async def stop(self) -> None:
         """Finish every submitted operation, then close."""
-        if self._proc is None:
+        if self._proc is None and self._respawning is None:
             return
         self._accepting = False
         while self._waiting or self._sent:
             self._idle.clear()
             await self._idle.wait()
         self._closing = True
+        if self._respawning is not None:
+            self._respawning.cancel()
         if self._to is not None and not self._to.is_closing():
             self._to.write(_frame(_STOP))
         await self._shut()
@@ -196,7 +231,7 @@ class ProcessWriter:
     def _died(self) -> None:
         if self._closing:  # the pipe was closed by stop()
             return
-        self._accepting = False
+        was_running, self._accepting = self._accepting, False
         code = self._proc.poll() if self._proc is not None else None
         reason = f"the writer process exited (exit code {code})"
         error = StoreUnavailable(reason)
@@ -207,6 +242,9 @@ class ProcessWriter:
         self._waiting = []
         self._idle.set()
         log.error("%s", reason)
+        if was_running:  # not while (re)starting: that has its own error path
+            assert self._loop is not None
+            self._respawning = self._loop.create_task(self._respawn())
 
     async def _shut(self) -> None:
         for transport in (self._to, self._from):

@@ -276,3 +276,27 @@ def _alive(pid: int) -> bool:
     except OSError:
         return False
     return state != "Z"
+
+
+@pytest.mark.parametrize("in_process", [True, False], ids=["writer-process", "writer-thread"])
+def test_the_store_writes_through_either_writer(tmp_path: Path, in_process: bool) -> None:
+    from xtracker_server.store.runtime import Store
+    from xtracker_server.store.writer import GroupCommitWriter
+
+    path = tmp_path / "s.db"
+
+    async def run() -> tuple[object, list[str], int, type]:
+        store = Store(str(path), writer_process=in_process)
+        await store.open()
+        try:
+            await store.write(ops.make_table)
+            n = await store.write(ops.insert, 4)
+            names = await asyncio.gather(*(store.write_grouped(ops.add_names, x) for x in "ab"))
+            count = await store.read(lambda conn: conn.execute("SELECT count(*) FROM t").fetchone())
+            return n, list(names), count[0], type(store.writer)
+        finally:
+            await store.close()
+
+    n, names, count, kind = asyncio.run(run())
+    assert (n, names, count) == (40, ["A", "B"], 3)
+    assert kind is (ProcessWriter if in_process else GroupCommitWriter)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
 import threading
 from collections.abc import Callable
@@ -20,11 +21,19 @@ A = TypeVar("A")
 
 class Store:
     def __init__(
-        self, path: str, *, sync: str = "FULL", readers: int = 4, writer_process: bool = True
+        self,
+        path: str,
+        *,
+        sync: str = "FULL",
+        readers: int = 4,
+        writer_process: bool | None = None,
     ) -> None:
         self.path = path
         # Writes go to a process of its own (store/writer_process.py: the SQLite work then never
-        # waits for the GIL), or, with ``writer_process=False``, to a thread of this one.
+        # waits for the GIL), or to a thread of this one: with ``writer_process=False``, and by
+        # default where the writer process cannot run (it is handed its pipes the POSIX way).
+        if writer_process is None:
+            writer_process = os.name == "posix"
         self.writer: ProcessWriter | GroupCommitWriter = (
             ProcessWriter(path, sync=sync) if writer_process else GroupCommitWriter(path, sync=sync)
         )

@@ -328,11 +328,16 @@ def _outcome(job: Job) -> tuple[bool, Any]:
 
 
 def _portable(outcome: tuple[bool, Any]) -> tuple[bool, Any]:
-    """The outcome, or an error saying why it cannot travel back (it was committed, though)."""
+    """The outcome, or an error saying why it cannot travel back."""
     try:
         pickle.loads(pickle.dumps(outcome, pickle.HIGHEST_PROTOCOL))
     except Exception as exc:
-        return False, RuntimeError(f"committed, but the result could not be sent back: {exc!r}")
+        ok, value = outcome
+        if ok:
+            why = "committed, but the result could not be sent back"
+        else:  # the operation raised (and was rolled back); say what it raised
+            why = f"{type(value).__name__}: {value} (this exception could not be sent back)"
+        return False, RuntimeError(f"{why}: {exc!r}")
     return outcome
 
 

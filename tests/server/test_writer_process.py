@@ -122,7 +122,7 @@ def test_what_cannot_travel_fails_for_its_caller_only(tmp_path: Path) -> None:
     refused, (awkward, inserted, generator) = asyncio.run(run())
     assert refused is not None and "lambda" in str(refused)
     assert isinstance(awkward, RuntimeError) and "could not be sent back" in str(awkward)
-    assert "Awkward" in str(awkward)
+    assert "Awkward: x/y" in str(awkward) and "committed" not in str(awkward)
     assert inserted == 70
     # Committed, but the caller is told its result could not come back.
     assert isinstance(generator, RuntimeError) and "could not be sent back" in str(generator)

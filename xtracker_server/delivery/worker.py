@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 from xtracker_server.config import Settings
 from xtracker_server.delivery.adapters import (
+    DEFAULT_HOLD_AHEAD,
     Adapter,
     batch_size,
     hold_limit,
@@ -65,9 +66,11 @@ class Worker:
             settings.retry_base_s, settings.retry_cap_s, settings.retry_max_age_s
         )
         self.poll_s = settings.worker_poll_s if poll_s is None else poll_s
-        # Longer than one send can take (a request times out after delivery_timeout_s); a worker
-        # that loses its lease anyway only causes a redelivery with the same event_id.
-        self.lease_ms = int((settings.delivery_timeout_s * 4 + 5) * 1000)
+        # Longer than a held delivery can wait for its slot and then be sent: the rows held
+        # ahead of it go DEFAULT_HOLD_AHEAD - 1 rounds at most, each request timing out after
+        # delivery_timeout_s. A worker that loses its lease anyway only causes a redelivery
+        # with the same event_id.
+        self.lease_ms = int((settings.delivery_timeout_s * (DEFAULT_HOLD_AHEAD + 1) + 5) * 1000)
         self.sender = Sender(
             timeout_s=settings.delivery_timeout_s,
             allow_private=settings.allow_private_destinations,

@@ -31,7 +31,7 @@ def test_the_request_goes_out_as_built(sink: Sink) -> None:
         )
     )
     assert answer.status == 200 and answer.error is None and not answer.refused
-    (got,) = sink.received
+    (got,) = sink.wait_for(1)  # the sink records a request after answering it
     assert (got.method, got.target, got.body) == ("POST", target, b'{"a":1}')
     assert got.headers["content-type"] == "application/json"
     assert got.headers["x-k"] == "v"
@@ -54,8 +54,9 @@ def test_redirects_are_not_followed_and_cookies_not_kept(sink: Sink) -> None:
         OutboundRequest("GET", sink.url + "/a", {}, None),
     )
     assert first.status == second.status == 302
-    assert [r.path for r in sink.received] == ["/a", "/a"]
-    assert "cookie" not in sink.received[1].headers
+    got = sink.wait_for(2)
+    assert [r.path for r in got] == ["/a", "/a"]
+    assert "cookie" not in got[1].headers
 
 
 def test_a_proxy_is_used_when_the_destination_has_one(sink: Sink) -> None:
@@ -64,7 +65,7 @@ def test_a_proxy_is_used_when_the_destination_has_one(sink: Sink) -> None:
         OutboundRequest("GET", "http://partner.example/pb?clickid=u1", {}, None), proxy=sink.url
     )
     assert answer.status == 200
-    (got,) = sink.received
+    (got,) = sink.wait_for(1)
     assert got.target == "http://partner.example/pb?clickid=u1"
     assert got.headers["host"] == "partner.example"
 

@@ -43,6 +43,11 @@ _ALL_LINKS = "link_id IN (SELECT 0 UNION ALL SELECT id FROM links WHERE space_id
 NO_LINK = 0
 
 
+def _of_link(space_id: int, link_id: int | None) -> tuple[str, tuple[int, ...]]:
+    """The ``link_id`` condition and its arguments: one link, or all of the space's."""
+    return (_ALL_LINKS, (space_id,)) if link_id is None else ("link_id = ?", (link_id,))
+
+
 _MONEY = "sum(units), sum(fraction), max(scale)"
 #: The same split of a ``value`` column as the rollup's.
 _AMOUNT = ", ".join(
@@ -124,9 +129,7 @@ class _Window:
 def _per_link(
     conn: sqlite3.Connection, space_id: int, window: Window, link_id: int | None
 ) -> _Window:
-    of_link, link_args = (
-        (_ALL_LINKS, (space_id,)) if link_id is None else ("link_id = ?", (link_id,))
-    )
+    of_link, link_args = _of_link(space_id, link_id)
     f, t = window.from_ms, window.to_ms
     uids: dict[int, dict[str, int]] = defaultdict(dict)
     for link, event, n in conn.execute(
@@ -164,9 +167,7 @@ def funnel_counts(
     conn: sqlite3.Connection, space_id: int, window: Window, *, link_id: int | None = None
 ) -> FunnelCounts:
     """The numbers of one window, for the space or for one link's uids."""
-    of_link, link_args = (
-        (_ALL_LINKS, (space_id,)) if link_id is None else ("link_id = ?", (link_id,))
-    )
+    of_link, link_args = _of_link(space_id, link_id)
     f, t = window.from_ms, window.to_ms
     uids: dict[str, int] = {"click": _clicks(conn, space_id, window, link_id)}
     for event in CANONICAL_EVENTS:  # one plain count each: no GROUP BY, no sort
@@ -274,23 +275,15 @@ def series_counts(
         return []
     cte = _buckets_cte(starts, to_ms)
     if step == "click":
-        if link_id is None:
-            inner = (
-                "SELECT count(*) FROM clicks WHERE space_id = ? AND created_ms >= b.lo"
-                " AND created_ms < b.hi"
-            )
-            args: tuple[Any, ...] = (space_id,)
-        else:
-            inner = (
-                "SELECT count(*) FROM clicks WHERE link_id = ? AND created_ms >= b.lo"
-                " AND created_ms < b.hi"
-            )
-            args = (link_id,)
-        sql = f"{cte} SELECT b.i, ({inner}) FROM b ORDER BY b.i"
-    else:
-        of_link, link_args = (
-            (_ALL_LINKS, (space_id,)) if link_id is None else ("link_id = ?", (link_id,))
+        # By space or by link: each has its (…, created_ms) index.
+        column, key = ("space_id", space_id) if link_id is None else ("link_id", link_id)
+        sql = (
+            f"{cte} SELECT b.i, (SELECT count(*) FROM clicks WHERE {column} = ?"
+            f" AND created_ms >= b.lo AND created_ms < b.hi) FROM b ORDER BY b.i"
         )
+        args: tuple[Any, ...] = (key,)
+    else:
+        of_link, link_args = _of_link(space_id, link_id)
         sql = (
             f"{cte} SELECT b.i, count(r.at_ms) FROM b LEFT JOIN report_steps r"
             f" ON r.space_id = ? AND r.{of_link} AND r.event = ? AND r.at_ms >= b.lo"
@@ -314,9 +307,7 @@ def series_revenue(
     """Revenue in ``currency`` per bucket (attributed deposits; exact)."""
     if not starts:
         return []
-    of_link, link_args = (
-        (_ALL_LINKS, (space_id,)) if link_id is None else ("link_id = ?", (link_id,))
-    )
+    of_link, link_args = _of_link(space_id, link_id)
     per_bucket = _deposits(
         conn,
         "b.i",

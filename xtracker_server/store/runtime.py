@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 
 from xtracker_server.store.db import attach_reports, connect, open_db
 from xtracker_server.store.rollup import catch_up, open_rollup
-from xtracker_server.store.writer import GroupCommitWriter, GroupOperation
+from xtracker_server.store.writer import GroupCommitWriter, GroupOperation, Writer
 from xtracker_server.store.writer_process import ProcessWriter
 
 T = TypeVar("T")
@@ -34,7 +34,7 @@ class Store:
         # default where the writer process cannot run (it is handed its pipes the POSIX way).
         if writer_process is None:
             writer_process = os.name == "posix"
-        self.writer: ProcessWriter | GroupCommitWriter = (
+        self.writer: Writer = (
             ProcessWriter(path, sync=sync) if writer_process else GroupCommitWriter(path, sync=sync)
         )
         self._readers = ThreadPoolExecutor(max_workers=readers, thread_name_prefix="xtracker-read")

@@ -21,6 +21,7 @@ every row) is done once. On the savepoint path each runs alone, with a list of o
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import logging
 import queue
@@ -120,7 +121,39 @@ def _run_with_savepoints(conn: sqlite3.Connection, batch: list[Job]) -> None:
 _Queued = tuple[Job, "asyncio.Future[Any]"]
 
 
-class GroupCommitWriter:
+class Writer(abc.ABC):
+    """What the store writes through: ``GroupCommitWriter`` (a thread of this process) or
+    ``writer_process.ProcessWriter`` (a process of its own). Both commit as described above."""
+
+    async def write(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+        """Run ``fn(conn, *args, **kwargs)`` in the next batch; returns its result once the
+        batch is committed."""
+        result: T = await self._submit(Job(fn, args, kwargs or None))
+        return result
+
+    async def write_grouped(self, group: GroupOperation[A, T], arg: A) -> T:
+        """Like ``write``, for ``group(conn, [arg])``; waiting calls of the same ``group`` that
+        are next to each other run as one call (see the module's docstring)."""
+        result: T = await self._submit(Job(None, group=group, arg=arg))
+        return result
+
+    @abc.abstractmethod
+    def _submit(self, job: Job) -> asyncio.Future[Any]:
+        """Queue ``job`` for the next batch; the future resolves after its commit."""
+
+    @abc.abstractmethod
+    async def start(self) -> None: ...
+
+    @abc.abstractmethod
+    async def stop(self) -> None:
+        """Finish every submitted operation, then close."""
+
+    @property
+    @abc.abstractmethod
+    def running(self) -> bool: ...
+
+
+class GroupCommitWriter(Writer):
     def __init__(self, path: str, *, sync: str = "FULL", batch_limit: int = 1000) -> None:
         self._path = path
         self._sync = sync
@@ -159,18 +192,6 @@ class GroupCommitWriter:
     @property
     def running(self) -> bool:
         return self._accepting and self._thread is not None and self._thread.is_alive()
-
-    async def write(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
-        """Run ``fn(conn, *args, **kwargs)`` in the next batch; returns its result once the
-        batch is committed."""
-        result: T = await self._submit(Job(fn, args, kwargs))
-        return result
-
-    async def write_grouped(self, group: GroupOperation[A, T], arg: A) -> T:
-        """Like ``write``, for ``group(conn, [arg])``; waiting calls of the same ``group`` that
-        are next to each other in the queue run as one call (see the module's docstring)."""
-        result: T = await self._submit(Job(None, group=group, arg=arg))
-        return result
 
     def _submit(self, job: Job) -> asyncio.Future[Any]:
         if not self.running:

@@ -42,14 +42,12 @@ import sys
 from collections import deque
 from collections.abc import Callable
 from multiprocessing.connection import Connection
-from typing import Any, TypeVar
+from typing import Any
 
-from xtracker_server.store.writer import GroupOperation, Job, StoreUnavailable, commit_batch
+from xtracker_server.store.writer import Job, StoreUnavailable, Writer, commit_batch
 
 log = logging.getLogger("xtracker.store")
 
-T = TypeVar("T")
-A = TypeVar("A")
 _STOP = b"stop"  # not a pickle: a batch always is one
 #: Batches sent and not yet answered. With two, the writer finds the next batch waiting in its
 #: pipe the moment it has committed one, instead of idling until this process's loop has read
@@ -62,7 +60,10 @@ RESPAWN_MAX_DELAY_S = 10.0
 _Waiting = tuple[Job, "asyncio.Future[Any]"]
 
 
-class ProcessWriter:
+class ProcessWriter(Writer):
+    """``write`` and ``write_grouped`` take named functions with picklable arguments: they
+    travel to the writer process."""
+
     def __init__(self, path: str, *, sync: str = "FULL", batch_limit: int = 1000) -> None:
         self._path = path
         self._sync = sync
@@ -98,11 +99,15 @@ class ProcessWriter:
         loop = asyncio.get_running_loop()
         child_in, to_child = os.pipe()  # (read end, write end)
         from_child, child_out = os.pipe()
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+        env = {
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join(p for p in sys.path if p),  # what imports here does
+            "XTRACKER_WRITER_SYNC": self._sync,
+        }
         try:
             self._proc = subprocess.Popen(
                 [sys.executable, "-m", __name__, str(child_in), str(child_out), self._path],
-                env={**env, "XTRACKER_WRITER_SYNC": self._sync},
+                env=env,
                 pass_fds=(child_in, child_out),
                 stdin=subprocess.DEVNULL,
             )
@@ -160,17 +165,6 @@ class ProcessWriter:
     def running(self) -> bool:
         # A writer that exits closes its pipe, which ``_Answers`` sees at once (``_died``).
         return self._accepting
-
-    async def write(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
-        """Run ``fn(conn, *args, **kwargs)`` in the next batch; returns its result once the
-        batch is committed. ``fn`` must be a named function, its arguments picklable."""
-        result: T = await self._submit(Job(fn, args, kwargs or None))
-        return result
-
-    async def write_grouped(self, group: GroupOperation[A, T], arg: A) -> T:
-        """``group(conn, [arg, ...])``, shared with the calls of ``group`` submitted next to it."""
-        result: T = await self._submit(Job(None, group=group, arg=arg))
-        return result
 
     def _submit(self, job: Job) -> asyncio.Future[Any]:
         if not self.running:

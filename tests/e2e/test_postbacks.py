@@ -411,3 +411,59 @@ def test_the_log_records_the_caller_address_through_trusted_proxies_only(
         http.get("/e", params=q, headers={"X-Forwarded-For": "203.0.113.9"})
         http.get("/e", params=q, headers={"X-Forwarded-For": "not-an-address"})
         assert [r["ip"] for r in postback_log(http, space.id)] == ["127.0.0.1", "203.0.113.9"]
+
+
+def test_an_unfilled_macro_is_refused_logged_and_a_later_real_eid_still_counts(
+    server: Server, http: httpx.Client
+) -> None:
+    space = server.new_space("macros")
+    uid = new_click(http, space)
+    token = space.ingest_token
+    # The cabinet left its macro as typed, plain, URL-encoded or encoded twice.
+    for eid in ("{transaction_id}", "%7Btransaction_id%7D", "%257Btransaction_id%257D"):
+        r = http.get(f"/e?token={token}&event=deposit&uid={uid}&value=50&eid={eid}")
+        assert r.status_code == 400, r.text
+        assert r.json()["error"] == "unfilled_macro"
+        assert r.json()["detail"].startswith("eid holds an unfilled macro {transaction_id}")
+        assert (r.json()["field"], r.json()["macro"]) == ("eid", "{transaction_id}")
+    # Through the network's own names (default aliases), and in a POST body.
+    r = http.get("/e", params={"token": token, "status": "ftd", "click_id": "[CLICK_ID]",
+                               "sumdep": "50", "tid": "t-1"})  # fmt: skip
+    assert r.status_code == 400 and r.json()["field"] == "click_id"
+    assert r.json()["detail"].startswith("click_id (uid) holds an unfilled macro [CLICK_ID]")
+    r = http.get("/e", params={"token": token, "status": "{status}", "uid": uid, "eid": "x"})
+    assert r.status_code == 400 and r.json()["macro"] == "{status}"
+    r = http.post(f"/e?token={token}", json={"event": "ftd", "uid": uid, "value": "#sumdep#",
+                                             "eid": "p-1"})  # fmt: skip
+    assert r.status_code == 400 and r.json()["field"] == "value"
+    assert inbox(server, space.id) == []
+
+    rejected = postback_log(http, space.id)
+    assert [(row["outcome"], row["error"]) for row in rejected] == [
+        ("rejected", "unfilled_macro")
+    ] * 6
+    assert rejected[-1]["detail"].startswith("eid holds an unfilled macro {transaction_id}")
+    assert "eid=%7Btransaction_id%7D" in rejected[-2]["query"]
+    assert '"#sumdep#"' in rejected[0]["body"]
+    human = server.cli("postback", "log", "--space", str(space.id)).stdout
+    assert "unfilled_macro: eid holds an unfilled macro {transaction_id}" in human
+
+    # Once the template is fixed, each deposit counts on its own.
+    for eid, value in (("tx-1", "50"), ("tx-2", "25.50")):
+        r = http.get("/e", params={"token": token, "event": "deposit", "uid": uid,
+                                   "value": value, "eid": eid})  # fmt: skip
+        assert r.json()["status"] == "queued", r.text
+    assert [(row["eid"], row["value"]) for row in inbox(server, space.id)] == [
+        ("tx-1", "50"), ("tx-2", "25.50")
+    ]  # fmt: skip
+
+
+def test_ids_that_merely_look_like_macros_are_accepted(server: Server, http: httpx.Client) -> None:
+    space = server.new_space("look-alikes")
+    uid = new_click(http, space)
+    eids = ["order#123", "a%20b", "50%off%", "#12345#", "tx[1]", "%C3%A9t%C3%A9"]
+    for eid in eids:
+        r = http.get("/e", params={"token": space.ingest_token, "event": "reg", "uid": uid,
+                                   "eid": eid})  # fmt: skip
+        assert r.status_code == 200 and r.json()["status"] == "queued", r.text
+    assert [row["eid"] for row in inbox(server, space.id)] == eids

@@ -11,7 +11,7 @@ from starlette.responses import JSONResponse
 from xtracker_client import CanonicalEvent, EventIn, decimal_text
 from xtracker_server.auth import now_ms
 from xtracker_server.domain.dedup import dedup_key
-from xtracker_server.ingress._http import JSON, read_json_object, validate
+from xtracker_server.ingress._http import JSON, read_json_object, refuse_unfilled_macros, validate
 from xtracker_server.state import AppState, app_state
 from xtracker_server.store.inbox import InboxDraft, InboxOutcome, insert_events
 
@@ -19,7 +19,9 @@ from xtracker_server.store.inbox import InboxDraft, InboxOutcome, insert_events
 async def post_events(request: Request) -> JSONResponse:
     state = app_state(request)
     space_id = await state.auth.bearer_space(request)
-    event = validate(EventIn, await read_json_object(request))
+    data = await read_json_object(request)
+    refuse_unfilled_macros(data, EventIn)
+    event = validate(EventIn, data)
     return JSON(await record_event(state, space_id, event, source="api"))
 
 

@@ -14,6 +14,7 @@ from xtracker_server.domain.dedup import dedup_key
 from xtracker_server.ingress._http import JSON, read_json_object, refuse_unfilled_macros, validate
 from xtracker_server.state import AppState, app_state
 from xtracker_server.store.inbox import InboxDraft, InboxOutcome, insert_events
+from xtracker_server.views import conflict_json
 
 
 async def post_events(request: Request) -> JSONResponse:
@@ -78,4 +79,7 @@ def event_answer(state: AppState, outcome: InboxOutcome, warnings: list[str]) ->
     }
     if warnings and not outcome.duplicate:
         answer["warnings"] = warnings
+    if outcome.conflict is not None:
+        answer["conflict"] = conflict_json(outcome.conflict)
+        answer["detail"] = outcome.conflict.message
     return answer

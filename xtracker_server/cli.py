@@ -1021,9 +1021,13 @@ def postback_log(
             said = f" ({r.status})" if r.status and r.status.lower() != r.event else ""
             parts.append(f"{r.event or 'not counted'}{said}")
         if r.uid:
-            parts.append(f"uid {r.uid}" + (" (unattributed)" if r.attributed is False else ""))
+            parts.append(f"uid {r.uid}" + (" (no click)" if r.click_known is False else ""))
         if r.value:
             parts.append(f"{r.value} {r.currency}")
+        if r.conflict is not None:
+            c = r.conflict
+            stored = f"{c.value} {c.currency}" if c.value is not None else "no amount"
+            parts.append(f"CONFLICT: stored {stored}, not counted")
         if r.eid:
             parts.append(f"eid {r.eid}")
         if r.inbox_id is not None:

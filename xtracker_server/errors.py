@@ -1,6 +1,7 @@
 """Every error a client can get: ``{"ok": false, "error": "<code>", "detail": "..."}``.
 
 400 malformed          the body is not JSON, or not a JSON object
+400 unfilled_macro     a field holds a placeholder its sender never filled ({transaction_id})
 401 unauthorized       no credential, a wrong one, or one of the wrong kind
 403 forbidden          reports/stream: a bearer secret of another space
 404 not_found          no such endpoint or object
@@ -24,6 +25,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from xtracker_server.domain.macros import UnfilledMacro
 from xtracker_server.store.writer import StoreUnavailable
 
 log = logging.getLogger("xtracker")
@@ -73,6 +75,11 @@ def field_error(field: str, problem: str) -> ApiError:
         field=field,
         fields=[{"field": field, "problem": problem}],
     )
+
+
+def unfilled_macro_error(found: UnfilledMacro) -> ApiError:
+    """400 naming the field (as the sender named it) and the macro it holds."""
+    return ApiError(400, "unfilled_macro", found.message, field=found.sent_as, macro=found.macro)
 
 
 def error_response(exc: ApiError) -> JSONResponse:

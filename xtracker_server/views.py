@@ -7,6 +7,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from xtracker_server.delivery.probe import ProbeResult
+from xtracker_server.domain.dedup import AmountConflict
 from xtracker_server.domain.postback_urls import NetworkUrls
 from xtracker_server.domain.postbacks import Aliases
 from xtracker_server.store.destinations import Destination
@@ -105,9 +106,18 @@ def probe_json(result: ProbeResult) -> dict[str, Any]:
     }
 
 
+def conflict_json(conflict: AmountConflict | None) -> dict[str, Any] | None:
+    """A duplicate's disagreement with the stored event: the stored amount and currency."""
+    if conflict is None:
+        return None
+    return {"value": conflict.value, "currency": conflict.currency}
+
+
 def postback_log_json(e: LoggedEntry) -> dict[str, Any]:
     """One received postback. ``query`` and ``body`` have the token masked (``xt_it_…abcd``);
-    ``attributed`` says whether the uid belongs to a click of the space (None: not known)."""
+    ``click_known`` says whether the uid belongs to a click of the space (None: not known).
+    ``attributed`` is its old name, kept for existing scripts (docs/postbacks.md): everywhere
+    else "attributed" means "the event has a uid". ``conflict``: see ``conflict_json``."""
     return {
         "id": e.id,
         "at_ms": e.at_ms,
@@ -119,11 +129,13 @@ def postback_log_json(e: LoggedEntry) -> dict[str, Any]:
         "status": e.status,
         "event": e.event,
         "uid": e.uid,
-        "attributed": e.attributed,
+        "click_known": e.click_known,
+        "attributed": e.click_known,  # deprecated alias of click_known
         "value": e.value,
         "currency": e.currency,
         "eid": e.eid,
         "inbox_id": None if e.inbox_id is None else str(e.inbox_id),
+        "conflict": conflict_json(e.conflict),
         "error": e.error,
         "detail": e.detail,
     }

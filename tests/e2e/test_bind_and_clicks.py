@@ -152,3 +152,22 @@ def test_event_with_neither_uid_nor_tg_id_is_recorded_unattributed(
     assert r.json()["status"] == "queued" and r.json()["attributed"] is False
     row = rows(server, "SELECT uid, value FROM inbox WHERE id = ?", int(r.json()["inbox_id"]))[0]
     assert (row["uid"], row["value"]) == (None, "3")
+
+
+def test_a_bind_whose_uid_or_tg_id_is_an_unfilled_macro_is_refused(
+    server: Server, space: SpaceKeys, http: httpx.Client
+) -> None:
+    user = tg()
+    r = http.post("/bind", json={"uid": "{uid}", "tg_id": user}, headers=space.auth)
+    assert r.status_code == 400, r.text
+    assert (r.json()["error"], r.json()["field"], r.json()["macro"]) == (
+        "unfilled_macro", "uid", "{uid}"
+    )  # fmt: skip
+    assert r.json()["detail"].startswith("uid holds an unfilled macro {uid}")
+    r = http.get("/bind", params={"token": space.ingest_token, "uid": "%5Bsub1%5D",
+                                  "tg_id": str(user)})  # fmt: skip
+    assert r.status_code == 400 and r.json()["macro"] == "[sub1]"
+    r = http.get("/bind", params={"token": space.ingest_token, "uid": new_click(http, space),
+                                  "tg_id": "{{user_id}}"})  # fmt: skip
+    assert r.status_code == 400 and r.json()["field"] == "tg_id"
+    assert rows(server, "SELECT uid FROM binds WHERE tg_id = ?", user) == []

@@ -182,3 +182,29 @@ def test_small_values_are_stored_in_plain_notation(
     body = {"uid": uid, "event": "deposit", "value": "1E-8", "currency": "BTC"}
     assert http.post("/events", json=body, headers=space.auth).json()["status"] == "queued"
     assert inbox_rows(server, "uid = ?", uid)[0]["value"] == "0.00000001"
+
+
+def test_an_event_field_holding_an_unfilled_macro_is_refused_and_nothing_is_stored(
+    server: Server, space: SpaceKeys, http: httpx.Client
+) -> None:
+    uid = unique()
+    cases = [
+        ({"eid": "{transaction_id}"}, "eid", "{transaction_id}"),
+        ({"uid": "{{ uid }}"}, "uid", "{{ uid }}"),
+        ({"value": "%amount%"}, "value", "%amount%"),
+        ({"currency": "${currency}"}, "currency", "${currency}"),
+        ({"tg_id": "#tg_id#"}, "tg_id", "#tg_id#"),
+        ({"event": "%7Bevent%7D"}, "event", "{event}"),
+    ]
+    for change, field, macro in cases:
+        body = {**DEPOSIT, "uid": uid, **change}
+        r = http.post("/events", json=body, headers=space.auth)
+        assert r.status_code == 400, (change, r.text)
+        assert (r.json()["error"], r.json()["field"], r.json()["macro"]) == (
+            "unfilled_macro", field, macro
+        )  # fmt: skip
+        assert r.json()["detail"].startswith(f"{field} holds an unfilled macro {macro}")
+    assert inbox_rows(server, "space_id = ? AND uid = ?", space.id, uid) == []
+    # The same event with real values is stored.
+    r = http.post("/events", json={**DEPOSIT, "uid": uid, "eid": "order#7"}, headers=space.auth)
+    assert r.json()["status"] == "queued"

@@ -6,7 +6,7 @@ import hashlib
 
 from xtracker_server.domain.clicks import fbc_from_fbclid, fields_from_query, new_uid
 from xtracker_server.domain.credentials import CredentialKind, hash_secret, mask, new_secret
-from xtracker_server.domain.dedup import dedup_key
+from xtracker_server.domain.dedup import AmountConflict, amount_conflict, dedup_key
 from xtracker_server.domain.query import parse_query
 
 
@@ -36,6 +36,26 @@ def test_dedup_key_parts_cannot_run_into_each_other() -> None:
 def test_dedup_key_of_a_tg_id_event_does_not_depend_on_attribution() -> None:
     assert dedup_key(1, None, 42, "contact", "c", 0) != dedup_key(1, None, 43, "contact", "c", 0)
     assert dedup_key(1, None, 42, "contact", "c", 0) != dedup_key(1, None, None, "contact", "c", 0)
+
+
+def test_a_repeat_with_the_same_amount_agrees() -> None:
+    assert amount_conflict("25.50", "USD", "25.50", "USD") is None
+    assert amount_conflict("25.50", "USD", "25.5", "USD") is None  # the same number
+    assert amount_conflict("25.50", "USD", None, None) is None  # claims no amount
+    assert amount_conflict(None, None, None, None) is None
+
+
+def test_a_repeat_with_another_amount_or_currency_conflicts() -> None:
+    assert amount_conflict("25.50", "USD", "30", "USD") == AmountConflict(
+        "25.50", "USD", "30", "USD"
+    )
+    assert amount_conflict("25.50", "USD", "25.50", "EUR") == AmountConflict(
+        "25.50", "USD", "25.50", "EUR"
+    )
+    conflict = amount_conflict(None, None, "10", "USD")  # stored without an amount
+    assert conflict == AmountConflict(None, None, "10", "USD")
+    assert conflict is not None
+    assert "stored with no amount" in conflict.message and "10 USD" in conflict.message
 
 
 def test_secrets_are_prefixed_random_and_hashed() -> None:

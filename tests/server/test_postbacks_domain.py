@@ -18,6 +18,7 @@ from xtracker_server.domain.postbacks import (
     read_postback,
 )
 from xtracker_server.store.db import open_db, transaction
+from xtracker_server.store.migrations import MIGRATIONS
 from xtracker_server.store.postbacks import LogEntry, list_log, log_postback, prune_log
 
 DEFAULTS = effective_aliases([])
@@ -174,7 +175,7 @@ def test_the_log_is_pruned_in_batches_of_old_rows_only(tmp_path: Path) -> None:
     conn.close()
 
 
-def test_log_rows_of_a_known_uid_are_attributed(tmp_path: Path) -> None:
+def test_log_rows_say_whether_the_uid_is_a_known_click(tmp_path: Path) -> None:
     conn = open_db(str(tmp_path / "a.db"))
     conn.row_factory = sqlite3.Row
     with transaction(conn):
@@ -185,5 +186,28 @@ def test_log_rows_of_a_known_uid_are_attributed(tmp_path: Path) -> None:
         for uid in ("known", "stranger"):
             log_postback(conn, LogEntry(space_id=1, at_ms=1, ip=None, method="GET", query="q",
                                         body=None, outcome="ignored", uid=uid))  # fmt: skip
-    assert {e.uid: e.attributed for e in list_log(conn, 1)} == {"known": True, "stranger": False}
+    assert {e.uid: e.click_known for e in list_log(conn, 1)} == {"known": True, "stranger": False}
+    conn.close()
+
+
+def test_log_rows_written_before_the_rename_keep_their_click_known(tmp_path: Path) -> None:
+    path = str(tmp_path / "old.db")
+    rename = next(i for i, m in enumerate(MIGRATIONS) if "TO click_known" in m)
+    old = sqlite3.connect(path)
+    for script in MIGRATIONS[:rename]:  # a database of the version before the rename
+        old.executescript(script)
+    old.execute(f"PRAGMA user_version={rename}")
+    old.execute("INSERT INTO spaces (id, name, created_ms) VALUES (1, 's', 0)")
+    old.execute(
+        "INSERT INTO postback_log (space_id, at_ms, method, query, outcome, uid, attributed)"
+        " VALUES (1, 1, 'GET', 'q', 'queued', 'known', 1), (1, 2, 'GET', 'q', 'queued', 'x', 0)"
+    )
+    old.commit()
+    old.close()
+    conn = open_db(path)
+    conn.row_factory = sqlite3.Row
+    rows = list_log(conn, 1)
+    assert [(e.uid, e.click_known, e.conflict) for e in rows] == [
+        ("x", False, None), ("known", True, None)
+    ]  # fmt: skip
     conn.close()

@@ -231,6 +231,35 @@ def test_insert_events_dedups_within_one_group_and_against_the_inbox(tmp_path: P
     assert conn.execute("SELECT count(*) FROM inbox").fetchone()[0] == 3
 
 
+def test_a_duplicate_naming_another_amount_carries_the_stored_one(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from xtracker_server.domain.dedup import AmountConflict, dedup_key
+    from xtracker_server.store.inbox import InboxDraft, insert_events
+
+    conn = open_db(str(tmp_path / "c.db"))
+    with transaction(conn):
+        space = spaces.create_space(conn, "s", 0).space.id
+    ftd = InboxDraft(
+        space_id=space, dedup_key=dedup_key(space, "u1", None, "deposit", "ftd-1", 5),
+        event="deposit", uid="u1", tg_id=None, eid="ftd-1", value="50.00", currency="USD",
+        occurred_at_ms=5, received_ms=5, source="postback",
+    )  # fmt: skip
+    more, euro = replace(ftd, value="75"), replace(ftd, currency="EUR")
+    # A repeat in the same group as the original, then repeats of the stored event.
+    with transaction(conn):
+        first = insert_events(conn, [ftd, more])
+    with transaction(conn):
+        later = insert_events(conn, [replace(ftd, value="50"), euro, replace(ftd, value=None)])
+    stored = AmountConflict("50.00", "USD", "75", "USD")
+    assert [o.conflict for o in first] == [None, stored]
+    assert [o.conflict for o in later] == [None, AmountConflict("50.00", "USD", "50.00", "EUR"),
+                                           None]  # fmt: skip
+    assert all(o.duplicate for o in [first[1], *later])
+    row = conn.execute("SELECT value, currency FROM inbox").fetchall()
+    assert [tuple(r) for r in row] == [("50.00", "USD")]
+
+
 def test_insert_many_splits_at_the_parameter_cap_and_reports_consecutive_rowids(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

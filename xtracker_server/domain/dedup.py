@@ -1,8 +1,10 @@
-"""The inbox's idempotency key (ARCHITECTURE.md §4)."""
+"""The inbox's idempotency key (ARCHITECTURE.md §4), and what a repeat may disagree about."""
 
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
+from decimal import Decimal
 
 
 def dedup_key(
@@ -24,3 +26,43 @@ def dedup_key(
     # Free-form parts carry their length, so a "|" inside a uid or eid cannot forge another key.
     parts = f"{space_id}|{len(who)}:{who}|{event}|{len(discriminator)}:{discriminator}"
     return hashlib.sha256(parts.encode("utf-8", "surrogatepass")).digest()
+
+
+@dataclass(frozen=True)
+class AmountConflict:
+    """A duplicate that names another amount or currency than the stored event, which stands
+    unchanged: ``value`` and ``currency`` are the stored ones (None: stored without an amount),
+    ``sent_value`` and ``sent_currency`` the repeat's."""
+
+    value: str | None
+    currency: str | None
+    sent_value: str
+    sent_currency: str | None
+
+    @property
+    def message(self) -> str:
+        stored = f"{self.value} {self.currency}" if self.value is not None else "no amount"
+        return (
+            f"an event with this dedup key is already stored with {stored}; this call's"
+            f" {self.sent_value} {self.sent_currency} was not counted and the stored event is"
+            " unchanged. If it is another deposit, send it with its own eid"
+        )
+
+
+def amount_conflict(
+    stored_value: str | None,
+    stored_currency: str | None,
+    value: str | None,
+    currency: str | None,
+) -> AmountConflict | None:
+    """Whether a repeat (``value``, ``currency``) contradicts the stored event. A repeat without
+    an amount claims none and agrees; amounts compare as numbers (``25.5`` is ``25.50``)."""
+    if value is None:
+        return None
+    if (
+        stored_value is None
+        or Decimal(stored_value) != Decimal(value)
+        or stored_currency != currency
+    ):
+        return AmountConflict(stored_value, stored_currency, value, currency)
+    return None

@@ -23,6 +23,7 @@ from types import MappingProxyType
 
 from xtracker_client import CANONICAL_EVENTS, CanonicalEvent
 from xtracker_server.domain.credentials import mask
+from xtracker_server.domain.macros import UnfilledMacroError, first_unfilled_macro
 
 #: What a status alias may map to besides a canonical event: answered, logged, not counted.
 IGNORE = "ignore"
@@ -192,7 +193,8 @@ class PostbackRead:
 def read_postback(params: Mapping[str, object], aliases: Aliases) -> PostbackRead:
     """Map a postback's parameters onto the event fields. Unknown parameters are ignored:
     networks append their own. Raises ``PostbackProblem`` for an unknown status or for
-    aliases that disagree."""
+    aliases that disagree, and ``UnfilledMacroError`` for a field of a counted event that
+    holds an unfilled macro (an ignored status is not counted: its fields are not checked)."""
     data: dict[str, object] = {}
     names: dict[str, str] = {}
     for name in FIELDS:
@@ -214,6 +216,7 @@ def read_postback(params: Mapping[str, object], aliases: Aliases) -> PostbackRea
             )
         data[target], names[target] = found[0][1], found[0][0]
 
+    _refuse_macros(data, ("event",), names)
     status: str | None = None
     raw_event = data.get("event")
     if isinstance(raw_event, str):
@@ -236,11 +239,20 @@ def read_postback(params: Mapping[str, object], aliases: Aliases) -> PostbackRea
             and (names["value"] != "value" or _is_zero(data["value"]))
         ):
             del data["value"]
+    _refuse_macros(data, FIELDS, names)
     if "t" in data:
         data["occurred_at_ms"] = data.pop("t")
         names["occurred_at_ms"] = names.pop("t")
     renames = {k: v for k, v in names.items() if k != v}
     return PostbackRead(data=data, status=status, ignored=False, renames=renames)
+
+
+def _refuse_macros(
+    data: Mapping[str, object], fields: tuple[str, ...], names: Mapping[str, str]
+) -> None:
+    found = first_unfilled_macro(data, fields, names)
+    if found is not None:
+        raise UnfilledMacroError(found)
 
 
 def _present(raw: object) -> bool:

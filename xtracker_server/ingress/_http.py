@@ -11,8 +11,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from xtracker_server.config import MAX_BODY_BYTES
+from xtracker_server.domain.macros import first_unfilled_macro
 from xtracker_server.domain.query import parse_query
-from xtracker_server.errors import ApiError, invalid
+from xtracker_server.errors import ApiError, invalid, unfilled_macro_error
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -80,6 +81,14 @@ class JSON(JSONResponse):
 
 def query_params(request: Request) -> dict[str, str]:
     return parse_query(request.scope["query_string"].decode("latin-1"))
+
+
+def refuse_unfilled_macros(data: dict[str, Any], model: type[BaseModel]) -> None:
+    """400 if a field of ``model`` in ``data`` holds an unfilled macro (``domain/macros.py``).
+    For the ingress models only: admin input (a destination's URL template) holds macros."""
+    found = first_unfilled_macro(data, model.model_fields)
+    if found is not None:
+        raise unfilled_macro_error(found)
 
 
 def validate(model: type[M], data: dict[str, Any], *, renames: dict[str, str] | None = None) -> M:

@@ -11,14 +11,21 @@ from xtracker_client import BindIn
 from xtracker_server.auth import now_ms
 from xtracker_server.domain.credentials import CredentialKind
 from xtracker_server.errors import ApiError
-from xtracker_server.ingress._http import query_params, read_json_object, validate
+from xtracker_server.ingress._http import (
+    query_params,
+    read_json_object,
+    refuse_unfilled_macros,
+    validate,
+)
 from xtracker_server.state import app_state
 from xtracker_server.store.binds import bind
 
 
 async def post_bind(request: Request) -> JSONResponse:
     space_id = await app_state(request).auth.bearer_space(request)
-    return await _bind(request, space_id, validate(BindIn, await read_json_object(request)))
+    data = await read_json_object(request)
+    refuse_unfilled_macros(data, BindIn)
+    return await _bind(request, space_id, validate(BindIn, data))
 
 
 async def get_bind(request: Request) -> JSONResponse:
@@ -27,6 +34,7 @@ async def get_bind(request: Request) -> JSONResponse:
         params.get("token"), CredentialKind.INGEST, "add ?token=<space ingest token>"
     )
     data: dict[str, Any] = {k: params[k] for k in ("uid", "tg_id") if k in params}
+    refuse_unfilled_macros(data, BindIn)
     return await _bind(request, space_id, validate(BindIn, data))
 
 

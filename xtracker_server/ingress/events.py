@@ -11,15 +11,18 @@ from starlette.responses import JSONResponse
 from xtracker_client import CanonicalEvent, EventIn, decimal_text
 from xtracker_server.auth import now_ms
 from xtracker_server.domain.dedup import dedup_key
-from xtracker_server.ingress._http import JSON, read_json_object, validate
+from xtracker_server.ingress._http import JSON, read_json_object, refuse_unfilled_macros, validate
 from xtracker_server.state import AppState, app_state
 from xtracker_server.store.inbox import InboxDraft, InboxOutcome, insert_events
+from xtracker_server.views import conflict_json
 
 
 async def post_events(request: Request) -> JSONResponse:
     state = app_state(request)
     space_id = await state.auth.bearer_space(request)
-    event = validate(EventIn, await read_json_object(request))
+    data = await read_json_object(request)
+    refuse_unfilled_macros(data, EventIn)
+    event = validate(EventIn, data)
     return JSON(await record_event(state, space_id, event, source="api"))
 
 
@@ -76,4 +79,7 @@ def event_answer(state: AppState, outcome: InboxOutcome, warnings: list[str]) ->
     }
     if warnings and not outcome.duplicate:
         answer["warnings"] = warnings
+    if outcome.conflict is not None:
+        answer["conflict"] = conflict_json(outcome.conflict)
+        answer["detail"] = outcome.conflict.message
     return answer

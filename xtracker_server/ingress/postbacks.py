@@ -16,10 +16,11 @@ from starlette.responses import JSONResponse
 from xtracker_client import EventIn
 from xtracker_server.auth import now_ms
 from xtracker_server.domain.credentials import CredentialKind
+from xtracker_server.domain.macros import UnfilledMacroError
 from xtracker_server.domain.postbacks import PostbackProblem, clip, mask_token, read_postback
 from xtracker_server.domain.query import parse_query
 from xtracker_server.domain.visitors import client_ip
-from xtracker_server.errors import ApiError, field_error
+from xtracker_server.errors import ApiError, field_error, unfilled_macro_error
 from xtracker_server.ingress._http import (
     JSON,
     parse_json_object,
@@ -94,6 +95,8 @@ async def _record(state: AppState, params: dict[str, Any], entry: LogEntry) -> d
             read = read_postback(params, aliases)
         except PostbackProblem as exc:
             raise field_error(exc.field, exc.problem) from None
+        except UnfilledMacroError as exc:
+            raise unfilled_macro_error(exc.found) from None
         if read.ignored:
             await state.store.write(
                 log_postback,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlite3
 from dataclasses import dataclass
 
+from xtracker_server.domain.dedup import AmountConflict, amount_conflict
 from xtracker_server.store.binds import uid_for_tg_id
 from xtracker_server.store.db import MAX_PARAMS, insert_many
 from xtracker_server.store.outbox import Route, deliveries_for, event_routes, insert_deliveries
@@ -31,6 +32,7 @@ class InboxOutcome:
     duplicate: bool
     uid: str | None  # after attribution; None while unattributed
     deliveries: int = 0  # outbox rows created for it
+    conflict: AmountConflict | None = None  # a duplicate naming another amount than the stored
 
 
 def insert_event(conn: sqlite3.Connection, draft: InboxDraft) -> InboxOutcome:
@@ -87,22 +89,35 @@ def insert_events(conn: sqlite3.Connection, drafts: list[InboxDraft]) -> list[In
                 InboxOutcome(ids[i], duplicate=False, uid=uids[i], deliveries=deliveries[i])
             )
         elif draft.dedup_key in known:
-            inbox_id, uid = known[draft.dedup_key]
-            outcomes.append(InboxOutcome(inbox_id, duplicate=True, uid=uid))
+            stored = known[draft.dedup_key]
+            conflict = amount_conflict(stored.value, stored.currency, draft.value, draft.currency)
+            outcomes.append(InboxOutcome(stored.id, True, stored.uid, conflict=conflict))
         else:  # a repeat of an earlier draft of this group
             first = first_of[draft.dedup_key]
-            outcomes.append(InboxOutcome(ids[first], duplicate=True, uid=uids[first]))
+            d = drafts[first]
+            conflict = amount_conflict(d.value, d.currency, draft.value, draft.currency)
+            outcomes.append(InboxOutcome(ids[first], True, uids[first], conflict=conflict))
     return outcomes
 
 
-def _known_keys(conn: sqlite3.Connection, keys: list[bytes]) -> dict[bytes, tuple[int, str | None]]:
-    known: dict[bytes, tuple[int, str | None]] = {}
+@dataclass(frozen=True)
+class _Stored:
+    id: int
+    uid: str | None
+    value: str | None
+    currency: str | None
+
+
+def _known_keys(conn: sqlite3.Connection, keys: list[bytes]) -> dict[bytes, _Stored]:
+    known: dict[bytes, _Stored] = {}
     for start in range(0, len(keys), MAX_PARAMS):
         chunk = keys[start : start + MAX_PARAMS]
         marks = ", ".join("?" * len(chunk))
-        query = f"SELECT dedup_key, id, uid FROM inbox WHERE dedup_key IN ({marks})"
+        query = (
+            f"SELECT dedup_key, id, uid, value, currency FROM inbox WHERE dedup_key IN ({marks})"
+        )
         for row in conn.execute(query, chunk):
-            known[row[0]] = (row[1], row[2])
+            known[row[0]] = _Stored(row[1], row[2], row[3], row[4])
     return known
 
 

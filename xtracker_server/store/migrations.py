@@ -239,6 +239,16 @@ MIGRATIONS: tuple[str, ...] = (
     -- delivery health: the recent attempts of a space (latency, last error)
     CREATE INDEX delivery_attempts_space_time ON delivery_attempts(space_id, at_ms);
     """,
+    # 5: the postback log. "attributed" means "the event has a uid" everywhere else (the event
+    # answer, reports), so the log's "a click with that uid exists" becomes click_known. A
+    # duplicate whose amount or currency differs from the stored event is flagged (conflict),
+    # with the stored amount and currency (the row's value and currency are what was sent).
+    """
+    ALTER TABLE postback_log RENAME COLUMN attributed TO click_known;
+    ALTER TABLE postback_log ADD COLUMN conflict INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE postback_log ADD COLUMN conflict_value TEXT;
+    ALTER TABLE postback_log ADD COLUMN conflict_currency TEXT;
+    """,
 )
 
 

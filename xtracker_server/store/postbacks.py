@@ -6,6 +6,7 @@ import sqlite3
 from dataclasses import dataclass, replace
 
 from xtracker_server.domain.credentials import CredentialKind, hash_secret
+from xtracker_server.domain.dedup import AmountConflict
 from xtracker_server.domain.postbacks import (
     DEFAULT_PARAM_ALIASES,
     DEFAULT_STATUS_ALIASES,
@@ -56,7 +57,10 @@ def is_ingest_token_of(conn: sqlite3.Connection, space_id: int, token: str, now_
 
 @dataclass(frozen=True)
 class LogEntry:
-    """One row of the postback log. ``query`` and ``body`` are already masked."""
+    """One row of the postback log. ``query`` and ``body`` are already masked; ``value`` and
+    ``currency`` are what the call sent. ``click_known``: the uid belongs to a click of the
+    space (not "attributed", which means "has a uid"). ``conflict``: a duplicate that named
+    another amount than the stored event."""
 
     space_id: int
     at_ms: int
@@ -72,9 +76,10 @@ class LogEntry:
     currency: str | None = None
     eid: str | None = None
     inbox_id: int | None = None
-    attributed: bool | None = None
+    click_known: bool | None = None
     error: str | None = None
     detail: str | None = None
+    conflict: AmountConflict | None = None
 
 
 @dataclass(frozen=True)
@@ -83,20 +88,22 @@ class LoggedEntry(LogEntry):
 
 
 def log_postback(conn: sqlite3.Connection, entry: LogEntry) -> int:
-    """Write one log row. A uid is looked up among the space's clicks: ``attributed`` says
-    whether the postback belongs to a click we know."""
-    if entry.attributed is None and entry.uid is not None and entry.outcome != "rejected":
-        entry = replace(entry, attributed=click_exists(conn, entry.space_id, entry.uid))
+    """Write one log row. A uid is looked up among the space's clicks (``click_known``)."""
+    if entry.click_known is None and entry.uid is not None and entry.outcome != "rejected":
+        entry = replace(entry, click_known=click_exists(conn, entry.space_id, entry.uid))
+    conflict = entry.conflict
     cur = conn.execute(
         "INSERT INTO postback_log (space_id, at_ms, ip, method, query, body, outcome, status,"
-        " event, uid, value, currency, eid, inbox_id, attributed, error, detail)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        " event, uid, value, currency, eid, inbox_id, click_known, error, detail, conflict,"
+        " conflict_value, conflict_currency)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
             entry.space_id, entry.at_ms, entry.ip, entry.method, entry.query, entry.body,
             entry.outcome, entry.status, entry.event, entry.uid, entry.value, entry.currency,
             entry.eid, entry.inbox_id,
-            None if entry.attributed is None else int(entry.attributed),
-            entry.error, entry.detail,
+            None if entry.click_known is None else int(entry.click_known),
+            entry.error, entry.detail, int(conflict is not None),
+            conflict.value if conflict else None, conflict.currency if conflict else None,
         ),
     )  # fmt: skip
     return int(cur.lastrowid or 0)
@@ -108,7 +115,7 @@ def record_postback(
     """Insert the event and its log row in one operation (one commit for both). Returns the
     inbox outcome and whether the event belongs to a known click."""
     outcome = insert_event(conn, draft)
-    attributed = outcome.uid is not None and click_exists(conn, draft.space_id, outcome.uid)
+    click_known = outcome.uid is not None and click_exists(conn, draft.space_id, outcome.uid)
     log_postback(
         conn,
         replace(
@@ -116,10 +123,11 @@ def record_postback(
             outcome="duplicate" if outcome.duplicate else "queued",
             uid=outcome.uid,
             inbox_id=outcome.inbox_id,
-            attributed=attributed,
+            click_known=click_known,
+            conflict=outcome.conflict,
         ),
     )
-    return outcome, attributed
+    return outcome, click_known
 
 
 def list_log(
@@ -136,8 +144,14 @@ def list_log(
     out = []
     for r in conn.execute(sql, args).fetchall():
         row = dict(r)
-        if row["attributed"] is not None:
-            row["attributed"] = bool(row["attributed"])
+        if row["click_known"] is not None:
+            row["click_known"] = bool(row["click_known"])
+        stored_value, stored_currency = row.pop("conflict_value"), row.pop("conflict_currency")
+        row["conflict"] = (
+            AmountConflict(stored_value, stored_currency, row["value"], row["currency"])
+            if row["conflict"]
+            else None
+        )
         out.append(LoggedEntry(**row))
     return out
 

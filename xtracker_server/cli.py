@@ -50,8 +50,8 @@ from xtracker_server.domain.postbacks import (
     check_status_name,
     effective_aliases,
 )
+from xtracker_server.store import binds, links, outbox, spaces
 from xtracker_server.store import destinations as dest_store
-from xtracker_server.store import links, outbox, spaces
 from xtracker_server.store import postbacks as pb_store
 from xtracker_server.store.db import open_db, transaction
 from xtracker_server.store.links import Link
@@ -67,6 +67,7 @@ from xtracker_server.views import (
     probe_json,
     rotation_json,
     space_json,
+    token_binds_json,
 )
 
 T = TypeVar("T")
@@ -347,6 +348,45 @@ def space_list(db: DbOption = "./xtracker.db", json_: JsonOption = False) -> Non
         created = time.strftime("%Y-%m-%d %H:%M", time.gmtime(s.created_ms / 1000))
         table.add_row(str(s.id), s.name, created)
     out.print(table)
+
+
+@space_app.command("token-binds")
+def space_token_binds(
+    space: Annotated[int, typer.Option("--space", help="The space id.")],
+    state: Annotated[
+        str | None,
+        typer.Argument(
+            help="on: take GET /bind with the ingest token; off: refuse it (403).",
+            show_default=False,
+        ),
+    ] = None,
+    db: DbOption = "./xtracker.db",
+    json_: JsonOption = False,
+) -> None:
+    """Show, or turn on or off, the space's binds made with the ingest token (GET /bind). A
+    token bind never replaces a bind; off refuses them all (the bot's POST /bind stays)."""
+    if state not in (None, "on", "off"):
+        _fail(f"{state!r}: say on or off")
+
+    def apply(conn: sqlite3.Connection) -> bool | None:
+        if spaces.get_space(conn, space) is None:
+            return None
+        if state is not None:
+            binds.set_token_binds(conn, space, state == "on")
+        return binds.token_binds_allowed(conn, space)
+
+    allowed = _write(db, apply)
+    if allowed is None:
+        _fail(f"no space {space} (see `xtracker space list`)", 1)
+    if json_:
+        _print_json(token_binds_json(space, allowed))
+        return
+    said = (
+        "on: GET /bind is taken (a token bind never replaces a bind)"
+        if allowed
+        else "off: GET /bind is refused (403)"
+    )
+    out.print(f"Token binds in space {space} are {said}.", markup=False, highlight=False)
 
 
 @key_app.command("rotate")

@@ -4,6 +4,7 @@
 400 unfilled_macro     a field holds a placeholder its sender never filled ({transaction_id})
 401 unauthorized       no credential, a wrong one, or one of the wrong kind
 403 forbidden          reports/stream: a bearer secret of another space
+403 token_binds_off    GET /bind: the space takes no binds made with the ingest token
 404 not_found          no such endpoint or object
 405 method_not_allowed
 409 uid_already_bound  /bind: the uid belongs to another Telegram user (the first bind stays)

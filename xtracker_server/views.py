@@ -21,6 +21,11 @@ def space_json(space: Space) -> dict[str, Any]:
     return {"id": space.id, "name": space.name, "created_ms": space.created_ms}
 
 
+def token_binds_json(space_id: int, allowed: bool) -> dict[str, Any]:
+    """Whether the space takes binds made with its ingest token (``GET /bind``)."""
+    return {"space_id": space_id, "token_binds": allowed}
+
+
 def new_space_json(new: NewSpace) -> dict[str, Any]:
     return {
         "id": new.space.id,

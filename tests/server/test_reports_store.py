@@ -1,6 +1,7 @@
 """The report queries against a brute-force oracle: random events written through the store
 functions (out of order, ties on the same millisecond, repeats, late clicks, late attribution
-by a bind), the right answers computed here in plain Python from what was written."""
+by a bind, events moved when the bot's bind replaces a token bind), the right answers computed
+here in plain Python from what was written."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from xtracker_server.domain.binds import BindKind
 from xtracker_server.domain.clicks import ClickDraft
 from xtracker_server.domain.links import LinkKind, LinkSpec
 from xtracker_server.domain.reports import Window
@@ -131,6 +133,27 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
             for ev in world.events:
                 if ev.uid is None and ev.tg_id == 5000 + k:
                     ev.uid = uid
+    catch_up(conn)
+    with transaction(conn):  # token binds of tg 5005..5008 attribute their waiting events
+        for k in range(5, 9):
+            uid = world.clicks[k][0]
+            bind(conn, space, uid, 5000 + k, T0, BindKind.TOKEN)
+            for ev in world.events:
+                if ev.uid is None and ev.tg_id == 5000 + k:
+                    ev.uid = uid
+    catch_up(conn)  # rolled up under the token binds' uids
+    with transaction(conn):  # the bot's bearer binds replace them (domain/binds.py)
+        for k in range(5, 8):  # the user's own bind: the events move to the bearer's uid
+            old, new = world.clicks[k][0], world.clicks[k + 10][0]
+            bind(conn, space, new, 5000 + k, T0 + 1)
+            for ev in world.events:
+                if ev.tg_id == 5000 + k and ev.uid == old:
+                    ev.uid = new
+        taken = world.clicks[8][0]  # the uid goes to another user: the events let go of it
+        bind(conn, space, taken, 6000, T0 + 1)
+        for ev in world.events:
+            if ev.tg_id == 5008 and ev.uid == taken:
+                ev.uid = None
     catch_up(conn)
     yield world
     conn.close()

@@ -1,4 +1,4 @@
-"""``/admin/spaces``: create and list spaces, rotate their credentials."""
+"""``/admin/spaces``: create and list spaces, rotate their credentials, their bind setting."""
 
 from __future__ import annotations
 
@@ -9,13 +9,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from xtracker_server.admin._spaces import admin_space
 from xtracker_server.auth import now_ms
 from xtracker_server.domain.credentials import CredentialKind
 from xtracker_server.errors import ApiError
 from xtracker_server.ingress._http import read_json_object, validate
 from xtracker_server.state import app_state
-from xtracker_server.store import spaces
-from xtracker_server.views import new_space_json, rotation_json, space_json
+from xtracker_server.store import binds, spaces
+from xtracker_server.views import new_space_json, rotation_json, space_json, token_binds_json
 
 
 class SpaceCreate(BaseModel):
@@ -62,6 +63,26 @@ async def rotate_key(request: Request) -> JSONResponse:
     return JSONResponse({"ok": True, **rotation_json(rotation)})
 
 
+class TokenBinds(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+    token_binds: bool
+
+
+async def get_token_binds(request: Request) -> JSONResponse:
+    state, space_id = await admin_space(request)
+    allowed = await state.store.read(binds.token_binds_allowed, space_id)
+    return JSONResponse({"ok": True, **token_binds_json(space_id, allowed)})
+
+
+async def set_token_binds(request: Request) -> JSONResponse:
+    """Body ``{"token_binds": false}``: refuse ``GET /bind`` in this space (403), or take it
+    again with ``true`` (domain/binds.py)."""
+    state, space_id = await admin_space(request)
+    req = validate(TokenBinds, await read_json_object(request))
+    await state.store.write(binds.set_token_binds, space_id, req.token_binds)
+    return JSONResponse({"ok": True, **token_binds_json(space_id, req.token_binds)})
+
+
 def _space_id(request: Request) -> int:
     raw = request.path_params["space_id"]
     if not raw.isdigit():
@@ -73,4 +94,6 @@ routes = [
     Route("/admin/spaces", list_spaces, methods=["GET"]),
     Route("/admin/spaces", create_space, methods=["POST"]),
     Route("/admin/spaces/{space_id}/rotate", rotate_key, methods=["POST"]),
+    Route("/admin/spaces/{space_id}/token-binds", get_token_binds, methods=["GET"]),
+    Route("/admin/spaces/{space_id}/token-binds", set_token_binds, methods=["PATCH"]),
 ]

@@ -1,49 +1,114 @@
-"""Binds: which Telegram user arrived through which click uid."""
+"""Binds: which Telegram user arrived through which click uid, and each space's bind setting.
+
+Who may replace whom is decided by ``domain.binds.plan_bind``; ``bind`` reads what is bound and
+applies the plan in the same write transaction, so no other bind can slip in between."""
 
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterable
 from dataclasses import dataclass
 
+from xtracker_server.domain.binds import BindAction, BindKind, plan_bind
 from xtracker_server.store.clicks import click_exists
 
 
 @dataclass(frozen=True)
 class BindOutcome:
+    action: BindAction
     matched: bool  # a click with this uid exists in the space
-    created: bool  # False: the same pair was already bound (a no-op)
-    conflict_tg_id: int | None = None  # set when the uid is bound to another user
-    attributed: int = 0  # earlier unattributed events of this user now carrying the uid
+    attributed: int = 0  # earlier events of this user now carrying the uid
 
 
-def bind(conn: sqlite3.Connection, space_id: int, uid: str, tg_id: int, now_ms: int) -> BindOutcome:
-    """Compare-and-set: the first binding of a uid wins. The same pair again is a no-op; a
-    different user for a bound uid is a conflict, and the original binding stays."""
-    from xtracker_server.store.inbox import attribute_pending  # inbox imports this module
+def bind(
+    conn: sqlite3.Connection,
+    space_id: int,
+    uid: str,
+    tg_id: int,
+    now_ms: int,
+    kind: BindKind = BindKind.BEARER,
+) -> BindOutcome:
+    """Bind ``uid`` to the Telegram user ``tg_id`` by the rule of ``domain.binds``. Safe to
+    retry: the same pair again changes nothing."""
+    from xtracker_server.store.inbox import attribute_pending, move_attributed  # inbox imports us
 
     matched = click_exists(conn, space_id, uid)
-    cur = conn.execute(
-        "INSERT INTO binds (space_id, uid, tg_id, created_ms) VALUES (?, ?, ?, ?)"
-        " ON CONFLICT (space_id, uid) DO NOTHING",
-        (space_id, uid, tg_id, now_ms),
+    pair: BindKind | None = None
+    uid_holder: tuple[int, BindKind] | None = None
+    user_binds: dict[str, BindKind] = {}
+    for row in conn.execute(  # two index searches: the uid's bind, the user's binds
+        "SELECT uid, tg_id, kind FROM binds WHERE space_id = ? AND uid = ?"
+        " UNION ALL SELECT uid, tg_id, kind FROM binds WHERE space_id = ? AND tg_id = ?"
+        " AND uid <> ?",
+        (space_id, uid, space_id, tg_id, uid),
+    ):
+        found = BindKind(row["kind"])
+        if row["uid"] == uid and row["tg_id"] == tg_id:
+            pair = found
+        elif row["uid"] == uid:
+            uid_holder = (row["tg_id"], found)
+        else:
+            user_binds[row["uid"]] = found
+    plan = plan_bind(
+        kind,
+        token_binds=kind is BindKind.BEARER or token_binds_allowed(conn, space_id),
+        pair=pair,
+        uid_holder=uid_holder[1] if uid_holder else None,
+        user_bind=_strongest(user_binds.values()),
     )
-    if cur.rowcount == 0:
-        bound = conn.execute(
-            "SELECT tg_id FROM binds WHERE space_id = ? AND uid = ?", (space_id, uid)
-        ).fetchone()["tg_id"]
-        if bound != tg_id:
-            return BindOutcome(matched=matched, created=False, conflict_tg_id=bound)
-        return BindOutcome(matched=matched, created=False)
-    attributed = attribute_pending(conn, space_id, tg_id, uid)
-    return BindOutcome(matched=matched, created=True, attributed=attributed)
+    if plan.confirm:
+        conn.execute(
+            "UPDATE binds SET kind = ? WHERE space_id = ? AND uid = ?",
+            (kind.value, space_id, uid),
+        )
+    if plan.action is not BindAction.BIND:
+        return BindOutcome(plan.action, matched)
+    attributed = 0
+    if plan.take_uid and uid_holder is not None:
+        # The token's claim on this click was wrong: its user's events let go of the uid.
+        move_attributed(conn, space_id, uid_holder[0], uid, None)
+        conn.execute("DELETE FROM binds WHERE space_id = ? AND uid = ?", (space_id, uid))
+    if plan.replace_user_bind:
+        for old_uid, old_kind in user_binds.items():
+            if old_kind is BindKind.TOKEN:
+                attributed += move_attributed(conn, space_id, tg_id, old_uid, uid)
+        conn.execute(
+            "DELETE FROM binds WHERE space_id = ? AND tg_id = ? AND kind = ?",
+            (space_id, tg_id, BindKind.TOKEN.value),
+        )
+    conn.execute(
+        "INSERT INTO binds (space_id, uid, tg_id, created_ms, kind) VALUES (?, ?, ?, ?, ?)",
+        (space_id, uid, tg_id, now_ms, kind.value),
+    )
+    attributed += attribute_pending(conn, space_id, tg_id, uid)
+    return BindOutcome(BindAction.BIND, matched, attributed)
+
+
+def _strongest(kinds: Iterable[BindKind]) -> BindKind | None:
+    found = set(kinds)
+    if not found:
+        return None
+    return BindKind.BEARER if BindKind.BEARER in found else BindKind.TOKEN
 
 
 def uid_for_tg_id(conn: sqlite3.Connection, space_id: int, tg_id: int) -> str | None:
     """The uid a Telegram user arrived through; the latest bind wins (last-click attribution,
-    as the ad platforms count it)."""
+    as the ad platforms count it). A token bind never stands next to a bearer bind."""
     row = conn.execute(
         "SELECT uid FROM binds WHERE space_id = ? AND tg_id = ?"
         " ORDER BY created_ms DESC, rowid DESC LIMIT 1",
         (space_id, tg_id),
     ).fetchone()
     return row["uid"] if row else None
+
+
+def token_binds_allowed(conn: sqlite3.Connection, space_id: int) -> bool:
+    """Whether the space takes binds made with its ingest token (``GET /bind``)."""
+    row = conn.execute("SELECT token_binds FROM spaces WHERE id = ?", (space_id,)).fetchone()
+    return bool(row and row["token_binds"])
+
+
+def set_token_binds(conn: sqlite3.Connection, space_id: int, allowed: bool) -> bool:
+    """Turn the space's token binds on or off; False if there is no such space."""
+    cur = conn.execute("UPDATE spaces SET token_binds = ? WHERE id = ?", (int(allowed), space_id))
+    return cur.rowcount > 0

@@ -152,6 +152,20 @@ def attribute_pending(conn: sqlite3.Connection, space_id: int, tg_id: int, uid: 
     return cur.rowcount
 
 
+def move_attributed(
+    conn: sqlite3.Connection, space_id: int, tg_id: int, from_uid: str, to_uid: str | None
+) -> int:
+    """Give the events of a Telegram user that the bind of ``from_uid`` attributed to
+    ``to_uid`` instead (None: unattributed again), when a bearer bind replaces that token bind
+    (domain/binds.py). Events sent with a uid of their own never move."""
+    cur = conn.execute(
+        "UPDATE inbox SET uid = ?, attributed_by = CASE WHEN ? IS NULL THEN NULL ELSE 'bind' END"
+        " WHERE space_id = ? AND uid = ? AND tg_id = ? AND attributed_by = 'bind'",
+        (to_uid, to_uid, space_id, from_uid, tg_id),
+    )
+    return cur.rowcount
+
+
 @dataclass(frozen=True)
 class InboxEvent:
     id: int

@@ -249,6 +249,25 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE postback_log ADD COLUMN conflict_value TEXT;
     ALTER TABLE postback_log ADD COLUMN conflict_currency TEXT;
     """,
+    # 6: who made a bind, and whether a space takes token binds (domain/binds.py: a token bind
+    # never replaces a bind, the bot's bearer bind replaces a token bind).
+    """
+    -- Binds made before this migration count as the bot's: nothing that stood is replaced.
+    ALTER TABLE binds ADD COLUMN kind TEXT NOT NULL DEFAULT 'bearer'
+        CHECK (kind IN ('bearer', 'token'));
+    ALTER TABLE spaces ADD COLUMN token_binds INTEGER NOT NULL DEFAULT 1
+        CHECK (token_binds IN (0, 1));
+
+    -- A bearer bind that replaces a token bind moves the events that token bind attributed
+    -- (or lets them go): the rollup must take the event off its old uid. The old uid rides
+    -- along; an 'attributed' entry without one is a first attribution (migration 4).
+    CREATE TRIGGER report_backlog_moved AFTER UPDATE OF uid ON inbox
+    WHEN OLD.uid IS NOT NULL AND NEW.uid IS NOT OLD.uid
+    BEGIN
+        INSERT INTO report_backlog (kind, inbox_id, space_id, uid)
+        VALUES ('attributed', NEW.id, OLD.space_id, OLD.uid);
+    END;
+    """,
 )
 
 

@@ -11,10 +11,10 @@ The rollup lives in a file of its own (``db.reports_path``: ``x.reports.db`` nex
 attached as ``reports``. It is derived data: its own lock, ``synchronous=NORMAL``, rebuilt
 from the inbox when missing. Nothing of it runs in the writer's transactions, so ingest does
 not pay for reports. ``catch_up`` brings it up to date: it feeds the inbox rows past its
-watermark, then what ``report_backlog`` (main file, migration 4) recorded since: events a bind
-attributed after the watermark passed them, and clicks stored after events of their uid. The
-server runs it in the background and before every report, so a report counts every event
-committed before it was asked for.
+watermark, then what ``report_backlog`` (main file, migrations 4 and 5) recorded since: events a
+bind attributed (or moved to another uid) after the watermark passed them, and clicks stored
+after events of their uid. The server runs it in the background and before every report, so a
+report counts every event committed before it was asked for.
 """
 
 from __future__ import annotations
@@ -165,6 +165,39 @@ def catch_up(conn: sqlite3.Connection, *, chunk: int = CHUNK) -> int:
             return fed
 
 
+def _drop_moved(conn: sqlite3.Connection, backlog_seen: int, backlog_top: int) -> None:
+    """Take the events that left a uid (a bearer bind replaced the token bind that had
+    attributed them: migration 5) off that uid's rows; the uid's next event of the step then
+    follows the one before. Rare, so one event at a time."""
+    moved = conn.execute(
+        "SELECT space_id, uid, inbox_id FROM main.report_backlog"
+        " WHERE id > ? AND id <= ? AND kind = 'attributed' AND uid IS NOT NULL ORDER BY id",
+        (backlog_seen, backlog_top),
+    ).fetchall()
+    for space_id, uid, inbox_id in moved:
+        row = conn.execute(
+            "SELECT link_id, event, at_ms, prev_ms FROM reports.report_steps"
+            " WHERE space_id = ? AND uid = ? AND inbox_id = ?",
+            (space_id, uid, inbox_id),
+        ).fetchone()
+        if row is None:  # never rolled up under that uid
+            continue
+        link_id, event, at_ms, prev_ms = row
+        conn.execute(
+            "UPDATE reports.report_steps SET prev_ms = ?"
+            " WHERE (space_id, link_id, event, at_ms, inbox_id) = ("
+            "  SELECT space_id, link_id, event, at_ms, inbox_id FROM reports.report_steps"
+            "  WHERE space_id = ? AND uid = ? AND event = ? AND (at_ms, inbox_id) > (?, ?)"
+            "  ORDER BY at_ms, inbox_id LIMIT 1)",
+            (prev_ms, space_id, uid, event, at_ms, inbox_id),
+        )
+        conn.execute(
+            "DELETE FROM reports.report_steps"
+            " WHERE (space_id, link_id, event, at_ms, inbox_id) = (?, ?, ?, ?, ?)",
+            (space_id, link_id, event, at_ms, inbox_id),
+        )
+
+
 def _is_busy(exc: sqlite3.OperationalError) -> bool:
     text = str(exc).lower()
     return "locked" in text or "busy" in text
@@ -189,7 +222,9 @@ def _round(conn: sqlite3.Connection, chunk: int) -> tuple[bool, int]:
         seen = top
     if backlog_top > backlog_seen:
         # Events a bind attributed after the watermark passed them (a later one comes through
-        # the inbox above), then clicks that arrived after events of their uid.
+        # the inbox above), then clicks that arrived after events of their uid. An event that
+        # moved from one uid to another first leaves its old uid's rows.
+        _drop_moved(conn, backlog_seen, backlog_top)
         fed += conn.execute(
             f"{_FEED} WHERE id IN (SELECT inbox_id FROM main.report_backlog"
             " WHERE id > ? AND id <= ? AND kind = 'attributed') AND id <= ? AND uid IS NOT NULL",

@@ -3,9 +3,9 @@ the same with none.
 
 What it measures
     One real ``xtracker serve`` (SQLite, ``synchronous=FULL`` by default, no delivery worker:
-    there are no destinations) and two spaces: one
-    takes the load (wrk, 16 connections by default, every request a distinct deposit committed
-    before the answer, bench/post_events.lua), the other is a "noisy" tenant that keeps
+    there are no destinations) and two spaces: one takes the load (wrk, 16 connections by
+    default, every request a distinct deposit committed before the answer,
+    bench/post_events.lua), the other is a "noisy" tenant that keeps
     ``--streams`` Server-Sent Events streams open on ``GET /admin/spaces/{id}/stream`` (raw
     sockets read by a thread of this script, so the server never blocks on them). The server's
     one stream reader still reads every row the load commits (it must, to see every space's

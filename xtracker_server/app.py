@@ -38,7 +38,13 @@ def create_app(settings: Settings) -> HotPaths:
         postback_aliases=AliasCache(store, ttl_s=settings.credential_cache_s),
     )
 
-    streams = LiveStreams(poll_s=settings.stream_poll_s)
+    streams = LiveStreams(
+        store,
+        state.auth,
+        poll_s=settings.stream_poll_s,
+        max_per_credential=settings.stream_max_per_credential,
+        max_per_space=settings.stream_max_per_space,
+    )
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -53,7 +59,7 @@ def create_app(settings: Settings) -> HotPaths:
             yield
         finally:
             await housekeeper.stop()
-            streams.stop()
+            await streams.stop()
             if state.worker is not None:
                 await state.worker.stop()
             await store.close()

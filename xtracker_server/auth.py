@@ -65,6 +65,10 @@ class Authenticator:
 
     async def lookup(self, secret: str) -> tuple[Credential | None, bytes]:
         digest = hash_secret(secret)
+        return await self.lookup_hash(digest), digest
+
+    async def lookup_hash(self, digest: bytes) -> Credential | None:
+        """The live credential with this hash (cached ``credential_cache_s``), or None."""
         now = time.monotonic()
         hit = self._cache.get(digest)
         if hit is not None and hit[1] > now:
@@ -77,7 +81,7 @@ class Authenticator:
                 self._cache[digest] = (cred, now + self._cache_s)
         if cred is not None and cred.expires_ms is not None and cred.expires_ms <= now_ms():
             cred = None
-        return cred, digest
+        return cred
 
     async def space(self, secret: str | None, kind: CredentialKind, how: str) -> int:
         """The space a bearer secret or ingest token belongs to, or 401."""
@@ -105,6 +109,13 @@ class Authenticator:
         cred, _ = await self.lookup(secret)
         if cred is None or cred.kind is not CredentialKind.ADMIN:
             raise ApiError(401, "unauthorized", f"invalid admin token: {how}")
+
+    async def still_valid(self, digest: bytes) -> bool:
+        """Whether the credential with this hash still works (the live stream asks every second
+        or so): False once it expired (rotated past its grace, revoked) or was deleted."""
+        if self._env_admin is not None and same_hash(digest, self._env_admin):
+            return True
+        return await self.lookup_hash(digest) is not None
 
 
 def bearer_of(request: Request) -> str | None:

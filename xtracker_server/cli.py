@@ -256,6 +256,15 @@ def serve(
     stream_poll_s: Annotated[
         float, typer.Option(envvar="XTRACKER_STREAM_POLL_S", help="Live stream poll interval.")
     ] = 0.2,
+    stream_max_per_credential: Annotated[
+        int,
+        typer.Option(
+            envvar="XTRACKER_STREAM_MAX_PER_CREDENTIAL", help="Live streams per credential."
+        ),
+    ] = 4,
+    stream_max_per_space: Annotated[
+        int, typer.Option(envvar="XTRACKER_STREAM_MAX_PER_SPACE", help="Live streams per space.")
+    ] = 16,
     log_level: Annotated[str, typer.Option(envvar="XTRACKER_LOG_LEVEL")] = "info",
 ) -> None:
     """Run the server (ingress API and admin API) on an embedded SQLite file."""
@@ -286,6 +295,8 @@ def serve(
             worker_poll_s=worker_poll_s,
             postback_log_days=postback_log_days,
             stream_poll_s=stream_poll_s,
+            stream_max_per_credential=stream_max_per_credential,
+            stream_max_per_space=stream_max_per_space,
         )
     except ValueError as exc:
         err.print(f"[red]error:[/red] {exc}")

@@ -20,10 +20,11 @@ from rich.table import Column, Table
 
 from xtracker_server import reports
 from xtracker_server.domain.reports import METRICS, ReportError
-from xtracker_server.store import reports as store
+from xtracker_server.domain.tail import StreamCursor, Watermark
 from xtracker_server.store import spaces
 from xtracker_server.store.db import attach_reports, open_db
 from xtracker_server.store.rollup import catch_up, with_rollup
+from xtracker_server.store.tail import Marks, TailItem, tail_poll, tail_top
 
 T = TypeVar("T")
 
@@ -258,7 +259,7 @@ def deliveries(
     out.print(table)
 
 
-def _line(item: store.TailItem) -> str:
+def _line(item: TailItem) -> str:
     d = item.data
     when = datetime.fromtimestamp(item.at_ms / 1000, timezone.utc).strftime("%H:%M:%S")
     if item.kind == "click":
@@ -276,7 +277,7 @@ def _line(item: store.TailItem) -> str:
 def tail(
     space: SpaceOption,
     since: Annotated[
-        str | None, typer.Option(help="Resume after this id (printed with --json).")
+        str | None, typer.Option(help="Resume after this cursor (printed with --json).")
     ] = None,
     poll_s: Annotated[float, typer.Option(help="Seconds between looks at the file.")] = 0.2,
     db: DbOption = "./xtracker.db",
@@ -284,26 +285,40 @@ def tail(
 ) -> None:
     """Print each click, event and delivery attempt of a space as it is committed (by the
     server, a worker or the CLI), one line each, until Ctrl-C. Reads the file like the
-    server's live stream does (GET /admin/spaces/{id}/stream)."""
-    cursor = store.Cursor.parse(since) if since else None
+    server's live stream does (GET /admin/spaces/{id}/stream), gaps of ids included."""
+    cursor = StreamCursor.parse(since) if since else None
     if since and cursor is None:
-        _fail("--since: must be an id printed by tail --json (three numbers: 12-345-6)")
-    if cursor is None:
-        cursor = _read(db, space, store.tail_start, rollup=False)
-    else:
-        _read(db, space, lambda c: None, rollup=False)
+        _fail("--since: must be a cursor printed by tail --json (such as 12-345-6)")
+    top = _read(db, space, tail_top, rollup=False)
+    marks: Marks | None = None
+    if cursor is not None:
+        if any(mine > newest for mine, newest in zip(cursor.newest, top, strict=True)):
+            _fail("--since: is ahead of the file's rows (not an id tail printed)")
+        now = time.monotonic()
+        a, b, c = (
+            Watermark.resuming(low, seen, now)
+            for low, seen in zip(cursor.lows, cursor.seen, strict=True)
+        )
+        marks = (a, b, c)
     conn = open_db(db)
     try:
         while True:
-            batch = store.tail(conn, space, cursor)
-            cursor = batch.cursor
-            for item in batch.items:
+            poll = tail_poll(conn, marks, {space}, time.monotonic())
+            marks = poll.marks
+            if space not in poll.spaces:
+                _fail(f"space {space} was deleted", 1)
+            if cursor is None:  # the first poll: start at "now"
+                cursor = StreamCursor(poll.lows)
+            for item in poll.items.get(space, []):
+                if not cursor.delivers(item.table, item.id, poll.lows[item.table]):
+                    continue
                 if json_:
-                    _print_json({"id": item.cursor.text(), "type": item.kind, **item.data})
+                    _print_json({"type": item.kind, **item.data, "cursor": cursor.text()})
                 else:
                     out.print(_line(item), markup=False, highlight=False, soft_wrap=True)
+            cursor.settle(poll.lows)
             sys.stdout.flush()
-            if not batch.items:
+            if not poll.full:
                 time.sleep(poll_s)
     except KeyboardInterrupt:
         pass

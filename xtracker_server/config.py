@@ -49,6 +49,9 @@ class Settings:
     postback_log_days: float = 30.0
     #: How often a live stream (GET /admin/spaces/{id}/stream) looks for new rows.
     stream_poll_s: float = 0.2
+    #: Live streams open at once with one credential, and on one space (429 past either).
+    stream_max_per_credential: int = 4
+    stream_max_per_space: int = 16
 
     def __post_init__(self) -> None:
         if self.sync not in SYNC_MODES:
@@ -61,6 +64,11 @@ class Settings:
             raise ValueError("XTRACKER_POSTBACK_LOG_DAYS must be positive (days)")
         if not 0.01 <= self.stream_poll_s <= 60:
             raise ValueError("XTRACKER_STREAM_POLL_S must be between 0.01 and 60 (seconds)")
+        if self.stream_max_per_credential < 1 or self.stream_max_per_space < 1:
+            raise ValueError(
+                "XTRACKER_STREAM_MAX_PER_CREDENTIAL and XTRACKER_STREAM_MAX_PER_SPACE must be at"
+                " least 1"
+            )
         if self.rate_limit < 0:
             raise ValueError("XTRACKER_RATE_LIMIT must be zero (off) or positive")
 

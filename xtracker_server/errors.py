@@ -12,6 +12,7 @@
 413 too_large          the body is over 64 KiB
 422 invalid_field      a field is missing, has the wrong type or an impossible value
 429 rate_limited       too many requests with this credential; see Retry-After
+429 too_many_streams   admin: as many live streams open as allowed (credential or space)
 503 unavailable        the database could not commit; nothing was stored, retry
 """
 

@@ -439,24 +439,33 @@ def test_server_stops_promptly_with_a_stream_open(start_server: ServerFactory) -
         stream.close()
 
 
-def test_cli_tail_prints_each_click_and_event(server: Server, http: httpx.Client) -> None:
-    space = server.new_space("tail")
+def _tail_lines(server: Server, space: SpaceKeys, since: str, count: int) -> list[Any]:
+    """The first ``count`` lines of ``xtracker tail --json --since``."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "xtracker_server", "tail", "--space", str(space.id), "--json",
-         "--db", str(server.db)],
+         "--since", since, "--db", str(server.db)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
-        time.sleep(1.5)  # let it take its starting cursor (the stream starts at "now")
-        uid = http.post("/clicks", json={}, headers=space.auth).json()["uid"]
-        _post_event(http, space, {"uid": uid, "event": "contact", "eid": "t"})
         assert proc.stdout is not None
-        first, second = json.loads(proc.stdout.readline()), json.loads(proc.stdout.readline())
-        assert (first["type"], first["uid"]) == ("click", uid)
-        assert (second["type"], second["event"]) == ("event", "contact")
+        return [json.loads(proc.stdout.readline()) for _ in range(count)]
     finally:
         proc.send_signal(signal.SIGINT)
-        proc.communicate(timeout=10)  # also closes the pipes
+        proc.communicate(timeout=30)  # also closes the pipes
+
+
+def test_cli_tail_prints_each_click_and_event(server: Server, http: httpx.Client) -> None:
+    space = server.new_space("tail")
+    uid = http.post("/clicks", json={}, headers=space.auth).json()["uid"]
+    _post_event(http, space, {"uid": uid, "event": "contact", "eid": "t"})
+    # from the very start: exactly this space's two rows (a process started before them would
+    # race with its own start-up on a loaded machine)
+    first, second = _tail_lines(server, space, "0-0-0", 2)
+    assert (first["type"], first["uid"]) == ("click", uid)
+    assert (second["type"], second["event"]) == ("event", "contact")
+    # each line's cursor resumes right after it
+    (again,) = _tail_lines(server, space, first["cursor"], 1)
+    assert (again["type"], again["event"], again["id"]) == ("event", "contact", second["id"])
 
 
 # ----------------------------------------------------------------------------- delivery health

@@ -25,6 +25,7 @@ from xtracker_server.store.clicks import insert_click
 from xtracker_server.store.db import open_db, transaction
 from xtracker_server.store.inbox import InboxDraft, insert_event
 from xtracker_server.store.rollup import catch_up, with_rollup
+from xtracker_server.store.tail import tail_range, tail_top
 
 H = 3_600_000
 T0 = 1_750_000_000_000
@@ -284,17 +285,19 @@ def test_revenue_keeps_the_given_decimals(tmp_path: Path) -> None:
 
 
 def test_the_tail_returns_only_the_spaces_rows_in_order(world: World) -> None:
-    batch = store.tail(world.conn, world.space, store.Cursor(), limit=50)
-    ids = [i.data["id"] for i in batch.items if i.kind == "click"]
+    top = tail_top(world.conn)
+    batch = tail_range(world.conn, world.space, (0, 0, 0), top, limit=50)
+    ids = [i.id for i in batch.items if i.kind == "click"]
     assert len(ids) == 50 and ids == sorted(ids)
     theirs = world.conn.execute("SELECT id FROM clicks WHERE space_id = ?", (world.other,))
     assert not {r[0] for r in theirs} & set(ids)
-    # resuming from any item's cursor gives what came after it, and nothing before
-    keys = [(i.kind, i.data["id"]) for i in batch.items]
-    again = store.tail(world.conn, world.space, batch.items[10].cursor, limit=50)
-    resumed = {(i.kind, i.data["id"]) for i in again.items}
-    assert set(keys[11:]) <= resumed
-    assert not set(keys[:11]) & resumed
+    assert batch.reached[0] == ids[-1]  # read on from the last click it returned
+    # reading on from where it stopped gives what came after, and nothing before
+    keys = {(i.kind, i.id) for i in batch.items}
+    again = tail_range(world.conn, world.space, batch.reached, top, limit=50)
+    resumed = {(i.kind, i.id) for i in again.items}
+    assert resumed and not keys & resumed
+    assert min(i for k, i in resumed if k == "click") > ids[-1]
 
 
 def test_a_group_insert_keeps_the_rollup_exactly_as_one_by_one(tmp_path: Path) -> None:

@@ -17,11 +17,12 @@ from xtracker_server import reports
 from xtracker_server.admin._spaces import existing_space
 from xtracker_server.admin.stream import EventStreamResponse, LiveStreams
 from xtracker_server.auth import bearer_of
-from xtracker_server.domain.credentials import CredentialKind
+from xtracker_server.domain.credentials import CredentialKind, hash_secret
 from xtracker_server.domain.reports import ReportError
+from xtracker_server.domain.tail import StreamCursor
 from xtracker_server.errors import ApiError, field_error
 from xtracker_server.state import AppState, app_state
-from xtracker_server.store import reports as store
+from xtracker_server.store.tail import tail_top
 
 _HOW = "send Authorization: Bearer <admin token or the space's bearer secret>"
 
@@ -119,16 +120,32 @@ async def deliveries(request: Request) -> JSONResponse:
 
 
 async def stream(request: Request) -> Response:
-    """Server-Sent Events: ``event: click|event|delivery``, ``data: {json}``, ``id: cursor``."""
+    """Server-Sent Events: ``event: click|event|delivery``, ``data: {json}``, ``id: cursor``;
+    a last ``event: end`` when the server ends it (admin/stream.py)."""
     state, space_id = await authorize(request)
     since = request.query_params.get("since") or request.headers.get("last-event-id")
-    cursor = store.Cursor.parse(since) if since else None
-    if since and cursor is None:
-        raise field_error("since", "must be an id the stream sent (three numbers: 12-345-6)")
-    if cursor is None:
-        cursor = await state.store.read(store.tail_start)
+    cursor = None
+    if since:
+        cursor = StreamCursor.parse(since)
+        if cursor is None:
+            raise field_error("since", "must be an id the stream sent (such as 12-345-6)")
+        top = await state.store.read(tail_top)
+        if any(mine > newest for mine, newest in zip(cursor.newest, top, strict=True)):
+            raise field_error(
+                "since", "is ahead of this server's rows (not an id it sent): reconnect without it"
+            )
     streams: LiveStreams = request.app.state.streams
-    return EventStreamResponse(streams.follow(state.store, space_id, cursor))
+    secret = bearer_of(request) or ""
+    sub = streams.open(space_id, hash_secret(secret))
+    return EventStreamResponse(streams.follow(sub, cursor), lambda: streams.close(sub))
+
+
+async def stream_status(request: Request) -> JSONResponse:
+    """The open live streams per space, and the reads of their one reader (admin token)."""
+    state = app_state(request)
+    await state.auth.admin(request)
+    streams: LiveStreams = request.app.state.streams
+    return JSONResponse({"ok": True, **streams.status()})
 
 
 routes = [
@@ -137,4 +154,5 @@ routes = [
     Route("/admin/spaces/{space_id}/reports/series", series, methods=["GET"]),
     Route("/admin/spaces/{space_id}/reports/deliveries", deliveries, methods=["GET"]),
     Route("/admin/spaces/{space_id}/stream", stream, methods=["GET"]),
+    Route("/admin/streams", stream_status, methods=["GET"]),
 ]

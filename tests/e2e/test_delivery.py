@@ -377,6 +377,26 @@ def test_destination_test_refuses_a_proxy_on_loopback(server: Server, sink: Sink
     assert sink.received == []
 
 
+def test_header_values_with_control_characters_are_refused(server: Server) -> None:
+    space = server.new_space("headers")
+    with server.client() as http:
+        for value in ("v\r\nX-Injected: 1", "a\nb", "nul\x00", "tab\tx", "del\x7f", "rtl\u202e"):
+            r = http.post(
+                f"/admin/spaces/{space.id}/destinations",
+                json={"kind": "webhook", "url": "http://127.0.0.1:9/x", "headers": {"X-A": value}},
+                headers=ADMIN,
+            )
+            assert r.status_code == 422 and r.json()["field"] == "headers", (value, r.text)
+            assert "X-A" in r.json()["detail"] and "U+" in r.json()["detail"]
+    proc = server.cli(
+        "destination", "add", "--space", str(space.id), "--kind", "webhook", "--url",
+        "http://127.0.0.1:9/x", "--header", "X-A: v\rX-Injected: 1",
+        "--allow-private-destinations", check=False,
+    )  # fmt: skip
+    assert proc.returncode != 0 and "U+000D" in proc.stderr, proc.stderr
+    assert server.cli_json("destination", "list", "--space", str(space.id)) == []
+
+
 def test_event_maps_rename_and_silence_events(fast: Server, sink: Sink) -> None:
     space = fast.new_space()
     dest = add_webhook(fast, space, f"{sink.url}/hook")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import re
 import time
 
 import pytest
@@ -291,6 +292,36 @@ def test_ip_literal_and_localhost_hosts_are_judged_without_dns() -> None:
     assert "not an IP address" in (host_refusal("127.1") or "")  # a shorthand aiohttp refuses
     assert host_refusal("8.8.8.8") is None
     assert host_refusal("hooks.example.com") is None  # a name: judged when resolved
+
+
+@pytest.mark.parametrize(
+    ("value", "code"),
+    [
+        ("1\r\nX-Injected: yes", "U+000D"),
+        ("1\nX-Injected: yes", "U+000A"),
+        ("1\r", "U+000D"),
+        ("nul\x00", "U+0000"),
+        ("tab\there", "U+0009"),
+        ("bell\x07", "U+0007"),
+        ("del\x7f", "U+007F"),
+        ("next line\x85", "U+0085"),
+        ("line\u2028sep", "U+2028"),
+        ("rtl\u202eoverride", "U+202E"),
+        ("zero\u200bwidth", "U+200B"),
+    ],
+)
+def test_webhook_header_values_with_control_characters_are_refused(value: str, code: str) -> None:
+    def webhook(headers: dict[str, str]) -> DestinationInput:
+        return DestinationInput(
+            kind=DestinationKind.WEBHOOK, url="https://h.example/x", headers=headers
+        )
+
+    message = f"'X-Partner': its value holds the character {code}"
+    with pytest.raises(ValueError, match=re.escape(message)):
+        prepare_destination(webhook({"X-Partner": value}))
+    # Without such characters the value is kept as given (spaces and letters of any script too).
+    kept = {"X-Partner": "".join(c for c in value if c.isprintable()), "X-Name": "Zoë & co"}
+    assert prepare_destination(webhook(kept)).config["headers"] == kept
 
 
 def test_destination_input_validation() -> None:

@@ -73,6 +73,15 @@ class WebhookConfig(BaseModel):
                 raise ValueError(f"header {name!r} is set by xtracker")
             if not name.isascii() or not name.replace("-", "").isalnum():
                 raise ValueError(f"header name {name!r} is not valid")
+        for name, value in raw.items():
+            bad = next((c for c in value if not c.isprintable()), None)
+            if bad is not None:
+                # CR/LF would end the header and start another (header injection); NUL and
+                # other control, format or separator characters have no place in a value.
+                raise ValueError(
+                    f"header {name!r}: its value holds the character U+{ord(bad):04X};"
+                    " a header value must be printable text on one line"
+                )
         return raw
 
 

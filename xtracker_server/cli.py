@@ -25,14 +25,13 @@ from rich.table import Table
 
 from xtracker_server.cli_report import report_app, tail
 from xtracker_server.config import SYNC_MODES, Settings, parse_proxies
+from xtracker_server.delivery.guard import address_problem
 from xtracker_server.delivery.probe import ProbeRefused, probe
-from xtracker_server.delivery.sender import address_problem
 from xtracker_server.domain.credentials import CredentialKind
 from xtracker_server.domain.destinations import (
     DestinationInput,
     parse_event_map,
     prepare_destination,
-    url_host_problem,
 )
 from xtracker_server.domain.links import LinkSpec, check_slug
 from xtracker_server.domain.postback_urls import (
@@ -682,11 +681,11 @@ def destination_add(
         _invalid_link(exc)
     except ValueError as exc:
         _fail(str(exc))
-    target = inp.target_url()
-    if target and not allow_private:
-        problem = url_host_problem(target) or asyncio.run(address_problem(target))
-        if problem:
-            _fail(problem)
+    if not allow_private:
+        for field, url in inp.guarded_urls():
+            problem = asyncio.run(address_problem(url))
+            if problem:
+                _fail(f"--{field.replace('_', '-')}: {problem}")
     created = _write(db, lambda c: dest_store.create_destination(c, space, prepared, _now_ms()))
     if created is None:
         _fail(f"no space {space} (see `xtracker space list`)", 1)

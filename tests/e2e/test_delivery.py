@@ -295,6 +295,108 @@ def test_private_address_is_refused_again_at_send_time(
     assert sink.received == []
 
 
+def test_non_global_and_embedded_ipv4_addresses_are_refused_at_creation(server: Server) -> None:
+    space = server.new_space("non-global")
+    with server.client() as http:
+        for url in (
+            "http://100.100.100.200/latest/meta-data",  # cloud metadata, in 100.64.0.0/10
+            "http://[2002:7f00:1::]/x",  # 6to4 of 127.0.0.1
+            "http://[::127.0.0.1]/x",  # IPv4-compatible 127.0.0.1
+            "http://[64:ff9b::a9fe:a9fe]/x",  # NAT64 of 169.254.169.254
+            "http://198.18.0.1/x",
+            "http://224.0.0.1/x",
+        ):
+            r = http.post(
+                f"/admin/spaces/{space.id}/destinations",
+                json={"kind": "s2s_postback", "url_template": url + "?c={uid}"},
+                headers=ADMIN,
+            )
+            assert r.status_code == 422 and r.json()["field"] == "url_template", (url, r.text)
+    proc = server.cli(
+        "destination", "add", "--space", str(space.id), "--kind", "webhook", "--url",
+        "http://100.100.100.200/latest/meta-data", check=False,
+    )  # fmt: skip
+    assert proc.returncode != 0
+    assert "--url: 100.100.100.200 is a shared (carrier-grade NAT) address" in proc.stderr
+    assert server.cli_json("destination", "list", "--space", str(space.id)) == []
+
+
+def test_a_proxy_on_a_private_address_is_refused_at_creation_and_update(server: Server) -> None:
+    space = server.new_space("private-proxy")
+    pixel = ["--kind", "fb_capi", "--pixel-id", "1234567890", "--access-token", "EAAB"]
+    proc = server.cli(
+        "destination", "add", "--space", str(space.id), *pixel, "--proxy",
+        "http://user:pw@127.0.0.1:3128", check=False,
+    )  # fmt: skip
+    assert proc.returncode != 0 and "--proxy: 127.0.0.1 is a loopback address" in proc.stderr
+    pixel_body = {"kind": "fb_capi", "pixel_id": "1234567890", "access_token": "EAAB"}
+    with server.client() as http:
+        base = f"/admin/spaces/{space.id}/destinations"
+        r = http.post(base, json={**pixel_body, "proxy": "http://10.0.0.3:3128"}, headers=ADMIN)
+        assert r.status_code == 422 and r.json()["field"] == "proxy", r.text
+        assert "10.0.0.3 is a private" in r.json()["detail"]
+        created = http.post(base, json=pixel_body, headers=ADMIN)
+        assert created.status_code == 201, created.text
+        for proxy in ("http://[::ffff:127.0.0.1]:3128", "http://100.100.100.200:3128"):
+            r = http.patch(f"{base}/{created.json()['id']}", json={"proxy": proxy}, headers=ADMIN)
+            assert r.status_code == 422 and r.json()["field"] == "proxy", (proxy, r.text)
+        (dest,) = http.get(base, headers=ADMIN).json()["destinations"]
+    assert dest["proxy"] is None
+
+
+def test_delivery_through_a_proxy_on_loopback_is_refused_at_send(
+    start_server: ServerFactory, sink: Sink
+) -> None:
+    """The sink plays a proxy on 127.0.0.1 (added while allowed); the server does not allow it,
+    so the delivery fails permanently and the proxy never hears of it."""
+    server = start_server("--retry-base-s", "0.2", "--retry-cap-s", "1")
+    space = server.new_space()
+    add_webhook(server, space, "http://partner.test/hook", "--proxy", sink.url)
+    with server.client() as http:
+        deposit(http, space, "u", "tx")
+    (row,) = settled(server, 1, "failed_permanently")
+    assert row["last_error"].startswith("proxy: 127.0.0.1 is a loopback address")
+    assert row["attempts"] == 1
+    assert sink.received == []
+
+
+def test_destination_test_refuses_a_proxy_on_loopback(server: Server, sink: Sink) -> None:
+    space = server.new_space("probe-proxy")
+    dest = add_webhook(server, space, "http://partner.test/hook", "--proxy", sink.url)
+    with server.client() as http:
+        r = http.post(
+            f"/admin/spaces/{space.id}/destinations/{dest['id']}/test", json={}, headers=ADMIN
+        )
+    assert r.status_code == 200 and r.json()["ok"] is False, r.text
+    assert r.json()["reason"].startswith("proxy: 127.0.0.1 is a loopback address")
+    proc = server.cli(
+        "destination", "test", "--space", str(space.id), "--id", str(dest["id"]), "--json",
+        check=False,
+    )  # fmt: skip
+    assert proc.returncode == 1 and json.loads(proc.stdout)["reason"].startswith("proxy: ")
+    assert sink.received == []
+
+
+def test_header_values_with_control_characters_are_refused(server: Server) -> None:
+    space = server.new_space("headers")
+    with server.client() as http:
+        for value in ("v\r\nX-Injected: 1", "a\nb", "nul\x00", "tab\tx", "del\x7f", "rtl\u202e"):
+            r = http.post(
+                f"/admin/spaces/{space.id}/destinations",
+                json={"kind": "webhook", "url": "http://127.0.0.1:9/x", "headers": {"X-A": value}},
+                headers=ADMIN,
+            )
+            assert r.status_code == 422 and r.json()["field"] == "headers", (value, r.text)
+            assert "X-A" in r.json()["detail"] and "U+" in r.json()["detail"]
+    proc = server.cli(
+        "destination", "add", "--space", str(space.id), "--kind", "webhook", "--url",
+        "http://127.0.0.1:9/x", "--header", "X-A: v\rX-Injected: 1",
+        "--allow-private-destinations", check=False,
+    )  # fmt: skip
+    assert proc.returncode != 0 and "U+000D" in proc.stderr, proc.stderr
+    assert server.cli_json("destination", "list", "--space", str(space.id)) == []
+
+
 def test_event_maps_rename_and_silence_events(fast: Server, sink: Sink) -> None:
     space = fast.new_space()
     dest = add_webhook(fast, space, f"{sink.url}/hook")

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import random
+import re
 import time
 
 import pytest
 from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
+from tests.fake_resolver import FakeResolver
 from xtracker_server.delivery.sender import Sender
 from xtracker_server.domain.destinations import (
     DEFAULT_EVENT_MAPS,
@@ -18,10 +20,10 @@ from xtracker_server.domain.destinations import (
     DestinationKind,
     delivery_event_id,
     forbidden_address,
+    host_refusal,
     new_webhook_secret,
     parse_event_map,
     prepare_destination,
-    url_host_problem,
 )
 from xtracker_server.domain.outbound import ClickInfo, DeliveryContext, OutboundRequest, Outcome
 from xtracker_server.domain.retry import RetryPolicy, classify_http, parse_retry_after
@@ -203,11 +205,123 @@ def test_non_public_addresses_are_forbidden(address: str) -> None:
     assert forbidden_address(address)
 
 
-def test_public_addresses_are_allowed() -> None:
-    assert forbidden_address("93.184.216.34") is None
-    assert forbidden_address("2606:2800:220:1:248:1893:25c8:1946") is None
-    assert url_host_problem("http://localhost:8000/x")
-    assert url_host_problem("https://hooks.example.com/x") is None
+#: Every range the guard refuses although Python 3.11's ``is_global`` (or the old check) let it
+#: through, and its neighbours; each with the words the reason must hold.
+NON_GLOBAL = [
+    # shared address space (carrier-grade NAT), cloud metadata at 100.100.100.200
+    ("100.64.0.1", "shared"),
+    ("100.100.100.200", "shared"),
+    ("100.127.255.254", "shared"),
+    # 0.0.0.0/8 "this network", IETF protocol assignments, benchmarking, reserved, broadcast
+    ("0.1.2.3", "0.1.2.3 is"),
+    ("192.0.0.1", "192.0.0.1 is"),
+    ("192.0.0.9", "192.0.0.9 is"),  # PCP anycast: called global by ipaddress, refused anyway
+    ("198.18.0.1", "198.18.0.1 is"),
+    ("198.19.255.254", "198.19.255.254 is"),
+    ("240.0.0.1", "reserved"),
+    ("255.255.255.255", "reserved"),
+    # multicast, which ipaddress calls global
+    ("224.0.0.1", "multicast"),
+    ("239.255.255.250", "multicast"),
+    ("ff0e::1", "multicast"),
+    ("ff02::1", "multicast"),
+    # IPv6 unique-local, link-local (with a zone), deprecated site-local
+    ("fc00::1", "private"),
+    ("fd12:3456::1", "private"),
+    ("fe80::1", "link-local"),
+    ("fe80::1%eth0", "link-local"),
+    ("febf::1", "link-local"),
+    ("fec0::1", "outside IPv6 global unicast"),
+    # IPv4 inside IPv6: 6to4, IPv4-compatible, IPv4-mapped, NAT64 (well-known and local-use)
+    ("2002:7f00:1::", "127.0.0.1 (6to4)"),
+    ("2002:a00:1::", "10.0.0.1 (6to4)"),
+    ("2002:6464:64c8::", "100.100.100.200 (6to4)"),
+    ("::127.0.0.1", "127.0.0.1 (IPv4-compatible)"),
+    ("::10.0.0.1", "10.0.0.1 (IPv4-compatible)"),
+    ("::8.8.8.8", "outside IPv6 global unicast"),
+    ("::ffff:127.0.0.1", "127.0.0.1 (IPv4-mapped)"),
+    ("::ffff:169.254.169.254", "169.254.169.254 (IPv4-mapped)"),
+    ("::ffff:8.8.8.8", "::ffff:808:808 is"),
+    ("64:ff9b::7f00:1", "127.0.0.1 (NAT64)"),
+    ("64:ff9b::a9fe:a9fe", "169.254.169.254 (NAT64)"),
+    ("64:ff9b:1::7f00:1", "127.0.0.1 (local-use NAT64)"),
+    ("64:ff9b:1::808:808", "outside IPv6 global unicast"),
+    # Teredo: a private client, a loopback server, and Teredo space itself
+    ("2001:0:4136:e378:8000:63bf:3fff:fdd2", "192.0.2.45 (Teredo client)"),
+    ("2001:0:7f00:1::1", "127.0.0.1 (Teredo server)"),
+    ("2001:0:808:808:0:f7f7:f7f7:f7f7", "2001:0:808:808:0:f7f7:f7f7:f7f7 is"),
+    # unspecified, loopback, documentation and unassigned IPv6
+    ("::", "unspecified"),
+    ("0.0.0.0", "unspecified"),
+    ("::1", "loopback"),
+    ("2001:db8::1", "2001:db8::1 is"),
+    ("3fff::1", "not a globally reachable"),
+    ("5f00::1", "outside IPv6 global unicast"),
+]
+
+
+@pytest.mark.parametrize(("address", "reason"), NON_GLOBAL)
+def test_every_non_global_range_is_refused_with_its_reason(address: str, reason: str) -> None:
+    refused = forbidden_address(address)
+    assert refused and reason in refused, refused
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "8.8.8.8",
+        "1.1.1.1",
+        "93.184.216.34",
+        "100.63.255.255",  # just below the shared space
+        "100.128.0.1",  # just above it
+        "2606:4700:4700::1111",
+        "2a00:1450:4001::200e",
+        "2002:808:808::1",  # 6to4 of a global IPv4 address
+        "64:ff9b::808:808",  # NAT64 of a global IPv4 address (DNS64 on an IPv6-only host)
+    ],
+)
+def test_global_addresses_pass(address: str) -> None:
+    # Strings only: nothing here is ever contacted.
+    assert forbidden_address(address) is None
+
+
+def test_ip_literal_and_localhost_hosts_are_judged_without_dns() -> None:
+    assert host_refusal("localhost")
+    assert host_refusal("api.LOCALHOST.")
+    assert "loopback" in (host_refusal("::1") or "")
+    assert "not an IP address" in (host_refusal("127.1") or "")  # a shorthand aiohttp refuses
+    assert host_refusal("8.8.8.8") is None
+    assert host_refusal("hooks.example.com") is None  # a name: judged when resolved
+
+
+@pytest.mark.parametrize(
+    ("value", "code"),
+    [
+        ("1\r\nX-Injected: yes", "U+000D"),
+        ("1\nX-Injected: yes", "U+000A"),
+        ("1\r", "U+000D"),
+        ("nul\x00", "U+0000"),
+        ("tab\there", "U+0009"),
+        ("bell\x07", "U+0007"),
+        ("del\x7f", "U+007F"),
+        ("next line\x85", "U+0085"),
+        ("line\u2028sep", "U+2028"),
+        ("rtl\u202eoverride", "U+202E"),
+        ("zero\u200bwidth", "U+200B"),
+    ],
+)
+def test_webhook_header_values_with_control_characters_are_refused(value: str, code: str) -> None:
+    def webhook(headers: dict[str, str]) -> DestinationInput:
+        return DestinationInput(
+            kind=DestinationKind.WEBHOOK, url="https://h.example/x", headers=headers
+        )
+
+    message = f"'X-Partner': its value holds the character {code}"
+    with pytest.raises(ValueError, match=re.escape(message)):
+        prepare_destination(webhook({"X-Partner": value}))
+    # Without such characters the value is kept as given (spaces and letters of any script too).
+    kept = {"X-Partner": "".join(c for c in value if c.isprintable()), "X-Name": "Zoë & co"}
+    assert prepare_destination(webhook(kept)).config["headers"] == kept
 
 
 def test_destination_input_validation() -> None:
@@ -230,7 +344,7 @@ def test_destination_input_validation() -> None:
 
 def test_an_unresolvable_host_is_retried_not_refused() -> None:
     async def send() -> object:
-        sender = Sender(timeout_s=2, allow_private=False)
+        sender = Sender(timeout_s=2, allow_private=False, resolver=FakeResolver({}))
         try:
             return await sender.send(
                 OutboundRequest("POST", "http://no-such-host.invalid/", {}, b"{}")

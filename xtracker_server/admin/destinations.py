@@ -13,13 +13,12 @@ from starlette.routing import Route
 from xtracker_client import CANONICAL_EVENTS
 from xtracker_server.admin._spaces import admin_space
 from xtracker_server.auth import now_ms
+from xtracker_server.delivery.guard import address_problem
 from xtracker_server.delivery.probe import ProbeRefused, probe
-from xtracker_server.delivery.sender import address_problem
 from xtracker_server.domain.destinations import (
     DestinationInput,
     check_event_map,
     prepare_destination,
-    url_host_problem,
 )
 from xtracker_server.errors import ApiError, field_error, invalid
 from xtracker_server.ingress._http import read_json_object, validate
@@ -45,7 +44,8 @@ async def create_destination(request: Request) -> JSONResponse:
     except ValueError as exc:
         field, _, problem = str(exc).partition(": ")
         raise field_error(field, problem) from None
-    await check_address(state, inp.target_url(), "url_template" if inp.url_template else "url")
+    for field, url in inp.guarded_urls():
+        await check_address(state, url, field)
     created = await state.store.write(store.create_destination, space_id, prepared, now_ms())
     assert created is not None
     body = {"ok": True, "id": created.id, "kind": created.kind.value,
@@ -84,6 +84,7 @@ async def update_destination(request: Request) -> JSONResponse:
             changes["proxy"] = DestinationInput(kind=current.kind, proxy=body["proxy"]).proxy
         except ValidationError as exc:
             raise invalid(exc) from None
+        await check_address(state, changes["proxy"], "proxy")
     if "event_map" in body:
         changes["event_map"] = _merged_map(current.event_map, body["event_map"])
     if "access_token" in body:
@@ -155,11 +156,12 @@ async def replay_outbox(request: Request) -> JSONResponse:
 
 
 async def check_address(state: AppState, url: str | None, field: str) -> None:
-    """Refuse destinations on loopback/private/link-local/multicast addresses (after DNS)
-    unless XTRACKER_ALLOW_PRIVATE_DESTINATIONS is on. The worker checks again at send time."""
+    """Refuse a destination URL or proxy whose host is, or resolves to, an address that is not
+    public (the address guard) unless XTRACKER_ALLOW_PRIVATE_DESTINATIONS is on. The worker
+    checks again at every send."""
     if url is None or state.settings.allow_private_destinations:
         return
-    problem = url_host_problem(url) or await address_problem(url)
+    problem = await address_problem(url)
     if problem:
         raise field_error(field, problem)
 

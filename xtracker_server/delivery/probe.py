@@ -6,6 +6,8 @@ import secrets
 import time
 from dataclasses import dataclass, replace
 
+from aiohttp.abc import AbstractResolver
+
 from xtracker_server.config import Settings
 from xtracker_server.delivery.adapters import Adapter
 from xtracker_server.delivery.sender import Answer, Sender
@@ -59,10 +61,13 @@ async def probe(
     *,
     test_event_code: str | None = None,
     live: bool = False,
+    resolver: AbstractResolver | None = None,
 ) -> ProbeResult:
     """Send the test event. A pixel's test goes with a test event code (the destination's, or
     ``test_event_code``), so Events Manager shows it apart; without one the test would count
-    as a real 1.00 USD Purchase, which is refused unless ``live``."""
+    as a real 1.00 USD Purchase, which is refused unless ``live``. It is sent by the same
+    ``Sender`` as deliveries, so the same address guard applies to the destination and its
+    proxy (``resolver``: see ``Sender``)."""
     if destination.kind.value == "fb_capi":
         code = test_event_code or destination.config.get("test_event_code")
         if not code and not live:
@@ -75,7 +80,9 @@ async def probe(
                 destination, config={**destination.config, "test_event_code": code}
             )
     sender = Sender(
-        timeout_s=settings.delivery_timeout_s, allow_private=settings.allow_private_destinations
+        timeout_s=settings.delivery_timeout_s,
+        allow_private=settings.allow_private_destinations,
+        resolver=resolver,
     )
     try:
         adapter = Adapter(destination, settings)

@@ -1,5 +1,13 @@
 """Sending one outbound request: address safety, one pooled client, bounded reads, timing.
 
+Address safety (unless private destinations are allowed): an IP-literal host, of the
+destination or of its proxy, is checked before the request; a name is resolved by the
+session's ``GuardedResolver`` (delivery/guard.py), which refuses the whole host if any of its
+addresses is not allowed and hands the connection only addresses it checked. DNS is not cached
+(``use_dns_cache=False``), so every new connection is resolved and checked again; a pooled
+connection stays on the address checked when it was opened. Through a proxy, the destination's
+name is resolved by the proxy, not here: the proxy's own address is what is checked.
+
 The client is aiohttp's: on this workload (small JSON bodies, many in flight over keep-alive
 connections) it sends several times the requests per second of httpx for the same CPU, and
 the delivery worker spends most of its time sending (see ``bench/delivery.py``).
@@ -7,16 +15,14 @@ the delivery worker spends most of its time sending (see ``bench/delivery.py``).
 
 from __future__ import annotations
 
-import asyncio
-import socket
 import time
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 
 import aiohttp
+from aiohttp.abc import AbstractResolver
 from yarl import URL
 
-from xtracker_server.domain.destinations import forbidden_address
+from xtracker_server.delivery.guard import AddressRefused, GuardedResolver, literal_refusal
 from xtracker_server.domain.outbound import OutboundRequest
 from xtracker_server.domain.retry import parse_retry_after
 
@@ -38,27 +44,6 @@ class Answer:
         return self.body[:300].decode("utf-8", "replace")
 
 
-async def address_problem(url: str) -> str | None:
-    """Why ``url`` may not be called: its host resolves to a loopback, private, link-local or
-    multicast address (checked after DNS, at send time)."""
-    parts = urlsplit(url)
-    host = parts.hostname
-    if not host:
-        return "the URL has no host"
-    try:
-        infos = await asyncio.get_running_loop().getaddrinfo(
-            host, parts.port or (443 if parts.scheme == "https" else 80), type=socket.SOCK_STREAM
-        )
-    except (OSError, UnicodeError):
-        # Not resolvable now (a DNS outage passes): the send itself fails and is retried.
-        return None
-    for info in infos:
-        reason = forbidden_address(str(info[4][0]))
-        if reason:
-            return f"{host} resolves to {reason}; set XTRACKER_ALLOW_PRIVATE_DESTINATIONS to allow"
-    return None
-
-
 def _url(url: str) -> URL:
     """The URL sent exactly as built (the s2s macros are already percent-encoded; re-quoting
     could change a partner's bytes), unless it holds characters a request line may not carry,
@@ -69,10 +54,22 @@ def _url(url: str) -> URL:
     return URL(url)
 
 
+_ALLOW_HINT = "; set XTRACKER_ALLOW_PRIVATE_DESTINATIONS to allow"
+
+
 class Sender:
-    def __init__(self, *, timeout_s: float, allow_private: bool) -> None:
+    def __init__(
+        self,
+        *,
+        timeout_s: float,
+        allow_private: bool,
+        resolver: AbstractResolver | None = None,
+    ) -> None:
+        """``resolver`` answers DNS (default: the system's, in a thread); the guard wraps it
+        unless ``allow_private``. Tests pass a fake one."""
         self._timeout = aiohttp.ClientTimeout(total=timeout_s)
         self._allow_private = allow_private
+        self._resolver = resolver if allow_private else GuardedResolver(resolver)
         self._session: aiohttp.ClientSession | None = None
 
     def _client(self) -> aiohttp.ClientSession:
@@ -82,7 +79,9 @@ class Sender:
         if self._session is None:
             self._session = aiohttp.ClientSession(
                 timeout=self._timeout,
-                connector=aiohttp.TCPConnector(limit=200),
+                connector=aiohttp.TCPConnector(
+                    limit=200, resolver=self._resolver, use_dns_cache=False
+                ),
                 headers={"user-agent": _USER_AGENT},
                 cookie_jar=aiohttp.DummyCookieJar(),
                 trust_env=False,
@@ -91,12 +90,12 @@ class Sender:
 
     async def send(self, request: OutboundRequest, *, proxy: str | None = None) -> Answer:
         started = time.monotonic()
-        if not self._allow_private:
-            problem = await address_problem(request.url)
-            if problem:
-                return Answer(None, b"", 0, error=problem, refused=True)
         try:
             url = _url(request.url)
+            if not self._allow_private:
+                problem = literal_refusal(url) or (proxy and _proxy_refusal(proxy))
+                if problem:
+                    return Answer(None, b"", 0, error=problem + _ALLOW_HINT, refused=True)
             async with self._client().request(
                 request.method,
                 url,
@@ -119,6 +118,10 @@ class Sender:
                         response.headers.get("retry-after"), time.time()
                     ),
                 )
+        except AddressRefused as exc:
+            which = "proxy: " if proxy and exc.host == URL(proxy).raw_host else ""
+            error = f"{which}{exc}{_ALLOW_HINT}"
+            return Answer(None, b"", _ms_since(started), error=error, refused=True)
         except (aiohttp.InvalidURL, aiohttp.NonHttpUrlClientError, ValueError) as exc:
             return Answer(None, b"", _ms_since(started), error=f"bad URL: {exc}", refused=True)
         except TimeoutError:
@@ -130,6 +133,13 @@ class Sender:
         if self._session is not None:
             await self._session.close()
             self._session = None
+        if self._resolver is not None:
+            await self._resolver.close()
+
+
+def _proxy_refusal(proxy: str) -> str | None:
+    problem = literal_refusal(URL(proxy))
+    return f"proxy: {problem}" if problem else None
 
 
 def _ms_since(started: float) -> int:

@@ -255,6 +255,13 @@ def serve(
     stream_poll_s: Annotated[
         float, typer.Option(envvar="XTRACKER_STREAM_POLL_S", help="Live stream poll interval.")
     ] = 0.2,
+    click_limit_per_ip: Annotated[
+        int,
+        typer.Option(
+            envvar="XTRACKER_CLICK_LIMIT_PER_IP",
+            help="Clicks recorded per visitor address per minute; 0 = off.",
+        ),
+    ] = 300,
     log_level: Annotated[str, typer.Option(envvar="XTRACKER_LOG_LEVEL")] = "info",
 ) -> None:
     """Run the server (ingress API and admin API) on an embedded SQLite file."""
@@ -285,6 +292,7 @@ def serve(
             worker_poll_s=worker_poll_s,
             postback_log_days=postback_log_days,
             stream_poll_s=stream_poll_s,
+            click_limit_per_ip=click_limit_per_ip,
         )
     except ValueError as exc:
         err.print(f"[red]error:[/red] {exc}")

@@ -49,6 +49,9 @@ class Settings:
     postback_log_days: float = 30.0
     #: How often a live stream (GET /admin/spaces/{id}/stream) looks for new rows.
     stream_poll_s: float = 0.2
+    #: Clicks recorded per visitor address per minute (all at once, then refilled over the
+    #: minute); past it a visitor is still sent on, unrecorded. 0 turns the limit off.
+    click_limit_per_ip: int = 300
 
     def __post_init__(self) -> None:
         if self.sync not in SYNC_MODES:
@@ -63,6 +66,8 @@ class Settings:
             raise ValueError("XTRACKER_STREAM_POLL_S must be between 0.01 and 60 (seconds)")
         if self.rate_limit < 0:
             raise ValueError("XTRACKER_RATE_LIMIT must be zero (off) or positive")
+        if self.click_limit_per_ip < 0:
+            raise ValueError("XTRACKER_CLICK_LIMIT_PER_IP must be zero (off) or positive")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

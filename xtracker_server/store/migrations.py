@@ -239,6 +239,18 @@ MIGRATIONS: tuple[str, ...] = (
     -- delivery health: the recent attempts of a space (latency, last error)
     CREATE INDEX delivery_attempts_space_time ON delivery_attempts(space_id, at_ms);
     """,
+    # 5: landing visits answered but not recorded as clicks (bots, past the per-address limit),
+    # counted per link, UTC hour and reason (domain/unrecorded.py); keyed for a report's window.
+    """
+    CREATE TABLE unrecorded_clicks (
+        space_id  INTEGER NOT NULL REFERENCES spaces(id),
+        hour_ms   INTEGER NOT NULL,
+        link_id   INTEGER NOT NULL REFERENCES links(id),
+        reason    TEXT NOT NULL CHECK (reason IN ('bot', 'limited')),
+        count     INTEGER NOT NULL,
+        PRIMARY KEY (space_id, hour_ms, link_id, reason)
+    ) WITHOUT ROWID;
+    """,
 )
 
 

@@ -6,13 +6,14 @@ user agent is a bot too. Telegram's and Facebook's in-app browsers (``Telegram-A
 ``FBAN/FBAV``, ``Instagram``) are browsers of people and are not bots.
 
 The library's own check is one regular expression of all its patterns, tried at every position
-of the agent: 0.25 ms for a desktop Chrome and 5 ms for Facebook's in-app browser on iOS, whose
-agents differ by device and app build, so a cache of verdicts misses often. ``_Detector``
+of the agent: about 0.4 ms for a desktop Chrome and 4 ms for Facebook's in-app browser on iOS,
+whose agents differ by device and app build, so a cache of verdicts misses often. ``_Detector``
 compiles the same patterns into a cheaper form with the same answer for every agent
 (tests/server/test_bots.py holds it to the library's): the agent is lower-cased once, the plain
 words (most patterns) are looked up through a three-letter index, and only the real regular
-expressions run as such, without case folding. About 8 microseconds for that Chrome and 0.1 ms
-for that Facebook agent; a verdict is then cached per agent (``is_bot``).
+expressions run as such, without case folding. A tenth to a fortieth of the library's cost
+(0.03 ms for that Chrome, 0.16 ms for that Facebook agent); a verdict is then cached per agent
+(``is_bot``: about 0.15 microseconds for an agent seen before).
 """
 
 from __future__ import annotations

@@ -34,7 +34,9 @@ def visit(
 def clicks_from(server: Server, ip: str) -> list[str]:
     conn = sqlite3.connect(server.db)
     try:
-        return [u for (u,) in conn.execute("SELECT uid FROM clicks WHERE ip = ?", (ip,))]
+        return [
+            u for (u,) in conn.execute("SELECT uid FROM clicks WHERE ip = ? ORDER BY id", (ip,))
+        ]
     finally:
         conn.close()
 

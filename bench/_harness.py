@@ -229,6 +229,9 @@ def xtracker_serve_argv(db: Path, port: int, *extra: str) -> list[str]:
         str(port),
         "--rate-limit",
         "0",
+        # wrk's load comes from one address: every click of it is recorded.
+        "--click-limit-per-ip",
+        "0",
         *extra,
     ]
 

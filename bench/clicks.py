@@ -6,7 +6,9 @@ What it measures
     concurrency (wrk, 64 connections by default), as phone browsers with no cookies: every
     request is a first visit, so every answer mints a uid and records a click (link lookup,
     visitor capture, the click row committed to SQLite, WAL, ``synchronous=FULL`` by default,
-    before the answer, and the two cookies set). ``/r/<slug>`` answers the 302 to
+    before the answer, and the two cookies set; the user agent is checked for bots, and the
+    per-address click limit is off, since all of wrk is one address: ``--click-limit-per-ip 0``
+    in ``_harness.xtracker_serve_argv``). ``/r/<slug>`` answers the 302 to
     ``https://t.me/<bot>?start=fb_<uid>``; ``/l/<slug>`` renders the landing page (~1 KB) with
     that link. In the same run, the same load goes to ``bench/bare_app.py``: bare Starlette
     routes on the same uvicorn options that answer the same 302 (``Location`` with 16 random

@@ -14,6 +14,7 @@ from xtracker_server.admin.stream import LiveStreams
 from xtracker_server.auth import Authenticator
 from xtracker_server.config import Settings
 from xtracker_server.delivery.worker import Worker
+from xtracker_server.domain.unrecorded import ClickLimiter
 from xtracker_server.domain.visitors import parse_networks
 from xtracker_server.errors import EXCEPTION_HANDLERS
 from xtracker_server.hot import HotPaths
@@ -36,6 +37,9 @@ def create_app(settings: Settings) -> HotPaths:
         links=LinkCache(store, ttl_s=settings.credential_cache_s),
         trusted_proxies=parse_networks(settings.trusted_proxies),
         postback_aliases=AliasCache(store, ttl_s=settings.credential_cache_s),
+        click_limiter=ClickLimiter(settings.click_limit_per_ip)
+        if settings.click_limit_per_ip
+        else None,
     )
 
     streams = LiveStreams(
@@ -49,7 +53,7 @@ def create_app(settings: Settings) -> HotPaths:
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await store.open()
-        housekeeper = Housekeeper(store, settings)
+        housekeeper = Housekeeper(store, settings, state.unrecorded)
         await housekeeper.start()
         streams.start()
         if settings.worker:

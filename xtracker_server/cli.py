@@ -264,6 +264,13 @@ def serve(
     stream_max_per_space: Annotated[
         int, typer.Option(envvar="XTRACKER_STREAM_MAX_PER_SPACE", help="Live streams per space.")
     ] = 16,
+    click_limit_per_ip: Annotated[
+        int,
+        typer.Option(
+            envvar="XTRACKER_CLICK_LIMIT_PER_IP",
+            help="Clicks recorded per visitor address per minute; 0 = off.",
+        ),
+    ] = 300,
     log_level: Annotated[str, typer.Option(envvar="XTRACKER_LOG_LEVEL")] = "info",
 ) -> None:
     """Run the server (ingress API and admin API) on an embedded SQLite file."""
@@ -296,6 +303,7 @@ def serve(
             stream_poll_s=stream_poll_s,
             stream_max_per_credential=stream_max_per_credential,
             stream_max_per_space=stream_max_per_space,
+            click_limit_per_ip=click_limit_per_ip,
         )
     except ValueError as exc:
         err.print(f"[red]error:[/red] {exc}")

@@ -52,6 +52,9 @@ class Settings:
     #: Live streams open at once with one credential, and on one space (429 past either).
     stream_max_per_credential: int = 4
     stream_max_per_space: int = 16
+    #: Clicks recorded per visitor address per minute (all at once, then refilled over the
+    #: minute); past it a visitor is still sent on, unrecorded. 0 turns the limit off.
+    click_limit_per_ip: int = 300
 
     def __post_init__(self) -> None:
         if self.sync not in SYNC_MODES:
@@ -71,6 +74,8 @@ class Settings:
             )
         if self.rate_limit < 0:
             raise ValueError("XTRACKER_RATE_LIMIT must be zero (off) or positive")
+        if self.click_limit_per_ip < 0:
+            raise ValueError("XTRACKER_CLICK_LIMIT_PER_IP must be zero (off) or positive")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

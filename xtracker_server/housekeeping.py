@@ -1,10 +1,12 @@
-"""Chores the server does on its own: pruning the postback log, and keeping the report rollup
-up to date.
+"""Chores the server does on its own: pruning the postback log, keeping the report rollup up
+to date, and storing the tally of landing visits that were not recorded as clicks.
 
 Postback log rows older than ``XTRACKER_POSTBACK_LOG_DAYS`` are deleted at start-up and then
 periodically, in batches (one writer operation each), so neither a request nor the writer ever
 waits long. The report rollup (store/rollup.py) catches up with the inbox every
-``ROLLUP_EVERY_S``, on its own thread and file, so that a report rarely has much left to do."""
+``ROLLUP_EVERY_S``, on its own thread and file, so that a report rarely has much left to do.
+The landing counts unrecorded visits in memory (domain/unrecorded.py); they are added to the
+store every ``UNRECORDED_EVERY_S`` and once more when the server stops."""
 
 from __future__ import annotations
 
@@ -14,18 +16,22 @@ import logging
 import time
 
 from xtracker_server.config import Settings
+from xtracker_server.domain.unrecorded import Tally
 from xtracker_server.store.postbacks import prune_log
 from xtracker_server.store.runtime import Store
+from xtracker_server.store.unrecorded import add_unrecorded
 
 log = logging.getLogger("xtracker.housekeeping")
 
 PRUNE_BATCH = 1000
 ROLLUP_EVERY_S = 1.0
+UNRECORDED_EVERY_S = 1.0
 
 
 class Housekeeper:
-    def __init__(self, store: Store, settings: Settings) -> None:
+    def __init__(self, store: Store, settings: Settings, unrecorded: Tally | None = None) -> None:
         self.store = store
+        self.unrecorded = unrecorded
         self.keep_ms = int(settings.postback_log_days * 86400 * 1000)
         # Often enough that a row outlives its retention by at most a quarter of it (an hour
         # at most), rarely enough to cost nothing.
@@ -37,6 +43,10 @@ class Housekeeper:
             asyncio.create_task(self._run(), name="xtracker-housekeeping"),
             asyncio.create_task(self._roll_up(), name="xtracker-rollup"),
         ]
+        if self.unrecorded is not None:
+            self._tasks.append(
+                asyncio.create_task(self._keep_unrecorded(), name="xtracker-unrecorded")
+            )
 
     async def stop(self) -> None:
         for task in self._tasks:
@@ -44,6 +54,28 @@ class Housekeeper:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks = []
+        try:
+            await self.store_unrecorded()  # what was counted since the last time
+        except Exception:
+            log.exception("storing the unrecorded visits failed; their counts are lost")
+
+    async def store_unrecorded(self) -> int:
+        """Add the unrecorded visits counted so far to the store; returns how many rows."""
+        if self.unrecorded is None:
+            return 0
+        counts = self.unrecorded.take()
+        if not counts:
+            return 0
+        try:
+            # Shielded: a stop that cancels the loop here lets the write go on (the writer
+            # finishes what it was given), so nothing is put back and counted twice.
+            await asyncio.shield(self.store.write(add_unrecorded, counts))
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            self.unrecorded.put_back(counts)  # stored with the next ones
+            raise
+        return len(counts)
 
     async def prune_postback_log(self) -> int:
         """Delete every log row past its retention, a batch at a time; returns how many."""
@@ -72,3 +104,11 @@ class Housekeeper:
             except Exception:  # busy or gone: the next round (or the next report) catches up
                 log.exception("rolling up the reports failed")
             await asyncio.sleep(ROLLUP_EVERY_S)
+
+    async def _keep_unrecorded(self) -> None:
+        while True:
+            await asyncio.sleep(UNRECORDED_EVERY_S)
+            try:
+                await self.store_unrecorded()
+            except Exception:  # busy or gone: kept in memory for the next round
+                log.exception("storing the unrecorded visits failed")

@@ -158,6 +158,10 @@ def links_report(
                     c: None if v is None else money_text(v)
                     for c, v in sorted(r.revenue_per_click().items())
                 },
+                **{
+                    column: r.unrecorded.get(reason, 0)
+                    for column, reason in domain.UNRECORDED_COLUMNS.items()
+                },
             }
             for r in ordered
         ],

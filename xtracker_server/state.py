@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from starlette.requests import Request
 
 from xtracker_server.auth import Authenticator
 from xtracker_server.config import Settings
 from xtracker_server.delivery.worker import Worker
+from xtracker_server.domain.unrecorded import ClickLimiter, Tally
 from xtracker_server.domain.visitors import Network
 from xtracker_server.landing.cache import LinkCache
 from xtracker_server.store.alias_cache import AliasCache
@@ -24,6 +25,8 @@ class AppState:
     trusted_proxies: tuple[Network, ...]
     postback_aliases: AliasCache
     worker: Worker | None = None  # the delivery worker, when it runs in this process
+    click_limiter: ClickLimiter | None = None  # None: XTRACKER_CLICK_LIMIT_PER_IP is 0 (off)
+    unrecorded: Tally = field(default_factory=Tally)  # landing visits not recorded, to store
 
     def wake_worker(self) -> None:
         if self.worker is not None:

@@ -125,8 +125,10 @@ def test_crawlers_mint_nothing(server: Server, bot_link: str, agent: str) -> Non
     assert page.status_code == 200
     assert "start=" not in page.text  # the preview sees the page, with no uid in it
     assert "Win &lt;b&gt;big&lt;/b&gt;" in page.text
-    assert redirect.status_code == 302 and "t.me" not in redirect.headers["location"]
-    assert "set-cookie" not in page.headers
+    # /r sends a bot where it sends people, with an empty uid: the bot reads an organic /start.
+    assert redirect.status_code == 302
+    assert redirect.headers["location"] == "https://t.me/offer_bot?start=fb_"
+    assert "set-cookie" not in page.headers and "set-cookie" not in redirect.headers
     assert len(clicks(server)) == before
 
 

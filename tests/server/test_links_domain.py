@@ -21,7 +21,6 @@ from xtracker_server.domain.links import (
 from xtracker_server.domain.visitors import (
     client_ip,
     country_code,
-    is_crawler,
     new_fbp,
     parse_networks,
     valid_fbp,
@@ -103,43 +102,6 @@ def test_no_uid_collision_in_200_000_mints() -> None:
     uids = [new_uid() for _ in range(200_000)]
     assert len(set(uids)) == len(uids)
     assert all(len(u) == 16 for u in uids[:1000])
-
-
-@pytest.mark.parametrize(
-    "agent",
-    [
-        "facebookexternalhit/1.1 (+http://www.facebook.com/externalhit_uatext.php)",
-        "Facebot",
-        "TelegramBot (like TwitterBot)",
-        "WhatsApp/2.23.20.0",
-        "Twitterbot/1.0",
-        "Slackbot-LinkExpanding 1.0 (+https://api.slack.com/robots)",
-        "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)",
-        "Mozilla/5.0 (compatible; bingbot/2.0; +http://www.bing.com/bingbot.htm)",
-        "Mozilla/5.0 (compatible; Discordbot/2.0; +https://discordapp.com)",
-        "",
-        None,
-    ],
-)
-def test_crawlers_are_recognised(agent: str | None) -> None:
-    assert is_crawler(agent)
-
-
-@pytest.mark.parametrize(
-    "agent",
-    [
-        "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 "
-        "(KHTML, like Gecko) Version/17.0 Mobile/15E148 Safari/604.1",
-        "Mozilla/5.0 (Linux; Android 13; SM-S911B) AppleWebKit/537.36 (KHTML, like Gecko) "
-        "Chrome/120.0.0.0 Mobile Safari/537.36",
-        "Mozilla/5.0 (Linux; Android 9; CUBOT P30) AppleWebKit/537.36 Chrome/90 Mobile",
-        "Mozilla/5.0 (iPhone; CPU iPhone OS 16_6 like Mac OS X) AppleWebKit/605.1.15 "
-        "(KHTML, like Gecko) Mobile/15E148 [FBAN/FBIOS;FBAV/440.0.0.34.110;FBBV/555]",
-        "Mozilla/5.0 (Linux; Android 12; Pixel 6) Instagram 300.0.0.29.110 Android",
-    ],
-)
-def test_people_are_not_crawlers(agent: str) -> None:
-    assert not is_crawler(agent)
 
 
 def test_forwarded_for_is_believed_only_from_trusted_proxies() -> None:

@@ -132,3 +132,15 @@ def test_links_sort_by_any_column_with_empty_rates_last() -> None:
     assert [r.link for r in by_revenue] == ["b", "c", "a"]
     with pytest.raises(ReportError):
         sort_links(rows, "nonsense", desc=True, currency="USD")
+
+
+def test_links_sort_by_the_visits_not_recorded() -> None:
+    rows = [
+        LinkRow("a", 1, {}, 0, {}, {"bot": 5}),
+        LinkRow("b", 1, {}, 0, {}, {"limited": 9, "bot": 1}),
+        LinkRow("c", 1, {}, 0, {}),
+    ]
+    by_bots = sort_links(rows, "unrecorded_bots", desc=True, currency="USD")
+    assert [r.link for r in by_bots] == ["a", "b", "c"]
+    by_limited = sort_links(rows, "unrecorded_limited", desc=True, currency="USD")
+    assert [r.link for r in by_limited] == ["b", "a", "c"]

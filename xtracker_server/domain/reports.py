@@ -297,6 +297,9 @@ def gauge(current: FunnelCounts, previous: FunnelCounts) -> Gauge:
 # ----------------------------------------------------------------------------- per link
 
 
+#: The per-link columns of landing visits not recorded as clicks, and the reason each counts.
+UNRECORDED_COLUMNS: dict[str, str] = {"unrecorded_bots": "bot", "unrecorded_limited": "limited"}
+
 #: Columns of the per-link table a user can sort by.
 LINK_COLUMNS: tuple[str, ...] = (
     "link",
@@ -307,6 +310,7 @@ LINK_COLUMNS: tuple[str, ...] = (
     "click_to_deposit",
     "revenue",
     "revenue_per_click",
+    *UNRECORDED_COLUMNS,
 )
 
 
@@ -317,6 +321,8 @@ class LinkRow:
     uids: dict[str, int]  # canonical event -> distinct uids
     deposits: int
     revenue: dict[str, Decimal]
+    #: Landing visits answered but not recorded as clicks, by reason (``bot``, ``limited``).
+    unrecorded: dict[str, int] = field(default_factory=dict)
 
     @property
     def depositors(self) -> int:
@@ -351,6 +357,8 @@ def sort_links(rows: list[LinkRow], column: str, *, desc: bool, currency: str) -
             return row.click_to_deposit
         if column == "revenue":
             return row.revenue.get(currency, Decimal(0))
+        if column in UNRECORDED_COLUMNS:
+            return row.unrecorded.get(UNRECORDED_COLUMNS[column], 0)
         return row.revenue_per_click().get(currency) if row.clicks else None
 
     by_slug = sorted(rows, key=lambda r: (r.link is None, r.link or ""))

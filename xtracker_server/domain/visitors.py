@@ -1,34 +1,11 @@
-"""Who is visiting a landing: a person or a crawler, from which address and country."""
+"""Where a landing's visitor is: its address and country (whether it is a bot: domain/bots.py)."""
 
 from __future__ import annotations
 
-import functools
 import ipaddress
 import re
 import secrets
 from collections.abc import Sequence
-
-# Link-preview bots, ad reviewers and search crawlers. A visit by one of these is never a click.
-_CRAWLERS = re.compile(  # lower case: matched against the lower-cased user agent
-    (
-        "facebookexternalhit|facebookcatalog|Facebot|meta-externalagent|TelegramBot|WhatsApp"
-        "|Twitterbot|Slackbot|Discordbot|LinkedInBot|Googlebot|AdsBot-Google|Google-InspectionTool"
-        "|APIs-Google|Mediapartners-Google|bingbot|BingPreview|YandexBot|YandexMobileBot"
-        "|Baiduspider|DuckDuckBot|Applebot|redditbot|Pinterestbot|SkypeUriPreview|vkShare"
-        "|Iframely|Embedly|TikTokSpider|Bytespider|PetalBot|SemrushBot|AhrefsBot"
-        "|MJ12bot|DotBot|HeadlessChrome|Lighthouse|crawler|spider"
-    ).lower()
-)
-
-
-@functools.lru_cache(maxsize=4096)
-def is_crawler(user_agent: str | None) -> bool:
-    """True for link-preview, ad-review and search bots, and for requests with no user agent.
-    Cached: the same few hundred user agents make almost all the traffic."""
-    if not user_agent or not user_agent.strip():
-        return True
-    return _CRAWLERS.search(user_agent.lower()) is not None
-
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 

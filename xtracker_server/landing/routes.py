@@ -1,5 +1,6 @@
 """``GET /l/<slug>`` renders the landing and records a click; ``GET /r/<slug>`` records the
-same click and redirects at once. Crawlers, HEAD requests and repeat visits mint nothing."""
+same click and redirects at once. Bots, HEAD requests, repeat visits and visits past the
+per-address limit mint nothing (domain/unrecorded.py); every visitor is answered all the same."""
 
 from __future__ import annotations
 
@@ -15,14 +16,10 @@ from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
 from xtracker_server.auth import now_ms
+from xtracker_server.domain.bots import is_bot
 from xtracker_server.domain.clicks import click_draft
-from xtracker_server.domain.visitors import (
-    client_ip,
-    country_code,
-    is_crawler,
-    new_fbp,
-    valid_fbp,
-)
+from xtracker_server.domain.unrecorded import NO_UID, Reason
+from xtracker_server.domain.visitors import client_ip, country_code, new_fbp, valid_fbp
 from xtracker_server.state import AppState, app_state
 from xtracker_server.store.clicks import insert_clicks, recent_click_of_link
 from xtracker_server.store.links import Link
@@ -81,16 +78,11 @@ async def landing(request: Request) -> Response:
     if link is None:
         return _not_found()
     headers = _visitor_headers(request)
-    if request.method == "HEAD" or is_crawler(_text(headers, b"user-agent")):
+    if request.method == "HEAD" or _a_bot(state, link, headers):
         # Previews and ad review see the page, with no uid minted and no click counted.
         return _page(link, f"{state.settings.base_url}/r/{link.slug}", refresh=False, extra=[])
-    uid, fresh_fbp = await _click(request, headers, state, link, source="landing")
-    return _page(
-        link,
-        link.spec.destination(uid),
-        refresh=link.spec.auto_redirect,
-        extra=_remember(state, link, uid, fresh_fbp),
-    )
+    uid, cookies = await _click(request, headers, state, link, source="landing")
+    return _page(link, link.spec.destination(uid), refresh=link.spec.auto_redirect, extra=cookies)
 
 
 async def redirect(request: Request) -> Response:
@@ -99,10 +91,10 @@ async def redirect(request: Request) -> Response:
     if link is None:
         return _not_found()
     headers = _visitor_headers(request)
-    if request.method == "HEAD" or is_crawler(_text(headers, b"user-agent")):
-        return _see(f"{state.settings.base_url}/l/{link.slug}", [])
-    uid, fresh_fbp = await _click(request, headers, state, link, source="redirect")
-    return _see(link.spec.destination(uid), _remember(state, link, uid, fresh_fbp))
+    if request.method == "HEAD" or _a_bot(state, link, headers):
+        return _see(link.spec.destination(NO_UID), [])
+    uid, cookies = await _click(request, headers, state, link, source="redirect")
+    return _see(link.spec.destination(uid), cookies)
 
 
 async def _enabled_link(request: Request) -> Link | None:
@@ -111,11 +103,20 @@ async def _enabled_link(request: Request) -> Link | None:
     return link if link is not None and link.enabled else None
 
 
+def _a_bot(state: AppState, link: Link, headers: dict[bytes, bytes]) -> bool:
+    """Whether a bot asks (domain/bots.py); its visit is counted as not recorded."""
+    if not is_bot(_text(headers, b"user-agent")):
+        return False
+    state.unrecorded.add(link.space_id, link.id, Reason.BOT, now_ms())
+    return True
+
+
 async def _click(
     request: Request, headers: dict[bytes, bytes], state: AppState, link: Link, *, source: str
-) -> tuple[str, str | None]:
-    """This browser's uid for the link: the one it got within the repeat window, or a new
-    click (committed before we answer). Also the ``_fbp`` to set, if the browser had none."""
+) -> tuple[str, RawHeaders]:
+    """This browser's uid for the link and the cookies that remember it: the uid it got within
+    the repeat window, or a new click (committed before we answer); ``NO_UID`` and no cookies
+    when its address is past the click limit."""
     now = now_ms()
     window_ms = int(state.settings.click_window_s * 1000)
     raw_cookies = _text(headers, b"cookie")
@@ -126,7 +127,16 @@ async def _click(
             recent_click_of_link, link.space_id, link.id, prior, now - window_ms
         )
         if known:
-            return prior, None
+            return prior, _remember(state, link, prior, None)
+    ip = client_ip(
+        request.client.host if request.client else None,
+        _text(headers, b"x-forwarded-for"),
+        state.trusted_proxies,
+    )
+    limiter = state.click_limiter
+    if limiter is not None and not limiter.allow(ip, now / 1000):
+        state.unrecorded.add(link.space_id, link.id, Reason.LIMITED, now)
+        return NO_UID, []
     fbp = valid_fbp(cookies.get(FBP_COOKIE))
     fresh_fbp = None if fbp else new_fbp(now)
     settings = state.settings
@@ -136,11 +146,7 @@ async def _click(
         now_ms=now,
         raw_query=request.scope["query_string"].decode("utf-8", "replace") or None,
         link_id=link.id,
-        ip=client_ip(
-            request.client.host if request.client else None,
-            _text(headers, b"x-forwarded-for"),
-            state.trusted_proxies,
-        ),
+        ip=ip,
         user_agent=_text(headers, b"user-agent"),
         referrer=_text(headers, b"referer"),
         fbp=fbp or fresh_fbp,
@@ -148,7 +154,8 @@ async def _click(
         if settings.country_header
         else None,
     )
-    return await state.store.write_grouped(insert_clicks, draft), fresh_fbp
+    uid = await state.store.write_grouped(insert_clicks, draft)
+    return uid, _remember(state, link, uid, fresh_fbp)
 
 
 def _remember(state: AppState, link: Link, uid: str, fresh_fbp: str | None) -> RawHeaders:

@@ -268,6 +268,18 @@ MIGRATIONS: tuple[str, ...] = (
         VALUES ('attributed', NEW.id, OLD.space_id, OLD.uid);
     END;
     """,
+    # 7: landing visits answered but not recorded as clicks (bots, past the per-address limit),
+    # counted per link, UTC hour and reason (domain/unrecorded.py); keyed for a report's window.
+    """
+    CREATE TABLE unrecorded_clicks (
+        space_id  INTEGER NOT NULL REFERENCES spaces(id),
+        hour_ms   INTEGER NOT NULL,
+        link_id   INTEGER NOT NULL REFERENCES links(id),
+        reason    TEXT NOT NULL CHECK (reason IN ('bot', 'limited')),
+        count     INTEGER NOT NULL,
+        PRIMARY KEY (space_id, hour_ms, link_id, reason)
+    ) WITHOUT ROWID;
+    """,
 )
 
 

@@ -33,6 +33,7 @@ from xtracker_client import CANONICAL_EVENTS
 from xtracker_client._events import MAX_VALUE_DECIMALS
 from xtracker_server.domain.reports import FunnelCounts, LinkRow, Window, sum_from_parts
 from xtracker_server.store.rollup import amount_parts
+from xtracker_server.store.unrecorded import unrecorded_per_link
 
 _EVENTS_IN = "(" + ", ".join(f"'{e}'" for e in CANONICAL_EVENTS) + ")"
 _D = MAX_VALUE_DECIMALS
@@ -215,19 +216,21 @@ def funnel_counts(
 def link_rows(conn: sqlite3.Connection, space_id: int, window: Window) -> list[LinkRow]:
     """One row per link of the space (also links without activity), plus a row with
     ``link=None`` for events whose uid has no click on a link (a click minted by the API
-    without ``link_slug``, or a uid the tracker never minted), when there are any."""
+    without ``link_slug``, or a uid the tracker never minted), when there are any. Landing
+    visits not recorded as clicks count in the hours that start in the window."""
     links = conn.execute(
         "SELECT id, slug FROM links WHERE space_id = ? ORDER BY slug", (space_id,)
     ).fetchall()
     clicks = {link_id: _clicks(conn, space_id, window, link_id) for link_id, _ in links}
     clicks[NO_LINK] = _clicks(conn, space_id, window, None) - sum(clicks.values())
     per_link = _per_link(conn, space_id, window, None)
+    unrecorded = unrecorded_per_link(conn, space_id, window.from_ms, window.to_ms)
     empty = _Deposits()
 
     def row(link_id: int, slug: str | None) -> LinkRow:
         d = per_link.deposits.get(link_id, empty)
         return LinkRow(slug, clicks.get(link_id, 0), per_link.uids.get(link_id, {}), d.rows,
-                       d.revenue)  # fmt: skip
+                       d.revenue, unrecorded.get(link_id, {}))  # fmt: skip
 
     out = [row(link_id, slug) for link_id, slug in links]
     if clicks[NO_LINK] or NO_LINK in per_link.uids:

@@ -9,6 +9,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from typing import Literal
 
+from xtracker_server.domain.credentials import admin_token_problem
+
 SyncMode = Literal["OFF", "NORMAL", "FULL", "EXTRA"]
 SYNC_MODES: tuple[str, ...] = ("OFF", "NORMAL", "FULL", "EXTRA")
 
@@ -49,6 +51,9 @@ class Settings:
     postback_log_days: float = 30.0
     #: How often a live stream (GET /admin/spaces/{id}/stream) looks for new rows.
     stream_poll_s: float = 0.2
+    #: Failed authentications allowed per client address a minute (bursts of as many), on
+    #: every credential kind; past it a failure answers 429. Valid credentials always pass.
+    auth_failures_per_minute: float = 20.0
 
     def __post_init__(self) -> None:
         if self.sync not in SYNC_MODES:
@@ -63,6 +68,11 @@ class Settings:
             raise ValueError("XTRACKER_STREAM_POLL_S must be between 0.01 and 60 (seconds)")
         if self.rate_limit < 0:
             raise ValueError("XTRACKER_RATE_LIMIT must be zero (off) or positive")
+        if self.auth_failures_per_minute < 0:
+            raise ValueError("XTRACKER_AUTH_FAILURES_PER_MINUTE must be zero (off) or positive")
+        weak = admin_token_problem(self.admin_token) if self.admin_token else None
+        if weak:
+            raise ValueError(weak)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

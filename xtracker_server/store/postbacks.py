@@ -13,7 +13,7 @@ from xtracker_server.domain.postbacks import (
 )
 from xtracker_server.store.clicks import click_exists
 from xtracker_server.store.inbox import InboxDraft, InboxOutcome, insert_event
-from xtracker_server.store.spaces import find_credential
+from xtracker_server.store.spaces import IngestToken, find_credential, list_ingest_tokens
 
 OUTCOMES: tuple[str, ...] = ("queued", "duplicate", "ignored", "rejected")
 
@@ -75,6 +75,7 @@ class LogEntry:
     attributed: bool | None = None
     error: str | None = None
     detail: str | None = None
+    token_name: str | None = None  # which of the space's ingest tokens the call used
 
 
 @dataclass(frozen=True)
@@ -89,14 +90,14 @@ def log_postback(conn: sqlite3.Connection, entry: LogEntry) -> int:
         entry = replace(entry, attributed=click_exists(conn, entry.space_id, entry.uid))
     cur = conn.execute(
         "INSERT INTO postback_log (space_id, at_ms, ip, method, query, body, outcome, status,"
-        " event, uid, value, currency, eid, inbox_id, attributed, error, detail)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        " event, uid, value, currency, eid, inbox_id, attributed, error, detail, token_name)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
             entry.space_id, entry.at_ms, entry.ip, entry.method, entry.query, entry.body,
             entry.outcome, entry.status, entry.event, entry.uid, entry.value, entry.currency,
             entry.eid, entry.inbox_id,
             None if entry.attributed is None else int(entry.attributed),
-            entry.error, entry.detail,
+            entry.error, entry.detail, entry.token_name,
         ),
     )  # fmt: skip
     return int(cur.lastrowid or 0)
@@ -140,6 +141,17 @@ def list_log(
             row["attributed"] = bool(row["attributed"])
         out.append(LoggedEntry(**row))
     return out
+
+
+def ingest_tokens(conn: sqlite3.Connection, space_id: int, now_ms: int) -> list[IngestToken]:
+    """The space's live ingest tokens, each with the time of its last logged postback."""
+    return [
+        replace(token, last_postback_ms=conn.execute(
+            "SELECT MAX(at_ms) FROM postback_log WHERE space_id = ? AND token_name = ?",
+            (space_id, token.name),
+        ).fetchone()[0])
+        for token in list_ingest_tokens(conn, space_id, now_ms)
+    ]  # fmt: skip
 
 
 def prune_log(conn: sqlite3.Connection, before_ms: int, limit: int = 1000) -> int:

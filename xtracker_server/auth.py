@@ -1,26 +1,39 @@
-"""Who is calling: space credentials (bearer or ingest token), the operator's admin token, and
-a per-credential rate limit."""
+"""Who is calling: space credentials (bearer or ingest token), the operator's admin token, a
+per-credential rate limit, and a per-address limit on failed authentications.
+
+A credential is always checked first: a valid one is never refused because others failed from
+the same address (a partner's shared server must keep working). Only failures are counted, and
+past the budget a failure answers 429 instead of 401.
+"""
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from starlette.requests import Request
 
 from xtracker_server.config import Settings
 from xtracker_server.domain.credentials import CredentialKind, hash_secret, same_hash
+from xtracker_server.domain.visitors import client_ip, parse_networks
 from xtracker_server.errors import ApiError
 from xtracker_server.store.runtime import Store
 from xtracker_server.store.spaces import Credential, find_credential
+
+#: How many client addresses the failure throttle remembers; the least recently failing
+#: address is forgotten first, so memory stays bounded whatever the number of attackers.
+MAX_THROTTLED_ADDRESSES = 65_536
 
 
 def now_ms() -> int:
     return int(time.time() * 1000)
 
 
-@dataclass
+@dataclass(slots=True)
 class _Bucket:
     tokens: float
     at: float
@@ -55,13 +68,96 @@ class RateLimiter:
         bucket.tokens -= 1
 
 
+class FailureThrottle:
+    """Failed authentications per client address: a token bucket of ``per_minute`` failures,
+    refilled at that rate. IPv6 addresses count per /64 (what one subscriber gets)."""
+
+    def __init__(
+        self,
+        per_minute: float,
+        *,
+        max_addresses: int = MAX_THROTTLED_ADDRESSES,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.per_minute = per_minute
+        self.max_addresses = max_addresses
+        self._clock = clock
+        self._buckets: OrderedDict[str, _Bucket] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._buckets)
+
+    def failed(self, address: str | None) -> int | None:
+        """Count one failure from ``address``: None while within the budget, else the whole
+        seconds until the next failure would be within it again."""
+        if self.per_minute <= 0:
+            return None
+        key = _address_key(address)
+        now = self._clock()
+        rate = self.per_minute / 60
+        bucket = self._buckets.pop(key, None) or _Bucket(self.per_minute, now)
+        self._buckets[key] = bucket  # now the most recent
+        while len(self._buckets) > self.max_addresses:
+            self._buckets.popitem(last=False)
+        bucket.tokens = min(self.per_minute, bucket.tokens + (now - bucket.at) * rate)
+        bucket.at = now
+        if bucket.tokens < 1:
+            return max(1, math.ceil((1 - bucket.tokens) / rate))
+        bucket.tokens -= 1
+        return None
+
+
+def _address_key(address: str | None) -> str:
+    if address is None:
+        return "?"
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network((ip, 64), strict=False))
+    return str(ip)
+
+
 class Authenticator:
     def __init__(self, store: Store, settings: Settings) -> None:
         self._store = store
         self._cache_s = settings.credential_cache_s
         self._cache: dict[bytes, tuple[Credential, float]] = {}
         self._env_admin = hash_secret(settings.admin_token) if settings.admin_token else None
+        self._trusted = parse_networks(settings.trusted_proxies)
         self.limiter = RateLimiter(settings.rate_limit)
+        self.failures = FailureThrottle(settings.auth_failures_per_minute)
+
+    def forget(self, digests: Iterable[bytes]) -> None:
+        """Drop cached lookups (of secrets just revoked here): the next use asks the database.
+        Other processes see a revocation within ``credential_cache_s``."""
+        for digest in digests:
+            self._cache.pop(digest, None)
+
+    def client(self, request: Request) -> str | None:
+        """The caller's address, believing X-Forwarded-For only from a trusted proxy."""
+        return client_ip(
+            request.client.host if request.client else None,
+            request.headers.get("x-forwarded-for"),
+            self._trusted,
+        )
+
+    def refused(self, request: Request, detail: str) -> ApiError:
+        """The answer to a failed authentication: 401, or 429 once the caller's address has
+        failed too often. Counts the failure."""
+        wait = self.failures.failed(self.client(request))
+        if wait is None:
+            return ApiError(401, "unauthorized", detail)
+        return ApiError(
+            429,
+            "rate_limited",
+            f"too many failed authentications from this address; retry after {wait} s. This"
+            f" one failed too: {detail}",
+            headers={"Retry-After": str(wait)},
+        )
 
     async def lookup(self, secret: str) -> tuple[Credential | None, bytes]:
         digest = hash_secret(secret)
@@ -83,32 +179,53 @@ class Authenticator:
             cred = None
         return cred
 
-    async def space(self, secret: str | None, kind: CredentialKind, how: str) -> int:
-        """The space a bearer secret or ingest token belongs to, or 401."""
+    async def credential(
+        self, request: Request, secret: str | None, kind: CredentialKind, how: str
+    ) -> Credential:
+        """The live space credential ``secret`` is, of ``kind``; else 401 (or 429)."""
         if not secret:
-            raise ApiError(401, "unauthorized", f"missing credential: {how}")
+            raise self.refused(request, f"missing credential: {how}")
         cred, digest = await self.lookup(secret)
         if cred is None or cred.kind is not kind or cred.space_id is None:
-            raise ApiError(401, "unauthorized", f"invalid or expired credential: {how}")
+            raise self.refused(request, f"invalid or expired credential: {how}")
         self.limiter.check(digest)
+        return cred
+
+    async def space(
+        self, request: Request, secret: str | None, kind: CredentialKind, how: str
+    ) -> int:
+        """The space a bearer secret or ingest token belongs to; else 401 (or 429)."""
+        cred = await self.credential(request, secret, kind, how)
+        assert cred.space_id is not None
         return cred.space_id
 
     async def bearer_space(self, request: Request) -> int:
         return await self.space(
-            bearer_of(request), CredentialKind.BEARER, "send Authorization: Bearer <space secret>"
+            request,
+            bearer_of(request),
+            CredentialKind.BEARER,
+            "send Authorization: Bearer <space secret>",
         )
 
-    async def admin(self, request: Request) -> None:
+    async def is_admin(self, request: Request) -> bool:
+        """Whether the request carries the admin token. Counts nothing: for endpoints that
+        also take another credential (reports), which then decides."""
         secret = bearer_of(request)
-        how = "send Authorization: Bearer <admin token>"
         if not secret:
-            raise ApiError(401, "unauthorized", f"missing credential: {how}")
+            return False
         digest = hash_secret(secret)
         if self._env_admin is not None and same_hash(digest, self._env_admin):
-            return
+            return True
         cred, _ = await self.lookup(secret)
-        if cred is None or cred.kind is not CredentialKind.ADMIN:
-            raise ApiError(401, "unauthorized", f"invalid admin token: {how}")
+        return cred is not None and cred.kind is CredentialKind.ADMIN
+
+    async def admin(self, request: Request) -> None:
+        """The admin token, or 401 (or 429)."""
+        how = "send Authorization: Bearer <admin token>"
+        if not bearer_of(request):
+            raise self.refused(request, f"missing credential: {how}")
+        if not await self.is_admin(request):
+            raise self.refused(request, f"invalid admin token: {how}")
 
     async def still_valid(self, digest: bytes) -> bool:
         """Whether the credential with this hash still works (the live stream asks every second

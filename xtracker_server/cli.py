@@ -27,7 +27,7 @@ from xtracker_server.cli_report import report_app, tail
 from xtracker_server.config import SYNC_MODES, Settings, parse_proxies
 from xtracker_server.delivery.guard import address_problem
 from xtracker_server.delivery.probe import ProbeRefused, probe
-from xtracker_server.domain.credentials import CredentialKind
+from xtracker_server.domain.credentials import CredentialKind, check_token_name
 from xtracker_server.domain.destinations import (
     DestinationInput,
     parse_event_map,
@@ -57,13 +57,16 @@ from xtracker_server.store.links import Link
 from xtracker_server.views import (
     delivery_json,
     destination_json,
+    ingest_token_json,
     link_created_json,
     link_json,
     new_space_json,
+    new_token_json,
     postback_aliases_json,
     postback_log_json,
     postback_urls_json,
     probe_json,
+    revocation_json,
     rotation_json,
     space_json,
     token_binds_json,
@@ -80,6 +83,8 @@ app = typer.Typer(
 space_app = typer.Typer(help="Spaces (tenants).", no_args_is_help=True)
 key_app = typer.Typer(help="Space credentials.", no_args_is_help=True)
 admin_app = typer.Typer(help="The operator's admin token.", no_args_is_help=True)
+token_app = typer.Typer(help="Named ingest tokens: one per partner network, each revocable.",
+                        no_args_is_help=True)  # fmt: skip
 link_app = typer.Typer(
     help="Links: landing pages and redirects that mint clicks.", no_args_is_help=True
 )
@@ -103,6 +108,7 @@ app.add_typer(outbox_app, name="outbox")
 app.add_typer(space_app, name="space")
 app.add_typer(link_app, name="link")
 app.add_typer(key_app, name="key")
+app.add_typer(token_app, name="token")
 app.add_typer(admin_app, name="admin")
 app.add_typer(report_app, name="report")
 app.command("tail")(tail)
@@ -271,6 +277,13 @@ def serve(
             help="Clicks recorded per visitor address per minute; 0 = off.",
         ),
     ] = 300,
+    auth_failures_per_minute: Annotated[
+        float,
+        typer.Option(
+            envvar="XTRACKER_AUTH_FAILURES_PER_MINUTE",
+            help="Failed authentications per client address a minute before 429; 0 = off.",
+        ),
+    ] = 20.0,
     log_level: Annotated[str, typer.Option(envvar="XTRACKER_LOG_LEVEL")] = "info",
 ) -> None:
     """Run the server (ingress API and admin API) on an embedded SQLite file."""
@@ -304,10 +317,10 @@ def serve(
             stream_max_per_credential=stream_max_per_credential,
             stream_max_per_space=stream_max_per_space,
             click_limit_per_ip=click_limit_per_ip,
+            auth_failures_per_minute=auth_failures_per_minute,
         )
     except ValueError as exc:
-        err.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2) from None
+        _fail(str(exc))  # one line: scripts and tests read it whole
 
     if settings.admin_token is None:
         generated = _write(
@@ -407,18 +420,49 @@ def space_token_binds(
     out.print(f"Token binds in space {space} are {said}.", markup=False, highlight=False)
 
 
+IngestOption = Annotated[
+    bool, typer.Option("--ingest", help="An ingest token instead of the bearer.")
+]
+TokenNameOption = Annotated[
+    str | None,
+    typer.Option("--name", help="With --ingest: the ingest token's name (default: default)."),
+]
+
+
+def _key_kind(ingest: bool, name: str | None) -> tuple[CredentialKind, str | None]:
+    """The credential that ``--ingest`` and ``--name`` choose."""
+    if name is not None and not ingest:
+        _fail("--name names an ingest token: add --ingest")
+    kind = CredentialKind.INGEST if ingest else CredentialKind.BEARER
+    try:
+        return kind, None if name is None else check_token_name(name)
+    except ValueError as exc:
+        _fail(f"--name: {exc}")
+
+
+def _no_token(space: int, name: str) -> NoReturn:
+    _fail(
+        f"space {space} has no ingest token named {name!r}"
+        f" (see `xtracker token list --space {space}`)",
+        1,
+    )
+
+
 @key_app.command("rotate")
 def key_rotate(
     space: Annotated[int, typer.Option("--space", help="The space id.")],
-    ingest: Annotated[
-        bool, typer.Option("--ingest", help="Rotate the ingest token instead of the bearer.")
-    ] = False,
+    ingest: IngestOption = False,
+    name: TokenNameOption = None,
     db: DbOption = "./xtracker.db",
     json_: JsonOption = False,
 ) -> None:
-    """Issue a new bearer secret (or ingest token); the old one keeps working for 24 hours."""
-    kind = CredentialKind.INGEST if ingest else CredentialKind.BEARER
-    rotation = _write(db, lambda c: spaces.rotate_credential(c, space, kind, _now_ms()))
+    """Issue a new bearer secret (or ingest token); the old one keeps working for 24 hours
+    (end it at once with `xtracker key revoke`)."""
+    kind, name = _key_kind(ingest, name)
+    try:
+        rotation = _write(db, lambda c: spaces.rotate_credential(c, space, kind, _now_ms(), name))
+    except spaces.NoSuchToken as exc:
+        _no_token(space, str(exc))
     if rotation is None:
         err.print(f"[red]error:[/red] no space {space} (see `xtracker space list`)")
         raise typer.Exit(1)
@@ -426,13 +470,121 @@ def key_rotate(
     if json_:
         _print_json(data)
         return
-    out.print(f"New {kind.value} for space {space} (shown once):")
+    what = kind.value if rotation.name is None else f"ingest token {rotation.name!r}"
+    out.print(f"New {what} for space {space} (shown once):", markup=False, highlight=False)
     out.print(rotation.secret, markup=False, highlight=False)
     if rotation.previous_valid_until_ms:
         until = time.strftime(
             "%Y-%m-%d %H:%M UTC", time.gmtime(rotation.previous_valid_until_ms / 1000)
         )
         out.print(f"The previous one stays valid until {until}.")
+
+
+@key_app.command("revoke")
+def key_revoke(
+    space: Annotated[int, typer.Option("--space", help="The space id.")],
+    ingest: IngestOption = False,
+    name: TokenNameOption = None,
+    db: DbOption = "./xtracker.db",
+    json_: JsonOption = False,
+) -> None:
+    """End now the previous bearer secret (or ingest token) that a rotation left valid for 24
+    hours, after a leak. The current one keeps working; a running server refuses the old one
+    within seconds."""
+    kind, name = _key_kind(ingest, name)
+    revocation = _write(db, lambda c: spaces.revoke_previous(c, space, kind, _now_ms(), name))
+    if revocation is None:
+        _fail(f"no space {space} (see `xtracker space list`)", 1)
+    if json_:
+        _print_json(revocation_json(revocation))
+        return
+    what = kind.value if revocation.name is None else f"ingest token {revocation.name!r}"
+    if revocation.revoked:
+        message = (
+            f"Ended {revocation.revoked} previous {what} secret(s) of space {space}; the"
+            " current one keeps working."
+        )
+    else:
+        message = (
+            f"No previous {what} secret of space {space} was still valid: nothing to end"
+            " (rotate first: `xtracker key rotate`)."
+        )
+    out.print(message, markup=False, highlight=False, soft_wrap=True)
+
+
+@token_app.command("add")
+def token_add(
+    space: Annotated[int, typer.Option("--space", help="The space id.")],
+    name: Annotated[str, typer.Option("--name", help="The partner network, e.g. adcombo.")],
+    db: DbOption = "./xtracker.db",
+    json_: JsonOption = False,
+) -> None:
+    """Add an ingest token for one partner network; prints it once. The postback log names
+    the token each postback used."""
+    try:
+        name = check_token_name(name)
+    except ValueError as exc:
+        _fail(f"--name: {exc}")
+    try:
+        token = _write(db, lambda c: spaces.add_ingest_token(c, space, name, _now_ms()))
+    except spaces.TokenNameTaken:
+        _fail(
+            f"space {space} already has an ingest token named {name!r}: pick another name,"
+            f" or revoke it first (xtracker token revoke --space {space} --name {name})",
+            1,
+        )
+    if token is None:
+        _fail(f"no space {space} (see `xtracker space list`)", 1)
+    if json_:
+        _print_json(new_token_json(token))
+        return
+    out.print(f"Ingest token {name!r} of space {space} (shown once; stored only as a hash):",
+              markup=False, highlight=False, soft_wrap=True)  # fmt: skip
+    out.print(token.secret, markup=False, highlight=False)
+
+
+@token_app.command("list")
+def token_list(
+    space: Annotated[int, typer.Option("--space", help="The space id.")],
+    db: DbOption = "./xtracker.db",
+    json_: JsonOption = False,
+) -> None:
+    """The space's live ingest tokens: names and hints, never the secrets."""
+    found = _space_read(db, space, lambda c, s: pb_store.ingest_tokens(c, s, _now_ms()))
+    if json_:
+        _print_json([ingest_token_json(t) for t in found])
+        return
+
+    def when(ms: int | None, none: str) -> str:
+        return none if ms is None else time.strftime("%Y-%m-%d %H:%M", time.gmtime(ms / 1000))
+
+    table = Table("name", "hint", "created (UTC)", "valid until", "last postback")
+    for t in found:
+        table.add_row(t.name, t.hint, when(t.created_ms, ""), when(t.expires_ms, "until revoked"),
+                      when(t.last_postback_ms, "never"))  # fmt: skip
+    out.print(table)
+
+
+@token_app.command("revoke")
+def token_revoke(
+    space: Annotated[int, typer.Option("--space", help="The space id.")],
+    name: Annotated[str, typer.Option("--name", help="The token's name.")],
+    db: DbOption = "./xtracker.db",
+    json_: JsonOption = False,
+) -> None:
+    """End an ingest token now (also its rotated-out secrets): postbacks that use it get 401.
+    The space's other tokens keep working."""
+    name = name.strip().lower()
+    revocation = _write(db, lambda c: spaces.revoke_ingest_token(c, space, name, _now_ms()))
+    if revocation is None:
+        _fail(f"no space {space} (see `xtracker space list`)", 1)
+    if not revocation.revoked:
+        _no_token(space, name)
+    if json_:
+        _print_json(revocation_json(revocation))
+        return
+    out.print(f"Ingest token {name!r} of space {space} revoked; a running server refuses it"
+              " within seconds.", markup=False, highlight=False, soft_wrap=True)  # fmt: skip
 
 
 @admin_app.command("reset-token")
@@ -1090,7 +1242,9 @@ def postback_log(
             parts.append(f"eid {r.eid}")
         if r.inbox_id is not None:
             parts.append(f"inbox {r.inbox_id}")
-        parts.append(f"from {r.ip or '?'}")
+        parts.append(
+            f"from {r.ip or '?'}" + (f" with token {r.token_name}" if r.token_name else "")
+        )
         line = f"{at}  [{colour}]{r.outcome:<9}[/{colour}]  " + escape("  ".join(parts))
         out.print(line, soft_wrap=True, highlight=False)
         if r.error:
@@ -1136,8 +1290,11 @@ def postback_url(
         _fail("give --token or --rotate, not both")
     source = "placeholder"
     if rotate:
-        rotation = _space_read(db, space, lambda c, s: spaces.rotate_credential(
-            c, s, CredentialKind.INGEST, _now_ms()))  # fmt: skip
+        try:
+            rotation = _space_read(db, space, lambda c, s: spaces.rotate_credential(
+                c, s, CredentialKind.INGEST, _now_ms()))  # fmt: skip
+        except spaces.NoSuchToken as exc:
+            _no_token(space, str(exc))
         assert rotation is not None
         token, source = rotation.secret, "rotated"
     elif token:

@@ -9,6 +9,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from typing import Literal
 
+from xtracker_server.domain.credentials import admin_token_problem
+
 SyncMode = Literal["OFF", "NORMAL", "FULL", "EXTRA"]
 SYNC_MODES: tuple[str, ...] = ("OFF", "NORMAL", "FULL", "EXTRA")
 
@@ -55,6 +57,9 @@ class Settings:
     #: Clicks recorded per visitor address per minute (all at once, then refilled over the
     #: minute); past it a visitor is still sent on, unrecorded. 0 turns the limit off.
     click_limit_per_ip: int = 300
+    #: Failed authentications allowed per client address a minute (bursts of as many), on
+    #: every credential kind; past it a failure answers 429. Valid credentials always pass.
+    auth_failures_per_minute: float = 20.0
 
     def __post_init__(self) -> None:
         if self.sync not in SYNC_MODES:
@@ -76,6 +81,11 @@ class Settings:
             raise ValueError("XTRACKER_RATE_LIMIT must be zero (off) or positive")
         if self.click_limit_per_ip < 0:
             raise ValueError("XTRACKER_CLICK_LIMIT_PER_IP must be zero (off) or positive")
+        if self.auth_failures_per_minute < 0:
+            raise ValueError("XTRACKER_AUTH_FAILURES_PER_MINUTE must be zero (off) or positive")
+        weak = admin_token_problem(self.admin_token) if self.admin_token else None
+        if weak:
+            raise ValueError(weak)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

@@ -14,7 +14,14 @@ from xtracker_server.store.destinations import Destination
 from xtracker_server.store.links import Link
 from xtracker_server.store.outbox import DeliveryRow
 from xtracker_server.store.postbacks import LoggedEntry
-from xtracker_server.store.spaces import NewSpace, Rotation, Space
+from xtracker_server.store.spaces import (
+    IngestToken,
+    NewSpace,
+    NewToken,
+    Revocation,
+    Rotation,
+    Space,
+)
 
 
 def space_json(space: Space) -> dict[str, Any]:
@@ -37,10 +44,38 @@ def new_space_json(new: NewSpace) -> dict[str, Any]:
 
 def rotation_json(rotation: Rotation) -> dict[str, Any]:
     key = "bearer" if rotation.kind.value == "bearer" else "ingest_token"
+    named = {} if rotation.name is None else {"name": rotation.name}
     return {
         "space_id": rotation.space_id,
+        **named,
         key: rotation.secret,
         "previous_valid_until_ms": rotation.previous_valid_until_ms,
+    }
+
+
+def revocation_json(revocation: Revocation) -> dict[str, Any]:
+    """``revoked``: how many secrets stopped working (0: there was nothing to end)."""
+    named = {} if revocation.name is None else {"name": revocation.name}
+    return {
+        "space_id": revocation.space_id,
+        "kind": revocation.kind.value,
+        **named,
+        "revoked": revocation.revoked,
+    }
+
+
+def new_token_json(token: NewToken) -> dict[str, Any]:
+    return {"space_id": token.space_id, "name": token.name, "ingest_token": token.secret}
+
+
+def ingest_token_json(token: IngestToken) -> dict[str, Any]:
+    """Never the secret: its hint (prefix and last four characters)."""
+    return {
+        "name": token.name,
+        "hint": token.hint,
+        "created_ms": token.created_ms,
+        "expires_ms": token.expires_ms,
+        "last_postback_ms": token.last_postback_ms,
     }
 
 
@@ -127,6 +162,7 @@ def postback_log_json(e: LoggedEntry) -> dict[str, Any]:
         "id": e.id,
         "at_ms": e.at_ms,
         "ip": e.ip,
+        "token_name": e.token_name,
         "method": e.method,
         "query": e.query,
         "body": e.body,

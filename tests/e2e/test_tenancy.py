@@ -86,3 +86,39 @@ def test_admin_api_needs_the_admin_token(server: Server, http: httpx.Client) -> 
     assert r.status_code == 200
     assert space.id in [s["id"] for s in r.json()["spaces"]]
     assert "bearer" not in r.text and space.bearer not in r.text
+
+
+def test_token_and_key_calls_on_space_a_never_touch_space_b(
+    server: Server, http: httpx.Client
+) -> None:
+    a, b = server.new_space("tokens-a"), server.new_space("tokens-b")
+    admin = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    b_adcombo = http.post(f"/admin/spaces/{b.id}/tokens", json={"name": "adcombo"},
+                          headers=admin).json()["ingest_token"]  # fmt: skip
+    http.post(f"/admin/spaces/{a.id}/tokens", json={"name": "adcombo"}, headers=admin)
+    http.post(f"/admin/spaces/{b.id}/rotate", headers=admin)  # B's old bearer: in its grace
+    http.post(f"/admin/spaces/{b.id}/rotate", json={"kind": "ingest"}, headers=admin)
+
+    # Everything A can revoke, revoked on A: tokens of the same names, keys of the same kinds.
+    assert http.delete(f"/admin/spaces/{a.id}/tokens/adcombo", headers=admin).status_code == 200
+    for kind in ("bearer", "ingest"):
+        r = http.post(f"/admin/spaces/{a.id}/revoke", json={"kind": kind}, headers=admin)
+        assert r.json()["revoked"] == 0
+    server.cli("token", "revoke", "--space", str(a.id), "--name", "default")
+    assert server.cli_json("key", "revoke", "--space", str(a.id))["revoked"] == 0
+    assert server.cli_json("token", "list", "--space", str(a.id)) == []
+
+    # Space credentials reach no token or key endpoint, of their own space or another.
+    for secret in (a.bearer, b.bearer, b.ingest_token):
+        auth = {"Authorization": f"Bearer {secret}"}
+        assert http.get(f"/admin/spaces/{b.id}/tokens", headers=auth).status_code == 401
+        assert http.delete(f"/admin/spaces/{b.id}/tokens/adcombo", headers=auth).status_code == 401
+        assert http.post(f"/admin/spaces/{b.id}/revoke", headers=auth).status_code == 401
+
+    # B's tokens, its rotated-out ingest token and bearer all still work.
+    for token, eid in ((b_adcombo, "b-1"), (b.ingest_token, "b-2")):
+        r = http.get("/e", params={"token": token, "uid": "x", "event": "contact", "eid": eid})
+        assert r.status_code == 200
+    assert http.post("/events", json={"uid": "x", "event": "contact"}, headers=b.auth).is_success
+    names = [t["name"] for t in server.cli_json("token", "list", "--space", str(b.id))]
+    assert names == ["adcombo", "default", "default"]  # default: the current one and the old

@@ -23,3 +23,12 @@ async def admin_space(request: Request) -> tuple[AppState, int]:
     state = app_state(request)
     await state.auth.admin(request)
     return state, await existing_space(state, request)
+
+
+def no_such_token(space_id: int, name: str) -> ApiError:
+    return ApiError(
+        404,
+        "not_found",
+        f"space {space_id} has no ingest token named {name!r}: see GET /admin/spaces/{space_id}"
+        "/tokens, or add one with POST",
+    )

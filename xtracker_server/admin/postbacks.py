@@ -9,7 +9,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from xtracker_server.admin._spaces import admin_space
+from xtracker_server.admin._spaces import admin_space, no_such_token
 from xtracker_server.auth import now_ms
 from xtracker_server.domain.credentials import CredentialKind
 from xtracker_server.domain.postback_urls import (
@@ -122,9 +122,12 @@ async def make_urls(request: Request) -> JSONResponse:
         raise field_error("token", "must be a string, and not given with rotate")
     source = "placeholder"
     if rotate:
-        rotation = await state.store.write(
-            spaces.rotate_credential, space_id, CredentialKind.INGEST, now_ms()
-        )
+        try:
+            rotation = await state.store.write(
+                spaces.rotate_credential, space_id, CredentialKind.INGEST, now_ms()
+            )
+        except spaces.NoSuchToken as exc:
+            raise no_such_token(space_id, str(exc)) from None
         assert rotation is not None
         token, source = rotation.secret, "rotated"
     elif token is not None:

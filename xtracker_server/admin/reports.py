@@ -33,15 +33,10 @@ async def authorize(request: Request) -> tuple[AppState, int]:
     state = app_state(request)
     secret = bearer_of(request)
     if not secret:
-        raise ApiError(401, "unauthorized", f"missing credential: {_HOW}")
+        raise state.auth.refused(request, f"missing credential: {_HOW}")
     raw = request.path_params["space_id"]
-    try:
-        await state.auth.admin(request)
-        is_admin = True
-    except ApiError:
-        is_admin = False
-    if not is_admin:
-        owner = await state.auth.space(secret, CredentialKind.BEARER, _HOW)
+    if not await state.auth.is_admin(request):
+        owner = await state.auth.space(request, secret, CredentialKind.BEARER, _HOW)
         if str(owner) != raw:
             raise ApiError(
                 403, "forbidden", f"this bearer secret is not space {raw}'s: use that space's"

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import math
+import re
 import secrets
+from collections import Counter
 from enum import Enum
 
 
@@ -44,3 +47,68 @@ def mask(secret: str) -> str:
         if secret.startswith(kind.prefix):
             return f"{kind.prefix}…{secret[-4:]}"
     return "…" + secret[-4:] if len(secret) > 8 else "…"
+
+
+#: The ingest token every space starts with (migration 5 gave this name to existing ones).
+DEFAULT_TOKEN_NAME = "default"
+
+_TOKEN_NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,39}")
+
+
+def check_token_name(raw: str) -> str:
+    """An ingest token's name (one per partner network: ``adcombo``), lower-cased."""
+    name = raw.strip().lower()
+    if not _TOKEN_NAME.fullmatch(name):
+        raise ValueError(
+            "a token name is 1 to 40 characters: letters, digits, '.', '_' or '-', starting"
+            " with a letter or digit (e.g. adcombo)"
+        )
+    return name
+
+
+#: The shortest ``XTRACKER_ADMIN_TOKEN`` a server accepts.
+MIN_ADMIN_TOKEN_CHARS = 32
+#: The least character-frequency entropy (length x bits per character) it must show.
+MIN_ADMIN_TOKEN_BITS = 80.0
+_GENERATE = "generate one with: openssl rand -hex 32"
+
+
+def admin_token_problem(token: str) -> str | None:
+    """Why ``token`` is too weak to guard the admin API, or None. The rule: at least 32
+    characters; not a block repeated (``abcabc…``, ``0123456789`` over and over); and at least
+    80 bits by its character frequencies (length x the Shannon entropy of its characters), which
+    refuses tokens made mostly of one or a few characters. A random token passes by far (32 hex
+    characters give about 115 bits); a chosen phrase may pass too, so generate it."""
+    if len(token) < MIN_ADMIN_TOKEN_CHARS:
+        return (
+            f"XTRACKER_ADMIN_TOKEN is {len(token)} characters; it must be at least"
+            f" {MIN_ADMIN_TOKEN_CHARS} random characters ({_GENERATE})"
+        )
+    period = _period(token)
+    if period < len(token):
+        return (
+            f"XTRACKER_ADMIN_TOKEN is a block of {period} character{'s' if period > 1 else ''}"
+            f" repeated; it must be random ({_GENERATE})"
+        )
+    counts = Counter(token).values()
+    bits = -sum(c * math.log2(c / len(token)) for c in counts)
+    if bits < MIN_ADMIN_TOKEN_BITS:
+        return (
+            f"XTRACKER_ADMIN_TOKEN is made of too few different characters (about {bits:.0f}"
+            f" bits, at least {MIN_ADMIN_TOKEN_BITS:.0f} needed); it must be random ({_GENERATE})"
+        )
+    return None
+
+
+def _period(text: str) -> int:
+    """The length of the shortest block whose repetition is ``text`` (a last partial block
+    allowed), or ``len(text)`` when there is none of at most half its length. Linear: the
+    longest proper prefix that is also a suffix (Knuth-Morris-Pratt) gives the period."""
+    border = [0] * len(text)
+    for i in range(1, len(text)):
+        k = border[i - 1]
+        while k and text[i] != text[k]:
+            k = border[k - 1]
+        border[i] = k + 1 if text[i] == text[k] else 0
+    period = len(text) - (border[-1] if text else 0)
+    return period if period <= len(text) // 2 else len(text)

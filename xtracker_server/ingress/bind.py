@@ -35,7 +35,7 @@ async def post_bind(request: Request) -> JSONResponse:
 async def get_bind(request: Request) -> JSONResponse:
     params = query_params(request)
     space_id = await app_state(request).auth.space(
-        params.get("token"), CredentialKind.INGEST, "add ?token=<space ingest token>"
+        request, params.get("token"), CredentialKind.INGEST, "add ?token=<space ingest token>"
     )
     data: dict[str, Any] = {k: params[k] for k in ("uid", "tg_id") if k in params}
     refuse_unfilled_macros(data, BindIn)

@@ -31,6 +31,7 @@ from xtracker_server.ingress._http import (
 from xtracker_server.ingress.events import event_answer, event_draft
 from xtracker_server.state import AppState, app_state
 from xtracker_server.store.postbacks import LogEntry, log_postback, record_postback
+from xtracker_server.store.spaces import Credential
 
 log = logging.getLogger("xtracker.postbacks")
 
@@ -44,8 +45,8 @@ async def get_e(request: Request) -> JSONResponse:
     state = app_state(request)
     params = query_params(request)
     token = params.get("token")
-    space_id = await state.auth.space(token, CredentialKind.INGEST, _HOW)
-    entry = _log_entry(request, space_id, token, None)
+    cred = await state.auth.credential(request, token, CredentialKind.INGEST, _HOW)
+    entry = _log_entry(request, cred, token, None)
     return JSON(await _record(state, params, entry))
 
 
@@ -55,19 +56,20 @@ async def post_e(request: Request) -> JSONResponse:
     state = app_state(request)
     query = query_params(request)
     token = query.get("token")
-    space_id = await state.auth.space(token, CredentialKind.INGEST, _HOW) if token else None
+    auth = state.auth
+    cred = await auth.credential(request, token, CredentialKind.INGEST, _HOW) if token else None
     try:
         raw = await read_body(request)
         body = _parse_body(raw, request.headers.get("content-type", ""))
     except ApiError as exc:
-        if space_id is not None:
-            await _log_refusal(state, _log_entry(request, space_id, token, None), exc)
+        if cred is not None:
+            await _log_refusal(state, _log_entry(request, cred, token, None), exc)
         raise
-    if space_id is None:
+    if cred is None:
         given = body.get("token")
         token = given.strip() if isinstance(given, str) else None
-        space_id = await state.auth.space(token, CredentialKind.INGEST, _HOW_POST)
-    entry = _log_entry(request, space_id, token, raw.decode("utf-8", "replace"))
+        cred = await auth.credential(request, token, CredentialKind.INGEST, _HOW_POST)
+    entry = _log_entry(request, cred, token, raw.decode("utf-8", "replace"))
     return JSON(await _record(state, {**body, **query}, entry))
 
 
@@ -141,11 +143,13 @@ async def _log_refusal(state: AppState, entry: LogEntry, exc: ApiError) -> None:
         log.warning("could not log a refused postback of space %s: %s", entry.space_id, failure)
 
 
-def _log_entry(request: Request, space_id: int, token: str | None, body: str | None) -> LogEntry:
+def _log_entry(request: Request, cred: Credential, token: str | None, body: str | None) -> LogEntry:
     state = app_state(request)
     query = request.scope["query_string"].decode("utf-8", "replace")
+    assert cred.space_id is not None  # an ingest token's
     return LogEntry(
-        space_id=space_id,
+        space_id=cred.space_id,
+        token_name=cred.name,
         at_ms=now_ms(),
         ip=client_ip(
             request.client.host if request.client else None,

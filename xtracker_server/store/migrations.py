@@ -280,6 +280,15 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (space_id, hour_ms, link_id, reason)
     ) WITHOUT ROWID;
     """,
+    # 8: named ingest tokens (one per partner network, each revocable on its own; the space's
+    # first one is "default"), and which of them each logged postback used.
+    """
+    ALTER TABLE credentials ADD COLUMN name TEXT;
+    UPDATE credentials SET name = 'default' WHERE kind = 'ingest';
+    ALTER TABLE postback_log ADD COLUMN token_name TEXT;
+    -- a token's last postback, for `xtracker token list`
+    CREATE INDEX postback_log_token ON postback_log(space_id, token_name, at_ms);
+    """,
 )
 
 

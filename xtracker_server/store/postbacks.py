@@ -14,7 +14,7 @@ from xtracker_server.domain.postbacks import (
 )
 from xtracker_server.store.clicks import click_exists
 from xtracker_server.store.inbox import InboxDraft, InboxOutcome, insert_event
-from xtracker_server.store.spaces import find_credential
+from xtracker_server.store.spaces import IngestToken, find_credential, list_ingest_tokens
 
 OUTCOMES: tuple[str, ...] = ("queued", "duplicate", "ignored", "rejected")
 
@@ -80,6 +80,7 @@ class LogEntry:
     error: str | None = None
     detail: str | None = None
     conflict: AmountConflict | None = None
+    token_name: str | None = None  # which of the space's ingest tokens the call used
 
 
 @dataclass(frozen=True)
@@ -95,8 +96,8 @@ def log_postback(conn: sqlite3.Connection, entry: LogEntry) -> int:
     cur = conn.execute(
         "INSERT INTO postback_log (space_id, at_ms, ip, method, query, body, outcome, status,"
         " event, uid, value, currency, eid, inbox_id, click_known, error, detail, conflict,"
-        " conflict_value, conflict_currency)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        " conflict_value, conflict_currency, token_name)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
             entry.space_id, entry.at_ms, entry.ip, entry.method, entry.query, entry.body,
             entry.outcome, entry.status, entry.event, entry.uid, entry.value, entry.currency,
@@ -104,6 +105,7 @@ def log_postback(conn: sqlite3.Connection, entry: LogEntry) -> int:
             None if entry.click_known is None else int(entry.click_known),
             entry.error, entry.detail, int(conflict is not None),
             conflict.value if conflict else None, conflict.currency if conflict else None,
+            entry.token_name,
         ),
     )  # fmt: skip
     return int(cur.lastrowid or 0)
@@ -154,6 +156,17 @@ def list_log(
         )
         out.append(LoggedEntry(**row))
     return out
+
+
+def ingest_tokens(conn: sqlite3.Connection, space_id: int, now_ms: int) -> list[IngestToken]:
+    """The space's live ingest tokens, each with the time of its last logged postback."""
+    return [
+        replace(token, last_postback_ms=conn.execute(
+            "SELECT MAX(at_ms) FROM postback_log WHERE space_id = ? AND token_name = ?",
+            (space_id, token.name),
+        ).fetchone()[0])
+        for token in list_ingest_tokens(conn, space_id, now_ms)
+    ]  # fmt: skip
 
 
 def prune_log(conn: sqlite3.Connection, before_ms: int, limit: int = 1000) -> int:

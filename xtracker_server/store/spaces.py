@@ -1,4 +1,5 @@
-"""Spaces (tenants) and their credentials."""
+"""Spaces (tenants) and their credentials: one bearer secret, and ingest tokens by name (one per
+partner network; every space starts with ``default``)."""
 
 from __future__ import annotations
 
@@ -6,12 +7,21 @@ import sqlite3
 from dataclasses import dataclass
 
 from xtracker_server.domain.credentials import (
+    DEFAULT_TOKEN_NAME,
     ROTATION_GRACE_MS,
     CredentialKind,
     hash_secret,
     mask,
     new_secret,
 )
+
+
+class TokenNameTaken(ValueError):
+    pass
+
+
+class NoSuchToken(LookupError):
+    pass
 
 
 @dataclass(frozen=True)
@@ -35,6 +45,7 @@ class Credential:
     space_id: int | None
     kind: CredentialKind
     expires_ms: int | None
+    name: str | None = None  # an ingest token's name
 
 
 @dataclass(frozen=True)
@@ -43,13 +54,49 @@ class Rotation:
     kind: CredentialKind
     secret: str
     previous_valid_until_ms: int | None
+    name: str | None = None  # an ingest token's name
+
+
+@dataclass(frozen=True)
+class Revocation:
+    """Secrets ended now. ``hashes`` lets the server drop them from its cache at once."""
+
+    space_id: int
+    kind: CredentialKind
+    name: str | None
+    hashes: tuple[bytes, ...]
+
+    @property
+    def revoked(self) -> int:
+        return len(self.hashes)
+
+
+@dataclass(frozen=True)
+class NewToken:
+    """An ingest token just added: the only time its secret is shown."""
+
+    space_id: int
+    name: str
+    secret: str
+
+
+@dataclass(frozen=True)
+class IngestToken:
+    """A live ingest token as listed: never its secret. ``expires_ms`` is set while a
+    rotated-out token is in its grace period."""
+
+    name: str
+    hint: str
+    created_ms: int
+    expires_ms: int | None
+    last_postback_ms: int | None = None
 
 
 def create_space(conn: sqlite3.Connection, name: str, now_ms: int) -> NewSpace:
     cur = conn.execute("INSERT INTO spaces (name, created_ms) VALUES (?, ?)", (name, now_ms))
     space = Space(id=int(cur.lastrowid or 0), name=name, created_ms=now_ms)
     bearer = _insert_credential(conn, space.id, CredentialKind.BEARER, now_ms)
-    ingest = _insert_credential(conn, space.id, CredentialKind.INGEST, now_ms)
+    ingest = _insert_credential(conn, space.id, CredentialKind.INGEST, now_ms, DEFAULT_TOKEN_NAME)
     return NewSpace(space=space, bearer=bearer, ingest_token=ingest)
 
 
@@ -66,25 +113,130 @@ def get_space(conn: sqlite3.Connection, space_id: int) -> Space | None:
 
 
 def rotate_credential(
-    conn: sqlite3.Connection, space_id: int, kind: CredentialKind, now_ms: int
+    conn: sqlite3.Connection,
+    space_id: int,
+    kind: CredentialKind,
+    now_ms: int,
+    name: str | None = None,
 ) -> Rotation | None:
-    """A new secret of ``kind``; the current ones stay valid for 24 hours (not longer than
-    they already had), so bots and postback URLs can be moved over without losing events.
-    None if there is no such space."""
+    """A new secret of ``kind`` (for an ingest token: of the one called ``name``, by default
+    ``default``); the current ones stay valid for 24 hours (not longer than they already had),
+    so bots and postback URLs can be moved over without losing events. None if there is no
+    such space; NoSuchToken if it has no live ingest token of that name."""
     if get_space(conn, space_id) is None:
         return None
+    name = _name_of(kind, name)
+    if name is not None and not _live(conn, space_id, kind, name, now_ms):
+        raise NoSuchToken(name)
     until = now_ms + ROTATION_GRACE_MS
     cur = conn.execute(
         "UPDATE credentials SET expires_ms = ? WHERE space_id = ? AND kind = ?"
-        " AND (expires_ms IS NULL OR expires_ms > ?)",
-        (until, space_id, kind.value, until),
+        " AND name IS ? AND (expires_ms IS NULL OR expires_ms > ?)",
+        (until, space_id, kind.value, name, until),
     )
-    secret = _insert_credential(conn, space_id, kind, now_ms)
+    secret = _insert_credential(conn, space_id, kind, now_ms, name)
     return Rotation(
         space_id=space_id,
         kind=kind,
         secret=secret,
         previous_valid_until_ms=until if cur.rowcount else None,
+        name=name,
+    )
+
+
+def revoke_previous(
+    conn: sqlite3.Connection,
+    space_id: int,
+    kind: CredentialKind,
+    now_ms: int,
+    name: str | None = None,
+) -> Revocation | None:
+    """End now the rotated-out secrets of ``kind`` (of the ingest token ``name``, by default
+    ``default``) that were still in their grace period; the current one stays. None if there
+    is no such space."""
+    if get_space(conn, space_id) is None:
+        return None
+    return _revoke(conn, space_id, kind, _name_of(kind, name), now_ms, current=False)
+
+
+def add_ingest_token(
+    conn: sqlite3.Connection, space_id: int, name: str, now_ms: int
+) -> NewToken | None:
+    """A new ingest token called ``name`` (checked by ``check_token_name``). None if there is
+    no such space; TokenNameTaken if a live token has that name."""
+    if get_space(conn, space_id) is None:
+        return None
+    if _live(conn, space_id, CredentialKind.INGEST, name, now_ms):
+        raise TokenNameTaken(name)
+    secret = _insert_credential(conn, space_id, CredentialKind.INGEST, now_ms, name)
+    return NewToken(space_id=space_id, name=name, secret=secret)
+
+
+def list_ingest_tokens(conn: sqlite3.Connection, space_id: int, now_ms: int) -> list[IngestToken]:
+    """The space's live ingest tokens (rotated-out ones in their grace period too)."""
+    rows = conn.execute(
+        "SELECT name, hint, created_ms, expires_ms FROM credentials"
+        " WHERE space_id = ? AND kind = 'ingest' AND (expires_ms IS NULL OR expires_ms > ?)"
+        " ORDER BY name, id",
+        (space_id, now_ms),
+    ).fetchall()
+    return [
+        IngestToken(
+            name=r["name"], hint=r["hint"], created_ms=r["created_ms"], expires_ms=r["expires_ms"]
+        )
+        for r in rows
+    ]
+
+
+def revoke_ingest_token(
+    conn: sqlite3.Connection, space_id: int, name: str, now_ms: int
+) -> Revocation | None:
+    """End now every live secret of the ingest token ``name`` (the current one and any
+    rotated-out one). None if there is no such space; ``revoked`` 0 if there is no such token."""
+    if get_space(conn, space_id) is None:
+        return None
+    return _revoke(conn, space_id, CredentialKind.INGEST, name, now_ms, current=True)
+
+
+def _revoke(
+    conn: sqlite3.Connection,
+    space_id: int,
+    kind: CredentialKind,
+    name: str | None,
+    now_ms: int,
+    *,
+    current: bool,
+) -> Revocation:
+    """Expire now the live secrets of (kind, name): the rotated-out ones, and with ``current``
+    the current one too."""
+    where = "space_id = ? AND kind = ? AND name IS ? AND expires_ms > ?"
+    if current:
+        where = "space_id = ? AND kind = ? AND name IS ? AND (expires_ms IS NULL OR expires_ms > ?)"
+    args = (space_id, kind.value, name, now_ms)
+    hashes = tuple(
+        bytes(r["hash"]) for r in conn.execute(f"SELECT hash FROM credentials WHERE {where}", args)
+    )
+    conn.execute(f"UPDATE credentials SET expires_ms = ? WHERE {where}", (now_ms, *args))
+    return Revocation(space_id=space_id, kind=kind, name=name, hashes=hashes)
+
+
+def _name_of(kind: CredentialKind, name: str | None) -> str | None:
+    """Ingest tokens have names (``default`` when none is given); other credentials none."""
+    if kind is not CredentialKind.INGEST:
+        return None
+    return name or DEFAULT_TOKEN_NAME
+
+
+def _live(
+    conn: sqlite3.Connection, space_id: int, kind: CredentialKind, name: str, now_ms: int
+) -> bool:
+    return (
+        conn.execute(
+            "SELECT 1 FROM credentials WHERE space_id = ? AND kind = ? AND name = ?"
+            " AND (expires_ms IS NULL OR expires_ms > ?)",
+            (space_id, kind.value, name, now_ms),
+        ).fetchone()
+        is not None
     )
 
 
@@ -92,14 +244,17 @@ def find_credential(conn: sqlite3.Connection, secret_hash: bytes, now_ms: int) -
     """The live credential with this hash, if any. The lookup is by an index on the hash of a
     high-entropy secret, which leaks nothing useful through timing."""
     row = conn.execute(
-        "SELECT space_id, kind, expires_ms FROM credentials WHERE hash = ?"
+        "SELECT space_id, kind, expires_ms, name FROM credentials WHERE hash = ?"
         " AND (expires_ms IS NULL OR expires_ms > ?)",
         (secret_hash, now_ms),
     ).fetchone()
     if row is None:
         return None
     return Credential(
-        space_id=row["space_id"], kind=CredentialKind(row["kind"]), expires_ms=row["expires_ms"]
+        space_id=row["space_id"],
+        kind=CredentialKind(row["kind"]),
+        expires_ms=row["expires_ms"],
+        name=row["name"],
     )
 
 
@@ -114,11 +269,16 @@ def reset_admin_token(conn: sqlite3.Connection, now_ms: int) -> str:
 
 
 def _insert_credential(
-    conn: sqlite3.Connection, space_id: int | None, kind: CredentialKind, now_ms: int
+    conn: sqlite3.Connection,
+    space_id: int | None,
+    kind: CredentialKind,
+    now_ms: int,
+    name: str | None = None,
 ) -> str:
     secret = new_secret(kind)
     conn.execute(
-        "INSERT INTO credentials (space_id, kind, hash, hint, created_ms) VALUES (?, ?, ?, ?, ?)",
-        (space_id, kind.value, hash_secret(secret), mask(secret), now_ms),
+        "INSERT INTO credentials (space_id, kind, hash, hint, created_ms, name)"
+        " VALUES (?, ?, ?, ?, ?, ?)",
+        (space_id, kind.value, hash_secret(secret), mask(secret), now_ms, name),
     )
     return secret

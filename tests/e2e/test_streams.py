@@ -157,6 +157,33 @@ def test_a_stream_ends_when_its_bearer_expires(server: Server, http: httpx.Clien
         admin_stream.close()
 
 
+def test_a_revoked_bearer_ends_its_stream_at_once(server: Server, http: httpx.Client) -> None:
+    space = server.new_space("revoked")
+    old_auth = space.auth
+    stream = StreamReader(_url(server, space), old_auth)
+    try:
+        assert stream.status == 200
+        r = http.post(f"/admin/spaces/{space.id}/rotate", headers=ADMIN)
+        assert r.status_code == 200, r.text
+        new_auth = {"Authorization": f"Bearer {r.json()['bearer']}"}
+        # within the rotation's grace the old secret still streams...
+        assert not stream.ended.wait(2.5)
+        r = http.post(f"/admin/spaces/{space.id}/revoke", headers=ADMIN)
+        assert (r.status_code, r.json()["revoked"]) == (200, 1), r.text
+        revoked = time.monotonic()
+        _, kind, data, _ = stream.next(timeout=30)
+        assert (kind, data) == ("end", {"type": "end", "reason": "credential_expired"})
+        assert time.monotonic() - revoked < 15  # the reader re-checks about every second
+        assert http.get(f"/admin/spaces/{space.id}/stream", headers=old_auth).status_code == 401
+        fresh = StreamReader(_url(server, space), new_auth)
+        try:
+            assert fresh.status == 200
+        finally:
+            fresh.close()
+    finally:
+        stream.close()
+
+
 def test_a_lower_id_committed_after_a_higher_one_is_delivered_once(
     server: Server, http: httpx.Client
 ) -> None:

@@ -55,12 +55,14 @@ async def post_e(request: Request) -> JSONResponse:
     query = query_params(request)
     token = query.get("token")
     space_id = await state.auth.space(token, CredentialKind.INGEST, _HOW) if token else None
+    raw = b""
     try:
         raw = await read_body(request)
         body = _parse_body(raw, request.headers.get("content-type", ""))
     except ApiError as exc:
         if space_id is not None:
-            await _log_refusal(state, _log_entry(request, space_id, token, None), exc)
+            shown = raw.decode("utf-8", "replace") if raw else None
+            await _log_refusal(state, _log_entry(request, space_id, token, shown), exc)
         raise
     if space_id is None:
         given = body.get("token")

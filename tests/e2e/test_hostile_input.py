@@ -1,0 +1,156 @@
+"""Hostile input gets a 4xx that names the field, never a 500 and never a silent acceptance:
+lone surrogates, repeated JSON names, digits that are not ASCII, amounts with '_', currencies
+nobody knows, invisible characters in ids, odd numbers in admin and report parameters, dates
+at the end of the calendar, a forged Host on the trailing-slash redirect, and database files
+that others could read."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conftest import ADMIN_TOKEN, SpaceKeys
+
+ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+JSON_TYPE = {"Content-Type": "application/json"}
+
+
+def unique(prefix: str = "h") -> str:
+    return f"{prefix}{uuid.uuid4().hex[:10]}"
+
+
+def refused(r: httpx.Response, status: int, field: str, *words: str) -> dict[str, Any]:
+    """A JSON error of ``status`` naming ``field``, whose detail holds each of ``words``."""
+    assert r.status_code == status, r.text
+    body: dict[str, Any] = r.json()
+    assert body["ok"] is False
+    assert body["error"] == {400: "malformed", 404: "not_found", 422: "invalid_field"}[status]
+    if status != 404:
+        assert body["field"] == field, body
+    for word in words:
+        assert word in body["detail"], body
+    return body
+
+
+def rejected_postbacks(http: httpx.Client, space_id: int) -> list[dict[str, Any]]:
+    r = http.get(
+        f"/admin/spaces/{space_id}/postbacks", params={"outcome": "rejected"}, headers=ADMIN
+    )
+    assert r.status_code == 200, r.text
+    rows: list[dict[str, Any]] = r.json()["postbacks"]
+    return rows
+
+
+# ----------------------------------------------------------------------------- lone surrogates
+
+SURROGATE_UID = b'{"event": "contact", "uid": "a\\ud800b"}'
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "field"),
+    [
+        ("/events", SURROGATE_UID, "uid"),
+        ("/events", b'{"event": "contact", "uid": "a", "eid": "\\udfff"}', "eid"),
+        ("/bind", b'{"uid": "\\ud800", "tg_id": 5}', "uid"),
+        ("/clicks", b'{"campaign_name": "spring \\ud83d"}', "campaign_name"),
+        ("/events", b'{"event": "contact", "\\ud800": 1}', "\\ud800"),
+    ],
+    ids=["events-uid", "events-eid", "bind-uid", "clicks-campaign", "events-key"],
+)
+def test_lone_surrogate_is_400_naming_the_field(
+    space: SpaceKeys, http: httpx.Client, path: str, body: bytes, field: str
+) -> None:
+    r = http.post(path, content=body, headers={**space.auth, **JSON_TYPE})
+    refused(r, 400, field, "lone surrogate")
+
+
+def test_lone_surrogate_on_post_e_is_400_and_logged(space: SpaceKeys, http: httpx.Client) -> None:
+    eid = unique("sur")
+    body = b'{"event": "deposit", "uid": "\\ud800", "value": "5", "eid": "%s"}' % eid.encode()
+    r = http.post(f"/e?token={space.ingest_token}", content=body, headers=JSON_TYPE)
+    refused(r, 400, "uid", "lone surrogate")
+    logged = [p for p in rejected_postbacks(http, space.id) if eid in (p["body"] or "")]
+    assert len(logged) == 1, logged
+    assert logged[0]["error"] == "malformed"
+    assert "lone surrogate" in logged[0]["detail"]
+
+
+# ----------------------------------------------------------------------------- JSON names twice
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "field"),
+    [
+        ("/events", b'{"event": "deposit", "uid": "a", "value": "1", "value": "1000"}', "value"),
+        ("/bind", b'{"uid": "a", "tg_id": 5, "uid": "b"}', "uid"),
+        ("/clicks", b'{"fbclid": "x", "fbclid": "y"}', "fbclid"),
+    ],
+    ids=["events", "bind", "clicks"],
+)
+def test_a_name_given_twice_is_400_naming_it(
+    space: SpaceKeys, http: httpx.Client, path: str, body: bytes, field: str
+) -> None:
+    r = http.post(path, content=body, headers={**space.auth, **JSON_TYPE})
+    refused(r, 400, field, "given twice")
+
+
+# ----------------------------------------------------------------------------- amounts and digits
+
+
+@pytest.mark.parametrize(
+    "value", ["1_000", "\u0661\u0660\u0660", "\uff11\uff10"],
+    ids=["underscore", "arabic-indic", "fullwidth"],
+)  # fmt: skip
+def test_amount_with_underscore_or_foreign_digits_is_refused(
+    space: SpaceKeys, http: httpx.Client, value: str
+) -> None:
+    event = {"event": "deposit", "uid": unique(), "value": value, "eid": unique()}
+    refused(http.post("/events", json=event, headers=space.auth), 422, "value", "decimal amount")
+    query = {**event, "token": space.ingest_token}
+    refused(http.get("/e", params=query), 422, "value", "decimal amount")
+
+
+@pytest.mark.parametrize("field", ["tg_id", "t"])
+def test_foreign_digits_in_an_integer_are_refused(
+    space: SpaceKeys, http: httpx.Client, field: str
+) -> None:
+    # a valid number (a Telegram id, the current time) written in Arabic-Indic digits
+    ascii_digits = str(int(time.time() * 1000)) if field == "t" else "33333"
+    arabic = ascii_digits.translate({ord("0") + d: 0x0660 + d for d in range(10)})
+    query = {"token": space.ingest_token, "event": "contact", "uid": unique(), field: arabic}
+    refused(http.get("/e", params=query), 422, field)
+
+
+# ----------------------------------------------------------------------------- invisible chars
+
+
+@pytest.mark.parametrize(
+    ("field", "text"),
+    [
+        ("uid", "ab\u202ecd"),  # right-to-left override
+        ("uid", "ab\u200bcd"),  # zero-width space
+        ("uid", "ab\u2066cd"),  # left-to-right isolate
+        ("eid", "tx\ufeff1"),  # byte order mark
+        ("eid", "tx\u20281"),  # line separator
+        ("eid", "tx\u00851"),  # next line (a C1 control)
+    ],
+)
+def test_invisible_bidi_and_control_characters_in_ids_are_refused(
+    space: SpaceKeys, http: httpx.Client, field: str, text: str
+) -> None:
+    event = {"event": "contact", "uid": "plain", field: text}
+    code = f"U+{ord(text[2]):04X}"
+    refused(http.post("/events", json=event, headers=space.auth), 422, field, code)
+    query = {**event, "token": space.ingest_token}
+    refused(http.get("/e", params=query), 422, field, code)
+
+
+def test_invisible_character_in_a_postback_status_is_refused(
+    space: SpaceKeys, http: httpx.Client
+) -> None:
+    query = {"token": space.ingest_token, "status": "ftd\u200b", "uid": unique()}
+    refused(http.get("/e", params=query), 422, "status", "U+200B")

@@ -154,3 +154,43 @@ def test_invisible_character_in_a_postback_status_is_refused(
 ) -> None:
     query = {"token": space.ingest_token, "status": "ftd\u200b", "uid": unique()}
     refused(http.get("/e", params=query), 422, "status", "U+200B")
+
+
+# ----------------------------------------------------------------------------- admin parameters
+
+
+def test_superscript_digits_in_admin_and_report_parameters_are_4xx(
+    space: SpaceKeys, http: httpx.Client
+) -> None:
+    base = f"/admin/spaces/{space.id}"
+    assert http.get("/admin/spaces/%C2%B2/links", headers=ADMIN).status_code == 404
+    assert http.get("/admin/spaces/%C2%B2/postbacks", headers=ADMIN).status_code == 404
+    r = http.post("/admin/spaces/%C2%B2/rotate", headers=ADMIN)
+    assert r.status_code == 404, r.text
+    r = http.patch(f"{base}/destinations/%C2%B2", json={}, headers=ADMIN)
+    assert r.status_code == 404, r.text
+    refused(http.get(f"{base}/postbacks?limit=%C2%B2", headers=ADMIN), 422, "limit")
+    refused(http.get(f"{base}/outbox?limit=%C2%B2", headers=ADMIN), 422, "limit")
+    refused(http.get(f"{base}/outbox?destination=%C2%B2", headers=ADMIN), 422, "destination")
+    refused(http.get(f"{base}/reports/funnel?days=%C2%B2", headers=ADMIN), 422, "days")
+    refused(http.get(f"{base}/stream?since=%C2%B2-0-0", headers=ADMIN), 422, "since")
+    twelve = "%C2%B2" * 12
+    refused(http.get(f"{base}/reports/funnel?from={twelve}", headers=ADMIN), 422, "from")
+
+
+@pytest.mark.parametrize("report", ["funnel", "links", "series"])
+@pytest.mark.parametrize(
+    ("window", "field"),
+    [
+        ({"from": "9999-12-30", "to": "9999-12-31"}, "from"),
+        ({"from": "9999-12-31T00:00:00-14:00", "to": "9999-12-31T10:00:00-14:00"}, "from"),
+        ({"from": "99999999999999990", "to": "99999999999999999"}, "from"),
+    ],
+    ids=["dates", "offsets", "epoch-ms"],
+)
+def test_dates_at_the_end_of_the_calendar_are_422(
+    space: SpaceKeys, http: httpx.Client, report: str, window: dict[str, str], field: str
+) -> None:
+    params = {**window, **({"metric": "click"} if report == "series" else {})}
+    r = http.get(f"/admin/spaces/{space.id}/reports/{report}", params=params, headers=ADMIN)
+    refused(r, 422, field)

@@ -32,6 +32,7 @@ from typing import Any
 
 from xtracker_client import CANONICAL_EVENTS
 from xtracker_client._events import MAX_VALUE_DECIMALS
+from xtracker_server.domain.query import whole_number
 from xtracker_server.domain.reports import FunnelCounts, LinkRow, Window, sum_from_parts
 from xtracker_server.store.rollup import amount_parts
 
@@ -435,10 +436,13 @@ class Cursor:
 
     @classmethod
     def parse(cls, raw: str) -> Cursor | None:
-        parts = raw.strip().split("-")
-        if len(parts) != 3 or not all(p.isdigit() for p in parts):
+        parts = [whole_number(p) for p in raw.strip().split("-")]
+        if len(parts) != 3:
             return None
-        return cls(int(parts[0]), int(parts[1]), int(parts[2]))
+        click, event, attempt = parts
+        if click is None or event is None or attempt is None:
+            return None
+        return cls(click, event, attempt)
 
 
 @dataclass(frozen=True)

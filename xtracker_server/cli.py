@@ -28,6 +28,7 @@ from xtracker_server.config import SYNC_MODES, Settings, parse_proxies
 from xtracker_server.delivery.probe import ProbeRefused, probe
 from xtracker_server.delivery.sender import address_problem
 from xtracker_server.domain.credentials import CredentialKind
+from xtracker_server.domain.currencies import CRYPTO_TICKERS, check_allowed
 from xtracker_server.domain.destinations import (
     DestinationInput,
     parse_event_map,
@@ -56,6 +57,7 @@ from xtracker_server.store import postbacks as pb_store
 from xtracker_server.store.db import open_db, transaction
 from xtracker_server.store.links import Link
 from xtracker_server.views import (
+    currencies_json,
     delivery_json,
     destination_json,
     link_created_json,
@@ -347,6 +349,46 @@ def space_list(db: DbOption = "./xtracker.db", json_: JsonOption = False) -> Non
         created = time.strftime("%Y-%m-%d %H:%M", time.gmtime(s.created_ms / 1000))
         table.add_row(str(s.id), s.name, created)
     out.print(table)
+
+
+@space_app.command("currencies")
+def space_currencies(
+    space: Annotated[int, typer.Option("--space", help="The space id.")],
+    allow: Annotated[
+        str | None, typer.Option("--allow", help="Add these codes, comma-separated: GEMS,ABC.")
+    ] = None,
+    remove: Annotated[
+        str | None, typer.Option("--remove", help="Remove these codes, comma-separated.")
+    ] = None,
+    db: DbOption = "./xtracker.db",
+    json_: JsonOption = False,
+) -> None:
+    """Show or change the space's own currency codes, accepted on its events besides ISO 4217
+    codes and the common crypto tickers (docs/api.md#currency)."""
+    added = [c for c in (allow or "").split(",") if c.strip()]
+    removed = {c.strip().upper() for c in (remove or "").split(",") if c.strip()}
+
+    def change(conn: sqlite3.Connection) -> tuple[str, ...]:
+        current = spaces.allowed_currencies(conn, space)
+        if current is None:
+            _fail(f"no space {space} (see `xtracker space list`)", 1)
+        if not added and not removed:
+            return current
+        try:
+            codes = check_allowed([*(c for c in current if c not in removed), *added])
+        except ValueError as exc:
+            _fail(f"--allow: {exc}")
+        spaces.set_allowed_currencies(conn, space, codes)
+        return codes
+
+    codes = _write(db, change)
+    if json_:
+        _print_json(currencies_json(space, codes))
+        return
+    shown = ", ".join(codes) or "none"
+    out.print(f"Space {space} accepts ISO 4217 codes, the crypto tickers"
+              f" {', '.join(CRYPTO_TICKERS)}, and its own: {shown}", markup=False,
+              highlight=False)  # fmt: skip
 
 
 @key_app.command("rotate")

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import time
 import uuid
+from decimal import Decimal
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.conftest import ADMIN_TOKEN, SpaceKeys
+from tests.conftest import ADMIN_TOKEN, Server, SpaceKeys
 
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 JSON_TYPE = {"Content-Type": "application/json"}
@@ -123,6 +124,73 @@ def test_foreign_digits_in_an_integer_are_refused(
     arabic = ascii_digits.translate({ord("0") + d: 0x0660 + d for d in range(10)})
     query = {"token": space.ingest_token, "event": "contact", "uid": unique(), field: arabic}
     refused(http.get("/e", params=query), 422, field)
+
+
+# ----------------------------------------------------------------------------- currencies
+
+
+def test_unknown_currency_is_refused_and_crypto_tickers_are_taken(
+    space: SpaceKeys, http: httpx.Client
+) -> None:
+    deposit = {"event": "deposit", "uid": unique(), "value": "10"}
+    abc = {**deposit, "currency": "ABC", "eid": unique()}
+    refused(http.post("/events", json=abc, headers=space.auth), 422, "currency", "ABC", "ISO 4217")
+    for code in ("USDT", "usdc", "TON", "BTC", "VES"):
+        r = http.post(
+            "/events", json={**deposit, "currency": code, "eid": unique()}, headers=space.auth
+        )
+        assert r.status_code == 200, r.text
+    # and the reports count them (a four-letter code was refused as a report currency)
+    params = {"metric": "revenue", "currency": "usdt", "days": "1"}
+    r = http.get(f"/admin/spaces/{space.id}/reports/series", params=params, headers=ADMIN)
+    assert r.status_code == 200, r.text
+    assert r.json()["currency"] == "USDT"
+    assert sum(Decimal(p["value"]) for p in r.json()["points"]) >= 10
+
+
+def test_unknown_currency_on_a_postback_is_refused_and_logged(
+    space: SpaceKeys, http: httpx.Client
+) -> None:
+    eid = unique("cur")
+    query = {"token": space.ingest_token, "event": "deposit", "uid": unique(), "value": "3",
+             "currency": "XYZ", "eid": eid}  # fmt: skip
+    refused(http.get("/e", params=query), 422, "currency", "XYZ")
+    logged = [p for p in rejected_postbacks(http, space.id) if eid in p["query"]]
+    assert len(logged) == 1 and logged[0]["error"] == "invalid_field", logged
+
+
+def test_a_space_may_allow_its_own_codes_through_the_admin_api(
+    server: Server, http: httpx.Client
+) -> None:
+    mine, other = server.new_space("gems-a"), server.new_space("gems-b")
+    url = f"/admin/spaces/{mine.id}/currencies"
+    r = http.put(url, json={"allowed": ["gems", "ABC1"]}, headers=ADMIN)
+    assert r.status_code == 200, r.text
+    assert r.json()["allowed"] == ["ABC1", "GEMS"]
+    assert "USDT" in r.json()["crypto"]
+    assert http.get(url, headers=ADMIN).json()["allowed"] == ["ABC1", "GEMS"]
+    deposit = {"event": "deposit", "uid": unique(), "value": "10", "currency": "GEMS"}
+    assert http.post("/events", json=deposit, headers=mine.auth).status_code == 200
+    # another space's list is not this one's
+    refused(http.post("/events", json=deposit, headers=other.auth), 422, "currency", "GEMS")
+    refused(http.put(url, json={"allowed": ["G"]}, headers=ADMIN), 422, "allowed", "'G'")
+    refused(http.put(url, json={"allowed": "GEMS"}, headers=ADMIN), 422, "allowed")
+    assert http.put(url, json={"allowed": []}, headers=ADMIN).json()["allowed"] == []
+    refused(http.post("/events", json=deposit, headers=mine.auth), 422, "currency")
+
+
+def test_a_space_may_allow_its_own_codes_through_the_cli(
+    server: Server, http: httpx.Client
+) -> None:
+    mine = server.new_space("coins")
+    shown = server.cli_json("space", "currencies", "--space", str(mine.id), "--allow", "pts,abc")
+    assert shown["allowed"] == ["ABC", "PTS"]
+    shown = server.cli_json("space", "currencies", "--space", str(mine.id), "--remove", "abc")
+    assert shown["allowed"] == ["PTS"]
+    deposit = {"event": "deposit", "uid": unique(), "value": "10", "currency": "PTS"}
+    assert http.post("/events", json=deposit, headers=mine.auth).status_code == 200
+    bad = server.cli("space", "currencies", "--space", str(mine.id), "--allow", "x!", check=False)
+    assert bad.returncode == 2 and "'x!'" in bad.stderr
 
 
 # ----------------------------------------------------------------------------- invisible chars

@@ -27,7 +27,7 @@ from xtracker_server.ingress._http import (
     read_body,
     validate,
 )
-from xtracker_server.ingress.events import event_answer, event_draft
+from xtracker_server.ingress.events import check_space_currency, event_answer, event_draft
 from xtracker_server.state import AppState, app_state
 from xtracker_server.store.postbacks import LogEntry, log_postback, record_postback
 
@@ -113,6 +113,9 @@ async def _record(state: AppState, params: dict[str, Any], entry: LogEntry) -> d
                 "detail": f"status {read.status!r} is ignored in this space: logged, not counted",
             }
         event = validate(EventIn, read.data, renames=read.renames)
+        await check_space_currency(
+            state, entry.space_id, event.currency, field=read.renames.get("currency", "currency")
+        )
     except ApiError as exc:
         await _log_refusal(state, entry, exc)
         raise

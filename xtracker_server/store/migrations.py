@@ -239,6 +239,11 @@ MIGRATIONS: tuple[str, ...] = (
     -- delivery health: the recent attempts of a space (latency, last error)
     CREATE INDEX delivery_attempts_space_time ON delivery_attempts(space_id, at_ms);
     """,
+    # 5 (issue 12): a space's own currency codes, accepted besides ISO 4217 and the crypto
+    # tickers of domain/currencies.py: upper-case codes separated by commas, '' for none.
+    """
+    ALTER TABLE spaces ADD COLUMN currencies TEXT NOT NULL DEFAULT '';
+    """,
 )
 
 

@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import ADMIN_TOKEN, Server, SpaceKeys
+from tests.conftest import ADMIN_TOKEN, Server, ServerFactory, SpaceKeys
 
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 JSON_TYPE = {"Content-Type": "application/json"}
@@ -262,3 +262,22 @@ def test_dates_at_the_end_of_the_calendar_are_422(
     params = {**window, **({"metric": "click"} if report == "series" else {})}
     r = http.get(f"/admin/spaces/{space.id}/reports/{report}", params=params, headers=ADMIN)
     refused(r, 422, field)
+
+
+# ----------------------------------------------------------------------------- redirect, files
+
+
+def test_trailing_slash_redirect_ignores_the_host_header(server: Server) -> None:
+    with httpx.Client(base_url=server.url, timeout=10) as http:
+        r = http.get("/healthz/?x=1", headers={"Host": "evil.example"})
+        assert r.status_code == 307, r.text
+        assert r.headers["location"] == f"{server.url}/healthz?x=1"
+        r = http.get("/admin/spaces/", headers={"Host": "evil.example", **ADMIN})
+        assert r.headers["location"] == f"{server.url}/admin/spaces"
+        assert http.get("/no-such-thing/").status_code == 404
+
+
+def test_trailing_slash_redirect_uses_the_public_url(start_server: ServerFactory) -> None:
+    server = start_server("--public-url", "https://track.example.com/")
+    r = httpx.get(f"{server.url}/healthz/", headers={"Host": "evil.example"}, timeout=10)
+    assert r.headers["location"] == "https://track.example.com/healthz"

@@ -6,15 +6,18 @@ that others could read."""
 
 from __future__ import annotations
 
+import os
+import stat
 import time
 import uuid
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.conftest import ADMIN_TOKEN, Server, ServerFactory, SpaceKeys
+from tests.conftest import ADMIN_TOKEN, Server, ServerFactory, SpaceKeys, run_cli
 
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 JSON_TYPE = {"Content-Type": "application/json"}
@@ -281,3 +284,34 @@ def test_trailing_slash_redirect_uses_the_public_url(start_server: ServerFactory
     server = start_server("--public-url", "https://track.example.com/")
     r = httpx.get(f"{server.url}/healthz/", headers={"Host": "evil.example"}, timeout=10)
     assert r.headers["location"] == "https://track.example.com/healthz"
+
+
+def test_database_files_are_created_readable_by_their_owner_only(
+    tmp_path: Path, start_server: ServerFactory
+) -> None:
+    previous = os.umask(0o022)  # the usual umask, which leaves new files world-readable
+    try:
+        server = start_server(db=tmp_path / "fresh.db")
+        space = server.new_space("files")
+        with server.client() as http:
+            event = {"event": "contact", "uid": "u1"}
+            assert http.post("/events", json=event, headers=space.auth).status_code == 200
+            r = http.get(f"/admin/spaces/{space.id}/reports/funnel", headers=ADMIN)
+            assert r.status_code == 200, r.text
+    finally:
+        os.umask(previous)
+    names = ["fresh.db", "fresh.db-wal", "fresh.db-shm", "fresh.reports.db"]
+    present = {p.name for p in tmp_path.iterdir()}
+    assert set(names) <= present, present
+    for path in tmp_path.iterdir():
+        if path.name.startswith("fresh.") and not path.name.endswith(".log"):
+            assert stat.S_IMODE(path.stat().st_mode) == 0o600, path.name
+
+
+def test_the_cli_creates_a_database_readable_by_its_owner_only(tmp_path: Path) -> None:
+    previous = os.umask(0o022)
+    try:
+        run_cli(tmp_path / "cli.db", "space", "create", "x")
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE((tmp_path / "cli.db").stat().st_mode) == 0o600

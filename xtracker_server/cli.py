@@ -51,6 +51,7 @@ from xtracker_server.domain.postbacks import (
     check_status_name,
     effective_aliases,
 )
+from xtracker_server.domain.query import MAX_WHOLE
 from xtracker_server.store import destinations as dest_store
 from xtracker_server.store import links, outbox, spaces
 from xtracker_server.store import postbacks as pb_store
@@ -353,7 +354,7 @@ def space_list(db: DbOption = "./xtracker.db", json_: JsonOption = False) -> Non
 
 @space_app.command("currencies")
 def space_currencies(
-    space: Annotated[int, typer.Option("--space", help="The space id.")],
+    space: Annotated[int, typer.Option("--space", min=1, max=MAX_WHOLE, help="The space id.")],
     allow: Annotated[
         str | None, typer.Option("--allow", help="Add these codes, comma-separated: GEMS,ABC.")
     ] = None,
@@ -393,7 +394,7 @@ def space_currencies(
 
 @key_app.command("rotate")
 def key_rotate(
-    space: Annotated[int, typer.Option("--space", help="The space id.")],
+    space: Annotated[int, typer.Option("--space", min=1, max=MAX_WHOLE, help="The space id.")],
     ingest: Annotated[
         bool, typer.Option("--ingest", help="Rotate the ingest token instead of the bearer.")
     ] = False,
@@ -436,7 +437,7 @@ PublicUrlOption = Annotated[
         envvar="XTRACKER_PUBLIC_URL", help="Base of the printed URLs (default http://HOST:PORT)."
     ),
 ]
-SpaceOption = Annotated[int, typer.Option("--space", help="The space id.")]
+SpaceOption = Annotated[int, typer.Option("--space", min=1, max=MAX_WHOLE, help="The space id.")]
 SlugOption = Annotated[str, typer.Option("--slug", help="The link's slug (its URL path).")]
 
 
@@ -708,7 +709,9 @@ def destination_list(
     out.print(table)
 
 
-DestinationOption = Annotated[int, typer.Option("--id", "--destination", help="Destination id.")]
+DestinationOption = Annotated[
+    int, typer.Option("--id", "--destination", min=1, max=MAX_WHOLE, help="Destination id.")
+]
 
 
 @dest_app.command("disable")
@@ -796,7 +799,9 @@ def destination_test(
 
 @eventmap_app.command("set")
 def eventmap_set(
-    destination: Annotated[int, typer.Option("--destination", help="Destination id.")],
+    destination: Annotated[
+        int, typer.Option("--destination", min=1, max=MAX_WHOLE, help="Destination id.")
+    ],
     assignments: Annotated[
         list[str], typer.Argument(help="EVENT=NAME, or EVENT= to stop sending it.")
     ],
@@ -822,8 +827,8 @@ def outbox_list(
     status: Annotated[
         str | None, typer.Option(help="pending, retrying, sent, failed_permanently")
     ] = None,
-    destination: Annotated[int | None, typer.Option("--destination")] = None,
-    limit: Annotated[int, typer.Option()] = 100,
+    destination: Annotated[int | None, typer.Option("--destination", min=1, max=MAX_WHOLE)] = None,
+    limit: Annotated[int, typer.Option(min=1, max=MAX_WHOLE)] = 100,
     db: DbOption = "./xtracker.db",
     json_: JsonOption = False,
 ) -> None:
@@ -846,7 +851,7 @@ def outbox_list(
 @outbox_app.command("replay")
 def outbox_replay(
     space: SpaceOption,
-    destination: Annotated[int | None, typer.Option("--destination")] = None,
+    destination: Annotated[int | None, typer.Option("--destination", min=1, max=MAX_WHOLE)] = None,
     status: Annotated[str, typer.Option()] = "failed_permanently",
     db: DbOption = "./xtracker.db",
     json_: JsonOption = False,

@@ -249,6 +249,19 @@ def test_superscript_digits_in_admin_and_report_parameters_are_4xx(
     refused(http.get(f"{base}/reports/funnel?from={twelve}", headers=ADMIN), 422, "from")
 
 
+@pytest.mark.parametrize(
+    "args",
+    [("report", "funnel"), ("tail",), ("outbox", "list"), ("space", "currencies")],
+    ids=lambda a: " ".join(a),
+)
+def test_cli_ids_beyond_64_bits_are_usage_errors_not_tracebacks(
+    server: Server, args: tuple[str, ...]
+) -> None:
+    proc = server.cli(*args, "--space", "9" * 20, check=False)
+    assert proc.returncode == 2, proc.stderr
+    assert "--space" in proc.stderr and "Traceback" not in proc.stderr
+
+
 @pytest.mark.parametrize("report", ["funnel", "links", "series"])
 @pytest.mark.parametrize(
     ("window", "field"),

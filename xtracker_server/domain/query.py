@@ -24,6 +24,8 @@ def parse_query(raw: str) -> dict[str, str]:
 #: The most digits a whole number in a path or query may have: 18 always fit SQLite's 64-bit
 #: INTEGER, and no id, count or epoch millisecond needs more.
 MAX_WHOLE_DIGITS = 18
+#: The largest such number (also the bound of the CLI's id options).
+MAX_WHOLE = 10**MAX_WHOLE_DIGITS - 1
 
 
 def whole_number(raw: str | None) -> int | None:

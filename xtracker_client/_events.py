@@ -9,8 +9,10 @@ never disagree about what a valid event is.
 
 from __future__ import annotations
 
+import math
 import re
 import time
+import unicodedata
 from decimal import Decimal, InvalidOperation
 from enum import Enum
 
@@ -40,42 +42,79 @@ MAX_FUTURE_SKEW_MS = 24 * 3600 * 1000
 MAX_TG_ID = 2**53
 MAX_UID_LEN = 128
 MAX_EID_LEN = 256
+#: Integers are stored as SQLite's 64-bit INTEGER: anything outside is refused, never converted.
+_INT_LIMIT = 2**63
+#: No integer field has more digits than this: a longer number is refused before int() runs.
+_MAX_INT_DIGITS = 19
+#: The longest amount text worth reading ("1000000000000.00000000" is 22 characters).
+_MAX_VALUE_CHARS = 64
 
-_CURRENCY = re.compile(r"[A-Za-z]{3}")
+# The shape of a currency code; the server checks it against ISO 4217, the crypto tickers it
+# knows and the space's own list (xtracker_server/domain/currencies.py).
+_CURRENCY = re.compile(r"[A-Za-z0-9]{3,10}")
+_INT_TEXT = re.compile(r"\s*-?[0-9]{1,20}\s*", re.ASCII)
+# Only ASCII digits, one optional point, an optional exponent: Decimal() would also take
+# "1_000" and other scripts' digits (Arabic-Indic "\u0661\u0660\u0660"), which no amount means.
+_AMOUNT_TEXT = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+_NOT_FINITE = frozenset({"nan", "snan", "inf", "infinity"})
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# Unicode categories no text field may hold: controls and lone surrogates (not text at all).
+_NEVER = frozenset({"Cc", "Cs"})
+# ... and what an identifier may not hold either: format characters (bidi overrides and
+# isolates, zero-width spaces and joiners, the BOM) and line/paragraph separators, which make
+# two different ids look the same, or one id look like another, in a log or a dashboard.
+_NOT_IN_IDS = frozenset({"Cc", "Cs", "Cf", "Zl", "Zp"})
 
 
 def parse_value(raw: object) -> Decimal:
     """An amount from a string or a number, exact, positive and sane, as a ``Decimal``.
 
     Floats are taken through their shortest ``repr`` (``25.5`` -> ``Decimal('25.5')``), so a
-    float never smuggles binary noise into revenue.
+    float never smuggles binary noise into revenue. The size is checked from the exponent before
+    any arithmetic, so ``1e1000000`` costs no more than ``1``.
     """
     if isinstance(raw, bool):
         raise ValueError('must be a decimal amount such as "25.00", not a boolean')
     if isinstance(raw, float):
+        if not math.isfinite(raw):
+            raise ValueError("must be a finite amount")
         raw = repr(raw)
-    if isinstance(raw, (int, Decimal)):
+    if isinstance(raw, int):
+        if raw.bit_length() > 64:
+            raise ValueError(f"is absurdly large (the limit is {MAX_VALUE})")
+        text = str(raw)
+    elif isinstance(raw, Decimal):
         text = str(raw)
     elif isinstance(raw, str):
         text = raw.strip()
     else:
         raise ValueError('must be a decimal amount such as "25.00" (a string or a number)')
-    try:
-        value = Decimal(text)
-    except InvalidOperation:
-        raise ValueError(f'{text[:40]!r} is not a decimal amount such as "25.00"') from None
+    value = raw if isinstance(raw, Decimal) else _decimal(text)
     if not value.is_finite():
         raise ValueError("must be a finite amount")
     if value <= 0:
         raise ValueError("must be greater than zero")
-    if value > MAX_VALUE:
+    if value.adjusted() >= 13 or value > MAX_VALUE:
         raise ValueError(f"is absurdly large (the limit is {MAX_VALUE})")
     exponent = value.as_tuple().exponent
     if isinstance(exponent, int) and -exponent > MAX_VALUE_DECIMALS:
         raise ValueError(f"has more than {MAX_VALUE_DECIMALS} decimal places")
     # Fixed-point form keeps the given scale: "25.00" stays "25.00", "1E+3" becomes "1000".
     return Decimal(decimal_text(value)) if "e" in text or "E" in text else value
+
+
+def _decimal(text: str) -> Decimal:
+    if text.lstrip("+-").lower() in _NOT_FINITE:
+        raise ValueError("must be a finite amount")
+    if len(text) > _MAX_VALUE_CHARS or not _AMOUNT_TEXT.fullmatch(text):
+        raise ValueError(
+            f'{text[:40]!r} is not a decimal amount such as "25.00" (ASCII digits, an optional'
+            " point; no '_', spaces or other digits)"
+        )
+    try:
+        return Decimal(text)
+    except InvalidOperation:  # an exponent beyond what Decimal holds
+        raise ValueError(f"is absurdly large (the limit is {MAX_VALUE})") from None
 
 
 def decimal_text(value: Decimal) -> str:
@@ -100,30 +139,78 @@ def check_occurred_at_ms(ms: int, *, now_ms: int | None = None) -> int:
 
 
 def _strict_int(raw: object, what: str) -> int:
+    """An integer from an int, a string of at most 20 ASCII digits, or a number with no
+    fraction. A number's digit count is checked from its exponent BEFORE int() runs: int() of
+    ``Decimal("1e1000000")`` builds a million-digit integer and takes minutes."""
     if isinstance(raw, bool):
         raise ValueError(f"must be {what}, not a boolean")
     if isinstance(raw, int):
-        return raw
-    if isinstance(raw, str) and re.fullmatch(r"\s*-?\d{1,20}\s*", raw):
-        return int(raw)
-    if isinstance(raw, (float, Decimal)) and raw == int(raw):
-        return int(raw)
-    raise ValueError(f"must be {what}")
+        value = raw
+    elif isinstance(raw, str) and _INT_TEXT.fullmatch(raw):
+        value = int(raw)
+    elif isinstance(raw, float) and math.isfinite(raw) and raw.is_integer():
+        value = int(raw)  # at most 309 digits: cheap
+    elif isinstance(raw, Decimal) and raw.is_finite():
+        if raw.adjusted() >= _MAX_INT_DIGITS:
+            raise ValueError(f"must be {what}: this number is out of range")
+        if raw != raw.to_integral_value():
+            raise ValueError(f"must be {what}")
+        value = int(raw)
+    else:
+        raise ValueError(f"must be {what}")
+    if not -_INT_LIMIT < value < _INT_LIMIT:
+        raise ValueError(f"must be {what}: this number is out of range")
+    return value
 
 
-def _clean_text(raw: object, max_len: int) -> str | None:
+def check_plain_text(text: str, *, identifier: bool = True) -> str:
+    """``text`` if it holds no control character and no lone surrogate, and (for an
+    ``identifier`` such as a uid, an eid or a postback status) no format character (bidi
+    controls U+202A-U+202E and U+2066-U+2069, zero-width U+200B-U+200F, U+FEFF ...) nor line or
+    paragraph separator; otherwise ``ValueError`` naming the first offending character.
+
+        >>> check_plain_text("ab\u202ecd")
+        Traceback (most recent call last):
+        ValueError: contains U+202E, an invisible, control or bidi character: send plain text
+    """
+    if text.isascii():
+        found = _CONTROL.search(text)
+        bad = found.group() if found else None
+    else:
+        refused = _NOT_IN_IDS if identifier else _NEVER
+        bad = next((ch for ch in text if unicodedata.category(ch) in refused), None)
+    if bad is not None:
+        raise ValueError(
+            f"contains U+{ord(bad):04X}, an invisible, control or bidi character: send plain text"
+        )
+    return text
+
+
+def check_currency(raw: object) -> str:
+    """A currency code's shape (3 to 10 ASCII letters or digits), upper-cased: ``eur`` ->
+    ``EUR``. Whether the code is known is the server's check (ISO 4217, common crypto tickers,
+    the space's own list)."""
+    if not isinstance(raw, str) or not _CURRENCY.fullmatch(raw.strip()):
+        raise ValueError(
+            "must be a currency code: an ISO 4217 code such as USD or EUR, or a crypto ticker"
+            " such as USDT (3 to 10 ASCII letters or digits)"
+        )
+    return raw.strip().upper()
+
+
+def _clean_text(raw: object, max_len: int, *, identifier: bool = False) -> str | None:
     if raw is None:
         return None
     if isinstance(raw, bool) or not isinstance(raw, (str, int)):
         raise ValueError("must be a string")
+    if isinstance(raw, int) and raw.bit_length() > 1024:
+        raise ValueError(f"is longer than {max_len} characters")
     text = str(raw).strip()
     if not text:
         return None
     if len(text) > max_len:
         raise ValueError(f"is longer than {max_len} characters")
-    if _CONTROL.search(text):
-        raise ValueError("contains control characters")
-    return text
+    return check_plain_text(text, identifier=identifier)
 
 
 class _Wire(BaseModel):
@@ -157,12 +244,12 @@ class EventIn(_Wire):
     @field_validator("uid", mode="before")
     @classmethod
     def _uid(cls, raw: object) -> str | None:
-        return _clean_text(raw, MAX_UID_LEN)
+        return _clean_text(raw, MAX_UID_LEN, identifier=True)
 
     @field_validator("eid", mode="before")
     @classmethod
     def _eid(cls, raw: object) -> str | None:
-        return _clean_text(raw, MAX_EID_LEN)
+        return _clean_text(raw, MAX_EID_LEN, identifier=True)
 
     @field_validator("value", mode="before")
     @classmethod
@@ -176,9 +263,7 @@ class EventIn(_Wire):
     def _currency(cls, raw: object) -> str:
         if raw is None or (isinstance(raw, str) and not raw.strip()):
             return "USD"
-        if not isinstance(raw, str) or not _CURRENCY.fullmatch(raw.strip()):
-            raise ValueError("must be a three-letter ISO 4217 code such as USD or EUR")
-        return raw.strip().upper()
+        return check_currency(raw)
 
     @field_validator("occurred_at_ms", mode="before")
     @classmethod
@@ -216,7 +301,7 @@ class BindIn(_Wire):
     @field_validator("uid", mode="before")
     @classmethod
     def _uid(cls, raw: object) -> str:
-        uid = _clean_text(raw, MAX_UID_LEN)
+        uid = _clean_text(raw, MAX_UID_LEN, identifier=True)
         if uid is None:
             raise ValueError("is required")
         return uid

@@ -8,6 +8,9 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
+from starlette.responses import RedirectResponse
+from starlette.routing import Match, Router
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from xtracker_server import admin, ingress
 from xtracker_server.admin.stream import LiveStreams
@@ -73,8 +76,29 @@ def create_app(settings: Settings) -> HotPaths:
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=lifespan,
     )
+    app.router.redirect_slashes = False  # ours below does not trust the Host header
+    app.router.default = _slash_redirect(app.router, settings.base_url)
     app.state.xt = state
     hot_landing = {(m, p): ("slug", h) for m in ("GET", "HEAD")
                    for p, h in (("/l/", landing), ("/r/", redirect))}  # fmt: skip
     app.state.streams = streams
     return HotPaths(app, exact={("POST", "/events"): post_events}, prefixed=hot_landing)
+
+
+def _slash_redirect(router: Router, base_url: str) -> ASGIApp:
+    """What answers a path no route has: a redirect to the route with (or without) the trailing
+    slash, as Starlette does, but built on the configured public URL. Starlette builds it from
+    the request's ``Host`` header, which the client chooses: a redirect to any host."""
+
+    async def default(scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope["path"]
+        if scope["type"] == "http" and path != "/":
+            other = {**scope, "path": path.rstrip("/") if path.endswith("/") else path + "/"}
+            if any(route.matches(other)[0] is not Match.NONE for route in router.routes):
+                query = scope["query_string"].decode("latin-1")
+                location = base_url + other["path"] + (f"?{query}" if query else "")
+                await RedirectResponse(location)(scope, receive, send)
+                return
+        await router.not_found(scope, receive, send)
+
+    return default

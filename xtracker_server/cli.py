@@ -28,6 +28,7 @@ from xtracker_server.config import SYNC_MODES, Settings, parse_proxies
 from xtracker_server.delivery.guard import address_problem
 from xtracker_server.delivery.probe import ProbeRefused, probe
 from xtracker_server.domain.credentials import CredentialKind, check_token_name
+from xtracker_server.domain.currencies import CRYPTO_TICKERS, check_allowed
 from xtracker_server.domain.destinations import (
     DestinationInput,
     parse_event_map,
@@ -49,12 +50,14 @@ from xtracker_server.domain.postbacks import (
     check_status_name,
     effective_aliases,
 )
+from xtracker_server.domain.query import MAX_WHOLE
 from xtracker_server.store import binds, links, outbox, spaces
 from xtracker_server.store import destinations as dest_store
 from xtracker_server.store import postbacks as pb_store
 from xtracker_server.store.db import open_db, transaction
 from xtracker_server.store.links import Link
 from xtracker_server.views import (
+    currencies_json,
     delivery_json,
     destination_json,
     ingest_token_json,
@@ -381,9 +384,49 @@ def space_list(db: DbOption = "./xtracker.db", json_: JsonOption = False) -> Non
     out.print(table)
 
 
+@space_app.command("currencies")
+def space_currencies(
+    space: Annotated[int, typer.Option("--space", min=1, max=MAX_WHOLE, help="The space id.")],
+    allow: Annotated[
+        str | None, typer.Option("--allow", help="Add these codes, comma-separated: GEMS,ABC.")
+    ] = None,
+    remove: Annotated[
+        str | None, typer.Option("--remove", help="Remove these codes, comma-separated.")
+    ] = None,
+    db: DbOption = "./xtracker.db",
+    json_: JsonOption = False,
+) -> None:
+    """Show or change the space's own currency codes, accepted on its events besides ISO 4217
+    codes and the common crypto tickers (docs/api.md#currency)."""
+    added = [c for c in (allow or "").split(",") if c.strip()]
+    removed = {c.strip().upper() for c in (remove or "").split(",") if c.strip()}
+
+    def change(conn: sqlite3.Connection) -> tuple[str, ...]:
+        current = spaces.allowed_currencies(conn, space)
+        if current is None:
+            _fail(f"no space {space} (see `xtracker space list`)", 1)
+        if not added and not removed:
+            return current
+        try:
+            codes = check_allowed([*(c for c in current if c not in removed), *added])
+        except ValueError as exc:
+            _fail(f"--allow: {exc}")
+        spaces.set_allowed_currencies(conn, space, codes)
+        return codes
+
+    codes = _write(db, change)
+    if json_:
+        _print_json(currencies_json(space, codes))
+        return
+    shown = ", ".join(codes) or "none"
+    out.print(f"Space {space} accepts ISO 4217 codes, the crypto tickers"
+              f" {', '.join(CRYPTO_TICKERS)}, and its own: {shown}", markup=False,
+              highlight=False)  # fmt: skip
+
+
 @space_app.command("token-binds")
 def space_token_binds(
-    space: Annotated[int, typer.Option("--space", help="The space id.")],
+    space: Annotated[int, typer.Option("--space", min=1, max=MAX_WHOLE, help="The space id.")],
     state: Annotated[
         str | None,
         typer.Argument(
@@ -450,7 +493,7 @@ def _no_token(space: int, name: str) -> NoReturn:
 
 @key_app.command("rotate")
 def key_rotate(
-    space: Annotated[int, typer.Option("--space", help="The space id.")],
+    space: Annotated[int, typer.Option("--space", min=1, max=MAX_WHOLE, help="The space id.")],
     ingest: IngestOption = False,
     name: TokenNameOption = None,
     db: DbOption = "./xtracker.db",
@@ -482,7 +525,7 @@ def key_rotate(
 
 @key_app.command("revoke")
 def key_revoke(
-    space: Annotated[int, typer.Option("--space", help="The space id.")],
+    space: Annotated[int, typer.Option("--space", min=1, max=MAX_WHOLE, help="The space id.")],
     ingest: IngestOption = False,
     name: TokenNameOption = None,
     db: DbOption = "./xtracker.db",
@@ -514,7 +557,7 @@ def key_revoke(
 
 @token_app.command("add")
 def token_add(
-    space: Annotated[int, typer.Option("--space", help="The space id.")],
+    space: Annotated[int, typer.Option("--space", min=1, max=MAX_WHOLE, help="The space id.")],
     name: Annotated[str, typer.Option("--name", help="The partner network, e.g. adcombo.")],
     db: DbOption = "./xtracker.db",
     json_: JsonOption = False,
@@ -545,7 +588,7 @@ def token_add(
 
 @token_app.command("list")
 def token_list(
-    space: Annotated[int, typer.Option("--space", help="The space id.")],
+    space: Annotated[int, typer.Option("--space", min=1, max=MAX_WHOLE, help="The space id.")],
     db: DbOption = "./xtracker.db",
     json_: JsonOption = False,
 ) -> None:
@@ -567,7 +610,7 @@ def token_list(
 
 @token_app.command("revoke")
 def token_revoke(
-    space: Annotated[int, typer.Option("--space", help="The space id.")],
+    space: Annotated[int, typer.Option("--space", min=1, max=MAX_WHOLE, help="The space id.")],
     name: Annotated[str, typer.Option("--name", help="The token's name.")],
     db: DbOption = "./xtracker.db",
     json_: JsonOption = False,
@@ -604,7 +647,7 @@ PublicUrlOption = Annotated[
         envvar="XTRACKER_PUBLIC_URL", help="Base of the printed URLs (default http://HOST:PORT)."
     ),
 ]
-SpaceOption = Annotated[int, typer.Option("--space", help="The space id.")]
+SpaceOption = Annotated[int, typer.Option("--space", min=1, max=MAX_WHOLE, help="The space id.")]
 SlugOption = Annotated[str, typer.Option("--slug", help="The link's slug (its URL path).")]
 
 
@@ -876,7 +919,9 @@ def destination_list(
     out.print(table)
 
 
-DestinationOption = Annotated[int, typer.Option("--id", "--destination", help="Destination id.")]
+DestinationOption = Annotated[
+    int, typer.Option("--id", "--destination", min=1, max=MAX_WHOLE, help="Destination id.")
+]
 
 
 @dest_app.command("disable")
@@ -964,7 +1009,9 @@ def destination_test(
 
 @eventmap_app.command("set")
 def eventmap_set(
-    destination: Annotated[int, typer.Option("--destination", help="Destination id.")],
+    destination: Annotated[
+        int, typer.Option("--destination", min=1, max=MAX_WHOLE, help="Destination id.")
+    ],
     assignments: Annotated[
         list[str], typer.Argument(help="EVENT=NAME, or EVENT= to stop sending it.")
     ],
@@ -990,8 +1037,8 @@ def outbox_list(
     status: Annotated[
         str | None, typer.Option(help="pending, retrying, sent, failed_permanently")
     ] = None,
-    destination: Annotated[int | None, typer.Option("--destination")] = None,
-    limit: Annotated[int, typer.Option()] = 100,
+    destination: Annotated[int | None, typer.Option("--destination", min=1, max=MAX_WHOLE)] = None,
+    limit: Annotated[int, typer.Option(min=1, max=MAX_WHOLE)] = 100,
     db: DbOption = "./xtracker.db",
     json_: JsonOption = False,
 ) -> None:
@@ -1014,7 +1061,7 @@ def outbox_list(
 @outbox_app.command("replay")
 def outbox_replay(
     space: SpaceOption,
-    destination: Annotated[int | None, typer.Option("--destination")] = None,
+    destination: Annotated[int | None, typer.Option("--destination", min=1, max=MAX_WHOLE)] = None,
     status: Annotated[str, typer.Option()] = "failed_permanently",
     db: DbOption = "./xtracker.db",
     json_: JsonOption = False,

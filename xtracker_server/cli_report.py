@@ -19,6 +19,7 @@ from rich.console import Console
 from rich.table import Column, Table
 
 from xtracker_server import reports
+from xtracker_server.domain.query import MAX_WHOLE
 from xtracker_server.domain.reports import METRICS, ReportError
 from xtracker_server.domain.tail import StreamCursor, Watermark
 from xtracker_server.store import spaces
@@ -39,7 +40,7 @@ DbOption = Annotated[
     str, typer.Option("--db", envvar="XTRACKER_DB", help="The SQLite file.", show_default=True)
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON (stable, for scripts).")]
-SpaceOption = Annotated[int, typer.Option("--space", help="The space id.")]
+SpaceOption = Annotated[int, typer.Option("--space", min=1, max=MAX_WHOLE, help="The space id.")]
 DaysOption = Annotated[
     int | None, typer.Option("--days", help="The last N days (default 7), ending now.")
 ]

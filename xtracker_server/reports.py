@@ -15,7 +15,7 @@ import sqlite3
 import time
 from typing import Any
 
-from xtracker_client import CANONICAL_EVENTS
+from xtracker_client import CANONICAL_EVENTS, check_currency
 from xtracker_server.domain import reports as domain
 from xtracker_server.domain.reports import (
     Bucket,
@@ -169,10 +169,10 @@ def links_report(
 
 
 def _currency(raw: str) -> str:
-    code = raw.strip().upper()
-    if len(code) != 3 or not code.isalpha():
-        raise ReportError("currency", f"{raw[:20]!r} is not a currency code such as USD")
-    return code
+    try:
+        return check_currency(raw)
+    except ValueError as exc:
+        raise ReportError("currency", str(exc)) from None
 
 
 def series_report(

@@ -7,6 +7,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from xtracker_server.delivery.probe import ProbeResult
+from xtracker_server.domain.currencies import CRYPTO_TICKERS
 from xtracker_server.domain.dedup import AmountConflict
 from xtracker_server.domain.postback_urls import NetworkUrls
 from xtracker_server.domain.postbacks import Aliases
@@ -230,3 +231,8 @@ def _masked_config(config: dict[str, Any]) -> dict[str, Any]:
     if "headers" not in config:
         return config
     return {**config, "headers": {name: "…" for name in config["headers"]}}
+
+
+def currencies_json(space_id: int, allowed: tuple[str, ...]) -> dict[str, Any]:
+    """A space's own currency codes, and the crypto tickers every space accepts."""
+    return {"space_id": space_id, "allowed": list(allowed), "crypto": list(CRYPTO_TICKERS)}

@@ -184,7 +184,7 @@ def test_the_spool_is_bounded_in_bytes(server: respx.MockRouter) -> None:
         (lambda xt: xt.track("purchase", "u"), "contact, subscribed"),
         (lambda xt: xt.deposit("u", "-5"), "greater than zero"),
         (lambda xt: xt.deposit("u", "abc"), "not a decimal"),
-        (lambda xt: xt.deposit("u", "5", "dollars"), "ISO 4217"),
+        (lambda xt: xt.deposit("u", "5", "$"), "ISO 4217"),
         (lambda xt: xt.contact(None), "uid"),
         (lambda xt: xt.contact("u", occurred_at_ms=1_700_000_000), "seconds"),
         (lambda xt: xt.bind("u", -3), "Telegram user id"),

@@ -34,7 +34,9 @@ def test_public_surface_is_pinned() -> None:
             "XTracker",
             "XTrackerError",
             "__version__",
+            "check_currency",
             "check_occurred_at_ms",
+            "check_plain_text",
             "decimal_text",
             "deeplink",
             "parse_start_payload",
@@ -119,3 +121,61 @@ def test_models_are_immutable() -> None:
     event = EventIn.model_validate({"event": "contact"})
     with pytest.raises(ValidationError):
         event.uid = "x"  # type: ignore[misc]
+
+
+def test_a_number_too_large_for_any_field_is_refused_at_once() -> None:
+    huge = Decimal("1e350000")  # int() of it takes seconds; of 1e1000000, minutes
+    started = time.monotonic()
+    for data in (
+        {"event": "contact", "tg_id": huge},
+        {"event": "contact", "occurred_at_ms": huge},
+        {"event": "contact", "occurred_at_ms": -huge},
+        {"event": "deposit", "value": huge},
+        {"event": "deposit", "value": "1e999999999999999999999"},
+        {"event": "contact", "tg_id": 10**5000},
+    ):
+        with pytest.raises(ValidationError, match=r"out of range|absurdly large"):
+            EventIn.model_validate(data)
+    with pytest.raises(ValidationError, match="out of range"):
+        BindIn.model_validate({"uid": "a", "tg_id": huge})
+    assert time.monotonic() - started < 1.0  # microseconds each; a conversion takes seconds
+
+
+@pytest.mark.parametrize("text", ["1_000", "\u0661\u0660\u0660", "\uff11\uff10", "1" * 65])
+def test_an_amount_is_ascii_digits_and_one_point(text: str) -> None:
+    with pytest.raises(ValueError, match="not a decimal amount"):
+        parse_value(text)
+
+
+def test_integers_take_ascii_digits_only() -> None:
+    assert BindIn.model_validate({"uid": "a", "tg_id": " 123 "}).tg_id == 123
+    for text in ("\u0663\u0663\u0663", "1_000", "\uff11"):
+        with pytest.raises(ValidationError, match="Telegram user id"):
+            BindIn.model_validate({"uid": "a", "tg_id": text})
+
+
+@pytest.mark.parametrize(
+    "char", ["\u202e", "\u2066", "\u200b", "\u200f", "\ufeff", "\u2028", "\u0085", "\ud800"]
+)
+def test_ids_refuse_invisible_bidi_and_control_characters(char: str) -> None:
+    for field in ("uid", "eid"):
+        data = {"event": "contact", field: f"a{char}b"}
+        with pytest.raises(ValidationError, match=f"U\\+{ord(char):04X}"):
+            EventIn.model_validate(data)
+    with pytest.raises(ValidationError, match=f"U\\+{ord(char):04X}"):
+        BindIn.model_validate({"uid": f"a{char}b", "tg_id": 5})
+
+
+def test_free_text_keeps_emoji_joiners_but_not_controls() -> None:
+    family = "spring \U0001f468\u200d\U0001f469\u200d\U0001f467"  # joined by U+200D
+    assert ClickIn.model_validate({"campaign_name": family}).campaign_name == family
+    with pytest.raises(ValidationError, match="U\\+0085"):
+        ClickIn.model_validate({"campaign_name": "a\u0085b"})
+
+
+def test_currency_codes_are_checked_for_shape_here_and_listed_by_the_server() -> None:
+    assert EventIn.model_validate({"event": "deposit", "currency": "usdt"}).currency == "USDT"
+    assert EventIn.model_validate({"event": "deposit", "currency": "GEMS"}).currency == "GEMS"
+    for bad in ("US", "\u00c9UR", "ABCDEFGHIJK", "US D", 840):
+        with pytest.raises(ValidationError, match="currency code"):
+            EventIn.model_validate({"event": "deposit", "currency": bad})

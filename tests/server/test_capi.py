@@ -327,6 +327,13 @@ def test_success_is_sent() -> None:
     assert "events_received 2" in verdict.reason
 
 
+def test_a_graph_error_code_in_odd_digits_is_read_as_no_code() -> None:
+    body = json.dumps({"error": {"code": "\u00b2", "error_subcode": "9" * 5000}}).encode()
+    verdict = classify_capi(400, body)
+    assert verdict.outcome is Outcome.FAIL
+    assert verdict.reason.startswith("HTTP 400")
+
+
 def test_invalid_token_holds_and_flags_the_destination() -> None:
     body = graph_error(190, 463, message="Error validating access token: Session has expired")
     verdict = classify_capi(400, body)

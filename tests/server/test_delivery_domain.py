@@ -121,6 +121,8 @@ def test_retry_after_is_honoured_when_longer() -> None:
     assert parse_retry_after("7", 0) == 7
     assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", 1445412470) == 10
     assert parse_retry_after("soon", 0) is None
+    assert parse_retry_after("\u00b2", 0) is None  # "²".isdigit() is true; float("²") fails
+    assert parse_retry_after("9" * 5000, 0) is None
 
 
 def test_gives_up_past_the_max_age() -> None:

@@ -7,7 +7,7 @@ import hashlib
 from xtracker_server.domain.clicks import fbc_from_fbclid, fields_from_query, new_uid
 from xtracker_server.domain.credentials import CredentialKind, hash_secret, mask, new_secret
 from xtracker_server.domain.dedup import AmountConflict, amount_conflict, dedup_key
-from xtracker_server.domain.query import parse_query
+from xtracker_server.domain.query import parse_query, whole_number
 
 
 def test_dedup_key_uses_eid_when_given_else_the_timestamp() -> None:
@@ -71,6 +71,13 @@ def test_query_parsing_is_tolerant() -> None:
     assert parse_query("?event=reg?sub=1&x=2") == {"event": "reg", "sub": "1", "x": "2"}
     assert parse_query("a=&a=2&a=3") == {"a": "2"}
     assert parse_query("name=%D0%BA%D0%BB%D0%B8%D0%BA+1") == {"name": "клик 1"}
+
+
+def test_whole_numbers_are_one_to_eighteen_ascii_digits() -> None:
+    assert whole_number("0") == 0
+    assert whole_number("9" * 18) == 10**18 - 1
+    for text in ("", "\u00b2", "\u0663", "\uff11", "9" * 19, "1_0", "-1", " 1", "1e3", None):
+        assert whole_number(text) is None, text
 
 
 def test_fbc_keeps_fbclid_unaltered() -> None:

@@ -50,6 +50,12 @@ def test_dates_are_midnight_in_the_time_zone() -> None:
         ({"from_": "2020-01-01", "to": "2025-01-01"}, "to"),
         ({"days": 3, "from_": "2025-01-01"}, "days"),
         ({"to": "2025-01-01"}, "from"),
+        ({"from_": "9999-12-30", "to": "9999-12-31"}, "from"),
+        ({"from_": "9999-12-31T00:00-14:00", "to": "9999-12-31T01:00-14:00"}, "from"),
+        ({"from_": "0001-01-01T00:00+14:00", "to": "0001-01-02"}, "from"),
+        ({"from_": "99999999999999990", "to": "99999999999999999"}, "from"),
+        ({"from_": "9" * 5000}, "from"),
+        ({"from_": "\u00b2" * 12}, "from"),
     ],
 )
 def test_impossible_windows_are_refused(kwargs: dict[str, object], field: str) -> None:

@@ -1,6 +1,14 @@
 """The operator's JSON API, guarded by the admin token."""
 
-from xtracker_server.admin import destinations, links, postbacks, reports, routes, tokens
+from xtracker_server.admin import (
+    currencies,
+    destinations,
+    links,
+    postbacks,
+    reports,
+    routes,
+    tokens,
+)
 
 __all__ = ["all_routes"]
 
@@ -11,4 +19,5 @@ all_routes = [
     *postbacks.routes,
     *reports.routes,
     *tokens.routes,
+    *currencies.routes,
 ]

@@ -20,6 +20,7 @@ from xtracker_server.domain.destinations import (
     check_event_map,
     prepare_destination,
 )
+from xtracker_server.domain.query import whole_number
 from xtracker_server.errors import ApiError, field_error, invalid
 from xtracker_server.ingress._http import read_json_object, validate
 from xtracker_server.state import AppState
@@ -177,17 +178,19 @@ def _merged_map(current: dict[str, str], raw: object) -> dict[str, str]:
 
 def _int_param(request: Request, name: str) -> int:
     raw = request.path_params[name]
-    if not raw.isdigit():
-        raise ApiError(404, "not_found", f"no {name.replace('_id', '')} {raw}")
-    return int(raw)
+    number = whole_number(raw)
+    if number is None:
+        raise ApiError(404, "not_found", f"no {name.replace('_id', '')} {raw[:40]}")
+    return number
 
 
 def _optional_int(raw: str | None, field: str) -> int | None:
     if raw is None or raw == "":
         return None
-    if not raw.isdigit():
-        raise field_error(field, "must be a positive integer")
-    return int(raw)
+    number = whole_number(raw)
+    if number is None:
+        raise field_error(field, "must be a positive integer (at most 18 digits)")
+    return number
 
 
 routes = [

@@ -26,6 +26,7 @@ from xtracker_server.domain.postbacks import (
     check_status_name,
     effective_aliases,
 )
+from xtracker_server.domain.query import whole_number
 from xtracker_server.errors import field_error
 from xtracker_server.ingress._http import read_json_object
 from xtracker_server.state import AppState
@@ -39,12 +40,10 @@ async def list_postbacks(request: Request) -> JSONResponse:
     outcome = request.query_params.get("outcome") or None
     if outcome is not None and outcome not in store.OUTCOMES:
         raise field_error("outcome", f"must be one of {', '.join(store.OUTCOMES)}")
-    raw_limit = request.query_params.get("limit") or "100"
-    if not raw_limit.isdigit() or int(raw_limit) < 1:
-        raise field_error("limit", "must be a positive integer")
-    rows = await state.store.read(
-        store.list_log, space_id, outcome=outcome, limit=min(int(raw_limit), 1000)
-    )
+    limit = whole_number(request.query_params.get("limit") or "100")
+    if not limit:
+        raise field_error("limit", "must be a positive integer (at most 18 digits)")
+    rows = await state.store.read(store.list_log, space_id, outcome=outcome, limit=min(limit, 1000))
     return JSONResponse({"ok": True, "postbacks": [postback_log_json(r) for r in rows]})
 
 

@@ -18,6 +18,7 @@ from xtracker_server.admin._spaces import existing_space
 from xtracker_server.admin.stream import EventStreamResponse, LiveStreams
 from xtracker_server.auth import bearer_of
 from xtracker_server.domain.credentials import CredentialKind, hash_secret
+from xtracker_server.domain.query import whole_number
 from xtracker_server.domain.reports import ReportError
 from xtracker_server.domain.tail import StreamCursor
 from xtracker_server.errors import ApiError, field_error
@@ -47,11 +48,12 @@ async def authorize(request: Request) -> tuple[AppState, int]:
 
 def _window(request: Request) -> dict[str, Any]:
     q = request.query_params
-    days = q.get("days") or None
-    if days is not None and not days.isdigit():
+    raw = q.get("days") or None
+    days = None if raw is None else whole_number(raw)
+    if raw is not None and days is None:
         raise field_error("days", "must be a positive whole number")
     return {
-        "days": int(days) if days is not None else None,
+        "days": days,
         "from_": q.get("from") or None,
         "to": q.get("to") or None,
         "tz": q.get("tz") or None,

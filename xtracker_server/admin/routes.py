@@ -13,6 +13,7 @@ from starlette.routing import Route
 from xtracker_server.admin._spaces import admin_space, no_such_token
 from xtracker_server.auth import now_ms
 from xtracker_server.domain.credentials import CredentialKind, check_token_name
+from xtracker_server.domain.query import whole_number
 from xtracker_server.errors import ApiError, field_error
 from xtracker_server.ingress._http import read_json_object, validate
 from xtracker_server.state import app_state
@@ -124,9 +125,10 @@ async def revoke_key(request: Request) -> JSONResponse:
 
 def _space_id(request: Request) -> int:
     raw = request.path_params["space_id"]
-    if not raw.isdigit():
-        raise ApiError(404, "not_found", f"no space {raw}")
-    return int(raw)
+    space_id = whole_number(raw)
+    if space_id is None:
+        raise ApiError(404, "not_found", f"no space {raw[:40]}")
+    return space_id
 
 
 routes = [

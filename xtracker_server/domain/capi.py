@@ -36,6 +36,7 @@ from urllib.parse import quote
 
 from xtracker_client import CanonicalEvent
 from xtracker_server.domain.outbound import DeliveryContext, OutboundRequest, Outcome, Verdict
+from xtracker_server.domain.query import whole_number
 from xtracker_server.domain.retry import RETRYABLE_STATUSES
 
 #: Events per request, Meta's limit.
@@ -248,8 +249,8 @@ def _int_or_none(raw: object) -> int | None:
         return None
     if isinstance(raw, int):
         return raw
-    if isinstance(raw, str) and raw.strip().isdigit():
-        return int(raw)
+    if isinstance(raw, str):
+        return whole_number(raw.strip())
     return None
 
 

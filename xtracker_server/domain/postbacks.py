@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from types import MappingProxyType
 
-from xtracker_client import CANONICAL_EVENTS, CanonicalEvent
+from xtracker_client import CANONICAL_EVENTS, CanonicalEvent, check_plain_text
 from xtracker_server.domain.credentials import mask
 from xtracker_server.domain.macros import UnfilledMacroError, first_unfilled_macro
 
@@ -221,6 +221,10 @@ def read_postback(params: Mapping[str, object], aliases: Aliases) -> PostbackRea
     raw_event = data.get("event")
     if isinstance(raw_event, str):
         status = raw_event.strip()
+        try:
+            check_plain_text(status)
+        except ValueError as exc:
+            raise PostbackProblem(names["event"], str(exc)) from None
         key = status.lower()
         mapped = key if key in CANONICAL_EVENTS else aliases.statuses.get(key)
         if mapped is None:

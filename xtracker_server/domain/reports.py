@@ -21,6 +21,7 @@ from enum import Enum
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from xtracker_client import CANONICAL_EVENTS
+from xtracker_server.domain.query import whole_number
 
 #: The funnel, in order: the click, then the four canonical events.
 STEPS: tuple[str, ...] = ("click", *CANONICAL_EVENTS)
@@ -81,28 +82,37 @@ def zone(name: str | None) -> tzinfo:
         ) from None
 
 
-_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+#: Reports cover 1970 to 2999: far inside what ``datetime`` can step through (days, hours,
+#: time zones, the previous window) without overflowing at year 9999.
+EARLIEST_MS = 0
+LATEST_MS = 32_503_680_000_000  # 3000-01-01T00:00:00Z
 
 
 def parse_instant(raw: str, tz: tzinfo, name: str) -> int:
     """Epoch ms of an ISO date (midnight in ``tz``), ISO datetime (in ``tz`` unless it carries an
-    offset or ``Z``), or epoch milliseconds."""
+    offset or ``Z``), or epoch milliseconds (12 to 18 ASCII digits); between 1970 and 2999."""
     text = raw.strip()
-    if text.isdigit() and len(text) >= 12:
-        return int(text)
-    try:
-        if _DATE.fullmatch(text):
-            local = datetime.combine(date.fromisoformat(text), time(0), tzinfo=tz)
-        else:
-            parsed = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
-            local = parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=tz)
-    except ValueError:
-        raise ReportError(
-            name,
-            f"{raw[:40]!r} is not a date: use YYYY-MM-DD, YYYY-MM-DDTHH:MM[:SS][+HH:MM]"
-            " or epoch milliseconds",
-        ) from None
-    return int(local.timestamp() * 1000)
+    ms = whole_number(text) if len(text) >= 12 else None
+    if ms is None:
+        try:
+            if _DATE.fullmatch(text):
+                local = datetime.combine(date.fromisoformat(text), time(0), tzinfo=tz)
+            else:
+                text = text.replace("Z", "+00:00").replace("z", "+00:00")
+                parsed = datetime.fromisoformat(text)
+                local = parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=tz)
+            ms = int(local.timestamp() * 1000)
+        except (ValueError, OverflowError):
+            raise ReportError(
+                name,
+                f"{raw[:40]!r} is not a date: use YYYY-MM-DD, YYYY-MM-DDTHH:MM[:SS][+HH:MM]"
+                " or epoch milliseconds",
+            ) from None
+    if not EARLIEST_MS <= ms < LATEST_MS:
+        raise ReportError(name, f"{raw[:40]!r} is not between 1970 and 2999")
+    return ms
 
 
 def resolve_window(

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 
 from xtracker_server.domain.outbound import Outcome, Verdict
+from xtracker_server.domain.query import whole_number
 
 MAX_RETRY_AFTER_S = 86400.0
 RETRYABLE_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504}) | frozenset(range(500, 600))
@@ -43,8 +44,9 @@ def parse_retry_after(raw: str | None, now_s: float) -> float | None:
     if not raw:
         return None
     raw = raw.strip()
-    if raw.isdigit():
-        return float(raw)
+    seconds = whole_number(raw)
+    if seconds is not None:
+        return float(seconds)
     try:
         return max(0.0, parsedate_to_datetime(raw).timestamp() - now_s)
     except (TypeError, ValueError, IndexError, OverflowError):

@@ -10,9 +10,12 @@ from starlette.responses import JSONResponse
 
 from xtracker_client import CanonicalEvent, EventIn, decimal_text
 from xtracker_server.auth import now_ms
+from xtracker_server.domain.currencies import currency_problem, is_known
 from xtracker_server.domain.dedup import dedup_key
+from xtracker_server.errors import field_error
 from xtracker_server.ingress._http import JSON, read_json_object, refuse_unfilled_macros, validate
 from xtracker_server.state import AppState, app_state
+from xtracker_server.store import spaces
 from xtracker_server.store.inbox import InboxDraft, InboxOutcome, insert_events
 from xtracker_server.views import conflict_json
 
@@ -23,7 +26,21 @@ async def post_events(request: Request) -> JSONResponse:
     data = await read_json_object(request)
     refuse_unfilled_macros(data, EventIn)
     event = validate(EventIn, data)
+    await check_space_currency(state, space_id, event.currency)
     return JSON(await record_event(state, space_id, event, source="api"))
+
+
+async def check_space_currency(
+    state: AppState, space_id: int, code: str, *, field: str = "currency"
+) -> None:
+    """422 unless ``code`` is ISO 4217, a known crypto ticker or on the space's own list
+    (``domain/currencies.py``); the list is read only for a code that is neither."""
+    if is_known(code):
+        return
+    allowed = await state.store.read(spaces.allowed_currencies, space_id)
+    problem = currency_problem(code, allowed or ())
+    if problem is not None:
+        raise field_error(field, problem)
 
 
 async def record_event(

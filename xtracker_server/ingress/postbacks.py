@@ -28,7 +28,7 @@ from xtracker_server.ingress._http import (
     read_body,
     validate,
 )
-from xtracker_server.ingress.events import event_answer, event_draft
+from xtracker_server.ingress.events import check_space_currency, event_answer, event_draft
 from xtracker_server.state import AppState, app_state
 from xtracker_server.store.postbacks import LogEntry, log_postback, record_postback
 from xtracker_server.store.spaces import Credential
@@ -58,12 +58,14 @@ async def post_e(request: Request) -> JSONResponse:
     token = query.get("token")
     auth = state.auth
     cred = await auth.credential(request, token, CredentialKind.INGEST, _HOW) if token else None
+    raw = b""
     try:
         raw = await read_body(request)
         body = _parse_body(raw, request.headers.get("content-type", ""))
     except ApiError as exc:
         if cred is not None:
-            await _log_refusal(state, _log_entry(request, cred, token, None), exc)
+            shown = raw.decode("utf-8", "replace") if raw else None
+            await _log_refusal(state, _log_entry(request, cred, token, shown), exc)
         raise
     if cred is None:
         given = body.get("token")
@@ -116,6 +118,9 @@ async def _record(state: AppState, params: dict[str, Any], entry: LogEntry) -> d
                 "detail": f"status {read.status!r} is ignored in this space: logged, not counted",
             }
         event = validate(EventIn, read.data, renames=read.renames)
+        await check_space_currency(
+            state, entry.space_id, event.currency, field=read.renames.get("currency", "currency")
+        )
     except ApiError as exc:
         await _log_refusal(state, entry, exc)
         raise

@@ -3,9 +3,10 @@ the server can share the file, and migrations."""
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,14 +29,27 @@ def attach_reports(conn: sqlite3.Connection, path: str) -> sqlite3.Connection:
     """Attach the report rollup's file (``reports_path``) as ``reports``. Only connections that
     read or build reports do: ``BEGIN IMMEDIATE`` locks every attached file, and the writer's
     transactions must never hold up the rollup's (nor the other way round)."""
-    conn.execute("ATTACH DATABASE ? AS reports", (reports_path(path),))
+    reports = reports_path(path)
+    create_private(reports)
+    conn.execute("ATTACH DATABASE ? AS reports", (reports,))
     return conn
+
+
+def create_private(path: str) -> None:
+    """Create the database file ``path``, if it does not exist yet, readable and writable by
+    its owner only (0600): it holds destination secrets. SQLite gives the ``-wal`` and ``-shm``
+    files it creates next to it the same permissions. An existing file keeps its own."""
+    if path == ":memory:":
+        return
+    file = Path(path).expanduser()
+    file.parent.mkdir(parents=True, exist_ok=True)
+    with suppress(FileExistsError):
+        os.close(os.open(file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
 
 
 def connect(path: str, *, sync: str = "FULL", readonly: bool = False) -> sqlite3.Connection:
     """A connection in autocommit mode: transactions are opened explicitly with ``BEGIN``."""
-    if path != ":memory:":
-        Path(path).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    create_private(path)
     conn = sqlite3.connect(
         path, isolation_level=None, check_same_thread=False, timeout=BUSY_TIMEOUT_MS / 1000
     )

@@ -289,6 +289,11 @@ MIGRATIONS: tuple[str, ...] = (
     -- a token's last postback, for `xtracker token list`
     CREATE INDEX postback_log_token ON postback_log(space_id, token_name, at_ms);
     """,
+    # 9: a space's own currency codes, accepted besides ISO 4217 and the crypto
+    # tickers of domain/currencies.py: upper-case codes separated by commas, '' for none.
+    """
+    ALTER TABLE spaces ADD COLUMN currencies TEXT NOT NULL DEFAULT '';
+    """,
 )
 
 

@@ -282,3 +282,17 @@ def _insert_credential(
         (space_id, kind.value, hash_secret(secret), mask(secret), now_ms, name),
     )
     return secret
+
+
+def allowed_currencies(conn: sqlite3.Connection, space_id: int) -> tuple[str, ...] | None:
+    """The space's own currency codes (domain/currencies.py); None if there is no such space."""
+    row = conn.execute("SELECT currencies FROM spaces WHERE id = ?", (space_id,)).fetchone()
+    if row is None:
+        return None
+    return tuple(code for code in row["currencies"].split(",") if code)
+
+
+def set_allowed_currencies(conn: sqlite3.Connection, space_id: int, codes: tuple[str, ...]) -> bool:
+    """Replace the space's own currency codes (already checked); False if there is no space."""
+    cur = conn.execute("UPDATE spaces SET currencies = ? WHERE id = ?", (",".join(codes), space_id))
+    return cur.rowcount == 1

@@ -4,7 +4,8 @@ A whole funnel for one user, without a bot framework: mint a click (as your own 
 would), bind a Telegram user to it, report the contact and a deposit, then flush and print what
 the client did.
 
-    pip install xtracker
+    pip install -e .    # from a checkout of XTRACKER (it is not on PyPI), or a built wheel:
+                        # python -m build --wheel && pip install dist/xtracker-*.whl
     export XTRACKER_URL=https://track.example.com XTRACKER_BEARER=xt_sk_...
     python examples/plain_script.py 123456789 tx-42    # Telegram user id, deposit's transaction id
 

@@ -7,7 +7,7 @@ import hashlib
 from xtracker_server.domain.clicks import fbc_from_fbclid, fields_from_query, new_uid
 from xtracker_server.domain.credentials import CredentialKind, hash_secret, mask, new_secret
 from xtracker_server.domain.dedup import dedup_key
-from xtracker_server.domain.query import parse_query
+from xtracker_server.domain.query import MAX_ROW_ID, parse_id, parse_query
 
 
 def test_dedup_key_uses_eid_when_given_else_the_timestamp() -> None:
@@ -66,3 +66,10 @@ def test_campaign_fields_come_from_the_query() -> None:
 def test_uids_are_url_safe_and_short() -> None:
     uid = new_uid()
     assert len(uid) == 16 and all(c.isalnum() or c in "-_" for c in uid)
+
+
+def test_parse_id_takes_ascii_digits_that_fit_in_sqlite() -> None:
+    assert parse_id("42") == 42
+    assert parse_id(str(MAX_ROW_ID)) == MAX_ROW_ID
+    for not_an_id in ("", "-1", "1.0", " 1", "²", "٣", str(MAX_ROW_ID + 1), "9" * 30):
+        assert parse_id(not_an_id) is None, not_an_id

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from starlette.requests import Request
 
+from xtracker_server.domain.query import parse_id
 from xtracker_server.errors import ApiError
 from xtracker_server.state import AppState, app_state
 from xtracker_server.store import spaces
@@ -12,7 +13,8 @@ from xtracker_server.store import spaces
 async def existing_space(state: AppState, request: Request) -> int:
     """The id of the path's space; 404 when there is no such space."""
     raw = request.path_params["space_id"]
-    space = await state.store.read(spaces.get_space, int(raw)) if raw.isdigit() else None
+    space_id = parse_id(raw)
+    space = None if space_id is None else await state.store.read(spaces.get_space, space_id)
     if space is None:
         raise ApiError(404, "not_found", f"no space {raw}")
     return space.id

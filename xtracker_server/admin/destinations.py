@@ -21,6 +21,7 @@ from xtracker_server.domain.destinations import (
     prepare_destination,
     url_host_problem,
 )
+from xtracker_server.domain.query import parse_id
 from xtracker_server.errors import ApiError, field_error, invalid
 from xtracker_server.ingress._http import read_json_object, validate
 from xtracker_server.state import AppState
@@ -175,17 +176,19 @@ def _merged_map(current: dict[str, str], raw: object) -> dict[str, str]:
 
 def _int_param(request: Request, name: str) -> int:
     raw = request.path_params[name]
-    if not raw.isdigit():
+    value = parse_id(raw)
+    if value is None:
         raise ApiError(404, "not_found", f"no {name.replace('_id', '')} {raw}")
-    return int(raw)
+    return value
 
 
 def _optional_int(raw: str | None, field: str) -> int | None:
     if raw is None or raw == "":
         return None
-    if not raw.isdigit():
+    value = parse_id(raw)
+    if value is None:
         raise field_error(field, "must be a positive integer")
-    return int(raw)
+    return value
 
 
 routes = [

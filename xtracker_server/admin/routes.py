@@ -11,6 +11,7 @@ from starlette.routing import Route
 
 from xtracker_server.auth import now_ms
 from xtracker_server.domain.credentials import CredentialKind
+from xtracker_server.domain.query import parse_id
 from xtracker_server.errors import ApiError
 from xtracker_server.ingress._http import read_json_object, validate
 from xtracker_server.state import app_state
@@ -64,9 +65,10 @@ async def rotate_key(request: Request) -> JSONResponse:
 
 def _space_id(request: Request) -> int:
     raw = request.path_params["space_id"]
-    if not raw.isdigit():
+    space_id = parse_id(raw)
+    if space_id is None:
         raise ApiError(404, "not_found", f"no space {raw}")
-    return int(raw)
+    return space_id
 
 
 routes = [

@@ -19,3 +19,16 @@ def parse_query(raw: str) -> dict[str, str]:
         if value and name not in params:
             params[name] = value
     return params
+
+
+#: The largest integer SQLite stores (a row id is a signed 64-bit integer).
+MAX_ROW_ID = 2**63 - 1
+
+
+def parse_id(raw: str) -> int | None:
+    """A row id written in ASCII digits, or None: ``"²"`` or ``"-1"`` is no id, and neither is
+    a number beyond SQLite's integers (looking it up would fail instead of finding nothing)."""
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > len(str(MAX_ROW_ID)):
+        return None
+    value = int(raw)
+    return value if value <= MAX_ROW_ID else None

@@ -9,6 +9,7 @@ never disagree about what a valid event is.
 
 from __future__ import annotations
 
+import math
 import re
 import time
 from decimal import Decimal, InvalidOperation
@@ -99,6 +100,10 @@ def check_occurred_at_ms(ms: int, *, now_ms: int | None = None) -> int:
     return ms
 
 
+#: Beyond every integer field (the text form allows 20 digits too).
+_INT_BOUND = Decimal(10) ** 20
+
+
 def _strict_int(raw: object, what: str) -> int:
     if isinstance(raw, bool):
         raise ValueError(f"must be {what}, not a boolean")
@@ -106,8 +111,11 @@ def _strict_int(raw: object, what: str) -> int:
         return raw
     if isinstance(raw, str) and re.fullmatch(r"\s*-?\d{1,20}\s*", raw):
         return int(raw)
-    if isinstance(raw, (float, Decimal)) and raw == int(raw):
-        return int(raw)
+    # Bounded before int(): turning 1e1000000 into an integer takes minutes.
+    if isinstance(raw, (float, Decimal)) and math.isfinite(raw) and -_INT_BOUND < raw < _INT_BOUND:
+        whole = int(raw)
+        if raw == whole:
+            return whole
     raise ValueError(f"must be {what}")
 
 

@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
 
-from xtracker_server import admin, ingress
+from xtracker_server import admin, ingress, openapi
 from xtracker_server.admin.stream import LiveStreams
 from xtracker_server.auth import Authenticator
 from xtracker_server.config import Settings
@@ -59,7 +59,7 @@ def create_app(settings: Settings) -> HotPaths:
             await store.close()
 
     app = Starlette(
-        routes=[*ingress.routes, *landing_routes, *admin.all_routes],
+        routes=[*ingress.routes, *landing_routes, *admin.all_routes, *openapi.routes],
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=lifespan,
     )

@@ -197,4 +197,4 @@ FAST_RETRY = (
 def fuzz_examples(default: int) -> int:
     """How many examples a property or fuzz test tries: ``default``, or more for a longer run
     with XTRACKER_FUZZ_EXAMPLES (docs/api.md#testing-the-contract)."""
-    return int(os.environ.get("XTRACKER_FUZZ_EXAMPLES") or default)
+    return max(default, int(os.environ.get("XTRACKER_FUZZ_EXAMPLES") or 0))

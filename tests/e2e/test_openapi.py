@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -111,7 +110,7 @@ def _validator(document: dict[str, Any], pointer: str) -> jsonschema_rs.Validato
 
 
 def _routes() -> set[tuple[str, str]]:
-    app = create_app(Settings(db=str(Path("unused.db"))))
+    app = create_app(Settings(db="never-opened.db"))  # the store opens at start-up only
     found: set[tuple[str, str]] = set()
     for route in app.app.routes:
         assert isinstance(route, Route), f"{route!r}: the test reads only Route; extend it"

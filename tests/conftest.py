@@ -192,3 +192,9 @@ FAST_RETRY = (
     "--rate-limit",
     "0",
 )
+
+
+def fuzz_examples(default: int) -> int:
+    """How many examples a property or fuzz test tries: ``default``, or more for a longer run
+    with XTRACKER_FUZZ_EXAMPLES (docs/api.md#testing-the-contract)."""
+    return max(default, int(os.environ.get("XTRACKER_FUZZ_EXAMPLES") or 0))

@@ -12,7 +12,7 @@ from starlette.responses import RedirectResponse
 from starlette.routing import Match, Router
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from xtracker_server import admin, ingress
+from xtracker_server import admin, ingress, openapi
 from xtracker_server.admin.stream import LiveStreams
 from xtracker_server.auth import Authenticator
 from xtracker_server.config import Settings
@@ -72,7 +72,7 @@ def create_app(settings: Settings) -> HotPaths:
             await store.close()
 
     app = Starlette(
-        routes=[*ingress.routes, *landing_routes, *admin.all_routes],
+        routes=[*ingress.routes, *landing_routes, *admin.all_routes, *openapi.routes],
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=lifespan,
     )

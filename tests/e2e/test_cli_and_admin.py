@@ -171,3 +171,20 @@ def test_cli_and_server_write_the_same_file_at_once(server: Server) -> None:
     assert statuses == [200] * 300
     names = [s["name"] for s in server.cli_json("space", "list")]
     assert {"busy-0", "busy-1", "busy-2", "busy-3"} <= set(names)
+
+
+def test_an_id_beyond_sqlite_integers_is_not_found_not_a_server_error(server: Server) -> None:
+    """Found by schemathesis: a 20-digit id reached SQLite, which cannot hold it (500)."""
+    huge = 2**70
+    space = server.new_space("huge-ids")
+    with server.client() as http:
+        for method, path in [
+            ("GET", f"/admin/spaces/{huge}/links"),
+            ("POST", f"/admin/spaces/{huge}/rotate"),
+            ("GET", f"/admin/spaces/{huge}/reports/funnel"),
+            ("PATCH", f"/admin/spaces/{space.id}/destinations/{huge}"),
+        ]:
+            r = http.request(method, path, headers=ADMIN, json={})
+            assert (r.status_code, r.json()["error"]) == (404, "not_found"), (path, r.text)
+        r = http.get(f"/admin/spaces/{space.id}/outbox?destination={huge}", headers=ADMIN)
+        assert (r.status_code, r.json()["field"]) == (422, "destination"), r.text

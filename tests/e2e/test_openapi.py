@@ -1,0 +1,476 @@
+"""The contract at ``GET /openapi.json``: a valid OpenAPI 3.1 document that names every route of
+the app, and whose schemas hold for real answers of a running server, successes and errors of
+every operation."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+import jsonschema_rs
+import pytest
+from schemathesis.specs.openapi.definitions import OPENAPI_31
+from starlette.routing import Route
+
+from tests.conftest import ADMIN_TOKEN, FAST_RETRY, Server, SpaceKeys, free_port
+from tests.sink import Sink
+from xtracker_server.app import create_app
+from xtracker_server.config import Settings
+from xtracker_server.openapi import OPERATIONS, Operation
+
+ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+
+
+@dataclass
+class World:
+    """A server with a little of everything: two spaces, a link, a webhook to a local sink,
+    a click, a bind, a delivered deposit, a postback."""
+
+    server: Server
+    space: SpaceKeys
+    other: SpaceKeys
+    slug: str
+    destination_id: int
+    document: dict[str, Any]
+    http: httpx.Client
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    sink = Sink()
+    server = Server(
+        db=tmp_path_factory.mktemp("openapi") / "xtracker.db",
+        port=free_port(),
+        extra_args=(*FAST_RETRY, "--fb-graph-url", sink.url),
+    )
+    server.start()
+    space, other = server.new_space("contract"), server.new_space("other")
+    with server.client() as http:
+        link = {"slug": "contract", "kind": "bot", "target": "contract_bot"}
+        assert http.post(f"/admin/spaces/{space.id}/links", json=link, headers=ADMIN).is_success
+        hook = {"kind": "webhook", "url": f"{sink.url}/hook"}
+        made = http.post(f"/admin/spaces/{space.id}/destinations", json=hook, headers=ADMIN)
+        uid = http.get("/r/contract").headers["location"].rsplit("_", 1)[1]
+        http.post("/bind", json={"uid": uid, "tg_id": 42}, headers=space.auth)
+        deposit = {"event": "deposit", "uid": uid, "value": "9.90", "eid": "dep-1"}
+        assert http.post("/events", json=deposit, headers=space.auth).is_success
+        http.get("/e", params={"token": space.ingest_token, "status": "ftd", "cid": uid,
+                               "sumdep": "5", "eid": "pb-1"})  # fmt: skip
+        sink.wait_for(1)
+        document = http.get("/openapi.json").json()
+    with server.client() as http:
+        yield World(server, space, other, "contract", made.json()["id"], document, http)
+    server.stop()
+    sink.close()
+
+
+# --- the document itself -------------------------------------------------------------------
+
+
+def test_the_document_is_served_without_a_credential(world: World) -> None:
+    answer = world.http.get("/openapi.json")
+    assert answer.status_code == 200
+    assert answer.headers["content-type"] == "application/json"
+    assert answer.json()["servers"] == [{"url": world.server.url}]
+
+
+def test_the_document_is_valid_openapi_3_1(world: World) -> None:
+    document = world.document
+    assert document["openapi"].startswith("3.1.")
+    errors = [str(e) for e in jsonschema_rs.Draft202012Validator(OPENAPI_31).iter_errors(document)]
+    assert errors == []
+    for where, schema in _schemas_in(document):
+        assert jsonschema_rs.meta.is_valid(schema), where
+        _validator(document, where)  # every $ref resolves
+
+
+def _schemas_in(node: Any, where: str = "#") -> Iterator[tuple[str, Any]]:
+    """Every Schema Object of the document, with its JSON pointer."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            pointer = f"{where}/{key.replace('~', '~0').replace('/', '~1')}"
+            if key == "schema" and isinstance(value, dict):
+                yield pointer, value
+            elif where == "#/components" and key == "schemas":
+                yield from ((f"{pointer}/{n}", s) for n, s in value.items())
+            else:
+                yield from _schemas_in(value, pointer)
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            yield from _schemas_in(value, f"{where}/{i}")
+
+
+def _validator(document: dict[str, Any], pointer: str) -> jsonschema_rs.Validator:
+    """A validator for the schema at ``pointer``, its references resolved in the document."""
+    return jsonschema_rs.Draft202012Validator({**document, "$ref": quote(pointer, safe="#/~")})
+
+
+def _routes() -> set[tuple[str, str]]:
+    app = create_app(Settings(db="never-opened.db"))  # the store opens at start-up only
+    found: set[tuple[str, str]] = set()
+    for route in app.app.routes:
+        assert isinstance(route, Route), f"{route!r}: the test reads only Route; extend it"
+        # Starlette answers HEAD wherever it answers GET; HEAD is documented where it differs.
+        methods = route.methods or set()
+        found |= {(m, route.path) for m in methods if m != "HEAD" or "GET" not in methods}
+    return found
+
+
+def _documented(document: dict[str, Any]) -> set[tuple[str, str]]:
+    return {(m.upper(), p) for p, ops in document["paths"].items() for m in ops}
+
+
+def test_every_route_of_the_app_is_documented(world: World) -> None:
+    missing = _routes() - _documented(world.document)
+    assert missing == set(), "add an Operation to OPERATIONS in xtracker_server/openapi.py"
+
+
+def test_every_documented_operation_is_a_route(world: World) -> None:
+    routes = _routes()
+    heads = {("HEAD", p) for m, p in routes if m == "GET"}
+    assert _documented(world.document) - routes - heads == set()
+
+
+# --- real answers against the document -----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Call:
+    """One request of an operation and the status it must get. ``auth``: whose credential
+    (``None``: none). ``path``: path parameters other than the world's."""
+
+    status: int
+    auth: str | None = "own"
+    path: dict[str, object] = field(default_factory=dict)
+    params: dict[str, object] = field(default_factory=dict)
+    json: object = None
+    content: bytes | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def deposit(eid: str) -> dict[str, object]:
+    return {"event": "deposit", "uid": "u-contract", "value": "1.00", "eid": eid}
+
+
+CALLS: dict[str, list[Call]] = {
+    "post_events": [
+        Call(200, json=deposit("c-1")),
+        Call(200, json={"event": "contact", "uid": "u-contract", "value": "1"}),  # warnings
+        Call(400, content=b'{"event":'),
+        Call(401, auth=None, json=deposit("c-2")),
+        Call(413, content=b'{"eid":"' + b"x" * 70_000 + b'"}'),
+        Call(422, json={"event": "purchase"}),
+    ],
+    "get_e": [
+        Call(200, params={"event": "deposit", "uid": "u-contract", "value": "2", "eid": "e-1"}),
+        Call(200, params={"status": "withdrawal", "uid": "u-contract"}),  # ignored
+        Call(401, auth=None, params={"event": "contact"}),
+        Call(422, params={"event": "chargeback"}),
+    ],
+    "post_e": [
+        Call(
+            200,
+            content=b"event=registration&uid=u-contract&eid=p-1",
+            headers={"content-type": "application/x-www-form-urlencoded"},
+        ),
+        Call(200, json={"event": "ftd", "uid": "u-contract", "value": 3, "eid": "p-2"}),
+        Call(400, content=b"{not json", headers={"content-type": "application/json"}),
+        Call(401, auth=None, content=b"event=registration"),
+        Call(413, content=b"x" * 70_000),
+        Call(422, json={"event": "deposit", "value": "-1"}),
+    ],
+    "post_bind": [
+        Call(200, json={"uid": "u-bind", "tg_id": 7}),
+        Call(400, content=b"[]"),
+        Call(401, auth=None, json={"uid": "u-bind", "tg_id": 7}),
+        Call(409, json={"uid": "u-bind", "tg_id": 8}),
+        Call(413, content=b" " * 70_000),
+        Call(422, json={"uid": "u-bind"}),
+    ],
+    "get_bind": [
+        Call(200, params={"uid": "u-bind-2", "tg_id": "9"}),
+        Call(401, auth=None, params={"uid": "u-bind-2", "tg_id": "9"}),
+        Call(409, params={"uid": "u-bind-2", "tg_id": "10"}),
+        Call(422, params={"uid": "u-bind-3", "tg_id": "0"}),
+    ],
+    "post_clicks": [
+        Call(200, json={"link_slug": "contract", "fbclid": "IwAR1"}),
+        Call(400, content=b""),
+        Call(401, auth=None, json={}),
+        Call(413, content=b"{}" + b" " * 70_000),
+        Call(422, json={"link_slug": "nope"}),
+    ],
+    "healthz": [Call(200, auth=None)],
+    "openapi": [Call(200, auth=None)],
+    "get_landing": [
+        Call(200, auth=None),
+        Call(404, auth=None, path={"slug": "nope"}),
+        Call(404, auth=None, path={"slug": "a/b"}),  # not a slug: the error shape
+    ],
+    "head_landing": [Call(200, auth=None), Call(404, auth=None, path={"slug": "nope"})],
+    "get_redirect": [Call(302, auth=None), Call(404, auth=None, path={"slug": "nope"})],
+    "head_redirect": [Call(302, auth=None), Call(404, auth=None, path={"slug": "nope"})],
+    "list_spaces": [Call(200), Call(401, auth="own_space")],
+    "create_space": [
+        Call(201, json={"name": "made"}),
+        Call(400, content=b"nope"),
+        Call(401, auth=None, json={"name": "x"}),
+        Call(413, content=b"{}" + b" " * 70_000),
+        Call(422, json={"name": ""}),
+    ],
+    "rotate_key": [
+        Call(200),
+        Call(200, json={"kind": "ingest"}, path={"space_id": "other"}),
+        Call(400, content=b"{"),
+        Call(401, auth=None),
+        Call(404, path={"space_id": 999}),
+        Call(404, path={"space_id": 2**70}),
+        Call(413, content=b"{}" + b" " * 70_000),
+        Call(422, json={"kind": "admin"}),
+    ],
+    "list_links": [Call(200), Call(401, auth=None), Call(404, path={"space_id": 999})],
+    "create_link": [
+        Call(201, json={"slug": "made", "kind": "web", "target": "https://x.example/?c={uid}"}),
+        Call(400, content=b"1"),
+        Call(401, auth=None, json={}),
+        Call(404, path={"space_id": 999}, json={}),
+        Call(409, json={"slug": "contract", "kind": "bot", "target": "contract_bot"}),
+        Call(413, content=b"{}" + b" " * 70_000),
+        Call(422, json={"slug": "Bad_Slug", "kind": "bot", "target": "b"}),
+    ],
+    "update_link": [
+        Call(200, json={"title": "Contract"}),
+        Call(400, content=b"{"),
+        Call(401, auth=None, json={}),
+        Call(404, path={"slug": "nope"}, json={"title": "x"}),
+        Call(413, content=b"{}" + b" " * 70_000),
+        Call(422, json={"slug": "other"}),
+    ],
+    "list_destinations": [Call(200), Call(401, auth=None), Call(404, path={"space_id": 999})],
+    "create_destination": [
+        Call(201, json={"kind": "s2s_postback", "url_template": "http://127.0.0.1:9/pb?c={uid}"}),
+        Call(400, content=b"{"),
+        Call(401, auth=None, json={}),
+        Call(404, path={"space_id": 999}, json={}),
+        Call(413, content=b"{}" + b" " * 70_000),
+        Call(422, json={"kind": "webhook", "url": "ftp://x"}),
+    ],
+    "update_destination": [
+        Call(200, json={"name": "renamed", "event_map": {"contact": ""}}),
+        Call(400, content=b"{"),
+        Call(401, auth=None, json={}),
+        Call(404, path={"destination_id": 999}, json={"name": "x"}),
+        Call(413, content=b"{}" + b" " * 70_000),
+        Call(422, json={"url": "http://y"}),
+    ],
+    "test_destination": [
+        Call(200),
+        Call(400, content=b"[1]"),
+        Call(401, auth=None),
+        Call(404, path={"destination_id": 2**70}),
+        Call(413, content=b"{}" + b" " * 70_000),
+        Call(422, json={"live": "yes"}),
+    ],
+    "list_outbox": [
+        Call(200),
+        Call(200, params={"status": "sent", "limit": "5"}),
+        Call(401, auth=None),
+        Call(404, path={"space_id": 999}),
+        Call(422, params={"status": "lost"}),
+        Call(422, params={"destination": str(2**70)}),
+    ],
+    "replay_outbox": [
+        Call(200),
+        Call(200, json={"status": "sent"}),
+        Call(400, content=b"{"),
+        Call(401, auth=None),
+        Call(404, path={"space_id": 999}),
+        Call(413, content=b"{}" + b" " * 70_000),
+        Call(422, json={"destination_id": "x"}),
+    ],
+    "list_postbacks": [
+        Call(200),
+        Call(200, params={"outcome": "ignored"}),
+        Call(401, auth=None),
+        Call(404, path={"space_id": 999}),
+        Call(422, params={"limit": "0"}),
+    ],
+    "get_aliases": [Call(200), Call(401, auth=None), Call(404, path={"space_id": 999})],
+    "change_aliases": [
+        Call(200, json={"statuses": {"qualified": "registration", "conf": None}}),
+        Call(400, content=b"{"),
+        Call(401, auth=None, json={}),
+        Call(404, path={"space_id": 999}, json={}),
+        Call(413, content=b"{}" + b" " * 70_000),
+        Call(422, json={"statuses": {"deposit": "ignore"}}),
+    ],
+    "make_urls": [
+        Call(200, json={"network": "quotex"}),
+        Call(200, json={"network": "keitaro", "event": "deposit", "rotate": True}),
+        Call(400, content=b"{"),
+        Call(401, auth=None, json={}),
+        Call(404, path={"space_id": 999}, json={}),
+        Call(413, content=b"{}" + b" " * 70_000),
+        Call(422, json={"network": "nope"}),
+    ],
+    "report_funnel": [
+        Call(200),
+        Call(200, auth="own_space", params={"link": "contract", "days": "3", "tz": "Asia/Tokyo"}),
+        Call(401, auth=None),
+        Call(403, auth="other_space"),
+        Call(404, path={"space_id": 999}),
+        Call(422, params={"from": "2025-02-01", "to": "2025-01-01"}),
+    ],
+    "report_links": [
+        Call(200),
+        Call(200, params={"sort": "revenue", "desc": "false", "currency": "USD"}),
+        Call(401, auth=None),
+        Call(403, auth="other_space"),
+        Call(404, path={"space_id": 999}),
+        Call(422, params={"sort": "nope"}),
+    ],
+    "report_series": [
+        Call(200, params={"metric": "click", "bucket": "hour", "days": "1"}),
+        Call(200, params={"metric": "revenue", "currency": "USD"}),
+        Call(401, auth=None, params={"metric": "click"}),
+        Call(403, auth="other_space", params={"metric": "click"}),
+        Call(404, path={"space_id": 999}, params={"metric": "click"}),
+        Call(422, params={"metric": "nope"}),
+    ],
+    "report_deliveries": [
+        Call(200),
+        Call(200, auth="own_space"),
+        Call(401, auth=None),
+        Call(403, auth="other_space"),
+        Call(404, path={"space_id": 999}),
+    ],
+    "stream": [
+        Call(200),
+        Call(401, auth=None),
+        Call(403, auth="other_space"),
+        Call(404, path={"space_id": 999}),
+        Call(422, params={"since": "yesterday"}),
+    ],
+}
+
+_OPERATION = {op.id: op for op in OPERATIONS}
+
+
+def test_every_operation_has_real_calls_checked_a_success_and_an_error() -> None:
+    assert set(CALLS) == set(_OPERATION), "add the new operation's calls to CALLS"
+    for op_id, calls in CALLS.items():
+        statuses = {c.status for c in calls}
+        assert any(s < 400 for s in statuses), op_id
+        if _OPERATION[op_id].errors or op_id.endswith(("landing", "redirect")):
+            assert any(s >= 400 for s in statuses), op_id
+
+
+def _credential(world: World, op_id: str, who: str | None) -> tuple[dict[str, str], dict[str, str]]:
+    """(headers, query) for the caller ``who``; "own": the credential the operation takes."""
+    auth = _OPERATION[op_id].auth
+    if who == "own":
+        who = {"bearer": "own_space", "ingest": "ingest", "ingest_or_body": "ingest"}.get(
+            auth, "admin" if auth in ("admin", "report") else None
+        )
+    if who == "admin":
+        return ADMIN, {}
+    if who in ("own_space", "other_space"):
+        space = world.space if who == "own_space" else world.other
+        return space.auth, {}
+    if who == "ingest":
+        return {}, {"token": world.space.ingest_token}
+    return {}, {}
+
+
+@dataclass(frozen=True)
+class Answer:
+    status: int
+    headers: httpx.Headers
+    content: bytes
+    what: str  # for assertion messages
+
+
+def _call(world: World, op_id: str, call: Call) -> Answer:
+    op = _OPERATION[op_id]
+    values: dict[str, object] = {
+        "space_id": world.space.id,
+        "slug": world.slug,
+        "destination_id": world.destination_id,
+        **call.path,
+    }
+    if values["space_id"] == "other":
+        values["space_id"] = world.other.id
+    headers, query = _credential(world, op_id, call.auth)
+    request = world.http.build_request(
+        op.method,
+        op.path.format(**values),
+        params={**query, **call.params},
+        headers={**headers, **call.headers},
+        json=call.json,
+        content=call.content,
+    )
+    # A stream never ends: its status, headers and first bytes are its answer.
+    response = world.http.send(request, stream=True)
+    try:
+        ok_stream = op_id == "stream" and response.status_code == 200
+        content = next(response.iter_raw()) if ok_stream else response.read()
+    finally:
+        response.close()
+    what = f"{op.method} {request.url} -> {response.status_code} {content[:300]!r}"
+    return Answer(response.status_code, response.headers, content, what)
+
+
+@pytest.mark.parametrize("op_id", sorted(CALLS))
+def test_real_answers_match_the_document(world: World, op_id: str) -> None:
+    op = _OPERATION[op_id]
+    described = world.document["paths"][op.path][op.method.lower()]["responses"]
+    for call in CALLS[op_id]:
+        answer = _call(world, op_id, call)
+        assert answer.status == call.status, answer.what
+        response = _resolve(world.document, described[str(call.status)])
+        for name, header in response.get("headers", {}).items():
+            if header.get("required"):
+                assert name.lower() in answer.headers, answer.what
+        if op.method == "HEAD" or call.status == 302:
+            assert answer.content == b"", answer.what
+            continue
+        media = answer.headers.get("content-type", "").split(";")[0]
+        assert media in response.get("content", {}), answer.what
+        text = answer.content.decode()
+        body = json.loads(text) if media == "application/json" else text
+        pointer = _pointer_of(world.document, op, call.status, media)
+        errors = [e.message for e in _validator(world.document, pointer).iter_errors(body)]
+        assert errors == [], answer.what
+
+
+def _resolve(document: dict[str, Any], node: dict[str, Any]) -> dict[str, Any]:
+    while "$ref" in node:
+        target: Any = document
+        for part in node["$ref"].removeprefix("#/").split("/"):
+            target = target[part.replace("~1", "/").replace("~0", "~")]
+        node = target
+    return node
+
+
+def _pointer_of(document: dict[str, Any], op: Operation, status: int, media: str) -> str:
+    """The JSON pointer of the schema of one answer (through a shared error response)."""
+    node = document["paths"][op.path][op.method.lower()]["responses"][str(status)]
+    base = "#/paths/{}/{}/responses/{}".format(
+        op.path.replace("~", "~0").replace("/", "~1"), op.method.lower(), status
+    )
+    if "$ref" in node:
+        base = node["$ref"]
+    return f"{base}/content/{media.replace('/', '~1')}/schema"
+
+
+def test_a_new_answer_field_without_documentation_fails_the_check(world: World) -> None:
+    """The check above has teeth: an answer with a field the document does not name fails."""
+    pointer = _pointer_of(world.document, _OPERATION["post_bind"], 200, "application/json")
+    real = world.http.post("/bind", json={"uid": "u-teeth", "tg_id": 5}, headers=world.space.auth)
+    validator = _validator(world.document, pointer)
+    assert validator.is_valid(real.json())
+    assert not validator.is_valid({**real.json(), "surprise": 1})

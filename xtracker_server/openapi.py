@@ -1,0 +1,1128 @@
+"""The machine-readable contract: an OpenAPI 3.1 document of every endpoint, served at
+``GET /openapi.json`` (no credential).
+
+``OPERATIONS`` holds one ``Operation`` per route and method: documenting a new endpoint is one
+entry there. Request bodies reuse the pydantic models the server validates with (the wire
+models of ``xtracker_client``, ``LinkSpec``, ``DestinationInput`` ...); answers are described
+here, next to the handlers' shapes in ``views.py`` and ``reports.py``. Two tests keep the
+document true (tests/e2e/test_openapi.py): every route of the app must be in it, and real
+answers of a running server, successes and errors, must match its schemas.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel
+from pydantic.json_schema import models_json_schema
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from xtracker_client import CANONICAL_EVENTS, BindIn, ClickIn, EventIn, __version__
+from xtracker_client._events import (
+    MAX_EID_LEN,
+    MAX_TG_ID,
+    MAX_UID_LEN,
+    MIN_OCCURRED_AT_MS,
+)
+from xtracker_server.admin.routes import Rotate, SpaceCreate
+from xtracker_server.domain.destinations import DestinationInput, DestinationKind
+from xtracker_server.domain.links import LinkSpec
+from xtracker_server.domain.outbound import Outcome
+from xtracker_server.domain.postback_urls import EVENT_CHOICES, NETWORKS
+from xtracker_server.domain.reports import LINK_COLUMNS, METRICS, Bucket
+from xtracker_server.state import app_state
+from xtracker_server.store.outbox import STATUSES
+from xtracker_server.store.postbacks import OUTCOMES
+
+Schema = dict[str, Any]
+
+# --- JSON Schema building blocks -----------------------------------------------------------
+
+STR: Schema = {"type": "string"}
+INT: Schema = {"type": "integer"}
+BOOL: Schema = {"type": "boolean"}
+MS: Schema = {"type": "integer", "description": "milliseconds since the Unix epoch (UTC)"}
+TRUE: Schema = {"const": True}
+
+
+def nullable(schema: Schema) -> Schema:
+    return {"anyOf": [schema, {"type": "null"}]}
+
+
+def enum(values: tuple[str, ...] | list[str]) -> Schema:
+    return {"type": "string", "enum": list(values)}
+
+
+def array(items: Schema) -> Schema:
+    return {"type": "array", "items": items}
+
+
+def ref(name: str) -> Schema:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def closed(required: Mapping[str, Schema], optional: Mapping[str, Schema] | None = None) -> Schema:
+    """A JSON object with exactly these properties: an answer that gains a field the document
+    does not know fails the conformance test, so the document cannot fall behind."""
+    return {
+        "type": "object",
+        "properties": {**required, **(optional or {})},
+        "required": list(required),
+        "additionalProperties": False,
+    }
+
+
+def answer(required: Mapping[str, Schema], optional: Mapping[str, Schema] | None = None) -> Schema:
+    """A successful JSON answer: ``"ok": true`` and these fields."""
+    return closed({"ok": TRUE, **required}, optional)
+
+
+# --- Request bodies, from the models the server validates with ------------------------------
+
+_MODELS: tuple[type[BaseModel], ...] = (
+    EventIn,
+    BindIn,
+    ClickIn,
+    SpaceCreate,
+    Rotate,
+    LinkSpec,
+    DestinationInput,
+)
+
+
+def _model_schemas() -> dict[str, Schema]:
+    """The pydantic models' JSON schemas (their ``$defs`` included), named after the model,
+    with the limits their validators enforce in code added where JSON Schema can say them."""
+    _, top = models_json_schema(
+        [(m, "validation") for m in _MODELS], ref_template="#/components/schemas/{model}"
+    )
+    schemas: dict[str, Schema] = top["$defs"]
+    props = schemas["EventIn"]["properties"]
+    props["uid"]["anyOf"][0]["maxLength"] = MAX_UID_LEN
+    props["eid"]["anyOf"][0]["maxLength"] = MAX_EID_LEN
+    props["tg_id"]["anyOf"][0].update(minimum=1, maximum=MAX_TG_ID - 1)
+    props["occurred_at_ms"]["anyOf"][0]["minimum"] = MIN_OCCURRED_AT_MS
+    props["value"]["description"] = 'an amount, exact: a decimal string ("25.00") or a number'
+    props["currency"]["description"] = "the currency code; default USD"
+    bind = schemas["BindIn"]["properties"]
+    bind["uid"].update(minLength=1, maxLength=MAX_UID_LEN)
+    bind["tg_id"].update(minimum=1, maximum=MAX_TG_ID - 1)
+    return schemas
+
+
+def _link_create(spec: Schema) -> Schema:
+    """``LinkSpec`` and the slug, which is not part of a link's definition."""
+    body = copy.deepcopy(spec)
+    slug = {"type": "string", "minLength": 1, "maxLength": 64, "pattern": "^[a-z0-9-]+$"}
+    body["properties"] = {"slug": slug, **body["properties"]}
+    body["required"] = ["slug", *body["required"]]
+    body["title"] = "LinkCreate"
+    return body
+
+
+def _link_change(spec: Schema) -> Schema:
+    """Any fields of ``LinkSpec``; the link is validated again as a whole."""
+    body = copy.deepcopy(spec)
+    body.pop("required", None)
+    body["title"] = "LinkChange"
+    return body
+
+
+def _link(spec: Schema) -> Schema:
+    """A link as the admin API shows it: every field of its definition, and more."""
+    props = {name: _without_default(p) for name, p in spec["properties"].items()}
+    return closed(
+        {
+            "slug": STR,
+            "space_id": INT,
+            **props,
+            "landing_url": STR,
+            "redirect_url": STR,
+            "created_ms": MS,
+            "updated_ms": MS,
+        }
+    )
+
+
+def _without_default(schema: Schema) -> Schema:
+    return {k: v for k, v in schema.items() if k not in ("default", "title")}
+
+
+_FIELD_PROBLEM = closed({"field": STR, "problem": STR})
+
+#: ``{"ok": false, "error": "<code>", "detail": "..."}``; 422 (and 409 slug_taken) also name
+#: the field.
+_ERROR = closed(
+    {"ok": {"const": False}, "error": STR, "detail": STR},
+    {"field": STR, "fields": array(_FIELD_PROBLEM)},
+)
+
+#: status -> (the codes its ``error`` may hold, what it means, extra required keys)
+_ERRORS: dict[int, tuple[tuple[str, ...], str, tuple[str, ...]]] = {
+    400: (("malformed",), "The body is not JSON, not a JSON object, or unreadable.", ()),
+    401: (
+        ("unauthorized",),
+        "No credential, a wrong or expired one, or one of the wrong kind.",
+        (),
+    ),
+    403: (("forbidden",), "A bearer secret of another space.", ()),
+    404: (("not_found",), "No such space, link, destination or endpoint.", ()),
+    409: (
+        ("uid_already_bound", "slug_taken"),
+        "A conflict with what is stored; the first value stays.",
+        (),
+    ),
+    413: (("too_large",), "The body is over 64 KiB.", ()),
+    422: (
+        ("invalid_field",),
+        "A field is missing, unknown, of the wrong type or impossible; `field` names the first.",
+        ("field", "fields"),
+    ),
+    429: (("rate_limited",), "Too many requests; retry after Retry-After seconds.", ()),
+    503: (
+        ("unavailable",),
+        "Storage could not commit; nothing was stored; retry after Retry-After seconds.",
+        (),
+    ),
+}
+_RETRY_AFTER = {
+    "Retry-After": {
+        "required": True,
+        "schema": {"type": "string", "pattern": "^[0-9]+$"},
+        "description": "seconds to wait",
+    }
+}
+
+
+def _error_response(status: int) -> Schema:
+    codes, description, required = _ERRORS[status]
+    schema: Schema = {
+        "allOf": [ref("Error"), {"properties": {"error": enum(codes)}, "required": list(required)}]
+    }
+    response: Schema = {
+        "description": description,
+        "content": {"application/json": {"schema": schema}},
+    }
+    if status in (429, 503):
+        response["headers"] = _RETRY_AFTER
+    return response
+
+
+# --- Answers -------------------------------------------------------------------------------
+
+_EVENT_ANSWER = answer(
+    {"status": enum(["queued", "duplicate"]), "inbox_id": STR, "attributed": BOOL},
+    {"warnings": array(STR)},
+)
+_IGNORED_ANSWER = answer({"status": {"const": "ignored"}, "detail": STR})
+_BIND_ANSWER = answer(
+    {
+        "matched": BOOL,
+        "status": enum(["bound", "unchanged"]),
+        "attributed_events": {"type": "integer", "minimum": 0},
+    }
+)
+_HEALTH = closed(
+    {"ok": BOOL, "version": STR, "schema": INT, "writer": enum(["running", "stopped"])}
+)
+_SPACE = closed({"id": INT, "name": STR, "created_ms": MS})
+_DESTINATION = closed(
+    {
+        "id": INT,
+        "space_id": INT,
+        "kind": enum([k.value for k in DestinationKind]),
+        "name": STR,
+        "enabled": BOOL,
+        "healthy": BOOL,
+        "health_reason": nullable(STR),
+        "config": {"type": "object", "description": "the kind's settings; header values hidden"},
+        "event_map": {"type": "object", "additionalProperties": STR},
+        "proxy": nullable(STR),
+        "has_secret": BOOL,
+        "created_ms": MS,
+        "updated_ms": MS,
+    }
+)
+_DELIVERY = closed(
+    {
+        "id": INT,
+        "destination_id": INT,
+        "inbox_id": STR,
+        "event_id": STR,
+        "event": STR,
+        "status": enum(STATUSES),
+        "attempts": INT,
+        "next_attempt_ms": MS,
+        "created_ms": MS,
+        "sent_ms": nullable(MS),
+        "last_status": nullable(INT),
+        "last_error": nullable(STR),
+    }
+)
+_PROBE = closed(
+    {
+        "ok": BOOL,
+        "outcome": enum([o.value for o in Outcome]),
+        "reason": STR,
+        "status_code": nullable(INT),
+        "latency_ms": INT,
+        "response": STR,
+        "event_id": STR,
+    }
+)
+_POSTBACK = closed(
+    {
+        "id": INT,
+        "at_ms": MS,
+        "ip": nullable(STR),
+        "method": STR,
+        "query": STR,
+        "body": nullable(STR),
+        "outcome": enum(OUTCOMES),
+        "status": nullable(STR),
+        "event": nullable(STR),
+        "uid": nullable(STR),
+        "attributed": nullable(BOOL),
+        "value": nullable(STR),
+        "currency": nullable(STR),
+        "eid": nullable(STR),
+        "inbox_id": nullable(STR),
+        "error": nullable(STR),
+        "detail": nullable(STR),
+    }
+)
+_ORIGIN = enum(["default", "custom", "removed"])
+_ALIASES = answer(
+    {
+        "statuses": array(closed({"alias": STR, "maps_to": nullable(STR), "origin": _ORIGIN})),
+        "params": array(closed({"name": STR, "field": nullable(STR), "origin": _ORIGIN})),
+    }
+)
+_MONEY: Schema = {
+    "type": "object",
+    "description": "currency -> exact decimal amount",
+    "additionalProperties": {"type": "string"},
+}
+_RATIO = nullable({"type": "number"})
+_STEP = closed({"step": STR, "uids": INT, "from_previous": _RATIO, "from_click": _RATIO})
+_FUNNEL_NUMBERS = {
+    "steps": array(_STEP),
+    "deposits": INT,
+    "depositors": INT,
+    "first_deposits": INT,
+    "revenue": _MONEY,
+}
+_WINDOW = {"from_ms": MS, "to_ms": MS}
+_FUNNEL = answer(
+    {
+        **_WINDOW,
+        "tz": STR,
+        "link": nullable(STR),
+        **_FUNNEL_NUMBERS,
+        "unattributed": closed({**{e: INT for e in CANONICAL_EVENTS}, "revenue": _MONEY}),
+        "gauge": closed(
+            {
+                "weakest": nullable(STR),
+                "steps": array(
+                    closed(
+                        {
+                            "step": STR,
+                            "ratio": _RATIO,
+                            "previous_ratio": _RATIO,
+                            "change_points": _RATIO,
+                            "weakest": BOOL,
+                        }
+                    )
+                ),
+            }
+        ),
+        "previous": closed({**_WINDOW, **_FUNNEL_NUMBERS}),
+    }
+)
+_LINK_ROW = closed(
+    {
+        "link": nullable(STR),
+        "clicks": INT,
+        **{e: INT for e in CANONICAL_EVENTS},
+        "deposits": INT,
+        "depositors": INT,
+        "click_to_deposit": _RATIO,
+        "revenue": _MONEY,
+        "revenue_per_click": {"type": "object", "additionalProperties": nullable(STR)},
+    }
+)
+_LINKS_REPORT = answer(
+    {
+        **_WINDOW,
+        "tz": STR,
+        "sort": enum(LINK_COLUMNS),
+        "desc": BOOL,
+        "currency": STR,
+        "links": array(_LINK_ROW),
+    }
+)
+_SERIES = answer(
+    {
+        "metric": enum(METRICS),
+        "bucket": enum([b.value for b in Bucket]),
+        "tz": STR,
+        **_WINDOW,
+        "link": nullable(STR),
+        "currency": nullable(STR),
+        "points": array(
+            closed({"start_ms": MS, "start": STR, "value": {"type": ["integer", "string"]}})
+        ),
+    }
+)
+_HEALTH_ROW = closed(
+    {
+        "id": INT,
+        "name": STR,
+        "kind": STR,
+        "enabled": BOOL,
+        "healthy": BOOL,
+        "health_reason": nullable(STR),
+        **{s: INT for s in STATUSES},
+        "last_success_ms": nullable(MS),
+        "last_error": nullable(STR),
+        "last_error_ms": nullable(MS),
+        "recent_attempts": INT,
+        "recent_failures": INT,
+        "median_latency_ms": nullable(INT),
+    }
+)
+
+
+# --- Operations ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Param:
+    name: str
+    schema: Schema
+    description: str = ""
+    required: bool = False
+    where: str = "query"
+
+
+@dataclass(frozen=True)
+class Answer:
+    """An answer other than the error shape: its media types and their schemas."""
+
+    description: str
+    content: Mapping[str, Schema] = field(default_factory=dict)
+    headers: Mapping[str, Schema] = field(default_factory=dict)
+
+
+def json_answer(description: str, schema: Schema) -> Answer:
+    return Answer(description, {"application/json": schema})
+
+
+@dataclass(frozen=True)
+class Operation:
+    """One route and method. ``route``: "METHOD /path"; ``auth``: a key of ``SECURITY``;
+    ``answers``: its answers other than errors; ``errors``: the statuses of the error shape it
+    may answer; ``body``: the schema of its request body (JSON, and a form where ``form``)."""
+
+    id: str
+    route: str
+    summary: str
+    tag: str
+    auth: str
+    answers: Mapping[int, Answer]
+    errors: tuple[int, ...] = ()
+    params: tuple[Param, ...] = ()
+    body: Schema | None = None
+    body_required: bool = True
+    form: bool = False
+    description: str = ""
+
+    @property
+    def method(self) -> str:
+        return self.route.split(" ", 1)[0]
+
+    @property
+    def path(self) -> str:
+        return self.route.split(" ", 1)[1]
+
+
+SECURITY: dict[str, list[dict[str, list[str]]]] = {
+    "none": [],
+    "bearer": [{"spaceBearer": []}],
+    "ingest": [{"ingestToken": []}],
+    # POST /e: the token in the query, or the body field ``token`` (hence the empty option)
+    "ingest_or_body": [{"ingestToken": []}, {}],
+    "admin": [{"adminToken": []}],
+    "report": [{"adminToken": []}, {"spaceBearer": []}],
+}
+
+_SPACE_ID = Param(
+    "space_id", {"type": "integer", "minimum": 1}, "the space's id", required=True, where="path"
+)
+_DESTINATION_ID = Param(
+    "destination_id",
+    {"type": "integer", "minimum": 1},
+    "the destination's id",
+    required=True,
+    where="path",
+)
+_SLUG = Param("slug", STR, "the link's slug", required=True, where="path")
+_TG_ID: Schema = {"type": "integer", "minimum": 1, "maximum": MAX_TG_ID - 1}
+_LIMIT = Param("limit", {"type": "integer", "minimum": 1}, "default 100, at most 1000")
+
+# The statuses of the error shape, by what an operation does.
+_JSON_BODY = (400, 413, 422)
+_SPACE_CRED = (401, 429, 503)
+_ADMIN = (401, 404, 429, 503)  # 404: no such space
+_REPORT = (401, 403, 404, 429, 503)
+
+_EVENT_QUERY = (
+    Param("event", STR, "contact, subscribed, registration, deposit, or a status alias"),
+    Param("uid", {"type": "string", "maxLength": MAX_UID_LEN}, "the click's uid"),
+    Param("tg_id", _TG_ID, "the Telegram user id"),
+    Param("value", STR, "the amount (deposits)"),
+    Param("currency", STR, "the currency code; default USD"),
+    Param("eid", {"type": "string", "maxLength": MAX_EID_LEN}, "the network's transaction id"),
+    Param("t", {"type": "integer", "minimum": MIN_OCCURRED_AT_MS}, "when it happened (epoch ms)"),
+)
+_POSTBACK_BODY: Schema = {
+    "type": "object",
+    "description": "the fields of GET /e, and `token`; unknown fields are ignored",
+    "properties": {"token": STR, **{p.name: {"type": ["string", "number"]} for p in _EVENT_QUERY}},
+}
+_WINDOW_QUERY = (
+    Param("days", {"type": "integer", "minimum": 1}, "the last N days (default 7)"),
+    Param("from", STR, "the window's start: an ISO date or datetime, or epoch ms"),
+    Param("to", STR, "the window's end (excluded); default now"),
+    Param("tz", STR, "an IANA time zone; default UTC"),
+)
+_ONE_LINK = Param("link", STR, "one link's slug")
+_EVENT_OR_IGNORED = {"anyOf": [_EVENT_ANSWER, _IGNORED_ANSWER]}
+_NO_LINK = Answer(
+    "No such link or a disabled one (an HTML page), or a path that is not a slug (the error"
+    " shape).",
+    {"text/html": STR, "application/json": ref("Error")},
+)
+_LANDING = (
+    "Records a click and mints its uid (a HEAD request or a crawler records none). No"
+    " credential: the slug finds the link. See docs/links.md."
+)
+
+OPERATIONS: tuple[Operation, ...] = (
+    # --- ingress: what bots and partner networks call
+    Operation(
+        id="post_events",
+        route="POST /events",
+        summary="Report an event",
+        tag="ingress",
+        auth="bearer",
+        answers={200: json_answer("Stored (queued), or stored before (duplicate).", _EVENT_ANSWER)},
+        errors=(*_JSON_BODY, *_SPACE_CRED),
+        body=ref("EventIn"),
+    ),
+    Operation(
+        id="get_e",
+        route="GET /e",
+        summary="Report an event from a postback URL",
+        tag="ingress",
+        auth="ingest",
+        answers={
+            200: json_answer(
+                "Stored, a duplicate, or an ignored status (logged, not counted).",
+                _EVENT_OR_IGNORED,
+            )
+        },
+        errors=(422, *_SPACE_CRED),
+        params=_EVENT_QUERY,
+        description="Reads the space's parameter and status aliases too; other parameters are"
+        " ignored. Every call is written to the space's postback log.",
+    ),
+    Operation(
+        id="post_e",
+        route="POST /e",
+        summary="Report an event from a posted postback",
+        tag="ingress",
+        auth="ingest_or_body",
+        answers={200: json_answer("As GET /e.", _EVENT_OR_IGNORED)},
+        errors=(*_JSON_BODY, *_SPACE_CRED),
+        params=_EVENT_QUERY,
+        body=_POSTBACK_BODY,
+        body_required=False,
+        form=True,
+        description="A form or JSON body; the token in the query or as the body field `token`."
+        " Query parameters win over body fields of the same name.",
+    ),
+    Operation(
+        id="post_bind",
+        route="POST /bind",
+        summary="Bind a Telegram user to a click uid",
+        tag="ingress",
+        auth="bearer",
+        answers={200: json_answer("Bound, or this pair again (unchanged).", _BIND_ANSWER)},
+        errors=(*_JSON_BODY, 409, *_SPACE_CRED),
+        body=ref("BindIn"),
+    ),
+    Operation(
+        id="get_bind",
+        route="GET /bind",
+        summary="Bind from a URL",
+        tag="ingress",
+        auth="ingest",
+        answers={200: json_answer("As POST /bind.", _BIND_ANSWER)},
+        errors=(409, 422, *_SPACE_CRED),
+        params=(
+            Param(
+                "uid",
+                {"type": "string", "minLength": 1, "maxLength": MAX_UID_LEN},
+                "the click's uid",
+                required=True,
+            ),
+            Param("tg_id", _TG_ID, "the Telegram user id", required=True),
+        ),
+    ),
+    Operation(
+        id="post_clicks",
+        route="POST /clicks",
+        summary="Record a click made outside our landing pages",
+        tag="ingress",
+        auth="bearer",
+        answers={200: json_answer("The new click's uid.", answer({"uid": STR}))},
+        errors=(*_JSON_BODY, *_SPACE_CRED),
+        body=ref("ClickIn"),
+    ),
+    Operation(
+        id="healthz",
+        route="GET /healthz",
+        summary="Health: the database answers, the writer runs",
+        tag="meta",
+        auth="none",
+        answers={
+            200: json_answer("Healthy.", _HEALTH),
+            503: json_answer("The writer has stopped (this body is not the error shape).", _HEALTH),
+        },
+    ),
+    Operation(
+        id="openapi",
+        route="GET /openapi.json",
+        summary="This document",
+        tag="meta",
+        auth="none",
+        answers={200: json_answer("The OpenAPI 3.1 document.", {"type": "object"})},
+    ),
+    # --- landing pages (public)
+    Operation(
+        id="get_landing",
+        route="GET /l/{slug}",
+        summary="A link's landing page",
+        tag="landing",
+        auth="none",
+        answers={200: Answer("The page.", {"text/html": STR}), 404: _NO_LINK},
+        params=(_SLUG,),
+        description=_LANDING,
+    ),
+    Operation(
+        id="head_landing",
+        route="HEAD /l/{slug}",
+        summary="A link's landing page, without a click",
+        tag="landing",
+        auth="none",
+        answers={200: Answer("The page's headers."), 404: _NO_LINK},
+        params=(_SLUG,),
+    ),
+    Operation(
+        id="get_redirect",
+        route="GET /r/{slug}",
+        summary="A link's instant redirect",
+        tag="landing",
+        auth="none",
+        answers={
+            302: Answer(
+                "To where the link leads.", headers={"Location": {"required": True, "schema": STR}}
+            ),
+            404: _NO_LINK,
+        },
+        params=(_SLUG,),
+        description=_LANDING,
+    ),
+    Operation(
+        id="head_redirect",
+        route="HEAD /r/{slug}",
+        summary="A link's redirect, without a click",
+        tag="landing",
+        auth="none",
+        answers={
+            302: Answer(
+                "To the link's landing page.",
+                headers={"Location": {"required": True, "schema": STR}},
+            ),
+            404: _NO_LINK,
+        },
+        params=(_SLUG,),
+    ),
+    # --- admin: spaces and credentials (admin token)
+    Operation(
+        id="list_spaces",
+        route="GET /admin/spaces",
+        summary="List spaces",
+        tag="admin",
+        auth="admin",
+        answers={200: json_answer("Every space.", answer({"spaces": array(_SPACE)}))},
+        errors=(401, 429, 503),
+    ),
+    Operation(
+        id="create_space",
+        route="POST /admin/spaces",
+        summary="Create a space",
+        tag="admin",
+        auth="admin",
+        answers={
+            201: json_answer(
+                "The space and its credentials, shown only here.",
+                answer({"id": INT, "name": STR, "bearer": STR, "ingest_token": STR}),
+            )
+        },
+        errors=(*_JSON_BODY, 401, 429, 503),
+        body=ref("SpaceCreate"),
+    ),
+    Operation(
+        id="rotate_key",
+        route="POST /admin/spaces/{space_id}/rotate",
+        summary="Rotate a credential",
+        tag="admin",
+        auth="admin",
+        answers={
+            200: json_answer(
+                "The new secret; the previous ones stay valid until previous_valid_until_ms.",
+                {
+                    "anyOf": [
+                        answer({"space_id": INT, key: STR, "previous_valid_until_ms": nullable(MS)})
+                        for key in ("bearer", "ingest_token")
+                    ]
+                },
+            )
+        },
+        errors=(*_JSON_BODY, *_ADMIN),
+        params=(_SPACE_ID,),
+        body=ref("Rotate"),
+        body_required=False,
+    ),
+    # --- admin: links
+    Operation(
+        id="list_links",
+        route="GET /admin/spaces/{space_id}/links",
+        summary="List links",
+        tag="admin",
+        auth="admin",
+        answers={
+            200: json_answer(
+                "The space's links, oldest first.", answer({"links": array(ref("Link"))})
+            )
+        },
+        errors=_ADMIN,
+        params=(_SPACE_ID,),
+    ),
+    Operation(
+        id="create_link",
+        route="POST /admin/spaces/{space_id}/links",
+        summary="Create a link",
+        tag="admin",
+        auth="admin",
+        answers={
+            201: json_answer(
+                "The link's slug, kind and URLs.",
+                answer({"slug": STR, "kind": STR, "landing_url": STR, "redirect_url": STR}),
+            )
+        },
+        errors=(*_JSON_BODY, 409, *_ADMIN),
+        params=(_SPACE_ID,),
+        body=ref("LinkCreate"),
+    ),
+    Operation(
+        id="update_link",
+        route="PATCH /admin/spaces/{space_id}/links/{slug}",
+        summary="Change a link",
+        tag="admin",
+        auth="admin",
+        answers={200: json_answer("The whole link.", answer({"link": ref("Link")}))},
+        errors=(*_JSON_BODY, *_ADMIN),
+        params=(_SPACE_ID, _SLUG),
+        body=ref("LinkChange"),
+    ),
+    # --- admin: destinations and the outbox
+    Operation(
+        id="list_destinations",
+        route="GET /admin/spaces/{space_id}/destinations",
+        summary="List destinations",
+        tag="admin",
+        auth="admin",
+        answers={
+            200: json_answer(
+                "Oldest first; secrets are never shown.",
+                answer({"destinations": array(_DESTINATION)}),
+            )
+        },
+        errors=_ADMIN,
+        params=(_SPACE_ID,),
+    ),
+    Operation(
+        id="create_destination",
+        route="POST /admin/spaces/{space_id}/destinations",
+        summary="Add a destination",
+        tag="admin",
+        auth="admin",
+        answers={
+            201: json_answer(
+                "Its id, and a webhook's signing secret, shown only here.",
+                answer({"id": INT, "kind": STR, "secret": nullable(STR)}),
+            )
+        },
+        errors=(*_JSON_BODY, *_ADMIN),
+        params=(_SPACE_ID,),
+        body=ref("DestinationInput"),
+    ),
+    Operation(
+        id="update_destination",
+        route="PATCH /admin/spaces/{space_id}/destinations/{destination_id}",
+        summary="Change a destination",
+        tag="admin",
+        auth="admin",
+        answers={200: json_answer("The whole destination.", answer({"destination": _DESTINATION}))},
+        errors=(*_JSON_BODY, *_ADMIN),
+        params=(_SPACE_ID, _DESTINATION_ID),
+        body=closed(
+            {},
+            {
+                "name": STR,
+                "enabled": BOOL,
+                "proxy": nullable(STR),
+                "event_map": {"type": "object", "additionalProperties": STR},
+                "access_token": STR,
+            },
+        ),
+    ),
+    Operation(
+        id="test_destination",
+        route="POST /admin/spaces/{space_id}/destinations/{destination_id}/test",
+        summary="Send a test event now",
+        tag="admin",
+        auth="admin",
+        answers={
+            200: json_answer("What the destination answered; ok: it accepted the event.", _PROBE)
+        },
+        errors=(*_JSON_BODY, *_ADMIN),
+        params=(_SPACE_ID, _DESTINATION_ID),
+        body=closed({}, {"test_event_code": STR, "live": BOOL}),
+        body_required=False,
+    ),
+    Operation(
+        id="list_outbox",
+        route="GET /admin/spaces/{space_id}/outbox",
+        summary="List deliveries",
+        tag="admin",
+        auth="admin",
+        answers={
+            200: json_answer(
+                "Newest first, with the space's counts per status.",
+                answer(
+                    {
+                        "counts": {"type": "object", "additionalProperties": INT},
+                        "deliveries": array(_DELIVERY),
+                    }
+                ),
+            )
+        },
+        errors=(422, *_ADMIN),
+        params=(
+            _SPACE_ID,
+            Param("status", enum(STATUSES)),
+            Param("destination", {"type": "integer", "minimum": 1}, "a destination's id"),
+            _LIMIT,
+        ),
+    ),
+    Operation(
+        id="replay_outbox",
+        route="POST /admin/spaces/{space_id}/outbox/replay",
+        summary="Send deliveries again",
+        tag="admin",
+        auth="admin",
+        answers={200: json_answer("How many became pending.", answer({"replayed": INT}))},
+        errors=(*_JSON_BODY, *_ADMIN),
+        params=(_SPACE_ID,),
+        body=closed({}, {"status": enum(STATUSES), "destination_id": INT}),
+        body_required=False,
+    ),
+    # --- admin: postbacks
+    Operation(
+        id="list_postbacks",
+        route="GET /admin/spaces/{space_id}/postbacks",
+        summary="The postback log",
+        tag="admin",
+        auth="admin",
+        answers={
+            200: json_answer(
+                "Newest first; tokens masked.", answer({"postbacks": array(_POSTBACK)})
+            )
+        },
+        errors=(422, *_ADMIN),
+        params=(_SPACE_ID, Param("outcome", enum(OUTCOMES)), _LIMIT),
+    ),
+    Operation(
+        id="get_aliases",
+        route="GET /admin/spaces/{space_id}/postbacks/aliases",
+        summary="The postback aliases in effect",
+        tag="admin",
+        auth="admin",
+        answers={200: json_answer("Sorted by name.", _ALIASES)},
+        errors=_ADMIN,
+        params=(_SPACE_ID,),
+    ),
+    Operation(
+        id="change_aliases",
+        route="PATCH /admin/spaces/{space_id}/postbacks/aliases",
+        summary="Add, change or remove postback aliases",
+        tag="admin",
+        auth="admin",
+        answers={200: json_answer("Every alias now in effect.", _ALIASES)},
+        errors=(*_JSON_BODY, *_ADMIN),
+        params=(_SPACE_ID,),
+        body=closed(
+            {},
+            {
+                "statuses": {
+                    "type": "object",
+                    "additionalProperties": nullable(STR),
+                    "description": 'alias -> event or "ignore"; null removes',
+                },
+                "params": {
+                    "type": "object",
+                    "additionalProperties": nullable(STR),
+                    "description": "name -> field; null removes",
+                },
+            },
+        ),
+    ),
+    Operation(
+        id="make_urls",
+        route="POST /admin/spaces/{space_id}/postbacks/urls",
+        summary="Postback URLs for a partner network",
+        tag="admin",
+        auth="admin",
+        answers={
+            200: json_answer(
+                "The URLs to paste into the network's cabinet.",
+                answer(
+                    {
+                        "space_id": INT,
+                        "network": enum(NETWORKS),
+                        "token": enum(["given", "rotated", "placeholder"]),
+                        "offer_param": STR,
+                        "urls": array(closed({"event": STR, "field": STR, "url": STR})),
+                        "notes": array(STR),
+                    }
+                ),
+            )
+        },
+        errors=(*_JSON_BODY, *_ADMIN),
+        params=(_SPACE_ID,),
+        body=closed(
+            {"network": enum(NETWORKS)},
+            {"event": enum(EVENT_CHOICES), "token": STR, "rotate": BOOL},
+        ),
+    ),
+    # --- reports and the live stream (admin token, or the space's own bearer secret)
+    Operation(
+        id="report_funnel",
+        route="GET /admin/spaces/{space_id}/reports/funnel",
+        summary="The funnel and its conversion gauge",
+        tag="reports",
+        auth="report",
+        answers={200: json_answer("See docs/reports.md.", _FUNNEL)},
+        errors=(422, *_REPORT),
+        params=(_SPACE_ID, _ONE_LINK, *_WINDOW_QUERY),
+    ),
+    Operation(
+        id="report_links",
+        route="GET /admin/spaces/{space_id}/reports/links",
+        summary="Per link",
+        tag="reports",
+        auth="report",
+        answers={200: json_answer("One row per link.", _LINKS_REPORT)},
+        errors=(422, *_REPORT),
+        params=(
+            _SPACE_ID,
+            Param("sort", enum(LINK_COLUMNS)),
+            Param("desc", BOOL),
+            Param("currency", STR),
+            *_WINDOW_QUERY,
+        ),
+    ),
+    Operation(
+        id="report_series",
+        route="GET /admin/spaces/{space_id}/reports/series",
+        summary="A time series",
+        tag="reports",
+        auth="report",
+        answers={200: json_answer("Every bucket, zeros included.", _SERIES)},
+        errors=(422, *_REPORT),
+        params=(
+            _SPACE_ID,
+            Param("metric", enum(METRICS), required=True),
+            Param("bucket", enum([b.value for b in Bucket])),
+            Param("currency", STR),
+            _ONE_LINK,
+            *_WINDOW_QUERY,
+        ),
+    ),
+    Operation(
+        id="report_deliveries",
+        route="GET /admin/spaces/{space_id}/reports/deliveries",
+        summary="Delivery health",
+        tag="reports",
+        auth="report",
+        answers={
+            200: json_answer(
+                "Per destination.", answer({"recent_ms": INT, "destinations": array(_HEALTH_ROW)})
+            )
+        },
+        errors=_REPORT,
+        params=(_SPACE_ID,),
+    ),
+    Operation(
+        id="stream",
+        route="GET /admin/spaces/{space_id}/stream",
+        summary="The live stream",
+        tag="reports",
+        auth="report",
+        answers={
+            200: Answer(
+                "Server-Sent Events (click, event, delivery) until the client leaves.",
+                {"text/event-stream": STR},
+            )
+        },
+        errors=(422, *_REPORT),
+        params=(
+            _SPACE_ID,
+            Param(
+                "since",
+                {"type": "string", "pattern": "^\\d+-\\d+-\\d+$"},
+                "resume after this message id",
+            ),
+            Param("Last-Event-ID", STR, "as since", where="header"),
+        ),
+    ),
+)
+
+
+# --- The document --------------------------------------------------------------------------
+
+
+def _parameter(p: Param) -> Schema:
+    out: Schema = {"name": p.name, "in": p.where, "schema": p.schema}
+    if p.required:
+        out["required"] = True
+    if p.description:
+        out["description"] = p.description
+    return out
+
+
+def _responses(op: Operation) -> Schema:
+    responses: Schema = {}
+    for status, a in op.answers.items():
+        response: Schema = {"description": a.description}
+        if a.content:
+            response["content"] = {m: {"schema": s} for m, s in a.content.items()}
+        if a.headers:
+            response["headers"] = dict(a.headers)
+        responses[str(status)] = response
+    for status in sorted(op.errors):
+        responses[str(status)] = {"$ref": f"#/components/responses/Error{status}"}
+    return responses
+
+
+def _operation(op: Operation) -> Schema:
+    out: Schema = {
+        "operationId": op.id,
+        "summary": op.summary,
+        "tags": [op.tag],
+        "security": SECURITY[op.auth],
+        "responses": _responses(op),
+    }
+    if op.description:
+        out["description"] = op.description
+    if op.params:
+        out["parameters"] = [_parameter(p) for p in op.params]
+    if op.body is not None:
+        content = {"application/json": {"schema": op.body}}
+        if op.form:
+            content["application/x-www-form-urlencoded"] = {"schema": op.body}
+        out["requestBody"] = {"required": op.body_required, "content": content}
+    return out
+
+
+def _schemas() -> dict[str, Schema]:
+    models = _model_schemas()
+    spec = models["LinkSpec"]
+    return {
+        "Error": _ERROR,
+        **models,
+        "LinkCreate": _link_create(spec),
+        "LinkChange": _link_change(spec),
+        "Link": _link(spec),
+    }
+
+
+@functools.cache
+def document(base_url: str) -> dict[str, Any]:
+    """The OpenAPI document of a server whose public URL is ``base_url``."""
+    paths: dict[str, dict[str, Schema]] = {}
+    for op in OPERATIONS:
+        paths.setdefault(op.path, {})[op.method.lower()] = _operation(op)
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "XTRACKER",
+            "version": __version__,
+            "description": "Conversion tracking for Telegram funnels. Errors answer"
+            ' `{"ok": false, "error": "<code>", "detail": "..."}`; the prose is docs/api.md.',
+        },
+        "servers": [{"url": base_url}],
+        "tags": [{"name": t} for t in ("ingress", "landing", "admin", "reports", "meta")],
+        "paths": paths,
+        "components": {
+            "securitySchemes": {
+                "spaceBearer": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "the space's bearer secret (xt_sk_…)",
+                },
+                "adminToken": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "the operator's admin token",
+                },
+                "ingestToken": {
+                    "type": "apiKey",
+                    "in": "query",
+                    "name": "token",
+                    "description": "the space's ingest token (xt_it_…)",
+                },
+            },
+            "schemas": _schemas(),
+            "responses": {f"Error{s}": _error_response(s) for s in sorted(_ERRORS)},
+        },
+    }
+
+
+async def openapi_json(request: Request) -> Response:
+    body = json.dumps(document(app_state(request).settings.base_url), separators=(",", ":"))
+    return Response(body, media_type="application/json")
+
+
+routes = [Route("/openapi.json", openapi_json, methods=["GET"])]

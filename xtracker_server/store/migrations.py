@@ -249,6 +249,16 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE postback_log ADD COLUMN conflict_value TEXT;
     ALTER TABLE postback_log ADD COLUMN conflict_currency TEXT;
     """,
+    # 6: the database's generation (store/generation.py): a random id that `xtracker restore`
+    # renews. Files derived from the inbox (the report rollup) record the generation they were
+    # built for, and are rebuilt when the database they find carries another.
+    """
+    CREATE TABLE generation (
+        one  INTEGER PRIMARY KEY CHECK (one = 1),
+        id   TEXT NOT NULL
+    );
+    INSERT INTO generation VALUES (1, lower(hex(randomblob(16))));
+    """,
 )
 
 

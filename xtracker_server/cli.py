@@ -57,7 +57,7 @@ from xtracker_server.store.backup import BackupError
 from xtracker_server.store.backup import backup as backup_database
 from xtracker_server.store.backup import restore as restore_database
 from xtracker_server.store.db import open_db, transaction
-from xtracker_server.store.inuse import DatabaseInUse
+from xtracker_server.store.inuse import DatabaseInUse, RestoreInProgress, hold_shared
 from xtracker_server.store.links import Link
 from xtracker_server.views import (
     delivery_json,
@@ -184,7 +184,10 @@ def worker(
         await worker.stop()
         await store.close()
 
-    asyncio.run(run())
+    try:
+        asyncio.run(run())
+    except RestoreInProgress as exc:
+        _fail(str(exc), 1)
 
 
 @app.command()
@@ -303,6 +306,10 @@ def serve(
         if generated is not None:
             out.print("Admin token (shown once; keep it, it guards the admin API):")
             out.print(generated, markup=False, highlight=False, soft_wrap=True)
+    try:  # the store takes the lock for good when the app starts; say it plainly before
+        hold_shared(db).release()
+    except RestoreInProgress as exc:
+        _fail(str(exc), 1)
     out.print(f"xtracker listening on http://{settings.host}:{settings.port} (db: {db})")
     sys.stdout.flush()
     uvicorn.run(

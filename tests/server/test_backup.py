@@ -37,6 +37,11 @@ STEPS = ("contact", "subscribed", "registration", "deposit")
 
 
 def _events(conn: sqlite3.Connection, space: int, start: int, count: int) -> None:
+    with transaction(conn):
+        insert_events(conn, _drafts(space, start, count))
+
+
+def _drafts(space: int, start: int, count: int) -> list[InboxDraft]:
     """``count`` attributed events (numbered from ``start``) over 40 uids and the 4 steps."""
     drafts = []
     for n in range(start, start + count):
@@ -48,8 +53,7 @@ def _events(conn: sqlite3.Connection, space: int, start: int, count: int) -> Non
             currency="USD" if value else None, occurred_at_ms=1_000 + n, received_ms=1_000 + n,
             source="api",
         ))  # fmt: skip
-    with transaction(conn):
-        insert_events(conn, drafts)
+    return drafts
 
 
 def _database(path: Path, events: int = 100) -> int:
@@ -294,4 +298,33 @@ def test_a_rollup_from_before_generations_is_rebuilt_once(tmp_path: Path) -> Non
     conn.close()
     conn = with_rollup(open_db(str(db)), str(db))  # recorded now: not rebuilt again
     assert conn.execute("SELECT inbox_id FROM reports.rollup_state").fetchone()[0] == 50
+    conn.close()
+
+
+def test_a_store_checks_the_rollup_before_its_first_write(tmp_path: Path) -> None:
+    db, copy = tmp_path / "x.db", tmp_path / "copy.db"
+    space = _database(db, events=100)
+    conn = open_db(str(db))
+    target = sqlite3.connect(copy)
+    conn.backup(target)
+    target.close()
+    _events(conn, space, 100, 60)
+    catch_up(with_rollup(conn, str(db)))
+    conn.close()
+    _replace_by_copy(copy, db)
+    store = Store(str(db), writer_process=False)
+
+    async def serve() -> None:
+        await store.open()
+        try:
+            # Written before the first catch-up, past the old watermark (160): ids 101-200.
+            await store.write(insert_events, _drafts(space, 1000, 100))
+            await store.catch_up_reports()
+        finally:
+            await store.close()
+
+    asyncio.run(serve())
+    conn = with_rollup(open_db(str(db)), str(db))
+    assert len(_inbox_rows(conn)) == 200
+    assert _rollup_rows(conn) == _inbox_rows(conn)
     conn.close()

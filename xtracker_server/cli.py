@@ -54,7 +54,11 @@ from xtracker_server.domain.query import MAX_WHOLE
 from xtracker_server.store import binds, links, outbox, spaces
 from xtracker_server.store import destinations as dest_store
 from xtracker_server.store import postbacks as pb_store
+from xtracker_server.store.backup import BackupError
+from xtracker_server.store.backup import backup as backup_database
+from xtracker_server.store.backup import restore as restore_database
 from xtracker_server.store.db import open_db, transaction
+from xtracker_server.store.inuse import DatabaseInUse, RestoreInProgress, hold_shared
 from xtracker_server.store.links import Link
 from xtracker_server.views import (
     currencies_json,
@@ -189,7 +193,10 @@ def worker(
         await worker.stop()
         await store.close()
 
-    asyncio.run(run())
+    try:
+        asyncio.run(run())
+    except RestoreInProgress as exc:
+        _fail(str(exc), 1)
 
 
 @app.command()
@@ -334,6 +341,10 @@ def serve(
         if generated is not None:
             out.print("Admin token (shown once; keep it, it guards the admin API):")
             out.print(generated, markup=False, highlight=False, soft_wrap=True)
+    try:  # the store takes the lock for good when the app starts; say it plainly before
+        hold_shared(db).release()
+    except RestoreInProgress as exc:
+        _fail(str(exc), 1)
     out.print(f"xtracker listening on http://{settings.host}:{settings.port} (db: {db})")
     sys.stdout.flush()
     uvicorn.run(
@@ -1381,6 +1392,59 @@ def postback_url(
                   " working for 24 hours: update every URL that uses it.", **plain)  # type: ignore[arg-type]  # fmt: skip
     out.print("\nCheck what arrives with: xtracker postback log --space "
               f"{space}", **plain)  # type: ignore[arg-type]  # fmt: skip
+
+
+@app.command("backup")
+def backup(
+    file: Annotated[str, typer.Argument(help="The backup to write (a new file).")],
+    force: Annotated[bool, typer.Option("--force", help="Replace FILE if it exists.")] = False,
+    db: DbOption = "./xtracker.db",
+    json_: JsonOption = False,
+) -> None:
+    """Copy the database to FILE while the server runs: a consistent snapshot of every commit
+    before the command started. FILE is created 0600 (it holds destination secrets in clear)."""
+    if db == ":memory:" or not Path(db).expanduser().exists():
+        _fail(f"no database at {db}: pass --db (or XTRACKER_DB)", 1)
+    try:
+        done = backup_database(db, file, force=force)
+    except (BackupError, OSError) as exc:
+        _fail(str(exc), 1)
+    if json_:
+        _print_json({"file": done.path, "bytes": done.bytes, "seconds": round(done.seconds, 3)})
+    else:
+        out.print(f"Backed up {db} to {done.path} ({done.bytes:,} bytes, {done.seconds:.1f} s).",
+                  markup=False, highlight=False, soft_wrap=True)  # fmt: skip
+
+
+@app.command("restore")
+def restore(
+    file: Annotated[str, typer.Argument(help="The backup (made by `xtracker backup`).")],
+    db: DbOption = "./xtracker.db",
+    json_: JsonOption = False,
+) -> None:
+    """Replace the database with the backup FILE. Stop every server and worker of the database
+    first: it refuses to run while one uses it. What the backup lacks is lost, and deliveries
+    it has as unsettled are sent again (see docs/operations.md)."""
+    try:
+        done = restore_database(db, file)
+    except (DatabaseInUse, BackupError, OSError) as exc:
+        _fail(f"{exc} (nothing was changed)", 1)
+    if json_:
+        _print_json({"db": done.path, "events": done.events, "clicks": done.clicks,
+                     "schema": done.schema, "generation": done.generation,
+                     "deliveries_due": done.deliveries_due,
+                     "leases_released": done.leases_released,
+                     "seconds": round(done.seconds, 3)})  # fmt: skip
+        return
+    plain = {"markup": False, "highlight": False, "soft_wrap": True}
+    out.print(f"Restored {file} into {done.path}: {done.events:,} events, {done.clicks:,} clicks"
+              f" (generation {done.generation}).", **plain)  # type: ignore[arg-type]  # fmt: skip
+    out.print("The report rollup is rebuilt from the restored inbox at the next start.",
+              **plain)  # type: ignore[arg-type]  # fmt: skip
+    if done.deliveries_due:
+        out.print(f"{done.deliveries_due:,} deliveries are not settled in the backup: the worker"
+                  " sends them, also those already sent after the backup was made (with the"
+                  " same event_id).", **plain)  # type: ignore[arg-type]  # fmt: skip
 
 
 def main() -> None:

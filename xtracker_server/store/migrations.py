@@ -294,6 +294,16 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE spaces ADD COLUMN currencies TEXT NOT NULL DEFAULT '';
     """,
+    # 10: the database's generation (store/generation.py): a random id that `xtracker restore`
+    # renews. Files derived from the inbox (the report rollup) record the generation they were
+    # built for, and are rebuilt when the database they find carries another.
+    """
+    CREATE TABLE generation (
+        one  INTEGER PRIMARY KEY CHECK (one = 1),
+        id   TEXT NOT NULL
+    );
+    INSERT INTO generation VALUES (1, lower(hex(randomblob(16))));
+    """,
 )
 
 

@@ -298,3 +298,18 @@ def status_counts(conn: sqlite3.Connection, space_id: int) -> dict[str, int]:
         "SELECT status, count(*) FROM deliveries WHERE space_id = ? GROUP BY status", (space_id,)
     ).fetchall()
     return {r[0]: int(r[1]) for r in rows}
+
+
+def release_leases(conn: sqlite3.Connection) -> int:
+    """Release every lease (on a restored database, whose leases belong to workers of the
+    past): unsettled deliveries are due to be sent again at once. Returns how many."""
+    cur = conn.execute(
+        "UPDATE deliveries SET lease_owner = NULL, lease_until_ms = NULL"
+        " WHERE lease_owner IS NOT NULL"
+    )
+    return cur.rowcount
+
+
+def unsettled_count(conn: sqlite3.Connection) -> int:
+    """Deliveries not settled yet, across spaces (what a restored database will send)."""
+    return int(conn.execute(f"SELECT count(*) FROM deliveries WHERE {_DUE}").fetchone()[0])

@@ -11,19 +11,29 @@ The rollup lives in a file of its own (``db.reports_path``: ``x.reports.db`` nex
 attached as ``reports``. It is derived data: its own lock, ``synchronous=NORMAL``, rebuilt
 from the inbox when missing. Nothing of it runs in the writer's transactions, so ingest does
 not pay for reports. ``catch_up`` brings it up to date: it feeds the inbox rows past its
-watermark, then what ``report_backlog`` (main file, migrations 4 and 5) recorded since: events a
+watermark, then what ``report_backlog`` (main file, migrations 4 and 6) recorded since: events a
 bind attributed (or moved to another uid) after the watermark passed them, and clicks stored
 after events of their uid. The server runs it in the background and before every report, so a
 report counts every event committed before it was asked for.
+
+The rollup records the database generation it was built for (store/generation.py). Opened
+next to a database of another generation (``xtracker restore`` renews it), or one whose inbox
+or backlog ends before its watermarks (the file was replaced by a copy, the way restores used
+to be done), it is dropped and built again from the inbox.
 """
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import time
+from pathlib import Path
 
 from xtracker_client._events import MAX_VALUE_DECIMALS
-from xtracker_server.store.db import attach_reports, connect
+from xtracker_server.store.db import attach_reports, connect, reports_path
+from xtracker_server.store.generation import generation
+
+log = logging.getLogger("xtracker.store")
 
 SCHEMA = (
     """CREATE TABLE IF NOT EXISTS reports.report_steps (
@@ -50,6 +60,11 @@ SCHEMA = (
         backlog_id  INTEGER NOT NULL
     )""",
     "INSERT OR IGNORE INTO reports.rollup_state VALUES (1, 0, 0)",
+    # The generation of the database the rollup was built from (store/generation.py).
+    """CREATE TABLE IF NOT EXISTS reports.built_for (
+        one         INTEGER PRIMARY KEY CHECK (one = 1),
+        generation  TEXT NOT NULL
+    )""",
     # The events being rolled up; emptied by every catch-up.
     """CREATE TABLE IF NOT EXISTS reports.feed (
         inbox_id  INTEGER PRIMARY KEY,
@@ -126,12 +141,45 @@ def with_rollup(conn: sqlite3.Connection, path: str) -> sqlite3.Connection:
     try:
         for statement in SCHEMA:
             conn.execute(statement)
+        if _stale(conn):
+            log.warning(
+                "the report rollup %s was built for another copy of the database (restored?):"
+                " rebuilding it from the inbox",
+                reports_path(path),
+            )
+            conn.execute("DROP TABLE reports.report_steps")  # its index goes with it
+            conn.execute("DELETE FROM reports.feed")
+            conn.execute("UPDATE reports.rollup_state SET inbox_id = 0, backlog_id = 0")
+            for statement in SCHEMA:
+                conn.execute(statement)
+        conn.execute("INSERT OR REPLACE INTO reports.built_for VALUES (1, ?)", (generation(conn),))
         conn.execute("COMMIT")
     except BaseException:
         conn.execute("ROLLBACK")
         raise
     conn.execute(_TRIGGER)
     return conn
+
+
+def rebuild_if_stale(path: str) -> None:
+    """At start-up, before anything is written: drop the rollup of the database ``path`` if it
+    was built for another copy of it (``with_rollup``). Later writes could hide a copy: a
+    watermark the new inbox has passed again looks current."""
+    if path == ":memory:" or not Path(reports_path(path)).exists():
+        return  # nothing built yet (``xtracker worker`` never builds one)
+    with_rollup(connect(path), path).close()
+
+
+def _stale(conn: sqlite3.Connection) -> bool:
+    built = conn.execute("SELECT generation FROM reports.built_for").fetchone()
+    seen, backlog_seen = conn.execute(
+        "SELECT inbox_id, backlog_id FROM reports.rollup_state"
+    ).fetchone()
+    if built is None:  # new, or built before generations: only an empty one is known good
+        return bool(seen or backlog_seen)
+    top = conn.execute("SELECT coalesce(max(id), 0) FROM main.inbox").fetchone()[0]
+    backlog_top = conn.execute("SELECT coalesce(max(id), 0) FROM main.report_backlog").fetchone()[0]
+    return bool(built[0] != generation(conn) or seen > top or backlog_seen > backlog_top)
 
 
 def catch_up(conn: sqlite3.Connection, *, chunk: int = CHUNK) -> int:

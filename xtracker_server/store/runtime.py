@@ -11,7 +11,8 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from xtracker_server.store.db import attach_reports, connect, open_db
-from xtracker_server.store.rollup import catch_up, open_rollup
+from xtracker_server.store.inuse import UseLock, hold_shared
+from xtracker_server.store.rollup import catch_up, open_rollup, rebuild_if_stale
 from xtracker_server.store.writer import GroupCommitWriter, GroupOperation, Writer
 from xtracker_server.store.writer_process import ProcessWriter
 
@@ -44,10 +45,19 @@ class Store:
         # The report rollup (store/rollup.py) is built on a thread and connection of its own.
         self._rollup = ThreadPoolExecutor(max_workers=1, thread_name_prefix="xtracker-rollup")
         self._rollup_conn: sqlite3.Connection | None = None
+        self._use_lock: UseLock | None = None
 
     async def open(self) -> None:
-        open_db(self.path).close()  # create and migrate before anyone reads
-        await self.writer.start()
+        # Held while the store is open, so that `xtracker restore` refuses to run under it
+        # (store/inuse.py); raises RestoreInProgress while a restore runs.
+        self._use_lock = hold_shared(self.path)
+        try:
+            open_db(self.path).close()  # create and migrate before anyone reads
+            rebuild_if_stale(self.path)  # before any write (store/rollup.py)
+            await self.writer.start()
+        except BaseException:
+            self._release()
+            raise
 
     async def catch_up_reports(self) -> int:
         """Bring the report rollup up to everything committed so far (see store/rollup.py)."""
@@ -72,6 +82,12 @@ class Store:
             for conn in self._conns:
                 conn.close()
             self._conns.clear()
+        self._release()
+
+    def _release(self) -> None:
+        if self._use_lock is not None:
+            self._use_lock.release()
+            self._use_lock = None
 
     async def write(self, op: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
         """Run ``op(conn, *args, **kwargs)`` in the next group commit. ``op`` is a named

@@ -14,6 +14,8 @@ SYNC_MODES: tuple[str, ...] = ("OFF", "NORMAL", "FULL", "EXTRA")
 
 #: Bodies above this are refused with 413 before they are parsed.
 MAX_BODY_BYTES = 64 * 1024
+#: The shortest XTRACKER_METRICS_TOKEN taken.
+METRICS_TOKEN_MIN = 24
 
 
 @dataclass(frozen=True)
@@ -55,6 +57,11 @@ class Settings:
     #: Clicks recorded per visitor address per minute (all at once, then refilled over the
     #: minute); past it a visitor is still sent on, unrecorded. 0 turns the limit off.
     click_limit_per_ip: int = 300
+    #: A token that may read GET /metrics (besides the admin token), so a Prometheus scraper
+    #: needs no admin token. Compared with what is sent; never stored.
+    metrics_token: str | None = None
+    #: GET /metrics with no credential at all (only behind a network that keeps others out).
+    metrics_public: bool = False
 
     def __post_init__(self) -> None:
         if self.sync not in SYNC_MODES:
@@ -76,6 +83,11 @@ class Settings:
             raise ValueError("XTRACKER_RATE_LIMIT must be zero (off) or positive")
         if self.click_limit_per_ip < 0:
             raise ValueError("XTRACKER_CLICK_LIMIT_PER_IP must be zero (off) or positive")
+        if self.metrics_token is not None and len(self.metrics_token) < METRICS_TOKEN_MIN:
+            raise ValueError(
+                f"XTRACKER_METRICS_TOKEN must be at least {METRICS_TOKEN_MIN} characters"
+                " (for example: python3 -c 'import secrets; print(secrets.token_urlsafe(24))')"
+            )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

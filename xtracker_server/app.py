@@ -26,13 +26,15 @@ from xtracker_server.ingress.events import post_events
 from xtracker_server.landing.cache import LinkCache
 from xtracker_server.landing.routes import landing, redirect
 from xtracker_server.landing.routes import routes as landing_routes
+from xtracker_server.metrics import Metrics, Sources
 from xtracker_server.state import AppState
 from xtracker_server.store.alias_cache import AliasCache
 from xtracker_server.store.runtime import Store
 
 
 def create_app(settings: Settings) -> HotPaths:
-    store = Store(settings.db, sync=settings.sync)
+    metrics = Metrics()
+    store = Store(settings.db, sync=settings.sync, observer=metrics)
     state = AppState(
         settings=settings,
         store=store,
@@ -43,6 +45,7 @@ def create_app(settings: Settings) -> HotPaths:
         click_limiter=ClickLimiter(settings.click_limit_per_ip)
         if settings.click_limit_per_ip
         else None,
+        metrics=metrics,
     )
 
     streams = LiveStreams(
@@ -52,6 +55,12 @@ def create_app(settings: Settings) -> HotPaths:
         max_per_credential=settings.stream_max_per_credential,
         max_per_space=settings.stream_max_per_space,
     )
+    metrics.sampled.sources = Sources(
+        writer_running=lambda: store.writer.running,
+        writer_restarts=lambda: store.writer.restarts,
+        open_streams=streams.open_count,
+        unrecorded=state.unrecorded.totals,
+    )
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -60,7 +69,7 @@ def create_app(settings: Settings) -> HotPaths:
         await housekeeper.start()
         streams.start()
         if settings.worker:
-            state.worker = Worker(store, settings)
+            state.worker = Worker(store, settings, metrics=metrics)
             await state.worker.start()
         try:
             yield
@@ -82,7 +91,9 @@ def create_app(settings: Settings) -> HotPaths:
     hot_landing = {(m, p): ("slug", h) for m in ("GET", "HEAD")
                    for p, h in (("/l/", landing), ("/r/", redirect))}  # fmt: skip
     app.state.streams = streams
-    return HotPaths(app, exact={("POST", "/events"): post_events}, prefixed=hot_landing)
+    return HotPaths(
+        app, exact={("POST", "/events"): post_events}, prefixed=hot_landing, metrics=metrics
+    )
 
 
 def _slash_redirect(router: Router, base_url: str) -> ASGIApp:

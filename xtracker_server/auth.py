@@ -128,6 +128,10 @@ class Authenticator:
         self._cache: dict[bytes, tuple[Credential, float]] = {}
         self._env_admin = hash_secret(settings.admin_token) if settings.admin_token else None
         self._trusted = parse_networks(settings.trusted_proxies)
+        self._metrics_token = (
+            hash_secret(settings.metrics_token) if settings.metrics_token else None
+        )
+        self._metrics_public = settings.metrics_public
         self.limiter = RateLimiter(settings.rate_limit)
         self.failures = FailureThrottle(settings.auth_failures_per_minute)
 
@@ -226,6 +230,20 @@ class Authenticator:
             raise self.refused(request, f"missing credential: {how}")
         if not await self.is_admin(request):
             raise self.refused(request, f"invalid admin token: {how}")
+
+    async def metrics_reader(self, request: Request) -> None:
+        """GET /metrics: the admin token or XTRACKER_METRICS_TOKEN, or nothing when
+        XTRACKER_METRICS_PUBLIC is on; 401 otherwise."""
+        if self._metrics_public:
+            return
+        secret = bearer_of(request)
+        token = self._metrics_token
+        if secret and token is not None and same_hash(hash_secret(secret), token):
+            return
+        if not secret:
+            how = "send Authorization: Bearer <admin token or XTRACKER_METRICS_TOKEN>"
+            raise ApiError(401, "unauthorized", f"missing credential: {how}")
+        await self.admin(request)
 
     async def still_valid(self, digest: bytes) -> bool:
         """Whether the credential with this hash still works (the live stream asks every second

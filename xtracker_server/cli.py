@@ -294,6 +294,22 @@ def serve(
             help="Failed authentications per client address a minute before 429; 0 = off.",
         ),
     ] = 20.0,
+    metrics_token: Annotated[
+        str | None,
+        typer.Option(
+            envvar="XTRACKER_METRICS_TOKEN",
+            help="A token for GET /metrics besides the admin token (for a Prometheus scraper).",
+            show_default=False,
+        ),
+    ] = None,
+    metrics_public: Annotated[
+        bool,
+        typer.Option(
+            "--metrics-public/--no-metrics-public",
+            envvar="XTRACKER_METRICS_PUBLIC",
+            help="Serve GET /metrics with no credential.",
+        ),
+    ] = False,
     log_level: Annotated[str, typer.Option(envvar="XTRACKER_LOG_LEVEL")] = "info",
 ) -> None:
     """Run the server (ingress API and admin API) on an embedded SQLite file."""
@@ -328,6 +344,8 @@ def serve(
             stream_max_per_space=stream_max_per_space,
             click_limit_per_ip=click_limit_per_ip,
             auth_failures_per_minute=auth_failures_per_minute,
+            metrics_token=metrics_token or None,
+            metrics_public=metrics_public,
         )
     except ValueError as exc:
         _fail(str(exc))  # one line: scripts and tests read it whole

@@ -16,6 +16,8 @@ SYNC_MODES: tuple[str, ...] = ("OFF", "NORMAL", "FULL", "EXTRA")
 
 #: Bodies above this are refused with 413 before they are parsed.
 MAX_BODY_BYTES = 64 * 1024
+#: The shortest XTRACKER_METRICS_TOKEN taken.
+METRICS_TOKEN_MIN = 24
 
 
 @dataclass(frozen=True)
@@ -60,6 +62,11 @@ class Settings:
     #: Failed authentications allowed per client address a minute (bursts of as many), on
     #: every credential kind; past it a failure answers 429. Valid credentials always pass.
     auth_failures_per_minute: float = 20.0
+    #: A token that may read GET /metrics (besides the admin token), so a Prometheus scraper
+    #: needs no admin token. Compared with what is sent; never stored.
+    metrics_token: str | None = None
+    #: GET /metrics with no credential at all (only behind a network that keeps others out).
+    metrics_public: bool = False
 
     def __post_init__(self) -> None:
         if self.sync not in SYNC_MODES:
@@ -86,6 +93,11 @@ class Settings:
         weak = admin_token_problem(self.admin_token) if self.admin_token else None
         if weak:
             raise ValueError(weak)
+        if self.metrics_token is not None and len(self.metrics_token) < METRICS_TOKEN_MIN:
+            raise ValueError(
+                f"XTRACKER_METRICS_TOKEN must be at least {METRICS_TOKEN_MIN} characters"
+                " (for example: python3 -c 'import secrets; print(secrets.token_urlsafe(24))')"
+            )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

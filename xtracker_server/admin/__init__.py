@@ -4,6 +4,7 @@ from xtracker_server.admin import (
     currencies,
     destinations,
     links,
+    metrics,
     postbacks,
     reports,
     routes,
@@ -20,4 +21,5 @@ all_routes = [
     *reports.routes,
     *tokens.routes,
     *currencies.routes,
+    *metrics.routes,
 ]

@@ -224,10 +224,13 @@ class LiveStreams:
         if self._per_credential[sub.credential] <= 0:
             del self._per_credential[sub.credential]
 
+    def open_count(self) -> int:
+        return sum(len(s) for s in self._subs.values())
+
     def status(self) -> dict[str, Any]:
         """What GET /admin/streams shows."""
         return {
-            "open": sum(len(s) for s in self._subs.values()),
+            "open": self.open_count(),
             "spaces": {str(space): len(subs) for space, subs in sorted(self._subs.items())},
             "reader": {"running": self._reader is not None, "reads": self.reads},
         }

@@ -36,6 +36,7 @@ from xtracker_server.delivery.adapters import (
 from xtracker_server.delivery.sender import Answer, Sender
 from xtracker_server.domain.outbound import DeliveryContext, Outcome, Verdict
 from xtracker_server.domain.retry import RetryPolicy
+from xtracker_server.metrics import Metrics
 from xtracker_server.store import destinations as dest_store
 from xtracker_server.store import outbox
 from xtracker_server.store.runtime import Store
@@ -58,9 +59,17 @@ class Settlement:
 
 
 class Worker:
-    def __init__(self, store: Store, settings: Settings, *, poll_s: float | None = None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        settings: Settings,
+        *,
+        poll_s: float | None = None,
+        metrics: Metrics | None = None,
+    ) -> None:
         self.store = store
         self.settings = settings
+        self.metrics = metrics  # the server's; None in ``xtracker worker`` (no /metrics there)
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
         self.policy = RetryPolicy(
             settings.retry_base_s, settings.retry_cap_s, settings.retry_max_age_s
@@ -174,6 +183,10 @@ class Worker:
                 answer = await self.sender.send(
                     adapter.request([ctx for _, ctx in ready]), proxy=adapter.destination.proxy
                 )
+            if self.metrics is not None and not answer.refused:
+                self.metrics.delivery_request(
+                    adapter.destination.kind.value, answer.latency_ms / 1000
+                )
             verdict = adapter.classify(answer)
             if verdict.outcome is Outcome.FAIL and len(ready) > 1:
                 # One bad event rejects a whole CAPI batch: split it so the good ones still go.
@@ -187,6 +200,10 @@ class Worker:
             await self.store.write(
                 settle, self.owner, self.policy, adapter.destination, settled, _now_ms()
             )
+            if self.metrics is not None:
+                kind = adapter.destination.kind.value
+                for s in settled:
+                    self.metrics.delivered(kind, s.verdict.outcome.value)
 
 
 def settle(

@@ -110,14 +110,21 @@ class UnrecordedCount:
 
 
 class Tally:
-    """Unrecorded visits counted in memory; ``take`` hands them over to be stored."""
+    """Unrecorded visits counted in memory; ``take`` hands them over to be stored. ``totals``
+    counts them by reason since the start, whatever was taken (what /metrics shows)."""
 
     def __init__(self) -> None:
         self._counts: dict[tuple[int, int, int, Reason], int] = {}
+        self._totals = dict.fromkeys(Reason, 0)
 
     def add(self, space_id: int, link_id: int, reason: Reason, now_ms: int) -> None:
         key = (space_id, link_id, hour_start(now_ms), reason)
         self._counts[key] = self._counts.get(key, 0) + 1
+        self._totals[reason] += 1
+
+    def totals(self) -> dict[str, int]:
+        """Visits not recorded since the start, by reason (``bot``, ``limited``)."""
+        return {reason.value: count for reason, count in self._totals.items()}
 
     def take(self) -> list[UnrecordedCount]:
         """Everything counted so far, and start again from zero."""

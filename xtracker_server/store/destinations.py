@@ -128,3 +128,15 @@ def flag_unhealthy(
         "UPDATE destinations SET health_reason = ? WHERE space_id = ? AND id = ?",
         (reason, space_id, destination_id),
     )
+
+
+def unhealthy_by_kind(conn: sqlite3.Connection) -> dict[str, int]:
+    """Enabled destinations flagged unhealthy, by kind, across spaces (a count for the
+    operator's ``/metrics``); every kind is present."""
+    counts = {kind.value: 0 for kind in DestinationKind}
+    for kind, count in conn.execute(
+        "SELECT kind, count(*) FROM destinations WHERE enabled = 1 AND health_reason IS NOT NULL"
+        " GROUP BY kind"
+    ):
+        counts[kind] = int(count)
+    return counts

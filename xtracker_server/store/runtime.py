@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 from xtracker_server.store.db import attach_reports, connect, open_db
 from xtracker_server.store.inuse import UseLock, hold_shared
 from xtracker_server.store.rollup import catch_up, open_rollup, rebuild_if_stale
-from xtracker_server.store.writer import GroupCommitWriter, GroupOperation, Writer
+from xtracker_server.store.writer import BatchObserver, GroupCommitWriter, GroupOperation, Writer
 from xtracker_server.store.writer_process import ProcessWriter
 
 T = TypeVar("T")
@@ -28,6 +28,7 @@ class Store:
         sync: str = "FULL",
         readers: int = 4,
         writer_process: bool | None = None,
+        observer: BatchObserver | None = None,
     ) -> None:
         self.path = path
         # Writes go to a process of its own (store/writer_process.py: the SQLite work then never
@@ -38,6 +39,7 @@ class Store:
         self.writer: Writer = (
             ProcessWriter(path, sync=sync) if writer_process else GroupCommitWriter(path, sync=sync)
         )
+        self.writer.observer = observer  # told of every batch (the server's metrics)
         self._readers = ThreadPoolExecutor(max_workers=readers, thread_name_prefix="xtracker-read")
         self._local = threading.local()
         self._conns: list[sqlite3.Connection] = []

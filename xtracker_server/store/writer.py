@@ -27,9 +27,10 @@ import logging
 import queue
 import sqlite3
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from xtracker_server.store.db import open_db
 
@@ -43,6 +44,15 @@ GroupOperation = Callable[[sqlite3.Connection, list[A]], list[T]]
 
 class StoreUnavailable(RuntimeError):
     """The database could not commit; nothing of the batch was acknowledged."""
+
+
+class BatchObserver(Protocol):
+    """Told of every batch a writer handled (the server's metrics, xtracker_server/metrics.py).
+    Called from the writer's thread or the event loop: it must be quick and thread-safe."""
+
+    def committed(self, operations: int, seconds: float) -> None: ...
+
+    def failed(self, operations: int) -> None: ...
 
 
 @dataclass(slots=True)
@@ -124,6 +134,9 @@ _Queued = tuple[Job, "asyncio.Future[Any]"]
 class Writer(abc.ABC):
     """What the store writes through: ``GroupCommitWriter`` (a thread of this process) or
     ``writer_process.ProcessWriter`` (a process of its own). Both commit as described above."""
+
+    observer: BatchObserver | None = None
+    restarts = 0  # writer processes started again after one died (ProcessWriter)
 
     async def write(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
         """Run ``fn(conn, *args, **kwargs)`` in the next batch; returns its result once the
@@ -234,14 +247,19 @@ class GroupCommitWriter(Writer):
             error: BaseException | None = None
             conn = self._conn
             assert conn is not None
+            started = time.perf_counter()
             try:
                 commit_batch(conn, [job for job, _ in batch])
             except BaseException as exc:  # the commit failed: nobody in the batch is acknowledged
                 log.error("commit of %d operations failed: %s", len(batch), exc)
                 error = StoreUnavailable(f"the database could not commit: {exc}")
+                if self.observer is not None:
+                    self.observer.failed(len(batch))
             else:
                 self.batches += 1
                 self.operations += len(batch)
+                if self.observer is not None:
+                    self.observer.committed(len(batch), time.perf_counter() - started)
             loop.call_soon_threadsafe(_answer, batch, error)  # one wake-up of the loop per batch
             if stopping:
                 return

@@ -39,6 +39,7 @@ import signal
 import struct
 import subprocess
 import sys
+import time
 from collections import deque
 from collections.abc import Callable
 from multiprocessing.connection import Connection
@@ -75,6 +76,10 @@ class ProcessWriter(Writer):
         self._ready: asyncio.Future[None] | None = None
         self._waiting: list[_Waiting] = []  # submitted, not sent yet
         self._sent: deque[list[asyncio.Future[Any]]] = deque()  # batches sent, oldest first
+        # When each batch of _sent was sent, and when the last answer came: the writer commits
+        # one batch after the other, so one's commit time runs from the later of the two.
+        self._sent_at: deque[float] = deque()
+        self._answered_at = 0.0
         self._flush_soon = False
         self._idle = asyncio.Event()
         self._accepting = False
@@ -192,6 +197,7 @@ class ProcessWriter(Writer):
                     continue
                 data = pickle.dumps([job for job, _ in batch], pickle.HIGHEST_PROTOCOL)
             self._sent.append([future for _, future in batch])
+            self._sent_at.append(time.perf_counter())
             self._to.write(_frame(data))
 
     def _on_answer(self, message: bytes) -> None:
@@ -206,9 +212,13 @@ class ProcessWriter(Writer):
             _settle(self._ready, exc=RuntimeError(payload))
             return
         sent = self._sent.popleft()
+        started = max(self._sent_at.popleft(), self._answered_at)
+        self._answered_at = time.perf_counter()
         if kind == "batch":
             self.batches += 1
             self.operations += len(sent)
+            if self.observer is not None:
+                self.observer.committed(len(sent), self._answered_at - started)
             for future, (ok, value) in zip(sent, payload, strict=True):
                 if ok:
                     _settle(future, value)
@@ -216,6 +226,8 @@ class ProcessWriter(Writer):
                     _settle(future, exc=value)
         else:
             log.error("commit of %d operations failed: %s", len(sent), payload)
+            if self.observer is not None:
+                self.observer.failed(len(sent))
             for future in sent:
                 _settle(future, exc=StoreUnavailable(payload))
         self._flush()
@@ -232,7 +244,11 @@ class ProcessWriter(Writer):
         _settle(self._ready, exc=error)
         for future in [*(f for batch in self._sent for f in batch), *(f for _, f in self._waiting)]:
             _settle(future, exc=error)
+        if self.observer is not None:
+            for batch in self._sent:  # sent, never answered: not committed, as far as we know
+                self.observer.failed(len(batch))
         self._sent.clear()
+        self._sent_at.clear()
         self._waiting = []
         self._idle.set()
         log.error("%s", reason)

@@ -27,14 +27,9 @@ from xtracker_server.store.binds import bind
 
 async def post_bind(request: Request) -> JSONResponse:
     space_id = await app_state(request).auth.bearer_space(request)
-<<<<<<< HEAD
     data = await read_json_object(request)
     refuse_unfilled_macros(data, BindIn)
-    return await _bind(request, space_id, validate(BindIn, data))
-=======
-    req = validate(BindIn, await read_json_object(request))
-    return await _bind(request, space_id, req, BindKind.BEARER)
->>>>>>> h/bind
+    return await _bind(request, space_id, validate(BindIn, data), BindKind.BEARER)
 
 
 async def get_bind(request: Request) -> JSONResponse:
@@ -43,12 +38,8 @@ async def get_bind(request: Request) -> JSONResponse:
         params.get("token"), CredentialKind.INGEST, "add ?token=<space ingest token>"
     )
     data: dict[str, Any] = {k: params[k] for k in ("uid", "tg_id") if k in params}
-<<<<<<< HEAD
     refuse_unfilled_macros(data, BindIn)
-    return await _bind(request, space_id, validate(BindIn, data))
-=======
     return await _bind(request, space_id, validate(BindIn, data), BindKind.TOKEN)
->>>>>>> h/bind
 
 
 async def _bind(request: Request, space_id: int, req: BindIn, kind: BindKind) -> JSONResponse:

@@ -28,7 +28,7 @@ from xtracker_server.store.runtime import Store
 
 
 def create_app(settings: Settings) -> HotPaths:
-    store = Store(settings.db, sync=settings.sync)
+    store = Store(settings.db, sync=settings.sync, timeout_s=settings.write_timeout_s)
     state = AppState(
         settings=settings,
         store=store,

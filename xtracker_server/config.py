@@ -49,6 +49,9 @@ class Settings:
     postback_log_days: float = 30.0
     #: How often a live stream (GET /admin/spaces/{id}/stream) looks for new rows.
     stream_poll_s: float = 0.2
+    #: The deadline of a request's storage access (a write's commit, a read): past it the
+    #: request answers 503 (reason timeout) instead of waiting for a frozen disk or a held lock.
+    write_timeout_s: float = 5.0
 
     def __post_init__(self) -> None:
         if self.sync not in SYNC_MODES:
@@ -63,6 +66,8 @@ class Settings:
             raise ValueError("XTRACKER_STREAM_POLL_S must be between 0.01 and 60 (seconds)")
         if self.rate_limit < 0:
             raise ValueError("XTRACKER_RATE_LIMIT must be zero (off) or positive")
+        if not 0.1 <= self.write_timeout_s <= 600:
+            raise ValueError("XTRACKER_WRITE_TIMEOUT_S must be between 0.1 and 600 (seconds)")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

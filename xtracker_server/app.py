@@ -34,7 +34,9 @@ from xtracker_server.store.runtime import Store
 
 def create_app(settings: Settings) -> HotPaths:
     metrics = Metrics()
-    store = Store(settings.db, sync=settings.sync, observer=metrics)
+    store = Store(
+        settings.db, sync=settings.sync, observer=metrics, timeout_s=settings.write_timeout_s
+    )
     state = AppState(
         settings=settings,
         store=store,

@@ -154,6 +154,26 @@ def _write(db: str, op: Callable[[sqlite3.Connection], T], *, create: bool = Fal
         conn.close()
 
 
+def _check_database(db: str, sync: str) -> None:
+    """Refuse to start on a database that cannot be written or is damaged (store/startup.py)."""
+    from xtracker_server.store.startup import DatabaseRefused, check_database
+
+    try:
+        checked = check_database(db, sync=sync)
+    except DatabaseRefused as exc:
+        err.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
+        raise typer.Exit(1) from None
+    if checked.quick_check == "skipped":
+        err.print(
+            f"PRAGMA quick_check of {db} stopped after {checked.seconds:.1f} s: the file is"
+            " started on unchecked (check it with `sqlite3 FILE 'PRAGMA quick_check'` while"
+            " xtracker is stopped).",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
+
+
 def _print_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, ensure_ascii=False) + "\n")
 
@@ -178,8 +198,10 @@ def worker(
     except ValueError as exc:
         _fail(str(exc))
 
+    _check_database(db, settings.sync)
+
     async def run() -> None:
-        store = Store(settings.db, sync=settings.sync)
+        store = Store(settings.db, sync=settings.sync, timeout_s=settings.write_timeout_s)
         await store.open()
         worker = Worker(store, settings)
         stop = asyncio.Event()
@@ -310,6 +332,13 @@ def serve(
             help="Serve GET /metrics with no credential.",
         ),
     ] = False,
+    write_timeout_s: Annotated[
+        float,
+        typer.Option(
+            envvar="XTRACKER_WRITE_TIMEOUT_S",
+            help="Deadline of a request's storage access; past it: 503 (reason timeout).",
+        ),
+    ] = 5.0,
     log_level: Annotated[str, typer.Option(envvar="XTRACKER_LOG_LEVEL")] = "info",
 ) -> None:
     """Run the server (ingress API and admin API) on an embedded SQLite file."""
@@ -346,9 +375,12 @@ def serve(
             auth_failures_per_minute=auth_failures_per_minute,
             metrics_token=metrics_token or None,
             metrics_public=metrics_public,
+            write_timeout_s=write_timeout_s,
         )
     except ValueError as exc:
         _fail(str(exc))  # one line: scripts and tests read it whole
+
+    _check_database(db, settings.sync)
 
     if settings.admin_token is None:
         generated = _write(

@@ -67,6 +67,9 @@ class Settings:
     metrics_token: str | None = None
     #: GET /metrics with no credential at all (only behind a network that keeps others out).
     metrics_public: bool = False
+    #: The deadline of a request's storage access (a write's commit, a read): past it the
+    #: request answers 503 (reason timeout) instead of waiting for a frozen disk or a held lock.
+    write_timeout_s: float = 5.0
 
     def __post_init__(self) -> None:
         if self.sync not in SYNC_MODES:
@@ -98,6 +101,8 @@ class Settings:
                 f"XTRACKER_METRICS_TOKEN must be at least {METRICS_TOKEN_MIN} characters"
                 " (for example: python3 -c 'import secrets; print(secrets.token_urlsafe(24))')"
             )
+        if not 0.1 <= self.write_timeout_s <= 600:
+            raise ValueError("XTRACKER_WRITE_TIMEOUT_S must be between 0.1 and 600 (seconds)")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

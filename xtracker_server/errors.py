@@ -15,7 +15,10 @@
 429 rate_limited       too many requests with this credential, or too many failed
                        authentications from this address; see Retry-After
 429 too_many_streams   admin: as many live streams open as allowed (credential or space)
-503 unavailable        the database could not commit; nothing was stored, retry
+503 unavailable        the storage failed (``reason``: read_only, disk_full, io_error, locked,
+                       corrupt, writer_down, timeout, commit_failed); see Retry-After. Nothing
+                       was acknowledged; after ``timeout`` the write may still commit, and a
+                       retried event is then answered ``duplicate``
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from xtracker_server.domain.macros import UnfilledMacro
-from xtracker_server.store.writer import StoreUnavailable
+from xtracker_server.store.faults import FaultReason, StoreUnavailable, retry_after_s, storage_fault
 
 log = logging.getLogger("xtracker")
 
@@ -109,18 +112,35 @@ async def on_http_error(request: Request, exc: Exception) -> Response:
     return error_response(ApiError(exc.status_code, code, detail, headers=exc.headers))
 
 
+_UNAVAILABLE_DETAIL = {
+    FaultReason.TIMEOUT: "storage did not answer in time; the write may still be stored:"
+    " retry (a retried event is answered duplicate if it was)",
+}
+
+
 async def on_store_unavailable(request: Request, exc: Exception) -> Response:
+    """503 with the reason; what SQLite said goes to the log (store/health.py), not here."""
+    assert isinstance(exc, StoreUnavailable)
+    detail = _UNAVAILABLE_DETAIL.get(
+        exc.reason, f"storage is unavailable ({exc.reason.value}); nothing was stored, retry later"
+    )
     return error_response(
         ApiError(
             503,
             "unavailable",
-            "storage is unavailable; nothing was stored, retry later",
-            headers={"Retry-After": "5"},
+            detail,
+            headers={"Retry-After": str(retry_after_s(exc.reason))},
+            reason=exc.reason.value,
         )
     )
 
 
 async def on_unexpected(request: Request, exc: Exception) -> Response:
+    # A storage error that reached here without passing the store's classification is still
+    # one: 503, never 500.
+    reason = storage_fault(exc)
+    if reason is not None:
+        return await on_store_unavailable(request, StoreUnavailable(reason, str(exc)))
     log.exception("unhandled error on %s %s", request.method, request.url.path)
     return error_response(ApiError(500, "internal", "internal error; nothing was acknowledged"))
 

@@ -1,12 +1,18 @@
 """Chores the server does on its own: pruning the postback log, keeping the report rollup up
-to date, and storing the tally of landing visits that were not recorded as clicks.
+to date, storing the tally of landing visits that were not recorded as clicks, and probing
+the storage when nothing else uses it.
 
 Postback log rows older than ``XTRACKER_POSTBACK_LOG_DAYS`` are deleted at start-up and then
 periodically, in batches (one writer operation each), so neither a request nor the writer ever
 waits long. The report rollup (store/rollup.py) catches up with the inbox every
 ``ROLLUP_EVERY_S``, on its own thread and file, so that a report rarely has much left to do.
 The landing counts unrecorded visits in memory (domain/unrecorded.py); they are added to the
-store every ``UNRECORDED_EVERY_S`` and once more when the server stops."""
+store every ``UNRECORDED_EVERY_S`` and once more when the server stops.
+
+When nothing has committed for ``PROBE_IDLE_S``, a probe writes one row and reads (store/health.py):
+an idle server's /healthz notices a storage that went read-only or stalled, and that it works
+again. A chore that meets a storage fault waits for its next round quietly: the fault is logged
+once, by the store's health trackers (a traceback every second would bury it)."""
 
 from __future__ import annotations
 
@@ -17,6 +23,8 @@ import time
 
 from xtracker_server.config import Settings
 from xtracker_server.domain.unrecorded import Tally
+from xtracker_server.store.faults import StoreUnavailable
+from xtracker_server.store.health import FaultTracker
 from xtracker_server.store.postbacks import prune_log
 from xtracker_server.store.runtime import Store
 from xtracker_server.store.unrecorded import add_unrecorded
@@ -26,6 +34,8 @@ log = logging.getLogger("xtracker.housekeeping")
 PRUNE_BATCH = 1000
 ROLLUP_EVERY_S = 1.0
 UNRECORDED_EVERY_S = 1.0
+#: The storage is probed after this long without a commit (and then at most this often).
+PROBE_IDLE_S = 2.0
 
 
 class Housekeeper:
@@ -36,12 +46,14 @@ class Housekeeper:
         # Often enough that a row outlives its retention by at most a quarter of it (an hour
         # at most), rarely enough to cost nothing.
         self.interval_s = min(3600.0, max(1.0, self.keep_ms / 4000))
+        self._rollup_health = FaultTracker("report rollup")
         self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
         self._tasks = [
             asyncio.create_task(self._run(), name="xtracker-housekeeping"),
             asyncio.create_task(self._roll_up(), name="xtracker-rollup"),
+            asyncio.create_task(self._probe(), name="xtracker-probe"),
         ]
         if self.unrecorded is not None:
             self._tasks.append(
@@ -93,7 +105,9 @@ class Housekeeper:
                 pruned = await self.prune_postback_log()
                 if pruned:
                     log.info("pruned %d postback log rows", pruned)
-            except Exception:  # the database was busy or gone: try again next time
+            except StoreUnavailable:  # logged by the store's health: try again next time
+                pass
+            except Exception:
                 log.exception("pruning the postback log failed")
             await asyncio.sleep(self.interval_s)
 
@@ -101,8 +115,12 @@ class Housekeeper:
         while True:
             try:
                 await self.store.catch_up_reports()
-            except Exception:  # busy or gone: the next round (or the next report) catches up
+            except StoreUnavailable as exc:  # the next round (or the next report) catches up
+                self._rollup_health.failed(exc.reason, exc.detail)
+            except Exception:
                 log.exception("rolling up the reports failed")
+            else:
+                self._rollup_health.succeeded()
             await asyncio.sleep(ROLLUP_EVERY_S)
 
     async def _keep_unrecorded(self) -> None:
@@ -110,5 +128,22 @@ class Housekeeper:
             await asyncio.sleep(UNRECORDED_EVERY_S)
             try:
                 await self.store_unrecorded()
-            except Exception:  # busy or gone: kept in memory for the next round
+            except StoreUnavailable:  # kept in memory for the next round; the fault is logged
+                pass  # once, by the store's health
+            except Exception:  # kept in memory for the next round
                 log.exception("storing the unrecorded visits failed")
+
+    async def _probe(self) -> None:
+        writes = self.store.health.writes
+        while True:
+            idle = writes.idle_s()
+            if idle < PROBE_IDLE_S:
+                await asyncio.sleep(PROBE_IDLE_S - idle)
+                continue
+            try:
+                await self.store.probe()
+            except StoreUnavailable:  # recorded by the store's health: /healthz says it
+                pass
+            except Exception:
+                log.exception("probing the storage failed")
+                await asyncio.sleep(PROBE_IDLE_S)

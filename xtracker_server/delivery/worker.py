@@ -39,6 +39,7 @@ from xtracker_server.domain.retry import RetryPolicy
 from xtracker_server.metrics import Metrics
 from xtracker_server.store import destinations as dest_store
 from xtracker_server.store import outbox
+from xtracker_server.store.faults import StoreUnavailable
 from xtracker_server.store.runtime import Store
 
 log = logging.getLogger("xtracker.delivery")
@@ -116,7 +117,9 @@ class Worker:
             self._wake.clear()  # a wake during the round below is kept for the wait after it
             try:
                 claimed = await self._claim_round()
-            except Exception:  # the database was busy or gone: try again at the next round
+            except StoreUnavailable:  # logged once by the store's health: try again later
+                claimed = False
+            except Exception:
                 log.exception("claiming deliveries failed")
                 claimed = False
             if claimed:
@@ -160,6 +163,8 @@ class Worker:
             size = batch_size(dest.kind)
             batches = [items[i : i + size] for i in range(0, len(items), size)]
             await asyncio.gather(*(self._send(adapter, batch) for batch in batches))
+        except StoreUnavailable:  # logged once by the store's health; the leases run out and
+            pass  # the rows are claimed again
         except Exception:
             log.exception("delivering to destination %s failed", destination_id)
         finally:

@@ -5,7 +5,7 @@ from starlette.routing import Route
 from xtracker_server.ingress.bind import get_bind, post_bind
 from xtracker_server.ingress.clicks import post_clicks
 from xtracker_server.ingress.events import post_events
-from xtracker_server.ingress.health import healthz
+from xtracker_server.ingress.health import healthz, livez
 from xtracker_server.ingress.postbacks import get_e, post_e
 
 routes = [
@@ -16,4 +16,5 @@ routes = [
     Route("/bind", get_bind, methods=["GET"]),
     Route("/clicks", post_clicks, methods=["POST"]),
     Route("/healthz", healthz, methods=["GET"]),
+    Route("/livez", livez, methods=["GET"]),
 ]

@@ -1,30 +1,50 @@
-"""``GET /healthz``: the database answers and the writer runs."""
+"""``GET /healthz``: whether the storage takes writes (what a monitor watches).
+``GET /livez``: whether this server answers at all (what a load balancer watches).
+
+``/healthz`` answers from what the last commits and reads showed (store/health.py), plus the
+probe an idle server writes every few seconds (housekeeping.py): it touches no storage itself,
+so it answers at once even on a frozen disk. ``/livez`` never looks at the storage: one storage
+fault shared by every server must not take them all out of a load balancer's rotation, while
+the landing keeps sending visitors on.
+"""
 
 from __future__ import annotations
 
-import sqlite3
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from xtracker_client import __version__
 from xtracker_server.state import app_state
-
-
-def _schema_version(conn: sqlite3.Connection) -> int:
-    return int(conn.execute("PRAGMA user_version").fetchone()[0])
+from xtracker_server.store.faults import FaultReason, retry_after_s
 
 
 async def healthz(request: Request) -> JSONResponse:
     store = app_state(request).store
-    schema = await store.read(_schema_version)
-    ok = store.writer.running
+    writer = "running" if store.writer.running else "stopped"
+    body: dict[str, Any] = {"version": __version__, "schema": store.schema, "writer": writer}
+    fault = store.health.fault
+    if fault is not None:
+        reason, detail, since_ms = fault.reason, fault.detail, fault.since_ms
+    elif not store.writer.running:  # between a writer's death and its first failed write
+        reason, detail, since_ms = FaultReason.WRITER_DOWN, "the writer is not running", None
+    else:
+        return JSONResponse({"ok": True, **body, "storage": "ok"})
     return JSONResponse(
         {
-            "ok": ok,
-            "version": __version__,
-            "schema": schema,
-            "writer": "running" if ok else "stopped",
+            "ok": False,
+            "error": "unavailable",
+            "reason": reason.value,
+            "detail": detail,
+            "since_ms": since_ms,
+            **body,
+            "storage": "failing",
         },
-        status_code=200 if ok else 503,
+        status_code=503,
+        headers={"Retry-After": str(retry_after_s(reason))},
     )
+
+
+async def livez(request: Request) -> JSONResponse:
+    return JSONResponse({"ok": True})

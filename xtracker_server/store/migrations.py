@@ -304,6 +304,14 @@ MIGRATIONS: tuple[str, ...] = (
     );
     INSERT INTO generation VALUES (1, lower(hex(randomblob(16))));
     """,
+    # 11: the idle server's write probe (store/health.py): one row, rewritten every few seconds
+    # when nothing else commits, so that /healthz notices a storage that stopped taking writes.
+    """
+    CREATE TABLE health_probe (
+        id     INTEGER PRIMARY KEY CHECK (id = 1),
+        at_ms  INTEGER NOT NULL
+    );
+    """,
 )
 
 

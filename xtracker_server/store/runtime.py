@@ -1,4 +1,8 @@
-"""The store as the server uses it: one group-commit writer and a few reader threads."""
+"""The store as the server uses it: one group-commit writer and a few reader threads.
+
+Storage faults of either (store/faults.py) reach callers as ``StoreUnavailable`` with a reason,
+and each access has the same deadline (``timeout_s``, XTRACKER_WRITE_TIMEOUT_S); ``health``
+(store/health.py) is what they last showed."""
 
 from __future__ import annotations
 
@@ -6,11 +10,14 @@ import asyncio
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from xtracker_server.store.db import attach_reports, connect, open_db
+from xtracker_server.store.faults import FaultReason, StoreUnavailable, fault_of
+from xtracker_server.store.health import StorageHealth, schema_version, touch_probe
 from xtracker_server.store.inuse import UseLock, hold_shared
 from xtracker_server.store.rollup import catch_up, open_rollup, rebuild_if_stale
 from xtracker_server.store.writer import BatchObserver, GroupCommitWriter, GroupOperation, Writer
@@ -29,16 +36,19 @@ class Store:
         readers: int = 4,
         writer_process: bool | None = None,
         observer: BatchObserver | None = None,
+        timeout_s: float | None = None,
     ) -> None:
         self.path = path
+        self.timeout_s = timeout_s
+        self.health = StorageHealth()
+        self.schema = 0  # the schema version, once open
         # Writes go to a process of its own (store/writer_process.py: the SQLite work then never
         # waits for the GIL), or to a thread of this one: with ``writer_process=False``, and by
         # default where the writer process cannot run (it is handed its pipes the POSIX way).
         if writer_process is None:
             writer_process = os.name == "posix"
-        self.writer: Writer = (
-            ProcessWriter(path, sync=sync) if writer_process else GroupCommitWriter(path, sync=sync)
-        )
+        kind = ProcessWriter if writer_process else GroupCommitWriter
+        self.writer: Writer = kind(path, sync=sync, timeout_s=timeout_s, health=self.health.writes)
         self.writer.observer = observer  # told of every batch (the server's metrics)
         self._readers = ThreadPoolExecutor(max_workers=readers, thread_name_prefix="xtracker-read")
         self._local = threading.local()
@@ -54,12 +64,22 @@ class Store:
         # (store/inuse.py); raises RestoreInProgress while a restore runs.
         self._use_lock = hold_shared(self.path)
         try:
-            open_db(self.path).close()  # create and migrate before anyone reads
+            conn = open_db(self.path)  # create and migrate before anyone reads
+            try:
+                self.schema = schema_version(conn)
+            finally:
+                conn.close()
             rebuild_if_stale(self.path)  # before any write (store/rollup.py)
             await self.writer.start()
         except BaseException:
             self._release()
             raise
+
+    async def probe(self) -> None:
+        """A write and a read, for their outcomes alone (see store/health.py): what tells an
+        idle server that its storage stopped working, or works again."""
+        await self.write(touch_probe, int(time.time() * 1000))
+        await self.read(schema_version)
 
     async def catch_up_reports(self) -> int:
         """Bring the report rollup up to everything committed so far (see store/rollup.py)."""
@@ -69,9 +89,15 @@ class Store:
     def _catch_up(self) -> int:
         # On the rollup's thread; its connection is opened by the first catch-up, so a process
         # that never reports (``xtracker worker``) never builds a rollup.
-        if self._rollup_conn is None:
-            self._rollup_conn = open_rollup(self.path)
-        return catch_up(self._rollup_conn)
+        try:
+            if self._rollup_conn is None:
+                self._rollup_conn = open_rollup(self.path)
+            return catch_up(self._rollup_conn)
+        except sqlite3.Error as exc:
+            reason = fault_of(exc, self.path)
+            if reason is None:
+                raise
+            raise StoreUnavailable(reason, f"the report rollup failed: {exc}") from exc
 
     async def close(self) -> None:
         await self.writer.stop()
@@ -104,16 +130,59 @@ class Store:
     async def read(self, op: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
         """Run ``op(conn, *args, **kwargs)`` on a reader connection (sees committed data)."""
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._readers, self._read, _bind(op, args, kwargs))
+        tracker = self.health.reads
+        future = loop.run_in_executor(self._readers, self._read, _bind(op, args, kwargs))
+        expired: list[bool] = []  # set by the timer: the cancellation below is its doing
+        timer = None
+        if self.timeout_s is not None:
+            timer = loop.call_later(self.timeout_s, _expire_read, future, expired)
+        try:
+            result = await future
+        except StoreUnavailable as exc:
+            tracker.failed(exc.reason, exc.detail)
+            raise
+        except asyncio.CancelledError:
+            if not expired:
+                raise
+            detail = f"the read took longer than {self.timeout_s:g} s (XTRACKER_WRITE_TIMEOUT_S)"
+            tracker.failed(FaultReason.TIMEOUT, detail)
+            raise StoreUnavailable(FaultReason.TIMEOUT, detail) from None
+        finally:
+            if timer is not None:
+                timer.cancel()
+        if tracker.fault is not None:
+            tracker.succeeded()
+        return result
 
     def _read(self, op: Callable[[sqlite3.Connection], T]) -> T:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = attach_reports(connect(self.path, readonly=True), self.path)
-            self._local.conn = conn
-            with self._lock:
-                self._conns.append(conn)
-        return op(conn)
+        try:
+            if conn is None:
+                conn = attach_reports(connect(self.path, readonly=True), self.path)
+                self._local.conn = conn
+                with self._lock:
+                    self._conns.append(conn)
+            return op(conn)
+        except sqlite3.Error as exc:
+            reason = fault_of(exc, self.path)
+            if reason is None:
+                raise
+            if conn is not None and reason is not FaultReason.LOCKED:
+                self._drop_reader(conn)  # opened again by the next read: it may work by then
+            raise StoreUnavailable(reason, f"the database could not be read: {exc}") from exc
+
+    def _drop_reader(self, conn: sqlite3.Connection) -> None:
+        self._local.conn = None
+        with self._lock:
+            if conn in self._conns:
+                self._conns.remove(conn)
+        conn.close()
+
+
+def _expire_read(future: asyncio.Future[Any], expired: list[bool]) -> None:
+    if not future.done():
+        expired.append(True)
+        future.cancel()  # the thread may go on; its result is dropped
 
 
 def _bind(

@@ -12,7 +12,15 @@ savepoint costs two statements per operation. If one does raise, the whole trans
 back and the batch runs again with a savepoint around each operation, so the one that raised is
 rolled back alone and its caller gets the exception, while the rest of the batch commits.
 Operations are functions of the database only, so running one twice is harmless. If the commit
-itself fails, every caller in the batch gets the error and nothing is acknowledged.
+itself fails, or an operation meets a storage fault (a full disk, a read-only or damaged file:
+store/faults.py), every caller in the batch gets ``StoreUnavailable`` with the reason and
+nothing is acknowledged.
+
+Each write has a deadline (``timeout_s``, XTRACKER_WRITE_TIMEOUT_S): past it, its caller gets
+``StoreUnavailable(TIMEOUT)`` instead of waiting for a frozen disk or a long lock. The write is
+then dropped if it has not reached the database yet, and may still commit if it has (a retried
+event is then answered ``duplicate``). Every outcome goes to the writes' ``FaultTracker``
+(store/health.py): what /healthz reports.
 
 Hot operations can be *grouped* (``write_grouped``): consecutive waiting calls of the same group
 function run as one call with the list of their arguments, so per-batch work (a lookup shared by
@@ -23,6 +31,7 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import contextlib
 import logging
 import queue
 import sqlite3
@@ -33,6 +42,8 @@ from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
 from xtracker_server.store.db import open_db
+from xtracker_server.store.faults import FaultReason, StoreUnavailable, fault_of, storage_fault
+from xtracker_server.store.health import FaultTracker
 
 log = logging.getLogger("xtracker.store")
 
@@ -42,8 +53,7 @@ A = TypeVar("A")
 GroupOperation = Callable[[sqlite3.Connection, list[A]], list[T]]
 
 
-class StoreUnavailable(RuntimeError):
-    """The database could not commit; nothing of the batch was acknowledged."""
+__all__ = ["GroupCommitWriter", "GroupOperation", "Job", "StoreUnavailable", "Writer"]
 
 
 class BatchObserver(Protocol):
@@ -79,21 +89,30 @@ class Job:
 def commit_batch(conn: sqlite3.Connection, batch: list[Job]) -> None:
     """Run every job of ``batch`` in one transaction and commit it (see the module's docstring):
     optimistically first, then, if a job raised, again with a savepoint around each job, whose
-    error is kept in it. Raises only if the transaction itself fails: nothing was committed."""
+    error is kept in it. Raises if the transaction itself fails, or if a job met a storage
+    fault (the others would meet it too): nothing was committed."""
     conn.execute("BEGIN IMMEDIATE")
     try:
         try:
             _run_optimistically(conn, batch)
-        except Exception:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
+        except Exception as exc:
+            if storage_fault(exc) is not None:
+                raise
+            _roll_back(conn)
             conn.execute("BEGIN IMMEDIATE")
             _run_with_savepoints(conn, batch)
         conn.execute("COMMIT")
     except BaseException:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
+        _roll_back(conn)
         raise
+
+
+def _roll_back(conn: sqlite3.Connection) -> None:
+    # SQLite may have rolled back on its own (after an I/O error or a full disk); a ROLLBACK
+    # that fails must not hide the error that made it necessary.
+    if conn.in_transaction:
+        with contextlib.suppress(sqlite3.Error):
+            conn.execute("ROLLBACK")
 
 
 def _run_optimistically(conn: sqlite3.Connection, batch: list[Job]) -> None:
@@ -123,6 +142,8 @@ def _run_with_savepoints(conn: sqlite3.Connection, batch: list[Job]) -> None:
         try:
             job.run_alone(conn)
         except Exception as exc:
+            if storage_fault(exc) is not None:
+                raise
             conn.execute("ROLLBACK TO op")
             job.error = exc
         conn.execute("RELEASE op")
@@ -133,7 +154,13 @@ _Queued = tuple[Job, "asyncio.Future[Any]"]
 
 class Writer(abc.ABC):
     """What the store writes through: ``GroupCommitWriter`` (a thread of this process) or
-    ``writer_process.ProcessWriter`` (a process of its own). Both commit as described above."""
+    ``writer_process.ProcessWriter`` (a process of its own). Both commit as described above.
+
+    ``timeout_s``: each write's deadline (None: none). ``health``: where outcomes go."""
+
+    def __init__(self, *, timeout_s: float | None, health: FaultTracker | None) -> None:
+        self.timeout_s = timeout_s
+        self.health = health if health is not None else FaultTracker("writes")
 
     observer: BatchObserver | None = None
     restarts = 0  # writer processes started again after one died (ProcessWriter)
@@ -141,14 +168,46 @@ class Writer(abc.ABC):
     async def write(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
         """Run ``fn(conn, *args, **kwargs)`` in the next batch; returns its result once the
         batch is committed."""
-        result: T = await self._submit(Job(fn, args, kwargs or None))
+        result: T = await self._await(Job(fn, args, kwargs or None))
         return result
 
     async def write_grouped(self, group: GroupOperation[A, T], arg: A) -> T:
         """Like ``write``, for ``group(conn, [arg])``; waiting calls of the same ``group`` that
         are next to each other run as one call (see the module's docstring)."""
-        result: T = await self._submit(Job(None, group=group, arg=arg))
+        result: T = await self._await(Job(None, group=group, arg=arg))
         return result
+
+    async def _await(self, job: Job) -> Any:
+        try:
+            future = self._submit(job)
+        except StoreUnavailable as exc:
+            self.health.failed(exc.reason, exc.detail)
+            raise
+        if self.timeout_s is None:
+            return await future
+        # A timer, not asyncio.wait_for: no task per write on the hot path.
+        timer = future.get_loop().call_later(self.timeout_s, self._expire, future)
+        try:
+            return await future
+        finally:
+            timer.cancel()
+
+    def _expire(self, future: asyncio.Future[Any]) -> None:
+        if future.done():
+            return
+        detail = (
+            f"the write did not commit within {self.timeout_s:g} s (XTRACKER_WRITE_TIMEOUT_S);"
+            " it may still commit"
+        )
+        future.set_exception(StoreUnavailable(FaultReason.TIMEOUT, detail))
+        self.health.failed(FaultReason.TIMEOUT, detail)
+
+    def _committed(self) -> None:
+        self.health.succeeded()
+
+    def _failed(self, error: StoreUnavailable, count: int) -> None:
+        log.debug("commit of %d operations failed: %s", count, error)
+        self.health.failed(error.reason, error.detail, count)
 
     @abc.abstractmethod
     def _submit(self, job: Job) -> asyncio.Future[Any]:
@@ -167,7 +226,16 @@ class Writer(abc.ABC):
 
 
 class GroupCommitWriter(Writer):
-    def __init__(self, path: str, *, sync: str = "FULL", batch_limit: int = 1000) -> None:
+    def __init__(
+        self,
+        path: str,
+        *,
+        sync: str = "FULL",
+        batch_limit: int = 1000,
+        timeout_s: float | None = None,
+        health: FaultTracker | None = None,
+    ) -> None:
+        super().__init__(timeout_s=timeout_s, health=health)
         self._path = path
         self._sync = sync
         self._batch_limit = batch_limit
@@ -208,7 +276,7 @@ class GroupCommitWriter(Writer):
 
     def _submit(self, job: Job) -> asyncio.Future[Any]:
         if not self.running:
-            raise StoreUnavailable("the writer is not running")
+            raise StoreUnavailable(FaultReason.WRITER_DOWN, "the writer is not running")
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._queue.put((job, future))
         return future
@@ -244,25 +312,39 @@ class GroupCommitWriter(Writer):
                     stopping = True
                     break
                 batch.append(item)
-            error: BaseException | None = None
-            conn = self._conn
-            assert conn is not None
-            started = time.perf_counter()
-            try:
-                commit_batch(conn, [job for job, _ in batch])
-            except BaseException as exc:  # the commit failed: nobody in the batch is acknowledged
-                log.error("commit of %d operations failed: %s", len(batch), exc)
-                error = StoreUnavailable(f"the database could not commit: {exc}")
-                if self.observer is not None:
-                    self.observer.failed(len(batch))
-            else:
-                self.batches += 1
-                self.operations += len(batch)
-                if self.observer is not None:
-                    self.observer.committed(len(batch), time.perf_counter() - started)
-            loop.call_soon_threadsafe(_answer, batch, error)  # one wake-up of the loop per batch
+            # A write whose caller was already answered (past its deadline) is not done late.
+            batch = [item for item in batch if not item[1].done()]
+            if batch:
+                self._commit(loop, batch)
             if stopping:
                 return
+
+    def _commit(self, loop: asyncio.AbstractEventLoop, batch: list[_Queued]) -> None:
+        error: StoreUnavailable | None = None
+        conn = self._conn
+        assert conn is not None
+        started = time.perf_counter()
+        try:
+            commit_batch(conn, [job for job, _ in batch])
+        except BaseException as exc:  # the commit failed: nobody in the batch is acknowledged
+            reason = fault_of(exc, self._path) or FaultReason.COMMIT_FAILED
+            error = StoreUnavailable(reason, f"the database could not commit: {exc}")
+            if self.observer is not None:
+                self.observer.failed(len(batch))
+        else:
+            self.batches += 1
+            self.operations += len(batch)
+            if self.observer is not None:
+                self.observer.committed(len(batch), time.perf_counter() - started)
+        loop.call_soon_threadsafe(self._answer, batch, error)  # one wake-up of the loop per batch
+
+    def _answer(self, batch: list[_Queued], error: StoreUnavailable | None) -> None:
+        """On the event loop: the outcome to the health tracker and to every caller."""
+        if error is None:
+            self._committed()
+        else:
+            self._failed(error, len(batch))
+        _answer(batch, error)
 
 
 def _answer(batch: list[_Queued], error: BaseException | None) -> None:

@@ -18,7 +18,8 @@ The protocol, over two pipes:
   batches unanswered; new jobs wait in the server meanwhile and go together as the next one;
 - the writer commits the batches one after the other and answers each with
   ``("batch", [(ok, result or exception), ...])`` in the order of its jobs, or with
-  ``("fail", reason)`` if its commit failed (nobody in it is acknowledged);
+  ``("fail", (reason, message))`` if its commit failed (nobody in it is acknowledged; the
+  reason is a ``FaultReason`` value, store/faults.py);
 - the server's ends of both pipes are non-blocking transports of its event loop.
 
 Operations are therefore named functions (``module.function``, picklable by reference) with
@@ -45,7 +46,9 @@ from collections.abc import Callable
 from multiprocessing.connection import Connection
 from typing import Any
 
-from xtracker_server.store.writer import Job, StoreUnavailable, Writer, commit_batch
+from xtracker_server.store.faults import FaultReason, StoreUnavailable, fault_of
+from xtracker_server.store.health import FaultTracker
+from xtracker_server.store.writer import Job, Writer, commit_batch
 
 log = logging.getLogger("xtracker.store")
 
@@ -65,7 +68,16 @@ class ProcessWriter(Writer):
     """``write`` and ``write_grouped`` take named functions with picklable arguments: they
     travel to the writer process."""
 
-    def __init__(self, path: str, *, sync: str = "FULL", batch_limit: int = 1000) -> None:
+    def __init__(
+        self,
+        path: str,
+        *,
+        sync: str = "FULL",
+        batch_limit: int = 1000,
+        timeout_s: float | None = None,
+        health: FaultTracker | None = None,
+    ) -> None:
+        super().__init__(timeout_s=timeout_s, health=health)
         self._path = path
         self._sync = sync
         self._batch_limit = batch_limit
@@ -141,7 +153,9 @@ class ProcessWriter(Writer):
                 try:
                     await self._spawn()
                 except Exception as exc:
-                    log.error("the writer process could not be started again: %s", exc)
+                    # Said once, not at every attempt: the writes' tracker reports the fault.
+                    level = logging.ERROR if delay == RESPAWN_DELAY_S else logging.DEBUG
+                    log.log(level, "the writer process could not be started again: %s", exc)
                     delay = min(delay * 2, RESPAWN_MAX_DELAY_S)
                     continue
                 self.restarts += 1
@@ -173,7 +187,7 @@ class ProcessWriter(Writer):
 
     def _submit(self, job: Job) -> asyncio.Future[Any]:
         if not self.running:
-            raise StoreUnavailable("the writer is not running")
+            raise StoreUnavailable(FaultReason.WRITER_DOWN, "the writer is not running")
         assert self._loop is not None
         future: asyncio.Future[Any] = self._loop.create_future()
         self._waiting.append((job, future))
@@ -185,6 +199,9 @@ class ProcessWriter(Writer):
 
     def _flush(self) -> None:
         self._flush_soon = False
+        if len(self._sent) < _IN_FLIGHT and self._waiting:
+            # A write whose caller was already answered (past its deadline) is not sent late.
+            self._waiting = [w for w in self._waiting if not w[1].done()]
         while len(self._sent) < _IN_FLIGHT and self._waiting and self._to is not None:
             batch = self._waiting[: self._batch_limit]
             del self._waiting[: self._batch_limit]
@@ -204,7 +221,8 @@ class ProcessWriter(Writer):
         try:
             kind, payload = pickle.loads(message)
         except Exception as exc:  # a result this process cannot unpickle
-            kind, payload = "fail", f"the writer's answer could not be read: {exc!r}"
+            kind = "fail"
+            payload = (FaultReason.COMMIT_FAILED, f"the writer's answer could not be read: {exc!r}")
         if kind == "ready":
             _settle(self._ready, None)
             return
@@ -217,6 +235,7 @@ class ProcessWriter(Writer):
         if kind == "batch":
             self.batches += 1
             self.operations += len(sent)
+            self._committed()
             if self.observer is not None:
                 self.observer.committed(len(sent), self._answered_at - started)
             for future, (ok, value) in zip(sent, payload, strict=True):
@@ -225,11 +244,13 @@ class ProcessWriter(Writer):
                 else:
                     _settle(future, exc=value)
         else:
-            log.error("commit of %d operations failed: %s", len(sent), payload)
+            reason, text = payload
+            error = StoreUnavailable(FaultReason(reason), text)
+            self._failed(error, len(sent))
             if self.observer is not None:
                 self.observer.failed(len(sent))
             for future in sent:
-                _settle(future, exc=StoreUnavailable(payload))
+                _settle(future, exc=error)
         self._flush()
         if not self._waiting and not self._sent:
             self._idle.set()
@@ -240,9 +261,10 @@ class ProcessWriter(Writer):
         was_running, self._accepting = self._accepting, False
         code = self._proc.poll() if self._proc is not None else None
         reason = f"the writer process exited (exit code {code})"
-        error = StoreUnavailable(reason)
+        error = StoreUnavailable(FaultReason.WRITER_DOWN, reason)
         _settle(self._ready, exc=error)
-        for future in [*(f for batch in self._sent for f in batch), *(f for _, f in self._waiting)]:
+        failed = [*(f for batch in self._sent for f in batch), *(f for _, f in self._waiting)]
+        for future in failed:
             _settle(future, exc=error)
         if self.observer is not None:
             for batch in self._sent:  # sent, never answered: not committed, as far as we know
@@ -252,6 +274,8 @@ class ProcessWriter(Writer):
         self._waiting = []
         self._idle.set()
         log.error("%s", reason)
+        if was_running:
+            self._failed(error, len(failed))
         if was_running:  # not while (re)starting: that has its own error path
             assert self._loop is not None
             self._respawning = self._loop.create_task(self._respawn())
@@ -368,16 +392,18 @@ def serve(inbox: Connection, outbox: Connection, path: str, sync: str) -> int:
                 return 0
             if data == _STOP:
                 return 0
-            answer: tuple[str, str | list[tuple[bool, Any]]]
+            answer: tuple[str, tuple[str, str] | list[tuple[bool, Any]]]
             try:
                 jobs: list[Job] = pickle.loads(data)
             except Exception as exc:  # e.g. an operation's module that does not import here
-                answer = ("fail", f"the writer could not read the batch: {exc!r}")
+                failed = FaultReason.COMMIT_FAILED
+                answer = ("fail", (failed.value, f"the writer could not read the batch: {exc!r}"))
             else:
                 try:
                     commit_batch(conn, jobs)
                 except Exception as exc:
-                    answer = ("fail", f"the database could not commit: {exc}")
+                    failed = fault_of(exc, path) or FaultReason.COMMIT_FAILED
+                    answer = ("fail", (failed.value, f"the database could not commit: {exc}"))
                 else:
                     answer = ("batch", [_outcome(job) for job in jobs])
             try:

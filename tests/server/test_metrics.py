@@ -258,7 +258,7 @@ def metrics_check(settings: Settings, authorization: str | None) -> int:
     return 200
 
 
-ADMIN = "xt_admin_unit-0123456789abcdef"
+ADMIN = "xt_admin_unit-0123456789abcdef-k3Vq9ZpL"  # long and random enough (config.py)
 TOKEN = "scraper-0123456789abcdefghij"
 
 

@@ -45,6 +45,15 @@ class StoreUnavailable(RuntimeError):
     """The database could not commit; nothing of the batch was acknowledged."""
 
 
+def is_storage_fault(exc: BaseException) -> bool:
+    """Whether ``exc`` says that storage failed rather than the operation: ``StoreUnavailable``
+    (the writer is gone, a commit failed), or an SQLite error of the file itself (full, read-only,
+    I/O error, lock timeout, damaged). A constraint or a bad statement is the operation's fault."""
+    if isinstance(exc, StoreUnavailable | sqlite3.OperationalError):
+        return True
+    return type(exc) is sqlite3.DatabaseError  # "file is not a database", "malformed"
+
+
 @dataclass(slots=True)
 class Job:
     """One write: ``fn(conn, *args, **kwargs)``, or (``fn`` None) a grouped call of ``group``

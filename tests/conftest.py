@@ -67,7 +67,8 @@ class Server:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> None:
-        self.log = self.db.with_suffix(f".{self.port}.log")
+        if self.log is None:  # a test may put it elsewhere (off a file system it fills up)
+            self.log = self.db.with_suffix(f".{self.port}.log")
         env = {**os.environ, "XTRACKER_ADMIN_TOKEN": ADMIN_TOKEN, **self.env}
         env.pop("XTRACKER_DB", None)
         with self.log.open("ab") as log:

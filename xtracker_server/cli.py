@@ -271,6 +271,13 @@ def serve(
             help="Clicks recorded per visitor address per minute; 0 = off.",
         ),
     ] = 300,
+    click_buffer_max: Annotated[
+        int,
+        typer.Option(
+            envvar="XTRACKER_CLICK_BUFFER_MAX",
+            help="Clicks kept while storage fails, stored when it recovers; 0 = none.",
+        ),
+    ] = 50_000,
     log_level: Annotated[str, typer.Option(envvar="XTRACKER_LOG_LEVEL")] = "info",
 ) -> None:
     """Run the server (ingress API and admin API) on an embedded SQLite file."""
@@ -304,6 +311,7 @@ def serve(
             stream_max_per_credential=stream_max_per_credential,
             stream_max_per_space=stream_max_per_space,
             click_limit_per_ip=click_limit_per_ip,
+            click_buffer_max=click_buffer_max,
         )
     except ValueError as exc:
         err.print(f"[red]error:[/red] {exc}")

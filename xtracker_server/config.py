@@ -55,6 +55,9 @@ class Settings:
     #: Clicks recorded per visitor address per minute (all at once, then refilled over the
     #: minute); past it a visitor is still sent on, unrecorded. 0 turns the limit off.
     click_limit_per_ip: int = 300
+    #: Clicks the landing keeps (memory and journal) while storage fails, to store them once
+    #: it works again; past it a visitor is still sent on and the click counted as dropped.
+    click_buffer_max: int = 50_000
 
     def __post_init__(self) -> None:
         if self.sync not in SYNC_MODES:
@@ -76,6 +79,8 @@ class Settings:
             raise ValueError("XTRACKER_RATE_LIMIT must be zero (off) or positive")
         if self.click_limit_per_ip < 0:
             raise ValueError("XTRACKER_CLICK_LIMIT_PER_IP must be zero (off) or positive")
+        if self.click_buffer_max < 0:
+            raise ValueError("XTRACKER_CLICK_BUFFER_MAX must be zero (no buffer) or positive")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

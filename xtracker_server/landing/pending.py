@@ -57,6 +57,7 @@ STOP_WAIT_S = 5.0
 class _Kept:
     draft: ClickDraft
     journaled: bool = False  # its line is on disk
+    writing: bool = False  # its line is being appended
 
 
 class PendingClicks:
@@ -130,8 +131,13 @@ class PendingClicks:
                 await asyncio.wait_for(self.replay(), STOP_WAIT_S)
             except Exception as exc:  # storage still fails (or too slowly): kept for next time
                 log.warning("the kept clicks could not be stored before stopping: %s", exc)
+            else:
+                await self._recovered()
         if self._clicks:
-            await self._journal_the_rest(wait_s=STOP_WAIT_S)
+            await self._journal_the_rest(wait_s=0)
+        if self.journal is not None:
+            await self.journal.close()  # every append made is on disk, or failed
+        if self._clicks:
             lost = [kept.draft for kept in self._clicks.values() if not kept.journaled]
             if lost:
                 self._drop(lost)
@@ -147,8 +153,6 @@ class PendingClicks:
                     len(self._clicks) - len(lost),
                     self.journal.path if self.journal else "",
                 )
-        if self.journal is not None:
-            await self.journal.close()
 
     # ---------------------------------------------------------------- what the landing calls
 
@@ -193,11 +197,9 @@ class PendingClicks:
         self._clicks[draft.uid] = kept
         self.kept += 1
         self._wake.set()
-        if self.journal is None:
-            return
-        written = self.journal.append([draft])
-        written.add_done_callback(lambda done: self._journaled([kept], done))
-        await asyncio.wait((written,), timeout=self.journal_wait_s)
+        written = self._append([kept])
+        if written is not None:
+            await asyncio.wait((written,), timeout=self.journal_wait_s)
 
     # ---------------------------------------------------------------- storing what is kept
 
@@ -274,23 +276,31 @@ class PendingClicks:
     async def _journal_the_rest(self, *, wait_s: float) -> None:
         """Append the kept clicks that are in memory only (the journal failed or was slow) once
         more; wait for it at most ``wait_s``."""
-        missing = [kept for kept in self._clicks.values() if not kept.journaled]
-        if not missing or self.journal is None:
-            return
-        written = self.journal.append([kept.draft for kept in missing])
-        written.add_done_callback(lambda done: self._journaled(missing, done))
-        if wait_s:
+        missing = [k for k in self._clicks.values() if not (k.journaled or k.writing)]
+        written = self._append(missing) if missing else None
+        if written is not None and wait_s:
             await asyncio.wait((written,), timeout=wait_s)
+
+    def _append(self, kept: list[_Kept]) -> asyncio.Future[None] | None:
+        """Append ``kept`` to the journal; the future resolves once they are on disk."""
+        if self.journal is None:
+            return None
+        for k in kept:
+            k.writing = True
+        written = self.journal.append([k.draft for k in kept])
+        written.add_done_callback(lambda done: self._journaled(kept, done))
+        return written
 
     # ---------------------------------------------------------------- state and counts
 
     def _journaled(self, kept: list[_Kept], written: asyncio.Future[None]) -> None:
         error = written.exception()
+        for k in kept:
+            k.writing = False
+            k.journaled = error is None
         if error is not None:
             self._journal_failing(error)
             return
-        for k in kept:
-            k.journaled = True
         if not self._journal_ok:
             self._journal_ok = True
             log.warning("the click journal is written again")

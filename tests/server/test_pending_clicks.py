@@ -243,3 +243,10 @@ def test_a_repeat_visit_finds_its_kept_click(tmp_path: Path) -> None:
         ]
 
     assert _with_buffer(path, scenario, journal=False) == [True, False, False, False]
+
+
+def test_a_negative_bound_is_refused() -> None:
+    from xtracker_server.config import Settings
+
+    with pytest.raises(ValueError, match="XTRACKER_CLICK_BUFFER_MAX"):
+        Settings(click_buffer_max=-1)

@@ -69,6 +69,22 @@ def test_a_cleared_journal_is_deleted_when_closed(tmp_path: Path) -> None:
     assert run_journal(str(path)).clicks == []
 
 
+def test_a_clear_cuts_the_lines_appended_before_it_and_keeps_those_after(tmp_path: Path) -> None:
+    path = str(tmp_path / "x.db.clicks-pending")
+    before, after = draft("uidAAAAAAAAAAAAA"), draft("uidBBBBBBBBBBBBB")
+
+    async def go() -> None:
+        journal = ClickJournal(path)
+        await journal.open()
+        await journal.append([before])  # on disk
+        queued = [journal.append([before]), journal.clear(), journal.append([after])]
+        await asyncio.gather(*queued)
+        await journal.close()
+
+    asyncio.run(go())
+    assert run_journal(path).clicks == [after]
+
+
 def test_a_torn_last_line_is_cut_off_and_counted(tmp_path: Path) -> None:
     path = tmp_path / "x.db.clicks-pending"
     whole = encode(draft("uidAAAAAAAAAAAAA"))

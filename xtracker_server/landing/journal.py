@@ -5,8 +5,9 @@ until they are stored (landing/pending.py, docs/links.md#when-storage-fails).
 Lines are only appended, by a thread of its own, in groups: whatever is waiting when the thread
 is free goes in one ``write`` and one ``fsync``, so a burst of clicks costs one flush. A
 write that fails (a full disk) is cut off again, so that no torn line precedes the next one.
-Once every click in it is stored, the file is emptied (``clear``), on the same thread and so
-after every line appended before.
+Once every click in it is stored, the file is emptied (``clear``): in the same queue as the
+appends, so that exactly the lines appended before are cut (those still waiting are not even
+written) and every line appended after is kept.
 
 One server owns the file at a time (an exclusive ``flock``); a second server on the same
 database writes ``<db>.clicks-pending.<pid>``. At start a server takes over the clicks of every
@@ -70,7 +71,8 @@ class ClickJournal:
         self._fd: int | None = None
         self._size = 0
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="xtracker-journal")
-        self._waiting: list[tuple[bytes, asyncio.Future[None]]] = []
+        #: Lines to append, and ``None`` for a clear, each with its caller's future.
+        self._waiting: list[tuple[bytes | None, asyncio.Future[None]]] = []
         self._flusher: asyncio.Task[None] | None = None
 
     # ------------------------------------------------------------------ on the event loop
@@ -85,20 +87,24 @@ class ClickJournal:
     def append(self, drafts: list[ClickDraft]) -> asyncio.Future[None]:
         """Append ``drafts``; the future resolves once they are on disk (fsynced), or fails
         with the ``OSError`` that stopped it."""
+        return self._queue(b"".join(encode(d) for d in drafts))
+
+    def clear(self) -> asyncio.Future[None]:
+        """Empty the journal of every line appended so far (their clicks are stored); lines
+        appended after this call are kept. The future resolves once that is on disk."""
+        return self._queue(None)
+
+    def _queue(self, line: bytes | None) -> asyncio.Future[None]:
         loop = asyncio.get_running_loop()
-        written: asyncio.Future[None] = loop.create_future()
-        self._waiting.append((b"".join(encode(d) for d in drafts), written))
+        done: asyncio.Future[None] = loop.create_future()
+        self._waiting.append((line, done))
         if self._flusher is None:
             self._flusher = loop.create_task(self._flush(), name="xtracker-journal")
-        return written
-
-    async def clear(self) -> None:
-        """Empty the journal: every click in it is stored. Runs after every append made before."""
-        loop = asyncio.get_running_loop()
-        await loop.run_in_executor(self._thread, self._clear)
+        return done
 
     async def close(self) -> None:
-        """Finish the appends made so far, then let the journal go (an empty one is deleted)."""
+        """Finish the appends and clears asked so far, then let the journal go (deleted if
+        empty)."""
         if self._flusher is not None:
             await self._flusher
         loop = asyncio.get_running_loop()
@@ -111,10 +117,12 @@ class ClickJournal:
         try:
             while self._waiting:
                 batch, self._waiting = self._waiting, []
-                data = b"".join(line for line, _ in batch)
+                clears = [i for i, (line, _) in enumerate(batch) if line is None]
+                after = clears[-1] + 1 if clears else 0  # what comes before it is cut anyway
+                data = b"".join(line for line, _ in batch[after:] if line is not None)
                 error: OSError | None = None
                 try:
-                    await loop.run_in_executor(self._thread, self._write, data)
+                    await loop.run_in_executor(self._thread, self._write, data, bool(clears))
                 except OSError as exc:
                     error = exc
                 for _, written in batch:
@@ -182,8 +190,14 @@ class ClickJournal:
         finally:
             os.close(fd)
 
-    def _write(self, data: bytes) -> None:
+    def _write(self, data: bytes, clear_first: bool = False) -> None:
         fd = self._take()
+        if clear_first and self._size:
+            os.ftruncate(fd, 0)
+            self._size = 0
+            if not data:
+                os.fsync(fd)
+                return
         start = self._size
         try:
             view = memoryview(data)
@@ -195,13 +209,6 @@ class ClickJournal:
                 os.ftruncate(fd, start)  # no torn line before the next one
             raise
         self._size = start + len(data)
-
-    def _clear(self) -> None:
-        if self._fd is None or self._size == 0:
-            return
-        os.ftruncate(self._fd, 0)
-        os.fsync(self._fd)
-        self._size = 0
 
     def _close(self) -> None:
         fd, self._fd = self._fd, None

@@ -29,7 +29,7 @@ from tests.server.test_writer_process import _children
 
 PHONE = {"User-Agent": "Mozilla/5.0 (Linux; Android 13) Chrome/120 Mobile Safari/537.36"}
 OFFER = "https://t.me/offer_bot?start=fb_"
-UID = re.compile(r"https://t\.me/offer_bot\?start=fb_([A-Za-z0-9_-]{16})\b")
+UID = re.compile(r"https://t\.me/offer_bot\?start=fb_([A-Za-z0-9_-]{16})(?![A-Za-z0-9_-])")
 FAST = ("--rate-limit", "0", "--click-limit-per-ip", "0")  # all visits come from 127.0.0.1
 JOURNAL = ".clicks-pending"
 

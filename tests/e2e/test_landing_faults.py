@@ -251,6 +251,9 @@ def test_an_unwritable_database_sends_visitors_on_and_a_killed_server_stores_the
             during = [visit(server, slug) for _ in range(15)]
             assert [r.status_code for r in during] == [302] * 15
             uids = [uid_of(r) for r in during]
+            with httpx.Client(cookies=during[0].cookies, timeout=30) as browser:
+                again = browser.get(f"{server.url}/r/{slug}", headers=PHONE)
+            assert uid_of(again) == uids[0]  # a repeat visit, though its click is not stored
             journal = Path(f"{server.db}{JOURNAL}").read_text().splitlines()
             assert len(journal) == 15  # each on disk before its visitor was sent on
             server.kill()  # SIGKILL while the clicks wait in the journal

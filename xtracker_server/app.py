@@ -17,13 +17,15 @@ from xtracker_server.admin.stream import LiveStreams
 from xtracker_server.auth import Authenticator
 from xtracker_server.config import Settings
 from xtracker_server.delivery.worker import Worker
-from xtracker_server.domain.unrecorded import ClickLimiter
+from xtracker_server.domain.unrecorded import ClickLimiter, Tally
 from xtracker_server.domain.visitors import parse_networks
 from xtracker_server.errors import EXCEPTION_HANDLERS
 from xtracker_server.hot import HotPaths
 from xtracker_server.housekeeping import Housekeeper
 from xtracker_server.ingress.events import post_events
 from xtracker_server.landing.cache import LinkCache
+from xtracker_server.landing.journal import ClickJournal, journal_path
+from xtracker_server.landing.pending import PendingClicks
 from xtracker_server.landing.routes import landing, redirect
 from xtracker_server.landing.routes import routes as landing_routes
 from xtracker_server.metrics import Metrics, Sources
@@ -37,6 +39,8 @@ def create_app(settings: Settings) -> HotPaths:
     store = Store(
         settings.db, sync=settings.sync, observer=metrics, timeout_s=settings.write_timeout_s
     )
+    unrecorded = Tally()
+    journal = journal_path(settings.db)
     state = AppState(
         settings=settings,
         store=store,
@@ -44,10 +48,17 @@ def create_app(settings: Settings) -> HotPaths:
         links=LinkCache(store, ttl_s=settings.credential_cache_s),
         trusted_proxies=parse_networks(settings.trusted_proxies),
         postback_aliases=AliasCache(store, ttl_s=settings.credential_cache_s),
+        pending=PendingClicks(
+            store,
+            unrecorded,
+            ClickJournal(journal) if journal else None,
+            max_clicks=settings.click_buffer_max,
+        ),
         click_limiter=ClickLimiter(settings.click_limit_per_ip)
         if settings.click_limit_per_ip
         else None,
         metrics=metrics,
+        unrecorded=unrecorded,
     )
 
     streams = LiveStreams(
@@ -67,6 +78,7 @@ def create_app(settings: Settings) -> HotPaths:
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await store.open()
+        await state.pending.start()  # stores what a server that died left in the journal
         housekeeper = Housekeeper(store, settings, state.unrecorded)
         await housekeeper.start()
         streams.start()
@@ -76,6 +88,7 @@ def create_app(settings: Settings) -> HotPaths:
         try:
             yield
         finally:
+            await state.pending.stop()  # before the housekeeper stores what it counted dropped
             await housekeeper.stop()
             await streams.stop()
             if state.worker is not None:

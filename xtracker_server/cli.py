@@ -339,6 +339,13 @@ def serve(
             help="Deadline of a request's storage access; past it: 503 (reason timeout).",
         ),
     ] = 5.0,
+    click_buffer_max: Annotated[
+        int,
+        typer.Option(
+            envvar="XTRACKER_CLICK_BUFFER_MAX",
+            help="Clicks kept while storage fails, stored when it recovers; 0 = none.",
+        ),
+    ] = 50_000,
     log_level: Annotated[str, typer.Option(envvar="XTRACKER_LOG_LEVEL")] = "info",
 ) -> None:
     """Run the server (ingress API and admin API) on an embedded SQLite file."""
@@ -376,6 +383,7 @@ def serve(
             metrics_token=metrics_token or None,
             metrics_public=metrics_public,
             write_timeout_s=write_timeout_s,
+            click_buffer_max=click_buffer_max,
         )
     except ValueError as exc:
         _fail(str(exc))  # one line: scripts and tests read it whole

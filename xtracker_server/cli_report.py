@@ -194,16 +194,16 @@ def links(
     cur = data["currency"]
     table = Table(Column("link", no_wrap=True), "clicks", "contact", "subscr.", "reg.",
                   "dep.", "deposits", "click→dep", f"revenue {cur}", "per click", "bots",
-                  "limited",
+                  "limited", "dropped",
                   title=f"Links of space {space}, by {data['sort']}\n{_period(data)}",
-                  caption="bots, limited: landing visits not recorded as clicks")  # fmt: skip
+                  caption="bots, limited, dropped: visits not recorded as clicks")  # fmt: skip
     for r in data["links"]:
         table.add_row(
             r["link"] or "(no link)", str(r["clicks"]), str(r["contact"]), str(r["subscribed"]),
             str(r["registration"]), str(r["deposit"]), str(r["deposits"]),
             _pct(r["click_to_deposit"]), r["revenue"].get(cur, "0"),
             r["revenue_per_click"].get(cur) or "-", str(r["unrecorded_bots"]),
-            str(r["unrecorded_limited"]),
+            str(r["unrecorded_limited"]), str(r["unrecorded_dropped"]),
         )  # fmt: skip
     out.print(table)
 

@@ -70,6 +70,9 @@ class Settings:
     #: The deadline of a request's storage access (a write's commit, a read): past it the
     #: request answers 503 (reason timeout) instead of waiting for a frozen disk or a held lock.
     write_timeout_s: float = 5.0
+    #: Clicks the landing keeps (memory and journal) while storage fails, to store them once
+    #: it works again; past it a visitor is still sent on and the click counted as dropped.
+    click_buffer_max: int = 50_000
 
     def __post_init__(self) -> None:
         if self.sync not in SYNC_MODES:
@@ -103,6 +106,8 @@ class Settings:
             )
         if not 0.1 <= self.write_timeout_s <= 600:
             raise ValueError("XTRACKER_WRITE_TIMEOUT_S must be between 0.1 and 600 (seconds)")
+        if self.click_buffer_max < 0:
+            raise ValueError("XTRACKER_CLICK_BUFFER_MAX must be zero (no buffer) or positive")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

@@ -12,6 +12,7 @@ from xtracker_server.delivery.worker import Worker
 from xtracker_server.domain.unrecorded import ClickLimiter, Tally
 from xtracker_server.domain.visitors import Network
 from xtracker_server.landing.cache import LinkCache
+from xtracker_server.landing.pending import PendingClicks
 from xtracker_server.metrics import Metrics
 from xtracker_server.store.alias_cache import AliasCache
 from xtracker_server.store.runtime import Store
@@ -25,6 +26,7 @@ class AppState:
     links: LinkCache
     trusted_proxies: tuple[Network, ...]
     postback_aliases: AliasCache
+    pending: PendingClicks  # clicks kept while storage fails (landing/pending.py)
     worker: Worker | None = None  # the delivery worker, when it runs in this process
     click_limiter: ClickLimiter | None = None  # None: XTRACKER_CLICK_LIMIT_PER_IP is 0 (off)
     unrecorded: Tally = field(default_factory=Tally)  # landing visits not recorded, to store

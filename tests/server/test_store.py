@@ -351,3 +351,29 @@ def test_contexts_of_many_claimed_deliveries_are_read_in_chunks(
     assert by_uid[clicked].click is not None and by_uid[clicked].click.fbclid == "F1"
     assert all(by_uid[u].click is None or by_uid[u].click.fbclid is None for u in uids[1:])
     assert outbox.contexts(conn, other, claimed, "https://x.example") == {}  # another space's
+
+
+def test_unrecorded_clicks_keep_their_counts_when_dropped_becomes_a_reason(tmp_path: Path) -> None:
+    from xtracker_server.domain.links import LinkKind, LinkSpec
+    from xtracker_server.store import links
+    from xtracker_server.store.migrations import _statements
+
+    adds_dropped = next(i for i, m in enumerate(MIGRATIONS) if "'dropped'" in m)
+    conn = connect(str(tmp_path / "old.db"))
+    for number, script in enumerate(MIGRATIONS[:adds_dropped], start=1):
+        for statement in _statements(script):
+            conn.execute(statement)
+        conn.execute(f"PRAGMA user_version={number}")
+    space = spaces.create_space(conn, "s", 0).space.id
+    spec = LinkSpec(kind=LinkKind.BOT, target="offer_bot")
+    link = links.create_link(conn, space, "ad", spec, 0).id
+    row = "INSERT INTO unrecorded_clicks VALUES (?, 0, ?, ?, ?)"
+    conn.execute(row, (space, link, "bot", 7))
+    with pytest.raises(sqlite3.IntegrityError):
+        conn.execute(row, (space, link, "dropped", 1))
+
+    migrate(conn)
+
+    conn.execute(row, (space, link, "dropped", 2))
+    counts = conn.execute("SELECT reason, count FROM unrecorded_clicks ORDER BY reason")
+    assert [tuple(r) for r in counts] == [("bot", 7), ("dropped", 2)]

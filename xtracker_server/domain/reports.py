@@ -308,7 +308,11 @@ def gauge(current: FunnelCounts, previous: FunnelCounts) -> Gauge:
 
 
 #: The per-link columns of landing visits not recorded as clicks, and the reason each counts.
-UNRECORDED_COLUMNS: dict[str, str] = {"unrecorded_bots": "bot", "unrecorded_limited": "limited"}
+UNRECORDED_COLUMNS: dict[str, str] = {
+    "unrecorded_bots": "bot",
+    "unrecorded_limited": "limited",
+    "unrecorded_dropped": "dropped",
+}
 
 #: Columns of the per-link table a user can sort by.
 LINK_COLUMNS: tuple[str, ...] = (
@@ -331,7 +335,8 @@ class LinkRow:
     uids: dict[str, int]  # canonical event -> distinct uids
     deposits: int
     revenue: dict[str, Decimal]
-    #: Landing visits answered but not recorded as clicks, by reason (``bot``, ``limited``).
+    #: Landing visits answered but not recorded as clicks, by reason (``bot``, ``limited``,
+    #: ``dropped``).
     unrecorded: dict[str, int] = field(default_factory=dict)
 
     @property

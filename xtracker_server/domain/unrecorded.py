@@ -7,7 +7,8 @@ address may record that many clicks at once, and then that many per minute, refi
 continuously (a token bucket). A whole IPv6 ``/64`` counts as one address (one subscriber's
 network, as a single IPv4 address is). Such a visit leads to the link's destination with an
 empty uid (``NO_UID``) and gets no cookie. ``Tally`` counts those visits per link, hour and
-reason until the server writes them to the store.
+reason until the server writes them to the store, with the clicks that were minted while
+storage failed and then lost (``Reason.DROPPED``, landing/pending.py).
 """
 
 from __future__ import annotations
@@ -29,6 +30,9 @@ class Reason(str, Enum):
 
     BOT = "bot"
     LIMITED = "limited"
+    #: The visitor was sent on with its uid, but its click was lost: storage failed and the
+    #: landing's side buffer was full (landing/pending.py).
+    DROPPED = "dropped"
 
 
 def hour_start(ms: int) -> int:

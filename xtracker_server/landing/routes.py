@@ -1,6 +1,9 @@
 """``GET /l/<slug>`` renders the landing and records a click; ``GET /r/<slug>`` records the
 same click and redirects at once. Bots, HEAD requests, repeat visits and visits past the
-per-address limit mint nothing (domain/unrecorded.py); every visitor is answered all the same."""
+per-address limit mint nothing (domain/unrecorded.py); every visitor is answered all the same.
+When storage fails, a visitor is still sent on with a new uid, and the click is kept in the
+side buffer until it can be stored (landing/pending.py). Only a link that cannot be looked up
+at all (the database unreadable, and the link not in memory) gets a 503 page."""
 
 from __future__ import annotations
 
@@ -23,6 +26,7 @@ from xtracker_server.domain.visitors import client_ip, country_code, new_fbp, va
 from xtracker_server.state import AppState, app_state
 from xtracker_server.store.clicks import insert_clicks, recent_click_of_link
 from xtracker_server.store.links import Link
+from xtracker_server.store.writer import is_storage_fault
 
 _templates = Environment(
     loader=FileSystemLoader(Path(__file__).parent / "templates"),
@@ -30,6 +34,9 @@ _templates = Environment(
 )
 _LANDING = _templates.get_template("landing.html")
 _NOT_FOUND = _templates.get_template("not_found.html").render()
+_UNAVAILABLE = _templates.get_template("unavailable.html").render()
+#: How long a visitor is asked to wait when its link cannot be looked up.
+RETRY_AFTER_S = 5
 
 FBP_COOKIE = "_fbp"
 FBP_MAX_AGE_S = 90 * 86400
@@ -75,8 +82,8 @@ def visit_cookie(link: Link) -> str:
 async def landing(request: Request) -> Response:
     state = app_state(request)
     link = await _enabled_link(request)
-    if link is None:
-        return _not_found()
+    if not isinstance(link, Link):
+        return link
     headers = _visitor_headers(request)
     if request.method == "HEAD" or _a_bot(state, link, headers):
         # Previews and ad review see the page, with no uid minted and no click counted.
@@ -88,8 +95,8 @@ async def landing(request: Request) -> Response:
 async def redirect(request: Request) -> Response:
     state = app_state(request)
     link = await _enabled_link(request)
-    if link is None:
-        return _not_found()
+    if not isinstance(link, Link):
+        return link
     headers = _visitor_headers(request)
     if request.method == "HEAD" or _a_bot(state, link, headers):
         return _see(link.spec.destination(NO_UID), [])
@@ -97,10 +104,16 @@ async def redirect(request: Request) -> Response:
     return _see(link.spec.destination(uid), cookies)
 
 
-async def _enabled_link(request: Request) -> Link | None:
+async def _enabled_link(request: Request) -> Link | Response:
+    """The link, or the page that says it is not there (404) or cannot be looked up (503)."""
     slug = request.path_params["slug"]
-    link = await app_state(request).links.get(slug)
-    return link if link is not None and link.enabled else None
+    try:
+        link = await app_state(request).links.get(slug)
+    except Exception as exc:
+        if not is_storage_fault(exc):
+            raise
+        return _unavailable()
+    return link if link is not None and link.enabled else _not_found()
 
 
 def _a_bot(state: AppState, link: Link, headers: dict[bytes, bytes]) -> bool:
@@ -115,19 +128,15 @@ async def _click(
     request: Request, headers: dict[bytes, bytes], state: AppState, link: Link, *, source: str
 ) -> tuple[str, RawHeaders]:
     """This browser's uid for the link and the cookies that remember it: the uid it got within
-    the repeat window, or a new click (committed before we answer); ``NO_UID`` and no cookies
-    when its address is past the click limit."""
+    the repeat window, or a new click (committed before we answer, or kept in the side buffer
+    if storage fails); ``NO_UID`` and no cookies when its address is past the click limit."""
     now = now_ms()
     window_ms = int(state.settings.click_window_s * 1000)
     raw_cookies = _text(headers, b"cookie")
     cookies = cookie_parser(raw_cookies) if raw_cookies else {}
     prior = cookies.get(visit_cookie(link))
-    if prior and len(prior) <= 64:
-        known = await state.store.read(
-            recent_click_of_link, link.space_id, link.id, prior, now - window_ms
-        )
-        if known:
-            return prior, _remember(state, link, prior, None)
+    if prior and len(prior) <= 64 and await _repeat(state, link, prior, now - window_ms):
+        return prior, _remember(state, link, prior, None)
     ip = client_ip(
         request.client.host if request.client else None,
         _text(headers, b"x-forwarded-for"),
@@ -154,8 +163,27 @@ async def _click(
         if settings.country_header
         else None,
     )
-    uid = await state.store.write_grouped(insert_clicks, draft)
+    try:
+        uid = await state.store.write_grouped(insert_clicks, draft)
+    except Exception as exc:
+        if not is_storage_fault(exc):
+            raise
+        await state.pending.keep(draft, exc)
+        uid = draft.uid
     return uid, _remember(state, link, uid, fresh_fbp)
+
+
+async def _repeat(state: AppState, link: Link, uid: str, since_ms: int) -> bool:
+    """Whether ``uid`` is a click on this link made since ``since_ms``. If the database cannot
+    be read, the visit counts as new (at worst a repeat is counted twice)."""
+    if state.pending.holds(link.space_id, link.id, uid, since_ms):
+        return True
+    try:
+        return await state.store.read(recent_click_of_link, link.space_id, link.id, uid, since_ms)
+    except Exception as exc:
+        if not is_storage_fault(exc):
+            raise
+        return False
 
 
 def _remember(state: AppState, link: Link, uid: str, fresh_fbp: str | None) -> RawHeaders:
@@ -223,6 +251,12 @@ def _page(link: Link, url: str, *, refresh: bool, extra: RawHeaders) -> Response
 
 def _not_found() -> HTMLResponse:
     return HTMLResponse(_NOT_FOUND, status_code=404, headers=_NO_STORE)
+
+
+def _unavailable() -> HTMLResponse:
+    return HTMLResponse(
+        _UNAVAILABLE, status_code=503, headers={**_NO_STORE, "Retry-After": str(RETRY_AFTER_S)}
+    )
 
 
 routes = [

@@ -2,16 +2,25 @@
 
 An entry lives ``ttl_s`` seconds, so a change made by the CLI in another process is seen
 within that time; changes through this server's admin API drop the entry at once
-(``forget``). A cache that reaches ``max_entries`` (scanners probing random keys) starts over."""
+(``forget``). A cache that reaches ``max_entries`` (scanners probing random keys) starts over.
+
+With ``stale_on_fault``, a lookup that fails for a storage reason (``is_storage_fault``) answers
+the last value loaded for its key, however old, and asks the database again ``ttl_s`` later: the
+landing keeps sending visitors on while the database cannot be read. With no value to fall back
+on, the error is raised."""
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import time
 from collections.abc import Callable, Hashable
 from typing import Generic, TypeVar
 
 from xtracker_server.store.runtime import Store
+from xtracker_server.store.writer import is_storage_fault
+
+log = logging.getLogger("xtracker.store")
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
@@ -25,11 +34,14 @@ class ReadCache(Generic[K, V]):
         *,
         ttl_s: float,
         max_entries: int,
+        stale_on_fault: bool = False,
     ) -> None:
         self._store = store
         self._load = load
         self._ttl_s = ttl_s
         self._max_entries = max_entries
+        self._stale_on_fault = stale_on_fault
+        self._failing = False  # the last load failed for a storage reason (logged once)
         self._entries: dict[K, tuple[V, float]] = {}
 
     async def get(self, key: K) -> V:
@@ -37,7 +49,19 @@ class ReadCache(Generic[K, V]):
         hit = self._entries.get(key)
         if hit is not None and hit[1] > now:
             return hit[0]
-        value = await self._store.read(self._load, key)
+        try:
+            value = await self._store.read(self._load, key)
+        except Exception as exc:
+            if not (self._stale_on_fault and is_storage_fault(exc)):
+                raise
+            self._now_failing(exc)
+            if hit is None:
+                raise
+            self._entries[key] = (hit[0], now + self._ttl_s)
+            return hit[0]
+        if self._failing:
+            self._failing = False
+            log.warning("%s: the database can be read again", self._load.__name__)
         if len(self._entries) >= self._max_entries:
             self._entries.clear()
         self._entries[key] = (value, now + self._ttl_s)
@@ -45,3 +69,12 @@ class ReadCache(Generic[K, V]):
 
     def forget(self, key: K) -> None:
         self._entries.pop(key, None)
+
+    def _now_failing(self, exc: BaseException) -> None:
+        if not self._failing:
+            self._failing = True
+            log.error(
+                "%s: the database cannot be read (%s); values loaded before are used meanwhile",
+                self._load.__name__,
+                exc,
+            )

@@ -42,6 +42,16 @@ def insert_clicks(conn: sqlite3.Connection, drafts: list[ClickDraft]) -> list[st
     return [d.uid for d in drafts]
 
 
+def insert_kept_clicks(conn: sqlite3.Connection, drafts: list[ClickDraft]) -> int:
+    """Store clicks the landing kept while storage failed (landing/pending.py), under the uids
+    their visitors were given; returns how many were new. A uid stored already is skipped: its
+    click was committed after all (a writer that died after its commit), or replayed before a
+    crash. A write of the landing that timed out but still commits does so before this one (the
+    writer commits in order), so it is never this one that stores a click first."""
+    inserted = insert_many(conn, _INSERT, [_row(d) for d in drafts], tail=_TAIL)
+    return sum(done.changes for done in inserted)
+
+
 def _row(draft: ClickDraft) -> list[object]:
     fields = draft.fields
     return [fields.get(c) if c in _FIELD_COLUMNS else getattr(draft, c) for c in _COLUMNS]

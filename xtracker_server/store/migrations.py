@@ -312,6 +312,23 @@ MIGRATIONS: tuple[str, ...] = (
         at_ms  INTEGER NOT NULL
     );
     """,
+    # 12: unrecorded_clicks may count 'dropped': clicks whose visitor was sent on while storage
+    # failed, lost because the landing's side buffer was full (landing/pending.py). A CHECK
+    # cannot be altered in SQLite: the table is rebuilt with its rows.
+    """
+    CREATE TABLE unrecorded_clicks_new (
+        space_id  INTEGER NOT NULL REFERENCES spaces(id),
+        hour_ms   INTEGER NOT NULL,
+        link_id   INTEGER NOT NULL REFERENCES links(id),
+        reason    TEXT NOT NULL CHECK (reason IN ('bot', 'limited', 'dropped')),
+        count     INTEGER NOT NULL,
+        PRIMARY KEY (space_id, hour_ms, link_id, reason)
+    ) WITHOUT ROWID;
+    INSERT INTO unrecorded_clicks_new (space_id, hour_ms, link_id, reason, count)
+        SELECT space_id, hour_ms, link_id, reason, count FROM unrecorded_clicks;
+    DROP TABLE unrecorded_clicks;
+    ALTER TABLE unrecorded_clicks_new RENAME TO unrecorded_clicks;
+    """,
 )
 
 

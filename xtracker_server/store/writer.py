@@ -65,6 +65,14 @@ class BatchObserver(Protocol):
     def failed(self, operations: int) -> None: ...
 
 
+def is_storage_fault(exc: BaseException) -> bool:
+    """Whether ``exc`` says that storage failed rather than the operation: ``StoreUnavailable``
+    (the writer is gone, a commit failed), or an SQLite error of the file itself (full, read-only,
+    I/O error, lock timeout, damaged), as ``faults.storage_fault`` classifies it. A constraint
+    or a bad statement is the operation's fault."""
+    return storage_fault(exc) is not None
+
+
 @dataclass(slots=True)
 class Job:
     """One write: ``fn(conn, *args, **kwargs)``, or (``fn`` None) a grouped call of ``group``

@@ -21,11 +21,14 @@ from xtracker_server.landing.pending import PendingClicks
 from xtracker_server.store import links, spaces
 from xtracker_server.store.clicks import insert_clicks
 from xtracker_server.store.db import open_db
+from xtracker_server.store.faults import FaultReason, StoreUnavailable
 from xtracker_server.store.runtime import Store
-from xtracker_server.store.writer import StoreUnavailable
 
 T = TypeVar("T")
 NOW = 1_750_000_000_000
+
+DOWN = StoreUnavailable(FaultReason.WRITER_DOWN, "the writer is not running")
+EXITED = StoreUnavailable(FaultReason.WRITER_DOWN, "the writer process exited")
 
 
 class FlakyStore(Store):
@@ -35,7 +38,7 @@ class FlakyStore(Store):
 
     async def write(self, op: Any, /, *args: Any, **kwargs: Any) -> Any:
         if self.down:
-            raise StoreUnavailable("the writer is not running")
+            raise DOWN
         return await super().write(op, *args, **kwargs)
 
 
@@ -111,7 +114,7 @@ def test_kept_clicks_are_stored_once_storage_recovers(tmp_path: Path) -> None:
     async def scenario(store: FlakyStore, pending: PendingClicks) -> None:
         store.down = True
         for d in drafts:
-            await pending.keep(d, StoreUnavailable("the writer is not running"))
+            await pending.keep(d, DOWN)
         assert len(pending) == 5
         await asyncio.sleep(0.5)  # retried meanwhile, in vain
         assert _uids(path) == []
@@ -132,8 +135,8 @@ def test_a_click_that_was_stored_after_all_is_not_stored_twice(tmp_path: Path) -
     async def scenario(store: FlakyStore, pending: PendingClicks) -> None:
         assert await store.write_grouped(insert_clicks, both) == both.uid
         store.down = True
-        await pending.keep(both, StoreUnavailable("the writer process exited"))
-        await pending.keep(only_kept, StoreUnavailable("the writer is not running"))
+        await pending.keep(both, EXITED)
+        await pending.keep(only_kept, DOWN)
         store.down = False
         await _until(lambda: not pending)
 
@@ -152,7 +155,7 @@ def test_clicks_past_the_bound_are_dropped_and_counted_per_link_and_hour(
     async def scenario(store: FlakyStore, pending: PendingClicks) -> int:
         store.down = True
         for d in drafts:
-            await pending.keep(d, StoreUnavailable("the writer is not running"))
+            await pending.keep(d, DOWN)
         kept = len(pending)
         store.down = False
         await _until(lambda: not pending)
@@ -177,7 +180,7 @@ def test_a_click_the_store_refuses_is_dropped_alone(tmp_path: Path) -> None:
     async def scenario(store: FlakyStore, pending: PendingClicks) -> None:
         store.down = True
         for d in [good[0], bad, good[1]]:
-            await pending.keep(d, StoreUnavailable("the writer is not running"))
+            await pending.keep(d, DOWN)
         store.down = False
         await _until(lambda: not pending)
 
@@ -199,7 +202,7 @@ def test_a_stop_with_storage_down_leaves_journaled_clicks_for_the_next_start(
     async def keep_and_stop(store: FlakyStore, pending: PendingClicks) -> None:
         store.down = True
         for d in drafts:
-            await pending.keep(d, StoreUnavailable("the writer is not running"))
+            await pending.keep(d, DOWN)
 
     _with_buffer(path, keep_and_stop, tally=tally)
     assert _uids(path) == [] and tally.take() == []  # waiting in the journal: not lost
@@ -221,7 +224,7 @@ def test_a_stop_with_storage_down_and_no_journal_counts_the_kept_clicks_as_dropp
     async def keep_and_stop(store: FlakyStore, pending: PendingClicks) -> None:
         store.down = True
         for d in _clicks(space, link, 2):
-            await pending.keep(d, StoreUnavailable("the writer is not running"))
+            await pending.keep(d, DOWN)
 
     _with_buffer(path, keep_and_stop, journal=False, tally=tally)
     assert [(c.reason, c.count) for c in tally.take()] == [(Reason.DROPPED, 2)]
@@ -234,7 +237,7 @@ def test_a_repeat_visit_finds_its_kept_click(tmp_path: Path) -> None:
 
     async def scenario(store: FlakyStore, pending: PendingClicks) -> list[bool]:
         store.down = True
-        await pending.keep(d, StoreUnavailable("the writer is not running"))
+        await pending.keep(d, DOWN)
         return [
             pending.holds(space, link, d.uid, NOW - 1),
             pending.holds(space, link, d.uid, NOW + 1),  # older than the window

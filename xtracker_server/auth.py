@@ -110,6 +110,13 @@ class Authenticator:
         if cred is None or cred.kind is not CredentialKind.ADMIN:
             raise ApiError(401, "unauthorized", f"invalid admin token: {how}")
 
+    def forget_space(self, space_id: int) -> None:
+        """Drop the cached credentials of a space (deleted: they stop working at once here;
+        other processes notice within ``credential_cache_s``)."""
+        for digest, (cred, _) in list(self._cache.items()):
+            if cred.space_id == space_id:
+                del self._cache[digest]
+
     async def still_valid(self, digest: bytes) -> bool:
         """Whether the credential with this hash still works (the live stream asks every second
         or so): False once it expired (rotated past its grace, revoked) or was deleted."""

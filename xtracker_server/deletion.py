@@ -146,10 +146,15 @@ def run_on(
             result = reports(lambda rollup, op=op, args=args: op(rollup, *args))
 
 
+#: A deletion marked this long ago and not finished is finished by the server (one that is
+#: still running elsewhere, the CLI's say, is left alone until then).
+UNFINISHED_AFTER_MS = 10 * 60_000
+
+
 async def finish_unfinished(db: Store, now_ms: int) -> int:
     """Finish the deletions a crash or a stopped command left half-done, and forget what the
     report rollup has applied; returns how many deletions were finished."""
-    left = await db.read(store.unfinished)
+    left = await db.read(store.unfinished, now_ms - UNFINISHED_AFTER_MS)
     for kind, space_id, target in left:
         if kind == "space":
             marked = await db.write(store.mark_space, target, now_ms)

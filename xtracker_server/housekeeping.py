@@ -1,5 +1,5 @@
-"""Chores the server does on its own: pruning the postback log, and keeping the report rollup
-up to date.
+"""Chores the server does on its own: pruning the postback log, keeping the report rollup
+up to date, and finishing deletions a crash cut short (xtracker_server/deletion.py).
 
 Postback log rows older than ``XTRACKER_POSTBACK_LOG_DAYS`` are deleted at start-up and then
 periodically, in batches (one writer operation each), so neither a request nor the writer ever
@@ -14,6 +14,7 @@ import logging
 import time
 
 from xtracker_server.config import Settings
+from xtracker_server.deletion import finish_unfinished
 from xtracker_server.store.postbacks import prune_log
 from xtracker_server.store.runtime import Store
 
@@ -21,6 +22,9 @@ log = logging.getLogger("xtracker.housekeeping")
 
 PRUNE_BATCH = 1000
 ROLLUP_EVERY_S = 1.0
+#: How often unfinished deletions are looked for (a space whose deletion a crash cut short,
+#: an event that landed in a deleted space from a process that still had its secret cached).
+DELETIONS_EVERY_S = 60.0
 
 
 class Housekeeper:
@@ -36,6 +40,7 @@ class Housekeeper:
         self._tasks = [
             asyncio.create_task(self._run(), name="xtracker-housekeeping"),
             asyncio.create_task(self._roll_up(), name="xtracker-rollup"),
+            asyncio.create_task(self._finish_deletions(), name="xtracker-deletions"),
         ]
 
     async def stop(self) -> None:
@@ -72,3 +77,13 @@ class Housekeeper:
             except Exception:  # busy or gone: the next round (or the next report) catches up
                 log.exception("rolling up the reports failed")
             await asyncio.sleep(ROLLUP_EVERY_S)
+
+    async def _finish_deletions(self) -> None:
+        while True:
+            try:
+                finished = await finish_unfinished(self.store, int(time.time() * 1000))
+                if finished:
+                    log.info("finished %d deletions left unfinished", finished)
+            except Exception:  # busy or gone: the next round tries again
+                log.exception("finishing deletions failed")
+            await asyncio.sleep(DELETIONS_EVERY_S)

@@ -194,3 +194,9 @@ def _masked_config(config: dict[str, Any]) -> dict[str, Any]:
     if "headers" not in config:
         return config
     return {**config, "headers": {name: "…" for name in config["headers"]}}
+
+
+def deletion_json(head: dict[str, Any], removed: dict[str, int], dry_run: bool) -> dict[str, Any]:
+    """A deletion or an erasure: what it names (``head``: space_id, link, destination_id or
+    person), whether it only counted (``dry_run``), and what it removed or would remove."""
+    return {**head, "dry_run": dry_run, "removed": removed}

@@ -219,14 +219,15 @@ def test_a_space_deletion_cut_short_is_finished_by_the_next_one(db: Any) -> None
     conn, path, a, _ = db
     marked = write(conn, store.mark_space, a.space, T0)
     write(conn, store.delete_space_batch, a.space, 10)
-    assert read(conn, store.unfinished) == [("space", a.space, a.space)]
+    assert read(conn, store.unfinished, T0) == []  # not while it may be running elsewhere
+    assert read(conn, store.unfinished, T0 + 1) == [("space", a.space, a.space)]
     left = read(conn, store.space_counts, a.space)
     # the mark took the credentials, the batch 10 rows
     assert sum(left.values()) == sum(marked.counts.values()) - 3 - 10
     marked = write(conn, store.mark_space, a.space, T0 + 1)
     assert marked.counts == left
     assert run(conn, path, deletion.delete_space(marked)) == left
-    assert read(conn, store.unfinished) == []
+    assert read(conn, store.unfinished, T0 + 1) == []
 
 
 def test_deleting_the_newest_rows_keeps_their_ids_from_being_handed_out_again(db: Any) -> None:
@@ -256,7 +257,7 @@ def test_deleting_the_newest_rows_keeps_their_ids_from_being_handed_out_again(db
     assert read(conn, spaces.get_space, holder) is None
     assert read(conn, store.space_counts, holder) is None
     assert [s.id for s in read(conn, spaces.list_spaces)] == [b.space]
-    assert read(conn, store.unfinished) == []
+    assert read(conn, store.unfinished, T0 + 1) == []
     for table, top in zip(tables, after, strict=True):
         row = conn.execute(f"SELECT * FROM {table} WHERE id = ?", (top,)).fetchone()
         assert row["space_id"] == holder, table
@@ -550,3 +551,37 @@ def test_a_space_deletion_leaves_nothing_in_the_reports(tmp_path: Path) -> None:
                             " AND uid IS NOT NULL", (world.space,)).fetchone()[0]  # fmt: skip
     assert conn.execute("SELECT count(*) FROM report_removals").fetchone()[0] == 0
     conn.close()
+
+
+def test_the_server_finishes_deletions_left_half_done(db: Any) -> None:
+    """A crash between two batches: the server's housekeeping finishes the deletions marked
+    long enough ago, and forgets what the report rollup applied."""
+    import asyncio
+
+    from xtracker_server.store.runtime import Store
+
+    conn, path, a, b = db
+    write(conn, store.mark_space, a.space, T0)
+    write(conn, store.delete_space_batch, a.space, 5)
+    write(conn, store.mark_link, b.space, "b-l", T0)
+    write(conn, store.mark_destination, b.space, b.destinations[0], T0)
+    write(conn, store.erase_person, b.space, Person(uid="u4"))  # its rollup step never ran
+    later = T0 + deletion.UNFINISHED_AFTER_MS + 1
+
+    async def housekeeping() -> tuple[int, int]:
+        server = Store(path, writer_process=False)
+        await server.open()
+        try:
+            early = await deletion.finish_unfinished(server, T0 + 1)
+            return early, await deletion.finish_unfinished(server, later)
+        finally:
+            await server.close()
+
+    assert asyncio.run(asyncio.wait_for(housekeeping(), 60)) == (0, 3)
+    assert read(conn, store.unfinished, later) == []
+    assert rows_of(conn, a.space) == dict.fromkeys(SPACE_TABLES, 0)
+    assert conn.execute("SELECT count(*) FROM links WHERE slug = 'b-l'").fetchone()[0] == 0
+    gone = conn.execute("SELECT count(*) FROM deliveries WHERE destination_id = ?",
+                        (b.destinations[0],))  # fmt: skip
+    assert gone.fetchone()[0] == 0
+    assert conn.execute("SELECT count(*) FROM report_removals").fetchone()[0] == 0

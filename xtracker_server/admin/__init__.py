@@ -1,6 +1,6 @@
 """The operator's JSON API, guarded by the admin token."""
 
-from xtracker_server.admin import destinations, links, postbacks, reports, routes
+from xtracker_server.admin import deletion, destinations, links, postbacks, reports, routes
 
 __all__ = ["all_routes"]
 
@@ -10,4 +10,5 @@ all_routes = [
     *destinations.routes,
     *postbacks.routes,
     *reports.routes,
+    *deletion.routes,
 ]

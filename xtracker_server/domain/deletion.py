@@ -23,7 +23,8 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from urllib.parse import parse_qsl, quote
 
-from xtracker_client._events import MAX_TG_ID, MAX_UID_LEN
+from xtracker_client._events import MAX_UID_LEN
+from xtracker_client._events import check_tg_id as wire_tg_id
 
 #: The counts, in the order they are shown. A deletion answers the keys of its kind.
 COUNT_LABELS: dict[str, str] = {
@@ -101,10 +102,9 @@ def check_uid(raw: object) -> str:
 
 
 def check_tg_id(raw: object) -> int:
-    """A Telegram user id to erase: a positive integer (JSON number, not a string)."""
-    if isinstance(raw, bool) or not isinstance(raw, int) or not 0 < raw < MAX_TG_ID:
-        raise ValueError("must be a Telegram user id (a positive integer)")
-    return raw
+    """A Telegram user id to erase, as ``POST /events`` takes them (a positive integer, or a
+    string of one)."""
+    return wire_tg_id(raw)
 
 
 def log_needles(uids: Iterable[str], tg_id: int | None) -> list[str]:

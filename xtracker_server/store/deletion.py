@@ -582,12 +582,14 @@ class _secure_delete:  # a context manager
 # ----------------------------------------------------------------------------- the rest
 
 
-def unfinished(conn: sqlite3.Connection) -> list[tuple[str, int, int]]:
-    """Deletions marked and not finished (a crash, a stopped CLI, a row that landed late):
-    ``(kind, space_id, id)``, kind "space", "link" or "destination"."""
+def unfinished(conn: sqlite3.Connection, marked_before_ms: int) -> list[tuple[str, int, int]]:
+    """Deletions marked before ``marked_before_ms`` and not finished (a crash, a stopped CLI,
+    a row that landed late): ``(kind, space_id, id)``, kind "space", "link" or "destination"."""
     found: list[tuple[str, int, int]] = []
     for row in conn.execute(
-        "SELECT id, deleted_ms, created_ms, name FROM spaces WHERE deleted_ms IS NOT NULL"
+        "SELECT id, deleted_ms, created_ms, name FROM spaces"
+        " WHERE deleted_ms IS NOT NULL AND deleted_ms < ?",
+        (marked_before_ms,),
     ).fetchall():
         if not _is_placeholder_space(row) and _space_rows_left(conn, row["id"]):
             found.append(("space", row["id"], row["id"]))
@@ -596,7 +598,8 @@ def unfinished(conn: sqlite3.Connection) -> list[tuple[str, int, int]]:
             (kind, space_id, row_id)
             for space_id, row_id in conn.execute(  # those of a deleted space go with it
                 f"SELECT t.space_id, t.id FROM {table} t JOIN spaces s ON s.id = t.space_id"
-                f" WHERE t.deleted_ms IS NOT NULL AND s.deleted_ms IS NULL"
+                f" WHERE t.deleted_ms IS NOT NULL AND t.deleted_ms < ? AND s.deleted_ms IS NULL",
+                (marked_before_ms,),
             )
         ]
     return found

@@ -42,8 +42,9 @@ from xtracker_server.domain.deletion import (
 )
 from xtracker_server.store.db import MAX_PARAMS
 
-#: Rows deleted (or changed) by one batch: one short transaction of the writer.
-BATCH = 2000
+#: Rows deleted (or changed) by one batch: one short transaction of the writer (tens of
+#: milliseconds; a row takes several index entries with it).
+BATCH = 500
 
 #: A space's rows, in the order they are deleted (a row before the rows it refers to), with the
 #: count each falls under (deliveries: by status).
@@ -66,10 +67,9 @@ _PLACEHOLDERS = "(placeholders of deleted rows)"
 
 @dataclass(frozen=True)
 class Marked:
-    """A deletion just marked: what it takes (``counts``, said before), what the mark itself
-    removed (a space's credentials), and the landings that went (for the link cache)."""
+    """A deletion just marked: what the mark itself removed (a space's credentials), and the
+    landings that went (for the link cache)."""
 
-    counts: dict[str, int]
     target_id: int
     removed: dict[str, int] = field(default_factory=dict)
     slugs: tuple[str, ...] = ()
@@ -131,9 +131,9 @@ def space_counts(conn: sqlite3.Connection, space_id: int) -> dict[str, int] | No
 
 def mark_space(conn: sqlite3.Connection, space_id: int, now_ms: int) -> Marked | None:
     """Mark the space deleted: its credentials go now, its links and destinations stop. None
-    if there is no such space (or it is deleted already)."""
-    found = space_counts(conn, space_id)
-    if found is None:
+    if there is no such space (or it is deleted already). Counts nothing: what it takes was
+    said by ``space_counts``, a read, and the writer is not held for a count."""
+    if _space_state(conn, space_id) is None:
         return None
     conn.execute(
         "UPDATE spaces SET deleted_ms = COALESCE(deleted_ms, ?) WHERE id = ?", (now_ms, space_id)
@@ -148,7 +148,7 @@ def mark_space(conn: sqlite3.Connection, space_id: int, now_ms: int) -> Marked |
             (now_ms, space_id),
         )
     gone = conn.execute("DELETE FROM credentials WHERE space_id = ?", (space_id,)).rowcount
-    return Marked(found, space_id, {"credentials": gone}, slugs)
+    return Marked(space_id, {"credentials": gone}, slugs)
 
 
 def delete_space_batch(conn: sqlite3.Connection, space_id: int, limit: int = BATCH) -> Batch:
@@ -214,15 +214,14 @@ def slug_of_link(conn: sqlite3.Connection, space_id: int, link_id: int) -> str |
 
 def mark_link(conn: sqlite3.Connection, space_id: int, slug: str, now_ms: int) -> Marked | None:
     """Mark the link deleted: its landing and redirect answer 404 from now on."""
-    found = link_counts(conn, space_id, slug)
     row = _link_row(conn, space_id, slug)
-    if found is None or row is None:
+    if row is None:
         return None
     conn.execute(
         "UPDATE links SET deleted_ms = COALESCE(deleted_ms, ?), enabled = 0 WHERE id = ?",
         (now_ms, row["id"]),
     )
-    return Marked(found, int(row["id"]), slugs=(slug,))
+    return Marked(int(row["id"]), slugs=(slug,))
 
 
 def delete_link_batch(
@@ -285,14 +284,13 @@ def mark_destination(
     conn: sqlite3.Connection, space_id: int, destination_id: int, now_ms: int
 ) -> Marked | None:
     """Mark the destination deleted: no event is routed to it, no worker sends to it."""
-    found = destination_counts(conn, space_id, destination_id)
-    if found is None:
+    if _destination_row(conn, space_id, destination_id) is None:
         return None
     conn.execute(
         "UPDATE destinations SET deleted_ms = COALESCE(deleted_ms, ?), enabled = 0 WHERE id = ?",
         (now_ms, destination_id),
     )
-    return Marked(found, destination_id)
+    return Marked(destination_id)
 
 
 def delete_destination_batch(

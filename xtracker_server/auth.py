@@ -245,6 +245,13 @@ class Authenticator:
             raise ApiError(401, "unauthorized", f"missing credential: {how}")
         await self.admin(request)
 
+    def forget_space(self, space_id: int) -> None:
+        """Drop the cached credentials of a space (deleted: they stop working at once here;
+        other processes notice within ``credential_cache_s``)."""
+        for digest, (cred, _) in list(self._cache.items()):
+            if cred.space_id == space_id:
+                del self._cache[digest]
+
     async def still_valid(self, digest: bytes) -> bool:
         """Whether the credential with this hash still works (the live stream asks every second
         or so): False once it expired (rotated past its grace, revoked) or was deleted."""

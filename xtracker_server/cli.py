@@ -23,6 +23,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from xtracker_server.cli_deletion import destination_delete, erase, link_delete, space_delete
 from xtracker_server.cli_report import report_app, tail
 from xtracker_server.config import SYNC_MODES, Settings, parse_proxies
 from xtracker_server.delivery.guard import address_problem
@@ -119,6 +120,10 @@ app.add_typer(token_app, name="token")
 app.add_typer(admin_app, name="admin")
 app.add_typer(report_app, name="report")
 app.command("tail")(tail)
+space_app.command("delete")(space_delete)
+link_app.command("delete")(link_delete)
+dest_app.command("delete")(destination_delete)
+app.command("erase")(erase)
 
 out = Console()
 err = Console(stderr=True)

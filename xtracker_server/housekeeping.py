@@ -1,6 +1,7 @@
 """Chores the server does on its own: pruning the postback log, keeping the report rollup up
-to date, storing the tally of landing visits that were not recorded as clicks, and probing
-the storage when nothing else uses it.
+to date, storing the tally of landing visits that were not recorded as clicks, probing the
+storage when nothing else uses it, and finishing deletions a crash cut short
+(xtracker_server/deletion.py).
 
 Postback log rows older than ``XTRACKER_POSTBACK_LOG_DAYS`` are deleted at start-up and then
 periodically, in batches (one writer operation each), so neither a request nor the writer ever
@@ -22,6 +23,7 @@ import logging
 import time
 
 from xtracker_server.config import Settings
+from xtracker_server.deletion import finish_unfinished
 from xtracker_server.domain.unrecorded import Tally
 from xtracker_server.store.faults import StoreUnavailable
 from xtracker_server.store.health import FaultTracker
@@ -36,6 +38,9 @@ ROLLUP_EVERY_S = 1.0
 UNRECORDED_EVERY_S = 1.0
 #: The storage is probed after this long without a commit (and then at most this often).
 PROBE_IDLE_S = 2.0
+#: How often unfinished deletions are looked for (a space whose deletion a crash cut short,
+#: an event that landed in a deleted space from a process that still had its secret cached).
+DELETIONS_EVERY_S = 60.0
 
 
 class Housekeeper:
@@ -54,6 +59,7 @@ class Housekeeper:
             asyncio.create_task(self._run(), name="xtracker-housekeeping"),
             asyncio.create_task(self._roll_up(), name="xtracker-rollup"),
             asyncio.create_task(self._probe(), name="xtracker-probe"),
+            asyncio.create_task(self._finish_deletions(), name="xtracker-deletions"),
         ]
         if self.unrecorded is not None:
             self._tasks.append(
@@ -147,3 +153,15 @@ class Housekeeper:
             except Exception:
                 log.exception("probing the storage failed")
                 await asyncio.sleep(PROBE_IDLE_S)
+
+    async def _finish_deletions(self) -> None:
+        while True:
+            try:
+                finished = await finish_unfinished(self.store, int(time.time() * 1000))
+                if finished:
+                    log.info("finished %d deletions left unfinished", finished)
+            except StoreUnavailable:  # logged by the store's health: the next round tries
+                pass
+            except Exception:  # the next round tries again
+                log.exception("finishing deletions failed")
+            await asyncio.sleep(DELETIONS_EVERY_S)

@@ -236,3 +236,9 @@ def _masked_config(config: dict[str, Any]) -> dict[str, Any]:
 def currencies_json(space_id: int, allowed: tuple[str, ...]) -> dict[str, Any]:
     """A space's own currency codes, and the crypto tickers every space accepts."""
     return {"space_id": space_id, "allowed": list(allowed), "crypto": list(CRYPTO_TICKERS)}
+
+
+def deletion_json(head: dict[str, Any], removed: dict[str, int], dry_run: bool) -> dict[str, Any]:
+    """A deletion or an erasure: what it names (``head``: space_id, link, destination_id or
+    person), whether it only counted (``dry_run``), and what it removed or would remove."""
+    return {**head, "dry_run": dry_run, "removed": removed}

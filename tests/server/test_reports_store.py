@@ -69,8 +69,15 @@ def _event(conn: sqlite3.Connection, space: int, n: int, ev: Ev) -> None:
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    world = build_world(str(tmp_path_factory.mktemp("reports") / "x.db"))
+    yield world
+    world.conn.close()
+
+
+def build_world(path: str) -> World:
+    """The random world of these tests, written to a new database at ``path`` and rolled up
+    (tests/server/test_deletion_store.py erases from it and checks the same oracle)."""
     rng = random.Random(7)
-    path = str(tmp_path_factory.mktemp("reports") / "x.db")
     conn = with_rollup(open_db(path), path)
     with transaction(conn):
         space = spaces.create_space(conn, "a", T0).space.id
@@ -156,8 +163,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
             if ev.tg_id == 5008 and ev.uid == taken:
                 ev.uid = None
     catch_up(conn)
-    yield world
-    conn.close()
+    return world
 
 
 WINDOWS = [

@@ -2,6 +2,7 @@
 
 from xtracker_server.admin import (
     currencies,
+    deletion,
     destinations,
     links,
     metrics,
@@ -22,4 +23,5 @@ all_routes = [
     *tokens.routes,
     *currencies.routes,
     *metrics.routes,
+    *deletion.routes,
 ]

@@ -55,7 +55,8 @@ def create_destination(
 ) -> Destination | None:
     """Store a new destination; None if the space does not exist. It receives only events
     that arrive from now on."""
-    if conn.execute("SELECT 1 FROM spaces WHERE id = ?", (space_id,)).fetchone() is None:
+    space = conn.execute("SELECT 1 FROM spaces WHERE id = ? AND deleted_ms IS NULL", (space_id,))
+    if space.fetchone() is None:
         return None
     cur = conn.execute(
         "INSERT INTO destinations (space_id, kind, name, enabled, config, secret, event_map,"
@@ -72,7 +73,7 @@ def get_destination(
     conn: sqlite3.Connection, space_id: int, destination_id: int
 ) -> Destination | None:
     row = conn.execute(
-        f"SELECT {_COLUMNS} FROM destinations WHERE space_id = ? AND id = ?",
+        f"SELECT {_COLUMNS} FROM destinations WHERE space_id = ? AND id = ? AND deleted_ms IS NULL",
         (space_id, destination_id),
     ).fetchone()
     return _destination(row) if row else None
@@ -80,7 +81,9 @@ def get_destination(
 
 def list_destinations(conn: sqlite3.Connection, space_id: int) -> list[Destination]:
     rows = conn.execute(
-        f"SELECT {_COLUMNS} FROM destinations WHERE space_id = ? ORDER BY id", (space_id,)
+        f"SELECT {_COLUMNS} FROM destinations WHERE space_id = ? AND deleted_ms IS NULL"
+        " ORDER BY id",
+        (space_id,),
     ).fetchall()
     return [_destination(r) for r in rows]
 
@@ -88,7 +91,7 @@ def list_destinations(conn: sqlite3.Connection, space_id: int) -> list[Destinati
 def space_of_destination(conn: sqlite3.Connection, destination_id: int) -> int | None:
     """The operator addresses a destination by its id alone (``eventmap set --destination``)."""
     row = conn.execute(
-        "SELECT space_id FROM destinations WHERE id = ?", (destination_id,)
+        "SELECT space_id FROM destinations WHERE id = ? AND deleted_ms IS NULL", (destination_id,)
     ).fetchone()
     return int(row["space_id"]) if row else None
 

@@ -86,22 +86,26 @@ def update_link(
 
 def link_by_slug(conn: sqlite3.Connection, space_id: int, slug: str) -> Link | None:
     row = conn.execute(
-        f"SELECT {_COLUMNS} FROM links WHERE space_id = ? AND slug = ?", (space_id, slug)
+        f"SELECT {_COLUMNS} FROM links WHERE space_id = ? AND slug = ? AND deleted_ms IS NULL",
+        (space_id, slug),
     ).fetchone()
     return _link(row) if row else None
 
 
 def list_links(conn: sqlite3.Connection, space_id: int) -> list[Link]:
     rows = conn.execute(
-        f"SELECT {_COLUMNS} FROM links WHERE space_id = ? ORDER BY id", (space_id,)
+        f"SELECT {_COLUMNS} FROM links WHERE space_id = ? AND deleted_ms IS NULL ORDER BY id",
+        (space_id,),
     ).fetchall()
     return [_link(r) for r in rows]
 
 
 def resolve_slug(conn: sqlite3.Connection, slug: str) -> Link | None:
     """The link behind a public landing URL. The one lookup without a space: the slug is how a
-    visitor's request finds its space (slugs are unique server-wide)."""
-    row = conn.execute(f"SELECT {_COLUMNS} FROM links WHERE slug = ?", (slug,)).fetchone()
+    visitor's request finds its space (slugs are unique server-wide). A deleted link has none."""
+    row = conn.execute(
+        f"SELECT {_COLUMNS} FROM links WHERE slug = ? AND deleted_ms IS NULL", (slug,)
+    ).fetchone()
     return _link(row) if row else None
 
 

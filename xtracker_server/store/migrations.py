@@ -329,6 +329,34 @@ MIGRATIONS: tuple[str, ...] = (
     DROP TABLE unrecorded_clicks;
     ALTER TABLE unrecorded_clicks_new RENAME TO unrecorded_clicks;
     """,
+    # 13: deleting spaces, links and destinations, and erasing a person (store/deletion.py).
+    # What is being deleted is marked first (deleted_ms), so nothing new lands in it while its
+    # rows go in batches; a deleted space stays as a row of its own (its id is never reused).
+    # The report rollup learns what left from report_removals, whose ids never repeat
+    # (AUTOINCREMENT): the rollup reads it past a watermark, and applied entries are pruned.
+    """
+    ALTER TABLE spaces ADD COLUMN deleted_ms INTEGER;
+    ALTER TABLE links ADD COLUMN deleted_ms INTEGER;
+    ALTER TABLE destinations ADD COLUMN deleted_ms INTEGER;
+    CREATE INDEX spaces_deleted ON spaces(id) WHERE deleted_ms IS NOT NULL;
+    CREATE INDEX links_deleted ON links(id) WHERE deleted_ms IS NOT NULL;
+    CREATE INDEX destinations_deleted ON destinations(id) WHERE deleted_ms IS NOT NULL;
+
+    -- uid: every rolled-up event of an erased uid goes; event: one event (rolled up under
+    -- uid); link: the rows of a deleted link follow their click again (no link now); space:
+    -- every row of a deleted space goes.
+    CREATE TABLE report_removals (
+        id        INTEGER PRIMARY KEY AUTOINCREMENT,
+        kind      TEXT NOT NULL CHECK (kind IN ('uid', 'event', 'link', 'space')),
+        space_id  INTEGER NOT NULL,
+        uid       TEXT,
+        inbox_id  INTEGER,
+        link_id   INTEGER
+    );
+
+    -- an erasure blanks the uids the backlog still holds (few rows have one)
+    CREATE INDEX report_backlog_uid ON report_backlog(space_id, uid) WHERE uid IS NOT NULL;
+    """,
 )
 
 

@@ -194,11 +194,15 @@ class AttemptRecord:
 
 
 def record_attempt(conn: sqlite3.Connection, attempt: AttemptRecord) -> None:
+    """Record an attempt, unless its delivery was deleted meanwhile (its destination, its
+    event or its space: store/deletion.py)."""
     conn.execute(
         "INSERT INTO delivery_attempts (delivery_id, space_id, at_ms, status_code, latency_ms,"
-        " outcome, error, excerpt) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        " outcome, error, excerpt) SELECT ?, ?, ?, ?, ?, ?, ?, ?"
+        " WHERE EXISTS (SELECT 1 FROM deliveries WHERE id = ?)",
         (attempt.delivery_id, attempt.space_id, attempt.at_ms, attempt.status_code,
-         attempt.latency_ms, attempt.outcome, attempt.error, attempt.excerpt),
+         attempt.latency_ms, attempt.outcome, attempt.error, attempt.excerpt,
+         attempt.delivery_id),
     )  # fmt: skip
 
 

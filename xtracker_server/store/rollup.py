@@ -13,8 +13,9 @@ from the inbox when missing. Nothing of it runs in the writer's transactions, so
 not pay for reports. ``catch_up`` brings it up to date: it feeds the inbox rows past its
 watermark, then what ``report_backlog`` (main file, migrations 4 and 6) recorded since: events a
 bind attributed (or moved to another uid) after the watermark passed them, and clicks stored
-after events of their uid. The server runs it in the background and before every report, so a
-report counts every event committed before it was asked for.
+after events of their uid; and what ``report_removals`` (migration 13, store/deletion.py) says
+left: erased uids and events, deleted links and spaces. The server runs it in the background
+and before every report, so a report counts every event committed before it was asked for.
 
 The rollup records the database generation it was built for (store/generation.py). Opened
 next to a database of another generation (``xtracker restore`` renews it), or one whose inbox
@@ -28,6 +29,7 @@ import logging
 import sqlite3
 import time
 from pathlib import Path
+from typing import Any
 
 from xtracker_client._events import MAX_VALUE_DECIMALS
 from xtracker_server.store.db import attach_reports, connect, reports_path
@@ -65,6 +67,12 @@ SCHEMA = (
         one         INTEGER PRIMARY KEY CHECK (one = 1),
         generation  TEXT NOT NULL
     )""",
+    # How far the rollup has read report_removals (main file, migration 13).
+    """CREATE TABLE IF NOT EXISTS reports.removals_state (
+        one         INTEGER PRIMARY KEY CHECK (one = 1),
+        removal_id  INTEGER NOT NULL
+    )""",
+    "INSERT OR IGNORE INTO reports.removals_state VALUES (1, 0)",
     # The events being rolled up; emptied by every catch-up.
     """CREATE TABLE IF NOT EXISTS reports.feed (
         inbox_id  INTEGER PRIMARY KEY,
@@ -215,35 +223,88 @@ def catch_up(conn: sqlite3.Connection, *, chunk: int = CHUNK) -> int:
 
 def _drop_moved(conn: sqlite3.Connection, backlog_seen: int, backlog_top: int) -> None:
     """Take the events that left a uid (a bearer bind replaced the token bind that had
-    attributed them: migration 5) off that uid's rows; the uid's next event of the step then
-    follows the one before. Rare, so one event at a time."""
+    attributed them: migration 5) off that uid's rows. Rare, so one event at a time."""
     moved = conn.execute(
         "SELECT space_id, uid, inbox_id FROM main.report_backlog"
         " WHERE id > ? AND id <= ? AND kind = 'attributed' AND uid IS NOT NULL ORDER BY id",
         (backlog_seen, backlog_top),
     ).fetchall()
     for space_id, uid, inbox_id in moved:
-        row = conn.execute(
-            "SELECT link_id, event, at_ms, prev_ms FROM reports.report_steps"
-            " WHERE space_id = ? AND uid = ? AND inbox_id = ?",
-            (space_id, uid, inbox_id),
-        ).fetchone()
-        if row is None:  # never rolled up under that uid
+        _drop_event(conn, space_id, uid, inbox_id)
+
+
+def _drop_event(conn: sqlite3.Connection, space_id: int, uid: str, inbox_id: int) -> None:
+    """Take one event off the rows of ``uid`` (if it was rolled up under it): the uid's next
+    event of the step then follows the one before."""
+    row = conn.execute(
+        "SELECT link_id, event, at_ms, prev_ms FROM reports.report_steps"
+        " WHERE space_id = ? AND uid = ? AND inbox_id = ?",
+        (space_id, uid, inbox_id),
+    ).fetchone()
+    if row is None:  # never rolled up under that uid
+        return
+    link_id, event, at_ms, prev_ms = row
+    conn.execute(
+        "UPDATE reports.report_steps SET prev_ms = ?"
+        " WHERE (space_id, link_id, event, at_ms, inbox_id) = ("
+        "  SELECT space_id, link_id, event, at_ms, inbox_id FROM reports.report_steps"
+        "  WHERE space_id = ? AND uid = ? AND event = ? AND (at_ms, inbox_id) > (?, ?)"
+        "  ORDER BY at_ms, inbox_id LIMIT 1)",
+        (prev_ms, space_id, uid, event, at_ms, inbox_id),
+    )
+    conn.execute(
+        "DELETE FROM reports.report_steps"
+        " WHERE (space_id, link_id, event, at_ms, inbox_id) = (?, ?, ?, ?, ?)",
+        (space_id, link_id, event, at_ms, inbox_id),
+    )
+
+
+def _removals(conn: sqlite3.Connection, seen: int, top: int, kinds: tuple[str, ...]) -> list[Any]:
+    marks = ", ".join("?" * len(kinds))
+    return conn.execute(
+        "SELECT kind, space_id, uid, inbox_id, link_id FROM main.report_removals"
+        f" WHERE id > ? AND id <= ? AND kind IN ({marks}) ORDER BY id",
+        (seen, top, *kinds),
+    ).fetchall()
+
+
+def _drop_erased(conn: sqlite3.Connection, seen: int, top: int) -> None:
+    """What an erasure took (store/deletion.py): every row of an erased uid, and single events
+    rolled up under a uid that stays. Before anything is fed: the uid's rows still here are
+    then all from before the erasure (an event it sends later is kept), and an event moved off
+    an erased uid is fed under its new uid rather than taken for the old row."""
+    for kind, space_id, uid, inbox_id, _ in _removals(conn, seen, top, ("uid", "event")):
+        if kind == "uid":
+            conn.execute(
+                "DELETE FROM reports.report_steps WHERE space_id = ? AND uid = ?", (space_id, uid)
+            )
+        else:
+            _drop_event(conn, space_id, uid, inbox_id)
+
+
+def _drop_deleted(conn: sqlite3.Connection, seen: int, top: int) -> None:
+    """What a deletion took: a deleted link's rows follow their uid's click again (no link now;
+    its id may be a new link's), a deleted space's rows go. After the backlog's clicks."""
+    for kind, space_id, _, _, link_id in _removals(conn, seen, top, ("link", "space")):
+        if kind == "space":
+            conn.execute("DELETE FROM reports.report_steps WHERE space_id = ?", (space_id,))
             continue
-        link_id, event, at_ms, prev_ms = row
         conn.execute(
-            "UPDATE reports.report_steps SET prev_ms = ?"
-            " WHERE (space_id, link_id, event, at_ms, inbox_id) = ("
-            "  SELECT space_id, link_id, event, at_ms, inbox_id FROM reports.report_steps"
-            "  WHERE space_id = ? AND uid = ? AND event = ? AND (at_ms, inbox_id) > (?, ?)"
-            "  ORDER BY at_ms, inbox_id LIMIT 1)",
-            (prev_ms, space_id, uid, event, at_ms, inbox_id),
+            "UPDATE OR REPLACE reports.report_steps SET link_id = COALESCE((SELECT link_id"
+            " FROM main.clicks c WHERE c.space_id = report_steps.space_id"
+            " AND c.uid = report_steps.uid), 0)"
+            " WHERE space_id = ? AND link_id = ?",
+            (space_id, link_id),
         )
-        conn.execute(
-            "DELETE FROM reports.report_steps"
-            " WHERE (space_id, link_id, event, at_ms, inbox_id) = (?, ?, ?, ?, ?)",
-            (space_id, link_id, event, at_ms, inbox_id),
-        )
+
+
+def applied_removals(conn: sqlite3.Connection) -> int:
+    """The last entry of ``report_removals`` the rollup has applied (0: none, or no rollup)."""
+    try:
+        row = conn.execute("SELECT removal_id FROM reports.removals_state").fetchone()
+    except sqlite3.OperationalError:  # no rollup file was ever built
+        return 0
+    return int(row[0]) if row else 0
 
 
 def _is_busy(exc: sqlite3.OperationalError) -> bool:
@@ -255,20 +316,25 @@ def _round(conn: sqlite3.Connection, chunk: int) -> tuple[bool, int]:
     seen, backlog_seen = conn.execute(
         "SELECT inbox_id, backlog_id FROM reports.rollup_state"
     ).fetchone()
+    removal_seen = conn.execute("SELECT removal_id FROM reports.removals_state").fetchone()[0]
     top = conn.execute(
         "SELECT max(id) FROM (SELECT id FROM main.inbox WHERE id > ? ORDER BY id LIMIT ?)",
         (seen, chunk),
     ).fetchone()[0]
     backlog_top = conn.execute("SELECT max(id) FROM main.report_backlog").fetchone()[0] or 0
-    if top is None and backlog_top <= backlog_seen:
+    removal_top = conn.execute("SELECT max(id) FROM main.report_removals").fetchone()[0] or 0
+    backlog, removals = backlog_top > backlog_seen, removal_top > removal_seen
+    if top is None and not backlog and not removals:
         return True, 0
     fed = 0
+    if removals:  # first: every row of an erased uid still here was rolled up before
+        _drop_erased(conn, removal_seen, removal_top)
     if top is not None:
         fed += conn.execute(
             f"{_FEED} WHERE id > ? AND id <= ? AND uid IS NOT NULL", (seen, top)
         ).rowcount
         seen = top
-    if backlog_top > backlog_seen:
+    if backlog:
         # Events a bind attributed after the watermark passed them (a later one comes through
         # the inbox above), then clicks that arrived after events of their uid. An event that
         # moved from one uid to another first leaves its old uid's rows.
@@ -287,6 +353,9 @@ def _round(conn: sqlite3.Connection, chunk: int) -> tuple[bool, int]:
             (backlog_seen, backlog_top),
         )
         backlog_seen = backlog_top
+    if removals:
+        _drop_deleted(conn, removal_seen, removal_top)
+        conn.execute("UPDATE reports.removals_state SET removal_id = ?", (removal_top,))
     conn.execute("DELETE FROM reports.feed")
     conn.execute(
         "UPDATE reports.rollup_state SET inbox_id = ?, backlog_id = ?", (seen, backlog_seen)

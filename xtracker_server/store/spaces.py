@@ -101,13 +101,16 @@ def create_space(conn: sqlite3.Connection, name: str, now_ms: int) -> NewSpace:
 
 
 def list_spaces(conn: sqlite3.Connection) -> list[Space]:
-    rows = conn.execute("SELECT id, name, created_ms FROM spaces ORDER BY id").fetchall()
+    rows = conn.execute(
+        "SELECT id, name, created_ms FROM spaces WHERE deleted_ms IS NULL ORDER BY id"
+    ).fetchall()
     return [Space(id=r["id"], name=r["name"], created_ms=r["created_ms"]) for r in rows]
 
 
 def get_space(conn: sqlite3.Connection, space_id: int) -> Space | None:
+    """The space, unless there is none or it is deleted (store/deletion.py)."""
     row = conn.execute(
-        "SELECT id, name, created_ms FROM spaces WHERE id = ?", (space_id,)
+        "SELECT id, name, created_ms FROM spaces WHERE id = ? AND deleted_ms IS NULL", (space_id,)
     ).fetchone()
     return Space(id=row["id"], name=row["name"], created_ms=row["created_ms"]) if row else None
 

@@ -4,7 +4,8 @@ rows and delivery attempts committed after a point, by row id.
 - ``tail_poll``: one poll of the server's one reader, for every space that has a stream open:
   the rows above each table's watermark and the rows of its gaps (``domain.tail``), of all
   spaces (every id matters for the gaps), handed out per space, plus which of those spaces still
-  exist. One read transaction, so one consistent snapshot, whatever the number of streams.
+  exist (a space marked deleted does not: its streams end at once). One read transaction, so
+  one consistent snapshot, whatever the number of streams.
 - ``tail_range``: one space's rows in an id range, for a stream that resumes from a cursor
   (bounded work per call).
 
@@ -187,7 +188,10 @@ def _existing(conn: sqlite3.Connection, spaces: Collection[int]) -> frozenset[in
     if not spaces:
         return frozenset()
     ids = sorted(spaces)
-    found = conn.execute(f"SELECT id FROM spaces WHERE id IN ({', '.join('?' * len(ids))})", ids)
+    found = conn.execute(
+        f"SELECT id FROM spaces WHERE id IN ({', '.join('?' * len(ids))}) AND deleted_ms IS NULL",
+        ids,
+    )
     return frozenset(r[0] for r in found)
 
 

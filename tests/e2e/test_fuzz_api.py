@@ -73,6 +73,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
             "--allow-private-destinations",
             "--no-worker",
             "--rate-limit", "0",
+            "--auth-failures-per-minute", "0",  # the invalid cases fail authentication
             "--fb-graph-url", sink.url,
             "--sync", "OFF",
         ),

@@ -28,7 +28,8 @@ ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 @dataclass
 class World:
     """A server with a little of everything: two spaces, a link, a webhook to a local sink,
-    a click, a bind, a delivered deposit, a postback."""
+    a click, a bind, a delivered deposit, a postback and its repeat with another amount; the
+    other space takes no token binds."""
 
     server: Server
     space: SpaceKeys
@@ -59,8 +60,12 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         http.post("/bind", json={"uid": uid, "tg_id": 42}, headers=space.auth)
         deposit = {"event": "deposit", "uid": uid, "value": "9.90", "eid": "dep-1"}
         assert http.post("/events", json=deposit, headers=space.auth).is_success
-        http.get("/e", params={"token": space.ingest_token, "status": "ftd", "cid": uid,
-                               "sumdep": "5", "eid": "pb-1"})  # fmt: skip
+        for amount in ("5", "6"):  # the repeat names another amount: a conflict
+            http.get("/e", params={"token": space.ingest_token, "status": "ftd", "cid": uid,
+                                   "sumdep": amount, "eid": "pb-1"})  # fmt: skip
+        off = {"token_binds": False}
+        r = http.patch(f"/admin/spaces/{other.id}/token-binds", json=off, headers=ADMIN)
+        assert r.is_success, r.text
         sink.wait_for(1)
         document = http.get("/openapi.json").json()
     with server.client() as http:
@@ -160,15 +165,19 @@ def deposit(eid: str) -> dict[str, object]:
 CALLS: dict[str, list[Call]] = {
     "post_events": [
         Call(200, json=deposit("c-1")),
+        Call(200, json={**deposit("c-1"), "value": "7.00"}),  # a duplicate with a conflict
         Call(200, json={"event": "contact", "uid": "u-contract", "value": "1"}),  # warnings
         Call(400, content=b'{"event":'),
+        Call(400, json={"event": "deposit", "uid": "u-contract", "eid": "{transaction_id}"}),
         Call(401, auth=None, json=deposit("c-2")),
         Call(413, content=b'{"eid":"' + b"x" * 70_000 + b'"}'),
         Call(422, json={"event": "purchase"}),
     ],
     "get_e": [
         Call(200, params={"event": "deposit", "uid": "u-contract", "value": "2", "eid": "e-1"}),
+        Call(200, params={"event": "deposit", "uid": "u-contract", "value": "3", "eid": "e-1"}),
         Call(200, params={"status": "withdrawal", "uid": "u-contract"}),  # ignored
+        Call(400, params={"event": "deposit", "uid": "u-contract", "tid": "%7Btid%7D"}),
         Call(401, auth=None, params={"event": "contact"}),
         Call(422, params={"event": "chargeback"}),
     ],
@@ -180,13 +189,16 @@ CALLS: dict[str, list[Call]] = {
         ),
         Call(200, json={"event": "ftd", "uid": "u-contract", "value": 3, "eid": "p-2"}),
         Call(400, content=b"{not json", headers={"content-type": "application/json"}),
+        Call(400, json={"event": "ftd", "uid": "[sub1]"}),
         Call(401, auth=None, content=b"event=registration"),
         Call(413, content=b"x" * 70_000),
         Call(422, json={"event": "deposit", "value": "-1"}),
     ],
     "post_bind": [
         Call(200, json={"uid": "u-bind", "tg_id": 7}),
+        Call(200, json={"uid": "u-bind", "tg_id": 7}),  # unchanged
         Call(400, content=b"[]"),
+        Call(400, json={"uid": "{uid}", "tg_id": 7}),
         Call(401, auth=None, json={"uid": "u-bind", "tg_id": 7}),
         Call(409, json={"uid": "u-bind", "tg_id": 8}),
         Call(413, content=b" " * 70_000),
@@ -194,7 +206,11 @@ CALLS: dict[str, list[Call]] = {
     ],
     "get_bind": [
         Call(200, params={"uid": "u-bind-2", "tg_id": "9"}),
+        Call(200, params={"uid": "u-bind-2", "tg_id": "9"}),  # unchanged
+        Call(200, params={"uid": "u-token", "tg_id": "42"}),  # ignored: the bot bound 42
+        Call(400, params={"uid": "[sub1]", "tg_id": "9"}),
         Call(401, auth=None, params={"uid": "u-bind-2", "tg_id": "9"}),
+        Call(403, auth="other_ingest", params={"uid": "u-bind-4", "tg_id": "11"}),
         Call(409, params={"uid": "u-bind-2", "tg_id": "10"}),
         Call(422, params={"uid": "u-bind-3", "tg_id": "0"}),
     ],
@@ -382,8 +398,9 @@ def _credential(world: World, op_id: str, who: str | None) -> tuple[dict[str, st
     if who in ("own_space", "other_space"):
         space = world.space if who == "own_space" else world.other
         return space.auth, {}
-    if who == "ingest":
-        return {}, {"token": world.space.ingest_token}
+    if who in ("ingest", "other_ingest"):
+        space = world.space if who == "ingest" else world.other
+        return {}, {"token": space.ingest_token}
     return {}, {}
 
 

@@ -31,7 +31,9 @@ from xtracker_client._events import (
     MAX_UID_LEN,
     MIN_OCCURRED_AT_MS,
 )
-from xtracker_server.admin.routes import Rotate, SpaceCreate
+from xtracker_server.admin.routes import Rotate, SpaceCreate, TokenBinds
+from xtracker_server.admin.stream import END_REASONS
+from xtracker_server.admin.tokens import TokenAdd
 from xtracker_server.domain.destinations import DestinationInput, DestinationKind
 from xtracker_server.domain.links import LinkSpec
 from xtracker_server.domain.outbound import Outcome
@@ -86,12 +88,21 @@ def answer(required: Mapping[str, Schema], optional: Mapping[str, Schema] | None
 
 # --- Request bodies, from the models the server validates with ------------------------------
 
+#: An ingest token's name (``domain.credentials.check_token_name``).
+_TOKEN_NAME: Schema = {
+    "pattern": "^[A-Za-z0-9][A-Za-z0-9._-]{0,39}$",
+    "description": "an ingest token's name: 1 to 40 letters, digits, '.', '_' or '-', starting"
+    " with a letter or digit; lower-cased",
+}
+
 _MODELS: tuple[type[BaseModel], ...] = (
     EventIn,
     BindIn,
     ClickIn,
     SpaceCreate,
     Rotate,
+    TokenBinds,
+    TokenAdd,
     LinkSpec,
     DestinationInput,
 )
@@ -114,6 +125,8 @@ def _model_schemas() -> dict[str, Schema]:
     bind = schemas["BindIn"]["properties"]
     bind["uid"].update(minLength=1, maxLength=MAX_UID_LEN)
     bind["tg_id"].update(minimum=1, maximum=MAX_TG_ID - 1)
+    schemas["Rotate"]["properties"]["name"]["anyOf"][0].update(_TOKEN_NAME)
+    schemas["TokenAdd"]["properties"]["name"].update(_TOKEN_NAME)
     return schemas
 
 
@@ -411,6 +424,51 @@ _POSTBACK = closed(
         "detail": nullable(STR),
     }
 )
+_COUNT: Schema = {"type": "integer", "minimum": 0}
+_TOKEN_BINDS = answer({"space_id": INT, "token_binds": BOOL})
+_BEARER_REVOKED = answer({"space_id": INT, "kind": {"const": "bearer"}, "revoked": _COUNT})
+_INGEST_REVOKED = answer(
+    {"space_id": INT, "kind": {"const": "ingest"}, "name": STR, "revoked": _COUNT}
+)
+_INGEST_TOKEN = closed(
+    {
+        "name": STR,
+        "hint": {"type": "string", "description": "the prefix and last four characters"},
+        "created_ms": MS,
+        "expires_ms": {
+            **nullable(MS),
+            "description": "null: the token's current secret; else a rotated-out one's end",
+        },
+        "last_postback_ms": nullable(MS),
+    }
+)
+_CURRENCY_CODE: Schema = {
+    "type": "string",
+    "pattern": "^[A-Za-z0-9]{3,10}$",
+    "description": "3 to 10 ASCII letters or digits; upper-cased",
+}
+_CURRENCIES = answer(
+    {
+        "space_id": INT,
+        "allowed": {**array(STR), "description": "the space's own codes, sorted"},
+        "crypto": {**array(STR), "description": "the crypto tickers every space accepts"},
+    }
+)
+_STREAMS = answer(
+    {
+        "open": _COUNT,
+        "spaces": {
+            "type": "object",
+            "description": "space id -> its open streams",
+            "propertyNames": {"pattern": "^[0-9]+$"},
+            "additionalProperties": _COUNT,
+        },
+        "reader": closed({"running": BOOL, "reads": _COUNT}),
+    }
+)
+#: The ``data`` of a live stream's last message, ``event: end``: why the server ended it.
+_STREAM_END = closed({"type": {"const": "end"}, "reason": enum(END_REASONS)})
+_CURSOR_PART = "[0-9]+(\\.[0-9]+)*"  # one table's part of a stream cursor: 12, or 345.2.5
 _ORIGIN = enum(["default", "custom", "removed"])
 _ALIASES = answer(
     {
@@ -593,6 +651,7 @@ _DESTINATION_ID = Param(
     where="path",
 )
 _SLUG = Param("slug", STR, "the link's slug", required=True, where="path")
+_TOKEN = Param("name", STR, "the ingest token's name", required=True, where="path")
 _TG_ID: Schema = {"type": "integer", "minimum": 1, "maximum": MAX_TG_ID - 1}
 _LIMIT = Param("limit", {"type": "integer", "minimum": 1}, "default 100, at most 1000")
 
@@ -842,6 +901,131 @@ OPERATIONS: tuple[Operation, ...] = (
         params=(_SPACE_ID,),
         body=ref("Rotate"),
         body_required=False,
+    ),
+    Operation(
+        id="revoke_key",
+        route="POST /admin/spaces/{space_id}/revoke",
+        summary="End rotated-out secrets now",
+        tag="admin",
+        auth="admin",
+        answers={
+            200: json_answer(
+                "How many secrets stopped working (0: none was left to end); the current one"
+                " stays.",
+                {"anyOf": [_BEARER_REVOKED, _INGEST_REVOKED]},
+            )
+        },
+        errors=(*_JSON_BODY, *_ADMIN),
+        params=(_SPACE_ID,),
+        body=ref("Rotate"),
+        body_required=False,
+        description="After a leak: rotate, then revoke. The live streams the revoked secrets"
+        " opened end too.",
+    ),
+    Operation(
+        id="get_token_binds",
+        route="GET /admin/spaces/{space_id}/token-binds",
+        summary="Whether the space takes binds made with the ingest token",
+        tag="admin",
+        auth="admin",
+        answers={200: json_answer("The setting (on by default).", _TOKEN_BINDS)},
+        errors=_ADMIN,
+        params=(_SPACE_ID,),
+    ),
+    Operation(
+        id="set_token_binds",
+        route="PATCH /admin/spaces/{space_id}/token-binds",
+        summary="Take binds made with the ingest token, or refuse them",
+        tag="admin",
+        auth="admin",
+        answers={200: json_answer("The setting now in effect.", _TOKEN_BINDS)},
+        errors=(*_JSON_BODY, *_ADMIN),
+        params=(_SPACE_ID,),
+        body=ref("TokenBinds"),
+        description="Off: GET /bind answers 403 token_binds_off; POST /bind is unaffected.",
+    ),
+    Operation(
+        id="list_tokens",
+        route="GET /admin/spaces/{space_id}/tokens",
+        summary="List ingest tokens",
+        tag="admin",
+        auth="admin",
+        answers={
+            200: json_answer(
+                "The live ones, rotated-out secrets in their grace period too, by name; never"
+                " the secrets.",
+                answer({"tokens": array(_INGEST_TOKEN)}),
+            )
+        },
+        errors=_ADMIN,
+        params=(_SPACE_ID,),
+    ),
+    Operation(
+        id="add_token",
+        route="POST /admin/spaces/{space_id}/tokens",
+        summary="Add a named ingest token",
+        tag="admin",
+        auth="admin",
+        answers={
+            201: json_answer(
+                "The new token's secret, shown only here.",
+                answer({"space_id": INT, "name": STR, "ingest_token": STR}),
+            )
+        },
+        errors=(*_JSON_BODY, "token_name_taken", *_ADMIN),
+        params=(_SPACE_ID,),
+        body=ref("TokenAdd"),
+    ),
+    Operation(
+        id="revoke_token",
+        route="DELETE /admin/spaces/{space_id}/tokens/{name}",
+        summary="Revoke a named ingest token",
+        tag="admin",
+        auth="admin",
+        answers={
+            200: json_answer(
+                "Every secret of the token stopped working (rotated-out ones too).",
+                answer(
+                    {
+                        "space_id": INT,
+                        "kind": {"const": "ingest"},
+                        "name": STR,
+                        "revoked": {"type": "integer", "minimum": 1},
+                    }
+                ),
+            )
+        },
+        errors=_ADMIN,
+        params=(_SPACE_ID, _TOKEN),
+        description="404 when the space has no live ingest token of that name.",
+    ),
+    Operation(
+        id="get_currencies",
+        route="GET /admin/spaces/{space_id}/currencies",
+        summary="The space's own currency codes",
+        tag="admin",
+        auth="admin",
+        answers={200: json_answer("Besides ISO 4217 and the crypto tickers.", _CURRENCIES)},
+        errors=_ADMIN,
+        params=(_SPACE_ID,),
+    ),
+    Operation(
+        id="put_currencies",
+        route="PUT /admin/spaces/{space_id}/currencies",
+        summary="Replace the space's own currency codes",
+        tag="admin",
+        auth="admin",
+        answers={200: json_answer("The list now in effect.", _CURRENCIES)},
+        errors=(*_JSON_BODY, *_ADMIN),
+        params=(_SPACE_ID,),
+        body=closed(
+            {
+                "allowed": {
+                    **array(_CURRENCY_CODE),
+                    "description": "the whole list ([] empties it); at most 50 different codes",
+                }
+            }
+        ),
     ),
     # --- admin: links
     Operation(
@@ -1132,7 +1316,11 @@ OPERATIONS: tuple[Operation, ...] = (
         auth="report",
         answers={
             200: Answer(
-                "Server-Sent Events (click, event, delivery) until the client leaves.",
+                "Server-Sent Events, until the client leaves or the server ends the stream: one"
+                " message per click, event and delivery attempt of the space (`id:` a cursor,"
+                " `event: click`, `event` or `delivery`, `data:` its JSON); a comment every 15 s;"
+                " and when the server ends it, a last message `event: end` whose `data` is"
+                " #/components/schemas/StreamEnd. See docs/reports.md#the-live-stream.",
                 {"text/event-stream": STR},
             )
         },
@@ -1141,11 +1329,20 @@ OPERATIONS: tuple[Operation, ...] = (
             _SPACE_ID,
             Param(
                 "since",
-                {"type": "string", "pattern": "^\\d+-\\d+-\\d+$"},
-                "resume after this message id",
+                {"type": "string", "pattern": f"^{_CURSOR_PART}-{_CURSOR_PART}-{_CURSOR_PART}$"},
+                "resume after the message with this id (a cursor the stream sent)",
             ),
             Param("Last-Event-ID", STR, "as since", where="header"),
         ),
+    ),
+    Operation(
+        id="stream_status",
+        route="GET /admin/streams",
+        summary="Open live streams",
+        tag="reports",
+        auth="admin",
+        answers={200: json_answer("Open streams per space, and the one reader's reads.", _STREAMS)},
+        errors=("unauthorized", "rate_limited", "unavailable"),
     ),
 )
 
@@ -1206,6 +1403,7 @@ def _schemas() -> dict[str, Schema]:
         "LinkCreate": _link_create(spec),
         "LinkChange": _link_change(spec),
         "Link": _link(spec),
+        "StreamEnd": _STREAM_END,
     }
 
 

@@ -31,12 +31,14 @@ from xtracker_client._events import (
     MAX_UID_LEN,
     MIN_OCCURRED_AT_MS,
 )
-from xtracker_server.admin.routes import Rotate, SpaceCreate
+from xtracker_server.admin.routes import Rotate, SpaceCreate, TokenBinds
+from xtracker_server.admin.stream import END_REASONS
+from xtracker_server.admin.tokens import TokenAdd
 from xtracker_server.domain.destinations import DestinationInput, DestinationKind
 from xtracker_server.domain.links import LinkSpec
 from xtracker_server.domain.outbound import Outcome
 from xtracker_server.domain.postback_urls import EVENT_CHOICES, NETWORKS
-from xtracker_server.domain.reports import LINK_COLUMNS, METRICS, Bucket
+from xtracker_server.domain.reports import LINK_COLUMNS, METRICS, UNRECORDED_COLUMNS, Bucket
 from xtracker_server.state import app_state
 from xtracker_server.store.outbox import STATUSES
 from xtracker_server.store.postbacks import OUTCOMES
@@ -86,12 +88,21 @@ def answer(required: Mapping[str, Schema], optional: Mapping[str, Schema] | None
 
 # --- Request bodies, from the models the server validates with ------------------------------
 
+#: An ingest token's name (``domain.credentials.check_token_name``).
+_TOKEN_NAME: Schema = {
+    "pattern": "^[A-Za-z0-9][A-Za-z0-9._-]{0,39}$",
+    "description": "an ingest token's name: 1 to 40 letters, digits, '.', '_' or '-', starting"
+    " with a letter or digit; lower-cased",
+}
+
 _MODELS: tuple[type[BaseModel], ...] = (
     EventIn,
     BindIn,
     ClickIn,
     SpaceCreate,
     Rotate,
+    TokenBinds,
+    TokenAdd,
     LinkSpec,
     DestinationInput,
 )
@@ -114,6 +125,8 @@ def _model_schemas() -> dict[str, Schema]:
     bind = schemas["BindIn"]["properties"]
     bind["uid"].update(minLength=1, maxLength=MAX_UID_LEN)
     bind["tg_id"].update(minimum=1, maximum=MAX_TG_ID - 1)
+    schemas["Rotate"]["properties"]["name"]["anyOf"][0].update(_TOKEN_NAME)
+    schemas["TokenAdd"]["properties"]["name"].update(_TOKEN_NAME)
     return schemas
 
 
@@ -157,39 +170,92 @@ def _without_default(schema: Schema) -> Schema:
 
 _FIELD_PROBLEM = closed({"field": STR, "problem": STR})
 
-#: ``{"ok": false, "error": "<code>", "detail": "..."}``; 422 (and 409 slug_taken) also name
-#: the field.
-_ERROR = closed(
-    {"ok": {"const": False}, "error": STR, "detail": STR},
-    {"field": STR, "fields": array(_FIELD_PROBLEM)},
-)
+#: The keys an error may carry besides ``ok``, ``error`` and ``detail``.
+_ERROR_EXTRAS: dict[str, Schema] = {
+    "field": {"type": "string", "description": "the field at fault, as the sender named it"},
+    "fields": array(_FIELD_PROBLEM),
+    "macro": {"type": "string", "description": "the unfilled placeholder, URL-decoded"},
+}
+#: ``{"ok": false, "error": "<code>", "detail": "..."}``, whatever the code.
+_ERROR = closed({"ok": {"const": False}, "error": STR, "detail": STR}, _ERROR_EXTRAS)
 
-#: status -> (the codes its ``error`` may hold, what it means, extra required keys)
-_ERRORS: dict[int, tuple[tuple[str, ...], str, tuple[str, ...]]] = {
-    400: (("malformed",), "The body is not JSON, not a JSON object, or unreadable.", ()),
-    401: (
-        ("unauthorized",),
-        "No credential, a wrong or expired one, or one of the wrong kind.",
-        (),
+
+@dataclass(frozen=True)
+class ErrorCode:
+    """One ``error`` code: its status, when it is answered, the extra keys it always carries
+    (``required``) or may carry (``optional``), and whether a Retry-After header comes with it."""
+
+    status: int
+    when: str
+    required: tuple[str, ...] = ()
+    optional: tuple[str, ...] = ()
+    retry_after: bool = False
+
+    def schema(self, code: str) -> Schema:
+        out = closed(
+            {
+                "ok": {"const": False},
+                "error": {"const": code},
+                "detail": STR,
+                **{k: _ERROR_EXTRAS[k] for k in self.required},
+            },
+            {k: _ERROR_EXTRAS[k] for k in self.optional},
+        )
+        return {"description": self.when, **out}
+
+
+#: Every error code an operation may answer (docs/api.md#errors, xtracker_server/errors.py).
+ERROR_CODES: dict[str, ErrorCode] = {
+    "malformed": ErrorCode(
+        400,
+        "The body is not JSON, not a JSON object, not I-JSON (a field given twice, a lone"
+        " surrogate: `field` names it), or unreadable.",
+        optional=("field",),
     ),
-    403: (("forbidden",), "A bearer secret of another space.", ()),
-    404: (("not_found",), "No such space, link, destination or endpoint.", ()),
-    409: (
-        ("uid_already_bound", "slug_taken"),
-        "A conflict with what is stored; the first value stays.",
-        (),
+    "unfilled_macro": ErrorCode(
+        400,
+        "A field holds a placeholder its sender never filled, such as {transaction_id}:"
+        " `field` names it as sent, `macro` is the placeholder. Nothing was stored.",
+        required=("field", "macro"),
     ),
-    413: (("too_large",), "The body is over 64 KiB.", ()),
-    422: (
-        ("invalid_field",),
-        "A field is missing, unknown, of the wrong type or impossible; `field` names the first.",
-        ("field", "fields"),
+    "unauthorized": ErrorCode(
+        401, "No credential, a wrong or expired one, or one of the wrong kind."
     ),
-    429: (("rate_limited",), "Too many requests; retry after Retry-After seconds.", ()),
-    503: (
-        ("unavailable",),
+    "forbidden": ErrorCode(403, "A bearer secret of another space."),
+    "token_binds_off": ErrorCode(
+        403, "The space takes no binds made with the ingest token; nothing was stored."
+    ),
+    "not_found": ErrorCode(
+        404, "No such space, link, destination, ingest token (by name) or endpoint."
+    ),
+    "uid_already_bound": ErrorCode(
+        409, "The uid is bound to another Telegram user; the first binding stays."
+    ),
+    "slug_taken": ErrorCode(409, "Another link on the server has this slug.", required=("field",)),
+    "token_name_taken": ErrorCode(409, "The space has a live ingest token of this name."),
+    "too_large": ErrorCode(413, "The body is over 64 KiB."),
+    "invalid_field": ErrorCode(
+        422,
+        "A field is missing, unknown, of the wrong type or impossible: `field` names the first,"
+        " `fields` lists every problem.",
+        required=("field", "fields"),
+    ),
+    "rate_limited": ErrorCode(
+        429,
+        "Too many requests with this credential, or too many failed authentications from"
+        " this address (XTRACKER_AUTH_FAILURES_PER_MINUTE); retry after Retry-After seconds.",
+        retry_after=True,
+    ),
+    "too_many_streams": ErrorCode(
+        429,
+        "As many live streams are open as allowed, with this credential or on this space;"
+        " retry when one has closed.",
+        retry_after=True,
+    ),
+    "unavailable": ErrorCode(
+        503,
         "Storage could not commit; nothing was stored; retry after Retry-After seconds.",
-        (),
+        retry_after=True,
     ),
 }
 _RETRY_AFTER = {
@@ -201,34 +267,87 @@ _RETRY_AFTER = {
 }
 
 
-def _error_response(status: int) -> Schema:
-    codes, description, required = _ERRORS[status]
-    schema: Schema = {
-        "allOf": [ref("Error"), {"properties": {"error": enum(codes)}, "required": list(required)}]
-    }
+def _error_schema_name(code: str) -> str:
+    return f"Error_{code}"
+
+
+def _error_response_name(codes: tuple[str, ...]) -> str:
+    return f"Error{ERROR_CODES[codes[0]].status}_" + "_or_".join(codes)
+
+
+def _error_response(codes: tuple[str, ...]) -> Schema:
+    """The answer of one status that holds one of ``codes`` (all of that status)."""
+    schemas = [ref(_error_schema_name(c)) for c in codes]
     response: Schema = {
-        "description": description,
-        "content": {"application/json": {"schema": schema}},
+        "description": " ".join(f"`{c}`: {ERROR_CODES[c].when}" for c in codes),
+        "content": {
+            "application/json": {"schema": schemas[0] if len(codes) == 1 else {"anyOf": schemas}}
+        },
     }
-    if status in (429, 503):
+    if all(ERROR_CODES[c].retry_after for c in codes):
         response["headers"] = _RETRY_AFTER
     return response
 
 
+def _errors_by_status(codes: tuple[str, ...]) -> dict[int, tuple[str, ...]]:
+    """An operation's error codes grouped by status, in the order of ``ERROR_CODES``."""
+    grouped: dict[int, tuple[str, ...]] = {}
+    for code in ERROR_CODES:
+        if code in codes:
+            status = ERROR_CODES[code].status
+            grouped[status] = (*grouped.get(status, ()), code)
+    return dict(sorted(grouped.items()))
+
+
 # --- Answers -------------------------------------------------------------------------------
 
-_EVENT_ANSWER = answer(
-    {"status": enum(["queued", "duplicate"]), "inbox_id": STR, "attributed": BOOL},
-    {"warnings": array(STR)},
-)
+_STORED = {"inbox_id": STR, "attributed": BOOL}
+#: The stored event's amount, on a duplicate that names another one (domain/dedup.py).
+_CONFLICT = {
+    "description": "the stored event's amount and currency (null: stored without an amount)",
+    **closed({"value": nullable(STR), "currency": nullable(STR)}),
+}
+_EVENT_ANSWER: Schema = {
+    "anyOf": [
+        answer({"status": {"const": "queued"}, **_STORED}, {"warnings": array(STR)}),
+        {
+            **answer(
+                {"status": {"const": "duplicate"}, **_STORED},
+                {"conflict": _CONFLICT, "detail": STR},
+            ),
+            # a duplicate that names another amount or currency: both, or neither
+            "dependentRequired": {"conflict": ["detail"], "detail": ["conflict"]},
+        },
+    ]
+}
 _IGNORED_ANSWER = answer({"status": {"const": "ignored"}, "detail": STR})
-_BIND_ANSWER = answer(
-    {
-        "matched": BOOL,
-        "status": enum(["bound", "unchanged"]),
-        "attributed_events": {"type": "integer", "minimum": 0},
+
+
+def _bind_answer(*statuses: str) -> Schema:
+    """``bound``: a new binding (earlier events of the user attributed); ``unchanged``: this
+    pair again; ``ignored``: a token bind for a user who has a bind (GET /bind only)."""
+    none = {"const": 0}
+    shapes: dict[str, tuple[Schema, Schema, Schema]] = {  # bound, attributed_events, more
+        "bound": (TRUE, {"type": "integer", "minimum": 0}, {}),
+        "unchanged": (TRUE, none, {}),
+        "ignored": ({"const": False}, none, {"detail": STR}),
     }
-)
+    return {
+        "anyOf": [
+            answer(
+                {
+                    "matched": BOOL,
+                    "status": {"const": s},
+                    "bound": shapes[s][0],
+                    "attributed_events": shapes[s][1],
+                    **shapes[s][2],
+                }
+            )
+            for s in statuses
+        ]
+    }
+
+
 _HEALTH = closed(
     {"ok": BOOL, "version": STR, "schema": INT, "writer": enum(["running", "stopped"])}
 )
@@ -282,6 +401,7 @@ _POSTBACK = closed(
         "id": INT,
         "at_ms": MS,
         "ip": nullable(STR),
+        "token_name": nullable(STR),
         "method": STR,
         "query": STR,
         "body": nullable(STR),
@@ -289,15 +409,66 @@ _POSTBACK = closed(
         "status": nullable(STR),
         "event": nullable(STR),
         "uid": nullable(STR),
-        "attributed": nullable(BOOL),
+        "click_known": nullable(BOOL),
+        "attributed": {
+            **nullable(BOOL),
+            "deprecated": True,
+            "description": "the old name of click_known, the same value; read click_known",
+        },
         "value": nullable(STR),
         "currency": nullable(STR),
         "eid": nullable(STR),
         "inbox_id": nullable(STR),
+        "conflict": nullable(_CONFLICT),
         "error": nullable(STR),
         "detail": nullable(STR),
     }
 )
+_COUNT: Schema = {"type": "integer", "minimum": 0}
+_TOKEN_BINDS = answer({"space_id": INT, "token_binds": BOOL})
+_BEARER_REVOKED = answer({"space_id": INT, "kind": {"const": "bearer"}, "revoked": _COUNT})
+_INGEST_REVOKED = answer(
+    {"space_id": INT, "kind": {"const": "ingest"}, "name": STR, "revoked": _COUNT}
+)
+_INGEST_TOKEN = closed(
+    {
+        "name": STR,
+        "hint": {"type": "string", "description": "the prefix and last four characters"},
+        "created_ms": MS,
+        "expires_ms": {
+            **nullable(MS),
+            "description": "null: the token's current secret; else a rotated-out one's end",
+        },
+        "last_postback_ms": nullable(MS),
+    }
+)
+_CURRENCY_CODE: Schema = {
+    "type": "string",
+    "pattern": "^[A-Za-z0-9]{3,10}$",
+    "description": "3 to 10 ASCII letters or digits; upper-cased",
+}
+_CURRENCIES = answer(
+    {
+        "space_id": INT,
+        "allowed": {**array(STR), "description": "the space's own codes, sorted"},
+        "crypto": {**array(STR), "description": "the crypto tickers every space accepts"},
+    }
+)
+_STREAMS = answer(
+    {
+        "open": _COUNT,
+        "spaces": {
+            "type": "object",
+            "description": "space id -> its open streams",
+            "propertyNames": {"pattern": "^[0-9]+$"},
+            "additionalProperties": _COUNT,
+        },
+        "reader": closed({"running": BOOL, "reads": _COUNT}),
+    }
+)
+#: The ``data`` of a live stream's last message, ``event: end``: why the server ended it.
+_STREAM_END = closed({"type": {"const": "end"}, "reason": enum(END_REASONS)})
+_CURSOR_PART = "[0-9]+(\\.[0-9]+)*"  # one table's part of a stream cursor: 12, or 345.2.5
 _ORIGIN = enum(["default", "custom", "removed"])
 _ALIASES = answer(
     {
@@ -356,6 +527,7 @@ _LINK_ROW = closed(
         "click_to_deposit": _RATIO,
         "revenue": _MONEY,
         "revenue_per_click": {"type": "object", "additionalProperties": nullable(STR)},
+        **{column: INT for column in UNRECORDED_COLUMNS},
     }
 )
 _LINKS_REPORT = answer(
@@ -428,8 +600,8 @@ def json_answer(description: str, schema: Schema) -> Answer:
 @dataclass(frozen=True)
 class Operation:
     """One route and method. ``route``: "METHOD /path"; ``auth``: a key of ``SECURITY``;
-    ``answers``: its answers other than errors; ``errors``: the statuses of the error shape it
-    may answer; ``body``: the schema of its request body (JSON, and a form where ``form``)."""
+    ``answers``: its answers other than errors; ``errors``: the codes of ``ERROR_CODES`` it may
+    answer; ``body``: the schema of its request body (JSON, and a form where ``form``)."""
 
     id: str
     route: str
@@ -437,12 +609,17 @@ class Operation:
     tag: str
     auth: str
     answers: Mapping[int, Answer]
-    errors: tuple[int, ...] = ()
+    errors: tuple[str, ...] = ()
     params: tuple[Param, ...] = ()
     body: Schema | None = None
     body_required: bool = True
     form: bool = False
     description: str = ""
+
+    def __post_init__(self) -> None:
+        unknown = sorted(set(self.errors) - ERROR_CODES.keys())
+        if unknown:
+            raise ValueError(f"{self.id}: unknown error codes {unknown}; add them to ERROR_CODES")
 
     @property
     def method(self) -> str:
@@ -474,14 +651,16 @@ _DESTINATION_ID = Param(
     where="path",
 )
 _SLUG = Param("slug", STR, "the link's slug", required=True, where="path")
+_TOKEN = Param("name", STR, "the ingest token's name", required=True, where="path")
 _TG_ID: Schema = {"type": "integer", "minimum": 1, "maximum": MAX_TG_ID - 1}
 _LIMIT = Param("limit", {"type": "integer", "minimum": 1}, "default 100, at most 1000")
 
-# The statuses of the error shape, by what an operation does.
-_JSON_BODY = (400, 413, 422)
-_SPACE_CRED = (401, 429, 503)
-_ADMIN = (401, 404, 429, 503)  # 404: no such space
-_REPORT = (401, 403, 404, 429, 503)
+# The error codes, by what an operation does.
+_JSON_BODY = ("malformed", "too_large", "invalid_field")
+_SPACE_CRED = ("unauthorized", "rate_limited", "unavailable")
+_ADMIN = ("unauthorized", "not_found", "rate_limited", "unavailable")  # no such space
+_REPORT = ("unauthorized", "forbidden", "not_found", "rate_limited", "unavailable")
+_MACRO = ("unfilled_macro",)  # the ingress endpoints refuse unfilled macros
 
 _EVENT_QUERY = (
     Param("event", STR, "contact, subscribed, registration, deposit, or a status alias"),
@@ -524,7 +703,7 @@ OPERATIONS: tuple[Operation, ...] = (
         tag="ingress",
         auth="bearer",
         answers={200: json_answer("Stored (queued), or stored before (duplicate).", _EVENT_ANSWER)},
-        errors=(*_JSON_BODY, *_SPACE_CRED),
+        errors=(*_JSON_BODY, *_MACRO, *_SPACE_CRED),
         body=ref("EventIn"),
     ),
     Operation(
@@ -539,7 +718,7 @@ OPERATIONS: tuple[Operation, ...] = (
                 _EVENT_OR_IGNORED,
             )
         },
-        errors=(422, *_SPACE_CRED),
+        errors=("invalid_field", *_MACRO, *_SPACE_CRED),
         params=_EVENT_QUERY,
         description="Reads the space's parameter and status aliases too; other parameters are"
         " ignored. Every call is written to the space's postback log.",
@@ -551,7 +730,7 @@ OPERATIONS: tuple[Operation, ...] = (
         tag="ingress",
         auth="ingest_or_body",
         answers={200: json_answer("As GET /e.", _EVENT_OR_IGNORED)},
-        errors=(*_JSON_BODY, *_SPACE_CRED),
+        errors=(*_JSON_BODY, *_MACRO, *_SPACE_CRED),
         params=_EVENT_QUERY,
         body=_POSTBACK_BODY,
         body_required=False,
@@ -565,8 +744,12 @@ OPERATIONS: tuple[Operation, ...] = (
         summary="Bind a Telegram user to a click uid",
         tag="ingress",
         auth="bearer",
-        answers={200: json_answer("Bound, or this pair again (unchanged).", _BIND_ANSWER)},
-        errors=(*_JSON_BODY, 409, *_SPACE_CRED),
+        answers={
+            200: json_answer(
+                "Bound, or this pair again (unchanged).", _bind_answer("bound", "unchanged")
+            )
+        },
+        errors=(*_JSON_BODY, *_MACRO, "uid_already_bound", *_SPACE_CRED),
         body=ref("BindIn"),
     ),
     Operation(
@@ -575,8 +758,14 @@ OPERATIONS: tuple[Operation, ...] = (
         summary="Bind from a URL",
         tag="ingress",
         auth="ingest",
-        answers={200: json_answer("As POST /bind.", _BIND_ANSWER)},
-        errors=(409, 422, *_SPACE_CRED),
+        answers={
+            200: json_answer(
+                "As POST /bind; or ignored: the user has a bind, which a token bind never"
+                " replaces (nothing stored).",
+                _bind_answer("bound", "unchanged", "ignored"),
+            )
+        },
+        errors=("invalid_field", *_MACRO, "token_binds_off", "uid_already_bound", *_SPACE_CRED),
         params=(
             Param(
                 "uid",
@@ -674,7 +863,7 @@ OPERATIONS: tuple[Operation, ...] = (
         tag="admin",
         auth="admin",
         answers={200: json_answer("Every space.", answer({"spaces": array(_SPACE)}))},
-        errors=(401, 429, 503),
+        errors=("unauthorized", "rate_limited", "unavailable"),
     ),
     Operation(
         id="create_space",
@@ -688,7 +877,7 @@ OPERATIONS: tuple[Operation, ...] = (
                 answer({"id": INT, "name": STR, "bearer": STR, "ingest_token": STR}),
             )
         },
-        errors=(*_JSON_BODY, 401, 429, 503),
+        errors=(*_JSON_BODY, "unauthorized", "rate_limited", "unavailable"),
         body=ref("SpaceCreate"),
     ),
     Operation(
@@ -702,8 +891,8 @@ OPERATIONS: tuple[Operation, ...] = (
                 "The new secret; the previous ones stay valid until previous_valid_until_ms.",
                 {
                     "anyOf": [
-                        answer({"space_id": INT, key: STR, "previous_valid_until_ms": nullable(MS)})
-                        for key in ("bearer", "ingest_token")
+                        answer({"space_id": INT, **secret, "previous_valid_until_ms": nullable(MS)})
+                        for secret in ({"bearer": STR}, {"name": STR, "ingest_token": STR})
                     ]
                 },
             )
@@ -712,6 +901,131 @@ OPERATIONS: tuple[Operation, ...] = (
         params=(_SPACE_ID,),
         body=ref("Rotate"),
         body_required=False,
+    ),
+    Operation(
+        id="revoke_key",
+        route="POST /admin/spaces/{space_id}/revoke",
+        summary="End rotated-out secrets now",
+        tag="admin",
+        auth="admin",
+        answers={
+            200: json_answer(
+                "How many secrets stopped working (0: none was left to end); the current one"
+                " stays.",
+                {"anyOf": [_BEARER_REVOKED, _INGEST_REVOKED]},
+            )
+        },
+        errors=(*_JSON_BODY, *_ADMIN),
+        params=(_SPACE_ID,),
+        body=ref("Rotate"),
+        body_required=False,
+        description="After a leak: rotate, then revoke. The live streams the revoked secrets"
+        " opened end too.",
+    ),
+    Operation(
+        id="get_token_binds",
+        route="GET /admin/spaces/{space_id}/token-binds",
+        summary="Whether the space takes binds made with the ingest token",
+        tag="admin",
+        auth="admin",
+        answers={200: json_answer("The setting (on by default).", _TOKEN_BINDS)},
+        errors=_ADMIN,
+        params=(_SPACE_ID,),
+    ),
+    Operation(
+        id="set_token_binds",
+        route="PATCH /admin/spaces/{space_id}/token-binds",
+        summary="Take binds made with the ingest token, or refuse them",
+        tag="admin",
+        auth="admin",
+        answers={200: json_answer("The setting now in effect.", _TOKEN_BINDS)},
+        errors=(*_JSON_BODY, *_ADMIN),
+        params=(_SPACE_ID,),
+        body=ref("TokenBinds"),
+        description="Off: GET /bind answers 403 token_binds_off; POST /bind is unaffected.",
+    ),
+    Operation(
+        id="list_tokens",
+        route="GET /admin/spaces/{space_id}/tokens",
+        summary="List ingest tokens",
+        tag="admin",
+        auth="admin",
+        answers={
+            200: json_answer(
+                "The live ones, rotated-out secrets in their grace period too, by name; never"
+                " the secrets.",
+                answer({"tokens": array(_INGEST_TOKEN)}),
+            )
+        },
+        errors=_ADMIN,
+        params=(_SPACE_ID,),
+    ),
+    Operation(
+        id="add_token",
+        route="POST /admin/spaces/{space_id}/tokens",
+        summary="Add a named ingest token",
+        tag="admin",
+        auth="admin",
+        answers={
+            201: json_answer(
+                "The new token's secret, shown only here.",
+                answer({"space_id": INT, "name": STR, "ingest_token": STR}),
+            )
+        },
+        errors=(*_JSON_BODY, "token_name_taken", *_ADMIN),
+        params=(_SPACE_ID,),
+        body=ref("TokenAdd"),
+    ),
+    Operation(
+        id="revoke_token",
+        route="DELETE /admin/spaces/{space_id}/tokens/{name}",
+        summary="Revoke a named ingest token",
+        tag="admin",
+        auth="admin",
+        answers={
+            200: json_answer(
+                "Every secret of the token stopped working (rotated-out ones too).",
+                answer(
+                    {
+                        "space_id": INT,
+                        "kind": {"const": "ingest"},
+                        "name": STR,
+                        "revoked": {"type": "integer", "minimum": 1},
+                    }
+                ),
+            )
+        },
+        errors=_ADMIN,
+        params=(_SPACE_ID, _TOKEN),
+        description="404 when the space has no live ingest token of that name.",
+    ),
+    Operation(
+        id="get_currencies",
+        route="GET /admin/spaces/{space_id}/currencies",
+        summary="The space's own currency codes",
+        tag="admin",
+        auth="admin",
+        answers={200: json_answer("Besides ISO 4217 and the crypto tickers.", _CURRENCIES)},
+        errors=_ADMIN,
+        params=(_SPACE_ID,),
+    ),
+    Operation(
+        id="put_currencies",
+        route="PUT /admin/spaces/{space_id}/currencies",
+        summary="Replace the space's own currency codes",
+        tag="admin",
+        auth="admin",
+        answers={200: json_answer("The list now in effect.", _CURRENCIES)},
+        errors=(*_JSON_BODY, *_ADMIN),
+        params=(_SPACE_ID,),
+        body=closed(
+            {
+                "allowed": {
+                    **array(_CURRENCY_CODE),
+                    "description": "the whole list ([] empties it); at most 50 different codes",
+                }
+            }
+        ),
     ),
     # --- admin: links
     Operation(
@@ -740,7 +1054,7 @@ OPERATIONS: tuple[Operation, ...] = (
                 answer({"slug": STR, "kind": STR, "landing_url": STR, "redirect_url": STR}),
             )
         },
-        errors=(*_JSON_BODY, 409, *_ADMIN),
+        errors=(*_JSON_BODY, "slug_taken", *_ADMIN),
         params=(_SPACE_ID,),
         body=ref("LinkCreate"),
     ),
@@ -838,7 +1152,7 @@ OPERATIONS: tuple[Operation, ...] = (
                 ),
             )
         },
-        errors=(422, *_ADMIN),
+        errors=("invalid_field", *_ADMIN),
         params=(
             _SPACE_ID,
             Param("status", enum(STATUSES)),
@@ -870,7 +1184,7 @@ OPERATIONS: tuple[Operation, ...] = (
                 "Newest first; tokens masked.", answer({"postbacks": array(_POSTBACK)})
             )
         },
-        errors=(422, *_ADMIN),
+        errors=("invalid_field", *_ADMIN),
         params=(_SPACE_ID, Param("outcome", enum(OUTCOMES)), _LIMIT),
     ),
     Operation(
@@ -944,7 +1258,7 @@ OPERATIONS: tuple[Operation, ...] = (
         tag="reports",
         auth="report",
         answers={200: json_answer("See docs/reports.md.", _FUNNEL)},
-        errors=(422, *_REPORT),
+        errors=("invalid_field", *_REPORT),
         params=(_SPACE_ID, _ONE_LINK, *_WINDOW_QUERY),
     ),
     Operation(
@@ -954,7 +1268,7 @@ OPERATIONS: tuple[Operation, ...] = (
         tag="reports",
         auth="report",
         answers={200: json_answer("One row per link.", _LINKS_REPORT)},
-        errors=(422, *_REPORT),
+        errors=("invalid_field", *_REPORT),
         params=(
             _SPACE_ID,
             Param("sort", enum(LINK_COLUMNS)),
@@ -970,7 +1284,7 @@ OPERATIONS: tuple[Operation, ...] = (
         tag="reports",
         auth="report",
         answers={200: json_answer("Every bucket, zeros included.", _SERIES)},
-        errors=(422, *_REPORT),
+        errors=("invalid_field", *_REPORT),
         params=(
             _SPACE_ID,
             Param("metric", enum(METRICS), required=True),
@@ -1002,20 +1316,33 @@ OPERATIONS: tuple[Operation, ...] = (
         auth="report",
         answers={
             200: Answer(
-                "Server-Sent Events (click, event, delivery) until the client leaves.",
+                "Server-Sent Events, until the client leaves or the server ends the stream: one"
+                " message per click, event and delivery attempt of the space (`id:` a cursor,"
+                " `event: click`, `event` or `delivery`, `data:` its JSON); a comment every 15 s;"
+                " and when the server ends it, a last message `event: end` whose `data` is"
+                " #/components/schemas/StreamEnd. See docs/reports.md#the-live-stream.",
                 {"text/event-stream": STR},
             )
         },
-        errors=(422, *_REPORT),
+        errors=("invalid_field", "too_many_streams", *_REPORT),
         params=(
             _SPACE_ID,
             Param(
                 "since",
-                {"type": "string", "pattern": "^\\d+-\\d+-\\d+$"},
-                "resume after this message id",
+                {"type": "string", "pattern": f"^{_CURSOR_PART}-{_CURSOR_PART}-{_CURSOR_PART}$"},
+                "resume after the message with this id (a cursor the stream sent)",
             ),
             Param("Last-Event-ID", STR, "as since", where="header"),
         ),
+    ),
+    Operation(
+        id="stream_status",
+        route="GET /admin/streams",
+        summary="Open live streams",
+        tag="reports",
+        auth="admin",
+        answers={200: json_answer("Open streams per space, and the one reader's reads.", _STREAMS)},
+        errors=("unauthorized", "rate_limited", "unavailable"),
     ),
 )
 
@@ -1041,8 +1368,8 @@ def _responses(op: Operation) -> Schema:
         if a.headers:
             response["headers"] = dict(a.headers)
         responses[str(status)] = response
-    for status in sorted(op.errors):
-        responses[str(status)] = {"$ref": f"#/components/responses/Error{status}"}
+    for status, codes in _errors_by_status(op.errors).items():
+        responses[str(status)] = {"$ref": f"#/components/responses/{_error_response_name(codes)}"}
     return responses
 
 
@@ -1071,11 +1398,20 @@ def _schemas() -> dict[str, Schema]:
     spec = models["LinkSpec"]
     return {
         "Error": _ERROR,
+        **{_error_schema_name(c): e.schema(c) for c, e in ERROR_CODES.items()},
         **models,
         "LinkCreate": _link_create(spec),
         "LinkChange": _link_change(spec),
         "Link": _link(spec),
+        "StreamEnd": _STREAM_END,
     }
+
+
+def _error_responses() -> dict[str, Schema]:
+    """One shared response per set of codes that an operation answers with one status."""
+    sets = {codes for op in OPERATIONS for codes in _errors_by_status(op.errors).values()}
+    ordered = sorted(sets, key=lambda codes: (ERROR_CODES[codes[0]].status, codes))
+    return {_error_response_name(c): _error_response(c) for c in ordered}
 
 
 @functools.cache
@@ -1115,7 +1451,7 @@ def document(base_url: str) -> dict[str, Any]:
                 },
             },
             "schemas": _schemas(),
-            "responses": {f"Error{s}": _error_response(s) for s in sorted(_ERRORS)},
+            "responses": _error_responses(),
         },
     }
 

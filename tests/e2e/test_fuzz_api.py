@@ -57,14 +57,15 @@ AUTH = {op.id: op.auth for op in OPERATIONS}
 class Live:
     server: Server
     space: SpaceKeys
+    spare: SpaceKeys
     sink: Sink
 
 
 @pytest.fixture(scope="module")
 def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
     """The server, with space 1 holding a link and a webhook (destination 1) to a local sink,
-    so that small ids find real objects. No worker: deliveries wait in the outbox. Nothing
-    here is about durability, so SQLite does not sync."""
+    so that small ids find real objects, and a spare space 2. No worker: deliveries wait in the
+    outbox. Nothing here is about durability, so SQLite does not sync."""
     sink = Sink()
     server = Server(
         db=tmp_path_factory.mktemp("fuzz") / "xtracker.db",
@@ -73,12 +74,13 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
             "--allow-private-destinations",
             "--no-worker",
             "--rate-limit", "0",
+            "--auth-failures-per-minute", "0",  # the invalid cases fail authentication
             "--fb-graph-url", sink.url,
             "--sync", "OFF",
         ),
     )  # fmt: skip
     server.start()
-    space = server.new_space("fuzz")
+    space, spare = server.new_space("fuzz"), server.new_space("spare")
     admin = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
     with server.client() as http:
         assert http.get("/openapi.json").json() == document(server.url)
@@ -90,7 +92,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
         uid = http.post("/clicks", json={"link_slug": "fuzz"}, headers=space.auth).json()["uid"]
         event = {"event": "deposit", "uid": uid, "value": "5", "eid": "fuzz-1"}
         assert http.post("/events", json=event, headers=space.auth).is_success
-    yield Live(server, space, sink)
+    yield Live(server, space, spare, sink)
     server.stop()
     sink.close()
 
@@ -104,6 +106,16 @@ def _authorize(case: schemathesis.Case, live: Live) -> None:
         case.headers = {**(case.headers or {}), **live.space.auth}
     elif auth in ("ingest", "ingest_or_body"):
         case.query = {**(case.query or {}), "token": live.space.ingest_token}
+
+
+#: Operations that end credentials or refuse token binds: aimed at the fuzzed space, they go
+#: to the spare one instead, so that every case keeps the valid credentials it is sent with.
+_ENDS_CREDENTIALS = {"revoke_key", "revoke_token", "set_token_binds"}
+
+
+def _spare(case: schemathesis.Case, live: Live) -> None:
+    if str((case.path_parameters or {}).get("space_id")) == str(live.space.id):
+        case.path_parameters = {**(case.path_parameters or {}), "space_id": live.spare.id}
 
 
 def _loopback(value: Any, url: str) -> Any:
@@ -123,8 +135,10 @@ def test_no_request_gets_a_server_error_or_an_undocumented_answer(
     case: schemathesis.Case, live: Live
 ) -> None:
     _authorize(case, live)
-    if case.operation.definition.raw["operationId"] in ("create_destination",
-                                                        "update_destination"):  # fmt: skip
+    op_id = case.operation.definition.raw["operationId"]
+    if op_id in ("create_destination", "update_destination"):
         case.body = _loopback(case.body, f"{live.sink.url}/fuzz")
+    if op_id in _ENDS_CREDENTIALS:
+        _spare(case, live)
     # A redirect is the answer under test; following one could leave the machine.
     case.call_and_validate(base_url=live.server.url, checks=CHECKS, allow_redirects=False)

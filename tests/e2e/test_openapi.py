@@ -16,7 +16,7 @@ import pytest
 from schemathesis.specs.openapi.definitions import OPENAPI_31
 from starlette.routing import Route
 
-from tests.conftest import ADMIN_TOKEN, FAST_RETRY, Server, SpaceKeys, free_port
+from tests.conftest import ADMIN_TOKEN, FAST_RETRY, Server, ServerFactory, SpaceKeys, free_port
 from tests.sink import Sink
 from xtracker_server.app import create_app
 from xtracker_server.config import Settings
@@ -28,7 +28,8 @@ ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 @dataclass
 class World:
     """A server with a little of everything: two spaces, a link, a webhook to a local sink,
-    a click, a bind, a delivered deposit, a postback."""
+    a click, a bind, a delivered deposit, a postback and its repeat with another amount; the
+    other space takes no token binds and has an ingest token named "doomed"."""
 
     server: Server
     space: SpaceKeys
@@ -45,8 +46,14 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     server = Server(
         db=tmp_path_factory.mktemp("openapi") / "xtracker.db",
         port=free_port(),
-        extra_args=(*FAST_RETRY, "--fb-graph-url", sink.url),
-    )
+        extra_args=(
+            *FAST_RETRY,
+            "--fb-graph-url", sink.url,
+            # many calls here fail authentication on purpose: no throttle on this address
+            "--auth-failures-per-minute", "0",
+            "--stream-max-per-credential", "1",  # a second stream shows the cap's 429
+        ),
+    )  # fmt: skip
     server.start()
     space, other = server.new_space("contract"), server.new_space("other")
     with server.client() as http:
@@ -58,8 +65,15 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         http.post("/bind", json={"uid": uid, "tg_id": 42}, headers=space.auth)
         deposit = {"event": "deposit", "uid": uid, "value": "9.90", "eid": "dep-1"}
         assert http.post("/events", json=deposit, headers=space.auth).is_success
-        http.get("/e", params={"token": space.ingest_token, "status": "ftd", "cid": uid,
-                               "sumdep": "5", "eid": "pb-1"})  # fmt: skip
+        for amount in ("5", "6"):  # the repeat names another amount: a conflict
+            http.get("/e", params={"token": space.ingest_token, "status": "ftd", "cid": uid,
+                                   "sumdep": amount, "eid": "pb-1"})  # fmt: skip
+        off = {"token_binds": False}
+        r = http.patch(f"/admin/spaces/{other.id}/token-binds", json=off, headers=ADMIN)
+        assert r.is_success, r.text
+        doomed = {"name": "doomed"}
+        r = http.post(f"/admin/spaces/{other.id}/tokens", json=doomed, headers=ADMIN)
+        assert r.is_success, r.text
         sink.wait_for(1)
         document = http.get("/openapi.json").json()
     with server.client() as http:
@@ -141,7 +155,9 @@ def test_every_documented_operation_is_a_route(world: World) -> None:
 @dataclass(frozen=True)
 class Call:
     """One request of an operation and the status it must get. ``auth``: whose credential
-    (``None``: none). ``path``: path parameters other than the world's."""
+    (``None``: none). ``path``: path parameters other than the world's. ``hold``: the same
+    request is made this many times first, and those answers are kept open during the call
+    (streams that fill a cap)."""
 
     status: int
     auth: str | None = "own"
@@ -150,6 +166,7 @@ class Call:
     json: object = None
     content: bytes | None = None
     headers: dict[str, str] = field(default_factory=dict)
+    hold: int = 0
 
 
 def deposit(eid: str) -> dict[str, object]:
@@ -159,15 +176,19 @@ def deposit(eid: str) -> dict[str, object]:
 CALLS: dict[str, list[Call]] = {
     "post_events": [
         Call(200, json=deposit("c-1")),
+        Call(200, json={**deposit("c-1"), "value": "7.00"}),  # a duplicate with a conflict
         Call(200, json={"event": "contact", "uid": "u-contract", "value": "1"}),  # warnings
         Call(400, content=b'{"event":'),
+        Call(400, json={"event": "deposit", "uid": "u-contract", "eid": "{transaction_id}"}),
         Call(401, auth=None, json=deposit("c-2")),
         Call(413, content=b'{"eid":"' + b"x" * 70_000 + b'"}'),
         Call(422, json={"event": "purchase"}),
     ],
     "get_e": [
         Call(200, params={"event": "deposit", "uid": "u-contract", "value": "2", "eid": "e-1"}),
+        Call(200, params={"event": "deposit", "uid": "u-contract", "value": "3", "eid": "e-1"}),
         Call(200, params={"status": "withdrawal", "uid": "u-contract"}),  # ignored
+        Call(400, params={"event": "deposit", "uid": "u-contract", "tid": "%7Btid%7D"}),
         Call(401, auth=None, params={"event": "contact"}),
         Call(422, params={"event": "chargeback"}),
     ],
@@ -179,13 +200,16 @@ CALLS: dict[str, list[Call]] = {
         ),
         Call(200, json={"event": "ftd", "uid": "u-contract", "value": 3, "eid": "p-2"}),
         Call(400, content=b"{not json", headers={"content-type": "application/json"}),
+        Call(400, json={"event": "ftd", "uid": "[sub1]"}),
         Call(401, auth=None, content=b"event=registration"),
         Call(413, content=b"x" * 70_000),
         Call(422, json={"event": "deposit", "value": "-1"}),
     ],
     "post_bind": [
         Call(200, json={"uid": "u-bind", "tg_id": 7}),
+        Call(200, json={"uid": "u-bind", "tg_id": 7}),  # unchanged
         Call(400, content=b"[]"),
+        Call(400, json={"uid": "{uid}", "tg_id": 7}),
         Call(401, auth=None, json={"uid": "u-bind", "tg_id": 7}),
         Call(409, json={"uid": "u-bind", "tg_id": 8}),
         Call(413, content=b" " * 70_000),
@@ -193,7 +217,11 @@ CALLS: dict[str, list[Call]] = {
     ],
     "get_bind": [
         Call(200, params={"uid": "u-bind-2", "tg_id": "9"}),
+        Call(200, params={"uid": "u-bind-2", "tg_id": "9"}),  # unchanged
+        Call(200, params={"uid": "u-token", "tg_id": "42"}),  # ignored: the bot bound 42
+        Call(400, params={"uid": "[sub1]", "tg_id": "9"}),
         Call(401, auth=None, params={"uid": "u-bind-2", "tg_id": "9"}),
+        Call(403, auth="other_ingest", params={"uid": "u-bind-4", "tg_id": "11"}),
         Call(409, params={"uid": "u-bind-2", "tg_id": "10"}),
         Call(422, params={"uid": "u-bind-3", "tg_id": "0"}),
     ],
@@ -231,6 +259,51 @@ CALLS: dict[str, list[Call]] = {
         Call(404, path={"space_id": 2**70}),
         Call(413, content=b"{}" + b" " * 70_000),
         Call(422, json={"kind": "admin"}),
+    ],
+    "revoke_key": [  # on the other space: the world's own secrets stay as they are
+        Call(200, path={"space_id": "other"}),
+        Call(200, path={"space_id": "other"}, json={"kind": "ingest", "name": "doomed"}),
+        Call(400, content=b"{"),
+        Call(401, auth=None),
+        Call(404, path={"space_id": 999}),
+        Call(413, content=b"{}" + b" " * 70_000),
+        Call(422, json={"name": "default"}),  # a name without "kind": "ingest"
+    ],
+    "get_token_binds": [Call(200), Call(401, auth=None), Call(404, path={"space_id": 999})],
+    "set_token_binds": [
+        Call(200, json={"token_binds": True}),
+        Call(400, content=b"{"),
+        Call(401, auth=None, json={"token_binds": True}),
+        Call(404, path={"space_id": 999}, json={"token_binds": True}),
+        Call(413, content=b"{}" + b" " * 70_000),
+        Call(422, json={"token_binds": "off"}),
+    ],
+    "list_tokens": [Call(200), Call(401, auth=None), Call(404, path={"space_id": 999})],
+    "add_token": [
+        Call(201, json={"name": "AdCombo"}),
+        Call(400, content=b"{"),
+        Call(401, auth=None, json={"name": "x"}),
+        Call(404, path={"space_id": 999}, json={"name": "x"}),
+        Call(409, json={"name": "default"}),
+        Call(413, content=b"{}" + b" " * 70_000),
+        Call(422, json={"name": "no spaces"}),
+    ],
+    "revoke_token": [
+        Call(200, path={"space_id": "other"}),
+        Call(401, auth=None),
+        Call(404, path={"name": "nope"}),
+        Call(404, path={"space_id": 999}),
+    ],
+    "get_currencies": [Call(200), Call(401, auth=None), Call(404, path={"space_id": 999})],
+    "put_currencies": [
+        Call(200, json={"allowed": []}),
+        Call(200, json={"allowed": ["gems", "PTS"]}),
+        Call(400, content=b"{"),
+        Call(401, auth=None, json={"allowed": []}),
+        Call(404, path={"space_id": 999}, json={"allowed": []}),
+        Call(413, content=b"{}" + b" " * 70_000),
+        Call(422, json={"allowed": ["G"]}),
+        Call(422, json={"allowed": "GEMS"}),
     ],
     "list_links": [Call(200), Call(401, auth=None), Call(404, path={"space_id": 999})],
     "create_link": [
@@ -348,12 +421,14 @@ CALLS: dict[str, list[Call]] = {
         Call(403, auth="other_space"),
         Call(404, path={"space_id": 999}),
     ],
+    "stream_status": [Call(200), Call(401, auth=None), Call(401, auth="own_space")],
     "stream": [
         Call(200),
         Call(401, auth=None),
         Call(403, auth="other_space"),
         Call(404, path={"space_id": 999}),
         Call(422, params={"since": "yesterday"}),
+        Call(429, auth="own_space", hold=1),  # one stream per credential on this server
     ],
 }
 
@@ -381,8 +456,9 @@ def _credential(world: World, op_id: str, who: str | None) -> tuple[dict[str, st
     if who in ("own_space", "other_space"):
         space = world.space if who == "own_space" else world.other
         return space.auth, {}
-    if who == "ingest":
-        return {}, {"token": world.space.ingest_token}
+    if who in ("ingest", "other_ingest"):
+        space = world.space if who == "ingest" else world.other
+        return {}, {"token": space.ingest_token}
     return {}, {}
 
 
@@ -400,6 +476,7 @@ def _call(world: World, op_id: str, call: Call) -> Answer:
         "space_id": world.space.id,
         "slug": world.slug,
         "destination_id": world.destination_id,
+        "name": "doomed",
         **call.path,
     }
     if values["space_id"] == "other":
@@ -413,13 +490,19 @@ def _call(world: World, op_id: str, call: Call) -> Answer:
         json=call.json,
         content=call.content,
     )
-    # A stream never ends: its status, headers and first bytes are its answer.
-    response = world.http.send(request, stream=True)
+    held = [world.http.send(request, stream=True) for _ in range(call.hold)]
     try:
-        ok_stream = op_id == "stream" and response.status_code == 200
-        content = next(response.iter_raw()) if ok_stream else response.read()
+        assert [h.status_code for h in held] == [200] * call.hold
+        # A stream never ends: its status, headers and first bytes are its answer.
+        response = world.http.send(request, stream=True)
+        try:
+            ok_stream = op_id == "stream" and response.status_code == 200
+            content = next(response.iter_raw()) if ok_stream else response.read()
+        finally:
+            response.close()
     finally:
-        response.close()
+        for h in held:
+            h.close()
     what = f"{op.method} {request.url} -> {response.status_code} {content[:300]!r}"
     return Answer(response.status_code, response.headers, content, what)
 
@@ -474,3 +557,54 @@ def test_a_new_answer_field_without_documentation_fails_the_check(world: World) 
     validator = _validator(world.document, pointer)
     assert validator.is_valid(real.json())
     assert not validator.is_valid({**real.json(), "surprise": 1})
+
+
+def test_a_stream_the_server_ends_says_why_as_documented(world: World) -> None:
+    """The last message of a stream that the server ends (here: its secret was revoked) is
+    ``event: end`` with the data ``#/components/schemas/StreamEnd``."""
+    space = world.server.new_space("ending")
+    url = f"{world.server.url}/admin/spaces/{space.id}/stream"
+    with httpx.Client(timeout=30) as http, http.stream("GET", url, headers=space.auth) as stream:
+        assert stream.status_code == 200
+        assert world.http.post(f"/admin/spaces/{space.id}/rotate", headers=ADMIN).is_success
+        revoked = world.http.post(f"/admin/spaces/{space.id}/revoke", headers=ADMIN)
+        assert revoked.json()["revoked"] == 1, revoked.text
+        lines = list(stream.iter_lines())  # the server closes the stream after the last one
+    end = lines.index("event: end")
+    data = json.loads(lines[end + 1].removeprefix("data: "))
+    assert data["reason"] == "credential_expired"
+    validator = _validator(world.document, "#/components/schemas/StreamEnd")
+    assert [e.message for e in validator.iter_errors(data)] == []
+
+
+#: A request that fails authentication, per operation: each credential kind, and none.
+_FAILING = {
+    "post_events": ("POST", "/events", {}, {}),
+    "get_e": ("GET", "/e", {"token": "xt_it_wrong", "event": "contact"}, {}),
+    "get_bind": ("GET", "/bind", {"token": "xt_it_wrong", "uid": "u", "tg_id": "1"}, {}),
+    "list_spaces": ("GET", "/admin/spaces", {}, {"Authorization": "Bearer xt_admin_wrong"}),
+    "report_funnel": (
+        "GET", "/admin/spaces/1/reports/funnel", {}, {"Authorization": "Bearer xt_sk_wrong"}
+    ),
+    "stream": ("GET", "/admin/spaces/1/stream", {}, {}),
+}  # fmt: skip
+
+
+def test_the_throttle_of_failed_authentications_answers_as_documented(
+    world: World, start_server: ServerFactory
+) -> None:
+    """Past XTRACKER_AUTH_FAILURES_PER_MINUTE failures from one address, a failure answers 429
+    ``rate_limited`` with Retry-After, as the document says, whatever the credential."""
+    server = start_server("--auth-failures-per-minute", "1")  # a burst of one failure
+    with server.client() as http:
+        assert http.post("/events", json={}).status_code == 401
+        for op_id, (method, path, params, headers) in _FAILING.items():
+            answer = http.request(method, path, params=params, headers=headers)
+            what = f"{op_id}: {answer.status_code} {answer.text}"
+            assert answer.status_code == 429, what
+            assert answer.headers["retry-after"].isdigit(), what
+            pointer = _pointer_of(world.document, _OPERATION[op_id], 429, "application/json")
+            errors = [
+                e.message for e in _validator(world.document, pointer).iter_errors(answer.json())
+            ]
+            assert errors == [], what

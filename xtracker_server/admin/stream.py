@@ -58,6 +58,7 @@ CREDENTIAL_EXPIRED = "credential_expired"
 SPACE_DELETED = "space_deleted"
 TOO_SLOW = "too_slow"
 SHUTDOWN = "shutdown"
+END_REASONS = (CREDENTIAL_EXPIRED, SPACE_DELETED, TOO_SLOW, SHUTDOWN)
 
 
 def sse_data(item: TailItem) -> bytes:

@@ -16,8 +16,8 @@ buffered; anything unsent stays in the local spool for the next start.
 
 Run it::
 
-    pip install -e '.[examples]'    # from a checkout of XTRACKER (it is not on PyPI);
-                                    # or: pip install 'dist/xtracker-0.1.0-py3-none-any.whl[examples]'
+    pip install -e '.[examples]'   # in a checkout of XTRACKER (it is not on PyPI), or a wheel:
+    # python -m build --wheel && pip install "$(ls dist/xtracker-*.whl)[examples]"
     export BOT_TOKEN=123456:ABC... XTRACKER_URL=https://track.example.com XTRACKER_BEARER=xt_sk_...
     export OFFER_URL='https://partner.example/register?sub1={tg_id}'
     python examples/ptb_bot.py

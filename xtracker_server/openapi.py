@@ -34,12 +34,19 @@ from xtracker_client._events import (
 from xtracker_server.admin.routes import Rotate, SpaceCreate, TokenBinds
 from xtracker_server.admin.stream import END_REASONS
 from xtracker_server.admin.tokens import TokenAdd
+from xtracker_server.domain.deletion import (
+    DESTINATION_KEYS,
+    ERASURE_KEYS,
+    LINK_KEYS,
+    SPACE_KEYS,
+)
 from xtracker_server.domain.destinations import DestinationInput, DestinationKind
 from xtracker_server.domain.links import LinkSpec
 from xtracker_server.domain.outbound import Outcome
 from xtracker_server.domain.postback_urls import EVENT_CHOICES, NETWORKS
 from xtracker_server.domain.reports import LINK_COLUMNS, METRICS, UNRECORDED_COLUMNS, Bucket
 from xtracker_server.state import app_state
+from xtracker_server.store.faults import FaultReason
 from xtracker_server.store.outbox import STATUSES
 from xtracker_server.store.postbacks import OUTCOMES
 
@@ -175,6 +182,11 @@ _ERROR_EXTRAS: dict[str, Schema] = {
     "field": {"type": "string", "description": "the field at fault, as the sender named it"},
     "fields": array(_FIELD_PROBLEM),
     "macro": {"type": "string", "description": "the unfilled placeholder, URL-decoded"},
+    "reason": {
+        **enum([r.value for r in FaultReason]),
+        "description": "how the storage failed (docs/operations.md#health-checks-and-storage"
+        "-faults)",
+    },
 }
 #: ``{"ok": false, "error": "<code>", "detail": "..."}``, whatever the code.
 _ERROR = closed({"ok": {"const": False}, "error": STR, "detail": STR}, _ERROR_EXTRAS)
@@ -254,7 +266,11 @@ ERROR_CODES: dict[str, ErrorCode] = {
     ),
     "unavailable": ErrorCode(
         503,
-        "Storage could not commit; nothing was stored; retry after Retry-After seconds.",
+        "The storage failed (`reason`: read_only, disk_full, io_error, locked, corrupt,"
+        " writer_down, timeout, commit_failed); nothing was stored (after `timeout` the write"
+        " may still commit: a retried event is then a duplicate); retry after Retry-After"
+        " seconds.",
+        required=("reason",),
         retry_after=True,
     ),
 }
@@ -348,8 +364,19 @@ def _bind_answer(*statuses: str) -> Schema:
     }
 
 
-_HEALTH = closed(
-    {"ok": BOOL, "version": STR, "schema": INT, "writer": enum(["running", "stopped"])}
+_HEALTH_PARTS = {"version": STR, "schema": INT, "writer": enum(["running", "stopped"])}
+_HEALTHY = closed({"ok": TRUE, **_HEALTH_PARTS, "storage": {"const": "ok"}})
+#: /healthz while the storage fails: the error shape of 503 unavailable and the health fields.
+_UNHEALTHY = closed(
+    {
+        "ok": {"const": False},
+        "error": {"const": "unavailable"},
+        "reason": _ERROR_EXTRAS["reason"],
+        "detail": STR,
+        "since_ms": {**nullable(MS), "description": "since when (null: the writer is not up)"},
+        **_HEALTH_PARTS,
+        "storage": {"const": "failing"},
+    }
 )
 _SPACE = closed({"id": INT, "name": STR, "created_ms": MS})
 _DESTINATION = closed(
@@ -466,6 +493,35 @@ _STREAMS = answer(
         "reader": closed({"running": BOOL, "reads": _COUNT}),
     }
 )
+
+
+def _removed(keys: tuple[str, ...]) -> Schema:
+    return {
+        "description": "what it removed, or would remove (dry_run): every count, zeros included"
+        " (docs/api.md#deleting-and-erasing)",
+        **closed({k: _COUNT for k in keys}),
+    }
+
+
+def _deletion(head: Mapping[str, Schema], keys: tuple[str, ...]) -> Schema:
+    return answer({"space_id": INT, **head, "dry_run": BOOL, "removed": _removed(keys)})
+
+
+_ERASE_UID: Schema = {"type": "string", "minLength": 1, "maxLength": MAX_UID_LEN}
+_ERASE_TG_ID: Schema = {
+    "anyOf": [
+        {"type": "integer", "minimum": 1, "maximum": MAX_TG_ID - 1},
+        {"type": "string", "pattern": "^[0-9]+$"},
+    ]
+}
+_ERASE_BODY: Schema = {
+    "description": "exactly one of uid and tg_id; dry_run: only count",
+    "oneOf": [
+        closed({"uid": _ERASE_UID}, {"dry_run": BOOL}),
+        closed({"tg_id": _ERASE_TG_ID}, {"dry_run": BOOL}),
+    ],
+}
+_PERSON: Schema = {"anyOf": [closed({"uid": STR}), closed({"tg_id": INT})]}
 #: The ``data`` of a live stream's last message, ``event: end``: why the server ended it.
 _STREAM_END = closed({"type": {"const": "end"}, "reason": enum(END_REASONS)})
 _CURSOR_PART = "[0-9]+(\\.[0-9]+)*"  # one table's part of a stream cursor: 12, or 345.2.5
@@ -638,6 +694,7 @@ SECURITY: dict[str, list[dict[str, list[str]]]] = {
     "ingest_or_body": [{"ingestToken": []}, {}],
     "admin": [{"adminToken": []}],
     "report": [{"adminToken": []}, {"spaceBearer": []}],
+    "metrics": [{"adminToken": []}, {"metricsToken": []}],
 }
 
 _SPACE_ID = Param(
@@ -653,6 +710,12 @@ _DESTINATION_ID = Param(
 _SLUG = Param("slug", STR, "the link's slug", required=True, where="path")
 _TOKEN = Param("name", STR, "the ingest token's name", required=True, where="path")
 _TG_ID: Schema = {"type": "integer", "minimum": 1, "maximum": MAX_TG_ID - 1}
+_DRY_RUN = Param(
+    "dry_run",
+    enum(["1", "0", "true", "false", "yes", "no"]),
+    "1, true or yes: only count what would be removed; 0, false, no or absent: delete (any"
+    " case); anything else is 422",
+)
 _LIMIT = Param("limit", {"type": "integer", "minimum": 1}, "default 100, at most 1000")
 
 # The error codes, by what an operation does.
@@ -688,6 +751,13 @@ _NO_LINK = Answer(
     "No such link or a disabled one (an HTML page), or a path that is not a slug (the error"
     " shape).",
     {"text/html": STR, "application/json": ref("Error")},
+)
+_LANDING_DOWN = Answer(
+    "The link cannot be looked up: storage fails and this server has not seen the link since"
+    " it started (an HTML page). A link it knows is still served, its click kept until storage"
+    " takes it.",
+    {"text/html": STR},
+    _RETRY_AFTER,
 )
 _LANDING = (
     "Records a click and mints its uid (a HEAD request or a crawler records none). No"
@@ -789,13 +859,47 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation(
         id="healthz",
         route="GET /healthz",
-        summary="Health: the database answers, the writer runs",
+        summary="Health: the storage takes writes",
         tag="meta",
         auth="none",
         answers={
-            200: json_answer("Healthy.", _HEALTH),
-            503: json_answer("The writer has stopped (this body is not the error shape).", _HEALTH),
+            200: json_answer("The storage takes writes.", _HEALTHY),
+            503: Answer(
+                "The storage fails (or the writer is not running): the error shape of"
+                " `unavailable` with its `reason`, since when, and the health fields; until a"
+                " write commits again.",
+                {"application/json": _UNHEALTHY},
+                _RETRY_AFTER,
+            ),
         },
+        description="Answers from what the last commits and reads showed, and the probe an idle"
+        " server writes every 2 s; it reads nothing itself. For monitoring; a load balancer"
+        " watches GET /livez.",
+    ),
+    Operation(
+        id="livez",
+        route="GET /livez",
+        summary="Liveness: the server answers",
+        tag="meta",
+        auth="none",
+        answers={200: json_answer("Always, without looking at the storage.", answer({}))},
+    ),
+    Operation(
+        id="metrics",
+        route="GET /metrics",
+        summary="Prometheus metrics",
+        tag="meta",
+        auth="metrics",
+        answers={
+            200: Answer(
+                "Prometheus's text format, or OpenMetrics when the Accept header asks for"
+                " application/openmetrics-text. See docs/operations.md#metrics.",
+                {"text/plain": STR, "application/openmetrics-text": STR},
+            )
+        },
+        errors=("unauthorized", "rate_limited", "unavailable"),
+        description="The admin token or XTRACKER_METRICS_TOKEN; no credential at all when"
+        " XTRACKER_METRICS_PUBLIC is on.",
     ),
     Operation(
         id="openapi",
@@ -812,7 +916,7 @@ OPERATIONS: tuple[Operation, ...] = (
         summary="A link's landing page",
         tag="landing",
         auth="none",
-        answers={200: Answer("The page.", {"text/html": STR}), 404: _NO_LINK},
+        answers={200: Answer("The page.", {"text/html": STR}), 404: _NO_LINK, 503: _LANDING_DOWN},
         params=(_SLUG,),
         description=_LANDING,
     ),
@@ -822,7 +926,7 @@ OPERATIONS: tuple[Operation, ...] = (
         summary="A link's landing page, without a click",
         tag="landing",
         auth="none",
-        answers={200: Answer("The page's headers."), 404: _NO_LINK},
+        answers={200: Answer("The page's headers."), 404: _NO_LINK, 503: _LANDING_DOWN},
         params=(_SLUG,),
     ),
     Operation(
@@ -836,6 +940,7 @@ OPERATIONS: tuple[Operation, ...] = (
                 "To where the link leads.", headers={"Location": {"required": True, "schema": STR}}
             ),
             404: _NO_LINK,
+            503: _LANDING_DOWN,
         },
         params=(_SLUG,),
         description=_LANDING,
@@ -852,6 +957,7 @@ OPERATIONS: tuple[Operation, ...] = (
                 headers={"Location": {"required": True, "schema": STR}},
             ),
             404: _NO_LINK,
+            503: _LANDING_DOWN,
         },
         params=(_SLUG,),
     ),
@@ -1069,6 +1175,58 @@ OPERATIONS: tuple[Operation, ...] = (
         params=(_SPACE_ID, _SLUG),
         body=ref("LinkChange"),
     ),
+    Operation(
+        id="delete_link",
+        route="DELETE /admin/spaces/{space_id}/links/{slug}",
+        summary="Delete a link",
+        tag="admin",
+        auth="admin",
+        answers={
+            200: json_answer(
+                "What it removed, or with dry_run what it would remove.",
+                _deletion({"link": STR}, LINK_KEYS),
+            )
+        },
+        errors=("invalid_field", *_ADMIN),
+        params=(_SPACE_ID, _SLUG, _DRY_RUN),
+        description="Its landing and redirect answer 404 at once; its clicks and their events"
+        " stay and count under no link. 404: no such link in this space.",
+    ),
+    Operation(
+        id="delete_space",
+        route="DELETE /admin/spaces/{space_id}",
+        summary="Delete a space",
+        tag="admin",
+        auth="admin",
+        answers={
+            200: json_answer(
+                "What it removed, or with dry_run what it would remove.",
+                _deletion({}, SPACE_KEYS),
+            )
+        },
+        errors=("invalid_field", *_ADMIN),
+        params=(_SPACE_ID, _DRY_RUN),
+        description="The space and everything of it; its credentials stop working and its live"
+        " streams end at once. A deletion cut short is finished by the same request.",
+    ),
+    Operation(
+        id="erase",
+        route="POST /admin/spaces/{space_id}/erase",
+        summary="Erase one person's data",
+        tag="admin",
+        auth="admin",
+        answers={
+            200: json_answer(
+                "What it removed, or with dry_run what it would remove.",
+                _deletion({"person": _PERSON}, ERASURE_KEYS),
+            )
+        },
+        errors=(*_JSON_BODY, *_ADMIN),
+        params=(_SPACE_ID,),
+        body=_ERASE_BODY,
+        description="Everything the space holds about a uid or a Telegram user id: clicks,"
+        " events, binds, postback log rows and deliveries.",
+    ),
     # --- admin: destinations and the outbox
     Operation(
         id="list_destinations",
@@ -1120,6 +1278,23 @@ OPERATIONS: tuple[Operation, ...] = (
                 "access_token": STR,
             },
         ),
+    ),
+    Operation(
+        id="delete_destination",
+        route="DELETE /admin/spaces/{space_id}/destinations/{destination_id}",
+        summary="Delete a destination",
+        tag="admin",
+        auth="admin",
+        answers={
+            200: json_answer(
+                "What it removed, or with dry_run what it would remove.",
+                _deletion({"destination_id": INT}, DESTINATION_KEYS),
+            )
+        },
+        errors=("invalid_field", *_ADMIN),
+        params=(_SPACE_ID, _DESTINATION_ID, _DRY_RUN),
+        description="The destination and every delivery to it: those not sent yet are dropped."
+        " 404: no such destination in this space.",
     ),
     Operation(
         id="test_destination",
@@ -1442,6 +1617,11 @@ def document(base_url: str) -> dict[str, Any]:
                     "type": "http",
                     "scheme": "bearer",
                     "description": "the operator's admin token",
+                },
+                "metricsToken": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "XTRACKER_METRICS_TOKEN, for GET /metrics only",
                 },
                 "ingestToken": {
                     "type": "apiKey",

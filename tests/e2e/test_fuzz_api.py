@@ -9,10 +9,12 @@ answer (status, content type, headers, body) must be one the document describes.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import httpx
 import pytest
 import schemathesis
 from schemathesis.checks import not_a_server_error
@@ -51,6 +53,7 @@ CONFIG = schemathesis.Config.from_dict(
 # with pytest 9); the `live` fixture checks that the server serves this same document.
 schema = schemathesis.openapi.from_dict(document("http://127.0.0.1"), config=CONFIG)
 AUTH = {op.id: op.auth for op in OPERATIONS}
+ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 
 
 @dataclass
@@ -58,13 +61,15 @@ class Live:
     server: Server
     space: SpaceKeys
     spare: SpaceKeys
+    doomed: int  # the space the deletions and erasures are sent to
     sink: Sink
 
 
 @pytest.fixture(scope="module")
 def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
     """The server, with space 1 holding a link and a webhook (destination 1) to a local sink,
-    so that small ids find real objects, and a spare space 2. No worker: deliveries wait in the
+    so that small ids find real objects, a spare space 2, and space 3 for the deletions and
+    erasures, with a link and a webhook of its own. No worker: deliveries wait in the
     outbox. Nothing here is about durability, so SQLite does not sync."""
     sink = Sink()
     server = Server(
@@ -81,26 +86,40 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
     )  # fmt: skip
     server.start()
     space, spare = server.new_space("fuzz"), server.new_space("spare")
-    admin = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
     with server.client() as http:
         assert http.get("/openapi.json").json() == document(server.url)
         link = {"slug": "fuzz", "kind": "bot", "target": "fuzz_bot"}
-        assert http.post(f"/admin/spaces/{space.id}/links", json=link, headers=admin).is_success
+        assert http.post(f"/admin/spaces/{space.id}/links", json=link, headers=ADMIN).is_success
         hook = {"kind": "webhook", "url": f"{sink.url}/hook"}
-        r = http.post(f"/admin/spaces/{space.id}/destinations", json=hook, headers=admin)
+        r = http.post(f"/admin/spaces/{space.id}/destinations", json=hook, headers=ADMIN)
         assert r.is_success, r.text
         uid = http.post("/clicks", json={"link_slug": "fuzz"}, headers=space.auth).json()["uid"]
         event = {"event": "deposit", "uid": uid, "value": "5", "eid": "fuzz-1"}
         assert http.post("/events", json=event, headers=space.auth).is_success
-    yield Live(server, space, spare, sink)
+        doomed = _doomed_space(http, "doomed", f"{sink.url}/hook")
+    yield Live(server, space, spare, doomed, sink)
     server.stop()
     sink.close()
+
+
+def _doomed_space(http: httpx.Client, name: str, hook: str) -> int:
+    """A new space with a link (slug ``name``) and a webhook: something to delete."""
+    r = http.post("/admin/spaces", json={"name": name}, headers=ADMIN)
+    assert r.status_code == 201, r.text
+    space_id: int = r.json()["id"]
+    link = {"slug": name, "kind": "bot", "target": "doomed_bot"}
+    r = http.post(f"/admin/spaces/{space_id}/links", json=link, headers=ADMIN)
+    assert r.is_success, r.text
+    r = http.post(f"/admin/spaces/{space_id}/destinations", json={"kind": "webhook", "url": hook},
+                  headers=ADMIN)  # fmt: skip
+    assert r.is_success, r.text
+    return space_id
 
 
 def _authorize(case: schemathesis.Case, live: Live) -> None:
     """The credential the operation takes (the admin token where either is accepted)."""
     auth = AUTH[case.operation.definition.raw["operationId"]]
-    if auth in ("admin", "report"):
+    if auth in ("admin", "report", "metrics"):
         case.headers = {**(case.headers or {}), "Authorization": f"Bearer {ADMIN_TOKEN}"}
     elif auth == "bearer":
         case.headers = {**(case.headers or {}), **live.space.auth}
@@ -116,6 +135,27 @@ _ENDS_CREDENTIALS = {"revoke_key", "revoke_token", "set_token_binds"}
 def _spare(case: schemathesis.Case, live: Live) -> None:
     if str((case.path_parameters or {}).get("space_id")) == str(live.space.id):
         case.path_parameters = {**(case.path_parameters or {}), "space_id": live.spare.id}
+
+
+#: Operations that delete or erase: aimed at a space the other cases use, they go to the
+#: doomed space instead, and a space deletion to a new space of its own each time (so that
+#: the doomed space stays for the others).
+_DELETES = {"delete_space", "delete_link", "delete_destination", "erase"}
+
+
+def _doomed(case: schemathesis.Case, live: Live) -> None:
+    op_id = case.operation.definition.raw["operationId"]
+    kept = {str(s) for s in (live.space.id, live.spare.id, live.doomed)}
+    if str((case.path_parameters or {}).get("space_id")) not in kept:
+        return
+    target = live.doomed
+    if op_id == "delete_space":
+        with live.server.client() as http:
+            target = _doomed_space(http, f"doomed-{next(_NAMES)}", f"{live.sink.url}/hook")
+    case.path_parameters = {**(case.path_parameters or {}), "space_id": target}
+
+
+_NAMES = itertools.count(1)
 
 
 def _loopback(value: Any, url: str) -> Any:
@@ -140,5 +180,7 @@ def test_no_request_gets_a_server_error_or_an_undocumented_answer(
         case.body = _loopback(case.body, f"{live.sink.url}/fuzz")
     if op_id in _ENDS_CREDENTIALS:
         _spare(case, live)
+    if op_id in _DELETES:
+        _doomed(case, live)
     # A redirect is the answer under test; following one could leave the machine.
     case.call_and_validate(base_url=live.server.url, checks=CHECKS, allow_redirects=False)

@@ -5,6 +5,7 @@ every operation."""
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,19 +24,24 @@ from xtracker_server.config import Settings
 from xtracker_server.openapi import OPERATIONS, Operation
 
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+METRICS_TOKEN = "xt-metrics-" + "m" * 24
 
 
 @dataclass
 class World:
     """A server with a little of everything: two spaces, a link, a webhook to a local sink,
     a click, a bind, a delivered deposit, a postback and its repeat with another amount; the
-    other space takes no token binds and has an ingest token named "doomed"."""
+    other space takes no token binds and has an ingest token named "doomed". What the deletion
+    calls delete is made for them: a third space ``doomed``, and in the other space the link
+    "gone" and the destination ``doomed_destination_id``; the erasure erases "u-erase"."""
 
     server: Server
     space: SpaceKeys
     other: SpaceKeys
     slug: str
     destination_id: int
+    doomed: SpaceKeys
+    doomed_destination_id: int
     document: dict[str, Any]
     http: httpx.Client
 
@@ -52,10 +58,12 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
             # many calls here fail authentication on purpose: no throttle on this address
             "--auth-failures-per-minute", "0",
             "--stream-max-per-credential", "1",  # a second stream shows the cap's 429
+            "--metrics-token", METRICS_TOKEN,
         ),
     )  # fmt: skip
     server.start()
     space, other = server.new_space("contract"), server.new_space("other")
+    doomed_space = server.new_space("doomed")
     with server.client() as http:
         link = {"slug": "contract", "kind": "bot", "target": "contract_bot"}
         assert http.post(f"/admin/spaces/{space.id}/links", json=link, headers=ADMIN).is_success
@@ -74,10 +82,22 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         doomed = {"name": "doomed"}
         r = http.post(f"/admin/spaces/{other.id}/tokens", json=doomed, headers=ADMIN)
         assert r.is_success, r.text
+        gone = {"slug": "gone", "kind": "bot", "target": "gone_bot"}
+        assert http.post(f"/admin/spaces/{other.id}/links", json=gone, headers=ADMIN).is_success
+        http.get("/r/gone")  # a click that stays without its link
+        ending = http.post(f"/admin/spaces/{other.id}/destinations", json=hook, headers=ADMIN)
+        assert ending.is_success, ending.text
+        erased = {"event": "contact", "uid": "u-erase", "eid": "erase-1"}
+        assert http.post("/events", json=erased, headers=space.auth).is_success
+        bind = {"uid": "u-erase", "tg_id": 4242}
+        assert http.post("/bind", json=bind, headers=space.auth).is_success
         sink.wait_for(1)
         document = http.get("/openapi.json").json()
     with server.client() as http:
-        yield World(server, space, other, "contract", made.json()["id"], document, http)
+        yield World(
+            server, space, other, "contract", made.json()["id"], doomed_space, ending.json()["id"],
+            document, http,
+        )  # fmt: skip
     server.stop()
     sink.close()
 
@@ -233,6 +253,14 @@ CALLS: dict[str, list[Call]] = {
         Call(422, json={"link_slug": "nope"}),
     ],
     "healthz": [Call(200, auth=None)],
+    "livez": [Call(200, auth=None)],
+    "metrics": [
+        Call(200),
+        Call(200, auth="metrics"),
+        Call(200, headers={"accept": "application/openmetrics-text; version=1.0.0"}),
+        Call(401, auth=None),
+        Call(401, auth="own_space"),
+    ],
     "openapi": [Call(200, auth=None)],
     "get_landing": [
         Call(200, auth=None),
@@ -323,6 +351,39 @@ CALLS: dict[str, list[Call]] = {
         Call(413, content=b"{}" + b" " * 70_000),
         Call(422, json={"slug": "other"}),
     ],
+    # Each deletion deletes what the world made for it (World), whatever the order of the tests.
+    "delete_link": [
+        Call(200, path={"space_id": "other", "slug": "gone"}, params={"dry_run": "1"}),
+        Call(401, auth=None, path={"space_id": "other", "slug": "gone"}),
+        Call(401, auth="own_space", path={"space_id": "other", "slug": "gone"}),
+        Call(422, path={"space_id": "other", "slug": "gone"}, params={"dry_run": "maybe"}),
+        Call(200, path={"space_id": "other", "slug": "gone"}),
+        Call(404, path={"space_id": "other", "slug": "gone"}),  # deleted
+        Call(404, path={"space_id": "other"}),  # the world's link is in another space
+        Call(404, path={"space_id": 999, "slug": "gone"}),
+    ],
+    "delete_space": [
+        Call(200, path={"space_id": "doomed"}, params={"dry_run": "true"}),
+        Call(401, auth=None, path={"space_id": "doomed"}),
+        Call(401, auth="own_space", path={"space_id": "doomed"}),
+        Call(422, path={"space_id": "doomed"}, params={"dry_run": "2"}),
+        Call(200, path={"space_id": "doomed"}),
+        Call(404, path={"space_id": "doomed"}),  # deleted
+        Call(404, path={"space_id": 2**70}),
+        Call(404, path={"space_id": "\u00b2"}),
+    ],
+    "erase": [
+        Call(200, json={"uid": "u-erase", "dry_run": True}),
+        Call(200, json={"uid": "u-erase"}),
+        Call(200, json={"tg_id": "4242"}),
+        Call(400, content=b"{"),
+        Call(401, auth=None, json={"uid": "u-erase"}),
+        Call(404, path={"space_id": 999}, json={"uid": "u-erase"}),
+        Call(413, content=b"{}" + b" " * 70_000),
+        Call(422, json={}),
+        Call(422, json={"uid": "u-erase", "tg_id": 4242}),
+        Call(422, json={"uid": "u-erase", "dry_run": "yes"}),
+    ],
     "list_destinations": [Call(200), Call(401, auth=None), Call(404, path={"space_id": 999})],
     "create_destination": [
         Call(201, json={"kind": "s2s_postback", "url_template": "http://127.0.0.1:9/pb?c={uid}"}),
@@ -339,6 +400,16 @@ CALLS: dict[str, list[Call]] = {
         Call(404, path={"destination_id": 999}, json={"name": "x"}),
         Call(413, content=b"{}" + b" " * 70_000),
         Call(422, json={"url": "http://y"}),
+    ],
+    "delete_destination": [
+        Call(200, path={"space_id": "other", "destination_id": "doomed"}, params={"dry_run": "1"}),
+        Call(401, auth=None, path={"space_id": "other", "destination_id": "doomed"}),
+        Call(422, path={"space_id": "other", "destination_id": "doomed"}, params={"dry_run": "x"}),
+        Call(200, path={"space_id": "other", "destination_id": "doomed"}),
+        Call(404, path={"space_id": "other", "destination_id": "doomed"}),  # deleted
+        Call(404, path={"space_id": "other"}),  # the world's webhook is in another space
+        Call(404, path={"space_id": "other", "destination_id": 2**70}),
+        Call(404, path={"space_id": "other", "destination_id": "\u00b2"}),
     ],
     "test_destination": [
         Call(200),
@@ -449,10 +520,12 @@ def _credential(world: World, op_id: str, who: str | None) -> tuple[dict[str, st
     auth = _OPERATION[op_id].auth
     if who == "own":
         who = {"bearer": "own_space", "ingest": "ingest", "ingest_or_body": "ingest"}.get(
-            auth, "admin" if auth in ("admin", "report") else None
+            auth, "admin" if auth in ("admin", "report", "metrics") else None
         )
     if who == "admin":
         return ADMIN, {}
+    if who == "metrics":
+        return {"Authorization": f"Bearer {METRICS_TOKEN}"}, {}
     if who in ("own_space", "other_space"):
         space = world.space if who == "own_space" else world.other
         return space.auth, {}
@@ -481,6 +554,10 @@ def _call(world: World, op_id: str, call: Call) -> Answer:
     }
     if values["space_id"] == "other":
         values["space_id"] = world.other.id
+    if values["space_id"] == "doomed":
+        values["space_id"] = world.doomed.id
+    if values["destination_id"] == "doomed":
+        values["destination_id"] = world.doomed_destination_id
     headers, query = _credential(world, op_id, call.auth)
     request = world.http.build_request(
         op.method,
@@ -608,3 +685,34 @@ def test_the_throttle_of_failed_authentications_answers_as_documented(
                 e.message for e in _validator(world.document, pointer).iter_errors(answer.json())
             ]
             assert errors == [], what
+
+
+def test_a_storage_fault_answers_as_documented(world: World, start_server: ServerFactory) -> None:
+    """While another process holds the write lock past XTRACKER_WRITE_TIMEOUT_S, a write answers
+    503 ``unavailable`` with its ``reason`` and Retry-After, and /healthz answers its 503 body,
+    as the document says; /livez still answers 200."""
+    server = start_server("--write-timeout-s", "1", "--no-worker", "--rate-limit", "0")
+    space = server.new_space("locked")
+    blocker = sqlite3.connect(server.db, isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")  # another process's long write transaction
+    try:
+        with server.client() as http:
+            answers = {
+                "post_events": http.post("/events", json=deposit("locked"), headers=space.auth),
+                "delete_space": http.delete(f"/admin/spaces/{space.id}", headers=ADMIN),
+                "healthz": http.get("/healthz"),
+                "livez": http.get("/livez"),
+            }
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+    for op_id, answer in answers.items():
+        what = f"{op_id}: {answer.status_code} {answer.text}"
+        status = 200 if op_id == "livez" else 503
+        assert answer.status_code == status, what
+        if status == 503:
+            assert answer.json()["reason"] == "timeout", what
+            assert answer.headers["retry-after"].isdigit(), what
+        pointer = _pointer_of(world.document, _OPERATION[op_id], status, "application/json")
+        errors = [e.message for e in _validator(world.document, pointer).iter_errors(answer.json())]
+        assert errors == [], what

@@ -24,6 +24,7 @@ from xtracker_server import deletion
 from xtracker_server.admin._spaces import admin_space
 from xtracker_server.auth import now_ms
 from xtracker_server.domain.deletion import Person, check_tg_id, check_uid
+from xtracker_server.domain.query import whole_number
 from xtracker_server.errors import ApiError, field_error
 from xtracker_server.ingress._http import read_json_object
 from xtracker_server.state import app_state
@@ -155,9 +156,10 @@ def _dry_run(request: Request) -> bool:
 
 def _id(request: Request, param: str, what: str) -> int:
     raw = request.path_params[param]
-    if not raw.isdigit():
-        raise ApiError(404, "not_found", f"no {what} {raw}")
-    return int(raw)
+    found = whole_number(raw)  # not isdigit(): "²" and 2**70 are no ids either (they were 500s)
+    if found is None:
+        raise ApiError(404, "not_found", f"no {what} {raw[:40]}")
+    return found
 
 
 routes = [

@@ -31,7 +31,7 @@ def test_the_documented_dedup_key_is_the_one_the_code_computes() -> None:
 
 def test_the_documented_worker_lease_is_the_code_s() -> None:
     lease_s = Worker(store=None, settings=Settings()).lease_ms // 1000  # type: ignore[arg-type]
-    operations = re.search(r"(\d+) s by default", _read("docs/operations.md"))
+    operations = re.search(r"(\d+) s by default: the worker holds", _read("docs/operations.md"))
     destinations = re.search(
         r"\((\d+) seconds with the default timeout", _read("docs/destinations.md")
     )

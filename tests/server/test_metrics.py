@@ -225,7 +225,7 @@ def test_the_tally_keeps_totals_by_reason_across_takes() -> None:
     tally.add(1, 2, Reason.LIMITED, 0)
     tally.take()
     tally.add(1, 3, Reason.BOT, 0)
-    assert tally.totals() == {"bot": 2, "limited": 1}
+    assert tally.totals() == {"bot": 2, "limited": 1, "dropped": 0}
 
 
 def test_a_labelled_child_is_looked_up_once() -> None:

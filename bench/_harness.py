@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 HOST = "127.0.0.1"
 BENCH_DIR = Path(__file__).resolve().parent
@@ -393,3 +393,13 @@ def run_script(main: Callable[[], int], what: str = "servers stopped") -> None:
     except RuntimeError as exc:
         log(f"error: {exc}")
         sys.exit(1)
+
+
+def print_problems(problems: Sequence[str], line: str, out: TextIO) -> None:
+    """The closing lines of a report: what made the measurement unclean, if anything."""
+    if problems:
+        print(line, file=out)
+        print("!!! THE MEASUREMENT IS NOT CLEAN:", file=out)
+        for problem in problems:
+            print(f"!!!   {problem}", file=out)
+    print(line, file=out)

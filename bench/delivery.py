@@ -73,6 +73,7 @@ from _harness import (
     healthz_ok,
     http_request,
     log,
+    print_problems,
     run_script,
     running_server,
     stop_process,
@@ -480,12 +481,7 @@ def print_summary(report: Report, out: TextIO) -> None:
         f"xtracker/plain aiohttp {report.ratio_to_aiohttp:.2f}: the cost of the bookkeeping)",
         file=out,
     )
-    if report.problems:
-        print(line, file=out)
-        print("!!! THE MEASUREMENT IS NOT CLEAN:", file=out)
-        for problem in report.problems:
-            print(f"!!!   {problem}", file=out)
-    print(line, file=out)
+    print_problems(report.problems, line, out)
 
 
 # --------------------------------------------------------------------------- main

@@ -50,6 +50,7 @@ from _harness import (
     filesystem_of,
     http_request,
     log,
+    print_problems,
     run_script,
     run_wrk,
     start_pair,
@@ -126,12 +127,7 @@ def print_summary(report: Report, out: TextIO) -> None:
         f"({report.inbox_rows - report.xtracker_acknowledged:+d}: in flight when wrk stopped)",
         file=out,
     )
-    if report.problems:
-        print(line, file=out)
-        print("!!! THE MEASUREMENT IS NOT CLEAN:", file=out)
-        for problem in report.problems:
-            print(f"!!!   {problem}", file=out)
-    print(line, file=out)
+    print_problems(report.problems, line, out)
 
 
 # --------------------------------------------------------------------------- main

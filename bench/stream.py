@@ -58,6 +58,7 @@ from _harness import (
     healthz_ok,
     http_request,
     log,
+    print_problems,
     run_script,
     run_wrk,
     running_server,
@@ -221,12 +222,7 @@ def print_summary(report: Report, out: TextIO) -> None:
         file=out,
     )
     print(f"stream reader          : {report.reader_reads_per_s:.1f} reads/s", file=out)
-    if report.problems:
-        print(line, file=out)
-        print("!!! THE MEASUREMENT IS NOT CLEAN:", file=out)
-        for problem in report.problems:
-            print(f"!!!   {problem}", file=out)
-    print(line, file=out)
+    print_problems(report.problems, line, out)
 
 
 # --------------------------------------------------------------------------- main

@@ -20,8 +20,8 @@ from decimal import ROUND_HALF_EVEN, Decimal
 from enum import Enum
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from xtracker_client import CANONICAL_EVENTS
 from xtracker_server.domain.query import whole_number
+from xtracker_wire import CANONICAL_EVENTS
 
 #: The funnel, in order: the click, then the four canonical events.
 STEPS: tuple[str, ...] = ("click", *CANONICAL_EVENTS)

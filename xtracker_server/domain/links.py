@@ -24,6 +24,7 @@ from pydantic import (
 )
 
 from xtracker_server.domain.clicks import UID_LENGTH
+from xtracker_server.exceptions import XTrackerServerError
 from xtracker_wire import BOT_USERNAME, START_PAYLOAD_MAX, STARTAPP_PAYLOAD_MAX, is_start_payload
 
 
@@ -40,7 +41,7 @@ _PREFIX = re.compile(r"[A-Za-z0-9]{1,20}")  # no "_": the first "_" ends the pre
 _CHANNEL_HOSTS = ("t.me", "telegram.me")
 
 
-class PayloadTooLong(ValueError):
+class PayloadTooLong(XTrackerServerError, ValueError):
     pass
 
 

@@ -7,31 +7,25 @@
     tracker.bind(uid, message.from_user.id)
     tracker.contact(uid)
 
-The wire models here are the single definition of a valid event; the server validates with them.
+``__all__`` is what a bot uses. What a valid event is (the wire models and the limits of each
+field) is defined in ``xtracker_wire``, which the server validates with too.
 """
 
 # httpx encodes host names with the "idna" codec, imported on first use. Imported here, so a
 # fork can never catch the sender thread half way through that import.
 import encodings.idna  # noqa: F401
+import warnings
+from typing import TYPE_CHECKING, Any
 
+import xtracker_wire
 from xtracker_client._async_client import AsyncXTracker
 from xtracker_client._client import XTracker
 from xtracker_client._core import DeliveryError, Receipt, Stats
-from xtracker_client._events import (
-    CANONICAL_EVENTS,
-    BindIn,
-    CanonicalEvent,
-    ClickIn,
-    EventIn,
-    check_currency,
-    check_occurred_at_ms,
-    check_plain_text,
-    decimal_text,
-    parse_value,
-)
 from xtracker_client._exceptions import (
     APIError,
+    ClientClosedError,
     ConfigurationError,
+    DeeplinkError,
     InvalidEventError,
     SpoolFullError,
     TransportError,
@@ -40,21 +34,18 @@ from xtracker_client._exceptions import (
 from xtracker_client._retry import Backoff
 from xtracker_client._spool import DeadLetter
 from xtracker_client._uid import deeplink, parse_start_payload
-
-__version__ = "0.1.0"
+from xtracker_wire import CanonicalEvent, __version__
 
 __all__ = [
-    "CANONICAL_EVENTS",
     "APIError",
     "AsyncXTracker",
     "Backoff",
-    "BindIn",
     "CanonicalEvent",
-    "ClickIn",
+    "ClientClosedError",
     "ConfigurationError",
     "DeadLetter",
+    "DeeplinkError",
     "DeliveryError",
-    "EventIn",
     "InvalidEventError",
     "Receipt",
     "SpoolFullError",
@@ -63,11 +54,33 @@ __all__ = [
     "XTracker",
     "XTrackerError",
     "__version__",
-    "check_currency",
-    "check_occurred_at_ms",
-    "check_plain_text",
-    "decimal_text",
     "deeplink",
     "parse_start_payload",
-    "parse_value",
 ]
+
+#: Names this package exported for the server until 0.1.0; they live in ``xtracker_wire`` now.
+_MOVED_TO_WIRE = frozenset(
+    {
+        "CANONICAL_EVENTS",
+        "BindIn",
+        "ClickIn",
+        "EventIn",
+        "check_currency",
+        "check_occurred_at_ms",
+        "check_plain_text",
+        "decimal_text",
+        "parse_value",
+    }
+)
+
+if not TYPE_CHECKING:  # a type checker reports the old names as missing: the warning, earlier
+
+    def __getattr__(name: str) -> Any:
+        if name in _MOVED_TO_WIRE:
+            warnings.warn(
+                f"xtracker_client.{name} is deprecated: import it from xtracker_wire",
+                DeprecationWarning,
+                stacklevel=2,
+            )
+            return getattr(xtracker_wire, name)
+        raise AttributeError(f"module 'xtracker_client' has no attribute {name!r}")

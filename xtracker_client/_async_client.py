@@ -25,9 +25,10 @@ from xtracker_client._core import (
     click_body,
     judge,
 )
-from xtracker_client._events import CanonicalEvent
+from xtracker_client._exceptions import ClientClosedError
 from xtracker_client._retry import Backoff
 from xtracker_client._spool import DeadLetter, DropPolicy, Kind
+from xtracker_wire import CanonicalEvent
 
 T = TypeVar("T")
 
@@ -296,7 +297,7 @@ class AsyncXTracker:
 
     def _check_open(self) -> None:
         if self._closed:
-            raise RuntimeError("this AsyncXTracker is closed")
+            raise ClientClosedError("this AsyncXTracker is closed")
         self._check_fork()
 
     def _check_fork(self) -> None:

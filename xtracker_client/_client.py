@@ -26,9 +26,10 @@ from xtracker_client._core import (
     judge,
     monotonic,
 )
-from xtracker_client._events import CanonicalEvent
+from xtracker_client._exceptions import ClientClosedError
 from xtracker_client._retry import Backoff
 from xtracker_client._spool import DeadLetter, DropPolicy
+from xtracker_wire import CanonicalEvent
 
 _CLIENTS: weakref.WeakSet[XTracker] = weakref.WeakSet()
 
@@ -303,7 +304,7 @@ class XTracker:
 
     def _check_open(self) -> None:
         if self._closed:
-            raise RuntimeError("this XTracker is closed")
+            raise ClientClosedError("this XTracker is closed")
         self._check_fork()
 
     def _check_fork(self) -> None:

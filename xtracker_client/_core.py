@@ -21,7 +21,6 @@ from typing import Any
 import httpx
 from pydantic import ValidationError
 
-from xtracker_client._events import BindIn, CanonicalEvent, EventIn, decimal_text
 from xtracker_client._exceptions import (
     APIError,
     ConfigurationError,
@@ -31,6 +30,7 @@ from xtracker_client._exceptions import (
 )
 from xtracker_client._retry import RETRYABLE, Backoff, error_of, retry_after_s
 from xtracker_client._spool import DropPolicy, Kind, Spool, SpooledItem, SpoolFull, now_ms
+from xtracker_wire import BindIn, CanonicalEvent, ClickIn, EventIn, decimal_text
 
 log = logging.getLogger("xtracker_client")
 
@@ -395,8 +395,6 @@ def _explain(exc: ValidationError) -> str:
 def click_body(
     link_slug: str | None, fbclid: str | None, campaign_name: str | None, raw_query: str | None
 ) -> dict[str, str]:
-    from xtracker_client._events import ClickIn
-
     raw = {
         "link_slug": link_slug,
         "fbclid": fbclid,

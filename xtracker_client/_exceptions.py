@@ -1,25 +1,41 @@
-"""The errors a caller can see.
+"""Every error the client raises: one tree, rooted at ``XTrackerError``.
 
     XTrackerError
-     ├── ConfigurationError   no server URL or bearer (argument or XTRACKER_URL / XTRACKER_BEARER)
+     ├── ConfigurationError   also a ValueError: no server URL or bearer (argument or
+     │                        XTRACKER_URL / XTRACKER_BEARER), or a bad bound or drop policy
      ├── InvalidEventError    also a ValueError: the event is wrong at the call site
      ├── SpoolFullError       the buffer is full and its policy is drop_newest
+     ├── ClientClosedError    also a RuntimeError: a call on a client that was closed
+     ├── DeeplinkError        also a ValueError: deeplink() was given what Telegram refuses
      └── APIError             the server answered with an error (only from calls that wait
           │                   for an answer, such as new_click(); buffered calls never raise it)
           └── TransportError  no answer at all after the retries (network, timeout)
 
 Buffered calls (``contact``, ``deposit``, ``bind`` …) raise only ``InvalidEventError`` and
-``SpoolFullError``: transport trouble never reaches the bot's handler.
+``SpoolFullError``: transport trouble never reaches the bot's handler. The classes that are also
+a built-in error were that error before they joined the tree, so ``except ValueError`` and
+``except RuntimeError`` around the client keep catching them.
 """
 
 from __future__ import annotations
 
+__all__ = [
+    "APIError",
+    "ClientClosedError",
+    "ConfigurationError",
+    "DeeplinkError",
+    "InvalidEventError",
+    "SpoolFullError",
+    "TransportError",
+    "XTrackerError",
+]
+
 
 class XTrackerError(Exception):
-    pass
+    """The root of every error the client raises."""
 
 
-class ConfigurationError(XTrackerError):
+class ConfigurationError(XTrackerError, ValueError):
     pass
 
 
@@ -28,6 +44,14 @@ class InvalidEventError(XTrackerError, ValueError):
 
 
 class SpoolFullError(XTrackerError):
+    pass
+
+
+class ClientClosedError(XTrackerError, RuntimeError):
+    pass
+
+
+class DeeplinkError(XTrackerError, ValueError):
     pass
 
 

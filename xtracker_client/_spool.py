@@ -26,6 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from xtracker_client._exceptions import ConfigurationError, XTrackerError
+
 DropPolicy = Literal["drop_oldest", "drop_newest"]
 Kind = Literal["event", "bind"]
 
@@ -83,8 +85,9 @@ class DeadLetter:
     dead_ms: int
 
 
-class SpoolFull(Exception):
-    """The spool is full and its policy is ``drop_newest``: this event was not stored."""
+class SpoolFull(XTrackerError):
+    """The spool is full and its policy is ``drop_newest``: this event was not stored. (The
+    client turns it into ``SpoolFullError`` with what it means for the call.)"""
 
 
 class Spool:
@@ -100,9 +103,9 @@ class Spool:
         fsync: bool = False,
     ) -> None:
         if drop_policy not in ("drop_oldest", "drop_newest"):
-            raise ValueError("drop_policy must be 'drop_oldest' or 'drop_newest'")
+            raise ConfigurationError("drop_policy must be 'drop_oldest' or 'drop_newest'")
         if max_rows < 1 or max_bytes < 1024:
-            raise ValueError("max_rows must be at least 1 and max_bytes at least 1024")
+            raise ConfigurationError("max_rows must be at least 1 and max_bytes at least 1024")
         self.path = str(path)
         self.max_rows = max_rows
         self.max_bytes = max_bytes

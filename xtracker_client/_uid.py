@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import re
+from xtracker_client._exceptions import DeeplinkError
+from xtracker_wire import BOT_USERNAME, START_PAYLOAD_MAX, is_start_payload
 
-#: Telegram's start payload: at most 64 characters of A-Z a-z 0-9 _ -.
-START_PAYLOAD = re.compile(r"[A-Za-z0-9_-]{1,64}")
-_BOT = re.compile(r"[A-Za-z][A-Za-z0-9_]{3,31}")
+__all__ = ["deeplink", "parse_start_payload"]
 
 
 def parse_start_payload(text: str | None, *, prefixes: tuple[str, ...] | None = None) -> str | None:
@@ -25,7 +24,7 @@ def parse_start_payload(text: str | None, *, prefixes: tuple[str, ...] | None = 
     command, _, rest = text.partition(" ")
     if command == "/start" or command.startswith("/start@"):
         text = rest.strip()
-    if not START_PAYLOAD.fullmatch(text):
+    if not is_start_payload(text):
         return None
     prefix, sep, uid = text.partition("_")
     if not sep or not prefix or not uid or (prefixes is not None and prefix not in prefixes):
@@ -34,16 +33,17 @@ def parse_start_payload(text: str | None, *, prefixes: tuple[str, ...] | None = 
 
 
 def deeplink(bot: str, uid: str, prefix: str = "fb") -> str:
-    """``https://t.me/<bot>?start=<prefix>_<uid>``; refuses what Telegram would reject."""
+    """``https://t.me/<bot>?start=<prefix>_<uid>``; refuses what Telegram would reject with
+    ``DeeplinkError`` (also a ``ValueError``)."""
     bot = bot.strip().removeprefix("@")
-    if not _BOT.fullmatch(bot):
-        raise ValueError(f"{bot!r} is not a bot username")
+    if not BOT_USERNAME.fullmatch(bot):
+        raise DeeplinkError(f"{bot!r} is not a bot username")
     if not prefix or "_" in prefix:
-        raise ValueError("the prefix must be non-empty and contain no '_'")
+        raise DeeplinkError("the prefix must be non-empty and contain no '_'")
     payload = f"{prefix}_{uid}"
-    if not START_PAYLOAD.fullmatch(payload):
-        raise ValueError(
-            f"start payload {payload!r} breaks Telegram's limit: at most 64 characters of "
-            "A-Z a-z 0-9 _ -"
+    if not is_start_payload(payload):
+        raise DeeplinkError(
+            f"start payload {payload!r} breaks Telegram's limit: at most {START_PAYLOAD_MAX}"
+            " characters of A-Z a-z 0-9 _ -"
         )
     return f"https://t.me/{bot}?start={payload}"

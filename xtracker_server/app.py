@@ -20,7 +20,7 @@ from xtracker_server.delivery.worker import Worker
 from xtracker_server.domain.unrecorded import ClickLimiter, Tally
 from xtracker_server.domain.visitors import parse_networks
 from xtracker_server.errors import EXCEPTION_HANDLERS
-from xtracker_server.hot import HotPaths
+from xtracker_server.hot import HotPaths, check_layers
 from xtracker_server.housekeeping import Housekeeper
 from xtracker_server.ingress.events import post_events
 from xtracker_server.landing.cache import LinkCache
@@ -77,6 +77,9 @@ def create_app(settings: Settings) -> HotPaths:
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        # Middleware can still be added after create_app() returns, until the app starts: what
+        # the hot paths would skip fails the start here (hot.py).
+        check_layers(app)
         await store.open()
         await state.pending.start()  # stores what a server that died left in the journal
         housekeeper = Housekeeper(store, settings, state.unrecorded)

@@ -33,12 +33,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from xtracker_server.domain.macros import UnfilledMacro
+from xtracker_server.exceptions import XTrackerServerError
 from xtracker_server.store.faults import FaultReason, StoreUnavailable, retry_after_s, storage_fault
 
 log = logging.getLogger("xtracker")
 
 
-class ApiError(Exception):
+class ApiError(XTrackerServerError):
     def __init__(
         self,
         status: int,

@@ -7,6 +7,15 @@ much CPU as the whole handler of a redirect (bench/ingest.py, bench/clicks.py). 
 same answers as everywhere else (``errors.EXCEPTION_HANDLERS``). Every other request, other
 methods on these paths included, goes to the Starlette application unchanged.
 
+What the hot paths skip is named in one place, ``REPLICATED_LAYERS``: the layers Starlette puts
+around the router of our app, each replaced here on the hot paths (both answer errors with
+``EXCEPTION_HANDLERS``, as ``_error_response`` does). Anything else around the router (a
+middleware given to the app or added with ``add_middleware``, another exception handler, debug
+mode, a layer a new Starlette release adds) would silently not run on the hot paths, so it is
+refused: ``HotPaths`` will not be built over such an app, and the app's lifespan
+(``check_layers``, called when the server starts) fails the start. To add a middleware, make
+it run here too and add it to ``REPLICATED_LAYERS``.
+
 Because the hot paths skip any middleware, this front is also where every request is counted
 for ``/metrics`` (by method, route template and status): those it serves itself, and those of
 the application, counted when their response starts.
@@ -17,6 +26,8 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 
 from starlette.applications import Starlette
+from starlette.middleware.errors import ServerErrorMiddleware
+from starlette.middleware.exceptions import ExceptionMiddleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
@@ -26,6 +37,37 @@ from xtracker_server.errors import EXCEPTION_HANDLERS
 from xtracker_server.metrics import UNMATCHED, Metrics
 
 Handler = Callable[[Request], Awaitable[Response]]
+
+#: The layers around the app's router, outermost first, that the hot paths replace: Starlette's
+#: catch-all (answers Exception with ``errors.on_unexpected``) and its exception middleware
+#: (answers the other ``EXCEPTION_HANDLERS``). ``_error_response`` does what both do.
+REPLICATED_LAYERS: tuple[type, ...] = (ServerErrorMiddleware, ExceptionMiddleware)
+
+
+def check_layers(app: Starlette) -> None:
+    """Refuse an app whose hot paths would skip something: a layer around its router other
+    than ``REPLICATED_LAYERS``, exception handlers other than ``EXCEPTION_HANDLERS``, or debug
+    mode (its error pages are not replicated here)."""
+    layers: list[type] = []
+    node: object = app.middleware_stack or app.build_middleware_stack()
+    while node is not app.router and len(layers) <= len(REPLICATED_LAYERS):
+        layers.append(type(node))
+        node = getattr(node, "app", None)
+    problems = []
+    if tuple(layers) != REPLICATED_LAYERS or node is not app.router:
+        names = ", ".join(layer.__name__ for layer in layers)
+        problems.append(f"the layers around the router are {names} (and maybe more)")
+    if app.exception_handlers != EXCEPTION_HANDLERS:
+        problems.append("its exception handlers are not errors.EXCEPTION_HANDLERS")
+    if app.debug:
+        problems.append("it is in debug mode")
+    if problems:
+        raise RuntimeError(
+            f"{'; '.join(problems)}: POST /events, /r/ and /l/ skip Starlette's middleware"
+            f" (xtracker_server/hot.py), which replaces only"
+            f" {', '.join(layer.__name__ for layer in REPLICATED_LAYERS)}. Make what you add"
+            " run in HotPaths too and list it in hot.REPLICATED_LAYERS."
+        )
 
 
 class HotPaths:
@@ -40,6 +82,7 @@ class HotPaths:
         """``exact``: (method, path) -> handler. ``prefixed``: (method, "/r/") -> (the name of
         the one path parameter that follows the prefix, handler). ``metrics``: where requests
         are counted (None: not counted)."""
+        check_layers(app)
         self.app = app
         # Each with its route template (what requests are counted by): "/r/{slug}".
         self._exact = {key: (handler, key[1]) for key, handler in exact.items()}

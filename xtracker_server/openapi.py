@@ -3,7 +3,7 @@
 
 ``OPERATIONS`` holds one ``Operation`` per route and method: documenting a new endpoint is one
 entry there. Request bodies reuse the pydantic models the server validates with (the wire
-models of ``xtracker_client``, ``LinkSpec``, ``DestinationInput`` ...); answers are described
+models of ``xtracker_wire``, ``LinkSpec``, ``DestinationInput`` ...); answers are described
 here, next to the handlers' shapes in ``views.py`` and ``reports.py``. Two tests keep the
 document true (tests/e2e/test_openapi.py): every route of the app must be in it, and real
 answers of a running server, successes and errors, must match its schemas.
@@ -24,13 +24,6 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from xtracker_client import CANONICAL_EVENTS, BindIn, ClickIn, EventIn, __version__
-from xtracker_client._events import (
-    MAX_EID_LEN,
-    MAX_TG_ID,
-    MAX_UID_LEN,
-    MIN_OCCURRED_AT_MS,
-)
 from xtracker_server.admin.routes import Rotate, SpaceCreate, TokenBinds
 from xtracker_server.admin.stream import END_REASONS
 from xtracker_server.admin.tokens import TokenAdd
@@ -49,6 +42,17 @@ from xtracker_server.state import app_state
 from xtracker_server.store.faults import FaultReason
 from xtracker_server.store.outbox import STATUSES
 from xtracker_server.store.postbacks import OUTCOMES
+from xtracker_wire import (
+    CANONICAL_EVENTS,
+    MAX_EID_LEN,
+    MAX_TG_ID,
+    MAX_UID_LEN,
+    MIN_OCCURRED_AT_MS,
+    BindIn,
+    ClickIn,
+    EventIn,
+    __version__,
+)
 
 Schema = dict[str, Any]
 

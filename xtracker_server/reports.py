@@ -15,7 +15,6 @@ import sqlite3
 import time
 from typing import Any
 
-from xtracker_client import CANONICAL_EVENTS, check_currency
 from xtracker_server.domain import reports as domain
 from xtracker_server.domain.reports import (
     Bucket,
@@ -26,6 +25,7 @@ from xtracker_server.domain.reports import (
 )
 from xtracker_server.store import links as link_store
 from xtracker_server.store import reports as store
+from xtracker_wire import CANONICAL_EVENTS, check_currency
 
 
 def _now_ms() -> int:

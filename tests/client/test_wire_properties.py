@@ -20,8 +20,16 @@ from hypothesis import strategies as st
 from pydantic import BaseModel, ValidationError
 
 from tests.conftest import fuzz_examples
-from xtracker_client import BindIn, ClickIn, EventIn, decimal_text, parse_value
-from xtracker_client._events import MAX_TG_ID, MIN_OCCURRED_AT_MS, check_tg_id
+from xtracker_wire import (
+    MAX_TG_ID,
+    MIN_OCCURRED_AT_MS,
+    BindIn,
+    ClickIn,
+    EventIn,
+    check_tg_id,
+    decimal_text,
+    parse_value,
+)
 
 PROPERTY = settings(
     max_examples=fuzz_examples(300),

@@ -11,7 +11,6 @@ from pydantic import ValidationError
 
 from xtracker_server.domain.clicks import new_uid
 from xtracker_server.domain.links import (
-    START_PAYLOAD_MAX,
     LinkKind,
     LinkSpec,
     PayloadTooLong,
@@ -25,6 +24,7 @@ from xtracker_server.domain.visitors import (
     parse_networks,
     valid_fbp,
 )
+from xtracker_wire import START_PAYLOAD_MAX
 
 TELEGRAM_PAYLOAD = re.compile(r"[A-Za-z0-9_-]{1,64}")
 

@@ -10,7 +10,6 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from xtracker_client import CANONICAL_EVENTS
 from xtracker_server.admin._spaces import admin_space
 from xtracker_server.auth import now_ms
 from xtracker_server.delivery.guard import address_problem
@@ -27,6 +26,7 @@ from xtracker_server.state import AppState
 from xtracker_server.store import destinations as store
 from xtracker_server.store import outbox
 from xtracker_server.views import delivery_json, destination_json, probe_json
+from xtracker_wire import CANONICAL_EVENTS
 
 
 async def list_destinations(request: Request) -> JSONResponse:

@@ -17,11 +17,12 @@ from aiohttp.resolver import ThreadedResolver
 from yarl import URL
 
 from xtracker_server.domain.destinations import forbidden_address, host_refusal, is_ip_literal
+from xtracker_server.exceptions import XTrackerServerError
 
 __all__ = ["AddressRefused", "GuardedResolver", "address_problem", "literal_refusal"]
 
 
-class AddressRefused(Exception):
+class AddressRefused(XTrackerServerError):
     """``host`` resolved to an address deliveries may not reach. Not an ``OSError``, so that
     aiohttp does not turn it into a DNS failure (which is retried)."""
 

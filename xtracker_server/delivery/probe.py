@@ -12,6 +12,7 @@ from xtracker_server.config import Settings
 from xtracker_server.delivery.adapters import Adapter
 from xtracker_server.delivery.sender import Answer, Sender
 from xtracker_server.domain.outbound import ClickInfo, DeliveryContext, Verdict
+from xtracker_server.exceptions import XTrackerServerError
 from xtracker_server.store.destinations import Destination
 
 
@@ -51,7 +52,7 @@ def probe_context(destination: Destination, base_url: str) -> DeliveryContext:
     )
 
 
-class ProbeRefused(ValueError):
+class ProbeRefused(XTrackerServerError, ValueError):
     pass
 
 

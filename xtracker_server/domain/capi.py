@@ -34,10 +34,10 @@ from decimal import Decimal, InvalidOperation
 from typing import Any, TypeVar
 from urllib.parse import quote
 
-from xtracker_client import CanonicalEvent
 from xtracker_server.domain.outbound import DeliveryContext, OutboundRequest, Outcome, Verdict
 from xtracker_server.domain.query import whole_number
 from xtracker_server.domain.retry import RETRYABLE_STATUSES
+from xtracker_wire import CanonicalEvent
 
 #: Events per request, Meta's limit.
 MAX_BATCH = 1000

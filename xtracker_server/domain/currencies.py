@@ -2,7 +2,7 @@
 on the space's own list. Anything else is a typo or an unfilled macro, and revenue in an unknown
 unit cannot be added up, so it is refused.
 
-The wire models check only a code's shape (``xtracker_client.check_currency``: the client
+The wire models check only a code's shape (``xtracker_wire.check_currency``: the client
 package carries no currency list); the server checks the code against this module.
 
     >>> currency_problem("EUR", ()) is None, currency_problem("USDT", ()) is None
@@ -18,7 +18,7 @@ from types import MappingProxyType
 
 import iso4217
 
-from xtracker_client import check_currency
+from xtracker_wire import check_currency
 
 #: Every alphabetic code of the ISO 4217 list (the maintainers' copy of the table SIX
 #: publishes; the ``iso4217`` package version is the table's publication date).

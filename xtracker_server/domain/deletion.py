@@ -23,8 +23,8 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from urllib.parse import parse_qsl, quote
 
-from xtracker_client._events import MAX_UID_LEN
-from xtracker_client._events import check_tg_id as wire_tg_id
+from xtracker_wire import MAX_UID_LEN
+from xtracker_wire import check_tg_id as wire_tg_id
 
 #: The counts, in the order they are shown. A deletion answers the keys of its kind.
 COUNT_LABELS: dict[str, str] = {

@@ -14,8 +14,8 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from xtracker_client import CANONICAL_EVENTS
 from xtracker_server.domain.capi import ACTION_SOURCES
+from xtracker_wire import CANONICAL_EVENTS
 
 
 class DestinationKind(str, Enum):

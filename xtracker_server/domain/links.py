@@ -24,6 +24,8 @@ from pydantic import (
 )
 
 from xtracker_server.domain.clicks import UID_LENGTH
+from xtracker_server.exceptions import XTrackerServerError
+from xtracker_wire import BOT_USERNAME, START_PAYLOAD_MAX, STARTAPP_PAYLOAD_MAX, is_start_payload
 
 
 class LinkKind(str, Enum):
@@ -33,19 +35,13 @@ class LinkKind(str, Enum):
     WEB = "web"
 
 
-#: Telegram's limits on start parameters (REFERENCE.md).
-START_PAYLOAD_MAX = 64
-STARTAPP_PAYLOAD_MAX = 512
-_PAYLOAD = re.compile(r"[A-Za-z0-9_-]+")
-
 SLUG = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?")
-_BOT = re.compile(r"[A-Za-z][A-Za-z0-9_]{3,31}")
 _APP = re.compile(r"[A-Za-z0-9_]{3,64}")
 _PREFIX = re.compile(r"[A-Za-z0-9]{1,20}")  # no "_": the first "_" ends the prefix
 _CHANNEL_HOSTS = ("t.me", "telegram.me")
 
 
-class PayloadTooLong(ValueError):
+class PayloadTooLong(XTrackerServerError, ValueError):
     pass
 
 
@@ -62,7 +58,7 @@ def _bot_username(raw: str) -> str:
     name = raw.strip().removeprefix("@")
     for host in ("https://t.me/", "http://t.me/", "t.me/"):
         name = name.removeprefix(host)
-    if not _BOT.fullmatch(name):
+    if not BOT_USERNAME.fullmatch(name):
         raise ValueError("must be the bot's username, e.g. my_offer_bot")
     return name
 
@@ -178,7 +174,7 @@ def destination(kind: LinkKind, target: str, app: str | None, prefix: str, uid: 
 
 
 def _check_payload(payload: str, limit: int) -> None:
-    if len(payload) > limit or not _PAYLOAD.fullmatch(payload):
+    if not is_start_payload(payload, limit):
         raise PayloadTooLong(
             f"start payload {payload!r} breaks Telegram's limit of {limit} characters of "
             "A-Z a-z 0-9 _ -"

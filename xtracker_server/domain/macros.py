@@ -26,6 +26,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from urllib.parse import unquote
 
+from xtracker_server.exceptions import XTrackerServerError
+
 _NAME = r"[A-Za-z_][A-Za-z0-9_.\-]{0,63}"
 # Longer forms first: at one position the alternation takes the first that matches, so
 # "{{x}}" is named as such, not as "{x}" inside it.
@@ -71,7 +73,7 @@ class UnfilledMacro:
         )
 
 
-class UnfilledMacroError(ValueError):
+class UnfilledMacroError(XTrackerServerError, ValueError):
     """Raised where a whole request is read at once (``read_postback``): answered 400."""
 
     def __init__(self, found: UnfilledMacro) -> None:

@@ -21,9 +21,10 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from types import MappingProxyType
 
-from xtracker_client import CANONICAL_EVENTS, CanonicalEvent, check_plain_text
 from xtracker_server.domain.credentials import mask
 from xtracker_server.domain.macros import UnfilledMacroError, first_unfilled_macro
+from xtracker_server.exceptions import XTrackerServerError
+from xtracker_wire import CANONICAL_EVENTS, CanonicalEvent, check_plain_text
 
 #: What a status alias may map to besides a canonical event: answered, logged, not counted.
 IGNORE = "ignore"
@@ -170,7 +171,7 @@ def check_param_name(name: str) -> str:
     return param
 
 
-class PostbackProblem(ValueError):
+class PostbackProblem(XTrackerServerError, ValueError):
     """A postback that cannot be read: answered 422 on ``field``."""
 
     def __init__(self, field: str, problem: str) -> None:

@@ -20,8 +20,9 @@ from decimal import ROUND_HALF_EVEN, Decimal
 from enum import Enum
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from xtracker_client import CANONICAL_EVENTS
 from xtracker_server.domain.query import whole_number
+from xtracker_server.exceptions import XTrackerServerError
+from xtracker_wire import CANONICAL_EVENTS
 
 #: The funnel, in order: the click, then the four canonical events.
 STEPS: tuple[str, ...] = ("click", *CANONICAL_EVENTS)
@@ -40,7 +41,7 @@ RATIO_DECIMALS = 4
 PER_CLICK_DECIMALS = 4
 
 
-class ReportError(ValueError):
+class ReportError(XTrackerServerError, ValueError):
     """A report parameter that cannot be honoured; the message says what to send instead."""
 
     def __init__(self, field: str, problem: str) -> None:

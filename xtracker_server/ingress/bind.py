@@ -10,7 +10,6 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from xtracker_client import BindIn
 from xtracker_server.auth import now_ms
 from xtracker_server.domain.binds import BindAction, BindKind
 from xtracker_server.domain.credentials import CredentialKind
@@ -23,6 +22,7 @@ from xtracker_server.ingress._http import (
 )
 from xtracker_server.state import app_state
 from xtracker_server.store.binds import bind
+from xtracker_wire import BindIn
 
 
 async def post_bind(request: Request) -> JSONResponse:

@@ -5,7 +5,6 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from xtracker_client import ClickIn
 from xtracker_server.auth import now_ms
 from xtracker_server.domain.clicks import click_draft
 from xtracker_server.errors import field_error
@@ -13,6 +12,7 @@ from xtracker_server.ingress._http import read_json_object, validate
 from xtracker_server.state import app_state
 from xtracker_server.store.clicks import insert_clicks
 from xtracker_server.store.links import link_by_slug
+from xtracker_wire import ClickIn
 
 
 async def post_clicks(request: Request) -> JSONResponse:

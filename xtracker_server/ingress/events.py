@@ -8,7 +8,6 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from xtracker_client import CanonicalEvent, EventIn, decimal_text
 from xtracker_server.auth import now_ms
 from xtracker_server.domain.currencies import currency_problem, is_known
 from xtracker_server.domain.dedup import dedup_key
@@ -18,6 +17,7 @@ from xtracker_server.state import AppState, app_state
 from xtracker_server.store import spaces
 from xtracker_server.store.inbox import InboxDraft, InboxOutcome, insert_events
 from xtracker_server.views import conflict_json
+from xtracker_wire import CanonicalEvent, EventIn, decimal_text
 
 
 async def post_events(request: Request) -> JSONResponse:

@@ -15,9 +15,9 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from xtracker_client import __version__
 from xtracker_server.state import app_state
 from xtracker_server.store.faults import FaultReason, retry_after_s
+from xtracker_wire import __version__
 
 
 async def healthz(request: Request) -> JSONResponse:

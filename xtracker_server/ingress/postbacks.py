@@ -13,7 +13,6 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from xtracker_client import EventIn
 from xtracker_server.auth import now_ms
 from xtracker_server.domain.credentials import CredentialKind
 from xtracker_server.domain.macros import UnfilledMacroError
@@ -32,6 +31,7 @@ from xtracker_server.ingress.events import check_space_currency, event_answer, e
 from xtracker_server.state import AppState, app_state
 from xtracker_server.store.postbacks import LogEntry, log_postback, record_postback
 from xtracker_server.store.spaces import Credential
+from xtracker_wire import EventIn
 
 log = logging.getLogger("xtracker.postbacks")
 

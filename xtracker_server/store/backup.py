@@ -35,6 +35,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from xtracker_server.exceptions import XTrackerServerError
 from xtracker_server.store.db import BUSY_TIMEOUT_MS, reports_path
 from xtracker_server.store.generation import renew_generation
 from xtracker_server.store.inuse import DatabaseInUse, hold_exclusive
@@ -45,7 +46,7 @@ from xtracker_server.store.outbox import release_leases, unsettled_count
 SIDE_FILES = ("-wal", "-shm", "-journal")
 
 
-class BackupError(Exception):
+class BackupError(XTrackerServerError):
     """A backup or restore that cannot be done; the message says why and what to do."""
 
 

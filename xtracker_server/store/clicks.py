@@ -6,6 +6,7 @@ import dataclasses
 import sqlite3
 
 from xtracker_server.domain.clicks import CAMPAIGN_FIELDS, UTM_FIELDS, ClickDraft, new_uid
+from xtracker_server.exceptions import XTrackerServerError
 from xtracker_server.store.db import insert_many
 
 _COLUMNS = (
@@ -17,7 +18,7 @@ _INSERT = f"INSERT INTO clicks ({', '.join(_COLUMNS)})"
 _TAIL = "ON CONFLICT (space_id, uid) DO NOTHING"
 
 
-class UidTaken(Exception):
+class UidTaken(XTrackerServerError):
     """A drafted uid of a group exists already: the writer runs the group's clicks again one
     by one, and ``insert_click`` mints another."""
 

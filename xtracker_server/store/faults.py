@@ -21,6 +21,8 @@ import sqlite3
 from enum import Enum
 from pathlib import Path
 
+from xtracker_server.exceptions import XTrackerServerError
+
 __all__ = ["FaultReason", "StoreUnavailable", "fault_of", "retry_after_s", "storage_fault"]
 
 
@@ -37,7 +39,7 @@ class FaultReason(str, Enum):
     COMMIT_FAILED = "commit_failed"  # the commit failed for another reason (see the log)
 
 
-class StoreUnavailable(RuntimeError):
+class StoreUnavailable(XTrackerServerError, RuntimeError):
     """The storage could not do it: a write was not acknowledged (after a ``TIMEOUT`` it may
     still commit; a retried event is then answered ``duplicate``), a read was not answered."""
 

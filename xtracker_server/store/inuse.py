@@ -18,12 +18,14 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from xtracker_server.exceptions import XTrackerServerError
 
-class DatabaseInUse(Exception):
+
+class DatabaseInUse(XTrackerServerError):
     """A restore found the database in use."""
 
 
-class RestoreInProgress(Exception):
+class RestoreInProgress(XTrackerServerError):
     """A server or worker found a restore of its database in progress."""
 
 

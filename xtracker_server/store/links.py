@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from xtracker_server.domain.links import LinkKind, LinkSpec
+from xtracker_server.exceptions import XTrackerServerError
 
 _COLUMNS = (
     "id, space_id, slug, kind, target, app, prefix, title, text, button, image_url,"
@@ -15,7 +16,7 @@ _COLUMNS = (
 _SPEC_FIELDS = tuple(LinkSpec.model_fields)
 
 
-class SlugTaken(ValueError):
+class SlugTaken(XTrackerServerError, ValueError):
     pass
 
 

@@ -29,11 +29,10 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from xtracker_client import CANONICAL_EVENTS
-from xtracker_client._events import MAX_VALUE_DECIMALS
 from xtracker_server.domain.reports import FunnelCounts, LinkRow, Window, sum_from_parts
 from xtracker_server.store.rollup import amount_parts
 from xtracker_server.store.unrecorded import unrecorded_per_link
+from xtracker_wire import CANONICAL_EVENTS, MAX_VALUE_DECIMALS
 
 _EVENTS_IN = "(" + ", ".join(f"'{e}'" for e in CANONICAL_EVENTS) + ")"
 _D = MAX_VALUE_DECIMALS

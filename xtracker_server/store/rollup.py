@@ -31,9 +31,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from xtracker_client._events import MAX_VALUE_DECIMALS
 from xtracker_server.store.db import attach_reports, connect, reports_path
 from xtracker_server.store.generation import generation
+from xtracker_wire import MAX_VALUE_DECIMALS
 
 log = logging.getLogger("xtracker.store")
 

@@ -14,13 +14,14 @@ from xtracker_server.domain.credentials import (
     mask,
     new_secret,
 )
+from xtracker_server.exceptions import XTrackerServerError
 
 
-class TokenNameTaken(ValueError):
+class TokenNameTaken(XTrackerServerError, ValueError):
     pass
 
 
-class NoSuchToken(LookupError):
+class NoSuchToken(XTrackerServerError, LookupError):
     pass
 
 

@@ -16,6 +16,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from xtracker_server.exceptions import XTrackerServerError
 from xtracker_server.store.db import connect, reports_path, transaction
 from xtracker_server.store.faults import FaultReason, fault_of
 from xtracker_server.store.health import touch_probe
@@ -28,7 +29,7 @@ QUICK_CHECK_BUDGET_S = 3.0
 _PROGRESS_STEPS = 1000
 
 
-class DatabaseRefused(RuntimeError):
+class DatabaseRefused(XTrackerServerError, RuntimeError):
     """The database cannot be started on; the message says why and what to do."""
 
 

@@ -1,9 +1,8 @@
-"""The wire models: what an event, a bind and a click look like on the wire.
+"""The rules of each field on the wire: amounts, times, currency codes, identifiers, Telegram
+user ids, and the limits they enforce. Each rule raises ``ValueError`` with a message that says
+what to send instead; the models (``_models.py``) turn that into a validation error.
 
-The server validates every request with these same models, so the client and the server can
-never disagree about what a valid event is.
-
-    >>> EventIn.model_validate({"uid": "abc", "event": "deposit", "value": "25.00"}).value
+    >>> parse_value("25.00")
     Decimal('25.00')
 """
 
@@ -14,21 +13,24 @@ import re
 import time
 import unicodedata
 from decimal import Decimal, InvalidOperation
-from enum import Enum
 
-from pydantic import BaseModel, ConfigDict, ValidationInfo, field_validator
-
-
-class CanonicalEvent(str, Enum):
-    """The four steps of the funnel after the click. Only ``deposit`` carries money."""
-
-    CONTACT = "contact"
-    SUBSCRIBED = "subscribed"
-    REGISTRATION = "registration"
-    DEPOSIT = "deposit"
-
-
-CANONICAL_EVENTS: tuple[str, ...] = tuple(e.value for e in CanonicalEvent)
+__all__ = [
+    "MAX_EID_LEN",
+    "MAX_FUTURE_SKEW_MS",
+    "MAX_TG_ID",
+    "MAX_UID_LEN",
+    "MAX_VALUE",
+    "MAX_VALUE_DECIMALS",
+    "MIN_OCCURRED_AT_MS",
+    "check_currency",
+    "check_occurred_at_ms",
+    "check_plain_text",
+    "check_tg_id",
+    "clean_text",
+    "decimal_text",
+    "parse_value",
+    "strict_int",
+]
 
 #: Largest accepted amount. Generous on purpose: 10,000 USD is about 2.5e8 in VND or IDR.
 MAX_VALUE = Decimal("1000000000000")
@@ -40,6 +42,7 @@ MIN_OCCURRED_AT_MS = 1_420_070_400_000
 MAX_FUTURE_SKEW_MS = 24 * 3600 * 1000
 #: Telegram user ids are positive and fit in 52 bits.
 MAX_TG_ID = 2**53
+#: The longest uid and eid: a uid is the server's (16 characters) or a partner's click id.
 MAX_UID_LEN = 128
 MAX_EID_LEN = 256
 #: Integers are stored as SQLite's 64-bit INTEGER: anything outside is refused, never converted.
@@ -138,7 +141,7 @@ def check_occurred_at_ms(ms: int, *, now_ms: int | None = None) -> int:
     return ms
 
 
-def _strict_int(raw: object, what: str) -> int:
+def strict_int(raw: object, what: str) -> int:
     """An integer from an int, a string of at most 20 ASCII digits, or a number with no
     fraction. A number's digit count is checked from its exponent BEFORE int() runs: int() of
     ``Decimal("1e1000000")`` builds a million-digit integer and takes minutes."""
@@ -198,7 +201,9 @@ def check_currency(raw: object) -> str:
     return raw.strip().upper()
 
 
-def _clean_text(raw: object, max_len: int, *, identifier: bool = False) -> str | None:
+def clean_text(raw: object, max_len: int, *, identifier: bool = False) -> str | None:
+    """A text field stripped, None when empty, refused when longer than ``max_len`` or not
+    plain text (``check_plain_text``). An int is taken as its digits (a numeric uid)."""
     if raw is None:
         return None
     if isinstance(raw, bool) or not isinstance(raw, (str, int)):
@@ -213,117 +218,9 @@ def _clean_text(raw: object, max_len: int, *, identifier: bool = False) -> str |
     return check_plain_text(text, identifier=identifier)
 
 
-class _Wire(BaseModel):
-    # Unknown fields are refused: a typo such as "valeu" must not silently drop revenue.
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class EventIn(_Wire):
-    """One event as sent to ``POST /events`` (or ``GET /e``, where ``occurred_at_ms`` is ``t``)."""
-
-    event: CanonicalEvent
-    uid: str | None = None
-    value: Decimal | None = None
-    currency: str = "USD"
-    eid: str | None = None
-    occurred_at_ms: int | None = None
-    tg_id: int | None = None
-
-    @field_validator("event", mode="before")
-    @classmethod
-    def _event(cls, raw: object) -> object:
-        if isinstance(raw, str):
-            name = raw.strip().lower()
-            if name in CANONICAL_EVENTS:
-                return name
-            raise ValueError(
-                f"unknown event {raw[:40]!r}: use one of {', '.join(CANONICAL_EVENTS)}"
-            )
-        raise ValueError(f"must be one of {', '.join(CANONICAL_EVENTS)}")
-
-    @field_validator("uid", mode="before")
-    @classmethod
-    def _uid(cls, raw: object) -> str | None:
-        return _clean_text(raw, MAX_UID_LEN, identifier=True)
-
-    @field_validator("eid", mode="before")
-    @classmethod
-    def _eid(cls, raw: object) -> str | None:
-        return _clean_text(raw, MAX_EID_LEN, identifier=True)
-
-    @field_validator("value", mode="before")
-    @classmethod
-    def _value(cls, raw: object) -> Decimal | None:
-        if raw is None or (isinstance(raw, str) and not raw.strip()):
-            return None
-        return parse_value(raw)
-
-    @field_validator("currency", mode="before")
-    @classmethod
-    def _currency(cls, raw: object) -> str:
-        if raw is None or (isinstance(raw, str) and not raw.strip()):
-            return "USD"
-        return check_currency(raw)
-
-    @field_validator("occurred_at_ms", mode="before")
-    @classmethod
-    def _occurred_at_ms(cls, raw: object) -> int | None:
-        if raw is None or (isinstance(raw, str) and not raw.strip()):
-            return None
-        return check_occurred_at_ms(_strict_int(raw, "milliseconds since the epoch (an integer)"))
-
-    @field_validator("tg_id", mode="before")
-    @classmethod
-    def _tg_id(cls, raw: object) -> int | None:
-        if raw is None or (isinstance(raw, str) and not raw.strip()):
-            return None
-        return check_tg_id(raw)
-
-    @property
-    def carries_money(self) -> bool:
-        return self.event is CanonicalEvent.DEPOSIT and self.value is not None
-
-
 def check_tg_id(raw: object) -> int:
     """A Telegram user id: a positive integer (a numeric string is accepted)."""
-    tg_id = _strict_int(raw, "a Telegram user id (a positive integer)")
+    tg_id = strict_int(raw, "a Telegram user id (a positive integer)")
     if not 0 < tg_id < MAX_TG_ID:
         raise ValueError("must be a Telegram user id (a positive integer)")
     return tg_id
-
-
-class BindIn(_Wire):
-    """``POST /bind``: the Telegram user ``tg_id`` arrived through the click ``uid``."""
-
-    uid: str
-    tg_id: int
-
-    @field_validator("uid", mode="before")
-    @classmethod
-    def _uid(cls, raw: object) -> str:
-        uid = _clean_text(raw, MAX_UID_LEN, identifier=True)
-        if uid is None:
-            raise ValueError("is required")
-        return uid
-
-    @field_validator("tg_id", mode="before")
-    @classmethod
-    def _tg_id(cls, raw: object) -> int:
-        return check_tg_id(raw)
-
-
-class ClickIn(_Wire):
-    """``POST /clicks``: a click that did not come through our landing page."""
-
-    link_slug: str | None = None
-    fbclid: str | None = None
-    campaign_name: str | None = None
-    raw_query: str | None = None
-
-    @field_validator("link_slug", "fbclid", "campaign_name", "raw_query", mode="before")
-    @classmethod
-    def _texts(cls, raw: object, info: ValidationInfo) -> str | None:
-        return _clean_text(raw, _CLICK_FIELD_LIMITS[info.field_name or ""])
-
-
-_CLICK_FIELD_LIMITS = {"link_slug": 64, "fbclid": 512, "campaign_name": 256, "raw_query": 4096}

@@ -1,0 +1,58 @@
+"""The boundaries between the three packages of the distribution: the server and the client
+share the wire models of ``xtracker_wire``, and the server never imports the client (its atexit
+and fork hooks, httpx and its sender threads have no business in a web or writer process)."""
+
+from __future__ import annotations
+
+import json
+import pickle
+import subprocess
+import sys
+
+from xtracker_server.store.inbox import InboxDraft, insert_events
+from xtracker_server.store.writer import Job
+
+
+def _imported(code: str) -> dict[str, bool]:
+    """Run ``code`` in a fresh interpreter; which of the packages it imported."""
+    probe = (
+        f"{code}\nimport json, sys\n"
+        "print(json.dumps({p: p in sys.modules for p in"
+        " ('xtracker_client', 'xtracker_server', 'httpx')}))"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, check=True
+    )
+    found: dict[str, bool] = json.loads(proc.stdout.strip().splitlines()[-1])
+    return found
+
+
+def test_the_server_app_and_the_cli_never_import_the_client() -> None:
+    imported = _imported("import xtracker_server.app, xtracker_server.cli")
+    assert imported["xtracker_server"] is True
+    assert imported["xtracker_client"] is False
+
+
+def test_the_writer_process_never_imports_the_client_not_even_for_an_operation() -> None:
+    # What the writer child runs (python -m xtracker_server.store.writer_process), then one
+    # batch of the hottest operation, unpickled as the child unpickles it.
+    job = Job(
+        None,
+        group=insert_events,
+        arg=InboxDraft(1, b"k", "contact", "u1", None, None, None, None, 1, 1, "api"),
+    )
+    batch = pickle.dumps([job], pickle.HIGHEST_PROTOCOL)
+    imported = _imported(
+        "import pickle\n"
+        "import xtracker_server.store.writer_process\n"
+        "from xtracker_server.store.db import open_db\n"
+        f"pickle.loads({batch!r})"
+    )
+    assert imported["xtracker_server"] is True
+    assert imported["xtracker_client"] is False
+    assert imported["httpx"] is False
+
+
+def test_the_wire_package_imports_neither_package() -> None:
+    imported = _imported("import xtracker_wire")
+    assert imported == {"xtracker_client": False, "xtracker_server": False, "httpx": False}

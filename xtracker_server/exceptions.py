@@ -1,0 +1,36 @@
+"""The root of every exception the server defines, and the whole tree. This module imports
+nothing, so every layer (``domain/`` included) can derive from it; what each error answers over
+HTTP is in ``errors.py``.
+
+    XTrackerServerError
+     ├── ApiError             errors.py: an error answer {"ok": false, "error": ...}
+     │   HTTP input, pure rules (domain/), each also a ValueError
+     ├── PayloadTooLong       domain/links.py: a start payload over Telegram's limit
+     ├── PostbackProblem      domain/postbacks.py: a postback that cannot be read (422)
+     ├── ReportError          domain/reports.py: a report parameter that cannot be honoured
+     ├── UnfilledMacroError   domain/macros.py: a field holds a placeholder never filled (400)
+     │   storage (store/)
+     ├── StoreUnavailable     faults.py: the storage failed (503), also a RuntimeError
+     ├── DatabaseRefused      startup.py: the database cannot be started on, also a RuntimeError
+     ├── DatabaseInUse        inuse.py: a restore found the database in use
+     ├── RestoreInProgress    inuse.py: a server or worker found a restore in progress
+     ├── BackupError          backup.py: a backup or restore that cannot be done
+     ├── UidTaken             clicks.py: a drafted uid exists already (the writer mints another)
+     ├── SlugTaken            links.py: another link has the slug, also a ValueError
+     ├── TokenNameTaken       spaces.py: a live ingest token has the name, also a ValueError
+     ├── NoSuchToken          spaces.py: no such ingest token, also a LookupError
+     │   delivery (delivery/)
+     ├── AddressRefused       guard.py: a destination resolves to an address not allowed
+     └── ProbeRefused         probe.py: a test delivery that cannot be made, also a ValueError
+
+``except XTrackerServerError`` catches every error of ours; the built-in error each also is
+keeps the code that caught it before working.
+"""
+
+from __future__ import annotations
+
+__all__ = ["XTrackerServerError"]
+
+
+class XTrackerServerError(Exception):
+    """The root of every exception the server defines."""

@@ -1,0 +1,152 @@
+"""The wire models: what an event, a bind and a click look like on the wire.
+
+The server validates every request with these same models, and the client every call before
+it stores it, so the two can never disagree about what a valid event is.
+
+    >>> EventIn.model_validate({"uid": "abc", "event": "deposit", "value": "25.00"}).value
+    Decimal('25.00')
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from enum import Enum
+
+from pydantic import BaseModel, ConfigDict, ValidationInfo, field_validator
+
+from xtracker_wire._fields import (
+    MAX_EID_LEN,
+    MAX_UID_LEN,
+    check_currency,
+    check_occurred_at_ms,
+    check_tg_id,
+    clean_text,
+    parse_value,
+    strict_int,
+)
+
+__all__ = [
+    "CANONICAL_EVENTS",
+    "BindIn",
+    "CanonicalEvent",
+    "ClickIn",
+    "EventIn",
+]
+
+
+class CanonicalEvent(str, Enum):
+    """The four steps of the funnel after the click. Only ``deposit`` carries money."""
+
+    CONTACT = "contact"
+    SUBSCRIBED = "subscribed"
+    REGISTRATION = "registration"
+    DEPOSIT = "deposit"
+
+
+CANONICAL_EVENTS: tuple[str, ...] = tuple(e.value for e in CanonicalEvent)
+_CLICK_FIELD_LIMITS = {"link_slug": 64, "fbclid": 512, "campaign_name": 256, "raw_query": 4096}
+
+
+class _Wire(BaseModel):
+    # Unknown fields are refused: a typo such as "valeu" must not silently drop revenue.
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class EventIn(_Wire):
+    """One event as sent to ``POST /events`` (or ``GET /e``, where ``occurred_at_ms`` is ``t``)."""
+
+    event: CanonicalEvent
+    uid: str | None = None
+    value: Decimal | None = None
+    currency: str = "USD"
+    eid: str | None = None
+    occurred_at_ms: int | None = None
+    tg_id: int | None = None
+
+    @field_validator("event", mode="before")
+    @classmethod
+    def _event(cls, raw: object) -> object:
+        if isinstance(raw, str):
+            name = raw.strip().lower()
+            if name in CANONICAL_EVENTS:
+                return name
+            raise ValueError(
+                f"unknown event {raw[:40]!r}: use one of {', '.join(CANONICAL_EVENTS)}"
+            )
+        raise ValueError(f"must be one of {', '.join(CANONICAL_EVENTS)}")
+
+    @field_validator("uid", mode="before")
+    @classmethod
+    def _uid(cls, raw: object) -> str | None:
+        return clean_text(raw, MAX_UID_LEN, identifier=True)
+
+    @field_validator("eid", mode="before")
+    @classmethod
+    def _eid(cls, raw: object) -> str | None:
+        return clean_text(raw, MAX_EID_LEN, identifier=True)
+
+    @field_validator("value", mode="before")
+    @classmethod
+    def _value(cls, raw: object) -> Decimal | None:
+        if raw is None or (isinstance(raw, str) and not raw.strip()):
+            return None
+        return parse_value(raw)
+
+    @field_validator("currency", mode="before")
+    @classmethod
+    def _currency(cls, raw: object) -> str:
+        if raw is None or (isinstance(raw, str) and not raw.strip()):
+            return "USD"
+        return check_currency(raw)
+
+    @field_validator("occurred_at_ms", mode="before")
+    @classmethod
+    def _occurred_at_ms(cls, raw: object) -> int | None:
+        if raw is None or (isinstance(raw, str) and not raw.strip()):
+            return None
+        return check_occurred_at_ms(strict_int(raw, "milliseconds since the epoch (an integer)"))
+
+    @field_validator("tg_id", mode="before")
+    @classmethod
+    def _tg_id(cls, raw: object) -> int | None:
+        if raw is None or (isinstance(raw, str) and not raw.strip()):
+            return None
+        return check_tg_id(raw)
+
+    @property
+    def carries_money(self) -> bool:
+        return self.event is CanonicalEvent.DEPOSIT and self.value is not None
+
+
+class BindIn(_Wire):
+    """``POST /bind``: the Telegram user ``tg_id`` arrived through the click ``uid``."""
+
+    uid: str
+    tg_id: int
+
+    @field_validator("uid", mode="before")
+    @classmethod
+    def _uid(cls, raw: object) -> str:
+        uid = clean_text(raw, MAX_UID_LEN, identifier=True)
+        if uid is None:
+            raise ValueError("is required")
+        return uid
+
+    @field_validator("tg_id", mode="before")
+    @classmethod
+    def _tg_id(cls, raw: object) -> int:
+        return check_tg_id(raw)
+
+
+class ClickIn(_Wire):
+    """``POST /clicks``: a click that did not come through our landing page."""
+
+    link_slug: str | None = None
+    fbclid: str | None = None
+    campaign_name: str | None = None
+    raw_query: str | None = None
+
+    @field_validator("link_slug", "fbclid", "campaign_name", "raw_query", mode="before")
+    @classmethod
+    def _texts(cls, raw: object, info: ValidationInfo) -> str | None:
+        return clean_text(raw, _CLICK_FIELD_LIMITS[info.field_name or ""])

@@ -11,6 +11,7 @@ Not a benchmark itself: imported by the scripts (``python bench/<name>.py`` puts
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import re
@@ -234,6 +235,17 @@ def xtracker_serve_argv(db: Path, port: int, *extra: str) -> list[str]:
         "0",
         *extra,
     ]
+
+
+def add_sync_argument(parser: argparse.ArgumentParser, what: str) -> None:
+    """``--sync``: the SQLite synchronous mode of ``what``."""
+    parser.add_argument(
+        "--sync",
+        default="FULL",
+        choices=["OFF", "NORMAL", "FULL", "EXTRA"],
+        type=str.upper,
+        help=f"SQLite synchronous mode of {what}",
+    )
 
 
 def http_request(

@@ -1,0 +1,609 @@
+"""How XTRACKER's hot paths hold up as the database grows: each path on a small and on a large
+database, and the large ÷ small ratio against issue 14's targets.
+
+What it measures
+    Two databases of one space each, seeded fast through the store (bench/_growth_seed.py:
+    clicks with realistic uids and campaign fields, the bot's binds, the funnel's events, the
+    partner's postbacks and their log rows, every delivery sent and its attempts recorded, the
+    report rollup caught up): ``--small`` events (10,000 by default) and ``--large`` events
+    (5,000,000), clicks 60 % of the events. On each, in this order:
+
+    POST /events   ``xtracker serve --no-worker``, wrk with bench/post_events.lua (ingest.py's
+                   load: distinct deposits, each fanned out into a webhook delivery)
+    GET /r/hot     the same server, wrk with bench/get_clicks.lua (clicks.py's load: a phone
+                   browser's first visit, a click recorded per request)
+    POST /bind     the same server, wrk with bench/growth.lua: each request binds a click
+                   nobody has bound yet (seeded for it just before) to a new Telegram id
+    report funnel  the same server, ``GET /admin/spaces/<id>/reports/funnel?days=7`` with the
+                   space's bearer (2 connections: two dashboards; more wait for the store's readers)
+    deliveries     the server stopped; the pending backlog (what the ingest run left, topped
+                   up to ``--backlog`` through the store) delivered by ``xtracker worker`` to
+                   bench/sink.py for up to ``--seconds``: deliveries settled per second
+
+    Each wrk path runs a warm-up, then ``--rounds`` runs of ``--seconds`` (the medians count).
+    The click limit per address is off (wrk is one address), as in the other benches.
+
+Targets (issue 14): large/small throughput >= 0.8 and p99 <= 1.5 for ingest, clicks and binds;
+delivery rate >= 0.66. The report funnel counts the whole window, so it grows with the data by
+design: it is printed without a target.
+
+Seeding 5 million events takes a while (the seeding rate is printed): ``--keep DIR`` keeps the
+seeded databases in DIR and reuses them; every run measures on a fresh copy, so a kept seed is
+never changed. ``--quick`` is a smoke run (tiny databases, 1-second runs).
+
+Exit status: 0 all targets met, 2 a target missed, 1 the measurement is not clean (errors).
+Everything listens on and talks to 127.0.0.1 only.
+
+    python bench/growth.py [--small 10000] [--large 5000000] [--seconds 10] [--keep DIR]
+                           [--quick] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from contextlib import ExitStack
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+import _growth_seed as seeding
+from _harness import (
+    BENCH_DIR,
+    HOST,
+    WrkRun,
+    add_sync_argument,
+    bench_env,
+    describe,
+    ensure_wrk,
+    filesystem_of,
+    free_port,
+    healthz_ok,
+    http_request,
+    log,
+    print_problems,
+    run_script,
+    run_wrk,
+    running_server,
+    xtracker_command,
+    xtracker_serve_argv,
+)
+from clicks import BOT, IPHONE_SAFARI, SLUG, check_answer
+from clicks import LUA_SCRIPT as CLICKS_LUA
+from delivery import HOOK_PATH, SINK_APP, sink_ok, sink_reset, sink_stats
+from ingest import LUA_SCRIPT as EVENTS_LUA
+
+from xtracker_server.store import outbox
+from xtracker_server.store.db import connect, reports_path
+
+GROWTH_LUA = BENCH_DIR / "growth.lua"
+#: path -> (throughput ratio at least, p99 ratio at most); None: printed without a target.
+TARGETS: dict[str, tuple[float, float | None] | None] = {
+    "ingest": (0.8, 1.5),
+    "clicks": (0.8, 1.5),
+    "binds": (0.8, 1.5),
+    "report": None,
+    "deliveries": (0.66, None),
+}
+LABELS = {
+    "ingest": "POST /events",
+    "clicks": "GET /r/<slug>",
+    "binds": "POST /bind",
+    "report": "report funnel",
+    "deliveries": "deliveries",
+}
+REPORT_CONNECTIONS = 2
+#: The clicks made for POST /bind: this many times what the fastest path before it took.
+BIND_POOL_RATE = 2
+POLL_S = 0.05
+
+
+# --------------------------------------------------------------------------- results
+
+
+@dataclass
+class PathResult:
+    per_s: float  # requests (deliveries) per second: the median of the measured runs
+    p99_ms: float | None  # the median of the runs' p99; None for deliveries
+    count: int  # requests answered (deliveries settled) in the measured runs
+    note: str = ""
+
+
+@dataclass
+class DbResult:
+    label: str  # "small" or "large"
+    events: int  # inbox rows as seeded
+    clicks: int
+    seed_s: float | None  # None: a kept seed was reused
+    rollup_s: float | None
+    seeded_bytes: int  # db + wal + reports db right after seeding
+    final_bytes: int  # the same after the measurements
+    load_before: tuple[float, float, float]
+    load_after: tuple[float, float, float]
+    paths: dict[str, PathResult] = field(default_factory=dict)
+
+    @property
+    def bytes_per_million(self) -> float:
+        return self.seeded_bytes / max(1, self.events) * 1_000_000
+
+
+@dataclass
+class Verdict:
+    path: str
+    rate_ratio: float
+    p99_ratio: float | None
+    target: str
+    met: bool | None  # None: no target
+
+
+@dataclass
+class Report:
+    commit: str
+    sync: str
+    filesystem: str
+    seconds: float
+    rounds: int
+    connections: int
+    backlog: int
+    dbs: list[DbResult]
+    verdicts: list[Verdict]
+    clean: bool
+    problems: list[str] = field(default_factory=list)
+
+
+def files_size(db: Path) -> int:
+    """The database, its WAL and its report rollup (and its WAL), in bytes."""
+    total = 0
+    for name in (str(db), reports_path(str(db))):
+        for suffix in ("", "-wal"):
+            path = Path(name + suffix)
+            total += path.stat().st_size if path.exists() else 0
+    return total
+
+
+# --------------------------------------------------------------------------- seeding
+
+
+def seeded_database(
+    label: str, events: int, args: argparse.Namespace, workdir: Path
+) -> tuple[Path, seeding.Seeded, DbResult]:
+    """The database to measure on, in ``workdir``: seeded now, or copied from a kept seed."""
+    db = workdir / f"{label}.db"
+    kept = args.keep / f"growth-v{seeding.SEED_VERSION}-{events}.db" if args.keep else None
+    if kept is not None and kept.exists() and kept.with_suffix(".json").exists():
+        log(f"{label}: reusing the seed {kept}, copying it ...")
+        seeded = seeding.Seeded.load(kept.with_suffix(".json"))
+        started = time.perf_counter()
+        shutil.copyfile(kept, db)
+        shutil.copyfile(reports_path(str(kept)), reports_path(str(db)))
+        log(f"{label}: copied in {time.perf_counter() - started:.1f} s")
+        seed_s = rollup_s = None
+    else:
+        target = kept or db
+        if kept is not None:
+            kept.parent.mkdir(parents=True, exist_ok=True)
+            seeding.remove(kept)
+        log(f"{label}: seeding {events:,} events and {int(events * 0.6):,} clicks ...")
+        seeded = seeding.seed(
+            target,
+            events=events,
+            hot_slug=SLUG,
+            bot=BOT,
+            progress=lambda rows, s: log(
+                f"{label}:   {rows['inbox']:>10,} events {rows['clicks']:>10,} clicks "
+                f"{s:7.0f} s ({rows['inbox'] / s:,.0f} events/s)"
+            ),
+        )
+        seed_s, rollup_s = seeded.seconds["write"], seeded.seconds["rollup"]
+        log(
+            f"{label}: seeded in {seed_s:.0f} s ({seeded.events / seed_s:,.0f} events/s), "
+            f"report rollup in {rollup_s:.0f} s; checking it ..."
+        )
+        problems = seeding.check(target, seeded)
+        if problems:
+            raise RuntimeError(f"the seeded {label} database is wrong:\n" + "\n".join(problems))
+        if kept is not None:
+            seeded.save(kept.with_suffix(".json"))
+            shutil.copyfile(kept, db)
+            shutil.copyfile(reports_path(str(kept)), reports_path(str(db)))
+    result = DbResult(
+        label=label,
+        events=seeded.events,
+        clicks=seeded.rows["clicks"],
+        seed_s=seed_s,
+        rollup_s=rollup_s,
+        seeded_bytes=files_size(db),
+        final_bytes=0,
+        load_before=os.getloadavg(),
+        load_after=(0.0, 0.0, 0.0),
+    )
+    return db, seeded, result
+
+
+# --------------------------------------------------------------------------- measuring
+
+
+def measure_wrk(
+    wrk: str,
+    url: str,
+    name: str,
+    script: Path,
+    script_args: Callable[[int, list[WrkRun]], list[str]],
+    args: argparse.Namespace,
+    problems: list[str],
+    label: str,
+    connections: int | None = None,
+) -> PathResult:
+    runs: list[WrkRun] = []
+    plan = ([True] if args.warmup >= 1 else []) + [False] * args.rounds
+    for n, warmup in enumerate(plan):
+        run = run_wrk(
+            wrk,
+            url,
+            script=script,
+            script_args=script_args(n, runs),
+            side=label,
+            warmup=warmup,
+            duration=args.warmup if warmup else args.seconds,
+            connections=connections or args.connections,
+            threads=args.threads,
+        )
+        log(describe(run, f"{LABELS[name]:<14}"))
+        if not run.clean:
+            problems.append(
+                f"{label} {LABELS[name]} {'warm-up' if warmup else 'run'}: {run.non2xx} "
+                f"non-2xx/3xx answers, socket errors {run.socket_errors}"
+            )
+        runs.append(run)
+    measured = [r for r in runs if not r.warmup]
+    return PathResult(
+        per_s=statistics.median(r.requests_per_s for r in measured),
+        p99_ms=statistics.median(r.p99_ms for r in measured),
+        count=sum(r.ok_responses for r in measured),
+    )
+
+
+def sanity(url: str, seeded: seeding.Seeded, path: str, uid: str) -> None:
+    """One request by hand: the answer is the one we mean to measure."""
+    if path == "clicks":
+        check_answer("xtracker", "r", url, IPHONE_SAFARI)
+        return
+    checks: dict[str, tuple[str, dict[str, Any] | None, bytes]] = {
+        "ingest": ("/events", {"uid": "u0", "event": "deposit", "value": "25.00",
+                               "eid": f"sanity-{time.time()}"}, b'"queued"'),
+        "binds": ("/bind", {"uid": uid, "tg_id": 5_999_999_999}, b'"matched":true'),
+        "report": (f"/admin/spaces/{seeded.space_id}/reports/funnel?days=7", None, b'"ok":true'),
+    }  # fmt: skip
+    what, body, expect = checks[path]
+    status, _, answer = http_request(
+        f"{url}{what}", body=body, headers={"Authorization": f"Bearer {seeded.bearer}"}, timeout=60
+    )
+    if status != 200 or expect not in answer.replace(b" ", b""):
+        raise RuntimeError(f"sanity {what} answered {status}: {answer[:300]!r}")
+
+
+def measure_server(
+    db: Path,
+    seeded: seeding.Seeded,
+    result: DbResult,
+    args: argparse.Namespace,
+    wrk: str,
+    env: dict[str, str],
+    workdir: Path,
+    problems: list[str],
+) -> list[str]:
+    """Ingest, clicks, binds and the report funnel on ``xtracker serve --no-worker``; returns
+    the uids of the clicks made for the binds."""
+    label = result.label
+    uid_file = workdir / f"{label}-uids.txt"
+    pool: list[str] = []
+    port = free_port()
+    log(f"{label}: starting xtracker serve --no-worker on {HOST}:{port} ...")
+    with running_server(
+        f"serve-{label}",
+        xtracker_serve_argv(db, port, "--no-worker", "--sync", args.sync),
+        port,
+        env,
+        workdir,
+        healthz_ok,
+    ) as server:
+        bearer, url = seeded.bearer, server.url
+        report = f"/admin/spaces/{seeded.space_id}/reports/funnel?days=7"
+
+        def bind_args(n: int, before: list[WrkRun]) -> list[str]:
+            # Each run goes on in the file past what the runs before it may have bound.
+            offset = sum(r.requests + args.connections for r in before)
+            return ["bind", bearer, str(uid_file), str(offset), str(args.threads)]
+
+        loads: dict[str, tuple[Path, Callable[[int, list[WrkRun]], list[str]], int | None]] = {
+            "ingest": (EVENTS_LUA, lambda n, _: [bearer, f"{label}-{n}"], None),
+            "clicks": (CLICKS_LUA, lambda n, _: [f"/r/{seeded.hot_slug}", IPHONE_SAFARI], None),
+            "binds": (GROWTH_LUA, bind_args, None),
+            "report": (GROWTH_LUA, lambda n, _: ["get", bearer, report], REPORT_CONNECTIONS),
+        }
+        for name, (script, script_args, connections) in loads.items():
+            if name == "binds":  # clicks nobody bound yet, more than the binds will need
+                seconds = args.warmup + args.seconds * args.rounds
+                rate = max(r.per_s for r in result.paths.values())
+                pool = seeding.add_clicks(db, seeded, int(BIND_POOL_RATE * rate * seconds) + 1000)
+                uid_file.write_text("\n".join(pool[1:]) + "\n")  # the first: the sanity bind's
+            sanity(url, seeded, name, pool[0] if pool else "")
+            result.paths[name] = measure_wrk(
+                wrk, url, name, script, script_args, args, problems, label, connections
+            )
+            if server.proc.poll() is not None:
+                raise RuntimeError(f"the server died:\n{server.log_tail()}")
+    binds = result.paths["binds"]
+    beyond = binds.count - len(pool)
+    if beyond > 0:
+        binds.note = f"{beyond:,} binds of uids of no click (the pool of {len(pool):,} ran out)"
+    return pool
+
+
+def measure_deliveries(
+    db: Path,
+    seeded: seeding.Seeded,
+    pool: list[str],
+    result: DbResult,
+    args: argparse.Namespace,
+    env: dict[str, str],
+    workdir: Path,
+    sink_url: str,
+    problems: list[str],
+    sink: Any,
+) -> None:
+    """The worker's rate on the pending backlog (at least ``--backlog``) for up to
+    ``--seconds``."""
+    label = result.label
+    seeding.point_webhook(db, seeded, f"{sink_url}{HOOK_PATH}")
+    reader = connect(str(db), readonly=True)
+    try:
+        backlog = sum(outbox.depth(reader).values())
+        if backlog < args.backlog:
+            backlog += seeding.add_backlog(db, seeded, pool, args.backlog - backlog)
+        sink_reset(sink)
+        log(f"{label}: xtracker worker on a backlog of {backlog:,} deliveries ...")
+        ready_mark = b" running (db:"
+        log_path = workdir / f"worker-{label}.log"
+        with running_server(
+            f"worker-{label}",
+            [*xtracker_command(), "worker", "--db", str(db), "--poll-s", str(POLL_S)],
+            0,
+            {**env, "XTRACKER_ALLOW_PRIVATE_DESTINATIONS": "on", "XTRACKER_SYNC": args.sync},
+            workdir,
+            lambda _url: log_path.exists() and ready_mark in log_path.read_bytes(),
+        ) as worker:
+            # The clock starts at the first settled delivery: the worker's start-up (imports,
+            # opening the store, the first claim) is not what grows with the data.
+            deadline = time.monotonic() + 60
+            left = backlog
+            while left == backlog:
+                if worker.proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"the worker delivered nothing:\n{worker.log_tail()}")
+                time.sleep(POLL_S / 5)
+                left = sum(outbox.depth(reader).values())
+            started, at_start = time.monotonic(), left
+            while left and time.monotonic() - started < args.seconds:
+                time.sleep(POLL_S)
+                left = sum(outbox.depth(reader).values())
+                if worker.proc.poll() is not None:
+                    raise RuntimeError(f"the worker died:\n{worker.log_tail()}")
+            elapsed = time.monotonic() - started
+    finally:
+        reader.close()
+    delivered = at_start - left
+    paths, _ = sink_stats(sink)
+    hook = paths.get(HOOK_PATH, {})
+    if int(hook.get("distinct_ids", 0)) < delivered:
+        problems.append(
+            f"{label} deliveries: {delivered:,} settled but the sink saw "
+            f"{hook.get('distinct_ids', 0):,} distinct webhook-ids"
+        )
+    result.paths["deliveries"] = PathResult(
+        per_s=delivered / elapsed if elapsed else 0.0,
+        p99_ms=None,
+        count=delivered,
+        note=f"backlog {backlog:,}" + (", all delivered" if not left else ""),
+    )
+    log(
+        f"{'deliveries':<14}{label:<8} {result.paths['deliveries'].per_s:>9,.0f} /s  "
+        f"{delivered:,} in {elapsed:.1f} s (backlog {backlog:,})"
+    )
+
+
+# --------------------------------------------------------------------------- verdicts
+
+
+def verdicts(small: DbResult, large: DbResult) -> list[Verdict]:
+    out = []
+    for name, target in TARGETS.items():
+        s, g = small.paths[name], large.paths[name]
+        rate = g.per_s / s.per_s if s.per_s else 0.0
+        p99 = g.p99_ms / s.p99_ms if g.p99_ms is not None and s.p99_ms else None
+        if target is None:
+            out.append(Verdict(name, rate, p99, "none (grows with the window's data)", None))
+            continue
+        min_rate, max_p99 = target
+        met = rate >= min_rate and (max_p99 is None or (p99 is not None and p99 <= max_p99))
+        text = f"rate >= {min_rate:g}" + (f", p99 <= {max_p99:g}" if max_p99 else "")
+        out.append(Verdict(name, rate, p99, text, met))
+    return out
+
+
+def print_summary(report: Report, out: TextIO) -> None:
+    line = "=" * 100
+    small, large = report.dbs
+    print(line, file=out)
+    print(
+        f"xtracker {report.commit}: growth from {small.events:,} to {large.events:,} events in "
+        f"one space; {report.seconds:g} s x {report.rounds} run(s) per path, "
+        f"{report.connections} connections",
+        file=out,
+    )
+    print(
+        f"SQLite synchronous={report.sync}, file system {report.filesystem}; load average "
+        f"{small.load_before[0]:.1f} (start) to {large.load_after[0]:.1f} (end) "
+        f"on {os.cpu_count()} CPU(s)",
+        file=out,
+    )
+    print(line, file=out)
+    print(
+        f"{'path':<15}{'small: rate':>14}{'p99':>10}{'large: rate':>15}{'p99':>10}"
+        f"{'rate ratio':>12}{'p99 ratio':>11}   target",
+        file=out,
+    )
+    for v in report.verdicts:
+        s, g = small.paths[v.path], large.paths[v.path]
+
+        def p99(r: PathResult) -> str:
+            return "-" if r.p99_ms is None else f"{r.p99_ms:.1f} ms"
+
+        mark = "" if v.met is None else (": met" if v.met else ": NOT MET")
+        p99_ratio = "-" if v.p99_ratio is None else f"{v.p99_ratio:.2f}"
+        print(
+            f"{LABELS[v.path]:<15}{s.per_s:>12,.0f}/s{p99(s):>10}{g.per_s:>13,.0f}/s{p99(g):>10}"
+            f"{v.rate_ratio:>12.2f}{p99_ratio:>11}   {v.target}{mark}",
+            file=out,
+        )
+    notes = [f"{db.label} {LABELS[k]}: {p.note}" for db in report.dbs for k, p in db.paths.items()
+             if p.note]  # fmt: skip
+    for note in notes:
+        print(f"  {note}", file=out)
+    print(line, file=out)
+    for db in report.dbs:
+        seeded = (
+            f"seeded in {db.seed_s:.0f} s ({db.events / db.seed_s:,.0f} events/s) + rollup "
+            f"{db.rollup_s:.0f} s"
+            if db.seed_s
+            else "a kept seed"
+        )
+        print(
+            f"{db.label:<6} {db.events:>10,} events {db.clicks:>10,} clicks, {seeded}; disk "
+            f"{db.seeded_bytes / 1e6:,.0f} MB = {db.bytes_per_million / 1e6:,.0f} MB per million "
+            f"events (db + wal + reports; {db.final_bytes / 1e6:,.0f} MB after the run)",
+            file=out,
+        )
+    print_problems(report.problems, line, out)
+
+
+# --------------------------------------------------------------------------- main
+
+
+def git_commit() -> str:
+    """The commit measured (``+changes``: with uncommitted changes), or ``?``."""
+    git = ["git", "-C", str(BENCH_DIR.parent)]
+    try:
+        head = subprocess.run(
+            [*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            [*git, "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True, text=True, check=True,
+        ).stdout.strip()  # fmt: skip
+    except (OSError, subprocess.CalledProcessError):
+        return "?"
+    return head + ("+changes" if dirty else "")
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        description="Each hot path of xtracker on a small and a large database: rate, p99 and "
+        "the large/small ratio against issue 14's targets."
+    )
+    p.add_argument("--small", type=int, default=10_000, help="events of the small database")
+    p.add_argument("--large", type=int, default=5_000_000, help="events of the large database")
+    p.add_argument("--seconds", type=float, default=10.0, help="seconds per measured run")
+    p.add_argument("--warmup", type=float, default=2.0, help="seconds of warm-up per path")
+    p.add_argument("--rounds", type=int, default=1, help="measured runs per path (median)")
+    p.add_argument("--connections", type=int, default=64, help="wrk connections")
+    p.add_argument("--threads", type=int, default=1, help="wrk threads (leave cores to servers)")
+    p.add_argument(
+        "--backlog", type=int, default=20_000, help="pending deliveries the worker starts with"
+    )
+    add_sync_argument(p, "the server and the worker")
+    p.add_argument(
+        "--keep",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="keep the seeded databases in DIR and reuse them (runs measure on copies)",
+    )
+    p.add_argument("--tmpdir", type=Path, default=None, help="where the working copies go")
+    p.add_argument("--quick", action="store_true", help="a smoke run: tiny databases, 1 s runs")
+    p.add_argument("--json", action="store_true", help="print the report as JSON on stdout")
+    args = p.parse_args(argv)
+    if args.quick:
+        args.small, args.large = min(args.small, 1_000), min(args.large, 5_000)
+        args.seconds, args.warmup, args.backlog = 1.0, 0.0, 500
+        args.connections = min(args.connections, 16)
+    if not 1_000 <= args.small < args.large or args.rounds < 1 or args.seconds < 1:
+        p.error("need 1000 <= --small < --large, --rounds >= 1 and --seconds >= 1")
+    if args.connections < args.threads:
+        p.error("need --connections >= --threads")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    wrk = ensure_wrk()
+    commit = git_commit()  # what is measured: the code as it was at the start
+    problems: list[str] = []
+    dbs: list[DbResult] = []
+    with ExitStack() as cleanup:
+        workdir = Path(tempfile.mkdtemp(prefix="xtracker-growth-", dir=args.tmpdir))
+        cleanup.callback(shutil.rmtree, workdir, ignore_errors=True)
+        env = bench_env()
+        sink_port = free_port()
+        sink = cleanup.enter_context(
+            running_server(
+                "sink",
+                [sys.executable, str(SINK_APP), "--port", str(sink_port)],
+                sink_port,
+                env,
+                workdir,
+                sink_ok,
+            )
+        )
+        for label, events in (("small", args.small), ("large", args.large)):
+            db, seeded, result = seeded_database(label, events, args, workdir)
+            pool = measure_server(db, seeded, result, args, wrk, env, workdir, problems)
+            measure_deliveries(
+                db, seeded, pool, result, args, env, workdir, sink.url, problems, sink
+            )
+            result.final_bytes = files_size(db)
+            result.load_after = os.getloadavg()
+            dbs.append(result)
+            seeding.remove(db)  # a working copy (or a fresh seed without --keep)
+        filesystem = filesystem_of(workdir)
+    report = Report(
+        commit=commit,
+        sync=args.sync,
+        filesystem=filesystem,
+        seconds=args.seconds,
+        rounds=args.rounds,
+        connections=args.connections,
+        backlog=args.backlog,
+        dbs=dbs,
+        verdicts=verdicts(*dbs),
+        clean=not problems,
+        problems=problems,
+    )
+    if args.json:
+        print(json.dumps(asdict(report), indent=2))
+    else:
+        print_summary(report, sys.stdout)
+    if problems:
+        return 1
+    return 0 if all(v.met is not False for v in report.verdicts) else 2
+
+
+if __name__ == "__main__":
+    run_script(main, "servers, worker and sink stopped")

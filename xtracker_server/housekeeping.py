@@ -1,7 +1,8 @@
 """Chores the server does on its own: pruning the postback log, keeping the report rollup up
 to date, storing the tally of landing visits that were not recorded as clicks, probing the
-storage when nothing else uses it, and finishing deletions a crash cut short
-(xtracker_server/deletion.py).
+storage when nothing else uses it, finishing deletions a crash cut short
+(xtracker_server/deletion.py), and keeping the query planner's statistics current
+(store/stats.py).
 
 Postback log rows older than ``XTRACKER_POSTBACK_LOG_DAYS`` are deleted at start-up and then
 periodically, in batches (one writer operation each), so neither a request nor the writer ever
@@ -13,7 +14,11 @@ store every ``UNRECORDED_EVERY_S`` and once more when the server stops.
 When nothing has committed for ``PROBE_IDLE_S``, a probe writes one row and reads (store/health.py):
 an idle server's /healthz notices a storage that went read-only or stalled, and that it works
 again. A chore that meets a storage fault waits for its next round quietly: the fault is logged
-once, by the store's health trackers (a traceback every second would bury it)."""
+once, by the store's health trackers (a traceback every second would bury it).
+
+Every ``STATS_EVERY_S`` the tables whose planner statistics are missing or stale are analysed,
+a bounded amount of work each (store/stats.py; the store analysed every table when it
+opened)."""
 
 from __future__ import annotations
 
@@ -41,6 +46,8 @@ PROBE_IDLE_S = 2.0
 #: How often unfinished deletions are looked for (a space whose deletion a crash cut short,
 #: an event that landed in a deleted space from a process that still had its secret cached).
 DELETIONS_EVERY_S = 60.0
+#: How often the planner's statistics are checked (and refreshed where stale: store/stats.py).
+STATS_EVERY_S = 600.0
 
 
 class Housekeeper:
@@ -60,6 +67,7 @@ class Housekeeper:
             asyncio.create_task(self._roll_up(), name="xtracker-rollup"),
             asyncio.create_task(self._probe(), name="xtracker-probe"),
             asyncio.create_task(self._finish_deletions(), name="xtracker-deletions"),
+            asyncio.create_task(self._keep_stats(), name="xtracker-stats"),
         ]
         if self.unrecorded is not None:
             self._tasks.append(
@@ -153,6 +161,18 @@ class Housekeeper:
             except Exception:
                 log.exception("probing the storage failed")
                 await asyncio.sleep(PROBE_IDLE_S)
+
+    async def _keep_stats(self) -> None:
+        while True:  # the store analysed every table when it opened
+            await asyncio.sleep(STATS_EVERY_S)
+            try:
+                analysed = await self.store.refresh_stats()
+                if analysed:
+                    log.info("refreshed the planner statistics of %s", ", ".join(analysed))
+            except StoreUnavailable:  # logged by the store's health: the next round tries
+                pass
+            except Exception:
+                log.exception("refreshing the planner statistics failed")
 
     async def _finish_deletions(self) -> None:
         while True:

@@ -357,6 +357,18 @@ MIGRATIONS: tuple[str, ...] = (
     -- an erasure blanks the uids the backlog still holds (few rows have one)
     CREATE INDEX report_backlog_uid ON report_backlog(space_id, uid) WHERE uid IS NOT NULL;
     """,
+    # 14: indexes that keep queries from walking a whole space as the database grows (issue
+    # 14; tests/server/test_query_plans.py pins the plans).
+    """
+    -- Deleting an event makes SQLite look for its deliveries (the foreign key): without an
+    -- index led by inbox_id, and with no statistics, that is a walk of every delivery.
+    CREATE INDEX deliveries_inbox ON deliveries(inbox_id);
+    -- A deleted link's counts of unrecorded visits, and the same foreign key check for links.
+    CREATE INDEX unrecorded_clicks_link ON unrecorded_clicks(link_id);
+    -- The postback log of one outcome, newest first (`xtracker postbacks log --outcome`):
+    -- without it, a rare outcome is looked for through every row of the space.
+    CREATE INDEX postback_log_outcome ON postback_log(space_id, outcome, id);
+    """,
 )
 
 

@@ -236,9 +236,11 @@ def _drop_moved(conn: sqlite3.Connection, backlog_seen: int, backlog_top: int) -
 def _drop_event(conn: sqlite3.Connection, space_id: int, uid: str, inbox_id: int) -> None:
     """Take one event off the rows of ``uid`` (if it was rolled up under it): the uid's next
     event of the step then follows the one before."""
+    # INDEXED BY: without statistics the planner takes the primary key's space_id prefix
+    # for selective and walks the whole space's rollup.
     row = conn.execute(
         "SELECT link_id, event, at_ms, prev_ms FROM reports.report_steps"
-        " WHERE space_id = ? AND uid = ? AND inbox_id = ?",
+        " INDEXED BY report_steps_uid WHERE space_id = ? AND uid = ? AND inbox_id = ?",
         (space_id, uid, inbox_id),
     ).fetchone()
     if row is None:  # never rolled up under that uid

@@ -20,6 +20,7 @@ from xtracker_server.store.faults import FaultReason, StoreUnavailable, fault_of
 from xtracker_server.store.health import StorageHealth, schema_version, touch_probe
 from xtracker_server.store.inuse import UseLock, hold_shared
 from xtracker_server.store.rollup import catch_up, open_rollup, rebuild_if_stale
+from xtracker_server.store.stats import refresh_stats
 from xtracker_server.store.writer import BatchObserver, GroupCommitWriter, GroupOperation, Writer
 from xtracker_server.store.writer_process import ProcessWriter
 
@@ -58,6 +59,9 @@ class Store:
         self._rollup = ThreadPoolExecutor(max_workers=1, thread_name_prefix="xtracker-rollup")
         self._rollup_conn: sqlite3.Connection | None = None
         self._use_lock: UseLock | None = None
+        # Bumped when the planner's statistics change: a reader connection opened before
+        # reopens (a connection loads them when it opens).
+        self._stats_epoch = 0
 
     async def open(self) -> None:
         # Held while the store is open, so that `xtracker restore` refuses to run under it
@@ -67,6 +71,8 @@ class Store:
             conn = open_db(self.path)  # create and migrate before anyone reads
             try:
                 self.schema = schema_version(conn)
+                # Fresh planner statistics before any other connection opens (store/stats.py).
+                refresh_stats(conn, every_table=True)
             finally:
                 conn.close()
             rebuild_if_stale(self.path)  # before any write (store/rollup.py)
@@ -80,6 +86,29 @@ class Store:
         idle server that its storage stopped working, or works again."""
         await self.write(touch_probe, int(time.time() * 1000))
         await self.read(schema_version)
+
+    async def refresh_stats(self) -> list[str]:
+        """Analyse the tables whose planner statistics are missing or stale (store/stats.py):
+        the database's in the writer (whose connection knows which tables the hot writes
+        use), the report rollup's on its thread. Reader connections then reopen, to load
+        them. Returns the tables analysed."""
+        analysed: list[str] = await self.write(refresh_stats)
+        loop = asyncio.get_running_loop()
+        analysed += await loop.run_in_executor(self._rollup, self._refresh_rollup_stats)
+        if analysed:
+            self._stats_epoch += 1
+        return analysed
+
+    def _refresh_rollup_stats(self) -> list[str]:
+        if self._rollup_conn is None:  # no report rollup built by this process
+            return []
+        try:
+            return [f"reports.{t}" for t in refresh_stats(self._rollup_conn, "reports")]
+        except sqlite3.Error as exc:
+            reason = fault_of(exc, self.path)
+            if reason is None:
+                raise
+            raise StoreUnavailable(reason, f"the report rollup failed: {exc}") from exc
 
     async def catch_up_reports(self) -> int:
         """Bring the report rollup up to everything committed so far (see store/rollup.py)."""
@@ -156,10 +185,14 @@ class Store:
 
     def _read(self, op: Callable[[sqlite3.Connection], T]) -> T:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is not None and self._local.epoch != self._stats_epoch:
+            self._drop_reader(conn)  # opened before the statistics changed: load them
+            conn = None
         try:
             if conn is None:
                 conn = attach_reports(connect(self.path, readonly=True), self.path)
                 self._local.conn = conn
+                self._local.epoch = self._stats_epoch
                 with self._lock:
                     self._conns.append(conn)
             return op(conn)

@@ -215,7 +215,9 @@ def tail_range(
         reached = []
         for kind, (lo, hi) in enumerate(zip(after, upto, strict=True)):
             stop = min(hi, lo + TAIL_SCAN)
-            where = "r.id > ? AND r.id <= ? AND r.space_id = ? ORDER BY r.id LIMIT ?"
+            # The id range is at most TAIL_SCAN rows; "+" keeps the planner from walking the
+            # whole space through a space_id index instead (its guess without statistics).
+            where = "r.id > ? AND r.id <= ? AND +r.space_id = ? ORDER BY r.id LIMIT ?"
             rows = _rows(conn, kind, where, (lo, stop, space_id, limit)) if stop > lo else []
             per_table.append([_item(kind, r) for r in rows])
             reached.append(rows[-1][0] if len(rows) >= limit else max(lo, stop))

@@ -27,6 +27,10 @@ from xtracker_server.store.spaces import Credential, find_credential
 #: How many client addresses the failure throttle remembers; the least recently failing
 #: address is forgotten first, so memory stays bounded whatever the number of attackers.
 MAX_THROTTLED_ADDRESSES = 65_536
+#: Past this many credentials, the rate limiter forgets the buckets that are full again (as
+#: if never used: nothing changes for them), and the credential cache starts over. Only
+#: valid credentials get there, but a long-running server sees every secret ever rotated.
+MAX_TRACKED_CREDENTIALS = 10_000
 
 
 def now_ms() -> int:
@@ -40,19 +44,36 @@ class _Bucket:
 
 
 class RateLimiter:
-    """A token bucket per credential: ``rate`` requests a second, bursts of twice that."""
+    """A token bucket per credential: ``rate`` requests a second, bursts of twice that.
 
-    def __init__(self, rate: float) -> None:
+    Past ``max_keys`` buckets (``MAX_TRACKED_CREDENTIALS``), those that are full again are
+    forgotten (a bucket fills up in 2 s): what is kept is bounded by the credentials in use."""
+
+    def __init__(
+        self,
+        rate: float,
+        *,
+        max_keys: int = MAX_TRACKED_CREDENTIALS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.rate = rate
+        self.max_keys = max_keys
+        self._clock = clock
         self._buckets: dict[bytes, _Bucket] = {}
+        self._forget_at = max_keys  # grows while that many are in use (each forget is O(n))
+
+    def __len__(self) -> int:
+        return len(self._buckets)
 
     def check(self, key: bytes) -> None:
         if self.rate <= 0:
             return
-        now = time.monotonic()
+        now = self._clock()
         burst = 2 * self.rate
         bucket = self._buckets.get(key)
         if bucket is None:
+            if len(self._buckets) >= self._forget_at:
+                self._forget(now)
             bucket = self._buckets[key] = _Bucket(burst, now)
         bucket.tokens = min(burst, bucket.tokens + (now - bucket.at) * self.rate)
         bucket.at = now
@@ -66,6 +87,13 @@ class RateLimiter:
                 headers={"Retry-After": str(wait)},
             )
         bucket.tokens -= 1
+
+    def _forget(self, now: float) -> None:
+        burst = 2 * self.rate
+        self._buckets = {
+            k: b for k, b in self._buckets.items() if b.tokens + (now - b.at) * self.rate < burst
+        }
+        self._forget_at = max(self.max_keys, 2 * len(self._buckets))
 
 
 class FailureThrottle:
@@ -135,6 +163,11 @@ class Authenticator:
         self.limiter = RateLimiter(settings.rate_limit)
         self.failures = FailureThrottle(settings.auth_failures_per_minute)
 
+    @property
+    def cached(self) -> int:
+        """Credentials held in the cache now (at most ``MAX_TRACKED_CREDENTIALS``)."""
+        return len(self._cache)
+
     def forget(self, digests: Iterable[bytes]) -> None:
         """Drop cached lookups (of secrets just revoked here): the next use asks the database.
         Other processes see a revocation within ``credential_cache_s``."""
@@ -178,6 +211,8 @@ class Authenticator:
             if cred is None:
                 self._cache.pop(digest, None)
             else:
+                if len(self._cache) >= MAX_TRACKED_CREDENTIALS and digest not in self._cache:
+                    self._cache.clear()  # looked up again when next used
                 self._cache[digest] = (cred, now + self._cache_s)
         if cred is not None and cred.expires_ms is not None and cred.expires_ms <= now_ms():
             cred = None

@@ -351,6 +351,14 @@ def serve(
             help="Clicks kept while storage fails, stored when it recovers; 0 = none.",
         ),
     ] = 50_000,
+    delivery_sent_days: Annotated[
+        float,
+        typer.Option(envvar="XTRACKER_DELIVERY_SENT_DAYS", help="Days a sent delivery is kept."),
+    ] = 30.0,
+    delivery_dead_days: Annotated[
+        float,
+        typer.Option(envvar="XTRACKER_DELIVERY_DEAD_DAYS", help="Days a dead delivery is kept."),
+    ] = 90.0,
     log_level: Annotated[str, typer.Option(envvar="XTRACKER_LOG_LEVEL")] = "info",
 ) -> None:
     """Run the server (ingress API and admin API) on an embedded SQLite file."""
@@ -389,6 +397,8 @@ def serve(
             metrics_public=metrics_public,
             write_timeout_s=write_timeout_s,
             click_buffer_max=click_buffer_max,
+            delivery_sent_days=delivery_sent_days,
+            delivery_dead_days=delivery_dead_days,
         )
     except ValueError as exc:
         _fail(str(exc))  # one line: scripts and tests read it whole

@@ -73,6 +73,11 @@ class Settings:
     #: Clicks the landing keeps (memory and journal) while storage fails, to store them once
     #: it works again; past it a visitor is still sent on and the click counted as dropped.
     click_buffer_max: int = 50_000
+    #: How long a sent delivery and its attempts are kept (days, counted from the send); older
+    #: ones are pruned in batches. Their destination's delivery health still counts them.
+    delivery_sent_days: float = 30.0
+    #: The same for a delivery given up (failed_permanently): it can be replayed until then.
+    delivery_dead_days: float = 90.0
 
     def __post_init__(self) -> None:
         if self.sync not in SYNC_MODES:
@@ -108,6 +113,12 @@ class Settings:
             raise ValueError("XTRACKER_WRITE_TIMEOUT_S must be between 0.1 and 600 (seconds)")
         if self.click_buffer_max < 0:
             raise ValueError("XTRACKER_CLICK_BUFFER_MAX must be zero (no buffer) or positive")
+        # At least a day: delivery health looks at the attempts of the last 24 hours.
+        if self.delivery_sent_days < 1 or self.delivery_dead_days < 1:
+            raise ValueError(
+                "XTRACKER_DELIVERY_SENT_DAYS and XTRACKER_DELIVERY_DEAD_DAYS must be at least 1"
+                " (day)"
+            )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

@@ -1,12 +1,18 @@
-"""Chores the server does on its own: pruning the postback log, keeping the report rollup up
-to date, storing the tally of landing visits that were not recorded as clicks, probing the
-storage when nothing else uses it, finishing deletions a crash cut short
+"""Chores the server does on its own: pruning what is past its retention, keeping the report
+rollup up to date, storing the tally of landing visits that were not recorded as clicks, probing
+the storage when nothing else uses it, finishing deletions a crash cut short
 (xtracker_server/deletion.py), and keeping the query planner's statistics current
 (store/stats.py).
 
-Postback log rows older than ``XTRACKER_POSTBACK_LOG_DAYS`` are deleted at start-up and then
-periodically, in batches (one writer operation each), so neither a request nor the writer ever
-waits long. The report rollup (store/rollup.py) catches up with the inbox every
+Retention (docs/operations.md#disk-upkeep): postback log rows older than
+``XTRACKER_POSTBACK_LOG_DAYS``, sent deliveries older than ``XTRACKER_DELIVERY_SENT_DAYS`` and
+deliveries given up older than ``XTRACKER_DELIVERY_DEAD_DAYS`` (each with its attempts), and
+the entries of the report rollup's queues (``report_backlog``, ``report_removals``) that the
+rollup has applied. They are deleted at start-up and then periodically, oldest first, in
+batches: each batch is one writer operation of about 20 ms (``PRUNE_BATCH``), and the next one
+waits ``PRUNE_PAUSE_S``, so neither a request nor the writer ever waits long, even for a
+database that holds millions of rows to prune. Pending and retrying deliveries are never
+pruned. The report rollup (store/rollup.py) catches up with the inbox every
 ``ROLLUP_EVERY_S``, on its own thread and file, so that a report rarely has much left to do.
 The landing counts unrecorded visits in memory (domain/unrecorded.py); they are added to the
 store every ``UNRECORDED_EVERY_S`` and once more when the server stops.
@@ -26,19 +32,31 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Callable
+from typing import Any
 
 from xtracker_server.config import Settings
 from xtracker_server.deletion import finish_unfinished
 from xtracker_server.domain.unrecorded import Tally
+from xtracker_server.store.deletion import prune_removals
 from xtracker_server.store.faults import StoreUnavailable
 from xtracker_server.store.health import FaultTracker
+from xtracker_server.store.outbox import prune_settled
 from xtracker_server.store.postbacks import prune_log
+from xtracker_server.store.rollup import applied_backlog, applied_removals, prune_backlog
 from xtracker_server.store.runtime import Store
 from xtracker_server.store.unrecorded import add_unrecorded
 
 log = logging.getLogger("xtracker.housekeeping")
 
+#: Rows one pruning batch deletes: measured on a database holding a million rows to prune, a
+#: batch of 1,000 postback log rows holds the writer about 20 ms, and a batch of 500
+#: deliveries (each with its attempt) about 25 ms (docs/operations.md#disk-upkeep).
 PRUNE_BATCH = 1000
+DELIVERY_PRUNE_BATCH = 500
+#: The pause between two batches: the writer is left to requests most of the time.
+PRUNE_PAUSE_S = 0.05
+DAY_MS = 86_400_000
 ROLLUP_EVERY_S = 1.0
 UNRECORDED_EVERY_S = 1.0
 #: The storage is probed after this long without a commit (and then at most this often).
@@ -54,10 +72,13 @@ class Housekeeper:
     def __init__(self, store: Store, settings: Settings, unrecorded: Tally | None = None) -> None:
         self.store = store
         self.unrecorded = unrecorded
-        self.keep_ms = int(settings.postback_log_days * 86400 * 1000)
+        self.log_keep_ms = int(settings.postback_log_days * DAY_MS)
+        self.sent_keep_ms = int(settings.delivery_sent_days * DAY_MS)
+        self.dead_keep_ms = int(settings.delivery_dead_days * DAY_MS)
+        shortest = min(self.log_keep_ms, self.sent_keep_ms, self.dead_keep_ms)
         # Often enough that a row outlives its retention by at most a quarter of it (an hour
         # at most), rarely enough to cost nothing.
-        self.interval_s = min(3600.0, max(1.0, self.keep_ms / 4000))
+        self.interval_s = min(3600.0, max(1.0, shortest / 4000))
         self._rollup_health = FaultTracker("report rollup")
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -103,26 +124,55 @@ class Housekeeper:
             raise
         return len(counts)
 
-    async def prune_postback_log(self) -> int:
-        """Delete every log row past its retention, a batch at a time; returns how many."""
-        before = int(time.time() * 1000) - self.keep_ms
+    async def prune(self) -> dict[str, int]:
+        """Delete everything past its retention (see the module's docstring), a batch at a
+        time; returns how many rows of each kind went."""
+        now = int(time.time() * 1000)
+        log_rows = await self._in_batches(prune_log, now - self.log_keep_ms, limit=PRUNE_BATCH)
+        sent = await self._in_batches(
+            prune_settled, "sent", now - self.sent_keep_ms, limit=DELIVERY_PRUNE_BATCH
+        )
+        dead = await self._in_batches(
+            prune_settled, "failed_permanently", now - self.dead_keep_ms,
+            limit=DELIVERY_PRUNE_BATCH,
+        )  # fmt: skip
+        # How far the report rollup got, read before pruning: only what it applied goes.
+        applied = await self.store.read(applied_backlog)
+        backlog = await self._in_batches(prune_backlog, applied, limit=PRUNE_BATCH)
+        removals = await self.store.read(applied_removals)
+        # A deletion forgets them once its rollup ran (xtracker_server/deletion.py); these are
+        # what a crash left. Few: one entry per deletion or erased person.
+        removals = await self.store.write(prune_removals, removals) if removals else 0
+        return {
+            "postback log rows": log_rows,
+            "sent deliveries": sent,
+            "deliveries given up": dead,
+            "report backlog entries": backlog,
+            "report removals": removals,
+        }
+
+    async def _in_batches(self, op: Callable[..., int], *args: Any, limit: int) -> int:
+        """``op(conn, *args, limit)`` through the writer until it deletes fewer than ``limit``
+        rows; returns how many it deleted."""
         total = 0
         while True:
-            deleted = await self.store.write(prune_log, before, PRUNE_BATCH)
+            deleted = await self.store.write(op, *args, limit)
             total += deleted
-            if deleted < PRUNE_BATCH:
+            if deleted < limit:
                 return total
+            await asyncio.sleep(PRUNE_PAUSE_S)
 
     async def _run(self) -> None:
         while True:
             try:
-                pruned = await self.prune_postback_log()
-                if pruned:
-                    log.info("pruned %d postback log rows", pruned)
+                pruned = await self.prune()
+                if any(pruned.values()):
+                    said = ", ".join(f"{n:,} {what}" for what, n in pruned.items() if n)
+                    log.info("pruned %s", said)
             except StoreUnavailable:  # logged by the store's health: try again next time
                 pass
             except Exception:
-                log.exception("pruning the postback log failed")
+                log.exception("pruning failed")
             await asyncio.sleep(self.interval_s)
 
     async def _roll_up(self) -> None:

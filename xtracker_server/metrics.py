@@ -29,6 +29,7 @@ from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamil
 from prometheus_client.registry import Collector
 
 from xtracker_server.store import destinations, outbox
+from xtracker_server.store.wal import database_wal_bytes
 
 if TYPE_CHECKING:
     from xtracker_server.store.runtime import Store
@@ -62,10 +63,14 @@ class Readings:
 
     outbox: Mapping[str, int]  # deliveries not settled yet, by status
     unhealthy: Mapping[str, int]  # enabled destinations flagged unhealthy, by kind
+    wal_bytes: int | None = None  # the size of the database's WAL file (store/wal.py)
 
 
 def read_database(conn: sqlite3.Connection) -> Readings:
-    return Readings(outbox.depth(conn), destinations.unhealthy_by_kind(conn))
+    # On the reader's thread, under the scrape's time bound, as a stat of a frozen disk may hang.
+    return Readings(
+        outbox.depth(conn), destinations.unhealthy_by_kind(conn), wal_bytes=database_wal_bytes(conn)
+    )
 
 
 @dataclass(frozen=True)
@@ -248,6 +253,13 @@ class Sampled(Collector):
                 "Enabled destinations flagged unhealthy (their deliveries wait), by kind.",
                 labelled=("kind", readings.unhealthy.items()),
             )
+            if readings.wal_bytes is not None:
+                yield _family(
+                    GaugeMetricFamily,
+                    "xtracker_wal_bytes",
+                    "Size of the database's write-ahead log file (kept under 64 MiB).",
+                    readings.wal_bytes,
+                )
 
 
 def _family(

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from xtracker_server.auth import FailureThrottle
+from xtracker_server.auth import Authenticator, FailureThrottle, RateLimiter
 from xtracker_server.config import Settings
 from xtracker_server.domain.credentials import (
     CredentialKind,
@@ -19,9 +19,11 @@ from xtracker_server.domain.credentials import (
     hash_secret,
     new_secret,
 )
+from xtracker_server.errors import ApiError
 from xtracker_server.store import spaces
 from xtracker_server.store.db import open_db, transaction
 from xtracker_server.store.migrations import MIGRATIONS
+from xtracker_server.store.runtime import Store
 
 
 @pytest.mark.parametrize(
@@ -117,6 +119,53 @@ def test_a_zero_budget_turns_the_throttle_off() -> None:
     throttle = FailureThrottle(0, clock=Clock())
     assert all(throttle.failed("192.0.2.1") is None for _ in range(1000))
     assert len(throttle) == 0
+
+
+def test_the_rate_limiter_forgets_credentials_whose_bucket_is_full_again() -> None:
+    clock = Clock()
+    limiter = RateLimiter(1, max_keys=3, clock=clock)  # 1 a second, bursts of 2
+    for n in range(100):  # a long-running server: credentials used once, then rotated out
+        limiter.check(b"key%d" % n)
+        clock.now += 1
+    assert len(limiter) <= 3
+    busy = b"busy"
+    limiter.check(busy)
+    limiter.check(busy)  # its burst is used up: this one must not be forgotten
+    for n in range(100, 110):
+        limiter.check(b"key%d" % n)  # no time passes: none of them is full again either
+    with pytest.raises(ApiError, match="requests a second"):
+        limiter.check(busy)
+
+
+def test_the_credential_cache_stays_bounded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import asyncio
+
+    import xtracker_server.auth as auth
+
+    monkeypatch.setattr(auth, "MAX_TRACKED_CREDENTIALS", 3)
+    path = str(tmp_path / "t.db")
+    conn = open_db(path)
+    with transaction(conn):
+        secrets_ = [spaces.create_space(conn, f"s{n}", 1).bearer for n in range(10)]
+    conn.close()
+
+    async def run() -> list[int]:
+        store = Store(path, writer_process=False)
+        await store.open()
+        try:
+            authenticator = Authenticator(store, Settings(db=path, credential_cache_s=3600))
+            sizes = []
+            for secret in secrets_:
+                cred, _ = await authenticator.lookup(secret)
+                assert cred is not None
+                sizes.append(authenticator.cached)
+            return sizes
+        finally:
+            await store.close()
+
+    assert max(asyncio.run(run())) <= 3
 
 
 def _db(tmp_path: Path) -> sqlite3.Connection:

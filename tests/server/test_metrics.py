@@ -219,6 +219,25 @@ def test_the_database_figures_come_from_one_read(tmp_path: Path) -> None:
     assert dict(readings.unhealthy) == {"fb_capi": 0, "webhook": 0, "s2s_postback": 0}
 
 
+def test_the_wal_size_is_read_with_the_database_figures(tmp_path: Path) -> None:
+    from xtracker_server.metrics import read_database
+    from xtracker_server.store import spaces
+    from xtracker_server.store.db import connect, open_db
+
+    path = str(tmp_path / "d.db")
+    conn = open_db(path)
+    conn.execute("PRAGMA wal_autocheckpoint=0")
+    spaces.create_space(conn, "s", 1)
+    reader = connect(path, readonly=True)
+    try:
+        readings = read_database(reader)
+    finally:
+        reader.close()
+        conn.close()
+    assert readings.wal_bytes is not None and readings.wal_bytes > 0
+    assert samples(Metrics(), readings)[("xtracker_wal_bytes", "")] == readings.wal_bytes
+
+
 def test_the_tally_keeps_totals_by_reason_across_takes() -> None:
     tally = Tally()
     tally.add(1, 2, Reason.BOT, 0)

@@ -143,3 +143,31 @@ def unhealthy_by_kind(conn: sqlite3.Connection) -> dict[str, int]:
     ):
         counts[kind] = int(count)
     return counts
+
+
+@dataclass(slots=True)
+class PrunedTally:
+    """Deliveries of one destination that retention pruned in one batch (store/outbox.py)."""
+
+    destination_id: int
+    sent: int = 0
+    failed: int = 0
+    last_sent_ms: int | None = None
+
+    def add(self, status: str, sent_ms: int | None) -> None:
+        if status == "sent":
+            self.sent += 1
+        else:
+            self.failed += 1
+        if sent_ms is not None and (self.last_sent_ms is None or sent_ms > self.last_sent_ms):
+            self.last_sent_ms = sent_ms
+
+
+def add_pruned(conn: sqlite3.Connection, tallies: list[PrunedTally]) -> None:
+    """Add what was pruned to each destination's tally (migration 14)."""
+    conn.executemany(
+        "UPDATE destinations SET pruned_sent = pruned_sent + ?1,"
+        " pruned_failed = pruned_failed + ?2, pruned_last_sent_ms ="
+        " max(coalesce(pruned_last_sent_ms, ?3), coalesce(?3, pruned_last_sent_ms)) WHERE id = ?4",
+        [(t.sent, t.failed, t.last_sent_ms, t.destination_id) for t in tallies],
+    )

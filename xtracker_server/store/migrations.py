@@ -369,6 +369,17 @@ MIGRATIONS: tuple[str, ...] = (
     -- without it, a rare outcome is looked for through every row of the space.
     CREATE INDEX postback_log_outcome ON postback_log(space_id, outcome, id);
     """,
+    # 15: retention of settled deliveries (housekeeping.py). Pruning finds the oldest settled
+    # deliveries through a partial index (pending and retrying rows stay out of it, so ingest
+    # does not pay for it), and each destination keeps the tally of what was pruned, so that
+    # its delivery health still counts every delivery it ever had (store/reports.py).
+    """
+    CREATE INDEX deliveries_settled ON deliveries(status, updated_ms)
+        WHERE status IN ('sent', 'failed_permanently');
+    ALTER TABLE destinations ADD COLUMN pruned_sent INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE destinations ADD COLUMN pruned_failed INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE destinations ADD COLUMN pruned_last_sent_ms INTEGER;
+    """,
 )
 
 

@@ -17,9 +17,13 @@ from dataclasses import dataclass
 from xtracker_server.domain.destinations import DestinationKind, delivery_event_id
 from xtracker_server.domain.outbound import ClickInfo, DeliveryContext
 from xtracker_server.store.db import MAX_PARAMS, insert_many
+from xtracker_server.store.destinations import PrunedTally, add_pruned
 
 STATUSES = ("pending", "retrying", "sent", "failed_permanently")
 _DUE = "status IN ('pending', 'retrying')"
+#: The condition of the partial index ``deliveries_settled`` (migration 14): a query names it
+#: as it is, besides its own ``status = ?``, or SQLite does not use that index.
+_SETTLED = "status IN ('sent', 'failed_permanently')"
 
 
 @dataclass(frozen=True)
@@ -328,3 +332,37 @@ def depth(conn: sqlite3.Connection) -> dict[str, int]:
     ):
         counts[status] = int(count)
     return counts
+
+
+def prune_settled(conn: sqlite3.Connection, status: str, before_ms: int, limit: int = 1000) -> int:
+    """Delete up to ``limit`` deliveries settled as ``status`` (``sent`` or
+    ``failed_permanently``) before ``before_ms``, oldest first, any space, with their attempts;
+    returns how many deliveries (housekeeping.py runs it in batches). Each destination's tally
+    counts what went, so that its delivery health still counts every delivery it ever had
+    (``reports.delivery_health``).
+
+    Unsettled deliveries are never pruned. Neither are the newest delivery and the delivery of
+    the newest attempt, whatever their age: SQLite gives a new row the largest id plus one, and
+    an id handed out twice would be missed by the live stream (which follows attempts by id)
+    and confuse whoever holds a delivery id."""
+    assert status in ("sent", "failed_permanently"), status
+    rows = conn.execute(
+        f"SELECT id, destination_id, sent_ms FROM deliveries WHERE {_SETTLED} AND status = ?"
+        " AND updated_ms < ? AND id < (SELECT max(id) FROM deliveries)"
+        " AND id IS NOT (SELECT delivery_id FROM delivery_attempts"
+        " WHERE id = (SELECT max(id) FROM delivery_attempts))"
+        " ORDER BY updated_ms LIMIT ?",
+        (status, before_ms, min(limit, MAX_PARAMS)),
+    ).fetchall()
+    if not rows:
+        return 0
+    ids = [r[0] for r in rows]
+    marks = ", ".join("?" * len(ids))
+    conn.execute(f"DELETE FROM delivery_attempts WHERE delivery_id IN ({marks})", ids)
+    conn.execute(f"DELETE FROM deliveries WHERE id IN ({marks})", ids)
+    tallies: dict[int, PrunedTally] = {}
+    for _, destination_id, sent_ms in rows:
+        tally = tallies.setdefault(destination_id, PrunedTally(destination_id))
+        tally.add(status, sent_ms)
+    add_pruned(conn, list(tallies.values()))
+    return len(ids)

@@ -334,7 +334,7 @@ class DestinationHealth:
     kind: str
     enabled: bool
     health_reason: str | None
-    counts: dict[str, int]  # status -> deliveries
+    counts: dict[str, int]  # status -> deliveries, those pruned by retention included
     last_success_ms: int | None
     last_error: str | None
     last_error_ms: int | None
@@ -352,8 +352,8 @@ def delivery_health(
     conn: sqlite3.Connection, space_id: int, now_ms: int
 ) -> list[DestinationHealth]:
     dests = conn.execute(
-        "SELECT id, name, kind, enabled, health_reason FROM destinations WHERE space_id = ?"
-        " ORDER BY id",
+        "SELECT id, name, kind, enabled, health_reason, pruned_sent, pruned_failed,"
+        " pruned_last_sent_ms FROM destinations WHERE space_id = ? ORDER BY id",
         (space_id,),
     ).fetchall()
     recent: dict[int, list[sqlite3.Row]] = defaultdict(list)
@@ -366,16 +366,21 @@ def delivery_health(
         recent[row[0]].append(row)
     out = []
     for d in dests:
-        counts = {s: 0 for s in ("pending", "retrying", "sent", "failed_permanently")}
+        # Deliveries pruned by retention (housekeeping.py) still count: the figures of a
+        # destination mean the same whatever its age.
+        counts = {"pending": 0, "retrying": 0, "sent": d["pruned_sent"],
+                  "failed_permanently": d["pruned_failed"]}  # fmt: skip
         for status, n in conn.execute(
             "SELECT status, count(*) FROM deliveries WHERE destination_id = ? GROUP BY status",
             (d["id"],),
         ):
-            counts[status] = int(n)
+            counts[status] += int(n)
         last_success = conn.execute(
             "SELECT max(sent_ms) FROM deliveries WHERE destination_id = ? AND status = 'sent'",
             (d["id"],),
         ).fetchone()[0]
+        if d["pruned_last_sent_ms"] is not None:
+            last_success = max(last_success or 0, d["pruned_last_sent_ms"])
         attempts = recent.get(d["id"], [])
         failed = [a for a in attempts if a["outcome"] != "sent"]
         last_error, last_error_ms = None, None

@@ -44,6 +44,7 @@ from typing import Any, Protocol, TypeVar
 from xtracker_server.store.db import open_db
 from xtracker_server.store.faults import FaultReason, StoreUnavailable, fault_of, storage_fault
 from xtracker_server.store.health import FaultTracker
+from xtracker_server.store.wal import IDLE_S, LIMIT_BYTES, WalKeeper
 
 log = logging.getLogger("xtracker.store")
 
@@ -242,11 +243,13 @@ class GroupCommitWriter(Writer):
         batch_limit: int = 1000,
         timeout_s: float | None = None,
         health: FaultTracker | None = None,
+        wal_limit_bytes: int = LIMIT_BYTES,
     ) -> None:
         super().__init__(timeout_s=timeout_s, health=health)
         self._path = path
         self._sync = sync
         self._batch_limit = batch_limit
+        self.wal = WalKeeper(path, limit_bytes=wal_limit_bytes)  # checkpoints (store/wal.py)
         # The writer's own thread takes operations straight from this queue: the next batch
         # starts as soon as the last commit is done, never waiting for its turn on the event
         # loop (where it would queue behind every request being parsed).
@@ -306,8 +309,14 @@ class GroupCommitWriter(Writer):
             conn.close()
 
     def _serve(self, loop: asyncio.AbstractEventLoop) -> None:
+        conn = self._conn
+        assert conn is not None
         while True:
-            first = self._queue.get()
+            try:
+                first = self._queue.get(timeout=IDLE_S)
+            except queue.Empty:
+                self.wal.idle(conn)
+                continue
             if first is None:
                 return
             batch, stopping = [first], False
@@ -324,6 +333,7 @@ class GroupCommitWriter(Writer):
             batch = [item for item in batch if not item[1].done()]
             if batch:
                 self._commit(loop, batch)
+                self.wal.after_batch(conn, waiting=not self._queue.empty())
             if stopping:
                 return
 

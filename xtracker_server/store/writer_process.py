@@ -48,6 +48,7 @@ from typing import Any
 
 from xtracker_server.store.faults import FaultReason, StoreUnavailable, fault_of
 from xtracker_server.store.health import FaultTracker
+from xtracker_server.store.wal import IDLE_S, LIMIT_BYTES, WalKeeper
 from xtracker_server.store.writer import Job, Writer, commit_batch
 
 log = logging.getLogger("xtracker.store")
@@ -76,11 +77,13 @@ class ProcessWriter(Writer):
         batch_limit: int = 1000,
         timeout_s: float | None = None,
         health: FaultTracker | None = None,
+        wal_limit_bytes: int = LIMIT_BYTES,
     ) -> None:
         super().__init__(timeout_s=timeout_s, health=health)
         self._path = path
         self._sync = sync
         self._batch_limit = batch_limit
+        self._wal_limit_bytes = wal_limit_bytes  # the writer process's WalKeeper (store/wal.py)
         self._proc: subprocess.Popen[bytes] | None = None
         self._to: asyncio.WriteTransport | None = None
         self._from: asyncio.ReadTransport | None = None
@@ -120,6 +123,7 @@ class ProcessWriter(Writer):
             **os.environ,
             "PYTHONPATH": os.pathsep.join(p for p in sys.path if p),  # what imports here does
             "XTRACKER_WRITER_SYNC": self._sync,
+            "XTRACKER_WRITER_WAL_LIMIT": str(self._wal_limit_bytes),
         }
         try:
             self._proc = subprocess.Popen(
@@ -375,7 +379,9 @@ def _portable(outcome: tuple[bool, Any]) -> tuple[bool, Any]:
     return outcome
 
 
-def serve(inbox: Connection, outbox: Connection, path: str, sync: str) -> int:
+def serve(
+    inbox: Connection, outbox: Connection, path: str, sync: str, wal_limit_bytes: int = LIMIT_BYTES
+) -> int:
     from xtracker_server.store.db import open_db
 
     try:
@@ -384,9 +390,13 @@ def serve(inbox: Connection, outbox: Connection, path: str, sync: str) -> int:
         outbox.send(("error", f"{type(exc).__name__}: {exc}"))
         return 1
     outbox.send(("ready", None))
+    wal = WalKeeper(path, limit_bytes=wal_limit_bytes)
     try:
         while True:
             try:
+                if not inbox.poll(IDLE_S):
+                    wal.idle(conn)
+                    continue
                 data = inbox.recv_bytes()
             except EOFError:  # the server is gone
                 return 0
@@ -414,6 +424,8 @@ def serve(inbox: Connection, outbox: Connection, path: str, sync: str) -> int:
                 outbox.send(("batch", [_portable(o) for o in outcomes]))
             except OSError:  # the server is gone; what was committed stays committed
                 return 0
+            if answer[0] == "batch":  # after the answer: the checkpoint does not delay it
+                wal.after_batch(conn, waiting=inbox.poll(0))
     finally:
         conn.close()
 
@@ -424,7 +436,9 @@ def main(argv: list[str]) -> int:
     child_in, child_out, path = argv
     inbox = Connection(int(child_in), writable=False)
     outbox = Connection(int(child_out), readable=False)
-    return serve(inbox, outbox, path, os.environ.get("XTRACKER_WRITER_SYNC", "FULL"))
+    sync = os.environ.get("XTRACKER_WRITER_SYNC", "FULL")
+    wal_limit = int(os.environ.get("XTRACKER_WRITER_WAL_LIMIT", LIMIT_BYTES))
+    return serve(inbox, outbox, path, sync, wal_limit)
 
 
 if __name__ == "__main__":

@@ -48,7 +48,7 @@ OPERATOR_ONLY: dict[str, Call] = {
     "set_currencies": lambda w, c, s: currencies.set_currencies(w, c, s, ["GEMS"]),
     "list_links": links.list_links,
     "create_link": lambda w, c, s: links.create_link(
-        w, c, s, "promo", {"kind": "bot", "target": "my_offer_bot"}
+        w, c, s, {"slug": "promo", "kind": "bot", "target": "my_offer_bot"}
     ),
     "update_link": lambda w, c, s: links.update_link(w, c, s, "promo", {"enabled": False}),
     "list_destinations": destinations.list_destinations,

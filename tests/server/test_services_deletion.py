@@ -40,7 +40,7 @@ def _click(env: Env, space_id: int, uid: str) -> None:
 def test_deleting_a_space_ends_its_credentials_and_links_and_tells_the_process(env: Env) -> None:
     space = env.space()
     space_id = space.space.id
-    env.run(links.create_link(OPERATOR, env.ctx, space_id, "promo", BOT))
+    env.run(links.create_link(OPERATOR, env.ctx, space_id, {"slug": "promo", **BOT}))
     _click(env, space_id, "u1")
     counted = env.run(deletion.delete_space(OPERATOR, env.ctx, space_id, dry_run=True))
     assert (counted["links"], counted["clicks"], counted["credentials"]) == (1, 1, 2)
@@ -58,7 +58,7 @@ def test_deleting_a_space_ends_its_credentials_and_links_and_tells_the_process(e
 
 def test_deleting_a_link_tells_the_landing_and_keeps_its_clicks(env: Env) -> None:
     space_id = env.space().space.id
-    env.run(links.create_link(OPERATOR, env.ctx, space_id, "promo", BOT))
+    env.run(links.create_link(OPERATOR, env.ctx, space_id, {"slug": "promo", **BOT}))
     env.heard.calls.clear()
     counted = env.run(deletion.delete_link(OPERATOR, env.ctx, space_id, "promo", dry_run=True))
     assert env.heard.calls == []

@@ -23,17 +23,17 @@ def env(tmp_path: Path) -> Iterator[Env]:
 
 def test_a_link_is_created_and_the_landing_told(env: Env) -> None:
     space_id = env.space().space.id
-    link = env.run(links.create_link(OPERATOR, env.ctx, space_id, " promo ", BOT))
+    link = env.run(links.create_link(OPERATOR, env.ctx, space_id, {"slug": " promo ", **BOT}))
     assert (link.slug, link.spec.target, link.enabled) == ("promo", "my_offer_bot", True)
     assert env.heard.calls == [("link_changed", "promo")]
     assert [x.slug for x in env.run(links.list_links(OPERATOR, env.ctx, space_id))] == ["promo"]
 
 
-@pytest.mark.parametrize("slug", ["", "-promo", "Promo!", "x" * 65])
-def test_a_slug_is_checked(env: Env, slug: str) -> None:
+@pytest.mark.parametrize("slug", [None, 5, "", "-promo", "Promo!", "x" * 65])
+def test_a_slug_is_checked(env: Env, slug: object) -> None:
     space_id = env.space().space.id
     with pytest.raises(Invalid) as refused:
-        env.run(links.create_link(OPERATOR, env.ctx, space_id, slug, BOT))
+        env.run(links.create_link(OPERATOR, env.ctx, space_id, {"slug": slug, **BOT}))
     assert refused.value.field == "slug"
 
 
@@ -42,7 +42,10 @@ def test_every_bad_field_of_a_link_is_named(env: Env) -> None:
     with pytest.raises(Invalid) as refused:
         env.run(
             links.create_link(
-                OPERATOR, env.ctx, space_id, "promo", {"kind": "web", "target": "ftp://x", "y": 1}
+                OPERATOR,
+                env.ctx,
+                space_id,
+                {"slug": "promo", "kind": "web", "target": "ftp://x", "y": 1},
             )
         )
     fields = [field for field, _ in refused.value.problems]
@@ -54,9 +57,9 @@ def test_every_bad_field_of_a_link_is_named(env: Env) -> None:
 
 def test_a_slug_is_unique_on_the_server(env: Env) -> None:
     mine, theirs = env.space("mine").space.id, env.space("theirs").space.id
-    env.run(links.create_link(OPERATOR, env.ctx, theirs, "promo", BOT))
+    env.run(links.create_link(OPERATOR, env.ctx, theirs, {"slug": "promo", **BOT}))
     with pytest.raises(Conflict) as taken:
-        env.run(links.create_link(OPERATOR, env.ctx, mine, "promo", BOT))
+        env.run(links.create_link(OPERATOR, env.ctx, mine, {"slug": "promo", **BOT}))
     assert (taken.value.code, taken.value.field) == ("slug_taken", "slug")
     answer = api_error(taken.value)
     assert (answer.status, answer.extra) == (409, {"field": "slug"})
@@ -64,7 +67,7 @@ def test_a_slug_is_unique_on_the_server(env: Env) -> None:
 
 def test_a_link_is_changed_as_a_whole_link(env: Env) -> None:
     space_id = env.space().space.id
-    env.run(links.create_link(OPERATOR, env.ctx, space_id, "promo", BOT))
+    env.run(links.create_link(OPERATOR, env.ctx, space_id, {"slug": "promo", **BOT}))
     env.heard.calls.clear()
     off = env.run(links.update_link(OPERATOR, env.ctx, space_id, "promo", {"enabled": False}))
     assert off.enabled is False
@@ -80,7 +83,7 @@ def test_a_link_is_changed_as_a_whole_link(env: Env) -> None:
 
 def test_another_spaces_link_is_not_found(env: Env) -> None:
     mine, theirs = env.space("mine").space.id, env.space("theirs").space.id
-    env.run(links.create_link(OPERATOR, env.ctx, theirs, "promo", BOT))
+    env.run(links.create_link(OPERATOR, env.ctx, theirs, {"slug": "promo", **BOT}))
     with pytest.raises(NotFound) as missing:
         env.run(links.update_link(OPERATOR, env.ctx, mine, "promo", {"enabled": False}))
     assert missing.value.detail == f"no link 'promo' in space {mine}"

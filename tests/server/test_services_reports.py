@@ -65,7 +65,9 @@ def test_a_bad_report_parameter_is_named(env: Env, case: str) -> None:
 def test_a_link_filter_names_a_link_of_the_space(env: Env) -> None:
     mine, theirs = env.space("mine").space.id, env.space("theirs").space.id
     env.run(
-        links.create_link(OPERATOR, env.ctx, theirs, "promo", {"kind": "bot", "target": "a_bot"})
+        links.create_link(
+            OPERATOR, env.ctx, theirs, {"slug": "promo", "kind": "bot", "target": "a_bot"}
+        )
     )
     with pytest.raises(Invalid, match=f"no link 'promo' in space {mine}"):
         env.run(reports.funnel(OPERATOR, env.ctx, mine, link="promo"))

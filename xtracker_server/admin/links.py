@@ -7,7 +7,6 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from xtracker_server.admin._services import operator, path_id
-from xtracker_server.errors import field_error
 from xtracker_server.ingress._http import read_json_object
 from xtracker_server.services import OPERATOR, links
 from xtracker_server.views import link_created_json, link_json
@@ -24,13 +23,8 @@ async def create_link(request: Request) -> JSONResponse:
     """Body: ``slug`` and the link's fields (``LinkSpec``)."""
     ctx = await operator(request)
     space_id = path_id(request)
-    body = await read_json_object(request)
-    slug = body.pop("slug", None)
-    if slug is None:
-        raise field_error("slug", "is required")
-    if not isinstance(slug, str):
-        raise field_error("slug", "must be a string")
-    link = await links.create_link(OPERATOR, ctx, space_id, slug, body)
+    fields = await read_json_object(request)
+    link = await links.create_link(OPERATOR, ctx, space_id, fields)
     return JSONResponse({"ok": True, **link_created_json(link, ctx.settings.base_url)}, 201)
 
 

@@ -27,17 +27,15 @@ async def list_links(who: Principal, ctx: Context, space_id: int) -> list[Link]:
 
 
 async def create_link(
-    who: Principal, ctx: Context, space_id: int, slug: str, fields: Mapping[str, Any]
+    who: Principal, ctx: Context, space_id: int, fields: Mapping[str, Any]
 ) -> Link:
-    """A new link at ``slug`` with ``fields`` (``LinkSpec``: kind, target, …). Conflict
-    slug_taken if any space has that slug."""
+    """A new link from ``fields``: its ``slug`` and the link's fields (``LinkSpec``: kind,
+    target, …). Conflict slug_taken if any space has that slug."""
     await authorized_space(who, ctx, Action.MANAGE, space_id)
+    spec_fields = dict(fields)
+    slug = _slug(spec_fields.pop("slug", None))
     try:
-        slug = check_slug(slug)
-    except ValueError as exc:
-        raise Invalid("slug", str(exc)) from None
-    try:
-        spec = LinkSpec.model_validate(fields)
+        spec = LinkSpec.model_validate(spec_fields)
     except ValidationError as exc:
         raise Invalid.from_validation(exc) from None
     try:
@@ -46,6 +44,17 @@ async def create_link(
         raise Conflict("slug_taken", str(exc), space_id=space_id, key=slug, field="slug") from None
     ctx.listener.link_changed(slug)
     return link
+
+
+def _slug(raw: object) -> str:
+    if raw is None:
+        raise Invalid("slug", "is required")
+    if not isinstance(raw, str):
+        raise Invalid("slug", "must be a string")
+    try:
+        return check_slug(raw)
+    except ValueError as exc:
+        raise Invalid("slug", str(exc)) from None
 
 
 async def update_link(

@@ -1,6 +1,7 @@
-"""The services (xtracker_server/services/) run in process on a real SQLite file: a real
-``Store`` (its writer on a thread), a ``Context`` whose listener records what it is told, and
-a DNS resolver that answers from a table (no test asks real DNS).
+"""The services (xtracker_server/services/) run in process on a real SQLite file, as a
+command runs them (``context.opened``: a real ``Store``, its writer on a thread), with a
+listener that records what it is told and a DNS resolver that answers from a table (no test
+asks real DNS).
 
     def test_x(tmp_path):
         with services(tmp_path) as env:
@@ -22,8 +23,7 @@ from xtracker_server.config import Settings
 from xtracker_server.domain.credentials import CredentialKind
 from xtracker_server.services import OPERATOR, SpaceCredential
 from xtracker_server.services import spaces as space_services
-from xtracker_server.services.context import Context, Listener
-from xtracker_server.store.runtime import Store
+from xtracker_server.services.context import Context, Listener, opened
 from xtracker_server.store.spaces import NewSpace
 
 T = TypeVar("T")
@@ -81,18 +81,14 @@ def bearer(space: NewSpace) -> SpaceCredential:
 @contextmanager
 def services(tmp_path: Path) -> Iterator[Env]:
     db = str(tmp_path / "services.db")
-    store = Store(db, writer_process=False, readers=1)
-    loop = asyncio.new_event_loop()
-    loop.run_until_complete(store.open())
+    settings = Settings(db=db, public_url="https://track.example.test")
     heard = Heard()
-    ctx = Context(
-        store,
-        Settings(db=db, public_url="https://track.example.test"),
-        heard,
-        resolver=FakeResolver({k: [list(v) for v in a] for k, a in ANSWERS.items()}),
-    )
+    resolver = FakeResolver({name: [list(a) for a in found] for name, found in ANSWERS.items()})
+    loop = asyncio.new_event_loop()
+    opening = opened(settings, listener=heard, resolver=resolver)
+    ctx = loop.run_until_complete(opening.__aenter__())
     try:
         yield Env(ctx, heard, loop)
     finally:
-        loop.run_until_complete(store.close())
+        loop.run_until_complete(opening.__aexit__(None, None, None))
         loop.close()

@@ -4,7 +4,8 @@ its changes (``Context``)."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -14,7 +15,7 @@ from xtracker_server.store.runtime import Store
 if TYPE_CHECKING:
     from aiohttp.abc import AbstractResolver
 
-__all__ = ["Context", "Listener", "wall_clock_ms"]
+__all__ = ["Context", "Listener", "opened", "wall_clock_ms"]
 
 
 class Listener:
@@ -56,3 +57,26 @@ class Context:
     listener: Listener = field(default_factory=Listener)
     resolver: AbstractResolver | None = None
     clock: Callable[[], int] = wall_clock_ms
+
+
+@asynccontextmanager
+async def opened(
+    settings: Settings,
+    *,
+    listener: Listener | None = None,
+    resolver: AbstractResolver | None = None,
+) -> AsyncIterator[Context]:
+    """A Context on a store of its own for ``settings.db`` (its writer on a thread), closed
+    at the end: for a process that runs a few services and ends, such as a command.
+
+        async with opened(settings) as ctx:
+            link = await links.update_link(OPERATOR, ctx, 1, "promo", {"enabled": False})
+
+    The file is created (and migrated) if it does not exist: a caller that must not create
+    one checks first."""
+    store = Store(settings.db, sync=settings.sync, readers=1, writer_process=False)
+    await store.open()
+    try:
+        yield Context(store, settings, listener or Listener(), resolver)
+    finally:
+        await store.close()

@@ -2,7 +2,8 @@
 live stream (docs/reports.md).
 
 Read with the admin token, or with the space's own bearer secret (a bot owner may read their
-space's reports; another space's secret gets 403 and nothing else).
+space's reports; another space's secret gets 403 and nothing else): the rule is the
+services' (services/principal.py); these routes only say who is calling (``reader``).
 """
 
 from __future__ import annotations

@@ -37,10 +37,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from xtracker_server import reports
 from xtracker_server.domain.dedup import dedup_key
 from xtracker_server.domain.links import LinkKind, LinkSpec
 from xtracker_server.domain.reports import Bucket
+from xtracker_server.services import reports
 from xtracker_server.store import links, spaces
 from xtracker_server.store.db import attach_reports, connect, open_db, reports_path, transaction
 from xtracker_server.store.rollup import catch_up, open_rollup

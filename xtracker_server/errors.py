@@ -24,7 +24,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from pydantic import ValidationError
@@ -34,6 +34,15 @@ from starlette.responses import JSONResponse, Response
 
 from xtracker_server.domain.macros import UnfilledMacro
 from xtracker_server.exceptions import XTrackerServerError
+from xtracker_server.services.errors import (
+    NAME_NEEDS_INGEST,
+    Conflict,
+    Forbidden,
+    Invalid,
+    NotFound,
+    ServiceError,
+    problems_of,
+)
 from xtracker_server.store.faults import FaultReason, StoreUnavailable, retry_after_s, storage_fault
 
 log = logging.getLogger("xtracker")
@@ -59,19 +68,13 @@ class ApiError(XTrackerServerError):
 
 def invalid(exc: ValidationError, *, renames: dict[str, str] | None = None) -> ApiError:
     """422 naming the first bad field and why (all of them in ``fields``)."""
-    problems: list[dict[str, str]] = []
-    for err in exc.errors(include_url=False):
-        field = ".".join(str(p) for p in err["loc"]) or "body"
-        field = (renames or {}).get(field, field)
-        message = err["msg"].removeprefix("Value error, ")
-        if err["type"] == "extra_forbidden":
-            message = "is not a known field"
-        elif err["type"] == "missing":
-            message = "is required"
-        problems.append({"field": field, "problem": message})
-    first = problems[0]
-    detail = "; ".join(f"{p['field']}: {p['problem']}" for p in problems)
-    return ApiError(422, "invalid_field", detail, field=first["field"], fields=problems)
+    return _invalid_fields(problems_of(exc, renames=renames))
+
+
+def _invalid_fields(problems: Sequence[tuple[str, str]]) -> ApiError:
+    detail = "; ".join(f"{field}: {problem}" for field, problem in problems)
+    fields = [{"field": field, "problem": problem} for field, problem in problems]
+    return ApiError(422, "invalid_field", detail, field=fields[0]["field"], fields=fields)
 
 
 def field_error(field: str, problem: str) -> ApiError:
@@ -83,6 +86,36 @@ def field_error(field: str, problem: str) -> ApiError:
         field=field,
         fields=[{"field": field, "problem": problem}],
     )
+
+
+def api_error(exc: ServiceError) -> ApiError:
+    """A service's refusal (services/errors.py) as the admin API answers it: 403 forbidden,
+    404 not_found, 409 with its code, 422 invalid_field; with the API's next step where the
+    refusal has one (the endpoints that list or revoke ingest tokens)."""
+    if isinstance(exc, Invalid):
+        (field, problem), *more = exc.problems
+        return _invalid_fields([(field, problem + _api_hint(exc)), *more])
+    status = 403 if isinstance(exc, Forbidden) else 404 if isinstance(exc, NotFound) else 409
+    detail = exc.detail + _api_hint(exc)
+    if isinstance(exc, Conflict) and exc.field:
+        return ApiError(status, exc.code, detail, field=exc.field)
+    return ApiError(status, exc.code, detail)
+
+
+def _api_hint(exc: ServiceError) -> str:
+    if isinstance(exc, NotFound) and exc.what == "token":
+        space = exc.space_id
+        return f": see GET /admin/spaces/{space}/tokens, or add one with POST"
+    if isinstance(exc, Conflict) and exc.code == "token_name_taken":
+        return f" (DELETE /admin/spaces/{exc.space_id}/tokens/{exc.key})"
+    if exc.rule == NAME_NEEDS_INGEST:
+        return ': add "kind": "ingest"'
+    return ""
+
+
+async def on_service_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ServiceError)
+    return error_response(api_error(exc))
 
 
 def unfilled_macro_error(found: UnfilledMacro) -> ApiError:
@@ -148,6 +181,7 @@ async def on_unexpected(request: Request, exc: Exception) -> Response:
 
 EXCEPTION_HANDLERS = {
     ApiError: on_api_error,
+    ServiceError: on_service_error,
     HTTPException: on_http_error,
     StoreUnavailable: on_store_unavailable,
     Exception: on_unexpected,

@@ -21,7 +21,13 @@ HTTP is in ``errors.py``.
      ├── NoSuchToken          spaces.py: no such ingest token, also a LookupError
      │   delivery (delivery/)
      ├── AddressRefused       guard.py: a destination resolves to an address not allowed
-     └── ProbeRefused         probe.py: a test delivery that cannot be made, also a ValueError
+     ├── ProbeRefused         probe.py: a test delivery that cannot be made, also a ValueError
+     │   use cases (services/errors.py): what a front end turns into its own answer
+     └── ServiceError
+          ├── Forbidden       the principal may not do this
+          ├── NotFound        no such space, link, destination ... (for this principal)
+          ├── Invalid         bad input, field by field
+          └── Conflict        the change collides with what is stored
 
 ``except XTrackerServerError`` catches every error of ours; the built-in error each also is
 keeps the code that caught it before working.

@@ -4,7 +4,7 @@
 ``OPERATIONS`` holds one ``Operation`` per route and method: documenting a new endpoint is one
 entry there. Request bodies reuse the pydantic models the server validates with (the wire
 models of ``xtracker_wire``, ``LinkSpec``, ``DestinationInput`` ...); answers are described
-here, next to the handlers' shapes in ``views.py`` and ``reports.py``. Two tests keep the
+here, next to the handlers' shapes in ``views.py`` and ``services/reports.py``. Two tests keep the
 document true (tests/e2e/test_openapi.py): every route of the app must be in it, and real
 answers of a running server, successes and errors, must match its schemas.
 """

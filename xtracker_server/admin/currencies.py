@@ -7,23 +7,24 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from xtracker_server.admin._spaces import admin_space
-from xtracker_server.domain.currencies import check_allowed
+from xtracker_server.admin._services import operator, path_id
 from xtracker_server.errors import field_error
 from xtracker_server.ingress._http import read_json_object
-from xtracker_server.store import spaces
+from xtracker_server.services import OPERATOR, currencies
 from xtracker_server.views import currencies_json
 
 
 async def get_currencies(request: Request) -> JSONResponse:
-    state, space_id = await admin_space(request)
-    allowed = await state.store.read(spaces.allowed_currencies, space_id)
-    return JSONResponse({"ok": True, **currencies_json(space_id, allowed or ())})
+    ctx = await operator(request)
+    space_id = path_id(request)
+    allowed = await currencies.currencies(OPERATOR, ctx, space_id)
+    return JSONResponse({"ok": True, **currencies_json(space_id, allowed)})
 
 
 async def put_currencies(request: Request) -> JSONResponse:
     """Body ``{"allowed": ["ABC", "XYZ"]}``: replaces the list (``[]`` empties it)."""
-    state, space_id = await admin_space(request)
+    ctx = await operator(request)
+    space_id = path_id(request)
     body = await read_json_object(request)
     unknown = sorted(set(body) - {"allowed"})
     if unknown:
@@ -31,11 +32,7 @@ async def put_currencies(request: Request) -> JSONResponse:
     given = body.get("allowed")
     if not isinstance(given, list) or not all(isinstance(c, str) for c in given):
         raise field_error("allowed", 'must be a list of currency codes, such as ["GEMS"]')
-    try:
-        codes = check_allowed(given)
-    except ValueError as exc:
-        raise field_error("allowed", str(exc)) from None
-    await state.store.write(spaces.set_allowed_currencies, space_id, codes)
+    codes = await currencies.set_currencies(OPERATOR, ctx, space_id, given)
     return JSONResponse({"ok": True, **currencies_json(space_id, codes)})
 
 

@@ -5,19 +5,16 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from xtracker_server.admin._spaces import admin_space, no_such_token
-from xtracker_server.auth import now_ms
-from xtracker_server.domain.credentials import CredentialKind, check_token_name
-from xtracker_server.domain.query import whole_number
-from xtracker_server.errors import ApiError, field_error
+from xtracker_server.admin._services import operator, path_id
+from xtracker_server.domain.credentials import CredentialKind
+from xtracker_server.domain.spaces import MAX_SPACE_NAME
 from xtracker_server.ingress._http import read_json_object, validate
-from xtracker_server.state import app_state
-from xtracker_server.store import binds, spaces
+from xtracker_server.services import OPERATOR, credentials, spaces
 from xtracker_server.views import (
     new_space_json,
     revocation_json,
@@ -28,13 +25,10 @@ from xtracker_server.views import (
 
 
 class SpaceCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    name: str = Field(min_length=1, max_length=100)
+    """The name's rule (trimmed, 1 to 100 characters) is the service's; the schema says it."""
 
-    @field_validator("name", mode="before")
-    @classmethod
-    def _strip(cls, raw: object) -> object:
-        return raw.strip() if isinstance(raw, str) else raw
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(json_schema_extra={"minLength": 1, "maxLength": MAX_SPACE_NAME})
 
 
 class Rotate(BaseModel):
@@ -44,46 +38,25 @@ class Rotate(BaseModel):
     kind: Literal["bearer", "ingest"] = "bearer"
     name: str | None = None
 
-    @field_validator("name")
-    @classmethod
-    def _name(cls, raw: str | None) -> str | None:
-        return None if raw is None else check_token_name(raw)
-
-    def credential_kind(self) -> CredentialKind:
-        if self.name is not None and self.kind != "ingest":
-            raise field_error("name", 'only ingest tokens have names: add "kind": "ingest"')
-        return CredentialKind(self.kind)
-
 
 async def list_spaces(request: Request) -> JSONResponse:
-    state = app_state(request)
-    await state.auth.admin(request)
-    found = await state.store.read(spaces.list_spaces)
+    ctx = await operator(request)
+    found = await spaces.list_spaces(OPERATOR, ctx)
     return JSONResponse({"ok": True, "spaces": [space_json(s) for s in found]})
 
 
 async def create_space(request: Request) -> JSONResponse:
-    state = app_state(request)
-    await state.auth.admin(request)
+    ctx = await operator(request)
     req = validate(SpaceCreate, await read_json_object(request))
-    created = await state.store.write(spaces.create_space, req.name, now_ms())
+    created = await spaces.create_space(OPERATOR, ctx, req.name)
     return JSONResponse({"ok": True, **new_space_json(created)}, status_code=201)
 
 
 async def rotate_key(request: Request) -> JSONResponse:
-    state = app_state(request)
-    await state.auth.admin(request)
-    space_id = _space_id(request)
+    ctx = await operator(request)
+    space_id = path_id(request)
     req = validate(Rotate, await read_json_object(request, empty_ok=True))
-
-    try:
-        rotation = await state.store.write(
-            spaces.rotate_credential, space_id, req.credential_kind(), now_ms(), req.name
-        )
-    except spaces.NoSuchToken as exc:
-        raise no_such_token(space_id, str(exc)) from None
-    if rotation is None:
-        raise ApiError(404, "not_found", f"no space {space_id}")
+    rotation = await credentials.rotate(OPERATOR, ctx, space_id, CredentialKind(req.kind), req.name)
     return JSONResponse({"ok": True, **rotation_json(rotation)})
 
 
@@ -93,42 +66,32 @@ class TokenBinds(BaseModel):
 
 
 async def get_token_binds(request: Request) -> JSONResponse:
-    state, space_id = await admin_space(request)
-    allowed = await state.store.read(binds.token_binds_allowed, space_id)
+    ctx = await operator(request)
+    space_id = path_id(request)
+    allowed = await spaces.token_binds(OPERATOR, ctx, space_id)
     return JSONResponse({"ok": True, **token_binds_json(space_id, allowed)})
 
 
 async def set_token_binds(request: Request) -> JSONResponse:
     """Body ``{"token_binds": false}``: refuse ``GET /bind`` in this space (403), or take it
     again with ``true`` (domain/binds.py)."""
-    state, space_id = await admin_space(request)
+    ctx = await operator(request)
+    space_id = path_id(request)
     req = validate(TokenBinds, await read_json_object(request))
-    await state.store.write(binds.set_token_binds, space_id, req.token_binds)
-    return JSONResponse({"ok": True, **token_binds_json(space_id, req.token_binds)})
+    allowed = await spaces.set_token_binds(OPERATOR, ctx, space_id, req.token_binds)
+    return JSONResponse({"ok": True, **token_binds_json(space_id, allowed)})
 
 
 async def revoke_key(request: Request) -> JSONResponse:
     """End now the rotated-out secrets of the bearer or an ingest token (a leak): they stop
     working here at once, in other processes within ``credential_cache_s``."""
-    state = app_state(request)
-    await state.auth.admin(request)
-    space_id = _space_id(request)
+    ctx = await operator(request)
+    space_id = path_id(request)
     req = validate(Rotate, await read_json_object(request, empty_ok=True))
-    revocation = await state.store.write(
-        spaces.revoke_previous, space_id, req.credential_kind(), now_ms(), req.name
+    revocation = await credentials.revoke_previous(
+        OPERATOR, ctx, space_id, CredentialKind(req.kind), req.name
     )
-    if revocation is None:
-        raise ApiError(404, "not_found", f"no space {space_id}")
-    state.auth.forget(revocation.hashes)
     return JSONResponse({"ok": True, **revocation_json(revocation)})
-
-
-def _space_id(request: Request) -> int:
-    raw = request.path_params["space_id"]
-    space_id = whole_number(raw)
-    if space_id is None:
-        raise ApiError(404, "not_found", f"no space {raw[:40]}")
-    return space_id
 
 
 routes = [

@@ -49,6 +49,17 @@ def set_alias(
     )
 
 
+def set_aliases(
+    conn: sqlite3.Connection,
+    space_id: int,
+    changes: list[tuple[str, str, str | None]],
+    now_ms: int,
+) -> None:
+    """Apply ``(kind, alias, target)`` changes (``set_alias`` each) in one transaction."""
+    for kind, alias, target in changes:
+        set_alias(conn, space_id, kind, alias, target, now_ms)
+
+
 def is_ingest_token_of(conn: sqlite3.Connection, space_id: int, token: str, now_ms: int) -> bool:
     """Whether ``token`` is a live ingest token of the space (checked against its hash)."""
     cred = find_credential(conn, hash_secret(token.strip()), now_ms)

@@ -1,0 +1,82 @@
+"""What a service runs with, besides its principal: the store, the settings, and who hears of
+its changes (``Context``)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Callable, Iterable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from xtracker_server.config import Settings
+from xtracker_server.store.runtime import Store
+
+if TYPE_CHECKING:
+    from aiohttp.abc import AbstractResolver
+
+__all__ = ["Context", "Listener", "opened", "wall_clock_ms"]
+
+
+class Listener:
+    """Told of what a service changed, so the process running it can forget what it keeps in
+    memory and wake its delivery worker. This base keeps nothing: the command line's process
+    has no caches and no worker (a server on the same file sees the change within
+    ``credential_cache_s``, its worker at its next poll). The server's is in
+    ``admin/_services.py``."""
+
+    def link_changed(self, slug: str) -> None:
+        """A link was created, changed or deleted."""
+
+    def credentials_ended(self, hashes: Iterable[bytes]) -> None:
+        """These credentials stopped working (revoked)."""
+
+    def space_deleted(self, space_id: int, slugs: Iterable[str]) -> None:
+        """The space, its credentials and its links (``slugs``) are gone."""
+
+    def aliases_changed(self, space_id: int) -> None:
+        """The space's postback aliases changed."""
+
+    def deliveries_due(self) -> None:
+        """Deliveries became due now (replayed, or their destination fixed)."""
+
+
+def wall_clock_ms() -> int:
+    return int(time.time() * 1000)
+
+
+@dataclass(frozen=True)
+class Context:
+    """``store``: where the data is; ``settings``: the server's (the public URL, the address
+    guard's switch, what a destination test needs); ``listener``: see ``Listener``;
+    ``resolver``: what the address guard asks for a host's addresses (None: the system's);
+    ``clock``: now, in epoch milliseconds."""
+
+    store: Store
+    settings: Settings
+    listener: Listener = field(default_factory=Listener)
+    resolver: AbstractResolver | None = None
+    clock: Callable[[], int] = wall_clock_ms
+
+
+@asynccontextmanager
+async def opened(
+    settings: Settings,
+    *,
+    listener: Listener | None = None,
+    resolver: AbstractResolver | None = None,
+) -> AsyncIterator[Context]:
+    """A Context on a store of its own for ``settings.db`` (its writer on a thread), closed
+    at the end: for a process that runs a few services and ends, such as a command.
+
+        async with opened(settings) as ctx:
+            link = await links.update_link(OPERATOR, ctx, 1, "promo", {"enabled": False})
+
+    The file is created (and migrated) if it does not exist: a caller that must not create
+    one checks first."""
+    store = Store(settings.db, sync=settings.sync, readers=1, writer_process=False)
+    await store.open()
+    try:
+        yield Context(store, settings, listener or Listener(), resolver)
+    finally:
+        await store.close()

@@ -1,0 +1,382 @@
+"""A space's reports and the start of its live stream, for the operator and for the space's
+own bearer secret (a bot owner may read their space's numbers; another space's secret is
+Forbidden). docs/reports.md describes every number; the dict shapes are stable (scripts
+depend on them).
+
+The services (``funnel``, ``links``, ``series``, ``deliveries``) authorize, bring the report
+rollup up to everything committed, and read one report in one snapshot. Each report is a read
+of the store (``funnel_report``, …): it resolves the window
+(``domain.reports.resolve_window``), counts with ``store.reports`` and computes with
+``domain.reports``.
+
+    >>> (await funnel(OPERATOR, ctx, 1, days=7))["steps"][0]
+    {'step': 'click', 'uids': 1200, 'from_previous': None, 'from_click': 1.0}
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from typing import Any
+
+from xtracker_server.domain import reports as domain
+from xtracker_server.domain.reports import (
+    Bucket,
+    FunnelCounts,
+    ReportError,
+    Window,
+    money_text,
+)
+from xtracker_server.domain.tail import StreamCursor
+from xtracker_server.services.context import Context, wall_clock_ms
+from xtracker_server.services.errors import Invalid
+from xtracker_server.services.principal import Action, Principal
+from xtracker_server.services.spaces import authorized_space
+from xtracker_server.store import links as link_store
+from xtracker_server.store import reports as store
+from xtracker_server.store.tail import tail_top
+from xtracker_wire import CANONICAL_EVENTS, check_currency
+
+__all__ = [
+    "deliveries",
+    "deliveries_report",
+    "funnel",
+    "funnel_report",
+    "links",
+    "links_report",
+    "series",
+    "series_report",
+    "stream_start",
+]
+
+
+async def funnel(
+    who: Principal,
+    ctx: Context,
+    space_id: int,
+    *,
+    link: str | None = None,
+    days: int | None = None,
+    from_: str | None = None,
+    to: str | None = None,
+    tz: str | None = None,
+) -> dict[str, Any]:
+    """``funnel_report`` of the space (of one link's uids, if given)."""
+    return await _report(
+        who, ctx, space_id, funnel_report, link=link, days=days, from_=from_, to=to, tz=tz
+    )
+
+
+async def links(
+    who: Principal,
+    ctx: Context,
+    space_id: int,
+    *,
+    sort: str = "clicks",
+    desc: bool = True,
+    currency: str | None = None,
+    days: int | None = None,
+    from_: str | None = None,
+    to: str | None = None,
+    tz: str | None = None,
+) -> dict[str, Any]:
+    """``links_report`` of the space."""
+    return await _report(
+        who, ctx, space_id, links_report, sort=sort, desc=desc, currency=currency, days=days,
+        from_=from_, to=to, tz=tz,
+    )  # fmt: skip
+
+
+async def series(
+    who: Principal,
+    ctx: Context,
+    space_id: int,
+    *,
+    metric: str,
+    bucket: Bucket | str = Bucket.DAY,
+    currency: str | None = None,
+    link: str | None = None,
+    days: int | None = None,
+    from_: str | None = None,
+    to: str | None = None,
+    tz: str | None = None,
+) -> dict[str, Any]:
+    """``series_report`` of the space."""
+    return await _report(
+        who, ctx, space_id, series_report, metric=metric, bucket=bucket, currency=currency,
+        link=link, days=days, from_=from_, to=to, tz=tz,
+    )  # fmt: skip
+
+
+async def deliveries(who: Principal, ctx: Context, space_id: int) -> dict[str, Any]:
+    """``deliveries_report`` of the space (read from the deliveries: no rollup)."""
+    return await _report(who, ctx, space_id, deliveries_report, rollup=False)
+
+
+async def _report(
+    who: Principal,
+    ctx: Context,
+    space_id: int,
+    report: Callable[..., dict[str, Any]],
+    *,
+    rollup: bool = True,
+    **params: Any,
+) -> dict[str, Any]:
+    await authorized_space(who, ctx, Action.READ_REPORTS, space_id)
+    if rollup:  # count everything committed before this call
+        await ctx.store.catch_up_reports()
+    try:
+        return await ctx.store.read(report, space_id, now_ms=ctx.clock(), **params)
+    except ReportError as exc:
+        raise Invalid(exc.field, exc.problem) from None
+
+
+async def stream_start(
+    who: Principal, ctx: Context, space_id: int, since: str | None = None
+) -> StreamCursor | None:
+    """Where the space's live stream starts: after ``since`` (an id the stream sent, to
+    resume), or now (None). Invalid (field ``since``) for an id that is not one, or that is
+    ahead of the store's rows."""
+    await authorized_space(who, ctx, Action.READ_REPORTS, space_id)
+    if not since:
+        return None
+    cursor = StreamCursor.parse(since)
+    if cursor is None:
+        raise Invalid("since", "must be an id the stream sent (such as 12-345-6)")
+    top = await ctx.store.read(tail_top)
+    if any(mine > newest for mine, newest in zip(cursor.newest, top, strict=True)):
+        raise Invalid(
+            "since", "is ahead of this server's rows (not an id it sent): reconnect without it"
+        )
+    return cursor
+
+
+# --------------------------------------------------------------------------- the reports
+
+
+def _window(
+    now_ms: int | None, days: int | None, from_: str | None, to: str | None, tz: str | None
+) -> tuple[Window, Any, str]:
+    zone = domain.zone(tz)
+    window = domain.resolve_window(
+        now_ms=wall_clock_ms() if now_ms is None else now_ms, days=days, from_=from_, to=to, tz=zone
+    )
+    return window, zone, (tz if tz and tz.upper() != "UTC" else "UTC")
+
+
+def _link_id(conn: sqlite3.Connection, space_id: int, slug: str | None) -> int | None:
+    if slug is None:
+        return None
+    link = link_store.link_by_slug(conn, space_id, slug)
+    if link is None:
+        raise ReportError("link", f"no link {slug!r} in space {space_id}")
+    return link.id
+
+
+def _money(totals: dict[str, Any]) -> dict[str, str]:
+    return {c: money_text(v) for c, v in sorted(totals.items())}
+
+
+def _funnel_json(counts: FunnelCounts) -> dict[str, Any]:
+    return {
+        "steps": [
+            {"step": r.step, "uids": r.uids, "from_previous": r.from_previous,
+             "from_click": r.from_click}
+            for r in domain.step_ratios(counts)
+        ],
+        "deposits": counts.deposits,
+        "depositors": counts.depositors,
+        "first_deposits": counts.first_deposits,
+        "revenue": _money(counts.revenue),
+    }  # fmt: skip
+
+
+def funnel_report(
+    conn: sqlite3.Connection,
+    space_id: int,
+    *,
+    link: str | None = None,
+    days: int | None = None,
+    from_: str | None = None,
+    to: str | None = None,
+    tz: str | None = None,
+    now_ms: int | None = None,
+) -> dict[str, Any]:
+    """The funnel of a window, its conversion gauge, and the previous window of the same
+    length. ``unattributed`` is always the space's (no link can claim those events)."""
+    window, _, tz_name = _window(now_ms, days, from_, to, tz)
+    link_id = _link_id(conn, space_id, link)
+    current = store.funnel_counts(conn, space_id, window, link_id=link_id)
+    before = window.previous()
+    previous = store.funnel_counts(conn, space_id, before, link_id=link_id)
+    g = domain.gauge(current, previous)
+    unattributed: dict[str, Any] = {e: current.unattributed.get(e, 0) for e in CANONICAL_EVENTS}
+    unattributed["revenue"] = _money(current.unattributed_revenue)
+    return {
+        "from_ms": window.from_ms,
+        "to_ms": window.to_ms,
+        "tz": tz_name,
+        "link": link,
+        **_funnel_json(current),
+        "unattributed": unattributed,
+        "gauge": {
+            "weakest": g.weakest,
+            "steps": [
+                {
+                    "step": s.step,
+                    "ratio": s.ratio,
+                    "previous_ratio": s.previous_ratio,
+                    "change_points": s.change_points,
+                    "weakest": s.weakest,
+                }
+                for s in g.steps
+            ],
+        },
+        "previous": {"from_ms": before.from_ms, "to_ms": before.to_ms, **_funnel_json(previous)},
+    }
+
+
+def links_report(
+    conn: sqlite3.Connection,
+    space_id: int,
+    *,
+    sort: str = "clicks",
+    desc: bool = True,
+    currency: str | None = None,
+    days: int | None = None,
+    from_: str | None = None,
+    to: str | None = None,
+    tz: str | None = None,
+    now_ms: int | None = None,
+) -> dict[str, Any]:
+    """Every link's numbers in the window, sorted by ``sort`` (money columns in
+    ``currency``: by default the currency with the most deposits)."""
+    window, _, tz_name = _window(now_ms, days, from_, to, tz)
+    if sort not in domain.LINK_COLUMNS:
+        raise ReportError("sort", f"must be one of {', '.join(domain.LINK_COLUMNS)}")
+    rows = store.link_rows(conn, space_id, window)
+    if currency is None:
+        currency = domain.main_currency(store.deposit_currencies(conn, space_id, window))
+    else:
+        currency = _currency(currency)
+    ordered = domain.sort_links(rows, sort, desc=desc, currency=currency)
+    return {
+        "from_ms": window.from_ms,
+        "to_ms": window.to_ms,
+        "tz": tz_name,
+        "sort": sort,
+        "desc": desc,
+        "currency": currency,
+        "links": [
+            {
+                "link": r.link,
+                "clicks": r.clicks,
+                **{e: r.uids.get(e, 0) for e in CANONICAL_EVENTS},
+                "deposits": r.deposits,
+                "depositors": r.depositors,
+                "click_to_deposit": r.click_to_deposit,
+                "revenue": _money(r.revenue),
+                "revenue_per_click": {
+                    c: None if v is None else money_text(v)
+                    for c, v in sorted(r.revenue_per_click().items())
+                },
+                **{
+                    column: r.unrecorded.get(reason, 0)
+                    for column, reason in domain.UNRECORDED_COLUMNS.items()
+                },
+            }
+            for r in ordered
+        ],
+    }
+
+
+def _currency(raw: str) -> str:
+    try:
+        return check_currency(raw)
+    except ValueError as exc:
+        raise ReportError("currency", str(exc)) from None
+
+
+def series_report(
+    conn: sqlite3.Connection,
+    space_id: int,
+    *,
+    metric: str,
+    bucket: Bucket | str = Bucket.DAY,
+    currency: str | None = None,
+    link: str | None = None,
+    days: int | None = None,
+    from_: str | None = None,
+    to: str | None = None,
+    tz: str | None = None,
+    now_ms: int | None = None,
+) -> dict[str, Any]:
+    """A step (distinct uids per bucket) or revenue in one currency per hour or day, every
+    bucket present (zero-filled). Buckets start on the wall clock of ``tz``; the first is
+    counted from the window's start."""
+    if metric not in domain.METRICS:
+        raise ReportError("metric", f"must be one of {', '.join(domain.METRICS)}")
+    try:
+        size = Bucket(bucket)
+    except ValueError:
+        raise ReportError("bucket", "must be hour or day") from None
+    window, zone, tz_name = _window(now_ms, days, from_, to, tz)
+    link_id = _link_id(conn, space_id, link)
+    starts = domain.bucket_starts(window, size, zone)
+    bounds = [max(s, window.from_ms) for s in starts]
+    values: list[Any]
+    code = None
+    if metric == "revenue":
+        code = _currency(currency or "USD")
+        values = [
+            money_text(v)
+            for v in store.series_revenue(
+                conn, space_id, code, bounds, window.to_ms, link_id=link_id
+            )
+        ]
+    else:
+        if currency is not None:
+            raise ReportError("currency", "only the revenue metric has a currency")
+        values = store.series_counts(conn, space_id, metric, bounds, window.to_ms, link_id=link_id)
+    return {
+        "metric": metric,
+        "bucket": size.value,
+        "tz": tz_name,
+        "from_ms": window.from_ms,
+        "to_ms": window.to_ms,
+        "link": link,
+        "currency": code,
+        "points": [
+            {"start_ms": s, "start": domain.iso_local(s, zone), "value": v}
+            for s, v in zip(starts, values, strict=True)
+        ],
+    }
+
+
+def deliveries_report(
+    conn: sqlite3.Connection, space_id: int, *, now_ms: int | None = None
+) -> dict[str, Any]:
+    """Per destination: deliveries by status, the last success, the last error, and the
+    attempts of the last 24 hours (how many, how many failed, median latency)."""
+    now = wall_clock_ms() if now_ms is None else now_ms
+    return {
+        "recent_ms": store.RECENT_MS,
+        "destinations": [
+            {
+                "id": d.id,
+                "name": d.name,
+                "kind": d.kind,
+                "enabled": d.enabled,
+                "healthy": d.health_reason is None,
+                "health_reason": d.health_reason,
+                **d.counts,
+                "last_success_ms": d.last_success_ms,
+                "last_error": d.last_error,
+                "last_error_ms": d.last_error_ms,
+                "recent_attempts": d.recent_attempts,
+                "recent_failures": d.recent_failures,
+                "median_latency_ms": d.median_latency_ms,
+            }
+            for d in store.delivery_health(conn, space_id, now)
+        ],
+    }

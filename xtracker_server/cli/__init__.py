@@ -23,8 +23,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from xtracker_server.cli_deletion import destination_delete, erase, link_delete, space_delete
-from xtracker_server.cli_report import report_app, tail
+from xtracker_server.cli.deletion import destination_delete, erase, link_delete, space_delete
+from xtracker_server.cli.reports import report_app, tail
 from xtracker_server.config import SYNC_MODES, Settings, parse_proxies
 from xtracker_server.delivery.guard import address_problem
 from xtracker_server.delivery.probe import ProbeRefused, probe

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from starlette.requests import Request
 
+from xtracker_server.clock import now_ms
 from xtracker_server.config import Settings
 from xtracker_server.domain.credentials import CredentialKind, hash_secret, same_hash
 from xtracker_server.domain.visitors import client_ip, parse_networks
@@ -27,10 +28,6 @@ from xtracker_server.store.spaces import Credential, find_credential
 #: How many client addresses the failure throttle remembers; the least recently failing
 #: address is forgotten first, so memory stays bounded whatever the number of attackers.
 MAX_THROTTLED_ADDRESSES = 65_536
-
-
-def now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 @dataclass(slots=True)

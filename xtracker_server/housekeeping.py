@@ -20,8 +20,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 
+from xtracker_server.clock import now_ms
 from xtracker_server.config import Settings
 from xtracker_server.deletion import finish_unfinished
 from xtracker_server.domain.unrecorded import Tally
@@ -97,7 +97,7 @@ class Housekeeper:
 
     async def prune_postback_log(self) -> int:
         """Delete every log row past its retention, a batch at a time; returns how many."""
-        before = int(time.time() * 1000) - self.keep_ms
+        before = now_ms() - self.keep_ms
         total = 0
         while True:
             deleted = await self.store.write(prune_log, before, PRUNE_BATCH)
@@ -157,7 +157,7 @@ class Housekeeper:
     async def _finish_deletions(self) -> None:
         while True:
             try:
-                finished = await finish_unfinished(self.store, int(time.time() * 1000))
+                finished = await finish_unfinished(self.store, now_ms())
                 if finished:
                     log.info("finished %d deletions left unfinished", finished)
             except StoreUnavailable:  # logged by the store's health: the next round tries

@@ -12,10 +12,10 @@ window (``domain.reports.resolve_window``), counts with ``store.reports`` and co
 from __future__ import annotations
 
 import sqlite3
-import time
 from typing import Any
 
 from xtracker_client import CANONICAL_EVENTS, check_currency
+from xtracker_server import clock
 from xtracker_server.domain import reports as domain
 from xtracker_server.domain.reports import (
     Bucket,
@@ -28,16 +28,12 @@ from xtracker_server.store import links as link_store
 from xtracker_server.store import reports as store
 
 
-def _now_ms() -> int:
-    return int(time.time() * 1000)
-
-
 def _window(
     now_ms: int | None, days: int | None, from_: str | None, to: str | None, tz: str | None
 ) -> tuple[Window, Any, str]:
     zone = domain.zone(tz)
     window = domain.resolve_window(
-        now_ms=_now_ms() if now_ms is None else now_ms, days=days, from_=from_, to=to, tz=zone
+        now_ms=clock.now_ms() if now_ms is None else now_ms, days=days, from_=from_, to=to, tz=zone
     )
     return window, zone, (tz if tz and tz.upper() != "UTC" else "UTC")
 
@@ -236,7 +232,7 @@ def deliveries_report(
 ) -> dict[str, Any]:
     """Per destination: deliveries by status, the last success, the last error, and the
     attempts of the last 24 hours (how many, how many failed, median latency)."""
-    now = _now_ms() if now_ms is None else now_ms
+    now = clock.now_ms() if now_ms is None else now_ms
     return {
         "recent_ms": store.RECENT_MS,
         "destinations": [

@@ -22,7 +22,7 @@ from starlette.routing import Route
 
 from xtracker_server import deletion
 from xtracker_server.admin._spaces import admin_space
-from xtracker_server.auth import now_ms
+from xtracker_server.clock import now_ms
 from xtracker_server.domain.deletion import Person, check_tg_id, check_uid
 from xtracker_server.domain.query import whole_number
 from xtracker_server.errors import ApiError, field_error

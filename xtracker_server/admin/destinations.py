@@ -12,7 +12,7 @@ from starlette.routing import Route
 
 from xtracker_client import CANONICAL_EVENTS
 from xtracker_server.admin._spaces import admin_space
-from xtracker_server.auth import now_ms
+from xtracker_server.clock import now_ms
 from xtracker_server.delivery.guard import address_problem
 from xtracker_server.delivery.probe import ProbeRefused, probe
 from xtracker_server.domain.destinations import (

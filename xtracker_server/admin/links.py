@@ -10,7 +10,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from xtracker_server.admin._spaces import existing_space
-from xtracker_server.auth import now_ms
+from xtracker_server.clock import now_ms
 from xtracker_server.domain.links import LinkSpec, check_slug
 from xtracker_server.errors import ApiError, field_error, invalid
 from xtracker_server.ingress._http import read_json_object, validate

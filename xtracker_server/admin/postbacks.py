@@ -10,7 +10,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from xtracker_server.admin._spaces import admin_space, no_such_token
-from xtracker_server.auth import now_ms
+from xtracker_server.clock import now_ms
 from xtracker_server.domain.credentials import CredentialKind
 from xtracker_server.domain.postback_urls import (
     EVENT_CHOICES,

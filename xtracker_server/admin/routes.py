@@ -11,7 +11,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from xtracker_server.admin._spaces import admin_space, no_such_token
-from xtracker_server.auth import now_ms
+from xtracker_server.clock import now_ms
 from xtracker_server.domain.credentials import CredentialKind, check_token_name
 from xtracker_server.domain.query import whole_number
 from xtracker_server.errors import ApiError, field_error

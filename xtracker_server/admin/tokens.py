@@ -9,7 +9,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from xtracker_server.admin._spaces import admin_space, no_such_token
-from xtracker_server.auth import now_ms
+from xtracker_server.clock import now_ms
 from xtracker_server.domain.credentials import check_token_name
 from xtracker_server.errors import ApiError
 from xtracker_server.ingress._http import read_json_object, validate

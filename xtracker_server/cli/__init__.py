@@ -25,6 +25,7 @@ from rich.table import Table
 
 from xtracker_server.cli.deletion import destination_delete, erase, link_delete, space_delete
 from xtracker_server.cli.reports import report_app, tail
+from xtracker_server.clock import now_ms
 from xtracker_server.config import SYNC_MODES, Settings, parse_proxies
 from xtracker_server.delivery.guard import address_problem
 from xtracker_server.delivery.probe import ProbeRefused, probe
@@ -132,10 +133,6 @@ DbOption = Annotated[
     str, typer.Option("--db", envvar="XTRACKER_DB", help="The SQLite file.", show_default=True)
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON (stable, for scripts).")]
-
-
-def _now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 def _fail(message: str, code: int = 2) -> NoReturn:
@@ -398,7 +395,7 @@ def serve(
     if settings.admin_token is None:
         generated = _write(
             db,
-            lambda c: None if spaces.has_admin_token(c) else spaces.reset_admin_token(c, _now_ms()),
+            lambda c: None if spaces.has_admin_token(c) else spaces.reset_admin_token(c, now_ms()),
             create=True,
         )
         if generated is not None:
@@ -431,7 +428,7 @@ def space_create(name: str, db: DbOption = "./xtracker.db", json_: JsonOption = 
     if not 0 < len(name) <= 100:
         err.print("[red]error:[/red] the name must be 1 to 100 characters")
         raise typer.Exit(2)
-    created = _write(db, lambda c: spaces.create_space(c, name, _now_ms()), create=True)
+    created = _write(db, lambda c: spaces.create_space(c, name, now_ms()), create=True)
     data = new_space_json(created)
     if json_:
         _print_json(data)
@@ -577,7 +574,7 @@ def key_rotate(
     (end it at once with `xtracker key revoke`)."""
     kind, name = _key_kind(ingest, name)
     try:
-        rotation = _write(db, lambda c: spaces.rotate_credential(c, space, kind, _now_ms(), name))
+        rotation = _write(db, lambda c: spaces.rotate_credential(c, space, kind, now_ms(), name))
     except spaces.NoSuchToken as exc:
         _no_token(space, str(exc))
     if rotation is None:
@@ -609,7 +606,7 @@ def key_revoke(
     hours, after a leak. The current one keeps working; a running server refuses the old one
     within seconds."""
     kind, name = _key_kind(ingest, name)
-    revocation = _write(db, lambda c: spaces.revoke_previous(c, space, kind, _now_ms(), name))
+    revocation = _write(db, lambda c: spaces.revoke_previous(c, space, kind, now_ms(), name))
     if revocation is None:
         _fail(f"no space {space} (see `xtracker space list`)", 1)
     if json_:
@@ -643,7 +640,7 @@ def token_add(
     except ValueError as exc:
         _fail(f"--name: {exc}")
     try:
-        token = _write(db, lambda c: spaces.add_ingest_token(c, space, name, _now_ms()))
+        token = _write(db, lambda c: spaces.add_ingest_token(c, space, name, now_ms()))
     except spaces.TokenNameTaken:
         _fail(
             f"space {space} already has an ingest token named {name!r}: pick another name,"
@@ -667,7 +664,7 @@ def token_list(
     json_: JsonOption = False,
 ) -> None:
     """The space's live ingest tokens: names and hints, never the secrets."""
-    found = _space_read(db, space, lambda c, s: pb_store.ingest_tokens(c, s, _now_ms()))
+    found = _space_read(db, space, lambda c, s: pb_store.ingest_tokens(c, s, now_ms()))
     if json_:
         _print_json([ingest_token_json(t) for t in found])
         return
@@ -692,7 +689,7 @@ def token_revoke(
     """End an ingest token now (also its rotated-out secrets): postbacks that use it get 401.
     The space's other tokens keep working."""
     name = name.strip().lower()
-    revocation = _write(db, lambda c: spaces.revoke_ingest_token(c, space, name, _now_ms()))
+    revocation = _write(db, lambda c: spaces.revoke_ingest_token(c, space, name, now_ms()))
     if revocation is None:
         _fail(f"no space {space} (see `xtracker space list`)", 1)
     if not revocation.revoked:
@@ -707,7 +704,7 @@ def token_revoke(
 @admin_app.command("reset-token")
 def admin_reset_token(db: DbOption = "./xtracker.db", json_: JsonOption = False) -> None:
     """Replace the stored admin token (the old one stops working within seconds)."""
-    token = _write(db, lambda c: spaces.reset_admin_token(c, _now_ms()))
+    token = _write(db, lambda c: spaces.reset_admin_token(c, now_ms()))
     if json_:
         _print_json({"admin_token": token})
     else:
@@ -783,7 +780,7 @@ def link_create(
     def create(conn: sqlite3.Connection) -> Link | None:
         if spaces.get_space(conn, space) is None:
             return None
-        return links.create_link(conn, space, slug, spec, _now_ms())
+        return links.create_link(conn, space, slug, spec, now_ms())
 
     try:
         link = _write(db, create)
@@ -885,7 +882,7 @@ def _update_link(
     space: int, slug: str, changes: dict[str, Any], public_url: str | None, db: str, json_: bool
 ) -> None:
     try:
-        link = _write(db, lambda c: links.update_link(c, space, slug, changes, _now_ms()))
+        link = _write(db, lambda c: links.update_link(c, space, slug, changes, now_ms()))
     except ValidationError as exc:
         _invalid_link(exc)
     if link is None:
@@ -963,7 +960,7 @@ def destination_add(
             problem = asyncio.run(address_problem(url))
             if problem:
                 _fail(f"--{field.replace('_', '-')}: {problem}")
-    created = _write(db, lambda c: dest_store.create_destination(c, space, prepared, _now_ms()))
+    created = _write(db, lambda c: dest_store.create_destination(c, space, prepared, now_ms()))
     if created is None:
         _fail(f"no space {space} (see `xtracker space list`)", 1)
     data = {"id": created.id, "kind": created.kind.value, "secret": prepared.shown_secret}
@@ -1148,7 +1145,7 @@ def outbox_replay(
         db,
         space,
         lambda c, s: outbox.replay(
-            c, s, status=status, destination_id=destination, now_ms=_now_ms()
+            c, s, status=status, destination_id=destination, now_ms=now_ms()
         ),
     )
     if json_:
@@ -1174,7 +1171,7 @@ def _update_destination(db: str, space: int, destination: int, json_: bool, **ch
     updated = _space_read(
         db,
         space,
-        lambda c, s: dest_store.update_destination(c, s, destination, _now_ms(), **changes),
+        lambda c, s: dest_store.update_destination(c, s, destination, now_ms(), **changes),
     )
     if updated is None:
         _fail(f"no destination {destination} in space {space}", 1)
@@ -1197,7 +1194,7 @@ def _change_alias(db: str, space: int, kind: str, alias: str, target: str | None
                 f" {command} list --space {space_id}`)",
                 1,
             )
-        pb_store.set_alias(conn, space_id, kind, alias, target, _now_ms())
+        pb_store.set_alias(conn, space_id, kind, alias, target, now_ms())
         return effective_aliases(pb_store.alias_rows(conn, space_id))
 
     return _space_read(db, space, change)
@@ -1413,7 +1410,7 @@ def postback_url(
     if rotate:
         try:
             rotation = _space_read(db, space, lambda c, s: spaces.rotate_credential(
-                c, s, CredentialKind.INGEST, _now_ms()))  # fmt: skip
+                c, s, CredentialKind.INGEST, now_ms()))  # fmt: skip
         except spaces.NoSuchToken as exc:
             _no_token(space, str(exc))
         assert rotation is not None
@@ -1422,7 +1419,7 @@ def postback_url(
         token = token.strip()
         given = token
         if not _space_read(
-            db, space, lambda c, s: pb_store.is_ingest_token_of(c, s, given, _now_ms())
+            db, space, lambda c, s: pb_store.is_ingest_token_of(c, s, given, now_ms())
         ):
             _fail(
                 f"that is not a live ingest token of space {space}; omit --token to get a"

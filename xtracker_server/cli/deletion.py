@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import sqlite3
 import sys
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,6 +18,7 @@ import typer
 from rich.console import Console
 
 from xtracker_server import deletion
+from xtracker_server.clock import now_ms
 from xtracker_server.domain.deletion import COUNT_LABELS, Person, check_tg_id, check_uid
 from xtracker_server.store import deletion as store
 from xtracker_server.store.db import open_db, transaction
@@ -55,7 +55,7 @@ def space_delete(
         head = {"space_id": space}
         if not _go_ahead(f"Deleting space {space} removes", head, found, yes, dry_run, json_):
             return
-        marked = _write(conn, store.mark_space, space, _now_ms())
+        marked = _write(conn, store.mark_space, space, now_ms())
         if marked is None:
             _fail(f"no space {space} (see `xtracker space list`)", 1)
         removed = _run(conn, db, deletion.delete_space(marked))
@@ -81,7 +81,7 @@ def link_delete(
         if not _go_ahead(f"Deleting link {slug} of space {space}", head, found, yes, dry_run,
                          json_):  # fmt: skip
             return
-        marked = _write(conn, store.mark_link, space, slug, _now_ms())
+        marked = _write(conn, store.mark_link, space, slug, now_ms())
         if marked is None:
             _fail(missing, 1)
         removed = _run(conn, db, deletion.delete_link(space, marked))
@@ -106,7 +106,7 @@ def destination_delete(
         said = f"Deleting destination {destination} of space {space} removes"
         if not _go_ahead(said, head, found, yes, dry_run, json_):
             return
-        marked = _write(conn, store.mark_destination, space, destination, _now_ms())
+        marked = _write(conn, store.mark_destination, space, destination, now_ms())
         if marked is None:
             _fail(missing, 1)
         removed = _run(conn, db, deletion.delete_destination(space, marked))
@@ -148,10 +148,6 @@ def erase(
 
 
 # ----------------------------------------------------------------------------- helpers
-
-
-def _now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 def _fail(message: str, code: int = 2) -> NoReturn:

@@ -40,8 +40,7 @@ from xtracker_client._exceptions import (
 from xtracker_client._retry import Backoff
 from xtracker_client._spool import DeadLetter
 from xtracker_client._uid import deeplink, parse_start_payload
-
-__version__ = "0.1.0"
+from xtracker_client._version import __version__
 
 __all__ = [
     "CANONICAL_EVENTS",

@@ -24,7 +24,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from xtracker_client import CANONICAL_EVENTS, BindIn, ClickIn, EventIn, __version__
+from xtracker_client import CANONICAL_EVENTS, BindIn, ClickIn, EventIn
 from xtracker_client._events import (
     MAX_EID_LEN,
     MAX_TG_ID,
@@ -49,6 +49,7 @@ from xtracker_server.state import app_state
 from xtracker_server.store.faults import FaultReason
 from xtracker_server.store.outbox import STATUSES
 from xtracker_server.store.postbacks import OUTCOMES
+from xtracker_server.version import VERSION
 
 Schema = dict[str, Any]
 
@@ -1599,7 +1600,7 @@ def document(base_url: str) -> dict[str, Any]:
         "openapi": "3.1.0",
         "info": {
             "title": "XTRACKER",
-            "version": __version__,
+            "version": VERSION,
             "description": "Conversion tracking for Telegram funnels. Errors answer"
             ' `{"ok": false, "error": "<code>", "detail": "..."}`; the prose is docs/api.md.',
         },

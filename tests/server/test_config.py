@@ -153,3 +153,16 @@ def test_operations_md_lists_every_setting_with_its_flag_and_default() -> None:
         if f.default is not None:  # None: the doc says what happens instead
             assert default == _doc_default(f.default), f.name
     assert rows == {}, "rows of docs/operations.md that are no setting"
+
+
+def test_the_version_is_written_once_in_pyproject_toml() -> None:
+    import xtracker_client
+    from xtracker_server.version import VERSION
+
+    pyproject = (ROOT / "pyproject.toml").read_text(encoding="utf-8")
+    found = re.search(r'^version = "([^"]+)"$', pyproject, re.M)
+    assert found, "pyproject.toml has no version"
+    assert xtracker_client.__version__ == VERSION == found.group(1), "reinstall: pip install -e ."
+    literal = f'"{found.group(1)}"'
+    sources = [*ROOT.glob("xtracker_client/**/*.py"), *ROOT.glob("xtracker_server/**/*.py")]
+    assert [p.name for p in sources if literal in p.read_text(encoding="utf-8")] == []

@@ -8,11 +8,12 @@ serve`` (``--<name>/--no-<name>`` for an on/off one; :func:`flag`), its help and
 ``--help`` (xtracker_server/cli/_settings.py) and :meth:`Settings.from_env`.
 
 To add a setting, add a field with ``setting(...)`` (and a check in ``__post_init__`` if some
-values are wrong): that is all it takes. ``worker=True`` gives ``xtracker worker`` the flag too
+values are wrong): that is all the code takes, nothing else names a setting. Then give it its
+row in the table of docs/operations.md. ``worker=True`` gives ``xtracker worker`` the flag too
 (for what the delivery worker reads); ``parse=`` turns the variable's text into the value when
 the type alone can't (a list, a case-insensitive word). tests/server/test_config.py checks that
 every field has its help, flag and variable, that flag, variable and default agree, and that
-docs/operations.md lists it.
+docs/operations.md lists it with that flag and default.
 """
 
 from __future__ import annotations

@@ -80,9 +80,8 @@ def run_server(settings: Settings) -> None:
 
 
 def _worker(settings: Settings) -> None:
-    """Run the delivery worker alone (settings from these flags, the others from the XTRACKER_*
-    environment). Several workers, and servers started with --no-worker, can share one
-    database."""
+    """Run the delivery worker alone (settings from the XTRACKER_* environment, or these flags).
+    Several workers, and servers started with --no-worker, can share one database."""
     db = settings.db
     if not Path(db).expanduser().exists():
         fail(f"no database at {db}: pass --db (or XTRACKER_DB)", 1)

@@ -4,8 +4,9 @@ Every command that touches data takes ``--db`` (or ``XTRACKER_DB``) and works on
 directly, also while a server runs on it: the server sees a new or rotated key within seconds.
 
 One module per command group (``cli/spaces.py`` is ``xtracker space …``). A command's module is
-imported, and its click command built, only when it runs (or when ``xtracker --help`` lists it):
-a command costs its own imports, not the whole program's (tests/server/test_cli_imports.py).
+imported, and its click command built, only when it runs (``xtracker --help`` imports those of
+the top-level commands for their docstrings, and none of the groups): a command costs its own
+imports, not the whole program's (tests/server/test_cli_imports.py).
 """
 
 from __future__ import annotations

@@ -93,7 +93,7 @@ def main() -> None:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--log-level", default="info")
     args = parser.parse_args()
-    # The same uvicorn.run() options as xtracker_server/cli.py `serve`.
+    # The same uvicorn.run() options as `serve` (xtracker_server/cli/serve.py).
     uvicorn.run(
         app,
         host="127.0.0.1",

@@ -30,6 +30,7 @@ from xtracker_client._exceptions import (
 )
 from xtracker_client._retry import RETRYABLE, Backoff, error_of, retry_after_s
 from xtracker_client._spool import DropPolicy, Kind, Spool, SpooledItem, SpoolFull, now_ms
+from xtracker_client._version import __version__
 from xtracker_wire import BindIn, CanonicalEvent, ClickIn, EventIn, decimal_text
 
 log = logging.getLogger("xtracker_client")
@@ -202,7 +203,10 @@ class Core:
 
     @property
     def headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.bearer}", "User-Agent": "xtracker-client/0.1"}
+        return {
+            "Authorization": f"Bearer {self.bearer}",
+            "User-Agent": f"xtracker-client/{__version__}",
+        }
 
     # --- the call site ---------------------------------------------------------------------
 

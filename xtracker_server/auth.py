@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from starlette.requests import Request
 
+from xtracker_server.clock import now_ms
 from xtracker_server.config import Settings
 from xtracker_server.domain.credentials import CredentialKind, hash_secret, same_hash
 from xtracker_server.domain.visitors import client_ip, parse_networks
@@ -31,10 +32,6 @@ MAX_THROTTLED_ADDRESSES = 65_536
 #: if never used: nothing changes for them), and the credential cache starts over. Only
 #: valid credentials get there, but a long-running server sees every secret ever rotated.
 MAX_TRACKED_CREDENTIALS = 10_000
-
-
-def now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 @dataclass(slots=True)

@@ -31,10 +31,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from collections.abc import Callable
 from typing import Any
 
+from xtracker_server.clock import now_ms
 from xtracker_server.config import Settings
 from xtracker_server.deletion import finish_unfinished
 from xtracker_server.domain.unrecorded import Tally
@@ -127,7 +127,7 @@ class Housekeeper:
     async def prune(self) -> dict[str, int]:
         """Delete everything past its retention (see the module's docstring), a batch at a
         time; returns how many rows of each kind went."""
-        now = int(time.time() * 1000)
+        now = now_ms()
         log_rows = await self._in_batches(prune_log, now - self.log_keep_ms, limit=PRUNE_BATCH)
         sent = await self._in_batches(
             prune_settled, "sent", now - self.sent_keep_ms, limit=DELIVERY_PRUNE_BATCH
@@ -227,7 +227,7 @@ class Housekeeper:
     async def _finish_deletions(self) -> None:
         while True:
             try:
-                finished = await finish_unfinished(self.store, int(time.time() * 1000))
+                finished = await finish_unfinished(self.store, now_ms())
                 if finished:
                     log.info("finished %d deletions left unfinished", finished)
             except StoreUnavailable:  # logged by the store's health: the next round tries

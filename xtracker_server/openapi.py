@@ -42,6 +42,7 @@ from xtracker_server.state import app_state
 from xtracker_server.store.faults import FaultReason
 from xtracker_server.store.outbox import STATUSES
 from xtracker_server.store.postbacks import OUTCOMES
+from xtracker_server.version import VERSION
 from xtracker_wire import (
     CANONICAL_EVENTS,
     MAX_EID_LEN,
@@ -51,7 +52,6 @@ from xtracker_wire import (
     BindIn,
     ClickIn,
     EventIn,
-    __version__,
 )
 
 Schema = dict[str, Any]
@@ -1603,7 +1603,7 @@ def document(base_url: str) -> dict[str, Any]:
         "openapi": "3.1.0",
         "info": {
             "title": "XTRACKER",
-            "version": __version__,
+            "version": VERSION,
             "description": "Conversion tracking for Telegram funnels. Errors answer"
             ' `{"ok": false, "error": "<code>", "detail": "..."}`; the prose is docs/api.md.',
         },

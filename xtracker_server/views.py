@@ -3,26 +3,26 @@ them: keep them stable)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
-from xtracker_server.delivery.probe import ProbeResult
-from xtracker_server.domain.currencies import CRYPTO_TICKERS
-from xtracker_server.domain.dedup import AmountConflict
-from xtracker_server.domain.postback_urls import NetworkUrls
-from xtracker_server.domain.postbacks import Aliases
-from xtracker_server.store.destinations import Destination
-from xtracker_server.store.links import Link
-from xtracker_server.store.outbox import DeliveryRow
-from xtracker_server.store.postbacks import LoggedEntry
-from xtracker_server.store.spaces import (
-    IngestToken,
-    NewSpace,
-    NewToken,
-    Revocation,
-    Rotation,
-    Space,
-)
+if TYPE_CHECKING:  # types only: a CLI command that prints one shape imports no more than it needs
+    from xtracker_server.delivery.probe import ProbeResult
+    from xtracker_server.domain.dedup import AmountConflict
+    from xtracker_server.domain.postback_urls import NetworkUrls
+    from xtracker_server.domain.postbacks import Aliases
+    from xtracker_server.store.destinations import Destination
+    from xtracker_server.store.links import Link
+    from xtracker_server.store.outbox import DeliveryRow
+    from xtracker_server.store.postbacks import LoggedEntry
+    from xtracker_server.store.spaces import (
+        IngestToken,
+        NewSpace,
+        NewToken,
+        Revocation,
+        Rotation,
+        Space,
+    )
 
 
 def space_json(space: Space) -> dict[str, Any]:
@@ -235,6 +235,8 @@ def _masked_config(config: dict[str, Any]) -> dict[str, Any]:
 
 def currencies_json(space_id: int, allowed: tuple[str, ...]) -> dict[str, Any]:
     """A space's own currency codes, and the crypto tickers every space accepts."""
+    from xtracker_server.domain.currencies import CRYPTO_TICKERS
+
     return {"space_id": space_id, "allowed": list(allowed), "crypto": list(CRYPTO_TICKERS)}
 
 

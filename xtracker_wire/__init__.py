@@ -35,8 +35,7 @@ from xtracker_wire._telegram import (
     STARTAPP_PAYLOAD_MAX,
     is_start_payload,
 )
-
-__version__ = "0.1.0"
+from xtracker_wire._version import __version__
 
 __all__ = [
     "BOT_USERNAME",

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import secrets
-import time
 from dataclasses import dataclass, replace
 
 from aiohttp.abc import AbstractResolver
 
+from xtracker_server.clock import now_ms
 from xtracker_server.config import Settings
 from xtracker_server.delivery.adapters import Adapter
 from xtracker_server.delivery.sender import Answer, Sender
@@ -30,7 +30,7 @@ def probe_context(destination: Destination, base_url: str) -> DeliveryContext:
          if destination.event_map.get(e)),
         "deposit",
     )  # fmt: skip
-    now = int(time.time() * 1000)
+    now = now_ms()
     return DeliveryContext(
         event_id=f"xt_test_{secrets.token_hex(8)}",
         event_name=destination.event_map.get(event) or event,

@@ -21,10 +21,10 @@ import os
 import secrets
 import socket
 import sqlite3
-import time
 from collections import defaultdict
 from dataclasses import dataclass
 
+from xtracker_server.clock import now_ms
 from xtracker_server.config import Settings
 from xtracker_server.delivery.adapters import (
     DEFAULT_HOLD_AHEAD,
@@ -46,10 +46,6 @@ log = logging.getLogger("xtracker.delivery")
 
 #: A paused destination (expired token, 410) is looked at again after this long.
 HOLD_S = 60.0
-
-
-def _now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 @dataclass(frozen=True)
@@ -128,7 +124,7 @@ class Worker:
                 await asyncio.wait_for(self._wake.wait(), self.poll_s)
 
     async def _claim_round(self) -> bool:
-        now = _now_ms()
+        now = now_ms()
         due = await self.store.read(outbox.due_destinations, now)
         claimed_any = False
         for destination_id, kind in due:
@@ -174,7 +170,7 @@ class Worker:
     async def _send(
         self, adapter: Adapter, batch: list[tuple[outbox.Claimed, DeliveryContext]]
     ) -> None:
-        now = _now_ms()
+        now = now_ms()
         settled: list[Settlement] = []
         ready = []
         for claimed, ctx in batch:
@@ -203,7 +199,7 @@ class Worker:
                 settled += [Settlement(claimed, verdict, answer) for claimed, _ in ready]
         if settled:
             await self.store.write(
-                settle, self.owner, self.policy, adapter.destination, settled, _now_ms()
+                settle, self.owner, self.policy, adapter.destination, settled, now_ms()
             )
             if self.metrics is not None:
                 kind = adapter.destination.kind.value

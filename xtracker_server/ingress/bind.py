@@ -10,7 +10,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from xtracker_server.auth import now_ms
+from xtracker_server.clock import now_ms
 from xtracker_server.domain.binds import BindAction, BindKind
 from xtracker_server.domain.credentials import CredentialKind
 from xtracker_server.errors import ApiError

@@ -5,7 +5,7 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from xtracker_server.auth import now_ms
+from xtracker_server.clock import now_ms
 from xtracker_server.domain.clicks import click_draft
 from xtracker_server.errors import field_error
 from xtracker_server.ingress._http import read_json_object, validate

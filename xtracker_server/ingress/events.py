@@ -8,7 +8,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from xtracker_server.auth import now_ms
+from xtracker_server.clock import now_ms
 from xtracker_server.domain.currencies import currency_problem, is_known
 from xtracker_server.domain.dedup import dedup_key
 from xtracker_server.errors import field_error

@@ -17,13 +17,13 @@ from starlette.responses import JSONResponse
 
 from xtracker_server.state import app_state
 from xtracker_server.store.faults import FaultReason, retry_after_s
-from xtracker_wire import __version__
+from xtracker_server.version import VERSION
 
 
 async def healthz(request: Request) -> JSONResponse:
     store = app_state(request).store
     writer = "running" if store.writer.running else "stopped"
-    body: dict[str, Any] = {"version": __version__, "schema": store.schema, "writer": writer}
+    body: dict[str, Any] = {"version": VERSION, "schema": store.schema, "writer": writer}
     fault = store.health.fault
     if fault is not None:
         reason, detail, since_ms = fault.reason, fault.detail, fault.since_ms

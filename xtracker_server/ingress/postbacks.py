@@ -13,7 +13,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from xtracker_server.auth import now_ms
+from xtracker_server.clock import now_ms
 from xtracker_server.domain.credentials import CredentialKind
 from xtracker_server.domain.macros import UnfilledMacroError
 from xtracker_server.domain.postbacks import PostbackProblem, clip, mask_token, read_postback

@@ -18,7 +18,7 @@ from starlette.requests import Request, cookie_parser
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
-from xtracker_server.auth import now_ms
+from xtracker_server.clock import now_ms
 from xtracker_server.domain.bots import is_bot
 from xtracker_server.domain.clicks import click_draft
 from xtracker_server.domain.unrecorded import NO_UID, Reason

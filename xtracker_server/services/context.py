@@ -3,19 +3,19 @@ its changes (``Context``)."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from xtracker_server.clock import now_ms
 from xtracker_server.config import Settings
 from xtracker_server.store.runtime import Store
 
 if TYPE_CHECKING:
     from aiohttp.abc import AbstractResolver
 
-__all__ = ["Context", "Listener", "opened", "wall_clock_ms"]
+__all__ = ["Context", "Listener", "opened"]
 
 
 class Listener:
@@ -41,10 +41,6 @@ class Listener:
         """Deliveries became due now (replayed, or their destination fixed)."""
 
 
-def wall_clock_ms() -> int:
-    return int(time.time() * 1000)
-
-
 @dataclass(frozen=True)
 class Context:
     """``store``: where the data is; ``settings``: the server's (the public URL, the address
@@ -56,7 +52,7 @@ class Context:
     settings: Settings
     listener: Listener = field(default_factory=Listener)
     resolver: AbstractResolver | None = None
-    clock: Callable[[], int] = wall_clock_ms
+    clock: Callable[[], int] = now_ms
 
 
 @asynccontextmanager

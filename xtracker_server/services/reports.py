@@ -19,6 +19,7 @@ import sqlite3
 from collections.abc import Callable
 from typing import Any
 
+from xtracker_server.clock import now_ms as wall_clock_ms
 from xtracker_server.domain import reports as domain
 from xtracker_server.domain.reports import (
     Bucket,
@@ -28,7 +29,7 @@ from xtracker_server.domain.reports import (
     money_text,
 )
 from xtracker_server.domain.tail import StreamCursor
-from xtracker_server.services.context import Context, wall_clock_ms
+from xtracker_server.services.context import Context
 from xtracker_server.services.errors import Invalid
 from xtracker_server.services.principal import Action, Principal
 from xtracker_server.services.spaces import authorized_space

@@ -21,6 +21,7 @@ import sqlite3
 import time
 from dataclasses import dataclass
 
+from xtracker_server.clock import now_ms
 from xtracker_server.store.faults import FaultReason
 
 __all__ = ["Fault", "FaultTracker", "StorageHealth", "schema_version", "touch_probe"]
@@ -72,7 +73,7 @@ class FaultTracker:
         now = self.last_outcome = time.monotonic()
         fault = self.fault
         if fault is None:
-            self.fault = Fault(reason, detail, int(time.time() * 1000), now, count)
+            self.fault = Fault(reason, detail, now_ms(), now, count)
             hint = _OPERATOR_HINT.get(reason)
             log.error(
                 "storage failing (%s): %s: %s%s",

@@ -10,11 +10,11 @@ import asyncio
 import os
 import sqlite3
 import threading
-import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
+from xtracker_server.clock import now_ms
 from xtracker_server.store.db import attach_reports, connect, open_db
 from xtracker_server.store.faults import FaultReason, StoreUnavailable, fault_of
 from xtracker_server.store.health import StorageHealth, schema_version, touch_probe
@@ -84,7 +84,7 @@ class Store:
     async def probe(self) -> None:
         """A write and a read, for their outcomes alone (see store/health.py): what tells an
         idle server that its storage stopped working, or works again."""
-        await self.write(touch_probe, int(time.time() * 1000))
+        await self.write(touch_probe, now_ms())
         await self.read(schema_version)
 
     async def refresh_stats(self) -> list[str]:

@@ -16,6 +16,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from xtracker_server.clock import now_ms
 from xtracker_server.exceptions import XTrackerServerError
 from xtracker_server.store.db import connect, reports_path, transaction
 from xtracker_server.store.faults import FaultReason, fault_of
@@ -55,7 +56,7 @@ def check_database(
                 raise DatabaseRefused(damaged_message(path, problems[0]))
             schema = migrate(conn)
             with transaction(conn):
-                touch_probe(conn, int(time.time() * 1000))
+                touch_probe(conn, now_ms())
         finally:
             conn.close()
     except sqlite3.Error as exc:

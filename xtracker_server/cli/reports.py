@@ -1,46 +1,39 @@
-"""``xtracker report …`` and ``xtracker tail``: the reports and the live stream on the command
-line (docs/reports.md). Like every command they work on the database file (``--db``), also
-while a server runs on it; the numbers and ``--json`` shapes are the admin API's.
+"""``xtracker report …``: the reports on the command line (docs/reports.md). Like every
+command they work on the database file (``--db``), also while a server runs on it; the numbers
+and ``--json`` shapes are the admin API's.
 """
 
 from __future__ import annotations
 
-import json
-import sqlite3
-import sys
-import time
 from collections.abc import Callable
 from datetime import datetime, timezone
-from pathlib import Path
-from typing import Annotated, Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
-from rich.console import Console
-from rich.table import Column, Table
 
 from xtracker_server import reports
-from xtracker_server.domain.query import MAX_WHOLE
-from xtracker_server.domain.reports import METRICS, ReportError
-from xtracker_server.domain.tail import StreamCursor, Watermark
-from xtracker_server.store import spaces
-from xtracker_server.store.db import attach_reports, open_db
-from xtracker_server.store.rollup import catch_up, with_rollup
-from xtracker_server.store.tail import Marks, TailItem, tail_poll, tail_top
+from xtracker_server.cli._common import (
+    DEFAULT_DB,
+    DbOption,
+    JsonOption,
+    SpaceOption,
+    fail,
+    group,
+    out,
+    print_json,
+    snapshot,
+)
+
+# Every report reads them (domain/reports.py): imported here for --help.
+from xtracker_server.domain.reports import METRICS
+
+if TYPE_CHECKING:
+    import sqlite3
 
 T = TypeVar("T")
 
-report_app = typer.Typer(
-    help="Reports: funnel, per link, time series, delivery health.", no_args_is_help=True
-)
+report_app = group()  # its help: COMMANDS in cli/__init__.py
 
-out = Console()
-err = Console(stderr=True)
-
-DbOption = Annotated[
-    str, typer.Option("--db", envvar="XTRACKER_DB", help="The SQLite file.", show_default=True)
-]
-JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON (stable, for scripts).")]
-SpaceOption = Annotated[int, typer.Option("--space", min=1, max=MAX_WHOLE, help="The space id.")]
 DaysOption = Annotated[
     int | None, typer.Option("--days", help="The last N days (default 7), ending now.")
 ]
@@ -57,40 +50,15 @@ TzOption = Annotated[
 LinkOption = Annotated[str | None, typer.Option("--link", help="Only this link's uids (slug).")]
 
 
-def _fail(message: str, code: int = 2) -> NoReturn:
-    err.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
-    raise typer.Exit(code)
+def read(db: str, space: int, op: Callable[[sqlite3.Connection], T], *, rollup: bool = True) -> T:
+    """``op`` on one snapshot of the file; a report's refusal of an option, as an error."""
+    from xtracker_server.domain.reports import ReportError
 
-
-def _read(db: str, space: int, op: Callable[[sqlite3.Connection], T], *, rollup: bool = True) -> T:
-    """Run ``op`` on one snapshot of the file (a read transaction)."""
-    if db != ":memory:" and not Path(db).expanduser().exists():
-        _fail(f"no database at {db}: pass --db (or XTRACKER_DB)", 1)
     try:
-        conn = open_db(db)
-        if rollup:  # bring the report rollup up to date first (also while a server runs)
-            catch_up(with_rollup(conn, db))
-        else:
-            attach_reports(conn, db)
-    except (RuntimeError, sqlite3.DatabaseError) as exc:
-        _fail(f"cannot open {db}: {exc}", 1)
-    try:
-        conn.execute("BEGIN")
-        try:
-            if spaces.get_space(conn, space) is None:
-                _fail(f"no space {space} (see `xtracker space list`)", 1)
-            return op(conn)
-        except ReportError as exc:
-            option = {"from": "--from", "to": "--to", "link": "--link"}.get(exc.field)
-            _fail(f"{option or '--' + exc.field}: {exc.problem}")
-        finally:
-            conn.execute("COMMIT")
-    finally:
-        conn.close()
-
-
-def _print_json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, ensure_ascii=False) + "\n")
+        return snapshot(db, space, op, rollup=rollup)
+    except ReportError as exc:
+        option = {"from": "--from", "to": "--to", "link": "--link"}.get(exc.field)
+        fail(f"{option or '--' + exc.field}: {exc.problem}")
 
 
 def _pct(r: float | None) -> str:
@@ -119,20 +87,22 @@ def funnel(
     from_: FromOption = None,
     to: ToOption = None,
     tz: TzOption = None,
-    db: DbOption = "./xtracker.db",
+    db: DbOption = DEFAULT_DB,
     json_: JsonOption = False,
 ) -> None:
     """The funnel click → contact → subscribed → registration → deposit, with the conversion
     gauge against the previous window of the same length (weakest step highlighted)."""
-    data = _read(
+    data = read(
         db, space, lambda c: reports.funnel_report(c, space, link=link, days=days, from_=from_,
                                                    to=to, tz=tz)
     )  # fmt: skip
     if json_:
-        _print_json(data)
+        print_json(data)
         return
     gauge = {g["step"]: g for g in data["gauge"]["steps"]}
     title = f"Funnel of space {space}" + (f", link {link}" if link else "")
+    from rich.table import Table
+
     table = Table("step", "uids", "from previous", "from click", "before", "change",
                   title=f"{title}\n{_period(data)}")  # fmt: skip
     for s in data["steps"]:
@@ -178,20 +148,22 @@ def links(
     from_: FromOption = None,
     to: ToOption = None,
     tz: TzOption = None,
-    db: DbOption = "./xtracker.db",
+    db: DbOption = DEFAULT_DB,
     json_: JsonOption = False,
 ) -> None:
     """Every link: clicks, each step, depositors, revenue, click→deposit rate, revenue per
     click."""
-    data = _read(
+    data = read(
         db, space, lambda c: reports.links_report(c, space, sort=sort, desc=desc,
                                                   currency=currency, days=days, from_=from_,
                                                   to=to, tz=tz)
     )  # fmt: skip
     if json_:
-        _print_json(data)
+        print_json(data)
         return
     cur = data["currency"]
+    from rich.table import Column, Table
+
     table = Table(Column("link", no_wrap=True), "clicks", "contact", "subscr.", "reg.",
                   "dep.", "deposits", "click→dep", f"revenue {cur}", "per click", "bots",
                   "limited", "dropped",
@@ -219,19 +191,21 @@ def series(
     from_: FromOption = None,
     to: ToOption = None,
     tz: TzOption = None,
-    db: DbOption = "./xtracker.db",
+    db: DbOption = DEFAULT_DB,
     json_: JsonOption = False,
 ) -> None:
     """A step (distinct uids) or revenue per hour or day; every bucket shown, zeros too."""
-    data = _read(
+    data = read(
         db, space, lambda c: reports.series_report(c, space, metric=metric, bucket=bucket,
                                                    currency=currency, link=link, days=days,
                                                    from_=from_, to=to, tz=tz)
     )  # fmt: skip
     if json_:
-        _print_json(data)
+        print_json(data)
         return
     label = data["metric"] + (f" ({data['currency']})" if data["currency"] else "")
+    from rich.table import Table
+
     table = Table(f"{data['bucket']} ({data['tz']})", label,
                   title=f"Space {space}" + (f", link {link}" if link else ""))  # fmt: skip
     for p in data["points"]:
@@ -240,15 +214,15 @@ def series(
 
 
 @report_app.command("deliveries")
-def deliveries(
-    space: SpaceOption, db: DbOption = "./xtracker.db", json_: JsonOption = False
-) -> None:
+def deliveries(space: SpaceOption, db: DbOption = DEFAULT_DB, json_: JsonOption = False) -> None:
     """Delivery health per destination: counts by status, last success, last error, and the
     median latency of the last 24 hours."""
-    data = _read(db, space, lambda c: reports.deliveries_report(c, space), rollup=False)
+    data = read(db, space, lambda c: reports.deliveries_report(c, space), rollup=False)
     if json_:
-        _print_json(data)
+        print_json(data)
         return
+    from rich.table import Table
+
     table = Table("id", "name", "kind", "sent", "pending", "retrying", "failed", "last success",
                   "last error", "median ms", title=f"Deliveries of space {space}")  # fmt: skip
     for d in data["destinations"]:
@@ -261,70 +235,3 @@ def deliveries(
             "-" if d["median_latency_ms"] is None else str(d["median_latency_ms"]),
         )  # fmt: skip
     out.print(table)
-
-
-def _line(item: TailItem) -> str:
-    d = item.data
-    when = datetime.fromtimestamp(item.at_ms / 1000, timezone.utc).strftime("%H:%M:%S")
-    if item.kind == "click":
-        return f"{when} click    {d['uid']} link={d['link'] or '-'} source={d['source']}"
-    if item.kind == "event":
-        money = f" {d['value']} {d['currency']}" if d["value"] else ""
-        who = d["uid"] or f"tg:{d['tg_id']} (unattributed)"
-        return f"{when} event    {d['event']}{money} uid={who} source={d['source']}"
-    status = d["status_code"] if d["status_code"] is not None else "-"
-    error = f" error={d['error']}" if d["error"] else ""
-    return (f"{when} delivery {d['event']} -> {d['destination']} ({d['destination_id']}):"
-            f" {d['outcome']} HTTP {status} {d['latency_ms']} ms{error}")  # fmt: skip
-
-
-def tail(
-    space: SpaceOption,
-    since: Annotated[
-        str | None, typer.Option(help="Resume after this cursor (printed with --json).")
-    ] = None,
-    poll_s: Annotated[float, typer.Option(help="Seconds between looks at the file.")] = 0.2,
-    db: DbOption = "./xtracker.db",
-    json_: JsonOption = False,
-) -> None:
-    """Print each click, event and delivery attempt of a space as it is committed (by the
-    server, a worker or the CLI), one line each, until Ctrl-C. Reads the file like the
-    server's live stream does (GET /admin/spaces/{id}/stream), gaps of ids included."""
-    cursor = StreamCursor.parse(since) if since else None
-    if since and cursor is None:
-        _fail("--since: must be a cursor printed by tail --json (such as 12-345-6)")
-    top = _read(db, space, tail_top, rollup=False)
-    marks: Marks | None = None
-    if cursor is not None:
-        if any(mine > newest for mine, newest in zip(cursor.newest, top, strict=True)):
-            _fail("--since: is ahead of the file's rows (not an id tail printed)")
-        now = time.monotonic()
-        a, b, c = (
-            Watermark.resuming(low, seen, now)
-            for low, seen in zip(cursor.lows, cursor.seen, strict=True)
-        )
-        marks = (a, b, c)
-    conn = open_db(db)
-    try:
-        while True:
-            poll = tail_poll(conn, marks, {space}, time.monotonic())
-            marks = poll.marks
-            if space not in poll.spaces:
-                _fail(f"space {space} was deleted", 1)
-            if cursor is None:  # the first poll: start at "now"
-                cursor = StreamCursor(poll.lows)
-            for item in poll.items.get(space, []):
-                if not cursor.delivers(item.table, item.id, poll.lows[item.table]):
-                    continue
-                if json_:
-                    _print_json({"type": item.kind, **item.data, "cursor": cursor.text()})
-                else:
-                    out.print(_line(item), markup=False, highlight=False, soft_wrap=True)
-            cursor.settle(poll.lows)
-            sys.stdout.flush()
-            if not poll.full:
-                time.sleep(poll_s)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        conn.close()

@@ -6,34 +6,33 @@ deletes in short transactions, the same batches as the admin API (xtracker_serve
 
 from __future__ import annotations
 
-import json
-import sqlite3
-import sys
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
-from rich.console import Console
 
-from xtracker_server import deletion
-from xtracker_server.domain.deletion import COUNT_LABELS, Person, check_tg_id, check_uid
-from xtracker_server.store import deletion as store
-from xtracker_server.store.db import open_db, transaction
-from xtracker_server.store.rollup import catch_up, open_rollup
-from xtracker_server.views import deletion_json
+from xtracker_server.cli._common import (
+    DEFAULT_DB,
+    DbOption,
+    JsonOption,
+    err,
+    fail,
+    no_space,
+    out,
+    print_json,
+)
+from xtracker_server.clock import now_ms
+
+if TYPE_CHECKING:
+    import sqlite3
+
+    from xtracker_server import deletion
 
 T = TypeVar("T")
 
-out = Console()
-err = Console(stderr=True)
-
-DbOption = Annotated[
-    str, typer.Option("--db", envvar="XTRACKER_DB", help="The SQLite file.", show_default=True)
-]
-JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON (stable, for scripts).")]
+# Without the 1..MAX_WHOLE range of other commands: `--space 0` says "no space 0" (exit 1).
 SpaceOption = Annotated[int, typer.Option("--space", help="The space id.")]
 YesOption = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask: delete.")]
 DryRunOption = Annotated[bool, typer.Option("--dry-run", help="Only print what would be removed.")]
@@ -43,21 +42,24 @@ def space_delete(
     space: SpaceOption,
     yes: YesOption = False,
     dry_run: DryRunOption = False,
-    db: DbOption = "./xtracker.db",
+    db: DbOption = DEFAULT_DB,
     json_: JsonOption = False,
 ) -> None:
     """Delete a space and everything of it: clicks, events, binds, postback log, deliveries,
     credentials (they stop working), links and destinations. Says what it takes first."""
+    from xtracker_server import deletion
+    from xtracker_server.store import deletion as store
+
     with _file(db) as conn:
         found = _read(conn, store.space_counts, space)
         if found is None:
-            _fail(f"no space {space} (see `xtracker space list`)", 1)
+            no_space(space)
         head = {"space_id": space}
         if not _go_ahead(f"Deleting space {space} removes", head, found, yes, dry_run, json_):
             return
-        marked = _write(conn, store.mark_space, space, _now_ms())
+        marked = _write(conn, store.mark_space, space, now_ms())
         if marked is None:
-            _fail(f"no space {space} (see `xtracker space list`)", 1)
+            no_space(space)
         removed = _run(conn, db, deletion.delete_space(marked))
     _done(f"Space {space} deleted; removed", head, removed, json_)
 
@@ -67,23 +69,26 @@ def link_delete(
     slug: Annotated[str, typer.Option("--slug", help="The link's slug (its URL path).")],
     yes: YesOption = False,
     dry_run: DryRunOption = False,
-    db: DbOption = "./xtracker.db",
+    db: DbOption = DEFAULT_DB,
     json_: JsonOption = False,
 ) -> None:
     """Delete a link: its landing and redirect answer 404. Its clicks and their events stay,
     counted under "no link" in the reports."""
+    from xtracker_server import deletion
+    from xtracker_server.store import deletion as store
+
     missing = f"no link {slug!r} in space {space} (see `xtracker link list --space {space}`)"
     with _file(db) as conn:
         found = _read(conn, store.link_counts, space, slug)
         if found is None:
-            _fail(missing, 1)
+            fail(missing, 1)
         head = {"space_id": space, "link": slug}
         if not _go_ahead(f"Deleting link {slug} of space {space}", head, found, yes, dry_run,
                          json_):  # fmt: skip
             return
-        marked = _write(conn, store.mark_link, space, slug, _now_ms())
+        marked = _write(conn, store.mark_link, space, slug, now_ms())
         if marked is None:
-            _fail(missing, 1)
+            fail(missing, 1)
         removed = _run(conn, db, deletion.delete_link(space, marked))
     _done(f"Link {slug} deleted", head, removed, json_)
 
@@ -93,22 +98,25 @@ def destination_delete(
     destination: Annotated[int, typer.Option("--id", "--destination", help="Destination id.")],
     yes: YesOption = False,
     dry_run: DryRunOption = False,
-    db: DbOption = "./xtracker.db",
+    db: DbOption = DEFAULT_DB,
     json_: JsonOption = False,
 ) -> None:
     """Delete a destination and every delivery to it (those not sent yet are dropped)."""
+    from xtracker_server import deletion
+    from xtracker_server.store import deletion as store
+
     missing = f"no destination {destination} in space {space}"
     with _file(db) as conn:
         found = _read(conn, store.destination_counts, space, destination)
         if found is None:
-            _fail(missing, 1)
+            fail(missing, 1)
         head = {"space_id": space, "destination_id": destination}
         said = f"Deleting destination {destination} of space {space} removes"
         if not _go_ahead(said, head, found, yes, dry_run, json_):
             return
-        marked = _write(conn, store.mark_destination, space, destination, _now_ms())
+        marked = _write(conn, store.mark_destination, space, destination, now_ms())
         if marked is None:
-            _fail(missing, 1)
+            fail(missing, 1)
         removed = _run(conn, db, deletion.delete_destination(space, marked))
     _done(f"Destination {destination} deleted; removed", head, removed, json_)
 
@@ -121,52 +129,51 @@ def erase(
     ] = None,
     yes: YesOption = False,
     dry_run: DryRunOption = False,
-    db: DbOption = "./xtracker.db",
+    db: DbOption = DEFAULT_DB,
     json_: JsonOption = False,
 ) -> None:
     """Erase what a space holds about one person (a privacy request): the clicks, events,
     binds and postback log rows of a uid, or of every uid bound to a Telegram user (and the
     events sent with that tg_id), with the deliveries of those events. Reports follow."""
+    from xtracker_server import deletion
+    from xtracker_server.domain.deletion import Person, check_tg_id, check_uid
+    from xtracker_server.store import deletion as store
+
     if (uid is None) == (tg_id is None):
-        _fail("give --uid or --tg-id (one of them)")
+        fail("give --uid or --tg-id (one of them)")
     try:
         person = Person(uid=check_uid(uid)) if uid is not None else Person(tg_id=check_tg_id(tg_id))
     except ValueError as exc:
-        _fail(f"{'--uid' if uid is not None else '--tg-id'}: {exc}")
+        fail(f"{'--uid' if uid is not None else '--tg-id'}: {exc}")
     head: dict[str, Any] = {"space_id": space, "person": {"uid": uid} if uid else {"tg_id": tg_id}}
     with _file(db) as conn:
         found = _read(conn, store.erasure_counts, space, person)
         if found is None:
-            _fail(f"no space {space} (see `xtracker space list`)", 1)
+            no_space(space)
         said = f"Erasing {person} from space {space} removes"
         if not _go_ahead(said, head, found, yes, dry_run, json_):
             return
         removed = _run(conn, db, deletion.erase(space, person))
         if removed is None:
-            _fail(f"no space {space} (see `xtracker space list`)", 1)
+            no_space(space)
     _done(f"Erased {person} from space {space}; removed", head, removed, json_)
 
 
 # ----------------------------------------------------------------------------- helpers
 
 
-def _now_ms() -> int:
-    return int(time.time() * 1000)
-
-
-def _fail(message: str, code: int = 2) -> NoReturn:
-    err.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
-    raise typer.Exit(code)
-
-
 @contextmanager
 def _file(db: str) -> Iterator[sqlite3.Connection]:
+    import sqlite3
+
+    from xtracker_server.store.db import open_db
+
     if db != ":memory:" and not Path(db).expanduser().exists():
-        _fail(f"no database at {db}: pass --db (or XTRACKER_DB)", 1)
+        fail(f"no database at {db}: pass --db (or XTRACKER_DB)", 1)
     try:
         conn = open_db(db)
     except (RuntimeError, sqlite3.DatabaseError) as exc:
-        _fail(f"cannot open {db}: {exc}", 1)
+        fail(f"cannot open {db}: {exc}", 1)
     try:
         yield conn
     finally:
@@ -182,12 +189,16 @@ def _read(conn: sqlite3.Connection, op: Callable[..., T], *args: Any) -> T:
 
 
 def _write(conn: sqlite3.Connection, op: Callable[..., T], *args: Any) -> T:
+    from xtracker_server.store.db import transaction
+
     with transaction(conn):
         return op(conn, *args)
 
 
 def _run(conn: sqlite3.Connection, db: str, plan: deletion.Plan[T]) -> T:
     """The plan on the CLI's connection; the report rollup on a connection of its own."""
+    from xtracker_server import deletion
+    from xtracker_server.store.rollup import catch_up, open_rollup
 
     def reports(op: Callable[[sqlite3.Connection], Any]) -> Any:
         rollup = open_rollup(db)
@@ -204,12 +215,14 @@ def _go_ahead(
     said: str, head: dict[str, Any], found: dict[str, int], yes: bool, dry_run: bool, json_: bool
 ) -> bool:
     """Print what would be removed; whether to go on (``--yes``, or the user said so)."""
+    from xtracker_server.views import deletion_json
+
     if json_:
         if dry_run:
-            _print_json(deletion_json(head, found, True))
+            print_json(deletion_json(head, found, True))
             return False
         if not yes:
-            _fail("with --json, pass --yes to delete, or --dry-run to only count")
+            fail("with --json, pass --yes to delete, or --dry-run to only count")
         return True
     out.print(f"{said}:", markup=False, highlight=False)
     _print_counts(found)
@@ -225,17 +238,17 @@ def _go_ahead(
 
 
 def _done(said: str, head: dict[str, Any], removed: dict[str, int], json_: bool) -> None:
+    from xtracker_server.views import deletion_json
+
     if json_:
-        _print_json(deletion_json(head, removed, False))
+        print_json(deletion_json(head, removed, False))
         return
     out.print(f"{said}:", markup=False, highlight=False)
     _print_counts(removed)
 
 
 def _print_counts(found: dict[str, int]) -> None:
+    from xtracker_server.domain.deletion import COUNT_LABELS
+
     for key, n in found.items():
         out.print(f"  {n:>12,}  {COUNT_LABELS[key]}", markup=False, highlight=False)
-
-
-def _print_json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, ensure_ascii=False) + "\n")

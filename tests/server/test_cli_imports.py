@@ -1,0 +1,70 @@
+"""A CLI command imports what it uses, not the server: neither the web stack (uvicorn,
+Starlette), nor the delivery client (aiohttp), nor the bots' SDK (xtracker_client with httpx)
+that cost every command half a second. Each case runs in a fresh interpreter: only a new
+process shows what one command imports."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import run_cli
+
+#: What none of these commands may import. (Commands that read postbacks, destinations, the
+#: outbox, reports or deletions still import xtracker_client through domain/, for its wire
+#: models: issue 15 §4 gives those a module of their own.)
+HEAVY = ("aiohttp", "uvicorn", "starlette", "xtracker_client", "httpx", "prometheus_client",
+         "schemathesis", "jinja2")  # fmt: skip
+
+#: Runs ``xtracker ARGS`` (argv[1], JSON) and prints which of HEAVY (argv[2]) it imported.
+PROGRAM = """
+import json, sys
+args, heavy = json.loads(sys.argv[1]), json.loads(sys.argv[2])
+sys.argv = ["xtracker", *args]
+from xtracker_server.cli import main
+try:
+    main()
+except SystemExit as exc:
+    code = exc.code
+else:
+    code = 0
+print(json.dumps({"code": code, "imported": [m for m in heavy if m in sys.modules]}))
+"""
+
+
+@pytest.fixture(scope="module")
+def db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("cli") / "xtracker.db"
+    run_cli(path, "space", "create", "imports")
+    return path
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--help"],
+        ["serve", "--help"],
+        ["worker", "--help"],
+        ["space", "list"],
+        ["space", "create", "second", "--json"],
+        ["link", "list", "--space", "1"],
+        ["key", "rotate", "--space", "1", "--json"],
+        ["admin", "reset-token", "--json"],
+    ],
+    ids=" ".join,
+)
+def test_a_plain_command_imports_neither_the_server_nor_the_sdk(db: Path, args: list[str]) -> None:
+    given = [*args] if "--help" in args else [*args, "--db", str(db)]
+    proc = subprocess.run(
+        [sys.executable, "-c", PROGRAM, json.dumps(given), json.dumps(HEAVY)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout.splitlines()[-1])
+    assert result == {"code": 0, "imported": []}, proc.stderr

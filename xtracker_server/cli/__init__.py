@@ -1,0 +1,113 @@
+"""The ``xtracker`` command. Scripts depend on these forms and on the ``--json`` shapes.
+
+Every command that touches data takes ``--db`` (or ``XTRACKER_DB``) and works on the file
+directly, also while a server runs on it: the server sees a new or rotated key within seconds.
+
+One module per command group (``cli/spaces.py`` is ``xtracker space …``). A command's module is
+imported, and its click command built, only when it runs (``xtracker --help`` imports those of
+the top-level commands for their docstrings, and none of the groups): a command costs its own
+imports, not the whole program's (tests/server/test_cli_imports.py).
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+from typing import Any, NamedTuple
+
+import typer
+from typer.core import TyperCommand, TyperGroup
+
+
+class Entry(NamedTuple):
+    """A top-level command or group: the module under xtracker_server/cli/ and the function (a
+    command) or ``typer.Typer`` (a group) in it."""
+
+    module: str
+    attribute: str
+    #: A group's help, here so that ``xtracker --help`` imports none of the groups (a command's
+    #: help is its docstring).
+    help: str | None = None
+
+
+#: In the order ``xtracker --help`` lists them.
+COMMANDS: dict[str, Entry] = {
+    "tail": Entry("tail", "tail"),
+    "erase": Entry("deletion", "erase"),
+    "worker": Entry("serve", "worker"),
+    "serve": Entry("serve", "serve"),
+    "backup": Entry("backup", "backup"),
+    "restore": Entry("backup", "restore"),
+    "postback": Entry(
+        "postbacks", "postback_app", "Partner postbacks: URLs to paste, aliases and the log."
+    ),
+    "destination": Entry("destinations", "dest_app", "Destinations: where events are delivered."),
+    "eventmap": Entry(
+        "destinations", "eventmap_app", "Which events a destination gets, and by what name."
+    ),
+    "outbox": Entry("outbox", "outbox_app", "Deliveries: what was sent where, and what failed."),
+    "space": Entry("spaces", "space_app", "Spaces (tenants)."),
+    "link": Entry("links", "link_app", "Links: landing pages and redirects that mint clicks."),
+    "key": Entry("credentials", "key_app", "Space credentials."),
+    "token": Entry(
+        "credentials", "token_app", "Named ingest tokens: one per partner network, each revocable."
+    ),
+    "admin": Entry("credentials", "admin_app", "The operator's admin token."),
+    "report": Entry(
+        "reports", "report_app", "Reports: funnel, per link, time series, delivery health."
+    ),
+}
+
+
+class _Root(TyperGroup):
+    """``xtracker``: builds a command when it is asked for, not all of them at start."""
+
+    _listing = False
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        entry = COMMANDS.get(cmd_name)
+        if entry is None:
+            return None
+        if self._listing and entry.help is not None:  # --help: a name and the first lines
+            return TyperGroup(name=cmd_name, help=entry.help)
+        target = getattr(importlib.import_module(f"{__name__}.{entry.module}"), entry.attribute)
+        if self._listing:
+            return TyperCommand(name=cmd_name, help=inspect.getdoc(target))
+        if isinstance(target, typer.Typer):
+            command: Any = typer.main.get_group(target)  # a group, even of one command
+            command.help = entry.help
+        else:
+            one = typer.Typer(add_completion=False)
+            one.command(cmd_name)(target)
+            command = typer.main.get_command(one)
+        command.name = cmd_name
+        return command
+
+    def format_help(self, ctx: Any, formatter: Any) -> None:
+        self._listing = True
+        try:
+            super().format_help(ctx, formatter)
+        finally:
+            self._listing = False
+
+
+app = typer.Typer(
+    cls=_Root,
+    help="XTRACKER: conversion tracking for Telegram funnels and affiliate offers.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+@app.callback()
+def _root() -> None:
+    # A callback makes ``app`` a group although it registers no command itself (_Root does).
+    pass
+
+
+def main() -> None:
+    app(prog_name="xtracker")

@@ -1,0 +1,178 @@
+"""What the commands share: the ``--db``/``--json``/``--space`` options, the consoles, the one
+way to fail, and one transaction on the database file.
+
+Imported by every command, so it imports little: rich, the store and the domain are imported by
+the functions that use them (a command costs only what it needs; tests/server/test_cli_imports.py).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Callable
+from dataclasses import fields
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
+
+import typer
+
+from xtracker_server.config import Settings, env_var, flag, setting_info
+from xtracker_server.domain.query import MAX_WHOLE
+
+if TYPE_CHECKING:
+    import sqlite3
+
+    from rich.console import Console
+
+T = TypeVar("T")
+
+
+class _Console:
+    """A rich ``Console`` made on first use: ``--json`` output needs none, and importing rich
+    is a good part of a command's start-up."""
+
+    def __init__(self, *, stderr: bool) -> None:
+        self._stderr = stderr
+        self._console: Console | None = None
+
+    def print(self, *objects: Any, **options: Any) -> None:
+        if self._console is None:
+            from rich.console import Console
+
+            self._console = Console(stderr=self._stderr)
+        self._console.print(*objects, **options)
+
+
+out = _Console(stderr=False)
+err = _Console(stderr=True)
+
+
+def group(help: str | None = None) -> typer.Typer:
+    """A command group. A top-level one (``xtracker space …``) has its help in cli/__init__.py,
+    and is built on its own when run: it must not add the shell-completion options of an app."""
+    return typer.Typer(help=help, no_args_is_help=True, add_completion=False)
+
+
+def setting_option(name: str, *more_flags: str, help: str | None = None) -> Any:
+    """The option of the setting ``name`` of ``Settings``: its flag (``--name``, or
+    ``--name/--no-name`` for on/off), its variable and its help, as config.py defines them."""
+    (f,) = (f for f in fields(Settings) if f.name == name)
+    info = setting_info(f)
+    decl = flag(name)
+    if isinstance(f.default, bool):
+        decl = f"{decl}/--no-{decl[2:]}"
+    return typer.Option(
+        decl,
+        *more_flags,
+        envvar=env_var(name),
+        help=help or info.help,
+        show_default=f.default not in (None, ()),
+    )
+
+
+#: ``./xtracker.db``, the default of ``--db`` (and of XTRACKER_DB) in every command.
+DEFAULT_DB: str = Settings.db
+
+DbOption = Annotated[str, setting_option("db")]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON (stable, for scripts).")]
+SpaceOption = Annotated[int, typer.Option("--space", min=1, max=MAX_WHOLE, help="The space id.")]
+SlugOption = Annotated[str, typer.Option("--slug", help="The link's slug (its URL path).")]
+DestinationOption = Annotated[
+    int, typer.Option("--id", "--destination", min=1, max=MAX_WHOLE, help="Destination id.")
+]
+PublicUrlOption = Annotated[
+    str | None,
+    setting_option("public_url", help="Base of the printed URLs (default http://HOST:PORT)."),
+]
+
+
+def fail(message: str, code: int = 2) -> NoReturn:
+    """Say what is wrong (and what to do) on stderr, one line, and exit with ``code``: 2 for a
+    wrong argument, 1 for what the database says (no such space, a name taken …)."""
+    err.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def no_space(space: int) -> NoReturn:
+    fail(f"no space {space} (see `xtracker space list`)", 1)
+
+
+def print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, ensure_ascii=False) + "\n")
+
+
+def base_url(public_url: str | None) -> str:
+    """The base of the URLs a command prints: --public-url, else XTRACKER_HOST and _PORT."""
+    if public_url:
+        return public_url.rstrip("/")
+    host = os.environ.get(env_var("host")) or Settings.host
+    return f"http://{host}:{os.environ.get(env_var('port')) or Settings.port}"
+
+
+def write(db: str, op: Callable[[sqlite3.Connection], T], *, create: bool = False) -> T:
+    """Run ``op`` in one transaction on the file. Only commands that start a database
+    (``serve``, ``space create``) may create the file: a mistyped --db must not look empty."""
+    import sqlite3
+
+    from xtracker_server.store.db import open_db, transaction
+
+    if not create and db != ":memory:" and not Path(db).expanduser().exists():
+        fail(f"no database at {db}: pass --db (or XTRACKER_DB), or start with `xtracker serve`", 1)
+    try:
+        conn = open_db(db)
+    except (RuntimeError, sqlite3.DatabaseError) as exc:
+        fail(f"cannot open {db}: {exc}", 1)
+    try:
+        with transaction(conn):
+            return op(conn)
+    finally:
+        conn.close()
+
+
+def in_space(db: str, space: int, op: Callable[[sqlite3.Connection, int], T]) -> T:
+    """``op`` in one transaction, once the space is known to exist."""
+
+    def checked(conn: sqlite3.Connection) -> T:
+        from xtracker_server.store import spaces
+
+        if spaces.get_space(conn, space) is None:
+            no_space(space)
+        return op(conn, space)
+
+    return write(db, checked)
+
+
+def snapshot(
+    db: str, space: int, op: Callable[[sqlite3.Connection], T], *, rollup: bool = True
+) -> T:
+    """Run ``op`` on one snapshot of the file (a read transaction), once the space is known to
+    exist; with ``rollup``, the report rollup brought up to date first (also while a server
+    runs), else only attached."""
+    import sqlite3
+
+    from xtracker_server.store import spaces
+    from xtracker_server.store.db import attach_reports, open_db
+
+    if db != ":memory:" and not Path(db).expanduser().exists():
+        fail(f"no database at {db}: pass --db (or XTRACKER_DB)", 1)
+    try:
+        conn = open_db(db)
+        if rollup:
+            from xtracker_server.store.rollup import catch_up, with_rollup
+
+            catch_up(with_rollup(conn, db))
+        else:
+            attach_reports(conn, db)
+    except (RuntimeError, sqlite3.DatabaseError) as exc:
+        fail(f"cannot open {db}: {exc}", 1)
+    try:
+        conn.execute("BEGIN")
+        try:
+            if spaces.get_space(conn, space) is None:
+                no_space(space)
+            return op(conn)
+        finally:
+            conn.execute("COMMIT")
+    finally:
+        conn.close()

@@ -1,0 +1,357 @@
+"""``xtracker postback …``: the postback URLs to paste into a partner network's cabinet, the
+status and parameter aliases that read them, and the log of what arrived."""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from xtracker_server.cli._common import (
+    DEFAULT_DB,
+    DbOption,
+    JsonOption,
+    PublicUrlOption,
+    SpaceOption,
+    base_url,
+    fail,
+    group,
+    in_space,
+    out,
+    print_json,
+)
+from xtracker_server.cli.credentials import no_token
+from xtracker_server.clock import now_ms
+from xtracker_server.domain.postback_urls import NETWORKS
+
+# Every postback command reads the aliases (domain/postbacks.py): imported here for --help.
+from xtracker_server.domain.postbacks import FIELDS
+
+if TYPE_CHECKING:
+    import sqlite3
+
+    from xtracker_server.domain.postback_urls import NetworkUrls
+    from xtracker_server.domain.postbacks import Aliases
+
+postback_app = group()  # its help: COMMANDS in cli/__init__.py
+alias_app = group("Status aliases: a network's status -> an event, or ignore.")
+param_app = group("Parameter aliases: a network's parameter name -> our field.")
+postback_app.add_typer(alias_app, name="alias")
+postback_app.add_typer(param_app, name="param")
+
+
+def _change_alias(db: str, space: int, kind: str, alias: str, target: str | None) -> Aliases:
+    """Apply one alias change (target None removes it); the aliases in effect after it."""
+    from xtracker_server.domain.postbacks import effective_aliases
+    from xtracker_server.store import postbacks as pb_store
+
+    def change(conn: sqlite3.Connection, space_id: int) -> Aliases:
+        current = effective_aliases(pb_store.alias_rows(conn, space_id))
+        table = current.statuses if kind == "status" else current.params
+        if target is None and alias not in table:
+            command = "alias" if kind == "status" else "param"
+            fail(
+                f"{alias!r} is not an alias of space {space_id} (see `xtracker postback"
+                f" {command} list --space {space_id}`)",
+                1,
+            )
+        pb_store.set_alias(conn, space_id, kind, alias, target, now_ms())
+        return effective_aliases(pb_store.alias_rows(conn, space_id))
+
+    return in_space(db, space, change)
+
+
+def _alias_entry(aliases: Aliases, key: str, name: str) -> dict[str, Any]:
+    from xtracker_server.views import postback_aliases_json
+
+    found = [e for e in postback_aliases_json(aliases)[key]
+             if e.get("alias", e.get("name")) == name]  # fmt: skip
+    return found[0] if found else {}
+
+
+def _aliases_json(db: str, space: int, key: str) -> list[dict[str, Any]]:
+    """The aliases in effect (defaults and the space's own), as ``--json`` prints them."""
+    from xtracker_server.domain.postbacks import effective_aliases
+    from xtracker_server.store import postbacks as pb_store
+    from xtracker_server.views import postback_aliases_json
+
+    aliases = in_space(db, space, lambda c, s: effective_aliases(pb_store.alias_rows(c, s)))
+    entries: list[dict[str, Any]] = postback_aliases_json(aliases)[key]
+    return entries
+
+
+@alias_app.command("set")
+def postback_alias_set(
+    space: SpaceOption,
+    alias: Annotated[str, typer.Argument(help="The network's status, e.g. ftd (any case).")],
+    event: Annotated[
+        str, typer.Argument(help="contact, subscribed, registration, deposit or ignore.")
+    ],
+    db: DbOption = DEFAULT_DB,
+    json_: JsonOption = False,
+) -> None:
+    """Count a network's status as an event, or answer it 'ignored'. A running server sees
+    the change within seconds."""
+    from xtracker_server.domain.postbacks import check_status_alias
+
+    try:
+        name, target = check_status_alias(alias, event)
+    except ValueError as exc:
+        fail(f"{alias}: {exc}")
+    aliases = _change_alias(db, space, "status", name, target)
+    if json_:
+        print_json(_alias_entry(aliases, "statuses", name))
+    else:
+        out.print(f"Status {name!r} -> {target} in space {space}.", markup=False, highlight=False)
+
+
+@alias_app.command("unset")
+def postback_alias_unset(
+    space: SpaceOption,
+    alias: Annotated[str, typer.Argument(help="The status alias to remove (defaults too).")],
+    db: DbOption = DEFAULT_DB,
+    json_: JsonOption = False,
+) -> None:
+    """Remove a status alias: the status becomes unknown (refused with 422). `alias set`
+    brings a default back."""
+    from xtracker_server.domain.postbacks import check_status_name
+
+    try:
+        name = check_status_name(alias)
+    except ValueError as exc:
+        fail(f"{alias}: {exc}")
+    aliases = _change_alias(db, space, "status", name, None)
+    if json_:
+        print_json(_alias_entry(aliases, "statuses", name) or {"alias": name, "maps_to": None})
+    else:
+        out.print(f"Status {name!r} removed from space {space}.", markup=False, highlight=False)
+
+
+@alias_app.command("list")
+def postback_alias_list(
+    space: SpaceOption, db: DbOption = DEFAULT_DB, json_: JsonOption = False
+) -> None:
+    """The status aliases in effect (defaults and the space's own)."""
+    entries = _aliases_json(db, space, "statuses")
+    if json_:
+        print_json(entries)
+        return
+    from rich.table import Table
+
+    table = Table("status", "counts as", "origin")
+    for e in entries:
+        table.add_row(e["alias"], e["maps_to"] or "(unknown: 422)", e["origin"])
+    out.print(table)
+
+
+@param_app.command("set")
+def postback_param_set(
+    space: SpaceOption,
+    name: Annotated[str, typer.Argument(help="The network's parameter name, e.g. cid.")],
+    field: Annotated[str, typer.Argument(help=f"One of ours: {', '.join(FIELDS)}.")],
+    db: DbOption = DEFAULT_DB,
+    json_: JsonOption = False,
+) -> None:
+    """Read a network's parameter as one of ours (when ours is absent)."""
+    from xtracker_server.domain.postbacks import check_param_alias
+
+    try:
+        param, target = check_param_alias(name, field)
+    except ValueError as exc:
+        fail(f"{name}: {exc}")
+    aliases = _change_alias(db, space, "param", param, target)
+    if json_:
+        print_json(_alias_entry(aliases, "params", param))
+    else:
+        out.print(f"Parameter {param!r} -> {target} in space {space}.", markup=False,
+                  highlight=False)  # fmt: skip
+
+
+@param_app.command("unset")
+def postback_param_unset(
+    space: SpaceOption,
+    name: Annotated[str, typer.Argument(help="The parameter alias to remove (defaults too).")],
+    db: DbOption = DEFAULT_DB,
+    json_: JsonOption = False,
+) -> None:
+    """Stop reading a parameter name (for instance a default that a network uses for
+    something else)."""
+    from xtracker_server.domain.postbacks import check_param_name
+
+    try:
+        param = check_param_name(name)
+    except ValueError as exc:
+        fail(f"{name}: {exc}")
+    aliases = _change_alias(db, space, "param", param, None)
+    if json_:
+        print_json(_alias_entry(aliases, "params", param) or {"name": param, "field": None})
+    else:
+        out.print(f"Parameter {param!r} removed from space {space}.", markup=False,
+                  highlight=False)  # fmt: skip
+
+
+@param_app.command("list")
+def postback_param_list(
+    space: SpaceOption, db: DbOption = DEFAULT_DB, json_: JsonOption = False
+) -> None:
+    """The parameter aliases in effect (defaults and the space's own)."""
+    entries = _aliases_json(db, space, "params")
+    if json_:
+        print_json(entries)
+        return
+    from rich.table import Table
+
+    table = Table("parameter", "read as", "origin")
+    for e in entries:
+        table.add_row(e["name"], e["field"] or "(not read)", e["origin"])
+    out.print(table)
+
+
+@postback_app.command("log")
+def postback_log(
+    space: SpaceOption,
+    outcome: Annotated[
+        str | None, typer.Option(help="queued, duplicate, ignored or rejected.")
+    ] = None,
+    limit: Annotated[int, typer.Option(min=1, max=10_000)] = 50,
+    db: DbOption = DEFAULT_DB,
+    json_: JsonOption = False,
+) -> None:
+    """The postbacks the space received, newest first (tokens masked)."""
+    from rich.markup import escape
+
+    from xtracker_server.store import postbacks as pb_store
+    from xtracker_server.views import postback_log_json
+
+    if outcome is not None and outcome not in pb_store.OUTCOMES:
+        fail(f"--outcome must be one of {', '.join(pb_store.OUTCOMES)}")
+    rows = in_space(db, space, lambda c, s: pb_store.list_log(c, s, outcome=outcome,
+                                                               limit=limit))  # fmt: skip
+    if json_:
+        print_json([postback_log_json(r) for r in rows])
+        return
+    for r in rows:
+        at = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(r.at_ms / 1000))
+        colour = {"queued": "green", "duplicate": "cyan", "ignored": "yellow"}.get(r.outcome, "red")
+        parts = []
+        if r.event or r.status:
+            said = f" ({r.status})" if r.status and r.status.lower() != r.event else ""
+            parts.append(f"{r.event or 'not counted'}{said}")
+        if r.uid:
+            parts.append(f"uid {r.uid}" + (" (no click)" if r.click_known is False else ""))
+        if r.value:
+            parts.append(f"{r.value} {r.currency}")
+        if r.conflict is not None:
+            c = r.conflict
+            stored = f"{c.value} {c.currency}" if c.value is not None else "no amount"
+            parts.append(f"CONFLICT: stored {stored}, not counted")
+        if r.eid:
+            parts.append(f"eid {r.eid}")
+        if r.inbox_id is not None:
+            parts.append(f"inbox {r.inbox_id}")
+        parts.append(
+            f"from {r.ip or '?'}" + (f" with token {r.token_name}" if r.token_name else "")
+        )
+        line = f"{at}  [{colour}]{r.outcome:<9}[/{colour}]  " + escape("  ".join(parts))
+        out.print(line, soft_wrap=True, highlight=False)
+        if r.error:
+            out.print(f"    {r.error}: {r.detail}", markup=False, soft_wrap=True, highlight=False)
+        request = f"    {r.method} ?{r.query}" + (f"  body: {r.body}" if r.body else "")
+        out.print(request, markup=False, soft_wrap=True, highlight=False)
+    if not rows:
+        out.print(f"No postbacks in space {space} (within the log's retention).")
+
+
+@postback_app.command("url")
+def postback_url(
+    space: SpaceOption,
+    network: Annotated[str, typer.Option(help=f"One of {', '.join(NETWORKS)}.")],
+    event: Annotated[str, typer.Option(help="registration, deposit or all.")] = "all",
+    token: Annotated[
+        str | None,
+        typer.Option(
+            envvar="XTRACKER_INGEST_TOKEN",
+            help="The space's ingest token to put in the URLs (checked against its hash).",
+            show_default=False,
+        ),
+    ] = None,
+    rotate: Annotated[
+        bool,
+        typer.Option(
+            "--rotate",
+            help="Issue a new ingest token for the URLs (the old one keeps working 24 hours).",
+        ),
+    ] = False,
+    public_url: PublicUrlOption = None,
+    db: DbOption = DEFAULT_DB,
+    json_: JsonOption = False,
+) -> None:
+    """Print the postback URL(s) to paste into a partner network's cabinet, and the offer-link
+    parameter that carries the click uid. Tokens are stored only hashed: pass --token (or
+    XTRACKER_INGEST_TOKEN), or --rotate for a new one; otherwise the URLs show <INGEST_TOKEN>."""
+    from xtracker_server.domain.credentials import CredentialKind
+    from xtracker_server.domain.postback_urls import (
+        EVENT_CHOICES,
+        TOKEN_PLACEHOLDER,
+        postback_urls,
+    )
+    from xtracker_server.store import postbacks as pb_store
+    from xtracker_server.store import spaces
+    from xtracker_server.views import postback_urls_json
+
+    if network not in NETWORKS:
+        fail(f"--network must be one of {', '.join(NETWORKS)}")
+    if event not in EVENT_CHOICES:
+        fail(f"--event must be one of {', '.join(EVENT_CHOICES)}")
+    if token and rotate:
+        fail("give --token or --rotate, not both")
+    source = "placeholder"
+    if rotate:
+        try:
+            rotation = in_space(db, space, lambda c, s: spaces.rotate_credential(
+                c, s, CredentialKind.INGEST, now_ms()))  # fmt: skip
+        except spaces.NoSuchToken as exc:
+            no_token(space, str(exc))
+        assert rotation is not None
+        token, source = rotation.secret, "rotated"
+    elif token:
+        token = token.strip()
+        given = token
+        if not in_space(db, space, lambda c, s: pb_store.is_ingest_token_of(c, s, given, now_ms())):
+            fail(
+                f"that is not a live ingest token of space {space}; omit --token to get a"
+                " placeholder, or --rotate for a new token",
+                1,
+            )
+        source = "given"
+    else:
+        in_space(db, space, lambda c, s: None)  # the space must exist
+    urls = postback_urls(network, base_url(public_url), token or TOKEN_PLACEHOLDER, event)
+    data = postback_urls_json(space, urls, source)
+    if json_:
+        print_json(data)
+        return
+    _print_urls(space, network, urls, source)
+
+
+def _print_urls(space: int, network: str, urls: NetworkUrls, source: str) -> None:
+    from xtracker_server.domain.postback_urls import TOKEN_PLACEHOLDER
+
+    plain: dict[str, Any] = {"markup": False, "highlight": False, "soft_wrap": True}
+    out.print(f"Postback URLs for {network}, space {space}:", **plain)
+    for u in urls.urls:
+        out.print(f"\n{u.field}:", **plain)
+        out.print(u.url, **plain)
+    out.print(f"\nOffer link: add {urls.offer_param} to the target of your web link"
+              " (xtracker link create --kind web --target '…'). ", **plain)  # fmt: skip
+    for note in urls.notes:
+        out.print(f"- {note}", **plain)
+    if source == "placeholder":
+        out.print(f"\nReplace {TOKEN_PLACEHOLDER} with the space's ingest token (shown when the"
+                  " space was created), or run again with --token xt_it_… (checked) or --rotate"
+                  " (a new token; the old one keeps working 24 hours).", **plain)  # fmt: skip
+    elif source == "rotated":
+        out.print("\nThe token in these URLs is new (shown only here); the previous one keeps"
+                  " working for 24 hours: update every URL that uses it.", **plain)  # fmt: skip
+    out.print(f"\nCheck what arrives with: xtracker postback log --space {space}", **plain)

@@ -250,6 +250,11 @@ def seeded_database(
             seeded.save(kept.with_suffix(".json"))
             shutil.copyfile(kept, db)
             shutil.copyfile(reports_path(str(kept)), reports_path(str(db)))
+    # Written just now (seeded or copied): the kernel would write the file back while the
+    # first paths run, the more so the larger it is. Flushed first, on both databases alike.
+    started = time.perf_counter()
+    os.sync()
+    log(f"{label}: written back to disk in {time.perf_counter() - started:.1f} s")
     result = DbResult(
         label=label,
         events=seeded.events,

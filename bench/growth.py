@@ -6,19 +6,24 @@ What it measures
     clicks with realistic uids and campaign fields, the bot's binds, the funnel's events, the
     partner's postbacks and their log rows, every delivery sent and its attempts recorded, the
     report rollup caught up): ``--small`` events (10,000 by default) and ``--large`` events
-    (5,000,000), clicks 60 % of the events. On each, in this order:
+    (5,000,000), clicks 60 % of the events, both over the 28 days before the same instant. On
+    each, in this order (the same steps on both: each path sees the seed and what the paths
+    before it added, and the rate-independent additions are the same on both):
 
-    POST /events   ``xtracker serve --no-worker``, wrk with bench/post_events.lua (ingest.py's
-                   load: distinct deposits, each fanned out into a webhook delivery)
+    report funnel  ``xtracker serve --no-worker``, ``GET /admin/spaces/<id>/reports/funnel``
+                   over the seed's last 7 days, with the space's bearer (2 connections: two
+                   dashboards; more wait for the store's readers): the seed as it is
+    deliveries     the server stopped; a backlog of exactly ``--backlog`` webhook deliveries
+                   (deposits of 1,000 new clicks, added through the store) delivered by
+                   ``xtracker worker`` to bench/sink.py for up to ``--seconds``: deliveries
+                   settled per second
+    POST /events   ``xtracker serve --no-worker`` again, wrk with bench/post_events.lua
+                   (ingest.py's load: distinct deposits, each fanned out into a webhook delivery)
     GET /r/hot     the same server, wrk with bench/get_clicks.lua (clicks.py's load: a phone
                    browser's first visit, a click recorded per request)
     POST /bind     the same server, wrk with bench/growth.lua: each request binds a click
-                   nobody has bound yet (seeded for it just before) to a new Telegram id
-    report funnel  the same server, ``GET /admin/spaces/<id>/reports/funnel?days=7`` with the
-                   space's bearer (2 connections: two dashboards; more wait for the store's readers)
-    deliveries     the server stopped; the pending backlog (what the ingest run left, topped
-                   up to ``--backlog`` through the store) delivered by ``xtracker worker`` to
-                   bench/sink.py for up to ``--seconds``: deliveries settled per second
+                   nobody has bound yet (a pool seeded for it just before, as large on both
+                   databases) to a new Telegram id
 
     Each wrk path runs a warm-up, then ``--rounds`` runs of ``--seconds`` (the medians count).
     The click limit per address is off (wrk is one address), as in the other benches.
@@ -27,9 +32,11 @@ Targets (issue 14): large/small throughput >= 0.8 and p99 <= 1.5 for ingest, cli
 delivery rate >= 0.66. The report funnel counts the whole window, so it grows with the data by
 design: it is printed without a target.
 
-Seeding 5 million events takes a while (the seeding rate is printed): ``--keep DIR`` keeps the
+Seeding 5 million events takes minutes (the seeding rate is printed): ``--keep DIR`` keeps the
 seeded databases in DIR and reuses them; every run measures on a fresh copy, so a kept seed is
-never changed. ``--quick`` is a smoke run (tiny databases, 1-second runs).
+never changed. Both databases end at the same instant: a kept seed sets it, and the other one
+is seeded again unless it ends then too. ``--quick`` is a smoke run (tiny databases, 1-second
+runs).
 
 Exit status: 0 all targets met, 2 a target missed, 1 the measurement is not clean (errors).
 Everything listens on and talks to 127.0.0.1 only.
@@ -101,8 +108,11 @@ LABELS = {
     "deliveries": "deliveries",
 }
 REPORT_CONNECTIONS = 2
-#: The clicks made for POST /bind: this many times what the fastest path before it took.
+REPORT_DAYS = 7  # the funnel's window: the last days of the seed
+#: The clicks made for POST /bind: this many times what the fastest path before it took, on the
+#: first database; the second gets as many (both databases gain the same rows).
 BIND_POOL_RATE = 2
+BACKLOG_CLICKS = 1_000  # new clicks whose deposits make the delivery backlog
 POLL_S = 0.05
 
 
@@ -172,15 +182,40 @@ def files_size(db: Path) -> int:
 # --------------------------------------------------------------------------- seeding
 
 
+def kept_seed(args: argparse.Namespace, events: int) -> Path | None:
+    """Where ``--keep`` keeps the seed of ``events`` events (None: not kept)."""
+    return args.keep / f"growth-v{seeding.SEED_VERSION}-{events}.db" if args.keep else None
+
+
+def common_end_ms(args: argparse.Namespace) -> int:
+    """The instant both databases end at: the clicks and events of each lie in the days before
+    it, so "the last 7 days", retention and the report's window cover the same part of both.
+    That of a kept seed (the large one's first: it is the one worth reusing), else now."""
+    for events in (args.large, args.small):
+        kept = kept_seed(args, events)
+        if kept is not None and kept.exists() and kept.with_suffix(".json").exists():
+            return seeding.Seeded.load(kept.with_suffix(".json")).to_ms
+    return int(time.time() * 1000)
+
+
 def seeded_database(
-    label: str, events: int, args: argparse.Namespace, workdir: Path
+    label: str, events: int, args: argparse.Namespace, workdir: Path, end_ms: int
 ) -> tuple[Path, seeding.Seeded, DbResult]:
-    """The database to measure on, in ``workdir``: seeded now, or copied from a kept seed."""
+    """The database to measure on, in ``workdir``, ending at ``end_ms``: seeded now, or copied
+    from a kept seed that ends then."""
     db = workdir / f"{label}.db"
-    kept = args.keep / f"growth-v{seeding.SEED_VERSION}-{events}.db" if args.keep else None
+    kept = kept_seed(args, events)
+    seeded: seeding.Seeded | None = None
     if kept is not None and kept.exists() and kept.with_suffix(".json").exists():
-        log(f"{label}: reusing the seed {kept}, copying it ...")
         seeded = seeding.Seeded.load(kept.with_suffix(".json"))
+        if seeded.to_ms != end_ms:
+            log(f"{label}: the kept seed {kept} ends at another time than the other database:"
+                " seeding it again")  # fmt: skip
+            seeded = None
+    if seeded is not None:
+        assert kept is not None
+        age_h = (time.time() * 1000 - end_ms) / 3_600_000
+        log(f"{label}: reusing the seed {kept} (it ends {age_h:,.1f} h ago), copying it ...")
         started = time.perf_counter()
         shutil.copyfile(kept, db)
         shutil.copyfile(reports_path(str(kept)), reports_path(str(db)))
@@ -197,6 +232,7 @@ def seeded_database(
             events=events,
             hot_slug=SLUG,
             bot=BOT,
+            end_ms=end_ms,
             progress=lambda rows, s: log(
                 f"{label}:   {rows['inbox']:>10,} events {rows['clicks']:>10,} clicks "
                 f"{s:7.0f} s ({rows['inbox'] / s:,.0f} events/s)"
@@ -214,6 +250,11 @@ def seeded_database(
             seeded.save(kept.with_suffix(".json"))
             shutil.copyfile(kept, db)
             shutil.copyfile(reports_path(str(kept)), reports_path(str(db)))
+    # Written just now (seeded or copied): the kernel would write the file back while the
+    # first paths run, the more so the larger it is. Flushed first, on both databases alike.
+    started = time.perf_counter()
+    os.sync()
+    log(f"{label}: written back to disk in {time.perf_counter() - started:.1f} s")
     result = DbResult(
         label=label,
         events=seeded.events,
@@ -271,6 +312,12 @@ def measure_wrk(
     )
 
 
+def report_path(seeded: seeding.Seeded) -> str:
+    """The funnel of the seed's last 7 days (up to now: the same rows in both databases)."""
+    since = seeded.to_ms - REPORT_DAYS * seeding.DAY_MS
+    return f"/admin/spaces/{seeded.space_id}/reports/funnel?from={since}"
+
+
 def sanity(url: str, seeded: seeding.Seeded, path: str, uid: str) -> None:
     """One request by hand: the answer is the one we mean to measure."""
     if path == "clicks":
@@ -280,7 +327,7 @@ def sanity(url: str, seeded: seeding.Seeded, path: str, uid: str) -> None:
         "ingest": ("/events", {"uid": "u0", "event": "deposit", "value": "25.00",
                                "eid": f"sanity-{time.time()}"}, b'"queued"'),
         "binds": ("/bind", {"uid": uid, "tg_id": 5_999_999_999}, b'"matched":true'),
-        "report": (f"/admin/spaces/{seeded.space_id}/reports/funnel?days=7", None, b'"ok":true'),
+        "report": (report_path(seeded), None, b'"ok":true'),
     }  # fmt: skip
     what, body, expect = checks[path]
     status, _, answer = http_request(
@@ -299,16 +346,19 @@ def measure_server(
     env: dict[str, str],
     workdir: Path,
     problems: list[str],
-) -> list[str]:
-    """Ingest, clicks, binds and the report funnel on ``xtracker serve --no-worker``; returns
-    the uids of the clicks made for the binds."""
+    paths: tuple[str, ...],
+    pool_size: int | None = None,
+) -> int | None:
+    """``paths`` (of ingest, clicks, binds, report; in this order) on ``xtracker serve
+    --no-worker``. The binds bind a pool of new clicks: ``pool_size`` of them (None: enough for
+    twice the fastest rate measured before); returns the size of the pool made, if any."""
     label = result.label
     uid_file = workdir / f"{label}-uids.txt"
     pool: list[str] = []
     port = free_port()
-    log(f"{label}: starting xtracker serve --no-worker on {HOST}:{port} ...")
+    log(f"{label}: starting xtracker serve --no-worker on {HOST}:{port} for {', '.join(paths)} ...")
     with running_server(
-        f"serve-{label}",
+        f"serve-{label}-{paths[0]}",
         xtracker_serve_argv(db, port, "--no-worker", "--sync", args.sync),
         port,
         env,
@@ -316,7 +366,6 @@ def measure_server(
         healthz_ok,
     ) as server:
         bearer, url = seeded.bearer, server.url
-        report = f"/admin/spaces/{seeded.space_id}/reports/funnel?days=7"
 
         def bind_args(n: int, before: list[WrkRun]) -> list[str]:
             # Each run goes on in the file past what the runs before it may have bound.
@@ -327,13 +376,17 @@ def measure_server(
             "ingest": (EVENTS_LUA, lambda n, _: [bearer, f"{label}-{n}"], None),
             "clicks": (CLICKS_LUA, lambda n, _: [f"/r/{seeded.hot_slug}", IPHONE_SAFARI], None),
             "binds": (GROWTH_LUA, bind_args, None),
-            "report": (GROWTH_LUA, lambda n, _: ["get", bearer, report], REPORT_CONNECTIONS),
-        }
-        for name, (script, script_args, connections) in loads.items():
+            "report": (GROWTH_LUA, lambda n, _: ["get", bearer, report_path(seeded)],
+                       REPORT_CONNECTIONS),
+        }  # fmt: skip
+        for name in paths:
+            script, script_args, connections = loads[name]
             if name == "binds":  # clicks nobody bound yet, more than the binds will need
-                seconds = args.warmup + args.seconds * args.rounds
-                rate = max(r.per_s for r in result.paths.values())
-                pool = seeding.add_clicks(db, seeded, int(BIND_POOL_RATE * rate * seconds) + 1000)
+                if pool_size is None:
+                    seconds = args.warmup + args.seconds * args.rounds
+                    rate = max(r.per_s for r in result.paths.values())
+                    pool_size = int(BIND_POOL_RATE * rate * seconds) + 1000
+                pool = seeding.add_clicks(db, seeded, pool_size)
                 uid_file.write_text("\n".join(pool[1:]) + "\n")  # the first: the sanity bind's
             sanity(url, seeded, name, pool[0] if pool else "")
             result.paths[name] = measure_wrk(
@@ -341,17 +394,18 @@ def measure_server(
             )
             if server.proc.poll() is not None:
                 raise RuntimeError(f"the server died:\n{server.log_tail()}")
+    if "binds" not in paths:
+        return None
     binds = result.paths["binds"]
     beyond = binds.count - len(pool)
     if beyond > 0:
         binds.note = f"{beyond:,} binds of uids of no click (the pool of {len(pool):,} ran out)"
-    return pool
+    return len(pool)
 
 
 def measure_deliveries(
     db: Path,
     seeded: seeding.Seeded,
-    pool: list[str],
     result: DbResult,
     args: argparse.Namespace,
     env: dict[str, str],
@@ -360,15 +414,17 @@ def measure_deliveries(
     problems: list[str],
     sink: Any,
 ) -> None:
-    """The worker's rate on the pending backlog (at least ``--backlog``) for up to
-    ``--seconds``."""
+    """The worker's rate on a backlog of ``--backlog`` deliveries (new deposits of new clicks)
+    for up to ``--seconds``."""
     label = result.label
     seeding.point_webhook(db, seeded, f"{sink_url}{HOOK_PATH}")
     reader = connect(str(db), readonly=True)
     try:
-        backlog = sum(outbox.depth(reader).values())
-        if backlog < args.backlog:
-            backlog += seeding.add_backlog(db, seeded, pool, args.backlog - backlog)
+        pending = sum(outbox.depth(reader).values())
+        if pending:  # the seed settles every delivery: another backlog would not compare
+            raise RuntimeError(f"{label}: {pending:,} deliveries pending before the backlog")
+        uids = seeding.add_clicks(db, seeded, BACKLOG_CLICKS)
+        backlog = seeding.add_backlog(db, seeded, uids, args.backlog)
         sink_reset(sink)
         log(f"{label}: xtracker worker on a backlog of {backlog:,} deliveries ...")
         ready_mark = b" running (db:"
@@ -572,12 +628,19 @@ def main(argv: list[str] | None = None) -> int:
                 sink_ok,
             )
         )
+        end_ms = common_end_ms(args)
+        pool_size: int | None = None
         for label, events in (("small", args.small), ("large", args.large)):
-            db, seeded, result = seeded_database(label, events, args, workdir)
-            pool = measure_server(db, seeded, result, args, wrk, env, workdir, problems)
-            measure_deliveries(
-                db, seeded, pool, result, args, env, workdir, sink.url, problems, sink
-            )
+            # The same steps on both, in an order where each path sees the seed plus what the
+            # paths before it added, as little of it as possible: the report on the seed as it
+            # is, the worker on a backlog of the same size, then the HTTP writes.
+            db, seeded, result = seeded_database(label, events, args, workdir, end_ms)
+            measure_server(db, seeded, result, args, wrk, env, workdir, problems, ("report",))
+            measure_deliveries(db, seeded, result, args, env, workdir, sink.url, problems, sink)
+            pool_size = measure_server(
+                db, seeded, result, args, wrk, env, workdir, problems,
+                ("ingest", "clicks", "binds"), pool_size,
+            )  # fmt: skip
             result.final_bytes = files_size(db)
             result.load_after = os.getloadavg()
             dbs.append(result)

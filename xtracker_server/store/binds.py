@@ -112,3 +112,17 @@ def set_token_binds(conn: sqlite3.Connection, space_id: int, allowed: bool) -> b
     """Turn the space's token binds on or off; False if there is no such space."""
     cur = conn.execute("UPDATE spaces SET token_binds = ? WHERE id = ?", (int(allowed), space_id))
     return cur.rowcount > 0
+
+
+def insert_first_binds(
+    conn: sqlite3.Connection, space_id: int, rows: list[tuple[str, int, int]]
+) -> None:
+    """Bearer binds ``(uid, tg_id, created_ms)`` of clicks and Telegram users bound to nothing
+    yet, none of whose events waits for a uid, in one statement: what ``bind`` writes for each
+    of them (``plan_bind`` plans a plain BIND; nothing to replace, nothing to attribute). For
+    writing months of traffic at once (bench/growth.py seeds with it); a uid bound already
+    raises ``sqlite3.IntegrityError``."""
+    conn.executemany(
+        "INSERT INTO binds (space_id, uid, tg_id, created_ms, kind) VALUES (?, ?, ?, ?, ?)",
+        [(space_id, uid, tg_id, at, BindKind.BEARER.value) for uid, tg_id, at in rows],
+    )

@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import dataclasses
 import sqlite3
+from operator import attrgetter
 
 from xtracker_server.domain.clicks import CAMPAIGN_FIELDS, UTM_FIELDS, ClickDraft, new_uid
 from xtracker_server.exceptions import XTrackerServerError
 from xtracker_server.store.db import insert_many
 
-_COLUMNS = (
+_DRAFT_COLUMNS = (
     "space_id", "uid", "link_id", "source", "created_ms", "ip", "user_agent", "referrer",
-    "fbclid", "fbc", "fbp", "country", "raw_query", *CAMPAIGN_FIELDS, *UTM_FIELDS,
+    "fbclid", "fbc", "fbp", "country", "raw_query",
 )  # fmt: skip
-_FIELD_COLUMNS = frozenset((*CAMPAIGN_FIELDS, *UTM_FIELDS))
+_FIELD_COLUMNS = (*CAMPAIGN_FIELDS, *UTM_FIELDS)
+_COLUMNS = (*_DRAFT_COLUMNS, *_FIELD_COLUMNS)
+_draft_values = attrgetter(*_DRAFT_COLUMNS)
 _INSERT = f"INSERT INTO clicks ({', '.join(_COLUMNS)})"
 _TAIL = "ON CONFLICT (space_id, uid) DO NOTHING"
 
@@ -54,8 +57,7 @@ def insert_kept_clicks(conn: sqlite3.Connection, drafts: list[ClickDraft]) -> in
 
 
 def _row(draft: ClickDraft) -> list[object]:
-    fields = draft.fields
-    return [fields.get(c) if c in _FIELD_COLUMNS else getattr(draft, c) for c in _COLUMNS]
+    return [*_draft_values(draft), *map(draft.fields.get, _FIELD_COLUMNS)]
 
 
 def recent_click_of_link(

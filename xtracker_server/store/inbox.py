@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from xtracker_server.domain.dedup import AmountConflict, amount_conflict
@@ -50,8 +51,17 @@ _INSERT = (
 )
 
 
-def insert_events(conn: sqlite3.Connection, drafts: list[InboxDraft]) -> list[InboxOutcome]:
+def insert_events(
+    conn: sqlite3.Connection,
+    drafts: list[InboxDraft],
+    *,
+    write_deliveries: Callable[[sqlite3.Connection, list[tuple[object, ...]]], None] = (
+        insert_deliveries
+    ),
+) -> list[InboxOutcome]:
     """``insert_event`` for several drafts, in order (the writer groups concurrent requests).
+    ``write_deliveries`` writes the rows of the fan-out (a seed writes them settled at once:
+    ``outbox.insert_settled``).
 
     A handful of statements for the whole group, whatever its size: one lookup of the keys
     already in the inbox, one multi-row insert of the new events (a key twice in the group is
@@ -81,7 +91,7 @@ def insert_events(conn: sqlite3.Connection, drafts: list[InboxDraft]) -> list[In
     for done in insert_many(conn, _INSERT, rows):
         for k in range(done.count):
             ids[new[done.first + k]] = done.last_rowid - done.count + 1 + k
-    deliveries = _fan_out(conn, [(i, drafts[i], ids[i]) for i in new])
+    deliveries = _fan_out(conn, [(i, drafts[i], ids[i]) for i in new], write_deliveries)
     outcomes = []
     for i, draft in enumerate(drafts):
         if i in ids:
@@ -121,7 +131,11 @@ def _known_keys(conn: sqlite3.Connection, keys: list[bytes]) -> dict[bytes, _Sto
     return known
 
 
-def _fan_out(conn: sqlite3.Connection, new: list[tuple[int, InboxDraft, int]]) -> dict[int, int]:
+def _fan_out(
+    conn: sqlite3.Connection,
+    new: list[tuple[int, InboxDraft, int]],
+    write: Callable[[sqlite3.Connection, list[tuple[object, ...]]], None],
+) -> dict[int, int]:
     """The deliveries the new events (draft index, draft, inbox id) owe, in the inbox write's
     transaction: an event is never stored without them, nor the other way round. Returns draft
     index -> deliveries created."""
@@ -138,7 +152,7 @@ def _fan_out(conn: sqlite3.Connection, new: list[tuple[int, InboxDraft, int]]) -
         )  # fmt: skip
         counts[i] = len(rows)
         owed += rows
-    insert_deliveries(conn, owed)
+    write(conn, owed)
     return counts
 
 

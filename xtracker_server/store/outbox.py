@@ -366,3 +366,38 @@ def prune_settled(conn: sqlite3.Connection, status: str, before_ms: int, limit: 
         tally.add(status, sent_ms)
     add_pruned(conn, list(tallies.values()))
     return len(ids)
+
+
+#: An attempt of a delivery written settled (``insert_settled``): the index of its delivery,
+#: then ``at_ms, status_code, latency_ms, outcome, error, excerpt``.
+SettledAttempt = tuple[int, int, int | None, int, str, str | None, str | None]
+
+
+def insert_settled(
+    conn: sqlite3.Connection,
+    deliveries: list[tuple[object, ...]],
+    attempts: list[SettledAttempt],
+) -> None:
+    """Deliveries written settled, with their attempts, in a few statements: what the fan-out
+    (``insert_deliveries``) and then the worker's settling of each attempt leave, for writing
+    months of traffic at once (bench/growth.py seeds with it).
+
+    ``deliveries``: each a row of ``deliveries_for`` with its ``next_attempt_ms`` and
+    ``updated_ms`` as the last attempt left them, followed by ``status, attempts, sent_ms,
+    last_status, last_error``. ``attempts``: in the order they were made, each naming its
+    delivery by its index in ``deliveries``.
+    """
+    ids: list[int] = []
+    for done in insert_many(
+        conn,
+        "INSERT INTO deliveries (space_id, destination_id, inbox_id, event_id, event_name,"
+        " next_attempt_ms, created_ms, age_from_ms, updated_ms, status, attempts, sent_ms,"
+        " last_status, last_error)",
+        deliveries,
+    ):
+        ids += range(done.last_rowid - done.count + 1, done.last_rowid + 1)
+    conn.executemany(
+        "INSERT INTO delivery_attempts (delivery_id, space_id, at_ms, status_code, latency_ms,"
+        " outcome, error, excerpt) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        [(ids[a[0]], deliveries[a[0]][0], *a[1:]) for a in attempts],
+    )

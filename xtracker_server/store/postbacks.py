@@ -103,23 +103,35 @@ def log_postback(conn: sqlite3.Connection, entry: LogEntry) -> int:
     """Write one log row. A uid is looked up among the space's clicks (``click_known``)."""
     if entry.click_known is None and entry.uid is not None and entry.outcome != "rejected":
         entry = replace(entry, click_known=click_exists(conn, entry.space_id, entry.uid))
-    conflict = entry.conflict
-    cur = conn.execute(
-        "INSERT INTO postback_log (space_id, at_ms, ip, method, query, body, outcome, status,"
-        " event, uid, value, currency, eid, inbox_id, click_known, error, detail, conflict,"
-        " conflict_value, conflict_currency, token_name)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (
-            entry.space_id, entry.at_ms, entry.ip, entry.method, entry.query, entry.body,
-            entry.outcome, entry.status, entry.event, entry.uid, entry.value, entry.currency,
-            entry.eid, entry.inbox_id,
-            None if entry.click_known is None else int(entry.click_known),
-            entry.error, entry.detail, int(conflict is not None),
-            conflict.value if conflict else None, conflict.currency if conflict else None,
-            entry.token_name,
-        ),
-    )  # fmt: skip
+    cur = conn.execute(_INSERT_LOG, _log_row(entry))
     return int(cur.lastrowid or 0)
+
+
+def log_postbacks(conn: sqlite3.Connection, entries: list[LogEntry]) -> None:
+    """Write many log rows in one statement, each with its ``click_known`` given: for writing
+    months of traffic at once (bench/growth.py seeds with it)."""
+    conn.executemany(_INSERT_LOG, [_log_row(entry) for entry in entries])
+
+
+_INSERT_LOG = (
+    "INSERT INTO postback_log (space_id, at_ms, ip, method, query, body, outcome, status,"
+    " event, uid, value, currency, eid, inbox_id, click_known, error, detail, conflict,"
+    " conflict_value, conflict_currency, token_name)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+
+
+def _log_row(entry: LogEntry) -> tuple[object, ...]:
+    conflict = entry.conflict
+    return (
+        entry.space_id, entry.at_ms, entry.ip, entry.method, entry.query, entry.body,
+        entry.outcome, entry.status, entry.event, entry.uid, entry.value, entry.currency,
+        entry.eid, entry.inbox_id,
+        None if entry.click_known is None else int(entry.click_known),
+        entry.error, entry.detail, int(conflict is not None),
+        conflict.value if conflict else None, conflict.currency if conflict else None,
+        entry.token_name,
+    )  # fmt: skip
 
 
 def record_postback(

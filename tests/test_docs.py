@@ -58,3 +58,25 @@ def test_no_doc_promises_what_is_already_there_or_an_unpublished_package() -> No
         assert "upcoming" not in text.lower(), path
         # xtracker is installed from a checkout or a built wheel: it is not on PyPI.
         assert not re.search(r"pip install '?xtracker\b", text), path
+
+
+def test_every_file_and_name_architecture_md_points_to_exists() -> None:
+    """docs/architecture.md names files (``store/outbox.py``) and functions in them
+    (``domain/capi.py`` … ``capi_event``): a rename that forgets the page fails here."""
+    doc = _read("docs/architecture.md")
+    packages = ("xtracker_server", "xtracker_client", "xtracker_wire")
+    missing = []
+    for path in sorted(set(re.findall(r"`([\w/]+\.py)", doc))):
+        if path.startswith(("tests/", "bench/")) or path.startswith(packages):
+            candidates = [ROOT / path]
+        else:
+            candidates = [ROOT / "xtracker_server" / path]
+        if not any(c.exists() for c in candidates):
+            missing.append(path)
+    for module, name in re.findall(r"`(\w+/\w+)\.(?!py`|md`)(\w+)`", doc):
+        file = ROOT / "xtracker_server" / f"{module}.py"
+        if not file.exists() or not re.search(
+            rf"^(?:async )?(?:def|class) {name}\b|^{name}\b", file.read_text("utf-8"), re.M
+        ):
+            missing.append(f"{module}.{name}")
+    assert missing == [], f"docs/architecture.md points to what is not there: {missing}"

@@ -167,7 +167,7 @@ def capi_event(ctx: DeliveryContext, *, action_source: str = "website") -> dict[
     event["user_data"] = user_data
 
     if ctx.canonical == CanonicalEvent.DEPOSIT.value and ctx.value is not None:
-        # The ingress defaults the currency to USD (ARCHITECTURE.md §4); a Purchase without one
+        # The ingress defaults the currency to USD (docs/api.md); a Purchase without one
         # would fail the whole batch (subcode 2804010).
         currency = (ctx.currency or "USD").strip().lower()
         if not _CURRENCY.fullmatch(currency):

@@ -1,4 +1,4 @@
-"""The inbox's idempotency key (ARCHITECTURE.md §4), and what a repeat may disagree about."""
+"""The inbox's idempotency key (docs/api.md), and what a repeat may disagree about."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""S2S postbacks: a URL template with macros, filled per event (ARCHITECTURE.md §4)."""
+"""S2S postbacks: a URL template with macros, filled per event (docs/destinations.md)."""
 
 from __future__ import annotations
 

@@ -3,7 +3,7 @@ reader, and the cursor a stream client resumes from (docs/reports.md#the-live-st
 
 A row's id is handed out when it is inserted, but the row is visible only once its transaction
 commits. With one SQLite writer ids commit in order; with several writers (PostgreSQL, see
-ARCHITECTURE.md §2) id 12 may commit after id 13, and a cursor that remembers only "the last
+docs/architecture.md) id 12 may commit after id 13, and a cursor that remembers only "the last
 id seen" would skip 12 for ever. So both sides remember the holes:
 
 - The reader keeps a ``Watermark`` per table: ``high``, the highest id it has read, and

@@ -1,4 +1,4 @@
-"""The ingress API (ARCHITECTURE.md §4): what bots and partner networks call."""
+"""The ingress API (docs/api.md): what bots and partner networks call."""
 
 from starlette.routing import Route
 

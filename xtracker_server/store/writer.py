@@ -1,4 +1,4 @@
-"""The group-commit writer (ARCHITECTURE.md §3).
+"""The group-commit writer (docs/architecture.md, "The write path").
 
 Every write in the server goes through one ``GroupCommitWriter``. A request hands it an
 operation (a function of a connection) and awaits the result. The writer takes whatever

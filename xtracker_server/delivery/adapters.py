@@ -45,6 +45,12 @@ def hold_limit(kind: DestinationKind) -> int:
     return inflight_limit(kind) * HOLD_AHEAD.get(kind, DEFAULT_HOLD_AHEAD)
 
 
+def min_claim(kind: DestinationKind) -> int:
+    """While a worker holds some deliveries of a destination, it claims more only when this
+    many are free: a request's worth, and at least a quarter of what it may hold."""
+    return max(batch_size(kind), hold_limit(kind) // 4)
+
+
 @dataclass(frozen=True)
 class Adapter:
     destination: Destination

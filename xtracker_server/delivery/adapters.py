@@ -22,9 +22,11 @@ DEFAULT_INFLIGHT = 8
 BATCH = {DestinationKind.FB_CAPI: capi.MAX_BATCH}
 #: Deliveries a worker holds per destination (leased, not yet settled), as a multiple of those
 #: in flight: the next ones are claimed and read while the current ones are being sent, and
-#: outcomes are written while the next ones go out. CAPI batches are already large.
+#: outcomes are written while the next ones go out. CAPI batches are already large. Eight
+#: rounds (not four) let the worker claim and read in chunks twice as large (``min_claim``):
+#: about a quarter more webhooks a second for less CPU each, at the cost of a longer lease.
 HOLD_AHEAD = {DestinationKind.FB_CAPI: 1}
-DEFAULT_HOLD_AHEAD = 4
+DEFAULT_HOLD_AHEAD = 8
 
 
 def inflight_limit(kind: DestinationKind) -> int:

@@ -272,7 +272,7 @@ class Worker:
         while self._outcomes:
             taken, self._outcomes = self._outcomes, []
             now = _now_ms()
-            rows, unhealthy = outcome_rows(taken, self.policy, now)
+            rows, unhealthy = _outcome_rows(taken, self.policy, now)
             for u in unhealthy:
                 log.warning("destination %s flagged unhealthy: %s", u.destination_id, u.reason)
             try:
@@ -291,7 +291,7 @@ class Worker:
                         self.metrics.delivered(destination.kind.value, s.verdict.outcome.value)
 
 
-def outcome_rows(
+def _outcome_rows(
     taken: list[tuple[dest_store.Destination, list[Settlement]]], policy: RetryPolicy, now: int
 ) -> tuple[list[outbox.Settled], list[outbox.Unhealthy]]:
     """The store's rows for a batch of outcomes (each delivery's ``next_state``), and the

@@ -7,11 +7,12 @@ worker whose lease ran out cannot overwrite the row another worker took over.
 The claim is the one query that reads across spaces: the worker serves every space. Each
 claimed row carries its ``space_id``, and everything after the claim is scoped by it.
 
-Every query here costs the same whatever the outbox and the inbox hold (issue 14; their plans
-are pinned in tests/server/test_outbox_plans.py): the claim reads the front of one
-destination's due rows (the partial index ``deliveries_due``), the context read and the settle
-go by primary key, and the counts are kept by triggers (``delivery_counts``, migration 14)
-instead of being counted.
+The worker's queries and the counts cost the same whatever the outbox and the inbox hold
+(issue 14; their plans are pinned in tests/server/test_outbox_plans.py): the claim reads the
+front of one destination's due rows (the partial index ``deliveries_due``), the context read
+and the settle go by primary key, and the counts are kept by triggers (table
+``delivery_counts``, see migrations.py) instead of being counted. (A replay updates every row
+it replays, by design.)
 """
 
 from __future__ import annotations

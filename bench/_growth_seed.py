@@ -283,7 +283,8 @@ class _Writer:
     def deliver(self, conn: sqlite3.Connection, fanned_out: list[tuple[object, ...]]) -> None:
         """The fan-out's deliveries, written as the worker leaves them a moment after their
         event arrived: sent, or (``P_DELIVERY_RETRY``) answered 503 first and sent after the
-        retry policy's delay; each attempt recorded (what ``delivery.worker.settle`` writes)."""
+        retry policy's delay; each attempt recorded (what the worker writes:
+        ``delivery.worker.outcome_rows``, then ``store.outbox.settle``)."""
         rng, delay_s = self.rng, self.policy.delay_s
         settled: list[tuple[object, ...]] = []
         attempts: list[outbox.SettledAttempt] = []

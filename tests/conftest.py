@@ -1,14 +1,18 @@
-"""Shared fixtures: a real ``xtracker serve`` process on a free port with a real SQLite file,
-and the real ``xtracker`` CLI against the same file."""
+"""Shared fixtures: the real app on a free port with a real SQLite file, in this process
+(``server``, ``start_app``) or as a real ``xtracker serve`` process (``start_server``: for what
+only a process shows), and the real ``xtracker`` CLI against the same file."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import os
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -18,7 +22,12 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.inprocess import UVICORN_OPTIONS, cli_in_process, log_handler, settings_of
+
 ADMIN_TOKEN = "xt_admin_test-operator-token-0123456789"
+#: How long a server may take to answer /healthz after its start: a second or two, and up to
+#: about 20 s on a machine loaded several times over; this bound only catches a hang.
+READY_S = 60.0
 
 
 def free_port() -> int:
@@ -90,7 +99,7 @@ class Server:
             )
         self.wait_ready()
 
-    def wait_ready(self, timeout: float = 20.0) -> None:
+    def wait_ready(self, timeout: float = READY_S) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             assert self.proc is not None
@@ -114,14 +123,16 @@ class Server:
                 self.proc.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
-                self.proc.wait()
+                self.proc.wait(timeout=15)
         self.proc = None
 
     def kill(self) -> None:
         self.stop(signal.SIGKILL)
 
     def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        return run_cli(self.db, *args, check=check)
+        """The real ``xtracker`` command on this server's file, run in this process (what
+        ``run_cli`` runs as a process: for a test of the command itself)."""
+        return cli_in_process(self.db, *args, check=check)
 
     def cli_json(self, *args: str) -> Any:
         return json.loads(self.cli(*args, "--json").stdout)
@@ -132,6 +143,92 @@ class Server:
 
     def client(self) -> httpx.Client:
         return httpx.Client(base_url=self.url, timeout=10)
+
+
+@dataclass
+class AppServer(Server):
+    """The real app (``create_app``, the real store and its writer process, a real SQLite
+    file) served by uvicorn from a thread of the test process, on a loopback port: clients
+    reach it over HTTP as they reach ``xtracker serve``. What only a process shows (SIGKILL,
+    its children, what ``serve`` prints) needs ``start_server``."""
+
+    port: int = 0  # the first start picks a free one; a restart keeps it
+    _uvicorn: Any = field(default=None, repr=False)
+    _thread: threading.Thread | None = field(default=None, repr=False)
+    _handler: logging.Handler | None = field(default=None, repr=False)
+
+    def start(self) -> None:
+        import uvicorn
+
+        from xtracker_server.app import create_app
+        from xtracker_server.store.startup import check_database
+
+        sock = socket.socket()  # bound here, so that the app's settings know its port
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind(("127.0.0.1", self.port))
+            self.port = int(sock.getsockname()[1])
+            env = {"XTRACKER_ADMIN_TOKEN": ADMIN_TOKEN, **self.env}
+            settings = settings_of(self.db, self.port, self.extra_args, env)
+            check_database(settings.db, sync=settings.sync)  # as `serve` does before it starts
+            app = create_app(settings)
+        except BaseException:
+            sock.close()
+            raise
+        if self.log is None:
+            self.log = self.db.with_suffix(f".{self.port}.log")
+        self._handler = log_handler(self.log)
+        for name in ("xtracker", "uvicorn"):
+            logging.getLogger(name).addHandler(self._handler)
+        self._uvicorn = uvicorn.Server(uvicorn.Config(app, **UVICORN_OPTIONS))
+        self._thread = threading.Thread(
+            target=self._uvicorn.run,
+            kwargs={"sockets": [sock]},
+            name=f"app-{self.port}",
+            daemon=True,  # a test that forgot to stop it does not hold the run at exit
+        )
+        self._thread.start()
+        self.wait_ready()
+
+    def wait_ready(self, timeout: float = READY_S) -> None:
+        """Ready as a process is: once /healthz answers 200 (a request /metrics counts)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._thread is None or not self._thread.is_alive():
+                self.stop()
+                raise AssertionError(f"the app did not start: {self.log_text()}")
+            if self._uvicorn.started:
+                with contextlib.suppress(httpx.TransportError):
+                    if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
+                        return
+            time.sleep(0.01)  # uvicorn sets a flag: there is no event to wait on
+        self.stop()
+        raise AssertionError(f"the app not ready in {timeout}s: {self.log_text()}")
+
+    def log_text(self) -> str:
+        if self._handler is not None:
+            self._handler.flush()
+        return super().log_text()
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 15.0) -> None:
+        """What SIGTERM does to ``xtracker serve``: the live streams end, then uvicorn's
+        graceful shutdown (the app's lifespan drains and closes the store)."""
+        if sig != signal.SIGTERM:
+            raise TypeError("an in-process server only stops; kill a real one (start_server)")
+        server, thread = self._uvicorn, self._thread
+        if server is not None and thread is not None:
+            server.config.app.app.state.streams.close_soon()
+            server.should_exit = True
+            thread.join(timeout)
+            if thread.is_alive():
+                server.force_exit = True
+                thread.join(timeout)
+            assert not thread.is_alive(), f"the app did not stop in {2 * timeout}s"
+        if self._handler is not None:
+            for name in ("xtracker", "uvicorn"):
+                logging.getLogger(name).removeHandler(self._handler)
+            self._handler.close()
+        self._uvicorn = self._thread = self._handler = None
 
 
 ServerFactory = Callable[..., Server]
@@ -155,10 +252,28 @@ def start_server(tmp_path: Path) -> Iterator[ServerFactory]:
         server.stop()
 
 
+@pytest.fixture
+def start_app(tmp_path: Path) -> Iterator[ServerFactory]:
+    """``start_server``'s servers in this process (``AppServer``): the same flags and
+    environment, each stopped at the end of the test."""
+    started: list[Server] = []
+
+    def start(*extra_args: str, db: Path | None = None, **env: str) -> Server:
+        server = AppServer(db=db or tmp_path / "xtracker.db", extra_args=extra_args, env=env)
+        server.start()
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """One server per test module (fresh database), started once to keep the suite fast."""
-    server = Server(db=tmp_path_factory.mktemp("srv") / "xtracker.db", port=free_port())
+    """One in-process server per test module (fresh database): the tests of a module share
+    it, each in spaces of its own."""
+    server = AppServer(db=tmp_path_factory.mktemp("srv") / "xtracker.db")
     server.start()
     yield server
     server.stop()

@@ -19,7 +19,14 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import ADMIN_TOKEN, Server, ServerFactory, SpaceKeys, free_port, run_cli
+from tests.conftest import (
+    ADMIN_TOKEN,
+    AppServer,
+    Server,
+    ServerFactory,
+    SpaceKeys,
+    run_cli,
+)
 
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 STEPS = ("contact", "subscribed", "registration", "deposit")
@@ -140,7 +147,7 @@ def backed_up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BackedUp]:
     """A server under load, backed up in the middle of it; the load goes on past the backup,
     and a report brings the rollup up to the live inbox, past the backup's last event."""
     tmp = tmp_path_factory.mktemp("backup")
-    server = Server(db=tmp / "xtracker.db", port=free_port(), extra_args=("--rate-limit", "0"))
+    server = AppServer(db=tmp / "xtracker.db", extra_args=("--rate-limit", "0"))
     server.start()
     space = server.new_space("backed-up")
     load = Load(server, space, "live")
@@ -206,9 +213,9 @@ def test_restore_brings_the_reports_back_to_the_restored_inbox(backed_up: Backed
 
 
 def test_a_database_copied_over_by_hand_is_noticed_by_the_reports(
-    start_server: ServerFactory, tmp_path: Path
+    start_app: ServerFactory, tmp_path: Path
 ) -> None:
-    server = start_server("--rate-limit", "0")
+    server = start_app("--rate-limit", "0")
     space = server.new_space("copied")
     post_events(server, space, "old", 200)
     live, copy = sqlite3.connect(server.db), sqlite3.connect(tmp_path / "copy.db")

@@ -110,11 +110,9 @@ def events_of(request: Received) -> list[dict[str, Any]]:
     return data
 
 
-def test_a_deposit_reaches_capi_as_the_sdk_builds_it(
-    start_server: ServerFactory, sink: Sink
-) -> None:
+def test_a_deposit_reaches_capi_as_the_sdk_builds_it(start_app: ServerFactory, sink: Sink) -> None:
     sink.default = GRAPH_OK
-    server = capi_server(start_server, sink)
+    server = capi_server(start_app, sink)
     space = server.new_space()
     add_capi(server, space, "--test-event-code", "TEST123")
     uid, click = landing_click(server, space, "IwAR_Kept_Case")
@@ -159,10 +157,10 @@ def test_a_deposit_reaches_capi_as_the_sdk_builds_it(
 
 
 def test_token_190_flags_the_destination_and_holds_events_until_a_new_token(
-    start_server: ServerFactory, sink: Sink
+    start_app: ServerFactory, sink: Sink
 ) -> None:
     sink.default = TOKEN_EXPIRED
-    server = capi_server(start_server, sink)
+    server = capi_server(start_app, sink)
     space = server.new_space()
     dest = add_capi(server, space)
     uid, _ = landing_click(server, space, "F")
@@ -191,7 +189,7 @@ def test_token_190_flags_the_destination_and_holds_events_until_a_new_token(
     assert batches[-1].json()["access_token"] == "EAAB-new-token"
 
 
-def test_one_bad_event_does_not_sink_its_batch(start_server: ServerFactory, sink: Sink) -> None:
+def test_one_bad_event_does_not_sink_its_batch(start_app: ServerFactory, sink: Sink) -> None:
     bad_value = "13"
 
     def graph(req: Received) -> Reply:
@@ -216,7 +214,7 @@ def test_one_bad_event_does_not_sink_its_batch(start_server: ServerFactory, sink
         return Reply(200, json.dumps({"events_received": len(events)}).encode())
 
     sink.default = TOKEN_EXPIRED  # hold everything first, so the events go out as one batch
-    server = capi_server(start_server, sink)
+    server = capi_server(start_app, sink)
     space = server.new_space()
     dest = add_capi(server, space)
     uid, _ = landing_click(server, space, "F")
@@ -245,10 +243,10 @@ def test_one_bad_event_does_not_sink_its_batch(start_server: ServerFactory, sink
 
 
 def test_an_event_without_a_landing_click_fails_with_a_clear_reason(
-    start_server: ServerFactory, sink: Sink
+    start_app: ServerFactory, sink: Sink
 ) -> None:
     sink.default = GRAPH_OK
-    server = capi_server(start_server, sink)
+    server = capi_server(start_app, sink)
     space = server.new_space()
     add_capi(server, space)
     with server.client() as http:
@@ -263,10 +261,10 @@ def test_an_event_without_a_landing_click_fails_with_a_clear_reason(
 
 
 def test_a_pixel_test_needs_a_test_event_code_unless_live(
-    start_server: ServerFactory, sink: Sink
+    start_app: ServerFactory, sink: Sink
 ) -> None:
     sink.default = GRAPH_OK
-    server = capi_server(start_server, sink)
+    server = capi_server(start_app, sink)
     space = server.new_space()
     dest = str(add_capi(server, space))
     base = (

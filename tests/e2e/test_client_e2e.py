@@ -31,9 +31,9 @@ def inbox(server: Server, space_id: int) -> list[tuple[str, str, str | None]]:
 
 
 def test_events_sent_while_the_server_is_down_arrive_exactly_once(
-    start_server: ServerFactory, tmp_path: Path
+    start_app: ServerFactory, tmp_path: Path
 ) -> None:
-    server = start_server("--rate-limit", "0")
+    server = start_app("--rate-limit", "0")
     space = server.new_space()
     server.stop()  # the server is down while the bot reports
     xt = XTracker(server.url, space.bearer, spool=tmp_path / "spool.db", backoff=FAST)
@@ -50,9 +50,9 @@ def test_events_sent_while_the_server_is_down_arrive_exactly_once(
 
 
 def test_a_killed_bot_hands_its_spool_over_on_the_next_start(
-    start_server: ServerFactory, tmp_path: Path
+    start_app: ServerFactory, tmp_path: Path
 ) -> None:
-    server = start_server("--rate-limit", "0")
+    server = start_app("--rate-limit", "0")
     space = server.new_space()
     spool = tmp_path / "bot-spool.db"
     dead_port = free_port()  # nothing listens here: the bot's events stay in its spool
@@ -78,7 +78,11 @@ def test_a_killed_bot_hands_its_spool_over_on_the_next_start(
     assert sorted(eid for _, _, eid in rows) == sorted(f"reg-{i}" for i in range(50))
 
 
-def test_the_async_client_never_blocks_the_event_loop(server: Server, tmp_path: Path) -> None:
+def test_the_async_client_never_blocks_the_event_loop(
+    start_server: ServerFactory, tmp_path: Path
+) -> None:
+    # A server process of its own: one in this process would stall the loop measured here.
+    server = start_server()
     space = server.new_space("async")
     stalls: list[float] = []
 

@@ -150,9 +150,9 @@ def _throttled(responses: list[httpx.Response]) -> None:
 
 
 def test_failed_authentications_are_throttled_per_address_on_every_kind(
-    start_server: ServerFactory,
+    start_app: ServerFactory,
 ) -> None:
-    server = start_server("--trusted-proxies", "127.0.0.1")
+    server = start_app("--trusted-proxies", "127.0.0.1")
     space = server.new_space("throttled")
     report = f"/admin/spaces/{space.id}/reports/funnel"
     with server.client() as http:
@@ -193,8 +193,8 @@ def test_failed_authentications_are_throttled_per_address_on_every_kind(
         assert r.status_code == 401
 
 
-def test_a_forged_forwarded_for_does_not_escape_the_throttle(start_server: ServerFactory) -> None:
-    server = start_server()  # no trusted proxy: X-Forwarded-For is not believed
+def test_a_forged_forwarded_for_does_not_escape_the_throttle(start_app: ServerFactory) -> None:
+    server = start_app()  # no trusted proxy: X-Forwarded-For is not believed
     space = server.new_space("forged")
     with server.client() as http:
 

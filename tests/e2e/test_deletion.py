@@ -142,9 +142,9 @@ def wait_until(check: Any, timeout: float) -> None:
 
 
 def test_deleting_a_space_says_what_goes_then_ends_its_credentials_and_streams_at_once(
-    start_server: ServerFactory, sink: Sink
+    start_app: ServerFactory, sink: Sink
 ) -> None:
-    server = start_server(*FAST_RETRY)
+    server = start_app(*FAST_RETRY)
     a, b = server.new_space("a"), server.new_space("b")
     with server.client() as http:
         seeded, _ = seed(http, a, sink), seed(http, b, sink)
@@ -208,9 +208,9 @@ def test_deleting_a_space_says_what_goes_then_ends_its_credentials_and_streams_a
 
 
 def test_the_cli_asks_before_deleting_a_space_and_its_bearer_stops_soon(
-    start_server: ServerFactory, sink: Sink
+    start_app: ServerFactory, sink: Sink
 ) -> None:
-    server = start_server(*FAST_RETRY)
+    server = start_app(*FAST_RETRY)
     a = server.new_space("cli")
     with server.client() as http:
         seed(http, a, sink)
@@ -244,9 +244,9 @@ def test_the_cli_asks_before_deleting_a_space_and_its_bearer_stops_soon(
 
 
 def test_a_deleted_link_stops_at_once_and_its_clicks_count_under_no_link(
-    start_server: ServerFactory, sink: Sink
+    start_app: ServerFactory, sink: Sink
 ) -> None:
-    server = start_server(*FAST_RETRY)
+    server = start_app(*FAST_RETRY)
     a = server.new_space("links")
     window = {"days": "2"}
     with server.client() as http:
@@ -290,10 +290,10 @@ def test_a_deleted_link_stops_at_once_and_its_clicks_count_under_no_link(
 
 
 def test_a_deleted_destination_drops_its_pending_deliveries(
-    start_server: ServerFactory, sink: Sink
+    start_app: ServerFactory, sink: Sink
 ) -> None:
     sink.default = Reply(status=503)  # nothing is ever delivered: every delivery stays due
-    server = start_server(*FAST_RETRY)
+    server = start_app(*FAST_RETRY)
     a = server.new_space("dest")
     with server.client() as http:
         seeded = seed(http, a, sink)
@@ -372,9 +372,9 @@ def files_naming(db: Path, needles: list[str]) -> list[str]:
 
 
 def test_erasing_by_uid_and_by_tg_id_leaves_reports_right_and_the_uids_nowhere(
-    start_server: ServerFactory, sink: Sink
+    start_app: ServerFactory, sink: Sink
 ) -> None:
-    server = start_server(*FAST_RETRY)
+    server = start_app(*FAST_RETRY)
     a, b = server.new_space("erase"), server.new_space("bystander")
     with server.client() as http:
         s, theirs = seed(http, a, sink), seed(http, b, sink)

@@ -79,8 +79,8 @@ def deposit(http: httpx.Client, space: SpaceKeys, uid: str, eid: str, value: str
 
 
 @pytest.fixture
-def fast(start_server: ServerFactory) -> Server:
-    return start_server(*FAST_RETRY)
+def fast(start_app: ServerFactory) -> Server:
+    return start_app(*FAST_RETRY)
 
 
 def test_503_twice_then_200_arrives_three_times_with_one_webhook_id_and_a_valid_signature(
@@ -154,9 +154,9 @@ def test_a_400_is_tried_once_fails_permanently_and_replay_sends_it_again(
 
 
 def test_a_sink_down_for_a_while_then_back_gets_every_event(
-    start_server: ServerFactory, tmp_path: Any
+    start_app: ServerFactory, tmp_path: Any
 ) -> None:
-    server = start_server(*FAST_RETRY)
+    server = start_app(*FAST_RETRY)
     space = server.new_space()
     down = Sink()
     port = down.port
@@ -282,10 +282,10 @@ def test_private_destinations_are_refused_without_the_setting(server: Server) ->
 
 
 def test_private_address_is_refused_again_at_send_time(
-    start_server: ServerFactory, sink: Sink
+    start_app: ServerFactory, sink: Sink
 ) -> None:
     """A destination added while allowed, sent by a server that does not allow it."""
-    server = start_server("--retry-base-s", "0.2", "--retry-cap-s", "1")
+    server = start_app("--retry-base-s", "0.2", "--retry-cap-s", "1")
     space = server.new_space()
     add_webhook(server, space, f"{sink.url}/hook")  # the CLI was allowed, the server is not
     with server.client() as http:
@@ -345,11 +345,11 @@ def test_a_proxy_on_a_private_address_is_refused_at_creation_and_update(server: 
 
 
 def test_delivery_through_a_proxy_on_loopback_is_refused_at_send(
-    start_server: ServerFactory, sink: Sink
+    start_app: ServerFactory, sink: Sink
 ) -> None:
     """The sink plays a proxy on 127.0.0.1 (added while allowed); the server does not allow it,
     so the delivery fails permanently and the proxy never hears of it."""
-    server = start_server("--retry-base-s", "0.2", "--retry-cap-s", "1")
+    server = start_app("--retry-base-s", "0.2", "--retry-cap-s", "1")
     space = server.new_space()
     add_webhook(server, space, "http://partner.test/hook", "--proxy", sink.url)
     with server.client() as http:
@@ -499,8 +499,8 @@ def test_retry_after_is_honoured(fast: Server, sink: Sink) -> None:
     assert got[1].at - got[0].at >= 1.9  # base is 0.2 s: only Retry-After explains the wait
 
 
-def test_gives_up_after_the_max_age(start_server: ServerFactory, sink: Sink) -> None:
-    server = start_server(*FAST_RETRY, "--retry-max-age-s", "1")
+def test_gives_up_after_the_max_age(start_app: ServerFactory, sink: Sink) -> None:
+    server = start_app(*FAST_RETRY, "--retry-max-age-s", "2")
     space = server.new_space()
     add_webhook(server, space, f"{sink.url}/hook")
     sink.default = Reply(503)

@@ -164,8 +164,8 @@ def test_unknown_path_is_json_404_and_wrong_method_is_json_405(http: httpx.Clien
     assert_error(http.put("/events", json={}), 405, "method_not_allowed")
 
 
-def test_rate_limit_is_429_with_retry_after(start_server: ServerFactory) -> None:
-    server = start_server("--rate-limit", "2")
+def test_rate_limit_is_429_with_retry_after(start_app: ServerFactory) -> None:
+    server = start_app("--rate-limit", "2")
     space = server.new_space()
     with server.client() as http:
         answers = [

@@ -25,7 +25,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from tests.conftest import ADMIN_TOKEN, Server, SpaceKeys, free_port, fuzz_examples
+from tests.conftest import ADMIN_TOKEN, AppServer, Server, SpaceKeys, fuzz_examples
 from tests.sink import Sink
 from xtracker_server.openapi import OPERATIONS, document
 
@@ -72,9 +72,8 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
     erasures, with a link and a webhook of its own. No worker: deliveries wait in the
     outbox. Nothing here is about durability, so SQLite does not sync."""
     sink = Sink()
-    server = Server(
+    server = AppServer(
         db=tmp_path_factory.mktemp("fuzz") / "xtracker.db",
-        port=free_port(),
         extra_args=(
             "--allow-private-destinations",
             "--no-worker",

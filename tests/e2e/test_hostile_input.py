@@ -293,18 +293,18 @@ def test_trailing_slash_redirect_ignores_the_host_header(server: Server) -> None
         assert http.get("/no-such-thing/").status_code == 404
 
 
-def test_trailing_slash_redirect_uses_the_public_url(start_server: ServerFactory) -> None:
-    server = start_server("--public-url", "https://track.example.com/")
+def test_trailing_slash_redirect_uses_the_public_url(start_app: ServerFactory) -> None:
+    server = start_app("--public-url", "https://track.example.com/")
     r = httpx.get(f"{server.url}/healthz/", headers={"Host": "evil.example"}, timeout=10)
     assert r.headers["location"] == "https://track.example.com/healthz"
 
 
 def test_database_files_are_created_readable_by_their_owner_only(
-    tmp_path: Path, start_server: ServerFactory
+    tmp_path: Path, start_app: ServerFactory
 ) -> None:
     previous = os.umask(0o022)  # the usual umask, which leaves new files world-readable
     try:
-        server = start_server(db=tmp_path / "fresh.db")
+        server = start_app(db=tmp_path / "fresh.db")
         space = server.new_space("files")
         with server.client() as http:
             event = {"event": "contact", "uid": "u1"}

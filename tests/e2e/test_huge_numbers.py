@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import ADMIN_TOKEN, Server, SpaceKeys, free_port
+from tests.conftest import ADMIN_TOKEN, AppServer, Server, SpaceKeys
 
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 
@@ -78,7 +78,7 @@ class Setup:
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
     db: Path = tmp_path_factory.mktemp("numbers") / "xtracker.db"
-    server = Server(db=db, port=free_port(), extra_args=("--allow-private-destinations",))
+    server = AppServer(db=db, extra_args=("--allow-private-destinations",))
     server.start()
     try:
         space = server.new_space("numbers")

@@ -305,11 +305,11 @@ def test_auto_redirect_page_refreshes_to_the_target(server: Server, space: Space
 
 
 def test_forwarded_for_is_believed_only_from_a_trusted_proxy(
-    start_server: ServerFactory,
+    start_app: ServerFactory,
 ) -> None:
     for trusted, expected in ((None, "127.0.0.1"), ("127.0.0.1", "198.51.100.7")):
         args = ("--trusted-proxies", trusted) if trusted else ()
-        srv = start_server(*args, "--country-header", "CF-IPCountry")
+        srv = start_app(*args, "--country-header", "CF-IPCountry")
         space = srv.new_space()
         slug = f"p{space.id}"
         make_link(srv, space, slug, "--kind", "bot", "--target", "offer_bot")

@@ -24,7 +24,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import ADMIN_TOKEN, Server, ServerFactory, SpaceKeys, free_port
+from tests.conftest import ADMIN_TOKEN, AppServer, Server, ServerFactory, SpaceKeys, free_port
 from tests.server.test_writer_process import _children
 
 PHONE = {"User-Agent": "Mozilla/5.0 (Linux; Android 13) Chrome/120 Mobile Safari/537.36"}
@@ -198,9 +198,13 @@ def unwritable(db: Path) -> Iterator[None]:
         _run("chattr", "-i", *files)
 
 
-def _server_on(fs: Path, tmp_path: Path, *args: str) -> Server:
-    """A server whose database is on ``fs`` and whose log is not."""
-    server = Server(db=fs / "xtracker.db", port=free_port(), extra_args=(*FAST, *args))
+def _server_on(fs: Path, tmp_path: Path, *args: str, process: bool = False) -> Server:
+    """A server whose database is on ``fs`` and whose log is not: in this process, or a
+    process of its own (``process``) for a test that kills it."""
+    if process:
+        server = Server(db=fs / "xtracker.db", port=free_port(), extra_args=(*FAST, *args))
+    else:
+        server = AppServer(db=fs / "xtracker.db", extra_args=(*FAST, *args))
     server.log = tmp_path / "server.log"
     server.start()
     return server
@@ -242,7 +246,7 @@ def test_a_full_disk_sends_visitors_on_and_their_clicks_land_once_space_is_freed
 def test_an_unwritable_database_sends_visitors_on_and_a_killed_server_stores_the_journal(
     ext4: Path, tmp_path: Path
 ) -> None:
-    server = _server_on(ext4, tmp_path)
+    server = _server_on(ext4, tmp_path, process=True)
     try:
         space = server.new_space("ads")
         slug = make_link(server, space, "spring")

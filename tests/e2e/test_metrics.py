@@ -19,7 +19,7 @@ from prometheus_client.openmetrics.parser import (
 )
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import ADMIN_TOKEN, Server, ServerFactory, SpaceKeys, free_port
+from tests.conftest import ADMIN_TOKEN, AppServer, Server, ServerFactory, SpaceKeys, free_port
 from tests.server.test_writer_process import _children
 from tests.sink import Sink
 
@@ -65,16 +65,14 @@ def eventually(server: Server, check: Callable[[Samples], bool], timeout: float 
         time.sleep(0.05)
 
 
+#: This module's server: LIMIT clicks per address, X-Forwarded-For believed from loopback.
+ARGS = ("--click-limit-per-ip", str(LIMIT), "--trusted-proxies", "127.0.0.1",
+        "--allow-private-destinations")  # fmt: skip
+
+
 @pytest.fixture(scope="module")
 def srv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    server = Server(
-        db=tmp_path_factory.mktemp("metrics") / "xtracker.db",
-        port=free_port(),
-        extra_args=(
-            "--click-limit-per-ip", str(LIMIT), "--trusted-proxies", "127.0.0.1",
-            "--allow-private-destinations",
-        ),
-    )  # fmt: skip
+    server = AppServer(db=tmp_path_factory.mktemp("metrics") / "xtracker.db", extra_args=ARGS)
     server.start()
     yield server
     server.stop()
@@ -232,7 +230,9 @@ def test_the_outbox_depth_shows_a_delivery_waiting_for_a_dead_destination(srv: S
     assert after["xtracker_outbox_deliveries", "state=retrying"] >= 1
 
 
-def test_a_killed_writer_process_counts_a_restart(srv: Server, space: SpaceKeys) -> None:
+def test_a_killed_writer_process_counts_a_restart(start_server: ServerFactory) -> None:
+    srv = start_server(*ARGS)  # a process: its writer is the one child it has
+    space = new_space(srv, "writer")
     assert srv.proc is not None
     before = scrape(srv)
     (writer,) = _children(srv.proc.pid)
@@ -258,9 +258,9 @@ def test_an_open_live_stream_shows_in_the_gauge(srv: Server, space: SpaceKeys) -
     eventually(srv, lambda s: s["xtracker_live_streams", ""] == 0)
 
 
-def test_a_metrics_token_reads_metrics_and_nothing_else(start_server: ServerFactory) -> None:
+def test_a_metrics_token_reads_metrics_and_nothing_else(start_app: ServerFactory) -> None:
     token = "xt-metrics-0123456789abcdefghij"
-    server = start_server(XTRACKER_METRICS_TOKEN=token)
+    server = start_app(XTRACKER_METRICS_TOKEN=token)
     with_token = {"Authorization": f"Bearer {token}"}
     assert "xtracker_http_requests_total" in {name for name, _ in scrape(server, with_token)}
     assert "xtracker_http_requests_total" in {name for name, _ in scrape(server, ADMIN)}

@@ -17,7 +17,14 @@ import pytest
 from schemathesis.specs.openapi.definitions import OPENAPI_31
 from starlette.routing import Route
 
-from tests.conftest import ADMIN_TOKEN, FAST_RETRY, Server, ServerFactory, SpaceKeys, free_port
+from tests.conftest import (
+    ADMIN_TOKEN,
+    FAST_RETRY,
+    AppServer,
+    Server,
+    ServerFactory,
+    SpaceKeys,
+)
 from tests.sink import Sink
 from xtracker_server.app import create_app
 from xtracker_server.config import Settings
@@ -49,9 +56,8 @@ class World:
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     sink = Sink()
-    server = Server(
+    server = AppServer(
         db=tmp_path_factory.mktemp("openapi") / "xtracker.db",
-        port=free_port(),
         extra_args=(
             *FAST_RETRY,
             "--fb-graph-url", sink.url,
@@ -668,11 +674,11 @@ _FAILING = {
 
 
 def test_the_throttle_of_failed_authentications_answers_as_documented(
-    world: World, start_server: ServerFactory
+    world: World, start_app: ServerFactory
 ) -> None:
     """Past XTRACKER_AUTH_FAILURES_PER_MINUTE failures from one address, a failure answers 429
     ``rate_limited`` with Retry-After, as the document says, whatever the credential."""
-    server = start_server("--auth-failures-per-minute", "1")  # a burst of one failure
+    server = start_app("--auth-failures-per-minute", "1")  # a burst of one failure
     with server.client() as http:
         assert http.post("/events", json={}).status_code == 401
         for op_id, (method, path, params, headers) in _FAILING.items():
@@ -687,11 +693,11 @@ def test_the_throttle_of_failed_authentications_answers_as_documented(
             assert errors == [], what
 
 
-def test_a_storage_fault_answers_as_documented(world: World, start_server: ServerFactory) -> None:
+def test_a_storage_fault_answers_as_documented(world: World, start_app: ServerFactory) -> None:
     """While another process holds the write lock past XTRACKER_WRITE_TIMEOUT_S, a write answers
     503 ``unavailable`` with its ``reason`` and Retry-After, and /healthz answers its 503 body,
     as the document says; /livez still answers 200."""
-    server = start_server("--write-timeout-s", "1", "--no-worker", "--rate-limit", "0")
+    server = start_app("--write-timeout-s", "1", "--no-worker", "--rate-limit", "0")
     space = server.new_space("locked")
     blocker = sqlite3.connect(server.db, isolation_level=None)
     blocker.execute("BEGIN IMMEDIATE")  # another process's long write transaction

@@ -394,8 +394,8 @@ def test_postback_urls_need_the_real_token_or_show_a_placeholder(
         assert r.status_code == 200
 
 
-def test_log_rows_older_than_the_retention_are_pruned(start_server: ServerFactory) -> None:
-    server = start_server("--postback-log-days", "0.00003")  # about 2.6 seconds
+def test_log_rows_older_than_the_retention_are_pruned(start_app: ServerFactory) -> None:
+    server = start_app("--postback-log-days", "0.00003")  # about 2.6 seconds
     space = server.new_space("short-memory")
     with server.client() as http:
         http.get("/e", params={"token": space.ingest_token, "uid": "u", "event": "ping"})
@@ -404,9 +404,9 @@ def test_log_rows_older_than_the_retention_are_pruned(start_server: ServerFactor
 
 
 def test_the_log_records_the_caller_address_through_trusted_proxies_only(
-    start_server: ServerFactory,
+    start_app: ServerFactory,
 ) -> None:
-    server = start_server("--trusted-proxies", "127.0.0.1")
+    server = start_app("--trusted-proxies", "127.0.0.1")
     space = server.new_space("proxied")
     q = {"token": space.ingest_token, "uid": "u", "event": "ping"}
     with server.client() as http:

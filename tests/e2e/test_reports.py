@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
-from typing import Any
+from typing import IO, Any
 
 import httpx
 import pytest
@@ -439,19 +439,42 @@ def test_server_stops_promptly_with_a_stream_open(start_server: ServerFactory) -
         stream.close()
 
 
+#: How long a line of `xtracker tail` may take: it prints within a second or two of its start
+#: on a loaded machine; this only catches a tail that never prints.
+TAIL_LINE_S = 60.0
+
+
 def _tail_lines(server: Server, space: SpaceKeys, since: str, count: int) -> list[Any]:
-    """The first ``count`` lines of ``xtracker tail --json --since``."""
+    """The first ``count`` lines of ``xtracker tail --json --since``, each awaited at most
+    ``TAIL_LINE_S`` (a thread reads the pipe: a bare ``readline()`` could wait for ever)."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "xtracker_server", "tail", "--space", str(space.id), "--json",
          "--since", since, "--db", str(server.db)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
+    assert proc.stdout is not None and proc.stderr is not None
+    lines: queue.Queue[str] = queue.Queue()
+    reader = threading.Thread(target=_read_lines, args=(proc.stdout, lines), daemon=True)
+    reader.start()
     try:
-        assert proc.stdout is not None
-        return [json.loads(proc.stdout.readline()) for _ in range(count)]
+        return [json.loads(lines.get(timeout=TAIL_LINE_S)) for _ in range(count)]
+    except queue.Empty:
+        raise AssertionError(f"`xtracker tail` printed no line in {TAIL_LINE_S} s") from None
     finally:
         proc.send_signal(signal.SIGINT)
-        proc.communicate(timeout=30)  # also closes the pipes
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=30)
+        reader.join(timeout=30)  # the pipe is at its end once the process is gone
+        proc.stdout.close()
+        proc.stderr.close()
+
+
+def _read_lines(pipe: IO[str], into: queue.Queue[str]) -> None:
+    for line in pipe:
+        into.put(line)
 
 
 def test_cli_tail_prints_each_click_and_event(server: Server, http: httpx.Client) -> None:
@@ -471,9 +494,9 @@ def test_cli_tail_prints_each_click_and_event(server: Server, http: httpx.Client
 # ----------------------------------------------------------------------------- delivery health
 
 
-def test_delivery_health_per_destination(start_server: ServerFactory, sink: Sink) -> None:
+def test_delivery_health_per_destination(start_app: ServerFactory, sink: Sink) -> None:
     sink.responder = lambda req: Reply(400, b'{"error": "bad"}') if req.path == "/bad" else Reply()
-    server = start_server(*FAST_RETRY)
+    server = start_app(*FAST_RETRY)
     space = server.new_space("health")
     for name, path in (("good", "/ok"), ("bad", "/bad")):
         server.cli("destination", "add", "--space", str(space.id), "--kind", "webhook", "--name",

@@ -46,9 +46,12 @@ def _wait_for(http: httpx.Client, check: Any, timeout: float = 30.0) -> dict[str
 def _messages(
     stream: StreamReader, kind: str, wait: float
 ) -> list[tuple[str, dict[str, Any], str]]:
-    """Every message of ``kind`` that arrives within ``wait`` seconds of the last one."""
+    """Every message of ``kind`` that arrives within ``wait`` seconds of the last one (for at
+    most a minute: a stream that never pauses fails rather than holding the test)."""
     got: list[tuple[str, dict[str, Any], str]] = []
+    deadline = time.monotonic() + 60
     while True:
+        assert time.monotonic() < deadline, f"the stream never paused for {wait} s"
         try:
             _, k, data, ident = stream.next(timeout=wait)
         except queue.Empty:
@@ -57,8 +60,8 @@ def _messages(
             got.append((k, data, ident))
 
 
-def test_many_streams_share_one_reader(start_server: ServerFactory) -> None:
-    server = start_server("--stream-max-per-credential", "50", "--stream-max-per-space", "50")
+def test_many_streams_share_one_reader(start_app: ServerFactory) -> None:
+    server = start_app("--stream-max-per-credential", "50", "--stream-max-per-space", "50")
     a, b = server.new_space("a"), server.new_space("b")
     streams: list[StreamReader] = []
     with server.client() as http:
@@ -98,8 +101,8 @@ def _too_many(r: httpx.Response) -> None:
     assert int(r.headers["retry-after"]) > 0
 
 
-def test_streams_are_capped_per_credential_and_per_space(start_server: ServerFactory) -> None:
-    server = start_server("--stream-max-per-space", "6")  # 4 per credential: the default
+def test_streams_are_capped_per_credential_and_per_space(start_app: ServerFactory) -> None:
+    server = start_app("--stream-max-per-space", "6")  # 4 per credential: the default
     space, other = server.new_space("capped"), server.new_space("other")
     streams: list[StreamReader] = []
     with server.client() as http:

@@ -19,7 +19,7 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 
-from tests.conftest import ADMIN_TOKEN, FAST_RETRY, Server, SpaceKeys, free_port
+from tests.conftest import ADMIN_TOKEN, FAST_RETRY, AppServer, Server, SpaceKeys
 from tests.sink import Received, Sink
 
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
@@ -29,10 +29,7 @@ BROWSER = {"User-Agent": "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X)
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """A server whose worker may deliver to the local sink, and that never rate-limits."""
-    server = Server(
-        db=tmp_path_factory.mktemp("binds") / "xtracker.db", port=free_port(),
-        extra_args=FAST_RETRY,
-    )  # fmt: skip
+    server = AppServer(db=tmp_path_factory.mktemp("binds") / "xtracker.db", extra_args=FAST_RETRY)
     server.start()
     yield server
     server.stop()

@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import ADMIN_TOKEN, Server, ServerFactory, SpaceKeys, free_port
+from tests.conftest import ADMIN_TOKEN, AppServer, Server, ServerFactory, SpaceKeys
 
 LIMIT = 3  # clicks per address per minute: one more every 20 s, never within a test
 PHONE = (
@@ -75,9 +75,8 @@ def make_link(server: Server, space: SpaceKeys, slug: str) -> str:
 def limited(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """A server that records 3 clicks per address per minute and believes X-Forwarded-For from
     127.0.0.1 (so each test can be its own address)."""
-    server = Server(
+    server = AppServer(
         db=tmp_path_factory.mktemp("limited") / "xtracker.db",
-        port=free_port(),
         extra_args=("--click-limit-per-ip", str(LIMIT), "--trusted-proxies", "127.0.0.1"),
     )
     server.start()
@@ -199,8 +198,8 @@ def test_browsers_and_in_app_browsers_are_recorded(
     assert r.headers["location"] == OFFER + uid
 
 
-def test_a_limit_of_0_records_every_click(start_server: ServerFactory) -> None:
-    server = start_server("--click-limit-per-ip", "0")
+def test_a_limit_of_0_records_every_click(start_app: ServerFactory) -> None:
+    server = start_app("--click-limit-per-ip", "0")
     space = server.new_space("unlimited")
     slug = make_link(server, space, "open")
     answers = [visit(server, f"/r/{slug}") for _ in range(30)]

@@ -34,9 +34,9 @@ def start_worker(db: Path, log: Path) -> subprocess.Popen[bytes]:
 
 
 def test_sigkill_of_the_worker_mid_delivery_loses_nothing(
-    start_server: ServerFactory, sink: Sink, tmp_path: Path
+    start_app: ServerFactory, sink: Sink, tmp_path: Path
 ) -> None:
-    server = start_server("--no-worker", "--rate-limit", "0")
+    server = start_app("--no-worker", "--rate-limit", "0")  # the worker is the process here
     space = server.new_space()
     add_webhook(server, space, f"{sink.url}/hook")
     sink.default = Reply(200, delay_s=0.15)  # slow enough to be caught mid-delivery
@@ -58,7 +58,7 @@ def test_sigkill_of_the_worker_mid_delivery_loses_nothing(
         assert len(settled(server, EVENTS, "sent", timeout=60)) == EVENTS, log.read_text()
     finally:
         worker.kill()
-        worker.wait()
+        worker.wait(timeout=30)
     got = [r.headers["webhook-id"] for r in sink.received]
     assert set(got) == event_ids  # every event arrived, and nothing that is not one of them
     assert len(got) >= EVENTS  # redeliveries allowed, always under the same event_id

@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx
 
-from tests.conftest import run_cli
+from tests.inprocess import cli_in_process
 from xtracker_server.app import create_app
 from xtracker_server.config import Settings
 from xtracker_server.store.cache import ReadCache
@@ -38,10 +38,10 @@ def test_a_known_link_sends_visitors_on_and_an_unknown_one_gets_a_503_page(
     tmp_path: Path,
 ) -> None:
     db = tmp_path / "x.db"
-    space = run_cli(db, "space", "create", "ads", "--json").stdout
+    space = cli_in_process(db, "space", "create", "ads", "--json").stdout
     space_id = str(json.loads(space)["id"])
-    run_cli(db, "link", "create", "--space", space_id, "--slug", "spring", "--kind", "bot",
-            "--target", "offer_bot")  # fmt: skip
+    cli_in_process(db, "link", "create", "--space", space_id, "--slug", "spring",
+                   "--kind", "bot", "--target", "offer_bot")  # fmt: skip
     settings = Settings(db=str(db), click_limit_per_ip=0, credential_cache_s=TTL_S, worker=False)
     front = create_app(settings)
     starlette = front.app

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import Server, ServerFactory
+from tests.conftest import ServerFactory
 from tests.server import writer_ops as ops
 from xtracker_server.store.db import open_db
 from xtracker_server.store.writer import StoreUnavailable
@@ -227,7 +227,8 @@ def _children(pid: int) -> list[int]:
     return found
 
 
-def test_a_server_whose_writer_dies_gets_a_new_one(server: Server) -> None:
+def test_a_server_whose_writer_dies_gets_a_new_one(start_server: ServerFactory) -> None:
+    server = start_server()  # a process: its writer is the one child it has
     assert server.proc is not None
     (writer_pid,) = _children(server.proc.pid)
     space = server.new_space()
@@ -262,7 +263,7 @@ def test_a_killed_server_leaves_no_writer_process(start_server: ServerFactory) -
     with srv.client() as http:
         assert http.get("/healthz").status_code == 200
     srv.proc.kill()
-    srv.proc.wait()
+    srv.proc.wait(timeout=15)
     deadline = time.monotonic() + 10
     while _alive(writer_pid) and time.monotonic() < deadline:
         time.sleep(0.05)

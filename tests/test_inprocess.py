@@ -1,0 +1,28 @@
+"""The in-process server's settings are those its flags give ``xtracker serve``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.inprocess import settings_of
+
+
+def test_flags_and_switches_become_the_settings_serve_builds(tmp_path: Path) -> None:
+    args = ("--retry-base-s", "0.2", "--no-worker", "--allow-private-destinations",
+            "--trusted-proxies", "127.0.0.1", "--sync", "normal")  # fmt: skip
+    settings = settings_of(tmp_path / "x.db", 4321, args, {"XTRACKER_METRICS_PUBLIC": "on"})
+    assert (settings.retry_base_s, settings.worker, settings.allow_private_destinations) == (
+        0.2, False, True
+    )  # fmt: skip
+    assert (settings.trusted_proxies, settings.sync, settings.metrics_public) == (
+        ("127.0.0.1",), "NORMAL", True
+    )  # fmt: skip
+    assert (settings.db, settings.port) == (str(tmp_path / "x.db"), 4321)
+
+
+@pytest.mark.parametrize("args", [("--no-such-flag", "1"), ("--retry-base-s",), ("stray",)])
+def test_what_is_not_a_flag_of_a_setting_fails(tmp_path: Path, args: tuple[str, ...]) -> None:
+    with pytest.raises(ValueError):
+        settings_of(tmp_path / "x.db", 4321, args, {})

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
@@ -24,6 +24,9 @@ if TYPE_CHECKING:
     import sqlite3
 
     from rich.console import Console
+
+    from xtracker_server.services import ServiceError
+    from xtracker_server.services.context import Context
 
 T = TypeVar("T")
 
@@ -96,6 +99,68 @@ def fail(message: str, code: int = 2) -> NoReturn:
 
 def no_space(space: int) -> NoReturn:
     fail(f"no space {space} (see `xtracker space list`)", 1)
+
+
+def run(
+    db: str,
+    call: Callable[[Context], Awaitable[T]],
+    *,
+    create: bool = False,
+    settings: Settings | None = None,
+    flags: Mapping[str, str] | None = None,
+) -> T:
+    """Run ``call`` (a service, as ``OPERATOR``) on a Context of its own on the file ``db``
+    (``settings``, if given, must have ``db``); a refusal ends the command (``refused``, with
+    ``flags`` naming the options of the service's fields). Only commands that start a database
+    (``space create``) may create the file: a mistyped --db must not look empty."""
+    import asyncio
+    import sqlite3
+    from contextlib import AsyncExitStack
+
+    from xtracker_server.services import ServiceError
+    from xtracker_server.services.context import opened
+    from xtracker_server.store.inuse import RestoreInProgress
+
+    if not create and db != ":memory:" and not Path(db).expanduser().exists():
+        fail(f"no database at {db}: pass --db (or XTRACKER_DB), or start with `xtracker serve`", 1)
+
+    async def main() -> T:
+        async with AsyncExitStack() as stack:
+            try:
+                ctx = await stack.enter_async_context(opened(settings or Settings(db=db)))
+            except (RuntimeError, sqlite3.DatabaseError, RestoreInProgress) as exc:
+                fail(f"cannot open {db}: {exc}", 1)
+            return await call(ctx)
+
+    try:
+        return asyncio.run(main())
+    except ServiceError as exc:
+        refused(exc, flags or {})
+
+
+def refused(exc: ServiceError, flags: Mapping[str, str]) -> NoReturn:
+    """Say what a service refused, with the command that helps, and exit: 1 for what the
+    database says (no such space, a name taken), 2 for a wrong argument (``flags``: the option
+    of each of the service's fields, e.g. ``{"name": "--name"}``)."""
+    from xtracker_server.services import Conflict, Invalid, NotFound
+    from xtracker_server.services.errors import NAME_NEEDS_INGEST
+
+    if isinstance(exc, NotFound):
+        if exc.key is None:
+            no_space(exc.space_id or 0)
+        listed = {"token": "token", "link": "link", "destination": "destination"}
+        group = listed.get(exc.what)
+        hint = f" (see `xtracker {group} list --space {exc.space_id}`)" if group else ""
+        fail(f"{exc.detail}{hint}", 1)
+    if isinstance(exc, Conflict):
+        if exc.code == "token_name_taken":
+            fail(f"{exc.detail} (xtracker token revoke --space {exc.space_id} --name {exc.key})", 1)
+        fail(exc.detail, 1)
+    if isinstance(exc, Invalid):
+        if exc.rule == NAME_NEEDS_INGEST:
+            fail("--name names an ingest token: add --ingest")
+        fail("; ".join(f"{flags.get(f, f)}: {p}" for f, p in exc.problems))
+    fail(exc.detail, 1)
 
 
 def print_json(data: Any) -> None:

@@ -107,12 +107,14 @@ def run(
     *,
     create: bool = False,
     settings: Settings | None = None,
-    flags: Mapping[str, str] | None = None,
+    flags: Mapping[str, str] | Callable[[str], str] | None = None,
+    hints: Mapping[str, str] | None = None,
 ) -> T:
     """Run ``call`` (a service, as ``OPERATOR``) on a Context of its own on the file ``db``
     (``settings``, if given, must have ``db``); a refusal ends the command (``refused``, with
-    ``flags`` naming the options of the service's fields). Only commands that start a database
-    (``space create``) may create the file: a mistyped --db must not look empty."""
+    ``flags`` naming the options of the service's fields and ``hints`` its next steps). Only
+    commands that start a database (``space create``) may create the file: a mistyped --db
+    must not look empty."""
     import asyncio
     import sqlite3
     from contextlib import AsyncExitStack
@@ -135,22 +137,28 @@ def run(
     try:
         return asyncio.run(main())
     except ServiceError as exc:
-        refused(exc, flags or {})
+        refused(exc, flags or {}, hints or {})
 
 
-def refused(exc: ServiceError, flags: Mapping[str, str]) -> NoReturn:
+def refused(
+    exc: ServiceError,
+    flags: Mapping[str, str] | Callable[[str], str],
+    hints: Mapping[str, str],
+) -> NoReturn:
     """Say what a service refused, with the command that helps, and exit: 1 for what the
-    database says (no such space, a name taken), 2 for a wrong argument (``flags``: the option
-    of each of the service's fields, e.g. ``{"name": "--name"}``)."""
+    database says (no such space, a name taken, no such alias), 2 for a wrong argument.
+    ``flags``: the option of each of the service's fields (``{"name": "--name"}``, or a
+    function of the field); ``hints``: what to add to the refusal of a ``rule``."""
     from xtracker_server.services import Conflict, Invalid, NotFound
-    from xtracker_server.services.errors import NAME_NEEDS_INGEST
+    from xtracker_server.services.errors import NAME_NEEDS_INGEST, NOT_A_LIVE_TOKEN, NOT_AN_ALIAS
 
     if isinstance(exc, NotFound):
         if exc.key is None:
             no_space(exc.space_id or 0)
         listed = {"token": "token", "link": "link", "destination": "destination"}
         group = listed.get(exc.what)
-        hint = f" (see `xtracker {group} list --space {exc.space_id}`)" if group else ""
+        known = group and exc.space_id is not None
+        hint = f" (see `xtracker {group} list --space {exc.space_id}`)" if known else ""
         fail(f"{exc.detail}{hint}", 1)
     if isinstance(exc, Conflict):
         if exc.code == "token_name_taken":
@@ -159,7 +167,10 @@ def refused(exc: ServiceError, flags: Mapping[str, str]) -> NoReturn:
     if isinstance(exc, Invalid):
         if exc.rule == NAME_NEEDS_INGEST:
             fail("--name names an ingest token: add --ingest")
-        fail("; ".join(f"{flags.get(f, f)}: {p}" for f, p in exc.problems))
+        option = flags if callable(flags) else lambda f: flags.get(f, f)
+        said = "; ".join(f"{option(f)}: {p}" for f, p in exc.problems)
+        hint = hints.get(exc.rule, "") if exc.rule else ""
+        fail(said + hint, 1 if exc.rule in (NOT_AN_ALIAS, NOT_A_LIVE_TOKEN) else 2)
     fail(exc.detail, 1)
 
 

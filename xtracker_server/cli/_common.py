@@ -1,5 +1,6 @@
 """What the commands share: the ``--db``/``--json``/``--space`` options, the consoles, the one
-way to fail, and one transaction on the database file.
+way to fail, running a service as the operator on the database file (``run``) and saying what
+it refused (``refused``), and one transaction on the file (``serve``'s first admin token).
 
 Imported by every command, so it imports little: rich, the store and the domain are imported by
 the functions that use them (a command costs only what it needs; tests/server/test_cli_imports.py).
@@ -187,8 +188,8 @@ def base_url(public_url: str | None) -> str:
 
 
 def write(db: str, op: Callable[[sqlite3.Connection], T], *, create: bool = False) -> T:
-    """Run ``op`` in one transaction on the file. Only commands that start a database
-    (``serve``, ``space create``) may create the file: a mistyped --db must not look empty."""
+    """Run ``op`` in one transaction on the file (``serve``, before the server starts). Only
+    commands that start a database (``serve``, ``space create``) may create the file: a mistyped --db must not look empty."""
     import sqlite3
 
     from xtracker_server.store.db import open_db, transaction
@@ -202,53 +203,5 @@ def write(db: str, op: Callable[[sqlite3.Connection], T], *, create: bool = Fals
     try:
         with transaction(conn):
             return op(conn)
-    finally:
-        conn.close()
-
-
-def in_space(db: str, space: int, op: Callable[[sqlite3.Connection, int], T]) -> T:
-    """``op`` in one transaction, once the space is known to exist."""
-
-    def checked(conn: sqlite3.Connection) -> T:
-        from xtracker_server.store import spaces
-
-        if spaces.get_space(conn, space) is None:
-            no_space(space)
-        return op(conn, space)
-
-    return write(db, checked)
-
-
-def snapshot(
-    db: str, space: int, op: Callable[[sqlite3.Connection], T], *, rollup: bool = True
-) -> T:
-    """Run ``op`` on one snapshot of the file (a read transaction), once the space is known to
-    exist; with ``rollup``, the report rollup brought up to date first (also while a server
-    runs), else only attached."""
-    import sqlite3
-
-    from xtracker_server.store import spaces
-    from xtracker_server.store.db import attach_reports, open_db
-
-    if db != ":memory:" and not Path(db).expanduser().exists():
-        fail(f"no database at {db}: pass --db (or XTRACKER_DB)", 1)
-    try:
-        conn = open_db(db)
-        if rollup:
-            from xtracker_server.store.rollup import catch_up, with_rollup
-
-            catch_up(with_rollup(conn, db))
-        else:
-            attach_reports(conn, db)
-    except (RuntimeError, sqlite3.DatabaseError) as exc:
-        fail(f"cannot open {db}: {exc}", 1)
-    try:
-        conn.execute("BEGIN")
-        try:
-            if spaces.get_space(conn, space) is None:
-                no_space(space)
-            return op(conn)
-        finally:
-            conn.execute("COMMIT")
     finally:
         conn.close()

@@ -189,7 +189,8 @@ def base_url(public_url: str | None) -> str:
 
 def write(db: str, op: Callable[[sqlite3.Connection], T], *, create: bool = False) -> T:
     """Run ``op`` in one transaction on the file (``serve``, before the server starts). Only
-    commands that start a database (``serve``, ``space create``) may create the file: a mistyped --db must not look empty."""
+    commands that start a database (``serve``, ``space create``) may create the file: a
+    mistyped --db must not look empty."""
     import sqlite3
 
     from xtracker_server.store.db import open_db, transaction

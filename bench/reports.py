@@ -4,7 +4,7 @@ What it measures
     A space with 1,000,000 events (contact, subscribed, registration, deposit) over 100 links
     and 30 days, plus the clicks they came from (one per uid) and about 1 % unattributed events,
     in a real SQLite file with the real schema (every migration). Then the same report
-    functions the admin API and the CLI call (``xtracker_server.reports``), on a reader
+    functions the admin API and the CLI call (``xtracker_server.services.reports``), on a reader
     connection like the server's, each run ``--repeat`` times: the median is printed.
 
     funnel        the space funnel of the last 7 days, with its previous window (the gauge)

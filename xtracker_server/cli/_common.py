@@ -1,5 +1,6 @@
 """What the commands share: the ``--db``/``--json``/``--space`` options, the consoles, the one
-way to fail, and one transaction on the database file.
+way to fail, running a service as the operator on the database file (``run``) and saying what
+it refused (``refused``), and one transaction on the file (``serve``'s first admin token).
 
 Imported by every command, so it imports little: rich, the store and the domain are imported by
 the functions that use them (a command costs only what it needs; tests/server/test_cli_imports.py).
@@ -10,7 +11,7 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
@@ -24,6 +25,9 @@ if TYPE_CHECKING:
     import sqlite3
 
     from rich.console import Console
+
+    from xtracker_server.services import ServiceError
+    from xtracker_server.services.context import Context
 
 T = TypeVar("T")
 
@@ -98,6 +102,79 @@ def no_space(space: int) -> NoReturn:
     fail(f"no space {space} (see `xtracker space list`)", 1)
 
 
+def run(
+    db: str,
+    call: Callable[[Context], Awaitable[T]],
+    *,
+    create: bool = False,
+    settings: Settings | None = None,
+    flags: Mapping[str, str] | Callable[[str], str] | None = None,
+    hints: Mapping[str, str] | None = None,
+) -> T:
+    """Run ``call`` (a service, as ``OPERATOR``) on a Context of its own on the file ``db``
+    (``settings``, if given, must have ``db``); a refusal ends the command (``refused``, with
+    ``flags`` naming the options of the service's fields and ``hints`` its next steps). Only
+    commands that start a database (``space create``) may create the file: a mistyped --db
+    must not look empty."""
+    import asyncio
+    import sqlite3
+    from contextlib import AsyncExitStack
+
+    from xtracker_server.services import ServiceError
+    from xtracker_server.services.context import opened
+    from xtracker_server.store.inuse import RestoreInProgress
+
+    if not create and db != ":memory:" and not Path(db).expanduser().exists():
+        fail(f"no database at {db}: pass --db (or XTRACKER_DB), or start with `xtracker serve`", 1)
+
+    async def main() -> T:
+        async with AsyncExitStack() as stack:
+            try:
+                ctx = await stack.enter_async_context(opened(settings or Settings(db=db)))
+            except (RuntimeError, sqlite3.DatabaseError, RestoreInProgress) as exc:
+                fail(f"cannot open {db}: {exc}", 1)
+            return await call(ctx)
+
+    try:
+        return asyncio.run(main())
+    except ServiceError as exc:
+        refused(exc, flags or {}, hints or {})
+
+
+def refused(
+    exc: ServiceError,
+    flags: Mapping[str, str] | Callable[[str], str],
+    hints: Mapping[str, str],
+) -> NoReturn:
+    """Say what a service refused, with the command that helps, and exit: 1 for what the
+    database says (no such space, a name taken, no such alias), 2 for a wrong argument.
+    ``flags``: the option of each of the service's fields (``{"name": "--name"}``, or a
+    function of the field); ``hints``: what to add to the refusal of a ``rule``."""
+    from xtracker_server.services import Conflict, Invalid, NotFound
+    from xtracker_server.services.errors import NAME_NEEDS_INGEST, NOT_A_LIVE_TOKEN, NOT_AN_ALIAS
+
+    if isinstance(exc, NotFound):
+        if exc.key is None:
+            no_space(exc.space_id or 0)
+        listed = {"token": "token", "link": "link", "destination": "destination"}
+        group = listed.get(exc.what)
+        known = group and exc.space_id is not None
+        hint = f" (see `xtracker {group} list --space {exc.space_id}`)" if known else ""
+        fail(f"{exc.detail}{hint}", 1)
+    if isinstance(exc, Conflict):
+        if exc.code == "token_name_taken":
+            fail(f"{exc.detail} (xtracker token revoke --space {exc.space_id} --name {exc.key})", 1)
+        fail(exc.detail, 1)
+    if isinstance(exc, Invalid):
+        if exc.rule == NAME_NEEDS_INGEST:
+            fail("--name names an ingest token: add --ingest")
+        option = flags if callable(flags) else lambda f: flags.get(f, f)
+        said = "; ".join(f"{option(f)}: {p}" for f, p in exc.problems)
+        hint = hints.get(exc.rule, "") if exc.rule else ""
+        fail(said + hint, 1 if exc.rule in (NOT_AN_ALIAS, NOT_A_LIVE_TOKEN) else 2)
+    fail(exc.detail, 1)
+
+
 def print_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, ensure_ascii=False) + "\n")
 
@@ -111,8 +188,9 @@ def base_url(public_url: str | None) -> str:
 
 
 def write(db: str, op: Callable[[sqlite3.Connection], T], *, create: bool = False) -> T:
-    """Run ``op`` in one transaction on the file. Only commands that start a database
-    (``serve``, ``space create``) may create the file: a mistyped --db must not look empty."""
+    """Run ``op`` in one transaction on the file (``serve``, before the server starts). Only
+    commands that start a database (``serve``, ``space create``) may create the file: a
+    mistyped --db must not look empty."""
     import sqlite3
 
     from xtracker_server.store.db import open_db, transaction
@@ -126,53 +204,5 @@ def write(db: str, op: Callable[[sqlite3.Connection], T], *, create: bool = Fals
     try:
         with transaction(conn):
             return op(conn)
-    finally:
-        conn.close()
-
-
-def in_space(db: str, space: int, op: Callable[[sqlite3.Connection, int], T]) -> T:
-    """``op`` in one transaction, once the space is known to exist."""
-
-    def checked(conn: sqlite3.Connection) -> T:
-        from xtracker_server.store import spaces
-
-        if spaces.get_space(conn, space) is None:
-            no_space(space)
-        return op(conn, space)
-
-    return write(db, checked)
-
-
-def snapshot(
-    db: str, space: int, op: Callable[[sqlite3.Connection], T], *, rollup: bool = True
-) -> T:
-    """Run ``op`` on one snapshot of the file (a read transaction), once the space is known to
-    exist; with ``rollup``, the report rollup brought up to date first (also while a server
-    runs), else only attached."""
-    import sqlite3
-
-    from xtracker_server.store import spaces
-    from xtracker_server.store.db import attach_reports, open_db
-
-    if db != ":memory:" and not Path(db).expanduser().exists():
-        fail(f"no database at {db}: pass --db (or XTRACKER_DB)", 1)
-    try:
-        conn = open_db(db)
-        if rollup:
-            from xtracker_server.store.rollup import catch_up, with_rollup
-
-            catch_up(with_rollup(conn, db))
-        else:
-            attach_reports(conn, db)
-    except (RuntimeError, sqlite3.DatabaseError) as exc:
-        fail(f"cannot open {db}: {exc}", 1)
-    try:
-        conn.execute("BEGIN")
-        try:
-            if spaces.get_space(conn, space) is None:
-                no_space(space)
-            return op(conn)
-        finally:
-            conn.execute("COMMIT")
     finally:
         conn.close()

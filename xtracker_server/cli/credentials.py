@@ -4,7 +4,7 @@ ingest tokens, and the operator's admin token. Secrets are printed once, stored 
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -13,16 +13,11 @@ from xtracker_server.cli._common import (
     DbOption,
     JsonOption,
     SpaceOption,
-    err,
-    fail,
     group,
-    in_space,
-    no_space,
     out,
     print_json,
-    write,
+    run,
 )
-from xtracker_server.clock import now_ms
 
 if TYPE_CHECKING:
     from xtracker_server.domain.credentials import CredentialKind
@@ -38,27 +33,15 @@ TokenNameOption = Annotated[
     str | None,
     typer.Option("--name", help="With --ingest: the ingest token's name (default: default)."),
 ]
+#: The option of the credentials services' field.
+NAME = {"name": "--name"}
 
 
-def _key_kind(ingest: bool, name: str | None) -> tuple[CredentialKind, str | None]:
-    """The credential that ``--ingest`` and ``--name`` choose."""
-    from xtracker_server.domain.credentials import CredentialKind, check_token_name
+def _kind(ingest: bool) -> CredentialKind:
+    """The credential that ``--ingest`` chooses (``--name`` then names the ingest token)."""
+    from xtracker_server.domain.credentials import CredentialKind
 
-    if name is not None and not ingest:
-        fail("--name names an ingest token: add --ingest")
-    kind = CredentialKind.INGEST if ingest else CredentialKind.BEARER
-    try:
-        return kind, None if name is None else check_token_name(name)
-    except ValueError as exc:
-        fail(f"--name: {exc}")
-
-
-def no_token(space: int, name: str) -> NoReturn:
-    fail(
-        f"space {space} has no ingest token named {name!r}"
-        f" (see `xtracker token list --space {space}`)",
-        1,
-    )
+    return CredentialKind.INGEST if ingest else CredentialKind.BEARER
 
 
 @key_app.command("rotate")
@@ -71,17 +54,12 @@ def key_rotate(
 ) -> None:
     """Issue a new bearer secret (or ingest token); the old one keeps working for 24 hours
     (end it at once with `xtracker key revoke`)."""
-    from xtracker_server.store import spaces
+    from xtracker_server.services import OPERATOR
+    from xtracker_server.services.credentials import rotate
     from xtracker_server.views import rotation_json
 
-    kind, name = _key_kind(ingest, name)
-    try:
-        rotation = write(db, lambda c: spaces.rotate_credential(c, space, kind, now_ms(), name))
-    except spaces.NoSuchToken as exc:
-        no_token(space, str(exc))
-    if rotation is None:
-        err.print(f"[red]error:[/red] no space {space} (see `xtracker space list`)")
-        raise typer.Exit(1)
+    kind = _kind(ingest)
+    rotation = run(db, lambda ctx: rotate(OPERATOR, ctx, space, kind, name), flags=NAME)
     data = rotation_json(rotation)
     if json_:
         print_json(data)
@@ -107,13 +85,12 @@ def key_revoke(
     """End now the previous bearer secret (or ingest token) that a rotation left valid for 24
     hours, after a leak. The current one keeps working; a running server refuses the old one
     within seconds."""
-    from xtracker_server.store import spaces
+    from xtracker_server.services import OPERATOR
+    from xtracker_server.services.credentials import revoke_previous
     from xtracker_server.views import revocation_json
 
-    kind, name = _key_kind(ingest, name)
-    revocation = write(db, lambda c: spaces.revoke_previous(c, space, kind, now_ms(), name))
-    if revocation is None:
-        no_space(space)
+    kind = _kind(ingest)
+    revocation = run(db, lambda ctx: revoke_previous(OPERATOR, ctx, space, kind, name), flags=NAME)
     if json_:
         print_json(revocation_json(revocation))
         return
@@ -140,24 +117,12 @@ def token_add(
 ) -> None:
     """Add an ingest token for one partner network; prints it once. The postback log names
     the token each postback used."""
-    from xtracker_server.domain.credentials import check_token_name
-    from xtracker_server.store import spaces
+    from xtracker_server.services import OPERATOR
+    from xtracker_server.services.credentials import add_ingest_token
     from xtracker_server.views import new_token_json
 
-    try:
-        name = check_token_name(name)
-    except ValueError as exc:
-        fail(f"--name: {exc}")
-    try:
-        token = write(db, lambda c: spaces.add_ingest_token(c, space, name, now_ms()))
-    except spaces.TokenNameTaken:
-        fail(
-            f"space {space} already has an ingest token named {name!r}: pick another name,"
-            f" or revoke it first (xtracker token revoke --space {space} --name {name})",
-            1,
-        )
-    if token is None:
-        no_space(space)
+    token = run(db, lambda ctx: add_ingest_token(OPERATOR, ctx, space, name), flags=NAME)
+    name = token.name
     if json_:
         print_json(new_token_json(token))
         return
@@ -173,10 +138,11 @@ def token_list(
     json_: JsonOption = False,
 ) -> None:
     """The space's live ingest tokens: names and hints, never the secrets."""
-    from xtracker_server.store import postbacks as pb_store
+    from xtracker_server.services import OPERATOR
+    from xtracker_server.services.credentials import list_ingest_tokens
     from xtracker_server.views import ingest_token_json
 
-    found = in_space(db, space, lambda c, s: pb_store.ingest_tokens(c, s, now_ms()))
+    found = run(db, lambda ctx: list_ingest_tokens(OPERATOR, ctx, space))
     if json_:
         print_json([ingest_token_json(t) for t in found])
         return
@@ -202,15 +168,12 @@ def token_revoke(
 ) -> None:
     """End an ingest token now (also its rotated-out secrets): postbacks that use it get 401.
     The space's other tokens keep working."""
-    from xtracker_server.store import spaces
+    from xtracker_server.services import OPERATOR
+    from xtracker_server.services.credentials import revoke_ingest_token
     from xtracker_server.views import revocation_json
 
+    revocation = run(db, lambda ctx: revoke_ingest_token(OPERATOR, ctx, space, name))
     name = name.strip().lower()
-    revocation = write(db, lambda c: spaces.revoke_ingest_token(c, space, name, now_ms()))
-    if revocation is None:
-        no_space(space)
-    if not revocation.revoked:
-        no_token(space, name)
     if json_:
         print_json(revocation_json(revocation))
         return
@@ -221,9 +184,10 @@ def token_revoke(
 @admin_app.command("reset-token")
 def admin_reset_token(db: DbOption = DEFAULT_DB, json_: JsonOption = False) -> None:
     """Replace the stored admin token (the old one stops working within seconds)."""
-    from xtracker_server.store import spaces
+    from xtracker_server.services import OPERATOR
+    from xtracker_server.services.credentials import reset_admin_token
 
-    token = write(db, lambda c: spaces.reset_admin_token(c, now_ms()))
+    token = run(db, lambda ctx: reset_admin_token(OPERATOR, ctx))
     if json_:
         print_json({"admin_token": token})
     else:

@@ -1,15 +1,12 @@
 """``xtracker space delete``, ``link delete``, ``destination delete`` and ``xtracker erase``
 (docs/operations.md#deleting-and-erasing). Like every command they work on the database file,
 also while a server runs on it: each prints what it takes, asks (unless ``--yes``), then
-deletes in short transactions, the same batches as the admin API (xtracker_server/deletion.py).
+deletes in short transactions, the same batches as the admin API (services/deletion.py).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import typer
 
@@ -19,18 +16,10 @@ from xtracker_server.cli._common import (
     JsonOption,
     err,
     fail,
-    no_space,
     out,
     print_json,
+    run,
 )
-from xtracker_server.clock import now_ms
-
-if TYPE_CHECKING:
-    import sqlite3
-
-    from xtracker_server import deletion
-
-T = TypeVar("T")
 
 # Without the 1..MAX_WHOLE range of other commands: `--space 0` says "no space 0" (exit 1).
 SpaceOption = Annotated[int, typer.Option("--space", help="The space id.")]
@@ -47,20 +36,14 @@ def space_delete(
 ) -> None:
     """Delete a space and everything of it: clicks, events, binds, postback log, deliveries,
     credentials (they stop working), links and destinations. Says what it takes first."""
-    from xtracker_server import deletion
-    from xtracker_server.store import deletion as store
+    from xtracker_server.services import OPERATOR
+    from xtracker_server.services.deletion import delete_space
 
-    with _file(db) as conn:
-        found = _read(conn, store.space_counts, space)
-        if found is None:
-            no_space(space)
-        head = {"space_id": space}
-        if not _go_ahead(f"Deleting space {space} removes", head, found, yes, dry_run, json_):
-            return
-        marked = _write(conn, store.mark_space, space, now_ms())
-        if marked is None:
-            no_space(space)
-        removed = _run(conn, db, deletion.delete_space(marked))
+    found = run(db, lambda ctx: delete_space(OPERATOR, ctx, space, dry_run=True))
+    head = {"space_id": space}
+    if not _go_ahead(f"Deleting space {space} removes", head, found, yes, dry_run, json_):
+        return
+    removed = run(db, lambda ctx: delete_space(OPERATOR, ctx, space))
     _done(f"Space {space} deleted; removed", head, removed, json_)
 
 
@@ -74,22 +57,14 @@ def link_delete(
 ) -> None:
     """Delete a link: its landing and redirect answer 404. Its clicks and their events stay,
     counted under "no link" in the reports."""
-    from xtracker_server import deletion
-    from xtracker_server.store import deletion as store
+    from xtracker_server.services import OPERATOR
+    from xtracker_server.services.deletion import delete_link
 
-    missing = f"no link {slug!r} in space {space} (see `xtracker link list --space {space}`)"
-    with _file(db) as conn:
-        found = _read(conn, store.link_counts, space, slug)
-        if found is None:
-            fail(missing, 1)
-        head = {"space_id": space, "link": slug}
-        if not _go_ahead(f"Deleting link {slug} of space {space}", head, found, yes, dry_run,
-                         json_):  # fmt: skip
-            return
-        marked = _write(conn, store.mark_link, space, slug, now_ms())
-        if marked is None:
-            fail(missing, 1)
-        removed = _run(conn, db, deletion.delete_link(space, marked))
+    found = run(db, lambda ctx: delete_link(OPERATOR, ctx, space, slug, dry_run=True))
+    head = {"space_id": space, "link": slug}
+    if not _go_ahead(f"Deleting link {slug} of space {space}", head, found, yes, dry_run, json_):
+        return
+    removed = run(db, lambda ctx: delete_link(OPERATOR, ctx, space, slug))
     _done(f"Link {slug} deleted", head, removed, json_)
 
 
@@ -102,22 +77,15 @@ def destination_delete(
     json_: JsonOption = False,
 ) -> None:
     """Delete a destination and every delivery to it (those not sent yet are dropped)."""
-    from xtracker_server import deletion
-    from xtracker_server.store import deletion as store
+    from xtracker_server.services import OPERATOR
+    from xtracker_server.services.deletion import delete_destination
 
-    missing = f"no destination {destination} in space {space}"
-    with _file(db) as conn:
-        found = _read(conn, store.destination_counts, space, destination)
-        if found is None:
-            fail(missing, 1)
-        head = {"space_id": space, "destination_id": destination}
-        said = f"Deleting destination {destination} of space {space} removes"
-        if not _go_ahead(said, head, found, yes, dry_run, json_):
-            return
-        marked = _write(conn, store.mark_destination, space, destination, now_ms())
-        if marked is None:
-            fail(missing, 1)
-        removed = _run(conn, db, deletion.delete_destination(space, marked))
+    found = run(db, lambda ctx: delete_destination(OPERATOR, ctx, space, destination, dry_run=True))
+    head = {"space_id": space, "destination_id": destination}
+    said = f"Deleting destination {destination} of space {space} removes"
+    if not _go_ahead(said, head, found, yes, dry_run, json_):
+        return
+    removed = run(db, lambda ctx: delete_destination(OPERATOR, ctx, space, destination))
     _done(f"Destination {destination} deleted; removed", head, removed, json_)
 
 
@@ -135,80 +103,25 @@ def erase(
     """Erase what a space holds about one person (a privacy request): the clicks, events,
     binds and postback log rows of a uid, or of every uid bound to a Telegram user (and the
     events sent with that tg_id), with the deliveries of those events. Reports follow."""
-    from xtracker_server import deletion
-    from xtracker_server.domain.deletion import Person, check_tg_id, check_uid
-    from xtracker_server.store import deletion as store
+    from xtracker_server.services import OPERATOR
+    from xtracker_server.services.deletion import erase as erase_person
 
     if (uid is None) == (tg_id is None):
         fail("give --uid or --tg-id (one of them)")
-    try:
-        person = Person(uid=check_uid(uid)) if uid is not None else Person(tg_id=check_tg_id(tg_id))
-    except ValueError as exc:
-        fail(f"{'--uid' if uid is not None else '--tg-id'}: {exc}")
+    named = {"uid": uid} if uid is not None else {"tg_id": tg_id}
+    flags = {"uid": "--uid", "tg_id": "--tg-id"}
+    counted = run(
+        db, lambda ctx: erase_person(OPERATOR, ctx, space, named, dry_run=True), flags=flags
+    )
     head: dict[str, Any] = {"space_id": space, "person": {"uid": uid} if uid else {"tg_id": tg_id}}
-    with _file(db) as conn:
-        found = _read(conn, store.erasure_counts, space, person)
-        if found is None:
-            no_space(space)
-        said = f"Erasing {person} from space {space} removes"
-        if not _go_ahead(said, head, found, yes, dry_run, json_):
-            return
-        removed = _run(conn, db, deletion.erase(space, person))
-        if removed is None:
-            no_space(space)
-    _done(f"Erased {person} from space {space}; removed", head, removed, json_)
+    said = f"Erasing {counted.person} from space {space} removes"
+    if not _go_ahead(said, head, counted.removed, yes, dry_run, json_):
+        return
+    erased = run(db, lambda ctx: erase_person(OPERATOR, ctx, space, named), flags=flags)
+    _done(f"Erased {erased.person} from space {space}; removed", head, erased.removed, json_)
 
 
 # ----------------------------------------------------------------------------- helpers
-
-
-@contextmanager
-def _file(db: str) -> Iterator[sqlite3.Connection]:
-    import sqlite3
-
-    from xtracker_server.store.db import open_db
-
-    if db != ":memory:" and not Path(db).expanduser().exists():
-        fail(f"no database at {db}: pass --db (or XTRACKER_DB)", 1)
-    try:
-        conn = open_db(db)
-    except (RuntimeError, sqlite3.DatabaseError) as exc:
-        fail(f"cannot open {db}: {exc}", 1)
-    try:
-        yield conn
-    finally:
-        conn.close()
-
-
-def _read(conn: sqlite3.Connection, op: Callable[..., T], *args: Any) -> T:
-    conn.execute("BEGIN")
-    try:
-        return op(conn, *args)
-    finally:
-        conn.execute("COMMIT")
-
-
-def _write(conn: sqlite3.Connection, op: Callable[..., T], *args: Any) -> T:
-    from xtracker_server.store.db import transaction
-
-    with transaction(conn):
-        return op(conn, *args)
-
-
-def _run(conn: sqlite3.Connection, db: str, plan: deletion.Plan[T]) -> T:
-    """The plan on the CLI's connection; the report rollup on a connection of its own."""
-    from xtracker_server import deletion
-    from xtracker_server.store.rollup import catch_up, open_rollup
-
-    def reports(op: Callable[[sqlite3.Connection], Any]) -> Any:
-        rollup = open_rollup(db)
-        try:
-            catch_up(rollup)
-            return op(rollup)
-        finally:
-            rollup.close()
-
-    return deletion.run_on(conn, plan, reports=reports)
 
 
 def _go_ahead(

@@ -17,22 +17,22 @@ from xtracker_server.cli._common import (
     base_url,
     fail,
     group,
-    in_space,
-    no_space,
     out,
     print_json,
+    run,
     setting_option,
-    write,
 )
 from xtracker_server.cli.deletion import destination_delete
-from xtracker_server.cli.links import invalid
-from xtracker_server.clock import now_ms
+from xtracker_server.config import Settings
 from xtracker_server.domain.query import MAX_WHOLE
 
 dest_app = group()  # its help: COMMANDS in cli/__init__.py
 eventmap_app = group()  # its help: COMMANDS in cli/__init__.py
 dest_app.command("delete")(destination_delete)
 
+#: The option of a destination's field.
+FLAGS = {field: "--" + field.replace("_", "-") for field in
+         ("url", "url_template", "proxy", "access_token", "test_event_code")}  # fmt: skip
 #: The setting XTRACKER_ALLOW_PRIVATE_DESTINATIONS, for the checks this process makes.
 AllowPrivateOption = Annotated[bool, setting_option("allow_private_destinations")]
 AccessTokenOption = Annotated[
@@ -73,13 +73,8 @@ def destination_add(
     json_: JsonOption = False,
 ) -> None:
     """Add a destination. It receives the events that arrive from now on."""
-    import asyncio
-
-    from pydantic import ValidationError
-
-    from xtracker_server.delivery.guard import address_problem
-    from xtracker_server.domain.destinations import DestinationInput, prepare_destination
-    from xtracker_server.store import destinations as dest_store
+    from xtracker_server.services import OPERATOR
+    from xtracker_server.services.destinations import create_destination
 
     headers = None
     if header:
@@ -93,29 +88,23 @@ def destination_add(
            "headers": headers, "url_template": url_template, "expected_status": expected_status,
            "pixel_id": pixel_id, "access_token": access_token, "test_event_code": test_event_code,
            "action_source": action_source, "proxy": proxy}  # fmt: skip
-    try:
-        inp = DestinationInput.model_validate({k: v for k, v in raw.items() if v is not None})
-        prepared = prepare_destination(inp)
-    except ValidationError as exc:
-        invalid(exc)
-    except ValueError as exc:
-        fail(str(exc))
-    if not allow_private:
-        for field, url in inp.guarded_urls():
-            problem = asyncio.run(address_problem(url))
-            if problem:
-                fail(f"--{field.replace('_', '-')}: {problem}")
-    created = write(db, lambda c: dest_store.create_destination(c, space, prepared, now_ms()))
-    if created is None:
-        no_space(space)
-    data = {"id": created.id, "kind": created.kind.value, "secret": prepared.shown_secret}
+    fields = {k: v for k, v in raw.items() if v is not None}
+    settings = Settings(db=db, allow_private_destinations=allow_private)
+    new = run(
+        db,
+        lambda ctx: create_destination(OPERATOR, ctx, space, fields),
+        settings=settings,
+        flags=FLAGS,
+    )
+    created = new.destination
+    data = {"id": created.id, "kind": created.kind.value, "secret": new.secret}
     if json_:
         print_json(data)
         return
     out.print(f"Destination {created.id} ({created.kind.value}, {created.name}) added.")
-    if prepared.shown_secret:
+    if new.secret:
         out.print("Signing secret (shown once; verify webhook-signature with it):")
-        out.print(prepared.shown_secret, markup=False, highlight=False)
+        out.print(new.secret, markup=False, highlight=False)
 
 
 @dest_app.command("list")
@@ -123,10 +112,11 @@ def destination_list(
     space: SpaceOption, db: DbOption = DEFAULT_DB, json_: JsonOption = False
 ) -> None:
     """List a space's destinations (secrets are never shown)."""
-    from xtracker_server.store import destinations as dest_store
+    from xtracker_server.services import OPERATOR
+    from xtracker_server.services.destinations import list_destinations
     from xtracker_server.views import destination_json
 
-    found = in_space(db, space, dest_store.list_destinations)
+    found = run(db, lambda ctx: list_destinations(OPERATOR, ctx, space))
     if json_:
         print_json([destination_json(d) for d in found])
         return
@@ -148,7 +138,7 @@ def destination_disable(
     json_: JsonOption = False,
 ) -> None:
     """Stop sending to a destination (its pending deliveries wait until it is enabled)."""
-    _update_destination(db, space, destination, json_, enabled=False)
+    _update_destination(db, space, destination, json_, {"enabled": False})
 
 
 @dest_app.command("enable")
@@ -159,7 +149,7 @@ def destination_enable(
     json_: JsonOption = False,
 ) -> None:
     """Send to a destination again (also clears an unhealthy flag)."""
-    _update_destination(db, space, destination, json_, enabled=True, health_reason=None)
+    _update_destination(db, space, destination, json_, {"enabled": True})
 
 
 @dest_app.command("set-token")
@@ -171,13 +161,7 @@ def destination_set_token(
     json_: JsonOption = False,
 ) -> None:
     """Replace a fb_capi destination's access token (and clear its unhealthy flag)."""
-    from xtracker_server.store import destinations as dest_store
-
-    current = in_space(db, space, lambda c, s: dest_store.get_destination(c, s, destination))
-    if current is None or current.kind.value != "fb_capi":
-        fail(f"no fb_capi destination {destination} in space {space}", 1)
-    _update_destination(db, space, destination, json_, secret=access_token.strip(),
-                        health_reason=None)  # fmt: skip
+    _update_destination(db, space, destination, json_, {"access_token": access_token})
 
 
 @dest_app.command("test")
@@ -196,23 +180,21 @@ def destination_test(
     json_: JsonOption = False,
 ) -> None:
     """Send one test event to the destination now and show its answer."""
-    import asyncio
-
-    from xtracker_server.config import Settings
-    from xtracker_server.delivery.probe import ProbeRefused, probe
-    from xtracker_server.store import destinations as dest_store
+    from xtracker_server.services import OPERATOR
+    from xtracker_server.services.destinations import test_destination
     from xtracker_server.views import probe_json
 
-    dest = in_space(db, space, lambda c, s: dest_store.get_destination(c, s, destination))
-    if dest is None:
-        fail(f"no destination {destination} in space {space}", 1)
     settings = Settings.from_env().with_(
-        allow_private_destinations=allow_private, public_url=base_url(public_url)
+        db=db, allow_private_destinations=allow_private, public_url=base_url(public_url)
     )
-    try:
-        result = asyncio.run(probe(dest, settings, test_event_code=test_event_code, live=live))
-    except ProbeRefused as exc:
-        fail(str(exc))
+    result = run(
+        db,
+        lambda ctx: test_destination(
+            OPERATOR, ctx, space, destination, test_event_code=test_event_code, live=live
+        ),
+        settings=settings,
+        flags=FLAGS,
+    )
     data = probe_json(result)
     if json_:
         print_json(data)
@@ -239,31 +221,29 @@ def eventmap_set(
 ) -> None:
     """Rename events for a destination, or stop sending some: deposit=Purchase subscribed="""
     from xtracker_server.domain.destinations import parse_event_map
-    from xtracker_server.store import destinations as dest_store
+    from xtracker_server.services import OPERATOR
+    from xtracker_server.services.destinations import destination_space
 
-    space = write(db, lambda c: dest_store.space_of_destination(c, destination))
-    if space is None:
-        fail(f"no destination {destination}", 1)
-    current = in_space(db, space, lambda c, s: dest_store.get_destination(c, s, destination))
-    assert current is not None
     try:
-        event_map = parse_event_map(assignments, current.event_map)
+        event_map = parse_event_map(assignments, {})
     except ValueError as exc:
         fail(str(exc))
-    _update_destination(db, space, destination, json_, event_map=event_map)
+    space = run(db, lambda ctx: destination_space(OPERATOR, ctx, destination))
+    _update_destination(db, space, destination, json_, {"event_map": event_map})
 
 
-def _update_destination(db: str, space: int, destination: int, json_: bool, **changes: Any) -> None:
-    from xtracker_server.store import destinations as dest_store
+def _update_destination(
+    db: str, space: int, destination: int, json_: bool, changes: dict[str, Any]
+) -> None:
+    from xtracker_server.services import OPERATOR
+    from xtracker_server.services.destinations import update_destination
     from xtracker_server.views import destination_json
 
-    updated = in_space(
+    updated = run(
         db,
-        space,
-        lambda c, s: dest_store.update_destination(c, s, destination, now_ms(), **changes),
+        lambda ctx: update_destination(OPERATOR, ctx, space, destination, changes),
+        flags=FLAGS,
     )
-    if updated is None:
-        fail(f"no destination {destination} in space {space}", 1)
     if json_:
         print_json(destination_json(updated))
     else:

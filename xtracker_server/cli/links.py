@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Any, NoReturn
+from typing import Annotated, Any
 
 import typer
 
@@ -14,34 +14,18 @@ from xtracker_server.cli._common import (
     SlugOption,
     SpaceOption,
     base_url,
-    fail,
     group,
-    no_space,
     out,
     print_json,
-    write,
+    run,
 )
 from xtracker_server.cli.deletion import link_delete
-from xtracker_server.clock import now_ms
-
-if TYPE_CHECKING:
-    import sqlite3
-
-    from pydantic import ValidationError
-
-    from xtracker_server.store.links import Link
 
 link_app = group()  # its help: COMMANDS in cli/__init__.py
 link_app.command("delete")(link_delete)
 
-
-def invalid(exc: ValidationError) -> NoReturn:
-    """Fail with what pydantic found wrong, one ``field: problem`` after the other."""
-    problems = "; ".join(
-        f"{'.'.join(str(p) for p in e['loc']) or 'link'}: {e['msg'].removeprefix('Value error, ')}"
-        for e in exc.errors(include_url=False)
-    )
-    fail(problems)
+#: The option of a link's field, where its name differs (the others: the field's name).
+FLAGS = {"slug": "--slug", "app": "--app", "redirect_delay_ms": "--delay-ms", "enabled": "--enable"}
 
 
 @link_app.command("create")
@@ -67,35 +51,15 @@ def link_create(
     json_: JsonOption = False,
 ) -> None:
     """Create a link; prints its landing and redirect URLs."""
-    from pydantic import ValidationError
-
-    from xtracker_server.domain.links import LinkSpec, check_slug
-    from xtracker_server.store import links, spaces
+    from xtracker_server.services import OPERATOR
+    from xtracker_server.services.links import create_link
     from xtracker_server.views import link_created_json
 
-    try:
-        slug = check_slug(slug)
-        spec = LinkSpec.model_validate(
-            {"kind": kind, "target": target, "app": app_name, "prefix": prefix, "title": title,
-             "text": text, "button": button, "image_url": image_url,
-             "auto_redirect": auto_redirect, "redirect_delay_ms": delay_ms}
-        )  # fmt: skip
-    except ValidationError as exc:
-        invalid(exc)
-    except ValueError as exc:
-        fail(f"--slug {exc}")
-
-    def create(conn: sqlite3.Connection) -> Link | None:
-        if spaces.get_space(conn, space) is None:
-            return None
-        return links.create_link(conn, space, slug, spec, now_ms())
-
-    try:
-        link = write(db, create)
-    except links.SlugTaken as exc:
-        fail(str(exc), 1)
-    if link is None:
-        no_space(space)
+    fields = {"slug": slug, "kind": kind, "target": target, "app": app_name, "prefix": prefix,
+              "title": title, "text": text, "button": button, "image_url": image_url,
+              "auto_redirect": auto_redirect, "redirect_delay_ms": delay_ms}  # fmt: skip
+    link = run(db, lambda ctx: create_link(OPERATOR, ctx, space, fields), flags=FLAGS)
+    slug = link.slug
     data = link_created_json(link, base_url(public_url))
     if json_:
         print_json(data)
@@ -113,15 +77,11 @@ def link_list(
     json_: JsonOption = False,
 ) -> None:
     """List a space's links."""
-    from xtracker_server.store import links, spaces
+    from xtracker_server.services import OPERATOR
+    from xtracker_server.services.links import list_links
     from xtracker_server.views import link_json
 
-    def space_links(conn: sqlite3.Connection) -> list[Link] | None:
-        return None if spaces.get_space(conn, space) is None else links.list_links(conn, space)
-
-    found = write(db, space_links)
-    if found is None:
-        no_space(space)
+    found = run(db, lambda ctx: list_links(OPERATOR, ctx, space))
     base = base_url(public_url)
     if json_:
         print_json([link_json(link, base) for link in found])
@@ -194,17 +154,11 @@ def link_enable(
 def _update_link(
     space: int, slug: str, changes: dict[str, Any], public_url: str | None, db: str, json_: bool
 ) -> None:
-    from pydantic import ValidationError
-
-    from xtracker_server.store import links
+    from xtracker_server.services import OPERATOR
+    from xtracker_server.services.links import update_link
     from xtracker_server.views import link_json
 
-    try:
-        link = write(db, lambda c: links.update_link(c, space, slug, changes, now_ms()))
-    except ValidationError as exc:
-        invalid(exc)
-    if link is None:
-        fail(f"no link {slug!r} in space {space} (see `xtracker link list --space {space}`)", 1)
+    link = run(db, lambda ctx: update_link(OPERATOR, ctx, space, slug, changes), flags=FLAGS)
     data = link_json(link, base_url(public_url))
     if json_:
         print_json(data)

@@ -11,16 +11,16 @@ from xtracker_server.cli._common import (
     DbOption,
     JsonOption,
     SpaceOption,
-    fail,
     group,
-    in_space,
     out,
     print_json,
+    run,
 )
-from xtracker_server.clock import now_ms
 from xtracker_server.domain.query import MAX_WHOLE
 
 outbox_app = group()  # its help: COMMANDS in cli/__init__.py
+#: The option of the deliveries services' field.
+FLAGS = {"status": "--status"}
 
 
 @outbox_app.command("list")
@@ -35,13 +35,13 @@ def outbox_list(
     json_: JsonOption = False,
 ) -> None:
     """Deliveries of a space, newest first."""
-    from xtracker_server.store import outbox
+    from xtracker_server.services import OPERATOR
+    from xtracker_server.services.deliveries import list_deliveries
     from xtracker_server.views import delivery_json
 
-    if status is not None and status not in outbox.STATUSES:
-        fail(f"--status must be one of {', '.join(outbox.STATUSES)}")
-    rows = in_space(db, space, lambda c, s: outbox.list_deliveries(
-        c, s, status=status, destination_id=destination, limit=limit))  # fmt: skip
+    rows = run(db, lambda ctx: list_deliveries(OPERATOR, ctx, space, status=status,
+                                               destination_id=destination, limit=limit),
+               flags=FLAGS)  # fmt: skip
     if json_:
         print_json([delivery_json(r) for r in rows])
         return
@@ -65,17 +65,11 @@ def outbox_replay(
 ) -> None:
     """Send deliveries again (same event_id, so receivers can deduplicate). A running worker
     picks them up at its next poll."""
-    from xtracker_server.store import outbox
+    from xtracker_server.services import OPERATOR
+    from xtracker_server.services.deliveries import replay
 
-    if status not in outbox.STATUSES:
-        fail(f"--status must be one of {', '.join(outbox.STATUSES)}")
-    count = in_space(
-        db,
-        space,
-        lambda c, s: outbox.replay(
-            c, s, status=status, destination_id=destination, now_ms=now_ms()
-        ),
-    )
+    count = run(db, lambda ctx: replay(OPERATOR, ctx, space, status=status,
+                                       destination_id=destination), flags=FLAGS)  # fmt: skip
     if json_:
         print_json({"replayed": count})
     else:

@@ -17,20 +17,17 @@ from xtracker_server.cli._common import (
     base_url,
     fail,
     group,
-    in_space,
     out,
     print_json,
+    run,
 )
-from xtracker_server.cli.credentials import no_token
-from xtracker_server.clock import now_ms
+from xtracker_server.config import Settings
 from xtracker_server.domain.postback_urls import NETWORKS
 
 # Every postback command reads the aliases (domain/postbacks.py): imported here for --help.
 from xtracker_server.domain.postbacks import FIELDS
 
 if TYPE_CHECKING:
-    import sqlite3
-
     from xtracker_server.domain.postback_urls import NetworkUrls
     from xtracker_server.domain.postbacks import Aliases
 
@@ -43,23 +40,18 @@ postback_app.add_typer(param_app, name="param")
 
 def _change_alias(db: str, space: int, kind: str, alias: str, target: str | None) -> Aliases:
     """Apply one alias change (target None removes it); the aliases in effect after it."""
-    from xtracker_server.domain.postbacks import effective_aliases
-    from xtracker_server.store import postbacks as pb_store
+    from xtracker_server.services import OPERATOR
+    from xtracker_server.services.errors import NOT_AN_ALIAS
+    from xtracker_server.services.postbacks import change_aliases
 
-    def change(conn: sqlite3.Connection, space_id: int) -> Aliases:
-        current = effective_aliases(pb_store.alias_rows(conn, space_id))
-        table = current.statuses if kind == "status" else current.params
-        if target is None and alias not in table:
-            command = "alias" if kind == "status" else "param"
-            fail(
-                f"{alias!r} is not an alias of space {space_id} (see `xtracker postback"
-                f" {command} list --space {space_id}`)",
-                1,
-            )
-        pb_store.set_alias(conn, space_id, kind, alias, target, now_ms())
-        return effective_aliases(pb_store.alias_rows(conn, space_id))
-
-    return in_space(db, space, change)
+    key, command = ("statuses", "alias") if kind == "status" else ("params", "param")
+    hint = f" (see `xtracker postback {command} list --space {space}`)"
+    return run(
+        db,
+        lambda ctx: change_aliases(OPERATOR, ctx, space, **{key: {alias: target}}),
+        flags=lambda field: field.partition(".")[2] or field,
+        hints={NOT_AN_ALIAS: hint},
+    )
 
 
 def _alias_entry(aliases: Aliases, key: str, name: str) -> dict[str, Any]:
@@ -72,11 +64,11 @@ def _alias_entry(aliases: Aliases, key: str, name: str) -> dict[str, Any]:
 
 def _aliases_json(db: str, space: int, key: str) -> list[dict[str, Any]]:
     """The aliases in effect (defaults and the space's own), as ``--json`` prints them."""
-    from xtracker_server.domain.postbacks import effective_aliases
-    from xtracker_server.store import postbacks as pb_store
+    from xtracker_server.services import OPERATOR
+    from xtracker_server.services.postbacks import aliases as space_aliases
     from xtracker_server.views import postback_aliases_json
 
-    aliases = in_space(db, space, lambda c, s: effective_aliases(pb_store.alias_rows(c, s)))
+    aliases = run(db, lambda ctx: space_aliases(OPERATOR, ctx, space))
     entries: list[dict[str, Any]] = postback_aliases_json(aliases)[key]
     return entries
 
@@ -93,13 +85,11 @@ def postback_alias_set(
 ) -> None:
     """Count a network's status as an event, or answer it 'ignored'. A running server sees
     the change within seconds."""
-    from xtracker_server.domain.postbacks import check_status_alias
+    from xtracker_server.domain.postbacks import check_status_name
 
-    try:
-        name, target = check_status_alias(alias, event)
-    except ValueError as exc:
-        fail(f"{alias}: {exc}")
-    aliases = _change_alias(db, space, "status", name, target)
+    aliases = _change_alias(db, space, "status", alias, event)
+    name = check_status_name(alias)  # as the service stored it
+    target = aliases.statuses[name]
     if json_:
         print_json(_alias_entry(aliases, "statuses", name))
     else:
@@ -117,11 +107,8 @@ def postback_alias_unset(
     brings a default back."""
     from xtracker_server.domain.postbacks import check_status_name
 
-    try:
-        name = check_status_name(alias)
-    except ValueError as exc:
-        fail(f"{alias}: {exc}")
-    aliases = _change_alias(db, space, "status", name, None)
+    aliases = _change_alias(db, space, "status", alias, None)
+    name = check_status_name(alias)  # as the service removed it
     if json_:
         print_json(_alias_entry(aliases, "statuses", name) or {"alias": name, "maps_to": None})
     else:
@@ -154,13 +141,11 @@ def postback_param_set(
     json_: JsonOption = False,
 ) -> None:
     """Read a network's parameter as one of ours (when ours is absent)."""
-    from xtracker_server.domain.postbacks import check_param_alias
+    from xtracker_server.domain.postbacks import check_param_name
 
-    try:
-        param, target = check_param_alias(name, field)
-    except ValueError as exc:
-        fail(f"{name}: {exc}")
-    aliases = _change_alias(db, space, "param", param, target)
+    aliases = _change_alias(db, space, "param", name, field)
+    param = check_param_name(name)  # as the service stored it
+    target = aliases.params[param]
     if json_:
         print_json(_alias_entry(aliases, "params", param))
     else:
@@ -179,11 +164,8 @@ def postback_param_unset(
     something else)."""
     from xtracker_server.domain.postbacks import check_param_name
 
-    try:
-        param = check_param_name(name)
-    except ValueError as exc:
-        fail(f"{name}: {exc}")
-    aliases = _change_alias(db, space, "param", param, None)
+    aliases = _change_alias(db, space, "param", name, None)
+    param = check_param_name(name)  # as the service removed it
     if json_:
         print_json(_alias_entry(aliases, "params", param) or {"name": param, "field": None})
     else:
@@ -221,13 +203,12 @@ def postback_log(
     """The postbacks the space received, newest first (tokens masked)."""
     from rich.markup import escape
 
-    from xtracker_server.store import postbacks as pb_store
+    from xtracker_server.services import OPERATOR
+    from xtracker_server.services.postbacks import postback_log as log_of
     from xtracker_server.views import postback_log_json
 
-    if outcome is not None and outcome not in pb_store.OUTCOMES:
-        fail(f"--outcome must be one of {', '.join(pb_store.OUTCOMES)}")
-    rows = in_space(db, space, lambda c, s: pb_store.list_log(c, s, outcome=outcome,
-                                                               limit=limit))  # fmt: skip
+    rows = run(db, lambda ctx: log_of(OPERATOR, ctx, space, outcome=outcome, limit=limit),
+               flags={"outcome": "--outcome"})  # fmt: skip
     if json_:
         print_json([postback_log_json(r) for r in rows])
         return
@@ -290,44 +271,24 @@ def postback_url(
     """Print the postback URL(s) to paste into a partner network's cabinet, and the offer-link
     parameter that carries the click uid. Tokens are stored only hashed: pass --token (or
     XTRACKER_INGEST_TOKEN), or --rotate for a new one; otherwise the URLs show <INGEST_TOKEN>."""
-    from xtracker_server.domain.credentials import CredentialKind
-    from xtracker_server.domain.postback_urls import (
-        EVENT_CHOICES,
-        TOKEN_PLACEHOLDER,
-        postback_urls,
-    )
-    from xtracker_server.store import postbacks as pb_store
-    from xtracker_server.store import spaces
+    from xtracker_server.services import OPERATOR
+    from xtracker_server.services.errors import NOT_A_LIVE_TOKEN
+    from xtracker_server.services.postbacks import make_urls
     from xtracker_server.views import postback_urls_json
 
-    if network not in NETWORKS:
-        fail(f"--network must be one of {', '.join(NETWORKS)}")
-    if event not in EVENT_CHOICES:
-        fail(f"--event must be one of {', '.join(EVENT_CHOICES)}")
     if token and rotate:
         fail("give --token or --rotate, not both")
-    source = "placeholder"
-    if rotate:
-        try:
-            rotation = in_space(db, space, lambda c, s: spaces.rotate_credential(
-                c, s, CredentialKind.INGEST, now_ms()))  # fmt: skip
-        except spaces.NoSuchToken as exc:
-            no_token(space, str(exc))
-        assert rotation is not None
-        token, source = rotation.secret, "rotated"
-    elif token:
-        token = token.strip()
-        given = token
-        if not in_space(db, space, lambda c, s: pb_store.is_ingest_token_of(c, s, given, now_ms())):
-            fail(
-                f"that is not a live ingest token of space {space}; omit --token to get a"
-                " placeholder, or --rotate for a new token",
-                1,
-            )
-        source = "given"
-    else:
-        in_space(db, space, lambda c, s: None)  # the space must exist
-    urls = postback_urls(network, base_url(public_url), token or TOKEN_PLACEHOLDER, event)
+    settings = Settings(db=db, public_url=base_url(public_url))
+    made = run(
+        db,
+        lambda ctx: make_urls(OPERATOR, ctx, space, network=network, event=event,
+                              token=token or None, rotate=rotate),
+        settings=settings,
+        flags={"network": "--network", "event": "--event", "token": "--token"},
+        hints={NOT_A_LIVE_TOKEN: "; omit --token to get a placeholder, or --rotate for a new"
+                                 " token"},
+    )  # fmt: skip
+    urls, source = made.urls, made.source
     data = postback_urls_json(space, urls, source)
     if json_:
         print_json(data)

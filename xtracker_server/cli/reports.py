@@ -5,32 +5,28 @@ and ``--json`` shapes are the admin API's.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from xtracker_server import reports
 from xtracker_server.cli._common import (
     DEFAULT_DB,
     DbOption,
     JsonOption,
     SpaceOption,
-    fail,
     group,
     out,
     print_json,
-    snapshot,
+    run,
 )
 
 # Every report reads them (domain/reports.py): imported here for --help.
 from xtracker_server.domain.reports import METRICS
 
 if TYPE_CHECKING:
-    import sqlite3
-
-T = TypeVar("T")
+    from xtracker_server.services.context import Context
 
 report_app = group()  # its help: COMMANDS in cli/__init__.py
 
@@ -50,15 +46,15 @@ TzOption = Annotated[
 LinkOption = Annotated[str | None, typer.Option("--link", help="Only this link's uids (slug).")]
 
 
-def read(db: str, space: int, op: Callable[[sqlite3.Connection], T], *, rollup: bool = True) -> T:
-    """``op`` on one snapshot of the file; a report's refusal of an option, as an error."""
-    from xtracker_server.domain.reports import ReportError
+#: The option of each field a report may refuse.
+REFUSABLE = ("from", "to", "link", "days", "tz", "sort", "currency", "metric", "bucket")
+OPTIONS = {field: f"--{field}" for field in REFUSABLE}
 
-    try:
-        return snapshot(db, space, op, rollup=rollup)
-    except ReportError as exc:
-        option = {"from": "--from", "to": "--to", "link": "--link"}.get(exc.field)
-        fail(f"{option or '--' + exc.field}: {exc.problem}")
+
+def read(db: str, call: Callable[[Context], Awaitable[dict[str, Any]]]) -> dict[str, Any]:
+    """A report of services/reports.py, as the operator; its refusal of an option, as an
+    error."""
+    return run(db, call, flags=OPTIONS)
 
 
 def _pct(r: float | None) -> str:
@@ -92,9 +88,11 @@ def funnel(
 ) -> None:
     """The funnel click → contact → subscribed → registration → deposit, with the conversion
     gauge against the previous window of the same length (weakest step highlighted)."""
+    from xtracker_server.services import OPERATOR, reports
+
     data = read(
-        db, space, lambda c: reports.funnel_report(c, space, link=link, days=days, from_=from_,
-                                                   to=to, tz=tz)
+        db, lambda ctx: reports.funnel(OPERATOR, ctx, space, link=link, days=days, from_=from_,
+                                       to=to, tz=tz)
     )  # fmt: skip
     if json_:
         print_json(data)
@@ -153,10 +151,11 @@ def links(
 ) -> None:
     """Every link: clicks, each step, depositors, revenue, click→deposit rate, revenue per
     click."""
+    from xtracker_server.services import OPERATOR, reports
+
     data = read(
-        db, space, lambda c: reports.links_report(c, space, sort=sort, desc=desc,
-                                                  currency=currency, days=days, from_=from_,
-                                                  to=to, tz=tz)
+        db, lambda ctx: reports.links(OPERATOR, ctx, space, sort=sort, desc=desc,
+                                      currency=currency, days=days, from_=from_, to=to, tz=tz)
     )  # fmt: skip
     if json_:
         print_json(data)
@@ -195,10 +194,12 @@ def series(
     json_: JsonOption = False,
 ) -> None:
     """A step (distinct uids) or revenue per hour or day; every bucket shown, zeros too."""
+    from xtracker_server.services import OPERATOR, reports
+
     data = read(
-        db, space, lambda c: reports.series_report(c, space, metric=metric, bucket=bucket,
-                                                   currency=currency, link=link, days=days,
-                                                   from_=from_, to=to, tz=tz)
+        db, lambda ctx: reports.series(OPERATOR, ctx, space, metric=metric, bucket=bucket,
+                                       currency=currency, link=link, days=days, from_=from_,
+                                       to=to, tz=tz)
     )  # fmt: skip
     if json_:
         print_json(data)
@@ -217,7 +218,9 @@ def series(
 def deliveries(space: SpaceOption, db: DbOption = DEFAULT_DB, json_: JsonOption = False) -> None:
     """Delivery health per destination: counts by status, last success, last error, and the
     median latency of the last 24 hours."""
-    data = read(db, space, lambda c: reports.deliveries_report(c, space), rollup=False)
+    from xtracker_server.services import OPERATOR, reports
+
+    data = read(db, lambda ctx: reports.deliveries(OPERATOR, ctx, space))
     if json_:
         print_json(data)
         return

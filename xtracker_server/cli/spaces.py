@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 
@@ -12,19 +12,13 @@ from xtracker_server.cli._common import (
     DbOption,
     JsonOption,
     SpaceOption,
-    err,
     fail,
     group,
-    no_space,
     out,
     print_json,
-    write,
+    run,
 )
 from xtracker_server.cli.deletion import space_delete
-from xtracker_server.clock import now_ms
-
-if TYPE_CHECKING:
-    import sqlite3
 
 space_app = group()  # its help: COMMANDS in cli/__init__.py
 space_app.command("delete")(space_delete)
@@ -33,14 +27,13 @@ space_app.command("delete")(space_delete)
 @space_app.command("create")
 def space_create(name: str, db: DbOption = DEFAULT_DB, json_: JsonOption = False) -> None:
     """Create a space; prints its bearer secret and ingest token, once."""
-    from xtracker_server.store import spaces
+    from xtracker_server.services import OPERATOR
+    from xtracker_server.services.spaces import create_space
     from xtracker_server.views import new_space_json
 
-    name = name.strip()
-    if not 0 < len(name) <= 100:
-        err.print("[red]error:[/red] the name must be 1 to 100 characters")
-        raise typer.Exit(2)
-    created = write(db, lambda c: spaces.create_space(c, name, now_ms()), create=True)
+    created = run(
+        db, lambda ctx: create_space(OPERATOR, ctx, name), create=True, flags={"name": "NAME"}
+    )
     data = new_space_json(created)
     if json_:
         print_json(data)
@@ -56,10 +49,11 @@ def space_create(name: str, db: DbOption = DEFAULT_DB, json_: JsonOption = False
 @space_app.command("list")
 def space_list(db: DbOption = DEFAULT_DB, json_: JsonOption = False) -> None:
     """List spaces."""
-    from xtracker_server.store import spaces
+    from xtracker_server.services import OPERATOR
+    from xtracker_server.services.spaces import list_spaces
     from xtracker_server.views import space_json
 
-    found = write(db, spaces.list_spaces)
+    found = run(db, lambda ctx: list_spaces(OPERATOR, ctx))
     if json_:
         print_json([space_json(s) for s in found])
         return
@@ -86,27 +80,18 @@ def space_currencies(
 ) -> None:
     """Show or change the space's own currency codes, accepted on its events besides ISO 4217
     codes and the common crypto tickers (docs/api.md#currency)."""
-    from xtracker_server.domain.currencies import CRYPTO_TICKERS, check_allowed
-    from xtracker_server.store import spaces
+    from xtracker_server.domain.currencies import CRYPTO_TICKERS
+    from xtracker_server.services import OPERATOR
+    from xtracker_server.services.currencies import change_currencies
     from xtracker_server.views import currencies_json
 
-    added = [c for c in (allow or "").split(",") if c.strip()]
-    removed = {c.strip().upper() for c in (remove or "").split(",") if c.strip()}
-
-    def change(conn: sqlite3.Connection) -> tuple[str, ...]:
-        current = spaces.allowed_currencies(conn, space)
-        if current is None:
-            no_space(space)
-        if not added and not removed:
-            return current
-        try:
-            codes = check_allowed([*(c for c in current if c not in removed), *added])
-        except ValueError as exc:
-            fail(f"--allow: {exc}")
-        spaces.set_allowed_currencies(conn, space, codes)
-        return codes
-
-    codes = write(db, change)
+    codes = run(
+        db,
+        lambda ctx: change_currencies(
+            OPERATOR, ctx, space, allow=(allow or "").split(","), remove=(remove or "").split(",")
+        ),
+        flags={"allowed": "--allow"},
+    )
     if json_:
         print_json(currencies_json(space, codes))
         return
@@ -131,22 +116,20 @@ def space_token_binds(
 ) -> None:
     """Show, or turn on or off, the space's binds made with the ingest token (GET /bind). A
     token bind never replaces a bind; off refuses them all (the bot's POST /bind stays)."""
-    from xtracker_server.store import binds, spaces
+    from xtracker_server.services import OPERATOR
+    from xtracker_server.services.spaces import set_token_binds, token_binds
     from xtracker_server.views import token_binds_json
 
     if state not in (None, "on", "off"):
         fail(f"{state!r}: say on or off")
-
-    def apply(conn: sqlite3.Connection) -> bool | None:
-        if spaces.get_space(conn, space) is None:
-            return None
-        if state is not None:
-            binds.set_token_binds(conn, space, state == "on")
-        return binds.token_binds_allowed(conn, space)
-
-    allowed = write(db, apply)
-    if allowed is None:
-        no_space(space)
+    allowed = run(
+        db,
+        lambda ctx: (
+            token_binds(OPERATOR, ctx, space)
+            if state is None
+            else set_token_binds(OPERATOR, ctx, space, state == "on")
+        ),
+    )
     if json_:
         print_json(token_binds_json(space, allowed))
         return

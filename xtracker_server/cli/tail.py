@@ -19,7 +19,7 @@ from xtracker_server.cli._common import (
     fail,
     out,
     print_json,
-    snapshot,
+    run,
 )
 
 if TYPE_CHECKING:
@@ -54,17 +54,16 @@ def tail(
     server, a worker or the CLI), one line each, until Ctrl-C. Reads the file like the
     server's live stream does (GET /admin/spaces/{id}/stream), gaps of ids included."""
     from xtracker_server.domain.tail import StreamCursor, Watermark
+    from xtracker_server.services import OPERATOR
+    from xtracker_server.services.reports import stream_start
     from xtracker_server.store.db import open_db
-    from xtracker_server.store.tail import tail_poll, tail_top
+    from xtracker_server.store.tail import tail_poll
 
-    cursor = StreamCursor.parse(since) if since else None
-    if since and cursor is None:
-        fail("--since: must be a cursor printed by tail --json (such as 12-345-6)")
-    top = snapshot(db, space, tail_top, rollup=False)
+    cursor = run(
+        db, lambda ctx: stream_start(OPERATOR, ctx, space, since), flags={"since": "--since"}
+    )
     marks: Marks | None = None
     if cursor is not None:
-        if any(mine > newest for mine, newest in zip(cursor.newest, top, strict=True)):
-            fail("--since: is ahead of the file's rows (not an id tail printed)")
         now = time.monotonic()
         a, b, c = (
             Watermark.resuming(low, seen, now)

@@ -24,6 +24,8 @@ from xtracker_server.exceptions import XTrackerServerError
 
 __all__ = [
     "NAME_NEEDS_INGEST",
+    "NOT_AN_ALIAS",
+    "NOT_A_LIVE_TOKEN",
     "Conflict",
     "Forbidden",
     "Invalid",
@@ -34,6 +36,10 @@ __all__ = [
 
 #: ``rule`` of an Invalid ``name`` given for a credential that has none (the bearer secret).
 NAME_NEEDS_INGEST = "name_needs_ingest"
+#: ``rule`` of an Invalid alias removal: the space has no such alias (what the database says).
+NOT_AN_ALIAS = "not_an_alias"
+#: ``rule`` of an Invalid ``token`` given for postback URLs: not a live ingest token of the space.
+NOT_A_LIVE_TOKEN = "not_a_live_token"
 
 
 class ServiceError(XTrackerServerError):

@@ -24,7 +24,7 @@ from xtracker_server.domain.postbacks import (
 )
 from xtracker_server.services import credentials
 from xtracker_server.services.context import Context
-from xtracker_server.services.errors import Invalid
+from xtracker_server.services.errors import NOT_A_LIVE_TOKEN, NOT_AN_ALIAS, Invalid
 from xtracker_server.services.principal import Action, Principal
 from xtracker_server.services.spaces import authorized_space
 from xtracker_server.store import postbacks as store
@@ -89,7 +89,8 @@ def _checked(
         if target is None:
             name = check_status_name(alias) if kind == "status" else check_param_name(alias)
             if name not in table:
-                raise ValueError(f"{name!r} is not an alias of this space")
+                problem = f"{name!r} is not an alias of this space"
+                raise Invalid(f"{key}.{alias}", problem, rule=NOT_AN_ALIAS)
             return kind, name, None
         if not isinstance(target, str):
             raise ValueError(f"{alias!r}: the target must be a string or null")
@@ -136,7 +137,9 @@ async def make_urls(
     elif token is not None:
         token = token.strip()
         if not await ctx.store.read(store.is_ingest_token_of, space_id, token, ctx.clock()):
-            raise Invalid("token", f"is not a live ingest token of space {space_id}")
+            raise Invalid(
+                "token", f"is not a live ingest token of space {space_id}", rule=NOT_A_LIVE_TOKEN
+            )
         source = "given"
     urls = postback_urls(network, ctx.settings.base_url, token or TOKEN_PLACEHOLDER, event)
     return PostbackUrls(urls, source)

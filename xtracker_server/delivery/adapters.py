@@ -43,7 +43,7 @@ def requests_in_flight(kind: DestinationKind) -> int:
 
 
 def hold_limit(kind: DestinationKind) -> int:
-    """Deliveries one worker may hold (claimed, not yet settled) for one destination."""
+    """Deliveries one worker may hold (claimed, not yet answered) for one destination."""
     return inflight_limit(kind) * HOLD_AHEAD.get(kind, DEFAULT_HOLD_AHEAD)
 
 

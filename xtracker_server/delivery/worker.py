@@ -11,7 +11,9 @@
   the newest), and are made a chunk at a time (``min_claim``), not a row at a time.
 - Outcomes are written in batches: whatever was answered while the previous batch was being
   written goes in the next, one store write (one transaction) for all of it. What a delivery
-  becomes is decided by the pure ``domain.retry.next_state``.
+  becomes is decided by the pure ``domain.retry.next_state``. A delivery counts against its
+  destination's hold (``hold_limit``) until it is answered, not until its outcome is written:
+  the write's latency never stalls the claims, and the lease keeps the row until then.
 - Every attempt is recorded. A row is settled only while this worker still holds its lease.
 - A restart resumes everything unfinished: rows whose lease ran out are due again, and their
   event_id never changes, so a receiver sees a redelivery, never a new event.
@@ -100,7 +102,7 @@ class Worker:
             allow_private=settings.allow_private_destinations,
         )
         self._wake = asyncio.Event()
-        self._held: dict[int, int] = defaultdict(int)  # per destination: claimed, not settled
+        self._held: dict[int, int] = defaultdict(int)  # per destination: claimed, not answered yet
         self._queues: dict[int, _Queue] = defaultdict(_Queue)  # per destination
         self._tasks: set[asyncio.Task[None]] = set()
         self._main: asyncio.Task[None] | None = None
@@ -228,6 +230,9 @@ class Worker:
                 self._outcomes.append((adapter.destination, settled))
                 if self._settling is None or self._settling.done():
                     self._settling = self._spawn(self._settle_outcomes())
+                # Answered: no longer waiting for a request. Their leases keep them from being
+                # claimed again until the outcome is written (or the lease runs out).
+                self._release(adapter.destination.id, len(batch))
         finally:
             queue.senders -= 1
 
@@ -278,9 +283,6 @@ class Worker:
             except Exception:
                 log.exception("settling %d deliveries failed", len(rows))
                 continue
-            finally:
-                for destination, settled in taken:
-                    self._release(destination.id, len(settled))
             if self.metrics is not None:
                 for destination, settled in taken:
                     for s in settled:

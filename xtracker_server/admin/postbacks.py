@@ -3,8 +3,6 @@ ready-to-paste postback URLs per network."""
 
 from __future__ import annotations
 
-import sqlite3
-
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
@@ -69,7 +67,7 @@ async def change_aliases(request: Request) -> JSONResponse:
             raise field_error(key, "must be an object of alias: target (null removes one)")
         for alias, target in given.items():
             changes.append(_checked(kind, key, alias, target, current))
-    await state.store.write(_apply, space_id, changes, now_ms())
+    await state.store.set_postback_aliases(space_id, changes, now_ms())
     state.postback_aliases.forget(space_id)
     return JSONResponse({"ok": True, **postback_aliases_json(await _aliases(state, space_id))})
 
@@ -91,13 +89,6 @@ def _checked(
         return kind, name, checked
     except ValueError as exc:
         raise field_error(f"{key}.{alias}", str(exc)) from None
-
-
-def _apply(
-    conn: sqlite3.Connection, space_id: int, changes: list[tuple[str, str, str | None]], now: int
-) -> None:
-    for kind, alias, target in changes:
-        store.set_alias(conn, space_id, kind, alias, target, now)
 
 
 async def make_urls(request: Request) -> JSONResponse:

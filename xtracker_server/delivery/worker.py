@@ -20,7 +20,6 @@ import logging
 import os
 import secrets
 import socket
-import sqlite3
 import time
 from collections import defaultdict
 from dataclasses import dataclass
@@ -34,6 +33,7 @@ from xtracker_server.delivery.adapters import (
     requests_in_flight,
 )
 from xtracker_server.delivery.sender import Answer, Sender
+from xtracker_server.domain.entities import Destination, Settled, Unhealthy
 from xtracker_server.domain.outbound import DeliveryContext, Outcome, Verdict
 from xtracker_server.domain.retry import RetryPolicy
 from xtracker_server.metrics import Metrics
@@ -202,8 +202,13 @@ class Worker:
             else:
                 settled += [Settlement(claimed, verdict, answer) for claimed, _ in ready]
         if settled:
-            await self.store.write(
-                settle, self.owner, self.policy, adapter.destination, settled, _now_ms()
+            now = _now_ms()
+            rows, unhealthy = settlements(self.policy, adapter.destination, settled, now)
+            if unhealthy:
+                log.warning("destination %s flagged unhealthy: %s", unhealthy.destination_id,
+                            unhealthy.reason)  # fmt: skip
+            await self.store.settle_deliveries(
+                self.owner, rows, now, [unhealthy] if unhealthy else None
             )
             if self.metrics is not None:
                 kind = adapter.destination.kind.value
@@ -211,16 +216,13 @@ class Worker:
                     self.metrics.delivered(kind, s.verdict.outcome.value)
 
 
-def settle(
-    conn: sqlite3.Connection,
-    owner: str,
-    policy: RetryPolicy,
-    destination: dest_store.Destination,
-    settled: list[Settlement],
-    now: int,
-) -> None:
-    """Write the outcome of each delivery in ``settled`` (only while ``owner`` holds its
-    lease) and its attempt; flag the destination if an answer said it is broken."""
+def settlements(
+    policy: RetryPolicy, destination: Destination, settled: list[Settlement], now: int
+) -> tuple[list[Settled], Unhealthy | None]:
+    """What each delivery in ``settled`` becomes (``Store.settle_deliveries`` writes it while
+    the worker still holds its lease), and the destination to flag if an answer said it is
+    broken."""
+    rows = []
     for s in settled:
         claimed, verdict, answer = s.claimed, s.verdict, s.answer
         status, next_ms, refund = "sent", None, False
@@ -239,32 +241,20 @@ def settle(
             # The destination is broken, not the event: keep it, do not count the attempt.
             status = "retrying" if claimed.attempts > 1 else "pending"
             next_ms, refund = now + int(HOLD_S * 1000), True
-        outbox.finish(
-            conn,
-            claimed.space_id,
-            claimed.id,
-            owner,
-            status=status,
-            now_ms=now,
-            next_attempt_ms=next_ms,
-            last_status=answer.status if answer else None,
-            last_error=error,
-            refund_attempt=refund,
-        )
-        outbox.record_attempt(
-            conn,
-            outbox.AttemptRecord(
+        rows.append(
+            Settled(
                 delivery_id=claimed.id,
                 space_id=claimed.space_id,
-                at_ms=now,
-                status_code=answer.status if answer else None,
-                latency_ms=answer.latency_ms if answer else 0,
+                status=status,
+                next_attempt_ms=next_ms,
+                last_status=answer.status if answer else None,
+                last_error=error,
+                refund_attempt=refund,
                 outcome=verdict.outcome.value,
-                error=error,
+                latency_ms=answer.latency_ms if answer else 0,
                 excerpt=answer.excerpt if answer else None,
-            ),
+            )
         )
-    unhealthy = next((s.verdict.unhealthy for s in settled if s.verdict.unhealthy), None)
-    if unhealthy:
-        log.warning("destination %s flagged unhealthy: %s", destination.id, unhealthy)
-        dest_store.flag_unhealthy(conn, destination.space_id, destination.id, unhealthy)
+    reason = next((s.verdict.unhealthy for s in settled if s.verdict.unhealthy), None)
+    unhealthy = Unhealthy(destination.space_id, destination.id, reason) if reason else None
+    return rows, unhealthy

@@ -28,6 +28,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 #: What a stream shows, in the order of the cursor's three parts (clicks, inbox rows, attempts).
 KINDS: tuple[str, str, str] = ("click", "event", "delivery")
@@ -151,3 +152,48 @@ _NUMBER = r"[0-9]{1,19}"
 _PART = rf"{_NUMBER}(?:\.{_NUMBER})*"
 _TEXT = re.compile(rf"{_PART}-{_PART}-{_PART}", re.ASCII)
 _MAX_TEXT = 3 * (MAX_SEEN + 1) * 20
+
+
+# ----------------------------------------------------------------------------- what is read
+
+
+@dataclass(frozen=True)
+class TailItem:
+    """One row of a stream: a click, an inbox row (an event) or a delivery attempt."""
+
+    kind: str  # "click", "event" or "delivery"
+    id: int  # the row id in its table
+    space_id: int
+    at_ms: int
+    data: dict[str, Any]
+
+    @property
+    def table(self) -> int:
+        """The item's position in the cursor (``KINDS``)."""
+        return KINDS.index(self.kind)
+
+
+Marks = tuple[Watermark, Watermark, Watermark]
+
+
+@dataclass
+class Poll:
+    """One poll of the reader (``Store.tail_poll``)."""
+
+    marks: Marks  # the watermarks after this poll
+    items: dict[int, list[TailItem]] = field(default_factory=dict)  # per space asked for
+    spaces: frozenset[int] = frozenset()  # the spaces asked for that exist
+    full: bool = False  # a table had more new ids than one poll looks at: poll again at once
+
+    @property
+    def lows(self) -> Ids:
+        a, b, c = (m.low for m in self.marks)
+        return a, b, c
+
+
+@dataclass
+class TailBatch:
+    """One space's rows of an id range (``Store.tail_range``)."""
+
+    items: list[TailItem]
+    reached: Ids  # per table: every row of the space up to here was in this batch or before

@@ -15,23 +15,34 @@ import sqlite3
 from dataclasses import dataclass
 
 from xtracker_server.domain.destinations import DestinationKind, delivery_event_id
+from xtracker_server.domain.entities import AttemptRecord, Claimed, DeliveryRow
 from xtracker_server.domain.outbound import ClickInfo, DeliveryContext
 from xtracker_server.store.db import MAX_PARAMS, insert_many
 
+__all__ = [
+    "STATUSES",
+    "AttemptRecord",
+    "Claimed",
+    "DeliveryRow",
+    "Route",
+    "claim",
+    "contexts",
+    "deliveries_for",
+    "depth",
+    "due_destinations",
+    "event_routes",
+    "finish",
+    "insert_deliveries",
+    "list_deliveries",
+    "record_attempt",
+    "release_leases",
+    "replay",
+    "status_counts",
+    "unsettled_count",
+]
+
 STATUSES = ("pending", "retrying", "sent", "failed_permanently")
 _DUE = "status IN ('pending', 'retrying')"
-
-
-@dataclass(frozen=True)
-class Claimed:
-    id: int
-    space_id: int
-    destination_id: int
-    inbox_id: int
-    event_id: str
-    event_name: str
-    attempts: int  # including the one just claimed
-    age_from_ms: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,18 +192,6 @@ def contexts(
     return out
 
 
-@dataclass(frozen=True)
-class AttemptRecord:
-    delivery_id: int
-    space_id: int
-    at_ms: int
-    status_code: int | None
-    latency_ms: int
-    outcome: str
-    error: str | None
-    excerpt: str | None
-
-
 def record_attempt(conn: sqlite3.Connection, attempt: AttemptRecord) -> None:
     """Record an attempt, unless its delivery was deleted meanwhile (its destination, its
     event or its space: store/deletion.py)."""
@@ -232,22 +231,6 @@ def finish(
          int(refund_attempt), space_id, delivery_id, owner, now_ms),
     )  # fmt: skip
     return cur.rowcount == 1
-
-
-@dataclass(frozen=True)
-class DeliveryRow:
-    id: int
-    destination_id: int
-    inbox_id: int
-    event_id: str
-    event_name: str
-    status: str
-    attempts: int
-    next_attempt_ms: int
-    created_ms: int
-    sent_ms: int | None
-    last_status: int | None
-    last_error: str | None
 
 
 def list_deliveries(

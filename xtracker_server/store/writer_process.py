@@ -22,8 +22,11 @@ The protocol, over two pipes:
   reason is a ``FaultReason`` value, store/faults.py);
 - the server's ends of both pipes are non-blocking transports of its event loop.
 
-Operations are therefore named functions (``module.function``, picklable by reference) with
-picklable arguments and results. If the writer process dies, every waiting caller gets
+A job travels as the name of its operation and its arguments, never as a function: the
+writer process runs only the operations of a fixed registry (``OPERATIONS`` of the module named
+by ``operations``: store/operations.py), which it imports when it starts. A write of anything
+else is refused in the server, for its caller alone (``TypeError``). Arguments and results are
+picklable data (domain records). If the writer process dies, every waiting caller gets
 ``StoreUnavailable``, and writes are refused (``/healthz`` says so) until the new writer process
 started in its place runs (``RESPAWN_DELAY_S``). It ignores SIGINT and SIGTERM (they are the
 server's to handle) and exits when the server closes the pipe, including when the server is
@@ -33,6 +36,7 @@ killed.
 from __future__ import annotations
 
 import asyncio
+import importlib
 import logging
 import os
 import pickle
@@ -42,7 +46,7 @@ import subprocess
 import sys
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -62,11 +66,19 @@ _IN_FLIGHT = 2
 RESPAWN_DELAY_S = 0.5
 RESPAWN_MAX_DELAY_S = 10.0
 _Waiting = tuple[Job, "asyncio.Future[Any]"]
+#: The registry the store's writer process runs (store/operations.py).
+STORE_OPERATIONS = "xtracker_server.store.operations"
+
+
+def load_operations(module: str) -> Mapping[str, Callable[..., Any]]:
+    """The ``OPERATIONS`` of ``module``: name -> function."""
+    operations: Mapping[str, Callable[..., Any]] = importlib.import_module(module).OPERATIONS
+    return operations
 
 
 class ProcessWriter(Writer):
-    """``write`` and ``write_grouped`` take named functions with picklable arguments: they
-    travel to the writer process."""
+    """``write`` and ``write_grouped`` take operations of the registry ``operations`` (see the
+    module's docstring) with picklable arguments: their names travel to the writer process."""
 
     def __init__(
         self,
@@ -76,11 +88,14 @@ class ProcessWriter(Writer):
         batch_limit: int = 1000,
         timeout_s: float | None = None,
         health: FaultTracker | None = None,
+        operations: str = STORE_OPERATIONS,
     ) -> None:
         super().__init__(timeout_s=timeout_s, health=health)
         self._path = path
         self._sync = sync
         self._batch_limit = batch_limit
+        self._operations = operations
+        self._names = {fn: name for name, fn in load_operations(operations).items()}
         self._proc: subprocess.Popen[bytes] | None = None
         self._to: asyncio.WriteTransport | None = None
         self._from: asyncio.ReadTransport | None = None
@@ -122,8 +137,9 @@ class ProcessWriter(Writer):
             "XTRACKER_WRITER_SYNC": self._sync,
         }
         try:
+            argv = [str(child_in), str(child_out), self._path, self._operations]
             self._proc = subprocess.Popen(
-                [sys.executable, "-m", __name__, str(child_in), str(child_out), self._path],
+                [sys.executable, "-m", __name__, *argv],
                 env=env,
                 pass_fds=(child_in, child_out),
                 stdin=subprocess.DEVNULL,
@@ -189,6 +205,7 @@ class ProcessWriter(Writer):
         if not self.running:
             raise StoreUnavailable(FaultReason.WRITER_DOWN, "the writer is not running")
         assert self._loop is not None
+        job.op = self._name_of(job.op)
         future: asyncio.Future[Any] = self._loop.create_future()
         self._waiting.append((job, future))
         if len(self._sent) < _IN_FLIGHT and not self._flush_soon:
@@ -196,6 +213,16 @@ class ProcessWriter(Writer):
             self._flush_soon = True
             self._loop.call_soon(self._flush)
         return future
+
+    def _name_of(self, op: Callable[..., Any] | str) -> str:
+        name = op if isinstance(op, str) else self._names.get(op)
+        if name is None:
+            what = getattr(op, "__qualname__", repr(op))
+            raise TypeError(
+                f"{what} is not an operation of the writer process (add it to OPERATIONS"
+                f" in {self._operations})"
+            )
+        return name
 
     def _flush(self) -> None:
         self._flush_soon = False
@@ -375,7 +402,13 @@ def _portable(outcome: tuple[bool, Any]) -> tuple[bool, Any]:
     return outcome
 
 
-def serve(inbox: Connection, outbox: Connection, path: str, sync: str) -> int:
+def serve(
+    inbox: Connection,
+    outbox: Connection,
+    path: str,
+    sync: str,
+    operations: str,
+) -> int:
     from xtracker_server.store.db import open_db
 
     try:
@@ -384,6 +417,8 @@ def serve(inbox: Connection, outbox: Connection, path: str, sync: str) -> int:
         outbox.send(("error", f"{type(exc).__name__}: {exc}"))
         return 1
     outbox.send(("ready", None))
+    # After "ready": the server goes on starting while the operations' modules import.
+    registry = load_operations(operations)
     try:
         while True:
             try:
@@ -395,6 +430,9 @@ def serve(inbox: Connection, outbox: Connection, path: str, sync: str) -> int:
             answer: tuple[str, tuple[str, str] | list[tuple[bool, Any]]]
             try:
                 jobs: list[Job] = pickle.loads(data)
+                for job in jobs:
+                    assert isinstance(job.op, str)
+                    job.op = registry.get(job.op) or _unknown(job.op)
             except Exception as exc:  # e.g. an operation's module that does not import here
                 failed = FaultReason.COMMIT_FAILED
                 answer = ("fail", (failed.value, f"the writer could not read the batch: {exc!r}"))
@@ -418,13 +456,23 @@ def serve(inbox: Connection, outbox: Connection, path: str, sync: str) -> int:
         conn.close()
 
 
+def _unknown(name: str) -> Callable[..., Any]:
+    """What a job naming no operation of the registry runs: it fails alone."""
+
+    def refuse(conn: Any, *args: Any, **kwargs: Any) -> Any:
+        raise LookupError(f"{name!r} is not an operation of the writer process")
+
+    return refuse
+
+
 def main(argv: list[str]) -> int:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the server's to handle: we stop when it does
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    child_in, child_out, path = argv
+    child_in, child_out, path, operations = argv
     inbox = Connection(int(child_in), writable=False)
     outbox = Connection(int(child_out), readable=False)
-    return serve(inbox, outbox, path, os.environ.get("XTRACKER_WRITER_SYNC", "FULL"))
+    sync = os.environ.get("XTRACKER_WRITER_SYNC", "FULL")
+    return serve(inbox, outbox, path, sync, operations)
 
 
 if __name__ == "__main__":

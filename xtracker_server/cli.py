@@ -206,7 +206,12 @@ def worker(
     _check_database(db, settings.sync)
 
     async def run() -> None:
-        store = Store(settings.db, sync=settings.sync, timeout_s=settings.write_timeout_s)
+        store = Store(
+            settings.db,
+            sync=settings.sync,
+            timeout_s=settings.write_timeout_s,
+            writer_process=settings.writer_process,
+        )
         await store.open()
         worker = Worker(store, settings)
         stop = asyncio.Event()
@@ -351,6 +356,14 @@ def serve(
             help="Clicks kept while storage fails, stored when it recovers; 0 = none.",
         ),
     ] = 50_000,
+    writer_process: Annotated[
+        bool,
+        typer.Option(
+            "--writer-process/--no-writer-process",
+            envvar="XTRACKER_WRITER_PROCESS",
+            help="Commit writes in a process of their own (off: a thread of the server).",
+        ),
+    ] = True,
     log_level: Annotated[str, typer.Option(envvar="XTRACKER_LOG_LEVEL")] = "info",
 ) -> None:
     """Run the server (ingress API and admin API) on an embedded SQLite file."""
@@ -389,6 +402,7 @@ def serve(
             metrics_public=metrics_public,
             write_timeout_s=write_timeout_s,
             click_buffer_max=click_buffer_max,
+            writer_process=writer_process,
         )
     except ValueError as exc:
         _fail(str(exc))  # one line: scripts and tests read it whole

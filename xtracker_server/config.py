@@ -73,6 +73,10 @@ class Settings:
     #: Clicks the landing keeps (memory and journal) while storage fails, to store them once
     #: it works again; past it a visitor is still sent on and the click counted as dropped.
     click_buffer_max: int = 50_000
+    #: Commit writes in a process of their own (off: in a thread of the server's). The process
+    #: never waits for the server's GIL (bench/clicks.py); a thread needs no process. Only POSIX
+    #: hands the process its pipes: elsewhere writes go to the thread whatever this says.
+    writer_process: bool = True
 
     def __post_init__(self) -> None:
         if self.sync not in SYNC_MODES:

@@ -48,9 +48,8 @@ class Store(SqliteOperations):
         self.schema = 0  # the schema version, once open
         # Writes go to a process of its own (store/writer_process.py: the SQLite work then never
         # waits for the GIL), or to a thread of this one: with ``writer_process=False``, and by
-        # default where the writer process cannot run (it is handed its pipes the POSIX way).
-        if writer_process is None:
-            writer_process = os.name == "posix"
+        # always where the writer process cannot run (it is handed its pipes the POSIX way).
+        writer_process = os.name == "posix" and writer_process is not False
         # The writer process runs the operations of a registry (store/operations.py; tests
         # name their own): the thread runs the same functions.
         self.writer: Writer = (

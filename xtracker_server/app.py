@@ -37,7 +37,11 @@ from xtracker_server.store.runtime import Store
 def create_app(settings: Settings) -> HotPaths:
     metrics = Metrics()
     store = Store(
-        settings.db, sync=settings.sync, observer=metrics, timeout_s=settings.write_timeout_s
+        settings.db,
+        sync=settings.sync,
+        observer=metrics,
+        timeout_s=settings.write_timeout_s,
+        writer_process=settings.writer_process,
     )
     unrecorded = Tally()
     journal = journal_path(settings.db)

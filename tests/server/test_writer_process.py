@@ -300,3 +300,14 @@ def test_the_store_writes_through_either_writer(tmp_path: Path, in_process: bool
     n, names, count, kind = asyncio.run(run())
     assert (n, names, count) == (40, ["A", "B"], 3)
     assert kind is (ProcessWriter if in_process else GroupCommitWriter)
+
+
+def test_serve_with_no_writer_process_commits_in_a_thread(start_server: ServerFactory) -> None:
+    srv = start_server("--no-writer-process")
+    assert srv.proc is not None
+    space = srv.new_space()
+    with srv.client() as http:
+        r = http.post("/events", json={"uid": "u", "event": "contact"}, headers=space.auth)
+        assert r.status_code == 200 and r.json()["status"] == "queued", r.text
+        assert http.get("/healthz").json()["writer"] == "running"
+    assert _children(srv.proc.pid) == []  # no writer process: the server's own thread wrote

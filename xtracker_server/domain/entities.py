@@ -9,13 +9,15 @@ store answers. Secrets appear only in the records that show them once (``NewSpac
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from xtracker_server.domain.binds import BindAction
 from xtracker_server.domain.credentials import CredentialKind
 from xtracker_server.domain.dedup import AmountConflict
-from xtracker_server.domain.destinations import DestinationKind
-from xtracker_server.domain.links import LinkKind, LinkSpec
+
+if TYPE_CHECKING:  # annotations only: the writer process imports this module, keep it light
+    from xtracker_server.domain.destinations import DestinationKind
+    from xtracker_server.domain.links import LinkKind, LinkSpec
 
 __all__ = [
     "AttemptRecord",

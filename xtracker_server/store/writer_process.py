@@ -24,8 +24,10 @@ The protocol, over two pipes:
 
 A job travels as the name of its operation and its arguments, never as a function: the
 writer process runs only the operations of a fixed registry (``OPERATIONS`` of the module named
-by ``operations``: store/operations.py), which it imports when it starts. A write of anything
-else is refused in the server, for its caller alone (``TypeError``). Arguments and results are
+by ``operations``: store/operations.py). It is handed the registry's table (name -> module and
+function) when it starts, and imports an operation's module the first time a job names it, as
+an unpickled function used to be imported. A write of anything else is refused in the server,
+for its caller alone (``TypeError``). Arguments and results are
 picklable data (domain records). If the writer process dies, every waiting caller gets
 ``StoreUnavailable``, and writes are refused (``/healthz`` says so) until the new writer process
 started in its place runs (``RESPAWN_DELAY_S``). It ignores SIGINT and SIGTERM (they are the
@@ -37,6 +39,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import json
 import logging
 import os
 import pickle
@@ -95,7 +98,10 @@ class ProcessWriter(Writer):
         self._sync = sync
         self._batch_limit = batch_limit
         self._operations = operations
-        self._names = {fn: name for name, fn in load_operations(operations).items()}
+        registry = load_operations(operations)
+        self._names = {fn: name for name, fn in registry.items()}
+        self._table = json.dumps({name: [fn.__module__, fn.__qualname__]
+                                  for name, fn in registry.items()})  # fmt: skip
         self._proc: subprocess.Popen[bytes] | None = None
         self._to: asyncio.WriteTransport | None = None
         self._from: asyncio.ReadTransport | None = None
@@ -135,9 +141,10 @@ class ProcessWriter(Writer):
             **os.environ,
             "PYTHONPATH": os.pathsep.join(p for p in sys.path if p),  # what imports here does
             "XTRACKER_WRITER_SYNC": self._sync,
+            "XTRACKER_WRITER_OPERATIONS": self._table,
         }
         try:
-            argv = [str(child_in), str(child_out), self._path, self._operations]
+            argv = [str(child_in), str(child_out), self._path]
             self._proc = subprocess.Popen(
                 [sys.executable, "-m", __name__, *argv],
                 env=env,
@@ -407,7 +414,7 @@ def serve(
     outbox: Connection,
     path: str,
     sync: str,
-    operations: str,
+    operations: Mapping[str, tuple[str, str]],
 ) -> int:
     from xtracker_server.store.db import open_db
 
@@ -417,8 +424,7 @@ def serve(
         outbox.send(("error", f"{type(exc).__name__}: {exc}"))
         return 1
     outbox.send(("ready", None))
-    # After "ready": the server goes on starting while the operations' modules import.
-    registry = load_operations(operations)
+    registry = _Registry(operations)
     try:
         while True:
             try:
@@ -432,7 +438,7 @@ def serve(
                 jobs: list[Job] = pickle.loads(data)
                 for job in jobs:
                     assert isinstance(job.op, str)
-                    job.op = registry.get(job.op) or _unknown(job.op)
+                    job.op = registry.get(job.op)
             except Exception as exc:  # e.g. an operation's module that does not import here
                 failed = FaultReason.COMMIT_FAILED
                 answer = ("fail", (failed.value, f"the writer could not read the batch: {exc!r}"))
@@ -456,6 +462,24 @@ def serve(
         conn.close()
 
 
+class _Registry:
+    """The writer process's operations: the table the server handed it (name -> module and
+    function), each imported the first time a job names it."""
+
+    def __init__(self, table: Mapping[str, tuple[str, str]]) -> None:
+        self._table = table
+        self._loaded: dict[str, Callable[..., Any]] = {}
+
+    def get(self, name: str) -> Callable[..., Any]:
+        fn = self._loaded.get(name)
+        if fn is None:
+            if name not in self._table:
+                return _unknown(name)
+            module, qualname = self._table[name]
+            fn = self._loaded[name] = getattr(importlib.import_module(module), qualname)
+        return fn
+
+
 def _unknown(name: str) -> Callable[..., Any]:
     """What a job naming no operation of the registry runs: it fails alone."""
 
@@ -468,11 +492,12 @@ def _unknown(name: str) -> Callable[..., Any]:
 def main(argv: list[str]) -> int:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the server's to handle: we stop when it does
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    child_in, child_out, path, operations = argv
+    child_in, child_out, path = argv
     inbox = Connection(int(child_in), writable=False)
     outbox = Connection(int(child_out), readable=False)
     sync = os.environ.get("XTRACKER_WRITER_SYNC", "FULL")
-    return serve(inbox, outbox, path, sync, operations)
+    table = json.loads(os.environ.get("XTRACKER_WRITER_OPERATIONS", "{}"))
+    return serve(inbox, outbox, path, sync, {name: (m, f) for name, (m, f) in table.items()})
 
 
 if __name__ == "__main__":

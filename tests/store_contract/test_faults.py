@@ -1,16 +1,18 @@
-"""The Store contract, when storage fails: a write that cannot be committed in time raises
-``StoreUnavailable`` with a reason (never a driver's error), ``health`` says so, and the store
-works again once the storage does; a closed store refuses writes the same way."""
+"""The Store contract, its life cycle: a backup made while it runs, and what happens when
+storage fails: a write that cannot be committed in time raises ``StoreUnavailable`` with a
+reason (never a driver's error), ``health`` says so, and the store works again once the storage
+does; a closed store refuses writes the same way."""
 
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import pytest
 
 from tests.store_contract.conftest import T0, Backend, event
 from xtracker_server.domain.entities import InboxDraft, InboxOutcome
-from xtracker_server.store.api import FaultReason, Store, StoreUnavailable
+from xtracker_server.store.api import BackupError, FaultReason, Store, StoreUnavailable
 
 
 def _until_stored(backend: Backend, store: Store, draft: InboxDraft) -> InboxOutcome:
@@ -49,3 +51,17 @@ def test_a_closed_store_refuses_writes(backend: Backend) -> None:
     with pytest.raises(StoreUnavailable) as refused:
         backend.run(store.create_space("after-close", T0))
     assert refused.value.reason is FaultReason.WRITER_DOWN
+
+
+def test_a_backup_is_a_copy_made_while_writes_go_on(backend: Backend, tmp_path: Path) -> None:
+    space = backend.space().space.id
+    store = backend.store
+    backend.run(store.record_event(event(space, "contact", "b1")))
+    target = tmp_path / "copy.db"
+    done = backend.run(store.backup(str(target)))
+    assert done.path == str(target) and done.bytes == target.stat().st_size > 0
+    with pytest.raises(BackupError):
+        backend.run(store.backup(str(target)))  # it exists
+    backend.run(store.record_event(event(space, "contact", "b2")))
+    assert backend.run(store.backup(str(target), force=True)).bytes > 0
+    assert store.writer_restarts() == 0

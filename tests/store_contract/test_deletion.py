@@ -57,7 +57,7 @@ def test_a_deleted_link_takes_its_landing_and_leaves_its_clicks(backend: Backend
     assert marked is not None
     assert backend.run(store.link_by_slug(space, link.slug)) is None
     assert backend.run(store.slug_of_link(space, link.id)) == link.slug
-    while not backend.run(store.delete_link_batch(space, link.id)).done:
+    while not backend.run(store.delete_link_batch(space, link.id, 100)).done:
         pass
     assert backend.run(store.slug_of_link(space, link.id)) is None
     assert backend.run(store.click_seen(space, link.id, "c1", T0)) is False
@@ -75,7 +75,7 @@ def test_a_deleted_destination_gets_nothing_more(backend: Backend) -> None:
     assert backend.run(store.mark_destination(space, dest.id, T0)) is not None
     assert backend.run(store.get_destination(space, dest.id)) is None
     assert backend.run(store.record_event(event(space, "contact", "u2"))).deliveries == 0
-    while not backend.run(store.delete_destination_batch(space, dest.id)).done:
+    while not backend.run(store.delete_destination_batch(space, dest.id, 100)).done:
         pass
     assert backend.run(store.delivery_counts(space)) == {}
     assert backend.run(store.destination_counts(space, dest.id)) is None

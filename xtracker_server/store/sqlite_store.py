@@ -70,7 +70,7 @@ from xtracker_server.store.writer import Writer
 T = TypeVar("T")
 A = TypeVar("A")
 
-__all__ = ["SqliteOperations"]
+__all__ = ["PLAN_STEPS", "SqliteOperations"]
 
 
 class SqliteOperations(abc.ABC):
@@ -371,7 +371,7 @@ class SqliteOperations(abc.ABC):
     async def mark_space(self, space_id: int, now_ms: int) -> Marked | None:
         return await self.write(deletion.mark_space, space_id, now_ms)
 
-    async def delete_space_batch(self, space_id: int, limit: int = deletion.BATCH) -> Batch:
+    async def delete_space_batch(self, space_id: int, limit: int) -> Batch:
         return await self.write(deletion.delete_space_batch, space_id, limit)
 
     async def link_counts(self, space_id: int, slug: str) -> dict[str, int] | None:
@@ -383,9 +383,7 @@ class SqliteOperations(abc.ABC):
     async def mark_link(self, space_id: int, slug: str, now_ms: int) -> Marked | None:
         return await self.write(deletion.mark_link, space_id, slug, now_ms)
 
-    async def delete_link_batch(
-        self, space_id: int, link_id: int, limit: int = deletion.BATCH
-    ) -> Batch:
+    async def delete_link_batch(self, space_id: int, link_id: int, limit: int) -> Batch:
         return await self.write(deletion.delete_link_batch, space_id, link_id, limit)
 
     async def destination_counts(self, space_id: int, destination_id: int) -> dict[str, int] | None:
@@ -397,7 +395,7 @@ class SqliteOperations(abc.ABC):
         return await self.write(deletion.mark_destination, space_id, destination_id, now_ms)
 
     async def delete_destination_batch(
-        self, space_id: int, destination_id: int, limit: int = deletion.BATCH
+        self, space_id: int, destination_id: int, limit: int
     ) -> Batch:
         return await self.write(deletion.delete_destination_batch, space_id, destination_id, limit)
 
@@ -440,3 +438,20 @@ class SqliteOperations(abc.ABC):
 
     async def prune_postback_log(self, before_ms: int, limit: int = 1000) -> int:
         return await self.write(postbacks.prune_log, before_ms, limit)
+
+
+#: The steps of the deletion plans (xtracker_server/deletion.py) as functions of a connection,
+#: for the CLI, which runs them on its own connection: a write, a read, or a read of the report
+#: rollup once it is up to date ("reports").
+PLAN_STEPS: dict[str, tuple[str, Callable[..., Any]]] = {
+    "delete_space_batch": ("write", deletion.delete_space_batch),
+    "delete_link_batch": ("write", deletion.delete_link_batch),
+    "delete_destination_batch": ("write", deletion.delete_destination_batch),
+    "erase_person": ("write", deletion.erase_person),
+    "find_tg_events": ("read", deletion.find_tg_events),
+    "erase_events": ("write", deletion.erase_events),
+    "find_log_rows": ("read", deletion.find_log_rows),
+    "delete_log_rows": ("write", deletion.delete_log_rows),
+    "applied_removals": ("reports", rollup.applied_removals),
+    "prune_removals": ("write", deletion.prune_removals),
+}

@@ -67,14 +67,20 @@ from xtracker_server.domain.postbacks import Aliases
 from xtracker_server.domain.reports import FunnelCounts, LinkRow, Window
 from xtracker_server.domain.tail import Ids, Marks, Poll, TailBatch
 from xtracker_server.domain.unrecorded import UnrecordedCount
-from xtracker_server.store.backup import BackupError
-from xtracker_server.store.faults import FaultReason, StoreUnavailable, retry_after_s
+from xtracker_server.store.errors import (
+    BackupError,
+    FaultReason,
+    NoSuchToken,
+    SlugTaken,
+    StoreUnavailable,
+    TokenNameTaken,
+    retry_after_s,
+)
+from xtracker_server.store.faults import storage_fault
 from xtracker_server.store.health import StorageHealth
 from xtracker_server.store.inuse import DatabaseInUse, RestoreInProgress
-from xtracker_server.store.links import SlugTaken
 from xtracker_server.store.outbox import STATUSES as DELIVERY_STATUSES
 from xtracker_server.store.postbacks import OUTCOMES as POSTBACK_OUTCOMES
-from xtracker_server.store.spaces import NoSuchToken, TokenNameTaken
 from xtracker_server.store.writer import BatchObserver, is_storage_fault
 
 __all__ = [
@@ -95,6 +101,7 @@ __all__ = [
     "open_store",
     "retry_after_s",
     "sqlite_path",
+    "storage_fault",
 ]
 
 

@@ -35,8 +35,8 @@ import time
 from pathlib import Path
 
 from xtracker_server.domain.entities import BackupDone, RestoreDone
-from xtracker_server.exceptions import XTrackerServerError
 from xtracker_server.store.db import BUSY_TIMEOUT_MS, reports_path
+from xtracker_server.store.errors import BackupError
 from xtracker_server.store.generation import renew_generation
 from xtracker_server.store.inuse import DatabaseInUse, hold_exclusive
 from xtracker_server.store.migrations import MIGRATIONS, migrate
@@ -46,10 +46,6 @@ __all__ = ["SIDE_FILES", "BackupDone", "BackupError", "RestoreDone", "backup", "
 
 #: Files SQLite keeps next to a database: a write-ahead log and its index, a rollback journal.
 SIDE_FILES = ("-wal", "-shm", "-journal")
-
-
-class BackupError(XTrackerServerError):
-    """A backup or restore that cannot be done; the message says why and what to do."""
 
 
 def backup(db: str, target: str, *, force: bool = False) -> BackupDone:

@@ -7,7 +7,7 @@ from typing import Any
 
 from xtracker_server.domain.entities import Link
 from xtracker_server.domain.links import LinkKind, LinkSpec
-from xtracker_server.exceptions import XTrackerServerError
+from xtracker_server.store.errors import SlugTaken
 
 __all__ = [
     "Link",
@@ -24,10 +24,6 @@ _COLUMNS = (
     " auto_redirect, redirect_delay_ms, enabled, created_ms, updated_ms"
 )
 _SPEC_FIELDS = tuple(LinkSpec.model_fields)
-
-
-class SlugTaken(XTrackerServerError, ValueError):
-    pass
 
 
 def _link(row: sqlite3.Row) -> Link:

@@ -22,7 +22,7 @@ from xtracker_server.domain.entities import (
     Rotation,
     Space,
 )
-from xtracker_server.exceptions import XTrackerServerError
+from xtracker_server.store.errors import NoSuchToken, TokenNameTaken
 
 __all__ = [
     "Credential",
@@ -48,14 +48,6 @@ __all__ = [
     "rotate_credential",
     "set_allowed_currencies",
 ]
-
-
-class TokenNameTaken(XTrackerServerError, ValueError):
-    pass
-
-
-class NoSuchToken(XTrackerServerError, LookupError):
-    pass
 
 
 def create_space(conn: sqlite3.Connection, name: str, now_ms: int) -> NewSpace:

@@ -1,6 +1,6 @@
 """The Store: every storage operation of XTRACKER as a named, typed async call, and
 ``open_store(url)``, the one way to get one. Nothing outside ``store/`` imports anything else
-of the store (docs/architecture.md).
+of the store (tests/test_store_boundary.py).
 
     store = open_store("sqlite:///var/lib/xtracker/xtracker.db")
     await store.open()
@@ -9,7 +9,7 @@ of the store (docs/architecture.md).
 
 Arguments and results are domain records (``domain/entities.py`` and the domain modules), the
 same whatever backend stores them. Rules every backend keeps, and the contract tests
-(tests/server/test_store_contract.py) check:
+(tests/store_contract/) check:
 
 - Tenancy: every operation on tenant data takes ``space_id`` and never sees another space's
   rows. The few that span spaces say so (the worker's ``due_destinations`` and ``claim``, the

@@ -1,4 +1,4 @@
-"""The store's boundary (issue 15, ARCHITECTURE §2): outside ``xtracker_server/store/``,
+"""The store's boundary (issue 15): outside ``xtracker_server/store/``,
 code reaches the storage through the Store protocol alone (``xtracker_server.store.api``), and
 nothing imports ``sqlite3``. ``NOT_YET`` names the modules still reaching past it, each with
 what it still uses; the list only shrinks (a module taken off it must stay off)."""

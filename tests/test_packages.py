@@ -10,6 +10,7 @@ import subprocess
 import sys
 
 from xtracker_server.store.inbox import InboxDraft, insert_events
+from xtracker_server.store.operations import name_of
 from xtracker_server.store.writer import Job
 
 
@@ -37,16 +38,17 @@ def test_the_writer_process_never_imports_the_client_not_even_for_an_operation()
     # What the writer child runs (python -m xtracker_server.store.writer_process), then one
     # batch of the hottest operation, unpickled as the child unpickles it.
     job = Job(
-        None,
-        group=insert_events,
-        arg=InboxDraft(1, b"k", "contact", "u1", None, None, None, None, 1, 1, "api"),
+        name_of(insert_events),  # a job travels as its operation's name
+        (InboxDraft(1, b"k", "contact", "u1", None, None, None, None, 1, 1, "api"),),
+        grouped=True,
     )
     batch = pickle.dumps([job], pickle.HIGHEST_PROTOCOL)
     imported = _imported(
         "import pickle\n"
-        "import xtracker_server.store.writer_process\n"
+        "import xtracker_server.store.writer_process as w\n"
         "from xtracker_server.store.db import open_db\n"
-        f"pickle.loads({batch!r})"
+        f"(job,) = pickle.loads({batch!r})\n"
+        f"w._Registry({{job.op: ('xtracker_server.store.inbox', 'insert_events')}}).get(job.op)"
     )
     assert imported["xtracker_server"] is True
     assert imported["xtracker_client"] is False

@@ -15,6 +15,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from xtracker_server import admin, ingress, openapi
 from xtracker_server.admin.stream import LiveStreams
 from xtracker_server.auth import Authenticator
+from xtracker_server.caches import AliasCache
 from xtracker_server.config import Settings
 from xtracker_server.delivery.worker import Worker
 from xtracker_server.domain.unrecorded import ClickLimiter, Tally
@@ -30,14 +31,17 @@ from xtracker_server.landing.routes import landing, redirect
 from xtracker_server.landing.routes import routes as landing_routes
 from xtracker_server.metrics import Metrics, Sources
 from xtracker_server.state import AppState
-from xtracker_server.store.alias_cache import AliasCache
 from xtracker_server.store.runtime import Store
 
 
 def create_app(settings: Settings) -> HotPaths:
     metrics = Metrics()
     store = Store(
-        settings.db, sync=settings.sync, observer=metrics, timeout_s=settings.write_timeout_s
+        settings.db,
+        sync=settings.sync,
+        observer=metrics,
+        timeout_s=settings.write_timeout_s,
+        writer_process=settings.writer_process,
     )
     unrecorded = Tally()
     journal = journal_path(settings.db)

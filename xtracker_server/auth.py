@@ -20,10 +20,10 @@ from starlette.requests import Request
 from xtracker_server.clock import now_ms
 from xtracker_server.config import Settings
 from xtracker_server.domain.credentials import CredentialKind, hash_secret, same_hash
+from xtracker_server.domain.entities import Credential
 from xtracker_server.domain.visitors import client_ip, parse_networks
 from xtracker_server.errors import ApiError
-from xtracker_server.store.runtime import Store
-from xtracker_server.store.spaces import Credential, find_credential
+from xtracker_server.store.api import Store
 
 #: How many client addresses the failure throttle remembers; the least recently failing
 #: address is forgotten first, so memory stays bounded whatever the number of attackers.
@@ -204,7 +204,7 @@ class Authenticator:
         if hit is not None and hit[1] > now:
             cred: Credential | None = hit[0]
         else:
-            cred = await self._store.read(find_credential, digest, now_ms())
+            cred = await self._store.find_credential(digest, now_ms())
             if cred is None:
                 self._cache.pop(digest, None)
             else:

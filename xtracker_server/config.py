@@ -183,6 +183,12 @@ class Settings:
     delivery_dead_days: float = setting(
         90.0, "The same for a delivery given up (failed_permanently): replayable until then."
     )
+    writer_process: bool = setting(
+        True,
+        "Commit writes in a process of their own (off: a thread of the server). The process"
+        " never waits for the server's GIL; only POSIX hands it its pipes (elsewhere: a thread).",
+        worker=True,
+    )
 
     def __post_init__(self) -> None:
         if self.sync not in SYNC_MODES:

@@ -10,15 +10,15 @@ HTTP is in ``errors.py``.
      ├── ReportError          domain/reports.py: a report parameter that cannot be honoured
      ├── UnfilledMacroError   domain/macros.py: a field holds a placeholder never filled (400)
      │   storage (store/)
-     ├── StoreUnavailable     faults.py: the storage failed (503), also a RuntimeError
+     ├── StoreUnavailable     errors.py: the storage failed (503), also a RuntimeError
+     ├── SlugTaken            errors.py: another link has the slug, also a ValueError
+     ├── TokenNameTaken       errors.py: a live ingest token has the name, also a ValueError
+     ├── NoSuchToken          errors.py: no such ingest token, also a LookupError
+     ├── BackupError          errors.py: a backup or restore that cannot be done
      ├── DatabaseRefused      startup.py: the database cannot be started on, also a RuntimeError
      ├── DatabaseInUse        inuse.py: a restore found the database in use
      ├── RestoreInProgress    inuse.py: a server or worker found a restore in progress
-     ├── BackupError          backup.py: a backup or restore that cannot be done
      ├── UidTaken             clicks.py: a drafted uid exists already (the writer mints another)
-     ├── SlugTaken            links.py: another link has the slug, also a ValueError
-     ├── TokenNameTaken       spaces.py: a live ingest token has the name, also a ValueError
-     ├── NoSuchToken          spaces.py: no such ingest token, also a LookupError
      │   delivery (delivery/)
      ├── AddressRefused       guard.py: a destination resolves to an address not allowed
      ├── ProbeRefused         probe.py: a test delivery that cannot be made, also a ValueError

@@ -39,9 +39,7 @@ from xtracker_server.domain.outbound import Outcome
 from xtracker_server.domain.postback_urls import EVENT_CHOICES, NETWORKS
 from xtracker_server.domain.reports import LINK_COLUMNS, METRICS, UNRECORDED_COLUMNS, Bucket
 from xtracker_server.state import app_state
-from xtracker_server.store.faults import FaultReason
-from xtracker_server.store.outbox import STATUSES
-from xtracker_server.store.postbacks import OUTCOMES
+from xtracker_server.store.api import DELIVERY_STATUSES, POSTBACK_OUTCOMES, FaultReason
 from xtracker_server.version import VERSION
 from xtracker_wire import (
     CANONICAL_EVENTS,
@@ -407,7 +405,7 @@ _DELIVERY = closed(
         "inbox_id": STR,
         "event_id": STR,
         "event": STR,
-        "status": enum(STATUSES),
+        "status": enum(DELIVERY_STATUSES),
         "attempts": INT,
         "next_attempt_ms": MS,
         "created_ms": MS,
@@ -436,7 +434,7 @@ _POSTBACK = closed(
         "method": STR,
         "query": STR,
         "body": nullable(STR),
-        "outcome": enum(OUTCOMES),
+        "outcome": enum(POSTBACK_OUTCOMES),
         "status": nullable(STR),
         "event": nullable(STR),
         "uid": nullable(STR),
@@ -621,7 +619,7 @@ _HEALTH_ROW = closed(
         "enabled": BOOL,
         "healthy": BOOL,
         "health_reason": nullable(STR),
-        **{s: INT for s in STATUSES},
+        **{s: INT for s in DELIVERY_STATUSES},
         "last_success_ms": nullable(MS),
         "last_error": nullable(STR),
         "last_error_ms": nullable(MS),
@@ -1334,7 +1332,7 @@ OPERATIONS: tuple[Operation, ...] = (
         errors=("invalid_field", *_ADMIN),
         params=(
             _SPACE_ID,
-            Param("status", enum(STATUSES)),
+            Param("status", enum(DELIVERY_STATUSES)),
             Param("destination", {"type": "integer", "minimum": 1}, "a destination's id"),
             _LIMIT,
         ),
@@ -1348,7 +1346,7 @@ OPERATIONS: tuple[Operation, ...] = (
         answers={200: json_answer("How many became pending.", answer({"replayed": INT}))},
         errors=(*_JSON_BODY, *_ADMIN),
         params=(_SPACE_ID,),
-        body=closed({}, {"status": enum(STATUSES), "destination_id": INT}),
+        body=closed({}, {"status": enum(DELIVERY_STATUSES), "destination_id": INT}),
         body_required=False,
     ),
     # --- admin: postbacks
@@ -1364,7 +1362,7 @@ OPERATIONS: tuple[Operation, ...] = (
             )
         },
         errors=("invalid_field", *_ADMIN),
-        params=(_SPACE_ID, Param("outcome", enum(OUTCOMES)), _LIMIT),
+        params=(_SPACE_ID, Param("outcome", enum(POSTBACK_OUTCOMES)), _LIMIT),
     ),
     Operation(
         id="get_aliases",

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from starlette.requests import Request
 
 from xtracker_server.auth import Authenticator
+from xtracker_server.caches import AliasCache
 from xtracker_server.config import Settings
 from xtracker_server.delivery.worker import Worker
 from xtracker_server.domain.unrecorded import ClickLimiter, Tally
@@ -14,7 +15,6 @@ from xtracker_server.domain.visitors import Network
 from xtracker_server.landing.cache import LinkCache
 from xtracker_server.landing.pending import PendingClicks
 from xtracker_server.metrics import Metrics
-from xtracker_server.store.alias_cache import AliasCache
 from xtracker_server.store.runtime import Store
 
 

@@ -17,8 +17,8 @@ import httpx
 
 from tests.inprocess import cli_in_process
 from xtracker_server.app import create_app
+from xtracker_server.caches import ReadCache
 from xtracker_server.config import Settings
-from xtracker_server.store.cache import ReadCache
 from xtracker_server.store.runtime import Store
 
 PHONE = {"User-Agent": "Mozilla/5.0 (Linux; Android 13) Chrome/120 Mobile Safari/537.36"}
@@ -79,26 +79,20 @@ def test_a_known_link_sends_visitors_on_and_an_unknown_one_gets_a_503_page(
 
 
 class _Failing:
-    """A store whose reads fail with ``error`` once ``failing`` is set."""
+    """A store operation that fails with ``error`` once ``failing`` is set."""
 
     def __init__(self, error: BaseException) -> None:
         self.error = error
         self.failing = False
 
-    async def read(self, op: Callable[..., Any], /, *args: Any) -> Any:
+    async def value_of(self, key: str) -> str:
         if self.failing:
             raise self.error
-        return op(None, *args)
+        return f"value of {key}"
 
 
 def _cache(store: _Failing, *, stale_on_fault: bool) -> ReadCache[str, str]:
-    return ReadCache(
-        store,  # type: ignore[arg-type]
-        lambda conn, key: f"value of {key}",
-        ttl_s=TTL_S,
-        max_entries=10,
-        stale_on_fault=stale_on_fault,
-    )
+    return ReadCache(store.value_of, ttl_s=TTL_S, max_entries=10, stale_on_fault=stale_on_fault)
 
 
 def test_a_cache_serves_its_last_value_while_storage_fails() -> None:

@@ -133,7 +133,12 @@ def test_every_batch_is_told_to_the_observer(tmp_path: Path, in_process: bool) -
     recorder = Recorder()
 
     async def run() -> list[object]:
-        store = Store(str(tmp_path / "o.db"), writer_process=in_process, observer=recorder)
+        store = Store(
+            str(tmp_path / "o.db"),
+            writer_process=in_process,
+            observer=recorder,
+            operations=ops.WRITER_OPS,
+        )
         await store.open()
         try:
             await store.write(ops.make_table)
@@ -261,7 +266,7 @@ class NoCredentials:
     """A store that knows no credential (what the admin check asks when the token is not the
     environment's)."""
 
-    async def read(self, op: Any, *args: Any) -> None:
+    async def find_credential(self, secret_hash: bytes, now_ms: int) -> None:
         return None
 
 

@@ -37,7 +37,7 @@ def test_concurrent_writes_are_committed_in_few_batches(tmp_path: Path) -> None:
     path = new_db(tmp_path)
 
     async def run() -> tuple[list[int], int]:
-        writer = ProcessWriter(str(path))
+        writer = ProcessWriter(str(path), operations=ops.WRITER_OPS)
         await writer.start()
         await writer.write(ops.make_table)
         results = await asyncio.gather(*(writer.write(ops.insert, n) for n in range(1, 301)))
@@ -55,7 +55,7 @@ def test_an_operation_that_raises_fails_alone(tmp_path: Path) -> None:
     path = new_db(tmp_path)
 
     async def run() -> list[object]:
-        writer = ProcessWriter(str(path))
+        writer = ProcessWriter(str(path), operations=ops.WRITER_OPS)
         await writer.start()
         await writer.write(ops.make_table)
         out = await asyncio.gather(
@@ -78,7 +78,7 @@ def test_grouped_calls_share_one_call_and_a_bad_one_fails_alone(tmp_path: Path) 
     names = [f"name{i}" for i in range(40)]
 
     async def run() -> tuple[list[object], list[object]]:
-        writer = ProcessWriter(str(path))
+        writer = ProcessWriter(str(path), operations=ops.WRITER_OPS)
         await writer.start()
         await writer.write(ops.make_table)
         good = await asyncio.gather(*(writer.write_grouped(ops.add_names, n) for n in names))
@@ -102,7 +102,7 @@ def test_what_cannot_travel_fails_for_its_caller_only(tmp_path: Path) -> None:
     path = new_db(tmp_path)
 
     async def run() -> tuple[BaseException | None, list[object]]:
-        writer = ProcessWriter(str(path))
+        writer = ProcessWriter(str(path), operations=ops.WRITER_OPS)
         await writer.start()
         await writer.write(ops.make_table)
         refused = None
@@ -133,7 +133,7 @@ def test_a_failed_commit_acknowledges_nobody_in_its_batch(tmp_path: Path) -> Non
     path = new_db(tmp_path)
 
     async def run() -> tuple[list[object], int]:
-        writer = ProcessWriter(str(path))
+        writer = ProcessWriter(str(path), operations=ops.WRITER_OPS)
         await writer.start()
         await writer.write(ops.make_table)
         out = await asyncio.gather(
@@ -157,7 +157,7 @@ def test_a_dead_writer_process_fails_its_callers_and_is_replaced(tmp_path: Path)
     path = new_db(tmp_path)
 
     async def run() -> tuple[BaseException | None, BaseException | None, bool, int, int]:
-        writer = ProcessWriter(str(path))
+        writer = ProcessWriter(str(path), operations=ops.WRITER_OPS)
         await writer.start()
         await writer.write(ops.make_table)
         assert writer.running
@@ -194,7 +194,7 @@ def test_stop_finishes_what_was_submitted(tmp_path: Path) -> None:
     path = new_db(tmp_path)
 
     async def run() -> list[int]:
-        writer = ProcessWriter(str(path))
+        writer = ProcessWriter(str(path), operations=ops.WRITER_OPS)
         await writer.start()
         await writer.write(ops.make_table)
         futures = [asyncio.ensure_future(writer.write(ops.insert, n)) for n in range(1, 51)]
@@ -287,7 +287,7 @@ def test_the_store_writes_through_either_writer(tmp_path: Path, in_process: bool
     path = tmp_path / "s.db"
 
     async def run() -> tuple[object, list[str], int, type]:
-        store = Store(str(path), writer_process=in_process)
+        store = Store(str(path), writer_process=in_process, operations=ops.WRITER_OPS)
         await store.open()
         try:
             await store.write(ops.make_table)
@@ -301,3 +301,14 @@ def test_the_store_writes_through_either_writer(tmp_path: Path, in_process: bool
     n, names, count, kind = asyncio.run(run())
     assert (n, names, count) == (40, ["A", "B"], 3)
     assert kind is (ProcessWriter if in_process else GroupCommitWriter)
+
+
+def test_serve_with_no_writer_process_commits_in_a_thread(start_server: ServerFactory) -> None:
+    srv = start_server("--no-writer-process")
+    assert srv.proc is not None
+    space = srv.new_space()
+    with srv.client() as http:
+        r = http.post("/events", json={"uid": "u", "event": "contact"}, headers=space.auth)
+        assert r.status_code == 200 and r.json()["status"] == "queued", r.text
+        assert http.get("/healthz").json()["writer"] == "running"
+    assert _children(srv.proc.pid) == []  # no writer process: the server's own thread wrote

@@ -1,10 +1,16 @@
-"""Operations for tests/server/test_writer_process.py: named functions, so that they can travel
-to the writer process (which imports this module by name)."""
+"""Operations for tests/server/test_writer_process.py: a registry of its own (``OPERATIONS``, the
+store's and these), which a writer process given ``operations=WRITER_OPS`` imports by name."""
 
 from __future__ import annotations
 
 import sqlite3
 import time
+
+from xtracker_server.store.operations import OPERATIONS as STORE_OPERATIONS
+from xtracker_server.store.operations import named
+
+#: What a test's writer is given: this module.
+WRITER_OPS = __name__
 
 
 def make_table(conn: sqlite3.Connection) -> None:
@@ -60,3 +66,18 @@ def insert_returning_a_generator(conn: sqlite3.Connection, n: int) -> object:
     """Commits a row, but its result cannot be pickled back."""
     insert(conn, n)
     return (i for i in range(n))
+
+
+OPERATIONS = {
+    **STORE_OPERATIONS,
+    **named(
+        make_table,
+        insert,
+        insert_then_fail,
+        add_names,
+        raise_awkward,
+        break_the_commit,
+        slow,
+        insert_returning_a_generator,
+    ),
+}

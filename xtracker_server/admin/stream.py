@@ -41,10 +41,9 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from xtracker_server.auth import Authenticator
-from xtracker_server.domain.tail import Ids, StreamCursor
+from xtracker_server.domain.tail import Ids, Marks, StreamCursor, TailItem
 from xtracker_server.errors import ApiError
-from xtracker_server.store.runtime import Store
-from xtracker_server.store.tail import Marks, TailItem, tail_poll, tail_range
+from xtracker_server.store.api import Store
 
 log = logging.getLogger("xtracker")
 
@@ -277,7 +276,7 @@ class LiveStreams:
             if sub.ended is not None:
                 return
             self.reads += 1
-            batch = await self.store.read(tail_range, sub.space_id, after, highs, BATCH)
+            batch = await self.store.tail_range(sub.space_id, after, highs, BATCH)
             for item in batch.items:
                 if cursor.delivers(item.table, item.id, lows[item.table]):
                     yield sse_message(sse_data(item), cursor.text())
@@ -326,7 +325,7 @@ class LiveStreams:
 
     async def _poll(self) -> bool:
         try:
-            poll = await self.store.read(tail_poll, self._marks, set(self._subs), time.monotonic())
+            poll = await self.store.tail_poll(self._marks, set(self._subs), time.monotonic())
         except Exception:  # the next poll tries again; the streams stay open
             log.exception("the live stream's reader could not read the database")
             return False

@@ -10,11 +10,11 @@ from xtracker_server.config import Settings
 from xtracker_server.delivery.sender import Answer
 from xtracker_server.domain import capi
 from xtracker_server.domain.destinations import DestinationKind
+from xtracker_server.domain.entities import Destination
 from xtracker_server.domain.outbound import DeliveryContext, OutboundRequest, Outcome, Verdict
 from xtracker_server.domain.retry import classify_http
 from xtracker_server.domain.s2s import s2s_request
 from xtracker_server.domain.webhook import webhook_request
-from xtracker_server.store.destinations import Destination
 
 #: Deliveries in flight per destination, and how many one request may carry.
 INFLIGHT = {DestinationKind.FB_CAPI: 2 * capi.MAX_BATCH}

@@ -11,9 +11,9 @@ from xtracker_server.clock import now_ms
 from xtracker_server.config import Settings
 from xtracker_server.delivery.adapters import Adapter
 from xtracker_server.delivery.sender import Answer, Sender
+from xtracker_server.domain.entities import Destination
 from xtracker_server.domain.outbound import ClickInfo, DeliveryContext, Verdict
 from xtracker_server.exceptions import XTrackerServerError
-from xtracker_server.store.destinations import Destination
 
 
 @dataclass(frozen=True)

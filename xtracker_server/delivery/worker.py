@@ -45,6 +45,7 @@ from xtracker_server.delivery.adapters import (
 from xtracker_server.delivery.sender import Answer, Sender
 from xtracker_server.domain.destinations import DestinationKind
 from xtracker_server.domain.drain import claim_plan
+from xtracker_server.domain.entities import Destination, Settled, Unhealthy
 from xtracker_server.domain.outbound import DeliveryContext, Outcome, Verdict
 from xtracker_server.domain.retry import RetryPolicy, next_state
 from xtracker_server.metrics import Metrics
@@ -108,7 +109,7 @@ class Worker:
         self._main: asyncio.Task[None] | None = None
         self._stopping = False
         # Outcomes not written yet, and the task writing them (one batch at a time).
-        self._outcomes: list[tuple[dest_store.Destination, list[Settlement]]] = []
+        self._outcomes: list[tuple[Destination, list[Settlement]]] = []
         self._settling: asyncio.Task[None] | None = None
 
     def wake(self) -> None:
@@ -277,7 +278,7 @@ class Worker:
             for u in unhealthy:
                 log.warning("destination %s flagged unhealthy: %s", u.destination_id, u.reason)
             try:
-                await self.store.write(outbox.settle, self.owner, rows, now, unhealthy)
+                await self.store.settle_deliveries(self.owner, rows, now, unhealthy)
             except StoreUnavailable:  # logged once by the store's health; the leases run out
                 continue  # and the rows are sent again (same event_id)
             except Exception:
@@ -290,17 +291,17 @@ class Worker:
 
 
 def outcome_rows(
-    taken: list[tuple[dest_store.Destination, list[Settlement]]], policy: RetryPolicy, now: int
-) -> tuple[list[outbox.Settled], list[outbox.Unhealthy]]:
+    taken: list[tuple[Destination, list[Settlement]]], policy: RetryPolicy, now: int
+) -> tuple[list[Settled], list[Unhealthy]]:
     """The store's rows for a batch of outcomes (each delivery's ``next_state``), and the
     destinations an answer said are broken."""
-    rows: list[outbox.Settled] = []
-    unhealthy: list[outbox.Unhealthy] = []
+    rows: list[Settled] = []
+    unhealthy: list[Unhealthy] = []
     for destination, settled in taken:
         for s in settled:
             state = next_state(s.claimed, s.verdict, policy, now)
             rows.append(
-                outbox.Settled(
+                Settled(
                     delivery_id=s.claimed.id,
                     space_id=s.claimed.space_id,
                     status=state.status.value,
@@ -315,5 +316,5 @@ def outcome_rows(
             )
         reason = next((s.verdict.unhealthy for s in settled if s.verdict.unhealthy), None)
         if reason:
-            unhealthy.append(outbox.Unhealthy(destination.space_id, destination.id, reason))
+            unhealthy.append(Unhealthy(destination.space_id, destination.id, reason))
     return rows, unhealthy

@@ -21,6 +21,10 @@ id seen" would skip 12 for ever. So both sides remember the holes:
   from 345) delivered. Resuming delivers every row above ``low`` that is not in ``seen``: each row
   once, whatever order the ids committed in. The text names at most ``MAX_SEEN`` ids per table;
   past that its ``low`` moves up (a row committing later below it is then not sent on resume).
+
+The report rollup (store/rollup.py) follows the inbox and its two queues with the same
+``Watermark``, kept in its file, with longer limits: a report must not lose an event to a slow
+transaction, a stream only shows it late.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 #: What a stream shows, in the order of the cursor's three parts (clicks, inbox rows, attempts).
 KINDS: tuple[str, str, str] = ("click", "event", "delivery")
@@ -54,17 +59,30 @@ class Watermark:
     def low(self) -> int:
         return min(self.gaps) - 1 if self.gaps else self.high
 
-    def advance(self, read: Iterable[int], scanned_to: int, now: float) -> Watermark:
+    def advance(
+        self,
+        read: Iterable[int],
+        scanned_to: int,
+        now: float,
+        *,
+        gap_s: float = GAP_S,
+        max_gaps: int = MAX_GAPS,
+        newest: int | None = None,
+    ) -> Watermark:
         """After a poll that read the ids ``read`` among the gaps and in ``(high, scanned_to]``:
-        the ids of that range it did not find become gaps, filled and expired gaps go."""
+        the ids of that range it did not find become gaps, filled and expired gaps go. A gap
+        is waited for ``gap_s`` seconds, and at most ``max_gaps`` are: the newest, and none
+        more than ``max_gaps`` below ``newest`` (the table's newest id, when a poll reads a
+        part of a long backlog: a transaction is not open that long)."""
         got = set(read)
-        gaps = {i: t for i, t in self.gaps.items() if i not in got and now - t < GAP_S}
-        # Only the newest MAX_GAPS ids of a large hole can be kept anyway.
-        for i in range(max(self.high, scanned_to - MAX_GAPS) + 1, scanned_to + 1):
+        gaps = {i: t for i, t in self.gaps.items() if i not in got and now - t < gap_s}
+        # Only the newest max_gaps ids of a large hole can be kept anyway.
+        first = (scanned_to if newest is None else max(newest, scanned_to)) - max_gaps
+        for i in range(max(self.high, first) + 1, scanned_to + 1):
             if i not in got:
                 gaps[i] = now
-        if len(gaps) > MAX_GAPS:
-            gaps = {i: gaps[i] for i in sorted(gaps)[-MAX_GAPS:]}
+        if len(gaps) > max_gaps:
+            gaps = {i: gaps[i] for i in sorted(gaps)[-max_gaps:]}
         return Watermark(max(self.high, scanned_to), gaps)
 
     @classmethod
@@ -151,3 +169,48 @@ _NUMBER = r"[0-9]{1,19}"
 _PART = rf"{_NUMBER}(?:\.{_NUMBER})*"
 _TEXT = re.compile(rf"{_PART}-{_PART}-{_PART}", re.ASCII)
 _MAX_TEXT = 3 * (MAX_SEEN + 1) * 20
+
+
+# ----------------------------------------------------------------------------- what is read
+
+
+@dataclass(frozen=True)
+class TailItem:
+    """One row of a stream: a click, an inbox row (an event) or a delivery attempt."""
+
+    kind: str  # "click", "event" or "delivery"
+    id: int  # the row id in its table
+    space_id: int
+    at_ms: int
+    data: dict[str, Any]
+
+    @property
+    def table(self) -> int:
+        """The item's position in the cursor (``KINDS``)."""
+        return KINDS.index(self.kind)
+
+
+Marks = tuple[Watermark, Watermark, Watermark]
+
+
+@dataclass
+class Poll:
+    """One poll of the reader (``Store.tail_poll``)."""
+
+    marks: Marks  # the watermarks after this poll
+    items: dict[int, list[TailItem]] = field(default_factory=dict)  # per space asked for
+    spaces: frozenset[int] = frozenset()  # the spaces asked for that exist
+    full: bool = False  # a table had more new ids than one poll looks at: poll again at once
+
+    @property
+    def lows(self) -> Ids:
+        a, b, c = (m.low for m in self.marks)
+        return a, b, c
+
+
+@dataclass
+class TailBatch:
+    """One space's rows of an id range (``Store.tail_range``)."""
+
+    items: list[TailItem]
+    reached: Ids  # per table: every row of the space up to here was in this batch or before

@@ -21,7 +21,6 @@ from xtracker_server.ingress._http import (
     validate,
 )
 from xtracker_server.state import app_state
-from xtracker_server.store.binds import bind
 from xtracker_wire import BindIn
 
 
@@ -43,9 +42,7 @@ async def get_bind(request: Request) -> JSONResponse:
 
 
 async def _bind(request: Request, space_id: int, req: BindIn, kind: BindKind) -> JSONResponse:
-    outcome = await app_state(request).store.write(
-        bind, space_id, req.uid, req.tg_id, now_ms(), kind
-    )
+    outcome = await app_state(request).store.bind(space_id, req.uid, req.tg_id, now_ms(), kind)
     if outcome.action is BindAction.CONFLICT:
         raise ApiError(
             409,

@@ -10,8 +10,6 @@ from xtracker_server.domain.clicks import click_draft
 from xtracker_server.errors import field_error
 from xtracker_server.ingress._http import read_json_object, validate
 from xtracker_server.state import app_state
-from xtracker_server.store.clicks import insert_clicks
-from xtracker_server.store.links import link_by_slug
 from xtracker_wire import ClickIn
 
 
@@ -21,7 +19,7 @@ async def post_clicks(request: Request) -> JSONResponse:
     req = validate(ClickIn, await read_json_object(request))
     link_id = None
     if req.link_slug is not None:
-        link = await state.store.read(link_by_slug, space_id, req.link_slug)
+        link = await state.store.link_by_slug(space_id, req.link_slug)
         if link is None or not link.enabled:
             why = "no such link in this space" if link is None else "the link is disabled"
             raise field_error("link_slug", why)
@@ -35,5 +33,5 @@ async def post_clicks(request: Request) -> JSONResponse:
         fbclid=req.fbclid,
         campaign_name=req.campaign_name,
     )
-    uid = await state.store.write_grouped(insert_clicks, draft)
+    uid = await state.store.record_click(draft)
     return JSONResponse({"ok": True, "uid": uid})

@@ -11,11 +11,10 @@ from starlette.responses import JSONResponse
 from xtracker_server.clock import now_ms
 from xtracker_server.domain.currencies import currency_problem, is_known
 from xtracker_server.domain.dedup import dedup_key
+from xtracker_server.domain.entities import InboxDraft, InboxOutcome
 from xtracker_server.errors import field_error
 from xtracker_server.ingress._http import JSON, read_json_object, refuse_unfilled_macros, validate
 from xtracker_server.state import AppState, app_state
-from xtracker_server.store import spaces
-from xtracker_server.store.inbox import InboxDraft, InboxOutcome, insert_events
 from xtracker_server.views import conflict_json
 from xtracker_wire import CanonicalEvent, EventIn, decimal_text
 
@@ -37,7 +36,7 @@ async def check_space_currency(
     (``domain/currencies.py``); the list is read only for a code that is neither."""
     if is_known(code):
         return
-    allowed = await state.store.read(spaces.allowed_currencies, space_id)
+    allowed = await state.store.allowed_currencies(space_id)
     problem = currency_problem(code, allowed or ())
     if problem is not None:
         raise field_error(field, problem)
@@ -48,7 +47,7 @@ async def record_event(
 ) -> dict[str, Any]:
     """Write the event to the inbox (deduplicated) and answer only after the commit."""
     draft, warnings = event_draft(space_id, event, source=source)
-    outcome = await state.store.write_grouped(insert_events, draft)
+    outcome = await state.store.record_event(draft)
     return event_answer(state, outcome, warnings)
 
 

@@ -16,18 +16,19 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from xtracker_server.state import app_state
-from xtracker_server.store.faults import FaultReason, retry_after_s
+from xtracker_server.store.api import FaultReason, retry_after_s
 from xtracker_server.version import VERSION
 
 
 async def healthz(request: Request) -> JSONResponse:
     store = app_state(request).store
-    writer = "running" if store.writer.running else "stopped"
+    running = store.writer_running()
+    writer = "running" if running else "stopped"
     body: dict[str, Any] = {"version": VERSION, "schema": store.schema, "writer": writer}
     fault = store.health.fault
     if fault is not None:
         reason, detail, since_ms = fault.reason, fault.detail, fault.since_ms
-    elif not store.writer.running:  # between a writer's death and its first failed write
+    elif not running:  # between a writer's death and its first failed write
         reason, detail, since_ms = FaultReason.WRITER_DOWN, "the writer is not running", None
     else:
         return JSONResponse({"ok": True, **body, "storage": "ok"})

@@ -15,6 +15,7 @@ from starlette.responses import JSONResponse
 
 from xtracker_server.clock import now_ms
 from xtracker_server.domain.credentials import CredentialKind
+from xtracker_server.domain.entities import Credential, LogEntry
 from xtracker_server.domain.macros import UnfilledMacroError
 from xtracker_server.domain.postbacks import PostbackProblem, clip, mask_token, read_postback
 from xtracker_server.domain.query import parse_query
@@ -29,8 +30,6 @@ from xtracker_server.ingress._http import (
 )
 from xtracker_server.ingress.events import check_space_currency, event_answer, event_draft
 from xtracker_server.state import AppState, app_state
-from xtracker_server.store.postbacks import LogEntry, log_postback, record_postback
-from xtracker_server.store.spaces import Credential
 from xtracker_wire import EventIn
 
 log = logging.getLogger("xtracker.postbacks")
@@ -102,8 +101,7 @@ async def _record(state: AppState, params: dict[str, Any], entry: LogEntry) -> d
         except UnfilledMacroError as exc:
             raise unfilled_macro_error(exc.found) from None
         if read.ignored:
-            await state.store.write(
-                log_postback,
+            await state.store.log_postback(
                 replace(
                     entry,
                     outcome="ignored",
@@ -133,16 +131,15 @@ async def _record(state: AppState, params: dict[str, Any], entry: LogEntry) -> d
         currency=draft.currency,
         eid=draft.eid,
     )
-    outcome, _ = await state.store.write(record_postback, draft, entry)
+    outcome, _ = await state.store.record_postback(draft, entry)
     return event_answer(state, outcome, warnings)
 
 
 async def _log_refusal(state: AppState, entry: LogEntry, exc: ApiError) -> None:
     """Log a refused postback. The answer stays the refusal even if this write fails."""
     try:
-        await state.store.write(
-            log_postback,
-            replace(entry, outcome="rejected", error=exc.error, detail=clip(exc.detail, 1000)),
+        await state.store.log_postback(
+            replace(entry, outcome="rejected", error=exc.error, detail=clip(exc.detail, 1000))
         )
     except Exception as failure:
         log.warning("could not log a refused postback of space %s: %s", entry.space_id, failure)

@@ -36,9 +36,7 @@ from dataclasses import dataclass
 from xtracker_server.domain.clicks import ClickDraft
 from xtracker_server.domain.unrecorded import Reason, Tally
 from xtracker_server.landing.journal import ClickJournal
-from xtracker_server.store.clicks import insert_kept_clicks
-from xtracker_server.store.runtime import Store
-from xtracker_server.store.writer import is_storage_fault
+from xtracker_server.store.api import Store, is_storage_fault
 
 log = logging.getLogger("xtracker.landing")
 
@@ -210,7 +208,7 @@ class PendingClicks:
         while self._clicks:
             batch = list(itertools.islice(self._clicks.values(), REPLAY_BATCH))
             try:
-                new += await self.store.write(insert_kept_clicks, [kept.draft for kept in batch])
+                new += await self.store.record_kept_clicks([kept.draft for kept in batch])
             except Exception as exc:
                 if is_storage_fault(exc):
                     raise
@@ -226,7 +224,7 @@ class PendingClicks:
         new, refused = 0, []
         for kept in batch:
             try:
-                new += await self.store.write(insert_kept_clicks, [kept.draft])
+                new += await self.store.record_kept_clicks([kept.draft])
             except Exception as exc:
                 if is_storage_fault(exc):
                     raise

@@ -21,12 +21,11 @@ from starlette.routing import Route
 from xtracker_server.clock import now_ms
 from xtracker_server.domain.bots import is_bot
 from xtracker_server.domain.clicks import click_draft
+from xtracker_server.domain.entities import Link
 from xtracker_server.domain.unrecorded import NO_UID, Reason
 from xtracker_server.domain.visitors import client_ip, country_code, new_fbp, valid_fbp
 from xtracker_server.state import AppState, app_state
-from xtracker_server.store.clicks import insert_clicks, recent_click_of_link
-from xtracker_server.store.links import Link
-from xtracker_server.store.writer import is_storage_fault
+from xtracker_server.store.api import is_storage_fault
 
 _templates = Environment(
     loader=FileSystemLoader(Path(__file__).parent / "templates"),
@@ -164,7 +163,7 @@ async def _click(
         else None,
     )
     try:
-        uid = await state.store.write_grouped(insert_clicks, draft)
+        uid = await state.store.record_click(draft)
     except Exception as exc:
         if not is_storage_fault(exc):
             raise
@@ -179,7 +178,7 @@ async def _repeat(state: AppState, link: Link, uid: str, since_ms: int) -> bool:
     if state.pending.holds(link.space_id, link.id, uid, since_ms):
         return True
     try:
-        return await state.store.read(recent_click_of_link, link.space_id, link.id, uid, since_ms)
+        return await state.store.click_seen(link.space_id, link.id, uid, since_ms)
     except Exception as exc:
         if not is_storage_fault(exc):
             raise

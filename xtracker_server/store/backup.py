@@ -32,41 +32,20 @@ import secrets
 import shutil
 import sqlite3
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
-from xtracker_server.exceptions import XTrackerServerError
+from xtracker_server.domain.entities import BackupDone, RestoreDone
 from xtracker_server.store.db import BUSY_TIMEOUT_MS, reports_path
+from xtracker_server.store.errors import BackupError
 from xtracker_server.store.generation import renew_generation
 from xtracker_server.store.inuse import DatabaseInUse, hold_exclusive
 from xtracker_server.store.migrations import MIGRATIONS, migrate
 from xtracker_server.store.outbox import release_leases, unsettled_count
 
+__all__ = ["SIDE_FILES", "BackupDone", "BackupError", "RestoreDone", "backup", "restore"]
+
 #: Files SQLite keeps next to a database: a write-ahead log and its index, a rollback journal.
 SIDE_FILES = ("-wal", "-shm", "-journal")
-
-
-class BackupError(XTrackerServerError):
-    """A backup or restore that cannot be done; the message says why and what to do."""
-
-
-@dataclass(frozen=True, slots=True)
-class BackupDone:
-    path: str
-    bytes: int
-    seconds: float
-
-
-@dataclass(frozen=True, slots=True)
-class RestoreDone:
-    path: str
-    events: int
-    clicks: int
-    schema: int  # the backup's schema version (migrated to this xtracker's)
-    generation: str
-    deliveries_due: int  # not settled in the backup: the worker sends them (again)
-    leases_released: int  # of those, claimed by a worker when the backup was made
-    seconds: float
 
 
 def backup(db: str, target: str, *, force: bool = False) -> BackupDone:

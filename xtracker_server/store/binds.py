@@ -7,17 +7,12 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterable
-from dataclasses import dataclass
 
 from xtracker_server.domain.binds import BindAction, BindKind, plan_bind
+from xtracker_server.domain.entities import BindOutcome
 from xtracker_server.store.clicks import click_exists
 
-
-@dataclass(frozen=True)
-class BindOutcome:
-    action: BindAction
-    matched: bool  # a click with this uid exists in the space
-    attributed: int = 0  # earlier events of this user now carrying the uid
+__all__ = ["BindOutcome", "bind", "set_token_binds", "token_binds_allowed", "uid_for_tg_id"]
 
 
 def bind(

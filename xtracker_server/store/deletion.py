@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 from xtracker_server.domain.deletion import (
@@ -40,7 +39,34 @@ from xtracker_server.domain.deletion import (
     log_needles,
     log_row_names,
 )
+from xtracker_server.domain.entities import Batch, Erased, Marked
 from xtracker_server.store.db import MAX_PARAMS
+
+__all__ = [
+    "BATCH",
+    "Batch",
+    "Erased",
+    "Marked",
+    "delete_destination_batch",
+    "delete_link_batch",
+    "delete_log_rows",
+    "delete_space_batch",
+    "destination_counts",
+    "erase_events",
+    "erase_person",
+    "erasure_counts",
+    "find_log_rows",
+    "find_tg_events",
+    "link_counts",
+    "mark_destination",
+    "mark_link",
+    "mark_space",
+    "prune_removals",
+    "removals_pending",
+    "slug_of_link",
+    "space_counts",
+    "unfinished",
+]
 
 #: Rows deleted (or changed) by one batch: one short transaction of the writer (tens of
 #: milliseconds; a row takes several index entries with it).
@@ -66,28 +92,6 @@ _ROW_KEY = {"unrecorded_clicks": "space_id, hour_ms, link_id, reason"}
 #: Tables followed by id (the rollup, the live stream): their newest id must stay.
 _FOLLOWED = ("clicks", "inbox", "delivery_attempts")
 _PLACEHOLDERS = "(placeholders of deleted rows)"
-
-
-@dataclass(frozen=True)
-class Marked:
-    """A deletion just marked: what the mark itself removed (a space's credentials), and the
-    landings that went (for the link cache)."""
-
-    target_id: int
-    removed: dict[str, int] = field(default_factory=dict)
-    slugs: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class Batch:
-    removed: dict[str, int]
-    done: bool  # nothing is left to delete
-
-
-@dataclass(frozen=True)
-class Erased:
-    removed: dict[str, int]
-    uids: tuple[str, ...]  # the person's uids (by tg_id: every uid bound to them)
 
 
 # ----------------------------------------------------------------------------- spaces

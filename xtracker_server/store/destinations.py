@@ -8,29 +8,23 @@ from dataclasses import dataclass
 from typing import Any
 
 from xtracker_server.domain.destinations import DestinationKind, PreparedDestination
+from xtracker_server.domain.entities import Destination
+
+__all__ = [
+    "Destination",
+    "create_destination",
+    "flag_unhealthy",
+    "get_destination",
+    "list_destinations",
+    "space_of_destination",
+    "unhealthy_by_kind",
+    "update_destination",
+]
 
 _COLUMNS = (
     "id, space_id, kind, name, enabled, config, secret, event_map, proxy, health_reason,"
     " created_ms, updated_ms"
 )
-
-
-@dataclass(frozen=True)
-class Destination:
-    id: int
-    space_id: int
-    kind: DestinationKind
-    name: str
-    enabled: bool
-    config: dict[str, Any]
-    #: The webhook signing secret or the CAPI access token. Needed in clear to sign and send;
-    #: never returned by the API or the CLI after creation.
-    secret: str | None
-    event_map: dict[str, str]
-    proxy: str | None
-    health_reason: str | None  # None: healthy
-    created_ms: int
-    updated_ms: int
 
 
 def _destination(row: sqlite3.Row) -> Destination:

@@ -6,34 +6,22 @@ import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from xtracker_server.domain.dedup import AmountConflict, amount_conflict
+from xtracker_server.domain.dedup import amount_conflict
+from xtracker_server.domain.entities import InboxDraft, InboxEvent, InboxOutcome
 from xtracker_server.store.binds import uid_for_tg_id
 from xtracker_server.store.db import MAX_PARAMS, insert_many
 from xtracker_server.store.outbox import Route, deliveries_for, event_routes, insert_deliveries
 
-
-@dataclass(frozen=True)
-class InboxDraft:
-    space_id: int
-    dedup_key: bytes
-    event: str
-    uid: str | None
-    tg_id: int | None
-    eid: str | None
-    value: str | None
-    currency: str | None
-    occurred_at_ms: int
-    received_ms: int
-    source: str  # "api" (POST /events) or "postback" (GET /e)
-
-
-@dataclass(frozen=True)
-class InboxOutcome:
-    inbox_id: int
-    duplicate: bool
-    uid: str | None  # after attribution; None while unattributed
-    deliveries: int = 0  # outbox rows created for it
-    conflict: AmountConflict | None = None  # a duplicate naming another amount than the stored
+__all__ = [
+    "InboxDraft",
+    "InboxEvent",
+    "InboxOutcome",
+    "attribute_pending",
+    "insert_event",
+    "insert_events",
+    "list_events",
+    "move_attributed",
+]
 
 
 def insert_event(conn: sqlite3.Connection, draft: InboxDraft) -> InboxOutcome:
@@ -178,21 +166,6 @@ def move_attributed(
         (to_uid, to_uid, space_id, from_uid, tg_id),
     )
     return cur.rowcount
-
-
-@dataclass(frozen=True)
-class InboxEvent:
-    id: int
-    event: str
-    uid: str | None
-    tg_id: int | None
-    eid: str | None
-    value: str | None
-    currency: str | None
-    occurred_at_ms: int
-    received_ms: int
-    source: str
-    attributed_by: str | None
 
 
 def list_events(conn: sqlite3.Connection, space_id: int, *, limit: int = 100) -> list[InboxEvent]:

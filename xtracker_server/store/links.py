@@ -3,39 +3,27 @@
 from __future__ import annotations
 
 import sqlite3
-from dataclasses import dataclass
 from typing import Any
 
+from xtracker_server.domain.entities import Link
 from xtracker_server.domain.links import LinkKind, LinkSpec
-from xtracker_server.exceptions import XTrackerServerError
+from xtracker_server.store.errors import SlugTaken
+
+__all__ = [
+    "Link",
+    "SlugTaken",
+    "create_link",
+    "link_by_slug",
+    "list_links",
+    "resolve_slug",
+    "update_link",
+]
 
 _COLUMNS = (
     "id, space_id, slug, kind, target, app, prefix, title, text, button, image_url,"
     " auto_redirect, redirect_delay_ms, enabled, created_ms, updated_ms"
 )
 _SPEC_FIELDS = tuple(LinkSpec.model_fields)
-
-
-class SlugTaken(XTrackerServerError, ValueError):
-    pass
-
-
-@dataclass(frozen=True)
-class Link:
-    id: int
-    space_id: int
-    slug: str
-    spec: LinkSpec
-    created_ms: int
-    updated_ms: int
-
-    @property
-    def kind(self) -> LinkKind:
-        return self.spec.kind
-
-    @property
-    def enabled(self) -> bool:
-        return self.spec.enabled
 
 
 def _link(row: sqlite3.Row) -> Link:

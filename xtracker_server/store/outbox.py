@@ -22,28 +22,40 @@ import sqlite3
 from dataclasses import dataclass
 
 from xtracker_server.domain.destinations import DestinationKind, delivery_event_id
+from xtracker_server.domain.entities import AttemptRecord, Claimed, DeliveryRow, Settled, Unhealthy
 from xtracker_server.domain.outbound import ClickInfo, DeliveryContext
 from xtracker_server.domain.retry import DeliveryStatus
 from xtracker_server.store.db import MAX_PARAMS, insert_many
 from xtracker_server.store.destinations import PrunedTally, add_pruned, flag_unhealthy
+
+__all__ = [
+    "STATUSES",
+    "AttemptRecord",
+    "Claimed",
+    "DeliveryRow",
+    "Route",
+    "claim",
+    "contexts",
+    "deliveries_for",
+    "depth",
+    "due_destinations",
+    "event_routes",
+    "finish",
+    "insert_deliveries",
+    "list_deliveries",
+    "record_attempt",
+    "release_leases",
+    "replay",
+    "settle",
+    "status_counts",
+    "unsettled_count",
+]
 
 STATUSES = tuple(s.value for s in DeliveryStatus)
 _DUE = "status IN ('pending', 'retrying')"
 #: The condition of the partial index ``deliveries_settled`` (migration 14): a query names it
 #: as it is, besides its own ``status = ?``, or SQLite does not use that index.
 _SETTLED = "status IN ('sent', 'failed_permanently')"
-
-
-@dataclass(frozen=True)
-class Claimed:
-    id: int
-    space_id: int
-    destination_id: int
-    inbox_id: int
-    event_id: str
-    event_name: str
-    attempts: int  # including the one just claimed
-    age_from_ms: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,18 +228,6 @@ def contexts(
     return out
 
 
-@dataclass(frozen=True)
-class AttemptRecord:
-    delivery_id: int
-    space_id: int
-    at_ms: int
-    status_code: int | None
-    latency_ms: int
-    outcome: str
-    error: str | None
-    excerpt: str | None
-
-
 _RECORD_ATTEMPT = (
     "INSERT INTO delivery_attempts (delivery_id, space_id, at_ms, status_code, latency_ms,"
     " outcome, error, excerpt) SELECT ?, ?, ?, ?, ?, ?, ?, ?"
@@ -279,31 +279,6 @@ def finish(
     return cur.rowcount == 1
 
 
-@dataclass(frozen=True)  # no slots: a slotted dataclass pickles slowly (it travels to the writer)
-class Settled:
-    """A claimed delivery's new state (domain/retry.next_state) and the attempt that led there."""
-
-    delivery_id: int
-    space_id: int
-    status: str
-    next_attempt_ms: int | None  # None: unchanged
-    last_status: int | None  # the HTTP status, None without an answer
-    last_error: str | None
-    refund_attempt: bool
-    outcome: str  # the verdict's Outcome value
-    latency_ms: int
-    excerpt: str | None
-
-
-@dataclass(frozen=True)
-class Unhealthy:
-    """A destination an answer said is broken (flagged with ``reason``)."""
-
-    space_id: int
-    destination_id: int
-    reason: str
-
-
 def settle(
     conn: sqlite3.Connection,
     owner: str,
@@ -332,22 +307,6 @@ def settle(
     for u in unhealthy or []:
         flag_unhealthy(conn, u.space_id, u.destination_id, u.reason)
     return changed
-
-
-@dataclass(frozen=True)
-class DeliveryRow:
-    id: int
-    destination_id: int
-    inbox_id: int
-    event_id: str
-    event_name: str
-    status: str
-    attempts: int
-    next_attempt_ms: int
-    created_ms: int
-    sent_ms: int | None
-    last_status: int | None
-    last_error: str | None
 
 
 def list_deliveries(

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import sqlite3
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 from xtracker_server.domain.credentials import CredentialKind, hash_secret
 from xtracker_server.domain.dedup import AmountConflict
+from xtracker_server.domain.entities import LogEntry, LoggedEntry
 from xtracker_server.domain.postbacks import (
     DEFAULT_PARAM_ALIASES,
     DEFAULT_STATUS_ALIASES,
@@ -15,6 +16,21 @@ from xtracker_server.domain.postbacks import (
 from xtracker_server.store.clicks import click_exists
 from xtracker_server.store.inbox import InboxDraft, InboxOutcome, insert_event
 from xtracker_server.store.spaces import IngestToken, find_credential, list_ingest_tokens
+
+__all__ = [
+    "OUTCOMES",
+    "LogEntry",
+    "LoggedEntry",
+    "alias_rows",
+    "ingest_tokens",
+    "is_ingest_token_of",
+    "list_log",
+    "log_postback",
+    "prune_log",
+    "record_postback",
+    "set_alias",
+    "set_aliases",
+]
 
 OUTCOMES: tuple[str, ...] = ("queued", "duplicate", "ignored", "rejected")
 
@@ -64,39 +80,6 @@ def is_ingest_token_of(conn: sqlite3.Connection, space_id: int, token: str, now_
     """Whether ``token`` is a live ingest token of the space (checked against its hash)."""
     cred = find_credential(conn, hash_secret(token.strip()), now_ms)
     return cred is not None and cred.kind is CredentialKind.INGEST and cred.space_id == space_id
-
-
-@dataclass(frozen=True)
-class LogEntry:
-    """One row of the postback log. ``query`` and ``body`` are already masked; ``value`` and
-    ``currency`` are what the call sent. ``click_known``: the uid belongs to a click of the
-    space (not "attributed", which means "has a uid"). ``conflict``: a duplicate that named
-    another amount than the stored event."""
-
-    space_id: int
-    at_ms: int
-    ip: str | None
-    method: str
-    query: str
-    body: str | None
-    outcome: str = "rejected"
-    status: str | None = None
-    event: str | None = None
-    uid: str | None = None
-    value: str | None = None
-    currency: str | None = None
-    eid: str | None = None
-    inbox_id: int | None = None
-    click_known: bool | None = None
-    error: str | None = None
-    detail: str | None = None
-    conflict: AmountConflict | None = None
-    token_name: str | None = None  # which of the space's ingest tokens the call used
-
-
-@dataclass(frozen=True)
-class LoggedEntry(LogEntry):
-    id: int = 0
 
 
 def log_postback(conn: sqlite3.Connection, entry: LogEntry) -> int:

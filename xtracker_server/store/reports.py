@@ -29,10 +29,24 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+from xtracker_server.domain.entities import DestinationHealth
 from xtracker_server.domain.reports import FunnelCounts, LinkRow, Window, sum_from_parts
 from xtracker_server.store.rollup import amount_parts
 from xtracker_server.store.unrecorded import unrecorded_per_link
 from xtracker_wire import CANONICAL_EVENTS, MAX_VALUE_DECIMALS
+
+__all__ = [
+    "NO_LINK",
+    "RECENT_LIMIT",
+    "RECENT_MS",
+    "DestinationHealth",
+    "delivery_health",
+    "deposit_currencies",
+    "funnel_counts",
+    "link_rows",
+    "series_counts",
+    "series_revenue",
+]
 
 _EVENTS_IN = "(" + ", ".join(f"'{e}'" for e in CANONICAL_EVENTS) + ")"
 _D = MAX_VALUE_DECIMALS
@@ -325,22 +339,6 @@ def series_revenue(
 
 
 # ----------------------------------------------------------------------------- deliveries
-
-
-@dataclass(frozen=True)
-class DestinationHealth:
-    id: int
-    name: str
-    kind: str
-    enabled: bool
-    health_reason: str | None
-    counts: dict[str, int]  # status -> deliveries, those pruned by retention included
-    last_success_ms: int | None
-    last_error: str | None
-    last_error_ms: int | None
-    recent_attempts: int  # attempts in the recent window
-    recent_failures: int  # of which did not deliver
-    median_latency_ms: int | None  # over the recent attempts that got an answer
 
 
 #: Delivery health looks at attempts this recent, and at most this many per space.

@@ -10,12 +10,20 @@ event of the same step (``prev_ms``): "distinct uids with the step in ``[from, t
 The rollup lives in a file of its own (``db.reports_path``: ``x.reports.db`` next to ``x.db``),
 attached as ``reports``. It is derived data: its own lock, ``synchronous=NORMAL``, rebuilt
 from the inbox when missing. Nothing of it runs in the writer's transactions, so ingest does
-not pay for reports. ``catch_up`` brings it up to date: it feeds the inbox rows past its
-watermark, then what ``report_backlog`` (main file, migrations 4 and 6) recorded since: events a
-bind attributed (or moved to another uid) after the watermark passed them, and clicks stored
-after events of their uid; and what ``report_removals`` (migration 13, store/deletion.py) says
-left: erased uids and events, deleted links and spaces. The server runs it in the background
-and before every report, so a report counts every event committed before it was asked for.
+not pay for reports. ``catch_up`` brings it up to date: it feeds the inbox rows it has not read
+yet, then what ``report_backlog`` (main file, migrations 4 and 6) recorded since: events a bind
+attributed (or moved to another uid) after the rollup read them, and clicks stored after events
+of their uid; and what ``report_removals`` (migration 13, store/deletion.py) says left: erased
+uids and events, deleted links and spaces. The server runs it in the background and before
+every report, so a report counts every event committed before it was asked for.
+
+Row ids may commit out of order (several writers: id 9 may commit after id 10 was read), so the
+rollup follows each of the three tables with a ``domain.tail.Watermark``: the highest id read
+(``rollup_marks``) and the ids below it not read yet (``rollup_gaps``). Every round reads the
+rows above the high mark and the gaps that have been committed since; a gap is waited for
+``ROLLUP_GAP_S`` (a rolled-back insert, a deleted row leave one for good). ``rollup_state`` and
+``removals_state`` hold each table's low mark: every id at or below it was applied (what
+``applied_removals`` answers, and what may be pruned).
 
 The rollup records the database generation it was built for (store/generation.py). Opened
 next to a database of another generation (``xtracker restore`` renews it), or one whose inbox
@@ -28,9 +36,11 @@ from __future__ import annotations
 import logging
 import sqlite3
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from xtracker_server.domain.tail import Watermark
 from xtracker_server.store.db import attach_reports, connect, reports_path
 from xtracker_server.store.generation import generation
 from xtracker_wire import MAX_VALUE_DECIMALS
@@ -55,7 +65,7 @@ SCHEMA = (
     ) WITHOUT ROWID""",
     """CREATE INDEX IF NOT EXISTS reports.report_steps_uid
         ON report_steps(space_id, uid, event, at_ms, inbox_id)""",
-    # How far the rollup has read the inbox and the backlog.
+    # The low marks: every id of the inbox and of the backlog at or below them was applied.
     """CREATE TABLE IF NOT EXISTS reports.rollup_state (
         one         INTEGER PRIMARY KEY CHECK (one = 1),
         inbox_id    INTEGER NOT NULL,
@@ -67,12 +77,24 @@ SCHEMA = (
         one         INTEGER PRIMARY KEY CHECK (one = 1),
         generation  TEXT NOT NULL
     )""",
-    # How far the rollup has read report_removals (main file, migration 13).
+    # The low mark of report_removals (main file, migration 13).
     """CREATE TABLE IF NOT EXISTS reports.removals_state (
         one         INTEGER PRIMARY KEY CHECK (one = 1),
         removal_id  INTEGER NOT NULL
     )""",
     "INSERT OR IGNORE INTO reports.removals_state VALUES (1, 0)",
+    # Per followed table (inbox, backlog, removals): the highest id read (none: the low mark),
+    # and the ids below it not read yet, each with when it was first missed (wall clock).
+    """CREATE TABLE IF NOT EXISTS reports.rollup_marks (
+        feed  TEXT PRIMARY KEY,
+        high  INTEGER NOT NULL
+    )""",
+    """CREATE TABLE IF NOT EXISTS reports.rollup_gaps (
+        feed     TEXT NOT NULL,
+        id       INTEGER NOT NULL,
+        since_s  REAL NOT NULL,
+        PRIMARY KEY (feed, id)
+    ) WITHOUT ROWID""",
     # The events being rolled up; emptied by every catch-up.
     """CREATE TABLE IF NOT EXISTS reports.feed (
         inbox_id  INTEGER PRIMARY KEY,
@@ -132,6 +154,66 @@ _FEED = (
 
 #: Inbox rows read by one catch-up transaction (a few hundred milliseconds of work at most).
 CHUNK = 20_000
+#: An id missing below one already read is waited for this long (seconds) before it is given
+#: up: longer than any write transaction stays open. A live stream waits less (domain/tail.py).
+ROLLUP_GAP_S = 600.0
+#: At most this many gaps per table, none more than this many ids below its newest.
+ROLLUP_MAX_GAPS = 100_000
+
+
+@dataclass(frozen=True)
+class _Feed:
+    """A table the rollup follows, and where its low mark is kept."""
+
+    name: str
+    table: str
+    state: str  # the table and column of the low mark
+    column: str
+
+
+_INBOX = _Feed("inbox", "main.inbox", "reports.rollup_state", "inbox_id")
+_BACKLOG = _Feed("backlog", "main.report_backlog", "reports.rollup_state", "backlog_id")
+_REMOVALS = _Feed("removals", "main.report_removals", "reports.removals_state", "removal_id")
+_FEEDS = (_INBOX, _BACKLOG, _REMOVALS)
+
+
+def _unread(feed: _Feed, column: str = "id") -> str:
+    """SQL: ``column`` is an id of ``feed`` a round reads, above its high mark up to the
+    round's top (two parameters) or one of its gaps."""
+    return (
+        f"(({column} > ? AND {column} <= ?) OR {column} IN"
+        f" (SELECT id FROM reports.rollup_gaps WHERE feed = '{feed.name}'))"
+    )
+
+
+def _mark(conn: sqlite3.Connection, feed: _Feed) -> Watermark:
+    low = conn.execute(f"SELECT {feed.column} FROM {feed.state}").fetchone()[0]
+    row = conn.execute("SELECT high FROM reports.rollup_marks WHERE feed = ?", (feed.name,))
+    high = row.fetchone()
+    gaps = conn.execute("SELECT id, since_s FROM reports.rollup_gaps WHERE feed = ?", (feed.name,))
+    return Watermark(low if high is None else max(low, high[0]), dict(gaps.fetchall()))
+
+
+def _save(conn: sqlite3.Connection, feed: _Feed, old: Watermark, new: Watermark) -> None:
+    gone = [(feed.name, i) for i in old.gaps if i not in new.gaps]
+    if gone:
+        conn.executemany("DELETE FROM reports.rollup_gaps WHERE feed = ? AND id = ?", gone)
+    added = [(feed.name, i, t) for i, t in new.gaps.items() if i not in old.gaps]
+    if added:
+        conn.executemany("INSERT INTO reports.rollup_gaps VALUES (?, ?, ?)", added)
+    conn.execute(
+        "INSERT INTO reports.rollup_marks VALUES (?, ?)"
+        " ON CONFLICT (feed) DO UPDATE SET high = excluded.high",
+        (feed.name, new.high),
+    )
+    conn.execute(f"UPDATE {feed.state} SET {feed.column} = ?", (new.low,))
+
+
+def _advance(
+    conn: sqlite3.Connection, feed: _Feed, mark: Watermark, read: list[int], top: int, now: float
+) -> Watermark:
+    newest = conn.execute(f"SELECT max(id) FROM {feed.table}").fetchone()[0] or 0
+    return mark.advance(read, top, now, gap_s=ROLLUP_GAP_S, max_gaps=ROLLUP_MAX_GAPS, newest=newest)
 
 
 def open_rollup(path: str) -> sqlite3.Connection:
@@ -158,6 +240,8 @@ def with_rollup(conn: sqlite3.Connection, path: str) -> sqlite3.Connection:
             conn.execute("DROP TABLE reports.report_steps")  # its index goes with it
             conn.execute("DELETE FROM reports.feed")
             conn.execute("UPDATE reports.rollup_state SET inbox_id = 0, backlog_id = 0")
+            conn.execute("DELETE FROM reports.rollup_marks WHERE feed IN ('inbox', 'backlog')")
+            conn.execute("DELETE FROM reports.rollup_gaps WHERE feed IN ('inbox', 'backlog')")
             for statement in SCHEMA:
                 conn.execute(statement)
         conn.execute("INSERT OR REPLACE INTO reports.built_for VALUES (1, ?)", (generation(conn),))
@@ -180,9 +264,7 @@ def rebuild_if_stale(path: str) -> None:
 
 def _stale(conn: sqlite3.Connection) -> bool:
     built = conn.execute("SELECT generation FROM reports.built_for").fetchone()
-    seen, backlog_seen = conn.execute(
-        "SELECT inbox_id, backlog_id FROM reports.rollup_state"
-    ).fetchone()
+    seen, backlog_seen = _mark(conn, _INBOX).high, _mark(conn, _BACKLOG).high
     if built is None:  # new, or built before generations: only an empty one is known good
         return bool(seen or backlog_seen)
     top = conn.execute("SELECT coalesce(max(id), 0) FROM main.inbox").fetchone()[0]
@@ -190,8 +272,9 @@ def _stale(conn: sqlite3.Connection) -> bool:
     return bool(built[0] != generation(conn) or seen > top or backlog_seen > backlog_top)
 
 
-def catch_up(conn: sqlite3.Connection, *, chunk: int = CHUNK) -> int:
+def catch_up(conn: sqlite3.Connection, *, chunk: int = CHUNK, now: float | None = None) -> int:
     """Roll up everything committed to the inbox so far; returns how many events were fed.
+    ``now``: the wall clock in seconds (for the gaps' ages).
 
     Each round is one transaction that writes only the attached rollup file (``BEGIN`` is
     deferred: the main file is only read, from one snapshot), so it never waits for the
@@ -200,7 +283,7 @@ def catch_up(conn: sqlite3.Connection, *, chunk: int = CHUNK) -> int:
     while True:
         conn.execute("BEGIN")
         try:
-            done, round_fed = _round(conn, chunk)
+            done, round_fed = _round(conn, chunk, time.time() if now is None else now)
             conn.execute("COMMIT")
         except sqlite3.OperationalError as exc:
             if conn.in_transaction:
@@ -226,7 +309,7 @@ def _drop_moved(conn: sqlite3.Connection, backlog_seen: int, backlog_top: int) -
     attributed them: migration 5) off that uid's rows. Rare, so one event at a time."""
     moved = conn.execute(
         "SELECT space_id, uid, inbox_id FROM main.report_backlog"
-        " WHERE id > ? AND id <= ? AND kind = 'attributed' AND uid IS NOT NULL ORDER BY id",
+        f" WHERE {_unread(_BACKLOG)} AND kind = 'attributed' AND uid IS NOT NULL ORDER BY id",
         (backlog_seen, backlog_top),
     ).fetchall()
     for space_id, uid, inbox_id in moved:
@@ -265,7 +348,7 @@ def _removals(conn: sqlite3.Connection, seen: int, top: int, kinds: tuple[str, .
     marks = ", ".join("?" * len(kinds))
     return conn.execute(
         "SELECT kind, space_id, uid, inbox_id, link_id FROM main.report_removals"
-        f" WHERE id > ? AND id <= ? AND kind IN ({marks}) ORDER BY id",
+        f" WHERE {_unread(_REMOVALS)} AND kind IN ({marks}) ORDER BY id",
         (seen, top, *kinds),
     ).fetchall()
 
@@ -336,52 +419,71 @@ def _is_busy(exc: sqlite3.OperationalError) -> bool:
     return "locked" in text or "busy" in text
 
 
-def _round(conn: sqlite3.Connection, chunk: int) -> tuple[bool, int]:
-    seen, backlog_seen = conn.execute(
-        "SELECT inbox_id, backlog_id FROM reports.rollup_state"
-    ).fetchone()
-    removal_seen = conn.execute("SELECT removal_id FROM reports.removals_state").fetchone()[0]
+def _round(conn: sqlite3.Connection, chunk: int, now: float) -> tuple[bool, int]:
+    inbox, backlog, removals = (_mark(conn, feed) for feed in _FEEDS)
     top = conn.execute(
         "SELECT max(id) FROM (SELECT id FROM main.inbox WHERE id > ? ORDER BY id LIMIT ?)",
-        (seen, chunk),
+        (inbox.high, chunk),
     ).fetchone()[0]
     backlog_top = conn.execute("SELECT max(id) FROM main.report_backlog").fetchone()[0] or 0
     removal_top = conn.execute("SELECT max(id) FROM main.report_removals").fetchone()[0] or 0
-    backlog, removals = backlog_top > backlog_seen, removal_top > removal_seen
-    if top is None and not backlog and not removals:
+    backlog_top, removal_top = max(backlog_top, backlog.high), max(removal_top, removals.high)
+    new_backlog = backlog_top > backlog.high or bool(backlog.gaps)
+    new_removals = removal_top > removals.high or bool(removals.gaps)
+    if top is None and not inbox.gaps and not new_backlog and not new_removals:
         return True, 0
     fed = 0
-    if removals:  # first: every row of an erased uid still here was rolled up before
-        _drop_erased(conn, removal_seen, removal_top)
+    if new_removals:  # first: every row of an erased uid still here was rolled up before
+        _drop_erased(conn, removals.high, removal_top)
+    # The inbox: the rows above the high mark (a chunk), and the gaps committed since.
+    scanned_to = inbox.high if top is None else top
+    read = [r[0] for r in conn.execute(
+        "SELECT id FROM main.inbox WHERE id > ? AND id <= ?", (inbox.high, scanned_to)
+    )]  # fmt: skip
     if top is not None:
         fed += conn.execute(
-            f"{_FEED} WHERE id > ? AND id <= ? AND uid IS NOT NULL", (seen, top)
+            f"{_FEED} WHERE id > ? AND id <= ? AND uid IS NOT NULL", (inbox.high, top)
         ).rowcount
-        seen = top
-    if backlog:
-        # Events a bind attributed after the watermark passed them (a later one comes through
-        # the inbox above), then clicks that arrived after events of their uid. An event that
-        # moved from one uid to another first leaves its old uid's rows.
-        _drop_moved(conn, backlog_seen, backlog_top)
+    if inbox.gaps:
+        committed = "id IN (SELECT id FROM reports.rollup_gaps WHERE feed = 'inbox')"
+        read += [r[0] for r in conn.execute(f"SELECT id FROM main.inbox WHERE {committed}")]
+        fed += conn.execute(f"{_FEED} WHERE {committed} AND uid IS NOT NULL").rowcount
+    new_inbox = _advance(conn, _INBOX, inbox, read, scanned_to, now)
+    new_backlog_mark = backlog
+    if new_backlog:
+        # Events a bind attributed after the rollup read them (a later one comes through the
+        # inbox above), then clicks that arrived after events of their uid. An event that moved
+        # from one uid to another first leaves its old uid's rows.
+        entries = (backlog.high, backlog_top)
+        _drop_moved(conn, *entries)
         fed += conn.execute(
             f"{_FEED} WHERE id IN (SELECT inbox_id FROM main.report_backlog"
-            " WHERE id > ? AND id <= ? AND kind = 'attributed') AND id <= ? AND uid IS NOT NULL",
-            (backlog_seen, backlog_top, seen),
+            f" WHERE {_unread(_BACKLOG)} AND kind = 'attributed') AND id <= ?"
+            " AND uid IS NOT NULL",
+            (*entries, new_inbox.high),
         ).rowcount
         conn.execute(
             "UPDATE reports.report_steps SET link_id = b.link_id FROM ("
             " SELECT space_id, uid, link_id FROM main.report_backlog"
-            " WHERE id > ? AND id <= ? AND kind = 'click') AS b"
+            f" WHERE {_unread(_BACKLOG)} AND kind = 'click') AS b"
             " WHERE report_steps.space_id = b.space_id AND report_steps.uid = b.uid"
             " AND report_steps.link_id <> b.link_id",
-            (backlog_seen, backlog_top),
+            entries,
         )
-        backlog_seen = backlog_top
-    if removals:
-        _drop_deleted(conn, removal_seen, removal_top)
-        conn.execute("UPDATE reports.removals_state SET removal_id = ?", (removal_top,))
+        read = [r[0] for r in conn.execute(
+            f"SELECT id FROM main.report_backlog WHERE {_unread(_BACKLOG)}", entries
+        )]  # fmt: skip
+        new_backlog_mark = _advance(conn, _BACKLOG, backlog, read, backlog_top, now)
+    new_removals_mark = removals
+    if new_removals:
+        _drop_deleted(conn, removals.high, removal_top)
+        read = [r[0] for r in conn.execute(
+            f"SELECT id FROM main.report_removals WHERE {_unread(_REMOVALS)}",
+            (removals.high, removal_top),
+        )]  # fmt: skip
+        new_removals_mark = _advance(conn, _REMOVALS, removals, read, removal_top, now)
     conn.execute("DELETE FROM reports.feed")
-    conn.execute(
-        "UPDATE reports.rollup_state SET inbox_id = ?, backlog_id = ?", (seen, backlog_seen)
-    )
+    _save(conn, _INBOX, inbox, new_inbox)
+    _save(conn, _BACKLOG, backlog, new_backlog_mark)
+    _save(conn, _REMOVALS, removals, new_removals_mark)
     return top is None, fed

@@ -20,15 +20,18 @@ from xtracker_server.store.faults import FaultReason, StoreUnavailable, fault_of
 from xtracker_server.store.health import StorageHealth, schema_version, touch_probe
 from xtracker_server.store.inuse import UseLock, hold_shared
 from xtracker_server.store.rollup import catch_up, open_rollup, rebuild_if_stale
+from xtracker_server.store.sqlite_store import SqliteOperations
 from xtracker_server.store.stats import refresh_stats
 from xtracker_server.store.writer import BatchObserver, GroupCommitWriter, GroupOperation, Writer
-from xtracker_server.store.writer_process import ProcessWriter
+from xtracker_server.store.writer_process import STORE_OPERATIONS, ProcessWriter
 
 T = TypeVar("T")
 A = TypeVar("A")
 
 
-class Store:
+class Store(SqliteOperations):
+    """The SQLite store (the Store protocol of store/api.py; its operations: sqlite_store.py)."""
+
     def __init__(
         self,
         path: str,
@@ -38,6 +41,7 @@ class Store:
         writer_process: bool | None = None,
         observer: BatchObserver | None = None,
         timeout_s: float | None = None,
+        operations: str = STORE_OPERATIONS,
     ) -> None:
         self.path = path
         self.timeout_s = timeout_s
@@ -45,11 +49,16 @@ class Store:
         self.schema = 0  # the schema version, once open
         # Writes go to a process of its own (store/writer_process.py: the SQLite work then never
         # waits for the GIL), or to a thread of this one: with ``writer_process=False``, and by
-        # default where the writer process cannot run (it is handed its pipes the POSIX way).
-        if writer_process is None:
-            writer_process = os.name == "posix"
-        kind = ProcessWriter if writer_process else GroupCommitWriter
-        self.writer: Writer = kind(path, sync=sync, timeout_s=timeout_s, health=self.health.writes)
+        # always where the writer process cannot run (it is handed its pipes the POSIX way).
+        writer_process = os.name == "posix" and writer_process is not False
+        # The writer process runs the operations of a registry (store/operations.py; tests
+        # name their own): the thread runs the same functions.
+        self.writer: Writer = (
+            ProcessWriter(path, sync=sync, timeout_s=timeout_s, health=self.health.writes,
+                          operations=operations)
+            if writer_process
+            else GroupCommitWriter(path, sync=sync, timeout_s=timeout_s, health=self.health.writes)
+        )  # fmt: skip
         self.writer.observer = observer  # told of every batch (the server's metrics)
         self._readers = ThreadPoolExecutor(max_workers=readers, thread_name_prefix="xtracker-read")
         self._local = threading.local()
@@ -147,8 +156,9 @@ class Store:
             self._use_lock = None
 
     async def write(self, op: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
-        """Run ``op(conn, *args, **kwargs)`` in the next group commit. ``op`` is a named
-        function and its arguments are picklable: they may travel to the writer process."""
+        """Run ``op(conn, *args, **kwargs)`` in the next group commit. ``op`` is one of the
+        writer's operations (store/operations.py) and its arguments are picklable: its name and
+        they may travel to the writer process."""
         return await self.writer.write(op, *args, **kwargs)
 
     async def write_grouped(self, group: GroupOperation[A, T], arg: A) -> T:

@@ -4,7 +4,6 @@ partner network; every space starts with ``default``)."""
 from __future__ import annotations
 
 import sqlite3
-from dataclasses import dataclass
 
 from xtracker_server.domain.credentials import (
     DEFAULT_TOKEN_NAME,
@@ -14,83 +13,41 @@ from xtracker_server.domain.credentials import (
     mask,
     new_secret,
 )
-from xtracker_server.exceptions import XTrackerServerError
+from xtracker_server.domain.entities import (
+    Credential,
+    IngestToken,
+    NewSpace,
+    NewToken,
+    Revocation,
+    Rotation,
+    Space,
+)
+from xtracker_server.store.errors import NoSuchToken, TokenNameTaken
 
-
-class TokenNameTaken(XTrackerServerError, ValueError):
-    pass
-
-
-class NoSuchToken(XTrackerServerError, LookupError):
-    pass
-
-
-@dataclass(frozen=True)
-class Space:
-    id: int
-    name: str
-    created_ms: int
-
-
-@dataclass(frozen=True)
-class NewSpace:
-    """A space just created, with its secrets: the only time they are ever shown."""
-
-    space: Space
-    bearer: str
-    ingest_token: str
-
-
-@dataclass(frozen=True)
-class Credential:
-    space_id: int | None
-    kind: CredentialKind
-    expires_ms: int | None
-    name: str | None = None  # an ingest token's name
-
-
-@dataclass(frozen=True)
-class Rotation:
-    space_id: int
-    kind: CredentialKind
-    secret: str
-    previous_valid_until_ms: int | None
-    name: str | None = None  # an ingest token's name
-
-
-@dataclass(frozen=True)
-class Revocation:
-    """Secrets ended now. ``hashes`` lets the server drop them from its cache at once."""
-
-    space_id: int
-    kind: CredentialKind
-    name: str | None
-    hashes: tuple[bytes, ...]
-
-    @property
-    def revoked(self) -> int:
-        return len(self.hashes)
-
-
-@dataclass(frozen=True)
-class NewToken:
-    """An ingest token just added: the only time its secret is shown."""
-
-    space_id: int
-    name: str
-    secret: str
-
-
-@dataclass(frozen=True)
-class IngestToken:
-    """A live ingest token as listed: never its secret. ``expires_ms`` is set while a
-    rotated-out token is in its grace period."""
-
-    name: str
-    hint: str
-    created_ms: int
-    expires_ms: int | None
-    last_postback_ms: int | None = None
+__all__ = [
+    "Credential",
+    "IngestToken",
+    "NewSpace",
+    "NewToken",
+    "NoSuchToken",
+    "Revocation",
+    "Rotation",
+    "Space",
+    "TokenNameTaken",
+    "add_ingest_token",
+    "allowed_currencies",
+    "create_space",
+    "find_credential",
+    "get_space",
+    "has_admin_token",
+    "list_ingest_tokens",
+    "list_spaces",
+    "reset_admin_token",
+    "revoke_ingest_token",
+    "revoke_previous",
+    "rotate_credential",
+    "set_allowed_currencies",
+]
 
 
 def create_space(conn: sqlite3.Connection, name: str, now_ms: int) -> NewSpace:

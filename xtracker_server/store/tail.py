@@ -19,30 +19,28 @@ import heapq
 import sqlite3
 from collections import defaultdict
 from collections.abc import Callable, Collection, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-from xtracker_server.domain.tail import KINDS, Ids, Watermark
+from xtracker_server.domain.tail import KINDS, Ids, Marks, Poll, TailBatch, TailItem, Watermark
+
+__all__ = [
+    "INIT_WINDOW",
+    "TAIL_SCAN",
+    "Marks",
+    "Poll",
+    "TailBatch",
+    "TailItem",
+    "tail_poll",
+    "tail_range",
+    "tail_top",
+]
 
 #: Ids looked at per table in one poll or range read.
 TAIL_SCAN = 5000
 #: A reader that starts waits for the ids missing among the newest this many of each table
 #: (transactions that may still be committing).
 INIT_WINDOW = 1000
-
-
-@dataclass(frozen=True)
-class TailItem:
-    kind: str  # "click", "event" or "delivery"
-    id: int  # the row id in its table
-    space_id: int
-    at_ms: int
-    data: dict[str, Any]
-
-    @property
-    def table(self) -> int:
-        """The item's position in the cursor (``domain.tail.KINDS``)."""
-        return KINDS.index(self.kind)
 
 
 def _click(r: Sequence[Any]) -> dict[str, Any]:
@@ -115,21 +113,6 @@ def tail_top(conn: sqlite3.Connection) -> Ids:
 
 # ----------------------------------------------------------------------------- the reader
 
-Marks = tuple[Watermark, Watermark, Watermark]
-
-
-@dataclass
-class Poll:
-    marks: Marks  # the watermarks after this poll
-    items: dict[int, list[TailItem]] = field(default_factory=dict)  # per space asked for
-    spaces: frozenset[int] = frozenset()  # the spaces asked for that exist
-    full: bool = False  # a table had more new ids than one poll looks at: poll again at once
-
-    @property
-    def lows(self) -> Ids:
-        a, b, c = (m.low for m in self.marks)
-        return a, b, c
-
 
 def tail_poll(
     conn: sqlite3.Connection, marks: Marks | None, spaces: Collection[int], now: float
@@ -196,12 +179,6 @@ def _existing(conn: sqlite3.Connection, spaces: Collection[int]) -> frozenset[in
 
 
 # ----------------------------------------------------------------------------- one space
-
-
-@dataclass
-class TailBatch:
-    items: list[TailItem]
-    reached: Ids  # per table: every row of the space up to here was in this batch or before
 
 
 def tail_range(

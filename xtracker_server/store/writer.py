@@ -76,23 +76,25 @@ def is_storage_fault(exc: BaseException) -> bool:
 
 @dataclass(slots=True)
 class Job:
-    """One write: ``fn(conn, *args, **kwargs)``, or (``fn`` None) a grouped call of ``group``
-    with ``arg``. After its batch ran: ``result``, or the ``error`` it raised."""
+    """One write: ``op(conn, *args, **kwargs)``, or (``grouped``) ``op(conn, [args[0], ...])``
+    shared with the waiting jobs of the same ``op`` next to it. ``op`` is a function, or its
+    name in the writer's operations while the job travels to the writer process
+    (store/operations.py). After its batch ran: ``result``, or the ``error`` it raised."""
 
-    fn: Callable[..., Any] | None
+    op: Callable[..., Any] | str
     args: tuple[Any, ...] = ()
     kwargs: dict[str, Any] | None = None
-    group: GroupOperation[Any, Any] | None = None
-    arg: Any = None
+    grouped: bool = False
     result: Any = None
     error: BaseException | None = None
 
     def run_alone(self, conn: sqlite3.Connection) -> None:
-        if self.fn is not None:
-            self.result = self.fn(conn, *self.args, **(self.kwargs or {}))
+        op = self.op
+        assert callable(op)
+        if self.grouped:
+            (self.result,) = op(conn, [self.args[0]])
         else:
-            assert self.group is not None
-            (self.result,) = self.group(conn, [self.arg])
+            self.result = op(conn, *self.args, **(self.kwargs or {}))
 
 
 def commit_batch(conn: sqlite3.Connection, batch: list[Job]) -> None:
@@ -129,16 +131,16 @@ def _run_optimistically(conn: sqlite3.Connection, batch: list[Job]) -> None:
     i, n = 0, len(batch)
     while i < n:
         job = batch[i]
-        if job.fn is not None:
-            job.result = job.fn(conn, *job.args, **(job.kwargs or {}))
+        op = job.op
+        assert callable(op)
+        if not job.grouped:
+            job.result = op(conn, *job.args, **(job.kwargs or {}))
             i += 1
             continue
-        group = job.group
         j = i + 1
-        while j < n and batch[j].group is group:
+        while j < n and batch[j].grouped and batch[j].op is op:
             j += 1
-        assert group is not None
-        results = group(conn, [p.arg for p in batch[i:j]])
+        results = op(conn, [p.args[0] for p in batch[i:j]])
         for done, result in zip(batch[i:j], results, strict=True):
             done.result = result
         i = j
@@ -183,7 +185,7 @@ class Writer(abc.ABC):
     async def write_grouped(self, group: GroupOperation[A, T], arg: A) -> T:
         """Like ``write``, for ``group(conn, [arg])``; waiting calls of the same ``group`` that
         are next to each other run as one call (see the module's docstring)."""
-        result: T = await self._await(Job(None, group=group, arg=arg))
+        result: T = await self._await(Job(group, (arg,), grouped=True))
         return result
 
     async def _await(self, job: Job) -> Any:

@@ -22,8 +22,13 @@ The protocol, over two pipes:
   reason is a ``FaultReason`` value, store/faults.py);
 - the server's ends of both pipes are non-blocking transports of its event loop.
 
-Operations are therefore named functions (``module.function``, picklable by reference) with
-picklable arguments and results. If the writer process dies, every waiting caller gets
+A job travels as the name of its operation and its arguments, never as a function: the
+writer process runs only the operations of a fixed registry (``OPERATIONS`` of the module named
+by ``operations``: store/operations.py). It is handed the registry's table (name -> module and
+function) when it starts, and imports an operation's module the first time a job names it, as
+an unpickled function used to be imported. A write of anything else is refused in the server,
+for its caller alone (``TypeError``). Arguments and results are
+picklable data (domain records). If the writer process dies, every waiting caller gets
 ``StoreUnavailable``, and writes are refused (``/healthz`` says so) until the new writer process
 started in its place runs (``RESPAWN_DELAY_S``). It ignores SIGINT and SIGTERM (they are the
 server's to handle) and exits when the server closes the pipe, including when the server is
@@ -33,6 +38,8 @@ killed.
 from __future__ import annotations
 
 import asyncio
+import importlib
+import json
 import logging
 import os
 import pickle
@@ -42,7 +49,7 @@ import subprocess
 import sys
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -63,11 +70,19 @@ _IN_FLIGHT = 2
 RESPAWN_DELAY_S = 0.5
 RESPAWN_MAX_DELAY_S = 10.0
 _Waiting = tuple[Job, "asyncio.Future[Any]"]
+#: The registry the store's writer process runs (store/operations.py).
+STORE_OPERATIONS = "xtracker_server.store.operations"
+
+
+def load_operations(module: str) -> Mapping[str, Callable[..., Any]]:
+    """The ``OPERATIONS`` of ``module``: name -> function."""
+    operations: Mapping[str, Callable[..., Any]] = importlib.import_module(module).OPERATIONS
+    return operations
 
 
 class ProcessWriter(Writer):
-    """``write`` and ``write_grouped`` take named functions with picklable arguments: they
-    travel to the writer process."""
+    """``write`` and ``write_grouped`` take operations of the registry ``operations`` (see the
+    module's docstring) with picklable arguments: their names travel to the writer process."""
 
     def __init__(
         self,
@@ -78,12 +93,18 @@ class ProcessWriter(Writer):
         timeout_s: float | None = None,
         health: FaultTracker | None = None,
         wal_limit_bytes: int = LIMIT_BYTES,
+        operations: str = STORE_OPERATIONS,
     ) -> None:
         super().__init__(timeout_s=timeout_s, health=health)
         self._path = path
         self._sync = sync
         self._batch_limit = batch_limit
         self._wal_limit_bytes = wal_limit_bytes  # the writer process's WalKeeper (store/wal.py)
+        self._operations = operations
+        registry = load_operations(operations)
+        self._names = {fn: name for name, fn in registry.items()}
+        self._table = json.dumps({name: [fn.__module__, fn.__qualname__]
+                                  for name, fn in registry.items()})  # fmt: skip
         self._proc: subprocess.Popen[bytes] | None = None
         self._to: asyncio.WriteTransport | None = None
         self._from: asyncio.ReadTransport | None = None
@@ -124,10 +145,12 @@ class ProcessWriter(Writer):
             "PYTHONPATH": os.pathsep.join(p for p in sys.path if p),  # what imports here does
             "XTRACKER_WRITER_SYNC": self._sync,
             "XTRACKER_WRITER_WAL_LIMIT": str(self._wal_limit_bytes),
+            "XTRACKER_WRITER_OPERATIONS": self._table,
         }
         try:
+            argv = [str(child_in), str(child_out), self._path]
             self._proc = subprocess.Popen(
-                [sys.executable, "-m", __name__, str(child_in), str(child_out), self._path],
+                [sys.executable, "-m", __name__, *argv],
                 env=env,
                 pass_fds=(child_in, child_out),
                 stdin=subprocess.DEVNULL,
@@ -193,6 +216,7 @@ class ProcessWriter(Writer):
         if not self.running:
             raise StoreUnavailable(FaultReason.WRITER_DOWN, "the writer is not running")
         assert self._loop is not None
+        job.op = self._name_of(job.op)
         future: asyncio.Future[Any] = self._loop.create_future()
         self._waiting.append((job, future))
         if len(self._sent) < _IN_FLIGHT and not self._flush_soon:
@@ -200,6 +224,16 @@ class ProcessWriter(Writer):
             self._flush_soon = True
             self._loop.call_soon(self._flush)
         return future
+
+    def _name_of(self, op: Callable[..., Any] | str) -> str:
+        name = op if isinstance(op, str) else self._names.get(op)
+        if name is None:
+            what = getattr(op, "__qualname__", repr(op))
+            raise TypeError(
+                f"{what} is not an operation of the writer process (add it to OPERATIONS"
+                f" in {self._operations})"
+            )
+        return name
 
     def _flush(self) -> None:
         self._flush_soon = False
@@ -380,7 +414,12 @@ def _portable(outcome: tuple[bool, Any]) -> tuple[bool, Any]:
 
 
 def serve(
-    inbox: Connection, outbox: Connection, path: str, sync: str, wal_limit_bytes: int = LIMIT_BYTES
+    inbox: Connection,
+    outbox: Connection,
+    path: str,
+    sync: str,
+    operations: Mapping[str, tuple[str, str]],
+    wal_limit_bytes: int = LIMIT_BYTES,
 ) -> int:
     from xtracker_server.store.db import open_db
 
@@ -391,6 +430,7 @@ def serve(
         return 1
     outbox.send(("ready", None))
     wal = WalKeeper(path, limit_bytes=wal_limit_bytes)
+    registry = _Registry(operations)
     try:
         while True:
             try:
@@ -405,6 +445,9 @@ def serve(
             answer: tuple[str, tuple[str, str] | list[tuple[bool, Any]]]
             try:
                 jobs: list[Job] = pickle.loads(data)
+                for job in jobs:
+                    assert isinstance(job.op, str)
+                    job.op = registry.get(job.op)
             except Exception as exc:  # e.g. an operation's module that does not import here
                 failed = FaultReason.COMMIT_FAILED
                 answer = ("fail", (failed.value, f"the writer could not read the batch: {exc!r}"))
@@ -430,6 +473,33 @@ def serve(
         conn.close()
 
 
+class _Registry:
+    """The writer process's operations: the table the server handed it (name -> module and
+    function), each imported the first time a job names it."""
+
+    def __init__(self, table: Mapping[str, tuple[str, str]]) -> None:
+        self._table = table
+        self._loaded: dict[str, Callable[..., Any]] = {}
+
+    def get(self, name: str) -> Callable[..., Any]:
+        fn = self._loaded.get(name)
+        if fn is None:
+            if name not in self._table:
+                return _unknown(name)
+            module, qualname = self._table[name]
+            fn = self._loaded[name] = getattr(importlib.import_module(module), qualname)
+        return fn
+
+
+def _unknown(name: str) -> Callable[..., Any]:
+    """What a job naming no operation of the registry runs: it fails alone."""
+
+    def refuse(conn: Any, *args: Any, **kwargs: Any) -> Any:
+        raise LookupError(f"{name!r} is not an operation of the writer process")
+
+    return refuse
+
+
 def main(argv: list[str]) -> int:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the server's to handle: we stop when it does
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
@@ -438,7 +508,9 @@ def main(argv: list[str]) -> int:
     outbox = Connection(int(child_out), readable=False)
     sync = os.environ.get("XTRACKER_WRITER_SYNC", "FULL")
     wal_limit = int(os.environ.get("XTRACKER_WRITER_WAL_LIMIT", LIMIT_BYTES))
-    return serve(inbox, outbox, path, sync, wal_limit)
+    table = json.loads(os.environ.get("XTRACKER_WRITER_OPERATIONS", "{}"))
+    operations = {name: (m, f) for name, (m, f) in table.items()}
+    return serve(inbox, outbox, path, sync, operations, wal_limit)
 
 
 if __name__ == "__main__":

@@ -1,24 +1,24 @@
-"""Read-through caches of hot lookups (link by slug, a space's postback aliases).
+"""Read-through caches of hot lookups: links by slug (landing/cache.py), a space's postback
+aliases (``AliasCache``).
 
 An entry lives ``ttl_s`` seconds, so a change made by the CLI in another process is seen
 within that time; changes through this server's admin API drop the entry at once
 (``forget``). A cache that reaches ``max_entries`` (scanners probing random keys) starts over.
 
 With ``stale_on_fault``, a lookup that fails for a storage reason (``is_storage_fault``) answers
-the last value loaded for its key, however old, and asks the database again ``ttl_s`` later: the
+the last value loaded for its key, however old, and asks the store again ``ttl_s`` later: the
 landing keeps sending visitors on while the database cannot be read. With no value to fall back
 on, the error is raised."""
 
 from __future__ import annotations
 
 import logging
-import sqlite3
 import time
-from collections.abc import Callable, Hashable
+from collections.abc import Awaitable, Callable, Hashable
 from typing import Generic, TypeVar
 
-from xtracker_server.store.runtime import Store
-from xtracker_server.store.writer import is_storage_fault
+from xtracker_server.domain.postbacks import Aliases
+from xtracker_server.store.api import Store, is_storage_fault
 
 log = logging.getLogger("xtracker.store")
 
@@ -29,15 +29,13 @@ V = TypeVar("V")
 class ReadCache(Generic[K, V]):
     def __init__(
         self,
-        store: Store,
-        load: Callable[[sqlite3.Connection, K], V],
+        load: Callable[[K], Awaitable[V]],
         *,
         ttl_s: float,
         max_entries: int,
         stale_on_fault: bool = False,
     ) -> None:
-        self._store = store
-        self._load = load
+        self._load = load  # a store operation (named in the log)
         self._ttl_s = ttl_s
         self._max_entries = max_entries
         self._stale_on_fault = stale_on_fault
@@ -50,7 +48,7 @@ class ReadCache(Generic[K, V]):
         if hit is not None and hit[1] > now:
             return hit[0]
         try:
-            value = await self._store.read(self._load, key)
+            value = await self._load(key)
         except Exception as exc:
             if not (self._stale_on_fault and is_storage_fault(exc)):
                 raise
@@ -78,3 +76,11 @@ class ReadCache(Generic[K, V]):
                 self._load.__name__,
                 exc,
             )
+
+
+class AliasCache(ReadCache[int, Aliases]):
+    """A space's effective postback aliases: every call of ``/e`` needs them, and they rarely
+    change."""
+
+    def __init__(self, store: Store, ttl_s: float = 2.0) -> None:
+        super().__init__(store.postback_aliases, ttl_s=ttl_s, max_entries=10_000)

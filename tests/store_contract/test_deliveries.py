@@ -1,0 +1,155 @@
+"""The Store contract, the outbox: an event fans out to its space's enabled destinations, a
+worker leases deliveries (no two hold one at once), settles them only while it holds the lease,
+and the operator lists, counts and replays them."""
+
+from __future__ import annotations
+
+from tests.store_contract.conftest import T0, Backend, event
+from tests.store_contract.test_admin import webhook
+from xtracker_server.domain.entities import Claimed, Destination, Settled, Unhealthy
+
+LEASE_MS = 60_000
+
+
+def _destination(backend: Backend, space: int) -> Destination:
+    dest = backend.run(backend.store.create_destination(space, webhook(), T0))
+    assert dest is not None
+    return dest
+
+
+def _sent(claimed: Claimed, status: str = "sent", **fields: object) -> Settled:
+    values: dict[str, object] = {
+        "next_attempt_ms": None, "last_status": 200, "last_error": None,
+        "refund_attempt": False, "outcome": "sent", "latency_ms": 12, "excerpt": None,
+    }  # fmt: skip
+    values.update(fields)
+    return Settled(claimed.id, claimed.space_id, status, **values)  # type: ignore[arg-type]
+
+
+def test_an_event_fans_out_to_each_enabled_destination_of_its_space(backend: Backend) -> None:
+    a, b = backend.space().space.id, backend.space().space.id
+    store = backend.store
+    on, off = _destination(backend, a), _destination(backend, a)
+    backend.run(store.update_destination(a, off.id, T0, enabled=False))
+    _destination(backend, b)
+    outcome = backend.run(store.record_event(event(a, "contact", "u1")))
+    assert outcome.deliveries == 1
+    rows = backend.run(store.list_deliveries(a))
+    assert [(r.destination_id, r.inbox_id, r.status) for r in rows] == [
+        (on.id, outcome.inbox_id, "pending")
+    ]
+    assert backend.run(store.list_deliveries(b)) == []
+    assert backend.run(store.delivery_counts(a)) == {"pending": 1}
+    again = backend.run(store.record_event(event(a, "contact", "u1")))
+    assert again.duplicate and again.deliveries == 0
+
+
+def test_a_lease_is_held_by_one_worker_until_it_runs_out(backend: Backend) -> None:
+    space = backend.space().space.id
+    store = backend.store
+    dest = _destination(backend, space)
+    for n in range(3):
+        backend.run(store.record_event(event(space, "contact", f"u{n}")))
+    now = T0 + 1000
+    assert (dest.id, dest.kind) in backend.run(store.due_destinations(now))
+    first = backend.run(store.claim(dest.id, "worker-a", now, LEASE_MS, 2))
+    second = backend.run(store.claim(dest.id, "worker-b", now, LEASE_MS, 10))
+    assert len(first) == 2 and len(second) == 1
+    assert {c.id for c in first}.isdisjoint(c.id for c in second)
+    assert all(c.attempts == 1 and c.space_id == space for c in first + second)
+    assert backend.run(store.claim(dest.id, "worker-c", now, LEASE_MS, 10)) == []
+    later = now + LEASE_MS
+    taken_over = backend.run(store.claim(dest.id, "worker-c", later, LEASE_MS, 10))
+    assert len(taken_over) == 3 and all(c.attempts == 2 for c in taken_over)
+
+
+def test_settling_writes_the_outcome_only_while_the_lease_is_held(backend: Backend) -> None:
+    space = backend.space().space.id
+    store = backend.store
+    dest = _destination(backend, space)
+    backend.run(store.record_event(event(space, "contact", "u1")))
+    backend.run(store.record_event(event(space, "contact", "u2")))
+    now = T0 + 1000
+    claimed = backend.run(store.claim(dest.id, "worker-a", now, LEASE_MS, 10))
+    stale = backend.run(store.settle_deliveries("worker-b", [_sent(c) for c in claimed], now))
+    assert stale == 0 and backend.run(store.delivery_counts(space)) == {"pending": 2}
+    done, retry = claimed
+    settled = backend.run(store.settle_deliveries(
+        "worker-a",
+        [_sent(done), _sent(retry, "retrying", next_attempt_ms=now + 30_000, last_status=503,
+                            last_error="HTTP 503", outcome="retry")],
+        now,
+    ))  # fmt: skip
+    assert settled == 2
+    assert backend.run(store.delivery_counts(space)) == {"sent": 1, "retrying": 1}
+    rows = {r.id: r for r in backend.run(store.list_deliveries(space))}
+    assert (rows[done.id].sent_ms, rows[retry.id].next_attempt_ms) == (now, now + 30_000)
+    assert rows[retry.id].last_error == "HTTP 503"
+    assert backend.run(store.claim(dest.id, "worker-a", now + 1, LEASE_MS, 10)) == []
+    assert len(backend.run(store.claim(dest.id, "worker-a", now + 30_000, LEASE_MS, 10))) == 1
+
+
+def test_an_unhealthy_destination_is_flagged_with_its_outcomes(backend: Backend) -> None:
+    space = backend.space().space.id
+    store = backend.store
+    dest = _destination(backend, space)
+    backend.run(store.record_event(event(space, "contact", "u1")))
+    now = T0 + 1000
+    (claimed,) = backend.run(store.claim(dest.id, "w", now, LEASE_MS, 10))
+    held = _sent(claimed, "pending", next_attempt_ms=now + 60_000, refund_attempt=True,
+                 last_status=401, outcome="hold")  # fmt: skip
+    reason = "the access token expired"
+    backend.run(store.settle_deliveries("w", [held], now, [Unhealthy(space, dest.id, reason)]))
+    found = backend.run(store.get_destination(space, dest.id))
+    assert found is not None and found.health_reason == reason
+    assert (dest.id, dest.kind) not in backend.run(store.due_destinations(now + 60_000))
+    (row,) = backend.run(store.list_deliveries(space))
+    assert (row.status, row.attempts) == ("pending", 0)  # the attempt was refunded
+
+
+def test_contexts_are_read_within_the_claims_space(backend: Backend) -> None:
+    a, b = backend.space().space.id, backend.space().space.id
+    store = backend.store
+    dest = _destination(backend, a)
+    link = backend.link(a)
+    backend.click(a, "u1", link.id)
+    backend.run(store.bind(a, "u1", 4242, T0))
+    outcome = backend.run(store.record_event(event(a, "deposit", "u1", value="10.50",
+                                                   currency="EUR")))  # fmt: skip
+    claimed = backend.run(store.claim(dest.id, "w", T0 + 1000, LEASE_MS, 10))
+    contexts = backend.run(store.delivery_contexts(a, claimed, "https://t.example"))
+    ctx = contexts[claimed[0].id]
+    assert (ctx.canonical, ctx.uid, ctx.tg_id, ctx.value, ctx.currency) == (
+        "deposit", "u1", 4242, "10.50", "EUR"
+    )  # fmt: skip
+    assert ctx.click.link == link.slug and ctx.event_id == claimed[0].event_id
+    assert claimed[0].inbox_id == outcome.inbox_id
+    assert backend.run(store.delivery_contexts(b, claimed, "https://t.example")) == {}
+
+
+def test_replay_makes_settled_deliveries_due_again_in_its_space_only(backend: Backend) -> None:
+    a, b = backend.space().space.id, backend.space().space.id
+    store = backend.store
+    for space in (a, b):
+        dest = _destination(backend, space)
+        backend.run(store.record_event(event(space, "contact", "u1")))
+        (claimed,) = backend.run(store.claim(dest.id, "w", T0 + 1000, LEASE_MS, 10))
+        failed = _sent(claimed, "failed_permanently", last_status=400, outcome="fail")
+        backend.run(store.settle_deliveries("w", [failed], T0 + 1000))
+    assert backend.run(store.list_deliveries(a, status="failed_permanently"))
+    assert backend.run(store.replay(a, now_ms=T0 + 2000)) == 1
+    assert backend.run(store.delivery_counts(a)) == {"pending": 1}
+    assert backend.run(store.delivery_counts(b)) == {"failed_permanently": 1}
+    assert backend.run(store.replay(a, status="sent", now_ms=T0 + 2000)) == 0
+
+
+def test_the_operators_counts_span_spaces(backend: Backend) -> None:
+    store = backend.store
+    before = backend.run(store.outbox_depth())
+    space = backend.space().space.id
+    dest = _destination(backend, space)
+    backend.run(store.record_event(event(space, "contact", "u1")))
+    assert backend.run(store.outbox_depth())["pending"] == before["pending"] + 1
+    backend.run(store.claim(dest.id, "w", T0 + 1000, LEASE_MS, 10))
+    assert backend.run(store.release_leases()) >= 1
+    assert len(backend.run(store.claim(dest.id, "w2", T0 + 1000, LEASE_MS, 10))) == 1

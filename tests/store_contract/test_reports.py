@@ -1,0 +1,117 @@
+"""The Store contract, what is read back: report counts after a catch-up (every event committed
+before it counts, each uid once per step, money exact), the live tail, and each space's rows
+alone in both."""
+
+from __future__ import annotations
+
+import time
+from decimal import Decimal
+
+from tests.store_contract.conftest import T0, Backend, event
+from xtracker_server.domain.reports import Window
+from xtracker_server.domain.unrecorded import Reason, UnrecordedCount, hour_start
+
+H = 3_600_000
+DAY = Window(T0, T0 + 24 * H)
+
+
+def _seed(backend: Backend, space: int) -> int:
+    """Two clicks on a link, a funnel, deposits in two currencies; returns the link's id."""
+    store = backend.store
+    link = backend.link(space)
+    backend.click(space, "a", link.id, at=T0 + 1)
+    backend.click(space, "b", link.id, at=T0 + 2)
+    drafts = [
+        event(space, "contact", "a", at=T0 + 10),
+        event(space, "contact", "a", at=T0 + 11),  # the same uid again: one uid
+        event(space, "contact", "b", at=T0 + 12),
+        event(space, "deposit", "a", eid="d1", at=T0 + 20, value="10.10", currency="USD"),
+        event(space, "deposit", "a", eid="d2", at=T0 + 21, value="0.00000001", currency="USD"),
+        event(space, "deposit", "b", eid="d3", at=T0 + 22, value="5", currency="EUR"),
+        event(space, "deposit", "z", eid="d4", at=T0 + 30 * H, value="1", currency="USD"),
+    ]
+    for draft in drafts:
+        backend.run(store.record_event(draft))
+    backend.run(store.catch_up_reports())
+    return link.id
+
+
+def test_the_funnel_counts_uids_once_and_money_exactly(backend: Backend) -> None:
+    space = backend.space().space.id
+    link_id = _seed(backend, space)
+    counts = backend.run(backend.store.funnel_counts(space, DAY))
+    assert (counts.clicks, counts.uids["contact"], counts.uids["deposit"]) == (2, 2, 2)
+    assert counts.deposits == 3
+    assert counts.revenue == {"USD": Decimal("10.10000001"), "EUR": Decimal("5")}
+    by_link = backend.run(backend.store.funnel_counts(space, DAY, link_id=link_id))
+    assert by_link.uids == counts.uids
+
+
+def test_a_report_never_counts_another_spaces_rows(backend: Backend) -> None:
+    a, b = backend.space().space.id, backend.space().space.id
+    _seed(backend, a)
+    backend.run(backend.store.catch_up_reports())
+    counts = backend.run(backend.store.funnel_counts(b, DAY))
+    assert counts.clicks == 0 and counts.deposits == 0 and counts.revenue == {}
+    assert backend.run(backend.store.link_rows(b, DAY)) == []
+    assert backend.run(backend.store.deposit_currencies(b, DAY)) == {}
+
+
+def test_an_event_counts_once_it_is_caught_up(backend: Backend) -> None:
+    space = backend.space().space.id
+    store = backend.store
+    backend.run(store.catch_up_reports())
+    backend.run(store.record_event(event(space, "subscribed", "s1", at=T0 + 5)))
+    assert backend.run(store.catch_up_reports()) >= 1
+    assert backend.run(store.funnel_counts(space, DAY)).uids.get("subscribed") == 1
+    assert backend.run(store.catch_up_reports()) == 0  # nothing new: nothing fed
+
+
+def test_link_rows_series_and_currencies(backend: Backend) -> None:
+    space = backend.space().space.id
+    link_id = _seed(backend, space)
+    store = backend.store
+    hour = hour_start(T0)
+    backend.run(store.add_unrecorded([UnrecordedCount(space, link_id, hour, Reason.BOT, 3)]))
+    backend.run(store.add_unrecorded([UnrecordedCount(space, link_id, hour, Reason.BOT, 2)]))
+    window = Window(hour, hour + 24 * H)
+    rows = {r.link: r for r in backend.run(store.link_rows(space, window))}
+    (slug,) = [s for s in rows if s is not None]
+    assert (rows[slug].clicks, rows[slug].deposits, rows[slug].unrecorded) == (2, 3, {"bot": 5})
+    assert backend.run(store.deposit_currencies(space, DAY)) == {"USD": 2, "EUR": 1}
+    starts = [T0, T0 + 12 * H, T0 + 24 * H]
+    assert backend.run(store.series_counts(space, "click", starts, T0 + 36 * H)) == [2, 0, 0]
+    revenue = backend.run(store.series_revenue(space, "USD", starts, T0 + 36 * H))
+    assert revenue == [Decimal("10.10000001"), Decimal(0), Decimal(1)]
+    assert backend.run(store.series_counts(space, "deposit", starts, T0 + 36 * H,
+                                           link_id=link_id)) == [2, 0, 0]  # fmt: skip
+
+
+def test_delivery_health_lists_the_spaces_destinations(backend: Backend) -> None:
+    from tests.store_contract.test_admin import webhook
+
+    a, b = backend.space().space.id, backend.space().space.id
+    dest = backend.run(backend.store.create_destination(a, webhook(), T0))
+    assert dest is not None
+    backend.run(backend.store.record_event(event(a, "contact", "u1")))
+    (health,) = backend.run(backend.store.delivery_health(a, T0 + 1000))
+    assert (health.id, health.counts.get("pending")) == (dest.id, 1)
+    assert backend.run(backend.store.delivery_health(b, T0 + 1000)) == []
+
+
+def test_the_tail_starts_now_and_hands_each_space_its_rows(backend: Backend) -> None:
+    a, b = backend.space().space.id, backend.space().space.id
+    store = backend.store
+    start = backend.run(store.tail_poll(None, {a, b}, time.monotonic()))
+    assert start.items == {} and start.spaces == {a, b}
+    backend.click(a, "t1")
+    backend.run(store.record_event(event(b, "contact", "t2")))
+    poll = backend.run(store.tail_poll(start.marks, {a}, time.monotonic()))
+    assert [(i.kind, i.data["uid"]) for i in poll.items.get(a, [])] == [("click", "t1")]
+    assert b not in poll.items and poll.spaces == {a}
+    top = backend.run(store.tail_top())
+    assert all(newest >= low for newest, low in zip(top, poll.lows, strict=True))
+    after = start.lows
+    batch = backend.run(store.tail_range(b, after, top))
+    assert [(i.kind, i.data["uid"]) for i in batch.items] == [("event", "t2")]
+    assert backend.run(store.tail_range(a, after, top, limit=1)).items[0].data["uid"] == "t1"

@@ -1,0 +1,456 @@
+"""The Store protocol (store/api.py) on SQLite: each named operation is one function of the
+``store/*.py`` modules, run by the group-commit writer (writes, store/operations.py) or on a
+reader thread (reads). ``runtime.Store``, the SQLite store that ``open_store`` returns, adds
+``read``, ``write`` and ``write_grouped`` and the life cycle."""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+from collections.abc import Callable, Collection, Sequence
+from decimal import Decimal
+from typing import Any, TypeVar
+
+from xtracker_server.domain.binds import BindKind
+from xtracker_server.domain.clicks import ClickDraft
+from xtracker_server.domain.credentials import CredentialKind
+from xtracker_server.domain.deletion import Person
+from xtracker_server.domain.destinations import DestinationKind, PreparedDestination
+from xtracker_server.domain.entities import (
+    BackupDone,
+    Batch,
+    BindOutcome,
+    Claimed,
+    Credential,
+    DeliveryRow,
+    Destination,
+    DestinationHealth,
+    Erased,
+    InboxDraft,
+    InboxEvent,
+    InboxOutcome,
+    IngestToken,
+    Link,
+    LogEntry,
+    LoggedEntry,
+    Marked,
+    NewSpace,
+    NewToken,
+    Revocation,
+    Rotation,
+    Settled,
+    Space,
+    Unhealthy,
+)
+from xtracker_server.domain.links import LinkSpec
+from xtracker_server.domain.outbound import DeliveryContext
+from xtracker_server.domain.postbacks import Aliases, effective_aliases
+from xtracker_server.domain.reports import FunnelCounts, LinkRow, Window
+from xtracker_server.domain.tail import Ids, Marks, Poll, TailBatch
+from xtracker_server.domain.unrecorded import UnrecordedCount
+from xtracker_server.store import (
+    backup,
+    binds,
+    clicks,
+    deletion,
+    destinations,
+    inbox,
+    links,
+    outbox,
+    postbacks,
+    reports,
+    rollup,
+    spaces,
+    tail,
+    unrecorded,
+)
+from xtracker_server.store.writer import Writer
+
+T = TypeVar("T")
+A = TypeVar("A")
+
+__all__ = ["PLAN_STEPS", "SqliteOperations"]
+
+
+class SqliteOperations(abc.ABC):
+    """The named operations, over the three primitives of ``runtime.Store``."""
+
+    path: str
+    writer: Writer
+
+    @abc.abstractmethod
+    async def read(self, op: Callable[..., T], /, *args: Any, **kwargs: Any) -> T: ...
+
+    @abc.abstractmethod
+    async def write(self, op: Callable[..., T], /, *args: Any, **kwargs: Any) -> T: ...
+
+    @abc.abstractmethod
+    async def write_grouped(self, group: Callable[[Any, list[A]], list[T]], arg: A) -> T: ...
+
+    @abc.abstractmethod
+    async def catch_up_reports(self) -> int: ...
+
+    # ------------------------------------------------------------------ life cycle, health
+
+    def writer_running(self) -> bool:
+        return self.writer.running
+
+    def writer_restarts(self) -> int:
+        return self.writer.restarts
+
+    async def backup(self, target: str, *, force: bool = False) -> BackupDone:
+        return await asyncio.to_thread(backup.backup, self.path, target, force=force)
+
+    # ------------------------------------------------------------------ ingress
+
+    async def record_event(self, draft: InboxDraft) -> InboxOutcome:
+        return await self.write_grouped(inbox.insert_events, draft)
+
+    async def record_click(self, draft: ClickDraft) -> str:
+        return await self.write_grouped(clicks.insert_clicks, draft)
+
+    async def record_kept_clicks(self, drafts: list[ClickDraft]) -> int:
+        return await self.write(clicks.insert_kept_clicks, drafts)
+
+    async def click_seen(self, space_id: int, link_id: int, uid: str, since_ms: int) -> bool:
+        return await self.read(clicks.recent_click_of_link, space_id, link_id, uid, since_ms)
+
+    async def bind(
+        self, space_id: int, uid: str, tg_id: int, now_ms: int, kind: BindKind = BindKind.BEARER
+    ) -> BindOutcome:
+        return await self.write(binds.bind, space_id, uid, tg_id, now_ms, kind)
+
+    async def record_postback(
+        self, draft: InboxDraft, entry: LogEntry
+    ) -> tuple[InboxOutcome, bool]:
+        return await self.write(postbacks.record_postback, draft, entry)
+
+    async def log_postback(self, entry: LogEntry) -> int:
+        return await self.write(postbacks.log_postback, entry)
+
+    async def list_events(self, space_id: int, *, limit: int = 100) -> list[InboxEvent]:
+        return await self.read(inbox.list_events, space_id, limit=limit)
+
+    # ------------------------------------------------------------------ spaces, credentials
+
+    async def create_space(self, name: str, now_ms: int) -> NewSpace:
+        return await self.write(spaces.create_space, name, now_ms)
+
+    async def list_spaces(self) -> list[Space]:
+        return await self.read(spaces.list_spaces)
+
+    async def get_space(self, space_id: int) -> Space | None:
+        return await self.read(spaces.get_space, space_id)
+
+    async def find_credential(self, secret_hash: bytes, now_ms: int) -> Credential | None:
+        return await self.read(spaces.find_credential, secret_hash, now_ms)
+
+    async def rotate_credential(
+        self, space_id: int, kind: CredentialKind, now_ms: int, name: str | None = None
+    ) -> Rotation | None:
+        return await self.write(spaces.rotate_credential, space_id, kind, now_ms, name)
+
+    async def revoke_previous(
+        self, space_id: int, kind: CredentialKind, now_ms: int, name: str | None = None
+    ) -> Revocation | None:
+        return await self.write(spaces.revoke_previous, space_id, kind, now_ms, name)
+
+    async def add_ingest_token(self, space_id: int, name: str, now_ms: int) -> NewToken | None:
+        return await self.write(spaces.add_ingest_token, space_id, name, now_ms)
+
+    async def list_ingest_tokens(self, space_id: int, now_ms: int) -> list[IngestToken]:
+        return await self.read(postbacks.ingest_tokens, space_id, now_ms)
+
+    async def revoke_ingest_token(self, space_id: int, name: str, now_ms: int) -> Revocation | None:
+        return await self.write(spaces.revoke_ingest_token, space_id, name, now_ms)
+
+    async def is_ingest_token_of(self, space_id: int, token: str, now_ms: int) -> bool:
+        return await self.read(postbacks.is_ingest_token_of, space_id, token, now_ms)
+
+    async def has_admin_token(self) -> bool:
+        return await self.read(spaces.has_admin_token)
+
+    async def reset_admin_token(self, now_ms: int) -> str:
+        return await self.write(spaces.reset_admin_token, now_ms)
+
+    async def allowed_currencies(self, space_id: int) -> tuple[str, ...] | None:
+        return await self.read(spaces.allowed_currencies, space_id)
+
+    async def set_allowed_currencies(self, space_id: int, codes: tuple[str, ...]) -> bool:
+        return await self.write(spaces.set_allowed_currencies, space_id, codes)
+
+    async def token_binds_allowed(self, space_id: int) -> bool:
+        return await self.read(binds.token_binds_allowed, space_id)
+
+    async def set_token_binds(self, space_id: int, allowed: bool) -> bool:
+        return await self.write(binds.set_token_binds, space_id, allowed)
+
+    # ------------------------------------------------------------------ links
+
+    async def create_link(self, space_id: int, slug: str, spec: LinkSpec, now_ms: int) -> Link:
+        return await self.write(links.create_link, space_id, slug, spec, now_ms)
+
+    async def update_link(
+        self, space_id: int, slug: str, changes: dict[str, Any], now_ms: int
+    ) -> Link | None:
+        return await self.write(links.update_link, space_id, slug, changes, now_ms)
+
+    async def link_by_slug(self, space_id: int, slug: str) -> Link | None:
+        return await self.read(links.link_by_slug, space_id, slug)
+
+    async def list_links(self, space_id: int) -> list[Link]:
+        return await self.read(links.list_links, space_id)
+
+    async def resolve_slug(self, slug: str) -> Link | None:
+        return await self.read(links.resolve_slug, slug)
+
+    # ------------------------------------------------------------------ destinations
+
+    async def create_destination(
+        self, space_id: int, new: PreparedDestination, now_ms: int
+    ) -> Destination | None:
+        return await self.write(destinations.create_destination, space_id, new, now_ms)
+
+    async def get_destination(self, space_id: int, destination_id: int) -> Destination | None:
+        return await self.read(destinations.get_destination, space_id, destination_id)
+
+    async def list_destinations(self, space_id: int) -> list[Destination]:
+        return await self.read(destinations.list_destinations, space_id)
+
+    async def space_of_destination(self, destination_id: int) -> int | None:
+        return await self.read(destinations.space_of_destination, destination_id)
+
+    async def update_destination(
+        self, space_id: int, destination_id: int, now_ms: int, **changes: Any
+    ) -> Destination | None:
+        return await self.write(
+            destinations.update_destination, space_id, destination_id, now_ms, **changes
+        )
+
+    async def unhealthy_by_kind(self) -> dict[str, int]:
+        return await self.read(destinations.unhealthy_by_kind)
+
+    # ------------------------------------------------------------------ deliveries
+
+    async def due_destinations(self, now_ms: int) -> list[tuple[int, DestinationKind]]:
+        return await self.read(outbox.due_destinations, now_ms)
+
+    async def claim(
+        self, destination_id: int, owner: str, now_ms: int, lease_ms: int, limit: int
+    ) -> list[Claimed]:
+        return await self.write(outbox.claim, destination_id, owner, now_ms, lease_ms, limit)
+
+    async def delivery_contexts(
+        self, space_id: int, claimed: list[Claimed], base_url: str
+    ) -> dict[int, DeliveryContext]:
+        return await self.read(outbox.contexts, space_id, claimed, base_url)
+
+    async def settle_deliveries(
+        self,
+        owner: str,
+        settled: list[Settled],
+        now_ms: int,
+        unhealthy: list[Unhealthy] | None = None,
+    ) -> int:
+        return await self.write(outbox.settle, owner, settled, now_ms, unhealthy)
+
+    async def list_deliveries(
+        self,
+        space_id: int,
+        *,
+        status: str | None = None,
+        destination_id: int | None = None,
+        limit: int = 100,
+    ) -> list[DeliveryRow]:
+        return await self.read(
+            outbox.list_deliveries,
+            space_id,
+            status=status,
+            destination_id=destination_id,
+            limit=limit,
+        )
+
+    async def replay(
+        self,
+        space_id: int,
+        *,
+        status: str = "failed_permanently",
+        destination_id: int | None = None,
+        now_ms: int,
+    ) -> int:
+        return await self.write(
+            outbox.replay, space_id, status=status, destination_id=destination_id, now_ms=now_ms
+        )
+
+    async def delivery_counts(self, space_id: int) -> dict[str, int]:
+        return await self.read(outbox.status_counts, space_id)
+
+    async def outbox_depth(self) -> dict[str, int]:
+        return await self.read(outbox.depth)
+
+    async def release_leases(self) -> int:
+        return await self.write(outbox.release_leases)
+
+    # ------------------------------------------------------------------ postbacks
+
+    async def postback_aliases(self, space_id: int) -> Aliases:
+        return effective_aliases(await self.read(postbacks.alias_rows, space_id))
+
+    async def set_postback_aliases(
+        self, space_id: int, changes: list[tuple[str, str, str | None]], now_ms: int
+    ) -> None:
+        await self.write(postbacks.set_aliases, space_id, changes, now_ms)
+
+    async def list_postback_log(
+        self, space_id: int, *, outcome: str | None = None, limit: int = 100
+    ) -> list[LoggedEntry]:
+        return await self.read(postbacks.list_log, space_id, outcome=outcome, limit=limit)
+
+    # ------------------------------------------------------------------ reports
+
+    async def funnel_counts(
+        self, space_id: int, window: Window, *, link_id: int | None = None
+    ) -> FunnelCounts:
+        return await self.read(reports.funnel_counts, space_id, window, link_id=link_id)
+
+    async def link_rows(self, space_id: int, window: Window) -> list[LinkRow]:
+        return await self.read(reports.link_rows, space_id, window)
+
+    async def deposit_currencies(self, space_id: int, window: Window) -> dict[str, int]:
+        return await self.read(reports.deposit_currencies, space_id, window)
+
+    async def series_counts(
+        self,
+        space_id: int,
+        step: str,
+        starts: Sequence[int],
+        to_ms: int,
+        *,
+        link_id: int | None = None,
+    ) -> list[int]:
+        return await self.read(
+            reports.series_counts, space_id, step, starts, to_ms, link_id=link_id
+        )
+
+    async def series_revenue(
+        self,
+        space_id: int,
+        currency: str,
+        starts: Sequence[int],
+        to_ms: int,
+        *,
+        link_id: int | None = None,
+    ) -> list[Decimal]:
+        return await self.read(
+            reports.series_revenue, space_id, currency, starts, to_ms, link_id=link_id
+        )
+
+    async def delivery_health(self, space_id: int, now_ms: int) -> list[DestinationHealth]:
+        return await self.read(reports.delivery_health, space_id, now_ms)
+
+    async def add_unrecorded(self, counts: list[UnrecordedCount]) -> None:
+        await self.write(unrecorded.add_unrecorded, counts)
+
+    # ------------------------------------------------------------------ the live tail
+
+    async def tail_top(self) -> Ids:
+        return await self.read(tail.tail_top)
+
+    async def tail_poll(self, marks: Marks | None, spaces: Collection[int], now: float) -> Poll:
+        return await self.read(tail.tail_poll, marks, spaces, now)
+
+    async def tail_range(self, space_id: int, after: Ids, upto: Ids, limit: int = 500) -> TailBatch:
+        return await self.read(tail.tail_range, space_id, after, upto, limit)
+
+    # ------------------------------------------------------------------ deletion
+
+    async def space_counts(self, space_id: int) -> dict[str, int] | None:
+        return await self.read(deletion.space_counts, space_id)
+
+    async def mark_space(self, space_id: int, now_ms: int) -> Marked | None:
+        return await self.write(deletion.mark_space, space_id, now_ms)
+
+    async def delete_space_batch(self, space_id: int, limit: int) -> Batch:
+        return await self.write(deletion.delete_space_batch, space_id, limit)
+
+    async def link_counts(self, space_id: int, slug: str) -> dict[str, int] | None:
+        return await self.read(deletion.link_counts, space_id, slug)
+
+    async def slug_of_link(self, space_id: int, link_id: int) -> str | None:
+        return await self.read(deletion.slug_of_link, space_id, link_id)
+
+    async def mark_link(self, space_id: int, slug: str, now_ms: int) -> Marked | None:
+        return await self.write(deletion.mark_link, space_id, slug, now_ms)
+
+    async def delete_link_batch(self, space_id: int, link_id: int, limit: int) -> Batch:
+        return await self.write(deletion.delete_link_batch, space_id, link_id, limit)
+
+    async def destination_counts(self, space_id: int, destination_id: int) -> dict[str, int] | None:
+        return await self.read(deletion.destination_counts, space_id, destination_id)
+
+    async def mark_destination(
+        self, space_id: int, destination_id: int, now_ms: int
+    ) -> Marked | None:
+        return await self.write(deletion.mark_destination, space_id, destination_id, now_ms)
+
+    async def delete_destination_batch(
+        self, space_id: int, destination_id: int, limit: int
+    ) -> Batch:
+        return await self.write(deletion.delete_destination_batch, space_id, destination_id, limit)
+
+    async def erasure_counts(self, space_id: int, person: Person) -> dict[str, int] | None:
+        return await self.read(deletion.erasure_counts, space_id, person)
+
+    async def erase_person(self, space_id: int, person: Person) -> Erased | None:
+        return await self.write(deletion.erase_person, space_id, person)
+
+    async def find_tg_events(self, space_id: int, tg_id: int) -> list[int]:
+        return await self.read(deletion.find_tg_events, space_id, tg_id)
+
+    async def erase_events(
+        self, space_id: int, ids: Sequence[int], uids: Sequence[str]
+    ) -> dict[str, int]:
+        return await self.write(deletion.erase_events, space_id, list(ids), list(uids))
+
+    async def find_log_rows(
+        self, space_id: int, uids: Sequence[str], tg_id: int | None
+    ) -> list[int]:
+        return await self.read(deletion.find_log_rows, space_id, list(uids), tg_id)
+
+    async def delete_log_rows(self, space_id: int, ids: Sequence[int]) -> dict[str, int]:
+        return await self.write(deletion.delete_log_rows, space_id, list(ids))
+
+    async def unfinished_deletions(self, marked_before_ms: int) -> list[tuple[str, int, int]]:
+        return await self.read(deletion.unfinished, marked_before_ms)
+
+    async def applied_removals(self) -> int:
+        await self.catch_up_reports()
+        return await self.read(rollup.applied_removals)
+
+    async def prune_removals(self, upto: int) -> int:
+        return await self.write(deletion.prune_removals, upto)
+
+    async def removals_pending(self) -> bool:
+        return await self.read(deletion.removals_pending)
+
+    # ------------------------------------------------------------------ housekeeping
+
+    async def prune_postback_log(self, before_ms: int, limit: int = 1000) -> int:
+        return await self.write(postbacks.prune_log, before_ms, limit)
+
+
+#: The steps of the deletion plans (xtracker_server/deletion.py) as functions of a connection,
+#: for the CLI, which runs them on its own connection: a write, a read, or a read of the report
+#: rollup once it is up to date ("reports").
+PLAN_STEPS: dict[str, tuple[str, Callable[..., Any]]] = {
+    "delete_space_batch": ("write", deletion.delete_space_batch),
+    "delete_link_batch": ("write", deletion.delete_link_batch),
+    "delete_destination_batch": ("write", deletion.delete_destination_batch),
+    "erase_person": ("write", deletion.erase_person),
+    "find_tg_events": ("read", deletion.find_tg_events),
+    "erase_events": ("write", deletion.erase_events),
+    "find_log_rows": ("read", deletion.find_log_rows),
+    "delete_log_rows": ("write", deletion.delete_log_rows),
+    "applied_removals": ("reports", rollup.applied_removals),
+    "prune_removals": ("write", deletion.prune_removals),
+}

@@ -88,6 +88,18 @@ def test_settling_a_batch_goes_by_primary_key(big: sqlite3.Connection) -> None:
     assert {p.sql.split()[0] for p in planned} == {"UPDATE", "INSERT"}
 
 
+def test_hastening_an_outage_s_retries_reads_only_one_destinations_later_rows(
+    big: sqlite3.Connection,
+) -> None:
+    planned = plans_of(big, lambda c: outbox.hasten_retries(c, 1, NOW, 2000))
+    # the partial index of due rows, from now on, for one destination, cut short by the LIMIT
+    assert _lines(planned) == [
+        "SEARCH deliveries USING INTEGER PRIMARY KEY (rowid=?)",
+        "LIST SUBQUERY 1",
+        "SEARCH deliveries USING INDEX deliveries_due (destination_id=? AND next_attempt_ms>?)",
+    ], "\n".join(map(str, planned))
+
+
 def test_releasing_every_lease_reads_only_the_leased_rows(big: sqlite3.Connection) -> None:
     planned = plans_of(big, outbox.release_leases)
     # a walk of the partial index deliveries_leased: it holds the leased rows alone

@@ -11,8 +11,9 @@ from typing import Any, TypeVar
 
 import pytest
 
-from tests.sink import Sink
+from tests.sink import Reply, Sink
 from xtracker_server.config import Settings
+from xtracker_server.delivery import worker as worker_module
 from xtracker_server.delivery.adapters import hold_limit
 from xtracker_server.delivery.worker import Worker
 from xtracker_server.domain.dedup import dedup_key
@@ -61,8 +62,8 @@ def _drafts(space: int, prefix: str, count: int, first_ms: int) -> list[InboxDra
     ]  # fmt: skip
 
 
-def _seed_backlog(path: Path, url: str) -> int:
-    """A space with one webhook destination and ``BACKLOG`` deliveries left over from an
+def _seed_backlog(path: Path, url: str, backlog: int = BACKLOG) -> int:
+    """A space with one webhook destination and ``backlog`` deliveries left over from an
     outage an hour ago; returns the space's id."""
     conn = open_db(str(path))
     try:
@@ -71,7 +72,7 @@ def _seed_backlog(path: Path, url: str) -> int:
             space = spaces.create_space(conn, "s", now).space.id
             hook = prepare_destination(DestinationInput(kind=DestinationKind.WEBHOOK, url=url))
             dest_store.create_destination(conn, space, hook, now)
-            insert_events(conn, _drafts(space, "old", BACKLOG, now - 3_600_000))
+            insert_events(conn, _drafts(space, "old", backlog, now - 3_600_000))
     finally:
         conn.close()
     return space
@@ -135,3 +136,62 @@ def test_after_an_outage_the_backlog_goes_oldest_first_and_new_events_are_not_st
     # the outcomes went in batches (fewer writes than deliveries), one write at a time
     assert store.most_at_once["settle"] == 1
     assert store.calls["settle"] < BACKLOG + NEW, store.calls
+
+
+def test_when_a_destination_answers_again_the_outage_s_retries_go_at_once_oldest_first(
+    tmp_path: Path, sink: Sink
+) -> None:
+    """An outage leaves its deliveries waiting out a backoff (here ten minutes); the first one
+    sent after it ends makes them all due, and they go oldest first at the worker's pace."""
+    path = tmp_path / "w.db"
+    space = _seed_backlog(path, f"{sink.url}/hook", backlog=0)
+    settings = Settings().with_(db=str(path), allow_private_destinations=True, retry_base_s=600.0)
+    outage = 150
+    assert outage < worker_module.HASTEN_BATCH  # made due at once: strictly oldest first
+    sink.default = Reply(503)
+
+    async def run() -> dict[str, int]:
+        store = Store(str(path), writer_process=False)
+        await store.open()
+        worker = Worker(store, settings, poll_s=0.05)
+        await worker.start()
+        try:
+            start = int(time.time() * 1000) - 600_000
+            await store.write(insert_events, _drafts(space, "down", outage, start))
+            worker.wake()
+
+            async def retrying() -> int:
+                return (await store.delivery_counts(space)).get("retrying", 0)
+
+            deadline = time.monotonic() + 60  # a hang guard: this takes a few seconds
+            while await retrying() < outage:  # every one tried once, and waiting 10 minutes
+                assert time.monotonic() < deadline, "timed out"
+                await asyncio.sleep(0.05)
+            assert len(sink.received) == outage  # none tried twice: they wait
+            sink.default = Reply(200)
+            await store.write(insert_events, _drafts(space, "up", 1, int(time.time() * 1000)))
+            worker.wake()
+            await _until(lambda: len(_delivered(sink)) >= outage + 1)
+            deadline = time.monotonic() + 60  # the last outcomes are being written
+            while (counts := await store.delivery_counts(space)).get("sent", 0) < outage + 1:
+                assert time.monotonic() < deadline, counts
+                await asyncio.sleep(0.05)
+            return counts
+        finally:
+            await worker.stop()
+            await store.close()
+
+    counts = asyncio.run(run())
+    assert counts == {"sent": outage + 1}
+    delivered = _delivered(sink)
+    assert delivered[0] == "up0"  # the new event came first and showed the destination was back
+    order = [int(e[4:]) for e in delivered[1:]]
+    assert sorted(order) == list(range(outage))
+    window = hold_limit(DestinationKind.WEBHOOK)
+    late = [index for place, index in enumerate(order) if abs(place - index) > window]
+    assert len(late) <= outage // 50, order
+
+
+def _delivered(sink: Sink) -> list[str]:
+    """The eids the sink accepted, in the order they arrived."""
+    return [r.json()["eid"] for r in sink.received if r.responder_status == 200]

@@ -153,3 +153,38 @@ def test_the_operators_counts_span_spaces(backend: Backend) -> None:
     backend.run(store.claim(dest.id, "w", T0 + 1000, LEASE_MS, 10))
     assert backend.run(store.release_leases()) >= 1
     assert len(backend.run(store.claim(dest.id, "w2", T0 + 1000, LEASE_MS, 10))) == 1
+
+
+def test_hastening_makes_only_an_outages_retries_due_in_creation_order(backend: Backend) -> None:
+    space, other = backend.space().space.id, backend.space().space.id
+    store = backend.store
+    dest, elsewhere = _destination(backend, space), _destination(backend, other)
+    for n in range(5):
+        backend.run(store.record_event(event(space, "contact", f"u{n}")))
+    backend.run(store.record_event(event(other, "contact", "u0")))
+    now = T0 + 1000
+    c = backend.run(store.claim(dest.id, "w", now, LEASE_MS, 10))
+    (c_other,) = backend.run(store.claim(elsewhere.id, "w", now, LEASE_MS, 10))
+    later = now + 3_600_000
+
+    def retry(claimed: Claimed, status: int | None) -> Settled:
+        return _sent(claimed, "retrying", next_attempt_ms=later, last_status=status,
+                     last_error="down", outcome="retry")  # fmt: skip
+
+    backend.run(store.settle_deliveries("w", [
+        retry(c[0], None), retry(c[1], 503), retry(c[2], 429), _sent(c[3]),
+    ], now))  # fmt: skip
+    backend.run(store.settle_deliveries("w", [retry(c_other, 503)], now))
+    # c[4] stays leased: a worker holds it.
+    assert backend.run(store.hasten_retries(dest.id, now, 1)) == 1
+    assert backend.run(store.hasten_retries(dest.id, now, 10)) == 1
+    assert backend.run(store.hasten_retries(dest.id, now, 10)) == 0
+    rows = {r.id: r for r in backend.run(store.list_deliveries(space))}
+    created = {r.id: r.created_ms for r in rows.values()}
+    assert rows[c[0].id].next_attempt_ms == created[c[0].id]  # no answer: hastened
+    assert rows[c[1].id].next_attempt_ms == created[c[1].id]  # a 5xx: hastened
+    assert rows[c[2].id].next_attempt_ms == later  # a 429 asked for time: it keeps it
+    (row_other,) = backend.run(store.list_deliveries(other))
+    assert row_other.next_attempt_ms == later  # another destination: untouched
+    due = backend.run(store.claim(dest.id, "w", now + 1, LEASE_MS, 10))
+    assert [d.id for d in due] == [c[0].id, c[1].id]

@@ -76,6 +76,14 @@ class _Queue:
     senders: int = 0
 
 
+#: Deliveries made due per write when a destination recovers, and the pause between writes:
+#: tens of thousands a second, more than a worker sends, without holding the writer long.
+#: Each write's rows go oldest first; a larger outage is made due over a few seconds, during
+#: which the rows already due go out (so its order is oldest first within each write).
+HASTEN_BATCH = 2000
+HASTEN_PAUSE_S = 0.05
+
+
 class Worker:
     def __init__(
         self,
@@ -111,6 +119,12 @@ class Worker:
         # Outcomes not written yet, and the task writing them (one batch at a time).
         self._outcomes: list[tuple[Destination, list[Settlement]]] = []
         self._settling: asyncio.Task[None] | None = None
+        # Recovery after an outage (``_recovered``): the destinations that showed an outage's
+        # symptom since they were last hastened, those hastened since this worker started, and
+        # the hastening under way.
+        self._suspect: set[int] = set()
+        self._hastened: set[int] = set()
+        self._hastening: dict[int, asyncio.Task[None]] = {}
 
     def wake(self) -> None:
         """New deliveries were committed: look now rather than at the next poll."""
@@ -288,6 +302,56 @@ class Worker:
                 for destination, settled in taken:
                     for s in settled:
                         self.metrics.delivered(destination.kind.value, s.verdict.outcome.value)
+            for destination, settled in taken:
+                self._recovered(destination.id, settled)
+
+    def _recovered(self, destination_id: int, settled: list[Settlement]) -> None:
+        """After an outage, the deliveries it left waiting out a backoff go as soon as the
+        destination answers again, not when each one's backoff ends: a destination that
+        answered with an outage's symptom (no answer, a 5xx), or one this worker has not seen
+        since it started, is hastened when a delivery to it is sent (``_hasten``)."""
+        if any(outage_symptom(s) for s in settled):
+            self._suspect.add(destination_id)
+            return
+        if not any(s.verdict.outcome is Outcome.SENT for s in settled):
+            return
+        if destination_id in self._hastened and destination_id not in self._suspect:
+            return
+        self._suspect.discard(destination_id)
+        self._hastened.add(destination_id)
+        if destination_id not in self._hastening and not self._stopping:
+            self._hastening[destination_id] = self._spawn(self._hasten(destination_id))
+
+    async def _hasten(self, destination_id: int) -> None:
+        """Make the destination's deliveries that an outage left waiting due, ``HASTEN_BATCH``
+        at a time (each a short write), until none is left or the destination fails again."""
+        total = 0
+        try:
+            while not self._stopping and destination_id not in self._suspect:
+                count = await self.store.hasten_retries(destination_id, now_ms(), HASTEN_BATCH)
+                total += count
+                if count:
+                    self.wake()
+                if count < HASTEN_BATCH:
+                    break
+                await asyncio.sleep(HASTEN_PAUSE_S)
+        except StoreUnavailable:  # logged once by the store's health; the backoffs stand
+            pass
+        except Exception:
+            log.exception("hastening the retries of destination %s failed", destination_id)
+        finally:
+            del self._hastening[destination_id]
+        if total:
+            log.info("destination %s answers again: %d deliveries waiting for a retry are"
+                     " due now", destination_id, total)  # fmt: skip
+
+
+def outage_symptom(s: Settlement) -> bool:
+    """A retried attempt that got no answer, or a 5xx: the destination is down, not asking
+    for time (408, 425 and 429 are not symptoms: their backoff stands)."""
+    if s.verdict.outcome is not Outcome.RETRY:
+        return False
+    return s.answer is None or s.answer.status is None or s.answer.status >= 500
 
 
 def outcome_rows(

@@ -306,6 +306,10 @@ class Store(Protocol):
     async def outbox_depth(self) -> dict[str, int]:
         """Deliveries not settled yet, by status, across spaces (operator)."""
 
+    async def hasten_retries(self, destination_id: int, now_ms: int, limit: int) -> int:
+        """Up to ``limit`` of a destination's deliveries waiting out a backoff an outage caused
+        (no answer or a 5xx) are due at once, in their creation order; returns how many."""
+
     async def release_leases(self) -> int:
         """Release every lease (a restored database's); returns how many."""
 

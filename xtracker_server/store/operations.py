@@ -80,6 +80,7 @@ OPERATIONS: Operations = named(
     outbox.record_attempt,
     outbox.replay,
     outbox.release_leases,
+    outbox.hasten_retries,
     outbox.settle,
     # deletion
     deletion.mark_space,

@@ -41,6 +41,7 @@ __all__ = [
     "due_destinations",
     "event_routes",
     "finish",
+    "hasten_retries",
     "insert_deliveries",
     "list_deliveries",
     "record_attempt",
@@ -365,6 +366,26 @@ def status_counts(conn: sqlite3.Connection, space_id: int) -> dict[str, int]:
         "SELECT status, n FROM delivery_counts WHERE space_id = ? AND n > 0", (space_id,)
     ).fetchall()
     return {r[0]: int(r[1]) for r in rows}
+
+
+#: The symptoms of an outage: no answer, or a 5xx. A 408, 425 or 429 asked for time, and keeps
+#: its backoff.
+_HASTEN = (
+    f"UPDATE deliveries SET next_attempt_ms = created_ms, updated_ms = ?"
+    f" WHERE id IN (SELECT id FROM deliveries WHERE destination_id = ? AND {_DUE}"
+    f"   AND status = 'retrying' AND next_attempt_ms > ?"
+    f"   AND (last_status IS NULL OR last_status >= 500)"
+    f"   AND (lease_until_ms IS NULL OR lease_until_ms <= ?) LIMIT ?)"
+)
+
+
+def hasten_retries(conn: sqlite3.Connection, destination_id: int, now_ms: int, limit: int) -> int:
+    """A destination answers again after an outage: up to ``limit`` of its deliveries waiting
+    out a backoff that the outage caused (no answer or a 5xx) are due at once, at the time
+    they were created, so that they go in the drain order (oldest first) at the worker's full
+    rate. Returns how many; reads only the destination's rows due later (deliveries_due)."""
+    cur = conn.execute(_HASTEN, (now_ms, destination_id, now_ms, now_ms, limit))
+    return cur.rowcount
 
 
 def release_leases(conn: sqlite3.Connection) -> int:

@@ -288,6 +288,9 @@ class SqliteOperations(abc.ABC):
     async def outbox_depth(self) -> dict[str, int]:
         return await self.read(outbox.depth)
 
+    async def hasten_retries(self, destination_id: int, now_ms: int, limit: int) -> int:
+        return await self.write(outbox.hasten_retries, destination_id, now_ms, limit)
+
     async def release_leases(self) -> int:
         return await self.write(outbox.release_leases)
 

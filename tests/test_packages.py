@@ -35,7 +35,7 @@ def test_the_server_app_and_the_cli_never_import_the_client() -> None:
 
 
 def test_the_writer_process_never_imports_the_client_not_even_for_an_operation() -> None:
-    # What the writer child runs (python -m xtracker_server.store.writer_process), then one
+    # What the writer child runs (python -m xtracker_server.store.writer_child), then one
     # batch of the hottest operation, unpickled as the child unpickles it.
     job = Job(
         name_of(insert_events),  # a job travels as its operation's name
@@ -45,7 +45,7 @@ def test_the_writer_process_never_imports_the_client_not_even_for_an_operation()
     batch = pickle.dumps([job], pickle.HIGHEST_PROTOCOL)
     imported = _imported(
         "import pickle\n"
-        "import xtracker_server.store.writer_process as w\n"
+        "import xtracker_server.store.writer_child as w\n"
         "from xtracker_server.store.db import open_db\n"
         f"(job,) = pickle.loads({batch!r})\n"
         f"w._Registry({{job.op: ('xtracker_server.store.inbox', 'insert_events')}}).get(job.op)"

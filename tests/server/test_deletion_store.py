@@ -31,7 +31,7 @@ from xtracker_server.domain.links import LinkKind, LinkSpec
 from xtracker_server.domain.reports import Window
 from xtracker_server.domain.unrecorded import Reason, UnrecordedCount
 from xtracker_server.store import deletion as store
-from xtracker_server.store import destinations, links, outbox, postbacks, spaces
+from xtracker_server.store import destinations, erasure, links, outbox, postbacks, spaces
 from xtracker_server.store import reports as report_store
 from xtracker_server.store.binds import bind
 from xtracker_server.store.clicks import insert_click
@@ -438,7 +438,7 @@ def test_erasing_a_uid_takes_it_from_everywhere_in_its_space_only(db: Any) -> No
     conn, path, a, b = db
     theirs = rows_of(conn, b.space)
     person = Person(uid="u1")
-    before = read(conn, store.erasure_counts, a.space, person)
+    before = read(conn, erasure.erasure_counts, a.space, person)
     deliveries = conn.execute(
         "SELECT status, count(*) FROM deliveries WHERE space_id = ? AND inbox_id IN"
         " (SELECT id FROM inbox WHERE space_id = ? AND uid = 'u1') GROUP BY status",
@@ -458,14 +458,14 @@ def test_erasing_a_uid_takes_it_from_everywhere_in_its_space_only(db: Any) -> No
     # the user 100 keeps what was not u1's
     binds = conn.execute("SELECT uid FROM binds WHERE space_id = ? AND tg_id = 100", (a.space,))
     assert [r[0] for r in binds] == ["u2"]
-    assert read(conn, store.erasure_counts, a.space, person) == dict.fromkeys(ERASURE_KEYS, 0)
+    assert read(conn, erasure.erasure_counts, a.space, person) == dict.fromkeys(ERASURE_KEYS, 0)
 
 
 def test_erasing_a_tg_id_takes_every_uid_bound_to_it_and_its_events(db: Any) -> None:
     conn, path, a, b = db
     theirs = rows_of(conn, b.space)
     person = Person(tg_id=100)
-    before = read(conn, store.erasure_counts, a.space, person)
+    before = read(conn, erasure.erasure_counts, a.space, person)
     # u1 and u2 (bound to 100): 3 clicks? no: 2 clicks, their 3 events, the tg_id-only event
     # attributed to u2, and the deposit sent with uid u5 and tg_id 100; both binds; the log
     # rows naming u1, u2 (as sub1) and tg_id 100
@@ -544,7 +544,7 @@ def test_reports_after_an_erasure_equal_a_brute_force_count(
     _check_reports(world)
     # also when it comes back before the rollup has applied its erasure
     again = next(e.uid for e in world.events if e.uid is not None and e.uid not in erased)
-    write(conn, store.erase_person, world.space, Person(uid=again))
+    write(conn, erasure.erase_person, world.space, Person(uid=again))
     world.events = [e for e in world.events if e.uid != again]
     world.clicks = [c for c in world.clicks if c[0] != again]
     world.link_of.pop(again, None)
@@ -591,7 +591,7 @@ def test_the_server_finishes_deletions_left_half_done(db: Any) -> None:
     write(conn, store.delete_space_batch, a.space, 5)
     write(conn, store.mark_link, b.space, "b-l", T0)
     write(conn, store.mark_destination, b.space, b.destinations[0], T0)
-    write(conn, store.erase_person, b.space, Person(uid="u4"))  # its rollup step never ran
+    write(conn, erasure.erase_person, b.space, Person(uid="u4"))  # its rollup step never ran
     later = T0 + deletion.UNFINISHED_AFTER_MS + 1
 
     async def housekeeping() -> tuple[int, int]:

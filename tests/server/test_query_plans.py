@@ -43,6 +43,7 @@ from xtracker_server.store import (
     clicks,
     deletion,
     destinations,
+    erasure,
     health,
     inbox,
     links,
@@ -233,9 +234,9 @@ def _backlog(w: World) -> None:
         binds.bind(w.conn, w.space, "u1", 7, T0)  # attributes event 3
         binds.bind(w.conn, w.space, "u2", 8, T0)  # moves event 5 off the token bind's u3
         clicks.insert_clicks(w.conn, [_click(w.space, w.link, "u4", 5)])
-        deletion.erase_person(w.conn, w.space, Person(uid="u1"))
+        erasure.erase_person(w.conn, w.space, Person(uid="u1"))
         event = w.conn.execute("SELECT id FROM inbox WHERE eid = 'e20'").fetchone()[0]
-        deletion.erase_events(w.conn, w.space, [event], [])
+        erasure.erase_events(w.conn, w.space, [event], [])
         deletion.mark_link(w.conn, w.space, "ad2", T0)
         while not deletion.delete_link_batch(w.conn, w.space, w.other_link).done:
             pass
@@ -496,22 +497,22 @@ CASES = [
     ),
     Case(
         "erase_person (uid)",
-        lambda c, w: deletion.erase_person(c, w.space, Person(uid="u1")),
+        lambda c, w: erasure.erase_person(c, w.space, Person(uid="u1")),
         writes=True,
         pinned=(FIRST_ROW,),
     ),
     Case(
         "erase_person (tg_id)",
-        lambda c, w: deletion.erase_person(c, w.space, Person(tg_id=8)),
+        lambda c, w: erasure.erase_person(c, w.space, Person(tg_id=8)),
         writes=True,
     ),
     Case(
         "erase_events",
         # find_tg_events is a read of the space's events by design (store/deletion.py)
-        lambda c, w: deletion.erase_events(c, w.space, [3], ["u1"]),
+        lambda c, w: erasure.erase_events(c, w.space, [3], ["u1"]),
         writes=True,
     ),
-    Case("delete_log_rows", lambda c, w: deletion.delete_log_rows(c, w.space, [1, 2]), writes=True),
+    Case("delete_log_rows", lambda c, w: erasure.delete_log_rows(c, w.space, [1, 2]), writes=True),
 ]
 
 

@@ -98,7 +98,7 @@ async def erase(
     await authorized_space(who, ctx, Action.MANAGE, space_id)
     person = _person(named)
     if dry_run:
-        found = await ctx.store.read(store.erasure_counts, space_id, person)
+        found = await ctx.store.erasure_counts(space_id, person)
         return Erasure(person, _found(found, "space", space_id))
     removed = await _finish(deletion.run(ctx.store, deletion.erase(space_id, person)))
     return Erasure(person, _found(removed, "space", space_id))

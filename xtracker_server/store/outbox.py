@@ -238,7 +238,7 @@ _RECORD_ATTEMPT = (
 
 def record_attempt(conn: sqlite3.Connection, attempt: AttemptRecord) -> None:
     """Record an attempt, unless its delivery was deleted meanwhile (its destination, its
-    event or its space: store/deletion.py)."""
+    event or its space: store/deletion.py, store/erasure.py)."""
     conn.execute(_RECORD_ATTEMPT, _attempt_params(attempt))
 
 

@@ -13,7 +13,7 @@ from the inbox when missing. Nothing of it runs in the writer's transactions, so
 not pay for reports. ``catch_up`` brings it up to date: it feeds the inbox rows it has not read
 yet, then what ``report_backlog`` (main file, migrations 4 and 6) recorded since: events a bind
 attributed (or moved to another uid) after the rollup read them, and clicks stored after events
-of their uid; and what ``report_removals`` (migration 13, store/deletion.py) says left: erased
+of their uid; and what ``report_removals`` (migration 13, store/purge.py) says left: erased
 uids and events, deleted links and spaces. The server runs it in the background and before
 every report, so a report counts every event committed before it was asked for.
 
@@ -354,7 +354,7 @@ def _removals(conn: sqlite3.Connection, seen: int, top: int, kinds: tuple[str, .
 
 
 def _drop_erased(conn: sqlite3.Connection, seen: int, top: int) -> None:
-    """What an erasure took (store/deletion.py): every row of an erased uid, and single events
+    """What an erasure took (store/erasure.py): every row of an erased uid, and single events
     rolled up under a uid that stays. Before anything is fed: the uid's rows still here are
     then all from before the erasure (an event it sends later is kept), and an event moved off
     an erased uid is fed under its new uid rather than taken for the old row."""

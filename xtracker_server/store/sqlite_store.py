@@ -54,6 +54,7 @@ from xtracker_server.store import (
     clicks,
     deletion,
     destinations,
+    erasure,
     inbox,
     links,
     outbox,
@@ -402,26 +403,26 @@ class SqliteOperations(abc.ABC):
         return await self.write(deletion.delete_destination_batch, space_id, destination_id, limit)
 
     async def erasure_counts(self, space_id: int, person: Person) -> dict[str, int] | None:
-        return await self.read(deletion.erasure_counts, space_id, person)
+        return await self.read(erasure.erasure_counts, space_id, person)
 
     async def erase_person(self, space_id: int, person: Person) -> Erased | None:
-        return await self.write(deletion.erase_person, space_id, person)
+        return await self.write(erasure.erase_person, space_id, person)
 
     async def find_tg_events(self, space_id: int, tg_id: int) -> list[int]:
-        return await self.read(deletion.find_tg_events, space_id, tg_id)
+        return await self.read(erasure.find_tg_events, space_id, tg_id)
 
     async def erase_events(
         self, space_id: int, ids: Sequence[int], uids: Sequence[str]
     ) -> dict[str, int]:
-        return await self.write(deletion.erase_events, space_id, list(ids), list(uids))
+        return await self.write(erasure.erase_events, space_id, list(ids), list(uids))
 
     async def find_log_rows(
         self, space_id: int, uids: Sequence[str], tg_id: int | None
     ) -> list[int]:
-        return await self.read(deletion.find_log_rows, space_id, list(uids), tg_id)
+        return await self.read(erasure.find_log_rows, space_id, list(uids), tg_id)
 
     async def delete_log_rows(self, space_id: int, ids: Sequence[int]) -> dict[str, int]:
-        return await self.write(deletion.delete_log_rows, space_id, list(ids))
+        return await self.write(erasure.delete_log_rows, space_id, list(ids))
 
     async def unfinished_deletions(self, marked_before_ms: int) -> list[tuple[str, int, int]]:
         return await self.read(deletion.unfinished, marked_before_ms)
@@ -449,11 +450,11 @@ PLAN_STEPS: dict[str, tuple[str, Callable[..., Any]]] = {
     "delete_space_batch": ("write", deletion.delete_space_batch),
     "delete_link_batch": ("write", deletion.delete_link_batch),
     "delete_destination_batch": ("write", deletion.delete_destination_batch),
-    "erase_person": ("write", deletion.erase_person),
-    "find_tg_events": ("read", deletion.find_tg_events),
-    "erase_events": ("write", deletion.erase_events),
-    "find_log_rows": ("read", deletion.find_log_rows),
-    "delete_log_rows": ("write", deletion.delete_log_rows),
+    "erase_person": ("write", erasure.erase_person),
+    "find_tg_events": ("read", erasure.find_tg_events),
+    "erase_events": ("write", erasure.erase_events),
+    "find_log_rows": ("read", erasure.find_log_rows),
+    "delete_log_rows": ("write", erasure.delete_log_rows),
     "applied_removals": ("reports", rollup.applied_removals),
     "prune_removals": ("write", deletion.prune_removals),
 }

@@ -11,7 +11,8 @@ process it never waits, and the event loop only pickles the batch to a pipe and 
 answer when the pipe is readable (``bench/clicks.py``: /r went from 0.41 to 0.58 of the bare
 baseline).
 
-The protocol, over two pipes:
+This module is the server's side, ``ProcessWriter``; the child runs store/writer_child.py
+(``python -m xtracker_server.store.writer_child``). The protocol, over two pipes:
 
 - the server sends a batch as its list of jobs, pickled at once (if that fails, the jobs that
   cannot be pickled are left out and their callers alone get the error), with at most two
@@ -43,24 +44,23 @@ import json
 import logging
 import os
 import pickle
-import signal
 import struct
 import subprocess
 import sys
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
-from multiprocessing.connection import Connection
 from typing import Any
 
-from xtracker_server.store.faults import FaultReason, StoreUnavailable, fault_of
+from xtracker_server.store import writer_child
+from xtracker_server.store.faults import FaultReason, StoreUnavailable
 from xtracker_server.store.health import FaultTracker
-from xtracker_server.store.wal import IDLE_S, LIMIT_BYTES, WalKeeper
-from xtracker_server.store.writer import Job, Writer, commit_batch
+from xtracker_server.store.wal import LIMIT_BYTES
+from xtracker_server.store.writer import Job, Writer
+from xtracker_server.store.writer_child import STOP
 
 log = logging.getLogger("xtracker.store")
 
-_STOP = b"stop"  # not a pickle: a batch always is one
 #: Batches sent and not yet answered. With two, the writer finds the next batch waiting in its
 #: pipe the moment it has committed one, instead of idling until this process's loop has read
 #: the answer and sent more.
@@ -150,7 +150,7 @@ class ProcessWriter(Writer):
         try:
             argv = [str(child_in), str(child_out), self._path]
             self._proc = subprocess.Popen(
-                [sys.executable, "-m", __name__, *argv],
+                [sys.executable, "-m", writer_child.__name__, *argv],
                 env=env,
                 pass_fds=(child_in, child_out),
                 stdin=subprocess.DEVNULL,
@@ -204,7 +204,7 @@ class ProcessWriter(Writer):
         if self._respawning is not None:
             self._respawning.cancel()
         if self._to is not None and not self._to.is_closing():
-            self._to.write(_frame(_STOP))
+            self._to.write(_frame(STOP))
         await self._shut()
 
     @property
@@ -388,130 +388,3 @@ def _frame(data: bytes) -> bytes:
     if size > 0x7FFFFFFF:
         return struct.pack("!iQ", -1, size) + data
     return struct.pack("!i", size) + data
-
-
-# --------------------------------------------------------------------------- the writer process
-
-
-def _outcome(job: Job) -> tuple[bool, Any]:
-    if job.error is not None:  # rare; an exception class may not survive the trip: checked
-        return _portable((False, job.error))
-    return True, job.result
-
-
-def _portable(outcome: tuple[bool, Any]) -> tuple[bool, Any]:
-    """The outcome, or an error saying why it cannot travel back."""
-    try:
-        pickle.loads(pickle.dumps(outcome, pickle.HIGHEST_PROTOCOL))
-    except Exception as exc:
-        ok, value = outcome
-        if ok:
-            why = "committed, but the result could not be sent back"
-        else:  # the operation raised (and was rolled back); say what it raised
-            why = f"{type(value).__name__}: {value} (this exception could not be sent back)"
-        return False, RuntimeError(f"{why}: {exc!r}")
-    return outcome
-
-
-def serve(
-    inbox: Connection,
-    outbox: Connection,
-    path: str,
-    sync: str,
-    operations: Mapping[str, tuple[str, str]],
-    wal_limit_bytes: int = LIMIT_BYTES,
-) -> int:
-    from xtracker_server.store.db import open_db
-
-    try:
-        conn = open_db(path, sync=sync)
-    except Exception as exc:
-        outbox.send(("error", f"{type(exc).__name__}: {exc}"))
-        return 1
-    outbox.send(("ready", None))
-    wal = WalKeeper(path, limit_bytes=wal_limit_bytes)
-    registry = _Registry(operations)
-    try:
-        while True:
-            try:
-                if not inbox.poll(IDLE_S):
-                    wal.idle(conn)
-                    continue
-                data = inbox.recv_bytes()
-            except EOFError:  # the server is gone
-                return 0
-            if data == _STOP:
-                return 0
-            answer: tuple[str, tuple[str, str] | list[tuple[bool, Any]]]
-            try:
-                jobs: list[Job] = pickle.loads(data)
-                for job in jobs:
-                    assert isinstance(job.op, str)
-                    job.op = registry.get(job.op)
-            except Exception as exc:  # e.g. an operation's module that does not import here
-                failed = FaultReason.COMMIT_FAILED
-                answer = ("fail", (failed.value, f"the writer could not read the batch: {exc!r}"))
-            else:
-                try:
-                    commit_batch(conn, jobs)
-                except Exception as exc:
-                    failed = fault_of(exc, path) or FaultReason.COMMIT_FAILED
-                    answer = ("fail", (failed.value, f"the database could not commit: {exc}"))
-                else:
-                    answer = ("batch", [_outcome(job) for job in jobs])
-            try:
-                outbox.send(answer)
-            except (pickle.PicklingError, TypeError, AttributeError):
-                outcomes = answer[1]
-                assert isinstance(outcomes, list)  # a result that would not pickle
-                outbox.send(("batch", [_portable(o) for o in outcomes]))
-            except OSError:  # the server is gone; what was committed stays committed
-                return 0
-            if answer[0] == "batch":  # after the answer: the checkpoint does not delay it
-                wal.after_batch(conn, waiting=inbox.poll(0))
-    finally:
-        conn.close()
-
-
-class _Registry:
-    """The writer process's operations: the table the server handed it (name -> module and
-    function), each imported the first time a job names it."""
-
-    def __init__(self, table: Mapping[str, tuple[str, str]]) -> None:
-        self._table = table
-        self._loaded: dict[str, Callable[..., Any]] = {}
-
-    def get(self, name: str) -> Callable[..., Any]:
-        fn = self._loaded.get(name)
-        if fn is None:
-            if name not in self._table:
-                return _unknown(name)
-            module, qualname = self._table[name]
-            fn = self._loaded[name] = getattr(importlib.import_module(module), qualname)
-        return fn
-
-
-def _unknown(name: str) -> Callable[..., Any]:
-    """What a job naming no operation of the registry runs: it fails alone."""
-
-    def refuse(conn: Any, *args: Any, **kwargs: Any) -> Any:
-        raise LookupError(f"{name!r} is not an operation of the writer process")
-
-    return refuse
-
-
-def main(argv: list[str]) -> int:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the server's to handle: we stop when it does
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    child_in, child_out, path = argv
-    inbox = Connection(int(child_in), writable=False)
-    outbox = Connection(int(child_out), readable=False)
-    sync = os.environ.get("XTRACKER_WRITER_SYNC", "FULL")
-    wal_limit = int(os.environ.get("XTRACKER_WRITER_WAL_LIMIT", LIMIT_BYTES))
-    table = json.loads(os.environ.get("XTRACKER_WRITER_OPERATIONS", "{}"))
-    operations = {name: (m, f) for name, (m, f) in table.items()}
-    return serve(inbox, outbox, path, sync, operations, wal_limit)
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))

@@ -59,6 +59,7 @@ from xtracker_server.domain.entities import (
     Rotation,
     Settled,
     Space,
+    StorageFigures,
     Unhealthy,
 )
 from xtracker_server.domain.links import LinkSpec
@@ -77,7 +78,7 @@ from xtracker_server.store.errors import (
     retry_after_s,
 )
 from xtracker_server.store.faults import storage_fault
-from xtracker_server.store.health import StorageHealth
+from xtracker_server.store.health import FaultTracker, StorageHealth
 from xtracker_server.store.inuse import DatabaseInUse, RestoreInProgress
 from xtracker_server.store.outbox import STATUSES as DELIVERY_STATUSES
 from xtracker_server.store.postbacks import OUTCOMES as POSTBACK_OUTCOMES
@@ -90,6 +91,7 @@ __all__ = [
     "BatchObserver",
     "DatabaseInUse",
     "FaultReason",
+    "FaultTracker",
     "NoSuchToken",
     "RestoreInProgress",
     "SlugTaken",
@@ -124,6 +126,10 @@ class Store(Protocol):
 
     async def probe(self) -> None:
         """One write and one read, for their outcome alone (an idle server's health)."""
+
+    async def refresh_stats(self) -> list[str]:
+        """Refresh the query planner's statistics where they are missing or stale (a bounded
+        amount of work each); returns what was analysed (housekeeping.py, now and then)."""
 
     def writer_running(self) -> bool:
         """Whether writes are taken now (False while a dead writer is replaced)."""
@@ -260,10 +266,19 @@ class Store(Protocol):
         """Enabled, healthy destinations with deliveries due (across spaces: the worker)."""
 
     async def claim(
-        self, destination_id: int, owner: str, now_ms: int, lease_ms: int, limit: int
+        self,
+        destination_id: int,
+        owner: str,
+        now_ms: int,
+        lease_ms: int,
+        limit: int,
+        *,
+        fresh_limit: int = 0,
+        fresh_since_ms: int = 0,
     ) -> list[Claimed]:
         """Lease up to ``limit`` due deliveries of a destination, oldest due first; no two
-        owners hold the same delivery at once."""
+        owners hold the same delivery at once. Of them, up to ``fresh_limit`` are taken first
+        from those due after ``fresh_since_ms`` (the drain order of domain/drain.py)."""
 
     async def delivery_contexts(
         self, space_id: int, claimed: list[Claimed], base_url: str
@@ -432,6 +447,24 @@ class Store(Protocol):
 
     async def prune_postback_log(self, before_ms: int, limit: int = 1000) -> int:
         """Delete up to ``limit`` log rows older than ``before_ms`` (any space)."""
+
+    async def prune_settled_deliveries(self, status: str, before_ms: int, limit: int = 1000) -> int:
+        """Delete up to ``limit`` deliveries settled as ``status`` (``sent`` or
+        ``failed_permanently``) before ``before_ms``, oldest first, any space, with their
+        attempts (their destination's delivery health still counts them). Unsettled deliveries
+        are never pruned, nor the newest delivery or the delivery of the newest attempt."""
+
+    async def applied_backlog(self) -> int:
+        """How far the report rollup applied its backlog (as it is now: no catch-up first)."""
+
+    async def prune_report_backlog(self, upto: int, limit: int = 1000) -> int:
+        """Delete up to ``limit`` backlog entries the rollup applied (up to ``upto``, from
+        ``applied_backlog``), oldest first; the newest one stays."""
+
+    async def storage_figures(self) -> StorageFigures:
+        """What ``/metrics`` shows of the database, across spaces, in one read: deliveries
+        not settled by status, enabled destinations flagged unhealthy by kind, the size of the
+        write-ahead log (None where there is none)."""
 
 
 _SCHEME = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*)://(.*)$")

@@ -20,7 +20,6 @@ NOT_YET = {
     "cli/backup.py": "store.backup, store.inuse",
     "cli/serve.py": "store.startup, store.inuse, store.runtime",
     "cli/tail.py": "raw connection, store.tail",
-    "deletion.py": "run_on: the CLI's plans on a raw connection",
     "errors.py": "faults.storage_fault",
     "services/context.py": "runtime.Store",
     "services/credentials.py": "spaces, postbacks.ingest_tokens",

@@ -72,7 +72,7 @@ from xtracker_server.store.writer import Writer
 T = TypeVar("T")
 A = TypeVar("A")
 
-__all__ = ["PLAN_STEPS", "SqliteOperations"]
+__all__ = ["SqliteOperations"]
 
 
 class SqliteOperations(abc.ABC):
@@ -473,20 +473,3 @@ def _storage_figures(conn: sqlite3.Connection) -> StorageFigures:
         destinations.unhealthy_by_kind(conn),
         wal_bytes=wal.database_wal_bytes(conn),
     )
-
-
-#: The steps of the deletion plans (xtracker_server/deletion.py) as functions of a connection,
-#: for the CLI, which runs them on its own connection: a write, a read, or a read of the report
-#: rollup once it is up to date ("reports").
-PLAN_STEPS: dict[str, tuple[str, Callable[..., Any]]] = {
-    "delete_space_batch": ("write", deletion.delete_space_batch),
-    "delete_link_batch": ("write", deletion.delete_link_batch),
-    "delete_destination_batch": ("write", deletion.delete_destination_batch),
-    "erase_person": ("write", deletion.erase_person),
-    "find_tg_events": ("read", deletion.find_tg_events),
-    "erase_events": ("write", deletion.erase_events),
-    "find_log_rows": ("read", deletion.find_log_rows),
-    "delete_log_rows": ("write", deletion.delete_log_rows),
-    "applied_removals": ("reports", rollup.applied_removals),
-    "prune_removals": ("write", deletion.prune_removals),
-}

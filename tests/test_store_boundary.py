@@ -16,10 +16,6 @@ PACKAGE = Path(xtracker_server.__file__).parent
 NOT_YET = {
     "app.py": "runtime.Store: AppState.store is typed by it",
     "state.py": "runtime.Store (as app.py)",
-    "cli/_common.py": "raw connections (the CLI's database checks)",
-    "cli/backup.py": "store.backup, store.inuse",
-    "cli/serve.py": "store.startup, store.inuse, store.runtime",
-    "cli/tail.py": "raw connection, store.tail",
     "errors.py": "faults.storage_fault",
     "services/context.py": "runtime.Store",
     "services/credentials.py": "spaces, postbacks.ingest_tokens",

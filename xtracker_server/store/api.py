@@ -55,6 +55,7 @@ from xtracker_server.domain.entities import (
     Marked,
     NewSpace,
     NewToken,
+    RestoreDone,
     Revocation,
     Rotation,
     Settled,
@@ -82,6 +83,7 @@ from xtracker_server.store.health import FaultTracker, StorageHealth
 from xtracker_server.store.inuse import DatabaseInUse, RestoreInProgress
 from xtracker_server.store.outbox import STATUSES as DELIVERY_STATUSES
 from xtracker_server.store.postbacks import OUTCOMES as POSTBACK_OUTCOMES
+from xtracker_server.store.startup import DatabaseRefused, StartupCheck
 from xtracker_server.store.writer import BatchObserver, is_storage_fault
 
 __all__ = [
@@ -90,6 +92,7 @@ __all__ = [
     "BackupError",
     "BatchObserver",
     "DatabaseInUse",
+    "DatabaseRefused",
     "FaultReason",
     "FaultTracker",
     "NoSuchToken",
@@ -99,8 +102,13 @@ __all__ = [
     "Store",
     "StoreUnavailable",
     "TokenNameTaken",
+    "backup_database",
+    "check_database",
+    "first_admin_token",
     "is_storage_fault",
     "open_store",
+    "refuse_if_restoring",
+    "restore_database",
     "retry_after_s",
     "sqlite_path",
     "storage_fault",
@@ -508,3 +516,51 @@ def open_store(
         observer=observer,
         readers=readers,
     )
+
+
+# ------------------------------------------------------------------ the database, before and
+# besides a store: what `xtracker serve`, `worker`, `backup` and `restore` do to it.
+
+
+def check_database(url: str, *, sync: str = "FULL") -> StartupCheck:
+    """Check, migrate and write once to the database at ``url`` (creating it if need be),
+    before a server or worker starts on it. Raises ``DatabaseRefused``, whose message says what
+    is wrong (damaged, not writable) and what to do."""
+    from xtracker_server.store.startup import check_database as check
+
+    return check(sqlite_path(url), sync=sync)
+
+
+def first_admin_token(url: str, now_ms: int) -> str | None:
+    """A new operator token (shown once) if the database at ``url`` has none yet, else None,
+    in one transaction: of two servers starting at once, one makes it. Raises
+    ``DatabaseRefused`` if the database cannot be opened."""
+    from xtracker_server.store.startup import first_admin_token as first
+
+    return first(sqlite_path(url), now_ms)
+
+
+def refuse_if_restoring(url: str) -> None:
+    """Raise ``RestoreInProgress`` while ``xtracker restore`` replaces the database at ``url``
+    (an open store refuses it as well: this says so before anything else starts)."""
+    from xtracker_server.store.inuse import hold_shared
+
+    hold_shared(sqlite_path(url)).release()
+
+
+def backup_database(url: str, target: str, *, force: bool = False) -> BackupDone:
+    """A consistent copy of the database at ``url`` at ``target`` (created 0600; refused if it
+    exists, unless ``force``), made while servers go on writing. Raises ``BackupError`` or
+    ``OSError``."""
+    from xtracker_server.store.backup import backup
+
+    return backup(sqlite_path(url), target, force=force)
+
+
+def restore_database(url: str, source: str) -> RestoreDone:
+    """Replace the database at ``url`` with the backup ``source``, only while no server or
+    worker uses it. Raises ``DatabaseInUse``, ``BackupError`` or ``OSError`` (nothing changed
+    then)."""
+    from xtracker_server.store.backup import restore
+
+    return restore(sqlite_path(url), source)

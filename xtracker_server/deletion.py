@@ -4,8 +4,8 @@ the server's housekeeping run them (docs/operations.md#deleting-and-erasing).
 Each is a *plan*: a generator of steps, each a Store operation (store/api.py) by name with its
 arguments, that is sent each step's result and returns the counts removed. The server runs a
 plan on its store (``run``): every batch is one short transaction of the group-commit writer,
-with other requests' writes in between. The CLI runs the same plan on its own connection to the
-file (``run_on``). A deletion's first step, the mark, is run by the caller (it says what goes,
+with other requests' writes in between (the CLI runs them the same way, on a store of its own:
+services/deletion.py). A deletion's first step, the mark, is run by the caller (it says what goes,
 and the server drops its caches of it at once); the plan deletes the rest and then has the
 report rollup forget what went (``forget_in_reports``).
 
@@ -15,7 +15,7 @@ report rollup forget what went (``forget_in_reports``).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator, Sequence
+from collections.abc import Generator, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from xtracker_server.domain.deletion import (
@@ -29,8 +29,6 @@ from xtracker_server.domain.deletion import (
 from xtracker_server.domain.entities import Batch, Erased, Marked
 
 if TYPE_CHECKING:
-    import sqlite3
-
     from xtracker_server.store.api import Store
 
 T = TypeVar("T")
@@ -104,37 +102,6 @@ async def run(db: Store, plan: Plan[T]) -> T:
             done: T = stop.value
             return done
         result = await getattr(db, name)(*args)
-
-
-def run_on(
-    conn: sqlite3.Connection, plan: Plan[T], *, reports: Callable[[Callable[..., Any]], Any]
-) -> T:
-    """Run ``plan`` on one SQLite connection (the CLI's): each write in a transaction of its
-    own, each read in one snapshot. ``reports(op)`` brings the report rollup up to date (on a
-    connection of its own: the CLI's writes must not lock the rollup's file) and runs ``op``
-    on it. (The CLI's, until it runs plans on a Store: ``run``.)"""
-    from xtracker_server.store.db import transaction
-    from xtracker_server.store.sqlite_store import PLAN_STEPS
-
-    result: Any = None
-    while True:
-        try:
-            name, args = plan.send(result)
-        except StopIteration as stop:
-            done: T = stop.value
-            return done
-        kind, op = PLAN_STEPS[name]
-        if kind == "write":
-            with transaction(conn):
-                result = op(conn, *args)
-        elif kind == "read":
-            conn.execute("BEGIN")
-            try:
-                result = op(conn, *args)
-            finally:
-                conn.execute("COMMIT")
-        else:
-            result = reports(lambda rollup, op=op, args=args: op(rollup, *args))
 
 
 #: A deletion marked this long ago and not finished is finished by the server (one that is

@@ -31,21 +31,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Awaitable, Callable
 
 from xtracker_server.clock import now_ms
 from xtracker_server.config import Settings
 from xtracker_server.deletion import finish_unfinished
 from xtracker_server.domain.unrecorded import Tally
-from xtracker_server.store.deletion import prune_removals
-from xtracker_server.store.faults import StoreUnavailable
-from xtracker_server.store.health import FaultTracker
-from xtracker_server.store.outbox import prune_settled
-from xtracker_server.store.postbacks import prune_log
-from xtracker_server.store.rollup import applied_backlog, applied_removals, prune_backlog
-from xtracker_server.store.runtime import Store
-from xtracker_server.store.unrecorded import add_unrecorded
+from xtracker_server.store.api import FaultTracker, Store, StoreUnavailable
 
 log = logging.getLogger("xtracker.housekeeping")
 
@@ -116,7 +108,7 @@ class Housekeeper:
         try:
             # Shielded: a stop that cancels the loop here lets the write go on (the writer
             # finishes what it was given), so nothing is put back and counted twice.
-            await asyncio.shield(self.store.write(add_unrecorded, counts))
+            await asyncio.shield(self.store.add_unrecorded(counts))
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -128,21 +120,24 @@ class Housekeeper:
         """Delete everything past its retention (see the module's docstring), a batch at a
         time; returns how many rows of each kind went."""
         now = now_ms()
-        log_rows = await self._in_batches(prune_log, now - self.log_keep_ms, limit=PRUNE_BATCH)
-        sent = await self._in_batches(
-            prune_settled, "sent", now - self.sent_keep_ms, limit=DELIVERY_PRUNE_BATCH
+        store = self.store
+        before = now - self.log_keep_ms
+        log_rows = await _in_batches(lambda n: store.prune_postback_log(before, n), PRUNE_BATCH)
+        sent_before, dead_before = now - self.sent_keep_ms, now - self.dead_keep_ms
+        sent = await _in_batches(
+            lambda n: store.prune_settled_deliveries("sent", sent_before, n), DELIVERY_PRUNE_BATCH
         )
-        dead = await self._in_batches(
-            prune_settled, "failed_permanently", now - self.dead_keep_ms,
-            limit=DELIVERY_PRUNE_BATCH,
-        )  # fmt: skip
+        dead = await _in_batches(
+            lambda n: store.prune_settled_deliveries("failed_permanently", dead_before, n),
+            DELIVERY_PRUNE_BATCH,
+        )
         # How far the report rollup got, read before pruning: only what it applied goes.
-        applied = await self.store.read(applied_backlog)
-        backlog = await self._in_batches(prune_backlog, applied, limit=PRUNE_BATCH)
-        removals = await self.store.read(applied_removals)
+        applied = await store.applied_backlog()
+        backlog = await _in_batches(lambda n: store.prune_report_backlog(applied, n), PRUNE_BATCH)
+        removals = await store.applied_removals()
         # A deletion forgets them once its rollup ran (xtracker_server/deletion.py); these are
         # what a crash left. Few: one entry per deletion or erased person.
-        removals = await self.store.write(prune_removals, removals) if removals else 0
+        removals = await store.prune_removals(removals) if removals else 0
         return {
             "postback log rows": log_rows,
             "sent deliveries": sent,
@@ -150,17 +145,6 @@ class Housekeeper:
             "report backlog entries": backlog,
             "report removals": removals,
         }
-
-    async def _in_batches(self, op: Callable[..., int], *args: Any, limit: int) -> int:
-        """``op(conn, *args, limit)`` through the writer until it deletes fewer than ``limit``
-        rows; returns how many it deleted."""
-        total = 0
-        while True:
-            deleted = await self.store.write(op, *args, limit)
-            total += deleted
-            if deleted < limit:
-                return total
-            await asyncio.sleep(PRUNE_PAUSE_S)
 
     async def _run(self) -> None:
         while True:
@@ -235,3 +219,15 @@ class Housekeeper:
             except Exception:  # the next round tries again
                 log.exception("finishing deletions failed")
             await asyncio.sleep(DELETIONS_EVERY_S)
+
+
+async def _in_batches(prune: Callable[[int], Awaitable[int]], limit: int) -> int:
+    """``prune(limit)`` (one write) until it deletes fewer than ``limit`` rows, a pause between
+    two; returns how many it deleted."""
+    total = 0
+    while True:
+        deleted = await prune(limit)
+        total += deleted
+        if deleted < limit:
+            return total
+        await asyncio.sleep(PRUNE_PAUSE_S)

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sqlite3
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -28,11 +27,10 @@ from prometheus_client.exposition import choose_encoder
 from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from xtracker_server.store import destinations, outbox
-from xtracker_server.store.wal import database_wal_bytes
+from xtracker_server.domain.entities import StorageFigures
 
 if TYPE_CHECKING:
-    from xtracker_server.store.runtime import Store
+    from xtracker_server.store.api import Store
 
 __all__ = ["READ_KEEP_S", "READ_TIMEOUT_S", "UNMATCHED", "Metrics", "Readings", "Sources"]
 
@@ -57,20 +55,8 @@ _COMMIT_SECONDS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0
 _DELIVERY_SECONDS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 
 
-@dataclass(frozen=True)
-class Readings:
-    """What the database holds, across spaces, at scrape time."""
-
-    outbox: Mapping[str, int]  # deliveries not settled yet, by status
-    unhealthy: Mapping[str, int]  # enabled destinations flagged unhealthy, by kind
-    wal_bytes: int | None = None  # the size of the database's WAL file (store/wal.py)
-
-
-def read_database(conn: sqlite3.Connection) -> Readings:
-    # On the reader's thread, under the scrape's time bound, as a stat of a frozen disk may hang.
-    return Readings(
-        outbox.depth(conn), destinations.unhealthy_by_kind(conn), wal_bytes=database_wal_bytes(conn)
-    )
+#: What the database holds, across spaces, at scrape time (the store's ``storage_figures``).
+Readings = StorageFigures
 
 
 @dataclass(frozen=True)
@@ -176,7 +162,7 @@ class Metrics:
     async def read_database(self, store: Store) -> Readings | None:
         """The database's figures (see ``READ_TIMEOUT_S``), or None."""
         if self._reading is None:
-            self._reading = asyncio.ensure_future(store.read(read_database))
+            self._reading = asyncio.ensure_future(store.storage_figures())
             self._reading.add_done_callback(self._read_done)
         try:
             return await asyncio.wait_for(asyncio.shield(self._reading), READ_TIMEOUT_S)

@@ -122,6 +122,15 @@ def test_a_database_from_a_newer_version_is_a_clean_error(tmp_path: Path) -> Non
     assert "upgrade xtracker" in proc.stderr and "Traceback" not in proc.stderr
 
 
+def test_a_file_that_is_not_a_database_is_a_clean_error(tmp_path: Path) -> None:
+    db = tmp_path / "notes.db"
+    db.write_bytes(b"not a database at all" * 100)
+    proc = run_cli(db, "space", "list", check=False)
+    assert proc.returncode == 1
+    assert f"cannot open {db}: file is not a database" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
 def test_admin_api_creates_spaces_and_rotates_keys(server: Server) -> None:
     with server.client() as http:
         r = http.post("/admin/spaces", json={"name": "  via api "}, headers=ADMIN)

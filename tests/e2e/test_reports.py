@@ -491,6 +491,33 @@ def test_cli_tail_prints_each_click_and_event(server: Server, http: httpx.Client
     assert (again["type"], again["event"], again["id"]) == ("event", "contact", second["id"])
 
 
+def test_cli_tail_ends_when_its_space_is_deleted(server: Server, http: httpx.Client) -> None:
+    space = server.new_space("tail-gone")
+    uid = http.post("/clicks", json={}, headers=space.auth).json()["uid"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "xtracker_server", "tail", "--space", str(space.id), "--json",
+         "--since", "0-0-0", "--db", str(server.db)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert proc.stdout is not None and proc.stderr is not None
+    lines: queue.Queue[str] = queue.Queue()
+    reader = threading.Thread(target=_read_lines, args=(proc.stdout, lines), daemon=True)
+    reader.start()
+    try:
+        # following: it printed the space's click
+        assert json.loads(lines.get(timeout=TAIL_LINE_S))["uid"] == uid
+        server.cli("space", "delete", "--space", str(space.id), "--yes")
+        assert proc.wait(timeout=TAIL_LINE_S) == 1
+        assert f"space {space.id} was deleted" in proc.stderr.read()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=30)
+        reader.join(timeout=30)
+        proc.stdout.close()
+        proc.stderr.close()
+
+
 # ----------------------------------------------------------------------------- delivery health
 
 

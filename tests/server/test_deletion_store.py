@@ -1,10 +1,11 @@
 """Deleting spaces, links and destinations and erasing a person, on real SQLite files through
-the store operations and the plans the server and the CLI run (``deletion.run_on``): what is
+the store operations and the plans the server and the CLI run (``deletion.run``): what is
 said before, what is removed, what remains, and that other spaces and the reports (against the
 brute-force oracle of test_reports_store.py) are untouched or consistent."""
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -37,7 +38,8 @@ from xtracker_server.store.binds import bind
 from xtracker_server.store.clicks import insert_click
 from xtracker_server.store.db import open_db, transaction
 from xtracker_server.store.inbox import InboxDraft, insert_event
-from xtracker_server.store.rollup import catch_up, with_rollup
+from xtracker_server.store.rollup import catch_up
+from xtracker_server.store.runtime import Store
 from xtracker_server.store.unrecorded import add_unrecorded
 
 T0 = 1_750_000_000_000
@@ -141,17 +143,18 @@ def rows_of(conn: sqlite3.Connection, space: int) -> dict[str, int]:
 
 
 def run(conn: sqlite3.Connection, path: str, plan: deletion.Plan[Any]) -> Any:
-    """The plan, as the CLI runs it."""
-    rollup = with_rollup(open_db(path), path)
+    """The plan, as the server and the CLI run it: on a store of the file (``deletion.run``),
+    next to the test's own connection ``conn``."""
 
-    def reports(op: Any) -> Any:
-        catch_up(rollup)
-        return op(rollup)
+    async def on_a_store() -> Any:
+        opened = Store(path, writer_process=False)
+        await opened.open()
+        try:
+            return await deletion.run(opened, plan)
+        finally:
+            await opened.close()
 
-    try:
-        return deletion.run_on(conn, plan, reports=reports)
-    finally:
-        rollup.close()
+    return asyncio.run(asyncio.wait_for(on_a_store(), 60))
 
 
 def read(conn: sqlite3.Connection, op: Any, *args: Any) -> Any:
@@ -582,10 +585,6 @@ def test_a_space_deletion_leaves_nothing_in_the_reports(tmp_path: Path) -> None:
 def test_the_server_finishes_deletions_left_half_done(db: Any) -> None:
     """A crash between two batches: the server's housekeeping finishes the deletions marked
     long enough ago, and forgets what the report rollup applied."""
-    import asyncio
-
-    from xtracker_server.store.runtime import Store
-
     conn, path, a, b = db
     write(conn, store.mark_space, a.space, T0)
     write(conn, store.delete_space_batch, a.space, 5)

@@ -179,7 +179,7 @@ class SlowStore:
         self.delay_s = delay_s
         self.reads = 0
 
-    async def read(self, op: Any) -> Readings:
+    async def storage_figures(self) -> Readings:
         self.reads += 1
         await asyncio.sleep(self.delay_s)
         return Readings({"pending": 1, "retrying": 0}, {"webhook": 0})
@@ -211,36 +211,38 @@ def test_a_slow_database_is_read_once_at_a_time_and_its_last_figures_kept(
     assert ("xtracker_outbox_deliveries", "state=pending") in samples(metrics, third)
 
 
-def test_the_database_figures_come_from_one_read(tmp_path: Path) -> None:
-    from xtracker_server.metrics import read_database
-    from xtracker_server.store.db import open_db
+def test_the_database_figures_come_from_one_read_of_the_store(tmp_path: Path) -> None:
+    async def run() -> tuple[Readings, int]:
+        store = CountingReads(str(tmp_path / "d.db"))
+        await store.open()
+        try:
+            await store.create_space("s", 1)
+            before = store.reads
+            readings = await Metrics().read_database(store)
+            assert readings is not None
+            return readings, store.reads - before
+        finally:
+            await store.close()
 
-    conn = open_db(str(tmp_path / "d.db"))
-    try:
-        readings = read_database(conn)
-    finally:
-        conn.close()
+    readings, reads = asyncio.run(run())
+    assert reads == 1
     assert dict(readings.outbox) == {"pending": 0, "retrying": 0}
     assert dict(readings.unhealthy) == {"fb_capi": 0, "webhook": 0, "s2s_postback": 0}
-
-
-def test_the_wal_size_is_read_with_the_database_figures(tmp_path: Path) -> None:
-    from xtracker_server.metrics import read_database
-    from xtracker_server.store import spaces
-    from xtracker_server.store.db import connect, open_db
-
-    path = str(tmp_path / "d.db")
-    conn = open_db(path)
-    conn.execute("PRAGMA wal_autocheckpoint=0")
-    spaces.create_space(conn, "s", 1)
-    reader = connect(path, readonly=True)
-    try:
-        readings = read_database(reader)
-    finally:
-        reader.close()
-        conn.close()
+    # the write above is in the WAL (a passive checkpoint leaves the file as it is)
     assert readings.wal_bytes is not None and readings.wal_bytes > 0
     assert samples(Metrics(), readings)[("xtracker_wal_bytes", "")] == readings.wal_bytes
+
+
+class CountingReads(Store):
+    """The real store (its writer on a thread), counting its reads."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__(path, writer_process=False)
+        self.reads = 0
+
+    async def read(self, op: Any, /, *args: Any, **kwargs: Any) -> Any:
+        self.reads += 1
+        return await super().read(op, *args, **kwargs)
 
 
 def test_the_tally_keeps_totals_by_reason_across_takes() -> None:

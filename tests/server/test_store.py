@@ -377,3 +377,19 @@ def test_unrecorded_clicks_keep_their_counts_when_dropped_becomes_a_reason(tmp_p
     conn.execute(row, (space, link, "dropped", 2))
     counts = conn.execute("SELECT reason, count FROM unrecorded_clicks ORDER BY reason")
     assert [tuple(r) for r in counts] == [("bot", 7), ("dropped", 2)]
+
+
+def test_a_file_that_is_not_a_database_is_refused_with_a_storage_fault(tmp_path: Path) -> None:
+    from xtracker_server.store.api import FaultReason, open_store
+
+    path = tmp_path / "notes.txt"
+    path.write_bytes(b"not a database at all" * 100)
+    store = open_store(str(path), writer_process=False)
+    with pytest.raises(StoreUnavailable) as refused:  # the driver's error stays in the store
+        asyncio.run(store.open())
+    assert refused.value.reason is FaultReason.CORRUPT
+    assert "not a database" in str(refused.value)
+    # and the lock it took is let go: a restore may run
+    from xtracker_server.store.inuse import hold_exclusive
+
+    hold_exclusive(str(path)).release()

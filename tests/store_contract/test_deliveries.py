@@ -188,3 +188,62 @@ def test_hastening_makes_only_an_outages_retries_due_in_creation_order(backend: 
     assert row_other.next_attempt_ms == later  # another destination: untouched
     due = backend.run(store.claim(dest.id, "w", now + 1, LEASE_MS, 10))
     assert [d.id for d in due] == [c[0].id, c[1].id]
+
+
+def test_a_claim_can_take_a_share_from_the_newest_first(backend: Backend) -> None:
+    space = backend.space().space.id
+    store = backend.store
+    dest = _destination(backend, space)
+    old = [backend.run(store.record_event(event(space, "contact", f"o{n}"))) for n in range(3)]
+    new = backend.run(store.record_event(event(space, "contact", "n", at=T0 + 50_000)))
+    now = T0 + 60_000
+    claimed = backend.run(
+        store.claim(dest.id, "w", now, LEASE_MS, 2, fresh_limit=1, fresh_since_ms=T0 + 10_000)
+    )
+    assert sorted(c.inbox_id for c in claimed) == [old[0].inbox_id, new.inbox_id]
+    # without a share for the newest: oldest due first
+    rest = backend.run(store.claim(dest.id, "w", now, LEASE_MS, 1))
+    assert [c.inbox_id for c in rest] == [old[1].inbox_id]
+
+
+def test_settled_deliveries_are_pruned_by_status_and_age_in_batches(backend: Backend) -> None:
+    space = backend.space().space.id
+    store = backend.store
+    dest = _destination(backend, space)
+    old = 1_000_000  # long before anything else in the suite
+    for n in range(4):
+        backend.run(store.record_event(event(space, "contact", f"u{n}", at=old)))
+    claimed = backend.run(store.claim(dest.id, "w", old + 1, LEASE_MS, 10))
+    failed = _sent(claimed[3], "failed_permanently", last_status=400, outcome="fail")
+    backend.run(store.settle_deliveries("w", [*map(_sent, claimed[:3]), failed], old + 2))
+    # a newer delivery and a newer attempt, neither settled
+    backend.run(store.record_event(event(space, "contact", "later")))
+    (later,) = backend.run(store.claim(dest.id, "w", T0 + 1000, LEASE_MS, 10))
+    retry = _sent(later, "retrying", next_attempt_ms=T0 + 60_000, outcome="retry")
+    backend.run(store.settle_deliveries("w", [retry], T0 + 1000))
+    assert backend.run(store.prune_settled_deliveries("sent", old + 10, 2)) == 2
+    assert backend.run(store.prune_settled_deliveries("sent", old + 10, 2)) == 1
+    assert backend.run(store.prune_settled_deliveries("sent", old + 10, 2)) == 0
+    assert backend.run(store.delivery_counts(space)) == {"failed_permanently": 1, "retrying": 1}
+    assert backend.run(store.prune_settled_deliveries("failed_permanently", old + 1, 10)) == 0
+    assert backend.run(store.prune_settled_deliveries("failed_permanently", old + 10, 10)) == 1
+    assert backend.run(store.delivery_counts(space)) == {"retrying": 1}
+    # the destination's delivery health still counts what was pruned
+    (health,) = backend.run(store.delivery_health(space, T0 + 2000))
+    assert health.id == dest.id
+    assert health.counts["sent"] == 3 and health.counts["failed_permanently"] == 1
+
+
+def test_the_storage_figures_are_the_operators_counts_in_one_read(backend: Backend) -> None:
+    store = backend.store
+    before = backend.run(store.storage_figures())
+    space = backend.space().space.id
+    dest = _destination(backend, space)
+    backend.run(store.record_event(event(space, "contact", "u1")))
+    backend.run(store.update_destination(space, dest.id, T0, health_reason="token expired"))
+    figures = backend.run(store.storage_figures())
+    assert figures.outbox["pending"] == before.outbox["pending"] + 1
+    assert figures.unhealthy[dest.kind.value] == before.unhealthy.get(dest.kind.value, 0) + 1
+    assert dict(figures.outbox) == backend.run(store.outbox_depth())
+    assert dict(figures.unhealthy) == backend.run(store.unhealthy_by_kind())
+    assert figures.wal_bytes is None or figures.wal_bytes >= 0

@@ -65,3 +65,11 @@ def test_a_backup_is_a_copy_made_while_writes_go_on(backend: Backend, tmp_path: 
     backend.run(store.record_event(event(space, "contact", "b2")))
     assert backend.run(store.backup(str(target), force=True)).bytes > 0
     assert store.writer_restarts() == 0
+
+
+def test_a_statistics_refresh_right_after_another_analyses_nothing(backend: Backend) -> None:
+    store = backend.store
+    analysed = backend.run(store.refresh_stats())
+    assert all(isinstance(name, str) for name in analysed)
+    assert backend.run(store.refresh_stats()) == []
+    backend.space()  # the store works on after it

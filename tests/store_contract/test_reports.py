@@ -115,3 +115,26 @@ def test_the_tail_starts_now_and_hands_each_space_its_rows(backend: Backend) -> 
     batch = backend.run(store.tail_range(b, after, top))
     assert [(i.kind, i.data["uid"]) for i in batch.items] == [("event", "t2")]
     assert backend.run(store.tail_range(a, after, top, limit=1)).items[0].data["uid"] == "t1"
+
+
+def test_the_report_backlog_is_pruned_up_to_what_the_rollup_applied(backend: Backend) -> None:
+    space = backend.space().space.id
+    store = backend.store
+    link = backend.link(space)
+    for n in range(4):  # a click after an event of its uid is a backlog entry of the rollup
+        backend.run(store.record_event(event(space, "contact", f"b{n}")))
+    for n in range(3):
+        backend.click(space, f"b{n}", link.id)
+    backend.run(store.catch_up_reports())
+    upto = backend.run(store.applied_backlog())
+    assert upto > 0
+    pruned = 0
+    while deleted := backend.run(store.prune_report_backlog(upto, 1)):
+        assert deleted == 1  # in batches of the limit
+        pruned += deleted
+    assert pruned >= 2  # the newest entry stays
+    assert backend.run(store.prune_report_backlog(upto, 1000)) == 0
+    backend.click(space, "b3", link.id)
+    backend.run(store.catch_up_reports())
+    counts = backend.run(store.funnel_counts(space, DAY))
+    assert counts.clicks == 4 and counts.uids["contact"] == 4

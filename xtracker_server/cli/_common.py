@@ -1,6 +1,6 @@
 """What the commands share: the ``--db``/``--json``/``--space`` options, the consoles, the one
 way to fail, running a service as the operator on the database file (``run``) and saying what
-it refused (``refused``), and one transaction on the file (``serve``'s first admin token).
+it refused (``refused``).
 
 Imported by every command, so it imports little: rich, the store and the domain are imported by
 the functions that use them (a command costs only what it needs; tests/server/test_cli_imports.py).
@@ -22,8 +22,6 @@ from xtracker_server.config import Settings, env_var, flag, setting_info
 from xtracker_server.domain.query import MAX_WHOLE
 
 if TYPE_CHECKING:
-    import sqlite3
-
     from rich.console import Console
 
     from xtracker_server.services import ServiceError
@@ -117,12 +115,11 @@ def run(
     commands that start a database (``space create``) may create the file: a mistyped --db
     must not look empty."""
     import asyncio
-    import sqlite3
     from contextlib import AsyncExitStack
 
     from xtracker_server.services import ServiceError
     from xtracker_server.services.context import opened
-    from xtracker_server.store.inuse import RestoreInProgress
+    from xtracker_server.store.api import RestoreInProgress
 
     if not create and db != ":memory:" and not Path(db).expanduser().exists():
         fail(f"no database at {db}: pass --db (or XTRACKER_DB), or start with `xtracker serve`", 1)
@@ -131,7 +128,7 @@ def run(
         async with AsyncExitStack() as stack:
             try:
                 ctx = await stack.enter_async_context(opened(settings or Settings(db=db)))
-            except (RuntimeError, sqlite3.DatabaseError, RestoreInProgress) as exc:
+            except (RuntimeError, RestoreInProgress) as exc:  # StoreUnavailable is one
                 fail(f"cannot open {db}: {exc}", 1)
             return await call(ctx)
 
@@ -185,24 +182,3 @@ def base_url(public_url: str | None) -> str:
         return public_url.rstrip("/")
     host = os.environ.get(env_var("host")) or Settings.host
     return f"http://{host}:{os.environ.get(env_var('port')) or Settings.port}"
-
-
-def write(db: str, op: Callable[[sqlite3.Connection], T], *, create: bool = False) -> T:
-    """Run ``op`` in one transaction on the file (``serve``, before the server starts). Only
-    commands that start a database (``serve``, ``space create``) may create the file: a
-    mistyped --db must not look empty."""
-    import sqlite3
-
-    from xtracker_server.store.db import open_db, transaction
-
-    if not create and db != ":memory:" and not Path(db).expanduser().exists():
-        fail(f"no database at {db}: pass --db (or XTRACKER_DB), or start with `xtracker serve`", 1)
-    try:
-        conn = open_db(db)
-    except (RuntimeError, sqlite3.DatabaseError) as exc:
-        fail(f"cannot open {db}: {exc}", 1)
-    try:
-        with transaction(conn):
-            return op(conn)
-    finally:
-        conn.close()

@@ -19,8 +19,7 @@ def backup(
 ) -> None:
     """Copy the database to FILE while the server runs: a consistent snapshot of every commit
     before the command started. FILE is created 0600 (it holds destination secrets in clear)."""
-    from xtracker_server.store.backup import BackupError
-    from xtracker_server.store.backup import backup as backup_database
+    from xtracker_server.store.api import BackupError, backup_database
 
     if db == ":memory:" or not Path(db).expanduser().exists():
         fail(f"no database at {db}: pass --db (or XTRACKER_DB)", 1)
@@ -43,9 +42,7 @@ def restore(
     """Replace the database with the backup FILE. Stop every server and worker of the database
     first: it refuses to run while one uses it. What the backup lacks is lost, and deliveries
     it has as unsettled are sent again (see docs/operations.md)."""
-    from xtracker_server.store.backup import BackupError
-    from xtracker_server.store.backup import restore as restore_database
-    from xtracker_server.store.inuse import DatabaseInUse
+    from xtracker_server.store.api import BackupError, DatabaseInUse, restore_database
 
     try:
         done = restore_database(db, file)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from xtracker_server.cli._common import err, fail, out, write
+from xtracker_server.cli._common import err, fail, out
 from xtracker_server.cli._settings import settings_command
 from xtracker_server.clock import now_ms
 from xtracker_server.config import Settings
@@ -16,7 +16,7 @@ def check_database(db: str, sync: str) -> None:
     """Refuse to start on a database that cannot be written or is damaged (store/startup.py)."""
     import typer
 
-    from xtracker_server.store.startup import DatabaseRefused, check_database
+    from xtracker_server.store.api import DatabaseRefused, check_database
 
     try:
         checked = check_database(db, sync=sync)
@@ -36,22 +36,25 @@ def check_database(db: str, sync: str) -> None:
 
 def _serve(settings: Settings) -> None:
     """Run the server (ingress API and admin API) on an embedded SQLite file."""
-    from xtracker_server.store import spaces
-    from xtracker_server.store.inuse import RestoreInProgress, hold_shared
+    from xtracker_server.store.api import (
+        DatabaseRefused,
+        RestoreInProgress,
+        first_admin_token,
+        refuse_if_restoring,
+    )
 
     db = settings.db
     check_database(db, settings.sync)
     if settings.admin_token is None:
-        generated = write(
-            db,
-            lambda c: None if spaces.has_admin_token(c) else spaces.reset_admin_token(c, now_ms()),
-            create=True,
-        )
+        try:
+            generated = first_admin_token(db, now_ms())
+        except DatabaseRefused as exc:
+            fail(str(exc), 1)
         if generated is not None:
             out.print("Admin token (shown once; keep it, it guards the admin API):")
             out.print(generated, markup=False, highlight=False, soft_wrap=True)
     try:  # the store takes the lock for good when the app starts; say it plainly before
-        hold_shared(db).release()
+        refuse_if_restoring(db)
     except RestoreInProgress as exc:
         fail(str(exc), 1)
     out.print(f"xtracker listening on http://{settings.host}:{settings.port} (db: {db})")
@@ -95,11 +98,10 @@ def run_worker(settings: Settings) -> None:
     import signal
 
     from xtracker_server.delivery.worker import Worker
-    from xtracker_server.store.inuse import RestoreInProgress
-    from xtracker_server.store.runtime import Store
+    from xtracker_server.store.api import RestoreInProgress, open_store
 
     async def run() -> None:
-        store = Store(settings.db, sync=settings.sync, timeout_s=settings.write_timeout_s)
+        store = open_store(settings.db, sync=settings.sync, timeout_s=settings.write_timeout_s)
         await store.open()
         worker = Worker(store, settings)
         stop = asyncio.Event()

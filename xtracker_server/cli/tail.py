@@ -23,7 +23,8 @@ from xtracker_server.cli._common import (
 )
 
 if TYPE_CHECKING:
-    from xtracker_server.store.tail import Marks, TailItem
+    from xtracker_server.domain.tail import Marks, TailItem
+    from xtracker_server.services.context import Context
 
 
 def _line(item: TailItem) -> str:
@@ -53,27 +54,25 @@ def tail(
     """Print each click, event and delivery attempt of a space as it is committed (by the
     server, a worker or the CLI), one line each, until Ctrl-C. Reads the file like the
     server's live stream does (GET /admin/spaces/{id}/stream), gaps of ids included."""
+    import asyncio
+    import contextlib
+
     from xtracker_server.domain.tail import StreamCursor, Watermark
     from xtracker_server.services import OPERATOR
     from xtracker_server.services.reports import stream_start
-    from xtracker_server.store.db import open_db
-    from xtracker_server.store.tail import tail_poll
 
-    cursor = run(
-        db, lambda ctx: stream_start(OPERATOR, ctx, space, since), flags={"since": "--since"}
-    )
-    marks: Marks | None = None
-    if cursor is not None:
-        now = time.monotonic()
-        a, b, c = (
-            Watermark.resuming(low, seen, now)
-            for low, seen in zip(cursor.lows, cursor.seen, strict=True)
-        )
-        marks = (a, b, c)
-    conn = open_db(db)
-    try:
+    async def follow(ctx: Context) -> None:
+        cursor = await stream_start(OPERATOR, ctx, space, since)
+        marks: Marks | None = None
+        if cursor is not None:
+            now = time.monotonic()
+            a, b, c = (
+                Watermark.resuming(low, seen, now)
+                for low, seen in zip(cursor.lows, cursor.seen, strict=True)
+            )
+            marks = (a, b, c)
         while True:
-            poll = tail_poll(conn, marks, {space}, time.monotonic())
+            poll = await ctx.store.tail_poll(marks, {space}, time.monotonic())
             marks = poll.marks
             if space not in poll.spaces:
                 fail(f"space {space} was deleted", 1)
@@ -89,8 +88,8 @@ def tail(
             cursor.settle(poll.lows)
             sys.stdout.flush()
             if not poll.full:
-                time.sleep(poll_s)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        conn.close()
+                await asyncio.sleep(poll_s)
+
+    # On a store of its own, like every command: the same reads as the server's stream.
+    with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C: the store is closed, then it ends
+        run(db, follow, flags={"since": "--since"})

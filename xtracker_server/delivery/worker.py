@@ -45,26 +45,23 @@ from xtracker_server.delivery.adapters import (
 from xtracker_server.delivery.sender import Answer, Sender
 from xtracker_server.domain.destinations import DestinationKind
 from xtracker_server.domain.drain import claim_plan
-from xtracker_server.domain.entities import Destination, Settled, Unhealthy
+from xtracker_server.domain.entities import Claimed, Destination, Settled, Unhealthy
 from xtracker_server.domain.outbound import DeliveryContext, Outcome, Verdict
 from xtracker_server.domain.retry import RetryPolicy, next_state
 from xtracker_server.metrics import Metrics
-from xtracker_server.store import destinations as dest_store
-from xtracker_server.store import outbox
-from xtracker_server.store.faults import StoreUnavailable
-from xtracker_server.store.runtime import Store
+from xtracker_server.store.api import Store, StoreUnavailable
 
 log = logging.getLogger("xtracker.delivery")
 
 
 @dataclass(frozen=True)
 class Settlement:
-    claimed: outbox.Claimed
+    claimed: Claimed
     verdict: Verdict
     answer: Answer | None
 
 
-_Batch = list[tuple[outbox.Claimed, DeliveryContext]]  # what one request carries
+_Batch = list[tuple[Claimed, DeliveryContext]]  # what one request carries
 
 
 @dataclass
@@ -178,7 +175,7 @@ class Worker:
 
     async def _claim_round(self) -> bool:
         now = now_ms()
-        due = await self.store.read(outbox.due_destinations, now)
+        due = await self.store.due_destinations(now)
         claimed_any = False
         for destination_id, kind in due:
             held = self._held[destination_id]
@@ -188,8 +185,8 @@ class Worker:
             if self._stopping or free <= 0 or (held and free < min_claim(kind)):
                 continue
             plan = claim_plan(free, now)
-            rows = await self.store.write(
-                outbox.claim, destination_id, self.owner, now, self.lease_ms, plan.limit,
+            rows = await self.store.claim(
+                destination_id, self.owner, now, self.lease_ms, plan.limit,
                 fresh_limit=plan.fresh_limit, fresh_since_ms=plan.fresh_since_ms,
             )  # fmt: skip
             if not rows:
@@ -200,17 +197,15 @@ class Worker:
         return claimed_any
 
     async def _deliver(
-        self, destination_id: int, kind: DestinationKind, rows: list[outbox.Claimed]
+        self, destination_id: int, kind: DestinationKind, rows: list[Claimed]
     ) -> None:
         """Read what the claimed rows send and queue their requests for the destination's
         senders."""
         queued = 0
         try:
             space_id = rows[0].space_id
-            dest = await self.store.read(dest_store.get_destination, space_id, destination_id)
-            contexts = await self.store.read(
-                outbox.contexts, space_id, rows, self.settings.base_url
-            )
+            dest = await self.store.get_destination(space_id, destination_id)
+            contexts = await self.store.delivery_contexts(space_id, rows, self.settings.base_url)
             if dest is None:
                 return
             adapter = Adapter(dest, self.settings)

@@ -8,6 +8,7 @@ store answers. Secrets appear only in the records that show them once (``NewSpac
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -45,6 +46,7 @@ __all__ = [
     "Rotation",
     "Settled",
     "Space",
+    "StorageFigures",
     "Unhealthy",
 ]
 
@@ -375,3 +377,15 @@ class RestoreDone:
     deliveries_due: int  # not settled in the backup: the worker sends them (again)
     leases_released: int  # of those, claimed by a worker when the backup was made
     seconds: float
+
+
+# ----------------------------------------------------------------------------- figures
+
+
+@dataclass(frozen=True)
+class StorageFigures:
+    """What the database holds, across spaces, at one moment (``/metrics``)."""
+
+    outbox: Mapping[str, int]  # deliveries not settled yet, by status
+    unhealthy: Mapping[str, int]  # enabled destinations flagged unhealthy, by kind
+    wal_bytes: int | None = None  # the size of the write-ahead log file (None: none)

@@ -55,10 +55,12 @@ from xtracker_server.domain.entities import (
     Marked,
     NewSpace,
     NewToken,
+    RestoreDone,
     Revocation,
     Rotation,
     Settled,
     Space,
+    StorageFigures,
     Unhealthy,
 )
 from xtracker_server.domain.links import LinkSpec
@@ -77,10 +79,11 @@ from xtracker_server.store.errors import (
     retry_after_s,
 )
 from xtracker_server.store.faults import storage_fault
-from xtracker_server.store.health import StorageHealth
+from xtracker_server.store.health import FaultTracker, StorageHealth
 from xtracker_server.store.inuse import DatabaseInUse, RestoreInProgress
 from xtracker_server.store.outbox import STATUSES as DELIVERY_STATUSES
 from xtracker_server.store.postbacks import OUTCOMES as POSTBACK_OUTCOMES
+from xtracker_server.store.startup import DatabaseRefused, StartupCheck
 from xtracker_server.store.writer import BatchObserver, is_storage_fault
 
 __all__ = [
@@ -89,7 +92,9 @@ __all__ = [
     "BackupError",
     "BatchObserver",
     "DatabaseInUse",
+    "DatabaseRefused",
     "FaultReason",
+    "FaultTracker",
     "NoSuchToken",
     "RestoreInProgress",
     "SlugTaken",
@@ -97,8 +102,13 @@ __all__ = [
     "Store",
     "StoreUnavailable",
     "TokenNameTaken",
+    "backup_database",
+    "check_database",
+    "first_admin_token",
     "is_storage_fault",
     "open_store",
+    "refuse_if_restoring",
+    "restore_database",
     "retry_after_s",
     "sqlite_path",
     "storage_fault",
@@ -124,6 +134,10 @@ class Store(Protocol):
 
     async def probe(self) -> None:
         """One write and one read, for their outcome alone (an idle server's health)."""
+
+    async def refresh_stats(self) -> list[str]:
+        """Refresh the query planner's statistics where they are missing or stale (a bounded
+        amount of work each); returns what was analysed (housekeeping.py, now and then)."""
 
     def writer_running(self) -> bool:
         """Whether writes are taken now (False while a dead writer is replaced)."""
@@ -260,10 +274,19 @@ class Store(Protocol):
         """Enabled, healthy destinations with deliveries due (across spaces: the worker)."""
 
     async def claim(
-        self, destination_id: int, owner: str, now_ms: int, lease_ms: int, limit: int
+        self,
+        destination_id: int,
+        owner: str,
+        now_ms: int,
+        lease_ms: int,
+        limit: int,
+        *,
+        fresh_limit: int = 0,
+        fresh_since_ms: int = 0,
     ) -> list[Claimed]:
         """Lease up to ``limit`` due deliveries of a destination, oldest due first; no two
-        owners hold the same delivery at once."""
+        owners hold the same delivery at once. Of them, up to ``fresh_limit`` are taken first
+        from those due after ``fresh_since_ms`` (the drain order of domain/drain.py)."""
 
     async def delivery_contexts(
         self, space_id: int, claimed: list[Claimed], base_url: str
@@ -437,6 +460,24 @@ class Store(Protocol):
     async def prune_postback_log(self, before_ms: int, limit: int = 1000) -> int:
         """Delete up to ``limit`` log rows older than ``before_ms`` (any space)."""
 
+    async def prune_settled_deliveries(self, status: str, before_ms: int, limit: int = 1000) -> int:
+        """Delete up to ``limit`` deliveries settled as ``status`` (``sent`` or
+        ``failed_permanently``) before ``before_ms``, oldest first, any space, with their
+        attempts (their destination's delivery health still counts them). Unsettled deliveries
+        are never pruned, nor the newest delivery or the delivery of the newest attempt."""
+
+    async def applied_backlog(self) -> int:
+        """How far the report rollup applied its backlog (as it is now: no catch-up first)."""
+
+    async def prune_report_backlog(self, upto: int, limit: int = 1000) -> int:
+        """Delete up to ``limit`` backlog entries the rollup applied (up to ``upto``, from
+        ``applied_backlog``), oldest first; the newest one stays."""
+
+    async def storage_figures(self) -> StorageFigures:
+        """What ``/metrics`` shows of the database, across spaces, in one read: deliveries
+        not settled by status, enabled destinations flagged unhealthy by kind, the size of the
+        write-ahead log (None where there is none)."""
+
 
 _SCHEME = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*)://(.*)$")
 
@@ -479,3 +520,51 @@ def open_store(
         observer=observer,
         readers=readers,
     )
+
+
+# ------------------------------------------------------------------ the database, before and
+# besides a store: what `xtracker serve`, `worker`, `backup` and `restore` do to it.
+
+
+def check_database(url: str, *, sync: str = "FULL") -> StartupCheck:
+    """Check, migrate and write once to the database at ``url`` (creating it if need be),
+    before a server or worker starts on it. Raises ``DatabaseRefused``, whose message says what
+    is wrong (damaged, not writable) and what to do."""
+    from xtracker_server.store.startup import check_database as check
+
+    return check(sqlite_path(url), sync=sync)
+
+
+def first_admin_token(url: str, now_ms: int) -> str | None:
+    """A new operator token (shown once) if the database at ``url`` has none yet, else None,
+    in one transaction: of two servers starting at once, one makes it. Raises
+    ``DatabaseRefused`` if the database cannot be opened."""
+    from xtracker_server.store.startup import first_admin_token as first
+
+    return first(sqlite_path(url), now_ms)
+
+
+def refuse_if_restoring(url: str) -> None:
+    """Raise ``RestoreInProgress`` while ``xtracker restore`` replaces the database at ``url``
+    (an open store refuses it as well: this says so before anything else starts)."""
+    from xtracker_server.store.inuse import hold_shared
+
+    hold_shared(sqlite_path(url)).release()
+
+
+def backup_database(url: str, target: str, *, force: bool = False) -> BackupDone:
+    """A consistent copy of the database at ``url`` at ``target`` (created 0600; refused if it
+    exists, unless ``force``), made while servers go on writing. Raises ``BackupError`` or
+    ``OSError``."""
+    from xtracker_server.store.backup import backup
+
+    return backup(sqlite_path(url), target, force=force)
+
+
+def restore_database(url: str, source: str) -> RestoreDone:
+    """Replace the database at ``url`` with the backup ``source``, only while no server or
+    worker uses it. Raises ``DatabaseInUse``, ``BackupError`` or ``OSError`` (nothing changed
+    then)."""
+    from xtracker_server.store.backup import restore
+
+    return restore(sqlite_path(url), source)

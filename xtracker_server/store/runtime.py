@@ -77,14 +77,20 @@ class Store(SqliteOperations):
         # (store/inuse.py); raises RestoreInProgress while a restore runs.
         self._use_lock = hold_shared(self.path)
         try:
-            conn = open_db(self.path)  # create and migrate before anyone reads
             try:
-                self.schema = schema_version(conn)
-                # Fresh planner statistics before any other connection opens (store/stats.py).
-                refresh_stats(conn, every_table=True)
-            finally:
-                conn.close()
-            rebuild_if_stale(self.path)  # before any write (store/rollup.py)
+                conn = open_db(self.path)  # create and migrate before anyone reads
+                try:
+                    self.schema = schema_version(conn)
+                    # Fresh planner statistics before any other connection opens
+                    # (store/stats.py).
+                    refresh_stats(conn, every_table=True)
+                finally:
+                    conn.close()
+                rebuild_if_stale(self.path)  # before any write (store/rollup.py)
+            except sqlite3.Error as exc:  # not a database, damaged, not writable: the driver's
+                # error stays inside the store ("file is not a database" says what it is)
+                reason = fault_of(exc, self.path) or FaultReason.IO_ERROR
+                raise StoreUnavailable(reason, str(exc)) from exc
             await self.writer.start()
         except BaseException:
             self._release()

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import sqlite3
 from collections.abc import Callable, Collection, Sequence
 from decimal import Decimal
 from typing import Any, TypeVar
@@ -40,6 +41,7 @@ from xtracker_server.domain.entities import (
     Rotation,
     Settled,
     Space,
+    StorageFigures,
     Unhealthy,
 )
 from xtracker_server.domain.links import LinkSpec
@@ -64,13 +66,14 @@ from xtracker_server.store import (
     spaces,
     tail,
     unrecorded,
+    wal,
 )
 from xtracker_server.store.writer import Writer
 
 T = TypeVar("T")
 A = TypeVar("A")
 
-__all__ = ["PLAN_STEPS", "SqliteOperations"]
+__all__ = ["SqliteOperations"]
 
 
 class SqliteOperations(abc.ABC):
@@ -237,9 +240,20 @@ class SqliteOperations(abc.ABC):
         return await self.read(outbox.due_destinations, now_ms)
 
     async def claim(
-        self, destination_id: int, owner: str, now_ms: int, lease_ms: int, limit: int
+        self,
+        destination_id: int,
+        owner: str,
+        now_ms: int,
+        lease_ms: int,
+        limit: int,
+        *,
+        fresh_limit: int = 0,
+        fresh_since_ms: int = 0,
     ) -> list[Claimed]:
-        return await self.write(outbox.claim, destination_id, owner, now_ms, lease_ms, limit)
+        return await self.write(
+            outbox.claim, destination_id, owner, now_ms, lease_ms, limit,
+            fresh_limit=fresh_limit, fresh_since_ms=fresh_since_ms,
+        )  # fmt: skip
 
     async def delivery_contexts(
         self, space_id: int, claimed: list[Claimed], base_url: str
@@ -442,19 +456,24 @@ class SqliteOperations(abc.ABC):
     async def prune_postback_log(self, before_ms: int, limit: int = 1000) -> int:
         return await self.write(postbacks.prune_log, before_ms, limit)
 
+    async def prune_settled_deliveries(self, status: str, before_ms: int, limit: int = 1000) -> int:
+        return await self.write(outbox.prune_settled, status, before_ms, limit)
 
-#: The steps of the deletion plans (xtracker_server/deletion.py) as functions of a connection,
-#: for the CLI, which runs them on its own connection: a write, a read, or a read of the report
-#: rollup once it is up to date ("reports").
-PLAN_STEPS: dict[str, tuple[str, Callable[..., Any]]] = {
-    "delete_space_batch": ("write", deletion.delete_space_batch),
-    "delete_link_batch": ("write", deletion.delete_link_batch),
-    "delete_destination_batch": ("write", deletion.delete_destination_batch),
-    "erase_person": ("write", erasure.erase_person),
-    "find_tg_events": ("read", erasure.find_tg_events),
-    "erase_events": ("write", erasure.erase_events),
-    "find_log_rows": ("read", erasure.find_log_rows),
-    "delete_log_rows": ("write", erasure.delete_log_rows),
-    "applied_removals": ("reports", rollup.applied_removals),
-    "prune_removals": ("write", deletion.prune_removals),
-}
+    async def applied_backlog(self) -> int:
+        return await self.read(rollup.applied_backlog)
+
+    async def prune_report_backlog(self, upto: int, limit: int = 1000) -> int:
+        return await self.write(rollup.prune_backlog, upto, limit)
+
+    async def storage_figures(self) -> StorageFigures:
+        # One read, on the reader's thread under the caller's time bound: a stat of a frozen
+        # disk (the WAL's size) may hang.
+        return await self.read(_storage_figures)
+
+
+def _storage_figures(conn: sqlite3.Connection) -> StorageFigures:
+    return StorageFigures(
+        outbox.depth(conn),
+        destinations.unhealthy_by_kind(conn),
+        wal_bytes=wal.database_wal_bytes(conn),
+    )

@@ -18,12 +18,19 @@ from pathlib import Path
 
 from xtracker_server.clock import now_ms
 from xtracker_server.exceptions import XTrackerServerError
-from xtracker_server.store.db import connect, reports_path, transaction
+from xtracker_server.store.db import connect, open_db, reports_path, transaction
 from xtracker_server.store.faults import FaultReason, fault_of
 from xtracker_server.store.health import touch_probe
 from xtracker_server.store.migrations import migrate
+from xtracker_server.store.spaces import has_admin_token, reset_admin_token
 
-__all__ = ["QUICK_CHECK_BUDGET_S", "DatabaseRefused", "StartupCheck", "check_database"]
+__all__ = [
+    "QUICK_CHECK_BUDGET_S",
+    "DatabaseRefused",
+    "StartupCheck",
+    "check_database",
+    "first_admin_token",
+]
 
 QUICK_CHECK_BUDGET_S = 3.0
 #: SQLite calls the progress handler every this many virtual machine steps.
@@ -69,6 +76,20 @@ def check_database(
             raise
         raise DatabaseRefused(f"cannot start on {path}: {exc}") from None
     return StartupCheck(schema, "ok" if problems is not None else "skipped", seconds)
+
+
+def first_admin_token(path: str, now_ms: int) -> str | None:
+    """A new operator token if the database has none yet (``serve`` prints it once), else
+    None: one transaction. Raises ``DatabaseRefused`` if the database cannot be opened."""
+    try:
+        conn = open_db(path)
+    except (RuntimeError, sqlite3.DatabaseError) as exc:
+        raise DatabaseRefused(f"cannot open {path}: {exc}") from None
+    try:
+        with transaction(conn):
+            return None if has_admin_token(conn) else reset_admin_token(conn, now_ms)
+    finally:
+        conn.close()
 
 
 def _quick_check(conn: sqlite3.Connection, budget_s: float) -> list[str] | None:

@@ -22,20 +22,8 @@ NOT_YET = {
     "cli/tail.py": "raw connection, store.tail",
     "deletion.py": "run_on: the CLI's plans on a raw connection",
     "delivery/worker.py": "read/write of outbox and destinations functions",
-    "errors.py": "faults.storage_fault",
     "housekeeping.py": "read/write of prune functions; health.FaultTracker",
     "metrics.py": "read of outbox.depth, destinations.unhealthy_by_kind, wal size",
-    "services/context.py": "runtime.Store",
-    "services/credentials.py": "spaces, postbacks.ingest_tokens",
-    "services/currencies.py": "spaces",
-    "services/deletion.py": "store.deletion",
-    "services/deliveries.py": "outbox",
-    "services/destinations.py": "destinations",
-    "services/links.py": "links",
-    "services/postbacks.py": "postbacks",
-    "services/reports.py": "links, reports, tail",
-    "services/spaces.py": "binds, spaces",
-    "views.py": "record types from store modules (domain/entities.py has them)",
 }
 
 

@@ -14,8 +14,6 @@ PACKAGE = Path(xtracker_server.__file__).parent
 
 #: Modules not moved onto the protocol yet (see the note of the change that left them).
 NOT_YET = {
-    "app.py": "runtime.Store: AppState.store is typed by it",
-    "state.py": "runtime.Store (as app.py)",
     "cli/_common.py": "raw connections (the CLI's database checks)",
     "cli/backup.py": "store.backup, store.inuse",
     "cli/serve.py": "store.startup, store.inuse, store.runtime",

@@ -1,7 +1,7 @@
 """The store's boundary (issue 15): outside ``xtracker_server/store/``,
 code reaches the storage through the Store protocol alone (``xtracker_server.store.api``), and
-nothing imports ``sqlite3``. ``NOT_YET`` names the modules still reaching past it, each with
-what it still uses; the list only shrinks (a module taken off it must stay off)."""
+nothing imports ``sqlite3``: a second backend is an addition under ``store/``, and no caller
+depends on SQLite."""
 
 from __future__ import annotations
 
@@ -11,24 +11,6 @@ from pathlib import Path
 import xtracker_server
 
 PACKAGE = Path(xtracker_server.__file__).parent
-
-#: Modules not moved onto the protocol yet (see the note of the change that left them).
-NOT_YET = {
-    "app.py": "runtime.Store: AppState.store is typed by it",
-    "state.py": "runtime.Store (as app.py)",
-    "errors.py": "faults.storage_fault",
-    "services/context.py": "runtime.Store",
-    "services/credentials.py": "spaces, postbacks.ingest_tokens",
-    "services/currencies.py": "spaces",
-    "services/deletion.py": "store.deletion",
-    "services/deliveries.py": "outbox",
-    "services/destinations.py": "destinations",
-    "services/links.py": "links",
-    "services/postbacks.py": "postbacks",
-    "services/reports.py": "links, reports, tail",
-    "services/spaces.py": "binds, spaces",
-    "views.py": "record types from store modules (domain/entities.py has them)",
-}
 
 
 def _reaches_past(path: Path) -> bool:
@@ -56,4 +38,4 @@ def test_outside_the_store_only_the_protocol_is_imported() -> None:
         for path in PACKAGE.rglob("*.py")
         if path.relative_to(PACKAGE).parts[0] != "store" and _reaches_past(path)
     }
-    assert reaching == set(NOT_YET)
+    assert reaching == set()

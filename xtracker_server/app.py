@@ -31,12 +31,12 @@ from xtracker_server.landing.routes import landing, redirect
 from xtracker_server.landing.routes import routes as landing_routes
 from xtracker_server.metrics import Metrics, Sources
 from xtracker_server.state import AppState
-from xtracker_server.store.runtime import Store
+from xtracker_server.store.api import open_store
 
 
 def create_app(settings: Settings) -> HotPaths:
     metrics = Metrics()
-    store = Store(
+    store = open_store(
         settings.db,
         sync=settings.sync,
         observer=metrics,
@@ -73,8 +73,8 @@ def create_app(settings: Settings) -> HotPaths:
         max_per_space=settings.stream_max_per_space,
     )
     metrics.sampled.sources = Sources(
-        writer_running=lambda: store.writer.running,
-        writer_restarts=lambda: store.writer.restarts,
+        writer_running=store.writer_running,
+        writer_restarts=store.writer_restarts,
         open_streams=streams.open_count,
         unrecorded=state.unrecorded.totals,
     )

@@ -43,7 +43,7 @@ from xtracker_server.services.errors import (
     ServiceError,
     problems_of,
 )
-from xtracker_server.store.faults import FaultReason, StoreUnavailable, retry_after_s, storage_fault
+from xtracker_server.store.api import FaultReason, StoreUnavailable, retry_after_s, storage_fault
 
 log = logging.getLogger("xtracker")
 

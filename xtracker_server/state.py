@@ -15,7 +15,7 @@ from xtracker_server.domain.visitors import Network
 from xtracker_server.landing.cache import LinkCache
 from xtracker_server.landing.pending import PendingClicks
 from xtracker_server.metrics import Metrics
-from xtracker_server.store.runtime import Store
+from xtracker_server.store.api import Store
 
 
 @dataclass

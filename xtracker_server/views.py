@@ -9,20 +9,20 @@ from urllib.parse import urlsplit, urlunsplit
 if TYPE_CHECKING:  # types only: a CLI command that prints one shape imports no more than it needs
     from xtracker_server.delivery.probe import ProbeResult
     from xtracker_server.domain.dedup import AmountConflict
-    from xtracker_server.domain.postback_urls import NetworkUrls
-    from xtracker_server.domain.postbacks import Aliases
-    from xtracker_server.store.destinations import Destination
-    from xtracker_server.store.links import Link
-    from xtracker_server.store.outbox import DeliveryRow
-    from xtracker_server.store.postbacks import LoggedEntry
-    from xtracker_server.store.spaces import (
+    from xtracker_server.domain.entities import (
+        DeliveryRow,
+        Destination,
         IngestToken,
+        Link,
+        LoggedEntry,
         NewSpace,
         NewToken,
         Revocation,
         Rotation,
         Space,
     )
+    from xtracker_server.domain.postback_urls import NetworkUrls
+    from xtracker_server.domain.postbacks import Aliases
 
 
 def space_json(space: Space) -> dict[str, Any]:

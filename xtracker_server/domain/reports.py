@@ -39,6 +39,8 @@ MAX_BUCKETS = 2000
 RATIO_DECIMALS = 4
 #: Revenue per click is rounded to this many decimals.
 PER_CLICK_DECIMALS = 4
+#: The deliveries report's health looks at attempts this recent.
+RECENT_MS = 24 * HOUR_MS
 
 
 class ReportError(XTrackerServerError, ValueError):

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from xtracker_server.clock import now_ms
 from xtracker_server.config import Settings
-from xtracker_server.store.runtime import Store
+from xtracker_server.store.api import Store, open_store
 
 if TYPE_CHECKING:
     from aiohttp.abc import AbstractResolver
@@ -70,7 +70,7 @@ async def opened(
 
     The file is created (and migrated) if it does not exist: a caller that must not create
     one checks first."""
-    store = Store(settings.db, sync=settings.sync, readers=1, writer_process=False)
+    store = open_store(settings.db, sync=settings.sync, readers=1, writer_process=False)
     await store.open()
     try:
         yield Context(store, settings, listener or Listener(), resolver)

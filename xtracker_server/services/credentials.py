@@ -8,13 +8,12 @@ only their hashes. What stops working is told to ``ctx.listener`` (``credentials
 from __future__ import annotations
 
 from xtracker_server.domain.credentials import CredentialKind, check_token_name
+from xtracker_server.domain.entities import IngestToken, NewToken, Revocation, Rotation
 from xtracker_server.services.context import Context
 from xtracker_server.services.errors import NAME_NEEDS_INGEST, Conflict, Invalid, NotFound
 from xtracker_server.services.principal import Action, Principal, authorize
 from xtracker_server.services.spaces import authorized_space
-from xtracker_server.store import spaces
-from xtracker_server.store.postbacks import ingest_tokens
-from xtracker_server.store.spaces import IngestToken, NewToken, Revocation, Rotation
+from xtracker_server.store.api import NoSuchToken, TokenNameTaken
 
 __all__ = [
     "add_ingest_token",
@@ -54,10 +53,8 @@ async def rotate(
     authorize(who, Action.MANAGE, space_id)
     name = credential(kind, name)
     try:
-        rotation = await ctx.store.write(
-            spaces.rotate_credential, space_id, kind, ctx.clock(), name
-        )
-    except spaces.NoSuchToken as exc:
+        rotation = await ctx.store.rotate_credential(space_id, kind, ctx.clock(), name)
+    except NoSuchToken as exc:
         raise no_such_token(space_id, str(exc)) from None
     if rotation is None:
         raise NotFound("space", space_id)
@@ -71,7 +68,7 @@ async def revoke_previous(
     one keeps working. ``revoked`` 0: there was nothing to end."""
     authorize(who, Action.MANAGE, space_id)
     name = credential(kind, name)
-    revocation = await ctx.store.write(spaces.revoke_previous, space_id, kind, ctx.clock(), name)
+    revocation = await ctx.store.revoke_previous(space_id, kind, ctx.clock(), name)
     if revocation is None:
         raise NotFound("space", space_id)
     ctx.listener.credentials_ended(revocation.hashes)
@@ -81,7 +78,7 @@ async def revoke_previous(
 async def list_ingest_tokens(who: Principal, ctx: Context, space_id: int) -> list[IngestToken]:
     """The space's live ingest tokens: names, hints and last use, never the secrets."""
     await authorized_space(who, ctx, Action.MANAGE, space_id)
-    return await ctx.store.read(ingest_tokens, space_id, ctx.clock())
+    return await ctx.store.list_ingest_tokens(space_id, ctx.clock())
 
 
 async def add_ingest_token(who: Principal, ctx: Context, space_id: int, name: str) -> NewToken:
@@ -91,8 +88,8 @@ async def add_ingest_token(who: Principal, ctx: Context, space_id: int, name: st
     checked = credential(CredentialKind.INGEST, name)
     assert checked is not None
     try:
-        token = await ctx.store.write(spaces.add_ingest_token, space_id, checked, ctx.clock())
-    except spaces.TokenNameTaken:
+        token = await ctx.store.add_ingest_token(space_id, checked, ctx.clock())
+    except TokenNameTaken:
         raise Conflict(
             "token_name_taken",
             f"space {space_id} already has an ingest token named {checked!r}: pick another"
@@ -110,7 +107,7 @@ async def revoke_ingest_token(who: Principal, ctx: Context, space_id: int, name:
     other tokens keep working."""
     await authorized_space(who, ctx, Action.MANAGE, space_id)
     name = name.strip().lower()
-    revocation = await ctx.store.write(spaces.revoke_ingest_token, space_id, name, ctx.clock())
+    revocation = await ctx.store.revoke_ingest_token(space_id, name, ctx.clock())
     if revocation is None:
         raise NotFound("space", space_id)
     if not revocation.revoked:
@@ -122,4 +119,4 @@ async def revoke_ingest_token(who: Principal, ctx: Context, space_id: int, name:
 async def reset_admin_token(who: Principal, ctx: Context) -> str:
     """A new stored admin token (shown once); the previous one stops working."""
     authorize(who, Action.ADMINISTER)
-    return await ctx.store.write(spaces.reset_admin_token, ctx.clock())
+    return await ctx.store.reset_admin_token(ctx.clock())

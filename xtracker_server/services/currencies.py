@@ -10,14 +10,13 @@ from xtracker_server.services.context import Context
 from xtracker_server.services.errors import Invalid
 from xtracker_server.services.principal import Action, Principal
 from xtracker_server.services.spaces import authorized_space
-from xtracker_server.store import spaces
 
 __all__ = ["change_currencies", "currencies", "set_currencies"]
 
 
 async def currencies(who: Principal, ctx: Context, space_id: int) -> tuple[str, ...]:
     await authorized_space(who, ctx, Action.MANAGE, space_id)
-    return await ctx.store.read(spaces.allowed_currencies, space_id) or ()
+    return await ctx.store.allowed_currencies(space_id) or ()
 
 
 async def set_currencies(
@@ -29,7 +28,7 @@ async def set_currencies(
         checked = check_allowed(codes)
     except ValueError as exc:
         raise Invalid("allowed", str(exc)) from None
-    await ctx.store.write(spaces.set_allowed_currencies, space_id, checked)
+    await ctx.store.set_allowed_currencies(space_id, checked)
     return checked
 
 

@@ -21,7 +21,6 @@ from xtracker_server.services.context import Context
 from xtracker_server.services.errors import Invalid, NotFound
 from xtracker_server.services.principal import Action, Principal, authorize
 from xtracker_server.services.spaces import authorized_space
-from xtracker_server.store import deletion as store
 
 __all__ = ["Erasure", "delete_destination", "delete_link", "delete_space", "erase"]
 
@@ -37,8 +36,8 @@ async def delete_space(
     404 at once."""
     authorize(who, Action.ADMINISTER)
     if dry_run:
-        return _found(await ctx.store.read(store.space_counts, space_id), "space", space_id)
-    marked = await ctx.store.write(store.mark_space, space_id, ctx.clock())
+        return _found(await ctx.store.space_counts(space_id), "space", space_id)
+    marked = await ctx.store.mark_space(space_id, ctx.clock())
     if marked is None:
         raise NotFound("space", space_id)
     ctx.listener.space_deleted(space_id, marked.slugs)
@@ -52,9 +51,9 @@ async def delete_link(
     stay, counted under "no link" in the reports."""
     await authorized_space(who, ctx, Action.MANAGE, space_id)
     if dry_run:
-        found = await ctx.store.read(store.link_counts, space_id, slug)
+        found = await ctx.store.link_counts(space_id, slug)
         return _found(found, "link", space_id, slug)
-    marked = await ctx.store.write(store.mark_link, space_id, slug, ctx.clock())
+    marked = await ctx.store.mark_link(space_id, slug, ctx.clock())
     if marked is None:
         raise NotFound("link", space_id, slug)
     ctx.listener.link_changed(slug)
@@ -67,9 +66,9 @@ async def delete_destination(
     """The destination and every delivery to it: those not sent yet are dropped."""
     await authorized_space(who, ctx, Action.MANAGE, space_id)
     if dry_run:
-        found = await ctx.store.read(store.destination_counts, space_id, destination_id)
+        found = await ctx.store.destination_counts(space_id, destination_id)
         return _found(found, "destination", space_id, destination_id)
-    marked = await ctx.store.write(store.mark_destination, space_id, destination_id, ctx.clock())
+    marked = await ctx.store.mark_destination(space_id, destination_id, ctx.clock())
     if marked is None:
         raise NotFound("destination", space_id, destination_id)
     plan = deletion.delete_destination(space_id, marked)

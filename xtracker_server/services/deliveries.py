@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+from xtracker_server.domain.entities import DeliveryRow
 from xtracker_server.services.context import Context
 from xtracker_server.services.errors import Invalid
 from xtracker_server.services.principal import Action, Principal
 from xtracker_server.services.spaces import authorized_space
-from xtracker_server.store import outbox
-from xtracker_server.store.outbox import STATUSES, DeliveryRow
+from xtracker_server.store.api import DELIVERY_STATUSES as STATUSES
 
 __all__ = ["STATUSES", "delivery_counts", "list_deliveries", "replay"]
 
@@ -29,8 +29,7 @@ async def list_deliveries(
 ) -> list[DeliveryRow]:
     """The space's deliveries, newest first: of one ``status`` and one destination, if given."""
     await authorized_space(who, ctx, Action.MANAGE, space_id)
-    return await ctx.store.read(
-        outbox.list_deliveries,
+    return await ctx.store.list_deliveries(
         space_id,
         status=None if status is None else _status(status),
         destination_id=destination_id,
@@ -41,7 +40,7 @@ async def list_deliveries(
 async def delivery_counts(who: Principal, ctx: Context, space_id: int) -> dict[str, int]:
     """How many of the space's deliveries are in each status (absent: none)."""
     await authorized_space(who, ctx, Action.MANAGE, space_id)
-    return await ctx.store.read(outbox.status_counts, space_id)
+    return await ctx.store.delivery_counts(space_id)
 
 
 async def replay(
@@ -55,8 +54,7 @@ async def replay(
     """Send again the deliveries in ``status`` (of one destination, if given), with the same
     event_id so receivers can deduplicate; returns how many."""
     await authorized_space(who, ctx, Action.MANAGE, space_id)
-    count = await ctx.store.write(
-        outbox.replay,
+    count = await ctx.store.replay(
         space_id,
         status=_status(status),
         destination_id=destination_id,

@@ -20,12 +20,11 @@ from xtracker_server.domain.destinations import (
     check_event_map,
     prepare_destination,
 )
+from xtracker_server.domain.entities import Destination
 from xtracker_server.services.context import Context
 from xtracker_server.services.errors import Invalid, NotFound
 from xtracker_server.services.principal import Action, Principal, authorize
 from xtracker_server.services.spaces import authorized_space
-from xtracker_server.store import destinations as store
-from xtracker_server.store.destinations import Destination
 from xtracker_wire import CANONICAL_EVENTS
 
 if TYPE_CHECKING:
@@ -60,7 +59,7 @@ class NewDestination:
 async def list_destinations(who: Principal, ctx: Context, space_id: int) -> list[Destination]:
     """The space's destinations (their secrets are for sending: views never show them)."""
     await authorized_space(who, ctx, Action.MANAGE, space_id)
-    return await ctx.store.read(store.list_destinations, space_id)
+    return await ctx.store.list_destinations(space_id)
 
 
 async def create_destination(
@@ -79,7 +78,7 @@ async def create_destination(
         raise Invalid(field, problem) from None
     for field, url in inp.guarded_urls():
         await check_address(ctx, url, field)
-    created = await ctx.store.write(store.create_destination, space_id, prepared, ctx.clock())
+    created = await ctx.store.create_destination(space_id, prepared, ctx.clock())
     if created is None:  # the space was deleted meanwhile
         raise NotFound("space", space_id)
     return NewDestination(created, prepared.shown_secret)
@@ -95,13 +94,11 @@ async def update_destination(
     unknown = sorted(set(changes) - set(CHANGEABLE))
     if unknown:
         raise Invalid(unknown[0], f"cannot be changed here (one of {', '.join(CHANGEABLE)})")
-    current = await ctx.store.read(store.get_destination, space_id, destination_id)
+    current = await ctx.store.get_destination(space_id, destination_id)
     if current is None:
         raise NotFound("destination", space_id, destination_id)
     columns = await _columns(ctx, current, changes)
-    updated = await ctx.store.write(
-        store.update_destination, space_id, destination_id, ctx.clock(), **columns
-    )
+    updated = await ctx.store.update_destination(space_id, destination_id, ctx.clock(), **columns)
     if updated is None:  # deleted meanwhile
         raise NotFound("destination", space_id, destination_id)
     if "health_reason" in columns:
@@ -181,7 +178,7 @@ async def test_destination(
     from xtracker_server.delivery.probe import ProbeRefused, probe  # aiohttp: only when needed
 
     await authorized_space(who, ctx, Action.MANAGE, space_id)
-    dest = await ctx.store.read(store.get_destination, space_id, destination_id)
+    dest = await ctx.store.get_destination(space_id, destination_id)
     if dest is None:
         raise NotFound("destination", space_id, destination_id)
     try:
@@ -195,7 +192,7 @@ async def test_destination(
 async def destination_space(who: Principal, ctx: Context, destination_id: int) -> int:
     """The space of a destination known by its id alone (the operator's shortcut)."""
     authorize(who, Action.ADMINISTER)
-    space_id = await ctx.store.read(store.space_of_destination, destination_id)
+    space_id = await ctx.store.space_of_destination(destination_id)
     if space_id is None:
         raise NotFound(
             "destination", None, destination_id, detail=f"no destination {destination_id}"

@@ -10,20 +10,20 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from xtracker_server.domain.entities import Link
 from xtracker_server.domain.links import LinkSpec, check_slug
 from xtracker_server.services.context import Context
 from xtracker_server.services.errors import Conflict, Invalid, NotFound
 from xtracker_server.services.principal import Action, Principal
 from xtracker_server.services.spaces import authorized_space
-from xtracker_server.store import links
-from xtracker_server.store.links import Link
+from xtracker_server.store.api import SlugTaken
 
 __all__ = ["create_link", "list_links", "update_link"]
 
 
 async def list_links(who: Principal, ctx: Context, space_id: int) -> list[Link]:
     await authorized_space(who, ctx, Action.MANAGE, space_id)
-    return await ctx.store.read(links.list_links, space_id)
+    return await ctx.store.list_links(space_id)
 
 
 async def create_link(
@@ -39,8 +39,8 @@ async def create_link(
     except ValidationError as exc:
         raise Invalid.from_validation(exc) from None
     try:
-        link = await ctx.store.write(links.create_link, space_id, slug, spec, ctx.clock())
-    except links.SlugTaken as exc:
+        link = await ctx.store.create_link(space_id, slug, spec, ctx.clock())
+    except SlugTaken as exc:
         raise Conflict("slug_taken", str(exc), space_id=space_id, key=slug, field="slug") from None
     ctx.listener.link_changed(slug)
     return link
@@ -67,7 +67,7 @@ async def update_link(
     if unknown:
         raise Invalid(unknown[0], "is not a field of a link")
     try:
-        link = await ctx.store.write(links.update_link, space_id, slug, dict(changes), ctx.clock())
+        link = await ctx.store.update_link(space_id, slug, dict(changes), ctx.clock())
     except ValidationError as exc:
         raise Invalid.from_validation(exc) from None
     if link is None:

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from xtracker_server.domain.credentials import CredentialKind
+from xtracker_server.domain.entities import LoggedEntry
 from xtracker_server.domain.postback_urls import (
     EVENT_CHOICES,
     NETWORKS,
@@ -20,15 +21,13 @@ from xtracker_server.domain.postbacks import (
     check_param_name,
     check_status_alias,
     check_status_name,
-    effective_aliases,
 )
 from xtracker_server.services import credentials
 from xtracker_server.services.context import Context
 from xtracker_server.services.errors import NOT_A_LIVE_TOKEN, NOT_AN_ALIAS, Invalid
 from xtracker_server.services.principal import Action, Principal
 from xtracker_server.services.spaces import authorized_space
-from xtracker_server.store import postbacks as store
-from xtracker_server.store.postbacks import OUTCOMES, LoggedEntry
+from xtracker_server.store.api import POSTBACK_OUTCOMES as OUTCOMES
 
 __all__ = [
     "OUTCOMES",
@@ -48,13 +47,13 @@ async def postback_log(
     await authorized_space(who, ctx, Action.MANAGE, space_id)
     if outcome is not None and outcome not in OUTCOMES:
         raise Invalid("outcome", f"must be one of {', '.join(OUTCOMES)}")
-    return await ctx.store.read(store.list_log, space_id, outcome=outcome, limit=limit)
+    return await ctx.store.list_postback_log(space_id, outcome=outcome, limit=limit)
 
 
 async def aliases(who: Principal, ctx: Context, space_id: int) -> Aliases:
     """The aliases in effect: the defaults with the space's changes."""
     await authorized_space(who, ctx, Action.MANAGE, space_id)
-    return effective_aliases(await ctx.store.read(store.alias_rows, space_id))
+    return await ctx.store.postback_aliases(space_id)
 
 
 async def change_aliases(
@@ -75,9 +74,9 @@ async def change_aliases(
         for kind, key, given in (("status", "statuses", statuses), ("param", "params", params))
         for alias, target in (given or {}).items()
     ]
-    await ctx.store.write(store.set_aliases, space_id, changes, ctx.clock())
+    await ctx.store.set_postback_aliases(space_id, changes, ctx.clock())
     ctx.listener.aliases_changed(space_id)
-    return effective_aliases(await ctx.store.read(store.alias_rows, space_id))
+    return await ctx.store.postback_aliases(space_id)
 
 
 def _checked(
@@ -136,7 +135,7 @@ async def make_urls(
         token, source = rotation.secret, "rotated"
     elif token is not None:
         token = token.strip()
-        if not await ctx.store.read(store.is_ingest_token_of, space_id, token, ctx.clock()):
+        if not await ctx.store.is_ingest_token_of(space_id, token, ctx.clock()):
             raise Invalid(
                 "token", f"is not a live ingest token of space {space_id}", rule=NOT_A_LIVE_TOKEN
             )

@@ -4,10 +4,9 @@ Forbidden). docs/reports.md describes every number; the dict shapes are stable (
 depend on them).
 
 The services (``funnel``, ``links``, ``series``, ``deliveries``) authorize, bring the report
-rollup up to everything committed, and read one report in one snapshot. Each report is a read
-of the store (``funnel_report``, …): it resolves the window
-(``domain.reports.resolve_window``), counts with ``store.reports`` and computes with
-``domain.reports``.
+rollup up to everything committed, and build one report. Each report (``funnel_report``, …)
+resolves the window (``domain.reports.resolve_window``), counts with the store's report
+queries (``funnel_counts``, ``link_rows``, …) and computes with ``domain.reports``.
 
     >>> (await funnel(OPERATOR, ctx, 1, days=7))["steps"][0]
     {'step': 'click', 'uids': 1200, 'from_previous': None, 'from_click': 1.0}
@@ -15,13 +14,13 @@ of the store (``funnel_report``, …): it resolves the window
 
 from __future__ import annotations
 
-import sqlite3
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from xtracker_server.clock import now_ms as wall_clock_ms
 from xtracker_server.domain import reports as domain
 from xtracker_server.domain.reports import (
+    RECENT_MS,
     Bucket,
     FunnelCounts,
     ReportError,
@@ -33,9 +32,7 @@ from xtracker_server.services.context import Context
 from xtracker_server.services.errors import Invalid
 from xtracker_server.services.principal import Action, Principal
 from xtracker_server.services.spaces import authorized_space
-from xtracker_server.store import links as link_store
-from xtracker_server.store import reports as store
-from xtracker_server.store.tail import tail_top
+from xtracker_server.store.api import Store
 from xtracker_wire import CANONICAL_EVENTS, check_currency
 
 __all__ = [
@@ -118,7 +115,7 @@ async def _report(
     who: Principal,
     ctx: Context,
     space_id: int,
-    report: Callable[..., dict[str, Any]],
+    report: Callable[..., Awaitable[dict[str, Any]]],
     *,
     rollup: bool = True,
     **params: Any,
@@ -127,7 +124,7 @@ async def _report(
     if rollup:  # count everything committed before this call
         await ctx.store.catch_up_reports()
     try:
-        return await ctx.store.read(report, space_id, now_ms=ctx.clock(), **params)
+        return await report(ctx.store, space_id, now_ms=ctx.clock(), **params)
     except ReportError as exc:
         raise Invalid(exc.field, exc.problem) from None
 
@@ -144,7 +141,7 @@ async def stream_start(
     cursor = StreamCursor.parse(since)
     if cursor is None:
         raise Invalid("since", "must be an id the stream sent (such as 12-345-6)")
-    top = await ctx.store.read(tail_top)
+    top = await ctx.store.tail_top()
     if any(mine > newest for mine, newest in zip(cursor.newest, top, strict=True)):
         raise Invalid(
             "since", "is ahead of this server's rows (not an id it sent): reconnect without it"
@@ -165,10 +162,10 @@ def _window(
     return window, zone, (tz if tz and tz.upper() != "UTC" else "UTC")
 
 
-def _link_id(conn: sqlite3.Connection, space_id: int, slug: str | None) -> int | None:
+async def _link_id(store: Store, space_id: int, slug: str | None) -> int | None:
     if slug is None:
         return None
-    link = link_store.link_by_slug(conn, space_id, slug)
+    link = await store.link_by_slug(space_id, slug)
     if link is None:
         raise ReportError("link", f"no link {slug!r} in space {space_id}")
     return link.id
@@ -192,8 +189,8 @@ def _funnel_json(counts: FunnelCounts) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def funnel_report(
-    conn: sqlite3.Connection,
+async def funnel_report(
+    store: Store,
     space_id: int,
     *,
     link: str | None = None,
@@ -206,10 +203,10 @@ def funnel_report(
     """The funnel of a window, its conversion gauge, and the previous window of the same
     length. ``unattributed`` is always the space's (no link can claim those events)."""
     window, _, tz_name = _window(now_ms, days, from_, to, tz)
-    link_id = _link_id(conn, space_id, link)
-    current = store.funnel_counts(conn, space_id, window, link_id=link_id)
+    link_id = await _link_id(store, space_id, link)
+    current = await store.funnel_counts(space_id, window, link_id=link_id)
     before = window.previous()
-    previous = store.funnel_counts(conn, space_id, before, link_id=link_id)
+    previous = await store.funnel_counts(space_id, before, link_id=link_id)
     g = domain.gauge(current, previous)
     unattributed: dict[str, Any] = {e: current.unattributed.get(e, 0) for e in CANONICAL_EVENTS}
     unattributed["revenue"] = _money(current.unattributed_revenue)
@@ -237,8 +234,8 @@ def funnel_report(
     }
 
 
-def links_report(
-    conn: sqlite3.Connection,
+async def links_report(
+    store: Store,
     space_id: int,
     *,
     sort: str = "clicks",
@@ -255,9 +252,9 @@ def links_report(
     window, _, tz_name = _window(now_ms, days, from_, to, tz)
     if sort not in domain.LINK_COLUMNS:
         raise ReportError("sort", f"must be one of {', '.join(domain.LINK_COLUMNS)}")
-    rows = store.link_rows(conn, space_id, window)
+    rows = await store.link_rows(space_id, window)
     if currency is None:
-        currency = domain.main_currency(store.deposit_currencies(conn, space_id, window))
+        currency = domain.main_currency(await store.deposit_currencies(space_id, window))
     else:
         currency = _currency(currency)
     ordered = domain.sort_links(rows, sort, desc=desc, currency=currency)
@@ -298,8 +295,8 @@ def _currency(raw: str) -> str:
         raise ReportError("currency", str(exc)) from None
 
 
-def series_report(
-    conn: sqlite3.Connection,
+async def series_report(
+    store: Store,
     space_id: int,
     *,
     metric: str,
@@ -322,7 +319,7 @@ def series_report(
     except ValueError:
         raise ReportError("bucket", "must be hour or day") from None
     window, zone, tz_name = _window(now_ms, days, from_, to, tz)
-    link_id = _link_id(conn, space_id, link)
+    link_id = await _link_id(store, space_id, link)
     starts = domain.bucket_starts(window, size, zone)
     bounds = [max(s, window.from_ms) for s in starts]
     values: list[Any]
@@ -331,14 +328,14 @@ def series_report(
         code = _currency(currency or "USD")
         values = [
             money_text(v)
-            for v in store.series_revenue(
-                conn, space_id, code, bounds, window.to_ms, link_id=link_id
+            for v in await store.series_revenue(
+                space_id, code, bounds, window.to_ms, link_id=link_id
             )
         ]
     else:
         if currency is not None:
             raise ReportError("currency", "only the revenue metric has a currency")
-        values = store.series_counts(conn, space_id, metric, bounds, window.to_ms, link_id=link_id)
+        values = await store.series_counts(space_id, metric, bounds, window.to_ms, link_id=link_id)
     return {
         "metric": metric,
         "bucket": size.value,
@@ -354,14 +351,14 @@ def series_report(
     }
 
 
-def deliveries_report(
-    conn: sqlite3.Connection, space_id: int, *, now_ms: int | None = None
+async def deliveries_report(
+    store: Store, space_id: int, *, now_ms: int | None = None
 ) -> dict[str, Any]:
     """Per destination: deliveries by status, the last success, the last error, and the
     attempts of the last 24 hours (how many, how many failed, median latency)."""
     now = wall_clock_ms() if now_ms is None else now_ms
     return {
-        "recent_ms": store.RECENT_MS,
+        "recent_ms": RECENT_MS,
         "destinations": [
             {
                 "id": d.id,
@@ -378,6 +375,6 @@ def deliveries_report(
                 "recent_failures": d.recent_failures,
                 "median_latency_ms": d.median_latency_ms,
             }
-            for d in store.delivery_health(conn, space_id, now)
+            for d in await store.delivery_health(space_id, now)
         ],
     }

@@ -6,12 +6,11 @@
 
 from __future__ import annotations
 
+from xtracker_server.domain.entities import NewSpace, Space
 from xtracker_server.domain.spaces import check_space_name
 from xtracker_server.services.context import Context
 from xtracker_server.services.errors import Invalid, NotFound
 from xtracker_server.services.principal import Action, Principal, authorize
-from xtracker_server.store import binds, spaces
-from xtracker_server.store.spaces import NewSpace, Space
 
 __all__ = [
     "authorized_space",
@@ -26,7 +25,7 @@ async def authorized_space(who: Principal, ctx: Context, action: Action, space_i
     """The space, if ``who`` may do ``action`` on it (else Forbidden) and it exists (else
     NotFound): the first step of every service on a space."""
     authorize(who, action, space_id)
-    space = await ctx.store.read(spaces.get_space, space_id)
+    space = await ctx.store.get_space(space_id)
     if space is None:
         raise NotFound("space", space_id)
     return space
@@ -34,7 +33,7 @@ async def authorized_space(who: Principal, ctx: Context, action: Action, space_i
 
 async def list_spaces(who: Principal, ctx: Context) -> list[Space]:
     authorize(who, Action.ADMINISTER)
-    return await ctx.store.read(spaces.list_spaces)
+    return await ctx.store.list_spaces()
 
 
 async def create_space(who: Principal, ctx: Context, name: str) -> NewSpace:
@@ -44,18 +43,18 @@ async def create_space(who: Principal, ctx: Context, name: str) -> NewSpace:
         name = check_space_name(name)
     except ValueError as exc:
         raise Invalid("name", str(exc)) from None
-    return await ctx.store.write(spaces.create_space, name, ctx.clock())
+    return await ctx.store.create_space(name, ctx.clock())
 
 
 async def token_binds(who: Principal, ctx: Context, space_id: int) -> bool:
     """Whether the space takes binds made with its ingest token (``GET /bind``)."""
     await authorized_space(who, ctx, Action.MANAGE, space_id)
-    return await ctx.store.read(binds.token_binds_allowed, space_id)
+    return await ctx.store.token_binds_allowed(space_id)
 
 
 async def set_token_binds(who: Principal, ctx: Context, space_id: int, allowed: bool) -> bool:
     """Take (True) or refuse (False, 403 token_binds_off) ``GET /bind`` in the space
     (domain/binds.py); returns the setting now."""
     await authorized_space(who, ctx, Action.MANAGE, space_id)
-    await ctx.store.write(binds.set_token_binds, space_id, allowed)
+    await ctx.store.set_token_binds(space_id, allowed)
     return allowed

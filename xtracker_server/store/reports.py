@@ -30,7 +30,13 @@ from decimal import Decimal
 from typing import Any
 
 from xtracker_server.domain.entities import DestinationHealth
-from xtracker_server.domain.reports import FunnelCounts, LinkRow, Window, sum_from_parts
+from xtracker_server.domain.reports import (
+    RECENT_MS,
+    FunnelCounts,
+    LinkRow,
+    Window,
+    sum_from_parts,
+)
 from xtracker_server.store.rollup import amount_parts
 from xtracker_server.store.unrecorded import unrecorded_per_link
 from xtracker_wire import CANONICAL_EVENTS, MAX_VALUE_DECIMALS
@@ -341,8 +347,8 @@ def series_revenue(
 # ----------------------------------------------------------------------------- deliveries
 
 
-#: Delivery health looks at attempts this recent, and at most this many per space.
-RECENT_MS = 24 * 3_600_000
+#: Delivery health looks at attempts of the last ``RECENT_MS`` (domain/reports.py), and at
+#: most this many per space.
 RECENT_LIMIT = 20_000
 
 

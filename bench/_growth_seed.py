@@ -41,12 +41,20 @@ from xtracker_server.domain.links import LinkKind, LinkSpec
 from xtracker_server.domain.postbacks import mask_token
 from xtracker_server.domain.reports import Window
 from xtracker_server.domain.retry import RetryPolicy, classify_http
-from xtracker_server.store import binds, clicks, destinations, inbox, links, outbox, postbacks
-from xtracker_server.store import spaces as space_store
-from xtracker_server.store.db import open_db, reports_path, transaction
-from xtracker_server.store.migrations import MIGRATIONS
-from xtracker_server.store.reports import funnel_counts
-from xtracker_server.store.rollup import catch_up, open_rollup, with_rollup
+from xtracker_server.store.sqlite import (
+    binds,
+    clicks,
+    destinations,
+    inbox,
+    links,
+    outbox,
+    postbacks,
+)
+from xtracker_server.store.sqlite import spaces as space_store
+from xtracker_server.store.sqlite.db import open_db, reports_path, transaction
+from xtracker_server.store.sqlite.migrations import MIGRATIONS
+from xtracker_server.store.sqlite.reports import funnel_counts
+from xtracker_server.store.sqlite.rollup import catch_up, open_rollup, with_rollup
 
 #: Bump when what ``seed()`` writes changes: kept files of older versions are not reused.
 SEED_VERSION = 3

@@ -88,8 +88,8 @@ from clicks import LUA_SCRIPT as CLICKS_LUA
 from delivery import HOOK_PATH, SINK_APP, sink_ok, sink_reset, sink_stats
 from ingest import LUA_SCRIPT as EVENTS_LUA
 
-from xtracker_server.store import outbox
-from xtracker_server.store.db import connect, reports_path
+from xtracker_server.store.sqlite import outbox
+from xtracker_server.store.sqlite.db import connect, reports_path
 
 GROWTH_LUA = BENCH_DIR / "growth.lua"
 #: path -> (throughput ratio at least, p99 ratio at most); None: printed without a target.

@@ -75,11 +75,11 @@ from xtracker_server.domain.destinations import (
     DestinationKind,
     prepare_destination,
 )
-from xtracker_server.store import destinations as dest_store
-from xtracker_server.store import spaces
-from xtracker_server.store.clicks import insert_clicks
-from xtracker_server.store.db import open_db, reports_path, transaction
-from xtracker_server.store.inbox import InboxDraft, insert_events
+from xtracker_server.store.sqlite import destinations as dest_store
+from xtracker_server.store.sqlite import spaces
+from xtracker_server.store.sqlite.clicks import insert_clicks
+from xtracker_server.store.sqlite.db import open_db, reports_path, transaction
+from xtracker_server.store.sqlite.inbox import InboxDraft, insert_events
 
 SINK_APP = BENCH_DIR / "sink.py"
 HOOK_PATH = "/hook"

@@ -41,9 +41,15 @@ from xtracker_server.domain.dedup import dedup_key
 from xtracker_server.domain.links import LinkKind, LinkSpec
 from xtracker_server.domain.reports import Bucket
 from xtracker_server.services import reports
-from xtracker_server.store import links, spaces
-from xtracker_server.store.db import attach_reports, connect, open_db, reports_path, transaction
-from xtracker_server.store.rollup import catch_up, open_rollup
+from xtracker_server.store.sqlite import links, spaces
+from xtracker_server.store.sqlite.db import (
+    attach_reports,
+    connect,
+    open_db,
+    reports_path,
+    transaction,
+)
+from xtracker_server.store.sqlite.rollup import catch_up, open_rollup
 
 #: Bump when the seed's shape changes: cached files of older versions are not reused.
 SEED_VERSION = 5

@@ -161,7 +161,7 @@ class AppServer(Server):
         import uvicorn
 
         from xtracker_server.app import create_app
-        from xtracker_server.store.startup import check_database
+        from xtracker_server.store.sqlite.startup import check_database
 
         sock = socket.socket()  # bound here, so that the app's settings know its port
         try:

@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from xtracker_server.store.db import open_db
-from xtracker_server.store.rollup import with_rollup
+from xtracker_server.store.sqlite.db import open_db
+from xtracker_server.store.sqlite.rollup import with_rollup
 
 #: Rows per table in the statistics: a year of a busy space.
 BIG = 10_000_000
@@ -36,7 +36,7 @@ STATS: dict[str, int] = {
     "report_backlog": 1_000_000,
     "unrecorded_clicks": 100_000,
 }
-#: The report rollup's table (store/rollup.py, the attached ``reports`` file): a row per
+#: The report rollup's table (store/sqlite/rollup.py, the attached ``reports`` file): a row per
 #: attributed event.
 REPORTS_STATS: dict[str, int] = {"report_steps": BIG}
 #: Tables that are small whatever happens (a walk over them is not a growth problem).

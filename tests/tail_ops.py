@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sqlite3
 
-from xtracker_server.store.db import open_db, transaction
+from xtracker_server.store.sqlite.db import open_db, transaction
 
 
 def insert_click_with_id(

@@ -61,7 +61,7 @@ def test_no_doc_promises_what_is_already_there_or_an_unpublished_package() -> No
 
 
 def test_every_file_and_name_architecture_md_points_to_exists() -> None:
-    """docs/architecture.md names files (``store/outbox.py``) and functions in them
+    """docs/architecture.md names files (``store/sqlite/outbox.py``) and functions in them
     (``domain/capi.py`` … ``capi_event``): a rename that forgets the page fails here."""
     doc = _read("docs/architecture.md")
     packages = ("xtracker_server", "xtracker_client", "xtracker_wire")

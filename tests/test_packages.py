@@ -9,9 +9,9 @@ import pickle
 import subprocess
 import sys
 
-from xtracker_server.store.inbox import InboxDraft, insert_events
-from xtracker_server.store.operations import name_of
-from xtracker_server.store.writer import Job
+from xtracker_server.store.sqlite.inbox import InboxDraft, insert_events
+from xtracker_server.store.sqlite.operations import name_of
+from xtracker_server.store.sqlite.writer import Job
 
 
 def _imported(code: str) -> dict[str, bool]:
@@ -35,7 +35,7 @@ def test_the_server_app_and_the_cli_never_import_the_client() -> None:
 
 
 def test_the_writer_process_never_imports_the_client_not_even_for_an_operation() -> None:
-    # What the writer child runs (python -m xtracker_server.store.writer_child), then one
+    # What the writer child runs (python -m xtracker_server.store.sqlite.writer_child), then one
     # batch of the hottest operation, unpickled as the child unpickles it.
     job = Job(
         name_of(insert_events),  # a job travels as its operation's name
@@ -45,10 +45,11 @@ def test_the_writer_process_never_imports_the_client_not_even_for_an_operation()
     batch = pickle.dumps([job], pickle.HIGHEST_PROTOCOL)
     imported = _imported(
         "import pickle\n"
-        "import xtracker_server.store.writer_child as w\n"
-        "from xtracker_server.store.db import open_db\n"
+        "import xtracker_server.store.sqlite.writer_child as w\n"
+        "from xtracker_server.store.sqlite.db import open_db\n"
         f"(job,) = pickle.loads({batch!r})\n"
-        f"w._Registry({{job.op: ('xtracker_server.store.inbox', 'insert_events')}}).get(job.op)"
+        "w._Registry({job.op: ('xtracker_server.store.sqlite.inbox', 'insert_events')})"
+        ".get(job.op)"
     )
     assert imported["xtracker_server"] is True
     assert imported["xtracker_client"] is False

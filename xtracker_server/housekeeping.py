@@ -2,7 +2,7 @@
 rollup up to date, storing the tally of landing visits that were not recorded as clicks, probing
 the storage when nothing else uses it, finishing deletions a crash cut short
 (xtracker_server/deletion.py), and keeping the query planner's statistics current
-(store/stats.py).
+(store/sqlite/stats.py).
 
 Retention (docs/operations.md#disk-upkeep): postback log rows older than
 ``XTRACKER_POSTBACK_LOG_DAYS``, sent deliveries older than ``XTRACKER_DELIVERY_SENT_DAYS`` and
@@ -12,7 +12,7 @@ rollup has applied. They are deleted at start-up and then periodically, oldest f
 batches: each batch is one writer operation of about 20 ms (``PRUNE_BATCH``), and the next one
 waits ``PRUNE_PAUSE_S``, so neither a request nor the writer ever waits long, even for a
 database that holds millions of rows to prune. Pending and retrying deliveries are never
-pruned. The report rollup (store/rollup.py) catches up with the inbox every
+pruned. The report rollup (store/sqlite/rollup.py) catches up with the inbox every
 ``ROLLUP_EVERY_S``, on its own thread and file, so that a report rarely has much left to do.
 The landing counts unrecorded visits in memory (domain/unrecorded.py); they are added to the
 store every ``UNRECORDED_EVERY_S`` and once more when the server stops.
@@ -23,7 +23,7 @@ again. A chore that meets a storage fault waits for its next round quietly: the 
 once, by the store's health trackers (a traceback every second would bury it).
 
 Every ``STATS_EVERY_S`` the tables whose planner statistics are missing or stale are analysed,
-a bounded amount of work each (store/stats.py; the store analysed every table when it
+a bounded amount of work each (store/sqlite/stats.py; the store analysed every table when it
 opened)."""
 
 from __future__ import annotations
@@ -56,7 +56,8 @@ PROBE_IDLE_S = 2.0
 #: How often unfinished deletions are looked for (a space whose deletion a crash cut short,
 #: an event that landed in a deleted space from a process that still had its secret cached).
 DELETIONS_EVERY_S = 60.0
-#: How often the planner's statistics are checked (and refreshed where stale: store/stats.py).
+#: How often the planner's statistics are checked (and refreshed where stale:
+#: store/sqlite/stats.py).
 STATS_EVERY_S = 600.0
 
 

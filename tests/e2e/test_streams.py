@@ -15,8 +15,8 @@ from tests.conftest import ADMIN_TOKEN, Server, ServerFactory, SpaceKeys
 from tests.e2e.test_reports import StreamReader
 from tests.tail_ops import commit_click_with_id
 from xtracker_server.domain.credentials import ROTATION_GRACE_MS, CredentialKind
-from xtracker_server.store import spaces
-from xtracker_server.store.db import open_db, transaction
+from xtracker_server.store.sqlite import spaces
+from xtracker_server.store.sqlite.db import open_db, transaction
 
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 POLL_S = 0.2  # the server's default XTRACKER_STREAM_POLL_S

@@ -24,7 +24,7 @@ from xtracker_server.domain.credentials import CredentialKind
 from xtracker_server.services import OPERATOR, SpaceCredential
 from xtracker_server.services import spaces as space_services
 from xtracker_server.services.context import Context, Listener, opened
-from xtracker_server.store.spaces import NewSpace
+from xtracker_server.store.sqlite.spaces import NewSpace
 
 T = TypeVar("T")
 

@@ -18,20 +18,20 @@ from xtracker_server.domain.destinations import (
     DestinationKind,
     prepare_destination,
 )
-from xtracker_server.store import destinations, outbox, spaces
-from xtracker_server.store.backup import BackupError, backup, restore
-from xtracker_server.store.db import open_db, reports_path, transaction
-from xtracker_server.store.generation import generation
-from xtracker_server.store.inbox import InboxDraft, insert_events
-from xtracker_server.store.inuse import (
+from xtracker_server.store.sqlite import destinations, outbox, spaces
+from xtracker_server.store.sqlite.backup import BackupError, backup, restore
+from xtracker_server.store.sqlite.db import open_db, reports_path, transaction
+from xtracker_server.store.sqlite.generation import generation
+from xtracker_server.store.sqlite.inbox import InboxDraft, insert_events
+from xtracker_server.store.sqlite.inuse import (
     DatabaseInUse,
     RestoreInProgress,
     hold_exclusive,
     hold_shared,
 )
-from xtracker_server.store.migrations import MIGRATIONS
-from xtracker_server.store.rollup import catch_up, rebuild_if_stale, with_rollup
-from xtracker_server.store.runtime import Store
+from xtracker_server.store.sqlite.migrations import MIGRATIONS
+from xtracker_server.store.sqlite.rollup import catch_up, rebuild_if_stale, with_rollup
+from xtracker_server.store.sqlite.runtime import Store
 
 STEPS = ("contact", "subscribed", "registration", "deposit")
 

@@ -11,11 +11,16 @@ import pytest
 
 from xtracker_server.domain.binds import BindAction, BindKind
 from xtracker_server.domain.clicks import ClickDraft
-from xtracker_server.store import spaces
-from xtracker_server.store.binds import bind, set_token_binds, token_binds_allowed, uid_for_tg_id
-from xtracker_server.store.clicks import insert_click
-from xtracker_server.store.db import open_db, transaction
-from xtracker_server.store.inbox import InboxDraft, insert_event
+from xtracker_server.store.sqlite import spaces
+from xtracker_server.store.sqlite.binds import (
+    bind,
+    set_token_binds,
+    token_binds_allowed,
+    uid_for_tg_id,
+)
+from xtracker_server.store.sqlite.clicks import insert_click
+from xtracker_server.store.sqlite.db import open_db, transaction
+from xtracker_server.store.sqlite.inbox import InboxDraft, insert_event
 
 T0 = 1_750_000_000_000
 TG, OTHER_TG = 777, 888

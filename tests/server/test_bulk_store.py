@@ -17,10 +17,15 @@ from xtracker_server.domain.destinations import (
 )
 from xtracker_server.domain.outbound import Outcome, Verdict
 from xtracker_server.domain.retry import RetryPolicy, classify_http
-from xtracker_server.store import destinations, outbox, postbacks, spaces
-from xtracker_server.store.binds import bind, insert_first_binds
-from xtracker_server.store.db import open_db, transaction
-from xtracker_server.store.inbox import InboxDraft, insert_events
+from xtracker_server.store.sqlite import (
+    destinations,
+    outbox,
+    postbacks,
+    spaces,
+)
+from xtracker_server.store.sqlite.binds import bind, insert_first_binds
+from xtracker_server.store.sqlite.db import open_db, transaction
+from xtracker_server.store.sqlite.inbox import InboxDraft, insert_events
 
 T0 = 1_750_000_000_000
 OK = Answer(200, b'{"ok":true}', 7)

@@ -20,10 +20,10 @@ from xtracker_server.domain.credentials import (
     new_secret,
 )
 from xtracker_server.errors import ApiError
-from xtracker_server.store import spaces
-from xtracker_server.store.db import open_db, transaction
-from xtracker_server.store.migrations import MIGRATIONS
-from xtracker_server.store.runtime import Store
+from xtracker_server.store.sqlite import spaces
+from xtracker_server.store.sqlite.db import open_db, transaction
+from xtracker_server.store.sqlite.migrations import MIGRATIONS
+from xtracker_server.store.sqlite.runtime import Store
 
 
 @pytest.mark.parametrize(

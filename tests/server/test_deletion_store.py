@@ -31,16 +31,23 @@ from xtracker_server.domain.destinations import DestinationInput, prepare_destin
 from xtracker_server.domain.links import LinkKind, LinkSpec
 from xtracker_server.domain.reports import Window
 from xtracker_server.domain.unrecorded import Reason, UnrecordedCount
-from xtracker_server.store import deletion as store
-from xtracker_server.store import destinations, erasure, links, outbox, postbacks, spaces
-from xtracker_server.store import reports as report_store
-from xtracker_server.store.binds import bind
-from xtracker_server.store.clicks import insert_click
-from xtracker_server.store.db import open_db, transaction
-from xtracker_server.store.inbox import InboxDraft, insert_event
-from xtracker_server.store.rollup import catch_up
-from xtracker_server.store.runtime import Store
-from xtracker_server.store.unrecorded import add_unrecorded
+from xtracker_server.store.sqlite import deletion as store
+from xtracker_server.store.sqlite import (
+    destinations,
+    erasure,
+    links,
+    outbox,
+    postbacks,
+    spaces,
+)
+from xtracker_server.store.sqlite import reports as report_store
+from xtracker_server.store.sqlite.binds import bind
+from xtracker_server.store.sqlite.clicks import insert_click
+from xtracker_server.store.sqlite.db import open_db, transaction
+from xtracker_server.store.sqlite.inbox import InboxDraft, insert_event
+from xtracker_server.store.sqlite.rollup import catch_up
+from xtracker_server.store.sqlite.runtime import Store
+from xtracker_server.store.sqlite.unrecorded import add_unrecorded
 
 T0 = 1_750_000_000_000
 H = 3_600_000

@@ -79,7 +79,7 @@ def test_a_broken_destination_holds_the_delivery_without_counting_the_attempt() 
 
 
 def test_the_statuses_are_the_outboxs() -> None:
-    from xtracker_server.store.outbox import STATUSES
+    from xtracker_server.store.sqlite.outbox import STATUSES
 
     assert STATUSES == ("pending", "retrying", "sent", "failed_permanently")
     assert {s.value for s in DeliveryStatus} == set(STATUSES)

@@ -18,12 +18,12 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from xtracker_server.errors import EXCEPTION_HANDLERS
-from xtracker_server.store.db import connect, open_db, transaction
-from xtracker_server.store.faults import FaultReason, StoreUnavailable, storage_fault
 from xtracker_server.store.health import FaultTracker
-from xtracker_server.store.runtime import Store
-from xtracker_server.store.startup import DatabaseRefused, check_database
-from xtracker_server.store.writer import GroupCommitWriter
+from xtracker_server.store.sqlite.db import connect, open_db, transaction
+from xtracker_server.store.sqlite.faults import FaultReason, StoreUnavailable, storage_fault
+from xtracker_server.store.sqlite.runtime import Store
+from xtracker_server.store.sqlite.startup import DatabaseRefused, check_database
+from xtracker_server.store.sqlite.writer import GroupCommitWriter
 
 
 def new_db(tmp_path: Path) -> str:

@@ -23,7 +23,7 @@ from xtracker_server.delivery.probe import probe
 from xtracker_server.delivery.sender import Answer, Sender
 from xtracker_server.domain.destinations import DestinationKind
 from xtracker_server.domain.outbound import OutboundRequest, Outcome
-from xtracker_server.store.destinations import Destination
+from xtracker_server.store.sqlite.destinations import Destination
 
 
 def send_guarded(

@@ -12,11 +12,11 @@ from xtracker_server.config import Settings
 from xtracker_server.domain.links import LinkKind, LinkSpec
 from xtracker_server.domain.unrecorded import Reason, Tally
 from xtracker_server.housekeeping import Housekeeper
-from xtracker_server.store import links, spaces
-from xtracker_server.store.db import open_db
-from xtracker_server.store.runtime import Store
-from xtracker_server.store.unrecorded import unrecorded_per_link
-from xtracker_server.store.writer import StoreUnavailable
+from xtracker_server.store.sqlite import links, spaces
+from xtracker_server.store.sqlite.db import open_db
+from xtracker_server.store.sqlite.runtime import Store
+from xtracker_server.store.sqlite.unrecorded import unrecorded_per_link
+from xtracker_server.store.sqlite.writer import StoreUnavailable
 
 H = 3_600_000
 T0 = 1_750_000_000_000 - 1_750_000_000_000 % H  # the start of an hour

@@ -19,7 +19,7 @@ from tests.inprocess import cli_in_process
 from xtracker_server.app import create_app
 from xtracker_server.caches import ReadCache
 from xtracker_server.config import Settings
-from xtracker_server.store.runtime import Store
+from xtracker_server.store.sqlite.runtime import Store
 
 PHONE = {"User-Agent": "Mozilla/5.0 (Linux; Android 13) Chrome/120 Mobile Safari/537.36"}
 TTL_S = 0.05

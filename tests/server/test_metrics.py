@@ -24,8 +24,8 @@ from xtracker_server.domain.unrecorded import Reason, Tally
 from xtracker_server.errors import EXCEPTION_HANDLERS, ApiError
 from xtracker_server.hot import HotPaths, route_templates
 from xtracker_server.metrics import Metrics, Readings
-from xtracker_server.store.runtime import Store
-from xtracker_server.store.writer import StoreUnavailable
+from xtracker_server.store.sqlite.runtime import Store
+from xtracker_server.store.sqlite.writer import StoreUnavailable
 
 
 def samples(metrics: Metrics, readings: Readings | None = None) -> dict[tuple[str, str], float]:

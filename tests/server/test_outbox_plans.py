@@ -1,4 +1,4 @@
-"""The plans of the outbox's queries (store/outbox.py) on a database SQLite believes is large
+"""The plans of the outbox's queries (store/sqlite/outbox.py) on a database SQLite believes is large
 (tests/plans.py: an outbox and inbox of 10 million rows in one space), with statistics and
 without (a database never analysed): each reads a bounded number of rows in both, so the
 worker's pace and the operator's counts do not depend on how much the outbox holds."""
@@ -13,7 +13,7 @@ import pytest
 
 from tests.plans import Planned, big_database, plans_of, whole_space_walks
 from xtracker_server.domain.drain import claim_plan
-from xtracker_server.store import outbox
+from xtracker_server.store.sqlite import outbox
 
 NOW = 10**12
 

@@ -16,11 +16,11 @@ from xtracker_server.domain.destinations import (
     prepare_destination,
 )
 from xtracker_server.domain.drain import claim_plan
-from xtracker_server.store import deletion, outbox, spaces
-from xtracker_server.store import destinations as dest_store
-from xtracker_server.store.db import connect, open_db, transaction
-from xtracker_server.store.inbox import InboxDraft, insert_events
-from xtracker_server.store.migrations import MIGRATIONS, _statements, migrate
+from xtracker_server.store.sqlite import deletion, outbox, spaces
+from xtracker_server.store.sqlite import destinations as dest_store
+from xtracker_server.store.sqlite.db import connect, open_db, transaction
+from xtracker_server.store.sqlite.inbox import InboxDraft, insert_events
+from xtracker_server.store.sqlite.migrations import MIGRATIONS, _statements, migrate
 
 NOW = 1_700_000_000_000
 HOUR = 3_600_000

@@ -18,11 +18,11 @@ from xtracker_server.domain.links import LinkKind, LinkSpec
 from xtracker_server.domain.unrecorded import Reason, Tally, UnrecordedCount, hour_start
 from xtracker_server.landing.journal import ClickJournal, journal_path
 from xtracker_server.landing.pending import PendingClicks
-from xtracker_server.store import links, spaces
-from xtracker_server.store.clicks import insert_clicks
-from xtracker_server.store.db import open_db
-from xtracker_server.store.faults import FaultReason, StoreUnavailable
-from xtracker_server.store.runtime import Store
+from xtracker_server.store.sqlite import links, spaces
+from xtracker_server.store.sqlite.clicks import insert_clicks
+from xtracker_server.store.sqlite.db import open_db
+from xtracker_server.store.sqlite.faults import FaultReason, StoreUnavailable
+from xtracker_server.store.sqlite.runtime import Store
 
 T = TypeVar("T")
 NOW = 1_750_000_000_000

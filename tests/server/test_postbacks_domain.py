@@ -17,9 +17,9 @@ from xtracker_server.domain.postbacks import (
     mask_token,
     read_postback,
 )
-from xtracker_server.store.db import open_db, transaction
-from xtracker_server.store.migrations import MIGRATIONS
-from xtracker_server.store.postbacks import LogEntry, list_log, log_postback, prune_log
+from xtracker_server.store.sqlite.db import open_db, transaction
+from xtracker_server.store.sqlite.migrations import MIGRATIONS
+from xtracker_server.store.sqlite.postbacks import LogEntry, list_log, log_postback, prune_log
 
 DEFAULTS = effective_aliases([])
 TOKEN = "xt_it_Secret0123456789abcdefghijWXYZ"

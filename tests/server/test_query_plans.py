@@ -38,13 +38,13 @@ from xtracker_server.domain.links import LinkKind, LinkSpec
 from xtracker_server.domain.reports import Window
 from xtracker_server.domain.tail import Watermark
 from xtracker_server.domain.unrecorded import Reason, UnrecordedCount
-from xtracker_server.store import (
+from xtracker_server.store import health
+from xtracker_server.store.sqlite import (
     binds,
     clicks,
     deletion,
     destinations,
     erasure,
-    health,
     inbox,
     links,
     outbox,
@@ -55,9 +55,9 @@ from xtracker_server.store import (
     tail,
     unrecorded,
 )
-from xtracker_server.store.db import open_db, reports_path, transaction
-from xtracker_server.store.rollup import with_rollup
-from xtracker_server.store.stats import ANALYSIS_LIMIT, MIN_ROWS
+from xtracker_server.store.sqlite.db import open_db, reports_path, transaction
+from xtracker_server.store.sqlite.rollup import with_rollup
+from xtracker_server.store.sqlite.stats import ANALYSIS_LIMIT, MIN_ROWS
 
 T0 = 1_750_000_000_000
 HOUR = 3_600_000
@@ -130,7 +130,7 @@ def _seed(path: Path, regime: dict[str, Any]) -> tuple[str, str]:
 
 #: What the planner may know, each with the arguments of ``big_database``: the statistics of
 #: a full ANALYZE of a busy space; none (never analysed); what the server's ANALYZE writes
-#: (store/stats.py: it reads ANALYSIS_LIMIT entries of each index); and that, taken when the
+#: (store/sqlite/stats.py: it reads ANALYSIS_LIMIT entries of each index); and that, taken when the
 #: tables had the MIN_ROWS rows below which the server takes none, on tables that grew since.
 REGIMES: dict[str, dict[str, Any]] = {
     "busy": {},
@@ -508,7 +508,7 @@ CASES = [
     ),
     Case(
         "erase_events",
-        # find_tg_events is a read of the space's events by design (store/deletion.py)
+        # find_tg_events is a read of the space's events by design (store/sqlite/deletion.py)
         lambda c, w: erasure.erase_events(c, w.space, [3], ["u1"]),
         writes=True,
     ),

@@ -18,14 +18,14 @@ from xtracker_server.domain.binds import BindKind
 from xtracker_server.domain.clicks import ClickDraft
 from xtracker_server.domain.links import LinkKind, LinkSpec
 from xtracker_server.domain.reports import Window
-from xtracker_server.store import links, spaces
-from xtracker_server.store import reports as store
-from xtracker_server.store.binds import bind
-from xtracker_server.store.clicks import insert_click
-from xtracker_server.store.db import open_db, transaction
-from xtracker_server.store.inbox import InboxDraft, insert_event
-from xtracker_server.store.rollup import catch_up, with_rollup
-from xtracker_server.store.tail import tail_range, tail_top
+from xtracker_server.store.sqlite import links, spaces
+from xtracker_server.store.sqlite import reports as store
+from xtracker_server.store.sqlite.binds import bind
+from xtracker_server.store.sqlite.clicks import insert_click
+from xtracker_server.store.sqlite.db import open_db, transaction
+from xtracker_server.store.sqlite.inbox import InboxDraft, insert_event
+from xtracker_server.store.sqlite.rollup import catch_up, with_rollup
+from xtracker_server.store.sqlite.tail import tail_range, tail_top
 
 H = 3_600_000
 T0 = 1_750_000_000_000
@@ -309,7 +309,7 @@ def test_the_tail_returns_only_the_spaces_rows_in_order(world: World) -> None:
 def test_a_group_insert_keeps_the_rollup_exactly_as_one_by_one(tmp_path: Path) -> None:
     """The writer inserts concurrent events with one multi-row INSERT: the rollup must come out
     the same as after inserting them one at a time."""
-    from xtracker_server.store.inbox import insert_events
+    from xtracker_server.store.sqlite.inbox import insert_events
 
     rng = random.Random(11)
     evs = [
@@ -349,9 +349,9 @@ def test_the_rollup_is_off_the_write_path_and_rebuilt_when_its_file_is_gone(
     import asyncio
     import os
 
-    from xtracker_server.store.db import reports_path
-    from xtracker_server.store.rollup import open_rollup
-    from xtracker_server.store.writer import GroupCommitWriter
+    from xtracker_server.store.sqlite.db import reports_path
+    from xtracker_server.store.sqlite.rollup import open_rollup
+    from xtracker_server.store.sqlite.writer import GroupCommitWriter
 
     path = str(tmp_path / "x.db")
     conn = with_rollup(open_db(path), path)

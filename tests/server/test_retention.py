@@ -16,20 +16,20 @@ from tests.plans import big_database, plans_of, whole_space_walks
 from xtracker_server.config import Settings
 from xtracker_server.domain.destinations import DestinationInput, prepare_destination
 from xtracker_server.housekeeping import Housekeeper
-from xtracker_server.store import destinations, outbox, spaces
-from xtracker_server.store.binds import bind
-from xtracker_server.store.db import open_db, transaction
-from xtracker_server.store.inbox import InboxDraft, insert_event
-from xtracker_server.store.postbacks import LogEntry, list_log, log_postback, prune_log
-from xtracker_server.store.reports import delivery_health
-from xtracker_server.store.rollup import (
+from xtracker_server.store.sqlite import destinations, outbox, spaces
+from xtracker_server.store.sqlite.binds import bind
+from xtracker_server.store.sqlite.db import open_db, transaction
+from xtracker_server.store.sqlite.inbox import InboxDraft, insert_event
+from xtracker_server.store.sqlite.postbacks import LogEntry, list_log, log_postback, prune_log
+from xtracker_server.store.sqlite.reports import delivery_health
+from xtracker_server.store.sqlite.rollup import (
     applied_backlog,
     catch_up,
     open_rollup,
     prune_backlog,
 )
-from xtracker_server.store.runtime import Store
-from xtracker_server.store.tail import tail_top
+from xtracker_server.store.sqlite.runtime import Store
+from xtracker_server.store.sqlite.tail import tail_top
 
 DAY = 86_400_000
 T0 = 1_750_000_000_000

@@ -1,6 +1,6 @@
-"""The report rollup (store/rollup.py) when row ids commit out of order, as they do with several
-writers (a server database): id 10 is committed and rolled up, then id 9 commits. SQLite hands
-ids out in commit order, so these tests write the rows with the ids a concurrent writer would
+"""The report rollup (store/sqlite/rollup.py) when row ids commit out of order, as they do with
+several writers (a server database): id 10 is committed and rolled up, then id 9 commits. SQLite
+hands ids out in commit order, so these tests write the rows with the ids a concurrent writer would
 have left: the lower one after the rollup has passed the higher one."""
 
 from __future__ import annotations
@@ -15,11 +15,16 @@ import pytest
 from xtracker_server.domain.clicks import ClickDraft
 from xtracker_server.domain.reports import Window
 from xtracker_server.domain.tail import GAP_S
-from xtracker_server.store import spaces
-from xtracker_server.store.clicks import insert_click
-from xtracker_server.store.db import open_db, transaction
-from xtracker_server.store.reports import funnel_counts
-from xtracker_server.store.rollup import ROLLUP_GAP_S, applied_removals, catch_up, with_rollup
+from xtracker_server.store.sqlite import spaces
+from xtracker_server.store.sqlite.clicks import insert_click
+from xtracker_server.store.sqlite.db import open_db, transaction
+from xtracker_server.store.sqlite.reports import funnel_counts
+from xtracker_server.store.sqlite.rollup import (
+    ROLLUP_GAP_S,
+    applied_removals,
+    catch_up,
+    with_rollup,
+)
 
 T0 = 1_750_000_000_000
 WINDOW = Window(T0, T0 + 3_600_000)

@@ -20,8 +20,8 @@ from xtracker_server.services import (
     links,
     spaces,
 )
-from xtracker_server.store.clicks import insert_click
-from xtracker_server.store.spaces import find_credential
+from xtracker_server.store.sqlite.clicks import insert_click
+from xtracker_server.store.sqlite.spaces import find_credential
 
 BOT = {"kind": "bot", "target": "my_offer_bot"}
 

@@ -13,7 +13,7 @@ import pytest
 
 from tests.server.services_env import PRIVATE_HOST, PUBLIC_HOST, Env, services
 from xtracker_server.services import OPERATOR, Invalid, NotFound, deliveries, destinations
-from xtracker_server.store import destinations as store
+from xtracker_server.store.sqlite import destinations as store
 
 PIXEL = {"kind": "fb_capi", "pixel_id": "1234567890", "access_token": "EAAB-old"}
 

@@ -13,7 +13,7 @@ import pytest
 from tests.server.services_env import Env, bearer, services
 from xtracker_server.domain.clicks import ClickDraft
 from xtracker_server.services import OPERATOR, Invalid, links, reports
-from xtracker_server.store.clicks import insert_click
+from xtracker_server.store.sqlite.clicks import insert_click
 
 
 @pytest.fixture

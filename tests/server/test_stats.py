@@ -1,4 +1,4 @@
-"""store/stats.py: the planner's statistics, kept current by the server on real SQLite files:
+"""store/sqlite/stats.py: the planner's statistics, kept current by the server on real SQLite files:
 taken only for tables of MIN_ROWS rows or more, again when a table grew 25-fold, a bounded
 amount of work each time; taken when the store opens and by housekeeping, and loaded by the
 store's readers."""
@@ -15,10 +15,15 @@ import pytest
 from xtracker_server import housekeeping
 from xtracker_server.config import Settings
 from xtracker_server.housekeeping import Housekeeper
-from xtracker_server.store import spaces, stats
-from xtracker_server.store.db import open_db
-from xtracker_server.store.runtime import Store
-from xtracker_server.store.stats import ANALYSIS_LIMIT, MIN_ROWS, refresh_stats, tables_to_analyze
+from xtracker_server.store.sqlite import spaces, stats
+from xtracker_server.store.sqlite.db import open_db
+from xtracker_server.store.sqlite.runtime import Store
+from xtracker_server.store.sqlite.stats import (
+    ANALYSIS_LIMIT,
+    MIN_ROWS,
+    refresh_stats,
+    tables_to_analyze,
+)
 
 T0 = 1_750_000_000_000
 

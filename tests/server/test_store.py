@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 from xtracker_server.domain.credentials import CredentialKind, hash_secret
-from xtracker_server.store import spaces
-from xtracker_server.store.db import connect, open_db, transaction
-from xtracker_server.store.migrations import MIGRATIONS, migrate
-from xtracker_server.store.writer import GroupCommitWriter, StoreUnavailable
+from xtracker_server.store.sqlite import spaces
+from xtracker_server.store.sqlite.db import connect, open_db, transaction
+from xtracker_server.store.sqlite.migrations import MIGRATIONS, migrate
+from xtracker_server.store.sqlite.writer import GroupCommitWriter, StoreUnavailable
 
 
 def test_migrations_set_user_version_and_are_idempotent(tmp_path: Path) -> None:
@@ -207,7 +207,7 @@ def test_rotating_twice_does_not_extend_the_oldest_secret(tmp_path: Path) -> Non
 
 def test_insert_events_dedups_within_one_group_and_against_the_inbox(tmp_path: Path) -> None:
     from xtracker_server.domain.dedup import dedup_key
-    from xtracker_server.store.inbox import InboxDraft, insert_events
+    from xtracker_server.store.sqlite.inbox import InboxDraft, insert_events
 
     conn = open_db(str(tmp_path / "i.db"))
     with transaction(conn):
@@ -235,7 +235,7 @@ def test_a_duplicate_naming_another_amount_carries_the_stored_one(tmp_path: Path
     from dataclasses import replace
 
     from xtracker_server.domain.dedup import AmountConflict, dedup_key
-    from xtracker_server.store.inbox import InboxDraft, insert_events
+    from xtracker_server.store.sqlite.inbox import InboxDraft, insert_events
 
     conn = open_db(str(tmp_path / "c.db"))
     with transaction(conn):
@@ -263,7 +263,7 @@ def test_a_duplicate_naming_another_amount_carries_the_stored_one(tmp_path: Path
 def test_insert_many_splits_at_the_parameter_cap_and_reports_consecutive_rowids(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from xtracker_server.store import db
+    from xtracker_server.store.sqlite import db
 
     conn = open_db(str(tmp_path / "m.db"))
     monkeypatch.setattr(db, "MAX_PARAMS", 6)  # 3 rows of 2 per statement
@@ -282,7 +282,7 @@ def test_insert_many_splits_at_the_parameter_cap_and_reports_consecutive_rowids(
 
 def test_a_taken_uid_in_a_group_of_clicks_is_minted_again(tmp_path: Path) -> None:
     from xtracker_server.domain.clicks import click_draft
-    from xtracker_server.store.clicks import insert_clicks
+    from xtracker_server.store.sqlite.clicks import insert_clicks
 
     path = str(tmp_path / "c.db")
     conn = open_db(path)
@@ -315,9 +315,9 @@ def test_contexts_of_many_claimed_deliveries_are_read_in_chunks(
         DestinationKind,
         prepare_destination,
     )
-    from xtracker_server.store import destinations, outbox
-    from xtracker_server.store.clicks import insert_clicks
-    from xtracker_server.store.inbox import InboxDraft, insert_events
+    from xtracker_server.store.sqlite import destinations, outbox
+    from xtracker_server.store.sqlite.clicks import insert_clicks
+    from xtracker_server.store.sqlite.inbox import InboxDraft, insert_events
 
     conn = open_db(str(tmp_path / "o.db"))
     with transaction(conn):
@@ -355,8 +355,8 @@ def test_contexts_of_many_claimed_deliveries_are_read_in_chunks(
 
 def test_unrecorded_clicks_keep_their_counts_when_dropped_becomes_a_reason(tmp_path: Path) -> None:
     from xtracker_server.domain.links import LinkKind, LinkSpec
-    from xtracker_server.store import links
-    from xtracker_server.store.migrations import _statements
+    from xtracker_server.store.sqlite import links
+    from xtracker_server.store.sqlite.migrations import _statements
 
     adds_dropped = next(i for i, m in enumerate(MIGRATIONS) if "'dropped'" in m)
     conn = connect(str(tmp_path / "old.db"))
@@ -390,6 +390,6 @@ def test_a_file_that_is_not_a_database_is_refused_with_a_storage_fault(tmp_path:
     assert refused.value.reason is FaultReason.CORRUPT
     assert "not a database" in str(refused.value)
     # and the lock it took is let go: a restore may run
-    from xtracker_server.store.inuse import hold_exclusive
+    from xtracker_server.store.sqlite.inuse import hold_exclusive
 
     hold_exclusive(str(path)).release()

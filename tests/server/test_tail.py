@@ -18,9 +18,9 @@ from xtracker_server.domain.tail import (
     StreamCursor,
     Watermark,
 )
-from xtracker_server.store import spaces
-from xtracker_server.store.db import open_db, transaction
-from xtracker_server.store.tail import Marks, Poll, tail_poll, tail_range
+from xtracker_server.store.sqlite import spaces
+from xtracker_server.store.sqlite.db import open_db, transaction
+from xtracker_server.store.sqlite.tail import Marks, Poll, tail_poll, tail_range
 
 T0 = 1_750_000_000_000
 CLICK = 0
@@ -184,7 +184,7 @@ def test_a_reader_starting_waits_for_ids_missing_among_the_newest(
 def test_a_backlog_larger_than_one_poll_is_read_by_the_next_polls(
     db: tuple[sqlite3.Connection, int, int], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from xtracker_server.store import tail
+    from xtracker_server.store.sqlite import tail
 
     conn, mine, _ = db
     monkeypatch.setattr(tail, "TAIL_SCAN", 4)

@@ -1,5 +1,5 @@
-"""store/wal.py: the WAL stays bounded under constant writes while a read is always in flight,
-on a real SQLite file through the real writer (its thread, in process)."""
+"""store/sqlite/wal.py: the WAL stays bounded under constant writes while a read is always in
+flight, on a real SQLite file through the real writer (its thread, in process)."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ import threading
 import time
 from pathlib import Path
 
-from xtracker_server.store.db import connect, open_db
-from xtracker_server.store.wal import WalKeeper, wal_bytes
-from xtracker_server.store.writer import GroupCommitWriter
+from xtracker_server.store.sqlite.db import connect, open_db
+from xtracker_server.store.sqlite.wal import WalKeeper, wal_bytes
+from xtracker_server.store.sqlite.writer import GroupCommitWriter
 
 KIB = 1024
 LIMIT = 256 * KIB

@@ -22,11 +22,11 @@ from xtracker_server.domain.destinations import (
     DestinationKind,
     prepare_destination,
 )
-from xtracker_server.store import destinations as dest_store
-from xtracker_server.store import spaces
-from xtracker_server.store.db import open_db, transaction
-from xtracker_server.store.inbox import InboxDraft, insert_events
-from xtracker_server.store.runtime import Store
+from xtracker_server.store.sqlite import destinations as dest_store
+from xtracker_server.store.sqlite import spaces
+from xtracker_server.store.sqlite.db import open_db, transaction
+from xtracker_server.store.sqlite.inbox import InboxDraft, insert_events
+from xtracker_server.store.sqlite.runtime import Store
 
 T = TypeVar("T")
 BACKLOG = 300

@@ -1,5 +1,5 @@
-"""The writer process (store/writer_process.py) on real SQLite files: batches, errors that stay
-with their operation, a commit that fails, a writer that dies, and a server that dies."""
+"""The writer process (store/sqlite/writer_process.py) on real SQLite files: batches, errors that
+stay with their operation, a commit that fails, a writer that dies, and a server that dies."""
 
 from __future__ import annotations
 
@@ -14,9 +14,9 @@ import pytest
 
 from tests.conftest import ServerFactory
 from tests.server import writer_ops as ops
-from xtracker_server.store.db import open_db
-from xtracker_server.store.writer import StoreUnavailable
-from xtracker_server.store.writer_process import ProcessWriter
+from xtracker_server.store.sqlite.db import open_db
+from xtracker_server.store.sqlite.writer import StoreUnavailable
+from xtracker_server.store.sqlite.writer_process import ProcessWriter
 
 
 def rows(path: Path, sql: str) -> list[tuple[object, ...]]:
@@ -281,8 +281,8 @@ def _alive(pid: int) -> bool:
 
 @pytest.mark.parametrize("in_process", [True, False], ids=["writer-process", "writer-thread"])
 def test_the_store_writes_through_either_writer(tmp_path: Path, in_process: bool) -> None:
-    from xtracker_server.store.runtime import Store
-    from xtracker_server.store.writer import GroupCommitWriter
+    from xtracker_server.store.sqlite.runtime import Store
+    from xtracker_server.store.sqlite.writer import GroupCommitWriter
 
     path = tmp_path / "s.db"
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import sqlite3
 import time
 
-from xtracker_server.store.operations import OPERATIONS as STORE_OPERATIONS
-from xtracker_server.store.operations import named
+from xtracker_server.store.sqlite.operations import OPERATIONS as STORE_OPERATIONS
+from xtracker_server.store.sqlite.operations import named
 
 #: What a test's writer is given: this module.
 WRITER_OPS = __name__

@@ -25,7 +25,7 @@ from xtracker_server.domain.dedup import dedup_key
 from xtracker_server.domain.entities import InboxDraft, Link, LogEntry, NewSpace
 from xtracker_server.domain.links import LinkKind, LinkSpec
 from xtracker_server.store.api import Store, open_store, sqlite_path
-from xtracker_server.store.db import connect
+from xtracker_server.store.sqlite.db import connect
 
 T = TypeVar("T")
 

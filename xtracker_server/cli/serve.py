@@ -13,7 +13,8 @@ from xtracker_server.config import Settings
 
 
 def check_database(db: str, sync: str) -> None:
-    """Refuse to start on a database that cannot be written or is damaged (store/startup.py)."""
+    """Refuse to start on a database that cannot be written or is damaged
+    (store/sqlite/startup.py)."""
     import typer
 
     from xtracker_server.store.api import DatabaseRefused, check_database

@@ -1,5 +1,5 @@
 """Funnel arithmetic, pure: windows and buckets in a time zone, ratios, the conversion gauge,
-exact money. No I/O; ``store/reports.py`` counts, this module turns counts into answers.
+exact money. No I/O; ``store/sqlite/reports.py`` counts, this module turns counts into answers.
 
 Definitions (docs/reports.md says the same for users):
 

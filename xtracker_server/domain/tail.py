@@ -22,7 +22,7 @@ id seen" would skip 12 for ever. So both sides remember the holes:
   once, whatever order the ids committed in. The text names at most ``MAX_SEEN`` ids per table;
   past that its ``low`` moves up (a row committing later below it is then not sent on resume).
 
-The report rollup (store/rollup.py) follows the inbox and its two queues with the same
+The report rollup (store/sqlite/rollup.py) follows the inbox and its two queues with the same
 ``Watermark``, kept in its file, with longer limits: a report must not lose an event to a slow
 transaction, a stream only shows it late.
 """

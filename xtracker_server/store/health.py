@@ -9,22 +9,22 @@ long it lasted and how many operations failed meanwhile); never once per failed 
 A ``CORRUPT`` fault stays until the server is restarted on a repaired or restored file: other
 pages may still work, but the file needs an operator (docs/operations.md).
 
-When no commit has happened for a while, the server writes ``touch_probe`` (a one-row table)
-and reads ``schema_version`` (housekeeping.py), so that an idle server notices a storage that
+When no commit has happened for a while, the server writes a probe and reads (the SQLite
+backend's ``touch_probe`` and ``schema_version``, store/sqlite/probe.py; housekeeping.py), so that
+an idle server notices a storage that
 went read-only or stalled before its next request does.
 """
 
 from __future__ import annotations
 
 import logging
-import sqlite3
 import time
 from dataclasses import dataclass
 
 from xtracker_server.clock import now_ms
-from xtracker_server.store.faults import FaultReason
+from xtracker_server.store.errors import FaultReason
 
-__all__ = ["Fault", "FaultTracker", "StorageHealth", "schema_version", "touch_probe"]
+__all__ = ["Fault", "FaultTracker", "StorageHealth"]
 
 log = logging.getLogger("xtracker.store")
 
@@ -104,16 +104,3 @@ class StorageHealth:
     @property
     def fault(self) -> Fault | None:
         return self.writes.fault or self.reads.fault
-
-
-def touch_probe(conn: sqlite3.Connection, now_ms: int) -> None:
-    """The idle server's write probe: one row, rewritten."""
-    conn.execute(
-        "INSERT INTO health_probe (id, at_ms) VALUES (1, ?)"
-        " ON CONFLICT (id) DO UPDATE SET at_ms = excluded.at_ms",
-        (now_ms,),
-    )
-
-
-def schema_version(conn: sqlite3.Connection) -> int:
-    return int(conn.execute("PRAGMA user_version").fetchone()[0])

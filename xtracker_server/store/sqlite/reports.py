@@ -1,8 +1,8 @@
 """The queries behind the reports (docs/reports.md). Read-only; every one is scoped by space.
 
 The funnel, the per-link table and the series read ``report_steps`` (the rollup of
-``store/rollup.py``, in the attached ``reports`` file; callers bring it up to date first): one
-row per attributed event, keyed (space, link, step, time) and carrying the time of
+``store/sqlite/rollup.py``, in the attached ``reports`` file; callers bring it up to date first):
+one row per attributed event, keyed (space, link, step, time) and carrying the time of
 the uid's previous event of the same step (``prev_ms``). So:
 
 - distinct uids with a step in ``[from, to)`` = rows in the window with ``prev_ms`` NULL or
@@ -37,8 +37,8 @@ from xtracker_server.domain.reports import (
     Window,
     sum_from_parts,
 )
-from xtracker_server.store.rollup import amount_parts
-from xtracker_server.store.unrecorded import unrecorded_per_link
+from xtracker_server.store.sqlite.rollup import amount_parts
+from xtracker_server.store.sqlite.unrecorded import unrecorded_per_link
 from xtracker_wire import CANONICAL_EVENTS, MAX_VALUE_DECIMALS
 
 __all__ = [

@@ -204,7 +204,7 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX postback_log_time ON postback_log(at_ms);
     """,
     # 4: reports (docs/reports.md). The report rollup lives in a file of its own
-    # (store/rollup.py), built from the inbox past a watermark off the write path; this file
+    # (store/sqlite/rollup.py), built from the inbox past a watermark off the write path; this file
     # keeps only what the rollup must learn of later: events that a bind attributes after the
     # rollup passed them, and clicks stored after events of their uid (both rare).
     """
@@ -294,7 +294,8 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE spaces ADD COLUMN currencies TEXT NOT NULL DEFAULT '';
     """,
-    # 10: the database's generation (store/generation.py): a random id that `xtracker restore`
+    # 10: the database's generation (store/sqlite/generation.py): a random id that `xtracker
+    # restore`
     # renews. Files derived from the inbox (the report rollup) record the generation they were
     # built for, and are rebuilt when the database they find carries another.
     """
@@ -329,7 +330,7 @@ MIGRATIONS: tuple[str, ...] = (
     DROP TABLE unrecorded_clicks;
     ALTER TABLE unrecorded_clicks_new RENAME TO unrecorded_clicks;
     """,
-    # 13: deleting spaces, links and destinations, and erasing a person (store/deletion.py).
+    # 13: deleting spaces, links and destinations, and erasing a person (store/sqlite/deletion.py).
     # What is being deleted is marked first (deleted_ms), so nothing new lands in it while its
     # rows go in batches; a deleted space stays as a row of its own (its id is never reused).
     # The report rollup learns what left from report_removals, whose ids never repeat
@@ -372,7 +373,7 @@ MIGRATIONS: tuple[str, ...] = (
     # 15: retention of settled deliveries (housekeeping.py). Pruning finds the oldest settled
     # deliveries through a partial index (pending and retrying rows stay out of it, so ingest
     # does not pay for it), and each destination keeps the tally of what was pruned, so that
-    # its delivery health still counts every delivery it ever had (store/reports.py).
+    # its delivery health still counts every delivery it ever had (store/sqlite/reports.py).
     """
     CREATE INDEX deliveries_settled ON deliveries(status, updated_ms)
         WHERE status IN ('sent', 'failed_permanently');

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from xtracker_server.store.migrations import migrate
-from xtracker_server.store.wal import LIMIT_BYTES as WAL_LIMIT_BYTES
+from xtracker_server.store.sqlite.migrations import migrate
+from xtracker_server.store.sqlite.wal import LIMIT_BYTES as WAL_LIMIT_BYTES
 
 BUSY_TIMEOUT_MS = 10_000
 
@@ -62,7 +62,7 @@ def connect(path: str, *, sync: str = "FULL", readonly: bool = False) -> sqlite3
     else:
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute(f"PRAGMA synchronous={sync}")
-        # A WAL that SQLite starts over shrinks back to this (store/wal.py).
+        # A WAL that SQLite starts over shrinks back to this (store/sqlite/wal.py).
         conn.execute(f"PRAGMA journal_size_limit={WAL_LIMIT_BYTES}")
     return conn
 

@@ -66,7 +66,7 @@ def list_spaces(conn: sqlite3.Connection) -> list[Space]:
 
 
 def get_space(conn: sqlite3.Connection, space_id: int) -> Space | None:
-    """The space, unless there is none or it is deleted (store/deletion.py)."""
+    """The space, unless there is none or it is deleted (store/sqlite/deletion.py)."""
     row = conn.execute(
         "SELECT id, name, created_ms FROM spaces WHERE id = ? AND deleted_ms IS NULL", (space_id,)
     ).fetchone()

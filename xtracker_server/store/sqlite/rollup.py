@@ -5,7 +5,7 @@ every event of the window. So each attributed event gets a narrow row in ``repor
 the order the reports read (space, link, step, time), carrying the time of the uid's previous
 event of the same step (``prev_ms``): "distinct uids with the step in ``[from, to)``" is then
 "rows in the window whose ``prev_ms`` is NULL or before ``from``", a range count (see
-``store/reports.py``).
+``store/sqlite/reports.py``).
 
 The rollup lives in a file of its own (``db.reports_path``: ``x.reports.db`` next to ``x.db``),
 attached as ``reports``. It is derived data: its own lock, ``synchronous=NORMAL``, rebuilt
@@ -13,7 +13,7 @@ from the inbox when missing. Nothing of it runs in the writer's transactions, so
 not pay for reports. ``catch_up`` brings it up to date: it feeds the inbox rows it has not read
 yet, then what ``report_backlog`` (main file, migrations 4 and 6) recorded since: events a bind
 attributed (or moved to another uid) after the rollup read them, and clicks stored after events
-of their uid; and what ``report_removals`` (migration 13, store/purge.py) says left: erased
+of their uid; and what ``report_removals`` (migration 13, store/sqlite/purge.py) says left: erased
 uids and events, deleted links and spaces. The server runs it in the background and before
 every report, so a report counts every event committed before it was asked for.
 
@@ -25,7 +25,7 @@ rows above the high mark and the gaps that have been committed since; a gap is w
 ``removals_state`` hold each table's low mark: every id at or below it was applied (what
 ``applied_removals`` answers, and what may be pruned).
 
-The rollup records the database generation it was built for (store/generation.py). Opened
+The rollup records the database generation it was built for (store/sqlite/generation.py). Opened
 next to a database of another generation (``xtracker restore`` renews it), or one whose inbox
 or backlog ends before its watermarks (the file was replaced by a copy, the way restores used
 to be done), it is dropped and built again from the inbox.
@@ -41,8 +41,8 @@ from pathlib import Path
 from typing import Any
 
 from xtracker_server.domain.tail import Watermark
-from xtracker_server.store.db import attach_reports, connect, reports_path
-from xtracker_server.store.generation import generation
+from xtracker_server.store.sqlite.db import attach_reports, connect, reports_path
+from xtracker_server.store.sqlite.generation import generation
 from xtracker_wire import MAX_VALUE_DECIMALS
 
 log = logging.getLogger("xtracker.store")
@@ -72,7 +72,7 @@ SCHEMA = (
         backlog_id  INTEGER NOT NULL
     )""",
     "INSERT OR IGNORE INTO reports.rollup_state VALUES (1, 0, 0)",
-    # The generation of the database the rollup was built from (store/generation.py).
+    # The generation of the database the rollup was built from (store/sqlite/generation.py).
     """CREATE TABLE IF NOT EXISTS reports.built_for (
         one         INTEGER PRIMARY KEY CHECK (one = 1),
         generation  TEXT NOT NULL
@@ -354,7 +354,7 @@ def _removals(conn: sqlite3.Connection, seen: int, top: int, kinds: tuple[str, .
 
 
 def _drop_erased(conn: sqlite3.Connection, seen: int, top: int) -> None:
-    """What an erasure took (store/erasure.py): every row of an erased uid, and single events
+    """What an erasure took (store/sqlite/erasure.py): every row of an erased uid, and single events
     rolled up under a uid that stays. Before anything is fed: the uid's rows still here are
     then all from before the erasure (an event it sends later is kept), and an event moved off
     an erased uid is fed under its new uid rather than taken for the old row."""

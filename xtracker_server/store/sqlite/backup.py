@@ -11,17 +11,17 @@ half written, and an existing one is replaced only when asked (``force``).
 
 **Restore** replaces the database with a backup, only while nobody uses it:
 
-1. the lock file of ``serve`` and ``worker`` (store/inuse.py) is taken exclusively, and held
+1. the lock file of ``serve`` and ``worker`` (store/sqlite/inuse.py) is taken exclusively, and held
    until the end, so no server starts meanwhile;
 2. SQLite's own lock catches any other process with the file open (the ``sqlite3`` shell, an
    xtracker command): an idle WAL connection holds a shared lock on the database file for as
    long as it is open, so an exclusive lock is refused while any exists;
 3. the backup is copied next to the database, checked (``PRAGMA integrity_check``, an xtracker
    schema not newer than this one) and migrated; it gets a new generation
-   (store/generation.py), and the leases of deliveries in flight when it was made are released;
-4. the derived report rollup (``x.reports.db``) is deleted, and so are the ``-wal``, ``-shm``
-   and ``-journal`` files of the old database (SQLite would apply an old log to the new file);
-5. the copy, flushed to disk, is renamed over the database and the directory is flushed.
+   (store/sqlite/generation.py), and the leases of deliveries in flight when it was made are
+released; 4. the derived report rollup (``x.reports.db``) is deleted, and so are the ``-wal``,
+   ``-shm`` and ``-journal`` files of the old database (SQLite would apply an old log to the new
+file); 5. the copy, flushed to disk, is renamed over the database and the directory is flushed.
 """
 
 from __future__ import annotations
@@ -35,12 +35,12 @@ import time
 from pathlib import Path
 
 from xtracker_server.domain.entities import BackupDone, RestoreDone
-from xtracker_server.store.db import BUSY_TIMEOUT_MS, reports_path
 from xtracker_server.store.errors import BackupError
-from xtracker_server.store.generation import renew_generation
-from xtracker_server.store.inuse import DatabaseInUse, hold_exclusive
-from xtracker_server.store.migrations import MIGRATIONS, migrate
-from xtracker_server.store.outbox import release_leases, unsettled_count
+from xtracker_server.store.sqlite.db import BUSY_TIMEOUT_MS, reports_path
+from xtracker_server.store.sqlite.generation import renew_generation
+from xtracker_server.store.sqlite.inuse import DatabaseInUse, hold_exclusive
+from xtracker_server.store.sqlite.migrations import MIGRATIONS, migrate
+from xtracker_server.store.sqlite.outbox import release_leases, unsettled_count
 
 __all__ = ["SIDE_FILES", "BackupDone", "BackupError", "RestoreDone", "backup", "restore"]
 

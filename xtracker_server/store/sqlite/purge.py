@@ -1,4 +1,5 @@
-"""Deleting rows for the deletions (``store/deletion.py``) and the erasure (``store/erasure.py``).
+"""Deleting rows for the deletions (``store/sqlite/deletion.py``) and the erasure
+(``store/sqlite/erasure.py``).
 
 Row ids of clicks, inbox and delivery_attempts never go down: the report rollup and the live
 stream follow those tables by id, and SQLite gives a new row the largest id plus one, so
@@ -7,7 +8,7 @@ deleting a table's newest row would hand its id out again, to a row they would n
 placeholder space: a deleted space, seen by nobody (``is_placeholder_space``).
 
 What left is told to the report rollup through ``report_removals`` (``record_removal``,
-store/rollup.py).
+store/sqlite/rollup.py).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from xtracker_server.domain.deletion import DESTINATION_KEYS, counts, delivery_counts
-from xtracker_server.store.db import MAX_PARAMS
+from xtracker_server.store.sqlite.db import MAX_PARAMS
 
 __all__ = [
     "chunks",

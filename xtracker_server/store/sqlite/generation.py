@@ -1,8 +1,8 @@
 """The database's generation: a random id in a one-row table (migration 6), renewed by
-``xtracker restore`` (store/backup.py).
+``xtracker restore`` (store/sqlite/backup.py).
 
 Whatever is derived from the inbox and kept outside the database file (the report rollup,
-store/rollup.py) records the generation it was built for. Finding another one means that the
+store/sqlite/rollup.py) records the generation it was built for. Finding another one means that the
 database was replaced under it (a restore): the derived data is rebuilt from scratch.
 """
 

@@ -1,7 +1,7 @@
 """The group-commit writer in a process of its own: what ``xtracker serve`` and ``xtracker
 worker`` write through.
 
-It keeps every promise of ``GroupCommitWriter`` (store/writer.py), whose batch logic it runs
+It keeps every promise of ``GroupCommitWriter`` (store/sqlite/writer.py), whose batch logic it runs
 (``commit_batch``): operations waiting together run in one transaction, one fsync covers them,
 and nobody is answered before the commit that holds their data. The difference is where the
 SQLite work runs. In a thread, the writer shares the server's GIL: after every step of SQLite
@@ -11,8 +11,8 @@ process it never waits, and the event loop only pickles the batch to a pipe and 
 answer when the pipe is readable (``bench/clicks.py``: /r went from 0.41 to 0.58 of the bare
 baseline).
 
-This module is the server's side, ``ProcessWriter``; the child runs store/writer_child.py
-(``python -m xtracker_server.store.writer_child``). The protocol, over two pipes:
+This module is the server's side, ``ProcessWriter``; the child runs store/sqlite/writer_child.py
+(``python -m xtracker_server.store.sqlite.writer_child``). The protocol, over two pipes:
 
 - the server sends a batch as its list of jobs, pickled at once (if that fails, the jobs that
   cannot be pickled are left out and their callers alone get the error), with at most two
@@ -20,13 +20,13 @@ This module is the server's side, ``ProcessWriter``; the child runs store/writer
 - the writer commits the batches one after the other and answers each with
   ``("batch", [(ok, result or exception), ...])`` in the order of its jobs, or with
   ``("fail", (reason, message))`` if its commit failed (nobody in it is acknowledged; the
-  reason is a ``FaultReason`` value, store/faults.py);
+  reason is a ``FaultReason`` value, store/sqlite/faults.py);
 - the server's ends of both pipes are non-blocking transports of its event loop.
 
 A job travels as the name of its operation and its arguments, never as a function: the
 writer process runs only the operations of a fixed registry (``OPERATIONS`` of the module named
-by ``operations``: store/operations.py). It is handed the registry's table (name -> module and
-function) when it starts, and imports an operation's module the first time a job names it, as
+by ``operations``: store/sqlite/operations.py). It is handed the registry's table (name -> module
+and function) when it starts, and imports an operation's module the first time a job names it, as
 an unpickled function used to be imported. A write of anything else is refused in the server,
 for its caller alone (``TypeError``). Arguments and results are
 picklable data (domain records). If the writer process dies, every waiting caller gets
@@ -52,12 +52,12 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from xtracker_server.store import writer_child
-from xtracker_server.store.faults import FaultReason, StoreUnavailable
 from xtracker_server.store.health import FaultTracker
-from xtracker_server.store.wal import LIMIT_BYTES
-from xtracker_server.store.writer import Job, Writer
-from xtracker_server.store.writer_child import STOP
+from xtracker_server.store.sqlite import writer_child
+from xtracker_server.store.sqlite.faults import FaultReason, StoreUnavailable
+from xtracker_server.store.sqlite.wal import LIMIT_BYTES
+from xtracker_server.store.sqlite.writer import Job, Writer
+from xtracker_server.store.sqlite.writer_child import STOP
 
 log = logging.getLogger("xtracker.store")
 
@@ -70,8 +70,8 @@ _IN_FLIGHT = 2
 RESPAWN_DELAY_S = 0.5
 RESPAWN_MAX_DELAY_S = 10.0
 _Waiting = tuple[Job, "asyncio.Future[Any]"]
-#: The registry the store's writer process runs (store/operations.py).
-STORE_OPERATIONS = "xtracker_server.store.operations"
+#: The registry the store's writer process runs (store/sqlite/operations.py).
+STORE_OPERATIONS = "xtracker_server.store.sqlite.operations"
 
 
 def load_operations(module: str) -> Mapping[str, Callable[..., Any]]:
@@ -99,7 +99,9 @@ class ProcessWriter(Writer):
         self._path = path
         self._sync = sync
         self._batch_limit = batch_limit
-        self._wal_limit_bytes = wal_limit_bytes  # the writer process's WalKeeper (store/wal.py)
+        self._wal_limit_bytes = (
+            wal_limit_bytes  # the writer process's WalKeeper (store/sqlite/wal.py)
+        )
         self._operations = operations
         registry = load_operations(operations)
         self._names = {fn: name for name, fn in registry.items()}

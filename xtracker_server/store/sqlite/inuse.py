@@ -9,7 +9,7 @@ would let two processes lock two different files); it is empty and created ``060
 
 Processes that do not take this lock (the ``sqlite3`` shell, another xtracker command) are
 caught by a second check of the restore: SQLite's own lock on the database file
-(``store/backup.py``). Without ``fcntl`` (not POSIX) there is no lock file, and that second
+(``store/sqlite/backup.py``). Without ``fcntl`` (not POSIX) there is no lock file, and that second
 check is the only one.
 """
 

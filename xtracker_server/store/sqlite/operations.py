@@ -15,17 +15,17 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from xtracker_server.store import (
+from xtracker_server.store.sqlite import (
     binds,
     clicks,
     deletion,
     destinations,
     erasure,
-    health,
     inbox,
     links,
     outbox,
     postbacks,
+    probe,
     rollup,
     spaces,
     stats,
@@ -100,5 +100,5 @@ OPERATIONS: Operations = named(
     rollup.prune_backlog,
     stats.refresh_stats,
     unrecorded.add_unrecorded,
-    health.touch_probe,
+    probe.touch_probe,
 )

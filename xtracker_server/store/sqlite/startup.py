@@ -18,11 +18,11 @@ from pathlib import Path
 
 from xtracker_server.clock import now_ms
 from xtracker_server.exceptions import XTrackerServerError
-from xtracker_server.store.db import connect, open_db, reports_path, transaction
-from xtracker_server.store.faults import FaultReason, fault_of
-from xtracker_server.store.health import touch_probe
-from xtracker_server.store.migrations import migrate
-from xtracker_server.store.spaces import has_admin_token, reset_admin_token
+from xtracker_server.store.sqlite.db import connect, open_db, reports_path, transaction
+from xtracker_server.store.sqlite.faults import FaultReason, fault_of
+from xtracker_server.store.sqlite.migrations import migrate
+from xtracker_server.store.sqlite.probe import touch_probe
+from xtracker_server.store.sqlite.spaces import has_admin_token, reset_admin_token
 
 __all__ = [
     "QUICK_CHECK_BUDGET_S",

@@ -13,9 +13,9 @@ from xtracker_server.domain.postbacks import (
     DEFAULT_STATUS_ALIASES,
     AliasRow,
 )
-from xtracker_server.store.clicks import click_exists
-from xtracker_server.store.inbox import InboxDraft, InboxOutcome, insert_event
-from xtracker_server.store.spaces import IngestToken, find_credential, list_ingest_tokens
+from xtracker_server.store.sqlite.clicks import click_exists
+from xtracker_server.store.sqlite.inbox import InboxDraft, InboxOutcome, insert_event
+from xtracker_server.store.sqlite.spaces import IngestToken, find_credential, list_ingest_tokens
 
 __all__ = [
     "OUTCOMES",

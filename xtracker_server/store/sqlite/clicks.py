@@ -8,7 +8,7 @@ from operator import attrgetter
 
 from xtracker_server.domain.clicks import CAMPAIGN_FIELDS, UTM_FIELDS, ClickDraft, new_uid
 from xtracker_server.exceptions import XTrackerServerError
-from xtracker_server.store.db import insert_many
+from xtracker_server.store.sqlite.db import insert_many
 
 _DRAFT_COLUMNS = (
     "space_id", "uid", "link_id", "source", "created_ms", "ip", "user_agent", "referrer",

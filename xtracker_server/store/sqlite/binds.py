@@ -10,7 +10,7 @@ from collections.abc import Iterable
 
 from xtracker_server.domain.binds import BindAction, BindKind, plan_bind
 from xtracker_server.domain.entities import BindOutcome
-from xtracker_server.store.clicks import click_exists
+from xtracker_server.store.sqlite.clicks import click_exists
 
 __all__ = ["BindOutcome", "bind", "set_token_binds", "token_binds_allowed", "uid_for_tg_id"]
 
@@ -25,7 +25,10 @@ def bind(
 ) -> BindOutcome:
     """Bind ``uid`` to the Telegram user ``tg_id`` by the rule of ``domain.binds``. Safe to
     retry: the same pair again changes nothing."""
-    from xtracker_server.store.inbox import attribute_pending, move_attributed  # inbox imports us
+    from xtracker_server.store.sqlite.inbox import (  # inbox imports us
+        attribute_pending,
+        move_attributed,
+    )
 
     matched = click_exists(conn, space_id, uid)
     pair: BindKind | None = None

@@ -1,7 +1,7 @@
 """Deleting spaces, links and destinations (``domain/deletion.py`` says what each takes;
-``xtracker_server/deletion.py`` runs them). Erasing a person is ``store/erasure.py``; both delete
-rows through ``store/purge.py``, which keeps the ids the report rollup and the live stream follow.
-
+``xtracker_server/deletion.py`` runs them). Erasing a person is ``store/sqlite/erasure.py``; both
+delete rows through ``store/sqlite/purge.py``, which keeps the ids the report rollup and the live
+stream follow.
 A deletion first says what it takes (``space_counts``, ``link_counts``, ``destination_counts``:
 reads), then *marks* what it deletes (``deleted_ms``) in one short transaction (``mark_space``,
 ``mark_link``, ``mark_destination``). From then on it is gone for every reader: 404, not listed,
@@ -12,8 +12,8 @@ never held for long. The last batch deletes the link or destination row; a delet
 its row (with nothing else), so its id is never given to another space. A run stopped half-way
 (a crash) is finished by the next deletion of the same thing, or by the server (``unfinished``).
 
-The report rollup learns what left through ``report_removals`` (store/rollup.py), whose applied
-entries ``prune_removals`` forgets.
+The report rollup learns what left through ``report_removals`` (store/sqlite/rollup.py), whose
+applied entries ``prune_removals`` forgets.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from xtracker_server.domain.deletion import (
     delivery_counts,
 )
 from xtracker_server.domain.entities import Batch, Marked
-from xtracker_server.store.purge import (
+from xtracker_server.store.sqlite.purge import (
     chunks,
     delete_deliveries,
     delete_rows,

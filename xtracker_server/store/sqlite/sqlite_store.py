@@ -1,5 +1,5 @@
 """The Store protocol (store/api.py) on SQLite: each named operation is one function of the
-``store/*.py`` modules, run by the group-commit writer (writes, store/operations.py) or on a
+``store/*.py`` modules, run by the group-commit writer (writes, store/sqlite/operations.py) or on a
 reader thread (reads). ``runtime.Store``, the SQLite store that ``open_store`` returns, adds
 ``read``, ``write`` and ``write_grouped`` and the life cycle."""
 
@@ -50,7 +50,7 @@ from xtracker_server.domain.postbacks import Aliases, effective_aliases
 from xtracker_server.domain.reports import FunnelCounts, LinkRow, Window
 from xtracker_server.domain.tail import Ids, Marks, Poll, TailBatch
 from xtracker_server.domain.unrecorded import UnrecordedCount
-from xtracker_server.store import (
+from xtracker_server.store.sqlite import (
     backup,
     binds,
     clicks,
@@ -68,7 +68,7 @@ from xtracker_server.store import (
     unrecorded,
     wal,
 )
-from xtracker_server.store.writer import Writer
+from xtracker_server.store.sqlite.writer import Writer
 
 T = TypeVar("T")
 A = TypeVar("A")

@@ -25,8 +25,8 @@ from xtracker_server.domain.destinations import DestinationKind, delivery_event_
 from xtracker_server.domain.entities import AttemptRecord, Claimed, DeliveryRow, Settled, Unhealthy
 from xtracker_server.domain.outbound import ClickInfo, DeliveryContext
 from xtracker_server.domain.retry import DeliveryStatus
-from xtracker_server.store.db import MAX_PARAMS, insert_many
-from xtracker_server.store.destinations import PrunedTally, add_pruned, flag_unhealthy
+from xtracker_server.store.sqlite.db import MAX_PARAMS, insert_many
+from xtracker_server.store.sqlite.destinations import PrunedTally, add_pruned, flag_unhealthy
 
 __all__ = [
     "STATUSES",
@@ -238,7 +238,7 @@ _RECORD_ATTEMPT = (
 
 def record_attempt(conn: sqlite3.Connection, attempt: AttemptRecord) -> None:
     """Record an attempt, unless its delivery was deleted meanwhile (its destination, its
-    event or its space: store/deletion.py, store/erasure.py)."""
+    event or its space: store/sqlite/deletion.py, store/sqlite/erasure.py)."""
     conn.execute(_RECORD_ATTEMPT, _attempt_params(attempt))
 
 

@@ -13,7 +13,7 @@ back and the batch runs again with a savepoint around each operation, so the one
 rolled back alone and its caller gets the exception, while the rest of the batch commits.
 Operations are functions of the database only, so running one twice is harmless. If the commit
 itself fails, or an operation meets a storage fault (a full disk, a read-only or damaged file:
-store/faults.py), every caller in the batch gets ``StoreUnavailable`` with the reason and
+store/sqlite/faults.py), every caller in the batch gets ``StoreUnavailable`` with the reason and
 nothing is acknowledged.
 
 Each write has a deadline (``timeout_s``, XTRACKER_WRITE_TIMEOUT_S): past it, its caller gets
@@ -41,10 +41,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
-from xtracker_server.store.db import open_db
-from xtracker_server.store.faults import FaultReason, StoreUnavailable, fault_of, storage_fault
 from xtracker_server.store.health import FaultTracker
-from xtracker_server.store.wal import IDLE_S, LIMIT_BYTES, WalKeeper
+from xtracker_server.store.sqlite.db import open_db
+from xtracker_server.store.sqlite.faults import (
+    FaultReason,
+    StoreUnavailable,
+    fault_of,
+    storage_fault,
+)
+from xtracker_server.store.sqlite.wal import IDLE_S, LIMIT_BYTES, WalKeeper
 
 log = logging.getLogger("xtracker.store")
 
@@ -79,7 +84,7 @@ class Job:
     """One write: ``op(conn, *args, **kwargs)``, or (``grouped``) ``op(conn, [args[0], ...])``
     shared with the waiting jobs of the same ``op`` next to it. ``op`` is a function, or its
     name in the writer's operations while the job travels to the writer process
-    (store/operations.py). After its batch ran: ``result``, or the ``error`` it raised."""
+    (store/sqlite/operations.py). After its batch ran: ``result``, or the ``error`` it raised."""
 
     op: Callable[..., Any] | str
     args: tuple[Any, ...] = ()
@@ -251,7 +256,7 @@ class GroupCommitWriter(Writer):
         self._path = path
         self._sync = sync
         self._batch_limit = batch_limit
-        self.wal = WalKeeper(path, limit_bytes=wal_limit_bytes)  # checkpoints (store/wal.py)
+        self.wal = WalKeeper(path, limit_bytes=wal_limit_bytes)  # checkpoints (store/sqlite/wal.py)
         # The writer's own thread takes operations straight from this queue: the next batch
         # starts as soon as the last commit is done, never waiting for its turn on the event
         # loop (where it would queue behind every request being parsed).

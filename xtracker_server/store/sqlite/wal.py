@@ -16,7 +16,7 @@ process) calls a ``WalKeeper`` between two batches:
 - After ``IDLE_S`` without a write, it runs one ``wal_checkpoint(PASSIVE)`` (or the TRUNCATE
   above, past the limit): an idle database's readers read the database file, and the WAL holds
   nothing more than it must.
-- ``journal_size_limit`` (set on every writing connection, store/db.py) makes SQLite shrink
+- ``journal_size_limit`` (set on every writing connection, store/sqlite/db.py) makes SQLite shrink
   the file back to ``LIMIT_BYTES`` whenever it starts the WAL over on its own.
 
 A checkpoint that fails (a full or read-only disk) is logged at debug level and tried again at

@@ -8,9 +8,14 @@ from dataclasses import dataclass
 
 from xtracker_server.domain.dedup import amount_conflict
 from xtracker_server.domain.entities import InboxDraft, InboxEvent, InboxOutcome
-from xtracker_server.store.binds import uid_for_tg_id
-from xtracker_server.store.db import MAX_PARAMS, insert_many
-from xtracker_server.store.outbox import Route, deliveries_for, event_routes, insert_deliveries
+from xtracker_server.store.sqlite.binds import uid_for_tg_id
+from xtracker_server.store.sqlite.db import MAX_PARAMS, insert_many
+from xtracker_server.store.sqlite.outbox import (
+    Route,
+    deliveries_for,
+    event_routes,
+    insert_deliveries,
+)
 
 __all__ = [
     "InboxDraft",

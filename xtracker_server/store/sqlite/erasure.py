@@ -22,15 +22,15 @@ from xtracker_server.domain.deletion import (
     log_row_names,
 )
 from xtracker_server.domain.entities import Erased
-from xtracker_server.store.db import MAX_PARAMS
-from xtracker_server.store.purge import (
+from xtracker_server.store.sqlite.db import MAX_PARAMS
+from xtracker_server.store.sqlite.purge import (
     chunks,
     delete_deliveries,
     delete_rows,
     qmarks,
     record_removal,
 )
-from xtracker_server.store.spaces import get_space
+from xtracker_server.store.sqlite.spaces import get_space
 
 __all__ = [
     "Erased",

@@ -1,12 +1,14 @@
-"""The writer process itself: what ``python -m xtracker_server.store.writer_child`` runs, the
-child that ``ProcessWriter`` (store/writer_process.py, where the protocol is described) starts.
-
+"""The writer process itself: what ``python -m xtracker_server.store.sqlite.writer_child`` runs, the
+child that ``ProcessWriter`` (store/sqlite/writer_process.py, where the protocol is described)
+starts.
 It opens the database, says ``("ready", None)`` (or ``("error", message)``), then reads batches
 of jobs off its pipe, runs each job's operation (looked up by name in the registry the server
-handed it, ``_Registry``) through ``commit_batch`` (store/writer.py), and answers each batch
-once it has committed. Between batches it keeps the WAL bounded (``WalKeeper``, store/wal.py).
+handed it, ``_Registry``) through ``commit_batch`` (store/sqlite/writer.py), and answers each batch
+once it has committed. Between batches it keeps the WAL bounded (``WalKeeper``,
+store/sqlite/wal.py).
 Besides the operations its jobs name, it imports only that batch logic, the WAL keeper and the
-classification of storage faults (store/faults.py): never the client (tests/test_packages.py).
+classification of storage faults (store/sqlite/faults.py): never the client
+(tests/test_packages.py).
 """
 
 from __future__ import annotations
@@ -21,9 +23,9 @@ from collections.abc import Callable, Mapping
 from multiprocessing.connection import Connection
 from typing import Any
 
-from xtracker_server.store.faults import FaultReason, fault_of
-from xtracker_server.store.wal import IDLE_S, LIMIT_BYTES, WalKeeper
-from xtracker_server.store.writer import Job, commit_batch
+from xtracker_server.store.sqlite.faults import FaultReason, fault_of
+from xtracker_server.store.sqlite.wal import IDLE_S, LIMIT_BYTES, WalKeeper
+from xtracker_server.store.sqlite.writer import Job, commit_batch
 
 __all__ = ["STOP", "main", "serve"]
 
@@ -59,7 +61,7 @@ def serve(
     operations: Mapping[str, tuple[str, str]],
     wal_limit_bytes: int = LIMIT_BYTES,
 ) -> int:
-    from xtracker_server.store.db import open_db
+    from xtracker_server.store.sqlite.db import open_db
 
     try:
         conn = open_db(path, sync=sync)

@@ -141,7 +141,7 @@ def unhealthy_by_kind(conn: sqlite3.Connection) -> dict[str, int]:
 
 @dataclass(slots=True)
 class PrunedTally:
-    """Deliveries of one destination that retention pruned in one batch (store/outbox.py)."""
+    """Deliveries of one destination that retention pruned in one batch (store/sqlite/outbox.py)."""
 
     destination_id: int
     sent: int = 0

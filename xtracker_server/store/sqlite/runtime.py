@@ -1,6 +1,7 @@
 """The store as the server uses it: one group-commit writer and a few reader threads.
 
-Storage faults of either (store/faults.py) reach callers as ``StoreUnavailable`` with a reason,
+Storage faults of either (store/sqlite/faults.py) reach callers as ``StoreUnavailable`` with a
+reason,
 and each access has the same deadline (``timeout_s``, XTRACKER_WRITE_TIMEOUT_S); ``health``
 (store/health.py) is what they last showed."""
 
@@ -15,15 +16,21 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from xtracker_server.clock import now_ms
-from xtracker_server.store.db import attach_reports, connect, open_db
-from xtracker_server.store.faults import FaultReason, StoreUnavailable, fault_of
-from xtracker_server.store.health import StorageHealth, schema_version, touch_probe
-from xtracker_server.store.inuse import UseLock, hold_shared
-from xtracker_server.store.rollup import catch_up, open_rollup, rebuild_if_stale
-from xtracker_server.store.sqlite_store import SqliteOperations
-from xtracker_server.store.stats import refresh_stats
-from xtracker_server.store.writer import BatchObserver, GroupCommitWriter, GroupOperation, Writer
-from xtracker_server.store.writer_process import STORE_OPERATIONS, ProcessWriter
+from xtracker_server.store.health import StorageHealth
+from xtracker_server.store.sqlite.db import attach_reports, connect, open_db
+from xtracker_server.store.sqlite.faults import FaultReason, StoreUnavailable, fault_of
+from xtracker_server.store.sqlite.inuse import UseLock, hold_shared
+from xtracker_server.store.sqlite.probe import schema_version, touch_probe
+from xtracker_server.store.sqlite.rollup import catch_up, open_rollup, rebuild_if_stale
+from xtracker_server.store.sqlite.sqlite_store import SqliteOperations
+from xtracker_server.store.sqlite.stats import refresh_stats
+from xtracker_server.store.sqlite.writer import (
+    BatchObserver,
+    GroupCommitWriter,
+    GroupOperation,
+    Writer,
+)
+from xtracker_server.store.sqlite.writer_process import STORE_OPERATIONS, ProcessWriter
 
 T = TypeVar("T")
 A = TypeVar("A")
@@ -47,11 +54,11 @@ class Store(SqliteOperations):
         self.timeout_s = timeout_s
         self.health = StorageHealth()
         self.schema = 0  # the schema version, once open
-        # Writes go to a process of its own (store/writer_process.py: the SQLite work then never
-        # waits for the GIL), or to a thread of this one: with ``writer_process=False``, and by
-        # always where the writer process cannot run (it is handed its pipes the POSIX way).
+        # Writes go to a process of its own (store/sqlite/writer_process.py: the SQLite work then
+        # never waits for the GIL), or to a thread of this one: with ``writer_process=False``, and
+        # by always where the writer process cannot run (it is handed its pipes the POSIX way).
         writer_process = os.name == "posix" and writer_process is not False
-        # The writer process runs the operations of a registry (store/operations.py; tests
+        # The writer process runs the operations of a registry (store/sqlite/operations.py; tests
         # name their own): the thread runs the same functions.
         self.writer: Writer = (
             ProcessWriter(path, sync=sync, timeout_s=timeout_s, health=self.health.writes,
@@ -64,7 +71,7 @@ class Store(SqliteOperations):
         self._local = threading.local()
         self._conns: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
-        # The report rollup (store/rollup.py) is built on a thread and connection of its own.
+        # The report rollup (store/sqlite/rollup.py) is built on a thread and connection of its own.
         self._rollup = ThreadPoolExecutor(max_workers=1, thread_name_prefix="xtracker-rollup")
         self._rollup_conn: sqlite3.Connection | None = None
         self._use_lock: UseLock | None = None
@@ -74,7 +81,7 @@ class Store(SqliteOperations):
 
     async def open(self) -> None:
         # Held while the store is open, so that `xtracker restore` refuses to run under it
-        # (store/inuse.py); raises RestoreInProgress while a restore runs.
+        # (store/sqlite/inuse.py); raises RestoreInProgress while a restore runs.
         self._use_lock = hold_shared(self.path)
         try:
             try:
@@ -82,11 +89,11 @@ class Store(SqliteOperations):
                 try:
                     self.schema = schema_version(conn)
                     # Fresh planner statistics before any other connection opens
-                    # (store/stats.py).
+                    # (store/sqlite/stats.py).
                     refresh_stats(conn, every_table=True)
                 finally:
                     conn.close()
-                rebuild_if_stale(self.path)  # before any write (store/rollup.py)
+                rebuild_if_stale(self.path)  # before any write (store/sqlite/rollup.py)
             except sqlite3.Error as exc:  # not a database, damaged, not writable: the driver's
                 # error stays inside the store ("file is not a database" says what it is)
                 reason = fault_of(exc, self.path) or FaultReason.IO_ERROR
@@ -103,7 +110,7 @@ class Store(SqliteOperations):
         await self.read(schema_version)
 
     async def refresh_stats(self) -> list[str]:
-        """Analyse the tables whose planner statistics are missing or stale (store/stats.py):
+        """Analyse the tables whose planner statistics are missing or stale (store/sqlite/stats.py):
         the database's in the writer (whose connection knows which tables the hot writes
         use), the report rollup's on its thread. Reader connections then reopen, to load
         them. Returns the tables analysed."""
@@ -126,7 +133,8 @@ class Store(SqliteOperations):
             raise StoreUnavailable(reason, f"the report rollup failed: {exc}") from exc
 
     async def catch_up_reports(self) -> int:
-        """Bring the report rollup up to everything committed so far (see store/rollup.py)."""
+        """Bring the report rollup up to everything committed so far (see
+        store/sqlite/rollup.py)."""
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._rollup, self._catch_up)
 
@@ -163,8 +171,8 @@ class Store(SqliteOperations):
 
     async def write(self, op: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
         """Run ``op(conn, *args, **kwargs)`` in the next group commit. ``op`` is one of the
-        writer's operations (store/operations.py) and its arguments are picklable: its name and
-        they may travel to the writer process."""
+        writer's operations (store/sqlite/operations.py) and its arguments are picklable: its name
+        and they may travel to the writer process."""
         return await self.writer.write(op, *args, **kwargs)
 
     async def write_grouped(self, group: GroupOperation[A, T], arg: A) -> T:

@@ -44,6 +44,7 @@ def test_the_public_surface_is_what_a_bot_uses() -> None:
     assert sorted(xtracker_client.__all__) == sorted(
         [
             "APIError",
+            "Answer",
             "AsyncXTracker",
             "Backoff",
             "CanonicalEvent",
@@ -52,6 +53,7 @@ def test_the_public_surface_is_what_a_bot_uses() -> None:
             "DeadLetter",
             "DeeplinkError",
             "DeliveryError",
+            "FlushResult",
             "InvalidEventError",
             "Receipt",
             "SpoolFullError",
@@ -136,7 +138,7 @@ def test_a_call_on_a_closed_client_is_client_closed_and_still_a_runtime_error() 
         with pytest.raises(ClientClosedError, match="closed"):
             xt.contact("u1")
         with pytest.raises(RuntimeError):
-            xt.bind("u1", 42)
+            xt.bind("u1", tg_id=42)
 
         async def closed_async() -> None:
             axt = AsyncXTracker(URL, "xt_sk_test", in_memory=True)

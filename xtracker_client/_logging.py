@@ -60,7 +60,11 @@ class ServerLog:
                 self._change(Reach.OK, judgement)
         elif verdict == "retry":
             reach = _reach_of(judgement.status)
-            if reach is not self.reach:
+            # A refused bearer stays the news until an item is accepted: the 429 a server
+            # answers after many failed logins says nothing about the bearer being fixed.
+            if reach is not self.reach and not (
+                self.reach is Reach.REFUSED and reach is Reach.UNAVAILABLE
+            ):
                 self._change(reach, judgement)
         else:
             self._refused(kind, judgement)

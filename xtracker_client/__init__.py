@@ -33,12 +33,14 @@ from xtracker_client._exceptions import (
 )
 from xtracker_client._retry import Backoff
 from xtracker_client._spool import DeadLetter
+from xtracker_client._testing import AsyncRecordingXTracker, RecordedCall, RecordingXTracker
 from xtracker_client._uid import deeplink, parse_start_payload
 from xtracker_wire import CanonicalEvent, __version__
 
 __all__ = [
     "APIError",
     "Answer",
+    "AsyncRecordingXTracker",
     "AsyncXTracker",
     "Backoff",
     "CanonicalEvent",
@@ -50,6 +52,8 @@ __all__ = [
     "FlushResult",
     "InvalidEventError",
     "Receipt",
+    "RecordedCall",
+    "RecordingXTracker",
     "SpoolFullError",
     "Stats",
     "TransportError",

@@ -10,7 +10,7 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
 
@@ -33,6 +33,9 @@ from xtracker_client._exceptions import ClientClosedError
 from xtracker_client._retry import Backoff
 from xtracker_client._spool import DeadLetter, DropPolicy, Kind
 from xtracker_wire import CanonicalEvent
+
+if TYPE_CHECKING:
+    from xtracker_client._testing import AsyncRecordingXTracker
 
 T = TypeVar("T")
 
@@ -103,6 +106,14 @@ class AsyncXTracker:
             pass
         else:
             self._ensure_sender()
+
+    @classmethod
+    def testing(cls) -> AsyncRecordingXTracker:
+        """A client for a bot's tests (see ``XTracker.testing``): calls are validated and
+        recorded in ``calls``; nothing is stored or sent. Works inside or outside a loop."""
+        from xtracker_client._testing import AsyncRecordingXTracker
+
+        return AsyncRecordingXTracker()
 
     async def _spool(self, fn: Any, *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self._io, fn, *args)

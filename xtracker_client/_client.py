@@ -10,7 +10,7 @@ import threading
 import weakref
 from decimal import Decimal
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
@@ -34,6 +34,9 @@ from xtracker_client._exceptions import ClientClosedError
 from xtracker_client._retry import Backoff
 from xtracker_client._spool import DeadLetter, DropPolicy
 from xtracker_wire import CanonicalEvent
+
+if TYPE_CHECKING:
+    from xtracker_client._testing import RecordingXTracker
 
 _CLIENTS: weakref.WeakSet[XTracker] = weakref.WeakSet()
 
@@ -93,6 +96,15 @@ class XTracker:
         self._flushed: FlushResult | None = None
         self._start()
         _CLIENTS.add(self)
+
+    @classmethod
+    def testing(cls) -> RecordingXTracker:
+        """A client for a bot's tests: every call is validated as here and recorded in its
+        ``calls`` list instead of being sent; no spool file, no thread, no network, and
+        ``close()`` returns at once. No URL or bearer needed."""
+        from xtracker_client._testing import RecordingXTracker
+
+        return RecordingXTracker()
 
     def _start(self) -> None:
         self._http = httpx.Client(

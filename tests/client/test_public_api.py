@@ -45,6 +45,7 @@ def test_the_public_surface_is_what_a_bot_uses() -> None:
         [
             "APIError",
             "Answer",
+            "AsyncRecordingXTracker",
             "AsyncXTracker",
             "Backoff",
             "CanonicalEvent",
@@ -56,6 +57,8 @@ def test_the_public_surface_is_what_a_bot_uses() -> None:
             "FlushResult",
             "InvalidEventError",
             "Receipt",
+            "RecordedCall",
+            "RecordingXTracker",
             "SpoolFullError",
             "Stats",
             "TransportError",

@@ -70,21 +70,18 @@ def test_the_url_from_the_environment_is_checked_too(monkeypatch: pytest.MonkeyP
         XTracker(bearer="xt_sk_test", in_memory=True)
 
 
-@pytest.mark.parametrize(
-    ("url", "base"),
-    [
-        ("https://track.example.com/", "https://track.example.com"),
+def test_a_good_base_url_is_kept_trimmed_and_without_its_trailing_slash() -> None:
+    for url, base in [
         (" http://127.0.0.1:8000 ", "http://127.0.0.1:8000"),
+        ("https://track.example.com/", "https://track.example.com"),
         ("https://example.com/tracker/", "https://example.com/tracker"),  # behind a proxy
         ("https://example.com/eventsfeed", "https://example.com/eventsfeed"),
-    ],
-)
-def test_a_good_base_url_is_kept_without_its_trailing_slash(url: str, base: str) -> None:
-    xt = XTracker(url, "xt_sk_test", in_memory=True)
-    try:
-        assert xt._core.url == base
-    finally:
-        xt.close(0)
+    ]:
+        xt = XTracker(url, "xt_sk_test", in_memory=True)
+        try:
+            assert xt._core.url == base
+        finally:
+            xt.close(0)
 
 
 # --- a Telegram id where the uid goes ---------------------------------------------------------
@@ -214,8 +211,8 @@ def test_on_answer_gets_the_status_the_bind_match_and_a_duplicate_conflict(
     assert second.conflict == conflict and second.body["value"] == "30.00"
 
 
-def test_without_on_answer_the_answer_is_not_read(server: respx.MockRouter) -> None:
-    server.post("/events").mock(return_value=httpx.Response(200, content=b"not json"))
+def test_the_answer_is_read_only_when_on_answer_is_given(server: respx.MockRouter) -> None:
+    server.post("/events").mock(return_value=OK)
     read: list[bool] = []
     real = httpx.Response.json
 
@@ -223,11 +220,17 @@ def test_without_on_answer_the_answer_is_not_read(server: respx.MockRouter) -> N
         read.append(True)
         return real(self, **kwargs)
 
-    with tracker() as xt, pytest.MonkeyPatch.context() as mp:
+    answers: list[Answer] = []
+    with pytest.MonkeyPatch.context() as mp:
         mp.setattr(httpx.Response, "json", spy)
-        xt.contact("u1")
-        assert xt.flush(5)
-    assert read == []
+        with tracker() as xt:  # the default path: the answer is not even parsed
+            xt.contact("u1")
+            assert xt.flush(5)
+        assert read == []
+        with tracker(on_answer=answers.append) as xt:
+            xt.contact("u1")
+            assert xt.flush(5)
+    assert read == [True] and answers[0].status == "queued"
 
 
 def test_a_failing_answer_hook_is_logged_and_the_sender_goes_on(

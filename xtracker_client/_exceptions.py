@@ -2,7 +2,8 @@
 
     XTrackerError
      ├── ConfigurationError   also a ValueError: no server URL or bearer (argument or
-     │                        XTRACKER_URL / XTRACKER_BEARER), or a bad bound or drop policy
+     │                        XTRACKER_URL / XTRACKER_BEARER), a URL that cannot work (no
+     │                        scheme, ends in /events …), or a bad bound or drop policy
      ├── InvalidEventError    also a ValueError: the event is wrong at the call site
      ├── SpoolFullError       the buffer is full and its policy is drop_newest
      ├── ClientClosedError    also a RuntimeError: a call on a client that was closed
@@ -12,7 +13,8 @@
           └── TransportError  no answer at all after the retries (network, timeout)
 
 Buffered calls (``contact``, ``deposit``, ``bind`` …) raise only ``InvalidEventError`` and
-``SpoolFullError``: transport trouble never reaches the bot's handler. The classes that are also
+``SpoolFullError`` (and Python's own ``TypeError`` for a uid that is not a ``str``, such as a
+Telegram id passed by position): transport trouble never reaches the bot's handler. The classes that are also
 a built-in error were that error before they joined the tree, so ``except ValueError`` and
 ``except RuntimeError`` around the client keep catching them.
 """

@@ -9,14 +9,14 @@
      ├── ClientClosedError    also a RuntimeError: a call on a client that was closed
      ├── DeeplinkError        also a ValueError: deeplink() was given what Telegram refuses
      └── APIError             the server answered with an error (only from calls that wait
-          │                   for an answer, such as new_click(); buffered calls never raise it)
+          │                   for an answer, new_click() and ping(); buffered calls never do)
           └── TransportError  no answer at all after the retries (network, timeout)
 
 Buffered calls (``contact``, ``deposit``, ``bind`` …) raise only ``InvalidEventError`` and
 ``SpoolFullError`` (and Python's own ``TypeError`` for a uid that is not a ``str``, such as a
-Telegram id passed by position): transport trouble never reaches the bot's handler. The classes that are also
-a built-in error were that error before they joined the tree, so ``except ValueError`` and
-``except RuntimeError`` around the client keep catching them.
+Telegram id passed by position): transport trouble never reaches the bot's handler. The
+classes that are also a built-in error were that error before they joined the tree, so
+``except ValueError`` and ``except RuntimeError`` around the client keep catching them.
 """
 
 from __future__ import annotations

@@ -28,7 +28,7 @@ def base_url(raw: str) -> str:
     text = raw.strip()
     if "://" not in text:
         raise ConfigurationError(
-            f"the server URL {raw!r} has no scheme: write it as https://{text.lstrip('/')}"
+            f"the server URL {raw!r} has no scheme: write it as https://{_without_endpoint(text)}"
             " (or http:// for a server without TLS)"
         )
     try:
@@ -56,7 +56,15 @@ def base_url(raw: str) -> str:
         if base.endswith(endpoint):
             raise ConfigurationError(
                 f"the server URL {raw!r} ends in the endpoint {endpoint}: give the base URL"
-                f" ({base.removesuffix(endpoint) or 'https://…'}); the client adds"
-                " /events, /bind and /clicks itself"
+                f" ({_without_endpoint(base)}); the client adds /events, /bind and /clicks"
+                " itself"
             )
+    return base
+
+
+def _without_endpoint(text: str) -> str:
+    base = text.strip("/")
+    for endpoint in _ENDPOINTS:
+        if base.endswith(endpoint):
+            return base.removesuffix(endpoint)
     return base

@@ -45,7 +45,8 @@ def tracker(**kwargs: Any) -> XTracker:
 @pytest.mark.parametrize(
     ("url", "message"),
     [
-        ("track.example.com", "no scheme: write it as https://track.example.com"),
+        ("track.example.com", "no scheme: write it as https://track.example.com "),
+        ("track.example.com/events", "no scheme: write it as https://track.example.com "),
         ("localhost:8000", "no scheme"),
         ("ftp://track.example.com", "must start with https:// or http://"),
         ("https://", "no host"),

@@ -120,8 +120,8 @@ class ServerLog:
         since = f" ({skipped} more since the last line)" if skipped else ""
         log.warning(
             "XTRACKER server %s refused a%s %s for good%s: HTTP %s %s: %s. It is kept as a dead"
-            " letter (dead_letters(), requeue_dead()); the same refusal is logged again after"
-            " %.0f s at most",
+            " letter (dead_letters(), requeue_dead()); more refusals for this reason are"
+            " counted and logged at most every %.0f s",
             self.url,
             "n" if kind == "event" else "",
             kind,

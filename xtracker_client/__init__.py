@@ -4,7 +4,7 @@
 
     tracker = XTracker("https://track.example.com", "xt_sk_…")
     uid = parse_start_payload(message.text)          # "/start fb_<uid>" -> "<uid>"
-    tracker.bind(uid, message.from_user.id)
+    tracker.bind(uid, tg_id=message.from_user.id)
     tracker.contact(uid)
 
 ``__all__`` is what a bot uses. What a valid event is (the wire models and the limits of each
@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import xtracker_wire
 from xtracker_client._async_client import AsyncXTracker
 from xtracker_client._client import XTracker
-from xtracker_client._core import DeliveryError, Receipt, Stats
+from xtracker_client._core import Answer, DeliveryError, FlushResult, Receipt, Stats
 from xtracker_client._exceptions import (
     APIError,
     ClientClosedError,
@@ -33,11 +33,14 @@ from xtracker_client._exceptions import (
 )
 from xtracker_client._retry import Backoff
 from xtracker_client._spool import DeadLetter
+from xtracker_client._testing import AsyncRecordingXTracker, RecordedCall, RecordingXTracker
 from xtracker_client._uid import deeplink, parse_start_payload
 from xtracker_wire import CanonicalEvent, __version__
 
 __all__ = [
     "APIError",
+    "Answer",
+    "AsyncRecordingXTracker",
     "AsyncXTracker",
     "Backoff",
     "CanonicalEvent",
@@ -46,8 +49,11 @@ __all__ = [
     "DeadLetter",
     "DeeplinkError",
     "DeliveryError",
+    "FlushResult",
     "InvalidEventError",
     "Receipt",
+    "RecordedCall",
+    "RecordingXTracker",
     "SpoolFullError",
     "Stats",
     "TransportError",

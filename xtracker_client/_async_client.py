@@ -10,18 +10,22 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
 
 from xtracker_client._core import (
+    PING_PATH,
+    AnswerHook,
     Core,
     DropHook,
     ErrorHook,
+    FlushResult,
     Judgement,
     Receipt,
     Stats,
     Verdict,
+    check_ping,
     click_body,
     judge,
 )
@@ -29,6 +33,9 @@ from xtracker_client._exceptions import ClientClosedError
 from xtracker_client._retry import Backoff
 from xtracker_client._spool import DeadLetter, DropPolicy, Kind
 from xtracker_wire import CanonicalEvent
+
+if TYPE_CHECKING:
+    from xtracker_client._testing import AsyncRecordingXTracker
 
 T = TypeVar("T")
 
@@ -58,6 +65,8 @@ class AsyncXTracker:
         backoff: Backoff | None = None,
         on_error: ErrorHook | None = None,
         on_drop: DropHook | None = None,
+        on_answer: AnswerHook | None = None,
+        debug: bool = False,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self._core = Core(
@@ -73,6 +82,8 @@ class AsyncXTracker:
             backoff=backoff or Backoff(),
             on_error=on_error,
             on_drop=on_drop,
+            on_answer=on_answer,
+            debug=debug,
         )
         self._io = ThreadPoolExecutor(max_workers=1, thread_name_prefix="xtracker-spool")
         self._http = httpx.AsyncClient(
@@ -86,7 +97,7 @@ class AsyncXTracker:
         self._progress = asyncio.Event()
         self._stopping = False
         self._closed = False
-        self._flushed = True
+        self._flushed: FlushResult | None = None
         self._transport = transport
         self._task: asyncio.Task[None] | None = None
         try:  # created inside the running loop: send what an earlier run left, right away
@@ -95,6 +106,14 @@ class AsyncXTracker:
             pass
         else:
             self._ensure_sender()
+
+    @classmethod
+    def testing(cls) -> AsyncRecordingXTracker:
+        """A client for a bot's tests (see ``XTracker.testing``): calls are validated and
+        recorded in ``calls``; nothing is stored or sent. Works inside or outside a loop."""
+        from xtracker_client._testing import AsyncRecordingXTracker
+
+        return AsyncRecordingXTracker()
 
     async def _spool(self, fn: Any, *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self._io, fn, *args)
@@ -184,7 +203,7 @@ class AsyncXTracker:
         )
         return await self._buffer("event", body)
 
-    async def bind(self, uid: str, tg_id: int) -> Receipt:
+    async def bind(self, uid: str, *, tg_id: int) -> Receipt:
         self._check_open()
         return await self._buffer("bind", self._core.bind_body(uid, tg_id))
 
@@ -223,8 +242,22 @@ class AsyncXTracker:
 
     # --- lifecycle -------------------------------------------------------------------------
 
-    async def flush(self, timeout: float = 10.0) -> bool:
-        """Send everything buffered so far, now. True when it all reached the server."""
+    async def ping(self, timeout: float | None = None) -> None:
+        """Check, now, that the URL leads to an XTRACKER server that accepts the bearer (see
+        ``XTracker.ping``). Records nothing; raises ``TransportError`` or ``APIError``."""
+        self._check_open()
+        try:
+            response: httpx.Response | None = await self._http.post(
+                PING_PATH, json={}, timeout=self._core.timeout if timeout is None else timeout
+            )
+            error: Exception | None = None
+        except httpx.HTTPError as exc:
+            response, error = None, exc
+        check_ping(self._core.url, response, error)
+
+    async def flush(self, timeout: float = 10.0) -> FlushResult:
+        """Send everything buffered so far, now, and say how it went (see ``XTracker.flush``):
+        true when it all reached the server and nothing was dead-lettered."""
         self._check_fork()
         spool = self._core.spool
         last: int = await self._spool(spool.last_id)
@@ -234,21 +267,31 @@ class AsyncXTracker:
         self._kick.set()
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
-        while await self._spool(spool.pending_up_to, last) > 0:
+        while (pending := await self._spool(spool.pending_up_to, last)) > 0:
             left = deadline - loop.time()
             if left <= 0:
-                return False
+                break
             self._progress.clear()
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._progress.wait(), min(left, 0.05))
-        return True
+        result: FlushResult = await self._spool(self._core.flush_result, pending)
+        return result
 
-    async def close(self, timeout: float = 10.0) -> bool:
-        """A bounded flush, then stop the sender; what is not sent stays in the spool."""
-        if self._closed:
+    async def close(self, timeout: float = 10.0) -> FlushResult:
+        """A bounded flush, then stop the sender; what is not sent stays in the spool.
+        Returns what ``flush`` returned (the first call's, when called again)."""
+        if self._closed and self._flushed is not None:
             return self._flushed
         deadline = asyncio.get_running_loop().time() + timeout
-        self._flushed = flushed = await self.flush(timeout) if timeout > 0 else False
+        if timeout > 0:
+            flushed = await self.flush(timeout)
+        else:  # no flush: not "complete", even with nothing pending
+            spool = self._core.spool
+            pending = await self._spool(lambda: spool.pending_up_to(spool.last_id()))
+            flushed = await self._spool(
+                functools.partial(self._core.flush_result, pending, flushed=False)
+            )
+        self._flushed = flushed
         self._closed = True
         self._stopping = True
         self._wake.set()
@@ -360,7 +403,8 @@ class AsyncXTracker:
                 error: Exception | None = None
             except httpx.HTTPError as exc:
                 response, error = None, exc
-            pause = await self._spool(core.settle, item, judge(response, error), items[n + 1 :])
+            judgement = judge(response, error, read_answer=core.on_answer is not None)
+            pause = await self._spool(core.settle, item, judgement, items[n + 1 :])
             self._progress.set()
             if pause:  # the server is away: back off as a whole (a flush cuts it short)
                 self._kick.clear()

@@ -10,18 +10,22 @@ import threading
 import weakref
 from decimal import Decimal
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
 from xtracker_client._core import (
+    PING_PATH,
+    AnswerHook,
     Core,
     DropHook,
     ErrorHook,
+    FlushResult,
     Judgement,
     Receipt,
     Stats,
     Verdict,
+    check_ping,
     click_body,
     judge,
     monotonic,
@@ -30,6 +34,9 @@ from xtracker_client._exceptions import ClientClosedError
 from xtracker_client._retry import Backoff
 from xtracker_client._spool import DeadLetter, DropPolicy
 from xtracker_wire import CanonicalEvent
+
+if TYPE_CHECKING:
+    from xtracker_client._testing import RecordingXTracker
 
 _CLIENTS: weakref.WeakSet[XTracker] = weakref.WeakSet()
 
@@ -62,6 +69,8 @@ class XTracker:
         backoff: Backoff | None = None,
         on_error: ErrorHook | None = None,
         on_drop: DropHook | None = None,
+        on_answer: AnswerHook | None = None,
+        debug: bool = False,
         exit_flush_timeout: float = 2.0,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
@@ -78,13 +87,24 @@ class XTracker:
             backoff=backoff or Backoff(),
             on_error=on_error,
             on_drop=on_drop,
+            on_answer=on_answer,
+            debug=debug,
         )
         self._transport = transport
         self._exit_flush_timeout = exit_flush_timeout
         self._closed = False
-        self._flushed = True
+        self._flushed: FlushResult | None = None
         self._start()
         _CLIENTS.add(self)
+
+    @classmethod
+    def testing(cls) -> RecordingXTracker:
+        """A client for a bot's tests: every call is validated as here and recorded in its
+        ``calls`` list instead of being sent; no spool file, no thread, no network, and
+        ``close()`` returns at once. No URL or bearer needed."""
+        from xtracker_client._testing import RecordingXTracker
+
+        return RecordingXTracker()
 
     def _start(self) -> None:
         self._http = httpx.Client(
@@ -196,9 +216,9 @@ class XTracker:
         )
         return self._buffer("event", body)
 
-    def bind(self, uid: str, tg_id: int) -> Receipt:
+    def bind(self, uid: str, *, tg_id: int) -> Receipt:
         """The Telegram user ``tg_id`` came through the click ``uid`` (buffered like an event,
-        and sent before the events that follow it)."""
+        and sent before the events that follow it): ``bind(uid, tg_id=user.id)``."""
         self._check_open()
         return self._buffer("bind", self._core.bind_body(uid, tg_id))
 
@@ -239,9 +259,26 @@ class XTracker:
 
     # --- lifecycle -------------------------------------------------------------------------
 
-    def flush(self, timeout: float = 10.0) -> bool:
-        """Send everything buffered so far, now (backoffs are cut short). True when it all
-        reached the server within ``timeout``; False otherwise (it stays in the spool)."""
+    def ping(self, timeout: float | None = None) -> None:
+        """Check, now, that the URL leads to an XTRACKER server and that it accepts the bearer
+        (for start-up: a wrong URL or bearer otherwise only shows in the log). Records nothing.
+        Raises ``TransportError`` without an answer, ``APIError`` for a wrong URL (404), a
+        refused bearer (401, 403) or a server that cannot answer now (5xx)."""
+        self._check_open()
+        try:
+            response: httpx.Response | None = self._http.post(
+                PING_PATH, json={}, timeout=self._core.timeout if timeout is None else timeout
+            )
+            error: Exception | None = None
+        except httpx.HTTPError as exc:
+            response, error = None, exc
+        check_ping(self._core.url, response, error)
+
+    def flush(self, timeout: float = 10.0) -> FlushResult:
+        """Send everything buffered so far, now (backoffs are cut short), and say how it went:
+        the result is true when all of it reached the server within ``timeout`` and nothing
+        was dead-lettered since the previous flush (``FlushResult``). What is not sent stays
+        in the spool."""
         self._check_fork()
         last = self._core.spool.last_id()
         self._core.spool.make_due(last)
@@ -249,20 +286,24 @@ class XTracker:
         self._kick.set()
         deadline = monotonic() + timeout
         with self._progress:
-            while self._core.spool.pending_up_to(last) > 0:
+            while (pending := self._core.spool.pending_up_to(last)) > 0:
                 left = deadline - monotonic()
                 if left <= 0 or not self._thread.is_alive():
-                    return False
+                    break
                 self._progress.wait(min(left, 0.05))
-        return True
+        return self._core.flush_result(pending)
 
-    def close(self, timeout: float = 10.0) -> bool:
+    def close(self, timeout: float = 10.0) -> FlushResult:
         """A bounded flush, then stop the sender. What is not sent stays in the spool for the
-        next start. Returns what ``flush`` returned."""
-        if self._closed:
+        next start. Returns what ``flush`` returned (the first call's, when called again)."""
+        if self._closed and self._flushed is not None:
             return self._flushed
         deadline = monotonic() + timeout
-        self._flushed = self.flush(timeout) if timeout > 0 else False
+        if timeout > 0:
+            self._flushed = self.flush(timeout)
+        else:  # no flush: not "complete", even with nothing pending
+            pending = self._core.spool.pending_up_to(self._core.spool.last_id())
+            self._flushed = self._core.flush_result(pending, flushed=False)
         self._closed = True
         self._stop.set()
         self._wake.set()
@@ -346,7 +387,8 @@ class XTracker:
                 error: Exception | None = None
             except httpx.HTTPError as exc:
                 response, error = None, exc
-            pause = core.settle(item, judge(response, error), items[n + 1 :])
+            judgement = judge(response, error, read_answer=core.on_answer is not None)
+            pause = core.settle(item, judgement, items[n + 1 :])
             with self._progress:
                 self._progress.notify_all()
             if pause:  # the server is away: back off as a whole (a flush cuts it short)

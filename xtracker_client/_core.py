@@ -28,8 +28,10 @@ from xtracker_client._exceptions import (
     SpoolFullError,
     TransportError,
 )
+from xtracker_client._logging import ServerLog, enable_debug
 from xtracker_client._retry import RETRYABLE, Backoff, error_of, retry_after_s
 from xtracker_client._spool import DropPolicy, Kind, Spool, SpooledItem, SpoolFull, now_ms
+from xtracker_client._url import base_url
 from xtracker_client._version import __version__
 from xtracker_wire import BindIn, CanonicalEvent, ClickIn, EventIn, decimal_text
 
@@ -37,6 +39,7 @@ log = logging.getLogger("xtracker_client")
 
 ErrorHook = Callable[["DeliveryError"], None]
 DropHook = Callable[[dict[str, Any], str], None]
+AnswerHook = Callable[["Answer"], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +67,53 @@ class DeliveryError:
     detail: str
 
 
+@dataclass(frozen=True)
+class Answer:
+    """Given to ``on_answer``: what the server answered to an item it accepted.
+
+    ``status`` is ``"queued"`` or ``"duplicate"`` for an event (None for a bind); ``matched``
+    says whether a bind's uid is a click of the space (None for an event); ``conflict`` is set
+    when a duplicate deposit disagrees with the stored one (``{"value": …, "currency": …}``:
+    the stored amount, which stays). ``id`` is the ``Receipt.id`` of the call."""
+
+    id: int
+    kind: str
+    body: dict[str, Any]
+    status: str | None
+    matched: bool | None
+    conflict: dict[str, Any] | None
+    inbox_id: str | None
+    raw: dict[str, Any]
+
+    @property
+    def duplicate(self) -> bool:
+        return self.status == "duplicate"
+
+
+@dataclass(frozen=True)
+class FlushResult:
+    """What ``flush()`` and ``close()`` return. True (as a bool) only when every item buffered
+    before the call reached the server within the timeout AND nothing was dead-lettered since
+    the previous flush: ``if not tracker.flush(): …`` catches both.
+
+    ``complete``: every item buffered before the call was answered (the bool of 0.1);
+    ``pending``: how many of them are still in the spool; ``dead``: items this client's sender
+    dead-lettered since the previous flush (or the start), with ``last_error`` the latest
+    reason."""
+
+    complete: bool
+    pending: int
+    dead: int
+    last_error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.complete and self.dead == 0
+
+    def __bool__(self) -> bool:
+        return self.ok
+
+
 @dataclass
 class Stats:
     queued: int = 0  # items in the spool (all processes sharing it)
@@ -89,6 +139,7 @@ class Judgement:
     status: int | None = None
     code: str = ""
     retry_after_s: float | None = None
+    answer: dict[str, Any] | None = None  # the server's JSON, read only for on_answer
 
     def as_error(self) -> APIError:
         """What a call that needed the answer raises when it could not have it."""
@@ -97,14 +148,24 @@ class Judgement:
         return APIError(self.status, self.code, self.detail)
 
 
-def judge(response: httpx.Response | None, error: Exception | None) -> Judgement:
+def judge(
+    response: httpx.Response | None, error: Exception | None, *, read_answer: bool = False
+) -> Judgement:
     """Connection errors, timeouts, 408, 425, 429 and 5xx are retried, and so are 401/403 (a
-    key problem, not the event's); any other 4xx is final."""
+    key problem, not the event's); any other 4xx is final. ``read_answer``: parse an
+    acknowledgement's JSON (only when someone asked for it: ``on_answer``)."""
     if response is None:
         return Judgement(Verdict.RETRY, f"{type(error).__name__}: {error}"[:300])
     status = response.status_code
     if 200 <= status < 300:
-        return Judgement(Verdict.ACK, status=status)
+        answer = None
+        if read_answer:
+            try:
+                parsed = response.json()
+            except ValueError:
+                parsed = None
+            answer = parsed if isinstance(parsed, dict) else {}
+        return Judgement(Verdict.ACK, status=status, answer=answer)
     code, detail = error_of(response)
     if status in (401, 403):
         # A wrong or expired key is fixed by the operator, not by the event: keep the events
@@ -162,6 +223,8 @@ class Core:
         backoff: Backoff,
         on_error: ErrorHook | None,
         on_drop: DropHook | None,
+        on_answer: AnswerHook | None = None,
+        debug: bool = False,
     ) -> None:
         url = url or os.environ.get("XTRACKER_URL")
         bearer = bearer or os.environ.get("XTRACKER_BEARER")
@@ -169,12 +232,16 @@ class Core:
             raise ConfigurationError("no server URL: pass url= or set XTRACKER_URL")
         if not bearer:
             raise ConfigurationError("no bearer secret: pass bearer= or set XTRACKER_BEARER")
-        self.url = url.rstrip("/")
+        self.url = base_url(url)
         self.bearer = bearer
         self.timeout = timeout
         self.backoff = backoff
         self.on_error = on_error
         self.on_drop = on_drop
+        self.on_answer = on_answer
+        if debug:
+            enable_debug()
+        self.server_log = ServerLog(self.url)
         path: str | os.PathLike[str] = (
             ":memory:" if in_memory else spool or default_spool_path(self.url, bearer)
         )
@@ -184,6 +251,7 @@ class Core:
         self.stats_lock = threading.Lock()
         self.counters = Stats()
         self.failures_in_row = 0
+        self.dead_reported = 0  # counters.dead at the end of the previous flush
         self.new_owner()
 
     def after_fork(self) -> None:
@@ -222,6 +290,7 @@ class Core:
         occurred_at_ms: int | None = None,
     ) -> dict[str, Any]:
         """Validated with the wire model, with ``occurred_at_ms`` pinned now."""
+        check_uid_type(uid)
         raw: dict[str, Any] = {
             "event": event.value if isinstance(event, CanonicalEvent) else event,
             "occurred_at_ms": occurred_at_ms if occurred_at_ms is not None else self.pin_time(),
@@ -265,6 +334,7 @@ class Core:
             return _last_pinned
 
     def bind_body(self, uid: str, tg_id: int) -> dict[str, Any]:
+        check_uid_type(uid)
         try:
             parsed = BindIn.model_validate({"uid": uid, "tg_id": tg_id})
         except ValidationError as exc:
@@ -305,11 +375,14 @@ class Core:
         failure the ``rest`` of the batch waits for the same retry, untried, so items keep
         their order (a bind before the events that follow it) and a down server is not
         hammered. Returns how long the sender should pause (a transient failure pauses it)."""
+        self.server_log.observe(item.kind, judgement)
         if judgement.verdict is Verdict.ACK:
             self.spool.ack(item.id, self.owner)
             with self.stats_lock:
                 self.counters.sent += 1
                 self.failures_in_row = 0
+            if self.on_answer is not None:
+                self.call_answer_hook(item.id, item.kind, item.body, judgement.answer or {})
         elif judgement.verdict is Verdict.RETRY:
             # Backoff grows with the failures in a row, not only this item's attempts: when the
             # oldest items are dropped (a long outage) the next one starts at attempt 1.
@@ -358,6 +431,38 @@ class Core:
             except Exception:  # a hook can never crash the sender
                 log.exception("on_error hook failed")
 
+    def call_answer_hook(
+        self, item_id: int, kind: str, body: dict[str, Any], raw: dict[str, Any]
+    ) -> None:
+        if self.on_answer is None:
+            return
+        status, matched, conflict = raw.get("status"), raw.get("matched"), raw.get("conflict")
+        inbox_id = raw.get("inbox_id")
+        answer = Answer(
+            id=item_id,
+            kind=kind,
+            body=body,
+            status=status if isinstance(status, str) else None,
+            matched=matched if isinstance(matched, bool) else None,
+            conflict=conflict if isinstance(conflict, dict) else None,
+            inbox_id=inbox_id if isinstance(inbox_id, str) else None,
+            raw=raw,
+        )
+        try:
+            self.on_answer(answer)
+        except Exception:  # a hook can never crash the sender
+            log.exception("on_answer hook failed")
+
+    def flush_result(self, pending: int, *, flushed: bool = True) -> FlushResult:
+        """What a flush that left ``pending`` of its items unanswered returns (``flushed``:
+        False for a ``close(0)``, which does not flush); the dead letters it reports are not
+        reported again by the next flush."""
+        with self.stats_lock:
+            dead = self.counters.dead - self.dead_reported
+            self.dead_reported = self.counters.dead
+            last_error = self.counters.last_error
+        return FlushResult(flushed and pending == 0, pending, dead, last_error)
+
     def call_drop_hook(self, body: dict[str, Any], reason: str) -> None:
         if self.on_drop is not None:
             try:
@@ -385,6 +490,55 @@ class Core:
         if due is None:
             return 5.0
         return min(5.0, max(0.01, (due - now_ms()) / 1000))
+
+
+#: ``ping()`` sends an empty event: the server checks the credential first and then refuses the
+#: event as invalid (422), so the check records nothing and works with every server version.
+PING_PATH = "/events"
+
+
+def check_ping(url: str, response: httpx.Response | None, error: Exception | None) -> None:
+    """What ``ping()`` raises for the server's answer to an empty event, or nothing when the
+    URL leads to an XTRACKER server that accepts the bearer."""
+    if response is None:
+        raise TransportError(
+            f"no answer from {url} ({type(error).__name__}: {error}): check the URL and that"
+            " the server runs"
+        )
+    status = response.status_code
+    code, detail = error_of(response)
+    if status == 422 and code == "invalid_field":
+        log.info("XTRACKER server %s accepts the bearer", url)
+        return
+    if status in (401, 403):
+        raise APIError(
+            status,
+            code,
+            f"the server at {url} refuses the bearer ({detail}): give the space's current"
+            " bearer secret (bearer= or XTRACKER_BEARER)",
+        )
+    if status == 404 or code == "http_error":
+        raise APIError(
+            status,
+            code,
+            f"POST {url}{PING_PATH} answered HTTP {status}, not as an XTRACKER server does:"
+            " check the URL (the server's base URL, without /events)",
+        )
+    raise APIError(status, code, f"the server at {url} answered HTTP {status}: {detail}")
+
+
+def check_uid_type(uid: object) -> None:
+    """An int where the uid goes is a Telegram id passed by position (``contact(user.id)``):
+    stored as a uid, it would look real and attribute to nothing."""
+    if uid is not None and not isinstance(uid, str):
+        raise TypeError(
+            f"uid must be a str (the uid from /start fb_<uid>), not {type(uid).__name__}"
+            + (
+                ": a Telegram user id goes in the keyword tg_id=, e.g. contact(tg_id=user.id)"
+                if isinstance(uid, int)
+                else ""
+            )
+        )
 
 
 def _explain(exc: ValidationError) -> str:

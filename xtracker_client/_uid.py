@@ -2,21 +2,29 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from xtracker_client._exceptions import DeeplinkError
 from xtracker_wire import BOT_USERNAME, START_PAYLOAD_MAX, is_start_payload
 
 __all__ = ["deeplink", "parse_start_payload"]
 
 
-def parse_start_payload(text: str | None, *, prefixes: tuple[str, ...] | None = None) -> str | None:
+def parse_start_payload(
+    text: str | None, *, prefixes: str | Iterable[str] | None = ("fb",)
+) -> str | None:
     """The uid in a ``/start`` message or payload, or None.
 
-    Accepts ``"/start fb_x"``, ``"/start@my_bot fb_x"``, ``"fb_x"`` and any other prefix
-    (``"ig_x"``), unless ``prefixes`` limits them. Anything else (no prefix, bad characters,
-    too long, empty) is None, so a plain ``/start`` is simply organic.
+    Accepts ``"/start fb_x"``, ``"/start@my_bot fb_x"`` and ``"fb_x"``: the ``fb_`` prefix of
+    XTRACKER's links. Other prefixes only when given (``prefixes=("fb", "ig")``; ``None``:
+    any prefix), so someone else's payload (``/start ref_42``) is never read as a uid.
+    Anything else (another prefix, bad characters, too long, empty) is None, so a plain
+    ``/start`` is simply organic.
 
         >>> parse_start_payload("/start fb_Ab3-x_9")
         'Ab3-x_9'
+        >>> parse_start_payload("/start ref_42") is None
+        True
     """
     if not text:
         return None
@@ -27,8 +35,12 @@ def parse_start_payload(text: str | None, *, prefixes: tuple[str, ...] | None = 
     if not is_start_payload(text):
         return None
     prefix, sep, uid = text.partition("_")
-    if not sep or not prefix or not uid or (prefixes is not None and prefix not in prefixes):
+    if not sep or not prefix or not uid:
         return None
+    if prefixes is not None:
+        allowed = (prefixes,) if isinstance(prefixes, str) else prefixes
+        if prefix not in allowed:
+            return None
     return uid
 
 

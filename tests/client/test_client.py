@@ -122,11 +122,12 @@ def test_other_4xx_is_dead_lettered_with_the_servers_reason(server: respx.MockRo
     errors: list[DeliveryError] = []
     with tracker(on_error=errors.append) as xt:
         xt.contact("u1")
-        assert xt.flush(5)
+        flushed = xt.flush(5)
         (dead,) = xt.dead_letters()
         stats = xt.stats()
     assert events.call_count == 1  # never retried
     assert stats.dead == 1 and stats.queued == 0
+    assert flushed.complete and flushed.dead == 1 and not flushed  # answered, but refused
     assert "longer than 128" in dead.reason and dead.status == 422 and dead.body["uid"] == "u1"
     assert errors[0].status == 422 and errors[0].code == "invalid_field"
 
@@ -140,7 +141,7 @@ def test_a_failing_hook_never_crashes_the_sender(server: respx.MockRouter) -> No
     with tracker(on_error=explode) as xt:
         xt.contact("a")
         xt.contact("b")
-        assert xt.flush(5)
+        assert xt.flush(5).complete
         assert xt.stats().sent == 1 and xt.stats().dead == 1
 
 
@@ -187,7 +188,7 @@ def test_the_spool_is_bounded_in_bytes(server: respx.MockRouter) -> None:
         (lambda xt: xt.deposit("u", "5", "$"), "ISO 4217"),
         (lambda xt: xt.contact(None), "uid"),
         (lambda xt: xt.contact("u", occurred_at_ms=1_700_000_000), "seconds"),
-        (lambda xt: xt.bind("u", -3), "Telegram user id"),
+        (lambda xt: xt.bind("u", tg_id=-3), "Telegram user id"),
     ],
 )
 def test_bad_events_raise_at_the_call_site(
@@ -206,7 +207,7 @@ def test_binds_and_events_go_out_in_order(server: respx.MockRouter) -> None:
         side_effect=lambda r: order.append(json.loads(r.content)["event"]) or OK
     )
     with tracker() as xt:
-        xt.bind("u", 42)
+        xt.bind("u", tg_id=42)
         xt.contact("u")
         xt.subscribed("u")
         assert xt.flush(5)
@@ -220,8 +221,8 @@ def test_flush_gives_up_at_its_timeout_and_keeps_the_events(
     spool = tmp_path / "spool.db"
     xt = XTracker(URL, "xt_sk_test", spool=spool, backoff=FAST)
     xt.contact("u")
-    assert xt.flush(0.3) is False
-    assert xt.close(0.1) is False
+    assert xt.flush(0.3).complete is False
+    assert xt.close(0.1).pending == 1
     again = XTracker(URL, "xt_sk_test", spool=spool, backoff=FAST)
     assert again.stats().queued == 1  # still on disk for the next start
     again.close(0)
@@ -272,7 +273,7 @@ def test_the_async_client_sends_retries_and_dead_letters(server: respx.MockRoute
             receipt = await xt.deposit("abc", 10, eid="t")
             assert receipt.event == "deposit"
             await xt.contact("abc")
-            assert await xt.flush(5)
+            assert (await xt.flush(5)).complete
             return await xt.stats(), await xt.dead_letters()
 
     stats, dead = asyncio.run(run())
@@ -362,7 +363,7 @@ def test_dead_letters_can_be_sent_again(server: respx.MockRouter) -> None:
     )
     with tracker() as xt:
         xt.contact("a")
-        assert xt.flush(5) and len(xt.dead_letters()) == 1
+        assert xt.flush(5).complete and len(xt.dead_letters()) == 1
         assert xt.requeue_dead() == 1
         assert xt.flush(5)
         assert xt.dead_letters() == [] and xt.stats().sent == 1
@@ -381,8 +382,9 @@ def test_close_reports_the_same_result_twice(server: respx.MockRouter) -> None:
     server.post("/events").mock(side_effect=httpx.ConnectError("down"))
     xt = tracker()
     xt.contact("a")
-    assert xt.close(0.2) is False
-    assert xt.close() is False
+    first = xt.close(0.2)
+    assert not first and first.pending == 1
+    assert xt.close() is first
 
 
 def test_backoff_grows_with_failures_in_a_row_even_when_items_are_dropped(

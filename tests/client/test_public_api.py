@@ -44,6 +44,8 @@ def test_the_public_surface_is_what_a_bot_uses() -> None:
     assert sorted(xtracker_client.__all__) == sorted(
         [
             "APIError",
+            "Answer",
+            "AsyncRecordingXTracker",
             "AsyncXTracker",
             "Backoff",
             "CanonicalEvent",
@@ -52,8 +54,11 @@ def test_the_public_surface_is_what_a_bot_uses() -> None:
             "DeadLetter",
             "DeeplinkError",
             "DeliveryError",
+            "FlushResult",
             "InvalidEventError",
             "Receipt",
+            "RecordedCall",
+            "RecordingXTracker",
             "SpoolFullError",
             "Stats",
             "TransportError",
@@ -136,7 +141,7 @@ def test_a_call_on_a_closed_client_is_client_closed_and_still_a_runtime_error() 
         with pytest.raises(ClientClosedError, match="closed"):
             xt.contact("u1")
         with pytest.raises(RuntimeError):
-            xt.bind("u1", 42)
+            xt.bind("u1", tg_id=42)
 
         async def closed_async() -> None:
             axt = AsyncXTracker(URL, "xt_sk_test", in_memory=True)

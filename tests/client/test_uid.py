@@ -13,12 +13,24 @@ from xtracker_client import deeplink, parse_start_payload
         ("/start fb_Ab3-x_9", "Ab3-x_9"),
         ("fb_Ab3", "Ab3"),
         ("/start@offer_bot fb_u1", "u1"),
-        ("  /start   ig_u2 ", "u2"),
-        ("tt_" + "x" * 61, "x" * 61),
+        ("  /start   fb_u2 ", "u2"),
+        ("fb_" + "x" * 61, "x" * 61),
     ],
 )
-def test_payloads_with_a_prefix_give_the_uid(text: str, uid: str) -> None:
+def test_payloads_with_the_fb_prefix_give_the_uid(text: str, uid: str) -> None:
     assert parse_start_payload(text) == uid
+
+
+@pytest.mark.parametrize("text", ["/start ref_42", "ig_u2", "/start@offer_bot tt_u1"])
+def test_another_prefix_is_not_a_uid_by_default(text: str) -> None:
+    assert parse_start_payload(text) is None
+
+
+def test_other_prefixes_are_read_when_given() -> None:
+    assert parse_start_payload("/start ig_u2", prefixes=("fb", "ig")) == "u2"
+    assert parse_start_payload("ig_u2", prefixes="ig") == "u2"
+    assert parse_start_payload("fb_u2", prefixes="ig") is None
+    assert parse_start_payload("tt_" + "x" * 61, prefixes=None) == "x" * 61  # any prefix
 
 
 @pytest.mark.parametrize(

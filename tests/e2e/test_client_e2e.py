@@ -39,7 +39,7 @@ def test_events_sent_while_the_server_is_down_arrive_exactly_once(
     xt = XTracker(server.url, space.bearer, spool=tmp_path / "spool.db", backoff=FAST)
     for i in range(200):
         xt.deposit(f"u{i % 20}", f"{i + 1}.00", eid=f"tx-{i}")
-    assert xt.flush(0.5) is False  # nothing can be sent yet
+    assert not xt.flush(0.5)  # nothing can be sent yet
     assert xt.stats().queued == 200 and xt.stats().retried >= 1
     server.start()
     assert xt.flush(30), xt.stats()

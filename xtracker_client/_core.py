@@ -191,6 +191,7 @@ class Core:
         self.counters = Stats()
         self.failures_in_row = 0
         self.last_size: tuple[int, int, int | None] = (0, 0, None)
+        self.fault_reported = False  # on_error was told that the spool file fails
         self.new_owner()
         new_client()
 
@@ -282,7 +283,6 @@ class Core:
     def store(self, kind: Kind, body: dict[str, Any]) -> Receipt:
         """Into the spool; a spool file that fails is reported here (once per failure) and
         never raised: the spool holds the item in memory."""
-        healthy = self.spool.fault is None
         try:
             item_id, dropped = self.spool.put(kind, body)
         except SpoolFull as exc:
@@ -297,7 +297,10 @@ class Core:
             self.call_drop_hook(body, "spool_error")
             item_id, dropped = 0, []
         fault = self.spool.fault
-        if healthy and fault is not None:
+        if fault is None:
+            self.fault_reported = False
+        elif not self.fault_reported:  # once per failure, whenever it began
+            self.fault_reported = True
             self.note_error(f"spool: {fault}")
             self.call_error_hook(
                 DeliveryError(

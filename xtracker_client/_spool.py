@@ -414,15 +414,18 @@ class Spool:
         """Free the leases of senders that died on this machine (a killed bot), so their items
         go out now rather than when the lease runs out. Owners are ``host:pid:nonce``."""
         host = socket.gethostname()
-        with self._lock:
-            owners = [
-                r[0]
-                for r in self._file().execute(
-                    "SELECT DISTINCT lease_owner FROM outbox WHERE lease_owner IS NOT NULL"
-                    " AND lease_until_ms > ?",
-                    (now_ms(),),
-                )
-            ]
+        try:
+            with self._lock:
+                owners = [
+                    r[0]
+                    for r in self._file().execute(
+                        "SELECT DISTINCT lease_owner FROM outbox WHERE lease_owner IS NOT NULL"
+                        " AND lease_until_ms > ?",
+                        (now_ms(),),
+                    )
+                ]
+        except _STORAGE_ERRORS:
+            return 0  # a file that cannot be read: the memory buffer is still sent
         dead = [o for o in owners if _dead_local_owner(o, host)]
         if not dead:
             return 0
@@ -563,7 +566,7 @@ class Spool:
         count = 0
         places: list[tuple[sqlite3.Connection | None, int]] = [(None, 1)]
         if self._memory is not None:
-            places.append((self._memory, -1))
+            places.insert(0, (self._memory, -1))  # first: a failing file does not stop it
         for conn, side in places:
             with self._tx(conn) as c:
                 rows = c.execute("DELETE FROM dead RETURNING kind, body, created_ms").fetchall()
@@ -614,7 +617,9 @@ class Spool:
         try:
             pending = int(self._read(None, sql, (up_to[0],))[0])
         except _STORAGE_ERRORS:
-            pending = 1  # unreadable: not known to be sent
+            # A file that never opened holds nothing of this process's; one that cannot be
+            # read any more may still hold items: not known to be sent.
+            pending = 0 if self._conn is None else 1
         if self._memory is not None:
             pending += int(self._read(self._memory, sql, (up_to[1],))[0])
         return pending
@@ -661,9 +666,14 @@ class Spool:
             places.append((self._memory, -1))
         letters: list[DeadLetter] = []
         for conn, side in places:
-            with self._lock:
-                self._check_pid()
-                rows = (conn or self._file()).execute(sql, (limit,)).fetchall()
+            try:
+                with self._lock:
+                    self._check_pid()
+                    rows = (conn or self._file()).execute(sql, (limit,)).fetchall()
+            except _STORAGE_ERRORS:
+                if conn is None and self._memory is not None:
+                    continue  # a failing file: what memory holds, at least
+                raise
             letters += [
                 DeadLetter(side * r[0], r[1], json.loads(r[2]), r[3], r[4], r[5], r[6])
                 for r in rows

@@ -12,9 +12,10 @@
           └── TransportError  no answer at all after the retries (network, timeout)
 
 Buffered calls (``contact``, ``deposit``, ``bind`` …) raise only ``InvalidEventError`` and
-``SpoolFullError``: transport trouble never reaches the bot's handler. The classes that are also
-a built-in error were that error before they joined the tree, so ``except ValueError`` and
-``except RuntimeError`` around the client keep catching them.
+``SpoolFullError``: transport trouble never reaches the bot's handler, and neither does a failing
+disk (the spool holds the events in memory); ``close()`` and ``stats()`` raise nothing. The
+classes that are also a built-in error were that error before they joined the tree, so
+``except ValueError`` and ``except RuntimeError`` around the client keep catching them.
 """
 
 from __future__ import annotations

@@ -146,6 +146,7 @@ class Spool:
         self._next_probe = 0.0
         self._memory: sqlite3.Connection | None = None  # made when the file first fails
         self._memory_rows = self._memory_bytes = 0
+        self._memory_full = False  # said once per failure of the file
         self._rows = self._bytes = 0
         self._puts_since_sync = 0
         self._synced_at = time.monotonic()
@@ -242,6 +243,7 @@ class Spool:
     def _healed(self) -> None:
         if self.fault is not None:
             self.fault = None
+            self._memory_full = False
             log.info(
                 "spool file %s can be written again: new events go to it (%d held in memory"
                 " are sent from memory)",
@@ -372,6 +374,14 @@ class Spool:
                         f"the spool file cannot be written ({self.fault}) and the memory buffer"
                         f" holds {self._memory_rows} items",
                         "memory_full",
+                    )
+                if not self._memory_full:
+                    self._memory_full = True
+                    log.warning(
+                        "the memory buffer of spool file %s is full (%d items): the oldest"
+                        " events are dropped (on_drop, stats().dropped['memory_full'])",
+                        self.path,
+                        self._memory_rows,
                     )
                 body, row_size = memory.execute(
                     "DELETE FROM outbox WHERE id = (SELECT min(id) FROM outbox)"

@@ -429,7 +429,7 @@ def test_a_spool_that_cannot_be_written_never_fails_a_call(
 
 
 def test_the_memory_buffer_of_a_failing_spool_is_bounded_and_reports_drops(
-    server: respx.MockRouter, tmp_path: Path
+    server: respx.MockRouter, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     server.post("/events").mock(return_value=httpx.Response(503))
     drops: list[tuple[str, str]] = []
@@ -439,9 +439,11 @@ def test_the_memory_buffer_of_a_failing_spool_is_bounded_and_reports_drops(
         max_rows=5,
         on_drop=lambda body, reason: drops.append((body["uid"], reason)),
     )
-    for i in range(8):
-        xt.contact(f"u{i}")
+    with caplog.at_level(logging.WARNING, logger="xtracker_client"):
+        for i in range(8):
+            xt.contact(f"u{i}")
     assert drops == [("u0", "memory_full"), ("u1", "memory_full"), ("u2", "memory_full")]
+    assert sum("memory buffer" in r.message for r in caplog.records) == 1  # not one per drop
     assert xt.stats().held_in_memory == 5 and xt.stats().dropped == {"memory_full": 3}
     xt.close(0)
 

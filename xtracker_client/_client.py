@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import logging
 import os
 import threading
 import weakref
@@ -34,7 +33,6 @@ from xtracker_client._spool import DeadLetter, DropPolicy
 from xtracker_wire import CanonicalEvent
 
 _CLIENTS: weakref.WeakSet[XTracker] = weakref.WeakSet()
-log = logging.getLogger("xtracker_client")
 
 
 class XTracker:

@@ -45,7 +45,8 @@ DropHook = Callable[[dict[str, Any], str], None]
 class Receipt:
     """Proof that an event is safely buffered (committed to the spool); the background sender
     takes it from there. ``occurred_at_ms`` is pinned, so a resend can only ever be a
-    server-side duplicate, never a second event."""
+    server-side duplicate, never a second event. A negative ``id``: held in memory, as the
+    spool file could not be written."""
 
     id: int
     kind: str  # "event" or "bind"

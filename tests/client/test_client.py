@@ -491,3 +491,23 @@ def test_a_memory_spool_counts_what_close_could_not_send_as_lost(
     assert lost == ["lost_at_close", "lost_at_close"]
     assert xt.stats().dropped == {"lost_at_close": 2}
     assert any("2 events" in r.message and "lost" in r.message for r in caplog.records)
+
+
+def test_the_exit_timeout_is_configured_once_for_the_process(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from xtracker_client import ConfigurationError, _exit, set_exit_timeout
+
+    monkeypatch.setattr(_exit, "_configured", None)  # restored after the test
+    assert _exit.exit_timeout() == 3.0  # the default leaves most of Docker's 10 s to the bot
+    monkeypatch.setenv("XTRACKER_EXIT_TIMEOUT", "soon")
+    with caplog.at_level(logging.WARNING, logger="xtracker_client"):
+        assert _exit.exit_timeout() == 3.0
+    assert "XTRACKER_EXIT_TIMEOUT='soon'" in caplog.text
+    monkeypatch.setenv("XTRACKER_EXIT_TIMEOUT", "1.5")
+    assert _exit.exit_timeout() == 1.5
+    set_exit_timeout(0.25)  # the code's choice wins over the environment
+    assert _exit.exit_timeout() == 0.25
+    for bad in (-1, float("nan"), "3"):
+        with pytest.raises(ConfigurationError):
+            set_exit_timeout(bad)  # type: ignore[arg-type]

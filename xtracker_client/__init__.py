@@ -31,6 +31,7 @@ from xtracker_client._exceptions import (
     TransportError,
     XTrackerError,
 )
+from xtracker_client._exit import set_exit_timeout
 from xtracker_client._retry import Backoff
 from xtracker_client._spool import DeadLetter
 from xtracker_client._testing import AsyncRecordingXTracker, RecordedCall, RecordingXTracker
@@ -62,6 +63,7 @@ __all__ = [
     "__version__",
     "deeplink",
     "parse_start_payload",
+    "set_exit_timeout",
 ]
 
 #: Names this package exported for the server until 0.1.0; they live in ``xtracker_wire`` now.

@@ -7,6 +7,8 @@ import asyncio
 import contextlib
 import functools
 import os
+import time
+import weakref
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 from types import TracebackType
@@ -30,8 +32,9 @@ from xtracker_client._core import (
     judge,
 )
 from xtracker_client._exceptions import ClientClosedError
+from xtracker_client._exit import deadline
 from xtracker_client._retry import Backoff
-from xtracker_client._spool import DeadLetter, DropPolicy, Kind
+from xtracker_client._spool import DeadLetter, DropPolicy, Kind, Mark
 from xtracker_wire import CanonicalEvent
 
 if TYPE_CHECKING:
@@ -100,6 +103,9 @@ class AsyncXTracker:
         self._flushed: FlushResult | None = None
         self._transport = transport
         self._task: asyncio.Task[None] | None = None
+        # Never closed (dropped, or still open at the interpreter's exit, when no loop is left
+        # to send from): what it held only in memory is lost, and said so.
+        self._unclosed = weakref.finalize(self, _lost_unclosed, self._core)
         try:  # created inside the running loop: send what an earlier run left, right away
             asyncio.get_running_loop()
         except RuntimeError:
@@ -260,7 +266,7 @@ class AsyncXTracker:
         true when it all reached the server and nothing was dead-lettered."""
         self._check_fork()
         spool = self._core.spool
-        last: int = await self._spool(spool.last_id)
+        last: Mark = await self._spool(spool.last_id)
         await self._spool(spool.make_due, last)
         self._ensure_sender()
         self._wake.set()
@@ -277,39 +283,61 @@ class AsyncXTracker:
         result: FlushResult = await self._spool(self._core.flush_result, pending)
         return result
 
-    async def close(self, timeout: float = 10.0) -> FlushResult:
-        """A bounded flush, then stop the sender; what is not sent stays in the spool.
-        Returns what ``flush`` returned (the first call's, when called again)."""
+    async def close(self, timeout: float | None = None) -> FlushResult:
+        """A bounded flush, then stop the sender; what is not sent stays in the spool (a memory
+        spool's is counted as lost). Returns what ``flush`` returned (the first call's, when
+        called again). Without ``timeout``: until the exit deadline that all the clients of the
+        process share (``set_exit_timeout``, 3 s by default). Never raises."""
         if self._closed and self._flushed is not None:
             return self._flushed
-        deadline = asyncio.get_running_loop().time() + timeout
-        if timeout > 0:
-            flushed = await self.flush(timeout)
-        else:  # no flush: not "complete", even with nothing pending
-            spool = self._core.spool
-            pending = await self._spool(lambda: spool.pending_up_to(spool.last_id()))
-            flushed = await self._spool(
-                functools.partial(self._core.flush_result, pending, flushed=False)
-            )
-        self._flushed = flushed
+        until = deadline(timeout)
+        try:
+            left = until - time.monotonic()
+            if left > 0 and (timeout is None or timeout > 0):
+                self._flushed = await self.flush(left)
+            else:  # no flush: not "complete", even with nothing pending
+                spool = self._core.spool
+                pending = await self._spool(lambda: spool.pending_up_to(spool.last_id()))
+                self._flushed = await self._spool(
+                    functools.partial(self._core.flush_result, pending, flushed=False)
+                )
+        except Exception as exc:  # a close always closes
+            self._core.note_error(f"spool: {exc}")
+            self._flushed = FlushResult(False, 0, 0, f"spool: {exc}")
         self._closed = True
+        self._unclosed.detach()
         self._stopping = True
         self._wake.set()
         self._kick.set()
         if self._task is not None:
             try:  # an item in flight past the timeout stays leased for the next start
-                left = deadline - asyncio.get_running_loop().time()
-                await asyncio.wait_for(self._task, max(0.1, left))
+                await asyncio.wait_for(self._task, max(0.1, until - time.monotonic()))
             except asyncio.TimeoutError:
                 self._task.cancel()
-        await self._http.aclose()
-        await self._spool(self._core.spool.close)
+            except Exception as exc:
+                self._core.note_error(f"sender: {exc}")
+        with contextlib.suppress(Exception):
+            await self._http.aclose()
+        try:
+            lost = await self._spool(self._core.spool.evacuate)
+            self._core.lose(lost, "AsyncXTracker closed")
+        except Exception as exc:
+            self._core.note_error(f"spool: {exc}")
+        with contextlib.suppress(Exception):
+            await self._spool(self._core.spool.close)
         self._io.shutdown(wait=True)
-        return flushed
+        return self._flushed
 
     async def stats(self) -> Stats:
-        self._check_fork()
-        result: Stats = await self._spool(self._core.stats)
+        """Counters and the spool's size; never raises (after ``close()`` too)."""
+        if self._closed:
+            return self._core.stats()  # no disk work left: the spool answers from memory
+        with contextlib.suppress(Exception):
+            self._check_fork()
+        try:
+            result: Stats = await self._spool(self._core.stats)
+        except RuntimeError:  # the helper thread is gone (closed meanwhile)
+            result = self._core.stats()
         return result
 
     async def dead_letters(self, limit: int = 100) -> list[DeadLetter]:
@@ -411,3 +439,15 @@ class AsyncXTracker:
                 with contextlib.suppress(asyncio.TimeoutError):
                     await asyncio.wait_for(self._kick.wait(), pause)
                 return
+
+
+def _lost_unclosed(core: Core) -> None:
+    """An ``AsyncXTracker`` that was never closed: what its spool file's memory buffer holds
+    goes to the file if it can; what a memory spool holds is lost, and a warning says so."""
+    try:
+        core.lose(
+            core.spool.evacuate(),
+            "an AsyncXTracker was never closed (await tracker.close(), or async with)",
+        )
+    except Exception as exc:
+        core.note_error(f"spool: {exc}")

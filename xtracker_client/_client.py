@@ -31,6 +31,7 @@ from xtracker_client._core import (
     monotonic,
 )
 from xtracker_client._exceptions import ClientClosedError
+from xtracker_client._exit import deadline
 from xtracker_client._retry import Backoff
 from xtracker_client._spool import DeadLetter, DropPolicy
 from xtracker_wire import CanonicalEvent
@@ -71,7 +72,7 @@ class XTracker:
         on_drop: DropHook | None = None,
         on_answer: AnswerHook | None = None,
         debug: bool = False,
-        exit_flush_timeout: float = 2.0,
+        exit_flush_timeout: float | None = None,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         self._core = Core(
@@ -293,32 +294,54 @@ class XTracker:
                 self._progress.wait(min(left, 0.05))
         return self._core.flush_result(pending)
 
-    def close(self, timeout: float = 10.0) -> FlushResult:
+    def close(self, timeout: float | None = None) -> FlushResult:
         """A bounded flush, then stop the sender. What is not sent stays in the spool for the
-        next start. Returns what ``flush`` returned (the first call's, when called again)."""
+        next start (a memory spool's is counted as lost). Returns what ``flush`` returned (the
+        first call's, when called again). Without ``timeout``: until the exit deadline that all
+        the clients of the process share (``set_exit_timeout``, 3 s by default). Never
+        raises."""
         if self._closed and self._flushed is not None:
             return self._flushed
-        deadline = monotonic() + timeout
-        if timeout > 0:
-            self._flushed = self.flush(timeout)
-        else:  # no flush: not "complete", even with nothing pending
-            pending = self._core.spool.pending_up_to(self._core.spool.last_id())
-            self._flushed = self._core.flush_result(pending, flushed=False)
+        until = deadline(timeout)
+        try:
+            left = until - monotonic()
+            if left > 0 and (timeout is None or timeout > 0):
+                self._flushed = self.flush(left)
+            else:  # no flush: not "complete", even with nothing pending
+                pending = self._core.spool.pending_up_to(self._core.spool.last_id())
+                self._flushed = self._core.flush_result(pending, flushed=False)
+        except Exception as exc:  # a close always closes
+            self._core.note_error(f"spool: {exc}")
+            self._flushed = FlushResult(False, 0, 0, f"spool: {exc}")
         self._closed = True
         self._stop.set()
         self._wake.set()
         self._kick.set()
         # A request still in flight is not waited for past the timeout: its item stays leased
         # in the spool, and the next start takes it over (the lease of a dead process is freed).
-        self._thread.join(timeout=max(0.1, deadline - monotonic()))
+        self._thread.join(timeout=max(0.1, until - monotonic()))
+        try:
+            self._core.lose(self._core.spool.evacuate(), "XTracker closed")
+        except Exception as exc:
+            self._core.note_error(f"spool: {exc}")
         if not self._thread.is_alive():
-            self._http.close()
+            with contextlib.suppress(Exception):
+                self._http.close()
             self._core.spool.close()
         _CLIENTS.discard(self)
         return self._flushed
 
+    def _hurry(self) -> None:
+        """What a flush begins with, without waiting for it (the exit hook starts every
+        client's flush before it waits for any)."""
+        self._core.spool.make_due(self._core.spool.last_id())
+        self._wake.set()
+        self._kick.set()
+
     def stats(self) -> Stats:
-        self._check_fork()
+        """Counters and the spool's size; never raises (after ``close()`` too)."""
+        with contextlib.suppress(Exception):
+            self._check_fork()
         return self._core.stats()
 
     def dead_letters(self, limit: int = 100) -> list[DeadLetter]:
@@ -417,8 +440,20 @@ def _after_fork_in_child() -> None:
 
 
 def _flush_at_exit() -> None:
-    for client in list(_CLIENTS):
-        client.close(client._exit_flush_timeout)
+    """Close every client still open, all within the one exit deadline: they all flush at
+    once, then each is closed with what is left."""
+    clients = [client for client in list(_CLIENTS) if not client._closed]
+    if not clients:
+        return
+    until = deadline(None)
+    for client in clients:
+        with contextlib.suppress(Exception):
+            client._hurry()
+    for client in clients:
+        left = until - monotonic()
+        if client._exit_flush_timeout is not None:
+            left = min(left, client._exit_flush_timeout)
+        client.close(max(0.0, left))
 
 
 os.register_at_fork(

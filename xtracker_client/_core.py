@@ -9,6 +9,7 @@ import logging
 import os
 import secrets
 import socket
+import sqlite3
 import threading
 import time
 from collections.abc import Callable
@@ -28,6 +29,7 @@ from xtracker_client._exceptions import (
     SpoolFullError,
     TransportError,
 )
+from xtracker_client._exit import new_client
 from xtracker_client._logging import ServerLog, enable_debug
 from xtracker_client._retry import RETRYABLE, Backoff, error_of, retry_after_s
 from xtracker_client._spool import DropPolicy, Kind, Spool, SpooledItem, SpoolFull, now_ms
@@ -46,7 +48,8 @@ AnswerHook = Callable[["Answer"], None]
 class Receipt:
     """Proof that an event is safely buffered (committed to the spool); the background sender
     takes it from there. ``occurred_at_ms`` is pinned, so a resend can only ever be a
-    server-side duplicate, never a second event."""
+    server-side duplicate, never a second event. A negative ``id``: held in memory, as the
+    spool file could not be written."""
 
     id: int
     kind: str  # "event" or "bind"
@@ -58,7 +61,9 @@ class Receipt:
 
 @dataclass(frozen=True)
 class DeliveryError:
-    """Given to ``on_error``: the server refused an item for good (it is dead-lettered)."""
+    """Given to ``on_error``: the server refused an item for good (it is dead-lettered); or,
+    with ``code == "spool_unwritable"`` and no status, the spool file stopped taking writes
+    (once per failure: this item and the next are held in memory, not lost)."""
 
     kind: str
     body: dict[str, Any]
@@ -124,6 +129,8 @@ class Stats:
     dead: int = 0  # refused by the server, kept in the dead-letter table
     dropped: dict[str, int] = field(default_factory=dict)  # reason -> count
     last_error: str | None = None
+    held_in_memory: int = 0  # items kept in memory because the spool file cannot be written
+    spool_errors: int = 0  # writes to the spool file that failed (each one was kept in memory)
 
 
 class Verdict(Enum):
@@ -252,7 +259,10 @@ class Core:
         self.counters = Stats()
         self.failures_in_row = 0
         self.dead_reported = 0  # counters.dead at the end of the previous flush
+        self.last_size: tuple[int, int, int | None] = (0, 0, None)
+        self.fault_reported = False  # on_error was told that the spool file fails
         self.new_owner()
+        new_client()
 
     def after_fork(self) -> None:
         """In a forked child: locks that another thread of the parent may have held at the fork
@@ -342,17 +352,41 @@ class Core:
         return {"uid": parsed.uid, "tg_id": parsed.tg_id}
 
     def store(self, kind: Kind, body: dict[str, Any]) -> Receipt:
+        """Into the spool; a spool file that fails is reported here (once per failure) and
+        never raised: the spool holds the item in memory."""
         try:
             item_id, dropped = self.spool.put(kind, body)
         except SpoolFull as exc:
-            self.count_drop("spool_full")
-            self.call_drop_hook(body, "spool_full")
+            self.count_drop(exc.reason)
+            self.call_drop_hook(body, exc.reason)
             raise SpoolFullError(
                 f"{exc}; the event was not stored (drop_policy=drop_newest)"
             ) from None
+        except (sqlite3.Error, OSError, MemoryError) as exc:  # even the memory buffer failed
+            log.error("the event could not be stored anywhere, it is lost: %s", exc)
+            self.count_drop("spool_error")
+            self.call_drop_hook(body, "spool_error")
+            item_id, dropped = 0, []
+        fault = self.spool.fault
+        if fault is None:
+            self.fault_reported = False
+        elif not self.fault_reported:  # once per failure, whenever it began
+            self.fault_reported = True
+            self.note_error(f"spool: {fault}")
+            self.call_error_hook(
+                DeliveryError(
+                    kind,
+                    body,
+                    None,
+                    "spool_unwritable",
+                    f"the spool file {self.spool.path} cannot be written ({fault}); events are"
+                    " held in memory until it can",
+                )
+            )
+        reason = "memory_full" if item_id < 0 else "spool_full"
         for old in dropped:
-            self.count_drop("spool_full")
-            self.call_drop_hook(old, "spool_full")
+            self.count_drop(reason)
+            self.call_drop_hook(old, reason)
         return Receipt(
             item_id,
             kind,
@@ -470,8 +504,30 @@ class Core:
             except Exception:
                 log.exception("on_drop hook failed")
 
+    def lose(self, bodies: list[dict[str, Any]], why: str) -> None:
+        """Items held only in memory that the process will not send: counted, given to
+        ``on_drop`` and logged (one line)."""
+        if not bodies:
+            return
+        for body in bodies:
+            self.count_drop("lost_at_close")
+            self.call_drop_hook(body, "lost_at_close")
+        log.warning(
+            "%s: %d events not sent to %s were held only in memory and are lost"
+            " (stats().dropped['lost_at_close'])",
+            why,
+            len(bodies),
+            self.url,
+        )
+
     def stats(self) -> Stats:
-        queued, size, oldest = self.spool.size()
+        """Never raises: a spool that cannot be read (closed, failing) answers what it last
+        could."""
+        try:
+            self.last_size = self.spool.size()
+        except Exception as exc:
+            self.note_error(f"spool: {exc}")
+        queued, size, oldest = self.last_size
         with self.stats_lock:
             c = self.counters
             return Stats(
@@ -483,6 +539,8 @@ class Core:
                 dead=c.dead,
                 dropped=dict(c.dropped),
                 last_error=c.last_error,
+                held_in_memory=self.spool.held_in_memory,
+                spool_errors=self.spool.write_errors,
             )
 
     def idle_wait_s(self) -> float:

@@ -14,8 +14,9 @@
 
 Buffered calls (``contact``, ``deposit``, ``bind`` …) raise only ``InvalidEventError`` and
 ``SpoolFullError`` (and Python's own ``TypeError`` for a uid that is not a ``str``, such as a
-Telegram id passed by position): transport trouble never reaches the bot's handler. The
-classes that are also a built-in error were that error before they joined the tree, so
+Telegram id passed by position): transport trouble never reaches the bot's handler, and neither
+does a failing disk (the spool holds the events in memory); ``close()`` and ``stats()`` raise
+nothing. The classes that are also a built-in error were that error before they joined the tree, so
 ``except ValueError`` and ``except RuntimeError`` around the client keep catching them.
 """
 

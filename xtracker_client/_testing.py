@@ -167,7 +167,7 @@ class RecordingXTracker(XTracker):
     def flush(self, timeout: float = 10.0) -> FlushResult:
         return FlushResult(True, 0, 0)
 
-    def close(self, timeout: float = 10.0) -> FlushResult:
+    def close(self, timeout: float | None = None) -> FlushResult:
         if self._flushed is None:
             self._flushed = self._recorder.close()
             self._closed = True
@@ -232,7 +232,7 @@ class AsyncRecordingXTracker(AsyncXTracker):
     async def flush(self, timeout: float = 10.0) -> FlushResult:
         return FlushResult(True, 0, 0)
 
-    async def close(self, timeout: float = 10.0) -> FlushResult:
+    async def close(self, timeout: float | None = None) -> FlushResult:
         if self._flushed is None:
             self._flushed = self._recorder.close()
             self._closed = True

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -399,3 +400,116 @@ def test_backoff_grows_with_failures_in_a_row_even_when_items_are_dropped(
         assert not xt.flush(0.05)
     assert xt._core.failures_in_row >= 6
     xt.close(0)
+
+
+# --- storage errors and the exit deadline (issue 16 §2, §6) ------------------------------------
+
+
+def unwritable_spool(tmp_path: Path) -> Path:
+    """A spool path that cannot be created, even by root: its directory is a regular file."""
+    (tmp_path / "not-a-dir").write_text("")
+    return tmp_path / "not-a-dir" / "spool.db"
+
+
+def test_a_spool_that_cannot_be_written_never_fails_a_call(
+    server: respx.MockRouter, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    events = server.post("/events").mock(return_value=OK)
+    errors: list[DeliveryError] = []
+    with caplog.at_level(logging.WARNING, logger="xtracker_client"):
+        xt = tracker(in_memory=False, spool=unwritable_spool(tmp_path), on_error=errors.append)
+        for i in range(20):
+            xt.deposit(f"u{i}", "1.00", eid=f"tx-{i}")
+        assert xt.flush(10)  # sent from memory
+    stats = xt.stats()
+    assert stats.sent == 20 and stats.spool_errors >= 1 and stats.held_in_memory == 0
+    assert len(events.calls) == 20
+    assert [(e.code, e.status) for e in errors] == [("spool_unwritable", None)]  # once
+    warnings = [r for r in caplog.records if "cannot be written" in r.message]
+    assert len(warnings) == 1 and "spool: " in (stats.last_error or "")
+    xt.close()
+
+
+def test_the_memory_buffer_of_a_failing_spool_is_bounded_and_reports_drops(
+    server: respx.MockRouter, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    server.post("/events").mock(return_value=httpx.Response(503))
+    drops: list[tuple[str, str]] = []
+    xt = tracker(
+        in_memory=False,
+        spool=unwritable_spool(tmp_path),
+        max_rows=5,
+        on_drop=lambda body, reason: drops.append((body["uid"], reason)),
+    )
+    with caplog.at_level(logging.WARNING, logger="xtracker_client"):
+        for i in range(8):
+            xt.contact(f"u{i}")
+    assert drops == [("u0", "memory_full"), ("u1", "memory_full"), ("u2", "memory_full")]
+    assert sum("memory buffer" in r.message for r in caplog.records) == 1  # not one per drop
+    assert xt.stats().held_in_memory == 5 and xt.stats().dropped == {"memory_full": 3}
+    xt.close(0)
+
+
+def test_stats_after_close_answer_and_never_raise(server: respx.MockRouter) -> None:
+    server.post("/events").mock(return_value=OK)
+    xt = tracker()
+    xt.contact("a")
+    assert xt.close(5)
+    assert xt.stats().sent == 1 and xt.stats().queued == 0
+
+    async def main() -> None:
+        axt = AsyncXTracker(URL, "xt_sk_test", in_memory=True, backoff=FAST)
+        await axt.contact("a")
+        assert await axt.close(5)
+        assert (await axt.stats()).sent == 1
+
+    asyncio.run(main())
+
+
+def test_close_without_a_timeout_ends_at_the_shared_exit_deadline(
+    server: respx.MockRouter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("XTRACKER_EXIT_TIMEOUT", "0.5")
+    server.post("/events").mock(return_value=httpx.Response(503))  # the tracker is away
+    first, second = tracker(), tracker()
+    first.contact("a")
+    second.contact("b")
+    started = time.monotonic()
+    assert not first.close() and not second.close()  # one deadline for both
+    took = time.monotonic() - started
+    assert took < 5, f"{took:.1f} s: the two closes did not share the 0.5 s deadline"
+
+
+def test_a_memory_spool_counts_what_close_could_not_send_as_lost(
+    server: respx.MockRouter, caplog: pytest.LogCaptureFixture
+) -> None:
+    server.post("/events").mock(return_value=httpx.Response(503))
+    lost: list[str] = []
+    xt = tracker(on_drop=lambda body, reason: lost.append(reason))
+    xt.contact("a")
+    xt.contact("b")
+    with caplog.at_level(logging.WARNING, logger="xtracker_client"):
+        assert not xt.close(0.2)
+    assert lost == ["lost_at_close", "lost_at_close"]
+    assert xt.stats().dropped == {"lost_at_close": 2}
+    assert any("2 events" in r.message and "lost" in r.message for r in caplog.records)
+
+
+def test_the_exit_timeout_is_configured_once_for_the_process(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from xtracker_client import ConfigurationError, _exit, set_exit_timeout
+
+    monkeypatch.setattr(_exit, "_configured", None)  # restored after the test
+    assert _exit.exit_timeout() == 3.0  # the default leaves most of Docker's 10 s to the bot
+    monkeypatch.setenv("XTRACKER_EXIT_TIMEOUT", "soon")
+    with caplog.at_level(logging.WARNING, logger="xtracker_client"):
+        assert _exit.exit_timeout() == 3.0
+    assert "XTRACKER_EXIT_TIMEOUT='soon'" in caplog.text
+    monkeypatch.setenv("XTRACKER_EXIT_TIMEOUT", "1.5")
+    assert _exit.exit_timeout() == 1.5
+    set_exit_timeout(0.25)  # the code's choice wins over the environment
+    assert _exit.exit_timeout() == 0.25
+    for bad in (-1, float("nan"), "3"):
+        with pytest.raises(ConfigurationError):
+            set_exit_timeout(bad)  # type: ignore[arg-type]

@@ -67,6 +67,7 @@ def test_the_public_surface_is_what_a_bot_uses() -> None:
             "__version__",
             "deeplink",
             "parse_start_payload",
+            "set_exit_timeout",
         ]
     )
     for name in xtracker_client.__all__:

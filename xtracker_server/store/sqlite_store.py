@@ -11,6 +11,7 @@ from collections.abc import Callable, Collection, Sequence
 from decimal import Decimal
 from typing import Any, TypeVar
 
+from xtracker_server.clock import now_ms
 from xtracker_server.domain.binds import BindKind
 from xtracker_server.domain.clicks import ClickDraft
 from xtracker_server.domain.credentials import CredentialKind
@@ -64,6 +65,7 @@ from xtracker_server.store import (
     tail,
     unrecorded,
 )
+from xtracker_server.store.errors import FaultReason, StoreUnavailable
 from xtracker_server.store.writer import Writer
 
 T = TypeVar("T")
@@ -77,6 +79,7 @@ class SqliteOperations(abc.ABC):
 
     path: str
     writer: Writer
+    timeout_s: float | None
 
     @abc.abstractmethod
     async def read(self, op: Callable[..., T], /, *args: Any, **kwargs: Any) -> T: ...
@@ -105,6 +108,18 @@ class SqliteOperations(abc.ABC):
 
     async def record_event(self, draft: InboxDraft) -> InboxOutcome:
         return await self.write_grouped(inbox.insert_events, draft)
+
+    async def record_events(self, drafts: list[InboxDraft]) -> list[InboxOutcome]:
+        # Written only if it reaches the database within 80% of the write deadline, so that a
+        # 503 (the deadline passed) means that nothing of the batch was stored, except for a
+        # commit that takes more than the last fifth of the deadline (inbox.insert_batch).
+        timeout_s = self.timeout_s
+        not_after = None if timeout_s is None else now_ms() + int(timeout_s * 800)
+        try:
+            return await self.write(inbox.insert_batch, drafts, not_after)
+        except inbox.LateBatch as exc:
+            detail = f"the batch was not written: {exc} (XTRACKER_WRITE_TIMEOUT_S)"
+            raise StoreUnavailable(FaultReason.TIMEOUT, detail) from None
 
     async def record_click(self, draft: ClickDraft) -> str:
         return await self.write_grouped(clicks.insert_clicks, draft)

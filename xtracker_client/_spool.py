@@ -294,6 +294,34 @@ class Spool:
                 self._rows -= 1
                 self._bytes -= int(row[0])
 
+    def ack_many(self, item_ids: list[int], owner: str) -> None:
+        """``ack`` for several items, in one transaction."""
+        if not item_ids:
+            return
+        with self._tx() as conn:
+            for start in range(0, len(item_ids), 500):
+                chunk = item_ids[start : start + 500]
+                marks = ",".join("?" * len(chunk))
+                rows = conn.execute(
+                    f"DELETE FROM outbox WHERE lease_owner = ? AND id IN ({marks}) RETURNING size",
+                    (owner, *chunk),
+                ).fetchall()
+                self._rows -= len(rows)
+                self._bytes -= sum(int(r[0]) for r in rows)
+
+    def retry_many(
+        self, errors: list[tuple[int, str]], owner: str, at_ms: int, not_before_ms: int = 0
+    ) -> None:
+        """``retry_later`` for several items ``(id, error)``, in one transaction."""
+        if not errors:
+            return
+        with self._tx() as conn:
+            conn.executemany(
+                "UPDATE outbox SET next_attempt_ms = ?, not_before_ms = ?, lease_owner = NULL,"
+                " lease_until_ms = 0, last_error = ? WHERE id = ? AND lease_owner = ?",
+                [(at_ms, not_before_ms, error[:500], i, owner) for i, error in errors],
+            )
+
     def retry_later(
         self, item_id: int, owner: str, at_ms: int, error: str, not_before_ms: int = 0
     ) -> None:

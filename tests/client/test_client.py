@@ -28,11 +28,15 @@ from xtracker_client import (
 URL = "http://xt.test"
 FAST = Backoff(base_s=0.01, cap_s=0.05)
 OK = httpx.Response(200, json={"ok": True, "status": "queued", "inbox_id": "1"})
+NO_BATCH = {"ok": False, "error": "not_found", "detail": "no endpoint /events/batch"}
 
 
 @pytest.fixture
 def server() -> Iterator[respx.MockRouter]:
+    """A server without ``POST /events/batch`` (404), as before it: the tests here check how
+    each single request's answer is handled (batches: tests/client/test_sender.py)."""
     with respx.mock(base_url=URL, assert_all_called=False) as router:
+        router.post("/events/batch").mock(return_value=httpx.Response(404, json=NO_BATCH))
         yield router
 
 

@@ -326,7 +326,7 @@ def test_the_sender_survives_a_spool_error(server: respx.MockRouter) -> None:
 
     server.post("/events").mock(return_value=OK)
     with tracker() as xt:
-        real_ack = xt._core.spool.ack
+        real_ack = xt._core.spool.ack_many
         calls = {"n": 0}
 
         def flaky_ack(*args: Any) -> None:
@@ -335,7 +335,7 @@ def test_the_sender_survives_a_spool_error(server: respx.MockRouter) -> None:
                 raise sqlite3.OperationalError("database is locked")
             real_ack(*args)
 
-        xt._core.spool.ack = flaky_ack  # type: ignore[method-assign]
+        xt._core.spool.ack_many = flaky_ack  # type: ignore[method-assign]
         xt.contact("a")
         xt.contact("b")
         assert xt.flush(10)  # the item whose ack failed is sent again when its lease ends

@@ -8,6 +8,7 @@ import json
 import sqlite3
 import time
 import uuid
+from collections.abc import Mapping, Sequence
 
 import httpx
 
@@ -30,11 +31,11 @@ def stored(server: Server, space: SpaceKeys) -> list[tuple[str, str | None, str 
     return [(r[0], r[1], r[2]) for r in rows]
 
 
-def post_batch(http: httpx.Client, space: SpaceKeys, events: list[object]) -> httpx.Response:
+def post_batch(http: httpx.Client, space: SpaceKeys, events: Sequence[object]) -> httpx.Response:
     return http.post("/events/batch", json={"events": events}, headers=space.auth)
 
 
-def until_stored(http: httpx.Client, space: SpaceKeys, event: dict[str, object]) -> None:
+def until_stored(http: httpx.Client, space: SpaceKeys, event: Mapping[str, object]) -> None:
     deadline = time.monotonic() + 60
     while http.post("/events", json=event, headers=space.auth).status_code != 200:
         assert time.monotonic() < deadline

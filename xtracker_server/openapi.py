@@ -43,6 +43,7 @@ from xtracker_server.store.api import DELIVERY_STATUSES, POSTBACK_OUTCOMES, Faul
 from xtracker_server.version import VERSION
 from xtracker_wire import (
     CANONICAL_EVENTS,
+    MAX_BATCH_EVENTS,
     MAX_EID_LEN,
     MAX_TG_ID,
     MAX_UID_LEN,
@@ -766,6 +767,37 @@ _LANDING = (
     " credential: the slug finds the link. See docs/links.md."
 )
 
+# POST /events/batch: its body, and its answer (an event's result: POST /events's answer for
+# it, or the error POST /events would answer, with that status as ``http_status``).
+_BATCH_BODY = closed(
+    {
+        "events": {
+            **array(ref("EventIn")),
+            "minItems": 1,
+            "maxItems": MAX_BATCH_EVENTS,
+            "description": "the events, each as POST /events takes it (each checked on its own)",
+        }
+    }
+)
+_REFUSED_RESULT = closed(
+    {
+        "ok": {"const": False},
+        "status": {"const": "refused"},
+        "http_status": INT,
+        "error": STR,
+        "detail": STR,
+    },
+    {k: v for k, v in _ERROR_EXTRAS.items() if k != "reason"},
+)
+_BATCH_ANSWER = answer(
+    {
+        "queued": INT,
+        "duplicate": INT,
+        "refused": INT,
+        "results": array({"anyOf": [_EVENT_ANSWER, _REFUSED_RESULT]}),
+    }
+)
+
 OPERATIONS: tuple[Operation, ...] = (
     # --- ingress: what bots and partner networks call
     Operation(
@@ -777,6 +809,27 @@ OPERATIONS: tuple[Operation, ...] = (
         answers={200: json_answer("Stored (queued), or stored before (duplicate).", _EVENT_ANSWER)},
         errors=(*_JSON_BODY, *_MACRO, *_SPACE_CRED),
         body=ref("EventIn"),
+    ),
+    Operation(
+        id="post_events_batch",
+        route="POST /events/batch",
+        summary="Report up to 500 events in one request",
+        tag="ingress",
+        auth="bearer",
+        answers={
+            200: json_answer(
+                "One result per event, in order: what POST /events answers for it, or the error"
+                " it would answer; the accepted events stored in one commit.",
+                _BATCH_ANSWER,
+            )
+        },
+        errors=(*_JSON_BODY, *_SPACE_CRED),
+        body=_BATCH_BODY,
+        description="Each event is checked as POST /events checks it, and a bad one is refused"
+        " in its own result (`http_status`, `error`, `detail`) while the others are stored."
+        " The whole request is refused only for its credential, a body that is not a JSON"
+        " object, no `events` list, an empty one or another field beside it (422), more than"
+        " 500 events or a body over 1 MiB (413). A 503 stored none of the batch.",
     ),
     Operation(
         id="get_e",

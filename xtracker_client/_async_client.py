@@ -34,7 +34,18 @@ from xtracker_client._core import (
 from xtracker_client._exceptions import ClientClosedError
 from xtracker_client._exit import deadline
 from xtracker_client._retry import Backoff
-from xtracker_client._spool import DeadLetter, DropPolicy, Kind, Mark
+from xtracker_client._sender import (
+    IN_FLIGHT,
+    Batching,
+    Judged,
+    Request,
+    claim_limit,
+    cut_round,
+    judge_wave,
+    requests_for,
+    waves,
+)
+from xtracker_client._spool import DeadLetter, DropPolicy, Kind, Mark, SpooledItem
 from xtracker_wire import CanonicalEvent
 
 if TYPE_CHECKING:
@@ -395,13 +406,14 @@ class AsyncXTracker:
         """Never dies: any spool or transport trouble is recorded and tried again shortly."""
         loop = asyncio.get_running_loop()
         next_reclaim = 0.0
+        batching = Batching()
         while not self._stopping:
             self._wake.clear()  # a wake from now on is kept for the wait below
             try:
                 if loop.time() >= next_reclaim:  # items a dead process had leased
                     await self._spool(self._core.spool.reclaim_orphans)
                     next_reclaim = loop.time() + 5.0
-                await self._round()
+                await self._round(batching)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # a locked, full or vanished spool
@@ -410,35 +422,57 @@ class AsyncXTracker:
                 with contextlib.suppress(Exception):  # what this round held is due again
                     await self._spool(self._core.spool.release_owner, self._core.owner)
 
-    async def _round(self) -> None:
+    async def _round(self, batching: Batching) -> None:
+        """Claim what is due and send it in waves (xtracker_client/_sender.py)."""
         core = self._core
-        items = await self._spool(
-            functools.partial(core.spool.claim, core.owner, limit=32, lease_ms=core.lease_ms)
+        claimed = await self._spool(
+            functools.partial(
+                core.spool.claim, core.owner, limit=claim_limit(batching), lease_ms=core.lease_ms
+            )
         )
-        if not items:
+        if not claimed:
             wait: float = await self._spool(core.idle_wait_s)
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), wait)
             return
-        for n, item in enumerate(items):
+        items, later = cut_round(claimed, batch=batching.usable)
+        await self._spool(core.spool.release, [i.id for i in later], core.owner, 0)
+        planned = waves(items)
+        for n, wave in enumerate(planned):
+            rest = [item for w in planned[n + 1 :] for item in w]
             if self._stopping:
-                await self._spool(core.spool.release, [i.id for i in items[n:]], core.owner, 0)
+                await self._spool(core.spool.release, [i.id for i in wave + rest], core.owner, 0)
                 return
-            try:
-                response: httpx.Response | None = await self._http.post(
-                    core.path_of(item), json=item.body
-                )
-                error: Exception | None = None
-            except httpx.HTTPError as exc:
-                response, error = None, exc
-            judgement = judge(response, error, read_answer=core.on_answer is not None)
-            pause = await self._spool(core.settle, item, judgement, items[n + 1 :])
+            settled, untried = await self._send_wave(wave, batching)
+            pause = await self._spool(core.settle_all, settled, untried + rest)
             self._progress.set()
             if pause:  # the server is away: back off as a whole (a flush cuts it short)
                 self._kick.clear()
                 with contextlib.suppress(asyncio.TimeoutError):
                     await asyncio.wait_for(self._kick.wait(), pause)
                 return
+            if untried:  # the server has no batch endpoint: one by one, from the next round
+                ids = [i.id for i in untried + rest]
+                await self._spool(core.spool.release, ids, core.owner, 0)
+                return
+
+    async def _send_wave(self, wave: list[SpooledItem], batching: Batching) -> Judged:
+        """Each item of ``wave`` with its judgement, and the items left untried (the server
+        would not take their batch as a whole)."""
+        requests = requests_for(wave, batch=batching.usable)
+        in_flight = asyncio.Semaphore(IN_FLIGHT)
+
+        async def post(request: Request) -> tuple[httpx.Response | None, Exception | None]:
+            async with in_flight:
+                try:
+                    return await self._http.post(request.path, json=request.body), None
+                except Exception as exc:  # whatever it is, it is this request's
+                    return None, exc
+
+        answers = await asyncio.gather(*(post(r) for r in requests))
+        return judge_wave(
+            requests, list(answers), batching, read_answer=self._core.on_answer is not None
+        )
 
 
 def _lost_unclosed(core: Core) -> None:

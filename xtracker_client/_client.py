@@ -8,6 +8,7 @@ import contextlib
 import os
 import threading
 import weakref
+from collections.abc import Callable
 from decimal import Decimal
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -33,7 +34,19 @@ from xtracker_client._core import (
 from xtracker_client._exceptions import ClientClosedError
 from xtracker_client._exit import deadline
 from xtracker_client._retry import Backoff
-from xtracker_client._spool import DeadLetter, DropPolicy
+from xtracker_client._sender import (
+    IN_FLIGHT,
+    Answer,
+    Batching,
+    Judged,
+    Request,
+    claim_limit,
+    cut_round,
+    judge_wave,
+    requests_for,
+    waves,
+)
+from xtracker_client._spool import DeadLetter, DropPolicy, SpooledItem
 from xtracker_wire import CanonicalEvent
 
 if TYPE_CHECKING:
@@ -380,44 +393,90 @@ class XTracker:
     def _run(self) -> None:
         """Never dies: any spool or transport trouble is recorded and tried again shortly."""
         next_reclaim = 0.0
+        batching = Batching()
         while not self._stop.is_set():
             try:
                 if monotonic() >= next_reclaim:  # items a dead process had leased
                     self._core.spool.reclaim_orphans()
                     next_reclaim = monotonic() + 5.0
-                self._round()
+                self._round(batching)
             except Exception as exc:  # a locked, full or vanished spool
                 self._core.note_error(f"spool: {exc}")
                 self._stop.wait(0.5)
                 with contextlib.suppress(Exception):  # what this round held is due again
                     self._core.spool.release_owner(self._core.owner)
 
-    def _round(self) -> None:
+    def _round(self, batching: Batching) -> None:
+        """Claim what is due and send it in waves (xtracker_client/_sender.py)."""
         core = self._core
-        items = core.spool.claim(core.owner, limit=32, lease_ms=core.lease_ms)
-        if not items:
+        claimed = core.spool.claim(core.owner, limit=claim_limit(batching), lease_ms=core.lease_ms)
+        if not claimed:
             self._wake.wait(core.idle_wait_s())
             self._wake.clear()
             return
-        for n, item in enumerate(items):
+        items, later = cut_round(claimed, batch=batching.usable)
+        core.spool.release([i.id for i in later], core.owner, 0)
+        planned = waves(items)
+        for n, wave in enumerate(planned):
+            rest = [item for w in planned[n + 1 :] for item in w]
             if self._stop.is_set():
-                core.spool.release([i.id for i in items[n:]], core.owner, 0)
+                core.spool.release([i.id for i in wave + rest], core.owner, 0)
                 return
-            try:
-                response: httpx.Response | None = self._http.post(
-                    core.path_of(item), json=item.body
-                )
-                error: Exception | None = None
-            except httpx.HTTPError as exc:
-                response, error = None, exc
-            judgement = judge(response, error, read_answer=core.on_answer is not None)
-            pause = core.settle(item, judgement, items[n + 1 :])
+            settled, untried = self._send_wave(wave, batching)
+            pause = core.settle_all(settled, untried + rest)
             with self._progress:
                 self._progress.notify_all()
             if pause:  # the server is away: back off as a whole (a flush cuts it short)
                 self._kick.clear()
                 self._kick.wait(pause)
                 return
+            if untried:  # the server has no batch endpoint: one by one, from the next round
+                core.spool.release([i.id for i in untried + rest], core.owner, 0)
+                return
+
+    def _send_wave(self, wave: list[SpooledItem], batching: Batching) -> Judged:
+        """Each item of ``wave`` with its judgement, and the items left untried (the server
+        would not take their batch as a whole)."""
+        requests = requests_for(wave, batch=batching.usable)
+        answers = _in_parallel(self._post, requests)
+        return judge_wave(requests, answers, batching, read_answer=self._core.on_answer is not None)
+
+    def _post(self, request: Request) -> Answer:
+        try:
+            return self._http.post(request.path, json=request.body), None
+        except Exception as exc:  # on a helper thread: whatever it is, it is this request's
+            return None, exc
+
+
+def _in_parallel(post: Callable[[Request], Answer], requests: list[Request]) -> list[Answer]:
+    """``post`` of each request, ``IN_FLIGHT`` at a time: on this thread and on short-lived
+    daemon threads. (Not a ``ThreadPoolExecutor``: Python joins its threads, and refuses it
+    work, before the exit handlers run, and the exit flush sends through it.)"""
+    answers: list[Answer] = [(None, None)] * len(requests)
+    if len(requests) == 1:
+        answers[0] = post(requests[0])
+        return answers
+    todo = iter(list(enumerate(requests)))
+    lock = threading.Lock()
+
+    def work() -> None:
+        while True:
+            with lock:
+                nxt = next(todo, None)
+            if nxt is None:
+                return
+            answers[nxt[0]] = post(nxt[1])
+
+    helpers = [
+        threading.Thread(target=work, name="xtracker-send", daemon=True)
+        for _ in range(min(IN_FLIGHT, len(requests)) - 1)
+    ]
+    for helper in helpers:
+        helper.start()
+    work()
+    for helper in helpers:
+        helper.join()
+    return answers
 
 
 def _before_fork() -> None:

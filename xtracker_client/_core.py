@@ -398,10 +398,6 @@ class Core:
 
     # --- the sender's side -----------------------------------------------------------------
 
-    @staticmethod
-    def path_of(item: SpooledItem) -> str:
-        return "/events" if item.kind == "event" else "/bind"
-
     def settle(
         self, item: SpooledItem, judgement: Judgement, rest: list[SpooledItem] | None = None
     ) -> float:
@@ -449,6 +445,47 @@ class Core:
                 )
             )
         return 0.0
+
+    def settle_all(
+        self, settled: list[tuple[SpooledItem, Judgement]], rest: list[SpooledItem]
+    ) -> float:
+        """``settle`` for the items of a wave at once: the acknowledged leave the spool in one
+        transaction, the refused become dead letters, and if any failed transiently they and
+        the ``rest`` (untried) wait for one retry, as after one failure. Returns the pause."""
+        for item, judgement in settled:
+            if judgement.verdict is not Verdict.DEAD:  # a dead letter: ``settle`` observes it
+                self.server_log.observe(item.kind, judgement)
+        acked = [item.id for item, j in settled if j.verdict is Verdict.ACK]
+        retried = [(item, j) for item, j in settled if j.verdict is Verdict.RETRY]
+        if acked:
+            self.spool.ack_many(acked, self.owner)
+            with self.stats_lock:
+                self.counters.sent += len(acked)
+                if not retried:
+                    self.failures_in_row = 0
+            if self.on_answer is not None:
+                for item, j in settled:
+                    if j.verdict is Verdict.ACK:
+                        self.call_answer_hook(item.id, item.kind, item.body, j.answer or {})
+        for item, judgement in settled:
+            if judgement.verdict is Verdict.DEAD:
+                self.settle(item, judgement)
+        if not retried:
+            return 0.0
+        with self.stats_lock:
+            self.failures_in_row += 1
+            attempt = max(max(item.attempts for item, _ in retried), self.failures_in_row)
+        asked = max((j.retry_after_s or 0.0 for _, j in retried), default=0.0) or None
+        delay = self.backoff.delay_s(attempt, asked)
+        at = now_ms() + int(delay * 1000)
+        not_before = now_ms() + int(asked * 1000) if asked else 0
+        self.spool.retry_many([(item.id, j.detail) for item, j in retried], self.owner, at,
+                              not_before)  # fmt: skip
+        self.spool.release([r.id for r in rest], self.owner, at, not_before)
+        with self.stats_lock:
+            self.counters.retried += len(retried)
+            self.counters.last_error = retried[0][1].detail
+        return delay
 
     def note_error(self, message: str) -> None:
         with self.stats_lock:

@@ -499,6 +499,36 @@ class Spool:
             if row:
                 self._shrink(item_id, int(row[0]))
 
+    def ack_many(self, item_ids: list[int], owner: str) -> None:
+        """``ack`` for several items, in one transaction per place (the file, the memory)."""
+        for conn, ids in self._by_place(item_ids):
+            with self._tx(conn) as c:
+                for start in range(0, len(ids), 500):
+                    chunk = ids[start : start + 500]
+                    marks = ",".join("?" * len(chunk))
+                    rows = c.execute(
+                        f"DELETE FROM outbox WHERE lease_owner = ? AND id IN ({marks})"
+                        " RETURNING size",
+                        (owner, *chunk),
+                    ).fetchall()
+                    # an id of the memory's is below zero for _shrink
+                    place = -1 if conn is not None else 1
+                    self._shrink(place, sum(int(r[0]) for r in rows), len(rows))
+
+    def retry_many(
+        self, errors: list[tuple[int, str]], owner: str, at_ms: int, not_before_ms: int = 0
+    ) -> None:
+        """``retry_later`` for several items ``(id, error)``, in one transaction per place."""
+        said = dict(errors)
+        for conn, ids in self._by_place(list(said)):
+            sign = -1 if conn is not None else 1
+            with self._tx(conn) as c:
+                c.executemany(
+                    "UPDATE outbox SET next_attempt_ms = ?, not_before_ms = ?, lease_owner = NULL,"
+                    " lease_until_ms = 0, last_error = ? WHERE id = ? AND lease_owner = ?",
+                    [(at_ms, not_before_ms, said[sign * i][:500], i, owner) for i in ids],
+                )
+
     def retry_later(
         self, item_id: int, owner: str, at_ms: int, error: str, not_before_ms: int = 0
     ) -> None:

@@ -23,6 +23,7 @@ from xtracker_server.domain.visitors import parse_networks
 from xtracker_server.errors import EXCEPTION_HANDLERS
 from xtracker_server.hot import HotPaths, check_layers
 from xtracker_server.housekeeping import Housekeeper
+from xtracker_server.ingress.batch import post_events_batch
 from xtracker_server.ingress.events import post_events
 from xtracker_server.landing.cache import LinkCache
 from xtracker_server.landing.journal import ClickJournal, journal_path
@@ -113,9 +114,8 @@ def create_app(settings: Settings) -> HotPaths:
     hot_landing = {(m, p): ("slug", h) for m in ("GET", "HEAD")
                    for p, h in (("/l/", landing), ("/r/", redirect))}  # fmt: skip
     app.state.streams = streams
-    return HotPaths(
-        app, exact={("POST", "/events"): post_events}, prefixed=hot_landing, metrics=metrics
-    )
+    hot_events = {("POST", "/events"): post_events, ("POST", "/events/batch"): post_events_batch}
+    return HotPaths(app, exact=hot_events, prefixed=hot_landing, metrics=metrics)
 
 
 def _slash_redirect(router: Router, base_url: str) -> ASGIApp:

@@ -10,7 +10,7 @@
 409 uid_already_bound  /bind: the uid belongs to another Telegram user (the first bind stays)
 409 slug_taken         admin: another link already has this slug (slugs are server-wide)
 409 token_name_taken   admin: the space already has a live ingest token of this name
-413 too_large          the body is over 64 KiB
+413 too_large          the body is over 64 KiB (POST /events/batch: 1 MiB or 500 events)
 422 invalid_field      a field is missing, has the wrong type or an impossible value
 429 rate_limited       too many requests with this credential, or too many failed
                        authentications from this address; see Retry-After

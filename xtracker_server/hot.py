@@ -1,11 +1,12 @@
 """The ASGI front of the server: the hottest endpoints skip Starlette's middleware and router.
 
-``POST /events`` (what every bot calls) and ``GET|HEAD /r/<slug>`` (every ad click) are served
-by their usual Starlette handlers, called directly: a request to them does not walk the router's
-list of routes nor pass through the two exception middlewares, which together cost about as
-much CPU as the whole handler of a redirect (bench/ingest.py, bench/clicks.py). Errors get the
-same answers as everywhere else (``errors.EXCEPTION_HANDLERS``). Every other request, other
-methods on these paths included, goes to the Starlette application unchanged.
+``POST /events`` and ``POST /events/batch`` (what every bot calls) and ``GET|HEAD /r/<slug>``
+(every ad click) are served by their usual Starlette handlers, called directly: a request to
+them does not walk the router's list of routes nor pass through the two exception
+middlewares, which together cost about as much CPU as the whole handler of a redirect
+(bench/ingest.py, bench/clicks.py). Errors get the same answers as everywhere else
+(``errors.EXCEPTION_HANDLERS``). Every other request, other methods on these paths included,
+goes to the Starlette application unchanged.
 
 What the hot paths skip is named in one place, ``REPLICATED_LAYERS``: the layers Starlette puts
 around the router of our app, each replaced here on the hot paths (both answer errors with
@@ -63,7 +64,7 @@ def check_layers(app: Starlette) -> None:
         problems.append("it is in debug mode")
     if problems:
         raise RuntimeError(
-            f"{'; '.join(problems)}: POST /events, /r/ and /l/ skip Starlette's middleware"
+            f"{'; '.join(problems)}: POST /events(/batch), /r/ and /l/ skip Starlette's middleware"
             f" (xtracker_server/hot.py), which replaces only"
             f" {', '.join(layer.__name__ for layer in REPLICATED_LAYERS)}. Make what you add"
             " run in HotPaths too and list it in hot.REPLICATED_LAYERS."

@@ -28,7 +28,18 @@ from xtracker_wire._fields import (
     decimal_text,
     parse_value,
 )
-from xtracker_wire._models import CANONICAL_EVENTS, BindIn, CanonicalEvent, ClickIn, EventIn
+from xtracker_wire._models import (
+    CANONICAL_EVENTS,
+    MAX_BATCH_BYTES,
+    MAX_BATCH_EVENTS,
+    BindIn,
+    CanonicalEvent,
+    ClickIn,
+    EventBatchIn,
+    EventBatchOut,
+    EventIn,
+    EventResult,
+)
 from xtracker_wire._telegram import (
     BOT_USERNAME,
     START_PAYLOAD_MAX,
@@ -40,6 +51,8 @@ from xtracker_wire._version import __version__
 __all__ = [
     "BOT_USERNAME",
     "CANONICAL_EVENTS",
+    "MAX_BATCH_BYTES",
+    "MAX_BATCH_EVENTS",
     "MAX_EID_LEN",
     "MAX_FUTURE_SKEW_MS",
     "MAX_TG_ID",
@@ -52,7 +65,10 @@ __all__ = [
     "BindIn",
     "CanonicalEvent",
     "ClickIn",
+    "EventBatchIn",
+    "EventBatchOut",
     "EventIn",
+    "EventResult",
     "__version__",
     "check_currency",
     "check_occurred_at_ms",

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 from decimal import Decimal
 from enum import Enum
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from xtracker_wire._fields import (
     MAX_EID_LEN,
@@ -27,10 +28,15 @@ from xtracker_wire._fields import (
 
 __all__ = [
     "CANONICAL_EVENTS",
+    "MAX_BATCH_BYTES",
+    "MAX_BATCH_EVENTS",
     "BindIn",
     "CanonicalEvent",
     "ClickIn",
+    "EventBatchIn",
+    "EventBatchOut",
     "EventIn",
+    "EventResult",
 ]
 
 
@@ -150,3 +156,49 @@ class ClickIn(_Wire):
     @classmethod
     def _texts(cls, raw: object, info: ValidationInfo) -> str | None:
         return clean_text(raw, _CLICK_FIELD_LIMITS[info.field_name or ""])
+
+
+#: ``POST /events/batch`` takes at most this many events, in a body of at most this many bytes
+#: (about 2 KiB an event: a typical one is under 200 bytes).
+MAX_BATCH_EVENTS = 500
+MAX_BATCH_BYTES = 1024 * 1024
+
+
+class EventBatchIn(_Wire):
+    """``POST /events/batch``: up to ``MAX_BATCH_EVENTS`` events, each as ``POST /events``
+    takes it. The server checks each event on its own: a bad one is refused in its own result,
+    and the others are stored."""
+
+    events: list[EventIn] = Field(min_length=1, max_length=MAX_BATCH_EVENTS)
+
+
+class EventResult(BaseModel):
+    """One event's result in ``EventBatchOut``: what ``POST /events`` would have answered
+    for it (``queued`` or ``duplicate``), or ``refused`` with the error (``http_status``,
+    ``error``, ``detail``, and ``field`` when one field is to blame)."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)  # a newer server may say more
+
+    ok: bool
+    status: Literal["queued", "duplicate", "refused"]
+    inbox_id: str | None = None
+    attributed: bool | None = None
+    warnings: list[str] | None = None
+    conflict: dict[str, Any] | None = None
+    detail: str | None = None
+    http_status: int | None = None
+    error: str | None = None
+    field: str | None = None
+
+
+class EventBatchOut(BaseModel):
+    """The answer to ``POST /events/batch`` (200): one result per event, in order, and how
+    many were queued, duplicates and refused. Sent after the commit that holds them all."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    ok: Literal[True]
+    queued: int
+    duplicate: int
+    refused: int
+    results: list[EventResult]

@@ -31,7 +31,11 @@ OK = httpx.Response(200, json={"ok": True, "status": "queued", "inbox_id": "1"})
 
 @pytest.fixture
 def server() -> Iterator[respx.MockRouter]:
+    """A server without ``POST /events/batch`` (404): these tests check single requests (the
+    batches are tests/client/test_sender.py's and tests/e2e/test_client_batches.py's)."""
     with respx.mock(base_url=URL, assert_all_called=False) as router:
+        no_batch = {"ok": False, "error": "not_found", "detail": "no endpoint /events/batch"}
+        router.post("/events/batch").mock(return_value=httpx.Response(404, json=no_batch))
         yield router
 
 

@@ -29,11 +29,15 @@ from xtracker_client import (
 URL = "http://xt.test"
 FAST = Backoff(base_s=0.01, cap_s=0.05)
 OK = httpx.Response(200, json={"ok": True, "status": "queued", "inbox_id": "1"})
+NO_BATCH = {"ok": False, "error": "not_found", "detail": "no endpoint /events/batch"}
 
 
 @pytest.fixture
 def server() -> Iterator[respx.MockRouter]:
+    """A server without ``POST /events/batch`` (404), as before it: the tests here check how
+    each single request's answer is handled (batches: tests/client/test_sender.py)."""
     with respx.mock(base_url=URL, assert_all_called=False) as router:
+        router.post("/events/batch").mock(return_value=httpx.Response(404, json=NO_BATCH))
         yield router
 
 
@@ -324,7 +328,7 @@ def test_the_sender_survives_a_spool_error(server: respx.MockRouter) -> None:
 
     server.post("/events").mock(return_value=OK)
     with tracker() as xt:
-        real_ack = xt._core.spool.ack
+        real_ack = xt._core.spool.ack_many
         calls = {"n": 0}
 
         def flaky_ack(*args: Any) -> None:
@@ -333,7 +337,7 @@ def test_the_sender_survives_a_spool_error(server: respx.MockRouter) -> None:
                 raise sqlite3.OperationalError("database is locked")
             real_ack(*args)
 
-        xt._core.spool.ack = flaky_ack  # type: ignore[method-assign]
+        xt._core.spool.ack_many = flaky_ack  # type: ignore[method-assign]
         xt.contact("a")
         xt.contact("b")
         assert xt.flush(10)  # the item whose ack failed is sent again when its lease ends

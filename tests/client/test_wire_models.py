@@ -18,6 +18,8 @@ def test_the_wire_surface_is_pinned() -> None:
         [
             "BOT_USERNAME",
             "CANONICAL_EVENTS",
+            "MAX_BATCH_BYTES",
+            "MAX_BATCH_EVENTS",
             "MAX_EID_LEN",
             "MAX_FUTURE_SKEW_MS",
             "MAX_TG_ID",
@@ -30,7 +32,10 @@ def test_the_wire_surface_is_pinned() -> None:
             "BindIn",
             "CanonicalEvent",
             "ClickIn",
+            "EventBatchIn",
+            "EventBatchOut",
             "EventIn",
+            "EventResult",
             "__version__",
             "check_currency",
             "check_occurred_at_ms",
@@ -177,3 +182,13 @@ def test_currency_codes_are_checked_for_shape_here_and_listed_by_the_server() ->
     for bad in ("US", "\u00c9UR", "ABCDEFGHIJK", "US D", 840):
         with pytest.raises(ValidationError, match="currency code"):
             EventIn.model_validate({"event": "deposit", "currency": bad})
+
+
+def test_a_batch_takes_one_to_500_events() -> None:
+    from xtracker_wire import MAX_BATCH_EVENTS, EventBatchIn
+
+    one = {"event": "contact", "uid": "u1"}
+    assert len(EventBatchIn.model_validate({"events": [one] * MAX_BATCH_EVENTS}).events) == 500
+    for wrong in ([], [one] * (MAX_BATCH_EVENTS + 1)):
+        with pytest.raises(ValidationError):
+            EventBatchIn.model_validate({"events": wrong})

@@ -210,6 +210,14 @@ CALLS: dict[str, list[Call]] = {
         Call(413, content=b'{"eid":"' + b"x" * 70_000 + b'"}'),
         Call(422, json={"event": "purchase"}),
     ],
+    "post_events_batch": [
+        Call(200, json={"events": [deposit("b-1"), {**deposit("b-1"), "value": "7.00"}]}),
+        Call(200, json={"events": [{"event": "purchase"}, "x", deposit("{tid}")]}),  # refused
+        Call(400, content=b'{"events":'),
+        Call(401, auth=None, json={"events": [deposit("b-2")]}),
+        Call(413, json={"events": [deposit("b-3")] * 501}),
+        Call(422, json={"events": []}),
+    ],
     "get_e": [
         Call(200, params={"event": "deposit", "uid": "u-contract", "value": "2", "eid": "e-1"}),
         Call(200, params={"event": "deposit", "uid": "u-contract", "value": "3", "eid": "e-1"}),

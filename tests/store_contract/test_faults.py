@@ -43,6 +43,25 @@ def test_a_write_the_storage_cannot_take_raises_store_unavailable(backend: Backe
         backend.run(store.close())
 
 
+def test_a_batch_the_storage_cannot_take_stores_none_of_its_events(backend: Backend) -> None:
+    space = backend.space().space.id
+    store = backend.open_another(timeout_s=0.5)
+    try:
+        _until_stored(backend, store, event(space, "contact", "g0", eid="before"))
+        batch = [event(space, "contact", f"g{i}", eid="down") for i in range(50)]
+        with backend.storage_down(), pytest.raises(StoreUnavailable) as refused:
+            backend.run(store.record_events(batch))
+        assert refused.value.reason in (FaultReason.TIMEOUT, FaultReason.LOCKED)
+        # Writes are done in order: once a later one is stored, the batch was done or dropped.
+        _until_stored(backend, store, event(space, "contact", "g0", eid="after"))
+        assert sorted(e.eid or "" for e in backend.run(store.list_events(space))) == [
+            "after",
+            "before",
+        ]
+    finally:
+        backend.run(store.close())
+
+
 def test_a_closed_store_refuses_writes(backend: Backend) -> None:
     store = backend.open_another(timeout_s=5.0)
     assert store.writer_running()

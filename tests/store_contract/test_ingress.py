@@ -56,6 +56,26 @@ def test_the_same_event_in_two_spaces_is_two_events(backend: Backend) -> None:
     assert [e.id for e in backend.run(store.list_events(b))] == [in_b.inbox_id]
 
 
+def test_a_batch_of_events_is_stored_in_order_with_its_repeats_as_duplicates(
+    backend: Backend,
+) -> None:
+    space = backend.space().space.id
+    store = backend.store
+    before = backend.run(store.record_event(event(space, "contact", "b1", eid="known")))
+    drafts = [
+        event(space, "contact", "b1", eid="new-1"),
+        event(space, "contact", "b1", eid="known"),  # stored before the batch
+        event(space, "deposit", "b2", eid="tx", value="5", currency="USD"),
+        event(space, "deposit", "b2", eid="tx", value="6", currency="USD"),  # a repeat in it
+    ]
+    outcomes = backend.run(store.record_events(drafts))
+    assert [o.duplicate for o in outcomes] == [False, True, False, True]
+    assert outcomes[1].inbox_id == before.inbox_id
+    assert outcomes[3].inbox_id == outcomes[2].inbox_id and outcomes[3].conflict is not None
+    stored = backend.run(store.list_events(space))
+    assert [e.id for e in stored] == [outcomes[2].inbox_id, outcomes[0].inbox_id, before.inbox_id]
+
+
 def test_events_are_listed_newest_first_up_to_the_limit(backend: Backend) -> None:
     space = backend.space().space.id
     ids = [

@@ -18,27 +18,33 @@ from xtracker_server.errors import ApiError, field_error, invalid, unfilled_macr
 
 M = TypeVar("M", bound=BaseModel)
 
-_TOO_LARGE = ApiError(413, "too_large", f"the body is over {MAX_BODY_BYTES // 1024} KiB")
+
+def _too_large(limit: int) -> ApiError:
+    return ApiError(413, "too_large", f"the body is over {limit // 1024} KiB")
 
 
-async def read_body(request: Request) -> bytes:
-    """The body, refused with 413 as soon as it passes the limit (declared or streamed)."""
+_TOO_LARGE = _too_large(MAX_BODY_BYTES)
+
+
+async def read_body(request: Request, *, limit: int = MAX_BODY_BYTES) -> bytes:
+    """The body, refused with 413 as soon as it passes ``limit`` (declared or streamed)."""
+    too_large = _TOO_LARGE if limit == MAX_BODY_BYTES else _too_large(limit)
     declared = request.headers.get("content-length")
     if declared is not None:
         size = whole_number(declared)
         if size is None:
             if declared.isascii() and declared.isdigit():
-                raise _TOO_LARGE  # more than 18 digits
+                raise too_large  # more than 18 digits
             raise ApiError(400, "malformed", "Content-Length is not a number")
-        if size > MAX_BODY_BYTES:
-            raise _TOO_LARGE
+        if size > limit:
+            raise too_large
         return await request.body()  # the server holds the client to its declared length
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():
         size += len(chunk)
-        if size > MAX_BODY_BYTES:
-            raise _TOO_LARGE
+        if size > limit:
+            raise too_large
         chunks.append(chunk)
     return b"".join(chunks)
 
@@ -167,6 +173,52 @@ _DECODER = json.JSONDecoder(
     parse_constant=_no_constant,
     object_pairs_hook=_object,
 )
+
+
+class Refused:
+    """An object of a batch body that ``read_json_object`` would refuse, with its error: in
+    a batch, one bad event is refused alone (``parse_batch_object``)."""
+
+    __slots__ = ("error",)
+
+    def __init__(self, error: ApiError) -> None:
+        self.error = error
+
+
+def _object_or_refused(pairs: list[tuple[str, Any]]) -> dict[str, Any] | Refused:
+    try:
+        return _object(pairs)
+    except ApiError as exc:
+        return Refused(exc)
+
+
+_BATCH_DECODER = json.JSONDecoder(
+    parse_float=_json_decimal,
+    parse_int=_json_int,
+    parse_constant=_no_constant,
+    object_pairs_hook=_object_or_refused,
+)
+
+
+def parse_batch_object(body: bytes) -> dict[str, Any]:
+    """``body`` as a JSON object read as ``parse_json_object`` reads one, except that an
+    object inside it that breaks its rules (a name given twice, a lone surrogate, a number out
+    of range) becomes a ``Refused`` holding the error, rather than refusing the whole body."""
+    if not body.strip():
+        raise ApiError(400, "malformed", "the body is empty: send a JSON object")
+    try:
+        data = _BATCH_DECODER.decode(body.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise ApiError(400, "malformed", "the body is not UTF-8 text") from None
+    except (ValueError, RecursionError) as exc:
+        raise ApiError(400, "malformed", f"the body is not valid JSON: {exc}") from None
+    if isinstance(data, Refused):
+        raise data.error
+    if not isinstance(data, dict):
+        raise ApiError(400, "malformed", "the body must be a JSON object")
+    return data
+
+
 _ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
 
 

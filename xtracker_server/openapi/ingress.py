@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from xtracker_server.openapi.errors import CREDENTIAL, JSON_BODY, MACRO
+from xtracker_server.openapi.errors import CREDENTIAL, ERROR_EXTRAS, JSON_BODY, MACRO
 from xtracker_server.openapi.operation import Operation, Param, json_answer
-from xtracker_server.openapi.schema import BOOL, STR, TRUE, Schema, answer, array, ref
+from xtracker_server.openapi.schema import BOOL, INT, STR, TRUE, Schema, answer, array, closed, ref
 from xtracker_server.openapi.shared import CONFLICT, TG_ID
-from xtracker_wire import MAX_EID_LEN, MAX_UID_LEN, MIN_OCCURRED_AT_MS
+from xtracker_wire import MAX_BATCH_EVENTS, MAX_EID_LEN, MAX_UID_LEN, MIN_OCCURRED_AT_MS
 
 __all__ = ["OPERATIONS"]
 
@@ -68,6 +68,37 @@ _POSTBACK_BODY: Schema = {
 }
 _EVENT_OR_IGNORED = {"anyOf": [_EVENT_ANSWER, _IGNORED_ANSWER]}
 
+# POST /events/batch: its body, and its answer (an event's result: POST /events's answer for
+# it, or the error POST /events would answer, with that status as ``http_status``).
+_BATCH_BODY = closed(
+    {
+        "events": {
+            **array(ref("EventIn")),
+            "minItems": 1,
+            "maxItems": MAX_BATCH_EVENTS,
+            "description": "the events, each as POST /events takes it (each checked on its own)",
+        }
+    }
+)
+_REFUSED_RESULT = closed(
+    {
+        "ok": {"const": False},
+        "status": {"const": "refused"},
+        "http_status": INT,
+        "error": STR,
+        "detail": STR,
+    },
+    {k: v for k, v in ERROR_EXTRAS.items() if k != "reason"},
+)
+_BATCH_ANSWER = answer(
+    {
+        "queued": INT,
+        "duplicate": INT,
+        "refused": INT,
+        "results": array({"anyOf": [_EVENT_ANSWER, _REFUSED_RESULT]}),
+    }
+)
+
 OPERATIONS: tuple[Operation, ...] = (
     Operation(
         id="post_events",
@@ -78,6 +109,27 @@ OPERATIONS: tuple[Operation, ...] = (
         answers={200: json_answer("Stored (queued), or stored before (duplicate).", _EVENT_ANSWER)},
         errors=(*JSON_BODY, *MACRO, *CREDENTIAL),
         body=ref("EventIn"),
+    ),
+    Operation(
+        id="post_events_batch",
+        route="POST /events/batch",
+        summary="Report up to 500 events in one request",
+        tag="ingress",
+        auth="bearer",
+        answers={
+            200: json_answer(
+                "One result per event, in order: what POST /events answers for it, or the error"
+                " it would answer; the accepted events stored in one commit.",
+                _BATCH_ANSWER,
+            )
+        },
+        errors=(*JSON_BODY, *CREDENTIAL),
+        body=_BATCH_BODY,
+        description="Each event is checked as POST /events checks it, and a bad one is refused"
+        " in its own result (`http_status`, `error`, `detail`) while the others are stored."
+        " The whole request is refused only for its credential, a body that is not a JSON"
+        " object, no `events` list, an empty one or another field beside it (422), more than"
+        " 500 events or a body over 1 MiB (413). A 503 stored none of the batch.",
     ),
     Operation(
         id="get_e",

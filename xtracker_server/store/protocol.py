@@ -91,6 +91,11 @@ class Store(Protocol):
         """Store an event unless its dedup key is known (then: the original, ``duplicate``);
         attribute it by its Telegram user's bind; fan it out to the space's destinations."""
 
+    async def record_events(self, drafts: list[InboxDraft]) -> list[InboxOutcome]:
+        """``record_event`` for each draft, in order, committed together: all of them or none
+        (a ``StoreUnavailable`` means none). A repeat within ``drafts`` is a duplicate of the
+        first."""
+
     async def record_click(self, draft: ClickDraft) -> str:
         """Store a click; returns its uid (another one if the drafted uid was taken)."""
 

@@ -6,6 +6,7 @@ import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from xtracker_server.clock import now_ms
 from xtracker_server.domain.dedup import amount_conflict
 from xtracker_server.domain.entities import InboxDraft, InboxEvent, InboxOutcome
 from xtracker_server.store.sqlite.binds import uid_for_tg_id
@@ -21,7 +22,9 @@ __all__ = [
     "InboxDraft",
     "InboxEvent",
     "InboxOutcome",
+    "LateBatch",
     "attribute_pending",
+    "insert_batch",
     "insert_event",
     "insert_events",
     "list_events",
@@ -36,6 +39,24 @@ def insert_event(conn: sqlite3.Connection, draft: InboxDraft) -> InboxOutcome:
     """
     (outcome,) = insert_events(conn, [draft])
     return outcome
+
+
+class LateBatch(Exception):
+    """A batch reached the database past its ``not_after_ms``: nothing of it was written."""
+
+
+def insert_batch(
+    conn: sqlite3.Connection, drafts: list[InboxDraft], not_after_ms: int | None = None
+) -> list[InboxOutcome]:
+    """The events of one ``POST /events/batch``, as one operation of the writer: they are
+    committed in one transaction, all of them or none (``insert_events`` does the work).
+
+    Its caller is answered 503 when the write misses its deadline, and that answer must mean
+    "nothing of it was stored": a batch that reaches the database after ``not_after_ms``
+    (set well before the deadline: a lock held, a long queue) raises ``LateBatch`` instead."""
+    if not_after_ms is not None and now_ms() > not_after_ms:
+        raise LateBatch(f"the batch reached the database {now_ms() - not_after_ms} ms too late")
+    return insert_events(conn, drafts)
 
 
 _INSERT = (

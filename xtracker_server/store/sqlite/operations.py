@@ -53,6 +53,7 @@ def named(*fns: Callable[..., Any]) -> dict[str, Callable[..., Any]]:
 OPERATIONS: Operations = named(
     # ingress
     inbox.insert_events,
+    inbox.insert_batch,
     clicks.insert_clicks,
     clicks.insert_kept_clicks,
     binds.bind,

@@ -12,6 +12,7 @@ from collections.abc import Callable, Collection, Sequence
 from decimal import Decimal
 from typing import Any, TypeVar
 
+from xtracker_server.clock import now_ms
 from xtracker_server.domain.binds import BindKind
 from xtracker_server.domain.clicks import ClickDraft
 from xtracker_server.domain.credentials import CredentialKind
@@ -50,6 +51,7 @@ from xtracker_server.domain.postbacks import Aliases, effective_aliases
 from xtracker_server.domain.reports import FunnelCounts, LinkRow, Window
 from xtracker_server.domain.tail import Ids, Marks, Poll, TailBatch
 from xtracker_server.domain.unrecorded import UnrecordedCount
+from xtracker_server.store.errors import FaultReason, StoreUnavailable
 from xtracker_server.store.sqlite import (
     backup,
     binds,
@@ -81,6 +83,7 @@ class SqliteOperations(abc.ABC):
 
     path: str
     writer: Writer
+    timeout_s: float | None
 
     @abc.abstractmethod
     async def read(self, op: Callable[..., T], /, *args: Any, **kwargs: Any) -> T: ...
@@ -109,6 +112,18 @@ class SqliteOperations(abc.ABC):
 
     async def record_event(self, draft: InboxDraft) -> InboxOutcome:
         return await self.write_grouped(inbox.insert_events, draft)
+
+    async def record_events(self, drafts: list[InboxDraft]) -> list[InboxOutcome]:
+        # Written only if it reaches the database within 80% of the write deadline, so that a
+        # 503 (the deadline passed) means that nothing of the batch was stored, except for a
+        # commit that takes more than the last fifth of the deadline (inbox.insert_batch).
+        timeout_s = self.timeout_s
+        not_after = None if timeout_s is None else now_ms() + int(timeout_s * 800)
+        try:
+            return await self.write(inbox.insert_batch, drafts, not_after)
+        except inbox.LateBatch as exc:
+            detail = f"the batch was not written: {exc} (XTRACKER_WRITE_TIMEOUT_S)"
+            raise StoreUnavailable(FaultReason.TIMEOUT, detail) from None
 
     async def record_click(self, draft: ClickDraft) -> str:
         return await self.write_grouped(clicks.insert_clicks, draft)

@@ -110,7 +110,7 @@ async def start_from_ad(
     # The bind goes first: the spool sends items in order, so the server knows the user before
     # it sees the events. The eid makes a second /start with the same link (or Telegram
     # delivering the update again) a duplicate instead of a second contact.
-    await tracker.bind(uid, user.id)
+    await tracker.bind(uid, tg_id=user.id)
     await tracker.contact(uid, tg_id=user.id, eid=f"start-{user.id}")
     # Starting the bot subscribes the user to its messages.
     await tracker.subscribed(uid, tg_id=user.id, eid=f"start-{user.id}")

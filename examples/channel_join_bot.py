@@ -102,7 +102,7 @@ async def track_join(
     except XTrackerError:
         log.exception("no click for a join through %r: the join stays unattributed", slug)
         return None
-    await tracker.bind(uid, tg_id)
+    await tracker.bind(uid, tg_id=tg_id)
     await tracker.subscribed(uid, tg_id=tg_id, eid=f"join-{tg_id}")
     return uid
 

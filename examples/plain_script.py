@@ -31,7 +31,7 @@ def run(tracker: XTracker, tg_id: int, tx_id: str, *, campaign: str = "plain-scr
     # A click that didn't come through an XTRACKER landing page. This call waits for the
     # server's answer (the uid), so unlike the events below it raises if the server is away.
     uid = tracker.new_click(campaign_name=campaign, raw_query="utm_source=script")
-    tracker.bind(uid, tg_id)  # buffered, and sent before the events that follow it
+    tracker.bind(uid, tg_id=tg_id)  # buffered, and sent before the events that follow it
     tracker.contact(uid, tg_id=tg_id, eid=f"start-{tg_id}")
     # The transaction id as eid: any resend of this deposit is a duplicate, never a second one.
     tracker.deposit(uid, "25.00", "USD", tg_id=tg_id, eid=tx_id)

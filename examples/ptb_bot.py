@@ -111,7 +111,7 @@ async def start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         tracker = tracker_of(context)
         # The bind first (the spool keeps order); the eid turns a repeated /start with the same
         # link, or a redelivered update, into a duplicate instead of a second contact.
-        await tracker.bind(uid, user.id)
+        await tracker.bind(uid, tg_id=user.id)
         await tracker.contact(uid, tg_id=user.id, eid=f"start-{user.id}")
         # Starting the bot subscribes the user to its messages.
         await tracker.subscribed(uid, tg_id=user.id, eid=f"start-{user.id}")

@@ -19,6 +19,7 @@ import socket
 import sqlite3
 import subprocess
 import sys
+import time
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from types import ModuleType
@@ -238,7 +239,13 @@ class BotProcess:
     ``XTRACKER_SPOOL`` would show there."""
 
     def __init__(
-        self, name: str, tmp_path: Path, telegram: FakeBotAPI, server: Server, space: SpaceKeys
+        self,
+        name: str,
+        tmp_path: Path,
+        telegram: FakeBotAPI,
+        server: Server,
+        space: SpaceKeys,
+        **extra_env: str,
     ) -> None:
         self.spool = tmp_path / "state" / "bot-spool.sqlite3"
         self.cache = tmp_path / "cache"
@@ -260,6 +267,7 @@ class BotProcess:
             OFFER_URL="https://partner.example/reg?sub1={tg_id}",
             PYTHONPATH=str(ROOT),
         )
+        env.update(extra_env)
         self.spool.parent.mkdir()
         self.log = tmp_path / f"{name}.log"
         with self.log.open("wb") as log:
@@ -304,17 +312,25 @@ class BotProcess:
 @pytest.fixture
 def bot_process(
     tmp_path: Path, telegram: FakeBotAPI, server: Server
-) -> Iterator[Callable[[str, SpaceKeys], BotProcess]]:
+) -> Iterator[Callable[..., BotProcess]]:
     started: list[BotProcess] = []
 
-    def start(name: str, space: SpaceKeys) -> BotProcess:
-        bot = BotProcess(name, tmp_path, telegram, server, space)
+    def start(name: str, space: SpaceKeys, **extra_env: str) -> BotProcess:
+        bot = BotProcess(name, tmp_path, telegram, server, space, **extra_env)
         started.append(bot)
         return bot
 
     yield start
     for bot in started:
         bot.kill()
+
+
+def wait_until(check: Callable[[], bool], what: str, timeout: float = HANG_S) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {timeout} s: {what}")
+        time.sleep(0.05)  # another process's database: no event to wait on
 
 
 def refused(host: str, port: int) -> bool:
@@ -328,7 +344,7 @@ def test_bot_reports_the_whole_funnel_through_telegram_to_the_server(
     name: str,
     server: Server,
     telegram: FakeBotAPI,
-    bot_process: Callable[[str, SpaceKeys], BotProcess],
+    bot_process: Callable[..., BotProcess],
 ) -> None:
     """The ad's click, ``/start fb_<uid>`` from Telegram, the offer's registration and deposit
     postbacks: each reported, attributed to the click, visible in the server after SIGTERM."""
@@ -367,6 +383,39 @@ def test_bot_reports_the_whole_funnel_through_telegram_to_the_server(
     assert list(bot.cache.iterdir()) == []
     # It polled the fake over HTTP with the configured token (a wrong one would be a 401).
     assert telegram.sent("getMe")
+
+
+def test_channel_join_bot_reports_a_join_through_a_known_invite_link(
+    server: Server, telegram: FakeBotAPI, bot_process: Callable[..., BotProcess]
+) -> None:
+    """The channel bot as a process: it approves a join request through the link's invite
+    link, mints a click for that link, binds the user and reports ``subscribed``."""
+    space = server.new_space("channel-process")
+    invite_url = "https://t.me/+ProcInvite01"
+    server.cli(
+        "link", "create", "--space", str(space.id), "--slug", "chan-proc",
+        "--kind", "channel", "--target", invite_url,
+    )  # fmt: skip
+    ann = 790_001
+    bot = bot_process("channel_join_bot", space, CHANNEL_LINKS=f"chan-proc={invite_url}")
+    bot.wait_polling(telegram)
+
+    invite = Updates.invite(invite_url, "chan-proc", join_request=True)
+    telegram.push(Updates().join_request(ann, invite))
+    telegram.wait_for("approveChatJoinRequest", 1, timeout=HANG_S)
+    wait_until(lambda: bool(inbox(server, space)), "the join reported")  # then stop the bot
+
+    assert bot.terminate() == 0, bot.log_text()
+    [uid] = clicks_of_link(server, space, "chan-proc")
+    assert binds(server, space) == [(uid, ann)]
+    assert inbox(server, space) == [("subscribed", uid, ann, f"join-{ann}", None)]
+    approved = telegram.sent("approveChatJoinRequest")
+    assert [(int(c["chat_id"]), int(c["user_id"])) for c in approved] == [(CHANNEL_ID, ann)]
+    # It asked Telegram for the update types its handlers use; chat_member only comes if asked.
+    allowed = telegram.sent("getUpdates")[0].get("allowed_updates") or []
+    assert set(allowed) == {"chat_join_request", "chat_member"}, allowed
+    assert bot.spool.exists()
+    assert list(bot.cache.iterdir()) == []
 
 
 # --- the aiogram bot, update by update --------------------------------------------------------
@@ -423,7 +472,7 @@ def test_offer_postbacks_report_registration_and_deposit_by_tg_id(
 
     async def body(tracker: AsyncXTracker) -> str:
         uid = await tracker.new_click(campaign_name="spring")
-        await tracker.bind(uid, ann)  # what the bot's /start did
+        await tracker.bind(uid, tg_id=ann)  # what the bot's /start did
         app = mod.build_postback_app(tracker, secret)
         async with test_utils.TestClient(test_utils.TestServer(app)) as client:
 

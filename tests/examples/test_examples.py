@@ -418,6 +418,38 @@ def test_channel_join_bot_reports_a_join_through_a_known_invite_link(
     assert list(bot.cache.iterdir()) == []
 
 
+@pytest.mark.parametrize("name", ["aiogram_bot", "ptb_bot"])
+def test_bot_settings_come_from_the_environment_with_safe_defaults(name: str) -> None:
+    settings_of = example(name).Settings.from_env
+    required = {"BOT_TOKEN": TOKEN, "POSTBACK_SECRET": "s3cret"}
+    defaults = settings_of(required)
+    # Listening on loopback unless told otherwise; the client's own spool; Telegram itself.
+    assert (defaults.postback_host, defaults.postback_port) == ("127.0.0.1", 8081)
+    assert defaults.spool is None
+    assert defaults.telegram_api_url == "https://api.telegram.org"
+    given = settings_of(
+        {
+            **required,
+            "TELEGRAM_API_URL": "http://127.0.0.1:8999",
+            "POSTBACK_HOST": "0.0.0.0",
+            "POSTBACK_PORT": "9000",
+            "XTRACKER_SPOOL": "/var/lib/bot/spool.sqlite3",
+            "OFFER_URL": "https://offer.example/?s={tg_id}",
+        }
+    )
+    assert (given.telegram_api_url, given.postback_host, given.postback_port) == (
+        "http://127.0.0.1:8999",
+        "0.0.0.0",
+        9000,
+    )
+    assert (given.spool, given.offer_url) == (
+        "/var/lib/bot/spool.sqlite3",
+        "https://offer.example/?s={tg_id}",
+    )
+    with pytest.raises(KeyError, match="POSTBACK_SECRET"):
+        settings_of({"BOT_TOKEN": TOKEN})
+
+
 # --- the aiogram bot, update by update --------------------------------------------------------
 
 

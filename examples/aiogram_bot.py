@@ -22,6 +22,20 @@ Run it::
     export OFFER_URL='https://partner.example/register?sub1={tg_id}' POSTBACK_SECRET=change-me
     python examples/aiogram_bot.py
 
+Its settings, all from the environment (``Settings.from_env``)::
+
+    BOT_TOKEN          the bot's token (required)
+    POSTBACK_SECRET    the secret the offer's postbacks carry (required)
+    OFFER_URL          the offer's link, {tg_id} replaced (default: a partner.example URL)
+    TELEGRAM_API_URL   the Bot API server, e.g. a local telegram-bot-api
+                       (default https://api.telegram.org)
+    POSTBACK_HOST      where the postback endpoint listens (default 127.0.0.1; 0.0.0.0 in a
+                       container that publishes the port)
+    POSTBACK_PORT      its port (default 8081)
+    XTRACKER_SPOOL     the tracker's spool file; keep it on a volume that outlives the container
+                       (default: the client's file in the user's cache directory)
+    XTRACKER_URL, XTRACKER_BEARER   read by the client itself (required)
+
 Importing this module has no side effects: ``build_dispatcher`` and ``build_postback_app``
 assemble the bot and the postback endpoint, and ``main`` runs them.
 """
@@ -32,9 +46,13 @@ import asyncio
 import hmac
 import logging
 import os
+from collections.abc import Mapping
+from dataclasses import dataclass
 from decimal import Decimal
 
 from aiogram import Bot, Dispatcher, Router
+from aiogram.client.session.aiohttp import AiohttpSession
+from aiogram.client.telegram import TelegramAPIServer
 from aiogram.filters import CommandObject, CommandStart
 from aiogram.types import Message
 from aiohttp import web
@@ -44,6 +62,37 @@ from xtracker_client import AsyncXTracker, InvalidEventError, Receipt, parse_sta
 log = logging.getLogger("aiogram_bot")
 
 DEFAULT_OFFER_URL = "https://partner.example/register?sub1={tg_id}"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What this bot reads from the environment (the table in the module's docstring)."""
+
+    bot_token: str
+    postback_secret: str
+    offer_url: str = DEFAULT_OFFER_URL
+    telegram_api_url: str = "https://api.telegram.org"
+    postback_host: str = "127.0.0.1"
+    postback_port: int = 8081
+    spool: str | None = None  # None: the client's default file in the user's cache directory
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] = os.environ) -> Settings:
+        return cls(
+            bot_token=env["BOT_TOKEN"],
+            postback_secret=env["POSTBACK_SECRET"],
+            offer_url=env.get("OFFER_URL") or cls.offer_url,
+            telegram_api_url=env.get("TELEGRAM_API_URL") or cls.telegram_api_url,
+            postback_host=env.get("POSTBACK_HOST") or cls.postback_host,
+            postback_port=int(env.get("POSTBACK_PORT") or cls.postback_port),
+            spool=env.get("XTRACKER_SPOOL") or None,
+        )
+
+
+def build_bot(settings: Settings) -> Bot:
+    """The bot, talking to the Bot API server of the settings."""
+    api = TelegramAPIServer.from_base(settings.telegram_api_url)
+    return Bot(settings.bot_token, session=AiohttpSession(api=api))
 
 
 # --- Telegram: /start ------------------------------------------------------------------------
@@ -153,18 +202,17 @@ def build_postback_app(tracker: AsyncXTracker, secret: str) -> web.Application:
 # --- running it ------------------------------------------------------------------------------
 
 
-async def main() -> None:
-    logging.basicConfig(level=logging.INFO)
-    bot = Bot(os.environ["BOT_TOKEN"])
+async def main(settings: Settings) -> None:
+    bot = build_bot(settings)
     # XTRACKER_URL and XTRACKER_BEARER come from the environment. Leaving the block flushes
     # what is buffered (bounded); anything still unsent stays in the spool for the next start.
-    async with AsyncXTracker() as tracker:
-        dp = build_dispatcher(tracker, os.environ.get("OFFER_URL", DEFAULT_OFFER_URL))
-        runner = web.AppRunner(build_postback_app(tracker, os.environ["POSTBACK_SECRET"]))
+    async with AsyncXTracker(spool=settings.spool) as tracker:
+        dp = build_dispatcher(tracker, settings.offer_url)
+        runner = web.AppRunner(build_postback_app(tracker, settings.postback_secret))
         await runner.setup()
-        port = int(os.environ.get("POSTBACK_PORT", "8081"))
-        await web.TCPSite(runner, "0.0.0.0", port).start()
-        log.info("offer postbacks on :%d/offer/postback", port)
+        host, port = settings.postback_host, settings.postback_port
+        await web.TCPSite(runner, host, port).start()
+        log.info("offer postbacks on http://%s:%d/offer/postback", host, port)
         try:
             await dp.start_polling(bot)  # returns on SIGINT / SIGTERM
         finally:
@@ -172,4 +220,5 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    logging.basicConfig(level=logging.INFO)
+    asyncio.run(main(Settings.from_env()))

@@ -27,6 +27,11 @@ Setup:
        export CHANNEL_LINKS='news-fb=https://t.me/+AbC...,news-tt=https://t.me/+XyZ...'
        python examples/channel_join_bot.py
 
+   ``TELEGRAM_API_URL`` (default ``https://api.telegram.org``) points the bot at another Bot API
+   server (a local ``telegram-bot-api``), and ``XTRACKER_SPOOL`` (default: the client's file in
+   the user's cache directory) says where the tracker's spool lives: keep it on a volume that
+   outlives the container.
+
 Importing this module has no side effects; ``build_dispatcher`` assembles the bot.
 """
 
@@ -40,6 +45,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from aiogram import Bot, Dispatcher, Router
+from aiogram.client.session.aiohttp import AiohttpSession
+from aiogram.client.telegram import TelegramAPIServer
 from aiogram.filters import JOIN_TRANSITION, ChatMemberUpdatedFilter
 from aiogram.types import ChatInviteLink, ChatJoinRequest, ChatMemberUpdated
 
@@ -133,6 +140,12 @@ def build_dispatcher(tracker: AsyncXTracker, channel_links: ChannelLinks) -> Dis
     return dp
 
 
+def build_bot(token: str, telegram_api_url: str = "https://api.telegram.org") -> Bot:
+    """The bot, talking to the Bot API server at ``telegram_api_url``."""
+    api = TelegramAPIServer.from_base(telegram_api_url)
+    return Bot(token, session=AiohttpSession(api=api))
+
+
 async def create_invite_link(bot: Bot, chat_id: int | str, slug: str) -> str:
     """A new invite link of the channel for the XTRACKER link ``slug`` (join requests on, so
     the bot approves each join and sees where it came from)."""
@@ -142,17 +155,18 @@ async def create_invite_link(bot: Bot, chat_id: int | str, slug: str) -> str:
     return link.invite_link
 
 
-async def main(argv: list[str]) -> None:
-    logging.basicConfig(level=logging.INFO)
-    bot = Bot(os.environ["BOT_TOKEN"])
+async def main(argv: list[str], env: Mapping[str, str] = os.environ) -> None:
+    bot = build_bot(env["BOT_TOKEN"], env.get("TELEGRAM_API_URL") or "https://api.telegram.org")
     if argv[:1] == ["invite"] and len(argv) == 3:
         async with bot.session:
             print(await create_invite_link(bot, argv[1], argv[2]))
         return
-    links = ChannelLinks.parse(os.environ["CHANNEL_LINKS"])
-    async with AsyncXTracker() as tracker:  # XTRACKER_URL and XTRACKER_BEARER from the env
-        await build_dispatcher(tracker, links).start_polling(bot)
+    links = ChannelLinks.parse(env["CHANNEL_LINKS"])
+    # XTRACKER_URL and XTRACKER_BEARER: read by the client from the environment.
+    async with AsyncXTracker(spool=env.get("XTRACKER_SPOOL") or None) as tracker:
+        await build_dispatcher(tracker, links).start_polling(bot)  # returns on SIGINT / SIGTERM
 
 
 if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO)
     asyncio.run(main(sys.argv[1:]))

@@ -9,15 +9,17 @@ the client did.
     export XTRACKER_URL=https://track.example.com XTRACKER_BEARER=xt_sk_...
     python examples/plain_script.py 123456789 tx-42    # Telegram user id, deposit's transaction id
 
-Events are written to a local SQLite spool before each call returns (in the user's cache
-directory by default), and a background thread sends them. Whatever can't be sent before the
-script ends stays in the spool and goes out with the next run against the same server and key.
+Events are written to a local SQLite spool before each call returns (the file ``XTRACKER_SPOOL``
+names, else one in the user's cache directory), and a background thread sends them. Whatever
+can't be sent before the script ends stays in the spool and goes out with the next run against
+the same server and key.
 
 Importing this module has no side effects; ``run`` does the work.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 
@@ -39,7 +41,8 @@ def run(tracker: XTracker, tg_id: int, tx_id: str, *, campaign: str = "plain-scr
 def main(argv: list[str]) -> int:
     tg_id = int(argv[0]) if argv else 123456789
     tx_id = argv[1] if len(argv) > 1 else f"tx-demo-{int(time.time())}"
-    with XTracker() as tracker:  # XTRACKER_URL and XTRACKER_BEARER from the environment
+    # XTRACKER_URL and XTRACKER_BEARER: read by the client from the environment.
+    with XTracker(spool=os.environ.get("XTRACKER_SPOOL") or None) as tracker:
         uid = run(tracker, tg_id, tx_id)
         # True when everything reached the server and nothing was refused (dead-lettered).
         delivered = bool(tracker.flush(timeout=10))

@@ -6,40 +6,90 @@ The same funnel as ``aiogram_bot.py``:
    Telegram sends the bot ``/start fb_<uid>``.
 2. The bot binds the Telegram user to the click and reports ``contact`` and ``subscribed``,
    then gives the user the offer's link carrying the user's Telegram id (``?sub1={tg_id}``).
-3. When the offer reports a registration or a deposit for that Telegram user (its callback
-   reaches the bot's backend), ``on_offer_registration`` / ``on_offer_deposit`` report them by
-   ``tg_id``: the XTRACKER server finds the click through the bind.
+3. The offer's server calls this bot's backend when the user registers or deposits
+   (``GET /offer/postback?...``). The bot reports ``registration`` and ``deposit`` by ``tg_id``:
+   the XTRACKER server finds the click through the bind, even one made after the event.
 
 PTB's handlers are coroutines, so the client is ``AsyncXTracker``. It is created in
-``post_init`` (inside PTB's event loop) and closed in ``post_shutdown``, which flushes what is
-buffered; anything unsent stays in the local spool for the next start.
+``post_init`` (inside PTB's event loop), where the postback endpoint (aiohttp) starts too;
+``post_shutdown`` stops the endpoint, then closes the tracker, which flushes what is buffered
+(bounded); anything unsent stays in the local spool for the next start.
 
 Run it::
 
     pip install -e '.[examples]'   # in a checkout of XTRACKER (it is not on PyPI), or a wheel:
     # python -m build --wheel && pip install "$(ls dist/xtracker-*.whl)[examples]"
     export BOT_TOKEN=123456:ABC... XTRACKER_URL=https://track.example.com XTRACKER_BEARER=xt_sk_...
-    export OFFER_URL='https://partner.example/register?sub1={tg_id}'
+    export OFFER_URL='https://partner.example/register?sub1={tg_id}' POSTBACK_SECRET=change-me
     python examples/ptb_bot.py
 
-Importing this module has no side effects; ``build_application`` assembles the bot.
+Its settings, all from the environment (``Settings.from_env``)::
+
+    BOT_TOKEN          the bot's token (required)
+    POSTBACK_SECRET    the secret the offer's postbacks carry (required)
+    OFFER_URL          the offer's link, {tg_id} replaced (default: a partner.example URL)
+    TELEGRAM_API_URL   the Bot API server, e.g. a local telegram-bot-api
+                       (default https://api.telegram.org)
+    POSTBACK_HOST      where the postback endpoint listens (default 127.0.0.1; 0.0.0.0 in a
+                       container that publishes the port)
+    POSTBACK_PORT      its port (default 8081)
+    XTRACKER_SPOOL     the tracker's spool file; keep it on a volume that outlives the container
+                       (default: the client's file in the user's cache directory)
+    XTRACKER_URL, XTRACKER_BEARER   read by the client itself (required)
+
+Importing this module has no side effects: ``build_application`` assembles the bot and
+``build_postback_app`` the postback endpoint; ``main`` runs them.
 """
 
 from __future__ import annotations
 
+import hmac
 import logging
 import os
+from collections.abc import Mapping
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+from aiohttp import web
 from telegram import Update
 from telegram.ext import Application, CommandHandler, ContextTypes
 
-from xtracker_client import AsyncXTracker, Receipt, parse_start_payload
+from xtracker_client import AsyncXTracker, InvalidEventError, Receipt, parse_start_payload
 
 log = logging.getLogger("ptb_bot")
 
 DEFAULT_OFFER_URL = "https://partner.example/register?sub1={tg_id}"
+
+App = Application[Any, Any, Any, Any, Any, Any]
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What this bot reads from the environment (the table in the module's docstring)."""
+
+    bot_token: str
+    postback_secret: str
+    offer_url: str = DEFAULT_OFFER_URL
+    telegram_api_url: str = "https://api.telegram.org"
+    postback_host: str = "127.0.0.1"
+    postback_port: int = 8081
+    spool: str | None = None  # None: the client's default file in the user's cache directory
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] = os.environ) -> Settings:
+        return cls(
+            bot_token=env["BOT_TOKEN"],
+            postback_secret=env["POSTBACK_SECRET"],
+            offer_url=env.get("OFFER_URL") or cls.offer_url,
+            telegram_api_url=env.get("TELEGRAM_API_URL") or cls.telegram_api_url,
+            postback_host=env.get("POSTBACK_HOST") or cls.postback_host,
+            postback_port=int(env.get("POSTBACK_PORT") or cls.postback_port),
+            spool=env.get("XTRACKER_SPOOL") or None,
+        )
+
+
+# --- Telegram: /start ------------------------------------------------------------------------
 
 
 def tracker_of(context: ContextTypes.DEFAULT_TYPE) -> AsyncXTracker:
@@ -70,6 +120,14 @@ async def start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     await message.reply_text(welcome_text(offer_url, user.id))
 
 
+def register(application: App) -> None:
+    """Add this example's handlers to an application (ours or yours)."""
+    application.add_handler(CommandHandler("start", start))
+
+
+# --- the offer's callbacks -------------------------------------------------------------------
+
+
 async def on_offer_registration(tracker: AsyncXTracker, tg_id: int, partner_id: str) -> Receipt:
     """The user registered with the offer; ``partner_id`` is the offer's id for the user.
 
@@ -87,37 +145,89 @@ async def on_offer_deposit(
     return await tracker.deposit(tg_id=tg_id, value=amount, currency=currency, eid=tx_id)
 
 
-def register(application: Application[Any, Any, Any, Any, Any, Any]) -> None:
-    """Add this example's handlers to an application (ours or yours)."""
-    application.add_handler(CommandHandler("start", start))
+def build_postback_app(tracker: AsyncXTracker, secret: str) -> web.Application:
+    """The endpoint the offer calls::
+
+        GET /offer/postback?secret=S&event=registration&tg_id=777&partner_id=P-1
+        GET /offer/postback?secret=S&event=deposit&tg_id=777&amount=25.00&currency=USD&tx_id=T-9
+
+    It answers 200 once the event is safely buffered, so the offer retries anything that did
+    not get that far; 400 for a postback that can never succeed (the offer should not retry).
+    PTB has no web server of its own; aiohttp runs in PTB's event loop, beside the polling.
+    """
+
+    async def postback(request: web.Request) -> web.Response:
+        query = request.query
+        if not secret or not hmac.compare_digest(query.get("secret", ""), secret):
+            return web.json_response({"ok": False, "error": "forbidden"}, status=403)
+        try:
+            tg_id = int(query["tg_id"])
+            event = query.get("event")
+            if event == "registration":
+                await on_offer_registration(tracker, tg_id, query["partner_id"])
+            elif event == "deposit":
+                await on_offer_deposit(
+                    tracker, tg_id, query["amount"], query.get("currency", "USD"), query["tx_id"]
+                )
+            else:
+                raise ValueError(f"unknown event {event!r}")
+        except KeyError as exc:
+            return web.json_response({"ok": False, "error": f"missing {exc}"}, status=400)
+        except (ValueError, InvalidEventError) as exc:  # InvalidEventError is a ValueError too
+            return web.json_response({"ok": False, "error": str(exc)}, status=400)
+        return web.json_response({"ok": True})
+
+    app = web.Application()
+    app.router.add_get("/offer/postback", postback)
+    return app
 
 
-async def post_init(application: Application[Any, Any, Any, Any, Any, Any]) -> None:
-    """Runs in PTB's event loop before polling starts. Created inside the loop, the tracker
-    starts its sender at once and sends what an earlier run left in the spool.
-    XTRACKER_URL and XTRACKER_BEARER come from the environment."""
-    application.bot_data["tracker"] = AsyncXTracker()
-    application.bot_data["offer_url"] = os.environ.get("OFFER_URL", DEFAULT_OFFER_URL)
+# --- running it ------------------------------------------------------------------------------
 
 
-async def post_shutdown(application: Application[Any, Any, Any, Any, Any, Any]) -> None:
-    tracker: AsyncXTracker | None = application.bot_data.get("tracker")
-    if tracker is not None:
-        await tracker.close(5)  # a bounded flush; the rest stays in the spool for the next start
+def build_application(settings: Settings) -> App:
+    """The bot, talking to the Bot API server of the settings. ``post_init`` creates the
+    tracker and starts the postback endpoint in PTB's loop; ``post_shutdown`` stops both."""
 
+    async def post_init(application: App) -> None:
+        # Created inside the loop, the tracker starts its sender at once and sends what an
+        # earlier run left in the spool. XTRACKER_URL and XTRACKER_BEARER: from the environment.
+        tracker = AsyncXTracker(spool=settings.spool)
+        application.bot_data["tracker"] = tracker
+        application.bot_data["offer_url"] = settings.offer_url
+        runner = web.AppRunner(build_postback_app(tracker, settings.postback_secret))
+        application.bot_data["postback_runner"] = runner
+        await runner.setup()
+        host, port = settings.postback_host, settings.postback_port
+        await web.TCPSite(runner, host, port).start()
+        log.info("offer postbacks on http://%s:%d/offer/postback", host, port)
 
-def build_application(token: str) -> Application[Any, Any, Any, Any, Any, Any]:
+    async def post_shutdown(application: App) -> None:
+        runner: web.AppRunner | None = application.bot_data.get("postback_runner")
+        if runner is not None:
+            await runner.cleanup()  # no postback can arrive once the tracker is closed
+        tracker: AsyncXTracker | None = application.bot_data.get("tracker")
+        if tracker is not None:
+            await tracker.close(5)  # a bounded flush; the rest stays in the spool
+
+    api = settings.telegram_api_url.rstrip("/")
     application = (
-        Application.builder().token(token).post_init(post_init).post_shutdown(post_shutdown).build()
+        Application.builder()
+        .token(settings.bot_token)
+        .base_url(f"{api}/bot")
+        .base_file_url(f"{api}/file/bot")
+        .post_init(post_init)
+        .post_shutdown(post_shutdown)
+        .build()
     )
     register(application)
     return application
 
 
-def main() -> None:
-    logging.basicConfig(level=logging.INFO)
-    build_application(os.environ["BOT_TOKEN"]).run_polling()
+def main(settings: Settings) -> None:
+    build_application(settings).run_polling()  # returns on SIGINT / SIGTERM
 
 
 if __name__ == "__main__":
-    main()
+    logging.basicConfig(level=logging.INFO)
+    main(Settings.from_env())

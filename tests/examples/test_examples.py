@@ -1,9 +1,11 @@
-"""The examples in ``examples/``, driven with fake Telegram updates against the real server.
+"""The examples in ``examples/``, run against a fake Telegram and the real XTRACKER.
 
-Telegram itself is never called: aiogram's ``Bot`` gets a session and python-telegram-bot's
-``Application`` a request object that record each Bot API call and answer it the way Telegram
-would. Everything on the XTRACKER side is real: ``xtracker serve`` with its SQLite file, read
-back with sqlite3.
+Telegram is a fake Bot API server on loopback (``tests/fake_bot_api.py``): the bots reach it
+over HTTP, through the Bot API URL of their settings, as they reach Telegram. Everything on the
+XTRACKER side is real: ``xtracker serve`` with its SQLite file, read back with sqlite3. Each bot
+runs twice over: as a process (``python examples/<bot>.py``, the whole funnel from the ad's
+click to the deposit, then SIGTERM), and in this process, fed updates one by one, for the
+cases one at a time.
 """
 
 from __future__ import annotations
@@ -11,43 +13,57 @@ from __future__ import annotations
 import asyncio
 import functools
 import importlib.util
-import json
 import os
+import signal
+import socket
 import sqlite3
 import subprocess
 import sys
-from collections.abc import AsyncGenerator, Awaitable, Callable
-from datetime import datetime, timezone
+import time
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import Any, TypeVar
+from urllib.parse import parse_qs, urlsplit
 
+import httpx
 import pytest
 from aiogram import Bot
-from aiogram.client.session.base import BaseSession
-from aiogram.methods import (
-    ApproveChatJoinRequest,
-    CreateChatInviteLink,
-    GetMe,
-    SendMessage,
-    TelegramMethod,
-)
-from aiogram.types import Chat, ChatInviteLink, Message, User
+from aiogram.types import ChatInviteLink
 from aiogram.types import Update as AiogramUpdate
 from aiohttp import test_utils  # (its TestClient imported by name would look like a test class)
 from telegram import Update as PtbUpdate
-from telegram.ext import Application, ContextTypes
-from telegram.request import BaseRequest, RequestData
+from telegram.ext import ContextTypes
 
-from tests.conftest import Server, SpaceKeys
+from tests.conftest import Server, SpaceKeys, free_port
+from tests.fake_bot_api import BOT_ID, TOKEN, FakeBotAPI
 from xtracker_client import AsyncXTracker, Backoff
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
 FAST = Backoff(base_s=0.05, cap_s=0.3)
-BOT_ID = 4242
 CHANNEL_ID = -1001234567890
+PHONE = {"User-Agent": "Mozilla/5.0 (Linux; Android 13) Chrome/120 Mobile Safari/537.36"}
+#: A bound on what takes a second or two (a bot's start, its exit): it only catches a hang.
+HANG_S = 60.0
 T = TypeVar("T")
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """A real ``xtracker serve`` process for this module, as a bot's operator runs it."""
+    server = Server(db=tmp_path_factory.mktemp("serve") / "xtracker.db", port=free_port())
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def telegram() -> Iterator[FakeBotAPI]:
+    fake = FakeBotAPI()
+    yield fake
+    fake.close()
+    assert fake.unexpected == [], "the bot called Bot API methods the fake does not know"
 
 
 @functools.cache
@@ -81,6 +97,22 @@ def with_tracker(
             await tracker.close()
 
     return asyncio.run(run())
+
+
+def click_through_landing(server: Server, space: SpaceKeys, slug: str) -> str:
+    """A phone opens a ``bot`` link's redirect, as after an ad; the ``start`` payload of the
+    ``t.me`` link it is sent to (``fb_<uid>``)."""
+    server.cli(
+        "link", "create", "--space", str(space.id), "--slug", slug,
+        "--kind", "bot", "--target", "my_offer_bot",
+    )  # fmt: skip
+    r = httpx.get(f"{server.url}/r/{slug}?fbclid=IwAR-{slug}", headers=PHONE, timeout=10)
+    assert r.status_code == 302, r.text
+    location = urlsplit(r.headers["location"])
+    assert location.netloc == "t.me" and location.path == "/my_offer_bot", location
+    payload = parse_qs(location.query)["start"][0]
+    assert payload.startswith("fb_")
+    return payload
 
 
 # --- reading the server's database ----------------------------------------------------------
@@ -119,67 +151,11 @@ def clicks_of_link(server: Server, space: SpaceKeys, slug: str) -> list[str]:
     return [r[0] for r in rows]
 
 
-# --- fake Telegram: aiogram ------------------------------------------------------------------
+# --- Telegram's updates ----------------------------------------------------------------------
 
 
 def tg_user(tg_id: int, *, is_bot: bool = False) -> dict[str, Any]:
     return {"id": tg_id, "is_bot": is_bot, "first_name": f"user{tg_id}"}
-
-
-class FakeAiogramSession(BaseSession):
-    """Answers the Bot API calls the examples make, and records them."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.calls: list[TelegramMethod[Any]] = []
-
-    async def make_request(
-        self, bot: Bot, method: TelegramMethod[Any], timeout: int | None = None
-    ) -> Any:
-        self.calls.append(method)
-        if isinstance(method, GetMe):
-            return User(id=BOT_ID, is_bot=True, first_name="Offer", username="my_offer_bot")
-        if isinstance(method, SendMessage):
-            return Message(
-                message_id=len(self.calls),
-                date=datetime.now(timezone.utc),
-                chat=Chat(id=int(method.chat_id), type="private"),
-                text=method.text,
-            )
-        if isinstance(method, ApproveChatJoinRequest):
-            return True
-        if isinstance(method, CreateChatInviteLink):
-            return ChatInviteLink(
-                invite_link="https://t.me/+FreshLink0123",
-                creator=User(id=BOT_ID, is_bot=True, first_name="Offer"),
-                creates_join_request=bool(method.creates_join_request),
-                is_primary=False,
-                is_revoked=False,
-                name=method.name,
-            )
-        raise AssertionError(f"unexpected Bot API call: {method!r}")
-
-    async def stream_content(
-        self,
-        url: str,
-        headers: dict[str, Any] | None = None,
-        timeout: int = 30,
-        chunk_size: int = 65536,
-        raise_for_status: bool = True,
-    ) -> AsyncGenerator[bytes, None]:
-        raise AssertionError("the examples download nothing")
-        yield b""  # pragma: no cover
-
-    async def close(self) -> None:
-        pass
-
-    def sent(self, kind: type[TelegramMethod[Any]]) -> list[Any]:
-        return [c for c in self.calls if isinstance(c, kind)]
-
-
-def fake_bot() -> tuple[Bot, FakeAiogramSession]:
-    session = FakeAiogramSession()
-    return Bot("4242:TEST-token-not-real", session=session), session
 
 
 class Updates:
@@ -248,25 +224,261 @@ async def feed(dp: Any, bot: Bot, data: dict[str, Any]) -> None:
     await dp.feed_update(bot, AiogramUpdate.model_validate(data, context={"bot": bot}))
 
 
-# --- the aiogram bot -------------------------------------------------------------------------
+def replies(telegram: FakeBotAPI) -> list[tuple[int, str]]:
+    """(chat, offer link) of each message the bot sent."""
+    return [(int(m["chat_id"]), m["text"].rsplit(" ", 1)[-1]) for m in telegram.sent("sendMessage")]
+
+
+# --- the bots as processes ------------------------------------------------------------------
+
+
+class BotProcess:
+    """``python examples/<name>.py`` with the environment a deployment gives it: the fake Bot
+    API's URL, the XTRACKER server and bearer, a spool file and a postback address of its own.
+    The default cache directory is an empty one of the test's, so a spool that ignored
+    ``XTRACKER_SPOOL`` would show there."""
+
+    def __init__(
+        self,
+        name: str,
+        tmp_path: Path,
+        telegram: FakeBotAPI,
+        server: Server,
+        space: SpaceKeys,
+        **extra_env: str,
+    ) -> None:
+        self.spool = tmp_path / "state" / "bot-spool.sqlite3"
+        self.cache = tmp_path / "cache"
+        self.cache.mkdir()
+        # 127.0.0.2 is loopback too: a bot listening on 0.0.0.0 or 127.0.0.1 instead of the
+        # configured host is told apart by where it answers.
+        self.postback_at = ("127.0.0.2", free_port())
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("XTRACKER_", "BOT_"))}
+        env.update(
+            BOT_TOKEN=TOKEN,
+            TELEGRAM_API_URL=telegram.url,
+            XTRACKER_URL=server.url,
+            XTRACKER_BEARER=space.bearer,
+            XTRACKER_SPOOL=str(self.spool),
+            XDG_CACHE_HOME=str(self.cache),
+            POSTBACK_HOST=self.postback_at[0],
+            POSTBACK_PORT=str(self.postback_at[1]),
+            POSTBACK_SECRET="postback-secret",
+            OFFER_URL="https://partner.example/reg?sub1={tg_id}",
+            PYTHONPATH=str(ROOT),
+        )
+        env.update(extra_env)
+        self.spool.parent.mkdir()
+        self.log = tmp_path / f"{name}.log"
+        with self.log.open("wb") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, str(EXAMPLES / f"{name}.py")],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+                cwd=tmp_path,
+            )
+
+    def log_text(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def wait_polling(self, telegram: FakeBotAPI) -> None:
+        """Until the bot polls Telegram: its start is over (the postback endpoint is up)."""
+        telegram.wait_for("getUpdates", timeout=HANG_S)
+        assert self.proc.poll() is None, self.log_text()
+        assert telegram.sent("getUpdates"), f"the bot never polled: {self.log_text()}"
+
+    def postback(self, **params: str) -> tuple[int, Any]:
+        host, port = self.postback_at
+        r = httpx.get(f"http://{host}:{port}/offer/postback", params=params, timeout=10)
+        return r.status_code, r.json()
+
+    def terminate(self) -> int:
+        """SIGTERM, as ``docker stop`` sends; the exit code."""
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout=HANG_S)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(HANG_S)
+            raise AssertionError(f"the bot did not exit on SIGTERM: {self.log_text()}") from None
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(HANG_S)
+
+
+@pytest.fixture
+def bot_process(
+    tmp_path: Path, telegram: FakeBotAPI, server: Server
+) -> Iterator[Callable[..., BotProcess]]:
+    started: list[BotProcess] = []
+
+    def start(name: str, space: SpaceKeys, **extra_env: str) -> BotProcess:
+        bot = BotProcess(name, tmp_path, telegram, server, space, **extra_env)
+        started.append(bot)
+        return bot
+
+    yield start
+    for bot in started:
+        bot.kill()
+
+
+def wait_until(check: Callable[[], bool], what: str, timeout: float = HANG_S) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {timeout} s: {what}")
+        time.sleep(0.05)  # another process's database: no event to wait on
+
+
+def refused(host: str, port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(5)
+        return s.connect_ex((host, port)) != 0
+
+
+@pytest.mark.parametrize("name", ["aiogram_bot", "ptb_bot"])
+def test_bot_reports_the_whole_funnel_through_telegram_to_the_server(
+    name: str,
+    server: Server,
+    telegram: FakeBotAPI,
+    bot_process: Callable[..., BotProcess],
+) -> None:
+    """The ad's click, ``/start fb_<uid>`` from Telegram, the offer's registration and deposit
+    postbacks: each reported, attributed to the click, visible in the server after SIGTERM."""
+    space = server.new_space(f"{name}-process")
+    payload = click_through_landing(server, space, f"{name.replace('_', '-')}-ad")
+    uid = payload.removeprefix("fb_")
+    ann = 780_001
+    updates = Updates()
+    bot = bot_process(name, space)
+    bot.wait_polling(telegram)
+
+    telegram.push(updates.start(ann, f"/start {payload}"))
+    telegram.wait_for("sendMessage", 1, timeout=HANG_S)
+    assert replies(telegram) == [(ann, f"https://partner.example/reg?sub1={ann}")], bot.log_text()
+
+    reg = {"secret": "postback-secret", "event": "registration", "tg_id": str(ann)}
+    assert bot.postback(**reg, partner_id="P-1") == (200, {"ok": True})
+    dep = {"secret": "postback-secret", "event": "deposit", "tg_id": str(ann), "tx_id": "T-9"}
+    assert bot.postback(**dep, amount="25.00", currency="USD") == (200, {"ok": True})
+    assert bot.postback(**dep)[0] == 400  # no amount: refused, the offer should not retry
+    # The endpoint listens where POSTBACK_HOST says, and nowhere else.
+    assert refused("127.0.0.1", bot.postback_at[1])
+
+    assert bot.terminate() == 0, bot.log_text()
+    start = f"start-{ann}"
+    # Events of one user may arrive in any order (batches in flight): attribution is the point.
+    assert sorted(inbox(server, space)) == sorted(
+        [
+            ("contact", uid, ann, start, None),
+            ("subscribed", uid, ann, start, None),
+            ("registration", uid, ann, "reg-P-1", None),
+            ("deposit", uid, ann, "T-9", "25.00"),
+        ]
+    ), bot.log_text()
+    assert binds(server, space) == [(uid, ann)]
+    assert clicks_of_link(server, space, f"{name.replace('_', '-')}-ad") == [uid]
+    # The spool is the file XTRACKER_SPOOL names; none was made in the default place.
+    assert bot.spool.exists()
+    assert list(bot.cache.iterdir()) == []
+    # It polled the fake over HTTP with the configured token (a wrong one would be a 401).
+    assert telegram.sent("getMe")
+
+
+def test_channel_join_bot_reports_a_join_through_a_known_invite_link(
+    server: Server, telegram: FakeBotAPI, bot_process: Callable[..., BotProcess]
+) -> None:
+    """The channel bot as a process: it approves a join request through the link's invite
+    link, mints a click for that link, binds the user and reports ``subscribed``."""
+    space = server.new_space("channel-process")
+    invite_url = "https://t.me/+ProcInvite01"
+    server.cli(
+        "link", "create", "--space", str(space.id), "--slug", "chan-proc",
+        "--kind", "channel", "--target", invite_url,
+    )  # fmt: skip
+    ann = 790_001
+    bot = bot_process("channel_join_bot", space, CHANNEL_LINKS=f"chan-proc={invite_url}")
+    bot.wait_polling(telegram)
+
+    invite = Updates.invite(invite_url, "chan-proc", join_request=True)
+    telegram.push(Updates().join_request(ann, invite))
+    telegram.wait_for("approveChatJoinRequest", 1, timeout=HANG_S)
+    wait_until(lambda: bool(inbox(server, space)), "the join reported")  # then stop the bot
+
+    assert bot.terminate() == 0, bot.log_text()
+    [uid] = clicks_of_link(server, space, "chan-proc")
+    assert binds(server, space) == [(uid, ann)]
+    assert inbox(server, space) == [("subscribed", uid, ann, f"join-{ann}", None)]
+    approved = telegram.sent("approveChatJoinRequest")
+    assert [(int(c["chat_id"]), int(c["user_id"])) for c in approved] == [(CHANNEL_ID, ann)]
+    # It asked Telegram for the update types its handlers use; chat_member only comes if asked.
+    allowed = telegram.sent("getUpdates")[0].get("allowed_updates") or []
+    assert set(allowed) == {"chat_join_request", "chat_member"}, allowed
+    assert bot.spool.exists()
+    assert list(bot.cache.iterdir()) == []
+
+
+@pytest.mark.parametrize("name", ["aiogram_bot", "ptb_bot"])
+def test_bot_settings_come_from_the_environment_with_safe_defaults(name: str) -> None:
+    settings_of = example(name).Settings.from_env
+    required = {"BOT_TOKEN": TOKEN, "POSTBACK_SECRET": "s3cret"}
+    defaults = settings_of(required)
+    # Listening on loopback unless told otherwise; the client's own spool; Telegram itself.
+    assert (defaults.postback_host, defaults.postback_port) == ("127.0.0.1", 8081)
+    assert defaults.spool is None
+    assert defaults.telegram_api_url == "https://api.telegram.org"
+    given = settings_of(
+        {
+            **required,
+            "TELEGRAM_API_URL": "http://127.0.0.1:8999",
+            "POSTBACK_HOST": "0.0.0.0",
+            "POSTBACK_PORT": "9000",
+            "XTRACKER_SPOOL": "/var/lib/bot/spool.sqlite3",
+            "OFFER_URL": "https://offer.example/?s={tg_id}",
+        }
+    )
+    assert (given.telegram_api_url, given.postback_host, given.postback_port) == (
+        "http://127.0.0.1:8999",
+        "0.0.0.0",
+        9000,
+    )
+    assert (given.spool, given.offer_url) == (
+        "/var/lib/bot/spool.sqlite3",
+        "https://offer.example/?s={tg_id}",
+    )
+    with pytest.raises(KeyError, match="POSTBACK_SECRET"):
+        settings_of({"BOT_TOKEN": TOKEN})
+
+
+# --- the aiogram bot, update by update --------------------------------------------------------
+
+
+def aiogram_settings(mod: ModuleType, telegram: FakeBotAPI) -> Any:
+    return mod.Settings(
+        bot_token=TOKEN, postback_secret="postback-secret", telegram_api_url=telegram.url
+    )
 
 
 def test_aiogram_start_binds_and_reports_contact_and_subscribed(
-    server: Server,
+    server: Server, telegram: FakeBotAPI
 ) -> None:
     mod = example("aiogram_bot")
     space = server.new_space("aiogram-start")
     updates = Updates()
-    bot, session = fake_bot()
     ann, bob, cid = 700_001, 700_002, 700_003
 
     async def body(tracker: AsyncXTracker) -> str:
         uid = await tracker.new_click(campaign_name="spring")  # as the landing page would
         dp = mod.build_dispatcher(tracker, "https://partner.example/reg?sub1={tg_id}")
-        await feed(dp, bot, updates.start(ann, f"/start fb_{uid}"))
-        await feed(dp, bot, updates.start(ann, f"/start fb_{uid}"))  # again: duplicates
-        await feed(dp, bot, updates.start(bob, "/start"))  # organic
-        await feed(dp, bot, updates.start(cid, "/start promo2024"))  # not our payload
+        bot = mod.build_bot(aiogram_settings(mod, telegram))
+        async with bot.session:
+            await feed(dp, bot, updates.start(ann, f"/start fb_{uid}"))
+            await feed(dp, bot, updates.start(ann, f"/start fb_{uid}"))  # again: duplicates
+            await feed(dp, bot, updates.start(bob, "/start"))  # organic
+            await feed(dp, bot, updates.start(cid, "/start promo2024"))  # not our payload
         return str(uid)
 
     uid = with_tracker(space, server, body)
@@ -276,8 +488,7 @@ def test_aiogram_start_binds_and_reports_contact_and_subscribed(
         ("subscribed", uid, ann, start, None),
     ]
     assert binds(server, space) == [(uid, ann)]
-    replies = session.sent(SendMessage)
-    assert [(int(m.chat_id), m.text.rsplit(" ", 1)[-1]) for m in replies] == [
+    assert replies(telegram) == [
         (ann, f"https://partner.example/reg?sub1={ann}"),
         (ann, f"https://partner.example/reg?sub1={ann}"),
         (bob, f"https://partner.example/reg?sub1={bob}"),
@@ -285,19 +496,18 @@ def test_aiogram_start_binds_and_reports_contact_and_subscribed(
     ]
 
 
-def test_aiogram_offer_postbacks_report_registration_and_deposit_by_tg_id(
-    server: Server,
+@pytest.mark.parametrize("name", ["aiogram_bot", "ptb_bot"])
+def test_offer_postbacks_report_registration_and_deposit_by_tg_id(
+    name: str, server: Server
 ) -> None:
-    mod = example("aiogram_bot")
-    space = server.new_space("aiogram-offer")
-    updates = Updates()
-    bot, _ = fake_bot()
+    mod = example(name)
+    space = server.new_space(f"{name}-offer")
     ann = 710_001
     secret = "postback-secret"
 
     async def body(tracker: AsyncXTracker) -> str:
         uid = await tracker.new_click(campaign_name="spring")
-        await feed(mod.build_dispatcher(tracker), bot, updates.start(ann, f"/start fb_{uid}"))
+        await tracker.bind(uid, tg_id=ann)  # what the bot's /start did
         app = mod.build_postback_app(tracker, secret)
         async with test_utils.TestClient(test_utils.TestServer(app)) as client:
 
@@ -326,33 +536,34 @@ def test_aiogram_offer_postbacks_report_registration_and_deposit_by_tg_id(
         return str(uid)
 
     uid = with_tracker(space, server, body)
-    start = f"start-{ann}"
     # Reported by tg_id alone, attributed to the uid through the bind, each retry a duplicate.
     assert inbox(server, space) == [
-        ("contact", uid, ann, start, None),
-        ("subscribed", uid, ann, start, None),
         ("registration", uid, ann, "reg-P-1", None),
         ("deposit", uid, ann, "T-9", "25.00"),
     ]
-    currency = query(server, "SELECT currency FROM inbox WHERE eid = 'T-9'")
+    currency = query(
+        server, "SELECT currency FROM inbox WHERE eid = 'T-9' AND space_id = ?", space.id
+    )
     assert currency == [("EUR",)]
 
 
 def test_aiogram_offer_callbacks_before_the_bind_are_attributed_when_it_arrives(
-    server: Server,
+    server: Server, telegram: FakeBotAPI
 ) -> None:
     """The offer may report a registration before the bot has bound the user (say, the
     user registered on a second device first): the server attributes it when the bind comes."""
     mod = example("aiogram_bot")
     space = server.new_space("aiogram-late")
-    bot, _ = fake_bot()
     ann = 720_001
 
     async def body(tracker: AsyncXTracker) -> str:
         await mod.on_offer_registration(tracker, ann, "P-7")
         assert await tracker.flush(20)
         uid = await tracker.new_click(campaign_name="spring")
-        await feed(mod.build_dispatcher(tracker), bot, Updates().start(ann, f"/start fb_{uid}"))
+        bot = mod.build_bot(aiogram_settings(mod, telegram))
+        async with bot.session:
+            start = Updates().start(ann, f"/start fb_{uid}")
+            await feed(mod.build_dispatcher(tracker), bot, start)
         await mod.on_offer_deposit(tracker, ann, "10.50", "USD", "T-1")
         return str(uid)
 
@@ -362,59 +573,13 @@ def test_aiogram_offer_callbacks_before_the_bind_are_attributed_when_it_arrives(
     assert ("deposit", uid, ann, "T-1", "10.50") in rows
 
 
-# --- the python-telegram-bot bot ------------------------------------------------------------
+# --- the python-telegram-bot bot, update by update --------------------------------------------
 
 
-class FakePtbRequest(BaseRequest):
-    """python-telegram-bot's HTTP layer, answering like the Bot API and recording each call."""
-
-    def __init__(self) -> None:
-        self.calls: list[tuple[str, dict[str, Any]]] = []
-
-    @property
-    def read_timeout(self) -> float | None:
-        return 1.0
-
-    async def initialize(self) -> None:
-        pass
-
-    async def shutdown(self) -> None:
-        pass
-
-    async def do_request(
-        self,
-        url: str,
-        method: str,
-        request_data: RequestData | None = None,
-        read_timeout: Any = None,
-        write_timeout: Any = None,
-        connect_timeout: Any = None,
-        pool_timeout: Any = None,
-    ) -> tuple[int, bytes]:
-        name = url.rsplit("/", 1)[-1]
-        params = request_data.parameters if request_data is not None else {}
-        self.calls.append((name, params))
-        result: Any
-        if name == "getMe":
-            result = {**tg_user(BOT_ID, is_bot=True), "username": "my_offer_bot"}
-        elif name == "sendMessage":
-            chat_id = int(str(params["chat_id"]))
-            result = {
-                "message_id": len(self.calls),
-                "date": 1_760_000_000,
-                "chat": {"id": chat_id, "type": "private"},
-                "text": params["text"],
-            }
-        else:
-            raise AssertionError(f"unexpected Bot API call: {name} {params}")
-        return 200, json.dumps({"ok": True, "result": result}).encode()
-
-
-def test_ptb_start_and_offer_callbacks(server: Server) -> None:
+def test_ptb_start_and_offer_callbacks(server: Server, telegram: FakeBotAPI) -> None:
     mod = example("ptb_bot")
     space = server.new_space("ptb")
     updates = Updates()
-    request = FakePtbRequest()
     errors: list[BaseException] = []
     ann, bob = 730_001, 730_002
 
@@ -424,17 +589,16 @@ def test_ptb_start_and_offer_callbacks(server: Server) -> None:
 
     async def body(tracker: AsyncXTracker) -> str:
         uid = await tracker.new_click(campaign_name="spring")
-        app = (
-            Application.builder()
-            .token("4242:TEST-token-not-real")
-            .request(request)
-            .get_updates_request(FakePtbRequest())
-            .build()
+        settings = mod.Settings(
+            bot_token=TOKEN,
+            postback_secret="postback-secret",
+            telegram_api_url=telegram.url,
+            offer_url="https://partner.example/reg?sub1={tg_id}",
         )
-        mod.register(app)
+        app = mod.build_application(settings)
         app.add_error_handler(on_error)
-        app.bot_data["tracker"] = tracker
-        app.bot_data["offer_url"] = "https://partner.example/reg?sub1={tg_id}"
+        app.bot_data["tracker"] = tracker  # what post_init does in run_polling
+        app.bot_data["offer_url"] = settings.offer_url
         async with app:  # initialize (getMe) ... shutdown
             for text, who in [
                 (f"/start fb_{uid}", ann),
@@ -458,49 +622,13 @@ def test_ptb_start_and_offer_callbacks(server: Server) -> None:
         ("deposit", uid, ann, "T-1", "99.90"),
     ]
     assert binds(server, space) == [(uid, ann)]
-    replies = [p for name, p in request.calls if name == "sendMessage"]
-    assert [int(p["chat_id"]) for p in replies] == [ann, ann, bob, bob]
-    assert replies[0]["text"].endswith(f"sub1={ann}")
-
-
-def test_ptb_post_init_and_post_shutdown_own_the_tracker(
-    server: Server, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
-    """``post_init`` creates the tracker from the environment inside PTB's loop, and
-    ``post_shutdown`` closes it (a bounded flush)."""
-    mod = example("ptb_bot")
-    space = server.new_space("ptb-lifecycle")
-    monkeypatch.setenv("XTRACKER_URL", server.url)
-    monkeypatch.setenv("XTRACKER_BEARER", space.bearer)
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))  # the durable spool goes here
-    ann = 740_001
-
-    async def run() -> str:
-        app = (
-            Application.builder()
-            .token("4242:TEST-token-not-real")
-            .request(FakePtbRequest())
-            .get_updates_request(FakePtbRequest())
-            .build()
-        )
-        mod.register(app)
-        async with app:
-            await mod.post_init(app)
-            tracker = app.bot_data["tracker"]
-            uid: str = await tracker.new_click(campaign_name="lifecycle")
-            upd = PtbUpdate.de_json(Updates().start(ann, f"/start fb_{uid}"), app.bot)
-            await app.process_update(upd)
-            await mod.post_shutdown(app)
-        with pytest.raises(RuntimeError, match="closed"):
-            await tracker.contact(uid)
-        return uid
-
-    uid = asyncio.run(run())
-    assert [r[:3] for r in inbox(server, space)] == [
-        ("contact", uid, ann),
-        ("subscribed", uid, ann),
+    assert telegram.sent("getMe")  # through the configured Bot API URL
+    assert replies(telegram) == [
+        (ann, f"https://partner.example/reg?sub1={ann}"),
+        (ann, f"https://partner.example/reg?sub1={ann}"),
+        (bob, f"https://partner.example/reg?sub1={bob}"),
+        (bob, f"https://partner.example/reg?sub1={bob}"),
     ]
-    assert list((tmp_path / "xtracker").glob("spool-*.sqlite3"))
 
 
 # --- the channel-join bot --------------------------------------------------------------------
@@ -509,7 +637,9 @@ def test_ptb_post_init_and_post_shutdown_own_the_tracker(
 FB_INVITE, TT_INVITE = "https://t.me/+FbInvite01", "https://t.me/+TtInvite02"
 
 
-def test_channel_joins_through_known_invite_links_are_tracked_per_link(server: Server) -> None:
+def test_channel_joins_through_known_invite_links_are_tracked_per_link(
+    server: Server, telegram: FakeBotAPI
+) -> None:
     mod = example("channel_join_bot")
     space = server.new_space("channel")
     for slug, target in [("chan-fb", FB_INVITE), ("chan-tt", TT_INVITE)]:
@@ -522,7 +652,6 @@ def test_channel_joins_through_known_invite_links_are_tracked_per_link(server: S
     )
     updates = Updates()
     invite = updates.invite
-    bot, session = fake_bot()
     ann, bob, cid, dan, eve, fay = 750_001, 750_002, 750_003, 750_004, 750_005, 750_006
     joins = [
         # The bot's own link, seen in full.
@@ -544,12 +673,16 @@ def test_channel_joins_through_known_invite_links_are_tracked_per_link(server: S
 
     async def body(tracker: AsyncXTracker) -> None:
         dp = mod.build_dispatcher(tracker, links)
-        for update in joins:
-            await feed(dp, bot, update)
+        bot = mod.build_bot(TOKEN, telegram.url)
+        async with bot.session:
+            for update in joins:
+                await feed(dp, bot, update)
 
     with_tracker(space, server, body)
 
-    approved = [(int(c.chat_id), c.user_id) for c in session.sent(ApproveChatJoinRequest)]
+    approved = [
+        (int(c["chat_id"]), int(c["user_id"])) for c in telegram.sent("approveChatJoinRequest")
+    ]
     assert approved == [(CHANNEL_ID, who) for who in (ann, bob, cid, dan, eve)]
     fb = clicks_of_link(server, space, "chan-fb")
     tt = clicks_of_link(server, space, "chan-tt")
@@ -563,7 +696,7 @@ def test_channel_joins_through_known_invite_links_are_tracked_per_link(server: S
     ]
 
 
-def test_channel_links_matching_and_invite_creation() -> None:
+def test_channel_links_matching_and_invite_creation(telegram: FakeBotAPI) -> None:
     mod = example("channel_join_bot")
     links = mod.ChannelLinks.parse(
         "a-very-long-slug-of-forty-characters-xyz=https://t.me/+L0ng, bare"
@@ -583,16 +716,12 @@ def test_channel_links_matching_and_invite_creation() -> None:
     assert slug("https://t.me/+Other", "other") is None
     assert links.slug_for(None) is None
 
-    async def create() -> tuple[str, Any]:
-        bot, session = fake_bot()
-        url = await mod.create_invite_link(
-            bot, "@my_channel", "a-very-long-slug-of-forty-characters-xyz"
-        )
-        return url, session.sent(CreateChatInviteLink)[0]
-
-    url, call = asyncio.run(create())
-    assert url == "https://t.me/+FreshLink0123"
-    assert (call.chat_id, call.name, call.creates_join_request) == (
+    # The `invite` command, as the operator runs it, against the Bot API of TELEGRAM_API_URL.
+    env = {"BOT_TOKEN": TOKEN, "TELEGRAM_API_URL": telegram.url}
+    argv = ["invite", "@my_channel", "a-very-long-slug-of-forty-characters-xyz"]
+    asyncio.run(mod.main(argv, env))
+    [call] = telegram.sent("createChatInviteLink")
+    assert (call["chat_id"], call["name"], call["creates_join_request"]) == (
         "@my_channel",
         "a-very-long-slug-of-forty-charac",
         True,
@@ -608,7 +737,8 @@ def test_plain_script_runs_against_the_server(server: Server, tmp_path: Path) ->
         **os.environ,
         "XTRACKER_URL": server.url,
         "XTRACKER_BEARER": space.bearer,
-        "XDG_CACHE_HOME": str(tmp_path / "cache"),  # where the default spool goes
+        "XTRACKER_SPOOL": str(tmp_path / "state" / "script-spool.sqlite3"),
+        "XDG_CACHE_HOME": str(tmp_path / "cache"),  # where the default spool would go
     }
     proc = subprocess.run(
         [sys.executable, str(EXAMPLES / "plain_script.py"), "760001", "tx-plain-1"],
@@ -631,7 +761,9 @@ def test_plain_script_runs_against_the_server(server: Server, tmp_path: Path) ->
     assert query(server, "SELECT campaign_name FROM clicks WHERE uid = ?", uid) == [
         ("plain-script",)
     ]
-    assert list((tmp_path / "cache" / "xtracker").glob("spool-*.sqlite3"))
+    # The spool is the file XTRACKER_SPOOL names (its directory made), not the default one.
+    assert (tmp_path / "state" / "script-spool.sqlite3").exists()
+    assert not (tmp_path / "cache").exists()
 
 
 def test_examples_import_without_side_effects(tmp_path: Path) -> None:

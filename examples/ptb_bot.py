@@ -208,7 +208,7 @@ def build_application(settings: Settings) -> App:
             await runner.cleanup()  # no postback can arrive once the tracker is closed
         tracker: AsyncXTracker | None = application.bot_data.get("tracker")
         if tracker is not None:
-            await tracker.close(5)  # a bounded flush; the rest stays in the spool
+            await tracker.close()  # flushed until the exit deadline; the rest stays in the spool
 
     api = settings.telegram_api_url.rstrip("/")
     application = (

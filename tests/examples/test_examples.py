@@ -46,6 +46,8 @@ CHANNEL_ID = -1001234567890
 PHONE = {"User-Agent": "Mozilla/5.0 (Linux; Android 13) Chrome/120 Mobile Safari/537.36"}
 #: A bound on what takes a second or two (a bot's start, its exit): it only catches a hang.
 HANG_S = 60.0
+#: What `docker stop` waits after SIGTERM before it kills the process.
+DOCKER_GRACE_S = 10.0
 T = TypeVar("T")
 
 
@@ -790,3 +792,29 @@ def test_examples_import_without_side_effects(tmp_path: Path) -> None:
     )
     assert proc.returncode == 0 and proc.stdout == "" and proc.stderr == "", proc.stderr
     assert not any(tmp_path.iterdir())  # no spool was created
+
+
+@pytest.mark.parametrize("name", ["aiogram_bot", "ptb_bot"])
+def test_a_bot_exits_within_dockers_grace_period_with_the_tracker_down(
+    name: str,
+    server: Server,
+    telegram: FakeBotAPI,
+    bot_process: Callable[..., BotProcess],
+) -> None:
+    """``docker stop`` sends SIGTERM and kills 10 s later. With the tracker away (nothing
+    listens at its URL), the bot still exits by itself, within the clients' shared exit
+    deadline (3 s by default), and what it could not send stays in its spool file."""
+    space = server.new_space(f"{name}-tracker-down")
+    with socket.socket() as s:  # a port nobody listens on: the tracker is down
+        s.bind(("127.0.0.1", 0))
+        down = f"http://127.0.0.1:{s.getsockname()[1]}"
+    bot = bot_process(name, space, XTRACKER_URL=down)
+    bot.wait_polling(telegram)
+    telegram.push(Updates().start(780_002, "/start fb_someone"))
+    telegram.wait_for("sendMessage", 1, timeout=HANG_S)  # handled: its events are buffered
+    started = time.monotonic()
+    assert bot.terminate() == 0, bot.log_text()
+    took = time.monotonic() - started
+    assert took < DOCKER_GRACE_S, f"{took:.1f} s to exit: {bot.log_text()}"
+    pending = sqlite3.connect(bot.spool).execute("SELECT count(*) FROM outbox").fetchone()[0]
+    assert pending >= 2, bot.log_text()  # contact and subscribed, kept for the next start

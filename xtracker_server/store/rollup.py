@@ -277,7 +277,13 @@ def _prepare(conn: sqlite3.Connection, path: str) -> None:
             conn.execute("DELETE FROM reports.rollup_gaps WHERE feed IN ('inbox', 'backlog')")
             for statement in SCHEMA:
                 conn.execute(statement)
-        conn.execute("INSERT OR REPLACE INTO reports.built_for VALUES (1, ?)", (generation(conn),))
+        # Written only when it changes: an open that finds the rollup current writes nothing
+        # (no commit to sync, no checkpoint when the command's last connection closes).
+        conn.execute(
+            "INSERT INTO reports.built_for VALUES (1, ?) ON CONFLICT (one) DO UPDATE"
+            " SET generation = excluded.generation WHERE generation != excluded.generation",
+            (generation(conn),),
+        )
         conn.execute("COMMIT")
     except BaseException:
         if conn.in_transaction:

@@ -7,64 +7,88 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import importlib
 from collections.abc import Callable, Collection, Sequence
-from decimal import Decimal
-from typing import Any, TypeVar
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from xtracker_server.domain.binds import BindKind
-from xtracker_server.domain.clicks import ClickDraft
-from xtracker_server.domain.credentials import CredentialKind
-from xtracker_server.domain.deletion import Person
-from xtracker_server.domain.destinations import DestinationKind, PreparedDestination
-from xtracker_server.domain.entities import (
-    BackupDone,
-    Batch,
-    BindOutcome,
-    Claimed,
-    Credential,
-    DeliveryRow,
-    Destination,
-    DestinationHealth,
-    Erased,
-    InboxDraft,
-    InboxEvent,
-    InboxOutcome,
-    IngestToken,
-    Link,
-    LogEntry,
-    LoggedEntry,
-    Marked,
-    NewSpace,
-    NewToken,
-    Revocation,
-    Rotation,
-    Settled,
-    Space,
-    Unhealthy,
-)
-from xtracker_server.domain.links import LinkSpec
-from xtracker_server.domain.outbound import DeliveryContext
-from xtracker_server.domain.postbacks import Aliases, effective_aliases
-from xtracker_server.domain.reports import FunnelCounts, LinkRow, Window
-from xtracker_server.domain.tail import Ids, Marks, Poll, TailBatch
-from xtracker_server.domain.unrecorded import UnrecordedCount
-from xtracker_server.store import (
-    backup,
-    binds,
-    clicks,
-    deletion,
-    destinations,
-    inbox,
-    links,
-    outbox,
-    postbacks,
-    reports,
-    rollup,
-    spaces,
-    tail,
-    unrecorded,
-)
-from xtracker_server.store.writer import Writer
+
+if TYPE_CHECKING:
+    from decimal import Decimal
+
+    from xtracker_server.domain.clicks import ClickDraft
+    from xtracker_server.domain.credentials import CredentialKind
+    from xtracker_server.domain.deletion import Person
+    from xtracker_server.domain.destinations import DestinationKind, PreparedDestination
+    from xtracker_server.domain.entities import (
+        BackupDone,
+        Batch,
+        BindOutcome,
+        Claimed,
+        Credential,
+        DeliveryRow,
+        Destination,
+        DestinationHealth,
+        Erased,
+        InboxDraft,
+        InboxEvent,
+        InboxOutcome,
+        IngestToken,
+        Link,
+        LogEntry,
+        LoggedEntry,
+        Marked,
+        NewSpace,
+        NewToken,
+        Revocation,
+        Rotation,
+        Settled,
+        Space,
+        Unhealthy,
+    )
+    from xtracker_server.domain.links import LinkSpec
+    from xtracker_server.domain.outbound import DeliveryContext
+    from xtracker_server.domain.postbacks import Aliases
+    from xtracker_server.domain.reports import FunnelCounts, LinkRow, Window
+    from xtracker_server.domain.tail import Ids, Marks, Poll, TailBatch
+    from xtracker_server.domain.unrecorded import UnrecordedCount
+    from xtracker_server.store import (
+        backup,
+        binds,
+        clicks,
+        deletion,
+        destinations,
+        inbox,
+        links,
+        outbox,
+        postbacks,
+        reports,
+        rollup,
+        spaces,
+        tail,
+        unrecorded,
+    )
+    from xtracker_server.store.writer import Writer
+
+
+class _OnFirstUse(ModuleType):
+    """A module of the store imported when one of its names is first used: a command that
+    lists links then imports the modules of links, not those of reports, deliveries or
+    deletions and their domain rules (a command's start-up is mostly imports). The import
+    system's lock makes a first use from several threads at once safe."""
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(importlib.import_module(self.__name__), name)
+
+
+if not TYPE_CHECKING:
+    (backup, binds, clicks, deletion, destinations, inbox, links, outbox, postbacks, reports,
+     rollup, spaces, tail, unrecorded) = (
+        _OnFirstUse(f"xtracker_server.store.{name}")
+        for name in ("backup", "binds", "clicks", "deletion", "destinations", "inbox", "links",
+                     "outbox", "postbacks", "reports", "rollup", "spaces", "tail", "unrecorded")
+    )  # fmt: skip
 
 T = TypeVar("T")
 A = TypeVar("A")
@@ -294,6 +318,8 @@ class SqliteOperations(abc.ABC):
     # ------------------------------------------------------------------ postbacks
 
     async def postback_aliases(self, space_id: int) -> Aliases:
+        from xtracker_server.domain.postbacks import effective_aliases
+
         return effective_aliases(await self.read(postbacks.alias_rows, space_id))
 
     async def set_postback_aliases(

@@ -119,11 +119,11 @@ def stored_eids(db: Path, space: SpaceKeys) -> list[str]:
 def fill(directory: Path) -> Path:
     """Write a file until the file system is full."""
     filler = directory / "filler"
-    with filler.open("wb") as f:
+    # Unbuffered: a buffer would keep what did not fit, and closing would fail to write it.
+    with filler.open("wb", buffering=0) as f:
         try:
             while True:
                 f.write(b"\0" * 65536)
-                f.flush()
         except OSError:
             pass
     return filler

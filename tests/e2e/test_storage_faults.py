@@ -24,7 +24,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import ADMIN_TOKEN, Server, SpaceKeys, free_port, run_cli
+from tests.conftest import ADMIN_TOKEN, Server, SpaceKeys, free_port
+from tests.inprocess import cli_in_process
 
 pytestmark = pytest.mark.skipif(
     os.geteuid() != 0, reason="storage faults are made as root (mount, fsfreeze)"
@@ -301,7 +302,7 @@ def test_a_database_that_cannot_be_written_stops_serve_and_worker_at_start(
 ) -> None:
     with tmpfs(tmp_path / "disk", "8m") as disk:
         db = disk / "xtracker.db"
-        run_cli(db, "space", "create", "before")
+        cli_in_process(db, "space", "create", "before")
         sh("mount", "-o", "remount,ro", str(disk))  # root ignores chmod: the mount is read-only
         for command in ("serve", "worker"):
             done = serve_once(db, command)

@@ -467,16 +467,24 @@ class SqliteOperations(abc.ABC):
 
 #: The steps of the deletion plans (xtracker_server/deletion.py) as functions of a connection,
 #: for the CLI, which runs them on its own connection: a write, a read, or a read of the report
-#: rollup once it is up to date ("reports").
-PLAN_STEPS: dict[str, tuple[str, Callable[..., Any]]] = {
-    "delete_space_batch": ("write", deletion.delete_space_batch),
-    "delete_link_batch": ("write", deletion.delete_link_batch),
-    "delete_destination_batch": ("write", deletion.delete_destination_batch),
-    "erase_person": ("write", deletion.erase_person),
-    "find_tg_events": ("read", deletion.find_tg_events),
-    "erase_events": ("write", deletion.erase_events),
-    "find_log_rows": ("read", deletion.find_log_rows),
-    "delete_log_rows": ("write", deletion.delete_log_rows),
-    "applied_removals": ("reports", rollup.applied_removals),
-    "prune_removals": ("write", deletion.prune_removals),
-}
+#: rollup once it is up to date ("reports"). Built on first use (``__getattr__``): naming the
+#: functions imports their modules.
+PLAN_STEPS: dict[str, tuple[str, Callable[..., Any]]]
+
+
+def __getattr__(name: str) -> Any:
+    if name != "PLAN_STEPS":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    steps = globals()["PLAN_STEPS"] = {
+        "delete_space_batch": ("write", deletion.delete_space_batch),
+        "delete_link_batch": ("write", deletion.delete_link_batch),
+        "delete_destination_batch": ("write", deletion.delete_destination_batch),
+        "erase_person": ("write", deletion.erase_person),
+        "find_tg_events": ("read", deletion.find_tg_events),
+        "erase_events": ("write", deletion.erase_events),
+        "find_log_rows": ("read", deletion.find_log_rows),
+        "delete_log_rows": ("write", deletion.delete_log_rows),
+        "applied_removals": ("reports", rollup.applied_removals),
+        "prune_removals": ("write", deletion.prune_removals),
+    }
+    return steps

@@ -41,3 +41,18 @@ def test_a_store_opens_while_another_connection_writes_the_rollup(tmp_path: Path
         released.join()
         holder.close()
     assert waited >= HELD_S * 0.9  # it waited for the lock rather than skipping the check
+
+
+def test_opening_a_current_rollup_writes_nothing(tmp_path: Path) -> None:
+    """What every command does when it opens its store: a rollup found current is not written
+    (no commit to sync, nothing for the command's last close to checkpoint)."""
+    path = str(tmp_path / "x.db")
+    open_db(path).close()
+    reader = open_rollup(path)  # kept open: the rollup's WAL stays, and shows what is written
+    try:
+        wal = Path(path).with_name("x.reports.db-wal")
+        before = wal.stat().st_size
+        open_rollup(path).close()  # as rebuild_if_stale does at every open
+        assert wal.stat().st_size == before
+    finally:
+        reader.close()

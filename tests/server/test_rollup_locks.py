@@ -1,6 +1,7 @@
 """Opening the report rollup (store/rollup.py ``with_rollup``: what every store does when it
-opens, and a server's first catch-up) next to another connection that holds the rollup's write
-lock, as a server's catch-up does while a command opens its store on the same file."""
+opens, and a server's first catch-up): next to another connection that holds the rollup's write
+lock, as a server's catch-up does while a command opens its store on the same file; and when
+the rollup is current, which it then leaves untouched."""
 
 from __future__ import annotations
 

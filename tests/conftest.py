@@ -78,6 +78,21 @@ class Server:
     def start(self) -> None:
         if self.log is None:  # set it to keep the log off the database's file system
             self.log = self.db.with_suffix(f".{self.port}.log")
+        # The port was free when free_port() looked; another test running at the same time
+        # (pytest-xdist's workers) may have taken it since: then the server starts on another.
+        for _ in range(3):
+            taken = len(self.log_text())
+            try:
+                self._start()
+                return
+            except AssertionError:
+                if "address already in use" not in self.log_text()[taken:]:
+                    raise
+                self.port = free_port()
+        self._start()
+
+    def _start(self) -> None:
+        assert self.log is not None
         env = {**os.environ, "XTRACKER_ADMIN_TOKEN": ADMIN_TOKEN, **self.env}
         env.pop("XTRACKER_DB", None)
         with self.log.open("ab") as log:

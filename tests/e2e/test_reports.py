@@ -5,9 +5,11 @@ delivery health."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import queue
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -349,6 +351,7 @@ class StreamReader:
         self.opened = threading.Event()
         self.ended = threading.Event()
         self._client = httpx.Client(timeout=httpx.Timeout(10, read=30))
+        self._socket: socket.socket | None = None
         self._thread = threading.Thread(target=self._run, args=(url, headers), daemon=True)
         self._thread.start()
         assert self.opened.wait(10)
@@ -356,6 +359,7 @@ class StreamReader:
     def _run(self, url: str, headers: dict[str, str]) -> None:
         try:
             with self._client.stream("GET", url, headers=headers) as r:
+                self._socket = r.extensions["network_stream"].get_extra_info("socket")
                 self.status = r.status_code
                 self.opened.set()
                 event, data, ident = "", "", ""
@@ -379,6 +383,11 @@ class StreamReader:
         return self.messages.get(timeout=timeout)
 
     def close(self) -> None:
+        """Hang up as a client that goes away does: the server sees the connection end at once
+        (closing the client alone leaves the socket open while the thread reads it)."""
+        if self._socket is not None:
+            with contextlib.suppress(OSError):
+                self._socket.shutdown(socket.SHUT_RDWR)
         self._client.close()
 
 

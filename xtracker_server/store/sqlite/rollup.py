@@ -223,10 +223,43 @@ def open_rollup(path: str) -> sqlite3.Connection:
 
 def with_rollup(conn: sqlite3.Connection, path: str) -> sqlite3.Connection:
     """Attach the rollup of the database ``path`` to ``conn`` (a writable connection to that
-    database), creating its tables if need be, and give ``conn`` the trigger that builds it."""
+    database), creating its tables if need be, and give ``conn`` the trigger that builds it.
+
+    Its transaction is deferred (``BEGIN IMMEDIATE`` would lock the main file too, holding up
+    the server's writer): it reads the rollup, then writes it. SQLite answers a write that
+    follows a read in the same transaction with "database is locked" at once, without waiting
+    out the busy timeout, when another connection holds the rollup's write lock (a server's
+    catch-up) or committed to it since the read; so, like ``catch_up``, it waits and tries
+    again."""
     attach_reports(conn, path)
     conn.execute("PRAGMA reports.journal_mode=WAL")
     conn.execute("PRAGMA reports.synchronous=NORMAL")
+    busy = 0
+    while True:
+        try:
+            _prepare(conn, path)
+        except sqlite3.OperationalError as exc:
+            busy += 1
+            if busy > _BUSY_TRIES or not _is_busy(exc):
+                raise
+            time.sleep(_busy_pause(busy))
+            continue
+        break
+    conn.execute(_TRIGGER)
+    return conn
+
+
+#: How often a transaction of the rollup that found it locked is tried again (``_busy_pause``
+#: apart: about 13 s in all, longer than the busy timeout of store/db.py).
+_BUSY_TRIES = 50
+
+
+def _busy_pause(busy: int) -> float:
+    return min(0.5, 0.01 * busy)
+
+
+def _prepare(conn: sqlite3.Connection, path: str) -> None:
+    """``with_rollup``'s transaction."""
     conn.execute("BEGIN")
     try:
         for statement in SCHEMA:
@@ -244,13 +277,18 @@ def with_rollup(conn: sqlite3.Connection, path: str) -> sqlite3.Connection:
             conn.execute("DELETE FROM reports.rollup_gaps WHERE feed IN ('inbox', 'backlog')")
             for statement in SCHEMA:
                 conn.execute(statement)
-        conn.execute("INSERT OR REPLACE INTO reports.built_for VALUES (1, ?)", (generation(conn),))
+        # Written only when it changes: an open that finds the rollup current writes nothing
+        # (no commit to sync, no checkpoint when the command's last connection closes).
+        conn.execute(
+            "INSERT INTO reports.built_for VALUES (1, ?) ON CONFLICT (one) DO UPDATE"
+            " SET generation = excluded.generation WHERE generation != excluded.generation",
+            (generation(conn),),
+        )
         conn.execute("COMMIT")
     except BaseException:
-        conn.execute("ROLLBACK")
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
         raise
-    conn.execute(_TRIGGER)
-    return conn
 
 
 def rebuild_if_stale(path: str) -> None:
@@ -291,9 +329,9 @@ def catch_up(conn: sqlite3.Connection, *, chunk: int = CHUNK, now: float | None 
             # Another process (the CLI next to a server) is catching up at the same moment:
             # its round is the same work, so wait for it and go on.
             busy += 1
-            if busy > 50 or not _is_busy(exc):
+            if busy > _BUSY_TRIES or not _is_busy(exc):
                 raise
-            time.sleep(min(0.5, 0.01 * busy))
+            time.sleep(_busy_pause(busy))
             continue
         except BaseException:
             if conn.in_transaction:

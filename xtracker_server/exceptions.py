@@ -19,6 +19,7 @@ HTTP is in ``errors.py``.
      ├── DatabaseInUse        inuse.py: a restore found the database in use
      ├── RestoreInProgress    inuse.py: a server or worker found a restore in progress
      ├── UidTaken             clicks.py: a drafted uid exists already (the writer mints another)
+     ├── LateBatch            inbox.py: a batch that reached the database past its deadline (503)
      │   delivery (delivery/)
      ├── AddressRefused       guard.py: a destination resolves to an address not allowed
      ├── ProbeRefused         probe.py: a test delivery that cannot be made, also a ValueError

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from xtracker_server.clock import now_ms
 from xtracker_server.domain.dedup import amount_conflict
 from xtracker_server.domain.entities import InboxDraft, InboxEvent, InboxOutcome
+from xtracker_server.exceptions import XTrackerServerError
 from xtracker_server.store.sqlite.binds import uid_for_tg_id
 from xtracker_server.store.sqlite.db import MAX_PARAMS, insert_many
 from xtracker_server.store.sqlite.outbox import (
@@ -41,7 +42,7 @@ def insert_event(conn: sqlite3.Connection, draft: InboxDraft) -> InboxOutcome:
     return outcome
 
 
-class LateBatch(Exception):
+class LateBatch(XTrackerServerError):
     """A batch reached the database past its ``not_after_ms``: nothing of it was written."""
 
 

@@ -48,7 +48,7 @@ COUNT_LABELS: dict[str, str] = {
 SPACE_KEYS = ("credentials", "links", "destinations", "postback_aliases", "unrecorded_clicks",
               "clicks", "events",
               "binds", "postback_log", "deliveries_pending", "deliveries_sent",
-              "deliveries_failed", "delivery_attempts")  # fmt: skip
+              "deliveries_failed", "delivery_attempts", "costs", "exchange_rates")  # fmt: skip
 LINK_KEYS = ("links", "clicks_unlinked", "events_unlinked", "unrecorded_clicks")
 DESTINATION_KEYS = ("destinations", "deliveries_pending", "deliveries_sent", "deliveries_failed",
                     "delivery_attempts")  # fmt: skip

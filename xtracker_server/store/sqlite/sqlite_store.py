@@ -394,9 +394,7 @@ class SqliteOperations(abc.ABC):
     ) -> tuple[int, int] | None:
         return await self.write(costs.put_costs, space_id, entries, now_ms)
 
-    async def delete_cost(
-        self, space_id: int, day: date, level: CostLevel, object_id: str
-    ) -> bool:
+    async def delete_cost(self, space_id: int, day: date, level: CostLevel, object_id: str) -> bool:
         return await self.write(costs.delete_costs, space_id, day, level, object_id)
 
     async def list_costs(

@@ -30,6 +30,7 @@ from datetime import date
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 from enum import Enum
 
+from xtracker_server.exceptions import XTrackerServerError
 from xtracker_wire import CANONICAL_EVENTS
 
 __all__ = [
@@ -100,7 +101,7 @@ class Rate:
     rate: Decimal
 
 
-class MissingRate(ValueError):
+class MissingRate(XTrackerServerError, ValueError):
     """No rate converts ``currency`` into ``to`` on ``day`` (nor on any day before it)."""
 
     def __init__(self, currency: str, to: str, day: date) -> None:

@@ -43,6 +43,8 @@ COUNT_LABELS: dict[str, str] = {
     "deliveries_sent": "deliveries sent",
     "deliveries_failed": "deliveries failed",
     "delivery_attempts": "delivery attempts",
+    "costs": "ad costs (per day and campaign, ad set, ad or link)",
+    "exchange_rates": "exchange rates",
 }
 
 SPACE_KEYS = ("credentials", "links", "destinations", "postback_aliases", "unrecorded_clicks",

@@ -138,11 +138,11 @@ def test_the_report_covers_the_whole_days_the_window_touches(env: Env) -> None:
         _cost(day="2026-10-31", amount="1"), _cost(day="2026-11-01", amount="2"),
         _cost(day="2026-11-02", amount="4"), _cost(day="2026-11-03", amount="8"),
     ]))  # fmt: skip
-    window = {"from_": "2026-11-01T12:00", "to": "2026-11-02T06:00"}
+    window: dict[str, Any] = {"from_": "2026-11-01T12:00", "to": "2026-11-02T06:00"}
     data = env.run(service.costs_report(OPERATOR, env.ctx, space_id, currency="USD", **window))
     assert (data["from_day"], data["to_day"]) == ("2026-11-01", "2026-11-03")
     assert data["total"]["cost"] == "6"
-    window = {"from_": "2026-11-03", "to": "2026-11-04", "tz": "Asia/Tokyo"}
+    window: dict[str, Any] = {"from_": "2026-11-03", "to": "2026-11-04", "tz": "Asia/Tokyo"}
     tokyo = env.run(service.costs_report(OPERATOR, env.ctx, space_id, currency="USD", **window))
     assert (tokyo["tz"], tokyo["total"]["cost"]) == ("Asia/Tokyo", "8")
     with pytest.raises(Invalid) as refused:

@@ -142,8 +142,8 @@ def test_the_report_covers_the_whole_days_the_window_touches(env: Env) -> None:
     data = env.run(service.costs_report(OPERATOR, env.ctx, space_id, currency="USD", **window))
     assert (data["from_day"], data["to_day"]) == ("2026-11-01", "2026-11-03")
     assert data["total"]["cost"] == "6"
-    window: dict[str, Any] = {"from_": "2026-11-03", "to": "2026-11-04", "tz": "Asia/Tokyo"}
-    tokyo = env.run(service.costs_report(OPERATOR, env.ctx, space_id, currency="USD", **window))
+    in_tokyo: dict[str, Any] = {"from_": "2026-11-03", "to": "2026-11-04", "tz": "Asia/Tokyo"}
+    tokyo = env.run(service.costs_report(OPERATOR, env.ctx, space_id, currency="USD", **in_tokyo))
     assert (tokyo["tz"], tokyo["total"]["cost"]) == ("Asia/Tokyo", "8")
     with pytest.raises(Invalid) as refused:
         env.run(service.costs_report(OPERATOR, env.ctx, space_id, currency="USD", level="team"))

@@ -190,7 +190,7 @@ def test_the_cli_enters_costs_and_rates_a_running_server_reports(
             "--name",
             "Spring",
         )
-        assert (added["new"], added["replaced"], added["currency"]) == (1, 0, "eur")
+        assert (added["new"], added["replaced"], added["currency"]) == (1, 0, "EUR")
         again = server.cli_json(
             "cost",
             "add",

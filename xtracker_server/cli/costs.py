@@ -66,11 +66,12 @@ def cost_add(
         lambda ctx: set_costs(OPERATOR, ctx, space, [item]),
         flags={**_FLAGS, "id": flag, "level": flag},
     )
+    item["currency"] = currency.strip().upper()  # as the service stored it
     if json_:
         print_json({"space_id": space, "new": stored.new, "replaced": stored.replaced, **item})
         return
     verb = "replaced" if stored.replaced else "added"
-    out.print(f"Cost of {level} {object_id} on {day}: {amount} {currency.upper()} ({verb}).",
+    out.print(f"Cost of {level} {object_id} on {day}: {amount} {item['currency']} ({verb}).",
               markup=False, highlight=False)  # fmt: skip
 
 

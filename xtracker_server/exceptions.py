@@ -8,6 +8,8 @@ HTTP is in ``errors.py``.
      ├── PayloadTooLong       domain/links.py: a start payload over Telegram's limit
      ├── PostbackProblem      domain/postbacks.py: a postback that cannot be read (422)
      ├── ReportError          domain/reports.py: a report parameter that cannot be honoured
+     ├── MissingRate          domain/costs.py: no exchange rate converts a currency on a day
+     ├── CostImportError      domain/cost_import.py: an Ads Manager export that cannot be read
      ├── UnfilledMacroError   domain/macros.py: a field holds a placeholder never filled (400)
      │   storage (store/)
      ├── StoreUnavailable     errors.py: the storage failed (503), also a RuntimeError

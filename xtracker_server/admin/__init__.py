@@ -1,6 +1,7 @@
 """The operator's JSON API, guarded by the admin token."""
 
 from xtracker_server.admin import (
+    costs,
     currencies,
     deletion,
     destinations,
@@ -24,4 +25,5 @@ all_routes = [
     *currencies.routes,
     *metrics.routes,
     *deletion.routes,
+    *costs.routes,
 ]

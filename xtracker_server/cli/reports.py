@@ -238,3 +238,28 @@ def deliveries(space: SpaceOption, db: DbOption = DEFAULT_DB, json_: JsonOption 
             "-" if d["median_latency_ms"] is None else str(d["median_latency_ms"]),
         )  # fmt: skip
     out.print(table)
+
+
+@report_app.command("costs")
+def costs(
+    space: SpaceOption,
+    currency: Annotated[
+        str, typer.Option("--currency", help="The report currency (rates: xtracker rate set).")
+    ] = "USD",
+    level: Annotated[
+        str | None,
+        typer.Option("--level", help="Count costs at campaign, adset, ad or link level."),
+    ] = None,
+    days: DaysOption = None,
+    from_: FromOption = None,
+    to: ToOption = None,
+    tz: TzOption = None,
+    db: DbOption = DEFAULT_DB,
+    json_: JsonOption = False,
+) -> None:
+    """Cost, CPC, CPL, CPA, ROI, ROAS and profit in one currency, over whole days (the costs
+    come from `xtracker cost add` and `cost import`; docs/reports.md#costs)."""
+    from xtracker_server.cli.costs import report_costs
+
+    report_costs(db, space, currency=currency, level=level, days=days, from_=from_, to=to,
+                 tz=tz, json_=json_)  # fmt: skip

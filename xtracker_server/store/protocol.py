@@ -5,11 +5,13 @@ of the server imports (it re-exports ``Store``)."""
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
+from datetime import date
 from decimal import Decimal
 from typing import Any, Protocol
 
 from xtracker_server.domain.binds import BindKind
 from xtracker_server.domain.clicks import ClickDraft
+from xtracker_server.domain.costs import CostEntry, CostLevel, Rate
 from xtracker_server.domain.credentials import CredentialKind
 from xtracker_server.domain.deletion import Person
 from xtracker_server.domain.destinations import DestinationKind, PreparedDestination
@@ -328,6 +330,28 @@ class Store(Protocol):
 
     async def add_unrecorded(self, counts: list[UnrecordedCount]) -> None:
         """Add landing visits that were not recorded as clicks to the stored tally."""
+
+    # ------------------------------------------------------------------ costs and rates
+
+    async def put_costs(
+        self, space_id: int, entries: list[CostEntry], now_ms: int
+    ) -> tuple[int, int] | None:
+        """Set each cost, replacing the one of its (day, level, object), all or none:
+        ``(new, replaced)``; None if there is no such space."""
+
+    async def delete_cost(
+        self, space_id: int, day: date, level: CostLevel, object_id: str
+    ) -> bool: ...
+
+    async def list_costs(
+        self, space_id: int, from_day: date, to_day: date, level: CostLevel | None = None
+    ) -> list[CostEntry]:
+        """The costs of the days ``[from_day, to_day)``, by day, level and object."""
+
+    async def set_rate(self, space_id: int, rate: Rate, now_ms: int) -> bool:
+        """Set a pair's rate on a day; False if there is no such space."""
+
+    async def list_rates(self, space_id: int) -> list[Rate]: ...
 
     # ------------------------------------------------------------------ the live tail
 

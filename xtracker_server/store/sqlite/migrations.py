@@ -417,6 +417,31 @@ MIGRATIONS: tuple[str, ...] = (
     END;
     CREATE INDEX deliveries_leased ON deliveries(lease_until_ms) WHERE lease_owner IS NOT NULL;
     """,
+    # 17 (issue 17 §3): ad costs and the operator's exchange rates (domain/costs.py). One cost
+    # per space, day, level and object: entering it again replaces it (an import never
+    # doubles a cost). Amounts and rates are exact decimal text; days are YYYY-MM-DD.
+    """
+    CREATE TABLE costs (
+        space_id    INTEGER NOT NULL REFERENCES spaces(id),
+        day         TEXT NOT NULL,
+        level       TEXT NOT NULL CHECK (level IN ('campaign', 'adset', 'ad', 'link')),
+        object_id   TEXT NOT NULL,
+        name        TEXT,
+        amount      TEXT NOT NULL,
+        currency    TEXT NOT NULL,
+        updated_ms  INTEGER NOT NULL
+    );
+    CREATE UNIQUE INDEX costs_key ON costs(space_id, day, level, object_id);
+    CREATE TABLE exchange_rates (
+        space_id    INTEGER NOT NULL REFERENCES spaces(id),
+        base        TEXT NOT NULL,
+        quote       TEXT NOT NULL,
+        day         TEXT NOT NULL,
+        rate        TEXT NOT NULL,
+        updated_ms  INTEGER NOT NULL
+    );
+    CREATE UNIQUE INDEX exchange_rates_key ON exchange_rates(space_id, base, quote, day);
+    """,
 )
 
 

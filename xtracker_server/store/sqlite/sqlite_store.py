@@ -9,12 +9,14 @@ import abc
 import asyncio
 import sqlite3
 from collections.abc import Callable, Collection, Sequence
+from datetime import date
 from decimal import Decimal
 from typing import Any, TypeVar
 
 from xtracker_server.clock import now_ms
 from xtracker_server.domain.binds import BindKind
 from xtracker_server.domain.clicks import ClickDraft
+from xtracker_server.domain.costs import CostEntry, CostLevel, Rate
 from xtracker_server.domain.credentials import CredentialKind
 from xtracker_server.domain.deletion import Person
 from xtracker_server.domain.destinations import DestinationKind, PreparedDestination
@@ -56,6 +58,7 @@ from xtracker_server.store.sqlite import (
     backup,
     binds,
     clicks,
+    costs,
     deletion,
     destinations,
     erasure,
@@ -383,6 +386,27 @@ class SqliteOperations(abc.ABC):
 
     async def add_unrecorded(self, counts: list[UnrecordedCount]) -> None:
         await self.write(unrecorded.add_unrecorded, counts)
+
+    # ------------------------------------------------------------------ costs and rates
+
+    async def put_costs(
+        self, space_id: int, entries: list[CostEntry], now_ms: int
+    ) -> tuple[int, int] | None:
+        return await self.write(costs.put_costs, space_id, entries, now_ms)
+
+    async def delete_cost(self, space_id: int, day: date, level: CostLevel, object_id: str) -> bool:
+        return await self.write(costs.delete_costs, space_id, day, level, object_id)
+
+    async def list_costs(
+        self, space_id: int, from_day: date, to_day: date, level: CostLevel | None = None
+    ) -> list[CostEntry]:
+        return await self.read(costs.list_costs, space_id, from_day, to_day, level)
+
+    async def set_rate(self, space_id: int, rate: Rate, now_ms: int) -> bool:
+        return await self.write(costs.set_rate, space_id, rate, now_ms)
+
+    async def list_rates(self, space_id: int) -> list[Rate]:
+        return await self.read(costs.list_rates, space_id)
 
     # ------------------------------------------------------------------ the live tail
 

@@ -15,7 +15,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from xtracker_server import admin, ingress, openapi
 from xtracker_server.admin.stream import LiveStreams
 from xtracker_server.auth import Authenticator
-from xtracker_server.caches import AliasCache
+from xtracker_server.caches import AliasCache, SubIdCache
 from xtracker_server.config import Settings
 from xtracker_server.delivery.worker import Worker
 from xtracker_server.domain.unrecorded import ClickLimiter, Tally
@@ -53,6 +53,7 @@ def create_app(settings: Settings) -> HotPaths:
         links=LinkCache(store, ttl_s=settings.credential_cache_s),
         trusted_proxies=parse_networks(settings.trusted_proxies),
         postback_aliases=AliasCache(store, ttl_s=settings.credential_cache_s),
+        sub_ids=SubIdCache(store, ttl_s=settings.credential_cache_s),
         pending=PendingClicks(
             store,
             unrecorded,

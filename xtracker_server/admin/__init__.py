@@ -9,6 +9,7 @@ from xtracker_server.admin import (
     postbacks,
     reports,
     routes,
+    sub_ids,
     tokens,
 )
 
@@ -24,4 +25,5 @@ all_routes = [
     *currencies.routes,
     *metrics.routes,
     *deletion.routes,
+    *sub_ids.routes,
 ]

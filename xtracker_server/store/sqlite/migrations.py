@@ -417,6 +417,17 @@ MIGRATIONS: tuple[str, ...] = (
     END;
     CREATE INDEX deliveries_leased ON deliveries(lease_until_ms) WHERE lease_owner IS NOT NULL;
     """,
+    # 17 (issue 17 §1, what a click records for grouping): the device type, OS and browser of
+    # its user agent, its referrer's domain and its sub-id values (a JSON object), read when it
+    # is made; and the query parameters each space declares as sub-ids (a JSON array).
+    """
+    ALTER TABLE clicks ADD COLUMN device TEXT;
+    ALTER TABLE clicks ADD COLUMN os TEXT;
+    ALTER TABLE clicks ADD COLUMN browser TEXT;
+    ALTER TABLE clicks ADD COLUMN referrer_domain TEXT;
+    ALTER TABLE clicks ADD COLUMN sub_ids TEXT;
+    ALTER TABLE spaces ADD COLUMN sub_id_params TEXT NOT NULL DEFAULT '[]';
+    """,
 )
 
 

@@ -1,7 +1,10 @@
 """Report filters as a pure parser (domain/filters.py): several values, exclusions, escapes,
-the dimensions that exist, and errors that say what to write instead."""
+the dimensions that exist, and errors that say what to write instead; and the arithmetic that
+answers a link filter from per-link counts."""
 
 from __future__ import annotations
+
+from decimal import Decimal
 
 import pytest
 
@@ -11,9 +14,14 @@ from xtracker_server.domain.filters import (
     Filter,
     FilterError,
     Filters,
+    add_counts,
+    add_series,
     parse_filter,
     parse_filters,
+    subtract_counts,
+    subtract_series,
 )
+from xtracker_server.domain.reports import FunnelCounts
 
 
 def test_several_values_are_alternatives() -> None:
@@ -104,3 +112,36 @@ def test_more_than_twenty_filters_are_refused() -> None:
     subs = tuple(f"s{i}" for i in range(21))
     with pytest.raises(FilterError, match="at most 20 filters"):
         parse_filters([f"sub.{s}=x" for s in subs], sub_ids=subs)
+
+
+def _counts(clicks: int, contact: int, deposits: int, usd: str | None) -> FunnelCounts:
+    return FunnelCounts(
+        uids={"click": clicks, "contact": contact, "deposit": min(deposits, 1)},
+        deposits=deposits,
+        first_deposits=min(deposits, 1),
+        revenue={"USD": Decimal(usd)} if usd else {},
+        unattributed={"contact": 4},
+    )
+
+
+def test_several_links_add_up_and_the_space_keeps_its_unattributed() -> None:
+    summed = add_counts([_counts(3, 2, 2, "10.50"), _counts(1, 1, 0, None)])
+    assert summed.uids == {"click": 4, "contact": 3, "deposit": 1}
+    assert (summed.deposits, summed.first_deposits) == (2, 1)
+    assert summed.revenue == {"USD": Decimal("10.50")}
+    assert summed.unattributed == {"contact": 4}  # the space's, not added up
+
+
+def test_all_links_but_some_are_the_total_less_theirs() -> None:
+    total = _counts(10, 5, 3, "20.00")
+    left = subtract_counts(total, [_counts(3, 2, 2, "20.00")])
+    assert left.uids == {"click": 7, "contact": 3, "deposit": 0}
+    assert (left.deposits, left.first_deposits) == (1, 0)
+    assert left.revenue == {}  # a currency only the dropped links took is not shown as 0
+    assert subtract_counts(total, []) == total
+
+
+def test_series_add_up_per_bucket() -> None:
+    assert add_series([[1, 0, 2], [0, 3, 1]]) == [1, 3, 3]
+    assert subtract_series([5, 5, 5], [[1, 0, 2], [0, 3, 1]]) == [4, 2, 2]
+    assert subtract_series([Decimal("1.5")], [[Decimal("0.5")]]) == [Decimal("1.0")]

@@ -15,10 +15,13 @@ dimension; different dimensions all apply (AND), the values of one are alternati
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
+from decimal import Decimal
+from typing import Any
 
 from xtracker_server.domain.devices import DeviceType
+from xtracker_server.domain.reports import FunnelCounts
 
 __all__ = [
     "DIMENSIONS",
@@ -29,8 +32,12 @@ __all__ = [
     "Filter",
     "FilterError",
     "Filters",
+    "add_counts",
+    "add_series",
     "parse_filter",
     "parse_filters",
+    "subtract_counts",
+    "subtract_series",
 ]
 
 #: Each dimension a filter can name -> the click column it reads (``clicks`` table).
@@ -219,3 +226,73 @@ def _normal(dimension: str, value: str) -> str:
 def _escaped(value: str) -> str:
     out = value.replace("\\", "\\\\").replace(",", "\\,")
     return "\\" + out if out.startswith("-") else out
+
+
+# ------------------------------------------------------------- a link filter from the rollup
+# The rollup counts each uid under the one link of its click, so every number of a funnel or a
+# series (clicks, distinct uids per step, deposits, depositors, first deposits, revenue) adds
+# up exactly across links: a few links are their sum, all links but a few the space's total
+# minus theirs.
+
+
+def add_counts(parts: Sequence[FunnelCounts]) -> FunnelCounts:
+    """The funnel of several links (at least one) from theirs. ``unattributed`` is the
+    space's in each, and kept as it is."""
+    first = parts[0]
+    return replace(
+        first,
+        uids=_sum_ints([p.uids for p in parts]),
+        deposits=sum(p.deposits for p in parts),
+        first_deposits=sum(p.first_deposits for p in parts),
+        revenue=_sum_money([p.revenue for p in parts]),
+    )
+
+
+def subtract_counts(total: FunnelCounts, parts: Sequence[FunnelCounts]) -> FunnelCounts:
+    """The funnel of every link but ``parts``' (and of clicks without a link) from the space's
+    ``total``."""
+    if not parts:
+        return total
+    gone = add_counts(parts)
+    return replace(
+        total,
+        uids={k: v - gone.uids.get(k, 0) for k, v in total.uids.items()},
+        deposits=total.deposits - gone.deposits,
+        first_deposits=total.first_deposits - gone.first_deposits,
+        revenue=_money_left(total.revenue, gone.revenue),
+    )
+
+
+def add_series(parts: Sequence[Sequence[Any]]) -> list[Any]:
+    """A series (one count or amount per bucket) of several links from theirs."""
+    return [sum(values) for values in zip(*parts, strict=True)]
+
+
+def subtract_series(total: Sequence[Any], parts: Sequence[Sequence[Any]]) -> list[Any]:
+    """A series of every link but ``parts``' from the space's ``total``."""
+    if not parts:
+        return list(total)
+    return [t - g for t, g in zip(total, add_series(parts), strict=True)]
+
+
+def _sum_ints(maps: Sequence[dict[str, int]]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for m in maps:
+        for k, v in m.items():
+            out[k] = out.get(k, 0) + v
+    return out
+
+
+def _sum_money(maps: Sequence[dict[str, Decimal]]) -> dict[str, Decimal]:
+    out: dict[str, Decimal] = {}
+    for m in maps:
+        for k, v in m.items():
+            out[k] = out.get(k, Decimal(0)) + v
+    return out
+
+
+def _money_left(total: dict[str, Decimal], gone: dict[str, Decimal]) -> dict[str, Decimal]:
+    """What is left per currency; a currency only the removed links took is left out, as a
+    query of the other links would leave it out."""
+    return {c: v - gone.get(c, Decimal(0)) for c, v in total.items() if c not in gone or
+            v != gone[c]}  # fmt: skip

@@ -111,7 +111,6 @@ ALL: set[str | None] = {"a", "b", "c", None}
         (["link={a},{b},{c}"], {"a", "b", "c"}),
         (["link=-{a}"], ALL - {"a"}),  # clicks without a link are kept by an exclusion
         (["link=-{a},-{c}"], {"b", None}),
-        ([], ALL),
     ],
 )
 def test_a_link_filter_counts_the_links_it_keeps(
@@ -174,6 +173,18 @@ def test_a_filter_that_cannot_be_answered_is_a_clear_422(
     body = answer.json()
     assert (body["ok"], body["error"], body["field"]) == (False, "invalid_field", "filter")
     assert said in body["detail"]
+
+
+def test_a_link_of_another_space_is_not_a_link_of_this_one(
+    http: httpx.Client, seed: Seed, server: Server
+) -> None:
+    other = server.new_space("filters-other")
+    link = {"slug": f"other-{other.id}", "kind": "bot", "target": "o_bot"}
+    made = http.post(f"/admin/spaces/{other.id}/links", headers=ADMIN, json=link)
+    assert made.status_code == 201, made.text
+    answer = funnel(http, seed, f"link=-other-{other.id}")
+    assert answer.status_code == 422, answer.text
+    assert f"no link 'other-{other.id}' in space {seed.space.id}" in answer.json()["detail"]
 
 
 def test_the_cli_filters_as_the_api_does_and_refuses_with_exit_2(

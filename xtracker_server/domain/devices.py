@@ -18,12 +18,16 @@ import functools
 from dataclasses import dataclass
 from enum import Enum
 
-from ua_parser import parse
+from ua_parser import Parser, load_builtins
+from ua_parser.regex import Resolver
 
 __all__ = ["PARSE_CACHE", "DeviceType", "UserAgentDims", "device_type", "user_agent_dims"]
 
 #: How many parsed agents ``user_agent_dims`` keeps (least recently used go first).
 PARSE_CACHE = 8192
+# The native resolver alone: ``ua_parser.parse`` puts a small cache of its own (and its lock) in
+# front of it, which ``user_agent_dims``'s cache makes redundant.
+_parse = Parser(Resolver(load_builtins())).parse
 _FIELD_MAX = 64
 
 
@@ -84,7 +88,7 @@ def user_agent_dims(user_agent: str | None) -> UserAgentDims:
     """The device type, OS and browser of ``user_agent``; all None without one."""
     if not user_agent or not user_agent.strip():
         return _NONE
-    found = parse(user_agent)
+    found = _parse(user_agent)
     os_family = found.os.family if found.os else None
     family, brand = (found.device.family, found.device.brand) if found.device else (None, None)
     return UserAgentDims(

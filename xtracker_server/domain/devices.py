@@ -15,19 +15,26 @@ almost all clicks, and the landing parses each click's agent once.
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
+from typing import TYPE_CHECKING
 
-from ua_parser import Parser, load_builtins
-from ua_parser.regex import Resolver
+if TYPE_CHECKING:
+    from ua_parser import Result
 
-__all__ = ["PARSE_CACHE", "DeviceType", "UserAgentDims", "device_type", "user_agent_dims"]
+
+__all__ = [
+    "PARSE_CACHE",
+    "DeviceType",
+    "UserAgentDims",
+    "device_type",
+    "load_parser",
+    "user_agent_dims",
+]
 
 #: How many parsed agents ``user_agent_dims`` keeps (least recently used go first).
 PARSE_CACHE = 8192
-# The native resolver alone: ``ua_parser.parse`` puts a small cache of its own (and its lock) in
-# front of it, which ``user_agent_dims``'s cache makes redundant.
-_parse = Parser(Resolver(load_builtins())).parse
 _FIELD_MAX = 64
 
 
@@ -83,12 +90,25 @@ def _family(name: str | None) -> str | None:
     return None if not name or name == "Other" else name[:_FIELD_MAX]
 
 
+@functools.cache
+def load_parser() -> Callable[[str], Result]:
+    """ua-parser's native resolver over the uap-core rules, built once. Building it takes about
+    a second (loading and compiling ~1,000 rules), so it is not done on import (a command that
+    opens the store would pay it): the server calls this at start-up, before the first click.
+    The resolver alone: ``ua_parser.parse`` puts a small cache of its own (and its lock) in
+    front of it, which ``user_agent_dims``'s cache makes redundant."""
+    from ua_parser import Parser, load_builtins
+    from ua_parser.regex import Resolver
+
+    return Parser(Resolver(load_builtins())).parse
+
+
 @functools.lru_cache(maxsize=PARSE_CACHE)
 def user_agent_dims(user_agent: str | None) -> UserAgentDims:
     """The device type, OS and browser of ``user_agent``; all None without one."""
     if not user_agent or not user_agent.strip():
         return _NONE
-    found = _parse(user_agent)
+    found = load_parser()(user_agent)
     os_family = found.os.family if found.os else None
     family, brand = (found.device.family, found.device.brand) if found.device else (None, None)
     return UserAgentDims(

@@ -8,6 +8,7 @@ HTTP is in ``errors.py``.
      ├── PayloadTooLong       domain/links.py: a start payload over Telegram's limit
      ├── PostbackProblem      domain/postbacks.py: a postback that cannot be read (422)
      ├── ReportError          domain/reports.py: a report parameter that cannot be honoured
+     ├── FilterError          domain/filters.py: a report filter that cannot be read
      ├── MissingRate          domain/costs.py: no exchange rate converts a currency on a day
      ├── CostImportError      domain/cost_import.py: an Ads Manager export that cannot be read
      ├── UnfilledMacroError   domain/macros.py: a field holds a placeholder never filled (400)

@@ -240,6 +240,11 @@ def currencies_json(space_id: int, allowed: tuple[str, ...]) -> dict[str, Any]:
     return {"space_id": space_id, "allowed": list(allowed), "crypto": list(CRYPTO_TICKERS)}
 
 
+def sub_ids_json(space_id: int, names: tuple[str, ...]) -> dict[str, Any]:
+    """The query parameters a space declares as sub-ids, in the order declared."""
+    return {"space_id": space_id, "params": list(names)}
+
+
 def deletion_json(head: dict[str, Any], removed: dict[str, int], dry_run: bool) -> dict[str, Any]:
     """A deletion or an erasure: what it names (``head``: space_id, link, destination_id or
     person), whether it only counted (``dry_run``), and what it removed or would remove."""

@@ -352,6 +352,17 @@ CALLS: dict[str, list[Call]] = {
         Call(422, json={"allowed": ["G"]}),
         Call(422, json={"allowed": "GEMS"}),
     ],
+    "get_sub_ids": [Call(200), Call(401, auth=None), Call(404, path={"space_id": 999})],
+    "put_sub_ids": [
+        Call(200, json={"params": ["sub1", "creative"]}),
+        Call(200, json={"params": []}),
+        Call(400, content=b"{"),
+        Call(401, auth=None, json={"params": []}),
+        Call(404, path={"space_id": 999}, json={"params": []}),
+        Call(413, content=b"{}" + b" " * 70_000),
+        Call(422, json={"params": ["utm_source"]}),
+        Call(422, json={"params": "sub1"}),
+    ],
     "list_links": [Call(200), Call(401, auth=None), Call(404, path={"space_id": 999})],
     "create_link": [
         Call(201, json={"slug": "made", "kind": "web", "target": "https://x.example/?c={uid}"}),

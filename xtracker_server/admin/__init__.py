@@ -10,6 +10,7 @@ from xtracker_server.admin import (
     postbacks,
     reports,
     routes,
+    sub_ids,
     tokens,
 )
 
@@ -26,4 +27,5 @@ all_routes = [
     *metrics.routes,
     *deletion.routes,
     *costs.routes,
+    *sub_ids.routes,
 ]

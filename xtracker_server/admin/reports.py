@@ -35,6 +35,8 @@ def _window(request: Request) -> dict[str, Any]:
         "from_": q.get("from") or None,
         "to": q.get("to") or None,
         "tz": q.get("tz") or None,
+        # repeated: filter=country=US,CA&filter=link=-test (services/report_filters.py)
+        "filters": q.getlist("filter"),
     }
 
 

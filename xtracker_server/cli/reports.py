@@ -44,10 +44,17 @@ TzOption = Annotated[
     str | None, typer.Option("--tz", help="Time zone of dates and buckets (default UTC).")
 ]
 LinkOption = Annotated[str | None, typer.Option("--link", help="Only this link's uids (slug).")]
+FilterOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--filter",
+        help="DIMENSION=A,B keeps, DIMENSION=-A drops; repeatable (docs/reports.md#filters).",
+    ),
+]
 
 
 #: The option of each field a report may refuse.
-REFUSABLE = ("from", "to", "link", "days", "tz", "sort", "currency", "metric", "bucket")
+REFUSABLE = ("from", "to", "link", "days", "tz", "sort", "currency", "metric", "bucket", "filter")
 OPTIONS = {field: f"--{field}" for field in REFUSABLE}
 
 
@@ -83,6 +90,7 @@ def funnel(
     from_: FromOption = None,
     to: ToOption = None,
     tz: TzOption = None,
+    filter_: FilterOption = None,
     db: DbOption = DEFAULT_DB,
     json_: JsonOption = False,
 ) -> None:
@@ -92,13 +100,14 @@ def funnel(
 
     data = read(
         db, lambda ctx: reports.funnel(OPERATOR, ctx, space, link=link, days=days, from_=from_,
-                                       to=to, tz=tz)
+                                       to=to, tz=tz, filters=filter_ or ())
     )  # fmt: skip
     if json_:
         print_json(data)
         return
     gauge = {g["step"]: g for g in data["gauge"]["steps"]}
     title = f"Funnel of space {space}" + (f", link {link}" if link else "")
+    title += "".join(f", {f}" for f in filter_ or ())
     from rich.table import Table
 
     table = Table("step", "uids", "from previous", "from click", "before", "change",
@@ -146,6 +155,7 @@ def links(
     from_: FromOption = None,
     to: ToOption = None,
     tz: TzOption = None,
+    filter_: FilterOption = None,
     db: DbOption = DEFAULT_DB,
     json_: JsonOption = False,
 ) -> None:
@@ -155,7 +165,8 @@ def links(
 
     data = read(
         db, lambda ctx: reports.links(OPERATOR, ctx, space, sort=sort, desc=desc,
-                                      currency=currency, days=days, from_=from_, to=to, tz=tz)
+                                      currency=currency, days=days, from_=from_, to=to, tz=tz,
+                                      filters=filter_ or ())
     )  # fmt: skip
     if json_:
         print_json(data)
@@ -190,6 +201,7 @@ def series(
     from_: FromOption = None,
     to: ToOption = None,
     tz: TzOption = None,
+    filter_: FilterOption = None,
     db: DbOption = DEFAULT_DB,
     json_: JsonOption = False,
 ) -> None:
@@ -199,7 +211,7 @@ def series(
     data = read(
         db, lambda ctx: reports.series(OPERATOR, ctx, space, metric=metric, bucket=bucket,
                                        currency=currency, link=link, days=days, from_=from_,
-                                       to=to, tz=tz)
+                                       to=to, tz=tz, filters=filter_ or ())
     )  # fmt: skip
     if json_:
         print_json(data)

@@ -144,6 +144,12 @@ _WINDOW_QUERY = (
     Param("tz", STR, "an IANA time zone; default UTC"),
 )
 _ONE_LINK = Param("link", STR, "one link's slug")
+_FILTERS = Param(
+    "filter",
+    array(STR),
+    "repeatable: DIMENSION=A,B keeps, DIMENSION=-A,-B drops; today the link dimension only"
+    " (docs/reports.md#filters); another dimension answers 422",
+)
 
 OPERATIONS: tuple[Operation, ...] = (
     Operation(
@@ -154,7 +160,7 @@ OPERATIONS: tuple[Operation, ...] = (
         auth="report",
         answers={200: json_answer("See docs/reports.md.", _FUNNEL)},
         errors=("invalid_field", *REPORT),
-        params=(SPACE_ID, _ONE_LINK, *_WINDOW_QUERY),
+        params=(SPACE_ID, _ONE_LINK, *_WINDOW_QUERY, _FILTERS),
     ),
     Operation(
         id="report_links",
@@ -170,6 +176,7 @@ OPERATIONS: tuple[Operation, ...] = (
             Param("desc", BOOL),
             Param("currency", STR),
             *_WINDOW_QUERY,
+            _FILTERS,
         ),
     ),
     Operation(
@@ -187,6 +194,7 @@ OPERATIONS: tuple[Operation, ...] = (
             Param("currency", STR),
             _ONE_LINK,
             *_WINDOW_QUERY,
+            _FILTERS,
         ),
     ),
     Operation(

@@ -37,6 +37,9 @@ class Listener:
     def aliases_changed(self, space_id: int) -> None:
         """The space's postback aliases changed."""
 
+    def sub_ids_changed(self, space_id: int) -> None:
+        """The space's sub-id parameters changed."""
+
     def deliveries_due(self) -> None:
         """Deliveries became due now (replayed, or their destination fixed)."""
 

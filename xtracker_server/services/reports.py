@@ -14,7 +14,7 @@ queries (``funnel_counts``, ``link_rows``, …) and computes with ``domain.repor
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from xtracker_server.clock import now_ms as wall_clock_ms
@@ -28,6 +28,7 @@ from xtracker_server.domain.reports import (
     money_text,
 )
 from xtracker_server.domain.tail import StreamCursor
+from xtracker_server.services import report_filters
 from xtracker_server.services.context import Context
 from xtracker_server.services.errors import Invalid
 from xtracker_server.services.principal import Action, Principal
@@ -58,11 +59,13 @@ async def funnel(
     from_: str | None = None,
     to: str | None = None,
     tz: str | None = None,
+    filters: Sequence[str] = (),
 ) -> dict[str, Any]:
     """``funnel_report`` of the space (of one link's uids, if given)."""
     return await _report(
-        who, ctx, space_id, funnel_report, link=link, days=days, from_=from_, to=to, tz=tz
-    )
+        who, ctx, space_id, funnel_report, link=link, days=days, from_=from_, to=to, tz=tz,
+        filters=filters,
+    )  # fmt: skip
 
 
 async def links(
@@ -77,11 +80,12 @@ async def links(
     from_: str | None = None,
     to: str | None = None,
     tz: str | None = None,
+    filters: Sequence[str] = (),
 ) -> dict[str, Any]:
     """``links_report`` of the space."""
     return await _report(
         who, ctx, space_id, links_report, sort=sort, desc=desc, currency=currency, days=days,
-        from_=from_, to=to, tz=tz,
+        from_=from_, to=to, tz=tz, filters=filters,
     )  # fmt: skip
 
 
@@ -98,11 +102,12 @@ async def series(
     from_: str | None = None,
     to: str | None = None,
     tz: str | None = None,
+    filters: Sequence[str] = (),
 ) -> dict[str, Any]:
     """``series_report`` of the space."""
     return await _report(
         who, ctx, space_id, series_report, metric=metric, bucket=bucket, currency=currency,
-        link=link, days=days, from_=from_, to=to, tz=tz,
+        link=link, days=days, from_=from_, to=to, tz=tz, filters=filters,
     )  # fmt: skip
 
 
@@ -199,14 +204,21 @@ async def funnel_report(
     to: str | None = None,
     tz: str | None = None,
     now_ms: int | None = None,
+    filters: Sequence[str] = (),
 ) -> dict[str, Any]:
     """The funnel of a window, its conversion gauge, and the previous window of the same
-    length. ``unattributed`` is always the space's (no link can claim those events)."""
+    length. ``unattributed`` is always the space's (no link can claim those events).
+    ``filters``: see services/report_filters.py."""
     window, _, tz_name = _window(now_ms, days, from_, to, tz)
     link_id = await _link_id(store, space_id, link)
-    current = await store.funnel_counts(space_id, window, link_id=link_id)
+    _, scope = await report_filters.read_filters(store, space_id, filters, link=link)
     before = window.previous()
-    previous = await store.funnel_counts(space_id, before, link_id=link_id)
+    if scope is None:
+        current = await store.funnel_counts(space_id, window, link_id=link_id)
+        previous = await store.funnel_counts(space_id, before, link_id=link_id)
+    else:
+        current = await report_filters.funnel_counts(store, space_id, window, scope)
+        previous = await report_filters.funnel_counts(store, space_id, before, scope)
     g = domain.gauge(current, previous)
     unattributed: dict[str, Any] = {e: current.unattributed.get(e, 0) for e in CANONICAL_EVENTS}
     unattributed["revenue"] = _money(current.unattributed_revenue)
@@ -246,13 +258,18 @@ async def links_report(
     to: str | None = None,
     tz: str | None = None,
     now_ms: int | None = None,
+    filters: Sequence[str] = (),
 ) -> dict[str, Any]:
     """Every link's numbers in the window, sorted by ``sort`` (money columns in
-    ``currency``: by default the currency with the most deposits)."""
+    ``currency``: by default the currency with the most deposits); with a link filter, the
+    links it keeps."""
     window, _, tz_name = _window(now_ms, days, from_, to, tz)
     if sort not in domain.LINK_COLUMNS:
         raise ReportError("sort", f"must be one of {', '.join(domain.LINK_COLUMNS)}")
+    _, scope = await report_filters.read_filters(store, space_id, filters)
     rows = await store.link_rows(space_id, window)
+    if scope is not None:
+        rows = [r for r in rows if scope.filter.matches(r.link)]
     if currency is None:
         currency = domain.main_currency(await store.deposit_currencies(space_id, window))
     else:
@@ -308,6 +325,7 @@ async def series_report(
     to: str | None = None,
     tz: str | None = None,
     now_ms: int | None = None,
+    filters: Sequence[str] = (),
 ) -> dict[str, Any]:
     """A step (distinct uids per bucket) or revenue in one currency per hour or day, every
     bucket present (zero-filled). Buckets start on the wall clock of ``tz``; the first is
@@ -320,22 +338,31 @@ async def series_report(
         raise ReportError("bucket", "must be hour or day") from None
     window, zone, tz_name = _window(now_ms, days, from_, to, tz)
     link_id = await _link_id(store, space_id, link)
+    _, scope = await report_filters.read_filters(store, space_id, filters, link=link)
     starts = domain.bucket_starts(window, size, zone)
     bounds = [max(s, window.from_ms) for s in starts]
     values: list[Any]
     code = None
     if metric == "revenue":
         code = _currency(currency or "USD")
-        values = [
-            money_text(v)
-            for v in await store.series_revenue(
-                space_id, code, bounds, window.to_ms, link_id=link_id
+        amounts = (
+            await store.series_revenue(space_id, code, bounds, window.to_ms, link_id=link_id)
+            if scope is None
+            else await report_filters.series_revenue(
+                store, space_id, code, bounds, window.to_ms, scope
             )
-        ]
+        )
+        values = [money_text(v) for v in amounts]
     else:
         if currency is not None:
             raise ReportError("currency", "only the revenue metric has a currency")
-        values = await store.series_counts(space_id, metric, bounds, window.to_ms, link_id=link_id)
+        values = (
+            await store.series_counts(space_id, metric, bounds, window.to_ms, link_id=link_id)
+            if scope is None
+            else await report_filters.series_counts(
+                store, space_id, metric, bounds, window.to_ms, scope
+            )
+        )
     return {
         "metric": metric,
         "bucket": size.value,

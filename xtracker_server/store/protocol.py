@@ -170,6 +170,14 @@ class Store(Protocol):
 
     async def set_allowed_currencies(self, space_id: int, codes: tuple[str, ...]) -> bool: ...
 
+    async def sub_id_params(self, space_id: int) -> tuple[str, ...] | None:
+        """The query parameters the space declares as sub-ids (recorded with each click of
+        the landing); None if there is no such space."""
+
+    async def set_sub_id_params(self, space_id: int, names: tuple[str, ...]) -> bool:
+        """Replace the space's sub-id parameters (checked by ``domain.clicks``); False if
+        there is no such space."""
+
     async def token_binds_allowed(self, space_id: int) -> bool: ...
 
     async def set_token_binds(self, space_id: int, allowed: bool) -> bool: ...

@@ -442,6 +442,17 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE UNIQUE INDEX exchange_rates_key ON exchange_rates(space_id, base, quote, day);
     """,
+    # 18 (issue 17 §1, what a click records for grouping): the device type, OS and browser of
+    # its user agent, its referrer's domain and its sub-id values (a JSON object), read when it
+    # is made; and the query parameters each space declares as sub-ids (a JSON array).
+    """
+    ALTER TABLE clicks ADD COLUMN device TEXT;
+    ALTER TABLE clicks ADD COLUMN os TEXT;
+    ALTER TABLE clicks ADD COLUMN browser TEXT;
+    ALTER TABLE clicks ADD COLUMN referrer_domain TEXT;
+    ALTER TABLE clicks ADD COLUMN sub_ids TEXT;
+    ALTER TABLE spaces ADD COLUMN sub_id_params TEXT NOT NULL DEFAULT '[]';
+    """,
 )
 
 

@@ -68,6 +68,7 @@ OPERATIONS: Operations = named(
     spaces.revoke_ingest_token,
     spaces.reset_admin_token,
     spaces.set_allowed_currencies,
+    spaces.set_sub_id_params,
     binds.set_token_binds,
     postbacks.set_alias,
     postbacks.set_aliases,

@@ -201,6 +201,12 @@ class SqliteOperations(abc.ABC):
     async def set_allowed_currencies(self, space_id: int, codes: tuple[str, ...]) -> bool:
         return await self.write(spaces.set_allowed_currencies, space_id, codes)
 
+    async def sub_id_params(self, space_id: int) -> tuple[str, ...] | None:
+        return await self.read(spaces.sub_id_params, space_id)
+
+    async def set_sub_id_params(self, space_id: int, names: tuple[str, ...]) -> bool:
+        return await self.write(spaces.set_sub_id_params, space_id, names)
+
     async def token_binds_allowed(self, space_id: int) -> bool:
         return await self.read(binds.token_binds_allowed, space_id)
 

@@ -132,14 +132,18 @@ async def csv_chunks(export: Export) -> AsyncIterator[str]:
     yield _drain(buffer)
 
 
-async def json_chunks(export: Export, *, ok: bool) -> AsyncIterator[str]:
+async def json_chunks(export: Export, *, ok: bool, rows_only: bool = False) -> AsyncIterator[str]:
     """The report's JSON (``{"ok": true, …}`` with ``ok``, as the API answers), with the
-    streamed rows written as they come; see ``ExportBroken`` (the JSON is then left open)."""
+    streamed rows written as they come; ``rows_only``: only the array of the streamed rows
+    (what ``xtracker postback log --json`` always printed). See ``ExportBroken`` (the JSON
+    is then left open)."""
     head = {"ok": True, **export.head} if ok else export.head
     if export.key is None:
         yield _json(head) + "\n"
         return
     opening = _json(head)[:-1] + ("," if head else "") + _json(export.key) + ":["
+    if rows_only:
+        opening = "["
     parts: list[str] = [opening]
     n = 0
     try:
@@ -155,7 +159,7 @@ async def json_chunks(export: Export, *, ok: bool) -> AsyncIterator[str]:
         if parts:
             yield "".join(parts)
         raise ExportBroken(detail) from exc
-    parts.append("]}\n")
+    parts.append("]\n" if rows_only else "]}\n")
     yield "".join(parts)
 
 

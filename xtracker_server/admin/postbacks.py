@@ -22,8 +22,8 @@ MAX_LISTED = 10_000_000
 async def list_postbacks(request: Request) -> Response:
     """Newest first: the latest ``limit`` (default 100; ``limit=all``: every row), of one
     ``outcome`` if given; JSON, or CSV (``Accept: text/csv`` or ``?format=csv``)."""
-    wanted_format(request)
     ctx = await operator(request)
+    wanted_format(request)
     space_id = path_id(request)
     raw = request.query_params.get("limit") or "100"
     limit = None if raw == "all" else whole_number(raw)

@@ -100,16 +100,16 @@ def answer(request: Request, export: exports.Export) -> Response:
 
 
 async def funnel(request: Request) -> Response:
-    wanted_format(request)  # a bad ?format= is refused before any work
     who, ctx = await reader(request)
+    wanted_format(request)  # a bad ?format= is refused before any work
     link = request.query_params.get("link") or None
     found = await exports.funnel_export(who, ctx, path_id(request), link=link, **_window(request))
     return answer(request, found)
 
 
 async def links(request: Request) -> Response:
-    wanted_format(request)
     who, ctx = await reader(request)
+    wanted_format(request)
     q = request.query_params
     found = await exports.links_export(
         who, ctx, path_id(request), sort=q.get("sort") or "clicks",
@@ -120,8 +120,8 @@ async def links(request: Request) -> Response:
 
 
 async def series(request: Request) -> Response:
-    wanted_format(request)
     who, ctx = await reader(request)
+    wanted_format(request)
     q = request.query_params
     metric = q.get("metric")
     if not metric:
@@ -134,8 +134,8 @@ async def series(request: Request) -> Response:
 
 
 async def deliveries(request: Request) -> Response:
-    wanted_format(request)
     who, ctx = await reader(request)
+    wanted_format(request)
     return answer(request, await exports.deliveries_export(who, ctx, path_id(request)))
 
 

@@ -472,6 +472,9 @@ CALLS: dict[str, list[Call]] = {
         Call(401, auth=None),
         Call(404, path={"space_id": 999}),
         Call(422, params={"limit": "0"}),
+        Call(200, params={"format": "csv", "limit": "all"}),
+        Call(200, headers={"accept": "text/csv"}),
+        Call(422, params={"format": "xml"}),
     ],
     "get_aliases": [Call(200), Call(401, auth=None), Call(404, path={"space_id": 999})],
     "change_aliases": [
@@ -498,6 +501,9 @@ CALLS: dict[str, list[Call]] = {
         Call(403, auth="other_space"),
         Call(404, path={"space_id": 999}),
         Call(422, params={"from": "2025-02-01", "to": "2025-01-01"}),
+        Call(200, params={"format": "csv"}),
+        Call(200, headers={"accept": "text/csv"}),
+        Call(422, params={"format": "xml"}),
     ],
     "report_links": [
         Call(200),
@@ -506,6 +512,7 @@ CALLS: dict[str, list[Call]] = {
         Call(403, auth="other_space"),
         Call(404, path={"space_id": 999}),
         Call(422, params={"sort": "nope"}),
+        Call(200, params={"format": "CSV"}),
     ],
     "report_series": [
         Call(200, params={"metric": "click", "bucket": "hour", "days": "1"}),
@@ -514,6 +521,9 @@ CALLS: dict[str, list[Call]] = {
         Call(403, auth="other_space", params={"metric": "click"}),
         Call(404, path={"space_id": 999}, params={"metric": "click"}),
         Call(422, params={"metric": "nope"}),
+        Call(200, params={"metric": "click", "format": "csv"}),
+        Call(200, params={"metric": "revenue"}, headers={"accept": "text/csv, */*;q=0.5"}),
+        Call(422, params={"metric": "click", "format": "xml"}),
     ],
     "report_deliveries": [
         Call(200),
@@ -521,6 +531,8 @@ CALLS: dict[str, list[Call]] = {
         Call(401, auth=None),
         Call(403, auth="other_space"),
         Call(404, path={"space_id": 999}),
+        Call(200, auth="own_space", headers={"accept": "text/csv"}),
+        Call(422, params={"format": "xml"}),
     ],
     "list_costs": [
         Call(200),

@@ -1,10 +1,12 @@
 """``xtracker report …``: the reports on the command line (docs/reports.md). Like every
 command they work on the database file (``--db``), also while a server runs on it; the numbers
-and ``--json`` shapes are the admin API's.
+and ``--json`` shapes are the admin API's. ``--format csv|json`` writes a report through the
+serializers the API uses (services/exports.py), row by row as it is read.
 """
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Annotated, Any
@@ -16,9 +18,9 @@ from xtracker_server.cli._common import (
     DbOption,
     JsonOption,
     SpaceOption,
+    fail,
     group,
     out,
-    print_json,
     run,
 )
 
@@ -27,6 +29,7 @@ from xtracker_server.domain.reports import METRICS
 
 if TYPE_CHECKING:
     from xtracker_server.services.context import Context
+    from xtracker_server.services.exports import Export
 
 report_app = group()  # its help: COMMANDS in cli/__init__.py
 
@@ -51,6 +54,12 @@ FilterOption = Annotated[
         help="DIMENSION=A,B keeps, DIMENSION=-A drops; repeatable (docs/reports.md#filters).",
     ),
 ]
+FormatOption = Annotated[
+    str | None,
+    typer.Option(
+        "--format", help="table (default), json or csv (json and csv are written as read)."
+    ),
+]
 
 
 #: The option of each field a report may refuse.
@@ -62,6 +71,47 @@ def read(db: str, call: Callable[[Context], Awaitable[dict[str, Any]]]) -> dict[
     """A report of services/reports.py, as the operator; its refusal of an option, as an
     error."""
     return run(db, call, flags=OPTIONS)
+
+
+def chosen_format(format_: str | None, json_: bool) -> str:
+    """``table``, ``json`` or ``csv``: ``--format``, or ``--json`` (the same as --format json)."""
+    if format_ is None:
+        return "json" if json_ else "table"
+    if format_ not in ("table", "json", "csv"):
+        fail("--format: must be table, json or csv")
+    if json_ and format_ != "json":
+        fail("--json is --format json: give one of them")
+    return format_
+
+
+def write_export(
+    db: str,
+    build: Callable[[Context], Awaitable[Export]],
+    format_: str,
+    flags: dict[str, str] | None = None,
+    *,
+    rows_only: bool = False,
+) -> None:
+    """Write the export ``build`` makes to stdout as CSV or JSON, chunk by chunk as its rows
+    are read (``rows_only``: JSON of the rows alone, ``json_chunks``). A fault after the
+    first byte: the CSV's ``#error`` line, a message, exit 1."""
+    from xtracker_server.services.exports import ExportBroken, csv_chunks, json_chunks
+
+    async def call(ctx: Context) -> None:
+        found = await build(ctx)
+        chunks = (
+            csv_chunks(found)
+            if format_ == "csv"
+            else json_chunks(found, ok=False, rows_only=rows_only)
+        )
+        try:
+            async for text in chunks:
+                sys.stdout.write(text)
+        except ExportBroken as exc:
+            sys.stdout.flush()
+            fail(f"the export stopped: {exc}; what was written is incomplete", 1)
+
+    run(db, call, flags=OPTIONS if flags is None else flags)
 
 
 def _pct(r: float | None) -> str:
@@ -93,18 +143,22 @@ def funnel(
     filter_: FilterOption = None,
     db: DbOption = DEFAULT_DB,
     json_: JsonOption = False,
+    format_: FormatOption = None,
 ) -> None:
     """The funnel click → contact → subscribed → registration → deposit, with the conversion
     gauge against the previous window of the same length (weakest step highlighted)."""
-    from xtracker_server.services import OPERATOR, reports
+    from xtracker_server.services import OPERATOR, exports, reports
 
+    fmt = chosen_format(format_, json_)
+    if fmt != "table":
+        write_export(db, lambda ctx: exports.funnel_export(OPERATOR, ctx, space, link=link,
+                     days=days, from_=from_, to=to, tz=tz, filters=filter_ or ()),
+                     fmt)  # fmt: skip
+        return
     data = read(
         db, lambda ctx: reports.funnel(OPERATOR, ctx, space, link=link, days=days, from_=from_,
                                        to=to, tz=tz, filters=filter_ or ())
     )  # fmt: skip
-    if json_:
-        print_json(data)
-        return
     gauge = {g["step"]: g for g in data["gauge"]["steps"]}
     title = f"Funnel of space {space}" + (f", link {link}" if link else "")
     title += "".join(f", {f}" for f in filter_ or ())
@@ -158,19 +212,23 @@ def links(
     filter_: FilterOption = None,
     db: DbOption = DEFAULT_DB,
     json_: JsonOption = False,
+    format_: FormatOption = None,
 ) -> None:
     """Every link: clicks, each step, depositors, revenue, click→deposit rate, revenue per
     click."""
-    from xtracker_server.services import OPERATOR, reports
+    from xtracker_server.services import OPERATOR, exports, reports
 
+    fmt = chosen_format(format_, json_)
+    if fmt != "table":
+        write_export(db, lambda ctx: exports.links_export(OPERATOR, ctx, space, sort=sort,
+                     desc=desc, currency=currency, days=days, from_=from_, to=to, tz=tz,
+                     filters=filter_ or ()), fmt)  # fmt: skip
+        return
     data = read(
         db, lambda ctx: reports.links(OPERATOR, ctx, space, sort=sort, desc=desc,
                                       currency=currency, days=days, from_=from_, to=to, tz=tz,
                                       filters=filter_ or ())
     )  # fmt: skip
-    if json_:
-        print_json(data)
-        return
     cur = data["currency"]
     from rich.table import Column, Table
 
@@ -204,18 +262,22 @@ def series(
     filter_: FilterOption = None,
     db: DbOption = DEFAULT_DB,
     json_: JsonOption = False,
+    format_: FormatOption = None,
 ) -> None:
     """A step (distinct uids) or revenue per hour or day; every bucket shown, zeros too."""
-    from xtracker_server.services import OPERATOR, reports
+    from xtracker_server.services import OPERATOR, exports, reports
 
+    fmt = chosen_format(format_, json_)
+    if fmt != "table":
+        write_export(db, lambda ctx: exports.series_export(OPERATOR, ctx, space, metric=metric,
+                     bucket=bucket, currency=currency, link=link, days=days, from_=from_,
+                     to=to, tz=tz, filters=filter_ or ()), fmt)  # fmt: skip
+        return
     data = read(
         db, lambda ctx: reports.series(OPERATOR, ctx, space, metric=metric, bucket=bucket,
                                        currency=currency, link=link, days=days, from_=from_,
                                        to=to, tz=tz, filters=filter_ or ())
     )  # fmt: skip
-    if json_:
-        print_json(data)
-        return
     label = data["metric"] + (f" ({data['currency']})" if data["currency"] else "")
     from rich.table import Table
 
@@ -227,15 +289,21 @@ def series(
 
 
 @report_app.command("deliveries")
-def deliveries(space: SpaceOption, db: DbOption = DEFAULT_DB, json_: JsonOption = False) -> None:
+def deliveries(
+    space: SpaceOption,
+    db: DbOption = DEFAULT_DB,
+    json_: JsonOption = False,
+    format_: FormatOption = None,
+) -> None:
     """Delivery health per destination: counts by status, last success, last error, and the
     median latency of the last 24 hours."""
-    from xtracker_server.services import OPERATOR, reports
+    from xtracker_server.services import OPERATOR, exports, reports
 
-    data = read(db, lambda ctx: reports.deliveries(OPERATOR, ctx, space))
-    if json_:
-        print_json(data)
+    fmt = chosen_format(format_, json_)
+    if fmt != "table":
+        write_export(db, lambda ctx: exports.deliveries_export(OPERATOR, ctx, space), fmt)
         return
+    data = read(db, lambda ctx: reports.deliveries(OPERATOR, ctx, space))
     from rich.table import Table
 
     table = Table("id", "name", "kind", "sent", "pending", "retrying", "failed", "last success",

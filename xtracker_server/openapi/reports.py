@@ -24,7 +24,33 @@ from xtracker_server.openapi.shared import SPACE_ID
 from xtracker_server.store.api import DELIVERY_STATUSES
 from xtracker_wire import CANONICAL_EVENTS
 
-__all__ = ["OPERATIONS", "STREAM_END"]
+__all__ = ["FORMAT", "OPERATIONS", "STREAM_END", "export_answer"]
+
+#: The query parameter that asks for CSV (as ``Accept: text/csv`` does).
+FORMAT = Param(
+    "format",
+    enum(["json", "csv"]),
+    "csv: the report as CSV (as `Accept: text/csv`); default JSON. docs/reports.md#exports",
+)
+
+
+def export_answer(description: str, schema: Schema, csv: str) -> Answer:
+    """A report's answer: its JSON, or CSV (RFC 4180, a header row; ``csv`` says the rows) for
+    ``Accept: text/csv`` or ``?format=csv``, streamed as an attachment."""
+    return Answer(
+        description,
+        {
+            "application/json": schema,
+            "text/csv": {
+                "type": "string",
+                "description": f"{csv} A cell of text that starts with = + - @ (not a number)"
+                " gets a leading '. A storage fault while it is streamed ends it with a line"
+                " `#error,storage_unavailable,…` and a connection closed before the answer's"
+                " end (docs/reports.md#exports).",
+            },
+        },
+    )
+
 
 _STREAMS = answer(
     {
@@ -158,9 +184,16 @@ OPERATIONS: tuple[Operation, ...] = (
         summary="The funnel and its conversion gauge",
         tag="reports",
         auth="report",
-        answers={200: json_answer("See docs/reports.md.", _FUNNEL)},
+        answers={
+            200: export_answer(
+                "See docs/reports.md.",
+                _FUNNEL,
+                "CSV: one row per step; the deposit row has the deposits and the revenue per"
+                " currency (revenue_USD …).",
+            )
+        },
         errors=("invalid_field", *REPORT),
-        params=(SPACE_ID, _ONE_LINK, *_WINDOW_QUERY, _FILTERS),
+        params=(SPACE_ID, _ONE_LINK, *_WINDOW_QUERY, _FILTERS, FORMAT),
     ),
     Operation(
         id="report_links",
@@ -168,7 +201,14 @@ OPERATIONS: tuple[Operation, ...] = (
         summary="Per link",
         tag="reports",
         auth="report",
-        answers={200: json_answer("One row per link.", _LINKS_REPORT)},
+        answers={
+            200: export_answer(
+                "One row per link.",
+                _LINKS_REPORT,
+                "CSV: one row per link, a column per currency of each money column"
+                " (revenue_USD, revenue_per_click_USD …).",
+            )
+        },
         errors=("invalid_field", *REPORT),
         params=(
             SPACE_ID,
@@ -177,6 +217,7 @@ OPERATIONS: tuple[Operation, ...] = (
             Param("currency", STR),
             *_WINDOW_QUERY,
             _FILTERS,
+            FORMAT,
         ),
     ),
     Operation(
@@ -185,7 +226,13 @@ OPERATIONS: tuple[Operation, ...] = (
         summary="A time series",
         tag="reports",
         auth="report",
-        answers={200: json_answer("Every bucket, zeros included.", _SERIES)},
+        answers={
+            200: export_answer(
+                "Every bucket, zeros included; streamed.",
+                _SERIES,
+                "CSV: start,start_ms,value, one row per bucket.",
+            )
+        },
         errors=("invalid_field", *REPORT),
         params=(
             SPACE_ID,
@@ -195,6 +242,7 @@ OPERATIONS: tuple[Operation, ...] = (
             _ONE_LINK,
             *_WINDOW_QUERY,
             _FILTERS,
+            FORMAT,
         ),
     ),
     Operation(
@@ -204,12 +252,14 @@ OPERATIONS: tuple[Operation, ...] = (
         tag="reports",
         auth="report",
         answers={
-            200: json_answer(
-                "Per destination.", answer({"recent_ms": INT, "destinations": array(_HEALTH_ROW)})
+            200: export_answer(
+                "Per destination.",
+                answer({"recent_ms": INT, "destinations": array(_HEALTH_ROW)}),
+                "CSV: one row per destination, its fields as columns.",
             )
         },
-        errors=REPORT,
-        params=(SPACE_ID,),
+        errors=("invalid_field", *REPORT),
+        params=(SPACE_ID, FORMAT),
     ),
     Operation(
         id="stream",

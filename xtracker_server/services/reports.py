@@ -14,7 +14,7 @@ queries (``funnel_counts``, ``link_rows``, …) and computes with ``domain.repor
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
 
 from xtracker_server.clock import now_ms as wall_clock_ms
@@ -44,6 +44,7 @@ __all__ = [
     "links",
     "links_report",
     "series",
+    "series_points",
     "series_report",
     "stream_start",
 ]
@@ -330,6 +331,35 @@ async def series_report(
     """A step (distinct uids per bucket) or revenue in one currency per hour or day, every
     bucket present (zero-filled). Buckets start on the wall clock of ``tz``; the first is
     counted from the window's start."""
+    head, points = await series_points(
+        store, space_id, metric=metric, bucket=bucket, currency=currency, link=link, days=days,
+        from_=from_, to=to, tz=tz, now_ms=now_ms, filters=filters,
+    )  # fmt: skip
+    return {**head, "points": [p async for p in points]}
+
+
+#: The buckets of a series one store read counts (an export streams them read by read).
+SERIES_PAGE = 200
+
+
+async def series_points(
+    store: Store,
+    space_id: int,
+    *,
+    metric: str,
+    bucket: Bucket | str = Bucket.DAY,
+    currency: str | None = None,
+    link: str | None = None,
+    days: int | None = None,
+    from_: str | None = None,
+    to: str | None = None,
+    tz: str | None = None,
+    now_ms: int | None = None,
+    filters: Sequence[str] = (),
+) -> tuple[dict[str, Any], AsyncIterator[dict[str, Any]]]:
+    """``series_report`` in two parts: its fields other than ``points`` (every parameter
+    checked: a ReportError is raised here, before any point), and its points, counted
+    ``SERIES_PAGE`` buckets per store read as they are iterated."""
     if metric not in domain.METRICS:
         raise ReportError("metric", f"must be one of {', '.join(domain.METRICS)}")
     try:
@@ -341,29 +371,35 @@ async def series_report(
     _, scope = await report_filters.read_filters(store, space_id, filters, link=link)
     starts = domain.bucket_starts(window, size, zone)
     bounds = [max(s, window.from_ms) for s in starts]
-    values: list[Any]
     code = None
     if metric == "revenue":
         code = _currency(currency or "USD")
-        amounts = (
-            await store.series_revenue(space_id, code, bounds, window.to_ms, link_id=link_id)
-            if scope is None
-            else await report_filters.series_revenue(
-                store, space_id, code, bounds, window.to_ms, scope
+    elif currency is not None:
+        raise ReportError("currency", "only the revenue metric has a currency")
+
+    async def page(lo: int, hi: int) -> list[Any]:
+        part, end = bounds[lo:hi], bounds[hi] if hi < len(bounds) else window.to_ms
+        if code is not None:
+            revenue = (
+                await store.series_revenue(space_id, code, part, end, link_id=link_id)
+                if scope is None
+                else await report_filters.series_revenue(store, space_id, code, part, end, scope)
             )
-        )
-        values = [money_text(v) for v in amounts]
-    else:
-        if currency is not None:
-            raise ReportError("currency", "only the revenue metric has a currency")
-        values = (
-            await store.series_counts(space_id, metric, bounds, window.to_ms, link_id=link_id)
+            return [money_text(v) for v in revenue]
+        counts = (
+            await store.series_counts(space_id, metric, part, end, link_id=link_id)
             if scope is None
-            else await report_filters.series_counts(
-                store, space_id, metric, bounds, window.to_ms, scope
-            )
+            else await report_filters.series_counts(store, space_id, metric, part, end, scope)
         )
-    return {
+        return list(counts)
+
+    async def points() -> AsyncIterator[dict[str, Any]]:
+        for lo in range(0, len(starts), SERIES_PAGE):
+            values = await page(lo, lo + SERIES_PAGE)
+            for s, v in zip(starts[lo : lo + SERIES_PAGE], values, strict=True):
+                yield {"start_ms": s, "start": domain.iso_local(s, zone), "value": v}
+
+    head = {
         "metric": metric,
         "bucket": size.value,
         "tz": tz_name,
@@ -371,11 +407,8 @@ async def series_report(
         "to_ms": window.to_ms,
         "link": link,
         "currency": code,
-        "points": [
-            {"start_ms": s, "start": domain.iso_local(s, zone), "value": v}
-            for s, v in zip(starts, values, strict=True)
-        ],
     }
+    return head, points()
 
 
 async def deliveries_report(

@@ -298,8 +298,15 @@ class Store(Protocol):
         """Apply ``(kind, alias, target)`` changes, all or none (None removes an alias)."""
 
     async def list_postback_log(
-        self, space_id: int, *, outcome: str | None = None, limit: int = 100
-    ) -> list[LoggedEntry]: ...
+        self,
+        space_id: int,
+        *,
+        outcome: str | None = None,
+        limit: int = 100,
+        before_id: int | None = None,
+    ) -> list[LoggedEntry]:
+        """The space's postbacks, newest first, at most ``limit``; with ``before_id``, only
+        those with a lower id: the next page after a page whose last row had that id."""
 
     # ------------------------------------------------------------------ reports
 

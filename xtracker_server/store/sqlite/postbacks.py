@@ -139,11 +139,19 @@ def record_postback(
 
 
 def list_log(
-    conn: sqlite3.Connection, space_id: int, *, outcome: str | None = None, limit: int = 100
+    conn: sqlite3.Connection,
+    space_id: int,
+    *,
+    outcome: str | None = None,
+    limit: int = 100,
+    before_id: int | None = None,
 ) -> list[LoggedEntry]:
-    """The space's most recent postbacks, newest first."""
+    """The space's most recent postbacks (below ``before_id``, if given), newest first."""
     sql = "SELECT * FROM postback_log WHERE space_id = ?"
     args: list[object] = [space_id]
+    if before_id is not None:
+        sql += " AND id < ?"
+        args.append(before_id)
     if outcome is not None:
         sql += " AND outcome = ?"
         args.append(outcome)

@@ -344,9 +344,16 @@ class SqliteOperations(abc.ABC):
         await self.write(postbacks.set_aliases, space_id, changes, now_ms)
 
     async def list_postback_log(
-        self, space_id: int, *, outcome: str | None = None, limit: int = 100
+        self,
+        space_id: int,
+        *,
+        outcome: str | None = None,
+        limit: int = 100,
+        before_id: int | None = None,
     ) -> list[LoggedEntry]:
-        return await self.read(postbacks.list_log, space_id, outcome=outcome, limit=limit)
+        return await self.read(
+            postbacks.list_log, space_id, outcome=outcome, limit=limit, before_id=before_id
+        )
 
     # ------------------------------------------------------------------ reports
 

@@ -417,6 +417,12 @@ MIGRATIONS: tuple[str, ...] = (
     END;
     CREATE INDEX deliveries_leased ON deliveries(lease_until_ms) WHERE lease_owner IS NOT NULL;
     """,
+    # Test events (issue 17 §2, docs/api.md#test-events): stored and shown, never counted in
+    # reports nor sent to destinations; their dedup key has a namespace of its own.
+    """
+    ALTER TABLE inbox ADD COLUMN test INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE postback_log ADD COLUMN test INTEGER NOT NULL DEFAULT 0;
+    """,
 )
 
 

@@ -207,7 +207,7 @@ def funnel_counts(
         for r in conn.execute(
             "SELECT event, count(*) FROM inbox INDEXED BY inbox_report_unattributed"
             " WHERE space_id = ? AND occurred_at_ms >= ? AND occurred_at_ms < ? AND uid IS NULL"
-            " GROUP BY event",
+            " AND test = 0 GROUP BY event",
             (space_id, window.from_ms, window.to_ms),
         )
     }
@@ -216,7 +216,7 @@ def funnel_counts(
         "1",
         f"(SELECT currency, NULL AS prev_ms, {_AMOUNT} FROM inbox"
         f" INDEXED BY inbox_report_unattributed WHERE space_id = ? AND occurred_at_ms >= ?"
-        f" AND occurred_at_ms < ? AND uid IS NULL AND event = 'deposit')",
+        f" AND occurred_at_ms < ? AND uid IS NULL AND event = 'deposit' AND test = 0)",
         (space_id, window.from_ms, window.to_ms),
     )
     return FunnelCounts(

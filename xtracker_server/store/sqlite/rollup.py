@@ -442,12 +442,12 @@ def _round(conn: sqlite3.Connection, chunk: int, now: float) -> tuple[bool, int]
     )]  # fmt: skip
     if top is not None:
         fed += conn.execute(
-            f"{_FEED} WHERE id > ? AND id <= ? AND uid IS NOT NULL", (inbox.high, top)
+            f"{_FEED} WHERE id > ? AND id <= ? AND uid IS NOT NULL AND test = 0", (inbox.high, top)
         ).rowcount
     if inbox.gaps:
         committed = "id IN (SELECT id FROM reports.rollup_gaps WHERE feed = 'inbox')"
         read += [r[0] for r in conn.execute(f"SELECT id FROM main.inbox WHERE {committed}")]
-        fed += conn.execute(f"{_FEED} WHERE {committed} AND uid IS NOT NULL").rowcount
+        fed += conn.execute(f"{_FEED} WHERE {committed} AND uid IS NOT NULL AND test = 0").rowcount
     new_inbox = _advance(conn, _INBOX, inbox, read, scanned_to, now)
     new_backlog_mark = backlog
     if new_backlog:
@@ -459,7 +459,7 @@ def _round(conn: sqlite3.Connection, chunk: int, now: float) -> tuple[bool, int]
         fed += conn.execute(
             f"{_FEED} WHERE id IN (SELECT inbox_id FROM main.report_backlog"
             f" WHERE {_unread(_BACKLOG)} AND kind = 'attributed') AND id <= ?"
-            " AND uid IS NOT NULL",
+            " AND uid IS NOT NULL AND test = 0",
             (*entries, new_inbox.high),
         ).rowcount
         conn.execute(

@@ -52,7 +52,10 @@ def _flag(request: Request, name: str, default: bool) -> bool:
 async def funnel(request: Request) -> JSONResponse:
     who, ctx = await reader(request)
     link = request.query_params.get("link") or None
-    found = await reports.funnel(who, ctx, path_id(request), link=link, **_window(request))
+    mode = request.query_params.get("mode") or None
+    found = await reports.funnel(
+        who, ctx, path_id(request), link=link, mode=mode, **_window(request)
+    )
     return JSONResponse({"ok": True, **found})
 
 

@@ -4,7 +4,13 @@
 from __future__ import annotations
 
 from xtracker_server.admin.stream import END_REASONS
-from xtracker_server.domain.reports import LINK_COLUMNS, METRICS, UNRECORDED_COLUMNS, Bucket
+from xtracker_server.domain.reports import (
+    LINK_COLUMNS,
+    METRICS,
+    UNRECORDED_COLUMNS,
+    Bucket,
+    FunnelMode,
+)
 from xtracker_server.openapi.errors import CREDENTIAL, REPORT
 from xtracker_server.openapi.operation import Answer, Operation, Param, json_answer
 from xtracker_server.openapi.schema import (
@@ -62,8 +68,12 @@ _FUNNEL = answer(
         **_WINDOW,
         "tz": STR,
         "link": nullable(STR),
+        "mode": enum([m.value for m in FunnelMode]),
         **_FUNNEL_NUMBERS,
         "unattributed": closed({**{e: INT for e in CANONICAL_EVENTS}, "revenue": _MONEY}),
+        "without_click": closed(
+            {**{e: INT for e in CANONICAL_EVENTS}, "deposits": INT, "revenue": _MONEY}
+        ),
         "gauge": closed(
             {
                 "weakest": nullable(STR),
@@ -144,6 +154,12 @@ _WINDOW_QUERY = (
     Param("tz", STR, "an IANA time zone; default UTC"),
 )
 _ONE_LINK = Param("link", STR, "one link's slug")
+_MODE = Param(
+    "mode",
+    enum([m.value for m in FunnelMode]),
+    "cohort: the window's clicks and their steps whenever they happen; activity (default): the"
+    " clicks and events of the window",
+)
 
 OPERATIONS: tuple[Operation, ...] = (
     Operation(
@@ -154,7 +170,7 @@ OPERATIONS: tuple[Operation, ...] = (
         auth="report",
         answers={200: json_answer("See docs/reports.md.", _FUNNEL)},
         errors=("invalid_field", *REPORT),
-        params=(SPACE_ID, _ONE_LINK, *_WINDOW_QUERY),
+        params=(SPACE_ID, _ONE_LINK, _MODE, *_WINDOW_QUERY),
     ),
     Operation(
         id="report_links",

@@ -164,6 +164,7 @@ def postback_log_json(e: LoggedEntry) -> dict[str, Any]:
         "at_ms": e.at_ms,
         "ip": e.ip,
         "token_name": e.token_name,
+        "test": e.test,
         "method": e.method,
         "query": e.query,
         "body": e.body,

@@ -105,7 +105,10 @@ async def funnel(request: Request) -> Response:
     who, ctx = await reader(request)
     wanted_format(request)  # a bad ?format= is refused before any work
     link = request.query_params.get("link") or None
-    found = await exports.funnel_export(who, ctx, path_id(request), link=link, **_window(request))
+    mode = request.query_params.get("mode") or None
+    found = await exports.funnel_export(
+        who, ctx, path_id(request), link=link, mode=mode, **_window(request)
+    )
     return answer(request, found)
 
 

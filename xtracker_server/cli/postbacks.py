@@ -244,6 +244,8 @@ def postback_log(
             parts.append(f"CONFLICT: stored {stored}, not counted")
         if r.eid:
             parts.append(f"eid {r.eid}")
+        if r.test:
+            parts.append("TEST (not counted)")
         if r.inbox_id is not None:
             parts.append(f"inbox {r.inbox_id}")
         parts.append(

@@ -25,7 +25,7 @@ from xtracker_server.cli._common import (
 )
 
 # Every report reads them (domain/reports.py): imported here for --help.
-from xtracker_server.domain.reports import METRICS
+from xtracker_server.domain.reports import METRICS, STEPS
 
 if TYPE_CHECKING:
     from xtracker_server.services.context import Context
@@ -136,6 +136,14 @@ def _money(totals: dict[str, str]) -> str:
 def funnel(
     space: SpaceOption,
     link: LinkOption = None,
+    mode: Annotated[
+        str,
+        typer.Option(
+            "--mode",
+            help="cohort: the window's clicks and their steps whenever they happen;"
+            " activity: the clicks and events of the window",
+        ),
+    ] = "activity",
     days: DaysOption = None,
     from_: FromOption = None,
     to: ToOption = None,
@@ -152,16 +160,17 @@ def funnel(
     fmt = chosen_format(format_, json_)
     if fmt != "table":
         write_export(db, lambda ctx: exports.funnel_export(OPERATOR, ctx, space, link=link,
-                     days=days, from_=from_, to=to, tz=tz, filters=filter_ or ()),
+                     mode=mode, days=days, from_=from_, to=to, tz=tz, filters=filter_ or ()),
                      fmt)  # fmt: skip
         return
     data = read(
-        db, lambda ctx: reports.funnel(OPERATOR, ctx, space, link=link, days=days, from_=from_,
-                                       to=to, tz=tz, filters=filter_ or ())
+        db, lambda ctx: reports.funnel(OPERATOR, ctx, space, link=link, mode=mode, days=days,
+                                       from_=from_, to=to, tz=tz, filters=filter_ or ())
     )  # fmt: skip
     gauge = {g["step"]: g for g in data["gauge"]["steps"]}
     title = f"Funnel of space {space}" + (f", link {link}" if link else "")
     title += "".join(f", {f}" for f in filter_ or ())
+    title += f" ({data['mode']} mode)"
     from rich.table import Table
 
     table = Table("step", "uids", "from previous", "from click", "before", "change",
@@ -191,6 +200,13 @@ def funnel(
     out.print(
         f"unattributed (no uid, not in the steps): {counts or 'none'}"
         + (f"; revenue {_money(loose['revenue'])}" if loose["revenue"] else ""),
+        highlight=False,
+    )
+    alone = data["without_click"]
+    counts = ", ".join(f"{e} {alone[e]}" for e in STEPS[1:] if alone[e])
+    out.print(
+        f"without a known click (uid of no click, not in the steps): {counts or 'none'}"
+        + (f"; revenue {_money(alone['revenue'])}" if alone["revenue"] else ""),
         highlight=False,
     )
 

@@ -19,6 +19,7 @@ _POSTBACK = closed(
         "at_ms": MS,
         "ip": nullable(STR),
         "token_name": nullable(STR),
+        "test": BOOL,
         "method": STR,
         "query": STR,
         "body": nullable(STR),

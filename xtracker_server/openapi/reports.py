@@ -4,7 +4,13 @@
 from __future__ import annotations
 
 from xtracker_server.admin.stream import END_REASONS
-from xtracker_server.domain.reports import LINK_COLUMNS, METRICS, UNRECORDED_COLUMNS, Bucket
+from xtracker_server.domain.reports import (
+    LINK_COLUMNS,
+    METRICS,
+    UNRECORDED_COLUMNS,
+    Bucket,
+    FunnelMode,
+)
 from xtracker_server.openapi.errors import CREDENTIAL, REPORT
 from xtracker_server.openapi.operation import Answer, Operation, Param, json_answer
 from xtracker_server.openapi.schema import (
@@ -88,8 +94,12 @@ _FUNNEL = answer(
         **_WINDOW,
         "tz": STR,
         "link": nullable(STR),
+        "mode": enum([m.value for m in FunnelMode]),
         **_FUNNEL_NUMBERS,
         "unattributed": closed({**{e: INT for e in CANONICAL_EVENTS}, "revenue": _MONEY}),
+        "without_click": closed(
+            {**{e: INT for e in CANONICAL_EVENTS}, "deposits": INT, "revenue": _MONEY}
+        ),
         "gauge": closed(
             {
                 "weakest": nullable(STR),
@@ -176,6 +186,12 @@ _FILTERS = Param(
     "repeatable: DIMENSION=A,B keeps, DIMENSION=-A,-B drops; today the link dimension only"
     " (docs/reports.md#filters); another dimension answers 422",
 )
+_MODE = Param(
+    "mode",
+    enum([m.value for m in FunnelMode]),
+    "cohort: the window's clicks and their steps whenever they happen; activity (default): the"
+    " clicks and events of the window",
+)
 
 OPERATIONS: tuple[Operation, ...] = (
     Operation(
@@ -193,7 +209,7 @@ OPERATIONS: tuple[Operation, ...] = (
             )
         },
         errors=("invalid_field", *REPORT),
-        params=(SPACE_ID, _ONE_LINK, *_WINDOW_QUERY, _FILTERS, FORMAT),
+        params=(SPACE_ID, _ONE_LINK, _MODE, *_WINDOW_QUERY, _FILTERS, FORMAT),
     ),
     Operation(
         id="report_links",

@@ -26,7 +26,7 @@ from xtracker_server.domain.filters import (
     subtract_counts,
     subtract_series,
 )
-from xtracker_server.domain.reports import FunnelCounts, ReportError, Window
+from xtracker_server.domain.reports import FunnelCounts, FunnelMode, ReportError, Window
 from xtracker_server.store.api import Store
 
 __all__ = ["LinkScope", "funnel_counts", "read_filters", "series_counts", "series_revenue"]
@@ -81,13 +81,21 @@ async def read_filters(
 
 
 async def funnel_counts(
-    store: Store, space_id: int, window: Window, scope: LinkScope
+    store: Store,
+    space_id: int,
+    window: Window,
+    scope: LinkScope,
+    *,
+    mode: FunnelMode = FunnelMode.ACTIVITY,
 ) -> FunnelCounts:
-    """The funnel of the scope's links, from the rollup's per-link counts."""
-    parts = [await store.funnel_counts(space_id, window, link_id=i) for i in scope.link_ids]
+    """The funnel of the scope's links, from the rollup's per-link counts (in either mode: a
+    uid counts under the one link of its click, so the links' funnels add up)."""
+    parts = [
+        await store.funnel_counts(space_id, window, link_id=i, mode=mode) for i in scope.link_ids
+    ]
     if not scope.exclude:
         return add_counts(parts)
-    return subtract_counts(await store.funnel_counts(space_id, window), parts)
+    return subtract_counts(await store.funnel_counts(space_id, window, mode=mode), parts)
 
 
 async def series_counts(

@@ -56,16 +56,18 @@ async def funnel(
     space_id: int,
     *,
     link: str | None = None,
+    mode: str | None = None,
     days: int | None = None,
     from_: str | None = None,
     to: str | None = None,
     tz: str | None = None,
     filters: Sequence[str] = (),
 ) -> dict[str, Any]:
-    """``funnel_report`` of the space (of one link's uids, if given)."""
+    """``funnel_report`` of the space (of one link's uids, if given), in ``mode``
+    (``cohort`` or ``activity``; None: activity)."""
     return await _report(
-        who, ctx, space_id, funnel_report, link=link, days=days, from_=from_, to=to, tz=tz,
-        filters=filters,
+        who, ctx, space_id, funnel_report, link=link, mode=mode, days=days, from_=from_, to=to,
+        tz=tz, filters=filters,
     )  # fmt: skip
 
 
@@ -200,6 +202,7 @@ async def funnel_report(
     space_id: int,
     *,
     link: str | None = None,
+    mode: str | None = None,
     days: int | None = None,
     from_: str | None = None,
     to: str | None = None,
@@ -207,29 +210,37 @@ async def funnel_report(
     now_ms: int | None = None,
     filters: Sequence[str] = (),
 ) -> dict[str, Any]:
-    """The funnel of a window, its conversion gauge, and the previous window of the same
-    length. ``unattributed`` is always the space's (no link can claim those events).
-    ``filters``: see services/report_filters.py."""
+    """The funnel of a window in ``mode``, its conversion gauge, and the previous window of the
+    same length (same mode). ``unattributed`` (events without a uid) and ``without_click``
+    (events whose uid has no click in the space) are always the space's, by the events' time:
+    no link can claim them, and they are in no step. ``filters``: see
+    services/report_filters.py."""
+    how = domain.funnel_mode(mode)
     window, _, tz_name = _window(now_ms, days, from_, to, tz)
     link_id = await _link_id(store, space_id, link)
     _, scope = await report_filters.read_filters(store, space_id, filters, link=link)
     before = window.previous()
     if scope is None:
-        current = await store.funnel_counts(space_id, window, link_id=link_id)
-        previous = await store.funnel_counts(space_id, before, link_id=link_id)
+        current = await store.funnel_counts(space_id, window, link_id=link_id, mode=how)
+        previous = await store.funnel_counts(space_id, before, link_id=link_id, mode=how)
     else:
-        current = await report_filters.funnel_counts(store, space_id, window, scope)
-        previous = await report_filters.funnel_counts(store, space_id, before, scope)
+        current = await report_filters.funnel_counts(store, space_id, window, scope, mode=how)
+        previous = await report_filters.funnel_counts(store, space_id, before, scope, mode=how)
     g = domain.gauge(current, previous)
     unattributed: dict[str, Any] = {e: current.unattributed.get(e, 0) for e in CANONICAL_EVENTS}
     unattributed["revenue"] = _money(current.unattributed_revenue)
+    without_click: dict[str, Any] = {e: current.unknown.get(e, 0) for e in CANONICAL_EVENTS}
+    without_click["deposits"] = current.unknown_deposits
+    without_click["revenue"] = _money(current.unknown_revenue)
     return {
         "from_ms": window.from_ms,
         "to_ms": window.to_ms,
         "tz": tz_name,
         "link": link,
+        "mode": how.value,
         **_funnel_json(current),
         "unattributed": unattributed,
+        "without_click": without_click,
         "gauge": {
             "weakest": g.weakest,
             "steps": [

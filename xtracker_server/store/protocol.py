@@ -45,7 +45,7 @@ from xtracker_server.domain.entities import (
 from xtracker_server.domain.links import LinkSpec
 from xtracker_server.domain.outbound import DeliveryContext
 from xtracker_server.domain.postbacks import Aliases
-from xtracker_server.domain.reports import FunnelCounts, LinkRow, Window
+from xtracker_server.domain.reports import FunnelCounts, FunnelMode, LinkRow, Window
 from xtracker_server.domain.tail import Ids, Marks, Poll, TailBatch
 from xtracker_server.domain.unrecorded import UnrecordedCount
 from xtracker_server.store.health import StorageHealth
@@ -314,7 +314,12 @@ class Store(Protocol):
         """Bring the report rollup up to every commit so far; returns the events it fed."""
 
     async def funnel_counts(
-        self, space_id: int, window: Window, *, link_id: int | None = None
+        self,
+        space_id: int,
+        window: Window,
+        *,
+        link_id: int | None = None,
+        mode: FunnelMode = FunnelMode.ACTIVITY,
     ) -> FunnelCounts: ...
 
     async def link_rows(self, space_id: int, window: Window) -> list[LinkRow]: ...

@@ -62,7 +62,7 @@ def insert_batch(
 
 _INSERT = (
     "INSERT INTO inbox (space_id, dedup_key, event, uid, tg_id, eid, value, currency,"
-    " occurred_at_ms, received_ms, source, attributed_by)"
+    " occurred_at_ms, received_ms, source, attributed_by, test)"
 )
 
 
@@ -100,7 +100,7 @@ def insert_events(
         rows.append(
             (draft.space_id, draft.dedup_key, draft.event, uid, draft.tg_id, draft.eid,
              draft.value, draft.currency, draft.occurred_at_ms, draft.received_ms, draft.source,
-             attributed_by)
+             attributed_by, int(draft.test))
         )  # fmt: skip
     ids: dict[int, int] = {}  # draft index -> its new inbox id
     for done in insert_many(conn, _INSERT, rows):
@@ -158,6 +158,9 @@ def _fan_out(
     owed: list[tuple[object, ...]] = []
     counts: dict[int, int] = {}
     for i, draft, inbox_id in new:
+        if draft.test:  # a test is never sent to destinations (docs/api.md#test-events)
+            counts[i] = 0
+            continue
         space_routes = routes.get(draft.space_id)
         if space_routes is None:
             space_routes = routes[draft.space_id] = event_routes(conn, draft.space_id)

@@ -453,6 +453,21 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE clicks ADD COLUMN sub_ids TEXT;
     ALTER TABLE spaces ADD COLUMN sub_id_params TEXT NOT NULL DEFAULT '[]';
     """,
+    # 19: honest funnels (issue 17 §2). Test events (docs/api.md#test-events): stored and shown,
+    # never counted in reports nor sent to destinations; their dedup key has a namespace of its
+    # own. And a click without a link stored after events of its uid now tells the rollup too:
+    # the funnel sets apart the events whose uid has no click (store/sqlite/rollup.py).
+    """
+    ALTER TABLE inbox ADD COLUMN test INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE postback_log ADD COLUMN test INTEGER NOT NULL DEFAULT 0;
+    DROP TRIGGER report_backlog_click;
+    CREATE TRIGGER report_backlog_click AFTER INSERT ON clicks
+    WHEN EXISTS (SELECT 1 FROM inbox WHERE space_id = NEW.space_id AND uid = NEW.uid)
+    BEGIN
+        INSERT INTO report_backlog (kind, space_id, uid, link_id)
+        VALUES ('click', NEW.space_id, NEW.uid, NEW.link_id);
+    END;
+    """,
 )
 
 

@@ -50,7 +50,8 @@ log = logging.getLogger("xtracker.store")
 SCHEMA = (
     """CREATE TABLE IF NOT EXISTS reports.report_steps (
         space_id  INTEGER NOT NULL,
-        link_id   INTEGER NOT NULL,  -- the link of the uid's click; 0: no click on a link
+        -- the link of the uid's click; 0: a click without a link; -1 (UNKNOWN): no click
+        link_id   INTEGER NOT NULL,
         event     TEXT NOT NULL,
         at_ms     INTEGER NOT NULL,  -- the event's occurred_at_ms
         inbox_id  INTEGER NOT NULL,
@@ -83,6 +84,11 @@ SCHEMA = (
         removal_id  INTEGER NOT NULL
     )""",
     "INSERT OR IGNORE INTO reports.removals_state VALUES (1, 0)",
+    # What the rows mean (``ROLLUP_FORMAT``): a rollup of another format is built again.
+    """CREATE TABLE IF NOT EXISTS reports.rollup_format (
+        one      INTEGER PRIMARY KEY CHECK (one = 1),
+        version  INTEGER NOT NULL
+    )""",
     # Per followed table (inbox, backlog, removals): the highest id read (none: the low mark),
     # and the ids below it not read yet, each with when it was first missed (wall clock).
     """CREATE TABLE IF NOT EXISTS reports.rollup_marks (
@@ -130,8 +136,8 @@ CREATE TEMP TRIGGER IF NOT EXISTS report_feed AFTER INSERT ON reports.feed
 BEGIN
     INSERT OR IGNORE INTO report_steps VALUES (
         NEW.space_id,
-        COALESCE((SELECT link_id FROM main.clicks
-                  WHERE space_id = NEW.space_id AND uid = NEW.uid), 0),
+        COALESCE((SELECT COALESCE(link_id, 0) FROM main.clicks
+                  WHERE space_id = NEW.space_id AND uid = NEW.uid), -1),
         NEW.event, NEW.at_ms, NEW.inbox_id, NEW.uid,
         (SELECT at_ms FROM reports.report_steps
          WHERE space_id = NEW.space_id AND uid = NEW.uid AND event = NEW.event
@@ -151,6 +157,12 @@ _FEED = (
     "INSERT OR IGNORE INTO reports.feed"
     " SELECT id, space_id, uid, event, occurred_at_ms, value, currency FROM main.inbox"
 )
+
+#: ``report_steps.link_id`` of an event whose uid has no click in the space (a made-up uid, a
+#: partner's test postback): the funnel reports them on a line of their own.
+UNKNOWN = -1
+#: 2: events whose uid has no click are rolled up under ``UNKNOWN`` (1: under 0, no link).
+ROLLUP_FORMAT = 2
 
 #: Inbox rows read by one catch-up transaction (a few hundred milliseconds of work at most).
 CHUNK = 20_000
@@ -264,11 +276,14 @@ def _prepare(conn: sqlite3.Connection, path: str) -> None:
     try:
         for statement in SCHEMA:
             conn.execute(statement)
-        if _stale(conn):
+        stale, old_format = _stale(conn), _old_format(conn)
+        if stale or old_format:
             log.warning(
-                "the report rollup %s was built for another copy of the database (restored?):"
-                " rebuilding it from the inbox",
+                "the report rollup %s was built %s: rebuilding it from the inbox",
                 reports_path(path),
+                "for another copy of the database (restored?)"
+                if stale
+                else "by an older xtracker (issue 17: events without a known click)",
             )
             conn.execute("DROP TABLE reports.report_steps")  # its index goes with it
             conn.execute("DELETE FROM reports.feed")
@@ -284,6 +299,7 @@ def _prepare(conn: sqlite3.Connection, path: str) -> None:
             " SET generation = excluded.generation WHERE generation != excluded.generation",
             (generation(conn),),
         )
+        conn.execute("INSERT OR REPLACE INTO reports.rollup_format VALUES (1, ?)", (ROLLUP_FORMAT,))
         conn.execute("COMMIT")
     except BaseException:
         if conn.in_transaction:
@@ -298,6 +314,14 @@ def rebuild_if_stale(path: str) -> None:
     if path == ":memory:" or not Path(reports_path(path)).exists():
         return  # nothing built yet (``xtracker worker`` never builds one)
     with_rollup(connect(path), path).close()
+
+
+def _old_format(conn: sqlite3.Connection) -> bool:
+    """Whether the rollup holds rows of another ``ROLLUP_FORMAT`` (an empty one is any)."""
+    row = conn.execute("SELECT version FROM reports.rollup_format").fetchone()
+    if row is not None:
+        return bool(row[0] != ROLLUP_FORMAT)
+    return conn.execute("SELECT 1 FROM reports.report_steps LIMIT 1").fetchone() is not None
 
 
 def _stale(conn: sqlite3.Connection) -> bool:
@@ -413,9 +437,9 @@ def _drop_deleted(conn: sqlite3.Connection, seen: int, top: int) -> None:
             conn.execute("DELETE FROM reports.report_steps WHERE space_id = ?", (space_id,))
             continue
         conn.execute(
-            "UPDATE OR REPLACE reports.report_steps SET link_id = COALESCE((SELECT link_id"
-            " FROM main.clicks c WHERE c.space_id = report_steps.space_id"
-            " AND c.uid = report_steps.uid), 0)"
+            "UPDATE OR REPLACE reports.report_steps SET link_id = COALESCE((SELECT"
+            " COALESCE(link_id, 0) FROM main.clicks c WHERE c.space_id = report_steps.space_id"
+            " AND c.uid = report_steps.uid), -1)"
             " WHERE space_id = ? AND link_id = ?",
             (space_id, link_id),
         )
@@ -480,12 +504,12 @@ def _round(conn: sqlite3.Connection, chunk: int, now: float) -> tuple[bool, int]
     )]  # fmt: skip
     if top is not None:
         fed += conn.execute(
-            f"{_FEED} WHERE id > ? AND id <= ? AND uid IS NOT NULL", (inbox.high, top)
+            f"{_FEED} WHERE id > ? AND id <= ? AND uid IS NOT NULL AND test = 0", (inbox.high, top)
         ).rowcount
     if inbox.gaps:
         committed = "id IN (SELECT id FROM reports.rollup_gaps WHERE feed = 'inbox')"
         read += [r[0] for r in conn.execute(f"SELECT id FROM main.inbox WHERE {committed}")]
-        fed += conn.execute(f"{_FEED} WHERE {committed} AND uid IS NOT NULL").rowcount
+        fed += conn.execute(f"{_FEED} WHERE {committed} AND uid IS NOT NULL AND test = 0").rowcount
     new_inbox = _advance(conn, _INBOX, inbox, read, scanned_to, now)
     new_backlog_mark = backlog
     if new_backlog:
@@ -497,12 +521,12 @@ def _round(conn: sqlite3.Connection, chunk: int, now: float) -> tuple[bool, int]
         fed += conn.execute(
             f"{_FEED} WHERE id IN (SELECT inbox_id FROM main.report_backlog"
             f" WHERE {_unread(_BACKLOG)} AND kind = 'attributed') AND id <= ?"
-            " AND uid IS NOT NULL",
+            " AND uid IS NOT NULL AND test = 0",
             (*entries, new_inbox.high),
         ).rowcount
         conn.execute(
             "UPDATE reports.report_steps SET link_id = b.link_id FROM ("
-            " SELECT space_id, uid, link_id FROM main.report_backlog"
+            " SELECT space_id, uid, COALESCE(link_id, 0) AS link_id FROM main.report_backlog"
             f" WHERE {_unread(_BACKLOG)} AND kind = 'click') AS b"
             " WHERE report_steps.space_id = b.space_id AND report_steps.uid = b.uid"
             " AND report_steps.link_id <> b.link_id",

@@ -50,7 +50,7 @@ from xtracker_server.domain.entities import (
 from xtracker_server.domain.links import LinkSpec
 from xtracker_server.domain.outbound import DeliveryContext
 from xtracker_server.domain.postbacks import Aliases, effective_aliases
-from xtracker_server.domain.reports import FunnelCounts, LinkRow, Window
+from xtracker_server.domain.reports import FunnelCounts, FunnelMode, LinkRow, Window
 from xtracker_server.domain.tail import Ids, Marks, Poll, TailBatch
 from xtracker_server.domain.unrecorded import UnrecordedCount
 from xtracker_server.store.errors import FaultReason, StoreUnavailable
@@ -358,9 +358,14 @@ class SqliteOperations(abc.ABC):
     # ------------------------------------------------------------------ reports
 
     async def funnel_counts(
-        self, space_id: int, window: Window, *, link_id: int | None = None
+        self,
+        space_id: int,
+        window: Window,
+        *,
+        link_id: int | None = None,
+        mode: FunnelMode = FunnelMode.ACTIVITY,
     ) -> FunnelCounts:
-        return await self.read(reports.funnel_counts, space_id, window, link_id=link_id)
+        return await self.read(reports.funnel_counts, space_id, window, link_id=link_id, mode=mode)
 
     async def link_rows(self, space_id: int, window: Window) -> list[LinkRow]:
         return await self.read(reports.link_rows, space_id, window)

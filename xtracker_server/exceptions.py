@@ -26,6 +26,7 @@ HTTP is in ``errors.py``.
      │   delivery (delivery/)
      ├── AddressRefused       guard.py: a destination resolves to an address not allowed
      ├── ProbeRefused         probe.py: a test delivery that cannot be made, also a ValueError
+     ├── ExportBroken         services/exports.py: an export that stopped after its first byte
      │   use cases (services/errors.py): what a front end turns into its own answer
      └── ServiceError
           ├── Forbidden       the principal may not do this

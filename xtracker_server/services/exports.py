@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from xtracker_server.domain.reports import LINK_COLUMNS, UNRECORDED_COLUMNS, ReportError
+from xtracker_server.exceptions import XTrackerServerError
 from xtracker_server.services import reports
 from xtracker_server.services.context import Context
 from xtracker_server.services.errors import Invalid
@@ -65,7 +66,7 @@ LOG_PAGE = 500
 CHUNK_ROWS = 200
 
 
-class ExportBroken(Exception):
+class ExportBroken(XTrackerServerError):
     """An export stopped after its first byte (a storage fault, most likely): what was written
     is incomplete. Raised after the CSV's ``#error`` line."""
 

@@ -1,5 +1,6 @@
-"""What the sync and the async client share: configuration, validation at the call site, the
-spool, counters, hooks, and how a server's answer is judged. No I/O of its own beyond the spool.
+"""What the sync and the async client share: configuration, the spool, counters, hooks, and
+settling what the server answered. No I/O of its own beyond the spool. The call site's checks
+are ``_events.py``; how an answer is judged, ``_judge.py``.
 """
 
 from __future__ import annotations
@@ -14,28 +15,40 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from decimal import Decimal
-from enum import Enum
 from pathlib import Path
 from typing import Any
 
-import httpx
-from pydantic import ValidationError
-
-from xtracker_client._exceptions import (
-    APIError,
-    ConfigurationError,
-    InvalidEventError,
-    SpoolFullError,
-    TransportError,
-)
+from xtracker_client._events import bind_body, check_uid_type, click_body, event_body, pin_time
+from xtracker_client._exceptions import ConfigurationError, SpoolFullError
 from xtracker_client._exit import new_client
+from xtracker_client._judge import PING_PATH, Judgement, Verdict, check_ping, judge
 from xtracker_client._logging import ServerLog, enable_debug
-from xtracker_client._retry import RETRYABLE, Backoff, error_of, retry_after_s
+from xtracker_client._retry import Backoff
 from xtracker_client._spool import DropPolicy, Kind, Spool, SpooledItem, SpoolFull, now_ms
 from xtracker_client._url import base_url
 from xtracker_client._version import __version__
-from xtracker_wire import BindIn, CanonicalEvent, ClickIn, EventIn, decimal_text
+
+# What the clients and the test helpers take from here (some of it defined in the modules above).
+__all__ = [
+    "PING_PATH",
+    "Answer",
+    "AnswerHook",
+    "Core",
+    "DeliveryError",
+    "DropHook",
+    "ErrorHook",
+    "FlushResult",
+    "Judgement",
+    "Receipt",
+    "Stats",
+    "Verdict",
+    "check_ping",
+    "check_uid_type",
+    "click_body",
+    "default_spool_path",
+    "judge",
+    "monotonic",
+]
 
 log = logging.getLogger("xtracker_client")
 
@@ -133,80 +146,6 @@ class Stats:
     spool_errors: int = 0  # writes to the spool file that failed (each one was kept in memory)
 
 
-class Verdict(Enum):
-    ACK = "ack"
-    RETRY = "retry"
-    DEAD = "dead"
-
-
-@dataclass(frozen=True)
-class Judgement:
-    verdict: Verdict
-    detail: str = ""
-    status: int | None = None
-    code: str = ""
-    retry_after_s: float | None = None
-    answer: dict[str, Any] | None = None  # the server's JSON, read only for on_answer
-
-    def as_error(self) -> APIError:
-        """What a call that needed the answer raises when it could not have it."""
-        if self.status is None:
-            return TransportError(self.detail)
-        return APIError(self.status, self.code, self.detail)
-
-
-def judge(
-    response: httpx.Response | None, error: Exception | None, *, read_answer: bool = False
-) -> Judgement:
-    """Connection errors, timeouts, 408, 425, 429 and 5xx are retried, and so are 401/403 (a
-    key problem, not the event's); any other 4xx is final. ``read_answer``: parse an
-    acknowledgement's JSON (only when someone asked for it: ``on_answer``)."""
-    if response is None:
-        return Judgement(Verdict.RETRY, f"{type(error).__name__}: {error}"[:300])
-    status = response.status_code
-    if 200 <= status < 300:
-        answer = None
-        if read_answer:
-            try:
-                parsed = response.json()
-            except ValueError:
-                parsed = None
-            answer = parsed if isinstance(parsed, dict) else {}
-        return Judgement(Verdict.ACK, status=status, answer=answer)
-    code, detail = error_of(response)
-    if status in (401, 403):
-        # A wrong or expired key is fixed by the operator, not by the event: keep the events
-        # (retried with backoff) rather than dead-letter everything the bot reports.
-        return Judgement(
-            Verdict.RETRY,
-            f"HTTP {status} {code}: {detail} (check the bearer)",
-            status,
-            code,
-            retry_after_s(response),
-        )
-    if status in RETRYABLE:
-        return Judgement(
-            Verdict.RETRY,
-            f"HTTP {status} {code}: {detail}"[:300],
-            status,
-            code,
-            retry_after_s(response),
-        )
-    return Judgement(Verdict.DEAD, detail or f"HTTP {status}", status, code)
-
-
-_pin_lock = threading.Lock()
-_last_pinned = 0
-
-
-def _new_pin_lock() -> None:
-    global _pin_lock
-    _pin_lock = threading.Lock()
-
-
-os.register_at_fork(after_in_child=_new_pin_lock)
-
-
 def default_spool_path(url: str, bearer: str) -> Path:
     """One spool per server and credential, in the user's cache directory."""
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
@@ -288,68 +227,10 @@ class Core:
 
     # --- the call site ---------------------------------------------------------------------
 
-    def event_body(
-        self,
-        event: str | CanonicalEvent,
-        uid: str | None,
-        *,
-        value: str | int | float | Decimal | None = None,
-        currency: str | None = None,
-        eid: str | None = None,
-        tg_id: int | None = None,
-        occurred_at_ms: int | None = None,
-    ) -> dict[str, Any]:
-        """Validated with the wire model, with ``occurred_at_ms`` pinned now."""
-        check_uid_type(uid)
-        raw: dict[str, Any] = {
-            "event": event.value if isinstance(event, CanonicalEvent) else event,
-            "occurred_at_ms": occurred_at_ms if occurred_at_ms is not None else self.pin_time(),
-        }
-        # Absent fields are left out, so their validators do not run for nothing.
-        for name, given in (
-            ("uid", uid),
-            ("value", value),
-            ("eid", eid),
-            ("tg_id", tg_id),
-            ("currency", currency),
-        ):
-            if given is not None:
-                raw[name] = given
-        try:
-            parsed = EventIn.model_validate(raw)
-        except ValidationError as exc:
-            raise InvalidEventError(_explain(exc)) from None
-        if parsed.uid is None and parsed.tg_id is None:
-            raise InvalidEventError("give the uid (from /start) or the tg_id of a bound user")
-        body: dict[str, Any] = {
-            "event": parsed.event.value,
-            "occurred_at_ms": parsed.occurred_at_ms,
-        }
-        for name in ("uid", "eid", "tg_id"):
-            if getattr(parsed, name) is not None:
-                body[name] = getattr(parsed, name)
-        if parsed.value is not None:
-            body["value"] = decimal_text(parsed.value)
-            body["currency"] = parsed.currency
-        return body
-
-    @staticmethod
-    def pin_time() -> int:
-        """Now, in ms, but never the same as the last pinned time of this process (whatever
-        client pinned it): two events without ``eid`` in one millisecond would otherwise share
-        a dedup key on the server and count once."""
-        global _last_pinned
-        with _pin_lock:
-            _last_pinned = max(now_ms(), _last_pinned + 1)
-            return _last_pinned
-
-    def bind_body(self, uid: str, tg_id: int) -> dict[str, Any]:
-        check_uid_type(uid)
-        try:
-            parsed = BindIn.model_validate({"uid": uid, "tg_id": tg_id})
-        except ValidationError as exc:
-            raise InvalidEventError(_explain(exc)) from None
-        return {"uid": parsed.uid, "tg_id": parsed.tg_id}
+    # The checks are _events.py's; the clients call them through their core.
+    event_body = staticmethod(event_body)
+    bind_body = staticmethod(bind_body)
+    pin_time = staticmethod(pin_time)
 
     def store(self, kind: Kind, body: dict[str, Any]) -> Receipt:
         """Into the spool; a spool file that fails is reported here (once per failure) and
@@ -585,80 +466,6 @@ class Core:
         if due is None:
             return 5.0
         return min(5.0, max(0.01, (due - now_ms()) / 1000))
-
-
-#: ``ping()`` sends an empty event: the server checks the credential first and then refuses the
-#: event as invalid (422), so the check records nothing and works with every server version.
-PING_PATH = "/events"
-
-
-def check_ping(url: str, response: httpx.Response | None, error: Exception | None) -> None:
-    """What ``ping()`` raises for the server's answer to an empty event, or nothing when the
-    URL leads to an XTRACKER server that accepts the bearer."""
-    if response is None:
-        raise TransportError(
-            f"no answer from {url} ({type(error).__name__}: {error}): check the URL and that"
-            " the server runs"
-        )
-    status = response.status_code
-    code, detail = error_of(response)
-    if status == 422 and code == "invalid_field":
-        log.info("XTRACKER server %s accepts the bearer", url)
-        return
-    if status in (401, 403):
-        raise APIError(
-            status,
-            code,
-            f"the server at {url} refuses the bearer ({detail}): give the space's current"
-            " bearer secret (bearer= or XTRACKER_BEARER)",
-        )
-    if status == 404 or code == "http_error":
-        raise APIError(
-            status,
-            code,
-            f"POST {url}{PING_PATH} answered HTTP {status}, not as an XTRACKER server does:"
-            " check the URL (the server's base URL, without /events)",
-        )
-    raise APIError(status, code, f"the server at {url} answered HTTP {status}: {detail}")
-
-
-def check_uid_type(uid: object) -> None:
-    """An int where the uid goes is a Telegram id passed by position (``contact(user.id)``):
-    stored as a uid, it would look real and attribute to nothing."""
-    if uid is not None and not isinstance(uid, str):
-        raise TypeError(
-            f"uid must be a str (the uid from /start fb_<uid>), not {type(uid).__name__}"
-            + (
-                ": a Telegram user id goes in the keyword tg_id=, e.g. contact(tg_id=user.id)"
-                if isinstance(uid, int)
-                else ""
-            )
-        )
-
-
-def _explain(exc: ValidationError) -> str:
-    parts = []
-    for err in exc.errors(include_url=False):
-        field_name = ".".join(str(p) for p in err["loc"]) or "event"
-        message = err["msg"].removeprefix("Value error, ")
-        parts.append(f"{field_name}: {message}")
-    return "; ".join(parts)
-
-
-def click_body(
-    link_slug: str | None, fbclid: str | None, campaign_name: str | None, raw_query: str | None
-) -> dict[str, str]:
-    raw = {
-        "link_slug": link_slug,
-        "fbclid": fbclid,
-        "campaign_name": campaign_name,
-        "raw_query": raw_query,
-    }
-    try:
-        parsed = ClickIn.model_validate(raw)
-    except ValidationError as exc:
-        raise InvalidEventError(_explain(exc)) from None
-    return {k: v for k, v in parsed.model_dump().items() if v is not None}
 
 
 def monotonic() -> float:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from xtracker_client import _spool as spool_module
+from xtracker_client import _spool_memory as spool_memory
 from xtracker_client._spool import Spool, SpoolFull
 
 
@@ -116,7 +116,7 @@ def test_the_memory_buffer_keeps_the_bounds_and_the_policy(tmp_path: Path) -> No
 def test_new_items_go_to_the_file_again_once_it_works_and_close_moves_the_rest(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    monkeypatch.setattr(spool_module, "PROBE_INTERVAL_S", 0.0)  # try the file on every call
+    monkeypatch.setattr(spool_memory, "PROBE_INTERVAL_S", 0.0)  # try the file on every call
     path = blocked_path(tmp_path)
     s = Spool(path)
     held, _ = s.put("event", {"n": 0})

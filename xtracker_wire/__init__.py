@@ -30,8 +30,10 @@ from xtracker_wire._fields import (
 )
 from xtracker_wire._models import (
     CANONICAL_EVENTS,
+    EVENT_NAMES,
     MAX_BATCH_BYTES,
     MAX_BATCH_EVENTS,
+    REVERSAL,
     BindIn,
     CanonicalEvent,
     ClickIn,
@@ -51,6 +53,7 @@ from xtracker_wire._version import __version__
 __all__ = [
     "BOT_USERNAME",
     "CANONICAL_EVENTS",
+    "EVENT_NAMES",
     "MAX_BATCH_BYTES",
     "MAX_BATCH_EVENTS",
     "MAX_EID_LEN",
@@ -60,6 +63,7 @@ __all__ = [
     "MAX_VALUE",
     "MAX_VALUE_DECIMALS",
     "MIN_OCCURRED_AT_MS",
+    "REVERSAL",
     "STARTAPP_PAYLOAD_MAX",
     "START_PAYLOAD_MAX",
     "BindIn",

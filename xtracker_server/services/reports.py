@@ -15,6 +15,7 @@ queries (``funnel_counts``, ``link_rows``, …) and computes with ``domain.repor
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from decimal import Decimal
 from typing import Any
 
 from xtracker_server.clock import now_ms as wall_clock_ms
@@ -186,6 +187,9 @@ def _funnel_json(counts: FunnelCounts) -> dict[str, Any]:
         "depositors": counts.depositors,
         "first_deposits": counts.first_deposits,
         "revenue": _money(counts.revenue),
+        "reversed_deposits": counts.reversed_deposits,
+        "reversed_revenue": _money(counts.reversed_revenue),
+        "net_revenue": _money(counts.net_revenue),
     }  # fmt: skip
 
 
@@ -282,6 +286,9 @@ async def links_report(
                     column: r.unrecorded.get(reason, 0)
                     for column, reason in domain.UNRECORDED_COLUMNS.items()
                 },
+                "reversed_deposits": r.reversed_deposits,
+                "reversed_revenue": _money(r.reversed_revenue),
+                "net_revenue": _money(r.net_revenue),
             }
             for r in ordered
         ],
@@ -324,14 +331,23 @@ async def series_report(
     bounds = [max(s, window.from_ms) for s in starts]
     values: list[Any]
     code = None
-    if metric == "revenue":
+    if metric in domain.MONEY_METRICS:
         code = _currency(currency or "USD")
-        values = [
-            money_text(v)
-            for v in await store.series_revenue(
+        money: list[Decimal] = []
+        if metric != "reversed_revenue":
+            money = await store.series_revenue(
                 space_id, code, bounds, window.to_ms, link_id=link_id
             )
-        ]
+        if metric != "revenue":
+            taken = await store.series_revenue(
+                space_id, code, bounds, window.to_ms, link_id=link_id, reversed_only=True
+            )
+            money = (
+                taken
+                if metric == "reversed_revenue"
+                else [g - r for g, r in zip(money, taken, strict=True)]
+            )
+        values = [money_text(v) for v in money]
     else:
         if currency is not None:
             raise ReportError("currency", "only the revenue metric has a currency")

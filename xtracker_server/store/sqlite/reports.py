@@ -11,6 +11,10 @@ the uid's previous event of the same step (``prev_ms``). So:
 - a uid belongs to one link (its click's), so per-link numbers add up to the space's; the
   per-link table is one pass in key order (no sort), the funnel one count per step.
 
+Reversed revenue is the part of those deposits that was taken back: deposit rows whose inbox id
+is in ``report_reversed`` (the rollup pairs a ``deposit.reversed`` with its deposit), counted in
+the deposit's window, link and currency, so gross - reversed = net holds in every report.
+
 Money is summed exactly in SQL: an amount is fixed-point text with at most
 ``MAX_VALUE_DECIMALS`` (8) decimals, so the rollup stores it as two exact integers, its integer
 part (``units``) and its fraction as 8 digits (``fraction``), plus how many decimals it was
@@ -137,12 +141,18 @@ def _deposits_in_python(
 # ----------------------------------------------------------------------------- funnel
 
 
+#: Of the deposit rows a query selects, those that were reversed.
+_REVERSED = " AND inbox_id IN (SELECT deposit_id FROM report_reversed WHERE space_id = ?)"
+
+
 @dataclass(frozen=True)
 class _Window:
-    """Per link (``NO_LINK`` included): distinct uids per step, and the deposits."""
+    """Per link (``NO_LINK`` included): distinct uids per step, the deposits, and of them the
+    reversed ones."""
 
     uids: dict[int, dict[str, int]]
     deposits: dict[int, _Deposits]
+    reversed: dict[int, _Deposits]
 
 
 def _per_link(
@@ -159,14 +169,14 @@ def _per_link(
         (space_id, *link_args, f, t, f),
     ):
         uids[link][event] = int(n)
-    deposits = _deposits(
-        conn,
-        "link_id",
+    where = (
         f"report_steps WHERE space_id = ? AND {of_link} AND event = 'deposit'"
-        f" AND at_ms >= ? AND at_ms < ?",
-        (space_id, *link_args, f, t),
+        f" AND at_ms >= ? AND at_ms < ?"
     )
-    return _Window(uids, deposits)
+    args = (space_id, *link_args, f, t)
+    deposits = _deposits(conn, "link_id", where, args)
+    reversed_ = _deposits(conn, "link_id", where + _REVERSED, (*args, space_id))
+    return _Window(uids, deposits, reversed_)
 
 
 def _clicks(conn: sqlite3.Connection, space_id: int, window: Window, link_id: int | None) -> int:
@@ -195,13 +205,13 @@ def funnel_counts(
             f" AND at_ms >= ? AND at_ms < ? AND (prev_ms IS NULL OR prev_ms < ?)",
             (space_id, *link_args, event, f, t, f),
         ).fetchone()[0]
-    total = _deposits(
-        conn,
-        "1",
+    where = (
         f"report_steps WHERE space_id = ? AND {of_link} AND event = 'deposit'"
-        f" AND at_ms >= ? AND at_ms < ?",
-        (space_id, *link_args, f, t),
-    ).get(1, _Deposits())
+        f" AND at_ms >= ? AND at_ms < ?"
+    )
+    args = (space_id, *link_args, f, t)
+    total = _deposits(conn, "1", where, args).get(1, _Deposits())
+    reversed_ = _deposits(conn, "1", where + _REVERSED, (*args, space_id)).get(1, _Deposits())
     unattributed = {
         r[0]: int(r[1])
         for r in conn.execute(
@@ -224,6 +234,8 @@ def funnel_counts(
         deposits=total.rows,
         first_deposits=total.firsts,
         revenue=total.revenue,
+        reversed_deposits=reversed_.rows,
+        reversed_revenue=reversed_.revenue,
         unattributed=unattributed,
         unattributed_revenue=loose[1].revenue if 1 in loose else {},
     )
@@ -248,8 +260,9 @@ def link_rows(conn: sqlite3.Connection, space_id: int, window: Window) -> list[L
 
     def row(link_id: int, slug: str | None) -> LinkRow:
         d = per_link.deposits.get(link_id, empty)
+        r = per_link.reversed.get(link_id, empty)
         return LinkRow(slug, clicks.get(link_id, 0), per_link.uids.get(link_id, {}), d.rows,
-                       d.revenue, unrecorded.get(link_id, {}))  # fmt: skip
+                       d.revenue, unrecorded.get(link_id, {}), r.rows, r.revenue)  # fmt: skip
 
     out = [row(link_id, slug) for link_id, slug in links]
     if clicks[NO_LINK] or NO_LINK in per_link.uids:
@@ -324,17 +337,23 @@ def series_revenue(
     to_ms: int,
     *,
     link_id: int | None = None,
+    reversed_only: bool = False,
 ) -> list[Decimal]:
-    """Revenue in ``currency`` per bucket (attributed deposits; exact)."""
+    """Revenue in ``currency`` per bucket (attributed deposits; exact); ``reversed_only``: of
+    the deposits of each bucket, those that were reversed."""
     if not starts:
         return []
     of_link, link_args = _of_link(space_id, link_id)
+    reversed_sql, reversed_args = (
+        (" AND r.inbox_id IN (SELECT deposit_id FROM report_reversed WHERE space_id = ?)",
+         (space_id,)) if reversed_only else ("", ())
+    )  # fmt: skip
     per_bucket = _deposits(
         conn,
         "b.i",
         f"b JOIN report_steps r ON r.space_id = ? AND r.{of_link} AND r.event = 'deposit'"
-        f" AND r.at_ms >= b.lo AND r.at_ms < b.hi WHERE r.currency = ?",
-        (space_id, *link_args, currency),
+        f" AND r.at_ms >= b.lo AND r.at_ms < b.hi WHERE r.currency = ?{reversed_sql}",
+        (space_id, *link_args, currency, *reversed_args),
         prefix=_buckets_cte(starts, to_ms),
     )
     zero = Decimal(0)

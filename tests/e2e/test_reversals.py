@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -17,6 +18,7 @@ from standardwebhooks import Webhook
 
 from tests.conftest import ADMIN_TOKEN, FAST_RETRY, Server, ServerFactory, SpaceKeys
 from tests.sink import Received, Sink
+from xtracker_client import InvalidEventError, XTracker
 
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 
@@ -200,3 +202,22 @@ def test_a_reversal_only_reverses_its_own_spaces_deposit(
     # a space's bearer cannot read another's reports
     r = http.get(f"/admin/spaces/{a.id}/reports/funnel?days=1", headers=b.auth)
     assert r.status_code in (401, 403)
+
+
+def test_the_client_sends_a_reversal_and_refuses_one_without_an_eid(
+    server: Server, http: httpx.Client, tmp_path: Path
+) -> None:
+    space = server.new_space("client")
+    xt = XTracker(server.url, space.bearer, spool=tmp_path / "spool.db")
+    try:
+        xt.deposit("c9", "12.00", eid="tx-9")
+        xt.track("deposit.reversed", "c9", eid="tx-9")
+        with pytest.raises(InvalidEventError, match="eid"):
+            xt.track("deposit.reversed", "c9")  # refused at the call, never spooled
+        assert xt.flush(30), xt.stats()
+    finally:
+        xt.close()
+    funnel = _funnel(http, space)
+    assert funnel["reversed_revenue"] == {"USD": "12.00"} and funnel["net_revenue"] == {
+        "USD": "0.00"
+    }

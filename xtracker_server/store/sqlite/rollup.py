@@ -11,7 +11,8 @@ The rollup lives in a file of its own (``db.reports_path``: ``x.reports.db`` nex
 attached as ``reports``. It is derived data: its own lock, ``synchronous=NORMAL``, rebuilt from the
 inbox when missing. Nothing of it runs in the writer's transactions, so ingest does not pay for
 reports. ``report_reversed`` pairs each reversed deposit with its reversal (``deposit.reversed``,
-matched by uid and eid from whichever of the two is fed last). ``catch_up`` brings it up to date:
+matched by uid and eid from whichever of the two is fed last; ``report_reversals`` keeps every
+reversal for the deposits fed after it). ``catch_up`` brings it up to date:
 it feeds the inbox rows it has not read yet, then what ``report_backlog`` (main file, migrations 4
 and 6) recorded since: events a bind attributed (or moved to another uid) after the rollup read
 them, and clicks stored after events of their uid; and what ``report_removals`` (migration 13,
@@ -109,6 +110,15 @@ SCHEMA = (
     ) WITHOUT ROWID""",
     """CREATE INDEX IF NOT EXISTS reports.report_reversed_by
         ON report_reversed(reversal_id)""",
+    # Every reversal fed, by what it names: a deposit fed later finds its reversal here with
+    # one probe of a small table, rather than reading its uid's events in the inbox.
+    """CREATE TABLE IF NOT EXISTS reports.report_reversals (
+        space_id     INTEGER NOT NULL,
+        uid          TEXT NOT NULL,
+        eid          TEXT NOT NULL,
+        reversal_id  INTEGER NOT NULL,
+        PRIMARY KEY (space_id, uid, eid, reversal_id)
+    ) WITHOUT ROWID""",
     # The events being rolled up; emptied by every catch-up.
     """CREATE TABLE IF NOT EXISTS reports.feed (
         inbox_id  INTEGER PRIMARY KEY,
@@ -158,18 +168,21 @@ BEGIN
         WHERE space_id = NEW.space_id AND uid = NEW.uid AND event = NEW.event
           AND (at_ms, inbox_id) > (NEW.at_ms, NEW.inbox_id)
         ORDER BY at_ms, inbox_id LIMIT 1);
-    -- a reversal: the deposit of its uid with its eid, if already stored
+    -- a reversal: kept for a deposit fed later, and paired with the deposit of its uid with
+    -- its eid if that is already stored
+    INSERT OR IGNORE INTO report_reversals
+        SELECT NEW.space_id, NEW.uid, r.eid, NEW.inbox_id FROM main.inbox r
+        WHERE NEW.event = '{REVERSAL}' AND r.id = NEW.inbox_id AND r.eid IS NOT NULL;
     INSERT OR IGNORE INTO report_reversed
         SELECT NEW.space_id, d.id, NEW.inbox_id, NEW.uid FROM main.inbox r
         JOIN main.inbox d ON d.space_id = NEW.space_id AND d.uid = NEW.uid
             AND d.event = 'deposit' AND d.eid = r.eid
         WHERE NEW.event = '{REVERSAL}' AND r.id = NEW.inbox_id;
-    -- a deposit: a reversal stored before it
+    -- a deposit: a reversal fed before it
     INSERT OR IGNORE INTO report_reversed
-        SELECT NEW.space_id, NEW.inbox_id, r.id, NEW.uid FROM main.inbox d
-        JOIN main.inbox r ON r.space_id = NEW.space_id AND r.uid = NEW.uid
-            AND r.event = '{REVERSAL}' AND r.eid = d.eid
-        WHERE NEW.event = 'deposit' AND d.id = NEW.inbox_id AND d.eid IS NOT NULL;
+        SELECT NEW.space_id, NEW.inbox_id, w.reversal_id, NEW.uid FROM report_reversals w
+        WHERE NEW.event = 'deposit' AND w.space_id = NEW.space_id AND w.uid = NEW.uid
+          AND w.eid = (SELECT eid FROM main.inbox WHERE id = NEW.inbox_id);
 END
 """
 
@@ -265,6 +278,7 @@ def with_rollup(conn: sqlite3.Connection, path: str) -> sqlite3.Connection:
             )
             conn.execute("DROP TABLE reports.report_steps")  # its index goes with it
             conn.execute("DROP TABLE reports.report_reversed")
+            conn.execute("DROP TABLE reports.report_reversals")
             conn.execute("DELETE FROM reports.feed")
             conn.execute("UPDATE reports.rollup_state SET inbox_id = 0, backlog_id = 0")
             conn.execute("DELETE FROM reports.rollup_marks WHERE feed IN ('inbox', 'backlog')")
@@ -363,6 +377,10 @@ def _drop_event(conn: sqlite3.Connection, space_id: int, uid: str, inbox_id: int
     )
     conn.execute("DELETE FROM reports.report_reversed WHERE reversal_id = ?", (inbox_id,))
     conn.execute(
+        "DELETE FROM reports.report_reversals WHERE space_id = ? AND uid = ? AND reversal_id = ?",
+        (space_id, uid, inbox_id),
+    )
+    conn.execute(
         "UPDATE reports.report_steps SET prev_ms = ?"
         " WHERE (space_id, link_id, event, at_ms, inbox_id) = ("
         "  SELECT space_id, link_id, event, at_ms, inbox_id FROM reports.report_steps"
@@ -396,10 +414,10 @@ def _drop_erased(conn: sqlite3.Connection, seen: int, top: int) -> None:
             conn.execute(
                 "DELETE FROM reports.report_steps WHERE space_id = ? AND uid = ?", (space_id, uid)
             )
-            conn.execute(
-                "DELETE FROM reports.report_reversed WHERE space_id = ? AND uid = ?",
-                (space_id, uid),
-            )
+            for table in ("report_reversed", "report_reversals"):
+                conn.execute(
+                    f"DELETE FROM reports.{table} WHERE space_id = ? AND uid = ?", (space_id, uid)
+                )
         else:
             _drop_event(conn, space_id, uid, inbox_id)
 
@@ -411,6 +429,7 @@ def _drop_deleted(conn: sqlite3.Connection, seen: int, top: int) -> None:
         if kind == "space":
             conn.execute("DELETE FROM reports.report_steps WHERE space_id = ?", (space_id,))
             conn.execute("DELETE FROM reports.report_reversed WHERE space_id = ?", (space_id,))
+            conn.execute("DELETE FROM reports.report_reversals WHERE space_id = ?", (space_id,))
             continue
         conn.execute(
             "UPDATE OR REPLACE reports.report_steps SET link_id = COALESCE((SELECT link_id"

@@ -61,7 +61,7 @@ def test_the_four_canonical_events_in_funnel_order() -> None:
         *xtracker_wire.CANONICAL_EVENTS,
         "deposit.reversed",
     ]
-    assert xtracker_wire.EVENT_NAMES == (*xtracker_wire.CANONICAL_EVENTS, xtracker_wire.REVERSAL)
+    assert (*xtracker_wire.CANONICAL_EVENTS, xtracker_wire.REVERSAL) == xtracker_wire.EVENT_NAMES
 
 
 def test_a_reversal_names_the_eid_of_the_deposit_it_reverses() -> None:

@@ -194,9 +194,7 @@ def _money(
 
 
 @pytest.mark.parametrize("win", WINDOWS, ids=lambda w: f"{w.from_ms - T0}+{w.length_ms}")
-def test_funnel_gross_reversed_and_net_match_a_brute_force_count(
-    world: World, win: Window
-) -> None:
+def test_funnel_gross_reversed_and_net_match_a_brute_force_count(world: World, win: Window) -> None:
     got = store.funnel_counts(world.conn, world.space, win)
     rows, gross, reversed_rows, taken = _money(world, win)
     assert (got.deposits, got.revenue) == (rows, gross)

@@ -78,6 +78,21 @@ class Server:
     def start(self) -> None:
         if self.log is None:  # set it to keep the log off the database's file system
             self.log = self.db.with_suffix(f".{self.port}.log")
+        # The port was free when free_port() looked; another test running at the same time
+        # (pytest-xdist's workers) may have taken it since: then the server starts on another.
+        for _ in range(3):
+            taken = len(self.log_text())
+            try:
+                self._start()
+                return
+            except AssertionError:
+                if "address already in use" not in self.log_text()[taken:]:
+                    raise
+                self.port = free_port()
+        self._start()
+
+    def _start(self) -> None:
+        assert self.log is not None
         env = {**os.environ, "XTRACKER_ADMIN_TOKEN": ADMIN_TOKEN, **self.env}
         env.pop("XTRACKER_DB", None)
         with self.log.open("ab") as log:
@@ -147,7 +162,7 @@ class Server:
 
 @dataclass
 class AppServer(Server):
-    """The real app (``create_app``, the real store and its writer process, a real SQLite
+    """The real app (``create_app``, the real store with its writer on a thread, a real SQLite
     file) served by uvicorn from a thread of the test process, on a loopback port: clients
     reach it over HTTP as they reach ``xtracker serve``. What only a process shows (SIGKILL,
     its children, what ``serve`` prints) needs ``start_server``."""
@@ -168,7 +183,12 @@ class AppServer(Server):
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             sock.bind(("127.0.0.1", self.port))
             self.port = int(sock.getsockname()[1])
-            env = {"XTRACKER_ADMIN_TOKEN": ADMIN_TOKEN, **self.env}
+            # Writes on a thread of the app (XTRACKER_WRITER_PROCESS=off, a setting of its own
+            # in production too): a writer process per server costs half a second of CPU and
+            # adds nothing here. The writer process is the subject of test_writer_process.py
+            # and of the real servers (start_server), which keep it; a test may ask for it.
+            env = {"XTRACKER_ADMIN_TOKEN": ADMIN_TOKEN, "XTRACKER_WRITER_PROCESS": "off",
+                   **self.env}  # fmt: skip
             settings = settings_of(self.db, self.port, self.extra_args, env)
             check_database(settings.db, sync=settings.sync)  # as `serve` does before it starts
             app = create_app(settings)

@@ -1,11 +1,15 @@
-"""The in-process server's settings are those its flags give ``xtracker serve``."""
+"""The test servers: the in-process server's settings are those its flags give ``xtracker
+serve``; a real one finds a port."""
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
+import httpx
 import pytest
 
+from tests.conftest import Server
 from tests.inprocess import settings_of
 
 
@@ -26,3 +30,19 @@ def test_flags_and_switches_become_the_settings_serve_builds(tmp_path: Path) -> 
 def test_what_is_not_a_flag_of_a_setting_fails(tmp_path: Path, args: tuple[str, ...]) -> None:
     with pytest.raises(ValueError):
         settings_of(tmp_path / "x.db", 4321, args, {})
+
+
+def test_a_real_server_whose_port_was_taken_meanwhile_starts_on_another(tmp_path: Path) -> None:
+    """``free_port`` only says a port was free: a test running at the same time (another
+    pytest-xdist worker) may take it before ``xtracker serve`` binds it."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        server = Server(db=tmp_path / "x.db", port=port)
+        try:
+            server.start()
+            assert server.port != port
+            assert httpx.get(f"{server.url}/healthz", timeout=10).status_code == 200
+        finally:
+            server.stop()

@@ -4,6 +4,7 @@ endpoints are answered by a thin front (``hot.HotPaths``) before Starlette's rou
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -15,9 +16,10 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from xtracker_server import admin, ingress, openapi
 from xtracker_server.admin.stream import LiveStreams
 from xtracker_server.auth import Authenticator
-from xtracker_server.caches import AliasCache
+from xtracker_server.caches import AliasCache, SubIdCache
 from xtracker_server.config import Settings
 from xtracker_server.delivery.worker import Worker
+from xtracker_server.domain.devices import load_parser
 from xtracker_server.domain.unrecorded import ClickLimiter, Tally
 from xtracker_server.domain.visitors import parse_networks
 from xtracker_server.errors import EXCEPTION_HANDLERS
@@ -53,6 +55,7 @@ def create_app(settings: Settings) -> HotPaths:
         links=LinkCache(store, ttl_s=settings.credential_cache_s),
         trusted_proxies=parse_networks(settings.trusted_proxies),
         postback_aliases=AliasCache(store, ttl_s=settings.credential_cache_s),
+        sub_ids=SubIdCache(store, ttl_s=settings.credential_cache_s),
         pending=PendingClicks(
             store,
             unrecorded,
@@ -85,6 +88,8 @@ def create_app(settings: Settings) -> HotPaths:
         # Middleware can still be added after create_app() returns, until the app starts: what
         # the hot paths would skip fails the start here (hot.py).
         check_layers(app)
+        # The user-agent parser takes about a second to build: before the first click, not in it.
+        await asyncio.to_thread(load_parser)
         await store.open()
         await state.pending.start()  # stores what a server that died left in the journal
         housekeeper = Housekeeper(store, settings, state.unrecorded)

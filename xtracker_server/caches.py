@@ -78,6 +78,14 @@ class ReadCache(Generic[K, V]):
             )
 
 
+class SubIdCache(ReadCache[int, "tuple[str, ...] | None"]):
+    """The query parameters each space records as sub-ids: every click of the landing reads
+    them. A stale list is used while the database cannot be read (a click is still made)."""
+
+    def __init__(self, store: Store, ttl_s: float = 2.0) -> None:
+        super().__init__(store.sub_id_params, ttl_s=ttl_s, max_entries=10_000, stale_on_fault=True)
+
+
 class AliasCache(ReadCache[int, Aliases]):
     """A space's effective postback aliases: every call of ``/e`` needs them, and they rarely
     change."""

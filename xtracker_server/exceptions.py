@@ -8,6 +8,9 @@ HTTP is in ``errors.py``.
      ├── PayloadTooLong       domain/links.py: a start payload over Telegram's limit
      ├── PostbackProblem      domain/postbacks.py: a postback that cannot be read (422)
      ├── ReportError          domain/reports.py: a report parameter that cannot be honoured
+     ├── FilterError          domain/filters.py: a report filter that cannot be read
+     ├── MissingRate          domain/costs.py: no exchange rate converts a currency on a day
+     ├── CostImportError      domain/cost_import.py: an Ads Manager export that cannot be read
      ├── UnfilledMacroError   domain/macros.py: a field holds a placeholder never filled (400)
      │   storage (store/)
      ├── StoreUnavailable     errors.py: the storage failed (503), also a RuntimeError
@@ -19,9 +22,11 @@ HTTP is in ``errors.py``.
      ├── DatabaseInUse        inuse.py: a restore found the database in use
      ├── RestoreInProgress    inuse.py: a server or worker found a restore in progress
      ├── UidTaken             clicks.py: a drafted uid exists already (the writer mints another)
+     ├── LateBatch            inbox.py: a batch that reached the database past its deadline (503)
      │   delivery (delivery/)
      ├── AddressRefused       guard.py: a destination resolves to an address not allowed
      ├── ProbeRefused         probe.py: a test delivery that cannot be made, also a ValueError
+     ├── ExportBroken         services/exports.py: an export that stopped after its first byte
      │   use cases (services/errors.py): what a front end turns into its own answer
      └── ServiceError
           ├── Forbidden       the principal may not do this

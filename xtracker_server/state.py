@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from starlette.requests import Request
 
 from xtracker_server.auth import Authenticator
-from xtracker_server.caches import AliasCache
+from xtracker_server.caches import AliasCache, SubIdCache
 from xtracker_server.config import Settings
 from xtracker_server.delivery.worker import Worker
 from xtracker_server.domain.unrecorded import ClickLimiter, Tally
@@ -27,6 +27,7 @@ class AppState:
     trusted_proxies: tuple[Network, ...]
     postback_aliases: AliasCache
     pending: PendingClicks  # clicks kept while storage fails (landing/pending.py)
+    sub_ids: SubIdCache  # the query parameters each space records as sub-ids
     worker: Worker | None = None  # the delivery worker, when it runs in this process
     click_limiter: ClickLimiter | None = None  # None: XTRACKER_CLICK_LIMIT_PER_IP is 0 (off)
     unrecorded: Tally = field(default_factory=Tally)  # landing visits not recorded, to store

@@ -164,6 +164,7 @@ def postback_log_json(e: LoggedEntry) -> dict[str, Any]:
         "at_ms": e.at_ms,
         "ip": e.ip,
         "token_name": e.token_name,
+        "test": e.test,
         "method": e.method,
         "query": e.query,
         "body": e.body,
@@ -238,6 +239,11 @@ def currencies_json(space_id: int, allowed: tuple[str, ...]) -> dict[str, Any]:
     from xtracker_server.domain.currencies import CRYPTO_TICKERS
 
     return {"space_id": space_id, "allowed": list(allowed), "crypto": list(CRYPTO_TICKERS)}
+
+
+def sub_ids_json(space_id: int, names: tuple[str, ...]) -> dict[str, Any]:
+    """The query parameters a space declares as sub-ids, in the order declared."""
+    return {"space_id": space_id, "params": list(names)}
 
 
 def deletion_json(head: dict[str, Any], removed: dict[str, int], dry_run: bool) -> dict[str, Any]:

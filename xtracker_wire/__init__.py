@@ -13,6 +13,8 @@ what a valid event is. It depends on pydantic only, and imports nothing of eithe
 ``__version__`` is the distribution's version, which both packages report.
 """
 
+from typing import TYPE_CHECKING, Any
+
 from xtracker_wire._fields import (
     MAX_EID_LEN,
     MAX_FUTURE_SKEW_MS,
@@ -28,20 +30,6 @@ from xtracker_wire._fields import (
     decimal_text,
     parse_value,
 )
-from xtracker_wire._models import (
-    CANONICAL_EVENTS,
-    EVENT_NAMES,
-    MAX_BATCH_BYTES,
-    MAX_BATCH_EVENTS,
-    REVERSAL,
-    BindIn,
-    CanonicalEvent,
-    ClickIn,
-    EventBatchIn,
-    EventBatchOut,
-    EventIn,
-    EventResult,
-)
 from xtracker_wire._telegram import (
     BOT_USERNAME,
     START_PAYLOAD_MAX,
@@ -49,6 +37,51 @@ from xtracker_wire._telegram import (
     is_start_payload,
 )
 from xtracker_wire._version import __version__
+
+if TYPE_CHECKING:
+    from xtracker_wire._models import (
+        CANONICAL_EVENTS,
+        EVENT_NAMES,
+        MAX_BATCH_BYTES,
+        MAX_BATCH_EVENTS,
+        REVERSAL,
+        BindIn,
+        CanonicalEvent,
+        ClickIn,
+        EventBatchIn,
+        EventBatchOut,
+        EventIn,
+        EventResult,
+    )
+
+#: The names of ``_models``, imported on first use: the models are pydantic classes, whose
+#: creation is most of what importing this package costs, and a command of the server that
+#: needs a limit or a check of ``_fields`` needs none of them.
+_MODELS = frozenset(
+    {
+        "CANONICAL_EVENTS",
+        "EVENT_NAMES",
+        "MAX_BATCH_BYTES",
+        "MAX_BATCH_EVENTS",
+        "REVERSAL",
+        "BindIn",
+        "CanonicalEvent",
+        "ClickIn",
+        "EventBatchIn",
+        "EventBatchOut",
+        "EventIn",
+        "EventResult",
+    }
+)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _MODELS:
+        from xtracker_wire import _models
+
+        return getattr(_models, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "BOT_USERNAME",

@@ -79,6 +79,9 @@ class EventIn(_Wire):
     eid: str | None = Field(default=None, validate_default=True)
     occurred_at_ms: int | None = None
     tg_id: int | None = None
+    #: A test: stored and shown (live tail, postback log), never counted in reports nor sent
+    #: to destinations, deduplicated apart from real events.
+    test: bool = False
 
     @field_validator("event", mode="before")
     @classmethod

@@ -1,4 +1,6 @@
-"""The ``xtracker`` command and the admin API, against a running server on the same file."""
+"""The ``xtracker`` command and the admin API, against a running server on the same file. The
+commands run in this process (``cli_in_process``: the real command, by Typer's runner); what a
+command's own process shows is in tests/server/test_cli_imports.py."""
 
 from __future__ import annotations
 
@@ -10,7 +12,8 @@ from pathlib import Path
 
 import httpx
 
-from tests.conftest import ADMIN_TOKEN, Server, ServerFactory, run_cli
+from tests.conftest import ADMIN_TOKEN, Server, ServerFactory
+from tests.inprocess import cli_in_process
 
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 
@@ -28,7 +31,7 @@ def eventually(check, timeout: float = 10.0):  # type: ignore[no-untyped-def]
 
 def test_space_create_json_shape_and_secrets_stored_only_hashed(tmp_path: Path) -> None:
     db = tmp_path / "x.db"
-    data = json.loads(run_cli(db, "space", "create", "demo", "--json").stdout)
+    data = json.loads(cli_in_process(db, "space", "create", "demo", "--json").stdout)
     assert set(data) == {"id", "name", "bearer", "ingest_token"}
     assert data["name"] == "demo"
     assert data["bearer"].startswith("xt_sk_") and data["ingest_token"].startswith("xt_it_")
@@ -42,12 +45,12 @@ def test_space_create_json_shape_and_secrets_stored_only_hashed(tmp_path: Path) 
 
 def test_space_list_json(tmp_path: Path) -> None:
     db = tmp_path / "x.db"
-    run_cli(db, "space", "create", "one")
-    run_cli(db, "space", "create", "two")
-    listed = json.loads(run_cli(db, "space", "list", "--json").stdout)
+    cli_in_process(db, "space", "create", "one")
+    cli_in_process(db, "space", "create", "two")
+    listed = json.loads(cli_in_process(db, "space", "list", "--json").stdout)
     assert [s["name"] for s in listed] == ["one", "two"]
     assert all("bearer" not in s for s in listed)
-    human = run_cli(db, "space", "list").stdout
+    human = cli_in_process(db, "space", "list").stdout
     assert "one" in human and "two" in human
 
 
@@ -98,14 +101,14 @@ def test_expired_rotated_key_is_refused(server: Server) -> None:
 
 
 def test_key_rotate_for_an_unknown_space_fails_clearly(tmp_path: Path) -> None:
-    run_cli(tmp_path / "x.db", "space", "create", "only")
-    proc = run_cli(tmp_path / "x.db", "key", "rotate", "--space", "99", check=False)
+    cli_in_process(tmp_path / "x.db", "space", "create", "only")
+    proc = cli_in_process(tmp_path / "x.db", "key", "rotate", "--space", "99", check=False)
     assert proc.returncode == 1
     assert "no space 99" in proc.stderr
 
 
 def test_a_mistyped_db_path_is_an_error_not_an_empty_database(tmp_path: Path) -> None:
-    proc = run_cli(tmp_path / "typo.db", "space", "list", check=False)
+    proc = cli_in_process(tmp_path / "typo.db", "space", "list", check=False)
     assert proc.returncode == 1
     assert "no database at" in proc.stderr
     assert not (tmp_path / "typo.db").exists()
@@ -113,11 +116,11 @@ def test_a_mistyped_db_path_is_an_error_not_an_empty_database(tmp_path: Path) ->
 
 def test_a_database_from_a_newer_version_is_a_clean_error(tmp_path: Path) -> None:
     db = tmp_path / "x.db"
-    run_cli(db, "space", "create", "one")
+    cli_in_process(db, "space", "create", "one")
     conn = sqlite3.connect(db)
     conn.execute("PRAGMA user_version = 999")
     conn.close()
-    proc = run_cli(db, "space", "list", check=False)
+    proc = cli_in_process(db, "space", "list", check=False)
     assert proc.returncode == 1
     assert "upgrade xtracker" in proc.stderr and "Traceback" not in proc.stderr
 
@@ -125,7 +128,7 @@ def test_a_database_from_a_newer_version_is_a_clean_error(tmp_path: Path) -> Non
 def test_a_file_that_is_not_a_database_is_a_clean_error(tmp_path: Path) -> None:
     db = tmp_path / "notes.db"
     db.write_bytes(b"not a database at all" * 100)
-    proc = run_cli(db, "space", "list", check=False)
+    proc = cli_in_process(db, "space", "list", check=False)
     assert proc.returncode == 1
     assert f"cannot open {db}: file is not a database" in proc.stderr
     assert "Traceback" not in proc.stderr

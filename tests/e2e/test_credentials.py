@@ -13,8 +13,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import ADMIN_TOKEN, Server, ServerFactory, free_port, run_cli
+from tests.conftest import ADMIN_TOKEN, Server, ServerFactory, free_port
 from tests.e2e.test_cli_and_admin import eventually
+from tests.inprocess import cli_in_process
 
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 EVENT = {"uid": "cred-uid", "event": "contact"}
@@ -128,7 +129,7 @@ def test_serve_refuses_a_weak_admin_token(tmp_path: Path, token: str) -> None:
 
 def test_worker_refuses_a_weak_admin_token(tmp_path: Path) -> None:
     db = tmp_path / "x.db"
-    run_cli(db, "space", "create", "one")
+    cli_in_process(db, "space", "create", "one")
     proc = _exits(["worker"], db, "adm")
     assert proc.returncode == 2
     assert "XTRACKER_ADMIN_TOKEN is 3 characters" in proc.stderr

@@ -97,6 +97,11 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         assert http.post("/events", json=erased, headers=space.auth).is_success
         bind = {"uid": "u-erase", "tg_id": 4242}
         assert http.post("/bind", json=bind, headers=space.auth).is_success
+        doomed_cost = {"day": "2026-11-02", "level": "ad", "id": "doomed-ad", "amount": "1",
+                       "currency": "USD"}  # fmt: skip
+        r = http.post(f"/admin/spaces/{space.id}/costs", json={"costs": [doomed_cost]},
+                      headers=ADMIN)  # fmt: skip
+        assert r.is_success, r.text
         sink.wait_for(1)
         document = http.get("/openapi.json").json()
     with server.client() as http:
@@ -347,6 +352,17 @@ CALLS: dict[str, list[Call]] = {
         Call(422, json={"allowed": ["G"]}),
         Call(422, json={"allowed": "GEMS"}),
     ],
+    "get_sub_ids": [Call(200), Call(401, auth=None), Call(404, path={"space_id": 999})],
+    "put_sub_ids": [
+        Call(200, json={"params": ["sub1", "creative"]}),
+        Call(200, json={"params": []}),
+        Call(400, content=b"{"),
+        Call(401, auth=None, json={"params": []}),
+        Call(404, path={"space_id": 999}, json={"params": []}),
+        Call(413, content=b"{}" + b" " * 70_000),
+        Call(422, json={"params": ["utm_source"]}),
+        Call(422, json={"params": "sub1"}),
+    ],
     "list_links": [Call(200), Call(401, auth=None), Call(404, path={"space_id": 999})],
     "create_link": [
         Call(201, json={"slug": "made", "kind": "web", "target": "https://x.example/?c={uid}"}),
@@ -456,6 +472,9 @@ CALLS: dict[str, list[Call]] = {
         Call(401, auth=None),
         Call(404, path={"space_id": 999}),
         Call(422, params={"limit": "0"}),
+        Call(200, params={"format": "csv", "limit": "all"}),
+        Call(200, headers={"accept": "text/csv"}),
+        Call(422, params={"format": "xml"}),
     ],
     "get_aliases": [Call(200), Call(401, auth=None), Call(404, path={"space_id": 999})],
     "change_aliases": [
@@ -482,6 +501,9 @@ CALLS: dict[str, list[Call]] = {
         Call(403, auth="other_space"),
         Call(404, path={"space_id": 999}),
         Call(422, params={"from": "2025-02-01", "to": "2025-01-01"}),
+        Call(200, params={"format": "csv"}),
+        Call(200, headers={"accept": "text/csv"}),
+        Call(422, params={"format": "xml"}),
     ],
     "report_links": [
         Call(200),
@@ -490,6 +512,7 @@ CALLS: dict[str, list[Call]] = {
         Call(403, auth="other_space"),
         Call(404, path={"space_id": 999}),
         Call(422, params={"sort": "nope"}),
+        Call(200, params={"format": "CSV"}),
     ],
     "report_series": [
         Call(200, params={"metric": "click", "bucket": "hour", "days": "1"}),
@@ -498,6 +521,9 @@ CALLS: dict[str, list[Call]] = {
         Call(403, auth="other_space", params={"metric": "click"}),
         Call(404, path={"space_id": 999}, params={"metric": "click"}),
         Call(422, params={"metric": "nope"}),
+        Call(200, params={"metric": "click", "format": "csv"}),
+        Call(200, params={"metric": "revenue"}, headers={"accept": "text/csv, */*;q=0.5"}),
+        Call(422, params={"metric": "click", "format": "xml"}),
     ],
     "report_deliveries": [
         Call(200),
@@ -505,6 +531,95 @@ CALLS: dict[str, list[Call]] = {
         Call(401, auth=None),
         Call(403, auth="other_space"),
         Call(404, path={"space_id": 999}),
+        Call(200, auth="own_space", headers={"accept": "text/csv"}),
+        Call(422, params={"format": "xml"}),
+    ],
+    "list_costs": [
+        Call(200),
+        Call(200, auth="own_space", params={"from": "2026-11-01", "level": "ad"}),
+        Call(401, auth=None),
+        Call(403, auth="other_space"),
+        Call(404, path={"space_id": 999}),
+        Call(422, params={"level": "account"}),
+    ],
+    "set_costs": [
+        Call(
+            200,
+            json={
+                "costs": [
+                    {
+                        "day": "2026-11-01",
+                        "level": "link",
+                        "id": "contract",
+                        "amount": "12.50",
+                        "currency": "EUR",
+                        "name": "n",
+                    }
+                ]
+            },
+        ),
+        Call(400, content=b"{"),
+        Call(401, auth=None, json={"costs": []}),
+        Call(404, path={"space_id": 999}, json={"costs": []}),
+        Call(413, content=b"{}" + b" " * 300_000),
+        Call(
+            422,
+            json={
+                "costs": [
+                    {
+                        "day": "2026-11-01",
+                        "level": "ad",
+                        "id": "1",
+                        "amount": "-3",
+                        "currency": "EUR",
+                    }
+                ]
+            },
+        ),
+    ],
+    "delete_cost": [
+        Call(200, params={"day": "2026-11-02", "level": "ad", "id": "doomed-ad"}),
+        Call(401, auth=None, params={"day": "2026-11-02", "level": "ad", "id": "x"}),
+        Call(404, params={"day": "2026-11-02", "level": "ad", "id": "never"}),
+        Call(422, params={"day": "2026-11-02"}),
+    ],
+    "import_costs": [
+        Call(
+            200,
+            content=b"Day,Ad ID,Amount spent (USD)\n2026-11-02,doomed-ad,1.00\n",
+            headers={"content-type": "text/csv"},
+        ),
+        Call(400, content=b"Day,Ad ID,Amount spent (USD)\n\xff\n"),
+        Call(401, auth=None, content=b"x"),
+        Call(404, path={"space_id": 999}, content=b"x"),
+        Call(422, content=b"Day,Ad ID,Amount spent (USD)\n2026-11-02,a,1,00\n2026-11-02,b,x\n"),
+    ],
+    "list_rates": [
+        Call(200),
+        Call(200, auth="own_space"),
+        Call(401, auth=None),
+        Call(403, auth="other_space"),
+        Call(404, path={"space_id": 999}),
+    ],
+    "set_rate": [
+        Call(200, json={"from": "EUR", "to": "USD", "day": "2026-11-01", "rate": "1.08"}),
+        Call(400, content=b"{"),
+        Call(401, auth=None, json={}),
+        Call(
+            404,
+            path={"space_id": 999},
+            json={"from": "EUR", "to": "USD", "day": "2026-11-01", "rate": "1.08"},
+        ),
+        Call(413, content=b"{}" + b" " * 70_000),
+        Call(422, json={"from": "EUR", "to": "USD", "day": "2026-11-01", "rate": "0"}),
+    ],
+    "report_costs": [
+        Call(200),
+        Call(200, auth="own_space", params={"currency": "EUR", "days": "30", "tz": "Asia/Kolkata"}),
+        Call(401, auth=None),
+        Call(403, auth="other_space"),
+        Call(404, path={"space_id": 999}),
+        Call(422, params={"currency": "NOPE1"}),
     ],
     "stream_status": [Call(200), Call(401, auth=None), Call(401, auth="own_space")],
     "stream": [

@@ -5,9 +5,11 @@ delivery health."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import queue
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -114,14 +116,21 @@ def seed(server: Server) -> Seed:
     return Seed(space, link_of, events, t0, start=t0 - H, edge=t0 + 10 * H)
 
 
-def expected_funnel(seed: Seed, lo: int, hi: int, clicks: int) -> dict[str, Any]:
-    """The funnel of [lo, hi) from the seed list, computed without any report code."""
-    inside = [e for e in seed.events if lo <= e.at < hi and e.uid is not None]
+def expected_funnel(
+    seed: Seed, lo: int, hi: int, clicks: int, *, cohort: bool = False
+) -> dict[str, Any]:
+    """The funnel of [lo, hi) from the seed list, computed without any report code: only uids
+    with a click count. ``cohort``: every click of the seed is in [lo, hi); their events at any
+    time."""
+    inside = [
+        e for e in seed.events
+        if e.uid in seed.link_of and (cohort or lo <= e.at < hi)
+    ]  # fmt: skip
     steps_uids = {s: len({e.uid for e in inside if e.event == s}) for s in STEPS}
     deposits = [e for e in inside if e.event == "deposit"]
     first = {
         e.uid for e in deposits
-        if min(x.at for x in seed.events if x.uid == e.uid and x.event == "deposit") >= lo
+        if cohort or min(x.at for x in seed.events if x.uid == e.uid and x.event == "deposit") >= lo
     }  # fmt: skip
     revenue: dict[str, Decimal] = {}
     for e in deposits:
@@ -165,7 +174,41 @@ def test_funnel_of_the_whole_space(http: httpx.Client, seed: Seed) -> None:
     assert got["revenue"] == {"EUR": "20.25", "USD": "22.75"}  # and by hand: 10+5.5+7.25
     assert got["unattributed"] == {"contact": 0, "subscribed": 0, "registration": 1,
                                    "deposit": 1, "revenue": {"USD": "3.00"}}  # fmt: skip
+    # the uid nobody minted: on its own line, in no step
+    assert got["without_click"] == {"contact": 1, "subscribed": 0, "registration": 0,
+                                    "deposit": 0, "deposits": 0, "revenue": {}}  # fmt: skip
     assert (got["from_ms"], got["to_ms"], got["link"]) == (seed.start, hi, None)
+    assert got["mode"] == "activity"  # the default
+
+
+def test_cohort_funnel_counts_the_windows_clicks_and_their_steps_whenever(
+    http: httpx.Client, seed: Seed, server: Server
+) -> None:
+    """The seed's clicks are made now, its events dated up to two days before: a window of the
+    last hour holds every click and none of the events."""
+    now = int(time.time() * 1000)
+    lo, hi = now - H, now + 60_000
+    cohort = report(http, seed, "funnel", mode="cohort", **{"from": lo, "to": hi})
+    assert cohort["mode"] == "cohort"
+    check_steps(cohort, expected_funnel(seed, lo, hi, clicks=7, cohort=True))
+    assert all(s["from_click"] <= 1 for s in cohort["steps"])
+    activity = report(http, seed, "funnel", mode="activity", **{"from": lo, "to": hi})
+    check_steps(activity, expected_funnel(seed, lo, hi, clicks=7))
+    assert [s["uids"] for s in activity["steps"]] == [7, 0, 0, 0, 0]
+    # the CLI: the same answer, and the mode in the title
+    cli = server.cli_json("report", "funnel", "--space", str(seed.space.id), "--mode", "cohort",
+                          "--from", str(lo), "--to", str(hi))  # fmt: skip
+    assert cli == {k: v for k, v in cohort.items() if k != "ok"}
+    text = server.cli("report", "funnel", "--space", str(seed.space.id), "--mode", "cohort",
+                      "--from", str(lo), "--to", str(hi)).stdout  # fmt: skip
+    assert "cohort mode" in text and "without a known click" in text
+    r = http.get(f"/admin/spaces/{seed.space.id}/reports/funnel", params={"mode": "both"},
+                 headers=ADMIN)  # fmt: skip
+    assert r.status_code == 422 and r.json()["error"] == "invalid_field", r.text
+    assert "mode" in r.json()["detail"]
+    bad = server.cli("report", "funnel", "--space", str(seed.space.id), "--mode", "x",
+                     check=False)  # fmt: skip
+    assert bad.returncode == 2 and "mode" in bad.stderr
 
 
 def test_gauge_compares_with_the_previous_window(http: httpx.Client, seed: Seed) -> None:
@@ -349,6 +392,7 @@ class StreamReader:
         self.opened = threading.Event()
         self.ended = threading.Event()
         self._client = httpx.Client(timeout=httpx.Timeout(10, read=30))
+        self._socket: socket.socket | None = None
         self._thread = threading.Thread(target=self._run, args=(url, headers), daemon=True)
         self._thread.start()
         assert self.opened.wait(10)
@@ -356,6 +400,7 @@ class StreamReader:
     def _run(self, url: str, headers: dict[str, str]) -> None:
         try:
             with self._client.stream("GET", url, headers=headers) as r:
+                self._socket = r.extensions["network_stream"].get_extra_info("socket")
                 self.status = r.status_code
                 self.opened.set()
                 event, data, ident = "", "", ""
@@ -379,6 +424,11 @@ class StreamReader:
         return self.messages.get(timeout=timeout)
 
     def close(self) -> None:
+        """Hang up as a client that goes away does: the server sees the connection end at once
+        (closing the client alone leaves the socket open while the thread reads it)."""
+        if self._socket is not None:
+            with contextlib.suppress(OSError):
+                self._socket.shutdown(socket.SHUT_RDWR)
         self._client.close()
 
 

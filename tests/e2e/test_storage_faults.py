@@ -24,7 +24,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import ADMIN_TOKEN, Server, SpaceKeys, free_port, run_cli
+from tests.conftest import ADMIN_TOKEN, Server, SpaceKeys, free_port
+from tests.inprocess import cli_in_process
 
 pytestmark = pytest.mark.skipif(
     os.geteuid() != 0, reason="storage faults are made as root (mount, fsfreeze)"
@@ -119,11 +120,11 @@ def stored_eids(db: Path, space: SpaceKeys) -> list[str]:
 def fill(directory: Path) -> Path:
     """Write a file until the file system is full."""
     filler = directory / "filler"
-    with filler.open("wb") as f:
+    # Unbuffered: a buffer would keep what did not fit, and closing would fail to write it.
+    with filler.open("wb", buffering=0) as f:
         try:
             while True:
                 f.write(b"\0" * 65536)
-                f.flush()
         except OSError:
             pass
     return filler
@@ -301,7 +302,7 @@ def test_a_database_that_cannot_be_written_stops_serve_and_worker_at_start(
 ) -> None:
     with tmpfs(tmp_path / "disk", "8m") as disk:
         db = disk / "xtracker.db"
-        run_cli(db, "space", "create", "before")
+        cli_in_process(db, "space", "create", "before")
         sh("mount", "-o", "remount,ro", str(disk))  # root ignores chmod: the mount is read-only
         for command in ("serve", "worker"):
             done = serve_once(db, command)

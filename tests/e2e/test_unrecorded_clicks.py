@@ -209,14 +209,14 @@ def test_a_limit_of_0_records_every_click(start_app: ServerFactory) -> None:
     assert unrecorded(server, space, slug, want=(0, 0)) == (0, 0)
 
 
-def test_the_unrecorded_counts_survive_a_restart(start_server: ServerFactory) -> None:
-    server = start_server("--click-limit-per-ip", "2")
+def test_the_unrecorded_counts_survive_a_restart(start_app: ServerFactory) -> None:
+    server = start_app("--click-limit-per-ip", "2")
     space = server.new_space("restart")
     slug = make_link(server, space, "kept")
     for _ in range(7):
         visit(server, f"/r/{slug}")
     visit(server, f"/r/{slug}", agent="curl/8.5.0")
-    server.stop()  # at once: what the last second counted is stored on the way out
+    server.stop()  # as SIGTERM does: what the last second counted is stored on the way out
     server.start()
     assert unrecorded(server, space, slug, want=(1, 5)) == (1, 5)
     visit(server, f"/r/{slug}", agent="curl/8.5.0")  # added to, not replaced

@@ -248,7 +248,7 @@ def test_a_rollup_built_for_another_generation_is_rebuilt(tmp_path: Path) -> Non
     conn.execute(
         "INSERT INTO inbox SELECT id + 20, space_id, dedup_key || 'x', event, uid,"
         " tg_id, eid, value, currency, occurred_at_ms, received_ms, source,"
-        " attributed_by FROM inbox WHERE id > 80"
+        " attributed_by, test FROM inbox WHERE id > 80"
     )  # ... ids past the watermark
     conn.execute("UPDATE generation SET id = 'another'")
     conn.close()

@@ -6,8 +6,10 @@ process shows what one command imports."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -68,3 +70,34 @@ def test_a_plain_command_imports_neither_the_server_nor_the_sdk(db: Path, args: 
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout.splitlines()[-1])
     assert result == {"code": 0, "imported": []}, proc.stderr
+
+
+#: What a command should take to start, run and end (issue 15 §5: 0.25 s on two cores).
+TARGET_S = 0.25
+
+
+@pytest.mark.parametrize(
+    "args", [["--help"], ["space", "list"], ["link", "list", "--space", "1"]], ids=" ".join
+)
+def test_a_command_costs_a_bounded_cpu_time(db: Path, args: list[str]) -> None:
+    """A guard against a hang or a start-up that regressed several-fold, not a benchmark: the
+    bound is ten times the target, in the CPU time of the command's process (what a machine
+    loaded by other work does not stretch, as it stretches the wall time); a hang is killed
+    at 60 s."""
+    given = [*args] if "--help" in args else [*args, "--db", str(db)]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "xtracker_server", *given],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ, "XTRACKER_DB": ""},
+    )
+    killer = threading.Timer(60, proc.kill)
+    killer.start()
+    try:
+        _, status, usage = os.wait4(proc.pid, 0)  # the command's own resource usage
+    finally:
+        killer.cancel()
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    assert proc.returncode == 0
+    cpu_s = usage.ru_utime + usage.ru_stime
+    assert cpu_s < 10 * TARGET_S, f"xtracker {' '.join(args)} took {cpu_s:.2f} s of CPU"

@@ -52,6 +52,9 @@ def test_random_admin_tokens_pass(token: str) -> None:
         ("0123456789" * 3 + "01", "a block of 10 characters repeated"),
         ("a" * 30 + "bcdefghijk", "too few different characters"),
     ],
+    # Named by the reason, not by the token: a random one would name the test differently in
+    # each pytest-xdist worker, and the workers must collect the same tests.
+    ids=["3", "random-31", "repeat-1", "repeat-8", "repeat-10", "few-different"],
 )
 def test_weak_admin_tokens_are_refused_with_the_reason(token: str, says: str) -> None:
     problem = admin_token_problem(token)

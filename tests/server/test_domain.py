@@ -27,6 +27,15 @@ def test_dedup_key_differs_per_space_uid_and_event() -> None:
     assert base != dedup_key(1, "abc", None, "contact", "e", 0)
 
 
+def test_a_test_event_has_a_dedup_namespace_of_its_own() -> None:
+    real = dedup_key(1, "abc", None, "deposit", "tx-1", 0)
+    test = dedup_key(1, "abc", None, "deposit", "tx-1", 0, test=True)
+    assert test != real
+    assert test == hashlib.sha256(b"test|1|3:abc|deposit|4:tx-1").digest()  # docs/api.md
+    # no uid or eid can forge a test key: the real keys start with the space id
+    assert test != dedup_key(1, "test|1|3:abc", None, "deposit", "tx-1", 0)
+
+
 def test_dedup_key_parts_cannot_run_into_each_other() -> None:
     assert dedup_key(1, "x|contact|y", None, "deposit", "z", 0) != dedup_key(
         1, "x", None, "contact", "y|deposit|z", 0

@@ -16,7 +16,7 @@ from xtracker_server.domain.destinations import (
     prepare_destination,
 )
 from xtracker_server.domain.drain import claim_plan
-from xtracker_server.store.sqlite import deletion, outbox, spaces
+from xtracker_server.store.sqlite import deletion, inbox, outbox, spaces
 from xtracker_server.store.sqlite import destinations as dest_store
 from xtracker_server.store.sqlite.db import connect, open_db, transaction
 from xtracker_server.store.sqlite.inbox import InboxDraft, insert_events
@@ -225,7 +225,31 @@ def test_the_migration_counts_the_deliveries_a_database_already_has(tmp_path: Pa
                 conn.execute(statement)
         conn.execute(f"PRAGMA user_version={ours}")
     space, dest = _space_with_webhook(conn)
-    _events(conn, space, "e", [NOW - 10_000 + i for i in range(7)])
+    # the inbox as it was then (today's insert writes columns added later), and the fan-out
+    with transaction(conn):
+        for i in range(7):
+            at = NOW - 10_000 + i
+            draft = InboxDraft(
+                space,
+                dedup_key(space, "u1", None, "deposit", f"e{i}", at),
+                "deposit",
+                "u1",
+                None,
+                f"e{i}",
+                "25.00",
+                "USD",
+                at,
+                at,
+                "api",
+            )
+            inbox_id = conn.execute(
+                "INSERT INTO inbox (space_id, dedup_key, event, uid, eid, value, currency,"
+                " occurred_at_ms, received_ms, source) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (space, draft.dedup_key, "deposit", "u1", draft.eid, "25.00", "USD", at, at,
+                 "api"),
+            ).lastrowid  # fmt: skip
+            assert inbox_id is not None
+            inbox._fan_out(conn, [(i, draft, inbox_id)], outbox.insert_deliveries)
     with transaction(conn):
         claimed = outbox.claim(conn, dest, "me", NOW, 60_000, 3)
         for c in claimed:

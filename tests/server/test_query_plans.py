@@ -38,7 +38,6 @@ from xtracker_server.domain.links import LinkKind, LinkSpec
 from xtracker_server.domain.reports import Window
 from xtracker_server.domain.tail import Watermark
 from xtracker_server.domain.unrecorded import Reason, UnrecordedCount
-from xtracker_server.store import health
 from xtracker_server.store.sqlite import (
     binds,
     clicks,
@@ -49,6 +48,7 @@ from xtracker_server.store.sqlite import (
     links,
     outbox,
     postbacks,
+    probe,
     reports,
     rollup,
     spaces,
@@ -460,7 +460,7 @@ CASES = [
         ),
         writes=True,
     ),
-    Case("touch_probe", lambda c, w: health.touch_probe(c, T0), writes=True),
+    Case("touch_probe", lambda c, w: probe.touch_probe(c, T0), writes=True),
     Case("unfinished deletions", lambda c, w: deletion.unfinished(c, T0)),
     Case("prune_removals", lambda c, w: deletion.prune_removals(c, 10), writes=True),
     Case("removals_pending", lambda c, w: deletion.removals_pending(c)),

@@ -11,10 +11,12 @@ import pytest
 from xtracker_server.domain.reports import (
     Bucket,
     FunnelCounts,
+    FunnelMode,
     LinkRow,
     ReportError,
     Window,
     bucket_starts,
+    funnel_mode,
     gauge,
     money_text,
     resolve_window,
@@ -118,6 +120,23 @@ def test_gauge_marks_the_weakest_step_and_the_change_in_points() -> None:
         -50.0,
         True,
     )
+
+
+def test_the_gauge_ranks_no_ratio_over_one() -> None:
+    """A step with more uids than the one before measures no leak (its uids skipped that step
+    or reached it in an earlier window): it is never the weakest."""
+    over = counts(click=100, contact=200, subscribed=300, registration=450, deposit=900)
+    assert gauge(over, over).weakest is None
+    mixed = counts(click=100, contact=90, subscribed=180, registration=170, deposit=160)
+    assert gauge(mixed, mixed).weakest == "contact"  # 0.9; not subscribed's 2.0
+
+
+def test_the_funnel_mode_is_named_or_activity() -> None:
+    assert funnel_mode(None) is funnel_mode("") is FunnelMode.ACTIVITY
+    assert funnel_mode(" Cohort ") is FunnelMode.COHORT
+    with pytest.raises(ReportError) as caught:
+        funnel_mode("both")
+    assert caught.value.field == "mode"
 
 
 def test_money_is_put_back_together_exactly() -> None:

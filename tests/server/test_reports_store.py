@@ -11,13 +11,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
+from typing import cast
 
 import pytest
 
 from xtracker_server.domain.binds import BindKind
 from xtracker_server.domain.clicks import ClickDraft
 from xtracker_server.domain.links import LinkKind, LinkSpec
-from xtracker_server.domain.reports import Window
+from xtracker_server.domain.reports import FunnelCounts, FunnelMode, Window
 from xtracker_server.store.sqlite import links, spaces
 from xtracker_server.store.sqlite import reports as store
 from xtracker_server.store.sqlite.binds import bind
@@ -175,48 +176,129 @@ WINDOWS = [
 ]
 
 
-def _expected(w: World, win: Window, link: int | str | None = "all") -> dict[str, object]:
-    def mine(uid: str | None) -> bool:
-        return uid is not None and (link == "all" or w.link_of.get(uid) == link)
-
-    inside = [e for e in w.events if win.from_ms <= e.at < win.to_ms and mine(e.uid)]
-    uids = {s: len({e.uid for e in inside if e.event == s}) for s in STEPS}
-    if link == "all":
-        uids["click"] = sum(1 for _, _, c in w.clicks if win.from_ms <= c < win.to_ms)
-    else:
-        uids["click"] = sum(
-            1 for _, lk, c in w.clicks if lk == link and win.from_ms <= c < win.to_ms
-        )
-    deposits = [e for e in inside if e.event == "deposit"]
-    first: set[str | None] = set()
-    for e in deposits:
-        earliest = min(x.at for x in w.events if x.uid == e.uid and x.event == "deposit")
-        if earliest >= win.from_ms:
-            first.add(e.uid)
+def _revenue(deposits: list[Ev]) -> dict[str, Decimal]:
     revenue: dict[str, Decimal] = {}
     for e in deposits:
         if e.value is not None and e.currency is not None:
             revenue[e.currency] = revenue.get(e.currency, Decimal(0)) + Decimal(e.value)
-    loose = [e for e in w.events if e.uid is None and win.from_ms <= e.at < win.to_ms]
+    return revenue
+
+
+def _uids(expected: dict[str, object]) -> dict[str, int]:
+    return cast(dict[str, int], expected["uids"])
+
+
+def _expected(
+    w: World,
+    win: Window,
+    link: int | str | None = "all",
+    *,
+    mode: FunnelMode = FunnelMode.ACTIVITY,
+    clicked: bool = True,
+) -> dict[str, object]:
+    """The answers, counted here. ``clicked``: only uids with a click in the space count (the
+    funnel); False: also the uids without one (the per-link table's "no link" row, series)."""
+
+    def mine(uid: str | None) -> bool:
+        if uid is None or (clicked and uid not in w.link_of):
+            return False
+        return link == "all" or w.link_of.get(uid) == link
+
+    def timely(e: Ev) -> bool:
+        return win.from_ms <= e.at < win.to_ms
+
+    cohort = {u for u, lk, c in w.clicks if (link in ("all", lk)) and win.from_ms <= c < win.to_ms}
+    if mode is FunnelMode.COHORT:  # the window's clicks, their events at any time
+        inside = [e for e in w.events if e.uid in cohort]
+    else:
+        inside = [e for e in w.events if timely(e) and mine(e.uid)]
+    uids = {s: len({e.uid for e in inside if e.event == s}) for s in STEPS}
+    uids["click"] = len(cohort)
+    deposits = [e for e in inside if e.event == "deposit"]
+    first: set[str | None] = set()
+    for e in deposits:
+        earliest = min(x.at for x in w.events if x.uid == e.uid and x.event == "deposit")
+        if earliest >= win.from_ms or mode is FunnelMode.COHORT:
+            first.add(e.uid)
+    loose = [e for e in w.events if e.uid is None and timely(e)]
+    alone = [e for e in w.events if e.uid is not None and e.uid not in w.link_of and timely(e)]
     return {
         "uids": uids,
         "deposits": len(deposits),
         "first": len(first),
-        "revenue": revenue,
+        "revenue": _revenue(deposits),
         "unattributed": {s: n for s in STEPS if (n := sum(e.event == s for e in loose))},
+        "unknown": {s: n for s in STEPS if (n := len({e.uid for e in alone if e.event == s}))},
+        "unknown_deposits": sum(e.event == "deposit" for e in alone),
+        "unknown_revenue": _revenue([e for e in alone if e.event == "deposit"]),
     }
 
 
+@pytest.mark.parametrize("mode", list(FunnelMode), ids=lambda m: m.value)
 @pytest.mark.parametrize("win", WINDOWS, ids=lambda w: f"{w.from_ms - T0}+{w.length_ms}")
-def test_funnel_counts_match_a_brute_force_count(world: World, win: Window) -> None:
-    got = store.funnel_counts(world.conn, world.space, win)
-    want = _expected(world, win)
+def test_funnel_counts_match_a_brute_force_count(
+    world: World, win: Window, mode: FunnelMode
+) -> None:
+    got = store.funnel_counts(world.conn, world.space, win, mode=mode)
+    want = _expected(world, win, mode=mode)
     assert {s: got.uids.get(s, 0) for s in ("click", *STEPS)} == want["uids"]
     assert got.deposits == want["deposits"]
     assert got.first_deposits == want["first"]
     assert got.revenue == want["revenue"]
     assert {str(k): v for k, v in got.revenue.items()} == want["revenue"]
     assert got.unattributed == want["unattributed"]
+    assert got.unknown == want["unknown"]
+    assert got.unknown or win.length_ms < 24 * H  # the world has such uids
+    assert (got.unknown_deposits, got.unknown_revenue) == (
+        want["unknown_deposits"],
+        want["unknown_revenue"],
+    )
+    if mode is FunnelMode.COHORT:  # every step is a subset of the clicks
+        assert all(got.uids[s] <= got.clicks for s in STEPS)
+
+
+@pytest.mark.parametrize("win", WINDOWS[:3], ids=lambda w: f"{w.from_ms - T0}+{w.length_ms}")
+def test_cohort_funnel_of_one_link_matches_a_brute_force_count(world: World, win: Window) -> None:
+    for link_id in world.link_ids:
+        got = store.funnel_counts(world.conn, world.space, win, link_id=link_id,
+                                  mode=FunnelMode.COHORT)  # fmt: skip
+        want = _expected(world, win, link_id, mode=FunnelMode.COHORT)
+        assert {s: got.uids.get(s, 0) for s in ("click", *STEPS)} == want["uids"]
+        assert (got.deposits, got.first_deposits) == (want["deposits"], want["first"])
+        assert got.revenue == want["revenue"]
+
+
+def test_cohort_edges_a_click_in_the_window_counts_its_later_steps(tmp_path: Path) -> None:
+    """A click in the window whose event comes after the window counts (cohort, not activity);
+    an event in the window of a click before it counts in activity, not in the cohort."""
+    path = str(tmp_path / "e.db")
+    conn = with_rollup(open_db(path), path)
+    with transaction(conn):
+        space = spaces.create_space(conn, "e", T0).space.id
+        _click(conn, space, "early", None, T0 - 10 * H)  # before the window
+        _click(conn, space, "inside", None, T0 + H)
+        _event(conn, space, 1, Ev("early", None, "contact", T0 + 2 * H))  # in the window
+        _event(conn, space, 2, Ev("inside", None, "contact", T0 + 30 * H))  # after it
+        _event(conn, space, 3, Ev("inside", None, "deposit", T0 + 40 * H, "5", "USD"))
+        _event(conn, space, 4, Ev("ghost", None, "contact", T0 + 3 * H))  # no click at all
+    catch_up(conn)
+    win = Window(T0, T0 + 24 * H)
+    cohort = store.funnel_counts(conn, space, win, mode=FunnelMode.COHORT)
+    activity = store.funnel_counts(conn, space, win, mode=FunnelMode.ACTIVITY)
+    assert (cohort.clicks, cohort.uids["contact"], cohort.uids["deposit"]) == (1, 1, 1)
+    assert (cohort.deposits, cohort.revenue) == (1, {"USD": Decimal("5")})
+    assert (activity.clicks, activity.uids["contact"], activity.uids["deposit"]) == (1, 1, 0)
+    assert cohort.unknown == activity.unknown == {"contact": 1}
+    # the click of "ghost" (without a link) is stored after its event was rolled up: the event
+    # leaves the line of its own for the steps
+    with transaction(conn):
+        _click(conn, space, "ghost", None, T0 + 2 * H)
+    catch_up(conn)
+    cohort = store.funnel_counts(conn, space, win, mode=FunnelMode.COHORT)
+    activity = store.funnel_counts(conn, space, win, mode=FunnelMode.ACTIVITY)
+    assert (cohort.clicks, cohort.uids["contact"]) == (activity.clicks, activity.uids["contact"])
+    assert (cohort.clicks, cohort.uids["contact"], cohort.unknown) == (2, 2, {})
+    conn.close()
 
 
 @pytest.mark.parametrize("win", WINDOWS[:3], ids=lambda w: f"{w.from_ms - T0}+{w.length_ms}")
@@ -227,14 +309,11 @@ def test_per_link_rows_match_a_brute_force_count(world: World, win: Window) -> N
         want = _expected(world, win, link_id)
         row = rows[slug]
         assert row.clicks == want["uids"]["click"]  # type: ignore[index]
-        assert {s: row.uids.get(s, 0) for s in STEPS} == {
-            s: want["uids"][s]
-            for s in STEPS  # type: ignore[index]
-        }
+        assert {s: row.uids.get(s, 0) for s in STEPS} == {s: _uids(want)[s] for s in STEPS}
         assert row.deposits == want["deposits"]
         assert row.revenue == want["revenue"]
     # the "no link" row: uids clicked without a link, and uids with no click at all
-    total = _expected(world, win)
+    total = _expected(world, win, clicked=False)
     per_step = {s: sum(r.uids.get(s, 0) for r in rows.values()) for s in STEPS}
     assert per_step == {s: total["uids"][s] for s in STEPS}  # type: ignore[index]
 
@@ -255,13 +334,14 @@ def test_series_counts_each_bucket_like_a_window(world: World) -> None:
         got = store.series_counts(world.conn, world.space, step, starts, to)
         ends = [*starts[1:], to]
         want = [
-            _expected(world, Window(a, b))["uids"][step] for a, b in zip(starts, ends, strict=True)
-        ]  # type: ignore[index]
+            _uids(_expected(world, Window(a, b), clicked=False))[step]
+            for a, b in zip(starts, ends, strict=True)
+        ]
         assert got == want, step
     revenue = store.series_revenue(world.conn, world.space, "USD", starts, to)
     ends = [*starts[1:], to]
     assert revenue == [
-        _expected(world, Window(a, b))["revenue"].get("USD", Decimal(0))  # type: ignore[attr-defined]
+        _expected(world, Window(a, b), clicked=False)["revenue"].get("USD", Decimal(0))  # type: ignore[attr-defined]
         for a, b in zip(starts, ends, strict=True)
     ]
 
@@ -387,3 +467,72 @@ def test_the_rollup_is_off_the_write_path_and_rebuilt_when_its_file_is_gone(
     after = store.funnel_counts(rebuilt, space, Window(T0, T0 + H))
     assert (after.deposits, after.revenue) == (before.deposits, before.revenue)
     rebuilt.close()
+
+
+def _reports(conn: sqlite3.Connection, space: int) -> list[object]:
+    win = Window(T0 - 24 * H, T0 + 96 * H)
+    starts = [T0 + i * 12 * H for i in range(6)]
+    return [
+        *(store.funnel_counts(conn, space, win, mode=m) for m in FunnelMode),
+        store.link_rows(conn, space, win),
+        store.deposit_currencies(conn, space, win),
+        *(store.series_counts(conn, space, s, starts, T0 + 72 * H) for s in STEPS),
+        store.series_revenue(conn, space, "USD", starts, T0 + 72 * H),
+    ]
+
+
+def test_test_events_never_count_not_even_once_a_bind_attributes_them(tmp_path: Path) -> None:
+    """Two databases with the same real events; one also holds test events (with a uid,
+    without a click, without a uid and attributed by a later bind): every report is the same."""
+    answers = []
+    for with_tests in (False, True):
+        path = str(tmp_path / f"t{int(with_tests)}.db")
+        conn = with_rollup(open_db(path), path)
+        with transaction(conn):
+            space = spaces.create_space(conn, "t", T0).space.id
+            _click(conn, space, "u1", None, T0)
+            _event(conn, space, 1, Ev("u1", None, "deposit", T0 + H, "10", "USD"))
+            _event(conn, space, 2, Ev(None, 42, "registration", T0 + H))
+            if with_tests:
+                for n, ev in enumerate([
+                    Ev("u1", None, "deposit", T0 + H, "99", "USD"),  # the same eid's test
+                    Ev("u1", None, "contact", T0 + 2 * H),
+                    Ev("ghost", None, "subscribed", T0 + 2 * H),  # no click
+                    Ev(None, 42, "deposit", T0 + 3 * H, "7", "EUR"),  # attributed later
+                    Ev(None, 43, "contact", T0 + 3 * H),  # never attributed
+                ]):  # fmt: skip
+                    draft = InboxDraft(space_id=space, dedup_key=f"test:{n}".encode(),
+                                       event=ev.event, uid=ev.uid, tg_id=ev.tg_id, eid=str(n),
+                                       value=ev.value, currency=ev.currency,
+                                       occurred_at_ms=ev.at, received_ms=ev.at, source="api",
+                                       test=True)  # fmt: skip
+                    assert not insert_event(conn, draft).duplicate
+        catch_up(conn)
+        with transaction(conn):
+            bind(conn, space, "u1", 42, T0 + 4 * H)  # attributes the tg 42 events
+        catch_up(conn)
+        answers.append(_reports(conn, space))
+        conn.close()
+    assert answers[0] == answers[1]
+    funnel = answers[0][1]
+    assert isinstance(funnel, FunnelCounts)
+    assert (funnel.deposits, funnel.uids["registration"]) == (1, 1)  # the real ones count
+
+
+def test_a_rollup_of_the_old_format_is_built_again(tmp_path: Path) -> None:
+    """Before events without a known click had a line of their own, the rollup kept them under
+    "no link" (0): such a file is built again from the inbox when it is opened."""
+    path = str(tmp_path / "f.db")
+    conn = with_rollup(open_db(path), path)
+    with transaction(conn):
+        space = spaces.create_space(conn, "f", T0).space.id
+        _event(conn, space, 1, Ev("ghost", None, "contact", T0))
+    catch_up(conn)
+    conn.execute("UPDATE reports.report_steps SET link_id = 0")  # what the old one held
+    conn.execute("DROP TABLE reports.rollup_format")
+    conn.close()
+    conn = with_rollup(open_db(path), path)
+    catch_up(conn)
+    got = store.funnel_counts(conn, space, Window(T0, T0 + H))
+    assert (got.uids["contact"], got.unknown) == (0, {"contact": 1})
+    conn.close()

@@ -195,3 +195,14 @@ def test_postback_aliases_change_all_at_once_per_space(backend: Backend) -> None
     assert "paid" not in backend.run(store.postback_aliases(b)).statuses
     backend.run(store.set_postback_aliases(a, [("status", "paid", None)], T0 + 1))
     assert "paid" not in backend.run(store.postback_aliases(a)).statuses
+
+
+def test_a_spaces_sub_id_params_are_its_own(backend: Backend) -> None:
+    a, b = backend.space().space.id, backend.space().space.id
+    store = backend.store
+    assert backend.run(store.sub_id_params(a)) == ()
+    assert backend.run(store.set_sub_id_params(a, ("sub1", "creative"))) is True
+    assert backend.run(store.sub_id_params(a)) == ("sub1", "creative")  # in the order given
+    assert backend.run(store.sub_id_params(b)) == ()
+    assert backend.run(store.sub_id_params(NOWHERE)) is None
+    assert backend.run(store.set_sub_id_params(NOWHERE, ("sub1",))) is False

@@ -199,3 +199,23 @@ def test_a_refused_postback_is_logged_without_an_event(backend: Backend) -> None
     assert (logged.id, logged.outcome, logged.error) == (row, "rejected", "invalid_field")
     assert backend.run(store.list_events(space)) == []
     assert backend.run(store.list_postback_log(backend.space().space.id)) == []
+
+
+def test_the_postback_log_reads_in_pages_below_an_id(backend: Backend) -> None:
+    """An export reads a long log page by page: ``before_id`` continues after the last row of
+    the page before, in the same order, of the same space and outcome only."""
+    space = backend.space().space.id
+    other = backend.space().space.id
+    store = backend.store
+    ids = [backend.run(store.log_postback(log_entry(space, error=f"e{i}"))) for i in range(7)]
+    backend.run(store.log_postback(log_entry(other, error="theirs")))
+    pages, before = [], None
+    while True:
+        page = backend.run(store.list_postback_log(space, limit=3, before_id=before))
+        if not page:
+            break
+        pages.append([e.id for e in page])
+        before = page[-1].id
+    assert pages == [ids[::-1][:3], ids[::-1][3:6], ids[::-1][6:]]
+    assert backend.run(store.list_postback_log(space, outcome="queued", before_id=ids[-1])) == []
+    assert backend.run(store.list_postback_log(other, before_id=ids[0] + 100))[0].error == "theirs"

@@ -8,7 +8,7 @@ import time
 from decimal import Decimal
 
 from tests.store_contract.conftest import T0, Backend, event
-from xtracker_server.domain.reports import Window
+from xtracker_server.domain.reports import FunnelMode, Window
 from xtracker_server.domain.unrecorded import Reason, UnrecordedCount, hour_start
 
 H = 3_600_000
@@ -47,6 +47,19 @@ def test_the_funnel_counts_uids_once_and_money_exactly(backend: Backend) -> None
     assert by_link.uids == counts.uids
 
 
+def test_the_cohort_funnel_counts_the_clicks_steps_whenever_they_happen(
+    backend: Backend,
+) -> None:
+    space = backend.space().space.id
+    _seed(backend, space)
+    first_hour = Window(T0, T0 + 5)  # the clicks' time; their events come later
+    cohort = backend.run(backend.store.funnel_counts(space, first_hour, mode=FunnelMode.COHORT))
+    assert (cohort.clicks, cohort.uids["contact"], cohort.uids["deposit"]) == (2, 2, 2)
+    assert cohort.revenue == {"USD": Decimal("10.10000001"), "EUR": Decimal("5")}
+    activity = backend.run(backend.store.funnel_counts(space, first_hour))
+    assert (activity.clicks, activity.uids["contact"], activity.deposits) == (2, 0, 0)
+
+
 def test_a_report_never_counts_another_spaces_rows(backend: Backend) -> None:
     a, b = backend.space().space.id, backend.space().space.id
     _seed(backend, a)
@@ -63,7 +76,9 @@ def test_an_event_counts_once_it_is_caught_up(backend: Backend) -> None:
     backend.run(store.catch_up_reports())
     backend.run(store.record_event(event(space, "subscribed", "s1", at=T0 + 5)))
     assert backend.run(store.catch_up_reports()) >= 1
-    assert backend.run(store.funnel_counts(space, DAY)).uids.get("subscribed") == 1
+    counts = backend.run(store.funnel_counts(space, DAY))
+    # "s1" has no click: on the line of its own, in no step
+    assert (counts.uids.get("subscribed"), counts.unknown) == (0, {"subscribed": 1})
     assert backend.run(store.catch_up_reports()) == 0  # nothing new: nothing fed
 
 
@@ -145,8 +160,9 @@ def test_a_reversal_takes_its_deposit_back_in_the_deposits_window_and_space(
 ) -> None:
     store = backend.store
     space, other = backend.space().space.id, backend.space().space.id
-    _seed(backend, space)
+    link_id = _seed(backend, space)
     _seed(backend, other)
+    backend.click(space, "q", link_id, at=T0 + 3)  # q's deposit is attributed: in the funnel
     for draft in (
         event(space, "deposit.reversed", "a", eid="d1", at=T0 + 30 * H),  # after the window
         event(space, "deposit.reversed", "b", eid="d1", at=T0 + 40),  # another uid's eid

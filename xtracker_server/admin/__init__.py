@@ -1,6 +1,7 @@
 """The operator's JSON API, guarded by the admin token."""
 
 from xtracker_server.admin import (
+    costs,
     currencies,
     deletion,
     destinations,
@@ -9,6 +10,7 @@ from xtracker_server.admin import (
     postbacks,
     reports,
     routes,
+    sub_ids,
     tokens,
 )
 
@@ -24,4 +26,6 @@ all_routes = [
     *currencies.routes,
     *metrics.routes,
     *deletion.routes,
+    *costs.routes,
+    *sub_ids.routes,
 ]

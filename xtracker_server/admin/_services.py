@@ -43,6 +43,9 @@ class ServerListener(Listener):
     def aliases_changed(self, space_id: int) -> None:
         self._state.postback_aliases.forget(space_id)
 
+    def sub_ids_changed(self, space_id: int) -> None:
+        self._state.sub_ids.forget(space_id)
+
     def deliveries_due(self) -> None:
         self._state.wake_worker()
 

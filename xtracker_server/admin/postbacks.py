@@ -4,31 +4,34 @@ ready-to-paste postback URLs per network."""
 from __future__ import annotations
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from xtracker_server.admin._services import operator, path_id
+from xtracker_server.admin.reports import answer, wanted_format
 from xtracker_server.domain.query import whole_number
 from xtracker_server.errors import field_error
 from xtracker_server.ingress._http import read_json_object
-from xtracker_server.services import OPERATOR, postbacks
-from xtracker_server.views import postback_aliases_json, postback_log_json, postback_urls_json
+from xtracker_server.services import OPERATOR, exports, postbacks
+from xtracker_server.views import postback_aliases_json, postback_urls_json
 
-#: The most log rows one listing answers.
-MAX_LISTED = 1000
+#: The most log rows one listing answers (it is streamed, page by page, as JSON or CSV).
+MAX_LISTED = 10_000_000
 
 
-async def list_postbacks(request: Request) -> JSONResponse:
+async def list_postbacks(request: Request) -> Response:
+    """Newest first: the latest ``limit`` (default 100; ``limit=all``: every row), of one
+    ``outcome`` if given; JSON, or CSV (``Accept: text/csv`` or ``?format=csv``)."""
     ctx = await operator(request)
+    wanted_format(request)
     space_id = path_id(request)
-    limit = whole_number(request.query_params.get("limit") or "100")
+    raw = request.query_params.get("limit") or "100"
+    limit = None if raw == "all" else whole_number(raw)
+    if raw != "all" and (not limit or limit > MAX_LISTED):
+        raise field_error("limit", f"must be all or a whole number from 1 to {MAX_LISTED}")
     outcome = request.query_params.get("outcome") or None
-    if not limit:
-        raise field_error("limit", "must be a positive integer (at most 18 digits)")
-    rows = await postbacks.postback_log(
-        OPERATOR, ctx, space_id, outcome=outcome, limit=min(limit, MAX_LISTED)
-    )
-    return JSONResponse({"ok": True, "postbacks": [postback_log_json(r) for r in rows]})
+    found = await exports.postbacks_export(OPERATOR, ctx, space_id, outcome=outcome, limit=limit)
+    return answer(request, found)
 
 
 async def get_aliases(request: Request) -> JSONResponse:

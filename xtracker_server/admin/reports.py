@@ -1,6 +1,9 @@
 """``/admin/spaces/{space_id}/reports/…`` and ``…/stream``: the numbers of a space, and its
 live stream (docs/reports.md).
 
+Each report answers JSON, or CSV for ``Accept: text/csv`` or ``?format=csv`` (``answer``; the
+serializers are services/exports.py, shared with the CLI).
+
 Read with the admin token, or with the space's own bearer secret (a bot owner may read their
 space's reports; another space's secret gets 403 and nothing else): the rule is the
 services' (services/principal.py); these routes only say who is calling (``reader``).
@@ -11,7 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from xtracker_server.admin._services import path_id, reader
@@ -20,7 +23,7 @@ from xtracker_server.auth import bearer_of
 from xtracker_server.domain.credentials import hash_secret
 from xtracker_server.domain.query import whole_number
 from xtracker_server.errors import field_error
-from xtracker_server.services import reports
+from xtracker_server.services import exports, reports
 from xtracker_server.state import app_state
 
 
@@ -35,6 +38,8 @@ def _window(request: Request) -> dict[str, Any]:
         "from_": q.get("from") or None,
         "to": q.get("to") or None,
         "tz": q.get("tz") or None,
+        # repeated: filter=country=US,CA&filter=link=-test (services/report_filters.py)
+        "filters": q.getlist("filter"),
     }
 
 
@@ -49,40 +54,94 @@ def _flag(request: Request, name: str, default: bool) -> bool:
     raise field_error(name, "must be true or false")
 
 
-async def funnel(request: Request) -> JSONResponse:
+def wanted_format(request: Request) -> str:
+    """``json`` or ``csv``: ``?format=`` if given (422 for another), else CSV when the Accept
+    header ranks ``text/csv`` above JSON (``application/json``, ``application/*`` or ``*/*``),
+    else JSON."""
+    given = request.query_params.get("format")
+    if given:
+        if given.lower() not in exports.FORMATS:
+            raise field_error("format", "must be json or csv")
+        return given.lower()
+    ranks = {"csv": 0.0, "json": 0.0}
+    header = request.headers.get("accept")
+    if not header:
+        return "json"
+    for part in header.split(","):
+        kind, *options = (p.strip() for p in part.split(";"))
+        quality = 1.0
+        for option in options:
+            name, _, value = option.partition("=")
+            if name.strip().lower() == "q":
+                try:
+                    quality = float(value)
+                except ValueError:
+                    quality = 0.0
+        kind = kind.lower()
+        if kind == "text/csv":
+            ranks["csv"] = max(ranks["csv"], quality)
+        elif kind in ("application/json", "application/*", "*/*"):
+            ranks["json"] = max(ranks["json"], quality)
+    return "csv" if ranks["csv"] > ranks["json"] else "json"
+
+
+def answer(request: Request, export: exports.Export) -> Response:
+    """The export in the format asked for: CSV streamed as an attachment, JSON streamed if
+    its rows are (else a plain JSON answer, as before exports)."""
+    headers = {"Vary": "Accept"}
+    if wanted_format(request) == "csv":
+        headers["Content-Disposition"] = f'attachment; filename="{export.filename}"'
+        return StreamingResponse(
+            exports.csv_chunks(export), media_type="text/csv; charset=utf-8", headers=headers
+        )
+    if export.key is None:
+        return JSONResponse({"ok": True, **export.head}, headers=headers)
+    return StreamingResponse(
+        exports.json_chunks(export, ok=True), media_type="application/json", headers=headers
+    )
+
+
+async def funnel(request: Request) -> Response:
     who, ctx = await reader(request)
+    wanted_format(request)  # a bad ?format= is refused before any work
     link = request.query_params.get("link") or None
-    found = await reports.funnel(who, ctx, path_id(request), link=link, **_window(request))
-    return JSONResponse({"ok": True, **found})
+    mode = request.query_params.get("mode") or None
+    found = await exports.funnel_export(
+        who, ctx, path_id(request), link=link, mode=mode, **_window(request)
+    )
+    return answer(request, found)
 
 
-async def links(request: Request) -> JSONResponse:
+async def links(request: Request) -> Response:
     who, ctx = await reader(request)
+    wanted_format(request)
     q = request.query_params
-    found = await reports.links(
+    found = await exports.links_export(
         who, ctx, path_id(request), sort=q.get("sort") or "clicks",
         desc=_flag(request, "desc", True), currency=q.get("currency") or None,
         **_window(request),
     )  # fmt: skip
-    return JSONResponse({"ok": True, **found})
+    return answer(request, found)
 
 
-async def series(request: Request) -> JSONResponse:
+async def series(request: Request) -> Response:
     who, ctx = await reader(request)
+    wanted_format(request)
     q = request.query_params
     metric = q.get("metric")
     if not metric:
         raise field_error("metric", "is required (click, contact, … or revenue)")
-    found = await reports.series(
+    found = await exports.series_export(
         who, ctx, path_id(request), metric=metric, bucket=q.get("bucket") or "day",
         currency=q.get("currency") or None, link=q.get("link") or None, **_window(request),
     )  # fmt: skip
-    return JSONResponse({"ok": True, **found})
+    return answer(request, found)
 
 
-async def deliveries(request: Request) -> JSONResponse:
+async def deliveries(request: Request) -> Response:
     who, ctx = await reader(request)
-    return JSONResponse({"ok": True, **await reports.deliveries(who, ctx, path_id(request))})
+    wanted_format(request)
+    return answer(request, await exports.deliveries_export(who, ctx, path_id(request)))
 
 
 async def stream(request: Request) -> Response:

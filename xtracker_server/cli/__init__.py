@@ -53,8 +53,12 @@ COMMANDS: dict[str, Entry] = {
         "credentials", "token_app", "Named ingest tokens: one per partner network, each revocable."
     ),
     "admin": Entry("credentials", "admin_app", "The operator's admin token."),
+    "cost": Entry("costs", "cost_app", "Ad costs: add one, import an Ads Manager export, list."),
+    "rate": Entry(
+        "costs", "rate_app", "Exchange rates the reports convert costs and revenue with."
+    ),
     "report": Entry(
-        "reports", "report_app", "Reports: funnel, per link, time series, delivery health."
+        "reports", "report_app", "Reports: funnel, per link, time series, delivery health, costs."
     ),
 }
 

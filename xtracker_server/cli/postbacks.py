@@ -21,6 +21,7 @@ from xtracker_server.cli._common import (
     print_json,
     run,
 )
+from xtracker_server.cli.reports import FormatOption, chosen_format, write_export
 from xtracker_server.config import Settings
 from xtracker_server.domain.postback_urls import NETWORKS
 
@@ -199,22 +200,36 @@ def postback_log(
     outcome: Annotated[
         str | None, typer.Option(help="queued, duplicate, ignored or rejected.")
     ] = None,
-    limit: Annotated[int, typer.Option(min=1, max=10_000)] = 50,
+    limit: Annotated[
+        int, typer.Option(min=1, max=10_000_000, help="The latest N rows (default 50).")
+    ] = 50,
+    all_: Annotated[
+        bool, typer.Option("--all", help="Every row (with --format csv|json).")
+    ] = False,
     db: DbOption = DEFAULT_DB,
     json_: JsonOption = False,
+    format_: FormatOption = None,
 ) -> None:
-    """The postbacks the space received, newest first (tokens masked)."""
+    """The postbacks the space received, newest first (tokens masked). ``--format csv|json``
+    writes them as they are read, page by page."""
     from rich.markup import escape
 
     from xtracker_server.services import OPERATOR
+    from xtracker_server.services.exports import postbacks_export
     from xtracker_server.services.postbacks import postback_log as log_of
-    from xtracker_server.views import postback_log_json
 
+    fmt = chosen_format(format_, json_)
+    if fmt != "table":
+        write_export(db, lambda ctx: postbacks_export(OPERATOR, ctx, space, outcome=outcome,
+                     limit=None if all_ else limit), fmt, {"outcome": "--outcome"},
+                     rows_only=True)  # fmt: skip
+        return
+    if all_:
+        fail("--all: only with --format csv or json (a table of every row is no help)")
+    if limit > 10_000:
+        fail("--limit: at most 10000 rows as a table (use --format csv or json for more)")
     rows = run(db, lambda ctx: log_of(OPERATOR, ctx, space, outcome=outcome, limit=limit),
                flags={"outcome": "--outcome"})  # fmt: skip
-    if json_:
-        print_json([postback_log_json(r) for r in rows])
-        return
     for r in rows:
         at = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(r.at_ms / 1000))
         colour = {"queued": "green", "duplicate": "cyan", "ignored": "yellow"}.get(r.outcome, "red")
@@ -232,6 +247,8 @@ def postback_log(
             parts.append(f"CONFLICT: stored {stored}, not counted")
         if r.eid:
             parts.append(f"eid {r.eid}")
+        if r.test:
+            parts.append("TEST (not counted)")
         if r.inbox_id is not None:
             parts.append(f"inbox {r.inbox_id}")
         parts.append(

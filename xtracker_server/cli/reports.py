@@ -1,10 +1,12 @@
 """``xtracker report …``: the reports on the command line (docs/reports.md). Like every
 command they work on the database file (``--db``), also while a server runs on it; the numbers
-and ``--json`` shapes are the admin API's.
+and ``--json`` shapes are the admin API's. ``--format csv|json`` writes a report through the
+serializers the API uses (services/exports.py), row by row as it is read.
 """
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Annotated, Any
@@ -16,17 +18,18 @@ from xtracker_server.cli._common import (
     DbOption,
     JsonOption,
     SpaceOption,
+    fail,
     group,
     out,
-    print_json,
     run,
 )
 
 # Every report reads them (domain/reports.py): imported here for --help.
-from xtracker_server.domain.reports import METRICS
+from xtracker_server.domain.reports import METRICS, STEPS
 
 if TYPE_CHECKING:
     from xtracker_server.services.context import Context
+    from xtracker_server.services.exports import Export
 
 report_app = group()  # its help: COMMANDS in cli/__init__.py
 
@@ -44,10 +47,23 @@ TzOption = Annotated[
     str | None, typer.Option("--tz", help="Time zone of dates and buckets (default UTC).")
 ]
 LinkOption = Annotated[str | None, typer.Option("--link", help="Only this link's uids (slug).")]
+FilterOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--filter",
+        help="DIMENSION=A,B keeps, DIMENSION=-A drops; repeatable (docs/reports.md#filters).",
+    ),
+]
+FormatOption = Annotated[
+    str | None,
+    typer.Option(
+        "--format", help="table (default), json or csv (json and csv are written as read)."
+    ),
+]
 
 
 #: The option of each field a report may refuse.
-REFUSABLE = ("from", "to", "link", "days", "tz", "sort", "currency", "metric", "bucket")
+REFUSABLE = ("from", "to", "link", "days", "tz", "sort", "currency", "metric", "bucket", "filter")
 OPTIONS = {field: f"--{field}" for field in REFUSABLE}
 
 
@@ -55,6 +71,47 @@ def read(db: str, call: Callable[[Context], Awaitable[dict[str, Any]]]) -> dict[
     """A report of services/reports.py, as the operator; its refusal of an option, as an
     error."""
     return run(db, call, flags=OPTIONS)
+
+
+def chosen_format(format_: str | None, json_: bool) -> str:
+    """``table``, ``json`` or ``csv``: ``--format``, or ``--json`` (the same as --format json)."""
+    if format_ is None:
+        return "json" if json_ else "table"
+    if format_ not in ("table", "json", "csv"):
+        fail("--format: must be table, json or csv")
+    if json_ and format_ != "json":
+        fail("--json is --format json: give one of them")
+    return format_
+
+
+def write_export(
+    db: str,
+    build: Callable[[Context], Awaitable[Export]],
+    format_: str,
+    flags: dict[str, str] | None = None,
+    *,
+    rows_only: bool = False,
+) -> None:
+    """Write the export ``build`` makes to stdout as CSV or JSON, chunk by chunk as its rows
+    are read (``rows_only``: JSON of the rows alone, ``json_chunks``). A fault after the
+    first byte: the CSV's ``#error`` line, a message, exit 1."""
+    from xtracker_server.services.exports import ExportBroken, csv_chunks, json_chunks
+
+    async def call(ctx: Context) -> None:
+        found = await build(ctx)
+        chunks = (
+            csv_chunks(found)
+            if format_ == "csv"
+            else json_chunks(found, ok=False, rows_only=rows_only)
+        )
+        try:
+            async for text in chunks:
+                sys.stdout.write(text)
+        except ExportBroken as exc:
+            sys.stdout.flush()
+            fail(f"the export stopped: {exc}; what was written is incomplete", 1)
+
+    run(db, call, flags=OPTIONS if flags is None else flags)
 
 
 def _pct(r: float | None) -> str:
@@ -79,26 +136,41 @@ def _money(totals: dict[str, str]) -> str:
 def funnel(
     space: SpaceOption,
     link: LinkOption = None,
+    mode: Annotated[
+        str,
+        typer.Option(
+            "--mode",
+            help="cohort: the window's clicks and their steps whenever they happen;"
+            " activity: the clicks and events of the window",
+        ),
+    ] = "activity",
     days: DaysOption = None,
     from_: FromOption = None,
     to: ToOption = None,
     tz: TzOption = None,
+    filter_: FilterOption = None,
     db: DbOption = DEFAULT_DB,
     json_: JsonOption = False,
+    format_: FormatOption = None,
 ) -> None:
     """The funnel click → contact → subscribed → registration → deposit, with the conversion
     gauge against the previous window of the same length (weakest step highlighted)."""
-    from xtracker_server.services import OPERATOR, reports
+    from xtracker_server.services import OPERATOR, exports, reports
 
-    data = read(
-        db, lambda ctx: reports.funnel(OPERATOR, ctx, space, link=link, days=days, from_=from_,
-                                       to=to, tz=tz)
-    )  # fmt: skip
-    if json_:
-        print_json(data)
+    fmt = chosen_format(format_, json_)
+    if fmt != "table":
+        write_export(db, lambda ctx: exports.funnel_export(OPERATOR, ctx, space, link=link,
+                     mode=mode, days=days, from_=from_, to=to, tz=tz, filters=filter_ or ()),
+                     fmt)  # fmt: skip
         return
+    data = read(
+        db, lambda ctx: reports.funnel(OPERATOR, ctx, space, link=link, mode=mode, days=days,
+                                       from_=from_, to=to, tz=tz, filters=filter_ or ())
+    )  # fmt: skip
     gauge = {g["step"]: g for g in data["gauge"]["steps"]}
     title = f"Funnel of space {space}" + (f", link {link}" if link else "")
+    title += "".join(f", {f}" for f in filter_ or ())
+    title += f" ({data['mode']} mode)"
     from rich.table import Table
 
     table = Table("step", "uids", "from previous", "from click", "before", "change",
@@ -136,6 +208,13 @@ def funnel(
         + (f"; revenue {_money(loose['revenue'])}" if loose["revenue"] else ""),
         highlight=False,
     )
+    alone = data["without_click"]
+    counts = ", ".join(f"{e} {alone[e]}" for e in STEPS[1:] if alone[e])
+    out.print(
+        f"without a known click (uid of no click, not in the steps): {counts or 'none'}"
+        + (f"; revenue {_money(alone['revenue'])}" if alone["revenue"] else ""),
+        highlight=False,
+    )
 
 
 @report_app.command("links")
@@ -152,20 +231,26 @@ def links(
     from_: FromOption = None,
     to: ToOption = None,
     tz: TzOption = None,
+    filter_: FilterOption = None,
     db: DbOption = DEFAULT_DB,
     json_: JsonOption = False,
+    format_: FormatOption = None,
 ) -> None:
     """Every link: clicks, each step, depositors, revenue, click→deposit rate, revenue per
     click."""
-    from xtracker_server.services import OPERATOR, reports
+    from xtracker_server.services import OPERATOR, exports, reports
 
+    fmt = chosen_format(format_, json_)
+    if fmt != "table":
+        write_export(db, lambda ctx: exports.links_export(OPERATOR, ctx, space, sort=sort,
+                     desc=desc, currency=currency, days=days, from_=from_, to=to, tz=tz,
+                     filters=filter_ or ()), fmt)  # fmt: skip
+        return
     data = read(
         db, lambda ctx: reports.links(OPERATOR, ctx, space, sort=sort, desc=desc,
-                                      currency=currency, days=days, from_=from_, to=to, tz=tz)
+                                      currency=currency, days=days, from_=from_, to=to, tz=tz,
+                                      filters=filter_ or ())
     )  # fmt: skip
-    if json_:
-        print_json(data)
-        return
     cur = data["currency"]
     from rich.table import Column, Table
 
@@ -196,20 +281,25 @@ def series(
     from_: FromOption = None,
     to: ToOption = None,
     tz: TzOption = None,
+    filter_: FilterOption = None,
     db: DbOption = DEFAULT_DB,
     json_: JsonOption = False,
+    format_: FormatOption = None,
 ) -> None:
     """A step (distinct uids) or revenue per hour or day; every bucket shown, zeros too."""
-    from xtracker_server.services import OPERATOR, reports
+    from xtracker_server.services import OPERATOR, exports, reports
 
+    fmt = chosen_format(format_, json_)
+    if fmt != "table":
+        write_export(db, lambda ctx: exports.series_export(OPERATOR, ctx, space, metric=metric,
+                     bucket=bucket, currency=currency, link=link, days=days, from_=from_,
+                     to=to, tz=tz, filters=filter_ or ()), fmt)  # fmt: skip
+        return
     data = read(
         db, lambda ctx: reports.series(OPERATOR, ctx, space, metric=metric, bucket=bucket,
                                        currency=currency, link=link, days=days, from_=from_,
-                                       to=to, tz=tz)
+                                       to=to, tz=tz, filters=filter_ or ())
     )  # fmt: skip
-    if json_:
-        print_json(data)
-        return
     label = data["metric"] + (f" ({data['currency']})" if data["currency"] else "")
     from rich.table import Table
 
@@ -221,15 +311,21 @@ def series(
 
 
 @report_app.command("deliveries")
-def deliveries(space: SpaceOption, db: DbOption = DEFAULT_DB, json_: JsonOption = False) -> None:
+def deliveries(
+    space: SpaceOption,
+    db: DbOption = DEFAULT_DB,
+    json_: JsonOption = False,
+    format_: FormatOption = None,
+) -> None:
     """Delivery health per destination: counts by status, last success, last error, and the
     median latency of the last 24 hours."""
-    from xtracker_server.services import OPERATOR, reports
+    from xtracker_server.services import OPERATOR, exports, reports
 
-    data = read(db, lambda ctx: reports.deliveries(OPERATOR, ctx, space))
-    if json_:
-        print_json(data)
+    fmt = chosen_format(format_, json_)
+    if fmt != "table":
+        write_export(db, lambda ctx: exports.deliveries_export(OPERATOR, ctx, space), fmt)
         return
+    data = read(db, lambda ctx: reports.deliveries(OPERATOR, ctx, space))
     from rich.table import Table
 
     table = Table("id", "name", "kind", "sent", "pending", "retrying", "failed", "last success",
@@ -244,3 +340,28 @@ def deliveries(space: SpaceOption, db: DbOption = DEFAULT_DB, json_: JsonOption 
             "-" if d["median_latency_ms"] is None else str(d["median_latency_ms"]),
         )  # fmt: skip
     out.print(table)
+
+
+@report_app.command("costs")
+def costs(
+    space: SpaceOption,
+    currency: Annotated[
+        str, typer.Option("--currency", help="The report currency (rates: xtracker rate set).")
+    ] = "USD",
+    level: Annotated[
+        str | None,
+        typer.Option("--level", help="Count costs at campaign, adset, ad or link level."),
+    ] = None,
+    days: DaysOption = None,
+    from_: FromOption = None,
+    to: ToOption = None,
+    tz: TzOption = None,
+    db: DbOption = DEFAULT_DB,
+    json_: JsonOption = False,
+) -> None:
+    """Cost, CPC, CPL, CPA, ROI, ROAS and profit in one currency, over whole days (the costs
+    come from `xtracker cost add` and `cost import`; docs/reports.md#costs)."""
+    from xtracker_server.cli.costs import report_costs
+
+    report_costs(db, space, currency=currency, level=level, days=days, from_=from_, to=to,
+                 tz=tz, json_=json_)  # fmt: skip

@@ -101,6 +101,44 @@ def space_currencies(
               highlight=False)  # fmt: skip
 
 
+@space_app.command("sub-ids")
+def space_sub_ids(
+    space: SpaceOption,
+    names: Annotated[
+        list[str] | None,
+        typer.Argument(
+            help="The query parameters to record as sub-ids (replaces the list): sub1 creative.",
+            show_default=False,
+        ),
+    ] = None,
+    clear: Annotated[bool, typer.Option("--clear", help="Record no sub-ids.")] = False,
+    db: DbOption = DEFAULT_DB,
+    json_: JsonOption = False,
+) -> None:
+    """Show or set the query parameters the space records as sub-ids with each click of its
+    landing, for reports to group and filter by (docs/reports.md#what-a-click-records)."""
+    from xtracker_server.services import OPERATOR
+    from xtracker_server.services.sub_ids import set_sub_ids, sub_ids
+    from xtracker_server.views import sub_ids_json
+
+    if clear and names:
+        fail("give the names or --clear, not both")
+    declared = run(
+        db,
+        lambda ctx: (
+            set_sub_ids(OPERATOR, ctx, space, [] if clear else names or [])
+            if clear or names
+            else sub_ids(OPERATOR, ctx, space)
+        ),
+        flags={"params": "NAMES"},
+    )
+    if json_:
+        print_json(sub_ids_json(space, declared))
+        return
+    out.print(f"Space {space} records as sub-ids: {', '.join(declared) or 'none'}", markup=False,
+              highlight=False)  # fmt: skip
+
+
 @space_app.command("token-binds")
 def space_token_binds(
     space: SpaceOption,

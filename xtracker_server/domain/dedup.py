@@ -14,8 +14,11 @@ def dedup_key(
     event: str,
     eid: str | None,
     occurred_at_ms: int,
+    *,
+    test: bool = False,
 ) -> bytes:
-    """``sha256(space_id|uid|event|eid or occurred_at_ms)``.
+    """``sha256(space_id|uid|event|eid or occurred_at_ms)``; a test event's key starts with
+    ``test|``, so a test ``tx-1`` and the real ``tx-1`` never meet (docs/api.md#test-events).
 
     An event sent with only ``tg_id`` stands in for its uid as ``tg:<id>``: the key must depend
     only on what the request said, never on what a bind resolved it to, or a retry after a
@@ -25,6 +28,8 @@ def dedup_key(
     discriminator = eid if eid is not None else str(occurred_at_ms)
     # Free-form parts carry their length, so a "|" inside a uid or eid cannot forge another key.
     parts = f"{space_id}|{len(who)}:{who}|{event}|{len(discriminator)}:{discriminator}"
+    if test:
+        parts = "test|" + parts
     return hashlib.sha256(parts.encode("utf-8", "surrogatepass")).digest()
 
 

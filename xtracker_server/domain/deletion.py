@@ -43,12 +43,14 @@ COUNT_LABELS: dict[str, str] = {
     "deliveries_sent": "deliveries sent",
     "deliveries_failed": "deliveries failed",
     "delivery_attempts": "delivery attempts",
+    "costs": "ad costs (per day and campaign, ad set, ad or link)",
+    "exchange_rates": "exchange rates",
 }
 
 SPACE_KEYS = ("credentials", "links", "destinations", "postback_aliases", "unrecorded_clicks",
               "clicks", "events",
               "binds", "postback_log", "deliveries_pending", "deliveries_sent",
-              "deliveries_failed", "delivery_attempts")  # fmt: skip
+              "deliveries_failed", "delivery_attempts", "costs", "exchange_rates")  # fmt: skip
 LINK_KEYS = ("links", "clicks_unlinked", "events_unlinked", "unrecorded_clicks")
 DESTINATION_KEYS = ("destinations", "deliveries_pending", "deliveries_sent", "deliveries_failed",
                     "delivery_attempts")  # fmt: skip

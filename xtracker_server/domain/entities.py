@@ -158,6 +158,7 @@ class InboxDraft:
     occurred_at_ms: int
     received_ms: int
     source: str  # "api" (POST /events) or "postback" (GET /e)
+    test: bool = False  # a test event: stored and shown, never counted nor delivered
 
 
 @dataclass(frozen=True)
@@ -325,6 +326,7 @@ class LogEntry:
     detail: str | None = None
     conflict: AmountConflict | None = None
     token_name: str | None = None  # which of the space's ingest tokens the call used
+    test: bool = False  # sent as a test (``test=1``): stored, never counted
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,7 @@ from xtracker_wire import EVENT_NAMES, REVERSAL, CanonicalEvent, check_plain_tex
 IGNORE = "ignore"
 
 #: The fields of ``/e`` (``t`` is ``occurred_at_ms``), in the order they are read.
-FIELDS: tuple[str, ...] = ("event", "uid", "value", "currency", "eid", "t", "tg_id")
+FIELDS: tuple[str, ...] = ("event", "uid", "value", "currency", "eid", "t", "tg_id", "test")
 
 DEFAULT_STATUS_ALIASES: Mapping[str, str] = MappingProxyType(
     {

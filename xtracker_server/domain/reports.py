@@ -239,16 +239,44 @@ def per_click(amount: Decimal, clicks: int) -> Decimal | None:
 # ----------------------------------------------------------------------------- the funnel
 
 
+class FunnelMode(str, Enum):
+    """How a funnel counts (docs/reports.md#cohort-and-activity-modes), never mixed.
+
+    ``cohort``: the clicks created in the window, and the steps their uids reached at any time
+    (also after the window). Every step is a subset of the clicks: no from-click ratio over 1.
+    ``activity``: the clicks and the events that happened in the window, each step counted on
+    its own (a uid may reach ``deposit`` in the window after its ``contact`` in an earlier one).
+    """
+
+    COHORT = "cohort"
+    ACTIVITY = "activity"
+
+
+def funnel_mode(raw: str | None) -> FunnelMode:
+    """The mode a request named (None: ``activity``, what the funnel always counted)."""
+    if raw is None or raw == "":
+        return FunnelMode.ACTIVITY
+    try:
+        return FunnelMode(raw.strip().lower())
+    except ValueError:
+        raise ReportError("mode", "must be cohort or activity") from None
+
+
 @dataclass(frozen=True)
 class FunnelCounts:
     """What the store counted for one window (and, optionally, one link)."""
 
     uids: dict[str, int]  # step -> distinct uids (clicks: clicks)
     deposits: int  # deposit rows
-    first_deposits: int  # uids whose first deposit ever is in the window
+    first_deposits: int  # uids whose first deposit ever is in the window (cohort: depositors)
     revenue: dict[str, Decimal]  # currency -> total (gross: reversals not taken off)
     unattributed: dict[str, int]  # event -> rows without a uid
     unattributed_revenue: dict[str, Decimal] = field(default_factory=dict)
+    # Events in the window whose uid has no click in the space: distinct uids per step, deposit
+    # rows and revenue; in no step and no ratio.
+    unknown: dict[str, int] = field(default_factory=dict)
+    unknown_deposits: int = 0
+    unknown_revenue: dict[str, Decimal] = field(default_factory=dict)
     reversed_deposits: int = 0  # of the deposit rows, those reversed (deposit.reversed)
     reversed_revenue: dict[str, Decimal] = field(default_factory=dict)  # their amounts
 
@@ -309,11 +337,13 @@ def gauge(current: FunnelCounts, previous: FunnelCounts) -> Gauge:
     """Every step-to-step ratio, the weakest marked, against the previous window.
 
     The weakest step is the one with the lowest ``from_previous`` (the first in funnel order
-    on a tie); steps whose ratio is ``None`` (nobody reached the step before) are not ranked.
+    on a tie); steps whose ratio is ``None`` (nobody reached the step before) or over 1 (more
+    uids than the step before: they skipped it, or reached it in an earlier window) are not
+    ranked: such a ratio measures no leak. Events without a known click are in no ratio.
     """
     now = step_ratios(current)[1:]
     before = {r.step: r.from_previous for r in step_ratios(previous)}
-    ranked = [r for r in now if r.from_previous is not None]
+    ranked = [r for r in now if r.from_previous is not None and r.from_previous <= 1]
     weakest = min(ranked, key=lambda r: r.from_previous or 0.0).step if ranked else None
     steps = []
     for r in now:

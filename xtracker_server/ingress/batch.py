@@ -42,8 +42,8 @@ async def post_events_batch(request: Request) -> JSONResponse:
         accepted.append((i, warnings))
     if drafts:  # one commit for the whole batch; StoreUnavailable: 503, none of it stored
         outcomes = await state.store.record_events(drafts)
-        for (i, warnings), outcome in zip(accepted, outcomes, strict=True):
-            results[i] = event_answer(state, outcome, warnings)
+        for (i, warnings), draft, outcome in zip(accepted, drafts, outcomes, strict=True):
+            results[i] = event_answer(state, outcome, warnings, test=draft.test)
     answers = [r for r in results if r is not None]
     counts = {"queued": 0, "duplicate": 0, "refused": 0}
     for answer in answers:

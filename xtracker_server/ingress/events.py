@@ -48,7 +48,7 @@ async def record_event(
     """Write the event to the inbox (deduplicated) and answer only after the commit."""
     draft, warnings = event_draft(space_id, event, source=source)
     outcome = await state.store.record_event(draft)
-    return event_answer(state, outcome, warnings)
+    return event_answer(state, outcome, warnings, test=draft.test)
 
 
 def event_draft(space_id: int, event: EventIn, *, source: str) -> tuple[InboxDraft, list[str]]:
@@ -69,7 +69,13 @@ def event_draft(space_id: int, event: EventIn, *, source: str) -> tuple[InboxDra
     draft = InboxDraft(
         space_id=space_id,
         dedup_key=dedup_key(
-            space_id, event.uid, event.tg_id, event.event.value, event.eid, occurred
+            space_id,
+            event.uid,
+            event.tg_id,
+            event.event.value,
+            event.eid,
+            occurred,
+            test=event.test,
         ),
         event=event.event.value,
         uid=event.uid,
@@ -80,11 +86,14 @@ def event_draft(space_id: int, event: EventIn, *, source: str) -> tuple[InboxDra
         occurred_at_ms=occurred,
         received_ms=received,
         source=source,
+        test=event.test,
     )
     return draft, warnings
 
 
-def event_answer(state: AppState, outcome: InboxOutcome, warnings: list[str]) -> dict[str, Any]:
+def event_answer(
+    state: AppState, outcome: InboxOutcome, warnings: list[str], *, test: bool = False
+) -> dict[str, Any]:
     if outcome.deliveries:
         state.wake_worker()
     answer: dict[str, Any] = {
@@ -93,6 +102,8 @@ def event_answer(state: AppState, outcome: InboxOutcome, warnings: list[str]) ->
         "inbox_id": str(outcome.inbox_id),
         "attributed": outcome.uid is not None,
     }
+    if test:  # docs/api.md#test-events
+        answer["test"] = True
     if warnings and not outcome.duplicate:
         answer["warnings"] = warnings
     if outcome.conflict is not None:

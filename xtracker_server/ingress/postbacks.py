@@ -130,9 +130,10 @@ async def _record(state: AppState, params: dict[str, Any], entry: LogEntry) -> d
         value=draft.value,
         currency=draft.currency,
         eid=draft.eid,
+        test=draft.test,
     )
     outcome, _ = await state.store.record_postback(draft, entry)
-    return event_answer(state, outcome, warnings)
+    return event_answer(state, outcome, warnings, test=draft.test)
 
 
 async def _log_refusal(state: AppState, entry: LogEntry, exc: ApiError) -> None:

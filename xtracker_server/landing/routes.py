@@ -161,6 +161,7 @@ async def _click(
         country=country_code(_text(headers, settings.country_header.lower().encode("latin-1")))
         if settings.country_header
         else None,
+        sub_id_params=await _sub_id_params(state, link),
     )
     try:
         uid = await state.store.record_click(draft)
@@ -170,6 +171,17 @@ async def _click(
         await state.pending.keep(draft, exc)
         uid = draft.uid
     return uid, _remember(state, link, uid, fresh_fbp)
+
+
+async def _sub_id_params(state: AppState, link: Link) -> tuple[str, ...]:
+    """The query parameters the link's space records as sub-ids (cached); none if they cannot
+    be read (the click is made all the same, without them)."""
+    try:
+        return await state.sub_ids.get(link.space_id) or ()
+    except Exception as exc:
+        if not is_storage_fault(exc):
+            raise
+        return ()
 
 
 async def _repeat(state: AppState, link: Link, uid: str, since_ms: int) -> bool:

@@ -12,6 +12,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from xtracker_server.openapi import (
+    costs,
     deletion,
     destinations,
     ingress,
@@ -49,6 +50,7 @@ OPERATIONS: tuple[Operation, ...] = (
     *destinations.OPERATIONS,
     *postbacks.OPERATIONS,
     *reports.OPERATIONS,
+    *costs.OPERATIONS,
 )
 
 
@@ -88,7 +90,7 @@ def _operation(op: Operation) -> Schema:
     if op.params:
         out["parameters"] = [_parameter(p) for p in op.params]
     if op.body is not None:
-        content = {"application/json": {"schema": op.body}}
+        content = {op.body_media: {"schema": op.body}}
         if op.form:
             content["application/x-www-form-urlencoded"] = {"schema": op.body}
         out["requestBody"] = {"required": op.body_required, "content": content}

@@ -13,11 +13,11 @@ __all__ = ["OPERATIONS"]
 _STORED = {"inbox_id": STR, "attributed": BOOL}
 _EVENT_ANSWER: Schema = {
     "anyOf": [
-        answer({"status": {"const": "queued"}, **_STORED}, {"warnings": array(STR)}),
+        answer({"status": {"const": "queued"}, **_STORED}, {"warnings": array(STR), "test": TRUE}),
         {
             **answer(
                 {"status": {"const": "duplicate"}, **_STORED},
-                {"conflict": CONFLICT, "detail": STR},
+                {"conflict": CONFLICT, "detail": STR, "test": TRUE},
             ),
             # a duplicate that names another amount or currency: both, or neither
             "dependentRequired": {"conflict": ["detail"], "detail": ["conflict"]},
@@ -64,6 +64,7 @@ _EVENT_QUERY = (
     Param("currency", STR, "the currency code; default USD"),
     Param("eid", {"type": "string", "maxLength": MAX_EID_LEN}, "the network's transaction id"),
     Param("t", {"type": "integer", "minimum": MIN_OCCURRED_AT_MS}, "when it happened (epoch ms)"),
+    Param("test", STR, "1: a test event, stored but never counted (docs/api.md#test-events)"),
 )
 _POSTBACK_BODY: Schema = {
     "type": "object",

@@ -52,6 +52,8 @@ class Operation:
     body_required: bool = True
     form: bool = False
     description: str = ""
+    #: The media type of the body (a CSV import sends ``text/csv``).
+    body_media: str = "application/json"
 
     def __post_init__(self) -> None:
         unknown = sorted(set(self.errors) - ERROR_CODES.keys())

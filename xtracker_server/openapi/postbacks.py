@@ -6,8 +6,9 @@ from __future__ import annotations
 from xtracker_server.domain.postback_urls import EVENT_CHOICES, NETWORKS
 from xtracker_server.openapi.errors import ADMIN, JSON_BODY
 from xtracker_server.openapi.operation import Operation, Param, json_answer
+from xtracker_server.openapi.reports import FORMAT, export_answer
 from xtracker_server.openapi.schema import BOOL, INT, MS, STR, answer, array, closed, enum, nullable
-from xtracker_server.openapi.shared import CONFLICT, LIMIT, SPACE_ID
+from xtracker_server.openapi.shared import CONFLICT, SPACE_ID
 from xtracker_server.store.api import POSTBACK_OUTCOMES
 
 __all__ = ["OPERATIONS"]
@@ -18,6 +19,7 @@ _POSTBACK = closed(
         "at_ms": MS,
         "ip": nullable(STR),
         "token_name": nullable(STR),
+        "test": BOOL,
         "method": STR,
         "query": STR,
         "body": nullable(STR),
@@ -56,12 +58,29 @@ OPERATIONS: tuple[Operation, ...] = (
         tag="admin",
         auth="admin",
         answers={
-            200: json_answer(
-                "Newest first; tokens masked.", answer({"postbacks": array(_POSTBACK)})
+            200: export_answer(
+                "Newest first; tokens masked; streamed, page by page.",
+                answer({"postbacks": array(_POSTBACK)}),
+                "CSV: one row per postback, its fields as columns (conflict_value,"
+                " conflict_currency; without the deprecated attributed).",
             )
         },
         errors=("invalid_field", *ADMIN),
-        params=(SPACE_ID, Param("outcome", enum(POSTBACK_OUTCOMES)), LIMIT),
+        params=(
+            SPACE_ID,
+            Param("outcome", enum(POSTBACK_OUTCOMES)),
+            Param(
+                "limit",
+                {
+                    "anyOf": [
+                        {"type": "integer", "minimum": 1, "maximum": 10_000_000},
+                        {"const": "all"},
+                    ]
+                },
+                "the latest N rows (default 100), or all",
+            ),
+            FORMAT,
+        ),
     ),
     Operation(
         id="get_aliases",

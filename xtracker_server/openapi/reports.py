@@ -4,7 +4,13 @@
 from __future__ import annotations
 
 from xtracker_server.admin.stream import END_REASONS
-from xtracker_server.domain.reports import LINK_COLUMNS, METRICS, UNRECORDED_COLUMNS, Bucket
+from xtracker_server.domain.reports import (
+    LINK_COLUMNS,
+    METRICS,
+    UNRECORDED_COLUMNS,
+    Bucket,
+    FunnelMode,
+)
 from xtracker_server.openapi.errors import CREDENTIAL, REPORT
 from xtracker_server.openapi.operation import Answer, Operation, Param, json_answer
 from xtracker_server.openapi.schema import (
@@ -24,7 +30,33 @@ from xtracker_server.openapi.shared import SPACE_ID
 from xtracker_server.store.api import DELIVERY_STATUSES
 from xtracker_wire import CANONICAL_EVENTS
 
-__all__ = ["OPERATIONS", "STREAM_END"]
+__all__ = ["FORMAT", "OPERATIONS", "STREAM_END", "export_answer"]
+
+#: The query parameter that asks for CSV (as ``Accept: text/csv`` does).
+FORMAT = Param(
+    "format",
+    enum(["json", "csv"]),
+    "csv: the report as CSV (as `Accept: text/csv`); default JSON. docs/reports.md#exports",
+)
+
+
+def export_answer(description: str, schema: Schema, csv: str) -> Answer:
+    """A report's answer: its JSON, or CSV (RFC 4180, a header row; ``csv`` says the rows) for
+    ``Accept: text/csv`` or ``?format=csv``, streamed as an attachment."""
+    return Answer(
+        description,
+        {
+            "application/json": schema,
+            "text/csv": {
+                "type": "string",
+                "description": f"{csv} A cell of text that starts with = + - @ (not a number)"
+                " gets a leading '. A storage fault while it is streamed ends it with a line"
+                " `#error,storage_unavailable,…` and a connection closed before the answer's"
+                " end (docs/reports.md#exports).",
+            },
+        },
+    )
+
 
 _STREAMS = answer(
     {
@@ -65,8 +97,12 @@ _FUNNEL = answer(
         **_WINDOW,
         "tz": STR,
         "link": nullable(STR),
+        "mode": enum([m.value for m in FunnelMode]),
         **_FUNNEL_NUMBERS,
         "unattributed": closed({**{e: INT for e in CANONICAL_EVENTS}, "revenue": _MONEY}),
+        "without_click": closed(
+            {**{e: INT for e in CANONICAL_EVENTS}, "deposits": INT, "revenue": _MONEY}
+        ),
         "gauge": closed(
             {
                 "weakest": nullable(STR),
@@ -150,6 +186,18 @@ _WINDOW_QUERY = (
     Param("tz", STR, "an IANA time zone; default UTC"),
 )
 _ONE_LINK = Param("link", STR, "one link's slug")
+_FILTERS = Param(
+    "filter",
+    array(STR),
+    "repeatable: DIMENSION=A,B keeps, DIMENSION=-A,-B drops; today the link dimension only"
+    " (docs/reports.md#filters); another dimension answers 422",
+)
+_MODE = Param(
+    "mode",
+    enum([m.value for m in FunnelMode]),
+    "cohort: the window's clicks and their steps whenever they happen; activity (default): the"
+    " clicks and events of the window",
+)
 
 OPERATIONS: tuple[Operation, ...] = (
     Operation(
@@ -158,9 +206,16 @@ OPERATIONS: tuple[Operation, ...] = (
         summary="The funnel and its conversion gauge",
         tag="reports",
         auth="report",
-        answers={200: json_answer("See docs/reports.md.", _FUNNEL)},
+        answers={
+            200: export_answer(
+                "See docs/reports.md.",
+                _FUNNEL,
+                "CSV: one row per step; the deposit row has the deposits and the revenue per"
+                " currency (revenue_USD …).",
+            )
+        },
         errors=("invalid_field", *REPORT),
-        params=(SPACE_ID, _ONE_LINK, *_WINDOW_QUERY),
+        params=(SPACE_ID, _ONE_LINK, _MODE, *_WINDOW_QUERY, _FILTERS, FORMAT),
     ),
     Operation(
         id="report_links",
@@ -168,7 +223,14 @@ OPERATIONS: tuple[Operation, ...] = (
         summary="Per link",
         tag="reports",
         auth="report",
-        answers={200: json_answer("One row per link.", _LINKS_REPORT)},
+        answers={
+            200: export_answer(
+                "One row per link.",
+                _LINKS_REPORT,
+                "CSV: one row per link, a column per currency of each money column"
+                " (revenue_USD, revenue_per_click_USD …).",
+            )
+        },
         errors=("invalid_field", *REPORT),
         params=(
             SPACE_ID,
@@ -176,6 +238,8 @@ OPERATIONS: tuple[Operation, ...] = (
             Param("desc", BOOL),
             Param("currency", STR),
             *_WINDOW_QUERY,
+            _FILTERS,
+            FORMAT,
         ),
     ),
     Operation(
@@ -184,7 +248,13 @@ OPERATIONS: tuple[Operation, ...] = (
         summary="A time series",
         tag="reports",
         auth="report",
-        answers={200: json_answer("Every bucket, zeros included.", _SERIES)},
+        answers={
+            200: export_answer(
+                "Every bucket, zeros included; streamed.",
+                _SERIES,
+                "CSV: start,start_ms,value, one row per bucket.",
+            )
+        },
         errors=("invalid_field", *REPORT),
         params=(
             SPACE_ID,
@@ -193,6 +263,8 @@ OPERATIONS: tuple[Operation, ...] = (
             Param("currency", STR),
             _ONE_LINK,
             *_WINDOW_QUERY,
+            _FILTERS,
+            FORMAT,
         ),
     ),
     Operation(
@@ -202,12 +274,14 @@ OPERATIONS: tuple[Operation, ...] = (
         tag="reports",
         auth="report",
         answers={
-            200: json_answer(
-                "Per destination.", answer({"recent_ms": INT, "destinations": array(_HEALTH_ROW)})
+            200: export_answer(
+                "Per destination.",
+                answer({"recent_ms": INT, "destinations": array(_HEALTH_ROW)}),
+                "CSV: one row per destination, its fields as columns.",
             )
         },
-        errors=REPORT,
-        params=(SPACE_ID,),
+        errors=("invalid_field", *REPORT),
+        params=(SPACE_ID, FORMAT),
     ),
     Operation(
         id="stream",

@@ -23,6 +23,12 @@ from xtracker_server.openapi.shared import SPACE_ID
 __all__ = ["OPERATIONS"]
 
 _SPACE = closed({"id": INT, "name": STR, "created_ms": MS})
+_SUB_ID_NAME: Schema = {
+    "type": "string",
+    "pattern": "^[A-Za-z][A-Za-z0-9_-]{0,31}$",
+    "description": "a query parameter, not fbclid nor a campaign or utm field",
+}
+_SUB_IDS = answer({"space_id": INT, "params": array(_SUB_ID_NAME)})
 _TOKEN_BINDS = answer({"space_id": INT, "token_binds": BOOL})
 _BEARER_REVOKED = answer({"space_id": INT, "kind": {"const": "bearer"}, "revoked": COUNT})
 _INGEST_REVOKED = answer(
@@ -225,5 +231,34 @@ OPERATIONS: tuple[Operation, ...] = (
                 }
             }
         ),
+    ),
+    Operation(
+        id="get_sub_ids",
+        route="GET /admin/spaces/{space_id}/sub-ids",
+        summary="The query parameters the space records as sub-ids",
+        tag="admin",
+        auth="admin",
+        answers={200: json_answer("In the order declared.", _SUB_IDS)},
+        errors=ADMIN,
+        params=(SPACE_ID,),
+    ),
+    Operation(
+        id="put_sub_ids",
+        route="PUT /admin/spaces/{space_id}/sub-ids",
+        summary="Replace the query parameters the space records as sub-ids",
+        tag="admin",
+        auth="admin",
+        answers={200: json_answer("The list now in effect.", _SUB_IDS)},
+        errors=(*JSON_BODY, *ADMIN),
+        params=(SPACE_ID,),
+        body=closed(
+            {
+                "params": {
+                    **array(_SUB_ID_NAME),
+                    "description": "the whole list ([] empties it); at most 20 names, each once",
+                }
+            }
+        ),
+        description="Clicks made from then on record these parameters' values.",
     ),
 )

@@ -11,8 +11,10 @@ code.
 
 One module per area: ``spaces``, ``credentials`` (bearer secret, ingest tokens, admin token),
 ``currencies``, ``links``, ``destinations``, ``deliveries`` (the outbox), ``postbacks`` (log,
-aliases, URLs), ``reports`` (and the live stream's start), ``deletion``. This package
-itself holds only what every caller names: the principals and the errors (cheap to import).
+aliases, URLs), ``reports`` (and the live stream's start), ``deletion``, ``costs`` (ad costs,
+exchange rates, cost and ROI), ``sub_ids`` (the query parameters a space records as sub-ids).
+This package itself holds only what every caller names: the principals and the errors (cheap
+to import).
 
     >>> ctx = Context(store, settings)
     >>> link = await links.create_link(OPERATOR, ctx, 1, "promo", {"kind": "bot",

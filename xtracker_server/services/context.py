@@ -37,6 +37,9 @@ class Listener:
     def aliases_changed(self, space_id: int) -> None:
         """The space's postback aliases changed."""
 
+    def sub_ids_changed(self, space_id: int) -> None:
+        """The space's sub-id parameters changed."""
+
     def deliveries_due(self) -> None:
         """Deliveries became due now (replayed, or their destination fixed)."""
 
@@ -62,7 +65,8 @@ async def opened(
     listener: Listener | None = None,
     resolver: AbstractResolver | None = None,
 ) -> AsyncIterator[Context]:
-    """A Context on a store of its own for ``settings.db`` (its writer on a thread), closed
+    """A Context on a store of its own for ``settings.db`` (its writer on a thread, no
+    statistics refresh), closed
     at the end: for a process that runs a few services and ends, such as a command.
 
         async with opened(settings) as ctx:
@@ -70,7 +74,12 @@ async def opened(
 
     The file is created (and migrated) if it does not exist: a caller that must not create
     one checks first."""
-    store = open_store(settings.db, sync=settings.sync, readers=1, writer_process=False)
+    # A command's store: its writer on a thread (no process to start), and no statistics
+    # refresh (store/sqlite/stats.py: the server's store does it when it opens, and then
+    # regularly).
+    store = open_store(
+        settings.db, sync=settings.sync, readers=1, writer_process=False, stats_on_open=False
+    )
     await store.open()
     try:
         yield Context(store, settings, listener or Listener(), resolver)

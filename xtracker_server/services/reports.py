@@ -14,7 +14,7 @@ queries (``funnel_counts``, ``link_rows``, …) and computes with ``domain.repor
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -29,6 +29,7 @@ from xtracker_server.domain.reports import (
     money_text,
 )
 from xtracker_server.domain.tail import StreamCursor
+from xtracker_server.services import report_filters
 from xtracker_server.services.context import Context
 from xtracker_server.services.errors import Invalid
 from xtracker_server.services.principal import Action, Principal
@@ -44,6 +45,7 @@ __all__ = [
     "links",
     "links_report",
     "series",
+    "series_points",
     "series_report",
     "stream_start",
 ]
@@ -55,15 +57,19 @@ async def funnel(
     space_id: int,
     *,
     link: str | None = None,
+    mode: str | None = None,
     days: int | None = None,
     from_: str | None = None,
     to: str | None = None,
     tz: str | None = None,
+    filters: Sequence[str] = (),
 ) -> dict[str, Any]:
-    """``funnel_report`` of the space (of one link's uids, if given)."""
+    """``funnel_report`` of the space (of one link's uids, if given), in ``mode``
+    (``cohort`` or ``activity``; None: activity)."""
     return await _report(
-        who, ctx, space_id, funnel_report, link=link, days=days, from_=from_, to=to, tz=tz
-    )
+        who, ctx, space_id, funnel_report, link=link, mode=mode, days=days, from_=from_, to=to,
+        tz=tz, filters=filters,
+    )  # fmt: skip
 
 
 async def links(
@@ -78,11 +84,12 @@ async def links(
     from_: str | None = None,
     to: str | None = None,
     tz: str | None = None,
+    filters: Sequence[str] = (),
 ) -> dict[str, Any]:
     """``links_report`` of the space."""
     return await _report(
         who, ctx, space_id, links_report, sort=sort, desc=desc, currency=currency, days=days,
-        from_=from_, to=to, tz=tz,
+        from_=from_, to=to, tz=tz, filters=filters,
     )  # fmt: skip
 
 
@@ -99,11 +106,12 @@ async def series(
     from_: str | None = None,
     to: str | None = None,
     tz: str | None = None,
+    filters: Sequence[str] = (),
 ) -> dict[str, Any]:
     """``series_report`` of the space."""
     return await _report(
         who, ctx, space_id, series_report, metric=metric, bucket=bucket, currency=currency,
-        link=link, days=days, from_=from_, to=to, tz=tz,
+        link=link, days=days, from_=from_, to=to, tz=tz, filters=filters,
     )  # fmt: skip
 
 
@@ -198,29 +206,45 @@ async def funnel_report(
     space_id: int,
     *,
     link: str | None = None,
+    mode: str | None = None,
     days: int | None = None,
     from_: str | None = None,
     to: str | None = None,
     tz: str | None = None,
     now_ms: int | None = None,
+    filters: Sequence[str] = (),
 ) -> dict[str, Any]:
-    """The funnel of a window, its conversion gauge, and the previous window of the same
-    length. ``unattributed`` is always the space's (no link can claim those events)."""
+    """The funnel of a window in ``mode``, its conversion gauge, and the previous window of the
+    same length (same mode). ``unattributed`` (events without a uid) and ``without_click``
+    (events whose uid has no click in the space) are always the space's, by the events' time:
+    no link can claim them, and they are in no step. ``filters``: see
+    services/report_filters.py."""
+    how = domain.funnel_mode(mode)
     window, _, tz_name = _window(now_ms, days, from_, to, tz)
     link_id = await _link_id(store, space_id, link)
-    current = await store.funnel_counts(space_id, window, link_id=link_id)
+    _, scope = await report_filters.read_filters(store, space_id, filters, link=link)
     before = window.previous()
-    previous = await store.funnel_counts(space_id, before, link_id=link_id)
+    if scope is None:
+        current = await store.funnel_counts(space_id, window, link_id=link_id, mode=how)
+        previous = await store.funnel_counts(space_id, before, link_id=link_id, mode=how)
+    else:
+        current = await report_filters.funnel_counts(store, space_id, window, scope, mode=how)
+        previous = await report_filters.funnel_counts(store, space_id, before, scope, mode=how)
     g = domain.gauge(current, previous)
     unattributed: dict[str, Any] = {e: current.unattributed.get(e, 0) for e in CANONICAL_EVENTS}
     unattributed["revenue"] = _money(current.unattributed_revenue)
+    without_click: dict[str, Any] = {e: current.unknown.get(e, 0) for e in CANONICAL_EVENTS}
+    without_click["deposits"] = current.unknown_deposits
+    without_click["revenue"] = _money(current.unknown_revenue)
     return {
         "from_ms": window.from_ms,
         "to_ms": window.to_ms,
         "tz": tz_name,
         "link": link,
+        "mode": how.value,
         **_funnel_json(current),
         "unattributed": unattributed,
+        "without_click": without_click,
         "gauge": {
             "weakest": g.weakest,
             "steps": [
@@ -250,13 +274,18 @@ async def links_report(
     to: str | None = None,
     tz: str | None = None,
     now_ms: int | None = None,
+    filters: Sequence[str] = (),
 ) -> dict[str, Any]:
     """Every link's numbers in the window, sorted by ``sort`` (money columns in
-    ``currency``: by default the currency with the most deposits)."""
+    ``currency``: by default the currency with the most deposits); with a link filter, the
+    links it keeps."""
     window, _, tz_name = _window(now_ms, days, from_, to, tz)
     if sort not in domain.LINK_COLUMNS:
         raise ReportError("sort", f"must be one of {', '.join(domain.LINK_COLUMNS)}")
+    _, scope = await report_filters.read_filters(store, space_id, filters)
     rows = await store.link_rows(space_id, window)
+    if scope is not None:
+        rows = [r for r in rows if scope.filter.matches(r.link)]
     if currency is None:
         currency = domain.main_currency(await store.deposit_currencies(space_id, window))
     else:
@@ -315,10 +344,40 @@ async def series_report(
     to: str | None = None,
     tz: str | None = None,
     now_ms: int | None = None,
+    filters: Sequence[str] = (),
 ) -> dict[str, Any]:
     """A step (distinct uids per bucket) or revenue in one currency per hour or day, every
     bucket present (zero-filled). Buckets start on the wall clock of ``tz``; the first is
     counted from the window's start."""
+    head, points = await series_points(
+        store, space_id, metric=metric, bucket=bucket, currency=currency, link=link, days=days,
+        from_=from_, to=to, tz=tz, now_ms=now_ms, filters=filters,
+    )  # fmt: skip
+    return {**head, "points": [p async for p in points]}
+
+
+#: The buckets of a series one store read counts (an export streams them read by read).
+SERIES_PAGE = 200
+
+
+async def series_points(
+    store: Store,
+    space_id: int,
+    *,
+    metric: str,
+    bucket: Bucket | str = Bucket.DAY,
+    currency: str | None = None,
+    link: str | None = None,
+    days: int | None = None,
+    from_: str | None = None,
+    to: str | None = None,
+    tz: str | None = None,
+    now_ms: int | None = None,
+    filters: Sequence[str] = (),
+) -> tuple[dict[str, Any], AsyncIterator[dict[str, Any]]]:
+    """``series_report`` in two parts: its fields other than ``points`` (every parameter
+    checked: a ReportError is raised here, before any point), and its points, counted
+    ``SERIES_PAGE`` buckets per store read as they are iterated."""
     if metric not in domain.METRICS:
         raise ReportError("metric", f"must be one of {', '.join(domain.METRICS)}")
     try:
@@ -327,32 +386,52 @@ async def series_report(
         raise ReportError("bucket", "must be hour or day") from None
     window, zone, tz_name = _window(now_ms, days, from_, to, tz)
     link_id = await _link_id(store, space_id, link)
+    _, scope = await report_filters.read_filters(store, space_id, filters, link=link)
     starts = domain.bucket_starts(window, size, zone)
     bounds = [max(s, window.from_ms) for s in starts]
-    values: list[Any]
     code = None
     if metric in domain.MONEY_METRICS:
         code = _currency(currency or "USD")
-        money: list[Decimal] = []
-        if metric != "reversed_revenue":
-            money = await store.series_revenue(
-                space_id, code, bounds, window.to_ms, link_id=link_id
+    elif currency is not None:
+        raise ReportError("currency", "only the revenue metric has a currency")
+
+    async def money(part: list[int], end: int, reversed_only: bool) -> list[Decimal]:
+        if scope is None:
+            return await store.series_revenue(
+                space_id, code or "", part, end, link_id=link_id, reversed_only=reversed_only
             )
-        if metric != "revenue":
-            taken = await store.series_revenue(
-                space_id, code, bounds, window.to_ms, link_id=link_id, reversed_only=True
-            )
-            money = (
-                taken
-                if metric == "reversed_revenue"
-                else [g - r for g, r in zip(money, taken, strict=True)]
-            )
-        values = [money_text(v) for v in money]
-    else:
-        if currency is not None:
-            raise ReportError("currency", "only the revenue metric has a currency")
-        values = await store.series_counts(space_id, metric, bounds, window.to_ms, link_id=link_id)
-    return {
+        return await report_filters.series_revenue(
+            store, space_id, code or "", part, end, scope, reversed_only=reversed_only
+        )
+
+    async def page(lo: int, hi: int) -> list[Any]:
+        part, end = bounds[lo:hi], bounds[hi] if hi < len(bounds) else window.to_ms
+        if code is not None:
+            gross: list[Decimal] = []
+            if metric != "reversed_revenue":
+                gross = await money(part, end, False)
+            if metric != "revenue":
+                taken = await money(part, end, True)
+                gross = (
+                    taken
+                    if metric == "reversed_revenue"
+                    else [g - r for g, r in zip(gross, taken, strict=True)]
+                )
+            return [money_text(v) for v in gross]
+        counts = (
+            await store.series_counts(space_id, metric, part, end, link_id=link_id)
+            if scope is None
+            else await report_filters.series_counts(store, space_id, metric, part, end, scope)
+        )
+        return list(counts)
+
+    async def points() -> AsyncIterator[dict[str, Any]]:
+        for lo in range(0, len(starts), SERIES_PAGE):
+            values = await page(lo, lo + SERIES_PAGE)
+            for s, v in zip(starts[lo : lo + SERIES_PAGE], values, strict=True):
+                yield {"start_ms": s, "start": domain.iso_local(s, zone), "value": v}
+
+    head = {
         "metric": metric,
         "bucket": size.value,
         "tz": tz_name,
@@ -360,11 +439,8 @@ async def series_report(
         "to_ms": window.to_ms,
         "link": link,
         "currency": code,
-        "points": [
-            {"start_ms": s, "start": domain.iso_local(s, zone), "value": v}
-            for s, v in zip(starts, values, strict=True)
-        ],
     }
+    return head, points()
 
 
 async def deliveries_report(

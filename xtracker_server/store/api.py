@@ -104,11 +104,13 @@ def open_store(
     writer_process: bool | None = None,
     observer: BatchObserver | None = None,
     readers: int = 4,
+    stats_on_open: bool = True,
 ) -> Store:
     """The store at ``url`` (see ``sqlite_path``), not open yet. ``sync``: SQLite's
     synchronous mode; ``timeout_s``: each access's deadline; ``writer_process``: write in a
     process of its own (None: where it can) rather than a thread; ``observer``: told of every
-    write batch (the metrics)."""
+    write batch (the metrics); ``stats_on_open``: refresh the planner's statistics when it
+    opens (a server's store; a command's, open for a moment, leaves it to the server)."""
     from xtracker_server.store.sqlite.runtime import Store as SqliteStore
 
     return SqliteStore(
@@ -118,6 +120,7 @@ def open_store(
         writer_process=writer_process,
         observer=observer,
         readers=readers,
+        stats_on_open=stats_on_open,
     )
 
 

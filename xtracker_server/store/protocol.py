@@ -5,11 +5,13 @@ of the server imports (it re-exports ``Store``)."""
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
+from datetime import date
 from decimal import Decimal
 from typing import Any, Protocol
 
 from xtracker_server.domain.binds import BindKind
 from xtracker_server.domain.clicks import ClickDraft
+from xtracker_server.domain.costs import CostEntry, CostLevel, Rate
 from xtracker_server.domain.credentials import CredentialKind
 from xtracker_server.domain.deletion import Person
 from xtracker_server.domain.destinations import DestinationKind, PreparedDestination
@@ -43,7 +45,7 @@ from xtracker_server.domain.entities import (
 from xtracker_server.domain.links import LinkSpec
 from xtracker_server.domain.outbound import DeliveryContext
 from xtracker_server.domain.postbacks import Aliases
-from xtracker_server.domain.reports import FunnelCounts, LinkRow, Window
+from xtracker_server.domain.reports import FunnelCounts, FunnelMode, LinkRow, Window
 from xtracker_server.domain.tail import Ids, Marks, Poll, TailBatch
 from xtracker_server.domain.unrecorded import UnrecordedCount
 from xtracker_server.store.health import StorageHealth
@@ -168,6 +170,14 @@ class Store(Protocol):
 
     async def set_allowed_currencies(self, space_id: int, codes: tuple[str, ...]) -> bool: ...
 
+    async def sub_id_params(self, space_id: int) -> tuple[str, ...] | None:
+        """The query parameters the space declares as sub-ids (recorded with each click of
+        the landing); None if there is no such space."""
+
+    async def set_sub_id_params(self, space_id: int, names: tuple[str, ...]) -> bool:
+        """Replace the space's sub-id parameters (checked by ``domain.clicks``); False if
+        there is no such space."""
+
     async def token_binds_allowed(self, space_id: int) -> bool: ...
 
     async def set_token_binds(self, space_id: int, allowed: bool) -> bool: ...
@@ -288,8 +298,15 @@ class Store(Protocol):
         """Apply ``(kind, alias, target)`` changes, all or none (None removes an alias)."""
 
     async def list_postback_log(
-        self, space_id: int, *, outcome: str | None = None, limit: int = 100
-    ) -> list[LoggedEntry]: ...
+        self,
+        space_id: int,
+        *,
+        outcome: str | None = None,
+        limit: int = 100,
+        before_id: int | None = None,
+    ) -> list[LoggedEntry]:
+        """The space's postbacks, newest first, at most ``limit``; with ``before_id``, only
+        those with a lower id: the next page after a page whose last row had that id."""
 
     # ------------------------------------------------------------------ reports
 
@@ -297,7 +314,12 @@ class Store(Protocol):
         """Bring the report rollup up to every commit so far; returns the events it fed."""
 
     async def funnel_counts(
-        self, space_id: int, window: Window, *, link_id: int | None = None
+        self,
+        space_id: int,
+        window: Window,
+        *,
+        link_id: int | None = None,
+        mode: FunnelMode = FunnelMode.ACTIVITY,
     ) -> FunnelCounts: ...
 
     async def link_rows(self, space_id: int, window: Window) -> list[LinkRow]: ...
@@ -331,6 +353,28 @@ class Store(Protocol):
 
     async def add_unrecorded(self, counts: list[UnrecordedCount]) -> None:
         """Add landing visits that were not recorded as clicks to the stored tally."""
+
+    # ------------------------------------------------------------------ costs and rates
+
+    async def put_costs(
+        self, space_id: int, entries: list[CostEntry], now_ms: int
+    ) -> tuple[int, int] | None:
+        """Set each cost, replacing the one of its (day, level, object), all or none:
+        ``(new, replaced)``; None if there is no such space."""
+
+    async def delete_cost(
+        self, space_id: int, day: date, level: CostLevel, object_id: str
+    ) -> bool: ...
+
+    async def list_costs(
+        self, space_id: int, from_day: date, to_day: date, level: CostLevel | None = None
+    ) -> list[CostEntry]:
+        """The costs of the days ``[from_day, to_day)``, by day, level and object."""
+
+    async def set_rate(self, space_id: int, rate: Rate, now_ms: int) -> bool:
+        """Set a pair's rate on a day; False if there is no such space."""
+
+    async def list_rates(self, space_id: int) -> list[Rate]: ...
 
     # ------------------------------------------------------------------ the live tail
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import sqlite3
 from operator import attrgetter
 
@@ -12,10 +13,10 @@ from xtracker_server.store.sqlite.db import insert_many
 
 _DRAFT_COLUMNS = (
     "space_id", "uid", "link_id", "source", "created_ms", "ip", "user_agent", "referrer",
-    "fbclid", "fbc", "fbp", "country", "raw_query",
+    "fbclid", "fbc", "fbp", "country", "raw_query", "device", "os", "browser", "referrer_domain",
 )  # fmt: skip
 _FIELD_COLUMNS = (*CAMPAIGN_FIELDS, *UTM_FIELDS)
-_COLUMNS = (*_DRAFT_COLUMNS, *_FIELD_COLUMNS)
+_COLUMNS = (*_DRAFT_COLUMNS, *_FIELD_COLUMNS, "sub_ids")
 _draft_values = attrgetter(*_DRAFT_COLUMNS)
 _INSERT = f"INSERT INTO clicks ({', '.join(_COLUMNS)})"
 _TAIL = "ON CONFLICT (space_id, uid) DO NOTHING"
@@ -57,7 +58,8 @@ def insert_kept_clicks(conn: sqlite3.Connection, drafts: list[ClickDraft]) -> in
 
 
 def _row(draft: ClickDraft) -> list[object]:
-    return [*_draft_values(draft), *map(draft.fields.get, _FIELD_COLUMNS)]
+    sub_ids = json.dumps(draft.sub_ids, sort_keys=True) if draft.sub_ids else None
+    return [*_draft_values(draft), *map(draft.fields.get, _FIELD_COLUMNS), sub_ids]
 
 
 def recent_click_of_link(

@@ -71,6 +71,8 @@ _SPACE_ROWS: tuple[tuple[str, str], ...] = (
     ("clicks", "clicks"),
     ("postback_aliases", "postback_aliases"),
     ("unrecorded_clicks", "unrecorded_clicks"),
+    ("costs", "costs"),
+    ("exchange_rates", "exchange_rates"),
     ("destinations", "destinations"),
     ("links", "links"),
     ("credentials", "credentials"),

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from xtracker_server.clock import now_ms
 from xtracker_server.domain.dedup import amount_conflict
 from xtracker_server.domain.entities import InboxDraft, InboxEvent, InboxOutcome
+from xtracker_server.exceptions import XTrackerServerError
 from xtracker_server.store.sqlite.binds import uid_for_tg_id
 from xtracker_server.store.sqlite.db import MAX_PARAMS, insert_many
 from xtracker_server.store.sqlite.outbox import (
@@ -41,7 +42,7 @@ def insert_event(conn: sqlite3.Connection, draft: InboxDraft) -> InboxOutcome:
     return outcome
 
 
-class LateBatch(Exception):
+class LateBatch(XTrackerServerError):
     """A batch reached the database past its ``not_after_ms``: nothing of it was written."""
 
 
@@ -61,7 +62,7 @@ def insert_batch(
 
 _INSERT = (
     "INSERT INTO inbox (space_id, dedup_key, event, uid, tg_id, eid, value, currency,"
-    " occurred_at_ms, received_ms, source, attributed_by)"
+    " occurred_at_ms, received_ms, source, attributed_by, test)"
 )
 
 
@@ -99,7 +100,7 @@ def insert_events(
         rows.append(
             (draft.space_id, draft.dedup_key, draft.event, uid, draft.tg_id, draft.eid,
              draft.value, draft.currency, draft.occurred_at_ms, draft.received_ms, draft.source,
-             attributed_by)
+             attributed_by, int(draft.test))
         )  # fmt: skip
     ids: dict[int, int] = {}  # draft index -> its new inbox id
     for done in insert_many(conn, _INSERT, rows):
@@ -157,6 +158,9 @@ def _fan_out(
     owed: list[tuple[object, ...]] = []
     counts: dict[int, int] = {}
     for i, draft, inbox_id in new:
+        if draft.test:  # a test is never sent to destinations (docs/api.md#test-events)
+            counts[i] = 0
+            continue
         space_routes = routes.get(draft.space_id)
         if space_routes is None:
             space_routes = routes[draft.space_id] = event_routes(conn, draft.space_id)

@@ -417,7 +417,58 @@ MIGRATIONS: tuple[str, ...] = (
     END;
     CREATE INDEX deliveries_leased ON deliveries(lease_until_ms) WHERE lease_owner IS NOT NULL;
     """,
-    # 16: deposit reversals (issue 17 §4): the event map of every destination gets a row for
+    # 17 (issue 17 §3): ad costs and the operator's exchange rates (domain/costs.py). One cost
+    # per space, day, level and object: entering it again replaces it (an import never
+    # doubles a cost). Amounts and rates are exact decimal text; days are YYYY-MM-DD.
+    """
+    CREATE TABLE costs (
+        space_id    INTEGER NOT NULL REFERENCES spaces(id),
+        day         TEXT NOT NULL,
+        level       TEXT NOT NULL CHECK (level IN ('campaign', 'adset', 'ad', 'link')),
+        object_id   TEXT NOT NULL,
+        name        TEXT,
+        amount      TEXT NOT NULL,
+        currency    TEXT NOT NULL,
+        updated_ms  INTEGER NOT NULL
+    );
+    CREATE UNIQUE INDEX costs_key ON costs(space_id, day, level, object_id);
+    CREATE TABLE exchange_rates (
+        space_id    INTEGER NOT NULL REFERENCES spaces(id),
+        base        TEXT NOT NULL,
+        quote       TEXT NOT NULL,
+        day         TEXT NOT NULL,
+        rate        TEXT NOT NULL,
+        updated_ms  INTEGER NOT NULL
+    );
+    CREATE UNIQUE INDEX exchange_rates_key ON exchange_rates(space_id, base, quote, day);
+    """,
+    # 18 (issue 17 §1, what a click records for grouping): the device type, OS and browser of
+    # its user agent, its referrer's domain and its sub-id values (a JSON object), read when it
+    # is made; and the query parameters each space declares as sub-ids (a JSON array).
+    """
+    ALTER TABLE clicks ADD COLUMN device TEXT;
+    ALTER TABLE clicks ADD COLUMN os TEXT;
+    ALTER TABLE clicks ADD COLUMN browser TEXT;
+    ALTER TABLE clicks ADD COLUMN referrer_domain TEXT;
+    ALTER TABLE clicks ADD COLUMN sub_ids TEXT;
+    ALTER TABLE spaces ADD COLUMN sub_id_params TEXT NOT NULL DEFAULT '[]';
+    """,
+    # 19: honest funnels (issue 17 §2). Test events (docs/api.md#test-events): stored and shown,
+    # never counted in reports nor sent to destinations; their dedup key has a namespace of its
+    # own. And a click without a link stored after events of its uid now tells the rollup too:
+    # the funnel sets apart the events whose uid has no click (store/sqlite/rollup.py).
+    """
+    ALTER TABLE inbox ADD COLUMN test INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE postback_log ADD COLUMN test INTEGER NOT NULL DEFAULT 0;
+    DROP TRIGGER report_backlog_click;
+    CREATE TRIGGER report_backlog_click AFTER INSERT ON clicks
+    WHEN EXISTS (SELECT 1 FROM inbox WHERE space_id = NEW.space_id AND uid = NEW.uid)
+    BEGIN
+        INSERT INTO report_backlog (kind, space_id, uid, link_id)
+        VALUES ('click', NEW.space_id, NEW.uid, NEW.link_id);
+    END;
+    """,
+    # 20: deposit reversals (issue 17 §4): the event map of every destination gets a row for
     # deposit.reversed, as a new one of its kind would (domain/destinations.py): sent to
     # webhooks, to S2S postbacks whose template tells it from a conversion, never to CAPI.
     """

@@ -18,6 +18,7 @@ from typing import Any
 from xtracker_server.store.sqlite import (
     binds,
     clicks,
+    costs,
     deletion,
     destinations,
     erasure,
@@ -67,9 +68,14 @@ OPERATIONS: Operations = named(
     spaces.revoke_ingest_token,
     spaces.reset_admin_token,
     spaces.set_allowed_currencies,
+    spaces.set_sub_id_params,
     binds.set_token_binds,
     postbacks.set_alias,
     postbacks.set_aliases,
+    # costs and exchange rates
+    costs.put_costs,
+    costs.delete_costs,
+    costs.set_rate,
     # links and destinations
     links.create_link,
     links.update_link,

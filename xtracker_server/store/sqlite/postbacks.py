@@ -99,8 +99,8 @@ def log_postbacks(conn: sqlite3.Connection, entries: list[LogEntry]) -> None:
 _INSERT_LOG = (
     "INSERT INTO postback_log (space_id, at_ms, ip, method, query, body, outcome, status,"
     " event, uid, value, currency, eid, inbox_id, click_known, error, detail, conflict,"
-    " conflict_value, conflict_currency, token_name)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " conflict_value, conflict_currency, token_name, test)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 
 
@@ -113,7 +113,7 @@ def _log_row(entry: LogEntry) -> tuple[object, ...]:
         None if entry.click_known is None else int(entry.click_known),
         entry.error, entry.detail, int(conflict is not None),
         conflict.value if conflict else None, conflict.currency if conflict else None,
-        entry.token_name,
+        entry.token_name, int(entry.test),
     )  # fmt: skip
 
 
@@ -139,11 +139,19 @@ def record_postback(
 
 
 def list_log(
-    conn: sqlite3.Connection, space_id: int, *, outcome: str | None = None, limit: int = 100
+    conn: sqlite3.Connection,
+    space_id: int,
+    *,
+    outcome: str | None = None,
+    limit: int = 100,
+    before_id: int | None = None,
 ) -> list[LoggedEntry]:
-    """The space's most recent postbacks, newest first."""
+    """The space's most recent postbacks (below ``before_id``, if given), newest first."""
     sql = "SELECT * FROM postback_log WHERE space_id = ?"
     args: list[object] = [space_id]
+    if before_id is not None:
+        sql += " AND id < ?"
+        args.append(before_id)
     if outcome is not None:
         sql += " AND outcome = ?"
         args.append(outcome)
@@ -154,6 +162,7 @@ def list_log(
         row = dict(r)
         if row["click_known"] is not None:
             row["click_known"] = bool(row["click_known"])
+        row["test"] = bool(row["test"])
         stored_value, stored_currency = row.pop("conflict_value"), row.pop("conflict_currency")
         row["conflict"] = (
             AmountConflict(stored_value, stored_currency, row["value"], row["currency"])

@@ -37,11 +37,12 @@ from xtracker_server.domain.entities import DestinationHealth
 from xtracker_server.domain.reports import (
     RECENT_MS,
     FunnelCounts,
+    FunnelMode,
     LinkRow,
     Window,
     sum_from_parts,
 )
-from xtracker_server.store.sqlite.rollup import amount_parts
+from xtracker_server.store.sqlite.rollup import UNKNOWN, amount_parts
 from xtracker_server.store.sqlite.unrecorded import unrecorded_per_link
 from xtracker_wire import CANONICAL_EVENTS, MAX_VALUE_DECIMALS
 
@@ -60,15 +61,25 @@ __all__ = [
 
 _EVENTS_IN = "(" + ", ".join(f"'{e}'" for e in CANONICAL_EVENTS) + ")"
 _D = MAX_VALUE_DECIMALS
-#: Every link of a space, and 0 (no link): lets SQLite seek each link's range of the key.
+#: Every link of a space, and 0 (no link): lets SQLite seek each link's range of the key. The
+#: funnel's steps; not ``UNKNOWN`` (a uid without a click), counted on a line of its own.
 _ALL_LINKS = "link_id IN (SELECT 0 UNION ALL SELECT id FROM links WHERE space_id = ?)"
+#: The same and ``UNKNOWN``: the per-link table and the series count those in "no link".
+_ALL_ROWS = (
+    "link_id IN (SELECT -1 UNION ALL SELECT 0 UNION ALL SELECT id FROM links WHERE space_id = ?)"
+)
 #: No link: ``report_steps.link_id`` of events whose uid has no click on a link.
 NO_LINK = 0
 
 
-def _of_link(space_id: int, link_id: int | None) -> tuple[str, tuple[int, ...]]:
-    """The ``link_id`` condition and its arguments: one link, or all of the space's."""
-    return (_ALL_LINKS, (space_id,)) if link_id is None else ("link_id = ?", (link_id,))
+def _of_link(
+    space_id: int, link_id: int | None, *, unknown: bool = True
+) -> tuple[str, tuple[int, ...]]:
+    """The ``link_id`` condition and its arguments: one link, or all of the space's (with the
+    uids without a click, ``unknown``, or not)."""
+    if link_id is not None:
+        return "link_id = ?", (link_id,)
+    return (_ALL_ROWS if unknown else _ALL_LINKS), (space_id,)
 
 
 _MONEY = "sum(units), sum(fraction), max(scale)"
@@ -168,15 +179,28 @@ def _per_link(
         f" GROUP BY link_id, event",
         (space_id, *link_args, f, t, f),
     ):
-        uids[link][event] = int(n)
+        # a uid has one link_id: "no link" and "no click" add up to distinct uids
+        key = NO_LINK if link == UNKNOWN else link
+        uids[key][event] = uids[key].get(event, 0) + int(n)
     where = (
         f"report_steps WHERE space_id = ? AND {of_link} AND event = 'deposit'"
         f" AND at_ms >= ? AND at_ms < ?"
     )
     args = (space_id, *link_args, f, t)
-    deposits = _deposits(conn, "link_id", where, args)
-    reversed_ = _deposits(conn, "link_id", where + _REVERSED, (*args, space_id))
+    deposits = _fold_unknown(_deposits(conn, "link_id", where, args))
+    reversed_ = _fold_unknown(_deposits(conn, "link_id", where + _REVERSED, (*args, space_id)))
     return _Window(uids, deposits, reversed_)
+
+
+def _fold_unknown(deposits: dict[Any, _Deposits]) -> dict[Any, _Deposits]:
+    """The deposits of uids without a click (``UNKNOWN``) added to those of ``NO_LINK``."""
+    unknown = deposits.pop(UNKNOWN, None)
+    if unknown is not None:
+        d = deposits[NO_LINK]
+        d.rows, d.firsts = d.rows + unknown.rows, d.firsts + unknown.firsts
+        for currency, amount in unknown.revenue.items():
+            d.revenue[currency] = d.revenue.get(currency, Decimal(0)) + amount
+    return deposits
 
 
 def _clicks(conn: sqlite3.Connection, space_id: int, window: Window, link_id: int | None) -> int:
@@ -193,10 +217,76 @@ def _clicks(conn: sqlite3.Connection, space_id: int, window: Window, link_id: in
 
 
 def funnel_counts(
-    conn: sqlite3.Connection, space_id: int, window: Window, *, link_id: int | None = None
+    conn: sqlite3.Connection,
+    space_id: int,
+    window: Window,
+    *,
+    link_id: int | None = None,
+    mode: FunnelMode = FunnelMode.ACTIVITY,
 ) -> FunnelCounts:
-    """The numbers of one window, for the space or for one link's uids."""
-    of_link, link_args = _of_link(space_id, link_id)
+    """The numbers of one window, for the space or for one link's uids, in ``mode``. Events
+    whose uid has no click in the space (``UNKNOWN``) are in no step: they are counted apart
+    (``unknown``, the space's, by the events' time in both modes), as are events without a uid
+    (``unattributed``)."""
+    if mode is FunnelMode.COHORT:
+        uids, total, reversed_ = _cohort(conn, space_id, window, link_id)
+    else:
+        uids, total, reversed_ = _activity(conn, space_id, window, link_id)
+    f, t = window.from_ms, window.to_ms
+    unknown = {
+        event: int(n)
+        for event, n in conn.execute(
+            "SELECT event, count(*) FROM report_steps WHERE space_id = ? AND link_id = ?"
+            f" AND event IN {_EVENTS_IN} AND at_ms >= ? AND at_ms < ?"
+            " AND (prev_ms IS NULL OR prev_ms < ?) GROUP BY event",
+            (space_id, UNKNOWN, f, t, f),
+        )
+    }
+    loose_known = _deposits(
+        conn,
+        "1",
+        "report_steps WHERE space_id = ? AND link_id = ? AND event = 'deposit'"
+        " AND at_ms >= ? AND at_ms < ?",
+        (space_id, UNKNOWN, f, t),
+    ).get(1, _Deposits())
+    unattributed = {
+        r[0]: int(r[1])
+        for r in conn.execute(
+            "SELECT event, count(*) FROM inbox INDEXED BY inbox_report_unattributed"
+            " WHERE space_id = ? AND occurred_at_ms >= ? AND occurred_at_ms < ? AND uid IS NULL"
+            " AND test = 0 GROUP BY event",
+            (space_id, window.from_ms, window.to_ms),
+        )
+    }
+    loose = _deposits(
+        conn,
+        "1",
+        f"(SELECT currency, NULL AS prev_ms, {_AMOUNT} FROM inbox"
+        f" INDEXED BY inbox_report_unattributed WHERE space_id = ? AND occurred_at_ms >= ?"
+        f" AND occurred_at_ms < ? AND uid IS NULL AND event = 'deposit' AND test = 0)",
+        (space_id, window.from_ms, window.to_ms),
+    )
+    return FunnelCounts(
+        uids=uids,
+        deposits=total.rows,
+        first_deposits=total.firsts,
+        revenue=total.revenue,
+        unattributed=unattributed,
+        unattributed_revenue=loose[1].revenue if 1 in loose else {},
+        reversed_deposits=reversed_.rows,
+        reversed_revenue=reversed_.revenue,
+        unknown=unknown,
+        unknown_deposits=loose_known.rows,
+        unknown_revenue=loose_known.revenue,
+    )
+
+
+def _activity(
+    conn: sqlite3.Connection, space_id: int, window: Window, link_id: int | None
+) -> tuple[dict[str, int], _Deposits, _Deposits]:
+    """Clicks in the window, distinct uids with each step in the window, their deposits, and of
+    those the reversed ones."""
+    of_link, link_args = _of_link(space_id, link_id, unknown=False)
     f, t = window.from_ms, window.to_ms
     uids: dict[str, int] = {"click": _clicks(conn, space_id, window, link_id)}
     for event in CANONICAL_EVENTS:  # one plain count each: no GROUP BY, no sort
@@ -212,33 +302,52 @@ def funnel_counts(
     args = (space_id, *link_args, f, t)
     total = _deposits(conn, "1", where, args).get(1, _Deposits())
     reversed_ = _deposits(conn, "1", where + _REVERSED, (*args, space_id)).get(1, _Deposits())
-    unattributed = {
-        r[0]: int(r[1])
-        for r in conn.execute(
-            "SELECT event, count(*) FROM inbox INDEXED BY inbox_report_unattributed"
-            " WHERE space_id = ? AND occurred_at_ms >= ? AND occurred_at_ms < ? AND uid IS NULL"
-            " GROUP BY event",
-            (space_id, window.from_ms, window.to_ms),
-        )
-    }
-    loose = _deposits(
-        conn,
-        "1",
-        f"(SELECT currency, NULL AS prev_ms, {_AMOUNT} FROM inbox"
-        f" INDEXED BY inbox_report_unattributed WHERE space_id = ? AND occurred_at_ms >= ?"
-        f" AND occurred_at_ms < ? AND uid IS NULL AND event = 'deposit')",
-        (space_id, window.from_ms, window.to_ms),
+    return uids, total, reversed_
+
+
+def _cohort(
+    conn: sqlite3.Connection, space_id: int, window: Window, link_id: int | None
+) -> tuple[dict[str, int], _Deposits, _Deposits]:
+    """Clicks in the window, and of their uids those with each step at any time (a uid's first
+    event of a step is its row with ``prev_ms`` NULL: one per uid), their deposits ever, and of
+    those the reversed ones. Reads the window's clicks and each one's rows
+    (``report_steps_uid``)."""
+    if link_id is None:
+        clicks = "SELECT uid FROM clicks WHERE space_id = ? AND created_ms >= ? AND created_ms < ?"
+        args: tuple[int, ...] = (space_id, window.from_ms, window.to_ms)
+    else:
+        clicks = "SELECT uid FROM clicks WHERE link_id = ? AND created_ms >= ? AND created_ms < ?"
+        args = (link_id, window.from_ms, window.to_ms)
+    cohort = f"WITH cohort(uid) AS ({clicks})"
+    rows = (
+        "cohort c JOIN report_steps r INDEXED BY report_steps_uid"
+        " ON r.space_id = ? AND r.uid = c.uid"
     )
-    return FunnelCounts(
-        uids=uids,
-        deposits=total.rows,
-        first_deposits=total.firsts,
-        revenue=total.revenue,
-        reversed_deposits=reversed_.rows,
-        reversed_revenue=reversed_.revenue,
-        unattributed=unattributed,
-        unattributed_revenue=loose[1].revenue if 1 in loose else {},
+    uids: dict[str, int] = {"click": _clicks(conn, space_id, window, link_id)}
+    uids.update({event: 0 for event in CANONICAL_EVENTS})
+    for event, n in conn.execute(
+        f"{cohort} SELECT r.event, count(*) FROM {rows}"
+        f" WHERE r.event IN {_EVENTS_IN} AND r.prev_ms IS NULL GROUP BY r.event",
+        (*args, space_id),
+    ):
+        uids[event] = int(n)
+
+    def deposits(extra: str, extra_args: tuple[int, ...]) -> _Deposits:
+        return _deposits(
+            conn,
+            "1",
+            f"(SELECT r.currency, r.prev_ms, r.units, r.fraction, r.scale FROM {rows}"
+            f" WHERE r.event = 'deposit'{extra})",
+            (*args, space_id, *extra_args),
+            prefix=cohort,
+        ).get(1, _Deposits())
+
+    total = deposits("", ())
+    reversed_ = deposits(
+        " AND r.inbox_id IN (SELECT deposit_id FROM report_reversed WHERE space_id = ?)",
+        (space_id,),
     )
+    return uids, total, reversed_
 
 
 # ----------------------------------------------------------------------------- per link
@@ -275,7 +384,7 @@ def deposit_currencies(conn: sqlite3.Connection, space_id: int, window: Window) 
     return {
         r[0]: int(r[1])
         for r in conn.execute(
-            f"SELECT currency, count(*) FROM report_steps WHERE space_id = ? AND {_ALL_LINKS}"
+            f"SELECT currency, count(*) FROM report_steps WHERE space_id = ? AND {_ALL_ROWS}"
             f" AND event = 'deposit' AND at_ms >= ? AND at_ms < ? AND currency IS NOT NULL"
             f" GROUP BY currency",
             (space_id, space_id, window.from_ms, window.to_ms),

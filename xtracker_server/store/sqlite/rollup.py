@@ -53,7 +53,8 @@ log = logging.getLogger("xtracker.store")
 SCHEMA = (
     """CREATE TABLE IF NOT EXISTS reports.report_steps (
         space_id  INTEGER NOT NULL,
-        link_id   INTEGER NOT NULL,  -- the link of the uid's click; 0: no click on a link
+        -- the link of the uid's click; 0: a click without a link; -1 (UNKNOWN): no click
+        link_id   INTEGER NOT NULL,
         event     TEXT NOT NULL,
         at_ms     INTEGER NOT NULL,  -- the event's occurred_at_ms
         inbox_id  INTEGER NOT NULL,
@@ -86,6 +87,11 @@ SCHEMA = (
         removal_id  INTEGER NOT NULL
     )""",
     "INSERT OR IGNORE INTO reports.removals_state VALUES (1, 0)",
+    # What the rows mean (``ROLLUP_FORMAT``): a rollup of another format is built again.
+    """CREATE TABLE IF NOT EXISTS reports.rollup_format (
+        one      INTEGER PRIMARY KEY CHECK (one = 1),
+        version  INTEGER NOT NULL
+    )""",
     # Per followed table (inbox, backlog, removals): the highest id read (none: the low mark),
     # and the ids below it not read yet, each with when it was first missed (wall clock).
     """CREATE TABLE IF NOT EXISTS reports.rollup_marks (
@@ -154,8 +160,8 @@ CREATE TEMP TRIGGER IF NOT EXISTS report_feed AFTER INSERT ON reports.feed
 BEGIN
     INSERT OR IGNORE INTO report_steps VALUES (
         NEW.space_id,
-        COALESCE((SELECT link_id FROM main.clicks
-                  WHERE space_id = NEW.space_id AND uid = NEW.uid), 0),
+        COALESCE((SELECT COALESCE(link_id, 0) FROM main.clicks
+                  WHERE space_id = NEW.space_id AND uid = NEW.uid), -1),
         NEW.event, NEW.at_ms, NEW.inbox_id, NEW.uid,
         (SELECT at_ms FROM reports.report_steps
          WHERE space_id = NEW.space_id AND uid = NEW.uid AND event = NEW.event
@@ -190,6 +196,12 @@ _FEED = (
     "INSERT OR IGNORE INTO reports.feed"
     " SELECT id, space_id, uid, event, occurred_at_ms, value, currency FROM main.inbox"
 )
+
+#: ``report_steps.link_id`` of an event whose uid has no click in the space (a made-up uid, a
+#: partner's test postback): the funnel reports them on a line of their own.
+UNKNOWN = -1
+#: 2: events whose uid has no click are rolled up under ``UNKNOWN`` (1: under 0, no link).
+ROLLUP_FORMAT = 2
 
 #: Inbox rows read by one catch-up transaction (a few hundred milliseconds of work at most).
 CHUNK = 20_000
@@ -262,19 +274,55 @@ def open_rollup(path: str) -> sqlite3.Connection:
 
 def with_rollup(conn: sqlite3.Connection, path: str) -> sqlite3.Connection:
     """Attach the rollup of the database ``path`` to ``conn`` (a writable connection to that
-    database), creating its tables if need be, and give ``conn`` the trigger that builds it."""
+    database), creating its tables if need be, and give ``conn`` the trigger that builds it.
+
+    Its transaction is deferred (``BEGIN IMMEDIATE`` would lock the main file too, holding up
+    the server's writer): it reads the rollup, then writes it. SQLite answers a write that
+    follows a read in the same transaction with "database is locked" at once, without waiting
+    out the busy timeout, when another connection holds the rollup's write lock (a server's
+    catch-up) or committed to it since the read; so, like ``catch_up``, it waits and tries
+    again."""
     attach_reports(conn, path)
     conn.execute("PRAGMA reports.journal_mode=WAL")
     conn.execute("PRAGMA reports.synchronous=NORMAL")
+    busy = 0
+    while True:
+        try:
+            _prepare(conn, path)
+        except sqlite3.OperationalError as exc:
+            busy += 1
+            if busy > _BUSY_TRIES or not _is_busy(exc):
+                raise
+            time.sleep(_busy_pause(busy))
+            continue
+        break
+    conn.execute(_TRIGGER)
+    return conn
+
+
+#: How often a transaction of the rollup that found it locked is tried again (``_busy_pause``
+#: apart: about 13 s in all, longer than the busy timeout of store/db.py).
+_BUSY_TRIES = 50
+
+
+def _busy_pause(busy: int) -> float:
+    return min(0.5, 0.01 * busy)
+
+
+def _prepare(conn: sqlite3.Connection, path: str) -> None:
+    """``with_rollup``'s transaction."""
     conn.execute("BEGIN")
     try:
         for statement in SCHEMA:
             conn.execute(statement)
-        if _stale(conn):
+        stale, old_format = _stale(conn), _old_format(conn)
+        if stale or old_format:
             log.warning(
-                "the report rollup %s was built for another copy of the database (restored?):"
-                " rebuilding it from the inbox",
+                "the report rollup %s was built %s: rebuilding it from the inbox",
                 reports_path(path),
+                "for another copy of the database (restored?)"
+                if stale
+                else "by an older xtracker (issue 17: events without a known click)",
             )
             conn.execute("DROP TABLE reports.report_steps")  # its index goes with it
             conn.execute("DROP TABLE reports.report_reversed")
@@ -285,13 +333,19 @@ def with_rollup(conn: sqlite3.Connection, path: str) -> sqlite3.Connection:
             conn.execute("DELETE FROM reports.rollup_gaps WHERE feed IN ('inbox', 'backlog')")
             for statement in SCHEMA:
                 conn.execute(statement)
-        conn.execute("INSERT OR REPLACE INTO reports.built_for VALUES (1, ?)", (generation(conn),))
+        # Written only when it changes: an open that finds the rollup current writes nothing
+        # (no commit to sync, no checkpoint when the command's last connection closes).
+        conn.execute(
+            "INSERT INTO reports.built_for VALUES (1, ?) ON CONFLICT (one) DO UPDATE"
+            " SET generation = excluded.generation WHERE generation != excluded.generation",
+            (generation(conn),),
+        )
+        conn.execute("INSERT OR REPLACE INTO reports.rollup_format VALUES (1, ?)", (ROLLUP_FORMAT,))
         conn.execute("COMMIT")
     except BaseException:
-        conn.execute("ROLLBACK")
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
         raise
-    conn.execute(_TRIGGER)
-    return conn
 
 
 def rebuild_if_stale(path: str) -> None:
@@ -301,6 +355,14 @@ def rebuild_if_stale(path: str) -> None:
     if path == ":memory:" or not Path(reports_path(path)).exists():
         return  # nothing built yet (``xtracker worker`` never builds one)
     with_rollup(connect(path), path).close()
+
+
+def _old_format(conn: sqlite3.Connection) -> bool:
+    """Whether the rollup holds rows of another ``ROLLUP_FORMAT`` (an empty one is any)."""
+    row = conn.execute("SELECT version FROM reports.rollup_format").fetchone()
+    if row is not None:
+        return bool(row[0] != ROLLUP_FORMAT)
+    return conn.execute("SELECT 1 FROM reports.report_steps LIMIT 1").fetchone() is not None
 
 
 def _stale(conn: sqlite3.Connection) -> bool:
@@ -332,9 +394,9 @@ def catch_up(conn: sqlite3.Connection, *, chunk: int = CHUNK, now: float | None 
             # Another process (the CLI next to a server) is catching up at the same moment:
             # its round is the same work, so wait for it and go on.
             busy += 1
-            if busy > 50 or not _is_busy(exc):
+            if busy > _BUSY_TRIES or not _is_busy(exc):
                 raise
-            time.sleep(min(0.5, 0.01 * busy))
+            time.sleep(_busy_pause(busy))
             continue
         except BaseException:
             if conn.in_transaction:
@@ -432,9 +494,9 @@ def _drop_deleted(conn: sqlite3.Connection, seen: int, top: int) -> None:
             conn.execute("DELETE FROM reports.report_reversals WHERE space_id = ?", (space_id,))
             continue
         conn.execute(
-            "UPDATE OR REPLACE reports.report_steps SET link_id = COALESCE((SELECT link_id"
-            " FROM main.clicks c WHERE c.space_id = report_steps.space_id"
-            " AND c.uid = report_steps.uid), 0)"
+            "UPDATE OR REPLACE reports.report_steps SET link_id = COALESCE((SELECT"
+            " COALESCE(link_id, 0) FROM main.clicks c WHERE c.space_id = report_steps.space_id"
+            " AND c.uid = report_steps.uid), -1)"
             " WHERE space_id = ? AND link_id = ?",
             (space_id, link_id),
         )
@@ -499,12 +561,12 @@ def _round(conn: sqlite3.Connection, chunk: int, now: float) -> tuple[bool, int]
     )]  # fmt: skip
     if top is not None:
         fed += conn.execute(
-            f"{_FEED} WHERE id > ? AND id <= ? AND uid IS NOT NULL", (inbox.high, top)
+            f"{_FEED} WHERE id > ? AND id <= ? AND uid IS NOT NULL AND test = 0", (inbox.high, top)
         ).rowcount
     if inbox.gaps:
         committed = "id IN (SELECT id FROM reports.rollup_gaps WHERE feed = 'inbox')"
         read += [r[0] for r in conn.execute(f"SELECT id FROM main.inbox WHERE {committed}")]
-        fed += conn.execute(f"{_FEED} WHERE {committed} AND uid IS NOT NULL").rowcount
+        fed += conn.execute(f"{_FEED} WHERE {committed} AND uid IS NOT NULL AND test = 0").rowcount
     new_inbox = _advance(conn, _INBOX, inbox, read, scanned_to, now)
     new_backlog_mark = backlog
     if new_backlog:
@@ -516,12 +578,12 @@ def _round(conn: sqlite3.Connection, chunk: int, now: float) -> tuple[bool, int]
         fed += conn.execute(
             f"{_FEED} WHERE id IN (SELECT inbox_id FROM main.report_backlog"
             f" WHERE {_unread(_BACKLOG)} AND kind = 'attributed') AND id <= ?"
-            " AND uid IS NOT NULL",
+            " AND uid IS NOT NULL AND test = 0",
             (*entries, new_inbox.high),
         ).rowcount
         conn.execute(
             "UPDATE reports.report_steps SET link_id = b.link_id FROM ("
-            " SELECT space_id, uid, link_id FROM main.report_backlog"
+            " SELECT space_id, uid, COALESCE(link_id, 0) AS link_id FROM main.report_backlog"
             f" WHERE {_unread(_BACKLOG)} AND kind = 'click') AS b"
             " WHERE report_steps.space_id = b.space_id AND report_steps.uid = b.uid"
             " AND report_steps.link_id <> b.link_id",

@@ -30,7 +30,6 @@ from xtracker_server.store.sqlite.writer import (
     GroupOperation,
     Writer,
 )
-from xtracker_server.store.sqlite.writer_process import STORE_OPERATIONS, ProcessWriter
 
 T = TypeVar("T")
 A = TypeVar("A")
@@ -48,7 +47,8 @@ class Store(SqliteOperations):
         writer_process: bool | None = None,
         observer: BatchObserver | None = None,
         timeout_s: float | None = None,
-        operations: str = STORE_OPERATIONS,
+        operations: str | None = None,
+        stats_on_open: bool = True,
     ) -> None:
         self.path = path
         self.timeout_s = timeout_s
@@ -60,12 +60,18 @@ class Store(SqliteOperations):
         writer_process = os.name == "posix" and writer_process is not False
         # The writer process runs the operations of a registry (store/sqlite/operations.py; tests
         # name their own): the thread runs the same functions.
-        self.writer: Writer = (
-            ProcessWriter(path, sync=sync, timeout_s=timeout_s, health=self.health.writes,
-                          operations=operations)
-            if writer_process
-            else GroupCommitWriter(path, sync=sync, timeout_s=timeout_s, health=self.health.writes)
-        )  # fmt: skip
+        # (None: store/operations.py's.) The process writer is imported only where it runs.
+        self.writer: Writer
+        if writer_process:
+            from xtracker_server.store.sqlite.writer_process import STORE_OPERATIONS, ProcessWriter
+
+            self.writer = ProcessWriter(path, sync=sync, timeout_s=timeout_s,
+                                        health=self.health.writes,
+                                        operations=operations or STORE_OPERATIONS)  # fmt: skip
+        else:
+            self.writer = GroupCommitWriter(
+                path, sync=sync, timeout_s=timeout_s, health=self.health.writes
+            )
         self.writer.observer = observer  # told of every batch (the server's metrics)
         self._readers = ThreadPoolExecutor(max_workers=readers, thread_name_prefix="xtracker-read")
         self._local = threading.local()
@@ -75,6 +81,9 @@ class Store(SqliteOperations):
         self._rollup = ThreadPoolExecutor(max_workers=1, thread_name_prefix="xtracker-rollup")
         self._rollup_conn: sqlite3.Connection | None = None
         self._use_lock: UseLock | None = None
+        # Whether opening refreshes the planner's statistics: a server's store does (and then
+        # every housekeeping.STATS_EVERY_S); a command's, open for a moment, leaves it to it.
+        self._stats_on_open = stats_on_open
         # Bumped when the planner's statistics change: a reader connection opened before
         # reopens (a connection loads them when it opens).
         self._stats_epoch = 0
@@ -90,7 +99,8 @@ class Store(SqliteOperations):
                     self.schema = schema_version(conn)
                     # Fresh planner statistics before any other connection opens
                     # (store/sqlite/stats.py).
-                    refresh_stats(conn, every_table=True)
+                    if self._stats_on_open:
+                        refresh_stats(conn, every_table=True)
                 finally:
                     conn.close()
                 rebuild_if_stale(self.path)  # before any write (store/sqlite/rollup.py)

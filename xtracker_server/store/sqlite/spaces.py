@@ -3,6 +3,7 @@ partner network; every space starts with ``default``)."""
 
 from __future__ import annotations
 
+import json
 import sqlite3
 
 from xtracker_server.domain.credentials import (
@@ -256,4 +257,18 @@ def allowed_currencies(conn: sqlite3.Connection, space_id: int) -> tuple[str, ..
 def set_allowed_currencies(conn: sqlite3.Connection, space_id: int, codes: tuple[str, ...]) -> bool:
     """Replace the space's own currency codes (already checked); False if there is no space."""
     cur = conn.execute("UPDATE spaces SET currencies = ? WHERE id = ?", (",".join(codes), space_id))
+    return cur.rowcount == 1
+
+
+def sub_id_params(conn: sqlite3.Connection, space_id: int) -> tuple[str, ...] | None:
+    """The query parameters the space declares as sub-ids; None if there is no such space."""
+    row = conn.execute("SELECT sub_id_params FROM spaces WHERE id = ?", (space_id,)).fetchone()
+    return None if row is None else tuple(json.loads(row["sub_id_params"]))
+
+
+def set_sub_id_params(conn: sqlite3.Connection, space_id: int, names: tuple[str, ...]) -> bool:
+    """Replace the space's sub-id parameters (already checked); False if there is no space."""
+    cur = conn.execute(
+        "UPDATE spaces SET sub_id_params = ? WHERE id = ?", (json.dumps(list(names)), space_id)
+    )
     return cur.rowcount == 1

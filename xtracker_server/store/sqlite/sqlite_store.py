@@ -9,12 +9,14 @@ import abc
 import asyncio
 import sqlite3
 from collections.abc import Callable, Collection, Sequence
+from datetime import date
 from decimal import Decimal
 from typing import Any, TypeVar
 
 from xtracker_server.clock import now_ms
 from xtracker_server.domain.binds import BindKind
 from xtracker_server.domain.clicks import ClickDraft
+from xtracker_server.domain.costs import CostEntry, CostLevel, Rate
 from xtracker_server.domain.credentials import CredentialKind
 from xtracker_server.domain.deletion import Person
 from xtracker_server.domain.destinations import DestinationKind, PreparedDestination
@@ -48,7 +50,7 @@ from xtracker_server.domain.entities import (
 from xtracker_server.domain.links import LinkSpec
 from xtracker_server.domain.outbound import DeliveryContext
 from xtracker_server.domain.postbacks import Aliases, effective_aliases
-from xtracker_server.domain.reports import FunnelCounts, LinkRow, Window
+from xtracker_server.domain.reports import FunnelCounts, FunnelMode, LinkRow, Window
 from xtracker_server.domain.tail import Ids, Marks, Poll, TailBatch
 from xtracker_server.domain.unrecorded import UnrecordedCount
 from xtracker_server.store.errors import FaultReason, StoreUnavailable
@@ -56,6 +58,7 @@ from xtracker_server.store.sqlite import (
     backup,
     binds,
     clicks,
+    costs,
     deletion,
     destinations,
     erasure,
@@ -198,6 +201,12 @@ class SqliteOperations(abc.ABC):
     async def set_allowed_currencies(self, space_id: int, codes: tuple[str, ...]) -> bool:
         return await self.write(spaces.set_allowed_currencies, space_id, codes)
 
+    async def sub_id_params(self, space_id: int) -> tuple[str, ...] | None:
+        return await self.read(spaces.sub_id_params, space_id)
+
+    async def set_sub_id_params(self, space_id: int, names: tuple[str, ...]) -> bool:
+        return await self.write(spaces.set_sub_id_params, space_id, names)
+
     async def token_binds_allowed(self, space_id: int) -> bool:
         return await self.read(binds.token_binds_allowed, space_id)
 
@@ -335,16 +344,28 @@ class SqliteOperations(abc.ABC):
         await self.write(postbacks.set_aliases, space_id, changes, now_ms)
 
     async def list_postback_log(
-        self, space_id: int, *, outcome: str | None = None, limit: int = 100
+        self,
+        space_id: int,
+        *,
+        outcome: str | None = None,
+        limit: int = 100,
+        before_id: int | None = None,
     ) -> list[LoggedEntry]:
-        return await self.read(postbacks.list_log, space_id, outcome=outcome, limit=limit)
+        return await self.read(
+            postbacks.list_log, space_id, outcome=outcome, limit=limit, before_id=before_id
+        )
 
     # ------------------------------------------------------------------ reports
 
     async def funnel_counts(
-        self, space_id: int, window: Window, *, link_id: int | None = None
+        self,
+        space_id: int,
+        window: Window,
+        *,
+        link_id: int | None = None,
+        mode: FunnelMode = FunnelMode.ACTIVITY,
     ) -> FunnelCounts:
-        return await self.read(reports.funnel_counts, space_id, window, link_id=link_id)
+        return await self.read(reports.funnel_counts, space_id, window, link_id=link_id, mode=mode)
 
     async def link_rows(self, space_id: int, window: Window) -> list[LinkRow]:
         return await self.read(reports.link_rows, space_id, window)
@@ -390,6 +411,27 @@ class SqliteOperations(abc.ABC):
 
     async def add_unrecorded(self, counts: list[UnrecordedCount]) -> None:
         await self.write(unrecorded.add_unrecorded, counts)
+
+    # ------------------------------------------------------------------ costs and rates
+
+    async def put_costs(
+        self, space_id: int, entries: list[CostEntry], now_ms: int
+    ) -> tuple[int, int] | None:
+        return await self.write(costs.put_costs, space_id, entries, now_ms)
+
+    async def delete_cost(self, space_id: int, day: date, level: CostLevel, object_id: str) -> bool:
+        return await self.write(costs.delete_costs, space_id, day, level, object_id)
+
+    async def list_costs(
+        self, space_id: int, from_day: date, to_day: date, level: CostLevel | None = None
+    ) -> list[CostEntry]:
+        return await self.read(costs.list_costs, space_id, from_day, to_day, level)
+
+    async def set_rate(self, space_id: int, rate: Rate, now_ms: int) -> bool:
+        return await self.write(costs.set_rate, space_id, rate, now_ms)
+
+    async def list_rates(self, space_id: int) -> list[Rate]:
+        return await self.read(costs.list_rates, space_id)
 
     # ------------------------------------------------------------------ the live tail
 

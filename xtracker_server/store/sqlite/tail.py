@@ -51,7 +51,7 @@ def _click(r: Sequence[Any]) -> dict[str, Any]:
 def _event(r: Sequence[Any]) -> dict[str, Any]:
     return {"id": str(r[0]), "event": r[3], "uid": r[4], "tg_id": r[5], "value": r[6],
             "currency": r[7], "occurred_at_ms": r[8], "received_ms": r[2], "source": r[9],
-            "eid": r[10], "attributed": r[4] is not None}  # fmt: skip
+            "eid": r[10], "attributed": r[4] is not None, "test": bool(r[11])}  # fmt: skip
 
 
 def _delivery(r: Sequence[Any]) -> dict[str, Any]:
@@ -78,7 +78,7 @@ _TABLES = (
     _Table(
         "inbox",
         "SELECT r.id, r.space_id, r.received_ms, r.event, r.uid, r.tg_id, r.value, r.currency,"
-        " r.occurred_at_ms, r.source, r.eid FROM inbox r",
+        " r.occurred_at_ms, r.source, r.eid, r.test FROM inbox r",
         _event,
     ),
     _Table(

@@ -41,8 +41,10 @@ from xtracker_wire._version import __version__
 if TYPE_CHECKING:
     from xtracker_wire._models import (
         CANONICAL_EVENTS,
+        EVENT_NAMES,
         MAX_BATCH_BYTES,
         MAX_BATCH_EVENTS,
+        REVERSAL,
         BindIn,
         CanonicalEvent,
         ClickIn,
@@ -58,8 +60,10 @@ if TYPE_CHECKING:
 _MODELS = frozenset(
     {
         "CANONICAL_EVENTS",
+        "EVENT_NAMES",
         "MAX_BATCH_BYTES",
         "MAX_BATCH_EVENTS",
+        "REVERSAL",
         "BindIn",
         "CanonicalEvent",
         "ClickIn",
@@ -82,6 +86,7 @@ def __getattr__(name: str) -> Any:
 __all__ = [
     "BOT_USERNAME",
     "CANONICAL_EVENTS",
+    "EVENT_NAMES",
     "MAX_BATCH_BYTES",
     "MAX_BATCH_EVENTS",
     "MAX_EID_LEN",
@@ -91,6 +96,7 @@ __all__ = [
     "MAX_VALUE",
     "MAX_VALUE_DECIMALS",
     "MIN_OCCURRED_AT_MS",
+    "REVERSAL",
     "STARTAPP_PAYLOAD_MAX",
     "START_PAYLOAD_MAX",
     "BindIn",

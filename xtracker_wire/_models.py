@@ -28,8 +28,10 @@ from xtracker_wire._fields import (
 
 __all__ = [
     "CANONICAL_EVENTS",
+    "EVENT_NAMES",
     "MAX_BATCH_BYTES",
     "MAX_BATCH_EVENTS",
+    "REVERSAL",
     "BindIn",
     "CanonicalEvent",
     "ClickIn",
@@ -41,15 +43,23 @@ __all__ = [
 
 
 class CanonicalEvent(str, Enum):
-    """The four steps of the funnel after the click. Only ``deposit`` carries money."""
+    """The four steps of the funnel after the click (only ``deposit`` carries money), and
+    ``deposit.reversed``: a deposit taken back (a chargeback, a deposit the network rejected),
+    named by the deposit's ``eid``. A reversal is not a funnel step."""
 
     CONTACT = "contact"
     SUBSCRIBED = "subscribed"
     REGISTRATION = "registration"
     DEPOSIT = "deposit"
+    DEPOSIT_REVERSED = "deposit.reversed"
 
 
-CANONICAL_EVENTS: tuple[str, ...] = tuple(e.value for e in CanonicalEvent)
+#: The funnel steps after the click, in order.
+CANONICAL_EVENTS: tuple[str, ...] = ("contact", "subscribed", "registration", "deposit")
+#: The event that reverses a deposit (docs/api.md, "Reversals").
+REVERSAL = CanonicalEvent.DEPOSIT_REVERSED.value
+#: Every event name ``POST /events`` and ``GET /e`` take.
+EVENT_NAMES: tuple[str, ...] = (*CANONICAL_EVENTS, REVERSAL)
 _CLICK_FIELD_LIMITS = {"link_slug": 64, "fbclid": 512, "campaign_name": 256, "raw_query": 4096}
 
 
@@ -65,7 +75,8 @@ class EventIn(_Wire):
     uid: str | None = None
     value: Decimal | None = None
     currency: str = "USD"
-    eid: str | None = None
+    # Checked even when absent: a reversal requires it.
+    eid: str | None = Field(default=None, validate_default=True)
     occurred_at_ms: int | None = None
     tg_id: int | None = None
     #: A test: stored and shown (live tail, postback log), never counted in reports nor sent
@@ -77,12 +88,10 @@ class EventIn(_Wire):
     def _event(cls, raw: object) -> object:
         if isinstance(raw, str):
             name = raw.strip().lower()
-            if name in CANONICAL_EVENTS:
+            if name in EVENT_NAMES:
                 return name
-            raise ValueError(
-                f"unknown event {raw[:40]!r}: use one of {', '.join(CANONICAL_EVENTS)}"
-            )
-        raise ValueError(f"must be one of {', '.join(CANONICAL_EVENTS)}")
+            raise ValueError(f"unknown event {raw[:40]!r}: use one of {', '.join(EVENT_NAMES)}")
+        raise ValueError(f"must be one of {', '.join(EVENT_NAMES)}")
 
     @field_validator("uid", mode="before")
     @classmethod
@@ -91,8 +100,11 @@ class EventIn(_Wire):
 
     @field_validator("eid", mode="before")
     @classmethod
-    def _eid(cls, raw: object) -> str | None:
-        return clean_text(raw, MAX_EID_LEN, identifier=True)
+    def _eid(cls, raw: object, info: ValidationInfo) -> str | None:
+        eid = clean_text(raw, MAX_EID_LEN, identifier=True)
+        if eid is None and info.data.get("event") is CanonicalEvent.DEPOSIT_REVERSED:
+            raise ValueError("is required on deposit.reversed: the eid of the deposit it reverses")
+        return eid
 
     @field_validator("value", mode="before")
     @classmethod
@@ -125,6 +137,10 @@ class EventIn(_Wire):
     @property
     def carries_money(self) -> bool:
         return self.event is CanonicalEvent.DEPOSIT and self.value is not None
+
+    @property
+    def is_reversal(self) -> bool:
+        return self.event is CanonicalEvent.DEPOSIT_REVERSED
 
 
 class BindIn(_Wire):

@@ -18,6 +18,7 @@ def test_the_wire_surface_is_pinned() -> None:
         [
             "BOT_USERNAME",
             "CANONICAL_EVENTS",
+            "EVENT_NAMES",
             "MAX_BATCH_BYTES",
             "MAX_BATCH_EVENTS",
             "MAX_EID_LEN",
@@ -27,6 +28,7 @@ def test_the_wire_surface_is_pinned() -> None:
             "MAX_VALUE",
             "MAX_VALUE_DECIMALS",
             "MIN_OCCURRED_AT_MS",
+            "REVERSAL",
             "STARTAPP_PAYLOAD_MAX",
             "START_PAYLOAD_MAX",
             "BindIn",
@@ -51,7 +53,29 @@ def test_the_wire_surface_is_pinned() -> None:
 
 
 def test_the_four_canonical_events_in_funnel_order() -> None:
-    assert [e.value for e in CanonicalEvent] == ["contact", "subscribed", "registration", "deposit"]
+    assert list(xtracker_wire.CANONICAL_EVENTS) == [
+        "contact", "subscribed", "registration", "deposit"
+    ]  # fmt: skip
+    # the funnel steps, then the reversal of a deposit, which is not a step
+    assert [e.value for e in CanonicalEvent] == [
+        *xtracker_wire.CANONICAL_EVENTS,
+        "deposit.reversed",
+    ]
+    assert (*xtracker_wire.CANONICAL_EVENTS, xtracker_wire.REVERSAL) == xtracker_wire.EVENT_NAMES
+
+
+def test_a_reversal_names_the_eid_of_the_deposit_it_reverses() -> None:
+    event = EventIn.model_validate({"event": "Deposit.Reversed", "uid": "u1", "eid": "tx-1"})
+    assert event.event is CanonicalEvent.DEPOSIT_REVERSED and event.is_reversal
+    assert not EventIn.model_validate({"event": "deposit", "uid": "u1"}).is_reversal
+    for missing in ({}, {"eid": None}, {"eid": "  "}):
+        with pytest.raises(ValidationError) as info:
+            EventIn.model_validate({"event": "deposit.reversed", "uid": "u1", **missing})
+        (error,) = info.value.errors()
+        assert error["loc"] == ("eid",)
+        assert "eid of the deposit it reverses" in error["msg"]
+    # other events keep eid optional
+    assert EventIn.model_validate({"event": "deposit", "uid": "u1", "eid": None}).eid is None
 
 
 @pytest.mark.parametrize(

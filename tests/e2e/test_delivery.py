@@ -408,6 +408,7 @@ def test_event_maps_rename_and_silence_events(fast: Server, sink: Sink) -> None:
         "subscribed": "subscribed",
         "registration": "registration",
         "deposit": "ftd",
+        "deposit.reversed": "deposit.reversed",
     }
     with fast.client() as http:
         http.post("/events", json={"uid": "u", "event": "contact"}, headers=space.auth)

@@ -172,6 +172,7 @@ def test_event_maps_default_and_edit() -> None:
         "subscribed": "Lead",
         "registration": "CompleteRegistration",
         "deposit": "Purchase",
+        "deposit.reversed": "",  # Meta has no standard refund event (docs/destinations.md)
     }
     edited = parse_event_map(
         ["deposit=FTD", "subscribed="], DEFAULT_EVENT_MAPS[DestinationKind.WEBHOOK]
@@ -181,6 +182,7 @@ def test_event_maps_default_and_edit() -> None:
         "subscribed": "",
         "registration": "registration",
         "deposit": "FTD",
+        "deposit.reversed": "deposit.reversed",
     }
     for bad in (["purchase=X"], ["deposit"]):
         with pytest.raises(ValueError, match="EVENT=NAME"):

@@ -44,10 +44,11 @@ def test_non_funnel_statuses_are_ignored(status: str) -> None:
 
 def test_unknown_status_is_a_problem_listing_what_is_accepted() -> None:
     with pytest.raises(PostbackProblem) as info:
-        read_postback({"status": "chargeback", "uid": "u"}, DEFAULTS)
+        read_postback({"status": "cashback", "uid": "u"}, DEFAULTS)
     assert info.value.field == "status"  # named as the network sent it
-    assert "chargeback" in info.value.problem
+    assert "cashback" in info.value.problem
     assert "registration" in info.value.problem and "ftd" in info.value.problem
+    assert "deposit.reversed" in info.value.problem and "chargeback" in info.value.problem
     assert "ignored: " in info.value.problem and "withdrawal" in info.value.problem
 
 

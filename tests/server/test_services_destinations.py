@@ -142,6 +142,7 @@ def test_an_event_map_change_is_merged_into_the_current_map(env: Env) -> None:
         "subscribed": "Lead",
         "registration": "CompleteRegistration",
         "deposit": "Deposit",
+        "deposit.reversed": "",
     }
     with pytest.raises(Invalid) as refused:
         env.run(

@@ -153,3 +153,39 @@ def test_the_report_backlog_is_pruned_up_to_what_the_rollup_applied(backend: Bac
     backend.run(store.catch_up_reports())
     counts = backend.run(store.funnel_counts(space, DAY))
     assert counts.clicks == 4 and counts.uids["contact"] == 4
+
+
+def test_a_reversal_takes_its_deposit_back_in_the_deposits_window_and_space(
+    backend: Backend,
+) -> None:
+    store = backend.store
+    space, other = backend.space().space.id, backend.space().space.id
+    link_id = _seed(backend, space)
+    _seed(backend, other)
+    backend.click(space, "q", link_id, at=T0 + 3)  # q's deposit is attributed: in the funnel
+    for draft in (
+        event(space, "deposit.reversed", "a", eid="d1", at=T0 + 30 * H),  # after the window
+        event(space, "deposit.reversed", "b", eid="d1", at=T0 + 40),  # another uid's eid
+        event(space, "deposit.reversed", "z", eid="nope", at=T0 + 40),  # no such deposit
+        event(space, "deposit.reversed", "q", eid="d9", at=T0 + 50),  # before its deposit
+    ):
+        assert not backend.run(store.record_event(draft)).duplicate
+    again = event(space, "deposit.reversed", "a", eid="d1", at=T0 + 30 * H)
+    assert backend.run(store.record_event(again)).duplicate
+    backend.run(store.catch_up_reports())
+    counts = backend.run(store.funnel_counts(space, DAY))
+    assert (counts.reversed_deposits, counts.reversed_revenue) == (1, {"USD": Decimal("10.10")})
+    assert counts.net_revenue == {"USD": Decimal("0.00000001"), "EUR": Decimal("5")}
+    assert counts.revenue == {"USD": Decimal("10.10000001"), "EUR": Decimal("5")}  # gross
+    assert backend.run(store.funnel_counts(other, DAY)).reversed_deposits == 0
+    # the deposit the early reversal named arrives: it is reversed at once
+    backend.run(store.record_event(
+        event(space, "deposit", "q", eid="d9", at=T0 + 60, value="2.5", currency="EUR")
+    ))  # fmt: skip
+    backend.run(store.catch_up_reports())
+    counts = backend.run(store.funnel_counts(space, DAY))
+    assert counts.reversed_revenue == {"USD": Decimal("10.10"), "EUR": Decimal("2.5")}
+    starts = [T0, T0 + 12 * H]
+    taken = backend.run(store.series_revenue(space, "USD", starts, T0 + 24 * H,
+                                             reversed_only=True))  # fmt: skip
+    assert taken == [Decimal("10.10"), Decimal(0)]

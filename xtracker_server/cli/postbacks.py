@@ -79,7 +79,10 @@ def postback_alias_set(
     space: SpaceOption,
     alias: Annotated[str, typer.Argument(help="The network's status, e.g. ftd (any case).")],
     event: Annotated[
-        str, typer.Argument(help="contact, subscribed, registration, deposit or ignore.")
+        str,
+        typer.Argument(
+            help="contact, subscribed, registration, deposit, deposit.reversed or ignore."
+        ),
     ],
     db: DbOption = DEFAULT_DB,
     json_: JsonOption = False,

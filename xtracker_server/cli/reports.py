@@ -195,6 +195,12 @@ def funnel(
         f"first deposits {data['first_deposits']}  revenue {_money(data['revenue'])}",
         highlight=False,
     )
+    if data["reversed_deposits"]:
+        out.print(
+            f"reversed deposits {data['reversed_deposits']}  reversed"
+            f" {_money(data['reversed_revenue'])}  net revenue {_money(data['net_revenue'])}",
+            highlight=False,
+        )
     loose = data["unattributed"]
     counts = ", ".join(f"{k} {v}" for k, v in loose.items() if k != "revenue" and v)
     out.print(
@@ -249,15 +255,15 @@ def links(
     from rich.table import Column, Table
 
     table = Table(Column("link", no_wrap=True), "clicks", "contact", "subscr.", "reg.",
-                  "dep.", "deposits", "click→dep", f"revenue {cur}", "per click", "bots",
-                  "limited", "dropped",
+                  "dep.", "deposits", "click→dep", f"revenue {cur}", f"net {cur}", "per click",
+                  "bots", "limited", "dropped",
                   title=f"Links of space {space}, by {data['sort']}\n{_period(data)}",
                   caption="bots, limited, dropped: visits not recorded as clicks")  # fmt: skip
     for r in data["links"]:
         table.add_row(
             r["link"] or "(no link)", str(r["clicks"]), str(r["contact"]), str(r["subscribed"]),
             str(r["registration"]), str(r["deposit"]), str(r["deposits"]),
-            _pct(r["click_to_deposit"]), r["revenue"].get(cur, "0"),
+            _pct(r["click_to_deposit"]), r["revenue"].get(cur, "0"), r["net_revenue"].get(cur, "0"),
             r["revenue_per_click"].get(cur) or "-", str(r["unrecorded_bots"]),
             str(r["unrecorded_limited"]), str(r["unrecorded_dropped"]),
         )  # fmt: skip

@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from xtracker_server.domain.capi import ACTION_SOURCES
-from xtracker_wire import CANONICAL_EVENTS
+from xtracker_wire import EVENT_NAMES, REVERSAL
 
 
 class DestinationKind(str, Enum):
@@ -25,16 +25,35 @@ class DestinationKind(str, Enum):
 
 
 #: canonical event -> the destination's name for it; "" means: not sent there.
+#: A reversal (``deposit.reversed``) is not sent to CAPI: Meta's standard events have no refund
+#: or chargeback, and a custom event would not take the Purchase back from its optimisation.
+#: An S2S postback gets it only when its template can tell it from a conversion (see
+#: ``REVERSAL_MACROS``): otherwise a reversal would read as one more conversion.
 DEFAULT_EVENT_MAPS: dict[DestinationKind, dict[str, str]] = {
     DestinationKind.FB_CAPI: {
         "contact": "Contact",
         "subscribed": "Lead",
         "registration": "CompleteRegistration",
         "deposit": "Purchase",
+        REVERSAL: "",
     },
-    DestinationKind.WEBHOOK: {e: e for e in CANONICAL_EVENTS},
-    DestinationKind.S2S_POSTBACK: {e: e for e in CANONICAL_EVENTS},
+    DestinationKind.WEBHOOK: {e: e for e in EVENT_NAMES},
+    DestinationKind.S2S_POSTBACK: {e: e for e in EVENT_NAMES},
 }
+
+#: The macros that tell a reversal from a conversion in an S2S template.
+REVERSAL_MACROS: tuple[str, ...] = ("{status}", "{event}", "{canonical}")
+
+
+def default_event_map(kind: DestinationKind, config: dict[str, Any]) -> dict[str, str]:
+    """The kind's default map; an S2S template without a macro of ``REVERSAL_MACROS`` does not
+    get reversals by default (it would send them as conversions)."""
+    base = dict(DEFAULT_EVENT_MAPS[kind])
+    if kind is DestinationKind.S2S_POSTBACK:
+        template = str(config.get("url_template", ""))
+        if not any(m in template for m in REVERSAL_MACROS):
+            base[REVERSAL] = ""
+    return base
 
 
 class FbCapiConfig(BaseModel):
@@ -125,10 +144,10 @@ def parse_event_map(assignments: list[str], base: dict[str, str]) -> dict[str, s
     for item in assignments:
         event, sep, name = item.partition("=")
         event = event.strip().lower()
-        if not sep or event not in CANONICAL_EVENTS:
+        if not sep or event not in EVENT_NAMES:
             raise ValueError(
                 f"{item!r}: write EVENT=NAME (or EVENT= to stop sending it), EVENT one of "
-                f"{', '.join(CANONICAL_EVENTS)}"
+                f"{', '.join(EVENT_NAMES)}"
             )
         name = name.strip()
         if len(name) > 64:
@@ -138,10 +157,10 @@ def parse_event_map(assignments: list[str], base: dict[str, str]) -> dict[str, s
 
 
 def check_event_map(raw: dict[str, str]) -> dict[str, str]:
-    unknown = set(raw) - set(CANONICAL_EVENTS)
+    unknown = set(raw) - set(EVENT_NAMES)
     if unknown:
         raise ValueError(f"unknown event(s) {', '.join(sorted(unknown))}")
-    return {e: str(raw.get(e, "")).strip()[:64] for e in CANONICAL_EVENTS}
+    return {e: str(raw.get(e, "")).strip()[:64] for e in EVENT_NAMES}
 
 
 def delivery_event_id(dedup_key: bytes, destination_id: int) -> str:
@@ -293,7 +312,7 @@ class DestinationInput(BaseModel):
     def _map(cls, raw: dict[str, str] | None) -> dict[str, str] | None:
         if raw is None:
             return None
-        unknown = set(raw) - set(CANONICAL_EVENTS)
+        unknown = set(raw) - set(EVENT_NAMES)
         if unknown:
             raise ValueError(f"unknown event(s) {', '.join(sorted(unknown))}")
         return raw
@@ -309,7 +328,8 @@ class DestinationInput(BaseModel):
         return CONFIG_MODELS[self.kind].model_validate({f: given[f] for f in fields if f in given})
 
     def full_event_map(self) -> dict[str, str]:
-        return {**DEFAULT_EVENT_MAPS[self.kind], **(self.event_map or {})}
+        config = {"url_template": self.url_template or ""}
+        return {**default_event_map(self.kind, config), **(self.event_map or {})}
 
     def target_url(self) -> str | None:
         """The URL whose host must be a public address (for the safety check)."""

@@ -39,7 +39,7 @@ class DeliveryContext:
 
     event_id: str  # stable for this event and destination across every retry and restart
     event_name: str  # the destination's name for the event (from its event map)
-    canonical: str  # contact | subscribed | registration | deposit
+    canonical: str  # contact | subscribed | registration | deposit | deposit.reversed
     occurred_at_ms: int
     uid: str | None
     tg_id: int | None

@@ -3,7 +3,9 @@
 Networks call ``/e`` with their own words. A space maps them onto the wire fields:
 
 - **status aliases** turn a network's status (``ftd``, ``lead``, ``sale``) into a canonical
-  event, or into ``ignore`` (``withdrawal``, ``commission``): answered 200, logged, not counted;
+  event, into ``deposit.reversed`` (``rejected``, ``chargeback``: the deposit named by the
+  postback's eid is taken back), or into ``ignore`` (``withdrawal``, ``commission``): answered
+  200, logged, not counted;
 - **parameter aliases** accept a network's parameter name (``click_id``, ``sumdep``, ``tid``)
   for one of ours (``uid``, ``value``, ``eid``). Our own name always wins; two aliases of one
   field that disagree are refused, never guessed.
@@ -24,7 +26,7 @@ from types import MappingProxyType
 from xtracker_server.domain.credentials import mask
 from xtracker_server.domain.macros import UnfilledMacroError, first_unfilled_macro
 from xtracker_server.exceptions import XTrackerServerError
-from xtracker_wire import CANONICAL_EVENTS, CanonicalEvent, check_plain_text
+from xtracker_wire import EVENT_NAMES, REVERSAL, CanonicalEvent, check_plain_text
 
 #: What a status alias may map to besides a canonical event: answered, logged, not counted.
 IGNORE = "ignore"
@@ -51,7 +53,11 @@ DEFAULT_STATUS_ALIASES: Mapping[str, str] = MappingProxyType(
         "conf": IGNORE,  # Pocket Option, Quotex: e-mail confirmed
         "withdrawal": IGNORE,
         "commission": IGNORE,
-        "rejected": IGNORE,  # Keitaro
+        # a deposit taken back: the postback's eid names the deposit (docs/postbacks.md)
+        "rejected": REVERSAL,  # Keitaro, Binom: a conversion the network rejected
+        "chargeback": REVERSAL,
+        "reversed": REVERSAL,
+        "refund": REVERSAL,
         "ping": IGNORE,
         "test": IGNORE,
     }
@@ -98,7 +104,7 @@ class Aliases:
     def accepted_statuses(self) -> str:
         counted = sorted(k for k, v in self.statuses.items() if v != IGNORE)
         ignored = sorted(k for k, v in self.statuses.items() if v == IGNORE)
-        text = ", ".join(CANONICAL_EVENTS)
+        text = ", ".join(EVENT_NAMES)
         if counted:
             text += f"; aliases: {', '.join(counted)}"
         if ignored:
@@ -135,10 +141,8 @@ def check_status_alias(alias: str, target: str) -> tuple[str, str]:
     """A status alias to store, normalised; ``ValueError`` says what is wrong."""
     name = check_status_name(alias)
     target = target.strip().lower()
-    if target not in (*CANONICAL_EVENTS, IGNORE):
-        raise ValueError(
-            f"maps to one of {', '.join(CANONICAL_EVENTS)} or {IGNORE}, not {target!r}"
-        )
+    if target not in (*EVENT_NAMES, IGNORE):
+        raise ValueError(f"maps to one of {', '.join(EVENT_NAMES)} or {IGNORE}, not {target!r}")
     return name, target
 
 
@@ -148,7 +152,7 @@ def check_status_name(alias: str) -> str:
         raise ValueError(
             f"{alias!r} is not a status name: 1 to 64 letters, digits, '_', '.', ':' or '-'"
         )
-    if name in CANONICAL_EVENTS or name == IGNORE:
+    if name in EVENT_NAMES or name == IGNORE:
         raise ValueError(f"{name!r} is a canonical name: it always means itself")
     return name
 
@@ -227,7 +231,7 @@ def read_postback(params: Mapping[str, object], aliases: Aliases) -> PostbackRea
         except ValueError as exc:
             raise PostbackProblem(names["event"], str(exc)) from None
         key = status.lower()
-        mapped = key if key in CANONICAL_EVENTS else aliases.statuses.get(key)
+        mapped = key if key in EVENT_NAMES else aliases.statuses.get(key)
         if mapped is None:
             raise PostbackProblem(
                 names["event"],

@@ -26,8 +26,10 @@ from xtracker_wire import CANONICAL_EVENTS
 
 #: The funnel, in order: the click, then the four canonical events.
 STEPS: tuple[str, ...] = ("click", *CANONICAL_EVENTS)
-#: What a time series can show: a step (distinct uids per bucket) or revenue (one currency).
-METRICS: tuple[str, ...] = (*STEPS, "revenue")
+#: What a time series can show: a step (distinct uids per bucket) or money in one currency:
+#: revenue (gross), the part of it reversed, or net (gross less reversed).
+MONEY_METRICS: tuple[str, ...] = ("revenue", "reversed_revenue", "net_revenue")
+METRICS: tuple[str, ...] = (*STEPS, *MONEY_METRICS)
 
 DAY_MS = 86_400_000
 HOUR_MS = 3_600_000
@@ -216,6 +218,16 @@ def sum_from_parts(integer_sum: int, fraction_sum: int, scale: int, decimals: in
     return total.quantize(Decimal(1).scaleb(-scale)) if scale > 0 else total.quantize(Decimal(1))
 
 
+def net_revenue(gross: dict[str, Decimal], reversed_: dict[str, Decimal]) -> dict[str, Decimal]:
+    """Per currency, the gross revenue less what was reversed (exact). The reversed amounts
+    are part of the gross (the same deposits), so a currency of ``reversed_`` is in ``gross``.
+
+        >>> net_revenue({"USD": Decimal("25.00")}, {"USD": Decimal("10")})
+        {'USD': Decimal('15.00')}
+    """
+    return {c: v - reversed_.get(c, Decimal(0)) for c, v in gross.items()}
+
+
 def per_click(amount: Decimal, clicks: int) -> Decimal | None:
     if clicks == 0:
         return None
@@ -257,7 +269,7 @@ class FunnelCounts:
     uids: dict[str, int]  # step -> distinct uids (clicks: clicks)
     deposits: int  # deposit rows
     first_deposits: int  # uids whose first deposit ever is in the window (cohort: depositors)
-    revenue: dict[str, Decimal]  # currency -> total
+    revenue: dict[str, Decimal]  # currency -> total (gross: reversals not taken off)
     unattributed: dict[str, int]  # event -> rows without a uid
     unattributed_revenue: dict[str, Decimal] = field(default_factory=dict)
     # Events in the window whose uid has no click in the space: distinct uids per step, deposit
@@ -265,6 +277,12 @@ class FunnelCounts:
     unknown: dict[str, int] = field(default_factory=dict)
     unknown_deposits: int = 0
     unknown_revenue: dict[str, Decimal] = field(default_factory=dict)
+    reversed_deposits: int = 0  # of the deposit rows, those reversed (deposit.reversed)
+    reversed_revenue: dict[str, Decimal] = field(default_factory=dict)  # their amounts
+
+    @property
+    def net_revenue(self) -> dict[str, Decimal]:
+        return net_revenue(self.revenue, self.reversed_revenue)
 
     @property
     def clicks(self) -> int:
@@ -358,6 +376,9 @@ LINK_COLUMNS: tuple[str, ...] = (
     "revenue",
     "revenue_per_click",
     *UNRECORDED_COLUMNS,
+    "reversed_deposits",
+    "reversed_revenue",
+    "net_revenue",
 )
 
 
@@ -371,6 +392,12 @@ class LinkRow:
     #: Landing visits answered but not recorded as clicks, by reason (``bot``, ``limited``,
     #: ``dropped``).
     unrecorded: dict[str, int] = field(default_factory=dict)
+    reversed_deposits: int = 0
+    reversed_revenue: dict[str, Decimal] = field(default_factory=dict)
+
+    @property
+    def net_revenue(self) -> dict[str, Decimal]:
+        return net_revenue(self.revenue, self.reversed_revenue)
 
     @property
     def depositors(self) -> int:
@@ -407,6 +434,12 @@ def sort_links(rows: list[LinkRow], column: str, *, desc: bool, currency: str) -
             return row.revenue.get(currency, Decimal(0))
         if column in UNRECORDED_COLUMNS:
             return row.unrecorded.get(UNRECORDED_COLUMNS[column], 0)
+        if column == "reversed_deposits":
+            return row.reversed_deposits
+        if column == "reversed_revenue":
+            return row.reversed_revenue.get(currency, Decimal(0))
+        if column == "net_revenue":
+            return row.net_revenue.get(currency, Decimal(0))
         return row.revenue_per_click().get(currency) if row.clicks else None
 
     by_slug = sorted(rows, key=lambda r: (r.link is None, r.link or ""))

@@ -1,4 +1,7 @@
-"""S2S postbacks: a URL template with macros, filled per event (docs/destinations.md)."""
+"""S2S postbacks: a URL template with macros, filled per event (docs/destinations.md).
+
+``{status}`` is ``approved`` for an event and ``rejected`` for a reversal (``deposit.reversed``),
+the words Keitaro and Binom take for a conversion's status."""
 
 from __future__ import annotations
 
@@ -6,12 +9,15 @@ import re
 from urllib.parse import quote
 
 from xtracker_server.domain.outbound import DeliveryContext, OutboundRequest
+from xtracker_wire import REVERSAL
 
 MACROS: tuple[str, ...] = (
     "uid", "event", "canonical", "value", "currency", "occurred_at_ms", "tg_id", "fbclid",
     "campaign_id", "campaign_name", "adset_id", "adset_name", "ad_id", "ad_name", "placement",
-    "eid", "event_id", "link", "country",
+    "eid", "event_id", "link", "country", "status",
 )  # fmt: skip
+#: ``{status}``: a conversion, and a reversal of one.
+APPROVED, REJECTED = "approved", "rejected"
 _MACRO = re.compile(r"\{([A-Za-z0-9_]+)\}")
 
 
@@ -41,6 +47,7 @@ def macro_values(ctx: DeliveryContext) -> dict[str, str]:
         "event_id": ctx.event_id,
         "link": click.link,
         "country": click.country,
+        "status": REJECTED if ctx.canonical == REVERSAL else APPROVED,
     }
     return {k: "" if v is None else str(v) for k, v in values.items()}
 

@@ -53,7 +53,11 @@ def _bind_answer(*statuses: str) -> Schema:
 
 
 _EVENT_QUERY = (
-    Param("event", STR, "contact, subscribed, registration, deposit, or a status alias"),
+    Param(
+        "event",
+        STR,
+        "contact, subscribed, registration, deposit, deposit.reversed, or a status alias",
+    ),
     Param("uid", {"type": "string", "maxLength": MAX_UID_LEN}, "the click's uid"),
     Param("tg_id", TG_ID, "the Telegram user id"),
     Param("value", STR, "the amount (deposits)"),

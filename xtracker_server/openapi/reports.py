@@ -87,6 +87,9 @@ _FUNNEL_NUMBERS = {
     "depositors": INT,
     "first_deposits": INT,
     "revenue": _MONEY,
+    "reversed_deposits": INT,
+    "reversed_revenue": _MONEY,
+    "net_revenue": _MONEY,
 }
 _WINDOW = {"from_ms": MS, "to_ms": MS}
 _FUNNEL = answer(
@@ -130,6 +133,9 @@ _LINK_ROW = closed(
         "revenue": _MONEY,
         "revenue_per_click": {"type": "object", "additionalProperties": nullable(STR)},
         **{column: INT for column in UNRECORDED_COLUMNS},
+        "reversed_deposits": INT,
+        "reversed_revenue": _MONEY,
+        "net_revenue": _MONEY,
     }
 )
 _LINKS_REPORT = answer(

@@ -25,7 +25,7 @@ from xtracker_server.services.context import Context
 from xtracker_server.services.errors import Invalid, NotFound
 from xtracker_server.services.principal import Action, Principal, authorize
 from xtracker_server.services.spaces import authorized_space
-from xtracker_wire import CANONICAL_EVENTS
+from xtracker_wire import EVENT_NAMES
 
 if TYPE_CHECKING:
     from xtracker_server.delivery.probe import ProbeResult
@@ -144,7 +144,7 @@ async def _columns(
 
 def _merged_map(current: dict[str, str], raw: object) -> dict[str, str]:
     if not isinstance(raw, dict) or not all(isinstance(v, str) for v in raw.values()):
-        raise Invalid("event_map", f"must map events ({', '.join(CANONICAL_EVENTS)}) to names")
+        raise Invalid("event_map", f"must map events ({', '.join(EVENT_NAMES)}) to names")
     try:
         return check_event_map({**current, **raw})
     except ValueError as exc:

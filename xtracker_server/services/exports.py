@@ -315,8 +315,8 @@ async def deliveries_export(who: Principal, ctx: Context, space_id: int) -> Expo
 #: The postback log's CSV columns: its JSON fields (``conflict`` as two columns, without the
 #: deprecated ``attributed``).
 POSTBACK_COLUMNS = [
-    "id", "at_ms", "ip", "token_name", "method", "query", "body", "outcome", "status", "event",
-    "uid", "click_known", "value", "currency", "eid", "inbox_id", "conflict_value",
+    "id", "at_ms", "ip", "token_name", "test", "method", "query", "body", "outcome", "status",
+    "event", "uid", "click_known", "value", "currency", "eid", "inbox_id", "conflict_value",
     "conflict_currency", "error", "detail",
 ]  # fmt: skip
 

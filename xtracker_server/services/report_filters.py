@@ -116,11 +116,18 @@ async def series_revenue(
     starts: Sequence[int],
     to_ms: int,
     scope: LinkScope,
+    *,
+    reversed_only: bool = False,
 ) -> list[Decimal]:
     parts = [
-        await store.series_revenue(space_id, currency, starts, to_ms, link_id=i)
+        await store.series_revenue(
+            space_id, currency, starts, to_ms, link_id=i, reversed_only=reversed_only
+        )
         for i in scope.link_ids
     ]
     if not scope.exclude:
         return add_series(parts)
-    return subtract_series(await store.series_revenue(space_id, currency, starts, to_ms), parts)
+    everything = await store.series_revenue(
+        space_id, currency, starts, to_ms, reversed_only=reversed_only
+    )
+    return subtract_series(everything, parts)

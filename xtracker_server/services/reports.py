@@ -15,6 +15,7 @@ queries (``funnel_counts``, ``link_rows``, …) and computes with ``domain.repor
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from decimal import Decimal
 from typing import Any
 
 from xtracker_server.clock import now_ms as wall_clock_ms
@@ -194,6 +195,9 @@ def _funnel_json(counts: FunnelCounts) -> dict[str, Any]:
         "depositors": counts.depositors,
         "first_deposits": counts.first_deposits,
         "revenue": _money(counts.revenue),
+        "reversed_deposits": counts.reversed_deposits,
+        "reversed_revenue": _money(counts.reversed_revenue),
+        "net_revenue": _money(counts.net_revenue),
     }  # fmt: skip
 
 
@@ -311,6 +315,9 @@ async def links_report(
                     column: r.unrecorded.get(reason, 0)
                     for column, reason in domain.UNRECORDED_COLUMNS.items()
                 },
+                "reversed_deposits": r.reversed_deposits,
+                "reversed_revenue": _money(r.reversed_revenue),
+                "net_revenue": _money(r.net_revenue),
             }
             for r in ordered
         ],
@@ -383,20 +390,34 @@ async def series_points(
     starts = domain.bucket_starts(window, size, zone)
     bounds = [max(s, window.from_ms) for s in starts]
     code = None
-    if metric == "revenue":
+    if metric in domain.MONEY_METRICS:
         code = _currency(currency or "USD")
     elif currency is not None:
         raise ReportError("currency", "only the revenue metric has a currency")
 
+    async def money(part: list[int], end: int, reversed_only: bool) -> list[Decimal]:
+        if scope is None:
+            return await store.series_revenue(
+                space_id, code or "", part, end, link_id=link_id, reversed_only=reversed_only
+            )
+        return await report_filters.series_revenue(
+            store, space_id, code or "", part, end, scope, reversed_only=reversed_only
+        )
+
     async def page(lo: int, hi: int) -> list[Any]:
         part, end = bounds[lo:hi], bounds[hi] if hi < len(bounds) else window.to_ms
         if code is not None:
-            revenue = (
-                await store.series_revenue(space_id, code, part, end, link_id=link_id)
-                if scope is None
-                else await report_filters.series_revenue(store, space_id, code, part, end, scope)
-            )
-            return [money_text(v) for v in revenue]
+            gross: list[Decimal] = []
+            if metric != "reversed_revenue":
+                gross = await money(part, end, False)
+            if metric != "revenue":
+                taken = await money(part, end, True)
+                gross = (
+                    taken
+                    if metric == "reversed_revenue"
+                    else [g - r for g, r in zip(gross, taken, strict=True)]
+                )
+            return [money_text(v) for v in gross]
         counts = (
             await store.series_counts(space_id, metric, part, end, link_id=link_id)
             if scope is None

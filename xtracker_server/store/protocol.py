@@ -344,7 +344,10 @@ class Store(Protocol):
         to_ms: int,
         *,
         link_id: int | None = None,
-    ) -> list[Decimal]: ...
+        reversed_only: bool = False,
+    ) -> list[Decimal]:
+        """Gross revenue in ``currency`` per bucket; ``reversed_only``: the part of it that
+        was reversed (``deposit.reversed``), in the deposits' buckets."""
 
     async def delivery_health(self, space_id: int, now_ms: int) -> list[DestinationHealth]: ...
 

@@ -468,6 +468,17 @@ MIGRATIONS: tuple[str, ...] = (
         VALUES ('click', NEW.space_id, NEW.uid, NEW.link_id);
     END;
     """,
+    # 20: deposit reversals (issue 17 §4): the event map of every destination gets a row for
+    # deposit.reversed, as a new one of its kind would (domain/destinations.py): sent to
+    # webhooks, to S2S postbacks whose template tells it from a conversion, never to CAPI.
+    """
+    UPDATE destinations SET event_map = json_set(event_map, '$."deposit.reversed"',
+        CASE WHEN kind = 'webhook' THEN 'deposit.reversed'
+             WHEN kind = 's2s_postback' AND (instr(config, '{status}') OR instr(config, '{event}')
+                  OR instr(config, '{canonical}')) THEN 'deposit.reversed'
+             ELSE '' END)
+    WHERE json_type(event_map, '$."deposit.reversed"') IS NULL;
+    """,
 )
 
 

@@ -11,6 +11,10 @@ the uid's previous event of the same step (``prev_ms``). So:
 - a uid belongs to one link (its click's), so per-link numbers add up to the space's; the
   per-link table is one pass in key order (no sort), the funnel one count per step.
 
+Reversed revenue is the part of those deposits that was taken back: deposit rows whose inbox id
+is in ``report_reversed`` (the rollup pairs a ``deposit.reversed`` with its deposit), counted in
+the deposit's window, link and currency, so gross - reversed = net holds in every report.
+
 Money is summed exactly in SQL: an amount is fixed-point text with at most
 ``MAX_VALUE_DECIMALS`` (8) decimals, so the rollup stores it as two exact integers, its integer
 part (``units``) and its fraction as 8 digits (``fraction``), plus how many decimals it was
@@ -148,12 +152,18 @@ def _deposits_in_python(
 # ----------------------------------------------------------------------------- funnel
 
 
+#: Of the deposit rows a query selects, those that were reversed.
+_REVERSED = " AND inbox_id IN (SELECT deposit_id FROM report_reversed WHERE space_id = ?)"
+
+
 @dataclass(frozen=True)
 class _Window:
-    """Per link (``NO_LINK`` included): distinct uids per step, and the deposits."""
+    """Per link (``NO_LINK`` included): distinct uids per step, the deposits, and of them the
+    reversed ones."""
 
     uids: dict[int, dict[str, int]]
     deposits: dict[int, _Deposits]
+    reversed: dict[int, _Deposits]
 
 
 def _per_link(
@@ -172,20 +182,25 @@ def _per_link(
         # a uid has one link_id: "no link" and "no click" add up to distinct uids
         key = NO_LINK if link == UNKNOWN else link
         uids[key][event] = uids[key].get(event, 0) + int(n)
-    deposits = _deposits(
-        conn,
-        "link_id",
+    where = (
         f"report_steps WHERE space_id = ? AND {of_link} AND event = 'deposit'"
-        f" AND at_ms >= ? AND at_ms < ?",
-        (space_id, *link_args, f, t),
+        f" AND at_ms >= ? AND at_ms < ?"
     )
+    args = (space_id, *link_args, f, t)
+    deposits = _fold_unknown(_deposits(conn, "link_id", where, args))
+    reversed_ = _fold_unknown(_deposits(conn, "link_id", where + _REVERSED, (*args, space_id)))
+    return _Window(uids, deposits, reversed_)
+
+
+def _fold_unknown(deposits: dict[Any, _Deposits]) -> dict[Any, _Deposits]:
+    """The deposits of uids without a click (``UNKNOWN``) added to those of ``NO_LINK``."""
     unknown = deposits.pop(UNKNOWN, None)
     if unknown is not None:
         d = deposits[NO_LINK]
         d.rows, d.firsts = d.rows + unknown.rows, d.firsts + unknown.firsts
         for currency, amount in unknown.revenue.items():
             d.revenue[currency] = d.revenue.get(currency, Decimal(0)) + amount
-    return _Window(uids, deposits)
+    return deposits
 
 
 def _clicks(conn: sqlite3.Connection, space_id: int, window: Window, link_id: int | None) -> int:
@@ -214,9 +229,9 @@ def funnel_counts(
     (``unknown``, the space's, by the events' time in both modes), as are events without a uid
     (``unattributed``)."""
     if mode is FunnelMode.COHORT:
-        uids, total = _cohort(conn, space_id, window, link_id)
+        uids, total, reversed_ = _cohort(conn, space_id, window, link_id)
     else:
-        uids, total = _activity(conn, space_id, window, link_id)
+        uids, total, reversed_ = _activity(conn, space_id, window, link_id)
     f, t = window.from_ms, window.to_ms
     unknown = {
         event: int(n)
@@ -258,6 +273,8 @@ def funnel_counts(
         revenue=total.revenue,
         unattributed=unattributed,
         unattributed_revenue=loose[1].revenue if 1 in loose else {},
+        reversed_deposits=reversed_.rows,
+        reversed_revenue=reversed_.revenue,
         unknown=unknown,
         unknown_deposits=loose_known.rows,
         unknown_revenue=loose_known.revenue,
@@ -266,8 +283,9 @@ def funnel_counts(
 
 def _activity(
     conn: sqlite3.Connection, space_id: int, window: Window, link_id: int | None
-) -> tuple[dict[str, int], _Deposits]:
-    """Clicks in the window, distinct uids with each step in the window, their deposits."""
+) -> tuple[dict[str, int], _Deposits, _Deposits]:
+    """Clicks in the window, distinct uids with each step in the window, their deposits, and of
+    those the reversed ones."""
     of_link, link_args = _of_link(space_id, link_id, unknown=False)
     f, t = window.from_ms, window.to_ms
     uids: dict[str, int] = {"click": _clicks(conn, space_id, window, link_id)}
@@ -277,22 +295,23 @@ def _activity(
             f" AND at_ms >= ? AND at_ms < ? AND (prev_ms IS NULL OR prev_ms < ?)",
             (space_id, *link_args, event, f, t, f),
         ).fetchone()[0]
-    total = _deposits(
-        conn,
-        "1",
+    where = (
         f"report_steps WHERE space_id = ? AND {of_link} AND event = 'deposit'"
-        f" AND at_ms >= ? AND at_ms < ?",
-        (space_id, *link_args, f, t),
-    ).get(1, _Deposits())
-    return uids, total
+        f" AND at_ms >= ? AND at_ms < ?"
+    )
+    args = (space_id, *link_args, f, t)
+    total = _deposits(conn, "1", where, args).get(1, _Deposits())
+    reversed_ = _deposits(conn, "1", where + _REVERSED, (*args, space_id)).get(1, _Deposits())
+    return uids, total, reversed_
 
 
 def _cohort(
     conn: sqlite3.Connection, space_id: int, window: Window, link_id: int | None
-) -> tuple[dict[str, int], _Deposits]:
+) -> tuple[dict[str, int], _Deposits, _Deposits]:
     """Clicks in the window, and of their uids those with each step at any time (a uid's first
-    event of a step is its row with ``prev_ms`` NULL: one per uid), their deposits ever.
-    Reads the window's clicks and each one's rows (``report_steps_uid``)."""
+    event of a step is its row with ``prev_ms`` NULL: one per uid), their deposits ever, and of
+    those the reversed ones. Reads the window's clicks and each one's rows
+    (``report_steps_uid``)."""
     if link_id is None:
         clicks = "SELECT uid FROM clicks WHERE space_id = ? AND created_ms >= ? AND created_ms < ?"
         args: tuple[int, ...] = (space_id, window.from_ms, window.to_ms)
@@ -312,15 +331,23 @@ def _cohort(
         (*args, space_id),
     ):
         uids[event] = int(n)
-    total = _deposits(
-        conn,
-        "1",
-        f"(SELECT r.currency, r.prev_ms, r.units, r.fraction, r.scale FROM {rows}"
-        " WHERE r.event = 'deposit')",
-        (*args, space_id),
-        prefix=cohort,
-    ).get(1, _Deposits())
-    return uids, total
+
+    def deposits(extra: str, extra_args: tuple[int, ...]) -> _Deposits:
+        return _deposits(
+            conn,
+            "1",
+            f"(SELECT r.currency, r.prev_ms, r.units, r.fraction, r.scale FROM {rows}"
+            f" WHERE r.event = 'deposit'{extra})",
+            (*args, space_id, *extra_args),
+            prefix=cohort,
+        ).get(1, _Deposits())
+
+    total = deposits("", ())
+    reversed_ = deposits(
+        " AND r.inbox_id IN (SELECT deposit_id FROM report_reversed WHERE space_id = ?)",
+        (space_id,),
+    )
+    return uids, total, reversed_
 
 
 # ----------------------------------------------------------------------------- per link
@@ -342,8 +369,9 @@ def link_rows(conn: sqlite3.Connection, space_id: int, window: Window) -> list[L
 
     def row(link_id: int, slug: str | None) -> LinkRow:
         d = per_link.deposits.get(link_id, empty)
+        r = per_link.reversed.get(link_id, empty)
         return LinkRow(slug, clicks.get(link_id, 0), per_link.uids.get(link_id, {}), d.rows,
-                       d.revenue, unrecorded.get(link_id, {}))  # fmt: skip
+                       d.revenue, unrecorded.get(link_id, {}), r.rows, r.revenue)  # fmt: skip
 
     out = [row(link_id, slug) for link_id, slug in links]
     if clicks[NO_LINK] or NO_LINK in per_link.uids:
@@ -418,17 +446,23 @@ def series_revenue(
     to_ms: int,
     *,
     link_id: int | None = None,
+    reversed_only: bool = False,
 ) -> list[Decimal]:
-    """Revenue in ``currency`` per bucket (attributed deposits; exact)."""
+    """Revenue in ``currency`` per bucket (attributed deposits; exact); ``reversed_only``: of
+    the deposits of each bucket, those that were reversed."""
     if not starts:
         return []
     of_link, link_args = _of_link(space_id, link_id)
+    reversed_sql, reversed_args = (
+        (" AND r.inbox_id IN (SELECT deposit_id FROM report_reversed WHERE space_id = ?)",
+         (space_id,)) if reversed_only else ("", ())
+    )  # fmt: skip
     per_bucket = _deposits(
         conn,
         "b.i",
         f"b JOIN report_steps r ON r.space_id = ? AND r.{of_link} AND r.event = 'deposit'"
-        f" AND r.at_ms >= b.lo AND r.at_ms < b.hi WHERE r.currency = ?",
-        (space_id, *link_args, currency),
+        f" AND r.at_ms >= b.lo AND r.at_ms < b.hi WHERE r.currency = ?{reversed_sql}",
+        (space_id, *link_args, currency, *reversed_args),
         prefix=_buckets_cte(starts, to_ms),
     )
     zero = Decimal(0)

@@ -8,14 +8,17 @@ event of the same step (``prev_ms``): "distinct uids with the step in ``[from, t
 ``store/sqlite/reports.py``).
 
 The rollup lives in a file of its own (``db.reports_path``: ``x.reports.db`` next to ``x.db``),
-attached as ``reports``. It is derived data: its own lock, ``synchronous=NORMAL``, rebuilt
-from the inbox when missing. Nothing of it runs in the writer's transactions, so ingest does
-not pay for reports. ``catch_up`` brings it up to date: it feeds the inbox rows it has not read
-yet, then what ``report_backlog`` (main file, migrations 4 and 6) recorded since: events a bind
-attributed (or moved to another uid) after the rollup read them, and clicks stored after events
-of their uid; and what ``report_removals`` (migration 13, store/sqlite/purge.py) says left: erased
-uids and events, deleted links and spaces. The server runs it in the background and before
-every report, so a report counts every event committed before it was asked for.
+attached as ``reports``. It is derived data: its own lock, ``synchronous=NORMAL``, rebuilt from the
+inbox when missing. Nothing of it runs in the writer's transactions, so ingest does not pay for
+reports. ``report_reversed`` pairs each reversed deposit with its reversal (``deposit.reversed``,
+matched by uid and eid from whichever of the two is fed last; ``report_reversals`` keeps every
+reversal for the deposits fed after it). ``catch_up`` brings it up to date:
+it feeds the inbox rows it has not read yet, then what ``report_backlog`` (main file, migrations 4
+and 6) recorded since: events a bind attributed (or moved to another uid) after the rollup read
+them, and clicks stored after events of their uid; and what ``report_removals`` (migration 13,
+store/sqlite/purge.py) says left: erased uids and events, deleted links and spaces. The server runs
+it in the background and before every report, so a report counts every event committed before it
+was asked for.
 
 Row ids may commit out of order (several writers: id 9 may commit after id 10 was read), so the
 rollup follows each of the three tables with a ``domain.tail.Watermark``: the highest id read
@@ -43,7 +46,7 @@ from typing import Any
 from xtracker_server.domain.tail import Watermark
 from xtracker_server.store.sqlite.db import attach_reports, connect, reports_path
 from xtracker_server.store.sqlite.generation import generation
-from xtracker_wire import MAX_VALUE_DECIMALS
+from xtracker_wire import MAX_VALUE_DECIMALS, REVERSAL
 
 log = logging.getLogger("xtracker.store")
 
@@ -101,6 +104,27 @@ SCHEMA = (
         since_s  REAL NOT NULL,
         PRIMARY KEY (feed, id)
     ) WITHOUT ROWID""",
+    # Deposits that were reversed (issue 17 §4): a deposit.reversed names its deposit by the
+    # deposit's eid and uid. Matched from either side as each is fed (a reversal may arrive
+    # before its deposit), so the reports join the deposit rows of report_steps to this.
+    """CREATE TABLE IF NOT EXISTS reports.report_reversed (
+        space_id     INTEGER NOT NULL,
+        deposit_id   INTEGER NOT NULL,  -- the deposit's inbox id
+        reversal_id  INTEGER NOT NULL,  -- the reversal's inbox id
+        uid          TEXT NOT NULL,
+        PRIMARY KEY (space_id, deposit_id)
+    ) WITHOUT ROWID""",
+    """CREATE INDEX IF NOT EXISTS reports.report_reversed_by
+        ON report_reversed(reversal_id)""",
+    # Every reversal fed, by what it names: a deposit fed later finds its reversal here with
+    # one probe of a small table, rather than reading its uid's events in the inbox.
+    """CREATE TABLE IF NOT EXISTS reports.report_reversals (
+        space_id     INTEGER NOT NULL,
+        uid          TEXT NOT NULL,
+        eid          TEXT NOT NULL,
+        reversal_id  INTEGER NOT NULL,
+        PRIMARY KEY (space_id, uid, eid, reversal_id)
+    ) WITHOUT ROWID""",
     # The events being rolled up; emptied by every catch-up.
     """CREATE TABLE IF NOT EXISTS reports.feed (
         inbox_id  INTEGER PRIMARY KEY,
@@ -150,6 +174,21 @@ BEGIN
         WHERE space_id = NEW.space_id AND uid = NEW.uid AND event = NEW.event
           AND (at_ms, inbox_id) > (NEW.at_ms, NEW.inbox_id)
         ORDER BY at_ms, inbox_id LIMIT 1);
+    -- a reversal: kept for a deposit fed later, and paired with the deposit of its uid with
+    -- its eid if that is already stored
+    INSERT OR IGNORE INTO report_reversals
+        SELECT NEW.space_id, NEW.uid, r.eid, NEW.inbox_id FROM main.inbox r
+        WHERE NEW.event = '{REVERSAL}' AND r.id = NEW.inbox_id AND r.eid IS NOT NULL;
+    INSERT OR IGNORE INTO report_reversed
+        SELECT NEW.space_id, d.id, NEW.inbox_id, NEW.uid FROM main.inbox r
+        JOIN main.inbox d ON d.space_id = NEW.space_id AND d.uid = NEW.uid
+            AND d.event = 'deposit' AND d.eid = r.eid
+        WHERE NEW.event = '{REVERSAL}' AND r.id = NEW.inbox_id;
+    -- a deposit: a reversal fed before it
+    INSERT OR IGNORE INTO report_reversed
+        SELECT NEW.space_id, NEW.inbox_id, w.reversal_id, NEW.uid FROM report_reversals w
+        WHERE NEW.event = 'deposit' AND w.space_id = NEW.space_id AND w.uid = NEW.uid
+          AND w.eid = (SELECT eid FROM main.inbox WHERE id = NEW.inbox_id);
 END
 """
 
@@ -286,6 +325,8 @@ def _prepare(conn: sqlite3.Connection, path: str) -> None:
                 else "by an older xtracker (issue 17: events without a known click)",
             )
             conn.execute("DROP TABLE reports.report_steps")  # its index goes with it
+            conn.execute("DROP TABLE reports.report_reversed")
+            conn.execute("DROP TABLE reports.report_reversals")
             conn.execute("DELETE FROM reports.feed")
             conn.execute("UPDATE reports.rollup_state SET inbox_id = 0, backlog_id = 0")
             conn.execute("DELETE FROM reports.rollup_marks WHERE feed IN ('inbox', 'backlog')")
@@ -391,6 +432,16 @@ def _drop_event(conn: sqlite3.Connection, space_id: int, uid: str, inbox_id: int
     if row is None:  # never rolled up under that uid
         return
     link_id, event, at_ms, prev_ms = row
+    # a reversal, or a deposit, that left: so did the match it made
+    conn.execute(
+        "DELETE FROM reports.report_reversed WHERE space_id = ? AND deposit_id = ?",
+        (space_id, inbox_id),
+    )
+    conn.execute("DELETE FROM reports.report_reversed WHERE reversal_id = ?", (inbox_id,))
+    conn.execute(
+        "DELETE FROM reports.report_reversals WHERE space_id = ? AND uid = ? AND reversal_id = ?",
+        (space_id, uid, inbox_id),
+    )
     conn.execute(
         "UPDATE reports.report_steps SET prev_ms = ?"
         " WHERE (space_id, link_id, event, at_ms, inbox_id) = ("
@@ -425,6 +476,10 @@ def _drop_erased(conn: sqlite3.Connection, seen: int, top: int) -> None:
             conn.execute(
                 "DELETE FROM reports.report_steps WHERE space_id = ? AND uid = ?", (space_id, uid)
             )
+            for table in ("report_reversed", "report_reversals"):
+                conn.execute(
+                    f"DELETE FROM reports.{table} WHERE space_id = ? AND uid = ?", (space_id, uid)
+                )
         else:
             _drop_event(conn, space_id, uid, inbox_id)
 
@@ -435,6 +490,8 @@ def _drop_deleted(conn: sqlite3.Connection, seen: int, top: int) -> None:
     for kind, space_id, _, _, link_id in _removals(conn, seen, top, ("link", "space")):
         if kind == "space":
             conn.execute("DELETE FROM reports.report_steps WHERE space_id = ?", (space_id,))
+            conn.execute("DELETE FROM reports.report_reversed WHERE space_id = ?", (space_id,))
+            conn.execute("DELETE FROM reports.report_reversals WHERE space_id = ?", (space_id,))
             continue
         conn.execute(
             "UPDATE OR REPLACE reports.report_steps SET link_id = COALESCE((SELECT"

@@ -394,9 +394,16 @@ class SqliteOperations(abc.ABC):
         to_ms: int,
         *,
         link_id: int | None = None,
+        reversed_only: bool = False,
     ) -> list[Decimal]:
         return await self.read(
-            reports.series_revenue, space_id, currency, starts, to_ms, link_id=link_id
+            reports.series_revenue,
+            space_id,
+            currency,
+            starts,
+            to_ms,
+            link_id=link_id,
+            reversed_only=reversed_only,
         )
 
     async def delivery_health(self, space_id: int, now_ms: int) -> list[DestinationHealth]:

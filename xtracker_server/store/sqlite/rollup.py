@@ -46,162 +46,14 @@ from typing import Any
 from xtracker_server.domain.tail import Watermark
 from xtracker_server.store.sqlite.db import attach_reports, connect, reports_path
 from xtracker_server.store.sqlite.generation import generation
-from xtracker_wire import MAX_VALUE_DECIMALS, REVERSAL
+from xtracker_server.store.sqlite.rollup_schema import (
+    FEED,
+    ROLLUP_FORMAT,
+    SCHEMA,
+    TRIGGER,
+)
 
 log = logging.getLogger("xtracker.store")
-
-SCHEMA = (
-    """CREATE TABLE IF NOT EXISTS reports.report_steps (
-        space_id  INTEGER NOT NULL,
-        -- the link of the uid's click; 0: a click without a link; -1 (UNKNOWN): no click
-        link_id   INTEGER NOT NULL,
-        event     TEXT NOT NULL,
-        at_ms     INTEGER NOT NULL,  -- the event's occurred_at_ms
-        inbox_id  INTEGER NOT NULL,
-        uid       TEXT NOT NULL,
-        prev_ms   INTEGER,           -- the uid's previous event of this step; NULL: the first
-        -- a deposit's amount, exactly: integer part, fraction as 8 digits, decimals given
-        currency  TEXT,
-        units     INTEGER,
-        fraction  INTEGER,
-        scale     INTEGER,
-        PRIMARY KEY (space_id, link_id, event, at_ms, inbox_id)
-    ) WITHOUT ROWID""",
-    """CREATE INDEX IF NOT EXISTS reports.report_steps_uid
-        ON report_steps(space_id, uid, event, at_ms, inbox_id)""",
-    # The low marks: every id of the inbox and of the backlog at or below them was applied.
-    """CREATE TABLE IF NOT EXISTS reports.rollup_state (
-        one         INTEGER PRIMARY KEY CHECK (one = 1),
-        inbox_id    INTEGER NOT NULL,
-        backlog_id  INTEGER NOT NULL
-    )""",
-    "INSERT OR IGNORE INTO reports.rollup_state VALUES (1, 0, 0)",
-    # The generation of the database the rollup was built from (store/sqlite/generation.py).
-    """CREATE TABLE IF NOT EXISTS reports.built_for (
-        one         INTEGER PRIMARY KEY CHECK (one = 1),
-        generation  TEXT NOT NULL
-    )""",
-    # The low mark of report_removals (main file, migration 13).
-    """CREATE TABLE IF NOT EXISTS reports.removals_state (
-        one         INTEGER PRIMARY KEY CHECK (one = 1),
-        removal_id  INTEGER NOT NULL
-    )""",
-    "INSERT OR IGNORE INTO reports.removals_state VALUES (1, 0)",
-    # What the rows mean (``ROLLUP_FORMAT``): a rollup of another format is built again.
-    """CREATE TABLE IF NOT EXISTS reports.rollup_format (
-        one      INTEGER PRIMARY KEY CHECK (one = 1),
-        version  INTEGER NOT NULL
-    )""",
-    # Per followed table (inbox, backlog, removals): the highest id read (none: the low mark),
-    # and the ids below it not read yet, each with when it was first missed (wall clock).
-    """CREATE TABLE IF NOT EXISTS reports.rollup_marks (
-        feed  TEXT PRIMARY KEY,
-        high  INTEGER NOT NULL
-    )""",
-    """CREATE TABLE IF NOT EXISTS reports.rollup_gaps (
-        feed     TEXT NOT NULL,
-        id       INTEGER NOT NULL,
-        since_s  REAL NOT NULL,
-        PRIMARY KEY (feed, id)
-    ) WITHOUT ROWID""",
-    # Deposits that were reversed (issue 17 §4): a deposit.reversed names its deposit by the
-    # deposit's eid and uid. Matched from either side as each is fed (a reversal may arrive
-    # before its deposit), so the reports join the deposit rows of report_steps to this.
-    """CREATE TABLE IF NOT EXISTS reports.report_reversed (
-        space_id     INTEGER NOT NULL,
-        deposit_id   INTEGER NOT NULL,  -- the deposit's inbox id
-        reversal_id  INTEGER NOT NULL,  -- the reversal's inbox id
-        uid          TEXT NOT NULL,
-        PRIMARY KEY (space_id, deposit_id)
-    ) WITHOUT ROWID""",
-    """CREATE INDEX IF NOT EXISTS reports.report_reversed_by
-        ON report_reversed(reversal_id)""",
-    # Every reversal fed, by what it names: a deposit fed later finds its reversal here with
-    # one probe of a small table, rather than reading its uid's events in the inbox.
-    """CREATE TABLE IF NOT EXISTS reports.report_reversals (
-        space_id     INTEGER NOT NULL,
-        uid          TEXT NOT NULL,
-        eid          TEXT NOT NULL,
-        reversal_id  INTEGER NOT NULL,
-        PRIMARY KEY (space_id, uid, eid, reversal_id)
-    ) WITHOUT ROWID""",
-    # The events being rolled up; emptied by every catch-up.
-    """CREATE TABLE IF NOT EXISTS reports.feed (
-        inbox_id  INTEGER PRIMARY KEY,
-        space_id  INTEGER NOT NULL,
-        uid       TEXT NOT NULL,
-        event     TEXT NOT NULL,
-        at_ms     INTEGER NOT NULL,
-        value     TEXT,
-        currency  TEXT
-    )""",
-)
-
-
-def amount_parts(value: str) -> tuple[str, str, str]:
-    """SQL for the exact parts of the amount in the column ``value`` (fixed-point text with at
-    most ``MAX_VALUE_DECIMALS`` decimals): its integer part, its fraction as that many digits,
-    and how many decimals it was given. Sums of these are exact (``sum_from_parts``)."""
-    dot = f"instr({value} || '.', '.')"
-    digits = MAX_VALUE_DECIMALS
-    return (
-        f"CAST(substr({value}, 1, {dot} - 1) AS INTEGER)",
-        f"CAST(substr(substr({value}, {dot} + 1) || '{'0' * digits}', 1, {digits}) AS INTEGER)",
-        f"max(length({value}) - {dot}, 0)",
-    )
-
-
-# One row of the rollup per fed event, in any order (ties on a millisecond are ordered by inbox
-# id), and the uid's next event of the step gets it as its previous when it came later. Fed
-# twice (a backlog entry for an event already rolled up), it changes nothing. A TEMP trigger:
-# it reads the main file's clicks and writes the attached file's rollup.
-_TRIGGER = f"""
-CREATE TEMP TRIGGER IF NOT EXISTS report_feed AFTER INSERT ON reports.feed
-BEGIN
-    INSERT OR IGNORE INTO report_steps VALUES (
-        NEW.space_id,
-        COALESCE((SELECT COALESCE(link_id, 0) FROM main.clicks
-                  WHERE space_id = NEW.space_id AND uid = NEW.uid), -1),
-        NEW.event, NEW.at_ms, NEW.inbox_id, NEW.uid,
-        (SELECT at_ms FROM reports.report_steps
-         WHERE space_id = NEW.space_id AND uid = NEW.uid AND event = NEW.event
-           AND (at_ms, inbox_id) < (NEW.at_ms, NEW.inbox_id)
-         ORDER BY at_ms DESC, inbox_id DESC LIMIT 1),
-        NEW.currency, {", ".join(amount_parts("NEW.value"))});
-    UPDATE report_steps SET prev_ms = NEW.at_ms
-    WHERE (space_id, link_id, event, at_ms, inbox_id) = (
-        SELECT space_id, link_id, event, at_ms, inbox_id FROM reports.report_steps
-        WHERE space_id = NEW.space_id AND uid = NEW.uid AND event = NEW.event
-          AND (at_ms, inbox_id) > (NEW.at_ms, NEW.inbox_id)
-        ORDER BY at_ms, inbox_id LIMIT 1);
-    -- a reversal: kept for a deposit fed later, and paired with the deposit of its uid with
-    -- its eid if that is already stored
-    INSERT OR IGNORE INTO report_reversals
-        SELECT NEW.space_id, NEW.uid, r.eid, NEW.inbox_id FROM main.inbox r
-        WHERE NEW.event = '{REVERSAL}' AND r.id = NEW.inbox_id AND r.eid IS NOT NULL;
-    INSERT OR IGNORE INTO report_reversed
-        SELECT NEW.space_id, d.id, NEW.inbox_id, NEW.uid FROM main.inbox r
-        JOIN main.inbox d ON d.space_id = NEW.space_id AND d.uid = NEW.uid
-            AND d.event = 'deposit' AND d.eid = r.eid
-        WHERE NEW.event = '{REVERSAL}' AND r.id = NEW.inbox_id;
-    -- a deposit: a reversal fed before it
-    INSERT OR IGNORE INTO report_reversed
-        SELECT NEW.space_id, NEW.inbox_id, w.reversal_id, NEW.uid FROM report_reversals w
-        WHERE NEW.event = 'deposit' AND w.space_id = NEW.space_id AND w.uid = NEW.uid
-          AND w.eid = (SELECT eid FROM main.inbox WHERE id = NEW.inbox_id);
-END
-"""
-
-_FEED = (
-    "INSERT OR IGNORE INTO reports.feed"
-    " SELECT id, space_id, uid, event, occurred_at_ms, value, currency FROM main.inbox"
-)
-
-#: ``report_steps.link_id`` of an event whose uid has no click in the space (a made-up uid, a
-#: partner's test postback): the funnel reports them on a line of their own.
-UNKNOWN = -1
-#: 2: events whose uid has no click are rolled up under ``UNKNOWN`` (1: under 0, no link).
-ROLLUP_FORMAT = 2
 
 #: Inbox rows read by one catch-up transaction (a few hundred milliseconds of work at most).
 CHUNK = 20_000
@@ -296,7 +148,7 @@ def with_rollup(conn: sqlite3.Connection, path: str) -> sqlite3.Connection:
             time.sleep(_busy_pause(busy))
             continue
         break
-    conn.execute(_TRIGGER)
+    conn.execute(TRIGGER)
     return conn
 
 
@@ -561,12 +413,12 @@ def _round(conn: sqlite3.Connection, chunk: int, now: float) -> tuple[bool, int]
     )]  # fmt: skip
     if top is not None:
         fed += conn.execute(
-            f"{_FEED} WHERE id > ? AND id <= ? AND uid IS NOT NULL AND test = 0", (inbox.high, top)
+            f"{FEED} WHERE id > ? AND id <= ? AND uid IS NOT NULL AND test = 0", (inbox.high, top)
         ).rowcount
     if inbox.gaps:
         committed = "id IN (SELECT id FROM reports.rollup_gaps WHERE feed = 'inbox')"
         read += [r[0] for r in conn.execute(f"SELECT id FROM main.inbox WHERE {committed}")]
-        fed += conn.execute(f"{_FEED} WHERE {committed} AND uid IS NOT NULL AND test = 0").rowcount
+        fed += conn.execute(f"{FEED} WHERE {committed} AND uid IS NOT NULL AND test = 0").rowcount
     new_inbox = _advance(conn, _INBOX, inbox, read, scanned_to, now)
     new_backlog_mark = backlog
     if new_backlog:
@@ -576,7 +428,7 @@ def _round(conn: sqlite3.Connection, chunk: int, now: float) -> tuple[bool, int]
         entries = (backlog.high, backlog_top)
         _drop_moved(conn, *entries)
         fed += conn.execute(
-            f"{_FEED} WHERE id IN (SELECT inbox_id FROM main.report_backlog"
+            f"{FEED} WHERE id IN (SELECT inbox_id FROM main.report_backlog"
             f" WHERE {_unread(_BACKLOG)} AND kind = 'attributed') AND id <= ?"
             " AND uid IS NOT NULL AND test = 0",
             (*entries, new_inbox.high),

@@ -57,7 +57,7 @@ from xtracker_server.store.sqlite.reports import funnel_counts
 from xtracker_server.store.sqlite.rollup import catch_up, open_rollup, with_rollup
 
 #: Bump when what ``seed()`` writes changes: kept files of older versions are not reused.
-SEED_VERSION = 3
+SEED_VERSION = 4
 DAY_MS = 86_400_000
 #: Clicks written per store call; a transaction holds ``CLICKS_PER_COMMIT`` of them.
 CLICKS_PER_BATCH = 4_000

@@ -4,51 +4,58 @@ of the server imports (it re-exports ``Store``)."""
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
-from datetime import date
-from decimal import Decimal
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from xtracker_server.domain.binds import BindKind
-from xtracker_server.domain.clicks import ClickDraft
-from xtracker_server.domain.costs import CostEntry, CostLevel, Rate
-from xtracker_server.domain.credentials import CredentialKind
-from xtracker_server.domain.deletion import Person
-from xtracker_server.domain.destinations import DestinationKind, PreparedDestination
-from xtracker_server.domain.entities import (
-    BackupDone,
-    Batch,
-    BindOutcome,
-    Claimed,
-    Credential,
-    DeliveryRow,
-    Destination,
-    DestinationHealth,
-    Erased,
-    InboxDraft,
-    InboxEvent,
-    InboxOutcome,
-    IngestToken,
-    Link,
-    LogEntry,
-    LoggedEntry,
-    Marked,
-    NewSpace,
-    NewToken,
-    Revocation,
-    Rotation,
-    Settled,
-    Space,
-    StorageFigures,
-    Unhealthy,
-)
-from xtracker_server.domain.links import LinkSpec
-from xtracker_server.domain.outbound import DeliveryContext
-from xtracker_server.domain.postbacks import Aliases
-from xtracker_server.domain.reports import FunnelCounts, FunnelMode, LinkRow, Window
-from xtracker_server.domain.tail import Ids, Marks, Poll, TailBatch
-from xtracker_server.domain.unrecorded import UnrecordedCount
-from xtracker_server.store.health import StorageHealth
+from xtracker_server.domain.reports import FunnelMode
+
+# Only the defaults above are needed when the module runs: the annotations are strings
+# (``from __future__ import annotations``), and importing every domain module here would make
+# each command's start-up pay for all of them.
+if TYPE_CHECKING:
+    from collections.abc import Collection, Sequence
+    from datetime import date
+    from decimal import Decimal
+
+    from xtracker_server.domain.clicks import ClickDraft
+    from xtracker_server.domain.costs import CostEntry, CostLevel, Rate
+    from xtracker_server.domain.credentials import CredentialKind
+    from xtracker_server.domain.deletion import Person
+    from xtracker_server.domain.destinations import DestinationKind, PreparedDestination
+    from xtracker_server.domain.entities import (
+        BackupDone,
+        Batch,
+        BindOutcome,
+        Claimed,
+        Credential,
+        DeliveryRow,
+        Destination,
+        DestinationHealth,
+        Erased,
+        InboxDraft,
+        InboxEvent,
+        InboxOutcome,
+        IngestToken,
+        Link,
+        LogEntry,
+        LoggedEntry,
+        Marked,
+        NewSpace,
+        NewToken,
+        Revocation,
+        Rotation,
+        Settled,
+        Space,
+        StorageFigures,
+        Unhealthy,
+    )
+    from xtracker_server.domain.links import LinkSpec
+    from xtracker_server.domain.outbound import DeliveryContext
+    from xtracker_server.domain.postbacks import Aliases
+    from xtracker_server.domain.reports import FunnelCounts, LinkRow, Window
+    from xtracker_server.domain.tail import Ids, Marks, Poll, TailBatch
+    from xtracker_server.domain.unrecorded import UnrecordedCount
+    from xtracker_server.store.health import StorageHealth
 
 __all__ = ["Store"]
 

@@ -18,7 +18,9 @@ def test_the_test_mode_example_passes_under_pytest(tmp_path: Path) -> None:
     # Without the plugins of the dev install (schemathesis, hypothesis …): loading them takes
     # longer than the example; pytest-timeout stays, pyproject.toml sets its option.
     env["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
-    command = ["examples/test_mode.py", "-q", "-p", "no:cacheprovider", "-p", "pytest_timeout"]
+    # (and without the suite's "-n auto" of pyproject's addopts: xdist is one of those plugins)
+    command = ["examples/test_mode.py", "-q", "-p", "no:cacheprovider", "-p", "pytest_timeout",
+               "-o", "addopts=--strict-markers"]  # fmt: skip
     proc = subprocess.run(
         [sys.executable, "-m", "pytest", *command],
         capture_output=True,

@@ -192,7 +192,11 @@ def _prepare(conn: sqlite3.Connection, path: str) -> None:
             " SET generation = excluded.generation WHERE generation != excluded.generation",
             (generation(conn),),
         )
-        conn.execute("INSERT OR REPLACE INTO reports.rollup_format VALUES (1, ?)", (ROLLUP_FORMAT,))
+        conn.execute(
+            "INSERT INTO reports.rollup_format VALUES (1, ?) ON CONFLICT (one) DO UPDATE"
+            " SET version = excluded.version WHERE version != excluded.version",
+            (ROLLUP_FORMAT,),
+        )
         conn.execute("COMMIT")
     except BaseException:
         if conn.in_transaction:

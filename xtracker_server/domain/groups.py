@@ -16,6 +16,7 @@ holds it, labelled as such in every answer (``ttc_median_s``, ``ttc_estimate: tr
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -143,4 +144,4 @@ def ttc_median_s(histogram: Sequence[int]) -> int | None:
     low = TTC_BOUNDS_S[i - 1]
     if i >= len(TTC_BOUNDS_S):
         return low
-    return round((low * TTC_BOUNDS_S[i]) ** 0.5)
+    return round(math.sqrt(low * TTC_BOUNDS_S[i]))

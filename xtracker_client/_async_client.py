@@ -81,6 +81,7 @@ class AsyncXTracker:
         on_drop: DropHook | None = None,
         on_answer: AnswerHook | None = None,
         debug: bool = False,
+        test: bool = False,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self._core = Core(
@@ -98,6 +99,7 @@ class AsyncXTracker:
             on_drop=on_drop,
             on_answer=on_answer,
             debug=debug,
+            test=test,
         )
         self._io = ThreadPoolExecutor(max_workers=1, thread_name_prefix="xtracker-spool")
         self._http = httpx.AsyncClient(

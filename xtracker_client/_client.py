@@ -66,6 +66,10 @@ class XTracker:
     cache directory; ``in_memory=True`` for tests and serverless), so nothing is lost to a
     network outage, a server restart or the bot's own crash: what is not sent yet is sent by
     the next process that opens the same spool.
+
+    ``test=True`` makes every event of this client a test event (a staging bot): stored and
+    shown, never counted in reports nor sent to destinations, and deduplicated apart from the
+    real events.
     """
 
     def __init__(
@@ -85,6 +89,7 @@ class XTracker:
         on_drop: DropHook | None = None,
         on_answer: AnswerHook | None = None,
         debug: bool = False,
+        test: bool = False,
         exit_flush_timeout: float | None = None,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
@@ -103,6 +108,7 @@ class XTracker:
             on_drop=on_drop,
             on_answer=on_answer,
             debug=debug,
+            test=test,
         )
         self._transport = transport
         self._exit_flush_timeout = exit_flush_timeout

@@ -27,6 +27,7 @@ from xtracker_client._retry import Backoff
 from xtracker_client._spool import DropPolicy, Kind, Spool, SpooledItem, SpoolFull, now_ms
 from xtracker_client._url import base_url
 from xtracker_client._version import __version__
+from xtracker_wire import CanonicalEvent
 
 # What the clients and the test helpers take from here (some of it defined in the modules above).
 __all__ = [
@@ -171,6 +172,7 @@ class Core:
         on_drop: DropHook | None,
         on_answer: AnswerHook | None = None,
         debug: bool = False,
+        test: bool = False,
     ) -> None:
         url = url or os.environ.get("XTRACKER_URL")
         bearer = bearer or os.environ.get("XTRACKER_BEARER")
@@ -185,6 +187,7 @@ class Core:
         self.on_error = on_error
         self.on_drop = on_drop
         self.on_answer = on_answer
+        self.test = test
         if debug:
             enable_debug()
         self.server_log = ServerLog(self.url)
@@ -228,7 +231,12 @@ class Core:
     # --- the call site ---------------------------------------------------------------------
 
     # The checks are _events.py's; the clients call them through their core.
-    event_body = staticmethod(event_body)
+    def event_body(
+        self, event: str | CanonicalEvent, uid: str | None, **fields: Any
+    ) -> dict[str, Any]:
+        """An event's body; every event of a client made with ``test=True`` is a test."""
+        return event_body(event, uid, test=self.test, **fields)
+
     bind_body = staticmethod(bind_body)
     pin_time = staticmethod(pin_time)
 

@@ -39,8 +39,10 @@ def event_body(
     eid: str | None = None,
     tg_id: int | None = None,
     occurred_at_ms: int | None = None,
+    test: bool = False,
 ) -> dict[str, Any]:
-    """Validated with the wire model, with ``occurred_at_ms`` pinned now."""
+    """Validated with the wire model, with ``occurred_at_ms`` pinned now; ``test``: a test
+    event (stored and shown, never counted nor sent on, deduplicated apart)."""
     check_uid_type(uid)
     raw: dict[str, Any] = {
         "event": event.value if isinstance(event, CanonicalEvent) else event,
@@ -56,6 +58,8 @@ def event_body(
     ):
         if given is not None:
             raw[name] = given
+    if test:
+        raw["test"] = True
     try:
         parsed = EventIn.model_validate(raw)
     except ValidationError as exc:
@@ -72,6 +76,8 @@ def event_body(
     if parsed.value is not None:
         body["value"] = decimal_text(parsed.value)
         body["currency"] = parsed.currency
+    if parsed.test:
+        body["test"] = True
     return body
 
 

@@ -179,3 +179,41 @@ def test_memory_stays_bounded_while_the_server_is_away(tmp_path: Path) -> None:
         f"\n50,000 events in an outage: {time.monotonic() - started:.1f} s, "
         f"max RSS +{(after - before) / 1024:.1f} MiB"
     )
+
+
+def test_a_client_made_with_test_true_sends_test_events_that_never_count(
+    server: Server, tmp_path: Path
+) -> None:
+    """``XTracker(test=True)`` (a staging bot): its events are stored as tests, counted
+    nowhere, and its ``tx-1`` is not the production client's ``tx-1``."""
+    import httpx
+
+    from tests.conftest import ADMIN_TOKEN
+
+    space = server.new_space("client-test-mode")
+    uid = httpx.post(f"{server.url}/clicks", json={}, headers=space.auth).json()["uid"]
+    answers: list[str] = []
+    with XTracker(
+        server.url, space.bearer, in_memory=True, backoff=FAST, test=True,
+        on_answer=lambda a: answers.append(a.status),
+    ) as staging:  # fmt: skip
+        staging.deposit(uid, "99.00", "USD", eid="tx-1")
+        assert staging.flush(timeout=30)
+    with XTracker(server.url, space.bearer, in_memory=True, backoff=FAST) as production:
+        production.deposit(uid, "10.00", "USD", eid="tx-1")
+        assert production.flush(timeout=30)
+    assert answers == ["queued"]  # the staging deposit was answered, not a duplicate
+    conn = sqlite3.connect(server.db)
+    try:
+        rows = conn.execute(
+            "SELECT eid, value, test FROM inbox WHERE space_id = ? ORDER BY id", (space.id,)
+        ).fetchall()
+    finally:
+        conn.close()
+    assert rows == [("tx-1", "99.00", 1), ("tx-1", "10.00", 0)]
+    funnel = httpx.get(
+        f"{server.url}/admin/spaces/{space.id}/reports/funnel",
+        params={"days": 1},
+        headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+    ).json()
+    assert (funnel["deposits"], funnel["revenue"]) == (1, {"USD": "10.00"})

@@ -192,7 +192,7 @@ def test_a_client_made_with_test_true_sends_test_events_that_never_count(
 
     space = server.new_space("client-test-mode")
     uid = httpx.post(f"{server.url}/clicks", json={}, headers=space.auth).json()["uid"]
-    answers: list[str] = []
+    answers: list[str | None] = []
     with XTracker(
         server.url, space.bearer, in_memory=True, backoff=FAST, test=True,
         on_answer=lambda a: answers.append(a.status),

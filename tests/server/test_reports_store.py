@@ -197,7 +197,7 @@ def _expected(
     clicked: bool = True,
 ) -> dict[str, object]:
     """The answers, counted here. ``clicked``: only uids with a click in the space count (the
-    funnel); False: also the uids without one (the per-link table's "no link" row, series)."""
+    funnel, series); False: also the uids without one (the per-link table's "no link" row)."""
 
     def mine(uid: str | None) -> bool:
         if uid is None or (clicked and uid not in w.link_of):
@@ -328,20 +328,22 @@ def test_link_funnel_counts_only_that_links_uids(world: World) -> None:
 
 
 def test_series_counts_each_bucket_like_a_window(world: World) -> None:
+    """Like the funnel, a series counts no uid without a click in the space (those are on the
+    funnel's without-click line)."""
     starts = [T0 + i * 6 * H for i in range(12)]
     to = T0 + 72 * H
     for step in ("click", *STEPS):
         got = store.series_counts(world.conn, world.space, step, starts, to)
         ends = [*starts[1:], to]
         want = [
-            _uids(_expected(world, Window(a, b), clicked=False))[step]
+            _uids(_expected(world, Window(a, b), clicked=True))[step]
             for a, b in zip(starts, ends, strict=True)
         ]
         assert got == want, step
     revenue = store.series_revenue(world.conn, world.space, "USD", starts, to)
     ends = [*starts[1:], to]
     assert revenue == [
-        _expected(world, Window(a, b), clicked=False)["revenue"].get("USD", Decimal(0))  # type: ignore[attr-defined]
+        _expected(world, Window(a, b), clicked=True)["revenue"].get("USD", Decimal(0))  # type: ignore[attr-defined]
         for a, b in zip(starts, ends, strict=True)
     ]
 

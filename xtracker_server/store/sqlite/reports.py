@@ -65,7 +65,7 @@ _D = MAX_VALUE_DECIMALS
 #: Every link of a space, and 0 (no link): lets SQLite seek each link's range of the key. The
 #: funnel's steps; not ``UNKNOWN`` (a uid without a click), counted on a line of its own.
 _ALL_LINKS = "link_id IN (SELECT 0 UNION ALL SELECT id FROM links WHERE space_id = ?)"
-#: The same and ``UNKNOWN``: the per-link table and the series count those in "no link".
+#: The same and ``UNKNOWN``: the per-link table counts those in "no link".
 _ALL_ROWS = (
     "link_id IN (SELECT -1 UNION ALL SELECT 0 UNION ALL SELECT id FROM links WHERE space_id = ?)"
 )
@@ -414,7 +414,7 @@ def series_counts(
     link_id: int | None = None,
 ) -> list[int]:
     """Per bucket ``[starts[i], starts[i+1])`` (the last ends at ``to_ms``): clicks, or distinct
-    uids with the event in the bucket."""
+    uids with the event in the bucket; like the funnel's steps, not the uids without a click."""
     if not starts:
         return []
     cte = _buckets_cte(starts, to_ms)
@@ -427,7 +427,7 @@ def series_counts(
         )
         args: tuple[Any, ...] = (key,)
     else:
-        of_link, link_args = _of_link(space_id, link_id)
+        of_link, link_args = _of_link(space_id, link_id, unknown=False)
         sql = (
             f"{cte} SELECT b.i, count(r.at_ms) FROM b LEFT JOIN report_steps r"
             f" ON r.space_id = ? AND r.{of_link} AND r.event = ? AND r.at_ms >= b.lo"
@@ -453,7 +453,7 @@ def series_revenue(
     the deposits of each bucket, those that were reversed."""
     if not starts:
         return []
-    of_link, link_args = _of_link(space_id, link_id)
+    of_link, link_args = _of_link(space_id, link_id, unknown=False)
     reversed_sql, reversed_args = (
         (" AND r.inbox_id IN (SELECT deposit_id FROM report_reversed WHERE space_id = ?)",
          (space_id,)) if reversed_only else ("", ())

@@ -1,0 +1,258 @@
+"""Grouped reports by scanning (issue 17 §1): ``group_counts`` answers any ``GroupQuery``
+exactly from the clicks and the inbox themselves, without the rollup. It is the reference
+answer (the pre-aggregated one must agree with it) and the path of every query the rollup does
+not pre-aggregate. Read-only; scoped by space.
+
+What is counted (domain/groups.py has the shapes, docs/reports.md#grouped-reports the words):
+
+- a uid belongs to its click (one per uid and space); a group is the clicks whose dimensions
+  have the group's values and pass the filters. Uids without a click are in no group;
+- cohort mode: the group's clicks created in the window, and every event of their uids at any
+  time; day/hour are the click's;
+- activity mode: the group's clicks created in the window, and the events in the window of the
+  uids whose click (at any time) is in the group; day/hour are the click's for clicks and the
+  event's for events (so a uid may count in several days);
+- a step's uids are distinct per group; a deposit is reversed when a ``deposit.reversed`` of
+  its uid names its eid; a first deposit is the uid's first deposit ever (time, then inbox id);
+- the time to convert of a step is the uid's first event of it (in cohort mode ever, in
+  activity mode in the window) less its click's time, in a histogram over ``TTC_BOUNDS_S``
+  (under 0, a click stored after the event: bin 0);
+- a name beside a campaign, ad set or ad id is the latest name (by click time) of that id
+  among the space's clicks;
+- test events never count. Amounts are summed as ``Decimal`` (exact).
+
+Every ``GroupCounts`` has every canonical event in ``uids`` and ``ttc`` (zeros too); its money
+dicts hold the currencies and days that have deposits.
+"""
+
+from __future__ import annotations
+
+import bisect
+import json
+import sqlite3
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, time, tzinfo
+from decimal import Decimal, InvalidOperation
+
+from xtracker_server.domain.filters import DIMENSIONS, SUB_ID_PREFIX
+from xtracker_server.domain.groups import NAME_OF, TTC_BOUNDS_S, GroupCounts, GroupQuery
+from xtracker_server.domain.reports import FunnelMode, zone
+from xtracker_wire import CANONICAL_EVENTS, REVERSAL
+
+__all__ = ["group_counts", "ttc_bin"]
+
+_EVENTS_IN = "(" + ", ".join(f"'{e}'" for e in CANONICAL_EVENTS) + ")"
+_BOUNDS_MS = tuple(b * 1000 for b in TTC_BOUNDS_S)
+_BINS = len(TTC_BOUNDS_S) + 1
+
+#: The click's columns a dimension reads (``link``: the slug of its link).
+_COLUMN = {d: ("l.slug" if d == "link" else f"c.{c}") for d, c in DIMENSIONS.items()}
+_COLUMN["referrer"] = "c.referrer_domain"
+_DIMS = tuple(_COLUMN)
+#: A click as every query here reads it: uid, time, each dimension, then its sub-ids.
+_CLICK = f"c.uid, c.created_ms, {', '.join(_COLUMN[d] for d in _DIMS)}, c.sub_ids"
+_CLICK_WIDTH = 2 + len(_DIMS) + 1
+_LINKS = "LEFT JOIN links l ON l.id = c.link_id"
+
+#: Of an inbox row ``i``: reversed (a deposit named by a reversal of its uid).
+_REVERSED = (
+    f"(i.event = 'deposit' AND i.eid IS NOT NULL AND EXISTS (SELECT 1 FROM inbox r"
+    f" WHERE r.space_id = i.space_id AND r.uid = i.uid AND r.event = '{REVERSAL}'"
+    f" AND r.eid = i.eid AND r.test = 0))"
+)
+#: Of an inbox row ``i``: the uid's first deposit ever.
+_FIRST = (
+    "(i.event = 'deposit' AND NOT EXISTS (SELECT 1 FROM inbox p"
+    " WHERE p.space_id = i.space_id AND p.uid = i.uid AND p.event = 'deposit' AND p.test = 0"
+    " AND (p.occurred_at_ms < i.occurred_at_ms"
+    " OR (p.occurred_at_ms = i.occurred_at_ms AND p.id < i.id))))"
+)
+_EVENT = f"i.event, i.occurred_at_ms, i.value, i.currency, {_REVERSED}, {_FIRST}"
+
+
+def ttc_bin(duration_ms: int) -> int:
+    """The bin of ``TTC_BOUNDS_S`` that holds a time to convert (bin 0: under 1 s, or below
+    0: an event before its click)."""
+    return bisect.bisect_right(_BOUNDS_MS, duration_ms)
+
+
+@dataclass
+class _Group:
+    clicks: int = 0
+    # event -> uid -> (first time, its click's time)
+    firsts: dict[str, dict[str, tuple[int, int]]] = field(default_factory=dict)
+    deposits: int = 0
+    first_deposits: int = 0
+    revenue: dict[str, dict[str, Decimal]] = field(default_factory=dict)
+    reversed_deposits: int = 0
+    reversed_revenue: dict[str, dict[str, Decimal]] = field(default_factory=dict)
+
+    def step(self, event: str, uid: str, at_ms: int, click_ms: int) -> None:
+        seen = self.firsts.setdefault(event, {})
+        known = seen.get(uid)
+        if known is None or at_ms < known[0]:
+            seen[uid] = (at_ms, click_ms)
+
+    def counts(self, key: tuple[str | None, ...], names: dict[str, str]) -> GroupCounts:
+        ttc: dict[str, tuple[int, ...]] = {}
+        for event in CANONICAL_EVENTS:
+            bins = [0] * _BINS
+            for at_ms, click_ms in self.firsts.get(event, {}).values():
+                bins[ttc_bin(at_ms - click_ms)] += 1
+            ttc[event] = tuple(bins)
+        return GroupCounts(
+            key=key,
+            clicks=self.clicks,
+            uids={e: len(self.firsts.get(e, {})) for e in CANONICAL_EVENTS},
+            deposits=self.deposits,
+            first_deposits=self.first_deposits,
+            revenue=self.revenue,
+            reversed_deposits=self.reversed_deposits,
+            reversed_revenue=self.reversed_revenue,
+            ttc=ttc,
+            names=names,
+        )
+
+
+def _add(money: dict[str, dict[str, Decimal]], currency: str, day: str, amount: Decimal) -> None:
+    days = money.setdefault(currency, {})
+    days[day] = days.get(day, Decimal(0)) + amount
+
+
+def _amount(value: str | None, currency: str | None) -> Decimal | None:
+    if value is None or currency is None:
+        return None
+    try:
+        return Decimal(value)
+    except InvalidOperation:  # the inbox holds checked amounts; never count a bad one
+        return None
+
+
+class _Clicks:
+    """Reads a click row: whether the filters keep it, and its group's key."""
+
+    def __init__(self, query: GroupQuery, tz: tzinfo) -> None:
+        self.query = query
+        self.tz = tz
+
+    def value(self, row: Sequence[object], dimension: str) -> str | None:
+        if dimension.startswith(SUB_ID_PREFIX):
+            raw = row[_CLICK_WIDTH - 1]
+            found = json.loads(str(raw)).get(dimension[len(SUB_ID_PREFIX) :]) if raw else None
+            return None if found is None else str(found)
+        value = row[2 + _DIMS.index(dimension)]
+        return None if value is None else str(value)
+
+    def kept(self, row: Sequence[object]) -> bool:
+        return all(f.matches(self.value(row, f.dimension)) for f in self.query.filters.items)
+
+    def key(self, row: Sequence[object], at_ms: int) -> tuple[str | None, ...]:
+        """The group of a click; day and hour of ``at_ms``."""
+        return tuple(
+            local_bucket(at_ms, d, self.tz) if d in ("day", "hour") else self.value(row, d)
+            for d in self.query.by
+        )
+
+
+def local_bucket(at_ms: int, dimension: str, tz: tzinfo) -> str:
+    """The start of the day or hour of ``at_ms`` on the wall clock of ``tz``, ISO."""
+    local = datetime.fromtimestamp(at_ms / 1000, tz)
+    if dimension == "day":
+        return datetime.combine(local.date(), time(0), tzinfo=tz).isoformat()
+    return local.replace(minute=0, second=0, microsecond=0).isoformat()
+
+
+def _day(at_ms: int, tz: tzinfo) -> str:
+    return datetime.fromtimestamp(at_ms / 1000, tz).date().isoformat()
+
+
+def group_counts(conn: sqlite3.Connection, space_id: int, query: GroupQuery) -> list[GroupCounts]:
+    """One ``GroupCounts`` per group with a click or a counted event in the window (see the
+    module's docstring), in no particular order."""
+    tz = zone(query.tz)
+    reader = _Clicks(query, tz)
+    f, t = query.window.from_ms, query.window.to_ms
+    groups: dict[tuple[str | None, ...], _Group] = {}
+
+    def group(key: tuple[str | None, ...]) -> _Group:
+        found = groups.get(key)
+        if found is None:
+            found = groups[key] = _Group()
+        return found
+
+    for row in conn.execute(
+        f"SELECT {_CLICK} FROM clicks c {_LINKS}"
+        " WHERE c.space_id = ? AND c.created_ms >= ? AND c.created_ms < ?",
+        (space_id, f, t),
+    ):
+        if reader.kept(row):
+            group(reader.key(row, row[1])).clicks += 1
+    if query.mode is FunnelMode.COHORT:
+        events = conn.execute(
+            f"SELECT {_CLICK}, {_EVENT} FROM clicks c {_LINKS}"
+            " JOIN inbox i ON i.space_id = c.space_id AND i.uid = c.uid"
+            f" WHERE c.space_id = ? AND c.created_ms >= ? AND c.created_ms < ?"
+            f" AND i.test = 0 AND i.event IN {_EVENTS_IN}",
+            (space_id, f, t),
+        )
+    else:
+        events = conn.execute(
+            f"SELECT {_CLICK}, {_EVENT} FROM inbox i"
+            " JOIN clicks c ON c.space_id = i.space_id AND c.uid = i.uid"
+            f" {_LINKS} WHERE i.space_id = ? AND i.occurred_at_ms >= ? AND i.occurred_at_ms < ?"
+            f" AND i.test = 0 AND i.uid IS NOT NULL AND i.event IN {_EVENTS_IN}",
+            (space_id, f, t),
+        )
+    cohort = query.mode is FunnelMode.COHORT
+    for row in events:
+        if not reader.kept(row):
+            continue
+        uid, click_ms = str(row[0]), int(row[1])
+        event, at_ms, value, currency, reversed_, first = row[_CLICK_WIDTH:]
+        when = click_ms if cohort else at_ms
+        g = group(reader.key(row, when))
+        g.step(event, uid, at_ms, click_ms)
+        if event != "deposit":
+            continue
+        g.deposits += 1
+        g.first_deposits += bool(first)
+        amount = _amount(value, currency)
+        if amount is not None:
+            _add(g.revenue, currency, _day(when, tz), amount)
+        if reversed_:
+            g.reversed_deposits += 1
+            if amount is not None:
+                _add(g.reversed_revenue, currency, _day(when, tz), amount)
+    names = _names(conn, space_id, query.by, groups)
+    return [
+        g.counts(key, {NAME_OF[d]: names[d][v] for d, v in zip(query.by, key, strict=True)
+                       if d in names and v is not None and v in names[d]})
+        for key, g in groups.items()
+    ]  # fmt: skip
+
+
+def _names(
+    conn: sqlite3.Connection,
+    space_id: int,
+    by: Sequence[str],
+    groups: Iterable[tuple[str | None, ...]],
+) -> dict[str, dict[str, str]]:
+    """Per id dimension of ``by`` (campaign, adset, ad): the latest name of each id grouped."""
+    keys = list(groups)
+    out: dict[str, dict[str, str]] = {}
+    for n, d in enumerate(by):
+        if d not in NAME_OF:
+            continue
+        wanted = {k[n] for k in keys if k[n] is not None}
+        column, name = DIMENSIONS[d], NAME_OF[d]
+        latest: dict[str, str] = {}
+        for object_id, text in conn.execute(
+            f"SELECT {column}, {name} FROM clicks WHERE space_id = ? AND {column} IS NOT NULL"
+            f" AND {name} IS NOT NULL ORDER BY created_ms, id",
+            (space_id,),
+        ):
+            if object_id in wanted:
+                latest[object_id] = text
+        out[d] = latest
+    return out

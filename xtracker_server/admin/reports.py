@@ -24,6 +24,7 @@ from xtracker_server.domain.credentials import hash_secret
 from xtracker_server.domain.query import whole_number
 from xtracker_server.errors import field_error
 from xtracker_server.services import exports, reports
+from xtracker_server.services.report_query import ReportQuery
 from xtracker_server.state import app_state
 
 
@@ -138,6 +139,27 @@ async def series(request: Request) -> Response:
     return answer(request, found)
 
 
+async def groups(request: Request) -> Response:
+    """The grouped report (services/groups.py): ``by=campaign,ad``, ``mode``, ``sort``,
+    ``desc``, ``limit``, ``currency`` and the window and filters of every report."""
+    who, ctx = await reader(request)
+    wanted_format(request)
+    q = request.query_params
+    raw_limit = q.get("limit") or None
+    limit = None if raw_limit is None else whole_number(raw_limit)
+    if raw_limit is not None and limit is None:
+        raise field_error("limit", "must be a positive whole number")
+    window = _window(request)
+    query = ReportQuery(window["days"], window["from_"], window["to"], window["tz"],
+                        tuple(window["filters"]))  # fmt: skip
+    found = await exports.groups_export(
+        who, ctx, path_id(request), by=q.get("by") or "", mode=q.get("mode") or None,
+        sort=q.get("sort") or "clicks", desc=_flag(request, "desc", True), limit=limit,
+        currency=q.get("currency") or None, query=query,
+    )  # fmt: skip
+    return answer(request, found)
+
+
 async def deliveries(request: Request) -> Response:
     who, ctx = await reader(request)
     wanted_format(request)
@@ -170,6 +192,7 @@ routes = [
     Route("/admin/spaces/{space_id}/reports/links", links, methods=["GET"]),
     Route("/admin/spaces/{space_id}/reports/series", series, methods=["GET"]),
     Route("/admin/spaces/{space_id}/reports/deliveries", deliveries, methods=["GET"]),
+    Route("/admin/spaces/{space_id}/reports/groups", groups, methods=["GET"]),
     Route("/admin/spaces/{space_id}/stream", stream, methods=["GET"]),
     Route("/admin/streams", stream_status, methods=["GET"]),
 ]

@@ -139,7 +139,7 @@ async def _report(
         for c in await counts(by):
             parents[c.key[:1]].children.append(GroupRow(c, by[1]))
     total = GroupRow(next(iter(await counts(())), _empty()), None)
-    missing: dict[tuple[str, date], MissingRate] = {}
+    missing: dict[str, MissingRate] = {}  # per currency, its first day without a rate
     if code is not None and first_day is not None and end_day is not None:
         entered: dict[tuple[str, str], list[tuple[date, str, Decimal]]] = defaultdict(list)
         for e in await store.list_costs(space_id, first_day, end_day):
@@ -149,7 +149,8 @@ async def _report(
             row.cost = rows_of.row_cost(row.counts, row.dimension, entered, book, code)
             if row.cost is not None:
                 for m in (*row.cost.money.missing, *row.cost.revenue.missing):
-                    missing.setdefault((m.currency, m.day), m)
+                    if m.currency not in missing or m.day < missing[m.currency].day:
+                        missing[m.currency] = m
     money = code or domain.main_currency(await store.deposit_currencies(space_id, window))
     ordered = rows_of.sort_rows(outer, column, desc=desc, currency=money)
     for row in ordered:

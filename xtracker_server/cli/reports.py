@@ -86,6 +86,15 @@ def chosen_format(format_: str | None, json_: bool) -> str:
     return format_
 
 
+def report_query(
+    days: int | None, from_: str | None, to: str | None, tz: str | None, filters: list[str] | None
+) -> ReportQuery:
+    """The window and filters of a report's options, as the services read them."""
+    from xtracker_server.services.report_query import ReportQuery
+
+    return ReportQuery(days, from_, to, tz, tuple(filters or ()))
+
+
 def write_export(
     db: str,
     build: Callable[[Context], Awaitable[Export]],
@@ -160,15 +169,14 @@ def funnel(
     from xtracker_server.services import OPERATOR, exports, reports
 
     fmt = chosen_format(format_, json_)
+    query = report_query(days, from_, to, tz, filter_)
     if fmt != "table":
         write_export(db, lambda ctx: exports.funnel_export(OPERATOR, ctx, space, link=link,
-                     mode=mode, days=days, from_=from_, to=to, tz=tz, filters=filter_ or ()),
-                     fmt)  # fmt: skip
+                     mode=mode, query=query), fmt)  # fmt: skip
         return
     data = read(
-        db, lambda ctx: reports.funnel(OPERATOR, ctx, space, link=link, mode=mode, days=days,
-                                       from_=from_, to=to, tz=tz, filters=filter_ or ())
-    )  # fmt: skip
+        db, lambda ctx: reports.funnel(OPERATOR, ctx, space, link=link, mode=mode, query=query)
+    )
     gauge = {g["step"]: g for g in data["gauge"]["steps"]}
     title = f"Funnel of space {space}" + (f", link {link}" if link else "")
     title += "".join(f", {f}" for f in filter_ or ())
@@ -243,15 +251,14 @@ def links(
     from xtracker_server.services import OPERATOR, exports, reports
 
     fmt = chosen_format(format_, json_)
+    query = report_query(days, from_, to, tz, filter_)
     if fmt != "table":
         write_export(db, lambda ctx: exports.links_export(OPERATOR, ctx, space, sort=sort,
-                     desc=desc, currency=currency, days=days, from_=from_, to=to, tz=tz,
-                     filters=filter_ or ()), fmt)  # fmt: skip
+                     desc=desc, currency=currency, query=query), fmt)  # fmt: skip
         return
     data = read(
         db, lambda ctx: reports.links(OPERATOR, ctx, space, sort=sort, desc=desc,
-                                      currency=currency, days=days, from_=from_, to=to, tz=tz,
-                                      filters=filter_ or ())
+                                      currency=currency, query=query)
     )  # fmt: skip
     cur = data["currency"]
     from rich.table import Column, Table
@@ -292,15 +299,14 @@ def series(
     from xtracker_server.services import OPERATOR, exports, reports
 
     fmt = chosen_format(format_, json_)
+    query = report_query(days, from_, to, tz, filter_)
     if fmt != "table":
         write_export(db, lambda ctx: exports.series_export(OPERATOR, ctx, space, metric=metric,
-                     bucket=bucket, currency=currency, link=link, days=days, from_=from_,
-                     to=to, tz=tz, filters=filter_ or ()), fmt)  # fmt: skip
+                     bucket=bucket, currency=currency, link=link, query=query), fmt)  # fmt: skip
         return
     data = read(
         db, lambda ctx: reports.series(OPERATOR, ctx, space, metric=metric, bucket=bucket,
-                                       currency=currency, link=link, days=days, from_=from_,
-                                       to=to, tz=tz, filters=filter_ or ())
+                                       currency=currency, link=link, query=query)
     )  # fmt: skip
     label = data["metric"] + (f" ({data['currency']})" if data["currency"] else "")
     from rich.table import Table
@@ -342,15 +348,6 @@ def deliveries(
             "-" if d["median_latency_ms"] is None else str(d["median_latency_ms"]),
         )  # fmt: skip
     out.print(table)
-
-
-def report_query(
-    days: int | None, from_: str | None, to: str | None, tz: str | None, filters: list[str] | None
-) -> ReportQuery:
-    """The window and filters of a report's options, as the services read them."""
-    from xtracker_server.services.report_query import ReportQuery
-
-    return ReportQuery(days, from_, to, tz, tuple(filters or ()))
 
 
 @report_app.command("groups")

@@ -7,7 +7,7 @@ The long reports (a series, the postback log) read their rows from the store pag
 while they are written, so an export of any length holds one page in memory; the others are
 bounded by the space's links or destinations and are built first.
 
-    export = await series_export(OPERATOR, ctx, 1, metric="deposit", days=365)
+    export = await series_export(OPERATOR, ctx, 1, metric="deposit", query=ReportQuery(days=365))
     async for text in csv_chunks(export):  # "start,start_ms,value\\r\\n2025-…"
         out.write(text)
 
@@ -38,6 +38,7 @@ from xtracker_server.services.errors import Invalid
 from xtracker_server.services.groups import groups_report
 from xtracker_server.services.postbacks import postback_log
 from xtracker_server.services.principal import Action, Principal
+from xtracker_server.services.report_query import ReportQuery
 from xtracker_server.services.spaces import authorized_space
 from xtracker_server.store.api import DELIVERY_STATUSES, storage_fault
 from xtracker_server.views import postback_log_json
@@ -282,14 +283,17 @@ async def links_export(who: Principal, ctx: Context, space_id: int, **params: An
     return Export(f"links-space-{space_id}", data, None, _rows(data["links"]), header, cells)
 
 
-async def series_export(who: Principal, ctx: Context, space_id: int, **params: Any) -> Export:
+async def series_export(
+    who: Principal, ctx: Context, space_id: int, *, query: ReportQuery | None = None, **params: Any
+) -> Export:
     """One row per bucket: ``start`` (local ISO), ``start_ms``, ``value`` (a count, or an
     exact decimal for revenue); the buckets are counted while they are written."""
     await authorized_space(who, ctx, Action.READ_REPORTS, space_id)
     await ctx.store.catch_up_reports()
+    window = {} if query is None else query.params()
     try:
         head, points = await reports.series_points(
-            ctx.store, space_id, now_ms=ctx.clock(), **params
+            ctx.store, space_id, now_ms=ctx.clock(), **window, **params
         )
     except ReportError as exc:
         raise Invalid(exc.field, exc.problem) from None

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import tzinfo
+from typing import Any
 
 from xtracker_server.domain import reports as domain
 from xtracker_server.domain.reports import Window
@@ -32,6 +33,12 @@ class ReportQuery:
     def tz_name(self) -> str:
         """The time zone as reports name it: its IANA name, or ``UTC``."""
         return self.tz if self.tz and self.tz.upper() != "UTC" else "UTC"
+
+    def params(self) -> dict[str, Any]:
+        """The same as the keyword arguments of the report builders (services/reports.py
+        ``funnel_report`` …)."""
+        return {"days": self.days, "from_": self.from_, "to": self.to, "tz": self.tz,
+                "filters": self.filters}  # fmt: skip
 
     def window(self, now_ms: int) -> tuple[Window, tzinfo]:
         """The window in epoch milliseconds and the time zone; ReportError for either."""

@@ -114,15 +114,7 @@ async def _report(
         filters = parse_filters(query.filters, sub_ids=sub_ids)
     except FilterError as exc:
         raise ReportError("filter", exc.problem) from None
-    code = None
-    if currency is not None:
-        try:
-            code = check_currency(currency)
-        except ValueError as exc:
-            raise ReportError("currency", str(exc)) from None
-        problem = currency_problem(code, await store.allowed_currencies(space_id) or ())
-        if problem:
-            raise ReportError("currency", problem)
+    code = None if currency is None else await _currency(ctx, space_id, currency)
     column = rows_of.check_sort(sort, currency=code)
     limit = rows_of.check_limit(limit_raw)
     first_day = end_day = None
@@ -139,18 +131,9 @@ async def _report(
         for c in await counts(by):
             parents[c.key[:1]].children.append(GroupRow(c, by[1]))
     total = GroupRow(next(iter(await counts(())), _empty()), None)
-    missing: dict[str, MissingRate] = {}  # per currency, its first day without a rate
+    missing: list[MissingRate] = []
     if code is not None and first_day is not None and end_day is not None:
-        entered: dict[tuple[str, str], list[tuple[date, str, Decimal]]] = defaultdict(list)
-        for e in await store.list_costs(space_id, first_day, end_day):
-            entered[(e.level.value, e.object_id)].append((e.day, e.currency, e.amount))
-        book = RateBook(await store.list_rates(space_id))
-        for row in [*outer, *(child for parent in outer for child in parent.children)]:
-            row.cost = rows_of.row_cost(row.counts, row.dimension, entered, book, code)
-            if row.cost is not None:
-                for m in (*row.cost.money.missing, *row.cost.revenue.missing):
-                    if m.currency not in missing or m.day < missing[m.currency].day:
-                        missing[m.currency] = m
+        missing = await _costs(ctx, space_id, outer, code, first_day, end_day)
     money = code or domain.main_currency(await store.deposit_currencies(space_id, window))
     ordered = rows_of.sort_rows(outer, column, desc=desc, currency=money)
     for row in ordered:
@@ -178,6 +161,37 @@ async def _report(
         "without_click": without_click,
         "missing_rates": [
             {"currency": m.currency, "to": m.to, "day": m.day.isoformat(), "detail": str(m)}
-            for _, m in sorted(missing.items())
+            for m in missing
         ],
     }
+
+
+async def _currency(ctx: Context, space_id: int, raw: str) -> str:
+    """The report currency: a code the space accepts."""
+    try:
+        code = check_currency(raw)
+    except ValueError as exc:
+        raise ReportError("currency", str(exc)) from None
+    problem = currency_problem(code, await ctx.store.allowed_currencies(space_id) or ())
+    if problem:
+        raise ReportError("currency", problem)
+    return code
+
+
+async def _costs(
+    ctx: Context, space_id: int, outer: list[GroupRow], code: str, first: date, end: date
+) -> list[MissingRate]:
+    """Give each row and child its cost figures in ``code`` over the days ``[first, end)``;
+    the rates missing, each currency once at its first day without one."""
+    entered: dict[tuple[str, str], list[tuple[date, str, Decimal]]] = defaultdict(list)
+    for e in await ctx.store.list_costs(space_id, first, end):
+        entered[(e.level.value, e.object_id)].append((e.day, e.currency, e.amount))
+    book = RateBook(await ctx.store.list_rates(space_id))
+    missing: dict[str, MissingRate] = {}
+    for row in [*outer, *(child for parent in outer for child in parent.children)]:
+        row.cost = rows_of.row_cost(row.counts, row.dimension, entered, book, code)
+        if row.cost is not None:
+            for m in (*row.cost.money.missing, *row.cost.revenue.missing):
+                if m.currency not in missing or m.day < missing[m.currency].day:
+                    missing[m.currency] = m
+    return [missing[c] for c in sorted(missing)]

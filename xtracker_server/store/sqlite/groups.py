@@ -17,8 +17,9 @@ What is counted (domain/groups.py has the shapes, docs/reports.md#grouped-report
 - the time to convert of a step is the uid's first event of it (in cohort mode ever, in
   activity mode in the window) less its click's time, in a histogram over ``TTC_BOUNDS_S``
   (under 0, a click stored after the event: bin 0);
-- a name beside a campaign, ad set or ad id is the latest name (by click time) of that id
-  among the space's clicks;
+- a name beside a campaign, ad set or ad id is the latest name (by click time, then the
+  larger name) among the group's clicks read (cohort: the window's; activity: those too and
+  the clicks of the uids counted);
 - test events never count. Amounts are summed as ``Decimal`` (exact).
 
 Every ``GroupCounts`` has every canonical event in ``uids`` and ``ttc`` (zeros too); its money
@@ -30,7 +31,7 @@ from __future__ import annotations
 import bisect
 import json
 import sqlite3
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, time, tzinfo
 from decimal import Decimal, InvalidOperation
@@ -143,6 +144,8 @@ class _Clicks:
         self.filters = [(self._reader(f.dimension), f) for f in query.filters.items]
         self.parts = [(None, d) if d in ("day", "hour") else (self._reader(d), d) for d in query.by]
         self.labels: dict[tuple[int, str], str] = {}
+        self.named = [(self._reader(d), self._reader(NAME_OF[d]), d) for d in query.by
+                      if d in NAME_OF]  # fmt: skip
 
     @staticmethod
     def _reader(dimension: str) -> Callable[[Row], str | None]:
@@ -176,6 +179,17 @@ class _Clicks:
             found = self.labels[minute] = first
         return found
 
+    def name(self, row: Row, names: dict[tuple[str, str], tuple[int, str]]) -> None:
+        """Keep the name beside each id of ``by`` if this click is the latest with one."""
+        for read, name_of, d in self.named:
+            object_id, name = read(row), name_of(row)
+            if object_id is None or name is None:
+                continue
+            seen = names.get((d, object_id))
+            latest = (int(str(row[1])), name)
+            if seen is None or latest > seen:
+                names[(d, object_id)] = latest
+
     def day(self, at_ms: int) -> str:
         """The local date of ``at_ms`` (``2026-11-01``)."""
         return self.label(at_ms, "day")[:10]
@@ -196,6 +210,7 @@ def group_counts(conn: sqlite3.Connection, space_id: int, query: GroupQuery) -> 
     reader = _Clicks(query, tz)
     f, t = query.window.from_ms, query.window.to_ms
     groups: dict[tuple[str | None, ...], _Group] = {}
+    names: dict[tuple[str, str], tuple[int, str]] = {}  # (dimension, id) -> (click time, name)
 
     def group(key: tuple[str | None, ...]) -> _Group:
         found = groups.get(key)
@@ -210,6 +225,7 @@ def group_counts(conn: sqlite3.Connection, space_id: int, query: GroupQuery) -> 
     ):
         if reader.kept(row):
             group(reader.key(row, row[1])).clicks += 1
+            reader.name(row, names)
     if query.mode is FunnelMode.COHORT:
         events = conn.execute(
             f"SELECT {_CLICK}, {_EVENT} FROM clicks c {_LINKS}"
@@ -230,6 +246,7 @@ def group_counts(conn: sqlite3.Connection, space_id: int, query: GroupQuery) -> 
     for row in events:
         if not reader.kept(row):
             continue
+        reader.name(row, names)
         uid, click_ms = str(row[0]), int(row[1])
         event, at_ms, value, currency, reversed_, first = row[_CLICK_WIDTH:]
         when = click_ms if cohort else at_ms
@@ -246,35 +263,15 @@ def group_counts(conn: sqlite3.Connection, space_id: int, query: GroupQuery) -> 
             g.reversed_deposits += 1
             if amount is not None:
                 _add(g.reversed_revenue, currency, reader.day(when), amount)
-    names = _names(conn, space_id, query.by, groups)
-    return [
-        g.counts(key, {NAME_OF[d]: names[d][v] for d, v in zip(query.by, key, strict=True)
-                       if d in names and v is not None and v in names[d]})
-        for key, g in groups.items()
-    ]  # fmt: skip
+    return [g.counts(key, _names_of(query.by, key, names)) for key, g in groups.items()]
 
 
-def _names(
-    conn: sqlite3.Connection,
-    space_id: int,
-    by: Sequence[str],
-    groups: Iterable[tuple[str | None, ...]],
-) -> dict[str, dict[str, str]]:
-    """Per id dimension of ``by`` (campaign, adset, ad): the latest name of each id grouped."""
-    keys = list(groups)
-    out: dict[str, dict[str, str]] = {}
-    for n, d in enumerate(by):
-        if d not in NAME_OF:
-            continue
-        wanted = {k[n] for k in keys if k[n] is not None}
-        column, name = DIMENSIONS[d], NAME_OF[d]
-        latest: dict[str, str] = {}
-        for object_id, text in conn.execute(
-            f"SELECT {column}, {name} FROM clicks WHERE space_id = ? AND {column} IS NOT NULL"
-            f" AND {name} IS NOT NULL ORDER BY created_ms, id",
-            (space_id,),
-        ):
-            if object_id in wanted:
-                latest[object_id] = text
-        out[d] = latest
+def _names_of(
+    by: Sequence[str], key: tuple[str | None, ...], names: dict[tuple[str, str], tuple[int, str]]
+) -> dict[str, str]:
+    """The names beside the ids of a group's key (``campaign_name`` …) that were seen."""
+    out = {}
+    for d, v in zip(by, key, strict=True):
+        if v is not None and (d, v) in names:
+            out[NAME_OF[d]] = names[(d, v)][1]
     return out

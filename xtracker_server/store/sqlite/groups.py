@@ -31,7 +31,7 @@ from __future__ import annotations
 import bisect
 import json
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, time, tzinfo
 from decimal import Decimal, InvalidOperation
@@ -123,8 +123,8 @@ def _add(money: dict[str, dict[str, Decimal]], currency: str, day: str, amount: 
     days[day] = days.get(day, Decimal(0)) + amount
 
 
-def _amount(value: str | None, currency: str | None) -> Decimal | None:
-    if value is None or currency is None:
+def _amount(value: str | None) -> Decimal | None:
+    if value is None:
         return None
     try:
         return Decimal(value)
@@ -133,6 +133,8 @@ def _amount(value: str | None, currency: str | None) -> Decimal | None:
 
 
 Row = Sequence[object]
+#: A click as read once per uid: kept by the filters, its key's fixed parts, its time.
+_Seen = tuple[bool, tuple[str | None, ...], int]
 
 
 class _Clicks:
@@ -143,6 +145,7 @@ class _Clicks:
         self.tz = tz
         self.filters = [(self._reader(f.dimension), f) for f in query.filters.items]
         self.parts = [(None, d) if d in ("day", "hour") else (self._reader(d), d) for d in query.by]
+        self.timed = any(read is None for read, _ in self.parts)
         self.labels: dict[tuple[int, str], str] = {}
         self.named = [(self._reader(d), self._reader(NAME_OF[d]), d) for d in query.by
                       if d in NAME_OF]  # fmt: skip
@@ -161,12 +164,23 @@ class _Clicks:
         at = 2 + _DIMS.index(dimension)
         return lambda row: None if row[at] is None else str(row[at])
 
-    def kept(self, row: Row) -> bool:
-        return all(f.matches(read(row)) for read, f in self.filters)
+    def of(self, row: Row, names: dict[tuple[str, str], tuple[int, str]]) -> _Seen:
+        """Whether the filters keep the click of ``row``, its key without the time parts
+        (None there), and its time; the names beside its ids noted if it is kept."""
+        kept = all(f.matches(read(row)) for read, f in self.filters)
+        if kept:
+            self.name(row, names)
+        fixed = tuple(None if read is None else read(row) for read, _ in self.parts)
+        return kept, fixed, int(str(row[1]))
 
-    def key(self, row: Row, at_ms: int) -> tuple[str | None, ...]:
-        """The group of a click; day and hour of ``at_ms``."""
-        return tuple(self.label(at_ms, d) if read is None else read(row) for read, d in self.parts)
+    def key(self, fixed: tuple[str | None, ...], at_ms: int) -> tuple[str | None, ...]:
+        """The group of a click (``fixed``, from ``of``), its day and hour those of ``at_ms``."""
+        if not self.timed:
+            return fixed
+        return tuple(
+            self.label(at_ms, d) if read is None else v
+            for (read, d), v in zip(self.parts, fixed, strict=True)
+        )
 
     def label(self, at_ms: int, dimension: str) -> str:
         minute = (at_ms // 60_000, dimension)
@@ -218,52 +232,94 @@ def group_counts(conn: sqlite3.Connection, space_id: int, query: GroupQuery) -> 
             found = groups[key] = _Group()
         return found
 
+    seen: dict[str, _Seen] = {}  # uid -> its click
     for row in conn.execute(
         f"SELECT {_CLICK} FROM clicks c {_LINKS}"
         " WHERE c.space_id = ? AND c.created_ms >= ? AND c.created_ms < ?",
         (space_id, f, t),
     ):
-        if reader.kept(row):
-            group(reader.key(row, row[1])).clicks += 1
-            reader.name(row, names)
-    if query.mode is FunnelMode.COHORT:
-        events = conn.execute(
-            f"SELECT {_CLICK}, {_EVENT} FROM clicks c {_LINKS}"
-            " JOIN inbox i ON i.space_id = c.space_id AND i.uid = c.uid"
-            f" WHERE c.space_id = ? AND c.created_ms >= ? AND c.created_ms < ?"
-            f" AND i.test = 0 AND i.event IN {_EVENTS_IN}",
-            (space_id, f, t),
-        )
-    else:
-        events = conn.execute(
-            f"SELECT {_CLICK}, {_EVENT} FROM inbox i"
-            " JOIN clicks c ON c.space_id = i.space_id AND c.uid = i.uid"
-            f" {_LINKS} WHERE i.space_id = ? AND i.occurred_at_ms >= ? AND i.occurred_at_ms < ?"
-            f" AND i.test = 0 AND i.uid IS NOT NULL AND i.event IN {_EVENTS_IN}",
-            (space_id, f, t),
-        )
+        kept, fixed, click_ms = seen[str(row[0])] = reader.of(row, names)
+        if kept:
+            group(reader.key(fixed, click_ms)).clicks += 1
     cohort = query.mode is FunnelMode.COHORT
-    for row in events:
-        if not reader.kept(row):
+    events = (
+        _cohort_events(conn, space_id, f, t) if cohort else _activity_events(conn, space_id, f, t)
+    )
+    for uid, row, event, at_ms, value, currency, reversed_, first in events:
+        click = seen.get(uid)
+        if click is None:  # activity: a click before the window
+            click = seen[uid] = reader.of(row, names)
+        kept, fixed, click_ms = click
+        if not kept:
             continue
-        reader.name(row, names)
-        uid, click_ms = str(row[0]), int(row[1])
-        event, at_ms, value, currency, reversed_, first = row[_CLICK_WIDTH:]
         when = click_ms if cohort else at_ms
-        g = group(reader.key(row, when))
+        g = group(reader.key(fixed, when))
         g.step(event, uid, at_ms, click_ms)
         if event != "deposit":
             continue
         g.deposits += 1
         g.first_deposits += bool(first)
-        amount = _amount(value, currency)
-        if amount is not None:
-            _add(g.revenue, currency, reader.day(when), amount)
+        g.reversed_deposits += reversed_
+        amount = _amount(value)
+        if amount is None or currency is None:
+            continue
+        _add(g.revenue, currency, reader.day(when), amount)
         if reversed_:
-            g.reversed_deposits += 1
-            if amount is not None:
-                _add(g.reversed_revenue, currency, reader.day(when), amount)
+            _add(g.reversed_revenue, currency, reader.day(when), amount)
     return [g.counts(key, _names_of(query.by, key, names)) for key, g in groups.items()]
+
+
+#: An event as the loop of ``group_counts`` reads it: its uid, its click's row (activity mode:
+#: its click may be before the window), the event, its time, amount and currency, whether it
+#: is a reversed deposit, and whether the uid's first deposit.
+_Event = tuple[str, Row, str, int, str | None, str | None, bool, bool]
+
+
+def _cohort_events(conn: sqlite3.Connection, space_id: int, f: int, t: int) -> Iterator[_Event]:
+    """Every event of the uids of the window's clicks: all of each uid's events are read, so
+    its first deposit and its reversals are found among them."""
+    rows = conn.execute(
+        "SELECT c.uid, i.id, i.event, i.occurred_at_ms, i.value, i.currency, i.eid FROM clicks c"
+        " JOIN inbox i ON i.space_id = c.space_id AND i.uid = c.uid"
+        " WHERE c.space_id = ? AND c.created_ms >= ? AND c.created_ms < ?"
+        f" AND i.test = 0 AND i.event IN {_EVENTS_IN[:-1]}, '{REVERSAL}')",
+        (space_id, f, t),
+    ).fetchall()
+    firsts: dict[str, tuple[int, int]] = {}
+    taken: set[tuple[str, str]] = set()
+    for uid, inbox_id, event, at_ms, _, _, eid in rows:
+        if event == "deposit" and (uid not in firsts or (at_ms, inbox_id) < firsts[uid]):
+            firsts[uid] = (at_ms, inbox_id)
+        elif event == REVERSAL and eid is not None:
+            taken.add((uid, eid))
+    for uid, inbox_id, event, at_ms, value, currency, eid in rows:
+        if event == REVERSAL:
+            continue
+        deposit = event == "deposit"
+        reversed_ = deposit and eid is not None and (uid, eid) in taken
+        yield (
+            uid,
+            (),
+            event,
+            at_ms,
+            value,
+            currency,
+            reversed_,
+            firsts.get(uid) == (at_ms, inbox_id),
+        )
+
+
+def _activity_events(conn: sqlite3.Connection, space_id: int, f: int, t: int) -> Iterator[_Event]:
+    """The events in the window of uids with a click, each with its click (at any time)."""
+    for row in conn.execute(
+        f"SELECT {_CLICK}, {_EVENT} FROM inbox i"
+        " JOIN clicks c ON c.space_id = i.space_id AND c.uid = i.uid"
+        f" {_LINKS} WHERE i.space_id = ? AND i.occurred_at_ms >= ? AND i.occurred_at_ms < ?"
+        f" AND i.test = 0 AND i.uid IS NOT NULL AND i.event IN {_EVENTS_IN}",
+        (space_id, f, t),
+    ):
+        event, at_ms, value, currency, reversed_, first = row[_CLICK_WIDTH:]
+        yield str(row[0]), row, event, at_ms, value, currency, bool(reversed_), bool(first)
 
 
 def _names_of(

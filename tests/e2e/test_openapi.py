@@ -525,6 +525,27 @@ CALLS: dict[str, list[Call]] = {
         Call(200, params={"metric": "revenue"}, headers={"accept": "text/csv, */*;q=0.5"}),
         Call(422, params={"metric": "click", "format": "xml"}),
     ],
+    "report_groups": [
+        Call(200),
+        Call(200, params={"by": "campaign,ad", "currency": "USD", "sort": "profit", "days": "30"}),
+        Call(
+            200,
+            auth="own_space",
+            params={
+                "by": "country",
+                "mode": "activity",
+                "limit": "5",
+                "filter": "country=-US",
+                "tz": "Asia/Kolkata",
+            },
+        ),
+        Call(200, params={"by": "day", "format": "csv"}),
+        Call(401, auth=None),
+        Call(403, auth="other_space"),
+        Call(404, path={"space_id": 999}),
+        Call(422, params={"by": "nope"}),
+        Call(422, params={"limit": "many"}),
+    ],
     "report_deliveries": [
         Call(200),
         Call(200, auth="own_space"),

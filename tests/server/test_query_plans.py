@@ -34,8 +34,9 @@ from xtracker_server.domain.clicks import ClickDraft
 from xtracker_server.domain.credentials import hash_secret
 from xtracker_server.domain.deletion import Person
 from xtracker_server.domain.destinations import DestinationKind, PreparedDestination
+from xtracker_server.domain.groups import GroupQuery
 from xtracker_server.domain.links import LinkKind, LinkSpec
-from xtracker_server.domain.reports import Window
+from xtracker_server.domain.reports import FunnelMode, Window
 from xtracker_server.domain.tail import Watermark
 from xtracker_server.domain.unrecorded import Reason, UnrecordedCount
 from xtracker_server.store.sqlite import (
@@ -44,6 +45,7 @@ from xtracker_server.store.sqlite import (
     deletion,
     destinations,
     erasure,
+    groups,
     inbox,
     links,
     outbox,
@@ -269,6 +271,15 @@ UNATTRIBUTED_WINDOW = (
     r"SEARCH inbox USING INDEX inbox_report_unattributed"
     r" \(space_id=\? AND occurred_at_ms>\? AND occurred_at_ms<\?\)"
 )
+#: The grouped report by scanning (store/sqlite/groups.py): the window's clicks, and in
+#: activity mode the window's events.
+GROUP_CLICKS_WINDOW = (
+    r"SEARCH c USING INDEX clicks_space_time \(space_id=\? AND created_ms>\? AND created_ms<\?\)"
+)
+GROUP_EVENTS_WINDOW = (
+    r"SEARCH i USING INDEX inbox_space_time"
+    r" \(space_id=\? AND occurred_at_ms>\? AND occurred_at_ms<\?\)"
+)
 #: A deletion batch reads the rows to delete in index order, up to its LIMIT.
 BATCH = r"SEARCH \w+ USING (?:COVERING INDEX \w+|PRIMARY KEY) \((?:space_id|destination_id)=\?\)"
 #: The batch that blanks the uids the report backlog holds for a space (each one leaves the
@@ -445,6 +456,18 @@ CASES = [
             r" \(destination_id=\? AND status=\?\)  <-  SELECT max\(sent_ms\)",
         ),
         totals=(r"SELECT status, count\(\*\) FROM deliveries WHERE destination_id",),
+    ),
+    Case(
+        "group_counts (cohort)",
+        lambda c, w: groups.group_counts(c, w.space, GroupQuery(WINDOW, ("campaign", "ad"))),
+        pinned=(GROUP_CLICKS_WINDOW,),
+    ),
+    Case(
+        "group_counts (activity)",
+        lambda c, w: groups.group_counts(
+            c, w.space, GroupQuery(WINDOW, ("country",), mode=FunnelMode.ACTIVITY)
+        ),
+        pinned=(GROUP_CLICKS_WINDOW, GROUP_EVENTS_WINDOW),
     ),
     # housekeeping
     Case(

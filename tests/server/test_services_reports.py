@@ -13,6 +13,7 @@ import pytest
 from tests.server.services_env import Env, bearer, services
 from xtracker_server.domain.clicks import ClickDraft
 from xtracker_server.services import OPERATOR, Invalid, links, reports
+from xtracker_server.services.report_query import ReportQuery
 from xtracker_server.store.sqlite.clicks import insert_click
 
 
@@ -31,18 +32,21 @@ def test_a_report_counts_what_was_committed_before_it(env: Env) -> None:
     space = env.space()
     space_id = space.space.id
     _click(env, space_id, "u1")
-    first = env.run(reports.funnel(bearer(space), env.ctx, space_id, days=1))
+    first = env.run(reports.funnel(bearer(space), env.ctx, space_id, query=ReportQuery(days=1)))
     assert first["steps"][0] == {"step": "click", "uids": 1, "from_previous": None,
                                  "from_click": 1.0}  # fmt: skip
     _click(env, space_id, "u2")
-    links_report = env.run(reports.links(OPERATOR, env.ctx, space_id, days=1))
+    links_report = env.run(reports.links(OPERATOR, env.ctx, space_id, query=ReportQuery(days=1)))
     assert [(r["link"], r["clicks"]) for r in links_report["links"]] == [(None, 2)]
 
 
 #: A report call with one bad parameter, and the parameter.
 BAD: dict[str, tuple[Callable[[Env, int], Awaitable[Any]], str]] = {
     "unknown link": (lambda env, s: reports.funnel(OPERATOR, env.ctx, s, link="nope"), "link"),
-    "unknown zone": (lambda env, s: reports.funnel(OPERATOR, env.ctx, s, tz="Mars/Olympus"), "tz"),
+    "unknown zone": (
+        lambda env, s: reports.funnel(OPERATOR, env.ctx, s, query=ReportQuery(tz="Mars/Olympus")),
+        "tz",
+    ),
     "sort": (lambda env, s: reports.links(OPERATOR, env.ctx, s, sort="vibes"), "sort"),
     "currency": (lambda env, s: reports.links(OPERATOR, env.ctx, s, currency="$5"), "currency"),
     "metric": (lambda env, s: reports.series(OPERATOR, env.ctx, s, metric="likes"), "metric"),

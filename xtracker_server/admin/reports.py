@@ -11,8 +11,6 @@ services' (services/principal.py); these routes only say who is calling (``reade
 
 from __future__ import annotations
 
-from typing import Any
-
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
@@ -24,23 +22,19 @@ from xtracker_server.domain.credentials import hash_secret
 from xtracker_server.domain.query import whole_number
 from xtracker_server.errors import field_error
 from xtracker_server.services import exports, reports
+from xtracker_server.services.report_query import ReportQuery
 from xtracker_server.state import app_state
 
 
-def _window(request: Request) -> dict[str, Any]:
+def _window(request: Request) -> ReportQuery:
     q = request.query_params
     raw = q.get("days") or None
     days = None if raw is None else whole_number(raw)
     if raw is not None and days is None:
         raise field_error("days", "must be a positive whole number")
-    return {
-        "days": days,
-        "from_": q.get("from") or None,
-        "to": q.get("to") or None,
-        "tz": q.get("tz") or None,
-        # repeated: filter=country=US,CA&filter=link=-test (services/report_filters.py)
-        "filters": q.getlist("filter"),
-    }
+    # filter repeated: filter=country=US,CA&filter=link=-test (domain/filters.py)
+    return ReportQuery(days, q.get("from") or None, q.get("to") or None, q.get("tz") or None,
+                       tuple(q.getlist("filter")))  # fmt: skip
 
 
 def _flag(request: Request, name: str, default: bool) -> bool:
@@ -107,7 +101,7 @@ async def funnel(request: Request) -> Response:
     link = request.query_params.get("link") or None
     mode = request.query_params.get("mode") or None
     found = await exports.funnel_export(
-        who, ctx, path_id(request), link=link, mode=mode, **_window(request)
+        who, ctx, path_id(request), link=link, mode=mode, query=_window(request)
     )
     return answer(request, found)
 
@@ -119,7 +113,7 @@ async def links(request: Request) -> Response:
     found = await exports.links_export(
         who, ctx, path_id(request), sort=q.get("sort") or "clicks",
         desc=_flag(request, "desc", True), currency=q.get("currency") or None,
-        **_window(request),
+        query=_window(request),
     )  # fmt: skip
     return answer(request, found)
 
@@ -133,7 +127,26 @@ async def series(request: Request) -> Response:
         raise field_error("metric", "is required (click, contact, … or revenue)")
     found = await exports.series_export(
         who, ctx, path_id(request), metric=metric, bucket=q.get("bucket") or "day",
-        currency=q.get("currency") or None, link=q.get("link") or None, **_window(request),
+        currency=q.get("currency") or None, link=q.get("link") or None, query=_window(request),
+    )  # fmt: skip
+    return answer(request, found)
+
+
+async def groups(request: Request) -> Response:
+    """The grouped report (services/groups.py): ``by=campaign,ad``, ``mode``, ``sort``,
+    ``desc``, ``limit``, ``currency`` and the window and filters of every report."""
+    who, ctx = await reader(request)
+    wanted_format(request)
+    q = request.query_params
+    raw_limit = q.get("limit") or None
+    limit = None if raw_limit is None else whole_number(raw_limit)
+    if raw_limit is not None and limit is None:
+        raise field_error("limit", "must be a positive whole number")
+    query = _window(request)
+    found = await exports.groups_export(
+        who, ctx, path_id(request), by=q.get("by") or "", mode=q.get("mode") or None,
+        sort=q.get("sort") or "clicks", desc=_flag(request, "desc", True), limit=limit,
+        currency=q.get("currency") or None, query=query,
     )  # fmt: skip
     return answer(request, found)
 
@@ -170,6 +183,7 @@ routes = [
     Route("/admin/spaces/{space_id}/reports/links", links, methods=["GET"]),
     Route("/admin/spaces/{space_id}/reports/series", series, methods=["GET"]),
     Route("/admin/spaces/{space_id}/reports/deliveries", deliveries, methods=["GET"]),
+    Route("/admin/spaces/{space_id}/reports/groups", groups, methods=["GET"]),
     Route("/admin/spaces/{space_id}/stream", stream, methods=["GET"]),
     Route("/admin/streams", stream_status, methods=["GET"]),
 ]

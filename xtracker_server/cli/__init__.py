@@ -58,7 +58,9 @@ COMMANDS: dict[str, Entry] = {
         "costs", "rate_app", "Exchange rates the reports convert costs and revenue with."
     ),
     "report": Entry(
-        "reports", "report_app", "Reports: funnel, per link, time series, delivery health, costs."
+        "reports",
+        "report_app",
+        "Reports: funnel, per link, grouped, time series, delivery health, costs.",
     ),
 }
 

@@ -30,6 +30,7 @@ from xtracker_server.domain.reports import METRICS, STEPS
 if TYPE_CHECKING:
     from xtracker_server.services.context import Context
     from xtracker_server.services.exports import Export
+    from xtracker_server.services.report_query import ReportQuery
 
 report_app = group()  # its help: COMMANDS in cli/__init__.py
 
@@ -63,7 +64,8 @@ FormatOption = Annotated[
 
 
 #: The option of each field a report may refuse.
-REFUSABLE = ("from", "to", "link", "days", "tz", "sort", "currency", "metric", "bucket", "filter")
+REFUSABLE = ("from", "to", "link", "days", "tz", "sort", "currency", "metric", "bucket", "filter",
+             "by", "mode", "limit")  # fmt: skip
 OPTIONS = {field: f"--{field}" for field in REFUSABLE}
 
 
@@ -82,6 +84,15 @@ def chosen_format(format_: str | None, json_: bool) -> str:
     if json_ and format_ != "json":
         fail("--json is --format json: give one of them")
     return format_
+
+
+def report_query(
+    days: int | None, from_: str | None, to: str | None, tz: str | None, filters: list[str] | None
+) -> ReportQuery:
+    """The window and filters of a report's options, as the services read them."""
+    from xtracker_server.services.report_query import ReportQuery
+
+    return ReportQuery(days, from_, to, tz, tuple(filters or ()))
 
 
 def write_export(
@@ -158,15 +169,14 @@ def funnel(
     from xtracker_server.services import OPERATOR, exports, reports
 
     fmt = chosen_format(format_, json_)
+    query = report_query(days, from_, to, tz, filter_)
     if fmt != "table":
         write_export(db, lambda ctx: exports.funnel_export(OPERATOR, ctx, space, link=link,
-                     mode=mode, days=days, from_=from_, to=to, tz=tz, filters=filter_ or ()),
-                     fmt)  # fmt: skip
+                     mode=mode, query=query), fmt)  # fmt: skip
         return
     data = read(
-        db, lambda ctx: reports.funnel(OPERATOR, ctx, space, link=link, mode=mode, days=days,
-                                       from_=from_, to=to, tz=tz, filters=filter_ or ())
-    )  # fmt: skip
+        db, lambda ctx: reports.funnel(OPERATOR, ctx, space, link=link, mode=mode, query=query)
+    )
     gauge = {g["step"]: g for g in data["gauge"]["steps"]}
     title = f"Funnel of space {space}" + (f", link {link}" if link else "")
     title += "".join(f", {f}" for f in filter_ or ())
@@ -241,15 +251,14 @@ def links(
     from xtracker_server.services import OPERATOR, exports, reports
 
     fmt = chosen_format(format_, json_)
+    query = report_query(days, from_, to, tz, filter_)
     if fmt != "table":
         write_export(db, lambda ctx: exports.links_export(OPERATOR, ctx, space, sort=sort,
-                     desc=desc, currency=currency, days=days, from_=from_, to=to, tz=tz,
-                     filters=filter_ or ()), fmt)  # fmt: skip
+                     desc=desc, currency=currency, query=query), fmt)  # fmt: skip
         return
     data = read(
         db, lambda ctx: reports.links(OPERATOR, ctx, space, sort=sort, desc=desc,
-                                      currency=currency, days=days, from_=from_, to=to, tz=tz,
-                                      filters=filter_ or ())
+                                      currency=currency, query=query)
     )  # fmt: skip
     cur = data["currency"]
     from rich.table import Column, Table
@@ -290,15 +299,14 @@ def series(
     from xtracker_server.services import OPERATOR, exports, reports
 
     fmt = chosen_format(format_, json_)
+    query = report_query(days, from_, to, tz, filter_)
     if fmt != "table":
         write_export(db, lambda ctx: exports.series_export(OPERATOR, ctx, space, metric=metric,
-                     bucket=bucket, currency=currency, link=link, days=days, from_=from_,
-                     to=to, tz=tz, filters=filter_ or ()), fmt)  # fmt: skip
+                     bucket=bucket, currency=currency, link=link, query=query), fmt)  # fmt: skip
         return
     data = read(
         db, lambda ctx: reports.series(OPERATOR, ctx, space, metric=metric, bucket=bucket,
-                                       currency=currency, link=link, days=days, from_=from_,
-                                       to=to, tz=tz, filters=filter_ or ())
+                                       currency=currency, link=link, query=query)
     )  # fmt: skip
     label = data["metric"] + (f" ({data['currency']})" if data["currency"] else "")
     from rich.table import Table
@@ -340,6 +348,102 @@ def deliveries(
             "-" if d["median_latency_ms"] is None else str(d["median_latency_ms"]),
         )  # fmt: skip
     out.print(table)
+
+
+@report_app.command("groups")
+def groups(
+    space: SpaceOption,
+    by: Annotated[
+        str,
+        typer.Option(
+            "--by",
+            help="Up to 2 dimensions, the outer first: campaign,ad; country;"
+            " day; sub.NAME … (none: the whole space).",
+        ),
+    ] = "",
+    mode: Annotated[
+        str,
+        typer.Option(
+            "--mode",
+            help="cohort (default): the window's clicks and their steps"
+            " whenever they happen; activity: the clicks and events of the window",
+        ),
+    ] = "cohort",
+    sort: Annotated[
+        str, typer.Option("--sort", help="Column: clicks, deposit, net_revenue, profit, roi, …")
+    ] = "clicks",
+    desc: Annotated[bool, typer.Option("--desc/--asc", help="Largest first (default).")] = True,
+    limit: Annotated[
+        int | None, typer.Option("--limit", help="Rows (and children per row); default 100.")
+    ] = None,
+    currency: Annotated[
+        str | None,
+        typer.Option(help="Report currency: adds cost, profit, ROI… (rates: xtracker rate set)."),
+    ] = None,
+    days: DaysOption = None,
+    from_: FromOption = None,
+    to: ToOption = None,
+    tz: TzOption = None,
+    filter_: FilterOption = None,
+    db: DbOption = DEFAULT_DB,
+    json_: JsonOption = False,
+    format_: FormatOption = None,
+) -> None:
+    """Clicks, each step, deposits, revenue and the time to convert per campaign, ad, country…
+    (nested: --by campaign,ad); with --currency the cost, CPC, CPL, CPA, ROI, ROAS and profit
+    of each campaign, ad set, ad or link row (docs/reports.md#grouped-reports)."""
+    from xtracker_server.services import OPERATOR, exports
+    from xtracker_server.services.groups import groups_report
+
+    fmt = chosen_format(format_, json_)
+    query = report_query(days, from_, to, tz, filter_)
+    params: dict[str, Any] = {"by": by, "mode": mode, "sort": sort, "desc": desc,
+                              "limit": limit, "currency": currency, "query": query}  # fmt: skip
+    if fmt != "table":
+        write_export(db, lambda ctx: exports.groups_export(OPERATOR, ctx, space, **params), fmt)
+        return
+    data = read(db, lambda ctx: groups_report(OPERATOR, ctx, space, **params))
+    _groups_table(space, data)
+
+
+def _groups_table(space: int, data: dict[str, Any]) -> None:
+    from rich.table import Column, Table
+
+    cur, costs = data["sort_currency"], data["currency"] is not None
+    by = data["by"] or ["space"]
+    title = f"Space {space} by {', '.join(by)}, {data['mode']} mode, sorted by {data['sort']}"
+    title += "".join(f", {f}" for f in data["filters"])
+    shown = f"{len(data['rows'])} of {data['rows_total']} rows" if data["by"] else ""
+    table = Table(Column(" → ".join(by), no_wrap=True), "clicks", "contact", "subscr.", "reg.",
+                  "dep.", "deposits", "click→dep", f"revenue {cur}", f"net {cur}",
+                  *(["cost", "profit", "ROI"] if costs else []),
+                  title=f"{title}\n{_period(data)}", caption=shown)  # fmt: skip
+
+    def add(row: dict[str, Any], depth: int) -> None:
+        dim = list(row["key"])[-1] if row["key"] else None
+        value = "(all)" if dim is None else row["key"][dim] or f"(no {dim})"
+        name = row["names"].get(dim or "")
+        label = ("  └ " if depth else "") + value + (f" {name}" if name else "")
+        steps = {s["step"]: s["uids"] for s in row["steps"]}
+        cost = row.get("cost") or {}
+        table.add_row(
+            label, str(row["clicks"]), *(str(steps[e]) for e in STEPS[1:]), str(row["deposits"]),
+            _pct(row["click_to_deposit"]), row["revenue"].get(cur, "0"),
+            row["net_revenue"].get(cur, "0"),
+            *([cost.get("cost") or "-", cost.get("profit") or "-", cost.get("roi") or "-"]
+              if costs else []),
+        )  # fmt: skip
+
+    for row in data["rows"] if data["by"] else [data["total"]]:
+        add(row, 0)
+        for child in row.get("children", []):
+            add(child, 1)
+    out.print(table)
+    for m in data["missing_rates"]:
+        out.print(f"[yellow]missing rate[/yellow] {m['detail']}", highlight=False)
+    alone = data["without_click"]
+    counts = ", ".join(f"{e} {alone[e]}" for e in STEPS[1:] if alone[e])
+    out.print(f"without a known click (in no group): {counts or 'none'}", highlight=False)
 
 
 @report_app.command("costs")

@@ -15,6 +15,7 @@ from xtracker_server.openapi import (
     costs,
     deletion,
     destinations,
+    groups,
     ingress,
     landing,
     links,
@@ -50,6 +51,7 @@ OPERATIONS: tuple[Operation, ...] = (
     *destinations.OPERATIONS,
     *postbacks.OPERATIONS,
     *reports.OPERATIONS,
+    *groups.OPERATIONS,
     *costs.OPERATIONS,
 )
 

@@ -7,7 +7,7 @@ The long reports (a series, the postback log) read their rows from the store pag
 while they are written, so an export of any length holds one page in memory; the others are
 bounded by the space's links or destinations and are built first.
 
-    export = await series_export(OPERATOR, ctx, 1, metric="deposit", days=365)
+    export = await series_export(OPERATOR, ctx, 1, metric="deposit", query=ReportQuery(days=365))
     async for text in csv_chunks(export):  # "start,start_ms,value\\r\\n2025-…"
         out.write(text)
 
@@ -29,16 +29,20 @@ from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from xtracker_server.domain.groups import NAME_OF
 from xtracker_server.domain.reports import LINK_COLUMNS, UNRECORDED_COLUMNS, ReportError
 from xtracker_server.exceptions import XTrackerServerError
 from xtracker_server.services import reports
 from xtracker_server.services.context import Context
 from xtracker_server.services.errors import Invalid
+from xtracker_server.services.groups import groups_report
 from xtracker_server.services.postbacks import postback_log
 from xtracker_server.services.principal import Action, Principal
+from xtracker_server.services.report_query import ReportQuery
 from xtracker_server.services.spaces import authorized_space
 from xtracker_server.store.api import DELIVERY_STATUSES, storage_fault
 from xtracker_server.views import postback_log_json
+from xtracker_wire import CANONICAL_EVENTS
 
 __all__ = [
     "FORMATS",
@@ -48,6 +52,7 @@ __all__ = [
     "csv_chunks",
     "deliveries_export",
     "funnel_export",
+    "groups_export",
     "json_chunks",
     "links_export",
     "postbacks_export",
@@ -278,14 +283,17 @@ async def links_export(who: Principal, ctx: Context, space_id: int, **params: An
     return Export(f"links-space-{space_id}", data, None, _rows(data["links"]), header, cells)
 
 
-async def series_export(who: Principal, ctx: Context, space_id: int, **params: Any) -> Export:
+async def series_export(
+    who: Principal, ctx: Context, space_id: int, *, query: ReportQuery | None = None, **params: Any
+) -> Export:
     """One row per bucket: ``start`` (local ISO), ``start_ms``, ``value`` (a count, or an
     exact decimal for revenue); the buckets are counted while they are written."""
     await authorized_space(who, ctx, Action.READ_REPORTS, space_id)
     await ctx.store.catch_up_reports()
+    window = {} if query is None else query.params()
     try:
         head, points = await reports.series_points(
-            ctx.store, space_id, now_ms=ctx.clock(), **params
+            ctx.store, space_id, now_ms=ctx.clock(), **window, **params
         )
     except ReportError as exc:
         raise Invalid(exc.field, exc.problem) from None
@@ -362,3 +370,55 @@ async def postbacks_export(
     return Export(
         f"postbacks-space-{space_id}", {}, "postbacks", rows(), POSTBACK_COLUMNS, _postback_cells
     )
+
+
+#: The grouped report's CSV columns of counts, after its dimensions and names and before the
+#: money ones (docs/reports.md#exports).
+GROUP_COUNT_COLUMNS = [
+    "clicks", *CANONICAL_EVENTS, *(f"from_click_{e}" for e in CANONICAL_EVENTS),
+    *(f"ttc_median_s_{e}" for e in CANONICAL_EVENTS), "deposits", "depositors", "first_deposits",
+    "click_to_deposit", "reversed_deposits",
+]  # fmt: skip
+#: With a report currency: the cost columns (``cost_net_revenue``: the net revenue converted).
+GROUP_COST_COLUMNS = ["cost_level", "cost", "cost_net_revenue", "profit", "roi", "roas", "cpc",
+                      "cpl", "cpa"]  # fmt: skip
+
+
+async def groups_export(who: Principal, ctx: Context, space_id: int, **params: Any) -> Export:
+    """The grouped report (services/groups.py): one line per row, and after it one per child
+    (``depth`` 2; the outer row's value repeated); a column per dimension (and the name beside
+    an id), per step, per currency of each money column, and with a report currency the cost
+    figures (empty where the row has no cost level)."""
+    data = await groups_report(who, ctx, space_id, **params)
+    by: list[str] = data["by"]
+    names = [d for d in by if d in NAME_OF and NAME_OF[d] not in by]
+    lines = [(1, r) for r in data["rows"]]
+    lines = [line for depth, r in lines
+             for line in [(depth, r), *((2, c) for c in r.get("children", []))]]  # fmt: skip
+    money = _currencies(*(r["revenue"] for _, r in lines))
+    costs = data["currency"] is not None
+
+    def cells(line: dict[str, Any]) -> list[object]:
+        r = line["row"]
+        steps = {s["step"]: s for s in r["steps"]}
+        cost = r.get("cost") or {}
+        return [
+            line["depth"], *(r["key"].get(d) for d in by), *(r["names"].get(d) for d in names),
+            r["clicks"], *(steps[e]["uids"] for e in CANONICAL_EVENTS),
+            *(steps[e]["from_click"] for e in CANONICAL_EVENTS),
+            *(steps[e]["ttc_median_s"] for e in CANONICAL_EVENTS), r["deposits"],
+            r["depositors"], r["first_deposits"], r["click_to_deposit"], r["reversed_deposits"],
+            *(r["revenue"].get(c, "0") for c in money),
+            *(r["reversed_revenue"].get(c, "0") for c in money),
+            *(r["net_revenue"].get(c, "0") for c in money),
+            *([cost.get("level"), cost.get("cost"), cost.get("net_revenue"),
+               *(cost.get(f) for f in GROUP_COST_COLUMNS[3:])] if costs else []),
+        ]  # fmt: skip
+
+    header = [
+        "depth", *by, *(NAME_OF[d] for d in names), *GROUP_COUNT_COLUMNS,
+        *(f"revenue_{c}" for c in money), *(f"reversed_revenue_{c}" for c in money),
+        *(f"net_revenue_{c}" for c in money), *(GROUP_COST_COLUMNS if costs else []),
+    ]  # fmt: skip
+    rows = _rows({"depth": depth, "row": r} for depth, r in lines)
+    return Export(f"groups-space-{space_id}", data, None, rows, header, cells)

@@ -8,7 +8,7 @@ rollup up to everything committed, and build one report. Each report (``funnel_r
 resolves the window (``domain.reports.resolve_window``), counts with the store's report
 queries (``funnel_counts``, ``link_rows``, …) and computes with ``domain.reports``.
 
-    >>> (await funnel(OPERATOR, ctx, 1, days=7))["steps"][0]
+    >>> (await funnel(OPERATOR, ctx, 1, query=ReportQuery(days=7)))["steps"][0]
     {'step': 'click', 'uids': 1200, 'from_previous': None, 'from_click': 1.0}
 """
 
@@ -33,6 +33,7 @@ from xtracker_server.services import report_filters
 from xtracker_server.services.context import Context
 from xtracker_server.services.errors import Invalid
 from xtracker_server.services.principal import Action, Principal
+from xtracker_server.services.report_query import ReportQuery
 from xtracker_server.services.spaces import authorized_space
 from xtracker_server.store.api import Store
 from xtracker_wire import CANONICAL_EVENTS, check_currency
@@ -58,18 +59,11 @@ async def funnel(
     *,
     link: str | None = None,
     mode: str | None = None,
-    days: int | None = None,
-    from_: str | None = None,
-    to: str | None = None,
-    tz: str | None = None,
-    filters: Sequence[str] = (),
+    query: ReportQuery | None = None,
 ) -> dict[str, Any]:
     """``funnel_report`` of the space (of one link's uids, if given), in ``mode``
-    (``cohort`` or ``activity``; None: activity)."""
-    return await _report(
-        who, ctx, space_id, funnel_report, link=link, mode=mode, days=days, from_=from_, to=to,
-        tz=tz, filters=filters,
-    )  # fmt: skip
+    (``cohort`` or ``activity``; None: activity), over ``query``'s window and filters."""
+    return await _report(who, ctx, space_id, funnel_report, query, link=link, mode=mode)
 
 
 async def links(
@@ -80,17 +74,12 @@ async def links(
     sort: str = "clicks",
     desc: bool = True,
     currency: str | None = None,
-    days: int | None = None,
-    from_: str | None = None,
-    to: str | None = None,
-    tz: str | None = None,
-    filters: Sequence[str] = (),
+    query: ReportQuery | None = None,
 ) -> dict[str, Any]:
     """``links_report`` of the space."""
     return await _report(
-        who, ctx, space_id, links_report, sort=sort, desc=desc, currency=currency, days=days,
-        from_=from_, to=to, tz=tz, filters=filters,
-    )  # fmt: skip
+        who, ctx, space_id, links_report, query, sort=sort, desc=desc, currency=currency
+    )
 
 
 async def series(
@@ -102,22 +91,18 @@ async def series(
     bucket: Bucket | str = Bucket.DAY,
     currency: str | None = None,
     link: str | None = None,
-    days: int | None = None,
-    from_: str | None = None,
-    to: str | None = None,
-    tz: str | None = None,
-    filters: Sequence[str] = (),
+    query: ReportQuery | None = None,
 ) -> dict[str, Any]:
     """``series_report`` of the space."""
     return await _report(
-        who, ctx, space_id, series_report, metric=metric, bucket=bucket, currency=currency,
-        link=link, days=days, from_=from_, to=to, tz=tz, filters=filters,
+        who, ctx, space_id, series_report, query, metric=metric, bucket=bucket,
+        currency=currency, link=link,
     )  # fmt: skip
 
 
 async def deliveries(who: Principal, ctx: Context, space_id: int) -> dict[str, Any]:
     """``deliveries_report`` of the space (read from the deliveries: no rollup)."""
-    return await _report(who, ctx, space_id, deliveries_report, rollup=False)
+    return await _report(who, ctx, space_id, deliveries_report, None, rollup=False)
 
 
 async def _report(
@@ -125,6 +110,7 @@ async def _report(
     ctx: Context,
     space_id: int,
     report: Callable[..., Awaitable[dict[str, Any]]],
+    query: ReportQuery | None,
     *,
     rollup: bool = True,
     **params: Any,
@@ -132,8 +118,9 @@ async def _report(
     await authorized_space(who, ctx, Action.READ_REPORTS, space_id)
     if rollup:  # count everything committed before this call
         await ctx.store.catch_up_reports()
+    window = {} if query is None else query.params()
     try:
-        return await report(ctx.store, space_id, now_ms=ctx.clock(), **params)
+        return await report(ctx.store, space_id, now_ms=ctx.clock(), **window, **params)
     except ReportError as exc:
         raise Invalid(exc.field, exc.problem) from None
 
@@ -164,11 +151,9 @@ async def stream_start(
 def _window(
     now_ms: int | None, days: int | None, from_: str | None, to: str | None, tz: str | None
 ) -> tuple[Window, Any, str]:
-    zone = domain.zone(tz)
-    window = domain.resolve_window(
-        now_ms=wall_clock_ms() if now_ms is None else now_ms, days=days, from_=from_, to=to, tz=zone
-    )
-    return window, zone, (tz if tz and tz.upper() != "UTC" else "UTC")
+    query = ReportQuery(days, from_, to, tz)
+    window, zone = query.window(wall_clock_ms() if now_ms is None else now_ms)
+    return window, zone, query.tz_name
 
 
 async def _link_id(store: Store, space_id: int, slug: str | None) -> int | None:

@@ -49,6 +49,7 @@ if TYPE_CHECKING:
         StorageFigures,
         Unhealthy,
     )
+    from xtracker_server.domain.groups import GroupCounts, GroupQuery
     from xtracker_server.domain.links import LinkSpec
     from xtracker_server.domain.outbound import DeliveryContext
     from xtracker_server.domain.postbacks import Aliases
@@ -355,6 +356,12 @@ class Store(Protocol):
     ) -> list[Decimal]:
         """Gross revenue in ``currency`` per bucket; ``reversed_only``: the part of it that
         was reversed (``deposit.reversed``), in the deposits' buckets."""
+
+    async def group_counts(self, space_id: int, query: GroupQuery) -> list[GroupCounts]:
+        """One GroupCounts per group with any click or counted event in the window (the whole
+        space as one group with key () when query.by is empty), in no particular order. Uids
+        without a click in the space are in no group (the services report them apart, as the
+        funnel's `without_click` line). Test events never count."""
 
     async def delivery_health(self, space_id: int, now_ms: int) -> list[DestinationHealth]: ...
 

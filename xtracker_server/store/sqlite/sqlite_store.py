@@ -47,6 +47,7 @@ from xtracker_server.domain.entities import (
     StorageFigures,
     Unhealthy,
 )
+from xtracker_server.domain.groups import GroupCounts, GroupQuery
 from xtracker_server.domain.links import LinkSpec
 from xtracker_server.domain.outbound import DeliveryContext
 from xtracker_server.domain.postbacks import Aliases, effective_aliases
@@ -62,6 +63,7 @@ from xtracker_server.store.sqlite import (
     deletion,
     destinations,
     erasure,
+    groups,
     inbox,
     links,
     outbox,
@@ -405,6 +407,9 @@ class SqliteOperations(abc.ABC):
             link_id=link_id,
             reversed_only=reversed_only,
         )
+
+    async def group_counts(self, space_id: int, query: GroupQuery) -> list[GroupCounts]:
+        return await self.read(groups.group_counts, space_id, query)
 
     async def delivery_health(self, space_id: int, now_ms: int) -> list[DestinationHealth]:
         return await self.read(reports.delivery_health, space_id, now_ms)

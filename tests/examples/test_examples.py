@@ -23,21 +23,22 @@ import time
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from types import ModuleType
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
-from aiogram import Bot
-from aiogram.types import ChatInviteLink
-from aiogram.types import Update as AiogramUpdate
-from aiohttp import test_utils  # (its TestClient imported by name would look like a test class)
-from telegram import Update as PtbUpdate
-from telegram.ext import ContextTypes
 
 from tests.conftest import Server, SpaceKeys, free_port
 from tests.fake_bot_api import BOT_ID, TOKEN, FakeBotAPI
 from xtracker_client import AsyncXTracker, Backoff
+
+if TYPE_CHECKING:
+    from aiogram import Bot
+    from telegram.ext import ContextTypes
+
+# aiogram and python-telegram-bot are imported by the tests that use them, not here: importing
+# them costs seconds of CPU, and every pytest-xdist worker collects this module.
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
@@ -223,6 +224,8 @@ class Updates:
 
 
 async def feed(dp: Any, bot: Bot, data: dict[str, Any]) -> None:
+    from aiogram.types import Update as AiogramUpdate
+
     await dp.feed_update(bot, AiogramUpdate.model_validate(data, context={"bot": bot}))
 
 
@@ -506,6 +509,7 @@ def test_offer_postbacks_report_registration_and_deposit_by_tg_id(
     space = server.new_space(f"{name}-offer")
     ann = 710_001
     secret = "postback-secret"
+    from aiohttp import test_utils  # (its TestClient imported by name would look like a test)
 
     async def body(tracker: AsyncXTracker) -> str:
         uid = await tracker.new_click(campaign_name="spring")
@@ -584,6 +588,7 @@ def test_ptb_start_and_offer_callbacks(server: Server, telegram: FakeBotAPI) -> 
     updates = Updates()
     errors: list[BaseException] = []
     ann, bob = 730_001, 730_002
+    from telegram import Update as PtbUpdate
 
     async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
         assert context.error is not None
@@ -704,6 +709,7 @@ def test_channel_links_matching_and_invite_creation(telegram: FakeBotAPI) -> Non
         "a-very-long-slug-of-forty-characters-xyz=https://t.me/+L0ng, bare"
     )
     invite = functools.partial(Updates.invite, join_request=True)
+    from aiogram.types import ChatInviteLink
 
     def slug(url: str, name: str | None) -> str | None:
         found: str | None = links.slug_for(ChatInviteLink.model_validate(invite(url, name)))

@@ -1,9 +1,10 @@
-"""Shared pieces of the benchmark scripts in ``bench/`` (ingest, clicks, delivery).
+"""Shared pieces of the benchmark scripts in ``bench/`` (ingest, clicks, delivery, pace).
 
 Tools (wrk, the ``xtracker`` CLI), free ports on 127.0.0.1, subprocess servers that are
 stopped in order whatever happens (graceful SIGINT first, then SIGTERM, then SIGKILL), a tiny
 stdlib HTTP helper, wrk runs parsed from the ``XTRACKER_BENCH {...}`` line the Lua scripts
-print, and the signal handling that turns SIGTERM into the same cleanup as Ctrl-C.
+print, the local sink that delivery benchmarks send to (``bench/sink.py``), and the signal
+handling that turns SIGTERM into the same cleanup as Ctrl-C.
 
 Not a benchmark itself: imported by the scripts (``python bench/<name>.py`` puts ``bench/`` on
 ``sys.path``).
@@ -177,6 +178,38 @@ def running_server(
         yield server
     finally:
         stop_process(proc)
+
+
+# --------------------------------------------------------------------------- the sink
+
+SINK_APP = BENCH_DIR / "sink.py"
+
+
+def sink_ok(url: str) -> bool:
+    return http_request(f"{url}/_stats")[0] == 200
+
+
+@contextmanager
+def running_sink(port: int, env: dict[str, str], workdir: Path) -> Iterator[Server]:
+    """``bench/sink.py`` on ``port``, the local HTTP server the delivery benchmarks send to."""
+    argv = [sys.executable, str(SINK_APP), "--port", str(port)]
+    with running_server("sink", argv, port, env, workdir, sink_ok) as sink:
+        yield sink
+
+
+def sink_stats(sink: Server) -> tuple[dict[str, dict[str, Any]], int]:
+    """Per path what the sink got since its last reset (``requests``, ``distinct_ids`` of
+    ``webhook-id`` …), and the TCP connections opened to it."""
+    status, _, body = http_request(f"{sink.url}/_stats", timeout=10)
+    if status != 200:
+        raise RuntimeError(f"the sink answered {status} to /_stats:\n{sink.log_tail()}")
+    stats = json.loads(body)
+    return stats["paths"], int(stats["connections"])
+
+
+def sink_reset(sink: Server) -> None:
+    if http_request(f"{sink.url}/_reset", body={})[0] != 200:
+        raise RuntimeError(f"the sink did not reset:\n{sink.log_tail()}")
 
 
 def start_pair(

@@ -63,7 +63,6 @@ from typing import Any, TextIO
 import aiohttp
 import httpx
 from _harness import (
-    BENCH_DIR,
     HOST,
     Server,
     bench_env,
@@ -71,11 +70,13 @@ from _harness import (
     filesystem_of,
     free_port,
     healthz_ok,
-    http_request,
     log,
     print_problems,
     run_script,
     running_server,
+    running_sink,
+    sink_reset,
+    sink_stats,
     stop_process,
     xtracker_cli,
     xtracker_command,
@@ -84,33 +85,11 @@ from _harness import (
 
 from xtracker_server.delivery.adapters import DEFAULT_INFLIGHT
 
-SINK_APP = BENCH_DIR / "sink.py"
 TARGET_RATIO = 0.5
 HOOK_PATH = "/hook"  # where our worker delivers
 BASE_PATH = "/base"  # where the baseline posts
 PRELOAD_CONCURRENCY = 32
 POLL_S = 0.02
-
-
-# --------------------------------------------------------------------------- sink
-
-
-def sink_ok(url: str) -> bool:
-    return http_request(f"{url}/_stats")[0] == 200
-
-
-def sink_stats(sink: Server) -> tuple[dict[str, dict[str, Any]], int]:
-    """Per path what the sink got since its last reset, and the connections opened."""
-    status, _, body = http_request(f"{sink.url}/_stats", timeout=10)
-    if status != 200:
-        raise RuntimeError(f"the sink answered {status} to /_stats:\n{sink.log_tail()}")
-    stats = json.loads(body)
-    return stats["paths"], int(stats["connections"])
-
-
-def sink_reset(sink: Server) -> None:
-    if http_request(f"{sink.url}/_reset", body={})[0] != 200:
-        raise RuntimeError(f"the sink did not reset:\n{sink.log_tail()}")
 
 
 # --------------------------------------------------------------------------- template
@@ -532,16 +511,7 @@ def main(argv: list[str] | None = None) -> int:
             cleanup.callback(shutil.rmtree, tmp, ignore_errors=True)
         env = {**bench_env(), "XTRACKER_SYNC": args.sync}
         template, _, sink_port = build_template(tmp, args.events, args.sync, env)
-        sink = cleanup.enter_context(
-            running_server(
-                "sink",
-                [sys.executable, str(SINK_APP), "--port", sink_port],
-                int(sink_port),
-                env,
-                tmp,
-                sink_ok,
-            )
-        )
+        sink = cleanup.enter_context(running_sink(int(sink_port), env, tmp))
         replay: tuple[dict[str, str], bytes, str] | None = None
         for n in range(args.rounds):
             ours = run_ours(template, tmp, n, args.events, sink, env)

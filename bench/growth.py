@@ -80,12 +80,15 @@ from _harness import (
     run_script,
     run_wrk,
     running_server,
+    running_sink,
+    sink_reset,
+    sink_stats,
     xtracker_command,
     xtracker_serve_argv,
 )
 from clicks import BOT, IPHONE_SAFARI, SLUG, check_answer
 from clicks import LUA_SCRIPT as CLICKS_LUA
-from delivery import HOOK_PATH, SINK_APP, sink_ok, sink_reset, sink_stats
+from delivery import HOOK_PATH
 from ingest import LUA_SCRIPT as EVENTS_LUA
 
 from xtracker_server.store.sqlite import outbox
@@ -618,16 +621,7 @@ def main(argv: list[str] | None = None) -> int:
         cleanup.callback(shutil.rmtree, workdir, ignore_errors=True)
         env = bench_env()
         sink_port = free_port()
-        sink = cleanup.enter_context(
-            running_server(
-                "sink",
-                [sys.executable, str(SINK_APP), "--port", str(sink_port)],
-                sink_port,
-                env,
-                workdir,
-                sink_ok,
-            )
-        )
+        sink = cleanup.enter_context(running_sink(sink_port, env, workdir))
         end_ms = common_end_ms(args)
         pool_size: int | None = None
         for label, events in (("small", args.small), ("large", args.large)):

@@ -51,7 +51,6 @@ from pathlib import Path
 from typing import TextIO
 
 from _harness import (
-    BENCH_DIR,
     HOST,
     Server,
     bench_env,
@@ -63,6 +62,9 @@ from _harness import (
     print_problems,
     run_script,
     running_server,
+    running_sink,
+    sink_reset,
+    sink_stats,
     stop_process,
     xtracker_command,
     xtracker_serve_argv,
@@ -81,7 +83,6 @@ from xtracker_server.store.sqlite.clicks import insert_clicks
 from xtracker_server.store.sqlite.db import open_db, reports_path, transaction
 from xtracker_server.store.sqlite.inbox import InboxDraft, insert_events
 
-SINK_APP = BENCH_DIR / "sink.py"
 HOOK_PATH = "/hook"
 TARGET_RATIO = 1 / 1.5  # the large backlog's rate, as a share of the small one's
 TARGET_BACKLOG_S = 5.0
@@ -94,22 +95,10 @@ LOAD_CONNECTIONS = 16
 # --------------------------------------------------------------------------- sink
 
 
-def sink_ok(url: str) -> bool:
-    return http_request(f"{url}/_stats")[0] == 200
-
-
 def sink_counts(sink: Server) -> tuple[int, int]:
     """(requests, distinct webhook-ids) the sink got on ``HOOK_PATH`` since its last reset."""
-    status, _, body = http_request(f"{sink.url}/_stats", timeout=10)
-    if status != 200:
-        raise RuntimeError(f"the sink answered {status} to /_stats:\n{sink.log_tail()}")
-    hook = json.loads(body)["paths"].get(HOOK_PATH, {})
+    hook = sink_stats(sink)[0].get(HOOK_PATH, {})
     return int(hook.get("requests", 0)), int(hook.get("distinct_ids", 0))
-
-
-def sink_reset(sink: Server) -> None:
-    if http_request(f"{sink.url}/_reset", body={})[0] != 200:
-        raise RuntimeError(f"the sink did not reset:\n{sink.log_tail()}")
 
 
 # --------------------------------------------------------------------------- seeding
@@ -493,16 +482,7 @@ def main(argv: list[str] | None = None) -> int:
             cleanup.callback(shutil.rmtree, tmp, ignore_errors=True)
         env = bench_env()
         sink_port = free_port()
-        sink = cleanup.enter_context(
-            running_server(
-                "sink",
-                [sys.executable, str(SINK_APP), "--port", str(sink_port)],
-                sink_port,
-                env,
-                tmp,
-                sink_ok,
-            )
-        )
+        sink = cleanup.enter_context(running_sink(sink_port, env, tmp))
         hook = f"{sink.url}{HOOK_PATH}"
         if not args.skip_backlog:
             for size, name in ((args.small, "small"), (args.large, "large")):

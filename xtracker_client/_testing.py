@@ -19,7 +19,7 @@ from __future__ import annotations
 import secrets
 import threading
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from xtracker_client._async_client import AsyncXTracker
 from xtracker_client._client import XTracker
@@ -121,25 +121,50 @@ class _Recorder:
         return FlushResult(True, 0, 0)
 
 
-class RecordingXTracker(XTracker):
-    """``XTracker.testing()``: records calls in ``calls`` instead of sending them."""
+class _Recording:
+    """What both test-mode clients add to the real one: the recorder in place of the spool,
+    the sender and HTTP. Each client's own methods (sync or async) are one line over it."""
 
-    def __init__(self) -> None:  # no super().__init__(): no spool file, no thread, no HTTP
+    _closed: bool
+    _flushed: FlushResult | None
+
+    def __init__(self) -> None:  # not the client's __init__: no spool file, no thread, no HTTP
         self._recorder = _Recorder()
         self._core = self._recorder.core
         self._closed = False
-        self._flushed: FlushResult | None = None
+        self._flushed = None
 
     @property
     def calls(self) -> list[RecordedCall]:
         """What was reported so far, in order (events, binds and clicks)."""
         return self._recorder.calls
 
-    def _buffer(self, kind: Any, body: dict[str, Any]) -> Receipt:
-        return self._recorder.record(kind, body)
-
     def _check_fork(self) -> None:
         pass
+
+    def _click(self, **fields: str | None) -> str:
+        self._check_open()
+        return self._recorder.click(fields)
+
+    if TYPE_CHECKING:  # the client's own (XTracker's or AsyncXTracker's), after this class
+
+        def _check_open(self) -> None: ...
+
+    def _close_once(self) -> FlushResult:
+        if self._flushed is None:
+            self._flushed = self._recorder.close()
+            self._closed = True
+        return self._flushed
+
+
+_FLUSHED = FlushResult(True, 0, 0)
+
+
+class RecordingXTracker(_Recording, XTracker):
+    """``XTracker.testing()``: records calls in ``calls`` instead of sending them."""
+
+    def _buffer(self, kind: Any, body: dict[str, Any]) -> Receipt:
+        return self._recorder.record(kind, body)
 
     def new_click(
         self,
@@ -151,27 +176,17 @@ class RecordingXTracker(XTracker):
         attempts: int = 3,
     ) -> str:
         """A new random uid, the click recorded."""
-        self._check_open()
-        return self._recorder.click(
-            {
-                "link_slug": link_slug,
-                "fbclid": fbclid,
-                "campaign_name": campaign_name,
-                "raw_query": raw_query,
-            }
-        )
+        return self._click(link_slug=link_slug, fbclid=fbclid, campaign_name=campaign_name,
+                           raw_query=raw_query)  # fmt: skip
 
     def ping(self, timeout: float | None = None) -> None:
         self._check_open()
 
     def flush(self, timeout: float = 10.0) -> FlushResult:
-        return FlushResult(True, 0, 0)
+        return _FLUSHED
 
     def close(self, timeout: float | None = None) -> FlushResult:
-        if self._flushed is None:
-            self._flushed = self._recorder.close()
-            self._closed = True
-        return self._flushed
+        return self._close_once()
 
     def stats(self) -> Stats:
         return self._recorder.stats()
@@ -186,25 +201,11 @@ class RecordingXTracker(XTracker):
         return self
 
 
-class AsyncRecordingXTracker(AsyncXTracker):
+class AsyncRecordingXTracker(_Recording, AsyncXTracker):
     """``AsyncXTracker.testing()``: records calls in ``calls`` instead of sending them."""
-
-    def __init__(self) -> None:  # no super().__init__(): no spool, no helper thread, no HTTP
-        self._recorder = _Recorder()
-        self._core = self._recorder.core
-        self._closed = False
-        self._flushed: FlushResult | None = None
-
-    @property
-    def calls(self) -> list[RecordedCall]:
-        """What was reported so far, in order (events, binds and clicks)."""
-        return self._recorder.calls
 
     async def _buffer(self, kind: Any, body: dict[str, Any]) -> Receipt:
         return self._recorder.record(kind, body)
-
-    def _check_fork(self) -> None:
-        pass
 
     async def new_click(
         self,
@@ -216,27 +217,17 @@ class AsyncRecordingXTracker(AsyncXTracker):
         attempts: int = 3,
     ) -> str:
         """A new random uid, the click recorded."""
-        self._check_open()
-        return self._recorder.click(
-            {
-                "link_slug": link_slug,
-                "fbclid": fbclid,
-                "campaign_name": campaign_name,
-                "raw_query": raw_query,
-            }
-        )
+        return self._click(link_slug=link_slug, fbclid=fbclid, campaign_name=campaign_name,
+                           raw_query=raw_query)  # fmt: skip
 
     async def ping(self, timeout: float | None = None) -> None:
         self._check_open()
 
     async def flush(self, timeout: float = 10.0) -> FlushResult:
-        return FlushResult(True, 0, 0)
+        return _FLUSHED
 
     async def close(self, timeout: float | None = None) -> FlushResult:
-        if self._flushed is None:
-            self._flushed = self._recorder.close()
-            self._closed = True
-        return self._flushed
+        return self._close_once()
 
     async def stats(self) -> Stats:
         return self._recorder.stats()

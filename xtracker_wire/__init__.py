@@ -15,6 +15,14 @@ what a valid event is. It depends on pydantic only, and imports nothing of eithe
 
 from typing import TYPE_CHECKING, Any
 
+from xtracker_wire._events import (
+    CANONICAL_EVENTS,
+    EVENT_NAMES,
+    MAX_BATCH_BYTES,
+    MAX_BATCH_EVENTS,
+    REVERSAL,
+    CanonicalEvent,
+)
 from xtracker_wire._fields import (
     MAX_EID_LEN,
     MAX_FUTURE_SKEW_MS,
@@ -40,13 +48,7 @@ from xtracker_wire._version import __version__
 
 if TYPE_CHECKING:
     from xtracker_wire._models import (
-        CANONICAL_EVENTS,
-        EVENT_NAMES,
-        MAX_BATCH_BYTES,
-        MAX_BATCH_EVENTS,
-        REVERSAL,
         BindIn,
-        CanonicalEvent,
         ClickIn,
         EventBatchIn,
         EventBatchOut,
@@ -56,16 +58,10 @@ if TYPE_CHECKING:
 
 #: The names of ``_models``, imported on first use: the models are pydantic classes, whose
 #: creation is most of what importing this package costs, and a command of the server that
-#: needs a limit or a check of ``_fields`` needs none of them.
+#: needs a limit, an event name or a check of ``_fields`` needs none of them.
 _MODELS = frozenset(
     {
-        "CANONICAL_EVENTS",
-        "EVENT_NAMES",
-        "MAX_BATCH_BYTES",
-        "MAX_BATCH_EVENTS",
-        "REVERSAL",
         "BindIn",
-        "CanonicalEvent",
         "ClickIn",
         "EventBatchIn",
         "EventBatchOut",

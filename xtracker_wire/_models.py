@@ -10,11 +10,18 @@ it stores it, so the two can never disagree about what a valid event is.
 from __future__ import annotations
 
 from decimal import Decimal
-from enum import Enum
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
+from xtracker_wire._events import (
+    CANONICAL_EVENTS,
+    EVENT_NAMES,
+    MAX_BATCH_BYTES,
+    MAX_BATCH_EVENTS,
+    REVERSAL,
+    CanonicalEvent,
+)
 from xtracker_wire._fields import (
     MAX_EID_LEN,
     MAX_UID_LEN,
@@ -42,24 +49,6 @@ __all__ = [
 ]
 
 
-class CanonicalEvent(str, Enum):
-    """The four steps of the funnel after the click (only ``deposit`` carries money), and
-    ``deposit.reversed``: a deposit taken back (a chargeback, a deposit the network rejected),
-    named by the deposit's ``eid``. A reversal is not a funnel step."""
-
-    CONTACT = "contact"
-    SUBSCRIBED = "subscribed"
-    REGISTRATION = "registration"
-    DEPOSIT = "deposit"
-    DEPOSIT_REVERSED = "deposit.reversed"
-
-
-#: The funnel steps after the click, in order.
-CANONICAL_EVENTS: tuple[str, ...] = ("contact", "subscribed", "registration", "deposit")
-#: The event that reverses a deposit (docs/api.md, "Reversals").
-REVERSAL = CanonicalEvent.DEPOSIT_REVERSED.value
-#: Every event name ``POST /events`` and ``GET /e`` take.
-EVENT_NAMES: tuple[str, ...] = (*CANONICAL_EVENTS, REVERSAL)
 _CLICK_FIELD_LIMITS = {"link_slug": 64, "fbclid": 512, "campaign_name": 256, "raw_query": 4096}
 
 
@@ -175,12 +164,6 @@ class ClickIn(_Wire):
     @classmethod
     def _texts(cls, raw: object, info: ValidationInfo) -> str | None:
         return clean_text(raw, _CLICK_FIELD_LIMITS[info.field_name or ""])
-
-
-#: ``POST /events/batch`` takes at most this many events, in a body of at most this many bytes
-#: (about 2 KiB an event: a typical one is under 200 bytes).
-MAX_BATCH_EVENTS = 500
-MAX_BATCH_BYTES = 1024 * 1024
 
 
 class EventBatchIn(_Wire):

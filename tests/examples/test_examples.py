@@ -19,25 +19,28 @@ import socket
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
+import warnings
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from types import ModuleType
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
-from aiogram import Bot
-from aiogram.types import ChatInviteLink
-from aiogram.types import Update as AiogramUpdate
-from aiohttp import test_utils  # (its TestClient imported by name would look like a test class)
-from telegram import Update as PtbUpdate
-from telegram.ext import ContextTypes
 
 from tests.conftest import Server, SpaceKeys, free_port
 from tests.fake_bot_api import BOT_ID, TOKEN, FakeBotAPI
 from xtracker_client import AsyncXTracker, Backoff
+
+if TYPE_CHECKING:
+    from aiogram import Bot
+    from telegram.ext import ContextTypes
+
+# aiogram and python-telegram-bot are imported by the tests that use them, not here: importing
+# them costs seconds of CPU, and every pytest-xdist worker collects this module.
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
@@ -223,6 +226,8 @@ class Updates:
 
 
 async def feed(dp: Any, bot: Bot, data: dict[str, Any]) -> None:
+    from aiogram.types import Update as AiogramUpdate
+
     await dp.feed_update(bot, AiogramUpdate.model_validate(data, context={"bot": bot}))
 
 
@@ -506,6 +511,7 @@ def test_offer_postbacks_report_registration_and_deposit_by_tg_id(
     space = server.new_space(f"{name}-offer")
     ann = 710_001
     secret = "postback-secret"
+    from aiohttp import test_utils  # (its TestClient imported by name would look like a test)
 
     async def body(tracker: AsyncXTracker) -> str:
         uid = await tracker.new_click(campaign_name="spring")
@@ -584,6 +590,7 @@ def test_ptb_start_and_offer_callbacks(server: Server, telegram: FakeBotAPI) -> 
     updates = Updates()
     errors: list[BaseException] = []
     ann, bob = 730_001, 730_002
+    from telegram import Update as PtbUpdate
 
     async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
         assert context.error is not None
@@ -704,6 +711,7 @@ def test_channel_links_matching_and_invite_creation(telegram: FakeBotAPI) -> Non
         "a-very-long-slug-of-forty-characters-xyz=https://t.me/+L0ng, bare"
     )
     invite = functools.partial(Updates.invite, join_request=True)
+    from aiogram.types import ChatInviteLink
 
     def slug(url: str, name: str | None) -> str | None:
         found: str | None = links.slug_for(ChatInviteLink.model_validate(invite(url, name)))
@@ -768,29 +776,34 @@ def test_plain_script_runs_against_the_server(server: Server, tmp_path: Path) ->
     assert not (tmp_path / "cache").exists()
 
 
-def test_examples_import_without_side_effects(tmp_path: Path) -> None:
-    """No configuration, no token, no network: importing an example only defines things."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("XTRACKER_", "BOT_TOKEN"))}
-    env["XDG_CACHE_HOME"] = str(tmp_path)
-    code = (
-        "import importlib.util, sys, threading\n"
-        "for name in ('aiogram_bot', 'ptb_bot', 'channel_join_bot', 'plain_script'):\n"
-        f"    path = {str(EXAMPLES)!r} + f'/{{name}}.py'\n"
-        "    spec = importlib.util.spec_from_file_location(name, path)\n"
-        "    module = importlib.util.module_from_spec(spec)\n"
-        "    sys.modules[name] = module\n"
-        "    spec.loader.exec_module(module)\n"
-        "assert threading.active_count() == 1, threading.enumerate()\n"
-    )
-    proc = subprocess.run(
-        [sys.executable, "-W", "error", "-c", code],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=env,
-        cwd=tmp_path,
-    )
-    assert proc.returncode == 0 and proc.stdout == "" and proc.stderr == "", proc.stderr
+def test_examples_import_without_side_effects(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """No configuration, no token, no network: importing an example only defines things (no
+    thread, no file, no output, no warning). In this process: each example is executed anew
+    (a fresh process would only add the import of aiogram, seconds of CPU, which is not what
+    is tested; a warning at that import fails the first test that imports it)."""
+    for variable in list(os.environ):
+        if variable.startswith(("XTRACKER_", "BOT_TOKEN")):
+            monkeypatch.delenv(variable)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.chdir(tmp_path)
+    threads = set(threading.enumerate())
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for name in ("aiogram_bot", "ptb_bot", "channel_join_bot", "plain_script"):
+            spec = importlib.util.spec_from_file_location(
+                f"xtracker_example_fresh_{name}", EXAMPLES / f"{name}.py"
+            )
+            assert spec is not None and spec.loader is not None
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[spec.name] = module  # dataclasses look their module up
+            try:
+                spec.loader.exec_module(module)
+            finally:
+                del sys.modules[spec.name]
+    assert set(threading.enumerate()) <= threads, threading.enumerate()
+    assert capfd.readouterr() == ("", "")
     assert not any(tmp_path.iterdir())  # no spool was created
 
 

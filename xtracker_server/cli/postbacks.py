@@ -4,6 +4,8 @@ status and parameter aliases that read them, and the log of what arrived."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -26,7 +28,7 @@ from xtracker_server.config import Settings
 from xtracker_server.domain.postback_urls import NETWORKS
 
 # Every postback command reads the aliases (domain/postbacks.py): imported here for --help.
-from xtracker_server.domain.postbacks import FIELDS
+from xtracker_server.domain.postbacks import FIELDS, check_param_name, check_status_name
 
 if TYPE_CHECKING:
     from xtracker_server.domain.postback_urls import NetworkUrls
@@ -39,39 +41,92 @@ postback_app.add_typer(alias_app, name="alias")
 postback_app.add_typer(param_app, name="param")
 
 
-def _change_alias(db: str, space: int, kind: str, alias: str, target: str | None) -> Aliases:
+@dataclass(frozen=True)
+class _Aliases:
+    """One of the two kinds of alias, which the ``alias`` and ``param`` commands share: how
+    its commands name it, and how its entries read in ``--json`` and in a table."""
+
+    key: str  # the field of Aliases, and of postback_aliases_json
+    command: str  # xtracker postback <command> …
+    noun: str
+    name: str  # an entry's name and target in --json
+    target: str
+    columns: tuple[str, str, str]
+    unmapped: str  # a table's cell for an entry that maps to nothing
+    checked: Callable[[str], str]  # a name as the service stores it
+
+
+STATUSES = _Aliases(
+    key="statuses", command="alias", noun="Status", name="alias", target="maps_to",
+    columns=("status", "counts as", "origin"), unmapped="(unknown: 422)",
+    checked=check_status_name,
+)  # fmt: skip
+PARAMS = _Aliases(
+    key="params", command="param", noun="Parameter", name="name", target="field",
+    columns=("parameter", "read as", "origin"), unmapped="(not read)", checked=check_param_name,
+)  # fmt: skip
+
+
+def _change_alias(db: str, space: int, kind: _Aliases, name: str, target: str | None) -> Aliases:
     """Apply one alias change (target None removes it); the aliases in effect after it."""
     from xtracker_server.services import OPERATOR
     from xtracker_server.services.errors import NOT_AN_ALIAS
     from xtracker_server.services.postbacks import change_aliases
 
-    key, command = ("statuses", "alias") if kind == "status" else ("params", "param")
-    hint = f" (see `xtracker postback {command} list --space {space}`)"
+    hint = f" (see `xtracker postback {kind.command} list --space {space}`)"
     return run(
         db,
-        lambda ctx: change_aliases(OPERATOR, ctx, space, **{key: {alias: target}}),
+        lambda ctx: change_aliases(OPERATOR, ctx, space, **{kind.key: {name: target}}),
         flags=lambda field: field.partition(".")[2] or field,
         hints={NOT_AN_ALIAS: hint},
     )
 
 
-def _alias_entry(aliases: Aliases, key: str, name: str) -> dict[str, Any]:
+def _alias_entry(aliases: Aliases, kind: _Aliases, name: str) -> dict[str, Any]:
     from xtracker_server.views import postback_aliases_json
 
-    found = [e for e in postback_aliases_json(aliases)[key]
-             if e.get("alias", e.get("name")) == name]  # fmt: skip
+    found = [e for e in postback_aliases_json(aliases)[kind.key] if e[kind.name] == name]
     return found[0] if found else {}
 
 
-def _aliases_json(db: str, space: int, key: str) -> list[dict[str, Any]]:
-    """The aliases in effect (defaults and the space's own), as ``--json`` prints them."""
+def _set(db: str, space: int, kind: _Aliases, name: str, target: str, json_: bool) -> None:
+    aliases = _change_alias(db, space, kind, name, target)
+    name = kind.checked(name)
+    mapped = getattr(aliases, kind.key)[name]
+    if json_:
+        print_json(_alias_entry(aliases, kind, name))
+    else:
+        out.print(f"{kind.noun} {name!r} -> {mapped} in space {space}.", markup=False,
+                  highlight=False)  # fmt: skip
+
+
+def _unset(db: str, space: int, kind: _Aliases, name: str, json_: bool) -> None:
+    aliases = _change_alias(db, space, kind, name, None)
+    name = kind.checked(name)
+    if json_:
+        print_json(_alias_entry(aliases, kind, name) or {kind.name: name, kind.target: None})
+    else:
+        out.print(f"{kind.noun} {name!r} removed from space {space}.", markup=False,
+                  highlight=False)  # fmt: skip
+
+
+def _list(db: str, space: int, kind: _Aliases, json_: bool) -> None:
+    """The aliases in effect (defaults and the space's own), as a table or as ``--json``."""
     from xtracker_server.services import OPERATOR
     from xtracker_server.services.postbacks import aliases as space_aliases
     from xtracker_server.views import postback_aliases_json
 
     aliases = run(db, lambda ctx: space_aliases(OPERATOR, ctx, space))
-    entries: list[dict[str, Any]] = postback_aliases_json(aliases)[key]
-    return entries
+    entries: list[dict[str, Any]] = postback_aliases_json(aliases)[kind.key]
+    if json_:
+        print_json(entries)
+        return
+    from rich.table import Table
+
+    table = Table(*kind.columns)
+    for e in entries:
+        table.add_row(e[kind.name], e[kind.target] or kind.unmapped, e["origin"])
+    out.print(table)
 
 
 @alias_app.command("set")
@@ -89,15 +144,7 @@ def postback_alias_set(
 ) -> None:
     """Count a network's status as an event, or answer it 'ignored'. A running server sees
     the change within seconds."""
-    from xtracker_server.domain.postbacks import check_status_name
-
-    aliases = _change_alias(db, space, "status", alias, event)
-    name = check_status_name(alias)  # as the service stored it
-    target = aliases.statuses[name]
-    if json_:
-        print_json(_alias_entry(aliases, "statuses", name))
-    else:
-        out.print(f"Status {name!r} -> {target} in space {space}.", markup=False, highlight=False)
+    _set(db, space, STATUSES, alias, event, json_)
 
 
 @alias_app.command("unset")
@@ -109,14 +156,7 @@ def postback_alias_unset(
 ) -> None:
     """Remove a status alias: the status becomes unknown (refused with 422). `alias set`
     brings a default back."""
-    from xtracker_server.domain.postbacks import check_status_name
-
-    aliases = _change_alias(db, space, "status", alias, None)
-    name = check_status_name(alias)  # as the service removed it
-    if json_:
-        print_json(_alias_entry(aliases, "statuses", name) or {"alias": name, "maps_to": None})
-    else:
-        out.print(f"Status {name!r} removed from space {space}.", markup=False, highlight=False)
+    _unset(db, space, STATUSES, alias, json_)
 
 
 @alias_app.command("list")
@@ -124,16 +164,7 @@ def postback_alias_list(
     space: SpaceOption, db: DbOption = DEFAULT_DB, json_: JsonOption = False
 ) -> None:
     """The status aliases in effect (defaults and the space's own)."""
-    entries = _aliases_json(db, space, "statuses")
-    if json_:
-        print_json(entries)
-        return
-    from rich.table import Table
-
-    table = Table("status", "counts as", "origin")
-    for e in entries:
-        table.add_row(e["alias"], e["maps_to"] or "(unknown: 422)", e["origin"])
-    out.print(table)
+    _list(db, space, STATUSES, json_)
 
 
 @param_app.command("set")
@@ -145,16 +176,7 @@ def postback_param_set(
     json_: JsonOption = False,
 ) -> None:
     """Read a network's parameter as one of ours (when ours is absent)."""
-    from xtracker_server.domain.postbacks import check_param_name
-
-    aliases = _change_alias(db, space, "param", name, field)
-    param = check_param_name(name)  # as the service stored it
-    target = aliases.params[param]
-    if json_:
-        print_json(_alias_entry(aliases, "params", param))
-    else:
-        out.print(f"Parameter {param!r} -> {target} in space {space}.", markup=False,
-                  highlight=False)  # fmt: skip
+    _set(db, space, PARAMS, name, field, json_)
 
 
 @param_app.command("unset")
@@ -166,15 +188,7 @@ def postback_param_unset(
 ) -> None:
     """Stop reading a parameter name (for instance a default that a network uses for
     something else)."""
-    from xtracker_server.domain.postbacks import check_param_name
-
-    aliases = _change_alias(db, space, "param", name, None)
-    param = check_param_name(name)  # as the service removed it
-    if json_:
-        print_json(_alias_entry(aliases, "params", param) or {"name": param, "field": None})
-    else:
-        out.print(f"Parameter {param!r} removed from space {space}.", markup=False,
-                  highlight=False)  # fmt: skip
+    _unset(db, space, PARAMS, name, json_)
 
 
 @param_app.command("list")
@@ -182,16 +196,7 @@ def postback_param_list(
     space: SpaceOption, db: DbOption = DEFAULT_DB, json_: JsonOption = False
 ) -> None:
     """The parameter aliases in effect (defaults and the space's own)."""
-    entries = _aliases_json(db, space, "params")
-    if json_:
-        print_json(entries)
-        return
-    from rich.table import Table
-
-    table = Table("parameter", "read as", "origin")
-    for e in entries:
-        table.add_row(e["name"], e["field"] or "(not read)", e["origin"])
-    out.print(table)
+    _list(db, space, PARAMS, json_)
 
 
 @postback_app.command("log")

@@ -88,7 +88,7 @@ TARGET_BACKLOG_S = 5.0
 SEED_BATCH = 20_000
 REPORT_EVERY_S = 10.0
 POLL_S = 0.2
-LOAD_CONNECTIONS = 16
+LOAD_CONNECTIONS = 64
 
 
 # --------------------------------------------------------------------------- sink

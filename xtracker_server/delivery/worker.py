@@ -1,7 +1,8 @@
 """The outbox worker: claims due deliveries under a lease, sends them, settles each row.
 
-- Runs inside ``xtracker serve`` (woken by every fan-out) or alone as ``xtracker worker``
-  (polling); several workers may share one database: leases keep them apart.
+- Runs for ``xtracker serve`` (woken by every fan-out), in a process of its own
+  (delivery/process.py) or in the server's, or alone as ``xtracker worker`` (polling); several
+  workers may share one database: leases keep them apart.
 - Concurrency is bounded per destination (its sender tasks, ``requests_in_flight``), so a slow
   or failing destination only ever holds its own senders: the others keep flowing.
 - It works ahead: while some deliveries of a destination are being sent, the next ones are
@@ -30,7 +31,7 @@ import socket
 from collections import defaultdict, deque
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from xtracker_server.clock import now_ms
 from xtracker_server.config import Settings
@@ -48,10 +49,18 @@ from xtracker_server.domain.drain import claim_plan
 from xtracker_server.domain.entities import Claimed, Destination, Settled, Unhealthy
 from xtracker_server.domain.outbound import DeliveryContext, Outcome, Verdict
 from xtracker_server.domain.retry import RetryPolicy, next_state
-from xtracker_server.metrics import Metrics
 from xtracker_server.store.api import Store, StoreUnavailable
 
 log = logging.getLogger("xtracker.delivery")
+
+
+class DeliveryMetrics(Protocol):
+    """What the worker counts: the server's ``Metrics``, or a child's relay of them
+    (delivery/child.py)."""
+
+    def delivered(self, kind: str, outcome: str, count: int = 1) -> None: ...
+
+    def delivery_request(self, kind: str, seconds: float) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -88,11 +97,12 @@ class Worker:
         settings: Settings,
         *,
         poll_s: float | None = None,
-        metrics: Metrics | None = None,
+        metrics: DeliveryMetrics | None = None,
     ) -> None:
         self.store = store
         self.settings = settings
-        self.metrics = metrics  # the server's; None in ``xtracker worker`` (no /metrics there)
+        # The server's (or relayed to it); None in ``xtracker worker`` (no /metrics there).
+        self.metrics = metrics
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
         self.policy = RetryPolicy(
             settings.retry_base_s, settings.retry_cap_s, settings.retry_max_age_s

@@ -1,7 +1,7 @@
 """``xtracker serve``'s delivery worker in a process of its own (XTRACKER_WORKER_PROCESS,
 delivery/process.py and delivery/child.py): real servers, a real local sink. What only a
-process shows: the child, its replacement after it dies, its end with a killed server, and its
-delivery figures on the server's /metrics."""
+process shows: the child and its delivery figures on the server's /metrics, its replacement
+after it dies, its end with a stopped or killed server."""
 
 from __future__ import annotations
 
@@ -74,12 +74,29 @@ def eids(sink: Sink, count: int) -> list[str]:
     return sorted(r.json()["eid"] for r in sink.wait_for(count, timeout=30))
 
 
-def test_serve_delivers_through_a_worker_process_of_its_own(served: Server, sink: Sink) -> None:
+def sample(server: Server, name: str) -> float:
+    text = httpx.get(f"{server.url}/metrics", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+                     timeout=10).text  # fmt: skip
+    found = [line.split()[-1] for line in text.splitlines() if line.startswith(name + " ")]
+    return float(found[0]) if found else 0.0
+
+
+def test_serve_delivers_through_a_worker_process_of_its_own_counted_on_its_metrics(
+    served: Server, sink: Sink
+) -> None:
     assert served.proc is not None
     assert len(children(served.proc.pid, CHILD)) == 1
+    sent = 'xtracker_deliveries_total{kind="webhook",outcome="sent"}'
+    timed = 'xtracker_delivery_request_seconds_count{kind="webhook"}'
+    before = sample(served, sent), sample(served, timed)
     space = hooked_space(served, sink)
-    post(served, space, "e1")
-    assert eids(sink, 1) == ["e1"]
+    for i in range(3):
+        post(served, space, f"e{i}")
+    assert eids(sink, 3) == ["e0", "e1", "e2"]
+    deadline = time.monotonic() + 30  # the child relays its figures twice a second
+    while sample(served, sent) < before[0] + 3 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert (sample(served, sent), sample(served, timed)) == (before[0] + 3, before[1] + 3)
 
 
 def test_a_dead_worker_process_is_replaced_and_delivery_goes_on(served: Server, sink: Sink) -> None:
@@ -124,26 +141,3 @@ def test_with_no_worker_process_the_server_delivers_in_its_own(
     post(server, space, "e1")
     assert eids(sink, 1) == ["e1"]
     assert children(server.proc.pid, CHILD) == []
-
-
-def sample(server: Server, name: str) -> float:
-    text = httpx.get(f"{server.url}/metrics", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
-                     timeout=10).text  # fmt: skip
-    found = [line.split()[-1] for line in text.splitlines() if line.startswith(name + " ")]
-    return float(found[0]) if found else 0.0
-
-
-def test_the_worker_process_s_deliveries_show_on_the_server_s_metrics(
-    served: Server, sink: Sink
-) -> None:
-    sent = 'xtracker_deliveries_total{kind="webhook",outcome="sent"}'
-    timed = 'xtracker_delivery_request_seconds_count{kind="webhook"}'
-    before = sample(served, sent), sample(served, timed)
-    space = hooked_space(served, sink)
-    for i in range(3):
-        post(served, space, f"e{i}")
-    eids(sink, 3)
-    deadline = time.monotonic() + 30  # relayed twice a second
-    while sample(served, sent) < before[0] + 3 and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert (sample(served, sent), sample(served, timed)) == (before[0] + 3, before[1] + 3)

@@ -13,12 +13,12 @@ What it measures
     (the target is >= 1 / 1.5, i.e. within 1.5x).
 
     (b) **Sustained load.** ``xtracker serve`` (its worker in a process of its own, or in the
-    server's with ``--worker-in-server``; synchronous=FULL by default) on
-    a fresh database with one webhook destination to the sink; ``--rate`` deposits per second
-    (1,000 by default) are POSTed for ``--minutes`` (5 by default) over ``LOAD_CONNECTIONS``
-    keep-alive connections, each sent at its scheduled time (an open loop: a slow server does
-    not slow the load down, it falls behind and it shows). Every 10 s it prints the events
-    acknowledged, the deliveries the sink has received, the backlog (acknowledged and not delivered) and the server's own
+    server's with ``--worker-in-server``; synchronous=FULL by default) on a fresh database with
+    one webhook destination to the sink; ``--rate`` deposits per second (1,000 by default) are
+    POSTed for ``--minutes`` (5 by default) over ``LOAD_CONNECTIONS`` keep-alive connections,
+    each sent at its scheduled time (an open loop: a slow server does not slow the load down, it
+    falls behind and it shows). Every 10 s it prints the events acknowledged, the deliveries the
+    sink has received, the backlog (acknowledged and not delivered) and the server's own
     ``xtracker_outbox_deliveries{state="pending"}`` from ``/metrics``. The result is the largest
     backlog in seconds' worth of the load (target: under 5 s), and whether it all drains after.
     A server that cannot take the asked rate (a busy machine) is reported as a problem, and its

@@ -12,12 +12,13 @@ What it measures
     ``--window`` (large), divided by the time between. Printed: both rates and large / small
     (the target is >= 1 / 1.5, i.e. within 1.5x).
 
-    (b) **Sustained load.** ``xtracker serve`` (worker inside, synchronous=FULL by default) on
-    a fresh database with one webhook destination to the sink; ``--rate`` deposits per second
-    (1,000 by default) are POSTed for ``--minutes`` (5 by default) over keep-alive connections,
-    each sent at its scheduled time (an open loop: a slow server does not slow the load down,
-    it falls behind and it shows). Every 10 s it prints the events acknowledged, the deliveries
-    the sink has received, the backlog (acknowledged and not delivered) and the server's own
+    (b) **Sustained load.** ``xtracker serve`` (its worker in a process of its own, or in the
+    server's with ``--worker-in-server``; synchronous=FULL by default) on a fresh database with
+    one webhook destination to the sink; ``--rate`` deposits per second (1,000 by default) are
+    POSTed for ``--minutes`` (5 by default) over ``LOAD_CONNECTIONS`` keep-alive connections,
+    each sent at its scheduled time (an open loop: a slow server does not slow the load down, it
+    falls behind and it shows). Every 10 s it prints the events acknowledged, the deliveries the
+    sink has received, the backlog (acknowledged and not delivered) and the server's own
     ``xtracker_outbox_deliveries{state="pending"}`` from ``/metrics``. The result is the largest
     backlog in seconds' worth of the load (target: under 5 s), and whether it all drains after.
     A server that cannot take the asked rate (a busy machine) is reported as a problem, and its
@@ -31,7 +32,7 @@ Integrity
 Everything listens on and talks to 127.0.0.1 only.
 
     python bench/pace.py [--small 10000] [--large 2000000] [--rate 1000] [--minutes 5]
-                         [--skip-backlog] [--skip-load] [--json]
+                         [--skip-backlog] [--skip-load] [--worker-in-server] [--json]
 """
 
 from __future__ import annotations
@@ -89,7 +90,9 @@ TARGET_BACKLOG_S = 5.0
 SEED_BATCH = 20_000
 REPORT_EVERY_S = 10.0
 POLL_S = 0.2
-LOAD_CONNECTIONS = 16
+#: Requests in flight at most: each waits for its commit (a few ms with an fsync), so that
+#: 16 would cap the load at 16 per commit's latency, below the asked rate on a slow disk.
+LOAD_CONNECTIONS = 64
 
 
 # --------------------------------------------------------------------------- sink
@@ -309,7 +312,13 @@ async def _post_paced(
 
 
 def run_load(
-    rate: int, minutes: float, sink: Server, env: dict[str, str], tmp: Path, out: TextIO
+    rate: int,
+    minutes: float,
+    sink: Server,
+    env: dict[str, str],
+    tmp: Path,
+    out: TextIO,
+    *serve_flags: str,
 ) -> LoadRun:
     sink_reset(sink)
     seeded = seed(tmp / "load.db", 0, f"{sink.url}{HOOK_PATH}")
@@ -320,7 +329,7 @@ def run_load(
     acked = [0]
     with running_server(
         "serve",
-        xtracker_serve_argv(seeded.db, port, "--allow-private-destinations"),
+        xtracker_serve_argv(seeded.db, port, "--allow-private-destinations", *serve_flags),
         port,
         env,
         tmp,
@@ -459,6 +468,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--minutes", type=float, default=5.0, help="how long the load lasts")
     p.add_argument("--skip-backlog", action="store_true", help="only the sustained load")
     p.add_argument("--skip-load", action="store_true", help="only the backlog rates")
+    p.add_argument(
+        "--worker-in-server",
+        action="store_true",
+        help="the load's worker in the server's process (XTRACKER_WORKER_PROCESS=off)",
+    )
     p.add_argument("--tmpdir", type=Path, default=None, help="where the databases go")
     p.add_argument("--keep", action="store_true", help="keep the temp dir (databases, logs)")
     p.add_argument("--json", action="store_true", help="print the report as JSON on stdout")
@@ -494,7 +508,8 @@ def main(argv: list[str] | None = None) -> int:
                     Path(f"{seeded.db}{suffix}").unlink(missing_ok=True)
                 Path(reports_path(str(seeded.db))).unlink(missing_ok=True)
         if not args.skip_load:
-            load = run_load(args.rate, args.minutes, sink, env, tmp, out)
+            flags = ("--no-worker-process",) if args.worker_in_server else ()
+            load = run_load(args.rate, args.minutes, sink, env, tmp, out, *flags)
         filesystem = filesystem_of(tmp)
     problems = [
         f"{what}: {p}"

@@ -187,8 +187,10 @@ class AppServer(Server):
             # in production too): a writer process per server costs half a second of CPU and
             # adds nothing here. The writer process is the subject of test_writer_process.py
             # and of the real servers (start_server), which keep it; a test may ask for it.
+            # The same for the delivery worker's process (XTRACKER_WORKER_PROCESS=off: the
+            # worker runs in the app; its process: tests/e2e/test_worker_process.py).
             env = {"XTRACKER_ADMIN_TOKEN": ADMIN_TOKEN, "XTRACKER_WRITER_PROCESS": "off",
-                   **self.env}  # fmt: skip
+                   "XTRACKER_WORKER_PROCESS": "off", **self.env}  # fmt: skip
             settings = settings_of(self.db, self.port, self.extra_args, env)
             check_database(settings.db, sync=settings.sync)  # as `serve` does before it starts
             app = create_app(settings)

@@ -5,6 +5,7 @@ endpoints are answered by a thin front (``hot.HotPaths``) before Starlette's rou
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -18,6 +19,7 @@ from xtracker_server.admin.stream import LiveStreams
 from xtracker_server.auth import Authenticator
 from xtracker_server.caches import AliasCache, SubIdCache
 from xtracker_server.config import Settings
+from xtracker_server.delivery.process import WorkerProcess
 from xtracker_server.delivery.worker import Worker
 from xtracker_server.domain.devices import load_parser
 from xtracker_server.domain.unrecorded import ClickLimiter, Tally
@@ -96,7 +98,11 @@ def create_app(settings: Settings) -> HotPaths:
         await housekeeper.start()
         streams.start()
         if settings.worker:
-            state.worker = Worker(store, settings, metrics=metrics)
+            # A process of its own (delivery/process.py) where it can be handed its pipes.
+            if settings.worker_process and os.name == "posix":
+                state.worker = WorkerProcess(settings, metrics)
+            else:
+                state.worker = Worker(store, settings, metrics=metrics)
             await state.worker.start()
         try:
             yield

@@ -189,6 +189,11 @@ class Settings:
         " never waits for the server's GIL; only POSIX hands it its pipes (elsewhere: a thread).",
         worker=True,
     )
+    worker_process: bool = setting(
+        True,
+        "Run serve's delivery worker in a process of its own, woken by the server (off: in the"
+        " server's process). Only POSIX hands it its pipes (elsewhere: in the server's process).",
+    )
 
     def __post_init__(self) -> None:
         if self.sync not in SYNC_MODES:

@@ -9,6 +9,7 @@ from starlette.requests import Request
 from xtracker_server.auth import Authenticator
 from xtracker_server.caches import AliasCache, SubIdCache
 from xtracker_server.config import Settings
+from xtracker_server.delivery.process import WorkerProcess
 from xtracker_server.delivery.worker import Worker
 from xtracker_server.domain.unrecorded import ClickLimiter, Tally
 from xtracker_server.domain.visitors import Network
@@ -28,7 +29,8 @@ class AppState:
     postback_aliases: AliasCache
     pending: PendingClicks  # clicks kept while storage fails (landing/pending.py)
     sub_ids: SubIdCache  # the query parameters each space records as sub-ids
-    worker: Worker | None = None  # the delivery worker, when it runs in this process
+    # The delivery worker, in this process or in a child (XTRACKER_WORKER_PROCESS); None: off.
+    worker: Worker | WorkerProcess | None = None
     click_limiter: ClickLimiter | None = None  # None: XTRACKER_CLICK_LIMIT_PER_IP is 0 (off)
     unrecorded: Tally = field(default_factory=Tally)  # landing visits not recorded, to store
     metrics: Metrics = field(default_factory=Metrics)  # what GET /metrics shows

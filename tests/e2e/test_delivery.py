@@ -462,7 +462,7 @@ def test_a_failing_destination_does_not_slow_the_others(fast: Server) -> None:
 
 
 def test_at_most_eight_requests_at_once_go_to_one_webhook(fast: Server, sink: Sink) -> None:
-    # The worker claims ahead (up to 4 x 8 rows), but only 8 requests are ever on the wire to
+    # The worker claims ahead (up to 32 x 8 rows), but only 8 requests are ever on the wire to
     # one destination; every event still arrives once, and every row ends sent.
     lock = threading.Lock()
     now = [0]

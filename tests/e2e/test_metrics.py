@@ -231,7 +231,7 @@ def test_the_outbox_depth_shows_a_delivery_waiting_for_a_dead_destination(srv: S
 
 
 def test_a_killed_writer_process_counts_a_restart(start_server: ServerFactory) -> None:
-    srv = start_server(*ARGS)  # a process: its writer is the one child it has
+    srv = start_server(*ARGS)  # a process: its writer is the one writer child it has
     space = new_space(srv, "writer")
     assert srv.proc is not None
     before = scrape(srv)

@@ -14,7 +14,7 @@ import pytest
 from tests.sink import Reply, Sink
 from xtracker_server.config import Settings
 from xtracker_server.delivery import worker as worker_module
-from xtracker_server.delivery.adapters import hold_limit
+from xtracker_server.delivery.adapters import hold_limit, min_claim
 from xtracker_server.delivery.worker import Worker
 from xtracker_server.domain.dedup import dedup_key
 from xtracker_server.domain.destinations import (
@@ -29,7 +29,7 @@ from xtracker_server.store.sqlite.inbox import InboxDraft, insert_events
 from xtracker_server.store.sqlite.runtime import Store
 
 T = TypeVar("T")
-BACKLOG = 300
+BACKLOG = 1200  # several holds (hold_limit): new events can be seen overtaking it
 NEW = 10
 
 
@@ -195,3 +195,58 @@ def test_when_a_destination_answers_again_the_outage_s_retries_go_at_once_oldest
 def _delivered(sink: Sink) -> list[str]:
     """The eids the sink accepted, in the order they arrived."""
     return [r.json()["eid"] for r in sink.received if r.responder_status == 200]
+
+
+def test_a_backlog_is_claimed_in_chunks_a_quarter_of_the_hold(tmp_path: Path, sink: Sink) -> None:
+    """Each claim waits for the writer: the worker holds enough (``hold_limit``) to claim in
+    large chunks (``min_claim``), a few round trips for a backlog rather than one per dozen."""
+    path = tmp_path / "w.db"
+    _seed_backlog(path, f"{sink.url}/hook")
+    settings = Settings().with_(db=str(path), allow_private_destinations=True)
+
+    async def run() -> CountingStore:
+        store = CountingStore(str(path))
+        await store.open()
+        worker = Worker(store, settings, poll_s=0.05)
+        await worker.start()
+        try:
+            await _until(lambda: len(sink.received) >= BACKLOG)
+        finally:
+            await worker.stop()
+            await store.close()
+        return store
+
+    store = asyncio.run(run())
+    assert min_claim(DestinationKind.WEBHOOK) >= 64
+    assert store.calls["claim"] <= BACKLOG // min_claim(DestinationKind.WEBHOOK) + 3, store.calls
+
+
+def test_a_held_delivery_whose_lease_would_run_out_is_let_go_not_sent(
+    tmp_path: Path, sink: Sink
+) -> None:
+    """A delivery whose turn comes after its lease could have run out may be another worker's
+    by then: the worker that held it lets it go (it is due again once the lease ends)."""
+    path = tmp_path / "w.db"
+    space = _seed_backlog(path, f"{sink.url}/hook", backlog=5)
+    settings = Settings().with_(
+        db=str(path), allow_private_destinations=True, delivery_timeout_s=2.0
+    )
+
+    async def run() -> dict[str, int]:
+        store = Store(str(path), writer_process=False)
+        await store.open()
+        worker = Worker(store, settings, poll_s=0.05)
+        worker.lease_ms = 2500  # shorter than a request could take (2 s) and a margin
+        await worker.start()
+        try:
+            deadline = time.monotonic() + 1.5
+            while time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
+            return await store.delivery_counts(space)
+        finally:
+            await worker.stop()
+            await store.close()
+
+    counts = asyncio.run(run())
+    assert sink.received == []
+    assert counts == {"pending": 5}

@@ -14,6 +14,7 @@ import pytest
 
 from tests.conftest import ServerFactory
 from tests.server import writer_ops as ops
+from xtracker_server.store.sqlite import writer_child
 from xtracker_server.store.sqlite.db import open_db
 from xtracker_server.store.sqlite.writer import StoreUnavailable
 from xtracker_server.store.sqlite.writer_process import ProcessWriter
@@ -214,21 +215,27 @@ def test_a_database_it_cannot_open_fails_the_start(tmp_path: Path) -> None:
         asyncio.run(run())
 
 
+WRITER_CHILD = writer_child.__name__.encode()
+
+
 def _children(pid: int) -> list[int]:
+    """The writer processes among the children of ``pid`` (a server's other child is its
+    delivery worker: tests/e2e/test_worker_process.py)."""
     found = []
     for entry in os.listdir("/proc"):
         if entry.isdigit():
             try:
                 stat = Path(f"/proc/{entry}/stat").read_text()
+                argv = Path(f"/proc/{entry}/cmdline").read_bytes().split(b"\0")
             except OSError:
                 continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid and WRITER_CHILD in argv:
                 found.append(int(entry))
     return found
 
 
 def test_a_server_whose_writer_dies_gets_a_new_one(start_server: ServerFactory) -> None:
-    server = start_server()  # a process: its writer is the one child it has
+    server = start_server()  # a process: its writer is the one writer child it has
     assert server.proc is not None
     (writer_pid,) = _children(server.proc.pid)
     space = server.new_space()

@@ -20,13 +20,20 @@ from xtracker_server.domain.webhook import webhook_request
 INFLIGHT = {DestinationKind.FB_CAPI: 2 * capi.MAX_BATCH}
 DEFAULT_INFLIGHT = 8
 BATCH = {DestinationKind.FB_CAPI: capi.MAX_BATCH}
-#: Deliveries a worker holds per destination (leased, not yet settled), as a multiple of those
+#: Deliveries a worker holds per destination (leased, not yet answered), as a multiple of those
 #: in flight: the next ones are claimed and read while the current ones are being sent, and
-#: outcomes are written while the next ones go out. CAPI batches are already large. Eight
-#: rounds (not four) let the worker claim and read in chunks twice as large (``min_claim``):
-#: about a quarter more webhooks a second for less CPU each, at the cost of a longer lease.
+#: outcomes are written while the next ones go out. CAPI batches are already large. For the
+#: others, what is held must cover a whole claim's round trip (due, claim, read: three store
+#: calls, each waiting for the writer or a reader, ~100 ms on a loaded machine) at the rate
+#: the destination takes: 32 rounds (256 webhooks, claimed 64 at a time) keep a thousand a
+#: second flowing through such a round trip, where 8 rounds (64) stalled at ~600 (issue 14).
+#: A held delivery that would be sent after its lease has run out is let go instead
+#: (``lease_left_for_a_request``): the lease does not grow with the hold.
 HOLD_AHEAD = {DestinationKind.FB_CAPI: 1}
-DEFAULT_HOLD_AHEAD = 8
+DEFAULT_HOLD_AHEAD = 32
+#: Rounds of requests (each up to the delivery timeout) that a lease covers: a held delivery
+#: waits a few rounds, not all of them, unless the destination times out again and again.
+LEASE_ROUNDS = 9
 
 
 def inflight_limit(kind: DestinationKind) -> int:

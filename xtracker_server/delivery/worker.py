@@ -1,7 +1,8 @@
 """The outbox worker: claims due deliveries under a lease, sends them, settles each row.
 
-- Runs inside ``xtracker serve`` (woken by every fan-out) or alone as ``xtracker worker``
-  (polling); several workers may share one database: leases keep them apart.
+- Runs for ``xtracker serve`` (woken by every fan-out), in a process of its own
+  (delivery/process.py) or in the server's, or alone as ``xtracker worker`` (polling); several
+  workers may share one database: leases keep them apart.
 - Concurrency is bounded per destination (its sender tasks, ``requests_in_flight``), so a slow
   or failing destination only ever holds its own senders: the others keep flowing.
 - It works ahead: while some deliveries of a destination are being sent, the next ones are
@@ -30,12 +31,12 @@ import socket
 from collections import defaultdict, deque
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from xtracker_server.clock import now_ms
 from xtracker_server.config import Settings
 from xtracker_server.delivery.adapters import (
-    DEFAULT_HOLD_AHEAD,
+    LEASE_ROUNDS,
     Adapter,
     batch_size,
     hold_limit,
@@ -48,10 +49,18 @@ from xtracker_server.domain.drain import claim_plan
 from xtracker_server.domain.entities import Claimed, Destination, Settled, Unhealthy
 from xtracker_server.domain.outbound import DeliveryContext, Outcome, Verdict
 from xtracker_server.domain.retry import RetryPolicy, next_state
-from xtracker_server.metrics import Metrics
 from xtracker_server.store.api import Store, StoreUnavailable
 
 log = logging.getLogger("xtracker.delivery")
+
+
+class DeliveryMetrics(Protocol):
+    """What the worker counts: the server's ``Metrics``, or a child's relay of them
+    (delivery/child.py)."""
+
+    def delivered(self, kind: str, outcome: str, count: int = 1) -> None: ...
+
+    def delivery_request(self, kind: str, seconds: float) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -62,6 +71,9 @@ class Settlement:
 
 
 _Batch = list[tuple[Claimed, DeliveryContext]]  # what one request carries
+#: A batch waiting for a request: its adapter, and until when (the loop's clock) its
+#: deliveries are leased to this worker.
+_Queued = tuple[Adapter, _Batch, float]
 
 
 @dataclass
@@ -69,7 +81,7 @@ class _Queue:
     """One destination's batches read and waiting for a request, and the sender tasks that
     take them (at most ``requests_in_flight`` of its kind: its concurrency)."""
 
-    batches: deque[tuple[Adapter, _Batch]] = field(default_factory=deque)
+    batches: deque[_Queued] = field(default_factory=deque)
     senders: int = 0
 
 
@@ -88,21 +100,21 @@ class Worker:
         settings: Settings,
         *,
         poll_s: float | None = None,
-        metrics: Metrics | None = None,
+        metrics: DeliveryMetrics | None = None,
     ) -> None:
         self.store = store
         self.settings = settings
-        self.metrics = metrics  # the server's; None in ``xtracker worker`` (no /metrics there)
+        # The server's (or relayed to it); None in ``xtracker worker`` (no /metrics there).
+        self.metrics = metrics
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
         self.policy = RetryPolicy(
             settings.retry_base_s, settings.retry_cap_s, settings.retry_max_age_s
         )
         self.poll_s = settings.worker_poll_s if poll_s is None else poll_s
-        # Longer than a held delivery can wait for its slot and then be sent: the rows held
-        # ahead of it go DEFAULT_HOLD_AHEAD - 1 rounds at most, each request timing out after
-        # delivery_timeout_s. A worker that loses its lease anyway only causes a redelivery
-        # with the same event_id.
-        self.lease_ms = int((settings.delivery_timeout_s * (DEFAULT_HOLD_AHEAD + 1) + 5) * 1000)
+        # LEASE_ROUNDS requests, each timing out after delivery_timeout_s: a held delivery
+        # whose turn comes later than that is let go, not sent (``_sender``). A worker that
+        # loses its lease anyway only causes a redelivery with the same event_id.
+        self.lease_ms = int((settings.delivery_timeout_s * LEASE_ROUNDS + 5) * 1000)
         self.sender = Sender(
             timeout_s=settings.delivery_timeout_s,
             allow_private=settings.allow_private_destinations,
@@ -185,6 +197,7 @@ class Worker:
             if self._stopping or free <= 0 or (held and free < min_claim(kind)):
                 continue
             plan = claim_plan(free, now)
+            leased_until = asyncio.get_running_loop().time() + self.lease_ms / 1000
             rows = await self.store.claim(
                 destination_id, self.owner, now, self.lease_ms, plan.limit,
                 fresh_limit=plan.fresh_limit, fresh_since_ms=plan.fresh_since_ms,
@@ -193,19 +206,21 @@ class Worker:
                 continue
             claimed_any = True
             self._held[destination_id] += len(rows)
-            self._spawn(self._deliver(destination_id, kind, rows))
+            self._spawn(self._deliver(destination_id, kind, rows, leased_until))
         return claimed_any
 
     async def _deliver(
-        self, destination_id: int, kind: DestinationKind, rows: list[Claimed]
+        self, destination_id: int, kind: DestinationKind, rows: list[Claimed], leased_until: float
     ) -> None:
         """Read what the claimed rows send and queue their requests for the destination's
         senders."""
         queued = 0
         try:
             space_id = rows[0].space_id
-            dest = await self.store.get_destination(space_id, destination_id)
-            contexts = await self.store.delivery_contexts(space_id, rows, self.settings.base_url)
+            dest, contexts = await asyncio.gather(  # two reads at once: one wait, not two
+                self.store.get_destination(space_id, destination_id),
+                self.store.delivery_contexts(space_id, rows, self.settings.base_url),
+            )
             if dest is None:
                 return
             adapter = Adapter(dest, self.settings)
@@ -213,7 +228,7 @@ class Worker:
             size = batch_size(kind)
             queue = self._queues[destination_id]
             for i in range(0, len(items), size):
-                queue.batches.append((adapter, items[i : i + size]))
+                queue.batches.append((adapter, items[i : i + size], leased_until))
             queued = len(items)
             while queue.senders < min(requests_in_flight(kind), len(queue.batches)):
                 queue.senders += 1
@@ -227,10 +242,16 @@ class Worker:
             self._release(destination_id, len(rows) - queued)
 
     async def _sender(self, queue: _Queue) -> None:
-        """Send the queue's batches one after the other, and hand their outcomes over."""
+        """Send the queue's batches one after the other, and hand their outcomes over. A batch
+        whose lease could run out before its request times out is let go, not sent: once the
+        lease has run out it is due again (another worker may have it by then)."""
+        loop = asyncio.get_running_loop()
         try:
             while queue.batches:
-                adapter, batch = queue.batches.popleft()
+                adapter, batch, leased_until = queue.batches.popleft()
+                if loop.time() + self.settings.delivery_timeout_s + 1 > leased_until:
+                    self._release(adapter.destination.id, len(batch))
+                    continue
                 try:
                     settled = await self._send(adapter, batch)
                 except Exception:

@@ -1,0 +1,143 @@
+"""``xtracker serve``'s delivery worker in a process of its own (XTRACKER_WORKER_PROCESS,
+delivery/process.py and delivery/child.py): real servers, a real local sink. What only a
+process shows: the child and its delivery figures on the server's /metrics, its replacement
+after it dies, its end with a stopped or killed server."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import ADMIN_TOKEN, Server, ServerFactory, SpaceKeys, free_port
+from tests.sink import Sink
+
+ARGS = ("--allow-private-destinations", "--rate-limit", "0")
+CHILD = "xtracker_server.delivery.child"
+
+
+def children(pid: int, running: str) -> list[int]:
+    """The children of ``pid`` whose command line names ``running``."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+            argv = Path(f"/proc/{entry}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[1].split()
+        if int(fields[1]) == pid and fields[0] != "Z" and running.encode() in argv:
+            found.append(int(entry))
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """One real server for the tests that leave it running (each in a space and sink of its
+    own)."""
+    db = tmp_path_factory.mktemp("worker-process") / "xtracker.db"
+    server = Server(db=db, port=free_port(), extra_args=ARGS)
+    server.start()
+    yield server
+    server.stop()
+
+
+def hooked_space(server: Server, sink: Sink) -> SpaceKeys:
+    space = server.new_space(f"s{sink.port}")
+    server.cli("destination", "add", "--space", str(space.id), "--kind", "webhook",
+               "--url", f"{sink.url}/hook", "--allow-private-destinations")  # fmt: skip
+    return space
+
+
+def post(server: Server, space: SpaceKeys, eid: str) -> None:
+    with server.client() as http:
+        r = http.post("/events", json={"uid": "u1", "event": "contact", "eid": eid},
+                      headers=space.auth)  # fmt: skip
+        assert r.status_code == 200 and r.json()["status"] == "queued", r.text
+
+
+def eids(sink: Sink, count: int) -> list[str]:
+    return sorted(r.json()["eid"] for r in sink.wait_for(count, timeout=30))
+
+
+def sample(server: Server, name: str) -> float:
+    text = httpx.get(f"{server.url}/metrics", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+                     timeout=10).text  # fmt: skip
+    found = [line.split()[-1] for line in text.splitlines() if line.startswith(name + " ")]
+    return float(found[0]) if found else 0.0
+
+
+def test_serve_delivers_through_a_worker_process_of_its_own_counted_on_its_metrics(
+    served: Server, sink: Sink
+) -> None:
+    assert served.proc is not None
+    assert len(children(served.proc.pid, CHILD)) == 1
+    sent = 'xtracker_deliveries_total{kind="webhook",outcome="sent"}'
+    timed = 'xtracker_delivery_request_seconds_count{kind="webhook"}'
+    before = sample(served, sent), sample(served, timed)
+    space = hooked_space(served, sink)
+    for i in range(3):
+        post(served, space, f"e{i}")
+    assert eids(sink, 3) == ["e0", "e1", "e2"]
+    deadline = time.monotonic() + 30  # the child relays its figures twice a second
+    while sample(served, sent) < before[0] + 3 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert (sample(served, sent), sample(served, timed)) == (before[0] + 3, before[1] + 3)
+
+
+def test_a_dead_worker_process_is_replaced_and_delivery_goes_on(served: Server, sink: Sink) -> None:
+    server = served
+    assert server.proc is not None
+    space = hooked_space(server, sink)
+    post(server, space, "before")
+    assert eids(sink, 1) == ["before"]
+    (worker,) = children(server.proc.pid, CHILD)
+    os.kill(worker, signal.SIGKILL)
+    post(server, space, "after")  # committed while no worker runs: sent by the next one
+    assert eids(sink, 2) == ["after", "before"]
+    (new,) = children(server.proc.pid, CHILD)
+    assert new != worker
+    assert "a new delivery worker process runs (restart 1)" in server.log_text()
+
+
+def test_a_stopped_or_killed_server_leaves_no_worker_process(
+    start_server: ServerFactory,
+) -> None:
+    server = start_server(*ARGS)
+    assert server.proc is not None
+    (worker,) = children(server.proc.pid, CHILD)
+    server.stop()
+    assert not alive(worker)  # a server that stops takes its worker with it
+    server.start()
+    (worker,) = children(server.proc.pid, CHILD)
+    server.proc.kill()
+    server.proc.wait(timeout=15)
+    deadline = time.monotonic() + 30  # its input ends: it stops as on SIGTERM
+    while alive(worker) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not alive(worker)
+
+
+def test_with_no_worker_process_the_server_delivers_in_its_own(
+    start_server: ServerFactory, sink: Sink
+) -> None:
+    server = start_server(*ARGS, "--no-worker-process")
+    assert server.proc is not None
+    space = hooked_space(server, sink)
+    post(server, space, "e1")
+    assert eids(sink, 1) == ["e1"]
+    assert children(server.proc.pid, CHILD) == []

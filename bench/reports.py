@@ -45,7 +45,7 @@ the next run (``--fresh`` seeds again); its size and the seed and catch-up times
 
     python bench/reports.py [--sizes 1000000,10000000 | --events N] [--links 100]
                             [--campaigns 300] [--ads 10000] [--days 30] [--repeat 7]
-                            [--dir DIR] [--fresh] [--json]
+                            [--only g_ad,funnel,...] [--dir DIR] [--fresh] [--json]
 
 Exit status: 0 every target met, 1 not.
 """
@@ -278,6 +278,11 @@ async def measure_file(path: Path, args: argparse.Namespace) -> dict[str, Any]:
             name: functools.partial(group_counts, 1, q) for name, q in group_queries(args).items()
         }
         calls.update(service_reports(store, args))
+        if args.only:
+            unknown = set(args.only) - set(calls)
+            if unknown:
+                raise SystemExit(f"--only: no report {', '.join(sorted(unknown))}")
+            calls = {name: fn for name, fn in calls.items() if name in args.only}
         results: dict[str, Any] = {}
         for name, fn in calls.items():
             results[name] = r = await measure(fn, args.repeat)
@@ -372,6 +377,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--ads", type=int, default=10_000)
     p.add_argument("--days", type=int, default=30)
     p.add_argument("--repeat", type=int, default=7)
+    p.add_argument(
+        "--only",
+        type=lambda t: [n.strip() for n in t.split(",") if n.strip()],
+        help="measure only these reports (names as printed, comma-separated)",
+    )
     p.add_argument("--dir", help="where the seeded files are kept (default: the temp directory)")
     p.add_argument("--fresh", action="store_true", help="seed again even if a file exists")
     p.add_argument("--json", action="store_true", help="print the result as JSON")

@@ -178,3 +178,18 @@ def test_a_run_measures_answers_through_the_store_at_each_size(
     verdicts = result["verdicts"]
     assert set(verdicts) == set(result["sizes"]["3000"]["queries"])
     assert all(v["ratio"] is not None for n, v in verdicts.items() if n in expected)
+
+
+def test_only_measures_the_reports_named(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bench = _load("reports", "bench_reports")
+    argv = ["--events", "1000", "--links", "5", "--campaigns", "12", "--ads", "60",
+            "--repeat", "1", "--dir", str(tmp_path), "--json",
+            "--only", "g_link,series_day"]  # fmt: skip
+    bench.main(argv)
+    result = json.loads(capsys.readouterr().out)
+    assert set(result["sizes"]["1000"]["queries"]) == {"g_link", "series_day"}
+    assert set(result["verdicts"]) == {"g_link", "series_day"}
+    with pytest.raises(SystemExit, match="no report nope"):
+        bench.main([*argv[:-1], "g_link,nope"])

@@ -135,7 +135,9 @@ def test_foreign_digits_in_an_integer_are_refused(
 def test_unknown_currency_is_refused_and_crypto_tickers_are_taken(
     space: SpaceKeys, http: httpx.Client
 ) -> None:
-    deposit = {"event": "deposit", "uid": unique(), "value": "10"}
+    # a uid with a click: a series counts no uid without one (as the funnel)
+    uid = http.post("/clicks", json={}, headers=space.auth).json()["uid"]
+    deposit = {"event": "deposit", "uid": uid, "value": "10"}
     abc = {**deposit, "currency": "ABC", "eid": unique()}
     refused(http.post("/events", json=abc, headers=space.auth), 422, "currency", "ABC", "ISO 4217")
     for code in ("USDT", "usdc", "TON", "BTC", "VES"):

@@ -371,7 +371,7 @@ def _check_reports(world: World, per_link: tuple[str, ...] = ("l0", "l1", "l2"))
     starts = [T0 + i * 12 * H for i in range(6)]
     series = report_store.series_counts(world.conn, world.space, "deposit", starts, T0 + 72 * H)
     assert series == [
-        _uids(_expected(world, Window(start, start + 12 * H), clicked=False))["deposit"]
+        _uids(_expected(world, Window(start, start + 12 * H)))["deposit"]  # as the funnel
         for start in starts
     ]
 

@@ -242,7 +242,7 @@ def test_reversed_revenue_per_bucket_is_the_deposits_bucket(world: World) -> Non
         got = store.series_revenue(world.conn, world.space, currency, starts, to,
                                    reversed_only=True)  # fmt: skip
         want = [
-            _money(world, Window(a, b))[3].get(currency, Decimal(0))
+            _money(world, Window(a, b), clicked=True)[3].get(currency, Decimal(0))
             for a, b in zip(starts, ends, strict=True)
         ]
         assert got == want, currency

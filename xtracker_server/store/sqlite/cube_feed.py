@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import sqlite3
 from bisect import bisect_right
-from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -39,6 +38,7 @@ _EVENTS_IN = "(" + ", ".join(f"'{e}'" for e in _STEPS) + ")"
 _D_COLUMNS = ", ".join(f"c.{c}" for c in D_DIMENSIONS.values())
 
 Target = tuple[int, str, int, int, int]  # space_id, dim, level, bucket, key_id
+_LEVELS = tuple(LEVEL_MS.items())
 
 
 def touch(conn: sqlite3.Connection, select: str, args: Sequence[Any] = ()) -> None:
@@ -90,8 +90,9 @@ class _Share:
     money: dict[str, list[int]] | None = None
 
     def text(self) -> str:
+        # in a fixed order (report_steps' index order; sorted keys): equal shares, equal texts
         return json.dumps([self.click_ms, self.keys, self.firsts, self.deposits, self.reversed,
-                           self.money or {}], sort_keys=True, separators=(",", ":"))  # fmt: skip
+                           self.money or {}], separators=(",", ":"))  # fmt: skip
 
     @classmethod
     def of(cls, text: str) -> _Share:
@@ -100,38 +101,53 @@ class _Share:
 
 
 class _Deltas:
+    """The change of every cube row a round touches, summed before anything is written."""
+
     def __init__(self) -> None:
-        self.rows: dict[Target, list[int]] = defaultdict(lambda: [0] * 7)
-        self.money: dict[tuple[Target, str], list[int]] = defaultdict(lambda: [0] * 8)
-        self.ttc: dict[tuple[Target, str, int], int] = defaultdict(int)
+        self.rows: dict[Target, list[int]] = {}
+        self.money: dict[tuple[Target, str], list[int]] = {}
+        self.ttc: dict[tuple[Target, str, int], int] = {}
 
     def add(self, space_id: int, share: _Share, sign: int) -> None:
         counts = [sign, *(sign if s in share.firsts else 0 for s in _STEPS),
                   sign * share.deposits, sign * share.reversed]  # fmt: skip
-        bins = [(s, bisect_right(_BOUNDS_MS, t - share.click_ms)) for s, t in share.firsts.items()]
-        for level, length in LEVEL_MS.items():
-            bucket = share.click_ms - share.click_ms % length
+        click_ms = share.click_ms
+        bins = [(s, bisect_right(_BOUNDS_MS, t - click_ms)) for s, t in share.firsts.items()]
+        money = [(c, [v if i in (3, 7) else sign * v for i, v in enumerate(m)])
+                 for c, m in (share.money or {}).items()]  # fmt: skip
+        rows, ttc, cash = self.rows, self.ttc, self.money
+        for level, length in _LEVELS:
+            bucket = click_ms - click_ms % length
             for dim, key_id in share.keys:
                 target = (space_id, dim, level, bucket, key_id)
-                row = self.rows[target]
-                for i, n in enumerate(counts):
-                    row[i] += n
+                row = rows.get(target)
+                rows[target] = counts.copy() if row is None else [
+                    a + b for a, b in zip(row, counts, strict=True)]  # fmt: skip
                 for step, b in bins:
-                    self.ttc[(target, step, b)] += sign
-                for currency, m in (share.money or {}).items():
-                    acc = self.money[(target, currency)]
-                    for i in (0, 1, 2, 4, 5, 6):
-                        acc[i] += sign * m[i]
-                    for i in (3, 7):  # scales: the largest, never lowered
-                        acc[i] = max(acc[i], m[i]) if sign > 0 else acc[i]
+                    k = (target, step, b)
+                    ttc[k] = ttc.get(k, 0) + sign
+                for currency, m in money:
+                    acc = cash.get((target, currency))
+                    cash[(target, currency)] = m.copy() if acc is None else [
+                        max(a, b) if i in (3, 7) else a + b  # scales: the largest, never lowered
+                        for i, (a, b) in enumerate(zip(acc, m, strict=True))]  # fmt: skip
 
 
 class _Keys:
-    """Key ids, looked up (or made) once per round."""
+    """Key ids: the keys of the spaces a round touches, read once; new ones written at once
+    at the end (``save``)."""
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
         self.known: dict[tuple[Any, ...], int] = {}
+        for key_id, *key in conn.execute(
+            "SELECT id, space_id, dim, value, link_id, campaign, adset, ad FROM reports.cube_keys"
+            " WHERE space_id IN (SELECT DISTINCT space_id FROM reports.cube_touched)"
+        ):
+            self.known[tuple(key)] = key_id
+        top = conn.execute("SELECT max(id) FROM reports.cube_keys").fetchone()[0]
+        self.next = (top or 0) + 1
+        self.new: list[tuple[Any, ...]] = []
 
     def id(
         self, space_id: int, dim: str, value: str | None, link_id: int | None,
@@ -139,24 +155,15 @@ class _Keys:
     ) -> int:  # fmt: skip
         key = (space_id, dim, value, link_id, campaign, adset, ad)
         found = self.known.get(key)
-        if found is not None:
-            return found
-        row = self.conn.execute(
-            "SELECT id FROM reports.cube_keys WHERE space_id = ? AND dim = ? AND value IS ?"
-            " AND link_id IS ? AND campaign IS ? AND adset IS ? AND ad IS ?",
-            key,
-        ).fetchone()
-        if row is None:
-            cur = self.conn.execute(
-                "INSERT INTO reports.cube_keys (space_id, dim, value, link_id, campaign, adset,"
-                " ad) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                key,
-            )
-            found = int(cur.lastrowid or 0)
-        else:
-            found = int(row[0])
-        self.known[key] = found
+        if found is None:
+            found = self.known[key] = self.next
+            self.next += 1
+            self.new.append((found, *key))
         return found
+
+    def save(self) -> None:
+        self.conn.executemany("INSERT INTO reports.cube_keys VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                              self.new)  # fmt: skip
 
 
 def _new_shares(conn: sqlite3.Connection) -> dict[tuple[int, str], _Share]:
@@ -202,6 +209,7 @@ def _new_shares(conn: sqlite3.Connection) -> dict[tuple[int, str], _Share]:
         m[0], m[1], m[2], m[3] = m[0] + 1, m[1] + units, m[2] + fraction, max(m[3], scale)
         if was_reversed:
             m[4], m[5], m[6], m[7] = m[4] + 1, m[5] + units, m[6] + fraction, max(m[7], scale)
+    keys.save()
     return shares
 
 
@@ -271,10 +279,11 @@ _PK = "space_id = ? AND dim = ? AND level = ? AND bucket = ? AND key_id = ?"
 
 def _write(conn: sqlite3.Connection, deltas: _Deltas) -> None:
     """The summed differences, one upsert per row; a row whose uids all left goes."""
-    conn.executemany(_UPSERT_ROW, [(*t, *c) for t, c in deltas.rows.items() if any(c)])
-    conn.executemany(_UPSERT_MONEY, [(*t, cur, *m) for (t, cur), m in deltas.money.items()
-                                     if any(m[i] for i in (0, 1, 2, 4, 5, 6))])  # fmt: skip
-    conn.executemany(_UPSERT_TTC, [(*t, s, b, n) for (t, s, b), n in deltas.ttc.items() if n])
+    # in key order: each upsert finds its page next to the last one's
+    conn.executemany(_UPSERT_ROW, sorted((*t, *c) for t, c in deltas.rows.items() if any(c)))
+    conn.executemany(_UPSERT_MONEY, sorted((*t, cur, *m) for (t, cur), m in deltas.money.items()
+                                           if any(m[i] for i in (0, 1, 2, 4, 5, 6))))  # fmt: skip
+    conn.executemany(_UPSERT_TTC, sorted((*t, s, b, n) for (t, s, b), n in deltas.ttc.items() if n))
     conn.executemany(f"DELETE FROM reports.cube WHERE {_PK} AND clicks = 0",
                      [t for t, c in deltas.rows.items() if c[0] < 0])  # fmt: skip
     conn.executemany(f"DELETE FROM reports.cube_money WHERE {_PK} AND currency = ? AND n = 0",

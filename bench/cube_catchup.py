@@ -69,7 +69,7 @@ class Seeder:
                            rng.choice(("Safari", "Chrome", "Firefox")),
                            rng.choice(("feed", "stories", "reels")), "fb", f"camp {c}",
                            json.dumps({"creative": f"v{rng.randrange(5)}"})))  # fmt: skip
-            for k, step in enumerate(("contact", "subscribed", "registration", "deposit")):
+            for step in ("contact", "subscribed", "registration", "deposit"):
                 if made >= events or rng.random() > 0.6:
                     break
                 t += rng.randrange(60_000, 6 * 3_600_000)

@@ -20,6 +20,10 @@ store/sqlite/purge.py) says left: erased uids and events, deleted links and spac
 it in the background and before every report, so a report counts every event committed before it
 was asked for.
 
+Each round also keeps the report cube (store/sqlite/cube_feed.py) up to date: it marks the uids
+it changed and follows ``main.clicks`` with a watermark of its own (a click counts without
+events), and the cube moves by the difference of those uids' shares.
+
 Row ids may commit out of order (several writers: id 9 may commit after id 10 was read), so the
 rollup follows each of the three tables with a ``domain.tail.Watermark``: the highest id read
 (``rollup_marks``) and the ids below it not read yet (``rollup_gaps``). Every round reads the

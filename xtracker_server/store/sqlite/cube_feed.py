@@ -37,7 +37,6 @@ _STEPS = CANONICAL_EVENTS
 _EVENTS_IN = "(" + ", ".join(f"'{e}'" for e in _STEPS) + ")"
 _D_COLUMNS = ", ".join(f"c.{c}" for c in D_DIMENSIONS.values())
 
-Target = tuple[int, str, int, int, int]  # space_id, dim, level, bucket, key_id
 _LEVELS = tuple(LEVEL_MS.items())
 
 
@@ -101,36 +100,27 @@ class _Share:
 
 
 class _Deltas:
-    """The change of every cube row a round touches, summed before anything is written."""
+    """The old shares (sign -1) and new shares (+1) of the uids that changed, as rows of temp
+    tables: ``_write`` spreads them over their cube rows and sums them in SQL."""
 
     def __init__(self) -> None:
-        self.rows: dict[Target, list[int]] = {}
-        self.money: dict[tuple[Target, str], list[int]] = {}
-        self.ttc: dict[tuple[Target, str, int], int] = {}
+        self.heads: list[tuple[int, ...]] = []
+        self.keys: list[tuple[int, str, int]] = []
+        self.ttc: list[tuple[int, str, int, int]] = []
+        self.money: list[tuple[Any, ...]] = []
+        self.taken = False  # a share was taken off: rows may have emptied
 
     def add(self, space_id: int, share: _Share, sign: int) -> None:
-        counts = [sign, *(sign if s in share.firsts else 0 for s in _STEPS),
-                  sign * share.deposits, sign * share.reversed]  # fmt: skip
-        click_ms = share.click_ms
-        bins = [(s, bisect_right(_BOUNDS_MS, t - click_ms)) for s, t in share.firsts.items()]
-        money = [(c, [v if i in (3, 7) else sign * v for i, v in enumerate(m)])
-                 for c, m in (share.money or {}).items()]  # fmt: skip
-        rows, ttc, cash = self.rows, self.ttc, self.money
-        for level, length in _LEVELS:
-            bucket = click_ms - click_ms % length
-            for dim, key_id in share.keys:
-                target = (space_id, dim, level, bucket, key_id)
-                row = rows.get(target)
-                rows[target] = counts.copy() if row is None else [
-                    a + b for a, b in zip(row, counts, strict=True)]  # fmt: skip
-                for step, b in bins:
-                    k = (target, step, b)
-                    ttc[k] = ttc.get(k, 0) + sign
-                for currency, m in money:
-                    acc = cash.get((target, currency))
-                    cash[(target, currency)] = m.copy() if acc is None else [
-                        max(a, b) if i in (3, 7) else a + b  # scales: the largest, never lowered
-                        for i, (a, b) in enumerate(zip(acc, m, strict=True))]  # fmt: skip
+        i, click_ms = len(self.heads), share.click_ms
+        self.taken = self.taken or sign < 0
+        self.heads.append((i, space_id, click_ms, sign,
+                           *(sign if s in share.firsts else 0 for s in _STEPS),
+                           sign * share.deposits, sign * share.reversed))  # fmt: skip
+        self.keys += [(i, dim, key_id) for dim, key_id in share.keys]
+        self.ttc += [(i, s, bisect_right(_BOUNDS_MS, t - click_ms), sign)
+                     for s, t in share.firsts.items()]  # fmt: skip
+        self.money += [(i, c, *(v if j in (3, 7) else sign * v for j, v in enumerate(m)))
+                       for c, m in (share.money or {}).items()]  # fmt: skip
 
 
 class _Keys:
@@ -253,16 +243,37 @@ def apply(conn: sqlite3.Connection, spaces_gone: Iterable[int] = ()) -> int:
     return len(gone) + len(kept)
 
 
+_TEMP = (
+    """CREATE TEMP TABLE IF NOT EXISTS cube_delta (
+        i INTEGER PRIMARY KEY, space_id INTEGER, click_ms INTEGER, clicks INTEGER,
+        contact INTEGER, subscribed INTEGER, registration INTEGER, deposit INTEGER,
+        deposits INTEGER, reversed INTEGER)""",
+    """CREATE TEMP TABLE IF NOT EXISTS cube_delta_keys (
+        i INTEGER, dim TEXT, key_id INTEGER, PRIMARY KEY (i, dim, key_id)) WITHOUT ROWID""",
+    "CREATE TEMP TABLE IF NOT EXISTS cube_delta_ttc (i INTEGER, step TEXT, bin INTEGER, n INTEGER)",
+    """CREATE TEMP TABLE IF NOT EXISTS cube_delta_money (
+        i INTEGER, currency TEXT, n INTEGER, units INTEGER, fraction INTEGER, scale INTEGER,
+        rn INTEGER, r_units INTEGER, r_fraction INTEGER, r_scale INTEGER)""",
+    "CREATE TEMP TABLE IF NOT EXISTS cube_levels (level INTEGER PRIMARY KEY, length INTEGER)",
+)
+#: Each delta row spread over its cube rows: its keys at every level.
+_SPREAD = "temp.cube_delta_keys k JOIN temp.cube_delta d ON d.i = k.i CROSS JOIN temp.cube_levels l"
+_TARGET = "d.space_id, k.dim, l.level, d.click_ms - d.click_ms % l.length, k.key_id"
+_GROUP = "GROUP BY 1, 2, 3, 4, 5"
+_COUNTS = ("clicks", "contact", "subscribed", "registration", "deposit", "deposits", "reversed")
 _UPSERT_ROW = (
-    "INSERT INTO reports.cube VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-    " ON CONFLICT (space_id, dim, level, bucket, key_id) DO UPDATE SET"
-    " clicks = clicks + excluded.clicks, contact = contact + excluded.contact,"
-    " subscribed = subscribed + excluded.subscribed,"
-    " registration = registration + excluded.registration, deposit = deposit + excluded.deposit,"
-    " deposits = deposits + excluded.deposits, reversed = reversed + excluded.reversed"
+    f"INSERT INTO reports.cube SELECT {_TARGET}, {', '.join(f'sum(d.{c})' for c in _COUNTS)}"
+    f" FROM {_SPREAD} WHERE true {_GROUP}"
+    f" HAVING {' OR '.join(f'sum(d.{c}) != 0' for c in _COUNTS)}"
+    " ON CONFLICT (space_id, dim, level, bucket, key_id) DO UPDATE SET "
+    + ", ".join(f"{c} = {c} + excluded.{c}" for c in _COUNTS)
 )
 _UPSERT_MONEY = (
-    "INSERT INTO reports.cube_money VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    f"INSERT INTO reports.cube_money SELECT {_TARGET}, m.currency, sum(m.n), sum(m.units),"
+    " sum(m.fraction), max(m.scale), sum(m.rn), sum(m.r_units), sum(m.r_fraction),"
+    f" max(m.r_scale) FROM temp.cube_delta_money m JOIN {_SPREAD} ON k.i = m.i WHERE true"
+    f" {_GROUP}, 6 HAVING sum(m.n) != 0 OR sum(m.units) != 0 OR sum(m.fraction) != 0"
+    " OR sum(m.rn) != 0 OR sum(m.r_units) != 0 OR sum(m.r_fraction) != 0"
     " ON CONFLICT (space_id, dim, level, bucket, key_id, currency) DO UPDATE SET"
     " n = n + excluded.n, units = units + excluded.units, fraction = fraction + excluded.fraction,"
     " scale = max(scale, excluded.scale), rn = rn + excluded.rn,"
@@ -270,23 +281,39 @@ _UPSERT_MONEY = (
     " r_scale = max(r_scale, excluded.r_scale)"
 )
 _UPSERT_TTC = (
-    "INSERT INTO reports.cube_ttc VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+    f"INSERT INTO reports.cube_ttc SELECT {_TARGET}, t.step, t.bin, sum(t.n)"
+    f" FROM temp.cube_delta_ttc t JOIN {_SPREAD} ON k.i = t.i WHERE true {_GROUP}, 6, 7"
+    " HAVING sum(t.n) != 0"
     " ON CONFLICT (space_id, dim, level, bucket, key_id, step, bin)"
     " DO UPDATE SET n = n + excluded.n"
 )
-_PK = "space_id = ? AND dim = ? AND level = ? AND bucket = ? AND key_id = ?"
+#: The cube rows a share was taken off (sign -1): those left without a uid go.
+_TAKEN = (
+    f"(space_id, dim, level, bucket, key_id) IN (SELECT {_TARGET} FROM {_SPREAD}"
+    " WHERE d.clicks < 0)"
+)
 
 
 def _write(conn: sqlite3.Connection, deltas: _Deltas) -> None:
-    """The summed differences, one upsert per row; a row whose uids all left goes."""
-    # in key order: each upsert finds its page next to the last one's
-    conn.executemany(_UPSERT_ROW, sorted((*t, *c) for t, c in deltas.rows.items() if any(c)))
-    conn.executemany(_UPSERT_MONEY, sorted((*t, cur, *m) for (t, cur), m in deltas.money.items()
-                                           if any(m[i] for i in (0, 1, 2, 4, 5, 6))))  # fmt: skip
-    conn.executemany(_UPSERT_TTC, sorted((*t, s, b, n) for (t, s, b), n in deltas.ttc.items() if n))
-    conn.executemany(f"DELETE FROM reports.cube WHERE {_PK} AND clicks = 0",
-                     [t for t, c in deltas.rows.items() if c[0] < 0])  # fmt: skip
-    conn.executemany(f"DELETE FROM reports.cube_money WHERE {_PK} AND currency = ? AND n = 0",
-                     [(*t, cur) for (t, cur), m in deltas.money.items() if m[0] < 0])  # fmt: skip
-    conn.executemany(f"DELETE FROM reports.cube_ttc WHERE {_PK} AND step = ? AND bin = ? AND n = 0",
-                     [(*t, s, b) for (t, s, b), n in deltas.ttc.items() if n < 0])  # fmt: skip
+    """The differences, spread over their cube rows and summed in SQL (sorted by key: each
+    upsert finds its page next to the last one's); a row whose uids all left goes."""
+    for statement in _TEMP:
+        conn.execute(statement)
+    conn.executemany("INSERT OR IGNORE INTO temp.cube_levels VALUES (?, ?)", _LEVELS)
+    conn.executemany("INSERT INTO temp.cube_delta VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                     deltas.heads)  # fmt: skip
+    conn.executemany("INSERT INTO temp.cube_delta_keys VALUES (?, ?, ?)", deltas.keys)
+    conn.executemany("INSERT INTO temp.cube_delta_ttc VALUES (?, ?, ?, ?)", deltas.ttc)
+    conn.executemany("INSERT INTO temp.cube_delta_money VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                     deltas.money)  # fmt: skip
+    conn.execute(_UPSERT_ROW)
+    if deltas.money:
+        conn.execute(_UPSERT_MONEY)
+    if deltas.ttc:
+        conn.execute(_UPSERT_TTC)
+    if deltas.taken:
+        conn.execute(f"DELETE FROM reports.cube WHERE clicks = 0 AND {_TAKEN}")
+        conn.execute(f"DELETE FROM reports.cube_money WHERE n = 0 AND {_TAKEN}")
+        conn.execute(f"DELETE FROM reports.cube_ttc WHERE n = 0 AND {_TAKEN}")
+    for table in ("cube_delta", "cube_delta_keys", "cube_delta_ttc", "cube_delta_money"):
+        conn.execute(f"DELETE FROM temp.{table}")

@@ -63,6 +63,9 @@ log = logging.getLogger("xtracker.store")
 
 #: Inbox rows read by one catch-up transaction (a few hundred milliseconds of work at most).
 CHUNK = 20_000
+#: Page cache of the rollup's file for a connection that builds it (KiB, as a negative
+#: cache_size): the cube's upserts land all over its tables; SQLite's default is 2 MiB.
+CACHE_KIB = -65_536
 #: An id missing below one already read is waited for this long (seconds) before it is given
 #: up: longer than any write transaction stays open. A live stream waits less (domain/tail.py).
 ROLLUP_GAP_S = 600.0
@@ -145,6 +148,7 @@ def with_rollup(conn: sqlite3.Connection, path: str) -> sqlite3.Connection:
     attach_reports(conn, path)
     conn.execute("PRAGMA reports.journal_mode=WAL")
     conn.execute("PRAGMA reports.synchronous=NORMAL")
+    conn.execute(f"PRAGMA reports.cache_size={CACHE_KIB}")
     busy = 0
     while True:
         try:

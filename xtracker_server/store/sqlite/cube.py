@@ -24,10 +24,11 @@ from __future__ import annotations
 
 import sqlite3
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, time, tzinfo
 from decimal import Decimal
+from typing import Any
 
 from xtracker_server.domain.filters import SUB_ID_PREFIX
 from xtracker_server.domain.groups import (
@@ -155,64 +156,56 @@ def cube_counts(
 
 
 class _Reader:
+    """Sums the rows of each segment per group in SQL (the keys joined for their values, the
+    filters in the WHERE clause), then puts the groups together in Python."""
+
     def __init__(
         self, conn: sqlite3.Connection, space_id: int, query: GroupQuery, dim: str, labels: _Labels
     ) -> None:
         self.conn, self.space_id, self.query, self.dim, self.labels = (
             conn, space_id, query, dim, labels)  # fmt: skip
         self.timed = any(d in TIME_DIMENSIONS for d in query.by)
-        slugs = dict(conn.execute("SELECT id, slug FROM main.links WHERE space_id = ?",
-                                  (space_id,)).fetchall())  # fmt: skip
-        # What a key says of each dimension the query names, and of the ones beside it.
-        self.attrs: dict[tuple[str, int], dict[str, str | None]] = {}
-        for key_dim in {H, dim}:
-            for key_id, value, link_id, campaign, adset, ad in conn.execute(
-                "SELECT id, value, link_id, campaign, adset, ad FROM reports.cube_keys"
-                " WHERE space_id = ? AND dim = ?",
-                (space_id, key_dim),
-            ):
-                link = slugs.get(link_id) if link_id is not None else None
-                a = {"link": link, "campaign": campaign, "adset": adset, "ad": ad}
-                if dim != H:
-                    a[dim] = value
-                self.attrs[(key_dim, key_id)] = a
+        self.named = [d for d in query.by if d not in TIME_DIMENSIONS]
         x = query.filters.of(dim) if dim != H else None
         # a dimension's clicks without a value: the H rows less the dimension's rows
-        self.blanks = dim != H and (dim in query.by or (x is not None and x.exclude))
+        blanks = dim != H and (dim in query.by or (x is not None and x.exclude))
+        self.sources = [(H, 1, False)] if dim == H else [(dim, 1, False)]
+        if blanks:
+            self.sources += [(dim, -1, True), (H, 1, True)]
         self.groups: dict[tuple[str | None, ...], _Group] = defaultdict(_Group)
-        self.memo: dict[tuple[str, int, bool], tuple[str | None, ...] | None] = {}
 
-    def _key(self, key_dim: str, key_id: int, blank: bool) -> tuple[str | None, ...] | None:
-        """The group key's dimension values (None: filtered out); time comes later."""
-        memo = (key_dim, key_id, blank)
-        if memo in self.memo:
-            return self.memo[memo]
-        attrs = self.attrs.get((key_dim, key_id))
-        found: tuple[str | None, ...] | None = None
-        if attrs is not None:
-            if blank:
-                attrs = {**attrs, self.dim: None}
-            if all(f.matches(attrs.get(f.dimension)) for f in self.query.filters.items):
-                found = tuple(attrs.get(d) for d in self.query.by)
-        self.memo[memo] = found
-        return found
+    def _select(self, key_dim: str, blank: bool) -> tuple[str, str, list[Any]] | None:
+        """The group columns and the join and filter of one kind of rows; None: the filters
+        keep none of them."""
+        columns = {"link": "l.slug", "campaign": "k.campaign", "adset": "k.adset", "ad": "k.ad"}
+        if self.dim != H:
+            columns[self.dim] = "NULL" if blank else "k.value"
+        where = ["true"]
+        args: list[Any] = []
+        for f in self.query.filters.items:
+            column = columns[f.dimension]
+            if column == "NULL":
+                if not f.matches(None):
+                    return None
+                continue
+            marks = ", ".join("?" * len(f.values))
+            where.append(f"({column} IS NULL OR {column} NOT IN ({marks}))" if f.exclude
+                         else f"{column} IN ({marks})")  # fmt: skip
+            args += f.values
+        groups = [columns[d] for d in self.named] + (["c.bucket"] if self.timed else [])
+        if not self.named and not self.query.filters:  # the whole space: no key matters
+            return ", ".join(["c.bucket"] * self.timed + ["0"]), " WHERE true", args
+        joins = " CROSS JOIN reports.cube_keys k ON k.id = c.key_id"
+        if "link" in self.named or self.query.filters.of("link"):
+            joins += " LEFT JOIN main.links l ON l.id = k.link_id"
+        return ", ".join([*groups, "0"]), joins + " WHERE " + " AND ".join(where), args
 
-    def _sources(self) -> Iterator[tuple[str, int, bool]]:
-        """Which rows to read, and with which sign: a dimension's rows count for their value
-        and, taken off, for the blank; the H rows count for the blank."""
-        if self.dim == H:
-            yield H, 1, False
-            return
-        yield self.dim, 1, False
-        if self.blanks:
-            yield self.dim, -1, True
-            yield H, 1, True
-
-    def _group(self, key: tuple[str | None, ...], segment: _Segment, bucket: int) -> _Group:
-        if self.timed:
-            key = tuple(self._time(d, segment, bucket) if d in TIME_DIMENSIONS else v
-                        for d, v in zip(self.query.by, key, strict=True))  # fmt: skip
-        return self.groups[key]
+    def _key(self, row: Sequence[Any], segment: _Segment) -> tuple[str | None, ...]:
+        values = iter(row)
+        named = {d: next(values) for d in self.named}
+        bucket = next(values) if self.timed else 0
+        return tuple(self._time(d, segment, bucket) if d in TIME_DIMENSIONS else named[d]
+                     for d in self.query.by)  # fmt: skip
 
     def _time(self, dimension: str, segment: _Segment, bucket: int) -> str:
         if dimension == "day" and segment.day is not None:
@@ -220,64 +213,69 @@ class _Reader:
         return self.labels("hour" if dimension == "hour" else "day", bucket)
 
     def read(self, s: _Segment) -> None:
-        bucket = "bucket" if self.timed else "min(bucket)"
-        group_by = " GROUP BY key_id, bucket" if self.timed else " GROUP BY key_id"
-        where = "space_id = ? AND dim = ? AND level = ? AND bucket >= ? AND bucket < ?"
-        for key_dim, sign, blank in self._sources():
-            args = (self.space_id, key_dim, s.level, s.lo, s.hi)
-            for key_id, at, *counts in self.conn.execute(
-                f"SELECT key_id, {bucket}, sum(clicks), sum(contact), sum(subscribed),"
-                f" sum(registration), sum(deposit), sum(deposits), sum(reversed)"
-                f" FROM reports.cube WHERE {where}{group_by}",
+        """Each table's rows of the segment summed per key (and bucket) first, then the keys
+        joined for their values and the sums taken per group."""
+        width = len(self.named) + self.timed + 1
+        by = ", ".join(str(i + 1) for i in range(width))
+        bucket = ", bucket" if self.timed else ""
+        # per key, unless no key matters (then per bucket, or all in one)
+        keys = "key_id" if self.named or self.query.filters else "0"
+        range_ = "space_id = ? AND dim = ? AND level = ? AND bucket >= ? AND bucket < ?"
+        counts = ("clicks", "contact", "subscribed", "registration", "deposit", "deposits",
+                  "reversed")  # fmt: skip
+        for key_dim, sign, blank in self.sources:
+            found = self._select(key_dim, blank)
+            if found is None:
+                continue
+            columns, where, extra = found
+            args = (self.space_id, key_dim, s.level, s.lo, s.hi, *extra)
+            inner = ", ".join(f"sum({c}) AS {c}" for c in counts)
+            for row in self.conn.execute(
+                f"SELECT {columns}, {', '.join(f'sum(c.{c})' for c in counts)}"
+                f" FROM (SELECT {keys} AS key_id{bucket}, {inner} FROM reports.cube"
+                f" WHERE {range_} GROUP BY 1{bucket}) c{where} GROUP BY {by}",
                 args,
             ):
-                key = self._key(key_dim, key_id, blank)
-                if key is None:
-                    continue
-                g = self._group(key, s, at)
-                g.clicks += sign * counts[0]
+                g = self.groups[self._key(row, s)]
+                sums = row[width:]
+                g.clicks += sign * sums[0]
                 for i in range(len(CANONICAL_EVENTS)):
-                    g.uids[i] += sign * counts[1 + i]
-                g.deposits += sign * counts[5]
-                g.reversed += sign * counts[6]
-            for key_id, at, step, b, n in self.conn.execute(
-                f"SELECT key_id, {bucket}, step, bin, sum(n) FROM reports.cube_ttc WHERE {where}"
-                f" GROUP BY key_id, {'bucket, ' if self.timed else ''}step, bin",
+                    g.uids[i] += sign * sums[1 + i]
+                g.deposits += sign * sums[5]
+                g.reversed += sign * sums[6]
+            for row in self.conn.execute(
+                f"SELECT {columns}, c.step, c.bin, sum(c.n) FROM (SELECT {keys} AS key_id{bucket},"
+                f" step, bin, sum(n) AS n FROM reports.cube_ttc WHERE {range_}"
+                f" GROUP BY 1{bucket}, step, bin) c{where}"
+                f" GROUP BY {by}, {width + 1}, {width + 2}",
                 args,
             ):
-                key = self._key(key_dim, key_id, blank)
-                if key is not None:
-                    hist = self._group(key, s, at).ttc.setdefault(step, [0] * _BINS)
-                    hist[b] += sign * n
-            for key_id, at, currency, *m in self.conn.execute(
-                "SELECT key_id, bucket, currency, n, units, fraction, scale, rn, r_units,"
-                f" r_fraction, r_scale FROM reports.cube_money WHERE {where}",
-                args,
+                step, b, n = row[width:]
+                hist = self.groups[self._key(row, s)].ttc.setdefault(step, [0] * _BINS)
+                hist[b] += sign * n
+            for row in self.conn.execute(
+                f"SELECT {columns}, c.bucket, c.currency, sum(c.n), sum(c.units), sum(c.fraction),"
+                f" max(c.scale), sum(c.rn), sum(c.r_units), sum(c.r_fraction), max(c.r_scale)"
+                f" FROM reports.cube_money c{where} AND c.{range_.replace(' AND ', ' AND c.')}"
+                f" GROUP BY {by}, {width + 1}, {width + 2}",
+                (*extra, self.space_id, key_dim, s.level, s.lo, s.hi),
             ):
-                key = self._key(key_dim, key_id, blank)
-                if key is None:
-                    continue
-                day = self.labels("date", at)
-                acc = self._group(key, s, at).money.setdefault(currency, {})
-                acc_day = acc.setdefault(day, [0] * 8)
+                at, currency, *m = row[width:]
+                days = self.groups[self._key(row, s)].money.setdefault(currency, {})
+                acc = days.setdefault(self.labels("date", at), [0] * 8)
                 for i in (0, 1, 2, 4, 5, 6):
-                    acc_day[i] += sign * m[i]
+                    acc[i] += sign * m[i]
                 for i in (3, 7):
-                    acc_day[i] = max(acc_day[i], m[i])
-
-    def _names(self, key: tuple[str | None, ...]) -> dict[str, str]:
-        names: dict[str, str] = {}
-        for d, value in zip(self.query.by, key, strict=True):
-            if d in NAME_OF and value is not None:
-                row = self.conn.execute(
-                    "SELECT name FROM reports.cube_names WHERE space_id = ? AND dim = ? AND id = ?",
-                    (self.space_id, d, value),
-                ).fetchone()
-                if row is not None:
-                    names[NAME_OF[d]] = row[0]
-        return names
+                    acc[i] = max(acc[i], m[i])
 
     def answer(self) -> list[GroupCounts]:
+        names: dict[tuple[str, str], str] = {}
+        named = [d for d in self.named if d in NAME_OF]
+        if named:
+            marks = ", ".join("?" * len(named))
+            names = {(d, i): n for d, i, n in self.conn.execute(
+                "SELECT dim, id, name FROM reports.cube_names WHERE space_id = ?"
+                f" AND dim IN ({marks})", (self.space_id, *named))}  # fmt: skip
         out = []
         for key, g in self.groups.items():
             if g.clicks <= 0:
@@ -294,7 +292,11 @@ class _Reader:
                     reversed_deposits=g.reversed,
                     reversed_revenue=_money(g.money, 4),
                     ttc={s: tuple(h) for s, h in g.ttc.items() if any(h)},
-                    names=self._names(key),
+                    names={
+                        NAME_OF[d]: names[(d, v)]
+                        for d, v in zip(self.query.by, key, strict=True)
+                        if v is not None and (d, v) in names
+                    },
                 )
             )
         return out

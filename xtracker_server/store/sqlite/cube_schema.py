@@ -15,6 +15,9 @@ its click only (its bucket, its keys), so rows add up exactly across buckets and
 - ``cube_keys`` names each key once (``key_id``); ``cube_uids`` holds what each uid added (its
   state), so that a change to the uid (a late event, bind or click, a reversal, an erasure)
   takes the old share off and adds the new one.
+- A uid's time to convert to a step is from its click to its first event of the step (an
+  event before its click, a late click, counts in the first bin). The name beside a campaign,
+  ad set or ad id (``cube_names``) is that of its latest click with one, erased clicks too.
 """
 
 from __future__ import annotations

@@ -413,15 +413,20 @@ def _is_busy(exc: sqlite3.OperationalError) -> bool:
     return "locked" in text or "busy" in text
 
 
+def _top(conn: sqlite3.Connection, feed: _Feed, mark: Watermark, size: int) -> int | None:
+    """The highest id of the next ``size`` rows of ``feed`` above its high mark (None: none)."""
+    sql = f"SELECT max(id) FROM (SELECT id FROM {feed.table} WHERE id > ? ORDER BY id LIMIT ?)"
+    top = conn.execute(sql, (mark.high, size)).fetchone()[0]
+    return None if top is None else int(top)
+
+
 def _round(conn: sqlite3.Connection, chunk: int, now: float) -> tuple[bool, int]:
     inbox, backlog, removals, clicks = (_mark(conn, feed) for feed in (*_FEEDS, _CLICKS))
-    # Clicks by a quarter of the events' chunk: in a rebuild, a click's uid has mostly been
-    # counted with its events already (one write), rather than before them and again after.
-    top, click_top = (conn.execute(
-        f"SELECT max(id) FROM (SELECT id FROM {feed.table} WHERE id > ? ORDER BY id LIMIT ?)",
-        (mark.high, size),
-    ).fetchone()[0] for feed, mark, size in ((_INBOX, inbox, chunk),
-                                             (_CLICKS, clicks, max(1, chunk // 4))))  # fmt: skip
+    top = _top(conn, _INBOX, inbox, chunk)
+    # Clicks by a quarter of the events' chunk while events are left: in a rebuild, a click's
+    # uid has mostly been counted with its events already (one write), rather than before
+    # them and again after.
+    click_top = _top(conn, _CLICKS, clicks, chunk if top is None else max(1, chunk // 4))
     backlog_top = conn.execute("SELECT max(id) FROM main.report_backlog").fetchone()[0] or 0
     removal_top = conn.execute("SELECT max(id) FROM main.report_removals").fetchone()[0] or 0
     backlog_top, removal_top = max(backlog_top, backlog.high), max(removal_top, removals.high)

@@ -48,7 +48,7 @@ from xtracker_server.domain.reports import (
     zone,
 )
 from xtracker_server.store.sqlite.cube_feed import D_DIMENSIONS, H_DIMENSIONS
-from xtracker_server.store.sqlite.cube_schema import LEVEL_15M, LEVEL_DAY, LEVEL_MS, H
+from xtracker_server.store.sqlite.cube_schema import ALL, LEVEL_15M, LEVEL_DAY, LEVEL_MS, H
 from xtracker_wire import CANONICAL_EVENTS, MAX_VALUE_DECIMALS
 
 __all__ = ["cube_counts"]
@@ -170,6 +170,8 @@ class _Reader:
         # a dimension's clicks without a value: the H rows less the dimension's rows
         blanks = dim != H and (dim in query.by or (x is not None and x.exclude))
         self.sources = [(H, 1, False)] if dim == H else [(dim, 1, False)]
+        if dim == H and not self.named and not query.filters:
+            self.sources = [(ALL, 1, False)]  # the whole space: its own rows
         if blanks:
             self.sources += [(dim, -1, True), (H, 1, True)]
         self.groups: dict[tuple[str | None, ...], _Group] = defaultdict(_Group)

@@ -22,7 +22,7 @@ from typing import Any
 
 from xtracker_server.domain.filters import DIMENSIONS, SUB_ID_PREFIX
 from xtracker_server.domain.groups import TTC_BOUNDS_S
-from xtracker_server.store.sqlite.cube_schema import CUBE_TABLES, LEVEL_MS, NAMED, H
+from xtracker_server.store.sqlite.cube_schema import ALL, CUBE_TABLES, LEVEL_MS, NAMED, H
 from xtracker_wire import CANONICAL_EVENTS
 
 __all__ = ["D_DIMENSIONS", "H_DIMENSIONS", "apply", "drop_space", "feed_clicks", "touch"]
@@ -173,6 +173,7 @@ def _new_shares(conn: sqlite3.Connection) -> dict[tuple[int, str], _Share]:
         share_keys = [(H, keys.id(space_id, H, None, link_id, campaign, adset, ad))]
         share_keys += [(dim, keys.id(space_id, dim, value, link_id, campaign))
                        for dim, value in sorted(values.items()) if value is not None]  # fmt: skip
+        share_keys.append((ALL, keys.id(space_id, ALL, None, None, None)))
         shares[(space_id, uid)] = _Share(int(created_ms), share_keys, {})
     for space_id, uid, event, at_ms, currency, units, fraction, scale, was_reversed in conn.execute(
         "SELECT t.space_id, t.uid, r.event, r.at_ms, r.currency, r.units, r.fraction, r.scale,"

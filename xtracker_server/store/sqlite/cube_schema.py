@@ -12,6 +12,8 @@ its click only (its bucket, its keys), so rows add up exactly across buckets and
   grouping or filter on those; else a dimension (``country``, ``sub.creative``...) whose rows
   are keyed by (its value, link, campaign). Clicks without a value of a dimension have no row
   of it: their share is the H rows' less the dimension's (cube.py).
+- ``ALL`` (``'*'``): the whole space, without a key, so that the funnel reads one row per
+  bucket.
 - ``cube_keys`` names each key once (``key_id``); ``cube_uids`` holds what each uid added (its
   state), so that a change to the uid (a late event, bind or click, a reversal, an erasure)
   takes the old share off and adds the new one.
@@ -22,10 +24,12 @@ its click only (its bucket, its keys), so rows add up exactly across buckets and
 
 from __future__ import annotations
 
-__all__ = ["CUBE_SCHEMA", "CUBE_TABLES", "LEVEL_15M", "LEVEL_DAY", "LEVEL_MS", "NAMED", "H"]
+__all__ = ["ALL", "CUBE_SCHEMA", "CUBE_TABLES", "LEVEL_15M", "LEVEL_DAY", "LEVEL_MS", "NAMED", "H"]
 
 #: ``dim`` of the rows keyed by (link, campaign, ad set, ad).
 H = ""
+#: ``dim`` of the rows of the whole space (one key each): the funnel and its series.
+ALL = "*"
 LEVEL_15M = 0
 LEVEL_DAY = 1
 #: Bucket length per level, ms.

@@ -20,6 +20,10 @@ store/sqlite/purge.py) says left: erased uids and events, deleted links and spac
 it in the background and before every report, so a report counts every event committed before it
 was asked for.
 
+Each round also keeps the report cube (store/sqlite/cube_feed.py) up to date: it marks the uids
+it changed and follows ``main.clicks`` with a watermark of its own (a click counts without
+events), and the cube moves by the difference of those uids' shares.
+
 Row ids may commit out of order (several writers: id 9 may commit after id 10 was read), so the
 rollup follows each of the three tables with a ``domain.tail.Watermark``: the highest id read
 (``rollup_marks``) and the ids below it not read yet (``rollup_gaps``). Every round reads the
@@ -44,6 +48,8 @@ from pathlib import Path
 from typing import Any
 
 from xtracker_server.domain.tail import Watermark
+from xtracker_server.store.sqlite import cube_feed
+from xtracker_server.store.sqlite.cube_schema import CUBE_SCHEMA, CUBE_TABLES
 from xtracker_server.store.sqlite.db import attach_reports, connect, reports_path
 from xtracker_server.store.sqlite.generation import generation
 from xtracker_server.store.sqlite.rollup_schema import (
@@ -57,6 +63,9 @@ log = logging.getLogger("xtracker.store")
 
 #: Inbox rows read by one catch-up transaction (a few hundred milliseconds of work at most).
 CHUNK = 20_000
+#: Page cache of the rollup's file for a connection that builds it (KiB, as a negative
+#: cache_size): the cube's upserts land all over its tables; SQLite's default is 2 MiB.
+CACHE_KIB = -65_536
 #: An id missing below one already read is waited for this long (seconds) before it is given
 #: up: longer than any write transaction stays open. A live stream waits less (domain/tail.py).
 ROLLUP_GAP_S = 600.0
@@ -78,6 +87,8 @@ _INBOX = _Feed("inbox", "main.inbox", "reports.rollup_state", "inbox_id")
 _BACKLOG = _Feed("backlog", "main.report_backlog", "reports.rollup_state", "backlog_id")
 _REMOVALS = _Feed("removals", "main.report_removals", "reports.removals_state", "removal_id")
 _FEEDS = (_INBOX, _BACKLOG, _REMOVALS)
+#: The clicks, for the cube (store/sqlite/cube_feed.py): a click counts without events.
+_CLICKS = _Feed("clicks", "main.clicks", "reports.cube_state", "click_id")
 
 
 def _unread(feed: _Feed, column: str = "id") -> str:
@@ -137,6 +148,7 @@ def with_rollup(conn: sqlite3.Connection, path: str) -> sqlite3.Connection:
     attach_reports(conn, path)
     conn.execute("PRAGMA reports.journal_mode=WAL")
     conn.execute("PRAGMA reports.synchronous=NORMAL")
+    conn.execute(f"PRAGMA reports.cache_size={CACHE_KIB}")
     busy = 0
     while True:
         try:
@@ -165,7 +177,7 @@ def _prepare(conn: sqlite3.Connection, path: str) -> None:
     """``with_rollup``'s transaction."""
     conn.execute("BEGIN")
     try:
-        for statement in SCHEMA:
+        for statement in (*SCHEMA, *CUBE_SCHEMA):
             conn.execute(statement)
         stale, old_format = _stale(conn), _old_format(conn)
         if stale or old_format:
@@ -179,11 +191,14 @@ def _prepare(conn: sqlite3.Connection, path: str) -> None:
             conn.execute("DROP TABLE reports.report_steps")  # its index goes with it
             conn.execute("DROP TABLE reports.report_reversed")
             conn.execute("DROP TABLE reports.report_reversals")
+            for table in CUBE_TABLES:
+                conn.execute(f"DROP TABLE reports.{table}")
             conn.execute("DELETE FROM reports.feed")
             conn.execute("UPDATE reports.rollup_state SET inbox_id = 0, backlog_id = 0")
-            conn.execute("DELETE FROM reports.rollup_marks WHERE feed IN ('inbox', 'backlog')")
-            conn.execute("DELETE FROM reports.rollup_gaps WHERE feed IN ('inbox', 'backlog')")
-            for statement in SCHEMA:
+            rebuilt = "feed IN ('inbox', 'backlog', 'clicks')"
+            conn.execute(f"DELETE FROM reports.rollup_marks WHERE {rebuilt}")
+            conn.execute(f"DELETE FROM reports.rollup_gaps WHERE {rebuilt}")
+            for statement in (*SCHEMA, *CUBE_SCHEMA):
                 conn.execute(statement)
         # Written only when it changes: an open that finds the rollup current writes nothing
         # (no commit to sync, no checkpoint when the command's last connection closes).
@@ -223,12 +238,12 @@ def _old_format(conn: sqlite3.Connection) -> bool:
 
 def _stale(conn: sqlite3.Connection) -> bool:
     built = conn.execute("SELECT generation FROM reports.built_for").fetchone()
-    seen, backlog_seen = _mark(conn, _INBOX).high, _mark(conn, _BACKLOG).high
+    marks = [_mark(conn, feed).high for feed in (_INBOX, _BACKLOG, _CLICKS)]
     if built is None:  # new, or built before generations: only an empty one is known good
-        return bool(seen or backlog_seen)
-    top = conn.execute("SELECT coalesce(max(id), 0) FROM main.inbox").fetchone()[0]
-    backlog_top = conn.execute("SELECT coalesce(max(id), 0) FROM main.report_backlog").fetchone()[0]
-    return bool(built[0] != generation(conn) or seen > top or backlog_seen > backlog_top)
+        return any(marks)
+    tops = [conn.execute(f"SELECT coalesce(max(id), 0) FROM {feed.table}").fetchone()[0]
+            for feed in (_INBOX, _BACKLOG, _CLICKS)]  # fmt: skip
+    return built[0] != generation(conn) or any(m > t for m, t in zip(marks, tops, strict=True))
 
 
 def catch_up(conn: sqlite3.Connection, *, chunk: int = CHUNK, now: float | None = None) -> int:
@@ -328,6 +343,8 @@ def _drop_erased(conn: sqlite3.Connection, seen: int, top: int) -> None:
     then all from before the erasure (an event it sends later is kept), and an event moved off
     an erased uid is fed under its new uid rather than taken for the old row."""
     for kind, space_id, uid, inbox_id, _ in _removals(conn, seen, top, ("uid", "event")):
+        if uid is not None:
+            cube_feed.touch(conn, "VALUES (?, ?)", (space_id, uid))
         if kind == "uid":
             conn.execute(
                 "DELETE FROM reports.report_steps WHERE space_id = ? AND uid = ?", (space_id, uid)
@@ -344,6 +361,8 @@ def _drop_deleted(conn: sqlite3.Connection, seen: int, top: int) -> None:
     """What a deletion took: a deleted link's rows follow their uid's click again (no link now;
     its id may be a new link's), a deleted space's rows go. After the backlog's clicks."""
     for kind, space_id, _, _, link_id in _removals(conn, seen, top, ("link", "space")):
+        if kind == "link":
+            cube_feed.touch_link(conn, space_id, link_id)
         if kind == "space":
             conn.execute("DELETE FROM reports.report_steps WHERE space_id = ?", (space_id,))
             conn.execute("DELETE FROM reports.report_reversed WHERE space_id = ?", (space_id,))
@@ -394,18 +413,27 @@ def _is_busy(exc: sqlite3.OperationalError) -> bool:
     return "locked" in text or "busy" in text
 
 
+def _top(conn: sqlite3.Connection, feed: _Feed, mark: Watermark, size: int) -> int | None:
+    """The highest id of the next ``size`` rows of ``feed`` above its high mark (None: none)."""
+    sql = f"SELECT max(id) FROM (SELECT id FROM {feed.table} WHERE id > ? ORDER BY id LIMIT ?)"
+    top = conn.execute(sql, (mark.high, size)).fetchone()[0]
+    return None if top is None else int(top)
+
+
 def _round(conn: sqlite3.Connection, chunk: int, now: float) -> tuple[bool, int]:
-    inbox, backlog, removals = (_mark(conn, feed) for feed in _FEEDS)
-    top = conn.execute(
-        "SELECT max(id) FROM (SELECT id FROM main.inbox WHERE id > ? ORDER BY id LIMIT ?)",
-        (inbox.high, chunk),
-    ).fetchone()[0]
+    inbox, backlog, removals, clicks = (_mark(conn, feed) for feed in (*_FEEDS, _CLICKS))
+    top = _top(conn, _INBOX, inbox, chunk)
+    # Clicks by a quarter of the events' chunk while events are left: in a rebuild, a click's
+    # uid has mostly been counted with its events already (one write), rather than before
+    # them and again after.
+    click_top = _top(conn, _CLICKS, clicks, chunk if top is None else max(1, chunk // 4))
     backlog_top = conn.execute("SELECT max(id) FROM main.report_backlog").fetchone()[0] or 0
     removal_top = conn.execute("SELECT max(id) FROM main.report_removals").fetchone()[0] or 0
     backlog_top, removal_top = max(backlog_top, backlog.high), max(removal_top, removals.high)
     new_backlog = backlog_top > backlog.high or bool(backlog.gaps)
     new_removals = removal_top > removals.high or bool(removals.gaps)
-    if top is None and not inbox.gaps and not new_backlog and not new_removals:
+    new_clicks = click_top is not None or bool(clicks.gaps)
+    if top is None and not inbox.gaps and not new_backlog and not new_removals and not new_clicks:
         return True, 0
     fed = 0
     if new_removals:  # first: every row of an erased uid still here was rolled up before
@@ -431,6 +459,9 @@ def _round(conn: sqlite3.Connection, chunk: int, now: float) -> tuple[bool, int]
         # from one uid to another first leaves its old uid's rows.
         entries = (backlog.high, backlog_top)
         _drop_moved(conn, *entries)
+        # the cube: the uids events moved off, and those whose click came after their events
+        cube_feed.touch(conn, "SELECT space_id, uid FROM main.report_backlog"
+                        f" WHERE {_unread(_BACKLOG)} AND uid IS NOT NULL", entries)  # fmt: skip
         fed += conn.execute(
             f"{FEED} WHERE id IN (SELECT inbox_id FROM main.report_backlog"
             f" WHERE {_unread(_BACKLOG)} AND kind = 'attributed') AND id <= ?"
@@ -449,16 +480,28 @@ def _round(conn: sqlite3.Connection, chunk: int, now: float) -> tuple[bool, int]
             f"SELECT id FROM main.report_backlog WHERE {_unread(_BACKLOG)}", entries
         )]  # fmt: skip
         new_backlog_mark = _advance(conn, _BACKLOG, backlog, read, backlog_top, now)
-    new_removals_mark = removals
+    new_removals_mark, spaces_gone = removals, []
     if new_removals:
         _drop_deleted(conn, removals.high, removal_top)
+        spaces_gone = [r[1] for r in _removals(conn, removals.high, removal_top, ("space",))]
         read = [r[0] for r in conn.execute(
             f"SELECT id FROM main.report_removals WHERE {_unread(_REMOVALS)}",
             (removals.high, removal_top),
         )]  # fmt: skip
         new_removals_mark = _advance(conn, _REMOVALS, removals, read, removal_top, now)
+    new_clicks_mark = clicks
+    if new_clicks:
+        click_to = clicks.high if click_top is None else click_top
+        cube_feed.feed_clicks(conn, _unread(_CLICKS), (clicks.high, click_to))
+        read = [r[0] for r in conn.execute(
+            f"SELECT id FROM main.clicks WHERE {_unread(_CLICKS)}", (clicks.high, click_to)
+        )]  # fmt: skip
+        new_clicks_mark = _advance(conn, _CLICKS, clicks, read, click_to, now)
+    cube_feed.touch(conn, "SELECT space_id, uid FROM reports.feed")
+    cube_feed.apply(conn, spaces_gone)
     conn.execute("DELETE FROM reports.feed")
     _save(conn, _INBOX, inbox, new_inbox)
     _save(conn, _BACKLOG, backlog, new_backlog_mark)
     _save(conn, _REMOVALS, removals, new_removals_mark)
-    return top is None, fed
+    _save(conn, _CLICKS, clicks, new_clicks_mark)
+    return top is None and click_top is None, fed

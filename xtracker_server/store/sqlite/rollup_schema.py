@@ -160,4 +160,5 @@ FEED = (
 #: partner's test postback): the funnel reports them on a line of their own.
 UNKNOWN = -1
 #: 2: events whose uid has no click are rolled up under ``UNKNOWN`` (1: under 0, no link).
-ROLLUP_FORMAT = 2
+#: 3: the report cube (store/sqlite/cube_schema.py) beside the steps.
+ROLLUP_FORMAT = 3

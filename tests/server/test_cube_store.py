@@ -100,7 +100,7 @@ def _event(
 
 def build(path: str) -> World:
     rng = random.Random(17)
-    conn = with_rollup(open_db(path), path)
+    conn = with_rollup(open_db(path), path, cube=True)
     with transaction(conn):
         space = spaces.create_space(conn, "a", T0).space.id
         other = spaces.create_space(conn, "b", T0).space.id
@@ -346,7 +346,7 @@ def test_a_cube_rebuilt_from_nothing_equals_the_one_built_as_data_came(
     copy = str(tmp_path / "copy.db")
     world.conn.execute("VACUUM main INTO ?", (copy,))
     assert not Path(reports_path(copy)).exists()
-    rebuilt = with_rollup(open_db(copy), copy)
+    rebuilt = with_rollup(open_db(copy), copy, cube=True)
     try:
         catch_up(rebuilt)
         assert _dump(rebuilt) == before

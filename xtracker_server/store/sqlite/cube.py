@@ -11,7 +11,9 @@ boundary, grouped and filtered by:
 - and the day or the hour in the query's time zone.
 
 Anything else (activity mode, another combination, a window off the 15-minute grid) answers
-None: the caller counts from the events instead.
+None: the caller counts from the events instead. ``group_counts`` is the store's operation:
+the cube where it is on (XTRACKER_REPORT_CUBE, and the rollup built with it) and holds the
+answer, store/sqlite/groups.py otherwise.
 
 The window is read as 15-minute buckets at its edges and whole UTC days between them; grouped
 by day, each local day is read so (a day that is not a UTC day is all 15-minute buckets), and
@@ -47,11 +49,13 @@ from xtracker_server.domain.reports import (
     sum_from_parts,
     zone,
 )
+from xtracker_server.store.sqlite import groups
 from xtracker_server.store.sqlite.cube_feed import D_DIMENSIONS, H_DIMENSIONS
 from xtracker_server.store.sqlite.cube_schema import ALL, LEVEL_15M, LEVEL_DAY, LEVEL_MS, H
+from xtracker_server.store.sqlite.rollup_schema import CUBE_FORMAT
 from xtracker_wire import CANONICAL_EVENTS, MAX_VALUE_DECIMALS
 
-__all__ = ["cube_counts"]
+__all__ = ["cube_counts", "group_counts"]
 
 _Q = LEVEL_MS[LEVEL_15M]
 _BINS = len(TTC_BOUNDS_S) + 1
@@ -135,6 +139,24 @@ class _Labels:
                 found = iso_local(int(start.timestamp() * 1000), self.tz)
             self.cache[(what, ms)] = found
         return found
+
+
+def group_counts(
+    conn: sqlite3.Connection, space_id: int, query: GroupQuery, *, cube: bool
+) -> list[GroupCounts]:
+    """``Store.group_counts``: from the cube if ``cube`` (XTRACKER_REPORT_CUBE) and the rollup
+    was built with it (the server's catch-up rebuilds it when the setting changes) and the cube
+    holds the answer; otherwise by scanning the clicks and events (store/sqlite/groups.py)."""
+    found = cube_counts(conn, space_id, query) if cube and _built_with_cube(conn) else None
+    return groups.group_counts(conn, space_id, query) if found is None else found
+
+
+def _built_with_cube(conn: sqlite3.Connection) -> bool:
+    exists = conn.execute(
+        "SELECT 1 FROM reports.sqlite_master WHERE type = 'table' AND name = 'rollup_format'"
+    ).fetchone()
+    row = exists and conn.execute("SELECT version FROM reports.rollup_format").fetchone()
+    return bool(row and row[0] == CUBE_FORMAT)
 
 
 def cube_counts(

@@ -207,9 +207,10 @@ def oracle(w: World, q: GroupQuery, *, exact_days: bool) -> list[GroupCounts]:
         hour = iso_local(at - local.minute * 60_000 - at % 60_000, tz)
         times = {"day": iso_local(int(midnight.timestamp() * 1000), tz), "hour": hour}
         key = tuple(times.get(d, attrs.get(d)) for d in q.by)
+        bins = len(TTC_BOUNDS_S) + 1
         g = groups.setdefault(key, {"clicks": 0, "uids": {s: 0 for s in STEPS}, "deposits": 0,
                                     "reversed": 0, "revenue": {}, "reversed_revenue": {},
-                                    "ttc": {}})  # fmt: skip
+                                    "ttc": {s: [0] * bins for s in STEPS}})  # fmt: skip
         g["clicks"] += 1
         mine = events.get(c["uid"], [])
         eids = {e["eid"] for e in mine if e["event"] == REVERSAL}

@@ -315,7 +315,8 @@ class _Reader:
                     revenue=_money(g.money, 0),
                     reversed_deposits=g.reversed,
                     reversed_revenue=_money(g.money, 4),
-                    ttc={s: tuple(h) for s, h in g.ttc.items() if any(h)},
+                    # every canonical event, zeros too (as store/sqlite/groups.py)
+                    ttc={e: tuple(g.ttc.get(e) or [0] * _BINS) for e in CANONICAL_EVENTS},
                     names={
                         NAME_OF[d]: names[(d, v)]
                         for d, v in zip(self.query.by, key, strict=True)

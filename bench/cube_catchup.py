@@ -1,4 +1,5 @@
-"""How fast the rollup's catch-up (report steps and the report cube) eats events.
+"""How fast the rollup's catch-up (report steps and the report cube: XTRACKER_REPORT_CUBE on)
+eats events.
 
 What it measures
     A space of ``--events`` inbox rows (uids with 0..4 steps, deposits in 2 currencies, a few
@@ -54,7 +55,7 @@ class Seeder:
         self.n = 0
         # Clicks come in time order (as they are stored, and as a rebuild reads them), about
         # 1.3 events per click, ``events`` of them over the DAYS.
-        self.clock = START_MS
+        self.clock: float = START_MS
         self.gap_ms = DAYS * 86_400_000 * 1.3 / events
 
     def write(self, events: int) -> None:
@@ -124,7 +125,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     with transaction(conn):
         seeder.write(args.events)
     log(f"seeded {args.events:,} events in {time.perf_counter() - started:.1f} s: {path}")
-    rollup = open_rollup(str(path))
+    rollup = open_rollup(str(path), cube=True)  # XTRACKER_REPORT_CUBE on
     started = time.perf_counter()
     fed = catch_up(rollup)
     rebuild_s = time.perf_counter() - started

@@ -1,7 +1,9 @@
 """The grouped report end to end (issue 17 §1): a space seeded through the real API (clicks with
 campaign and ad ids in their query, events, a reversal, costs and a rate), read per campaign and
 ad through the admin API (JSON and CSV), the CLI, with the space's own key and with another
-space's; bad parameters are a clear 422."""
+space's; bad parameters are a clear 422. Each against a server with the report cube off and one
+with it on (XTRACKER_REPORT_CUBE: the report with a currency covers whole days, which the cube
+answers)."""
 
 from __future__ import annotations
 
@@ -9,13 +11,14 @@ import csv
 import io
 import json
 import time
+from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.conftest import ADMIN_TOKEN, Server, SpaceKeys
+from tests.conftest import ADMIN_TOKEN, AppServer, Server, SpaceKeys
 
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 #: uid name -> (campaign, ad, country-free query), then its events (event, value, currency).
@@ -31,6 +34,18 @@ DAY_MS = 86_400_000
 
 def _day(ms: int) -> str:
     return time.strftime("%Y-%m-%d", time.gmtime(ms / 1000))
+
+
+@pytest.fixture(scope="module", params=["scan", "cube"])
+def server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Server]:
+    """conftest.py's, once with XTRACKER_REPORT_CUBE on."""
+    env = {"XTRACKER_REPORT_CUBE": "on"} if request.param == "cube" else {}
+    server = AppServer(db=tmp_path_factory.mktemp("srv") / "xtracker.db", env=env)
+    server.start()
+    yield server
+    server.stop()
 
 
 @pytest.fixture(scope="module")

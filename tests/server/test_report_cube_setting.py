@@ -34,7 +34,7 @@ T0 = 1_793_491_200_000  # 2026-11-01T00:00:00Z: on the 15-minute grid
 WINDOW = Window(T0, T0 + 24 * H)
 BY_CAMPAIGN = GroupQuery(window=WINDOW, by=("campaign",), mode=FunnelMode.COHORT)
 #: Events seeded by ``_seed`` (each rolled up once per build of the rollup).
-EVENTS = 5
+EVENTS = 6
 
 
 def _key(g: GroupCounts) -> str:
@@ -47,13 +47,14 @@ def _run(coro: Coroutine[Any, Any, T]) -> T:
 
 
 async def _seed(path: str) -> int:
-    """A space with three clicks in two campaigns and their events; returns its id."""
+    """A space with four clicks in two campaigns and their events; returns its id."""
     store = open_store(path, writer_process=False)
     await store.open()
     try:
         space = (await store.create_space("cube", T0)).space.id
-        for uid, campaign, at in (("u1", "c1", T0 + H), ("u2", "c1", T0 + 2 * H),
-                                  ("u3", "c2", T0 + 3 * H)):  # fmt: skip
+        clicks = [("u1", "c1", T0 + H), ("u2", "c1", T0 + 2 * H), ("u3", "c2", T0 + 3 * H),
+                  ("u4", "c2", T0 + 2 * H + 1_800_000)]  # fmt: skip
+        for uid, campaign, at in clicks:
             draft = ClickDraft(space_id=space, uid=uid, created_ms=at, source="api",
                                fields={"campaign_id": campaign})  # fmt: skip
             await store.record_click(draft)
@@ -62,6 +63,7 @@ async def _seed(path: str) -> int:
             event(space, "deposit", "u1", eid="d1", at=T0 + 5 * H, value="10.5", currency="USD"),
             event(space, "deposit", "u3", eid="d2", at=T0 + 30 * H, value="2", currency="EUR"),
             event(space, REVERSAL, "u3", eid="d2", at=T0 + 31 * H),
+            event(space, "deposit", "u4", eid="d3", at=T0 + 6 * H, value="1", currency="USD"),
             event(space, "contact", "nobody", at=T0 + 5 * H),
         ):
             await store.record_event(ev)
@@ -155,11 +157,35 @@ def test_group_counts_reads_the_cube_where_it_answers(
     assert sorted(found, key=_key) == sorted(scanned, key=_key)
     assert asked == []  # the cube answered
     activity = GroupQuery(window=WINDOW, by=("campaign",), mode=FunnelMode.ACTIVITY)
-    off_grid = GroupQuery(window=Window(T0 + 1, T0 + 24 * H), by=("campaign",))
-    for q in (activity, off_grid):
+    two_dims = GroupQuery(window=WINDOW, by=("country", "device"))
+    short = GroupQuery(window=Window(T0 + 1, T0 + 600_000), by=("campaign",))  # no 15 minutes
+    for q in (activity, two_dims, short):
         cube.group_counts(conn, space, q, cube=True)
     cube.group_counts(conn, space, BY_CAMPAIGN, cube=False)
-    assert asked == [activity, off_grid, BY_CAMPAIGN]  # not the cube's: scanned
+    assert asked == [activity, two_dims, short, BY_CAMPAIGN]  # not the cube's: scanned
+    asked.clear()
+    off_grid = GroupQuery(window=Window(T0 + 1, T0 + 24 * H), by=("campaign",))
+    cube.group_counts(conn, space, off_grid, cube=True)
+    assert [q.window for q in asked] == [Window(T0 + 1, T0 + 900_000)]  # only its edge
+
+
+@pytest.mark.parametrize(
+    "window",
+    [Window(T0 + H - 300_000, T0 + 3 * H + 300_000), Window(T0 + H + 1, T0 + 2 * H + 1),
+     Window(T0 - 7 * H - 1, T0 + 40 * H - 1)],
+)  # fmt: skip
+@pytest.mark.parametrize(
+    ("by", "tz"), [((), "UTC"), (("campaign",), "UTC"), (("day",), "Asia/Kolkata"),
+                   (("hour",), "America/New_York"), (("campaign", "day"), "Asia/Kolkata")],
+)  # fmt: skip
+def test_a_window_off_the_grid_counts_as_the_scan_does(
+    cubed: tuple[sqlite3.Connection, int], window: Window, by: tuple[str, ...], tz: str
+) -> None:
+    """The cube inside it, the scan at its ends: the clicks on either side of each edge."""
+    conn, space = cubed
+    q = GroupQuery(window=window, by=by, tz=tz)
+    found = cube.group_counts(conn, space, q, cube=True)
+    assert sorted(found, key=_key) == sorted(groups.group_counts(conn, space, q), key=_key)
 
 
 def test_the_commands_context_opens_the_store_with_the_setting(tmp_path: Path) -> None:

@@ -27,7 +27,7 @@ from __future__ import annotations
 import sqlite3
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, time, tzinfo
 from decimal import Decimal
 from typing import Any
@@ -44,6 +44,7 @@ from xtracker_server.domain.reports import (
     DAY_MS,
     Bucket,
     FunnelMode,
+    Window,
     bucket_starts,
     iso_local,
     sum_from_parts,
@@ -144,11 +145,61 @@ class _Labels:
 def group_counts(
     conn: sqlite3.Connection, space_id: int, query: GroupQuery, *, cube: bool
 ) -> list[GroupCounts]:
-    """``Store.group_counts``: from the cube if ``cube`` (XTRACKER_REPORT_CUBE) and the rollup
-    was built with it (the server's catch-up rebuilds it when the setting changes) and the cube
-    holds the answer; otherwise by scanning the clicks and events (store/sqlite/groups.py)."""
-    found = cube_counts(conn, space_id, query) if cube and _built_with_cube(conn) else None
-    return groups.group_counts(conn, space_id, query) if found is None else found
+    """``Store.group_counts``: from the cube if ``cube`` (XTRACKER_REPORT_CUBE), the rollup was
+    built with it (the server's catch-up rebuilds it when the setting changes) and the cube
+    holds the answer; otherwise by scanning the clicks and events (store/sqlite/groups.py).
+
+    A cohort window off the 15-minute grid (``--days N`` ends now) is the cube's for the
+    15-minute buckets inside it and scanned for the minutes at either end: a cohort is the
+    window's clicks, each uid in one, so the counts of its parts add up."""
+    if not cube or not _built_with_cube(conn):
+        return groups.group_counts(conn, space_id, query)
+    w = query.window
+    inner = Window(-(-w.from_ms // _Q) * _Q, w.to_ms // _Q * _Q)
+    found = None
+    if inner.from_ms < inner.to_ms:
+        found = cube_counts(conn, space_id, replace(query, window=inner))
+    if found is None:
+        return groups.group_counts(conn, space_id, query)
+    for lo, hi in ((w.from_ms, inner.from_ms), (inner.to_ms, w.to_ms)):
+        if lo < hi:
+            edge = groups.group_counts(conn, space_id, replace(query, window=Window(lo, hi)))
+            found = _add(found, edge)
+    return found
+
+
+def _add(some: list[GroupCounts], more: list[GroupCounts]) -> list[GroupCounts]:
+    """The groups of two disjoint sets of clicks, added up per key (the names: ``some``'s
+    first, the cube's latest)."""
+    out = {g.key: g for g in some}
+    for g in more:
+        a = out.get(g.key)
+        out[g.key] = g if a is None else GroupCounts(
+            key=g.key,
+            clicks=a.clicks + g.clicks,
+            uids={e: a.uids.get(e, 0) + g.uids.get(e, 0) for e in {*a.uids, *g.uids}},
+            deposits=a.deposits + g.deposits,
+            first_deposits=a.first_deposits + g.first_deposits,
+            revenue=_add_money(a.revenue, g.revenue),
+            reversed_deposits=a.reversed_deposits + g.reversed_deposits,
+            reversed_revenue=_add_money(a.reversed_revenue, g.reversed_revenue),
+            ttc={e: tuple(x + y for x, y in zip(a.ttc.get(e, (0,) * _BINS),
+                                                 g.ttc.get(e, (0,) * _BINS), strict=True))
+                 for e in {*a.ttc, *g.ttc}},
+            names={**g.names, **a.names},
+        )  # fmt: skip
+    return list(out.values())
+
+
+def _add_money(
+    a: dict[str, dict[str, Decimal]], b: dict[str, dict[str, Decimal]]
+) -> dict[str, dict[str, Decimal]]:
+    out = {currency: dict(days) for currency, days in a.items()}
+    for currency, days in b.items():
+        mine = out.setdefault(currency, {})
+        for day, amount in days.items():
+            mine[day] = mine.get(day, Decimal(0)) + amount
+    return out
 
 
 def _built_with_cube(conn: sqlite3.Connection) -> bool:

@@ -18,8 +18,8 @@ answer, store/sqlite/groups.py otherwise.
 The window is read as 15-minute buckets at its edges and whole UTC days between them; grouped
 by day, each local day is read so (a day that is not a UTC day is all 15-minute buckets), and
 grouped by hour, all of it in 15-minute buckets. Cohort revenue is dated by the click's day in
-the query's time zone; a UTC-day row's revenue is dated by the local day of the row's start
-(exact in UTC, and whenever the report groups by day or hour).
+the query's time zone: the money is read by local days (a day that is not a UTC day in
+15-minute buckets), so it is exact in every time zone.
 """
 
 from __future__ import annotations
@@ -106,13 +106,17 @@ def _split(lo: int, hi: int, day: str | None = None) -> list[_Segment]:
     return [_Segment(level, a, b, day) for level, a, b in parts if a < b]
 
 
-def _segments(query: GroupQuery, tz: tzinfo) -> list[_Segment]:
+def _segments(query: GroupQuery, tz: tzinfo, *, local_days: bool = False) -> list[_Segment]:
+    """The window's segments. ``local_days``: split on the local days too (the money: dated by
+    the click's local day, which a UTC-day row does not tell where local days are not UTC's),
+    unless they are UTC days."""
     f, t = query.window.from_ms, query.window.to_ms
     if "hour" in query.by:
         return [_Segment(LEVEL_15M, f, t)]
-    if "day" not in query.by:
-        return _split(f, t)
     starts = bucket_starts(query.window, Bucket.DAY, tz)
+    utc_days = all(start % DAY_MS == 0 for start in starts)
+    if "day" not in query.by and (not local_days or utc_days):
+        return _split(f, t)
     ends = [*starts[1:], t]
     out: list[_Segment] = []
     for start, end in zip(starts, ends, strict=True):
@@ -225,6 +229,8 @@ def cube_counts(
     reader = _Reader(conn, space_id, query, dim, _Labels(tz))
     for segment in _segments(query, tz):
         reader.read(segment)
+    for segment in _segments(query, tz, local_days=True):
+        reader.read(segment, money=True)
     return reader.answer()
 
 
@@ -287,9 +293,10 @@ class _Reader:
             return segment.day
         return self.labels("hour" if dimension == "hour" else "day", bucket)
 
-    def read(self, s: _Segment) -> None:
+    def read(self, s: _Segment, *, money: bool = False) -> None:
         """Each table's rows of the segment summed per key (and bucket) first, then the keys
-        joined for their values and the sums taken per group."""
+        joined for their values and the sums taken per group: the counts and the time to
+        convert, or (``money``) the amounts."""
         width = len(self.named) + self.timed + 1
         by = ", ".join(str(i + 1) for i in range(width))
         bucket = ", bucket" if self.timed else ""
@@ -304,6 +311,9 @@ class _Reader:
                 continue
             columns, where, extra = found
             args = (self.space_id, key_dim, s.level, s.lo, s.hi, *extra)
+            if money:
+                self._money(s, columns, where, (*extra, *args[:5]), width, by, sign)
+                continue
             inner = ", ".join(f"sum({c}) AS {c}" for c in counts)
             for row in self.conn.execute(
                 f"SELECT {columns}, {', '.join(f'sum(c.{c})' for c in counts)}"
@@ -328,20 +338,24 @@ class _Reader:
                 step, b, n = row[width:]
                 hist = self.groups[self._key(row, s)].ttc.setdefault(step, [0] * _BINS)
                 hist[b] += sign * n
-            for row in self.conn.execute(
-                f"SELECT {columns}, c.bucket, c.currency, sum(c.n), sum(c.units), sum(c.fraction),"
-                f" max(c.scale), sum(c.rn), sum(c.r_units), sum(c.r_fraction), max(c.r_scale)"
-                f" FROM reports.cube_money c{where} AND c.{range_.replace(' AND ', ' AND c.')}"
-                f" GROUP BY {by}, {width + 1}, {width + 2}",
-                (*extra, self.space_id, key_dim, s.level, s.lo, s.hi),
-            ):
-                at, currency, *m = row[width:]
-                days = self.groups[self._key(row, s)].money.setdefault(currency, {})
-                acc = days.setdefault(self.labels("date", at), [0] * 8)
-                for i in (0, 1, 2, 4, 5, 6):
-                    acc[i] += sign * m[i]
-                for i in (3, 7):
-                    acc[i] = max(acc[i], m[i])
+
+    def _money(self, s: _Segment, columns: str, where: str, args: tuple[Any, ...], width: int,
+               by: str, sign: int) -> None:  # fmt: skip
+        range_ = "space_id = ? AND dim = ? AND level = ? AND bucket >= ? AND bucket < ?"
+        for row in self.conn.execute(
+            f"SELECT {columns}, c.bucket, c.currency, sum(c.n), sum(c.units), sum(c.fraction),"
+            f" max(c.scale), sum(c.rn), sum(c.r_units), sum(c.r_fraction), max(c.r_scale)"
+            f" FROM reports.cube_money c{where} AND c.{range_.replace(' AND ', ' AND c.')}"
+            f" GROUP BY {by}, {width + 1}, {width + 2}",
+            args,
+        ):
+            at, currency, *m = row[width:]
+            days = self.groups[self._key(row, s)].money.setdefault(currency, {})
+            acc = days.setdefault(self.labels("date", at), [0] * 8)
+            for i in (0, 1, 2, 4, 5, 6):
+                acc[i] += sign * m[i]
+            for i in (3, 7):
+                acc[i] = max(acc[i], m[i])
 
     def answer(self) -> list[GroupCounts]:
         names: dict[tuple[str, str], str] = {}

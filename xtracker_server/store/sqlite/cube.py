@@ -156,7 +156,22 @@ def group_counts(
     A cohort window off the 15-minute grid (``--days N`` ends now) is the cube's for the
     15-minute buckets inside it and scanned for the minutes at either end: a cohort is the
     window's clicks, each uid in one, so the counts of its parts add up."""
-    if not cube or not _built_with_cube(conn):
+    if not cube:
+        return groups.group_counts(conn, space_id, query)
+    # one snapshot of both files: the cube's reads agree with each other and with the
+    # scanned edges, and a rebuild (the setting changed) cannot drop the tables halfway
+    own = not conn.in_transaction
+    if own:
+        conn.execute("BEGIN")
+    try:
+        return _counts(conn, space_id, query)
+    finally:
+        if own:
+            conn.execute("ROLLBACK")  # read only
+
+
+def _counts(conn: sqlite3.Connection, space_id: int, query: GroupQuery) -> list[GroupCounts]:
+    if not _built_with_cube(conn):
         return groups.group_counts(conn, space_id, query)
     w = query.window
     inner = Window(-(-w.from_ms // _Q) * _Q, w.to_ms // _Q * _Q)

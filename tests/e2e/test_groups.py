@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import sqlite3
 import time
 from collections.abc import Iterator
 from decimal import Decimal
@@ -19,6 +20,8 @@ import httpx
 import pytest
 
 from tests.conftest import ADMIN_TOKEN, AppServer, Server, SpaceKeys
+from xtracker_server.store.sqlite.db import reports_path
+from xtracker_server.store.sqlite.rollup_schema import CUBE_FORMAT, ROLLUP_FORMAT
 
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 #: uid name -> (campaign, ad, country-free query), then its events (event, value, currency).
@@ -174,3 +177,18 @@ def test_another_spaces_key_gets_nothing(
     assert "c1" not in answer.text
     own = _get(http, other, other.auth, by="campaign", days=2).json()
     assert own["rows"] == [] and own["total"]["clicks"] == 0
+
+
+def test_the_servers_rollup_has_the_cube_only_with_the_setting(
+    server: Server, http: httpx.Client, seeded: tuple[SpaceKeys, int]
+) -> None:
+    space, _ = seeded
+    assert _get(http, space, space.auth, by="campaign", days=2).status_code == 200  # caught up
+    rollup = sqlite3.connect(f"file:{reports_path(str(server.db))}?mode=ro", uri=True)
+    try:
+        (version,) = rollup.execute("SELECT version FROM rollup_format").fetchone()
+        tables = {r[0] for r in rollup.execute("SELECT name FROM sqlite_master")}
+    finally:
+        rollup.close()
+    cube = server.env.get("XTRACKER_REPORT_CUBE") == "on"
+    assert (version, "cube" in tables) == ((CUBE_FORMAT, True) if cube else (ROLLUP_FORMAT, False))

@@ -72,8 +72,9 @@ async def _seed(path: str) -> int:
         await store.close()
 
 
-async def _report(path: str, space: int, *, cube: bool) -> tuple[int, list[GroupCounts]]:
-    """What a server with the setting does: open, catch up, count. (events fed, the groups)"""
+async def _report(path: str, space: int, *, cube: bool | None) -> tuple[int, list[GroupCounts]]:
+    """What a server with the setting does (None: a command without it): open, catch up,
+    count. Returns the events fed and the groups."""
     store = open_store(path, writer_process=False, report_cube=cube)
     await store.open()
     try:
@@ -121,12 +122,16 @@ def test_the_setting_builds_the_cube_and_a_change_rebuilds_the_rollup(tmp_path: 
     assert _run(_report(path, space, cube=True))[0] == 0
     _run(_open_only(path, cube=False))  # opening alone does not change how it is built
     assert _built(path)[:2] == (CUBE_FORMAT, True)
+    assert _run(_report(path, space, cube=None)) == (0, scanned)  # a command without it
+    assert _built(path)[:2] == (CUBE_FORMAT, True)
 
     fed, again = _run(_report(path, space, cube=False))
     assert fed == EVENTS  # turned off: built again, the cube dropped
     assert _built(path) == (ROLLUP_FORMAT, False, 0)
     assert again == scanned
     _run(_open_only(path, cube=True))
+    assert _built(path)[:2] == (ROLLUP_FORMAT, False)
+    assert _run(_report(path, space, cube=None)) == (0, scanned)
     assert _built(path)[:2] == (ROLLUP_FORMAT, False)
 
 
@@ -188,7 +193,13 @@ def test_a_window_off_the_grid_counts_as_the_scan_does(
     assert sorted(found, key=_key) == sorted(groups.group_counts(conn, space, q), key=_key)
 
 
-def test_the_commands_context_opens_the_store_with_the_setting(tmp_path: Path) -> None:
+def test_a_command_builds_the_cube_with_the_setting_and_never_drops_it(tmp_path: Path) -> None:
+    """services/context.py: with it on, a command's store builds the cube (the CLI alone, no
+    server); with it off, it leaves the rollup as built (a command run without the variable
+    next to a server with it)."""
     with services(tmp_path, report_cube=True) as env:
+        env.run(env.ctx.store.catch_up_reports())
+        assert _built(env.ctx.settings.db)[:2] == (CUBE_FORMAT, True)
+    with services(tmp_path) as env:
         env.run(env.ctx.store.catch_up_reports())
         assert _built(env.ctx.settings.db)[:2] == (CUBE_FORMAT, True)

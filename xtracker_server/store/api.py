@@ -105,7 +105,7 @@ def open_store(
     observer: BatchObserver | None = None,
     readers: int = 4,
     stats_on_open: bool = True,
-    report_cube: bool = False,
+    report_cube: bool | None = False,
 ) -> Store:
     """The store at ``url`` (see ``sqlite_path``), not open yet. ``sync``: SQLite's
     synchronous mode; ``timeout_s``: each access's deadline; ``writer_process``: write in a
@@ -113,7 +113,7 @@ def open_store(
     write batch (the metrics); ``stats_on_open``: refresh the planner's statistics when it
     opens (a server's store; a command's, open for a moment, leaves it to the server);
     ``report_cube``: the report rollup keeps the report cube, and grouped reports read it
-    (XTRACKER_REPORT_CUBE)."""
+    (XTRACKER_REPORT_CUBE; None: the rollup as it was built, a new one without)."""
     from xtracker_server.store.sqlite.runtime import Store as SqliteStore
 
     return SqliteStore(

@@ -147,16 +147,17 @@ class _Labels:
 
 
 def group_counts(
-    conn: sqlite3.Connection, space_id: int, query: GroupQuery, *, cube: bool
+    conn: sqlite3.Connection, space_id: int, query: GroupQuery, *, cube: bool | None
 ) -> list[GroupCounts]:
-    """``Store.group_counts``: from the cube if ``cube`` (XTRACKER_REPORT_CUBE), the rollup was
-    built with it (the server's catch-up rebuilds it when the setting changes) and the cube
-    holds the answer; otherwise by scanning the clicks and events (store/sqlite/groups.py).
+    """``Store.group_counts``: from the cube if ``cube`` (XTRACKER_REPORT_CUBE; None: whenever
+    the rollup has it), the rollup was built with it (the server's catch-up rebuilds it when
+    the setting changes) and the cube holds the answer; otherwise by scanning the clicks and
+    events (store/sqlite/groups.py).
 
     A cohort window off the 15-minute grid (``--days N`` ends now) is the cube's for the
     15-minute buckets inside it and scanned for the minutes at either end: a cohort is the
     window's clicks, each uid in one, so the counts of its parts add up."""
-    if not cube:
+    if cube is False:
         return groups.group_counts(conn, space_id, query)
     # one snapshot of both files: the cube's reads agree with each other and with the
     # scanned edges, and a rebuild (the setting changed) cannot drop the tables halfway

@@ -134,7 +134,7 @@ def _advance(
     return mark.advance(read, top, now, gap_s=ROLLUP_GAP_S, max_gaps=ROLLUP_MAX_GAPS, newest=newest)
 
 
-def open_rollup(path: str, *, cube: bool = False) -> sqlite3.Connection:
+def open_rollup(path: str, *, cube: bool | None = False) -> sqlite3.Connection:
     """A connection to the database ``path`` that builds (and reads) its rollup, with the
     report cube or without (``with_rollup``)."""
     return with_rollup(connect(path), path, cube=cube)

@@ -49,10 +49,11 @@ class Store(SqliteOperations):
         timeout_s: float | None = None,
         operations: str | None = None,
         stats_on_open: bool = True,
-        report_cube: bool = False,
+        report_cube: bool | None = False,
     ) -> None:
         self.path = path
-        # Grouped reports from the report cube, which the rollup then keeps (XTRACKER_REPORT_CUBE)
+        # Grouped reports from the report cube, which the rollup then keeps (XTRACKER_REPORT_CUBE;
+        # None: as the rollup was built, store/sqlite/rollup.py ``with_rollup``)
         self.report_cube = report_cube
         self.timeout_s = timeout_s
         self.health = StorageHealth()

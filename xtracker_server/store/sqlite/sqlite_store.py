@@ -89,7 +89,7 @@ class SqliteOperations(abc.ABC):
     path: str
     writer: Writer
     timeout_s: float | None
-    report_cube: bool
+    report_cube: bool | None
 
     @abc.abstractmethod
     async def read(self, op: Callable[..., T], /, *args: Any, **kwargs: Any) -> T: ...

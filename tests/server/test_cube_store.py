@@ -15,7 +15,7 @@ import random
 import sqlite3
 from bisect import bisect_right
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, time
 from decimal import Decimal
 from pathlib import Path
@@ -29,7 +29,7 @@ from xtracker_server.domain.filters import Filter, Filters
 from xtracker_server.domain.groups import NAME_OF, TTC_BOUNDS_S, GroupCounts, GroupQuery
 from xtracker_server.domain.links import LinkKind, LinkSpec
 from xtracker_server.domain.reports import FunnelMode, Window, iso_local, zone
-from xtracker_server.store.sqlite import cube_feed, deletion, erasure, links, spaces
+from xtracker_server.store.sqlite import cube, cube_feed, deletion, erasure, groups, links, spaces
 from xtracker_server.store.sqlite.binds import bind
 from xtracker_server.store.sqlite.clicks import insert_click
 from xtracker_server.store.sqlite.cube import cube_counts
@@ -347,3 +347,30 @@ def test_a_cube_rebuilt_from_nothing_equals_the_one_built_as_data_came(
                 _check(w, GroupQuery(q.window, q.by, q.filters, "Asia/Kolkata"))
     finally:
         rebuilt.close()
+
+
+@pytest.mark.parametrize("tz", TZS)
+@pytest.mark.parametrize(
+    "q", [*QUERIES, _q(("campaign", "ad"), days=(0, 3), edge=7 * 60_000 + 1),
+          _q(("campaign",), days=(0, 2))],
+    ids=lambda q: ",".join(q.by) or "-",
+)  # fmt: skip
+def test_the_store_answers_as_its_scan_does(world: World, q: GroupQuery, tz: str) -> None:
+    """``Store.group_counts`` with the cube on (store/sqlite/cube.py ``group_counts``: the cube,
+    the scanned edges of a window off the grid) and the scan (store/sqlite/groups.py) give the
+    same groups with the same conventions (every step in ``uids`` and ``ttc``, first deposits,
+    revenue by the click's local day), but for the names: from the cube, each id's latest name
+    so far; from the scan, the latest among the window's clicks (docs/reports.md): c1, renamed
+    on day 3, is "c1 v2" from the cube over days 0-2 too."""
+    q = replace(q, tz=tz)
+    found = cube.group_counts(world.conn, world.space, q, cube=True)
+    scanned = groups.group_counts(world.conn, world.space, q)
+
+    def unnamed(gs: list[GroupCounts]) -> list[GroupCounts]:
+        return sorted((replace(g, names={}) for g in gs), key=_order)
+
+    assert unnamed(found) == unnamed(scanned), q
+    for g in found:
+        for d, v in zip(q.by, g.key, strict=True):
+            if d in NAME_OF and v is not None:
+                assert g.names[NAME_OF[d]] == world.names[(d, v)]

@@ -169,7 +169,8 @@ def seeded_file(args: argparse.Namespace, events: int) -> tuple[Path, dict[str, 
         took["seed_s"] = round(time.perf_counter() - started, 1)
         log(f"seeded in {took['seed_s']} s: {path}")
     started = time.perf_counter()
-    rollup = open_rollup(str(path))  # what the server does in the background, all at once
+    # what the server does in the background, all at once
+    rollup = open_rollup(str(path), cube=args.cube)
     try:
         took["caught_up"] = catch_up(rollup)  # 0 for a file caught up already
     finally:
@@ -267,7 +268,7 @@ async def measure(fn: Callable[[], Awaitable[Any]], repeat: int) -> dict[str, An
 
 
 async def measure_file(path: Path, args: argparse.Namespace) -> dict[str, Any]:
-    store = open_store(str(path), writer_process=False)
+    store = open_store(str(path), writer_process=False, report_cube=args.cube)
     await store.open()
     try:
         # as a server that has run a while: its rollup caught up, the planner's statistics fresh
@@ -330,6 +331,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     return {
         "sizes": sizes,
         "repeat": args.repeat,
+        "report_cube": args.cube,
         "target_ms": TARGET_MS,
         "target_ratio": TARGET_RATIO,
         "verdicts": verdicts,
@@ -385,6 +387,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--dir", help="where the seeded files are kept (default: the temp directory)")
     p.add_argument("--fresh", action="store_true", help="seed again even if a file exists")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.add_argument("--cube", action="store_true",
+                   help="with the report cube (XTRACKER_REPORT_CUBE on; the rollup is rebuilt"
+                   " when a kept file's was built the other way)")  # fmt: skip
     args = p.parse_args(argv)
     args.sizes = args.sizes or [args.events]
     return args

@@ -47,6 +47,7 @@ def create_app(settings: Settings) -> HotPaths:
         observer=metrics,
         timeout_s=settings.write_timeout_s,
         writer_process=settings.writer_process,
+        report_cube=settings.report_cube,
     )
     unrecorded = Tally()
     journal = journal_path(settings.db)

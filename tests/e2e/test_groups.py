@@ -1,21 +1,27 @@
 """The grouped report end to end (issue 17 §1): a space seeded through the real API (clicks with
 campaign and ad ids in their query, events, a reversal, costs and a rate), read per campaign and
 ad through the admin API (JSON and CSV), the CLI, with the space's own key and with another
-space's; bad parameters are a clear 422."""
+space's; bad parameters are a clear 422. Each against a server with the report cube off and one
+with it on (XTRACKER_REPORT_CUBE: the report with a currency covers whole days, which the cube
+answers)."""
 
 from __future__ import annotations
 
 import csv
 import io
 import json
+import sqlite3
 import time
+from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.conftest import ADMIN_TOKEN, Server, SpaceKeys
+from tests.conftest import ADMIN_TOKEN, AppServer, Server, SpaceKeys
+from xtracker_server.store.sqlite.db import reports_path
+from xtracker_server.store.sqlite.rollup_schema import CUBE_FORMAT, ROLLUP_FORMAT
 
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 #: uid name -> (campaign, ad, country-free query), then its events (event, value, currency).
@@ -31,6 +37,18 @@ DAY_MS = 86_400_000
 
 def _day(ms: int) -> str:
     return time.strftime("%Y-%m-%d", time.gmtime(ms / 1000))
+
+
+@pytest.fixture(scope="module", params=["scan", "cube"])
+def server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Server]:
+    """conftest.py's, once with XTRACKER_REPORT_CUBE on."""
+    env = {"XTRACKER_REPORT_CUBE": "on"} if request.param == "cube" else {}
+    server = AppServer(db=tmp_path_factory.mktemp("srv") / "xtracker.db", env=env)
+    server.start()
+    yield server
+    server.stop()
 
 
 @pytest.fixture(scope="module")
@@ -159,3 +177,18 @@ def test_another_spaces_key_gets_nothing(
     assert "c1" not in answer.text
     own = _get(http, other, other.auth, by="campaign", days=2).json()
     assert own["rows"] == [] and own["total"]["clicks"] == 0
+
+
+def test_the_servers_rollup_has_the_cube_only_with_the_setting(
+    server: Server, http: httpx.Client, seeded: tuple[SpaceKeys, int]
+) -> None:
+    space, _ = seeded
+    assert _get(http, space, space.auth, by="campaign", days=2).status_code == 200  # caught up
+    rollup = sqlite3.connect(f"file:{reports_path(str(server.db))}?mode=ro", uri=True)
+    try:
+        (version,) = rollup.execute("SELECT version FROM rollup_format").fetchone()
+        tables = {r[0] for r in rollup.execute("SELECT name FROM sqlite_master")}
+    finally:
+        rollup.close()
+    cube = server.env.get("XTRACKER_REPORT_CUBE") == "on"
+    assert (version, "cube" in tables) == ((CUBE_FORMAT, True) if cube else (ROLLUP_FORMAT, False))

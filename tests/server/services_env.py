@@ -79,9 +79,10 @@ def bearer(space: NewSpace) -> SpaceCredential:
 
 
 @contextmanager
-def services(tmp_path: Path) -> Iterator[Env]:
+def services(tmp_path: Path, **changes: Any) -> Iterator[Env]:
+    """The services on a new database under ``tmp_path``; ``changes``: settings not default."""
     db = str(tmp_path / "services.db")
-    settings = Settings(db=db, public_url="https://track.example.test")
+    settings = Settings(db=db, public_url="https://track.example.test", **changes)
     heard = Heard()
     resolver = FakeResolver({name: [list(a) for a in found] for name, found in ANSWERS.items()})
     loop = asyncio.new_event_loop()

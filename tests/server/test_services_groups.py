@@ -2,7 +2,8 @@
 campaigns, ads and countries over three days, events at any time (before and after the window,
 on its edges), deposits in two currencies, reversals, test events, uids without a click, costs
 in two currencies with exchange rates; the right answers computed here in plain Python from
-what was written, in both modes and in three time zones."""
+what was written, in both modes and in three time zones; with the report cube
+(XTRACKER_REPORT_CUBE) off and on."""
 
 from __future__ import annotations
 
@@ -179,9 +180,11 @@ def _check(row: dict[str, Any], want: dict[str, Any]) -> None:
     )  # fmt: skip
 
 
-@pytest.fixture(scope="module")
-def seeded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Env, World]]:
-    with services(Path(tmp_path_factory.mktemp("groups"))) as env:
+@pytest.fixture(scope="module", params=[False, True], ids=["scan", "cube"])
+def seeded(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[Env, World]]:
+    with services(Path(tmp_path_factory.mktemp("groups")), report_cube=request.param) as env:
         yield env, _seed(env)
 
 

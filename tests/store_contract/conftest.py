@@ -65,6 +65,14 @@ BACKENDS = {
         url=lambda directory: f"sqlite:///{directory}/contract.db",
         storage_down=_sqlite_lock_held,
     ),
+    # XTRACKER_REPORT_CUBE on: the rollup keeps the report cube, and grouped reports read it
+    "sqlite-report-cube": BackendKind(
+        open=lambda url, timeout_s: open_store(
+            url, writer_process=False, timeout_s=timeout_s, report_cube=True
+        ),
+        url=lambda directory: f"sqlite:///{directory}/contract.db",
+        storage_down=_sqlite_lock_held,
+    ),
 }
 
 

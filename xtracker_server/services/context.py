@@ -77,9 +77,10 @@ async def opened(
     # A command's store: its writer on a thread (no process to start), and no statistics
     # refresh (store/sqlite/stats.py: the server's store does it when it opens, and then
     # regularly).
-    store = open_store(
-        settings.db, sync=settings.sync, readers=1, writer_process=False, stats_on_open=False
-    )
+    # The report cube: built by a command with the setting on, otherwise left as the server
+    # built it (a command run without the variable does not drop the server's cube).
+    store = open_store(settings.db, sync=settings.sync, readers=1, writer_process=False,
+                       stats_on_open=False, report_cube=settings.report_cube or None)  # fmt: skip
     await store.open()
     try:
         yield Context(store, settings, listener or Listener(), resolver)

@@ -105,12 +105,15 @@ def open_store(
     observer: BatchObserver | None = None,
     readers: int = 4,
     stats_on_open: bool = True,
+    report_cube: bool | None = False,
 ) -> Store:
     """The store at ``url`` (see ``sqlite_path``), not open yet. ``sync``: SQLite's
     synchronous mode; ``timeout_s``: each access's deadline; ``writer_process``: write in a
     process of its own (None: where it can) rather than a thread; ``observer``: told of every
     write batch (the metrics); ``stats_on_open``: refresh the planner's statistics when it
-    opens (a server's store; a command's, open for a moment, leaves it to the server)."""
+    opens (a server's store; a command's, open for a moment, leaves it to the server);
+    ``report_cube``: the report rollup keeps the report cube, and grouped reports read it
+    (XTRACKER_REPORT_CUBE; None: the rollup as it was built, a new one without)."""
     from xtracker_server.store.sqlite.runtime import Store as SqliteStore
 
     return SqliteStore(
@@ -121,6 +124,7 @@ def open_store(
         observer=observer,
         readers=readers,
         stats_on_open=stats_on_open,
+        report_cube=report_cube,
     )
 
 

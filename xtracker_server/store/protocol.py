@@ -361,7 +361,9 @@ class Store(Protocol):
         """One GroupCounts per group with any click or counted event in the window (the whole
         space as one group with key () when query.by is empty), in no particular order. Uids
         without a click in the space are in no group (the services report them apart, as the
-        funnel's `without_click` line). Test events never count."""
+        funnel's `without_click` line). Test events never count. With the report cube on
+        (XTRACKER_REPORT_CUBE), what it answers from the cube is the rollup as of the last
+        ``catch_up_reports``, as for the funnel."""
 
     async def delivery_health(self, space_id: int, now_ms: int) -> list[DestinationHealth]: ...
 

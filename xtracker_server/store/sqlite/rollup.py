@@ -20,6 +20,13 @@ store/sqlite/purge.py) says left: erased uids and events, deleted links and spac
 it in the background and before every report, so a report counts every event committed before it
 was asked for.
 
+With XTRACKER_REPORT_CUBE on, each round also keeps the report cube (store/sqlite/cube_feed.py)
+up to date: it marks the uids it changed and follows ``main.clicks`` with a watermark of its own
+(a click counts without events), and the cube moves by the difference of those uids' shares.
+The rollup records whether it was built with the cube (its format: ``ROLLUP_FORMAT`` without,
+``CUBE_FORMAT`` with); opened with the setting changed either way, it is built again from the
+inbox, and a catch-up feeds the cube only of a rollup built with it.
+
 Row ids may commit out of order (several writers: id 9 may commit after id 10 was read), so the
 rollup follows each of the three tables with a ``domain.tail.Watermark``: the highest id read
 (``rollup_marks``) and the ids below it not read yet (``rollup_gaps``). Every round reads the
@@ -44,9 +51,12 @@ from pathlib import Path
 from typing import Any
 
 from xtracker_server.domain.tail import Watermark
+from xtracker_server.store.sqlite import cube_feed
+from xtracker_server.store.sqlite.cube_schema import CUBE_SCHEMA, CUBE_TABLES
 from xtracker_server.store.sqlite.db import attach_reports, connect, reports_path
 from xtracker_server.store.sqlite.generation import generation
 from xtracker_server.store.sqlite.rollup_schema import (
+    CUBE_FORMAT,
     FEED,
     ROLLUP_FORMAT,
     SCHEMA,
@@ -57,6 +67,9 @@ log = logging.getLogger("xtracker.store")
 
 #: Inbox rows read by one catch-up transaction (a few hundred milliseconds of work at most).
 CHUNK = 20_000
+#: Page cache of the rollup's file for a connection that builds it (KiB, as a negative
+#: cache_size): the cube's upserts land all over its tables; SQLite's default is 2 MiB.
+CACHE_KIB = -65_536
 #: An id missing below one already read is waited for this long (seconds) before it is given
 #: up: longer than any write transaction stays open. A live stream waits less (domain/tail.py).
 ROLLUP_GAP_S = 600.0
@@ -78,6 +91,8 @@ _INBOX = _Feed("inbox", "main.inbox", "reports.rollup_state", "inbox_id")
 _BACKLOG = _Feed("backlog", "main.report_backlog", "reports.rollup_state", "backlog_id")
 _REMOVALS = _Feed("removals", "main.report_removals", "reports.removals_state", "removal_id")
 _FEEDS = (_INBOX, _BACKLOG, _REMOVALS)
+#: The clicks, for the cube (store/sqlite/cube_feed.py): a click counts without events.
+_CLICKS = _Feed("clicks", "main.clicks", "reports.cube_state", "click_id")
 
 
 def _unread(feed: _Feed, column: str = "id") -> str:
@@ -119,14 +134,19 @@ def _advance(
     return mark.advance(read, top, now, gap_s=ROLLUP_GAP_S, max_gaps=ROLLUP_MAX_GAPS, newest=newest)
 
 
-def open_rollup(path: str) -> sqlite3.Connection:
-    """A connection to the database ``path`` that builds (and reads) its rollup."""
-    return with_rollup(connect(path), path)
+def open_rollup(path: str, *, cube: bool | None = False) -> sqlite3.Connection:
+    """A connection to the database ``path`` that builds (and reads) its rollup, with the
+    report cube or without (``with_rollup``)."""
+    return with_rollup(connect(path), path, cube=cube)
 
 
-def with_rollup(conn: sqlite3.Connection, path: str) -> sqlite3.Connection:
+def with_rollup(
+    conn: sqlite3.Connection, path: str, *, cube: bool | None = False
+) -> sqlite3.Connection:
     """Attach the rollup of the database ``path`` to ``conn`` (a writable connection to that
     database), creating its tables if need be, and give ``conn`` the trigger that builds it.
+    ``cube``: with the report cube or without (XTRACKER_REPORT_CUBE); a rollup built the other
+    way is built again. None: as it was built (a new one: without).
 
     Its transaction is deferred (``BEGIN IMMEDIATE`` would lock the main file too, holding up
     the server's writer): it reads the rollup, then writes it. SQLite answers a write that
@@ -137,10 +157,11 @@ def with_rollup(conn: sqlite3.Connection, path: str) -> sqlite3.Connection:
     attach_reports(conn, path)
     conn.execute("PRAGMA reports.journal_mode=WAL")
     conn.execute("PRAGMA reports.synchronous=NORMAL")
+    conn.execute(f"PRAGMA reports.cache_size={CACHE_KIB}")
     busy = 0
     while True:
         try:
-            _prepare(conn, path)
+            _prepare(conn, path, cube)
         except sqlite3.OperationalError as exc:
             busy += 1
             if busy > _BUSY_TRIES or not _is_busy(exc):
@@ -161,30 +182,43 @@ def _busy_pause(busy: int) -> float:
     return min(0.5, 0.01 * busy)
 
 
-def _prepare(conn: sqlite3.Connection, path: str) -> None:
+def _prepare(conn: sqlite3.Connection, path: str, cube: bool | None) -> None:
     """``with_rollup``'s transaction."""
     conn.execute("BEGIN")
     try:
         for statement in SCHEMA:
             conn.execute(statement)
-        stale, old_format = _stale(conn), _old_format(conn)
+        built = _format(conn)
+        if cube is None:
+            cube = built == CUBE_FORMAT
+        wanted = CUBE_FORMAT if cube else ROLLUP_FORMAT
+        stale, old_format = _stale(conn), _old_format(conn, built, wanted)
         if stale or old_format:
             log.warning(
                 "the report rollup %s was built %s: rebuilding it from the inbox",
                 reports_path(path),
                 "for another copy of the database (restored?)"
                 if stale
+                else "with the report cube (XTRACKER_REPORT_CUBE is off now)"
+                if built == CUBE_FORMAT
+                else "without the report cube (XTRACKER_REPORT_CUBE is on now)"
+                if built == ROLLUP_FORMAT and cube
                 else "by an older xtracker (issue 17: events without a known click)",
             )
             conn.execute("DROP TABLE reports.report_steps")  # its index goes with it
             conn.execute("DROP TABLE reports.report_reversed")
             conn.execute("DROP TABLE reports.report_reversals")
+            for table in CUBE_TABLES:
+                conn.execute(f"DROP TABLE IF EXISTS reports.{table}")
             conn.execute("DELETE FROM reports.feed")
             conn.execute("UPDATE reports.rollup_state SET inbox_id = 0, backlog_id = 0")
-            conn.execute("DELETE FROM reports.rollup_marks WHERE feed IN ('inbox', 'backlog')")
-            conn.execute("DELETE FROM reports.rollup_gaps WHERE feed IN ('inbox', 'backlog')")
+            rebuilt = "feed IN ('inbox', 'backlog', 'clicks')"
+            conn.execute(f"DELETE FROM reports.rollup_marks WHERE {rebuilt}")
+            conn.execute(f"DELETE FROM reports.rollup_gaps WHERE {rebuilt}")
             for statement in SCHEMA:
                 conn.execute(statement)
+        for statement in CUBE_SCHEMA if cube else ():
+            conn.execute(statement)
         # Written only when it changes: an open that finds the rollup current writes nothing
         # (no commit to sync, no checkpoint when the command's last connection closes).
         conn.execute(
@@ -195,7 +229,7 @@ def _prepare(conn: sqlite3.Connection, path: str) -> None:
         conn.execute(
             "INSERT INTO reports.rollup_format VALUES (1, ?) ON CONFLICT (one) DO UPDATE"
             " SET version = excluded.version WHERE version != excluded.version",
-            (ROLLUP_FORMAT,),
+            (wanted,),
         )
         conn.execute("COMMIT")
     except BaseException:
@@ -210,25 +244,39 @@ def rebuild_if_stale(path: str) -> None:
     watermark the new inbox has passed again looks current."""
     if path == ":memory:" or not Path(reports_path(path)).exists():
         return  # nothing built yet (``xtracker worker`` never builds one)
-    with_rollup(connect(path), path).close()
+    with_rollup(connect(path), path, cube=None).close()  # the cube as it was built with
 
 
-def _old_format(conn: sqlite3.Connection) -> bool:
-    """Whether the rollup holds rows of another ``ROLLUP_FORMAT`` (an empty one is any)."""
+def _format(conn: sqlite3.Connection) -> int | None:
+    """The format the rollup was built in (None: not recorded, a new or an old rollup)."""
     row = conn.execute("SELECT version FROM reports.rollup_format").fetchone()
-    if row is not None:
-        return bool(row[0] != ROLLUP_FORMAT)
+    return None if row is None else int(row[0])
+
+
+def _old_format(conn: sqlite3.Connection, built: int | None, wanted: int) -> bool:
+    """Whether the rollup holds rows of another format than ``wanted`` (an empty one is any)."""
+    if built is not None:
+        return built != wanted
     return conn.execute("SELECT 1 FROM reports.report_steps LIMIT 1").fetchone() is not None
+
+
+def _has_cube(conn: sqlite3.Connection) -> bool:
+    """Whether the rollup was built with the report cube (XTRACKER_REPORT_CUBE)."""
+    return _format(conn) == CUBE_FORMAT
 
 
 def _stale(conn: sqlite3.Connection) -> bool:
     built = conn.execute("SELECT generation FROM reports.built_for").fetchone()
-    seen, backlog_seen = _mark(conn, _INBOX).high, _mark(conn, _BACKLOG).high
+    cubed = conn.execute(
+        "SELECT 1 FROM reports.sqlite_master WHERE type = 'table' AND name = 'cube_state'"
+    ).fetchone()
+    feeds = (_INBOX, _BACKLOG, _CLICKS) if cubed else (_INBOX, _BACKLOG)
+    marks = [_mark(conn, feed).high for feed in feeds]
     if built is None:  # new, or built before generations: only an empty one is known good
-        return bool(seen or backlog_seen)
-    top = conn.execute("SELECT coalesce(max(id), 0) FROM main.inbox").fetchone()[0]
-    backlog_top = conn.execute("SELECT coalesce(max(id), 0) FROM main.report_backlog").fetchone()[0]
-    return bool(built[0] != generation(conn) or seen > top or backlog_seen > backlog_top)
+        return any(marks)
+    tops = [conn.execute(f"SELECT coalesce(max(id), 0) FROM {feed.table}").fetchone()[0]
+            for feed in feeds]  # fmt: skip
+    return built[0] != generation(conn) or any(m > t for m, t in zip(marks, tops, strict=True))
 
 
 def catch_up(conn: sqlite3.Connection, *, chunk: int = CHUNK, now: float | None = None) -> int:
@@ -322,12 +370,14 @@ def _removals(conn: sqlite3.Connection, seen: int, top: int, kinds: tuple[str, .
     ).fetchall()
 
 
-def _drop_erased(conn: sqlite3.Connection, seen: int, top: int) -> None:
+def _drop_erased(conn: sqlite3.Connection, seen: int, top: int, cube: bool) -> None:
     """What an erasure took (store/sqlite/erasure.py): every row of an erased uid, and single events
     rolled up under a uid that stays. Before anything is fed: the uid's rows still here are
     then all from before the erasure (an event it sends later is kept), and an event moved off
     an erased uid is fed under its new uid rather than taken for the old row."""
     for kind, space_id, uid, inbox_id, _ in _removals(conn, seen, top, ("uid", "event")):
+        if cube and uid is not None:
+            cube_feed.touch(conn, "VALUES (?, ?)", (space_id, uid))
         if kind == "uid":
             conn.execute(
                 "DELETE FROM reports.report_steps WHERE space_id = ? AND uid = ?", (space_id, uid)
@@ -340,10 +390,12 @@ def _drop_erased(conn: sqlite3.Connection, seen: int, top: int) -> None:
             _drop_event(conn, space_id, uid, inbox_id)
 
 
-def _drop_deleted(conn: sqlite3.Connection, seen: int, top: int) -> None:
+def _drop_deleted(conn: sqlite3.Connection, seen: int, top: int, cube: bool) -> None:
     """What a deletion took: a deleted link's rows follow their uid's click again (no link now;
     its id may be a new link's), a deleted space's rows go. After the backlog's clicks."""
     for kind, space_id, _, _, link_id in _removals(conn, seen, top, ("link", "space")):
+        if cube and kind == "link":
+            cube_feed.touch_link(conn, space_id, link_id)
         if kind == "space":
             conn.execute("DELETE FROM reports.report_steps WHERE space_id = ?", (space_id,))
             conn.execute("DELETE FROM reports.report_reversed WHERE space_id = ?", (space_id,))
@@ -394,22 +446,35 @@ def _is_busy(exc: sqlite3.OperationalError) -> bool:
     return "locked" in text or "busy" in text
 
 
+def _top(conn: sqlite3.Connection, feed: _Feed, mark: Watermark, size: int) -> int | None:
+    """The highest id of the next ``size`` rows of ``feed`` above its high mark (None: none)."""
+    sql = f"SELECT max(id) FROM (SELECT id FROM {feed.table} WHERE id > ? ORDER BY id LIMIT ?)"
+    top = conn.execute(sql, (mark.high, size)).fetchone()[0]
+    return None if top is None else int(top)
+
+
 def _round(conn: sqlite3.Connection, chunk: int, now: float) -> tuple[bool, int]:
+    cube = _has_cube(conn)  # read in the round's transaction: as the rollup was built
     inbox, backlog, removals = (_mark(conn, feed) for feed in _FEEDS)
-    top = conn.execute(
-        "SELECT max(id) FROM (SELECT id FROM main.inbox WHERE id > ? ORDER BY id LIMIT ?)",
-        (inbox.high, chunk),
-    ).fetchone()[0]
+    clicks = _mark(conn, _CLICKS) if cube else Watermark(0, {})
+    top = _top(conn, _INBOX, inbox, chunk)
+    # Clicks by a quarter of the events' chunk while events are left: in a rebuild, a click's
+    # uid has mostly been counted with its events already (one write), rather than before
+    # them and again after.
+    click_top = None
+    if cube:
+        click_top = _top(conn, _CLICKS, clicks, chunk if top is None else max(1, chunk // 4))
     backlog_top = conn.execute("SELECT max(id) FROM main.report_backlog").fetchone()[0] or 0
     removal_top = conn.execute("SELECT max(id) FROM main.report_removals").fetchone()[0] or 0
     backlog_top, removal_top = max(backlog_top, backlog.high), max(removal_top, removals.high)
     new_backlog = backlog_top > backlog.high or bool(backlog.gaps)
     new_removals = removal_top > removals.high or bool(removals.gaps)
-    if top is None and not inbox.gaps and not new_backlog and not new_removals:
+    new_clicks = click_top is not None or bool(clicks.gaps)
+    if top is None and not inbox.gaps and not new_backlog and not new_removals and not new_clicks:
         return True, 0
     fed = 0
     if new_removals:  # first: every row of an erased uid still here was rolled up before
-        _drop_erased(conn, removals.high, removal_top)
+        _drop_erased(conn, removals.high, removal_top, cube)
     # The inbox: the rows above the high mark (a chunk), and the gaps committed since.
     scanned_to = inbox.high if top is None else top
     read = [r[0] for r in conn.execute(
@@ -431,6 +496,9 @@ def _round(conn: sqlite3.Connection, chunk: int, now: float) -> tuple[bool, int]
         # from one uid to another first leaves its old uid's rows.
         entries = (backlog.high, backlog_top)
         _drop_moved(conn, *entries)
+        if cube:  # the uids events moved off, and those whose click came after their events
+            cube_feed.touch(conn, "SELECT space_id, uid FROM main.report_backlog"
+                            f" WHERE {_unread(_BACKLOG)} AND uid IS NOT NULL", entries)  # fmt: skip
         fed += conn.execute(
             f"{FEED} WHERE id IN (SELECT inbox_id FROM main.report_backlog"
             f" WHERE {_unread(_BACKLOG)} AND kind = 'attributed') AND id <= ?"
@@ -449,16 +517,30 @@ def _round(conn: sqlite3.Connection, chunk: int, now: float) -> tuple[bool, int]
             f"SELECT id FROM main.report_backlog WHERE {_unread(_BACKLOG)}", entries
         )]  # fmt: skip
         new_backlog_mark = _advance(conn, _BACKLOG, backlog, read, backlog_top, now)
-    new_removals_mark = removals
+    new_removals_mark, spaces_gone = removals, []
     if new_removals:
-        _drop_deleted(conn, removals.high, removal_top)
+        _drop_deleted(conn, removals.high, removal_top, cube)
+        spaces_gone = [r[1] for r in _removals(conn, removals.high, removal_top, ("space",))]
         read = [r[0] for r in conn.execute(
             f"SELECT id FROM main.report_removals WHERE {_unread(_REMOVALS)}",
             (removals.high, removal_top),
         )]  # fmt: skip
         new_removals_mark = _advance(conn, _REMOVALS, removals, read, removal_top, now)
+    new_clicks_mark = clicks
+    if new_clicks:
+        click_to = clicks.high if click_top is None else click_top
+        cube_feed.feed_clicks(conn, _unread(_CLICKS), (clicks.high, click_to))
+        read = [r[0] for r in conn.execute(
+            f"SELECT id FROM main.clicks WHERE {_unread(_CLICKS)}", (clicks.high, click_to)
+        )]  # fmt: skip
+        new_clicks_mark = _advance(conn, _CLICKS, clicks, read, click_to, now)
+    if cube:
+        cube_feed.touch(conn, "SELECT space_id, uid FROM reports.feed")
+        cube_feed.apply(conn, spaces_gone)
     conn.execute("DELETE FROM reports.feed")
     _save(conn, _INBOX, inbox, new_inbox)
     _save(conn, _BACKLOG, backlog, new_backlog_mark)
     _save(conn, _REMOVALS, removals, new_removals_mark)
-    return top is None, fed
+    if cube:
+        _save(conn, _CLICKS, clicks, new_clicks_mark)
+    return top is None and click_top is None, fed

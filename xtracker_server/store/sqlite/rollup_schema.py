@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from xtracker_wire import MAX_VALUE_DECIMALS, REVERSAL
 
-__all__ = ["FEED", "ROLLUP_FORMAT", "SCHEMA", "TRIGGER", "UNKNOWN", "amount_parts"]
+__all__ = ["CUBE_FORMAT", "FEED", "ROLLUP_FORMAT", "SCHEMA", "TRIGGER", "UNKNOWN", "amount_parts"]
 
 
 SCHEMA = (
@@ -160,4 +160,7 @@ FEED = (
 #: partner's test postback): the funnel reports them on a line of their own.
 UNKNOWN = -1
 #: 2: events whose uid has no click are rolled up under ``UNKNOWN`` (1: under 0, no link).
+#: A rollup built without the report cube (XTRACKER_REPORT_CUBE off).
 ROLLUP_FORMAT = 2
+#: 3: the report cube (store/sqlite/cube_schema.py) beside the steps (XTRACKER_REPORT_CUBE on).
+CUBE_FORMAT = 3

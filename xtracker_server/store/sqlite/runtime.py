@@ -49,8 +49,12 @@ class Store(SqliteOperations):
         timeout_s: float | None = None,
         operations: str | None = None,
         stats_on_open: bool = True,
+        report_cube: bool | None = False,
     ) -> None:
         self.path = path
+        # Grouped reports from the report cube, which the rollup then keeps (XTRACKER_REPORT_CUBE;
+        # None: as the rollup was built, store/sqlite/rollup.py ``with_rollup``)
+        self.report_cube = report_cube
         self.timeout_s = timeout_s
         self.health = StorageHealth()
         self.schema = 0  # the schema version, once open
@@ -153,7 +157,7 @@ class Store(SqliteOperations):
         # that never reports (``xtracker worker``) never builds a rollup.
         try:
             if self._rollup_conn is None:
-                self._rollup_conn = open_rollup(self.path)
+                self._rollup_conn = open_rollup(self.path, cube=self.report_cube)
             return catch_up(self._rollup_conn)
         except sqlite3.Error as exc:
             reason = fault_of(exc, self.path)

@@ -60,10 +60,10 @@ from xtracker_server.store.sqlite import (
     binds,
     clicks,
     costs,
+    cube,
     deletion,
     destinations,
     erasure,
-    groups,
     inbox,
     links,
     outbox,
@@ -89,6 +89,7 @@ class SqliteOperations(abc.ABC):
     path: str
     writer: Writer
     timeout_s: float | None
+    report_cube: bool | None
 
     @abc.abstractmethod
     async def read(self, op: Callable[..., T], /, *args: Any, **kwargs: Any) -> T: ...
@@ -409,7 +410,7 @@ class SqliteOperations(abc.ABC):
         )
 
     async def group_counts(self, space_id: int, query: GroupQuery) -> list[GroupCounts]:
-        return await self.read(groups.group_counts, space_id, query)
+        return await self.read(cube.group_counts, space_id, query, cube=self.report_cube)
 
     async def delivery_health(self, space_id: int, now_ms: int) -> list[DestinationHealth]:
         return await self.read(reports.delivery_health, space_id, now_ms)

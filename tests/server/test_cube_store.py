@@ -1,0 +1,376 @@
+"""The report cube (store/sqlite/cube*.py) against a brute-force oracle: random clicks with
+dimensions over 3 days, events at any time (before their click too), deposits in 2 currencies,
+reversals (before and after their deposit), uids without a click, test events, clicks stored
+after their events, events attributed later by a bind, an erased uid, an erased event, a
+deleted link and a deleted space, each reaching the cube through the real catch-up in several
+rounds. The oracle counts every group from the main tables in plain Python (clicks, inbox);
+``cube_counts`` must give the same for many queries in UTC, Asia/Kolkata and America/New_York;
+the cube rebuilt from nothing must give the same again; a catch-up with nothing new and a
+recount of every uid change nothing."""
+
+from __future__ import annotations
+
+import json
+import random
+import sqlite3
+from bisect import bisect_right
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
+from datetime import datetime, time
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from xtracker_server.domain.clicks import ClickDraft
+from xtracker_server.domain.deletion import Person
+from xtracker_server.domain.filters import Filter, Filters
+from xtracker_server.domain.groups import NAME_OF, TTC_BOUNDS_S, GroupCounts, GroupQuery
+from xtracker_server.domain.links import LinkKind, LinkSpec
+from xtracker_server.domain.reports import FunnelMode, Window, iso_local, zone
+from xtracker_server.store.sqlite import cube, cube_feed, deletion, erasure, groups, links, spaces
+from xtracker_server.store.sqlite.binds import bind
+from xtracker_server.store.sqlite.clicks import insert_click
+from xtracker_server.store.sqlite.cube import cube_counts
+from xtracker_server.store.sqlite.db import open_db, reports_path, transaction
+from xtracker_server.store.sqlite.inbox import InboxDraft, insert_event
+from xtracker_server.store.sqlite.rollup import catch_up, with_rollup
+from xtracker_wire import CANONICAL_EVENTS, REVERSAL
+
+H = 3_600_000
+DAY = 24 * H
+T0 = 1_750_032_000_000  # a UTC midnight
+STEPS = CANONICAL_EVENTS
+DIMS = {
+    "country": ["US", "CA", "DE", None],
+    "device": ["mobile", "desktop", None],
+    "placement": ["feed", "stories", None],
+    "utm_source": ["fb", "ig", None],
+    "campaign_name": None,  # from the campaign
+}
+TZS = ("UTC", "Asia/Kolkata", "America/New_York")
+
+
+@dataclass
+class World:
+    conn: sqlite3.Connection
+    path: str
+    space: int
+    names: dict[tuple[str, str], str] = field(default_factory=dict)  # latest name per id
+    named: dict[tuple[str, str], int] = field(default_factory=dict)  # and its click's time
+
+
+def _click(w: World, space: int, uid: str, rng: random.Random, at: int, links_: list[int]) -> None:
+    campaign = rng.choice(["c1", "c2", "c3", None])
+    adset = f"{campaign}-s{rng.randrange(2)}" if campaign else None
+    ad = f"{adset}-a{rng.randrange(3)}" if adset else None
+    renamed = at > T0 + 2 * DAY and campaign == "c1"  # c1 got a new name on day 3
+    fields = {k: v for k, v in {
+        "campaign_id": campaign, "campaign_name": f"{campaign} {'v2' if renamed else 'v1'}",
+        "adset_id": adset, "adset_name": f"name {adset}", "ad_id": ad, "ad_name": f"name {ad}",
+        "placement": rng.choice(DIMS["placement"] or []),
+        "utm_source": rng.choice(DIMS["utm_source"] or []),
+    }.items() if v is not None and (campaign or not k.startswith("campaign"))}  # fmt: skip
+    sub = rng.choice([None, "v1", "v2"])
+    insert_click(w.conn, ClickDraft(
+        space_id=space, uid=uid, created_ms=at, source="api", link_id=rng.choice([*links_, None]),
+        country=rng.choice(DIMS["country"] or []), device=rng.choice(DIMS["device"] or []),
+        fields=fields, sub_ids={"creative": sub} if sub else {},
+    ))  # fmt: skip
+    if space == w.space:
+        for dim, column in NAME_OF.items():
+            if f"{dim}_id" in fields and column in fields:
+                key, seen = (dim, fields[f"{dim}_id"]), w.named.get((dim, fields[f"{dim}_id"]))
+                if seen is None or at >= seen:  # the latest click (a later write on a tie)
+                    w.names[key], w.named[key] = fields[column], at
+
+
+def _event(
+    w: World, space: int, n: int, uid: str | None, event: str, at: int, *, tg_id: int | None = None,
+    eid: int | None = None, value: str | None = None, currency: str | None = None,
+    test: bool = False,
+) -> None:  # fmt: skip
+    insert_event(w.conn, InboxDraft(
+        space_id=space, dedup_key=f"{space}:{n}".encode(), event=event, uid=uid, tg_id=tg_id,
+        eid=str(n if eid is None else eid), value=value, currency=currency, occurred_at_ms=at,
+        received_ms=at, source="api", test=test,
+    ))  # fmt: skip
+
+
+def build(path: str) -> World:
+    rng = random.Random(17)
+    conn = with_rollup(open_db(path), path, cube=True)
+    with transaction(conn):
+        space = spaces.create_space(conn, "a", T0).space.id
+        other = spaces.create_space(conn, "b", T0).space.id
+        spec = LinkSpec(kind=LinkKind.BOT, target="b_bot")
+        link_ids = [links.create_link(conn, space, f"l{i}", spec, T0).id for i in range(3)]
+        other_link = links.create_link(conn, other, "o", spec, T0).id
+    w = World(conn, path, space)
+    late: list[tuple[str, int]] = []
+    n = 0
+    for part in range(3):  # three batches, each caught up
+        with transaction(conn):
+            for u in range(part * 70, part * 70 + 70):
+                uid = f"u{u:03d}"
+                created = T0 + rng.randrange(0, 3 * DAY)
+                if u % 13 == 0:
+                    late.append((uid, created))  # the click is stored after its events
+                elif u % 19 != 0:  # no click at all for some
+                    _click(w, space, uid, rng, created, link_ids)
+                _click(w, other, uid, rng, created, [other_link])  # same uid, another space
+                for _ in range(rng.randrange(0, 6)):
+                    step = rng.choice(STEPS)
+                    at = created + rng.randrange(-2 * H, 5 * DAY)
+                    n += 1
+                    more: dict[str, Any] = {"test": rng.random() < 0.05}
+                    if step == "deposit" and rng.random() < 0.9:
+                        more["value"] = rng.choice(["10", "25.50", "0.00000001", "3.3", "99"])
+                        more["currency"] = rng.choice(["USD", "EUR"])
+                        if rng.random() < 0.3:  # reversed, the reversal stored before or after
+                            r_at = at + rng.randrange(-H, DAY)
+                            _event(w, space, n + 100_000, uid, REVERSAL, r_at, eid=n)
+                    _event(w, space, n, uid, step, at, **more)
+                    _event(w, other, n, uid, "contact", at)
+            for k in range(6):  # unattributed events, bound to a clicked uid below
+                n += 1
+                _event(w, space, n, None, rng.choice(STEPS), T0 + rng.randrange(0, 3 * DAY),
+                       tg_id=7000 + part * 10 + k, value="5", currency="USD")  # fmt: skip
+        catch_up(conn, chunk=50)
+    with transaction(conn):
+        for uid, created in late:
+            _click(w, space, uid, rng, created, link_ids)
+        clicked = [
+            r[0] for r in conn.execute("SELECT uid FROM clicks WHERE space_id = ?", (space,))
+        ]
+        for part in range(3):
+            for k in range(6):
+                bind(conn, space, clicked[part * 6 + k], 7000 + part * 10 + k, T0)
+    catch_up(conn, chunk=50)
+    with transaction(conn):  # removals: a uid, an event, a link, the other space
+        erasure.erase_person(conn, space, Person(uid=clicked[20]))
+        event = conn.execute("SELECT id, uid FROM inbox WHERE space_id = ? AND uid = ? LIMIT 1",
+                             (space, clicked[21])).fetchone()  # fmt: skip
+        erasure.erase_events(conn, space, [event[0]], [])  # the uid stays
+        deletion.mark_link(conn, space, "l2", T0)
+        while not deletion.delete_link_batch(conn, space, link_ids[2], 7).done:
+            pass
+        deletion.mark_space(conn, other, T0)
+        while not deletion.delete_space_batch(conn, other, 50).done:
+            pass
+    catch_up(conn, chunk=50)
+    return w
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    w = build(str(tmp_path_factory.mktemp("cube") / "x.db"))
+    yield w
+    w.conn.close()
+
+
+# ------------------------------------------------------------------------------- the oracle
+
+
+def _attrs(row: sqlite3.Row, slugs: dict[int, str]) -> dict[str, str | None]:
+    subs = json.loads(row["sub_ids"]) if row["sub_ids"] else {}
+    return {
+        "link": slugs.get(row["link_id"]), "campaign": row["campaign_id"],
+        "adset": row["adset_id"], "ad": row["ad_id"], "campaign_name": row["campaign_name"],
+        "country": row["country"], "device": row["device"], "placement": row["placement"],
+        "utm_source": row["utm_source"], "sub.creative": subs.get("creative"),
+    }  # fmt: skip
+
+
+def oracle(w: World, q: GroupQuery) -> list[GroupCounts]:
+    """Every group counted from the clicks and events themselves."""
+    conn, tz = w.conn, zone(q.tz)
+    slugs = dict(
+        conn.execute("SELECT id, slug FROM links WHERE space_id = ?", (w.space,)).fetchall()
+    )
+    events: dict[str, list[sqlite3.Row]] = {}
+    for e in conn.execute("SELECT * FROM inbox WHERE space_id = ? AND uid IS NOT NULL AND test = 0",
+                          (w.space,)):  # fmt: skip
+        events.setdefault(e["uid"], []).append(e)
+    groups: dict[tuple[str | None, ...], dict[str, Any]] = {}
+    bounds = [b * 1000 for b in TTC_BOUNDS_S]
+    for c in conn.execute("SELECT * FROM clicks WHERE space_id = ?", (w.space,)):
+        at = c["created_ms"]
+        if not q.window.from_ms <= at < q.window.to_ms:
+            continue
+        attrs = _attrs(c, slugs)
+        if not all(f.matches(attrs[f.dimension]) for f in q.filters.items):
+            continue
+        local = datetime.fromtimestamp(at / 1000, tz)
+        midnight = datetime.combine(local.date(), time(0), tzinfo=tz)
+        hour = iso_local(at - local.minute * 60_000 - at % 60_000, tz)
+        times = {"day": iso_local(int(midnight.timestamp() * 1000), tz), "hour": hour}
+        key = tuple(times.get(d, attrs.get(d)) for d in q.by)
+        bins = len(TTC_BOUNDS_S) + 1
+        g = groups.setdefault(key, {"clicks": 0, "uids": {s: 0 for s in STEPS}, "deposits": 0,
+                                    "reversed": 0, "revenue": {}, "reversed_revenue": {},
+                                    "ttc": {s: [0] * bins for s in STEPS}})  # fmt: skip
+        g["clicks"] += 1
+        mine = events.get(c["uid"], [])
+        eids = {e["eid"] for e in mine if e["event"] == REVERSAL}
+        day = local.date().isoformat()
+        for step in STEPS:
+            firsts = [e["occurred_at_ms"] for e in mine if e["event"] == step]
+            if firsts:
+                g["uids"][step] += 1
+                hist = g["ttc"].setdefault(step, [0] * (len(TTC_BOUNDS_S) + 1))
+                hist[bisect_right(bounds, min(firsts) - at)] += 1
+        for e in mine:
+            if e["event"] != "deposit":
+                continue
+            reversed_ = e["eid"] in eids
+            g["deposits"] += 1
+            g["reversed"] += reversed_
+            if e["value"] is not None:
+                for money, counts in (("revenue", True), ("reversed_revenue", reversed_)):
+                    if counts:
+                        days = g[money].setdefault(e["currency"], {})
+                        days[day] = days.get(day, Decimal(0)) + Decimal(e["value"])
+    out = []
+    for key, g in groups.items():
+        names = {NAME_OF[d]: w.names[(d, v)] for d, v in zip(q.by, key, strict=True)
+                 if d in NAME_OF and v is not None and (d, v) in w.names}  # fmt: skip
+        out.append(GroupCounts(
+            key, g["clicks"], g["uids"], g["deposits"], g["uids"]["deposit"], g["revenue"],
+            g["reversed"], g["reversed_revenue"], {s: tuple(h) for s, h in g["ttc"].items()},
+            names,
+        ))  # fmt: skip
+    return sorted(out, key=_order)
+
+
+def _order(g: GroupCounts) -> tuple[str, ...]:
+    return tuple("" if v is None else v for v in g.key)
+
+
+def _check(w: World, q: GroupQuery) -> None:
+    got = cube_counts(w.conn, w.space, q)
+    assert got is not None, q
+    # revenue by the click's local day in every time zone (the money read by local days)
+    assert sorted(got, key=_order) == oracle(w, q), q
+
+
+def _q(by: tuple[str, ...] = (), *filters: Filter, tz: str = "UTC", days: tuple[int, int] = (0, 4),
+       edge: int = 0) -> GroupQuery:  # fmt: skip
+    window = Window(T0 + days[0] * DAY + edge, T0 + days[1] * DAY - edge)
+    return GroupQuery(window, by, Filters(filters), tz)
+
+
+QUERIES = [
+    _q(),
+    _q(("link",)),
+    _q(("campaign",)),
+    _q(("adset",)),
+    _q(("ad",)),
+    _q(("campaign", "ad")),
+    _q(("country",)),
+    _q(("device",)),
+    _q(("sub.creative",)),
+    _q(("campaign_name",)),
+    _q(("link", "placement")),
+    _q(("utm_source", "campaign")),
+    _q(("campaign",), Filter("country", ("US", "CA"))),
+    _q(("country",), Filter("campaign", ("c1", "c2"))),
+    _q((), Filter("country", ("US",), exclude=True), Filter("link", ("l0",))),
+    _q(("country",), Filter("country", ("DE",), exclude=True)),
+    _q(("ad",), Filter("campaign", ("c3",), exclude=True)),
+    _q(("day",)),
+    _q(("hour",), days=(1, 2)),
+    _q(("campaign", "day")),
+    _q(("day", "country")),
+    _q(("link",), days=(1, 2), edge=45 * 60_000),
+    _q(("device",), days=(0, 3), edge=6 * H),
+]
+
+
+@pytest.mark.parametrize("tz", TZS)
+@pytest.mark.parametrize("q", QUERIES, ids=lambda q: ",".join(q.by) or "-")
+def test_cube_counts_match_the_oracle(world: World, q: GroupQuery, tz: str) -> None:
+    _check(world, GroupQuery(q.window, q.by, q.filters, tz))
+
+
+def test_a_window_off_the_15_minute_grid_or_activity_mode_is_not_answered(world: World) -> None:
+    assert cube_counts(world.conn, world.space, _q(edge=60_000)) is None
+    activity = GroupQuery(_q().window, mode=FunnelMode.ACTIVITY)
+    assert cube_counts(world.conn, world.space, activity) is None
+    assert cube_counts(world.conn, world.space, _q(("country", "device"))) is None
+    assert cube_counts(world.conn, world.space, _q(("ad", "country"))) is None
+    assert cube_counts(world.conn, world.space, _q(("country",), Filter("ad", ("x",)))) is None
+
+
+def _dump(conn: sqlite3.Connection) -> list[tuple[object, ...]]:
+    """The cube's rows by key values (key ids depend on the order keys were met; scales are
+    never lowered, so they are left out)."""
+    keys = "k.space_id, k.dim, k.value, k.link_id, k.campaign, k.adset, k.ad"
+    join = "JOIN reports.cube_keys k ON k.id = t.key_id"
+    rows: list[tuple[object, ...]] = []
+    for table, columns in (
+        ("cube", "t.clicks, t.contact, t.subscribed, t.registration, t.deposit, t.deposits,"
+                 " t.reversed"),
+        ("cube_money", "t.currency, t.n, t.units, t.fraction, t.rn, t.r_units, t.r_fraction"),
+        ("cube_ttc", "t.step, t.bin, t.n"),
+    ):  # fmt: skip
+        sql = f"SELECT t.level, t.bucket, {keys}, {columns} FROM reports.{table} t {join}"
+        rows += [(table, *r) for r in conn.execute(sql)]
+    return sorted(rows, key=repr)
+
+
+def test_catch_up_again_and_a_recount_of_every_uid_change_nothing(world: World) -> None:
+    before = _dump(world.conn)
+    assert before
+    assert catch_up(world.conn) == 0
+    with transaction(world.conn):
+        cube_feed.touch(world.conn, "SELECT space_id, uid FROM reports.cube_uids")
+        assert cube_feed.apply(world.conn) == 0
+    assert _dump(world.conn) == before
+
+
+def test_a_cube_rebuilt_from_nothing_equals_the_one_built_as_data_came(
+    world: World, tmp_path: Path
+) -> None:
+    before = _dump(world.conn)
+    copy = str(tmp_path / "copy.db")
+    world.conn.execute("VACUUM main INTO ?", (copy,))
+    assert not Path(reports_path(copy)).exists()
+    rebuilt = with_rollup(open_db(copy), copy, cube=True)
+    try:
+        catch_up(rebuilt)
+        assert _dump(rebuilt) == before
+        w = World(rebuilt, copy, world.space, world.names)
+        for q in QUERIES:  # the names: also of clicks erased since (not in the copy)
+            if not set(q.by) & set(NAME_OF):
+                _check(w, GroupQuery(q.window, q.by, q.filters, "Asia/Kolkata"))
+    finally:
+        rebuilt.close()
+
+
+@pytest.mark.parametrize("tz", TZS)
+@pytest.mark.parametrize(
+    "q", [*QUERIES, _q(("campaign", "ad"), days=(0, 3), edge=7 * 60_000 + 1),
+          _q(("campaign",), days=(0, 2))],
+    ids=lambda q: ",".join(q.by) or "-",
+)  # fmt: skip
+def test_the_store_answers_as_its_scan_does(world: World, q: GroupQuery, tz: str) -> None:
+    """``Store.group_counts`` with the cube on (store/sqlite/cube.py ``group_counts``: the cube,
+    the scanned edges of a window off the grid) and the scan (store/sqlite/groups.py) give the
+    same groups with the same conventions (every step in ``uids`` and ``ttc``, first deposits,
+    revenue by the click's local day), but for the names: from the cube, each id's latest name
+    so far; from the scan, the latest among the window's clicks (docs/reports.md): c1, renamed
+    on day 3, is "c1 v2" from the cube over days 0-2 too."""
+    q = replace(q, tz=tz)
+    found = cube.group_counts(world.conn, world.space, q, cube=True)
+    scanned = groups.group_counts(world.conn, world.space, q)
+
+    def unnamed(gs: list[GroupCounts]) -> list[GroupCounts]:
+        return sorted((replace(g, names={}) for g in gs), key=_order)
+
+    assert unnamed(found) == unnamed(scanned), q
+    for g in found:
+        for d, v in zip(q.by, g.key, strict=True):
+            if d in NAME_OF and v is not None:
+                assert g.names[NAME_OF[d]] == world.names[(d, v)]

@@ -1,0 +1,420 @@
+"""Grouped reports from the report cube (store/sqlite/cube_schema.py): a bounded number of
+pre-aggregated rows per report, however many events the window holds (issue 17 §6).
+
+``cube_counts`` answers a cohort ``GroupQuery`` whose window starts and ends on a 15-minute
+boundary, grouped and filtered by:
+
+- any of link, campaign, ad set, ad (at most two of them nested), from the H rows; or
+- ONE other dimension (campaign_name, placement, utm_*, country, device, os, browser,
+  referrer, a declared ``sub.NAME``), with link and campaign beside it, from that
+  dimension's rows; clicks without a value of it are the H rows less its rows;
+- and the day or the hour in the query's time zone.
+
+Anything else (activity mode, another combination, a window off the 15-minute grid) answers
+None: the caller counts from the events instead. ``group_counts`` is the store's operation:
+the cube where it is on (XTRACKER_REPORT_CUBE, and the rollup built with it) and holds the
+answer, store/sqlite/groups.py otherwise.
+
+The window is read as 15-minute buckets at its edges and whole UTC days between them; grouped
+by day, each local day is read so (a day that is not a UTC day is all 15-minute buckets), and
+grouped by hour, all of it in 15-minute buckets. Cohort revenue is dated by the click's day in
+the query's time zone: the money is read by local days (a day that is not a UTC day in
+15-minute buckets), so it is exact in every time zone.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime, time, tzinfo
+from decimal import Decimal
+from typing import Any
+
+from xtracker_server.domain.filters import SUB_ID_PREFIX
+from xtracker_server.domain.groups import (
+    NAME_OF,
+    TIME_DIMENSIONS,
+    TTC_BOUNDS_S,
+    GroupCounts,
+    GroupQuery,
+)
+from xtracker_server.domain.reports import (
+    DAY_MS,
+    Bucket,
+    FunnelMode,
+    Window,
+    bucket_starts,
+    iso_local,
+    sum_from_parts,
+    zone,
+)
+from xtracker_server.store.sqlite import groups
+from xtracker_server.store.sqlite.cube_feed import D_DIMENSIONS, H_DIMENSIONS
+from xtracker_server.store.sqlite.cube_schema import ALL, LEVEL_15M, LEVEL_DAY, LEVEL_MS, H
+from xtracker_server.store.sqlite.rollup_schema import CUBE_FORMAT
+from xtracker_wire import CANONICAL_EVENTS, MAX_VALUE_DECIMALS
+
+__all__ = ["cube_counts", "group_counts"]
+
+_Q = LEVEL_MS[LEVEL_15M]
+_BINS = len(TTC_BOUNDS_S) + 1
+
+
+@dataclass(frozen=True)
+class _Segment:
+    """Buckets ``[lo, hi)`` of one level; ``day``: the local day they belong to (grouped by
+    day), as its start in ISO local time."""
+
+    level: int
+    lo: int
+    hi: int
+    day: str | None = None
+
+
+@dataclass
+class _Group:
+    clicks: int = 0
+    uids: list[int] = field(default_factory=lambda: [0] * len(CANONICAL_EVENTS))
+    deposits: int = 0
+    reversed: int = 0
+    # currency -> day -> [n, units, fraction, scale, rn, r_units, r_fraction, r_scale]
+    money: dict[str, dict[str, list[int]]] = field(default_factory=dict)
+    ttc: dict[str, list[int]] = field(default_factory=dict)
+
+
+def _dimension(query: GroupQuery) -> str | None:
+    """The rows that answer ``query``: ``H``, a dimension's, or None (not pre-aggregated)."""
+    named = {d for d in query.by if d not in TIME_DIMENSIONS}
+    named |= {f.dimension for f in query.filters.items}
+    if named <= set(H_DIMENSIONS):
+        return H
+    rest = named - {"link", "campaign"}
+    if len(rest) != 1:
+        return None
+    (dim,) = rest
+    return dim if dim in D_DIMENSIONS or dim.startswith(SUB_ID_PREFIX) else None
+
+
+def _split(lo: int, hi: int, day: str | None = None) -> list[_Segment]:
+    """``[lo, hi)`` as 15-minute edges and the whole UTC days between them."""
+    first, last = -(-lo // DAY_MS) * DAY_MS, hi // DAY_MS * DAY_MS
+    if first >= last:
+        return [_Segment(LEVEL_15M, lo, hi, day)] if lo < hi else []
+    parts = [(LEVEL_15M, lo, first), (LEVEL_DAY, first, last), (LEVEL_15M, last, hi)]
+    return [_Segment(level, a, b, day) for level, a, b in parts if a < b]
+
+
+def _segments(query: GroupQuery, tz: tzinfo, *, local_days: bool = False) -> list[_Segment]:
+    """The window's segments. ``local_days``: split on the local days too (the money: dated by
+    the click's local day, which a UTC-day row does not tell where local days are not UTC's),
+    unless they are UTC days."""
+    f, t = query.window.from_ms, query.window.to_ms
+    if "hour" in query.by:
+        return [_Segment(LEVEL_15M, f, t)]
+    starts = bucket_starts(query.window, Bucket.DAY, tz)
+    utc_days = all(start % DAY_MS == 0 for start in starts)
+    if "day" not in query.by and (not local_days or utc_days):
+        return _split(f, t)
+    ends = [*starts[1:], t]
+    out: list[_Segment] = []
+    for start, end in zip(starts, ends, strict=True):
+        out += _split(max(start, f), min(end, t), iso_local(start, tz))
+    return out
+
+
+class _Labels:
+    """Local days and hours of bucket starts, worked out once each."""
+
+    def __init__(self, tz: tzinfo) -> None:
+        self.tz = tz
+        self.cache: dict[tuple[str, int], str] = {}
+
+    def __call__(self, what: str, ms: int) -> str:
+        found = self.cache.get((what, ms))
+        if found is None:
+            local = datetime.fromtimestamp(ms / 1000, self.tz)
+            if what == "date":
+                found = local.date().isoformat()
+            elif what == "hour":
+                found = iso_local(ms - local.minute * 60_000, self.tz)
+            else:  # the day's start
+                start = datetime.combine(local.date(), time(0), tzinfo=self.tz)
+                found = iso_local(int(start.timestamp() * 1000), self.tz)
+            self.cache[(what, ms)] = found
+        return found
+
+
+def group_counts(
+    conn: sqlite3.Connection, space_id: int, query: GroupQuery, *, cube: bool | None
+) -> list[GroupCounts]:
+    """``Store.group_counts``: from the cube if ``cube`` (XTRACKER_REPORT_CUBE; None: whenever
+    the rollup has it), the rollup was built with it (the server's catch-up rebuilds it when
+    the setting changes) and the cube holds the answer; otherwise by scanning the clicks and
+    events (store/sqlite/groups.py).
+
+    A cohort window off the 15-minute grid (``--days N`` ends now) is the cube's for the
+    15-minute buckets inside it and scanned for the minutes at either end: a cohort is the
+    window's clicks, each uid in one, so the counts of its parts add up."""
+    if cube is False:
+        return groups.group_counts(conn, space_id, query)
+    # one snapshot of both files: the cube's reads agree with each other and with the
+    # scanned edges, and a rebuild (the setting changed) cannot drop the tables halfway
+    own = not conn.in_transaction
+    if own:
+        conn.execute("BEGIN")
+    try:
+        return _counts(conn, space_id, query)
+    finally:
+        if own:
+            conn.execute("ROLLBACK")  # read only
+
+
+def _counts(conn: sqlite3.Connection, space_id: int, query: GroupQuery) -> list[GroupCounts]:
+    if not _built_with_cube(conn):
+        return groups.group_counts(conn, space_id, query)
+    w = query.window
+    inner = Window(-(-w.from_ms // _Q) * _Q, w.to_ms // _Q * _Q)
+    found = None
+    if inner.from_ms < inner.to_ms:
+        found = cube_counts(conn, space_id, replace(query, window=inner))
+    if found is None:
+        return groups.group_counts(conn, space_id, query)
+    for lo, hi in ((w.from_ms, inner.from_ms), (inner.to_ms, w.to_ms)):
+        if lo < hi:
+            edge = groups.group_counts(conn, space_id, replace(query, window=Window(lo, hi)))
+            found = _add(found, edge)
+    return found
+
+
+def _add(some: list[GroupCounts], more: list[GroupCounts]) -> list[GroupCounts]:
+    """The groups of two disjoint sets of clicks, added up per key (the names: ``some``'s
+    first, the cube's latest)."""
+    out = {g.key: g for g in some}
+    for g in more:
+        a = out.get(g.key)
+        out[g.key] = g if a is None else GroupCounts(
+            key=g.key,
+            clicks=a.clicks + g.clicks,
+            uids={e: a.uids.get(e, 0) + g.uids.get(e, 0) for e in {*a.uids, *g.uids}},
+            deposits=a.deposits + g.deposits,
+            first_deposits=a.first_deposits + g.first_deposits,
+            revenue=_add_money(a.revenue, g.revenue),
+            reversed_deposits=a.reversed_deposits + g.reversed_deposits,
+            reversed_revenue=_add_money(a.reversed_revenue, g.reversed_revenue),
+            ttc={e: tuple(x + y for x, y in zip(a.ttc.get(e, (0,) * _BINS),
+                                                 g.ttc.get(e, (0,) * _BINS), strict=True))
+                 for e in {*a.ttc, *g.ttc}},
+            names={**g.names, **a.names},
+        )  # fmt: skip
+    return list(out.values())
+
+
+def _add_money(
+    a: dict[str, dict[str, Decimal]], b: dict[str, dict[str, Decimal]]
+) -> dict[str, dict[str, Decimal]]:
+    out = {currency: dict(days) for currency, days in a.items()}
+    for currency, days in b.items():
+        mine = out.setdefault(currency, {})
+        for day, amount in days.items():
+            mine[day] = mine.get(day, Decimal(0)) + amount
+    return out
+
+
+def _built_with_cube(conn: sqlite3.Connection) -> bool:
+    exists = conn.execute(
+        "SELECT 1 FROM reports.sqlite_master WHERE type = 'table' AND name = 'rollup_format'"
+    ).fetchone()
+    row = exists and conn.execute("SELECT version FROM reports.rollup_format").fetchone()
+    return bool(row and row[0] == CUBE_FORMAT)
+
+
+def cube_counts(
+    conn: sqlite3.Connection, space_id: int, query: GroupQuery
+) -> list[GroupCounts] | None:
+    """The groups of ``query`` from the cube (module docstring), or None when the cube does
+    not hold the answer. ``conn`` reads the rollup, brought up to date by the caller."""
+    window = query.window
+    if query.mode is not FunnelMode.COHORT or window.from_ms % _Q or window.to_ms % _Q:
+        return None
+    dim = _dimension(query)
+    if dim is None:
+        return None
+    tz = zone(query.tz)
+    reader = _Reader(conn, space_id, query, dim, _Labels(tz))
+    for segment in _segments(query, tz):
+        reader.read(segment)
+    for segment in _segments(query, tz, local_days=True):
+        reader.read(segment, money=True)
+    return reader.answer()
+
+
+class _Reader:
+    """Sums the rows of each segment per group in SQL (the keys joined for their values, the
+    filters in the WHERE clause), then puts the groups together in Python."""
+
+    def __init__(
+        self, conn: sqlite3.Connection, space_id: int, query: GroupQuery, dim: str, labels: _Labels
+    ) -> None:
+        self.conn, self.space_id, self.query, self.dim, self.labels = (
+            conn, space_id, query, dim, labels)  # fmt: skip
+        self.timed = any(d in TIME_DIMENSIONS for d in query.by)
+        self.named = [d for d in query.by if d not in TIME_DIMENSIONS]
+        x = query.filters.of(dim) if dim != H else None
+        # a dimension's clicks without a value: the H rows less the dimension's rows
+        blanks = dim != H and (dim in query.by or (x is not None and x.exclude))
+        self.sources = [(H, 1, False)] if dim == H else [(dim, 1, False)]
+        if dim == H and not self.named and not query.filters:
+            self.sources = [(ALL, 1, False)]  # the whole space: its own rows
+        if blanks:
+            self.sources += [(dim, -1, True), (H, 1, True)]
+        self.groups: dict[tuple[str | None, ...], _Group] = defaultdict(_Group)
+
+    def _select(self, key_dim: str, blank: bool) -> tuple[str, str, list[Any]] | None:
+        """The group columns and the join and filter of one kind of rows; None: the filters
+        keep none of them."""
+        columns = {"link": "l.slug", "campaign": "k.campaign", "adset": "k.adset", "ad": "k.ad"}
+        if self.dim != H:
+            columns[self.dim] = "NULL" if blank else "k.value"
+        where = ["true"]
+        args: list[Any] = []
+        for f in self.query.filters.items:
+            column = columns[f.dimension]
+            if column == "NULL":
+                if not f.matches(None):
+                    return None
+                continue
+            marks = ", ".join("?" * len(f.values))
+            where.append(f"({column} IS NULL OR {column} NOT IN ({marks}))" if f.exclude
+                         else f"{column} IN ({marks})")  # fmt: skip
+            args += f.values
+        groups = [columns[d] for d in self.named] + (["c.bucket"] if self.timed else [])
+        if not self.named and not self.query.filters:  # the whole space: no key matters
+            return ", ".join(["c.bucket"] * self.timed + ["0"]), " WHERE true", args
+        joins = " CROSS JOIN reports.cube_keys k ON k.id = c.key_id"
+        if "link" in self.named or self.query.filters.of("link"):
+            joins += " LEFT JOIN main.links l ON l.id = k.link_id"
+        return ", ".join([*groups, "0"]), joins + " WHERE " + " AND ".join(where), args
+
+    def _key(self, row: Sequence[Any], segment: _Segment) -> tuple[str | None, ...]:
+        values = iter(row)
+        named = {d: next(values) for d in self.named}
+        bucket = next(values) if self.timed else 0
+        return tuple(self._time(d, segment, bucket) if d in TIME_DIMENSIONS else named[d]
+                     for d in self.query.by)  # fmt: skip
+
+    def _time(self, dimension: str, segment: _Segment, bucket: int) -> str:
+        if dimension == "day" and segment.day is not None:
+            return segment.day
+        return self.labels("hour" if dimension == "hour" else "day", bucket)
+
+    def read(self, s: _Segment, *, money: bool = False) -> None:
+        """Each table's rows of the segment summed per key (and bucket) first, then the keys
+        joined for their values and the sums taken per group: the counts and the time to
+        convert, or (``money``) the amounts."""
+        width = len(self.named) + self.timed + 1
+        by = ", ".join(str(i + 1) for i in range(width))
+        bucket = ", bucket" if self.timed else ""
+        # per key, unless no key matters (then per bucket, or all in one)
+        keys = "key_id" if self.named or self.query.filters else "0"
+        range_ = "space_id = ? AND dim = ? AND level = ? AND bucket >= ? AND bucket < ?"
+        counts = ("clicks", "contact", "subscribed", "registration", "deposit", "deposits",
+                  "reversed")  # fmt: skip
+        for key_dim, sign, blank in self.sources:
+            found = self._select(key_dim, blank)
+            if found is None:
+                continue
+            columns, where, extra = found
+            args = (self.space_id, key_dim, s.level, s.lo, s.hi, *extra)
+            if money:
+                self._money(s, columns, where, (*extra, *args[:5]), width, by, sign)
+                continue
+            inner = ", ".join(f"sum({c}) AS {c}" for c in counts)
+            for row in self.conn.execute(
+                f"SELECT {columns}, {', '.join(f'sum(c.{c})' for c in counts)}"
+                f" FROM (SELECT {keys} AS key_id{bucket}, {inner} FROM reports.cube"
+                f" WHERE {range_} GROUP BY 1{bucket}) c{where} GROUP BY {by}",
+                args,
+            ):
+                g = self.groups[self._key(row, s)]
+                sums = row[width:]
+                g.clicks += sign * sums[0]
+                for i in range(len(CANONICAL_EVENTS)):
+                    g.uids[i] += sign * sums[1 + i]
+                g.deposits += sign * sums[5]
+                g.reversed += sign * sums[6]
+            for row in self.conn.execute(
+                f"SELECT {columns}, c.step, c.bin, sum(c.n) FROM (SELECT {keys} AS key_id{bucket},"
+                f" step, bin, sum(n) AS n FROM reports.cube_ttc WHERE {range_}"
+                f" GROUP BY 1{bucket}, step, bin) c{where}"
+                f" GROUP BY {by}, {width + 1}, {width + 2}",
+                args,
+            ):
+                step, b, n = row[width:]
+                hist = self.groups[self._key(row, s)].ttc.setdefault(step, [0] * _BINS)
+                hist[b] += sign * n
+
+    def _money(self, s: _Segment, columns: str, where: str, args: tuple[Any, ...], width: int,
+               by: str, sign: int) -> None:  # fmt: skip
+        range_ = "space_id = ? AND dim = ? AND level = ? AND bucket >= ? AND bucket < ?"
+        for row in self.conn.execute(
+            f"SELECT {columns}, c.bucket, c.currency, sum(c.n), sum(c.units), sum(c.fraction),"
+            f" max(c.scale), sum(c.rn), sum(c.r_units), sum(c.r_fraction), max(c.r_scale)"
+            f" FROM reports.cube_money c{where} AND c.{range_.replace(' AND ', ' AND c.')}"
+            f" GROUP BY {by}, {width + 1}, {width + 2}",
+            args,
+        ):
+            at, currency, *m = row[width:]
+            days = self.groups[self._key(row, s)].money.setdefault(currency, {})
+            acc = days.setdefault(self.labels("date", at), [0] * 8)
+            for i in (0, 1, 2, 4, 5, 6):
+                acc[i] += sign * m[i]
+            for i in (3, 7):
+                acc[i] = max(acc[i], m[i])
+
+    def answer(self) -> list[GroupCounts]:
+        names: dict[tuple[str, str], str] = {}
+        named = [d for d in self.named if d in NAME_OF]
+        if named:
+            marks = ", ".join("?" * len(named))
+            names = {(d, i): n for d, i, n in self.conn.execute(
+                "SELECT dim, id, name FROM reports.cube_names WHERE space_id = ?"
+                f" AND dim IN ({marks})", (self.space_id, *named))}  # fmt: skip
+        out = []
+        for key, g in self.groups.items():
+            if g.clicks <= 0:
+                continue
+            uids = dict(zip(CANONICAL_EVENTS, g.uids, strict=True))
+            out.append(
+                GroupCounts(
+                    key=key,
+                    clicks=g.clicks,
+                    uids=uids,
+                    deposits=g.deposits,
+                    first_deposits=uids["deposit"],
+                    revenue=_money(g.money, 0),
+                    reversed_deposits=g.reversed,
+                    reversed_revenue=_money(g.money, 4),
+                    # every canonical event, zeros too (as store/sqlite/groups.py)
+                    ttc={e: tuple(g.ttc.get(e) or [0] * _BINS) for e in CANONICAL_EVENTS},
+                    names={
+                        NAME_OF[d]: names[(d, v)]
+                        for d, v in zip(self.query.by, key, strict=True)
+                        if v is not None and (d, v) in names
+                    },
+                )
+            )
+        return out
+
+
+def _money(money: dict[str, dict[str, list[int]]], at: int) -> dict[str, dict[str, Decimal]]:
+    """Gross (``at`` 0) or reversed (4) amounts per currency and day, of the days with any."""
+    out: dict[str, dict[str, Decimal]] = {}
+    for currency, days in money.items():
+        for day, m in days.items():
+            n, units, fraction, scale = m[at : at + 4]
+            if n > 0:
+                amount = sum_from_parts(units, fraction, scale, MAX_VALUE_DECIMALS)
+                out.setdefault(currency, {})[day] = amount
+    return out

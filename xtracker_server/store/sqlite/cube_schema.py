@@ -1,0 +1,136 @@
+"""The report cube's tables (issue 17 §6), in the rollup's attached file ``reports``: what
+store/sqlite/cube_feed.py keeps up to date and store/sqlite/cube.py reads.
+
+A *cube row* sums the cohort of the clicks of one bucket of time and one grouping key: its
+clicks, its uids per step, their deposits, reversed deposits, money per currency
+(``cube_money``) and time-to-convert histograms (``cube_ttc``). Each uid adds to the rows of
+its click only (its bucket, its keys), so rows add up exactly across buckets and keys.
+
+- ``level``: ``LEVEL_15M`` (15-minute buckets: every time zone's hours and days start on one)
+  or ``LEVEL_DAY`` (UTC days); ``bucket`` is the bucket's start, epoch ms.
+- ``dim``: ``H`` (``''``) for the rows keyed by (link, campaign, ad set, ad): the funnel, any
+  grouping or filter on those; else a dimension (``country``, ``sub.creative``...) whose rows
+  are keyed by (its value, link, campaign). Clicks without a value of a dimension have no row
+  of it: their share is the H rows' less the dimension's (cube.py).
+- ``ALL`` (``'*'``): the whole space, without a key, so that the funnel reads one row per
+  bucket.
+- ``cube_keys`` names each key once (``key_id``); ``cube_uids`` holds what each uid added (its
+  state), so that a change to the uid (a late event, bind or click, a reversal, an erasure)
+  takes the old share off and adds the new one.
+- A uid's time to convert to a step is from its click to its first event of the step (an
+  event before its click, a late click, counts in the first bin). The name beside a campaign,
+  ad set or ad id (``cube_names``) is that of its latest click with one, erased clicks too.
+"""
+
+from __future__ import annotations
+
+__all__ = ["ALL", "CUBE_SCHEMA", "CUBE_TABLES", "LEVEL_15M", "LEVEL_DAY", "LEVEL_MS", "NAMED", "H"]
+
+#: ``dim`` of the rows keyed by (link, campaign, ad set, ad).
+H = ""
+#: ``dim`` of the rows of the whole space (one key each): the funnel and its series.
+ALL = "*"
+LEVEL_15M = 0
+LEVEL_DAY = 1
+#: Bucket length per level, ms.
+LEVEL_MS = {LEVEL_15M: 15 * 60_000, LEVEL_DAY: 86_400_000}
+#: The ids whose latest name the cube keeps (``cube_names``): dimension -> click column.
+NAMED = {"campaign": "campaign_name", "adset": "adset_name", "ad": "ad_name"}
+
+CUBE_TABLES = ("cube", "cube_money", "cube_ttc", "cube_keys", "cube_uids", "cube_names",
+               "cube_touched", "cube_state")  # fmt: skip
+
+CUBE_SCHEMA = (
+    """CREATE TABLE IF NOT EXISTS reports.cube (
+        space_id  INTEGER NOT NULL,
+        dim       TEXT NOT NULL,
+        level     INTEGER NOT NULL,
+        bucket    INTEGER NOT NULL,
+        key_id    INTEGER NOT NULL,
+        clicks    INTEGER NOT NULL,
+        contact       INTEGER NOT NULL,  -- uids that reached each step (at any time)
+        subscribed    INTEGER NOT NULL,
+        registration  INTEGER NOT NULL,
+        deposit       INTEGER NOT NULL,
+        deposits  INTEGER NOT NULL,      -- deposit events
+        reversed  INTEGER NOT NULL,      -- of them, reversed
+        PRIMARY KEY (space_id, dim, level, bucket, key_id)
+    ) WITHOUT ROWID""",
+    # Money per currency, exact: sums of integer parts and of 8-digit fractions (as
+    # report_steps keeps them), for the deposits (n) and the reversed ones (rn).
+    """CREATE TABLE IF NOT EXISTS reports.cube_money (
+        space_id  INTEGER NOT NULL,
+        dim       TEXT NOT NULL,
+        level     INTEGER NOT NULL,
+        bucket    INTEGER NOT NULL,
+        key_id    INTEGER NOT NULL,
+        currency  TEXT NOT NULL,
+        n         INTEGER NOT NULL,
+        units     INTEGER NOT NULL,
+        fraction  INTEGER NOT NULL,
+        scale     INTEGER NOT NULL,  -- most decimals given (never lowered: display only)
+        rn        INTEGER NOT NULL,
+        r_units   INTEGER NOT NULL,
+        r_fraction INTEGER NOT NULL,
+        r_scale   INTEGER NOT NULL,
+        PRIMARY KEY (space_id, dim, level, bucket, key_id, currency)
+    ) WITHOUT ROWID""",
+    # Time to convert: uids whose first event of ``step`` came ``bin`` after their click
+    # (domain.groups.TTC_BOUNDS_S).
+    """CREATE TABLE IF NOT EXISTS reports.cube_ttc (
+        space_id  INTEGER NOT NULL,
+        dim       TEXT NOT NULL,
+        level     INTEGER NOT NULL,
+        bucket    INTEGER NOT NULL,
+        key_id    INTEGER NOT NULL,
+        step      TEXT NOT NULL,
+        bin       INTEGER NOT NULL,
+        n         INTEGER NOT NULL,
+        PRIMARY KEY (space_id, dim, level, bucket, key_id, step, bin)
+    ) WITHOUT ROWID""",
+    # H keys: (link_id, campaign, adset, ad); a dimension's: (value, link_id, campaign).
+    # NULL is "none" (looked up with IS).
+    """CREATE TABLE IF NOT EXISTS reports.cube_keys (
+        id        INTEGER PRIMARY KEY,
+        space_id  INTEGER NOT NULL,
+        dim       TEXT NOT NULL,
+        value     TEXT,
+        link_id   INTEGER,
+        campaign  TEXT,
+        adset     TEXT,
+        ad        TEXT
+    )""",
+    """CREATE INDEX IF NOT EXISTS reports.cube_keys_of
+        ON cube_keys(space_id, dim, value, link_id, campaign, adset, ad)""",
+    # What each uid with a click added (JSON: cube_feed.State), and its click's link.
+    """CREATE TABLE IF NOT EXISTS reports.cube_uids (
+        space_id  INTEGER NOT NULL,
+        uid       TEXT NOT NULL,
+        link_id   INTEGER,
+        state     TEXT NOT NULL,
+        PRIMARY KEY (space_id, uid)
+    ) WITHOUT ROWID""",
+    "CREATE INDEX IF NOT EXISTS reports.cube_uids_link ON cube_uids(space_id, link_id)",
+    # The latest name of each campaign, ad set and ad id (of its most recent click with one).
+    """CREATE TABLE IF NOT EXISTS reports.cube_names (
+        space_id  INTEGER NOT NULL,
+        dim       TEXT NOT NULL,
+        id        TEXT NOT NULL,
+        name      TEXT NOT NULL,
+        at_ms     INTEGER NOT NULL,
+        click_id  INTEGER NOT NULL,
+        PRIMARY KEY (space_id, dim, id)
+    ) WITHOUT ROWID""",
+    # The uids a catch-up round changed; emptied by every round.
+    """CREATE TABLE IF NOT EXISTS reports.cube_touched (
+        space_id  INTEGER NOT NULL,
+        uid       TEXT NOT NULL,
+        PRIMARY KEY (space_id, uid)
+    ) WITHOUT ROWID""",
+    # The low mark of main.clicks (every click id at or below it was read).
+    """CREATE TABLE IF NOT EXISTS reports.cube_state (
+        one       INTEGER PRIMARY KEY CHECK (one = 1),
+        click_id  INTEGER NOT NULL
+    )""",
+    "INSERT OR IGNORE INTO reports.cube_state VALUES (1, 0)",
+)

@@ -88,7 +88,8 @@ def rate_json(r: Rate) -> dict[str, Any]:
     return {"from": r.base, "to": r.quote, "day": r.day.isoformat(), "rate": money_text(r.rate)}
 
 
-async def _currency(ctx: Context, space_id: int, raw: object, field: str) -> str:
+async def report_currency(ctx: Context, space_id: int, raw: object, field: str) -> str:
+    """A currency the space accepts (a cost's, a rate's, a report's); Invalid(``field``)."""
     try:
         code = check_currency(raw)
     except ValueError as exc:
@@ -123,7 +124,7 @@ async def _entry(ctx: Context, space_id: int, raw: Mapping[str, Any], at: str) -
         amount = parse_amount(raw.get("amount"))
     except ValueError as exc:
         raise Invalid(f"{at}amount", str(exc)) from None
-    currency = await _currency(ctx, space_id, raw.get("currency"), f"{at}currency")
+    currency = await report_currency(ctx, space_id, raw.get("currency"), f"{at}currency")
     name = raw.get("name")
     if name is not None and (not isinstance(name, str) or len(name) > 400):
         raise Invalid(f"{at}name", "must be text of at most 400 characters")
@@ -232,8 +233,8 @@ async def set_rate(
 ) -> Rate:
     """What one ``base`` is worth in ``quote`` from ``day`` on (until a later day's rate)."""
     await authorized_space(who, ctx, Action.MANAGE, space_id)
-    b = await _currency(ctx, space_id, base, "from")
-    q = await _currency(ctx, space_id, quote, "to")
+    b = await report_currency(ctx, space_id, base, "from")
+    q = await report_currency(ctx, space_id, quote, "to")
     if b == q:
         raise Invalid("to", "must differ from from (a currency is worth 1 of itself)")
     try:
@@ -254,7 +255,7 @@ async def rates(who: Principal, ctx: Context, space_id: int) -> list[Rate]:
 # --------------------------------------------------------------------------- the report
 
 
-def _whole_days(window: Window, zone: Any) -> tuple[Window, list[int], list[date]]:
+def whole_days(window: Window, zone: Any) -> tuple[Window, list[int], list[date]]:
     """The window widened to the local days it touches: their starts and dates."""
     starts = domain.bucket_starts(window, Bucket.DAY, zone)
     days = [datetime.fromtimestamp(s / 1000, zone).date() for s in starts]
@@ -311,14 +312,14 @@ async def costs_report(
     ``missing_rates``."""
     await authorized_space(who, ctx, Action.READ_REPORTS, space_id)
     await ctx.store.catch_up_reports()
-    code = await _currency(ctx, space_id, currency, "currency")
+    code = await report_currency(ctx, space_id, currency, "currency")
     try:
         zone = domain.zone(tz)
         asked = domain.resolve_window(
             now_ms=ctx.clock(),
             days=days, from_=from_, to=to, tz=zone,
         )  # fmt: skip
-        window, starts, day_list = _whole_days(asked, zone)
+        window, starts, day_list = whole_days(asked, zone)
     except ReportError as exc:
         raise Invalid(exc.field, exc.problem) from None
     end_day = day_list[-1] + timedelta(days=1)

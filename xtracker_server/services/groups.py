@@ -18,24 +18,24 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from datetime import date, datetime, time, timedelta, tzinfo
+from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
 from xtracker_server.domain import group_report as rows_of
 from xtracker_server.domain import reports as domain
 from xtracker_server.domain.costs import MissingRate, RateBook
-from xtracker_server.domain.currencies import currency_problem
 from xtracker_server.domain.filters import SUB_ID_PREFIX, FilterError, parse_filters
 from xtracker_server.domain.group_report import GroupRow
 from xtracker_server.domain.groups import GroupCounts, GroupQuery, check_group_by
-from xtracker_server.domain.reports import Bucket, FunnelMode, ReportError, Window, money_text
+from xtracker_server.domain.reports import FunnelMode, ReportError, money_text
 from xtracker_server.services.context import Context
+from xtracker_server.services.costs import report_currency, whole_days
 from xtracker_server.services.errors import Invalid
 from xtracker_server.services.principal import Action, Principal
 from xtracker_server.services.report_query import ReportQuery
 from xtracker_server.services.spaces import authorized_space
-from xtracker_wire import CANONICAL_EVENTS, check_currency
+from xtracker_wire import CANONICAL_EVENTS
 
 __all__ = ["groups_report"]
 
@@ -46,16 +46,6 @@ def _by(raw: str | Sequence[str]) -> list[str]:
 
 def _mode(raw: str | None) -> FunnelMode:
     return FunnelMode.COHORT if raw is None or raw == "" else domain.funnel_mode(raw)
-
-
-def _whole_days(window: Window, zone: tzinfo) -> tuple[Window, date, date]:
-    """The window widened to the local days it touches, its first day and the day after."""
-    starts = domain.bucket_starts(window, Bucket.DAY, zone)
-    first = datetime.fromtimestamp(starts[0] / 1000, zone).date()
-    last = datetime.fromtimestamp(starts[-1] / 1000, zone).date()
-    end = last + timedelta(days=1)
-    after = datetime.combine(end, time(0), tzinfo=zone)
-    return Window(starts[0], int(after.timestamp() * 1000)), first, end
 
 
 def _empty() -> GroupCounts:
@@ -114,12 +104,13 @@ async def _report(
         filters = parse_filters(query.filters, sub_ids=sub_ids)
     except FilterError as exc:
         raise ReportError("filter", exc.problem) from None
-    code = None if currency is None else await _currency(ctx, space_id, currency)
+    code = None if currency is None else await report_currency(ctx, space_id, currency, "currency")
     column = rows_of.check_sort(sort, currency=code)
     limit = rows_of.check_limit(limit_raw)
     first_day = end_day = None
     if code is not None:
-        window, first_day, end_day = _whole_days(window, zone)
+        window, _, days = whole_days(window, zone)
+        first_day, end_day = days[0], days[-1] + timedelta(days=1)
 
     async def counts(dims: tuple[str, ...]) -> list[GroupCounts]:
         q = GroupQuery(window, dims, filters, query.tz_name, how)
@@ -164,18 +155,6 @@ async def _report(
             for m in missing
         ],
     }
-
-
-async def _currency(ctx: Context, space_id: int, raw: str) -> str:
-    """The report currency: a code the space accepts."""
-    try:
-        code = check_currency(raw)
-    except ValueError as exc:
-        raise ReportError("currency", str(exc)) from None
-    problem = currency_problem(code, await ctx.store.allowed_currencies(space_id) or ())
-    if problem:
-        raise ReportError("currency", problem)
-    return code
 
 
 async def _costs(

@@ -65,15 +65,17 @@ class Sink:
                 req.responder_status = reply.status
                 if reply.delay_s:
                     time.sleep(reply.delay_s)
+                # Recorded before the answer is written: a caller that has the answer (a
+                # synchronous "destination test") must find the request here already.
+                with sink._cond:
+                    sink.received.append(req)
+                    sink._cond.notify_all()
                 self.send_response(reply.status)
                 for k, v in reply.headers.items():
                     self.send_header(k, v)
                 self.send_header("content-length", str(len(reply.body)))
                 self.end_headers()
                 self.wfile.write(reply.body)
-                with sink._cond:
-                    sink.received.append(req)
-                    sink._cond.notify_all()
 
             do_GET = do_POST = do_PUT = _handle
 

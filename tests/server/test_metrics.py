@@ -151,11 +151,14 @@ def test_every_batch_is_told_to_the_observer(tmp_path: Path, in_process: bool) -
         finally:
             await store.close()
 
-    failed = asyncio.run(run())
-    assert all(isinstance(f, StoreUnavailable) for f in failed)
-    assert sum(n for n, _ in recorder.committed_batches) == 41
+    insert_100, broken = asyncio.run(run())
+    assert isinstance(broken, StoreUnavailable)
+    # The two last writes share a batch (then both fail) unless a slow machine let the writer
+    # take the insert alone first (then it commits): either way every operation is told once.
+    shared = isinstance(insert_100, StoreUnavailable)
+    assert sum(n for n, _ in recorder.committed_batches) == 41 + (0 if shared else 1)
     assert all(0 < seconds < 10 for _, seconds in recorder.committed_batches)
-    assert recorder.failed_batches == [2]
+    assert recorder.failed_batches == ([2] if shared else [1])
 
 
 def test_batches_and_failures_show_in_the_exposition() -> None:

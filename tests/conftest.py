@@ -30,6 +30,22 @@ ADMIN_TOKEN = "xt_admin_test-operator-token-0123456789"
 READY_S = 60.0
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Compile the packages once, before the xdist workers start. Where Python runs with
+    PYTHONDONTWRITEBYTECODE=1 (this machine's shells, and so its CI), nothing writes the cached
+    bytecode, and every process the suite starts (servers, their writer and worker processes,
+    CLI runs, example bots, clients) would compile the packages from source again: a few tenths
+    of a second of CPU each, hundreds of times. Reading cached bytecode is not switched off."""
+    if hasattr(session.config, "workerinput"):  # an xdist worker: the controller did it
+        return
+    import compileall
+
+    root = Path(__file__).resolve().parent.parent
+    for package in ("xtracker_server", "xtracker_client", "xtracker_wire"):
+        compileall.compile_dir(root / package, quiet=1)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -21,6 +21,7 @@ if TYPE_CHECKING:  # annotations only: the writer process imports this module, k
     from xtracker_server.domain.links import LinkKind, LinkSpec
 
 __all__ = [
+    "POSTBACK_OUTCOMES",
     "AttemptRecord",
     "BackupDone",
     "Batch",
@@ -298,6 +299,9 @@ class DestinationHealth:
 
 
 # ----------------------------------------------------------------------------- postbacks
+
+#: What became of a postback: a ``LogEntry``'s ``outcome``.
+POSTBACK_OUTCOMES: tuple[str, ...] = ("queued", "duplicate", "ignored", "rejected")
 
 
 @dataclass(frozen=True)

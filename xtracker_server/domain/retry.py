@@ -87,6 +87,10 @@ class DeliveryStatus(str, Enum):
     FAILED = "failed_permanently"
 
 
+#: Every status, in the order reports list them.
+DELIVERY_STATUSES = tuple(s.value for s in DeliveryStatus)
+
+
 class Attempted(Protocol):
     """A claimed delivery, as the retry decision sees it."""
 

@@ -16,11 +16,14 @@ or taken (``what``) and where (``space_id``, ``key``), so a front end can say it
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
-from pydantic import ValidationError
+from typing import TYPE_CHECKING
 
 from xtracker_server.exceptions import XTrackerServerError
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from pydantic import ValidationError
 
 __all__ = [
     "NAME_NEEDS_INGEST",

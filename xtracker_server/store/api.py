@@ -28,9 +28,11 @@ from __future__ import annotations
 import re
 
 from xtracker_server.domain.entities import (
+    POSTBACK_OUTCOMES,
     BackupDone,
     RestoreDone,
 )
+from xtracker_server.domain.retry import DELIVERY_STATUSES
 from xtracker_server.store.errors import (
     BackupError,
     FaultReason,
@@ -44,8 +46,6 @@ from xtracker_server.store.health import FaultTracker, StorageHealth
 from xtracker_server.store.protocol import Store
 from xtracker_server.store.sqlite.faults import storage_fault
 from xtracker_server.store.sqlite.inuse import DatabaseInUse, RestoreInProgress
-from xtracker_server.store.sqlite.outbox import STATUSES as DELIVERY_STATUSES
-from xtracker_server.store.sqlite.postbacks import OUTCOMES as POSTBACK_OUTCOMES
 from xtracker_server.store.sqlite.startup import DatabaseRefused, StartupCheck
 from xtracker_server.store.sqlite.writer import BatchObserver, is_storage_fault
 

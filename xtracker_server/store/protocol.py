@@ -7,7 +7,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Protocol
 
 from xtracker_server.domain.binds import BindKind
-from xtracker_server.domain.reports import FunnelMode
 
 # Only the defaults above are needed when the module runs: the annotations are strings
 # (``from __future__ import annotations``), and importing every domain module here would make
@@ -53,7 +52,7 @@ if TYPE_CHECKING:
     from xtracker_server.domain.links import LinkSpec
     from xtracker_server.domain.outbound import DeliveryContext
     from xtracker_server.domain.postbacks import Aliases
-    from xtracker_server.domain.reports import FunnelCounts, LinkRow, Window
+    from xtracker_server.domain.reports import FunnelCounts, FunnelMode, LinkRow, Window
     from xtracker_server.domain.tail import Ids, Marks, Poll, TailBatch
     from xtracker_server.domain.unrecorded import UnrecordedCount
     from xtracker_server.store.health import StorageHealth
@@ -327,7 +326,7 @@ class Store(Protocol):
         window: Window,
         *,
         link_id: int | None = None,
-        mode: FunnelMode = FunnelMode.ACTIVITY,
+        mode: FunnelMode = ...,  # FunnelMode.ACTIVITY
     ) -> FunnelCounts: ...
 
     async def link_rows(self, space_id: int, window: Window) -> list[LinkRow]: ...

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from xtracker_server.domain.destinations import DestinationKind, delivery_event_id
 from xtracker_server.domain.entities import AttemptRecord, Claimed, DeliveryRow, Settled, Unhealthy
 from xtracker_server.domain.outbound import ClickInfo, DeliveryContext
-from xtracker_server.domain.retry import DeliveryStatus
+from xtracker_server.domain.retry import DELIVERY_STATUSES
 from xtracker_server.store.sqlite.db import MAX_PARAMS, insert_many
 from xtracker_server.store.sqlite.destinations import PrunedTally, add_pruned, flag_unhealthy
 
@@ -52,7 +52,7 @@ __all__ = [
     "unsettled_count",
 ]
 
-STATUSES = tuple(s.value for s in DeliveryStatus)
+STATUSES = DELIVERY_STATUSES
 _DUE = "status IN ('pending', 'retrying')"
 #: The condition of the partial index ``deliveries_settled`` (migration 14): a query names it
 #: as it is, besides its own ``status = ?``, or SQLite does not use that index.

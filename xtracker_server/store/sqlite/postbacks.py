@@ -7,7 +7,7 @@ from dataclasses import replace
 
 from xtracker_server.domain.credentials import CredentialKind, hash_secret
 from xtracker_server.domain.dedup import AmountConflict
-from xtracker_server.domain.entities import LogEntry, LoggedEntry
+from xtracker_server.domain.entities import POSTBACK_OUTCOMES, LogEntry, LoggedEntry
 from xtracker_server.domain.postbacks import (
     DEFAULT_PARAM_ALIASES,
     DEFAULT_STATUS_ALIASES,
@@ -32,7 +32,7 @@ __all__ = [
     "set_aliases",
 ]
 
-OUTCOMES: tuple[str, ...] = ("queued", "duplicate", "ignored", "rejected")
+OUTCOMES = POSTBACK_OUTCOMES
 
 
 def alias_rows(conn: sqlite3.Connection, space_id: int) -> list[AliasRow]:

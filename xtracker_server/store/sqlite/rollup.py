@@ -12,13 +12,12 @@ attached as ``reports``. It is derived data: its own lock, ``synchronous=NORMAL`
 inbox when missing. Nothing of it runs in the writer's transactions, so ingest does not pay for
 reports. ``report_reversed`` pairs each reversed deposit with its reversal (``deposit.reversed``,
 matched by uid and eid from whichever of the two is fed last; ``report_reversals`` keeps every
-reversal for the deposits fed after it). ``catch_up`` brings it up to date:
-it feeds the inbox rows it has not read yet, then what ``report_backlog`` (main file, migrations 4
-and 6) recorded since: events a bind attributed (or moved to another uid) after the rollup read
-them, and clicks stored after events of their uid; and what ``report_removals`` (migration 13,
-store/sqlite/purge.py) says left: erased uids and events, deleted links and spaces. The server runs
-it in the background and before every report, so a report counts every event committed before it
-was asked for.
+reversal for the deposits fed after it). ``catch_up`` brings it up to date: it feeds the inbox rows
+it has not read yet, then what ``report_backlog`` (main file, migrations 4 and 6) recorded since:
+events a bind attributed (or moved to another uid) after the rollup read them, and clicks stored
+after events of their uid; and what ``report_removals`` (migration 13, store/sqlite/purge.py) says
+left: erased uids and events, deleted links and spaces. The server runs it in the background and
+before every report, so a report counts every event committed before it was asked for.
 
 With XTRACKER_REPORT_CUBE on, each round also keeps the report cube (store/sqlite/cube_feed.py)
 up to date: it marks the uids it changed and follows ``main.clicks`` with a watermark of its own
@@ -48,13 +47,13 @@ import sqlite3
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from xtracker_server.domain.tail import Watermark
-from xtracker_server.store.sqlite import cube_feed
 from xtracker_server.store.sqlite.cube_schema import CUBE_SCHEMA, CUBE_TABLES
 from xtracker_server.store.sqlite.db import attach_reports, connect, reports_path
 from xtracker_server.store.sqlite.generation import generation
+from xtracker_server.store.sqlite.lazy import LazyModule
 from xtracker_server.store.sqlite.rollup_schema import (
     CUBE_FORMAT,
     FEED,
@@ -62,6 +61,11 @@ from xtracker_server.store.sqlite.rollup_schema import (
     SCHEMA,
     TRIGGER,
 )
+
+if TYPE_CHECKING:
+    from xtracker_server.store.sqlite import cube_feed
+else:  # only a catch-up with the report cube needs it (store/sqlite/lazy.py)
+    cube_feed = LazyModule("xtracker_server.store.sqlite.cube_feed")
 
 log = logging.getLogger("xtracker.store")
 

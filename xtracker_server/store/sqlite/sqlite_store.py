@@ -7,19 +7,10 @@ from __future__ import annotations
 
 import abc
 import asyncio
-import sqlite3
-from collections.abc import Callable, Collection, Sequence
-from datetime import date
-from decimal import Decimal
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from xtracker_server.clock import now_ms
 from xtracker_server.domain.binds import BindKind
-from xtracker_server.domain.clicks import ClickDraft
-from xtracker_server.domain.costs import CostEntry, CostLevel, Rate
-from xtracker_server.domain.credentials import CredentialKind
-from xtracker_server.domain.deletion import Person
-from xtracker_server.domain.destinations import DestinationKind, PreparedDestination
 from xtracker_server.domain.entities import (
     BackupDone,
     Batch,
@@ -28,7 +19,6 @@ from xtracker_server.domain.entities import (
     Credential,
     DeliveryRow,
     Destination,
-    DestinationHealth,
     Erased,
     InboxDraft,
     InboxEvent,
@@ -47,35 +37,62 @@ from xtracker_server.domain.entities import (
     StorageFigures,
     Unhealthy,
 )
-from xtracker_server.domain.groups import GroupCounts, GroupQuery
-from xtracker_server.domain.links import LinkSpec
-from xtracker_server.domain.outbound import DeliveryContext
 from xtracker_server.domain.postbacks import Aliases, effective_aliases
-from xtracker_server.domain.reports import FunnelCounts, FunnelMode, LinkRow, Window
-from xtracker_server.domain.tail import Ids, Marks, Poll, TailBatch
-from xtracker_server.domain.unrecorded import UnrecordedCount
 from xtracker_server.store.errors import FaultReason, StoreUnavailable
-from xtracker_server.store.sqlite import (
-    backup,
-    binds,
-    clicks,
-    costs,
-    cube,
-    deletion,
-    destinations,
-    erasure,
-    inbox,
-    links,
-    outbox,
-    postbacks,
-    reports,
-    rollup,
-    spaces,
-    tail,
-    unrecorded,
-    wal,
-)
-from xtracker_server.store.sqlite.writer import Writer
+from xtracker_server.store.sqlite.lazy import LazyModule
+from xtracker_server.store.sqlite.report_operations import ReportOperations
+
+if TYPE_CHECKING:
+    import sqlite3
+    from collections.abc import Callable, Collection, Sequence
+
+    from xtracker_server.domain.clicks import ClickDraft
+    from xtracker_server.domain.credentials import CredentialKind
+    from xtracker_server.domain.deletion import Person
+    from xtracker_server.domain.destinations import DestinationKind, PreparedDestination
+    from xtracker_server.domain.links import LinkSpec
+    from xtracker_server.domain.outbound import DeliveryContext
+    from xtracker_server.domain.tail import Ids, Marks, Poll, TailBatch
+    from xtracker_server.store.sqlite import (
+        backup,
+        binds,
+        clicks,
+        costs,
+        cube,
+        deletion,
+        destinations,
+        erasure,
+        inbox,
+        links,
+        outbox,
+        postbacks,
+        reports,
+        rollup,
+        spaces,
+        tail,
+        unrecorded,
+        wal,
+    )
+    from xtracker_server.store.sqlite.writer import Writer
+else:  # imported by the first operation that needs each (store/sqlite/lazy.py)
+    backup = LazyModule("xtracker_server.store.sqlite.backup")
+    binds = LazyModule("xtracker_server.store.sqlite.binds")
+    clicks = LazyModule("xtracker_server.store.sqlite.clicks")
+    costs = LazyModule("xtracker_server.store.sqlite.costs")
+    cube = LazyModule("xtracker_server.store.sqlite.cube")
+    deletion = LazyModule("xtracker_server.store.sqlite.deletion")
+    destinations = LazyModule("xtracker_server.store.sqlite.destinations")
+    erasure = LazyModule("xtracker_server.store.sqlite.erasure")
+    inbox = LazyModule("xtracker_server.store.sqlite.inbox")
+    links = LazyModule("xtracker_server.store.sqlite.links")
+    outbox = LazyModule("xtracker_server.store.sqlite.outbox")
+    postbacks = LazyModule("xtracker_server.store.sqlite.postbacks")
+    reports = LazyModule("xtracker_server.store.sqlite.reports")
+    rollup = LazyModule("xtracker_server.store.sqlite.rollup")
+    spaces = LazyModule("xtracker_server.store.sqlite.spaces")
+    tail = LazyModule("xtracker_server.store.sqlite.tail")
+    unrecorded = LazyModule("xtracker_server.store.sqlite.unrecorded")
+    wal = LazyModule("xtracker_server.store.sqlite.wal")
 
 T = TypeVar("T")
 A = TypeVar("A")
@@ -83,8 +100,9 @@ A = TypeVar("A")
 __all__ = ["SqliteOperations"]
 
 
-class SqliteOperations(abc.ABC):
-    """The named operations, over the three primitives of ``runtime.Store``."""
+class SqliteOperations(ReportOperations):
+    """The named operations, over the three primitives of ``runtime.Store`` (the reports'
+    and the costs': ``ReportOperations``)."""
 
     path: str
     writer: Writer
@@ -357,87 +375,6 @@ class SqliteOperations(abc.ABC):
         return await self.read(
             postbacks.list_log, space_id, outcome=outcome, limit=limit, before_id=before_id
         )
-
-    # ------------------------------------------------------------------ reports
-
-    async def funnel_counts(
-        self,
-        space_id: int,
-        window: Window,
-        *,
-        link_id: int | None = None,
-        mode: FunnelMode = FunnelMode.ACTIVITY,
-    ) -> FunnelCounts:
-        return await self.read(reports.funnel_counts, space_id, window, link_id=link_id, mode=mode)
-
-    async def link_rows(self, space_id: int, window: Window) -> list[LinkRow]:
-        return await self.read(reports.link_rows, space_id, window)
-
-    async def deposit_currencies(self, space_id: int, window: Window) -> dict[str, int]:
-        return await self.read(reports.deposit_currencies, space_id, window)
-
-    async def series_counts(
-        self,
-        space_id: int,
-        step: str,
-        starts: Sequence[int],
-        to_ms: int,
-        *,
-        link_id: int | None = None,
-    ) -> list[int]:
-        return await self.read(
-            reports.series_counts, space_id, step, starts, to_ms, link_id=link_id
-        )
-
-    async def series_revenue(
-        self,
-        space_id: int,
-        currency: str,
-        starts: Sequence[int],
-        to_ms: int,
-        *,
-        link_id: int | None = None,
-        reversed_only: bool = False,
-    ) -> list[Decimal]:
-        return await self.read(
-            reports.series_revenue,
-            space_id,
-            currency,
-            starts,
-            to_ms,
-            link_id=link_id,
-            reversed_only=reversed_only,
-        )
-
-    async def group_counts(self, space_id: int, query: GroupQuery) -> list[GroupCounts]:
-        return await self.read(cube.group_counts, space_id, query, cube=self.report_cube)
-
-    async def delivery_health(self, space_id: int, now_ms: int) -> list[DestinationHealth]:
-        return await self.read(reports.delivery_health, space_id, now_ms)
-
-    async def add_unrecorded(self, counts: list[UnrecordedCount]) -> None:
-        await self.write(unrecorded.add_unrecorded, counts)
-
-    # ------------------------------------------------------------------ costs and rates
-
-    async def put_costs(
-        self, space_id: int, entries: list[CostEntry], now_ms: int
-    ) -> tuple[int, int] | None:
-        return await self.write(costs.put_costs, space_id, entries, now_ms)
-
-    async def delete_cost(self, space_id: int, day: date, level: CostLevel, object_id: str) -> bool:
-        return await self.write(costs.delete_costs, space_id, day, level, object_id)
-
-    async def list_costs(
-        self, space_id: int, from_day: date, to_day: date, level: CostLevel | None = None
-    ) -> list[CostEntry]:
-        return await self.read(costs.list_costs, space_id, from_day, to_day, level)
-
-    async def set_rate(self, space_id: int, rate: Rate, now_ms: int) -> bool:
-        return await self.write(costs.set_rate, space_id, rate, now_ms)
-
-    async def list_rates(self, space_id: int) -> list[Rate]:
-        return await self.read(costs.list_rates, space_id)
 
     # ------------------------------------------------------------------ the live tail
 

@@ -19,7 +19,11 @@ from xtracker_wire import BindIn, CanonicalEvent, ClickIn, EventIn, decimal_text
 __all__ = ["bind_body", "check_uid_type", "click_body", "event_body", "pin_time"]
 
 _pin_lock = threading.Lock()
-_last_pinned = 0
+#: The last time pinned for each (event, uid or tg id) of this process, kept while it is not in
+#: the past: a burst of events of different users all take the clock's time.
+_last_pinned: dict[tuple[str, str], int] = {}
+#: Past this many keys, those pinned before now are dropped (they cannot collide any more).
+_PIN_KEYS = 1024
 
 
 def _new_pin_lock() -> None:
@@ -46,7 +50,8 @@ def event_body(
     check_uid_type(uid)
     raw: dict[str, Any] = {
         "event": event.value if isinstance(event, CanonicalEvent) else event,
-        "occurred_at_ms": occurred_at_ms if occurred_at_ms is not None else pin_time(),
+        # now while it is checked; pinned below, once the event and its user are known
+        "occurred_at_ms": occurred_at_ms if occurred_at_ms is not None else now_ms(),
     }
     # Absent fields are left out, so their validators do not run for nothing.
     for name, given in (
@@ -66,9 +71,14 @@ def event_body(
         raise InvalidEventError(_explain(exc)) from None
     if parsed.uid is None and parsed.tg_id is None:
         raise InvalidEventError("give the uid (from /start) or the tg_id of a bound user")
+    who = parsed.uid if parsed.uid is not None else f"tg:{parsed.tg_id}"
     body: dict[str, Any] = {
         "event": parsed.event.value,
-        "occurred_at_ms": parsed.occurred_at_ms,
+        "occurred_at_ms": (
+            parsed.occurred_at_ms
+            if occurred_at_ms is not None or parsed.eid is not None
+            else pin_time(parsed.event.value, who)
+        ),
     }
     for name in ("uid", "eid", "tg_id"):
         if getattr(parsed, name) is not None:
@@ -81,14 +91,21 @@ def event_body(
     return body
 
 
-def pin_time() -> int:
-    """Now, in ms, but never the same as the last pinned time of this process (whatever
-    client pinned it): two events without ``eid`` in one millisecond would otherwise share
-    a dedup key on the server and count once."""
-    global _last_pinned
+def pin_time(event: str, who: str) -> int:
+    """Now, in ms, but never a time this process pinned already for the same event of the same
+    user (``who``: the uid, or ``tg:<id>``), whatever client pinned it: two events without
+    ``eid`` in one millisecond would otherwise share a dedup key on the server and count once.
+    Events of different users or steps take the clock's time, however many arrive at once."""
+    now = now_ms()
     with _pin_lock:
-        _last_pinned = max(now_ms(), _last_pinned + 1)
-        return _last_pinned
+        key = (event, who)
+        last = _last_pinned.get(key)
+        pinned = now if last is None or last < now else last + 1
+        if len(_last_pinned) >= _PIN_KEYS:
+            for old_key in [k for k, t in _last_pinned.items() if t < now]:
+                del _last_pinned[old_key]
+        _last_pinned[key] = pinned
+        return pinned
 
 
 def bind_body(uid: str, tg_id: int) -> dict[str, Any]:

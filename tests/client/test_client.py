@@ -381,6 +381,25 @@ def test_events_without_eid_never_share_a_pinned_time(server: respx.MockRouter) 
     with tracker() as xt:
         times = [xt.deposit("same", "10.00").occurred_at_ms for _ in range(50)]
     assert len(set(times)) == 50  # else the server would count them as one deposit
+    with tracker() as xt:
+        by_tg = [xt.contact(tg_id=42).occurred_at_ms for _ in range(20)]
+    assert len(set(by_tg)) == 20
+
+
+def test_a_burst_of_events_of_many_users_keeps_the_clock_s_time(
+    server: respx.MockRouter,
+) -> None:
+    """Only the same event of the same user needs a time of its own: a burst of thousands of
+    users' events in a few milliseconds must not run the times ahead of the clock (the server
+    would read them as events of the future, after a report's window)."""
+    server.post("/events").mock(return_value=OK)
+    ahead = []
+    with tracker() as xt:
+        for i in range(3000):
+            pinned = xt.contact(f"burst-{i}").occurred_at_ms
+            assert pinned is not None
+            ahead.append(pinned - int(time.time() * 1000))  # the clock the client reads
+    assert max(ahead) <= 0, f"pinned up to {max(ahead)} ms ahead of the clock"
 
 
 def test_close_reports_the_same_result_twice(server: respx.MockRouter) -> None:

@@ -86,7 +86,7 @@ class _Root(TyperGroup):
             command: Any = typer.main.get_group(target)  # a group, even of one command
             command.help = entry.help
         else:
-            one = typer.Typer(add_completion=False)
+            one = typer.Typer(add_completion=False, rich_markup_mode=None)
             one.command(cmd_name)(target)
             command = typer.main.get_command(one)
         command.name = cmd_name
@@ -106,6 +106,9 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # Plain help and usage errors, as git's: Rich's boxes import rich.markdown and more, about
+    # 0.2 s of every --help and every mistyped option (bench/cli.py). Tables stay Rich's.
+    rich_markup_mode=None,
 )
 
 

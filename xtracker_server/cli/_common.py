@@ -53,7 +53,7 @@ err = _Console(stderr=True)
 def group(help: str | None = None) -> typer.Typer:
     """A command group. A top-level one (``xtracker space …``) has its help in cli/__init__.py,
     and is built on its own when run: it must not add the shell-completion options of an app."""
-    return typer.Typer(help=help, no_args_is_help=True, add_completion=False)
+    return typer.Typer(help=help, no_args_is_help=True, add_completion=False, rich_markup_mode=None)
 
 
 def setting_option(name: str, *more_flags: str, help: str | None = None) -> Any:

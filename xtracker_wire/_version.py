@@ -9,7 +9,6 @@ of the day it was installed. Installed from a wheel, it is the installed metadat
 from __future__ import annotations
 
 import re
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 __all__ = ["__version__"]
@@ -28,6 +27,10 @@ def _checkout_version() -> str | None:
 
 
 def _installed_version() -> str:
+    # Imported here: importlib.metadata costs a command's start-up ~20 ms (bench/cli.py), and a
+    # source checkout never needs it.
+    from importlib.metadata import PackageNotFoundError, version
+
     try:
         return version("xtracker")
     except PackageNotFoundError:  # a source tree on sys.path without a pyproject.toml

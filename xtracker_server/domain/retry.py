@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from email.utils import parsedate_to_datetime
 from enum import Enum
 from typing import Protocol
 
@@ -52,6 +51,8 @@ def parse_retry_after(raw: str | None, now_s: float) -> float | None:
     seconds = whole_number(raw)
     if seconds is not None:
         return float(seconds)
+    from email.utils import parsedate_to_datetime  # here: the email package is heavy to import
+
     try:
         return max(0.0, parsedate_to_datetime(raw).timestamp() - now_s)
     except (TypeError, ValueError, IndexError, OverflowError):

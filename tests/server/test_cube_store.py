@@ -29,7 +29,16 @@ from xtracker_server.domain.filters import Filter, Filters
 from xtracker_server.domain.groups import NAME_OF, TTC_BOUNDS_S, GroupCounts, GroupQuery
 from xtracker_server.domain.links import LinkKind, LinkSpec
 from xtracker_server.domain.reports import FunnelMode, Window, iso_local, zone
-from xtracker_server.store.sqlite import cube, cube_feed, deletion, erasure, groups, links, spaces
+from xtracker_server.store.sqlite import (
+    cube,
+    cube_feed,
+    deletion,
+    erasure,
+    groups,
+    links,
+    reports,
+    spaces,
+)
 from xtracker_server.store.sqlite.binds import bind
 from xtracker_server.store.sqlite.clicks import insert_click
 from xtracker_server.store.sqlite.cube import cube_counts
@@ -50,6 +59,7 @@ DIMS = {
     "campaign_name": None,  # from the campaign
 }
 TZS = ("UTC", "Asia/Kolkata", "America/New_York")
+COHORT = FunnelMode.COHORT
 
 
 @dataclass
@@ -374,3 +384,26 @@ def test_the_store_answers_as_its_scan_does(world: World, q: GroupQuery, tz: str
         for d, v in zip(q.by, g.key, strict=True):
             if d in NAME_OF and v is not None:
                 assert g.names[NAME_OF[d]] == world.names[(d, v)]
+
+
+@pytest.mark.parametrize(
+    "window",
+    [Window(T0, T0 + 4 * DAY), Window(T0 + DAY + 7 * 60_000 + 1, T0 + 3 * DAY - 1),
+     Window(T0 + 2 * H, T0 + 2 * H + 1), Window(T0 + 5 * DAY, T0 + 6 * DAY)],
+    ids=["4-days", "off-grid", "1-ms", "empty"],
+)  # fmt: skip
+def test_the_cohort_funnel_from_the_cube_equals_the_one_from_the_rows(
+    world: World, window: Window
+) -> None:
+    """``/reports/funnel?mode=cohort`` reads the cube when the rollup has it (a bounded number of
+    rows; from the rollup's rows it reads every uid of the window's clicks): the same numbers,
+    for the space and for each link."""
+    link_ids = [r[0] for r in world.conn.execute(
+        "SELECT id FROM links WHERE space_id = ?", (world.space,))]  # fmt: skip
+    assert link_ids
+    for link_id in [None, *link_ids]:
+        assert reports._cohort_from_cube(world.conn, world.space, window, link_id) is not None
+        args = (world.conn, world.space, window)
+        from_cube = reports.funnel_counts(*args, link_id=link_id, mode=COHORT, cube=True)
+        from_rows = reports.funnel_counts(*args, link_id=link_id, mode=COHORT, cube=False)
+        assert from_cube == from_rows, (window, link_id)

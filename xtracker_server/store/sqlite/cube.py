@@ -32,7 +32,7 @@ from datetime import datetime, time, tzinfo
 from decimal import Decimal
 from typing import Any
 
-from xtracker_server.domain.filters import SUB_ID_PREFIX
+from xtracker_server.domain.filters import SUB_ID_PREFIX, Filter, Filters
 from xtracker_server.domain.groups import (
     NAME_OF,
     TIME_DIMENSIONS,
@@ -169,6 +169,28 @@ def group_counts(
     finally:
         if own:
             conn.execute("ROLLBACK")  # read only
+
+
+def cohort_funnel(
+    conn: sqlite3.Connection, space_id: int, window: Window, link_slug: str | None
+) -> GroupCounts | None:
+    """The cohort funnel of ``window`` (the space's clicks, or one link's) from the cube, as
+    ``group_counts`` with no grouping answers it; None when the rollup was not built with the
+    cube (the caller counts it from the rollup's rows)."""
+    own = not conn.in_transaction
+    if own:
+        conn.execute("BEGIN")
+    try:
+        if not _built_with_cube(conn):
+            return None
+        link = () if link_slug is None else (Filter("link", (link_slug,)),)
+        found = _counts(conn, space_id, GroupQuery(window, filters=Filters(link)))
+    finally:
+        if own:
+            conn.execute("ROLLBACK")  # read only
+    if found:
+        return found[0]
+    return GroupCounts(key=(), clicks=0, uids=dict.fromkeys(CANONICAL_EVENTS, 0))  # no click
 
 
 def _counts(conn: sqlite3.Connection, space_id: int, query: GroupQuery) -> list[GroupCounts]:

@@ -53,7 +53,10 @@ class ReportOperations(abc.ABC):
         link_id: int | None = None,
         mode: FunnelMode = FunnelMode.ACTIVITY,
     ) -> FunnelCounts:
-        return await self.read(reports.funnel_counts, space_id, window, link_id=link_id, mode=mode)
+        return await self.read(
+            reports.funnel_counts, space_id, window, link_id=link_id, mode=mode,
+            cube=self.report_cube,
+        )  # fmt: skip
 
     async def link_rows(self, space_id: int, window: Window) -> list[LinkRow]:
         return await self.read(reports.link_rows, space_id, window)

@@ -224,13 +224,17 @@ def funnel_counts(
     *,
     link_id: int | None = None,
     mode: FunnelMode = FunnelMode.ACTIVITY,
+    cube: bool | None = False,
 ) -> FunnelCounts:
     """The numbers of one window, for the space or for one link's uids, in ``mode``. Events
     whose uid has no click in the space (``UNKNOWN``) are in no step: they are counted apart
     (``unknown``, the space's, by the events' time in both modes), as are events without a uid
-    (``unattributed``)."""
+    (``unattributed``). ``cube`` (XTRACKER_REPORT_CUBE; None: whenever the rollup has it): a
+    cohort's steps and money are read from the report cube when the rollup was built with it,
+    a bounded number of rows instead of every uid of the window's clicks."""
     if mode is FunnelMode.COHORT:
-        uids, total, reversed_ = _cohort(conn, space_id, window, link_id)
+        found = _cohort_from_cube(conn, space_id, window, link_id) if cube is not False else None
+        uids, total, reversed_ = found or _cohort(conn, space_id, window, link_id)
     else:
         uids, total, reversed_ = _activity(conn, space_id, window, link_id)
     f, t = window.from_ms, window.to_ms
@@ -303,6 +307,30 @@ def _activity(
     args = (space_id, *link_args, f, t)
     total = _deposits(conn, "1", where, args).get(1, _Deposits())
     reversed_ = _deposits(conn, "1", where + _REVERSED, (*args, space_id)).get(1, _Deposits())
+    return uids, total, reversed_
+
+
+def _cohort_from_cube(
+    conn: sqlite3.Connection, space_id: int, window: Window, link_id: int | None
+) -> tuple[dict[str, int], _Deposits, _Deposits] | None:
+    """``_cohort``'s answer from the report cube (store/sqlite/cube.py), or None without one."""
+    from xtracker_server.store.sqlite.cube import cohort_funnel  # it imports this module
+
+    slug = None
+    if link_id is not None:
+        row = conn.execute(
+            "SELECT slug FROM links WHERE id = ? AND space_id = ?", (link_id, space_id)
+        ).fetchone()
+        if row is None:
+            return None
+        slug = str(row[0])
+    g = cohort_funnel(conn, space_id, window, slug)
+    if g is None:
+        return None
+    uids = {"click": g.clicks, **{e: g.uids.get(e, 0) for e in CANONICAL_EVENTS}}
+    total = _Deposits(g.deposits, g.first_deposits, g.revenue_total())
+    reversed_revenue = {c: sum(days.values(), Decimal(0)) for c, days in g.reversed_revenue.items()}
+    reversed_ = _Deposits(g.reversed_deposits, 0, reversed_revenue)
     return uids, total, reversed_
 
 

@@ -24,7 +24,15 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import ADMIN_TOKEN, AppServer, Server, ServerFactory, SpaceKeys, free_port
+from tests.conftest import (
+    ADMIN_TOKEN,
+    TLS_VERIFY,
+    AppServer,
+    Server,
+    ServerFactory,
+    SpaceKeys,
+    free_port,
+)
 from tests.server.test_writer_process import _children
 
 PHONE = {"User-Agent": "Mozilla/5.0 (Linux; Android 13) Chrome/120 Mobile Safari/537.36"}
@@ -53,7 +61,7 @@ def uid_of(r: httpx.Response) -> str:
 
 
 def visit(server: Server, slug: str) -> httpx.Response:
-    return httpx.get(f"{server.url}/r/{slug}", headers=PHONE, timeout=30)
+    return httpx.get(f"{server.url}/r/{slug}", headers=PHONE, timeout=30, verify=TLS_VERIFY)
 
 
 def stored_uids(db: Path, slug: str) -> list[str]:
@@ -89,6 +97,7 @@ def dropped(server: Server, space: SpaceKeys, slug: str, *, want: int) -> int:
             f"{server.url}/admin/spaces/{space.id}/reports/links",
             headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
             timeout=10,
+            verify=TLS_VERIFY,
         )
         assert r.status_code == 200, r.text
         got = {row["link"]: row for row in r.json()["links"]}.get(slug, {})

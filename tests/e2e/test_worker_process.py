@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import ADMIN_TOKEN, AppServer, Server, ServerFactory, SpaceKeys
+from tests.conftest import ADMIN_TOKEN, TLS_VERIFY, AppServer, Server, ServerFactory, SpaceKeys
 from tests.sink import Sink
 
 ARGS = ("--allow-private-destinations", "--rate-limit", "0")
@@ -81,7 +81,7 @@ def eids(sink: Sink, count: int) -> list[str]:
 
 def sample(server: Server, name: str) -> float:
     text = httpx.get(f"{server.url}/metrics", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
-                     timeout=10).text  # fmt: skip
+                     timeout=10, verify=TLS_VERIFY).text  # fmt: skip
     found = [line.split()[-1] for line in text.splitlines() if line.startswith(name + " ")]
     return float(found[0]) if found else 0.0
 

@@ -28,6 +28,10 @@ ADMIN_TOKEN = "xt_admin_test-operator-token-0123456789"
 #: How long a server may take to answer /healthz after its start: a second or two, and up to
 #: about 20 s on a machine loaded several times over; this bound only catches a hang.
 READY_S = 60.0
+#: What the tests' HTTP clients are given for ``verify``: they speak plain HTTP to loopback,
+#: so there is no certificate to check, and a client that loads the CA bundle costs ~50 ms of
+#: CPU each time (a poll loop of such clients is most of a server start's CPU here).
+TLS_VERIFY = False
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -132,16 +136,17 @@ class Server:
 
     def wait_ready(self, timeout: float = READY_S) -> None:
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            assert self.proc is not None
-            if self.proc.poll() is not None:
-                raise AssertionError(f"server exited: {self.log_text()}")
-            try:
-                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(0.02)  # the port is not open yet: there is no event to await
+        with httpx.Client(timeout=1, verify=TLS_VERIFY) as http:
+            while time.monotonic() < deadline:
+                assert self.proc is not None
+                if self.proc.poll() is not None:
+                    raise AssertionError(f"server exited: {self.log_text()}")
+                try:
+                    if http.get(f"{self.url}/healthz").status_code == 200:
+                        return
+                except httpx.TransportError:
+                    pass
+                time.sleep(0.02)  # the port is not open yet: there is no event to await
         raise AssertionError(f"server not ready in {timeout}s: {self.log_text()}")
 
     def log_text(self) -> str:
@@ -173,7 +178,7 @@ class Server:
         return SpaceKeys(**data)
 
     def client(self) -> httpx.Client:
-        return httpx.Client(base_url=self.url, timeout=10)
+        return httpx.Client(base_url=self.url, timeout=10, verify=TLS_VERIFY)
 
 
 @dataclass
@@ -237,7 +242,8 @@ class AppServer(Server):
                 raise AssertionError(f"the app did not start: {self.log_text()}")
             if self._uvicorn.started:
                 with contextlib.suppress(httpx.TransportError):
-                    if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
+                    r = httpx.get(f"{self.url}/healthz", timeout=1, verify=TLS_VERIFY)
+                    if r.status_code == 200:
                         return
             time.sleep(0.01)  # uvicorn sets a flag: there is no event to wait on
         self.stop()

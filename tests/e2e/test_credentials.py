@@ -7,18 +7,31 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.conftest import ADMIN_TOKEN, Server, ServerFactory, free_port
+from tests.conftest import ADMIN_TOKEN, AppServer, Server, ServerFactory, free_port
 from tests.e2e.test_cli_and_admin import eventually
 from tests.inprocess import cli_in_process
 
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 EVENT = {"uid": "cred-uid", "event": "contact"}
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """tests/conftest.py's module server, trusting a looked-up credential for 0.5 s instead of
+    2 (XTRACKER_CREDENTIAL_CACHE_S): what the CLI changes is seen within that."""
+    server = AppServer(
+        db=tmp_path_factory.mktemp("srv") / "xtracker.db",
+        extra_args=("--credential-cache-s", "0.5"),
+    )
+    server.start()
+    yield server
+    server.stop()
 
 
 def bearer(secret: str) -> dict[str, str]:

@@ -7,10 +7,8 @@ appear nowhere in the files."""
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
 import subprocess
-import sys
 import time
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -21,6 +19,7 @@ import httpx
 
 from tests.conftest import ADMIN_TOKEN, FAST_RETRY, Server, ServerFactory, SpaceKeys
 from tests.e2e.test_reports import StreamReader
+from tests.inprocess import cli_in_process
 from tests.sink import Reply, Sink
 
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
@@ -120,15 +119,9 @@ def same_but_deliveries(later: dict[str, int], earlier: dict[str, int]) -> None:
 
 
 def cli(server: Server, *args: str, answer: str | None = None) -> subprocess.CompletedProcess[str]:
-    """The real ``xtracker`` command, with ``answer`` typed at its question."""
-    return subprocess.run(
-        [sys.executable, "-m", "xtracker_server", *args, "--db", str(server.db)],
-        input=answer,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={**os.environ, "XTRACKER_DB": ""},
-    )
+    """The real ``xtracker`` command (run in this process), with ``answer`` typed at its
+    question."""
+    return cli_in_process(server.db, *args, check=False, input=answer)
 
 
 def wait_until(check: Any, timeout: float) -> None:
@@ -210,7 +203,7 @@ def test_deleting_a_space_says_what_goes_then_ends_its_credentials_and_streams_a
 def test_the_cli_asks_before_deleting_a_space_and_its_bearer_stops_soon(
     start_app: ServerFactory, sink: Sink
 ) -> None:
-    server = start_app(*FAST_RETRY)
+    server = start_app(*FAST_RETRY, "--credential-cache-s", "0.5")
     a = server.new_space("cli")
     with server.client() as http:
         seed(http, a, sink)
@@ -229,12 +222,13 @@ def test_the_cli_asks_before_deleting_a_space_and_its_bearer_stops_soon(
         assert gone.returncode == 0, gone.stderr
         assert f"Space {a.id} deleted" in gone.stdout
 
-        # the server caches a credential for 2 s: the bearer stops within that. Asked with a
-        # contact whose uid is refused (the uid rules run after authentication), so that a
-        # cached bearer's last accepted event cannot land in the deleted space meanwhile (the
-        # server would clean it up later, but the second delete below would find it first).
+        # the server caches a credential for 0.5 s: the bearer stops within that. Asked with a
+        # contact whose uid is refused (too long: the uid rules run after authentication; an
+        # empty uid would be taken, as none), so that a cached bearer's last accepted event
+        # cannot land in the deleted space meanwhile (the server would clean it up later, but
+        # the second delete below would find it first).
         def bearer_refused() -> bool:
-            r = http.post("/events", json={"event": "contact", "uid": ""}, headers=a.auth)
+            r = http.post("/events", json={"event": "contact", "uid": "u" * 999}, headers=a.auth)
             assert r.status_code in (401, 422), r.text
             return r.status_code == 401
 
@@ -297,7 +291,7 @@ def test_a_deleted_destination_drops_its_pending_deliveries(
     start_app: ServerFactory, sink: Sink
 ) -> None:
     sink.default = Reply(status=503)  # nothing is ever delivered: every delivery stays due
-    server = start_app(*FAST_RETRY)
+    server = start_app(*FAST_RETRY, "--retry-cap-s", "0.3")  # retried at least every 0.3 s
     a = server.new_space("dest")
     with server.client() as http:
         seeded = seed(http, a, sink)
@@ -318,9 +312,9 @@ def test_a_deleted_destination_drops_its_pending_deliveries(
         assert done["delivery_attempts"] >= before["delivery_attempts"]
         outbox = _ok(http.get(f"/admin/spaces/{a.id}/outbox", headers=ADMIN))
         assert outbox["deliveries"] == [] and outbox["counts"] == {}
-        # nothing more goes out (the retry cap is 1 s: a few caps of silence)
+        # nothing more goes out (the retry cap is 0.3 s: a few caps of silence)
         sent = len(sink.received)
-        time.sleep(3)
+        time.sleep(1)
         assert len(sink.received) == sent
         destinations = _ok(http.get(f"/admin/spaces/{a.id}/destinations", headers=ADMIN))
         assert destinations["destinations"] == []

@@ -6,15 +6,31 @@ from __future__ import annotations
 import json
 import sqlite3
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
-from tests.conftest import ADMIN_TOKEN, Server, ServerFactory, SpaceKeys
+from tests.conftest import ADMIN_TOKEN, AppServer, Server, ServerFactory, SpaceKeys
 from tests.e2e.test_cli_and_admin import eventually
 
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """tests/conftest.py's module server, trusting a looked-up credential or postback alias
+    for 0.5 s instead of 2 (XTRACKER_CREDENTIAL_CACHE_S): what the CLI changes is seen within
+    that."""
+    server = AppServer(
+        db=tmp_path_factory.mktemp("srv") / "xtracker.db",
+        extra_args=("--credential-cache-s", "0.5"),
+    )
+    server.start()
+    yield server
+    server.stop()
 
 
 def unique(prefix: str = "t") -> str:

@@ -11,6 +11,7 @@ a frozen one left behind would hang the machine's next test.
 from __future__ import annotations
 
 import os
+import re
 import sqlite3
 import subprocess
 import sys
@@ -24,7 +25,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import ADMIN_TOKEN, Server, SpaceKeys, free_port
+from tests.conftest import ADMIN_TOKEN, AppServer, Server, SpaceKeys, free_port
 from tests.inprocess import cli_in_process
 
 pytestmark = pytest.mark.skipif(
@@ -66,14 +67,24 @@ def ext4(tmp: Path, *options: str) -> Iterator[Path]:
 
 
 @contextmanager
-def running(db: Path, log: Path, *args: str) -> Iterator[Server]:
-    """A real ``xtracker serve`` on ``db``, its log kept off the faulty file system."""
-    server = Server(db=db, port=free_port(), extra_args=args, log=log)
+def running(db: Path, log: Path, *args: str, process: bool = False) -> Iterator[Server]:
+    """A server on ``db``, its log kept off the faulty file system: the app in this process
+    with its writer in a process of its own (as ``serve`` runs it: the writer meets the
+    fault), or with ``process`` a real ``xtracker serve``, for a fault that could leave the
+    server stuck (a frozen disk): that one is killed, whatever happens."""
+    server: Server
+    if process:
+        server = Server(db=db, port=free_port(), extra_args=args, log=log)
+    else:
+        server = AppServer(db=db, extra_args=args, log=log, env={"XTRACKER_WRITER_PROCESS": "on"})
     server.start()
     try:
         yield server
     finally:
-        server.kill()  # SIGKILL: a server stuck on a broken disk must not hold the test
+        if process:
+            server.kill()  # SIGKILL: a server stuck on a broken disk must not hold the test
+        else:
+            server.stop()
 
 
 def fast_server_args() -> tuple[str, ...]:
@@ -133,9 +144,12 @@ def fill(directory: Path) -> Path:
 def state_changes(server: Server, since: int) -> list[str]:
     """What the log says about the writes' storage state after its first ``since`` characters
     (a loaded machine may stall a write past the deadline before the fault is made)."""
+    # An in-process app's log line starts with its record's level and logger (tests/inprocess.py).
+    lines = [re.sub(r"^[A-Z]+ xtracker[\w.]*: ", "", line)
+             for line in server.log_text()[since:].splitlines()]  # fmt: skip
     return [
         line.split(": ")[0] + ": " + line.split(": ")[1].split()[0]
-        for line in server.log_text()[since:].splitlines()
+        for line in lines
         if line.startswith("storage ") and "(writes)" in line
     ]
 
@@ -260,7 +274,7 @@ def test_a_held_write_lock_answers_503_timeout_within_the_deadline(tmp_path: Pat
 def test_a_frozen_disk_answers_503_within_the_deadline_not_at_the_thaw(tmp_path: Path) -> None:
     with ext4(tmp_path) as disk:
         db = disk / "xtracker.db"
-        with running(db, tmp_path / "server.log", *fast_server_args()) as server:
+        with running(db, tmp_path / "server.log", *fast_server_args(), process=True) as server:
             space = server.new_space("frozen")
             with server.client() as http:
                 assert post_event(http, space, "before").json()["status"] == "queued"
@@ -315,11 +329,15 @@ def test_a_damaged_database_is_refused_at_start_with_the_commands_that_repair_it
     tmp_path: Path,
 ) -> None:
     db = tmp_path / "xtracker.db"
-    with running(db, tmp_path / "server.log", "--rate-limit", "0", "--no-worker") as server:
+    # The app in this process fills the file (what is refused is the later `serve`'s start).
+    server = AppServer(db=db, extra_args=("--rate-limit", "0", "--no-worker"))
+    server.start()
+    try:
         space = server.new_space("damaged")
         with server.client() as http:
             for i in range(300):
                 assert post_event(http, space, f"e{i}").status_code == 200
+    finally:
         server.stop()  # a clean stop: the WAL is checkpointed into the file
     conn = sqlite3.connect(db)
     (root,) = conn.execute("SELECT rootpage FROM sqlite_master WHERE name = 'inbox'").fetchone()

@@ -1,7 +1,9 @@
 """``xtracker serve``'s delivery worker in a process of its own (XTRACKER_WORKER_PROCESS,
-delivery/process.py and delivery/child.py): real servers, a real local sink. What only a
-process shows: the child and its delivery figures on the server's /metrics, its replacement
-after it dies, its end with a stopped or killed server."""
+delivery/process.py and delivery/child.py): the real app with the setting on, a real local
+sink. What only a process shows: the child and its delivery figures on the server's /metrics,
+its replacement after it dies, its end with a stopped or killed server. The app runs in this
+process (the worker process is its child, as it is ``serve``'s) except where the server itself
+is killed: that takes a real ``xtracker serve``."""
 
 from __future__ import annotations
 
@@ -14,11 +16,14 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import ADMIN_TOKEN, Server, ServerFactory, SpaceKeys, free_port
+from tests.conftest import ADMIN_TOKEN, TLS_VERIFY, AppServer, Server, ServerFactory, SpaceKeys
 from tests.sink import Sink
 
 ARGS = ("--allow-private-destinations", "--rate-limit", "0")
 CHILD = "xtracker_server.delivery.child"
+#: The in-process app's worker in a process of its own, as ``serve`` runs it (the tests' apps
+#: run it in the app otherwise: tests/conftest.py).
+WORKER_PROCESS = {"XTRACKER_WORKER_PROCESS": "on"}
 
 
 def children(pid: int, running: str) -> list[int]:
@@ -47,10 +52,10 @@ def alive(pid: int) -> bool:
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """One real server for the tests that leave it running (each in a space and sink of its
-    own)."""
+    """One server for the tests that leave it running (each in a space and sink of its own):
+    the app in this process, its delivery worker a child process of this one."""
     db = tmp_path_factory.mktemp("worker-process") / "xtracker.db"
-    server = Server(db=db, port=free_port(), extra_args=ARGS)
+    server = AppServer(db=db, extra_args=ARGS, env=WORKER_PROCESS)
     server.start()
     yield server
     server.stop()
@@ -76,7 +81,7 @@ def eids(sink: Sink, count: int) -> list[str]:
 
 def sample(server: Server, name: str) -> float:
     text = httpx.get(f"{server.url}/metrics", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
-                     timeout=10).text  # fmt: skip
+                     timeout=10, verify=TLS_VERIFY).text  # fmt: skip
     found = [line.split()[-1] for line in text.splitlines() if line.startswith(name + " ")]
     return float(found[0]) if found else 0.0
 
@@ -84,8 +89,7 @@ def sample(server: Server, name: str) -> float:
 def test_serve_delivers_through_a_worker_process_of_its_own_counted_on_its_metrics(
     served: Server, sink: Sink
 ) -> None:
-    assert served.proc is not None
-    assert len(children(served.proc.pid, CHILD)) == 1
+    assert len(children(os.getpid(), CHILD)) == 1
     sent = 'xtracker_deliveries_total{kind="webhook",outcome="sent"}'
     timed = 'xtracker_delivery_request_seconds_count{kind="webhook"}'
     before = sample(served, sent), sample(served, timed)
@@ -101,28 +105,28 @@ def test_serve_delivers_through_a_worker_process_of_its_own_counted_on_its_metri
 
 def test_a_dead_worker_process_is_replaced_and_delivery_goes_on(served: Server, sink: Sink) -> None:
     server = served
-    assert server.proc is not None
     space = hooked_space(server, sink)
     post(server, space, "before")
     assert eids(sink, 1) == ["before"]
-    (worker,) = children(server.proc.pid, CHILD)
+    (worker,) = children(os.getpid(), CHILD)
     os.kill(worker, signal.SIGKILL)
     post(server, space, "after")  # committed while no worker runs: sent by the next one
     assert eids(sink, 2) == ["after", "before"]
-    (new,) = children(server.proc.pid, CHILD)
+    (new,) = children(os.getpid(), CHILD)
     assert new != worker
     assert "a new delivery worker process runs (restart 1)" in server.log_text()
 
 
 def test_a_stopped_or_killed_server_leaves_no_worker_process(
-    start_server: ServerFactory,
+    start_app: ServerFactory, start_server: ServerFactory, tmp_path: Path
 ) -> None:
-    server = start_server(*ARGS)
-    assert server.proc is not None
-    (worker,) = children(server.proc.pid, CHILD)
-    server.stop()
+    others = set(children(os.getpid(), CHILD))  # the module's server's, if it runs
+    stopped = start_app(*ARGS, db=tmp_path / "stopped.db", **WORKER_PROCESS)
+    (worker,) = set(children(os.getpid(), CHILD)) - others
+    stopped.stop()
     assert not alive(worker)  # a server that stops takes its worker with it
-    server.start()
+    server = start_server(*ARGS)  # a process: killed below
+    assert server.proc is not None
     (worker,) = children(server.proc.pid, CHILD)
     server.proc.kill()
     server.proc.wait(timeout=15)
@@ -133,11 +137,11 @@ def test_a_stopped_or_killed_server_leaves_no_worker_process(
 
 
 def test_with_no_worker_process_the_server_delivers_in_its_own(
-    start_server: ServerFactory, sink: Sink
+    start_app: ServerFactory, sink: Sink
 ) -> None:
-    server = start_server(*ARGS, "--no-worker-process")
-    assert server.proc is not None
+    others = set(children(os.getpid(), CHILD))  # the module's server's, if it runs
+    server = start_app(*ARGS, "--no-worker-process", **WORKER_PROCESS)  # the flag wins
     space = hooked_space(server, sink)
     post(server, space, "e1")
     assert eids(sink, 1) == ["e1"]
-    assert children(server.proc.pid, CHILD) == []
+    assert set(children(os.getpid(), CHILD)) == others  # none of its own: it sent e1 itself

@@ -234,10 +234,11 @@ def _children(pid: int) -> list[int]:
     return found
 
 
-def test_a_server_whose_writer_dies_gets_a_new_one(start_server: ServerFactory) -> None:
-    server = start_server()  # a process: its writer is the one writer child it has
-    assert server.proc is not None
-    (writer_pid,) = _children(server.proc.pid)
+def test_a_server_whose_writer_dies_gets_a_new_one(start_app: ServerFactory) -> None:
+    # The app in this process with its writer in a process (as `serve` runs it): the writer
+    # is the one writer child of this process (the tests above stopped theirs).
+    server = start_app(XTRACKER_WRITER_PROCESS="on")
+    (writer_pid,) = _children(os.getpid())
     space = server.new_space()
     answers = []
     with server.client() as http:
@@ -256,7 +257,7 @@ def test_a_server_whose_writer_dies_gets_a_new_one(start_server: ServerFactory) 
             time.sleep(0.05)
         assert answers[-1] == 200, answers
         assert http.get("/healthz").json()["writer"] == "running"
-    (new_pid,) = _children(server.proc.pid)
+    (new_pid,) = _children(os.getpid())
     assert new_pid != writer_pid and not _alive(writer_pid)
     assert "a new writer process runs" in server.log_text()
     server.stop()
@@ -310,12 +311,13 @@ def test_the_store_writes_through_either_writer(tmp_path: Path, in_process: bool
     assert kind is (ProcessWriter if in_process else GroupCommitWriter)
 
 
-def test_serve_with_no_writer_process_commits_in_a_thread(start_server: ServerFactory) -> None:
-    srv = start_server("--no-writer-process")
-    assert srv.proc is not None
+def test_serve_with_no_writer_process_commits_in_a_thread(start_app: ServerFactory) -> None:
+    """The app ``serve --no-writer-process`` runs (its settings from the flag, which wins over
+    the variable as in ``serve``), in this process: no writer child of this one."""
+    srv = start_app("--no-writer-process", XTRACKER_WRITER_PROCESS="on")
     space = srv.new_space()
     with srv.client() as http:
         r = http.post("/events", json={"uid": "u", "event": "contact"}, headers=space.auth)
         assert r.status_code == 200 and r.json()["status"] == "queued", r.text
         assert http.get("/healthz").json()["writer"] == "running"
-    assert _children(srv.proc.pid) == []  # no writer process: the server's own thread wrote
+    assert _children(os.getpid()) == []  # no writer process: the server's own thread wrote

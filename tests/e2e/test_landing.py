@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import ADMIN_TOKEN, Server, ServerFactory, SpaceKeys
+from tests.conftest import ADMIN_TOKEN, TLS_VERIFY, Server, ServerFactory, SpaceKeys
 
 PHONE = (
     "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 "
@@ -22,7 +22,12 @@ DEEPLINK = re.compile(r'href="(https://t\.me/offer_bot\?start=fb_([A-Za-z0-9_-]+
 
 def browser(server: Server, **headers: str) -> httpx.Client:
     """A new browser: its own cookie jar, a phone's user agent."""
-    return httpx.Client(base_url=server.url, headers={"User-Agent": PHONE, **headers}, timeout=10)
+    return httpx.Client(
+        base_url=server.url,
+        headers={"User-Agent": PHONE, **headers},
+        timeout=10,
+        verify=TLS_VERIFY,
+    )
 
 
 def clicks(server: Server, where: str = "1", *args: object) -> list[dict[str, Any]]:

@@ -22,7 +22,7 @@ from typing import IO, Any
 import httpx
 import pytest
 
-from tests.conftest import ADMIN_TOKEN, FAST_RETRY, Server, ServerFactory, SpaceKeys
+from tests.conftest import ADMIN_TOKEN, FAST_RETRY, TLS_VERIFY, Server, ServerFactory, SpaceKeys
 from tests.sink import Reply, Sink
 
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
@@ -391,7 +391,7 @@ class StreamReader:
         self.status: int | None = None
         self.opened = threading.Event()
         self.ended = threading.Event()
-        self._client = httpx.Client(timeout=httpx.Timeout(10, read=30))
+        self._client = httpx.Client(timeout=httpx.Timeout(10, read=30), verify=TLS_VERIFY)
         self._socket: socket.socket | None = None
         self._thread = threading.Thread(target=self._run, args=(url, headers), daemon=True)
         self._thread.start()

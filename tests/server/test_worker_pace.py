@@ -230,14 +230,16 @@ def test_a_held_delivery_whose_lease_would_run_out_is_let_go_not_sent(
     tmp_path: Path, sink: Sink
 ) -> None:
     """A delivery whose turn comes after its lease could have run out may be another worker's
-    by then: the worker that held it lets it go (it is due again once the lease ends)."""
+    by then: the worker that held it lets it go, and gives it back: due again at once, its
+    claim not counted as an attempt (its backoff after a failure does not grow with the lets
+    go). Here every claim is let go: nothing is sent, and no attempt is counted."""
     path = tmp_path / "w.db"
     space = _seed_backlog(path, f"{sink.url}/hook", backlog=5)
     settings = Settings().with_(
         db=str(path), allow_private_destinations=True, delivery_timeout_s=2.0
     )
 
-    async def run() -> dict[str, int]:
+    async def run() -> tuple[dict[str, int], list[int]]:
         store = Store(str(path), writer_process=False)
         await store.open()
         worker = Worker(store, settings, poll_s=0.05)
@@ -247,11 +249,48 @@ def test_a_held_delivery_whose_lease_would_run_out_is_let_go_not_sent(
             deadline = time.monotonic() + 1.5
             while time.monotonic() < deadline:
                 await asyncio.sleep(0.05)
-            return await store.delivery_counts(space)
         finally:
             await worker.stop()
+        try:
+            rows = await store.list_deliveries(space)
+            return await store.delivery_counts(space), [r.attempts for r in rows]
+        finally:
             await store.close()
 
-    counts = asyncio.run(run())
+    counts, attempts = asyncio.run(run())
     assert sink.received == []
     assert counts == {"pending": 5}
+    assert attempts == [0] * 5
+
+
+def test_a_stopped_worker_gives_back_what_it_held_unsent(tmp_path: Path, sink: Sink) -> None:
+    """On stop, what the worker claimed and had not begun to send is due again at once (another
+    worker takes it now, not after the lease), its claim not counted; only the requests cut
+    off in flight keep their lease."""
+    path = tmp_path / "w.db"
+    space = _seed_backlog(path, f"{sink.url}/hook", backlog=60)
+    sink.default = Reply(delay_s=0.3)
+    settings = Settings().with_(db=str(path), allow_private_destinations=True)
+
+    async def run() -> tuple[int, list[int]]:
+        store = Store(str(path), writer_process=False)
+        await store.open()
+        try:
+            worker = Worker(store, settings, poll_s=0.05)
+            await worker.start()
+            deadline = time.monotonic() + 30  # only a hang's bound: 8 requests take 0.3 s
+            while len(sink.received) < 8 and time.monotonic() < deadline:
+                await asyncio.sleep(0.02)
+            await worker.stop(timeout_s=0.1)
+            now = int(time.time() * 1000)
+            ((destination_id, _),) = await store.due_destinations(now)
+            again = await store.claim(destination_id, "another", now, 60_000, 100)
+            sent = (await store.delivery_counts(space)).get("sent", 0)
+            return sent, [c.attempts for c in again]
+        finally:
+            await store.close()
+
+    sent, attempts = asyncio.run(run())
+    in_flight = 8  # requests_in_flight of a webhook: cut off, they keep their lease
+    assert len(attempts) >= 60 - sent - in_flight > 0
+    assert attempts == [1] * len(attempts)  # this claim's; the stopped worker's was given back

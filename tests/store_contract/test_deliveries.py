@@ -63,6 +63,35 @@ def test_a_lease_is_held_by_one_worker_until_it_runs_out(backend: Backend) -> No
     assert len(taken_over) == 3 and all(c.attempts == 2 for c in taken_over)
 
 
+def test_what_a_worker_gives_back_is_due_at_once_and_its_claim_not_counted(
+    backend: Backend,
+) -> None:
+    space, other = backend.space().space.id, backend.space().space.id
+    store = backend.store
+    dest = _destination(backend, space)
+    for n in range(4):
+        backend.run(store.record_event(event(space, "contact", f"u{n}")))
+    now = T0 + 1000
+    held = backend.run(store.claim(dest.id, "worker-a", now, LEASE_MS, 3))
+    sent, *unsent = held
+    backend.run(store.settle_deliveries("worker-a", [_sent(sent)], now))
+    ids = [c.id for c in held]
+    # another owner, another space, a settled row: nothing given back
+    assert backend.run(store.give_back(space, ids, "worker-b")) == 0
+    assert backend.run(store.give_back(other, ids, "worker-a")) == 0
+    assert backend.run(store.give_back(space, ids, "worker-a")) == 2
+    assert backend.run(store.give_back(space, ids, "worker-a")) == 0  # once
+    again = backend.run(store.claim(dest.id, "worker-c", now, LEASE_MS, 10))
+    assert sorted(c.id for c in again) == sorted(
+        [
+            *(c.id for c in unsent),
+            *(r.id for r in backend.run(store.list_deliveries(space)) if r.id not in ids),
+        ]
+    )
+    assert all(c.attempts == 1 for c in again)  # the given-back claim was not counted
+    assert backend.run(store.delivery_counts(space)) == {"sent": 1, "pending": 3}
+
+
 def test_settling_writes_the_outcome_only_while_the_lease_is_held(backend: Backend) -> None:
     space = backend.space().space.id
     store = backend.store

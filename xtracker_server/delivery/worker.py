@@ -128,6 +128,9 @@ class Worker:
         # Outcomes not written yet, and the task writing them (one batch at a time).
         self._outcomes: list[tuple[Destination, list[Settlement]]] = []
         self._settling: asyncio.Task[None] | None = None
+        # Claimed deliveries let go unsent, not given back yet, and the task giving them back.
+        self._let_go: list[Claimed] = []
+        self._giving_back: asyncio.Task[None] | None = None
         # Recovery after an outage (``_recovered``): the destinations that showed an outage's
         # symptom since they were last hastened, those hastened since this worker started, and
         # the hastening under way.
@@ -143,8 +146,9 @@ class Worker:
         self._main = asyncio.create_task(self._run(), name="xtracker-worker")
 
     async def stop(self, timeout_s: float = 10.0) -> None:
-        """Stop claiming; give what is in flight ``timeout_s`` to finish. Whatever does not
-        finish keeps its lease until it runs out and is then sent again (same event_id)."""
+        """Stop claiming; give what is in flight ``timeout_s`` to finish. What was claimed and
+        not sent yet is given back (due again at once, its attempt not counted); a request cut
+        off keeps its lease until it runs out and is then sent again (same event_id)."""
         self._stopping = True
         self.wake()
         if self._main is not None:
@@ -156,6 +160,12 @@ class Worker:
             await asyncio.wait(set(self._tasks), timeout=deadline - loop.time())
         for task in self._tasks:
             task.cancel()
+        for queue in self._queues.values():
+            while queue.batches:
+                _, batch, _ = queue.batches.popleft()
+                self._let_go.extend(claimed for claimed, _ in batch)
+        with contextlib.suppress(Exception):  # logged there; their leases run out instead
+            await asyncio.wait_for(self._give_back(), max(1.0, deadline - loop.time()))
         await self.sender.close()
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
@@ -251,6 +261,9 @@ class Worker:
                 adapter, batch, leased_until = queue.batches.popleft()
                 if loop.time() + self.settings.delivery_timeout_s + 1 > leased_until:
                     self._release(adapter.destination.id, len(batch))
+                    self._let_go.extend(claimed for claimed, _ in batch)
+                    if self._giving_back is None or self._giving_back.done():
+                        self._giving_back = self._spawn(self._give_back())
                     continue
                 try:
                     settled = await self._send(adapter, batch)
@@ -266,6 +279,22 @@ class Worker:
                 self._release(adapter.destination.id, len(batch))
         finally:
             queue.senders -= 1
+
+    async def _give_back(self) -> None:
+        """Give back what was let go unsent (``Store.give_back``): due again at once, the
+        claim's attempt not counted. If the store cannot, their leases run out instead."""
+        while self._let_go:
+            taken, self._let_go = self._let_go, []
+            by_space: dict[int, list[int]] = defaultdict(list)
+            for claimed in taken:
+                by_space[claimed.space_id].append(claimed.id)
+            for space_id, ids in by_space.items():
+                try:
+                    await self.store.give_back(space_id, ids, self.owner)
+                except StoreUnavailable:  # logged once by the store's health
+                    pass
+                except Exception:
+                    log.exception("giving back %d deliveries failed", len(ids))
 
     async def _send(self, adapter: Adapter, batch: _Batch) -> list[Settlement]:
         """One request for ``batch`` (after the events that cannot go at all); the outcome of

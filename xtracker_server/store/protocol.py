@@ -294,6 +294,11 @@ class Store(Protocol):
     async def release_leases(self) -> int:
         """Release every lease (a restored database's); returns how many."""
 
+    async def give_back(self, space_id: int, delivery_ids: Sequence[int], owner: str) -> int:
+        """Deliveries ``owner`` claimed and will not send: their lease ends and the claim's
+        attempt is not counted (due again at once, as before the claim). Rows another owner
+        holds, or settled, are left. Returns how many were given back."""
+
     # ------------------------------------------------------------------ postbacks
 
     async def postback_aliases(self, space_id: int) -> Aliases:

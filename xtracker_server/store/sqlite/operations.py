@@ -88,6 +88,7 @@ OPERATIONS: Operations = named(
     outbox.record_attempt,
     outbox.replay,
     outbox.release_leases,
+    outbox.give_back,
     outbox.hasten_retries,
     outbox.settle,
     # deletion

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from xtracker_server.domain.destinations import DestinationKind, delivery_event_id
@@ -386,6 +387,25 @@ def hasten_retries(conn: sqlite3.Connection, destination_id: int, now_ms: int, l
     rate. Returns how many; reads only the destination's rows due later (deliveries_due)."""
     cur = conn.execute(_HASTEN, (now_ms, destination_id, now_ms, now_ms, limit))
     return cur.rowcount
+
+
+def give_back(conn: sqlite3.Connection, space_id: int, ids: Sequence[int], owner: str) -> int:
+    """Deliveries ``owner`` claimed and did not send (let go: its lease could run out before
+    their turn; or the worker stopped): their lease ends and the claim's attempt is not counted,
+    so they are due again at once as they were. Rows another worker holds now, or settled, are
+    left. Returns how many."""
+    given = 0
+    for i in range(0, len(ids), MAX_PARAMS - 2):
+        chunk = ids[i : i + MAX_PARAMS - 2]
+        cur = conn.execute(
+            "UPDATE deliveries SET lease_owner = NULL, lease_until_ms = NULL,"
+            " attempts = max(attempts - 1, 0)"
+            f" WHERE id IN ({', '.join('?' * len(chunk))}) AND space_id = ? AND lease_owner = ?"
+            f" AND {_DUE}",
+            (*chunk, space_id, owner),
+        )
+        given += cur.rowcount
+    return given
 
 
 def release_leases(conn: sqlite3.Connection) -> int:

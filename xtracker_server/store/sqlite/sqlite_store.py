@@ -354,6 +354,9 @@ class SqliteOperations(ReportOperations):
     async def release_leases(self) -> int:
         return await self.write(outbox.release_leases)
 
+    async def give_back(self, space_id: int, delivery_ids: Sequence[int], owner: str) -> int:
+        return await self.write(outbox.give_back, space_id, list(delivery_ids), owner)
+
     # ------------------------------------------------------------------ postbacks
 
     async def postback_aliases(self, space_id: int) -> Aliases:

@@ -36,6 +36,12 @@ class Reply:
     delay_s: float = 0.0
 
 
+class _Server(ThreadingHTTPServer):
+    #: listen()'s backlog: the default 5 made a worker's 16 simultaneous connections wait for
+    #: the kernel's retry, a second later.
+    request_queue_size = 128
+
+
 class Sink:
     def __init__(self) -> None:
         self.received: list[Received] = []
@@ -82,7 +88,7 @@ class Sink:
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = _Server(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.port = self.server.server_address[1]
         # shutdown() waits for the loop to look at its flag: every poll_interval (0.5 s by

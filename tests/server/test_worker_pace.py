@@ -294,3 +294,38 @@ def test_a_stopped_worker_gives_back_what_it_held_unsent(tmp_path: Path, sink: S
     in_flight = 8  # requests_in_flight of a webhook: cut off, they keep their lease
     assert len(attempts) >= 60 - sent - in_flight > 0
     assert attempts == [1] * len(attempts)  # this claim's; the stopped worker's was given back
+
+
+@pytest.mark.parametrize("concurrency", [8, 16])
+def test_the_requests_in_flight_to_a_destination_are_the_setting_s(
+    tmp_path: Path, sink: Sink, concurrency: int
+) -> None:
+    """XTRACKER_DELIVERY_CONCURRENCY: a slow receiver (1 s an answer) gets that many requests
+    at once, no more (a distant one takes about that many divided by its answer time)."""
+    path = tmp_path / "w.db"
+    _seed_backlog(path, f"{sink.url}/hook", backlog=40)
+    sink.default = Reply(delay_s=1.0)
+    settings = Settings().with_(
+        db=str(path), allow_private_destinations=True, delivery_concurrency=concurrency
+    )
+
+    async def run() -> None:
+        store = Store(str(path), writer_process=False)
+        await store.open()
+        try:
+            worker = Worker(store, settings, poll_s=0.05)
+            await worker.start()
+            deadline = time.monotonic() + 60  # only a hang's bound: 3 to 5 rounds of 1 s
+            while len(sink.received) < 40 and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
+            await worker.stop()
+        finally:
+            await store.close()
+
+    asyncio.run(run())
+    first = min(r.at for r in sink.received)
+    # a request is recorded when its answer is written, 1 s after it came: the first round
+    # came together, the next one a second later
+    first_round = [r for r in sink.received if r.at - first < 0.5]
+    assert len(first_round) == concurrency
+    assert len(sink.received) == 40

@@ -16,7 +16,8 @@ from xtracker_server.domain.retry import classify_http
 from xtracker_server.domain.s2s import s2s_request
 from xtracker_server.domain.webhook import webhook_request
 
-#: Deliveries in flight per destination, and how many one request may carry.
+#: Deliveries in flight per destination, and how many one request may carry. The others (webhook,
+#: S2S): one each, ``Settings.delivery_concurrency`` in flight (8 by default).
 INFLIGHT = {DestinationKind.FB_CAPI: 2 * capi.MAX_BATCH}
 DEFAULT_INFLIGHT = 8
 BATCH = {DestinationKind.FB_CAPI: capi.MAX_BATCH}
@@ -25,10 +26,10 @@ BATCH = {DestinationKind.FB_CAPI: capi.MAX_BATCH}
 #: outcomes are written while the next ones go out. CAPI batches are already large. For the
 #: others, what is held must cover a whole claim's round trip (due, claim, read: three store
 #: calls, each waiting for the writer or a reader, ~100 ms on a loaded machine) at the rate
-#: the destination takes: 32 rounds (256 webhooks, claimed 64 at a time) keep a thousand a
-#: second flowing through such a round trip, where 8 rounds (64) stalled at ~600 (issue 14).
-#: A held delivery that would be sent after its lease has run out is let go instead
-#: (``lease_left_for_a_request``): the lease does not grow with the hold.
+#: the destination takes: 32 rounds (256 webhooks at 8 in flight, claimed 64 at a time) keep a
+#: thousand a second flowing through such a round trip, where 8 rounds (64) stalled at ~600
+#: (issue 14). A held delivery that would be sent after its lease has run out is let go and
+#: given back instead (``lease_left_for_a_request``): the lease does not grow with the hold.
 HOLD_AHEAD = {DestinationKind.FB_CAPI: 1}
 DEFAULT_HOLD_AHEAD = 32
 #: Rounds of requests (each up to the delivery timeout) that a lease covers: a held delivery
@@ -36,28 +37,29 @@ DEFAULT_HOLD_AHEAD = 32
 LEASE_ROUNDS = 9
 
 
-def inflight_limit(kind: DestinationKind) -> int:
-    return INFLIGHT.get(kind, DEFAULT_INFLIGHT)
+def inflight_limit(kind: DestinationKind, concurrency: int = DEFAULT_INFLIGHT) -> int:
+    """Deliveries in flight to one destination (``concurrency``: the setting's requests)."""
+    return INFLIGHT.get(kind, concurrency)
 
 
 def batch_size(kind: DestinationKind) -> int:
     return BATCH.get(kind, 1)
 
 
-def requests_in_flight(kind: DestinationKind) -> int:
+def requests_in_flight(kind: DestinationKind, concurrency: int = DEFAULT_INFLIGHT) -> int:
     """Requests at once to one destination."""
-    return max(1, inflight_limit(kind) // batch_size(kind))
+    return max(1, inflight_limit(kind, concurrency) // batch_size(kind))
 
 
-def hold_limit(kind: DestinationKind) -> int:
+def hold_limit(kind: DestinationKind, concurrency: int = DEFAULT_INFLIGHT) -> int:
     """Deliveries one worker may hold (claimed, not yet answered) for one destination."""
-    return inflight_limit(kind) * HOLD_AHEAD.get(kind, DEFAULT_HOLD_AHEAD)
+    return inflight_limit(kind, concurrency) * HOLD_AHEAD.get(kind, DEFAULT_HOLD_AHEAD)
 
 
-def min_claim(kind: DestinationKind) -> int:
+def min_claim(kind: DestinationKind, concurrency: int = DEFAULT_INFLIGHT) -> int:
     """While a worker holds some deliveries of a destination, it claims more only when this
     many are free: a request's worth, and at least a quarter of what it may hold."""
-    return max(batch_size(kind), hold_limit(kind) // 4)
+    return max(batch_size(kind), hold_limit(kind, concurrency) // 4)
 
 
 @dataclass(frozen=True)

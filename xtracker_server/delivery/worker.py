@@ -201,10 +201,11 @@ class Worker:
         claimed_any = False
         for destination_id, kind in due:
             held = self._held[destination_id]
-            free = hold_limit(kind) - held
+            concurrency = self.settings.delivery_concurrency
+            free = hold_limit(kind, concurrency) - held
             # While some are held, wait until a chunk is free: a claim and its read cost the
             # same for one row as for many.
-            if self._stopping or free <= 0 or (held and free < min_claim(kind)):
+            if self._stopping or free <= 0 or (held and free < min_claim(kind, concurrency)):
                 continue
             plan = claim_plan(free, now)
             leased_until = asyncio.get_running_loop().time() + self.lease_ms / 1000
@@ -240,7 +241,8 @@ class Worker:
             for i in range(0, len(items), size):
                 queue.batches.append((adapter, items[i : i + size], leased_until))
             queued = len(items)
-            while queue.senders < min(requests_in_flight(kind), len(queue.batches)):
+            concurrency = requests_in_flight(kind, self.settings.delivery_concurrency)
+            while queue.senders < min(concurrency, len(queue.batches)):
                 queue.senders += 1
                 self._spawn(self._sender(queue))
         except StoreUnavailable:  # logged once by the store's health; the leases run out and

@@ -10,6 +10,7 @@ import logging
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import threading
@@ -28,6 +29,10 @@ ADMIN_TOKEN = "xt_admin_test-operator-token-0123456789"
 #: How long a server may take to answer /healthz after its start: a second or two, and up to
 #: about 20 s on a machine loaded several times over; this bound only catches a hang.
 READY_S = 60.0
+#: A TLS context for the tests' own HTTP clients (``httpx.get(..., verify=LOOPBACK_TLS)``):
+#: httpx builds one per client otherwise, loading certifi's CA bundle (about 40 ms of CPU
+#: each); the servers under test speak plain HTTP on loopback, so it is never used.
+LOOPBACK_TLS = ssl.create_default_context()
 
 
 def free_port() -> int:

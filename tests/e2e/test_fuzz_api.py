@@ -65,6 +65,7 @@ class Live:
     doomed: int  # the space the deletions and erasures are sent to
     sink: Sink
     session: ManagedCookiesSession
+    http: httpx.Client  # the fixture's own calls (new spaces to delete)
 
 
 @pytest.fixture(scope="module")
@@ -102,9 +103,9 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
     # connection and a new session per case cost more than the request), and schemathesis
     # drops a ManagedCookiesSession's cookies after each, so each case is sent as it would be
     # alone. No proxy from the environment: the server is on loopback.
-    with ManagedCookiesSession() as session:
+    with ManagedCookiesSession() as session, server.client() as http:
         session.trust_env = False
-        yield Live(server, space, spare, doomed, sink, session)
+        yield Live(server, space, spare, doomed, sink, session, http)
     server.stop()
     sink.close()
 
@@ -157,8 +158,7 @@ def _doomed(case: schemathesis.Case, live: Live) -> None:
         return
     target = live.doomed
     if op_id == "delete_space":
-        with live.server.client() as http:
-            target = _doomed_space(http, f"doomed-{next(_NAMES)}", f"{live.sink.url}/hook")
+        target = _doomed_space(live.http, f"doomed-{next(_NAMES)}", f"{live.sink.url}/hook")
     case.path_parameters = {**(case.path_parameters or {}), "space_id": target}
 
 

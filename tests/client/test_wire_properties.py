@@ -31,8 +31,11 @@ from xtracker_wire import (
     parse_value,
 )
 
+#: 200 examples per property (300 before): with this seed they reach every line of
+#: xtracker_wire and every (model, field, error type) refusal that 300 reach, at two thirds of
+#: the CPU; 150 missed a line. A longer run: XTRACKER_FUZZ_EXAMPLES.
 PROPERTY = settings(
-    max_examples=fuzz_examples(300),
+    max_examples=fuzz_examples(200),
     derandomize=True,
     database=None,
     # A bound that catches a freeze (one validation normally takes microseconds), loose enough

@@ -31,8 +31,11 @@ from xtracker_wire import (
     parse_value,
 )
 
+#: 200 examples per property (300 before): with this seed they reach every line of
+#: xtracker_wire and every (model, field, error type) refusal that 300 reach, at two thirds of
+#: the CPU; 150 missed a line. A longer run: XTRACKER_FUZZ_EXAMPLES.
 PROPERTY = settings(
-    max_examples=fuzz_examples(300),
+    max_examples=fuzz_examples(200),
     derandomize=True,
     database=None,
     # A bound that catches a freeze (one validation normally takes microseconds), loose enough
@@ -48,8 +51,26 @@ def _server_json(text: str) -> Any:
 
 
 #: Numbers as they can be written in JSON, huge exponents and long digit runs included.
-number_texts = st.from_regex(
-    r"\A-?(0|[1-9][0-9]{0,40})(\.[0-9]{1,40})?([eE][+-]?[0-9]{1,7})?\Z", fullmatch=True
+#: ``-?(0|[1-9][0-9]{0,40})(\.[0-9]{1,40})?([eE][+-]?[0-9]{1,7})?``, drawn part by part (the
+#: same texts as ``st.from_regex`` of it, at a third of its cost per example).
+_DIGITS = "0123456789"
+number_texts = st.builds(
+    "".join,
+    st.tuples(
+        st.sampled_from(["", "-"]),
+        st.just("0")
+        | st.builds(str.__add__, st.sampled_from("123456789"), st.text(_DIGITS, max_size=40)),
+        st.just("") | st.text(_DIGITS, min_size=1, max_size=40).map(".".__add__),
+        st.just("")
+        | st.builds(
+            "".join,
+            st.tuples(
+                st.sampled_from("eE"),
+                st.sampled_from(["", "+", "-"]),
+                st.text(_DIGITS, min_size=1, max_size=7),
+            ),
+        ),
+    ),
 )
 json_numbers = st.one_of(
     number_texts.map(_server_json),

@@ -5,11 +5,19 @@ from __future__ import annotations
 
 import sqlite3
 import time
+from collections.abc import Iterator
 
 import httpx
 import pytest
 
 from tests.conftest import Server, ServerFactory, SpaceKeys
+
+
+@pytest.fixture(scope="module")
+def http(server: Server) -> Iterator[httpx.Client]:
+    """One client for the module's requests (a client per test cost more than its requests)."""
+    with server.client() as client:
+        yield client
 
 
 def inbox_count(server: Server) -> int:

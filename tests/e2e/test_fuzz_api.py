@@ -24,6 +24,7 @@ from schemathesis.specs.openapi.checks import (
     response_schema_conformance,
     status_code_conformance,
 )
+from schemathesis.transport.requests import ManagedCookiesSession
 
 from tests.conftest import ADMIN_TOKEN, AppServer, Server, SpaceKeys, fuzz_examples
 from tests.sink import Sink
@@ -63,6 +64,8 @@ class Live:
     spare: SpaceKeys
     doomed: int  # the space the deletions and erasures are sent to
     sink: Sink
+    session: ManagedCookiesSession
+    http: httpx.Client  # the fixture's own calls (new spaces to delete)
 
 
 @pytest.fixture(scope="module")
@@ -96,7 +99,13 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
         event = {"event": "deposit", "uid": uid, "value": "5", "eid": "fuzz-1"}
         assert http.post("/events", json=event, headers=space.auth).is_success
         doomed = _doomed_space(http, "doomed", f"{sink.url}/hook")
-    yield Live(server, space, spare, doomed, sink)
+    # One session for every case: its connections are kept open between requests (a new
+    # connection and a new session per case cost more than the request), and schemathesis
+    # drops a ManagedCookiesSession's cookies after each, so each case is sent as it would be
+    # alone. No proxy from the environment: the server is on loopback.
+    with ManagedCookiesSession() as session, server.client() as http:
+        session.trust_env = False
+        yield Live(server, space, spare, doomed, sink, session, http)
     server.stop()
     sink.close()
 
@@ -149,8 +158,7 @@ def _doomed(case: schemathesis.Case, live: Live) -> None:
         return
     target = live.doomed
     if op_id == "delete_space":
-        with live.server.client() as http:
-            target = _doomed_space(http, f"doomed-{next(_NAMES)}", f"{live.sink.url}/hook")
+        target = _doomed_space(live.http, f"doomed-{next(_NAMES)}", f"{live.sink.url}/hook")
     case.path_parameters = {**(case.path_parameters or {}), "space_id": target}
 
 
@@ -182,4 +190,6 @@ def test_no_request_gets_a_server_error_or_an_undocumented_answer(
     if op_id in _DELETES:
         _doomed(case, live)
     # A redirect is the answer under test; following one could leave the machine.
-    case.call_and_validate(base_url=live.server.url, checks=CHECKS, allow_redirects=False)
+    case.call_and_validate(
+        base_url=live.server.url, session=live.session, checks=CHECKS, allow_redirects=False
+    )

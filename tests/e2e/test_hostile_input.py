@@ -10,6 +10,7 @@ import os
 import stat
 import time
 import uuid
+from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -17,10 +18,18 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import ADMIN_TOKEN, Server, ServerFactory, SpaceKeys, run_cli
+from tests.conftest import ADMIN_TOKEN, Server, ServerFactory, SpaceKeys
+from tests.inprocess import cli_in_process
 
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 JSON_TYPE = {"Content-Type": "application/json"}
+
+
+@pytest.fixture(scope="module")
+def http(server: Server) -> Iterator[httpx.Client]:
+    """One client for the module's requests (a client per test cost more than its requests)."""
+    with server.client() as client:
+        yield client
 
 
 def unique(prefix: str = "h") -> str:
@@ -326,7 +335,7 @@ def test_database_files_are_created_readable_by_their_owner_only(
 def test_the_cli_creates_a_database_readable_by_its_owner_only(tmp_path: Path) -> None:
     previous = os.umask(0o022)
     try:
-        run_cli(tmp_path / "cli.db", "space", "create", "x")
+        cli_in_process(tmp_path / "cli.db", "space", "create", "x")  # the command, in this process
     finally:
         os.umask(previous)
     assert stat.S_IMODE((tmp_path / "cli.db").stat().st_mode) == 0o600

@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import ADMIN_TOKEN, AppServer, Server, ServerFactory, SpaceKeys
+from tests.conftest import ADMIN_TOKEN, TLS_VERIFY, AppServer, Server, ServerFactory, SpaceKeys
 
 LIMIT = 3  # clicks per address per minute: one more every 20 s, never within a test
 PHONE = (
@@ -28,7 +28,7 @@ def visit(
     """One first visit (no cookies): from ``ip`` as a trusted proxy on 127.0.0.1 says, or from
     127.0.0.1 itself."""
     headers = {"User-Agent": agent} | ({"X-Forwarded-For": ip} if ip else {})
-    return httpx.get(f"{server.url}{path}", headers=headers, timeout=10)
+    return httpx.get(f"{server.url}{path}", headers=headers, timeout=10, verify=TLS_VERIFY)
 
 
 def clicks_from(server: Server, ip: str) -> list[str]:
@@ -46,6 +46,7 @@ def links_report(server: Server, space: SpaceKeys) -> dict[str | None, dict[str,
         f"{server.url}/admin/spaces/{space.id}/reports/links",
         headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
         timeout=10,
+        verify=TLS_VERIFY,
     )
     assert r.status_code == 200, r.text
     return {row["link"]: row for row in r.json()["links"]}

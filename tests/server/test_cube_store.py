@@ -62,6 +62,10 @@ TZS = ("UTC", "Asia/Kolkata", "America/New_York")
 COHORT = FunnelMode.COHORT
 
 
+#: The oracle's reads: events by uid, and clicks with their attributes.
+Read = tuple[dict[str, list[sqlite3.Row]], list[tuple[sqlite3.Row, dict[str, str | None]]]]
+
+
 @dataclass
 class World:
     conn: sqlite3.Connection
@@ -69,6 +73,8 @@ class World:
     space: int
     names: dict[tuple[str, str], str] = field(default_factory=dict)  # latest name per id
     named: dict[tuple[str, str], int] = field(default_factory=dict)  # and its click's time
+    #: What the oracle reads of the main tables, read once: they do not change after build().
+    read: Read | None = None
 
 
 def _click(w: World, space: int, uid: str, rng: random.Random, at: int, links_: list[int]) -> None:
@@ -193,23 +199,32 @@ def _attrs(row: sqlite3.Row, slugs: dict[int, str]) -> dict[str, str | None]:
     }  # fmt: skip
 
 
+def _read(w: World) -> Read:
+    """The space's events (not test ones) by uid, and its clicks with their attributes."""
+    if w.read is None:
+        conn = w.conn
+        slugs = dict(
+            conn.execute("SELECT id, slug FROM links WHERE space_id = ?", (w.space,)).fetchall()
+        )
+        events: dict[str, list[sqlite3.Row]] = {}
+        sql = "SELECT * FROM inbox WHERE space_id = ? AND uid IS NOT NULL AND test = 0"
+        for e in conn.execute(sql, (w.space,)):
+            events.setdefault(e["uid"], []).append(e)
+        clicks = conn.execute("SELECT * FROM clicks WHERE space_id = ?", (w.space,)).fetchall()
+        w.read = events, [(c, _attrs(c, slugs)) for c in clicks]
+    return w.read
+
+
 def oracle(w: World, q: GroupQuery) -> list[GroupCounts]:
     """Every group counted from the clicks and events themselves."""
-    conn, tz = w.conn, zone(q.tz)
-    slugs = dict(
-        conn.execute("SELECT id, slug FROM links WHERE space_id = ?", (w.space,)).fetchall()
-    )
-    events: dict[str, list[sqlite3.Row]] = {}
-    for e in conn.execute("SELECT * FROM inbox WHERE space_id = ? AND uid IS NOT NULL AND test = 0",
-                          (w.space,)):  # fmt: skip
-        events.setdefault(e["uid"], []).append(e)
+    tz = zone(q.tz)
+    events, clicks = _read(w)
     groups: dict[tuple[str | None, ...], dict[str, Any]] = {}
     bounds = [b * 1000 for b in TTC_BOUNDS_S]
-    for c in conn.execute("SELECT * FROM clicks WHERE space_id = ?", (w.space,)):
+    for c, attrs in clicks:
         at = c["created_ms"]
         if not q.window.from_ms <= at < q.window.to_ms:
             continue
-        attrs = _attrs(c, slugs)
         if not all(f.matches(attrs[f.dimension]) for f in q.filters.items):
             continue
         local = datetime.fromtimestamp(at / 1000, tz)

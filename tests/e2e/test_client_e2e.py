@@ -50,10 +50,9 @@ def test_events_sent_while_the_server_is_down_arrive_exactly_once(
 
 
 def test_a_killed_bot_hands_its_spool_over_on_the_next_start(
-    start_app: ServerFactory, tmp_path: Path
+    server: Server, tmp_path: Path
 ) -> None:
-    server = start_app("--rate-limit", "0")
-    space = server.new_space()
+    space = server.new_space("killed-bot")
     spool = tmp_path / "bot-spool.db"
     dead_port = free_port()  # nothing listens here: the bot's events stay in its spool
     script = textwrap.dedent(f"""

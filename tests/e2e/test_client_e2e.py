@@ -46,7 +46,7 @@ def test_events_sent_while_the_server_is_down_arrive_exactly_once(
     xt.close()
     rows = inbox(server, space.id)
     assert len(rows) == 200
-    assert sorted(eid for _, _, eid in rows) == sorted(f"tx-{i}" for i in range(200))
+    assert sorted(eid or "" for _, _, eid in rows) == sorted(f"tx-{i}" for i in range(200))
 
 
 def test_a_killed_bot_hands_its_spool_over_on_the_next_start(
@@ -74,7 +74,7 @@ def test_a_killed_bot_hands_its_spool_over_on_the_next_start(
     with XTracker(server.url, space.bearer, spool=spool, backoff=FAST) as xt:
         assert xt.flush(30)
     rows = inbox(server, space.id)
-    assert sorted(eid for _, _, eid in rows) == sorted(f"reg-{i}" for i in range(50))
+    assert sorted(eid or "" for _, _, eid in rows) == sorted(f"reg-{i}" for i in range(50))
 
 
 def test_the_async_client_never_blocks_the_event_loop(

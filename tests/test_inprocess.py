@@ -39,7 +39,14 @@ def test_a_real_server_whose_port_was_taken_meanwhile_starts_on_another(tmp_path
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        server = Server(db=tmp_path / "x.db", port=port)
+        # Its writer on a thread and no delivery worker: each start (the refused one too, as
+        # uvicorn binds after the app's start-up) would otherwise start two more processes.
+        server = Server(
+            db=tmp_path / "x.db",
+            port=port,
+            extra_args=("--no-worker",),
+            env={"XTRACKER_WRITER_PROCESS": "off"},
+        )
         try:
             server.start()
             assert server.port != port

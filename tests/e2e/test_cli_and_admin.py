@@ -55,7 +55,10 @@ def test_space_list_json(tmp_path: Path) -> None:
 
 
 def test_first_serve_prints_a_generated_admin_token_once(start_server: ServerFactory) -> None:
-    server = start_server(XTRACKER_ADMIN_TOKEN="")
+    # `serve` prints the token before its app starts: its writer on a thread and no delivery
+    # worker spare each start two more processes.
+    fewer = {"XTRACKER_WRITER_PROCESS": "off"}
+    server = start_server("--no-worker", XTRACKER_ADMIN_TOKEN="", **fewer)
     text = server.log_text()
     token = next(w for w in text.split() if w.startswith("xt_admin_"))
     assert f"http://127.0.0.1:{server.port}" in text
@@ -63,7 +66,7 @@ def test_first_serve_prints_a_generated_admin_token_once(start_server: ServerFac
         auth = {"Authorization": f"Bearer {token}"}
         assert http.get("/admin/spaces", headers=auth).status_code == 200
     server.stop()
-    again = start_server(XTRACKER_ADMIN_TOKEN="", db=server.db)
+    again = start_server("--no-worker", XTRACKER_ADMIN_TOKEN="", db=server.db, **fewer)
     assert "xt_admin_" not in again.log_text()
     with again.client() as http:
         assert http.get("/admin/spaces", headers=auth).status_code == 200

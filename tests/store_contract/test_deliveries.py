@@ -136,6 +136,38 @@ def test_an_unhealthy_destination_is_flagged_with_its_outcomes(backend: Backend)
     assert (row.status, row.attempts) == ("pending", 0)  # the attempt was refunded
 
 
+def test_an_answer_to_a_destination_changed_since_does_not_flag_or_hold_it(
+    backend: Backend,
+) -> None:
+    """A request made with the old token comes back "token expired" after the operator set a
+    new one: the destination is not flagged, and what the answer held is due at once."""
+    space = backend.space().space.id
+    store = backend.store
+    dest = _destination(backend, space)
+    backend.run(store.record_event(event(space, "contact", "u1")))
+    now = T0 + 1000
+    (claimed,) = backend.run(store.claim(dest.id, "w", now, LEASE_MS, 10))
+    fixed = backend.run(store.update_destination(space, dest.id, now + 5, secret="new-secret"))
+    assert fixed is not None and fixed.updated_ms > dest.updated_ms
+    held = _sent(claimed, "pending", next_attempt_ms=now + 60_000, refund_attempt=True,
+                 last_status=401, outcome="hold")  # fmt: skip
+    late = Unhealthy(space, dest.id, "the access token expired", as_of_ms=dest.updated_ms)
+    backend.run(store.settle_deliveries("w", [held], now + 10, [late]))
+    found = backend.run(store.get_destination(space, dest.id))
+    assert found is not None and found.health_reason is None
+    assert (dest.id, dest.kind) in backend.run(store.due_destinations(now + 10))
+    (row,) = backend.run(store.list_deliveries(space))
+    assert (row.status, row.attempts, row.next_attempt_ms) == ("pending", 0, now + 10)
+    # the same answer about the settings it was made with flags the destination
+    (again,) = backend.run(store.claim(dest.id, "w", now + 10, LEASE_MS, 10))
+    held = _sent(again, "pending", next_attempt_ms=now + 60_000, refund_attempt=True,
+                 last_status=401, outcome="hold")  # fmt: skip
+    current = Unhealthy(space, dest.id, "the access token expired", as_of_ms=fixed.updated_ms)
+    backend.run(store.settle_deliveries("w", [held], now + 20, [current]))
+    found = backend.run(store.get_destination(space, dest.id))
+    assert found is not None and found.health_reason == "the access token expired"
+
+
 def test_contexts_are_read_within_the_claims_space(backend: Backend) -> None:
     a, b = backend.space().space.id, backend.space().space.id
     store = backend.store

@@ -427,5 +427,7 @@ def outcome_rows(
             )
         reason = next((s.verdict.unhealthy for s in settled if s.verdict.unhealthy), None)
         if reason:
-            unhealthy.append(Unhealthy(destination.space_id, destination.id, reason))
+            unhealthy.append(
+                Unhealthy(destination.space_id, destination.id, reason, destination.updated_ms)
+            )
     return rows, unhealthy

@@ -259,11 +259,14 @@ class Settled:
 
 @dataclass(frozen=True)
 class Unhealthy:
-    """A destination an answer said is broken (flagged with ``reason``)."""
+    """A destination an answer said is broken (flagged with ``reason``). ``as_of_ms``: the
+    destination's ``updated_ms`` when the request was made: changed since (a new token, enabled
+    again), the answer to its old settings does not flag it."""
 
     space_id: int
     destination_id: int
     reason: str
+    as_of_ms: int | None = None
 
 
 @dataclass(frozen=True)

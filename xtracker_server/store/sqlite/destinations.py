@@ -119,12 +119,21 @@ def update_destination(
 
 
 def flag_unhealthy(
-    conn: sqlite3.Connection, space_id: int, destination_id: int, reason: str
-) -> None:
-    conn.execute(
-        "UPDATE destinations SET health_reason = ? WHERE space_id = ? AND id = ?",
-        (reason, space_id, destination_id),
+    conn: sqlite3.Connection,
+    space_id: int,
+    destination_id: int,
+    reason: str,
+    as_of_ms: int | None = None,
+) -> bool:
+    """Flag the destination, unless it was changed after ``as_of_ms`` (its ``updated_ms`` when
+    the request that failed was made: a new token must not be flagged by an answer to the old
+    one). Whether it was flagged."""
+    cur = conn.execute(
+        "UPDATE destinations SET health_reason = ? WHERE space_id = ? AND id = ?"
+        " AND (? IS NULL OR updated_ms <= ?)",
+        (reason, space_id, destination_id, as_of_ms, as_of_ms),
     )
+    return cur.rowcount > 0
 
 
 def unhealthy_by_kind(conn: sqlite3.Connection) -> dict[str, int]:

@@ -306,8 +306,20 @@ def settle(
                                        s.latency_ms, s.outcome, s.last_error, s.excerpt))
          for s in settled],
     )  # fmt: skip
+    held = [s.delivery_id for s in settled if s.refund_attempt]
     for u in unhealthy or []:
-        flag_unhealthy(conn, u.space_id, u.destination_id, u.reason)
+        if flag_unhealthy(conn, u.space_id, u.destination_id, u.reason, u.as_of_ms) or not held:
+            continue
+        # Fixed while the request was out: what this answer held for it is due now, as what
+        # was held before the fix already is (destinations.update_destination).
+        for i in range(0, len(held), MAX_PARAMS - 3):
+            chunk = held[i : i + MAX_PARAMS - 3]
+            conn.execute(
+                "UPDATE deliveries SET next_attempt_ms = ? WHERE space_id = ?"
+                f" AND destination_id = ? AND id IN ({', '.join('?' * len(chunk))})"
+                " AND next_attempt_ms > ?",
+                (now_ms, u.space_id, u.destination_id, *chunk, now_ms),
+            )
     return changed
 
 

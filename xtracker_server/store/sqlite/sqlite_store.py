@@ -107,13 +107,8 @@ class SqliteOperations(ReportOperations):
     path: str
     writer: Writer
     timeout_s: float | None
-    report_cube: bool | None
 
-    @abc.abstractmethod
-    async def read(self, op: Callable[..., T], /, *args: Any, **kwargs: Any) -> T: ...
-
-    @abc.abstractmethod
-    async def write(self, op: Callable[..., T], /, *args: Any, **kwargs: Any) -> T: ...
+    # ``read``, ``write`` and ``report_cube``: declared by ReportOperations
 
     @abc.abstractmethod
     async def write_grouped(self, group: Callable[[Any, list[A]], list[T]], arg: A) -> T: ...

@@ -313,14 +313,24 @@ def start_app(tmp_path: Path) -> Iterator[ServerFactory]:
         server.stop()
 
 
+def module_server(
+    tmp_path_factory: pytest.TempPathFactory, *extra_args: str, **env: str
+) -> Iterator[Server]:
+    """The body of a module's ``server`` fixture: an in-process server on a fresh database,
+    with these flags and environment, stopped after the module's tests."""
+    server = AppServer(
+        db=tmp_path_factory.mktemp("srv") / "xtracker.db", extra_args=extra_args, env=env
+    )
+    server.start()
+    yield server
+    server.stop()
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """One in-process server per test module (fresh database): the tests of a module share
     it, each in spaces of its own."""
-    server = AppServer(db=tmp_path_factory.mktemp("srv") / "xtracker.db")
-    server.start()
-    yield server
-    server.stop()
+    yield from module_server(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")

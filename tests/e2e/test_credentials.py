@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import ADMIN_TOKEN, AppServer, Server, ServerFactory, free_port
+from tests.conftest import ADMIN_TOKEN, Server, ServerFactory, free_port, module_server
 from tests.e2e.test_cli_and_admin import eventually
 from tests.inprocess import cli_in_process
 
@@ -25,13 +25,7 @@ EVENT = {"uid": "cred-uid", "event": "contact"}
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """tests/conftest.py's module server, trusting a looked-up credential for 0.5 s instead of
     2 (XTRACKER_CREDENTIAL_CACHE_S): what the CLI changes is seen within that."""
-    server = AppServer(
-        db=tmp_path_factory.mktemp("srv") / "xtracker.db",
-        extra_args=("--credential-cache-s", "0.5"),
-    )
-    server.start()
-    yield server
-    server.stop()
+    yield from module_server(tmp_path_factory, "--credential-cache-s", "0.5")
 
 
 def bearer(secret: str) -> dict[str, str]:

@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import ADMIN_TOKEN, AppServer, Server, SpaceKeys
+from tests.conftest import ADMIN_TOKEN, Server, SpaceKeys, module_server
 from xtracker_server.store.sqlite.db import reports_path
 from xtracker_server.store.sqlite.rollup_schema import CUBE_FORMAT, ROLLUP_FORMAT
 
@@ -45,10 +45,7 @@ def server(
 ) -> Iterator[Server]:
     """conftest.py's, once with XTRACKER_REPORT_CUBE on."""
     env = {"XTRACKER_REPORT_CUBE": "on"} if request.param == "cube" else {}
-    server = AppServer(db=tmp_path_factory.mktemp("srv") / "xtracker.db", env=env)
-    server.start()
-    yield server
-    server.stop()
+    yield from module_server(tmp_path_factory, **env)
 
 
 @pytest.fixture(scope="module")

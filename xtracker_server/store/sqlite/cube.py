@@ -52,7 +52,16 @@ from xtracker_server.domain.reports import (
 )
 from xtracker_server.store.sqlite import groups
 from xtracker_server.store.sqlite.cube_feed import D_DIMENSIONS, H_DIMENSIONS
-from xtracker_server.store.sqlite.cube_schema import ALL, LEVEL_15M, LEVEL_DAY, LEVEL_MS, H
+from xtracker_server.store.sqlite.cube_schema import (
+    ALL,
+    COUNTS,
+    LEVEL_15M,
+    LEVEL_DAY,
+    LEVEL_MS,
+    PAIRS,
+    TTC_COLUMNS,
+    H,
+)
 from xtracker_server.store.sqlite.rollup_schema import CUBE_FORMAT
 from xtracker_wire import CANONICAL_EVENTS, MAX_VALUE_DECIMALS
 
@@ -60,6 +69,7 @@ __all__ = ["cube_counts", "group_counts"]
 
 _Q = LEVEL_MS[LEVEL_15M]
 _BINS = len(TTC_BOUNDS_S) + 1
+_LOW = (1 << 32) - 1
 
 
 @dataclass(frozen=True)
@@ -81,7 +91,7 @@ class _Group:
     reversed: int = 0
     # currency -> day -> [n, units, fraction, scale, rn, r_units, r_fraction, r_scale]
     money: dict[str, dict[str, list[int]]] = field(default_factory=dict)
-    ttc: dict[str, list[int]] = field(default_factory=dict)
+    ttc: list[int] = field(default_factory=lambda: [0] * len(TTC_COLUMNS))  # packed (cube_schema)
 
 
 def _dimension(query: GroupQuery) -> str | None:
@@ -197,7 +207,10 @@ def _counts(conn: sqlite3.Connection, space_id: int, query: GroupQuery) -> list[
     if not _built_with_cube(conn):
         return groups.group_counts(conn, space_id, query)
     w = query.window
-    inner = Window(-(-w.from_ms // _Q) * _Q, w.to_ms // _Q * _Q)
+    grid = _grid(query)
+    if grid is None:
+        return groups.group_counts(conn, space_id, query)
+    inner = Window(-(-w.from_ms // grid) * grid, w.to_ms // grid * grid)
     found = None
     if inner.from_ms < inner.to_ms:
         found = cube_counts(conn, space_id, replace(query, window=inner))
@@ -208,6 +221,21 @@ def _counts(conn: sqlite3.Connection, space_id: int, query: GroupQuery) -> list[
             edge = groups.group_counts(conn, space_id, replace(query, window=Window(lo, hi)))
             found = _add(found, edge)
     return found
+
+
+def _grid(query: GroupQuery) -> int | None:
+    """The buckets the cube holds for ``query``'s rows: 15 minutes for the whole space and the H
+    rows, UTC days for another dimension's (cube_schema.LEVELS), which answer only where the
+    query's days are UTC days and it is not by hour; None: not pre-aggregated."""
+    dim = _dimension(query)
+    if dim is None:
+        return None
+    if dim == H:
+        return _Q
+    if "hour" in query.by:
+        return None
+    starts = bucket_starts(query.window, Bucket.DAY, zone(query.tz))
+    return DAY_MS if all(start % DAY_MS == 0 for start in starts) else None
 
 
 def _add(some: list[GroupCounts], more: list[GroupCounts]) -> list[GroupCounts]:
@@ -258,10 +286,10 @@ def cube_counts(
     """The groups of ``query`` from the cube (module docstring), or None when the cube does
     not hold the answer. ``conn`` reads the rollup, brought up to date by the caller."""
     window = query.window
-    if query.mode is not FunnelMode.COHORT or window.from_ms % _Q or window.to_ms % _Q:
+    if query.mode is not FunnelMode.COHORT:
         return None
-    dim = _dimension(query)
-    if dim is None:
+    dim, grid = _dimension(query), _grid(query)
+    if dim is None or grid is None or window.from_ms % grid or window.to_ms % grid:
         return None
     tz = zone(query.tz)
     reader = _Reader(conn, space_id, query, dim, _Labels(tz))
@@ -270,6 +298,11 @@ def cube_counts(
     for segment in _segments(query, tz, local_days=True):
         reader.read(segment, money=True)
     return reader.answer()
+
+
+_SUMS = (*COUNTS, *TTC_COLUMNS)
+_INNER = ", ".join(f"sum({c}) AS {c}" for c in _SUMS)
+_OUTER = ", ".join(f"sum(c.{c})" for c in _SUMS)
 
 
 class _Reader:
@@ -332,17 +365,15 @@ class _Reader:
         return self.labels("hour" if dimension == "hour" else "day", bucket)
 
     def read(self, s: _Segment, *, money: bool = False) -> None:
-        """Each table's rows of the segment summed per key (and bucket) first, then the keys
-        joined for their values and the sums taken per group: the counts and the time to
-        convert, or (``money``) the amounts."""
+        """Each row's sums of the segment per key (and bucket) first, then the keys joined for
+        their values and the sums taken per group: the counts and the packed time to convert
+        (one query), or (``money``) the amounts."""
         width = len(self.named) + self.timed + 1
         by = ", ".join(str(i + 1) for i in range(width))
         bucket = ", bucket" if self.timed else ""
         # per key, unless no key matters (then per bucket, or all in one)
         keys = "key_id" if self.named or self.query.filters else "0"
         range_ = "space_id = ? AND dim = ? AND level = ? AND bucket >= ? AND bucket < ?"
-        counts = ("clicks", "contact", "subscribed", "registration", "deposit", "deposits",
-                  "reversed")  # fmt: skip
         for key_dim, sign, blank in self.sources:
             found = self._select(key_dim, blank)
             if found is None:
@@ -352,11 +383,9 @@ class _Reader:
             if money:
                 self._money(s, columns, where, (*extra, *args[:5]), width, by, sign)
                 continue
-            inner = ", ".join(f"sum({c}) AS {c}" for c in counts)
             for row in self.conn.execute(
-                f"SELECT {columns}, {', '.join(f'sum(c.{c})' for c in counts)}"
-                f" FROM (SELECT {keys} AS key_id{bucket}, {inner} FROM reports.cube"
-                f" WHERE {range_} GROUP BY 1{bucket}) c{where} GROUP BY {by}",
+                f"SELECT {columns}, {_OUTER} FROM (SELECT {keys} AS key_id{bucket}, {_INNER}"
+                f" FROM reports.cube WHERE {range_} GROUP BY 1{bucket}) c{where} GROUP BY {by}",
                 args,
             ):
                 g = self.groups[self._key(row, s)]
@@ -366,16 +395,10 @@ class _Reader:
                     g.uids[i] += sign * sums[1 + i]
                 g.deposits += sign * sums[5]
                 g.reversed += sign * sums[6]
-            for row in self.conn.execute(
-                f"SELECT {columns}, c.step, c.bin, sum(c.n) FROM (SELECT {keys} AS key_id{bucket},"
-                f" step, bin, sum(n) AS n FROM reports.cube_ttc WHERE {range_}"
-                f" GROUP BY 1{bucket}, step, bin) c{where}"
-                f" GROUP BY {by}, {width + 1}, {width + 2}",
-                args,
-            ):
-                step, b, n = row[width:]
-                hist = self.groups[self._key(row, s)].ttc.setdefault(step, [0] * _BINS)
-                hist[b] += sign * n
+                ttc = g.ttc
+                for i, v in enumerate(sums[7:]):
+                    if v:
+                        ttc[i] += sign * v
 
     def _money(self, s: _Segment, columns: str, where: str, args: tuple[Any, ...], width: int,
                by: str, sign: int) -> None:  # fmt: skip
@@ -419,7 +442,7 @@ class _Reader:
                     reversed_deposits=g.reversed,
                     reversed_revenue=_money(g.money, 4),
                     # every canonical event, zeros too (as store/sqlite/groups.py)
-                    ttc={e: tuple(g.ttc.get(e) or [0] * _BINS) for e in CANONICAL_EVENTS},
+                    ttc=_unpack(g.ttc),
                     names={
                         NAME_OF[d]: names[(d, v)]
                         for d, v in zip(self.query.by, key, strict=True)
@@ -428,6 +451,17 @@ class _Reader:
                 )
             )
         return out
+
+
+def _unpack(packed: list[int]) -> dict[str, tuple[int, ...]]:
+    """The histograms of each step from its packed columns (cube_schema: two bins a column)."""
+    out = {}
+    for n, step in enumerate(CANONICAL_EVENTS):
+        bins = []
+        for v in packed[n * PAIRS : (n + 1) * PAIRS]:
+            bins += (v & _LOW, v >> 32)
+        out[step] = tuple(bins[:_BINS])
+    return out
 
 
 def _money(money: dict[str, dict[str, list[int]]], at: int) -> dict[str, dict[str, Decimal]]:

@@ -22,7 +22,18 @@ from typing import Any
 
 from xtracker_server.domain.filters import DIMENSIONS, SUB_ID_PREFIX
 from xtracker_server.domain.groups import TTC_BOUNDS_S
-from xtracker_server.store.sqlite.cube_schema import ALL, CUBE_TABLES, LEVEL_MS, NAMED, H
+from xtracker_server.store.sqlite.cube_schema import (
+    ALL,
+    COUNTS,
+    CUBE_TABLES,
+    DIMENSION_LEVELS,
+    LEVEL_MS,
+    LEVELS,
+    NAMED,
+    PAIRS,
+    TTC_COLUMNS,
+    H,
+)
 from xtracker_wire import CANONICAL_EVENTS
 
 __all__ = ["D_DIMENSIONS", "H_DIMENSIONS", "apply", "drop_space", "feed_clicks", "touch"]
@@ -37,7 +48,14 @@ _STEPS = CANONICAL_EVENTS
 _EVENTS_IN = "(" + ", ".join(f"'{e}'" for e in _STEPS) + ")"
 _D_COLUMNS = ", ".join(f"c.{c}" for c in D_DIMENSIONS.values())
 
-_LEVELS = tuple(LEVEL_MS.items())
+#: (0: the H and whole-space rows, 1: a dimension's; level; bucket length): what each kind of
+#: row is kept at (cube_schema.LEVELS).
+_LEVELS = tuple((0, level, LEVEL_MS[level]) for level in LEVELS[H]) + tuple(
+    (1, level, LEVEL_MS[level]) for level in DIMENSION_LEVELS
+)
+assert LEVELS[H] == LEVELS[ALL]
+#: 2**32: the high bin of a packed pair of TTC columns.
+_HIGH = 1 << 32
 
 
 def touch(conn: sqlite3.Connection, select: str, args: Sequence[Any] = ()) -> None:
@@ -106,19 +124,20 @@ class _Deltas:
     def __init__(self) -> None:
         self.heads: list[tuple[int, ...]] = []
         self.keys: list[tuple[int, str, int]] = []
-        self.ttc: list[tuple[int, str, int, int]] = []
         self.money: list[tuple[Any, ...]] = []
         self.taken = False  # a share was taken off: rows may have emptied
 
     def add(self, space_id: int, share: _Share, sign: int) -> None:
         i, click_ms = len(self.heads), share.click_ms
         self.taken = self.taken or sign < 0
+        ttc = [0] * len(TTC_COLUMNS)
+        for s, t in share.firsts.items():
+            b = bisect_right(_BOUNDS_MS, t - click_ms)
+            ttc[_STEPS.index(s) * PAIRS + b // 2] = sign * (_HIGH if b % 2 else 1)
         self.heads.append((i, space_id, click_ms, sign,
                            *(sign if s in share.firsts else 0 for s in _STEPS),
-                           sign * share.deposits, sign * share.reversed))  # fmt: skip
+                           sign * share.deposits, sign * share.reversed, *ttc))  # fmt: skip
         self.keys += [(i, dim, key_id) for dim, key_id in share.keys]
-        self.ttc += [(i, s, bisect_right(_BOUNDS_MS, t - click_ms), sign)
-                     for s, t in share.firsts.items()]  # fmt: skip
         self.money += [(i, c, *(v if j in (3, 7) else sign * v for j, v in enumerate(m)))
                        for c, m in (share.money or {}).items()]  # fmt: skip
 
@@ -244,35 +263,37 @@ def apply(conn: sqlite3.Connection, spaces_gone: Iterable[int] = ()) -> int:
     return len(gone) + len(kept)
 
 
+_SUMS = (*COUNTS, *TTC_COLUMNS)
 _TEMP = (
-    """CREATE TEMP TABLE IF NOT EXISTS cube_delta (
-        i INTEGER PRIMARY KEY, space_id INTEGER, click_ms INTEGER, clicks INTEGER,
-        contact INTEGER, subscribed INTEGER, registration INTEGER, deposit INTEGER,
-        deposits INTEGER, reversed INTEGER)""",
+    f"""CREATE TEMP TABLE IF NOT EXISTS cube_delta (
+        i INTEGER PRIMARY KEY, space_id INTEGER, click_ms INTEGER,
+        {", ".join(f"{c} INTEGER" for c in _SUMS)})""",
     """CREATE TEMP TABLE IF NOT EXISTS cube_delta_keys (
         i INTEGER, dim TEXT, key_id INTEGER, PRIMARY KEY (i, dim, key_id)) WITHOUT ROWID""",
-    "CREATE TEMP TABLE IF NOT EXISTS cube_delta_ttc (i INTEGER, step TEXT, bin INTEGER, n INTEGER)",
     """CREATE TEMP TABLE IF NOT EXISTS cube_delta_money (
         i INTEGER, currency TEXT, n INTEGER, units INTEGER, fraction INTEGER, scale INTEGER,
         rn INTEGER, r_units INTEGER, r_fraction INTEGER, r_scale INTEGER)""",
-    "CREATE TEMP TABLE IF NOT EXISTS cube_levels (level INTEGER PRIMARY KEY, length INTEGER)",
+    """CREATE TEMP TABLE IF NOT EXISTS cube_levels (
+        kind INTEGER, level INTEGER, length INTEGER, PRIMARY KEY (kind, level))""",
 )
-#: Each delta row spread over its cube rows: its keys at every level.
-_SPREAD = "temp.cube_delta_keys k JOIN temp.cube_delta d ON d.i = k.i CROSS JOIN temp.cube_levels l"
+#: Each delta row spread over its cube rows: its keys at each level their kind of row has.
+_SPREAD = (
+    "temp.cube_delta_keys k JOIN temp.cube_delta d ON d.i = k.i JOIN temp.cube_levels l"
+    f" ON l.kind = (k.dim NOT IN ('{H}', '{ALL}'))"
+)
 _TARGET = "d.space_id, k.dim, l.level, d.click_ms - d.click_ms % l.length, k.key_id"
 _GROUP = "GROUP BY 1, 2, 3, 4, 5"
-_COUNTS = ("clicks", "contact", "subscribed", "registration", "deposit", "deposits", "reversed")
 _UPSERT_ROW = (
-    f"INSERT INTO reports.cube SELECT {_TARGET}, {', '.join(f'sum(d.{c})' for c in _COUNTS)}"
+    f"INSERT INTO reports.cube SELECT {_TARGET}, {', '.join(f'sum(d.{c})' for c in _SUMS)}"
     f" FROM {_SPREAD} WHERE true {_GROUP}"
-    f" HAVING {' OR '.join(f'sum(d.{c}) != 0' for c in _COUNTS)}"
+    f" HAVING {' OR '.join(f'sum(d.{c}) != 0' for c in _SUMS)}"
     " ON CONFLICT (space_id, dim, level, bucket, key_id) DO UPDATE SET "
-    + ", ".join(f"{c} = {c} + excluded.{c}" for c in _COUNTS)
+    + ", ".join(f"{c} = {c} + excluded.{c}" for c in _SUMS)
 )
 _UPSERT_MONEY = (
     f"INSERT INTO reports.cube_money SELECT {_TARGET}, m.currency, sum(m.n), sum(m.units),"
     " sum(m.fraction), max(m.scale), sum(m.rn), sum(m.r_units), sum(m.r_fraction),"
-    f" max(m.r_scale) FROM temp.cube_delta_money m JOIN {_SPREAD} ON k.i = m.i WHERE true"
+    f" max(m.r_scale) FROM temp.cube_delta_money m JOIN {_SPREAD} AND k.i = m.i WHERE true"
     f" {_GROUP}, 6 HAVING sum(m.n) != 0 OR sum(m.units) != 0 OR sum(m.fraction) != 0"
     " OR sum(m.rn) != 0 OR sum(m.r_units) != 0 OR sum(m.r_fraction) != 0"
     " ON CONFLICT (space_id, dim, level, bucket, key_id, currency) DO UPDATE SET"
@@ -280,13 +301,6 @@ _UPSERT_MONEY = (
     " scale = max(scale, excluded.scale), rn = rn + excluded.rn,"
     " r_units = r_units + excluded.r_units, r_fraction = r_fraction + excluded.r_fraction,"
     " r_scale = max(r_scale, excluded.r_scale)"
-)
-_UPSERT_TTC = (
-    f"INSERT INTO reports.cube_ttc SELECT {_TARGET}, t.step, t.bin, sum(t.n)"
-    f" FROM temp.cube_delta_ttc t JOIN {_SPREAD} ON k.i = t.i WHERE true {_GROUP}, 6, 7"
-    " HAVING sum(t.n) != 0"
-    " ON CONFLICT (space_id, dim, level, bucket, key_id, step, bin)"
-    " DO UPDATE SET n = n + excluded.n"
 )
 #: The cube rows a share was taken off (sign -1): those left without a uid go.
 _TAKEN = (
@@ -300,21 +314,17 @@ def _write(conn: sqlite3.Connection, deltas: _Deltas) -> None:
     upsert finds its page next to the last one's); a row whose uids all left goes."""
     for statement in _TEMP:
         conn.execute(statement)
-    conn.executemany("INSERT OR IGNORE INTO temp.cube_levels VALUES (?, ?)", _LEVELS)
-    conn.executemany("INSERT INTO temp.cube_delta VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                     deltas.heads)  # fmt: skip
+    conn.executemany("INSERT OR IGNORE INTO temp.cube_levels VALUES (?, ?, ?)", _LEVELS)
+    marks = ", ".join("?" * (3 + len(_SUMS)))
+    conn.executemany(f"INSERT INTO temp.cube_delta VALUES ({marks})", deltas.heads)
     conn.executemany("INSERT INTO temp.cube_delta_keys VALUES (?, ?, ?)", deltas.keys)
-    conn.executemany("INSERT INTO temp.cube_delta_ttc VALUES (?, ?, ?, ?)", deltas.ttc)
     conn.executemany("INSERT INTO temp.cube_delta_money VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                      deltas.money)  # fmt: skip
     conn.execute(_UPSERT_ROW)
     if deltas.money:
         conn.execute(_UPSERT_MONEY)
-    if deltas.ttc:
-        conn.execute(_UPSERT_TTC)
     if deltas.taken:
         conn.execute(f"DELETE FROM reports.cube WHERE clicks = 0 AND {_TAKEN}")
         conn.execute(f"DELETE FROM reports.cube_money WHERE n = 0 AND {_TAKEN}")
-        conn.execute(f"DELETE FROM reports.cube_ttc WHERE n = 0 AND {_TAKEN}")
-    for table in ("cube_delta", "cube_delta_keys", "cube_delta_ttc", "cube_delta_money"):
+    for table in ("cube_delta", "cube_delta_keys", "cube_delta_money"):
         conn.execute(f"DELETE FROM temp.{table}")

@@ -2,9 +2,9 @@
 store/sqlite/cube_feed.py keeps up to date and store/sqlite/cube.py reads.
 
 A *cube row* sums the cohort of the clicks of one bucket of time and one grouping key: its
-clicks, its uids per step, their deposits, reversed deposits, money per currency
-(``cube_money``) and time-to-convert histograms (``cube_ttc``). Each uid adds to the rows of
-its click only (its bucket, its keys), so rows add up exactly across buckets and keys.
+clicks, its uids per step, their deposits, reversed deposits and time-to-convert histograms
+(packed: ``TTC_COLUMNS``), and money per currency (``cube_money``). Each uid adds to the rows
+of its click only (its bucket, its keys), so rows add up exactly across buckets and keys.
 
 - ``level``: ``LEVEL_15M`` (15-minute buckets: every time zone's hours and days start on one)
   or ``LEVEL_DAY`` (UTC days); ``bucket`` is the bucket's start, epoch ms.
@@ -14,6 +14,15 @@ its click only (its bucket, its keys), so rows add up exactly across buckets and
   of it: their share is the H rows' less the dimension's (cube.py).
 - ``ALL`` (``'*'``): the whole space, without a key, so that the funnel reads one row per
   bucket.
+- ``LEVELS``: which levels each kind of row has. The whole space and the H rows have both; a
+  dimension's rows UTC days only (``LEVEL_DAY``): a 15-minute row per (value, link, campaign)
+  is about one row per click, so they would cost as much as the clicks. A report on a
+  dimension that cuts UTC days (another time zone, by hour, a window's ragged edges) counts
+  the cut part from the clicks (cube.py).
+- The time-to-convert histograms (``TTC_BINS`` bins per step) are packed two bins to a column,
+  ``bin 2p + 1`` in the high 32 bits: summed as integers, the columns sum each bin (a bin
+  reaches 2**32 only with four billion uids in one group). A report sums 60 columns per row in
+  SQL instead of reading a row per step and bin.
 - ``cube_keys`` names each key once (``key_id``); ``cube_uids`` holds what each uid added (its
   state), so that a change to the uid (a late event, bind or click, a reversal, an erasure)
   takes the old share off and adds the new one.
@@ -24,7 +33,26 @@ its click only (its bucket, its keys), so rows add up exactly across buckets and
 
 from __future__ import annotations
 
-__all__ = ["ALL", "CUBE_SCHEMA", "CUBE_TABLES", "LEVEL_15M", "LEVEL_DAY", "LEVEL_MS", "NAMED", "H"]
+from xtracker_server.domain.groups import TTC_BOUNDS_S
+from xtracker_wire import CANONICAL_EVENTS
+
+__all__ = [
+    "ALL",
+    "COUNTS",
+    "CUBE_DROPPED",
+    "CUBE_SCHEMA",
+    "CUBE_TABLES",
+    "DIMENSION_LEVELS",
+    "LEVELS",
+    "LEVEL_15M",
+    "LEVEL_DAY",
+    "LEVEL_MS",
+    "NAMED",
+    "PAIRS",
+    "TTC_BINS",
+    "TTC_COLUMNS",
+    "H",
+]
 
 #: ``dim`` of the rows keyed by (link, campaign, ad set, ad).
 H = ""
@@ -34,10 +62,24 @@ LEVEL_15M = 0
 LEVEL_DAY = 1
 #: Bucket length per level, ms.
 LEVEL_MS = {LEVEL_15M: 15 * 60_000, LEVEL_DAY: 86_400_000}
+#: The levels of each kind of rows (``dim``): the whole space's and the H rows' both, any other
+#: dimension's UTC days only.
+LEVELS: dict[str, tuple[int, ...]] = {ALL: (LEVEL_15M, LEVEL_DAY), H: (LEVEL_15M, LEVEL_DAY)}
+DIMENSION_LEVELS = (LEVEL_DAY,)
 #: The ids whose latest name the cube keeps (``cube_names``): dimension -> click column.
 NAMED = {"campaign": "campaign_name", "adset": "adset_name", "ad": "ad_name"}
 
-CUBE_TABLES = ("cube", "cube_money", "cube_ttc", "cube_keys", "cube_uids", "cube_names",
+#: The counts of a cube row, in its column order.
+COUNTS = ("clicks", *CANONICAL_EVENTS, "deposits", "reversed")
+TTC_BINS = len(TTC_BOUNDS_S) + 1
+#: Time-to-convert columns per step: two bins each.
+PAIRS = (TTC_BINS + 1) // 2
+#: The packed histogram columns, step by step: ``t_<step>_<p>`` holds bins 2p and 2p + 1.
+TTC_COLUMNS = tuple(f"t_{step}_{p}" for step in CANONICAL_EVENTS for p in range(PAIRS))
+
+#: Tables of the cube's earlier formats, dropped when the rollup is built again.
+CUBE_DROPPED = ("cube_ttc",)
+CUBE_TABLES = ("cube", "cube_money", "cube_keys", "cube_uids", "cube_names",
                "cube_touched", "cube_state")  # fmt: skip
 
 CUBE_SCHEMA = (
@@ -54,6 +96,9 @@ CUBE_SCHEMA = (
         deposit       INTEGER NOT NULL,
         deposits  INTEGER NOT NULL,      -- deposit events
         reversed  INTEGER NOT NULL,      -- of them, reversed
+        """
+    + "".join(f"{c} INTEGER NOT NULL, " for c in TTC_COLUMNS)
+    + """
         PRIMARY KEY (space_id, dim, level, bucket, key_id)
     ) WITHOUT ROWID""",
     # Money per currency, exact: sums of integer parts and of 8-digit fractions (as
@@ -74,19 +119,6 @@ CUBE_SCHEMA = (
         r_fraction INTEGER NOT NULL,
         r_scale   INTEGER NOT NULL,
         PRIMARY KEY (space_id, dim, level, bucket, key_id, currency)
-    ) WITHOUT ROWID""",
-    # Time to convert: uids whose first event of ``step`` came ``bin`` after their click
-    # (domain.groups.TTC_BOUNDS_S).
-    """CREATE TABLE IF NOT EXISTS reports.cube_ttc (
-        space_id  INTEGER NOT NULL,
-        dim       TEXT NOT NULL,
-        level     INTEGER NOT NULL,
-        bucket    INTEGER NOT NULL,
-        key_id    INTEGER NOT NULL,
-        step      TEXT NOT NULL,
-        bin       INTEGER NOT NULL,
-        n         INTEGER NOT NULL,
-        PRIMARY KEY (space_id, dim, level, bucket, key_id, step, bin)
     ) WITHOUT ROWID""",
     # H keys: (link_id, campaign, adset, ad); a dimension's: (value, link_id, campaign).
     # NULL is "none" (looked up with IS).

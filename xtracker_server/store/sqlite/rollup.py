@@ -50,13 +50,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from xtracker_server.domain.tail import Watermark
-from xtracker_server.store.sqlite.cube_schema import CUBE_SCHEMA, CUBE_TABLES
+from xtracker_server.store.sqlite.cube_schema import CUBE_DROPPED, CUBE_SCHEMA, CUBE_TABLES
 from xtracker_server.store.sqlite.db import attach_reports, connect, reports_path
 from xtracker_server.store.sqlite.generation import generation
 from xtracker_server.store.sqlite.lazy import LazyModule
 from xtracker_server.store.sqlite.rollup_schema import (
     CUBE_FORMAT,
     FEED,
+    OLD_CUBE_FORMATS,
     ROLLUP_FORMAT,
     SCHEMA,
     TRIGGER,
@@ -207,12 +208,14 @@ def _prepare(conn: sqlite3.Connection, path: str, cube: bool | None) -> None:
                 if built == CUBE_FORMAT
                 else "without the report cube (XTRACKER_REPORT_CUBE is on now)"
                 if built == ROLLUP_FORMAT and cube
+                else "with an older report cube"
+                if built in OLD_CUBE_FORMATS
                 else "by an older xtracker (issue 17: events without a known click)",
             )
             conn.execute("DROP TABLE reports.report_steps")  # its index goes with it
             conn.execute("DROP TABLE reports.report_reversed")
             conn.execute("DROP TABLE reports.report_reversals")
-            for table in CUBE_TABLES:
+            for table in (*CUBE_TABLES, *CUBE_DROPPED):
                 conn.execute(f"DROP TABLE IF EXISTS reports.{table}")
             conn.execute("DELETE FROM reports.feed")
             conn.execute("UPDATE reports.rollup_state SET inbox_id = 0, backlog_id = 0")

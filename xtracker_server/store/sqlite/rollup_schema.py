@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from xtracker_wire import MAX_VALUE_DECIMALS, REVERSAL
 
-__all__ = ["CUBE_FORMAT", "FEED", "ROLLUP_FORMAT", "SCHEMA", "TRIGGER", "UNKNOWN", "amount_parts"]
+__all__ = ["CUBE_FORMAT", "FEED", "OLD_CUBE_FORMATS", "ROLLUP_FORMAT", "SCHEMA", "TRIGGER",
+           "UNKNOWN", "amount_parts"]  # fmt: skip
 
 
 SCHEMA = (
@@ -162,5 +163,8 @@ UNKNOWN = -1
 #: 2: events whose uid has no click are rolled up under ``UNKNOWN`` (1: under 0, no link).
 #: A rollup built without the report cube (XTRACKER_REPORT_CUBE off).
 ROLLUP_FORMAT = 2
-#: 3: the report cube (store/sqlite/cube_schema.py) beside the steps (XTRACKER_REPORT_CUBE on).
-CUBE_FORMAT = 3
+#: 4: the report cube (store/sqlite/cube_schema.py) beside the steps (XTRACKER_REPORT_CUBE on);
+#: 3 was the cube before its packed TTC columns and day-only dimension rows.
+CUBE_FORMAT = 4
+#: The cube's earlier formats: a rollup built with one is built again with the current one.
+OLD_CUBE_FORMATS = (3,)

@@ -457,7 +457,7 @@ def _unpack(packed: list[int]) -> dict[str, tuple[int, ...]]:
     """The histograms of each step from its packed columns (cube_schema: two bins a column)."""
     out = {}
     for n, step in enumerate(CANONICAL_EVENTS):
-        bins = []
+        bins: list[int] = []
         for v in packed[n * PAIRS : (n + 1) * PAIRS]:
             bins += (v & _LOW, v >> 32)
         out[step] = tuple(bins[:_BINS])

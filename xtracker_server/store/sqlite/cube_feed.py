@@ -27,6 +27,8 @@ from xtracker_server.store.sqlite.cube_schema import (
     COUNTS,
     CUBE_TABLES,
     DIMENSION_LEVELS,
+    LEVEL_15M,
+    LEVEL_DAY,
     LEVEL_MS,
     LEVELS,
     NAMED,
@@ -46,14 +48,12 @@ D_DIMENSIONS = {d: ("referrer_domain" if d == "referrer" else c) for d, c in DIM
 _BOUNDS_MS = [b * 1000 for b in TTC_BOUNDS_S]
 _STEPS = CANONICAL_EVENTS
 _EVENTS_IN = "(" + ", ".join(f"'{e}'" for e in _STEPS) + ")"
-_D_COLUMNS = ", ".join(f"c.{c}" for c in D_DIMENSIONS.values())
+_D_NAMES = tuple(sorted(D_DIMENSIONS))
+_D_COLUMNS = ", ".join(f"c.{D_DIMENSIONS[d]}" for d in _D_NAMES)
 
-#: (0: the H and whole-space rows, 1: a dimension's; level; bucket length): what each kind of
-#: row is kept at (cube_schema.LEVELS).
-_LEVELS = tuple((0, level, LEVEL_MS[level]) for level in LEVELS[H]) + tuple(
-    (1, level, LEVEL_MS[level]) for level in DIMENSION_LEVELS
-)
-assert LEVELS[H] == LEVELS[ALL]
+# The levels of each kind of row (cube_schema.LEVELS), as _Deltas.add spreads a share.
+assert LEVELS[H] == LEVELS[ALL] == (LEVEL_15M, LEVEL_DAY) and DIMENSION_LEVELS == (LEVEL_DAY,)
+_DAY, _QUARTER = LEVEL_MS[LEVEL_DAY], LEVEL_MS[LEVEL_15M]
 #: 2**32: the high bin of a packed pair of TTC columns.
 _HIGH = 1 << 32
 
@@ -117,29 +117,54 @@ class _Share:
         return cls(click_ms, [(d, k) for d, k in keys], firsts, deposits, reversed_, money)
 
 
+#: A cube row's place: (space_id, dim, level, bucket, key_id).
+Target = tuple[int, str, int, int, int]
+
+
 class _Deltas:
-    """The old shares (sign -1) and new shares (+1) of the uids that changed, as rows of temp
-    tables: ``_write`` spreads them over their cube rows and sums them in SQL."""
+    """The old shares (sign -1) and new shares (+1) of the uids that changed, summed per cube
+    row in Python: a share's few non-zero cells (its click, steps, deposits and one packed TTC
+    cell per step) added to each row of its click (its keys at their levels)."""
 
     def __init__(self) -> None:
-        self.heads: list[tuple[int, ...]] = []
-        self.keys: list[tuple[int, str, int]] = []
-        self.money: list[tuple[Any, ...]] = []
-        self.taken = False  # a share was taken off: rows may have emptied
+        self.rows: dict[Target, list[int]] = {}
+        self.money: dict[tuple[Target, str], list[int]] = {}
+        self.taken: set[Target] = set()  # rows a share was taken off: they may have emptied
 
     def add(self, space_id: int, share: _Share, sign: int) -> None:
-        i, click_ms = len(self.heads), share.click_ms
-        self.taken = self.taken or sign < 0
-        ttc = [0] * len(TTC_COLUMNS)
+        click_ms = share.click_ms
+        cells = [(0, sign)]
+        cells += [(1 + _STEPS.index(s), sign) for s in share.firsts]
+        if share.deposits:
+            cells.append((_DEPOSITS, sign * share.deposits))
+        if share.reversed:
+            cells.append((_REVERSED, sign * share.reversed))
         for s, t in share.firsts.items():
             b = bisect_right(_BOUNDS_MS, t - click_ms)
-            ttc[_STEPS.index(s) * PAIRS + b // 2] = sign * (_HIGH if b % 2 else 1)
-        self.heads.append((i, space_id, click_ms, sign,
-                           *(sign if s in share.firsts else 0 for s in _STEPS),
-                           sign * share.deposits, sign * share.reversed, *ttc))  # fmt: skip
-        self.keys += [(i, dim, key_id) for dim, key_id in share.keys]
-        self.money += [(i, c, *(v if j in (3, 7) else sign * v for j, v in enumerate(m)))
-                       for c, m in (share.money or {}).items()]  # fmt: skip
+            cells.append((_TTC + _STEPS.index(s) * PAIRS + b // 2, sign * (_HIGH if b % 2 else 1)))
+        money = [(c, [v if j in (3, 7) else sign * v for j, v in enumerate(m)])
+                 for c, m in (share.money or {}).items()]  # fmt: skip
+        rows, width = self.rows, len(_SUMS)
+        day = click_ms - click_ms % _DAY
+        quarter = click_ms - click_ms % _QUARTER
+        targets = [(space_id, dim, LEVEL_DAY, day, key_id) for dim, key_id in share.keys]
+        targets += [(space_id, dim, LEVEL_15M, quarter, key_id) for dim, key_id in share.keys
+                    if dim in (H, ALL)]  # fmt: skip
+        if sign < 0:
+            self.taken.update(targets)
+        for target in targets:
+            acc = rows.get(target)
+            if acc is None:
+                acc = rows[target] = [0] * width
+            for col, v in cells:
+                acc[col] += v
+            for currency, m in money:
+                found = self.money.get((target, currency))
+                if found is None:
+                    self.money[(target, currency)] = list(m)
+                    continue
+                for j, v in enumerate(m):
+                    found[j] = max(found[j], v) if j in (3, 7) else found[j] + v
 
 
 class _Keys:
@@ -178,6 +203,7 @@ class _Keys:
 def _new_shares(conn: sqlite3.Connection) -> dict[tuple[int, str], _Share]:
     """The share of every marked uid that has a click, worked out from scratch."""
     keys = _Keys(conn)
+    key = keys.id
     shares: dict[tuple[int, str], _Share] = {}
     for row in conn.execute(
         f"SELECT t.space_id, t.uid, c.created_ms, c.link_id, c.campaign_id, c.adset_id, c.ad_id,"
@@ -185,14 +211,17 @@ def _new_shares(conn: sqlite3.Connection) -> dict[tuple[int, str], _Share]:
         f" ON c.space_id = t.space_id AND c.uid = t.uid WHERE c.source != 'placeholder'"
     ).fetchall():
         space_id, uid, created_ms, link_id, campaign, adset, ad, sub_ids = row[:8]
-        values = dict(zip(D_DIMENSIONS, row[8:], strict=True))
+        share_keys = [(H, key(space_id, H, None, link_id, campaign, adset, ad))]
+        # in a fixed order (the dimensions', then the sub-ids' sorted): equal shares, equal texts
+        share_keys += [(dim, key(space_id, dim, value, link_id, campaign))
+                       for dim, value in zip(_D_NAMES, row[8:], strict=True)
+                       if value is not None]  # fmt: skip
         if sub_ids:
             subs = json.loads(sub_ids)
-            values.update({SUB_ID_PREFIX + k: v for k, v in subs.items() if isinstance(v, str)})
-        share_keys = [(H, keys.id(space_id, H, None, link_id, campaign, adset, ad))]
-        share_keys += [(dim, keys.id(space_id, dim, value, link_id, campaign))
-                       for dim, value in sorted(values.items()) if value is not None]  # fmt: skip
-        share_keys.append((ALL, keys.id(space_id, ALL, None, None, None)))
+            share_keys += [(SUB_ID_PREFIX + k, key(space_id, SUB_ID_PREFIX + k, v, link_id,
+                                                   campaign))
+                           for k, v in sorted(subs.items()) if isinstance(v, str)]  # fmt: skip
+        share_keys.append((ALL, key(space_id, ALL, None, None, None)))
         shares[(space_id, uid)] = _Share(int(created_ms), share_keys, {})
     for space_id, uid, event, at_ms, currency, units, fraction, scale, was_reversed in conn.execute(
         "SELECT t.space_id, t.uid, r.event, r.at_ms, r.currency, r.units, r.fraction, r.scale,"
@@ -264,67 +293,31 @@ def apply(conn: sqlite3.Connection, spaces_gone: Iterable[int] = ()) -> int:
 
 
 _SUMS = (*COUNTS, *TTC_COLUMNS)
-_TEMP = (
-    f"""CREATE TEMP TABLE IF NOT EXISTS cube_delta (
-        i INTEGER PRIMARY KEY, space_id INTEGER, click_ms INTEGER,
-        {", ".join(f"{c} INTEGER" for c in _SUMS)})""",
-    """CREATE TEMP TABLE IF NOT EXISTS cube_delta_keys (
-        i INTEGER, dim TEXT, key_id INTEGER, PRIMARY KEY (i, dim, key_id)) WITHOUT ROWID""",
-    """CREATE TEMP TABLE IF NOT EXISTS cube_delta_money (
-        i INTEGER, currency TEXT, n INTEGER, units INTEGER, fraction INTEGER, scale INTEGER,
-        rn INTEGER, r_units INTEGER, r_fraction INTEGER, r_scale INTEGER)""",
-    """CREATE TEMP TABLE IF NOT EXISTS cube_levels (
-        kind INTEGER, level INTEGER, length INTEGER, PRIMARY KEY (kind, level))""",
-)
-#: Each delta row spread over its cube rows: its keys at each level their kind of row has.
-_SPREAD = (
-    "temp.cube_delta_keys k JOIN temp.cube_delta d ON d.i = k.i JOIN temp.cube_levels l"
-    f" ON l.kind = (k.dim NOT IN ('{H}', '{ALL}'))"
-)
-_TARGET = "d.space_id, k.dim, l.level, d.click_ms - d.click_ms % l.length, k.key_id"
-_GROUP = "GROUP BY 1, 2, 3, 4, 5"
+_DEPOSITS, _REVERSED, _TTC = COUNTS.index("deposits"), COUNTS.index("reversed"), len(COUNTS)
+_KEY = "space_id, dim, level, bucket, key_id"
 _UPSERT_ROW = (
-    f"INSERT INTO reports.cube SELECT {_TARGET}, {', '.join(f'sum(d.{c})' for c in _SUMS)}"
-    f" FROM {_SPREAD} WHERE true {_GROUP}"
-    f" HAVING {' OR '.join(f'sum(d.{c}) != 0' for c in _SUMS)}"
-    " ON CONFLICT (space_id, dim, level, bucket, key_id) DO UPDATE SET "
-    + ", ".join(f"{c} = {c} + excluded.{c}" for c in _SUMS)
+    f"INSERT INTO reports.cube VALUES ({', '.join('?' * (5 + len(_SUMS)))})"
+    f" ON CONFLICT ({_KEY}) DO UPDATE SET " + ", ".join(f"{c} = {c} + excluded.{c}" for c in _SUMS)
 )
 _UPSERT_MONEY = (
-    f"INSERT INTO reports.cube_money SELECT {_TARGET}, m.currency, sum(m.n), sum(m.units),"
-    " sum(m.fraction), max(m.scale), sum(m.rn), sum(m.r_units), sum(m.r_fraction),"
-    f" max(m.r_scale) FROM temp.cube_delta_money m JOIN {_SPREAD} AND k.i = m.i WHERE true"
-    f" {_GROUP}, 6 HAVING sum(m.n) != 0 OR sum(m.units) != 0 OR sum(m.fraction) != 0"
-    " OR sum(m.rn) != 0 OR sum(m.r_units) != 0 OR sum(m.r_fraction) != 0"
-    " ON CONFLICT (space_id, dim, level, bucket, key_id, currency) DO UPDATE SET"
+    f"INSERT INTO reports.cube_money VALUES ({', '.join('?' * 14)})"
+    f" ON CONFLICT ({_KEY}, currency) DO UPDATE SET"
     " n = n + excluded.n, units = units + excluded.units, fraction = fraction + excluded.fraction,"
     " scale = max(scale, excluded.scale), rn = rn + excluded.rn,"
     " r_units = r_units + excluded.r_units, r_fraction = r_fraction + excluded.r_fraction,"
     " r_scale = max(r_scale, excluded.r_scale)"
 )
-#: The cube rows a share was taken off (sign -1): those left without a uid go.
-_TAKEN = (
-    f"(space_id, dim, level, bucket, key_id) IN (SELECT {_TARGET} FROM {_SPREAD}"
-    " WHERE d.clicks < 0)"
-)
+_KEY_IS = " AND ".join(f"{c} = ?" for c in _KEY.split(", "))
 
 
 def _write(conn: sqlite3.Connection, deltas: _Deltas) -> None:
-    """The differences, spread over their cube rows and summed in SQL (sorted by key: each
-    upsert finds its page next to the last one's); a row whose uids all left goes."""
-    for statement in _TEMP:
-        conn.execute(statement)
-    conn.executemany("INSERT OR IGNORE INTO temp.cube_levels VALUES (?, ?, ?)", _LEVELS)
-    marks = ", ".join("?" * (3 + len(_SUMS)))
-    conn.executemany(f"INSERT INTO temp.cube_delta VALUES ({marks})", deltas.heads)
-    conn.executemany("INSERT INTO temp.cube_delta_keys VALUES (?, ?, ?)", deltas.keys)
-    conn.executemany("INSERT INTO temp.cube_delta_money VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                     deltas.money)  # fmt: skip
-    conn.execute(_UPSERT_ROW)
-    if deltas.money:
-        conn.execute(_UPSERT_MONEY)
-    if deltas.taken:
-        conn.execute(f"DELETE FROM reports.cube WHERE clicks = 0 AND {_TAKEN}")
-        conn.execute(f"DELETE FROM reports.cube_money WHERE n = 0 AND {_TAKEN}")
-    for table in ("cube_delta", "cube_delta_keys", "cube_delta_money"):
-        conn.execute(f"DELETE FROM temp.{table}")
+    """The summed differences, one upsert per cube row (in key order: each finds its page next
+    to the last one's); a row whose uids all left goes."""
+    rows = deltas.rows
+    conn.executemany(_UPSERT_ROW, [(*target, *rows[target]) for target in sorted(rows)
+                                   if any(rows[target])])  # fmt: skip
+    conn.executemany(_UPSERT_MONEY, [(*target, currency, *m) for (target, currency), m
+                                     in sorted(deltas.money.items()) if any(m)])  # fmt: skip
+    taken = sorted(deltas.taken)
+    conn.executemany(f"DELETE FROM reports.cube WHERE {_KEY_IS} AND clicks = 0", taken)
+    conn.executemany(f"DELETE FROM reports.cube_money WHERE {_KEY_IS} AND n = 0", taken)

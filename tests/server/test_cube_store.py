@@ -325,6 +325,9 @@ QUERIES = [
     _q(("day", "country")),
     _q(("link",), days=(1, 2), edge=45 * 60_000),
     _q(("device",), days=(0, 3), edge=6 * H),
+    # scanned outside UTC (a dimension's rows are UTC days), and named as the cube names ids:
+    # c1's latest name, given on day 3, though the window's clicks carry the older one
+    _q(("utm_source", "campaign"), days=(0, 2)),
 ]
 
 

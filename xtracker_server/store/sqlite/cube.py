@@ -208,19 +208,39 @@ def _counts(conn: sqlite3.Connection, space_id: int, query: GroupQuery) -> list[
         return groups.group_counts(conn, space_id, query)
     w = query.window
     grid = _grid(query)
-    if grid is None:
-        return groups.group_counts(conn, space_id, query)
-    inner = Window(-(-w.from_ms // grid) * grid, w.to_ms // grid * grid)
     found = None
-    if inner.from_ms < inner.to_ms:
-        found = cube_counts(conn, space_id, replace(query, window=inner))
+    if grid is not None:
+        inner = Window(-(-w.from_ms // grid) * grid, w.to_ms // grid * grid)
+        if inner.from_ms < inner.to_ms:
+            found = cube_counts(conn, space_id, replace(query, window=inner))
     if found is None:
-        return groups.group_counts(conn, space_id, query)
+        return _latest_names(conn, space_id, query, groups.group_counts(conn, space_id, query))
     for lo, hi in ((w.from_ms, inner.from_ms), (inner.to_ms, w.to_ms)):
         if lo < hi:
             edge = groups.group_counts(conn, space_id, replace(query, window=Window(lo, hi)))
             found = _add(found, edge)
     return found
+
+
+def _latest_names(
+    conn: sqlite3.Connection, space_id: int, query: GroupQuery, found: list[GroupCounts]
+) -> list[GroupCounts]:
+    """Scanned groups with the names the cube gives (each id's latest on any click so far, not
+    among the window's clicks): with the cube built, a report names ids one way whether the
+    cube or the scan counted it."""
+    named = [d for d in query.by if d in NAME_OF]
+    if not named or not found:
+        return found
+    marks = ", ".join("?" * len(named))
+    names = {(d, i): n for d, i, n in conn.execute(
+        f"SELECT dim, id, name FROM reports.cube_names WHERE space_id = ? AND dim IN ({marks})",
+        (space_id, *named))}  # fmt: skip
+    out = []
+    for g in found:
+        latest = {NAME_OF[d]: names[(d, v)] for d, v in zip(query.by, g.key, strict=True)
+                  if (d, v) in names}  # fmt: skip
+        out.append(replace(g, names={**g.names, **latest}) if latest else g)
+    return out
 
 
 def _grid(query: GroupQuery) -> int | None:

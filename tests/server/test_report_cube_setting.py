@@ -1,6 +1,8 @@
 """XTRACKER_REPORT_CUBE (config.py ``report_cube``): the report rollup keeps the report cube only
 when it is on (store/sqlite/rollup.py records which way it was built), is built again from the
-inbox when the setting changes either way and not otherwise, a store that only opens leaves it
+inbox when it was built for another copy of the database, and otherwise keeps its steps when
+the setting changes either way or the cube's format is older (only the cube is dropped or built
+again, from the clicks), a store that only opens leaves it
 as it was built, and ``group_counts`` reads the cube where it holds the answer and scans the
 events everywhere else (store/sqlite/cube.py ``group_counts``). The settings reach the store
 the way a command's context opens it (services/context.py)."""
@@ -115,7 +117,7 @@ def test_the_setting_builds_the_cube_and_a_change_rebuilds_the_rollup(tmp_path: 
     assert (c1.clicks, c1.uids["contact"], c1.revenue_total()) == (2, 1, {"USD": Decimal("10.5")})
 
     fed, cubed = _run(_report(path, space, cube=True))
-    assert fed == EVENTS  # turned on: built again from the inbox, with the cube
+    assert fed == 0  # turned on: the steps kept, the cube built from the clicks and the steps
     version, has_cube, rows = _built(path)
     assert (version, has_cube) == (CUBE_FORMAT, True) and rows > 0
     assert cubed == scanned
@@ -126,13 +128,40 @@ def test_the_setting_builds_the_cube_and_a_change_rebuilds_the_rollup(tmp_path: 
     assert _built(path)[:2] == (CUBE_FORMAT, True)
 
     fed, again = _run(_report(path, space, cube=False))
-    assert fed == EVENTS  # turned off: built again, the cube dropped
+    assert fed == 0  # turned off: the steps kept, the cube dropped
     assert _built(path) == (ROLLUP_FORMAT, False, 0)
     assert again == scanned
     _run(_open_only(path, cube=True))
     assert _built(path)[:2] == (ROLLUP_FORMAT, False)
     assert _run(_report(path, space, cube=None)) == (0, scanned)
     assert _built(path)[:2] == (ROLLUP_FORMAT, False)
+
+
+def test_a_cube_of_an_older_format_is_built_again_from_the_clicks(tmp_path: Path) -> None:
+    """An upgrade over a rollup with the cube's format 3 (a table of its own for the time to
+    convert): the steps are kept (no event fed again), the old tables go, the cube is built
+    again and answers as the scan does."""
+    path = str(tmp_path / "x.db")
+    space = _run(_seed(path))
+    fed, cubed = _run(_report(path, space, cube=True))
+    assert fed == EVENTS
+    conn = sqlite3.connect(reports_path(path))
+    with conn:
+        conn.execute("UPDATE rollup_format SET version = 3")
+        conn.execute("CREATE TABLE cube_ttc (n INTEGER)")
+        conn.execute("DELETE FROM cube")  # what format 3 had there is not read again
+    conn.close()
+    fed, again = _run(_report(path, space, cube=True))
+    assert fed == 0
+    version, has_cube, rows = _built(path)
+    assert (version, has_cube) == (CUBE_FORMAT, True) and rows > 0
+    assert again == cubed
+    conn = sqlite3.connect(reports_path(path))
+    try:
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    finally:
+        conn.close()
+    assert "cube_ttc" not in tables
 
 
 @pytest.fixture

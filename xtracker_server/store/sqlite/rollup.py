@@ -198,18 +198,28 @@ def _prepare(conn: sqlite3.Connection, path: str, cube: bool | None) -> None:
             cube = built == CUBE_FORMAT
         wanted = CUBE_FORMAT if cube else ROLLUP_FORMAT
         stale, old_format = _stale(conn), _old_format(conn, built, wanted)
-        if stale or old_format:
+        # The steps are the same with and without the cube: only the cube changes
+        cube_only = not stale and old_format and built in _STEPS_KEPT
+        if cube_only:
+            log.warning(
+                "the report rollup %s was built %s: %s",
+                reports_path(path),
+                "with an older report cube" if built in OLD_CUBE_FORMATS and cube
+                else "without the report cube (XTRACKER_REPORT_CUBE is on now)" if cube
+                else "with the report cube (XTRACKER_REPORT_CUBE is off now)",
+                "building the cube again from the clicks" if cube else "dropping the cube",
+            )  # fmt: skip
+            for table in (*CUBE_TABLES, *CUBE_DROPPED):
+                conn.execute(f"DROP TABLE IF EXISTS reports.{table}")
+            # every click read again: each uid's share worked out from its rolled-up steps
+            conn.execute("DELETE FROM reports.rollup_marks WHERE feed = 'clicks'")
+            conn.execute("DELETE FROM reports.rollup_gaps WHERE feed = 'clicks'")
+        elif stale or old_format:
             log.warning(
                 "the report rollup %s was built %s: rebuilding it from the inbox",
                 reports_path(path),
                 "for another copy of the database (restored?)"
                 if stale
-                else "with the report cube (XTRACKER_REPORT_CUBE is off now)"
-                if built == CUBE_FORMAT
-                else "without the report cube (XTRACKER_REPORT_CUBE is on now)"
-                if built == ROLLUP_FORMAT and cube
-                else "with an older report cube"
-                if built in OLD_CUBE_FORMATS
                 else "by an older xtracker (issue 17: events without a known click)",
             )
             conn.execute("DROP TABLE reports.report_steps")  # its index goes with it
@@ -258,6 +268,11 @@ def _format(conn: sqlite3.Connection) -> int | None:
     """The format the rollup was built in (None: not recorded, a new or an old rollup)."""
     row = conn.execute("SELECT version FROM reports.rollup_format").fetchone()
     return None if row is None else int(row[0])
+
+
+#: Formats whose steps (report_steps, report_reversed...) are those of the current formats:
+#: going from one to another rebuilds only the cube.
+_STEPS_KEPT = (ROLLUP_FORMAT, CUBE_FORMAT, *OLD_CUBE_FORMATS)
 
 
 def _old_format(conn: sqlite3.Connection, built: int | None, wanted: int) -> bool:

@@ -42,7 +42,7 @@ from xtracker_server.store.sqlite import (
 from xtracker_server.store.sqlite.binds import bind
 from xtracker_server.store.sqlite.clicks import insert_click
 from xtracker_server.store.sqlite.cube import cube_counts
-from xtracker_server.store.sqlite.cube_schema import COUNTS, TTC_COLUMNS
+from xtracker_server.store.sqlite.cube_schema import COUNTS
 from xtracker_server.store.sqlite.db import open_db, reports_path, transaction
 from xtracker_server.store.sqlite.inbox import InboxDraft, insert_event
 from xtracker_server.store.sqlite.rollup import catch_up, with_rollup
@@ -359,7 +359,7 @@ def _dump(conn: sqlite3.Connection) -> list[tuple[object, ...]]:
     join = "JOIN reports.cube_keys k ON k.id = t.key_id"
     rows: list[tuple[object, ...]] = []
     for table, columns in (
-        ("cube", ", ".join(f"t.{c}" for c in (*COUNTS, *TTC_COLUMNS))),
+        ("cube", ", ".join(f"t.{c}" for c in (*COUNTS, "ttc"))),
         ("cube_money", "t.currency, t.n, t.units, t.fraction, t.rn, t.r_units, t.r_fraction"),
     ):
         sql = f"SELECT t.level, t.bucket, {keys}, {columns} FROM reports.{table} t {join}"

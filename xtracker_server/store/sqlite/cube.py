@@ -50,7 +50,7 @@ from xtracker_server.domain.reports import (
     sum_from_parts,
     zone,
 )
-from xtracker_server.store.sqlite import groups
+from xtracker_server.store.sqlite import cube_ttc, groups
 from xtracker_server.store.sqlite.cube_feed import D_DIMENSIONS, H_DIMENSIONS
 from xtracker_server.store.sqlite.cube_schema import (
     ALL,
@@ -58,8 +58,6 @@ from xtracker_server.store.sqlite.cube_schema import (
     LEVEL_15M,
     LEVEL_DAY,
     LEVEL_MS,
-    PAIRS,
-    TTC_COLUMNS,
     H,
 )
 from xtracker_server.store.sqlite.rollup_schema import CUBE_FORMAT
@@ -69,7 +67,6 @@ __all__ = ["cube_counts", "group_counts"]
 
 _Q = LEVEL_MS[LEVEL_15M]
 _BINS = len(TTC_BOUNDS_S) + 1
-_LOW = (1 << 32) - 1
 
 
 @dataclass(frozen=True)
@@ -91,7 +88,7 @@ class _Group:
     reversed: int = 0
     # currency -> day -> [n, units, fraction, scale, rn, r_units, r_fraction, r_scale]
     money: dict[str, dict[str, list[int]]] = field(default_factory=dict)
-    ttc: list[int] = field(default_factory=lambda: [0] * len(TTC_COLUMNS))  # packed (cube_schema)
+    ttc: list[int] = field(default_factory=cube_ttc.cells)  # every cell (cube_ttc.py)
 
 
 def _dimension(query: GroupQuery) -> str | None:
@@ -312,6 +309,7 @@ def cube_counts(
     if dim is None or grid is None or window.from_ms % grid or window.to_ms % grid:
         return None
     tz = zone(query.tz)
+    cube_ttc.register(conn)
     reader = _Reader(conn, space_id, query, dim, _Labels(tz))
     for segment in _segments(query, tz):
         reader.read(segment)
@@ -320,9 +318,8 @@ def cube_counts(
     return reader.answer()
 
 
-_SUMS = (*COUNTS, *TTC_COLUMNS)
-_INNER = ", ".join(f"sum({c}) AS {c}" for c in _SUMS)
-_OUTER = ", ".join(f"sum(c.{c})" for c in _SUMS)
+_INNER = ", ".join(f"sum({c}) AS {c}" for c in COUNTS) + ", cube_ttc_sum(ttc) AS ttc"
+_OUTER = ", ".join(f"sum(c.{c})" for c in COUNTS) + ", cube_ttc_sum(c.ttc)"
 
 
 class _Reader:
@@ -386,8 +383,8 @@ class _Reader:
 
     def read(self, s: _Segment, *, money: bool = False) -> None:
         """Each row's sums of the segment per key (and bucket) first, then the keys joined for
-        their values and the sums taken per group: the counts and the packed time to convert
-        (one query), or (``money``) the amounts."""
+        their values and the sums taken per group: the counts and the time to convert (one
+        query), or (``money``) the amounts."""
         width = len(self.named) + self.timed + 1
         by = ", ".join(str(i + 1) for i in range(width))
         bucket = ", bucket" if self.timed else ""
@@ -415,10 +412,7 @@ class _Reader:
                     g.uids[i] += sign * sums[1 + i]
                 g.deposits += sign * sums[5]
                 g.reversed += sign * sums[6]
-                ttc = g.ttc
-                for i, v in enumerate(sums[7:]):
-                    if v:
-                        ttc[i] += sign * v
+                cube_ttc.accumulate(g.ttc, sums[7], sign)
 
     def _money(self, s: _Segment, columns: str, where: str, args: tuple[Any, ...], width: int,
                by: str, sign: int) -> None:  # fmt: skip
@@ -462,7 +456,7 @@ class _Reader:
                     reversed_deposits=g.reversed,
                     reversed_revenue=_money(g.money, 4),
                     # every canonical event, zeros too (as store/sqlite/groups.py)
-                    ttc=_unpack(g.ttc),
+                    ttc=cube_ttc.histograms(g.ttc),
                     names={
                         NAME_OF[d]: names[(d, v)]
                         for d, v in zip(self.query.by, key, strict=True)
@@ -471,17 +465,6 @@ class _Reader:
                 )
             )
         return out
-
-
-def _unpack(packed: list[int]) -> dict[str, tuple[int, ...]]:
-    """The histograms of each step from its packed columns (cube_schema: two bins a column)."""
-    out = {}
-    for n, step in enumerate(CANONICAL_EVENTS):
-        bins: list[int] = []
-        for v in packed[n * PAIRS : (n + 1) * PAIRS]:
-            bins += (v & _LOW, v >> 32)
-        out[step] = tuple(bins[:_BINS])
-    return out
 
 
 def _money(money: dict[str, dict[str, list[int]]], at: int) -> dict[str, dict[str, Decimal]]:

@@ -22,6 +22,7 @@ from typing import Any
 
 from xtracker_server.domain.filters import DIMENSIONS, SUB_ID_PREFIX
 from xtracker_server.domain.groups import TTC_BOUNDS_S
+from xtracker_server.store.sqlite import cube_ttc
 from xtracker_server.store.sqlite.cube_schema import (
     ALL,
     COUNTS,
@@ -32,10 +33,9 @@ from xtracker_server.store.sqlite.cube_schema import (
     LEVEL_MS,
     LEVELS,
     NAMED,
-    PAIRS,
-    TTC_COLUMNS,
     H,
 )
+from xtracker_server.store.sqlite.cube_ttc import TTC_BINS
 from xtracker_wire import CANONICAL_EVENTS
 
 __all__ = ["D_DIMENSIONS", "H_DIMENSIONS", "apply", "drop_space", "feed_clicks", "touch"]
@@ -54,8 +54,6 @@ _D_COLUMNS = ", ".join(f"c.{D_DIMENSIONS[d]}" for d in _D_NAMES)
 # The levels of each kind of row (cube_schema.LEVELS), as _Deltas.add spreads a share.
 assert LEVELS[H] == LEVELS[ALL] == (LEVEL_15M, LEVEL_DAY) and DIMENSION_LEVELS == (LEVEL_DAY,)
 _DAY, _QUARTER = LEVEL_MS[LEVEL_DAY], LEVEL_MS[LEVEL_15M]
-#: 2**32: the high bin of a packed pair of TTC columns.
-_HIGH = 1 << 32
 
 
 def touch(conn: sqlite3.Connection, select: str, args: Sequence[Any] = ()) -> None:
@@ -123,11 +121,12 @@ Target = tuple[int, str, int, int, int]
 
 class _Deltas:
     """The old shares (sign -1) and new shares (+1) of the uids that changed, summed per cube
-    row in Python: a share's few non-zero cells (its click, steps, deposits and one packed TTC
-    cell per step) added to each row of its click (its keys at their levels)."""
+    row in Python: a share's few non-zero counts (its click, steps, deposits) and time-to-convert
+    cells (one per step) added to each row of its click (its keys at their levels)."""
 
     def __init__(self) -> None:
         self.rows: dict[Target, list[int]] = {}
+        self.ttc: dict[Target, dict[int, int]] = {}  # cells of the histograms (cube_ttc.py)
         self.money: dict[tuple[Target, str], list[int]] = {}
         self.taken: set[Target] = set()  # rows a share was taken off: they may have emptied
 
@@ -139,12 +138,11 @@ class _Deltas:
             cells.append((_DEPOSITS, sign * share.deposits))
         if share.reversed:
             cells.append((_REVERSED, sign * share.reversed))
-        for s, t in share.firsts.items():
-            b = bisect_right(_BOUNDS_MS, t - click_ms)
-            cells.append((_TTC + _STEPS.index(s) * PAIRS + b // 2, sign * (_HIGH if b % 2 else 1)))
+        ttc = [(_STEPS.index(s) * TTC_BINS + bisect_right(_BOUNDS_MS, t - click_ms), sign)
+               for s, t in share.firsts.items()]  # fmt: skip
         money = [(c, [v if j in (3, 7) else sign * v for j, v in enumerate(m)])
                  for c, m in (share.money or {}).items()]  # fmt: skip
-        rows, width = self.rows, len(_SUMS)
+        rows, ttcs, width = self.rows, self.ttc, len(COUNTS)
         day = click_ms - click_ms % _DAY
         quarter = click_ms - click_ms % _QUARTER
         targets = [(space_id, dim, LEVEL_DAY, day, key_id) for dim, key_id in share.keys]
@@ -158,6 +156,12 @@ class _Deltas:
                 acc = rows[target] = [0] * width
             for col, v in cells:
                 acc[col] += v
+            if ttc:
+                hist = ttcs.get(target)
+                if hist is None:
+                    hist = ttcs[target] = {}
+                for index, v in ttc:
+                    hist[index] = hist.get(index, 0) + v
             for currency, m in money:
                 found = self.money.get((target, currency))
                 if found is None:
@@ -292,12 +296,13 @@ def apply(conn: sqlite3.Connection, spaces_gone: Iterable[int] = ()) -> int:
     return len(gone) + len(kept)
 
 
-_SUMS = (*COUNTS, *TTC_COLUMNS)
-_DEPOSITS, _REVERSED, _TTC = COUNTS.index("deposits"), COUNTS.index("reversed"), len(COUNTS)
+_DEPOSITS, _REVERSED = COUNTS.index("deposits"), COUNTS.index("reversed")
 _KEY = "space_id, dim, level, bucket, key_id"
 _UPSERT_ROW = (
-    f"INSERT INTO reports.cube VALUES ({', '.join('?' * (5 + len(_SUMS)))})"
-    f" ON CONFLICT ({_KEY}) DO UPDATE SET " + ", ".join(f"{c} = {c} + excluded.{c}" for c in _SUMS)
+    f"INSERT INTO reports.cube VALUES ({', '.join('?' * (6 + len(COUNTS)))})"
+    f" ON CONFLICT ({_KEY}) DO UPDATE SET "
+    + ", ".join(f"{c} = {c} + excluded.{c}" for c in COUNTS)
+    + ", ttc = cube_ttc_add(ttc, excluded.ttc)"
 )
 _UPSERT_MONEY = (
     f"INSERT INTO reports.cube_money VALUES ({', '.join('?' * 14)})"
@@ -313,9 +318,10 @@ _KEY_IS = " AND ".join(f"{c} = ?" for c in _KEY.split(", "))
 def _write(conn: sqlite3.Connection, deltas: _Deltas) -> None:
     """The summed differences, one upsert per cube row (in key order: each finds its page next
     to the last one's); a row whose uids all left goes."""
-    rows = deltas.rows
-    conn.executemany(_UPSERT_ROW, [(*target, *rows[target]) for target in sorted(rows)
-                                   if any(rows[target])])  # fmt: skip
+    cube_ttc.register(conn)
+    rows, ttcs = deltas.rows, deltas.ttc
+    conn.executemany(_UPSERT_ROW, [(*target, *rows[target], cube_ttc.encode(ttcs.get(target, {})))
+                                   for target in sorted(rows)])  # fmt: skip
     conn.executemany(_UPSERT_MONEY, [(*target, currency, *m) for (target, currency), m
                                      in sorted(deltas.money.items()) if any(m)])  # fmt: skip
     taken = sorted(deltas.taken)

@@ -3,8 +3,9 @@ store/sqlite/cube_feed.py keeps up to date and store/sqlite/cube.py reads.
 
 A *cube row* sums the cohort of the clicks of one bucket of time and one grouping key: its
 clicks, its uids per step, their deposits, reversed deposits and time-to-convert histograms
-(packed: ``TTC_COLUMNS``), and money per currency (``cube_money``). Each uid adds to the rows
-of its click only (its bucket, its keys), so rows add up exactly across buckets and keys.
+(``ttc``: sparse, store/sqlite/cube_ttc.py), and money per currency (``cube_money``). Each uid
+adds to the rows of its click only (its bucket, its keys), so rows add up exactly across
+buckets and keys.
 
 - ``level``: ``LEVEL_15M`` (15-minute buckets: every time zone's hours and days start on one)
   or ``LEVEL_DAY`` (UTC days); ``bucket`` is the bucket's start, epoch ms.
@@ -19,10 +20,6 @@ of its click only (its bucket, its keys), so rows add up exactly across buckets 
   is about one row per click, so they would cost as much as the clicks. A report on a
   dimension that cuts UTC days (another time zone, by hour, a window's ragged edges) counts
   the cut part from the clicks (cube.py).
-- The time-to-convert histograms (``TTC_BINS`` bins per step) are packed two bins to a column,
-  ``bin 2p + 1`` in the high 32 bits: summed as integers, the columns sum each bin (a bin
-  reaches 2**32 only with four billion uids in one group). A report sums 60 columns per row in
-  SQL instead of reading a row per step and bin.
 - ``cube_keys`` names each key once (``key_id``); ``cube_uids`` holds what each uid added (its
   state), so that a change to the uid (a late event, bind or click, a reversal, an erasure)
   takes the old share off and adds the new one.
@@ -33,7 +30,6 @@ of its click only (its bucket, its keys), so rows add up exactly across buckets 
 
 from __future__ import annotations
 
-from xtracker_server.domain.groups import TTC_BOUNDS_S
 from xtracker_wire import CANONICAL_EVENTS
 
 __all__ = [
@@ -48,9 +44,6 @@ __all__ = [
     "LEVEL_DAY",
     "LEVEL_MS",
     "NAMED",
-    "PAIRS",
-    "TTC_BINS",
-    "TTC_COLUMNS",
     "H",
 ]
 
@@ -71,12 +64,6 @@ NAMED = {"campaign": "campaign_name", "adset": "adset_name", "ad": "ad_name"}
 
 #: The counts of a cube row, in its column order.
 COUNTS = ("clicks", *CANONICAL_EVENTS, "deposits", "reversed")
-TTC_BINS = len(TTC_BOUNDS_S) + 1
-#: Time-to-convert columns per step: two bins each.
-PAIRS = (TTC_BINS + 1) // 2
-#: The packed histogram columns, step by step: ``t_<step>_<p>`` holds bins 2p and 2p + 1.
-TTC_COLUMNS = tuple(f"t_{step}_{p}" for step in CANONICAL_EVENTS for p in range(PAIRS))
-
 #: Tables of the cube's earlier formats, dropped when the rollup is built again.
 CUBE_DROPPED = ("cube_ttc",)
 CUBE_TABLES = ("cube", "cube_money", "cube_keys", "cube_uids", "cube_names",
@@ -96,9 +83,7 @@ CUBE_SCHEMA = (
         deposit       INTEGER NOT NULL,
         deposits  INTEGER NOT NULL,      -- deposit events
         reversed  INTEGER NOT NULL,      -- of them, reversed
-        """
-    + "".join(f"{c} INTEGER NOT NULL, " for c in TTC_COLUMNS)
-    + """
+        ttc       BLOB,                  -- time to convert (store/sqlite/cube_ttc.py)
         PRIMARY KEY (space_id, dim, level, bucket, key_id)
     ) WITHOUT ROWID""",
     # Money per currency, exact: sums of integer parts and of 8-digit fractions (as

@@ -163,8 +163,9 @@ UNKNOWN = -1
 #: 2: events whose uid has no click are rolled up under ``UNKNOWN`` (1: under 0, no link).
 #: A rollup built without the report cube (XTRACKER_REPORT_CUBE off).
 ROLLUP_FORMAT = 2
-#: 4: the report cube (store/sqlite/cube_schema.py) beside the steps (XTRACKER_REPORT_CUBE on);
-#: 3 was the cube before its packed TTC columns and day-only dimension rows.
-CUBE_FORMAT = 4
+#: 5: the report cube (store/sqlite/cube_schema.py) beside the steps (XTRACKER_REPORT_CUBE on);
+#: 3 had a row per step and bin of the time to convert and 15-minute rows of every dimension,
+#: 4 (never released) the time to convert in 80 packed columns.
+CUBE_FORMAT = 5
 #: The cube's earlier formats: a rollup built with one is built again with the current one.
-OLD_CUBE_FORMATS = (3,)
+OLD_CUBE_FORMATS = (3, 4)

@@ -320,7 +320,9 @@ def _write(conn: sqlite3.Connection, deltas: _Deltas) -> None:
     to the last one's); a row whose uids all left goes."""
     cube_ttc.register(conn)
     rows, ttcs = deltas.rows, deltas.ttc
-    conn.executemany(_UPSERT_ROW, [(*target, *rows[target], cube_ttc.encode(ttcs.get(target, {})))
+    encode = cube_ttc.encode
+    conn.executemany(_UPSERT_ROW, [(*target, *rows[target],
+                                    encode(ttcs[target]) if target in ttcs else None)
                                    for target in sorted(rows)])  # fmt: skip
     conn.executemany(_UPSERT_MONEY, [(*target, currency, *m) for (target, currency), m
                                      in sorted(deltas.money.items()) if any(m)])  # fmt: skip

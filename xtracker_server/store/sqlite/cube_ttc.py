@@ -29,6 +29,9 @@ _CELLS = len(CANONICAL_EVENTS) * TTC_BINS
 
 def encode(cells: dict[int, int]) -> bytes | None:
     """The BLOB of ``cells`` (index -> count), the zero ones left out."""
+    if len(cells) == 1:  # most rows of a round: one uid's first step
+        ((index, n),) = cells.items()
+        return array("q", (index, n)).tobytes() if n else None
     flat = array("q")
     for index in sorted(cells):
         if cells[index]:

@@ -23,7 +23,7 @@ def test_cells_add_up_and_a_row_whose_cells_cancel_is_null() -> None:
     conn.execute(upsert, (3, cube_ttc.encode({9: -1})))
     assert conn.execute("SELECT ttc FROM t WHERE k = 3").fetchone() == (None,)
     (total,) = conn.execute("SELECT cube_ttc_sum(ttc) FROM t").fetchone()
-    acc = cube_ttc.cells()
+    acc: dict[int, int] = {}
     cube_ttc.accumulate(acc, total, +1)
     hist = cube_ttc.histograms(acc)
     assert set(hist) == set(CANONICAL_EVENTS)

@@ -88,7 +88,7 @@ class _Group:
     reversed: int = 0
     # currency -> day -> [n, units, fraction, scale, rn, r_units, r_fraction, r_scale]
     money: dict[str, dict[str, list[int]]] = field(default_factory=dict)
-    ttc: list[int] = field(default_factory=cube_ttc.cells)  # every cell (cube_ttc.py)
+    ttc: dict[int, int] = field(default_factory=dict)  # cells (cube_ttc.py)
 
 
 def _dimension(query: GroupQuery) -> str | None:
@@ -318,8 +318,7 @@ def cube_counts(
     return reader.answer()
 
 
-_INNER = ", ".join(f"sum({c}) AS {c}" for c in COUNTS) + ", cube_ttc_sum(ttc) AS ttc"
-_OUTER = ", ".join(f"sum(c.{c})" for c in COUNTS) + ", cube_ttc_sum(c.ttc)"
+_SUMS = ", ".join(f"sum(c.{c})" for c in COUNTS) + ", cube_ttc_sum(c.ttc)"
 
 
 class _Reader:
@@ -382,14 +381,10 @@ class _Reader:
         return self.labels("hour" if dimension == "hour" else "day", bucket)
 
     def read(self, s: _Segment, *, money: bool = False) -> None:
-        """Each row's sums of the segment per key (and bucket) first, then the keys joined for
-        their values and the sums taken per group: the counts and the time to convert (one
-        query), or (``money``) the amounts."""
+        """The segment's rows, their keys joined for their values and filtered, summed per
+        group: the counts and the time to convert (one query), or (``money``) the amounts."""
         width = len(self.named) + self.timed + 1
         by = ", ".join(str(i + 1) for i in range(width))
-        bucket = ", bucket" if self.timed else ""
-        # per key, unless no key matters (then per bucket, or all in one)
-        keys = "key_id" if self.named or self.query.filters else "0"
         range_ = "space_id = ? AND dim = ? AND level = ? AND bucket >= ? AND bucket < ?"
         for key_dim, sign, blank in self.sources:
             found = self._select(key_dim, blank)
@@ -401,9 +396,9 @@ class _Reader:
                 self._money(s, columns, where, (*extra, *args[:5]), width, by, sign)
                 continue
             for row in self.conn.execute(
-                f"SELECT {columns}, {_OUTER} FROM (SELECT {keys} AS key_id{bucket}, {_INNER}"
-                f" FROM reports.cube WHERE {range_} GROUP BY 1{bucket}) c{where} GROUP BY {by}",
-                args,
+                f"SELECT {columns}, {_SUMS} FROM reports.cube c{where}"
+                f" AND c.{range_.replace(' AND ', ' AND c.')} GROUP BY {by}",
+                (*extra, *args[:5]),
             ):
                 g = self.groups[self._key(row, s)]
                 sums = row[width:]

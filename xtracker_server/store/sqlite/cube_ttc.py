@@ -21,10 +21,9 @@ from array import array
 from xtracker_server.domain.groups import TTC_BOUNDS_S
 from xtracker_wire import CANONICAL_EVENTS
 
-__all__ = ["TTC_BINS", "Sum", "accumulate", "add", "cells", "encode", "histograms", "register"]
+__all__ = ["TTC_BINS", "Sum", "accumulate", "add", "encode", "histograms", "register"]
 
 TTC_BINS = len(TTC_BOUNDS_S) + 1
-_CELLS = len(CANONICAL_EVENTS) * TTC_BINS
 
 
 def encode(cells: dict[int, int]) -> bytes | None:
@@ -39,59 +38,59 @@ def encode(cells: dict[int, int]) -> bytes | None:
     return flat.tobytes() if flat else None
 
 
-def _into(acc: list[int], blob: bytes, sign: int = 1) -> None:
-    flat = array("q", blob)
-    for i in range(0, len(flat), 2):
-        acc[flat[i]] += sign * flat[i + 1]
-
-
-def _dense(acc: list[int]) -> bytes | None:
-    return encode({i: n for i, n in enumerate(acc) if n})
-
-
 def add(a: bytes | None, b: bytes | None) -> bytes | None:
     """``a`` plus ``b`` (either NULL: none), as a BLOB (``cube_ttc_add``)."""
     if not b:
         return a
     if not a:
         return b
-    acc = [0] * _CELLS
-    _into(acc, a)
-    _into(acc, b)
-    return _dense(acc)
+    acc: dict[int, int] = {}
+    accumulate(acc, a, 1)
+    accumulate(acc, b, 1)
+    return encode(acc)
 
 
 class Sum:
-    """``cube_ttc_sum(ttc)``: the sum of the rows' histograms (a SQL aggregate)."""
+    """``cube_ttc_sum(ttc)``: the sum of the rows' histograms (a SQL aggregate). A group holds
+    few cells (a dict of them), so only they are summed and written."""
 
     def __init__(self) -> None:
-        self.acc: list[int] | None = None
+        self.cells: dict[int, int] = {}
 
     def step(self, blob: bytes | None) -> None:
         if blob:
-            if self.acc is None:
-                self.acc = [0] * _CELLS
-            _into(self.acc, blob)
+            cells = self.cells
+            flat = array("q", blob)
+            for i in range(0, len(flat), 2):
+                cells[flat[i]] = cells.get(flat[i], 0) + flat[i + 1]
 
     def finalize(self) -> bytes | None:
-        return None if self.acc is None else _dense(self.acc)
+        return encode(self.cells)
 
 
-def accumulate(acc: list[int], blob: bytes | None, sign: int) -> None:
-    """Add ``sign`` times the histograms of ``blob`` to ``acc`` (every cell, dense)."""
+def accumulate(acc: dict[int, int], blob: bytes | None, sign: int) -> None:
+    """Add ``sign`` times the cells of ``blob`` to ``acc`` (index -> count)."""
     if blob:
-        _into(acc, blob, sign)
+        flat = array("q", blob)
+        for i in range(0, len(flat), 2):
+            acc[flat[i]] = acc.get(flat[i], 0) + sign * flat[i + 1]
 
 
-def cells() -> list[int]:
-    """Every cell, zero: what ``accumulate`` adds to."""
-    return [0] * _CELLS
+_ZERO = (0,) * TTC_BINS
 
 
-def histograms(acc: list[int]) -> dict[str, tuple[int, ...]]:
-    """Each step's histogram from the dense cells (every canonical event, zeros too)."""
-    return {step: tuple(acc[n * TTC_BINS : (n + 1) * TTC_BINS])
-            for n, step in enumerate(CANONICAL_EVENTS)}  # fmt: skip
+def histograms(acc: dict[int, int]) -> dict[str, tuple[int, ...]]:
+    """Each step's histogram from its cells (every canonical event, zeros too)."""
+    steps: dict[int, list[int]] = {}
+    for index, n in acc.items():
+        if n:
+            step, b = divmod(index, TTC_BINS)
+            hist = steps.get(step)
+            if hist is None:
+                hist = steps[step] = [0] * TTC_BINS
+            hist[b] = n
+    return {event: tuple(steps[n]) if n in steps else _ZERO
+            for n, event in enumerate(CANONICAL_EVENTS)}  # fmt: skip
 
 
 def register(conn: sqlite3.Connection) -> None:

@@ -198,8 +198,8 @@ def test_only_measures_the_reports_named(
 def test_with_the_cube_the_grouped_reports_answer_the_same(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """``--cube`` (XTRACKER_REPORT_CUBE on): the same seed file, its rollup rebuilt with the
-    report cube, and every grouped report the same answer as counted from the events."""
+    """``--cube`` (XTRACKER_REPORT_CUBE on): the same seed file, its rollup given the report
+    cube, and every grouped report the same answer as counted from the events."""
     bench = _load("reports", "bench_reports")
     argv = ["--events", "1500", "--links", "5", "--campaigns", "12", "--ads", "60",
             "--repeat", "1", "--dir", str(tmp_path), "--json"]  # fmt: skip
@@ -209,6 +209,8 @@ def test_with_the_cube_the_grouped_reports_answer_the_same(
         result = json.loads(capsys.readouterr().out)
         assert result["report_cube"] is cube
         size = result["sizes"]["1500"]
-        assert size["caught_up"] > 0.98 * 1500  # built again from the inbox when turned on
+        # first built from the inbox; turned on, the steps are kept and the cube built from the
+        # clicks (no event fed again)
+        assert size["caught_up"] > 0.98 * 1500 if not cube else size["caught_up"] == 0
         answers[cube] = {n: q["answer"] for n, q in size["queries"].items() if n.startswith("g_")}
     assert answers[True] == answers[False] and any(answers[True].values())

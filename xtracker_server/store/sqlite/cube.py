@@ -330,7 +330,9 @@ class _Reader:
     ) -> None:
         self.conn, self.space_id, self.query, self.dim, self.labels = (
             conn, space_id, query, dim, labels)  # fmt: skip
-        self.timed = any(d in TIME_DIMENSIONS for d in query.by)
+        # rows grouped by their bucket by hour only: by day, each segment is one local day
+        # (``_segments``), which names it
+        self.timed = "hour" in query.by
         self.named = [d for d in query.by if d not in TIME_DIMENSIONS]
         x = query.filters.of(dim) if dim != H else None
         # a dimension's clicks without a value: the H rows less the dimension's rows
@@ -376,9 +378,10 @@ class _Reader:
                      for d in self.query.by)  # fmt: skip
 
     def _time(self, dimension: str, segment: _Segment, bucket: int) -> str:
-        if dimension == "day" and segment.day is not None:
+        if dimension == "day":
+            assert segment.day is not None  # by day, the segments are the local days
             return segment.day
-        return self.labels("hour" if dimension == "hour" else "day", bucket)
+        return self.labels("hour", bucket)
 
     def read(self, s: _Segment, *, money: bool = False) -> None:
         """The segment's rows, their keys joined for their values and filtered, summed per
@@ -411,17 +414,27 @@ class _Reader:
 
     def _money(self, s: _Segment, columns: str, where: str, args: tuple[Any, ...], width: int,
                by: str, sign: int) -> None:  # fmt: skip
+        """The amounts of the segment per group, currency and local day: the segment's own day
+        when it is one, else each bucket's (a UTC day or 15 minutes)."""
         range_ = "space_id = ? AND dim = ? AND level = ? AND bucket >= ? AND bucket < ?"
+        dated = s.day is not None
+        bucket = "" if dated else "c.bucket, "
+        group = f"{by}, {width + 1}" + ("" if dated else f", {width + 2}")
         for row in self.conn.execute(
-            f"SELECT {columns}, c.bucket, c.currency, sum(c.n), sum(c.units), sum(c.fraction),"
+            f"SELECT {columns}, {bucket}c.currency, sum(c.n), sum(c.units), sum(c.fraction),"
             f" max(c.scale), sum(c.rn), sum(c.r_units), sum(c.r_fraction), max(c.r_scale)"
             f" FROM reports.cube_money c{where} AND c.{range_.replace(' AND ', ' AND c.')}"
-            f" GROUP BY {by}, {width + 1}, {width + 2}",
+            f" GROUP BY {group}",
             args,
         ):
-            at, currency, *m = row[width:]
+            if dated:
+                currency, *m = row[width:]
+                date = s.day[:10] if s.day is not None else ""
+            else:
+                at, currency, *m = row[width:]
+                date = self.labels("date", at)
             days = self.groups[self._key(row, s)].money.setdefault(currency, {})
-            acc = days.setdefault(self.labels("date", at), [0] * 8)
+            acc = days.setdefault(date, [0] * 8)
             for i in (0, 1, 2, 4, 5, 6):
                 acc[i] += sign * m[i]
             for i in (3, 7):

@@ -25,14 +25,10 @@ same whatever backend stores them. Rules every backend keeps, and the contract t
 
 from __future__ import annotations
 
+import importlib
 import re
+from typing import TYPE_CHECKING, Any
 
-from xtracker_server.domain.entities import (
-    POSTBACK_OUTCOMES,
-    BackupDone,
-    RestoreDone,
-)
-from xtracker_server.domain.retry import DELIVERY_STATUSES
 from xtracker_server.store.errors import (
     BackupError,
     FaultReason,
@@ -48,6 +44,10 @@ from xtracker_server.store.sqlite.faults import storage_fault
 from xtracker_server.store.sqlite.inuse import DatabaseInUse, RestoreInProgress
 from xtracker_server.store.sqlite.startup import DatabaseRefused, StartupCheck
 from xtracker_server.store.sqlite.writer import BatchObserver, is_storage_fault
+
+if TYPE_CHECKING:
+    from xtracker_server.domain.entities import POSTBACK_OUTCOMES, BackupDone, RestoreDone
+    from xtracker_server.domain.retry import DELIVERY_STATUSES
 
 __all__ = [
     "DELIVERY_STATUSES",
@@ -76,6 +76,21 @@ __all__ = [
     "sqlite_path",
     "storage_fault",
 ]
+
+
+#: Re-exported from the domain, imported when first read (PEP 562): a command that lists spaces
+#: does not load the delivery rules nor the postback log's records.
+_FROM_DOMAIN = {
+    "DELIVERY_STATUSES": "xtracker_server.domain.retry",
+    "POSTBACK_OUTCOMES": "xtracker_server.domain.entities",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _FROM_DOMAIN.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
 
 
 _SCHEME = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*)://(.*)$")

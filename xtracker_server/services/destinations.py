@@ -14,12 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
-from xtracker_server.domain.destinations import (
-    DestinationInput,
-    DestinationKind,
-    check_event_map,
-    prepare_destination,
-)
+from xtracker_server.domain.destination_input import DestinationInput, prepare_destination
+from xtracker_server.domain.destinations import DestinationKind, check_event_map
 from xtracker_server.domain.entities import Destination
 from xtracker_server.services.context import Context
 from xtracker_server.services.errors import Invalid, NotFound

@@ -1,4 +1,5 @@
-"""Links, as the store answers them (their definition, ``LinkSpec``, is in domain/links.py)."""
+"""Links, as the store answers them (what each is set to, ``LinkSettings``, is in
+domain/links.py)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # annotations only: the writer process imports this module, keep it light
-    from xtracker_server.domain.links import LinkKind, LinkSpec
+    from xtracker_server.domain.links import LinkKind, LinkSettings
 
 __all__ = ["Link"]
 
@@ -16,7 +17,7 @@ class Link:
     id: int
     space_id: int
     slug: str
-    spec: LinkSpec
+    spec: LinkSettings
     created_ms: int
     updated_ms: int
 

@@ -49,7 +49,7 @@ if TYPE_CHECKING:
         StorageFigures,
         Unhealthy,
     )
-    from xtracker_server.domain.links import LinkSpec
+    from xtracker_server.domain.link_input import LinkSpec
     from xtracker_server.domain.outbound import DeliveryContext
     from xtracker_server.domain.postbacks import Aliases
     from xtracker_server.domain.tail import Ids, Marks, Poll, TailBatch

@@ -303,7 +303,7 @@ def test_a_rollup_from_before_generations_is_rebuilt_once(tmp_path: Path) -> Non
 
 @pytest.mark.parametrize("on_open", [True, False], ids=["server", "command"])
 def test_a_store_checks_the_rollup_before_its_first_write(tmp_path: Path, on_open: bool) -> None:
-    """A server's store checks it when it opens; a command's (``rollup_on_open=False``), which
+    """A server's store checks it when it opens; a command's (``eager=False``), which
     may only read, before its first write or report."""
     db, copy = tmp_path / "x.db", tmp_path / "copy.db"
     space = _database(db, events=100)
@@ -315,7 +315,7 @@ def test_a_store_checks_the_rollup_before_its_first_write(tmp_path: Path, on_ope
     catch_up(with_rollup(conn, str(db)))
     conn.close()
     _replace_by_copy(copy, db)
-    store = Store(str(db), writer_process=False, rollup_on_open=on_open)
+    store = Store(str(db), writer_process=False, eager=on_open)
 
     async def serve() -> None:
         await store.open()

@@ -121,7 +121,7 @@ def open_store(
     readers: int = 4,
     stats_on_open: bool = True,
     report_cube: bool | None = False,
-    rollup_on_open: bool = True,
+    eager: bool = True,
 ) -> Store:
     """The store at ``url`` (see ``sqlite_path``), not open yet. ``sync``: SQLite's
     synchronous mode; ``timeout_s``: each access's deadline; ``writer_process``: write in a
@@ -130,8 +130,9 @@ def open_store(
     opens (a server's store; a command's, open for a moment, leaves it to the server);
     ``report_cube``: the report rollup keeps the report cube, and grouped reports read it
     (XTRACKER_REPORT_CUBE; None: the rollup as it was built, a new one without);
-    ``rollup_on_open``: check the report rollup when it opens (a server's store), else before
-    its first write or report (a command's: one that only reads never loads the rollup)."""
+    ``eager``: check the report rollup and start the writer when it opens (a server's store);
+    False: the writer at its first write, the rollup before its first write or report (a
+    command's: one that only reads starts no writer and loads no rollup)."""
     from xtracker_server.store.sqlite.runtime import Store as SqliteStore
 
     return SqliteStore(
@@ -143,7 +144,7 @@ def open_store(
         readers=readers,
         stats_on_open=stats_on_open,
         report_cube=report_cube,
-        rollup_on_open=rollup_on_open,
+        eager=eager,
     )
 
 

@@ -55,7 +55,7 @@ class Store(SqliteOperations):
         operations: str | None = None,
         stats_on_open: bool = True,
         report_cube: bool | None = False,
-        rollup_on_open: bool = True,
+        eager: bool = True,
     ) -> None:
         self.path = path
         # Grouped reports from the report cube, which the rollup then keeps (XTRACKER_REPORT_CUBE;
@@ -97,10 +97,13 @@ class Store(SqliteOperations):
         # Bumped when the planner's statistics change: a reader connection opened before
         # reopens (a connection loads them when it opens).
         self._stats_epoch = 0
-        # Whether the report rollup was checked (``_check_rollup``): when the store opens, or
-        # (``rollup_on_open=False``, a command's store) before its first write or report.
-        self._rollup_on_open = rollup_on_open
+        # The report rollup is checked (``_check_rollup``) and the writer started when the store
+        # opens; not ``eager`` (a command's store, which may only read): the rollup before the
+        # first write or report, the writer at the first write (``_start_writes``).
+        self._eager = eager
         self._rollup_checked = False
+        self._writes_started = False
+        self._starting_writes = asyncio.Lock()
 
     async def open(self) -> None:
         # Held while the store is open, so that `xtracker restore` refuses to run under it
@@ -117,13 +120,15 @@ class Store(SqliteOperations):
                         refresh_stats(conn, every_table=True)
                 finally:
                     conn.close()
-                if self._rollup_on_open:
+                if self._eager:
                     self._check_rollup()
             except sqlite3.Error as exc:  # not a database, damaged, not writable: the driver's
                 # error stays inside the store ("file is not a database" says what it is)
                 reason = fault_of(exc, self.path) or FaultReason.IO_ERROR
                 raise StoreUnavailable(reason, str(exc)) from exc
-            await self.writer.start()
+            if self._eager:
+                await self.writer.start()
+                self._writes_started = True
         except BaseException:
             self._release()
             raise
@@ -143,6 +148,15 @@ class Store(SqliteOperations):
         except sqlite3.Error as exc:
             reason = fault_of(exc, self.path) or FaultReason.IO_ERROR
             raise StoreUnavailable(reason, str(exc)) from exc
+
+    async def _start_writes(self) -> None:
+        """Before the first write of a store that is not ``eager``: check the rollup, start the
+        writer (once, whichever write comes first)."""
+        async with self._starting_writes:
+            if not self._writes_started:
+                self._check_rollup_now()
+                await self.writer.start()
+                self._writes_started = True
 
     async def probe(self) -> None:
         """A write and a read, for their outcomes alone (see store/health.py): what tells an
@@ -216,15 +230,15 @@ class Store(SqliteOperations):
         """Run ``op(conn, *args, **kwargs)`` in the next group commit. ``op`` is one of the
         writer's operations (store/sqlite/operations.py) and its arguments are picklable: its name
         and they may travel to the writer process."""
-        if not self._rollup_checked:
-            self._check_rollup_now()
+        if not self._writes_started:
+            await self._start_writes()
         return await self.writer.write(op, *args, **kwargs)
 
     async def write_grouped(self, group: GroupOperation[A, T], arg: A) -> T:
         """``group(conn, [arg, ...])`` in the next group commit, sharing the call with the
         waiting calls next to it (GroupCommitWriter.write_grouped)."""
-        if not self._rollup_checked:
-            self._check_rollup_now()
+        if not self._writes_started:
+            await self._start_writes()
         return await self.writer.write_grouped(group, arg)
 
     async def read(self, op: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:

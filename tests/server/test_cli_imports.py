@@ -120,6 +120,8 @@ def run_command(db: Path, args: list[str]) -> Run:
         (["link", "list", "--space", "1"], ()),
         (["outbox", "list", "--space", "1"], ("xtracker_server.store.sqlite.outbox",)),
         (["report", "funnel", "--space", "1", "--json"], REPORTS),
+        (["report", "links", "--space", "1", "--json"], REPORTS),
+        (["destination", "list", "--space", "1"], ()),
         (["key", "rotate", "--space", "1", "--json"], ROLLUP),
         (["admin", "reset-token", "--json"], ROLLUP),
     ],

@@ -42,12 +42,12 @@ from xtracker_server.store.health import FaultTracker, StorageHealth
 from xtracker_server.store.protocol import Store
 from xtracker_server.store.sqlite.faults import storage_fault
 from xtracker_server.store.sqlite.inuse import DatabaseInUse, RestoreInProgress
-from xtracker_server.store.sqlite.startup import DatabaseRefused, StartupCheck
 from xtracker_server.store.sqlite.writer import BatchObserver, is_storage_fault
 
 if TYPE_CHECKING:
     from xtracker_server.domain.entities import POSTBACK_OUTCOMES, BackupDone, RestoreDone
     from xtracker_server.domain.retry import DELIVERY_STATUSES
+    from xtracker_server.store.sqlite.startup import DatabaseRefused, StartupCheck
 
 __all__ = [
     "DELIVERY_STATUSES",
@@ -78,16 +78,18 @@ __all__ = [
 ]
 
 
-#: Re-exported from the domain, imported when first read (PEP 562): a command that lists spaces
-#: does not load the delivery rules nor the postback log's records.
-_FROM_DOMAIN = {
+#: Re-exported, imported when first read (PEP 562): a command that lists spaces does not load
+#: the delivery rules, the postback log's records nor the start-up checks of `xtracker serve`.
+_LAZY = {
     "DELIVERY_STATUSES": "xtracker_server.domain.retry",
     "POSTBACK_OUTCOMES": "xtracker_server.domain.entities",
+    "DatabaseRefused": "xtracker_server.store.sqlite.startup",
+    "StartupCheck": "xtracker_server.store.sqlite.startup",
 }
 
 
 def __getattr__(name: str) -> Any:
-    module = _FROM_DOMAIN.get(name)
+    module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     return getattr(importlib.import_module(module), name)

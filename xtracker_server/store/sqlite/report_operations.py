@@ -19,10 +19,11 @@ if TYPE_CHECKING:
     from xtracker_server.domain.groups import GroupCounts, GroupQuery
     from xtracker_server.domain.reports import FunnelCounts, FunnelMode, LinkRow, Window
     from xtracker_server.domain.unrecorded import UnrecordedCount
-    from xtracker_server.store.sqlite import costs, cube, reports, unrecorded
+    from xtracker_server.store.sqlite import costs, cube, delivery_health, reports, unrecorded
 else:  # imported by the first report that needs each (store/sqlite/lazy.py)
     costs = LazyModule("xtracker_server.store.sqlite.costs")
     cube = LazyModule("xtracker_server.store.sqlite.cube")
+    delivery_health = LazyModule("xtracker_server.store.sqlite.delivery_health")
     reports = LazyModule("xtracker_server.store.sqlite.reports")
     unrecorded = LazyModule("xtracker_server.store.sqlite.unrecorded")
 
@@ -103,7 +104,7 @@ class ReportOperations(abc.ABC):
         return await self.read(cube.group_counts, space_id, query, cube=self.report_cube)
 
     async def delivery_health(self, space_id: int, now_ms: int) -> list[DestinationHealth]:
-        return await self.read(reports.delivery_health, space_id, now_ms)
+        return await self.read(delivery_health.delivery_health, space_id, now_ms)
 
     async def add_unrecorded(self, counts: list[UnrecordedCount]) -> None:
         await self.write(unrecorded.add_unrecorded, counts)

@@ -37,8 +37,14 @@ REPORTS = (*ROLLUP, "xtracker_server.domain.reports")
 #: What no command above loads unless it is about postbacks, costs, grouped reports or delivery
 #: health: the postback rules, the currencies (iso4217: 15 ms), the grouped reports, the
 #: delivery records.
-WATCHED = (*NOT_PYDANTIC, *REPORTS, "xtracker_server.domain.postbacks", "iso4217",
-           "xtracker_server.services.groups", "xtracker_server.store.sqlite.delivery_health")  # fmt: skip
+WATCHED = (
+    *NOT_PYDANTIC,
+    *REPORTS,
+    "xtracker_server.domain.postbacks",
+    "iso4217",
+    "xtracker_server.services.groups",
+    "xtracker_server.store.sqlite.delivery_health",
+)
 
 #: Runs ``xtracker ARGS`` (argv[1], JSON) as ``python -m xtracker_server ARGS`` does, and prints
 #: which of HEAVY (argv[2]) it imported.

@@ -6,10 +6,10 @@ Drafts (``InboxDraft``, ``LogEntry``) are what a caller asks to store; the other
 store answers. Secrets appear only in the records that show them once (``NewSpace``,
 ``Rotation``, ``NewToken``) and in a ``Destination`` (needed in clear to sign and send).
 
-One module per area (``spaces``, ``links``, ``events``, ``deliveries``, ``postbacks``,
-``deletion``, ``storage``). ``from xtracker_server.domain.entities import Space`` imports the
-module of ``Space`` alone (``__getattr__`` below): a frozen dataclass costs about 1.5 ms to
-build, and a command that lists spaces should not build all 27
+One module per area (``spaces``, ``credentials``, ``links``, ``events``, ``deliveries``,
+``postbacks``, ``deletion``, ``storage``). ``from xtracker_server.domain.entities import
+Space`` imports the module of ``Space`` alone (``__getattr__`` below): a frozen dataclass costs
+about 1 ms to build, and a command that lists spaces should not build all 27
 (tests/server/test_cli_imports.py)."""
 
 from __future__ import annotations
@@ -18,6 +18,13 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from xtracker_server.domain.entities.credentials import (
+        Credential,
+        IngestToken,
+        NewToken,
+        Revocation,
+        Rotation,
+    )
     from xtracker_server.domain.entities.deletion import Batch, Erased, Marked
     from xtracker_server.domain.entities.deliveries import (
         AttemptRecord,
@@ -36,15 +43,7 @@ if TYPE_CHECKING:
     )
     from xtracker_server.domain.entities.links import Link
     from xtracker_server.domain.entities.postbacks import POSTBACK_OUTCOMES, LogEntry, LoggedEntry
-    from xtracker_server.domain.entities.spaces import (
-        Credential,
-        IngestToken,
-        NewSpace,
-        NewToken,
-        Revocation,
-        Rotation,
-        Space,
-    )
+    from xtracker_server.domain.entities.spaces import NewSpace, Space
     from xtracker_server.domain.entities.storage import BackupDone, RestoreDone, StorageFigures
 
 __all__ = [
@@ -97,9 +96,9 @@ _MODULE_OF: dict[str, str] = {
     **dict.fromkeys(("Link",), "links"),
     **dict.fromkeys(("LogEntry", "LoggedEntry", "POSTBACK_OUTCOMES"), "postbacks"),
     **dict.fromkeys(
-        ("Credential", "IngestToken", "NewSpace", "NewToken", "Revocation", "Rotation", "Space"),
-        "spaces",
+        ("Credential", "IngestToken", "NewToken", "Revocation", "Rotation"), "credentials"
     ),
+    **dict.fromkeys(("NewSpace", "Space"), "spaces"),
     **dict.fromkeys(("BackupDone", "RestoreDone", "StorageFigures"), "storage"),
 }
 

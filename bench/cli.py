@@ -44,6 +44,8 @@ COMMANDS: dict[str, list[str]] = {
     "link list": ["link", "list", "--space", "1", "--json", "--db", "{db}"],
     "report funnel": ["report", "funnel", "--space", "1", "--days", "7", "--json", "--db", "{db}"],
     "outbox list": ["outbox", "list", "--space", "1", "--json", "--db", "{db}"],
+    "report links": ["report", "links", "--space", "1", "--days", "7", "--json", "--db", "{db}"],
+    "destination list": ["destination", "list", "--space", "1", "--json", "--db", "{db}"],
 }
 
 

@@ -24,8 +24,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import Field, dataclass, field, fields, replace
 from typing import Any, Literal, TypeVar
 
-from xtracker_server.domain.credentials import admin_token_problem
-
 T = TypeVar("T")
 
 SyncMode = Literal["OFF", "NORMAL", "FULL", "EXTRA"]
@@ -231,9 +229,14 @@ class Settings:
             raise ValueError("XTRACKER_CLICK_LIMIT_PER_IP must be zero (off) or positive")
         if self.auth_failures_per_minute < 0:
             raise ValueError("XTRACKER_AUTH_FAILURES_PER_MINUTE must be zero (off) or positive")
-        weak = admin_token_problem(self.admin_token) if self.admin_token else None
-        if weak:
-            raise ValueError(weak)
+        if self.admin_token:
+            # Here: the credential rules import hashlib and secrets, which a command that takes
+            # no admin token does not need.
+            from xtracker_server.domain.credentials import admin_token_problem
+
+            weak = admin_token_problem(self.admin_token)
+            if weak:
+                raise ValueError(weak)
         if self.metrics_token is not None and len(self.metrics_token) < METRICS_TOKEN_MIN:
             raise ValueError(
                 f"XTRACKER_METRICS_TOKEN must be at least {METRICS_TOKEN_MIN} characters"

@@ -92,7 +92,7 @@ def link_json(link: Link, base_url: str) -> dict[str, Any]:
     return {
         "slug": link.slug,
         "space_id": link.space_id,
-        **link.spec.model_dump(mode="json"),
+        **link.spec.as_json(),
         **link_urls(link.slug, base_url),
         "created_ms": link.created_ms,
         "updated_ms": link.updated_ms,

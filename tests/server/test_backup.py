@@ -301,7 +301,10 @@ def test_a_rollup_from_before_generations_is_rebuilt_once(tmp_path: Path) -> Non
     conn.close()
 
 
-def test_a_store_checks_the_rollup_before_its_first_write(tmp_path: Path) -> None:
+@pytest.mark.parametrize("on_open", [True, False], ids=["server", "command"])
+def test_a_store_checks_the_rollup_before_its_first_write(tmp_path: Path, on_open: bool) -> None:
+    """A server's store checks it when it opens; a command's (``eager=False``), which
+    may only read, before its first write or report."""
     db, copy = tmp_path / "x.db", tmp_path / "copy.db"
     space = _database(db, events=100)
     conn = open_db(str(db))
@@ -312,11 +315,12 @@ def test_a_store_checks_the_rollup_before_its_first_write(tmp_path: Path) -> Non
     catch_up(with_rollup(conn, str(db)))
     conn.close()
     _replace_by_copy(copy, db)
-    store = Store(str(db), writer_process=False)
+    store = Store(str(db), writer_process=False, eager=on_open)
 
     async def serve() -> None:
         await store.open()
         try:
+            assert await store.list_spaces()  # a read alone neither needs nor spoils the rollup
             # Written before the first catch-up, past the old watermark (160): ids 101-200.
             await store.write(insert_events, _drafts(space, 1000, 100))
             await store.catch_up_reports()

@@ -1,7 +1,8 @@
 """A CLI command imports what it uses, not the server: neither the web stack (uvicorn,
 Starlette), nor the delivery client (aiohttp), nor the bots' SDK (xtracker_client with httpx)
-that cost every command half a second. Each case runs in a fresh interpreter: only a new
-process shows what one command imports."""
+that cost every command half a second; nor what it does not use: pydantic where it validates
+nothing, the report rollup where it neither writes nor reports, the rules of other reports.
+Each case runs in a fresh interpreter: only a new process shows what one command imports."""
 
 from __future__ import annotations
 
@@ -24,9 +25,26 @@ from tests.inprocess import cli_in_process
 HEAVY = ("aiohttp", "uvicorn", "starlette", "xtracker_client", "httpx", "prometheus_client",
          "schemathesis", "jinja2", "xtracker_wire._models",
          "xtracker_server.store.sqlite.outbox", "xtracker_server.store.sqlite.cube")  # fmt: skip
-#: What a command that validates no link spec does not import either: pydantic, and with it
-#: typer's pydantic adapters (typer 0.29 and later: pyproject.toml bounds it).
+#: What a command that validates nothing an operator writes (a link, a destination) does not
+#: import either: pydantic, and with it typer's pydantic adapters (typer 0.29 and later:
+#: pyproject.toml bounds it). Links and destinations are read as plain data.
 NOT_PYDANTIC = (*HEAVY, "pydantic")
+#: What a command loads only if it writes or reports: the report rollup (a command's store
+#: checks it before its first write or report) ...
+ROLLUP = ("xtracker_server.store.sqlite.rollup",)
+#: ... and only if it reports: the report rules.
+REPORTS = (*ROLLUP, "xtracker_server.domain.reports")
+#: What no command above loads unless it is about postbacks, costs, grouped reports or delivery
+#: health: the postback rules, the currencies (iso4217: 15 ms), the grouped reports, the
+#: delivery records.
+WATCHED = (
+    *NOT_PYDANTIC,
+    *REPORTS,
+    "xtracker_server.domain.postbacks",
+    "iso4217",
+    "xtracker_server.services.groups",
+    "xtracker_server.store.sqlite.delivery_health",
+)
 
 #: Runs ``xtracker ARGS`` (argv[1], JSON) as ``python -m xtracker_server ARGS`` does, and prints
 #: which of HEAVY (argv[2]) it imported.
@@ -74,7 +92,7 @@ def run_command(db: Path, args: list[str]) -> Run:
         return RUNS[tuple(given)]
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         proc = subprocess.Popen(
-            [sys.executable, "-c", PROGRAM, json.dumps(given), json.dumps(NOT_PYDANTIC)],
+            [sys.executable, "-c", PROGRAM, json.dumps(given), json.dumps(WATCHED)],
             stdout=out,
             stderr=err,
             env={**os.environ, "XTRACKER_DB": ""},
@@ -105,10 +123,14 @@ def run_command(db: Path, args: list[str]) -> Run:
         (["serve", "--help"], ()),
         (["worker", "--help"], ()),
         (["space", "list"], ()),
-        (["space", "create", "second", "--json"], ()),
-        (["link", "list", "--space", "1"], ("pydantic",)),  # a link's spec is a pydantic model
-        (["key", "rotate", "--space", "1", "--json"], ()),
-        (["admin", "reset-token", "--json"], ()),
+        (["space", "create", "second", "--json"], ROLLUP),
+        (["link", "list", "--space", "1"], ()),
+        (["outbox", "list", "--space", "1"], ("xtracker_server.store.sqlite.outbox",)),
+        (["report", "funnel", "--space", "1", "--json"], REPORTS),
+        (["report", "links", "--space", "1", "--json"], REPORTS),
+        (["destination", "list", "--space", "1"], ()),
+        (["key", "rotate", "--space", "1", "--json"], ROLLUP),
+        (["admin", "reset-token", "--json"], ROLLUP),
     ],
     ids=lambda v: " ".join(v) if isinstance(v, list) else "+".join(v) or "plain",
 )
@@ -127,7 +149,15 @@ TARGET_S = 0.25
 
 
 @pytest.mark.parametrize(
-    "args", [["--help"], ["space", "list"], ["link", "list", "--space", "1"]], ids=" ".join
+    "args",
+    [
+        ["--help"],
+        ["space", "list"],
+        ["link", "list", "--space", "1"],
+        ["outbox", "list", "--space", "1"],
+        ["report", "funnel", "--space", "1", "--json"],
+    ],
+    ids=" ".join,
 )
 def test_a_command_costs_a_bounded_cpu_time(db: Path, args: list[str]) -> None:
     """A guard against a hang or a start-up that regressed several-fold, not a benchmark: the

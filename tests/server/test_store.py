@@ -393,3 +393,23 @@ def test_a_file_that_is_not_a_database_is_refused_with_a_storage_fault(tmp_path:
     from xtracker_server.store.sqlite.inuse import hold_exclusive
 
     hold_exclusive(str(path)).release()
+
+
+def test_a_commands_store_starts_its_writer_at_its_first_write(tmp_path: Path) -> None:
+    """A command's store (``eager=False``) that only reads starts no writer thread."""
+    from xtracker_server.store.api import open_store
+
+    store = open_store(str(tmp_path / "x.db"), writer_process=False, eager=False)
+
+    async def command() -> None:
+        await store.open()
+        try:
+            assert await store.list_spaces() == []
+            assert not store.writer_running()
+            created = await store.create_space("first", 1)
+            assert store.writer_running()
+            assert await store.list_spaces() == [created.space]
+        finally:
+            await store.close()
+
+    asyncio.run(command())

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import math
 import re
-import secrets
 from collections import Counter
 from enum import Enum
+
+# hashlib, hmac and secrets are imported by the functions that use them: every command imports
+# this module (``CredentialKind``), few of them hash or mint a secret (~4 ms of a start-up).
 
 
 class CredentialKind(str, Enum):
@@ -28,16 +28,22 @@ ROTATION_GRACE_MS = 24 * 3600 * 1000
 
 def new_secret(kind: CredentialKind) -> str:
     """A fresh secret: the kind's prefix and 192 random bits, URL-safe."""
+    import secrets  # here: see the imports above
+
     return kind.prefix + secrets.token_urlsafe(24)
 
 
 def hash_secret(secret: str) -> bytes:
     """What is stored. Secrets are high-entropy, so a plain SHA-256 is the right tool
     (a slow password hash would only slow every request)."""
+    import hashlib  # here: see the imports above
+
     return hashlib.sha256(secret.encode("utf-8", "surrogatepass")).digest()
 
 
 def same_hash(a: bytes, b: bytes) -> bool:
+    import hmac  # here: see the imports above
+
     return hmac.compare_digest(a, b)
 
 

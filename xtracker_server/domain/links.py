@@ -1,4 +1,4 @@
-"""Links: validation of what a link may be, and where a click on it leads.
+"""Links: what a link is set to, and where a click on it leads.
 
 Kinds and their targets:
 
@@ -6,26 +6,23 @@ Kinds and their targets:
     miniapp  target: bot username, app     -> https://t.me/<bot>/<app>?startapp=<prefix>_<uid>
     channel  target: the invite link       -> the invite link itself (no payload can pass)
     web      target: a URL with {uid}      -> the URL, {uid} replaced (e.g. an offer's click_id)
+
+A link as the operator gives it is validated by ``LinkSpec`` (a pydantic model, in
+domain/link_input.py, importable from here too); what the store keeps and answers is
+``LinkSettings``, plain data: listing links imports no pydantic.
 """
 
 from __future__ import annotations
 
+import importlib
 import re
+from dataclasses import dataclass, fields
 from enum import Enum
-from urllib.parse import quote, urlsplit
+from typing import Any
+from urllib.parse import quote
 
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    ValidationInfo,
-    field_validator,
-    model_validator,
-)
-
-from xtracker_server.domain.clicks import UID_LENGTH
 from xtracker_server.exceptions import XTrackerServerError
-from xtracker_wire import BOT_USERNAME, START_PAYLOAD_MAX, STARTAPP_PAYLOAD_MAX, is_start_payload
+from xtracker_wire import START_PAYLOAD_MAX, STARTAPP_PAYLOAD_MAX, is_start_payload
 
 
 class LinkKind(str, Enum):
@@ -36,9 +33,6 @@ class LinkKind(str, Enum):
 
 
 SLUG = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?")
-_APP = re.compile(r"[A-Za-z0-9_]{3,64}")
-_PREFIX = re.compile(r"[A-Za-z0-9]{1,20}")  # no "_": the first "_" ends the prefix
-_CHANNEL_HOSTS = ("t.me", "telegram.me")
 
 
 class PayloadTooLong(XTrackerServerError, ValueError):
@@ -54,104 +48,32 @@ def check_slug(raw: str) -> str:
     return slug
 
 
-def _bot_username(raw: str) -> str:
-    name = raw.strip().removeprefix("@")
-    for host in ("https://t.me/", "http://t.me/", "t.me/"):
-        name = name.removeprefix(host)
-    if not BOT_USERNAME.fullmatch(name):
-        raise ValueError("must be the bot's username, e.g. my_offer_bot")
-    return name
-
-
-class LinkSpec(BaseModel):
-    """A link's definition as created or updated by the operator."""
-
-    model_config = ConfigDict(extra="forbid")
+@dataclass(frozen=True)
+class LinkSettings:
+    """What a link is set to, as stored: where a click leads (``kind``, ``target``, ``app``,
+    ``prefix``), its landing page, and whether it is on. Made from a ``LinkSpec`` once that
+    validated it (domain/link_input.py), or read back from the store, which validated it when
+    it was written: plain data, so that reading links imports no pydantic."""
 
     kind: LinkKind
-    target: str = Field(max_length=2048)
-    app: str | None = Field(default=None, validate_default=True)
+    target: str
+    app: str | None = None
     prefix: str = "fb"
-    title: str = Field(default="", max_length=200)
-    text: str = Field(default="", max_length=2000)
-    button: str = Field(default="Open", max_length=60)
-    image_url: str | None = Field(default=None, max_length=2048)
+    title: str = ""
+    text: str = ""
+    button: str = "Open"
+    image_url: str | None = None
     auto_redirect: bool = False
-    redirect_delay_ms: int = Field(default=0, ge=0, le=60_000)
+    redirect_delay_ms: int = 0
     enabled: bool = True
-
-    @field_validator("target")
-    @classmethod
-    def _target(cls, raw: str, info: ValidationInfo) -> str:
-        kind, target = info.data.get("kind"), raw.strip()
-        if kind is None:  # the kind itself was invalid: that is the error to report
-            return target
-        if kind is LinkKind.BOT:
-            return _bot_username(target)
-        if kind is LinkKind.MINIAPP:
-            bot, slash, app = target.partition("/")
-            return _bot_username(bot) + slash + app
-        if kind is LinkKind.CHANNEL:
-            parts = urlsplit(target)
-            if (
-                parts.scheme != "https"
-                or parts.hostname not in _CHANNEL_HOSTS
-                or len(parts.path) < 2
-            ):
-                raise ValueError("must be the channel's invite link, https://t.me/+…")
-            return target
-        parts = urlsplit(target)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError("must be an http(s) URL")
-        if "{uid}" not in target:
-            raise ValueError("must contain {uid} where the click id goes, e.g. &click_id={uid}")
-        return target
-
-    @field_validator("app")
-    @classmethod
-    def _app(cls, raw: str | None, info: ValidationInfo) -> str | None:
-        if info.data.get("kind") is not LinkKind.MINIAPP:
-            return None
-        app = (raw or "").strip()
-        if not app:  # "bot/app" given as the target
-            target = info.data.get("target", "")
-            app = target.partition("/")[2]
-        if not _APP.fullmatch(app):
-            raise ValueError("a miniapp link needs the app's short name (3-64 letters, digits, _)")
-        return app
-
-    @field_validator("prefix")
-    @classmethod
-    def _prefix(cls, raw: str, info: ValidationInfo) -> str:
-        if not _PREFIX.fullmatch(raw):
-            raise ValueError("must be 1-20 letters or digits (the '_' after it is added)")
-        kind = info.data.get("kind")
-        if kind in (LinkKind.BOT, LinkKind.MINIAPP) and "target" in info.data:
-            # Refuse at creation what Telegram would refuse at every click.
-            try:
-                destination(kind, info.data["target"], info.data.get("app"), raw, "x" * UID_LENGTH)
-            except PayloadTooLong as exc:
-                raise ValueError(str(exc)) from None
-        return raw
-
-    @field_validator("image_url")
-    @classmethod
-    def _image(cls, raw: str | None) -> str | None:
-        if raw is None or not raw.strip():
-            return None
-        if urlsplit(raw.strip()).scheme != "https":
-            raise ValueError("must be an https:// URL")
-        return raw.strip()
-
-    @model_validator(mode="after")
-    def _miniapp_target(self) -> LinkSpec:
-        if self.kind is LinkKind.MINIAPP:
-            self.target = self.target.partition("/")[0]  # the app lives in its own field
-        return self
 
     def destination(self, uid: str) -> str:
         """Where a click with ``uid`` on this link leads."""
         return destination(self.kind, self.target, self.app, self.prefix, uid)
+
+    def as_json(self) -> dict[str, Any]:
+        """The fields, in their order, as JSON values (the kind by its name)."""
+        return {f.name: getattr(self, f.name) for f in fields(self)} | {"kind": self.kind.value}
 
 
 def start_payload(prefix: str, uid: str) -> str:
@@ -179,3 +101,10 @@ def _check_payload(payload: str, limit: int) -> None:
             f"start payload {payload!r} breaks Telegram's limit of {limit} characters of "
             "A-Z a-z 0-9 _ -"
         )
+
+
+def __getattr__(name: str) -> Any:
+    # ``LinkSpec`` is defined in domain/link_input.py (pydantic), imported when first read.
+    if name != "LinkSpec":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return importlib.import_module("xtracker_server.domain.link_input").LinkSpec

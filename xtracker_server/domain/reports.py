@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone, tzinfo
 from decimal import ROUND_HALF_EVEN, Decimal
 from enum import Enum
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from xtracker_server.domain.query import whole_number
 from xtracker_server.exceptions import XTrackerServerError
@@ -79,6 +78,10 @@ def zone(name: str | None) -> tzinfo:
     """A time zone by IANA name (``Europe/Berlin``); ``UTC`` when none is given."""
     if not name or name.upper() == "UTC":
         return timezone.utc
+    # Here: zoneinfo finds the time zone data through sysconfig, which a report in UTC (the
+    # default) does not need to import.
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):

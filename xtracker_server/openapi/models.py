@@ -11,8 +11,8 @@ from pydantic.json_schema import models_json_schema
 
 from xtracker_server.admin.routes import Rotate, SpaceCreate, TokenBinds
 from xtracker_server.admin.tokens import TokenAdd
-from xtracker_server.domain.destinations import DestinationInput
-from xtracker_server.domain.links import LinkSpec
+from xtracker_server.domain.destination_input import DestinationInput
+from xtracker_server.domain.link_input import LinkSpec
 from xtracker_server.openapi.schema import INT, MS, STR, Schema, closed
 from xtracker_wire import (
     MAX_EID_LEN,

@@ -78,9 +78,12 @@ async def opened(
     # refresh (store/sqlite/stats.py: the server's store does it when it opens, and then
     # regularly).
     # The report cube: built by a command with the setting on, otherwise left as the server
-    # built it (a command run without the variable does not drop the server's cube).
+    # built it (a command run without the variable does not drop the server's cube). Not
+    # eager: the writer starts at the first write, the report rollup is checked by the first
+    # write or report (a command that only reads spaces or links needs neither).
     store = open_store(settings.db, sync=settings.sync, readers=1, writer_process=False,
-                       stats_on_open=False, report_cube=settings.report_cube or None)  # fmt: skip
+                       stats_on_open=False, report_cube=settings.report_cube or None,
+                       eager=False)  # fmt: skip
     await store.open()
     try:
         yield Context(store, settings, listener or Listener(), resolver)

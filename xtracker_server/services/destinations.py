@@ -12,14 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from pydantic import ValidationError
-
-from xtracker_server.domain.destinations import (
-    DestinationInput,
-    DestinationKind,
-    check_event_map,
-    prepare_destination,
-)
+from xtracker_server.domain.destinations import DestinationKind, check_event_map
 from xtracker_server.domain.entities import Destination
 from xtracker_server.services.context import Context
 from xtracker_server.services.errors import Invalid, NotFound
@@ -67,6 +60,11 @@ async def create_destination(
 ) -> NewDestination:
     """A new destination from ``fields`` (``DestinationInput``: kind, its settings, name,
     proxy, event_map). It receives the events that arrive from now on."""
+    # Here: pydantic validates a destination that is added or changed; listing needs none.
+    from pydantic import ValidationError
+
+    from xtracker_server.domain.destination_input import DestinationInput, prepare_destination
+
     await authorized_space(who, ctx, Action.MANAGE, space_id)
     try:
         inp = DestinationInput.model_validate(fields)
@@ -123,6 +121,10 @@ async def _columns(
         if changes["enabled"]:
             columns["health_reason"] = None
     if "proxy" in changes:
+        from pydantic import ValidationError  # here: see create_destination
+
+        from xtracker_server.domain.destination_input import DestinationInput
+
         try:
             columns["proxy"] = DestinationInput(kind=current.kind, proxy=changes["proxy"]).proxy
         except ValidationError as exc:

@@ -29,19 +29,15 @@ from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from xtracker_server.domain.groups import NAME_OF
 from xtracker_server.domain.reports import LINK_COLUMNS, UNRECORDED_COLUMNS, ReportError
 from xtracker_server.exceptions import XTrackerServerError
 from xtracker_server.services import reports
 from xtracker_server.services.context import Context
 from xtracker_server.services.errors import Invalid
-from xtracker_server.services.groups import groups_report
-from xtracker_server.services.postbacks import postback_log
 from xtracker_server.services.principal import Action, Principal
 from xtracker_server.services.report_query import ReportQuery
 from xtracker_server.services.spaces import authorized_space
-from xtracker_server.store.api import DELIVERY_STATUSES, storage_fault
-from xtracker_server.views import postback_log_json
+from xtracker_server.store.api import storage_fault
 from xtracker_wire import CANONICAL_EVENTS
 
 __all__ = [
@@ -303,20 +299,26 @@ async def series_export(
     )  # fmt: skip
 
 
-#: The deliveries report's CSV columns: its JSON fields, in order.
-DELIVERY_COLUMNS = [
-    "id", "name", "kind", "enabled", "healthy", "health_reason", *DELIVERY_STATUSES,
-    "last_success_ms", "last_error", "last_error_ms", "recent_attempts", "recent_failures",
-    "median_latency_ms",
-]  # fmt: skip
+def delivery_columns() -> list[str]:
+    """The deliveries report's CSV columns: its JSON fields, in order."""
+    # Here, as the imports of the other exports' own modules below: a command exports one
+    # report, and imports what that one needs (tests/server/test_cli_imports.py).
+    from xtracker_server.store.api import DELIVERY_STATUSES
+
+    return [
+        "id", "name", "kind", "enabled", "healthy", "health_reason", *DELIVERY_STATUSES,
+        "last_success_ms", "last_error", "last_error_ms", "recent_attempts", "recent_failures",
+        "median_latency_ms",
+    ]  # fmt: skip
 
 
 async def deliveries_export(who: Principal, ctx: Context, space_id: int) -> Export:
     """One row per destination, its JSON fields as columns."""
     data = await reports.deliveries(who, ctx, space_id)
+    columns = delivery_columns()
     return Export(
         f"deliveries-space-{space_id}", data, None, _rows(data["destinations"]),
-        DELIVERY_COLUMNS, lambda d: [d[c] for c in DELIVERY_COLUMNS],
+        columns, lambda d: [d[c] for c in columns],
     )  # fmt: skip
 
 
@@ -347,6 +349,9 @@ async def postbacks_export(
 ) -> Export:
     """The postback log, newest first, read ``LOG_PAGE`` rows at a time: all of it, or the
     latest ``limit`` rows."""
+    from xtracker_server.services.postbacks import postback_log  # here: see delivery_columns
+    from xtracker_server.views import postback_log_json
+
     first = await postback_log(
         who, ctx, space_id, outcome=outcome, limit=min(LOG_PAGE, limit or LOG_PAGE)
     )
@@ -389,6 +394,9 @@ async def groups_export(who: Principal, ctx: Context, space_id: int, **params: A
     (``depth`` 2; the outer row's value repeated); a column per dimension (and the name beside
     an id), per step, per currency of each money column, and with a report currency the cost
     figures (empty where the row has no cost level)."""
+    from xtracker_server.domain.groups import NAME_OF  # here: see delivery_columns
+    from xtracker_server.services.groups import groups_report
+
     data = await groups_report(who, ctx, space_id, **params)
     by: list[str] = data["by"]
     names = [d for d in by if d in NAME_OF and NAME_OF[d] not in by]

@@ -5,20 +5,24 @@ once here (``ctx.listener.link_changed``), in other processes within ``credentia
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pydantic import ValidationError
-
-from xtracker_server.domain.entities import Link
-from xtracker_server.domain.links import LinkSpec, check_slug
+from xtracker_server.domain.links import LinkSettings, check_slug
 from xtracker_server.services.context import Context
 from xtracker_server.services.errors import Conflict, Invalid, NotFound
 from xtracker_server.services.principal import Action, Principal
 from xtracker_server.services.spaces import authorized_space
 from xtracker_server.store.api import SlugTaken
 
+if TYPE_CHECKING:
+    from xtracker_server.domain.entities import Link
+
 __all__ = ["create_link", "list_links", "update_link"]
+
+#: What a change may name: the fields of a link.
+_FIELDS = frozenset(f.name for f in dataclasses.fields(LinkSettings))
 
 
 async def list_links(who: Principal, ctx: Context, space_id: int) -> list[Link]:
@@ -31,6 +35,11 @@ async def create_link(
 ) -> Link:
     """A new link from ``fields``: its ``slug`` and the link's fields (``LinkSpec``: kind,
     target, …). Conflict slug_taken if any space has that slug."""
+    # Here: pydantic validates a link that is created or changed; listing links needs none.
+    from pydantic import ValidationError
+
+    from xtracker_server.domain.link_input import LinkSpec
+
     await authorized_space(who, ctx, Action.MANAGE, space_id)
     spec_fields = dict(fields)
     slug = _slug(spec_fields.pop("slug", None))
@@ -62,8 +71,10 @@ async def update_link(
 ) -> Link:
     """Change the fields in ``changes`` (``enabled`` False: its landing and redirect answer
     404); the result is validated as a whole link."""
+    from pydantic import ValidationError  # here: see create_link
+
     await authorized_space(who, ctx, Action.MANAGE, space_id)
-    unknown = sorted(set(changes) - set(LinkSpec.model_fields))
+    unknown = sorted(set(changes) - _FIELDS)
     if unknown:
         raise Invalid(unknown[0], "is not a field of a link")
     try:

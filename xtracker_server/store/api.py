@@ -25,14 +25,10 @@ same whatever backend stores them. Rules every backend keeps, and the contract t
 
 from __future__ import annotations
 
+import importlib
 import re
+from typing import TYPE_CHECKING, Any
 
-from xtracker_server.domain.entities import (
-    POSTBACK_OUTCOMES,
-    BackupDone,
-    RestoreDone,
-)
-from xtracker_server.domain.retry import DELIVERY_STATUSES
 from xtracker_server.store.errors import (
     BackupError,
     FaultReason,
@@ -46,8 +42,12 @@ from xtracker_server.store.health import FaultTracker, StorageHealth
 from xtracker_server.store.protocol import Store
 from xtracker_server.store.sqlite.faults import storage_fault
 from xtracker_server.store.sqlite.inuse import DatabaseInUse, RestoreInProgress
-from xtracker_server.store.sqlite.startup import DatabaseRefused, StartupCheck
 from xtracker_server.store.sqlite.writer import BatchObserver, is_storage_fault
+
+if TYPE_CHECKING:
+    from xtracker_server.domain.entities import POSTBACK_OUTCOMES, BackupDone, RestoreDone
+    from xtracker_server.domain.retry import DELIVERY_STATUSES
+    from xtracker_server.store.sqlite.startup import DatabaseRefused, StartupCheck
 
 __all__ = [
     "DELIVERY_STATUSES",
@@ -78,6 +78,23 @@ __all__ = [
 ]
 
 
+#: Re-exported, imported when first read (PEP 562): a command that lists spaces does not load
+#: the delivery rules, the postback log's records nor the start-up checks of `xtracker serve`.
+_LAZY = {
+    "DELIVERY_STATUSES": "xtracker_server.domain.retry",
+    "POSTBACK_OUTCOMES": "xtracker_server.domain.entities",
+    "DatabaseRefused": "xtracker_server.store.sqlite.startup",
+    "StartupCheck": "xtracker_server.store.sqlite.startup",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
+
+
 _SCHEME = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*)://(.*)$")
 
 
@@ -106,6 +123,7 @@ def open_store(
     readers: int = 4,
     stats_on_open: bool = True,
     report_cube: bool | None = False,
+    eager: bool = True,
 ) -> Store:
     """The store at ``url`` (see ``sqlite_path``), not open yet. ``sync``: SQLite's
     synchronous mode; ``timeout_s``: each access's deadline; ``writer_process``: write in a
@@ -113,7 +131,10 @@ def open_store(
     write batch (the metrics); ``stats_on_open``: refresh the planner's statistics when it
     opens (a server's store; a command's, open for a moment, leaves it to the server);
     ``report_cube``: the report rollup keeps the report cube, and grouped reports read it
-    (XTRACKER_REPORT_CUBE; None: the rollup as it was built, a new one without)."""
+    (XTRACKER_REPORT_CUBE; None: the rollup as it was built, a new one without);
+    ``eager``: check the report rollup and start the writer when it opens (a server's store);
+    False: the writer at its first write, the rollup before its first write or report (a
+    command's: one that only reads starts no writer and loads no rollup)."""
     from xtracker_server.store.sqlite.runtime import Store as SqliteStore
 
     return SqliteStore(
@@ -125,6 +146,7 @@ def open_store(
         readers=readers,
         stats_on_open=stats_on_open,
         report_cube=report_cube,
+        eager=eager,
     )
 
 

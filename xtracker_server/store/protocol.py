@@ -49,7 +49,7 @@ if TYPE_CHECKING:
         Unhealthy,
     )
     from xtracker_server.domain.groups import GroupCounts, GroupQuery
-    from xtracker_server.domain.links import LinkSpec
+    from xtracker_server.domain.link_input import LinkSpec
     from xtracker_server.domain.outbound import DeliveryContext
     from xtracker_server.domain.postbacks import Aliases
     from xtracker_server.domain.reports import FunnelCounts, FunnelMode, LinkRow, Window

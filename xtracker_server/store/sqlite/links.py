@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import sqlite3
-from typing import Any
+from dataclasses import asdict, fields
+from typing import TYPE_CHECKING, Any
 
 from xtracker_server.domain.entities import Link
-from xtracker_server.domain.links import LinkKind, LinkSpec
+from xtracker_server.domain.links import LinkKind, LinkSettings
 from xtracker_server.store.errors import SlugTaken
+
+if TYPE_CHECKING:
+    from xtracker_server.domain.link_input import LinkSpec
 
 __all__ = [
     "Link",
@@ -23,7 +27,7 @@ _COLUMNS = (
     "id, space_id, slug, kind, target, app, prefix, title, text, button, image_url,"
     " auto_redirect, redirect_delay_ms, enabled, created_ms, updated_ms"
 )
-_SPEC_FIELDS = tuple(LinkSpec.model_fields)
+_SPEC_FIELDS = tuple(f.name for f in fields(LinkSettings))
 
 
 def _link(row: sqlite3.Row) -> Link:
@@ -33,14 +37,15 @@ def _link(row: sqlite3.Row) -> Link:
         auto_redirect=bool(row["auto_redirect"]),
         enabled=bool(row["enabled"]),
     )
-    spec = LinkSpec.model_construct(**data)  # validated when it was written
+    spec = LinkSettings(**data)  # validated when it was written
     return Link(row["id"], row["space_id"], row["slug"], spec, row["created_ms"], row["updated_ms"])
 
 
 def create_link(
     conn: sqlite3.Connection, space_id: int, slug: str, spec: LinkSpec, now_ms: int
 ) -> Link:
-    values = _spec_values(spec)
+    settings = spec.settings()
+    values = _spec_values(settings)
     cur = conn.execute(
         f"INSERT INTO links (space_id, slug, created_ms, updated_ms, {', '.join(values)})"
         f" VALUES (?, ?, ?, ?, {', '.join('?' * len(values))})"
@@ -49,7 +54,7 @@ def create_link(
     )
     if cur.rowcount == 0:
         raise SlugTaken(f"the slug {slug!r} is taken; slugs are unique on this server")
-    return Link(int(cur.lastrowid or 0), space_id, slug, spec, now_ms, now_ms)
+    return Link(int(cur.lastrowid or 0), space_id, slug, settings, now_ms, now_ms)
 
 
 def update_link(
@@ -60,17 +65,20 @@ def update_link(
     current = link_by_slug(conn, space_id, slug)
     if current is None:
         return None
-    merged = {**current.spec.model_dump(), **changes}
+    # Here: pydantic validates a link that changes, and is no part of a command that reads.
+    from xtracker_server.domain.link_input import LinkSpec
+
+    merged = {**asdict(current.spec), **changes}
     if "/" in str(changes.get("target", "")) and "app" not in changes:
         merged["app"] = None  # a new "bot/app" target brings its own app
-    spec = LinkSpec.model_validate(merged)
-    values = _spec_values(spec)
+    settings = LinkSpec.model_validate(merged).settings()
+    values = _spec_values(settings)
     conn.execute(
         f"UPDATE links SET {', '.join(f'{k} = ?' for k in values)}, updated_ms = ?"
         " WHERE space_id = ? AND slug = ?",
         (*values.values(), now_ms, space_id, slug),
     )
-    return Link(current.id, space_id, slug, spec, current.created_ms, now_ms)
+    return Link(current.id, space_id, slug, settings, current.created_ms, now_ms)
 
 
 def link_by_slug(conn: sqlite3.Connection, space_id: int, slug: str) -> Link | None:
@@ -98,8 +106,8 @@ def resolve_slug(conn: sqlite3.Connection, slug: str) -> Link | None:
     return _link(row) if row else None
 
 
-def _spec_values(spec: LinkSpec) -> dict[str, Any]:
-    data = spec.model_dump()
+def _spec_values(spec: LinkSettings) -> dict[str, Any]:
+    data = asdict(spec)
     data["kind"] = spec.kind.value
     data["auto_redirect"] = int(spec.auto_redirect)
     data["enabled"] = int(spec.enabled)

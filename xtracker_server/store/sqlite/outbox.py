@@ -453,7 +453,7 @@ def prune_settled(conn: sqlite3.Connection, status: str, before_ms: int, limit: 
     ``failed_permanently``) before ``before_ms``, oldest first, any space, with their attempts;
     returns how many deliveries (housekeeping.py runs it in batches). Each destination's tally
     counts what went, so that its delivery health still counts every delivery it ever had
-    (``reports.delivery_health``).
+    (``delivery_health.delivery_health``).
 
     Unsettled deliveries are never pruned. Neither are the newest delivery and the delivery of
     the newest attempt, whatever their age: SQLite gives a new row the largest id plus one, and

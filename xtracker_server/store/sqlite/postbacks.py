@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
 from xtracker_server.domain.credentials import CredentialKind, hash_secret
 from xtracker_server.domain.dedup import AmountConflict
@@ -15,7 +16,10 @@ from xtracker_server.domain.postbacks import (
 )
 from xtracker_server.store.sqlite.clicks import click_exists
 from xtracker_server.store.sqlite.inbox import InboxDraft, InboxOutcome, insert_event
-from xtracker_server.store.sqlite.spaces import IngestToken, find_credential, list_ingest_tokens
+from xtracker_server.store.sqlite.spaces import find_credential, list_ingest_tokens
+
+if TYPE_CHECKING:
+    from xtracker_server.domain.entities import IngestToken
 
 __all__ = [
     "OUTCOMES",

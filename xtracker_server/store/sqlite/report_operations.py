@@ -7,7 +7,6 @@ from __future__ import annotations
 import abc
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from xtracker_server.domain.reports import FunnelMode
 from xtracker_server.store.sqlite.lazy import LazyModule
 
 if TYPE_CHECKING:
@@ -18,12 +17,13 @@ if TYPE_CHECKING:
     from xtracker_server.domain.costs import CostEntry, CostLevel, Rate
     from xtracker_server.domain.entities import DestinationHealth
     from xtracker_server.domain.groups import GroupCounts, GroupQuery
-    from xtracker_server.domain.reports import FunnelCounts, LinkRow, Window
+    from xtracker_server.domain.reports import FunnelCounts, FunnelMode, LinkRow, Window
     from xtracker_server.domain.unrecorded import UnrecordedCount
-    from xtracker_server.store.sqlite import costs, cube, reports, unrecorded
+    from xtracker_server.store.sqlite import costs, cube, delivery_health, reports, unrecorded
 else:  # imported by the first report that needs each (store/sqlite/lazy.py)
     costs = LazyModule("xtracker_server.store.sqlite.costs")
     cube = LazyModule("xtracker_server.store.sqlite.cube")
+    delivery_health = LazyModule("xtracker_server.store.sqlite.delivery_health")
     reports = LazyModule("xtracker_server.store.sqlite.reports")
     unrecorded = LazyModule("xtracker_server.store.sqlite.unrecorded")
 
@@ -51,11 +51,14 @@ class ReportOperations(abc.ABC):
         window: Window,
         *,
         link_id: int | None = None,
-        mode: FunnelMode = FunnelMode.ACTIVITY,
+        mode: FunnelMode | None = None,  # None: FunnelMode.ACTIVITY
     ) -> FunnelCounts:
+        # Here: domain/reports.py is for the commands that report, not for every store.
+        from xtracker_server.domain.reports import FunnelMode
+
         return await self.read(
-            reports.funnel_counts, space_id, window, link_id=link_id, mode=mode,
-            cube=self.report_cube,
+            reports.funnel_counts, space_id, window, link_id=link_id,
+            mode=mode or FunnelMode.ACTIVITY, cube=self.report_cube,
         )  # fmt: skip
 
     async def link_rows(self, space_id: int, window: Window) -> list[LinkRow]:
@@ -101,7 +104,7 @@ class ReportOperations(abc.ABC):
         return await self.read(cube.group_counts, space_id, query, cube=self.report_cube)
 
     async def delivery_health(self, space_id: int, now_ms: int) -> list[DestinationHealth]:
-        return await self.read(reports.delivery_health, space_id, now_ms)
+        return await self.read(delivery_health.delivery_health, space_id, now_ms)
 
     async def add_unrecorded(self, counts: list[UnrecordedCount]) -> None:
         await self.write(unrecorded.add_unrecorded, counts)

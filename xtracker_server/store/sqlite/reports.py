@@ -26,6 +26,7 @@ Python integers instead.
 
 from __future__ import annotations
 
+import importlib
 import sqlite3
 from collections import defaultdict
 from collections.abc import Sequence
@@ -33,7 +34,6 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from xtracker_server.domain.entities import DestinationHealth
 from xtracker_server.domain.reports import (
     RECENT_MS,
     FunnelCounts,
@@ -42,23 +42,30 @@ from xtracker_server.domain.reports import (
     Window,
     sum_from_parts,
 )
-from xtracker_server.store.sqlite.delivery_health import RECENT_LIMIT, delivery_health
 from xtracker_server.store.sqlite.rollup_schema import UNKNOWN, amount_parts
 from xtracker_server.store.sqlite.unrecorded import unrecorded_per_link
 from xtracker_wire import CANONICAL_EVENTS, MAX_VALUE_DECIMALS
 
 __all__ = [
     "NO_LINK",
-    "RECENT_LIMIT",
     "RECENT_MS",
-    "DestinationHealth",
-    "delivery_health",
     "deposit_currencies",
     "funnel_counts",
     "link_rows",
     "series_counts",
     "series_revenue",
 ]
+
+#: Delivery health moved to store/sqlite/delivery_health.py; still importable from here (older
+#: imports, the tests), imported when first read: the funnel does not load the delivery records.
+_MOVED = frozenset({"RECENT_LIMIT", "DestinationHealth", "delivery_health"})
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _MOVED:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module("xtracker_server.store.sqlite.delivery_health"), name)
+
 
 _EVENTS_IN = "(" + ", ".join(f"'{e}'" for e in CANONICAL_EVENTS) + ")"
 _D = MAX_VALUE_DECIMALS

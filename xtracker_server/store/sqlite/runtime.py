@@ -13,15 +13,15 @@ import sqlite3
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from xtracker_server.clock import now_ms
 from xtracker_server.store.health import StorageHealth
 from xtracker_server.store.sqlite.db import attach_reports, connect, open_db
 from xtracker_server.store.sqlite.faults import FaultReason, StoreUnavailable, fault_of
 from xtracker_server.store.sqlite.inuse import UseLock, hold_shared
+from xtracker_server.store.sqlite.lazy import LazyModule
 from xtracker_server.store.sqlite.probe import schema_version, touch_probe
-from xtracker_server.store.sqlite.rollup import catch_up, open_rollup, rebuild_if_stale
 from xtracker_server.store.sqlite.sqlite_store import SqliteOperations
 from xtracker_server.store.sqlite.stats import refresh_stats
 from xtracker_server.store.sqlite.writer import (
@@ -30,6 +30,11 @@ from xtracker_server.store.sqlite.writer import (
     GroupOperation,
     Writer,
 )
+
+if TYPE_CHECKING:
+    from xtracker_server.store.sqlite import rollup
+else:  # imported by the first write or report (store/sqlite/lazy.py): `space list` needs none
+    rollup = LazyModule("xtracker_server.store.sqlite.rollup")
 
 T = TypeVar("T")
 A = TypeVar("A")
@@ -50,6 +55,7 @@ class Store(SqliteOperations):
         operations: str | None = None,
         stats_on_open: bool = True,
         report_cube: bool | None = False,
+        eager: bool = True,
     ) -> None:
         self.path = path
         # Grouped reports from the report cube, which the rollup then keeps (XTRACKER_REPORT_CUBE;
@@ -91,6 +97,13 @@ class Store(SqliteOperations):
         # Bumped when the planner's statistics change: a reader connection opened before
         # reopens (a connection loads them when it opens).
         self._stats_epoch = 0
+        # The report rollup is checked (``_check_rollup``) and the writer started when the store
+        # opens; not ``eager`` (a command's store, which may only read): the rollup before the
+        # first write or report, the writer at the first write (``_start_writes``).
+        self._eager = eager
+        self._rollup_checked = False
+        self._writes_started = False
+        self._starting_writes = asyncio.Lock()
 
     async def open(self) -> None:
         # Held while the store is open, so that `xtracker restore` refuses to run under it
@@ -107,15 +120,43 @@ class Store(SqliteOperations):
                         refresh_stats(conn, every_table=True)
                 finally:
                     conn.close()
-                rebuild_if_stale(self.path)  # before any write (store/sqlite/rollup.py)
+                if self._eager:
+                    self._check_rollup()
             except sqlite3.Error as exc:  # not a database, damaged, not writable: the driver's
                 # error stays inside the store ("file is not a database" says what it is)
                 reason = fault_of(exc, self.path) or FaultReason.IO_ERROR
                 raise StoreUnavailable(reason, str(exc)) from exc
-            await self.writer.start()
+            if self._eager:
+                await self.writer.start()
+                self._writes_started = True
         except BaseException:
             self._release()
             raise
+
+    def _check_rollup(self) -> None:
+        """Drop the report rollup if it was built for another copy of the database, before
+        anything is written (store/sqlite/rollup.py ``rebuild_if_stale``) and before a report
+        reads it."""
+        if not self._rollup_checked:
+            rollup.rebuild_if_stale(self.path)
+            self._rollup_checked = True
+
+    def _check_rollup_now(self) -> None:
+        """``_check_rollup`` on the store's first write or report, its fault a storage fault."""
+        try:
+            self._check_rollup()
+        except sqlite3.Error as exc:
+            reason = fault_of(exc, self.path) or FaultReason.IO_ERROR
+            raise StoreUnavailable(reason, str(exc)) from exc
+
+    async def _start_writes(self) -> None:
+        """Before the first write of a store that is not ``eager``: check the rollup, start the
+        writer (once, whichever write comes first)."""
+        async with self._starting_writes:
+            if not self._writes_started:
+                self._check_rollup_now()
+                await self.writer.start()
+                self._writes_started = True
 
     async def probe(self) -> None:
         """A write and a read, for their outcomes alone (see store/health.py): what tells an
@@ -149,6 +190,8 @@ class Store(SqliteOperations):
     async def catch_up_reports(self) -> int:
         """Bring the report rollup up to everything committed so far (see
         store/sqlite/rollup.py)."""
+        if not self._rollup_checked:
+            self._check_rollup_now()
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._rollup, self._catch_up)
 
@@ -157,8 +200,8 @@ class Store(SqliteOperations):
         # that never reports (``xtracker worker``) never builds a rollup.
         try:
             if self._rollup_conn is None:
-                self._rollup_conn = open_rollup(self.path, cube=self.report_cube)
-            return catch_up(self._rollup_conn)
+                self._rollup_conn = rollup.open_rollup(self.path, cube=self.report_cube)
+            return rollup.catch_up(self._rollup_conn)
         except sqlite3.Error as exc:
             reason = fault_of(exc, self.path)
             if reason is None:
@@ -187,11 +230,15 @@ class Store(SqliteOperations):
         """Run ``op(conn, *args, **kwargs)`` in the next group commit. ``op`` is one of the
         writer's operations (store/sqlite/operations.py) and its arguments are picklable: its name
         and they may travel to the writer process."""
+        if not self._writes_started:
+            await self._start_writes()
         return await self.writer.write(op, *args, **kwargs)
 
     async def write_grouped(self, group: GroupOperation[A, T], arg: A) -> T:
         """``group(conn, [arg, ...])`` in the next group commit, sharing the call with the
         waiting calls next to it (GroupCommitWriter.write_grouped)."""
+        if not self._writes_started:
+            await self._start_writes()
         return await self.writer.write_grouped(group, arg)
 
     async def read(self, op: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from typing import TYPE_CHECKING
 
+from xtracker_server.domain import entities
 from xtracker_server.domain.credentials import (
     DEFAULT_TOKEN_NAME,
     ROTATION_GRACE_MS,
@@ -14,25 +16,24 @@ from xtracker_server.domain.credentials import (
     mask,
     new_secret,
 )
-from xtracker_server.domain.entities import (
-    Credential,
-    IngestToken,
-    NewSpace,
-    NewToken,
-    Revocation,
-    Rotation,
-    Space,
-)
+from xtracker_server.domain.entities import NewSpace, Space
 from xtracker_server.store.errors import NoSuchToken, TokenNameTaken
 
+if TYPE_CHECKING:
+    from xtracker_server.domain.entities import (
+        Credential,
+        IngestToken,
+        NewToken,
+        Revocation,
+        Rotation,
+    )
+
+# The credentials' records are made as ``entities.Rotation(...)``: their module is imported by
+# the first operation that makes one, not by a command that lists spaces (domain/entities/).
+
 __all__ = [
-    "Credential",
-    "IngestToken",
     "NewSpace",
-    "NewToken",
     "NoSuchToken",
-    "Revocation",
-    "Rotation",
     "Space",
     "TokenNameTaken",
     "add_ingest_token",
@@ -97,7 +98,7 @@ def rotate_credential(
         (until, space_id, kind.value, name, until),
     )
     secret = _insert_credential(conn, space_id, kind, now_ms, name)
-    return Rotation(
+    return entities.Rotation(
         space_id=space_id,
         kind=kind,
         secret=secret,
@@ -131,7 +132,7 @@ def add_ingest_token(
     if _live(conn, space_id, CredentialKind.INGEST, name, now_ms):
         raise TokenNameTaken(name)
     secret = _insert_credential(conn, space_id, CredentialKind.INGEST, now_ms, name)
-    return NewToken(space_id=space_id, name=name, secret=secret)
+    return entities.NewToken(space_id=space_id, name=name, secret=secret)
 
 
 def list_ingest_tokens(conn: sqlite3.Connection, space_id: int, now_ms: int) -> list[IngestToken]:
@@ -143,7 +144,7 @@ def list_ingest_tokens(conn: sqlite3.Connection, space_id: int, now_ms: int) -> 
         (space_id, now_ms),
     ).fetchall()
     return [
-        IngestToken(
+        entities.IngestToken(
             name=r["name"], hint=r["hint"], created_ms=r["created_ms"], expires_ms=r["expires_ms"]
         )
         for r in rows
@@ -179,7 +180,7 @@ def _revoke(
         bytes(r["hash"]) for r in conn.execute(f"SELECT hash FROM credentials WHERE {where}", args)
     )
     conn.execute(f"UPDATE credentials SET expires_ms = ? WHERE {where}", (now_ms, *args))
-    return Revocation(space_id=space_id, kind=kind, name=name, hashes=hashes)
+    return entities.Revocation(space_id=space_id, kind=kind, name=name, hashes=hashes)
 
 
 def _name_of(kind: CredentialKind, name: str | None) -> str | None:
@@ -212,7 +213,7 @@ def find_credential(conn: sqlite3.Connection, secret_hash: bytes, now_ms: int) -
     ).fetchone()
     if row is None:
         return None
-    return Credential(
+    return entities.Credential(
         space_id=row["space_id"],
         kind=CredentialKind(row["kind"]),
         expires_ms=row["expires_ms"],

@@ -11,33 +11,6 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from xtracker_server.clock import now_ms
 from xtracker_server.domain.binds import BindKind
-from xtracker_server.domain.entities import (
-    BackupDone,
-    Batch,
-    BindOutcome,
-    Claimed,
-    Credential,
-    DeliveryRow,
-    Destination,
-    Erased,
-    InboxDraft,
-    InboxEvent,
-    InboxOutcome,
-    IngestToken,
-    Link,
-    LogEntry,
-    LoggedEntry,
-    Marked,
-    NewSpace,
-    NewToken,
-    Revocation,
-    Rotation,
-    Settled,
-    Space,
-    StorageFigures,
-    Unhealthy,
-)
-from xtracker_server.domain.postbacks import Aliases, effective_aliases
 from xtracker_server.store.errors import FaultReason, StoreUnavailable
 from xtracker_server.store.sqlite.lazy import LazyModule
 from xtracker_server.store.sqlite.report_operations import ReportOperations
@@ -50,8 +23,35 @@ if TYPE_CHECKING:
     from xtracker_server.domain.credentials import CredentialKind
     from xtracker_server.domain.deletion import Person
     from xtracker_server.domain.destinations import DestinationKind, PreparedDestination
-    from xtracker_server.domain.links import LinkSpec
+    from xtracker_server.domain.entities import (
+        BackupDone,
+        Batch,
+        BindOutcome,
+        Claimed,
+        Credential,
+        DeliveryRow,
+        Destination,
+        Erased,
+        InboxDraft,
+        InboxEvent,
+        InboxOutcome,
+        IngestToken,
+        Link,
+        LogEntry,
+        LoggedEntry,
+        Marked,
+        NewSpace,
+        NewToken,
+        Revocation,
+        Rotation,
+        Settled,
+        Space,
+        StorageFigures,
+        Unhealthy,
+    )
+    from xtracker_server.domain.link_input import LinkSpec
     from xtracker_server.domain.outbound import DeliveryContext
+    from xtracker_server.domain.postbacks import Aliases
     from xtracker_server.domain.tail import Ids, Marks, Poll, TailBatch
     from xtracker_server.store.sqlite import (
         backup,
@@ -355,6 +355,9 @@ class SqliteOperations(ReportOperations):
     # ------------------------------------------------------------------ postbacks
 
     async def postback_aliases(self, space_id: int) -> Aliases:
+        # Here: the postback rules (and their macros) are for the commands that use them.
+        from xtracker_server.domain.postbacks import effective_aliases
+
         return effective_aliases(await self.read(postbacks.alias_rows, space_id))
 
     async def set_postback_aliases(
@@ -477,6 +480,9 @@ class SqliteOperations(ReportOperations):
 
 
 def _storage_figures(conn: sqlite3.Connection) -> StorageFigures:
+    # Here: the records are imported by the operations that make them (domain/entities/).
+    from xtracker_server.domain.entities import StorageFigures
+
     return StorageFigures(
         outbox.depth(conn),
         destinations.unhealthy_by_kind(conn),

@@ -22,12 +22,8 @@ from xtracker_server.store.sqlite.db import open_db, transaction
 from xtracker_server.store.sqlite.inbox import InboxDraft, insert_event
 from xtracker_server.store.sqlite.postbacks import LogEntry, list_log, log_postback, prune_log
 from xtracker_server.store.sqlite.reports import delivery_health
-from xtracker_server.store.sqlite.rollup import (
-    applied_backlog,
-    catch_up,
-    open_rollup,
-    prune_backlog,
-)
+from xtracker_server.store.sqlite.rollup import catch_up, open_rollup
+from xtracker_server.store.sqlite.rollup_marks import applied_backlog, prune_backlog
 from xtracker_server.store.sqlite.runtime import Store
 from xtracker_server.store.sqlite.tail import tail_top
 

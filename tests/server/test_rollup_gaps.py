@@ -19,12 +19,8 @@ from xtracker_server.store.sqlite import spaces
 from xtracker_server.store.sqlite.clicks import insert_click
 from xtracker_server.store.sqlite.db import open_db, transaction
 from xtracker_server.store.sqlite.reports import funnel_counts
-from xtracker_server.store.sqlite.rollup import (
-    ROLLUP_GAP_S,
-    applied_removals,
-    catch_up,
-    with_rollup,
-)
+from xtracker_server.store.sqlite.rollup import ROLLUP_GAP_S, catch_up, with_rollup
+from xtracker_server.store.sqlite.rollup_marks import applied_removals
 
 T0 = 1_750_000_000_000
 WINDOW = Window(T0, T0 + 3_600_000)

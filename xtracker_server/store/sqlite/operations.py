@@ -27,7 +27,7 @@ from xtracker_server.store.sqlite import (
     outbox,
     postbacks,
     probe,
-    rollup,
+    rollup_marks,
     spaces,
     stats,
     unrecorded,
@@ -105,7 +105,7 @@ OPERATIONS: Operations = named(
     # housekeeping
     postbacks.prune_log,
     outbox.prune_settled,
-    rollup.prune_backlog,
+    rollup_marks.prune_backlog,
     stats.refresh_stats,
     unrecorded.add_unrecorded,
     probe.touch_probe,

@@ -32,7 +32,7 @@ rollup follows each of the three tables with a ``domain.tail.Watermark``: the hi
 rows above the high mark and the gaps that have been committed since; a gap is waited for
 ``ROLLUP_GAP_S`` (a rolled-back insert, a deleted row leave one for good). ``rollup_state`` and
 ``removals_state`` hold each table's low mark: every id at or below it was applied (what
-``applied_removals`` answers, and what may be pruned).
+``applied_removals`` answers, and what may be pruned: store/sqlite/rollup_marks.py).
 
 The rollup records the database generation it was built for (store/sqlite/generation.py). Opened
 next to a database of another generation (``xtracker restore`` renews it), or one whose inbox
@@ -430,37 +430,6 @@ def _drop_deleted(conn: sqlite3.Connection, seen: int, top: int, cube: bool) -> 
             " WHERE space_id = ? AND link_id = ?",
             (space_id, link_id),
         )
-
-
-def applied_removals(conn: sqlite3.Connection) -> int:
-    """The last entry of ``report_removals`` the rollup has applied (0: none, or no rollup)."""
-    try:
-        row = conn.execute("SELECT removal_id FROM reports.removals_state").fetchone()
-    except sqlite3.OperationalError:  # no rollup file was ever built
-        return 0
-    return int(row[0]) if row else 0
-
-
-def applied_backlog(conn: sqlite3.Connection) -> int:
-    """The last entry of ``report_backlog`` the rollup has applied (0: none, or no rollup)."""
-    try:
-        row = conn.execute("SELECT backlog_id FROM reports.rollup_state").fetchone()
-    except sqlite3.OperationalError:  # no rollup file was ever built
-        return 0
-    return int(row[0]) if row else 0
-
-
-def prune_backlog(conn: sqlite3.Connection, upto: int, limit: int = 1000) -> int:
-    """Delete up to ``limit`` entries of ``report_backlog`` the rollup has applied (ids up to
-    ``upto``, ``applied_backlog``), oldest first; returns how many (housekeeping.py). A rollup
-    built again from the inbox needs none of them. The newest entry stays: the rollup's
-    watermark must never be past the backlog's end (``_stale``), and SQLite would hand its id
-    out again."""
-    return conn.execute(
-        "DELETE FROM report_backlog WHERE id IN (SELECT id FROM report_backlog WHERE id <= ?"
-        " AND id < (SELECT max(id) FROM report_backlog) ORDER BY id LIMIT ?)",
-        (upto, limit),
-    ).rowcount
 
 
 def _is_busy(exc: sqlite3.OperationalError) -> bool:

@@ -67,7 +67,7 @@ if TYPE_CHECKING:
         outbox,
         postbacks,
         reports,
-        rollup,
+        rollup_marks,
         spaces,
         tail,
         unrecorded,
@@ -88,7 +88,7 @@ else:  # imported by the first operation that needs each (store/sqlite/lazy.py)
     outbox = LazyModule("xtracker_server.store.sqlite.outbox")
     postbacks = LazyModule("xtracker_server.store.sqlite.postbacks")
     reports = LazyModule("xtracker_server.store.sqlite.reports")
-    rollup = LazyModule("xtracker_server.store.sqlite.rollup")
+    rollup_marks = LazyModule("xtracker_server.store.sqlite.rollup_marks")
     spaces = LazyModule("xtracker_server.store.sqlite.spaces")
     tail = LazyModule("xtracker_server.store.sqlite.tail")
     unrecorded = LazyModule("xtracker_server.store.sqlite.unrecorded")
@@ -451,7 +451,7 @@ class SqliteOperations(ReportOperations):
 
     async def applied_removals(self) -> int:
         await self.catch_up_reports()
-        return await self.read(rollup.applied_removals)
+        return await self.read(rollup_marks.applied_removals)
 
     async def prune_removals(self, upto: int) -> int:
         return await self.write(deletion.prune_removals, upto)
@@ -468,10 +468,10 @@ class SqliteOperations(ReportOperations):
         return await self.write(outbox.prune_settled, status, before_ms, limit)
 
     async def applied_backlog(self) -> int:
-        return await self.read(rollup.applied_backlog)
+        return await self.read(rollup_marks.applied_backlog)
 
     async def prune_report_backlog(self, upto: int, limit: int = 1000) -> int:
-        return await self.write(rollup.prune_backlog, upto, limit)
+        return await self.write(rollup_marks.prune_backlog, upto, limit)
 
     async def storage_figures(self) -> StorageFigures:
         # One read, on the reader's thread under the caller's time bound: a stat of a frozen

@@ -50,6 +50,22 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         compileall.compile_dir(root / package, quiet=1)
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_collection(session: pytest.Session) -> object:
+    """Let pytest keep the test modules it rewrote (their asserts) while it collects them.
+    It writes them beside each module (``__pycache__``, as wherever bytecode may be written)
+    and reads them back while the module is unchanged; under PYTHONDONTWRITEBYTECODE=1 it
+    rewrote the 130 modules again in each xdist worker on every run: about 8 s of CPU per
+    worker, most of the collection. Two workers writing one file is safe (pytest writes a
+    temporary file and renames it)."""
+    dont_write = sys.dont_write_bytecode
+    sys.dont_write_bytecode = False
+    try:
+        return (yield)
+    finally:
+        sys.dont_write_bytecode = dont_write
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

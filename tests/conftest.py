@@ -70,7 +70,14 @@ def pytest_collection(session: pytest.Session) -> object:
 #: equal run of the collection and moves tests from the END of a busy worker's run to an idle
 #: one, so the first module here runs whole in the first worker: the examples' tests import
 #: aiogram in the test process (about 6 s of CPU, once per process that runs any of them).
-FIRST = ("tests/examples/test_examples.py",)
+#: The modules of tests/ itself came last: a few long tests (mypy, two serve processes) that
+#: could leave one worker running alone at the end; the run now ends with many short ones.
+FIRST = (
+    "tests/examples/test_examples.py",
+    "tests/test_quality.py",
+    "tests/test_inprocess.py",
+    "tests/test_packages.py",
+)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

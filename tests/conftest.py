@@ -50,6 +50,41 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         compileall.compile_dir(root / package, quiet=1)
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_collection(session: pytest.Session) -> object:
+    """Let pytest keep the test modules it rewrote (their asserts) while it collects them.
+    It writes them beside each module (``__pycache__``, as wherever bytecode may be written)
+    and reads them back while the module is unchanged; under PYTHONDONTWRITEBYTECODE=1 it
+    rewrote the 130 modules again in each xdist worker on every run: about 8 s of CPU per
+    worker, most of the collection. Two workers writing one file is safe (pytest writes a
+    temporary file and renames it)."""
+    dont_write = sys.dont_write_bytecode
+    sys.dont_write_bytecode = False
+    try:
+        return (yield)
+    finally:
+        sys.dont_write_bytecode = dont_write
+
+
+#: Modules run before the others, in this order. pytest-xdist's worksteal gives each worker an
+#: equal run of the collection and moves tests from the END of a busy worker's run to an idle
+#: one, so the first module here runs whole in the first worker: the examples' tests import
+#: aiogram in the test process (about 6 s of CPU, once per process that runs any of them).
+#: The modules of tests/ itself came last: a few long tests (mypy, two serve processes) that
+#: could leave one worker running alone at the end; the run now ends with many short ones.
+FIRST = (
+    "tests/examples/test_examples.py",
+    "tests/test_quality.py",
+    "tests/test_inprocess.py",
+    "tests/test_packages.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    rank = {module: i for i, module in enumerate(FIRST)}
+    items.sort(key=lambda item: rank.get(item.nodeid.partition("::")[0], len(FIRST)))
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

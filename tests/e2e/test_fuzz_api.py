@@ -12,49 +12,80 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
-import schemathesis
-from schemathesis.checks import not_a_server_error
-from schemathesis.specs.openapi.checks import (
-    content_type_conformance,
-    response_headers_conformance,
-    response_schema_conformance,
-    status_code_conformance,
-)
-from schemathesis.transport.requests import ManagedCookiesSession
 
 from tests.conftest import ADMIN_TOKEN, AppServer, Server, SpaceKeys, fuzz_examples
 from tests.sink import Sink
 from xtracker_server.openapi import OPERATIONS, document
 
-CHECKS = [
-    not_a_server_error,
-    status_code_conformance,
-    content_type_conformance,
-    response_headers_conformance,
-    response_schema_conformance,
-]
-CONFIG = schemathesis.Config.from_dict(
-    {
-        "seed": 20260412,
-        "suppress-health-check": ["too_slow"],  # generation is slower on a loaded machine
-        "generation": {
-            "max-examples": fuzz_examples(5),
-            "deterministic": True,
-            "database": "none",
-        },
-        # Methods a path does not have answer 405 (tests/e2e/test_errors.py).
-        "phases": {"coverage": {"unexpected-methods": []}, "stateful": {"enabled": False}},
-    }
-)
-# The document is loaded here, not from the server (schemathesis' fixture loader does not work
-# with pytest 9); the `live` fixture checks that the server serves this same document.
-schema = schemathesis.openapi.from_dict(document("http://127.0.0.1"), config=CONFIG)
+if TYPE_CHECKING:
+    import schemathesis
+    from schemathesis.transport.requests import ManagedCookiesSession
+
+# Schemathesis builds an operation's cases (the coverage phase's are computed when its test is
+# made) in the test of that operation, not when pytest collects this module (what its pytest
+# plugin does: about 3 s of CPU in every xdist worker, which also made the cases of the
+# operations the other worker ran). The builder is the plugin's own, with the same settings
+# and the same seed per operation, so the requests are the ones the plugin would send.
 AUTH = {op.id: op.auth for op in OPERATIONS}
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+#: Every operation of the document but the live stream (its answer never ends).
+FUZZED = [op for op in OPERATIONS if op.id != "stream"]
+
+
+@dataclass
+class Fuzz:
+    """The document as schemathesis loads it, with what its tests are built from."""
+
+    schema: Any  # schemathesis' BaseSchema
+    feedback: Any  # one FeedbackSources for every operation, as the plugin has
+    checks: list[Any]
+
+
+@pytest.fixture(scope="module")
+def fuzz() -> Fuzz:
+    import schemathesis
+    from schemathesis.checks import load_all_checks, not_a_server_error
+    from schemathesis.generation.feedback import FeedbackSources
+    from schemathesis.python._constants.orchestrator import make_constants_value_source
+    from schemathesis.specs.openapi.checks import (
+        content_type_conformance,
+        response_headers_conformance,
+        response_schema_conformance,
+        status_code_conformance,
+    )
+
+    config = schemathesis.Config.from_dict(
+        {
+            "seed": 20260412,
+            "suppress-health-check": ["too_slow"],  # generation is slower on a loaded machine
+            "generation": {
+                "max-examples": fuzz_examples(5),
+                "deterministic": True,
+                "database": "none",
+            },
+            # Methods a path does not have answer 405 (tests/e2e/test_errors.py).
+            "phases": {"coverage": {"unexpected-methods": []}, "stateful": {"enabled": False}},
+        }
+    )
+    # The document is loaded here, not from the server; the `live` fixture checks that the
+    # server serves this same document.
+    schema = schemathesis.openapi.from_dict(document("http://127.0.0.1"), config=config)
+    labels = {result.ok().label for result in schema.get_all_operations()}
+    assert labels == {op.route for op in OPERATIONS}, "an operation would not be fuzzed"
+    load_all_checks()
+    feedback = FeedbackSources(constants_value_source=make_constants_value_source(schema))
+    checks = [
+        not_a_server_error,
+        status_code_conformance,
+        content_type_conformance,
+        response_headers_conformance,
+        response_schema_conformance,
+    ]
+    return Fuzz(schema, feedback, checks)
 
 
 @dataclass
@@ -103,6 +134,8 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
     # connection and a new session per case cost more than the request), and schemathesis
     # drops a ManagedCookiesSession's cookies after each, so each case is sent as it would be
     # alone. No proxy from the environment: the server is on loopback.
+    from schemathesis.transport.requests import ManagedCookiesSession
+
     with ManagedCookiesSession() as session, server.client() as http:
         session.trust_env = False
         yield Live(server, space, spare, doomed, sink, session, http)
@@ -177,19 +210,37 @@ def _loopback(value: Any, url: str) -> Any:
     return value
 
 
-@schema.exclude(operation_id="stream").parametrize()  # a stream's answer never ends
+@pytest.mark.parametrize("operation_id", [op.id for op in FUZZED], ids=[op.route for op in FUZZED])
 def test_no_request_gets_a_server_error_or_an_undocumented_answer(
-    case: schemathesis.Case, live: Live
+    operation_id: str, fuzz: Fuzz, live: Live
 ) -> None:
-    _authorize(case, live)
-    op_id = case.operation.definition.raw["operationId"]
-    if op_id in ("create_destination", "update_destination"):
-        case.body = _loopback(case.body, f"{live.sink.url}/fuzz")
-    if op_id in _ENDS_CREDENTIALS:
-        _spare(case, live)
-    if op_id in _DELETES:
-        _doomed(case, live)
-    # A redirect is the answer under test; following one could leave the machine.
-    case.call_and_validate(
-        base_url=live.server.url, session=live.session, checks=CHECKS, allow_redirects=False
+    from schemathesis.core.failures import FailureGroup, as_reported_failure
+    from schemathesis.generation.hypothesis.reporting import ignore_hypothesis_output
+    from schemathesis.pytest._test_builder import build_operation_test
+
+    def check(case: schemathesis.Case) -> None:
+        _authorize(case, live)
+        if operation_id in ("create_destination", "update_destination"):
+            case.body = _loopback(case.body, f"{live.sink.url}/fuzz")
+        if operation_id in _ENDS_CREDENTIALS:
+            _spare(case, live)
+        if operation_id in _DELETES:
+            _doomed(case, live)
+        # A redirect is the answer under test; following one could leave the machine.
+        case.call_and_validate(
+            base_url=live.server.url, session=live.session, checks=fuzz.checks,
+            allow_redirects=False,
+        )  # fmt: skip
+
+    test = build_operation_test(
+        config=fuzz.schema.config,
+        operation=fuzz.schema.find_operation_by_id(operation_id),
+        test_func=check,
+        given_kwargs={},
+        feedback=fuzz.feedback,
     )
+    try:
+        with ignore_hypothesis_output():
+            test()
+    except FailureGroup as failures:  # as the plugin reports them: each failure and its request
+        raise as_reported_failure(failures) from None

@@ -125,8 +125,8 @@ class _Deltas:
     cells (one per step) added to each row of its click (its keys at their levels)."""
 
     def __init__(self) -> None:
-        self.rows: dict[Target, list[int]] = {}
-        self.ttc: dict[Target, dict[int, int]] = {}  # cells of the histograms (cube_ttc.py)
+        # per row: its counts (``COUNTS``), then the cells of its histograms (cube_ttc.py)
+        self.rows: dict[Target, list[Any]] = {}
         self.money: dict[tuple[Target, str], list[int]] = {}
         self.taken: set[Target] = set()  # rows a share was taken off: they may have emptied
 
@@ -142,7 +142,7 @@ class _Deltas:
                for s, t in share.firsts.items()]  # fmt: skip
         money = [(c, [v if j in (3, 7) else sign * v for j, v in enumerate(m)])
                  for c, m in (share.money or {}).items()]  # fmt: skip
-        rows, ttcs, width = self.rows, self.ttc, len(COUNTS)
+        rows = self.rows
         day = click_ms - click_ms % _DAY
         quarter = click_ms - click_ms % _QUARTER
         targets = [(space_id, dim, LEVEL_DAY, day, key_id) for dim, key_id in share.keys]
@@ -153,15 +153,12 @@ class _Deltas:
         for target in targets:
             acc = rows.get(target)
             if acc is None:
-                acc = rows[target] = [0] * width
+                acc = rows[target] = [0, 0, 0, 0, 0, 0, 0, {}]
             for col, v in cells:
                 acc[col] += v
-            if ttc:
-                hist = ttcs.get(target)
-                if hist is None:
-                    hist = ttcs[target] = {}
-                for index, v in ttc:
-                    hist[index] = hist.get(index, 0) + v
+            hist = acc[_TTC]
+            for index, v in ttc:
+                hist[index] = hist.get(index, 0) + v
             for currency, m in money:
                 found = self.money.get((target, currency))
                 if found is None:
@@ -207,7 +204,7 @@ class _Keys:
 def _new_shares(conn: sqlite3.Connection) -> dict[tuple[int, str], _Share]:
     """The share of every marked uid that has a click, worked out from scratch."""
     keys = _Keys(conn)
-    key = keys.id
+    key, known = keys.id, keys.known
     shares: dict[tuple[int, str], _Share] = {}
     for row in conn.execute(
         f"SELECT t.space_id, t.uid, c.created_ms, c.link_id, c.campaign_id, c.adset_id, c.ad_id,"
@@ -217,7 +214,8 @@ def _new_shares(conn: sqlite3.Connection) -> dict[tuple[int, str], _Share]:
         space_id, uid, created_ms, link_id, campaign, adset, ad, sub_ids = row[:8]
         share_keys = [(H, key(space_id, H, None, link_id, campaign, adset, ad))]
         # in a fixed order (the dimensions', then the sub-ids' sorted): equal shares, equal texts
-        share_keys += [(dim, key(space_id, dim, value, link_id, campaign))
+        share_keys += [(dim, known.get((space_id, dim, value, link_id, campaign, None, None))
+                         or key(space_id, dim, value, link_id, campaign))
                        for dim, value in zip(_D_NAMES, row[8:], strict=True)
                        if value is not None]  # fmt: skip
         if sub_ids:
@@ -297,6 +295,8 @@ def apply(conn: sqlite3.Connection, spaces_gone: Iterable[int] = ()) -> int:
 
 
 _DEPOSITS, _REVERSED = COUNTS.index("deposits"), COUNTS.index("reversed")
+_TTC = len(COUNTS)  # a row's cells, after its counts (_Deltas.rows)
+assert _TTC == 7
 _KEY = "space_id, dim, level, bucket, key_id"
 _UPSERT_ROW = (
     f"INSERT INTO reports.cube VALUES ({', '.join('?' * (6 + len(COUNTS)))})"
@@ -319,10 +319,8 @@ def _write(conn: sqlite3.Connection, deltas: _Deltas) -> None:
     """The summed differences, one upsert per cube row (in key order: each finds its page next
     to the last one's); a row whose uids all left goes."""
     cube_ttc.register(conn)
-    rows, ttcs = deltas.rows, deltas.ttc
-    encode = cube_ttc.encode
-    conn.executemany(_UPSERT_ROW, [(*target, *rows[target],
-                                    encode(ttcs[target]) if target in ttcs else None)
+    rows, encode = deltas.rows, cube_ttc.encode
+    conn.executemany(_UPSERT_ROW, [(*target, *rows[target][:_TTC], encode(rows[target][_TTC]))
                                    for target in sorted(rows)])  # fmt: skip
     conn.executemany(_UPSERT_MONEY, [(*target, currency, *m) for (target, currency), m
                                      in sorted(deltas.money.items()) if any(m)])  # fmt: skip

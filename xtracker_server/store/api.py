@@ -7,7 +7,7 @@ of the store (tests/test_store_boundary.py).
     outcome = await store.record_event(draft)  # acknowledged: committed
     await store.close()
 
-Arguments and results are domain records (``domain/entities.py`` and the domain modules), the
+Arguments and results are domain records (``domain/entities/`` and the domain modules), the
 same whatever backend stores them. Rules every backend keeps, and the contract tests
 (tests/store_contract/) check:
 

@@ -20,7 +20,7 @@ from xtracker_server.store.sqlite.clicks import insert_click
 from xtracker_server.store.sqlite.db import open_db, transaction
 from xtracker_server.store.sqlite.reports import funnel_counts
 from xtracker_server.store.sqlite.rollup import ROLLUP_GAP_S, catch_up, with_rollup
-from xtracker_server.store.sqlite.rollup_marks import applied_removals
+from xtracker_server.store.sqlite.rollup_marks import RollupBehind, applied_removals
 
 T0 = 1_750_000_000_000
 WINDOW = Window(T0, T0 + 3_600_000)
@@ -133,3 +133,18 @@ def test_a_gap_that_never_fills_is_given_up_after_rollup_gap_s(db: Db) -> None:
     catch_up(db.conn, now=ROLLUP_GAP_S)
     assert db.conn.execute(state).fetchone()[0] == 10
     assert ROLLUP_GAP_S > GAP_S  # a report waits longer than a live stream
+
+
+def test_a_catch_up_given_a_time_stops_after_the_round_that_used_it_and_says_how_far(
+    db: Db,
+) -> None:
+    """``budget_s`` (what a report request gives it, store/sqlite/runtime.py): the rounds done are
+    kept, ``RollupBehind`` says how far the rollup got, and the next catch-up goes on from there."""
+    for inbox_id in range(1, 26):
+        _event(db, inbox_id, "contact", "u1" if inbox_id % 2 else "u2")
+    with pytest.raises(RollupBehind) as behind:
+        catch_up(db.conn, chunk=10, budget_s=0)
+    assert behind.value.progress == "10 of 25 inbox rows"
+    assert catch_up(db.conn, chunk=10) == 15  # the rest, once
+    assert _uids(db, "contact") == 2
+    assert catch_up(db.conn, chunk=10, budget_s=0) == 0  # caught up: no error

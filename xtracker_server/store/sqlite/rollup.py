@@ -54,6 +54,7 @@ from xtracker_server.store.sqlite.cube_schema import CUBE_DROPPED, CUBE_SCHEMA, 
 from xtracker_server.store.sqlite.db import attach_reports, connect, reports_path
 from xtracker_server.store.sqlite.generation import generation
 from xtracker_server.store.sqlite.lazy import LazyModule
+from xtracker_server.store.sqlite.rollup_marks import RollupBehind, progress
 from xtracker_server.store.sqlite.rollup_schema import (
     CUBE_FORMAT,
     FEED,
@@ -301,14 +302,18 @@ def _stale(conn: sqlite3.Connection) -> bool:
     return built[0] != generation(conn) or any(m > t for m, t in zip(marks, tops, strict=True))
 
 
-def catch_up(conn: sqlite3.Connection, *, chunk: int = CHUNK, now: float | None = None) -> int:
+def catch_up(
+    conn: sqlite3.Connection, *, chunk: int = CHUNK, now: float | None = None,
+    budget_s: float | None = None,
+) -> int:  # fmt: skip
     """Roll up everything committed to the inbox so far; returns how many events were fed.
-    ``now``: the wall clock in seconds (for the gaps' ages).
+    ``now``: the wall clock in seconds (for the gaps' ages). ``budget_s``: stop after the round
+    that used it up, raising ``RollupBehind`` if there is more (each round is kept).
 
     Each round is one transaction that writes only the attached rollup file (``BEGIN`` is
     deferred: the main file is only read, from one snapshot), so it never waits for the
     server's writer nor holds it up."""
-    fed, busy = 0, 0
+    fed, busy, started = 0, 0, time.monotonic()
     while True:
         conn.execute("BEGIN")
         try:
@@ -331,6 +336,8 @@ def catch_up(conn: sqlite3.Connection, *, chunk: int = CHUNK, now: float | None 
         fed += round_fed
         if done:
             return fed
+        if budget_s is not None and time.monotonic() - started >= budget_s:
+            raise RollupBehind(progress(conn))
 
 
 def _drop_moved(conn: sqlite3.Connection, backlog_seen: int, backlog_top: int) -> None:

@@ -200,9 +200,15 @@ class Settings:
     report_cube: bool = setting(
         False,
         "Keep the report cube beside the report rollup: cohort grouped reports read bounded"
-        " pre-aggregated rows (milliseconds) instead of scanning the events (seconds to"
-        " minutes), for about 6x the rollup's catch-up CPU and ~1.2 KB of disk per event."
-        " Changing it rebuilds the rollup from the inbox.",
+        " pre-aggregated rows instead of scanning the events, for more catch-up CPU and disk."
+        " Turned on, it is built from the clicks; turned off, dropped (the steps are kept).",
+    )
+    #: A report first brings the rollup up to date; while it is being built (hours for a big
+    #: inbox) a request gives up after this long and answers 503 ``rebuilding``.
+    report_wait_s: float = setting(
+        10.0,
+        "Seconds a report waits for the report rollup to catch up; past it: 503 (reason"
+        " rebuilding).",
     )
 
     def __post_init__(self) -> None:
@@ -242,6 +248,8 @@ class Settings:
                 f"XTRACKER_METRICS_TOKEN must be at least {METRICS_TOKEN_MIN} characters"
                 " (for example: python3 -c 'import secrets; print(secrets.token_urlsafe(24))')"
             )
+        if not 0 <= self.report_wait_s <= 3600:
+            raise ValueError("XTRACKER_REPORT_WAIT_S must be between 0 and 3600 (seconds)")
         if not 0.1 <= self.write_timeout_s <= 600:
             raise ValueError("XTRACKER_WRITE_TIMEOUT_S must be between 0.1 and 600 (seconds)")
         if self.click_buffer_max < 0:

@@ -16,7 +16,8 @@
                        authentications from this address; see Retry-After
 429 too_many_streams   admin: as many live streams open as allowed (credential or space)
 503 unavailable        the storage failed (``reason``: read_only, disk_full, io_error, locked,
-                       corrupt, writer_down, timeout, commit_failed); see Retry-After. Nothing
+                       corrupt, writer_down, timeout, commit_failed; a report: rebuilding, the
+                       report rollup being built); see Retry-After. Nothing
                        was acknowledged; after ``timeout`` the write may still commit, and a
                        retried event is then answered ``duplicate``
 """
@@ -158,6 +159,8 @@ async def on_store_unavailable(request: Request, exc: Exception) -> Response:
     detail = _UNAVAILABLE_DETAIL.get(
         exc.reason, f"storage is unavailable ({exc.reason.value}); nothing was stored, retry later"
     )
+    if exc.reason is FaultReason.REBUILDING:  # our own words, with how far the build is
+        detail = exc.detail
     return error_response(
         ApiError(
             503,

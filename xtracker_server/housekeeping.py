@@ -37,7 +37,7 @@ from xtracker_server.clock import now_ms
 from xtracker_server.config import Settings
 from xtracker_server.deletion import finish_unfinished
 from xtracker_server.domain.unrecorded import Tally
-from xtracker_server.store.api import FaultTracker, Store, StoreUnavailable
+from xtracker_server.store.api import FaultReason, FaultTracker, Store, StoreUnavailable
 
 log = logging.getLogger("xtracker.housekeeping")
 
@@ -50,6 +50,10 @@ DELIVERY_PRUNE_BATCH = 500
 PRUNE_PAUSE_S = 0.05
 DAY_MS = 86_400_000
 ROLLUP_EVERY_S = 1.0
+#: How long one catch-up of housekeeping's runs before it gives the rollup's thread back: a
+#: build of the rollup (hours at 100M events) goes on in slices, and a report request's own
+#: catch-up runs between two of them (and answers 503 ``rebuilding`` past its time).
+ROLLUP_SLICE_S = 1.0
 UNRECORDED_EVERY_S = 1.0
 #: The storage is probed after this long without a commit (and then at most this often).
 PROBE_IDLE_S = 2.0
@@ -163,8 +167,11 @@ class Housekeeper:
     async def _roll_up(self) -> None:
         while True:
             try:
-                await self.store.catch_up_reports()
-            except StoreUnavailable as exc:  # the next round (or the next report) catches up
+                await self.store.catch_up_reports(budget_s=ROLLUP_SLICE_S)
+            except StoreUnavailable as exc:
+                if exc.reason is FaultReason.REBUILDING:  # more to build: the next slice now
+                    continue
+                # the next round (or the next report) catches up
                 self._rollup_health.failed(exc.reason, exc.detail)
             except Exception:
                 log.exception("rolling up the reports failed")

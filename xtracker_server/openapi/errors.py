@@ -118,7 +118,8 @@ ERROR_CODES: dict[str, ErrorCode] = {
     "unavailable": ErrorCode(
         503,
         "The storage failed (`reason`: read_only, disk_full, io_error, locked, corrupt,"
-        " writer_down, timeout, commit_failed); nothing was stored (after `timeout` the write"
+        " writer_down, timeout, commit_failed; a report: rebuilding, while the report rollup is"
+        " being built); nothing was stored (after `timeout` the write"
         " may still commit: a retried event is then a duplicate); retry after Retry-After"
         " seconds.",
         required=("reason",),

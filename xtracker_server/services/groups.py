@@ -72,7 +72,8 @@ async def groups_report(
     covers whole days of its time zone, as costs are entered per day). Invalid for a
     parameter it cannot honour."""
     await authorized_space(who, ctx, Action.READ_REPORTS, space_id)
-    await ctx.store.catch_up_reports()  # count everything committed before this call
+    # count everything committed before this call
+    await ctx.store.catch_up_reports(ctx.settings.report_wait_s)
     try:
         return await _report(
             ctx, space_id, by, mode, sort, desc, limit, currency, query or ReportQuery()

@@ -117,7 +117,7 @@ async def _report(
 ) -> dict[str, Any]:
     await authorized_space(who, ctx, Action.READ_REPORTS, space_id)
     if rollup:  # count everything committed before this call
-        await ctx.store.catch_up_reports()
+        await ctx.store.catch_up_reports(ctx.settings.report_wait_s)
     window = {} if query is None else query.params()
     try:
         return await report(ctx.store, space_id, now_ms=ctx.clock(), **window, **params)

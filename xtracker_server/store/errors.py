@@ -31,6 +31,9 @@ class FaultReason(str, Enum):
     WRITER_DOWN = "writer_down"  # the writer process is being replaced
     TIMEOUT = "timeout"  # not done within XTRACKER_WRITE_TIMEOUT_S (a frozen disk, a long lock)
     COMMIT_FAILED = "commit_failed"  # the commit failed for another reason (see the log)
+    # the report rollup is being built (a new rollup, a rebuild, the report cube turned on):
+    # a report answers once it is done; nothing is wrong with the storage
+    REBUILDING = "rebuilding"
 
 
 class StoreUnavailable(XTrackerServerError, RuntimeError):
@@ -57,6 +60,7 @@ _RETRY_AFTER_S = {
     FaultReason.READ_ONLY: 30,
     FaultReason.DISK_FULL: 30,
     FaultReason.CORRUPT: 60,
+    FaultReason.REBUILDING: 10,
 }
 
 

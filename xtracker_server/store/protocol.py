@@ -322,8 +322,11 @@ class Store(Protocol):
 
     # ------------------------------------------------------------------ reports
 
-    async def catch_up_reports(self) -> int:
-        """Bring the report rollup up to every commit so far; returns the events it fed."""
+    async def catch_up_reports(self, budget_s: float | None = None) -> int:
+        """Bring the report rollup up to every commit so far; returns the events it fed.
+        ``budget_s``: work about that long at most, keeping what was done, and raise
+        ``StoreUnavailable`` with reason ``REBUILDING`` if the rollup is still behind (it is
+        being built): a report request answers 503 rather than wait for a whole build."""
 
     async def funnel_counts(
         self,

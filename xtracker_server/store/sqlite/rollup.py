@@ -73,6 +73,10 @@ log = logging.getLogger("xtracker.store")
 
 #: Inbox rows read by one catch-up transaction (a few hundred milliseconds of work at most).
 CHUNK = 20_000
+#: Events per round of a catch-up given a time (a report request's, a slice of housekeeping's):
+#: about a second with the report cube, so that a request waits about that long for the round
+#: under way before its own.
+SLICE_CHUNK = 5_000
 #: Page cache of the rollup's file for a connection that builds it (KiB, as a negative
 #: cache_size): the cube's upserts land all over its tables; SQLite's default is 2 MiB.
 CACHE_KIB = -65_536

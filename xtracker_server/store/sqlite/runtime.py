@@ -22,6 +22,7 @@ from xtracker_server.store.sqlite.faults import FaultReason, StoreUnavailable, f
 from xtracker_server.store.sqlite.inuse import UseLock, hold_shared
 from xtracker_server.store.sqlite.lazy import LazyModule
 from xtracker_server.store.sqlite.probe import schema_version, touch_probe
+from xtracker_server.store.sqlite.rollup_marks import RollupBehind
 from xtracker_server.store.sqlite.sqlite_store import SqliteOperations
 from xtracker_server.store.sqlite.stats import refresh_stats
 from xtracker_server.store.sqlite.writer import (
@@ -187,21 +188,29 @@ class Store(SqliteOperations):
                 raise
             raise StoreUnavailable(reason, f"the report rollup failed: {exc}") from exc
 
-    async def catch_up_reports(self) -> int:
+    async def catch_up_reports(self, budget_s: float | None = None) -> int:
         """Bring the report rollup up to everything committed so far (see
-        store/sqlite/rollup.py)."""
+        store/sqlite/rollup.py); ``budget_s``: for about that long at most, then
+        ``StoreUnavailable`` (``REBUILDING``) if it is still behind (the rounds done are kept)."""
         if not self._rollup_checked:
             self._check_rollup_now()
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._rollup, self._catch_up)
+        return await loop.run_in_executor(self._rollup, self._catch_up, budget_s)
 
-    def _catch_up(self) -> int:
+    def _catch_up(self, budget_s: float | None = None) -> int:
         # On the rollup's thread; its connection is opened by the first catch-up, so a process
         # that never reports (``xtracker worker``) never builds a rollup.
         try:
             if self._rollup_conn is None:
                 self._rollup_conn = rollup.open_rollup(self.path, cube=self.report_cube)
-            return rollup.catch_up(self._rollup_conn)
+            chunk = rollup.CHUNK if budget_s is None else rollup.SLICE_CHUNK
+            return rollup.catch_up(self._rollup_conn, chunk=chunk, budget_s=budget_s)
+        except RollupBehind as exc:
+            raise StoreUnavailable(
+                FaultReason.REBUILDING,
+                f"the reports are being built ({exc.progress} read so far); they answer when"
+                " it is done: retry later",
+            ) from None
         except sqlite3.Error as exc:
             reason = fault_of(exc, self.path)
             if reason is None:

@@ -100,6 +100,10 @@ A = TypeVar("A")
 __all__ = ["SqliteOperations"]
 
 
+#: How long ``applied_removals`` helps the rollup catch up first.
+_APPLIED_WAIT_S = 1.0
+
+
 class SqliteOperations(ReportOperations):
     """The named operations, over the three primitives of ``runtime.Store`` (the reports'
     and the costs': ``ReportOperations``)."""
@@ -114,7 +118,7 @@ class SqliteOperations(ReportOperations):
     async def write_grouped(self, group: Callable[[Any, list[A]], list[T]], arg: A) -> T: ...
 
     @abc.abstractmethod
-    async def catch_up_reports(self) -> int: ...
+    async def catch_up_reports(self, budget_s: float | None = None) -> int: ...
 
     # ------------------------------------------------------------------ life cycle, health
 
@@ -450,7 +454,13 @@ class SqliteOperations(ReportOperations):
         return await self.read(deletion.unfinished, marked_before_ms)
 
     async def applied_removals(self) -> int:
-        await self.catch_up_reports()
+        # What the rollup has applied so far: while it is being built, what it has reached
+        # (less is safe: fewer removals pruned), rather than hold its thread for the build.
+        try:
+            await self.catch_up_reports(budget_s=_APPLIED_WAIT_S)
+        except StoreUnavailable as exc:
+            if exc.reason is not FaultReason.REBUILDING:
+                raise
         return await self.read(rollup_marks.applied_removals)
 
     async def prune_removals(self, upto: int) -> int:

@@ -23,6 +23,7 @@ HTTP is in ``errors.py``.
      ├── RestoreInProgress    inuse.py: a server or worker found a restore in progress
      ├── UidTaken             clicks.py: a drafted uid exists already (the writer mints another)
      ├── LateBatch            inbox.py: a batch that reached the database past its deadline (503)
+     ├── RollupBehind         rollup_marks.py: a catch-up given a time ran out of it (503)
      │   delivery (delivery/)
      ├── AddressRefused       guard.py: a destination resolves to an address not allowed
      ├── ProbeRefused         probe.py: a test delivery that cannot be made, also a ValueError

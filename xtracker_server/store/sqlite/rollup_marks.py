@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import sqlite3
 
+from xtracker_server.exceptions import XTrackerServerError
+
 __all__ = ["RollupBehind", "applied_backlog", "applied_removals", "progress", "prune_backlog"]
 
 
-class RollupBehind(Exception):
+class RollupBehind(XTrackerServerError, RuntimeError):
     """A catch-up given a time (``catch_up(budget_s=...)``) ran out of it before the rollup
     reached the last commit: it is being built (a new rollup, a rebuild, the report cube built
     from the clicks), and ``progress`` says how far."""

@@ -153,7 +153,7 @@ class _Deltas:
         for target in targets:
             acc = rows.get(target)
             if acc is None:
-                acc = rows[target] = [0, 0, 0, 0, 0, 0, 0, {}]
+                acc = rows[target] = [*_ZEROS, {}]
             for col, v in cells:
                 acc[col] += v
             hist = acc[_TTC]
@@ -296,7 +296,7 @@ def apply(conn: sqlite3.Connection, spaces_gone: Iterable[int] = ()) -> int:
 
 _DEPOSITS, _REVERSED = COUNTS.index("deposits"), COUNTS.index("reversed")
 _TTC = len(COUNTS)  # a row's cells, after its counts (_Deltas.rows)
-assert _TTC == 7
+_ZEROS = (0,) * _TTC
 _KEY = "space_id, dim, level, bucket, key_id"
 _UPSERT_ROW = (
     f"INSERT INTO reports.cube VALUES ({', '.join('?' * (6 + len(COUNTS)))})"

@@ -58,11 +58,7 @@ class Sum:
         self.cells: dict[int, int] = {}
 
     def step(self, blob: bytes | None) -> None:
-        if blob:
-            cells = self.cells
-            flat = array("q", blob)
-            for i in range(0, len(flat), 2):
-                cells[flat[i]] = cells.get(flat[i], 0) + flat[i + 1]
+        accumulate(self.cells, blob, 1)
 
     def finalize(self) -> bytes | None:
         return encode(self.cells)

@@ -22,8 +22,10 @@ from tests.inprocess import cli_in_process
 #: What none of these commands may import: the web stack, the SDK, nor the wire models
 #: (pydantic classes the server validates requests with; a command needs only the event names
 #: and limits, xtracker_wire/_events.py and _fields.py).
+#: Nor asyncio (with ssl and sockets, 30 ms): a command's store works on the command's own
+#: thread (store/sqlite/inline.py) and its service runs without an event loop.
 HEAVY = ("aiohttp", "uvicorn", "starlette", "xtracker_client", "httpx", "prometheus_client",
-         "schemathesis", "jinja2", "xtracker_wire._models",
+         "schemathesis", "jinja2", "xtracker_wire._models", "asyncio",
          "xtracker_server.store.sqlite.outbox", "xtracker_server.store.sqlite.cube")  # fmt: skip
 #: What a command that validates nothing an operator writes (a link, a destination) does not
 #: import either: pydantic, and with it typer's pydantic adapters (typer 0.29 and later:
@@ -125,6 +127,22 @@ def run_command(db: Path, args: list[str]) -> Run:
         (["space", "list"], ()),
         (["space", "create", "second", "--json"], ROLLUP),
         (["link", "list", "--space", "1"], ()),
+        (
+            [
+                "link",
+                "create",
+                "--space",
+                "1",
+                "--slug",
+                "imports",
+                "--kind",
+                "bot",
+                "--target",
+                "imports_bot",
+                "--json",
+            ],
+            ("pydantic", *ROLLUP),
+        ),
         (["outbox", "list", "--space", "1"], ("xtracker_server.store.sqlite.outbox",)),
         (["report", "funnel", "--space", "1", "--json"], REPORTS),
         (["report", "links", "--space", "1", "--json"], REPORTS),

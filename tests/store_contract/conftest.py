@@ -65,6 +65,13 @@ BACKENDS = {
         url=lambda directory: f"sqlite:///{directory}/contract.db",
         storage_down=_sqlite_lock_held,
     ),
+    # A command's store: everything on the caller's thread, no event loop needed
+    # (store/sqlite/inline.py); here it runs on the backend's loop, which it never waits on
+    "sqlite-inline": BackendKind(
+        open=lambda url, timeout_s: open_store(url, inline=True, timeout_s=timeout_s),
+        url=lambda directory: f"sqlite:///{directory}/contract.db",
+        storage_down=_sqlite_lock_held,
+    ),
     # XTRACKER_REPORT_CUBE on: the rollup keeps the report cube, and grouped reports read it
     "sqlite-report-cube": BackendKind(
         open=lambda url, timeout_s: open_store(

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
@@ -108,13 +108,17 @@ def run(
     settings: Settings | None = None,
     flags: Mapping[str, str] | Callable[[str], str] | None = None,
     hints: Mapping[str, str] | None = None,
+    loop: bool = False,
 ) -> T:
     """Run ``call`` (a service, as ``OPERATOR``) on a Context of its own on the file ``db``
     (``settings``, if given, must have ``db``); a refusal ends the command (``refused``, with
     ``flags`` naming the options of the service's fields and ``hints`` its next steps). Only
     commands that start a database (``space create``) may create the file: a mistyped --db
-    must not look empty."""
-    import asyncio
+    must not look empty.
+
+    The store is inline (store/sqlite/inline.py) and the service runs without an event loop,
+    which a command would otherwise import and start for nothing; ``loop``: the service needs
+    one (it resolves names, sends requests or runs tasks), ``asyncio.run`` it."""
     from contextlib import AsyncExitStack
 
     from xtracker_server.services import ServiceError
@@ -127,15 +131,34 @@ def run(
     async def main() -> T:
         async with AsyncExitStack() as stack:
             try:
-                ctx = await stack.enter_async_context(opened(settings or Settings(db=db)))
+                ctx = await stack.enter_async_context(
+                    opened(settings or Settings(db=db), inline=not loop)
+                )
             except (RuntimeError, RestoreInProgress) as exc:  # StoreUnavailable is one
                 fail(f"cannot open {db}: {exc}", 1)
             return await call(ctx)
 
     try:
-        return asyncio.run(main())
+        if loop:
+            import asyncio
+
+            return asyncio.run(main())
+        return to_the_end(main())
     except ServiceError as exc:
         refused(exc, flags or {}, hints or {})
+
+
+def to_the_end(coro: Coroutine[Any, Any, T]) -> T:
+    """The result of ``coro``, run without an event loop: it must never wait for anything (a
+    service on an inline store: ``run``). One that does is a bug of the command: it needs
+    ``run(..., loop=True)``."""
+    try:
+        coro.send(None)
+    except StopIteration as done:
+        result: T = done.value
+        return result
+    coro.close()
+    raise RuntimeError("the command's service waited for an event loop: run it with loop=True")
 
 
 def refused(

@@ -43,7 +43,7 @@ def space_delete(
     head = {"space_id": space}
     if not _go_ahead(f"Deleting space {space} removes", head, found, yes, dry_run, json_):
         return
-    removed = run(db, lambda ctx: delete_space(OPERATOR, ctx, space))
+    removed = run(db, lambda ctx: delete_space(OPERATOR, ctx, space), loop=True)
     _done(f"Space {space} deleted; removed", head, removed, json_)
 
 
@@ -64,7 +64,7 @@ def link_delete(
     head = {"space_id": space, "link": slug}
     if not _go_ahead(f"Deleting link {slug} of space {space}", head, found, yes, dry_run, json_):
         return
-    removed = run(db, lambda ctx: delete_link(OPERATOR, ctx, space, slug))
+    removed = run(db, lambda ctx: delete_link(OPERATOR, ctx, space, slug), loop=True)
     _done(f"Link {slug} deleted", head, removed, json_)
 
 
@@ -85,7 +85,7 @@ def destination_delete(
     said = f"Deleting destination {destination} of space {space} removes"
     if not _go_ahead(said, head, found, yes, dry_run, json_):
         return
-    removed = run(db, lambda ctx: delete_destination(OPERATOR, ctx, space, destination))
+    removed = run(db, lambda ctx: delete_destination(OPERATOR, ctx, space, destination), loop=True)
     _done(f"Destination {destination} deleted; removed", head, removed, json_)
 
 
@@ -117,7 +117,7 @@ def erase(
     said = f"Erasing {counted.person} from space {space} removes"
     if not _go_ahead(said, head, counted.removed, yes, dry_run, json_):
         return
-    erased = run(db, lambda ctx: erase_person(OPERATOR, ctx, space, named), flags=flags)
+    erased = run(db, lambda ctx: erase_person(OPERATOR, ctx, space, named), flags=flags, loop=True)
     _done(f"Erased {erased.person} from space {space}; removed", head, erased.removed, json_)
 
 

@@ -95,6 +95,7 @@ def destination_add(
         lambda ctx: create_destination(OPERATOR, ctx, space, fields),
         settings=settings,
         flags=FLAGS,
+        loop=True,  # the address guard resolves the URL's host
     )
     created = new.destination
     data = {"id": created.id, "kind": created.kind.value, "secret": new.secret}
@@ -194,6 +195,7 @@ def destination_test(
         ),
         settings=settings,
         flags=FLAGS,
+        loop=True,  # it sends a request
     )
     data = probe_json(result)
     if json_:
@@ -243,6 +245,7 @@ def _update_destination(
         db,
         lambda ctx: update_destination(OPERATOR, ctx, space, destination, changes),
         flags=FLAGS,
+        loop=True,  # the address guard resolves a new proxy's host
     )
     if json_:
         print_json(destination_json(updated))

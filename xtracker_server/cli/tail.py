@@ -92,4 +92,4 @@ def tail(
 
     # On a store of its own, like every command: the same reads as the server's stream.
     with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C: the store is closed, then it ends
-        run(db, follow, flags={"since": "--since"})
+        run(db, follow, flags={"since": "--since"}, loop=True)  # it sleeps between polls

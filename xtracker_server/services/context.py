@@ -64,26 +64,29 @@ async def opened(
     *,
     listener: Listener | None = None,
     resolver: AbstractResolver | None = None,
+    inline: bool = False,
 ) -> AsyncIterator[Context]:
     """A Context on a store of its own for ``settings.db`` (its writer on a thread, no
-    statistics refresh), closed
-    at the end: for a process that runs a few services and ends, such as a command.
+    statistics refresh), closed at the end: for a process that runs a few services and ends,
+    such as a command.
 
         async with opened(settings) as ctx:
             link = await links.update_link(OPERATOR, ctx, 1, "promo", {"enabled": False})
 
-    The file is created (and migrated) if it does not exist: a caller that must not create
-    one checks first."""
-    # A command's store: its writer on a thread (no process to start), and no statistics
-    # refresh (store/sqlite/stats.py: the server's store does it when it opens, and then
-    # regularly).
+    ``inline``: the store does everything on the caller's thread (store/sqlite/inline.py), so
+    that a service that only uses the store runs to its end without an event loop (cli/_common.py
+    ``run``). The file is created (and migrated) if it does not exist: a caller that must not
+    create one checks first."""
+    # A command's store: its writer on a thread (no process to start), or inline, and no
+    # statistics refresh (store/sqlite/stats.py: the server's store does it when it opens, and
+    # then regularly).
     # The report cube: built by a command with the setting on, otherwise left as the server
     # built it (a command run without the variable does not drop the server's cube). Not
     # eager: the writer starts at the first write, the report rollup is checked by the first
     # write or report (a command that only reads spaces or links needs neither).
     store = open_store(settings.db, sync=settings.sync, readers=1, writer_process=False,
                        stats_on_open=False, report_cube=settings.report_cube or None,
-                       eager=False)  # fmt: skip
+                       eager=False, inline=inline)  # fmt: skip
     await store.open()
     try:
         yield Context(store, settings, listener or Listener(), resolver)

@@ -40,9 +40,9 @@ from xtracker_server.store.errors import (
 )
 from xtracker_server.store.health import FaultTracker, StorageHealth
 from xtracker_server.store.protocol import Store
+from xtracker_server.store.sqlite.commit import BatchObserver, is_storage_fault
 from xtracker_server.store.sqlite.faults import storage_fault
 from xtracker_server.store.sqlite.inuse import DatabaseInUse, RestoreInProgress
-from xtracker_server.store.sqlite.writer import BatchObserver, is_storage_fault
 
 if TYPE_CHECKING:
     from xtracker_server.domain.entities import POSTBACK_OUTCOMES, BackupDone, RestoreDone
@@ -124,6 +124,7 @@ def open_store(
     stats_on_open: bool = True,
     report_cube: bool | None = False,
     eager: bool = True,
+    inline: bool = False,
 ) -> Store:
     """The store at ``url`` (see ``sqlite_path``), not open yet. ``sync``: SQLite's
     synchronous mode; ``timeout_s``: each access's deadline; ``writer_process``: write in a
@@ -134,7 +135,10 @@ def open_store(
     (XTRACKER_REPORT_CUBE; None: the rollup as it was built, a new one without);
     ``eager``: check the report rollup and start the writer when it opens (a server's store);
     False: the writer at its first write, the rollup before its first write or report (a
-    command's: one that only reads starts no writer and loads no rollup)."""
+    command's: one that only reads starts no writer and loads no rollup); ``inline``: every
+    access on the caller's thread, so that the store's coroutines never wait and run without an
+    event loop (a command's, store/sqlite/inline.py; ``readers`` and ``writer_process`` then
+    do not apply)."""
     from xtracker_server.store.sqlite.runtime import Store as SqliteStore
 
     return SqliteStore(
@@ -147,6 +151,7 @@ def open_store(
         stats_on_open=stats_on_open,
         report_cube=report_cube,
         eager=eager,
+        inline=inline,
     )
 
 

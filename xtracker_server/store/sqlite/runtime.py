@@ -1,4 +1,6 @@
-"""The store as the server uses it: one group-commit writer and a few reader threads.
+"""The store as the server uses it: one group-commit writer and a few reader threads; or, for
+a command (``inline``), everything on the caller's thread, with no event loop
+(store/sqlite/inline.py).
 
 Storage faults of either (store/sqlite/faults.py) reach callers as ``StoreUnavailable`` with a
 reason,
@@ -7,12 +9,10 @@ and each access has the same deadline (``timeout_s``, XTRACKER_WRITE_TIMEOUT_S);
 
 from __future__ import annotations
 
-import asyncio
 import os
 import sqlite3
 import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from xtracker_server.clock import now_ms
@@ -25,15 +25,15 @@ from xtracker_server.store.sqlite.probe import schema_version, touch_probe
 from xtracker_server.store.sqlite.rollup_marks import RollupBehind
 from xtracker_server.store.sqlite.sqlite_store import SqliteOperations
 from xtracker_server.store.sqlite.stats import refresh_stats
-from xtracker_server.store.sqlite.writer import (
-    BatchObserver,
-    GroupCommitWriter,
-    GroupOperation,
-    Writer,
-)
 
 if TYPE_CHECKING:
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+
     from xtracker_server.store.sqlite import rollup
+    from xtracker_server.store.sqlite.commit import BatchObserver, GroupOperation
+    from xtracker_server.store.sqlite.inline import InlineWriter
+    from xtracker_server.store.sqlite.writer import Writer
 else:  # imported by the first write or report (store/sqlite/lazy.py): `space list` needs none
     rollup = LazyModule("xtracker_server.store.sqlite.rollup")
 
@@ -57,8 +57,13 @@ class Store(SqliteOperations):
         stats_on_open: bool = True,
         report_cube: bool | None = False,
         eager: bool = True,
+        inline: bool = False,
     ) -> None:
         self.path = path
+        # A command's store (``inline``): reads, writes and the rollup's catch-up run on the
+        # caller's thread, so its coroutines never wait and need no event loop (the module's
+        # docstring; asyncio is not even imported).
+        self.inline = inline
         # Grouped reports from the report cube, which the rollup then keeps (XTRACKER_REPORT_CUBE;
         # None: as the rollup was built, store/sqlite/rollup.py ``with_rollup``)
         self.report_cube = report_cube
@@ -72,24 +77,38 @@ class Store(SqliteOperations):
         # The writer process runs the operations of a registry (store/sqlite/operations.py; tests
         # name their own): the thread runs the same functions.
         # (None: store/operations.py's.) The process writer is imported only where it runs.
-        self.writer: Writer
-        if writer_process:
+        self.writer: Writer | InlineWriter
+        if inline:
+            from xtracker_server.store.sqlite.inline import InlineWriter
+
+            self.writer = InlineWriter(
+                path, sync=sync, timeout_s=timeout_s, health=self.health.writes
+            )
+        elif writer_process:
             from xtracker_server.store.sqlite.writer_process import STORE_OPERATIONS, ProcessWriter
 
             self.writer = ProcessWriter(path, sync=sync, timeout_s=timeout_s,
                                         health=self.health.writes,
                                         operations=operations or STORE_OPERATIONS)  # fmt: skip
         else:
+            from xtracker_server.store.sqlite.writer import GroupCommitWriter
+
             self.writer = GroupCommitWriter(
                 path, sync=sync, timeout_s=timeout_s, health=self.health.writes
             )
         self.writer.observer = observer  # told of every batch (the server's metrics)
-        self._readers = ThreadPoolExecutor(max_workers=readers, thread_name_prefix="xtracker-read")
+        self._readers: ThreadPoolExecutor | None = None
+        self._rollup: ThreadPoolExecutor | None = None
+        if not inline:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self._readers = ThreadPoolExecutor(readers, thread_name_prefix="xtracker-read")
+            # The report rollup (store/sqlite/rollup.py) is built on a thread and connection of
+            # its own.
+            self._rollup = ThreadPoolExecutor(max_workers=1, thread_name_prefix="xtracker-rollup")
         self._local = threading.local()
         self._conns: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
-        # The report rollup (store/sqlite/rollup.py) is built on a thread and connection of its own.
-        self._rollup = ThreadPoolExecutor(max_workers=1, thread_name_prefix="xtracker-rollup")
         self._rollup_conn: sqlite3.Connection | None = None
         self._use_lock: UseLock | None = None
         # Whether opening refreshes the planner's statistics: a server's store does (and then
@@ -104,7 +123,7 @@ class Store(SqliteOperations):
         self._eager = eager
         self._rollup_checked = False
         self._writes_started = False
-        self._starting_writes = asyncio.Lock()
+        self._starting_writes: asyncio.Lock | None = None  # made by the first write
 
     async def open(self) -> None:
         # Held while the store is open, so that `xtracker restore` refuses to run under it
@@ -153,6 +172,15 @@ class Store(SqliteOperations):
     async def _start_writes(self) -> None:
         """Before the first write of a store that is not ``eager``: check the rollup, start the
         writer (once, whichever write comes first)."""
+        if self.inline:  # one thread: no other write can be starting it
+            self._check_rollup_now()
+            await self.writer.start()
+            self._writes_started = True
+            return
+        if self._starting_writes is None:
+            import asyncio
+
+            self._starting_writes = asyncio.Lock()
         async with self._starting_writes:
             if not self._writes_started:
                 self._check_rollup_now()
@@ -171,8 +199,7 @@ class Store(SqliteOperations):
         use), the report rollup's on its thread. Reader connections then reopen, to load
         them. Returns the tables analysed."""
         analysed: list[str] = await self.write(refresh_stats)
-        loop = asyncio.get_running_loop()
-        analysed += await loop.run_in_executor(self._rollup, self._refresh_rollup_stats)
+        analysed += await self._on_rollup_thread(self._refresh_rollup_stats)
         if analysed:
             self._stats_epoch += 1
         return analysed
@@ -194,8 +221,24 @@ class Store(SqliteOperations):
         ``StoreUnavailable`` (``REBUILDING``) if it is still behind (the rounds done are kept)."""
         if not self._rollup_checked:
             self._check_rollup_now()
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._rollup, self._catch_up, budget_s)
+        return await self._on_rollup_thread(self._catch_up, budget_s)
+
+    async def _on_rollup_thread(self, fn: Callable[..., T], *args: Any) -> T:
+        """``fn(*args)`` on the rollup's thread (on the caller's, ``inline``)."""
+        if self._rollup is None:
+            return fn(*args)
+        import asyncio
+
+        return await asyncio.get_running_loop().run_in_executor(self._rollup, fn, *args)
+
+    async def off_loop(self, fn: Callable[..., T], *args: Any) -> T:
+        """``fn(*args)`` on a thread of its own, for work that takes long (a backup); on the
+        caller's, ``inline``."""
+        if self.inline:
+            return fn(*args)
+        import asyncio
+
+        return await asyncio.to_thread(fn, *args)
 
     def _catch_up(self, budget_s: float | None = None) -> int:
         # On the rollup's thread; its connection is opened by the first catch-up, so a process
@@ -219,11 +262,13 @@ class Store(SqliteOperations):
 
     async def close(self) -> None:
         await self.writer.stop()
-        self._rollup.shutdown(wait=True)
+        if self._rollup is not None:
+            self._rollup.shutdown(wait=True)
         if self._rollup_conn is not None:
             self._rollup_conn.close()
             self._rollup_conn = None
-        self._readers.shutdown(wait=True)
+        if self._readers is not None:
+            self._readers.shutdown(wait=True)
         with self._lock:
             for conn in self._conns:
                 conn.close()
@@ -252,8 +297,19 @@ class Store(SqliteOperations):
 
     async def read(self, op: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
         """Run ``op(conn, *args, **kwargs)`` on a reader connection (sees committed data)."""
-        loop = asyncio.get_running_loop()
         tracker = self.health.reads
+        if self._readers is None:  # inline: on the caller's thread
+            try:
+                result = self._read(_bind(op, args, kwargs))
+            except StoreUnavailable as exc:
+                tracker.failed(exc.reason, exc.detail)
+                raise
+            if tracker.fault is not None:
+                tracker.succeeded()
+            return result
+        import asyncio
+
+        loop = asyncio.get_running_loop()
         future = loop.run_in_executor(self._readers, self._read, _bind(op, args, kwargs))
         expired: list[bool] = []  # set by the timer: the cancellation below is its doing
         timer = None

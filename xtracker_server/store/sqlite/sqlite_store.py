@@ -6,7 +6,7 @@ reader thread (reads). ``runtime.Store``, the SQLite store that ``open_store`` r
 from __future__ import annotations
 
 import abc
-import asyncio
+import functools
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from xtracker_server.clock import now_ms
@@ -73,6 +73,7 @@ if TYPE_CHECKING:
         unrecorded,
         wal,
     )
+    from xtracker_server.store.sqlite.inline import InlineWriter
     from xtracker_server.store.sqlite.writer import Writer
 else:  # imported by the first operation that needs each (store/sqlite/lazy.py)
     backup = LazyModule("xtracker_server.store.sqlite.backup")
@@ -109,7 +110,7 @@ class SqliteOperations(ReportOperations):
     and the costs': ``ReportOperations``)."""
 
     path: str
-    writer: Writer
+    writer: Writer | InlineWriter
     timeout_s: float | None
 
     # ``read``, ``write`` and ``report_cube``: declared by ReportOperations
@@ -120,6 +121,9 @@ class SqliteOperations(ReportOperations):
     @abc.abstractmethod
     async def catch_up_reports(self, budget_s: float | None = None) -> int: ...
 
+    @abc.abstractmethod
+    async def off_loop(self, fn: Callable[..., T], *args: Any) -> T: ...
+
     # ------------------------------------------------------------------ life cycle, health
 
     def writer_running(self) -> bool:
@@ -129,7 +133,7 @@ class SqliteOperations(ReportOperations):
         return self.writer.restarts
 
     async def backup(self, target: str, *, force: bool = False) -> BackupDone:
-        return await asyncio.to_thread(backup.backup, self.path, target, force=force)
+        return await self.off_loop(functools.partial(backup.backup, force=force), self.path, target)
 
     # ------------------------------------------------------------------ ingress
 

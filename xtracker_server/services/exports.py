@@ -20,14 +20,12 @@ no export is ever silently cut short.
 
 from __future__ import annotations
 
-import csv
 import io
 import json
-import logging
 import re
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from xtracker_server.domain.reports import LINK_COLUMNS, UNRECORDED_COLUMNS, ReportError
 from xtracker_server.exceptions import XTrackerServerError
@@ -39,6 +37,9 @@ from xtracker_server.services.report_query import ReportQuery
 from xtracker_server.services.spaces import authorized_space
 from xtracker_server.store.api import storage_fault
 from xtracker_wire import CANONICAL_EVENTS
+
+if TYPE_CHECKING:
+    import logging
 
 __all__ = [
     "FORMATS",
@@ -54,8 +55,6 @@ __all__ = [
     "postbacks_export",
     "series_export",
 ]
-
-log = logging.getLogger("xtracker")
 
 #: What an export can be written as (the CLI also has ``table``).
 FORMATS = ("json", "csv")
@@ -115,6 +114,8 @@ def cell(value: object) -> str:
 
 async def csv_chunks(export: Export) -> AsyncIterator[str]:
     """RFC 4180 (CRLF, quotes doubled), a header row, one line per row; see ``ExportBroken``."""
+    import csv  # only for CSV (and with the log below): most exports are JSON
+
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
     writer.writerow(export.header)
@@ -127,7 +128,7 @@ async def csv_chunks(export: Export) -> AsyncIterator[str]:
                 yield _drain(buffer)
     except Exception as exc:
         code, detail = _failure(exc)
-        log.warning("the %s export stopped after %d rows: %s", export.name, n, detail)
+        _log().warning("the %s export stopped after %d rows: %s", export.name, n, detail)
         writer.writerow(["#error", code, f"{detail}: this export is incomplete"])
         yield _drain(buffer)
         raise ExportBroken(detail) from exc
@@ -157,7 +158,7 @@ async def json_chunks(export: Export, *, ok: bool, rows_only: bool = False) -> A
                 parts = []
     except Exception as exc:
         _, detail = _failure(exc)
-        log.warning("the %s export stopped after %d rows: %s", export.name, n, detail)
+        _log().warning("the %s export stopped after %d rows: %s", export.name, n, detail)
         if parts:
             yield "".join(parts)
         raise ExportBroken(detail) from exc
@@ -167,6 +168,12 @@ async def json_chunks(export: Export, *, ok: bool, rows_only: bool = False) -> A
 
 def _json(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def _log() -> logging.Logger:
+    import logging  # only when an export breaks
+
+    return logging.getLogger("xtracker")
 
 
 def _drain(buffer: io.StringIO) -> str:

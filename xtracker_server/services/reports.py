@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from xtracker_server.clock import now_ms as wall_clock_ms
 from xtracker_server.domain import reports as domain
@@ -28,7 +28,6 @@ from xtracker_server.domain.reports import (
     Window,
     money_text,
 )
-from xtracker_server.domain.tail import StreamCursor
 from xtracker_server.services import report_filters
 from xtracker_server.services.context import Context
 from xtracker_server.services.errors import Invalid
@@ -37,6 +36,9 @@ from xtracker_server.services.report_query import ReportQuery
 from xtracker_server.services.spaces import authorized_space
 from xtracker_server.store.api import Store
 from xtracker_wire import CANONICAL_EVENTS, check_currency
+
+if TYPE_CHECKING:
+    from xtracker_server.domain.tail import StreamCursor
 
 __all__ = [
     "deliveries",
@@ -134,6 +136,8 @@ async def stream_start(
     await authorized_space(who, ctx, Action.READ_REPORTS, space_id)
     if not since:
         return None
+    from xtracker_server.domain.tail import StreamCursor  # the live tail's, not a report's
+
     cursor = StreamCursor.parse(since)
     if cursor is None:
         raise Invalid("since", "must be an id the stream sent (such as 12-345-6)")

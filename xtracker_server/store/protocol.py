@@ -6,8 +6,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Protocol
 
-from xtracker_server.domain.binds import BindKind
-
 # Only the defaults above are needed when the module runs: the annotations are strings
 # (``from __future__ import annotations``), and importing every domain module here would make
 # each command's start-up pay for all of them.
@@ -16,6 +14,7 @@ if TYPE_CHECKING:
     from datetime import date
     from decimal import Decimal
 
+    from xtracker_server.domain.binds import BindKind
     from xtracker_server.domain.clicks import ClickDraft
     from xtracker_server.domain.costs import CostEntry, CostLevel, Rate
     from xtracker_server.domain.credentials import CredentialKind
@@ -116,7 +115,12 @@ class Store(Protocol):
         """Whether ``uid`` is a click on this link made since ``since_ms`` (a repeat visit)."""
 
     async def bind(
-        self, space_id: int, uid: str, tg_id: int, now_ms: int, kind: BindKind = BindKind.BEARER
+        self,
+        space_id: int,
+        uid: str,
+        tg_id: int,
+        now_ms: int,
+        kind: BindKind = ...,  # BindKind.BEARER
     ) -> BindOutcome:
         """Bind ``uid`` to the Telegram user ``tg_id`` by ``domain.binds``; safe to retry."""
 

@@ -8,7 +8,6 @@ database was replaced under it (a restore): the derived data is rebuilt from scr
 
 from __future__ import annotations
 
-import secrets
 import sqlite3
 
 
@@ -19,6 +18,8 @@ def generation(conn: sqlite3.Connection) -> str:
 
 def renew_generation(conn: sqlite3.Connection) -> str:
     """Give the database a new generation, in the caller's transaction; returns it."""
+    import secrets  # here: its hashing and random modules cost every command's start
+
     new = secrets.token_hex(16)
     conn.execute("UPDATE main.generation SET id = ?", (new,))
     return new

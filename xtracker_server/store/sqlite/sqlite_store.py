@@ -10,7 +10,6 @@ import functools
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from xtracker_server.clock import now_ms
-from xtracker_server.domain.binds import BindKind
 from xtracker_server.store.errors import FaultReason, StoreUnavailable
 from xtracker_server.store.sqlite.lazy import LazyModule
 from xtracker_server.store.sqlite.report_operations import ReportOperations
@@ -19,6 +18,7 @@ if TYPE_CHECKING:
     import sqlite3
     from collections.abc import Callable, Collection, Sequence
 
+    from xtracker_server.domain.binds import BindKind
     from xtracker_server.domain.clicks import ClickDraft
     from xtracker_server.domain.credentials import CredentialKind
     from xtracker_server.domain.deletion import Person
@@ -162,8 +162,12 @@ class SqliteOperations(ReportOperations):
         return await self.read(clicks.recent_click_of_link, space_id, link_id, uid, since_ms)
 
     async def bind(
-        self, space_id: int, uid: str, tg_id: int, now_ms: int, kind: BindKind = BindKind.BEARER
+        self, space_id: int, uid: str, tg_id: int, now_ms: int, kind: BindKind | None = None
     ) -> BindOutcome:
+        if kind is None:
+            from xtracker_server.domain.binds import BindKind  # binds only: not at start-up
+
+            kind = BindKind.BEARER
         return await self.write(binds.bind, space_id, uid, tg_id, now_ms, kind)
 
     async def record_postback(

@@ -16,7 +16,7 @@ from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.resolver import ThreadedResolver
 from yarl import URL
 
-from xtracker_server.domain.destinations import forbidden_address, host_refusal, is_ip_literal
+from xtracker_server.domain.addresses import forbidden_address, host_refusal, is_ip_literal
 from xtracker_server.exceptions import XTrackerServerError
 
 __all__ = ["AddressRefused", "GuardedResolver", "address_problem", "literal_refusal"]

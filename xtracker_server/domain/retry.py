@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from enum import Enum
 from typing import Protocol
 
+from xtracker_server.domain.delivery_status import DeliveryStatus
 from xtracker_server.domain.outbound import Outcome, Verdict
 from xtracker_server.domain.query import whole_number
 
@@ -79,17 +79,6 @@ def classify_http(
         return Verdict(Outcome.FAIL, "HTTP 410 Gone", unhealthy="the endpoint answered 410 Gone")
     wanted = f", expected {expected}" if expected is not None else ""
     return Verdict(Outcome.FAIL, f"HTTP {status}{wanted}")
-
-
-class DeliveryStatus(str, Enum):
-    PENDING = "pending"  # not tried yet, or held for a destination flagged unhealthy
-    RETRYING = "retrying"  # at least one attempt failed; the next is due at next_attempt_ms
-    SENT = "sent"
-    FAILED = "failed_permanently"
-
-
-#: Every status, in the order reports list them.
-DELIVERY_STATUSES = tuple(s.value for s in DeliveryStatus)
 
 
 class Attempted(Protocol):

@@ -45,8 +45,8 @@ from xtracker_server.store.sqlite.faults import storage_fault
 from xtracker_server.store.sqlite.inuse import DatabaseInUse, RestoreInProgress
 
 if TYPE_CHECKING:
+    from xtracker_server.domain.delivery_status import DELIVERY_STATUSES
     from xtracker_server.domain.entities import POSTBACK_OUTCOMES, BackupDone, RestoreDone
-    from xtracker_server.domain.retry import DELIVERY_STATUSES
     from xtracker_server.store.sqlite.startup import DatabaseRefused, StartupCheck
 
 __all__ = [
@@ -81,7 +81,7 @@ __all__ = [
 #: Re-exported, imported when first read (PEP 562): a command that lists spaces does not load
 #: the delivery rules, the postback log's records nor the start-up checks of `xtracker serve`.
 _LAZY = {
-    "DELIVERY_STATUSES": "xtracker_server.domain.retry",
+    "DELIVERY_STATUSES": "xtracker_server.domain.delivery_status",
     "POSTBACK_OUTCOMES": "xtracker_server.domain.entities",
     "DatabaseRefused": "xtracker_server.store.sqlite.startup",
     "StartupCheck": "xtracker_server.store.sqlite.startup",

@@ -22,10 +22,10 @@ import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from xtracker_server.domain.delivery_status import DELIVERY_STATUSES
 from xtracker_server.domain.destinations import DestinationKind, delivery_event_id
 from xtracker_server.domain.entities import AttemptRecord, Claimed, DeliveryRow, Settled, Unhealthy
 from xtracker_server.domain.outbound import ClickInfo, DeliveryContext
-from xtracker_server.domain.retry import DELIVERY_STATUSES
 from xtracker_server.store.sqlite.db import MAX_PARAMS, insert_many
 from xtracker_server.store.sqlite.destinations import PrunedTally, add_pruned, flag_unhealthy
 

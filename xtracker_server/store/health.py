@@ -17,16 +17,27 @@ went read-only or stalled before its next request does.
 
 from __future__ import annotations
 
-import logging
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from xtracker_server.clock import now_ms
 from xtracker_server.store.errors import FaultReason
 
 __all__ = ["Fault", "FaultTracker", "StorageHealth"]
 
-log = logging.getLogger("xtracker.store")
+
+if TYPE_CHECKING:
+    import logging
+
+
+def _log() -> logging.Logger:
+    """The store's logger; ``logging`` is imported by the first message (a command that
+    meets no fault never needs it)."""
+    import logging
+
+    return logging.getLogger("xtracker.store")
+
 
 _OPERATOR_HINT = {
     FaultReason.READ_ONLY: "the file system went read-only: fix it, or restart on a writable one",
@@ -60,7 +71,7 @@ class FaultTracker:
         if fault is None or fault.reason is FaultReason.CORRUPT:
             return
         self.fault = None
-        log.warning(
+        _log().warning(
             "storage recovered (%s): %s lasted %.1f s, %d %s failed meanwhile",
             self.what,
             fault.reason.value,
@@ -75,7 +86,7 @@ class FaultTracker:
         if fault is None:
             self.fault = Fault(reason, detail, now_ms(), now, count)
             hint = _OPERATOR_HINT.get(reason)
-            log.error(
+            _log().error(
                 "storage failing (%s): %s: %s%s",
                 self.what,
                 reason.value,
@@ -91,7 +102,7 @@ class FaultTracker:
         if fault.reason is FaultReason.CORRUPT:
             return
         fault.reason, fault.detail = reason, detail
-        log.error("storage still failing (%s): %s: %s", self.what, reason.value, detail)
+        _log().error("storage still failing (%s): %s: %s", self.what, reason.value, detail)
 
 
 class StorageHealth:

@@ -25,13 +25,23 @@ the next check: the batches' own commits report such a fault (store/health.py).
 
 from __future__ import annotations
 
-import logging
 import os
 import sqlite3
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-log = logging.getLogger("xtracker.store")
+if TYPE_CHECKING:
+    import logging
+
+
+def _log() -> logging.Logger:
+    """The store's logger; ``logging`` is imported by the first message (a command that
+    meets no fault never needs it)."""
+    import logging
+
+    return logging.getLogger("xtracker.store")
+
 
 #: The WAL size the writer keeps the file under (about 15 seconds of heavy ingest).
 LIMIT_BYTES = 64 * 1024 * 1024
@@ -120,6 +130,6 @@ class WalKeeper:
         try:
             row = conn.execute(f"PRAGMA wal_checkpoint({mode})").fetchone()
         except sqlite3.Error as exc:
-            log.debug("checkpoint (%s) of %s failed: %s", mode, self.path, exc)
+            _log().debug("checkpoint (%s) of %s failed: %s", mode, self.path, exc)
             return None
         return int(row[0]), int(row[1]), int(row[2])

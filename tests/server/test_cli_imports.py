@@ -60,7 +60,9 @@ except SystemExit as exc:
     code = exc.code
 else:
     code = 0
-print(json.dumps({"code": code, "imported": [m for m in heavy if m in sys.modules]}))
+import gc
+print(json.dumps({"code": code, "imported": [m for m in heavy if m in sys.modules],
+                  "gc": gc.get_threshold()}))
 """
 
 
@@ -160,6 +162,8 @@ def test_a_plain_command_imports_neither_the_server_nor_the_sdk(
     result = json.loads(run.stdout.splitlines()[-1])
     imported = [m for m in result["imported"] if m not in allowed]
     assert (result["code"], imported) == (0, []), run.stderr
+    # and its cyclic collector ran at the start-up thresholds (cli/_common.py ``for_a_moment``)
+    assert result["gc"] == [50_000, 20, 100]
 
 
 #: What a command should take to start, run and end (issue 15 §5: 0.25 s on two cores).

@@ -164,4 +164,7 @@ def _root() -> None:
 
 
 def main() -> None:
+    from xtracker_server.cli._common import for_a_moment
+
+    for_a_moment()  # the cyclic collector at start-up: see there
     app(prog_name="xtracker")

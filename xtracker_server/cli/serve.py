@@ -6,7 +6,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from xtracker_server.cli._common import err, fail, out
+from xtracker_server.cli._common import err, fail, out, runs_on
 from xtracker_server.cli._settings import settings_command
 from xtracker_server.clock import now_ms
 from xtracker_server.config import Settings
@@ -67,6 +67,7 @@ def run_server(settings: Settings) -> None:
     """The web server, until it is stopped."""
     import uvicorn
 
+    runs_on()
     from xtracker_server.app import create_app
 
     uvicorn.run(
@@ -98,6 +99,7 @@ def run_worker(settings: Settings) -> None:
     import asyncio
     import signal
 
+    runs_on()
     from xtracker_server.delivery.worker import Worker
     from xtracker_server.store.api import RestoreInProgress, open_store
 

@@ -20,6 +20,7 @@ from xtracker_server.cli._common import (
     out,
     print_json,
     run,
+    runs_on,
 )
 
 if TYPE_CHECKING:
@@ -60,6 +61,8 @@ def tail(
     from xtracker_server.domain.tail import StreamCursor, Watermark
     from xtracker_server.services import OPERATOR
     from xtracker_server.services.reports import stream_start
+
+    runs_on()  # it runs until Ctrl-C
 
     async def follow(ctx: Context) -> None:
         cursor = await stream_start(OPERATOR, ctx, space, since)

@@ -21,6 +21,7 @@ from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from tests.conftest import ADMIN_TOKEN, AppServer, Server, ServerFactory
+from tests.databases import migrated
 from xtracker_client import AsyncXTracker, Backoff, DeliveryError, XTracker
 
 FAST = Backoff(base_s=0.05, cap_s=0.3)
@@ -51,7 +52,7 @@ def requests_since(
 def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """A server for the tests of this module that need no other flags."""
     server = AppServer(
-        db=tmp_path_factory.mktemp("batches") / "xtracker.db",
+        db=migrated(tmp_path_factory.mktemp("batches") / "xtracker.db"),
         extra_args=("--rate-limit", "0", "--no-worker"),
     )
     server.start()

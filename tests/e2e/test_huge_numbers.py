@@ -20,6 +20,7 @@ import httpx
 import pytest
 
 from tests.conftest import ADMIN_TOKEN, AppServer, Server, SpaceKeys
+from tests.databases import migrated
 
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 
@@ -77,7 +78,7 @@ class Setup:
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
-    db: Path = tmp_path_factory.mktemp("numbers") / "xtracker.db"
+    db: Path = migrated(tmp_path_factory.mktemp("numbers") / "xtracker.db")
     server = AppServer(db=db, extra_args=("--allow-private-destinations",))
     server.start()
     try:

@@ -24,6 +24,7 @@ from tests.conftest import (
     ServerFactory,
     SpaceKeys,
 )
+from tests.databases import migrated
 from tests.sink import Sink
 from xtracker_server.app import create_app
 from xtracker_server.config import Settings
@@ -56,7 +57,7 @@ class World:
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     sink = Sink()
     server = AppServer(
-        db=tmp_path_factory.mktemp("openapi") / "xtracker.db",
+        db=migrated(tmp_path_factory.mktemp("openapi") / "xtracker.db"),
         extra_args=(
             *FAST_RETRY,
             "--fb-graph-url", sink.url,

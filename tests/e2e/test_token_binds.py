@@ -20,6 +20,7 @@ import httpx
 import pytest
 
 from tests.conftest import ADMIN_TOKEN, FAST_RETRY, AppServer, Server, SpaceKeys
+from tests.databases import migrated
 from tests.sink import Received, Sink
 
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
@@ -29,7 +30,8 @@ BROWSER = {"User-Agent": "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X)
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """A server whose worker may deliver to the local sink, and that never rate-limits."""
-    server = AppServer(db=tmp_path_factory.mktemp("binds") / "xtracker.db", extra_args=FAST_RETRY)
+    db = migrated(tmp_path_factory.mktemp("binds") / "xtracker.db")
+    server = AppServer(db=db, extra_args=FAST_RETRY)
     server.start()
     yield server
     server.stop()

@@ -34,6 +34,7 @@ import httpx
 import pytest
 
 from tests.conftest import AppServer, Server, SpaceKeys, free_port
+from tests.databases import migrated
 from tests.fake_bot_api import BOT_ID, TOKEN, FakeBotAPI
 from xtracker_client import AsyncXTracker, Backoff
 from xtracker_client._exit import DEFAULT_EXIT_TIMEOUT_S
@@ -62,7 +63,7 @@ T = TypeVar("T")
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """The real app for this module, as a bot's operator serves it, in this process."""
-    server = AppServer(db=tmp_path_factory.mktemp("serve") / "xtracker.db")
+    server = AppServer(db=migrated(tmp_path_factory.mktemp("serve") / "xtracker.db"))
     server.start()
     yield server
     server.stop()

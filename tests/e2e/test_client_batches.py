@@ -20,7 +20,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from tests.conftest import ADMIN_TOKEN, AppServer, Server, ServerFactory
+from tests.conftest import ADMIN_TOKEN, TLS_VERIFY, AppServer, Server, ServerFactory
 from tests.databases import migrated
 from xtracker_client import AsyncXTracker, Backoff, DeliveryError, XTracker
 
@@ -29,7 +29,11 @@ FAST = Backoff(base_s=0.05, cap_s=0.3)
 
 def requests_by_route(server: Server) -> dict[tuple[str, int], int]:
     """POST requests the server answered, by (route, status), from its /metrics."""
-    r = httpx.get(f"{server.url}/metrics", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
+    r = httpx.get(
+        f"{server.url}/metrics",
+        verify=TLS_VERIFY,
+        headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+    )
     assert r.status_code == 200, r.text
     out: dict[tuple[str, int], int] = {}
     for family in text_string_to_metric_families(r.text):

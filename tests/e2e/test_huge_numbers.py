@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import ADMIN_TOKEN, AppServer, Server, SpaceKeys
+from tests.conftest import ADMIN_TOKEN, TLS_VERIFY, AppServer, Server, SpaceKeys
 from tests.databases import migrated
 
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
@@ -52,7 +52,7 @@ class HealthWatch:
     _stop: threading.Event = field(default_factory=threading.Event)
 
     def run(self) -> None:
-        with httpx.Client(timeout=BOUND_S) as client:
+        with httpx.Client(verify=TLS_VERIFY, timeout=BOUND_S) as client:
             while not self._stop.is_set():
                 started = time.monotonic()
                 try:
@@ -177,7 +177,7 @@ def test_huge_numbers_are_refused_at_once_and_the_server_keeps_answering(setup: 
     poller.start()
     checked = 0
     try:
-        with httpx.Client(base_url=setup.server.url, timeout=BOUND_S) as http:
+        with httpx.Client(verify=TLS_VERIFY, base_url=setup.server.url, timeout=BOUND_S) as http:
             for case in cases(setup):
                 started = time.monotonic()
                 try:

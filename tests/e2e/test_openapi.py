@@ -19,6 +19,7 @@ from starlette.routing import Route
 from tests.conftest import (
     ADMIN_TOKEN,
     FAST_RETRY,
+    TLS_VERIFY,
     AppServer,
     Server,
     ServerFactory,
@@ -809,7 +810,10 @@ def test_a_stream_the_server_ends_says_why_as_documented(world: World) -> None:
     ``event: end`` with the data ``#/components/schemas/StreamEnd``."""
     space = world.server.new_space("ending")
     url = f"{world.server.url}/admin/spaces/{space.id}/stream"
-    with httpx.Client(timeout=30) as http, http.stream("GET", url, headers=space.auth) as stream:
+    with (
+        httpx.Client(verify=TLS_VERIFY, timeout=30) as http,
+        http.stream("GET", url, headers=space.auth) as stream,
+    ):
         assert stream.status_code == 200
         assert world.http.post(f"/admin/spaces/{space.id}/rotate", headers=ADMIN).is_success
         revoked = world.http.post(f"/admin/spaces/{space.id}/revoke", headers=ADMIN)

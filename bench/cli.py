@@ -79,6 +79,8 @@ def make_database(path: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=15, help="rounds (default 15)")
+    warm = "no untimed first run of each program (a quick check that each runs)"
+    parser.add_argument("--no-warm-up", action="store_true", help=warm)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         db = Path(tmp) / "cli-bench.db"
@@ -87,8 +89,8 @@ def main() -> None:
         for name, argv in COMMANDS.items():
             programs[name] = [sys.executable, "-m", "xtracker_server",
                               *(a.format(db=db) for a in argv)]  # fmt: skip
-        for argv in programs.values():  # warm the page cache (and any bytecode cache)
-            timed(argv)
+        for argv in [] if args.no_warm_up else programs.values():
+            timed(argv)  # warm the page cache (and any bytecode cache)
         samples: dict[str, list[tuple[float, float]]] = {name: [] for name in programs}
         names = list(programs)
         for round_ in range(args.runs):

@@ -22,6 +22,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.databases import migrated
 from tests.inprocess import UVICORN_OPTIONS, cli_in_process, log_handler, settings_of
 
 ADMIN_TOKEN = "xt_admin_test-operator-token-0123456789"
@@ -345,11 +346,16 @@ def start_server(tmp_path: Path) -> Iterator[ServerFactory]:
 @pytest.fixture
 def start_app(tmp_path: Path) -> Iterator[ServerFactory]:
     """``start_server``'s servers in this process (``AppServer``): the same flags and
-    environment, each stopped at the end of the test."""
+    environment, each stopped at the end of the test. Without ``db``: the test's database,
+    new (``migrated``) for the first server."""
     started: list[Server] = []
 
     def start(*extra_args: str, db: Path | None = None, **env: str) -> Server:
-        server = AppServer(db=db or tmp_path / "xtracker.db", extra_args=extra_args, env=env)
+        if db is None:
+            db = tmp_path / "xtracker.db"
+            if not db.exists():
+                migrated(db)
+        server = AppServer(db=db, extra_args=extra_args, env=env)
         server.start()
         started.append(server)
         return server
@@ -362,11 +368,10 @@ def start_app(tmp_path: Path) -> Iterator[ServerFactory]:
 def module_server(
     tmp_path_factory: pytest.TempPathFactory, *extra_args: str, **env: str
 ) -> Iterator[Server]:
-    """The body of a module's ``server`` fixture: an in-process server on a fresh database,
-    with these flags and environment, stopped after the module's tests."""
-    server = AppServer(
-        db=tmp_path_factory.mktemp("srv") / "xtracker.db", extra_args=extra_args, env=env
-    )
+    """The body of a module's ``server`` fixture: an in-process server on a new database
+    (``migrated``), with these flags and environment, stopped after the module's tests."""
+    db = migrated(tmp_path_factory.mktemp("srv") / "xtracker.db")
+    server = AppServer(db=db, extra_args=extra_args, env=env)
     server.start()
     yield server
     server.stop()

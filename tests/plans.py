@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tests.databases import migrated
 from xtracker_server.store.sqlite.db import open_db
 from xtracker_server.store.sqlite.rollup import with_rollup
 
@@ -111,7 +112,7 @@ def big_database(
     was smaller); ``sample`` gives the statistics of an ``ANALYZE`` run under ``PRAGMA
     analysis_limit=<sample>`` (``_index_stat``). The report rollup is attached (``reports``,
     with the trigger that builds it), with statistics of its own (``REPORTS_STATS``)."""
-    conn = with_rollup(open_db(str(path)), str(path))
+    conn = with_rollup(open_db(str(migrated(path))), str(path))
     if stats:
         changed = sizes or {}
         main = {t: changed.get(t, n) for t, n in {**SMALL, **STATS}.items()}

@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import Server
+from tests.conftest import TLS_VERIFY, Server
 from tests.inprocess import settings_of
 
 
@@ -50,6 +50,8 @@ def test_a_real_server_whose_port_was_taken_meanwhile_starts_on_another(tmp_path
         try:
             server.start()
             assert server.port != port
-            assert httpx.get(f"{server.url}/healthz", timeout=10).status_code == 200
+            assert (
+                httpx.get(f"{server.url}/healthz", verify=TLS_VERIFY, timeout=10).status_code == 200
+            )
         finally:
             server.stop()

@@ -30,6 +30,7 @@ from tests.conftest import (
     SpaceKeys,
     run_cli,
 )
+from tests.databases import migrated
 from tests.inprocess import cli_in_process
 
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
@@ -161,7 +162,7 @@ def backed_up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BackedUp]:
     """A server under load, backed up in the middle of it; the load goes on past the backup,
     and a report brings the rollup up to the live inbox, past the backup's last event."""
     tmp = tmp_path_factory.mktemp("backup")
-    server = AppServer(db=tmp / "xtracker.db", extra_args=("--rate-limit", "0"))
+    server = AppServer(db=migrated(tmp / "xtracker.db"), extra_args=("--rate-limit", "0"))
     server.start()
     space = server.new_space("backed-up")
     load = Load(server, space, "live")

@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 
-from tests.conftest import ADMIN_TOKEN, FAST_RETRY, Server, ServerFactory, SpaceKeys
+from tests.conftest import ADMIN_TOKEN, FAST_RETRY, TLS_VERIFY, Server, ServerFactory, SpaceKeys
 from tests.e2e.test_delivery import deliveries, settled
 from tests.fb_oracle import sdk_event, sdk_hash
 from tests.sink import Received, Reply, Sink
@@ -72,7 +72,9 @@ def landing_click(server: Server, space: SpaceKeys, fbclid: str) -> tuple[str, d
         "--target",
         "offer_bot",
     )
-    with httpx.Client(base_url=server.url, headers={"User-Agent": PHONE}) as phone:
+    with httpx.Client(
+        verify=TLS_VERIFY, base_url=server.url, headers={"User-Agent": PHONE}
+    ) as phone:
         r = phone.get(f"/r/ad1?fbclid={fbclid}")
     uid = r.headers["location"].split("start=fb_", 1)[1]
     conn = sqlite3.connect(server.db)

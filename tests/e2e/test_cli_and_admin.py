@@ -12,7 +12,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.conftest import ADMIN_TOKEN, Server, ServerFactory
+from tests.conftest import ADMIN_TOKEN, TLS_VERIFY, Server, ServerFactory
 from tests.inprocess import cli_in_process
 
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
@@ -169,7 +169,7 @@ def test_cli_and_server_write_the_same_file_at_once(server: Server) -> None:
     statuses: list[int] = []
 
     def load() -> None:
-        with httpx.Client(base_url=server.url) as http:
+        with httpx.Client(verify=TLS_VERIFY, base_url=server.url) as http:
             for i in range(300):
                 r = http.post(
                     "/events",

@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import ADMIN_TOKEN, Server, SpaceKeys
+from tests.conftest import ADMIN_TOKEN, TLS_VERIFY, Server, SpaceKeys
 
 IPHONE_FACEBOOK = (
     "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like"
@@ -65,7 +65,9 @@ def _click(server: Server, uid: str) -> dict[str, Any]:
 
 
 def _visit(server: Server, slug: str, query: str = "", **headers: str) -> str:
-    with httpx.Client(base_url=server.url, headers=headers, timeout=10) as browser:
+    with httpx.Client(
+        verify=TLS_VERIFY, base_url=server.url, headers=headers, timeout=10
+    ) as browser:
         answer = browser.get(f"/r/{slug}{query}")
     assert answer.status_code == 302, answer.text
     return answer.headers["location"].split("start=fb_", 1)[1]
@@ -79,7 +81,10 @@ def _link(server: Server, space: SpaceKeys, slug: str) -> str:
 
 def _admin(server: Server) -> httpx.Client:
     return httpx.Client(
-        base_url=server.url, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}, timeout=10
+        verify=TLS_VERIFY,
+        base_url=server.url,
+        headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+        timeout=10,
     )
 
 

@@ -20,7 +20,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from tests.conftest import ADMIN_TOKEN, AppServer, Server, ServerFactory
+from tests.conftest import ADMIN_TOKEN, TLS_VERIFY, AppServer, Server, ServerFactory
+from tests.databases import migrated
 from xtracker_client import AsyncXTracker, Backoff, DeliveryError, XTracker
 
 FAST = Backoff(base_s=0.05, cap_s=0.3)
@@ -28,7 +29,11 @@ FAST = Backoff(base_s=0.05, cap_s=0.3)
 
 def requests_by_route(server: Server) -> dict[tuple[str, int], int]:
     """POST requests the server answered, by (route, status), from its /metrics."""
-    r = httpx.get(f"{server.url}/metrics", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
+    r = httpx.get(
+        f"{server.url}/metrics",
+        verify=TLS_VERIFY,
+        headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+    )
     assert r.status_code == 200, r.text
     out: dict[tuple[str, int], int] = {}
     for family in text_string_to_metric_families(r.text):
@@ -51,7 +56,7 @@ def requests_since(
 def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """A server for the tests of this module that need no other flags."""
     server = AppServer(
-        db=tmp_path_factory.mktemp("batches") / "xtracker.db",
+        db=migrated(tmp_path_factory.mktemp("batches") / "xtracker.db"),
         extra_args=("--rate-limit", "0", "--no-worker"),
     )
     server.start()

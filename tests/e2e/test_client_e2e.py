@@ -13,7 +13,7 @@ import textwrap
 import time
 from pathlib import Path
 
-from tests.conftest import Server, ServerFactory, free_port
+from tests.conftest import TLS_VERIFY, Server, ServerFactory, free_port
 from xtracker_client import AsyncXTracker, Backoff, XTracker
 
 FAST = Backoff(base_s=0.05, cap_s=0.3)
@@ -209,7 +209,8 @@ def test_a_client_made_with_test_true_sends_test_events_that_never_count(
     from tests.conftest import ADMIN_TOKEN
 
     space = server.new_space("client-test-mode")
-    uid = httpx.post(f"{server.url}/clicks", json={}, headers=space.auth).json()["uid"]
+    r = httpx.post(f"{server.url}/clicks", json={}, headers=space.auth, verify=TLS_VERIFY)
+    uid = r.json()["uid"]
     answers: list[str | None] = []
     with XTracker(
         server.url, space.bearer, in_memory=True, backoff=FAST, test=True,
@@ -232,6 +233,7 @@ def test_a_client_made_with_test_true_sends_test_events_that_never_count(
     now_ms = int(time.time() * 1000)  # a window around the events, whatever the server's clock
     funnel = httpx.get(
         f"{server.url}/admin/spaces/{space.id}/reports/funnel",
+        verify=TLS_VERIFY,
         params={"from": now_ms - 3_600_000, "to": now_ms + 3_600_000},
         headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
     ).json()

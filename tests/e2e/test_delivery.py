@@ -15,6 +15,7 @@ import pytest
 from standardwebhooks import Webhook
 
 from tests.conftest import ADMIN_TOKEN, FAST_RETRY, AppServer, Server, ServerFactory, SpaceKeys
+from tests.databases import migrated
 from tests.sink import Received, Reply, Sink
 
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
@@ -95,7 +96,8 @@ def fast(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """One server with short retries for the module's tests, each in a space of its own (what
     they look at in the outbox is their space's), each of whose deliveries is settled (sent or
     given up) when it ends: none is left retrying into another test's sink."""
-    server = AppServer(db=tmp_path_factory.mktemp("fast") / "xtracker.db", extra_args=FAST_RETRY)
+    db = migrated(tmp_path_factory.mktemp("fast") / "xtracker.db")
+    server = AppServer(db=db, extra_args=FAST_RETRY)
     server.start()
     yield server
     server.stop()

@@ -9,7 +9,7 @@ from http.cookiejar import DefaultCookiePolicy
 
 import httpx
 
-from tests.conftest import AppServer, Server, ServerFactory
+from tests.conftest import TLS_VERIFY, AppServer, Server, ServerFactory
 
 WORKERS = 24
 #: The kill comes once this many answers are in: a few dozen group-commit batches, with the
@@ -53,7 +53,9 @@ def test_every_acknowledged_event_survives_sigkill(start_server: ServerFactory) 
     async def load() -> None:
         killed = asyncio.Event()
         limits = httpx.Limits(max_connections=WORKERS)
-        async with httpx.AsyncClient(base_url=server.url, limits=limits, timeout=10) as http:
+        async with httpx.AsyncClient(
+            verify=TLS_VERIFY, base_url=server.url, limits=limits, timeout=10
+        ) as http:
             await asyncio.gather(*(worker(n, http, killed) for n in range(WORKERS)))
 
     asyncio.run(load())
@@ -119,7 +121,9 @@ def test_every_uid_handed_out_survives_sigkill(start_server: ServerFactory) -> N
     async def load() -> None:
         killed = asyncio.Event()
         limits = httpx.Limits(max_connections=WORKERS)
-        async with httpx.AsyncClient(base_url=server.url, limits=limits, timeout=10) as http:
+        async with httpx.AsyncClient(
+            verify=TLS_VERIFY, base_url=server.url, limits=limits, timeout=10
+        ) as http:
             http.cookies.jar.set_policy(DefaultCookiePolicy(allowed_domains=[]))
             await asyncio.gather(*(visitor(http, killed) for _ in range(WORKERS)))
 

@@ -21,7 +21,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import ADMIN_TOKEN, Server, ServerFactory, SpaceKeys
+from tests.conftest import ADMIN_TOKEN, TLS_VERIFY, Server, ServerFactory, SpaceKeys
 
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 CSV = {**ADMIN, "Accept": "text/csv"}
@@ -367,7 +367,7 @@ def test_a_long_postback_log_streams_in_bounded_memory(start_app: ServerFactory)
         tracemalloc.start()
         try:
             with (
-                httpx.Client(base_url=server.url, timeout=60) as http,
+                httpx.Client(verify=TLS_VERIFY, base_url=server.url, timeout=60) as http,
                 http.stream("GET", url, params={"limit": "all"}, headers=headers) as r,
             ):
                 assert r.status_code == 200
@@ -406,7 +406,7 @@ def test_a_storage_fault_mid_stream_never_looks_complete(
     for headers in (CSV, ADMIN):
         got = bytearray()
         with (
-            httpx.Client(base_url=server.url, timeout=30) as http,
+            httpx.Client(verify=TLS_VERIFY, base_url=server.url, timeout=30) as http,
             pytest.raises(httpx.RemoteProtocolError),
             http.stream("GET", url, params={"limit": "all"}, headers=headers) as r,
         ):
@@ -431,6 +431,7 @@ def test_a_storage_fault_mid_stream_never_looks_complete(
     )
     assert "incomplete" in cli.stderr
     monkeypatch.setattr(SqliteOperations, "list_postback_log", real)
-    with httpx.Client(base_url=server.url, timeout=30) as http:  # the store reads again
+    # the store reads again
+    with httpx.Client(base_url=server.url, timeout=30, verify=TLS_VERIFY) as http:
         r = http.get(url, params={"limit": "all", "format": "csv"}, headers=ADMIN)
         assert len(_parse(r.text)) == 1200

@@ -18,6 +18,7 @@ import httpx
 import pytest
 
 from tests.conftest import ADMIN_TOKEN, AppServer, Server, SpaceKeys, fuzz_examples
+from tests.databases import migrated
 from tests.sink import Sink
 from xtracker_server.openapi import OPERATIONS, document
 
@@ -107,7 +108,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
     outbox. Nothing here is about durability, so SQLite does not sync."""
     sink = Sink()
     server = AppServer(
-        db=tmp_path_factory.mktemp("fuzz") / "xtracker.db",
+        db=migrated(tmp_path_factory.mktemp("fuzz") / "xtracker.db"),
         extra_args=(
             "--allow-private-destinations",
             "--no-worker",

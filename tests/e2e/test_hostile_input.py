@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import ADMIN_TOKEN, Server, ServerFactory, SpaceKeys
+from tests.conftest import ADMIN_TOKEN, TLS_VERIFY, Server, ServerFactory, SpaceKeys
 from tests.inprocess import cli_in_process
 
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
@@ -295,7 +295,7 @@ def test_dates_at_the_end_of_the_calendar_are_422(
 
 
 def test_trailing_slash_redirect_ignores_the_host_header(server: Server) -> None:
-    with httpx.Client(base_url=server.url, timeout=10) as http:
+    with httpx.Client(verify=TLS_VERIFY, base_url=server.url, timeout=10) as http:
         r = http.get("/healthz/?x=1", headers={"Host": "evil.example"})
         assert r.status_code == 307, r.text
         assert r.headers["location"] == f"{server.url}/healthz?x=1"
@@ -306,7 +306,9 @@ def test_trailing_slash_redirect_ignores_the_host_header(server: Server) -> None
 
 def test_trailing_slash_redirect_uses_the_public_url(start_app: ServerFactory) -> None:
     server = start_app("--public-url", "https://track.example.com/")
-    r = httpx.get(f"{server.url}/healthz/", headers={"Host": "evil.example"}, timeout=10)
+    r = httpx.get(
+        f"{server.url}/healthz/", verify=TLS_VERIFY, headers={"Host": "evil.example"}, timeout=10
+    )
     assert r.headers["location"] == "https://track.example.com/healthz"
 
 

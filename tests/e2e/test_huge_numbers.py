@@ -19,7 +19,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import ADMIN_TOKEN, AppServer, Server, SpaceKeys
+from tests.conftest import ADMIN_TOKEN, TLS_VERIFY, AppServer, Server, SpaceKeys
+from tests.databases import migrated
 
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 
@@ -51,7 +52,7 @@ class HealthWatch:
     _stop: threading.Event = field(default_factory=threading.Event)
 
     def run(self) -> None:
-        with httpx.Client(timeout=BOUND_S) as client:
+        with httpx.Client(verify=TLS_VERIFY, timeout=BOUND_S) as client:
             while not self._stop.is_set():
                 started = time.monotonic()
                 try:
@@ -77,7 +78,7 @@ class Setup:
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
-    db: Path = tmp_path_factory.mktemp("numbers") / "xtracker.db"
+    db: Path = migrated(tmp_path_factory.mktemp("numbers") / "xtracker.db")
     server = AppServer(db=db, extra_args=("--allow-private-destinations",))
     server.start()
     try:
@@ -176,7 +177,7 @@ def test_huge_numbers_are_refused_at_once_and_the_server_keeps_answering(setup: 
     poller.start()
     checked = 0
     try:
-        with httpx.Client(base_url=setup.server.url, timeout=BOUND_S) as http:
+        with httpx.Client(verify=TLS_VERIFY, base_url=setup.server.url, timeout=BOUND_S) as http:
             for case in cases(setup):
                 started = time.monotonic()
                 try:

@@ -126,7 +126,7 @@ def test_killing_the_writer_under_load_sends_every_visitor_on_and_loses_no_click
             i += 1
 
     async def load() -> None:
-        async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
+        async with httpx.AsyncClient(verify=TLS_VERIFY, base_url=server.url, timeout=30) as http:
             http.cookies.jar.set_policy(DefaultCookiePolicy(allowed_domains=[]))  # new browsers
             start = time.monotonic()
             # Visits before the kill, while no writer runs (it is started again after half a
@@ -267,7 +267,7 @@ def test_an_unwritable_database_sends_visitors_on_and_a_killed_server_stores_the
             during = [visit(server, slug) for _ in range(15)]
             assert [r.status_code for r in during] == [302] * 15
             uids = [uid_of(r) for r in during]
-            with httpx.Client(cookies=during[0].cookies, timeout=30) as browser:
+            with httpx.Client(verify=TLS_VERIFY, cookies=during[0].cookies, timeout=30) as browser:
                 again = browser.get(f"{server.url}/r/{slug}", headers=PHONE)
             assert uid_of(again) == uids[0]  # a repeat visit, though its click is not stored
             journal = Path(f"{server.db}{JOURNAL}").read_text().splitlines()

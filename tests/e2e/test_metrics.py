@@ -28,6 +28,7 @@ from tests.conftest import (
     SpaceKeys,
     free_port,
 )
+from tests.databases import migrated
 from tests.server.test_writer_process import _children
 from tests.sink import Sink
 
@@ -80,7 +81,8 @@ ARGS = ("--click-limit-per-ip", str(LIMIT), "--trusted-proxies", "127.0.0.1",
 
 @pytest.fixture(scope="module")
 def srv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    server = AppServer(db=tmp_path_factory.mktemp("metrics") / "xtracker.db", extra_args=ARGS)
+    db = migrated(tmp_path_factory.mktemp("metrics") / "xtracker.db")
+    server = AppServer(db=db, extra_args=ARGS)
     server.start()
     yield server
     server.stop()

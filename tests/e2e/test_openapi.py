@@ -19,11 +19,13 @@ from starlette.routing import Route
 from tests.conftest import (
     ADMIN_TOKEN,
     FAST_RETRY,
+    TLS_VERIFY,
     AppServer,
     Server,
     ServerFactory,
     SpaceKeys,
 )
+from tests.databases import migrated
 from tests.sink import Sink
 from xtracker_server.app import create_app
 from xtracker_server.config import Settings
@@ -56,7 +58,7 @@ class World:
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     sink = Sink()
     server = AppServer(
-        db=tmp_path_factory.mktemp("openapi") / "xtracker.db",
+        db=migrated(tmp_path_factory.mktemp("openapi") / "xtracker.db"),
         extra_args=(
             *FAST_RETRY,
             "--fb-graph-url", sink.url,
@@ -808,7 +810,10 @@ def test_a_stream_the_server_ends_says_why_as_documented(world: World) -> None:
     ``event: end`` with the data ``#/components/schemas/StreamEnd``."""
     space = world.server.new_space("ending")
     url = f"{world.server.url}/admin/spaces/{space.id}/stream"
-    with httpx.Client(timeout=30) as http, http.stream("GET", url, headers=space.auth) as stream:
+    with (
+        httpx.Client(verify=TLS_VERIFY, timeout=30) as http,
+        http.stream("GET", url, headers=space.auth) as stream,
+    ):
         assert stream.status_code == 200
         assert world.http.post(f"/admin/spaces/{space.id}/rotate", headers=ADMIN).is_success
         revoked = world.http.post(f"/admin/spaces/{space.id}/revoke", headers=ADMIN)

@@ -19,7 +19,8 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 
-from tests.conftest import ADMIN_TOKEN, FAST_RETRY, AppServer, Server, SpaceKeys
+from tests.conftest import ADMIN_TOKEN, FAST_RETRY, TLS_VERIFY, AppServer, Server, SpaceKeys
+from tests.databases import migrated
 from tests.sink import Received, Sink
 
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
@@ -29,7 +30,8 @@ BROWSER = {"User-Agent": "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X)
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """A server whose worker may deliver to the local sink, and that never rate-limits."""
-    server = AppServer(db=tmp_path_factory.mktemp("binds") / "xtracker.db", extra_args=FAST_RETRY)
+    db = migrated(tmp_path_factory.mktemp("binds") / "xtracker.db")
+    server = AppServer(db=db, extra_args=FAST_RETRY)
     server.start()
     yield server
     server.stop()
@@ -69,7 +71,12 @@ def shop(server: Server, sink: Sink) -> Shop:
 def click(server: Server, slug: str, campaign: str) -> str:
     """A visitor's click through a link's public redirect (a fresh browser: no cookies); the
     uid is the one in the bot's start payload."""
-    r = httpx.get(f"{server.url}/r/{slug}", params={"campaign_name": campaign}, headers=BROWSER)
+    r = httpx.get(
+        f"{server.url}/r/{slug}",
+        verify=TLS_VERIFY,
+        params={"campaign_name": campaign},
+        headers=BROWSER,
+    )
     assert r.status_code in (302, 303, 307), r.text
     start = parse_qs(urlsplit(r.headers["location"]).query)["start"][0]
     assert start.startswith("fb_")

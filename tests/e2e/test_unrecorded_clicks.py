@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from tests.conftest import ADMIN_TOKEN, TLS_VERIFY, AppServer, Server, ServerFactory, SpaceKeys
+from tests.databases import migrated
 
 LIMIT = 3  # clicks per address per minute: one more every 20 s, never within a test
 PHONE = (
@@ -77,7 +78,7 @@ def limited(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """A server that records 3 clicks per address per minute and believes X-Forwarded-For from
     127.0.0.1 (so each test can be its own address)."""
     server = AppServer(
-        db=tmp_path_factory.mktemp("limited") / "xtracker.db",
+        db=migrated(tmp_path_factory.mktemp("limited") / "xtracker.db"),
         extra_args=("--click-limit-per-ip", str(LIMIT), "--trusted-proxies", "127.0.0.1"),
     )
     server.start()

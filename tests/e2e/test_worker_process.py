@@ -17,6 +17,7 @@ import httpx
 import pytest
 
 from tests.conftest import ADMIN_TOKEN, TLS_VERIFY, AppServer, Server, ServerFactory, SpaceKeys
+from tests.databases import migrated
 from tests.sink import Sink
 
 ARGS = ("--allow-private-destinations", "--rate-limit", "0")
@@ -54,7 +55,7 @@ def alive(pid: int) -> bool:
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """One server for the tests that leave it running (each in a space and sink of its own):
     the app in this process, its delivery worker a child process of this one."""
-    db = tmp_path_factory.mktemp("worker-process") / "xtracker.db"
+    db = migrated(tmp_path_factory.mktemp("worker-process") / "xtracker.db")
     server = AppServer(db=db, extra_args=ARGS, env=WORKER_PROCESS)
     server.start()
     yield server

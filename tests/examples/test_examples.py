@@ -33,7 +33,8 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 
-from tests.conftest import AppServer, Server, SpaceKeys, free_port
+from tests.conftest import TLS_VERIFY, AppServer, Server, SpaceKeys, free_port
+from tests.databases import migrated
 from tests.fake_bot_api import BOT_ID, TOKEN, FakeBotAPI
 from xtracker_client import AsyncXTracker, Backoff
 from xtracker_client._exit import DEFAULT_EXIT_TIMEOUT_S
@@ -62,7 +63,7 @@ T = TypeVar("T")
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """The real app for this module, as a bot's operator serves it, in this process."""
-    server = AppServer(db=tmp_path_factory.mktemp("serve") / "xtracker.db")
+    server = AppServer(db=migrated(tmp_path_factory.mktemp("serve") / "xtracker.db"))
     server.start()
     yield server
     server.stop()
@@ -116,7 +117,9 @@ def click_through_landing(server: Server, space: SpaceKeys, slug: str) -> str:
         "link", "create", "--space", str(space.id), "--slug", slug,
         "--kind", "bot", "--target", "my_offer_bot",
     )  # fmt: skip
-    r = httpx.get(f"{server.url}/r/{slug}?fbclid=IwAR-{slug}", headers=PHONE, timeout=10)
+    r = httpx.get(
+        f"{server.url}/r/{slug}?fbclid=IwAR-{slug}", verify=TLS_VERIFY, headers=PHONE, timeout=10
+    )
     assert r.status_code == 302, r.text
     location = urlsplit(r.headers["location"])
     assert location.netloc == "t.me" and location.path == "/my_offer_bot", location
@@ -302,7 +305,9 @@ class BotProcess:
 
     def postback(self, **params: str) -> tuple[int, Any]:
         host, port = self.postback_at
-        r = httpx.get(f"http://{host}:{port}/offer/postback", params=params, timeout=10)
+        r = httpx.get(
+            f"http://{host}:{port}/offer/postback", verify=TLS_VERIFY, params=params, timeout=10
+        )
         return r.status_code, r.json()
 
     def terminate(self) -> int:

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
+from tests.databases import migrated
 from tests.fake_resolver import FakeResolver
 from xtracker_server.config import Settings
 from xtracker_server.domain.credentials import CredentialKind
@@ -80,9 +81,12 @@ def bearer(space: NewSpace) -> SpaceCredential:
 
 @contextmanager
 def services(tmp_path: Path, **changes: Any) -> Iterator[Env]:
-    """The services on a new database under ``tmp_path``; ``changes``: settings not default."""
-    db = str(tmp_path / "services.db")
-    settings = Settings(db=db, public_url="https://track.example.test", **changes)
+    """The services on a database under ``tmp_path`` (new: ``migrated``; one a test made is
+    kept); ``changes``: settings not default."""
+    db = tmp_path / "services.db"
+    if not db.exists():
+        migrated(db)
+    settings = Settings(db=str(db), public_url="https://track.example.test", **changes)
     heard = Heard()
     resolver = FakeResolver({name: [list(a) for a in found] for name, found in ANSWERS.items()})
     loop = asyncio.new_event_loop()

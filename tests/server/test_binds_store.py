@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.databases import migrated
 from xtracker_server.domain.binds import BindAction, BindKind
 from xtracker_server.domain.clicks import ClickDraft
 from xtracker_server.store.sqlite import spaces
@@ -29,7 +30,7 @@ BEARER, TOKEN = BindKind.BEARER, BindKind.TOKEN
 
 @pytest.fixture
 def db(tmp_path: Path) -> Iterator[tuple[sqlite3.Connection, int]]:
-    conn = open_db(str(tmp_path / "b.db"))
+    conn = open_db(str(migrated(tmp_path / "b.db")))
     with transaction(conn):
         space = spaces.create_space(conn, "s", T0).space.id
         for uid in ("uid-a", "uid-b"):

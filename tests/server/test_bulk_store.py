@@ -7,6 +7,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+from tests.databases import migrated
 from xtracker_server.delivery.sender import Answer
 from xtracker_server.delivery.worker import Settlement, outcome_rows
 from xtracker_server.domain.dedup import AmountConflict, dedup_key
@@ -33,8 +34,8 @@ UNAVAILABLE = Answer(503, b"Service Unavailable", 9)
 
 
 def new_db(path: Path) -> tuple[sqlite3.Connection, int, destinations.Destination]:
-    """A database with one space and its webhook (the same ids in every such database)."""
-    conn = open_db(str(path))
+    """A new database with one space and its webhook (the same ids in every such database)."""
+    conn = open_db(str(migrated(path)))
     with transaction(conn):
         space = spaces.create_space(conn, "s", T0).space.id
         hook = DestinationInput(kind=DestinationKind.WEBHOOK, url="https://h.example/x")

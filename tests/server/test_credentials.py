@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.databases import migrated
 from xtracker_server.auth import Authenticator, FailureThrottle, RateLimiter
 from xtracker_server.config import Settings
 from xtracker_server.domain.credentials import (
@@ -148,7 +149,7 @@ def test_the_credential_cache_stays_bounded(
     import xtracker_server.auth as auth
 
     monkeypatch.setattr(auth, "MAX_TRACKED_CREDENTIALS", 3)
-    path = str(tmp_path / "t.db")
+    path = str(migrated(tmp_path / "t.db"))
     conn = open_db(path)
     with transaction(conn):
         secrets_ = [spaces.create_space(conn, f"s{n}", 1).bearer for n in range(10)]
@@ -172,7 +173,7 @@ def test_the_credential_cache_stays_bounded(
 
 
 def _db(tmp_path: Path) -> sqlite3.Connection:
-    return open_db(str(tmp_path / "t.db"))
+    return open_db(str(migrated(tmp_path / "t.db")))
 
 
 def test_revoke_previous_ends_only_the_rotated_out_secrets(tmp_path: Path) -> None:

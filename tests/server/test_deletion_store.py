@@ -14,6 +14,7 @@ from typing import Any, cast
 
 import pytest
 
+from tests.databases import migrated
 from tests.server.test_reports_store import (
     STEPS,
     WINDOWS,
@@ -134,7 +135,7 @@ def fill(conn: sqlite3.Connection, name: str) -> Filled:
 
 @pytest.fixture
 def db(tmp_path: Path) -> Iterator[tuple[sqlite3.Connection, str, Filled, Filled]]:
-    path = str(tmp_path / "x.db")
+    path = str(migrated(tmp_path / "x.db"))
     conn = open_db(path)
     with transaction(conn):
         a, b = fill(conn, "a"), fill(conn, "b")

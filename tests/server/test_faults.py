@@ -17,6 +17,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from tests.databases import migrated
 from xtracker_server.errors import EXCEPTION_HANDLERS
 from xtracker_server.store.health import FaultTracker
 from xtracker_server.store.sqlite.db import connect, open_db, transaction
@@ -27,7 +28,7 @@ from xtracker_server.store.sqlite.writer import GroupCommitWriter
 
 
 def new_db(tmp_path: Path) -> str:
-    path = str(tmp_path / "f.db")
+    path = str(migrated(tmp_path / "f.db"))
     conn = open_db(path)
     conn.execute("CREATE TABLE t (n INTEGER PRIMARY KEY)")
     conn.close()

@@ -89,10 +89,12 @@ def test_check_finds_a_row_the_seed_did_not_write(
 
 
 def test_server_reports_the_seeded_funnel(
-    seeded: tuple[Path, object], start_server: ServerFactory, tmp_path: Path
+    seeded: tuple[Path, object], start_app: ServerFactory, tmp_path: Path
 ) -> None:
+    # The real app on the seeded file, started as `serve` starts it (the database's check and
+    # migrations first); in this process: a `serve` process would add nothing to the report.
     path, result = seeded
-    server = start_server(db=_copy(path, tmp_path / "served.db"))
+    server = start_app(db=_copy(path, tmp_path / "served.db"))
     with server.client() as http:
         answer = http.get(
             f"/admin/spaces/{result.space_id}/reports/funnel",  # type: ignore[attr-defined]

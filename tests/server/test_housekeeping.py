@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.databases import migrated
 from xtracker_server.config import Settings
 from xtracker_server.domain.links import LinkKind, LinkSpec
 from xtracker_server.domain.unrecorded import Reason, Tally
@@ -23,7 +24,7 @@ T0 = 1_750_000_000_000 - 1_750_000_000_000 % H  # the start of an hour
 
 
 def _link(path: Path) -> tuple[int, int]:
-    conn = open_db(str(path))
+    conn = open_db(str(migrated(path)))
     try:
         space = spaces.create_space(conn, "s", T0).space.id
         spec = LinkSpec(kind=LinkKind.BOT, target="offer_bot")

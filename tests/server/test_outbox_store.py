@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.databases import migrated
 from xtracker_server.domain.dedup import dedup_key
 from xtracker_server.domain.destinations import (
     DestinationInput,
@@ -64,7 +65,7 @@ def _true_counts(conn: sqlite3.Connection, space: int) -> dict[str, int]:
 
 @pytest.fixture
 def conn(tmp_path: Path) -> sqlite3.Connection:
-    return open_db(str(tmp_path / "o.db"))
+    return open_db(str(migrated(tmp_path / "o.db")))
 
 
 def test_a_claim_takes_half_from_the_newest_lane_and_the_rest_oldest_first(

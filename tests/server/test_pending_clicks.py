@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 
 import pytest
 
+from tests.databases import migrated
 from xtracker_server.domain.clicks import ClickDraft, click_draft
 from xtracker_server.domain.links import LinkKind, LinkSpec
 from xtracker_server.domain.unrecorded import Reason, Tally, UnrecordedCount, hour_start
@@ -43,7 +44,7 @@ class FlakyStore(Store):
 
 
 def _link(path: Path) -> tuple[int, int]:
-    conn = open_db(str(path))
+    conn = open_db(str(migrated(path)))
     try:
         space = spaces.create_space(conn, "s", NOW).space.id
         spec = LinkSpec(kind=LinkKind.BOT, target="offer_bot")

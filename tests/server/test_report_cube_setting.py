@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 
 import pytest
 
+from tests.databases import migrated
 from tests.server.services_env import services
 from tests.store_contract.conftest import event
 from xtracker_server.domain.clicks import ClickDraft
@@ -49,8 +50,9 @@ def _run(coro: Coroutine[Any, Any, T]) -> T:
 
 
 async def _seed(path: str) -> int:
-    """A space with four clicks in two campaigns and their events; returns its id."""
-    store = open_store(path, writer_process=False)
+    """A space with four clicks in two campaigns and their events, in a new database at
+    ``path``; returns its id."""
+    store = open_store(str(migrated(path)), writer_process=False)
     await store.open()
     try:
         space = (await store.create_space("cube", T0)).space.id

@@ -15,6 +15,7 @@ from typing import cast
 
 import pytest
 
+from tests.databases import migrated
 from xtracker_server.domain.binds import BindKind
 from xtracker_server.domain.clicks import ClickDraft
 from xtracker_server.domain.links import LinkKind, LinkSpec
@@ -79,7 +80,7 @@ def build_world(path: str) -> World:
     """The random world of these tests, written to a new database at ``path`` and rolled up
     (tests/server/test_deletion_store.py erases from it and checks the same oracle)."""
     rng = random.Random(7)
-    conn = with_rollup(open_db(path), path)
+    conn = with_rollup(open_db(str(migrated(path))), path)
     with transaction(conn):
         space = spaces.create_space(conn, "a", T0).space.id
         other = spaces.create_space(conn, "b", T0).space.id

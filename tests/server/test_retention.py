@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.databases import migrated
 from tests.plans import big_database, plans_of, whole_space_walks
 from xtracker_server.config import Settings
 from xtracker_server.domain.destinations import DestinationInput, prepare_destination
@@ -93,7 +94,7 @@ class Outbox:
 
 @pytest.fixture
 def box(tmp_path: Path) -> Iterator[Outbox]:
-    conn = open_db(str(tmp_path / "x.db"))
+    conn = open_db(str(migrated(tmp_path / "x.db")))
     try:
         yield Outbox(conn)
     finally:
@@ -211,7 +212,7 @@ def test_pruning_reads_through_indexes_on_a_big_database(tmp_path: Path) -> None
 
 
 def test_the_report_backlog_keeps_only_what_the_rollup_has_not_applied(tmp_path: Path) -> None:
-    path = str(tmp_path / "x.db")
+    path = str(migrated(tmp_path / "x.db"))
     conn = open_db(path)
     box = Outbox(conn)
     for n in range(1, 5):  # events of Telegram users, attributed later by their binds
@@ -251,7 +252,7 @@ def test_a_housekeeping_round_prunes_every_kind_in_bounded_batches(
     monkeypatch.setattr(housekeeping, "DELIVERY_PRUNE_BATCH", 2)
     monkeypatch.setattr(housekeeping, "PRUNE_BATCH", 2)
     now = int(time.time() * 1000)
-    path = str(tmp_path / "x.db")
+    path = str(migrated(tmp_path / "x.db"))
     conn = open_db(path)
     box = Outbox(conn)
     old_sent = [box.settle(now - 40 * DAY + k, "sent") for k in range(5)]

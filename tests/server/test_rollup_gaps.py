@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.databases import migrated
 from xtracker_server.domain.clicks import ClickDraft
 from xtracker_server.domain.reports import Window
 from xtracker_server.domain.tail import GAP_S
@@ -34,7 +35,7 @@ class Db:
 
 @pytest.fixture
 def db(tmp_path: Path) -> Iterator[Db]:
-    path = str(tmp_path / "x.db")
+    path = str(migrated(tmp_path / "x.db"))
     conn = with_rollup(open_db(path), path)
     with transaction(conn):
         space = spaces.create_space(conn, "a", T0).space.id

@@ -10,7 +10,8 @@ import threading
 import time
 from pathlib import Path
 
-from xtracker_server.store.sqlite.db import attach_reports, connect, open_db
+from tests.databases import migrated
+from xtracker_server.store.sqlite.db import attach_reports, connect
 from xtracker_server.store.sqlite.rollup import open_rollup
 from xtracker_server.store.sqlite.runtime import Store
 
@@ -19,8 +20,7 @@ HELD_S = 0.3
 
 
 def test_a_store_opens_while_another_connection_writes_the_rollup(tmp_path: Path) -> None:
-    path = str(tmp_path / "x.db")
-    open_db(path).close()
+    path = str(migrated(tmp_path / "x.db"))
     open_rollup(path).close()  # the rollup exists: opening the store checks it
     holder = attach_reports(connect(path), path)
     holder.execute("BEGIN")
@@ -47,8 +47,7 @@ def test_a_store_opens_while_another_connection_writes_the_rollup(tmp_path: Path
 def test_opening_a_current_rollup_writes_nothing(tmp_path: Path) -> None:
     """What every command does when it opens its store: a rollup found current is not written
     (no commit to sync, nothing for the command's last close to checkpoint)."""
-    path = str(tmp_path / "x.db")
-    open_db(path).close()
+    path = str(migrated(tmp_path / "x.db"))
     reader = open_rollup(path)  # kept open: the rollup's WAL stays, and shows what is written
     try:
         wal = Path(path).with_name("x.reports.db-wal")

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.databases import migrated
 from xtracker_server import housekeeping
 from xtracker_server.config import Settings
 from xtracker_server.housekeeping import Housekeeper
@@ -48,7 +49,7 @@ def _stat(conn: sqlite3.Connection, index: str) -> list[int] | None:
 
 @pytest.fixture
 def conn(tmp_path: Path) -> sqlite3.Connection:
-    return open_db(str(tmp_path / "x.db"))
+    return open_db(str(migrated(tmp_path / "x.db")))
 
 
 def test_a_table_gets_statistics_once_it_has_min_rows(conn: sqlite3.Connection) -> None:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.databases import migrated
 from xtracker_server.domain.credentials import CredentialKind, hash_secret
 from xtracker_server.store.sqlite import spaces
 from xtracker_server.store.sqlite.db import connect, open_db, transaction
@@ -178,7 +179,7 @@ def test_writes_after_stop_are_refused(tmp_path: Path) -> None:
 
 
 def test_rotation_keeps_the_previous_secret_for_24_hours(tmp_path: Path) -> None:
-    conn = open_db(str(tmp_path / "c.db"))
+    conn = open_db(str(migrated(tmp_path / "c.db")))
     with transaction(conn):
         created = spaces.create_space(conn, "s", 1_000)
     with transaction(conn):
@@ -194,7 +195,7 @@ def test_rotation_keeps_the_previous_secret_for_24_hours(tmp_path: Path) -> None
 
 
 def test_rotating_twice_does_not_extend_the_oldest_secret(tmp_path: Path) -> None:
-    conn = open_db(str(tmp_path / "c.db"))
+    conn = open_db(str(migrated(tmp_path / "c.db")))
     with transaction(conn):
         created = spaces.create_space(conn, "s", 0)
     with transaction(conn):
@@ -209,7 +210,7 @@ def test_insert_events_dedups_within_one_group_and_against_the_inbox(tmp_path: P
     from xtracker_server.domain.dedup import dedup_key
     from xtracker_server.store.sqlite.inbox import InboxDraft, insert_events
 
-    conn = open_db(str(tmp_path / "i.db"))
+    conn = open_db(str(migrated(tmp_path / "i.db")))
     with transaction(conn):
         space = spaces.create_space(conn, "s", 0).space.id
 
@@ -237,7 +238,7 @@ def test_a_duplicate_naming_another_amount_carries_the_stored_one(tmp_path: Path
     from xtracker_server.domain.dedup import AmountConflict, dedup_key
     from xtracker_server.store.sqlite.inbox import InboxDraft, insert_events
 
-    conn = open_db(str(tmp_path / "c.db"))
+    conn = open_db(str(migrated(tmp_path / "c.db")))
     with transaction(conn):
         space = spaces.create_space(conn, "s", 0).space.id
     ftd = InboxDraft(
@@ -265,7 +266,7 @@ def test_insert_many_splits_at_the_parameter_cap_and_reports_consecutive_rowids(
 ) -> None:
     from xtracker_server.store.sqlite import db
 
-    conn = open_db(str(tmp_path / "m.db"))
+    conn = open_db(str(migrated(tmp_path / "m.db")))
     monkeypatch.setattr(db, "MAX_PARAMS", 6)  # 3 rows of 2 per statement
     with transaction(conn):
         done = db.insert_many(
@@ -284,7 +285,7 @@ def test_a_taken_uid_in_a_group_of_clicks_is_minted_again(tmp_path: Path) -> Non
     from xtracker_server.domain.clicks import click_draft
     from xtracker_server.store.sqlite.clicks import insert_clicks
 
-    path = str(tmp_path / "c.db")
+    path = str(migrated(tmp_path / "c.db"))
     conn = open_db(path)
     with transaction(conn):
         space = spaces.create_space(conn, "s", 0).space.id
@@ -319,7 +320,7 @@ def test_contexts_of_many_claimed_deliveries_are_read_in_chunks(
     from xtracker_server.store.sqlite.clicks import insert_clicks
     from xtracker_server.store.sqlite.inbox import InboxDraft, insert_events
 
-    conn = open_db(str(tmp_path / "o.db"))
+    conn = open_db(str(migrated(tmp_path / "o.db")))
     with transaction(conn):
         space = spaces.create_space(conn, "s", 0).space.id
         other = spaces.create_space(conn, "other", 0).space.id

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.databases import migrated
 from tests.tail_ops import insert_click_with_id, newest_click_id
 from xtracker_server.domain.tail import (
     GAP_S,
@@ -120,7 +121,7 @@ def test_the_largest_ids_parse() -> None:
 
 @pytest.fixture
 def db(tmp_path: Path) -> Iterator[tuple[sqlite3.Connection, int, int]]:
-    conn = open_db(str(tmp_path / "t.db"))
+    conn = open_db(str(migrated(tmp_path / "t.db")))
     with transaction(conn):
         mine = spaces.create_space(conn, "mine", T0).space.id
         theirs = spaces.create_space(conn, "theirs", T0).space.id

@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 
 import pytest
 
+from tests.databases import migrated
 from tests.sink import Reply, Sink
 from xtracker_server.config import Settings
 from xtracker_server.delivery import worker as worker_module
@@ -66,8 +67,8 @@ def _drafts(space: int, prefix: str, count: int, first_ms: int) -> list[InboxDra
 
 def _seed_backlog(path: Path, url: str, backlog: int = BACKLOG) -> int:
     """A space with one webhook destination and ``backlog`` deliveries left over from an
-    outage an hour ago; returns the space's id."""
-    conn = open_db(str(path))
+    outage an hour ago, in a new database at ``path``; returns the space's id."""
+    conn = open_db(str(migrated(path)))
     try:
         now = int(time.time() * 1000)
         with transaction(conn):

@@ -225,11 +225,13 @@ def _prepare(conn: sqlite3.Connection, path: str, cube: bool | None) -> None:
                 reports_path(path),
                 "for another copy of the database (restored?)"
                 if stale
-                else "by an older xtracker (issue 17: events without a known click)",
+                else "by an older xtracker (issue 17: the report rows changed)",
             )
             conn.execute("DROP TABLE reports.report_steps")  # its index goes with it
             conn.execute("DROP TABLE reports.report_reversed")
             conn.execute("DROP TABLE reports.report_reversals")
+            conn.execute("DROP TABLE IF EXISTS reports.report_activity")
+            conn.execute("DROP TABLE IF EXISTS reports.report_activity_money")
             for table in (*CUBE_TABLES, *CUBE_DROPPED):
                 conn.execute(f"DROP TABLE IF EXISTS reports.{table}")
             conn.execute("DELETE FROM reports.feed")
@@ -275,9 +277,9 @@ def _format(conn: sqlite3.Connection) -> int | None:
     return None if row is None else int(row[0])
 
 
-#: Formats whose steps (report_steps, report_reversed...) are those of the current formats:
-#: going from one to another rebuilds only the cube.
-_STEPS_KEPT = (ROLLUP_FORMAT, CUBE_FORMAT, *OLD_CUBE_FORMATS)
+#: Formats whose steps (report_steps, report_reversed, the activity counts) are those of the
+#: current formats: going from one to another rebuilds only the cube.
+_STEPS_KEPT = (ROLLUP_FORMAT, CUBE_FORMAT)
 
 
 def _old_format(conn: sqlite3.Connection, built: int | None, wanted: int) -> bool:

@@ -1,0 +1,226 @@
+"""Activity-mode answers read from the counts per bucket (store/sqlite/rollup_activity.py) rather
+than from every event of the window: distinct uids per step and deposits, for windows on the
+buckets' grid. store/sqlite/reports.py asks here first and counts from ``report_steps`` when a
+window is not on the grid (None).
+
+A window whose both ends are UTC midnights is read by day; one on the 15-minute grid (every
+time zone's hours start on one) of at most ``PAIR_SPAN_MS`` by 15 minutes. Per window: the
+totals of its buckets, less the pairs of its buckets whose previous bucket is in the window,
+each bucket one seek of the key; deposits are the sums of its buckets (by day, or by 15 minutes
+for any window on that grid).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from xtracker_server.domain.reports import sum_from_parts
+from xtracker_server.store.sqlite.rollup_activity import (
+    DAY_MS,
+    PAIR_SPAN_MS,
+    PAIRS_15M,
+    PAIRS_DAY,
+    QUARTER_MS,
+    SPACE,
+    TOTAL_15M,
+    TOTAL_DAY,
+)
+from xtracker_wire import CANONICAL_EVENTS, MAX_VALUE_DECIMALS
+
+__all__ = [
+    "EVERY_LINK",
+    "SPACE",
+    "Deposits",
+    "LinkKeys",
+    "currencies",
+    "deposits",
+    "funnel",
+    "one_link",
+    "uids",
+]
+
+_STEPS_IN = "(" + ", ".join(f"'{e}'" for e in CANONICAL_EVENTS) + ")"
+
+#: Which ``link_id`` keys to read: SQL for ``link_id``'s condition, and its arguments.
+LinkKeys = tuple[str, tuple[Any, ...]]
+#: Every link of a space (its id the argument), 0 (no link) and -1 (no click), each apart.
+EVERY_LINK = (
+    "link_id IN (SELECT -1 UNION ALL SELECT 0 UNION ALL SELECT id FROM links WHERE space_id = ?)"
+)
+
+
+def one_link(link_id: int) -> LinkKeys:
+    """One key: a link, ``SPACE`` (every link and no link), or ``UNKNOWN`` (no click)."""
+    return "link_id = ?", (link_id,)
+
+
+@dataclass
+class Deposits:
+    """Deposit rows, first deposits (the uid's first ever) and exact revenue per currency."""
+
+    rows: int = 0
+    firsts: int = 0
+    revenue: dict[str, Decimal] = field(default_factory=dict)
+
+
+def _day_grid(f: int, t: int) -> bool:
+    return f % DAY_MS == 0 and t % DAY_MS == 0
+
+
+def _pair_kinds(f: int, t: int) -> tuple[int, int, int] | None:
+    """(totals' kind, pairs' kind, bucket length) a window's distinct uids are read with."""
+    if _day_grid(f, t):
+        return TOTAL_DAY, PAIRS_DAY, DAY_MS
+    if f % QUARTER_MS == 0 and t % QUARTER_MS == 0 and t - f <= PAIR_SPAN_MS:
+        return TOTAL_15M, PAIRS_15M, QUARTER_MS
+    return None
+
+
+def _values(rows: Sequence[tuple[int, ...]]) -> str:
+    """A VALUES list of integers (formatted by us)."""
+    return ", ".join("(" + ", ".join(str(int(v)) for v in row) + ")" for row in rows)
+
+
+def uids(
+    conn: sqlite3.Connection,
+    space_id: int,
+    windows: Sequence[tuple[int, int]],
+    links: LinkKeys,
+    events: Sequence[str] = CANONICAL_EVENTS,
+) -> list[dict[int, dict[str, int]]] | None:
+    """Per window ``[f, t)``: per ``link_id`` of ``links``, distinct uids per step of ``events``
+    in the window. None if a window is not on a grid the counts are kept on."""
+    by_kinds: dict[tuple[int, int], list[tuple[int, int, int]]] = defaultdict(list)
+    for i, (f, t) in enumerate(windows):
+        kinds = _pair_kinds(f, t)
+        if kinds is None:
+            return None
+        total, pairs, ms = kinds
+        by_kinds[(total, pairs)] += [(i, f, b) for b in range(f, t, ms)]
+    out: list[dict[int, dict[str, int]]] = [defaultdict(dict) for _ in windows]
+    link_sql, link_args = links
+    marks = ", ".join("?" * len(events))
+    for (total, pairs), buckets in by_kinds.items():
+        for kind, prev, sign in ((total, "a.prev_bucket = 0", 1),
+                                 (pairs, "a.prev_bucket >= w.f", -1)):  # fmt: skip
+            for i, link, event, n in conn.execute(
+                f"WITH w(i, f, b) AS (VALUES {_values(buckets)})"
+                f" SELECT w.i, a.link_id, a.event, sum(a.n) FROM w JOIN report_activity a"
+                f" ON a.space_id = ? AND a.{link_sql} AND a.event IN ({marks}) AND a.kind = ?"
+                f" AND a.bucket = w.b AND {prev} GROUP BY w.i, a.link_id, a.event",
+                (space_id, *link_args, *events, kind),
+            ):
+                counts = out[i][link]
+                counts[event] = counts.get(event, 0) + sign * int(n)
+    return out
+
+
+def deposits(
+    conn: sqlite3.Connection,
+    space_id: int,
+    windows: Sequence[tuple[int, int]],
+    links: LinkKeys,
+    *,
+    currency: str | None = None,
+) -> list[dict[int, tuple[Deposits, Deposits]]] | None:
+    """Per window: per ``link_id``, the deposits and, of them, the reversed ones (only in
+    ``currency`` if given). None if a window is not on the 15-minute grid."""
+    by_kind: dict[int, list[tuple[int, int, int]]] = defaultdict(list)
+    for i, (f, t) in enumerate(windows):
+        if _day_grid(f, t):
+            by_kind[TOTAL_DAY].append((i, f, t))
+        elif f % QUARTER_MS == 0 and t % QUARTER_MS == 0:
+            by_kind[TOTAL_15M].append((i, f, t))
+        else:
+            return None
+    link_sql, link_args = links
+    of_currency, currency_args = ("", ()) if currency is None else (" AND m.currency = ?",
+                                                                    (currency,))  # fmt: skip
+    # per window, link, currency and scale: the sums (in Python: they never overflow)
+    sums: dict[tuple[int, int, str, int], list[int]] = {}
+    for kind, windows_of in by_kind.items():
+        for i, link, cur, scale, *parts in conn.execute(
+            f"WITH w(i, lo, hi) AS (VALUES {_values(windows_of)})"
+            " SELECT w.i, m.link_id, m.currency, m.scale, m.n, m.firsts, m.units, m.fraction,"
+            " m.rn, m.r_units, m.r_fraction FROM w JOIN report_activity_money m"
+            f" ON m.space_id = ? AND m.{link_sql} AND m.kind = ? AND m.bucket >= w.lo"
+            f" AND m.bucket < w.hi{of_currency}",
+            (space_id, *link_args, kind, *currency_args),
+        ):
+            acc = sums.setdefault((i, link, cur, scale), [0] * 7)
+            for j, v in enumerate(parts):
+                acc[j] += v
+    out: list[dict[int, tuple[Deposits, Deposits]]] = [{} for _ in windows]
+    money: dict[tuple[int, int, str, bool], list[int]] = {}
+    for (i, link, cur, scale), (
+        n,
+        firsts,
+        units,
+        fraction,
+        rn,
+        r_units,
+        r_fraction,
+    ) in sums.items():
+        gross, reversed_ = out[i].setdefault(link, (Deposits(), Deposits()))
+        gross.rows, gross.firsts, reversed_.rows = (
+            gross.rows + n,
+            gross.firsts + firsts,
+            reversed_.rows + rn,
+        )
+        if not cur or scale < 0:
+            continue
+        for is_reversed, count, u, fr in (
+            (False, n, units, fraction),
+            (True, rn, r_units, r_fraction),
+        ):
+            if count:
+                acc = money.setdefault((i, link, cur, is_reversed), [0, 0, 0])
+                acc[0], acc[1], acc[2] = acc[0] + u, acc[1] + fr, max(acc[2], scale)
+    for (i, link, cur, is_reversed), (u, fr, scale) in money.items():
+        out[i][link][int(is_reversed)].revenue[cur] = sum_from_parts(
+            u, fr, scale, MAX_VALUE_DECIMALS
+        )
+    return out
+
+
+def funnel(
+    conn: sqlite3.Connection, space_id: int, window: tuple[int, int], links: LinkKeys
+) -> dict[int, tuple[dict[str, int], Deposits, Deposits]] | None:
+    """Per ``link_id``: distinct uids per step in the window (the steps with any), its deposits
+    and of them the reversed ones; None if the window is not on a grid the counts are kept on."""
+    counts = uids(conn, space_id, [window], links)
+    money = deposits(conn, space_id, [window], links)
+    if counts is None or money is None:
+        return None
+    out = {}
+    for link in counts[0].keys() | money[0].keys():
+        gross, reversed_ = money[0].get(link, (Deposits(), Deposits()))
+        steps = counts[0].get(link, {})
+        out[link] = ({e: n for e, n in steps.items() if n}, gross, reversed_)
+    return out
+
+
+def currencies(
+    conn: sqlite3.Connection, space_id: int, window: tuple[int, int], keys: Sequence[int]
+) -> dict[str, int] | None:
+    """Deposit rows per currency in the window, of the ``link_id`` keys given (``SPACE`` and
+    ``UNKNOWN``: every deposit with a uid); None if the window is not on the 15-minute grid."""
+    f, t = window
+    kind = TOTAL_DAY if _day_grid(f, t) else TOTAL_15M
+    if f % QUARTER_MS or t % QUARTER_MS:
+        return None
+    marks = ", ".join("?" * len(keys))
+    return {
+        currency: int(n)
+        for currency, n in conn.execute(
+            "SELECT currency, sum(n) FROM report_activity_money WHERE space_id = ?"
+            f" AND link_id IN ({marks}) AND kind = ? AND bucket >= ? AND bucket < ?"
+            " AND currency != '' GROUP BY currency HAVING sum(n) > 0",
+            (space_id, *keys, kind, f, t),
+        )
+    }

@@ -1,0 +1,377 @@
+"""Activity-mode reports read from the counts per bucket (store/sqlite/rollup_activity.py) against
+a brute-force oracle: random events written through the store functions (out of order, on the
+grid's edges, ties on one millisecond, repeats, uids without a click, clicks stored after their
+events, deposits without an amount or a currency, reversals before and after their deposit),
+counted here in plain Python; windows by UTC day, by 15 minutes, Asia/Kolkata days, and off the
+grid (those are counted from ``report_steps``)."""
+
+from __future__ import annotations
+
+import random
+import sqlite3
+from collections.abc import Iterator
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from tests.server.test_reports_store import build_world
+from xtracker_server.domain.clicks import ClickDraft
+from xtracker_server.domain.links import LinkKind, LinkSpec
+from xtracker_server.domain.reports import FunnelMode, Window
+from xtracker_server.store.sqlite import links, spaces
+from xtracker_server.store.sqlite import reports as store
+from xtracker_server.store.sqlite import reports_activity as counted
+from xtracker_server.store.sqlite.clicks import insert_click
+from xtracker_server.store.sqlite.db import open_db, transaction
+from xtracker_server.store.sqlite.inbox import InboxDraft, insert_event
+from xtracker_server.store.sqlite.rollup import catch_up, with_rollup
+from xtracker_server.store.sqlite.rollup_activity import KIND_MS, PAIR_SPAN_MS, PAIRS_15M, SPACE
+from xtracker_server.store.sqlite.rollup_schema import UNKNOWN
+
+Q = 900_000
+H = 3_600_000
+DAY = 86_400_000
+T0 = 1_748_736_000_000  # 2025-06-01T00:00Z
+KOLKATA = T0 - 5 * H - 30 * 60_000  # midnight of 2025-06-01 in Asia/Kolkata (+5:30)
+STEPS = ("contact", "subscribed", "registration", "deposit")
+#: Times events are drawn to besides random ones: the grid's edges.
+EDGES = [T0, T0 + DAY, T0 + 2 * DAY, KOLKATA + DAY, KOLKATA + 2 * DAY, T0 + 30 * H + Q]
+
+
+@dataclass
+class Ev:
+    uid: str
+    event: str
+    at: int
+    eid: str
+    value: str | None = None
+    currency: str | None = None
+
+
+@dataclass
+class World:
+    conn: sqlite3.Connection
+    space: int
+    link_ids: list[int]
+    link_of: dict[str, int | None]  # uid -> its click's link (absent: no click)
+    events: list[Ev]
+
+
+def _click(conn: sqlite3.Connection, space: int, uid: str, link: int | None, at: int) -> None:
+    insert_click(conn, ClickDraft(space_id=space, uid=uid, created_ms=at, source="api",
+                                  link_id=link))  # fmt: skip
+
+
+def _event(conn: sqlite3.Connection, space: int, n: int, ev: Ev) -> None:
+    insert_event(conn, InboxDraft(
+        space_id=space, dedup_key=f"{space}:{n}".encode(), event=ev.event, uid=ev.uid, tg_id=None,
+        eid=ev.eid, value=ev.value, currency=ev.currency, occurred_at_ms=ev.at, received_ms=ev.at,
+        source="api",
+    ))  # fmt: skip
+
+
+def _when(rng: random.Random) -> int:
+    if rng.random() < 0.3:
+        return rng.choice(EDGES) + rng.choice([0, 0, -1, 1, Q, -Q])
+    return T0 - DAY + rng.randrange(0, 5 * DAY)
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    path = str(tmp_path_factory.mktemp("activity") / "a.db")
+    rng = random.Random(24)
+    conn = with_rollup(open_db(path), path)
+    spec = LinkSpec(kind=LinkKind.BOT, target="b_bot")
+    with transaction(conn):
+        space = spaces.create_space(conn, "a", T0).space.id
+        other = spaces.create_space(conn, "b", T0).space.id
+        link_ids = [links.create_link(conn, space, f"l{i}", spec, T0).id for i in range(3)]
+        noise = links.create_link(conn, other, "noise", spec, T0).id
+    w = World(conn, space, link_ids, {}, [])
+    late: list[tuple[str, int | None]] = []
+    held: list[Ev] = []  # deposits stored after their reversal
+    n = 0
+    with transaction(conn):
+        for u in range(160):
+            uid = f"u{u:03d}"
+            link = rng.choice([*link_ids, None])
+            if u % 11 == 0:
+                late.append((uid, link))
+            elif u % 9 != 0:  # every ninth never gets a click
+                _click(conn, space, uid, link, _when(rng))
+                w.link_of[uid] = link
+            for _ in range(rng.randrange(0, 9)):
+                n += 1
+                ev = Ev(uid, rng.choice(STEPS), _when(rng), f"e{n}")
+                if ev.event == "deposit":
+                    ev.value = rng.choice(["10", "25.50", "0.00000001", "3.3", None])
+                    ev.currency = rng.choice(["USD", "USD", "EUR", None])
+                    if rng.random() < 0.3:  # reversed, the reversal stored first or after
+                        r = Ev(uid, "deposit.reversed", _when(rng), ev.eid)
+                        _event(conn, space, n + 100_000, r)
+                        w.events.append(r)
+                        if rng.random() < 0.5:
+                            held.append(ev)
+                            continue
+                _event(conn, space, n, ev)
+                w.events.append(ev)
+            _click(conn, other, uid, noise, T0)  # another space: never counted in ours
+            n += 1
+            _event(conn, other, n, Ev(uid, "contact", T0 + 30 * H, f"e{n}"))
+    catch_up(conn)
+    with transaction(conn):  # clicks after their events, deposits after their reversal
+        for uid, link in late:
+            _click(conn, space, uid, link, T0)
+            w.link_of[uid] = link
+        for ev in held:
+            n += 1
+            _event(conn, space, n, ev)
+            w.events.append(ev)
+    catch_up(conn)
+    yield w
+    conn.close()
+
+
+def _reversed(w: World) -> set[tuple[str, str]]:
+    return {(e.uid, e.eid) for e in w.events if e.event == "deposit.reversed"}
+
+
+def _revenue(deposits: list[Ev]) -> dict[str, Decimal]:
+    revenue: dict[str, Decimal] = {}
+    for e in deposits:
+        if e.value is not None and e.currency is not None:
+            revenue[e.currency] = revenue.get(e.currency, Decimal(0)) + Decimal(e.value)
+    return revenue
+
+
+@dataclass
+class Want:
+    uids: dict[str, int]
+    deposits: int
+    firsts: int
+    revenue: dict[str, Decimal]
+    reversed: int
+    reversed_revenue: dict[str, Decimal]
+
+
+def _want(w: World, f: int, t: int, who: object) -> Want:
+    """The answer counted here; ``who``: a link id, SPACE (every uid with a click), UNKNOWN (no
+    click), or "rows" (every uid, as the per-link table's rows add up)."""
+
+    def mine(uid: str) -> bool:
+        if who == "rows":
+            return True
+        if who == UNKNOWN:
+            return uid not in w.link_of
+        return uid in w.link_of and who in (SPACE, w.link_of[uid])
+
+    inside = [e for e in w.events if f <= e.at < t and mine(e.uid) and e.event in STEPS]
+    deposits = [e for e in inside if e.event == "deposit"]
+    first = {min((x.at, x.eid) for x in w.events if x.uid == e.uid and x.event == "deposit")
+             for e in deposits}  # fmt: skip
+    reversed_ = [e for e in deposits if (e.uid, e.eid) in _reversed(w)]
+    return Want(
+        uids={s: len({e.uid for e in inside if e.event == s}) for s in STEPS},
+        deposits=len(deposits),
+        firsts=sum((e.at, e.eid) in first for e in deposits),
+        revenue=_revenue(deposits),
+        reversed=len(reversed_),
+        reversed_revenue=_revenue(reversed_),
+    )
+
+
+ON_GRID = [
+    (T0, T0 + DAY),  # by UTC day
+    (T0 + DAY, T0 + 3 * DAY),
+    (T0 - DAY, T0 + 4 * DAY),
+    (KOLKATA + DAY, KOLKATA + 2 * DAY),  # an Asia/Kolkata day: by 15 minutes
+    (KOLKATA, KOLKATA + 2 * DAY),  # as long as 15-minute pairs are kept
+    (T0 + 30 * H + Q, T0 + 31 * H),
+    (T0 + 30 * H, T0 + 30 * H + Q),
+]
+OFF_GRID = [
+    (T0 + 7 * H + 123, T0 + 50 * H + 7),
+    (KOLKATA, KOLKATA + 3 * DAY),  # longer than PAIR_SPAN_MS and not on UTC days
+]
+WHO = [SPACE, UNKNOWN, 0, 1, 2]
+
+
+def _who(w: World, who: int) -> int:
+    """A link index of WHO (0, 1, 2) as the link's id; SPACE and UNKNOWN as they are."""
+    return w.link_ids[who] if who in (0, 1, 2) else who
+
+
+@pytest.mark.parametrize(
+    "window", ON_GRID, ids=lambda x: f"{(x[0] - T0) / H:+}h+{(x[1] - x[0]) / H}h"
+)
+def test_the_counts_per_bucket_answer_a_window_on_the_grid_exactly(
+    world: World, window: tuple[int, int]
+) -> None:
+    f, t = window
+    for who in WHO:
+        key = _who(world, who)
+        got = counted.funnel(world.conn, world.space, window, counted.one_link(key))
+        assert got is not None
+        steps, gross, reversed_ = got.get(key, ({}, counted.Deposits(), counted.Deposits()))
+        want = _want(world, f, t, key)
+        assert {s: steps.get(s, 0) for s in STEPS} == want.uids, who
+        assert (gross.rows, gross.firsts, gross.revenue) == (want.deposits, want.firsts,
+                                                             want.revenue), who  # fmt: skip
+        assert (reversed_.rows, reversed_.revenue) == (want.reversed, want.reversed_revenue), who
+
+
+def test_a_window_off_the_grid_is_not_answered_from_the_counts(world: World) -> None:
+    for window in OFF_GRID:
+        assert counted.funnel(world.conn, world.space, window, counted.one_link(SPACE)) is None
+
+
+@pytest.mark.parametrize("window", ON_GRID + OFF_GRID,
+                         ids=lambda x: f"{(x[0] - T0) / H:+}h+{(x[1] - x[0]) / H}h")  # fmt: skip
+def test_the_activity_funnel_and_the_link_table_match_the_oracle(
+    world: World, window: tuple[int, int]
+) -> None:
+    f, t = window
+    got = store.funnel_counts(world.conn, world.space, Window(f, t), mode=FunnelMode.ACTIVITY)
+    want, alone = _want(world, f, t, SPACE), _want(world, f, t, UNKNOWN)
+    assert {s: got.uids[s] for s in STEPS} == want.uids
+    assert (got.deposits, got.first_deposits, got.revenue) == (want.deposits, want.firsts,
+                                                               want.revenue)  # fmt: skip
+    assert (got.reversed_deposits, got.reversed_revenue) == (want.reversed, want.reversed_revenue)
+    assert got.unknown == {s: n for s, n in alone.uids.items() if n}
+    assert (got.unknown_deposits, got.unknown_revenue) == (alone.deposits, alone.revenue)
+    rows = {r.link: r for r in store.link_rows(world.conn, world.space, Window(f, t))}
+    for i, link_id in enumerate(world.link_ids):
+        one = _want(world, f, t, link_id)
+        row = rows[f"l{i}"]
+        assert row.uids == {s: n for s, n in one.uids.items() if n}
+        assert (row.deposits, row.revenue) == (one.deposits, one.revenue)
+        assert (row.reversed_deposits, row.reversed_revenue) == (one.reversed,
+                                                                 one.reversed_revenue)  # fmt: skip
+    every = _want(world, f, t, "rows")
+    assert {s: sum(r.uids.get(s, 0) for r in rows.values()) for s in STEPS} == every.uids
+    assert sum(r.deposits for r in rows.values()) == every.deposits
+    currencies = store.deposit_currencies(world.conn, world.space, Window(f, t))
+    assert currencies == {
+        c: n
+        for c in ("USD", "EUR")
+        if (
+            n := sum(
+                e.currency == c for e in world.events if e.event == "deposit" and f <= e.at < t
+            )
+        )
+    }
+
+
+SERIES = {
+    "hours": ([T0 + i * H for i in range(48)], T0 + 48 * H),
+    "quarters": ([T0 + 29 * H + i * Q for i in range(12)], T0 + 32 * H),
+    "kolkata_days": ([KOLKATA + i * DAY for i in range(4)], KOLKATA + 4 * DAY),
+    "utc_days": ([T0 - DAY + i * DAY for i in range(5)], T0 + 4 * DAY),
+    "off_grid": ([T0 + 7 * H + 5, T0 + 20 * H], T0 + 40 * H + 3),
+}
+
+
+@pytest.mark.parametrize("name", list(SERIES))
+def test_series_count_each_bucket_like_the_oracle(world: World, name: str) -> None:
+    starts, to = SERIES[name]
+    ends = [*starts[1:], to]
+    for who in (SPACE, 0, 2):
+        key = _who(world, who)
+        link_id = None if who == SPACE else key
+        wants = [_want(world, a, b, key) for a, b in zip(starts, ends, strict=True)]
+        for step in STEPS:
+            got = store.series_counts(world.conn, world.space, step, starts, to, link_id=link_id)
+            assert got == [want.uids[step] for want in wants], (step, who)
+        for currency in ("USD", "EUR"):
+            gross = store.series_revenue(world.conn, world.space, currency, starts, to,
+                                         link_id=link_id)  # fmt: skip
+            taken = store.series_revenue(world.conn, world.space, currency, starts, to,
+                                         link_id=link_id, reversed_only=True)  # fmt: skip
+            assert gross == [want.revenue.get(currency, Decimal(0)) for want in wants]
+            assert taken == [want.reversed_revenue.get(currency, Decimal(0)) for want in wants]
+
+
+def _tables_read(conn: sqlite3.Connection, call: object) -> set[str]:
+    read: set[str] = set()
+
+    def note(action: int, table: str | None, *_: object) -> int:
+        if action == sqlite3.SQLITE_READ and table:
+            read.add(table)
+        return sqlite3.SQLITE_OK
+
+    conn.set_authorizer(note)
+    try:
+        call()  # type: ignore[operator]
+    finally:
+        conn.set_authorizer(None)
+    return read
+
+
+def test_a_report_on_the_grid_reads_the_counts_not_the_events(world: World) -> None:
+    """What keeps a report's cost bounded by its window's buckets, not by the events in it."""
+    conn, space = world.conn, world.space
+    week = Window(T0 - DAY, T0 + 4 * DAY)
+    hours = [T0 + i * H for i in range(24)]
+    for call in (
+        lambda: store.funnel_counts(conn, space, week, mode=FunnelMode.ACTIVITY),
+        lambda: store.link_rows(conn, space, week),
+        lambda: store.series_counts(conn, space, "contact", hours, T0 + DAY),
+        lambda: store.series_revenue(conn, space, "USD", hours, T0 + DAY, reversed_only=True),
+        lambda: store.deposit_currencies(conn, space, week),
+    ):
+        read = _tables_read(conn, call)
+        assert "report_activity" in read or "report_activity_money" in read
+        assert "report_steps" not in read
+
+
+def _recount(conn: sqlite3.Connection) -> dict[tuple[int, ...] | tuple[object, ...], int]:
+    """The counts of ``report_activity`` worked out again from ``report_steps``."""
+    out: dict[tuple[object, ...], int] = {}
+    for space_id, link_id, event, at, prev in conn.execute(
+        "SELECT space_id, link_id, event, at_ms, prev_ms FROM reports.report_steps"
+        f" WHERE event IN {tuple(STEPS)}"
+    ):
+        for link in (link_id, SPACE) if link_id >= 0 else (link_id,):
+            for kind, ms in KIND_MS.items():
+                if kind < PAIRS_15M:
+                    key: tuple[object, ...] = (space_id, link, event, kind, at - at % ms, 0)
+                elif prev is None or (ms < DAY and at - prev >= PAIR_SPAN_MS):
+                    continue
+                else:
+                    key = (space_id, link, event, kind, at - at % ms, prev - prev % ms)
+                out[key] = out.get(key, 0) + 1
+    return out
+
+
+def _kept(conn: sqlite3.Connection) -> dict[tuple[object, ...], int]:
+    return {tuple(k): n for *k, n in conn.execute("SELECT * FROM reports.report_activity") if n}
+
+
+def test_the_counts_follow_every_change_of_the_rows(tmp_path: Path) -> None:
+    """Late binds, events moved to another uid by a bearer bind, a uid whose click came late
+    (tests/server/test_reports_store.py's world): the counts equal a count of the rows."""
+    world = build_world(str(tmp_path / "w.db"))
+    try:
+        assert _kept(world.conn) == _recount(world.conn)
+    finally:
+        world.conn.close()
+
+
+def test_a_rollup_of_the_format_before_the_counts_is_built_again(tmp_path: Path) -> None:
+    path = str(tmp_path / "f.db")
+    conn = with_rollup(open_db(path), path)
+    with transaction(conn):
+        space = spaces.create_space(conn, "f", T0).space.id
+        _click(conn, space, "u", None, T0)
+        _event(conn, space, 1, Ev("u", "contact", T0 + H, "e1"))
+    catch_up(conn)
+    conn.execute("UPDATE reports.rollup_format SET version = 2")  # before the counts
+    conn.execute("DELETE FROM reports.report_activity")
+    conn.close()
+    conn = with_rollup(open_db(path), path)
+    catch_up(conn)
+    assert store.funnel_counts(conn, space, Window(T0, T0 + DAY)).uids["contact"] == 1
+    assert _kept(conn) == _recount(conn) != {}
+    conn.close()

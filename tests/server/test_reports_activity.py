@@ -359,19 +359,40 @@ def test_the_counts_follow_every_change_of_the_rows(tmp_path: Path) -> None:
         world.conn.close()
 
 
-def test_a_rollup_of_the_format_before_the_counts_is_built_again(tmp_path: Path) -> None:
+@pytest.mark.parametrize("old", [2, 5])
+def test_a_rollup_from_before_the_counts_counts_them_from_its_rows(
+    tmp_path: Path, old: int
+) -> None:
+    """An upgrade: the rows are kept (no event is fed again), the counts are worked out."""
     path = str(tmp_path / "f.db")
-    conn = with_rollup(open_db(path), path)
+    conn = with_rollup(open_db(path), path, cube=old == 5)
     with transaction(conn):
         space = spaces.create_space(conn, "f", T0).space.id
         _click(conn, space, "u", None, T0)
-        _event(conn, space, 1, Ev("u", "contact", T0 + H, "e1"))
+        for n in range(3):
+            _event(conn, space, n, Ev("u", STEPS[n % 2], T0 + n * H, f"e{n}"))
     catch_up(conn)
-    conn.execute("UPDATE reports.rollup_format SET version = 2")  # before the counts
-    conn.execute("DELETE FROM reports.report_activity")
+    conn.execute("UPDATE reports.rollup_format SET version = ?", (old,))
+    conn.execute("DELETE FROM reports.report_activity")  # what those formats had: none
     conn.close()
-    conn = with_rollup(open_db(path), path)
-    catch_up(conn)
-    assert store.funnel_counts(conn, space, Window(T0, T0 + DAY)).uids["contact"] == 1
+    conn = with_rollup(open_db(path), path, cube=None)
+    assert catch_up(conn) == 0
+    got = store.funnel_counts(conn, space, Window(T0, T0 + DAY))
+    assert (got.uids["contact"], got.uids["subscribed"]) == (1, 1)
     assert _kept(conn) == _recount(conn) != {}
+    conn.close()
+
+
+def test_deposits_of_uids_without_a_click_go_to_the_no_link_row_alone(tmp_path: Path) -> None:
+    """The per-link table's "no link" row when only uids without a click deposited."""
+    path = str(tmp_path / "n.db")
+    conn = with_rollup(open_db(path), path)
+    with transaction(conn):
+        space = spaces.create_space(conn, "n", T0).space.id
+        _event(conn, space, 1, Ev("ghost", "deposit", T0 + H, "e1", "7.5", "EUR"))
+    catch_up(conn)
+    (row,) = store.link_rows(conn, space, Window(T0, T0 + DAY))
+    assert (row.link, row.uids, row.deposits, row.revenue) == (
+        None, {"deposit": 1}, 1, {"EUR": Decimal("7.5")}
+    )  # fmt: skip
     conn.close()

@@ -178,7 +178,8 @@ def _per_link(
     links = counted.one_link(link_id) if link_id is not None else (counted.EVERY_LINK, (space_id,))
     found = counted.funnel(conn, space_id, (f, t), links)
     if found is not None:  # from the counts per bucket
-        deposits, reversed_ = {}, {}
+        deposits: dict[int, _Deposits] = defaultdict(_Deposits)
+        reversed_: dict[int, _Deposits] = defaultdict(_Deposits)
         for link, (steps, deposits[link], reversed_[link]) in found.items():
             key = NO_LINK if link == UNKNOWN else link
             for event, n in steps.items():

@@ -54,8 +54,10 @@ from xtracker_server.store.sqlite.cube_schema import CUBE_DROPPED, CUBE_SCHEMA, 
 from xtracker_server.store.sqlite.db import attach_reports, connect, reports_path
 from xtracker_server.store.sqlite.generation import generation
 from xtracker_server.store.sqlite.lazy import LazyModule
+from xtracker_server.store.sqlite.rollup_activity import COUNT_AGAIN
 from xtracker_server.store.sqlite.rollup_marks import RollupBehind, progress
 from xtracker_server.store.sqlite.rollup_schema import (
+    BEFORE_COUNTS,
     CUBE_FORMAT,
     FEED,
     OLD_CUBE_FORMATS,
@@ -199,6 +201,12 @@ def _prepare(conn: sqlite3.Connection, path: str, cube: bool | None) -> None:
         for statement in SCHEMA:
             conn.execute(statement)
         built = _format(conn)
+        if built in BEFORE_COUNTS and not _stale(conn):
+            log.warning("the report rollup %s was built before its activity counts: counting"
+                        " them from its rows", reports_path(path))  # fmt: skip
+            for statement in COUNT_AGAIN:
+                conn.execute(statement)
+            built = BEFORE_COUNTS[built]
         if cube is None:
             cube = built == CUBE_FORMAT
         wanted = CUBE_FORMAT if cube else ROLLUP_FORMAT
@@ -279,7 +287,7 @@ def _format(conn: sqlite3.Connection) -> int | None:
 
 #: Formats whose steps (report_steps, report_reversed, the activity counts) are those of the
 #: current formats: going from one to another rebuilds only the cube.
-_STEPS_KEPT = (ROLLUP_FORMAT, CUBE_FORMAT)
+_STEPS_KEPT = (ROLLUP_FORMAT, CUBE_FORMAT, *OLD_CUBE_FORMATS)
 
 
 def _old_format(conn: sqlite3.Connection, built: int | None, wanted: int) -> bool:

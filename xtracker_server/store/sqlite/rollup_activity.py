@@ -32,6 +32,7 @@ from xtracker_wire import CANONICAL_EVENTS
 
 __all__ = [
     "ACTIVITY_SCHEMA",
+    "COUNT_AGAIN",
     "DAY_MS",
     "KIND_MS",
     "PAIRS_15M",
@@ -76,14 +77,15 @@ def _of_links(row: str) -> str:
 _KINDS = " UNION ALL ".join(f"SELECT {kind} AS kind, {ms} AS ms" for kind, ms in KIND_MS.items())
 
 
-def _counts(row: str, sign: int) -> str:
-    """Add (``sign`` 1) or take off (-1) the counts of one ``report_steps`` row."""
+def _counts(row: str, sign: int, source: str = "") -> str:
+    """Add (``sign`` 1) or take off (-1) the counts of one ``report_steps`` row: NEW or OLD,
+    or the alias of the query ``source`` (a FROM item and a comma)."""
     at, prev = _floor(f"{row}.at_ms", "k.ms"), _floor(f"{row}.prev_ms", "k.ms")
     return f"""
     INSERT INTO report_activity
     SELECT {row}.space_id, {_link(row)}, {row}.event, k.kind, {at},
            CASE WHEN k.kind < {PAIRS_15M} THEN 0 ELSE {prev} END, {sign}
-    FROM {_LINKS}, ({_KINDS}) k
+    FROM {source}{_LINKS}, ({_KINDS}) k
     WHERE {row}.event IN {_STEPS_IN} AND {_of_links(row)}
       AND (k.kind < {PAIRS_15M} OR ({row}.prev_ms IS NOT NULL
            AND (k.kind = {PAIRS_DAY} OR {row}.at_ms - {row}.prev_ms < {PAIR_SPAN_MS})))
@@ -101,8 +103,7 @@ def _money(
     row: str, sign: int, *, gross: bool = True, rev: str | None = None, source: str = ""
 ) -> str:
     """Add or take off one deposit row's sums: its gross part (``gross``) and, if ``rev`` (SQL)
-    holds, its reversed part. ``row`` is a row of ``report_steps``: NEW or OLD, or the alias of
-    the query ``source`` (a FROM item and a comma)."""
+    holds, its reversed part. ``row`` as for ``_counts``."""
     units, fraction = f"coalesce({row}.units, 0)", f"coalesce({row}.fraction, 0)"
     g = sign if gross else 0
     if rev is None:
@@ -172,4 +173,12 @@ ACTIVITY_SCHEMA = (
     AFTER INSERT ON report_reversed BEGIN {_pairing(1)} END""",
     f"""CREATE TRIGGER IF NOT EXISTS reports.report_activity_unreversed
     AFTER DELETE ON report_reversed BEGIN {_pairing(-1)} END""",
+)
+
+#: The counts worked out again from the rows (a rollup built before them: its steps are kept).
+COUNT_AGAIN = (
+    "DELETE FROM reports.report_activity",
+    "DELETE FROM reports.report_activity_money",
+    _counts("r", 1, source="report_steps r, "),
+    _money("r", 1, source="report_steps r, "),
 )

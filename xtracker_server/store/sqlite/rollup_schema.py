@@ -7,8 +7,8 @@ from __future__ import annotations
 from xtracker_server.store.sqlite.rollup_activity import ACTIVITY_SCHEMA
 from xtracker_wire import MAX_VALUE_DECIMALS, REVERSAL
 
-__all__ = ["CUBE_FORMAT", "FEED", "OLD_CUBE_FORMATS", "ROLLUP_FORMAT", "SCHEMA", "TRIGGER",
-           "UNKNOWN", "amount_parts"]  # fmt: skip
+__all__ = ["BEFORE_COUNTS", "CUBE_FORMAT", "FEED", "OLD_CUBE_FORMATS", "ROLLUP_FORMAT", "SCHEMA",
+           "TRIGGER", "UNKNOWN", "amount_parts"]  # fmt: skip
 
 
 SCHEMA = (
@@ -172,6 +172,8 @@ ROLLUP_FORMAT = 6
 #: time to convert and 15-minute rows of every dimension, 4 (never released) the time to
 #: convert in 80 packed columns.
 CUBE_FORMAT = 7
-#: The cube's earlier formats: a rollup built with one is built again with the current one
-#: (from the inbox: none of them has the activity counts).
-OLD_CUBE_FORMATS = (3, 4, 5)
+#: The cube's earlier formats: a rollup built with one is built again with the current one.
+OLD_CUBE_FORMATS = (3, 4)
+#: Formats from before the activity counts (rollup_activity.py), and the current format with
+#: the same rows: opened, such a rollup counts them from its rows (``COUNT_AGAIN``).
+BEFORE_COUNTS = {2: ROLLUP_FORMAT, 3: 3, 4: 4, 5: CUBE_FORMAT}

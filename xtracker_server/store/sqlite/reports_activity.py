@@ -13,6 +13,7 @@ for any window on that grid).
 from __future__ import annotations
 
 import sqlite3
+from bisect import bisect_right
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -95,29 +96,56 @@ def uids(
 ) -> list[dict[int, dict[str, int]]] | None:
     """Per window ``[f, t)``: per ``link_id`` of ``links``, distinct uids per step of ``events``
     in the window. None if a window is not on a grid the counts are kept on."""
-    by_kinds: dict[tuple[int, int], list[tuple[int, int, int]]] = defaultdict(list)
+    by_kinds: dict[tuple[int, int], list[int]] = defaultdict(list)
     for i, (f, t) in enumerate(windows):
         kinds = _pair_kinds(f, t)
         if kinds is None:
             return None
-        total, pairs, ms = kinds
-        by_kinds[(total, pairs)] += [(i, f, b) for b in range(f, t, ms)]
+        by_kinds[kinds[:2]].append(i)
     out: list[dict[int, dict[str, int]]] = [defaultdict(dict) for _ in windows]
+    for (total, pairs), chosen in by_kinds.items():
+        chosen.sort(key=lambda i: windows[i])
+        # a window's rows are one range of the key; windows apart (a series) read as one range
+        runs: list[list[int]] = []
+        for i in chosen:
+            if runs and windows[runs[-1][-1]][1] <= windows[i][0]:
+                runs[-1].append(i)
+            else:
+                runs.append([i])
+        for run in runs:
+            _count_run(conn, space_id, [(i, *windows[i]) for i in run], links, events,
+                       (total, pairs), out)  # fmt: skip
+    return out
+
+
+def _count_run(
+    conn: sqlite3.Connection,
+    space_id: int,
+    run: list[tuple[int, int, int]],
+    links: LinkKeys,
+    events: Sequence[str],
+    kinds: tuple[int, int],
+    out: list[dict[int, dict[str, int]]],
+) -> None:
+    """Windows ``(i, f, t)`` in order, none overlapping: their buckets' totals, less the pairs
+    whose previous bucket is in the same window, added to ``out[i]``."""
+    starts = [f for _, f, _ in run]
     link_sql, link_args = links
     marks = ", ".join("?" * len(events))
-    for (total, pairs), buckets in by_kinds.items():
-        for kind, prev, sign in ((total, "a.prev_bucket = 0", 1),
-                                 (pairs, "a.prev_bucket >= w.f", -1)):  # fmt: skip
-            for i, link, event, n in conn.execute(
-                f"WITH w(i, f, b) AS (VALUES {_values(buckets)})"
-                f" SELECT w.i, a.link_id, a.event, sum(a.n) FROM w JOIN report_activity a"
-                f" ON a.space_id = ? AND a.{link_sql} AND a.event IN ({marks}) AND a.kind = ?"
-                f" AND a.bucket = w.b AND {prev} GROUP BY w.i, a.link_id, a.event",
-                (space_id, *link_args, *events, kind),
-            ):
-                counts = out[i][link]
-                counts[event] = counts.get(event, 0) + sign * int(n)
-    return out
+    lo, hi = run[0][1], run[-1][2]
+    for kind, sign in zip(kinds, (1, -1), strict=True):
+        # pairs: only those whose previous bucket is in the span (per bucket, a bounded few)
+        for link, event, bucket, prev, n in conn.execute(
+            "SELECT link_id, event, bucket, prev_bucket, n FROM report_activity"
+            f" WHERE space_id = ? AND {link_sql} AND event IN ({marks}) AND kind = ?"
+            " AND bucket >= ? AND bucket < ? AND prev_bucket >= ?",
+            (space_id, *link_args, *events, kind, lo, hi, 0 if sign > 0 else lo),
+        ):
+            i, f, t = run[bisect_right(starts, bucket) - 1]
+            if bucket >= t or (sign < 0 and prev < f):
+                continue  # between two windows, or the previous event before its window
+            counts = out[i][link]
+            counts[event] = counts.get(event, 0) + sign * n
 
 
 def deposits(

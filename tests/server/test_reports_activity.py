@@ -190,10 +190,15 @@ ON_GRID = [
     (KOLKATA, KOLKATA + 2 * DAY),  # as long as 15-minute pairs are kept
     (T0 + 30 * H + Q, T0 + 31 * H),
     (T0 + 30 * H, T0 + 30 * H + Q),
+    # longer than PAIR_SPAN_MS and cut off UTC days: its cut days' part from the events
+    (KOLKATA, KOLKATA + 3 * DAY),
+    (T0 + Q, T0 + 3 * DAY),  # a head and UTC days
+    (T0 - DAY, T0 + 2 * DAY + 5 * H),  # UTC days and a tail
+    (KOLKATA - DAY, KOLKATA + 4 * DAY),
 ]
 OFF_GRID = [
     (T0 + 7 * H + 123, T0 + 50 * H + 7),
-    (KOLKATA, KOLKATA + 3 * DAY),  # longer than PAIR_SPAN_MS and not on UTC days
+    (T0, T0 + 3 * DAY + 1),
 ]
 WHO = [SPACE, UNKNOWN, 0, 1, 2]
 
@@ -268,6 +273,7 @@ SERIES = {
     "hours": ([T0 + i * H for i in range(48)], T0 + 48 * H),
     "quarters": ([T0 + 29 * H + i * Q for i in range(12)], T0 + 32 * H),
     "kolkata_days": ([KOLKATA + i * DAY for i in range(4)], KOLKATA + 4 * DAY),
+    "kolkata_3_days": ([KOLKATA - DAY, KOLKATA + 2 * DAY], KOLKATA + 5 * DAY),
     "utc_days": ([T0 - DAY + i * DAY for i in range(5)], T0 + 4 * DAY),
     "off_grid": ([T0 + 7 * H + 5, T0 + 20 * H], T0 + 40 * H + 3),
 }

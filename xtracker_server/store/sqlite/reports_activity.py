@@ -49,6 +49,8 @@ _STEPS_IN = "(" + ", ".join(f"'{e}'" for e in CANONICAL_EVENTS) + ")"
 
 #: Which ``link_id`` keys to read: SQL for ``link_id``'s condition, and its arguments.
 LinkKeys = tuple[str, tuple[Any, ...]]
+#: Every link of a space and 0 (no link), each apart, in ``report_steps``.
+_ALL_LINKS = "link_id IN (SELECT 0 UNION ALL SELECT id FROM links WHERE space_id = ?)"
 #: Every link of a space (its id the argument), 0 (no link) and -1 (no click), each apart.
 EVERY_LINK = (
     "link_id IN (SELECT -1 UNION ALL SELECT 0 UNION ALL SELECT id FROM links WHERE space_id = ?)"
@@ -87,6 +89,18 @@ def _values(rows: Sequence[tuple[int, ...]]) -> str:
     return ", ".join("(" + ", ".join(str(int(v)) for v in row) + ")" for row in rows)
 
 
+def _parts(f: int, t: int) -> list[tuple[int, int]] | None:
+    """A window on the 15-minute grid as windows the counts answer: itself, or (longer than
+    ``PAIR_SPAN_MS`` and cut off UTC days) its part before the first UTC midnight, its UTC
+    days, and its part after the last. None: off the 15-minute grid."""
+    if _pair_kinds(f, t) is not None:
+        return [(f, t)]
+    if f % QUARTER_MS or t % QUARTER_MS:
+        return None
+    d1, d2 = f + (-f) % DAY_MS, t - t % DAY_MS
+    return [(a, b) for a, b in ((f, d1), (d1, d2), (d2, t)) if a < b]
+
+
 def uids(
     conn: sqlite3.Connection,
     space_id: int,
@@ -95,27 +109,80 @@ def uids(
     events: Sequence[str] = CANONICAL_EVENTS,
 ) -> list[dict[int, dict[str, int]]] | None:
     """Per window ``[f, t)``: per ``link_id`` of ``links``, distinct uids per step of ``events``
-    in the window. None if a window is not on a grid the counts are kept on."""
-    by_kinds: dict[tuple[int, int], list[int]] = defaultdict(list)
+    in the window. None if a window is off the 15-minute grid.
+
+    A window cut into parts (``_parts``) counts each part's, less the uids counted in two:
+    the events of its days or its last part whose previous event is in an earlier part
+    (``_across``: read from ``report_steps``, at most a day of events each)."""
+    by_kinds: dict[tuple[int, int], list[tuple[int, int, int]]] = defaultdict(list)
+    cut: list[tuple[int, list[tuple[int, int]]]] = []
     for i, (f, t) in enumerate(windows):
-        kinds = _pair_kinds(f, t)
-        if kinds is None:
+        parts = _parts(f, t)
+        if parts is None:
             return None
-        by_kinds[kinds[:2]].append(i)
+        for a, b in parts:
+            kinds = _pair_kinds(a, b)
+            assert kinds is not None
+            by_kinds[kinds[:2]].append((i, a, b))
+        if len(parts) > 1:
+            cut.append((i, parts))
     out: list[dict[int, dict[str, int]]] = [defaultdict(dict) for _ in windows]
-    for (total, pairs), chosen in by_kinds.items():
-        chosen.sort(key=lambda i: windows[i])
+    for kinds, chosen in by_kinds.items():
+        chosen.sort(key=lambda p: p[1:])
         # a window's rows are one range of the key; windows apart (a series) read as one range
-        runs: list[list[int]] = []
-        for i in chosen:
-            if runs and windows[runs[-1][-1]][1] <= windows[i][0]:
-                runs[-1].append(i)
+        runs: list[list[tuple[int, int, int]]] = []
+        for part in chosen:
+            if runs and runs[-1][-1][2] <= part[1]:
+                runs[-1].append(part)
             else:
-                runs.append([i])
+                runs.append([part])
         for run in runs:
-            _count_run(conn, space_id, [(i, *windows[i]) for i in run], links, events,
-                       (total, pairs), out)  # fmt: skip
+            _count_run(conn, space_id, run, links, events, kinds, out)
+    for i, parts in cut:
+        for link, event, n in _across(conn, space_id, parts, links, events):
+            counts = out[i][link]
+            counts[event] = counts.get(event, 0) - n
     return out
+
+
+def _across(
+    conn: sqlite3.Connection,
+    space_id: int,
+    parts: list[tuple[int, int]],
+    links: LinkKeys,
+    events: Sequence[str],
+) -> list[tuple[int, str, int]]:
+    """Of a window cut into ``parts``: per link and step, the events of a later part whose
+    previous event (``prev_ms``) is in an earlier part of the window."""
+    f, t = parts[0][0], parts[-1][1]
+    link_sql, link_args = links
+    space = link_args == (SPACE,)
+    if space:  # report_steps has no SPACE rows: every link and no link
+        link_sql, link_args = _ALL_LINKS, (space_id,)
+    marks = ", ".join("?" * len(events))
+    found: list[tuple[int, str, int]] = []
+    head, last = (parts[0] if f % DAY_MS else None), (parts[-1] if t % DAY_MS else None)
+    if head is not None:
+        # the head's events whose uid's next event of the step is in the days (its previous)
+        days_end = last[0] if last is not None else t
+        found += conn.execute(
+            f"SELECT h.link_id, h.event, count(*) FROM report_steps h WHERE h.space_id = ?"
+            f" AND h.{link_sql} AND h.event IN ({marks}) AND h.at_ms >= ? AND h.at_ms < ?"
+            " AND (SELECT n.at_ms FROM report_steps n INDEXED BY report_steps_uid"
+            "  WHERE n.space_id = h.space_id AND n.uid = h.uid AND n.event = h.event"
+            "  AND (n.at_ms, n.inbox_id) > (h.at_ms, h.inbox_id)"
+            "  ORDER BY n.at_ms, n.inbox_id LIMIT 1) BETWEEN ? AND ?"
+            " GROUP BY h.link_id, h.event",
+            (space_id, *link_args, *events, *head, head[1], days_end - 1),
+        ).fetchall()
+    if last is not None:
+        found += conn.execute(
+            f"SELECT link_id, event, count(*) FROM report_steps WHERE space_id = ?"
+            f" AND {link_sql} AND event IN ({marks}) AND at_ms >= ? AND at_ms < ?"
+            " AND prev_ms >= ? AND prev_ms < ? GROUP BY link_id, event",
+            (space_id, *link_args, *events, *last, f, last[0]),
+        ).fetchall()
+    return [(SPACE if space else link, event, int(n)) for link, event, n in found]
 
 
 def _count_run(

@@ -121,9 +121,9 @@ def uids(
         if parts is None:
             return None
         for a, b in parts:
-            kinds = _pair_kinds(a, b)
-            assert kinds is not None
-            by_kinds[kinds[:2]].append((i, a, b))
+            read_as = _pair_kinds(a, b)
+            assert read_as is not None  # what _parts cuts
+            by_kinds[read_as[:2]].append((i, a, b))
         if len(parts) > 1:
             cut.append((i, parts))
     out: list[dict[int, dict[str, int]]] = [defaultdict(dict) for _ in windows]

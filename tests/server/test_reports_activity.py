@@ -57,6 +57,7 @@ class World:
     link_ids: list[int]
     link_of: dict[str, int | None]  # uid -> its click's link (absent: no click)
     events: list[Ev]
+    clicks: dict[str, int]  # uid -> when it clicked
 
 
 def _click(conn: sqlite3.Connection, space: int, uid: str, link: int | None, at: int) -> None:
@@ -80,16 +81,29 @@ def _when(rng: random.Random) -> int:
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
-    path = str(tmp_path_factory.mktemp("activity") / "a.db")
+    w = _build(str(tmp_path_factory.mktemp("activity") / "a.db"), cube=False)
+    yield w
+    w.conn.close()
+
+
+@pytest.fixture(scope="module")
+def cubed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    """The same world, its rollup built with the report cube (XTRACKER_REPORT_CUBE on)."""
+    w = _build(str(tmp_path_factory.mktemp("activity") / "c.db"), cube=True)
+    yield w
+    w.conn.close()
+
+
+def _build(path: str, *, cube: bool) -> World:
     rng = random.Random(24)
-    conn = with_rollup(open_db(path), path)
+    conn = with_rollup(open_db(path), path, cube=cube)
     spec = LinkSpec(kind=LinkKind.BOT, target="b_bot")
     with transaction(conn):
         space = spaces.create_space(conn, "a", T0).space.id
         other = spaces.create_space(conn, "b", T0).space.id
         link_ids = [links.create_link(conn, space, f"l{i}", spec, T0).id for i in range(3)]
         noise = links.create_link(conn, other, "noise", spec, T0).id
-    w = World(conn, space, link_ids, {}, [])
+    w = World(conn, space, link_ids, {}, [], {})
     late: list[tuple[str, int | None]] = []
     held: list[Ev] = []  # deposits stored after their reversal
     n = 0
@@ -100,7 +114,8 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
             if u % 11 == 0:
                 late.append((uid, link))
             elif u % 9 != 0:  # every ninth never gets a click
-                _click(conn, space, uid, link, _when(rng))
+                w.clicks[uid] = _when(rng)
+                _click(conn, space, uid, link, w.clicks[uid])
                 w.link_of[uid] = link
             for _ in range(rng.randrange(0, 9)):
                 n += 1
@@ -124,14 +139,13 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     with transaction(conn):  # clicks after their events, deposits after their reversal
         for uid, link in late:
             _click(conn, space, uid, link, T0)
-            w.link_of[uid] = link
+            w.link_of[uid], w.clicks[uid] = link, T0
         for ev in held:
             n += 1
             _event(conn, space, n, ev)
             w.events.append(ev)
     catch_up(conn)
-    yield w
-    conn.close()
+    return w
 
 
 def _reversed(w: World) -> set[tuple[str, str]]:
@@ -402,3 +416,45 @@ def test_deposits_of_uids_without_a_click_go_to_the_no_link_row_alone(tmp_path: 
         None, {"deposit": 1}, 1, {"EUR": Decimal("7.5")}
     )  # fmt: skip
     conn.close()
+
+
+def _clicks(w: World, f: int, t: int, link: object = SPACE) -> int:
+    return sum(f <= at < t and link in (SPACE, w.link_of[uid]) for uid, at in w.clicks.items())
+
+
+@pytest.mark.parametrize("window", ON_GRID + OFF_GRID,
+                         ids=lambda x: f"{(x[0] - T0) / H:+}h+{(x[1] - x[0]) / H}h")  # fmt: skip
+def test_clicks_are_counted_alike_with_the_cube_and_without(
+    world: World, cubed: World, window: tuple[int, int]
+) -> None:
+    f, t = window
+    for w in (world, cubed):
+        got = store.funnel_counts(w.conn, w.space, Window(f, t), mode=FunnelMode.ACTIVITY)
+        assert got.clicks == _clicks(w, f, t)
+        rows = {r.link: r.clicks for r in store.link_rows(w.conn, w.space, Window(f, t))}
+        want = {f"l{i}": _clicks(w, f, t, link_id) for i, link_id in enumerate(w.link_ids)}
+        no_link = _clicks(w, f, t, None)
+        assert rows == ({**want, None: no_link} if None in rows else want)
+        assert None in rows or no_link == 0
+        for link_id in w.link_ids:
+            one = store.funnel_counts(w.conn, w.space, Window(f, t), link_id=link_id)
+            assert one.clicks == _clicks(w, f, t, link_id)
+        starts = [f + i * (t - f) // 4 for i in range(4)]
+        series = store.series_counts(w.conn, w.space, "click", starts, t)
+        assert series == [_clicks(w, a, b) for a, b in zip(starts, [*starts[1:], t], strict=True)]
+
+
+def test_with_the_cube_a_report_by_utc_days_reads_no_click(cubed: World) -> None:
+    """The cube counts the clicks per UTC day (and 15 minutes): a week's funnel and per-link
+    table read its rows, not the week's clicks."""
+    conn, space = cubed.conn, cubed.space
+    week = Window(T0 - DAY, T0 + 4 * DAY)
+    for call in (
+        lambda: store.funnel_counts(conn, space, week, mode=FunnelMode.ACTIVITY),
+        lambda: store.link_rows(conn, space, week),
+        lambda: store.series_counts(
+            conn, space, "click", [T0 + i * H for i in range(24)], T0 + DAY
+        ),
+    ):
+        read = _tables_read(conn, call)
+        assert "cube" in read and "clicks" not in read

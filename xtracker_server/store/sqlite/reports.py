@@ -217,16 +217,7 @@ def _fold_unknown(deposits: dict[Any, _Deposits]) -> dict[Any, _Deposits]:
 
 
 def _clicks(conn: sqlite3.Connection, space_id: int, window: Window, link_id: int | None) -> int:
-    if link_id is None:
-        sql = (
-            "SELECT count(*) FROM clicks WHERE space_id = ? AND created_ms >= ? AND created_ms < ?"
-        )
-        args: tuple[int, ...] = (space_id, window.from_ms, window.to_ms)
-    else:
-        # link ids are resolved within the space; clicks_link_time alone answers (covering)
-        sql = "SELECT count(*) FROM clicks WHERE link_id = ? AND created_ms >= ? AND created_ms < ?"
-        args = (link_id, window.from_ms, window.to_ms)
-    return int(conn.execute(sql, args).fetchone()[0])
+    return counted.clicks(conn, space_id, (window.from_ms, window.to_ms), link_id)
 
 
 def funnel_counts(
@@ -417,7 +408,9 @@ def link_rows(conn: sqlite3.Connection, space_id: int, window: Window) -> list[L
     links = conn.execute(
         "SELECT id, slug FROM links WHERE space_id = ? ORDER BY slug", (space_id,)
     ).fetchall()
-    clicks = {link_id: _clicks(conn, space_id, window, link_id) for link_id, _ in links}
+    per = counted.link_clicks(conn, space_id, (window.from_ms, window.to_ms))
+    clicks = {link_id: per.get(link_id, 0) if per is not None
+              else _clicks(conn, space_id, window, link_id) for link_id, _ in links}  # fmt: skip
     clicks[NO_LINK] = _clicks(conn, space_id, window, None) - sum(clicks.values())
     per_link = _per_link(conn, space_id, window, None)
     unrecorded = unrecorded_per_link(conn, space_id, window.from_ms, window.to_ms)
@@ -478,6 +471,10 @@ def series_counts(
         return []
     cte = _buckets_cte(starts, to_ms)
     if step == "click":
+        windows = list(zip(starts, [*starts[1:], to_ms], strict=True))
+        clicks = None if link_id is not None else counted.space_clicks(conn, space_id, windows)
+        if clicks is not None:  # from the report cube
+            return clicks
         # By space or by link: each has its (…, created_ms) index.
         column, key = ("space_id", space_id) if link_id is None else ("link_id", link_id)
         sql = (

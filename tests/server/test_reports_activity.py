@@ -432,7 +432,9 @@ def test_clicks_are_counted_alike_with_the_cube_and_without(
         got = store.funnel_counts(w.conn, w.space, Window(f, t), mode=FunnelMode.ACTIVITY)
         assert got.clicks == _clicks(w, f, t)
         rows = {r.link: r.clicks for r in store.link_rows(w.conn, w.space, Window(f, t))}
-        want = {f"l{i}": _clicks(w, f, t, link_id) for i, link_id in enumerate(w.link_ids)}
+        want: dict[str | None, int] = {
+            f"l{i}": _clicks(w, f, t, link_id) for i, link_id in enumerate(w.link_ids)
+        }
         no_link = _clicks(w, f, t, None)
         assert rows == ({**want, None: no_link} if None in rows else want)
         assert None in rows or no_link == 0

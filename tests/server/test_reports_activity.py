@@ -394,12 +394,15 @@ def test_a_rollup_from_before_the_counts_counts_them_from_its_rows(
     catch_up(conn)
     conn.execute("UPDATE reports.rollup_format SET version = ?", (old,))
     conn.execute("DELETE FROM reports.report_activity")  # what those formats had: none
+    conn.execute("DELETE FROM reports.report_clicks")
     conn.close()
     conn = with_rollup(open_db(path), path, cube=None)
     assert catch_up(conn) == 0
     got = store.funnel_counts(conn, space, Window(T0, T0 + DAY))
-    assert (got.uids["contact"], got.uids["subscribed"]) == (1, 1)
+    assert (got.clicks, got.uids["contact"], got.uids["subscribed"]) == (1, 1, 1)
     assert _kept(conn) == _recount(conn) != {}
+    clicks = conn.execute("SELECT count(*) FROM reports.report_clicks WHERE n").fetchone()[0]
+    assert clicks == (4 if old == 5 else 0)  # its link and the space's, per 15 min and day
     conn.close()
 
 
@@ -442,21 +445,28 @@ def test_clicks_are_counted_alike_with_the_cube_and_without(
             one = store.funnel_counts(w.conn, w.space, Window(f, t), link_id=link_id)
             assert one.clicks == _clicks(w, f, t, link_id)
         starts = [f + i * (t - f) // 4 for i in range(4)]
+        ends = [*starts[1:], t]
         series = store.series_counts(w.conn, w.space, "click", starts, t)
-        assert series == [_clicks(w, a, b) for a, b in zip(starts, [*starts[1:], t], strict=True)]
+        assert series == [_clicks(w, a, b) for a, b in zip(starts, ends, strict=True)]
+        link_id = w.link_ids[1]
+        series = store.series_counts(w.conn, w.space, "click", starts, t, link_id=link_id)
+        assert series == [_clicks(w, a, b, link_id) for a, b in zip(starts, ends, strict=True)]
 
 
-def test_with_the_cube_a_report_by_utc_days_reads_no_click(cubed: World) -> None:
-    """The cube counts the clicks per UTC day (and 15 minutes): a week's funnel and per-link
-    table read its rows, not the week's clicks."""
-    conn, space = cubed.conn, cubed.space
-    week = Window(T0 - DAY, T0 + 4 * DAY)
+def test_with_the_cube_a_report_on_the_grid_reads_no_click(cubed: World) -> None:
+    """With the cube, the rollup counts the clicks per UTC day and 15 minutes (report_clicks):
+    a week's funnel, per-link table and an hourly series of clicks read those, not the
+    clicks."""
+    conn, space, link_id = cubed.conn, cubed.space, cubed.link_ids[0]
+    week, hours = Window(T0 - DAY, T0 + 4 * DAY), [T0 + i * H for i in range(24)]
     for call in (
         lambda: store.funnel_counts(conn, space, week, mode=FunnelMode.ACTIVITY),
         lambda: store.link_rows(conn, space, week),
-        lambda: store.series_counts(
-            conn, space, "click", [T0 + i * H for i in range(24)], T0 + DAY
+        lambda: store.series_counts(conn, space, "click", hours, T0 + DAY),
+        lambda: store.series_counts(conn, space, "click", hours, T0 + DAY, link_id=link_id),
+        lambda: store.funnel_counts(
+            conn, space, Window(KOLKATA, KOLKATA + 3 * DAY), link_id=link_id
         ),
     ):
         read = _tables_read(conn, call)
-        assert "cube" in read and "clicks" not in read
+        assert "report_clicks" in read and "clicks" not in read

@@ -408,8 +408,9 @@ def link_rows(conn: sqlite3.Connection, space_id: int, window: Window) -> list[L
     links = conn.execute(
         "SELECT id, slug FROM links WHERE space_id = ? ORDER BY slug", (space_id,)
     ).fetchall()
-    per = counted.link_clicks(conn, space_id, (window.from_ms, window.to_ms))
-    clicks = {link_id: per.get(link_id, 0) if per is not None
+    found = counted.link_clicks(conn, space_id, [(window.from_ms, window.to_ms)],
+                                (counted.EVERY_LINK, (space_id,)))  # fmt: skip
+    clicks = {link_id: found[0].get(link_id, 0) if found is not None
               else _clicks(conn, space_id, window, link_id) for link_id, _ in links}  # fmt: skip
     clicks[NO_LINK] = _clicks(conn, space_id, window, None) - sum(clicks.values())
     per_link = _per_link(conn, space_id, window, None)
@@ -472,9 +473,10 @@ def series_counts(
     cte = _buckets_cte(starts, to_ms)
     if step == "click":
         windows = list(zip(starts, [*starts[1:], to_ms], strict=True))
-        clicks = None if link_id is not None else counted.space_clicks(conn, space_id, windows)
-        if clicks is not None:  # from the report cube
-            return clicks
+        key = counted.SPACE if link_id is None else link_id
+        clicks = counted.link_clicks(conn, space_id, windows, counted.one_link(key))
+        if clicks is not None:  # counted per bucket
+            return [c.get(key, 0) for c in clicks]
         # By space or by link: each has its (…, created_ms) index.
         column, key = ("space_id", space_id) if link_id is None else ("link_id", link_id)
         sql = (

@@ -21,7 +21,6 @@ from decimal import Decimal
 from typing import Any
 
 from xtracker_server.domain.reports import sum_from_parts
-from xtracker_server.store.sqlite.cube_schema import ALL, LEVEL_15M, LEVEL_DAY, H
 from xtracker_server.store.sqlite.rollup_activity import (
     DAY_MS,
     PAIR_SPAN_MS,
@@ -46,7 +45,6 @@ __all__ = [
     "funnel",
     "link_clicks",
     "one_link",
-    "space_clicks",
     "uids",
 ]
 
@@ -330,86 +328,66 @@ def currencies(
 
 
 def _cube_built(conn: sqlite3.Connection) -> bool:
-    """Whether the rollup was built with the report cube (store/sqlite/cube_schema.py), whose
-    rows count the clicks per 15 minutes and per UTC day."""
+    """Whether the rollup was built with the report cube, whose uids' shares keep the clicks
+    per bucket (``report_clicks``, store/sqlite/rollup_activity.py)."""
     row = conn.execute("SELECT version FROM reports.rollup_format").fetchone()
     return row is not None and row[0] == CUBE_FORMAT
 
 
 def _levels(f: int, t: int) -> list[tuple[int, int, int]] | None:
-    """``[f, t)`` as the cube's (level, from, to): 15 minutes at the ends, UTC days between."""
+    """``[f, t)`` as (kind, from, to): 15 minutes at the ends, UTC days between."""
     if f % QUARTER_MS or t % QUARTER_MS:
         return None
     d1, d2 = f + (-f) % DAY_MS, t - t % DAY_MS
     if d1 >= d2:
-        return [(LEVEL_15M, f, t)]
-    parts = ((LEVEL_15M, f, d1), (LEVEL_DAY, d1, d2), (LEVEL_15M, d2, t))
-    return [(level, a, b) for level, a, b in parts if a < b]
+        return [(TOTAL_15M, f, t)]
+    parts = ((TOTAL_15M, f, d1), (TOTAL_DAY, d1, d2), (TOTAL_15M, d2, t))
+    return [(kind, a, b) for kind, a, b in parts if a < b]
 
 
-def space_clicks(
-    conn: sqlite3.Connection, space_id: int, windows: Sequence[tuple[int, int]]
-) -> list[int] | None:
-    """The space's clicks in each window, from the report cube's rows of the whole space;
-    None without the cube or for a window off the 15-minute grid."""
+def link_clicks(
+    conn: sqlite3.Connection,
+    space_id: int,
+    windows: Sequence[tuple[int, int]],
+    links: LinkKeys,
+) -> list[dict[int, int]] | None:
+    """Per window: clicks per ``link_id`` of ``links`` (0: no link; ``SPACE``: every click),
+    from ``report_clicks``; None without the report cube or for a window off the grid."""
     if not _cube_built(conn):
         return None
-    out = []
+    link_sql, link_args = links
+    out: list[dict[int, int]] = []
     for f, t in windows:
         levels = _levels(f, t)
         if levels is None:
             return None
-        out.append(sum(
-            conn.execute(
-                "SELECT coalesce(sum(clicks), 0) FROM reports.cube WHERE space_id = ? AND dim = ?"
-                " AND level = ? AND bucket >= ? AND bucket < ?",
-                (space_id, ALL, level, lo, hi),
-            ).fetchone()[0]
-            for level, lo, hi in levels
-        ))  # fmt: skip
+        counts: dict[int, int] = defaultdict(int)
+        for kind, lo, hi in levels:
+            for link, n in conn.execute(
+                f"SELECT link_id, sum(n) FROM report_clicks WHERE space_id = ? AND {link_sql}"
+                " AND kind = ? AND bucket >= ? AND bucket < ? GROUP BY link_id",
+                (space_id, *link_args, kind, lo, hi),
+            ):
+                counts[link] += n
+        out.append(counts)
     return out
-
-
-def link_clicks(
-    conn: sqlite3.Connection, space_id: int, window: tuple[int, int], link_id: int | None = None
-) -> dict[int, int] | None:
-    """Clicks in a window of UTC days per link id (0: no link; ``link_id``: only that link's),
-    from the report cube's rows by (link, campaign, ad set, ad); None without the cube or for
-    a window off UTC days (its 15-minute rows are about one per click)."""
-    f, t = window
-    if not _day_grid(f, t) or not _cube_built(conn):
-        return None
-    of_link, args = ("", ()) if link_id is None else (" AND k.link_id = ?", (link_id,))
-    return {
-        int(link): int(n)
-        for link, n in conn.execute(
-            "SELECT coalesce(k.link_id, 0), sum(c.clicks) FROM reports.cube c"
-            " CROSS JOIN reports.cube_keys k ON k.id = c.key_id WHERE c.space_id = ?"
-            f" AND c.dim = ? AND c.level = ? AND c.bucket >= ? AND c.bucket < ?{of_link}"
-            " GROUP BY 1",
-            (space_id, H, LEVEL_DAY, f, t, *args),
-        )
-    }
 
 
 def clicks(
     conn: sqlite3.Connection, space_id: int, window: tuple[int, int], link_id: int | None
 ) -> int:
-    """Clicks in the window, of the space or of one link: from the report cube if it answers,
+    """Clicks in the window, of the space or of one link: from ``report_clicks`` if it answers,
     else counted in the clicks' index."""
     f, t = window
+    key = SPACE if link_id is None else link_id
+    found = link_clicks(conn, space_id, [window], one_link(key))
+    if found is not None:
+        return found[0].get(key, 0)
     if link_id is None:
-        found = space_clicks(conn, space_id, [window])
-        if found is not None:
-            return found[0]
         # clicks_space_time answers (covering)
-        sql = (
-            "SELECT count(*) FROM clicks WHERE space_id = ? AND created_ms >= ? AND created_ms < ?"
-        )
+        sql = "SELECT count(*) FROM clicks WHERE space_id = ?"
+        sql += " AND created_ms >= ? AND created_ms < ?"
         return int(conn.execute(sql, (space_id, f, t)).fetchone()[0])
-    per_link = link_clicks(conn, space_id, window, link_id)
-    if per_link is not None:
-        return per_link.get(link_id, 0)
     # link ids are resolved within the space; clicks_link_time alone answers (covering)
     sql = "SELECT count(*) FROM clicks WHERE link_id = ? AND created_ms >= ? AND created_ms < ?"
     return int(conn.execute(sql, (link_id, f, t)).fetchone()[0])

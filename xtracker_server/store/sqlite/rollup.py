@@ -57,7 +57,7 @@ from xtracker_server.store.sqlite.cube_schema import CUBE_DROPPED, CUBE_SCHEMA, 
 from xtracker_server.store.sqlite.db import attach_reports, connect, reports_path
 from xtracker_server.store.sqlite.generation import generation
 from xtracker_server.store.sqlite.lazy import LazyModule
-from xtracker_server.store.sqlite.rollup_activity import COUNT_AGAIN
+from xtracker_server.store.sqlite.rollup_activity import CLICK_COUNTS, CLICKS_AGAIN, COUNT_AGAIN
 from xtracker_server.store.sqlite.rollup_marks import RollupBehind, progress
 from xtracker_server.store.sqlite.rollup_schema import (
     BEFORE_COUNTS,
@@ -204,7 +204,8 @@ def _prepare(conn: sqlite3.Connection, path: str, cube: bool | None) -> None:
         for statement in SCHEMA:
             conn.execute(statement)
         built = _format(conn)
-        if built in BEFORE_COUNTS and not _stale(conn):
+        recount = built is not None and built in BEFORE_COUNTS and not _stale(conn)
+        if recount and built is not None:
             log.warning("the report rollup %s was built before its activity counts: counting"
                         " them from its rows", reports_path(path))  # fmt: skip
             for statement in COUNT_AGAIN:
@@ -227,6 +228,7 @@ def _prepare(conn: sqlite3.Connection, path: str, cube: bool | None) -> None:
             )  # fmt: skip
             for table in (*CUBE_TABLES, *CUBE_DROPPED):
                 conn.execute(f"DROP TABLE IF EXISTS reports.{table}")
+            conn.execute("DELETE FROM reports.report_clicks")  # counted again with the cube
             # every click read again: each uid's share worked out from its rolled-up steps
             conn.execute("DELETE FROM reports.rollup_marks WHERE feed = 'clicks'")
             conn.execute("DELETE FROM reports.rollup_gaps WHERE feed = 'clicks'")
@@ -243,6 +245,7 @@ def _prepare(conn: sqlite3.Connection, path: str, cube: bool | None) -> None:
             conn.execute("DROP TABLE reports.report_reversals")
             conn.execute("DROP TABLE IF EXISTS reports.report_activity")
             conn.execute("DROP TABLE IF EXISTS reports.report_activity_money")
+            conn.execute("DROP TABLE IF EXISTS reports.report_clicks")
             for table in (*CUBE_TABLES, *CUBE_DROPPED):
                 conn.execute(f"DROP TABLE IF EXISTS reports.{table}")
             conn.execute("DELETE FROM reports.feed")
@@ -252,7 +255,9 @@ def _prepare(conn: sqlite3.Connection, path: str, cube: bool | None) -> None:
             conn.execute(f"DELETE FROM reports.rollup_gaps WHERE {rebuilt}")
             for statement in SCHEMA:
                 conn.execute(statement)
-        for statement in CUBE_SCHEMA if cube else ():
+        for statement in (*CUBE_SCHEMA, *CLICK_COUNTS) if cube else ():
+            conn.execute(statement)
+        for statement in CLICKS_AGAIN if cube and recount else ():
             conn.execute(statement)
         # Written only when it changes: an open that finds the rollup current writes nothing
         # (no commit to sync, no checkpoint when the command's last connection closes).

@@ -32,6 +32,8 @@ from xtracker_wire import CANONICAL_EVENTS
 
 __all__ = [
     "ACTIVITY_SCHEMA",
+    "CLICKS_AGAIN",
+    "CLICK_COUNTS",
     "COUNT_AGAIN",
     "DAY_MS",
     "KIND_MS",
@@ -161,6 +163,16 @@ ACTIVITY_SCHEMA = (
         r_fraction  INTEGER NOT NULL,
         PRIMARY KEY (space_id, link_id, kind, bucket, currency, scale)
     ) WITHOUT ROWID""",
+    # Clicks per bucket of the click's time, of its link (0: none) and under SPACE: kept, with
+    # the report cube, by the triggers of CLICK_COUNTS on its uids' shares (cube_uids).
+    """CREATE TABLE IF NOT EXISTS reports.report_clicks (
+        space_id  INTEGER NOT NULL,
+        link_id   INTEGER NOT NULL,
+        kind      INTEGER NOT NULL,  -- TOTAL_15M, TOTAL_DAY
+        bucket    INTEGER NOT NULL,
+        n         INTEGER NOT NULL,
+        PRIMARY KEY (space_id, link_id, kind, bucket)
+    ) WITHOUT ROWID""",
     f"""CREATE TRIGGER IF NOT EXISTS reports.report_activity_added AFTER INSERT ON report_steps
     BEGIN {_counts("NEW", 1)} {_money("NEW", 1)} END""",
     f"""CREATE TRIGGER IF NOT EXISTS reports.report_activity_taken AFTER DELETE ON report_steps
@@ -182,3 +194,32 @@ COUNT_AGAIN = (
     _counts("r", 1, source="report_steps r, "),
     _money("r", 1, source="report_steps r, "),
 )
+
+
+def _clicks(row: str, sign: int, source: str = "") -> str:
+    """Add or take off the click of one uid of the cube (``cube_uids``: its link, and its click's
+    time first in its share, ``state``)."""
+    at = f"json_extract({row}.state, '$[0]')"
+    return f"""
+    INSERT INTO report_clicks
+    SELECT {row}.space_id, CASE WHEN l.own THEN coalesce({row}.link_id, 0) ELSE {SPACE} END,
+           k.kind, {_floor(at, "k.ms")}, {sign}
+    FROM {source}{_LINKS}, (SELECT {TOTAL_15M} AS kind, {QUARTER_MS} AS ms
+                            UNION ALL SELECT {TOTAL_DAY}, {DAY_MS}) k
+    WHERE true ON CONFLICT DO UPDATE SET n = n + excluded.n;"""
+
+
+#: With the report cube: the triggers that keep ``report_clicks`` from its uids' shares.
+CLICK_COUNTS = (
+    f"""CREATE TRIGGER IF NOT EXISTS reports.report_clicks_added AFTER INSERT ON cube_uids
+    BEGIN {_clicks("NEW", 1)} END""",
+    f"""CREATE TRIGGER IF NOT EXISTS reports.report_clicks_taken AFTER DELETE ON cube_uids
+    BEGIN {_clicks("OLD", -1)} END""",
+    f"""CREATE TRIGGER IF NOT EXISTS reports.report_clicks_moved
+    AFTER UPDATE OF link_id, state ON cube_uids
+    WHEN OLD.link_id IS NOT NEW.link_id
+      OR json_extract(OLD.state, '$[0]') IS NOT json_extract(NEW.state, '$[0]')
+    BEGIN {_clicks("OLD", -1)} {_clicks("NEW", 1)} END""",
+)
+#: ``report_clicks`` worked out again from the cube's uids.
+CLICKS_AGAIN = ("DELETE FROM reports.report_clicks", _clicks("u", 1, source="cube_uids u, "))

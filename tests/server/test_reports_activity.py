@@ -25,6 +25,7 @@ from xtracker_server.store.sqlite import reports as store
 from xtracker_server.store.sqlite import reports_activity as counted
 from xtracker_server.store.sqlite.clicks import insert_click
 from xtracker_server.store.sqlite.db import open_db, transaction
+from xtracker_server.store.sqlite.deletion import delete_link_batch
 from xtracker_server.store.sqlite.inbox import InboxDraft, insert_event
 from xtracker_server.store.sqlite.rollup import catch_up, with_rollup
 from xtracker_server.store.sqlite.rollup_activity import KIND_MS, PAIR_SPAN_MS, PAIRS_15M, SPACE
@@ -470,3 +471,44 @@ def test_with_the_cube_a_report_on_the_grid_reads_no_click(cubed: World) -> None
     ):
         read = _tables_read(conn, call)
         assert "report_clicks" in read and "clicks" not in read
+
+
+def _clicks_kept(conn: sqlite3.Connection) -> dict[tuple[int, ...], int]:
+    return {tuple(k): n for *k, n in conn.execute("SELECT * FROM reports.report_clicks") if n}
+
+
+def _clicks_recount(conn: sqlite3.Connection, space: int) -> dict[tuple[int, ...], int]:
+    out: dict[tuple[int, ...], int] = {}
+    for link_id, at in conn.execute(
+        "SELECT coalesce(link_id, 0), created_ms FROM clicks WHERE space_id = ?", (space,)
+    ):
+        for link in (link_id, SPACE):
+            for kind in (0, 1):
+                key = (space, link, kind, at - at % KIND_MS[kind])
+                out[key] = out.get(key, 0) + 1
+    return out
+
+
+def test_the_click_counts_follow_a_deleted_link_and_clicks_after_their_events(
+    tmp_path: Path,
+) -> None:
+    path = str(tmp_path / "d.db")
+    conn = with_rollup(open_db(path), path, cube=True)
+    spec = LinkSpec(kind=LinkKind.BOT, target="b_bot")
+    with transaction(conn):
+        space = spaces.create_space(conn, "d", T0).space.id
+        gone, kept = (links.create_link(conn, space, s, spec, T0).id for s in ("gone", "kept"))
+        for u in range(12):
+            _click(conn, space, f"u{u}", (gone, kept, None)[u % 3], T0 + u * H)
+            _event(conn, space, u, Ev(f"u{u}", "contact", T0 + u * H + Q, f"e{u}"))
+        _event(conn, space, 99, Ev("late", "contact", T0 + H, "e99"))
+    catch_up(conn)
+    with transaction(conn):
+        _click(conn, space, "late", kept, T0 + 2 * H)  # after its event
+        while not delete_link_batch(conn, space, gone, limit=2).done:
+            pass
+    catch_up(conn)
+    assert _clicks_kept(conn) == _clicks_recount(conn, space) != {}
+    rows = {r.link: r.clicks for r in store.link_rows(conn, space, Window(T0, T0 + DAY))}
+    assert rows == {"kept": 5, None: 8}
+    conn.close()

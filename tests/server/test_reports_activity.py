@@ -512,3 +512,22 @@ def test_the_click_counts_follow_a_deleted_link_and_clicks_after_their_events(
     rows = {r.link: r.clicks for r in store.link_rows(conn, space, Window(T0, T0 + DAY))}
     assert rows == {"kept": 5, None: 8}
     conn.close()
+
+
+def test_a_sum_past_64_bit_integers_is_summed_from_the_rows(tmp_path: Path) -> None:
+    """SQLite turns an integer sum that overflows into a REAL (inexact): such a bucket's money
+    is not read from the counts, the deposits' rows are summed (with Python's integers)."""
+    path = str(tmp_path / "o.db")
+    conn = with_rollup(open_db(path), path)
+    with transaction(conn):
+        space = spaces.create_space(conn, "o", T0).space.id
+        _click(conn, space, "u", None, T0)
+        _event(conn, space, 1, Ev("u", "deposit", T0 + H, "e1", "999999999999.99", "USD"))
+    catch_up(conn)
+    # what 9.3 million such deposits in one day would leave (a REAL: 1e19 units)
+    conn.execute("UPDATE reports.report_activity_money SET units = units * 1e7")
+    window = Window(T0, T0 + DAY)
+    assert counted.deposits(conn, space, [(T0, T0 + DAY)], counted.one_link(SPACE)) is None
+    got = store.funnel_counts(conn, space, window)
+    assert (got.deposits, got.revenue) == (1, {"USD": Decimal("999999999999.99")})
+    conn.close()

@@ -250,6 +250,10 @@ def deposits(
             f" AND m.bucket < w.hi{of_currency}",
             (space_id, *link_args, kind, *currency_args),
         ):
+            if any(type(v) is not int for v in parts):
+                # a sum past SQLite's 64-bit integers turned REAL (inexact): the rows are
+                # summed from report_steps instead (store/sqlite/reports.py)
+                return None
             acc = sums.setdefault((i, link, cur, scale), [0] * 7)
             for j, v in enumerate(parts):
                 acc[j] += v

@@ -1,13 +1,14 @@
 """Activity-mode answers read from the counts per bucket (store/sqlite/rollup_activity.py) rather
-than from every event of the window: distinct uids per step and deposits, for windows on the
-buckets' grid. store/sqlite/reports.py asks here first and counts from ``report_steps`` when a
-window is not on the grid (None).
+than from every event of the window: distinct uids per step, deposits and clicks, for windows on
+the buckets' grid. store/sqlite/reports.py asks here first and counts from ``report_steps`` (and
+the clicks' index) when a window is off the grid (None).
 
 A window whose both ends are UTC midnights is read by day; one on the 15-minute grid (every
-time zone's hours start on one) of at most ``PAIR_SPAN_MS`` by 15 minutes. Per window: the
-totals of its buckets, less the pairs of its buckets whose previous bucket is in the window,
-each bucket one seek of the key; deposits are the sums of its buckets (by day, or by 15 minutes
-for any window on that grid).
+time zone's hours start on one) of at most ``PAIR_SPAN_MS`` by 15 minutes; a longer one on that
+grid as its UTC days and the 15-minute parts either side (``_parts``). Per part: the totals of
+its buckets, less the pairs of its buckets whose previous bucket is in the part, one range of
+the key (the windows of a series, one after the other, one range together). Deposits and clicks
+are the sums of the buckets, by UTC day between the 15-minute ends.
 """
 
 from __future__ import annotations

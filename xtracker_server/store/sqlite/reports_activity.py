@@ -231,12 +231,11 @@ def deposits(
     ``currency`` if given). None if a window is not on the 15-minute grid."""
     by_kind: dict[int, list[tuple[int, int, int]]] = defaultdict(list)
     for i, (f, t) in enumerate(windows):
-        if _day_grid(f, t):
-            by_kind[TOTAL_DAY].append((i, f, t))
-        elif f % QUARTER_MS == 0 and t % QUARTER_MS == 0:
-            by_kind[TOTAL_15M].append((i, f, t))
-        else:
+        levels = _levels(f, t)
+        if levels is None:
             return None
+        for kind, lo, hi in levels:
+            by_kind[kind].append((i, lo, hi))
     link_sql, link_args = links
     of_currency, currency_args = ("", ()) if currency is None else (" AND m.currency = ?",
                                                                     (currency,))  # fmt: skip
@@ -313,20 +312,20 @@ def currencies(
 ) -> dict[str, int] | None:
     """Deposit rows per currency in the window, of the ``link_id`` keys given (``SPACE`` and
     ``UNKNOWN``: every deposit with a uid); None if the window is not on the 15-minute grid."""
-    f, t = window
-    kind = TOTAL_DAY if _day_grid(f, t) else TOTAL_15M
-    if f % QUARTER_MS or t % QUARTER_MS:
+    levels = _levels(*window)
+    if levels is None:
         return None
     marks = ", ".join("?" * len(keys))
-    return {
-        currency: int(n)
+    out: dict[str, int] = defaultdict(int)
+    for kind, lo, hi in levels:
         for currency, n in conn.execute(
             "SELECT currency, sum(n) FROM report_activity_money WHERE space_id = ?"
             f" AND link_id IN ({marks}) AND kind = ? AND bucket >= ? AND bucket < ?"
-            " AND currency != '' GROUP BY currency HAVING sum(n) > 0",
-            (space_id, *keys, kind, f, t),
-        )
-    }
+            " AND currency != '' GROUP BY currency",
+            (space_id, *keys, kind, lo, hi),
+        ):
+            out[currency] += n
+    return {currency: n for currency, n in sorted(out.items()) if n}
 
 
 # ----------------------------------------------------------------------------- clicks

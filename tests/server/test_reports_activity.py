@@ -223,10 +223,9 @@ def _who(w: World, who: int) -> int:
     return w.link_ids[who] if who in (0, 1, 2) else who
 
 
-@pytest.mark.parametrize(
-    "window", ON_GRID, ids=lambda x: f"{(x[0] - T0) / H:+}h+{(x[1] - x[0]) / H}h"
-)
-def test_the_counts_per_bucket_answer_a_window_on_the_grid_exactly(
+@pytest.mark.parametrize("window", ON_GRID + OFF_GRID,
+                         ids=lambda x: f"{(x[0] - T0) / H:+}h+{(x[1] - x[0]) / H}h")  # fmt: skip
+def test_the_counts_per_bucket_answer_a_window_exactly(
     world: World, window: tuple[int, int]
 ) -> None:
     f, t = window
@@ -242,9 +241,12 @@ def test_the_counts_per_bucket_answer_a_window_on_the_grid_exactly(
         assert (reversed_.rows, reversed_.revenue) == (want.reversed, want.reversed_revenue), who
 
 
-def test_a_window_off_the_grid_is_not_answered_from_the_counts(world: World) -> None:
-    for window in OFF_GRID:
+def test_a_window_under_15_minutes_whole_is_counted_from_the_events(world: World) -> None:
+    for window in ((T0 + 5, T0 + 20 * 60_000), (T0 + Q + 1, T0 + 2 * Q + 7)):
         assert counted.funnel(world.conn, world.space, window, counted.one_link(SPACE)) is None
+        f, t = window
+        got = store.funnel_counts(world.conn, world.space, Window(f, t))
+        assert {s: got.uids[s] for s in STEPS} == _want(world, f, t, SPACE).uids
 
 
 @pytest.mark.parametrize("window", ON_GRID + OFF_GRID,

@@ -93,14 +93,18 @@ def _values(rows: Sequence[tuple[int, ...]]) -> str:
     return ", ".join("(" + ", ".join(str(int(v)) for v in row) + ")" for row in rows)
 
 
-def _parts(f: int, t: int) -> list[tuple[int, int]] | None:
+def _grid(f: int, t: int) -> tuple[int, int] | None:
+    """The part of ``[f, t)`` on the 15-minute grid (None: under a whole 15 minutes)."""
+    f2, t2 = f + (-f) % QUARTER_MS, t - t % QUARTER_MS
+    return (f2, t2) if f2 < t2 else None
+
+
+def _parts(f: int, t: int) -> list[tuple[int, int]]:
     """A window on the 15-minute grid as windows the counts answer: itself, or (longer than
     ``PAIR_SPAN_MS`` and cut off UTC days) its part before the first UTC midnight, its UTC
-    days, and its part after the last. None: off the 15-minute grid."""
+    days, and its part after the last."""
     if _pair_kinds(f, t) is not None:
         return [(f, t)]
-    if f % QUARTER_MS or t % QUARTER_MS:
-        return None
     d1, d2 = f + (-f) % DAY_MS, t - t % DAY_MS
     return [(a, b) for a, b in ((f, d1), (d1, d2), (d2, t)) if a < b]
 
@@ -120,10 +124,14 @@ def uids(
     (``_across``: read from ``report_steps``, at most a day of events each)."""
     by_kinds: dict[tuple[int, int], list[tuple[int, int, int]]] = defaultdict(list)
     cut: list[tuple[int, list[tuple[int, int]]]] = []
+    ragged: list[tuple[int, tuple[int, int], tuple[int, int]]] = []
     for i, (f, t) in enumerate(windows):
-        parts = _parts(f, t)
-        if parts is None:
+        grid = _grid(f, t)
+        if grid is None:
             return None
+        if grid != (f, t):
+            ragged.append((i, (f, t), grid))
+        parts = _parts(*grid)
         for a, b in parts:
             read_as = _pair_kinds(a, b)
             assert read_as is not None  # what _parts cuts
@@ -146,6 +154,10 @@ def uids(
         for link, event, n in _across(conn, space_id, parts, links, events):
             counts = out[i][link]
             counts[event] = counts.get(event, 0) - n
+    for i, window, grid in ragged:
+        for link, event, n in _edges(conn, space_id, window, grid, links, events):
+            counts = out[i][link]
+            counts[event] = counts.get(event, 0) + n
     return out
 
 
@@ -159,34 +171,79 @@ def _across(
     """Of a window cut into ``parts``: per link and step, the events of a later part whose
     previous event (``prev_ms``) is in an earlier part of the window."""
     f, t = parts[0][0], parts[-1][1]
-    link_sql, link_args = links
-    space = link_args == (SPACE,)
-    if space:  # report_steps has no SPACE rows: every link and no link
-        link_sql, link_args = _ALL_LINKS, (space_id,)
-    marks = ", ".join("?" * len(events))
-    found: list[tuple[int, str, int]] = []
     head, last = (parts[0] if f % DAY_MS else None), (parts[-1] if t % DAY_MS else None)
-    if head is not None:
-        # the head's events whose uid's next event of the step is in the days (its previous)
-        days_end = last[0] if last is not None else t
-        found += conn.execute(
-            f"SELECT h.link_id, h.event, count(*) FROM report_steps h WHERE h.space_id = ?"
-            f" AND h.{link_sql} AND h.event IN ({marks}) AND h.at_ms >= ? AND h.at_ms < ?"
-            " AND (SELECT n.at_ms FROM report_steps n INDEXED BY report_steps_uid"
-            "  WHERE n.space_id = h.space_id AND n.uid = h.uid AND n.event = h.event"
-            "  AND (n.at_ms, n.inbox_id) > (h.at_ms, h.inbox_id)"
-            "  ORDER BY n.at_ms, n.inbox_id LIMIT 1) BETWEEN ? AND ?"
-            " GROUP BY h.link_id, h.event",
-            (space_id, *link_args, *events, *head, head[1], days_end - 1),
-        ).fetchall()
+    found = []
+    if head is not None:  # the head's events whose uid's next event is in the days
+        found += _steps(conn, space_id, links, events, f"h.at_ms >= ? AND h.at_ms < ? AND {_NEXT}",
+                        (*head, head[1], (last[0] if last is not None else t) - 1))  # fmt: skip
     if last is not None:
-        found += conn.execute(
-            f"SELECT link_id, event, count(*) FROM report_steps WHERE space_id = ?"
-            f" AND {link_sql} AND event IN ({marks}) AND at_ms >= ? AND at_ms < ?"
-            " AND prev_ms >= ? AND prev_ms < ? GROUP BY link_id, event",
-            (space_id, *link_args, *events, *last, f, last[0]),
-        ).fetchall()
-    return [(SPACE if space else link, event, int(n)) for link, event, n in found]
+        found += _steps(conn, space_id, links, events,
+                        "h.at_ms >= ? AND h.at_ms < ? AND h.prev_ms >= ? AND h.prev_ms < ?",
+                        (*last, f, last[0]))  # fmt: skip
+    return found
+
+
+def _edges(
+    conn: sqlite3.Connection,
+    space_id: int,
+    window: tuple[int, int],
+    grid: tuple[int, int],
+    links: LinkKeys,
+    events: Sequence[str],
+) -> list[tuple[int, str, int]]:
+    """Of a window off the 15-minute grid (``grid``: the part on it, counted as a window of its
+    own): per link and step, the events of its ends off the grid whose previous event is before
+    the window, less the grid's events whose previous event is in the window's head."""
+    (f, t), (f2, t2) = window, grid
+    first = "h.at_ms >= ? AND h.at_ms < ? AND (h.prev_ms IS NULL OR h.prev_ms < ?)"
+    found = []
+    for lo, hi in ((f, f2), (t2, t)):
+        if lo < hi:
+            found += _steps(conn, space_id, links, events, first, (lo, hi, f))
+    if f < f2:
+        taken = _steps(conn, space_id, links, events, f"h.at_ms >= ? AND h.at_ms < ? AND {_NEXT}",
+                       (f, f2, f2, t2 - 1))  # fmt: skip
+        found += [(link, event, -n) for link, event, n in taken]
+    return found
+
+
+#: SQL: the next event of the uid of ``h`` of its step is at ``BETWEEN ? AND ?``.
+_NEXT = (
+    "(SELECT n.at_ms FROM report_steps n INDEXED BY report_steps_uid"
+    " WHERE n.space_id = h.space_id AND n.uid = h.uid AND n.event = h.event"
+    " AND (n.at_ms, n.inbox_id) > (h.at_ms, h.inbox_id)"
+    " ORDER BY n.at_ms, n.inbox_id LIMIT 1) BETWEEN ? AND ?"
+)
+
+
+def _rows_of(links: LinkKeys, space_id: int) -> tuple[str, tuple[Any, ...], bool]:
+    """``links`` as a condition on ``report_steps`` (which has no ``SPACE`` rows: every link and
+    no link), and whether they were ``SPACE``."""
+    if links[1] == (SPACE,):
+        return _ALL_LINKS, (space_id,), True
+    return *links, False
+
+
+def _steps(
+    conn: sqlite3.Connection,
+    space_id: int,
+    links: LinkKeys,
+    events: Sequence[str],
+    where: str,
+    args: tuple[Any, ...],
+) -> list[tuple[int, str, int]]:
+    """Per link and step: the rows ``h`` of ``report_steps`` of ``links`` that match ``where``
+    (a few minutes or hours of them: the ends of a window)."""
+    link_sql, link_args, space = _rows_of(links, space_id)
+    marks = ", ".join("?" * len(events))
+    return [
+        (SPACE if space else link, event, int(n))
+        for link, event, n in conn.execute(
+            f"SELECT h.link_id, h.event, count(*) FROM report_steps h WHERE h.space_id = ?"
+            f" AND h.{link_sql} AND h.event IN ({marks}) AND {where} GROUP BY h.link_id, h.event",
+            (space_id, *link_args, *events, *args),
+        )
+    ]
 
 
 def _count_run(
@@ -241,6 +298,14 @@ def deposits(
                                                                     (currency,))  # fmt: skip
     # per window, link, currency and scale: the sums (in Python: they never overflow)
     sums: dict[tuple[int, int, str, int], list[int]] = {}
+    for i, lo, hi in by_kind.pop(_RAW, []):
+        found = _raw_deposits(conn, space_id, (lo, hi), links, currency)
+        if found is None:
+            return None
+        for link, cur, scale, *parts in found:
+            acc = sums.setdefault((i, link, cur, scale), [0] * 7)
+            for j, v in enumerate(parts):
+                acc[j] += v
     for kind, windows_of in by_kind.items():
         for i, link, cur, scale, *parts in conn.execute(
             f"WITH w(i, lo, hi) AS (VALUES {_values(windows_of)})"
@@ -307,17 +372,57 @@ def funnel(
     return out
 
 
+def _raw_deposits(
+    conn: sqlite3.Connection,
+    space_id: int,
+    part: tuple[int, int],
+    links: LinkKeys,
+    currency: str | None,
+) -> list[tuple[Any, ...]] | None:
+    """``report_activity_money``'s sums of the deposit rows of ``part`` (a few minutes), per
+    link, currency and scale; None if a sum overflows (summed from the rows then)."""
+    link_sql, link_args, space = _rows_of(links, space_id)
+    of_currency, currency_args = ("", ()) if currency is None else (" AND h.currency = ?",
+                                                                    (currency,))  # fmt: skip
+    try:
+        rows = conn.execute(
+            "SELECT link_id, cur, sc, count(*), sum(prev_ms IS NULL), sum(u), sum(fr), sum(r),"
+            " sum(r * u), sum(r * fr) FROM (SELECT h.link_id, coalesce(h.currency, '') AS cur,"
+            " coalesce(h.scale, -1) AS sc, h.prev_ms, coalesce(h.units, 0) AS u,"
+            " coalesce(h.fraction, 0) AS fr, EXISTS (SELECT 1 FROM report_reversed v"
+            "  WHERE v.space_id = h.space_id AND v.deposit_id = h.inbox_id) AS r"
+            f" FROM report_steps h WHERE h.space_id = ? AND h.{link_sql} AND h.event = 'deposit'"
+            f" AND h.at_ms >= ? AND h.at_ms < ?{of_currency}) GROUP BY link_id, cur, sc",
+            (space_id, *link_args, *part, *currency_args),
+        ).fetchall()
+    except sqlite3.OperationalError as exc:
+        if "overflow" not in str(exc).lower():
+            raise
+        return None
+    return [(SPACE if space else row[0], *row[1:]) for row in rows]
+
+
 def currencies(
     conn: sqlite3.Connection, space_id: int, window: tuple[int, int], keys: Sequence[int]
 ) -> dict[str, int] | None:
-    """Deposit rows per currency in the window, of the ``link_id`` keys given (``SPACE`` and
-    ``UNKNOWN``: every deposit with a uid); None if the window is not on the 15-minute grid."""
+    """Deposit rows per currency in the window, of the ``link_id`` keys given: ``SPACE`` and
+    ``UNKNOWN``, every deposit with a uid (its ends off the grid are read for those). None: a
+    window under 15 minutes whole."""
     levels = _levels(*window)
     if levels is None:
         return None
     marks = ", ".join("?" * len(keys))
     out: dict[str, int] = defaultdict(int)
     for kind, lo, hi in levels:
+        if kind == _RAW:
+            for currency, n in conn.execute(
+                f"SELECT currency, count(*) FROM report_steps WHERE space_id = ? AND {EVERY_LINK}"
+                " AND event = 'deposit' AND at_ms >= ? AND at_ms < ? AND currency IS NOT NULL"
+                " GROUP BY currency",
+                (space_id, space_id, lo, hi),
+            ):
+                out[currency] += n
+            continue
         for currency, n in conn.execute(
             "SELECT currency, sum(n) FROM report_activity_money WHERE space_id = ?"
             f" AND link_id IN ({marks}) AND kind = ? AND bucket >= ? AND bucket < ?"
@@ -338,14 +443,23 @@ def _cube_built(conn: sqlite3.Connection) -> bool:
     return row is not None and row[0] == CUBE_FORMAT
 
 
+#: ``_levels``' kind of a window's ends off the 15-minute grid: read from the rows themselves.
+_RAW = -1
+
+
 def _levels(f: int, t: int) -> list[tuple[int, int, int]] | None:
-    """``[f, t)`` as (kind, from, to): 15 minutes at the ends, UTC days between."""
-    if f % QUARTER_MS or t % QUARTER_MS:
+    """``[f, t)`` as (kind, from, to): UTC days, 15 minutes at their ends, and the window's
+    ends off the 15-minute grid (``_RAW``: a few minutes). None: under 15 minutes whole."""
+    grid = _grid(f, t)
+    if grid is None:
         return None
-    d1, d2 = f + (-f) % DAY_MS, t - t % DAY_MS
+    (f2, t2), parts = grid, []
+    d1, d2 = f2 + (-f2) % DAY_MS, t2 - t2 % DAY_MS
     if d1 >= d2:
-        return [(TOTAL_15M, f, t)]
-    parts = ((TOTAL_15M, f, d1), (TOTAL_DAY, d1, d2), (TOTAL_15M, d2, t))
+        parts = [(TOTAL_15M, f2, t2)]
+    else:
+        parts = [(TOTAL_15M, f2, d1), (TOTAL_DAY, d1, d2), (TOTAL_15M, d2, t2)]
+    parts += [(_RAW, f, f2), (_RAW, t2, t)]
     return [(kind, a, b) for kind, a, b in parts if a < b]
 
 
@@ -367,6 +481,10 @@ def link_clicks(
             return None
         counts: dict[int, int] = defaultdict(int)
         for kind, lo, hi in levels:
+            if kind == _RAW:
+                for link, n in _raw_clicks(conn, space_id, (lo, hi), links):
+                    counts[link] += n
+                continue
             for link, n in conn.execute(
                 f"SELECT link_id, sum(n) FROM report_clicks WHERE space_id = ? AND {link_sql}"
                 " AND kind = ? AND bucket >= ? AND bucket < ? GROUP BY link_id",
@@ -375,6 +493,22 @@ def link_clicks(
                 counts[link] += n
         out.append(counts)
     return out
+
+
+def _raw_clicks(
+    conn: sqlite3.Connection, space_id: int, part: tuple[int, int], links: LinkKeys
+) -> list[tuple[int, int]]:
+    """``report_clicks``' counts of ``part`` (a few minutes), from the clicks' index."""
+    time = "created_ms >= ? AND created_ms < ?"
+    if links == (EVERY_LINK, (space_id,)):
+        sql = f"SELECT coalesce(link_id, 0), count(*) FROM clicks WHERE space_id = ? AND {time}"
+        return conn.execute(sql + " GROUP BY 1", (space_id, *part)).fetchall()
+    if links[1] == (SPACE,):
+        sql = f"SELECT count(*) FROM clicks WHERE space_id = ? AND {time}"
+        return [(SPACE, conn.execute(sql, (space_id, *part)).fetchone()[0])]
+    (link_id,) = links[1]  # one link (one_link)
+    sql = f"SELECT count(*) FROM clicks WHERE link_id = ? AND {time}"
+    return [(link_id, conn.execute(sql, (link_id, *part)).fetchone()[0])]
 
 
 def clicks(

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import random
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -95,7 +95,9 @@ def cubed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     w.conn.close()
 
 
-def _build(path: str, *, cube: bool) -> World:
+def _build(
+    path: str, *, cube: bool, when: Callable[[random.Random], int] = _when, uids: int = 160
+) -> World:
     rng = random.Random(24)
     conn = with_rollup(open_db(path), path, cube=cube)
     spec = LinkSpec(kind=LinkKind.BOT, target="b_bot")
@@ -109,23 +111,23 @@ def _build(path: str, *, cube: bool) -> World:
     held: list[Ev] = []  # deposits stored after their reversal
     n = 0
     with transaction(conn):
-        for u in range(160):
+        for u in range(uids):
             uid = f"u{u:03d}"
             link = rng.choice([*link_ids, None])
             if u % 11 == 0:
                 late.append((uid, link))
             elif u % 9 != 0:  # every ninth never gets a click
-                w.clicks[uid] = _when(rng)
+                w.clicks[uid] = when(rng)
                 _click(conn, space, uid, link, w.clicks[uid])
                 w.link_of[uid] = link
             for _ in range(rng.randrange(0, 9)):
                 n += 1
-                ev = Ev(uid, rng.choice(STEPS), _when(rng), f"e{n}")
+                ev = Ev(uid, rng.choice(STEPS), when(rng), f"e{n}")
                 if ev.event == "deposit":
                     ev.value = rng.choice(["10", "25.50", "0.00000001", "3.3", None])
                     ev.currency = rng.choice(["USD", "USD", "EUR", None])
                     if rng.random() < 0.3:  # reversed, the reversal stored first or after
-                        r = Ev(uid, "deposit.reversed", _when(rng), ev.eid)
+                        r = Ev(uid, "deposit.reversed", when(rng), ev.eid)
                         _event(conn, space, n + 100_000, r)
                         w.events.append(r)
                         if rng.random() < 0.5:
@@ -533,3 +535,49 @@ def test_a_sum_past_64_bit_integers_is_summed_from_the_rows(tmp_path: Path) -> N
     got = store.funnel_counts(conn, space, window)
     assert (got.deposits, got.revenue) == (1, {"USD": Decimal("999999999999.99")})
     conn.close()
+
+
+#: Off the grid on both ends, across UTC days; and a short one inside a day.
+EDGY = [(T0 + 30 * H + 7 * 60_000, T0 + 3 * DAY + 20 * 60_000 + 5),
+        (T0 + 30 * H + 7 * 60_000, T0 + 31 * H + 3 * 60_000)]  # fmt: skip
+
+
+def _at_the_edges(rng: random.Random) -> int:
+    """Times around EDGY's ends and the grid's next to them, many the same millisecond."""
+    (f, t), (_, t_short) = EDGY
+    marks = [f, f + (-f) % Q, T0 + 2 * DAY, t - t % Q, t, t_short - t_short % Q, t_short]
+    return rng.choice(marks) + rng.choice([-2 * Q, -Q, -60_000, -1, 0, 1, 60_000, Q])
+
+
+@pytest.fixture(scope="module")
+def edgy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    """Events crowded at the ends of EDGY's windows: repeats across each end, reversals."""
+    w = _build(str(tmp_path_factory.mktemp("edgy") / "e.db"), cube=True, when=_at_the_edges,
+               uids=100)  # fmt: skip
+    yield w
+    w.conn.close()
+
+
+@pytest.mark.parametrize("window", EDGY, ids=("days", "hour"))
+def test_a_window_off_the_grid_counts_its_ends_exactly(
+    edgy: World, window: tuple[int, int]
+) -> None:
+    f, t = window
+    for who in WHO:
+        key = _who(edgy, who)
+        got = counted.funnel(edgy.conn, edgy.space, window, counted.one_link(key))
+        assert got is not None
+        steps, gross, reversed_ = got.get(key, ({}, counted.Deposits(), counted.Deposits()))
+        want = _want(edgy, f, t, key)
+        assert {s: steps.get(s, 0) for s in STEPS} == want.uids, who
+        assert (gross.rows, gross.firsts, gross.revenue) == (want.deposits, want.firsts,
+                                                             want.revenue), who  # fmt: skip
+        assert (reversed_.rows, reversed_.revenue) == (want.reversed, want.reversed_revenue), who
+    got_funnel = store.funnel_counts(edgy.conn, edgy.space, Window(f, t))
+    assert got_funnel.clicks == _clicks(edgy, f, t)
+    currencies = store.deposit_currencies(edgy.conn, edgy.space, Window(f, t))
+    assert currencies == {
+        c: n for c in ("EUR", "USD")
+        if (n := sum(e.currency == c and e.event == "deposit" and f <= e.at < t
+                     for e in edgy.events))
+    }  # fmt: skip

@@ -1,6 +1,8 @@
 """The queries behind the reports (docs/reports.md). Read-only; every one is scoped by space.
 
-The funnel, the per-link table and the series read ``report_steps`` (the rollup of
+In activity mode, the funnel, the per-link table and the series ask the counts per bucket first
+(store/sqlite/reports_activity.py: a bounded number of rows, whatever the history); a window
+under 15 minutes whole, and the cohort, read ``report_steps`` (the rollup of
 ``store/sqlite/rollup.py``, in the attached ``reports`` file; callers bring it up to date first):
 one row per attributed event, keyed (space, link, step, time) and carrying the time of
 the uid's previous event of the same step (``prev_ms``). So:

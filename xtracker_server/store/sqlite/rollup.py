@@ -56,7 +56,13 @@ from xtracker_server.store.sqlite.cube_schema import CUBE_DROPPED, CUBE_SCHEMA, 
 from xtracker_server.store.sqlite.db import attach_reports, connect, reports_path
 from xtracker_server.store.sqlite.generation import generation
 from xtracker_server.store.sqlite.lazy import LazyModule
-from xtracker_server.store.sqlite.rollup_activity import CLICK_COUNTS, CLICKS_AGAIN, COUNT_AGAIN
+from xtracker_server.store.sqlite.rollup_activity import (
+    ACTIVITY_TABLES,
+    CLICK_COUNTS,
+    CLICKS_AGAIN,
+    COUNT_AGAIN,
+    FOLD,
+)
 from xtracker_server.store.sqlite.rollup_marks import (
     BACKLOG,
     CLICKS,
@@ -180,6 +186,7 @@ def _prepare(conn: sqlite3.Connection, path: str, cube: bool | None) -> None:
             for table in (*CUBE_TABLES, *CUBE_DROPPED):
                 conn.execute(f"DROP TABLE IF EXISTS reports.{table}")
             conn.execute("DELETE FROM reports.report_clicks")  # counted again with the cube
+            conn.execute("DELETE FROM reports.clicks_log")
             # every click read again: each uid's share worked out from its rolled-up steps
             conn.execute("DELETE FROM reports.rollup_marks WHERE feed = 'clicks'")
             conn.execute("DELETE FROM reports.rollup_gaps WHERE feed = 'clicks'")
@@ -194,9 +201,8 @@ def _prepare(conn: sqlite3.Connection, path: str, cube: bool | None) -> None:
             conn.execute("DROP TABLE reports.report_steps")  # its index goes with it
             conn.execute("DROP TABLE reports.report_reversed")
             conn.execute("DROP TABLE reports.report_reversals")
-            conn.execute("DROP TABLE IF EXISTS reports.report_activity")
-            conn.execute("DROP TABLE IF EXISTS reports.report_activity_money")
-            conn.execute("DROP TABLE IF EXISTS reports.report_clicks")
+            for table in ACTIVITY_TABLES:
+                conn.execute(f"DROP TABLE IF EXISTS reports.{table}")
             for table in (*CUBE_TABLES, *CUBE_DROPPED):
                 conn.execute(f"DROP TABLE IF EXISTS reports.{table}")
             conn.execute("DELETE FROM reports.feed")
@@ -501,6 +507,8 @@ def _round(conn: sqlite3.Connection, chunk: int, now: float) -> tuple[bool, int]
     if cube:
         cube_feed.touch(conn, "SELECT space_id, uid FROM reports.feed")
         cube_feed.apply(conn, spaces_gone)
+    for statement in FOLD:  # the activity counts (rollup_activity.py)
+        conn.execute(statement)
     conn.execute("DELETE FROM reports.feed")
     save(conn, INBOX, inbox, new_inbox)
     save(conn, BACKLOG, backlog, new_backlog_mark)

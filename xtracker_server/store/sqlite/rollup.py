@@ -19,8 +19,8 @@ after events of their uid; and what ``report_removals`` (migration 13, store/sql
 left: erased uids and events, deleted links and spaces. The server runs it in the background and
 before every report, so a report counts every event committed before it was asked for.
 
-Beside the rows, counts per bucket for the activity-mode reports (store/sqlite/rollup_activity.py)
-are kept by triggers on the rollup's own tables, so every change of a row moves them.
+Beside the rows, counts per bucket for the activity-mode reports (store/sqlite/rollup_activity.py):
+triggers on the rollup's own tables log every change of a row, and each round folds the log in.
 
 With XTRACKER_REPORT_CUBE on, each round also keeps the report cube (store/sqlite/cube_feed.py)
 up to date: it marks the uids it changed and follows ``main.clicks`` with a watermark of its own

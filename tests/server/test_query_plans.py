@@ -260,8 +260,18 @@ def _log(w: World, outcome: str) -> postbacks.LogEntry:
 WINDOW = Window(T0 - 7 * 24 * HOUR, T0 + HOUR)
 #: A report reads the window of time asked for, through the (…, time) end of an index.
 STEPS_WINDOW = (
-    r"SEARCH (?:r|report_steps) USING PRIMARY KEY"
+    r"SEARCH (?:r|h|report_steps) USING PRIMARY KEY"
     r" \(space_id=\? AND link_id=\? AND event=\? AND at_ms>\? AND at_ms<\?\)"
+)
+#: Activity mode reads the counts per bucket of the window (store/sqlite/reports_activity.py),
+#: and the rows at its ends off the 15-minute grid (STEPS_WINDOW).
+ACTIVITY_WINDOW = (
+    r"SEARCH report_activity USING PRIMARY KEY"
+    r" \(space_id=\? AND link_id=\? AND event=\? AND kind=\? AND bucket>\? AND bucket<\?\)"
+)
+MONEY_WINDOW = (
+    r"SEARCH m USING PRIMARY KEY"
+    r" \(space_id=\? AND link_id=\? AND kind=\? AND bucket>\? AND bucket<\?\)"
 )
 CLICKS_WINDOW = (
     r"SEARCH clicks USING COVERING INDEX clicks_space_time"
@@ -414,17 +424,19 @@ CASES = [
     Case(
         "funnel_counts",
         lambda c, w: reports.funnel_counts(c, w.space, WINDOW),
-        pinned=(STEPS_WINDOW, CLICKS_WINDOW, UNATTRIBUTED_WINDOW),
+        pinned=(ACTIVITY_WINDOW, MONEY_WINDOW, STEPS_WINDOW, CLICKS_WINDOW, UNATTRIBUTED_WINDOW),
     ),
     Case(
         "funnel_counts of a link",
         lambda c, w: reports.funnel_counts(c, w.space, WINDOW, link_id=w.link),
-        pinned=(STEPS_WINDOW, UNATTRIBUTED_WINDOW),
+        pinned=(ACTIVITY_WINDOW, MONEY_WINDOW, STEPS_WINDOW, UNATTRIBUTED_WINDOW),
     ),
     Case(
         "link_rows",
         lambda c, w: reports.link_rows(c, w.space, WINDOW),
         pinned=(
+            ACTIVITY_WINDOW,
+            MONEY_WINDOW,
             STEPS_WINDOW,
             CLICKS_WINDOW,
             r"SEARCH unrecorded_clicks USING PRIMARY KEY"
@@ -439,12 +451,12 @@ CASES = [
     Case(
         "series_counts of a step",
         lambda c, w: reports.series_counts(c, w.space, "deposit", [T0, T0 + HOUR], T0 + 2 * HOUR),
-        pinned=(STEPS_WINDOW,),
+        pinned=(ACTIVITY_WINDOW, STEPS_WINDOW),
     ),
     Case(
         "series_revenue",
         lambda c, w: reports.series_revenue(c, w.space, "USD", [T0, T0 + HOUR], T0 + 2 * HOUR),
-        pinned=(STEPS_WINDOW,),
+        pinned=(MONEY_WINDOW, STEPS_WINDOW),
     ),
     Case(
         "delivery_health",

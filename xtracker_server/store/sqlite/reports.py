@@ -1,6 +1,8 @@
 """The queries behind the reports (docs/reports.md). Read-only; every one is scoped by space.
 
-The funnel, the per-link table and the series read ``report_steps`` (the rollup of
+In activity mode, the funnel, the per-link table and the series ask the counts per bucket first
+(store/sqlite/reports_activity.py: a bounded number of rows, whatever the history); a window
+under 15 minutes whole, and the cohort, read ``report_steps`` (the rollup of
 ``store/sqlite/rollup.py``, in the attached ``reports`` file; callers bring it up to date first):
 one row per attributed event, keyed (space, link, step, time) and carrying the time of
 the uid's previous event of the same step (``prev_ms``). So:
@@ -30,7 +32,7 @@ import importlib
 import sqlite3
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -42,6 +44,8 @@ from xtracker_server.domain.reports import (
     Window,
     sum_from_parts,
 )
+from xtracker_server.store.sqlite import reports_activity as counted
+from xtracker_server.store.sqlite.reports_activity import Deposits as _Deposits
 from xtracker_server.store.sqlite.rollup_schema import UNKNOWN, amount_parts
 from xtracker_server.store.sqlite.unrecorded import unrecorded_per_link
 from xtracker_wire import CANONICAL_EVENTS, MAX_VALUE_DECIMALS
@@ -100,13 +104,6 @@ _AMOUNT = ", ".join(
 
 def _is_overflow(exc: sqlite3.Error) -> bool:
     return "overflow" in str(exc).lower()
-
-
-@dataclass
-class _Deposits:
-    rows: int = 0
-    firsts: int = 0
-    revenue: dict[str, Decimal] = field(default_factory=dict)
 
 
 def _deposits(
@@ -180,6 +177,16 @@ def _per_link(
     of_link, link_args = _of_link(space_id, link_id)
     f, t = window.from_ms, window.to_ms
     uids: dict[int, dict[str, int]] = defaultdict(dict)
+    links = counted.one_link(link_id) if link_id is not None else (counted.EVERY_LINK, (space_id,))
+    found = counted.funnel(conn, space_id, (f, t), links)
+    if found is not None:  # from the counts per bucket
+        deposits: dict[int, _Deposits] = defaultdict(_Deposits)
+        reversed_: dict[int, _Deposits] = defaultdict(_Deposits)
+        for link, (steps, deposits[link], reversed_[link]) in found.items():
+            key = NO_LINK if link == UNKNOWN else link
+            for event, n in steps.items():
+                uids[key][event] = uids[key].get(event, 0) + n
+        return _Window(uids, _fold_unknown(deposits), _fold_unknown(reversed_))
     for link, event, n in conn.execute(
         f"SELECT link_id, event, count(*) FROM report_steps"
         f" WHERE space_id = ? AND {of_link} AND event IN {_EVENTS_IN}"
@@ -212,16 +219,7 @@ def _fold_unknown(deposits: dict[Any, _Deposits]) -> dict[Any, _Deposits]:
 
 
 def _clicks(conn: sqlite3.Connection, space_id: int, window: Window, link_id: int | None) -> int:
-    if link_id is None:
-        sql = (
-            "SELECT count(*) FROM clicks WHERE space_id = ? AND created_ms >= ? AND created_ms < ?"
-        )
-        args: tuple[int, ...] = (space_id, window.from_ms, window.to_ms)
-    else:
-        # link ids are resolved within the space; clicks_link_time alone answers (covering)
-        sql = "SELECT count(*) FROM clicks WHERE link_id = ? AND created_ms >= ? AND created_ms < ?"
-        args = (link_id, window.from_ms, window.to_ms)
-    return int(conn.execute(sql, args).fetchone()[0])
+    return counted.clicks(conn, space_id, (window.from_ms, window.to_ms), link_id)
 
 
 def funnel_counts(
@@ -245,22 +243,11 @@ def funnel_counts(
     else:
         uids, total, reversed_ = _activity(conn, space_id, window, link_id)
     f, t = window.from_ms, window.to_ms
-    unknown = {
-        event: int(n)
-        for event, n in conn.execute(
-            "SELECT event, count(*) FROM report_steps WHERE space_id = ? AND link_id = ?"
-            f" AND event IN {_EVENTS_IN} AND at_ms >= ? AND at_ms < ?"
-            " AND (prev_ms IS NULL OR prev_ms < ?) GROUP BY event",
-            (space_id, UNKNOWN, f, t, f),
-        )
-    }
-    loose_known = _deposits(
-        conn,
-        "1",
-        "report_steps WHERE space_id = ? AND link_id = ? AND event = 'deposit'"
-        " AND at_ms >= ? AND at_ms < ?",
-        (space_id, UNKNOWN, f, t),
-    ).get(1, _Deposits())
+    without_click = counted.funnel(conn, space_id, (f, t), counted.one_link(UNKNOWN))
+    if without_click is not None:  # from the counts per bucket
+        unknown, loose_known, _ = without_click.get(UNKNOWN, ({}, _Deposits(), None))
+    else:
+        unknown, loose_known = _unknown(conn, space_id, window)
     unattributed = {
         r[0]: int(r[1])
         for r in conn.execute(
@@ -293,6 +280,27 @@ def funnel_counts(
     )
 
 
+def _unknown(
+    conn: sqlite3.Connection, space_id: int, window: Window
+) -> tuple[dict[str, int], _Deposits]:
+    """The uids without a click per step in the window, and their deposits."""
+    f, t = window.from_ms, window.to_ms
+    unknown = {
+        event: int(n)
+        for event, n in conn.execute(
+            "SELECT event, count(*) FROM report_steps WHERE space_id = ? AND link_id = ?"
+            f" AND event IN {_EVENTS_IN} AND at_ms >= ? AND at_ms < ?"
+            " AND (prev_ms IS NULL OR prev_ms < ?) GROUP BY event",
+            (space_id, UNKNOWN, f, t, f),
+        )
+    }
+    where = (
+        "report_steps WHERE space_id = ? AND link_id = ? AND event = 'deposit'"
+        " AND at_ms >= ? AND at_ms < ?"
+    )
+    return unknown, _deposits(conn, "1", where, (space_id, UNKNOWN, f, t)).get(1, _Deposits())
+
+
 def _activity(
     conn: sqlite3.Connection, space_id: int, window: Window, link_id: int | None
 ) -> tuple[dict[str, int], _Deposits, _Deposits]:
@@ -301,6 +309,11 @@ def _activity(
     of_link, link_args = _of_link(space_id, link_id, unknown=False)
     f, t = window.from_ms, window.to_ms
     uids: dict[str, int] = {"click": _clicks(conn, space_id, window, link_id)}
+    key = counted.SPACE if link_id is None else link_id
+    found = counted.funnel(conn, space_id, (f, t), counted.one_link(key))
+    if found is not None:  # from the counts per bucket
+        steps, total, reversed_ = found.get(key, ({}, _Deposits(), _Deposits()))
+        return uids | {e: steps.get(e, 0) for e in CANONICAL_EVENTS}, total, reversed_
     for event in CANONICAL_EVENTS:  # one plain count each: no GROUP BY, no sort
         uids[event] = conn.execute(
             f"SELECT count(*) FROM report_steps WHERE space_id = ? AND {of_link} AND event = ?"
@@ -397,7 +410,10 @@ def link_rows(conn: sqlite3.Connection, space_id: int, window: Window) -> list[L
     links = conn.execute(
         "SELECT id, slug FROM links WHERE space_id = ? ORDER BY slug", (space_id,)
     ).fetchall()
-    clicks = {link_id: _clicks(conn, space_id, window, link_id) for link_id, _ in links}
+    found = counted.link_clicks(conn, space_id, [(window.from_ms, window.to_ms)],
+                                (counted.EVERY_LINK, (space_id,)))  # fmt: skip
+    clicks = {link_id: found[0].get(link_id, 0) if found is not None
+              else _clicks(conn, space_id, window, link_id) for link_id, _ in links}  # fmt: skip
     clicks[NO_LINK] = _clicks(conn, space_id, window, None) - sum(clicks.values())
     per_link = _per_link(conn, space_id, window, None)
     unrecorded = unrecorded_per_link(conn, space_id, window.from_ms, window.to_ms)
@@ -417,6 +433,10 @@ def link_rows(conn: sqlite3.Connection, space_id: int, window: Window) -> list[L
 
 def deposit_currencies(conn: sqlite3.Connection, space_id: int, window: Window) -> dict[str, int]:
     """Deposit rows per currency in the window (the default currency of money columns)."""
+    f, t = window.from_ms, window.to_ms
+    rows = counted.currencies(conn, space_id, (f, t), (counted.SPACE, UNKNOWN))
+    if rows is not None:  # from the counts per bucket
+        return rows
     return {
         r[0]: int(r[1])
         for r in conn.execute(
@@ -454,6 +474,11 @@ def series_counts(
         return []
     cte = _buckets_cte(starts, to_ms)
     if step == "click":
+        windows = list(zip(starts, [*starts[1:], to_ms], strict=True))
+        key = counted.SPACE if link_id is None else link_id
+        clicks = counted.link_clicks(conn, space_id, windows, counted.one_link(key))
+        if clicks is not None:  # counted per bucket
+            return [c.get(key, 0) for c in clicks]
         # By space or by link: each has its (…, created_ms) index.
         column, key = ("space_id", space_id) if link_id is None else ("link_id", link_id)
         sql = (
@@ -462,6 +487,11 @@ def series_counts(
         )
         args: tuple[Any, ...] = (key,)
     else:
+        key = counted.SPACE if link_id is None else link_id
+        windows = list(zip(starts, [*starts[1:], to_ms], strict=True))
+        found = counted.uids(conn, space_id, windows, counted.one_link(key), (step,))
+        if found is not None:  # from the counts per bucket
+            return [w.get(key, {}).get(step, 0) for w in found]
         of_link, link_args = _of_link(space_id, link_id, unknown=False)
         sql = (
             f"{cte} SELECT b.i, count(r.at_ms) FROM b LEFT JOIN report_steps r"
@@ -488,6 +518,13 @@ def series_revenue(
     the deposits of each bucket, those that were reversed."""
     if not starts:
         return []
+    key = counted.SPACE if link_id is None else link_id
+    windows = list(zip(starts, [*starts[1:], to_ms], strict=True))
+    found = counted.deposits(conn, space_id, windows, counted.one_link(key), currency=currency)
+    zero = Decimal(0)
+    if found is not None:  # from the counts per bucket
+        part = int(reversed_only)
+        return [w[key][part].revenue.get(currency, zero) if key in w else zero for w in found]
     of_link, link_args = _of_link(space_id, link_id, unknown=False)
     reversed_sql, reversed_args = (
         (" AND r.inbox_id IN (SELECT deposit_id FROM report_reversed WHERE space_id = ?)",
@@ -501,7 +538,6 @@ def series_revenue(
         (space_id, *link_args, currency, *reversed_args),
         prefix=_buckets_cte(starts, to_ms),
     )
-    zero = Decimal(0)
     return [
         per_bucket[i].revenue.get(currency, zero) if i in per_bucket else zero
         for i in range(len(starts))

@@ -19,6 +19,9 @@ after events of their uid; and what ``report_removals`` (migration 13, store/sql
 left: erased uids and events, deleted links and spaces. The server runs it in the background and
 before every report, so a report counts every event committed before it was asked for.
 
+Beside the rows, counts per bucket for the activity-mode reports (store/sqlite/rollup_activity.py):
+triggers on the rollup's own tables log every change of a row, and each round folds the log in.
+
 With XTRACKER_REPORT_CUBE on, each round also keeps the report cube (store/sqlite/cube_feed.py)
 up to date: it marks the uids it changed and follows ``main.clicks`` with a watermark of its own
 (a click counts without events), and the cube moves by the difference of those uids' shares.
@@ -45,7 +48,6 @@ from __future__ import annotations
 import logging
 import sqlite3
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -54,8 +56,30 @@ from xtracker_server.store.sqlite.cube_schema import CUBE_DROPPED, CUBE_SCHEMA, 
 from xtracker_server.store.sqlite.db import attach_reports, connect, reports_path
 from xtracker_server.store.sqlite.generation import generation
 from xtracker_server.store.sqlite.lazy import LazyModule
-from xtracker_server.store.sqlite.rollup_marks import RollupBehind, progress
+from xtracker_server.store.sqlite.rollup_activity import (
+    ACTIVITY_TABLES,
+    CLICK_COUNTS,
+    CLICKS_AGAIN,
+    COUNT_AGAIN,
+    FOLD,
+)
+from xtracker_server.store.sqlite.rollup_marks import (
+    BACKLOG,
+    CLICKS,
+    FEEDS,
+    INBOX,
+    REMOVALS,
+    RollupBehind,
+    advance,
+    mark,
+    next_top,
+    progress,
+    save,
+    unread,
+)
+from xtracker_server.store.sqlite.rollup_marks import ROLLUP_GAP_S as ROLLUP_GAP_S  # the tests'
 from xtracker_server.store.sqlite.rollup_schema import (
+    BEFORE_COUNTS,
     CUBE_FORMAT,
     FEED,
     OLD_CUBE_FORMATS,
@@ -80,68 +104,6 @@ SLICE_CHUNK = 5_000
 #: Page cache of the rollup's file for a connection that builds it (KiB, as a negative
 #: cache_size): the cube's upserts land all over its tables; SQLite's default is 2 MiB.
 CACHE_KIB = -65_536
-#: An id missing below one already read is waited for this long (seconds) before it is given
-#: up: longer than any write transaction stays open. A live stream waits less (domain/tail.py).
-ROLLUP_GAP_S = 600.0
-#: At most this many gaps per table, none more than this many ids below its newest.
-ROLLUP_MAX_GAPS = 100_000
-
-
-@dataclass(frozen=True)
-class _Feed:
-    """A table the rollup follows, and where its low mark is kept."""
-
-    name: str
-    table: str
-    state: str  # the table and column of the low mark
-    column: str
-
-
-_INBOX = _Feed("inbox", "main.inbox", "reports.rollup_state", "inbox_id")
-_BACKLOG = _Feed("backlog", "main.report_backlog", "reports.rollup_state", "backlog_id")
-_REMOVALS = _Feed("removals", "main.report_removals", "reports.removals_state", "removal_id")
-_FEEDS = (_INBOX, _BACKLOG, _REMOVALS)
-#: The clicks, for the cube (store/sqlite/cube_feed.py): a click counts without events.
-_CLICKS = _Feed("clicks", "main.clicks", "reports.cube_state", "click_id")
-
-
-def _unread(feed: _Feed, column: str = "id") -> str:
-    """SQL: ``column`` is an id of ``feed`` a round reads, above its high mark up to the
-    round's top (two parameters) or one of its gaps."""
-    return (
-        f"(({column} > ? AND {column} <= ?) OR {column} IN"
-        f" (SELECT id FROM reports.rollup_gaps WHERE feed = '{feed.name}'))"
-    )
-
-
-def _mark(conn: sqlite3.Connection, feed: _Feed) -> Watermark:
-    low = conn.execute(f"SELECT {feed.column} FROM {feed.state}").fetchone()[0]
-    row = conn.execute("SELECT high FROM reports.rollup_marks WHERE feed = ?", (feed.name,))
-    high = row.fetchone()
-    gaps = conn.execute("SELECT id, since_s FROM reports.rollup_gaps WHERE feed = ?", (feed.name,))
-    return Watermark(low if high is None else max(low, high[0]), dict(gaps.fetchall()))
-
-
-def _save(conn: sqlite3.Connection, feed: _Feed, old: Watermark, new: Watermark) -> None:
-    gone = [(feed.name, i) for i in old.gaps if i not in new.gaps]
-    if gone:
-        conn.executemany("DELETE FROM reports.rollup_gaps WHERE feed = ? AND id = ?", gone)
-    added = [(feed.name, i, t) for i, t in new.gaps.items() if i not in old.gaps]
-    if added:
-        conn.executemany("INSERT INTO reports.rollup_gaps VALUES (?, ?, ?)", added)
-    conn.execute(
-        "INSERT INTO reports.rollup_marks VALUES (?, ?)"
-        " ON CONFLICT (feed) DO UPDATE SET high = excluded.high",
-        (feed.name, new.high),
-    )
-    conn.execute(f"UPDATE {feed.state} SET {feed.column} = ?", (new.low,))
-
-
-def _advance(
-    conn: sqlite3.Connection, feed: _Feed, mark: Watermark, read: list[int], top: int, now: float
-) -> Watermark:
-    newest = conn.execute(f"SELECT max(id) FROM {feed.table}").fetchone()[0] or 0
-    return mark.advance(read, top, now, gap_s=ROLLUP_GAP_S, max_gaps=ROLLUP_MAX_GAPS, newest=newest)
 
 
 def open_rollup(path: str, *, cube: bool | None = False) -> sqlite3.Connection:
@@ -199,6 +161,13 @@ def _prepare(conn: sqlite3.Connection, path: str, cube: bool | None) -> None:
         for statement in SCHEMA:
             conn.execute(statement)
         built = _format(conn)
+        recount = built is not None and built in BEFORE_COUNTS and not _stale(conn)
+        if recount and built is not None:
+            log.warning("the report rollup %s was built before its activity counts: counting"
+                        " them from its rows", reports_path(path))  # fmt: skip
+            for statement in COUNT_AGAIN:
+                conn.execute(statement)
+            built = BEFORE_COUNTS[built]
         if cube is None:
             cube = built == CUBE_FORMAT
         wanted = CUBE_FORMAT if cube else ROLLUP_FORMAT
@@ -216,6 +185,8 @@ def _prepare(conn: sqlite3.Connection, path: str, cube: bool | None) -> None:
             )  # fmt: skip
             for table in (*CUBE_TABLES, *CUBE_DROPPED):
                 conn.execute(f"DROP TABLE IF EXISTS reports.{table}")
+            conn.execute("DELETE FROM reports.report_clicks")  # counted again with the cube
+            conn.execute("DELETE FROM reports.clicks_log")
             # every click read again: each uid's share worked out from its rolled-up steps
             conn.execute("DELETE FROM reports.rollup_marks WHERE feed = 'clicks'")
             conn.execute("DELETE FROM reports.rollup_gaps WHERE feed = 'clicks'")
@@ -225,11 +196,13 @@ def _prepare(conn: sqlite3.Connection, path: str, cube: bool | None) -> None:
                 reports_path(path),
                 "for another copy of the database (restored?)"
                 if stale
-                else "by an older xtracker (issue 17: events without a known click)",
+                else "by an older xtracker (issue 17: the report rows changed)",
             )
             conn.execute("DROP TABLE reports.report_steps")  # its index goes with it
             conn.execute("DROP TABLE reports.report_reversed")
             conn.execute("DROP TABLE reports.report_reversals")
+            for table in ACTIVITY_TABLES:
+                conn.execute(f"DROP TABLE IF EXISTS reports.{table}")
             for table in (*CUBE_TABLES, *CUBE_DROPPED):
                 conn.execute(f"DROP TABLE IF EXISTS reports.{table}")
             conn.execute("DELETE FROM reports.feed")
@@ -239,7 +212,9 @@ def _prepare(conn: sqlite3.Connection, path: str, cube: bool | None) -> None:
             conn.execute(f"DELETE FROM reports.rollup_gaps WHERE {rebuilt}")
             for statement in SCHEMA:
                 conn.execute(statement)
-        for statement in CUBE_SCHEMA if cube else ():
+        for statement in (*CUBE_SCHEMA, *CLICK_COUNTS) if cube else ():
+            conn.execute(statement)
+        for statement in CLICKS_AGAIN if cube and recount else ():
             conn.execute(statement)
         # Written only when it changes: an open that finds the rollup current writes nothing
         # (no commit to sync, no checkpoint when the command's last connection closes).
@@ -275,8 +250,8 @@ def _format(conn: sqlite3.Connection) -> int | None:
     return None if row is None else int(row[0])
 
 
-#: Formats whose steps (report_steps, report_reversed...) are those of the current formats:
-#: going from one to another rebuilds only the cube.
+#: Formats whose steps (report_steps, report_reversed, the activity counts) are those of the
+#: current formats: going from one to another rebuilds only the cube.
 _STEPS_KEPT = (ROLLUP_FORMAT, CUBE_FORMAT, *OLD_CUBE_FORMATS)
 
 
@@ -297,8 +272,8 @@ def _stale(conn: sqlite3.Connection) -> bool:
     cubed = conn.execute(
         "SELECT 1 FROM reports.sqlite_master WHERE type = 'table' AND name = 'cube_state'"
     ).fetchone()
-    feeds = (_INBOX, _BACKLOG, _CLICKS) if cubed else (_INBOX, _BACKLOG)
-    marks = [_mark(conn, feed).high for feed in feeds]
+    feeds = (INBOX, BACKLOG, CLICKS) if cubed else (INBOX, BACKLOG)
+    marks = [mark(conn, feed).high for feed in feeds]
     if built is None:  # new, or built before generations: only an empty one is known good
         return any(marks)
     tops = [conn.execute(f"SELECT coalesce(max(id), 0) FROM {feed.table}").fetchone()[0]
@@ -349,7 +324,7 @@ def _drop_moved(conn: sqlite3.Connection, backlog_seen: int, backlog_top: int) -
     attributed them: migration 5) off that uid's rows. Rare, so one event at a time."""
     moved = conn.execute(
         "SELECT space_id, uid, inbox_id FROM main.report_backlog"
-        f" WHERE {_unread(_BACKLOG)} AND kind = 'attributed' AND uid IS NOT NULL ORDER BY id",
+        f" WHERE {unread(BACKLOG)} AND kind = 'attributed' AND uid IS NOT NULL ORDER BY id",
         (backlog_seen, backlog_top),
     ).fetchall()
     for space_id, uid, inbox_id in moved:
@@ -398,7 +373,7 @@ def _removals(conn: sqlite3.Connection, seen: int, top: int, kinds: tuple[str, .
     marks = ", ".join("?" * len(kinds))
     return conn.execute(
         "SELECT kind, space_id, uid, inbox_id, link_id FROM main.report_removals"
-        f" WHERE {_unread(_REMOVALS)} AND kind IN ({marks}) ORDER BY id",
+        f" WHERE {unread(REMOVALS)} AND kind IN ({marks}) ORDER BY id",
         (seen, top, *kinds),
     ).fetchall()
 
@@ -448,24 +423,17 @@ def _is_busy(exc: sqlite3.OperationalError) -> bool:
     return "locked" in text or "busy" in text
 
 
-def _top(conn: sqlite3.Connection, feed: _Feed, mark: Watermark, size: int) -> int | None:
-    """The highest id of the next ``size`` rows of ``feed`` above its high mark (None: none)."""
-    sql = f"SELECT max(id) FROM (SELECT id FROM {feed.table} WHERE id > ? ORDER BY id LIMIT ?)"
-    top = conn.execute(sql, (mark.high, size)).fetchone()[0]
-    return None if top is None else int(top)
-
-
 def _round(conn: sqlite3.Connection, chunk: int, now: float) -> tuple[bool, int]:
     cube = _has_cube(conn)  # read in the round's transaction: as the rollup was built
-    inbox, backlog, removals = (_mark(conn, feed) for feed in _FEEDS)
-    clicks = _mark(conn, _CLICKS) if cube else Watermark(0, {})
-    top = _top(conn, _INBOX, inbox, chunk)
+    inbox, backlog, removals = (mark(conn, feed) for feed in FEEDS)
+    clicks = mark(conn, CLICKS) if cube else Watermark(0, {})
+    top = next_top(conn, INBOX, inbox, chunk)
     # Clicks by a quarter of the events' chunk while events are left: in a rebuild, a click's
     # uid has mostly been counted with its events already (one write), rather than before
     # them and again after.
     click_top = None
     if cube:
-        click_top = _top(conn, _CLICKS, clicks, chunk if top is None else max(1, chunk // 4))
+        click_top = next_top(conn, CLICKS, clicks, chunk if top is None else max(1, chunk // 4))
     backlog_top = conn.execute("SELECT max(id) FROM main.report_backlog").fetchone()[0] or 0
     removal_top = conn.execute("SELECT max(id) FROM main.report_removals").fetchone()[0] or 0
     backlog_top, removal_top = max(backlog_top, backlog.high), max(removal_top, removals.high)
@@ -490,7 +458,7 @@ def _round(conn: sqlite3.Connection, chunk: int, now: float) -> tuple[bool, int]
         committed = "id IN (SELECT id FROM reports.rollup_gaps WHERE feed = 'inbox')"
         read += [r[0] for r in conn.execute(f"SELECT id FROM main.inbox WHERE {committed}")]
         fed += conn.execute(f"{FEED} WHERE {committed} AND uid IS NOT NULL AND test = 0").rowcount
-    new_inbox = _advance(conn, _INBOX, inbox, read, scanned_to, now)
+    new_inbox = advance(conn, INBOX, inbox, read, scanned_to, now)
     new_backlog_mark = backlog
     if new_backlog:
         # Events a bind attributed after the rollup read them (a later one comes through the
@@ -500,49 +468,51 @@ def _round(conn: sqlite3.Connection, chunk: int, now: float) -> tuple[bool, int]
         _drop_moved(conn, *entries)
         if cube:  # the uids events moved off, and those whose click came after their events
             cube_feed.touch(conn, "SELECT space_id, uid FROM main.report_backlog"
-                            f" WHERE {_unread(_BACKLOG)} AND uid IS NOT NULL", entries)  # fmt: skip
+                            f" WHERE {unread(BACKLOG)} AND uid IS NOT NULL", entries)  # fmt: skip
         fed += conn.execute(
             f"{FEED} WHERE id IN (SELECT inbox_id FROM main.report_backlog"
-            f" WHERE {_unread(_BACKLOG)} AND kind = 'attributed') AND id <= ?"
+            f" WHERE {unread(BACKLOG)} AND kind = 'attributed') AND id <= ?"
             " AND uid IS NOT NULL AND test = 0",
             (*entries, new_inbox.high),
         ).rowcount
         conn.execute(
             "UPDATE reports.report_steps SET link_id = b.link_id FROM ("
             " SELECT space_id, uid, COALESCE(link_id, 0) AS link_id FROM main.report_backlog"
-            f" WHERE {_unread(_BACKLOG)} AND kind = 'click') AS b"
+            f" WHERE {unread(BACKLOG)} AND kind = 'click') AS b"
             " WHERE report_steps.space_id = b.space_id AND report_steps.uid = b.uid"
             " AND report_steps.link_id <> b.link_id",
             entries,
         )
         read = [r[0] for r in conn.execute(
-            f"SELECT id FROM main.report_backlog WHERE {_unread(_BACKLOG)}", entries
+            f"SELECT id FROM main.report_backlog WHERE {unread(BACKLOG)}", entries
         )]  # fmt: skip
-        new_backlog_mark = _advance(conn, _BACKLOG, backlog, read, backlog_top, now)
+        new_backlog_mark = advance(conn, BACKLOG, backlog, read, backlog_top, now)
     new_removals_mark, spaces_gone = removals, []
     if new_removals:
         _drop_deleted(conn, removals.high, removal_top, cube)
         spaces_gone = [r[1] for r in _removals(conn, removals.high, removal_top, ("space",))]
         read = [r[0] for r in conn.execute(
-            f"SELECT id FROM main.report_removals WHERE {_unread(_REMOVALS)}",
+            f"SELECT id FROM main.report_removals WHERE {unread(REMOVALS)}",
             (removals.high, removal_top),
         )]  # fmt: skip
-        new_removals_mark = _advance(conn, _REMOVALS, removals, read, removal_top, now)
+        new_removals_mark = advance(conn, REMOVALS, removals, read, removal_top, now)
     new_clicks_mark = clicks
     if new_clicks:
         click_to = clicks.high if click_top is None else click_top
-        cube_feed.feed_clicks(conn, _unread(_CLICKS), (clicks.high, click_to))
+        cube_feed.feed_clicks(conn, unread(CLICKS), (clicks.high, click_to))
         read = [r[0] for r in conn.execute(
-            f"SELECT id FROM main.clicks WHERE {_unread(_CLICKS)}", (clicks.high, click_to)
+            f"SELECT id FROM main.clicks WHERE {unread(CLICKS)}", (clicks.high, click_to)
         )]  # fmt: skip
-        new_clicks_mark = _advance(conn, _CLICKS, clicks, read, click_to, now)
+        new_clicks_mark = advance(conn, CLICKS, clicks, read, click_to, now)
     if cube:
         cube_feed.touch(conn, "SELECT space_id, uid FROM reports.feed")
         cube_feed.apply(conn, spaces_gone)
+    for statement in FOLD:  # the activity counts (rollup_activity.py)
+        conn.execute(statement)
     conn.execute("DELETE FROM reports.feed")
-    _save(conn, _INBOX, inbox, new_inbox)
-    _save(conn, _BACKLOG, backlog, new_backlog_mark)
-    _save(conn, _REMOVALS, removals, new_removals_mark)
+    save(conn, INBOX, inbox, new_inbox)
+    save(conn, BACKLOG, backlog, new_backlog_mark)
+    save(conn, REMOVALS, removals, new_removals_mark)
     if cube:
-        _save(conn, _CLICKS, clicks, new_clicks_mark)
+        save(conn, CLICKS, clicks, new_clicks_mark)
     return top is None and click_top is None, fed

@@ -4,10 +4,11 @@ rollup works)."""
 
 from __future__ import annotations
 
+from xtracker_server.store.sqlite.rollup_activity import ACTIVITY_SCHEMA
 from xtracker_wire import MAX_VALUE_DECIMALS, REVERSAL
 
-__all__ = ["CUBE_FORMAT", "FEED", "OLD_CUBE_FORMATS", "ROLLUP_FORMAT", "SCHEMA", "TRIGGER",
-           "UNKNOWN", "amount_parts"]  # fmt: skip
+__all__ = ["BEFORE_COUNTS", "CUBE_FORMAT", "FEED", "OLD_CUBE_FORMATS", "ROLLUP_FORMAT", "SCHEMA",
+           "TRIGGER", "UNKNOWN", "amount_parts"]  # fmt: skip
 
 
 SCHEMA = (
@@ -95,6 +96,8 @@ SCHEMA = (
         value     TEXT,
         currency  TEXT
     )""",
+    # Activity-mode counts per bucket, and the triggers that keep them (rollup_activity.py).
+    *ACTIVITY_SCHEMA,
 )
 
 
@@ -160,12 +163,17 @@ FEED = (
 #: ``report_steps.link_id`` of an event whose uid has no click in the space (a made-up uid, a
 #: partner's test postback): the funnel reports them on a line of their own.
 UNKNOWN = -1
-#: 2: events whose uid has no click are rolled up under ``UNKNOWN`` (1: under 0, no link).
+#: 6: the activity counts per bucket (rollup_activity.py) beside the steps; 2 had events whose
+#: uid has no click rolled up under ``UNKNOWN`` (1: under 0, no link), without them.
 #: A rollup built without the report cube (XTRACKER_REPORT_CUBE off).
-ROLLUP_FORMAT = 2
-#: 5: the report cube (store/sqlite/cube_schema.py) beside the steps (XTRACKER_REPORT_CUBE on);
-#: 3 had a row per step and bin of the time to convert and 15-minute rows of every dimension,
-#: 4 (never released) the time to convert in 80 packed columns.
-CUBE_FORMAT = 5
+ROLLUP_FORMAT = 6
+#: 7: the report cube (store/sqlite/cube_schema.py) beside the steps (XTRACKER_REPORT_CUBE on),
+#: with the activity counts; 5 had the same cube without them, 3 a row per step and bin of the
+#: time to convert and 15-minute rows of every dimension, 4 (never released) the time to
+#: convert in 80 packed columns.
+CUBE_FORMAT = 7
 #: The cube's earlier formats: a rollup built with one is built again with the current one.
 OLD_CUBE_FORMATS = (3, 4)
+#: Formats from before the activity counts (rollup_activity.py), and the current format with
+#: the same rows: opened, such a rollup counts them from its rows (``COUNT_AGAIN``).
+BEFORE_COUNTS = {2: ROLLUP_FORMAT, 3: 3, 4: 4, 5: CUBE_FORMAT}

@@ -88,7 +88,7 @@ class _Group:
     reversed: int = 0
     # currency -> day -> [n, units, fraction, scale, rn, r_units, r_fraction, r_scale]
     money: dict[str, dict[str, list[int]]] = field(default_factory=dict)
-    ttc: dict[int, int] = field(default_factory=dict)  # cells (cube_ttc.py)
+    ttc: list[int] | None = None  # cells (cube_ttc.add_concat), None: none
 
 
 def _dimension(query: GroupQuery) -> str | None:
@@ -309,7 +309,6 @@ def cube_counts(
     if dim is None or grid is None or window.from_ms % grid or window.to_ms % grid:
         return None
     tz = zone(query.tz)
-    cube_ttc.register(conn)
     reader = _Reader(conn, space_id, query, dim, _Labels(tz))
     for segment in _segments(query, tz):
         reader.read(segment)
@@ -318,7 +317,7 @@ def cube_counts(
     return reader.answer()
 
 
-_SUMS = ", ".join(f"sum(c.{c})" for c in COUNTS) + ", cube_ttc_sum(c.ttc)"
+_SUMS = ", ".join(f"sum(c.{c})" for c in COUNTS) + ", " + cube_ttc.CONCAT.format("c.ttc")
 
 
 class _Reader:
@@ -410,7 +409,7 @@ class _Reader:
                     g.uids[i] += sign * sums[1 + i]
                 g.deposits += sign * sums[5]
                 g.reversed += sign * sums[6]
-                cube_ttc.accumulate(g.ttc, sums[7], sign)
+                g.ttc = cube_ttc.add_concat(g.ttc, sums[7], sign)
 
     def _money(self, s: _Segment, columns: str, where: str, args: tuple[Any, ...], width: int,
                by: str, sign: int) -> None:  # fmt: skip

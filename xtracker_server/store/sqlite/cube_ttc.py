@@ -5,12 +5,15 @@ A cell is one bin of one step's histogram: ``index = step * TTC_BINS + bin`` (st
 ``CANONICAL_EVENTS`` order, bins over ``domain.groups.TTC_BOUNDS_S``). A row's histograms are
 its cells sorted by index, as 64-bit pairs (index, count) in one BLOB (``array('q')``, the
 machine's byte order: the file is this machine's), NULL when every cell is zero. A cube row
-holds a few uids at 15 minutes and tens to hundreds per day, so its cells are few, and a report
-sums them per group in a SQL aggregate (``cube_ttc_sum``) rather than summing a column per bin
-of every row.
+holds a few uids at 15 minutes and tens to hundreds per day, so its cells are few.
 
-The feed adds a row's difference with ``cube_ttc_add`` in its upsert; ``register`` puts both
-functions on a connection (the catch-up's and every reader's).
+A report reads a group's rows' cells in one value, ``CONCAT``: SQLite's own aggregate (in C)
+puts their BLOBs, as hex, one after another; ``add_concat`` adds them to the group's flat
+counts (``CELLS`` of them) in one pass, and ``histograms`` cuts those into the steps'
+histograms. (A Python aggregate, called once per row, cost more than the counts' whole query.)
+
+The feed adds a row's difference with ``cube_ttc_add`` in its upsert; ``register`` puts it on a
+connection (the catch-up's and every reader's).
 """
 
 from __future__ import annotations
@@ -21,9 +24,24 @@ from array import array
 from xtracker_server.domain.groups import TTC_BOUNDS_S
 from xtracker_wire import CANONICAL_EVENTS
 
-__all__ = ["TTC_BINS", "Sum", "accumulate", "add", "encode", "histograms", "register"]
+__all__ = [
+    "CELLS",
+    "CONCAT",
+    "TTC_BINS",
+    "accumulate",
+    "add",
+    "add_concat",
+    "encode",
+    "histograms",
+    "register",
+]
 
 TTC_BINS = len(TTC_BOUNDS_S) + 1
+#: The cells of a row: one histogram per step.
+CELLS = TTC_BINS * len(CANONICAL_EVENTS)
+#: The SQL aggregate of a group's rows' ``ttc`` (``{}``: the column), for ``add_concat``: hex
+#: (a BLOB's bytes as text, whatever the file's text encoding), a NULL row as ''.
+CONCAT = "group_concat(hex({}), '')"
 
 
 def encode(cells: dict[int, int]) -> bytes | None:
@@ -50,20 +68,6 @@ def add(a: bytes | None, b: bytes | None) -> bytes | None:
     return encode(acc)
 
 
-class Sum:
-    """``cube_ttc_sum(ttc)``: the sum of the rows' histograms (a SQL aggregate). A group holds
-    few cells (a dict of them), so only they are summed and written."""
-
-    def __init__(self) -> None:
-        self.cells: dict[int, int] = {}
-
-    def step(self, blob: bytes | None) -> None:
-        accumulate(self.cells, blob, 1)
-
-    def finalize(self) -> bytes | None:
-        return encode(self.cells)
-
-
 def accumulate(acc: dict[int, int], blob: bytes | None, sign: int) -> None:
     """Add ``sign`` times the cells of ``blob`` to ``acc`` (index -> count)."""
     if blob:
@@ -72,25 +76,41 @@ def accumulate(acc: dict[int, int], blob: bytes | None, sign: int) -> None:
             acc[flat[i]] = acc.get(flat[i], 0) + sign * flat[i + 1]
 
 
+def add_concat(acc: list[int] | None, cells: str | None, sign: int) -> list[int] | None:
+    """``acc`` (``CELLS`` counts by index; None: all zero) plus ``sign`` times the cells of
+    ``cells`` (``CONCAT``'s value: BLOBs as hex, one after another; '' or None: none), as a
+    list (``acc`` itself, or a new one)."""
+    if not cells:
+        return acc
+    flat = array("q", bytes.fromhex(cells))
+    if acc is None:
+        acc = [0] * CELLS
+    if sign == 1:
+        for index, n in zip(flat[::2], flat[1::2], strict=True):
+            acc[index] += n
+    else:
+        for index, n in zip(flat[::2], flat[1::2], strict=True):
+            acc[index] += sign * n
+    return acc
+
+
 _ZERO = (0,) * TTC_BINS
+_NONE = dict.fromkeys(CANONICAL_EVENTS, _ZERO)
+_STEPS = [(event, n * TTC_BINS, (n + 1) * TTC_BINS) for n, event in enumerate(CANONICAL_EVENTS)]
 
 
-def histograms(acc: dict[int, int]) -> dict[str, tuple[int, ...]]:
-    """Each step's histogram from its cells (every canonical event, zeros too)."""
-    steps: dict[int, list[int]] = {}
-    for index, n in acc.items():
-        if n:
-            step, b = divmod(index, TTC_BINS)
-            hist = steps.get(step)
-            if hist is None:
-                hist = steps[step] = [0] * TTC_BINS
-            hist[b] = n
-    return {event: tuple(steps[n]) if n in steps else _ZERO
-            for n, event in enumerate(CANONICAL_EVENTS)}  # fmt: skip
+def histograms(acc: list[int] | None) -> dict[str, tuple[int, ...]]:
+    """Each step's histogram from ``acc`` (``add_concat``): every canonical event, zeros
+    too."""
+    if acc is None or not any(acc):
+        return dict(_NONE)
+    out = {}
+    for event, lo, hi in _STEPS:
+        hist = acc[lo:hi]
+        out[event] = tuple(hist) if any(hist) else _ZERO
+    return out
 
 
 def register(conn: sqlite3.Connection) -> None:
-    """``cube_ttc_add`` and ``cube_ttc_sum`` on ``conn``."""
+    """``cube_ttc_add`` on ``conn``."""
     conn.create_function("cube_ttc_add", 2, add, deterministic=True)
-    # typeshed's aggregate protocol takes and gives int only; SQLite passes and takes BLOBs
-    conn.create_aggregate("cube_ttc_sum", 1, Sum)  # type: ignore[arg-type]

@@ -25,9 +25,8 @@ the query's time zone: the money is read by local days (a day that is not a UTC 
 from __future__ import annotations
 
 import sqlite3
-from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import datetime, time, tzinfo
 from decimal import Decimal
 from typing import Any
@@ -80,15 +79,22 @@ class _Segment:
     day: str | None = None
 
 
-@dataclass
 class _Group:
-    clicks: int = 0
-    uids: list[int] = field(default_factory=lambda: [0] * len(CANONICAL_EVENTS))
-    deposits: int = 0
-    reversed: int = 0
-    # currency -> day -> [n, units, fraction, scale, rn, r_units, r_fraction, r_scale]
-    money: dict[str, dict[str, list[int]]] = field(default_factory=dict)
-    ttc: list[int] | None = None  # cells (cube_ttc.add_concat), None: none
+    """What a group's rows add up to: ``counts`` (``COUNTS``), ``ttc`` (cells:
+    cube_ttc.add_concat; None: none), ``money`` (currency -> day -> [n, units, fraction,
+    scale, rn, r_units, r_fraction, r_scale]; None: none)."""
+
+    __slots__ = ("counts", "money", "ttc")
+
+    def __init__(self, counts: list[int]) -> None:
+        self.counts = counts
+        self.ttc: list[int] | None = None
+        self.money: dict[str, dict[str, list[int]]] | None = None
+
+
+_N = len(COUNTS)
+_DEPOSIT = COUNTS.index("deposit")
+_DEPOSITS, _REVERSED = COUNTS.index("deposits"), COUNTS.index("reversed")
 
 
 def _dimension(query: GroupQuery) -> str | None:
@@ -341,7 +347,12 @@ class _Reader:
             self.sources = [(ALL, 1, False)]  # the whole space: its own rows
         if blanks:
             self.sources += [(dim, -1, True), (H, 1, True)]
-        self.groups: dict[tuple[str | None, ...], _Group] = defaultdict(_Group)
+        self.groups: dict[tuple[str | None, ...], _Group] = {}
+        # plain rows (tuples: no sqlite3.Row per row); without a time dimension a row's first
+        # columns are its group's key
+        self.cursor = conn.cursor()
+        self.cursor.row_factory = None
+        self.plain = not self.timed and "day" not in query.by
 
     def _select(self, key_dim: str, blank: bool) -> tuple[str, str, list[Any]] | None:
         """The group columns and the join and filter of one kind of rows; None: the filters
@@ -370,6 +381,8 @@ class _Reader:
         return ", ".join([*groups, "0"]), joins + " WHERE " + " AND ".join(where), args
 
     def _key(self, row: Sequence[Any], segment: _Segment) -> tuple[str | None, ...]:
+        if self.plain:
+            return tuple(row[: len(self.named)])
         values = iter(row)
         named = {d: next(values) for d in self.named}
         bucket = next(values) if self.timed else 0
@@ -397,19 +410,22 @@ class _Reader:
             if money:
                 self._money(s, columns, where, (*extra, *args[:5]), width, by, sign)
                 continue
-            for row in self.conn.execute(
+            groups = self.groups
+            for row in self.cursor.execute(
                 f"SELECT {columns}, {_SUMS} FROM reports.cube c{where}"
                 f" AND c.{range_.replace(' AND ', ' AND c.')} GROUP BY {by}",
                 (*extra, *args[:5]),
             ):
-                g = self.groups[self._key(row, s)]
+                key = self._key(row, s)
                 sums = row[width:]
-                g.clicks += sign * sums[0]
-                for i in range(len(CANONICAL_EVENTS)):
-                    g.uids[i] += sign * sums[1 + i]
-                g.deposits += sign * sums[5]
-                g.reversed += sign * sums[6]
-                g.ttc = cube_ttc.add_concat(g.ttc, sums[7], sign)
+                g = groups.get(key)
+                if g is None:
+                    counts = list(sums[:_N]) if sign == 1 else [-n for n in sums[:_N]]
+                    groups[key] = g = _Group(counts)
+                else:
+                    g.counts = [a + sign * b for a, b in zip(g.counts, sums[:_N], strict=True)]
+                if sums[_N]:
+                    g.ttc = cube_ttc.add_concat(g.ttc, sums[_N], sign)
 
     def _money(self, s: _Segment, columns: str, where: str, args: tuple[Any, ...], width: int,
                by: str, sign: int) -> None:  # fmt: skip
@@ -419,7 +435,7 @@ class _Reader:
         dated = s.day is not None
         bucket = "" if dated else "c.bucket, "
         group = f"{by}, {width + 1}" + ("" if dated else f", {width + 2}")
-        for row in self.conn.execute(
+        for row in self.cursor.execute(
             f"SELECT {columns}, {bucket}c.currency, sum(c.n), sum(c.units), sum(c.fraction),"
             f" max(c.scale), sum(c.rn), sum(c.r_units), sum(c.r_fraction), max(c.r_scale)"
             f" FROM reports.cube_money c{where} AND c.{range_.replace(' AND ', ' AND c.')}"
@@ -432,7 +448,13 @@ class _Reader:
             else:
                 at, currency, *m = row[width:]
                 date = self.labels("date", at)
-            days = self.groups[self._key(row, s)].money.setdefault(currency, {})
+            key = self._key(row, s)
+            g = self.groups.get(key)
+            if g is None:
+                self.groups[key] = g = _Group([0] * _N)
+            if g.money is None:
+                g.money = {}
+            days = g.money.setdefault(currency, {})
             acc = days.setdefault(date, [0] * 8)
             for i in (0, 1, 2, 4, 5, 6):
                 acc[i] += sign * m[i]
@@ -440,35 +462,33 @@ class _Reader:
                 acc[i] = max(acc[i], m[i])
 
     def answer(self) -> list[GroupCounts]:
-        names: dict[tuple[str, str], str] = {}
-        named = [d for d in self.named if d in NAME_OF]
-        if named:
-            marks = ", ".join("?" * len(named))
-            names = {(d, i): n for d, i, n in self.conn.execute(
-                "SELECT dim, id, name FROM reports.cube_names WHERE space_id = ?"
-                f" AND dim IN ({marks})", (self.space_id, *named))}  # fmt: skip
+        # the names of each named dimension's ids: (its place in the key, its name's name, ids)
+        named = [(i, NAME_OF[d], dict(self.cursor.execute(
+            "SELECT id, name FROM reports.cube_names WHERE space_id = ? AND dim = ?",
+            (self.space_id, d)))) for i, d in enumerate(self.query.by) if d in NAME_OF]  # fmt: skip
         out = []
         for key, g in self.groups.items():
-            if g.clicks <= 0:
+            c = g.counts
+            if c[0] <= 0:
                 continue
-            uids = dict(zip(CANONICAL_EVENTS, g.uids, strict=True))
+            names = {}
+            for i, name, ids in named:
+                if key[i] in ids:
+                    names[name] = ids[key[i]]
+            money = g.money
             out.append(
                 GroupCounts(
                     key=key,
-                    clicks=g.clicks,
-                    uids=uids,
-                    deposits=g.deposits,
-                    first_deposits=uids["deposit"],
-                    revenue=_money(g.money, 0),
-                    reversed_deposits=g.reversed,
-                    reversed_revenue=_money(g.money, 4),
+                    clicks=c[0],
+                    uids=dict(zip(CANONICAL_EVENTS, c[1:_DEPOSITS], strict=True)),
+                    deposits=c[_DEPOSITS],
+                    first_deposits=c[_DEPOSIT],
+                    revenue=_money(money, 0) if money else {},
+                    reversed_deposits=c[_REVERSED],
+                    reversed_revenue=_money(money, 4) if money else {},
                     # every canonical event, zeros too (as store/sqlite/groups.py)
                     ttc=cube_ttc.histograms(g.ttc),
-                    names={
-                        NAME_OF[d]: names[(d, v)]
-                        for d, v in zip(self.query.by, key, strict=True)
-                        if v is not None and (d, v) in names
-                    },
+                    names=names,
                 )
             )
         return out

@@ -5,6 +5,7 @@ SQLite."""
 from __future__ import annotations
 
 import sqlite3
+from array import array
 
 from xtracker_server.store.sqlite import cube_ttc
 from xtracker_server.store.sqlite.cube_ttc import TTC_BINS
@@ -65,11 +66,11 @@ def test_concatenated_cells_add_and_subtract_exactly() -> None:
     for _, cells in rows:
         for index, n in (cells or {}).items():
             expected[index] += n
-    assert acc == expected
+    assert acc is not None and acc.tolist() == expected
     (_, one) = conn.execute(sql.replace("GROUP BY g ORDER BY g", "WHERE g = 2")).fetchone()
-    assert cube_ttc.add_concat(list(expected), one, -1) == [
-        n - (8 if i == TTC_BINS * 2 else 1 if i == 1 else 0) for i, n in enumerate(expected)
-    ]
+    assert cube_ttc.add_concat(array("q", expected), one, -1) == array(
+        "q", [n - (8 if i == TTC_BINS * 2 else 1 if i == 1 else 0) for i, n in enumerate(expected)]
+    )
     hist = cube_ttc.histograms(acc)
     assert (
         hist[CANONICAL_EVENTS[3]][39] == 2**33

@@ -25,6 +25,7 @@ the query's time zone: the money is read by local days (a day that is not a UTC 
 from __future__ import annotations
 
 import sqlite3
+from array import array
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, time, tzinfo
@@ -88,7 +89,7 @@ class _Group:
 
     def __init__(self, counts: list[int]) -> None:
         self.counts = counts
-        self.ttc: list[int] | None = None
+        self.ttc: array[int] | None = None
         self.money: dict[str, dict[str, list[int]]] | None = None
 
 

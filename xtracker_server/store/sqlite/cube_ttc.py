@@ -42,6 +42,7 @@ CELLS = TTC_BINS * len(CANONICAL_EVENTS)
 #: The SQL aggregate of a group's rows' ``ttc`` (``{}``: the column), for ``add_concat``: hex
 #: (a BLOB's bytes as text, whatever the file's text encoding), a NULL row as ''.
 CONCAT = "group_concat(hex({}), '')"
+_NO_CELLS = bytes(CELLS * 8)
 
 
 def encode(cells: dict[int, int]) -> bytes | None:
@@ -76,15 +77,15 @@ def accumulate(acc: dict[int, int], blob: bytes | None, sign: int) -> None:
             acc[flat[i]] = acc.get(flat[i], 0) + sign * flat[i + 1]
 
 
-def add_concat(acc: list[int] | None, cells: str | None, sign: int) -> list[int] | None:
+def add_concat(acc: array[int] | None, cells: str | None, sign: int) -> array[int] | None:
     """``acc`` (``CELLS`` counts by index; None: all zero) plus ``sign`` times the cells of
-    ``cells`` (``CONCAT``'s value: BLOBs as hex, one after another; '' or None: none), as a
-    list (``acc`` itself, or a new one)."""
+    ``cells`` (``CONCAT``'s value: BLOBs as hex, one after another; '' or None: none): ``acc``
+    itself, or a new one. An array, not a list: the garbage collector does not walk it."""
     if not cells:
         return acc
     flat = array("q", bytes.fromhex(cells))
     if acc is None:
-        acc = [0] * CELLS
+        acc = array("q", _NO_CELLS)
     if sign == 1:
         for index, n in zip(flat[::2], flat[1::2], strict=True):
             acc[index] += n
@@ -95,19 +96,20 @@ def add_concat(acc: list[int] | None, cells: str | None, sign: int) -> list[int]
 
 
 _ZERO = (0,) * TTC_BINS
+_NO_BINS = array("q", _ZERO)
 _NONE = dict.fromkeys(CANONICAL_EVENTS, _ZERO)
 _STEPS = [(event, n * TTC_BINS, (n + 1) * TTC_BINS) for n, event in enumerate(CANONICAL_EVENTS)]
 
 
-def histograms(acc: list[int] | None) -> dict[str, tuple[int, ...]]:
+def histograms(acc: array[int] | None) -> dict[str, tuple[int, ...]]:
     """Each step's histogram from ``acc`` (``add_concat``): every canonical event, zeros
     too."""
-    if acc is None or not any(acc):
+    if acc is None:
         return dict(_NONE)
     out = {}
     for event, lo, hi in _STEPS:
         hist = acc[lo:hi]
-        out[event] = tuple(hist) if any(hist) else _ZERO
+        out[event] = _ZERO if hist == _NO_BINS else tuple(hist)
     return out
 
 

@@ -85,10 +85,11 @@ class _Group:
     cube_ttc.add_concat; None: none), ``money`` (currency -> day -> [n, units, fraction,
     scale, rn, r_units, r_fraction, r_scale]; None: none)."""
 
-    __slots__ = ("counts", "money", "ttc")
+    __slots__ = ("counts", "money", "names", "ttc")
 
     def __init__(self, counts: list[int]) -> None:
         self.counts = counts
+        self.names: dict[str, str] = {}  # NAME_OF[dimension] -> the name beside its id
         self.ttc: array[int] | None = None
         self.money: dict[str, dict[str, list[int]]] | None = None
 
@@ -354,6 +355,12 @@ class _Reader:
         self.cursor = conn.cursor()
         self.cursor.row_factory = None
         self.plain = not self.timed and "day" not in query.by
+        # the latest name beside each named id of a group (cube_names), looked up in SQL once
+        # per group (a campaign, ad set or ad is a key column of every kind of row)
+        self.name_of = [NAME_OF[d] for d in query.by if d in NAME_OF]
+        self.names = "".join(
+            ", (SELECT n.name FROM reports.cube_names n WHERE n.space_id = c.space_id"
+            f" AND n.dim = '{d}' AND n.id = k.{d})" for d in query.by if d in NAME_OF)  # fmt: skip
 
     def _select(self, key_dim: str, blank: bool) -> tuple[str, str, list[Any]] | None:
         """The group columns and the join and filter of one kind of rows; None: the filters
@@ -413,7 +420,7 @@ class _Reader:
                 continue
             groups = self.groups
             for row in self.cursor.execute(
-                f"SELECT {columns}, {_SUMS} FROM reports.cube c{where}"
+                f"SELECT {columns}, {_SUMS}{self.names} FROM reports.cube c{where}"
                 f" AND c.{range_.replace(' AND ', ' AND c.')} GROUP BY {by}",
                 (*extra, *args[:5]),
             ):
@@ -427,6 +434,9 @@ class _Reader:
                     g.counts = [a + sign * b for a, b in zip(g.counts, sums[:_N], strict=True)]
                 if sums[_N]:
                     g.ttc = cube_ttc.add_concat(g.ttc, sums[_N], sign)
+                for name, value in zip(self.name_of, sums[_N + 1 :], strict=True):
+                    if value is not None:
+                        g.names[name] = value
 
     def _money(self, s: _Segment, columns: str, where: str, args: tuple[Any, ...], width: int,
                by: str, sign: int) -> None:  # fmt: skip
@@ -463,19 +473,11 @@ class _Reader:
                 acc[i] = max(acc[i], m[i])
 
     def answer(self) -> list[GroupCounts]:
-        # the names of each named dimension's ids: (its place in the key, its name's name, ids)
-        named = [(i, NAME_OF[d], dict(self.cursor.execute(
-            "SELECT id, name FROM reports.cube_names WHERE space_id = ? AND dim = ?",
-            (self.space_id, d)))) for i, d in enumerate(self.query.by) if d in NAME_OF]  # fmt: skip
         out = []
         for key, g in self.groups.items():
             c = g.counts
             if c[0] <= 0:
                 continue
-            names = {}
-            for i, name, ids in named:
-                if key[i] in ids:
-                    names[name] = ids[key[i]]
             money = g.money
             out.append(
                 GroupCounts(
@@ -489,7 +491,7 @@ class _Reader:
                     reversed_revenue=_money(money, 4) if money else {},
                     # every canonical event, zeros too (as store/sqlite/groups.py)
                     ttc=cube_ttc.histograms(g.ttc),
-                    names=names,
+                    names=g.names,
                 )
             )
         return out

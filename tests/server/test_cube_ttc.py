@@ -5,7 +5,6 @@ SQLite."""
 from __future__ import annotations
 
 import sqlite3
-from array import array
 
 from xtracker_server.store.sqlite import cube_ttc
 from xtracker_server.store.sqlite.cube_ttc import TTC_BINS
@@ -66,10 +65,10 @@ def test_concatenated_cells_add_and_subtract_exactly() -> None:
     for _, cells in rows:
         for index, n in (cells or {}).items():
             expected[index] += n
-    assert acc is not None and acc.tolist() == expected
+    assert acc == tuple(expected)
     (_, one) = conn.execute(sql.replace("GROUP BY g ORDER BY g", "WHERE g = 2")).fetchone()
-    assert cube_ttc.add_concat(array("q", expected), one, -1) == array(
-        "q", [n - (8 if i == TTC_BINS * 2 else 1 if i == 1 else 0) for i, n in enumerate(expected)]
+    assert cube_ttc.add_concat(tuple(expected), one, -1) == tuple(
+        [n - (8 if i == TTC_BINS * 2 else 1 if i == 1 else 0) for i, n in enumerate(expected)]
     )
     hist = cube_ttc.histograms(acc)
     assert (

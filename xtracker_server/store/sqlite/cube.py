@@ -25,7 +25,6 @@ the query's time zone: the money is read by local days (a day that is not a UTC 
 from __future__ import annotations
 
 import sqlite3
-from array import array
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, time, tzinfo
@@ -90,7 +89,7 @@ class _Group:
     def __init__(self, counts: list[int]) -> None:
         self.counts = counts
         self.names: dict[str, str] = {}  # NAME_OF[dimension] -> the name beside its id
-        self.ttc: array[int] | None = None
+        self.ttc: tuple[int, ...] | None = None
         self.money: dict[str, dict[str, list[int]]] | None = None
 
 

@@ -42,7 +42,6 @@ CELLS = TTC_BINS * len(CANONICAL_EVENTS)
 #: The SQL aggregate of a group's rows' ``ttc`` (``{}``: the column), for ``add_concat``: hex
 #: (a BLOB's bytes as text, whatever the file's text encoding), a NULL row as ''.
 CONCAT = "group_concat(hex({}), '')"
-_NO_CELLS = bytes(CELLS * 8)
 
 
 def encode(cells: dict[int, int]) -> bytes | None:
@@ -77,31 +76,30 @@ def accumulate(acc: dict[int, int], blob: bytes | None, sign: int) -> None:
             acc[flat[i]] = acc.get(flat[i], 0) + sign * flat[i + 1]
 
 
-def add_concat(acc: array[int] | None, cells: str | None, sign: int) -> array[int] | None:
+def add_concat(acc: tuple[int, ...] | None, cells: str | None, sign: int) -> tuple[int, ...] | None:
     """``acc`` (``CELLS`` counts by index; None: all zero) plus ``sign`` times the cells of
-    ``cells`` (``CONCAT``'s value: BLOBs as hex, one after another; '' or None: none): ``acc``
-    itself, or a new one. An array, not a list: the garbage collector does not walk it."""
+    ``cells`` (``CONCAT``'s value: BLOBs as hex, one after another; '' or None: none). Added
+    up in a list, kept as a tuple: a tuple of numbers the garbage collector soon stops
+    walking, and a step's histogram is a slice of it."""
     if not cells:
         return acc
     flat = array("q", bytes.fromhex(cells))
-    if acc is None:
-        acc = array("q", _NO_CELLS)
+    sums = [0] * CELLS if acc is None else list(acc)
     if sign == 1:
         for index, n in zip(flat[::2], flat[1::2], strict=True):
-            acc[index] += n
+            sums[index] += n
     else:
         for index, n in zip(flat[::2], flat[1::2], strict=True):
-            acc[index] += sign * n
-    return acc
+            sums[index] += sign * n
+    return tuple(sums)
 
 
 _ZERO = (0,) * TTC_BINS
-_NO_BINS = array("q", _ZERO)
 _NONE = dict.fromkeys(CANONICAL_EVENTS, _ZERO)
 _STEPS = [(event, n * TTC_BINS, (n + 1) * TTC_BINS) for n, event in enumerate(CANONICAL_EVENTS)]
 
 
-def histograms(acc: array[int] | None) -> dict[str, tuple[int, ...]]:
+def histograms(acc: tuple[int, ...] | None) -> dict[str, tuple[int, ...]]:
     """Each step's histogram from ``acc`` (``add_concat``): every canonical event, zeros
     too."""
     if acc is None:
@@ -109,7 +107,7 @@ def histograms(acc: array[int] | None) -> dict[str, tuple[int, ...]]:
     out = {}
     for event, lo, hi in _STEPS:
         hist = acc[lo:hi]
-        out[event] = _ZERO if hist == _NO_BINS else tuple(hist)
+        out[event] = _ZERO if hist == _ZERO else hist
     return out
 
 

@@ -35,10 +35,10 @@ def test_cells_add_up_and_a_row_whose_cells_cancel_is_null() -> None:
     assert cube_ttc.add(cube_ttc.encode({1: 1}), cube_ttc.encode({0: 2})) == cube_ttc.encode(
         {0: 2, 1: 1}
     )
-    # no cells: '' (NULL rows) or NULL (no rows), which add nothing
-    assert conn.execute(concat + " WHERE k = 3").fetchone() == ("",)
+    # no cells: NULL (rows whose cells are all zero, or no rows), which adds nothing
+    assert conn.execute(concat + " WHERE k = 3").fetchone() == (None,)
     assert conn.execute(concat + " WHERE k = 4").fetchone() == (None,)
-    assert cube_ttc.add_concat(None, "", +1) is None
+    assert cube_ttc.add_concat(None, None, +1) is None
     assert cube_ttc.histograms(None) == dict.fromkeys(CANONICAL_EVENTS, (0,) * TTC_BINS)
 
 
@@ -54,6 +54,8 @@ def test_concatenated_cells_add_and_subtract_exactly() -> None:
         (1, {5: -1, TTC_BINS + 1: 0x0A0D00}),  # bytes that are newlines, NUL, CR in text
         (2, {TTC_BINS * 2: 7}),
         (2, {TTC_BINS * 2: 1, 1: 1}),
+        # bytes that are no UTF-8: an overlong NUL, a surrogate, a lone continuation byte
+        (3, {2: 0x80C0, 3: 0x80A0ED, 4: 0xBF}),
     ]
     for g, cells in rows:
         conn.execute("INSERT INTO t VALUES (?, ?)", (g, cells and cube_ttc.encode(cells)))

@@ -8,9 +8,9 @@ machine's byte order: the file is this machine's), NULL when every cell is zero.
 holds a few uids at 15 minutes and tens to hundreds per day, so its cells are few.
 
 A report reads a group's rows' cells in one value, ``CONCAT``: SQLite's own aggregate (in C)
-puts their BLOBs, as hex, one after another; ``add_concat`` adds them to the group's flat
-counts (``CELLS`` of them) in one pass, and ``histograms`` cuts those into the steps'
-histograms. (A Python aggregate, called once per row, cost more than the counts' whole query.)
+puts their BLOBs one after another; ``add_concat`` adds them to the group's flat counts
+(``CELLS`` of them) in one pass, and ``histograms`` cuts those into the steps' histograms. (A
+Python aggregate, called once per row, cost more than the counts' whole query.)
 
 The feed adds a row's difference with ``cube_ttc_add`` in its upsert; ``register`` puts it on a
 connection (the catch-up's and every reader's).
@@ -39,9 +39,11 @@ __all__ = [
 TTC_BINS = len(TTC_BOUNDS_S) + 1
 #: The cells of a row: one histogram per step.
 CELLS = TTC_BINS * len(CANONICAL_EVENTS)
-#: The SQL aggregate of a group's rows' ``ttc`` (``{}``: the column), for ``add_concat``: hex
-#: (a BLOB's bytes as text, whatever the file's text encoding), a NULL row as ''.
-CONCAT = "group_concat(hex({}), '')"
+#: The SQL aggregate of a group's rows' ``ttc`` (``{}``: the column), for ``add_concat``: their
+#: BLOBs one after another (NULL rows left out; no row with cells: NULL). group_concat reads a
+#: BLOB as text in the file's encoding, UTF-8 (SQLite's default; xtracker sets no other), so
+#: its bytes pass as they are, NUL bytes too (tests/server/test_cube_ttc.py).
+CONCAT = "CAST(group_concat({}, '') AS BLOB)"
 
 
 def encode(cells: dict[int, int]) -> bytes | None:
@@ -76,14 +78,16 @@ def accumulate(acc: dict[int, int], blob: bytes | None, sign: int) -> None:
             acc[flat[i]] = acc.get(flat[i], 0) + sign * flat[i + 1]
 
 
-def add_concat(acc: tuple[int, ...] | None, cells: str | None, sign: int) -> tuple[int, ...] | None:
+def add_concat(
+    acc: tuple[int, ...] | None, cells: bytes | None, sign: int
+) -> tuple[int, ...] | None:
     """``acc`` (``CELLS`` counts by index; None: all zero) plus ``sign`` times the cells of
-    ``cells`` (``CONCAT``'s value: BLOBs as hex, one after another; '' or None: none). Added
+    ``cells`` (``CONCAT``'s value: BLOBs one after another; None: none). Added
     up in a list, kept as a tuple: a tuple of numbers the garbage collector soon stops
     walking, and a step's histogram is a slice of it."""
     if not cells:
         return acc
-    flat = array("q", bytes.fromhex(cells))
+    flat = array("q", cells)
     sums = [0] * CELLS if acc is None else list(acc)
     if sign == 1:
         for index, n in zip(flat[::2], flat[1::2], strict=True):

@@ -339,8 +339,9 @@ _MONEY_SUMS = ", ".join(f"max(c.{m}) AS {m}" if "scale" in m else f"sum(c.{m}) A
 
 
 class _Reader:
-    """Sums the rows of each segment per group in SQL (the keys joined for their values, the
-    filters in the WHERE clause), then puts the groups together in Python."""
+    """Sums the rows of each segment per key in SQL (``_SUMS``; the keys then joined for their
+    values, the filters in the WHERE clause), then adds up each group's keys and puts the
+    groups together in Python."""
 
     def __init__(
         self, conn: sqlite3.Connection, space_id: int, query: GroupQuery, dim: str, labels: _Labels
@@ -414,8 +415,9 @@ class _Reader:
         return self.labels("hour", bucket)
 
     def read(self, s: _Segment, *, money: bool = False) -> None:
-        """The segment's rows, their keys joined for their values and filtered, summed per
-        group: the counts and the time to convert (one query), or (``money``) the amounts."""
+        """The segment's rows summed per key, the keys joined for their values and filtered,
+        added up per group: the counts, the time to convert and the names beside the ids (one
+        query), or (``money``) the amounts."""
         width = len(self.named) + self.timed + 1
         for key_dim, sign, blank in self.sources:
             found = self._select(key_dim, blank)

@@ -373,9 +373,9 @@ class _Reader:
             ", (SELECT n.name FROM reports.cube_names n WHERE n.space_id = c.space_id"
             f" AND n.dim = '{d}' AND n.id = k.{d})" for d in query.by if d in NAME_OF)  # fmt: skip
 
-    def _select(self, key_dim: str, blank: bool) -> tuple[str, str, list[Any]] | None:
-        """The group columns and the join and filter of one kind of rows; None: the filters
-        keep none of them."""
+    def _select(self, key_dim: str, blank: bool) -> tuple[str, str, str, list[Any]] | None:
+        """The group columns, the joins and the filter of one kind of rows, and the filter's
+        arguments; None: the filters keep none of them."""
         columns = {"link": "l.slug", "campaign": "k.campaign", "adset": "k.adset", "ad": "k.ad"}
         if self.dim != H:
             columns[self.dim] = "NULL" if blank else "k.value"
@@ -393,11 +393,19 @@ class _Reader:
             args += f.values
         groups = [columns[d] for d in self.named] + (["c.bucket"] if self.timed else [])
         if not self.named and not self.query.filters:  # the whole space: no key matters
-            return ", ".join(["c.bucket"] * self.timed + ["0"]), " WHERE true", args
+            return ", ".join(["c.bucket"] * self.timed + ["0"]), "", "true", args
         joins = " CROSS JOIN reports.cube_keys k ON k.id = c.key_id"
         if "link" in self.named or self.query.filters.of("link"):
             joins += " LEFT JOIN main.links l ON l.id = k.link_id"
-        return ", ".join([*groups, "0"]), joins + " WHERE " + " AND ".join(where), args
+        return ", ".join([*groups, "0"]), joins, " AND ".join(where), args
+
+    def _summed(self, table: str, by: str, sums: str, joins: str, where: str) -> str:
+        """The subquery ``c`` of ``table``'s rows of a segment summed per ``by`` (the key...):
+        filtered in it (the keys joined), so that it sorts only the rows kept."""
+        if where == "true":
+            return f"(SELECT {by}, {sums} FROM reports.{table} c WHERE {_RANGE} GROUP BY {by}) c"
+        return (f"(SELECT {by}, {sums} FROM reports.{table} c{joins} WHERE {_RANGE} AND {where}"
+                f" GROUP BY {by}) c")  # fmt: skip
 
     def _key(self, row: Sequence[Any], segment: _Segment) -> tuple[str | None, ...]:
         if self.plain:
@@ -423,16 +431,16 @@ class _Reader:
             found = self._select(key_dim, blank)
             if found is None:
                 continue
-            columns, where, extra = found
+            columns, joins, where, extra = found
             args = (self.space_id, key_dim, s.level, s.lo, s.hi, *extra)
             if money:
-                self._money(s, columns, where, args, width, sign)
+                self._money(s, columns, joins, where, args, width, sign)
                 continue
             groups = self.groups
-            by = "c.key_id" + ", c.bucket" * self.timed
+            by = "c.space_id, c.key_id" + ", c.bucket" * self.timed
             for row in self.cursor.execute(
-                f"SELECT {columns}, {_SUMMED}{self.names} FROM (SELECT c.space_id, {by},"
-                f" {_SUMS} FROM reports.cube c WHERE {_RANGE} GROUP BY {by}) c{where}",
+                f"SELECT {columns}, {_SUMMED}{self.names}"
+                f" FROM {self._summed('cube', by, _SUMS, joins, where)}{joins}",
                 args,
             ):
                 key = self._key(row, s)
@@ -449,8 +457,8 @@ class _Reader:
                     if value is not None:
                         g.names[name] = value
 
-    def _money(self, s: _Segment, columns: str, where: str, args: tuple[Any, ...], width: int,
-               sign: int) -> None:  # fmt: skip
+    def _money(self, s: _Segment, columns: str, joins: str, where: str, args: tuple[Any, ...],
+               width: int, sign: int) -> None:  # fmt: skip
         """The amounts of the segment per group, currency and local day: the segment's own day
         when it is one, else each bucket's (a UTC day or 15 minutes)."""
         dated = s.day is not None
@@ -458,8 +466,7 @@ class _Reader:
         by = "c.key_id, " + "c.bucket, " * (not dated) + "c.currency"
         for row in self.cursor.execute(
             f"SELECT {columns}, {bucket}c.currency, {', '.join(f'c.{m}' for m in _MONEY)}"
-            f" FROM (SELECT {by}, {_MONEY_SUMS} FROM reports.cube_money c WHERE {_RANGE}"
-            f" GROUP BY {by}) c{where}",
+            f" FROM {self._summed('cube_money', by, _MONEY_SUMS, joins, where)}{joins}",
             args,
         ):
             if dated:

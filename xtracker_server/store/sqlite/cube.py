@@ -347,14 +347,13 @@ def _collector_paused() -> Iterator[None]:
 
 
 # A segment's rows of one kind are summed per key (and bucket) in a subquery ``c``, then
-# joined to their keys' values and filtered; the keys of one group (an ad under two links)
-# are added up in Python. (Sorted by the integer key, not by the joined values: half the
-# work of the query's GROUP BY.)
+# joined to their keys' values and summed per group (the names looked up once per group).
+# (Sorted by the integer key first, then only a row per key by the joined values: half the
+# work of one GROUP BY of the rows by the values.)
 _RANGE = "c.space_id = ? AND c.dim = ? AND c.level = ? AND c.bucket >= ? AND c.bucket < ?"
 _SUMS = ", ".join(f"sum(c.{c}) AS {c}" for c in COUNTS) + (
     f", {cube_ttc.CONCAT.format('c.ttc')} AS ttc"
 )
-_SUMMED = ", ".join(f"c.{c}" for c in (*COUNTS, "ttc"))
 _MONEY = ("n", "units", "fraction", "scale", "rn", "r_units", "r_fraction", "r_scale")
 _MONEY_SUMS = ", ".join(f"max(c.{m}) AS {m}" if "scale" in m else f"sum(c.{m}) AS {m}"
                         for m in _MONEY)  # fmt: skip
@@ -461,8 +460,9 @@ class _Reader:
             groups = self.groups
             by = "c.space_id, c.key_id" + ", c.bucket" * self.timed
             for row in self.cursor.execute(
-                f"SELECT {columns}, {_SUMMED}{self.names}"
-                f" FROM {self._summed('cube', by, _SUMS, joins, where)}{joins}",
+                f"SELECT {columns}, {_SUMS}{self.names}"
+                f" FROM {self._summed('cube', by, _SUMS, joins, where)}{joins}"
+                f" GROUP BY {', '.join(str(i + 1) for i in range(width))}",
                 args,
             ):
                 key = self._key(row, s)
@@ -486,9 +486,11 @@ class _Reader:
         dated = s.day is not None
         bucket = "" if dated else "c.bucket, "
         by = "c.key_id, " + "c.bucket, " * (not dated) + "c.currency"
+        groups = ", ".join(str(i + 1) for i in range(width + 1 + (not dated)))
         for row in self.cursor.execute(
-            f"SELECT {columns}, {bucket}c.currency, {', '.join(f'c.{m}' for m in _MONEY)}"
-            f" FROM {self._summed('cube_money', by, _MONEY_SUMS, joins, where)}{joins}",
+            f"SELECT {columns}, {bucket}c.currency, {_MONEY_SUMS}"
+            f" FROM {self._summed('cube_money', by, _MONEY_SUMS, joins, where)}{joins}"
+            f" GROUP BY {groups}",
             args,
         ):
             if dated:

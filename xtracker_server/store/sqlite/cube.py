@@ -347,13 +347,13 @@ def _collector_paused() -> Iterator[None]:
 
 
 # A segment's rows of one kind are summed per key (and bucket) in a subquery ``c``, then
-# joined to their keys' values and summed per group (the names looked up once per group).
-# (Sorted by the integer key first, then only a row per key by the joined values: half the
-# work of one GROUP BY of the rows by the values.)
+# joined to their keys' values and summed per group (the names looked up once per group),
+# but by ad, a key's finest part, whose keys are about its groups: those are added up in
+# Python. (Sorted by the integer key first: half the work of one GROUP BY by the values.)
 _RANGE = "c.space_id = ? AND c.dim = ? AND c.level = ? AND c.bucket >= ? AND c.bucket < ?"
-_SUMS = ", ".join(f"sum(c.{c}) AS {c}" for c in COUNTS) + (
-    f", {cube_ttc.CONCAT.format('c.ttc')} AS ttc"
-)
+_TTC = cube_ttc.CONCAT.format("c.ttc")
+_SUMS = ", ".join(f"sum(c.{c}) AS {c}" for c in COUNTS) + f", {_TTC} AS ttc"
+_SUMMED = ", ".join(f"c.{c}" for c in (*COUNTS, "ttc"))
 _MONEY = ("n", "units", "fraction", "scale", "rn", "r_units", "r_fraction", "r_scale")
 _MONEY_SUMS = ", ".join(f"max(c.{m}) AS {m}" if "scale" in m else f"sum(c.{m}) AS {m}"
                         for m in _MONEY)  # fmt: skip
@@ -387,6 +387,7 @@ class _Reader:
         self.cursor = conn.cursor()
         self.cursor.row_factory = None
         self.plain = not self.timed and "day" not in query.by
+        self.regroup = "ad" not in query.by
         # the latest name beside each named id of a group (cube_names), looked up in SQL once
         # per group (a campaign, ad set or ad is a key column of every kind of row)
         self.name_of = [NAME_OF[d] for d in query.by if d in NAME_OF]
@@ -458,13 +459,12 @@ class _Reader:
                 self._money(s, columns, joins, where, args, width, sign)
                 continue
             groups = self.groups
-            by = "c.space_id, c.key_id" + ", c.bucket" * self.timed
+            by, regroup = "c.space_id, c.key_id" + ", c.bucket" * self.timed, self.regroup
+            per_group = f" GROUP BY {', '.join(str(i + 1) for i in range(width))}" * regroup
             for row in self.cursor.execute(
-                f"SELECT {columns}, {_SUMS}{self.names}"
-                f" FROM {self._summed('cube', by, _SUMS, joins, where)}{joins}"
-                f" GROUP BY {', '.join(str(i + 1) for i in range(width))}",
-                args,
-            ):
+                f"SELECT {columns}, {_SUMS if regroup else _SUMMED}{self.names} FROM"
+                f" {self._summed('cube', by, _SUMS, joins, where)}{joins}{per_group}", args
+            ):  # fmt: skip
                 key = self._key(row, s)
                 sums = row[width:]
                 g = groups.get(key)

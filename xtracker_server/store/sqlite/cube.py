@@ -487,10 +487,11 @@ class _Reader:
         bucket = "" if dated else "c.bucket, "
         by = "c.key_id, " + "c.bucket, " * (not dated) + "c.currency"
         groups = ", ".join(str(i + 1) for i in range(width + 1 + (not dated)))
+        per_group = f" GROUP BY {groups}" * self.regroup
+        sums = _MONEY_SUMS if self.regroup else ", ".join(f"c.{m}" for m in _MONEY)
         for row in self.cursor.execute(
-            f"SELECT {columns}, {bucket}c.currency, {_MONEY_SUMS}"
-            f" FROM {self._summed('cube_money', by, _MONEY_SUMS, joins, where)}{joins}"
-            f" GROUP BY {groups}",
+            f"SELECT {columns}, {bucket}c.currency, {sums}"
+            f" FROM {self._summed('cube_money', by, _MONEY_SUMS, joins, where)}{joins}{per_group}",
             args,
         ):
             if dated:

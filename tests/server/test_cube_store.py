@@ -10,15 +10,18 @@ recount of every uid change nothing."""
 
 from __future__ import annotations
 
+import gc
 import json
 import random
 import sqlite3
+import sys
 from bisect import bisect_right
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from datetime import datetime, time
 from decimal import Decimal
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 import pytest
@@ -350,6 +353,38 @@ def test_a_window_off_the_15_minute_grid_or_activity_mode_is_not_answered(world:
     assert cube_counts(world.conn, world.space, _q(("country", "hour"))) is None
     assert cube_counts(world.conn, world.space, _q(("device",), edge=6 * H)) is None
     assert cube_counts(world.conn, world.space, _q(("ad",), edge=6 * H)) is not None
+
+
+def test_a_report_builds_its_groups_with_the_collector_paused_and_leaves_it_as_it_was(
+    world: World,
+) -> None:
+    """The cyclic garbage collector makes no pass while the cube's groups are built (its
+    passes over them cost a tenth of an ad report), and is on again after, off if it was."""
+    passes: list[str] = []
+
+    def note(phase: str, info: dict[str, int]) -> None:
+        frame: FrameType | None = sys._getframe(1)
+        while frame is not None:  # a pass while the reader builds the groups
+            if frame.f_code.co_filename == cube.__file__ and frame.f_code.co_name in (
+                "read", "_money", "answer"):  # fmt: skip
+                passes.append(phase)
+                return
+            frame = frame.f_back
+
+    threshold = gc.get_threshold()
+    gc.callbacks.append(note)
+    gc.set_threshold(1)  # a pass at every new object, were the collector on
+    try:
+        assert gc.isenabled()
+        assert cube_counts(world.conn, world.space, _q(("campaign", "ad")))
+        assert passes == [] and gc.isenabled()
+        gc.disable()
+        assert cube_counts(world.conn, world.space, _q(("ad",)))
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+        gc.set_threshold(*threshold)
+        gc.callbacks.remove(note)
 
 
 def _dump(conn: sqlite3.Connection) -> list[tuple[object, ...]]:

@@ -70,9 +70,12 @@ class GroupQuery:
     mode: FunnelMode = FunnelMode.COHORT
 
 
-@dataclass(frozen=True)
+# Not frozen, with slots: a report builds one per group (thousands per ad report), and a frozen
+# dataclass's __init__ (an object.__setattr__ call per field) cost four times as much; no
+# __dict__: one object fewer per group for the garbage collector to walk.
+@dataclass(slots=True)
 class GroupCounts:
-    """What a store counted for one group.
+    """What a store counted for one group (a value: nothing changes it once built).
 
     ``key`` has one value per dimension of ``GroupQuery.by``: the click's value (a link's
     slug; a time dimension's bucket start as ISO local time), or None for clicks without one

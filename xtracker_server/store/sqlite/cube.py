@@ -24,10 +24,11 @@ the query's time zone: the money is read by local days (a day that is not a UTC 
 
 from __future__ import annotations
 
+import gc
 import sqlite3
-from collections import defaultdict
-from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
 from datetime import datetime, time, tzinfo
 from decimal import Decimal
 from typing import Any
@@ -80,15 +81,23 @@ class _Segment:
     day: str | None = None
 
 
-@dataclass
 class _Group:
-    clicks: int = 0
-    uids: list[int] = field(default_factory=lambda: [0] * len(CANONICAL_EVENTS))
-    deposits: int = 0
-    reversed: int = 0
-    # currency -> day -> [n, units, fraction, scale, rn, r_units, r_fraction, r_scale]
-    money: dict[str, dict[str, list[int]]] = field(default_factory=dict)
-    ttc: dict[int, int] = field(default_factory=dict)  # cells (cube_ttc.py)
+    """What a group's rows add up to: ``counts`` (``COUNTS``), ``ttc`` (cells:
+    cube_ttc.add_concat; None: none), ``money`` (currency -> day -> [n, units, fraction,
+    scale, rn, r_units, r_fraction, r_scale]; None: none)."""
+
+    __slots__ = ("counts", "money", "names", "ttc")
+
+    def __init__(self, counts: list[int]) -> None:
+        self.counts = counts
+        self.names: dict[str, str] = {}  # NAME_OF[dimension] -> the name beside its id
+        self.ttc: tuple[int, ...] | None = None
+        self.money: dict[str, dict[str, list[int]]] | None = None
+
+
+_N = len(COUNTS)
+_DEPOSIT = COUNTS.index("deposit")
+_DEPOSITS, _REVERSED = COUNTS.index("deposits"), COUNTS.index("reversed")
 
 
 def _dimension(query: GroupQuery) -> str | None:
@@ -309,21 +318,51 @@ def cube_counts(
     if dim is None or grid is None or window.from_ms % grid or window.to_ms % grid:
         return None
     tz = zone(query.tz)
-    cube_ttc.register(conn)
-    reader = _Reader(conn, space_id, query, dim, _Labels(tz))
-    for segment in _segments(query, tz):
-        reader.read(segment)
-    for segment in _segments(query, tz, local_days=True):
-        reader.read(segment, money=True)
-    return reader.answer()
+    with _collector_paused():
+        reader = _Reader(conn, space_id, query, dim, _Labels(tz))
+        for segment in _segments(query, tz):
+            reader.read(segment)
+        for segment in _segments(query, tz, local_days=True):
+            reader.read(segment, money=True)
+        answer = reader.answer()
+        del reader  # its sums freed before the collector is back: it need not walk them
+    return answer
 
 
-_SUMS = ", ".join(f"sum(c.{c})" for c in COUNTS) + ", cube_ttc_sum(c.ttc)"
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Python's cyclic garbage collector off while a report builds its groups (a dozen objects
+    each, thousands of groups: the collector's passes over them cost a tenth of an ad report,
+    more in a server holding more objects). They hold no cycles; memory is still freed as
+    usual; the collector's next pass walks only what the report keeps. On again after if it
+    was on before (of readers in other threads at the same time, the first to end that saw it
+    on)."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
+
+
+# A segment's rows of one kind are summed per key (and bucket) in a subquery ``c``, then
+# joined to their keys' values and summed per group (the names looked up once per group),
+# but by ad, a key's finest part, whose keys are about its groups: those are added up in
+# Python. (Sorted by the integer key first: half the work of one GROUP BY by the values.)
+_RANGE = "c.space_id = ? AND c.dim = ? AND c.level = ? AND c.bucket >= ? AND c.bucket < ?"
+_TTC = cube_ttc.CONCAT.format("c.ttc")
+_SUMS = ", ".join(f"sum(c.{c}) AS {c}" for c in COUNTS) + f", {_TTC} AS ttc"
+_SUMMED = ", ".join(f"c.{c}" for c in (*COUNTS, "ttc"))
+_MONEY = ("n", "units", "fraction", "scale", "rn", "r_units", "r_fraction", "r_scale")
+_MONEY_SUMS = ", ".join(f"max(c.{m}) AS {m}" if "scale" in m else f"sum(c.{m}) AS {m}"
+                        for m in _MONEY)  # fmt: skip
 
 
 class _Reader:
-    """Sums the rows of each segment per group in SQL (the keys joined for their values, the
-    filters in the WHERE clause), then puts the groups together in Python."""
+    """Sums the rows of each segment per key in SQL (``_SUMS``; the keys then joined for their
+    values, the filters in the WHERE clause), then adds up each group's keys and puts the
+    groups together in Python."""
 
     def __init__(
         self, conn: sqlite3.Connection, space_id: int, query: GroupQuery, dim: str, labels: _Labels
@@ -342,11 +381,23 @@ class _Reader:
             self.sources = [(ALL, 1, False)]  # the whole space: its own rows
         if blanks:
             self.sources += [(dim, -1, True), (H, 1, True)]
-        self.groups: dict[tuple[str | None, ...], _Group] = defaultdict(_Group)
+        self.groups: dict[tuple[str | None, ...], _Group] = {}
+        # plain rows (tuples: no sqlite3.Row per row); without a time dimension a row's first
+        # columns are its group's key
+        self.cursor = conn.cursor()
+        self.cursor.row_factory = None
+        self.plain = not self.timed and "day" not in query.by
+        self.regroup = "ad" not in query.by
+        # the latest name beside each named id of a group (cube_names), looked up in SQL once
+        # per group (a campaign, ad set or ad is a key column of every kind of row)
+        self.name_of = [NAME_OF[d] for d in query.by if d in NAME_OF]
+        self.names = "".join(
+            ", (SELECT n.name FROM reports.cube_names n WHERE n.space_id = c.space_id"
+            f" AND n.dim = '{d}' AND n.id = k.{d})" for d in query.by if d in NAME_OF)  # fmt: skip
 
-    def _select(self, key_dim: str, blank: bool) -> tuple[str, str, list[Any]] | None:
-        """The group columns and the join and filter of one kind of rows; None: the filters
-        keep none of them."""
+    def _select(self, key_dim: str, blank: bool) -> tuple[str, str, str, list[Any]] | None:
+        """The group columns, the joins and the filter of one kind of rows, and the filter's
+        arguments; None: the filters keep none of them."""
         columns = {"link": "l.slug", "campaign": "k.campaign", "adset": "k.adset", "ad": "k.ad"}
         if self.dim != H:
             columns[self.dim] = "NULL" if blank else "k.value"
@@ -364,13 +415,23 @@ class _Reader:
             args += f.values
         groups = [columns[d] for d in self.named] + (["c.bucket"] if self.timed else [])
         if not self.named and not self.query.filters:  # the whole space: no key matters
-            return ", ".join(["c.bucket"] * self.timed + ["0"]), " WHERE true", args
+            return ", ".join(["c.bucket"] * self.timed + ["0"]), "", "true", args
         joins = " CROSS JOIN reports.cube_keys k ON k.id = c.key_id"
         if "link" in self.named or self.query.filters.of("link"):
             joins += " LEFT JOIN main.links l ON l.id = k.link_id"
-        return ", ".join([*groups, "0"]), joins + " WHERE " + " AND ".join(where), args
+        return ", ".join([*groups, "0"]), joins, " AND ".join(where), args
+
+    def _summed(self, table: str, by: str, sums: str, joins: str, where: str) -> str:
+        """The subquery ``c`` of ``table``'s rows of a segment summed per ``by`` (the key...):
+        filtered in it (the keys joined), so that it sorts only the rows kept."""
+        if where == "true":
+            return f"(SELECT {by}, {sums} FROM reports.{table} c WHERE {_RANGE} GROUP BY {by}) c"
+        return (f"(SELECT {by}, {sums} FROM reports.{table} c{joins} WHERE {_RANGE} AND {where}"
+                f" GROUP BY {by}) c")  # fmt: skip
 
     def _key(self, row: Sequence[Any], segment: _Segment) -> tuple[str | None, ...]:
+        if self.plain:
+            return tuple(row[: len(self.named)])
         values = iter(row)
         named = {d: next(values) for d in self.named}
         bucket = next(values) if self.timed else 0
@@ -384,47 +445,53 @@ class _Reader:
         return self.labels("hour", bucket)
 
     def read(self, s: _Segment, *, money: bool = False) -> None:
-        """The segment's rows, their keys joined for their values and filtered, summed per
-        group: the counts and the time to convert (one query), or (``money``) the amounts."""
+        """The segment's rows summed per key, the keys joined for their values and filtered,
+        added up per group: the counts, the time to convert and the names beside the ids (one
+        query), or (``money``) the amounts."""
         width = len(self.named) + self.timed + 1
-        by = ", ".join(str(i + 1) for i in range(width))
-        range_ = "space_id = ? AND dim = ? AND level = ? AND bucket >= ? AND bucket < ?"
         for key_dim, sign, blank in self.sources:
             found = self._select(key_dim, blank)
             if found is None:
                 continue
-            columns, where, extra = found
+            columns, joins, where, extra = found
             args = (self.space_id, key_dim, s.level, s.lo, s.hi, *extra)
             if money:
-                self._money(s, columns, where, (*extra, *args[:5]), width, by, sign)
+                self._money(s, columns, joins, where, args, width, sign)
                 continue
-            for row in self.conn.execute(
-                f"SELECT {columns}, {_SUMS} FROM reports.cube c{where}"
-                f" AND c.{range_.replace(' AND ', ' AND c.')} GROUP BY {by}",
-                (*extra, *args[:5]),
-            ):
-                g = self.groups[self._key(row, s)]
+            groups = self.groups
+            by, regroup = "c.space_id, c.key_id" + ", c.bucket" * self.timed, self.regroup
+            per_group = f" GROUP BY {', '.join(str(i + 1) for i in range(width))}" * regroup
+            for row in self.cursor.execute(
+                f"SELECT {columns}, {_SUMS if regroup else _SUMMED}{self.names} FROM"
+                f" {self._summed('cube', by, _SUMS, joins, where)}{joins}{per_group}", args
+            ):  # fmt: skip
+                key = self._key(row, s)
                 sums = row[width:]
-                g.clicks += sign * sums[0]
-                for i in range(len(CANONICAL_EVENTS)):
-                    g.uids[i] += sign * sums[1 + i]
-                g.deposits += sign * sums[5]
-                g.reversed += sign * sums[6]
-                cube_ttc.accumulate(g.ttc, sums[7], sign)
+                g = groups.get(key)
+                if g is None:
+                    counts = list(sums[:_N]) if sign == 1 else [-n for n in sums[:_N]]
+                    groups[key] = g = _Group(counts)
+                else:
+                    g.counts = [a + sign * b for a, b in zip(g.counts, sums[:_N], strict=True)]
+                if sums[_N]:
+                    g.ttc = cube_ttc.add_concat(g.ttc, sums[_N], sign)
+                for name, value in zip(self.name_of, sums[_N + 1 :], strict=True):
+                    if value is not None:
+                        g.names[name] = value
 
-    def _money(self, s: _Segment, columns: str, where: str, args: tuple[Any, ...], width: int,
-               by: str, sign: int) -> None:  # fmt: skip
+    def _money(self, s: _Segment, columns: str, joins: str, where: str, args: tuple[Any, ...],
+               width: int, sign: int) -> None:  # fmt: skip
         """The amounts of the segment per group, currency and local day: the segment's own day
         when it is one, else each bucket's (a UTC day or 15 minutes)."""
-        range_ = "space_id = ? AND dim = ? AND level = ? AND bucket >= ? AND bucket < ?"
         dated = s.day is not None
         bucket = "" if dated else "c.bucket, "
-        group = f"{by}, {width + 1}" + ("" if dated else f", {width + 2}")
-        for row in self.conn.execute(
-            f"SELECT {columns}, {bucket}c.currency, sum(c.n), sum(c.units), sum(c.fraction),"
-            f" max(c.scale), sum(c.rn), sum(c.r_units), sum(c.r_fraction), max(c.r_scale)"
-            f" FROM reports.cube_money c{where} AND c.{range_.replace(' AND ', ' AND c.')}"
-            f" GROUP BY {group}",
+        by = "c.key_id, " + "c.bucket, " * (not dated) + "c.currency"
+        groups = ", ".join(str(i + 1) for i in range(width + 1 + (not dated)))
+        per_group = f" GROUP BY {groups}" * self.regroup
+        sums = _MONEY_SUMS if self.regroup else ", ".join(f"c.{m}" for m in _MONEY)
+        for row in self.cursor.execute(
+            f"SELECT {columns}, {bucket}c.currency, {sums}"
+            f" FROM {self._summed('cube_money', by, _MONEY_SUMS, joins, where)}{joins}{per_group}",
             args,
         ):
             if dated:
@@ -433,7 +500,13 @@ class _Reader:
             else:
                 at, currency, *m = row[width:]
                 date = self.labels("date", at)
-            days = self.groups[self._key(row, s)].money.setdefault(currency, {})
+            key = self._key(row, s)
+            g = self.groups.get(key)
+            if g is None:
+                self.groups[key] = g = _Group([0] * _N)
+            if g.money is None:
+                g.money = {}
+            days = g.money.setdefault(currency, {})
             acc = days.setdefault(date, [0] * 8)
             for i in (0, 1, 2, 4, 5, 6):
                 acc[i] += sign * m[i]
@@ -441,35 +514,25 @@ class _Reader:
                 acc[i] = max(acc[i], m[i])
 
     def answer(self) -> list[GroupCounts]:
-        names: dict[tuple[str, str], str] = {}
-        named = [d for d in self.named if d in NAME_OF]
-        if named:
-            marks = ", ".join("?" * len(named))
-            names = {(d, i): n for d, i, n in self.conn.execute(
-                "SELECT dim, id, name FROM reports.cube_names WHERE space_id = ?"
-                f" AND dim IN ({marks})", (self.space_id, *named))}  # fmt: skip
         out = []
         for key, g in self.groups.items():
-            if g.clicks <= 0:
+            c = g.counts
+            if c[0] <= 0:
                 continue
-            uids = dict(zip(CANONICAL_EVENTS, g.uids, strict=True))
+            money = g.money
             out.append(
                 GroupCounts(
                     key=key,
-                    clicks=g.clicks,
-                    uids=uids,
-                    deposits=g.deposits,
-                    first_deposits=uids["deposit"],
-                    revenue=_money(g.money, 0),
-                    reversed_deposits=g.reversed,
-                    reversed_revenue=_money(g.money, 4),
+                    clicks=c[0],
+                    uids=dict(zip(CANONICAL_EVENTS, c[1:_DEPOSITS], strict=True)),
+                    deposits=c[_DEPOSITS],
+                    first_deposits=c[_DEPOSIT],
+                    revenue=_money(money, 0) if money else {},
+                    reversed_deposits=c[_REVERSED],
+                    reversed_revenue=_money(money, 4) if money else {},
                     # every canonical event, zeros too (as store/sqlite/groups.py)
                     ttc=cube_ttc.histograms(g.ttc),
-                    names={
-                        NAME_OF[d]: names[(d, v)]
-                        for d, v in zip(self.query.by, key, strict=True)
-                        if v is not None and (d, v) in names
-                    },
+                    names=g.names,
                 )
             )
         return out

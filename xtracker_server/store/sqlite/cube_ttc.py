@@ -5,12 +5,15 @@ A cell is one bin of one step's histogram: ``index = step * TTC_BINS + bin`` (st
 ``CANONICAL_EVENTS`` order, bins over ``domain.groups.TTC_BOUNDS_S``). A row's histograms are
 its cells sorted by index, as 64-bit pairs (index, count) in one BLOB (``array('q')``, the
 machine's byte order: the file is this machine's), NULL when every cell is zero. A cube row
-holds a few uids at 15 minutes and tens to hundreds per day, so its cells are few, and a report
-sums them per group in a SQL aggregate (``cube_ttc_sum``) rather than summing a column per bin
-of every row.
+holds a few uids at 15 minutes and tens to hundreds per day, so its cells are few.
 
-The feed adds a row's difference with ``cube_ttc_add`` in its upsert; ``register`` puts both
-functions on a connection (the catch-up's and every reader's).
+A report reads a group's rows' cells in one value, ``CONCAT``: SQLite's own aggregate (in C)
+puts their BLOBs one after another; ``add_concat`` adds them to the group's flat counts
+(``CELLS`` of them) in one pass, and ``histograms`` cuts those into the steps' histograms. (A
+Python aggregate, called once per row, cost more than the counts' whole query.)
+
+The feed adds a row's difference with ``cube_ttc_add`` in its upsert; ``register`` puts it on a
+connection (the catch-up's and every reader's).
 """
 
 from __future__ import annotations
@@ -21,9 +24,26 @@ from array import array
 from xtracker_server.domain.groups import TTC_BOUNDS_S
 from xtracker_wire import CANONICAL_EVENTS
 
-__all__ = ["TTC_BINS", "Sum", "accumulate", "add", "encode", "histograms", "register"]
+__all__ = [
+    "CELLS",
+    "CONCAT",
+    "TTC_BINS",
+    "accumulate",
+    "add",
+    "add_concat",
+    "encode",
+    "histograms",
+    "register",
+]
 
 TTC_BINS = len(TTC_BOUNDS_S) + 1
+#: The cells of a row: one histogram per step.
+CELLS = TTC_BINS * len(CANONICAL_EVENTS)
+#: The SQL aggregate of a group's rows' ``ttc`` (``{}``: the column), for ``add_concat``: their
+#: BLOBs one after another (NULL rows left out; no row with cells: NULL). group_concat reads a
+#: BLOB as text in the file's encoding, UTF-8 (SQLite's default; xtracker sets no other), so
+#: its bytes pass as they are, NUL bytes too (tests/server/test_cube_ttc.py).
+CONCAT = "CAST(group_concat({}, '') AS BLOB)"
 
 
 def encode(cells: dict[int, int]) -> bytes | None:
@@ -50,20 +70,6 @@ def add(a: bytes | None, b: bytes | None) -> bytes | None:
     return encode(acc)
 
 
-class Sum:
-    """``cube_ttc_sum(ttc)``: the sum of the rows' histograms (a SQL aggregate). A group holds
-    few cells (a dict of them), so only they are summed and written."""
-
-    def __init__(self) -> None:
-        self.cells: dict[int, int] = {}
-
-    def step(self, blob: bytes | None) -> None:
-        accumulate(self.cells, blob, 1)
-
-    def finalize(self) -> bytes | None:
-        return encode(self.cells)
-
-
 def accumulate(acc: dict[int, int], blob: bytes | None, sign: int) -> None:
     """Add ``sign`` times the cells of ``blob`` to ``acc`` (index -> count)."""
     if blob:
@@ -72,25 +78,43 @@ def accumulate(acc: dict[int, int], blob: bytes | None, sign: int) -> None:
             acc[flat[i]] = acc.get(flat[i], 0) + sign * flat[i + 1]
 
 
+def add_concat(
+    acc: tuple[int, ...] | None, cells: bytes | None, sign: int
+) -> tuple[int, ...] | None:
+    """``acc`` (``CELLS`` counts by index; None: all zero) plus ``sign`` times the cells of
+    ``cells`` (``CONCAT``'s value: BLOBs one after another; None: none). Added
+    up in a list, kept as a tuple: a tuple of numbers the garbage collector soon stops
+    walking, and a step's histogram is a slice of it."""
+    if not cells:
+        return acc
+    flat = array("q", cells)
+    sums = [0] * CELLS if acc is None else list(acc)
+    if sign == 1:
+        for index, n in zip(flat[::2], flat[1::2], strict=True):
+            sums[index] += n
+    else:
+        for index, n in zip(flat[::2], flat[1::2], strict=True):
+            sums[index] += sign * n
+    return tuple(sums)
+
+
 _ZERO = (0,) * TTC_BINS
+_NONE = dict.fromkeys(CANONICAL_EVENTS, _ZERO)
+_STEPS = [(event, n * TTC_BINS, (n + 1) * TTC_BINS) for n, event in enumerate(CANONICAL_EVENTS)]
 
 
-def histograms(acc: dict[int, int]) -> dict[str, tuple[int, ...]]:
-    """Each step's histogram from its cells (every canonical event, zeros too)."""
-    steps: dict[int, list[int]] = {}
-    for index, n in acc.items():
-        if n:
-            step, b = divmod(index, TTC_BINS)
-            hist = steps.get(step)
-            if hist is None:
-                hist = steps[step] = [0] * TTC_BINS
-            hist[b] = n
-    return {event: tuple(steps[n]) if n in steps else _ZERO
-            for n, event in enumerate(CANONICAL_EVENTS)}  # fmt: skip
+def histograms(acc: tuple[int, ...] | None) -> dict[str, tuple[int, ...]]:
+    """Each step's histogram from ``acc`` (``add_concat``): every canonical event, zeros
+    too."""
+    if acc is None:
+        return dict(_NONE)
+    out = {}
+    for event, lo, hi in _STEPS:
+        hist = acc[lo:hi]
+        out[event] = _ZERO if hist == _ZERO else hist
+    return out
 
 
 def register(conn: sqlite3.Connection) -> None:
-    """``cube_ttc_add`` and ``cube_ttc_sum`` on ``conn``."""
+    """``cube_ttc_add`` on ``conn``."""
     conn.create_function("cube_ttc_add", 2, add, deterministic=True)
-    # typeshed's aggregate protocol takes and gives int only; SQLite passes and takes BLOBs
-    conn.create_aggregate("cube_ttc_sum", 1, Sum)  # type: ignore[arg-type]

@@ -88,6 +88,11 @@ def parse_proxies(raw: str | None) -> tuple[str, ...]:
 
 @dataclass(frozen=True)
 class Settings:
+    """Every setting of the server, the worker and the commands: one field each, its variable
+    ``XTRACKER_<NAME>`` and its flag derived from it (the module's docstring)."""
+
+    # (A docstring of its own also spares ``dataclass`` from making one out of the signature of
+    # all these fields, which every command would pay at start-up.)
     db: str = setting("./xtracker.db", "The SQLite file.", worker=True)
     host: str = setting("127.0.0.1", "The address serve listens on.")
     port: int = setting(8000, "The port serve listens on.")

@@ -20,9 +20,23 @@ import os
 import sqlite3
 from pathlib import Path
 
+from xtracker_server.exceptions import XTrackerServerError
 from xtracker_server.store.errors import FaultReason, StoreUnavailable, retry_after_s
 
-__all__ = ["FaultReason", "StoreUnavailable", "fault_of", "retry_after_s", "storage_fault"]
+__all__ = ["FaultReason", "RollupBehind", "StoreUnavailable", "fault_of", "retry_after_s",
+           "storage_fault"]  # fmt: skip
+
+
+class RollupBehind(XTrackerServerError, RuntimeError):
+    """A catch-up given a time (``catch_up(budget_s=...)``, store/sqlite/rollup.py) ran out of
+    it before the rollup reached the last commit: it is being built (a new rollup, a rebuild,
+    the report cube built from the clicks), and ``progress`` says how far. The store answers it
+    as ``StoreUnavailable(REBUILDING)``. Here, not beside the rollup's marks: the store catches
+    it without importing the rollup (a command that does not report never does)."""
+
+    def __init__(self, progress: str) -> None:
+        super().__init__(progress)
+        self.progress = progress
 
 
 # SQLite's primary result codes (the low byte of an extended code).

@@ -10,7 +10,7 @@ import sqlite3
 from dataclasses import dataclass
 
 from xtracker_server.domain.tail import Watermark
-from xtracker_server.exceptions import XTrackerServerError
+from xtracker_server.store.sqlite.faults import RollupBehind as RollupBehind  # raised here
 
 __all__ = [
     "BACKLOG",
@@ -102,16 +102,6 @@ def next_top(conn: sqlite3.Connection, feed: Feed, mark: Watermark, size: int) -
     sql = f"SELECT max(id) FROM (SELECT id FROM {feed.table} WHERE id > ? ORDER BY id LIMIT ?)"
     top = conn.execute(sql, (mark.high, size)).fetchone()[0]
     return None if top is None else int(top)
-
-
-class RollupBehind(XTrackerServerError, RuntimeError):
-    """A catch-up given a time (``catch_up(budget_s=...)``) ran out of it before the rollup
-    reached the last commit: it is being built (a new rollup, a rebuild, the report cube built
-    from the clicks), and ``progress`` says how far."""
-
-    def __init__(self, progress: str) -> None:
-        super().__init__(progress)
-        self.progress = progress
 
 
 def progress(conn: sqlite3.Connection) -> str:

@@ -18,11 +18,15 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from xtracker_server.clock import now_ms
 from xtracker_server.store.health import StorageHealth
 from xtracker_server.store.sqlite.db import attach_reports, connect, open_db
-from xtracker_server.store.sqlite.faults import FaultReason, StoreUnavailable, fault_of
+from xtracker_server.store.sqlite.faults import (
+    FaultReason,
+    RollupBehind,
+    StoreUnavailable,
+    fault_of,
+)
 from xtracker_server.store.sqlite.inuse import UseLock, hold_shared
 from xtracker_server.store.sqlite.lazy import LazyModule
 from xtracker_server.store.sqlite.probe import schema_version, touch_probe
-from xtracker_server.store.sqlite.rollup_marks import RollupBehind
 from xtracker_server.store.sqlite.sqlite_store import SqliteOperations
 from xtracker_server.store.sqlite.stats import refresh_stats
 

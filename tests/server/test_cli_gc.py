@@ -1,4 +1,4 @@
-"""A command runs with the cyclic collector's start-up thresholds (cli/_common.py
+"""A command runs with the cyclic collector's start-up thresholds (xtracker_server/_gc.py
 ``for_a_moment``: tests/server/test_cli_imports.py checks it in a real process); the commands
 that run until they are stopped get Python's own back before they start serving."""
 
@@ -12,14 +12,15 @@ from typing import Any
 
 import pytest
 
-from xtracker_server.cli import _common, serve
+from xtracker_server import _gc
+from xtracker_server.cli import serve
 from xtracker_server.config import Settings
 
 
 @pytest.fixture(autouse=True)
 def thresholds() -> Iterator[tuple[int, int, int]]:
     before = gc.get_threshold()
-    _common.for_a_moment()
+    _gc.for_a_moment()
     yield before
     gc.set_threshold(*before)
 

@@ -164,7 +164,7 @@ def _root() -> None:
 
 
 def main() -> None:
-    from xtracker_server.cli._common import for_a_moment
+    from xtracker_server._gc import for_a_moment
 
-    for_a_moment()  # the cyclic collector at start-up: see there
+    for_a_moment()  # done already when started by xtracker_server/__main__.py (see _gc.py)
     app(prog_name="xtracker")

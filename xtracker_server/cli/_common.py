@@ -8,7 +8,6 @@ the functions that use them (a command costs only what it needs; tests/server/te
 
 from __future__ import annotations
 
-import gc
 import json
 import os
 import sys
@@ -19,6 +18,8 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 
 import typer
 
+from xtracker_server._gc import for_a_moment as for_a_moment  # cli/__init__.py's main
+from xtracker_server._gc import runs_on as runs_on  # serve, worker, tail
 from xtracker_server.config import Settings, env_var, flag, setting_info
 from xtracker_server.domain.query import MAX_WHOLE
 
@@ -88,25 +89,6 @@ PublicUrlOption = Annotated[
     str | None,
     setting_option("public_url", help="Base of the printed URLs (default http://HOST:PORT)."),
 ]
-
-
-#: Python's thresholds of the cyclic garbage collector: a command that runs on gets them back.
-_GC_THRESHOLDS = gc.get_threshold()
-
-
-def for_a_moment() -> None:
-    """A command runs for a moment. At Python's thresholds the cyclic collector runs some 40
-    times while the command imports its modules (10 to 20 ms of a 0.2 s command) and finds next
-    to nothing to free: what an import makes lives on. It runs after every 50,000 new objects
-    instead, so that a command that loops over many (an import of costs, a long export) still
-    collects."""
-    gc.set_threshold(50_000, 20, 100)
-
-
-def runs_on() -> None:
-    """For a command that runs until it is stopped (``serve``, ``worker``, ``tail``): the
-    collector at Python's thresholds again, as any long-lived process has it."""
-    gc.set_threshold(*_GC_THRESHOLDS)
 
 
 def fail(message: str, code: int = 2) -> NoReturn:

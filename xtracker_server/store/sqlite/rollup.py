@@ -51,7 +51,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from xtracker_server.domain.tail import Watermark
+from xtracker_server.domain.watermark import Watermark
 from xtracker_server.store.sqlite.cube_schema import CUBE_DROPPED, CUBE_SCHEMA, CUBE_TABLES
 from xtracker_server.store.sqlite.db import attach_reports, connect, reports_path
 from xtracker_server.store.sqlite.generation import generation

@@ -9,7 +9,7 @@ from __future__ import annotations
 import sqlite3
 from dataclasses import dataclass
 
-from xtracker_server.domain.tail import Watermark
+from xtracker_server.domain.watermark import Watermark
 from xtracker_server.store.sqlite.faults import RollupBehind as RollupBehind  # raised here
 
 __all__ = [

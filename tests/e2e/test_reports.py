@@ -429,7 +429,13 @@ class StreamReader:
         if self._socket is not None:
             with contextlib.suppress(OSError):
                 self._socket.shutdown(socket.SHUT_RDWR)
+        # The reading thread ends once its read fails, leaving the response and its connection
+        # closed; only then is the client closed, with nothing of it left for the collector to
+        # find open later (a ResourceWarning in whichever test runs then).
+        self._thread.join(10)
         self._client.close()
+        if self._socket is not None:
+            self._socket.close()
 
 
 def test_stream_delivers_a_click_and_an_event_within_a_second(

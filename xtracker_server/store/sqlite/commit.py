@@ -12,9 +12,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
-from xtracker_server.store.sqlite.faults import storage_fault
+from xtracker_server.store.sqlite.faults import (
+    FaultReason,
+    StoreUnavailable,
+    fault_of,
+    storage_fault,
+)
 
-__all__ = ["BatchObserver", "GroupOperation", "Job", "commit_batch", "is_storage_fault"]
+__all__ = ["BatchObserver", "GroupOperation", "Job", "commit_batch", "commit_failed",
+           "is_storage_fault"]  # fmt: skip
 
 T = TypeVar("T")
 A = TypeVar("A")
@@ -81,6 +87,13 @@ def commit_batch(conn: sqlite3.Connection, batch: list[Job]) -> None:
     except BaseException:
         _roll_back(conn)
         raise
+
+
+def commit_failed(exc: BaseException, path: str) -> StoreUnavailable:
+    """What a writer answers every caller of a batch whose ``commit_batch`` raised ``exc``:
+    nothing of it was committed; the reason is the storage's fault, if it is one."""
+    reason = fault_of(exc, path) or FaultReason.COMMIT_FAILED
+    return StoreUnavailable(reason, f"the database could not commit: {exc}")
 
 
 def _roll_back(conn: sqlite3.Connection) -> None:

@@ -19,7 +19,13 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from xtracker_server.store.health import FaultTracker
-from xtracker_server.store.sqlite.commit import BatchObserver, GroupOperation, Job, commit_batch
+from xtracker_server.store.sqlite.commit import (
+    BatchObserver,
+    GroupOperation,
+    Job,
+    commit_batch,
+    commit_failed,
+)
 from xtracker_server.store.sqlite.db import open_db
 from xtracker_server.store.sqlite.faults import FaultReason, StoreUnavailable, fault_of
 
@@ -91,8 +97,7 @@ class InlineWriter:
         try:
             commit_batch(conn, [job])
         except BaseException as exc:  # the commit failed: nothing of it is acknowledged
-            reason = fault_of(exc, self._path) or FaultReason.COMMIT_FAILED
-            error = StoreUnavailable(reason, f"the database could not commit: {exc}")
+            error = commit_failed(exc, self._path)
             self.health.failed(error.reason, error.detail)
             if self.observer is not None:
                 self.observer.failed(1)

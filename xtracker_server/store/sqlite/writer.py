@@ -45,13 +45,13 @@ from xtracker_server.store.sqlite.commit import (
     GroupOperation,
     Job,
     commit_batch,
+    commit_failed,
     is_storage_fault,
 )
 from xtracker_server.store.sqlite.db import open_db
 from xtracker_server.store.sqlite.faults import (
     FaultReason,
     StoreUnavailable,
-    fault_of,
 )
 from xtracker_server.store.sqlite.wal import IDLE_S, LIMIT_BYTES, WalKeeper
 
@@ -251,8 +251,7 @@ class GroupCommitWriter(Writer):
         try:
             commit_batch(conn, [job for job, _ in batch])
         except BaseException as exc:  # the commit failed: nobody in the batch is acknowledged
-            reason = fault_of(exc, self._path) or FaultReason.COMMIT_FAILED
-            error = StoreUnavailable(reason, f"the database could not commit: {exc}")
+            error = commit_failed(exc, self._path)
             if self.observer is not None:
                 self.observer.failed(len(batch))
         else:

@@ -23,9 +23,9 @@ from collections.abc import Callable, Mapping
 from multiprocessing.connection import Connection
 from typing import Any
 
-from xtracker_server.store.sqlite.faults import FaultReason, fault_of
+from xtracker_server.store.sqlite.commit import Job, commit_batch, commit_failed
+from xtracker_server.store.sqlite.faults import FaultReason
 from xtracker_server.store.sqlite.wal import IDLE_S, LIMIT_BYTES, WalKeeper
-from xtracker_server.store.sqlite.writer import Job, commit_batch
 
 __all__ = ["STOP", "main", "serve"]
 
@@ -95,8 +95,8 @@ def serve(
                 try:
                     commit_batch(conn, jobs)
                 except Exception as exc:
-                    failed = fault_of(exc, path) or FaultReason.COMMIT_FAILED
-                    answer = ("fail", (failed.value, f"the database could not commit: {exc}"))
+                    error = commit_failed(exc, path)
+                    answer = ("fail", (error.reason.value, error.detail))
                 else:
                     answer = ("batch", [_outcome(job) for job in jobs])
             try:

@@ -137,6 +137,8 @@ class XTracker:
         self._kick = threading.Event()  # a flush or a stop: end a backoff pause now
         self._stop = threading.Event()
         self._progress = threading.Condition()
+        self._handoff = threading.Lock()
+        self._sender_ended = self._release_at_end = False
         self._thread = threading.Thread(target=self._run, name="xtracker-sender", daemon=True)
         self._thread.start()
 
@@ -343,12 +345,19 @@ class XTracker:
             self._core.lose(self._core.spool.evacuate(), "XTracker closed")
         except Exception as exc:
             self._core.note_error(f"spool: {exc}")
-        if not self._thread.is_alive():
-            with contextlib.suppress(Exception):
-                self._http.close()
-            self._core.spool.close()
+        with self._handoff:  # the last of this and the sender lets go of the pool and spool
+            if self._sender_ended:
+                self._release()
+            else:
+                self._release_at_end = True
         _CLIENTS.discard(self)
         return self._flushed
+
+    def _release(self) -> None:
+        with contextlib.suppress(Exception):
+            self._http.close()
+        with contextlib.suppress(Exception):
+            self._core.spool.close()
 
     def _hurry(self) -> None:
         """What a flush begins with, without waiting for it (the exit hook starts every
@@ -397,6 +406,17 @@ class XTracker:
     # --- the sender thread -----------------------------------------------------------------
 
     def _run(self) -> None:
+        """The sender thread's body. When a close did not wait for it (a request was in
+        flight past the close's timeout), it closes the HTTP pool and the spool as it ends."""
+        try:
+            self._send_until_stopped()
+        finally:
+            with self._handoff:  # a close that did not wait for a request in flight
+                self._sender_ended = True
+                if self._release_at_end:
+                    self._release()
+
+    def _send_until_stopped(self) -> None:
         """Never dies: any spool or transport trouble is recorded and tried again shortly."""
         next_reclaim = 0.0
         batching = Batching()

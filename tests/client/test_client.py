@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -539,3 +540,38 @@ def test_the_exit_timeout_is_configured_once_for_the_process(
     for bad in (-1, float("nan"), "3"):
         with pytest.raises(ConfigurationError):
             set_exit_timeout(bad)  # type: ignore[arg-type]
+
+
+class _HeldTransport(httpx.BaseTransport):
+    """Answers 200 to each request once ``release`` is set: a request in flight, held."""
+
+    def __init__(self) -> None:
+        self.entered, self.release, self.closed = threading.Event(), threading.Event(), False
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        self.entered.set()
+        self.release.wait(30)  # bounded: a broken test ends
+        return httpx.Response(404 if request.url.path.endswith("/batch") else 200, json=OK.json())
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_a_close_that_leaves_a_request_in_flight_lets_the_sender_close_the_pool(
+    tmp_path: Path,
+) -> None:
+    """close(0) does not wait for a request in flight; the sender, when that request ends,
+    closes the HTTP pool and the spool itself (left open, the pool's sockets reach the garbage
+    collector unclosed)."""
+    held = _HeldTransport()
+    xt = XTracker(URL, "xt_sk_test", spool=tmp_path / "spool.db", transport=held, backoff=FAST)
+    xt.contact("a")
+    assert held.entered.wait(10), "the sender never sent"
+    xt.close(0)
+    assert xt._thread.is_alive() and not held.closed  # the request is still in flight
+    held.release.set()
+    xt._thread.join(10)
+    assert not xt._thread.is_alive()
+    assert held.closed and xt._http.is_closed
+    with pytest.raises(Exception, match="closed"):  # the spool's connection is closed too
+        xt._core.spool.last_id()

@@ -324,8 +324,9 @@ class LiveStreams:
             self._ready.clear()
 
     async def _poll(self) -> bool:
+        asked = set(self._subs)
         try:
-            poll = await self.store.tail_poll(self._marks, set(self._subs), time.monotonic())
+            poll = await self.store.tail_poll(self._marks, asked, time.monotonic())
         except Exception:  # the next poll tries again; the streams stay open
             log.exception("the live stream's reader could not read the database")
             return False
@@ -337,6 +338,8 @@ class LiveStreams:
                     sub.start = poll.marks
         self._ready.set()
         for space_id, subs in list(self._subs.items()):
+            if space_id not in asked:  # its first stream joined during the poll: the next asks
+                continue
             if space_id not in poll.spaces:
                 for sub in subs:
                     sub.end(SPACE_DELETED)

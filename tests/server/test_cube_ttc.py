@@ -78,3 +78,18 @@ def test_concatenated_cells_add_and_subtract_exactly() -> None:
         and hist[CANONICAL_EVENTS[2]][0] == 8
         and hist[CANONICAL_EVENTS[0]][5] == 299
     )
+
+
+def test_a_groups_histograms_are_added_up_when_first_read() -> None:
+    """``Histograms`` (a report's group) holds its rows' values and signs; read, it equals the
+    histograms ``add_concat`` adds up, a dict's equal, every canonical event present."""
+    a = cube_ttc.encode({0: 2, TTC_BINS + 3: 5})
+    b = cube_ttc.encode({0: 1, TTC_BINS * 3 + 39: 7})
+    assert a is not None and b is not None
+    lazy = cube_ttc.Histograms([(a + b, +1), (b, -1)])
+    expected = cube_ttc.histograms(cube_ttc.add_concat(None, a, +1))
+    assert lazy == expected and expected == lazy and dict(lazy) == expected
+    assert lazy[CANONICAL_EVENTS[0]][0] == 2 and lazy[CANONICAL_EVENTS[1]][3] == 5
+    assert sum(lazy[CANONICAL_EVENTS[3]]) == 0  # added, then taken away
+    assert list(lazy) == list(CANONICAL_EVENTS) and len(lazy) == len(CANONICAL_EVENTS)
+    assert repr(lazy) == repr(expected)

@@ -17,7 +17,7 @@ holds it, labelled as such in every answer (``ttc_median_s``, ``ttc_estimate: tr
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -95,8 +95,9 @@ class GroupCounts:
     revenue: dict[str, dict[str, Decimal]] = field(default_factory=dict)
     reversed_deposits: int = 0
     reversed_revenue: dict[str, dict[str, Decimal]] = field(default_factory=dict)
-    # canonical event -> histogram over TTC_BOUNDS_S (len(TTC_BOUNDS_S) + 1 bins)
-    ttc: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    # canonical event -> histogram over TTC_BOUNDS_S (len(TTC_BOUNDS_S) + 1 bins); a store
+    # may build it when first read (a report shows a hundred of thousands of groups)
+    ttc: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
     names: dict[str, str] = field(default_factory=dict)
 
     @property

@@ -82,16 +82,16 @@ class _Segment:
 
 
 class _Group:
-    """What a group's rows add up to: ``counts`` (``COUNTS``), ``ttc`` (cells:
-    cube_ttc.add_concat; None: none), ``money`` (currency -> day -> [n, units, fraction,
-    scale, rn, r_units, r_fraction, r_scale]; None: none)."""
+    """What a group's rows add up to: ``counts`` (``COUNTS``), ``ttc`` (the rows' cells and
+    signs: cube_ttc.Histograms), ``money`` (currency -> day -> [n, units,
+    fraction, scale, rn, r_units, r_fraction, r_scale]; None: none)."""
 
     __slots__ = ("counts", "money", "names", "ttc")
 
     def __init__(self, counts: list[int]) -> None:
         self.counts = counts
         self.names: dict[str, str] = {}  # NAME_OF[dimension] -> the name beside its id
-        self.ttc: tuple[int, ...] | None = None
+        self.ttc: list[tuple[bytes, int]] = []
         self.money: dict[str, dict[str, list[int]]] | None = None
 
 
@@ -474,7 +474,7 @@ class _Reader:
                 else:
                     g.counts = [a + sign * b for a, b in zip(g.counts, sums[:_N], strict=True)]
                 if sums[_N]:
-                    g.ttc = cube_ttc.add_concat(g.ttc, sums[_N], sign)
+                    g.ttc.append((sums[_N], sign))
                 for name, value in zip(self.name_of, sums[_N + 1 :], strict=True):
                     if value is not None:
                         g.names[name] = value
@@ -489,10 +489,11 @@ class _Reader:
         groups = ", ".join(str(i + 1) for i in range(width + 1 + (not dated)))
         per_group = f" GROUP BY {groups}" * self.regroup
         sums = _MONEY_SUMS if self.regroup else ", ".join(f"c.{m}" for m in _MONEY)
+        # a day's buckets summed per key first; by bucket, a row is one key's bucket already
+        rows = (f"{self._summed('cube_money', by, _MONEY_SUMS, joins, where)}{joins}" if dated
+                else f"reports.cube_money c{joins} WHERE {_RANGE} AND {where}")  # fmt: skip
         for row in self.cursor.execute(
-            f"SELECT {columns}, {bucket}c.currency, {sums}"
-            f" FROM {self._summed('cube_money', by, _MONEY_SUMS, joins, where)}{joins}{per_group}",
-            args,
+            f"SELECT {columns}, {bucket}c.currency, {sums} FROM {rows}{per_group}", args
         ):
             if dated:
                 currency, *m = row[width:]
@@ -529,12 +530,11 @@ class _Reader:
                     first_deposits=c[_DEPOSIT],
                     revenue=_money(money, 0) if money else {},
                     reversed_deposits=c[_REVERSED],
-                    reversed_revenue=_money(money, 4) if money else {},
+                    reversed_revenue=_money(money, 4) if money and c[_REVERSED] else {},
                     # every canonical event, zeros too (as store/sqlite/groups.py)
-                    ttc=cube_ttc.histograms(g.ttc),
+                    ttc=cube_ttc.Histograms(g.ttc) if g.ttc else cube_ttc.histograms(None),
                     names=g.names,
-                )
-            )
+                ))  # fmt: skip
         return out
 
 

@@ -10,7 +10,9 @@ holds a few uids at 15 minutes and tens to hundreds per day, so its cells are fe
 A report reads a group's rows' cells in one value, ``CONCAT``: SQLite's own aggregate (in C)
 puts their BLOBs one after another; ``add_concat`` adds them to the group's flat counts
 (``CELLS`` of them) in one pass, and ``histograms`` cuts those into the steps' histograms. (A
-Python aggregate, called once per row, cost more than the counts' whole query.)
+Python aggregate, called once per row, cost more than the counts' whole query.) A report's
+groups hold their values as they are (``Histograms``) and add them up when first read: of the
+thousands of groups of a report by ad, the hundred it shows are.
 
 The feed adds a row's difference with ``cube_ttc_add`` in its upsert; ``register`` puts it on a
 connection (the catch-up's and every reader's).
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import sqlite3
 from array import array
+from collections.abc import Iterator, Mapping
 
 from xtracker_server.domain.groups import TTC_BOUNDS_S
 from xtracker_wire import CANONICAL_EVENTS
@@ -28,6 +31,7 @@ __all__ = [
     "CELLS",
     "CONCAT",
     "TTC_BINS",
+    "Histograms",
     "accumulate",
     "add",
     "add_concat",
@@ -113,6 +117,37 @@ def histograms(acc: tuple[int, ...] | None) -> dict[str, tuple[int, ...]]:
         hist = acc[lo:hi]
         out[event] = _ZERO if hist == _ZERO else hist
     return out
+
+
+class Histograms(Mapping[str, tuple[int, ...]]):
+    """A group's histograms (``GroupCounts.ttc``: each canonical event's) from ``CONCAT``
+    values and their signs, added up (``add_concat``, ``histograms``) when first read."""
+
+    __slots__ = ("_parts", "_steps")
+
+    def __init__(self, parts: list[tuple[bytes, int]]) -> None:
+        self._parts = parts
+        self._steps: dict[str, tuple[int, ...]] | None = None
+
+    def _read(self) -> dict[str, tuple[int, ...]]:
+        if self._steps is None:  # two threads reading at once both find the same steps
+            acc = None
+            for cells, sign in self._parts:
+                acc = add_concat(acc, cells, sign)
+            self._steps, self._parts = histograms(acc), []
+        return self._steps
+
+    def __getitem__(self, step: str) -> tuple[int, ...]:
+        return self._read()[step]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._read())
+
+    def __len__(self) -> int:
+        return len(self._read())
+
+    def __repr__(self) -> str:
+        return repr(self._read())
 
 
 def register(conn: sqlite3.Connection) -> None:

@@ -7,6 +7,8 @@ from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from xtracker_server.domain.reports import (
     Bucket,
@@ -143,6 +145,26 @@ def test_money_is_put_back_together_exactly() -> None:
     assert sum_from_parts(10, 150_000_000, 2, 8) == Decimal("11.50")
     assert money_text(sum_from_parts(0, 1, 8, 8)) == "0.00000001"
     assert money_text(sum_from_parts(50, 0, 0, 8)) == "50"
+    # parts that do not fit the scale given, or a scale over the parts' digits: Decimal's way
+    assert str(sum_from_parts(10, 123, 2, 8)) == "10.00"
+    assert str(sum_from_parts(-3, 25_000_000, 1, 8)) == "-2.8"  # -2.75, half to even
+    assert str(sum_from_parts(5, 5, 9, 8)) == "5.000000050"
+
+
+@given(st.lists(st.decimals(min_value=0, max_value=10**12, places=8), min_size=1, max_size=20),
+       st.data())  # fmt: skip
+def test_money_put_back_together_is_the_exact_sum_with_the_most_decimals_given(
+    amounts: list[Decimal], data: st.DataObject
+) -> None:
+    """Amounts as the rollup stores them (integer part, 8-digit fraction, decimals given):
+    the sums of their parts make the exact sum, shown with the most decimals any was given."""
+    given = [data.draw(st.integers(max(0, -a.as_tuple().exponent), 8)) for a in amounts]
+    shown = [a.quantize(Decimal(1).scaleb(-d)) for a, d in zip(amounts, given, strict=True)]
+    units = sum(int(a) for a in shown)
+    fractions = sum(int((a - int(a)).scaleb(8)) for a in shown)
+    scale = max(given)
+    total = sum_from_parts(units, fractions, scale, 8)
+    assert total == sum(shown) and str(total) == str(sum(shown).quantize(Decimal(1).scaleb(-scale)))
 
 
 def test_links_sort_by_any_column_with_empty_rates_last() -> None:

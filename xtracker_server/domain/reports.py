@@ -217,6 +217,10 @@ def sum_from_parts(integer_sum: int, fraction_sum: int, scale: int, decimals: in
     """Reassemble an exact total from what SQL summed: the integer parts, and the fraction parts
     as integers of ``decimals`` digits; shown with ``scale`` decimals (the largest scale among
     the amounts, as ``Decimal`` addition would keep it)."""
+    if 0 <= scale <= decimals:  # in integers: no amount had more than ``scale`` decimals
+        cents, rest = divmod(integer_sum * 10**decimals + fraction_sum, 10 ** (decimals - scale))
+        if not rest:
+            return Decimal(cents).scaleb(-scale)
     total = Decimal(integer_sum) + Decimal(fraction_sum).scaleb(-decimals)
     return total.quantize(Decimal(1).scaleb(-scale)) if scale > 0 else total.quantize(Decimal(1))
 

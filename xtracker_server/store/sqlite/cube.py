@@ -98,6 +98,7 @@ class _Group:
 _N = len(COUNTS)
 _DEPOSIT = COUNTS.index("deposit")
 _DEPOSITS, _REVERSED = COUNTS.index("deposits"), COUNTS.index("reversed")
+_STEPS = tuple((COUNTS.index(event), event) for event in CANONICAL_EVENTS)
 
 
 def _dimension(query: GroupQuery) -> str | None:
@@ -525,7 +526,7 @@ class _Reader:
                 GroupCounts(
                     key=key,
                     clicks=c[0],
-                    uids=dict(zip(CANONICAL_EVENTS, c[1:_DEPOSITS], strict=True)),
+                    uids={event: c[i] for i, event in _STEPS},
                     deposits=c[_DEPOSITS],
                     first_deposits=c[_DEPOSIT],
                     revenue=_money(money, 0) if money else {},
@@ -542,9 +543,8 @@ def _money(money: dict[str, dict[str, list[int]]], at: int) -> dict[str, dict[st
     """Gross (``at`` 0) or reversed (4) amounts per currency and day, of the days with any."""
     out: dict[str, dict[str, Decimal]] = {}
     for currency, days in money.items():
-        for day, m in days.items():
-            n, units, fraction, scale = m[at : at + 4]
-            if n > 0:
-                amount = sum_from_parts(units, fraction, scale, MAX_VALUE_DECIMALS)
-                out.setdefault(currency, {})[day] = amount
+        amounts = {day: sum_from_parts(m[at + 1], m[at + 2], m[at + 3], MAX_VALUE_DECIMALS)
+                   for day, m in days.items() if m[at] > 0}  # fmt: skip
+        if amounts:
+            out[currency] = amounts
     return out

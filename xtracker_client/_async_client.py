@@ -46,6 +46,7 @@ from xtracker_client._sender import (
     waves,
 )
 from xtracker_client._spool import DeadLetter, DropPolicy, Kind, Mark, SpooledItem
+from xtracker_client._tls import shared_context
 from xtracker_wire import CanonicalEvent
 
 if TYPE_CHECKING:
@@ -107,6 +108,7 @@ class AsyncXTracker:
             headers=self._core.headers,
             timeout=timeout,
             transport=transport,
+            verify=shared_context(),
         )
         self._wake = asyncio.Event()  # new items, a flush, a stop
         self._kick = asyncio.Event()  # a flush or a stop: end a backoff pause now
@@ -398,6 +400,7 @@ class AsyncXTracker:
             headers=self._core.headers,
             timeout=self._core.timeout,
             transport=self._transport,
+            verify=shared_context(),
         )
         self._wake, self._kick, self._progress = asyncio.Event(), asyncio.Event(), asyncio.Event()
         self._task = None

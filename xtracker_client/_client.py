@@ -47,6 +47,7 @@ from xtracker_client._sender import (
     waves,
 )
 from xtracker_client._spool import DeadLetter, DropPolicy, SpooledItem
+from xtracker_client._tls import shared_context
 from xtracker_wire import CanonicalEvent
 
 if TYPE_CHECKING:
@@ -132,6 +133,7 @@ class XTracker:
             headers=self._core.headers,
             timeout=self._core.timeout,
             transport=self._transport,
+            verify=shared_context(),
         )
         self._wake = threading.Event()  # new items, a flush, a stop
         self._kick = threading.Event()  # a flush or a stop: end a backoff pause now

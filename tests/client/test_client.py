@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import ssl
 import threading
 import time
 from collections.abc import Iterator
@@ -575,3 +576,33 @@ def test_a_close_that_leaves_a_request_in_flight_lets_the_sender_close_the_pool(
     assert held.closed and xt._http.is_closed
     with pytest.raises(Exception, match="closed"):  # the spool's connection is closed too
         xt._core.spool.last_id()
+
+
+def test_the_clients_of_a_process_load_the_ca_bundle_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Loading the CA bundle costs ~50 ms of CPU: the clients share httpx's default context
+    (made once, certificates and host names still checked) instead of each loading it."""
+    from xtracker_client._tls import shared_context
+
+    loads: list[object] = []
+    load = ssl.SSLContext.load_verify_locations
+
+    def counted(self: ssl.SSLContext, *args: Any, **kwargs: Any) -> None:
+        loads.append(args or kwargs)
+        load(self, *args, **kwargs)
+
+    monkeypatch.setattr(ssl.SSLContext, "load_verify_locations", counted)
+    shared_context.cache_clear()
+    clients = [XTracker("https://track.example.com", "xt_sk_test", in_memory=True) for _ in "ab"]
+
+    async def run() -> None:
+        async with AsyncXTracker("https://track.example.com", "xt_sk_test", in_memory=True):
+            pass
+
+    asyncio.run(run())
+    for xt in clients:
+        xt.close(0)
+    assert len(loads) == 1, loads
+    context = shared_context()
+    assert context.verify_mode == ssl.CERT_REQUIRED and context.check_hostname

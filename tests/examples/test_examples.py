@@ -359,78 +359,6 @@ def refused(host: str, port: int) -> bool:
         return s.connect_ex((host, port)) != 0
 
 
-@pytest.mark.parametrize("name", ["aiogram_bot", "ptb_bot"])
-def test_a_bot_reports_the_whole_funnel_then_exits_within_dockers_grace_period_tracker_down(
-    name: str,
-    start_app: ServerFactory,
-    telegram: FakeBotAPI,
-    bot_process: Callable[..., BotProcess],
-) -> None:
-    """The ad's click, ``/start fb_<uid>`` from Telegram, the offer's registration and deposit
-    postbacks: each reported, attributed to the click. Then the tracker goes away (its server
-    stops: nothing listens at its URL), another user's ``/start`` is handled and buffered, and
-    ``docker stop`` sends SIGTERM and kills 10 s later: the bot still exits by itself, within
-    the clients' shared exit deadline (3 s by default), and what it could not send stays in
-    its spool file. One process for both (each bot process costs seconds of CPU to start).
-
-    The bot runs with a deadline of 1 s (XTRACKER_EXIT_TIMEOUT): the time it takes beyond its
-    deadline, added to the default deadline, must fit in Docker's grace period."""
-    server = start_app()  # the bot's own: it is stopped midway
-    space = server.new_space(f"{name}-process")
-    slug = f"{name.replace('_', '-')}-ad"
-    payload = click_through_landing(server, space, slug)
-    uid = payload.removeprefix("fb_")
-    ann, bea = 780_001, 780_002
-    updates = Updates()
-    bot = bot_process(name, space, tracker=server, XTRACKER_EXIT_TIMEOUT=str(EXIT_S))
-    bot.wait_polling(telegram)
-
-    telegram.push(updates.start(ann, f"/start {payload}"))
-    telegram.wait_for("sendMessage", 1, timeout=HANG_S)
-    assert replies(telegram) == [(ann, f"https://partner.example/reg?sub1={ann}")], bot.log_text()
-
-    reg = {"secret": "postback-secret", "event": "registration", "tg_id": str(ann)}
-    assert bot.postback(**reg, partner_id="P-1") == (200, {"ok": True})
-    dep = {"secret": "postback-secret", "event": "deposit", "tg_id": str(ann), "tx_id": "T-9"}
-    assert bot.postback(**dep, amount="25.00", currency="USD") == (200, {"ok": True})
-    assert bot.postback(**dep)[0] == 400  # no amount: refused, the offer should not retry
-    # The endpoint listens where POSTBACK_HOST says, and nowhere else.
-    assert refused("127.0.0.1", bot.postback_at[1])
-
-    start = f"start-{ann}"
-    wait_until(lambda: len(inbox(server, space)) >= 4, f"the funnel reported: {bot.log_text()}")
-    # Events of one user may arrive in any order (batches in flight): attribution is the point.
-    assert sorted(inbox(server, space)) == sorted(
-        [
-            ("contact", uid, ann, start, None),
-            ("subscribed", uid, ann, start, None),
-            ("registration", uid, ann, "reg-P-1", None),
-            ("deposit", uid, ann, "T-9", "25.00"),
-        ]
-    ), bot.log_text()
-    assert binds(server, space) == [(uid, ann)]
-    assert clicks_of_link(server, space, slug) == [uid]
-
-    server.stop()  # the tracker is down
-    assert refused("127.0.0.1", server.port)
-    telegram.push(updates.start(bea, "/start fb_someone"))
-    telegram.wait_for("sendMessage", 2, timeout=HANG_S)  # handled: its events are buffered
-    assert len(replies(telegram)) == 2, bot.log_text()
-    started = time.monotonic()
-    assert bot.terminate() == 0, bot.log_text()
-    took = time.monotonic() - started
-    assert took >= EXIT_S, f"{took:.1f} s to exit: {bot.log_text()}"  # it waited its deadline
-    with_default = took - EXIT_S + DEFAULT_EXIT_TIMEOUT_S
-    assert with_default < DOCKER_GRACE_S, f"{took:.1f} s to exit: {bot.log_text()}"
-    # The spool is the file XTRACKER_SPOOL names; none was made in the default place.
-    assert bot.spool.exists()
-    pending = sqlite3.connect(bot.spool).execute("SELECT count(*) FROM outbox").fetchone()[0]
-    assert pending >= 2, bot.log_text()  # contact and subscribed, kept for the next start
-    assert list(bot.cache.iterdir()) == []
-    # It polled the fake over HTTP with the configured token (a wrong one would be a 401).
-    assert telegram.sent("getMe")
-
-
 def test_channel_join_bot_reports_a_join_through_a_known_invite_link(
     server: Server, telegram: FakeBotAPI, bot_process: Callable[..., BotProcess]
 ) -> None:
@@ -841,3 +769,75 @@ def test_examples_import_without_side_effects(
     assert set(threading.enumerate()) <= threads, threading.enumerate()
     assert capfd.readouterr() == ("", "")
     assert not any(tmp_path.iterdir())  # no spool was created
+
+
+@pytest.mark.parametrize("name", ["aiogram_bot", "ptb_bot"])
+def test_a_bot_reports_the_whole_funnel_then_exits_within_dockers_grace_period_tracker_down(
+    name: str,
+    start_app: ServerFactory,
+    telegram: FakeBotAPI,
+    bot_process: Callable[..., BotProcess],
+) -> None:
+    """The ad's click, ``/start fb_<uid>`` from Telegram, the offer's registration and deposit
+    postbacks: each reported, attributed to the click. Then the tracker goes away (its server
+    stops: nothing listens at its URL), another user's ``/start`` is handled and buffered, and
+    ``docker stop`` sends SIGTERM and kills 10 s later: the bot still exits by itself, within
+    the clients' shared exit deadline (3 s by default), and what it could not send stays in
+    its spool file. One process for both (each bot process costs seconds of CPU to start).
+
+    The bot runs with a deadline of 1 s (XTRACKER_EXIT_TIMEOUT): the time it takes beyond its
+    deadline, added to the default deadline, must fit in Docker's grace period."""
+    server = start_app()  # the bot's own: it is stopped midway
+    space = server.new_space(f"{name}-process")
+    slug = f"{name.replace('_', '-')}-ad"
+    payload = click_through_landing(server, space, slug)
+    uid = payload.removeprefix("fb_")
+    ann, bea = 780_001, 780_002
+    updates = Updates()
+    bot = bot_process(name, space, tracker=server, XTRACKER_EXIT_TIMEOUT=str(EXIT_S))
+    bot.wait_polling(telegram)
+
+    telegram.push(updates.start(ann, f"/start {payload}"))
+    telegram.wait_for("sendMessage", 1, timeout=HANG_S)
+    assert replies(telegram) == [(ann, f"https://partner.example/reg?sub1={ann}")], bot.log_text()
+
+    reg = {"secret": "postback-secret", "event": "registration", "tg_id": str(ann)}
+    assert bot.postback(**reg, partner_id="P-1") == (200, {"ok": True})
+    dep = {"secret": "postback-secret", "event": "deposit", "tg_id": str(ann), "tx_id": "T-9"}
+    assert bot.postback(**dep, amount="25.00", currency="USD") == (200, {"ok": True})
+    assert bot.postback(**dep)[0] == 400  # no amount: refused, the offer should not retry
+    # The endpoint listens where POSTBACK_HOST says, and nowhere else.
+    assert refused("127.0.0.1", bot.postback_at[1])
+
+    start = f"start-{ann}"
+    wait_until(lambda: len(inbox(server, space)) >= 4, f"the funnel reported: {bot.log_text()}")
+    # Events of one user may arrive in any order (batches in flight): attribution is the point.
+    assert sorted(inbox(server, space)) == sorted(
+        [
+            ("contact", uid, ann, start, None),
+            ("subscribed", uid, ann, start, None),
+            ("registration", uid, ann, "reg-P-1", None),
+            ("deposit", uid, ann, "T-9", "25.00"),
+        ]
+    ), bot.log_text()
+    assert binds(server, space) == [(uid, ann)]
+    assert clicks_of_link(server, space, slug) == [uid]
+
+    server.stop()  # the tracker is down
+    assert refused("127.0.0.1", server.port)
+    telegram.push(updates.start(bea, "/start fb_someone"))
+    telegram.wait_for("sendMessage", 2, timeout=HANG_S)  # handled: its events are buffered
+    assert len(replies(telegram)) == 2, bot.log_text()
+    started = time.monotonic()
+    assert bot.terminate() == 0, bot.log_text()
+    took = time.monotonic() - started
+    assert took >= EXIT_S, f"{took:.1f} s to exit: {bot.log_text()}"  # it waited its deadline
+    with_default = took - EXIT_S + DEFAULT_EXIT_TIMEOUT_S
+    assert with_default < DOCKER_GRACE_S, f"{took:.1f} s to exit: {bot.log_text()}"
+    # The spool is the file XTRACKER_SPOOL names; none was made in the default place.
+    assert bot.spool.exists()
+    pending = sqlite3.connect(bot.spool).execute("SELECT count(*) FROM outbox").fetchone()[0]
+    assert pending >= 2, bot.log_text()  # contact and subscribed, kept for the next start
+    assert list(bot.cache.iterdir()) == []
+    # It polled the fake over HTTP with the configured token (a wrong one would be a 401).
+    assert telegram.sent("getMe")

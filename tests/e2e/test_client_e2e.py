@@ -164,11 +164,12 @@ def test_memory_stays_bounded_while_the_server_is_away(tmp_path: Path) -> None:
     """A long outage fills the spool on disk, not the process's memory."""
     import resource
 
-    # 20,000 calls against a spool of 8,000 rows (each call past the bound costs a delete and
+    # 10,000 calls against a spool of 8,000 rows (each call past the bound costs a delete and
     # an insert: 0.2 ms). The bound on growth is the one 50,000 calls had (50 MiB), per call:
     # under 1 KiB each, less than one event's body and its JSON kept in memory would take; a
-    # few MiB of it are SQLite's cache and its WAL's index growing with the file.
-    calls = 20_000
+    # few MiB of it are SQLite's cache and its WAL's index growing with the file (1 to 4 MiB
+    # here, as with 20,000 calls: with fewer calls the bound per call is only stricter).
+    calls = 10_000
     xt = XTracker(
         f"http://127.0.0.1:{free_port()}",
         "xt_sk_x",
@@ -189,7 +190,7 @@ def test_memory_stays_bounded_while_the_server_is_away(tmp_path: Path) -> None:
     resident_after = resident_kib()
     stats = xt.stats()
     xt.close(0)
-    assert stats.queued == 8_000 and stats.dropped["spool_full"] == 16_000
+    assert stats.queued == 8_000 and stats.dropped["spool_full"] == 4_000 + calls - 8_000
     assert after - before < calls, f"grew {(after - before) / 1024:.1f} MiB"  # KiB on Linux
     grew = resident_after - resident_before
     assert grew < calls, f"resident size grew {grew / 1024:.1f} MiB"

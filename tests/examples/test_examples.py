@@ -6,8 +6,8 @@ XTRACKER side is real: the app with its SQLite file, read back with sqlite3, ser
 from this process (``AppServer``: the bots reach it over HTTP as they reach ``xtracker serve``;
 what only a ``serve`` process shows is tested in tests/e2e and tests/server). Each bot
 runs twice over: as a process (``python examples/<bot>.py``, the whole funnel from the ad's
-click to the deposit, then SIGTERM), and in this process, fed updates one by one, for the
-cases one at a time.
+click to the deposit, then the tracker down and SIGTERM), and in this process, fed updates one
+by one, for the cases one at a time.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 
-from tests.conftest import TLS_VERIFY, AppServer, Server, SpaceKeys, free_port
+from tests.conftest import TLS_VERIFY, AppServer, Server, ServerFactory, SpaceKeys, free_port
 from tests.databases import migrated
 from tests.fake_bot_api import BOT_ID, TOKEN, FakeBotAPI
 from xtracker_client import AsyncXTracker, Backoff
@@ -332,8 +332,11 @@ def bot_process(
 ) -> Iterator[Callable[..., BotProcess]]:
     started: list[BotProcess] = []
 
-    def start(name: str, space: SpaceKeys, **extra_env: str) -> BotProcess:
-        bot = BotProcess(name, tmp_path, telegram, server, space, **extra_env)
+    def start(
+        name: str, space: SpaceKeys, tracker: Server | None = None, **extra_env: str
+    ) -> BotProcess:
+        """The bot, reporting to ``tracker`` (the module's server unless given)."""
+        bot = BotProcess(name, tmp_path, telegram, tracker or server, space, **extra_env)
         started.append(bot)
         return bot
 
@@ -354,55 +357,6 @@ def refused(host: str, port: int) -> bool:
     with socket.socket() as s:
         s.settimeout(5)
         return s.connect_ex((host, port)) != 0
-
-
-@pytest.mark.parametrize("name", ["aiogram_bot", "ptb_bot"])
-def test_bot_reports_the_whole_funnel_through_telegram_to_the_server(
-    name: str,
-    server: Server,
-    telegram: FakeBotAPI,
-    bot_process: Callable[..., BotProcess],
-) -> None:
-    """The ad's click, ``/start fb_<uid>`` from Telegram, the offer's registration and deposit
-    postbacks: each reported, attributed to the click, visible in the server after SIGTERM."""
-    space = server.new_space(f"{name}-process")
-    payload = click_through_landing(server, space, f"{name.replace('_', '-')}-ad")
-    uid = payload.removeprefix("fb_")
-    ann = 780_001
-    updates = Updates()
-    bot = bot_process(name, space)
-    bot.wait_polling(telegram)
-
-    telegram.push(updates.start(ann, f"/start {payload}"))
-    telegram.wait_for("sendMessage", 1, timeout=HANG_S)
-    assert replies(telegram) == [(ann, f"https://partner.example/reg?sub1={ann}")], bot.log_text()
-
-    reg = {"secret": "postback-secret", "event": "registration", "tg_id": str(ann)}
-    assert bot.postback(**reg, partner_id="P-1") == (200, {"ok": True})
-    dep = {"secret": "postback-secret", "event": "deposit", "tg_id": str(ann), "tx_id": "T-9"}
-    assert bot.postback(**dep, amount="25.00", currency="USD") == (200, {"ok": True})
-    assert bot.postback(**dep)[0] == 400  # no amount: refused, the offer should not retry
-    # The endpoint listens where POSTBACK_HOST says, and nowhere else.
-    assert refused("127.0.0.1", bot.postback_at[1])
-
-    assert bot.terminate() == 0, bot.log_text()
-    start = f"start-{ann}"
-    # Events of one user may arrive in any order (batches in flight): attribution is the point.
-    assert sorted(inbox(server, space)) == sorted(
-        [
-            ("contact", uid, ann, start, None),
-            ("subscribed", uid, ann, start, None),
-            ("registration", uid, ann, "reg-P-1", None),
-            ("deposit", uid, ann, "T-9", "25.00"),
-        ]
-    ), bot.log_text()
-    assert binds(server, space) == [(uid, ann)]
-    assert clicks_of_link(server, space, f"{name.replace('_', '-')}-ad") == [uid]
-    # The spool is the file XTRACKER_SPOOL names; none was made in the default place.
-    assert bot.spool.exists()
-    assert list(bot.cache.iterdir()) == []
-    # It polled the fake over HTTP with the configured token (a wrong one would be a 401).
-    assert telegram.sent("getMe")
 
 
 def test_channel_join_bot_reports_a_join_through_a_known_invite_link(
@@ -818,31 +772,72 @@ def test_examples_import_without_side_effects(
 
 
 @pytest.mark.parametrize("name", ["aiogram_bot", "ptb_bot"])
-def test_a_bot_exits_within_dockers_grace_period_with_the_tracker_down(
+def test_a_bot_reports_the_whole_funnel_then_exits_within_dockers_grace_period_tracker_down(
     name: str,
-    server: Server,
+    start_app: ServerFactory,
     telegram: FakeBotAPI,
     bot_process: Callable[..., BotProcess],
 ) -> None:
-    """``docker stop`` sends SIGTERM and kills 10 s later. With the tracker away (nothing
-    listens at its URL), the bot still exits by itself, within the clients' shared exit
-    deadline (3 s by default), and what it could not send stays in its spool file.
+    """The ad's click, ``/start fb_<uid>`` from Telegram, the offer's registration and deposit
+    postbacks: each reported, attributed to the click. Then the tracker goes away (its server
+    stops: nothing listens at its URL), another user's ``/start`` is handled and buffered, and
+    ``docker stop`` sends SIGTERM and kills 10 s later: the bot still exits by itself, within
+    the clients' shared exit deadline (3 s by default), and what it could not send stays in
+    its spool file. One process for both (each bot process costs seconds of CPU to start).
 
     The bot runs with a deadline of 1 s (XTRACKER_EXIT_TIMEOUT): the time it takes beyond its
     deadline, added to the default deadline, must fit in Docker's grace period."""
-    space = server.new_space(f"{name}-tracker-down")
-    with socket.socket() as s:  # a port nobody listens on: the tracker is down
-        s.bind(("127.0.0.1", 0))
-        down = f"http://127.0.0.1:{s.getsockname()[1]}"
-    bot = bot_process(name, space, XTRACKER_URL=down, XTRACKER_EXIT_TIMEOUT=str(EXIT_S))
+    server = start_app()  # the bot's own: it is stopped midway
+    space = server.new_space(f"{name}-process")
+    slug = f"{name.replace('_', '-')}-ad"
+    payload = click_through_landing(server, space, slug)
+    uid = payload.removeprefix("fb_")
+    ann, bea = 780_001, 780_002
+    updates = Updates()
+    bot = bot_process(name, space, tracker=server, XTRACKER_EXIT_TIMEOUT=str(EXIT_S))
     bot.wait_polling(telegram)
-    telegram.push(Updates().start(780_002, "/start fb_someone"))
-    telegram.wait_for("sendMessage", 1, timeout=HANG_S)  # handled: its events are buffered
+
+    telegram.push(updates.start(ann, f"/start {payload}"))
+    telegram.wait_for("sendMessage", 1, timeout=HANG_S)
+    assert replies(telegram) == [(ann, f"https://partner.example/reg?sub1={ann}")], bot.log_text()
+
+    reg = {"secret": "postback-secret", "event": "registration", "tg_id": str(ann)}
+    assert bot.postback(**reg, partner_id="P-1") == (200, {"ok": True})
+    dep = {"secret": "postback-secret", "event": "deposit", "tg_id": str(ann), "tx_id": "T-9"}
+    assert bot.postback(**dep, amount="25.00", currency="USD") == (200, {"ok": True})
+    assert bot.postback(**dep)[0] == 400  # no amount: refused, the offer should not retry
+    # The endpoint listens where POSTBACK_HOST says, and nowhere else.
+    assert refused("127.0.0.1", bot.postback_at[1])
+
+    start = f"start-{ann}"
+    wait_until(lambda: len(inbox(server, space)) >= 4, f"the funnel reported: {bot.log_text()}")
+    # Events of one user may arrive in any order (batches in flight): attribution is the point.
+    assert sorted(inbox(server, space)) == sorted(
+        [
+            ("contact", uid, ann, start, None),
+            ("subscribed", uid, ann, start, None),
+            ("registration", uid, ann, "reg-P-1", None),
+            ("deposit", uid, ann, "T-9", "25.00"),
+        ]
+    ), bot.log_text()
+    assert binds(server, space) == [(uid, ann)]
+    assert clicks_of_link(server, space, slug) == [uid]
+
+    server.stop()  # the tracker is down
+    assert refused("127.0.0.1", server.port)
+    telegram.push(updates.start(bea, "/start fb_someone"))
+    telegram.wait_for("sendMessage", 2, timeout=HANG_S)  # handled: its events are buffered
+    assert len(replies(telegram)) == 2, bot.log_text()
     started = time.monotonic()
     assert bot.terminate() == 0, bot.log_text()
     took = time.monotonic() - started
     assert took >= EXIT_S, f"{took:.1f} s to exit: {bot.log_text()}"  # it waited its deadline
     with_default = took - EXIT_S + DEFAULT_EXIT_TIMEOUT_S
     assert with_default < DOCKER_GRACE_S, f"{took:.1f} s to exit: {bot.log_text()}"
+    # The spool is the file XTRACKER_SPOOL names; none was made in the default place.
+    assert bot.spool.exists()
     pending = sqlite3.connect(bot.spool).execute("SELECT count(*) FROM outbox").fetchone()[0]
     assert pending >= 2, bot.log_text()  # contact and subscribed, kept for the next start
+    assert list(bot.cache.iterdir()) == []
+    # It polled the fake over HTTP with the configured token (a wrong one would be a 401).
+    assert telegram.sent("getMe")

@@ -19,7 +19,7 @@ def _imported(code: str) -> dict[str, bool]:
     probe = (
         f"{code}\nimport json, sys\n"
         "print(json.dumps({p: p in sys.modules for p in"
-        " ('xtracker_client', 'xtracker_server', 'httpx')}))"
+        " ('xtracker_client', 'xtracker_server', 'httpx', 'aiohttp')}))"
     )
     proc = subprocess.run(
         [sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, check=True
@@ -32,6 +32,15 @@ def test_the_server_app_and_the_cli_never_import_the_client() -> None:
     imported = _imported("import xtracker_server.app, xtracker_server.cli")
     assert imported["xtracker_server"] is True
     assert imported["xtracker_client"] is False
+
+
+def test_the_web_app_leaves_the_delivery_client_to_the_worker_process() -> None:
+    """aiohttp (the delivery client, ~0.3 s to import: it builds a TLS context) is imported by
+    the process that delivers: the worker's, or the app's own only when the worker runs in it
+    (XTRACKER_WORKER_PROCESS=off). The app's module imports none of it."""
+    imported = _imported("import xtracker_server.app")
+    assert imported["xtracker_server"] is True
+    assert imported["aiohttp"] is False
 
 
 def test_the_writer_process_never_imports_the_client_not_even_for_an_operation() -> None:
@@ -58,4 +67,5 @@ def test_the_writer_process_never_imports_the_client_not_even_for_an_operation()
 
 def test_the_wire_package_imports_neither_package() -> None:
     imported = _imported("import xtracker_wire")
-    assert imported == {"xtracker_client": False, "xtracker_server": False, "httpx": False}
+    assert imported == {"xtracker_client": False, "xtracker_server": False, "httpx": False,
+                        "aiohttp": False}  # fmt: skip

@@ -20,7 +20,6 @@ from xtracker_server.auth import Authenticator
 from xtracker_server.caches import AliasCache, SubIdCache
 from xtracker_server.config import Settings
 from xtracker_server.delivery.process import WorkerProcess
-from xtracker_server.delivery.worker import Worker
 from xtracker_server.domain.devices import load_parser
 from xtracker_server.domain.unrecorded import ClickLimiter, Tally
 from xtracker_server.domain.visitors import parse_networks
@@ -102,7 +101,9 @@ def create_app(settings: Settings) -> HotPaths:
             # A process of its own (delivery/process.py) where it can be handed its pipes.
             if settings.worker_process and os.name == "posix":
                 state.worker = WorkerProcess(settings, metrics)
-            else:
+            else:  # here: the delivery client (aiohttp) only for a worker in this process
+                from xtracker_server.delivery.worker import Worker
+
                 state.worker = Worker(store, settings, metrics=metrics)
             await state.worker.start()
         try:

@@ -3,20 +3,23 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from starlette.requests import Request
 
 from xtracker_server.auth import Authenticator
 from xtracker_server.caches import AliasCache, SubIdCache
 from xtracker_server.config import Settings
-from xtracker_server.delivery.process import WorkerProcess
-from xtracker_server.delivery.worker import Worker
 from xtracker_server.domain.unrecorded import ClickLimiter, Tally
 from xtracker_server.domain.visitors import Network
 from xtracker_server.landing.cache import LinkCache
 from xtracker_server.landing.pending import PendingClicks
 from xtracker_server.metrics import Metrics
 from xtracker_server.store.api import Store
+
+if TYPE_CHECKING:  # the worker's modules import aiohttp: only a process that runs it needs it
+    from xtracker_server.delivery.process import WorkerProcess
+    from xtracker_server.delivery.worker import Worker
 
 
 @dataclass

@@ -393,7 +393,7 @@ class _Reader:
         # per group (a campaign, ad set or ad is a key column of every kind of row)
         self.name_of = [NAME_OF[d] for d in query.by if d in NAME_OF]
         self.names = "".join(
-            ", (SELECT n.name FROM reports.cube_names n WHERE n.space_id = c.space_id"
+            ", (SELECT n.name FROM reports.cube_names n WHERE n.space_id = k.space_id"
             f" AND n.dim = '{d}' AND n.id = k.{d})" for d in query.by if d in NAME_OF)  # fmt: skip
 
     def _select(self, key_dim: str, blank: bool) -> tuple[str, str, str, list[Any]] | None:
@@ -460,7 +460,7 @@ class _Reader:
                 self._money(s, columns, joins, where, args, width, sign)
                 continue
             groups = self.groups
-            by, regroup = "c.space_id, c.key_id" + ", c.bucket" * self.timed, self.regroup
+            by, regroup = "c.key_id" + ", c.bucket" * self.timed, self.regroup
             per_group = f" GROUP BY {', '.join(str(i + 1) for i in range(width))}" * regroup
             for row in self.cursor.execute(
                 f"SELECT {columns}, {_SUMS if regroup else _SUMMED}{self.names} FROM"

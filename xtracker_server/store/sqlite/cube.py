@@ -533,7 +533,7 @@ class _Reader:
                     reversed_deposits=c[_REVERSED],
                     reversed_revenue=_money(money, 4) if money and c[_REVERSED] else {},
                     # every canonical event, zeros too (as store/sqlite/groups.py)
-                    ttc=cube_ttc.Histograms(g.ttc) if g.ttc else cube_ttc.histograms(None),
+                    ttc=cube_ttc.Histograms(g.ttc),
                     names=g.names,
                 ))  # fmt: skip
         return out

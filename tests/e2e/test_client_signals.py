@@ -47,6 +47,9 @@ def test_ping_accepts_the_right_url_and_bearer_and_records_nothing(
     server: Server, space: SpaceKeys, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO, "xtracker_client")
+    # the module's server and space are shared, and xdist's worksteal may run another test of
+    # this file first (one that records a deposit): compare with the count before
+    before = inbox_count(server, space)
     with XTracker(server.url, space.bearer, in_memory=True) as xt:
         xt.ping()
 
@@ -55,7 +58,7 @@ def test_ping_accepts_the_right_url_and_bearer_and_records_nothing(
             await axt.ping()
 
     asyncio.run(run())
-    assert inbox_count(server, space) == 0
+    assert inbox_count(server, space) == before
     assert client_lines(caplog) == [f"INFO XTRACKER server {server.url} accepts the bearer"] * 2
 
 

@@ -281,17 +281,19 @@ def test_per_link_report(http: httpx.Client, seed: Seed) -> None:
 def test_series_day_buckets_follow_the_time_zone(
     http: httpx.Client, seed: Seed, server: Server
 ) -> None:
-    # one more event, at 20:00 UTC: the same day in New York, the next day in Tokyo
+    # A space of its own: the module's seed is shared by the other tests, which xdist may run
+    # after this one. One event, at 20:00 UTC: the same day in New York, the next day in Tokyo.
+    space = server.new_space("tz")
+    own = Seed(space, {}, [], seed.t0, seed.start, seed.edge)
     day = datetime.fromtimestamp((seed.t0 - 72 * H) / 1000, timezone.utc).date()
     at = int(datetime(day.year, day.month, day.day, 20, tzinfo=timezone.utc).timestamp() * 1000)
-    uid = next(u for u, s in seed.link_of.items() if s == "beta" and
-               not any(e.uid == u for e in seed.events))  # fmt: skip
+    uid = http.post("/clicks", json={}, headers=space.auth).json()["uid"]
     body = {"uid": uid, "event": "registration", "occurred_at_ms": at, "eid": "tz"}
-    _post_event(http, seed.space, body)
+    _post_event(http, space, body)
     span = {"from": day.isoformat(), "to": (day + timedelta(days=2)).isoformat()}
     buckets = {}
     for tz in ("UTC", "Asia/Tokyo", "America/New_York"):
-        got = report(http, seed, "series", metric="registration", bucket="day", tz=tz, **span)
+        got = report(http, own, "series", metric="registration", bucket="day", tz=tz, **span)
         buckets[tz] = [(p["start"][:10], p["value"]) for p in got["points"]]
         assert got["tz"] == tz and len(got["points"]) == 2
     d0, d1 = day.isoformat(), (day + timedelta(days=1)).isoformat()
@@ -299,7 +301,7 @@ def test_series_day_buckets_follow_the_time_zone(
     assert buckets["Asia/Tokyo"] == [(d0, 0), (d1, 1)]
     assert buckets["America/New_York"] == [(d0, 1), (d1, 0)]
     # the CLI's series is the same
-    cli = server.cli_json("report", "series", "--space", str(seed.space.id), "--metric",
+    cli = server.cli_json("report", "series", "--space", str(space.id), "--metric",
                           "registration", "--tz", "Asia/Tokyo", "--from", span["from"],
                           "--to", span["to"])  # fmt: skip
     assert [p["value"] for p in cli["points"]] == [0, 1]

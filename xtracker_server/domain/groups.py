@@ -91,10 +91,11 @@ class GroupCounts:
     deposits: int = 0  # deposit events
     first_deposits: int = 0  # uids whose first deposit ever is counted (cohort: depositors)
     # currency -> day (ISO, report tz: the click's day in cohort mode, the deposit's in
-    # activity mode) -> gross amount; and the part of it reversed (deposit.reversed)
-    revenue: dict[str, dict[str, Decimal]] = field(default_factory=dict)
+    # activity mode) -> gross amount; and the part of it reversed (deposit.reversed); a
+    # store may add them up when first read (a report shows a hundred of thousands of groups)
+    revenue: Mapping[str, Mapping[str, Decimal]] = field(default_factory=dict)
     reversed_deposits: int = 0
-    reversed_revenue: dict[str, dict[str, Decimal]] = field(default_factory=dict)
+    reversed_revenue: Mapping[str, Mapping[str, Decimal]] = field(default_factory=dict)
     # canonical event -> histogram over TTC_BOUNDS_S (len(TTC_BOUNDS_S) + 1 bins); a store
     # may build it when first read (a report shows a hundred of thousands of groups)
     ttc: Mapping[str, tuple[int, ...]] = field(default_factory=dict)

@@ -26,11 +26,12 @@ from __future__ import annotations
 
 import gc
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime, time, tzinfo
 from decimal import Decimal
+from functools import partial
 from typing import Any
 
 from xtracker_server.domain.filters import SUB_ID_PREFIX, Filter, Filters
@@ -48,11 +49,11 @@ from xtracker_server.domain.reports import (
     Window,
     bucket_starts,
     iso_local,
-    sum_from_parts,
     zone,
 )
 from xtracker_server.store.sqlite import cube_ttc, groups
 from xtracker_server.store.sqlite.cube_feed import D_DIMENSIONS, H_DIMENSIONS
+from xtracker_server.store.sqlite.cube_money import MONEY, Amounts, MoneyRows
 from xtracker_server.store.sqlite.cube_schema import (
     ALL,
     COUNTS,
@@ -62,7 +63,7 @@ from xtracker_server.store.sqlite.cube_schema import (
     H,
 )
 from xtracker_server.store.sqlite.rollup_schema import CUBE_FORMAT
-from xtracker_wire import CANONICAL_EVENTS, MAX_VALUE_DECIMALS
+from xtracker_wire import CANONICAL_EVENTS
 
 __all__ = ["cube_counts", "group_counts"]
 
@@ -83,8 +84,8 @@ class _Segment:
 
 class _Group:
     """What a group's rows add up to: ``counts`` (``COUNTS``), ``ttc`` (the rows' cells and
-    signs: cube_ttc.Histograms), ``money`` (currency -> day -> [n, units,
-    fraction, scale, rn, r_units, r_fraction, r_scale]; None: none)."""
+    signs: cube_ttc.Histograms), ``money`` (its cube_money rows: cube_money.MoneyRows; None:
+    none)."""
 
     __slots__ = ("counts", "money", "names", "ttc")
 
@@ -92,7 +93,7 @@ class _Group:
         self.counts = counts
         self.names: dict[str, str] = {}  # NAME_OF[dimension] -> the name beside its id
         self.ttc: list[tuple[bytes, int]] = []
-        self.money: dict[str, dict[str, list[int]]] | None = None
+        self.money: MoneyRows | None = None
 
 
 _N = len(COUNTS)
@@ -289,7 +290,7 @@ def _add(some: list[GroupCounts], more: list[GroupCounts]) -> list[GroupCounts]:
 
 
 def _add_money(
-    a: dict[str, dict[str, Decimal]], b: dict[str, dict[str, Decimal]]
+    a: Mapping[str, Mapping[str, Decimal]], b: Mapping[str, Mapping[str, Decimal]]
 ) -> dict[str, dict[str, Decimal]]:
     out = {currency: dict(days) for currency, days in a.items()}
     for currency, days in b.items():
@@ -355,9 +356,8 @@ _RANGE = "c.space_id = ? AND c.dim = ? AND c.level = ? AND c.bucket >= ? AND c.b
 _TTC = cube_ttc.CONCAT.format("c.ttc")
 _SUMS = ", ".join(f"sum(c.{c}) AS {c}" for c in COUNTS) + f", {_TTC} AS ttc"
 _SUMMED = ", ".join(f"c.{c}" for c in (*COUNTS, "ttc"))
-_MONEY = ("n", "units", "fraction", "scale", "rn", "r_units", "r_fraction", "r_scale")
 _MONEY_SUMS = ", ".join(f"max(c.{m}) AS {m}" if "scale" in m else f"sum(c.{m}) AS {m}"
-                        for m in _MONEY)  # fmt: skip
+                        for m in MONEY)  # fmt: skip
 
 
 class _Reader:
@@ -370,6 +370,7 @@ class _Reader:
     ) -> None:
         self.conn, self.space_id, self.query, self.dim, self.labels = (
             conn, space_id, query, dim, labels)  # fmt: skip
+        self.date = partial(labels, "date")  # a bucket's local day (the money's)
         # rows grouped by their bucket by hour only: by day, each segment is one local day
         # (``_segments``), which names it
         self.timed = "hour" in query.by
@@ -483,37 +484,29 @@ class _Reader:
     def _money(self, s: _Segment, columns: str, joins: str, where: str, args: tuple[Any, ...],
                width: int, sign: int) -> None:  # fmt: skip
         """The amounts of the segment per group, currency and local day: the segment's own day
-        when it is one, else each bucket's (a UTC day or 15 minutes)."""
+        when it is one, else each bucket's (a UTC day or 15 minutes). Kept as read: a group's
+        are added up when first read (cube_money.py)."""
         dated = s.day is not None
         bucket = "" if dated else "c.bucket, "
         by = "c.key_id, " + "c.bucket, " * (not dated) + "c.currency"
         groups = ", ".join(str(i + 1) for i in range(width + 1 + (not dated)))
         per_group = f" GROUP BY {groups}" * self.regroup
-        sums = _MONEY_SUMS if self.regroup else ", ".join(f"c.{m}" for m in _MONEY)
+        sums = _MONEY_SUMS if self.regroup else ", ".join(f"c.{m}" for m in MONEY)
         # a day's buckets summed per key first; by bucket, a row is one key's bucket already
         rows = (f"{self._summed('cube_money', by, _MONEY_SUMS, joins, where)}{joins}" if dated
                 else f"reports.cube_money c{joins} WHERE {_RANGE} AND {where}")  # fmt: skip
+        found, day, at = self.groups.get, s.day, width + (not dated)
+        plain, n = self.plain, len(self.named)
         for row in self.cursor.execute(
             f"SELECT {columns}, {bucket}c.currency, {sums} FROM {rows}{per_group}", args
         ):
-            if dated:
-                currency, *m = row[width:]
-                date = s.day[:10] if s.day is not None else ""
-            else:
-                at, currency, *m = row[width:]
-                date = self.labels("date", at)
-            key = self._key(row, s)
-            g = self.groups.get(key)
+            key = tuple(row[:n]) if plain else self._key(row, s)
+            g = found(key)
             if g is None:
                 self.groups[key] = g = _Group([0] * _N)
             if g.money is None:
-                g.money = {}
-            days = g.money.setdefault(currency, {})
-            acc = days.setdefault(date, [0] * 8)
-            for i in (0, 1, 2, 4, 5, 6):
-                acc[i] += sign * m[i]
-            for i in (3, 7):
-                acc[i] = max(acc[i], m[i])
+                g.money = MoneyRows(self.date)
+            g.money.add(day, at, row, sign)
 
     def answer(self) -> list[GroupCounts]:
         out = []
@@ -521,7 +514,7 @@ class _Reader:
             c = g.counts
             if c[0] <= 0:
                 continue
-            money = g.money
+            money, reversed_ = g.money, c[_REVERSED]
             out.append(
                 GroupCounts(
                     key=key,
@@ -529,22 +522,11 @@ class _Reader:
                     uids={event: c[i] for i, event in _STEPS},
                     deposits=c[_DEPOSITS],
                     first_deposits=c[_DEPOSIT],
-                    revenue=_money(money, 0) if money else {},
-                    reversed_deposits=c[_REVERSED],
-                    reversed_revenue=_money(money, 4) if money and c[_REVERSED] else {},
+                    revenue=Amounts(money) if money else {},
+                    reversed_deposits=reversed_,
+                    reversed_revenue=Amounts(money, gross=False) if money and reversed_ else {},
                     # every canonical event, zeros too (as store/sqlite/groups.py)
                     ttc=cube_ttc.Histograms(g.ttc),
                     names=g.names,
                 ))  # fmt: skip
         return out
-
-
-def _money(money: dict[str, dict[str, list[int]]], at: int) -> dict[str, dict[str, Decimal]]:
-    """Gross (``at`` 0) or reversed (4) amounts per currency and day, of the days with any."""
-    out: dict[str, dict[str, Decimal]] = {}
-    for currency, days in money.items():
-        amounts = {day: sum_from_parts(m[at + 1], m[at + 2], m[at + 3], MAX_VALUE_DECIMALS)
-                   for day, m in days.items() if m[at] > 0}  # fmt: skip
-        if amounts:
-            out[currency] = amounts
-    return out

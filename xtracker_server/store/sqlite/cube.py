@@ -460,26 +460,27 @@ class _Reader:
             if money:
                 self._money(s, columns, joins, where, args, width, sign)
                 continue
-            groups = self.groups
+            groups, plain, n = self.groups, self.plain, len(self.named)
             by, regroup = "c.key_id" + ", c.bucket" * self.timed, self.regroup
             per_group = f" GROUP BY {', '.join(str(i + 1) for i in range(width))}" * regroup
+            ttc = width + _N  # after the key, the counts, then the time to convert, the names
+            named = list(enumerate(self.name_of, ttc + 1))
             for row in self.cursor.execute(
                 f"SELECT {columns}, {_SUMS if regroup else _SUMMED}{self.names} FROM"
                 f" {self._summed('cube', by, _SUMS, joins, where)}{joins}{per_group}", args
             ):  # fmt: skip
-                key = self._key(row, s)
-                sums = row[width:]
+                key = tuple(row[:n]) if plain else self._key(row, s)
                 g = groups.get(key)
                 if g is None:
-                    counts = list(sums[:_N]) if sign == 1 else [-n for n in sums[:_N]]
-                    groups[key] = g = _Group(counts)
+                    counts = list(row[width:ttc])
+                    groups[key] = g = _Group(counts if sign == 1 else [-c for c in counts])
                 else:
-                    g.counts = [a + sign * b for a, b in zip(g.counts, sums[:_N], strict=True)]
-                if sums[_N]:
-                    g.ttc.append((sums[_N], sign))
-                for name, value in zip(self.name_of, sums[_N + 1 :], strict=True):
-                    if value is not None:
-                        g.names[name] = value
+                    g.counts = [a + sign * b for a, b in zip(g.counts, row[width:ttc], strict=True)]
+                if row[ttc]:
+                    g.ttc.append((row[ttc], sign))
+                for i, name in named:
+                    if row[i] is not None:
+                        g.names[name] = row[i]
 
     def _money(self, s: _Segment, columns: str, joins: str, where: str, args: tuple[Any, ...],
                width: int, sign: int) -> None:  # fmt: skip

@@ -277,8 +277,10 @@ CLICKS_WINDOW = (
     r"SEARCH clicks USING COVERING INDEX clicks_space_time"
     r" \(space_id=\? AND created_ms>\? AND created_ms<\?\)"
 )
+# covering: no inbox row is read (migration 21; at 10 million events those reads were most of
+# a funnel's time)
 UNATTRIBUTED_WINDOW = (
-    r"SEARCH inbox USING INDEX inbox_report_unattributed"
+    r"SEARCH inbox USING COVERING INDEX inbox_report_unattributed"
     r" \(space_id=\? AND occurred_at_ms>\? AND occurred_at_ms<\?\)"
 )
 #: The grouped report by scanning (store/sqlite/groups.py): the window's clicks, and in

@@ -111,7 +111,9 @@ def _freeze_what_lives_on() -> None:
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
-    _freeze_what_lives_on()
+    """What the collection made is frozen as it is: the little garbage among it (imports
+    leave next to none) is not worth a pass over all of it (0.2 s of CPU per worker)."""
+    gc.freeze()
 
 
 @pytest.hookimpl(wrapper=True)

@@ -5,6 +5,7 @@ only a process shows), and the real ``xtracker`` CLI against the same file."""
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
 import logging
 import os
@@ -95,6 +96,35 @@ FIRST = (
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     rank = {module: i for i, module in enumerate(FIRST)}
     items.sort(key=lambda item: rank.get(item.nodeid.partition("::")[0], len(FIRST)))
+
+
+def _freeze_what_lives_on() -> None:
+    """Collect the garbage, then take what is left out of the garbage collector's passes
+    (``gc.freeze``): what the collection made (every test module, 2,670 items) and what a
+    module of tests imported (the app, aiohttp; aiogram is 200,000 objects) lives to the end
+    of the run. The collector's full passes went over all of it again and again, and so did
+    the interpreter's exit: measured on tests/e2e (4 workers), about 4 s of CPU at the
+    workers' exit and 1 s of passes, out of 160. What a test leaves is not frozen before it
+    has had its chance to be collected (and to warn, were it a socket left open)."""
+    gc.collect()
+    gc.freeze()
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """What the collection made is frozen as it is: the little garbage among it (imports
+    leave next to none) is not worth a pass over all of it (0.2 s of CPU per worker)."""
+    gc.freeze()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> object:
+    """After the last test of a module here (its module's fixtures gone), what lives on is
+    frozen too."""
+    try:
+        return (yield)
+    finally:
+        if nextitem is None or nextitem.path != item.path:
+            _freeze_what_lives_on()
 
 
 def free_port() -> int:

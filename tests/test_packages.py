@@ -9,6 +9,8 @@ import pickle
 import subprocess
 import sys
 
+import pytest
+
 from xtracker_server.store.sqlite.inbox import InboxDraft, insert_events
 from xtracker_server.store.sqlite.operations import name_of
 from xtracker_server.store.sqlite.writer import Job
@@ -16,29 +18,49 @@ from xtracker_server.store.sqlite.writer import Job
 
 def _imported(code: str) -> dict[str, bool]:
     """Run ``code`` in a fresh interpreter; which of the packages it imported."""
-    probe = (
-        f"{code}\nimport json, sys\n"
-        "print(json.dumps({p: p in sys.modules for p in"
-        " ('xtracker_client', 'xtracker_server', 'httpx', 'aiohttp')}))"
+    (found,) = _imported_after(code)
+    return found
+
+
+def _imported_after(*steps: str) -> list[dict[str, bool]]:
+    """Run each of ``steps`` in turn in one fresh interpreter; which of the packages were
+    imported after each."""
+    probe = "import json, sys\n" + "".join(
+        f"{step}\nprint(json.dumps({{p: p in sys.modules for p in"
+        " ('xtracker_client', 'xtracker_server', 'httpx', 'aiohttp')}))\n"
+        for step in steps
     )
     proc = subprocess.run(
         [sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, check=True
     )
-    found: dict[str, bool] = json.loads(proc.stdout.strip().splitlines()[-1])
+    found: list[dict[str, bool]] = [
+        json.loads(line) for line in proc.stdout.strip().splitlines()[-len(steps) :]
+    ]
     return found
 
 
-def test_the_server_app_and_the_cli_never_import_the_client() -> None:
-    imported = _imported("import xtracker_server.app, xtracker_server.cli")
+@pytest.fixture(scope="module")
+def app_then_cli() -> list[dict[str, bool]]:
+    """What ``import xtracker_server.app`` imports, then what ``import xtracker_server.cli``
+    adds: one interpreter for both (each costs about a second of CPU to start)."""
+    return _imported_after("import xtracker_server.app", "import xtracker_server.cli")
+
+
+def test_the_server_app_and_the_cli_never_import_the_client(
+    app_then_cli: list[dict[str, bool]],
+) -> None:
+    imported = app_then_cli[1]  # the app's module and the CLI's
     assert imported["xtracker_server"] is True
     assert imported["xtracker_client"] is False
 
 
-def test_the_web_app_leaves_the_delivery_client_to_the_worker_process() -> None:
+def test_the_web_app_leaves_the_delivery_client_to_the_worker_process(
+    app_then_cli: list[dict[str, bool]],
+) -> None:
     """aiohttp (the delivery client, ~0.3 s to import: it builds a TLS context) is imported by
     the process that delivers: the worker's, or the app's own only when the worker runs in it
     (XTRACKER_WORKER_PROCESS=off). The app's module imports none of it."""
-    imported = _imported("import xtracker_server.app")
+    imported = app_then_cli[0]  # the app's module alone
     assert imported["xtracker_server"] is True
     assert imported["aiohttp"] is False
 

@@ -258,7 +258,9 @@ def test_a_full_disk_sends_visitors_on_and_their_clicks_land_once_space_is_freed
 def test_an_unwritable_database_sends_visitors_on_and_a_killed_server_stores_the_journal(
     ext4: Path, tmp_path: Path
 ) -> None:
-    server = _server_on(ext4, tmp_path, process=True)
+    # A process without a delivery worker (nothing to deliver; its start costs about 1 s of
+    # CPU): only the kill needs a process.
+    server = _server_on(ext4, tmp_path, "--no-worker", process=True)
     try:
         space = server.new_space("ads")
         slug = make_link(server, space, "spring")

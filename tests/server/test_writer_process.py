@@ -265,7 +265,9 @@ def test_a_server_whose_writer_dies_gets_a_new_one(start_app: ServerFactory) -> 
 
 
 def test_a_killed_server_leaves_no_writer_process(start_server: ServerFactory) -> None:
-    srv = start_server()
+    # No delivery worker: its process is not the subject (tests/e2e/test_worker_process.py
+    # kills a server that has one), and its start costs about as much as the writer's.
+    srv = start_server("--no-worker")
     assert srv.proc is not None
     (writer_pid,) = _children(srv.proc.pid)
     with srv.client() as http:

@@ -167,6 +167,7 @@ class Server:
     env: dict[str, str] = field(default_factory=dict)
     proc: subprocess.Popen[bytes] | None = None
     log: Path | None = None
+    _log_from: int = field(default=0, repr=False)  # where the lines of the last start begin
 
     @property
     def url(self) -> str:
@@ -190,6 +191,7 @@ class Server:
 
     def _start(self) -> None:
         assert self.log is not None
+        self._log_from = len(self.log_text())  # this start's lines follow
         env = {**os.environ, "XTRACKER_ADMIN_TOKEN": ADMIN_TOKEN, **self.env}
         env.pop("XTRACKER_DB", None)
         with self.log.open("ab") as log:
@@ -212,14 +214,21 @@ class Server:
         self.wait_ready()
 
     def wait_ready(self, timeout: float = READY_S) -> None:
+        """Until this process answers on its port. Another test's server that took the port
+        (free_port's race) answers /healthz too: only once this process said it listens (and
+        has not exited on "address already in use") is the answer its own."""
         deadline = time.monotonic() + timeout
+        listening = f"Uvicorn running on {self.url}"
         with httpx.Client(timeout=1, verify=TLS_VERIFY) as http:
             while time.monotonic() < deadline:
                 assert self.proc is not None
                 if self.proc.poll() is not None:
                     raise AssertionError(f"server exited: {self.log_text()}")
                 try:
-                    if http.get(f"{self.url}/healthz").status_code == 200:
+                    if (
+                        http.get(f"{self.url}/healthz").status_code == 200
+                        and listening in self.log_text()[self._log_from :]
+                    ):
                         return
                 except httpx.TransportError:
                     pass

@@ -15,11 +15,12 @@ sums add up with the row's sign; the most decimals are the largest of the rows'.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
 from xtracker_server.domain.reports import sum_from_parts
+from xtracker_server.store.sqlite.lazy import LazyMapping
 from xtracker_wire import MAX_VALUE_DECIMALS
 
 __all__ = ["MONEY", "Amounts", "MoneyRows"]
@@ -63,7 +64,7 @@ class MoneyRows:
         return self._sums
 
 
-class Amounts(Mapping[str, Mapping[str, Decimal]]):
+class Amounts(LazyMapping[str, Mapping[str, Decimal]]):
     """A group's gross (``gross``) or reversed amounts per currency and local day, of the days
     with any, from its ``MoneyRows`` when first read."""
 
@@ -87,15 +88,3 @@ class Amounts(Mapping[str, Mapping[str, Decimal]]):
                     out[currency] = amounts
             self._money = out
         return self._money
-
-    def __getitem__(self, currency: str) -> Mapping[str, Decimal]:
-        return self._read()[currency]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._read())
-
-    def __len__(self) -> int:
-        return len(self._read())
-
-    def __repr__(self) -> str:
-        return repr(self._read())

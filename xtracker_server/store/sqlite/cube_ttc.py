@@ -22,9 +22,9 @@ from __future__ import annotations
 
 import sqlite3
 from array import array
-from collections.abc import Iterator, Mapping
 
 from xtracker_server.domain.groups import TTC_BOUNDS_S
+from xtracker_server.store.sqlite.lazy import LazyMapping
 from xtracker_wire import CANONICAL_EVENTS
 
 __all__ = [
@@ -119,7 +119,7 @@ def histograms(acc: tuple[int, ...] | None) -> dict[str, tuple[int, ...]]:
     return out
 
 
-class Histograms(Mapping[str, tuple[int, ...]]):
+class Histograms(LazyMapping[str, tuple[int, ...]]):
     """A group's histograms (``GroupCounts.ttc``: each canonical event's) from ``CONCAT``
     values and their signs, added up (``add_concat``, ``histograms``) when first read."""
 
@@ -136,18 +136,6 @@ class Histograms(Mapping[str, tuple[int, ...]]):
                 acc = add_concat(acc, cells, sign)
             self._steps, self._parts = histograms(acc), []
         return self._steps
-
-    def __getitem__(self, step: str) -> tuple[int, ...]:
-        return self._read()[step]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._read())
-
-    def __len__(self) -> int:
-        return len(self._read())
-
-    def __repr__(self) -> str:
-        return repr(self._read())
 
 
 def register(conn: sqlite3.Connection) -> None:

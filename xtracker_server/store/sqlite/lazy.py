@@ -1,13 +1,19 @@
 """Modules imported when first used, so that a command pays for the operations it runs only
 (``xtracker space list`` does not load the outbox, the rollup or the report cube: the CLI's
-start-up, tests/server/test_cli_imports.py)."""
+start-up, tests/server/test_cli_imports.py); and read-only mappings worked out when first read
+(a report's groups: it shows a hundred of thousands of them)."""
 
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from abc import abstractmethod
+from collections.abc import Iterator, Mapping
+from typing import Any, TypeVar
 
-__all__ = ["LazyModule"]
+__all__ = ["LazyMapping", "LazyModule"]
+
+K = TypeVar("K")
+V = TypeVar("V", covariant=True)
 
 
 class LazyModule:
@@ -25,3 +31,25 @@ class LazyModule:
 
     def __repr__(self) -> str:
         return f"<lazy module {self._name!r}>"
+
+
+class LazyMapping(Mapping[K, V]):
+    """A read-only mapping whose items ``_read`` works out when first read (and keeps: two
+    threads reading at once both work out the same)."""
+
+    __slots__ = ()
+
+    @abstractmethod
+    def _read(self) -> Mapping[K, V]: ...
+
+    def __getitem__(self, key: K) -> V:
+        return self._read()[key]
+
+    def __iter__(self) -> Iterator[K]:
+        return iter(self._read())
+
+    def __len__(self) -> int:
+        return len(self._read())
+
+    def __repr__(self) -> str:
+        return repr(self._read())

@@ -277,12 +277,24 @@ CLICKS_WINDOW = (
     r"SEARCH clicks USING COVERING INDEX clicks_space_time"
     r" \(space_id=\? AND created_ms>\? AND created_ms<\?\)"
 )
-# covering: no inbox row is read (migration 21; at 10 million events those reads were most of
-# a funnel's time)
+#: Events without a uid: their counts per bucket (LOOSE_BUCKETS), and the rows of the ends off
+#: the grid (store/sqlite/rollup_loose.py; at 10 million events, reading them from the inbox
+#: was most of a funnel's time).
+LOOSE_BUCKETS = (
+    r"SEARCH report_activity_money USING PRIMARY KEY"
+    r" \(space_id=\? AND link_id=\? AND kind=\? AND bucket>\? AND bucket<\?\)"
+)
+LOOSE_ENDS = (
+    r"SEARCH report_loose USING COVERING INDEX report_loose_time"
+    r" \(space_id=\? AND at_ms>\? AND at_ms<\?\)"
+)
+#: A window under 15 minutes whole reads them from the inbox (covering: no inbox row is read).
 UNATTRIBUTED_WINDOW = (
     r"SEARCH inbox USING COVERING INDEX inbox_report_unattributed"
     r" \(space_id=\? AND occurred_at_ms>\? AND occurred_at_ms<\?\)"
 )
+#: A window under 15 minutes whole.
+SHORT_WINDOW = Window(T0 + 60_000, T0 + 10 * 60_000)
 #: The grouped report by scanning (store/sqlite/groups.py): the window's clicks, and in
 #: activity mode the window's events.
 GROUP_CLICKS_WINDOW = (
@@ -426,12 +438,24 @@ CASES = [
     Case(
         "funnel_counts",
         lambda c, w: reports.funnel_counts(c, w.space, WINDOW),
-        pinned=(ACTIVITY_WINDOW, MONEY_WINDOW, STEPS_WINDOW, CLICKS_WINDOW, UNATTRIBUTED_WINDOW),
+        pinned=(
+            ACTIVITY_WINDOW,
+            MONEY_WINDOW,
+            STEPS_WINDOW,
+            CLICKS_WINDOW,
+            LOOSE_BUCKETS,
+            LOOSE_ENDS,
+        ),
     ),
     Case(
         "funnel_counts of a link",
         lambda c, w: reports.funnel_counts(c, w.space, WINDOW, link_id=w.link),
-        pinned=(ACTIVITY_WINDOW, MONEY_WINDOW, STEPS_WINDOW, UNATTRIBUTED_WINDOW),
+        pinned=(ACTIVITY_WINDOW, MONEY_WINDOW, STEPS_WINDOW, LOOSE_BUCKETS, LOOSE_ENDS),
+    ),
+    Case(
+        "funnel_counts of a short window",
+        lambda c, w: reports.funnel_counts(c, w.space, SHORT_WINDOW),
+        pinned=(STEPS_WINDOW, CLICKS_WINDOW, UNATTRIBUTED_WINDOW),
     ),
     Case(
         "link_rows",

@@ -28,7 +28,15 @@ from xtracker_server.store.sqlite.db import open_db, transaction
 from xtracker_server.store.sqlite.deletion import delete_link_batch
 from xtracker_server.store.sqlite.inbox import InboxDraft, insert_event
 from xtracker_server.store.sqlite.rollup import catch_up, with_rollup
-from xtracker_server.store.sqlite.rollup_activity import KIND_MS, PAIR_SPAN_MS, PAIRS_15M, SPACE
+from xtracker_server.store.sqlite.rollup_activity import (
+    KIND_MS,
+    LOOSE,
+    PAIR_SPAN_MS,
+    PAIRS_15M,
+    SPACE,
+    TOTAL_15M,
+    TOTAL_DAY,
+)
 from xtracker_server.store.sqlite.rollup_schema import UNKNOWN
 
 Q = 900_000
@@ -358,7 +366,8 @@ def test_a_report_on_the_grid_reads_the_counts_not_the_events(world: World) -> N
 
 
 def _recount(conn: sqlite3.Connection) -> dict[tuple[int, ...] | tuple[object, ...], int]:
-    """The counts of ``report_activity`` worked out again from ``report_steps``."""
+    """The counts of ``report_activity`` worked out again from ``report_steps``, and from the
+    inbox for the events without a uid (``LOOSE``)."""
     out: dict[tuple[object, ...], int] = {}
     for space_id, link_id, event, at, prev in conn.execute(
         "SELECT space_id, link_id, event, at_ms, prev_ms FROM reports.report_steps"
@@ -373,6 +382,15 @@ def _recount(conn: sqlite3.Connection) -> dict[tuple[int, ...] | tuple[object, .
                 else:
                     key = (space_id, link, event, kind, at - at % ms, prev - prev % ms)
                 out[key] = out.get(key, 0) + 1
+    # events without a uid (not tests), counted from the inbox: rows, no pairs
+    for space_id, event, at in conn.execute(
+        "SELECT space_id, event, occurred_at_ms FROM inbox WHERE uid IS NULL AND test = 0"
+        f" AND event IN {tuple(STEPS)}"
+    ):
+        for kind in (TOTAL_15M, TOTAL_DAY):
+            ms = KIND_MS[kind]
+            key = (space_id, LOOSE, event, kind, at - at % ms, 0)
+            out[key] = out.get(key, 0) + 1
     return out
 
 
@@ -414,6 +432,69 @@ def test_a_rollup_from_before_the_counts_counts_them_from_its_rows(
     assert _kept(conn) == _recount(conn) != {}
     clicks = conn.execute("SELECT count(*) FROM reports.report_clicks WHERE n").fetchone()[0]
     assert clicks == (4 if old == 5 else 0)  # its link and the space's, per 15 min and day
+    conn.close()
+
+
+def _loose_event(conn: sqlite3.Connection, space: int, n: int, ev: Ev, test: bool = False) -> None:
+    insert_event(conn, InboxDraft(
+        space_id=space, dedup_key=f"{space}:loose:{n}".encode(), event=ev.event, uid=None,
+        tg_id=7000 + n % 3, eid=ev.eid, value=ev.value, currency=ev.currency,
+        occurred_at_ms=ev.at, received_ms=ev.at, source="api", test=test,
+    ))  # fmt: skip
+
+
+#: Events without a uid: (event, at, value, currency); one of them a test, never counted.
+LOOSE_EVENTS = [
+    ("contact", T0 + 3 * Q + 7, None, None),
+    ("contact", T0 + DAY + 5, None, None),
+    ("deposit", T0 + H, "10.5", "USD"),
+    ("deposit", T0 + H + 1, "0.00000001", "USD"),
+    ("deposit", T0 + DAY + H, "7", "EUR"),
+    ("deposit", T0 + 2 * DAY, None, None),
+]
+
+
+@pytest.mark.parametrize("old", [2, 5, 6, 7])
+def test_a_rollup_from_before_the_events_without_a_uid_rolls_them_up(
+    tmp_path: Path, old: int
+) -> None:
+    """An upgrade from a rollup that did not keep them (6, 7; 2, 5: nor the counts): its events
+    without a uid are rolled up from the inbox, none of its other events is fed again, and the
+    funnel's line of them is the same off the rollup (any window of 15 minutes whole) and off
+    the inbox (a shorter one)."""
+    path = str(tmp_path / "l.db")
+    conn = with_rollup(open_db(path), path, cube=old in (5, 7))
+    with transaction(conn):
+        space = spaces.create_space(conn, "l", T0).space.id
+        _click(conn, space, "u", None, T0)
+        _event(conn, space, 1, Ev("u", "contact", T0 + H, "e1"))
+        for n, (event, at, value, currency) in enumerate(LOOSE_EVENTS):
+            _loose_event(conn, space, n, Ev("", event, at, f"l{n}", value, currency))
+        _loose_event(conn, space, 99, Ev("", "deposit", T0 + H, "t", "5", "USD"), test=True)
+    catch_up(conn)
+    conn.execute("UPDATE reports.rollup_format SET version = ?", (old,))
+    conn.execute("DELETE FROM reports.report_loose")  # what those formats had: none
+    conn.execute("DELETE FROM reports.activity_log")  # (what its trigger logged of it)
+    conn.execute("DELETE FROM reports.report_activity WHERE link_id = ?", (LOOSE,))
+    conn.execute("DELETE FROM reports.report_activity_money WHERE link_id = ?", (LOOSE,))
+    if old in (2, 5):
+        conn.execute("DELETE FROM reports.report_activity")
+        conn.execute("DELETE FROM reports.report_clicks")
+    conn.close()
+    conn = with_rollup(open_db(path), path, cube=None)
+    assert catch_up(conn) == 0
+    assert _kept(conn) == _recount(conn) != {}
+    for f, t in [(T0, T0 + 3 * DAY), (T0 + 5, T0 + DAY + H + 1), (T0 + H, T0 + H + 1),
+                 (T0 + DAY, T0 + DAY + 10 * 60_000), (T0 - DAY, T0 + DAY + 7)]:  # fmt: skip
+        got = store.funnel_counts(conn, space, Window(f, t))
+        inside = [x for x in LOOSE_EVENTS if f <= x[1] < t]
+        want: dict[str, Decimal] = {}
+        for _, _, value, currency in inside:
+            if value is not None and currency is not None:
+                want[currency] = want.get(currency, Decimal(0)) + Decimal(value)
+        steps = {e: sum(x[0] == e for x in inside) for e in STEPS}
+        assert got.unattributed == {e: n for e, n in steps.items() if n}, (f - T0, t - T0)
+        assert got.unattributed_revenue == want, (f - T0, t - T0)
     conn.close()
 
 

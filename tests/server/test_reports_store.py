@@ -229,6 +229,7 @@ def _expected(
         "first": len(first),
         "revenue": _revenue(deposits),
         "unattributed": {s: n for s in STEPS if (n := sum(e.event == s for e in loose))},
+        "unattributed_revenue": _revenue([e for e in loose if e.event == "deposit"]),
         "unknown": {s: n for s in STEPS if (n := len({e.uid for e in alone if e.event == s}))},
         "unknown_deposits": sum(e.event == "deposit" for e in alone),
         "unknown_revenue": _revenue([e for e in alone if e.event == "deposit"]),
@@ -248,6 +249,7 @@ def test_funnel_counts_match_a_brute_force_count(
     assert got.revenue == want["revenue"]
     assert {str(k): v for k, v in got.revenue.items()} == want["revenue"]
     assert got.unattributed == want["unattributed"]
+    assert got.unattributed_revenue == want["unattributed_revenue"]
     assert got.unknown == want["unknown"]
     assert got.unknown or win.length_ms < 24 * H  # the world has such uids
     assert (got.unknown_deposits, got.unknown_revenue) == (

@@ -218,12 +218,13 @@ def _erase_events(
     erased_uids: Iterable[str],
 ) -> dict[str, int]:
     """Delete these events (id, uid) with their deliveries; tell the report rollup about the
-    ones whose uid is not erased as a whole (a uid's rows all go by its own entry)."""
+    ones whose uid is not erased as a whole (a uid's rows all go by its own entry), those
+    without a uid among them (the rollup's line of them: store/sqlite/rollup_loose.py)."""
     whole = set(erased_uids)
     ids = [i for i, _ in rows]
     removed = delete_deliveries(conn, [d for d, _ in _deliveries_of(conn, space_id, ids)])
     for inbox_id, uid in rows:
-        if uid is not None and uid not in whole:
+        if uid not in whole:
             record_removal(conn, "event", space_id, uid=uid, inbox_id=inbox_id)
     events = 0
     for chunk in chunks(ids):

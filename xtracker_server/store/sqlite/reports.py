@@ -46,7 +46,8 @@ from xtracker_server.domain.reports import (
 )
 from xtracker_server.store.sqlite import reports_activity as counted
 from xtracker_server.store.sqlite.reports_activity import Deposits as _Deposits
-from xtracker_server.store.sqlite.rollup_schema import UNKNOWN, amount_parts
+from xtracker_server.store.sqlite.reports_loose import counts as loose_counts
+from xtracker_server.store.sqlite.rollup_schema import UNKNOWN
 from xtracker_server.store.sqlite.unrecorded import unrecorded_per_link
 from xtracker_wire import CANONICAL_EVENTS, MAX_VALUE_DECIMALS
 
@@ -95,13 +96,9 @@ def _of_link(
 
 
 _MONEY = "sum(units), sum(fraction), max(scale)"
+
+
 #: The same split of a ``value`` column as the rollup's.
-_AMOUNT = ", ".join(
-    f"{sql} AS {name}"
-    for sql, name in zip(amount_parts("value"), ("units", "fraction", "scale"), strict=True)
-)
-
-
 def _is_overflow(exc: sqlite3.Error) -> bool:
     return "overflow" in str(exc).lower()
 
@@ -248,30 +245,14 @@ def funnel_counts(
         unknown, loose_known, _ = without_click.get(UNKNOWN, ({}, _Deposits(), None))
     else:
         unknown, loose_known = _unknown(conn, space_id, window)
-    unattributed = {
-        r[0]: int(r[1])
-        for r in conn.execute(
-            "SELECT event, count(*) FROM inbox INDEXED BY inbox_report_unattributed"
-            " WHERE space_id = ? AND occurred_at_ms >= ? AND occurred_at_ms < ? AND uid IS NULL"
-            " AND test = 0 GROUP BY event",
-            (space_id, window.from_ms, window.to_ms),
-        )
-    }
-    loose = _deposits(
-        conn,
-        "1",
-        f"(SELECT currency, NULL AS prev_ms, {_AMOUNT} FROM inbox"
-        f" INDEXED BY inbox_report_unattributed WHERE space_id = ? AND occurred_at_ms >= ?"
-        f" AND occurred_at_ms < ? AND uid IS NULL AND event = 'deposit' AND test = 0)",
-        (space_id, window.from_ms, window.to_ms),
-    )
+    unattributed, unattributed_revenue = loose_counts(conn, space_id, (f, t))
     return FunnelCounts(
         uids=uids,
         deposits=total.rows,
         first_deposits=total.firsts,
         revenue=total.revenue,
         unattributed=unattributed,
-        unattributed_revenue=loose[1].revenue if 1 in loose else {},
+        unattributed_revenue=unattributed_revenue,
         reversed_deposits=reversed_.rows,
         reversed_revenue=reversed_.revenue,
         unknown=unknown,

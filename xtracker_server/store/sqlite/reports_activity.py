@@ -37,6 +37,7 @@ from xtracker_wire import CANONICAL_EVENTS, MAX_VALUE_DECIMALS
 
 __all__ = [
     "EVERY_LINK",
+    "RAW",
     "SPACE",
     "Deposits",
     "LinkKeys",
@@ -44,6 +45,7 @@ __all__ = [
     "currencies",
     "deposits",
     "funnel",
+    "levels",
     "link_clicks",
     "one_link",
     "uids",
@@ -288,17 +290,17 @@ def deposits(
     ``currency`` if given). None if a window is not on the 15-minute grid."""
     by_kind: dict[int, list[tuple[int, int, int]]] = defaultdict(list)
     for i, (f, t) in enumerate(windows):
-        levels = _levels(f, t)
-        if levels is None:
+        on_grid = levels(f, t)
+        if on_grid is None:
             return None
-        for kind, lo, hi in levels:
+        for kind, lo, hi in on_grid:
             by_kind[kind].append((i, lo, hi))
     link_sql, link_args = links
     of_currency, currency_args = ("", ()) if currency is None else (" AND m.currency = ?",
                                                                     (currency,))  # fmt: skip
     # per window, link, currency and scale: the sums (in Python: they never overflow)
     sums: dict[tuple[int, int, str, int], list[int]] = {}
-    for i, lo, hi in by_kind.pop(_RAW, []):
+    for i, lo, hi in by_kind.pop(RAW, []):
         found = _raw_deposits(conn, space_id, (lo, hi), links, currency)
         if found is None:
             return None
@@ -408,13 +410,13 @@ def currencies(
     """Deposit rows per currency in the window, of the ``link_id`` keys given: ``SPACE`` and
     ``UNKNOWN``, every deposit with a uid (its ends off the grid are read for those). None: a
     window under 15 minutes whole."""
-    levels = _levels(*window)
-    if levels is None:
+    on_grid = levels(*window)
+    if on_grid is None:
         return None
     marks = ", ".join("?" * len(keys))
     out: dict[str, int] = defaultdict(int)
-    for kind, lo, hi in levels:
-        if kind == _RAW:
+    for kind, lo, hi in on_grid:
+        if kind == RAW:
             for currency, n in conn.execute(
                 f"SELECT currency, count(*) FROM report_steps WHERE space_id = ? AND {EVERY_LINK}"
                 " AND event = 'deposit' AND at_ms >= ? AND at_ms < ? AND currency IS NOT NULL"
@@ -443,13 +445,13 @@ def _cube_built(conn: sqlite3.Connection) -> bool:
     return row is not None and row[0] == CUBE_FORMAT
 
 
-#: ``_levels``' kind of a window's ends off the 15-minute grid: read from the rows themselves.
-_RAW = -1
+#: ``levels``' kind of a window's ends off the 15-minute grid: read from the rows themselves.
+RAW = -1
 
 
-def _levels(f: int, t: int) -> list[tuple[int, int, int]] | None:
+def levels(f: int, t: int) -> list[tuple[int, int, int]] | None:
     """``[f, t)`` as (kind, from, to): UTC days, 15 minutes at their ends, and the window's
-    ends off the 15-minute grid (``_RAW``: a few minutes). None: under 15 minutes whole."""
+    ends off the 15-minute grid (``RAW``: a few minutes). None: under 15 minutes whole."""
     grid = _grid(f, t)
     if grid is None:
         return None
@@ -459,7 +461,7 @@ def _levels(f: int, t: int) -> list[tuple[int, int, int]] | None:
         parts = [(TOTAL_15M, f2, t2)]
     else:
         parts = [(TOTAL_15M, f2, d1), (TOTAL_DAY, d1, d2), (TOTAL_15M, d2, t2)]
-    parts += [(_RAW, f, f2), (_RAW, t2, t)]
+    parts += [(RAW, f, f2), (RAW, t2, t)]
     return [(kind, a, b) for kind, a, b in parts if a < b]
 
 
@@ -476,12 +478,12 @@ def link_clicks(
     link_sql, link_args = links
     out: list[dict[int, int]] = []
     for f, t in windows:
-        levels = _levels(f, t)
-        if levels is None:
+        on_grid = levels(f, t)
+        if on_grid is None:
             return None
         counts: dict[int, int] = defaultdict(int)
-        for kind, lo, hi in levels:
-            if kind == _RAW:
+        for kind, lo, hi in on_grid:
+            if kind == RAW:
                 for link, n in _raw_clicks(conn, space_id, (lo, hi), links):
                     counts[link] += n
                 continue

@@ -49,9 +49,11 @@ import logging
 import sqlite3
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from xtracker_server.domain.watermark import Watermark
+from xtracker_server.store.sqlite import rollup_drops as drops
+from xtracker_server.store.sqlite import rollup_loose
 from xtracker_server.store.sqlite.cube_schema import CUBE_DROPPED, CUBE_SCHEMA, CUBE_TABLES
 from xtracker_server.store.sqlite.db import attach_reports, connect, reports_path
 from xtracker_server.store.sqlite.generation import generation
@@ -80,6 +82,7 @@ from xtracker_server.store.sqlite.rollup_marks import (
 from xtracker_server.store.sqlite.rollup_marks import ROLLUP_GAP_S as ROLLUP_GAP_S  # the tests'
 from xtracker_server.store.sqlite.rollup_schema import (
     BEFORE_COUNTS,
+    BEFORE_LOOSE,
     CUBE_FORMAT,
     FEED,
     OLD_CUBE_FORMATS,
@@ -165,12 +168,23 @@ def _prepare(conn: sqlite3.Connection, path: str, cube: bool | None) -> None:
             conn.execute(statement)
         built = _format(conn)
         recount = built is not None and built in BEFORE_COUNTS and not _stale(conn)
+        loose = built is not None and built in BEFORE_LOOSE and not _stale(conn)
+        if (recount or loose) and built is not None:
+            # the events without a uid it has read (logged for the counts by their trigger)
+            rollup_loose.fill(conn, mark(conn, INBOX).high)
         if recount and built is not None:
             log.warning("the report rollup %s was built before its activity counts: counting"
                         " them from its rows", reports_path(path))  # fmt: skip
+            conn.execute("DELETE FROM reports.activity_log")  # counted from the rows instead
             for statement in COUNT_AGAIN:
                 conn.execute(statement)
             built = BEFORE_COUNTS[built]
+        elif loose and built is not None:
+            log.warning("the report rollup %s was built before its events without a uid:"
+                        " rolling them up from the inbox", reports_path(path))  # fmt: skip
+            for statement in FOLD:
+                conn.execute(statement)
+            built = BEFORE_LOOSE[built]
         if cube is None:
             cube = built == CUBE_FORMAT
         wanted = CUBE_FORMAT if cube else ROLLUP_FORMAT
@@ -204,6 +218,7 @@ def _prepare(conn: sqlite3.Connection, path: str, cube: bool | None) -> None:
             conn.execute("DROP TABLE reports.report_steps")  # its index goes with it
             conn.execute("DROP TABLE reports.report_reversed")
             conn.execute("DROP TABLE reports.report_reversals")
+            conn.execute("DROP TABLE reports.report_loose")
             for table in ACTIVITY_TABLES:
                 conn.execute(f"DROP TABLE IF EXISTS reports.{table}")
             for table in (*CUBE_TABLES, *CUBE_DROPPED):
@@ -334,105 +349,6 @@ def catch_up(
             raise RollupBehind(progress(conn))
 
 
-def _drop_moved(conn: sqlite3.Connection, backlog_seen: int, backlog_top: int) -> None:
-    """Take the events that left a uid (a bearer bind replaced the token bind that had
-    attributed them: migration 5) off that uid's rows. Rare, so one event at a time."""
-    moved = conn.execute(
-        "SELECT space_id, uid, inbox_id FROM main.report_backlog"
-        f" WHERE {unread(BACKLOG)} AND kind = 'attributed' AND uid IS NOT NULL ORDER BY id",
-        (backlog_seen, backlog_top),
-    ).fetchall()
-    for space_id, uid, inbox_id in moved:
-        _drop_event(conn, space_id, uid, inbox_id)
-
-
-def _drop_event(conn: sqlite3.Connection, space_id: int, uid: str, inbox_id: int) -> None:
-    """Take one event off the rows of ``uid`` (if it was rolled up under it): the uid's next
-    event of the step then follows the one before."""
-    # INDEXED BY: without statistics the planner takes the primary key's space_id prefix
-    # for selective and walks the whole space's rollup.
-    row = conn.execute(
-        "SELECT link_id, event, at_ms, prev_ms FROM reports.report_steps"
-        " INDEXED BY report_steps_uid WHERE space_id = ? AND uid = ? AND inbox_id = ?",
-        (space_id, uid, inbox_id),
-    ).fetchone()
-    if row is None:  # never rolled up under that uid
-        return
-    link_id, event, at_ms, prev_ms = row
-    # a reversal, or a deposit, that left: so did the match it made
-    conn.execute(
-        "DELETE FROM reports.report_reversed WHERE space_id = ? AND deposit_id = ?",
-        (space_id, inbox_id),
-    )
-    conn.execute("DELETE FROM reports.report_reversed WHERE reversal_id = ?", (inbox_id,))
-    conn.execute(
-        "DELETE FROM reports.report_reversals WHERE space_id = ? AND uid = ? AND reversal_id = ?",
-        (space_id, uid, inbox_id),
-    )
-    conn.execute(
-        "UPDATE reports.report_steps SET prev_ms = ?"
-        " WHERE (space_id, link_id, event, at_ms, inbox_id) = ("
-        "  SELECT space_id, link_id, event, at_ms, inbox_id FROM reports.report_steps"
-        "  WHERE space_id = ? AND uid = ? AND event = ? AND (at_ms, inbox_id) > (?, ?)"
-        "  ORDER BY at_ms, inbox_id LIMIT 1)",
-        (prev_ms, space_id, uid, event, at_ms, inbox_id),
-    )
-    conn.execute(
-        "DELETE FROM reports.report_steps"
-        " WHERE (space_id, link_id, event, at_ms, inbox_id) = (?, ?, ?, ?, ?)",
-        (space_id, link_id, event, at_ms, inbox_id),
-    )
-
-
-def _removals(conn: sqlite3.Connection, seen: int, top: int, kinds: tuple[str, ...]) -> list[Any]:
-    marks = ", ".join("?" * len(kinds))
-    return conn.execute(
-        "SELECT kind, space_id, uid, inbox_id, link_id FROM main.report_removals"
-        f" WHERE {unread(REMOVALS)} AND kind IN ({marks}) ORDER BY id",
-        (seen, top, *kinds),
-    ).fetchall()
-
-
-def _drop_erased(conn: sqlite3.Connection, seen: int, top: int, cube: bool) -> None:
-    """What an erasure took (store/sqlite/erasure.py): every row of an erased uid, and single events
-    rolled up under a uid that stays. Before anything is fed: the uid's rows still here are
-    then all from before the erasure (an event it sends later is kept), and an event moved off
-    an erased uid is fed under its new uid rather than taken for the old row."""
-    for kind, space_id, uid, inbox_id, _ in _removals(conn, seen, top, ("uid", "event")):
-        if cube and uid is not None:
-            cube_feed.touch(conn, "VALUES (?, ?)", (space_id, uid))
-        if kind == "uid":
-            conn.execute(
-                "DELETE FROM reports.report_steps WHERE space_id = ? AND uid = ?", (space_id, uid)
-            )
-            for table in ("report_reversed", "report_reversals"):
-                conn.execute(
-                    f"DELETE FROM reports.{table} WHERE space_id = ? AND uid = ?", (space_id, uid)
-                )
-        else:
-            _drop_event(conn, space_id, uid, inbox_id)
-
-
-def _drop_deleted(conn: sqlite3.Connection, seen: int, top: int, cube: bool) -> None:
-    """What a deletion took: a deleted link's rows follow their uid's click again (no link now;
-    its id may be a new link's), a deleted space's rows go. After the backlog's clicks."""
-    for kind, space_id, _, _, link_id in _removals(conn, seen, top, ("link", "space")):
-        if cube and kind == "link":
-            cube_feed.touch_link(conn, space_id, link_id)
-        if kind == "space":
-            conn.execute("DELETE FROM reports.report_steps WHERE space_id = ?", (space_id,))
-            conn.execute("DELETE FROM reports.report_reversed WHERE space_id = ?", (space_id,))
-            conn.execute("DELETE FROM reports.report_reversals WHERE space_id = ?", (space_id,))
-            continue
-        conn.execute(
-            "UPDATE OR REPLACE reports.report_steps SET link_id = COALESCE((SELECT"
-            " COALESCE(link_id, 0) FROM main.clicks c WHERE c.space_id = report_steps.space_id"
-            " AND c.uid = report_steps.uid), -1)"
-            " WHERE space_id = ? AND link_id = ?",
-            (space_id, link_id),
-        )
-
-
 def _is_busy(exc: sqlite3.OperationalError) -> bool:
     text = str(exc).lower()
     return "locked" in text or "busy" in text
@@ -459,7 +375,7 @@ def _round(conn: sqlite3.Connection, chunk: int, now: float) -> tuple[bool, int]
         return True, 0
     fed = 0
     if new_removals:  # first: every row of an erased uid still here was rolled up before
-        _drop_erased(conn, removals.high, removal_top, cube)
+        drops.erased(conn, removals.high, removal_top, cube)
     # The inbox: the rows above the high mark (a chunk), and the gaps committed since.
     scanned_to = inbox.high if top is None else top
     read = [r[0] for r in conn.execute(
@@ -469,10 +385,12 @@ def _round(conn: sqlite3.Connection, chunk: int, now: float) -> tuple[bool, int]
         fed += conn.execute(
             f"{FEED} WHERE id > ? AND id <= ? AND uid IS NOT NULL AND test = 0", (inbox.high, top)
         ).rowcount
+        fed += rollup_loose.feed(conn, "id > ? AND id <= ?", (inbox.high, top))
     if inbox.gaps:
         committed = "id IN (SELECT id FROM reports.rollup_gaps WHERE feed = 'inbox')"
         read += [r[0] for r in conn.execute(f"SELECT id FROM main.inbox WHERE {committed}")]
         fed += conn.execute(f"{FEED} WHERE {committed} AND uid IS NOT NULL AND test = 0").rowcount
+        fed += rollup_loose.feed(conn, committed, ())
     new_inbox = advance(conn, INBOX, inbox, read, scanned_to, now)
     new_backlog_mark = backlog
     if new_backlog:
@@ -480,7 +398,7 @@ def _round(conn: sqlite3.Connection, chunk: int, now: float) -> tuple[bool, int]
         # inbox above), then clicks that arrived after events of their uid. An event that moved
         # from one uid to another first leaves its old uid's rows.
         entries = (backlog.high, backlog_top)
-        _drop_moved(conn, *entries)
+        drops.moved(conn, *entries)
         if cube:  # the uids events moved off, and those whose click came after their events
             cube_feed.touch(conn, "SELECT space_id, uid FROM main.report_backlog"
                             f" WHERE {unread(BACKLOG)} AND uid IS NOT NULL", entries)  # fmt: skip
@@ -490,6 +408,7 @@ def _round(conn: sqlite3.Connection, chunk: int, now: float) -> tuple[bool, int]
             " AND uid IS NOT NULL AND test = 0",
             (*entries, new_inbox.high),
         ).rowcount
+        rollup_loose.rebind(conn, unread(BACKLOG), entries, new_inbox.high)
         conn.execute(
             "UPDATE reports.report_steps SET link_id = b.link_id FROM ("
             " SELECT space_id, uid, COALESCE(link_id, 0) AS link_id FROM main.report_backlog"
@@ -504,8 +423,8 @@ def _round(conn: sqlite3.Connection, chunk: int, now: float) -> tuple[bool, int]
         new_backlog_mark = advance(conn, BACKLOG, backlog, read, backlog_top, now)
     new_removals_mark, spaces_gone = removals, []
     if new_removals:
-        _drop_deleted(conn, removals.high, removal_top, cube)
-        spaces_gone = [r[1] for r in _removals(conn, removals.high, removal_top, ("space",))]
+        drops.deleted(conn, removals.high, removal_top, cube)
+        spaces_gone = [r[1] for r in drops.removals(conn, removals.high, removal_top, ("space",))]
         read = [r[0] for r in conn.execute(
             f"SELECT id FROM main.report_removals WHERE {unread(REMOVALS)}",
             (removals.high, removal_top),

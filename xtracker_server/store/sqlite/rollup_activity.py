@@ -34,7 +34,7 @@ it.
 
 from __future__ import annotations
 
-from xtracker_wire import CANONICAL_EVENTS
+from xtracker_wire import CANONICAL_EVENTS, MAX_VALUE_DECIMALS
 
 __all__ = [
     "ACTIVITY_SCHEMA",
@@ -45,6 +45,7 @@ __all__ = [
     "DAY_MS",
     "FOLD",
     "KIND_MS",
+    "LOOSE",
     "PAIRS_15M",
     "PAIRS_DAY",
     "PAIR_SPAN_MS",
@@ -52,6 +53,7 @@ __all__ = [
     "SPACE",
     "TOTAL_15M",
     "TOTAL_DAY",
+    "amount_parts",
 ]
 
 QUARTER_MS = 15 * 60_000
@@ -64,8 +66,23 @@ TOTAL_15M, TOTAL_DAY, PAIRS_15M, PAIRS_DAY = 0, 1, 2, 3
 KIND_MS = {TOTAL_15M: QUARTER_MS, TOTAL_DAY: DAY_MS, PAIRS_15M: QUARTER_MS, PAIRS_DAY: DAY_MS}
 #: ``link_id`` of the rows of the whole space (every link and no link; not ``UNKNOWN``).
 SPACE = -2
+#: ``link_id`` of the counts of events without a uid (store/sqlite/rollup_loose.py).
+LOOSE = -3
 
 _STEPS_IN = "(" + ", ".join(f"'{e}'" for e in CANONICAL_EVENTS) + ")"
+
+
+def amount_parts(value: str) -> tuple[str, str, str]:
+    """SQL for the exact parts of the amount in the column ``value`` (fixed-point text with at
+    most ``MAX_VALUE_DECIMALS`` decimals): its integer part, its fraction as that many digits,
+    and how many decimals it was given. Sums of these are exact (``sum_from_parts``)."""
+    dot = f"instr({value} || '.', '.')"
+    digits = MAX_VALUE_DECIMALS
+    return (
+        f"CAST(substr({value}, 1, {dot} - 1) AS INTEGER)",
+        f"CAST(substr(substr({value}, {dot} + 1) || '{'0' * digits}', 1, {digits}) AS INTEGER)",
+        f"max(length({value}) - {dot}, 0)",
+    )
 
 
 def _floor(column: str, ms: str) -> str:
@@ -232,10 +249,13 @@ FOLD = (
     "DELETE FROM clicks_log",
 )
 
-#: The counts worked out again from the rows (a rollup built before them: its steps are kept).
+#: The counts worked out again from the rows (a rollup built before them: its steps are kept),
+#: those of the events without a uid (``report_loose``) with them.
 _ROWS = (
     "(SELECT space_id, link_id, event, at_ms, prev_ms, currency, scale, units, fraction, 1 AS g,"
-    f" {_reversed('s')} AS r FROM report_steps s WHERE event IN {_STEPS_IN})"
+    f" {_reversed('s')} AS r FROM report_steps s WHERE event IN {_STEPS_IN} UNION ALL"
+    f" SELECT space_id, {LOOSE}, event, at_ms, NULL, currency, scale, units, fraction, 1, 0"
+    " FROM report_loose)"
 )
 COUNT_AGAIN = (
     "DELETE FROM reports.report_activity",

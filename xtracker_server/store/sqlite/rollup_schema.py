@@ -4,11 +4,12 @@ rollup works)."""
 
 from __future__ import annotations
 
-from xtracker_server.store.sqlite.rollup_activity import ACTIVITY_SCHEMA
-from xtracker_wire import MAX_VALUE_DECIMALS, REVERSAL
+from xtracker_server.store.sqlite.rollup_activity import ACTIVITY_SCHEMA, amount_parts
+from xtracker_server.store.sqlite.rollup_loose import LOOSE_SCHEMA
+from xtracker_wire import REVERSAL
 
-__all__ = ["BEFORE_COUNTS", "CUBE_FORMAT", "FEED", "OLD_CUBE_FORMATS", "ROLLUP_FORMAT", "SCHEMA",
-           "TRIGGER", "UNKNOWN", "amount_parts"]  # fmt: skip
+__all__ = ["BEFORE_COUNTS", "BEFORE_LOOSE", "CUBE_FORMAT", "FEED", "OLD_CUBE_FORMATS",
+           "ROLLUP_FORMAT", "SCHEMA", "TRIGGER", "UNKNOWN", "amount_parts"]  # fmt: skip
 
 
 SCHEMA = (
@@ -98,20 +99,9 @@ SCHEMA = (
     )""",
     # Activity-mode counts per bucket, and the triggers that keep them (rollup_activity.py).
     *ACTIVITY_SCHEMA,
+    # Events without a uid, for the funnel's line of them (rollup_loose.py).
+    *LOOSE_SCHEMA,
 )
-
-
-def amount_parts(value: str) -> tuple[str, str, str]:
-    """SQL for the exact parts of the amount in the column ``value`` (fixed-point text with at
-    most ``MAX_VALUE_DECIMALS`` decimals): its integer part, its fraction as that many digits,
-    and how many decimals it was given. Sums of these are exact (``sum_from_parts``)."""
-    dot = f"instr({value} || '.', '.')"
-    digits = MAX_VALUE_DECIMALS
-    return (
-        f"CAST(substr({value}, 1, {dot} - 1) AS INTEGER)",
-        f"CAST(substr(substr({value}, {dot} + 1) || '{'0' * digits}', 1, {digits}) AS INTEGER)",
-        f"max(length({value}) - {dot}, 0)",
-    )
 
 
 # One row of the rollup per fed event, in any order (ties on a millisecond are ordered by inbox
@@ -163,17 +153,23 @@ FEED = (
 #: ``report_steps.link_id`` of an event whose uid has no click in the space (a made-up uid, a
 #: partner's test postback): the funnel reports them on a line of their own.
 UNKNOWN = -1
-#: 6: the activity counts per bucket (rollup_activity.py) beside the steps; 2 had events whose
-#: uid has no click rolled up under ``UNKNOWN`` (1: under 0, no link), without them.
+#: 8: the events without a uid (rollup_loose.py) beside the steps; 6 had the activity counts per
+#: bucket (rollup_activity.py) without them; 2 had events whose uid has no click rolled up under
+#: ``UNKNOWN`` (1: under 0, no link), without the counts.
 #: A rollup built without the report cube (XTRACKER_REPORT_CUBE off).
-ROLLUP_FORMAT = 6
-#: 7: the report cube (store/sqlite/cube_schema.py) beside the steps (XTRACKER_REPORT_CUBE on),
-#: with the activity counts; 5 had the same cube without them, 3 a row per step and bin of the
-#: time to convert and 15-minute rows of every dimension, 4 (never released) the time to
-#: convert in 80 packed columns.
-CUBE_FORMAT = 7
+ROLLUP_FORMAT = 8
+#: 9: the report cube (store/sqlite/cube_schema.py) beside the steps (XTRACKER_REPORT_CUBE on),
+#: with the activity counts and the events without a uid; 7 had them without those events, 5
+#: the same cube without the counts, 3 a row per step and bin of the time to convert and
+#: 15-minute rows of every dimension, 4 (never released) the time to convert in 80 packed
+#: columns.
+CUBE_FORMAT = 9
 #: The cube's earlier formats: a rollup built with one is built again with the current one.
 OLD_CUBE_FORMATS = (3, 4)
 #: Formats from before the activity counts (rollup_activity.py), and the current format with
-#: the same rows: opened, such a rollup counts them from its rows (``COUNT_AGAIN``).
+#: the same rows: opened, such a rollup counts them from its rows (``COUNT_AGAIN``), after it
+#: rolled up its events without a uid.
 BEFORE_COUNTS = {2: ROLLUP_FORMAT, 3: 3, 4: 4, 5: CUBE_FORMAT}
+#: Formats with the counts but from before the events without a uid (rollup_loose.py), and the
+#: current format: opened, such a rollup rolls up those it has read from the inbox.
+BEFORE_LOOSE = {6: ROLLUP_FORMAT, 7: CUBE_FORMAT}

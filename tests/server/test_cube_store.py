@@ -35,6 +35,7 @@ from xtracker_server.domain.reports import FunnelMode, Window, iso_local, zone
 from xtracker_server.store.sqlite import (
     cube,
     cube_feed,
+    cube_probe,
     deletion,
     erasure,
     groups,
@@ -338,6 +339,58 @@ QUERIES = [
 @pytest.mark.parametrize("q", QUERIES, ids=lambda q: ",".join(q.by) or "-")
 def test_cube_counts_match_the_oracle(world: World, q: GroupQuery, tz: str) -> None:
     _check(world, GroupQuery(q.window, q.by, q.filters, tz))
+
+
+#: Filters that keep values: the rows of the keys they keep are read by key
+#: (store/sqlite/cube_probe.py), or, past ``MAX_PROBES``, in a range and filtered.
+KEEPING = [
+    _q(("campaign",), Filter("country", ("US", "CA")), Filter("campaign", ("c1", "c2"))),
+    _q(("campaign", "ad"), Filter("campaign", ("c2",))),
+    _q(("ad",), Filter("ad", ("a1", "a4"))),
+    _q(("day",), Filter("link", ("l0", "l1")), tz="Asia/Kolkata"),
+    _q(("hour",), Filter("campaign", ("c1",)), days=(1, 2)),
+    _q(("link",), Filter("country", ("US",)), days=(0, 2), edge=45 * 60_000),
+    _q(("country",), Filter("country", ("DE",), exclude=True), Filter("campaign", ("c1",))),
+    _q((), Filter("campaign", ("no-such-campaign",))),
+    _q(("campaign",), Filter("utm_source", ("fb",)), Filter("link", ("l1",))),
+]
+
+
+@pytest.mark.parametrize("probes", ["by-key", "in-a-range"])
+@pytest.mark.parametrize("q", KEEPING, ids=lambda q: ",".join(q.by) or "-")
+def test_a_filter_that_keeps_values_reads_by_key_and_in_a_range_alike(
+    world: World, q: GroupQuery, probes: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if probes == "in-a-range":
+        monkeypatch.setattr(cube_probe, "MAX_PROBES", 0)
+    _check(world, q)
+
+
+def test_a_filter_that_keeps_values_reads_the_rows_of_its_keys_alone(world: World) -> None:
+    """Probed by key, the report reads the cube rows of the keys the filter keeps: as many as
+    those keys have in the window, not every key's rows of the window's days."""
+    q = _q(("campaign",), Filter("campaign", ("c1",)))
+    ids = [r[0] for r in world.conn.execute(
+        "SELECT id FROM reports.cube_keys WHERE space_id = ? AND dim = '' AND campaign = 'c1'",
+        (world.space,))]  # fmt: skip
+    kept, every = (
+        world.conn.execute(
+            "SELECT count(*) FROM reports.cube WHERE space_id = ? AND dim = '' AND level = 1"
+            f" AND bucket >= ? AND bucket < ?{extra}",
+            (world.space, q.window.from_ms, q.window.to_ms),
+        ).fetchone()[0]
+        for extra in (f" AND key_id IN ({', '.join(map(str, ids))})", "")
+    )
+    assert 0 < kept < every
+    read: list[str] = []
+    world.conn.set_trace_callback(read.append)
+    try:
+        cube_counts(world.conn, world.space, q)
+    finally:
+        world.conn.set_trace_callback(None)
+    (sql,) = [s for s in read if "FROM reports.cube c" in s]
+    plan = [r[3] for r in world.conn.execute(f"EXPLAIN QUERY PLAN {sql}")]
+    assert any("key_id=?" in line and "bucket=?" in line for line in plan), plan
 
 
 def test_a_window_off_the_15_minute_grid_or_activity_mode_is_not_answered(world: World) -> None:

@@ -28,8 +28,7 @@ import gc
 import sqlite3
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
-from datetime import datetime, time, tzinfo
+from dataclasses import replace
 from decimal import Decimal
 from functools import partial
 from typing import Any
@@ -48,20 +47,19 @@ from xtracker_server.domain.reports import (
     FunnelMode,
     Window,
     bucket_starts,
-    iso_local,
     zone,
 )
-from xtracker_server.store.sqlite import cube_ttc, groups
+from xtracker_server.store.sqlite import cube_probe, cube_ttc, groups
 from xtracker_server.store.sqlite.cube_feed import D_DIMENSIONS, H_DIMENSIONS
 from xtracker_server.store.sqlite.cube_money import MONEY, Amounts, MoneyRows
 from xtracker_server.store.sqlite.cube_schema import (
     ALL,
     COUNTS,
     LEVEL_15M,
-    LEVEL_DAY,
     LEVEL_MS,
     H,
 )
+from xtracker_server.store.sqlite.cube_segments import Labels, Segment, segments
 from xtracker_server.store.sqlite.rollup_schema import CUBE_FORMAT
 from xtracker_wire import CANONICAL_EVENTS
 
@@ -69,17 +67,6 @@ __all__ = ["cube_counts", "group_counts"]
 
 _Q = LEVEL_MS[LEVEL_15M]
 _BINS = len(TTC_BOUNDS_S) + 1
-
-
-@dataclass(frozen=True)
-class _Segment:
-    """Buckets ``[lo, hi)`` of one level; ``day``: the local day they belong to (grouped by
-    day), as its start in ISO local time."""
-
-    level: int
-    lo: int
-    hi: int
-    day: str | None = None
 
 
 class _Group:
@@ -113,55 +100,6 @@ def _dimension(query: GroupQuery) -> str | None:
         return None
     (dim,) = rest
     return dim if dim in D_DIMENSIONS or dim.startswith(SUB_ID_PREFIX) else None
-
-
-def _split(lo: int, hi: int, day: str | None = None) -> list[_Segment]:
-    """``[lo, hi)`` as 15-minute edges and the whole UTC days between them."""
-    first, last = -(-lo // DAY_MS) * DAY_MS, hi // DAY_MS * DAY_MS
-    if first >= last:
-        return [_Segment(LEVEL_15M, lo, hi, day)] if lo < hi else []
-    parts = [(LEVEL_15M, lo, first), (LEVEL_DAY, first, last), (LEVEL_15M, last, hi)]
-    return [_Segment(level, a, b, day) for level, a, b in parts if a < b]
-
-
-def _segments(query: GroupQuery, tz: tzinfo, *, local_days: bool = False) -> list[_Segment]:
-    """The window's segments. ``local_days``: split on the local days too (the money: dated by
-    the click's local day, which a UTC-day row does not tell where local days are not UTC's),
-    unless they are UTC days."""
-    f, t = query.window.from_ms, query.window.to_ms
-    if "hour" in query.by:
-        return [_Segment(LEVEL_15M, f, t)]
-    starts = bucket_starts(query.window, Bucket.DAY, tz)
-    utc_days = all(start % DAY_MS == 0 for start in starts)
-    if "day" not in query.by and (not local_days or utc_days):
-        return _split(f, t)
-    ends = [*starts[1:], t]
-    out: list[_Segment] = []
-    for start, end in zip(starts, ends, strict=True):
-        out += _split(max(start, f), min(end, t), iso_local(start, tz))
-    return out
-
-
-class _Labels:
-    """Local days and hours of bucket starts, worked out once each."""
-
-    def __init__(self, tz: tzinfo) -> None:
-        self.tz = tz
-        self.cache: dict[tuple[str, int], str] = {}
-
-    def __call__(self, what: str, ms: int) -> str:
-        found = self.cache.get((what, ms))
-        if found is None:
-            local = datetime.fromtimestamp(ms / 1000, self.tz)
-            if what == "date":
-                found = local.date().isoformat()
-            elif what == "hour":
-                found = iso_local(ms - local.minute * 60_000, self.tz)
-            else:  # the day's start
-                start = datetime.combine(local.date(), time(0), tzinfo=self.tz)
-                found = iso_local(int(start.timestamp() * 1000), self.tz)
-            self.cache[(what, ms)] = found
-        return found
 
 
 def group_counts(
@@ -321,10 +259,10 @@ def cube_counts(
         return None
     tz = zone(query.tz)
     with _collector_paused():
-        reader = _Reader(conn, space_id, query, dim, _Labels(tz))
-        for segment in _segments(query, tz):
+        reader = _Reader(conn, space_id, query, dim, Labels(tz))
+        for segment in segments(query, tz):
             reader.read(segment)
-        for segment in _segments(query, tz, local_days=True):
+        for segment in segments(query, tz, local_days=True):
             reader.read(segment, money=True)
         answer = reader.answer()
         del reader  # its sums freed before the collector is back: it need not walk them
@@ -353,6 +291,9 @@ def _collector_paused() -> Iterator[None]:
 # but by ad, a key's finest part, whose keys are about its groups: those are added up in
 # Python. (Sorted by the integer key first: half the work of one GROUP BY by the values.)
 _RANGE = "c.space_id = ? AND c.dim = ? AND c.level = ? AND c.bucket >= ? AND c.bucket < ?"
+#: The same, when the rows are probed by bucket and key (cube_probe.py): the range is no
+#: index constraint then (``+``), so that the primary key seeks each bucket and key.
+_PROBED = "c.space_id = ? AND c.dim = ? AND c.level = ? AND +c.bucket >= ? AND +c.bucket < ?"
 _TTC = cube_ttc.CONCAT.format("c.ttc")
 _SUMS = ", ".join(f"sum(c.{c}) AS {c}" for c in COUNTS) + f", {_TTC} AS ttc"
 _SUMMED = ", ".join(f"c.{c}" for c in (*COUNTS, "ttc"))
@@ -366,13 +307,13 @@ class _Reader:
     groups together in Python."""
 
     def __init__(
-        self, conn: sqlite3.Connection, space_id: int, query: GroupQuery, dim: str, labels: _Labels
+        self, conn: sqlite3.Connection, space_id: int, query: GroupQuery, dim: str, labels: Labels
     ) -> None:
         self.conn, self.space_id, self.query, self.dim, self.labels = (
             conn, space_id, query, dim, labels)  # fmt: skip
         self.date = partial(labels, "date")  # a bucket's local day (the money's)
         # rows grouped by their bucket by hour only: by day, each segment is one local day
-        # (``_segments``), which names it
+        # (``segments``), which names it
         self.timed = "hour" in query.by
         self.named = [d for d in query.by if d not in TIME_DIMENSIONS]
         x = query.filters.of(dim) if dim != H else None
@@ -384,6 +325,7 @@ class _Reader:
         if blanks:
             self.sources += [(dim, -1, True), (H, 1, True)]
         self.groups: dict[tuple[str | None, ...], _Group] = {}
+        self.keys = cube_probe.Keys(conn, space_id, query.filters)
         # plain rows (tuples: no sqlite3.Row per row); without a time dimension a row's first
         # columns are its group's key
         self.cursor = conn.cursor()
@@ -423,15 +365,17 @@ class _Reader:
             joins += " LEFT JOIN main.links l ON l.id = k.link_id"
         return ", ".join([*groups, "0"]), joins, " AND ".join(where), args
 
-    def _summed(self, table: str, by: str, sums: str, joins: str, where: str) -> str:
+    def _summed(
+        self, table: str, by: str, sums: str, joins: str, where: str, span: str = _RANGE
+    ) -> str:
         """The subquery ``c`` of ``table``'s rows of a segment summed per ``by`` (the key...):
         filtered in it (the keys joined), so that it sorts only the rows kept."""
         if where == "true":
-            return f"(SELECT {by}, {sums} FROM reports.{table} c WHERE {_RANGE} GROUP BY {by}) c"
-        return (f"(SELECT {by}, {sums} FROM reports.{table} c{joins} WHERE {_RANGE} AND {where}"
+            return f"(SELECT {by}, {sums} FROM reports.{table} c WHERE {span} GROUP BY {by}) c"
+        return (f"(SELECT {by}, {sums} FROM reports.{table} c{joins} WHERE {span} AND {where}"
                 f" GROUP BY {by}) c")  # fmt: skip
 
-    def _key(self, row: Sequence[Any], segment: _Segment) -> tuple[str | None, ...]:
+    def _key(self, row: Sequence[Any], segment: Segment) -> tuple[str | None, ...]:
         if self.plain:
             return tuple(row[: len(self.named)])
         values = iter(row)
@@ -440,13 +384,13 @@ class _Reader:
         return tuple(self._time(d, segment, bucket) if d in TIME_DIMENSIONS else named[d]
                      for d in self.query.by)  # fmt: skip
 
-    def _time(self, dimension: str, segment: _Segment, bucket: int) -> str:
+    def _time(self, dimension: str, segment: Segment, bucket: int) -> str:
         if dimension == "day":
             assert segment.day is not None  # by day, the segments are the local days
             return segment.day
         return self.labels("hour", bucket)
 
-    def read(self, s: _Segment, *, money: bool = False) -> None:
+    def read(self, s: Segment, *, money: bool = False) -> None:
         """The segment's rows summed per key, the keys joined for their values and filtered,
         added up per group: the counts, the time to convert and the names beside the ids (one
         query), or (``money``) the amounts."""
@@ -457,17 +401,26 @@ class _Reader:
                 continue
             columns, joins, where, extra = found
             args = (self.space_id, key_dim, s.level, s.lo, s.hi, *extra)
+            # the rows of the keys the filters keep, by key where that reads fewer rows
+            rows_joins, rows_where, span = joins, where, _RANGE
+            ids = self.keys.of(key_dim, joins, where, extra) if where != "true" else None
+            probe = None if ids is None else cube_probe.condition(ids, s.level, s.lo, s.hi)
+            if probe == "":
+                continue  # no key, or no bucket
+            if probe is not None:
+                rows_joins, rows_where, span, args = "", probe, _PROBED, args[:5]
             if money:
-                self._money(s, columns, joins, where, args, width, sign)
+                self._money(s, columns, (joins, rows_joins, span), rows_where, args, width, sign)
                 continue
             groups, plain, n = self.groups, self.plain, len(self.named)
             by, regroup = "c.key_id" + ", c.bucket" * self.timed, self.regroup
             per_group = f" GROUP BY {', '.join(str(i + 1) for i in range(width))}" * regroup
             ttc = width + _N  # after the key, the counts, then the time to convert, the names
             named = list(enumerate(self.name_of, ttc + 1))
+            summed = self._summed("cube", by, _SUMS, rows_joins, rows_where, span)
             for row in self.cursor.execute(
                 f"SELECT {columns}, {_SUMS if regroup else _SUMMED}{self.names} FROM"
-                f" {self._summed('cube', by, _SUMS, joins, where)}{joins}{per_group}", args
+                f" {summed}{joins}{per_group}", args
             ):  # fmt: skip
                 key = tuple(row[:n]) if plain else self._key(row, s)
                 g = groups.get(key)
@@ -482,11 +435,12 @@ class _Reader:
                     if row[i] is not None:
                         g.names[name] = row[i]
 
-    def _money(self, s: _Segment, columns: str, joins: str, where: str, args: tuple[Any, ...],
-               width: int, sign: int) -> None:  # fmt: skip
+    def _money(self, s: Segment, columns: str, joins: tuple[str, str, str], where: str,
+               args: tuple[Any, ...], width: int, sign: int) -> None:  # fmt: skip
         """The amounts of the segment per group, currency and local day: the segment's own day
         when it is one, else each bucket's (a UTC day or 15 minutes). Kept as read: a group's
-        are added up when first read (cube_money.py)."""
+        are added up when first read (cube_money.py). ``joins``: the keys' for the group's
+        columns, those the filter ``where`` needs, and the rows' range."""
         dated = s.day is not None
         bucket = "" if dated else "c.bucket, "
         by = "c.key_id, " + "c.bucket, " * (not dated) + "c.currency"
@@ -494,8 +448,9 @@ class _Reader:
         per_group = f" GROUP BY {groups}" * self.regroup
         sums = _MONEY_SUMS if self.regroup else ", ".join(f"c.{m}" for m in MONEY)
         # a day's buckets summed per key first; by bucket, a row is one key's bucket already
-        rows = (f"{self._summed('cube_money', by, _MONEY_SUMS, joins, where)}{joins}" if dated
-                else f"reports.cube_money c{joins} WHERE {_RANGE} AND {where}")  # fmt: skip
+        keys, rows_joins, span = joins
+        rows = (f"{self._summed('cube_money', by, _MONEY_SUMS, rows_joins, where, span)}{keys}"
+                if dated else f"reports.cube_money c{keys} WHERE {span} AND {where}")  # fmt: skip
         found, day, at = self.groups.get, s.day, width + (not dated)
         plain, n = self.plain, len(self.named)
         for row in self.cursor.execute(

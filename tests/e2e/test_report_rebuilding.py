@@ -18,10 +18,11 @@ from xtracker_server.store.sqlite.db import open_db, transaction
 from xtracker_server.store.sqlite.rollup import SLICE_CHUNK
 
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
-#: Four rounds of a catch-up given a time and one event, each uid with a click, with the report
-#: cube on: a build of several seconds here (the cube works out each uid's share), so a request
-#: made as the server starts finds it under way.
-EVENTS = 4 * SLICE_CHUNK + 1
+#: Twenty rounds of a catch-up given a time and one event, each uid with a click, with the
+#: report cube on: a build of over ten seconds on a fast machine (the cube works out each uid's
+#: share; four rounds were done before the first request there), so a request made as the
+#: server starts finds it under way. The test does not wait for the build to end.
+EVENTS = 20 * SLICE_CHUNK + 1
 #: Only to catch a hang.
 HANG_S = 120.0
 

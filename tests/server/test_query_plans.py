@@ -277,6 +277,17 @@ CLICKS_WINDOW = (
     r"SEARCH clicks USING COVERING INDEX clicks_space_time"
     r" \(space_id=\? AND created_ms>\? AND created_ms<\?\)"
 )
+#: A window cut in parts counts the uids seen in two of them from the rows with a previous event
+#: (a uid's step again), by that event's time or by their own, in the window: partial indexes of
+#: those rows alone (store/sqlite/reports_activity.py ``_across``, ``_edges``).
+PREV_WINDOW = (
+    r"SEARCH h USING COVERING INDEX report_steps_prev"
+    r" \(space_id=\? AND event=\? AND prev_ms>\? AND prev_ms<\?\)"
+)
+AGAIN_WINDOW = (
+    r"SEARCH h USING COVERING INDEX report_steps_again"
+    r" \(space_id=\? AND event=\? AND at_ms>\? AND at_ms<\?\)"
+)
 #: Events without a uid: their counts per bucket (LOOSE_BUCKETS), and the rows of the ends off
 #: the grid (store/sqlite/rollup_loose.py; at 10 million events, reading them from the inbox
 #: was most of a funnel's time).
@@ -288,12 +299,7 @@ LOOSE_ENDS = (
     r"SEARCH report_loose USING COVERING INDEX report_loose_time"
     r" \(space_id=\? AND at_ms>\? AND at_ms<\?\)"
 )
-#: A window under 15 minutes whole reads them from the inbox (covering: no inbox row is read).
-UNATTRIBUTED_WINDOW = (
-    r"SEARCH inbox USING COVERING INDEX inbox_report_unattributed"
-    r" \(space_id=\? AND occurred_at_ms>\? AND occurred_at_ms<\?\)"
-)
-#: A window under 15 minutes whole.
+#: A window under 15 minutes whole: read from its rows.
 SHORT_WINDOW = Window(T0 + 60_000, T0 + 10 * 60_000)
 #: The grouped report by scanning (store/sqlite/groups.py): the window's clicks, and in
 #: activity mode the window's events.
@@ -445,17 +451,27 @@ CASES = [
             CLICKS_WINDOW,
             LOOSE_BUCKETS,
             LOOSE_ENDS,
+            PREV_WINDOW,
+            AGAIN_WINDOW,
         ),
     ),
     Case(
         "funnel_counts of a link",
         lambda c, w: reports.funnel_counts(c, w.space, WINDOW, link_id=w.link),
-        pinned=(ACTIVITY_WINDOW, MONEY_WINDOW, STEPS_WINDOW, LOOSE_BUCKETS, LOOSE_ENDS),
+        pinned=(
+            ACTIVITY_WINDOW,
+            MONEY_WINDOW,
+            STEPS_WINDOW,
+            LOOSE_BUCKETS,
+            LOOSE_ENDS,
+            PREV_WINDOW,
+            AGAIN_WINDOW,
+        ),
     ),
     Case(
         "funnel_counts of a short window",
         lambda c, w: reports.funnel_counts(c, w.space, SHORT_WINDOW),
-        pinned=(STEPS_WINDOW, CLICKS_WINDOW, UNATTRIBUTED_WINDOW),
+        pinned=(STEPS_WINDOW, CLICKS_WINDOW, LOOSE_ENDS),
     ),
     Case(
         "link_rows",
@@ -465,6 +481,8 @@ CASES = [
             MONEY_WINDOW,
             STEPS_WINDOW,
             CLICKS_WINDOW,
+            PREV_WINDOW,
+            AGAIN_WINDOW,
             r"SEARCH unrecorded_clicks USING PRIMARY KEY"
             r" \(space_id=\? AND hour_ms>\? AND hour_ms<\?\)",
         ),
@@ -477,7 +495,7 @@ CASES = [
     Case(
         "series_counts of a step",
         lambda c, w: reports.series_counts(c, w.space, "deposit", [T0, T0 + HOUR], T0 + 2 * HOUR),
-        pinned=(ACTIVITY_WINDOW, STEPS_WINDOW),
+        pinned=(ACTIVITY_WINDOW, STEPS_WINDOW, PREV_WINDOW),
     ),
     Case(
         "series_revenue",

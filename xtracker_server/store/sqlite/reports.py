@@ -45,6 +45,7 @@ from xtracker_server.domain.reports import (
     sum_from_parts,
 )
 from xtracker_server.store.sqlite import reports_activity as counted
+from xtracker_server.store.sqlite import reports_clicks as counted_clicks
 from xtracker_server.store.sqlite.reports_activity import Deposits as _Deposits
 from xtracker_server.store.sqlite.reports_loose import counts as loose_counts
 from xtracker_server.store.sqlite.rollup_schema import UNKNOWN
@@ -216,7 +217,7 @@ def _fold_unknown(deposits: dict[Any, _Deposits]) -> dict[Any, _Deposits]:
 
 
 def _clicks(conn: sqlite3.Connection, space_id: int, window: Window, link_id: int | None) -> int:
-    return counted.clicks(conn, space_id, (window.from_ms, window.to_ms), link_id)
+    return counted_clicks.clicks(conn, space_id, (window.from_ms, window.to_ms), link_id)
 
 
 def funnel_counts(
@@ -391,7 +392,7 @@ def link_rows(conn: sqlite3.Connection, space_id: int, window: Window) -> list[L
     links = conn.execute(
         "SELECT id, slug FROM links WHERE space_id = ? ORDER BY slug", (space_id,)
     ).fetchall()
-    found = counted.link_clicks(conn, space_id, [(window.from_ms, window.to_ms)],
+    found = counted_clicks.link_clicks(conn, space_id, [(window.from_ms, window.to_ms)],
                                 (counted.EVERY_LINK, (space_id,)))  # fmt: skip
     clicks = {link_id: found[0].get(link_id, 0) if found is not None
               else _clicks(conn, space_id, window, link_id) for link_id, _ in links}  # fmt: skip
@@ -457,7 +458,7 @@ def series_counts(
     if step == "click":
         windows = list(zip(starts, [*starts[1:], to_ms], strict=True))
         key = counted.SPACE if link_id is None else link_id
-        clicks = counted.link_clicks(conn, space_id, windows, counted.one_link(key))
+        clicks = counted_clicks.link_clicks(conn, space_id, windows, counted.one_link(key))
         if clicks is not None:  # counted per bucket
             return [c.get(key, 0) for c in clicks]
         # By space or by link: each has its (…, created_ms) index.

@@ -1,14 +1,20 @@
 """Activity-mode answers read from the counts per bucket (store/sqlite/rollup_activity.py) rather
-than from every event of the window: distinct uids per step, deposits and clicks, for windows on
-the buckets' grid. store/sqlite/reports.py asks here first and counts from ``report_steps`` (and
-the clicks' index) when a window is off the grid (None).
+than from every event of the window: distinct uids per step, deposits and clicks.
+store/sqlite/reports.py asks here first and counts from ``report_steps`` (and the clicks'
+index) when there is no answer here (None: no report cube for the clicks, a sum past SQLite's
+integers).
 
 A window whose both ends are UTC midnights is read by day; one on the 15-minute grid (every
 time zone's hours start on one) of at most ``PAIR_SPAN_MS`` by 15 minutes; a longer one on that
 grid as its UTC days and the 15-minute parts either side (``_parts``). Per part: the totals of
 its buckets, less the pairs of its buckets whose previous bucket is in the part, one range of
-the key (the windows of a series, one after the other, one range together). Deposits and clicks
-are the sums of the buckets, by UTC day between the 15-minute ends.
+the key (the windows of a series, one after the other, one range together; parts hours apart,
+ranges of their own). The uids counted in two parts are the rows of a later part whose previous
+event is in an earlier one, read through the indexes of the rows with a previous event (a
+uid's step again), not from every event of a part. A window's ends off the 15-minute grid (a
+"last 7 days" that ends now), and a window under 15 minutes whole, are counted from their rows
+(minutes of them). Deposits and clicks are the sums of the buckets, by UTC day between the
+15-minute ends.
 """
 
 from __future__ import annotations
@@ -32,7 +38,6 @@ from xtracker_server.store.sqlite.rollup_activity import (
     TOTAL_15M,
     TOTAL_DAY,
 )
-from xtracker_server.store.sqlite.rollup_schema import CUBE_FORMAT
 from xtracker_wire import CANONICAL_EVENTS, MAX_VALUE_DECIMALS
 
 __all__ = [
@@ -41,12 +46,10 @@ __all__ = [
     "SPACE",
     "Deposits",
     "LinkKeys",
-    "clicks",
     "currencies",
     "deposits",
     "funnel",
     "levels",
-    "link_clicks",
     "one_link",
     "uids",
 ]
@@ -119,7 +122,7 @@ def uids(
     events: Sequence[str] = CANONICAL_EVENTS,
 ) -> list[dict[int, dict[str, int]]] | None:
     """Per window ``[f, t)``: per ``link_id`` of ``links``, distinct uids per step of ``events``
-    in the window. None if a window is off the 15-minute grid.
+    in the window (a window under 15 minutes whole: from its rows).
 
     A window cut into parts (``_parts``) counts each part's, less the uids counted in two:
     the events of its days or its last part whose previous event is in an earlier part
@@ -127,10 +130,12 @@ def uids(
     by_kinds: dict[tuple[int, int], list[tuple[int, int, int]]] = defaultdict(list)
     cut: list[tuple[int, list[tuple[int, int]]]] = []
     ragged: list[tuple[int, tuple[int, int], tuple[int, int]]] = []
+    short: list[tuple[int, tuple[int, int]]] = []
     for i, (f, t) in enumerate(windows):
         grid = _grid(f, t)
-        if grid is None:
-            return None
+        if grid is None:  # under 15 minutes whole: counted from its rows
+            short.append((i, (f, t)))
+            continue
         if grid != (f, t):
             ragged.append((i, (f, t), grid))
         parts = _parts(*grid)
@@ -143,10 +148,12 @@ def uids(
     out: list[dict[int, dict[str, int]]] = [defaultdict(dict) for _ in windows]
     for kinds, chosen in by_kinds.items():
         chosen.sort(key=lambda p: p[1:])
-        # a window's rows are one range of the key; windows apart (a series) read as one range
+        # a window's rows are one range of the key; windows one after the other (a series)
+        # read as one range, but not across a gap (a window's head and tail, days apart: the
+        # 15-minute rows of the days between would be read for nothing)
         runs: list[list[tuple[int, int, int]]] = []
         for part in chosen:
-            if runs and runs[-1][-1][2] <= part[1]:
+            if runs and runs[-1][-1][2] <= part[1] < runs[-1][-1][2] + _GAP_MS:
                 runs[-1].append(part)
             else:
                 runs.append([part])
@@ -160,7 +167,16 @@ def uids(
         for link, event, n in _edges(conn, space_id, window, grid, links, events):
             counts = out[i][link]
             counts[event] = counts.get(event, 0) + n
+    for i, (f, t) in short:
+        first = "h.at_ms >= ? AND h.at_ms < ? AND (h.prev_ms IS NULL OR h.prev_ms < ?)"
+        for link, event, n in _steps(conn, space_id, links, events, first, (f, t, f)):
+            counts = out[i][link]
+            counts[event] = counts.get(event, 0) + n
     return out
+
+
+#: Parts of windows further apart than this are read as ranges of their own (``uids``).
+_GAP_MS = 2 * 3_600_000
 
 
 def _across(
@@ -171,18 +187,34 @@ def _across(
     events: Sequence[str],
 ) -> list[tuple[int, str, int]]:
     """Of a window cut into ``parts``: per link and step, the events of a later part whose
-    previous event (``prev_ms``) is in an earlier part of the window."""
+    previous event (``prev_ms``) is in an earlier part of the window: read through the indexes
+    of the rows with a previous event (a uid's step again), so as many as those, not as many as
+    the events of a part."""
     f, t = parts[0][0], parts[-1][1]
     head, last = (parts[0] if f % DAY_MS else None), (parts[-1] if t % DAY_MS else None)
     found = []
-    if head is not None:  # the head's events whose uid's next event is in the days
-        found += _steps(conn, space_id, links, events, f"h.at_ms >= ? AND h.at_ms < ? AND {_NEXT}",
-                        (*head, head[1], (last[0] if last is not None else t) - 1))  # fmt: skip
+    if head is not None:  # the days' events whose previous event is in the head
+        days = (head[1], last[0] if last is not None else t)
+        found += _again(conn, space_id, links, events, head, days)
     if last is not None:
         found += _steps(conn, space_id, links, events,
                         "h.at_ms >= ? AND h.at_ms < ? AND h.prev_ms >= ? AND h.prev_ms < ?",
-                        (*last, f, last[0]))  # fmt: skip
+                        (*last, f, last[0]), index="report_steps_again")  # fmt: skip
     return found
+
+
+def _again(
+    conn: sqlite3.Connection,
+    space_id: int,
+    links: LinkKeys,
+    events: Sequence[str],
+    prev: tuple[int, int],
+    at: tuple[int, int],
+) -> list[tuple[int, str, int]]:
+    """Per link and step: the events in ``at`` whose previous event is in ``prev``."""
+    return _steps(conn, space_id, links, events,
+                  "h.prev_ms >= ? AND h.prev_ms < ? AND h.at_ms >= ? AND h.at_ms < ?",
+                  (*prev, *at), index="report_steps_prev")  # fmt: skip
 
 
 def _edges(
@@ -203,19 +235,9 @@ def _edges(
         if lo < hi:
             found += _steps(conn, space_id, links, events, first, (lo, hi, f))
     if f < f2:
-        taken = _steps(conn, space_id, links, events, f"h.at_ms >= ? AND h.at_ms < ? AND {_NEXT}",
-                       (f, f2, f2, t2 - 1))  # fmt: skip
+        taken = _again(conn, space_id, links, events, (f, f2), (f2, t2))
         found += [(link, event, -n) for link, event, n in taken]
     return found
-
-
-#: SQL: the next event of the uid of ``h`` of its step is at ``BETWEEN ? AND ?``.
-_NEXT = (
-    "(SELECT n.at_ms FROM report_steps n INDEXED BY report_steps_uid"
-    " WHERE n.space_id = h.space_id AND n.uid = h.uid AND n.event = h.event"
-    " AND (n.at_ms, n.inbox_id) > (h.at_ms, h.inbox_id)"
-    " ORDER BY n.at_ms, n.inbox_id LIMIT 1) BETWEEN ? AND ?"
-)
 
 
 def _rows_of(links: LinkKeys, space_id: int) -> tuple[str, tuple[Any, ...], bool]:
@@ -233,15 +255,19 @@ def _steps(
     events: Sequence[str],
     where: str,
     args: tuple[Any, ...],
+    *,
+    index: str | None = None,
 ) -> list[tuple[int, str, int]]:
     """Per link and step: the rows ``h`` of ``report_steps`` of ``links`` that match ``where``
-    (a few minutes or hours of them: the ends of a window)."""
+    (a few minutes of them: the ends of a window; or, through ``index``, rows with a previous
+    event)."""
     link_sql, link_args, space = _rows_of(links, space_id)
     marks = ", ".join("?" * len(events))
+    indexed = f" INDEXED BY {index}" if index else ""
     return [
         (SPACE if space else link, event, int(n))
         for link, event, n in conn.execute(
-            f"SELECT h.link_id, h.event, count(*) FROM report_steps h WHERE h.space_id = ?"
+            f"SELECT h.link_id, h.event, count(*) FROM report_steps h{indexed} WHERE h.space_id = ?"
             f" AND h.{link_sql} AND h.event IN ({marks}) AND {where} GROUP BY h.link_id, h.event",
             (space_id, *link_args, *events, *args),
         )
@@ -287,13 +313,11 @@ def deposits(
     currency: str | None = None,
 ) -> list[dict[int, tuple[Deposits, Deposits]]] | None:
     """Per window: per ``link_id``, the deposits and, of them, the reversed ones (only in
-    ``currency`` if given). None if a window is not on the 15-minute grid."""
+    ``currency`` if given). None if a sum went past SQLite's 64-bit integers (summed from
+    ``report_steps`` then)."""
     by_kind: dict[int, list[tuple[int, int, int]]] = defaultdict(list)
     for i, (f, t) in enumerate(windows):
-        on_grid = levels(f, t)
-        if on_grid is None:
-            return None
-        for kind, lo, hi in on_grid:
+        for kind, lo, hi in levels(f, t):
             by_kind[kind].append((i, lo, hi))
     link_sql, link_args = links
     of_currency, currency_args = ("", ()) if currency is None else (" AND m.currency = ?",
@@ -408,14 +432,10 @@ def currencies(
     conn: sqlite3.Connection, space_id: int, window: tuple[int, int], keys: Sequence[int]
 ) -> dict[str, int] | None:
     """Deposit rows per currency in the window, of the ``link_id`` keys given: ``SPACE`` and
-    ``UNKNOWN``, every deposit with a uid (its ends off the grid are read for those). None: a
-    window under 15 minutes whole."""
-    on_grid = levels(*window)
-    if on_grid is None:
-        return None
+    ``UNKNOWN``, every deposit with a uid (its ends off the grid are read for those)."""
     marks = ", ".join("?" * len(keys))
     out: dict[str, int] = defaultdict(int)
-    for kind, lo, hi in on_grid:
+    for kind, lo, hi in levels(*window):
         if kind == RAW:
             for currency, n in conn.execute(
                 f"SELECT currency, count(*) FROM report_steps WHERE space_id = ? AND {EVERY_LINK}"
@@ -435,26 +455,17 @@ def currencies(
     return {currency: n for currency, n in sorted(out.items()) if n}
 
 
-# ----------------------------------------------------------------------------- clicks
-
-
-def _cube_built(conn: sqlite3.Connection) -> bool:
-    """Whether the rollup was built with the report cube, whose uids' shares keep the clicks
-    per bucket (``report_clicks``, store/sqlite/rollup_activity.py)."""
-    row = conn.execute("SELECT version FROM reports.rollup_format").fetchone()
-    return row is not None and row[0] == CUBE_FORMAT
-
-
 #: ``levels``' kind of a window's ends off the 15-minute grid: read from the rows themselves.
 RAW = -1
 
 
-def levels(f: int, t: int) -> list[tuple[int, int, int]] | None:
+def levels(f: int, t: int) -> list[tuple[int, int, int]]:
     """``[f, t)`` as (kind, from, to): UTC days, 15 minutes at their ends, and the window's
-    ends off the 15-minute grid (``RAW``: a few minutes). None: under 15 minutes whole."""
+    ends off the 15-minute grid (``RAW``: a few minutes; a window under 15 minutes whole is
+    all of it)."""
     grid = _grid(f, t)
     if grid is None:
-        return None
+        return [(RAW, f, t)] if f < t else []
     (f2, t2), parts = grid, []
     d1, d2 = f2 + (-f2) % DAY_MS, t2 - t2 % DAY_MS
     if d1 >= d2:
@@ -463,71 +474,3 @@ def levels(f: int, t: int) -> list[tuple[int, int, int]] | None:
         parts = [(TOTAL_15M, f2, d1), (TOTAL_DAY, d1, d2), (TOTAL_15M, d2, t2)]
     parts += [(RAW, f, f2), (RAW, t2, t)]
     return [(kind, a, b) for kind, a, b in parts if a < b]
-
-
-def link_clicks(
-    conn: sqlite3.Connection,
-    space_id: int,
-    windows: Sequence[tuple[int, int]],
-    links: LinkKeys,
-) -> list[dict[int, int]] | None:
-    """Per window: clicks per ``link_id`` of ``links`` (0: no link; ``SPACE``: every click),
-    from ``report_clicks``; None without the report cube or for a window off the grid."""
-    if not _cube_built(conn):
-        return None
-    link_sql, link_args = links
-    out: list[dict[int, int]] = []
-    for f, t in windows:
-        on_grid = levels(f, t)
-        if on_grid is None:
-            return None
-        counts: dict[int, int] = defaultdict(int)
-        for kind, lo, hi in on_grid:
-            if kind == RAW:
-                for link, n in _raw_clicks(conn, space_id, (lo, hi), links):
-                    counts[link] += n
-                continue
-            for link, n in conn.execute(
-                f"SELECT link_id, sum(n) FROM report_clicks WHERE space_id = ? AND {link_sql}"
-                " AND kind = ? AND bucket >= ? AND bucket < ? GROUP BY link_id",
-                (space_id, *link_args, kind, lo, hi),
-            ):
-                counts[link] += n
-        out.append(counts)
-    return out
-
-
-def _raw_clicks(
-    conn: sqlite3.Connection, space_id: int, part: tuple[int, int], links: LinkKeys
-) -> list[tuple[int, int]]:
-    """``report_clicks``' counts of ``part`` (a few minutes), from the clicks' index."""
-    time = "created_ms >= ? AND created_ms < ?"
-    if links == (EVERY_LINK, (space_id,)):
-        sql = f"SELECT coalesce(link_id, 0), count(*) FROM clicks WHERE space_id = ? AND {time}"
-        return conn.execute(sql + " GROUP BY 1", (space_id, *part)).fetchall()
-    if links[1] == (SPACE,):
-        sql = f"SELECT count(*) FROM clicks WHERE space_id = ? AND {time}"
-        return [(SPACE, conn.execute(sql, (space_id, *part)).fetchone()[0])]
-    (link_id,) = links[1]  # one link (one_link)
-    sql = f"SELECT count(*) FROM clicks WHERE link_id = ? AND {time}"
-    return [(link_id, conn.execute(sql, (link_id, *part)).fetchone()[0])]
-
-
-def clicks(
-    conn: sqlite3.Connection, space_id: int, window: tuple[int, int], link_id: int | None
-) -> int:
-    """Clicks in the window, of the space or of one link: from ``report_clicks`` if it answers,
-    else counted in the clicks' index."""
-    f, t = window
-    key = SPACE if link_id is None else link_id
-    found = link_clicks(conn, space_id, [window], one_link(key))
-    if found is not None:
-        return found[0].get(key, 0)
-    if link_id is None:
-        # clicks_space_time answers (covering)
-        sql = "SELECT count(*) FROM clicks WHERE space_id = ?"
-        sql += " AND created_ms >= ? AND created_ms < ?"
-        return int(conn.execute(sql, (space_id, f, t)).fetchone()[0])
-    # link ids are resolved within the space; clicks_link_time alone answers (covering)
-    sql = "SELECT count(*) FROM clicks WHERE link_id = ? AND created_ms >= ? AND created_ms < ?"
-    return int(conn.execute(sql, (link_id, f, t)).fetchone()[0])

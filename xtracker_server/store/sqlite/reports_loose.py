@@ -1,7 +1,7 @@
 """The funnel's line of events without a uid, read from the report rollup
 (store/sqlite/rollup_loose.py): a window as its UTC days, its 15-minute buckets and its ends off
-the grid, the ends from the rows themselves; a bounded number of rows, whatever the history. A
-window under 15 minutes whole is read from the inbox's index of those events."""
+the grid (all of a window under 15 minutes whole), the ends from the rows themselves; a bounded
+number of rows, whatever the history."""
 
 from __future__ import annotations
 
@@ -18,8 +18,8 @@ from xtracker_wire import MAX_VALUE_DECIMALS
 __all__ = ["counts"]
 
 
-#: ``levels``' kind of a window under 15 minutes whole (or one whose bucket sums overflowed):
-#: read from the inbox's index of the events without a uid.
+#: ``levels``' kind of a window whose bucket sums overflowed: read from the inbox's index of the
+#: events without a uid.
 _INBOX = -100
 
 _UNITS, _FRACTION, _SCALE = amount_parts("value")
@@ -34,9 +34,9 @@ def counts(
     conn: sqlite3.Connection, space_id: int, window: tuple[int, int]
 ) -> tuple[dict[str, int], dict[str, Decimal]]:
     """Events without a uid per step in ``[f, t)``, and the revenue of their deposits per
-    currency (exact): from the rollup, or from the inbox for a window under 15 minutes whole
-    (or whose sum of a bucket went past SQLite's 64-bit integers, inexact)."""
-    found = _counts(conn, space_id, levels(*window) or [(_INBOX, *window)])
+    currency (exact): from the rollup, or from the inbox if a bucket's sum went past SQLite's
+    64-bit integers (inexact)."""
+    found = _counts(conn, space_id, levels(*window))
     if found is None:
         found = _counts(conn, space_id, [(_INBOX, *window)])
     assert found is not None  # the inbox's rows are summed here, exactly

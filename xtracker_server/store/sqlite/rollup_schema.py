@@ -31,6 +31,13 @@ SCHEMA = (
     ) WITHOUT ROWID""",
     """CREATE INDEX IF NOT EXISTS reports.report_steps_uid
         ON report_steps(space_id, uid, event, at_ms, inbox_id)""",
+    # The rows with a previous event (a uid's step again: a few of them), by that event's time
+    # and by their own: a window cut in parts counts the uids seen in two of its parts from
+    # these (store/sqlite/reports_activity.py), not from every event of a part.
+    """CREATE INDEX IF NOT EXISTS reports.report_steps_prev
+        ON report_steps(space_id, event, prev_ms, at_ms, link_id) WHERE prev_ms IS NOT NULL""",
+    """CREATE INDEX IF NOT EXISTS reports.report_steps_again
+        ON report_steps(space_id, event, at_ms, prev_ms, link_id) WHERE prev_ms IS NOT NULL""",
     # The low marks: every id of the inbox and of the backlog at or below them was applied.
     """CREATE TABLE IF NOT EXISTS reports.rollup_state (
         one         INTEGER PRIMARY KEY CHECK (one = 1),
@@ -153,23 +160,27 @@ FEED = (
 #: ``report_steps.link_id`` of an event whose uid has no click in the space (a made-up uid, a
 #: partner's test postback): the funnel reports them on a line of their own.
 UNKNOWN = -1
-#: 8: the events without a uid (rollup_loose.py) beside the steps; 6 had the activity counts per
-#: bucket (rollup_activity.py) without them; 2 had events whose uid has no click rolled up under
-#: ``UNKNOWN`` (1: under 0, no link), without the counts.
+#: 10: the events without a uid (rollup_loose.py) beside the steps, and the steps' indexes of
+#: the rows with a previous event (8, never released, had the events without them); 6 had the
+#: activity counts per bucket (rollup_activity.py) without either; 2 had events whose uid has no
+#: click rolled up under ``UNKNOWN`` (1: under 0, no link), without the counts.
 #: A rollup built without the report cube (XTRACKER_REPORT_CUBE off).
-ROLLUP_FORMAT = 8
-#: 9: the report cube (store/sqlite/cube_schema.py) beside the steps (XTRACKER_REPORT_CUBE on),
-#: with the activity counts and the events without a uid; 7 had them without those events, 5
+ROLLUP_FORMAT = 10
+#: 11: the report cube (store/sqlite/cube_schema.py) beside the steps (XTRACKER_REPORT_CUBE on),
+#: with the activity counts, the events without a uid and the indexes of the rows with a
+#: previous event (9, never released, without the indexes); 7 had them without those events, 5
 #: the same cube without the counts, 3 a row per step and bin of the time to convert and
 #: 15-minute rows of every dimension, 4 (never released) the time to convert in 80 packed
 #: columns.
-CUBE_FORMAT = 9
+CUBE_FORMAT = 11
 #: The cube's earlier formats: a rollup built with one is built again with the current one.
 OLD_CUBE_FORMATS = (3, 4)
 #: Formats from before the activity counts (rollup_activity.py), and the current format with
 #: the same rows: opened, such a rollup counts them from its rows (``COUNT_AGAIN``), after it
 #: rolled up its events without a uid.
 BEFORE_COUNTS = {2: ROLLUP_FORMAT, 3: 3, 4: 4, 5: CUBE_FORMAT}
-#: Formats with the counts but from before the events without a uid (rollup_loose.py), and the
-#: current format: opened, such a rollup rolls up those it has read from the inbox.
-BEFORE_LOOSE = {6: ROLLUP_FORMAT, 7: CUBE_FORMAT}
+#: Formats with the counts but from before the events without a uid (rollup_loose.py) or the
+#: indexes of the rows with a previous event, and the current format: opened, such a rollup
+#: rolls up those events it has read from the inbox (none again: they are kept once) and gets
+#: the indexes.
+BEFORE_LOOSE = {6: ROLLUP_FORMAT, 7: CUBE_FORMAT, 8: ROLLUP_FORMAT, 9: CUBE_FORMAT}

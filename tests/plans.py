@@ -72,11 +72,13 @@ def inject_stats(
     *,
     schema: str = "main",
     sample: int | None = None,
+    skewed: dict[str, str] | None = None,
 ) -> None:
     """Write ``sqlite_stat1`` rows of ``schema`` (``main``, or an attached file) saying each
     table has the given size (``STATS`` and ``SMALL`` by default), as a full ``ANALYZE``
     would, or one that reads ``sample`` entries of each index (``_index_stat``), and make the
-    connection's planner read them."""
+    connection's planner read them. ``skewed``: the stat of the indexes it names, as written
+    (a sample whose entries were all of one value)."""
     sizes = {**SMALL, **STATS} if sizes is None else sizes
     conn.execute(f"ANALYZE {schema}")  # creates sqlite_stat1 (empty tables give it no rows)
     conn.execute(f"DELETE FROM {schema}.sqlite_stat1")
@@ -94,6 +96,8 @@ def inject_stats(
             f"INSERT INTO {schema}.sqlite_stat1 (tbl, idx, stat) VALUES (?, NULL, ?)",
             (table, str(rows)),
         )
+    for index, stat in (skewed or {}).items():
+        conn.execute(f"UPDATE {schema}.sqlite_stat1 SET stat = ? WHERE idx = ?", (stat, index))
     conn.execute(f"ANALYZE {schema}.sqlite_schema")  # reload the statistics
 
 
@@ -103,6 +107,7 @@ def big_database(
     stats: bool = True,
     sizes: dict[str, int] | None = None,
     sample: int | None = None,
+    skewed: dict[str, str] | None = None,
 ) -> sqlite3.Connection:
     """A migrated database file whose statistics describe a busy tracker (``STATS``), or,
     with ``stats=False``, one never analysed: the planner's guesses, which a database that
@@ -110,14 +115,15 @@ def big_database(
 
     ``sizes`` replaces the sizes of the tables it names (statistics taken when the database
     was smaller); ``sample`` gives the statistics of an ``ANALYZE`` run under ``PRAGMA
-    analysis_limit=<sample>`` (``_index_stat``). The report rollup is attached (``reports``,
-    with the trigger that builds it), with statistics of its own (``REPORTS_STATS``)."""
+    analysis_limit=<sample>`` (``_index_stat``), ``skewed`` some of them as written. The report
+    rollup is attached (``reports``, with the trigger that builds it), with statistics of its
+    own (``REPORTS_STATS``)."""
     conn = with_rollup(open_db(str(migrated(path))), str(path))
     if stats:
         changed = sizes or {}
         main = {t: changed.get(t, n) for t, n in {**SMALL, **STATS}.items()}
         rollup = {t: changed.get(t, n) for t, n in REPORTS_STATS.items()}
-        inject_stats(conn, main, sample=sample)
+        inject_stats(conn, main, sample=sample, skewed=skewed)
         inject_stats(conn, rollup, schema="reports", sample=sample)
     return conn
 

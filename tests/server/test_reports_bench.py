@@ -156,10 +156,12 @@ def test_a_run_measures_answers_through_the_store_at_each_size(
         assert size["events"] == int(events) and size["seed_s"] is not None
         assert size["caught_up"] > 0.98 * int(events)  # the rollup built by the catch-up
         end, day = seeding.END_MS, seeding.DAY_MS
-        ((week, month),) = _rows(
+        now = bench.NOW_MS
+        ((week, month, now_week),) = _rows(
             Path(size["path"]),
             f"""SELECT
-            sum(created_ms >= {end - 7 * day}), sum(created_ms >= {end - 30 * day}) FROM clicks""",
+            sum(created_ms >= {end - 7 * day}), sum(created_ms >= {end - 30 * day}),
+            sum(created_ms >= {now - 7 * day} AND created_ms < {now}) FROM clicks""",
         )
         queries = size["queries"]
         for name in ("funnel", "funnel_link", "links", "series", "series_day", "revenue_day"):
@@ -171,9 +173,15 @@ def test_a_run_measures_answers_through_the_store_at_each_size(
         expected = {n for n in queries if n.startswith("g_")} if has_groups else {
             "g_funnel", "g_link"}  # fmt: skip
         assert answered == expected
-        for name in answered - {"g_filtered"}:
-            clicks = month if name.startswith("g_day") else week
+        for name in answered - {"g_filtered", "g_filtered_now"}:
+            clicks = week
+            if name.startswith("g_day"):
+                clicks = month
+            elif name.endswith("_now"):
+                clicks = now_week
             assert queries[name]["answer"]["clicks"] == clicks, name
+        assert queries["funnel_now"]["answer"] == {"clicks": now_week}
+        assert queries["links_now"]["answer"]["clicks"] == now_week
         assert queries["g_funnel"]["answer"]["groups"] == 1
     verdicts = result["verdicts"]
     assert set(verdicts) == set(result["sizes"]["3000"]["queries"])

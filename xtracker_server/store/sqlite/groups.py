@@ -233,17 +233,20 @@ def group_counts(conn: sqlite3.Connection, space_id: int, query: GroupQuery) -> 
         return found
 
     seen: dict[str, _Seen] = {}  # uid -> its click
+    kept_sql, kept_args = _kept(query)
     for row in conn.execute(
         f"SELECT {_CLICK} FROM clicks c {_LINKS}"
-        " WHERE c.space_id = ? AND c.created_ms >= ? AND c.created_ms < ?",
-        (space_id, f, t),
+        f" WHERE c.space_id = ? AND c.created_ms >= ? AND c.created_ms < ?{kept_sql}",
+        (space_id, f, t, *kept_args),
     ):
         kept, fixed, click_ms = seen[str(row[0])] = reader.of(row, names)
         if kept:
             group(reader.key(fixed, click_ms)).clicks += 1
     cohort = query.mode is FunnelMode.COHORT
     events = (
-        _cohort_events(conn, space_id, f, t) if cohort else _activity_events(conn, space_id, f, t)
+        _cohort_events(conn, space_id, f, t, query)
+        if cohort
+        else _activity_events(conn, space_id, f, t, query)
     )
     for uid, row, event, at_ms, value, currency, reversed_, first in events:
         click = seen.get(uid)
@@ -275,17 +278,35 @@ def group_counts(conn: sqlite3.Connection, space_id: int, query: GroupQuery) -> 
 _Event = tuple[str, Row, str, int, str | None, str | None, bool, bool]
 
 
-def _cohort_events(conn: sqlite3.Connection, space_id: int, f: int, t: int) -> Iterator[_Event]:
+def _kept(query: GroupQuery) -> tuple[str, list[str]]:
+    """SQL on a click ``c`` (and its link ``l``) that keeps what the filters that name values
+    of a click's column keep, and its arguments: the clicks the filters drop are never read,
+    nor their uids' events (a filter on a few campaigns of a busy day). Exclusions and sub-ids
+    are left to ``_Clicks``, which checks every filter again (a column holds text: ``IN``
+    compares as its reader does)."""
+    where, args = "", list[str]()
+    for f in query.filters.items:
+        if f.exclude or f.dimension not in _COLUMN:  # (a sub-id: a key of the click's JSON)
+            continue
+        where += f" AND {_COLUMN[f.dimension]} IN ({', '.join('?' * len(f.values))})"
+        args += f.values
+    return where, args
+
+
+def _cohort_events(
+    conn: sqlite3.Connection, space_id: int, f: int, t: int, query: GroupQuery
+) -> Iterator[_Event]:
     """Every event of the uids of the window's clicks: all of each uid's events are read, so
     its first deposit and its reversals are found among them. The clicks lead (CROSS JOIN):
     statistics that take a uid for a thousand events (ANALYZE's sample of the index by uid all
     of one uid) made the planner walk the space's whole inbox instead."""
+    kept_sql, kept_args = _kept(query)
     rows = conn.execute(
         "SELECT c.uid, i.id, i.event, i.occurred_at_ms, i.value, i.currency, i.eid FROM clicks c"
-        " CROSS JOIN inbox i ON i.space_id = c.space_id AND i.uid = c.uid"
-        " WHERE c.space_id = ? AND c.created_ms >= ? AND c.created_ms < ?"
+        f" {_LINKS} CROSS JOIN inbox i ON i.space_id = c.space_id AND i.uid = c.uid"
+        f" WHERE c.space_id = ? AND c.created_ms >= ? AND c.created_ms < ?{kept_sql}"
         f" AND i.test = 0 AND i.event IN {_EVENTS_IN[:-1]}, '{REVERSAL}')",
-        (space_id, f, t),
+        (space_id, f, t, *kept_args),
     ).fetchall()
     firsts: dict[str, tuple[int, int]] = {}
     taken: set[tuple[str, str]] = set()
@@ -311,14 +332,17 @@ def _cohort_events(conn: sqlite3.Connection, space_id: int, f: int, t: int) -> I
         )
 
 
-def _activity_events(conn: sqlite3.Connection, space_id: int, f: int, t: int) -> Iterator[_Event]:
+def _activity_events(
+    conn: sqlite3.Connection, space_id: int, f: int, t: int, query: GroupQuery
+) -> Iterator[_Event]:
     """The events in the window of uids with a click, each with its click (at any time)."""
+    kept_sql, kept_args = _kept(query)
     for row in conn.execute(
         f"SELECT {_CLICK}, {_EVENT} FROM inbox i"
         " JOIN clicks c ON c.space_id = i.space_id AND c.uid = i.uid"
         f" {_LINKS} WHERE i.space_id = ? AND i.occurred_at_ms >= ? AND i.occurred_at_ms < ?"
-        f" AND i.test = 0 AND i.uid IS NOT NULL AND i.event IN {_EVENTS_IN}",
-        (space_id, f, t),
+        f" AND i.test = 0 AND i.uid IS NOT NULL AND i.event IN {_EVENTS_IN}{kept_sql}",
+        (space_id, f, t, *kept_args),
     ):
         event, at_ms, value, currency, reversed_, first = row[_CLICK_WIDTH:]
         yield str(row[0]), row, event, at_ms, value, currency, bool(reversed_), bool(first)

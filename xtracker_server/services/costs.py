@@ -42,6 +42,7 @@ from xtracker_server.domain.reports import Bucket, ReportError, Window, money_te
 from xtracker_server.services.context import Context
 from xtracker_server.services.errors import Invalid, NotFound
 from xtracker_server.services.principal import Action, Principal
+from xtracker_server.services.report_query import report_now
 from xtracker_server.services.spaces import authorized_space
 from xtracker_wire import CANONICAL_EVENTS, check_currency
 
@@ -316,7 +317,7 @@ async def costs_report(
     try:
         zone = domain.zone(tz)
         asked = domain.resolve_window(
-            now_ms=ctx.clock(),
+            now_ms=report_now(ctx.clock),
             days=days, from_=from_, to=to, tz=zone,
         )  # fmt: skip
         window, starts, day_list = whole_days(asked, zone)

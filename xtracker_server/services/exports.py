@@ -33,7 +33,7 @@ from xtracker_server.services import reports
 from xtracker_server.services.context import Context
 from xtracker_server.services.errors import Invalid
 from xtracker_server.services.principal import Action, Principal
-from xtracker_server.services.report_query import ReportQuery
+from xtracker_server.services.report_query import ReportQuery, report_now
 from xtracker_server.services.spaces import authorized_space
 from xtracker_server.store.api import storage_fault
 from xtracker_wire import CANONICAL_EVENTS
@@ -296,7 +296,7 @@ async def series_export(
     window = {} if query is None else query.params()
     try:
         head, points = await reports.series_points(
-            ctx.store, space_id, now_ms=ctx.clock(), **window, **params
+            ctx.store, space_id, now_ms=report_now(ctx.clock), **window, **params
         )
     except ReportError as exc:
         raise Invalid(exc.field, exc.problem) from None

@@ -33,7 +33,7 @@ from xtracker_server.services.context import Context
 from xtracker_server.services.costs import report_currency, whole_days
 from xtracker_server.services.errors import Invalid
 from xtracker_server.services.principal import Action, Principal
-from xtracker_server.services.report_query import ReportQuery
+from xtracker_server.services.report_query import ReportQuery, report_now
 from xtracker_server.services.spaces import authorized_space
 from xtracker_wire import CANONICAL_EVENTS
 
@@ -95,7 +95,7 @@ async def _report(
 ) -> dict[str, Any]:
     store = ctx.store
     how = _mode(mode)
-    window, zone = query.window(ctx.clock())
+    window, zone = query.window(report_now(ctx.clock))
     asked = _by(by_raw)
     sub_ids: tuple[str, ...] = ()
     if any(t.strip().startswith(SUB_ID_PREFIX) for t in (*asked, *query.filters)):

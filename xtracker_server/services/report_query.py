@@ -7,6 +7,7 @@ API's query parameters and the command line's options, read once (``window``).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import tzinfo
 from typing import Any
@@ -14,7 +15,13 @@ from typing import Any
 from xtracker_server.domain import reports as domain
 from xtracker_server.domain.reports import Window
 
-__all__ = ["ReportQuery"]
+__all__ = ["ReportQuery", "report_now"]
+
+
+def report_now(clock: Callable[[], int]) -> int:
+    """The end of a report's window that ends now, as of the clock: after this millisecond, so
+    that what was stamped in it (a click recorded just before the call) counts."""
+    return clock() + 1
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,7 @@ from xtracker_server.services import report_filters
 from xtracker_server.services.context import Context
 from xtracker_server.services.errors import Invalid
 from xtracker_server.services.principal import Action, Principal
-from xtracker_server.services.report_query import ReportQuery
+from xtracker_server.services.report_query import ReportQuery, report_now
 from xtracker_server.services.spaces import authorized_space
 from xtracker_server.store.api import Store
 from xtracker_wire import CANONICAL_EVENTS, check_currency
@@ -122,7 +122,7 @@ async def _report(
         await ctx.store.catch_up_reports(ctx.settings.report_wait_s)
     window = {} if query is None else query.params()
     try:
-        return await report(ctx.store, space_id, now_ms=ctx.clock(), **window, **params)
+        return await report(ctx.store, space_id, now_ms=report_now(ctx.clock), **window, **params)
     except ReportError as exc:
         raise Invalid(exc.field, exc.problem) from None
 

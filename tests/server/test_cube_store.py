@@ -328,6 +328,10 @@ QUERIES = [
     _q(("campaign", "day")),
     _q(("day", "country")),
     _q(("link",), days=(1, 2), edge=45 * 60_000),
+    # edges of more than half a UTC day: the day's row less the 15-minute rows of the rest
+    _q(edge=3 * H),
+    _q(("link",), edge=3 * H + 45 * 60_000),
+    _q(("campaign", "ad"), Filter("campaign", ("c1", "c2")), edge=3 * H),
     _q(("device",), days=(0, 3), edge=6 * H),
     # scanned outside UTC (a dimension's rows are UTC days), and named as the cube names ids:
     # c1's latest name, given on day 3, though the window's clicks carry the older one

@@ -395,7 +395,8 @@ class _Reader:
         added up per group: the counts, the time to convert and the names beside the ids (one
         query), or (``money``) the amounts."""
         width = len(self.named) + self.timed + 1
-        for key_dim, sign, blank in self.sources:
+        for key_dim, source_sign, blank in self.sources:
+            sign = source_sign * s.sign
             found = self._select(key_dim, blank)
             if found is None:
                 continue

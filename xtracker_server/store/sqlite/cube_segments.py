@@ -17,21 +17,37 @@ __all__ = ["Labels", "Segment", "segments"]
 @dataclass(frozen=True)
 class Segment:
     """Buckets ``[lo, hi)`` of one level; ``day``: the local day they belong to (grouped by
-    day), as its start in ISO local time."""
+    day), as its start in ISO local time; ``sign``: -1, rows taken off (the rest of a UTC day
+    read whole)."""
 
     level: int
     lo: int
     hi: int
     day: str | None = None
+    sign: int = 1
 
 
 def split(lo: int, hi: int, day: str | None = None) -> list[Segment]:
-    """``[lo, hi)`` as 15-minute edges and the whole UTC days between them."""
+    """``[lo, hi)`` as 15-minute edges and the whole UTC days between them. An edge of more than
+    half a UTC day (a week that ends now starts most of a day before a midnight) is read as
+    that day's row less the 15-minute rows of the rest of it: fewer rows, as 15-minute rows of
+    many keys are nearly a row per click. Not for a local day's segment (``day``): its UTC day
+    may belong to two local days."""
     first, last = -(-lo // DAY_MS) * DAY_MS, hi // DAY_MS * DAY_MS
     if first >= last:
         return [Segment(LEVEL_15M, lo, hi, day)] if lo < hi else []
-    parts = [(LEVEL_15M, lo, first), (LEVEL_DAY, first, last), (LEVEL_15M, last, hi)]
-    return [Segment(level, a, b, day) for level, a, b in parts if a < b]
+    whole = day is None
+    parts = []
+    if whole and first - lo > DAY_MS // 2:
+        parts += [(LEVEL_DAY, first - DAY_MS, first, 1), (LEVEL_15M, first - DAY_MS, lo, -1)]
+    else:
+        parts.append((LEVEL_15M, lo, first, 1))
+    parts.append((LEVEL_DAY, first, last, 1))
+    if whole and hi - last > DAY_MS // 2:
+        parts += [(LEVEL_DAY, last, last + DAY_MS, 1), (LEVEL_15M, hi, last + DAY_MS, -1)]
+    else:
+        parts.append((LEVEL_15M, last, hi, 1))
+    return [Segment(level, a, b, day, sign) for level, a, b, sign in parts if a < b]
 
 
 def segments(query: GroupQuery, tz: tzinfo, *, local_days: bool = False) -> list[Segment]:

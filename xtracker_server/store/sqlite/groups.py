@@ -233,7 +233,8 @@ def group_counts(conn: sqlite3.Connection, space_id: int, query: GroupQuery) -> 
         return found
 
     seen: dict[str, _Seen] = {}  # uid -> its click
-    kept_sql, kept_args = _kept(query)
+    pushed = _kept(query)
+    kept_sql, kept_args = pushed
     for row in conn.execute(
         f"SELECT {_CLICK} FROM clicks c {_LINKS}"
         f" WHERE c.space_id = ? AND c.created_ms >= ? AND c.created_ms < ?{kept_sql}",
@@ -244,9 +245,9 @@ def group_counts(conn: sqlite3.Connection, space_id: int, query: GroupQuery) -> 
             group(reader.key(fixed, click_ms)).clicks += 1
     cohort = query.mode is FunnelMode.COHORT
     events = (
-        _cohort_events(conn, space_id, f, t, query)
+        _cohort_events(conn, space_id, f, t, pushed)
         if cohort
-        else _activity_events(conn, space_id, f, t, query)
+        else _activity_events(conn, space_id, f, t, pushed)
     )
     for uid, row, event, at_ms, value, currency, reversed_, first in events:
         click = seen.get(uid)
@@ -294,13 +295,14 @@ def _kept(query: GroupQuery) -> tuple[str, list[str]]:
 
 
 def _cohort_events(
-    conn: sqlite3.Connection, space_id: int, f: int, t: int, query: GroupQuery
+    conn: sqlite3.Connection, space_id: int, f: int, t: int, kept: tuple[str, list[str]]
 ) -> Iterator[_Event]:
     """Every event of the uids of the window's clicks: all of each uid's events are read, so
     its first deposit and its reversals are found among them. The clicks lead (CROSS JOIN):
     statistics that take a uid for a thousand events (ANALYZE's sample of the index by uid all
-    of one uid) made the planner walk the space's whole inbox instead."""
-    kept_sql, kept_args = _kept(query)
+    of one uid) made the planner walk the space's whole inbox instead. ``kept``: ``_kept``'s
+    SQL and arguments."""
+    kept_sql, kept_args = kept
     rows = conn.execute(
         "SELECT c.uid, i.id, i.event, i.occurred_at_ms, i.value, i.currency, i.eid FROM clicks c"
         f" {_LINKS} CROSS JOIN inbox i ON i.space_id = c.space_id AND i.uid = c.uid"
@@ -333,10 +335,11 @@ def _cohort_events(
 
 
 def _activity_events(
-    conn: sqlite3.Connection, space_id: int, f: int, t: int, query: GroupQuery
+    conn: sqlite3.Connection, space_id: int, f: int, t: int, kept: tuple[str, list[str]]
 ) -> Iterator[_Event]:
-    """The events in the window of uids with a click, each with its click (at any time)."""
-    kept_sql, kept_args = _kept(query)
+    """The events in the window of uids with a click, each with its click (at any time), kept
+    by ``kept`` (``_kept``'s SQL and arguments)."""
+    kept_sql, kept_args = kept
     for row in conn.execute(
         f"SELECT {_CLICK}, {_EVENT} FROM inbox i"
         " JOIN clicks c ON c.space_id = i.space_id AND c.uid = i.uid"

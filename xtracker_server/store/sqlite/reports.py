@@ -99,7 +99,6 @@ def _of_link(
 _MONEY = "sum(units), sum(fraction), max(scale)"
 
 
-#: The same split of a ``value`` column as the rollup's.
 def _is_overflow(exc: sqlite3.Error) -> bool:
     return "overflow" in str(exc).lower()
 
@@ -393,7 +392,7 @@ def link_rows(conn: sqlite3.Connection, space_id: int, window: Window) -> list[L
         "SELECT id, slug FROM links WHERE space_id = ? ORDER BY slug", (space_id,)
     ).fetchall()
     found = counted_clicks.link_clicks(conn, space_id, [(window.from_ms, window.to_ms)],
-                                (counted.EVERY_LINK, (space_id,)))  # fmt: skip
+                                       (counted.EVERY_LINK, (space_id,)))  # fmt: skip
     clicks = {link_id: found[0].get(link_id, 0) if found is not None
               else _clicks(conn, space_id, window, link_id) for link_id, _ in links}  # fmt: skip
     clicks[NO_LINK] = _clicks(conn, space_id, window, None) - sum(clicks.values())

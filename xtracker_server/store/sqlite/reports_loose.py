@@ -11,8 +11,7 @@ from decimal import Decimal
 
 from xtracker_server.domain.reports import sum_from_parts
 from xtracker_server.store.sqlite.reports_activity import RAW, levels
-from xtracker_server.store.sqlite.rollup_activity import amount_parts
-from xtracker_server.store.sqlite.rollup_loose import LOOSE, STEPS_IN
+from xtracker_server.store.sqlite.rollup_activity import LOOSE, STEPS_IN, amount_parts
 from xtracker_wire import MAX_VALUE_DECIMALS
 
 __all__ = ["counts"]

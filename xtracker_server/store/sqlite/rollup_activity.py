@@ -51,6 +51,7 @@ __all__ = [
     "PAIR_SPAN_MS",
     "QUARTER_MS",
     "SPACE",
+    "STEPS_IN",
     "TOTAL_15M",
     "TOTAL_DAY",
     "amount_parts",
@@ -69,7 +70,7 @@ SPACE = -2
 #: ``link_id`` of the counts of events without a uid (store/sqlite/rollup_loose.py).
 LOOSE = -3
 
-_STEPS_IN = "(" + ", ".join(f"'{e}'" for e in CANONICAL_EVENTS) + ")"
+STEPS_IN = "(" + ", ".join(f"'{e}'" for e in CANONICAL_EVENTS) + ")"
 
 
 def amount_parts(value: str) -> tuple[str, str, str]:
@@ -158,7 +159,7 @@ def _log(row: str, sign: int) -> str:
     """Log a ``report_steps`` row (NEW or OLD) added (``sign`` 1) or taken off (-1)."""
     return f"""INSERT INTO activity_log SELECT {row}.space_id, {row}.link_id, {row}.event,
     {row}.at_ms, {row}.prev_ms, {row}.currency, {row}.scale, {row}.units, {row}.fraction,
-    {sign}, {sign} * {_reversed(row)} WHERE {row}.event IN {_STEPS_IN};"""
+    {sign}, {sign} * {_reversed(row)} WHERE {row}.event IN {STEPS_IN};"""
 
 
 def _log_pairing(sign: int) -> str:
@@ -253,7 +254,7 @@ FOLD = (
 #: those of the events without a uid (``report_loose``) with them.
 _ROWS = (
     "(SELECT space_id, link_id, event, at_ms, prev_ms, currency, scale, units, fraction, 1 AS g,"
-    f" {_reversed('s')} AS r FROM report_steps s WHERE event IN {_STEPS_IN} UNION ALL"
+    f" {_reversed('s')} AS r FROM report_steps s WHERE event IN {STEPS_IN} UNION ALL"
     f" SELECT space_id, {LOOSE}, event, at_ms, NULL, currency, scale, units, fraction, 1, 0"
     " FROM report_loose)"
 )

@@ -95,8 +95,9 @@ def erased(conn: sqlite3.Connection, seen: int, top: int, cube: bool) -> None:
                 conn.execute(
                     f"DELETE FROM reports.{table} WHERE space_id = ? AND uid = ?", (space_id, uid)
                 )
-        else:
-            _drop_event(conn, space_id, uid, inbox_id)
+        else:  # one event: rolled up under its uid, or on the line of those without one
+            if uid is not None:
+                _drop_event(conn, space_id, uid, inbox_id)
             rollup_loose.drop(conn, inbox_id)
 
 

@@ -16,12 +16,9 @@ from __future__ import annotations
 
 import sqlite3
 
-from xtracker_server.store.sqlite.rollup_activity import LOOSE, amount_parts
-from xtracker_wire import CANONICAL_EVENTS
+from xtracker_server.store.sqlite.rollup_activity import LOOSE, STEPS_IN, amount_parts
 
-__all__ = ["LOOSE", "LOOSE_SCHEMA", "STEPS_IN", "drop", "drop_space", "feed", "fill", "rebind"]
-
-STEPS_IN = "(" + ", ".join(f"'{e}'" for e in CANONICAL_EVENTS) + ")"
+__all__ = ["LOOSE_SCHEMA", "drop", "drop_space", "feed", "fill", "rebind"]
 
 
 def _log(row: str, sign: int) -> str:

@@ -48,6 +48,7 @@ from xtracker_server.store.sqlite import reports_activity as counted
 from xtracker_server.store.sqlite import reports_clicks as counted_clicks
 from xtracker_server.store.sqlite.reports_activity import Deposits as _Deposits
 from xtracker_server.store.sqlite.reports_loose import counts as loose_counts
+from xtracker_server.store.sqlite.rollup_activity import STEPS_IN
 from xtracker_server.store.sqlite.rollup_schema import UNKNOWN
 from xtracker_server.store.sqlite.unrecorded import unrecorded_per_link
 from xtracker_wire import CANONICAL_EVENTS, MAX_VALUE_DECIMALS
@@ -73,7 +74,6 @@ def __getattr__(name: str) -> Any:
     return getattr(importlib.import_module("xtracker_server.store.sqlite.delivery_health"), name)
 
 
-_EVENTS_IN = "(" + ", ".join(f"'{e}'" for e in CANONICAL_EVENTS) + ")"
 _D = MAX_VALUE_DECIMALS
 #: Every link of a space, and 0 (no link): lets SQLite seek each link's range of the key. The
 #: funnel's steps; not ``UNKNOWN`` (a uid without a click), counted on a line of its own.
@@ -186,7 +186,7 @@ def _per_link(
         return _Window(uids, _fold_unknown(deposits), _fold_unknown(reversed_))
     for link, event, n in conn.execute(
         f"SELECT link_id, event, count(*) FROM report_steps"
-        f" WHERE space_id = ? AND {of_link} AND event IN {_EVENTS_IN}"
+        f" WHERE space_id = ? AND {of_link} AND event IN {STEPS_IN}"
         f" AND at_ms >= ? AND at_ms < ? AND (prev_ms IS NULL OR prev_ms < ?)"
         f" GROUP BY link_id, event",
         (space_id, *link_args, f, t, f),
@@ -270,7 +270,7 @@ def _unknown(
         event: int(n)
         for event, n in conn.execute(
             "SELECT event, count(*) FROM report_steps WHERE space_id = ? AND link_id = ?"
-            f" AND event IN {_EVENTS_IN} AND at_ms >= ? AND at_ms < ?"
+            f" AND event IN {STEPS_IN} AND at_ms >= ? AND at_ms < ?"
             " AND (prev_ms IS NULL OR prev_ms < ?) GROUP BY event",
             (space_id, UNKNOWN, f, t, f),
         )
@@ -357,7 +357,7 @@ def _cohort(
     uids.update({event: 0 for event in CANONICAL_EVENTS})
     for event, n in conn.execute(
         f"{cohort} SELECT r.event, count(*) FROM {rows}"
-        f" WHERE r.event IN {_EVENTS_IN} AND r.prev_ms IS NULL GROUP BY r.event",
+        f" WHERE r.event IN {STEPS_IN} AND r.prev_ms IS NULL GROUP BY r.event",
         (*args, space_id),
     ):
         uids[event] = int(n)

@@ -54,8 +54,6 @@ __all__ = [
     "uids",
 ]
 
-_STEPS_IN = "(" + ", ".join(f"'{e}'" for e in CANONICAL_EVENTS) + ")"
-
 #: Which ``link_id`` keys to read: SQL for ``link_id``'s condition, and its arguments.
 LinkKeys = tuple[str, tuple[Any, ...]]
 #: Every link of a space and 0 (no link), each apart, in ``report_steps``.

@@ -10,12 +10,16 @@ What it measures
     rebuild       the whole rollup built from nothing by the real ``catch_up`` (what a new
                   server or a ROLLUP_FORMAT bump does): events per second
     incremental   ``--more`` events (and their clicks) added afterwards, caught up in rounds of
-                  ``--round`` events, as the server does while ingest goes on: events per second
+                  ``--round`` events, as the server does while ingest goes on: events per second.
+                  They are spread in time as the seeded ones (about 27 clicks per 15 minutes at
+                  100,000 events), or, with ``--rate``, come at that many events per second:
+                  the traffic of an ingest running at full speed
 
     Compare with bench/ingest.py's acknowledged events per second (about 2,400 on this
     machine): the catch-up keeps pace when its rate is higher. It runs off the write path.
 
-    python bench/cube_catchup.py [--events 1000000] [--more 50000] [--round 2000] [--dir DIR]
+    python bench/cube_catchup.py [--events 1000000] [--more 50000] [--round 2000] [--rate N]
+                                 [--dir DIR]
 """
 
 from __future__ import annotations
@@ -131,6 +135,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     rebuild_s = time.perf_counter() - started
     log(f"rebuild: {fed:,} events in {rebuild_s:.1f} s = {fed / rebuild_s:,.0f} events/s")
     fed_more, more_s = 0, 0.0
+    if args.rate:  # the traffic after, at ``rate`` events per second (1.3 per click)
+        seeder.gap_ms = 1000 * 1.3 / args.rate
     while fed_more < args.more:
         with transaction(conn):
             seeder.write(args.round)
@@ -154,6 +160,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--events", type=int, default=1_000_000)
     p.add_argument("--more", type=int, default=50_000)
     p.add_argument("--round", type=int, default=2_000)
+    p.add_argument("--rate", type=float, help="the added events come at this many per second"
+                   " (as while ingest runs at bench/ingest.py's rate; default: spread as the"
+                   " seeded ones, over the days)")  # fmt: skip
     p.add_argument("--dir", help="where the database is written (default: a temp directory)")
     print(json.dumps(run(p.parse_args(argv)), indent=2))
     return 0

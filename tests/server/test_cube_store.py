@@ -278,12 +278,16 @@ def _order(g: GroupCounts) -> tuple[str, ...]:
     return tuple("" if v is None else v for v in g.key)
 
 
+_H = {"link", "campaign", "adset", "ad"}
+
+
 def _on_grid(q: GroupQuery) -> bool:
-    """Whether the cube alone holds ``q``'s answer (cube_schema.LEVELS): the whole space and the
-    H rows in 15-minute buckets; another dimension's rows in UTC days only."""
+    """Whether the cube alone holds ``q``'s answer (cube_schema.LEVELS): the whole space, the
+    H rows and one dimension alone (its value rows) in 15-minute buckets; another dimension's
+    rows with link or campaign in UTC days only."""
     named = {d for d in q.by if d not in ("day", "hour")} | {f.dimension for f in q.filters.items}
     w = q.window
-    if named <= {"link", "campaign", "adset", "ad"}:
+    if named <= {"link", "campaign", "adset", "ad"} or len(named - _H) == len(named) == 1:
         return w.from_ms % (15 * 60_000) == 0 and w.to_ms % (15 * 60_000) == 0
     return q.tz == "UTC" and "hour" not in q.by and w.from_ms % DAY == 0 and w.to_ms % DAY == 0
 
@@ -333,6 +337,14 @@ QUERIES = [
     _q(("link",), edge=3 * H + 45 * 60_000),
     _q(("campaign", "ad"), Filter("campaign", ("c1", "c2")), edge=3 * H),
     _q(("device",), days=(0, 3), edge=6 * H),
+    # one dimension alone (its value rows, per 15 minutes): by hour, cut days, its clicks
+    # without a value (the whole space's rows less its), excluded values, a sub-id
+    _q(("country", "hour"), days=(1, 2)),
+    _q(("country",), days=(0, 3), edge=6 * H + 15 * 60_000),
+    _q((), Filter("country", ("DE",), exclude=True), days=(0, 3), edge=3 * H),
+    _q(("hour",), Filter("country", ("US", "CA")), days=(2, 3)),
+    _q(("sub.creative", "day"), edge=45 * 60_000),
+    _q(("placement",), Filter("placement", ("feed",))),
     # scanned outside UTC (a dimension's rows are UTC days), and named as the cube names ids:
     # c1's latest name, given on day 3, though the window's clicks carry the older one
     _q(("utm_source", "campaign"), days=(0, 2)),
@@ -404,12 +416,18 @@ def test_a_window_off_the_15_minute_grid_or_activity_mode_is_not_answered(world:
     assert cube_counts(world.conn, world.space, _q(("country", "device"))) is None
     assert cube_counts(world.conn, world.space, _q(("ad", "country"))) is None
     assert cube_counts(world.conn, world.space, _q(("country",), Filter("ad", ("x",)))) is None
-    # another dimension's rows are UTC days: not another zone's days, hours or a cut day
-    assert cube_counts(world.conn, world.space, _q(("country",))) is not None
-    assert cube_counts(world.conn, world.space, _q(("country",), tz="Asia/Kolkata")) is None
-    assert cube_counts(world.conn, world.space, _q(("country", "hour"))) is None
-    assert cube_counts(world.conn, world.space, _q(("device",), edge=6 * H)) is None
+    # a dimension with link or campaign: UTC days, not another zone's days, hours or a cut day
+    by_campaign = Filter("campaign", ("c1",))
+    assert cube_counts(world.conn, world.space, _q(("country",), by_campaign)) is not None
+    assert cube_counts(world.conn, world.space, _q(("country",), by_campaign,
+                                                   tz="Asia/Kolkata")) is None  # fmt: skip
+    assert cube_counts(world.conn, world.space, _q(("country", "hour"), by_campaign)) is None
+    assert cube_counts(world.conn, world.space, _q(("device", "link"), edge=6 * H)) is None
     assert cube_counts(world.conn, world.space, _q(("ad",), edge=6 * H)) is not None
+    # one dimension alone: its value rows, per 15 minutes
+    assert cube_counts(world.conn, world.space, _q(("country",), tz="Asia/Kolkata")) is not None
+    assert cube_counts(world.conn, world.space, _q(("country", "hour"))) is not None
+    assert cube_counts(world.conn, world.space, _q(("device",), edge=6 * H)) is not None
 
 
 def test_a_report_builds_its_groups_with_the_collector_paused_and_leaves_it_as_it_was(

@@ -50,17 +50,21 @@ def _run(coro: Coroutine[Any, Any, T]) -> T:
 
 
 async def _seed(path: str) -> int:
-    """A space with four clicks in two campaigns and their events, in a new database at
-    ``path``; returns its id."""
+    """A space with four clicks in two campaigns (three in a country) and their events, in a
+    new database at ``path``; returns its id."""
     store = open_store(str(migrated(path)), writer_process=False)
     await store.open()
     try:
         space = (await store.create_space("cube", T0)).space.id
-        clicks = [("u1", "c1", T0 + H), ("u2", "c1", T0 + 2 * H), ("u3", "c2", T0 + 3 * H),
-                  ("u4", "c2", T0 + 2 * H + 1_800_000)]  # fmt: skip
-        for uid, campaign, at in clicks:
+        clicks = [
+            ("u1", "c1", T0 + H, "US"),
+            ("u2", "c1", T0 + 2 * H, None),
+            ("u3", "c2", T0 + 3 * H, "CA"),
+            ("u4", "c2", T0 + 2 * H + 1_800_000, "US"),
+        ]
+        for uid, campaign, at, country in clicks:
             draft = ClickDraft(space_id=space, uid=uid, created_ms=at, source="api",
-                               fields={"campaign_id": campaign})  # fmt: skip
+                               country=country, fields={"campaign_id": campaign})  # fmt: skip
             await store.record_click(draft)
         for ev in (
             event(space, "contact", "u1", at=T0 + 4 * H),
@@ -139,25 +143,34 @@ def test_the_setting_builds_the_cube_and_a_change_rebuilds_the_rollup(tmp_path: 
     assert _built(path)[:2] == (ROLLUP_FORMAT, False)
 
 
-def test_a_cube_of_an_older_format_is_built_again_from_the_clicks(tmp_path: Path) -> None:
+@pytest.mark.parametrize("older", [3, 11])
+def test_a_cube_of_an_older_format_is_built_again_from_the_clicks(
+    tmp_path: Path, older: int
+) -> None:
     """An upgrade over a rollup with the cube's format 3 (a table of its own for the time to
-    convert): the steps are kept (no event fed again), the old tables go, the cube is built
-    again and answers as the scan does."""
+    convert) or 11 (no value rows of the dimensions): the steps are kept (no event fed again),
+    the old tables go, the cube is built again, value rows too, and answers as the scan does."""
     path = str(tmp_path / "x.db")
     space = _run(_seed(path))
     fed, cubed = _run(_report(path, space, cube=True))
     assert fed == EVENTS
     conn = sqlite3.connect(reports_path(path))
     with conn:
-        conn.execute("UPDATE rollup_format SET version = 3")
+        conn.execute("UPDATE rollup_format SET version = ?", (older,))
         conn.execute("CREATE TABLE cube_ttc (n INTEGER)")
-        conn.execute("DELETE FROM cube")  # what format 3 had there is not read again
+        conn.execute("DELETE FROM cube")  # what the older format had there is not read again
     conn.close()
     fed, again = _run(_report(path, space, cube=True))
     assert fed == 0
     version, has_cube, rows = _built(path)
     assert (version, has_cube) == (CUBE_FORMAT, True) and rows > 0
     assert again == cubed
+    conn = sqlite3.connect(reports_path(path))
+    try:
+        valued = conn.execute("SELECT count(*) FROM cube WHERE dim LIKE '=%'").fetchone()[0]
+    finally:
+        conn.close()
+    assert valued > 0
     conn = sqlite3.connect(reports_path(path))
     try:
         tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}

@@ -57,7 +57,9 @@ from xtracker_server.store.sqlite.cube_schema import (
     COUNTS,
     LEVEL_15M,
     LEVEL_MS,
+    VALUE_ROWS,
     H,
+    by_value,
 )
 from xtracker_server.store.sqlite.cube_segments import Labels, Segment, segments
 from xtracker_server.store.sqlite.rollup_schema import CUBE_FORMAT
@@ -90,7 +92,8 @@ _STEPS = tuple((COUNTS.index(event), event) for event in CANONICAL_EVENTS)
 
 
 def _dimension(query: GroupQuery) -> str | None:
-    """The rows that answer ``query``: ``H``, a dimension's, or None (not pre-aggregated)."""
+    """The rows that answer ``query``: ``H``, a dimension's value rows (that dimension alone),
+    its rows with link and campaign, or None (not pre-aggregated)."""
     named = {d for d in query.by if d not in TIME_DIMENSIONS}
     named |= {f.dimension for f in query.filters.items}
     if named <= set(H_DIMENSIONS):
@@ -99,7 +102,9 @@ def _dimension(query: GroupQuery) -> str | None:
     if len(rest) != 1:
         return None
     (dim,) = rest
-    return dim if dim in D_DIMENSIONS or dim.startswith(SUB_ID_PREFIX) else None
+    if dim not in D_DIMENSIONS and not dim.startswith(SUB_ID_PREFIX):
+        return None
+    return by_value(dim) if named == rest else dim
 
 
 def group_counts(
@@ -190,13 +195,14 @@ def _latest_names(
 
 
 def _grid(query: GroupQuery) -> int | None:
-    """The buckets the cube holds for ``query``'s rows: 15 minutes for the whole space and the H
-    rows, UTC days for another dimension's (cube_schema.LEVELS), which answer only where the
-    query's days are UTC days and it is not by hour; None: not pre-aggregated."""
+    """The buckets the cube holds for ``query``'s rows: 15 minutes for the whole space, the H
+    rows and a dimension's value rows, UTC days for a dimension's rows with link and campaign
+    (cube_schema.LEVELS), which answer only where the query's days are UTC days and it is not
+    by hour; None: not pre-aggregated."""
     dim = _dimension(query)
     if dim is None:
         return None
-    if dim == H:
+    if dim == H or dim.startswith(VALUE_ROWS):
         return _Q
     if "hour" in query.by:
         return None
@@ -316,14 +322,18 @@ class _Reader:
         # (``segments``), which names it
         self.timed = "hour" in query.by
         self.named = [d for d in query.by if d not in TIME_DIMENSIONS]
-        x = query.filters.of(dim) if dim != H else None
-        # a dimension's clicks without a value: the H rows less the dimension's rows
-        blanks = dim != H and (dim in query.by or (x is not None and x.exclude))
+        # the dimension whose values the rows hold (None: the H rows)
+        self.dimension = None if dim == H else dim.removeprefix(VALUE_ROWS)
+        x = query.filters.of(self.dimension) if self.dimension else None
+        # a dimension's clicks without a value: the H rows (the whole space's, for its value
+        # rows) less the dimension's rows
+        blanks = self.dimension is not None and (self.dimension in query.by
+                                                 or (x is not None and x.exclude))  # fmt: skip
         self.sources = [(H, 1, False)] if dim == H else [(dim, 1, False)]
         if dim == H and not self.named and not query.filters:
             self.sources = [(ALL, 1, False)]  # the whole space: its own rows
         if blanks:
-            self.sources += [(dim, -1, True), (H, 1, True)]
+            self.sources += [(dim, -1, True), (ALL if dim.startswith(VALUE_ROWS) else H, 1, True)]
         self.groups: dict[tuple[str | None, ...], _Group] = {}
         self.keys = cube_probe.Keys(conn, space_id, query.filters)
         # plain rows (tuples: no sqlite3.Row per row); without a time dimension a row's first
@@ -343,8 +353,8 @@ class _Reader:
         """The group columns, the joins and the filter of one kind of rows, and the filter's
         arguments; None: the filters keep none of them."""
         columns = {"link": "l.slug", "campaign": "k.campaign", "adset": "k.adset", "ad": "k.ad"}
-        if self.dim != H:
-            columns[self.dim] = "NULL" if blank else "k.value"
+        if self.dimension is not None:
+            columns[self.dimension] = "NULL" if blank else "k.value"
         where = ["true"]
         args: list[Any] = []
         for f in self.query.filters.items:

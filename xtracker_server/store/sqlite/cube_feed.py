@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from bisect import bisect_right
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,6 +34,7 @@ from xtracker_server.store.sqlite.cube_schema import (
     LEVELS,
     NAMED,
     H,
+    by_value,
 )
 from xtracker_server.store.sqlite.cube_ttc import TTC_BINS
 from xtracker_wire import CANONICAL_EVENTS
@@ -51,8 +52,10 @@ _EVENTS_IN = "(" + ", ".join(f"'{e}'" for e in _STEPS) + ")"
 _D_NAMES = tuple(sorted(D_DIMENSIONS))
 _D_COLUMNS = ", ".join(f"c.{D_DIMENSIONS[d]}" for d in _D_NAMES)
 
-# The levels of each kind of row (cube_schema.LEVELS), as _Deltas.add spreads a share.
+# The levels of each kind of row (cube_schema.LEVELS), as _Deltas.add spreads a share: a
+# dimension's rows with link and campaign UTC days only, every other kind both.
 assert LEVELS[H] == LEVELS[ALL] == (LEVEL_15M, LEVEL_DAY) and DIMENSION_LEVELS == (LEVEL_DAY,)
+_VALUES = {d: by_value(d) for d in D_DIMENSIONS}
 _DAY, _QUARTER = LEVEL_MS[LEVEL_DAY], LEVEL_MS[LEVEL_15M]
 
 
@@ -119,53 +122,184 @@ class _Share:
 Target = tuple[int, str, int, int, int]
 
 
-class _Deltas:
-    """The old shares (sign -1) and new shares (+1) of the uids that changed, summed per cube
-    row in Python: a share's few non-zero counts (its click, steps, deposits) and time-to-convert
-    cells (one per step) added to each row of its click (its keys at their levels)."""
+#: A uid's fine row, summed in Python only: (space_id, dim, quarter, key_id), its H key or one
+#: of its dimensions' (value, link, campaign) keys, per 15 minutes.
+Fine = tuple[int, str, int, int]
 
-    def __init__(self) -> None:
-        # per row: its counts (``COUNTS``), then the cells of its histograms (cube_ttc.py)
-        self.rows: dict[Target, list[Any]] = {}
-        self.money: dict[tuple[Target, str], list[int]] = {}
-        self.taken: set[Target] = set()  # rows a share was taken off: they may have emptied
+
+class _Deltas:
+    """The old shares (sign -1) and new shares (+1) of the uids that changed, summed in Python
+    per *fine row*: a uid's H key and each dimension's key, per 15 minutes (a share's few
+    non-zero counts: its click, steps, deposits; and time-to-convert cells, one per step).
+    ``derive`` then sums those into the cube's rows (cube_schema.LEVELS): the H rows per 15
+    minutes and per day, the whole space's from the H rows, a dimension's per day and its
+    value rows per 15 minutes and per day. A share is added to its own few keys, and once
+    traffic is dense, many shares to each fine row: the stored rows are summed from far fewer
+    fine rows than shares."""
+
+    def __init__(self, keys: _Keys) -> None:
+        self.keys = keys
+        # per fine row: its counts (``COUNTS``), then the cells of its histograms (cube_ttc.py)
+        self.rows: dict[Fine, list[Any]] = {}
+        self.money: dict[Fine, dict[str, list[int]]] = {}
+        self.taken: set[Fine] = set()  # fine rows a share was taken off: they may have emptied
 
     def add(self, space_id: int, share: _Share, sign: int) -> None:
-        click_ms = share.click_ms
-        cells = [(0, sign)]
-        cells += [(1 + _STEPS.index(s), sign) for s in share.firsts]
-        if share.deposits:
-            cells.append((_DEPOSITS, sign * share.deposits))
-        if share.reversed:
-            cells.append((_REVERSED, sign * share.reversed))
-        ttc = [(_STEPS.index(s) * TTC_BINS + bisect_right(_BOUNDS_MS, t - click_ms), sign)
-               for s, t in share.firsts.items()]  # fmt: skip
-        money = [(c, [v if j in (3, 7) else sign * v for j, v in enumerate(m)])
-                 for c, m in (share.money or {}).items()]  # fmt: skip
-        rows = self.rows
-        day = click_ms - click_ms % _DAY
-        quarter = click_ms - click_ms % _QUARTER
-        targets = [(space_id, dim, LEVEL_DAY, day, key_id) for dim, key_id in share.keys]
-        targets += [(space_id, dim, LEVEL_15M, quarter, key_id) for dim, key_id in share.keys
-                    if dim in (H, ALL)]  # fmt: skip
-        if sign < 0:
+        """``share`` added to (``sign`` -1: taken off) the rows of its click."""
+        cells, ttc, money = _vector(share, sign)
+        self._spread(_fine(space_id, share), cells, ttc, money, taken=sign < 0)
+
+    def move(self, space_id: int, before: _Share, after: _Share) -> None:
+        """A uid's share changed from ``before`` to ``after``: on the same rows (the same
+        click: only its steps, deposits or money changed, as for most changes), the
+        difference alone is added to each; else ``before`` off and ``after`` on."""
+        if before.click_ms != after.click_ms or before.keys != after.keys:
+            self.add(space_id, before, -1)
+            self.add(space_id, after, +1)
+            return
+        old, new = _vector(before, -1), _vector(after, +1)
+        counts = dict(old[0])
+        for col, v in new[0]:
+            counts[col] = counts.get(col, 0) + v
+        cells = [(col, v) for col, v in counts.items() if v]
+        hist = dict(old[1])
+        for index, v in new[1]:
+            hist[index] = hist.get(index, 0) + v
+        ttc = [(index, v) for index, v in hist.items() if v]
+        money = dict(old[2])
+        for currency, m in new[2]:
+            o = money.get(currency)
+            money[currency] = m if o is None else [
+                max(x, y) if j in (3, 7) else x + y
+                for j, (x, y) in enumerate(zip(o, m, strict=True))]  # fmt: skip
+        moved = [(c, m) for c, m in money.items() if any(m)]
+        if cells or ttc or moved:
+            taken = any(v < 0 for _, v in cells) or any(m[0] < 0 for _, m in moved)
+            self._spread(_fine(space_id, after), cells, ttc, moved, taken=taken)
+
+    def _spread(
+        self, targets: list[Fine], cells: list[tuple[int, int]], ttc: list[tuple[int, int]],
+        money: list[tuple[str, list[int]]], *, taken: bool,
+    ) -> None:  # fmt: skip
+        if taken:
             self.taken.update(targets)
+        rows = self.rows
+        first = list(_ZEROS)  # a row this round has not met yet: the counts as they are
+        for col, v in cells:
+            first[col] += v
         for target in targets:
             acc = rows.get(target)
             if acc is None:
-                acc = rows[target] = [*_ZEROS, {}]
-            for col, v in cells:
-                acc[col] += v
-            hist = acc[_TTC]
-            for index, v in ttc:
+                rows[target] = [*first, dict(ttc)]
+            else:
+                for col, v in cells:
+                    acc[col] += v
+                hist = acc[_TTC]
+                for index, v in ttc:
+                    hist[index] = hist.get(index, 0) + v
+            if money:
+                _add_money(self.money.setdefault(target, {}), money)
+
+    def derive(self) -> tuple[dict[Target, list[Any]], dict[Target, dict[str, list[int]]],
+                              set[Target]]:  # fmt: skip
+        """The cube's rows (and money, and the rows that may have emptied) summed from the
+        fine rows: each one's H rows and whole space's per 15 minutes, or its dimension's per
+        day and value rows per 15 minutes; then the day rows of those of the whole space and
+        of the values, from their few 15-minute rows."""
+        rows: dict[Target, list[Any]] = {}
+        money: dict[Target, dict[str, list[int]]] = {}
+        taken: set[Target] = set()
+        _sum(rows, money, taken, self.rows, self.money, self.taken, self._made)
+        quarters = {t: acc for t, acc in rows.items() if t[2] == LEVEL_15M and t[1] != H}
+        _sum(rows, money, taken, quarters, money, taken, _day_of)
+        return rows, money, taken
+
+    def _made(self, fine: Fine) -> list[Target]:
+        """The cube's rows a fine row adds to (cube_schema.LEVELS), but the day rows of the
+        whole space and of the values (``_day_of``)."""
+        space_id, dim, quarter, key_id = fine
+        day = quarter - quarter % _DAY
+        if dim == H:
+            whole = self.keys.id(space_id, ALL, None, None, None)
+            return [(space_id, H, LEVEL_15M, quarter, key_id),
+                    (space_id, H, LEVEL_DAY, day, key_id),
+                    (space_id, ALL, LEVEL_15M, quarter, whole)]  # fmt: skip
+        value_dim, value_id = self.keys.value_key(key_id)
+        return [(space_id, dim, LEVEL_DAY, day, key_id),
+                (space_id, value_dim, LEVEL_15M, quarter, value_id)]  # fmt: skip
+
+
+def _day_of(target: Any) -> list[Target]:
+    space_id, dim, _, quarter, key_id = target
+    return [(space_id, dim, LEVEL_DAY, quarter - quarter % _DAY, key_id)]
+
+
+def _sum(
+    rows: dict[Target, list[Any]], money: dict[Target, dict[str, list[int]]], taken: set[Target],
+    parts: dict[Any, list[Any]], parts_money: dict[Any, dict[str, list[int]]],
+    parts_taken: set[Any], made: Callable[[Any], list[Target]],
+) -> None:  # fmt: skip
+    """Add each of ``parts`` (rows: counts, then cells), its money and whether it was taken
+    from, to the rows ``made`` says it adds to."""
+    for part, acc in parts.items():
+        counts = [(col, v) for col, v in enumerate(acc[:_TTC]) if v]  # a few, mostly
+        cells = [(index, v) for index, v in acc[_TTC].items() if v]
+        m = parts_money.get(part)
+        if not counts and not cells and not m:
+            continue  # what left and came back in the round: nothing to write
+        targets = made(part)
+        for target in targets:
+            cur = rows.get(target)
+            if cur is None:
+                rows[target] = [*acc[:_TTC], dict(cells)]
+                continue
+            for col, v in counts:
+                cur[col] += v
+            hist = cur[_TTC]
+            for index, v in cells:
                 hist[index] = hist.get(index, 0) + v
-            for currency, m in money:
-                found = self.money.get((target, currency))
-                if found is None:
-                    self.money[(target, currency)] = list(m)
-                    continue
-                for j, v in enumerate(m):
-                    found[j] = max(found[j], v) if j in (3, 7) else found[j] + v
+        if m:
+            for target in targets:
+                _add_money(money.setdefault(target, {}), m.items())
+        if part in parts_taken:
+            taken.update(targets)
+
+
+def _add_money(into: dict[str, list[int]], money: Iterable[tuple[str, list[int]]]) -> None:
+    """Money per currency added (the scales: the most given)."""
+    for currency, m in money:
+        found = into.get(currency)
+        if found is None:
+            into[currency] = list(m)
+            continue
+        for j, v in enumerate(m):
+            found[j] = max(found[j], v) if j in (3, 7) else found[j] + v
+
+
+def _vector(
+    share: _Share, sign: int
+) -> tuple[list[tuple[int, int]], list[tuple[int, int]], list[tuple[str, list[int]]]]:
+    """What ``share`` adds to each row of its click, times ``sign``: its non-zero counts
+    (column, count), time-to-convert cells (index, count) and money per currency (the scales
+    as they are: a row's is the most given)."""
+    click_ms = share.click_ms
+    cells = [(0, sign)]
+    cells += [(1 + _STEPS.index(s), sign) for s in share.firsts]
+    if share.deposits:
+        cells.append((_DEPOSITS, sign * share.deposits))
+    if share.reversed:
+        cells.append((_REVERSED, sign * share.reversed))
+    ttc = [(_STEPS.index(s) * TTC_BINS + bisect_right(_BOUNDS_MS, t - click_ms), sign)
+           for s, t in share.firsts.items()]  # fmt: skip
+    money = [(c, [v if j in (3, 7) else sign * v for j, v in enumerate(m)])
+             for c, m in (share.money or {}).items()]  # fmt: skip
+    return cells, ttc, money
+
+
+def _fine(space_id: int, share: _Share) -> list[Fine]:
+    """The fine rows of a share's click: each of its keys' 15 minutes."""
+    quarter = share.click_ms - share.click_ms % _QUARTER
+    return [(space_id, dim, quarter, key_id) for dim, key_id in share.keys]
 
 
 class _Keys:
@@ -183,6 +317,8 @@ class _Keys:
         top = conn.execute("SELECT max(id) FROM reports.cube_keys").fetchone()[0]
         self.next = (top or 0) + 1
         self.new: list[tuple[Any, ...]] = []
+        self.values: dict[int, tuple[str, int]] = {}  # a dimension's key -> its value rows' key
+        self.of: dict[int, tuple[Any, ...]] | None = None  # key id -> key, when first needed
 
     def id(
         self, space_id: int, dim: str, value: str | None, link_id: int | None,
@@ -194,6 +330,22 @@ class _Keys:
             found = self.known[key] = self.next
             self.next += 1
             self.new.append((found, *key))
+            if self.of is not None:
+                self.of[found] = key
+        return found
+
+    def value_key(self, key_id: int) -> tuple[str, int]:
+        """The value rows' ``dim`` and key of a dimension's key (value, link, campaign)."""
+        found = self.values.get(key_id)
+        if found is None:
+            if self.of is None:
+                self.of = {i: k for k, i in self.known.items()}
+            space_id, dim, value = self.of[key_id][:3]
+            value_dim = _VALUES.get(dim) or by_value(dim)
+            found = self.values[key_id] = (
+                value_dim,
+                self.id(space_id, value_dim, value, None, None),
+            )
         return found
 
     def save(self) -> None:
@@ -201,9 +353,9 @@ class _Keys:
                               self.new)  # fmt: skip
 
 
-def _new_shares(conn: sqlite3.Connection) -> dict[tuple[int, str], _Share]:
-    """The share of every marked uid that has a click, worked out from scratch."""
-    keys = _Keys(conn)
+def _new_shares(conn: sqlite3.Connection, keys: _Keys) -> dict[tuple[int, str], _Share]:
+    """The share of every marked uid that has a click, worked out from scratch: its keys are
+    its H key and its dimensions' (value, link, campaign) keys."""
     key, known = keys.id, keys.known
     shares: dict[tuple[int, str], _Share] = {}
     for row in conn.execute(
@@ -214,16 +366,14 @@ def _new_shares(conn: sqlite3.Connection) -> dict[tuple[int, str], _Share]:
         space_id, uid, created_ms, link_id, campaign, adset, ad, sub_ids = row[:8]
         share_keys = [(H, key(space_id, H, None, link_id, campaign, adset, ad))]
         # in a fixed order (the dimensions', then the sub-ids' sorted): equal shares, equal texts
+        valued = [(dim, value) for dim, value in zip(_D_NAMES, row[8:], strict=True)
+                  if value is not None]  # fmt: skip
+        if sub_ids:
+            valued += [(SUB_ID_PREFIX + k, v) for k, v in sorted(json.loads(sub_ids).items())
+                       if isinstance(v, str)]  # fmt: skip
         share_keys += [(dim, known.get((space_id, dim, value, link_id, campaign, None, None))
                          or key(space_id, dim, value, link_id, campaign))
-                       for dim, value in zip(_D_NAMES, row[8:], strict=True)
-                       if value is not None]  # fmt: skip
-        if sub_ids:
-            subs = json.loads(sub_ids)
-            share_keys += [(SUB_ID_PREFIX + k, key(space_id, SUB_ID_PREFIX + k, v, link_id,
-                                                   campaign))
-                           for k, v in sorted(subs.items()) if isinstance(v, str)]  # fmt: skip
-        share_keys.append((ALL, key(space_id, ALL, None, None, None)))
+                       for dim, value in valued]  # fmt: skip
         shares[(space_id, uid)] = _Share(int(created_ms), share_keys, {})
     for space_id, uid, event, at_ms, currency, units, fraction, scale, was_reversed in conn.execute(
         "SELECT t.space_id, t.uid, r.event, r.at_ms, r.currency, r.units, r.fraction, r.scale,"
@@ -250,7 +400,6 @@ def _new_shares(conn: sqlite3.Connection) -> dict[tuple[int, str], _Share]:
         m[0], m[1], m[2], m[3] = m[0] + 1, m[1] + units, m[2] + fraction, max(m[3], scale)
         if was_reversed:
             m[4], m[5], m[6], m[7] = m[4] + 1, m[5] + units, m[6] + fraction, max(m[7], scale)
-    keys.save()
     return shares
 
 
@@ -264,8 +413,9 @@ def apply(conn: sqlite3.Connection, spaces_gone: Iterable[int] = ()) -> int:
             " JOIN reports.cube_uids u ON u.space_id = t.space_id AND u.uid = t.uid"
         )
     }
-    new = _new_shares(conn)
-    deltas = _Deltas()
+    keys = _Keys(conn)
+    new = _new_shares(conn, keys)
+    deltas = _Deltas(keys)
     gone, kept = [], []
     for who in old.keys() | new.keys():
         before = old.get(who)
@@ -273,14 +423,18 @@ def apply(conn: sqlite3.Connection, spaces_gone: Iterable[int] = ()) -> int:
         text = share.text() if share is not None else None
         if before is not None and before[1] == text:
             continue
-        if before is not None:
-            deltas.add(who[0], _Share.of(before[1]), -1)
         if share is None:
             gone.append(who)
         else:
-            deltas.add(who[0], share, +1)
             kept.append((*who, share.keys[0][1], text))
-    _write(conn, deltas)
+        if before is None:
+            deltas.add(who[0], share, +1)  # type: ignore[arg-type]  # one of them is there
+        elif share is None:
+            deltas.add(who[0], _Share.of(before[1]), -1)
+        else:
+            deltas.move(who[0], _Share.of(before[1]), share)
+    _write(conn, *deltas.derive())
+    keys.save()
     conn.executemany("DELETE FROM reports.cube_uids WHERE space_id = ? AND uid = ?", gone)
     conn.executemany(
         "INSERT INTO reports.cube_uids VALUES (?, ?, (SELECT link_id FROM reports.cube_keys"
@@ -315,15 +469,20 @@ _UPSERT_MONEY = (
 _KEY_IS = " AND ".join(f"{c} = ?" for c in _KEY.split(", "))
 
 
-def _write(conn: sqlite3.Connection, deltas: _Deltas) -> None:
+def _write(
+    conn: sqlite3.Connection, rows: dict[Target, list[Any]],
+    money: dict[Target, dict[str, list[int]]], taken_off: set[Target],
+) -> None:  # fmt: skip
     """The summed differences, one upsert per cube row (in key order: each finds its page next
-    to the last one's); a row whose uids all left goes."""
+    to the last one's; a row whose difference is nothing left out); a row whose uids all left
+    goes."""
     cube_ttc.register(conn)
-    rows, encode = deltas.rows, cube_ttc.encode
-    conn.executemany(_UPSERT_ROW, [(*target, *rows[target][:_TTC], encode(rows[target][_TTC]))
-                                   for target in sorted(rows)])  # fmt: skip
-    conn.executemany(_UPSERT_MONEY, [(*target, currency, *m) for (target, currency), m
-                                     in sorted(deltas.money.items()) if any(m)])  # fmt: skip
-    taken = sorted(deltas.taken)
+    encode = cube_ttc.encode
+    conn.executemany(_UPSERT_ROW, [(*target, *acc[:_TTC], encode(acc[_TTC]))
+                                   for target, acc in sorted(rows.items())
+                                   if any(acc[:_TTC]) or any(acc[_TTC].values())])  # fmt: skip
+    conn.executemany(_UPSERT_MONEY, [(*target, currency, *m) for target, by in sorted(money.items())
+                                     for currency, m in sorted(by.items()) if any(m)])  # fmt: skip
+    taken = sorted(taken_off)
     conn.executemany(f"DELETE FROM reports.cube WHERE {_KEY_IS} AND clicks = 0", taken)
     conn.executemany(f"DELETE FROM reports.cube_money WHERE {_KEY_IS} AND n = 0", taken)

@@ -11,15 +11,20 @@ buckets and keys.
   or ``LEVEL_DAY`` (UTC days); ``bucket`` is the bucket's start, epoch ms.
 - ``dim``: ``H`` (``''``) for the rows keyed by (link, campaign, ad set, ad): the funnel, any
   grouping or filter on those; else a dimension (``country``, ``sub.creative``...) whose rows
-  are keyed by (its value, link, campaign). Clicks without a value of a dimension have no row
-  of it: their share is the H rows' less the dimension's (cube.py).
+  are keyed by (its value, link, campaign); or a dimension's *value rows* (``=country``:
+  ``by_value``), keyed by its value alone, for a report on that dimension without link or
+  campaign. Clicks without a value of a dimension have no row of it: their share is the H
+  rows' (the whole space's) less the dimension's (value rows') (cube.py).
 - ``ALL`` (``'*'``): the whole space, without a key, so that the funnel reads one row per
   bucket.
-- ``LEVELS``: which levels each kind of row has. The whole space and the H rows have both; a
-  dimension's rows UTC days only (``LEVEL_DAY``): a 15-minute row per (value, link, campaign)
-  is about one row per click, so they would cost as much as the clicks. A report on a
-  dimension that cuts UTC days (another time zone, by hour, a window's ragged edges) counts
-  the cut part from the clicks (cube.py).
+- ``LEVELS``: which levels each kind of row has. The whole space, the H rows and the value
+  rows have both; a dimension's rows keyed with link and campaign UTC days only
+  (``LEVEL_DAY``): a 15-minute row per (value, link, campaign) is about one row per click, so
+  they would cost as much as the clicks (the catch-up measured a third slower with them),
+  while a dimension's values per 15 minutes are few once traffic is dense. So a report on one
+  dimension is read from the cube in every time zone, by hour and over a window that ends
+  now; one on a dimension with link or campaign (grouped or filtered) that cuts UTC days
+  counts the cut part from the clicks (cube.py).
 - ``cube_keys`` names each key once (``key_id``); ``cube_uids`` holds what each uid added (its
   state), so that a change to the uid (a late event, bind or click, a reversal, an erasure)
   takes the old share off and adds the new one.
@@ -44,7 +49,9 @@ __all__ = [
     "LEVEL_DAY",
     "LEVEL_MS",
     "NAMED",
+    "VALUE_ROWS",
     "H",
+    "by_value",
 ]
 
 #: ``dim`` of the rows keyed by (link, campaign, ad set, ad).
@@ -59,6 +66,15 @@ LEVEL_MS = {LEVEL_15M: 15 * 60_000, LEVEL_DAY: 86_400_000}
 #: dimension's UTC days only.
 LEVELS: dict[str, tuple[int, ...]] = {ALL: (LEVEL_15M, LEVEL_DAY), H: (LEVEL_15M, LEVEL_DAY)}
 DIMENSION_LEVELS = (LEVEL_DAY,)
+#: The ``dim`` of a dimension's value rows starts so (``by_value``); they have both levels.
+VALUE_ROWS = "="
+
+
+def by_value(dim: str) -> str:
+    """The ``dim`` of the rows of ``dim``'s values alone (no link or campaign in their key)."""
+    return VALUE_ROWS + dim
+
+
 #: The ids whose latest name the cube keeps (``cube_names``): dimension -> click column.
 NAMED = {"campaign": "campaign_name", "adset": "adset_name", "ad": "ad_name"}
 
@@ -105,7 +121,8 @@ CUBE_SCHEMA = (
         r_scale   INTEGER NOT NULL,
         PRIMARY KEY (space_id, dim, level, bucket, key_id, currency)
     ) WITHOUT ROWID""",
-    # H keys: (link_id, campaign, adset, ad); a dimension's: (value, link_id, campaign).
+    # H keys: (link_id, campaign, adset, ad); a dimension's: (value, link_id, campaign); its
+    # value rows': (value).
     # NULL is "none" (looked up with IS).
     """CREATE TABLE IF NOT EXISTS reports.cube_keys (
         id        INTEGER PRIMARY KEY,

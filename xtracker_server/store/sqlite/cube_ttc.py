@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import sqlite3
 from array import array
+from itertools import chain
 
 from xtracker_server.domain.groups import TTC_BOUNDS_S
 from xtracker_server.store.sqlite.lazy import LazyMapping
@@ -52,26 +53,32 @@ CONCAT = "CAST(group_concat({}, '') AS BLOB)"
 
 def encode(cells: dict[int, int]) -> bytes | None:
     """The BLOB of ``cells`` (index -> count), the zero ones left out."""
+    if not cells:  # a row that gained or lost clicks alone
+        return None
     if len(cells) == 1:  # most rows of a round: one uid's first step
         ((index, n),) = cells.items()
         return array("q", (index, n)).tobytes() if n else None
-    flat = array("q")
-    for index in sorted(cells):
-        if cells[index]:
-            flat.extend((index, cells[index]))
-    return flat.tobytes() if flat else None
+    kept = sorted([cell for cell in cells.items() if cell[1]])
+    return array("q", chain.from_iterable(kept)).tobytes() if kept else None
 
 
 def add(a: bytes | None, b: bytes | None) -> bytes | None:
-    """``a`` plus ``b`` (either NULL: none), as a BLOB (``cube_ttc_add``)."""
+    """``a`` plus ``b`` (either NULL: none), as a BLOB (``cube_ttc_add``: called per upsert of
+    a row that exists, so its loops are C's: a's cells a dict at once, b's few added)."""
     if not b:
         return a
     if not a:
         return b
-    acc: dict[int, int] = {}
-    accumulate(acc, a, 1)
-    accumulate(acc, b, 1)
-    return encode(acc)
+    flat_a, flat_b = array("q", a), array("q", b)
+    acc = dict(zip(flat_a[::2], flat_a[1::2], strict=True))  # a's cells: none is zero
+    get = acc.get
+    for index, n in zip(flat_b[::2], flat_b[1::2], strict=True):
+        n += get(index, 0)
+        if n:
+            acc[index] = n
+        else:
+            acc.pop(index, None)
+    return array("q", chain.from_iterable(sorted(acc.items()))).tobytes() if acc else None
 
 
 def accumulate(acc: dict[int, int], blob: bytes | None, sign: int) -> None:

@@ -185,8 +185,8 @@ def _prepare(conn: sqlite3.Connection, path: str, cube: bool | None) -> None:
             for statement in FOLD:
                 conn.execute(statement)
             built = BEFORE_LOOSE[built]
-        if cube is None:
-            cube = built == CUBE_FORMAT
+        if cube is None:  # as built: an older cube is built again
+            cube = built in (CUBE_FORMAT, *OLD_CUBE_FORMATS)
         wanted = CUBE_FORMAT if cube else ROLLUP_FORMAT
         stale, old_format = _stale(conn), _old_format(conn, built, wanted)
         # The steps are the same with and without the cube: only the cube changes

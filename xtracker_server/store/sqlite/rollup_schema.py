@@ -166,21 +166,22 @@ UNKNOWN = -1
 #: click rolled up under ``UNKNOWN`` (1: under 0, no link), without the counts.
 #: A rollup built without the report cube (XTRACKER_REPORT_CUBE off).
 ROLLUP_FORMAT = 10
-#: 11: the report cube (store/sqlite/cube_schema.py) beside the steps (XTRACKER_REPORT_CUBE on),
+#: 12: the report cube (store/sqlite/cube_schema.py) beside the steps (XTRACKER_REPORT_CUBE on),
 #: with the activity counts, the events without a uid and the indexes of the rows with a
-#: previous event (9, never released, without the indexes); 7 had them without those events, 5
+#: previous event; 11 had the same steps and a cube without the dimensions' value rows (9,
+#: never released, without the indexes); 7 had them without those events, 5
 #: the same cube without the counts, 3 a row per step and bin of the time to convert and
 #: 15-minute rows of every dimension, 4 (never released) the time to convert in 80 packed
 #: columns.
-CUBE_FORMAT = 11
+CUBE_FORMAT = 12
 #: The cube's earlier formats: a rollup built with one is built again with the current one.
-OLD_CUBE_FORMATS = (3, 4)
+OLD_CUBE_FORMATS = (3, 4, 11)
 #: Formats from before the activity counts (rollup_activity.py), and the current format with
 #: the same rows: opened, such a rollup counts them from its rows (``COUNT_AGAIN``), after it
 #: rolled up its events without a uid.
-BEFORE_COUNTS = {2: ROLLUP_FORMAT, 3: 3, 4: 4, 5: CUBE_FORMAT}
+BEFORE_COUNTS = {2: ROLLUP_FORMAT, 3: 3, 4: 4, 5: 11}
 #: Formats with the counts but from before the events without a uid (rollup_loose.py) or the
 #: indexes of the rows with a previous event, and the current format: opened, such a rollup
 #: rolls up those events it has read from the inbox (none again: they are kept once) and gets
 #: the indexes.
-BEFORE_LOOSE = {6: ROLLUP_FORMAT, 7: CUBE_FORMAT, 8: ROLLUP_FORMAT, 9: CUBE_FORMAT}
+BEFORE_LOOSE = {6: ROLLUP_FORMAT, 7: 11, 8: ROLLUP_FORMAT, 9: 11}

@@ -31,7 +31,10 @@ What it measures
       revenue_day      USD revenue per day over 30 days
     and the same as a user asks them, the last 7 days ending now (``NOW_MS``: 05:07 UTC, off
     every grid): g_link_now, g_ad_now, g_campaign_ad_now, g_filtered_now, funnel_now, links_now,
-    series_now.
+    series_now; and reports on one dimension alone, read from its value rows:
+      g_country_now          by=country, the last 7 days ending now
+      g_country_day_kolkata  by=day,country over the last 7 days in Asia/Kolkata
+      g_hour_us_now          by=hour, filtered country=US, the last 7 days ending now
 
 Targets (issue 17 §6): every median under 200 ms on this machine, and each report at the largest
 size within 2x of the same report at the smallest (the report reads pre-aggregated rows, so its
@@ -219,12 +222,20 @@ def group_queries(args: argparse.Namespace) -> dict[str, GroupQuery]:
         "g_hour": GroupQuery(week, ("hour",), mode=cohort),
         "g_day_kolkata": GroupQuery(month, ("day",), tz="Asia/Kolkata", mode=cohort),
         # the last 7 days ending now (NOW_MS): read from the cube inside its grid, the minutes
-        # at the ends from the events; a dimension's rows are UTC days, so its cut days are
-        # counted from the events (docs/reports.md)
+        # at the ends from the events; a dimension's rows with campaign are UTC days, so the
+        # filtered report's cut days are counted from the events (docs/reports.md)
         "g_link_now": GroupQuery(now_week, ("link",), mode=cohort),
         "g_ad_now": GroupQuery(now_week, ("ad",), mode=cohort),
         "g_campaign_ad_now": GroupQuery(now_week, ("campaign", "ad"), mode=cohort),
         "g_filtered_now": GroupQuery(now_week, ("campaign",), filters, mode=cohort),
+        # one dimension alone: its value rows, per 15 minutes, answer any zone and window
+        "g_country_now": GroupQuery(now_week, ("country",), mode=cohort),
+        "g_country_day_kolkata": GroupQuery(
+            week, ("day", "country"), tz="Asia/Kolkata", mode=cohort
+        ),
+        "g_hour_us_now": GroupQuery(
+            now_week, ("hour",), parse_filters(["country=US"]), mode=cohort
+        ),
     }
 
 

@@ -203,10 +203,11 @@ class Settings:
         " server's process). Only POSIX hands it its pipes (elsewhere: in the server's process).",
     )
     report_cube: bool = setting(
-        False,
+        True,
         "Keep the report cube beside the report rollup: cohort grouped reports read bounded"
         " pre-aggregated rows instead of scanning the events, for more catch-up CPU and disk."
-        " Turned on, it is built from the clicks; turned off, dropped (the steps are kept).",
+        " Turned on, it is built from the clicks (reports read without it until it is ready);"
+        " turned off, dropped (the steps are kept).",
     )
     #: A report first brings the rollup up to date; while it is being built (hours for a big
     #: inbox) a request gives up after this long and answers 503 ``rebuilding``.

@@ -25,7 +25,8 @@ from xtracker_server.domain.clicks import ClickDraft
 from xtracker_server.domain.groups import GroupCounts, GroupQuery
 from xtracker_server.domain.reports import FunnelMode, Window
 from xtracker_server.store.api import open_store
-from xtracker_server.store.sqlite import cube, groups
+from xtracker_server.store.errors import FaultReason, StoreUnavailable
+from xtracker_server.store.sqlite import cube, groups, rollup
 from xtracker_server.store.sqlite.db import open_db, reports_path
 from xtracker_server.store.sqlite.rollup import catch_up, with_rollup
 from xtracker_server.store.sqlite.rollup_schema import CUBE_FORMAT, ROLLUP_FORMAT
@@ -244,6 +245,58 @@ def test_a_command_builds_the_cube_with_the_setting_and_never_drops_it(tmp_path:
     with services(tmp_path, report_cube=True) as env:
         env.run(env.ctx.store.catch_up_reports())
         assert _built(env.ctx.settings.db)[:2] == (CUBE_FORMAT, True)
-    with services(tmp_path) as env:
+    with services(tmp_path, report_cube=False) as env:
         env.run(env.ctx.store.catch_up_reports())
         assert _built(env.ctx.settings.db)[:2] == (CUBE_FORMAT, True)
+
+
+def _ready(path: str) -> bool:
+    conn = sqlite3.connect(reports_path(path))
+    try:
+        return bool(conn.execute("SELECT ready FROM cube_state").fetchone()[0])
+    finally:
+        conn.close()
+
+
+def test_while_the_cube_is_built_reports_answer_without_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The setting turned on over a rollup built without the cube (an upgrade to the default,
+    a new cube format): the steps are kept, and until the cube has read every click a report
+    (``cube_may_lag``, as the services ask) answers as without it, with the same numbers,
+    rather than 503 ``rebuilding`` for the whole build; a catch-up that is not a report's
+    (housekeeping's slices) goes on building it; then the cube answers. A click a round here,
+    so that the build takes several."""
+    path = str(tmp_path / "x.db")
+    space = _run(_seed(path))
+    _, scanned = _run(_report(path, space, cube=False))
+    monkeypatch.setattr(rollup, "SLICE_CHUNK", 1)  # a budgeted round reads a click
+
+    async def go() -> tuple[list[GroupCounts], Any, list[GroupCounts], Any]:
+        store = open_store(path, writer_process=False, report_cube=True)
+        await store.open()
+        try:
+            assert await store.catch_up_reports(10.0, cube_may_lag=True) == 0  # steps kept
+            assert not _ready(path)  # one click of four read
+            during = await store.group_counts(space, BY_CAMPAIGN)
+            funnel = await store.funnel_counts(space, WINDOW, mode=FunnelMode.COHORT)
+            with pytest.raises(StoreUnavailable) as behind:  # a slice of housekeeping's
+                await store.catch_up_reports(0.0)
+            assert behind.value.reason is FaultReason.REBUILDING
+            assert not _ready(path)
+            await store.catch_up_reports()
+            assert _ready(path)
+            after = await store.group_counts(space, BY_CAMPAIGN)
+            return (
+                during,
+                funnel,
+                after,
+                await store.funnel_counts(space, WINDOW, mode=FunnelMode.COHORT),
+            )
+        finally:
+            await store.close()
+
+    during, funnel, after, funnel_after = _run(go())
+    assert sorted(during, key=_key) == scanned == sorted(after, key=_key)
+    assert funnel == funnel_after
+    assert funnel.clicks == 4

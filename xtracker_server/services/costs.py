@@ -312,7 +312,7 @@ async def costs_report(
     link-level costs. A missing rate leaves the converted figures null and is listed in
     ``missing_rates``."""
     await authorized_space(who, ctx, Action.READ_REPORTS, space_id)
-    await ctx.store.catch_up_reports(ctx.settings.report_wait_s)
+    await ctx.store.catch_up_reports(ctx.settings.report_wait_s, cube_may_lag=True)
     code = await report_currency(ctx, space_id, currency, "currency")
     try:
         zone = domain.zone(tz)

@@ -119,7 +119,7 @@ async def _report(
 ) -> dict[str, Any]:
     await authorized_space(who, ctx, Action.READ_REPORTS, space_id)
     if rollup:  # count everything committed before this call
-        await ctx.store.catch_up_reports(ctx.settings.report_wait_s)
+        await ctx.store.catch_up_reports(ctx.settings.report_wait_s, cube_may_lag=True)
     window = {} if query is None else query.params()
     try:
         return await report(ctx.store, space_id, now_ms=report_now(ctx.clock), **window, **params)

@@ -326,11 +326,16 @@ class Store(Protocol):
 
     # ------------------------------------------------------------------ reports
 
-    async def catch_up_reports(self, budget_s: float | None = None) -> int:
+    async def catch_up_reports(
+        self, budget_s: float | None = None, *, cube_may_lag: bool = False
+    ) -> int:
         """Bring the report rollup up to every commit so far; returns the events it fed.
         ``budget_s``: work about that long at most, keeping what was done, and raise
         ``StoreUnavailable`` with reason ``REBUILDING`` if the rollup is still behind (it is
-        being built): a report request answers 503 rather than wait for a whole build."""
+        being built): a report request answers 503 rather than wait for a whole build.
+        ``cube_may_lag`` (a report's): return once the steps are caught up if the report cube
+        is being built (the setting turned on, a new cube format): the reports read without
+        it meanwhile, as they would with the setting off."""
 
     async def funnel_counts(
         self,

@@ -6,8 +6,10 @@ boundary, grouped and filtered by:
 
 - any of link, campaign, ad set, ad (at most two of them nested), from the H rows; or
 - ONE other dimension (campaign_name, placement, utm_*, country, device, os, browser,
-  referrer, a declared ``sub.NAME``), with link and campaign beside it, from that
-  dimension's rows; clicks without a value of it are the H rows less its rows;
+  referrer, a declared ``sub.NAME``) alone, from its value rows (per 15 minutes); clicks
+  without a value of it are the whole space's rows less its value rows; or
+- ONE other dimension with link and campaign beside it, from that dimension's rows (per UTC
+  day); clicks without a value of it are the H rows less its rows;
 - and the day or the hour in the query's time zone.
 
 Anything else (activity mode, another combination, a window off the 15-minute grid) answers
@@ -15,7 +17,8 @@ None: the caller counts from the events instead. ``group_counts`` is the store's
 the cube where it is on (XTRACKER_REPORT_CUBE, and the rollup built with it) and holds the
 answer, store/sqlite/groups.py otherwise.
 
-The window is read as 15-minute buckets at its edges and whole UTC days between them; grouped
+The window is read as 15-minute buckets at its edges and whole UTC days between them (a
+dimension's rows with link and campaign: whole UTC days only); grouped
 by day, each local day is read so (a day that is not a UTC day is all 15-minute buckets), and
 grouped by hour, all of it in 15-minute buckets. Cohort revenue is dated by the click's day in
 the query's time zone: the money is read by local days (a day that is not a UTC day in
@@ -60,9 +63,9 @@ from xtracker_server.store.sqlite.cube_schema import (
     VALUE_ROWS,
     H,
     by_value,
+    ready,
 )
 from xtracker_server.store.sqlite.cube_segments import Labels, Segment, segments
-from xtracker_server.store.sqlite.rollup_schema import CUBE_FORMAT
 from xtracker_wire import CANONICAL_EVENTS
 
 __all__ = ["cube_counts", "group_counts"]
@@ -245,11 +248,12 @@ def _add_money(
 
 
 def _built_with_cube(conn: sqlite3.Connection) -> bool:
+    """Whether the rollup has the report cube, ready (``cube_schema.ready``: not while it is
+    being built)."""
     exists = conn.execute(
         "SELECT 1 FROM reports.sqlite_master WHERE type = 'table' AND name = 'rollup_format'"
     ).fetchone()
-    row = exists and conn.execute("SELECT version FROM reports.rollup_format").fetchone()
-    return bool(row and row[0] == CUBE_FORMAT)
+    return bool(exists) and ready(conn)
 
 
 def cube_counts(

@@ -35,6 +35,9 @@ buckets and keys.
 
 from __future__ import annotations
 
+import sqlite3
+
+from xtracker_server.store.sqlite.rollup_schema import CUBE_FORMAT
 from xtracker_wire import CANONICAL_EVENTS
 
 __all__ = [
@@ -52,6 +55,7 @@ __all__ = [
     "VALUE_ROWS",
     "H",
     "by_value",
+    "ready",
 ]
 
 #: ``dim`` of the rows keyed by (link, campaign, ad set, ad).
@@ -161,10 +165,25 @@ CUBE_SCHEMA = (
         uid       TEXT NOT NULL,
         PRIMARY KEY (space_id, uid)
     ) WITHOUT ROWID""",
-    # The low mark of main.clicks (every click id at or below it was read).
+    # The low mark of main.clicks (every click id at or below it was read), and whether the
+    # cube is ready: it has read every click there was once (``ready``).
     """CREATE TABLE IF NOT EXISTS reports.cube_state (
         one       INTEGER PRIMARY KEY CHECK (one = 1),
-        click_id  INTEGER NOT NULL
+        click_id  INTEGER NOT NULL,
+        ready     INTEGER NOT NULL
     )""",
-    "INSERT OR IGNORE INTO reports.cube_state VALUES (1, 0)",
+    "INSERT OR IGNORE INTO reports.cube_state VALUES (1, 0, 0)",
 )
+
+
+def ready(conn: sqlite3.Connection) -> bool:
+    """Whether the rollup of ``conn`` has the report cube and it is *ready*: its catch-up has
+    read every click there was at least once since it was (re)built, so it holds every uid
+    (later clicks are in it as soon as the rollup catches up, as are events). While it is
+    being built (the setting turned on, a new cube format), reports read without it: the
+    scan, the steps' counts."""
+    row = conn.execute("SELECT version FROM reports.rollup_format").fetchone()
+    if row is None or row[0] != CUBE_FORMAT:
+        return False
+    state = conn.execute("SELECT ready FROM reports.cube_state").fetchone()
+    return bool(state and state[0])

@@ -9,6 +9,7 @@ import sqlite3
 from collections import defaultdict
 from collections.abc import Sequence
 
+from xtracker_server.store.sqlite import cube_schema
 from xtracker_server.store.sqlite.reports_activity import (
     EVERY_LINK,
     RAW,
@@ -17,16 +18,15 @@ from xtracker_server.store.sqlite.reports_activity import (
     levels,
     one_link,
 )
-from xtracker_server.store.sqlite.rollup_schema import CUBE_FORMAT
 
 __all__ = ["clicks", "link_clicks"]
 
 
 def _cube_built(conn: sqlite3.Connection) -> bool:
-    """Whether the rollup was built with the report cube, whose uids' shares keep the clicks
-    per bucket (``report_clicks``, store/sqlite/rollup_activity.py)."""
-    row = conn.execute("SELECT version FROM reports.rollup_format").fetchone()
-    return row is not None and row[0] == CUBE_FORMAT
+    """Whether the rollup has the report cube, ready (its catch-up keeps the clicks per bucket
+    with it: ``report_clicks``, store/sqlite/rollup_activity.py; while the cube is built, they
+    are still being counted)."""
+    return cube_schema.ready(conn)
 
 
 def link_clicks(

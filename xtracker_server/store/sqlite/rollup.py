@@ -49,11 +49,11 @@ import logging
 import sqlite3
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from xtracker_server.domain.watermark import Watermark
+from xtracker_server.store.sqlite import cube_schema, rollup_loose
 from xtracker_server.store.sqlite import rollup_drops as drops
-from xtracker_server.store.sqlite import rollup_loose
 from xtracker_server.store.sqlite.cube_schema import CUBE_DROPPED, CUBE_SCHEMA, CUBE_TABLES
 from xtracker_server.store.sqlite.db import attach_reports, connect, reports_path
 from xtracker_server.store.sqlite.generation import generation
@@ -313,11 +313,13 @@ def _stale(conn: sqlite3.Connection) -> bool:
 
 def catch_up(
     conn: sqlite3.Connection, *, chunk: int = CHUNK, now: float | None = None,
-    budget_s: float | None = None,
+    budget_s: float | None = None, cube_may_lag: bool = False,
 ) -> int:  # fmt: skip
     """Roll up everything committed to the inbox so far; returns how many events were fed.
     ``now``: the wall clock in seconds (for the gaps' ages). ``budget_s``: stop after the round
     that used it up, raising ``RollupBehind`` if there is more (each round is kept).
+    ``cube_may_lag`` (a report's catch-up): return once the steps are caught up while the cube
+    is being built (not ready: its readers read without it), rather than wait for the cube.
 
     Each round is one transaction that writes only the attached rollup file (``BEGIN`` is
     deferred: the main file is only read, from one snapshot), so it never waits for the
@@ -326,7 +328,7 @@ def catch_up(
     while True:
         conn.execute("BEGIN")
         try:
-            done, round_fed = _round(conn, chunk, time.time() if now is None else now)
+            did = _round(conn, chunk, time.time() if now is None else now)
             conn.execute("COMMIT")
         except sqlite3.OperationalError as exc:
             if conn.in_transaction:
@@ -342,8 +344,8 @@ def catch_up(
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise
-        fed += round_fed
-        if done:
+        fed += did.fed
+        if did.done or (cube_may_lag and did.steps_done and did.building):
             return fed
         if budget_s is not None and time.monotonic() - started >= budget_s:
             raise RollupBehind(progress(conn))
@@ -354,7 +356,7 @@ def _is_busy(exc: sqlite3.OperationalError) -> bool:
     return "locked" in text or "busy" in text
 
 
-def _round(conn: sqlite3.Connection, chunk: int, now: float) -> tuple[bool, int]:
+def _round(conn: sqlite3.Connection, chunk: int, now: float) -> Round:
     cube = _has_cube(conn)  # read in the round's transaction: as the rollup was built
     inbox, backlog, removals = (mark(conn, feed) for feed in FEEDS)
     clicks = mark(conn, CLICKS) if cube else Watermark(0, {})
@@ -371,8 +373,12 @@ def _round(conn: sqlite3.Connection, chunk: int, now: float) -> tuple[bool, int]
     new_backlog = backlog_top > backlog.high or bool(backlog.gaps)
     new_removals = removal_top > removals.high or bool(removals.gaps)
     new_clicks = click_top is not None or bool(clicks.gaps)
+    if cube and click_top is None and not clicks.gaps:  # every click there was is read
+        conn.execute("UPDATE reports.cube_state SET ready = 1 WHERE ready = 0")
+    steps_done = top is None and not inbox.gaps  # and the backlog, removals: read whole below
+    building = cube and not cube_schema.ready(conn)
     if top is None and not inbox.gaps and not new_backlog and not new_removals and not new_clicks:
-        return True, 0
+        return Round(True, 0, True, building)
     fed = 0
     if new_removals:  # first: every row of an erased uid still here was rolled up before
         drops.erased(conn, removals.high, removal_top, cube)
@@ -449,4 +455,15 @@ def _round(conn: sqlite3.Connection, chunk: int, now: float) -> tuple[bool, int]
     save(conn, REMOVALS, removals, new_removals_mark)
     if cube:
         save(conn, CLICKS, clicks, new_clicks_mark)
-    return top is None and click_top is None, fed
+    return Round(top is None and click_top is None, fed, steps_done, building)
+
+
+class Round(NamedTuple):
+    """What a catch-up round did: ``done`` (nothing was left to read), ``fed`` (events),
+    ``steps_done`` (the steps had read everything committed at its start: only the cube may be
+    behind), ``building`` (the cube is being built: not ready yet, ``cube_schema.ready``)."""
+
+    done: bool
+    fed: int
+    steps_done: bool
+    building: bool

@@ -219,13 +219,16 @@ class Store(SqliteOperations):
                 raise
             raise StoreUnavailable(reason, f"the report rollup failed: {exc}") from exc
 
-    async def catch_up_reports(self, budget_s: float | None = None) -> int:
+    async def catch_up_reports(
+        self, budget_s: float | None = None, *, cube_may_lag: bool = False
+    ) -> int:
         """Bring the report rollup up to everything committed so far (see
         store/sqlite/rollup.py); ``budget_s``: for about that long at most, then
-        ``StoreUnavailable`` (``REBUILDING``) if it is still behind (the rounds done are kept)."""
+        ``StoreUnavailable`` (``REBUILDING``) if it is still behind (the rounds done are kept);
+        ``cube_may_lag``: not waiting for a report cube being built."""
         if not self._rollup_checked:
             self._check_rollup_now()
-        return await self._on_rollup_thread(self._catch_up, budget_s)
+        return await self._on_rollup_thread(self._catch_up, budget_s, cube_may_lag)
 
     async def _on_rollup_thread(self, fn: Callable[..., T], *args: Any) -> T:
         """``fn(*args)`` on the rollup's thread (on the caller's, ``inline``)."""
@@ -244,14 +247,15 @@ class Store(SqliteOperations):
 
         return await asyncio.to_thread(fn, *args)
 
-    def _catch_up(self, budget_s: float | None = None) -> int:
+    def _catch_up(self, budget_s: float | None = None, cube_may_lag: bool = False) -> int:
         # On the rollup's thread; its connection is opened by the first catch-up, so a process
         # that never reports (``xtracker worker``) never builds a rollup.
         try:
             if self._rollup_conn is None:
                 self._rollup_conn = rollup.open_rollup(self.path, cube=self.report_cube)
             chunk = rollup.CHUNK if budget_s is None else rollup.SLICE_CHUNK
-            return rollup.catch_up(self._rollup_conn, chunk=chunk, budget_s=budget_s)
+            return rollup.catch_up(self._rollup_conn, chunk=chunk, budget_s=budget_s,
+                                   cube_may_lag=cube_may_lag)  # fmt: skip
         except RollupBehind as exc:
             raise StoreUnavailable(
                 FaultReason.REBUILDING,

@@ -445,7 +445,14 @@ def _round(conn: sqlite3.Connection, chunk: int, now: float) -> Round:
         )]  # fmt: skip
         new_clicks_mark = advance(conn, CLICKS, clicks, read, click_to, now)
     if cube:
-        cube_feed.touch(conn, "SELECT space_id, uid FROM reports.feed")
+        # the uids of the events fed that have a click, or a share from one (an event of a
+        # uid without a click, a test postback's or a made-up uid's, is in no cube row)
+        cube_feed.touch(
+            conn,
+            "SELECT f.space_id, f.uid FROM reports.feed f WHERE EXISTS (SELECT 1 FROM main.clicks"
+            " c WHERE c.space_id = f.space_id AND c.uid = f.uid) OR EXISTS (SELECT 1 FROM"
+            " reports.cube_uids u WHERE u.space_id = f.space_id AND u.uid = f.uid)",
+        )
         cube_feed.apply(conn, spaces_gone)
     for statement in FOLD:  # the activity counts (rollup_activity.py)
         conn.execute(statement)

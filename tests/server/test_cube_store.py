@@ -554,3 +554,54 @@ def test_the_cohort_funnel_from_the_cube_equals_the_one_from_the_rows(
         from_cube = reports.funnel_counts(*args, link_id=link_id, mode=COHORT, cube=True)
         from_rows = reports.funnel_counts(*args, link_id=link_id, mode=COHORT, cube=False)
         assert from_cube == from_rows, (window, link_id)
+
+
+def test_a_filter_on_campaigns_scans_the_edges_of_their_links_alone(tmp_path: Path) -> None:
+    """A report on a dimension beside a campaign filter (by country, ``campaign=c1``) off UTC
+    days: the cube answers the whole days, and the edges are scanned along the index by link,
+    the links of c1's clicks alone (cube.py ``_links_kept``: its H keys', and those of the clicks
+    committed since the catch-up: here c1's first click on a third link). The answer, caught
+    up, is the full scan's; a campaign with a click without a link is scanned as before."""
+    path = str(tmp_path / "links.db")
+    conn = with_rollup(open_db(path), path, cube=True)
+    spec = LinkSpec(kind=LinkKind.BOT, target="b_bot")
+    with transaction(conn):
+        space = spaces.create_space(conn, "a", T0).space.id
+        l1, l2, l3, l4 = (links.create_link(conn, space, f"l{i}", spec, T0).id for i in range(4))
+    plan = [(l1, "c1"), (l2, "c1"), (l3, "c2"), (l1, "c2"), (None, "c3"), (l4, "c3")]
+    rng = random.Random(5)
+
+    def click(n: int, link: int | None, campaign: str) -> None:
+        insert_click(conn, ClickDraft(
+            space_id=space, uid=f"u{n}", created_ms=T0 + rng.randrange(3 * DAY), source="api",
+            link_id=link, country=rng.choice(["US", "CA", None]),
+            fields={"campaign_id": campaign},
+        ))  # fmt: skip
+        if n % 2:
+            insert_event(conn, InboxDraft(
+                space_id=space, dedup_key=f"k{n}".encode(), event="contact", uid=f"u{n}",
+                tg_id=None, eid=str(n), value=None, currency=None, occurred_at_ms=T0 + 3 * DAY,
+                received_ms=T0 + 3 * DAY, source="api",
+            ))  # fmt: skip
+
+    with transaction(conn):
+        for n in range(120):
+            click(n, *plan[n % len(plan)])
+    catch_up(conn)
+    with transaction(conn):
+        click(1000, l3, "c1")  # committed after the catch-up: on a link c1 had no click on
+    window = Window(T0 + 5 * H + 7 * 60_000, T0 + 3 * DAY - 3 * H)  # a UTC day inside
+    by_country = GroupQuery(window, ("country",), Filters((Filter("campaign", ("c1",)),)))
+    conn.execute("BEGIN")
+    try:
+        assert cube._links_kept(conn, space, by_country) == sorted([l1, l2, l3])
+        no_link = replace(by_country, filters=Filters((Filter("campaign", ("c3",)),)))
+        assert cube._links_kept(conn, space, no_link) is None
+    finally:
+        conn.execute("ROLLBACK")
+    catch_up(conn)  # as a report does first
+    for q in (by_country, no_link, replace(by_country, by=("campaign", "day"))):
+        want = sorted(groups.group_counts(conn, space, q), key=_order)
+        assert sorted(cube.group_counts(conn, space, q, cube=True), key=_order) == want, q
+        assert sum(g.clicks for g in want) > 0
+    conn.close()

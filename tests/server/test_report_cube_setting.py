@@ -198,9 +198,11 @@ def test_group_counts_reads_the_cube_where_it_answers(
     asked: list[GroupQuery] = []
     real_scan = groups.group_counts
 
-    def scan(c: sqlite3.Connection, s: int, q: GroupQuery) -> list[GroupCounts]:
+    def scan(
+        c: sqlite3.Connection, s: int, q: GroupQuery, links: list[int] | None = None
+    ) -> list[GroupCounts]:
         asked.append(q)
-        return real_scan(c, s, q)
+        return real_scan(c, s, q, links)
 
     monkeypatch.setattr(groups, "group_counts", scan)
     found = cube.group_counts(conn, space, BY_CAMPAIGN, cube=True)

@@ -66,6 +66,7 @@ from xtracker_server.store.sqlite.cube_schema import (
     ready,
 )
 from xtracker_server.store.sqlite.cube_segments import Labels, Segment, segments
+from xtracker_server.store.sqlite.rollup_marks import CLICKS, mark
 from xtracker_wire import CANONICAL_EVENTS
 
 __all__ = ["cube_counts", "group_counts"]
@@ -169,11 +170,44 @@ def _counts(conn: sqlite3.Connection, space_id: int, query: GroupQuery) -> list[
             found = cube_counts(conn, space_id, replace(query, window=inner))
     if found is None:
         return _latest_names(conn, space_id, query, groups.group_counts(conn, space_id, query))
+    links = _links_kept(conn, space_id, query)
     for lo, hi in ((w.from_ms, inner.from_ms), (inner.to_ms, w.to_ms)):
         if lo < hi:
-            edge = groups.group_counts(conn, space_id, replace(query, window=Window(lo, hi)))
+            edge = groups.group_counts(conn, space_id, replace(query, window=Window(lo, hi)),
+                                       links)  # fmt: skip
             found = _add(found, edge)
     return found
+
+
+#: The H keys' columns of the filters that name campaigns, ad sets or ads.
+_H_COLUMNS = {"campaign": "campaign", "adset": "adset", "ad": "ad"}
+
+
+def _links_kept(conn: sqlite3.Connection, space_id: int, query: GroupQuery) -> list[int] | None:
+    """The links of every click that the query's filters on campaigns, ad sets or ads keep,
+    for the scan of a window's edges (``groups.group_counts``: only those links' clicks are
+    read, a few of a busy day's): the links of the cube's H keys of those ids, and of the clicks
+    its catch-up has not read yet (committed since it caught up). None: no such filter, or a
+    kept click without a link (the index by link cannot find those alone)."""
+    kept = [f for f in query.filters.items if not f.exclude and f.dimension in _H_COLUMNS]
+    if not kept:
+        return None
+    where = " AND ".join(f"{_H_COLUMNS[f.dimension]} IN ({', '.join('?' * len(f.values))})"
+                         for f in kept)  # fmt: skip
+    args = [v for f in kept for v in f.values]
+    links = {r[0] for r in conn.execute(
+        f"SELECT DISTINCT link_id FROM reports.cube_keys WHERE space_id = ? AND dim = ''"
+        f" AND {where}", (space_id, *args))}  # fmt: skip
+    read = mark(conn, CLICKS)  # by id, each: a few rows (an OR of both read every click)
+    unread = [
+        ("id > ?", (read.high, space_id)),
+        ("id IN (SELECT id FROM reports.rollup_gaps WHERE feed = 'clicks')", (space_id,)),
+    ]
+    for which, ids in unread:
+        # (``+``: along the ids, not the space's index of every click it has)
+        sql = f"SELECT link_id FROM main.clicks WHERE {which} AND +space_id = ?"
+        links |= {r[0] for r in conn.execute(sql, ids)}
+    return None if None in links else sorted(links)
 
 
 def _latest_names(

@@ -217,9 +217,14 @@ def local_bucket(at_ms: int, dimension: str, tz: tzinfo) -> str:
     return local.replace(minute=0, second=0, microsecond=0).isoformat()
 
 
-def group_counts(conn: sqlite3.Connection, space_id: int, query: GroupQuery) -> list[GroupCounts]:
+def group_counts(
+    conn: sqlite3.Connection, space_id: int, query: GroupQuery,
+    links: Sequence[int] | None = None,
+) -> list[GroupCounts]:  # fmt: skip
     """One ``GroupCounts`` per group with a click or a counted event in the window (see the
-    module's docstring), in no particular order."""
+    module's docstring), in no particular order. ``links``: the ids of links that every click
+    the filters keep is on (store/sqlite/cube.py knows them for a filter on campaigns, ad
+    sets or ads): only those links' clicks are read, along the index by link and time."""
     tz = zone(query.tz)
     reader = _Clicks(query, tz)
     f, t = query.window.from_ms, query.window.to_ms
@@ -233,10 +238,10 @@ def group_counts(conn: sqlite3.Connection, space_id: int, query: GroupQuery) -> 
         return found
 
     seen: dict[str, _Seen] = {}  # uid -> its click
-    pushed = _kept(query)
+    pushed = _kept(query, links)
     kept_sql, kept_args = pushed
     for row in conn.execute(
-        f"SELECT {_CLICK} FROM clicks c {_LINKS}"
+        f"SELECT {_CLICK} FROM {_clicks(links)} {_LINKS}"
         f" WHERE c.space_id = ? AND c.created_ms >= ? AND c.created_ms < ?{kept_sql}",
         (space_id, f, t, *kept_args),
     ):
@@ -245,7 +250,7 @@ def group_counts(conn: sqlite3.Connection, space_id: int, query: GroupQuery) -> 
             group(reader.key(fixed, click_ms)).clicks += 1
     cohort = query.mode is FunnelMode.COHORT
     events = (
-        _cohort_events(conn, space_id, f, t, pushed)
+        _cohort_events(conn, space_id, f, t, pushed, links)
         if cohort
         else _activity_events(conn, space_id, f, t, pushed)
     )
@@ -279,13 +284,21 @@ def group_counts(conn: sqlite3.Connection, space_id: int, query: GroupQuery) -> 
 _Event = tuple[str, Row, str, int, str | None, str | None, bool, bool]
 
 
-def _kept(query: GroupQuery) -> tuple[str, list[str]]:
+def _clicks(links: Sequence[int] | None) -> str:
+    """The clicks ``c`` a scan reads: along the index by link and time when ``links`` names
+    the links of the clicks the filters keep (``_kept`` keeps those links)."""
+    return "clicks c" if links is None else "clicks c INDEXED BY clicks_link_time"
+
+
+def _kept(query: GroupQuery, links: Sequence[int] | None = None) -> tuple[str, list[str]]:
     """SQL on a click ``c`` (and its link ``l``) that keeps what the filters that name values
     of a click's column keep, and its arguments: the clicks the filters drop are never read,
     nor their uids' events (a filter on a few campaigns of a busy day). Exclusions and sub-ids
     are left to ``_Clicks``, which checks every filter again (a column holds text: ``IN``
-    compares as its reader does)."""
+    compares as its reader does). ``links``: only clicks on those links (``group_counts``)."""
     where, args = "", list[str]()
+    if links is not None:
+        where += f" AND c.link_id IN ({', '.join(str(int(i)) for i in links)})"
     for f in query.filters.items:
         if f.exclude or f.dimension not in _COLUMN:  # (a sub-id: a key of the click's JSON)
             continue
@@ -295,8 +308,9 @@ def _kept(query: GroupQuery) -> tuple[str, list[str]]:
 
 
 def _cohort_events(
-    conn: sqlite3.Connection, space_id: int, f: int, t: int, kept: tuple[str, list[str]]
-) -> Iterator[_Event]:
+    conn: sqlite3.Connection, space_id: int, f: int, t: int, kept: tuple[str, list[str]],
+    links: Sequence[int] | None,
+) -> Iterator[_Event]:  # fmt: skip
     """Every event of the uids of the window's clicks: all of each uid's events are read, so
     its first deposit and its reversals are found among them. The clicks lead (CROSS JOIN):
     statistics that take a uid for a thousand events (ANALYZE's sample of the index by uid all
@@ -304,10 +318,10 @@ def _cohort_events(
     SQL and arguments."""
     kept_sql, kept_args = kept
     rows = conn.execute(
-        "SELECT c.uid, i.id, i.event, i.occurred_at_ms, i.value, i.currency, i.eid FROM clicks c"
-        f" {_LINKS} CROSS JOIN inbox i ON i.space_id = c.space_id AND i.uid = c.uid"
-        f" WHERE c.space_id = ? AND c.created_ms >= ? AND c.created_ms < ?{kept_sql}"
-        f" AND i.test = 0 AND i.event IN {_EVENTS_IN[:-1]}, '{REVERSAL}')",
+        "SELECT c.uid, i.id, i.event, i.occurred_at_ms, i.value, i.currency, i.eid FROM"
+        f" {_clicks(links)} {_LINKS} CROSS JOIN inbox i ON i.space_id = c.space_id"
+        f" AND i.uid = c.uid WHERE c.space_id = ? AND c.created_ms >= ? AND c.created_ms < ?"
+        f"{kept_sql} AND i.test = 0 AND i.event IN {_EVENTS_IN[:-1]}, '{REVERSAL}')",
         (space_id, f, t, *kept_args),
     ).fetchall()
     firsts: dict[str, tuple[int, int]] = {}

@@ -600,7 +600,8 @@ def test_a_filter_on_campaigns_scans_the_edges_of_their_links_alone(tmp_path: Pa
     finally:
         conn.execute("ROLLBACK")
     catch_up(conn)  # as a report does first
-    for q in (by_country, no_link, replace(by_country, by=("campaign", "day"))):
+    two_dims = replace(by_country, by=("country", "utm_source"))  # scanned whole, by link too
+    for q in (by_country, no_link, replace(by_country, by=("campaign", "day")), two_dims):
         want = sorted(groups.group_counts(conn, space, q), key=_order)
         assert sorted(cube.group_counts(conn, space, q, cube=True), key=_order) == want, q
         assert sum(g.clicks for g in want) > 0

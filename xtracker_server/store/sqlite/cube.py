@@ -168,9 +168,13 @@ def _counts(conn: sqlite3.Connection, space_id: int, query: GroupQuery) -> list[
         inner = Window(-(-w.from_ms // grid) * grid, w.to_ms // grid * grid)
         if inner.from_ms < inner.to_ms:
             found = cube_counts(conn, space_id, replace(query, window=inner))
-    if found is None:
-        return _latest_names(conn, space_id, query, groups.group_counts(conn, space_id, query))
-    links = _links_kept(conn, space_id, query)
+    # a cohort's clicks of the filtered campaigns' links alone (activity mode reads the
+    # window's events, and their clicks at any time: not by link)
+    cohort = query.mode is FunnelMode.COHORT
+    links = _links_kept(conn, space_id, query) if cohort else None
+    if found is None:  # scanned whole (two dimensions...)
+        scanned = groups.group_counts(conn, space_id, query, links)
+        return _latest_names(conn, space_id, query, scanned)
     for lo, hi in ((w.from_ms, inner.from_ms), (inner.to_ms, w.to_ms)):
         if lo < hi:
             edge = groups.group_counts(conn, space_id, replace(query, window=Window(lo, hi)),

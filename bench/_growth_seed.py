@@ -57,7 +57,7 @@ from xtracker_server.store.sqlite.reports import funnel_counts
 from xtracker_server.store.sqlite.rollup import catch_up, open_rollup, with_rollup
 
 #: Bump when what ``seed()`` writes changes: kept files of older versions are not reused.
-SEED_VERSION = 5
+SEED_VERSION = 4
 DAY_MS = 86_400_000
 #: Clicks written per store call; a transaction holds ``CLICKS_PER_COMMIT`` of them.
 CLICKS_PER_BATCH = 4_000
@@ -405,7 +405,7 @@ def seed(
         rolled = time.perf_counter()
         # What the server does in the background, all at once, on this connection: its cache
         # holds the clicks the rollup looks up. No fsync of a file rebuilt from the inbox if lost.
-        with_rollup(conn, str(path), cube=True)  # the server's default (XTRACKER_REPORT_CUBE)
+        with_rollup(conn, str(path))  # the server's default: XTRACKER_REPORT_CUBE off
         conn.execute("PRAGMA reports.cache_size=-1000000")
         conn.execute("PRAGMA reports.synchronous=OFF")
         catch_up(conn)
@@ -480,8 +480,7 @@ def check(path: Path, seeded: Seeded, *, thorough: bool = False) -> list[str]:
     finally:
         conn.close()
         fresh_conn.close()
-    # the report over the whole span counts what was seeded
-    rollup = open_rollup(str(path), cube=True)
+    rollup = open_rollup(str(path))  # the report over the whole span counts what was seeded
     try:
         catch_up(rollup)
         counts = funnel_counts(rollup, seeded.space_id, Window(seeded.from_ms, seeded.to_ms))

@@ -2,8 +2,8 @@
 campaign and ad ids in their query, events, a reversal, costs and a rate), read per campaign and
 ad through the admin API (JSON and CSV), the CLI, with the space's own key and with another
 space's; bad parameters are a clear 422. Each against a server with the report cube off and one
-with it on, the default (XTRACKER_REPORT_CUBE: the report with a currency covers whole days,
-which the cube answers)."""
+with it on (XTRACKER_REPORT_CUBE: the report with a currency covers whole days, which the cube
+answers)."""
 
 from __future__ import annotations
 
@@ -43,8 +43,8 @@ def _day(ms: int) -> str:
 def server(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Server]:
-    """conftest.py's, once with XTRACKER_REPORT_CUBE off and once with its default (on)."""
-    env = {"XTRACKER_REPORT_CUBE": "off"} if request.param == "scan" else {}
+    """conftest.py's, once with XTRACKER_REPORT_CUBE off and once with it on."""
+    env = {"XTRACKER_REPORT_CUBE": "off" if request.param == "scan" else "on"}
     yield from module_server(tmp_path_factory, **env)
 
 
@@ -187,5 +187,5 @@ def test_the_servers_rollup_has_the_cube_only_with_the_setting(
         tables = {r[0] for r in rollup.execute("SELECT name FROM sqlite_master")}
     finally:
         rollup.close()
-    cube = server.env.get("XTRACKER_REPORT_CUBE") != "off"  # on by default
+    cube = server.env.get("XTRACKER_REPORT_CUBE") == "on"
     assert (version, "cube" in tables) == ((CUBE_FORMAT, True) if cube else (ROLLUP_FORMAT, False))

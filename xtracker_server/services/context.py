@@ -80,15 +80,13 @@ async def opened(
     # A command's store: its writer on a thread (no process to start), or inline, and no
     # statistics refresh (store/sqlite/stats.py: the server's store does it when it opens, and
     # then regularly).
-    # The report cube: a command leaves the rollup as it was built (None: a new one with the
-    # cube, the default), whatever its own setting says: the server's setting decides (a
-    # command run without the variable next to a server with it off must not build the cube
-    # that the server then drops, nor the other way round). Not eager: the writer starts at
-    # the first write, the report rollup is checked by the first write or report (a command
-    # that only reads spaces or links needs neither).
+    # The report cube: built by a command with the setting on, otherwise left as the server
+    # built it (a command run without the variable does not drop the server's cube). Not
+    # eager: the writer starts at the first write, the report rollup is checked by the first
+    # write or report (a command that only reads spaces or links needs neither).
     store = open_store(settings.db, sync=settings.sync, readers=1, writer_process=False,
-                       stats_on_open=False, report_cube=None, eager=False,
-                       inline=inline)  # fmt: skip
+                       stats_on_open=False, report_cube=settings.report_cube or None,
+                       eager=False, inline=inline)  # fmt: skip
     await store.open()
     try:
         yield Context(store, settings, listener or Listener(), resolver)

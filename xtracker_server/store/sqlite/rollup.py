@@ -121,7 +121,7 @@ def with_rollup(
     """Attach the rollup of the database ``path`` to ``conn`` (a writable connection to that
     database), creating its tables if need be, and give ``conn`` the trigger that builds it.
     ``cube``: with the report cube or without (XTRACKER_REPORT_CUBE); a rollup built the other
-    way is built again. None: as it was built (a new one: with the cube, the default).
+    way is built again. None: as it was built (a new one: without).
 
     Its transaction is deferred (``BEGIN IMMEDIATE`` would lock the main file too, holding up
     the server's writer): it reads the rollup, then writes it. SQLite answers a write that
@@ -185,8 +185,8 @@ def _prepare(conn: sqlite3.Connection, path: str, cube: bool | None) -> None:
             for statement in FOLD:
                 conn.execute(statement)
             built = BEFORE_LOOSE[built]
-        if cube is None:  # as built (an older cube is built again); a new one: with the cube
-            cube = built is None or built in (CUBE_FORMAT, *OLD_CUBE_FORMATS)
+        if cube is None:  # as built: an older cube is built again
+            cube = built in (CUBE_FORMAT, *OLD_CUBE_FORMATS)
         wanted = CUBE_FORMAT if cube else ROLLUP_FORMAT
         stale, old_format = _stale(conn), _old_format(conn, built, wanted)
         # The steps are the same with and without the cube: only the cube changes

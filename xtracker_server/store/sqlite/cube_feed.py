@@ -183,22 +183,7 @@ class _Deltas:
     ) -> None:  # fmt: skip
         if taken:
             self.taken.update(targets)
-        rows = self.rows
-        first = list(_ZEROS)  # a row this round has not met yet: the counts as they are
-        for col, v in cells:
-            first[col] += v
-        for target in targets:
-            acc = rows.get(target)
-            if acc is None:
-                rows[target] = [*first, dict(ttc)]
-            else:
-                for col, v in cells:
-                    acc[col] += v
-                hist = acc[_TTC]
-                for index, v in ttc:
-                    hist[index] = hist.get(index, 0) + v
-            if money:
-                _add_money(self.money.setdefault(target, {}), money)
+        _add_to(self.rows, self.money, targets, cells, ttc, money)
 
     def derive(self) -> tuple[dict[Target, list[Any]], dict[Target, dict[str, list[int]]],
                               set[Target]]:  # fmt: skip
@@ -248,21 +233,33 @@ def _sum(
         if not counts and not cells and not m:
             continue  # what left and came back in the round: nothing to write
         targets = made(part)
-        for target in targets:
-            cur = rows.get(target)
-            if cur is None:
-                rows[target] = [*acc[:_TTC], dict(cells)]
-                continue
-            for col, v in counts:
-                cur[col] += v
-            hist = cur[_TTC]
-            for index, v in cells:
-                hist[index] = hist.get(index, 0) + v
-        if m:
-            for target in targets:
-                _add_money(money.setdefault(target, {}), m.items())
+        _add_to(rows, money, targets, counts, cells, list(m.items()) if m else [])
         if part in parts_taken:
             taken.update(targets)
+
+
+def _add_to(
+    rows: dict[Any, list[Any]], money_of: dict[Any, dict[str, list[int]]], targets: list[Any],
+    counts: list[tuple[int, int]], cells: list[tuple[int, int]],
+    money: list[tuple[str, list[int]]],
+) -> None:  # fmt: skip
+    """Add non-zero counts (column, n), time-to-convert cells (index, n) and money per
+    currency to each of the rows ``targets``."""
+    first = list(_ZEROS)  # a row not met yet: the counts as they are
+    for col, v in counts:
+        first[col] += v
+    for target in targets:
+        acc = rows.get(target)
+        if acc is None:
+            rows[target] = [*first, dict(cells)]
+        else:
+            for col, v in counts:
+                acc[col] += v
+            hist = acc[_TTC]
+            for index, v in cells:
+                hist[index] = hist.get(index, 0) + v
+        if money:
+            _add_money(money_of.setdefault(target, {}), money)
 
 
 def _add_money(into: dict[str, list[int]], money: Iterable[tuple[str, list[int]]]) -> None:

@@ -36,6 +36,7 @@ from xtracker_server.store.sqlite import (
     cube,
     cube_feed,
     cube_probe,
+    cube_segments,
     deletion,
     erasure,
     groups,
@@ -46,7 +47,7 @@ from xtracker_server.store.sqlite import (
 from xtracker_server.store.sqlite.binds import bind
 from xtracker_server.store.sqlite.clicks import insert_click
 from xtracker_server.store.sqlite.cube import cube_counts
-from xtracker_server.store.sqlite.cube_schema import COUNTS
+from xtracker_server.store.sqlite.cube_schema import COUNTS, LEVEL_15M, LEVEL_DAY
 from xtracker_server.store.sqlite.db import open_db, reports_path, transaction
 from xtracker_server.store.sqlite.inbox import InboxDraft, insert_event
 from xtracker_server.store.sqlite.rollup import catch_up, with_rollup
@@ -604,5 +605,73 @@ def test_a_filter_on_campaigns_scans_the_edges_of_their_links_alone(tmp_path: Pa
     for q in (by_country, no_link, replace(by_country, by=("campaign", "day")), two_dims):
         want = sorted(groups.group_counts(conn, space, q), key=_order)
         assert sorted(cube.group_counts(conn, space, q, cube=True), key=_order) == want, q
+        assert sum(g.clicks for g in want) > 0
+    conn.close()
+
+
+def test_an_edge_whose_rest_of_the_day_is_lighter_is_read_as_the_day_less_the_rest() -> None:
+    """cube_segments.split: an edge is read as its UTC day's row less the 15-minute rows of the
+    rest of the day when the rest holds fewer clicks (``weigh``), such as the day a window that
+    ends now ends in (its rest is still to come); as before, by half a day, without a weigh."""
+    lo, hi = T0 + 19 * H, T0 + 7 * DAY + 5 * H  # a week ending at 05:00, starting at 19:00
+    quiet_after = {T0 + 7 * DAY: (T0 + 7 * DAY, T0 + 7 * DAY + 5 * H)}  # clicks until 05:00
+
+    def weigh(a: int, b: int) -> int:  # a click a minute, until 05:00 on the last day
+        start, end = quiet_after.get(a - a % DAY, (a - a % DAY, a - a % DAY + DAY))
+        return max(0, min(b, end) - max(a, start)) // 60_000
+
+    tail = [s for s in cube_segments.split(lo, hi, weigh=weigh) if s.lo >= T0 + 7 * DAY]
+    assert [(s.level, s.lo, s.hi, s.sign) for s in tail] == [
+        (LEVEL_DAY, T0 + 7 * DAY, T0 + 8 * DAY, 1),
+        (LEVEL_15M, hi, T0 + 8 * DAY, -1),
+    ]
+    head = [s for s in cube_segments.split(lo, hi, weigh=weigh) if s.hi <= T0 + DAY]
+    assert [(s.level, s.lo, s.hi) for s in head] == [(LEVEL_15M, lo, T0 + DAY)]  # 5 h < 19 h
+    evenly = [s for s in cube_segments.split(lo, hi) if s.lo >= T0 + 7 * DAY]
+    assert [(s.level, s.lo, s.hi) for s in evenly] == [(LEVEL_15M, T0 + 7 * DAY, hi)]
+
+
+def test_a_window_that_ends_after_the_last_click_counts_as_the_scan_does(tmp_path: Path) -> None:
+    """The clicks stop at 05:00 of the last day, the window ends at 06:07 (as a report of the
+    last days asked now): its last day is read as that day's row less its empty rest, and
+    every grouping answers as the scan does."""
+    path = str(tmp_path / "now.db")
+    conn = with_rollup(open_db(path), path, cube=True)
+    spec = LinkSpec(kind=LinkKind.BOT, target="b_bot")
+    with transaction(conn):
+        space = spaces.create_space(conn, "a", T0).space.id
+        link = links.create_link(conn, space, "l", spec, T0).id
+    rng = random.Random(9)
+    end = T0 + 2 * DAY + 5 * H
+    with transaction(conn):
+        for n in range(300):
+            at = T0 + rng.randrange(end - T0)
+            ad = f"a{rng.randrange(6)}"
+            insert_click(conn, ClickDraft(
+                space_id=space, uid=f"u{n}", created_ms=at, source="api", link_id=link,
+                country=rng.choice(["US", "DE", None]),
+                fields={"campaign_id": f"c{ad[1]}", "ad_id": ad},
+            ))  # fmt: skip
+            if n % 3:
+                insert_event(conn, InboxDraft(
+                    space_id=space, dedup_key=f"k{n}".encode(), event="deposit", uid=f"u{n}",
+                    tg_id=None, eid=str(n), value="5.25", currency="USD",
+                    occurred_at_ms=at + H, received_ms=at + H, source="api",
+                ))  # fmt: skip
+    catch_up(conn)
+    window = Window(T0 + 6 * H + 7 * 60_000, end + H + 7 * 60_000)
+    conn.execute("BEGIN")
+    try:
+        weigh = cube_segments.Weights(conn, space)
+        last = [s for s in cube_segments.split(window.from_ms, window.to_ms // (15 * 60_000)
+                                                * 15 * 60_000, weigh=weigh)
+                if s.lo >= T0 + 2 * DAY]  # fmt: skip
+        assert last[0].level == LEVEL_DAY and last[1].sign == -1
+    finally:
+        conn.execute("ROLLBACK")
+    for by in ((), ("ad",), ("campaign", "ad"), ("country",), ("hour",)):
+        q = GroupQuery(window, by)
+        want = sorted(groups.group_counts(conn, space, q), key=_order)
+        assert sorted(cube.group_counts(conn, space, q, cube=True), key=_order) == want, by
         assert sum(g.clicks for g in want) > 0
     conn.close()

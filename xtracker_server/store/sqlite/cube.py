@@ -65,7 +65,7 @@ from xtracker_server.store.sqlite.cube_schema import (
     by_value,
     ready,
 )
-from xtracker_server.store.sqlite.cube_segments import Labels, Segment, segments
+from xtracker_server.store.sqlite.cube_segments import Labels, Segment, Weights, segments
 from xtracker_server.store.sqlite.rollup_marks import CLICKS, mark
 from xtracker_wire import CANONICAL_EVENTS
 
@@ -308,9 +308,10 @@ def cube_counts(
     tz = zone(query.tz)
     with _collector_paused():
         reader = _Reader(conn, space_id, query, dim, Labels(tz))
-        for segment in segments(query, tz):
+        weigh = Weights(conn, space_id)
+        for segment in segments(query, tz, weigh=weigh):
             reader.read(segment)
-        for segment in segments(query, tz, local_days=True):
+        for segment in segments(query, tz, local_days=True, weigh=weigh):
             reader.read(segment, money=True)
         answer = reader.answer()
         del reader  # its sums freed before the collector is back: it need not walk them

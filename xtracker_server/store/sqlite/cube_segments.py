@@ -4,14 +4,16 @@ local days and hours of bucket starts."""
 
 from __future__ import annotations
 
+import sqlite3
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, time, tzinfo
 
 from xtracker_server.domain.groups import GroupQuery
 from xtracker_server.domain.reports import DAY_MS, Bucket, bucket_starts, iso_local
-from xtracker_server.store.sqlite.cube_schema import LEVEL_15M, LEVEL_DAY
+from xtracker_server.store.sqlite.cube_schema import ALL, LEVEL_15M, LEVEL_DAY
 
-__all__ = ["Labels", "Segment", "segments"]
+__all__ = ["Labels", "Segment", "Weigh", "Weights", "segments", "split"]
 
 
 @dataclass(frozen=True)
@@ -27,30 +29,65 @@ class Segment:
     sign: int = 1
 
 
-def split(lo: int, hi: int, day: str | None = None) -> list[Segment]:
-    """``[lo, hi)`` as 15-minute edges and the whole UTC days between them. An edge of more than
-    half a UTC day (a week that ends now starts most of a day before a midnight) is read as
-    that day's row less the 15-minute rows of the rest of it: fewer rows, as 15-minute rows of
-    many keys are nearly a row per click. Not for a local day's segment (``day``): its UTC day
-    may belong to two local days."""
+#: How many clicks 15-minute buckets ``[lo, hi)`` of one UTC day hold (``Weights``), to choose
+#: how an edge is read; None: as if the traffic were even.
+Weigh = Callable[[int, int], int]
+
+
+def split(lo: int, hi: int, day: str | None = None, weigh: Weigh | None = None) -> list[Segment]:
+    """``[lo, hi)`` as 15-minute edges and the whole UTC days between them. An edge whose rest
+    of its UTC day holds fewer clicks than it (``weigh``; without it: an edge of more than half
+    a day) is read as that day's row less the 15-minute rows of the rest: fewer rows, as
+    15-minute rows of many keys are nearly a row per click. A week that ends now starts most
+    of a day before a midnight, and ends in a day whose rest is still to come: empty. Not for a
+    local day's segment (``day``): its UTC day may belong to two local days."""
     first, last = -(-lo // DAY_MS) * DAY_MS, hi // DAY_MS * DAY_MS
     if first >= last:
         return [Segment(LEVEL_15M, lo, hi, day)] if lo < hi else []
     whole = day is None
+
+    def whole_day(edge: tuple[int, int], rest: tuple[int, int]) -> bool:
+        if not whole or edge[0] >= edge[1]:
+            return False
+        if weigh is None:
+            return edge[1] - edge[0] > DAY_MS // 2
+        return weigh(*rest) < weigh(*edge)
+
     parts = []
-    if whole and first - lo > DAY_MS // 2:
+    if whole_day((lo, first), (first - DAY_MS, lo)):
         parts += [(LEVEL_DAY, first - DAY_MS, first, 1), (LEVEL_15M, first - DAY_MS, lo, -1)]
     else:
         parts.append((LEVEL_15M, lo, first, 1))
     parts.append((LEVEL_DAY, first, last, 1))
-    if whole and hi - last > DAY_MS // 2:
+    if whole_day((last, hi), (hi, last + DAY_MS)):
         parts += [(LEVEL_DAY, last, last + DAY_MS, 1), (LEVEL_15M, hi, last + DAY_MS, -1)]
     else:
         parts.append((LEVEL_15M, last, hi, 1))
     return [Segment(level, a, b, day, sign) for level, a, b, sign in parts if a < b]
 
 
-def segments(query: GroupQuery, tz: tzinfo, *, local_days: bool = False) -> list[Segment]:
+class Weights:
+    """``Weigh`` from the whole space's 15-minute rows of the cube (its clicks per bucket), read
+    per UTC day when first asked (96 rows at most)."""
+
+    def __init__(self, conn: sqlite3.Connection, space_id: int) -> None:
+        self.conn, self.space_id = conn, space_id
+        self.days: dict[int, list[tuple[int, int]]] = {}
+
+    def __call__(self, lo: int, hi: int) -> int:
+        start = lo - lo % DAY_MS
+        found = self.days.get(start)
+        if found is None:
+            found = self.days[start] = [(int(b), int(n)) for b, n in self.conn.execute(
+                "SELECT bucket, clicks FROM reports.cube WHERE space_id = ? AND dim = ?"
+                " AND level = ? AND bucket >= ? AND bucket < ?",
+                (self.space_id, ALL, LEVEL_15M, start, start + DAY_MS))]  # fmt: skip
+        return sum(n for bucket, n in found if lo <= bucket < hi)
+
+
+def segments(
+    query: GroupQuery, tz: tzinfo, *, local_days: bool = False, weigh: Weigh | None = None
+) -> list[Segment]:
     """The window's segments. ``local_days``: split on the local days too (the money: dated by
     the click's local day, which a UTC-day row does not tell where local days are not UTC's),
     unless they are UTC days."""
@@ -60,7 +97,7 @@ def segments(query: GroupQuery, tz: tzinfo, *, local_days: bool = False) -> list
     starts = bucket_starts(query.window, Bucket.DAY, tz)
     utc_days = all(start % DAY_MS == 0 for start in starts)
     if "day" not in query.by and (not local_days or utc_days):
-        return split(f, t)
+        return split(f, t, weigh=weigh)
     ends = [*starts[1:], t]
     out: list[Segment] = []
     for start, end in zip(starts, ends, strict=True):

@@ -202,15 +202,15 @@ def _links_kept(conn: sqlite3.Connection, space_id: int, query: GroupQuery) -> l
     links = {r[0] for r in conn.execute(
         f"SELECT DISTINCT link_id FROM reports.cube_keys WHERE space_id = ? AND dim = ''"
         f" AND {where}", (space_id, *args))}  # fmt: skip
-    read = mark(conn, CLICKS)  # by id, each: a few rows (an OR of both read every click)
-    unread = [
-        ("id > ?", (read.high, space_id)),
-        ("id IN (SELECT id FROM reports.rollup_gaps WHERE feed = 'clicks')", (space_id,)),
-    ]
+    # the clicks not read yet: above the catch-up's high mark, and its gaps; by id, each (an
+    # OR of both read every click), ``+``: along the ids, not the space's index of its clicks
+    read = mark(conn, CLICKS)
+    unread = [("id > ?", [read.high])]
+    if read.gaps:
+        unread.append((f"id IN ({', '.join('?' * len(read.gaps))})", list(read.gaps)))
     for which, ids in unread:
-        # (``+``: along the ids, not the space's index of every click it has)
         sql = f"SELECT link_id FROM main.clicks WHERE {which} AND +space_id = ?"
-        links |= {r[0] for r in conn.execute(sql, ids)}
+        links |= {r[0] for r in conn.execute(sql, (*ids, space_id))}
     return None if None in links else sorted(links)
 
 

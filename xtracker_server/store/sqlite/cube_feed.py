@@ -55,7 +55,6 @@ _D_COLUMNS = ", ".join(f"c.{D_DIMENSIONS[d]}" for d in _D_NAMES)
 # The levels of each kind of row (cube_schema.LEVELS), as _Deltas.add spreads a share: a
 # dimension's rows with link and campaign UTC days only, every other kind both.
 assert LEVELS[H] == LEVELS[ALL] == (LEVEL_15M, LEVEL_DAY) and DIMENSION_LEVELS == (LEVEL_DAY,)
-_VALUES = {d: by_value(d) for d in D_DIMENSIONS}
 _DAY, _QUARTER = LEVEL_MS[LEVEL_DAY], LEVEL_MS[LEVEL_15M]
 
 
@@ -158,20 +157,10 @@ class _Deltas:
             self.add(space_id, after, +1)
             return
         old, new = _vector(before, -1), _vector(after, +1)
-        counts = dict(old[0])
-        for col, v in new[0]:
-            counts[col] = counts.get(col, 0) + v
-        cells = [(col, v) for col, v in counts.items() if v]
-        hist = dict(old[1])
-        for index, v in new[1]:
-            hist[index] = hist.get(index, 0) + v
-        ttc = [(index, v) for index, v in hist.items() if v]
-        money = dict(old[2])
-        for currency, m in new[2]:
-            o = money.get(currency)
-            money[currency] = m if o is None else [
-                max(x, y) if j in (3, 7) else x + y
-                for j, (x, y) in enumerate(zip(o, m, strict=True))]  # fmt: skip
+        cells, ttc = _net(old[0], new[0]), _net(old[1], new[1])
+        money: dict[str, list[int]] = {}
+        _add_money(money, old[2])
+        _add_money(money, new[2])
         moved = [(c, m) for c, m in money.items() if any(m)]
         if cells or ttc or moved:
             taken = any(v < 0 for _, v in cells) or any(m[0] < 0 for _, m in moved)
@@ -262,6 +251,14 @@ def _add_to(
             _add_money(money_of.setdefault(target, {}), money)
 
 
+def _net(a: list[tuple[int, int]], b: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Two lists of (index, n) added up, the indexes whose sum is zero left out."""
+    summed = dict(a)
+    for index, n in b:
+        summed[index] = summed.get(index, 0) + n
+    return [(index, n) for index, n in summed.items() if n]
+
+
 def _add_money(into: dict[str, list[int]], money: Iterable[tuple[str, list[int]]]) -> None:
     """Money per currency added (the scales: the most given)."""
     for currency, m in money:
@@ -338,7 +335,7 @@ class _Keys:
             if self.of is None:
                 self.of = {i: k for k, i in self.known.items()}
             space_id, dim, value = self.of[key_id][:3]
-            value_dim = _VALUES.get(dim) or by_value(dim)
+            value_dim = by_value(dim)
             found = self.values[key_id] = (
                 value_dim,
                 self.id(space_id, value_dim, value, None, None),

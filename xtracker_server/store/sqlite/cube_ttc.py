@@ -33,7 +33,6 @@ __all__ = [
     "CONCAT",
     "TTC_BINS",
     "Histograms",
-    "accumulate",
     "add",
     "add_concat",
     "encode",
@@ -79,14 +78,6 @@ def add(a: bytes | None, b: bytes | None) -> bytes | None:
         else:
             acc.pop(index, None)
     return array("q", chain.from_iterable(sorted(acc.items()))).tobytes() if acc else None
-
-
-def accumulate(acc: dict[int, int], blob: bytes | None, sign: int) -> None:
-    """Add ``sign`` times the cells of ``blob`` to ``acc`` (index -> count)."""
-    if blob:
-        flat = array("q", blob)
-        for i in range(0, len(flat), 2):
-            acc[flat[i]] = acc.get(flat[i], 0) + sign * flat[i + 1]
 
 
 def add_concat(

@@ -22,13 +22,6 @@ from xtracker_server.store.sqlite.reports_activity import (
 __all__ = ["clicks", "link_clicks"]
 
 
-def _cube_built(conn: sqlite3.Connection) -> bool:
-    """Whether the rollup has the report cube, ready (its catch-up keeps the clicks per bucket
-    with it: ``report_clicks``, store/sqlite/rollup_activity.py; while the cube is built, they
-    are still being counted)."""
-    return cube_schema.ready(conn)
-
-
 def link_clicks(
     conn: sqlite3.Connection,
     space_id: int,
@@ -36,8 +29,9 @@ def link_clicks(
     links: LinkKeys,
 ) -> list[dict[int, int]] | None:
     """Per window: clicks per ``link_id`` of ``links`` (0: no link; ``SPACE``: every click),
-    from ``report_clicks``; None without the report cube."""
-    if not _cube_built(conn):
+    from ``report_clicks``; None without the report cube, or while it is built (its catch-up
+    counts them with it: store/sqlite/rollup_activity.py)."""
+    if not cube_schema.ready(conn):
         return None
     link_sql, link_args = links
     out: list[dict[int, int]] = []

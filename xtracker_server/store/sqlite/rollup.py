@@ -377,7 +377,7 @@ def _round(conn: sqlite3.Connection, chunk: int, now: float) -> Round:
         conn.execute("UPDATE reports.cube_state SET ready = 1 WHERE ready = 0")
     steps_done = top is None and not inbox.gaps  # and the backlog, removals: read whole below
     building = cube and not cube_schema.ready(conn)
-    if top is None and not inbox.gaps and not new_backlog and not new_removals and not new_clicks:
+    if steps_done and not new_backlog and not new_removals and not new_clicks:
         return Round(True, 0, True, building)
     fed = 0
     if new_removals:  # first: every row of an erased uid still here was rolled up before

@@ -335,11 +335,13 @@ def seed(
     end_ms: int | None = None,
     sink_url: str = f"http://127.0.0.1:9{WEBHOOK_PATH}",
     rng_seed: int = 14,
+    cube: bool = False,
     progress: Any = None,
 ) -> Seeded:
     """Write a new database at ``path`` with one space of ``events`` inbox rows and
     ``clicks_count`` clicks (60 % of ``events`` by default) over ``days`` days ending at
-    ``end_ms`` (now), and a webhook destination at ``sink_url``."""
+    ``end_ms`` (now), and a webhook destination at ``sink_url``; its report rollup built with
+    the report cube if ``cube``."""
     started = time.perf_counter()
     end_ms = int(time.time() * 1000) if end_ms is None else end_ms
     clicks_count = int(events * 0.6) if clicks_count is None else clicks_count
@@ -405,7 +407,7 @@ def seed(
         rolled = time.perf_counter()
         # What the server does in the background, all at once, on this connection: its cache
         # holds the clicks the rollup looks up. No fsync of a file rebuilt from the inbox if lost.
-        with_rollup(conn, str(path))  # the server's default: XTRACKER_REPORT_CUBE off
+        with_rollup(conn, str(path), cube=cube)  # as the server will (XTRACKER_REPORT_CUBE)
         conn.execute("PRAGMA reports.cache_size=-1000000")
         conn.execute("PRAGMA reports.synchronous=OFF")
         catch_up(conn)
@@ -480,7 +482,8 @@ def check(path: Path, seeded: Seeded, *, thorough: bool = False) -> list[str]:
     finally:
         conn.close()
         fresh_conn.close()
-    rollup = open_rollup(str(path))  # the report over the whole span counts what was seeded
+    # the report over the whole span counts what was seeded (the rollup as built: cube or not)
+    rollup = open_rollup(str(path), cube=None)
     try:
         catch_up(rollup)
         counts = funnel_counts(rollup, seeded.space_id, Window(seeded.from_ms, seeded.to_ms))

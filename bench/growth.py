@@ -42,7 +42,7 @@ Exit status: 0 all targets met, 2 a target missed, 1 the measurement is not clea
 Everything listens on and talks to 127.0.0.1 only.
 
     python bench/growth.py [--small 10000] [--large 5000000] [--seconds 10] [--keep DIR]
-                           [--quick] [--json]
+                           [--quick] [--cube] [--json]
 """
 
 from __future__ import annotations
@@ -187,7 +187,8 @@ def files_size(db: Path) -> int:
 
 def kept_seed(args: argparse.Namespace, events: int) -> Path | None:
     """Where ``--keep`` keeps the seed of ``events`` events (None: not kept)."""
-    return args.keep / f"growth-v{seeding.SEED_VERSION}-{events}.db" if args.keep else None
+    cube = "-cube" if args.cube else ""
+    return args.keep / f"growth-v{seeding.SEED_VERSION}{cube}-{events}.db" if args.keep else None
 
 
 def common_end_ms(args: argparse.Namespace) -> int:
@@ -236,6 +237,7 @@ def seeded_database(
             hot_slug=SLUG,
             bot=BOT,
             end_ms=end_ms,
+            cube=args.cube,
             progress=lambda rows, s: log(
                 f"{label}:   {rows['inbox']:>10,} events {rows['clicks']:>10,} clicks "
                 f"{s:7.0f} s ({rows['inbox'] / s:,.0f} events/s)"
@@ -597,6 +599,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--tmpdir", type=Path, default=None, help="where the working copies go")
     p.add_argument("--quick", action="store_true", help="a smoke run: tiny databases, 1 s runs")
+    p.add_argument(
+        "--cube",
+        action="store_true",
+        help="the report cube on (XTRACKER_REPORT_CUBE): the servers keep it, the seeds' rollup"
+        " is built with it (kept apart from those without)",
+    )
     p.add_argument("--json", action="store_true", help="print the report as JSON on stdout")
     args = p.parse_args(argv)
     if args.quick:
@@ -620,6 +628,8 @@ def main(argv: list[str] | None = None) -> int:
         workdir = Path(tempfile.mkdtemp(prefix="xtracker-growth-", dir=args.tmpdir))
         cleanup.callback(shutil.rmtree, workdir, ignore_errors=True)
         env = bench_env()
+        if args.cube:
+            env["XTRACKER_REPORT_CUBE"] = "on"
         sink_port = free_port()
         sink = cleanup.enter_context(running_sink(sink_port, env, workdir))
         end_ms = common_end_ms(args)

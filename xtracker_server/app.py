@@ -47,6 +47,7 @@ def create_app(settings: Settings) -> HotPaths:
         timeout_s=settings.write_timeout_s,
         writer_process=settings.writer_process,
         report_cube=settings.report_cube,
+        rollup_process=settings.rollup_process,
     )
     unrecorded = Tally()
     journal = journal_path(settings.db)

@@ -197,6 +197,12 @@ class Settings:
         " never waits for the server's GIL; only POSIX hands it its pipes (elsewhere: a thread).",
         worker=True,
     )
+    rollup_process: bool = setting(
+        True,
+        "Catch the report rollup up in a process of its own, at a lower priority (off: a"
+        " thread of the server). Its Python then never holds the server's GIL, and a burst of"
+        " requests comes before it. Only POSIX hands it its pipes (elsewhere: a thread).",
+    )
     worker_process: bool = setting(
         True,
         "Run serve's delivery worker in a process of its own, woken by the server (off: in the"

@@ -11,7 +11,13 @@ import time
 from pathlib import Path
 
 from xtracker_server.store.sqlite.db import connect, open_db
-from xtracker_server.store.sqlite.wal import WalKeeper, wal_bytes
+from xtracker_server.store.sqlite.wal import (
+    LONG_WAIT_LIMITS,
+    LONG_WAIT_MS,
+    WAIT_MS,
+    WalKeeper,
+    wal_bytes,
+)
 from xtracker_server.store.sqlite.writer import GroupCommitWriter
 
 KIB = 1024
@@ -130,6 +136,40 @@ def test_a_wal_past_the_limit_is_emptied_once_its_readers_are_gone(tmp_path: Pat
         now[0] += 1
         keeper.after_batch(conn, waiting=True)
         assert (keeper.truncated, wal_bytes(path)) == (1, 0)
+    finally:
+        reader.close()
+        conn.close()
+
+
+def test_a_long_reader_is_waited_for_briefly_until_the_wal_is_far_past_its_limit(
+    tmp_path: Path,
+) -> None:
+    """A reader that stays (a catch-up round of the report rollup, an export) holds the writer
+    ``WAIT_MS`` per check, what a request's reads take; only past ``LONG_WAIT_LIMITS`` times
+    the limit does the writer wait ``LONG_WAIT_MS`` for it. The waits are read off the
+    statements the keeper runs (no timing)."""
+    path = str(tmp_path / "x.db")
+    conn = open_db(path)
+    conn.execute("PRAGMA wal_autocheckpoint=0")
+    make_filler(conn)
+    now = [0.0]
+    keeper = WalKeeper(path, limit_bytes=LIMIT, clock=lambda: now[0])
+    waits: list[int] = []
+    conn.set_trace_callback(
+        lambda sql: waits.append(int(sql.split("=")[1])) if "busy_timeout=" in sql else None
+    )
+    reader = connect(path, readonly=True)
+    try:
+        reader.execute("BEGIN")
+        reader.execute("SELECT count(*) FROM filler").fetchone()  # stays in the WAL
+        for grown in (2, LONG_WAIT_LIMITS + 1):  # past the limit, then far past it
+            while wal_bytes(path) <= grown * LIMIT:
+                add_filler(conn, os.urandom(CHUNK))
+            now[0] += 1
+            keeper.after_batch(conn, waiting=False)
+        assert keeper.gave_up == 2 and keeper.truncated == 0  # the reader was there both times
+        # each check: the short or long wait, then the connection's own busy timeout again
+        assert waits[0::2] == [WAIT_MS, LONG_WAIT_MS] and WAIT_MS < LONG_WAIT_MS, waits
     finally:
         reader.close()
         conn.close()

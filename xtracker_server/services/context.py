@@ -77,16 +77,16 @@ async def opened(
     that a service that only uses the store runs to its end without an event loop (cli/_common.py
     ``run``). The file is created (and migrated) if it does not exist: a caller that must not
     create one checks first."""
-    # A command's store: its writer on a thread (no process to start), or inline, and no
-    # statistics refresh (store/sqlite/stats.py: the server's store does it when it opens, and
-    # then regularly).
+    # A command's store: its writer and its rollup's catch-up on threads (no process to start),
+    # or inline, and no statistics refresh (store/sqlite/stats.py: the server's store does it
+    # when it opens, and then regularly).
     # The report cube: built by a command with the setting on, otherwise left as the server
     # built it (a command run without the variable does not drop the server's cube). Not
     # eager: the writer starts at the first write, the report rollup is checked by the first
     # write or report (a command that only reads spaces or links needs neither).
     store = open_store(settings.db, sync=settings.sync, readers=1, writer_process=False,
                        stats_on_open=False, report_cube=settings.report_cube or None,
-                       eager=False, inline=inline)  # fmt: skip
+                       rollup_process=False, eager=False, inline=inline)  # fmt: skip
     await store.open()
     try:
         yield Context(store, settings, listener or Listener(), resolver)

@@ -123,6 +123,7 @@ def open_store(
     readers: int = 4,
     stats_on_open: bool = True,
     report_cube: bool | None = False,
+    rollup_process: bool | None = None,
     eager: bool = True,
     inline: bool = False,
 ) -> Store:
@@ -133,6 +134,8 @@ def open_store(
     opens (a server's store; a command's, open for a moment, leaves it to the server);
     ``report_cube``: the report rollup keeps the report cube, and grouped reports read it
     (XTRACKER_REPORT_CUBE; None: the rollup as it was built, a new one without);
+    ``rollup_process``: catch the report rollup up in a process of its own (None: where it
+    can) rather than a thread;
     ``eager``: check the report rollup and start the writer when it opens (a server's store);
     False: the writer at its first write, the rollup before its first write or report (a
     command's: one that only reads starts no writer and loads no rollup); ``inline``: every
@@ -150,6 +153,7 @@ def open_store(
         readers=readers,
         stats_on_open=stats_on_open,
         report_cube=report_cube,
+        rollup_process=rollup_process,
         eager=eager,
         inline=inline,
     )

@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from xtracker_server.store.sqlite import rollup
     from xtracker_server.store.sqlite.commit import BatchObserver, GroupOperation
     from xtracker_server.store.sqlite.inline import InlineWriter
+    from xtracker_server.store.sqlite.rollup_process import RollupProcess
     from xtracker_server.store.sqlite.writer import Writer
 else:  # imported by the first write or report (store/sqlite/lazy.py): `space list` needs none
     rollup = LazyModule("xtracker_server.store.sqlite.rollup")
@@ -60,6 +61,7 @@ class Store(SqliteOperations):
         operations: str | None = None,
         stats_on_open: bool = True,
         report_cube: bool | None = False,
+        rollup_process: bool | None = None,
         eager: bool = True,
         inline: bool = False,
     ) -> None:
@@ -103,13 +105,20 @@ class Store(SqliteOperations):
         self.writer.observer = observer  # told of every batch (the server's metrics)
         self._readers: ThreadPoolExecutor | None = None
         self._rollup: ThreadPoolExecutor | None = None
+        # The report rollup (store/sqlite/rollup.py) is caught up on a thread and connection
+        # of its own, or, from that thread, in a process of its own (``rollup_process``, where
+        # it can: store/sqlite/rollup_process.py; its Python then never holds this process's
+        # GIL); a command's store (``inline``) on the caller's thread.
+        self._rollup_child: RollupProcess | None = None
         if not inline:
             from concurrent.futures import ThreadPoolExecutor
 
             self._readers = ThreadPoolExecutor(readers, thread_name_prefix="xtracker-read")
-            # The report rollup (store/sqlite/rollup.py) is built on a thread and connection of
-            # its own.
             self._rollup = ThreadPoolExecutor(max_workers=1, thread_name_prefix="xtracker-rollup")
+            if os.name == "posix" and rollup_process is not False:
+                from xtracker_server.store.sqlite.rollup_process import RollupProcess
+
+                self._rollup_child = RollupProcess(path, report_cube)
         self._local = threading.local()
         self._conns: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
@@ -209,6 +218,11 @@ class Store(SqliteOperations):
         return analysed
 
     def _refresh_rollup_stats(self) -> list[str]:
+        if self._rollup_child is not None:
+            if self._rollup_child.pid is None:  # no report rollup built by this store
+                return []
+            analysed: list[str] = self._rollup_child.call("refresh_stats")
+            return analysed
         if self._rollup_conn is None:  # no report rollup built by this process
             return []
         try:
@@ -228,7 +242,15 @@ class Store(SqliteOperations):
         ``cube_may_lag``: not waiting for a report cube being built."""
         if not self._rollup_checked:
             self._check_rollup_now()
-        return await self._on_rollup_thread(self._catch_up, budget_s, cube_may_lag)
+        chunk = rollup.CHUNK if budget_s is None else rollup.SLICE_CHUNK
+        try:
+            return await self._on_rollup_thread(self._catch_up, chunk, budget_s, cube_may_lag)
+        except RollupBehind as exc:
+            raise StoreUnavailable(
+                FaultReason.REBUILDING,
+                f"the reports are being built ({exc.progress} read so far); they answer when"
+                " it is done: retry later",
+            ) from None
 
     async def _on_rollup_thread(self, fn: Callable[..., T], *args: Any) -> T:
         """``fn(*args)`` on the rollup's thread (on the caller's, ``inline``)."""
@@ -247,21 +269,17 @@ class Store(SqliteOperations):
 
         return await asyncio.to_thread(fn, *args)
 
-    def _catch_up(self, budget_s: float | None = None, cube_may_lag: bool = False) -> int:
+    def _catch_up(self, chunk: int, budget_s: float | None, cube_may_lag: bool) -> int:
         # On the rollup's thread; its connection is opened by the first catch-up, so a process
         # that never reports (``xtracker worker``) never builds a rollup.
+        if self._rollup_child is not None:
+            fed: int = self._rollup_child.call("catch_up", chunk, budget_s, cube_may_lag)
+            return fed
         try:
             if self._rollup_conn is None:
                 self._rollup_conn = rollup.open_rollup(self.path, cube=self.report_cube)
-            chunk = rollup.CHUNK if budget_s is None else rollup.SLICE_CHUNK
             return rollup.catch_up(self._rollup_conn, chunk=chunk, budget_s=budget_s,
                                    cube_may_lag=cube_may_lag)  # fmt: skip
-        except RollupBehind as exc:
-            raise StoreUnavailable(
-                FaultReason.REBUILDING,
-                f"the reports are being built ({exc.progress} read so far); they answer when"
-                " it is done: retry later",
-            ) from None
         except sqlite3.Error as exc:
             reason = fault_of(exc, self.path)
             if reason is None:
@@ -272,6 +290,8 @@ class Store(SqliteOperations):
         await self.writer.stop()
         if self._rollup is not None:
             self._rollup.shutdown(wait=True)
+        if self._rollup_child is not None:
+            self._rollup_child.close()
         if self._rollup_conn is not None:
             self._rollup_conn.close()
             self._rollup_conn = None

@@ -212,3 +212,25 @@ def test_a_killed_server_leaves_no_rollup_process(start_server: ServerFactory) -
     srv.proc.kill()
     srv.proc.wait(timeout=HANG_S)
     assert _gone(child)
+
+
+def test_what_the_rollup_says_reaches_the_server_s_stderr(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """A rollup built without the cube, opened with it on: the child's warning (the cube is
+    built from the clicks) is on the stderr it shares with the server, marked as its own."""
+    path = str(tmp_path / "x.db")
+    _run(_seed(path))
+    plain = RollupProcess(path, cube=False, nice=0)  # a rollup without the cube
+    try:
+        plain.call("catch_up", 100, None, False)
+    finally:
+        plain.close()
+    child = RollupProcess(path, cube=True, nice=0)
+    try:
+        assert child.call("catch_up", 100, None, False) == 0  # the steps kept
+    finally:
+        child.close()
+    err = capfd.readouterr().err
+    assert "WARNING:  (report rollup) the report rollup" in err, err
+    assert "building the cube again from the clicks" in err

@@ -14,12 +14,12 @@ a pipe, without the GIL). The child, ``python -m xtracker_server.store.sqlite.ro
 is started by the store's first catch-up (a process that never reports, ``xtracker worker``,
 starts none). Over two pipes, the server sends a call, ``(name, args)``, one at a time, and the
 child answers ``(True, result)`` or ``(False, exception)``. The child opens the rollup's
-connection at its first call and keeps it; a storage fault travels back as
-``StoreUnavailable`` (``fault_of`` reads the driver's error codes where they are raised),
-``RollupBehind`` as it is. It holds the database's use lock (store/sqlite/inuse.py) as the server
-does, ignores SIGINT and SIGTERM (the server's to handle), and exits when its pipe closes: when
-the store closes, or the server dies. If it dies, the call gets ``StoreUnavailable`` and the
-next call starts another.
+connection at its first call and keeps it; a storage fault travels back as ``StoreUnavailable``
+(``fault_of`` reads the driver's error codes where they are raised), ``RollupBehind`` as it is;
+its warnings go to the server's stderr. It holds the database's use lock
+(store/sqlite/inuse.py) as the server does, ignores SIGINT and SIGTERM (the server's to
+handle), and exits when its pipe closes: when the store closes, or the server dies. If it dies,
+the call gets ``StoreUnavailable`` and the next call starts another.
 """
 
 from __future__ import annotations
@@ -193,6 +193,12 @@ def main(argv: list[str]) -> int:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the server's to handle: we stop when it does
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     child_in, child_out, path, cube, nice = argv
+    import logging
+
+    # What the rollup says (a rollup built again, or by an older xtracker) goes to the
+    # server's stderr, marked as this process's (the delivery worker's child does the same).
+    logging.basicConfig(stream=sys.stderr, level=logging.WARNING,
+                        format="%(levelname)s:  (report rollup) %(message)s")  # fmt: skip
     if int(nice):
         os.nice(int(nice))
     inbox = Connection(int(child_in), writable=False)

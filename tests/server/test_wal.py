@@ -12,6 +12,7 @@ from pathlib import Path
 
 from xtracker_server.store.sqlite.db import connect, open_db
 from xtracker_server.store.sqlite.wal import (
+    LONG_WAIT_EVERY_S,
     LONG_WAIT_LIMITS,
     LONG_WAIT_MS,
     WAIT_MS,
@@ -146,8 +147,9 @@ def test_a_long_reader_is_waited_for_briefly_until_the_wal_is_far_past_its_limit
 ) -> None:
     """A reader that stays (a catch-up round of the report rollup, an export) holds the writer
     ``WAIT_MS`` per check, what a request's reads take; only past ``LONG_WAIT_LIMITS`` times
-    the limit does the writer wait ``LONG_WAIT_MS`` for it. The waits are read off the
-    statements the keeper runs (no timing)."""
+    the limit does the writer wait ``LONG_WAIT_MS`` for it, and after such a wait gave up, not
+    again before ``LONG_WAIT_EVERY_S``. The waits are read off the statements the keeper runs
+    (no timing)."""
     path = str(tmp_path / "x.db")
     conn = open_db(path)
     conn.execute("PRAGMA wal_autocheckpoint=0")
@@ -167,9 +169,15 @@ def test_a_long_reader_is_waited_for_briefly_until_the_wal_is_far_past_its_limit
                 add_filler(conn, os.urandom(CHUNK))
             now[0] += 1
             keeper.after_batch(conn, waiting=False)
-        assert keeper.gave_up == 2 and keeper.truncated == 0  # the reader was there both times
-        # each check: the short or long wait, then the connection's own busy timeout again
-        assert waits[0::2] == [WAIT_MS, LONG_WAIT_MS] and WAIT_MS < LONG_WAIT_MS, waits
+        # the long wait gave up: the next checks wait briefly, until LONG_WAIT_EVERY_S passed
+        now[0] += LONG_WAIT_EVERY_S - 1
+        keeper.after_batch(conn, waiting=False)
+        now[0] += 1
+        keeper.after_batch(conn, waiting=False)
+        assert keeper.gave_up == 4 and keeper.truncated == 0  # the reader was there each time
+        # each check: its wait, then the connection's own busy timeout again
+        assert waits[0::2] == [WAIT_MS, LONG_WAIT_MS, WAIT_MS, LONG_WAIT_MS], waits
+        assert WAIT_MS < LONG_WAIT_MS
     finally:
         reader.close()
         conn.close()

@@ -16,7 +16,10 @@ process) calls a ``WalKeeper`` between two batches:
   long reader (a catch-up round of the report rollup, an export) is not waited for: waiting
   100 ms at every check held ``/r``'s p99 at about 100 ms under full load with the report
   cube on (``bench/growth.py --cube``, 2026-12-01: 119 ms, 69 ms with 10). Only a WAL grown
-  past ``LONG_WAIT_LIMITS`` times the limit waits up to ``LONG_WAIT_MS``.
+  past ``LONG_WAIT_LIMITS`` times the limit waits up to ``LONG_WAIT_MS``, and, if that gave up
+  too, not again before ``LONG_WAIT_EVERY_S``. (With the cube's catch-up starved of CPU, at
+  ``nice`` 19, its rounds outlasted every wait, and ``/r``'s p99 reached 197 ms: measured
+  before this rule.)
 - After ``IDLE_S`` without a write, it runs one ``wal_checkpoint(PASSIVE)`` (or the TRUNCATE
   above, past the limit): an idle database's readers read the database file, and the WAL holds
   nothing more than it must.
@@ -54,6 +57,10 @@ WAIT_MS = 10
 #: ... and past this many times its limit, when a long reader has kept it from emptying.
 LONG_WAIT_LIMITS = 4
 LONG_WAIT_MS = 100
+#: After a long wait that gave up, the next long wait comes this much later at the earliest
+#: (the short one meanwhile): a reader that outlasts it costs the writer 100 ms per 5 s, not
+#: per check.
+LONG_WAIT_EVERY_S = 5.0
 #: How often, at most, the WAL's size is looked at between batches.
 CHECK_S = 0.5
 #: A writer that got nothing to write for this long checkpoints once.
@@ -98,6 +105,7 @@ class WalKeeper:
         self._settled = True  # nothing was written since the last idle checkpoint
         self.truncated = 0  # TRUNCATE checkpoints that emptied the WAL
         self.gave_up = 0  # … that found readers past WAIT_MS (tried again later)
+        self._long_wait_from = 0.0  # no long wait before then (one gave up: LONG_WAIT_EVERY_S)
 
     def after_batch(self, conn: sqlite3.Connection, *, waiting: bool) -> None:
         """A batch was committed; ``waiting``: the next one is already there."""
@@ -121,14 +129,18 @@ class WalKeeper:
 
     def _truncate(self, conn: sqlite3.Connection) -> bool:
         (busy_ms,) = conn.execute("PRAGMA busy_timeout").fetchone()
+        now = self._clock()
         far = wal_bytes(self.path) > self.limit_bytes * LONG_WAIT_LIMITS
-        conn.execute(f"PRAGMA busy_timeout={LONG_WAIT_MS if far else WAIT_MS}")
+        long = far and now >= self._long_wait_from
+        conn.execute(f"PRAGMA busy_timeout={LONG_WAIT_MS if long else WAIT_MS}")
         try:
             done = self._checkpoint(conn, "TRUNCATE")
         finally:
             conn.execute(f"PRAGMA busy_timeout={int(busy_ms)}")
         if done is None or done[0]:
             self.gave_up += 1
+            if long:  # a reader longer than the long wait: not waited for again so soon
+                self._long_wait_from = now + LONG_WAIT_EVERY_S
             return False
         self.truncated += 1
         return True

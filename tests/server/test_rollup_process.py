@@ -24,7 +24,7 @@ from tests.server.test_report_cube_setting import (
     _run,
     _seed,
 )
-from tests.server.test_writer_process import _alive
+from tests.server.test_writer_process import _alive, _children
 from tests.store_contract.conftest import event
 from xtracker_server.domain.reports import FunnelMode
 from xtracker_server.store.api import open_store
@@ -41,17 +41,7 @@ HANG_S = 30.0
 
 def _rollup_children(pid: int) -> list[int]:
     """The rollup processes among the children of ``pid``."""
-    found = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                stat = Path(f"/proc/{entry}/stat").read_text()
-                argv = Path(f"/proc/{entry}/cmdline").read_bytes().split(b"\0")
-            except OSError:
-                continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) == pid and CHILD in argv:
-                found.append(int(entry))
-    return found
+    return _children(pid, CHILD)
 
 
 def _gone(pid: int) -> bool:

@@ -114,13 +114,18 @@ def test_an_idle_writer_checkpoints_what_the_wal_holds(tmp_path: Path) -> None:
         conn.close()
 
 
-def test_a_wal_past_the_limit_is_emptied_once_its_readers_are_gone(tmp_path: Path) -> None:
+def _kept_by_hand(tmp_path: Path) -> tuple[str, sqlite3.Connection, list[float], WalKeeper]:
+    """A database whose WAL only a keeper on a clock of the test's (``now[0]``) checkpoints."""
     path = str(tmp_path / "x.db")
     conn = open_db(path)
     conn.execute("PRAGMA wal_autocheckpoint=0")
     make_filler(conn)
     now = [0.0]
-    keeper = WalKeeper(path, limit_bytes=LIMIT, clock=lambda: now[0])
+    return path, conn, now, WalKeeper(path, limit_bytes=LIMIT, clock=lambda: now[0])
+
+
+def test_a_wal_past_the_limit_is_emptied_once_its_readers_are_gone(tmp_path: Path) -> None:
+    path, conn, now, keeper = _kept_by_hand(tmp_path)
     reader = connect(path, readonly=True)
     try:
         reader.execute("BEGIN")
@@ -150,12 +155,7 @@ def test_a_long_reader_is_waited_for_briefly_until_the_wal_is_far_past_its_limit
     the limit does the writer wait ``LONG_WAIT_MS`` for it, and after such a wait gave up, not
     again before ``LONG_WAIT_EVERY_S``. The waits are read off the statements the keeper runs
     (no timing)."""
-    path = str(tmp_path / "x.db")
-    conn = open_db(path)
-    conn.execute("PRAGMA wal_autocheckpoint=0")
-    make_filler(conn)
-    now = [0.0]
-    keeper = WalKeeper(path, limit_bytes=LIMIT, clock=lambda: now[0])
+    path, conn, now, keeper = _kept_by_hand(tmp_path)
     waits: list[int] = []
     conn.set_trace_callback(
         lambda sql: waits.append(int(sql.split("=")[1])) if "busy_timeout=" in sql else None

@@ -218,9 +218,10 @@ def test_a_database_it_cannot_open_fails_the_start(tmp_path: Path) -> None:
 WRITER_CHILD = writer_child.__name__.encode()
 
 
-def _children(pid: int) -> list[int]:
-    """The writer processes among the children of ``pid`` (a server's other child is its
-    delivery worker: tests/e2e/test_worker_process.py)."""
+def _children(pid: int, module: bytes = WRITER_CHILD) -> list[int]:
+    """The writer processes (or those running ``module``) among the children of ``pid`` (a
+    server's other children are its delivery worker, tests/e2e/test_worker_process.py, and its
+    report rollup's process, tests/server/test_rollup_process.py)."""
     found = []
     for entry in os.listdir("/proc"):
         if entry.isdigit():
@@ -229,7 +230,7 @@ def _children(pid: int) -> list[int]:
                 argv = Path(f"/proc/{entry}/cmdline").read_bytes().split(b"\0")
             except OSError:
                 continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) == pid and WRITER_CHILD in argv:
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid and module in argv:
                 found.append(int(entry))
     return found
 

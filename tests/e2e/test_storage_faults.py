@@ -190,11 +190,13 @@ def test_a_full_disk_answers_503_disk_full_and_recovers_when_space_is_freed(
                 assert retried.json()["status"] == "queued"  # nothing of it had been stored
                 assert healthz(http) == (200, None)
             # 40 refused writes and more refused probes: one line when it started, one when it
-            # ended.
-            assert state_changes(server, since) == [
-                "storage failing (writes): disk_full",
-                "storage recovered (writes): disk_full",
-            ], server.log_text()
+            # ended; a pair more only when a write (a request's or a probe's) did commit
+            # meanwhile, in space the server's own files gave back between the fill and the
+            # commit (the report rollup's, failing beside it); never a line per refused write.
+            changes = state_changes(server, since)
+            pair = ["storage failing (writes): disk_full", "storage recovered (writes): disk_full"]
+            assert changes == pair * (len(changes) // 2), server.log_text()
+            assert 1 <= len(changes) // 2 <= 3 < len(refused), (refused, server.log_text())
             assert "Traceback" not in server.log_text()
 
 

@@ -13,9 +13,10 @@ against 106 ms on a thread; ingest's and binds' within the runs' swing.)
 a pipe, without the GIL). The child, ``python -m xtracker_server.store.sqlite.rollup_process``,
 is started by the store's first catch-up (a process that never reports, ``xtracker worker``,
 starts none). Over two pipes, the server sends a call, ``(name, args)``, one at a time, and the
-child answers ``(True, result)`` or ``(False, exception)``. The child opens the rollup's
-connection at its first call and keeps it; a storage fault travels back as ``StoreUnavailable``
-(``fault_of`` reads the driver's error codes where they are raised), ``RollupBehind`` as it is;
+child answers ``(True, result)`` or ``(False, exception)``. The child keeps the rollup's
+connection (store/sqlite/rollup_work.py, as the thread does); a storage fault travels back as
+``StoreUnavailable`` (``fault_of`` reads the driver's error codes where they are raised), an
+error that cannot travel as what it was (writer_child's ``_portable``), ``RollupBehind`` as it is;
 its warnings go to the server's stderr. It holds the database's use lock
 (store/sqlite/inuse.py) as the server does, ignores SIGINT and SIGTERM (the server's to
 handle), and exits when its pipe closes: when the store closes, or the server dies. If it dies,
@@ -25,9 +26,7 @@ the call gets ``StoreUnavailable`` and the next call starts another.
 from __future__ import annotations
 
 import os
-import pickle
 import signal
-import sqlite3
 import subprocess
 import sys
 import threading
@@ -36,6 +35,8 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from xtracker_server.store.sqlite.faults import FaultReason, StoreUnavailable
+from xtracker_server.store.sqlite.rollup_work import RollupWork
+from xtracker_server.store.sqlite.writer_child import _portable
 
 __all__ = ["NICE", "RollupProcess", "main"]
 
@@ -130,63 +131,19 @@ _EXIT_WAIT_S = 30.0
 # ------------------------------------------------------------------------- the child's side
 
 
-class _Child:
-    """The child's state: the database, the cube setting, and the rollup's connection."""
-
-    def __init__(self, path: str, cube: bool | None) -> None:
-        self.path, self.cube = path, cube
-        self.conn: sqlite3.Connection | None = None
-
-    def connection(self) -> sqlite3.Connection:
-        if self.conn is None:
-            from xtracker_server.store.sqlite import rollup
-
-            self.conn = rollup.open_rollup(self.path, cube=self.cube)
-        return self.conn
-
-    def catch_up(self, chunk: int, budget_s: float | None, cube_may_lag: bool) -> int:
-        from xtracker_server.store.sqlite import rollup
-
-        return rollup.catch_up(
-            self.connection(), chunk=chunk, budget_s=budget_s, cube_may_lag=cube_may_lag
-        )
-
-    def refresh_stats(self) -> list[str]:
-        """The rollup's planner statistics refreshed (store/sqlite/stats.py), if it is open."""
-        from xtracker_server.store.sqlite.stats import refresh_stats
-
-        if self.conn is None:
-            return []
-        return [f"reports.{t}" for t in refresh_stats(self.conn, "reports")]
-
-    def run(self, name: str, args: tuple[Any, ...]) -> tuple[bool, Any]:
-        from xtracker_server.store.sqlite.faults import fault_of
-
-        functions: dict[str, Callable[..., Any]] = {
-            "catch_up": self.catch_up,
-            "refresh_stats": self.refresh_stats,
-        }
-        fn = functions.get(name)
-        try:
-            if fn is None:
-                raise LookupError(f"{name!r} is not a function of the rollup's process")
-            return True, fn(*args)
-        except sqlite3.Error as exc:
-            reason = fault_of(exc, self.path)
-            if reason is None:
-                return _portable(exc)
-            return False, StoreUnavailable(reason, f"the report rollup failed: {exc}")
-        except Exception as exc:
-            return _portable(exc)
-
-
-def _portable(exc: Exception) -> tuple[bool, Exception]:
-    """``exc``, or an error saying what it was where it cannot travel back."""
+def _run(work: RollupWork, name: str, args: tuple[Any, ...]) -> tuple[bool, Any]:
+    """A call of the server's, as its answer: ``(True, result)`` or ``(False, exception)``."""
+    functions: dict[str, Callable[..., Any]] = {
+        "catch_up": work.catch_up,
+        "refresh_stats": work.refresh_stats,
+    }
+    fn = functions.get(name)
     try:
-        pickle.loads(pickle.dumps(exc))
-    except Exception:
-        return False, RuntimeError(f"{type(exc).__name__}: {exc}")
-    return False, exc
+        if fn is None:
+            raise LookupError(f"{name!r} is not a function of the rollup's process")
+        return True, fn(*args)
+    except Exception as exc:
+        return _portable((False, exc))
 
 
 def main(argv: list[str]) -> int:
@@ -205,7 +162,7 @@ def main(argv: list[str]) -> int:
     outbox = Connection(int(child_out), readable=False)
     from xtracker_server.store.sqlite.inuse import hold_shared
 
-    child = _Child(path, None if cube == "none" else cube == "1")
+    work = RollupWork(path, None if cube == "none" else cube == "1")
     with hold_shared(path):  # a restore waits for this process too
         try:
             while True:
@@ -214,12 +171,11 @@ def main(argv: list[str]) -> int:
                 except EOFError:  # the store closed, or the server is gone
                     return 0
                 try:
-                    outbox.send(child.run(name, args))
+                    outbox.send(_run(work, name, args))
                 except OSError:  # the server is gone
                     return 0
         finally:
-            if child.conn is not None:
-                child.conn.close()
+            work.close()
 
 
 if __name__ == "__main__":

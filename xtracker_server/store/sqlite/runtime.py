@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from xtracker_server.store.sqlite.commit import BatchObserver, GroupOperation
     from xtracker_server.store.sqlite.inline import InlineWriter
     from xtracker_server.store.sqlite.rollup_process import RollupProcess
+    from xtracker_server.store.sqlite.rollup_work import RollupWork
     from xtracker_server.store.sqlite.writer import Writer
 else:  # imported by the first write or report (store/sqlite/lazy.py): `space list` needs none
     rollup = LazyModule("xtracker_server.store.sqlite.rollup")
@@ -122,7 +123,7 @@ class Store(SqliteOperations):
         self._local = threading.local()
         self._conns: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
-        self._rollup_conn: sqlite3.Connection | None = None
+        self._rollup_work: RollupWork | None = None  # on this process's threads
         self._use_lock: UseLock | None = None
         # Whether opening refreshes the planner's statistics: a server's store does (and then
         # every housekeeping.STATS_EVERY_S); a command's, open for a moment, leaves it to it.
@@ -223,15 +224,9 @@ class Store(SqliteOperations):
                 return []
             analysed: list[str] = self._rollup_child.call("refresh_stats")
             return analysed
-        if self._rollup_conn is None:  # no report rollup built by this process
+        if self._rollup_work is None:  # no report rollup built by this store
             return []
-        try:
-            return [f"reports.{t}" for t in refresh_stats(self._rollup_conn, "reports")]
-        except sqlite3.Error as exc:
-            reason = fault_of(exc, self.path)
-            if reason is None:
-                raise
-            raise StoreUnavailable(reason, f"the report rollup failed: {exc}") from exc
+        return self._rollup_work.refresh_stats()
 
     async def catch_up_reports(
         self, budget_s: float | None = None, *, cube_may_lag: bool = False
@@ -275,16 +270,11 @@ class Store(SqliteOperations):
         if self._rollup_child is not None:
             fed: int = self._rollup_child.call("catch_up", chunk, budget_s, cube_may_lag)
             return fed
-        try:
-            if self._rollup_conn is None:
-                self._rollup_conn = rollup.open_rollup(self.path, cube=self.report_cube)
-            return rollup.catch_up(self._rollup_conn, chunk=chunk, budget_s=budget_s,
-                                   cube_may_lag=cube_may_lag)  # fmt: skip
-        except sqlite3.Error as exc:
-            reason = fault_of(exc, self.path)
-            if reason is None:
-                raise
-            raise StoreUnavailable(reason, f"the report rollup failed: {exc}") from exc
+        if self._rollup_work is None:
+            from xtracker_server.store.sqlite.rollup_work import RollupWork
+
+            self._rollup_work = RollupWork(self.path, self.report_cube)
+        return self._rollup_work.catch_up(chunk, budget_s, cube_may_lag)
 
     async def close(self) -> None:
         await self.writer.stop()
@@ -292,9 +282,8 @@ class Store(SqliteOperations):
             self._rollup.shutdown(wait=True)
         if self._rollup_child is not None:
             self._rollup_child.close()
-        if self._rollup_conn is not None:
-            self._rollup_conn.close()
-            self._rollup_conn = None
+        if self._rollup_work is not None:
+            self._rollup_work.close()
         if self._readers is not None:
             self._readers.shutdown(wait=True)
         with self._lock:

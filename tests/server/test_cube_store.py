@@ -51,6 +51,8 @@ from xtracker_server.store.sqlite.cube_schema import COUNTS, LEVEL_15M, LEVEL_DA
 from xtracker_server.store.sqlite.db import open_db, reports_path, transaction
 from xtracker_server.store.sqlite.inbox import InboxDraft, insert_event
 from xtracker_server.store.sqlite.rollup import catch_up, with_rollup
+from xtracker_server.store.sqlite.rollup_activity import CLICK_COUNTS
+from xtracker_server.store.sqlite.rollup_schema import CUBE_FORMAT
 from xtracker_wire import CANONICAL_EVENTS, REVERSAL
 
 H = 3_600_000
@@ -483,7 +485,7 @@ def test_catch_up_again_and_a_recount_of_every_uid_change_nothing(world: World) 
     assert before
     assert catch_up(world.conn) == 0
     with transaction(world.conn):
-        cube_feed.touch(world.conn, "SELECT space_id, uid FROM reports.cube_uids")
+        cube_feed.touch(world.conn, "SELECT space_id, click_id FROM reports.cube_uids")
         assert cube_feed.apply(world.conn) == 0
     assert _dump(world.conn) == before
 
@@ -505,6 +507,86 @@ def test_a_cube_rebuilt_from_nothing_equals_the_one_built_as_data_came(
                 _check(w, GroupQuery(q.window, q.by, q.filters, "Asia/Kolkata"))
     finally:
         rebuilt.close()
+
+
+def _as_format_12(conn: sqlite3.Connection) -> None:
+    """The rollup as format 12 kept it: the cube's uids (``cube_uids``, ``cube_touched``) keyed
+    by uid, not by their click's id (its tables as that format made them)."""
+    with transaction(conn):
+        conn.execute(
+            "CREATE TABLE reports.by_uid (space_id INTEGER NOT NULL, uid TEXT NOT NULL,"
+            " link_id INTEGER, state TEXT NOT NULL, PRIMARY KEY (space_id, uid)) WITHOUT ROWID"
+        )
+        conn.execute(
+            "INSERT INTO reports.by_uid SELECT c.space_id, c.uid, u.link_id, u.state"
+            " FROM reports.cube_uids u JOIN main.clicks c ON c.id = u.click_id"
+        )
+        conn.execute("DROP TABLE reports.cube_uids")
+        conn.execute("ALTER TABLE reports.by_uid RENAME TO cube_uids")
+        conn.execute("CREATE INDEX reports.cube_uids_link ON cube_uids(space_id, link_id)")
+        for statement in CLICK_COUNTS:
+            conn.execute(statement)
+        conn.execute("DROP TABLE reports.cube_touched")
+        conn.execute(
+            "CREATE TABLE reports.cube_touched (space_id INTEGER NOT NULL, uid TEXT NOT NULL,"
+            " PRIMARY KEY (space_id, uid)) WITHOUT ROWID"
+        )
+        conn.execute("UPDATE reports.rollup_format SET version = 12")
+
+
+def test_a_format_12_cube_is_keyed_by_click_in_place_and_equals_one_built_from_nothing(
+    world: World, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An upgrade over a format-12 rollup (uids keyed by uid) keys its uids by their click in
+    place, its cube's rows kept: with a uid erased before the upgrade that the rollup has not
+    applied yet (its removal, as that xtracker wrote it, names no click: it is taken off at
+    the upgrade), a click and events after it, the cube then equals one built from nothing."""
+    copy = str(tmp_path / "old.db")
+    world.conn.execute("VACUUM main INTO ?", (copy,))
+    world.conn.execute("VACUUM reports INTO ?", (reports_path(copy),))
+    old = with_rollup(open_db(copy), copy, cube=True)
+    try:
+        _as_format_12(old)
+        clicked = [r[0] for r in old.execute(
+            "SELECT uid FROM clicks c WHERE space_id = ? AND EXISTS (SELECT 1 FROM inbox i"
+            " WHERE i.space_id = c.space_id AND i.uid = c.uid) ORDER BY id", (world.space,)
+        )]  # fmt: skip
+        with transaction(old):
+            erasure.erase_person(old, world.space, Person(uid=clicked[3]))
+            old.execute("UPDATE report_removals SET click_id = NULL")  # format 12's entry
+            w = World(old, copy, world.space)
+            live = "SELECT id FROM links WHERE space_id = ? AND deleted_ms IS NULL"
+            links_ = [r[0] for r in old.execute(live, (w.space,))]
+            _click(w, w.space, "late-1", random.Random(5), T0 + DAY + 5, links_)
+            _event(w, w.space, 900_001, "late-1", "deposit", T0 + DAY + H, value="7",
+                   currency="USD")  # fmt: skip
+            _event(w, w.space, 900_002, clicked[4], "registration", T0 + 2 * DAY)
+        uids = old.execute("SELECT count(*) FROM reports.cube_uids").fetchone()[0]
+    finally:
+        old.close()
+    caplog.set_level("WARNING")
+    upgraded = with_rollup(open_db(copy), copy, cube=True)  # the upgrade
+    try:
+        assert "keying them by their click" in caplog.text
+        (version,) = upgraded.execute("SELECT version FROM reports.rollup_format").fetchone()
+        assert version == CUBE_FORMAT
+        assert upgraded.execute("SELECT count(*) FROM reports.cube_uids").fetchone()[0] == uids - 1
+        catch_up(upgraded)
+        fresh = str(tmp_path / "fresh.db")
+        upgraded.execute("VACUUM main INTO ?", (fresh,))
+        rebuilt = with_rollup(open_db(fresh), fresh, cube=True)
+        try:
+            catch_up(rebuilt)
+            assert _dump(upgraded) == _dump(rebuilt)
+            # each uid by its click (its share but for its keys' ids, the order they came in)
+            uids_ = ("SELECT click_id, space_id, link_id, json_remove(state, '$[1]')"
+                     " FROM reports.cube_uids ORDER BY click_id")  # fmt: skip
+            a, b = ([tuple(r) for r in c.execute(uids_)] for c in (upgraded, rebuilt))
+            assert a == b
+        finally:
+            rebuilt.close()
+    finally:
+        upgraded.close()
 
 
 @pytest.mark.parametrize("tz", TZS)

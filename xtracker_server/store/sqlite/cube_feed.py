@@ -1,11 +1,12 @@
 """Keeping the report cube (store/sqlite/cube_schema.py) up to date, inside each round of the
 rollup's catch-up (store/sqlite/rollup.py), off the write path.
 
-A round marks the uids it changed (``touch_*``): the uids of the events it fed, of backlog
-entries (a bind moved an event off a uid, a click came after its events), of removals (an
-erased uid or event; a deleted link: every uid of its clicks), and of the clicks it read
-(``main.clicks`` past its own watermark: a click counts without events). ``apply`` then works
-out each marked uid's share again from scratch (its click, its rolled-up events in
+A round marks the uids it changed, by their click's id (``touch``, ``touch_uids``): the uids
+of the events it fed, of backlog entries (a bind moved an event off a uid, a click came after
+its events), of removals (an erased uid, by the id of the click it had, or event; a deleted
+link: every uid of its clicks), and of the clicks it read (``main.clicks`` past its own
+watermark: a click counts without events). A uid without a click is in no cube row. ``apply``
+then works out each marked uid's share again from scratch (its click, its rolled-up events in
 ``report_steps``, which of its deposits ``report_reversed`` pairs with a reversal), and moves
 the cube rows by the difference to the share it had (``cube_uids``): old off, new on, summed in
 Python and written with one upsert per row. Whatever changed a uid, the cube stays exact.
@@ -33,13 +34,15 @@ from xtracker_server.store.sqlite.cube_schema import (
     LEVEL_MS,
     LEVELS,
     NAMED,
+    UIDS_TABLE,
     H,
     by_value,
 )
 from xtracker_server.store.sqlite.cube_ttc import TTC_BINS
 from xtracker_wire import CANONICAL_EVENTS
 
-__all__ = ["D_DIMENSIONS", "H_DIMENSIONS", "apply", "drop_space", "feed_clicks", "touch"]
+__all__ = ["D_DIMENSIONS", "H_DIMENSIONS", "apply", "drop_space", "feed_clicks", "take_off",
+           "touch", "touch_uids"]  # fmt: skip
 
 #: The dimensions of the H key.
 H_DIMENSIONS = ("link", "campaign", "adset", "ad")
@@ -59,21 +62,29 @@ _DAY, _QUARTER = LEVEL_MS[LEVEL_DAY], LEVEL_MS[LEVEL_15M]
 
 
 def touch(conn: sqlite3.Connection, select: str, args: Sequence[Any] = ()) -> None:
-    """Mark the uids (``space_id, uid``) that ``select`` yields as changed in this round."""
-    conn.execute(f"INSERT OR IGNORE INTO reports.cube_touched {select}", args)
+    """Mark the uids of the clicks (``space_id, click_id``) that ``select`` yields as changed
+    in this round."""
+    conn.execute(f"INSERT OR IGNORE INTO reports.cube_touched (space_id, click_id) {select}", args)
+
+
+def touch_uids(conn: sqlite3.Connection, select: str, args: Sequence[Any] = ()) -> None:
+    """Mark the uids (``space_id, uid``) that ``select`` yields, those with a click (the others
+    are in no cube row; an erased uid's is marked by its removal, ``touch``)."""
+    touch(conn, f"SELECT c.space_id, c.id FROM ({select}) AS x CROSS JOIN main.clicks c"
+                " ON c.space_id = x.space_id AND c.uid = x.uid", args)  # fmt: skip
 
 
 def touch_link(conn: sqlite3.Connection, space_id: int, link_id: int) -> None:
     """Mark every uid whose click was on this (deleted) link."""
-    touch(conn, "SELECT space_id, uid FROM reports.cube_uids WHERE space_id = ? AND link_id = ?",
-          (space_id, link_id))  # fmt: skip
+    touch(conn, "SELECT space_id, click_id FROM reports.cube_uids WHERE space_id = ?"
+                " AND link_id = ?", (space_id, link_id))  # fmt: skip
 
 
 def feed_clicks(conn: sqlite3.Connection, where: str, args: Sequence[Any]) -> None:
     """The clicks of ``main.clicks`` that match ``where`` (newly read): mark their uids, and
     keep the latest name of their campaign, ad set and ad."""
     real = f"({where}) AND source != 'placeholder'"
-    touch(conn, f"SELECT space_id, uid FROM main.clicks WHERE {real}", args)
+    touch(conn, f"SELECT space_id, id FROM main.clicks WHERE {real}", args)
     for dim, column in NAMED.items():
         id_column = f"{dim}_id"
         conn.execute(
@@ -300,12 +311,16 @@ class _Keys:
     """Key ids: the keys of the spaces a round touches, read once; new ones written at once
     at the end (``save``)."""
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
+    def __init__(self, conn: sqlite3.Connection, spaces: Sequence[int] | None = None) -> None:
+        """The keys of ``spaces`` (None: of the marked uids')."""
         self.conn = conn
         self.known: dict[tuple[Any, ...], int] = {}
+        of_spaces = ("SELECT DISTINCT space_id FROM reports.cube_touched" if spaces is None
+                     else "SELECT value FROM json_each(?)")  # fmt: skip
         for key_id, *key in conn.execute(
             "SELECT id, space_id, dim, value, link_id, campaign, adset, ad FROM reports.cube_keys"
-            " WHERE space_id IN (SELECT DISTINCT space_id FROM reports.cube_touched)"
+            f" WHERE space_id IN ({of_spaces})",
+            () if spaces is None else (json.dumps(list(spaces)),),
         ):
             self.known[tuple(key)] = key_id
         top = conn.execute("SELECT max(id) FROM reports.cube_keys").fetchone()[0]
@@ -347,17 +362,21 @@ class _Keys:
                               self.new)  # fmt: skip
 
 
-def _new_shares(conn: sqlite3.Connection, keys: _Keys) -> dict[tuple[int, str], _Share]:
+#: A uid of the cube: (space_id, its click's id).
+Who = tuple[int, int]
+
+
+def _new_shares(conn: sqlite3.Connection, keys: _Keys) -> dict[Who, _Share]:
     """The share of every marked uid that has a click, worked out from scratch: its keys are
     its H key and its dimensions' (value, link, campaign) keys."""
     key, known = keys.id, keys.known
-    shares: dict[tuple[int, str], _Share] = {}
+    shares: dict[Who, _Share] = {}
     for row in conn.execute(
-        f"SELECT t.space_id, t.uid, c.created_ms, c.link_id, c.campaign_id, c.adset_id, c.ad_id,"
-        f" c.sub_ids, {_D_COLUMNS} FROM reports.cube_touched t CROSS JOIN main.clicks c"
-        f" ON c.space_id = t.space_id AND c.uid = t.uid WHERE c.source != 'placeholder'"
+        f"SELECT t.space_id, t.click_id, c.created_ms, c.link_id, c.campaign_id, c.adset_id,"
+        f" c.ad_id, c.sub_ids, {_D_COLUMNS} FROM reports.cube_touched t CROSS JOIN main.clicks c"
+        " ON c.id = t.click_id WHERE c.space_id = t.space_id AND c.source != 'placeholder'"
     ).fetchall():
-        space_id, uid, created_ms, link_id, campaign, adset, ad, sub_ids = row[:8]
+        space_id, click_id, created_ms, link_id, campaign, adset, ad, sub_ids = row[:8]
         share_keys = [(H, key(space_id, H, None, link_id, campaign, adset, ad))]
         # in a fixed order (the dimensions', then the sub-ids' sorted): equal shares, equal texts
         valued = [(dim, value) for dim, value in zip(_D_NAMES, row[8:], strict=True)
@@ -368,15 +387,18 @@ def _new_shares(conn: sqlite3.Connection, keys: _Keys) -> dict[tuple[int, str], 
         share_keys += [(dim, known.get((space_id, dim, value, link_id, campaign, None, None))
                          or key(space_id, dim, value, link_id, campaign))
                        for dim, value in valued]  # fmt: skip
-        shares[(space_id, uid)] = _Share(int(created_ms), share_keys, {})
-    for space_id, uid, event, at_ms, currency, units, fraction, scale, was_reversed in conn.execute(
-        "SELECT t.space_id, t.uid, r.event, r.at_ms, r.currency, r.units, r.fraction, r.scale,"
-        " r.event = 'deposit' AND EXISTS (SELECT 1 FROM reports.report_reversed v"
+        shares[(space_id, click_id)] = _Share(int(created_ms), share_keys, {})
+    steps = conn.execute(
+        "SELECT t.space_id, t.click_id, r.event, r.at_ms, r.currency, r.units, r.fraction,"
+        " r.scale, r.event = 'deposit' AND EXISTS (SELECT 1 FROM reports.report_reversed v"
         "  WHERE v.space_id = r.space_id AND v.deposit_id = r.inbox_id)"
-        " FROM reports.cube_touched t CROSS JOIN reports.report_steps r INDEXED BY report_steps_uid"
-        f" ON r.space_id = t.space_id AND r.uid = t.uid WHERE r.event IN {_EVENTS_IN}"
-    ):
-        share = shares.get((space_id, uid))
+        " FROM reports.cube_touched t CROSS JOIN main.clicks c ON c.id = t.click_id"
+        " CROSS JOIN reports.report_steps r INDEXED BY report_steps_uid"
+        " ON r.space_id = c.space_id AND r.uid = c.uid"
+        f" WHERE c.space_id = t.space_id AND r.event IN {_EVENTS_IN}"
+    )
+    for space_id, click_id, event, at_ms, currency, units, fraction, scale, was_reversed in steps:
+        share = shares.get((space_id, click_id))
         if share is None:
             continue  # no click: in no group
         first = share.firsts.get(event)
@@ -397,20 +419,55 @@ def _new_shares(conn: sqlite3.Connection, keys: _Keys) -> dict[tuple[int, str], 
     return shares
 
 
+def take_off(conn: sqlite3.Connection, shares: Sequence[tuple[int, str]]) -> None:
+    """Take these shares (``space_id``, its text in ``cube_uids``) off the cube's rows."""
+    keys = _Keys(conn, sorted({space_id for space_id, _ in shares}))
+    deltas = _Deltas(keys)
+    for space_id, text in shares:
+        deltas.add(space_id, _Share.of(text), -1)
+    _write(conn, *deltas.derive())
+    keys.save()
+
+
+def key_by_click(conn: sqlite3.Connection) -> int:
+    """Format 12's uids (``cube_uids`` keyed by uid) keyed by their click's id, as the current
+    format keeps them, in place: the cube's rows stay. A uid whose click is gone (an erasure
+    the rollup has not applied yet: its removal does not name the click) has its share taken
+    off now, as that removal would. Returns how many uids were kept."""
+    taken = conn.execute(
+        "DELETE FROM reports.cube_uids WHERE NOT EXISTS (SELECT 1 FROM main.clicks c"
+        " WHERE c.space_id = cube_uids.space_id AND c.uid = cube_uids.uid)"
+        " RETURNING space_id, state"
+    ).fetchall()  # logged for the clicks' counts by its trigger, as apply's deletes are
+    take_off(conn, taken)
+    conn.execute("ALTER TABLE reports.cube_uids RENAME TO cube_uids_by_uid")  # triggers follow
+    conn.execute("DROP INDEX reports.cube_uids_link")
+    conn.execute("DROP TABLE reports.cube_touched")  # empty between rounds
+    conn.execute(UIDS_TABLE)
+    kept = conn.execute(  # the clicks in id order, each finding its uid's row: appended
+        "INSERT INTO reports.cube_uids SELECT c.id, u.space_id, u.link_id, u.state"
+        " FROM main.clicks c CROSS JOIN reports.cube_uids_by_uid u"
+        " ON u.space_id = c.space_id AND u.uid = c.uid"
+    ).rowcount
+    conn.execute("DROP TABLE reports.cube_uids_by_uid")  # with its triggers
+    return int(kept)
+
+
 def apply(conn: sqlite3.Connection, spaces_gone: Iterable[int] = ()) -> int:
     """Move the cube by the change of every marked uid's share, then forget the marks and drop
     the deleted spaces; returns how many uids changed."""
     old = {
-        (space_id, uid): (link_id, text)
-        for space_id, uid, link_id, text in conn.execute(
-            "SELECT u.space_id, u.uid, u.link_id, u.state FROM reports.cube_touched t CROSS"
-            " JOIN reports.cube_uids u ON u.space_id = t.space_id AND u.uid = t.uid"
+        (space_id, click_id): (link_id, text)
+        for space_id, click_id, link_id, text in conn.execute(
+            "SELECT u.space_id, u.click_id, u.link_id, u.state FROM reports.cube_touched t"
+            " CROSS JOIN reports.cube_uids u ON u.click_id = t.click_id"
         )
     }
     keys = _Keys(conn)
     new = _new_shares(conn, keys)
     deltas = _Deltas(keys)
-    gone, kept = [], []
+    gone: list[Who] = []
+    kept: list[tuple[Any, ...]] = []  # (click_id, space_id, its H key, its text)
     for who in old.keys() | new.keys():
         before = old.get(who)
         share = new.get(who)
@@ -420,7 +477,7 @@ def apply(conn: sqlite3.Connection, spaces_gone: Iterable[int] = ()) -> int:
         if share is None:
             gone.append(who)
         else:
-            kept.append((*who, share.keys[0][1], text))
+            kept.append((who[1], who[0], share.keys[0][1], text))
         if before is None:
             deltas.add(who[0], share, +1)  # type: ignore[arg-type]  # one of them is there
         elif share is None:
@@ -429,12 +486,13 @@ def apply(conn: sqlite3.Connection, spaces_gone: Iterable[int] = ()) -> int:
             deltas.move(who[0], _Share.of(before[1]), share)
     _write(conn, *deltas.derive())
     keys.save()
-    conn.executemany("DELETE FROM reports.cube_uids WHERE space_id = ? AND uid = ?", gone)
-    conn.executemany(
+    conn.executemany("DELETE FROM reports.cube_uids WHERE click_id = ?",
+                     sorted((click_id,) for _, click_id in gone))  # fmt: skip
+    conn.executemany(  # in click order: a new click's row goes at the end
         "INSERT INTO reports.cube_uids VALUES (?, ?, (SELECT link_id FROM reports.cube_keys"
-        " WHERE id = ?), ?) ON CONFLICT (space_id, uid) DO UPDATE SET link_id = excluded.link_id,"
+        " WHERE id = ?), ?) ON CONFLICT (click_id) DO UPDATE SET link_id = excluded.link_id,"
         " state = excluded.state",
-        kept,
+        sorted(kept),
     )
     conn.execute("DELETE FROM reports.cube_touched")
     for space_id in spaces_gone:

@@ -26,8 +26,8 @@ buckets and keys.
   now; one on a dimension with link or campaign (grouped or filtered) that cuts UTC days
   counts the cut part from the clicks (cube.py).
 - ``cube_keys`` names each key once (``key_id``); ``cube_uids`` holds what each uid added (its
-  state), so that a change to the uid (a late event, bind or click, a reversal, an erasure)
-  takes the old share off and adds the new one.
+  state), by its click's id, so that a change to the uid (a late event, bind or click, a
+  reversal, an erasure) takes the old share off and adds the new one.
 - A uid's time to convert to a step is from its click to its first event of the step (an
   event before its click, a late click, counts in the first bin). The name beside a campaign,
   ad set or ad id (``cube_names``) is that of its latest click with one, erased clicks too.
@@ -52,6 +52,7 @@ __all__ = [
     "LEVEL_DAY",
     "LEVEL_MS",
     "NAMED",
+    "UIDS_TABLE",
     "VALUE_ROWS",
     "H",
     "by_value",
@@ -88,6 +89,17 @@ COUNTS = ("clicks", *CANONICAL_EVENTS, "deposits", "reversed")
 CUBE_DROPPED = ("cube_ttc",)
 CUBE_TABLES = ("cube", "cube_money", "cube_keys", "cube_uids", "cube_names",
                "cube_touched", "cube_state")  # fmt: skip
+
+# What each uid with a click added (JSON: cube_feed._Share), and its click's link; keyed by its
+# click's id (main.clicks.id: one click per uid), so that a new click's row, and its entry in
+# the index by link (then click id), go at the end: the uid's random text as the key cost two
+# random page writes per new click on a large file (format 12, cube_feed.key_by_click).
+UIDS_TABLE = """CREATE TABLE IF NOT EXISTS reports.cube_uids (
+        click_id  INTEGER PRIMARY KEY,
+        space_id  INTEGER NOT NULL,
+        link_id   INTEGER,
+        state     TEXT NOT NULL
+    )"""
 
 CUBE_SCHEMA = (
     """CREATE TABLE IF NOT EXISTS reports.cube (
@@ -140,14 +152,7 @@ CUBE_SCHEMA = (
     )""",
     """CREATE INDEX IF NOT EXISTS reports.cube_keys_of
         ON cube_keys(space_id, dim, value, link_id, campaign, adset, ad)""",
-    # What each uid with a click added (JSON: cube_feed.State), and its click's link.
-    """CREATE TABLE IF NOT EXISTS reports.cube_uids (
-        space_id  INTEGER NOT NULL,
-        uid       TEXT NOT NULL,
-        link_id   INTEGER,
-        state     TEXT NOT NULL,
-        PRIMARY KEY (space_id, uid)
-    ) WITHOUT ROWID""",
+    UIDS_TABLE,
     "CREATE INDEX IF NOT EXISTS reports.cube_uids_link ON cube_uids(space_id, link_id)",
     # The latest name of each campaign, ad set and ad id (of its most recent click with one).
     """CREATE TABLE IF NOT EXISTS reports.cube_names (
@@ -159,12 +164,11 @@ CUBE_SCHEMA = (
         click_id  INTEGER NOT NULL,
         PRIMARY KEY (space_id, dim, id)
     ) WITHOUT ROWID""",
-    # The uids a catch-up round changed; emptied by every round.
+    # The uids a catch-up round changed, by their click's id; emptied by every round.
     """CREATE TABLE IF NOT EXISTS reports.cube_touched (
-        space_id  INTEGER NOT NULL,
-        uid       TEXT NOT NULL,
-        PRIMARY KEY (space_id, uid)
-    ) WITHOUT ROWID""",
+        click_id  INTEGER PRIMARY KEY,
+        space_id  INTEGER NOT NULL
+    )""",
     # The low mark of main.clicks (every click id at or below it was read), and whether the
     # cube is ready: it has read every click there was once (``ready``).
     """CREATE TABLE IF NOT EXISTS reports.cube_state (

@@ -89,8 +89,11 @@ def erase_person(conn: sqlite3.Connection, space_id: int, person: Person) -> Era
                     f"DELETE FROM binds WHERE rowid IN ({qmarks(chunk)})", chunk
                 ).rowcount
             )
+        clicks: dict[str, int] = {}  # the rollup's cube finds an erased uid by its click's id
         for chunk in chunks(uids):
             where = f"space_id = ? AND uid IN ({qmarks(chunk)})"
+            clicks.update(conn.execute(f"SELECT uid, id FROM clicks WHERE {where}",
+                                       (space_id, *chunk)).fetchall())  # fmt: skip
             removed["clicks"] = removed.get("clicks", 0) + len(
                 delete_rows(conn, "clicks", where, (space_id, *chunk))
             )
@@ -98,7 +101,7 @@ def erase_person(conn: sqlite3.Connection, space_id: int, person: Person) -> Era
             # drops every row of the uid (below), so what those entries would do is moot.
             conn.execute(f"UPDATE report_backlog SET uid = NULL WHERE {where}", (space_id, *chunk))
         for uid in uids:
-            record_removal(conn, "uid", space_id, uid=uid)
+            record_removal(conn, "uid", space_id, uid=uid, click_id=clicks.get(uid))
     return Erased(counts(ERASURE_KEYS, removed), tuple(uids))
 
 

@@ -490,6 +490,12 @@ MIGRATIONS: tuple[str, ...] = (
         ON inbox(space_id, occurred_at_ms, event, currency, value, uid, test)
         WHERE uid IS NULL AND test = 0;
     """,
+    # 22: an erased uid's removal names the click it had (issue 17 §6): the report cube keeps
+    # each uid's share by its click's id (format 13), and that click is gone when the rollup
+    # reads the removal. NULL in the entries of other kinds, and of a uid without a click.
+    """
+    ALTER TABLE report_removals ADD COLUMN click_id INTEGER;
+    """,
 )
 
 

@@ -73,11 +73,11 @@ def delete_deliveries(conn: sqlite3.Connection, ids: Sequence[int]) -> dict[str,
 
 def record_removal(conn: sqlite3.Connection, kind: str, space_id: int, **what: Any) -> None:
     """Tell the report rollup what left: a ``kind`` ("space", "link", "uid", "event") and
-    what names it (``uid``, ``inbox_id``, ``link_id``)."""
+    what names it (``uid``, ``inbox_id``, ``link_id``; an erased uid's ``click_id``)."""
     conn.execute(
-        "INSERT INTO report_removals (kind, space_id, uid, inbox_id, link_id)"
-        " VALUES (?, ?, ?, ?, ?)",
-        (kind, space_id, what.get("uid"), what.get("inbox_id"), what.get("link_id")),
+        "INSERT INTO report_removals (kind, space_id, uid, inbox_id, link_id, click_id)"
+        " VALUES (?, ?, ?, ?, ?, ?)",
+        (kind, space_id, *(what.get(k) for k in ("uid", "inbox_id", "link_id", "click_id"))),
     )
 
 

@@ -81,6 +81,7 @@ from xtracker_server.store.sqlite.rollup_marks import (
 )
 from xtracker_server.store.sqlite.rollup_marks import ROLLUP_GAP_S as ROLLUP_GAP_S  # the tests'
 from xtracker_server.store.sqlite.rollup_schema import (
+    BEFORE_CLICK_KEYS,
     BEFORE_COUNTS,
     BEFORE_LOOSE,
     CUBE_FORMAT,
@@ -185,6 +186,13 @@ def _prepare(conn: sqlite3.Connection, path: str, cube: bool | None) -> None:
             for statement in FOLD:
                 conn.execute(statement)
             built = BEFORE_LOOSE[built]
+        if built in BEFORE_CLICK_KEYS and cube is not False and not _stale(conn):
+            log.warning("the report rollup %s keeps its cube's uids by uid: keying them by their"
+                        " click, in place", reports_path(path))  # fmt: skip
+            kept = cube_feed.key_by_click(conn)
+            log.warning("the report rollup %s: %d uids keyed by their click", reports_path(path),
+                        kept)  # fmt: skip
+            built = BEFORE_CLICK_KEYS[built]
         if cube is None:  # as built: an older cube is built again
             cube = built in (CUBE_FORMAT, *OLD_CUBE_FORMATS)
         wanted = CUBE_FORMAT if cube else ROLLUP_FORMAT
@@ -406,8 +414,9 @@ def _round(conn: sqlite3.Connection, chunk: int, now: float) -> Round:
         entries = (backlog.high, backlog_top)
         drops.moved(conn, *entries)
         if cube:  # the uids events moved off, and those whose click came after their events
-            cube_feed.touch(conn, "SELECT space_id, uid FROM main.report_backlog"
-                            f" WHERE {unread(BACKLOG)} AND uid IS NOT NULL", entries)  # fmt: skip
+            cube_feed.touch_uids(conn, "SELECT space_id, uid FROM main.report_backlog"
+                                 f" WHERE {unread(BACKLOG)} AND uid IS NOT NULL",
+                                 entries)  # fmt: skip
         fed += conn.execute(
             f"{FEED} WHERE id IN (SELECT inbox_id FROM main.report_backlog"
             f" WHERE {unread(BACKLOG)} AND kind = 'attributed') AND id <= ?"
@@ -445,14 +454,10 @@ def _round(conn: sqlite3.Connection, chunk: int, now: float) -> Round:
         )]  # fmt: skip
         new_clicks_mark = advance(conn, CLICKS, clicks, read, click_to, now)
     if cube:
-        # the uids of the events fed that have a click, or a share from one (an event of a
-        # uid without a click, a test postback's or a made-up uid's, is in no cube row)
-        cube_feed.touch(
-            conn,
-            "SELECT f.space_id, f.uid FROM reports.feed f WHERE EXISTS (SELECT 1 FROM main.clicks"
-            " c WHERE c.space_id = f.space_id AND c.uid = f.uid) OR EXISTS (SELECT 1 FROM"
-            " reports.cube_uids u WHERE u.space_id = f.space_id AND u.uid = f.uid)",
-        )
+        # the uids of the events fed that have a click (an event of a uid without a click, a
+        # test postback's or a made-up uid's, is in no cube row; an erased uid's click is
+        # marked by its removal)
+        cube_feed.touch_uids(conn, "SELECT space_id, uid FROM reports.feed")
         cube_feed.apply(conn, spaces_gone)
     for statement in FOLD:  # the activity counts (rollup_activity.py)
         conn.execute(statement)

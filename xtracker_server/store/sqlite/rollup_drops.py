@@ -73,7 +73,7 @@ def _drop_event(conn: sqlite3.Connection, space_id: int, uid: str, inbox_id: int
 def removals(conn: sqlite3.Connection, seen: int, top: int, kinds: tuple[str, ...]) -> list[Any]:
     marks = ", ".join("?" * len(kinds))
     return conn.execute(
-        "SELECT kind, space_id, uid, inbox_id, link_id FROM main.report_removals"
+        "SELECT kind, space_id, uid, inbox_id, link_id, click_id FROM main.report_removals"
         f" WHERE {unread(REMOVALS)} AND kind IN ({marks}) ORDER BY id",
         (seen, top, *kinds),
     ).fetchall()
@@ -84,9 +84,11 @@ def erased(conn: sqlite3.Connection, seen: int, top: int, cube: bool) -> None:
     rolled up under a uid that stays. Before anything is fed: the uid's rows still here are
     then all from before the erasure (an event it sends later is kept), and an event moved off
     an erased uid is fed under its new uid rather than taken for the old row."""
-    for kind, space_id, uid, inbox_id, _ in removals(conn, seen, top, ("uid", "event")):
-        if cube and uid is not None:
-            cube_feed.touch(conn, "VALUES (?, ?)", (space_id, uid))
+    for kind, space_id, uid, inbox_id, _, click_id in removals(conn, seen, top, ("uid", "event")):
+        if cube and click_id is not None:  # an erased uid's click (gone from main.clicks)
+            cube_feed.touch(conn, "VALUES (?, ?)", (space_id, click_id))
+        elif cube and uid is not None:  # one event of a uid that stays
+            cube_feed.touch_uids(conn, "SELECT ? AS space_id, ? AS uid", (space_id, uid))
         if kind == "uid":
             conn.execute(
                 "DELETE FROM reports.report_steps WHERE space_id = ? AND uid = ?", (space_id, uid)
@@ -104,7 +106,7 @@ def erased(conn: sqlite3.Connection, seen: int, top: int, cube: bool) -> None:
 def deleted(conn: sqlite3.Connection, seen: int, top: int, cube: bool) -> None:
     """What a deletion took: a deleted link's rows follow their uid's click again (no link now;
     its id may be a new link's), a deleted space's rows go. After the backlog's clicks."""
-    for kind, space_id, _, _, link_id in removals(conn, seen, top, ("link", "space")):
+    for kind, space_id, _, _, link_id, _ in removals(conn, seen, top, ("link", "space")):
         if cube and kind == "link":
             cube_feed.touch_link(conn, space_id, link_id)
         if kind == "space":

@@ -8,8 +8,9 @@ from xtracker_server.store.sqlite.rollup_activity import ACTIVITY_SCHEMA, amount
 from xtracker_server.store.sqlite.rollup_loose import LOOSE_SCHEMA
 from xtracker_wire import REVERSAL
 
-__all__ = ["BEFORE_COUNTS", "BEFORE_LOOSE", "CUBE_FORMAT", "FEED", "OLD_CUBE_FORMATS",
-           "ROLLUP_FORMAT", "SCHEMA", "TRIGGER", "UNKNOWN", "amount_parts"]  # fmt: skip
+__all__ = ["BEFORE_CLICK_KEYS", "BEFORE_COUNTS", "BEFORE_LOOSE", "CUBE_FORMAT", "FEED",
+           "OLD_CUBE_FORMATS", "ROLLUP_FORMAT", "SCHEMA", "TRIGGER", "UNKNOWN",
+           "amount_parts"]  # fmt: skip
 
 
 SCHEMA = (
@@ -166,16 +167,21 @@ UNKNOWN = -1
 #: click rolled up under ``UNKNOWN`` (1: under 0, no link), without the counts.
 #: A rollup built without the report cube (XTRACKER_REPORT_CUBE off).
 ROLLUP_FORMAT = 10
-#: 12: the report cube (store/sqlite/cube_schema.py) beside the steps (XTRACKER_REPORT_CUBE on),
+#: 13: the report cube (store/sqlite/cube_schema.py) beside the steps (XTRACKER_REPORT_CUBE on),
 #: with the activity counts, the events without a uid and the indexes of the rows with a
-#: previous event; 11 had the same steps and a cube without the dimensions' value rows (9,
-#: never released, without the indexes); 7 had them without those events, 5
-#: the same cube without the counts, 3 a row per step and bin of the time to convert and
-#: 15-minute rows of every dimension, 4 (never released) the time to convert in 80 packed
-#: columns.
-CUBE_FORMAT = 12
-#: The cube's earlier formats: a rollup built with one is built again with the current one.
-OLD_CUBE_FORMATS = (3, 4, 11)
+#: previous event; 12 had the same with its uids keyed by uid; 11 the same steps and a cube
+#: without the dimensions' value rows (9, never released, without the indexes); 7 had them
+#: without those events, 5 the same cube without the counts, 3 a row per step and bin of the
+#: time to convert and 15-minute rows of every dimension, 4 (never released) the time to
+#: convert in 80 packed columns.
+CUBE_FORMAT = 13
+#: The cube's earlier formats: a rollup built with one is built again with the current one,
+#: but those of ``BEFORE_CLICK_KEYS``.
+OLD_CUBE_FORMATS = (3, 4, 11, 12)
+#: Formats whose cube is the current one's but for its uids' key (12: the uid), and the current
+#: format: opened with the cube, such a rollup keys its uids by their click's id in place
+#: (cube_feed.key_by_click), rather than building the cube again from the clicks.
+BEFORE_CLICK_KEYS = {12: CUBE_FORMAT}
 #: Formats from before the activity counts (rollup_activity.py), and the current format with
 #: the same rows: opened, such a rollup counts them from its rows (``COUNT_AGAIN``), after it
 #: rolled up its events without a uid.

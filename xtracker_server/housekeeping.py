@@ -167,7 +167,7 @@ class Housekeeper:
     async def _roll_up(self) -> None:
         while True:
             try:
-                await self.store.catch_up_reports(budget_s=ROLLUP_SLICE_S)
+                await self.store.catch_up_reports(budget_s=ROLLUP_SLICE_S, background=True)
             except StoreUnavailable as exc:
                 if exc.reason is FaultReason.REBUILDING:  # more to build: the next slice now
                     continue

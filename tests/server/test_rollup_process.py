@@ -224,3 +224,50 @@ def test_what_the_rollup_says_reaches_the_server_s_stderr(
     err = capfd.readouterr().err
     assert "WARNING:  (report rollup) the report rollup" in err, err
     assert "building the cube again from the clicks" in err
+
+
+@pytest.mark.parametrize("in_process", [False, True], ids=["thread", "process"])
+def test_the_background_catch_up_goes_in_short_rounds_with_a_pause_between_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, in_process: bool
+) -> None:
+    """Housekeeping's catch-up (``background=True``) reads ``BACKGROUND_CHUNK`` clicks and
+    events a round and sleeps ``ROUND_PAUSE_S`` after each round that leaves more, so that the
+    writer can start its WAL over between them (a round holds a snapshot of the main file); a
+    report's catch-up never pauses. The same rollup either way. On a thread the pauses are
+    counted; in the child (which takes the module's values as it starts) only the result."""
+    from xtracker_server.store.sqlite import rollup
+
+    path = str(tmp_path / "x.db")
+    space = _run(_seed(path))
+    monkeypatch.setattr(rollup, "BACKGROUND_CHUNK", 1)
+    monkeypatch.setattr(rollup, "ROUND_PAUSE_S", 0.001)
+    pauses: list[float] = []
+    real_sleep = time.sleep
+
+    def sleep(s: float) -> None:
+        pauses.append(s)
+        real_sleep(s)
+
+    async def build(background: bool) -> tuple[int, object, object]:
+        store = open_store(path, writer_process=False, report_cube=True,
+                           rollup_process=in_process)  # fmt: skip
+        await store.open()
+        try:
+            fed = await store.catch_up_reports(background=background)
+            groups = sorted(await store.group_counts(space, BY_CAMPAIGN), key=_key)
+            return fed, groups, await store.funnel_counts(space, WINDOW, mode=FunnelMode.COHORT)
+        finally:
+            await store.close()
+
+    if not in_process:  # the parent's own waits for the child would be counted too
+        monkeypatch.setattr(rollup.time, "sleep", sleep)
+    paced = _run(build(True))
+    background_pauses = list(pauses)
+    os.remove(reports_path(path))
+    pauses.clear()
+    at_once = _run(build(False))
+    assert paced == at_once and paced[0] == EVENTS
+    if not in_process:  # a click or an event a round: a pause after all rounds but the last
+        assert len(background_pauses) >= EVENTS - 1
+        assert set(background_pauses) == {0.001}
+        assert pauses == []  # a report's catch-up: no pause

@@ -327,15 +327,17 @@ class Store(Protocol):
     # ------------------------------------------------------------------ reports
 
     async def catch_up_reports(
-        self, budget_s: float | None = None, *, cube_may_lag: bool = False
-    ) -> int:
+        self, budget_s: float | None = None, *, cube_may_lag: bool = False,
+        background: bool = False,
+    ) -> int:  # fmt: skip
         """Bring the report rollup up to every commit so far; returns the events it fed.
         ``budget_s``: work about that long at most, keeping what was done, and raise
         ``StoreUnavailable`` with reason ``REBUILDING`` if the rollup is still behind (it is
         being built): a report request answers 503 rather than wait for a whole build.
         ``cube_may_lag`` (a report's): return once the steps are caught up if the report cube
         is being built (the setting turned on, a new cube format): the reports read without
-        it meanwhile, as they would with the setting off."""
+        it meanwhile, as they would with the setting off. ``background`` (housekeeping's):
+        paced so as to hold up the writer least, rather than to finish soonest."""
 
     async def funnel_counts(
         self,

@@ -105,6 +105,15 @@ CHUNK = 20_000
 #: about a second with the report cube, so that a request waits about that long for the round
 #: under way before its own.
 SLICE_CHUNK = 5_000
+#: Events (and clicks) per round of the background catch-up (housekeeping's, while traffic comes
+#: in), and the pause after each round that leaves more: a round reads the main file from one
+#: snapshot, and while a reader holds one the writer can neither checkpoint past it nor start
+#: its WAL over; back to back, rounds of thousands of clicks (a second under load on a large
+#: file) kept the WAL from ever starting over, and ``/r``'s p99 at 5,000,000 events rose 1.5x
+#: (bench/growth.py --cube, 2026-12-01: the WAL grew to 40 MB and more, 7 MB with the pause).
+#: Short rounds with a pause between them let the writer's own checkpoints empty it.
+BACKGROUND_CHUNK = 2_000
+ROUND_PAUSE_S = 0.05
 #: Page cache of the rollup's file for a connection that builds it (KiB, as a negative
 #: cache_size): the cube's upserts land all over its tables; SQLite's default is 2 MiB.
 CACHE_KIB = -65_536
@@ -321,13 +330,14 @@ def _stale(conn: sqlite3.Connection) -> bool:
 
 def catch_up(
     conn: sqlite3.Connection, *, chunk: int = CHUNK, now: float | None = None,
-    budget_s: float | None = None, cube_may_lag: bool = False,
+    budget_s: float | None = None, cube_may_lag: bool = False, pause_s: float = 0.0,
 ) -> int:  # fmt: skip
     """Roll up everything committed to the inbox so far; returns how many events were fed.
     ``now``: the wall clock in seconds (for the gaps' ages). ``budget_s``: stop after the round
     that used it up, raising ``RollupBehind`` if there is more (each round is kept).
     ``cube_may_lag`` (a report's catch-up): return once the steps are caught up while the cube
     is being built (not ready: its readers read without it), rather than wait for the cube.
+    ``pause_s``: sleep that long after each round that leaves more (``ROUND_PAUSE_S``).
 
     Each round is one transaction that writes only the attached rollup file (``BEGIN`` is
     deferred: the main file is only read, from one snapshot), so it never waits for the
@@ -357,6 +367,8 @@ def catch_up(
             return fed
         if budget_s is not None and time.monotonic() - started >= budget_s:
             raise RollupBehind(progress(conn))
+        if pause_s:
+            time.sleep(pause_s)
 
 
 def _is_busy(exc: sqlite3.OperationalError) -> bool:

@@ -22,16 +22,17 @@ class RollupWork:
         self.path, self.cube = path, cube
         self.conn: sqlite3.Connection | None = None
 
-    def catch_up(self, chunk: int, budget_s: float | None, cube_may_lag: bool) -> int:
+    def catch_up(
+        self, chunk: int, budget_s: float | None, cube_may_lag: bool, pause_s: float = 0.0
+    ) -> int:
         """``rollup.catch_up``; ``RollupBehind`` as it raises it."""
         from xtracker_server.store.sqlite import rollup
 
         with self._faults():
             if self.conn is None:
                 self.conn = rollup.open_rollup(self.path, cube=self.cube)
-            return rollup.catch_up(
-                self.conn, chunk=chunk, budget_s=budget_s, cube_may_lag=cube_may_lag
-            )
+            return rollup.catch_up(self.conn, chunk=chunk, budget_s=budget_s,
+                                   cube_may_lag=cube_may_lag, pause_s=pause_s)  # fmt: skip
 
     def refresh_stats(self) -> list[str]:
         """The rollup's planner statistics refreshed (store/sqlite/stats.py), if it is open."""

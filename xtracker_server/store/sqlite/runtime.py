@@ -229,8 +229,9 @@ class Store(SqliteOperations):
         return self._rollup_work.refresh_stats()
 
     async def catch_up_reports(
-        self, budget_s: float | None = None, *, cube_may_lag: bool = False
-    ) -> int:
+        self, budget_s: float | None = None, *, cube_may_lag: bool = False,
+        background: bool = False,
+    ) -> int:  # fmt: skip
         """Bring the report rollup up to everything committed so far (see
         store/sqlite/rollup.py); ``budget_s``: for about that long at most, then
         ``StoreUnavailable`` (``REBUILDING``) if it is still behind (the rounds done are kept);
@@ -238,8 +239,13 @@ class Store(SqliteOperations):
         if not self._rollup_checked:
             self._check_rollup_now()
         chunk = rollup.CHUNK if budget_s is None else rollup.SLICE_CHUNK
+        pause_s = 0.0
+        if background:  # short rounds, a pause after each (rollup.BACKGROUND_CHUNK)
+            chunk, pause_s = rollup.BACKGROUND_CHUNK, rollup.ROUND_PAUSE_S
         try:
-            return await self._on_rollup_thread(self._catch_up, chunk, budget_s, cube_may_lag)
+            return await self._on_rollup_thread(
+                self._catch_up, chunk, budget_s, cube_may_lag, pause_s
+            )
         except RollupBehind as exc:
             raise StoreUnavailable(
                 FaultReason.REBUILDING,
@@ -264,17 +270,19 @@ class Store(SqliteOperations):
 
         return await asyncio.to_thread(fn, *args)
 
-    def _catch_up(self, chunk: int, budget_s: float | None, cube_may_lag: bool) -> int:
+    def _catch_up(
+        self, chunk: int, budget_s: float | None, cube_may_lag: bool, pause_s: float
+    ) -> int:
         # On the rollup's thread; its connection is opened by the first catch-up, so a process
         # that never reports (``xtracker worker``) never builds a rollup.
         if self._rollup_child is not None:
-            fed: int = self._rollup_child.call("catch_up", chunk, budget_s, cube_may_lag)
+            fed: int = self._rollup_child.call("catch_up", chunk, budget_s, cube_may_lag, pause_s)
             return fed
         if self._rollup_work is None:
             from xtracker_server.store.sqlite.rollup_work import RollupWork
 
             self._rollup_work = RollupWork(self.path, self.report_cube)
-        return self._rollup_work.catch_up(chunk, budget_s, cube_may_lag)
+        return self._rollup_work.catch_up(chunk, budget_s, cube_may_lag, pause_s)
 
     async def close(self) -> None:
         await self.writer.stop()

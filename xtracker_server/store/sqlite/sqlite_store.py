@@ -120,8 +120,9 @@ class SqliteOperations(ReportOperations):
 
     @abc.abstractmethod
     async def catch_up_reports(
-        self, budget_s: float | None = None, *, cube_may_lag: bool = False
-    ) -> int: ...
+        self, budget_s: float | None = None, *, cube_may_lag: bool = False,
+        background: bool = False,
+    ) -> int: ...  # fmt: skip
 
     @abc.abstractmethod
     async def off_loop(self, fn: Callable[..., T], *args: Any) -> T: ...

@@ -757,3 +757,73 @@ def test_a_window_that_ends_after_the_last_click_counts_as_the_scan_does(tmp_pat
         assert sorted(cube.group_counts(conn, space, q, cube=True), key=_order) == want, by
         assert sum(g.clicks for g in want) > 0
     conn.close()
+
+
+def test_a_new_click_that_nothing_else_marked_is_counted_without_reading_steps(
+    tmp_path: Path,
+) -> None:
+    """Once the cube is built, a new click that no event, bind or removal marked in its round,
+    and that has no share yet, is *fresh*: its uid's steps are not looked up (cube_feed
+    ``feed_clicks``). Shown with a step row no write could have made (a row for that uid
+    before any of its events): the fresh click is counted without it; the same uid marked
+    again (a recount) reads it. A click that comes after its uid's events is not fresh, nor
+    is one whose events a round fed before the clicks' feed read it."""
+    path = str(tmp_path / "fresh.db")
+    conn = with_rollup(open_db(path), path, cube=True)
+    spec = LinkSpec(kind=LinkKind.BOT, target="b_bot")
+    with transaction(conn):
+        space = spaces.create_space(conn, "a", T0).space.id
+        link = links.create_link(conn, space, "l", spec, T0).id
+    catch_up(conn)  # built: nothing to read
+
+    def click(uid: str, at: int) -> None:
+        insert_click(conn, ClickDraft(space_id=space, uid=uid, created_ms=at, source="api",
+                                      link_id=link, fields={"campaign_id": "c1"}))  # fmt: skip
+
+    def contact(n: int, uid: str, at: int) -> None:
+        insert_event(conn, InboxDraft(
+            space_id=space, dedup_key=f"k{n}".encode(), event="contact", uid=uid, tg_id=None,
+            eid=str(n), value=None, currency=None, occurred_at_ms=at, received_ms=at,
+            source="api",
+        ))  # fmt: skip
+
+    def contacts() -> int:
+        q = GroupQuery(Window(T0, T0 + DAY), ("campaign",))
+        (g,) = cube.group_counts(conn, space, q, cube=True)
+        return g.uids["contact"]
+
+    with transaction(conn):
+        click("fresh", T0 + H)
+        conn.execute(  # what no write makes: a step of a uid whose click is not read yet
+            "INSERT INTO reports.report_steps (space_id, link_id, event, at_ms, inbox_id, uid)"
+            " VALUES (?, ?, 'contact', ?, 999999, 'fresh')", (space, link, T0 + 2 * H),
+        )  # fmt: skip
+    catch_up(conn)
+    assert contacts() == 0  # the fresh click's steps were not read
+    with transaction(conn):
+        cube_feed.touch(conn, "SELECT space_id, click_id FROM reports.cube_uids")
+        cube_feed.apply(conn)
+    assert contacts() == 1  # marked again: its share worked out with its steps
+    with transaction(conn):
+        conn.execute("DELETE FROM reports.report_steps WHERE inbox_id = 999999")
+        cube_feed.touch(conn, "SELECT space_id, click_id FROM reports.cube_uids")
+        cube_feed.apply(conn)
+    assert contacts() == 0
+
+    with transaction(conn):  # the events first, the click after them: not fresh
+        contact(1, "late", T0 + 3 * H)
+    catch_up(conn)
+    with transaction(conn):
+        click("late", T0 + 2 * H)
+    catch_up(conn)
+    assert contacts() == 1
+    with transaction(conn):  # a click, then its event, both read in one round: not fresh
+        click("both", T0 + 4 * H)
+        contact(2, "both", T0 + 5 * H)
+    catch_up(conn)
+    assert contacts() == 2
+    for by in ((), ("campaign",), ("hour",)):
+        q = GroupQuery(Window(T0, T0 + DAY), by)
+        want = sorted(groups.group_counts(conn, space, q), key=_order)
+        assert sorted(cube.group_counts(conn, space, q, cube=True), key=_order) == want, by
+    conn.close()

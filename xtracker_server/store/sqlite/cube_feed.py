@@ -80,10 +80,33 @@ def touch_link(conn: sqlite3.Connection, space_id: int, link_id: int) -> None:
                 " AND link_id = ?", (space_id, link_id))  # fmt: skip
 
 
-def feed_clicks(conn: sqlite3.Connection, where: str, args: Sequence[Any]) -> None:
+#: The clicks marked as *fresh* in this round (``feed_clicks``): their uids' steps are not
+#: looked up. A temporary table: the connection's own, emptied with the round (``apply``).
+_FRESH = "CREATE TEMP TABLE IF NOT EXISTS cube_fresh (click_id INTEGER PRIMARY KEY)"
+
+
+def feed_clicks(
+    conn: sqlite3.Connection, where: str, args: Sequence[Any], *, fresh: bool = False
+) -> None:
     """The clicks of ``main.clicks`` that match ``where`` (newly read): mark their uids, and
-    keep the latest name of their campaign, ad set and ad."""
+    keep the latest name of their campaign, ad set and ad.
+
+    ``fresh`` (the cube is built, and the round marked every other change first): a click
+    that nothing else marked and that has no share yet is *fresh*, and its uid has no steps,
+    so ``apply`` does not look them up (a random read of ``report_steps`` per new click, the
+    catch-up's largest cost on a large file). Its uid's events fed before it was stored
+    would have logged it in ``report_backlog``, and those fed after it marked it (it has a
+    share then); a backlog entry read in a later round than the click marks it again then,
+    with its steps."""
     real = f"({where}) AND source != 'placeholder'"
+    if fresh:
+        conn.execute(_FRESH)
+        conn.execute(
+            f"INSERT INTO temp.cube_fresh SELECT id FROM main.clicks WHERE {real}"
+            " AND id NOT IN (SELECT click_id FROM reports.cube_touched)"
+            " AND id NOT IN (SELECT click_id FROM reports.cube_uids)",
+            args,
+        )
     touch(conn, f"SELECT space_id, id FROM main.clicks WHERE {real}", args)
     for dim, column in NAMED.items():
         id_column = f"{dim}_id"
@@ -370,6 +393,7 @@ def _new_shares(conn: sqlite3.Connection, keys: _Keys) -> dict[Who, _Share]:
     """The share of every marked uid that has a click, worked out from scratch: its keys are
     its H key and its dimensions' (value, link, campaign) keys."""
     key, known = keys.id, keys.known
+    conn.execute(_FRESH)
     shares: dict[Who, _Share] = {}
     for row in conn.execute(
         f"SELECT t.space_id, t.click_id, c.created_ms, c.link_id, c.campaign_id, c.adset_id,"
@@ -396,6 +420,7 @@ def _new_shares(conn: sqlite3.Connection, keys: _Keys) -> dict[Who, _Share]:
         " CROSS JOIN reports.report_steps r INDEXED BY report_steps_uid"
         " ON r.space_id = c.space_id AND r.uid = c.uid"
         f" WHERE c.space_id = t.space_id AND r.event IN {_EVENTS_IN}"
+        " AND t.click_id NOT IN (SELECT click_id FROM temp.cube_fresh)"
     )
     for space_id, click_id, event, at_ms, currency, units, fraction, scale, was_reversed in steps:
         share = shares.get((space_id, click_id))
@@ -495,6 +520,7 @@ def apply(conn: sqlite3.Connection, spaces_gone: Iterable[int] = ()) -> int:
         sorted(kept),
     )
     conn.execute("DELETE FROM reports.cube_touched")
+    conn.execute("DELETE FROM temp.cube_fresh")
     for space_id in spaces_gone:
         drop_space(conn, space_id)
     return len(gone) + len(kept)

@@ -457,19 +457,21 @@ def _round(conn: sqlite3.Connection, chunk: int, now: float) -> Round:
             (removals.high, removal_top),
         )]  # fmt: skip
         new_removals_mark = advance(conn, REMOVALS, removals, read, removal_top, now)
+    if cube:
+        # the uids of the events fed that have a click (an event of a uid without a click, a
+        # test postback's or a made-up uid's, is in no cube row; an erased uid's click is
+        # marked by its removal); before the clicks, the last to be marked (feed_clicks)
+        cube_feed.touch_uids(conn, "SELECT space_id, uid FROM reports.feed")
     new_clicks_mark = clicks
     if new_clicks:
         click_to = clicks.high if click_top is None else click_top
-        cube_feed.feed_clicks(conn, unread(CLICKS), (clicks.high, click_to))
+        # once the cube is built, a new click that nothing else marked has no steps yet
+        cube_feed.feed_clicks(conn, unread(CLICKS), (clicks.high, click_to), fresh=not building)
         read = [r[0] for r in conn.execute(
             f"SELECT id FROM main.clicks WHERE {unread(CLICKS)}", (clicks.high, click_to)
         )]  # fmt: skip
         new_clicks_mark = advance(conn, CLICKS, clicks, read, click_to, now)
     if cube:
-        # the uids of the events fed that have a click (an event of a uid without a click, a
-        # test postback's or a made-up uid's, is in no cube row; an erased uid's click is
-        # marked by its removal)
-        cube_feed.touch_uids(conn, "SELECT space_id, uid FROM reports.feed")
         cube_feed.apply(conn, spaces_gone)
     for statement in FOLD:  # the activity counts (rollup_activity.py)
         conn.execute(statement)

@@ -281,6 +281,23 @@ def add_sync_argument(parser: argparse.ArgumentParser, what: str) -> None:
     )
 
 
+def add_cube_argument(parser: argparse.ArgumentParser, what: str) -> None:
+    """``--cube`` / ``--no-cube``: the report cube of ``what`` on or off (XTRACKER_REPORT_CUBE's
+    default); set in the environment by :func:`with_cube` either way, so that the run says
+    which it measured."""
+    parser.add_argument(
+        "--cube",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help=f"the report cube of {what} on, or off (the default, XTRACKER_REPORT_CUBE)",
+    )
+
+
+def with_cube(env: dict[str, str], cube: bool) -> dict[str, str]:
+    """``env`` with XTRACKER_REPORT_CUBE set as ``--cube`` says."""
+    return {**env, "XTRACKER_REPORT_CUBE": "on" if cube else "off"}
+
+
 def http_request(
     url: str,
     *,

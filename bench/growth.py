@@ -67,6 +67,7 @@ from _harness import (
     BENCH_DIR,
     HOST,
     WrkRun,
+    add_cube_argument,
     add_sync_argument,
     bench_env,
     describe,
@@ -83,6 +84,7 @@ from _harness import (
     running_sink,
     sink_reset,
     sink_stats,
+    with_cube,
     xtracker_command,
     xtracker_serve_argv,
 )
@@ -599,12 +601,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--tmpdir", type=Path, default=None, help="where the working copies go")
     p.add_argument("--quick", action="store_true", help="a smoke run: tiny databases, 1 s runs")
-    p.add_argument(
-        "--cube",
-        action="store_true",
-        help="the report cube on (XTRACKER_REPORT_CUBE): the servers keep it, the seeds' rollup"
-        " is built with it (kept apart from those without)",
-    )
+    add_cube_argument(p, "the servers (and the seeds' rollup, kept apart from those without)")
     p.add_argument("--json", action="store_true", help="print the report as JSON on stdout")
     args = p.parse_args(argv)
     if args.quick:
@@ -627,9 +624,7 @@ def main(argv: list[str] | None = None) -> int:
     with ExitStack() as cleanup:
         workdir = Path(tempfile.mkdtemp(prefix="xtracker-growth-", dir=args.tmpdir))
         cleanup.callback(shutil.rmtree, workdir, ignore_errors=True)
-        env = bench_env()
-        if args.cube:
-            env["XTRACKER_REPORT_CUBE"] = "on"
+        env = with_cube(bench_env(), args.cube)
         sink_port = free_port()
         sink = cleanup.enter_context(running_sink(sink_port, env, workdir))
         end_ms = common_end_ms(args)

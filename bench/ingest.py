@@ -23,7 +23,8 @@ Integrity
 
 Everything listens on and talks to 127.0.0.1 only.
 
-    python bench/ingest.py [--duration 10] [--connections 64] [--rounds 3] [--sync FULL] [--json]
+    python bench/ingest.py [--duration 10] [--connections 64] [--rounds 3] [--sync FULL]
+                            [--cube] [--json]
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ from typing import Any, TextIO
 from _harness import (
     BENCH_DIR,
     WrkRun,
+    add_cube_argument,
     bench_env,
     create_space,
     describe,
@@ -54,6 +56,7 @@ from _harness import (
     run_script,
     run_wrk,
     start_pair,
+    with_cube,
 )
 
 LUA_SCRIPT = BENCH_DIR / "post_events.lua"
@@ -70,6 +73,7 @@ def bare_ok(url: str) -> bool:
 @dataclass
 class Report:
     sync: str
+    report_cube: bool
     journal_mode: str
     filesystem: str
     duration_s: float
@@ -102,7 +106,7 @@ def print_summary(report: Report, out: TextIO) -> None:
     )
     print(
         f"SQLite synchronous={report.sync}, journal_mode={report.journal_mode}, "
-        f"file system {report.filesystem}",
+        f"file system {report.filesystem}, report cube {'on' if report.report_cube else 'off'}",
         file=out,
     )
     print(line, file=out)
@@ -149,6 +153,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         type=str.upper,
         help="SQLite synchronous mode of our server",
     )
+    add_cube_argument(p, "our server")
     p.add_argument(
         "--tmpdir",
         type=Path,
@@ -182,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
         db = tmp / "x.db"
         space = create_space(db)
         bearer = space["bearer"]
-        env = bench_env()
+        env = with_cube(bench_env(), args.cube)
 
         runs: list[WrkRun] = []
         acknowledged = 0  # 2xx answers of our server, all runs and the sanity request
@@ -262,6 +267,7 @@ def main(argv: list[str] | None = None) -> int:
     ratio = ours_med / base_med if base_med else 0.0
     report = Report(
         sync=args.sync,
+        report_cube=args.cube,
         journal_mode=journal_mode,
         filesystem=filesystem,
         duration_s=args.duration,

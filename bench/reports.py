@@ -51,7 +51,8 @@ the next run (``--fresh`` seeds again); its size and the seed and catch-up times
 
     python bench/reports.py [--sizes 1000000,10000000 | --events N] [--links 100]
                             [--campaigns 300] [--ads 10000] [--days 30] [--repeat 7]
-                            [--only g_ad,funnel,...] [--dir DIR] [--fresh] [--json]
+                            [--only g_ad,funnel,...] [--dir DIR] [--fresh] [--cube]
+                            [--json]
 
 Exit status: 0 every target met, 1 not.
 """
@@ -419,9 +420,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--dir", help="where the seeded files are kept (default: the temp directory)")
     p.add_argument("--fresh", action="store_true", help="seed again even if a file exists")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
-    p.add_argument("--cube", action="store_true",
-                   help="with the report cube (XTRACKER_REPORT_CUBE on; the rollup is rebuilt"
-                   " when a kept file's was built the other way)")  # fmt: skip
+    p.add_argument(
+        "--cube",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="with the report cube (XTRACKER_REPORT_CUBE) or without (--no-cube, the default);"
+        " a kept rollup built the other way is built again",
+    )
     args = p.parse_args(argv)
     args.sizes = args.sizes or [args.events]
     return args

@@ -23,7 +23,7 @@ from typing import Any
 
 from xtracker_server.domain.filters import DIMENSIONS, SUB_ID_PREFIX
 from xtracker_server.domain.groups import TTC_BOUNDS_S
-from xtracker_server.store.sqlite import cube_ttc
+from xtracker_server.store.sqlite import cube_write
 from xtracker_server.store.sqlite.cube_schema import (
     ALL,
     COUNTS,
@@ -39,6 +39,7 @@ from xtracker_server.store.sqlite.cube_schema import (
     by_value,
 )
 from xtracker_server.store.sqlite.cube_ttc import TTC_BINS
+from xtracker_server.store.sqlite.cube_write import Target
 from xtracker_wire import CANONICAL_EVENTS
 
 __all__ = ["D_DIMENSIONS", "H_DIMENSIONS", "apply", "drop_space", "feed_clicks", "take_off",
@@ -149,10 +150,6 @@ class _Share:
     def of(cls, text: str) -> _Share:
         click_ms, keys, firsts, deposits, reversed_, money = json.loads(text)
         return cls(click_ms, [(d, k) for d, k in keys], firsts, deposits, reversed_, money)
-
-
-#: A cube row's place: (space_id, dim, level, bucket, key_id).
-Target = tuple[int, str, int, int, int]
 
 
 #: A uid's fine row, summed in Python only: (space_id, dim, quarter, key_id), its H key or one
@@ -450,7 +447,7 @@ def take_off(conn: sqlite3.Connection, shares: Sequence[tuple[int, str]]) -> Non
     deltas = _Deltas(keys)
     for space_id, text in shares:
         deltas.add(space_id, _Share.of(text), -1)
-    _write(conn, *deltas.derive())
+    cube_write.write(conn, *deltas.derive())
     keys.save()
 
 
@@ -509,7 +506,7 @@ def apply(conn: sqlite3.Connection, spaces_gone: Iterable[int] = ()) -> int:
             deltas.add(who[0], _Share.of(before[1]), -1)
         else:
             deltas.move(who[0], _Share.of(before[1]), share)
-    _write(conn, *deltas.derive())
+    cube_write.write(conn, *deltas.derive())
     keys.save()
     conn.executemany("DELETE FROM reports.cube_uids WHERE click_id = ?",
                      sorted((click_id,) for _, click_id in gone))  # fmt: skip
@@ -529,38 +526,3 @@ def apply(conn: sqlite3.Connection, spaces_gone: Iterable[int] = ()) -> int:
 _DEPOSITS, _REVERSED = COUNTS.index("deposits"), COUNTS.index("reversed")
 _TTC = len(COUNTS)  # a row's cells, after its counts (_Deltas.rows)
 _ZEROS = (0,) * _TTC
-_KEY = "space_id, dim, level, bucket, key_id"
-_UPSERT_ROW = (
-    f"INSERT INTO reports.cube VALUES ({', '.join('?' * (6 + len(COUNTS)))})"
-    f" ON CONFLICT ({_KEY}) DO UPDATE SET "
-    + ", ".join(f"{c} = {c} + excluded.{c}" for c in COUNTS)
-    + ", ttc = cube_ttc_add(ttc, excluded.ttc)"
-)
-_UPSERT_MONEY = (
-    f"INSERT INTO reports.cube_money VALUES ({', '.join('?' * 14)})"
-    f" ON CONFLICT ({_KEY}, currency) DO UPDATE SET"
-    " n = n + excluded.n, units = units + excluded.units, fraction = fraction + excluded.fraction,"
-    " scale = max(scale, excluded.scale), rn = rn + excluded.rn,"
-    " r_units = r_units + excluded.r_units, r_fraction = r_fraction + excluded.r_fraction,"
-    " r_scale = max(r_scale, excluded.r_scale)"
-)
-_KEY_IS = " AND ".join(f"{c} = ?" for c in _KEY.split(", "))
-
-
-def _write(
-    conn: sqlite3.Connection, rows: dict[Target, list[Any]],
-    money: dict[Target, dict[str, list[int]]], taken_off: set[Target],
-) -> None:  # fmt: skip
-    """The summed differences, one upsert per cube row (in key order: each finds its page next
-    to the last one's; a row whose difference is nothing left out); a row whose uids all left
-    goes."""
-    cube_ttc.register(conn)
-    encode = cube_ttc.encode
-    conn.executemany(_UPSERT_ROW, [(*target, *acc[:_TTC], encode(acc[_TTC]))
-                                   for target, acc in sorted(rows.items())
-                                   if any(acc[:_TTC]) or any(acc[_TTC].values())])  # fmt: skip
-    conn.executemany(_UPSERT_MONEY, [(*target, currency, *m) for target, by in sorted(money.items())
-                                     for currency, m in sorted(by.items()) if any(m)])  # fmt: skip
-    taken = sorted(taken_off)
-    conn.executemany(f"DELETE FROM reports.cube WHERE {_KEY_IS} AND clicks = 0", taken)
-    conn.executemany(f"DELETE FROM reports.cube_money WHERE {_KEY_IS} AND n = 0", taken)

@@ -39,6 +39,7 @@ from xtracker_server.store.sqlite.cube_schema import (
     by_value,
 )
 from xtracker_server.store.sqlite.cube_ttc import TTC_BINS
+from xtracker_server.store.sqlite.cube_write import TTC as _TTC
 from xtracker_server.store.sqlite.cube_write import Target
 from xtracker_wire import CANONICAL_EVENTS
 
@@ -81,11 +82,6 @@ def touch_link(conn: sqlite3.Connection, space_id: int, link_id: int) -> None:
                 " AND link_id = ?", (space_id, link_id))  # fmt: skip
 
 
-#: The clicks marked as *fresh* in this round (``feed_clicks``): their uids' steps are not
-#: looked up. A temporary table: the connection's own, emptied with the round (``apply``).
-_FRESH = "CREATE TEMP TABLE IF NOT EXISTS cube_fresh (click_id INTEGER PRIMARY KEY)"
-
-
 def feed_clicks(
     conn: sqlite3.Connection, where: str, args: Sequence[Any], *, fresh: bool = False
 ) -> None:
@@ -100,8 +96,7 @@ def feed_clicks(
     share then); a backlog entry read in a later round than the click marks it again then,
     with its steps."""
     real = f"({where}) AND source != 'placeholder'"
-    if fresh:
-        conn.execute(_FRESH)
+    if fresh:  # into cube_schema.FRESH_TABLE
         conn.execute(
             f"INSERT INTO temp.cube_fresh SELECT id FROM main.clicks WHERE {real}"
             " AND id NOT IN (SELECT click_id FROM reports.cube_touched)"
@@ -390,7 +385,6 @@ def _new_shares(conn: sqlite3.Connection, keys: _Keys) -> dict[Who, _Share]:
     """The share of every marked uid that has a click, worked out from scratch: its keys are
     its H key and its dimensions' (value, link, campaign) keys."""
     key, known = keys.id, keys.known
-    conn.execute(_FRESH)
     shares: dict[Who, _Share] = {}
     for row in conn.execute(
         f"SELECT t.space_id, t.click_id, c.created_ms, c.link_id, c.campaign_id, c.adset_id,"
@@ -524,5 +518,4 @@ def apply(conn: sqlite3.Connection, spaces_gone: Iterable[int] = ()) -> int:
 
 
 _DEPOSITS, _REVERSED = COUNTS.index("deposits"), COUNTS.index("reversed")
-_TTC = len(COUNTS)  # a row's cells, after its counts (_Deltas.rows)
 _ZEROS = (0,) * _TTC

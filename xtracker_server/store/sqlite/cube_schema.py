@@ -47,6 +47,7 @@ __all__ = [
     "CUBE_SCHEMA",
     "CUBE_TABLES",
     "DIMENSION_LEVELS",
+    "FRESH_TABLE",
     "LEVELS",
     "LEVEL_15M",
     "LEVEL_DAY",
@@ -58,6 +59,11 @@ __all__ = [
     "by_value",
     "ready",
 ]
+
+#: The clicks a catch-up round marked as *fresh* (store/sqlite/cube_feed.py ``feed_clicks``):
+#: their uids' steps are not looked up. The rollup connection's own (a temporary table,
+#: created with it: store/sqlite/rollup.py ``with_rollup``), emptied by every round.
+FRESH_TABLE = "CREATE TEMP TABLE IF NOT EXISTS cube_fresh (click_id INTEGER PRIMARY KEY)"
 
 #: ``dim`` of the rows keyed by (link, campaign, ad set, ad).
 H = ""

@@ -9,11 +9,12 @@ from typing import Any
 from xtracker_server.store.sqlite import cube_ttc
 from xtracker_server.store.sqlite.cube_schema import COUNTS
 
-__all__ = ["write"]
+__all__ = ["TTC", "Target", "write"]
 
 #: A cube row's place: (space_id, dim, level, bucket, key_id).
 Target = tuple[int, str, int, int, int]
-_TTC = len(COUNTS)  # a row's cells, after its counts
+#: Where a row's cells start in its sums, after its counts (cube_feed.py ``_Deltas.rows``).
+TTC = len(COUNTS)
 _KEY = "space_id, dim, level, bucket, key_id"
 _UPSERT_ROW = (
     f"INSERT INTO reports.cube VALUES ({', '.join('?' * (6 + len(COUNTS)))})"
@@ -41,9 +42,9 @@ def write(
     goes."""
     cube_ttc.register(conn)
     encode = cube_ttc.encode
-    conn.executemany(_UPSERT_ROW, [(*target, *acc[:_TTC], encode(acc[_TTC]))
+    conn.executemany(_UPSERT_ROW, [(*target, *acc[:TTC], encode(acc[TTC]))
                                    for target, acc in sorted(rows.items())
-                                   if any(acc[:_TTC]) or any(acc[_TTC].values())])  # fmt: skip
+                                   if any(acc[:TTC]) or any(acc[TTC].values())])  # fmt: skip
     conn.executemany(_UPSERT_MONEY, [(*target, currency, *m) for target, by in sorted(money.items())
                                      for currency, m in sorted(by.items()) if any(m)])  # fmt: skip
     taken = sorted(taken_off)

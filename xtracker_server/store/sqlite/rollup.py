@@ -54,7 +54,12 @@ from typing import TYPE_CHECKING, NamedTuple
 from xtracker_server.domain.watermark import Watermark
 from xtracker_server.store.sqlite import cube_schema, rollup_loose
 from xtracker_server.store.sqlite import rollup_drops as drops
-from xtracker_server.store.sqlite.cube_schema import CUBE_DROPPED, CUBE_SCHEMA, CUBE_TABLES
+from xtracker_server.store.sqlite.cube_schema import (
+    CUBE_DROPPED,
+    CUBE_SCHEMA,
+    CUBE_TABLES,
+    FRESH_TABLE,
+)
 from xtracker_server.store.sqlite.db import attach_reports, connect, reports_path
 from xtracker_server.store.sqlite.generation import generation
 from xtracker_server.store.sqlite.lazy import LazyModule
@@ -155,6 +160,7 @@ def with_rollup(
             continue
         break
     conn.execute(TRIGGER)
+    conn.execute(FRESH_TABLE)  # the catch-up's fresh clicks (cube_feed.feed_clicks)
     return conn
 
 

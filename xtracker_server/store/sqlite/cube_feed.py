@@ -136,10 +136,19 @@ class _Share:
     # currency -> [n, units, fraction, scale, rn, r_units, r_fraction, r_scale]
     money: dict[str, list[int]] | None = None
 
-    def text(self) -> str:
-        # in a fixed order (report_steps' index order; sorted keys): equal shares, equal texts
-        return json.dumps([self.click_ms, self.keys, self.firsts, self.deposits, self.reversed,
-                           self.money or {}], separators=(",", ":"))  # fmt: skip
+    def text(self, keys_text: dict[tuple[tuple[str, int], ...], str]) -> str:
+        """Its JSON, in a fixed order (report_steps' index order; sorted keys): equal shares,
+        equal texts. ``keys_text``: the JSON of the keys lists met so far (a round's clicks
+        share a few), filled in."""
+        keys = tuple(self.keys)
+        listed = keys_text.get(keys)
+        if listed is None:
+            listed = keys_text[keys] = json.dumps(self.keys, separators=(",", ":"))
+        if not self.firsts:  # a click alone: most shares
+            return f"[{self.click_ms},{listed},{{}},{self.deposits},{self.reversed},{{}}]"
+        rest = json.dumps([self.firsts, self.deposits, self.reversed, self.money or {}],
+                          separators=(",", ":"))  # fmt: skip
+        return f"[{self.click_ms},{listed},{rest[1:]}"
 
     @classmethod
     def of(cls, text: str) -> _Share:
@@ -170,7 +179,7 @@ class _Deltas:
         self.taken: set[Fine] = set()  # fine rows a share was taken off: they may have emptied
 
     def add(self, space_id: int, share: _Share, sign: int) -> None:
-        """``share`` added to (``sign`` -1: taken off) the rows of its click."""
+        """``share`` added ``sign`` times (-1: taken off) to the rows of its click."""
         cells, ttc, money = _vector(share, sign)
         self._spread(_fine(space_id, share), cells, ttc, money, taken=sign < 0)
 
@@ -484,22 +493,34 @@ def apply(conn: sqlite3.Connection, spaces_gone: Iterable[int] = ()) -> int:
     deltas = _Deltas(keys)
     gone: list[Who] = []
     kept: list[tuple[Any, ...]] = []  # (click_id, space_id, its H key, its text)
+    keys_text: dict[tuple[tuple[str, int], ...], str] = {}
+    # the new shares of a click alone (most of a round's), per 15 minutes and keys: added once
+    clicks_alone: dict[tuple[int, int, tuple[tuple[str, int], ...]], list[Any]] = {}
     for who in old.keys() | new.keys():
         before = old.get(who)
         share = new.get(who)
-        text = share.text() if share is not None else None
+        text = share.text(keys_text) if share is not None else None
         if before is not None and before[1] == text:
             continue
         if share is None:
             gone.append(who)
         else:
             kept.append((who[1], who[0], share.keys[0][1], text))
-        if before is None:
+        if before is None and share is not None and not share.firsts:
+            alike = (who[0], share.click_ms - share.click_ms % _QUARTER, tuple(share.keys))
+            found = clicks_alone.get(alike)
+            if found is None:
+                clicks_alone[alike] = [share, 1]
+            else:
+                found[1] += 1
+        elif before is None:
             deltas.add(who[0], share, +1)  # type: ignore[arg-type]  # one of them is there
         elif share is None:
             deltas.add(who[0], _Share.of(before[1]), -1)
         else:
             deltas.move(who[0], _Share.of(before[1]), share)
+    for (space_id, _, _), (share, n) in clicks_alone.items():
+        deltas.add(space_id, share, n)
     cube_write.write(conn, *deltas.derive())
     keys.save()
     conn.executemany("DELETE FROM reports.cube_uids WHERE click_id = ?",

@@ -37,11 +37,13 @@ from xtracker_server.store.sqlite import (
     cube_feed,
     cube_probe,
     cube_segments,
+    cube_shares,
     deletion,
     erasure,
     groups,
     links,
     reports,
+    rollup,
     spaces,
 )
 from xtracker_server.store.sqlite.binds import bind
@@ -493,9 +495,10 @@ def test_catch_up_again_and_a_recount_of_every_uid_change_nothing(world: World) 
 @pytest.mark.parametrize(
     "share",
     [
-        cube_feed._Share(1_700_000_000_000, [("", 3), ("country", 9), ("sub.é", 12)], {}),
-        cube_feed._Share(5, [("", 1)], {"contact": 7, "deposit": 9}, 2, 1,
-                         {"EUR": [2, 30, 5, 2, 1, 10, 0, 2]}),  # fmt: skip
+        cube_shares.Share(1_700_000_000_000, [("", 3), ("country", 9), ("sub.é", 12)], {}),
+        cube_shares.Share(
+            5, [("", 1)], {"contact": 7, "deposit": 9}, 2, 1, {"EUR": [2, 30, 5, 2, 1, 10, 0, 2]}
+        ),
     ],
 )
 def test_a_share_is_written_as_the_json_of_its_fields(share: Any) -> None:
@@ -503,10 +506,10 @@ def test_a_share_is_written_as_the_json_of_its_fields(share: Any) -> None:
     it (a recount compares texts), whichever way it is put together."""
     keys_text: dict[Any, str] = {}
     text = share.text(keys_text)
-    assert text == json.dumps([share.click_ms, share.keys, share.firsts, share.deposits,
-                               share.reversed, share.money or {}], separators=(",", ":"))  # fmt: skip
+    fields = [share.click_ms, share.keys, share.firsts, share.deposits, share.reversed]
+    assert text == json.dumps([*fields, share.money or {}], separators=(",", ":"))
     assert share.text(keys_text) == text  # its keys' JSON from the round's cache
-    assert cube_feed._Share.of(text).text({}) == text
+    assert cube_shares.Share.of(text).text({}) == text
 
 
 def test_a_cube_rebuilt_from_nothing_equals_the_one_built_as_data_came(
@@ -846,3 +849,92 @@ def test_a_new_click_that_nothing_else_marked_is_counted_without_reading_steps(
         want = sorted(groups.group_counts(conn, space, q), key=_order)
         assert sorted(cube.group_counts(conn, space, q, cube=True), key=_order) == want, by
     conn.close()
+
+
+class _Snapshot:
+    """A space with a link, written by a connection of its own (the server's writer), and a
+    rollup with the cube (the catch-up's connection)."""
+
+    def __init__(self, tmp_path: Path) -> None:
+        self.path = str(tmp_path / "two.db")
+        self.writer = open_db(self.path)
+        self.writer.execute("PRAGMA wal_autocheckpoint = 0")  # the WAL keeps what is written
+        self.writer.execute("PRAGMA busy_timeout = 200")
+        self.rollup = with_rollup(open_db(self.path), self.path, cube=True)
+        with transaction(self.writer):
+            self.space = spaces.create_space(self.writer, "a", T0).space.id
+            spec = LinkSpec(kind=LinkKind.BOT, target="b_bot")
+            self.link = links.create_link(self.writer, self.space, "l", spec, T0).id
+        catch_up(self.rollup)
+
+    def click(self, uid: str, at: int) -> None:
+        with transaction(self.writer):
+            insert_click(self.writer, ClickDraft(
+                space_id=self.space, uid=uid, created_ms=at, source="api", link_id=self.link,
+                fields={"campaign_id": "c1", "country": "US"},
+            ))  # fmt: skip
+
+    def contact(self, n: int, uid: str, at: int) -> None:
+        with transaction(self.writer):
+            insert_event(self.writer, InboxDraft(
+                space_id=self.space, dedup_key=f"k{n}".encode(), event="contact", uid=uid,
+                tg_id=None, eid=str(n), value=None, currency=None, occurred_at_ms=at,
+                received_ms=at, source="api",
+            ))  # fmt: skip
+
+    def counts(self) -> tuple[int, int]:
+        q = GroupQuery(Window(T0, T0 + DAY), ("country",))
+        (g,) = cube.group_counts(self.rollup, self.space, q, cube=True)
+        return g.clicks, g.uids["contact"]
+
+
+def test_a_rounds_shares_are_worked_out_without_the_main_files_snapshot(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With the cube, a catch-up round works out its uids' shares (most of its time) in a
+    transaction of its own that reads only the rollup's file, from the clicks its first
+    transaction copied: meanwhile the server's writer can write and start its WAL over (a
+    TRUNCATE checkpoint is not kept waiting by the round)."""
+    world = _Snapshot(tmp_path)
+    for n in range(3):
+        world.click(f"u{n}", T0 + n * H)
+    world.contact(1, "u0", T0 + 2 * H)
+    busy: list[int] = []
+    real = cube_feed.apply
+
+    def apply(conn: sqlite3.Connection, *, read: bool = True) -> int:
+        if not busy:  # a write while the first round's shares are worked out
+            world.click("during", T0 + 5 * H)
+        busy.append(world.writer.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0])
+        return real(conn, read=read)
+
+    monkeypatch.setattr(cube_feed, "apply", apply)
+    catch_up(world.rollup)
+    assert busy and set(busy) == {0}
+    assert world.counts() == (4, 1)  # the click written meanwhile: the next round's
+
+
+def test_a_round_cut_short_between_its_transactions_is_applied_by_the_next(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A round whose second transaction failed (a crash, a full disk) left its marks: the next
+    round works them out, and a click it took as fresh (no steps yet) is not taken so again
+    once an event of its uid came in between."""
+    world = _Snapshot(tmp_path)
+    world.click("u0", T0 + H)
+
+    def fail(conn: sqlite3.Connection) -> None:
+        raise sqlite3.OperationalError("disk I/O error")
+
+    monkeypatch.setattr(rollup, "_apply_cube", fail)
+    with pytest.raises(sqlite3.OperationalError):
+        catch_up(world.rollup)
+    monkeypatch.undo()
+    world.contact(1, "u0", T0 + 2 * H)
+    catch_up(world.rollup)
+    assert world.counts() == (1, 1)
+    rebuilt = str(tmp_path / "rebuilt.db")
+    world.writer.execute("VACUUM INTO ?", (rebuilt,))
+    again = with_rollup(open_db(rebuilt), rebuilt, cube=True)
+    catch_up(again)
+    assert _dump(again) == _dump(world.rollup)

@@ -53,6 +53,7 @@ __all__ = [
     "LEVEL_DAY",
     "LEVEL_MS",
     "NAMED",
+    "READ_TABLE",
     "UIDS_TABLE",
     "VALUE_ROWS",
     "H",
@@ -64,6 +65,23 @@ __all__ = [
 #: their uids' steps are not looked up. The rollup connection's own (a temporary table,
 #: created with it: store/sqlite/rollup.py ``with_rollup``), emptied by every round.
 FRESH_TABLE = "CREATE TEMP TABLE IF NOT EXISTS cube_fresh (click_id INTEGER PRIMARY KEY)"
+
+#: What the shares of a round's marked uids are worked out from, read from the main file by
+#: the round's first transaction (store/sqlite/cube_feed.py ``read_marked``): each marked
+#: click's columns (NULL: no click there, or a placeholder's). The share's second transaction
+#: reads only this and the rollup's file, so that the main file's snapshot is not held while
+#: its Python works: the server's writer can start its WAL over meanwhile. The rollup
+#: connection's own (a temporary table, created with it: rollup.py ``with_rollup``).
+READ_TABLE = """CREATE TEMP TABLE IF NOT EXISTS cube_read (
+        click_id  INTEGER PRIMARY KEY,
+        space_id  INTEGER NOT NULL,
+        uid TEXT, created_ms INTEGER, link_id INTEGER, campaign_id TEXT, adset_id TEXT,
+        ad_id TEXT, sub_ids TEXT,
+        -- the columns of cube_feed.D_DIMENSIONS
+        ad_name TEXT, adset_name TEXT, browser TEXT, campaign_name TEXT, country TEXT,
+        device TEXT, os TEXT, placement TEXT, referrer_domain TEXT, utm_campaign TEXT,
+        utm_content TEXT, utm_medium TEXT, utm_source TEXT, utm_term TEXT
+    )"""
 
 #: ``dim`` of the rows keyed by (link, campaign, ad set, ad).
 H = ""

@@ -48,8 +48,9 @@ from __future__ import annotations
 import logging
 import sqlite3
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 from xtracker_server.domain.watermark import Watermark
 from xtracker_server.store.sqlite import cube_schema, rollup_loose
@@ -59,6 +60,7 @@ from xtracker_server.store.sqlite.cube_schema import (
     CUBE_SCHEMA,
     CUBE_TABLES,
     FRESH_TABLE,
+    READ_TABLE,
 )
 from xtracker_server.store.sqlite.db import attach_reports, connect, reports_path
 from xtracker_server.store.sqlite.generation import generation
@@ -103,6 +105,7 @@ else:  # only a catch-up with the report cube needs it (store/sqlite/lazy.py)
     cube_feed = LazyModule("xtracker_server.store.sqlite.cube_feed")
 
 log = logging.getLogger("xtracker.store")
+T = TypeVar("T")
 
 #: Inbox rows read by one catch-up transaction (a few hundred milliseconds of work at most).
 CHUNK = 20_000
@@ -161,6 +164,7 @@ def with_rollup(
         break
     conn.execute(TRIGGER)
     conn.execute(FRESH_TABLE)  # the catch-up's fresh clicks (cube_feed.feed_clicks)
+    conn.execute(READ_TABLE)  # and its marked clicks' copy (cube_feed.read_marked)
     return conn
 
 
@@ -347,13 +351,16 @@ def catch_up(
 
     Each round is one transaction that writes only the attached rollup file (``BEGIN`` is
     deferred: the main file is only read, from one snapshot), so it never waits for the
-    server's writer nor holds it up."""
+    server's writer nor holds it up; with the report cube, a second one works out the shares
+    of the uids the first marked, from its copy of their clicks, without the main file's
+    snapshot (``_apply_cube``)."""
     fed, busy, started = 0, 0, time.monotonic()
     while True:
-        conn.execute("BEGIN")
         try:
-            did = _round(conn, chunk, time.time() if now is None else now)
-            conn.execute("COMMIT")
+            did = _in_transaction(conn, _round, chunk, time.time() if now is None else now)
+            copied = "SELECT EXISTS (SELECT 1 FROM temp.cube_read)"
+            if did.cube and conn.execute(copied).fetchone()[0]:
+                _in_transaction(conn, _apply_cube)
         except sqlite3.OperationalError as exc:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
@@ -364,10 +371,6 @@ def catch_up(
                 raise
             time.sleep(_busy_pause(busy))
             continue
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
         fed += did.fed
         if did.done or (cube_may_lag and did.steps_done and did.building):
             return fed
@@ -377,6 +380,30 @@ def catch_up(
             time.sleep(pause_s)
 
 
+def _in_transaction(conn: sqlite3.Connection, work: Callable[..., T], *args: Any) -> T:
+    """``work(conn, *args)`` in a transaction of its own, committed (rolled back if it
+    raises)."""
+    conn.execute("BEGIN")
+    try:
+        done = work(conn, *args)
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    return done
+
+
+def _apply_cube(conn: sqlite3.Connection) -> None:
+    """A round's second transaction, with the report cube: the marked uids' shares
+    (cube_feed.apply) from the clicks the first one copied, and the clicks' counts they
+    logged. It reads only the rollup's file: the main file's snapshot is not held while the
+    shares' Python works, and the server's writer can start its WAL over meanwhile."""
+    cube_feed.apply(conn, read=False)
+    for statement in FOLD:
+        conn.execute(statement)
+
+
 def _is_busy(exc: sqlite3.OperationalError) -> bool:
     text = str(exc).lower()
     return "locked" in text or "busy" in text
@@ -384,6 +411,10 @@ def _is_busy(exc: sqlite3.OperationalError) -> bool:
 
 def _round(conn: sqlite3.Connection, chunk: int, now: float) -> Round:
     cube = _has_cube(conn)  # read in the round's transaction: as the rollup was built
+    marked = False
+    if cube:  # fresh clicks a round cut short left are no longer known to have no steps
+        conn.execute("DELETE FROM temp.cube_fresh")
+        marked = conn.execute("SELECT EXISTS (SELECT 1 FROM reports.cube_touched)").fetchone()[0]
     inbox, backlog, removals = (mark(conn, feed) for feed in FEEDS)
     clicks = mark(conn, CLICKS) if cube else Watermark(0, {})
     top = next_top(conn, INBOX, inbox, chunk)
@@ -403,8 +434,8 @@ def _round(conn: sqlite3.Connection, chunk: int, now: float) -> Round:
         conn.execute("UPDATE reports.cube_state SET ready = 1 WHERE ready = 0")
     steps_done = top is None and not inbox.gaps  # and the backlog, removals: read whole below
     building = cube and not cube_schema.ready(conn)
-    if steps_done and not new_backlog and not new_removals and not new_clicks:
-        return Round(True, 0, True, building)
+    if steps_done and not new_backlog and not new_removals and not new_clicks and not marked:
+        return Round(True, 0, True, building, cube)
     fed = 0
     if new_removals:  # first: every row of an erased uid still here was rolled up before
         drops.erased(conn, removals.high, removal_top, cube)
@@ -477,8 +508,10 @@ def _round(conn: sqlite3.Connection, chunk: int, now: float) -> Round:
             f"SELECT id FROM main.clicks WHERE {unread(CLICKS)}", (clicks.high, click_to)
         )]  # fmt: skip
         new_clicks_mark = advance(conn, CLICKS, clicks, read, click_to, now)
-    if cube:
-        cube_feed.apply(conn, spaces_gone)
+    if cube:  # the shares are worked out by the round's second transaction (_apply_cube)
+        for space_id in spaces_gone:
+            cube_feed.drop_space(conn, space_id)
+        cube_feed.read_marked(conn)
     for statement in FOLD:  # the activity counts (rollup_activity.py)
         conn.execute(statement)
     conn.execute("DELETE FROM reports.feed")
@@ -487,15 +520,18 @@ def _round(conn: sqlite3.Connection, chunk: int, now: float) -> Round:
     save(conn, REMOVALS, removals, new_removals_mark)
     if cube:
         save(conn, CLICKS, clicks, new_clicks_mark)
-    return Round(top is None and click_top is None, fed, steps_done, building)
+    return Round(top is None and click_top is None, fed, steps_done, building, cube)
 
 
 class Round(NamedTuple):
     """What a catch-up round did: ``done`` (nothing was left to read), ``fed`` (events),
     ``steps_done`` (the steps had read everything committed at its start: only the cube may be
-    behind), ``building`` (the cube is being built: not ready yet, ``cube_schema.ready``)."""
+    behind), ``building`` (the cube is being built: not ready yet, ``cube_schema.ready``),
+    ``cube`` (the rollup has the report cube: the round's second transaction applies what it
+    marked, ``_apply_cube``)."""
 
     done: bool
     fed: int
     steps_done: bool
     building: bool
+    cube: bool

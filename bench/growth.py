@@ -26,7 +26,12 @@ What it measures
                    databases) to a new Telegram id
 
     Each wrk path runs a warm-up, then ``--rounds`` runs of ``--seconds`` (the medians count).
-    The click limit per address is off (wrk is one address), as in the other benches.
+    The three HTTP paths run on both databases' servers at once, their runs taking turns
+    (small then large, then large then small, ...), each side's report rollup caught up after
+    its run: a shared machine that slows down for a few minutes weighs on both sides alike
+    (measured one database after the other, the ratios swung by 0.15 between two runs of the
+    same code). The click limit per address is off (wrk is one address), as in the other
+    benches.
 
 Targets (issue 14): large/small throughput >= 0.8 and p99 <= 1.5 for ingest, clicks and binds;
 delivery rate >= 0.66. The report funnel counts the whole window, so it grows with the data by
@@ -344,7 +349,7 @@ def sanity(url: str, seeded: seeding.Seeded, path: str, uid: str) -> None:
         raise RuntimeError(f"sanity {what} answered {status}: {answer[:300]!r}")
 
 
-def measure_server(
+def measure_report(
     db: Path,
     seeded: seeding.Seeded,
     result: DbResult,
@@ -353,61 +358,134 @@ def measure_server(
     env: dict[str, str],
     workdir: Path,
     problems: list[str],
-    paths: tuple[str, ...],
-    pool_size: int | None = None,
-) -> int | None:
-    """``paths`` (of ingest, clicks, binds, report; in this order) on ``xtracker serve
-    --no-worker``. The binds bind a pool of new clicks: ``pool_size`` of them (None: enough for
-    twice the fastest rate measured before); returns the size of the pool made, if any."""
-    label = result.label
-    uid_file = workdir / f"{label}-uids.txt"
-    pool: list[str] = []
-    port = free_port()
-    log(f"{label}: starting xtracker serve --no-worker on {HOST}:{port} for {', '.join(paths)} ...")
+) -> None:
+    """The report funnel on ``xtracker serve --no-worker`` of the seed as it is."""
+    label, port = result.label, free_port()
+    log(f"{label}: starting xtracker serve --no-worker on {HOST}:{port} for the report ...")
     with running_server(
-        f"serve-{label}-{paths[0]}",
+        f"serve-{label}-report",
         xtracker_serve_argv(db, port, "--no-worker", "--sync", args.sync),
         port,
         env,
         workdir,
         healthz_ok,
     ) as server:
-        bearer, url = seeded.bearer, server.url
+        sanity(server.url, seeded, "report", "")
+        result.paths["report"] = measure_wrk(
+            wrk, server.url, "report", GROWTH_LUA,
+            lambda n, _: ["get", seeded.bearer, report_path(seeded)],
+            args, problems, label, REPORT_CONNECTIONS,
+        )  # fmt: skip
+        if server.proc.poll() is not None:
+            raise RuntimeError(f"the server died:\n{server.log_tail()}")
 
-        def bind_args(n: int, before: list[WrkRun]) -> list[str]:
-            # Each run goes on in the file past what the runs before it may have bound.
-            offset = sum(r.requests + args.connections for r in before)
-            return ["bind", bearer, str(uid_file), str(offset), str(args.threads)]
 
-        loads: dict[str, tuple[Path, Callable[[int, list[WrkRun]], list[str]], int | None]] = {
-            "ingest": (EVENTS_LUA, lambda n, _: [bearer, f"{label}-{n}"], None),
-            "clicks": (CLICKS_LUA, lambda n, _: [f"/r/{seeded.hot_slug}", IPHONE_SAFARI], None),
-            "binds": (GROWTH_LUA, bind_args, None),
-            "report": (GROWTH_LUA, lambda n, _: ["get", bearer, report_path(seeded)],
-                       REPORT_CONNECTIONS),
-        }  # fmt: skip
-        for name in paths:
-            script, script_args, connections = loads[name]
+@dataclass
+class Side:
+    """One database's server while the HTTP paths are measured on both, turn about."""
+
+    db: Path
+    seeded: seeding.Seeded
+    result: DbResult
+    url: str = ""
+    uid_file: Path | None = None
+    pool: list[str] = field(default_factory=list)
+    runs: list[WrkRun] = field(default_factory=list)
+
+
+def measure_http(
+    sides: list[Side],
+    args: argparse.Namespace,
+    wrk: str,
+    env: dict[str, str],
+    workdir: Path,
+    problems: list[str],
+) -> None:
+    """Ingest, clicks and binds on ``xtracker serve --no-worker`` of both databases at once,
+    their runs taking turns (small, large; then large, small...): a machine that slows down
+    or speeds up for a while (a shared one does) weighs on both sides alike, where measuring
+    one database after the other put minutes between them. After each run the side's report
+    rollup is caught up (a report request waits for it) before the other side runs, so that
+    neither measures the other's catch-up."""
+    with ExitStack() as servers:
+        for side in sides:
+            label, port = side.result.label, free_port()
+            log(f"{label}: starting xtracker serve --no-worker on {HOST}:{port} for ingest,"
+                " clicks, binds ...")  # fmt: skip
+            server = servers.enter_context(running_server(
+                f"serve-{label}-http", xtracker_serve_argv(side.db, port, "--no-worker", "--sync",
+                args.sync), port, env, workdir, healthz_ok,
+            ))  # fmt: skip
+            side.url, side.uid_file = server.url, workdir / f"{label}-uids.txt"
+        for name in ("ingest", "clicks", "binds"):
             if name == "binds":  # clicks nobody bound yet, more than the binds will need
-                if pool_size is None:
-                    seconds = args.warmup + args.seconds * args.rounds
-                    rate = max(r.per_s for r in result.paths.values())
-                    pool_size = int(BIND_POOL_RATE * rate * seconds) + 1000
-                pool = seeding.add_clicks(db, seeded, pool_size)
-                uid_file.write_text("\n".join(pool[1:]) + "\n")  # the first: the sanity bind's
-            sanity(url, seeded, name, pool[0] if pool else "")
-            result.paths[name] = measure_wrk(
-                wrk, url, name, script, script_args, args, problems, label, connections
+                seconds = args.warmup + args.seconds * args.rounds
+                rate = max(r.per_s for side in sides for r in side.result.paths.values())
+                pool_size = int(BIND_POOL_RATE * rate * seconds) + 1000
+                for side in sides:
+                    side.pool = seeding.add_clicks(side.db, side.seeded, pool_size)
+                    assert side.uid_file is not None
+                    side.uid_file.write_text("\n".join(side.pool[1:]) + "\n")
+            for side in sides:
+                sanity(side.url, side.seeded, name, side.pool[0] if side.pool else "")
+                side.runs = []
+            plan = ([True] if args.warmup >= 1 else []) + [False] * args.rounds
+            for n, warmup in enumerate(plan):
+                for side in sides if n % 2 == 0 else sides[::-1]:
+                    side.runs.append(_http_run(side, name, n, warmup, args, wrk, problems))
+                    catch_up_reports(side)
+            for side in sides:
+                measured = [r for r in side.runs if not r.warmup]
+                side.result.paths[name] = PathResult(
+                    per_s=statistics.median(r.requests_per_s for r in measured),
+                    p99_ms=statistics.median(r.p99_ms for r in measured),
+                    count=sum(r.ok_responses for r in measured),
+                )
+    for side in sides:
+        binds = side.result.paths["binds"]
+        beyond = binds.count - len(side.pool)
+        if beyond > 0:
+            binds.note = (
+                f"{beyond:,} binds of uids of no click (the pool of {len(side.pool):,} ran out)"
             )
-            if server.proc.poll() is not None:
-                raise RuntimeError(f"the server died:\n{server.log_tail()}")
-    if "binds" not in paths:
-        return None
-    binds = result.paths["binds"]
-    beyond = binds.count - len(pool)
-    if beyond > 0:
-        binds.note = f"{beyond:,} binds of uids of no click (the pool of {len(pool):,} ran out)"
-    return len(pool)
+
+
+def _http_run(
+    side: Side, name: str, n: int, warmup: bool, args: argparse.Namespace, wrk: str,
+    problems: list[str],
+) -> WrkRun:  # fmt: skip
+    label, bearer = side.result.label, side.seeded.bearer
+    if name == "ingest":
+        script, script_args = EVENTS_LUA, [bearer, f"{label}-{n}"]
+    elif name == "clicks":
+        script, script_args = CLICKS_LUA, [f"/r/{side.seeded.hot_slug}", IPHONE_SAFARI]
+    else:  # each run goes on in the file past what the runs before it may have bound
+        offset = sum(r.requests + args.connections for r in side.runs)
+        script, script_args = GROWTH_LUA, ["bind", bearer, str(side.uid_file), str(offset),
+                                           str(args.threads)]  # fmt: skip
+    run = run_wrk(
+        wrk, side.url, script=script, script_args=script_args, side=label, warmup=warmup,
+        duration=args.warmup if warmup else args.seconds, connections=args.connections,
+        threads=args.threads,
+    )  # fmt: skip
+    log(describe(run, f"{LABELS[name]:<14}"))
+    if not run.clean:
+        problems.append(
+            f"{label} {LABELS[name]} {'warm-up' if warmup else 'run'}: {run.non2xx} "
+            f"non-2xx/3xx answers, socket errors {run.socket_errors}"
+        )
+    return run
+
+
+def catch_up_reports(side: Side) -> None:
+    """Wait until the side's report rollup has read what the run wrote: a report request
+    catches it up first (``Store.catch_up_reports``)."""
+    status, _, answer = http_request(
+        f"{side.url}{report_path(side.seeded)}",
+        headers={"Authorization": f"Bearer {side.seeded.bearer}"}, timeout=600,
+    )  # fmt: skip
+    if status != 200:
+        raise RuntimeError(f"the report after a run answered {status}: {answer[:300]!r}")
 
 
 def measure_deliveries(
@@ -628,22 +706,22 @@ def main(argv: list[str] | None = None) -> int:
         sink_port = free_port()
         sink = cleanup.enter_context(running_sink(sink_port, env, workdir))
         end_ms = common_end_ms(args)
-        pool_size: int | None = None
+        sides: list[Side] = []
         for label, events in (("small", args.small), ("large", args.large)):
             # The same steps on both, in an order where each path sees the seed plus what the
             # paths before it added, as little of it as possible: the report on the seed as it
-            # is, the worker on a backlog of the same size, then the HTTP writes.
+            # is, the worker on a backlog of the same size, then the HTTP writes (on both
+            # databases at once, their runs taking turns: measure_http).
             db, seeded, result = seeded_database(label, events, args, workdir, end_ms)
-            measure_server(db, seeded, result, args, wrk, env, workdir, problems, ("report",))
+            measure_report(db, seeded, result, args, wrk, env, workdir, problems)
             measure_deliveries(db, seeded, result, args, env, workdir, sink.url, problems, sink)
-            pool_size = measure_server(
-                db, seeded, result, args, wrk, env, workdir, problems,
-                ("ingest", "clicks", "binds"), pool_size,
-            )  # fmt: skip
-            result.final_bytes = files_size(db)
-            result.load_after = os.getloadavg()
-            dbs.append(result)
-            seeding.remove(db)  # a working copy (or a fresh seed without --keep)
+            sides.append(Side(db, seeded, result))
+        measure_http(sides, args, wrk, env, workdir, problems)
+        for side in sides:
+            side.result.final_bytes = files_size(side.db)
+            side.result.load_after = os.getloadavg()
+            dbs.append(side.result)
+            seeding.remove(side.db)  # a working copy (or a fresh seed without --keep)
         filesystem = filesystem_of(workdir)
     report = Report(
         commit=commit,

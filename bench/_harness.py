@@ -288,8 +288,8 @@ def add_cube_argument(parser: argparse.ArgumentParser, what: str) -> None:
     parser.add_argument(
         "--cube",
         action=argparse.BooleanOptionalAction,
-        default=False,
-        help=f"the report cube of {what} on, or off (the default, XTRACKER_REPORT_CUBE)",
+        default=True,
+        help=f"the report cube of {what} on (the default, XTRACKER_REPORT_CUBE's), or off",
     )
 
 

@@ -47,7 +47,7 @@ Exit status: 0 all targets met, 2 a target missed, 1 the measurement is not clea
 Everything listens on and talks to 127.0.0.1 only.
 
     python bench/growth.py [--small 10000] [--large 5000000] [--seconds 10] [--keep DIR]
-                           [--quick] [--cube] [--json]
+                           [--quick] [--no-cube] [--json]
 """
 
 from __future__ import annotations

@@ -24,7 +24,7 @@ Integrity
 Everything listens on and talks to 127.0.0.1 only.
 
     python bench/ingest.py [--duration 10] [--connections 64] [--rounds 3] [--sync FULL]
-                            [--cube] [--json]
+                            [--no-cube] [--json]
 """
 
 from __future__ import annotations

@@ -51,7 +51,7 @@ the next run (``--fresh`` seeds again); its size and the seed and catch-up times
 
     python bench/reports.py [--sizes 1000000,10000000 | --events N] [--links 100]
                             [--campaigns 300] [--ads 10000] [--days 30] [--repeat 7]
-                            [--only g_ad,funnel,...] [--dir DIR] [--fresh] [--cube]
+                            [--only g_ad,funnel,...] [--dir DIR] [--fresh] [--no-cube]
                             [--json]
 
 Exit status: 0 every target met, 1 not.
@@ -423,8 +423,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--cube",
         action=argparse.BooleanOptionalAction,
-        default=False,
-        help="with the report cube (XTRACKER_REPORT_CUBE) or without (--no-cube, the default);"
+        default=True,
+        help="with the report cube (XTRACKER_REPORT_CUBE's default) or without (--no-cube);"
         " a kept rollup built the other way is built again",
     )
     args = p.parse_args(argv)

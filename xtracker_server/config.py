@@ -209,7 +209,7 @@ class Settings:
         " server's process). Only POSIX hands it its pipes (elsewhere: in the server's process).",
     )
     report_cube: bool = setting(
-        False,
+        True,
         "Keep the report cube beside the report rollup: cohort grouped reports read bounded"
         " pre-aggregated rows instead of scanning the events, for more catch-up CPU and disk."
         " Turned on, it is built from the clicks (reports read without it until it is ready);"

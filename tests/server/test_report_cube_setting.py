@@ -21,6 +21,7 @@ import pytest
 from tests.databases import migrated
 from tests.server.services_env import services
 from tests.store_contract.conftest import event
+from xtracker_server.config import Settings
 from xtracker_server.domain.clicks import ClickDraft
 from xtracker_server.domain.groups import GroupCounts, GroupQuery
 from xtracker_server.domain.reports import FunnelMode, Window
@@ -29,7 +30,7 @@ from xtracker_server.store.errors import FaultReason, StoreUnavailable
 from xtracker_server.store.sqlite import cube, groups, rollup
 from xtracker_server.store.sqlite.db import open_db, reports_path
 from xtracker_server.store.sqlite.rollup import catch_up, with_rollup
-from xtracker_server.store.sqlite.rollup_schema import CUBE_FORMAT, ROLLUP_FORMAT
+from xtracker_server.store.sqlite.rollup_schema import CUBE_FORMAT, NEW_WITH_CUBE, ROLLUP_FORMAT
 from xtracker_wire import REVERSAL
 
 T = TypeVar("T")
@@ -240,16 +241,27 @@ def test_a_window_off_the_grid_counts_as_the_scan_does(
     assert sorted(found, key=_key) == sorted(groups.group_counts(conn, space, q), key=_key)
 
 
-def test_a_command_builds_the_cube_with_the_setting_and_never_drops_it(tmp_path: Path) -> None:
-    """services/context.py: with it on, a command's store builds the cube (the CLI alone, no
-    server); with it off (the default), it leaves the rollup as built (a command run without
-    the variable next to a server with it)."""
-    with services(tmp_path, report_cube=True) as env:
-        env.run(env.ctx.store.catch_up_reports())
-        assert _built(env.ctx.settings.db)[:2] == (CUBE_FORMAT, True)
+def test_a_command_leaves_the_rollup_as_built_and_drops_the_cube_only_when_told(
+    tmp_path: Path,
+) -> None:
+    """services/context.py: with the setting on (the default), a command's store builds a new
+    rollup with the cube (the CLI alone, no server) and leaves a built one as it is (a command
+    run without the variable next to a server with it off never builds the cube); turned off,
+    it drops the cube."""
     with services(tmp_path) as env:
         env.run(env.ctx.store.catch_up_reports())
         assert _built(env.ctx.settings.db)[:2] == (CUBE_FORMAT, True)
+    with services(tmp_path, report_cube=False) as env:
+        env.run(env.ctx.store.catch_up_reports())
+        assert _built(env.ctx.settings.db)[:2] == (ROLLUP_FORMAT, False)
+    with services(tmp_path, report_cube=True) as env:
+        env.run(env.ctx.store.catch_up_reports())
+        assert _built(env.ctx.settings.db)[:2] == (ROLLUP_FORMAT, False)
+
+
+def test_a_new_rollup_opened_as_built_has_the_cube_as_the_setting_by_default() -> None:
+    """rollup_schema.NEW_WITH_CUBE is XTRACKER_REPORT_CUBE's default."""
+    assert Settings().report_cube is NEW_WITH_CUBE
 
 
 def _ready(path: str) -> bool:

@@ -206,7 +206,7 @@ def test_only_measures_the_reports_named(
 def test_with_the_cube_the_grouped_reports_answer_the_same(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """``--no-cube`` then ``--cube`` (XTRACKER_REPORT_CUBE off, the default, then on): the same
+    """``--no-cube`` then ``--cube`` (XTRACKER_REPORT_CUBE off, then on, the default): the same
     seed file, its rollup given the report cube, and every grouped report the same answer as
     counted from the events."""
     bench = _load("reports", "bench_reports")

@@ -80,12 +80,13 @@ async def opened(
     # A command's store: its writer and its rollup's catch-up on threads (no process to start),
     # or inline, and no statistics refresh (store/sqlite/stats.py: the server's store does it
     # when it opens, and then regularly).
-    # The report cube: built by a command with the setting on, otherwise left as the server
-    # built it (a command run without the variable does not drop the server's cube). Not
-    # eager: the writer starts at the first write, the report rollup is checked by the first
-    # write or report (a command that only reads spaces or links needs neither).
+    # The report cube: a command leaves the rollup as the server built it (one not built yet
+    # gets the cube, the default), and drops the cube only with the setting turned off: a
+    # command run without the variable never drops nor builds the server's cube. Not eager:
+    # the writer starts at the first write, the report rollup is checked by the first write or
+    # report (a command that only reads spaces or links needs neither).
     store = open_store(settings.db, sync=settings.sync, readers=1, writer_process=False,
-                       stats_on_open=False, report_cube=settings.report_cube or None,
+                       stats_on_open=False, report_cube=None if settings.report_cube else False,
                        rollup_process=False, eager=False, inline=inline)  # fmt: skip
     await store.open()
     try:

@@ -93,6 +93,7 @@ from xtracker_server.store.sqlite.rollup_schema import (
     BEFORE_LOOSE,
     CUBE_FORMAT,
     FEED,
+    NEW_WITH_CUBE,
     OLD_CUBE_FORMATS,
     ROLLUP_FORMAT,
     SCHEMA,
@@ -212,8 +213,8 @@ def _prepare(conn: sqlite3.Connection, path: str, cube: bool | None) -> None:
             log.warning("the report rollup %s: %d uids keyed by their click", reports_path(path),
                         kept)  # fmt: skip
             built = BEFORE_CLICK_KEYS[built]
-        if cube is None:  # as built: an older cube is built again
-            cube = built in (CUBE_FORMAT, *OLD_CUBE_FORMATS)
+        if cube is None:  # as built (an older cube built again); a new one as the default
+            cube = NEW_WITH_CUBE if built is None else built in (CUBE_FORMAT, *OLD_CUBE_FORMATS)
         wanted = CUBE_FORMAT if cube else ROLLUP_FORMAT
         stale, old_format = _stale(conn), _old_format(conn, built, wanted)
         # The steps are the same with and without the cube: only the cube changes

@@ -9,7 +9,7 @@ from xtracker_server.store.sqlite.rollup_loose import LOOSE_SCHEMA
 from xtracker_wire import REVERSAL
 
 __all__ = ["BEFORE_CLICK_KEYS", "BEFORE_COUNTS", "BEFORE_LOOSE", "CUBE_FORMAT", "FEED",
-           "OLD_CUBE_FORMATS", "ROLLUP_FORMAT", "SCHEMA", "TRIGGER", "UNKNOWN",
+           "NEW_WITH_CUBE", "OLD_CUBE_FORMATS", "ROLLUP_FORMAT", "SCHEMA", "TRIGGER", "UNKNOWN",
            "amount_parts"]  # fmt: skip
 
 
@@ -175,6 +175,10 @@ ROLLUP_FORMAT = 10
 #: time to convert and 15-minute rows of every dimension, 4 (never released) the time to
 #: convert in 80 packed columns.
 CUBE_FORMAT = 13
+#: Whether a rollup that a store opening it "as built" (``cube=None``: a command's) finds not
+#: built yet is built with the cube: as XTRACKER_REPORT_CUBE's default (config.py), which
+#: tests/server/test_report_cube_setting.py holds them to.
+NEW_WITH_CUBE = True
 #: The cube's earlier formats: a rollup built with one is built again with the current one,
 #: but those of ``BEFORE_CLICK_KEYS``.
 OLD_CUBE_FORMATS = (3, 4, 11, 12)

@@ -298,24 +298,33 @@ def measure_wrk(
     runs: list[WrkRun] = []
     plan = ([True] if args.warmup >= 1 else []) + [False] * args.rounds
     for n, warmup in enumerate(plan):
-        run = run_wrk(
-            wrk,
-            url,
-            script=script,
-            script_args=script_args(n, runs),
-            side=label,
-            warmup=warmup,
-            duration=args.warmup if warmup else args.seconds,
-            connections=connections or args.connections,
-            threads=args.threads,
+        runs.append(wrk_run(wrk, url, name, label, script, script_args(n, runs), warmup, args,
+                            problems, connections))  # fmt: skip
+    return summary(runs)
+
+
+def wrk_run(
+    wrk: str, url: str, name: str, label: str, script: Path, script_args: list[str],
+    warmup: bool, args: argparse.Namespace, problems: list[str], connections: int | None = None,
+) -> WrkRun:  # fmt: skip
+    """One wrk run of path ``name`` on ``label``'s server (a warm-up: ``--warmup`` seconds),
+    logged; one that was not clean goes in ``problems``."""
+    run = run_wrk(
+        wrk, url, script=script, script_args=script_args, side=label, warmup=warmup,
+        duration=args.warmup if warmup else args.seconds,
+        connections=connections or args.connections, threads=args.threads,
+    )  # fmt: skip
+    log(describe(run, f"{LABELS[name]:<14}"))
+    if not run.clean:
+        problems.append(
+            f"{label} {LABELS[name]} {'warm-up' if warmup else 'run'}: {run.non2xx} "
+            f"non-2xx/3xx answers, socket errors {run.socket_errors}"
         )
-        log(describe(run, f"{LABELS[name]:<14}"))
-        if not run.clean:
-            problems.append(
-                f"{label} {LABELS[name]} {'warm-up' if warmup else 'run'}: {run.non2xx} "
-                f"non-2xx/3xx answers, socket errors {run.socket_errors}"
-            )
-        runs.append(run)
+    return run
+
+
+def summary(runs: list[WrkRun]) -> PathResult:
+    """The medians of the measured runs (not the warm-up)."""
     measured = [r for r in runs if not r.warmup]
     return PathResult(
         per_s=statistics.median(r.requests_per_s for r in measured),
@@ -435,12 +444,7 @@ def measure_http(
                     side.runs.append(_http_run(side, name, n, warmup, args, wrk, problems))
                     catch_up_reports(side)
             for side in sides:
-                measured = [r for r in side.runs if not r.warmup]
-                side.result.paths[name] = PathResult(
-                    per_s=statistics.median(r.requests_per_s for r in measured),
-                    p99_ms=statistics.median(r.p99_ms for r in measured),
-                    count=sum(r.ok_responses for r in measured),
-                )
+                side.result.paths[name] = summary(side.runs)
     for side in sides:
         binds = side.result.paths["binds"]
         beyond = binds.count - len(side.pool)
@@ -463,18 +467,7 @@ def _http_run(
         offset = sum(r.requests + args.connections for r in side.runs)
         script, script_args = GROWTH_LUA, ["bind", bearer, str(side.uid_file), str(offset),
                                            str(args.threads)]  # fmt: skip
-    run = run_wrk(
-        wrk, side.url, script=script, script_args=script_args, side=label, warmup=warmup,
-        duration=args.warmup if warmup else args.seconds, connections=args.connections,
-        threads=args.threads,
-    )  # fmt: skip
-    log(describe(run, f"{LABELS[name]:<14}"))
-    if not run.clean:
-        problems.append(
-            f"{label} {LABELS[name]} {'warm-up' if warmup else 'run'}: {run.non2xx} "
-            f"non-2xx/3xx answers, socket errors {run.socket_errors}"
-        )
-    return run
+    return wrk_run(wrk, side.url, name, label, script, script_args, warmup, args, problems)
 
 
 def catch_up_reports(side: Side) -> None:

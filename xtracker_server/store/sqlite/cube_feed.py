@@ -5,11 +5,13 @@ A round marks the uids it changed, by their click's id (``touch``, ``touch_uids`
 of the events it fed, of backlog entries (a bind moved an event off a uid, a click came after
 its events), of removals (an erased uid, by the id of the click it had, or event; a deleted
 link: every uid of its clicks), and of the clicks it read (``main.clicks`` past its own
-watermark: a click counts without events). A uid without a click is in no cube row. ``apply``
-then works out each marked uid's share again from scratch (its click, its rolled-up events in
-``report_steps``, which of its deposits ``report_reversed`` pairs with a reversal), and moves
-the cube rows by the difference to the share it had (``cube_uids``): old off, new on, summed in
-Python and written with one upsert per row. Whatever changed a uid, the cube stays exact.
+watermark: a click counts without events). A uid without a click is in no cube row. The
+round copies the marked uids' clicks (``read_marked``); ``apply``, in a transaction of its own
+that reads only the rollup's file, then works out each marked uid's share again from scratch
+(its click, its rolled-up events in ``report_steps``, which of its deposits ``report_reversed``
+pairs with a reversal), and moves the cube rows by the difference to the share it had
+(``cube_uids``): old off, new on, summed in Python (store/sqlite/cube_shares.py) and written
+with one upsert per row. Whatever changed a uid, the cube stays exact.
 """
 
 from __future__ import annotations
@@ -20,7 +22,6 @@ from collections.abc import Sequence
 from typing import Any
 
 from xtracker_server.domain.filters import DIMENSIONS, SUB_ID_PREFIX
-from xtracker_server.domain.groups import TTC_BOUNDS_S
 from xtracker_server.store.sqlite import cube_shares, cube_write
 from xtracker_server.store.sqlite.cube_schema import (
     CUBE_TABLES,
@@ -38,9 +39,7 @@ H_DIMENSIONS = ("link", "campaign", "adset", "ad")
 #: Every other click dimension (besides the declared sub-ids) -> its clicks column.
 D_DIMENSIONS = {d: ("referrer_domain" if d == "referrer" else c) for d, c in DIMENSIONS.items()
                 if d not in H_DIMENSIONS}  # fmt: skip
-_BOUNDS_MS = [b * 1000 for b in TTC_BOUNDS_S]
-_STEPS = CANONICAL_EVENTS
-_EVENTS_IN = "(" + ", ".join(f"'{e}'" for e in _STEPS) + ")"
+_EVENTS_IN = "(" + ", ".join(f"'{e}'" for e in CANONICAL_EVENTS) + ")"
 _D_NAMES = tuple(sorted(D_DIMENSIONS))
 _D_COLUMNS = ", ".join(f"c.{D_DIMENSIONS[d]}" for d in _D_NAMES)
 

@@ -359,8 +359,7 @@ def catch_up(
     while True:
         try:
             did = _in_transaction(conn, _round, chunk, time.time() if now is None else now)
-            copied = "SELECT EXISTS (SELECT 1 FROM temp.cube_read)"
-            if did.cube and conn.execute(copied).fetchone()[0]:
+            if did.cube and conn.execute(_COPIED).fetchone()[0]:
                 _in_transaction(conn, _apply_cube)
         except sqlite3.OperationalError as exc:
             if conn.in_transaction:
@@ -379,6 +378,10 @@ def catch_up(
             raise RollupBehind(progress(conn))
         if pause_s:
             time.sleep(pause_s)
+
+
+#: Whether a round copied marked clicks for its second transaction (cube_feed.read_marked).
+_COPIED = "SELECT EXISTS (SELECT 1 FROM temp.cube_read)"
 
 
 def _in_transaction(conn: sqlite3.Connection, work: Callable[..., T], *args: Any) -> T:

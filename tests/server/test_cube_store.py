@@ -36,6 +36,7 @@ from xtracker_server.store.sqlite import (
     cube,
     cube_feed,
     cube_probe,
+    cube_schema,
     cube_segments,
     cube_shares,
     deletion,
@@ -49,7 +50,7 @@ from xtracker_server.store.sqlite import (
 from xtracker_server.store.sqlite.binds import bind
 from xtracker_server.store.sqlite.clicks import insert_click
 from xtracker_server.store.sqlite.cube import cube_counts
-from xtracker_server.store.sqlite.cube_schema import COUNTS, LEVEL_15M, LEVEL_DAY
+from xtracker_server.store.sqlite.cube_schema import COUNTS, LEVEL_15M, LEVEL_DAY, LEVEL_HOUR
 from xtracker_server.store.sqlite.db import open_db, reports_path, transaction
 from xtracker_server.store.sqlite.inbox import InboxDraft, insert_event
 from xtracker_server.store.sqlite.rollup import catch_up, with_rollup
@@ -531,9 +532,65 @@ def test_a_cube_rebuilt_from_nothing_equals_the_one_built_as_data_came(
         rebuilt.close()
 
 
+def _as_format_13(conn: sqlite3.Connection) -> None:
+    """The rollup as format 13 kept it: its cube without hour rows nor C rows (per link and
+    campaign)."""
+    with transaction(conn):
+        for table in ("cube", "cube_money"):
+            conn.execute(f"DELETE FROM reports.{table} WHERE level = ? OR dim = ?",
+                         (LEVEL_HOUR, cube_schema.C))  # fmt: skip
+        conn.execute("DELETE FROM reports.cube_keys WHERE dim = ?", (cube_schema.C,))
+        conn.execute("UPDATE reports.rollup_format SET version = 13")
+
+
+def test_a_format_13_cube_gets_its_hour_and_campaign_rows_in_place(
+    world: World, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An upgrade over a format-13 rollup (no hour rows, no C rows) sums them from its rows in
+    place: the cube then equals one built from nothing, and goes on as one after a click and
+    events."""
+    copy = str(tmp_path / "old.db")
+    world.conn.execute("VACUUM main INTO ?", (copy,))
+    world.conn.execute("VACUUM reports INTO ?", (reports_path(copy),))
+    old = with_rollup(open_db(copy), copy, cube=True)
+    try:
+        full = _dump(old)
+        _as_format_13(old)
+        assert len(_dump(old)) < len(full)
+    finally:
+        old.close()
+    caplog.set_level("WARNING")
+    upgraded = with_rollup(open_db(copy), copy, cube=True)  # the upgrade
+    try:
+        assert "summing them from its rows" in caplog.text
+        (version,) = upgraded.execute("SELECT version FROM reports.rollup_format").fetchone()
+        assert version == CUBE_FORMAT and cube_schema.ready(upgraded)
+        assert _dump(upgraded) == full
+        w = World(upgraded, copy, world.space)
+        live = "SELECT id FROM links WHERE space_id = ? AND deleted_ms IS NULL"
+        links_ = [r[0] for r in upgraded.execute(live, (w.space,))]
+        with transaction(upgraded):
+            _click(w, w.space, "late-1", random.Random(5), T0 + DAY + 5, links_)
+            _event(w, w.space, 900_001, "late-1", "deposit", T0 + DAY + H, value="7",
+                   currency="USD")  # fmt: skip
+        catch_up(upgraded)
+        fresh = str(tmp_path / "fresh.db")
+        upgraded.execute("VACUUM main INTO ?", (fresh,))
+        rebuilt = with_rollup(open_db(fresh), fresh, cube=True)
+        try:
+            catch_up(rebuilt)
+            assert _dump(upgraded) == _dump(rebuilt)
+        finally:
+            rebuilt.close()
+    finally:
+        upgraded.close()
+
+
 def _as_format_12(conn: sqlite3.Connection) -> None:
     """The rollup as format 12 kept it: the cube's uids (``cube_uids``, ``cube_touched``) keyed
-    by uid, not by their click's id (its tables as that format made them)."""
+    by uid, not by their click's id (its tables as that format made them), and its cube as
+    format 13's."""
+    _as_format_13(conn)
     with transaction(conn):
         conn.execute(
             "CREATE TABLE reports.by_uid (space_id INTEGER NOT NULL, uid TEXT NOT NULL,"
@@ -714,9 +771,9 @@ def test_a_filter_on_campaigns_scans_the_edges_of_their_links_alone(tmp_path: Pa
 
 
 def test_an_edge_whose_rest_of_the_day_is_lighter_is_read_as_the_day_less_the_rest() -> None:
-    """cube_segments.split: an edge is read as its UTC day's row less the 15-minute rows of the
-    rest of the day when the rest holds fewer clicks (``weigh``), such as the day a window that
-    ends now ends in (its rest is still to come); as before, by half a day, without a weigh."""
+    """cube_segments.split: an edge is read as its UTC day's row less the hour rows of the rest
+    of the day when the rest holds fewer clicks (``weigh``), such as the day a window that ends
+    now ends in (its rest is still to come); as before, by half a day, without a weigh."""
     lo, hi = T0 + 19 * H, T0 + 7 * DAY + 5 * H  # a week ending at 05:00, starting at 19:00
     quiet_after = {T0 + 7 * DAY: (T0 + 7 * DAY, T0 + 7 * DAY + 5 * H)}  # clicks until 05:00
 
@@ -727,12 +784,57 @@ def test_an_edge_whose_rest_of_the_day_is_lighter_is_read_as_the_day_less_the_re
     tail = [s for s in cube_segments.split(lo, hi, weigh=weigh) if s.lo >= T0 + 7 * DAY]
     assert [(s.level, s.lo, s.hi, s.sign) for s in tail] == [
         (LEVEL_DAY, T0 + 7 * DAY, T0 + 8 * DAY, 1),
-        (LEVEL_15M, hi, T0 + 8 * DAY, -1),
+        (LEVEL_HOUR, hi, T0 + 8 * DAY, -1),
     ]
     head = [s for s in cube_segments.split(lo, hi, weigh=weigh) if s.hi <= T0 + DAY]
-    assert [(s.level, s.lo, s.hi) for s in head] == [(LEVEL_15M, lo, T0 + DAY)]  # 5 h < 19 h
+    assert [(s.level, s.lo, s.hi) for s in head] == [(LEVEL_HOUR, lo, T0 + DAY)]  # 5 h < 19 h
     evenly = [s for s in cube_segments.split(lo, hi) if s.lo >= T0 + 7 * DAY]
-    assert [(s.level, s.lo, s.hi) for s in evenly] == [(LEVEL_15M, T0 + 7 * DAY, hi)]
+    assert [(s.level, s.lo, s.hi) for s in evenly] == [(LEVEL_HOUR, T0 + 7 * DAY, hi)]
+    # off the hour: whole hours, and 15 minutes before and after them
+    q = 15 * 60_000
+    off = cube_segments.split(lo + 3 * q, hi + 2 * q, weigh=weigh)
+    assert [(s.level, s.lo, s.hi, s.sign) for s in off] == [
+        (LEVEL_15M, lo + 3 * q, lo + H, 1),
+        (LEVEL_HOUR, lo + H, T0 + DAY, 1),
+        (LEVEL_DAY, T0 + DAY, T0 + 7 * DAY, 1),
+        (LEVEL_DAY, T0 + 7 * DAY, T0 + 8 * DAY, 1),
+        (LEVEL_15M, hi + 2 * q, hi + H, -1),
+        (LEVEL_HOUR, hi + H, T0 + 8 * DAY, -1),
+    ]
+    assert cube_segments.cover(T0 + q, T0 + q * 3) == [(LEVEL_15M, T0 + q, T0 + 3 * q)]
+
+
+def test_a_report_by_link_or_campaign_reads_the_rows_per_campaign(world: World) -> None:
+    """By link or campaign (or filtered by them), the cube reads its C rows (the H rows summed
+    per link and campaign): with the H rows gone (in a transaction rolled back), such reports
+    answer as before, the oracle's numbers, while a report by ad finds nothing."""
+    by = [_q(("link",)), _q(("campaign",), edge=15 * 60_000 * 5),
+          _q(("link", "campaign"), Filter("campaign", ("c1",), exclude=True)),
+          _q(("hour",), Filter("link", ("l0",)), days=(1, 2))]  # fmt: skip
+    before = {q: cube_counts(world.conn, world.space, q) for q in by}
+    world.conn.execute("BEGIN")
+    try:
+        world.conn.execute("DELETE FROM reports.cube WHERE dim = ?", (cube_schema.H,))
+        for q in by:
+            assert before[q] and cube_counts(world.conn, world.space, q) == before[q], q
+        assert cube_counts(world.conn, world.space, _q(("ad",))) == []
+    finally:
+        world.conn.execute("ROLLBACK")
+    for q in by:
+        _check(world, q)
+
+
+def test_by_hour_the_cube_reads_hour_rows_where_each_is_a_local_hour() -> None:
+    """cube_segments.segments by hour: hour rows (15 minutes at the window's ends off the hour)
+    in a zone whose hours are UTC hours; 15-minute rows in +5:30, whose local hours are not."""
+    q = 15 * 60_000
+    window = Window(T0 + 2 * q, T0 + DAY + q)
+    utc = cube_segments.segments(GroupQuery(window, ("hour",)), zone("UTC"))
+    assert [(s.level, s.lo, s.hi) for s in utc] == [
+        (LEVEL_15M, T0 + 2 * q, T0 + H), (LEVEL_HOUR, T0 + H, T0 + DAY),
+        (LEVEL_15M, T0 + DAY, T0 + DAY + q)]  # fmt: skip
+    kolkata = cube_segments.segments(GroupQuery(window, ("hour",)), zone("Asia/Kolkata"))
+    assert [(s.level, s.lo, s.hi) for s in kolkata] == [(LEVEL_15M, window.from_ms, window.to_ms)]
 
 
 def test_a_window_that_ends_after_the_last_click_counts_as_the_scan_does(tmp_path: Path) -> None:

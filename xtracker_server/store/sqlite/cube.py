@@ -4,12 +4,14 @@ pre-aggregated rows per report, however many events the window holds (issue 17 Â
 ``cube_counts`` answers a cohort ``GroupQuery`` whose window starts and ends on a 15-minute
 boundary, grouped and filtered by:
 
+- link or campaign (or both, nested), from the C rows (the H rows summed per link and
+  campaign: hundreds of keys where the H rows have thousands of ads); or
 - any of link, campaign, ad set, ad (at most two of them nested), from the H rows; or
 - ONE other dimension (campaign_name, placement, utm_*, country, device, os, browser,
-  referrer, a declared ``sub.NAME``) alone, from its value rows (per 15 minutes); clicks
-  without a value of it are the whole space's rows less its value rows; or
+  referrer, a declared ``sub.NAME``) alone, from its value rows; clicks without a value of
+  it are the whole space's rows less its value rows; or
 - ONE other dimension with link and campaign beside it, from that dimension's rows (per UTC
-  day); clicks without a value of it are the H rows less its rows;
+  day); clicks without a value of it are the C rows less its rows;
 - and the day or the hour in the query's time zone.
 
 Anything else (activity mode, another combination, a window off the 15-minute grid) answers
@@ -17,12 +19,11 @@ None: the caller counts from the events instead. ``group_counts`` is the store's
 the cube where it is on (XTRACKER_REPORT_CUBE, and the rollup built with it) and holds the
 answer, store/sqlite/groups.py otherwise.
 
-The window is read as 15-minute buckets at its edges and whole UTC days between them (a
-dimension's rows with link and campaign: whole UTC days only); grouped
-by day, each local day is read so (a day that is not a UTC day is all 15-minute buckets), and
-grouped by hour, all of it in 15-minute buckets. Cohort revenue is dated by the click's day in
-the query's time zone: the money is read by local days (a day that is not a UTC day in
-15-minute buckets), so it is exact in every time zone.
+The window is read as whole UTC days between edges in UTC hours and 15-minute buckets
+(cube_segments.py; a dimension's rows with link and campaign: whole UTC days only); by day,
+each local day so; by hour, in hours where each is a local hour, else 15-minute buckets.
+Cohort revenue is dated by the click's day in the query's time zone: the money is read by
+local days, so it is exact in every time zone.
 """
 
 from __future__ import annotations
@@ -61,6 +62,7 @@ from xtracker_server.store.sqlite.cube_schema import (
     LEVEL_15M,
     LEVEL_MS,
     VALUE_ROWS,
+    C,
     H,
     by_value,
     ready,
@@ -95,11 +97,18 @@ _DEPOSITS, _REVERSED = COUNTS.index("deposits"), COUNTS.index("reversed")
 _STEPS = tuple((COUNTS.index(event), event) for event in CANONICAL_EVENTS)
 
 
+#: The dimensions of the C rows' keys.
+_C_DIMENSIONS = frozenset({"link", "campaign"})
+
+
 def _dimension(query: GroupQuery) -> str | None:
-    """The rows that answer ``query``: ``H``, a dimension's value rows (that dimension alone),
-    its rows with link and campaign, or None (not pre-aggregated)."""
+    """The rows that answer ``query``: the C rows (link and campaign alone), the H rows (ad
+    sets or ads too; none: the whole space's, ``_Reader``), a dimension's value rows (that
+    dimension alone), its rows with link and campaign, or None (not pre-aggregated)."""
     named = {d for d in query.by if d not in TIME_DIMENSIONS}
     named |= {f.dimension for f in query.filters.items}
+    if named and named <= _C_DIMENSIONS:
+        return C
     if named <= set(H_DIMENSIONS):
         return H
     rest = named - {"link", "campaign"}
@@ -237,13 +246,13 @@ def _latest_names(
 
 def _grid(query: GroupQuery) -> int | None:
     """The buckets the cube holds for ``query``'s rows: 15 minutes for the whole space, the H
-    rows and a dimension's value rows, UTC days for a dimension's rows with link and campaign
+    and C rows and a dimension's value rows, UTC days for a dimension's rows with link and campaign
     (cube_schema.LEVELS), which answer only where the query's days are UTC days and it is not
     by hour; None: not pre-aggregated."""
     dim = _dimension(query)
     if dim is None:
         return None
-    if dim == H or dim.startswith(VALUE_ROWS):
+    if dim in (H, C) or dim.startswith(VALUE_ROWS):
         return _Q
     if "hour" in query.by:
         return None
@@ -365,10 +374,10 @@ class _Reader:
         # (``segments``), which names it
         self.timed = "hour" in query.by
         self.named = [d for d in query.by if d not in TIME_DIMENSIONS]
-        # the dimension whose values the rows hold (None: the H rows)
-        self.dimension = None if dim == H else dim.removeprefix(VALUE_ROWS)
+        # the dimension whose values the rows hold (None: the H or C rows)
+        self.dimension = None if dim in (H, C) else dim.removeprefix(VALUE_ROWS)
         x = query.filters.of(self.dimension) if self.dimension else None
-        # a dimension's clicks without a value: the H rows (the whole space's, for its value
+        # a dimension's clicks without a value: the C rows (the whole space's, for its value
         # rows) less the dimension's rows
         blanks = self.dimension is not None and (self.dimension in query.by
                                                  or (x is not None and x.exclude))  # fmt: skip
@@ -376,7 +385,7 @@ class _Reader:
         if dim == H and not self.named and not query.filters:
             self.sources = [(ALL, 1, False)]  # the whole space: its own rows
         if blanks:
-            self.sources += [(dim, -1, True), (ALL if dim.startswith(VALUE_ROWS) else H, 1, True)]
+            self.sources += [(dim, -1, True), (ALL if dim.startswith(VALUE_ROWS) else C, 1, True)]
         self.groups: dict[tuple[str | None, ...], _Group] = {}
         self.keys = cube_probe.Keys(conn, space_id, query.filters)
         # plain rows (tuples: no sqlite3.Row per row); without a time dimension a row's first
@@ -492,7 +501,7 @@ class _Reader:
     def _money(self, s: Segment, columns: str, joins: tuple[str, str, str], where: str,
                args: tuple[Any, ...], width: int, sign: int) -> None:  # fmt: skip
         """The amounts of the segment per group, currency and local day: the segment's own day
-        when it is one, else each bucket's (a UTC day or 15 minutes). Kept as read: a group's
+        when it is one, else each bucket's (a UTC day, hour or 15 minutes). Kept as read: a group's
         are added up when first read (cube_money.py). ``joins``: the keys' for the group's
         columns, those the filter ``where`` needs, and the rows' range."""
         dated = s.day is not None

@@ -7,18 +7,23 @@ clicks, its uids per step, their deposits, reversed deposits and time-to-convert
 adds to the rows of its click only (its bucket, its keys), so rows add up exactly across
 buckets and keys.
 
-- ``level``: ``LEVEL_15M`` (15-minute buckets: every time zone's hours and days start on one)
-  or ``LEVEL_DAY`` (UTC days); ``bucket`` is the bucket's start, epoch ms.
-- ``dim``: ``H`` (``''``) for the rows keyed by (link, campaign, ad set, ad): the funnel, any
-  grouping or filter on those; else a dimension (``country``, ``sub.creative``...) whose rows
+- ``level``: ``LEVEL_15M`` (15-minute buckets: every time zone's hours and days start on one),
+  ``LEVEL_HOUR`` (UTC hours) or ``LEVEL_DAY`` (UTC days); ``bucket`` is the bucket's start,
+  epoch ms. A window is read in the coarsest buckets that fit it (store/sqlite/cube_segments.py):
+  hours at its edges, so that an edge of a busy day reads a row per key and hour rather than
+  nearly one per click (15 minutes of 10,000 ads).
+- ``dim``: ``H`` (``''``) for the rows keyed by (link, campaign, ad set, ad): any grouping or
+  filter on ad sets or ads; ``C`` (``'~'``) for the same summed per (link, campaign): a report
+  by link or campaign (hundreds of keys, not thousands of ads, however dense the traffic);
+  else a dimension (``country``, ``sub.creative``...) whose rows
   are keyed by (its value, link, campaign); or a dimension's *value rows* (``=country``:
   ``by_value``), keyed by its value alone, for a report on that dimension without link or
   campaign. Clicks without a value of a dimension have no row of it: their share is the H
   rows' (the whole space's) less the dimension's (value rows') (cube.py).
 - ``ALL`` (``'*'``): the whole space, without a key, so that the funnel reads one row per
   bucket.
-- ``LEVELS``: which levels each kind of row has. The whole space, the H rows and the value
-  rows have both; a dimension's rows keyed with link and campaign UTC days only
+- ``LEVELS``: which levels each kind of row has. The whole space, the H and C rows and the
+  value rows have all three; a dimension's rows keyed with link and campaign UTC days only
   (``LEVEL_DAY``): a 15-minute row per (value, link, campaign) is about one row per click, so
   they would cost as much as the clicks (the catch-up measured a third slower with them),
   while a dimension's values per 15 minutes are few once traffic is dense. So a report on one
@@ -48,14 +53,17 @@ __all__ = [
     "CUBE_TABLES",
     "DIMENSION_LEVELS",
     "FRESH_TABLE",
+    "GRID_LEVELS",
     "LEVELS",
     "LEVEL_15M",
     "LEVEL_DAY",
+    "LEVEL_HOUR",
     "LEVEL_MS",
     "NAMED",
     "READ_TABLE",
     "UIDS_TABLE",
     "VALUE_ROWS",
+    "C",
     "H",
     "by_value",
     "ready",
@@ -85,17 +93,21 @@ READ_TABLE = """CREATE TEMP TABLE IF NOT EXISTS cube_read (
 
 #: ``dim`` of the rows keyed by (link, campaign, ad set, ad).
 H = ""
+#: ``dim`` of the H rows summed per (link, campaign): their keys have no ad set nor ad.
+C = "~"
 #: ``dim`` of the rows of the whole space (one key each): the funnel and its series.
 ALL = "*"
 LEVEL_15M = 0
 LEVEL_DAY = 1
+LEVEL_HOUR = 2
 #: Bucket length per level, ms.
-LEVEL_MS = {LEVEL_15M: 15 * 60_000, LEVEL_DAY: 86_400_000}
-#: The levels of each kind of rows (``dim``): the whole space's and the H rows' both, any other
-#: dimension's UTC days only.
-LEVELS: dict[str, tuple[int, ...]] = {ALL: (LEVEL_15M, LEVEL_DAY), H: (LEVEL_15M, LEVEL_DAY)}
+LEVEL_MS = {LEVEL_15M: 15 * 60_000, LEVEL_HOUR: 3_600_000, LEVEL_DAY: 86_400_000}
+#: The levels of each kind of rows (``dim``): the whole space's, the H and C rows' (and the
+#: value rows') all three, any other dimension's UTC days only.
+GRID_LEVELS = (LEVEL_15M, LEVEL_HOUR, LEVEL_DAY)
+LEVELS: dict[str, tuple[int, ...]] = {ALL: GRID_LEVELS, H: GRID_LEVELS, C: GRID_LEVELS}
 DIMENSION_LEVELS = (LEVEL_DAY,)
-#: The ``dim`` of a dimension's value rows starts so (``by_value``); they have both levels.
+#: The ``dim`` of a dimension's value rows starts so (``by_value``); they have all three levels.
 VALUE_ROWS = "="
 
 
@@ -161,8 +173,8 @@ CUBE_SCHEMA = (
         r_scale   INTEGER NOT NULL,
         PRIMARY KEY (space_id, dim, level, bucket, key_id, currency)
     ) WITHOUT ROWID""",
-    # H keys: (link_id, campaign, adset, ad); a dimension's: (value, link_id, campaign); its
-    # value rows': (value).
+    # H keys: (link_id, campaign, adset, ad); C keys: (link_id, campaign); a dimension's:
+    # (value, link_id, campaign); its value rows': (value).
     # NULL is "none" (looked up with IS).
     """CREATE TABLE IF NOT EXISTS reports.cube_keys (
         id        INTEGER PRIMARY KEY,

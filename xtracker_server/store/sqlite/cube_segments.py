@@ -11,9 +11,9 @@ from datetime import datetime, time, tzinfo
 
 from xtracker_server.domain.groups import GroupQuery
 from xtracker_server.domain.reports import DAY_MS, Bucket, bucket_starts, iso_local
-from xtracker_server.store.sqlite.cube_schema import ALL, LEVEL_15M, LEVEL_DAY
+from xtracker_server.store.sqlite.cube_schema import ALL, LEVEL_15M, LEVEL_DAY, LEVEL_HOUR, LEVEL_MS
 
-__all__ = ["Labels", "Segment", "Weigh", "Weights", "segments", "split"]
+__all__ = ["Labels", "Segment", "Weigh", "Weights", "cover", "segments", "split"]
 
 
 @dataclass(frozen=True)
@@ -35,15 +35,16 @@ Weigh = Callable[[int, int], int]
 
 
 def split(lo: int, hi: int, day: str | None = None, weigh: Weigh | None = None) -> list[Segment]:
-    """``[lo, hi)`` as 15-minute edges and the whole UTC days between them. An edge whose rest
-    of its UTC day holds fewer clicks than it (``weigh``; without it: an edge of more than half
-    a day) is read as that day's row less the 15-minute rows of the rest: fewer rows, as
-    15-minute rows of many keys are nearly a row per click. A week that ends now starts most
-    of a day before a midnight, and ends in a day whose rest is still to come: empty. Not for a
-    local day's segment (``day``): its UTC day may belong to two local days."""
+    """``[lo, hi)`` as whole UTC days between edges read in the coarsest buckets that fit
+    them (``cover``: hours, 15 minutes at their ends). An edge whose rest of its UTC day holds
+    fewer clicks than it (``weigh``; without it: an edge of more than half a day) is read as
+    that day's row less the rows of the rest: fewer rows, as 15-minute or hour rows of many
+    keys are about a row per click. A week that ends now starts most of a day before a
+    midnight, and ends in a day whose rest is still to come: empty. Not for a local day's
+    segment (``day``): its UTC day may belong to two local days."""
     first, last = -(-lo // DAY_MS) * DAY_MS, hi // DAY_MS * DAY_MS
     if first >= last:
-        return [Segment(LEVEL_15M, lo, hi, day)] if lo < hi else []
+        return [Segment(level, a, b, day) for level, a, b in cover(lo, hi)]
     whole = day is None
 
     def whole_day(edge: tuple[int, int], rest: tuple[int, int]) -> bool:
@@ -54,16 +55,35 @@ def split(lo: int, hi: int, day: str | None = None, weigh: Weigh | None = None) 
         return weigh(*rest) < weigh(*edge)
 
     parts = []
-    if whole_day((lo, first), (first - DAY_MS, lo)):
-        parts += [(LEVEL_DAY, first - DAY_MS, first, 1), (LEVEL_15M, first - DAY_MS, lo, -1)]
-    else:
-        parts.append((LEVEL_15M, lo, first, 1))
-    parts.append((LEVEL_DAY, first, last, 1))
-    if whole_day((last, hi), (hi, last + DAY_MS)):
-        parts += [(LEVEL_DAY, last, last + DAY_MS, 1), (LEVEL_15M, hi, last + DAY_MS, -1)]
-    else:
-        parts.append((LEVEL_15M, last, hi, 1))
+    for edge, rest, start in (((lo, first), (first - DAY_MS, lo), first - DAY_MS),
+                              ((last, hi), (hi, last + DAY_MS), last)):  # fmt: skip
+        if start == last:
+            parts.append((LEVEL_DAY, first, last, 1))  # the whole days, between the edges
+        if whole_day(edge, rest):
+            parts += [(LEVEL_DAY, start, start + DAY_MS, 1),
+                      *((level, a, b, -1) for level, a, b in cover(*rest))]  # fmt: skip
+        else:
+            parts += [(level, a, b, 1) for level, a, b in cover(*edge)]
     return [Segment(level, a, b, day, sign) for level, a, b, sign in parts if a < b]
+
+
+#: The levels an edge of less than a day is read in, coarsest first (cube_schema.GRID_LEVELS).
+_EDGE_LEVELS = ((LEVEL_HOUR, LEVEL_MS[LEVEL_HOUR]), (LEVEL_15M, LEVEL_MS[LEVEL_15M]))
+
+
+def cover(lo: int, hi: int, levels: tuple[tuple[int, int], ...] = _EDGE_LEVELS) -> list[
+        tuple[int, int, int]]:  # fmt: skip
+    """``[lo, hi)`` (on the 15-minute grid) as (level, lo, hi) parts in the coarsest buckets
+    that fit: whole hours, 15 minutes before and after them."""
+    if lo >= hi:
+        return []
+    (level, step), finer = levels[0], levels[1:]
+    if not finer:
+        return [(level, lo, hi)]
+    a, b = -(-lo // step) * step, hi // step * step
+    if a >= b:
+        return cover(lo, hi, finer)
+    return [*cover(lo, a, finer), (level, a, b), *cover(b, hi, finer)]
 
 
 class Weights:
@@ -92,8 +112,9 @@ def segments(
     the click's local day, which a UTC-day row does not tell where local days are not UTC's),
     unless they are UTC days."""
     f, t = query.window.from_ms, query.window.to_ms
-    if "hour" in query.by:
-        return [Segment(LEVEL_15M, f, t)]
+    if "hour" in query.by:  # hour rows where each is one local hour (not in +5:30...)
+        levels = _EDGE_LEVELS if _local_hours(f, t, tz) else _EDGE_LEVELS[1:]
+        return [Segment(level, a, b) for level, a, b in cover(f, t, levels)]
     starts = bucket_starts(query.window, Bucket.DAY, tz)
     utc_days = all(start % DAY_MS == 0 for start in starts)
     if "day" not in query.by and (not local_days or utc_days):
@@ -103,6 +124,14 @@ def segments(
     for start, end in zip(starts, ends, strict=True):
         out += split(max(start, f), min(end, t), iso_local(start, tz))
     return out
+
+
+def _local_hours(lo: int, hi: int, tz: tzinfo) -> bool:
+    """Whether every UTC hour in ``[lo, hi)`` starts a local hour (the zone's offset whole
+    hours all along)."""
+    step = LEVEL_MS[LEVEL_HOUR]
+    return all(datetime.fromtimestamp(h / 1000, tz).minute == 0
+               for h in range(-(-lo // step) * step, hi, step))  # fmt: skip
 
 
 class Labels:

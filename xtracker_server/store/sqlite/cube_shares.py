@@ -23,10 +23,13 @@ from xtracker_server.store.sqlite.cube_schema import (
     ALL,
     COUNTS,
     DIMENSION_LEVELS,
+    GRID_LEVELS,
     LEVEL_15M,
     LEVEL_DAY,
+    LEVEL_HOUR,
     LEVEL_MS,
     LEVELS,
+    C,
     H,
     by_value,
 )
@@ -40,9 +43,9 @@ __all__ = ["Deltas", "Fine", "Keys", "Share"]
 _BOUNDS_MS = [b * 1000 for b in TTC_BOUNDS_S]
 _STEPS = CANONICAL_EVENTS
 # The levels of each kind of row (cube_schema.LEVELS), as Deltas.add spreads a share: a
-# dimension's rows with link and campaign UTC days only, every other kind both.
-assert LEVELS[H] == LEVELS[ALL] == (LEVEL_15M, LEVEL_DAY) and DIMENSION_LEVELS == (LEVEL_DAY,)
-_DAY, _QUARTER = LEVEL_MS[LEVEL_DAY], LEVEL_MS[LEVEL_15M]
+# dimension's rows with link and campaign UTC days only, every other kind all three.
+assert LEVELS[H] == LEVELS[ALL] == LEVELS[C] == GRID_LEVELS and DIMENSION_LEVELS == (LEVEL_DAY,)
+_DAY, _HOUR, _QUARTER = LEVEL_MS[LEVEL_DAY], LEVEL_MS[LEVEL_HOUR], LEVEL_MS[LEVEL_15M]
 _DEPOSITS, _REVERSED = COUNTS.index("deposits"), COUNTS.index("reversed")
 _ZEROS = (0,) * _TTC
 
@@ -89,10 +92,10 @@ class Deltas:
     per *fine row*: a uid's H key and each dimension's key, per 15 minutes (a share's few
     non-zero counts: its click, steps, deposits; and time-to-convert cells, one per step).
     ``derive`` then sums those into the cube's rows (cube_schema.LEVELS): the H rows per 15
-    minutes and per day, the whole space's from the H rows, a dimension's per day and its
-    value rows per 15 minutes and per day. A share is added to its own few keys, and once
-    traffic is dense, many shares to each fine row: the stored rows are summed from far fewer
-    fine rows than shares."""
+    minutes, hour and day, the whole space's and the C rows from the H rows, a dimension's
+    per day and its value rows per 15 minutes, hour and day. A share is added to its own few
+    keys, and once traffic is dense, many shares to each fine row: the stored rows are summed
+    from far fewer fine rows than shares."""
 
     def __init__(self, keys: Keys) -> None:
         self.keys = keys
@@ -149,9 +152,9 @@ class Deltas:
     def derive(self) -> tuple[dict[Target, list[Any]], dict[Target, dict[str, list[int]]],
                               set[Target]]:  # fmt: skip
         """The cube's rows (and money, and the rows that may have emptied) summed from the
-        fine rows: each one's H rows and whole space's per 15 minutes, or its dimension's per
-        day and value rows per 15 minutes; then the day rows of those of the whole space and
-        of the values, from their few 15-minute rows."""
+        fine rows: each one's H rows, and its whole space's and C rows per 15 minutes, or its
+        dimension's per day and value rows per 15 minutes; then the hour and day rows of the
+        whole space, the C rows and the values, from their few 15-minute rows."""
         for (space_id, _, _), (share, n) in self.alone.items():
             self._add(space_id, share, n)
         self.alone.clear()
@@ -160,27 +163,30 @@ class Deltas:
         taken: set[Target] = set()
         _sum(rows, money, taken, self.rows, self.money, self.taken, self._made)
         quarters = {t: acc for t, acc in rows.items() if t[2] == LEVEL_15M and t[1] != H}
-        _sum(rows, money, taken, quarters, money, taken, _day_of)
+        _sum(rows, money, taken, quarters, money, taken, _coarser)
         return rows, money, taken
 
     def _made(self, fine: Fine) -> list[Target]:
-        """The cube's rows a fine row adds to (cube_schema.LEVELS), but the day rows of the
-        whole space and of the values (``_day_of``)."""
+        """The cube's rows a fine row adds to (cube_schema.LEVELS), but the hour and day rows
+        of the whole space, the C rows and the values (``_coarser``)."""
         space_id, dim, quarter, key_id = fine
-        day = quarter - quarter % _DAY
         if dim == H:
             whole = self.keys.id(space_id, ALL, None, None, None)
             return [(space_id, H, LEVEL_15M, quarter, key_id),
-                    (space_id, H, LEVEL_DAY, day, key_id),
-                    (space_id, ALL, LEVEL_15M, quarter, whole)]  # fmt: skip
+                    (space_id, H, LEVEL_HOUR, quarter - quarter % _HOUR, key_id),
+                    (space_id, H, LEVEL_DAY, quarter - quarter % _DAY, key_id),
+                    (space_id, ALL, LEVEL_15M, quarter, whole),
+                    (space_id, C, LEVEL_15M, quarter, self.keys.campaign_key(key_id))]  # fmt: skip
         value_dim, value_id = self.keys.value_key(key_id)
-        return [(space_id, dim, LEVEL_DAY, day, key_id),
+        return [(space_id, dim, LEVEL_DAY, quarter - quarter % _DAY, key_id),
                 (space_id, value_dim, LEVEL_15M, quarter, value_id)]  # fmt: skip
 
 
-def _day_of(target: Any) -> list[Target]:
+def _coarser(target: Any) -> list[Target]:
+    """The hour and day rows of a 15-minute row of the whole space, a C key or a value."""
     space_id, dim, _, quarter, key_id = target
-    return [(space_id, dim, LEVEL_DAY, quarter - quarter % _DAY, key_id)]
+    return [(space_id, dim, LEVEL_HOUR, quarter - quarter % _HOUR, key_id),
+            (space_id, dim, LEVEL_DAY, quarter - quarter % _DAY, key_id)]  # fmt: skip
 
 
 def _sum(
@@ -291,6 +297,7 @@ class Keys:
         self.next = (top or 0) + 1
         self.new: list[tuple[Any, ...]] = []
         self.values: dict[int, tuple[str, int]] = {}  # a dimension's key -> its value rows' key
+        self.campaigns: dict[int, int] = {}  # an H key -> its C key
         self.of: dict[int, tuple[Any, ...]] | None = None  # key id -> key, when first needed
 
     def id(
@@ -319,6 +326,16 @@ class Keys:
                 value_dim,
                 self.id(space_id, value_dim, value, None, None),
             )
+        return found
+
+    def campaign_key(self, key_id: int) -> int:
+        """The C key (link, campaign) of an H key (link, campaign, ad set, ad)."""
+        found = self.campaigns.get(key_id)
+        if found is None:
+            if self.of is None:
+                self.of = {i: k for k, i in self.known.items()}
+            space_id, _, _, link_id, campaign = self.of[key_id][:5]
+            found = self.campaigns[key_id] = self.id(space_id, C, None, link_id, campaign)
         return found
 
     def save(self) -> None:

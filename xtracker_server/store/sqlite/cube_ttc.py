@@ -38,6 +38,7 @@ __all__ = [
     "encode",
     "histograms",
     "register",
+    "summed",
 ]
 
 TTC_BINS = len(TTC_BOUNDS_S) + 1
@@ -78,6 +79,18 @@ def add(a: bytes | None, b: bytes | None) -> bytes | None:
         else:
             acc.pop(index, None)
     return array("q", chain.from_iterable(sorted(acc.items()))).tobytes() if acc else None
+
+
+def summed(cells: bytes | None) -> bytes | None:
+    """The BLOB of the cells of ``CONCAT``'s value (BLOBs one after another) added up per
+    index: the histograms of the rows it concatenated, as one row's (cube_coarse.py)."""
+    if not cells:
+        return None
+    flat = array("q", cells)
+    acc: dict[int, int] = {}
+    for index, n in zip(flat[::2], flat[1::2], strict=True):
+        acc[index] = acc.get(index, 0) + n
+    return encode(acc)
 
 
 def add_concat(

@@ -89,6 +89,7 @@ from xtracker_server.store.sqlite.rollup_marks import (
 from xtracker_server.store.sqlite.rollup_marks import ROLLUP_GAP_S as ROLLUP_GAP_S  # the tests'
 from xtracker_server.store.sqlite.rollup_schema import (
     BEFORE_CLICK_KEYS,
+    BEFORE_COARSE,
     BEFORE_COUNTS,
     BEFORE_LOOSE,
     CUBE_FORMAT,
@@ -101,9 +102,10 @@ from xtracker_server.store.sqlite.rollup_schema import (
 )
 
 if TYPE_CHECKING:
-    from xtracker_server.store.sqlite import cube_feed
-else:  # only a catch-up with the report cube needs it (store/sqlite/lazy.py)
+    from xtracker_server.store.sqlite import cube_coarse, cube_feed
+else:  # only a catch-up with the report cube needs it (store/sqlite/lazy.py); an upgrade of it
     cube_feed = LazyModule("xtracker_server.store.sqlite.cube_feed")
+    cube_coarse = LazyModule("xtracker_server.store.sqlite.cube_coarse")
 
 log = logging.getLogger("xtracker.store")
 T = TypeVar("T")
@@ -206,13 +208,20 @@ def _prepare(conn: sqlite3.Connection, path: str, cube: bool | None) -> None:
             for statement in FOLD:
                 conn.execute(statement)
             built = BEFORE_LOOSE[built]
-        if built in BEFORE_CLICK_KEYS and cube is not False and not _stale(conn):
-            log.warning("the report rollup %s keeps its cube's uids by uid: keying them by their"
-                        " click, in place", reports_path(path))  # fmt: skip
-            kept = cube_feed.key_by_click(conn)
-            log.warning("the report rollup %s: %d uids keyed by their click", reports_path(path),
-                        kept)  # fmt: skip
-            built = BEFORE_CLICK_KEYS[built]
+        if built in BEFORE_COARSE and cube is not False and not _stale(conn):
+            # the coarser rows first: a share key_by_click takes off moves them too
+            log.warning("the report rollup %s has no hour rows nor rows per link and campaign"
+                        " in its cube: summing them from its rows, in place",
+                        reports_path(path))  # fmt: skip
+            added = cube_coarse.add_coarse_rows(conn)
+            log.warning("the report rollup %s: %d cube rows added", reports_path(path), added)
+            if built in BEFORE_CLICK_KEYS:
+                log.warning("the report rollup %s keeps its cube's uids by uid: keying them by"
+                            " their click, in place", reports_path(path))  # fmt: skip
+                kept = cube_feed.key_by_click(conn)
+                log.warning("the report rollup %s: %d uids keyed by their click",
+                            reports_path(path), kept)  # fmt: skip
+            built = BEFORE_COARSE[built]
         if cube is None:  # as built (an older cube built again); a new one as the default
             cube = NEW_WITH_CUBE if built is None else built in (CUBE_FORMAT, *OLD_CUBE_FORMATS)
         wanted = CUBE_FORMAT if cube else ROLLUP_FORMAT

@@ -8,9 +8,9 @@ from xtracker_server.store.sqlite.rollup_activity import ACTIVITY_SCHEMA, amount
 from xtracker_server.store.sqlite.rollup_loose import LOOSE_SCHEMA
 from xtracker_wire import REVERSAL
 
-__all__ = ["BEFORE_CLICK_KEYS", "BEFORE_COUNTS", "BEFORE_LOOSE", "CUBE_FORMAT", "FEED",
-           "NEW_WITH_CUBE", "OLD_CUBE_FORMATS", "ROLLUP_FORMAT", "SCHEMA", "TRIGGER", "UNKNOWN",
-           "amount_parts"]  # fmt: skip
+__all__ = ["BEFORE_CLICK_KEYS", "BEFORE_COARSE", "BEFORE_COUNTS", "BEFORE_LOOSE", "CUBE_FORMAT",
+           "FEED", "NEW_WITH_CUBE", "OLD_CUBE_FORMATS", "ROLLUP_FORMAT", "SCHEMA", "TRIGGER",
+           "UNKNOWN", "amount_parts"]  # fmt: skip
 
 
 SCHEMA = (
@@ -167,14 +167,15 @@ UNKNOWN = -1
 #: click rolled up under ``UNKNOWN`` (1: under 0, no link), without the counts.
 #: A rollup built without the report cube (XTRACKER_REPORT_CUBE off).
 ROLLUP_FORMAT = 10
-#: 13: the report cube (store/sqlite/cube_schema.py) beside the steps (XTRACKER_REPORT_CUBE on),
+#: 14: the report cube (store/sqlite/cube_schema.py) beside the steps (XTRACKER_REPORT_CUBE on),
 #: with the activity counts, the events without a uid and the indexes of the rows with a
-#: previous event; 12 had the same with its uids keyed by uid; 11 the same steps and a cube
+#: previous event; 13 had the same cube without its hour rows and C rows (per link and
+#: campaign); 12 the same with its uids keyed by uid; 11 the same steps and a cube
 #: without the dimensions' value rows (9, never released, without the indexes); 7 had them
 #: without those events, 5 the same cube without the counts, 3 a row per step and bin of the
 #: time to convert and 15-minute rows of every dimension, 4 (never released) the time to
 #: convert in 80 packed columns.
-CUBE_FORMAT = 13
+CUBE_FORMAT = 14
 #: Whether a rollup that a store opening it "as built" (``cube=None``: a command's) finds not
 #: built yet is built with the cube: as XTRACKER_REPORT_CUBE's default (config.py), which
 #: tests/server/test_report_cube_setting.py holds them to.
@@ -182,10 +183,13 @@ NEW_WITH_CUBE = True
 #: The cube's earlier formats: a rollup built with one is built again with the current one,
 #: but those of ``BEFORE_CLICK_KEYS``.
 OLD_CUBE_FORMATS = (3, 4, 11, 12)
-#: Formats whose cube is the current one's but for its uids' key (12: the uid), and the current
-#: format: opened with the cube, such a rollup keys its uids by their click's id in place
-#: (cube_feed.key_by_click), rather than building the cube again from the clicks.
-BEFORE_CLICK_KEYS = {12: CUBE_FORMAT}
+#: Formats whose cube is the current one's without its hour rows and C rows (per link and
+#: campaign), and the current format: opened with the cube, such a rollup sums those from its
+#: rows in place (cube_coarse.add_coarse_rows), rather than building the cube again from the
+#: clicks; and if it keeps its uids by uid (``BEFORE_CLICK_KEYS``), keys them by their click's
+#: id in place (cube_feed.key_by_click).
+BEFORE_COARSE = {12: CUBE_FORMAT, 13: CUBE_FORMAT}
+BEFORE_CLICK_KEYS = (12,)
 #: Formats from before the activity counts (rollup_activity.py), and the current format with
 #: the same rows: opened, such a rollup counts them from its rows (``COUNT_AGAIN``), after it
 #: rolled up its events without a uid.

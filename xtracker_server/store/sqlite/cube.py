@@ -4,8 +4,7 @@ pre-aggregated rows per report, however many events the window holds (issue 17 Â
 ``cube_counts`` answers a cohort ``GroupQuery`` whose window starts and ends on a 15-minute
 boundary, grouped and filtered by:
 
-- link or campaign (or both, nested), from the C rows (the H rows summed per link and
-  campaign: hundreds of keys where the H rows have thousands of ads); or
+- link or campaign (or both), from the C rows (hundreds of keys, not thousands of ads); or
 - any of link, campaign, ad set, ad (at most two of them nested), from the H rows; or
 - ONE other dimension (campaign_name, placement, utm_*, country, device, os, browser,
   referrer, a declared ``sub.NAME``) alone, from its value rows; clicks without a value of

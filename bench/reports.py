@@ -52,7 +52,7 @@ the next run (``--fresh`` seeds again); its size and the seed and catch-up times
     python bench/reports.py [--sizes 1000000,10000000 | --events N] [--links 100]
                             [--campaigns 300] [--ads 10000] [--days 30] [--repeat 7]
                             [--only g_ad,funnel,...] [--dir DIR] [--fresh] [--no-cube]
-                            [--json]
+                            [--chunk EVENTS] [--json]
 
 Exit status: 0 every target met, 1 not.
 """
@@ -79,7 +79,7 @@ from xtracker_server.domain.reports import Bucket, FunnelMode, Window
 from xtracker_server.services import reports
 from xtracker_server.store.api import Store, open_store
 from xtracker_server.store.sqlite.db import reports_path
-from xtracker_server.store.sqlite.rollup import catch_up, open_rollup
+from xtracker_server.store.sqlite.rollup import CHUNK, catch_up, open_rollup
 
 
 def _load_seeding() -> ModuleType:
@@ -183,7 +183,7 @@ def seeded_file(args: argparse.Namespace, events: int) -> tuple[Path, dict[str, 
     # what the server does in the background, all at once
     rollup = open_rollup(str(path), cube=args.cube)
     try:
-        took["caught_up"] = catch_up(rollup)  # 0 for a file caught up already
+        took["caught_up"] = catch_up(rollup, chunk=args.chunk)  # 0: caught up already
     finally:
         rollup.close()
     if took["caught_up"]:
@@ -420,6 +420,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--dir", help="where the seeded files are kept (default: the temp directory)")
     p.add_argument("--fresh", action="store_true", help="seed again even if a file exists")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.add_argument("--chunk", type=int, default=CHUNK,
+                   help="events per catch-up round of a new file's rollup (the server's"
+                   f" default: {CHUNK:,}; a bigger round sums more shares per row written,"
+                   " and builds a large file's cube faster)")  # fmt: skip
     p.add_argument(
         "--cube",
         action=argparse.BooleanOptionalAction,

@@ -354,6 +354,11 @@ QUERIES = [
     # scanned outside UTC (a dimension's rows are UTC days), and named as the cube names ids:
     # c1's latest name, given on day 3, though the window's clicks carry the older one
     _q(("utm_source", "campaign"), days=(0, 2)),
+    # a dimension beside campaign over cut days: the day's rows less the rest of the day
+    # counted from the clicks where that is lighter (cube_edges.whole_days), else the edge
+    _q(("campaign",), Filter("country", ("US", "CA")), edge=3 * H),
+    _q(("country", "campaign"), days=(0, 3), edge=10 * H + 15 * 60_000 + 7),
+    _q(("campaign", "day"), Filter("country", ("US",), exclude=True), days=(0, 3), edge=20 * H),
 ]
 
 

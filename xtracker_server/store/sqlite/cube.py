@@ -29,10 +29,9 @@ from __future__ import annotations
 
 import gc
 import sqlite3
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
-from decimal import Decimal
 from functools import partial
 from typing import Any
 
@@ -53,6 +52,7 @@ from xtracker_server.domain.reports import (
     zone,
 )
 from xtracker_server.store.sqlite import cube_probe, cube_ttc, groups
+from xtracker_server.store.sqlite.cube_edges import add, whole_days
 from xtracker_server.store.sqlite.cube_feed import D_DIMENSIONS, H_DIMENSIONS
 from xtracker_server.store.sqlite.cube_money import MONEY, Amounts, MoneyRows
 from xtracker_server.store.sqlite.cube_schema import (
@@ -172,8 +172,11 @@ def _counts(conn: sqlite3.Connection, space_id: int, query: GroupQuery) -> list[
     w = query.window
     grid = _grid(query)
     found = None
+    rests: list[tuple[int, int, int]] = []  # parts taken off (cube_edges.whole_days)
     if grid is not None:
         inner = Window(-(-w.from_ms // grid) * grid, w.to_ms // grid * grid)
+        if grid == DAY_MS and inner.from_ms < inner.to_ms:  # a dimension's rows: UTC days
+            inner, rests = whole_days(conn, space_id, w, inner)
         if inner.from_ms < inner.to_ms:
             found = cube_counts(conn, space_id, replace(query, window=inner))
     # a cohort's clicks of the filtered campaigns' links alone (activity mode reads the
@@ -183,12 +186,13 @@ def _counts(conn: sqlite3.Connection, space_id: int, query: GroupQuery) -> list[
     if found is None:  # scanned whole (two dimensions...)
         scanned = groups.group_counts(conn, space_id, query, links)
         return _latest_names(conn, space_id, query, scanned)
-    for lo, hi in ((w.from_ms, inner.from_ms), (inner.to_ms, w.to_ms)):
+    for lo, hi, sign in ((w.from_ms, inner.from_ms, 1), (inner.to_ms, w.to_ms, 1), *rests):
         if lo < hi:
             edge = groups.group_counts(conn, space_id, replace(query, window=Window(lo, hi)),
                                        links)  # fmt: skip
-            found = _add(found, edge)
-    return found
+            found = add(found, edge, sign)
+    # a group of the scanned edges alone (by day: the cut day's) named as the cube names ids
+    return _latest_names(conn, space_id, query, [g for g in found if g.clicks > 0])
 
 
 #: The H keys' columns of the filters that name campaigns, ad sets or ads.
@@ -257,40 +261,6 @@ def _grid(query: GroupQuery) -> int | None:
         return None
     starts = bucket_starts(query.window, Bucket.DAY, zone(query.tz))
     return DAY_MS if all(start % DAY_MS == 0 for start in starts) else None
-
-
-def _add(some: list[GroupCounts], more: list[GroupCounts]) -> list[GroupCounts]:
-    """The groups of two disjoint sets of clicks, added up per key (the names: ``some``'s
-    first, the cube's latest)."""
-    out = {g.key: g for g in some}
-    for g in more:
-        a = out.get(g.key)
-        out[g.key] = g if a is None else GroupCounts(
-            key=g.key,
-            clicks=a.clicks + g.clicks,
-            uids={e: a.uids.get(e, 0) + g.uids.get(e, 0) for e in {*a.uids, *g.uids}},
-            deposits=a.deposits + g.deposits,
-            first_deposits=a.first_deposits + g.first_deposits,
-            revenue=_add_money(a.revenue, g.revenue),
-            reversed_deposits=a.reversed_deposits + g.reversed_deposits,
-            reversed_revenue=_add_money(a.reversed_revenue, g.reversed_revenue),
-            ttc={e: tuple(x + y for x, y in zip(a.ttc.get(e, (0,) * _BINS),
-                                                 g.ttc.get(e, (0,) * _BINS), strict=True))
-                 for e in {*a.ttc, *g.ttc}},
-            names={**g.names, **a.names},
-        )  # fmt: skip
-    return list(out.values())
-
-
-def _add_money(
-    a: Mapping[str, Mapping[str, Decimal]], b: Mapping[str, Mapping[str, Decimal]]
-) -> dict[str, dict[str, Decimal]]:
-    out = {currency: dict(days) for currency, days in a.items()}
-    for currency, days in b.items():
-        mine = out.setdefault(currency, {})
-        for day, amount in days.items():
-            mine[day] = mine.get(day, Decimal(0)) + amount
-    return out
 
 
 def _built_with_cube(conn: sqlite3.Connection) -> bool:

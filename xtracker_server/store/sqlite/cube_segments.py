@@ -54,16 +54,17 @@ def split(lo: int, hi: int, day: str | None = None, weigh: Weigh | None = None) 
             return edge[1] - edge[0] > DAY_MS // 2
         return weigh(*rest) < weigh(*edge)
 
-    parts = []
-    for edge, rest, start in (((lo, first), (first - DAY_MS, lo), first - DAY_MS),
-                              ((last, hi), (hi, last + DAY_MS), last)):  # fmt: skip
-        if start == last:
-            parts.append((LEVEL_DAY, first, last, 1))  # the whole days, between the edges
+    def edge_parts(
+        edge: tuple[int, int], rest: tuple[int, int], day_start: int
+    ) -> list[tuple[int, int, int, int]]:
         if whole_day(edge, rest):
-            parts += [(LEVEL_DAY, start, start + DAY_MS, 1),
-                      *((level, a, b, -1) for level, a, b in cover(*rest))]  # fmt: skip
-        else:
-            parts += [(level, a, b, 1) for level, a, b in cover(*edge)]
+            return [(LEVEL_DAY, day_start, day_start + DAY_MS, 1),
+                    *((level, a, b, -1) for level, a, b in cover(*rest))]  # fmt: skip
+        return [(level, a, b, 1) for level, a, b in cover(*edge)]
+
+    parts = [*edge_parts((lo, first), (first - DAY_MS, lo), first - DAY_MS),
+             (LEVEL_DAY, first, last, 1),
+             *edge_parts((last, hi), (hi, last + DAY_MS), last)]  # fmt: skip
     return [Segment(level, a, b, day, sign) for level, a, b, sign in parts if a < b]
 
 

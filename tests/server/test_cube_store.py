@@ -17,6 +17,7 @@ import sqlite3
 import sys
 from bisect import bisect_right
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime, time
 from decimal import Decimal
@@ -537,6 +538,28 @@ def test_a_cube_rebuilt_from_nothing_equals_the_one_built_as_data_came(
         rebuilt.close()
 
 
+def _late_click_and_deposit(conn: sqlite3.Connection, path: str, space: int) -> None:
+    """A click on day 1 and its uid's deposit an hour later (in the caller's transaction)."""
+    w = World(conn, path, space)
+    live = "SELECT id FROM links WHERE space_id = ? AND deleted_ms IS NULL"
+    links_ = [r[0] for r in conn.execute(live, (space,))]
+    _click(w, space, "late-1", random.Random(5), T0 + DAY + 5, links_)
+    _event(w, space, 900_001, "late-1", "deposit", T0 + DAY + H, value="7", currency="USD")
+
+
+@contextmanager
+def _built_from_nothing(conn: sqlite3.Connection, tmp_path: Path) -> Iterator[sqlite3.Connection]:
+    """A copy of ``conn``'s main file with its rollup and cube built from nothing."""
+    fresh = str(tmp_path / "fresh.db")
+    conn.execute("VACUUM main INTO ?", (fresh,))
+    rebuilt = with_rollup(open_db(fresh), fresh, cube=True)
+    try:
+        catch_up(rebuilt)
+        yield rebuilt
+    finally:
+        rebuilt.close()
+
+
 def _as_format_13(conn: sqlite3.Connection) -> None:
     """The rollup as format 13 kept it: its cube without hour rows nor C rows (per link and
     campaign)."""
@@ -571,22 +594,11 @@ def test_a_format_13_cube_gets_its_hour_and_campaign_rows_in_place(
         (version,) = upgraded.execute("SELECT version FROM reports.rollup_format").fetchone()
         assert version == CUBE_FORMAT and cube_schema.ready(upgraded)
         assert _dump(upgraded) == full
-        w = World(upgraded, copy, world.space)
-        live = "SELECT id FROM links WHERE space_id = ? AND deleted_ms IS NULL"
-        links_ = [r[0] for r in upgraded.execute(live, (w.space,))]
         with transaction(upgraded):
-            _click(w, w.space, "late-1", random.Random(5), T0 + DAY + 5, links_)
-            _event(w, w.space, 900_001, "late-1", "deposit", T0 + DAY + H, value="7",
-                   currency="USD")  # fmt: skip
+            _late_click_and_deposit(upgraded, copy, world.space)
         catch_up(upgraded)
-        fresh = str(tmp_path / "fresh.db")
-        upgraded.execute("VACUUM main INTO ?", (fresh,))
-        rebuilt = with_rollup(open_db(fresh), fresh, cube=True)
-        try:
-            catch_up(rebuilt)
+        with _built_from_nothing(upgraded, tmp_path) as rebuilt:
             assert _dump(upgraded) == _dump(rebuilt)
-        finally:
-            rebuilt.close()
     finally:
         upgraded.close()
 
@@ -638,13 +650,9 @@ def test_a_format_12_cube_is_keyed_by_click_in_place_and_equals_one_built_from_n
         with transaction(old):
             erasure.erase_person(old, world.space, Person(uid=clicked[3]))
             old.execute("UPDATE report_removals SET click_id = NULL")  # format 12's entry
-            w = World(old, copy, world.space)
-            live = "SELECT id FROM links WHERE space_id = ? AND deleted_ms IS NULL"
-            links_ = [r[0] for r in old.execute(live, (w.space,))]
-            _click(w, w.space, "late-1", random.Random(5), T0 + DAY + 5, links_)
-            _event(w, w.space, 900_001, "late-1", "deposit", T0 + DAY + H, value="7",
-                   currency="USD")  # fmt: skip
-            _event(w, w.space, 900_002, clicked[4], "registration", T0 + 2 * DAY)
+            _late_click_and_deposit(old, copy, world.space)
+            _event(World(old, copy, world.space), world.space, 900_002, clicked[4],
+                   "registration", T0 + 2 * DAY)  # fmt: skip
         uids = old.execute("SELECT count(*) FROM reports.cube_uids").fetchone()[0]
     finally:
         old.close()
@@ -656,19 +664,13 @@ def test_a_format_12_cube_is_keyed_by_click_in_place_and_equals_one_built_from_n
         assert version == CUBE_FORMAT
         assert upgraded.execute("SELECT count(*) FROM reports.cube_uids").fetchone()[0] == uids - 1
         catch_up(upgraded)
-        fresh = str(tmp_path / "fresh.db")
-        upgraded.execute("VACUUM main INTO ?", (fresh,))
-        rebuilt = with_rollup(open_db(fresh), fresh, cube=True)
-        try:
-            catch_up(rebuilt)
+        with _built_from_nothing(upgraded, tmp_path) as rebuilt:
             assert _dump(upgraded) == _dump(rebuilt)
             # each uid by its click (its share but for its keys' ids, the order they came in)
             uids_ = ("SELECT click_id, space_id, link_id, json_remove(state, '$[1]')"
                      " FROM reports.cube_uids ORDER BY click_id")  # fmt: skip
             a, b = ([tuple(r) for r in c.execute(uids_)] for c in (upgraded, rebuilt))
             assert a == b
-        finally:
-            rebuilt.close()
     finally:
         upgraded.close()
 

@@ -50,7 +50,7 @@ def add_coarse_rows(conn: sqlite3.Connection) -> int:
         (H,),
     )
     by_c = " JOIN temp.cube_c_of m ON m.h_id = c.key_id"
-    # (what, its rows' dim, to the dim, from level, to level, its key, joins)
+    # (the rows summed, the new rows' dim, their level, the new level, the new key, its join)
     parts = [
         (f"c.dim = '{H}'", f"'{H}'", LEVEL_15M, LEVEL_HOUR, "c.key_id", ""),
         (f"c.dim = '{ALL}'", f"'{ALL}'", LEVEL_15M, LEVEL_HOUR, "c.key_id", ""),

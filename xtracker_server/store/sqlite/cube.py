@@ -186,13 +186,16 @@ def _counts(conn: sqlite3.Connection, space_id: int, query: GroupQuery) -> list[
     if found is None:  # scanned whole (two dimensions...)
         scanned = groups.group_counts(conn, space_id, query, links)
         return _latest_names(conn, space_id, query, scanned)
+    counted = {g.key for g in found}
     for lo, hi, sign in ((w.from_ms, inner.from_ms, 1), (inner.to_ms, w.to_ms, 1), *rests):
         if lo < hi:
             edge = groups.group_counts(conn, space_id, replace(query, window=Window(lo, hi)),
                                        links)  # fmt: skip
             found = add(found, edge, sign)
-    # a group of the scanned edges alone (by day: the cut day's) named as the cube names ids
-    return _latest_names(conn, space_id, query, [g for g in found if g.clicks > 0])
+    # the groups of the scanned edges alone (by day: a cut day's) named as the cube names ids
+    kept = [g for g in found if g.clicks > 0]
+    new = _latest_names(conn, space_id, query, [g for g in kept if g.key not in counted])
+    return [g for g in kept if g.key in counted] + new
 
 
 #: The H keys' columns of the filters that name campaigns, ad sets or ads.

@@ -6,12 +6,14 @@ counts of disjoint parts of it add up."""
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from decimal import Decimal
+from typing import Any
 
 from xtracker_server.domain.groups import TTC_BOUNDS_S, GroupCounts
 from xtracker_server.domain.reports import DAY_MS, Window
 from xtracker_server.store.sqlite.cube_segments import Weights
+from xtracker_server.store.sqlite.lazy import LazyMapping
 
 __all__ = ["add", "whole_days"]
 
@@ -54,15 +56,41 @@ def add(some: list[GroupCounts], more: list[GroupCounts], sign: int = 1) -> list
             uids={e: a.uids.get(e, 0) + sign * g.uids.get(e, 0) for e in {*a.uids, *g.uids}},
             deposits=a.deposits + sign * g.deposits,
             first_deposits=a.first_deposits + sign * g.first_deposits,
-            revenue=_add_money(a.revenue, g.revenue, sign),
+            revenue=_Summed(a.revenue, g.revenue, sign, _add_money),
             reversed_deposits=a.reversed_deposits + sign * g.reversed_deposits,
-            reversed_revenue=_add_money(a.reversed_revenue, g.reversed_revenue, sign),
-            ttc={e: tuple(x + sign * y for x, y in zip(a.ttc.get(e, (0,) * _BINS),
-                                                        g.ttc.get(e, (0,) * _BINS), strict=True))
-                 for e in {*a.ttc, *g.ttc}},
+            reversed_revenue=_Summed(a.reversed_revenue, g.reversed_revenue, sign, _add_money),
+            ttc=_Summed(a.ttc, g.ttc, sign, _add_ttc),
             names={**g.names, **a.names},
         )  # fmt: skip
     return list(out.values())
+
+
+class _Summed(LazyMapping[str, Any]):
+    """Two groups' revenue or histograms added up (``add``) when first read: a cube's group
+    keeps its own lazy (cube_ttc.Histograms, cube_money.Amounts) until then, and a report by
+    ad reads a hundred of the thousands of groups a window's edges touch."""
+
+    __slots__ = ("_add", "_done", "_parts")
+
+    def __init__(self, a: Mapping[str, Any], b: Mapping[str, Any], sign: int,
+                 adder: Callable[[Mapping[str, Any], Mapping[str, Any], int], dict[str, Any]]
+                 ) -> None:  # fmt: skip
+        self._parts = (a, b, sign)  # kept: two threads reading at once both work out the same
+        self._add = adder
+        self._done: dict[str, Any] | None = None
+
+    def _read(self) -> Mapping[str, Any]:
+        if self._done is None:
+            self._done = self._add(*self._parts)
+        return self._done
+
+
+def _add_ttc(
+    a: Mapping[str, tuple[int, ...]], b: Mapping[str, tuple[int, ...]], sign: int
+) -> dict[str, tuple[int, ...]]:
+    zero = (0,) * _BINS
+    return {e: tuple(x + sign * y for x, y in zip(a.get(e, zero), b.get(e, zero), strict=True))
+            for e in {*a, *b}}  # fmt: skip
 
 
 def _add_money(

@@ -60,7 +60,8 @@ class MoneyRows:
                 for i in _SUMMED:
                     acc[i] += sign * amounts[i]
                 acc[3], acc[7] = max(acc[3], amounts[3]), max(acc[7], amounts[7])
-            self._sums, self._rows = out, []
+            # the rows kept: a thread that found no sums yet adds them up too, not from []
+            self._sums = out
         return self._sums
 
 

@@ -145,7 +145,8 @@ class Histograms(LazyMapping[str, tuple[int, ...]]):
             acc = None
             for cells, sign in self._parts:
                 acc = add_concat(acc, cells, sign)
-            self._steps, self._parts = histograms(acc), []
+            # the parts kept: a thread that found no steps yet adds them up too, not from []
+            self._steps = histograms(acc)
         return self._steps
 
 
